@@ -1,0 +1,19 @@
+//! The standard records every skymeter component speaks.
+//!
+//! Collectors produce them, processors transform them, publishers and the server consume
+//! them. This crate is deliberately inert: no I/O, no async, no cloud SDK, so that every
+//! other crate (and every plugin author) can depend on it cheaply. The JSON shape is
+//! versioned by [`SCHEMA_VERSION`]; `docs/schema/` holds the JSON Schema generated from these
+//! types and a test fails when the two drift apart.
+
+pub mod catalog;
+pub mod prom;
+mod record;
+pub mod schema;
+mod unit;
+
+pub use record::*;
+pub use unit::{Stat, Unit};
+
+/// Version of the record format. Bump it on any incompatible change to the JSON shape.
+pub const SCHEMA_VERSION: u32 = 1;

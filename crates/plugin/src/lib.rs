@@ -1,0 +1,25 @@
+//! The plugin API: what a collector, processor or publisher implements, how it describes
+//! itself, how it decodes its config, and the registry that lists them.
+//!
+//! A plugin knows this crate and `skymeter-model`, never the pipeline, the server or the
+//! CLI. Adding a plugin is one folder in `skymeter-plugins` plus one line in its registry.
+
+pub mod config;
+mod describe;
+pub mod rate;
+mod registry;
+pub mod retry;
+pub mod selection;
+pub mod selfstats;
+mod traits;
+
+pub use config::{ConfigError, RawConfig};
+pub use describe::{MetricInfo, PluginDescription, PluginKind};
+pub use registry::{BuildContext, CollectorFactory, ProcessorFactory, PublisherFactory, Registry};
+pub use secrecy::{ExposeSecret, SecretString};
+pub use selection::MetricSelection;
+pub use traits::{CollectRequest, Collector, ErrorKind, Output, PluginError, Processor, Publisher};
+
+/// Re-exported so plugins and the pipeline agree on the crate versions.
+pub use async_trait::async_trait;
+pub use schemars;

@@ -1,0 +1,3 @@
+//! Collectors: sources of resources, points and costs.
+
+pub mod internal;

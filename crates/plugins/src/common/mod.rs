@@ -1,0 +1,1 @@
+//! Codecs and helpers that several plugins share.

@@ -1,0 +1,12 @@
+//! skymeter's built-in plugins. One folder per plugin (code, `README.md`, `sample.toml`,
+//! tests); [`builtin`] lists them. Plugins depend on `skymeter-model` and
+//! `skymeter-plugin` only, never on the pipeline, the server, the CLI or each other; what
+//! several plugins share (parsers of common formats) lives in `common/`.
+
+pub mod collectors;
+pub mod common;
+pub mod processors;
+pub mod publishers;
+mod registry;
+
+pub use registry::builtin;

@@ -1,0 +1,4 @@
+//! Processors: transform batches between collection and publishing.
+
+#[doc(hidden)]
+pub const NONE: () = ();

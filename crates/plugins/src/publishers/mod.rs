@@ -1,0 +1,4 @@
+//! Publishers: destinations for batches.
+
+#[doc(hidden)]
+pub const NONE: () = ();
