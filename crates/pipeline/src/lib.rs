@@ -1,1 +1,11 @@
+//! The pipeline: task files (loading, `${…}` references, validation that names file, line
+//! and key), schedules with aligned collection windows, and the runner that drives each
+//! task's collect → process → publish with timeouts, error capture and graceful shutdown.
 
+pub mod config;
+pub mod runner;
+pub mod schedule;
+
+pub use config::{load_file, load_str, one_shot_source, AgentSettings, LoadedConfig, Task};
+pub use runner::{run_task_once, RunSummary, Runner, TaskRunResult};
+pub use schedule::Schedule;

@@ -62,13 +62,7 @@ impl Source {
         if let Some(span) = span {
             let (line, column) = self.line_col(span.start);
             let text = self.line_text(line);
-            // The key is what stands before `=` on the line, when the span is after it.
-            if let Some(eq) = text.find('=') {
-                let key = text[..eq].trim();
-                if column > eq && !key.is_empty() && !key.starts_with('[') && !key.contains('{') {
-                    err.key = Some(key.trim_matches('"').to_string());
-                }
-            }
+            err.key = key_before(text, column);
             err.line = Some(line);
             err.column = Some(column);
             err.snippet = Some(text.trim_end().to_string());
@@ -83,6 +77,17 @@ impl Source {
         let span = table.span();
         Ok(Spanned::new(span, DeValue::Table(table.into_inner())))
     }
+}
+
+/// The key written just before the value at 1-based `column` of `line` (`count` in
+/// `{ plugin = "x", count = "three" }` when the column points at `"three"`), if any.
+fn key_before(line: &str, column: usize) -> Option<String> {
+    let before: String = line.chars().take(column.saturating_sub(1)).collect();
+    let before = before.trim_end().strip_suffix('=')?.trim_end();
+    let is_key_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '"');
+    let start = before.rfind(|c: char| !is_key_char(c)).map_or(0, |i| i + 1);
+    let key = before[start..].trim_matches('"');
+    (!key.is_empty()).then(|| key.to_string())
 }
 
 fn first_line(s: &str) -> String {

@@ -1,0 +1,138 @@
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// Collects inventory, utilization metrics and cost from clouds, hosts and custom sources,
+/// normalizes them into one record format and delivers them on a schedule.
+#[derive(Debug, Parser)]
+#[command(
+    name = "skymeter",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    /// Log line format (logs go to stderr).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Pretty, env = "SKYMETER_LOG_FORMAT")]
+    pub log_format: LogFormat,
+
+    /// More log output (-v debug, -vv trace). SKYMETER_LOG=<filter> overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Only errors in the log.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the tasks of a task file on their schedules (the agent).
+    Run(RunArgs),
+    /// Check a task file without running it; exit status 2 and every mistake located when wrong.
+    Validate(ValidateArgs),
+    /// Collect once with one collector and print the records, no task file needed.
+    Collect(CollectArgs),
+    /// List the built-in plugins, or describe one (config schema and metrics).
+    Plugins(PluginsArgs),
+    /// List the metrics collectors emit, with units.
+    Metrics(MetricsArgs),
+    /// Print the JSON Schema of the record format.
+    Schema(SchemaArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Task file (TOML).
+    #[arg(short, long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// Run every task once over its last complete window, flush, and exit.
+    #[arg(long)]
+    pub once: bool,
+    /// Run only this task (repeatable).
+    #[arg(long = "task", value_name = "NAME")]
+    pub tasks: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Task file (TOML).
+    #[arg(short, long, value_name = "FILE")]
+    pub config: PathBuf,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct CollectArgs {
+    /// Collector to run (see `skymeter plugins`).
+    pub plugin: String,
+    /// A config key of the collector, KEY=VALUE (repeatable; dotted keys nest, values are
+    /// TOML when they parse as TOML and strings otherwise).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
+    /// Output: a table, or JSON with one standard record per line.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
+    /// Only these metrics (globs such as `cpu.*`; repeatable).
+    #[arg(long = "metrics", value_name = "GLOB")]
+    pub metrics: Vec<String>,
+    /// Length of the window collected, ending at the last multiple of it.
+    #[arg(long, default_value = "60s", value_parser = humantime_duration)]
+    pub period: std::time::Duration,
+    /// Give up after this long.
+    #[arg(long, default_value = "60s", value_parser = humantime_duration)]
+    pub timeout: std::time::Duration,
+    /// Only check config and credentials against the source; collect nothing.
+    #[arg(long)]
+    pub verify: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PluginsArgs {
+    /// Describe this plugin: summary, config schema, metrics.
+    pub name: Option<String>,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct MetricsArgs {
+    /// Only this collector's metrics.
+    #[arg(long)]
+    pub plugin: Option<String>,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct SchemaArgs {
+    /// `batch` (the envelope on the wire) or `record` (one line of `--format json`).
+    #[arg(value_enum, default_value_t = SchemaKind::Batch)]
+    pub kind: SchemaKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SchemaKind {
+    Batch,
+    Record,
+}
+
+fn humantime_duration(s: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(s)
+        .map_err(|e| format!("bad duration `{s}` ({e}); write e.g. 30s, 5m"))
+}

@@ -1,0 +1,418 @@
+use crate::cli::{
+    CollectArgs, Command, MetricsArgs, OutputFormat, PluginsArgs, RunArgs, SchemaArgs, SchemaKind,
+    ValidateArgs,
+};
+use chrono::Utc;
+use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
+use skymeter_model::{Batch, Window};
+use skymeter_pipeline::config::{build_one_shot_collector, hostname};
+use skymeter_pipeline::{load_file, Runner, Schedule};
+use skymeter_plugin::config::Source;
+use skymeter_plugin::{
+    BuildContext, CollectRequest, ConfigError, MetricSelection, Output, PluginKind, RawConfig,
+    Registry,
+};
+use std::process::ExitCode;
+use tokio::sync::watch;
+
+const USAGE: u8 = 2;
+const FAILURE: u8 = 1;
+
+pub async fn dispatch(cli: crate::cli::Cli) -> ExitCode {
+    let registry = skymeter_plugins::builtin();
+    match cli.command {
+        Command::Run(a) => run(a, &registry).await,
+        Command::Validate(a) => validate(a, &registry),
+        Command::Collect(a) => collect(a, &registry).await,
+        Command::Plugins(a) => plugins(a, &registry),
+        Command::Metrics(a) => metrics(a, &registry),
+        Command::Schema(a) => schema(a),
+    }
+}
+
+fn report_config_errors(errors: &[ConfigError]) -> ExitCode {
+    for e in errors {
+        eprintln!("error: {e}");
+    }
+    eprintln!("{} error(s); nothing was run", errors.len());
+    ExitCode::from(USAGE)
+}
+
+async fn run(args: RunArgs, registry: &Registry) -> ExitCode {
+    let mut cfg = match load_file(&args.config, registry) {
+        Ok(c) => c,
+        Err(errs) => return report_config_errors(&errs),
+    };
+    if !args.tasks.is_empty() {
+        let known: Vec<String> = cfg.tasks.iter().map(|t| t.name.clone()).collect();
+        if let Some(missing) = args.tasks.iter().find(|n| !known.contains(n)) {
+            eprintln!(
+                "error: no task named `{missing}` in {}; it has: {}",
+                args.config.display(),
+                known.join(", ")
+            );
+            return ExitCode::from(USAGE);
+        }
+        cfg.tasks.retain(|t| args.tasks.contains(&t.name));
+    }
+    let runner = Runner {
+        agent_id: cfg.agent.agent_id(),
+        tasks: cfg.tasks,
+    };
+    let summary = if args.once {
+        runner.run_once().await
+    } else {
+        let (tx, rx) = watch::channel(false);
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("shutting down: finishing the runs in flight and flushing publishers (signal again to exit at once)");
+            let _ = tx.send(true);
+            wait_for_signal().await;
+            eprintln!("second signal: exiting without flushing");
+            std::process::exit(130);
+        });
+        tracing::info!(agent = %runner.agent_id, tasks = runner.tasks.len(), "skymeter agent started");
+        runner.run(rx).await
+    };
+    let runs = summary.runs.len();
+    let points: usize = summary.runs.iter().map(|r| r.points).sum();
+    let errors: usize = summary.runs.iter().map(|r| r.collect_errors).sum();
+    tracing::info!(runs, points, errors, "stopped");
+    if summary.has_failures() {
+        ExitCode::from(FAILURE)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+fn validate(args: ValidateArgs, registry: &Registry) -> ExitCode {
+    match load_file(&args.config, registry) {
+        Ok(cfg) => {
+            if args.format == OutputFormat::Json {
+                let tasks: Vec<_> = cfg
+                    .tasks
+                    .iter()
+                    .map(|t| {
+                        serde_json::json!({
+                            "name": t.name,
+                            "collect": t.collectors.iter().map(|c| &c.name).collect::<Vec<_>>(),
+                            "process": t.processors.iter().map(|c| &c.name).collect::<Vec<_>>(),
+                            "publish": t.publishers.iter().map(|c| &c.name).collect::<Vec<_>>(),
+                        })
+                    })
+                    .collect();
+                println!(
+                    "{}",
+                    serde_json::json!({"valid": true, "file": args.config, "tasks": tasks})
+                );
+            } else {
+                for t in &cfg.tasks {
+                    let names = |v: Vec<&String>| {
+                        v.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                    };
+                    println!(
+                        "task `{}`: {} → collect [{}] → process [{}] → publish [{}]",
+                        t.name,
+                        describe_schedule(&t.schedule),
+                        names(t.collectors.iter().map(|c| &c.name).collect()),
+                        names(t.processors.iter().map(|c| &c.name).collect()),
+                        names(t.publishers.iter().map(|c| &c.name).collect()),
+                    );
+                }
+                println!(
+                    "{}: valid ({} task(s))",
+                    args.config.display(),
+                    cfg.tasks.len()
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(errs) => {
+            if args.format == OutputFormat::Json {
+                let list: Vec<_> = errs
+                    .iter()
+                    .map(|e| serde_json::json!({"file": e.file, "line": e.line, "column": e.column, "key": e.key, "message": e.message}))
+                    .collect();
+                println!("{}", serde_json::json!({"valid": false, "errors": list}));
+                ExitCode::from(USAGE)
+            } else {
+                report_config_errors(&errs)
+            }
+        }
+    }
+}
+
+fn describe_schedule(s: &Schedule) -> String {
+    match s {
+        Schedule::Every(d) => format!("every {}", humantime::format_duration(*d)),
+        Schedule::Cron { expr, .. } => format!("cron `{expr}`"),
+    }
+}
+
+/// The stdout publisher renders records for `collect`, so the command prints exactly what
+/// a task publishing to stdout would.
+fn stdout_publisher(
+    registry: &Registry,
+    format: OutputFormat,
+) -> Result<Box<dyn skymeter_plugin::Publisher>, String> {
+    let f = registry
+        .publisher("stdout")
+        .ok_or("this build has no stdout publisher")?;
+    let text = match format {
+        OutputFormat::Table => "format = \"table\"",
+        OutputFormat::Json => "format = \"json\"",
+    };
+    let source = Source::new("--format", text);
+    let root = source.parse().map_err(|e| e.to_string())?;
+    (f.build)(
+        &RawConfig::new(source.clone(), root, Default::default()),
+        &BuildContext::one_shot(&hostname()),
+    )
+    .map_err(|e| e.to_string())
+}
+
+async fn collect(args: CollectArgs, registry: &Registry) -> ExitCode {
+    let ctx = BuildContext::one_shot(&hostname());
+    let mut collector = match build_one_shot_collector(registry, &args.plugin, &args.sets, &ctx) {
+        Ok(c) => c,
+        Err(errs) => return report_config_errors(&errs),
+    };
+    let metrics = match MetricSelection::new(&args.metrics) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("error: --metrics: {e}");
+            return ExitCode::from(USAGE);
+        }
+    };
+    if args.verify {
+        return match tokio::time::timeout(args.timeout, collector.verify()).await {
+            Ok(Ok(())) => {
+                println!("{}: config and credentials verified", args.plugin);
+                ExitCode::SUCCESS
+            }
+            Ok(Err(e)) => {
+                eprintln!("error: {}: {e}", args.plugin);
+                ExitCode::from(FAILURE)
+            }
+            Err(_) => {
+                eprintln!(
+                    "error: {}: verification timed out after {:?}",
+                    args.plugin, args.timeout
+                );
+                ExitCode::from(FAILURE)
+            }
+        };
+    }
+    let mut publisher = match stdout_publisher(registry, args.format) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(FAILURE);
+        }
+    };
+    let (start, end) = Schedule::Every(args.period).first_window(Utc::now());
+    let req = CollectRequest {
+        window: Window { start, end },
+        metrics,
+        task: "collect".into(),
+    };
+    let mut out = Output::default();
+    let collected_at = Utc::now();
+    let outcome = tokio::time::timeout(args.timeout, collector.collect(&req, &mut out)).await;
+    let mut batch = Batch::new(ctx.agent_id.clone(), "collect", collected_at);
+    batch.window = Some(req.window);
+    batch.resources = out.resources;
+    batch.points = out.points;
+    batch.costs = out.costs;
+    batch.errors = out
+        .errors
+        .into_iter()
+        .map(|e| e.into_record(&args.plugin, collected_at))
+        .collect();
+    let failed = match outcome {
+        Ok(Ok(())) => false,
+        Ok(Err(e)) => {
+            batch.errors.push(e.into_record(&args.plugin, collected_at));
+            true
+        }
+        Err(_) => {
+            batch.errors.push(
+                skymeter_plugin::PluginError::new(
+                    skymeter_plugin::ErrorKind::Timeout,
+                    format!(
+                        "collection timed out after {:?}; raise --timeout",
+                        args.timeout
+                    ),
+                )
+                .into_record(&args.plugin, collected_at),
+            );
+            true
+        }
+    };
+    if let Err(e) = publisher.publish(&batch).await {
+        eprintln!("error: cannot write the output: {e}");
+        return ExitCode::from(FAILURE);
+    }
+    let _ = publisher.flush().await;
+    for e in &batch.errors {
+        eprintln!("error: {}: {}", e.plugin, e.message);
+    }
+    if failed {
+        ExitCode::from(FAILURE)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn new_table(header: &[&str]) -> Table {
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED)
+        .set_header(header.to_vec());
+    t
+}
+
+fn plugins(args: PluginsArgs, registry: &Registry) -> ExitCode {
+    let descriptions = registry.descriptions();
+    if let Some(name) = &args.name {
+        let found: Vec<_> = descriptions.iter().filter(|d| d.name == name).collect();
+        if found.is_empty() {
+            let all: Vec<_> = descriptions.iter().map(|d| d.name).collect();
+            eprintln!(
+                "error: no plugin named `{name}`; available: {}",
+                all.join(", ")
+            );
+            return ExitCode::from(USAGE);
+        }
+        for d in found {
+            let detail = serde_json::json!({
+                "name": d.name, "kind": d.kind.as_str(), "summary": d.summary,
+                "config_schema": (d.config_schema)(),
+                "metrics": (d.metrics)().iter().map(|m| m.name.clone()).collect::<Vec<_>>(),
+            });
+            match args.format {
+                OutputFormat::Json => println!("{detail}"),
+                OutputFormat::Table => {
+                    println!("{} ({}): {}\n", d.name, d.kind.as_str(), d.summary);
+                    println!(
+                        "config schema:\n{}",
+                        serde_json::to_string_pretty(&detail["config_schema"]).unwrap_or_default()
+                    );
+                    let m = (d.metrics)();
+                    if !m.is_empty() {
+                        println!(
+                            "\n{} metric(s): see `skymeter metrics --plugin {}`",
+                            m.len(),
+                            d.name
+                        );
+                    }
+                }
+            }
+        }
+        return ExitCode::SUCCESS;
+    }
+    match args.format {
+        OutputFormat::Json => {
+            for d in &descriptions {
+                println!(
+                    "{}",
+                    serde_json::json!({"name": d.name, "kind": d.kind.as_str(), "summary": d.summary})
+                );
+            }
+        }
+        OutputFormat::Table => {
+            let mut t = new_table(&["plugin", "kind", "summary"]);
+            for d in &descriptions {
+                t.add_row(vec![d.name, d.kind.as_str(), d.summary]);
+            }
+            println!("{t}");
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+fn metrics(args: MetricsArgs, registry: &Registry) -> ExitCode {
+    let collectors = registry.names(PluginKind::Collector);
+    let selected: Vec<&str> = match &args.plugin {
+        Some(p) if collectors.contains(&p.as_str()) => vec![p.as_str()],
+        Some(p) => {
+            eprintln!(
+                "error: no collector named `{p}`; available: {}",
+                collectors.join(", ")
+            );
+            return ExitCode::from(USAGE);
+        }
+        None => collectors.clone(),
+    };
+    let mut t = new_table(&[
+        "plugin",
+        "metric",
+        "unit",
+        "stats",
+        "labels",
+        "source",
+        "description",
+    ]);
+    for name in selected {
+        let d = registry.collector(name).expect("listed").description;
+        let list = (d.metrics)();
+        if list.is_empty() && args.format == OutputFormat::Table {
+            t.add_row(vec![
+                name,
+                "(whatever the source exposes)",
+                "",
+                "",
+                "",
+                "",
+                "see the plugin's README",
+            ]);
+        }
+        for m in list {
+            let stats: Vec<&str> = m.stats.iter().map(|s| s.as_str()).collect();
+            match args.format {
+                OutputFormat::Json => println!(
+                    "{}",
+                    serde_json::json!({"plugin": name, "metric": m.name, "unit": m.unit, "stats": stats,
+                        "labels": m.labels, "source": m.source, "description": m.description})
+                ),
+                OutputFormat::Table => {
+                    t.add_row(vec![
+                        name.to_string(),
+                        m.name,
+                        m.unit.to_string(),
+                        stats.join(","),
+                        m.labels.join(","),
+                        m.source,
+                        m.description,
+                    ]);
+                }
+            }
+        }
+    }
+    if args.format == OutputFormat::Table {
+        println!("{t}");
+    }
+    ExitCode::SUCCESS
+}
+
+fn schema(args: SchemaArgs) -> ExitCode {
+    let s = match args.kind {
+        SchemaKind::Batch => skymeter_model::schema::batch(),
+        SchemaKind::Record => skymeter_model::schema::record(),
+    };
+    print!("{}", skymeter_model::schema::to_file_text(&s));
+    ExitCode::SUCCESS
+}

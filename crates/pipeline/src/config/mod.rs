@@ -1,0 +1,613 @@
+//! Task files.
+//!
+//! ```toml
+//! [agent]                      # optional
+//! id = "web-01"                # default: the host name
+//! data_dir = "/var/lib/skymeter"
+//!
+//! [[task]]
+//! name = "host"
+//! schedule = { every = "10s" } # or { cron = "0 */5 * * * *" }; optional start / stop
+//! timeout = "10s"              # per collection; default: the period, at most 60s
+//! metrics = ["cpu.*"]          # optional: what collectors are asked for
+//! collect = [{ plugin = "host" }]
+//! process = [{ plugin = "filter", include = ["cpu.*", "memory.*"] }]
+//! publish = [{ plugin = "stdout", format = "json" }]
+//! ```
+//!
+//! Loading validates everything before anything runs and reports every mistake, each with
+//! file, line and key. Plugin entries are built here (so a plugin's own checks run at
+//! validation time too); `plugin`, `name` and (for collectors) `timeout` are the pipeline's
+//! keys, the rest of an entry belongs to the plugin.
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use skymeter_plugin::config::{interpolate, DurationStr, Source};
+use skymeter_plugin::{
+    BuildContext, Collector, ConfigError, MetricSelection, PluginKind, Processor, Publisher,
+    RawConfig, Registry,
+};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use toml::de::DeValue;
+use toml::Spanned;
+
+use crate::schedule::Schedule;
+
+/// `[agent]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentSettings {
+    /// Identifies this agent in batches; defaults to the host name.
+    pub id: Option<String>,
+    /// Where plugins keep state (buffers, cursors). Default `./skymeter-data`.
+    pub data_dir: Option<PathBuf>,
+}
+
+impl AgentSettings {
+    pub fn agent_id(&self) -> String {
+        self.id.clone().unwrap_or_else(hostname)
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.data_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("skymeter-data"))
+    }
+}
+
+/// This machine's host name (the kernel's, as `hostname` prints it).
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+/// A collector instance of a task.
+pub struct CollectorEntry {
+    /// The entry's `name`, else the plugin's name (suffixed `#2`… when repeated).
+    pub name: String,
+    pub plugin: &'static str,
+    pub timeout: Duration,
+    pub collector: Box<dyn Collector>,
+}
+
+pub struct ProcessorEntry {
+    pub name: String,
+    pub processor: Box<dyn Processor>,
+}
+
+pub struct PublisherEntry {
+    pub name: String,
+    pub publisher: Box<dyn Publisher>,
+}
+
+/// A validated, built task, ready to run.
+pub struct Task {
+    pub name: String,
+    pub schedule: Schedule,
+    pub start: Option<DateTime<Utc>>,
+    pub stop: Option<DateTime<Utc>>,
+    pub metrics: MetricSelection,
+    pub collectors: Vec<CollectorEntry>,
+    pub processors: Vec<ProcessorEntry>,
+    pub publishers: Vec<PublisherEntry>,
+}
+
+/// A whole task file, validated and built.
+pub struct LoadedConfig {
+    pub agent: AgentSettings,
+    pub tasks: Vec<Task>,
+}
+
+/// The part of `[[task]]` that is not a plugin list.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TaskHeader {
+    name: String,
+    schedule: ScheduleSpec,
+    timeout: Option<DurationStr>,
+    #[serde(default)]
+    metrics: Vec<String>,
+    /// Free text for humans.
+    #[serde(default)]
+    #[allow(dead_code)]
+    description: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScheduleSpec {
+    every: Option<DurationStr>,
+    cron: Option<String>,
+    start: Option<Timestamp>,
+    stop: Option<Timestamp>,
+}
+
+/// A point in time as a TOML datetime (`2026-11-22T10:00:00Z`) or an RFC 3339 string.
+#[derive(Debug, Clone, Copy)]
+struct Timestamp(DateTime<Utc>);
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Either {
+            Toml(toml::value::Datetime),
+            Text(String),
+        }
+        let text = match Either::deserialize(d)? {
+            Either::Toml(dt) => dt.to_string(),
+            Either::Text(s) => s,
+        };
+        DateTime::parse_from_rfc3339(&text)
+            .map(|t| Timestamp(t.with_timezone(&Utc)))
+            .map_err(|e| {
+                serde::de::Error::custom(format!(
+                    "bad time `{text}` ({e}); write e.g. 2026-11-22T10:00:00Z"
+                ))
+            })
+    }
+}
+
+/// Loads and builds a task file. On failure, returns every mistake found.
+pub fn load_file(path: &Path, registry: &Registry) -> Result<LoadedConfig, Vec<ConfigError>> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        vec![ConfigError {
+            file: path.display().to_string(),
+            line: None,
+            column: None,
+            key: None,
+            message: format!("cannot read the config file: {e}"),
+            snippet: None,
+        }]
+    })?;
+    load_str(
+        Source::new(path.display().to_string(), text),
+        registry,
+        &|k| std::env::var(k).ok(),
+    )
+}
+
+/// Loads and builds a task file from text; `env` resolves `${VAR}` references.
+pub fn load_str(
+    source: Arc<Source>,
+    registry: &Registry,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<LoadedConfig, Vec<ConfigError>> {
+    let mut root = source.parse().map_err(|e| vec![e])?;
+    let secrets = Arc::new(interpolate(&source, &mut root, env)?);
+    let mut errors = Vec::new();
+    let root_span = root.span();
+    let DeValue::Table(mut root_table) = root.into_inner() else {
+        unreachable!("a document is a table")
+    };
+
+    let agent = match root_table.remove("agent") {
+        Some(v) => decode::<AgentSettings>(&source, &secrets, v).unwrap_or_else(|e| {
+            errors.push(e);
+            AgentSettings::default()
+        }),
+        None => AgentSettings::default(),
+    };
+    let tasks_value = root_table.remove("task");
+    for (key, _) in root_table.iter() {
+        errors.push(source.error(
+            Some(key.span()),
+            format!(
+                "unknown top-level key `{}`; a task file has `[agent]` and `[[task]]` only",
+                key.get_ref()
+            ),
+        ));
+    }
+
+    let ctx_base = BuildContext {
+        agent_id: agent.agent_id(),
+        data_dir: agent.data_dir(),
+        task: String::new(),
+    };
+    let mut tasks = Vec::new();
+    match tasks_value {
+        None => errors.push(source.error(
+            Some(root_span.start..root_span.start),
+            "no `[[task]]` defined; add at least one",
+        )),
+        Some(v) => {
+            let span = v.span();
+            match v.into_inner() {
+                DeValue::Array(arr) => {
+                    for t in arr {
+                        if let Some(task) =
+                            build_task(&source, &secrets, registry, &ctx_base, t, &mut errors)
+                        {
+                            tasks.push(task);
+                        }
+                    }
+                }
+                _ => errors.push(source.error(
+                    Some(span),
+                    "`task` must be an array of tables: write `[[task]]`",
+                )),
+            }
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    for t in &tasks {
+        if !seen.insert(t.name.clone()) {
+            errors.push(source.error(
+                None,
+                format!(
+                    "two tasks are named `{}`; task names must be unique",
+                    t.name
+                ),
+            ));
+        }
+    }
+    if errors.is_empty() {
+        Ok(LoadedConfig { agent, tasks })
+    } else {
+        Err(errors)
+    }
+}
+
+fn decode<T: serde::de::DeserializeOwned>(
+    source: &Arc<Source>,
+    secrets: &Arc<Vec<String>>,
+    value: Spanned<DeValue<'_>>,
+) -> Result<T, ConfigError> {
+    RawConfig::new(source.clone(), value, secrets.clone()).decode()
+}
+
+fn build_task(
+    source: &Arc<Source>,
+    secrets: &Arc<Vec<String>>,
+    registry: &Registry,
+    ctx_base: &BuildContext,
+    value: Spanned<DeValue<'_>>,
+    errors: &mut Vec<ConfigError>,
+) -> Option<Task> {
+    let span = value.span();
+    let DeValue::Table(mut table) = value.into_inner() else {
+        errors.push(source.error(Some(span), "each `[[task]]` must be a table"));
+        return None;
+    };
+    let lists: Vec<_> = ["collect", "process", "publish"]
+        .iter()
+        .map(|k| table.remove(*k))
+        .collect();
+    let header = match decode::<TaskHeader>(
+        source,
+        secrets,
+        Spanned::new(span.clone(), DeValue::Table(table)),
+    ) {
+        Ok(h) => h,
+        Err(e) => {
+            errors.push(e);
+            return None;
+        }
+    };
+    let ctx = BuildContext {
+        task: header.name.clone(),
+        ..ctx_base.clone()
+    };
+    let before = errors.len();
+    let at_task = |msg: String| source.error(Some(span.start..span.start), msg);
+
+    let schedule = match (&header.schedule.every, &header.schedule.cron) {
+        (Some(every), None) if every.0 >= Duration::from_millis(100) => {
+            Some(Schedule::Every(every.0))
+        }
+        (Some(_), None) => {
+            errors.push(at_task(format!(
+                "task `{}`: `every` must be at least 100ms",
+                header.name
+            )));
+            None
+        }
+        (None, Some(expr)) => match expr.parse::<cron::Schedule>() {
+            Ok(s) => Some(Schedule::Cron {
+                expr: expr.clone(),
+                schedule: Box::new(s),
+            }),
+            Err(e) => {
+                errors.push(at_task(format!(
+                    "task `{}`: bad cron expression `{expr}` ({e}); six fields, seconds first: \"0 */5 * * * *\"",
+                    header.name
+                )));
+                None
+            }
+        },
+        _ => {
+            errors.push(at_task(format!(
+                "task `{}`: `schedule` needs exactly one of `every = \"30s\"` or `cron = \"0 */5 * * * *\"`",
+                header.name
+            )));
+            None
+        }
+    };
+    if let (Some(a), Some(b)) = (header.schedule.start, header.schedule.stop) {
+        if b.0 <= a.0 {
+            errors.push(at_task(format!(
+                "task `{}`: schedule `stop` must be after `start`",
+                header.name
+            )));
+        }
+    }
+    let metrics = MetricSelection::new(&header.metrics).unwrap_or_else(|e| {
+        errors.push(at_task(format!("task `{}`: {e}", header.name)));
+        MetricSelection::all()
+    });
+    let default_timeout = schedule
+        .as_ref()
+        .map(|s| s.period_at(Utc::now()).min(Duration::from_secs(60)))
+        .unwrap_or(Duration::from_secs(60));
+    let task_timeout = header.timeout.map(|d| d.0).unwrap_or(default_timeout);
+
+    let mut collectors = Vec::new();
+    let mut processors = Vec::new();
+    let mut publishers = Vec::new();
+    for (kind, list) in [
+        PluginKind::Collector,
+        PluginKind::Processor,
+        PluginKind::Publisher,
+    ]
+    .into_iter()
+    .zip(lists)
+    {
+        let Some(list) = list else {
+            if kind != PluginKind::Processor {
+                errors.push(at_task(format!(
+                    "task `{}` has no `{}` list; add e.g. {}",
+                    header.name,
+                    list_key(kind),
+                    match kind {
+                        PluginKind::Collector => "collect = [{ plugin = \"host\" }]",
+                        _ => "publish = [{ plugin = \"stdout\" }]",
+                    }
+                )));
+            }
+            continue;
+        };
+        let list_span = list.span();
+        let DeValue::Array(entries) = list.into_inner() else {
+            errors.push(source.error(
+                Some(list_span),
+                format!("`{}` must be a list of tables", list_key(kind)),
+            ));
+            continue;
+        };
+        if entries.is_empty() && kind != PluginKind::Processor {
+            errors.push(source.error(
+                Some(list_span),
+                format!("`{}` is empty; name at least one plugin", list_key(kind)),
+            ));
+        }
+        let mut names = std::collections::HashMap::<String, usize>::new();
+        for entry in entries {
+            let Some(mut e) = split_entry(source, secrets, registry, kind, entry, errors) else {
+                continue;
+            };
+            let n = names.entry(e.name.clone()).or_insert(0);
+            *n += 1;
+            if *n > 1 {
+                e.name = format!("{}#{}", e.name, n);
+            }
+            match kind {
+                PluginKind::Collector => {
+                    let f = registry.collector(e.plugin).expect("checked");
+                    match (f.build)(&e.raw, &ctx) {
+                        Ok(c) => collectors.push(CollectorEntry {
+                            name: e.name,
+                            plugin: e.plugin,
+                            timeout: e.timeout.unwrap_or(task_timeout),
+                            collector: c,
+                        }),
+                        Err(err) => errors.push(err),
+                    }
+                }
+                PluginKind::Processor => {
+                    let f = registry.processor(e.plugin).expect("checked");
+                    match (f.build)(&e.raw, &ctx) {
+                        Ok(p) => processors.push(ProcessorEntry {
+                            name: e.name,
+                            processor: p,
+                        }),
+                        Err(err) => errors.push(err),
+                    }
+                }
+                PluginKind::Publisher => {
+                    let f = registry.publisher(e.plugin).expect("checked");
+                    match (f.build)(&e.raw, &ctx) {
+                        Ok(p) => publishers.push(PublisherEntry {
+                            name: e.name,
+                            publisher: p,
+                        }),
+                        Err(err) => errors.push(err),
+                    }
+                }
+            }
+        }
+    }
+    if errors.len() > before {
+        return None;
+    }
+    Some(Task {
+        name: header.name,
+        schedule: schedule?,
+        start: header.schedule.start.map(|t| t.0),
+        stop: header.schedule.stop.map(|t| t.0),
+        metrics,
+        collectors,
+        processors,
+        publishers,
+    })
+}
+
+fn list_key(kind: PluginKind) -> &'static str {
+    match kind {
+        PluginKind::Collector => "collect",
+        PluginKind::Processor => "process",
+        PluginKind::Publisher => "publish",
+    }
+}
+
+struct Entry<'a> {
+    plugin: &'static str,
+    name: String,
+    timeout: Option<Duration>,
+    raw: RawConfig<'a>,
+}
+
+/// Takes the pipeline's keys out of one plugin entry and checks the plugin exists.
+fn split_entry<'a>(
+    source: &Arc<Source>,
+    secrets: &Arc<Vec<String>>,
+    registry: &Registry,
+    kind: PluginKind,
+    entry: Spanned<DeValue<'a>>,
+    errors: &mut Vec<ConfigError>,
+) -> Option<Entry<'a>> {
+    let span = entry.span();
+    let DeValue::Table(mut table) = entry.into_inner() else {
+        errors.push(source.error(
+            Some(span),
+            "each plugin entry must be a table such as { plugin = \"host\" }",
+        ));
+        return None;
+    };
+    let known = registry.names(kind);
+    let plugin = match table.remove("plugin") {
+        None => {
+            errors.push(source.error(
+                Some(span),
+                format!(
+                    "this entry has no `plugin` key; add plugin = \"NAME\" with one of: {}",
+                    known.join(", ")
+                ),
+            ));
+            return None;
+        }
+        Some(v) => {
+            let vspan = v.span();
+            let Some(name) = v.get_ref().as_str() else {
+                errors.push(source.error(Some(vspan), "`plugin` must be a string"));
+                return None;
+            };
+            match known.iter().find(|k| **k == name) {
+                Some(k) => *k,
+                None => {
+                    let mut e = source.error(
+                        Some(vspan),
+                        format!(
+                            "unknown {} plugin `{name}`; available: {} (run `skymeter plugins`)",
+                            kind.as_str(),
+                            known.join(", ")
+                        ),
+                    );
+                    e.key = Some("plugin".into());
+                    errors.push(e);
+                    return None;
+                }
+            }
+        }
+    };
+    let name = match table.remove("name") {
+        Some(v) => match v.get_ref().as_str() {
+            Some(s) if !s.is_empty() => s.to_string(),
+            _ => {
+                errors.push(source.error(Some(v.span()), "`name` must be a non-empty string"));
+                return None;
+            }
+        },
+        None => plugin.to_string(),
+    };
+    let timeout = if kind == PluginKind::Collector {
+        match table.remove("timeout") {
+            Some(v) => match decode::<DurationStr>(source, secrets, v) {
+                Ok(d) => Some(d.0),
+                Err(e) => {
+                    errors.push(e);
+                    return None;
+                }
+            },
+            None => None,
+        }
+    } else {
+        None
+    };
+    Some(Entry {
+        plugin,
+        name,
+        timeout,
+        raw: RawConfig::new(
+            source.clone(),
+            Spanned::new(span, DeValue::Table(table)),
+            secrets.clone(),
+        ),
+    })
+}
+
+/// Turns `--set key=value` arguments into a config source: each value is read as a TOML
+/// value when it parses as one (`3`, `true`, `["a","b"]`, `{ id = "x" }`) and as a string
+/// otherwise, and dotted keys nest (`resource.id=web`).
+pub fn one_shot_source(sets: &[String]) -> Result<Arc<Source>, ConfigError> {
+    let mut text = String::new();
+    for set in sets {
+        let Some((key, value)) = set.split_once('=') else {
+            return Err(ConfigError {
+                file: "--set".into(),
+                line: None,
+                column: None,
+                key: None,
+                message: format!("`{set}` is not KEY=VALUE"),
+                snippet: None,
+            });
+        };
+        let key = key.trim();
+        let value = value.trim();
+        let literal = format!("v = {value}");
+        let as_toml = toml::from_str::<toml::Table>(&literal).is_ok();
+        if as_toml {
+            text.push_str(&format!("{key} = {value}\n"));
+        } else {
+            text.push_str(&format!(
+                "{key} = {}\n",
+                toml::Value::String(value.to_string())
+            ));
+        }
+    }
+    Ok(Source::new("--set", text))
+}
+
+/// Builds one plugin from `--set` arguments, for `skymeter collect`.
+pub fn build_one_shot_collector(
+    registry: &Registry,
+    plugin: &str,
+    sets: &[String],
+    ctx: &BuildContext,
+) -> Result<Box<dyn Collector>, Vec<ConfigError>> {
+    let Some(factory) = registry.collector(plugin) else {
+        return Err(vec![ConfigError {
+            file: "command line".into(),
+            line: None,
+            column: None,
+            key: None,
+            message: format!(
+                "unknown collector `{plugin}`; available: {}",
+                registry.names(PluginKind::Collector).join(", ")
+            ),
+            snippet: None,
+        }]);
+    };
+    let source = one_shot_source(sets).map_err(|e| vec![e])?;
+    let mut root = source.parse().map_err(|e| vec![e])?;
+    let secrets = Arc::new(interpolate(&source, &mut root, &|k| std::env::var(k).ok())?);
+    (factory.build)(&RawConfig::new(source.clone(), root, secrets), ctx).map_err(|e| vec![e])
+}
+
+#[cfg(test)]
+mod tests;

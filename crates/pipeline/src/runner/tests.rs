@@ -1,0 +1,225 @@
+use super::*;
+use crate::config::{ProcessorEntry, PublisherEntry};
+use crate::schedule::Schedule;
+use skymeter_model::{Point, ResourceRef, Stat, Unit};
+use skymeter_plugin::{async_trait, Collector, MetricSelection, Processor, Publisher};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+struct Fixed(f64);
+#[async_trait]
+impl Collector for Fixed {
+    async fn collect(&mut self, req: &CollectRequest, out: &mut Output) -> Result<(), PluginError> {
+        out.points.push(Point {
+            metric: "x.value".into(),
+            unit: Unit::Count,
+            stat: Stat::Last,
+            period_s: 0,
+            ts: req.window.end,
+            value: self.0,
+            resource: ResourceRef {
+                provider: "custom".into(),
+                account: String::new(),
+                region: String::new(),
+                id: "r".into(),
+            },
+            labels: Default::default(),
+        });
+        Ok(())
+    }
+}
+
+struct Failing;
+#[async_trait]
+impl Collector for Failing {
+    async fn collect(&mut self, _: &CollectRequest, _: &mut Output) -> Result<(), PluginError> {
+        Err(PluginError::new(ErrorKind::Auth, "bad token; set TOKEN")
+            .with("url", "http://127.0.0.1:1"))
+    }
+}
+
+struct Slow;
+#[async_trait]
+impl Collector for Slow {
+    async fn collect(&mut self, _: &CollectRequest, _: &mut Output) -> Result<(), PluginError> {
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        Ok(())
+    }
+}
+
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<Batch>>>, Arc<Mutex<u32>>);
+#[async_trait]
+impl Publisher for Capture {
+    async fn publish(&mut self, batch: &Batch) -> Result<(), PluginError> {
+        self.0.lock().unwrap().push(batch.clone());
+        Ok(())
+    }
+    async fn flush(&mut self) -> Result<(), PluginError> {
+        *self.1.lock().unwrap() += 1;
+        Ok(())
+    }
+}
+
+/// Holds every point back until flush, like an aggregation window that never closed.
+struct HoldBack(Vec<skymeter_model::Point>);
+impl Processor for HoldBack {
+    fn process(&mut self, batch: &mut Batch) {
+        self.0.append(&mut batch.points);
+    }
+    fn flush(&mut self, batch: &mut Batch) {
+        batch.points.append(&mut self.0);
+    }
+}
+
+/// Doubles every value it sees.
+struct Double;
+impl Processor for Double {
+    fn process(&mut self, batch: &mut Batch) {
+        batch.points.iter_mut().for_each(|p| p.value *= 2.0);
+    }
+}
+
+fn entry(name: &str, c: Box<dyn Collector>, timeout_ms: u64) -> CollectorEntry {
+    CollectorEntry {
+        name: name.into(),
+        plugin: "test",
+        timeout: Duration::from_millis(timeout_ms),
+        collector: c,
+    }
+}
+
+fn task(collectors: Vec<CollectorEntry>, cap: &Capture, every_ms: u64) -> Task {
+    Task {
+        name: "t".into(),
+        schedule: Schedule::Every(Duration::from_millis(every_ms)),
+        start: None,
+        stop: None,
+        metrics: MetricSelection::all(),
+        collectors,
+        processors: Vec::new(),
+        publishers: vec![PublisherEntry {
+            name: "capture".into(),
+            publisher: Box::new(cap.clone()),
+        }],
+    }
+}
+
+#[tokio::test]
+async fn a_failing_or_slow_collector_is_reported_and_the_others_go_on() {
+    let cap = Capture::default();
+    let t = task(
+        vec![
+            entry("good", Box::new(Fixed(5.0)), 1000),
+            entry("bad", Box::new(Failing), 1000),
+            entry("slow", Box::new(Slow), 100),
+        ],
+        &cap,
+        1000,
+    );
+    let started = Instant::now();
+    let summary = Runner {
+        agent_id: "a".into(),
+        tasks: vec![t],
+    }
+    .run_once()
+    .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the slow collector was cut at its timeout"
+    );
+    let batches = cap.0.lock().unwrap();
+    assert_eq!(batches.len(), 1);
+    let b = &batches[0];
+    assert_eq!(b.points.len(), 1);
+    assert_eq!(b.points[0].value, 5.0);
+    let errs: Vec<(&str, &str)> = b
+        .errors
+        .iter()
+        .map(|e| (e.plugin.as_str(), e.message.as_str()))
+        .collect();
+    assert_eq!(errs.len(), 2, "{errs:?}");
+    assert_eq!(errs[0], ("bad", "bad token; set TOKEN"));
+    assert_eq!(b.errors[0].context["url"], "http://127.0.0.1:1");
+    assert_eq!(errs[1].0, "slow");
+    assert!(
+        errs[1].1.starts_with("collection timed out after 100ms"),
+        "{errs:?}"
+    );
+    assert_eq!(summary.runs[0].failed_collectors, 2);
+    assert!(summary.has_failures());
+    assert_eq!(*cap.1.lock().unwrap(), 1, "publishers flushed once");
+    b.validate().unwrap();
+}
+
+#[tokio::test]
+async fn scheduled_runs_cover_adjacent_windows_and_shutdown_flushes() {
+    let cap = Capture::default();
+    let mut t = task(vec![entry("good", Box::new(Fixed(1.0)), 1000)], &cap, 200);
+    t.processors = vec![
+        ProcessorEntry {
+            name: "hold".into(),
+            processor: Box::new(HoldBack(Vec::new())),
+        },
+        ProcessorEntry {
+            name: "double".into(),
+            processor: Box::new(Double),
+        },
+    ];
+    let (tx, rx) = watch::channel(false);
+    let handle = tokio::spawn(
+        Runner {
+            agent_id: "a".into(),
+            tasks: vec![t],
+        }
+        .run(rx),
+    );
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    tx.send(true).unwrap();
+    let summary = tokio::time::timeout(Duration::from_secs(5), handle)
+        .await
+        .expect("stops promptly")
+        .unwrap();
+    assert!(summary.runs.len() >= 4, "{} runs", summary.runs.len());
+    let batches = cap.0.lock().unwrap();
+    let windows: Vec<Window> = batches.iter().filter_map(|b| b.window).collect();
+    assert_eq!(windows.len(), summary.runs.len());
+    for w in windows.windows(2) {
+        assert_eq!(w[0].end, w[1].start, "no gap, no overlap");
+    }
+    for w in &windows {
+        assert_eq!(
+            w.end.timestamp_subsec_millis() % 200,
+            0,
+            "aligned to the period"
+        );
+    }
+    // Every held-back point comes out at shutdown, through the processors after `hold`.
+    let last = batches.last().unwrap();
+    assert_eq!(last.points.len(), summary.runs.len());
+    assert!(last.points.iter().all(|p| p.value == 2.0));
+    assert_eq!(*cap.1.lock().unwrap(), 1);
+}
+
+#[tokio::test]
+async fn non_finite_values_are_dropped_with_an_error() {
+    let cap = Capture::default();
+    let t = task(
+        vec![entry("nan", Box::new(Fixed(f64::NAN)), 1000)],
+        &cap,
+        1000,
+    );
+    Runner {
+        agent_id: "a".into(),
+        tasks: vec![t],
+    }
+    .run_once()
+    .await;
+    let b = &cap.0.lock().unwrap()[0];
+    assert!(b.points.is_empty());
+    assert!(
+        b.errors[0].message.contains("1 values that are not finite"),
+        "{:?}",
+        b.errors
+    );
+}
