@@ -53,3 +53,13 @@ fn schemas_accept_a_real_batch_and_reject_a_wrong_type() {
     bad["points"][0]["unit"] = "furlongs".into();
     assert!(!validator.is_valid(&bad));
 }
+
+#[test]
+fn format_doc_lists_every_normalized_metric() {
+    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/format.md");
+    let doc = std::fs::read_to_string(path).unwrap();
+    for def in skymeter_model::catalog::NORMALIZED {
+        let row = format!("| `{}` | {} |", def.name, def.unit);
+        assert!(doc.contains(&row), "docs/format.md lacks the row `{row}`");
+    }
+}

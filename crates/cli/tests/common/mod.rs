@@ -1,0 +1,73 @@
+//! Helpers for tests that drive the real `skymeter` binary.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_skymeter"))
+}
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+}
+
+/// Runs skymeter with `args` in `cwd`; logs quiet unless the test asks otherwise.
+pub fn skymeter_in(cwd: &Path, args: &[&str]) -> Output {
+    Command::new(bin()).args(args).current_dir(cwd).env_remove("SKYMETER_LOG").output().expect("skymeter runs")
+}
+
+pub fn skymeter(args: &[&str]) -> Output {
+    skymeter_in(&repo_root(), args)
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Parses JSON lines.
+pub fn json_lines(text: &str) -> Vec<serde_json::Value> {
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+/// The points among records, as (metric, labels, value).
+pub fn points(records: &[serde_json::Value]) -> Vec<&serde_json::Value> {
+    records.iter().filter(|r| r["type"] == "point").collect()
+}
+
+/// The value of the one point of `metric` whose labels include `labels`.
+pub fn value_of(records: &[serde_json::Value], metric: &str, labels: &[(&str, &str)]) -> f64 {
+    let found: Vec<_> = points(records)
+        .into_iter()
+        .filter(|p| p["metric"] == metric && labels.iter().all(|(k, v)| p["labels"][*k] == *v))
+        .collect();
+    assert_eq!(found.len(), 1, "expected one `{metric}` {labels:?}, got {found:?}");
+    found[0]["value"].as_f64().unwrap()
+}
+
+/// Serves `router` on 127.0.0.1 on a runtime of its own; returns the base URL.
+pub fn serve(router: axum::Router) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            axum::serve(listener, router).await.unwrap();
+        });
+    });
+    format!("http://{addr}")
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
