@@ -1,13 +1,13 @@
 //! The list of built-in plugins. Adding a plugin: its folder, plus one line here.
 
-use crate::{collectors, processors, publishers};
+use crate::{collectors, processors};
 use skymeter_plugin::Registry;
 
 /// Every plugin compiled into this build.
 pub fn builtin() -> Registry {
     let mut r = Registry::new();
     r.add_collector(collectors::internal::factory());
-    let _ = (&processors::NONE, &publishers::NONE);
+    r.add_processor(processors::filter::factory());
     r
 }
 

@@ -1,4 +1,3 @@
 //! Processors: transform batches between collection and publishing.
 
-#[doc(hidden)]
-pub const NONE: () = ();
+pub mod filter;
