@@ -8,6 +8,7 @@ pub fn builtin() -> Registry {
     let mut r = Registry::new();
     r.add_collector(collectors::internal::factory());
     r.add_processor(processors::filter::factory());
+    r.add_processor(processors::relabel::factory());
     r
 }
 

@@ -1,3 +1,4 @@
 //! Processors: transform batches between collection and publishing.
 
 pub mod filter;
+pub mod relabel;
