@@ -9,6 +9,7 @@ pub fn builtin() -> Registry {
     r.add_collector(collectors::internal::factory());
     r.add_processor(processors::filter::factory());
     r.add_processor(processors::relabel::factory());
+    r.add_processor(processors::scale::factory());
     r
 }
 
