@@ -7,6 +7,7 @@ use skymeter_plugin::Registry;
 pub fn builtin() -> Registry {
     let mut r = Registry::new();
     r.add_collector(collectors::internal::factory());
+    r.add_processor(processors::aggregate::factory());
     r.add_processor(processors::filter::factory());
     r.add_processor(processors::relabel::factory());
     r.add_processor(processors::scale::factory());

@@ -1,5 +1,6 @@
 //! Processors: transform batches between collection and publishing.
 
+pub mod aggregate;
 pub mod filter;
 pub mod relabel;
 pub mod scale;
