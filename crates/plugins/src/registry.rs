@@ -1,6 +1,6 @@
 //! The list of built-in plugins. Adding a plugin: its folder, plus one line here.
 
-use crate::{collectors, processors};
+use crate::{collectors, processors, publishers};
 use skymeter_plugin::Registry;
 
 /// Every plugin compiled into this build.
@@ -11,6 +11,7 @@ pub fn builtin() -> Registry {
     r.add_processor(processors::filter::factory());
     r.add_processor(processors::relabel::factory());
     r.add_processor(processors::scale::factory());
+    r.add_publisher(publishers::stdout::factory());
     r
 }
 

@@ -1,4 +1,3 @@
 //! Publishers: destinations for batches.
 
-#[doc(hidden)]
-pub const NONE: () = ();
+pub mod stdout;
