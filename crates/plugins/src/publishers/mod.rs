@@ -1,3 +1,4 @@
 //! Publishers: destinations for batches.
 
+pub mod file;
 pub mod stdout;
