@@ -1,4 +1,5 @@
 //! Publishers: destinations for batches.
 
 pub mod file;
+pub mod http;
 pub mod stdout;

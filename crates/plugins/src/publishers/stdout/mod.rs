@@ -287,7 +287,7 @@ pub fn number(v: f64) -> String {
     if v == 0.0 {
         return "0".into();
     }
-    if a >= 1e15 || a < 1e-6 {
+    if !(1e-6..1e15).contains(&a) {
         return format!("{v:.3e}");
     }
     if v.fract() == 0.0 {
