@@ -165,7 +165,9 @@ fn write_tables(w: &mut dyn Write, batch: &Batch) -> io::Result<()> {
         w,
         "task {} at {}: {} resources, {} points, {} costs, {} errors",
         batch.task,
-        time(batch.collected_at),
+        batch
+            .collected_at
+            .to_rfc3339_opts(SecondsFormat::Secs, true),
         batch.resources.len(),
         batch.points.len(),
         batch.costs.len(),
