@@ -114,8 +114,10 @@ plugin  message                                       context
 aws     AccessDenied on ce:GetCostAndUsage; grant it  account=123456789012,api=ce
 ";
     assert_eq!(text, expected, "\n{text}");
+    let mut empty = batch(vec![]);
+    empty.collected_at = ts("2026-11-22T10:00:00.987654Z");
     assert_eq!(
-        render(&batch(vec![]), Format::Table),
+        render(&empty, Format::Table),
         "task t at 2026-11-22T10:00:00Z: 0 resources, 0 points, 0 costs, 0 errors\n(no records)\n"
     );
 }
