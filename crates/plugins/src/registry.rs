@@ -7,7 +7,13 @@ use skymeter_plugin::Registry;
 pub fn builtin() -> Registry {
     let mut r = Registry::new();
     r.add_collector(collectors::internal::factory());
-    let _ = (&processors::NONE, &publishers::NONE);
+    r.add_processor(processors::aggregate::factory());
+    r.add_processor(processors::filter::factory());
+    r.add_processor(processors::relabel::factory());
+    r.add_processor(processors::scale::factory());
+    r.add_publisher(publishers::file::factory());
+    r.add_publisher(publishers::http::factory());
+    r.add_publisher(publishers::stdout::factory());
     r
 }
 

@@ -1,1 +1,4 @@
 //! Codecs and helpers that several plugins share.
+
+#[cfg(test)]
+pub(crate) mod testing;

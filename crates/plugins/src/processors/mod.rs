@@ -1,4 +1,6 @@
 //! Processors: transform batches between collection and publishing.
 
-#[doc(hidden)]
-pub const NONE: () = ();
+pub mod aggregate;
+pub mod filter;
+pub mod relabel;
+pub mod scale;

@@ -1,4 +1,5 @@
 //! Publishers: destinations for batches.
 
-#[doc(hidden)]
-pub const NONE: () = ();
+pub mod file;
+pub mod http;
+pub mod stdout;
