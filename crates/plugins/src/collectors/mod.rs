@@ -1,3 +1,4 @@
 //! Collectors: sources of resources, points and costs.
 
+pub mod host;
 pub mod internal;
