@@ -7,6 +7,7 @@ use skymeter_plugin::Registry;
 pub fn builtin() -> Registry {
     let mut r = Registry::new();
     r.add_collector(collectors::host::factory());
+    r.add_collector(collectors::http_json::factory());
     r.add_collector(collectors::internal::factory());
     let _ = (&processors::NONE, &publishers::NONE);
     r
