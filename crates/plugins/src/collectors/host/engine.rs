@@ -209,6 +209,7 @@ pub struct Engine {
 
 impl Engine {
     /// Whether a previous CPU reading exists (rates can be computed from the next one).
+    #[cfg(test)]
     pub fn is_primed(&self) -> bool {
         self.cpu_prev_at.is_some()
     }

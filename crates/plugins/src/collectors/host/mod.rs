@@ -570,6 +570,9 @@ pub struct Host {
     step: std::sync::Arc<std::sync::Mutex<String>>,
     #[cfg(target_os = "linux")]
     warmup: Duration,
+    /// Whether a collection has run, so the worker holds previous readings.
+    #[cfg(target_os = "linux")]
+    primed: bool,
     /// The last selection's patterns and what they want, so the globs run once per task.
     wants: Option<(Vec<String>, Wants)>,
 }
@@ -585,6 +588,7 @@ impl Host {
                 step.clone(),
             ))),
             step,
+            primed: false,
             wants: None,
         }
     }
@@ -649,13 +653,13 @@ impl Collector for Host {
     #[cfg(target_os = "linux")]
     async fn collect(&mut self, req: &CollectRequest, out: &mut Output) -> Result<(), PluginError> {
         let wants = self.wants(&req.metrics);
-        let primed = self.on_worker(|w| w.is_primed()).await?;
-        if !primed && !self.warmup.is_zero() {
+        if !self.primed && !self.warmup.is_zero() {
             self.on_worker(move |w| w.prime(&wants)).await?;
             tokio::time::sleep(self.warmup).await;
         }
         let ts = req.window.end;
         let got = self.on_worker(move |w| w.collect(&wants, ts)).await??;
+        self.primed = true;
         out.resources.push(got.resource);
         out.points.extend(got.points);
         out.errors.extend(got.errors);

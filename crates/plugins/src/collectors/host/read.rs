@@ -114,10 +114,6 @@ impl Worker {
         let _ = s.write_fmt(what);
     }
 
-    pub fn is_primed(&self) -> bool {
-        self.engine.is_primed()
-    }
-
     /// Reads the counters once without emitting anything, so that the next collection
     /// has rates.
     pub fn prime(&mut self, wants: &Wants) {
