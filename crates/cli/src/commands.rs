@@ -187,10 +187,12 @@ fn stdout_publisher(
 
 async fn collect(args: CollectArgs, registry: &Registry) -> ExitCode {
     let ctx = BuildContext::one_shot(&hostname());
-    let mut collector = match build_one_shot_collector(registry, &args.plugin, &args.sets, &ctx) {
-        Ok(c) => c,
-        Err(errs) => return report_config_errors(&errs),
-    };
+    let (mut collector, set_timeout) =
+        match build_one_shot_collector(registry, &args.plugin, &args.sets, &ctx) {
+            Ok(c) => c,
+            Err(errs) => return report_config_errors(&errs),
+        };
+    let timeout = set_timeout.unwrap_or(args.timeout);
     let metrics = match MetricSelection::new(&args.metrics) {
         Ok(m) => m,
         Err(e) => {
@@ -199,7 +201,7 @@ async fn collect(args: CollectArgs, registry: &Registry) -> ExitCode {
         }
     };
     if args.verify {
-        return match tokio::time::timeout(args.timeout, collector.verify()).await {
+        return match tokio::time::timeout(timeout, collector.verify()).await {
             Ok(Ok(())) => {
                 println!("{}: config and credentials verified", args.plugin);
                 ExitCode::SUCCESS
@@ -232,7 +234,7 @@ async fn collect(args: CollectArgs, registry: &Registry) -> ExitCode {
     };
     let mut out = Output::default();
     let collected_at = Utc::now();
-    let outcome = tokio::time::timeout(args.timeout, collector.collect(&req, &mut out)).await;
+    let outcome = tokio::time::timeout(timeout, collector.collect(&req, &mut out)).await;
     let mut batch = Batch::new(ctx.agent_id.clone(), "collect", collected_at);
     batch.window = Some(req.window);
     batch.resources = out.resources;

@@ -5,8 +5,20 @@ mod common;
 use common::*;
 use std::time::{Duration, Instant};
 
-const ALL_PLUGINS: [&str; 12] =
-    ["internal", "host", "prometheus", "http_json", "exec", "filter", "relabel", "aggregate", "scale", "stdout", "file", "http"];
+const ALL_PLUGINS: [&str; 12] = [
+    "internal",
+    "host",
+    "prometheus",
+    "http_json",
+    "exec",
+    "filter",
+    "relabel",
+    "aggregate",
+    "scale",
+    "stdout",
+    "file",
+    "http",
+];
 
 #[test]
 fn plugins_lists_every_builtin_with_a_one_line_summary() {
@@ -14,9 +26,15 @@ fn plugins_lists_every_builtin_with_a_one_line_summary() {
     assert!(out.status.success(), "{}", stderr(&out));
     let rows = json_lines(&stdout(&out));
     for name in ALL_PLUGINS {
-        let row = rows.iter().find(|r| r["name"] == name).unwrap_or_else(|| panic!("`{name}` not listed"));
+        let row = rows
+            .iter()
+            .find(|r| r["name"] == name)
+            .unwrap_or_else(|| panic!("`{name}` not listed"));
         let summary = row["summary"].as_str().unwrap();
-        assert!(summary.len() > 10 && !summary.contains('\n'), "{name}: {summary}");
+        assert!(
+            summary.len() > 10 && !summary.contains('\n'),
+            "{name}: {summary}"
+        );
     }
     let table = stdout(&skymeter(&["plugins"]));
     assert!(ALL_PLUGINS.iter().all(|p| table.contains(p)), "{table}");
@@ -27,14 +45,27 @@ fn metrics_lists_host_metrics_with_units() {
     let out = skymeter(&["metrics", "--plugin", "host", "--format", "json"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let rows = json_lines(&stdout(&out));
-    let unit_of = |m: &str| rows.iter().find(|r| r["metric"] == m).map(|r| r["unit"].as_str().unwrap().to_string());
+    let unit_of = |m: &str| {
+        rows.iter()
+            .find(|r| r["metric"] == m)
+            .map(|r| r["unit"].as_str().unwrap().to_string())
+    };
     assert_eq!(unit_of("cpu.utilization").as_deref(), Some("percent"));
     assert_eq!(unit_of("memory.used").as_deref(), Some("bytes"));
-    assert_eq!(unit_of("network.received_throughput").as_deref(), Some("bytes/s"));
+    assert_eq!(
+        unit_of("network.received_throughput").as_deref(),
+        Some("bytes/s")
+    );
     assert!(rows.len() >= 10, "{rows:?}");
     let table = stdout(&skymeter(&["metrics", "--plugin", "host"]));
-    assert!(table.contains("cpu.utilization") && table.contains("percent"), "{table}");
-    assert_eq!(skymeter(&["metrics", "--plugin", "nope"]).status.code(), Some(2));
+    assert!(
+        table.contains("cpu.utilization") && table.contains("percent"),
+        "{table}"
+    );
+    assert_eq!(
+        skymeter(&["metrics", "--plugin", "nope"]).status.code(),
+        Some(2)
+    );
 }
 
 #[test]
@@ -60,13 +91,31 @@ fn every_plugin_sample_config_validates() {
         for entry in std::fs::read_dir(root.join(kind)).unwrap() {
             let sample = entry.unwrap().path().join("sample.toml");
             if sample.exists() {
-                let out = skymeter(&["validate", "-c", sample.to_str().unwrap()]);
-                assert!(out.status.success(), "{}: {}", sample.display(), stderr(&out));
+                // Samples reference tokens from the environment, as users write them.
+                let out = std::process::Command::new(bin())
+                    .args(["validate", "-c", sample.to_str().unwrap()])
+                    .envs([
+                        ("API_TOKEN", "t"),
+                        ("SKYMETER_TOKEN", "t"),
+                        ("HOOK_API_KEY", "t"),
+                    ])
+                    .output()
+                    .unwrap();
+                assert!(
+                    out.status.success(),
+                    "{}: {}",
+                    sample.display(),
+                    stderr(&out)
+                );
                 n += 1;
             }
         }
     }
-    assert_eq!(n, ALL_PLUGINS.len(), "every plugin folder has a sample.toml");
+    assert_eq!(
+        n,
+        ALL_PLUGINS.len(),
+        "every plugin folder has a sample.toml"
+    );
 }
 
 #[test]
@@ -81,7 +130,10 @@ fn validate_names_the_misspelled_key_and_its_line_and_exits_2() {
     let out = skymeter(&["validate", "-c", file.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
-    assert!(err.contains("bad.toml:5:") && err.contains("unknown field `formt`"), "{err}");
+    assert!(
+        err.contains("bad.toml:5:") && err.contains("unknown field `formt`"),
+        "{err}"
+    );
 
     let out = skymeter(&["validate", "-c", file.to_str().unwrap(), "--format", "json"]);
     let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
@@ -97,13 +149,32 @@ fn validate_names_the_misspelled_key_and_its_line_and_exits_2() {
 #[test]
 fn usage_and_config_mistakes_exit_2() {
     assert_eq!(skymeter(&["frobnicate"]).status.code(), Some(2));
-    assert_eq!(skymeter(&["validate", "-c", "/nonexistent/x.toml"]).status.code(), Some(2));
+    assert_eq!(
+        skymeter(&["validate", "-c", "/nonexistent/x.toml"])
+            .status
+            .code(),
+        Some(2)
+    );
     assert_eq!(skymeter(&["collect", "nope"]).status.code(), Some(2));
-    assert_eq!(skymeter(&["collect", "host", "--set", "novalue"]).status.code(), Some(2));
+    assert_eq!(
+        skymeter(&["collect", "host", "--set", "novalue"])
+            .status
+            .code(),
+        Some(2)
+    );
     let out = skymeter(&["collect", "host", "--set", "warmpu=1s"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("--set:1:1: unknown field `warmpu`"), "{}", stderr(&out));
-    assert_eq!(skymeter(&["run", "-c", "examples/host.toml", "--task", "nope"]).status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("--set:1:1: unknown field `warmpu`"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        skymeter(&["run", "-c", "examples/host.toml", "--task", "nope"])
+            .status
+            .code(),
+        Some(2)
+    );
     for cmd in ["run", "validate", "collect", "plugins", "metrics", "schema"] {
         assert!(skymeter(&[cmd, "--help"]).status.success(), "{cmd} --help");
     }
@@ -111,8 +182,10 @@ fn usage_and_config_mistakes_exit_2() {
 
 #[test]
 fn collect_host_json_records_validate_against_the_schema() {
-    let schema: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(repo_root().join("docs/schema/record.schema.json")).unwrap()).unwrap();
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(repo_root().join("docs/schema/record.schema.json")).unwrap(),
+    )
+    .unwrap();
     let validator = jsonschema::validator_for(&schema).unwrap();
     let out = skymeter(&["collect", "host", "--format", "json"]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -122,15 +195,22 @@ fn collect_host_json_records_validate_against_the_schema() {
         let errors: Vec<String> = validator.iter_errors(r).map(|e| e.to_string()).collect();
         assert!(errors.is_empty(), "{r}: {errors:?}");
     }
-    assert_eq!(records.iter().filter(|r| r["type"] == "resource").count(), 1);
+    assert_eq!(
+        records.iter().filter(|r| r["type"] == "resource").count(),
+        1
+    );
     // The schema is what `skymeter schema record` prints.
-    let printed: serde_json::Value = serde_json::from_str(&stdout(&skymeter(&["schema", "record"]))).unwrap();
+    let printed: serde_json::Value =
+        serde_json::from_str(&stdout(&skymeter(&["schema", "record"]))).unwrap();
     assert_eq!(printed, schema);
 }
 
 fn meminfo_kb(key: &str) -> f64 {
     let text = std::fs::read_to_string("/proc/meminfo").unwrap();
-    let line = text.lines().find(|l| l.starts_with(&format!("{key}:"))).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(&format!("{key}:")))
+        .unwrap();
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
@@ -138,7 +218,10 @@ fn meminfo_kb(key: &str) -> f64 {
 fn run_once_host_example_matches_what_proc_says() {
     let dir = tempfile::tempdir().unwrap();
     let example = repo_root().join("examples/host.toml");
-    let out = skymeter_in(dir.path(), &["run", "--once", "-c", example.to_str().unwrap()]);
+    let out = skymeter_in(
+        dir.path(),
+        &["run", "--once", "-c", example.to_str().unwrap()],
+    );
     // Read /proc right after, at "the same moment" for gauges that move slowly.
     let mem_total = meminfo_kb("MemTotal") * 1024.0;
     let swap_total = meminfo_kb("SwapTotal") * 1024.0;
@@ -146,14 +229,28 @@ fn run_once_host_example_matches_what_proc_says() {
     let load1: f64 = loadavg.split_whitespace().next().unwrap().parse().unwrap();
     let procs = std::fs::read_dir("/proc")
         .unwrap()
-        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit()))
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
         .count() as f64;
-    let ncpu = std::fs::read_to_string("/proc/stat").unwrap().lines().filter(|l| l.starts_with("cpu") && !l.starts_with("cpu ")).count();
+    let ncpu = std::fs::read_to_string("/proc/stat")
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with("cpu") && !l.starts_with("cpu "))
+        .count();
 
     assert!(out.status.success(), "{}", stderr(&out));
     let records = json_lines(&stdout(&out));
     let pts = points(&records);
-    let mut distinct: Vec<(&str, &str)> = pts.iter().map(|p| (p["metric"].as_str().unwrap(), p["unit"].as_str().unwrap())).collect();
+    let mut distinct: Vec<(&str, &str)> = pts
+        .iter()
+        .map(|p| (p["metric"].as_str().unwrap(), p["unit"].as_str().unwrap()))
+        .collect();
     distinct.sort();
     distinct.dedup();
     assert!(distinct.len() >= 10, "{distinct:?}");
@@ -167,12 +264,27 @@ fn run_once_host_example_matches_what_proc_says() {
     assert!((value_of(&records, "process.count", &[]) - procs).abs() <= 50.0);
     let cpu = value_of(&records, "cpu.utilization", &[]);
     assert!((0.0..=100.0).contains(&cpu), "{cpu}");
-    let per_core = pts.iter().filter(|p| p["metric"] == "cpu.utilization" && p["labels"]["cpu"].is_string()).count();
+    let per_core = pts
+        .iter()
+        .filter(|p| p["metric"] == "cpu.utilization" && p["labels"]["cpu"].is_string())
+        .count();
     assert_eq!(per_core, ncpu);
     // The root filesystem's size is what statfs says, as df reports it.
-    let df = std::process::Command::new("df").args(["-B1", "--output=size", "/"]).output().unwrap();
-    let df_size: f64 = String::from_utf8_lossy(&df.stdout).lines().nth(1).unwrap().trim().parse().unwrap();
-    assert_eq!(value_of(&records, "filesystem.total", &[("mountpoint", "/")]), df_size);
+    let df = std::process::Command::new("df")
+        .args(["-B1", "--output=size", "/"])
+        .output()
+        .unwrap();
+    let df_size: f64 = String::from_utf8_lossy(&df.stdout)
+        .lines()
+        .nth(1)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        value_of(&records, "filesystem.total", &[("mountpoint", "/")]),
+        df_size
+    );
     // The example also writes a file.
     let written = std::fs::read_to_string(dir.path().join("host.jsonl")).unwrap();
     assert_eq!(json_lines(&written).len(), records.len());
@@ -189,7 +301,7 @@ fn sigterm_finishes_the_run_in_flight_and_flushes() {
 name = "hold"
 schedule = { every = "1s" }
 collect = [{ plugin = "host", warmup = "100ms" }]
-process = [{ plugin = "filter", include = ["load.1m"] }, { plugin = "aggregate", window = "1h", stats = ["count"] }]
+process = [{ plugin = "filter", include = ["load.1m"] }, { plugin = "aggregate", window = "3650d", stats = ["count"] }]
 publish = [{ plugin = "file", path = "out.jsonl" }]
 "#,
     )
@@ -202,15 +314,23 @@ publish = [{ plugin = "file", path = "out.jsonl" }]
         .unwrap();
     std::thread::sleep(Duration::from_millis(3500));
     let pid = child.id().to_string();
-    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
     let started = Instant::now();
     let status = child.wait().unwrap();
     assert!(started.elapsed() < Duration::from_secs(5), "exits promptly");
     assert!(status.success(), "{status:?}");
-    // The 1-hour aggregation window never closed: it must come out at shutdown, counting
+    // The 10-year aggregation window cannot close during the test: it must come out at shutdown, counting
     // every load.1m reading of every run.
     let records = json_lines(&std::fs::read_to_string(dir.path().join("out.jsonl")).unwrap());
-    let counts: Vec<f64> = points(&records).iter().filter(|p| p["stat"] == "count").map(|p| p["value"].as_f64().unwrap()).collect();
+    let counts: Vec<f64> = points(&records)
+        .iter()
+        .filter(|p| p["stat"] == "count")
+        .map(|p| p["value"].as_f64().unwrap())
+        .collect();
     assert_eq!(counts.len(), 1, "{records:?}");
     assert!(counts[0] >= 3.0, "{counts:?}");
 }

@@ -30,7 +30,16 @@ fn exposition_server() -> String {
 #[test]
 fn prometheus_scrape_turns_counters_into_rates() {
     let url = format!("{}/metrics", exposition_server());
-    let out = skymeter(&["collect", "prometheus", "--set", &format!("url={url}"), "--set", "warmup=1s", "--format", "json"]);
+    let out = skymeter(&[
+        "collect",
+        "prometheus",
+        "--set",
+        &format!("url={url}"),
+        "--set",
+        "warmup=1s",
+        "--format",
+        "json",
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let records = json_lines(&stdout(&out));
     assert_eq!(value_of(&records, "queue_depth", &[]), 17.0);
@@ -38,10 +47,18 @@ fn prometheus_scrape_turns_counters_into_rates() {
     let rate = value_of(&records, "jobs_done", &[("queue", "a\"b")]);
     // 50 more jobs over the ~1 s between the two scrapes.
     assert!((35.0..=50.5).contains(&rate), "{rate}");
-    let p = points(&records).into_iter().find(|p| p["metric"] == "jobs_done").unwrap().clone();
+    let p = points(&records)
+        .into_iter()
+        .find(|p| p["metric"] == "jobs_done")
+        .unwrap()
+        .clone();
     assert_eq!(p["unit"], "count/s");
     assert_eq!(p["stat"], "avg");
-    let heap = points(&records).into_iter().find(|p| p["metric"] == "heap_bytes").unwrap().clone();
+    let heap = points(&records)
+        .into_iter()
+        .find(|p| p["metric"] == "heap_bytes")
+        .unwrap()
+        .clone();
     assert_eq!(heap["unit"], "bytes");
 }
 
@@ -63,7 +80,14 @@ fn prometheus_scrape_of_a_real_node_exporter() {
     let mut out = None;
     for _ in 0..50 {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            out = Some(skymeter(&["collect", "prometheus", "--set", &format!("url={url}"), "--format", "json"]));
+            out = Some(skymeter(&[
+                "collect",
+                "prometheus",
+                "--set",
+                &format!("url={url}"),
+                "--format",
+                "json",
+            ]));
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
@@ -80,7 +104,10 @@ fn prometheus_scrape_of_a_real_node_exporter() {
         .filter(|p| p["metric"] == "node_cpu_seconds" && p["labels"]["mode"] == "idle")
         .map(|p| p["value"].as_f64().unwrap())
         .collect();
-    assert!(!idle.is_empty() && idle.iter().all(|v| (0.0..=1.5).contains(v)), "{idle:?}");
+    assert!(
+        !idle.is_empty() && idle.iter().all(|v| (0.0..=1.5).contains(v)),
+        "{idle:?}"
+    );
     let resource = records.iter().find(|r| r["type"] == "resource").unwrap();
     assert_eq!(resource["id"], format!("127.0.0.1:{port}"));
 }
@@ -91,7 +118,11 @@ fn http_json_maps_pointers_to_metrics() {
         .route("/os/memory/free", get(|| async { "123456789" }))
         .route(
             "/os/cpus",
-            get(|| async { axum::Json(serde_json::json!({"cpus": [{"id": 0, "busy": 12.5}, {"id": 1, "busy": 80}]})) }),
+            get(|| async {
+                axum::Json(
+                    serde_json::json!({"cpus": [{"id": 0, "busy": 12.5}, {"id": 1, "busy": 80}]}),
+                )
+            }),
         );
     let base = serve(router);
     let out = skymeter(&[
@@ -105,7 +136,10 @@ fn http_json_maps_pointers_to_metrics() {
         "json",
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(value_of(&json_lines(&stdout(&out)), "memory.free", &[]), 123456789.0);
+    assert_eq!(
+        value_of(&json_lines(&stdout(&out)), "memory.free", &[]),
+        123456789.0
+    );
 
     let out = skymeter(&[
         "collect",
@@ -146,7 +180,7 @@ fn exec_parses_json_lines_and_prometheus_text() {
         "collect",
         "exec",
         "--set",
-        r#"command=["printf", "# TYPE temp_celsius gauge\ntemp_celsius{zone=\"cpu\"} 41.5\n"]"#,
+        r##"command=["printf", "# TYPE temp_celsius gauge\ntemp_celsius{zone=\"cpu\"} 41.5\n"]"##,
         "--set",
         "format=prometheus",
         "--format",
@@ -157,10 +191,20 @@ fn exec_parses_json_lines_and_prometheus_text() {
     assert_eq!(value_of(&records, "temp_celsius", &[("zone", "cpu")]), 41.5);
 
     // A failing command is reported, with exit status 1 and the record of the error.
-    let out = skymeter(&["collect", "exec", "--set", r#"command=["sh", "-c", "echo boom >&2; exit 3"]"#, "--format", "json"]);
+    let out = skymeter(&[
+        "collect",
+        "exec",
+        "--set",
+        r#"command=["sh", "-c", "echo boom >&2; exit 3"]"#,
+        "--format",
+        "json",
+    ]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let records = json_lines(&stdout(&out));
-    let err = records.iter().find(|r| r["type"] == "error").expect("an error record");
+    let err = records
+        .iter()
+        .find(|r| r["type"] == "error")
+        .expect("an error record");
     let msg = err["message"].as_str().unwrap();
     assert!(msg.contains('3') && msg.contains("boom"), "{msg}");
 }
@@ -172,20 +216,24 @@ fn http_publisher_delivers_gzip_batches_with_retry() {
     let (r, a) = (received.clone(), attempts.clone());
     let router = Router::new().route(
         "/ingest",
-        post(move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
-            let (r, a) = (r.clone(), a.clone());
-            async move {
-                if a.fetch_add(1, Ordering::SeqCst) == 0 {
-                    return axum::http::StatusCode::SERVICE_UNAVAILABLE;
+        post(
+            move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                let (r, a) = (r.clone(), a.clone());
+                async move {
+                    if a.fetch_add(1, Ordering::SeqCst) == 0 {
+                        return axum::http::StatusCode::SERVICE_UNAVAILABLE;
+                    }
+                    assert_eq!(headers["content-encoding"], "gzip");
+                    assert_eq!(headers["authorization"], "Bearer tok-123");
+                    let mut text = String::new();
+                    flate2::read::GzDecoder::new(&body[..])
+                        .read_to_string(&mut text)
+                        .unwrap();
+                    r.lock().unwrap().push(serde_json::from_str(&text).unwrap());
+                    axum::http::StatusCode::OK
                 }
-                assert_eq!(headers["content-encoding"], "gzip");
-                assert_eq!(headers["authorization"], "Bearer tok-123");
-                let mut text = String::new();
-                flate2::read::GzDecoder::new(&body[..]).read_to_string(&mut text).unwrap();
-                r.lock().unwrap().push(serde_json::from_str(&text).unwrap());
-                axum::http::StatusCode::OK
-            }
-        }),
+            },
+        ),
     );
     let base = serve(router);
     let dir = tempfile::tempdir().unwrap();
@@ -209,11 +257,19 @@ publish = [{{ plugin = "http", url = "{base}/ingest", token = "${{SHIP_TOKEN}}",
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(!stderr(&out).contains("tok-123"), "the token never appears in logs");
-    assert_eq!(attempts.load(Ordering::SeqCst), 2, "one 503, then delivered");
+    assert!(
+        !stderr(&out).contains("tok-123"),
+        "the token never appears in logs"
+    );
+    assert_eq!(
+        attempts.load(Ordering::SeqCst),
+        2,
+        "one 503, then delivered"
+    );
     let batches = received.lock().unwrap();
     assert_eq!(batches.len(), 1);
-    let batch: skymeter_model::Batch = serde_json::from_value(batches[0].clone()).expect("a valid Batch");
+    let batch: skymeter_model::Batch =
+        serde_json::from_value(batches[0].clone()).expect("a valid Batch");
     batch.validate().unwrap();
     assert_eq!(batch.task, "ship");
     assert!(batch.points.len() > 20);

@@ -15,7 +15,9 @@ mod traits;
 
 pub use config::{ConfigError, RawConfig};
 pub use describe::{MetricInfo, PluginDescription, PluginKind};
-pub use registry::{BuildContext, CollectorFactory, ProcessorFactory, PublisherFactory, Registry};
+pub use registry::{
+    BuildContext, BuildFn, CollectorFactory, ProcessorFactory, PublisherFactory, Registry,
+};
 pub use secrecy::{ExposeSecret, SecretString};
 pub use selection::MetricSelection;
 pub use traits::{CollectRequest, Collector, ErrorKind, Output, PluginError, Processor, Publisher};

@@ -25,22 +25,25 @@ impl BuildContext {
     }
 }
 
+/// Builds a plugin of type `T` from its config entry.
+pub type BuildFn<T> = fn(&RawConfig<'_>, &BuildContext) -> Result<Box<T>, ConfigError>;
+
 /// Builds a collector from its config entry.
 pub struct CollectorFactory {
     pub description: PluginDescription,
-    pub build: fn(&RawConfig<'_>, &BuildContext) -> Result<Box<dyn Collector>, ConfigError>,
+    pub build: BuildFn<dyn Collector>,
 }
 
 /// Builds a processor from its config entry.
 pub struct ProcessorFactory {
     pub description: PluginDescription,
-    pub build: fn(&RawConfig<'_>, &BuildContext) -> Result<Box<dyn Processor>, ConfigError>,
+    pub build: BuildFn<dyn Processor>,
 }
 
 /// Builds a publisher from its config entry.
 pub struct PublisherFactory {
     pub description: PluginDescription,
-    pub build: fn(&RawConfig<'_>, &BuildContext) -> Result<Box<dyn Publisher>, ConfigError>,
+    pub build: BuildFn<dyn Publisher>,
 }
 
 /// Every plugin this build knows, by kind and name.

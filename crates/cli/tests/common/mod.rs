@@ -9,12 +9,20 @@ pub fn bin() -> PathBuf {
 }
 
 pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
 }
 
 /// Runs skymeter with `args` in `cwd`; logs quiet unless the test asks otherwise.
 pub fn skymeter_in(cwd: &Path, args: &[&str]) -> Output {
-    Command::new(bin()).args(args).current_dir(cwd).env_remove("SKYMETER_LOG").output().expect("skymeter runs")
+    Command::new(bin())
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("SKYMETER_LOG")
+        .output()
+        .expect("skymeter runs")
 }
 
 pub fn skymeter(args: &[&str]) -> Output {
@@ -48,7 +56,11 @@ pub fn value_of(records: &[serde_json::Value], metric: &str, labels: &[(&str, &s
         .into_iter()
         .filter(|p| p["metric"] == metric && labels.iter().all(|(k, v)| p["labels"][*k] == *v))
         .collect();
-    assert_eq!(found.len(), 1, "expected one `{metric}` {labels:?}, got {found:?}");
+    assert_eq!(
+        found.len(),
+        1,
+        "expected one `{metric}` {labels:?}, got {found:?}"
+    );
     found[0]["value"].as_f64().unwrap()
 }
 
@@ -58,7 +70,10 @@ pub fn serve(router: axum::Router) -> String {
     listener.set_nonblocking(true).unwrap();
     let addr = listener.local_addr().unwrap();
     std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         rt.block_on(async move {
             let listener = tokio::net::TcpListener::from_std(listener).unwrap();
             axum::serve(listener, router).await.unwrap();
@@ -69,5 +84,9 @@ pub fn serve(router: axum::Router) -> String {
 
 /// A free TCP port on 127.0.0.1.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }

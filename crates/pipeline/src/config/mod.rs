@@ -583,13 +583,14 @@ pub fn one_shot_source(sets: &[String]) -> Result<Arc<Source>, ConfigError> {
     Ok(Source::new("--set", text))
 }
 
-/// Builds one plugin from `--set` arguments, for `skymeter collect`.
+/// Builds one collector from `--set` arguments, for `skymeter collect`. As in a task
+/// file, `timeout` bounds the whole collection and is returned rather than passed on.
 pub fn build_one_shot_collector(
     registry: &Registry,
     plugin: &str,
     sets: &[String],
     ctx: &BuildContext,
-) -> Result<Box<dyn Collector>, Vec<ConfigError>> {
+) -> Result<(Box<dyn Collector>, Option<Duration>), Vec<ConfigError>> {
     let Some(factory) = registry.collector(plugin) else {
         return Err(vec![ConfigError {
             file: "command line".into(),
@@ -606,7 +607,25 @@ pub fn build_one_shot_collector(
     let source = one_shot_source(sets).map_err(|e| vec![e])?;
     let mut root = source.parse().map_err(|e| vec![e])?;
     let secrets = Arc::new(interpolate(&source, &mut root, &|k| std::env::var(k).ok())?);
-    (factory.build)(&RawConfig::new(source.clone(), root, secrets), ctx).map_err(|e| vec![e])
+    let span = root.span();
+    let DeValue::Table(mut table) = root.into_inner() else {
+        unreachable!("a document is a table")
+    };
+    let timeout = match table.remove("timeout") {
+        Some(v) => Some(
+            decode::<DurationStr>(&source, &secrets, v)
+                .map_err(|e| vec![e])?
+                .0,
+        ),
+        None => None,
+    };
+    let raw = RawConfig::new(
+        source.clone(),
+        Spanned::new(span, DeValue::Table(table)),
+        secrets,
+    );
+    let collector = (factory.build)(&raw, ctx).map_err(|e| vec![e])?;
+    Ok((collector, timeout))
 }
 
 #[cfg(test)]

@@ -12,7 +12,6 @@
 //! mount can hang, and must not hang the async runtime with it).
 
 // `ConfigError` is what the plugin API's `build` returns; boxing it here would not help.
-#![allow(clippy::result_large_err)]
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use schemars::JsonSchema;

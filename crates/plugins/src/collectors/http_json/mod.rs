@@ -9,7 +9,6 @@
 //! the shared [`CounterRates`].
 
 // `ConfigError` is what the plugin API's `build` returns; boxing it here would not help.
-#![allow(clippy::result_large_err)]
 
 use chrono::Utc;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, CONTENT_TYPE};
