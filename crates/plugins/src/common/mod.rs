@@ -1,1 +1,3 @@
 //! Codecs and helpers that several plugins share.
+
+pub mod prom_text;
