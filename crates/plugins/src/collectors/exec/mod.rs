@@ -1,0 +1,3 @@
+pub fn factory() -> skymeter_plugin::CollectorFactory {
+    todo!()
+}
