@@ -6,7 +6,7 @@ use skymeter_plugin::Registry;
 /// Every plugin compiled into this build.
 pub fn builtin() -> Registry {
     let mut r = Registry::new();
-    // r.add_collector(collectors::exec::factory());
+    r.add_collector(collectors::exec::factory());
     r.add_collector(collectors::internal::factory());
     r.add_collector(collectors::prometheus::factory());
     let _ = (&processors::NONE, &publishers::NONE);
