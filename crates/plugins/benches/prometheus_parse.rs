@@ -250,6 +250,9 @@ fn compare(body: &str, rounds: usize) {
         ("floats: fast_float2::parse", |t: &str| {
             fast_float2::parse::<f64, _>(t).unwrap()
         }),
+        ("floats: integer fast path, then std", |t: &str| {
+            int_fast_path(t).unwrap_or_else(|| t.parse::<f64>().unwrap())
+        }),
         ("floats: prom_text::parse_value", |t: &str| {
             prom_text::parse_value(t).unwrap()
         }),
@@ -270,4 +273,21 @@ fn compare(body: &str, rounds: usize) {
             bytes as f64 / 1e6
         );
     }
+}
+
+/// Plain integers of up to 15 digits without a float parser: the alternative measured.
+#[cfg(feature = "bench-compare")]
+fn int_fast_path(s: &str) -> Option<f64> {
+    let b = s.as_bytes();
+    let (neg, digits) = match b.first() {
+        Some(b'-') => (true, &b[1..]),
+        _ => (false, b),
+    };
+    if digits.is_empty() || digits.len() > 15 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let n = digits
+        .iter()
+        .fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
+    Some(if neg { -(n as f64) } else { n as f64 })
 }

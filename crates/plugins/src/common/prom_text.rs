@@ -695,26 +695,12 @@ fn unescape(s: &str, label: bool) -> Result<Cow<'_, str>, String> {
     Ok(Cow::Owned(out))
 }
 
-/// A sample value: plain integers of up to 15 digits without the float parser (most values
-/// in real bodies), everything else with std's (`NaN`, `+Inf`, `-Inf`, `1.5e-3`).
+/// A sample value: `12`, `-3.5e-7`, `NaN`, `+Inf`, `-Inf` (any case, as Go's ParseFloat,
+/// which Prometheus uses, reads them). `fast-float2` measured 1.5× std's `parse::<f64>` on
+/// these values (59 vs 38 M values/s; an integer fast path in front of it gained nothing).
 #[inline]
 pub fn parse_value(s: &str) -> Option<f64> {
-    let b = s.as_bytes();
-    let (neg, digits) = match b.first() {
-        Some(b'-') => (true, &b[1..]),
-        _ => (false, b),
-    };
-    if !digits.is_empty() && digits.len() <= 15 && digits.iter().all(u8::is_ascii_digit) {
-        let mut n: u64 = 0;
-        for d in digits {
-            n = n * 10 + u64::from(d - b'0');
-        }
-        let v = n as f64;
-        return Some(if neg { -v } else { v });
-    }
-    // std accepts `inf`, `infinity` and `nan` in any case with an optional sign, as Go's
-    // ParseFloat (which Prometheus uses) does.
-    s.parse::<f64>().ok()
+    fast_float2::parse::<f64, _>(s).ok()
 }
 
 fn parse_timestamp(s: &str) -> Option<i64> {

@@ -36,3 +36,54 @@ pub fn stepping_clock(step: f64) -> Box<dyn Fn() -> f64 + Send + Sync> {
         *t
     })
 }
+
+/// Builds every `collect` entry of `plugin` in a sample task file the way the pipeline does
+/// (keys `plugin`, `name` and `timeout` removed), so that sample.toml files never rot.
+/// Returns how many entries were built.
+pub fn build_sample_entries(
+    sample: &str,
+    plugin: &str,
+    build: fn(
+        &RawConfig<'_>,
+        &skymeter_plugin::BuildContext,
+    ) -> Result<Box<dyn skymeter_plugin::Collector>, skymeter_plugin::ConfigError>,
+) -> usize {
+    use toml::de::DeValue;
+    let src = Source::new("sample.toml", sample);
+    let mut doc = src.parse().expect("sample.toml is TOML");
+    // `${VAR:-default}` references take their defaults.
+    skymeter_plugin::config::interpolate(&src, &mut doc, &|_| None)
+        .expect("sample references have defaults");
+    let ctx = skymeter_plugin::BuildContext::one_shot("test");
+    let mut built = 0;
+    let tasks = doc
+        .get_ref()
+        .as_table()
+        .and_then(|t| t.get("task"))
+        .expect("[[task]]");
+    for task in tasks.get_ref().as_array().expect("[[task]] array") {
+        let Some(collect) = task.get_ref().as_table().and_then(|t| t.get("collect")) else {
+            continue;
+        };
+        for entry in collect.get_ref().as_array().expect("collect = [...]") {
+            let table = entry
+                .get_ref()
+                .as_table()
+                .expect("collect entries are tables");
+            if table.get("plugin").and_then(|p| p.get_ref().as_str()) != Some(plugin) {
+                continue;
+            }
+            let mut table = table.clone();
+            for key in ["plugin", "name", "timeout"] {
+                table.remove(key);
+            }
+            let value = toml::Spanned::new(entry.span(), DeValue::Table(table));
+            let raw = RawConfig::new(src.clone(), value, Arc::new(Vec::new()));
+            if let Err(e) = build(&raw, &ctx) {
+                panic!("sample entry of {plugin} does not build: {e}");
+            }
+            built += 1;
+        }
+    }
+    built
+}

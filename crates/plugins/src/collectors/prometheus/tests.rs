@@ -459,3 +459,13 @@ fn passwords_in_the_url_are_not_shown_and_the_resource_defaults_apply() {
     );
     assert_eq!(r.tags["team"], "a");
 }
+
+#[test]
+fn the_sample_config_builds() {
+    let n = crate::common::testutil::build_sample_entries(
+        include_str!("sample.toml"),
+        "prometheus",
+        build,
+    );
+    assert_eq!(n, 2);
+}
