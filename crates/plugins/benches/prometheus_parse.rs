@@ -10,6 +10,8 @@
 //! - `PROM_BENCH_BODY=/path`: also write the body there (bench/prometheus_parse.sh times
 //!   `promtool check metrics` on it).
 
+use skymeter_plugin::MetricSelection;
+use skymeter_plugins::common::prom_points::PromConvert;
 use skymeter_plugins::common::prom_text;
 use std::fmt::Write;
 use std::hint::black_box;
@@ -199,6 +201,19 @@ fn main() {
         &body,
         rounds,
         |b| prom_text::parse(b).expect("parses").len(),
+    );
+
+    measure(
+        "skymeter PromConvert::convert (readings)",
+        &body,
+        rounds,
+        |b| {
+            PromConvert::default()
+                .convert(b, &MetricSelection::all())
+                .expect("converts")
+                .readings
+                .len()
+        },
     );
 
     #[cfg(feature = "bench-compare")]

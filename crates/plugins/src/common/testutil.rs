@@ -37,17 +37,11 @@ pub fn stepping_clock(step: f64) -> Box<dyn Fn() -> f64 + Send + Sync> {
     })
 }
 
-/// Builds every `collect` entry of `plugin` in a sample task file the way the pipeline does
+/// Builds every `collect` entry of the factory's plugin in a sample task file the way the pipeline does
 /// (keys `plugin`, `name` and `timeout` removed), so that sample.toml files never rot.
 /// Returns how many entries were built.
-pub fn build_sample_entries(
-    sample: &str,
-    plugin: &str,
-    build: fn(
-        &RawConfig<'_>,
-        &skymeter_plugin::BuildContext,
-    ) -> Result<Box<dyn skymeter_plugin::Collector>, skymeter_plugin::ConfigError>,
-) -> usize {
+pub fn build_sample_entries(sample: &str, factory: skymeter_plugin::CollectorFactory) -> usize {
+    let plugin = factory.description.name;
     use toml::de::DeValue;
     let src = Source::new("sample.toml", sample);
     let mut doc = src.parse().expect("sample.toml is TOML");
@@ -79,7 +73,7 @@ pub fn build_sample_entries(
             }
             let value = toml::Spanned::new(entry.span(), DeValue::Table(table));
             let raw = RawConfig::new(src.clone(), value, Arc::new(Vec::new()));
-            if let Err(e) = build(&raw, &ctx) {
+            if let Err(e) = (factory.build)(&raw, &ctx) {
                 panic!("sample entry of {plugin} does not build: {e}");
             }
             built += 1;

@@ -524,7 +524,6 @@ fn config_mistakes_are_located() {
 
 #[test]
 fn the_sample_config_builds() {
-    let n =
-        crate::common::testutil::build_sample_entries(include_str!("sample.toml"), "exec", build);
+    let n = crate::common::testutil::build_sample_entries(include_str!("sample.toml"), factory());
     assert_eq!(n, 3);
 }

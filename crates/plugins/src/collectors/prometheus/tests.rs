@@ -462,10 +462,6 @@ fn passwords_in_the_url_are_not_shown_and_the_resource_defaults_apply() {
 
 #[test]
 fn the_sample_config_builds() {
-    let n = crate::common::testutil::build_sample_entries(
-        include_str!("sample.toml"),
-        "prometheus",
-        build,
-    );
+    let n = crate::common::testutil::build_sample_entries(include_str!("sample.toml"), factory());
     assert_eq!(n, 2);
 }
