@@ -419,20 +419,44 @@ async fn timeout_kills_the_command_and_its_process_group_promptly() {
         "killed promptly, took {took:?}"
     );
     let pid = std::fs::read_to_string(&pidfile).unwrap();
+    assert!(
+        gone(&pid).await,
+        "the grandchild {pid} survived the timeout"
+    );
+}
+
+/// Whether `pid` is gone (or a zombie awaiting its reaper), waiting up to a second.
+async fn gone(pid: &str) -> bool {
     let stat = format!("/proc/{}/stat", pid.trim());
-    // The background `sleep` was in the group: it is gone, or a zombie awaiting its reaper.
-    let mut alive = true;
     for _ in 0..50 {
         match std::fs::read_to_string(&stat) {
-            Err(_) => alive = false,
-            Ok(s) => alive = !s.split(") ").nth(1).is_some_and(|r| r.starts_with('Z')),
+            Err(_) => return true,
+            Ok(s) if s.split(") ").nth(1).is_some_and(|r| r.starts_with('Z')) => return true,
+            Ok(_) => tokio::time::sleep(Duration::from_millis(20)).await,
         }
-        if !alive {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert!(!alive, "the grandchild {pid} survived the timeout");
+    false
+}
+
+#[tokio::test]
+async fn a_cancelled_collection_kills_the_process_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("child.pid");
+    let mut e = exec(&format!(
+        "command = \"sleep 10 & echo $! > '{}'; sleep 10\"\nshell = true\n",
+        pidfile.display()
+    ));
+    let mut out = Output::default();
+    let req = request(&[]);
+    // What the runner does when an entry's own `timeout` expires: drop the collection.
+    let cancelled =
+        tokio::time::timeout(Duration::from_millis(300), e.collect(&req, &mut out)).await;
+    assert!(cancelled.is_err());
+    let pid = std::fs::read_to_string(&pidfile).unwrap();
+    assert!(
+        gone(&pid).await,
+        "the grandchild {pid} survived the cancellation"
+    );
 }
 
 #[tokio::test]
