@@ -187,12 +187,11 @@ fn stdout_publisher(
 
 async fn collect(args: CollectArgs, registry: &Registry) -> ExitCode {
     let ctx = BuildContext::one_shot(&hostname());
-    let (mut collector, set_timeout) =
-        match build_one_shot_collector(registry, &args.plugin, &args.sets, &ctx) {
-            Ok(c) => c,
-            Err(errs) => return report_config_errors(&errs),
-        };
-    let timeout = set_timeout.unwrap_or(args.timeout);
+    let mut collector = match build_one_shot_collector(registry, &args.plugin, &args.sets, &ctx) {
+        Ok(c) => c,
+        Err(errs) => return report_config_errors(&errs),
+    };
+    let timeout = args.timeout;
     let metrics = match MetricSelection::new(&args.metrics) {
         Ok(m) => m,
         Err(e) => {

@@ -6,9 +6,11 @@ use skymeter_plugin::Registry;
 /// Every plugin compiled into this build.
 pub fn builtin() -> Registry {
     let mut r = Registry::new();
+    r.add_collector(collectors::exec::factory());
     r.add_collector(collectors::host::factory());
     r.add_collector(collectors::http_json::factory());
     r.add_collector(collectors::internal::factory());
+    r.add_collector(collectors::prometheus::factory());
     r.add_processor(processors::aggregate::factory());
     r.add_processor(processors::filter::factory());
     r.add_processor(processors::relabel::factory());

@@ -50,12 +50,16 @@ pub fn points(records: &[serde_json::Value]) -> Vec<&serde_json::Value> {
     records.iter().filter(|r| r["type"] == "point").collect()
 }
 
-/// The value of the one point of `metric` whose labels include `labels`.
+/// The value of the one point of `metric` whose labels include `labels`; when several do,
+/// the one with exactly `labels` (so `&[]` picks the total among per-core points).
 pub fn value_of(records: &[serde_json::Value], metric: &str, labels: &[(&str, &str)]) -> f64 {
-    let found: Vec<_> = points(records)
+    let mut found: Vec<_> = points(records)
         .into_iter()
         .filter(|p| p["metric"] == metric && labels.iter().all(|(k, v)| p["labels"][*k] == *v))
         .collect();
+    if found.len() > 1 {
+        found.retain(|p| p["labels"].as_object().map_or(0, |m| m.len()) == labels.len());
+    }
     assert_eq!(
         found.len(),
         1,

@@ -17,8 +17,9 @@
 //!
 //! Loading validates everything before anything runs and reports every mistake, each with
 //! file, line and key. Plugin entries are built here (so a plugin's own checks run at
-//! validation time too); `plugin`, `name` and (for collectors) `timeout` are the pipeline's
-//! keys, the rest of an entry belongs to the plugin.
+//! validation time too); `plugin` and `name` are the pipeline's keys, the rest of an entry
+//! belongs to the plugin. A plugin's own `timeout` (a scrape's, a command's) is the
+//! plugin's; the task's `timeout` bounds each whole collection.
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -403,7 +404,7 @@ fn build_task(
                         Ok(c) => collectors.push(CollectorEntry {
                             name: e.name,
                             plugin: e.plugin,
-                            timeout: e.timeout.unwrap_or(task_timeout),
+                            timeout: task_timeout,
                             collector: c,
                         }),
                         Err(err) => errors.push(err),
@@ -458,7 +459,6 @@ fn list_key(kind: PluginKind) -> &'static str {
 struct Entry<'a> {
     plugin: &'static str,
     name: String,
-    timeout: Option<Duration>,
     raw: RawConfig<'a>,
 }
 
@@ -525,24 +525,9 @@ fn split_entry<'a>(
         },
         None => plugin.to_string(),
     };
-    let timeout = if kind == PluginKind::Collector {
-        match table.remove("timeout") {
-            Some(v) => match decode::<DurationStr>(source, secrets, v) {
-                Ok(d) => Some(d.0),
-                Err(e) => {
-                    errors.push(e);
-                    return None;
-                }
-            },
-            None => None,
-        }
-    } else {
-        None
-    };
     Some(Entry {
         plugin,
         name,
-        timeout,
         raw: RawConfig::new(
             source.clone(),
             Spanned::new(span, DeValue::Table(table)),
@@ -583,14 +568,13 @@ pub fn one_shot_source(sets: &[String]) -> Result<Arc<Source>, ConfigError> {
     Ok(Source::new("--set", text))
 }
 
-/// Builds one collector from `--set` arguments, for `skymeter collect`. As in a task
-/// file, `timeout` bounds the whole collection and is returned rather than passed on.
+/// Builds one collector from `--set` arguments, for `skymeter collect`.
 pub fn build_one_shot_collector(
     registry: &Registry,
     plugin: &str,
     sets: &[String],
     ctx: &BuildContext,
-) -> Result<(Box<dyn Collector>, Option<Duration>), Vec<ConfigError>> {
+) -> Result<Box<dyn Collector>, Vec<ConfigError>> {
     let Some(factory) = registry.collector(plugin) else {
         return Err(vec![ConfigError {
             file: "command line".into(),
@@ -607,25 +591,7 @@ pub fn build_one_shot_collector(
     let source = one_shot_source(sets).map_err(|e| vec![e])?;
     let mut root = source.parse().map_err(|e| vec![e])?;
     let secrets = Arc::new(interpolate(&source, &mut root, &|k| std::env::var(k).ok())?);
-    let span = root.span();
-    let DeValue::Table(mut table) = root.into_inner() else {
-        unreachable!("a document is a table")
-    };
-    let timeout = match table.remove("timeout") {
-        Some(v) => Some(
-            decode::<DurationStr>(&source, &secrets, v)
-                .map_err(|e| vec![e])?
-                .0,
-        ),
-        None => None,
-    };
-    let raw = RawConfig::new(
-        source.clone(),
-        Spanned::new(span, DeValue::Table(table)),
-        secrets,
-    );
-    let collector = (factory.build)(&raw, ctx).map_err(|e| vec![e])?;
-    Ok((collector, timeout))
+    (factory.build)(&RawConfig::new(source.clone(), root, secrets), ctx).map_err(|e| vec![e])
 }
 
 #[cfg(test)]

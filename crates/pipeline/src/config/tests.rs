@@ -83,7 +83,7 @@ id = "agent-1"
 [[task]]
 name = "t"
 schedule = { every = "10s" }
-collect = [{ plugin = "dummy", count = 3 }, { plugin = "dummy", name = "second", timeout = "2s" }]
+collect = [{ plugin = "dummy", count = 3 }, { plugin = "dummy", name = "second" }]
 publish = [{ plugin = "sink" }]
 "#;
 
@@ -99,7 +99,6 @@ fn a_good_file_builds_every_entry() {
         "defaults to the period"
     );
     assert_eq!(t.collectors[1].name, "second");
-    assert_eq!(t.collectors[1].timeout, Duration::from_secs(2));
     assert!(matches!(t.schedule, Schedule::Every(d) if d == Duration::from_secs(10)));
 }
 

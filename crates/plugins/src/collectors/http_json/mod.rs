@@ -47,10 +47,10 @@ pub struct HttpJsonConfig {
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, String>")]
     pub headers: BTreeMap<String, SecretString>,
-    /// Give up on one request after this long. (The entry's `timeout` key belongs to the
-    /// task runner and bounds the whole collection.)
+    /// Give up on one request after this long. (The task's `timeout` bounds the whole
+    /// collection.)
     #[serde(default = "default_timeout")]
-    pub request_timeout: DurationStr,
+    pub timeout: DurationStr,
     /// Accept any TLS certificate (self-signed, expired, wrong name). For lab systems only.
     #[serde(default)]
     pub tls_skip_verify: bool,
@@ -379,11 +379,8 @@ impl HttpJson {
             headers.insert(hname, hvalue);
         }
 
-        if cfg.request_timeout.0.is_zero() {
-            return Err(raw.error(
-                "request_timeout",
-                "`request_timeout` must be more than 0, e.g. \"10s\"",
-            ));
+        if cfg.timeout.0.is_zero() {
+            return Err(raw.error("timeout", "`timeout` must be more than 0, e.g. \"10s\""));
         }
 
         if let Some(items) = &cfg.items {
@@ -489,7 +486,7 @@ impl HttpJson {
         };
 
         let client = reqwest::Client::builder()
-            .timeout(cfg.request_timeout.0)
+            .timeout(cfg.timeout.0)
             .danger_accept_invalid_certs(cfg.tls_skip_verify)
             .user_agent(concat!("skymeter/", env!("CARGO_PKG_VERSION")))
             .build()
@@ -506,7 +503,7 @@ impl HttpJson {
             },
             body: cfg.body,
             headers,
-            timeout: cfg.request_timeout.0,
+            timeout: cfg.timeout.0,
             items: cfg.items,
             metrics,
             labels: cfg.labels.into_iter().collect(),
@@ -532,7 +529,7 @@ impl HttpJson {
             return self.err(
                 ErrorKind::Timeout,
                 format!(
-                    "no answer from {u} within {}; raise `request_timeout` or check the endpoint",
+                    "no answer from {u} within {}; raise `timeout` or check the endpoint",
                     humantime::format_duration(self.timeout)
                 ),
             );

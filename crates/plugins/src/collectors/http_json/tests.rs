@@ -430,12 +430,9 @@ async fn http_failures_are_classified_and_never_show_header_values() {
         "{err}"
     );
 
-    let err = poll(&mut collector(&cfg(
-        "/slow",
-        "request_timeout = \"200ms\"\n",
-    )))
-    .await
-    .unwrap_err();
+    let err = poll(&mut collector(&cfg("/slow", "timeout = \"200ms\"\n")))
+        .await
+        .unwrap_err();
     assert_eq!(err.kind, ErrorKind::Timeout);
     assert!(err.message.contains("within 200ms"), "{err}");
 
