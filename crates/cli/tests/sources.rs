@@ -93,6 +93,7 @@ fn prometheus_scrape_of_a_real_node_exporter() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     let _ = child.kill();
+    let _ = child.wait();
     let out = out.expect("node_exporter started");
     assert!(out.status.success(), "{}", stderr(&out));
     let records = json_lines(&stdout(&out));
