@@ -78,7 +78,9 @@ async fn run(args: RunArgs, registry: &Registry) -> ExitCode {
     let points: usize = summary.runs.iter().map(|r| r.points).sum();
     let errors: usize = summary.runs.iter().map(|r| r.collect_errors).sum();
     tracing::info!(runs, points, errors, "stopped");
-    if summary.has_failures() {
+    // A long-running agent that shut down cleanly succeeded, whatever failed along the way
+    // (that is in its logs and batches); `--once` answers for its single run.
+    if args.once && summary.has_failures() {
         ExitCode::from(FAILURE)
     } else {
         ExitCode::SUCCESS
@@ -244,12 +246,9 @@ async fn collect(args: CollectArgs, registry: &Registry) -> ExitCode {
         .into_iter()
         .map(|e| e.into_record(&args.plugin, collected_at))
         .collect();
-    let failed = match outcome {
-        Ok(Ok(())) => false,
-        Ok(Err(e)) => {
-            batch.errors.push(e.into_record(&args.plugin, collected_at));
-            true
-        }
+    match outcome {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => batch.errors.push(e.into_record(&args.plugin, collected_at)),
         Err(_) => {
             batch.errors.push(
                 skymeter_plugin::PluginError::new(
@@ -261,9 +260,8 @@ async fn collect(args: CollectArgs, registry: &Registry) -> ExitCode {
                 )
                 .into_record(&args.plugin, collected_at),
             );
-            true
         }
-    };
+    }
     if let Err(e) = publisher.publish(&batch).await {
         eprintln!("error: cannot write the output: {e}");
         return ExitCode::from(FAILURE);
@@ -272,7 +270,9 @@ async fn collect(args: CollectArgs, registry: &Registry) -> ExitCode {
     for e in &batch.errors {
         eprintln!("error: {}: {}", e.plugin, e.message);
     }
-    if failed {
+    // One-shot: the user asked for one thing, so any failure, even partial, is status 1
+    // (the records that were collected are printed all the same).
+    if !batch.errors.is_empty() {
         ExitCode::from(FAILURE)
     } else {
         ExitCode::SUCCESS

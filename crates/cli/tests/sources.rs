@@ -63,6 +63,35 @@ fn prometheus_scrape_turns_counters_into_rates() {
 }
 
 #[test]
+fn prometheus_target_down_reports_up_0_and_the_error_with_status_1() {
+    let url = format!("http://127.0.0.1:{}/metrics", free_port());
+    let out = skymeter(&[
+        "collect",
+        "prometheus",
+        "--set",
+        &format!("url={url}"),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let records = json_lines(&stdout(&out));
+    assert_eq!(value_of(&records, "up", &[]), 0.0);
+    let err = records
+        .iter()
+        .find(|r| r["type"] == "error")
+        .expect("an error record");
+    assert!(
+        err["message"].as_str().unwrap().contains("127.0.0.1"),
+        "{err}"
+    );
+    assert!(
+        stderr(&out).contains("error: prometheus:"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
 fn prometheus_scrape_of_a_real_node_exporter() {
     let exporter = std::path::Path::new("/usr/bin/prometheus-node-exporter");
     if !exporter.exists() {
