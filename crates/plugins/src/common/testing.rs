@@ -156,3 +156,50 @@ pub fn build_sample_entries(sample: &str, factory: skymeter_plugin::CollectorFac
     }
     built
 }
+
+/// A point reduced to what plugin tests compare: metric, labels, unit, stat, period, value.
+pub type Row = (String, Vec<(String, String)>, Unit, Stat, u32, f64);
+
+/// The points as rows, sorted by metric and labels.
+pub fn rows(points: &[skymeter_model::Point]) -> Vec<Row> {
+    let mut v: Vec<Row> = points
+        .iter()
+        .map(|p| {
+            (
+                p.metric.clone(),
+                p.labels
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+                p.unit,
+                p.stat,
+                p.period_s,
+                p.value,
+            )
+        })
+        .collect();
+    v.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+    v
+}
+
+/// One expected row.
+pub fn row(
+    metric: &str,
+    labels: &[(&str, &str)],
+    unit: Unit,
+    stat: Stat,
+    period: u32,
+    value: f64,
+) -> Row {
+    (
+        metric.to_string(),
+        labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        unit,
+        stat,
+        period,
+        value,
+    )
+}

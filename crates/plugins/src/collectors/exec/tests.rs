@@ -1,5 +1,5 @@
 use super::*;
-use crate::common::testing::{request, stepping_clock, with_raw};
+use crate::common::testing::{request, row, rows, stepping_clock, with_raw, Row};
 use std::path::Path;
 
 fn exec(toml: &str) -> Exec {
@@ -35,50 +35,6 @@ fn script(dir: &Path, name: &str, body: &str) -> String {
     );
     std::fs::write(&path, text).unwrap();
     path.display().to_string()
-}
-
-type Row = (String, Vec<(String, String)>, Unit, Stat, u32, f64);
-
-fn rows(points: &[skymeter_model::Point]) -> Vec<Row> {
-    let mut v: Vec<Row> = points
-        .iter()
-        .map(|p| {
-            (
-                p.metric.clone(),
-                p.labels
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect(),
-                p.unit,
-                p.stat,
-                p.period_s,
-                p.value,
-            )
-        })
-        .collect();
-    v.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
-    v
-}
-
-fn row(
-    metric: &str,
-    labels: &[(&str, &str)],
-    unit: Unit,
-    stat: Stat,
-    period: u32,
-    value: f64,
-) -> Row {
-    (
-        metric.to_string(),
-        labels
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-        unit,
-        stat,
-        period,
-        value,
-    )
 }
 
 #[tokio::test]

@@ -123,7 +123,9 @@ fn default_unit() -> Unit {
 }
 
 /// Who the points belong to: the fields of the shared resource template, plus pointers that
-/// give each item its own resource.
+/// give each item its own resource. The template's fields are repeated rather than
+/// `#[serde(flatten)]`ed because serde cannot combine `flatten` with `deny_unknown_fields`;
+/// the value is turned into a [`ResourceTemplate`] at build time.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResourceConfig {

@@ -1,5 +1,5 @@
 use super::*;
-use crate::common::testing::{request, stepping_clock, with_raw};
+use crate::common::testing::{self, request, row, stepping_clock, with_raw, Row};
 use axum::extract::State;
 use axum::http::{HeaderMap as AxHeaders, StatusCode as AxStatus};
 use axum::response::{IntoResponse, Response};
@@ -115,50 +115,15 @@ fn config_error(toml: &str) -> ConfigError {
     })
 }
 
-type Row = (String, Vec<(String, String)>, Unit, Stat, u32, f64);
-
+/// The points without the scrape's own health metrics, as rows.
 fn rows(out: &Output) -> Vec<Row> {
-    let mut v: Vec<Row> = out
+    let points: Vec<_> = out
         .points
         .iter()
         .filter(|p| !p.metric.starts_with("scrape."))
-        .map(|p| {
-            (
-                p.metric.clone(),
-                p.labels
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect(),
-                p.unit,
-                p.stat,
-                p.period_s,
-                p.value,
-            )
-        })
+        .cloned()
         .collect();
-    v.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
-    v
-}
-
-fn row(
-    metric: &str,
-    labels: &[(&str, &str)],
-    unit: Unit,
-    stat: Stat,
-    period: u32,
-    value: f64,
-) -> Row {
-    (
-        metric.to_string(),
-        labels
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-        unit,
-        stat,
-        period,
-        value,
-    )
+    testing::rows(&points)
 }
 
 /// The points of one scrape pair, two seconds apart on the test clock.
