@@ -95,7 +95,7 @@ fn prometheus_target_down_reports_up_0_and_the_error_with_status_1() {
 fn prometheus_scrape_of_a_real_node_exporter() {
     let exporter = std::path::Path::new("/usr/bin/prometheus-node-exporter");
     if !exporter.exists() {
-        eprintln!("SKIPPED: /usr/bin/prometheus-node-exporter is not installed (scripts/test installs it)");
+        skip("/usr/bin/prometheus-node-exporter is not installed (scripts/test installs it)");
         return;
     }
     let port = free_port();

@@ -94,3 +94,10 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// Says why a test cannot run here. Written straight to stderr, past the test harness's
+/// capture, so the reason shows in every run; `scripts/test` counts these lines.
+pub fn skip(reason: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {reason}");
+}
