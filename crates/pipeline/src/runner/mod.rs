@@ -208,8 +208,8 @@ pub async fn run_task_once(agent_id: &str, task: &mut Task, window: Window) -> T
     result.failed_publishers = publish(&task.name, &mut task.publishers, &batch).await;
     tracing::info!(
         task = %task.name,
-        window_start = %window.start,
-        window_end = %window.end,
+        window_start = %window.start.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        window_end = %window.end.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         resources = result.resources,
         points = result.points,
         costs = result.costs,
