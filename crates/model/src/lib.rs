@@ -6,6 +6,7 @@
 //! versioned by [`SCHEMA_VERSION`]; `docs/schema/` holds the JSON Schema generated from these
 //! types and a test fails when the two drift apart.
 
+pub mod api;
 pub mod catalog;
 pub mod prom;
 mod record;

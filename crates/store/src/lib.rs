@@ -1,0 +1,286 @@
+//! Storage for the server: one [`Store`] trait, so that backends (the embedded one here, a
+//! PostgreSQL one later) are interchangeable, and the types its queries return.
+//!
+//! The trait is synchronous: backends do blocking file and database I/O, and the server
+//! calls them from `tokio::task::spawn_blocking`. Every list is a [`Page`] with an opaque
+//! cursor; walking the pages of a query returns each row exactly once, even while ingest
+//! goes on (keyset pagination on an immutable unique key).
+
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use skymeter_model::api::{AgentRegistration, AgentStatus, Heartbeat};
+use skymeter_model::{Batch, Labels, ResourceRef, Stat, Unit};
+use std::collections::BTreeMap;
+
+mod embedded;
+pub use embedded::{EmbeddedOptions, EmbeddedStore};
+
+/// A storage failure. Messages name the file or table and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The request cannot be answered as asked (bad cursor, unknown sort key, bad range).
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("storage I/O failed on {path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    /// Data on disk that cannot be read back; the message says which file and what to do.
+    #[error("corrupt data in {path}: {message}")]
+    Corrupt { path: String, message: String },
+    #[error("database error: {0}")]
+    Database(String),
+}
+
+/// What [`Store::ingest`] did with a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IngestOutcome {
+    /// Stored, durably, whole.
+    Stored,
+    /// A batch with this `batch_id` was stored before; nothing was stored again.
+    Duplicate,
+}
+
+/// One page of a list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// Page size and position, shared by every list.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct PageQuery {
+    /// 1 to 1000; default 100.
+    pub limit: Option<u32>,
+    /// From the previous page's `next_cursor`.
+    pub cursor: Option<String>,
+}
+
+impl PageQuery {
+    pub const DEFAULT_LIMIT: u32 = 100;
+    pub const MAX_LIMIT: u32 = 1000;
+
+    pub fn limit(&self) -> u32 {
+        self.limit.unwrap_or(Self::DEFAULT_LIMIT).clamp(1, Self::MAX_LIMIT)
+    }
+}
+
+/// Filters of `GET /api/v1/resources`. Empty filters match everything.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ResourceQuery {
+    pub provider: Option<String>,
+    pub account: Option<String>,
+    pub region: Option<String>,
+    pub kind: Option<String>,
+    /// `tag.KEY=VALUE` filters: all must hold.
+    pub tags: BTreeMap<String, String>,
+    /// Case-insensitive substring of the name or id.
+    pub q: Option<String>,
+    /// `key` (default), `name`, `kind`, `last_seen`, `first_seen`; `-` in front for
+    /// descending.
+    pub sort: Option<String>,
+    pub page: PageQuery,
+}
+
+/// A resource as stored: the latest record plus what the store knows about its history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct StoredResource {
+    /// `provider/account/region/id`, the resource's key in URLs (percent-encoded).
+    pub key: String,
+    #[serde(flatten)]
+    pub resource: skymeter_model::Resource,
+    pub first_seen: DateTime<Utc>,
+    pub last_seen: DateTime<Utc>,
+}
+
+/// One change of a resource's attributes, tags, name or kind, oldest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ResourceChange {
+    pub at: DateTime<Utc>,
+    /// Field path (`attributes.state`, `tags.env`, `name`) → [old, new] (null when absent).
+    pub changes: BTreeMap<String, [serde_json::Value; 2]>,
+}
+
+/// What identifies a series: metric, unit, stat, resource and labels.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+pub struct SeriesKey {
+    pub metric: String,
+    pub unit: Unit,
+    pub stat: Stat,
+    pub resource: ResourceRef,
+    pub labels: Labels,
+}
+
+/// Filters of `GET /api/v1/series`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SeriesQuery {
+    /// Exact metric name, or a glob with `*`.
+    pub metric: Option<String>,
+    /// A resource key (`provider/account/region/id`).
+    pub resource: Option<String>,
+    pub provider: Option<String>,
+    pub account: Option<String>,
+    pub region: Option<String>,
+    pub stat: Option<Stat>,
+    /// Point labels that must match exactly.
+    pub labels: Labels,
+    pub page: PageQuery,
+}
+
+/// A series and its extent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SeriesInfo {
+    #[serde(flatten)]
+    pub key: SeriesKey,
+    pub first_ts: DateTime<Utc>,
+    pub last_ts: DateTime<Utc>,
+    pub points: u64,
+}
+
+/// `GET /api/v1/points`: the series matching `series`, between `start` (inclusive) and
+/// `end` (exclusive), downsampled to `step` with `agg`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct PointsQuery {
+    pub series: SeriesQuery,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    /// Bucket width in seconds; buckets are aligned to multiples of `step` since the epoch
+    /// and stamped with their end. `None`: raw points.
+    pub step_s: Option<u64>,
+    /// How points within a bucket combine; default `avg` (`last` takes the latest).
+    pub agg: Option<Stat>,
+}
+
+/// One series' points in a range, `[ts, value]` pairs ordered by time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SeriesPoints {
+    #[serde(flatten)]
+    pub key: SeriesKey,
+    pub points: Vec<(DateTime<Utc>, f64)>,
+}
+
+/// `GET /api/v1/costs`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CostQuery {
+    /// Charges overlapping `[start, end)` (by `ChargePeriodStart`).
+    pub start: Option<DateTime<Utc>>,
+    pub end: Option<DateTime<Utc>>,
+    /// Any of `provider`, `service`, `account`, `region`, `resource`, `category`,
+    /// `source`, `currency`, `day`, `month`; empty: one total.
+    pub group_by: Vec<String>,
+    pub provider: Option<String>,
+    /// `billed` or `estimated`.
+    pub source: Option<String>,
+}
+
+/// One group of cost lines.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CostGroup {
+    /// The group's values, by `group_by` name.
+    pub group: BTreeMap<String, String>,
+    pub billed_cost: f64,
+    pub effective_cost: f64,
+    pub currency: String,
+    pub lines: u64,
+}
+
+/// An agent as the server knows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct AgentRecord {
+    #[serde(flatten)]
+    pub registration: AgentRegistration,
+    pub registered_at: DateTime<Utc>,
+    pub last_heartbeat: DateTime<Utc>,
+    pub last_heartbeat_stats: Heartbeat,
+    /// Computed when listed.
+    pub status: AgentStatus,
+}
+
+/// What an API token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// Send batches, register and heartbeat.
+    Ingest,
+    /// Query.
+    Read,
+    /// Everything.
+    Admin,
+}
+
+/// A token as stored: never the token itself, only its hash.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct TokenInfo {
+    /// Short public id (the token's prefix), for listing and revoking.
+    pub id: String,
+    pub name: String,
+    pub scopes: Vec<Scope>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Sizes, for `/health` and `/metrics`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct StoreStats {
+    pub resources: u64,
+    pub series: u64,
+    pub points: u64,
+    pub costs: u64,
+    pub agents: u64,
+    pub batches: u64,
+    /// Bytes of the data directory on disk.
+    pub disk_bytes: u64,
+    /// Bytes of sealed (compressed) point blocks, and the points in them.
+    pub point_block_bytes: u64,
+    pub point_block_points: u64,
+}
+
+/// What [`Store::enforce_retention`] removed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RetentionReport {
+    pub points: u64,
+    pub costs: u64,
+    pub resources: u64,
+}
+
+/// A storage backend.
+pub trait Store: Send + Sync + 'static {
+    /// Stores a batch whole, durably (on disk, synced) before returning, or not at all.
+    /// The batch has been validated (`Batch::validate`) by the caller. A `batch_id` seen
+    /// before returns [`IngestOutcome::Duplicate`] and stores nothing.
+    fn ingest(&self, batch: &Batch) -> Result<IngestOutcome, StoreError>;
+
+    fn resources(&self, q: &ResourceQuery) -> Result<Page<StoredResource>, StoreError>;
+    fn resource(&self, key: &str) -> Result<Option<StoredResource>, StoreError>;
+    /// Attribute, tag, name and kind changes of a resource, oldest first.
+    fn resource_history(&self, key: &str) -> Result<Vec<ResourceChange>, StoreError>;
+
+    fn series(&self, q: &SeriesQuery) -> Result<Page<SeriesInfo>, StoreError>;
+    /// At most `series.page.limit` series per call; the caller pages with the cursor.
+    fn points(&self, q: &PointsQuery) -> Result<Page<SeriesPoints>, StoreError>;
+
+    fn costs(&self, q: &CostQuery) -> Result<Vec<CostGroup>, StoreError>;
+
+    fn register_agent(&self, a: &AgentRegistration, now: DateTime<Utc>) -> Result<(), StoreError>;
+    /// False when the agent is unknown (it should register again).
+    fn heartbeat(&self, id: &str, stats: &Heartbeat, now: DateTime<Utc>) -> Result<bool, StoreError>;
+    fn agents(&self, page: &PageQuery, now: DateTime<Utc>) -> Result<Page<AgentRecord>, StoreError>;
+
+    /// Creates a token and returns it in clear: the only time it exists outside the
+    /// caller's hands. Only a hash is stored.
+    fn create_token(&self, name: &str, scopes: &[Scope]) -> Result<(String, TokenInfo), StoreError>;
+    /// The token's info when `token` is a valid token.
+    fn authenticate(&self, token: &str) -> Result<Option<TokenInfo>, StoreError>;
+    fn tokens(&self) -> Result<Vec<TokenInfo>, StoreError>;
+    fn revoke_token(&self, id: &str) -> Result<bool, StoreError>;
+
+    /// A cheap read and write check of the storage, for `/health`.
+    fn check(&self) -> Result<(), StoreError>;
+    fn stats(&self) -> Result<StoreStats, StoreError>;
+    /// Deletes points, costs and resources (not seen since) older than `before`.
+    fn enforce_retention(&self, before: DateTime<Utc>) -> Result<RetentionReport, StoreError>;
+    /// Makes everything ingested so far part of the compressed, compacted storage (normally
+    /// done in the background; called at shutdown and by benchmarks).
+    fn flush(&self) -> Result<(), StoreError>;
+}
