@@ -39,7 +39,7 @@ fn report_config_errors(errors: &[ConfigError]) -> ExitCode {
 }
 
 async fn run(args: RunArgs, registry: &Registry) -> ExitCode {
-    let mut cfg = match load_file(&args.config, registry) {
+    let mut cfg = match load_file(&args.config, registry, true) {
         Ok(c) => c,
         Err(errs) => return report_config_errors(&errs),
     };
@@ -56,7 +56,7 @@ async fn run(args: RunArgs, registry: &Registry) -> ExitCode {
         cfg.tasks.retain(|t| args.tasks.contains(&t.name));
     }
     let runner = Runner {
-        agent_id: cfg.agent.agent_id(),
+        agent_id: cfg.agent_id,
         tasks: cfg.tasks,
     };
     let summary = if args.once {
@@ -102,7 +102,7 @@ async fn wait_for_signal() {
 }
 
 fn validate(args: ValidateArgs, registry: &Registry) -> ExitCode {
-    match load_file(&args.config, registry) {
+    match load_file(&args.config, registry, false) {
         Ok(cfg) => {
             if args.format == OutputFormat::Json {
                 let tasks: Vec<_> = cfg

@@ -47,8 +47,54 @@ pub struct AgentSettings {
 }
 
 impl AgentSettings {
+    /// The configured id, else the one kept in the data dir, else the host name (a
+    /// stand-in for validation, which must not write anything).
     pub fn agent_id(&self) -> String {
-        self.id.clone().unwrap_or_else(hostname)
+        self.id
+            .clone()
+            .or_else(|| self.stored_agent_id())
+            .unwrap_or_else(hostname)
+    }
+
+    fn id_file(&self) -> PathBuf {
+        self.data_dir().join("agent-id")
+    }
+
+    fn stored_agent_id(&self) -> Option<String> {
+        std::fs::read_to_string(self.id_file())
+            .ok()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+    }
+
+    /// The agent's id for running: the configured one, else the one kept in
+    /// `<data_dir>/agent-id`, created on first start as `<hostname>-<8 hex>` so that two
+    /// agents on one host differ and a restart keeps its identity.
+    pub fn ensure_agent_id(&self) -> Result<String, ConfigError> {
+        if let Some(id) = self.id.clone().or_else(|| self.stored_agent_id()) {
+            return Ok(id);
+        }
+        let id = format!(
+            "{}-{}",
+            hostname(),
+            &uuid::Uuid::now_v7().simple().to_string()[24..]
+        );
+        let file = self.id_file();
+        let write = || -> std::io::Result<()> {
+            std::fs::create_dir_all(self.data_dir())?;
+            let tmp = file.with_extension("tmp");
+            std::fs::write(&tmp, format!("{id}\n"))?;
+            std::fs::rename(&tmp, &file)
+        };
+        write().map_err(|e| ConfigError {
+            file: file.display().to_string(),
+            line: None,
+            column: None,
+            key: None,
+            message: format!("cannot keep the agent id in the data dir: {e}; set `[agent] data_dir` to a writable directory or `[agent] id`"),
+            snippet: None,
+        })?;
+        Ok(id)
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -102,6 +148,8 @@ pub struct Task {
 /// A whole task file, validated and built.
 pub struct LoadedConfig {
     pub agent: AgentSettings,
+    /// The id batches carry (see [`AgentSettings::ensure_agent_id`]).
+    pub agent_id: String,
     pub tasks: Vec<Task>,
 }
 
@@ -155,8 +203,14 @@ impl<'de> Deserialize<'de> for Timestamp {
     }
 }
 
-/// Loads and builds a task file. On failure, returns every mistake found.
-pub fn load_file(path: &Path, registry: &Registry) -> Result<LoadedConfig, Vec<ConfigError>> {
+/// Loads and builds a task file. `persist_identity` (for `run`): create the agent's data
+/// dir and id file when missing; validation passes false and writes nothing. On failure,
+/// returns every mistake found.
+pub fn load_file(
+    path: &Path,
+    registry: &Registry,
+    persist_identity: bool,
+) -> Result<LoadedConfig, Vec<ConfigError>> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         vec![ConfigError {
             file: path.display().to_string(),
@@ -171,6 +225,7 @@ pub fn load_file(path: &Path, registry: &Registry) -> Result<LoadedConfig, Vec<C
         Source::new(path.display().to_string(), text),
         registry,
         &|k| std::env::var(k).ok(),
+        persist_identity,
     )
 }
 
@@ -179,6 +234,7 @@ pub fn load_str(
     source: Arc<Source>,
     registry: &Registry,
     env: &dyn Fn(&str) -> Option<String>,
+    persist_identity: bool,
 ) -> Result<LoadedConfig, Vec<ConfigError>> {
     let mut root = source.parse().map_err(|e| vec![e])?;
     let secrets = Arc::new(interpolate(&source, &mut root, env)?);
@@ -206,8 +262,13 @@ pub fn load_str(
         ));
     }
 
+    let agent_id = if persist_identity {
+        agent.ensure_agent_id().map_err(|e| vec![e])?
+    } else {
+        agent.agent_id()
+    };
     let ctx_base = BuildContext {
-        agent_id: agent.agent_id(),
+        agent_id,
         data_dir: agent.data_dir(),
         task: String::new(),
     };
@@ -249,7 +310,11 @@ pub fn load_str(
         }
     }
     if errors.is_empty() {
-        Ok(LoadedConfig { agent, tasks })
+        Ok(LoadedConfig {
+            agent,
+            agent_id: ctx_base.agent_id,
+            tasks,
+        })
     } else {
         Err(errors)
     }

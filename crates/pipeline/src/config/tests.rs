@@ -66,7 +66,7 @@ fn registry() -> Registry {
 
 fn load(text: &str) -> Result<LoadedConfig, Vec<ConfigError>> {
     let env = |k: &str| (k == "SET_VAR").then(|| "7".to_string());
-    load_str(Source::new("t.toml", text), &registry(), &env)
+    load_str(Source::new("t.toml", text), &registry(), &env, false)
 }
 
 fn errors(text: &str) -> Vec<String> {
@@ -218,4 +218,35 @@ fn set_arguments_become_typed_values() {
     assert_eq!(v["resource"]["id"].as_str(), Some("web 1"));
     assert_eq!(v["list"].as_array().unwrap().len(), 2);
     assert!(one_shot_source(&["novalue".into()]).is_err());
+}
+
+#[test]
+fn the_agent_id_is_created_once_and_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let agent = AgentSettings {
+        id: None,
+        data_dir: Some(dir.path().join("data")),
+    };
+    assert_eq!(
+        agent.agent_id(),
+        hostname(),
+        "nothing written yet: the host name stands in"
+    );
+    assert!(!dir.path().join("data").exists());
+    let first = agent.ensure_agent_id().unwrap();
+    assert!(
+        first.starts_with(&format!("{}-", hostname())) && first.len() == hostname().len() + 9,
+        "{first}"
+    );
+    assert_eq!(
+        agent.ensure_agent_id().unwrap(),
+        first,
+        "kept across restarts"
+    );
+    assert_eq!(agent.agent_id(), first);
+    let configured = AgentSettings {
+        id: Some("web-01".into()),
+        ..agent
+    };
+    assert_eq!(configured.ensure_agent_id().unwrap(), "web-01");
 }
