@@ -53,6 +53,97 @@ pub enum Command {
     Metrics(MetricsArgs),
     /// Print the JSON Schema of the record format.
     Schema(SchemaArgs),
+    /// Run the server: embedded store, ingest and query API, agent registry.
+    Server(ServerArgs),
+    /// Server plus a local agent collecting this host, in one process, no setup: the
+    /// zero-configuration way to try skymeter.
+    Up(UpArgs),
+    /// Manage the server's API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
+    /// Where the embedded store keeps its data.
+    #[arg(long, default_value = "skymeter-data", value_name = "DIR")]
+    pub data_dir: PathBuf,
+    /// Serve without tokens. Refused unless --listen is a loopback address.
+    #[arg(long)]
+    pub no_auth: bool,
+    /// PEM certificate chain, to serve HTTPS (with --tls-key).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Allow browser requests from this origin (repeatable; CORS is off without it).
+    #[arg(long = "cors-origin", value_name = "ORIGIN")]
+    pub cors_origins: Vec<String>,
+    /// Delete data older than this (e.g. 90d); keep everything when absent.
+    #[arg(long, value_parser = humantime_duration)]
+    pub retention: Option<std::time::Duration>,
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Address to listen on (must be loopback: `up` runs without tokens).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
+    /// Where the store and the local agent keep their data.
+    #[arg(long, default_value = "skymeter-data", value_name = "DIR")]
+    pub data_dir: PathBuf,
+    /// How often the local agent collects this host.
+    #[arg(long, default_value = "10s", value_parser = humantime_duration)]
+    pub every: std::time::Duration,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token and print it (the only time it is shown; only its hash is kept).
+    Create(TokenCreateArgs),
+    /// List tokens (ids, names, scopes; never the tokens).
+    List(TokenListArgs),
+    /// Revoke a token by its id.
+    Revoke(TokenRevokeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TokenCreateArgs {
+    /// What the token may do (repeatable): ingest, read, admin.
+    #[arg(long = "scope", value_enum, required = true)]
+    pub scopes: Vec<ScopeArg>,
+    /// A name to recognise it by.
+    #[arg(long, default_value = "")]
+    pub name: String,
+    #[arg(long, default_value = "skymeter-data", value_name = "DIR")]
+    pub data_dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct TokenListArgs {
+    #[arg(long, default_value = "skymeter-data", value_name = "DIR")]
+    pub data_dir: PathBuf,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct TokenRevokeArgs {
+    /// The token's id (from `token list`).
+    pub id: String,
+    #[arg(long, default_value = "skymeter-data", value_name = "DIR")]
+    pub data_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ScopeArg {
+    Ingest,
+    Read,
+    Admin,
 }
 
 #[derive(Debug, Args)]

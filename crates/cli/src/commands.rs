@@ -15,8 +15,8 @@ use skymeter_plugin::{
 use std::process::ExitCode;
 use tokio::sync::watch;
 
-const USAGE: u8 = 2;
-const FAILURE: u8 = 1;
+pub const USAGE: u8 = 2;
+pub const FAILURE: u8 = 1;
 
 pub async fn dispatch(cli: crate::cli::Cli) -> ExitCode {
     let registry = skymeter_plugins::builtin();
@@ -27,10 +27,13 @@ pub async fn dispatch(cli: crate::cli::Cli) -> ExitCode {
         Command::Plugins(a) => plugins(a, &registry),
         Command::Metrics(a) => metrics(a, &registry),
         Command::Schema(a) => schema(a),
+        Command::Server(a) => crate::serve::server(a).await,
+        Command::Up(a) => crate::serve::up(a, &registry).await,
+        Command::Token(c) => crate::serve::token(c),
     }
 }
 
-fn report_config_errors(errors: &[ConfigError]) -> ExitCode {
+pub fn report_config_errors(errors: &[ConfigError]) -> ExitCode {
     for e in errors {
         eprintln!("error: {e}");
     }
@@ -64,10 +67,10 @@ async fn run(args: RunArgs, registry: &Registry) -> ExitCode {
     } else {
         let (tx, rx) = watch::channel(false);
         tokio::spawn(async move {
-            wait_for_signal().await;
+            shutdown_signal().await;
             tracing::info!("shutting down: finishing the runs in flight and flushing publishers (signal again to exit at once)");
             let _ = tx.send(true);
-            wait_for_signal().await;
+            shutdown_signal().await;
             eprintln!("second signal: exiting without flushing");
             std::process::exit(130);
         });
@@ -87,7 +90,8 @@ async fn run(args: RunArgs, registry: &Registry) -> ExitCode {
     }
 }
 
-async fn wait_for_signal() {
+/// SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};

@@ -1,0 +1,212 @@
+//! `server`, `up` and `token`: wiring of the store, the HTTP server and (for `up`) a local
+//! agent. No business logic here.
+
+use crate::cli::{ScopeArg, ServerArgs, TokenCommand, UpArgs};
+use crate::commands::{report_config_errors, shutdown_signal, FAILURE, USAGE};
+use skymeter_plugin::config::Source;
+use skymeter_plugin::Registry;
+use skymeter_server::{Auth, ServerConfig, TlsFiles};
+use skymeter_store::{EmbeddedOptions, EmbeddedStore, Scope, Store};
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use tokio::sync::watch;
+
+fn open_store(dir: &Path) -> Result<EmbeddedStore, ExitCode> {
+    EmbeddedStore::open(EmbeddedOptions::new(dir)).map_err(|e| {
+        eprintln!("error: cannot open the store in {}: {e}", dir.display());
+        ExitCode::from(FAILURE)
+    })
+}
+
+fn server_config(args: &ServerArgs) -> ServerConfig {
+    ServerConfig {
+        listen: args.listen,
+        auth: if args.no_auth { Auth::Disabled } else { Auth::Tokens },
+        tls: match (&args.tls_cert, &args.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles { cert: cert.clone(), key: key.clone() }),
+            _ => None,
+        },
+        cors_origins: args.cors_origins.clone(),
+        retention: args.retention,
+        ..ServerConfig::default()
+    }
+}
+
+pub async fn server(args: ServerArgs) -> ExitCode {
+    let config = server_config(&args);
+    if let Err(e) = config.validate() {
+        eprintln!("error: {e}");
+        return ExitCode::from(USAGE);
+    }
+    let store = match open_store(&args.data_dir) {
+        Ok(s) => Arc::new(s),
+        Err(code) => return code,
+    };
+    if config.auth == Auth::Tokens && store.tokens().map(|t| t.is_empty()).unwrap_or(false) {
+        tracing::warn!(
+            "no API tokens yet: every request but /health will be refused; create one with `skymeter token create --scope ingest --data-dir {}`",
+            args.data_dir.display()
+        );
+    }
+    run_server(config, store).await
+}
+
+async fn run_server(config: ServerConfig, store: Arc<EmbeddedStore>) -> ExitCode {
+    let dyn_store: Arc<dyn Store> = store.clone();
+    let (tx, mut rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = tx.send(true);
+    });
+    let result = skymeter_server::serve(config, dyn_store, async move {
+        let _ = rx.wait_for(|v| *v).await;
+    })
+    .await;
+    // Seal what the head holds so the next start has less to replay.
+    let flushed = tokio::task::spawn_blocking(move || store.flush()).await;
+    match (result, flushed) {
+        (Ok(()), Ok(Ok(()))) => ExitCode::SUCCESS,
+        (Err(e), _) => {
+            eprintln!("error: {e}");
+            ExitCode::from(FAILURE)
+        }
+        (_, Ok(Err(e))) => {
+            eprintln!("error: flushing the store at shutdown: {e}");
+            ExitCode::from(FAILURE)
+        }
+        (_, Err(e)) => {
+            eprintln!("error: flushing the store at shutdown: {e}");
+            ExitCode::from(FAILURE)
+        }
+    }
+}
+
+/// The task `up` runs: this host (and skymeter's own counters), sent to the server in the
+/// same process through the `server` publisher, exactly as a remote agent would.
+fn up_task_file(args: &UpArgs) -> String {
+    let agent_dir = args.data_dir.join("agent");
+    format!(
+        r#"[agent]
+data_dir = {agent_dir}
+
+[[task]]
+name = "host"
+schedule = {{ every = "{every}" }}
+collect = [{{ plugin = "host" }}, {{ plugin = "internal" }}]
+publish = [{{ plugin = "server", url = "http://{listen}" }}]
+"#,
+        agent_dir = toml::Value::String(agent_dir.display().to_string()),
+        every = humantime::format_duration(args.every),
+        listen = args.listen,
+    )
+}
+
+pub async fn up(args: UpArgs, registry: &Registry) -> ExitCode {
+    let config = ServerConfig { listen: args.listen, auth: Auth::Disabled, ..ServerConfig::default() };
+    if let Err(e) = config.validate() {
+        eprintln!("error: {e} (`up` runs without tokens; use `skymeter server` to listen elsewhere)");
+        return ExitCode::from(USAGE);
+    }
+    let source = Source::new("skymeter up (built-in task)", up_task_file(&args));
+    let loaded = match skymeter_pipeline::load_str(source, registry, &|k| std::env::var(k).ok(), true) {
+        Ok(l) => l,
+        Err(errs) => return report_config_errors(&errs),
+    };
+    let store = match open_store(&args.data_dir) {
+        Ok(s) => Arc::new(s),
+        Err(code) => return code,
+    };
+    let (tx, rx) = watch::channel(false);
+    let runner = skymeter_pipeline::Runner { agent_id: loaded.agent_id, tasks: loaded.tasks };
+    let agent = tokio::spawn(runner.run(rx));
+    println!("skymeter is up: http://{}  (API docs: http://{}/api/docs; Ctrl-C stops)", args.listen, args.listen);
+    let code = run_server(config, store).await;
+    // The server has stopped (signal or failure): stop the agent, which flushes its buffer
+    // to disk for the next start.
+    let _ = tx.send(true);
+    let _ = agent.await;
+    code
+}
+
+pub fn token(cmd: TokenCommand) -> ExitCode {
+    match cmd {
+        TokenCommand::Create(a) => {
+            let store = match open_store(&a.data_dir) {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            let scopes: Vec<Scope> = a
+                .scopes
+                .iter()
+                .map(|s| match s {
+                    ScopeArg::Ingest => Scope::Ingest,
+                    ScopeArg::Read => Scope::Read,
+                    ScopeArg::Admin => Scope::Admin,
+                })
+                .collect();
+            match store.create_token(&a.name, &scopes) {
+                Ok((token, info)) => {
+                    eprintln!("created token {} ({:?}); it is shown once, keep it now:", info.id, info.scopes);
+                    println!("{token}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(FAILURE)
+                }
+            }
+        }
+        TokenCommand::List(a) => {
+            let store = match open_store(&a.data_dir) {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            match store.tokens() {
+                Ok(list) => {
+                    match a.format {
+                        crate::cli::OutputFormat::Json => {
+                            for t in list {
+                                println!("{}", serde_json::to_string(&t).unwrap_or_default());
+                            }
+                        }
+                        crate::cli::OutputFormat::Table => {
+                            let mut t = comfy_table::Table::new();
+                            t.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED).set_header(vec!["id", "name", "scopes", "created"]);
+                            for tok in list {
+                                let scopes: Vec<String> = tok.scopes.iter().map(|s| format!("{s:?}").to_lowercase()).collect();
+                                t.add_row(vec![tok.id, tok.name, scopes.join(","), tok.created_at.to_rfc3339()]);
+                            }
+                            println!("{t}");
+                        }
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(FAILURE)
+                }
+            }
+        }
+        TokenCommand::Revoke(a) => {
+            let store = match open_store(&a.data_dir) {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            match store.revoke_token(&a.id) {
+                Ok(true) => {
+                    println!("revoked {}", a.id);
+                    ExitCode::SUCCESS
+                }
+                Ok(false) => {
+                    eprintln!("error: no token with id `{}` (see `skymeter token list`)", a.id);
+                    ExitCode::from(USAGE)
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(FAILURE)
+                }
+            }
+        }
+    }
+}
