@@ -1,0 +1,144 @@
+//! The sender: one tokio task per publisher that drains its buffer, oldest first, and never
+//! gives up on a batch. It runs until the publisher is dropped.
+
+use super::client::{Client, Failure, Sent};
+use super::queue::Queue;
+use rand::Rng;
+use skymeter_plugin::retry::RetryPolicy;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The longest `Retry-After` honoured; a longer one is taken as this (a server asking for
+/// hours is more likely misconfigured than meant).
+const RETRY_AFTER_CAP: Duration = Duration::from_secs(600);
+
+/// Exponential backoff for tries that never stop: `initial` × 2^failures up to `max`, the
+/// upper half of each wait jittered so that agents restarted together spread out.
+/// (`RetryPolicy::run` gives up after `attempts`, which delivery must not do.)
+pub(super) struct Backoff {
+    initial: Duration,
+    max: Duration,
+    failures: u32,
+}
+
+impl Backoff {
+    pub fn new(p: &RetryPolicy) -> Backoff {
+        Backoff {
+            initial: p.initial.0,
+            max: p.max.0,
+            failures: 0,
+        }
+    }
+
+    pub fn reset(&mut self) {
+        self.failures = 0;
+    }
+
+    /// Failed tries since the last success.
+    pub fn failures(&self) -> u32 {
+        self.failures
+    }
+
+    /// The wait before the next try; a longer `Retry-After` wins (up to 10 minutes).
+    pub fn next(&mut self, retry_after: Option<Duration>) -> Duration {
+        let base = self
+            .initial
+            .saturating_mul(1u32 << self.failures.min(20))
+            .min(self.max);
+        self.failures = self.failures.saturating_add(1);
+        let half = base / 2;
+        let jittered = half + half.mul_f64(rand::thread_rng().gen_range(0.0..=1.0));
+        jittered.max(retry_after.unwrap_or_default().min(RETRY_AFTER_CAP))
+    }
+}
+
+pub(super) fn show(d: Duration) -> humantime::FormattedDuration {
+    humantime::format_duration(Duration::from_millis(d.as_millis() as u64))
+}
+
+/// Logs a failed call: an error when a person must act, a warning when waiting helps.
+pub(super) fn log_failure(task: &str, f: &Failure, then: &str) {
+    if f.needs_action {
+        tracing::error!(target: "skymeter::server", task, "{}; {then}", f.message);
+    } else {
+        tracing::warn!(target: "skymeter::server", task, "{}; {then}", f.message);
+    }
+}
+
+pub(super) async fn drain(
+    queue: Arc<Queue>,
+    client: Arc<Client>,
+    retry: RetryPolicy,
+    task: String,
+) {
+    let mut backoff = Backoff::new(&retry);
+    loop {
+        let Some(entry) = queue.begin_next() else {
+            queue.pushed.notified().await;
+            continue;
+        };
+        let body = match queue.read(&entry).await {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                // Deleted by hand: nothing to send.
+                queue.done(&entry).await;
+                continue;
+            }
+            Err(e) => {
+                queue.end_attempt();
+                let wait = backoff.next(None);
+                tracing::error!(target: "skymeter::server", task, "cannot read buffered batch {}: {e}; retrying in {}", queue.dir.join(entry.file_name()).display(), show(wait));
+                pause(&queue, wait).await;
+                continue;
+            }
+        };
+        match client.ingest(body, &entry.batch_id).await {
+            Sent::Delivered { duplicate } => {
+                queue.done(&entry).await;
+                if backoff.failures() > 0 {
+                    tracing::info!(target: "skymeter::server", task, "delivering to {} again after {} failed tries; {} batch(es) waiting", client.shown(), backoff.failures(), queue.len());
+                }
+                backoff.reset();
+                tracing::debug!(target: "skymeter::server", task, duplicate, "delivered batch {}", entry.batch_id);
+            }
+            Sent::Rejected {
+                status,
+                report,
+                detail,
+            } => match queue.reject(&entry, report).await {
+                Ok(path) => tracing::error!(
+                    target: "skymeter::server", task,
+                    "the server rejected batch {} ({status}): {detail}; it is not retried: moved to {} with the server's answer beside it",
+                    entry.batch_id, path.display()
+                ),
+                Err(e) => {
+                    let wait = backoff.next(None);
+                    tracing::error!(target: "skymeter::server", task, "the server rejected batch {} ({status}): {detail}; {e}; retrying in {}", entry.batch_id, show(wait));
+                    pause(&queue, wait).await;
+                }
+            },
+            Sent::Failed(f) => {
+                queue.end_attempt();
+                let wait = backoff.next(f.retry_after);
+                log_failure(
+                    &task,
+                    &f,
+                    &format!(
+                        "{} batch(es) stay buffered; next try in {}",
+                        queue.len(),
+                        show(wait)
+                    ),
+                );
+                pause(&queue, wait).await;
+            }
+        }
+    }
+}
+
+/// Sleeps `wait`, or less when `flush` asks for a try now.
+async fn pause(queue: &Queue, wait: Duration) {
+    tokio::select! {
+        _ = tokio::time::sleep(wait) => {}
+        _ = queue.kick.notified() => {}
+    }
+}
