@@ -219,3 +219,26 @@ fn set_arguments_become_typed_values() {
     assert_eq!(v["list"].as_array().unwrap().len(), 2);
     assert!(one_shot_source(&["novalue".into()]).is_err());
 }
+
+#[test]
+fn plugins_are_built_knowing_their_task_and_its_interval() {
+    let mut r = registry();
+    r.add_publisher(PublisherFactory {
+        description: PluginDescription {
+            name: "tell",
+            kind: PluginKind::Publisher,
+            summary: "test",
+            config_schema: PluginDescription::schema_of::<DummyConfig>,
+            metrics: Vec::<MetricInfo>::new,
+        },
+        // Reports what it was given as a config error, the one way out of a build.
+        build: |raw, ctx| Err(raw.error("count", format!("{} {:?}", ctx.task, ctx.interval))),
+    });
+    let text = GOOD.replace(r#"{ plugin = "sink" }"#, r#"{ plugin = "tell" }"#)
+        + "\n[[task]]\nname = \"c\"\nschedule = { cron = \"0 */5 * * * *\" }\ncollect = [{ plugin = \"dummy\" }]\npublish = [{ plugin = \"tell\" }]\n";
+    let errs = load_str(Source::new("t.toml", text), &r, &|_| None)
+        .err()
+        .unwrap();
+    let msgs: Vec<&str> = errs.iter().map(|e| e.message.as_str()).collect();
+    assert_eq!(msgs, ["t Some(10s)", "c Some(300s)"]);
+}

@@ -9,7 +9,7 @@
 
 use super::client::{Client, Known};
 use super::queue::Queue;
-use super::sender::{log_failure, show, Backoff};
+use super::sender::{show, Backoff, FailureLog};
 use skymeter_model::api::{AgentRegistration, AgentTask, Heartbeat};
 use skymeter_plugin::retry::RetryPolicy;
 use std::collections::BTreeMap;
@@ -178,6 +178,7 @@ impl Inner {
 
 async fn run(inner: Arc<Inner>) {
     let mut backoff = Backoff::new(&inner.retry);
+    let (mut reg_failures, mut hb_failures) = (FailureLog::default(), FailureLog::default());
     let url = inner.client.shown().to_string();
     loop {
         // Register until it works; publishing goes on meanwhile.
@@ -187,11 +188,12 @@ async fn run(inner: Arc<Inner>) {
                 Ok(()) => {
                     tracing::info!(target: "skymeter::server", "registered with {url} as agent `{}` (tasks: {})", inner.id, inner.task_names());
                     backoff.reset();
+                    reg_failures.ok();
                     break;
                 }
                 Err(f) => {
                     let wait = backoff.next(f.retry_after);
-                    log_failure(
+                    reg_failures.failed(
                         &inner.task_names(),
                         &f,
                         &format!("registering agent `{}` again in {}", inner.id, show(wait)),
@@ -208,12 +210,12 @@ async fn run(inner: Arc<Inner>) {
                 _ = inner.changed.notified() => break,
             }
             match inner.client.heartbeat(&inner.id, &inner.heartbeat()).await {
-                Ok(Known::Yes) => {}
+                Ok(Known::Yes) => hb_failures.ok(),
                 Ok(Known::No) => {
                     tracing::info!(target: "skymeter::server", "{url} does not know agent `{}` (its data may have been reset); registering again", inner.id);
                     break;
                 }
-                Err(f) => log_failure(
+                Err(f) => hb_failures.failed(
                     &inner.task_names(),
                     &f,
                     &format!("next heartbeat in {}", show(interval)),
@@ -224,7 +226,7 @@ async fn run(inner: Arc<Inner>) {
 }
 
 /// This machine's host name, as `hostname` prints it.
-fn hostname() -> String {
+pub(super) fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .map(|s| s.trim().to_string())

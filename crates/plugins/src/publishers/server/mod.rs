@@ -162,6 +162,14 @@ pub fn factory() -> PublisherFactory {
 const FLUSH_TIMEOUTS: u32 = 3;
 
 fn build(raw: &RawConfig<'_>, ctx: &BuildContext) -> Result<Box<dyn Publisher>, ConfigError> {
+    Ok(Box::new(ServerPublisher {
+        settings: Arc::new(settings(raw, ctx)?),
+        running: None,
+    }))
+}
+
+/// Decodes and checks the config; touches neither the disk nor the network.
+fn settings(raw: &RawConfig<'_>, ctx: &BuildContext) -> Result<Settings, ConfigError> {
     let cfg: ServerConfig = raw.decode()?;
     // The URL is never quoted in errors: it could carry credentials.
     let url = Url::parse(&cfg.url).map_err(|e| {
@@ -231,7 +239,8 @@ fn build(raw: &RawConfig<'_>, ctx: &BuildContext) -> Result<Box<dyn Publisher>, 
             "is empty; leave it out for <data_dir>/buffer/<task>",
         ));
     }
-    let auth = match &cfg.token {
+    // `token = "${SKYMETER_TOKEN:-}"` with the variable unset means no token.
+    let auth = match cfg.token.as_ref().filter(|t| !t.expose_secret().is_empty()) {
         Some(token) => {
             let mut value = HeaderValue::from_str(&format!("Bearer {}", token.expose_secret()))
                 .map_err(|_| raw.error("token", "the token has characters a header cannot carry (control characters, non-ASCII)"))?;
@@ -256,19 +265,16 @@ fn build(raw: &RawConfig<'_>, ctx: &BuildContext) -> Result<Box<dyn Publisher>, 
         labels: cfg.labels,
         heartbeat_interval: cfg.heartbeat_interval.0,
     };
-    Ok(Box::new(ServerPublisher {
-        settings: Arc::new(Settings {
-            client: Arc::new(client),
-            task: ctx.task.clone(),
-            agent,
-            buffer_dir,
-            max_buffer: cfg.max_buffer_size.0,
-            when_full: cfg.when_full,
-            retry: cfg.retry,
-            flush_wait: cfg.timeout.0 * FLUSH_TIMEOUTS,
-        }),
-        running: None,
-    }))
+    Ok(Settings {
+        client: Arc::new(client),
+        task: ctx.task.clone(),
+        agent,
+        buffer_dir,
+        max_buffer: cfg.max_buffer_size.0,
+        when_full: cfg.when_full,
+        retry: cfg.retry,
+        flush_wait: cfg.timeout.0 * FLUSH_TIMEOUTS,
+    })
 }
 
 /// A task name as one safe directory name: letters, digits, `-`, `_` and `.` stay, anything
@@ -405,7 +411,8 @@ impl Publisher for ServerPublisher {
     }
 
     async fn flush(&mut self) -> Result<(), PluginError> {
-        if self.running.is_none() && !self.settings.buffer_dir.exists() {
+        if self.running.is_none() && !queue::has_batches(&self.settings.buffer_dir) {
+            // Nothing published and nothing left from before: no need to start anything.
             return Ok(());
         }
         let settings = self.settings.clone();

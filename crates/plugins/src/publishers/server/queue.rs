@@ -378,6 +378,13 @@ impl Queue {
     }
 }
 
+/// Whether `dir` holds batch files (a quick look, for `flush` before any `publish`).
+pub(super) fn has_batches(dir: &Path) -> bool {
+    fs::read_dir(dir).is_ok_and(|mut it| {
+        it.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().ends_with(SUFFIX)))
+    })
+}
+
 /// Locks the buffer directory for this publisher: a second user gets a clear error
 /// instead of sending the same batches in parallel.
 #[cfg(target_os = "linux")]

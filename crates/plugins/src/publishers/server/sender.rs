@@ -56,12 +56,51 @@ pub(super) fn show(d: Duration) -> humantime::FormattedDuration {
     humantime::format_duration(Duration::from_millis(d.as_millis() as u64))
 }
 
-/// Logs a failed call: an error when a person must act, a warning when waiting helps.
-pub(super) fn log_failure(task: &str, f: &Failure, then: &str) {
-    if f.needs_action {
-        tracing::error!(target: "skymeter::server", task, "{}; {then}", f.message);
-    } else {
-        tracing::warn!(target: "skymeter::server", task, "{}; {then}", f.message);
+/// How often a failure that keeps repeating is logged again at its level.
+const REPEAT_LOG_EVERY: Duration = Duration::from_secs(300);
+
+/// Logs failed calls without flooding: a failure is logged (an error when a person must act,
+/// a warning when waiting helps) when it first happens, when its message changes, and every
+/// 5 minutes while it repeats; the tries in between are logged at debug level.
+#[derive(Default)]
+pub(super) struct FailureLog {
+    last: Option<(String, tokio::time::Instant)>,
+    repeats: u32,
+}
+
+impl FailureLog {
+    pub fn failed(&mut self, task: &str, f: &Failure, then: &str) {
+        let now = tokio::time::Instant::now();
+        let repeat = self
+            .last
+            .as_ref()
+            .is_some_and(|(m, at)| *m == f.message && now.duration_since(*at) < REPEAT_LOG_EVERY);
+        if repeat {
+            self.repeats += 1;
+            tracing::debug!(target: "skymeter::server", task, "{}; {then}", f.message);
+            return;
+        }
+        let again = if self.repeats > 0 {
+            format!(
+                " ({} more failed tries since it was last logged)",
+                self.repeats
+            )
+        } else {
+            String::new()
+        };
+        if f.needs_action {
+            tracing::error!(target: "skymeter::server", task, "{}; {then}{again}", f.message);
+        } else {
+            tracing::warn!(target: "skymeter::server", task, "{}; {then}{again}", f.message);
+        }
+        self.last = Some((f.message.clone(), now));
+        self.repeats = 0;
+    }
+
+    /// The call worked: the next failure is news again.
+    pub fn ok(&mut self) {
+        self.last = None;
+        self.repeats = 0;
     }
 }
 
@@ -72,6 +111,7 @@ pub(super) async fn drain(
     task: String,
 ) {
     let mut backoff = Backoff::new(&retry);
+    let mut failures = FailureLog::default();
     loop {
         let Some(entry) = queue.begin_next() else {
             queue.pushed.notified().await;
@@ -99,6 +139,7 @@ pub(super) async fn drain(
                     tracing::info!(target: "skymeter::server", task, "delivering to {} again after {} failed tries; {} batch(es) waiting", client.shown(), backoff.failures(), queue.len());
                 }
                 backoff.reset();
+                failures.ok();
                 tracing::debug!(target: "skymeter::server", task, duplicate, "delivered batch {}", entry.batch_id);
             }
             Sent::Rejected {
@@ -120,7 +161,7 @@ pub(super) async fn drain(
             Sent::Failed(f) => {
                 queue.end_attempt();
                 let wait = backoff.next(f.retry_after);
-                log_failure(
+                failures.failed(
                     &task,
                     &f,
                     &format!(
