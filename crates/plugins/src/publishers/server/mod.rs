@@ -226,8 +226,11 @@ fn settings(raw: &RawConfig<'_>, ctx: &BuildContext) -> Result<Settings, ConfigE
             "`initial` must be more than 0 and `max` at least `initial`",
         ));
     }
-    if let Some(k) = cfg.labels.keys().find(|k| k.is_empty()) {
-        return Err(raw.error("labels", format!("label name `{k}` is empty")));
+    if cfg.labels.keys().any(|k| k.is_empty()) {
+        return Err(raw.error(
+            "labels",
+            "a label name is empty; write `{ env = \"prod\" }`",
+        ));
     }
     if cfg
         .buffer_dir

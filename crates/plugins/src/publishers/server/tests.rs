@@ -982,6 +982,11 @@ fn config_errors_are_located_and_never_show_the_token() {
             "must be more than 0",
         ),
         (
+            "url = \"http://x\"\nlabels = { \"\" = \"v\" }",
+            "labels",
+            "a label name is empty",
+        ),
+        (
             "url = \"http://x\"\nretry = { attempts = 3 }",
             "retry.attempts",
             "does not apply here",
