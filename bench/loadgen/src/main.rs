@@ -73,8 +73,16 @@ enum Cmd {
     },
 }
 
-const REGIONS: [&str; 8] =
-    ["us-east-1", "us-west-2", "eu-west-1", "eu-central-1", "ap-south-1", "ap-northeast-1", "sa-east-1", "ca-central-1"];
+const REGIONS: [&str; 8] = [
+    "us-east-1",
+    "us-west-2",
+    "eu-west-1",
+    "eu-central-1",
+    "ap-south-1",
+    "ap-northeast-1",
+    "sa-east-1",
+    "ca-central-1",
+];
 
 /// The end of the data set: the last whole step before now, so that every point is in the past.
 fn end_ts(step_s: i64) -> i64 {
@@ -99,10 +107,16 @@ fn data_set(series: usize, points: usize, step_s: i64, decimals: i32) -> Vec<Sam
     for p in 0..points {
         let ts = start + step_s * (p as i64 + 1);
         for (s, v) in state.iter_mut().enumerate() {
-            rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            rng = rng
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             let step = ((rng >> 33) % 401) as f64 / 100.0 - 2.0;
             *v = (*v + step).clamp(0.0, 100.0);
-            out.push(Sample { series: s, ts, value: (*v * scale).round() / scale });
+            out.push(Sample {
+                series: s,
+                ts,
+                value: (*v * scale).round() / scale,
+            });
         }
     }
     out
@@ -141,13 +155,22 @@ fn skymeter_bodies(samples: &[Sample], batch: usize, long: &[(i64, f64)]) -> Vec
     let mut bodies = Vec::new();
     for chunk in samples.chunks(batch) {
         let mut b = Batch::new("loadgen", "bench", Utc::now());
-        b.points = chunk.iter().map(|s| point("cpu.utilization", resource(s.series), s.ts, s.value)).collect();
+        b.points = chunk
+            .iter()
+            .map(|s| point("cpu.utilization", resource(s.series), s.ts, s.value))
+            .collect();
         bodies.push(gzip(&serde_json::to_vec(&b).expect("serializes")));
     }
     for chunk in long.chunks(batch) {
         let mut b = Batch::new("loadgen", "bench-long", Utc::now());
-        let r = ResourceRef { id: "i-long".into(), ..resource(0) };
-        b.points = chunk.iter().map(|(t, v)| point("bench.long", r.clone(), *t, *v)).collect();
+        let r = ResourceRef {
+            id: "i-long".into(),
+            ..resource(0)
+        };
+        b.points = chunk
+            .iter()
+            .map(|(t, v)| point("bench.long", r.clone(), *t, *v))
+            .collect();
         bodies.push(gzip(&serde_json::to_vec(&b).expect("serializes")));
     }
     bodies
@@ -169,13 +192,22 @@ fn vm_bodies(samples: &[Sample], batch: usize, long: &[(i64, f64)]) -> Vec<Vec<u
     for chunk in samples.chunks(batch) {
         let mut out = Vec::new();
         for s in chunk {
-            vm_line(&mut out, "cpu_utilization_percent", &resource(s.series), s.ts, s.value);
+            vm_line(
+                &mut out,
+                "cpu_utilization_percent",
+                &resource(s.series),
+                s.ts,
+                s.value,
+            );
         }
         bodies.push(gzip(&out));
     }
     for chunk in long.chunks(batch) {
         let mut out = Vec::new();
-        let r = ResourceRef { id: "i-long".into(), ..resource(0) };
+        let r = ResourceRef {
+            id: "i-long".into(),
+            ..resource(0)
+        };
         for (t, v) in chunk {
             vm_line(&mut out, "bench_long_percent", &r, *t, *v);
         }
@@ -187,19 +219,42 @@ fn vm_bodies(samples: &[Sample], batch: usize, long: &[(i64, f64)]) -> Vec<Vec<u
 fn client(token: Option<&str>) -> Result<reqwest::Client> {
     let mut headers = reqwest::header::HeaderMap::new();
     if let Some(t) = token {
-        headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {t}").parse()?);
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {t}").parse()?,
+        );
     }
-    Ok(reqwest::Client::builder().default_headers(headers).timeout(Duration::from_secs(120)).build()?)
+    Ok(reqwest::Client::builder()
+        .default_headers(headers)
+        .timeout(Duration::from_secs(120))
+        .build()?)
 }
 
 #[tokio::main]
 async fn main() -> Result<()> {
     match Cli::parse().cmd {
-        Cmd::Ingest { target, url, token, series, points, batch, clients, step_s, decimals, long_points } => {
+        Cmd::Ingest {
+            target,
+            url,
+            token,
+            series,
+            points,
+            batch,
+            clients,
+            step_s,
+            decimals,
+            long_points,
+        } => {
             let samples = data_set(series, points, step_s, decimals);
             let end = end_ts(step_s);
-            let long: Vec<(i64, f64)> =
-                (0..long_points).map(|i| (end - step_s * (long_points - 1 - i) as i64, (i % 1000) as f64 / 10.0)).collect();
+            let long: Vec<(i64, f64)> = (0..long_points)
+                .map(|i| {
+                    (
+                        end - step_s * (long_points - 1 - i) as i64,
+                        (i % 1000) as f64 / 10.0,
+                    )
+                })
+                .collect();
             let total = samples.len() + long.len();
             let (bodies, path) = match target {
                 Target::Skymeter => (skymeter_bodies(&samples, batch, &long), "/api/v1/ingest"),
@@ -214,11 +269,14 @@ async fn main() -> Result<()> {
             let started = Instant::now();
             let mut tasks = Vec::new();
             for _ in 0..clients {
-                let (bodies, next, http, endpoint) = (bodies.clone(), next.clone(), http.clone(), endpoint.clone());
+                let (bodies, next, http, endpoint) =
+                    (bodies.clone(), next.clone(), http.clone(), endpoint.clone());
                 tasks.push(tokio::spawn(async move {
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(body) = bodies.get(i) else { return Ok::<(), anyhow::Error>(()) };
+                        let Some(body) = bodies.get(i) else {
+                            return Ok::<(), anyhow::Error>(());
+                        };
                         let resp = http
                             .post(&endpoint)
                             .header("content-encoding", "gzip")
@@ -229,7 +287,10 @@ async fn main() -> Result<()> {
                             .with_context(|| format!("POST {endpoint}"))?;
                         if !resp.status().is_success() {
                             let status = resp.status();
-                            bail!("POST {endpoint}: {status}: {}", resp.text().await.unwrap_or_default());
+                            bail!(
+                                "POST {endpoint}: {status}: {}",
+                                resp.text().await.unwrap_or_default()
+                            );
                         }
                     }
                 }));
@@ -248,13 +309,21 @@ async fn main() -> Result<()> {
                 total as f64 / secs
             );
         }
-        Cmd::Query { url, token, requests } => {
+        Cmd::Query {
+            url,
+            token,
+            requests,
+        } => {
             let http = client(token.as_deref())?;
             let mut times = Vec::with_capacity(requests);
             let mut bytes = 0;
             for _ in 0..requests {
                 let t = Instant::now();
-                let resp = http.get(&url).send().await.with_context(|| format!("GET {url}"))?;
+                let resp = http
+                    .get(&url)
+                    .send()
+                    .await
+                    .with_context(|| format!("GET {url}"))?;
                 let status = resp.status();
                 let body = resp.bytes().await?;
                 if !status.is_success() {

@@ -22,9 +22,16 @@ fn open_store(dir: &Path) -> Result<EmbeddedStore, ExitCode> {
 fn server_config(args: &ServerArgs) -> ServerConfig {
     ServerConfig {
         listen: args.listen,
-        auth: if args.no_auth { Auth::Disabled } else { Auth::Tokens },
+        auth: if args.no_auth {
+            Auth::Disabled
+        } else {
+            Auth::Tokens
+        },
         tls: match (&args.tls_cert, &args.tls_key) {
-            (Some(cert), Some(key)) => Some(TlsFiles { cert: cert.clone(), key: key.clone() }),
+            (Some(cert), Some(key)) => Some(TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
             _ => None,
         },
         cors_origins: args.cors_origins.clone(),
@@ -103,24 +110,37 @@ publish = [{{ plugin = "server", url = "http://{listen}" }}]
 }
 
 pub async fn up(args: UpArgs, registry: &Registry) -> ExitCode {
-    let config = ServerConfig { listen: args.listen, auth: Auth::Disabled, ..ServerConfig::default() };
+    let config = ServerConfig {
+        listen: args.listen,
+        auth: Auth::Disabled,
+        ..ServerConfig::default()
+    };
     if let Err(e) = config.validate() {
-        eprintln!("error: {e} (`up` runs without tokens; use `skymeter server` to listen elsewhere)");
+        eprintln!(
+            "error: {e} (`up` runs without tokens; use `skymeter server` to listen elsewhere)"
+        );
         return ExitCode::from(USAGE);
     }
     let source = Source::new("skymeter up (built-in task)", up_task_file(&args));
-    let loaded = match skymeter_pipeline::load_str(source, registry, &|k| std::env::var(k).ok(), true) {
-        Ok(l) => l,
-        Err(errs) => return report_config_errors(&errs),
-    };
+    let loaded =
+        match skymeter_pipeline::load_str(source, registry, &|k| std::env::var(k).ok(), true) {
+            Ok(l) => l,
+            Err(errs) => return report_config_errors(&errs),
+        };
     let store = match open_store(&args.data_dir) {
         Ok(s) => Arc::new(s),
         Err(code) => return code,
     };
     let (tx, rx) = watch::channel(false);
-    let runner = skymeter_pipeline::Runner { agent_id: loaded.agent_id, tasks: loaded.tasks };
+    let runner = skymeter_pipeline::Runner {
+        agent_id: loaded.agent_id,
+        tasks: loaded.tasks,
+    };
     let agent = tokio::spawn(runner.run(rx));
-    println!("skymeter is up: http://{}  (API docs: http://{}/api/docs; Ctrl-C stops)", args.listen, args.listen);
+    println!(
+        "skymeter is up: http://{}  (API docs: http://{}/api/docs; Ctrl-C stops)",
+        args.listen, args.listen
+    );
     let code = run_server(config, store).await;
     // The server has stopped (signal or failure): stop the agent, which flushes its buffer
     // to disk for the next start.
@@ -147,7 +167,10 @@ pub fn token(cmd: TokenCommand) -> ExitCode {
                 .collect();
             match store.create_token(&a.name, &scopes) {
                 Ok((token, info)) => {
-                    eprintln!("created token {} ({:?}); it is shown once, keep it now:", info.id, info.scopes);
+                    eprintln!(
+                        "created token {} ({:?}); it is shown once, keep it now:",
+                        info.id, info.scopes
+                    );
                     println!("{token}");
                     ExitCode::SUCCESS
                 }
@@ -172,10 +195,20 @@ pub fn token(cmd: TokenCommand) -> ExitCode {
                         }
                         crate::cli::OutputFormat::Table => {
                             let mut t = comfy_table::Table::new();
-                            t.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED).set_header(vec!["id", "name", "scopes", "created"]);
+                            t.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED)
+                                .set_header(vec!["id", "name", "scopes", "created"]);
                             for tok in list {
-                                let scopes: Vec<String> = tok.scopes.iter().map(|s| format!("{s:?}").to_lowercase()).collect();
-                                t.add_row(vec![tok.id, tok.name, scopes.join(","), tok.created_at.to_rfc3339()]);
+                                let scopes: Vec<String> = tok
+                                    .scopes
+                                    .iter()
+                                    .map(|s| format!("{s:?}").to_lowercase())
+                                    .collect();
+                                t.add_row(vec![
+                                    tok.id,
+                                    tok.name,
+                                    scopes.join(","),
+                                    tok.created_at.to_rfc3339(),
+                                ]);
                             }
                             println!("{t}");
                         }
@@ -199,7 +232,10 @@ pub fn token(cmd: TokenCommand) -> ExitCode {
                     ExitCode::SUCCESS
                 }
                 Ok(false) => {
-                    eprintln!("error: no token with id `{}` (see `skymeter token list`)", a.id);
+                    eprintln!(
+                        "error: no token with id `{}` (see `skymeter token list`)",
+                        a.id
+                    );
                     ExitCode::from(USAGE)
                 }
                 Err(e) => {

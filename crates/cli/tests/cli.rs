@@ -5,7 +5,7 @@ mod common;
 use common::*;
 use std::time::{Duration, Instant};
 
-const ALL_PLUGINS: [&str; 12] = [
+const ALL_PLUGINS: [&str; 13] = [
     "internal",
     "host",
     "prometheus",
@@ -18,6 +18,7 @@ const ALL_PLUGINS: [&str; 12] = [
     "stdout",
     "file",
     "http",
+    "server",
 ];
 
 #[test]

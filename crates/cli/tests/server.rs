@@ -18,7 +18,11 @@ impl Drop for Proc {
 impl Proc {
     fn signal(&mut self, sig: &str) {
         let pid = self.0.id().to_string();
-        assert!(Command::new("kill").args([sig, &pid]).status().unwrap().success());
+        assert!(Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .unwrap()
+            .success());
     }
 
     /// SIGTERM, then the exit status within `within`.
@@ -76,7 +80,13 @@ fn eventually<T>(within: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T
 
 fn encode(key: &str) -> String {
     key.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
         .collect()
 }
 
@@ -86,7 +96,10 @@ fn up_serves_the_local_host_within_30_seconds() {
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let listen = format!("127.0.0.1:{port}");
-    let up = spawn(&["up", "--listen", &listen, "--data-dir", "data"], dir.path());
+    let up = spawn(
+        &["up", "--listen", &listen, "--data-dir", "data"],
+        dir.path(),
+    );
     let started = Instant::now();
     let health = eventually(Duration::from_secs(10), || {
         let (status, body) = get(&format!("{base}/health"), None);
@@ -95,14 +108,25 @@ fn up_serves_the_local_host_within_30_seconds() {
     assert_eq!(health.expect("/health answers")["status"], "ok");
     let host = eventually(Duration::from_secs(30), || {
         let (_, body) = get(&format!("{base}/api/v1/resources?provider=host"), None);
-        body["items"].as_array().and_then(|items| items.first().cloned())
+        body["items"]
+            .as_array()
+            .and_then(|items| items.first().cloned())
     })
     .expect("the local host is listed within 30 s");
     let key = host["key"].as_str().unwrap().to_string();
     let points = eventually(Duration::from_secs(30), || {
-        let (_, body) = get(&format!("{base}/api/v1/points?metric=cpu.utilization&resource={}&start=-10m", encode(&key)), None);
+        let (_, body) = get(
+            &format!(
+                "{base}/api/v1/points?metric=cpu.utilization&resource={}&start=-10m",
+                encode(&key)
+            ),
+            None,
+        );
         let series = body["series"].as_array()?.clone();
-        let total: usize = series.iter().map(|s| s["points"].as_array().map_or(0, |p| p.len())).sum();
+        let total: usize = series
+            .iter()
+            .map(|s| s["points"].as_array().map_or(0, |p| p.len()))
+            .sum();
         (total > 0).then_some(series)
     })
     .expect("cpu.utilization points within 30 s");
@@ -139,9 +163,19 @@ publish = [{{ plugin = "server", url = "{base}", heartbeat_interval = "1s", time
         ),
     )
     .unwrap();
-    let server_args = ["server", "--listen", listen.as_str(), "--data-dir", "server-data", "--no-auth"];
+    let server_args = [
+        "server",
+        "--listen",
+        listen.as_str(),
+        "--data-dir",
+        "server-data",
+        "--no-auth",
+    ];
     let mut server = spawn(&server_args, dir.path());
-    eventually(Duration::from_secs(10), || (get(&format!("{base}/health"), None).0 == 200).then_some(())).expect("server up");
+    eventually(Duration::from_secs(10), || {
+        (get(&format!("{base}/health"), None).0 == 200).then_some(())
+    })
+    .expect("server up");
     let agent = spawn(&["run", "-c", "agent.toml"], dir.path());
     for _ in 0..2 {
         std::thread::sleep(Duration::from_millis(2500));
@@ -149,10 +183,16 @@ publish = [{{ plugin = "server", url = "{base}", heartbeat_interval = "1s", time
         let _ = server.0.wait();
         std::thread::sleep(Duration::from_millis(1500));
         server = spawn(&server_args, dir.path());
-        eventually(Duration::from_secs(10), || (get(&format!("{base}/health"), None).0 == 200).then_some(())).expect("server back");
+        eventually(Duration::from_secs(10), || {
+            (get(&format!("{base}/health"), None).0 == 200).then_some(())
+        })
+        .expect("server back");
     }
     std::thread::sleep(Duration::from_millis(2500));
-    assert!(agent.stop(Duration::from_secs(30)).success(), "the agent flushes its buffer and exits 0");
+    assert!(
+        agent.stop(Duration::from_secs(30)).success(),
+        "the agent flushes its buffer and exits 0"
+    );
 
     let produced = json_lines(&std::fs::read_to_string(dir.path().join("produced.jsonl")).unwrap());
     let produced_points = points(&produced).len();
@@ -166,7 +206,11 @@ publish = [{{ plugin = "server", url = "{base}", heartbeat_interval = "1s", time
             if status != 200 {
                 return None;
             }
-            total += body["items"].as_array()?.iter().map(|s| s["points"].as_u64().unwrap_or(0)).sum::<u64>();
+            total += body["items"]
+                .as_array()?
+                .iter()
+                .map(|s| s["points"].as_u64().unwrap_or(0))
+                .sum::<u64>();
             match body["next_cursor"].as_str() {
                 Some(c) => cursor = format!("&cursor={}", encode(c)),
                 None => break,
@@ -174,7 +218,11 @@ publish = [{{ plugin = "server", url = "{base}", heartbeat_interval = "1s", time
         }
         (total as usize == produced_points).then_some(total)
     });
-    assert_eq!(stored, Some(produced_points as u64), "stored points equal produced points");
+    assert_eq!(
+        stored,
+        Some(produced_points as u64),
+        "stored points equal produced points"
+    );
     let (_, metrics) = get(&format!("{base}/health"), None);
     assert_eq!(metrics["status"], "ok");
     drop(server);
@@ -185,30 +233,80 @@ fn tokens_and_scopes_guard_the_api() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let token_of = |scope: &str| {
-        let out = skymeter(&["token", "create", "--scope", scope, "--name", scope, "--data-dir", data.to_str().unwrap()]);
+        let out = skymeter(&[
+            "token",
+            "create",
+            "--scope",
+            scope,
+            "--name",
+            scope,
+            "--data-dir",
+            data.to_str().unwrap(),
+        ]);
         assert!(out.status.success(), "{}", stderr(&out));
         stdout(&out).trim().to_string()
     };
     let ingest = token_of("ingest");
     let read = token_of("read");
     assert_ne!(ingest, read);
-    let list = stdout(&skymeter(&["token", "list", "--data-dir", data.to_str().unwrap(), "--format", "json"]));
-    assert!(!list.contains(&ingest) && !list.contains(&read), "tokens are never shown again");
-    let db_bytes: Vec<u8> = walk(&data).into_iter().flat_map(|f| std::fs::read(f).unwrap()).collect();
-    assert!(!contains(&db_bytes, ingest.as_bytes()), "only a hash is stored");
+    let list = stdout(&skymeter(&[
+        "token",
+        "list",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--format",
+        "json",
+    ]));
+    assert!(
+        !list.contains(&ingest) && !list.contains(&read),
+        "tokens are never shown again"
+    );
+    let db_bytes: Vec<u8> = walk(&data)
+        .into_iter()
+        .flat_map(|f| std::fs::read(f).unwrap())
+        .collect();
+    assert!(
+        !contains(&db_bytes, ingest.as_bytes()),
+        "only a hash is stored"
+    );
 
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let listen = format!("127.0.0.1:{port}");
-    let server = spawn(&["server", "--listen", &listen, "--data-dir", data.to_str().unwrap()], dir.path());
-    eventually(Duration::from_secs(10), || (get(&format!("{base}/health"), None).0 == 200).then_some(())).expect("up");
+    let server = spawn(
+        &[
+            "server",
+            "--listen",
+            &listen,
+            "--data-dir",
+            data.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    eventually(Duration::from_secs(10), || {
+        (get(&format!("{base}/health"), None).0 == 200).then_some(())
+    })
+    .expect("up");
     assert_eq!(get(&format!("{base}/api/v1/resources"), None).0, 401);
-    assert_eq!(get(&format!("{base}/api/v1/resources"), Some("sky_bogus_token")).0, 401);
-    assert_eq!(get(&format!("{base}/api/v1/resources"), Some(&ingest)).0, 403);
+    assert_eq!(
+        get(&format!("{base}/api/v1/resources"), Some("sky_bogus_token")).0,
+        401
+    );
+    assert_eq!(
+        get(&format!("{base}/api/v1/resources"), Some(&ingest)).0,
+        403
+    );
     assert_eq!(get(&format!("{base}/api/v1/resources"), Some(&read)).0, 200);
 
     // A --no-auth server must listen on loopback only.
-    let out = skymeter(&["server", "--listen", "0.0.0.0:0", "--no-auth", "--data-dir", data.to_str().unwrap()]);
+    let out = skymeter(&[
+        "server",
+        "--listen",
+        "0.0.0.0:0",
+        "--no-auth",
+        "--data-dir",
+        data.to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("loopback"), "{}", stderr(&out));
     assert!(server.stop(Duration::from_secs(15)).success());

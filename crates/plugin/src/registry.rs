@@ -3,6 +3,7 @@ use crate::describe::{PluginDescription, PluginKind};
 use crate::traits::{Collector, Processor, Publisher};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// What a plugin may know about where it runs.
 #[derive(Debug, Clone)]
@@ -12,6 +13,9 @@ pub struct BuildContext {
     pub data_dir: PathBuf,
     /// The task the plugin instance belongs to.
     pub task: String,
+    /// The task's time between runs (a cron's current gap), when the plugin is built for a
+    /// scheduled task; `None` outside one (`skymeter collect`).
+    pub interval: Option<Duration>,
 }
 
 impl BuildContext {
@@ -21,6 +25,7 @@ impl BuildContext {
             agent_id: agent_id.to_string(),
             data_dir: std::env::temp_dir(),
             task: "collect".into(),
+            interval: None,
         }
     }
 }

@@ -271,6 +271,7 @@ pub fn load_str(
         agent_id,
         data_dir: agent.data_dir(),
         task: String::new(),
+        interval: None,
     };
     let mut tasks = Vec::new();
     match tasks_value {
@@ -412,6 +413,10 @@ fn build_task(
         .map(|s| s.period_at(Utc::now()).min(Duration::from_secs(60)))
         .unwrap_or(Duration::from_secs(60));
     let task_timeout = header.timeout.map(|d| d.0).unwrap_or(default_timeout);
+    let ctx = BuildContext {
+        interval: schedule.as_ref().map(|s| s.period_at(Utc::now())),
+        ..ctx
+    };
 
     let mut collectors = Vec::new();
     let mut processors = Vec::new();

@@ -249,4 +249,25 @@ fn the_agent_id_is_created_once_and_kept() {
         ..agent
     };
     assert_eq!(configured.ensure_agent_id().unwrap(), "web-01");
+
+fn plugins_are_built_knowing_their_task_and_its_interval() {
+    let mut r = registry();
+    r.add_publisher(PublisherFactory {
+        description: PluginDescription {
+            name: "tell",
+            kind: PluginKind::Publisher,
+            summary: "test",
+            config_schema: PluginDescription::schema_of::<DummyConfig>,
+            metrics: Vec::<MetricInfo>::new,
+        },
+        // Reports what it was given as a config error, the one way out of a build.
+        build: |raw, ctx| Err(raw.error("count", format!("{} {:?}", ctx.task, ctx.interval))),
+    });
+    let text = GOOD.replace(r#"{ plugin = "sink" }"#, r#"{ plugin = "tell" }"#)
+        + "\n[[task]]\nname = \"c\"\nschedule = { cron = \"0 */5 * * * *\" }\ncollect = [{ plugin = \"dummy\" }]\npublish = [{ plugin = \"tell\" }]\n";
+    let errs = load_str(Source::new("t.toml", text), &r, &|_| None)
+        .err()
+        .unwrap();
+    let msgs: Vec<&str> = errs.iter().map(|e| e.message.as_str()).collect();
+    assert_eq!(msgs, ["t Some(10s)", "c Some(300s)"]);
 }

@@ -2,4 +2,5 @@
 
 pub mod file;
 pub mod http;
+pub mod server;
 pub mod stdout;

@@ -1,0 +1,352 @@
+//! The HTTP side: the three API calls and what each answer means for the batch.
+//!
+//! | ingest answer | meaning |
+//! |---|---|
+//! | 2xx with an ingest receipt for the batch | delivered (`duplicate = true` too) |
+//! | 400, 422 | the batch is invalid: rejected, never retried |
+//! | 413 | the batch is too large for the server: rejected (see the README) |
+//! | 401, 403 | auth problem: kept, retried, logged as an error |
+//! | 404, 3xx, other 4xx, 2xx without a receipt | `url` is not a skymeter server: kept, retried, error |
+//! | 408, 429, 5xx, connection errors, timeouts | kept, retried (honouring `Retry-After`) |
+
+use chrono::Utc;
+use reqwest::header::{
+    HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, LOCATION, RETRY_AFTER,
+};
+use reqwest::{Response, StatusCode, Url};
+use skymeter_model::api::{AgentRegistration, ApiErrorBody, Heartbeat, IngestResponse};
+use std::time::Duration;
+
+/// How much of an answer is read: error bodies with every bad field can be long.
+const BODY_CAP: usize = 64 * 1024;
+/// How much of a body that is not the API's error JSON a message shows.
+const SNIPPET: usize = 200;
+/// How many bad fields of an `invalid_batch` answer a message lists.
+const FIELDS_SHOWN: usize = 5;
+
+pub(super) struct Client {
+    http: reqwest::Client,
+    /// The server's base URL, path ending in `/`.
+    base: Url,
+    has_token: bool,
+    timeout: Duration,
+}
+
+/// What became of one `POST /api/v1/ingest`.
+#[derive(Debug)]
+pub(super) enum Sent {
+    Delivered {
+        duplicate: bool,
+    },
+    /// The server will never take this batch.
+    Rejected {
+        status: StatusCode,
+        /// What goes beside the batch in `rejected/`.
+        report: serde_json::Value,
+        /// For the log: the server's message, or what to do.
+        detail: String,
+    },
+    Failed(Failure),
+}
+
+/// A call that did not work and is worth trying again.
+#[derive(Debug)]
+pub(super) struct Failure {
+    /// Names the call and the URL, says what to do; never carries the token.
+    pub message: String,
+    pub retry_after: Option<Duration>,
+    /// A person must fix something (token, URL): logged as an error, not a warning.
+    pub needs_action: bool,
+}
+
+/// Whether the server knows the agent a heartbeat came from.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Known {
+    Yes,
+    /// 404: register again.
+    No,
+}
+
+impl Client {
+    /// `auth` is the `Authorization` header value, marked sensitive.
+    pub fn new(
+        mut base: Url,
+        auth: Option<HeaderValue>,
+        timeout: Duration,
+    ) -> Result<Client, reqwest::Error> {
+        if !base.path().ends_with('/') {
+            let path = format!("{}/", base.path());
+            base.set_path(&path);
+        }
+        let mut headers = HeaderMap::new();
+        let has_token = auth.is_some();
+        if let Some(v) = auth {
+            headers.insert(AUTHORIZATION, v);
+        }
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .default_headers(headers)
+            // A redirected POST would turn into a GET: report redirects instead.
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("skymeter/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Client {
+            http,
+            base,
+            has_token,
+            timeout,
+        })
+    }
+
+    /// The base URL as messages show it (it has no credentials: `build` refuses those).
+    pub fn shown(&self) -> &str {
+        self.base.as_str().trim_end_matches('/')
+    }
+
+    fn endpoint(&self, segments: &[&str]) -> Url {
+        let mut u = self.base.clone();
+        u.path_segments_mut()
+            .expect("http(s) URLs have a path")
+            .pop_if_empty()
+            .extend(segments);
+        u
+    }
+
+    pub async fn ingest(&self, body: Vec<u8>, batch_id: &str) -> Sent {
+        let url = self.endpoint(&["api", "v1", "ingest"]);
+        let what = format!("POST {url}");
+        let size = body.len();
+        let resp = self
+            .http
+            .post(url.clone())
+            .header(CONTENT_TYPE, "application/json")
+            .header(CONTENT_ENCODING, "gzip")
+            .body(body)
+            .send()
+            .await;
+        let mut resp = match resp {
+            Ok(r) => r,
+            Err(e) => return Sent::Failed(self.request_failure(&what, e)),
+        };
+        let status = resp.status();
+        let retry_after = retry_after(&resp);
+        let location = location(&resp);
+        let text = read_capped(&mut resp, BODY_CAP).await;
+        if status.is_success() {
+            return match serde_json::from_slice::<IngestResponse>(&text) {
+                Ok(r) if r.batch_id.to_string() == batch_id => Sent::Delivered {
+                    duplicate: r.duplicate,
+                },
+                Ok(r) => Sent::Failed(Failure {
+                    message: format!("{what} answered {status} for batch {} instead of {batch_id}; is `url` a skymeter server?", r.batch_id),
+                    retry_after: None,
+                    needs_action: true,
+                }),
+                Err(_) => Sent::Failed(Failure {
+                    message: format!(
+                        "{what} answered {status} without an ingest receipt, so the batch may not be stored; check that `url` is the base URL of a skymeter server"
+                    ),
+                    retry_after: None,
+                    needs_action: true,
+                }),
+            };
+        }
+        match status.as_u16() {
+            400 | 413 | 422 => {
+                let response =
+                    serde_json::from_slice::<serde_json::Value>(&text).unwrap_or_else(|_| {
+                        serde_json::Value::String(String::from_utf8_lossy(&text).into_owned())
+                    });
+                let mut detail = describe_error_body(&text);
+                if status == StatusCode::PAYLOAD_TOO_LARGE {
+                    detail.push_str(&format!(
+                        "; the batch is {size} bytes compressed: raise the server's body limit or make the task's batches smaller (fewer resources or metrics per task). A batch is not split: its parts would need new batch ids and the server could not dedupe them"
+                    ));
+                }
+                Sent::Rejected {
+                    status,
+                    report: serde_json::json!({
+                        "batch_id": batch_id,
+                        "url": url.as_str(),
+                        "status": status.as_u16(),
+                        "rejected_at": Utc::now(),
+                        "response": response,
+                    }),
+                    detail,
+                }
+            }
+            _ => Sent::Failed(self.status_failure(&what, status, retry_after, location, &text)),
+        }
+    }
+
+    pub async fn register(&self, reg: &AgentRegistration) -> Result<(), Failure> {
+        let url = self.endpoint(&["api", "v1", "agents", "register"]);
+        let what = format!("POST {url}");
+        let mut resp = self
+            .http
+            .post(url)
+            .json(reg)
+            .send()
+            .await
+            .map_err(|e| self.request_failure(&what, e))?;
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let (retry_after, location) = (retry_after(&resp), location(&resp));
+        let text = read_capped(&mut resp, BODY_CAP).await;
+        Err(self.status_failure(&what, status, retry_after, location, &text))
+    }
+
+    pub async fn heartbeat(&self, agent_id: &str, hb: &Heartbeat) -> Result<Known, Failure> {
+        let url = self.endpoint(&["api", "v1", "agents", agent_id, "heartbeat"]);
+        let what = format!("POST {url}");
+        let mut resp = self
+            .http
+            .post(url)
+            .json(hb)
+            .send()
+            .await
+            .map_err(|e| self.request_failure(&what, e))?;
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(Known::Yes);
+        }
+        if status == StatusCode::NOT_FOUND {
+            return Ok(Known::No);
+        }
+        let (retry_after, location) = (retry_after(&resp), location(&resp));
+        let text = read_capped(&mut resp, BODY_CAP).await;
+        Err(self.status_failure(&what, status, retry_after, location, &text))
+    }
+
+    fn status_failure(
+        &self,
+        what: &str,
+        status: StatusCode,
+        retry_after: Option<Duration>,
+        location: Option<String>,
+        body: &[u8],
+    ) -> Failure {
+        let (needs_action, hint) = match status.as_u16() {
+            401 if self.has_token => (true, "the server did not accept the token set in `token` (not shown here); set `token` to an agent token of this server, e.g. token = \"${SKYMETER_TOKEN}\", and restart the agent"),
+            401 => (true, "no `token` is set and the server wants one; add token = \"${SKYMETER_TOKEN}\" with an agent token of this server and restart the agent"),
+            403 => (true, "the token set in `token` (not shown here) is valid but not allowed to do this; use an agent token and restart the agent"),
+            404 => (true, "check that `url` is the base URL of a skymeter server (without /api/v1)"),
+            300..=399 => (true, "redirects are not followed; set `url` to the server's final address"),
+            408 | 429 => (false, "the server asks to slow down"),
+            500..=599 => (false, "the server failed"),
+            _ => (true, "unexpected answer; check that `url` is the base URL of a skymeter server"),
+        };
+        let mut message = format!("{what} answered {status}");
+        if let Some(to) = location.filter(|_| status.is_redirection()) {
+            message.push_str(&format!(" (redirect to {to})"));
+        }
+        let detail = describe_error_body(body);
+        if !detail.is_empty() {
+            message.push_str(&format!(": {detail}"));
+        }
+        message.push_str(&format!("; {hint}"));
+        Failure {
+            message,
+            retry_after,
+            needs_action,
+        }
+    }
+
+    fn request_failure(&self, what: &str, e: reqwest::Error) -> Failure {
+        let e = e.without_url();
+        let message = if e.is_timeout() {
+            format!(
+                "{what} timed out after {}; raise `timeout` or check the server",
+                humantime::format_duration(self.timeout)
+            )
+        } else if e.is_connect() {
+            format!(
+                "cannot connect to {}: {}; check `url` and that the server is up",
+                self.shown(),
+                chain(&e)
+            )
+        } else {
+            format!("{what} failed: {}", chain(&e))
+        };
+        Failure {
+            message,
+            retry_after: None,
+            needs_action: false,
+        }
+    }
+}
+
+async fn read_capped(resp: &mut Response, cap: usize) -> Vec<u8> {
+    let mut buf = Vec::new();
+    while buf.len() < cap {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => buf.extend_from_slice(&chunk),
+            _ => break,
+        }
+    }
+    buf.truncate(cap);
+    buf
+}
+
+/// The API's error JSON as `code: message (path: problem, …)`, else the start of the body.
+fn describe_error_body(body: &[u8]) -> String {
+    if let Ok(b) = serde_json::from_slice::<ApiErrorBody>(body) {
+        let mut s = format!("{}: {}", b.error.code, b.error.message);
+        if !b.error.fields.is_empty() {
+            let shown: Vec<String> = b
+                .error
+                .fields
+                .iter()
+                .take(FIELDS_SHOWN)
+                .map(|f| f.to_string())
+                .collect();
+            let more = b.error.fields.len().saturating_sub(FIELDS_SHOWN);
+            s.push_str(&format!(" ({}", shown.join(", ")));
+            if more > 0 {
+                s.push_str(&format!(", and {more} more"));
+            }
+            s.push(')');
+        }
+        return s;
+    }
+    let text = String::from_utf8_lossy(&body[..body.len().min(SNIPPET)]);
+    text.trim().to_string()
+}
+
+fn location(resp: &Response) -> Option<String> {
+    resp.headers()
+        .get(LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+/// `Retry-After` as seconds or as an HTTP date.
+fn retry_after(resp: &Response) -> Option<Duration> {
+    let v = resp.headers().get(RETRY_AFTER)?.to_str().ok()?.trim();
+    parse_retry_after(v, Utc::now())
+}
+
+pub(super) fn parse_retry_after(v: &str, now: chrono::DateTime<Utc>) -> Option<Duration> {
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    // IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`) is RFC 2822 with `GMT` as the zone.
+    let at = chrono::DateTime::parse_from_rfc2822(v).ok()?;
+    Some((at.with_timezone(&Utc) - now).to_std().unwrap_or_default())
+}
+
+/// An error and its sources, `a: b: c`, skipping parts that repeat the one before.
+fn chain(e: &reqwest::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut cur: Option<&dyn std::error::Error> = Some(e);
+    while let Some(err) = cur {
+        let s = err.to_string();
+        if !parts.iter().any(|p| p.contains(&s)) {
+            parts.push(s);
+        }
+        cur = err.source();
+    }
+    parts.join(": ")
+}

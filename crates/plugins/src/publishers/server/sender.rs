@@ -1,0 +1,185 @@
+//! The sender: one tokio task per publisher that drains its buffer, oldest first, and never
+//! gives up on a batch. It runs until the publisher is dropped.
+
+use super::client::{Client, Failure, Sent};
+use super::queue::Queue;
+use rand::Rng;
+use skymeter_plugin::retry::RetryPolicy;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The longest `Retry-After` honoured; a longer one is taken as this (a server asking for
+/// hours is more likely misconfigured than meant).
+const RETRY_AFTER_CAP: Duration = Duration::from_secs(600);
+
+/// Exponential backoff for tries that never stop: `initial` × 2^failures up to `max`, the
+/// upper half of each wait jittered so that agents restarted together spread out.
+/// (`RetryPolicy::run` gives up after `attempts`, which delivery must not do.)
+pub(super) struct Backoff {
+    initial: Duration,
+    max: Duration,
+    failures: u32,
+}
+
+impl Backoff {
+    pub fn new(p: &RetryPolicy) -> Backoff {
+        Backoff {
+            initial: p.initial.0,
+            max: p.max.0,
+            failures: 0,
+        }
+    }
+
+    pub fn reset(&mut self) {
+        self.failures = 0;
+    }
+
+    /// Failed tries since the last success.
+    pub fn failures(&self) -> u32 {
+        self.failures
+    }
+
+    /// The wait before the next try; a longer `Retry-After` wins (up to 10 minutes).
+    pub fn next(&mut self, retry_after: Option<Duration>) -> Duration {
+        let base = self
+            .initial
+            .saturating_mul(1u32 << self.failures.min(20))
+            .min(self.max);
+        self.failures = self.failures.saturating_add(1);
+        let half = base / 2;
+        let jittered = half + half.mul_f64(rand::thread_rng().gen_range(0.0..=1.0));
+        jittered.max(retry_after.unwrap_or_default().min(RETRY_AFTER_CAP))
+    }
+}
+
+pub(super) fn show(d: Duration) -> humantime::FormattedDuration {
+    humantime::format_duration(Duration::from_millis(d.as_millis() as u64))
+}
+
+/// How often a failure that keeps repeating is logged again at its level.
+const REPEAT_LOG_EVERY: Duration = Duration::from_secs(300);
+
+/// Logs failed calls without flooding: a failure is logged (an error when a person must act,
+/// a warning when waiting helps) when it first happens, when its message changes, and every
+/// 5 minutes while it repeats; the tries in between are logged at debug level.
+#[derive(Default)]
+pub(super) struct FailureLog {
+    last: Option<(String, tokio::time::Instant)>,
+    repeats: u32,
+}
+
+impl FailureLog {
+    pub fn failed(&mut self, task: &str, f: &Failure, then: &str) {
+        let now = tokio::time::Instant::now();
+        let repeat = self
+            .last
+            .as_ref()
+            .is_some_and(|(m, at)| *m == f.message && now.duration_since(*at) < REPEAT_LOG_EVERY);
+        if repeat {
+            self.repeats += 1;
+            tracing::debug!(target: "skymeter::server", task, "{}; {then}", f.message);
+            return;
+        }
+        let again = if self.repeats > 0 {
+            format!(
+                " ({} more failed tries since it was last logged)",
+                self.repeats
+            )
+        } else {
+            String::new()
+        };
+        if f.needs_action {
+            tracing::error!(target: "skymeter::server", task, "{}; {then}{again}", f.message);
+        } else {
+            tracing::warn!(target: "skymeter::server", task, "{}; {then}{again}", f.message);
+        }
+        self.last = Some((f.message.clone(), now));
+        self.repeats = 0;
+    }
+
+    /// The call worked: the next failure is news again.
+    pub fn ok(&mut self) {
+        self.last = None;
+        self.repeats = 0;
+    }
+}
+
+pub(super) async fn drain(
+    queue: Arc<Queue>,
+    client: Arc<Client>,
+    retry: RetryPolicy,
+    task: String,
+) {
+    let mut backoff = Backoff::new(&retry);
+    let mut failures = FailureLog::default();
+    loop {
+        let Some(entry) = queue.begin_next() else {
+            queue.pushed.notified().await;
+            continue;
+        };
+        let body = match queue.read(&entry).await {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                // Deleted by hand: nothing to send.
+                queue.done(&entry).await;
+                continue;
+            }
+            Err(e) => {
+                queue.end_attempt();
+                let wait = backoff.next(None);
+                tracing::error!(target: "skymeter::server", task, "cannot read buffered batch {}: {e}; retrying in {}", queue.dir.join(entry.file_name()).display(), show(wait));
+                pause(&queue, wait).await;
+                continue;
+            }
+        };
+        match client.ingest(body, &entry.batch_id).await {
+            Sent::Delivered { duplicate } => {
+                queue.done(&entry).await;
+                if backoff.failures() > 0 {
+                    tracing::info!(target: "skymeter::server", task, "delivering to {} again after {} failed tries; {} batch(es) waiting", client.shown(), backoff.failures(), queue.len());
+                }
+                backoff.reset();
+                failures.ok();
+                tracing::debug!(target: "skymeter::server", task, duplicate, "delivered batch {}", entry.batch_id);
+            }
+            Sent::Rejected {
+                status,
+                report,
+                detail,
+            } => match queue.reject(&entry, report).await {
+                Ok(path) => tracing::error!(
+                    target: "skymeter::server", task,
+                    "the server rejected batch {} ({status}): {detail}; it is not retried: moved to {} with the server's answer beside it",
+                    entry.batch_id, path.display()
+                ),
+                Err(e) => {
+                    let wait = backoff.next(None);
+                    tracing::error!(target: "skymeter::server", task, "the server rejected batch {} ({status}): {detail}; {e}; retrying in {}", entry.batch_id, show(wait));
+                    pause(&queue, wait).await;
+                }
+            },
+            Sent::Failed(f) => {
+                queue.end_attempt();
+                let wait = backoff.next(f.retry_after);
+                failures.failed(
+                    &task,
+                    &f,
+                    &format!(
+                        "{} batch(es) stay buffered; next try in {}",
+                        queue.len(),
+                        show(wait)
+                    ),
+                );
+                pause(&queue, wait).await;
+            }
+        }
+    }
+}
+
+/// Sleeps `wait`, or less when `flush` asks for a try now.
+async fn pause(queue: &Queue, wait: Duration) {
+    tokio::select! {
+        _ = tokio::time::sleep(wait) => {}
+        _ = queue.kick.notified() => {}
+    }
+}
