@@ -249,7 +249,9 @@ fn the_agent_id_is_created_once_and_kept() {
         ..agent
     };
     assert_eq!(configured.ensure_agent_id().unwrap(), "web-01");
+}
 
+#[test]
 fn plugins_are_built_knowing_their_task_and_its_interval() {
     let mut r = registry();
     r.add_publisher(PublisherFactory {
@@ -265,7 +267,7 @@ fn plugins_are_built_knowing_their_task_and_its_interval() {
     });
     let text = GOOD.replace(r#"{ plugin = "sink" }"#, r#"{ plugin = "tell" }"#)
         + "\n[[task]]\nname = \"c\"\nschedule = { cron = \"0 */5 * * * *\" }\ncollect = [{ plugin = \"dummy\" }]\npublish = [{ plugin = \"tell\" }]\n";
-    let errs = load_str(Source::new("t.toml", text), &r, &|_| None)
+    let errs = load_str(Source::new("t.toml", text), &r, &|_| None, false)
         .err()
         .unwrap();
     let msgs: Vec<&str> = errs.iter().map(|e| e.message.as_str()).collect();
