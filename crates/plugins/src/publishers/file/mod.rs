@@ -9,11 +9,11 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use skymeter_model::{Batch, ChargeCategory, Cost, CostSource, Labels, Point, RecordRef};
+use skymeter_plugin::config::ByteSize;
 use skymeter_plugin::{
     async_trait, BuildContext, ConfigError, ErrorKind, PluginDescription, PluginError, PluginKind,
     Publisher, PublisherFactory, RawConfig,
 };
-use std::borrow::Cow;
 use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
@@ -51,46 +51,6 @@ pub enum FileFormat {
     #[default]
     JsonLines,
     Csv,
-}
-
-/// A size in bytes, written as `"100MB"` (10^6), `"100MiB"` (2^20) or a plain integer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ByteSize(pub u64);
-
-impl<'de> Deserialize<'de> for ByteSize {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Bytes(u64),
-            Text(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::Bytes(n) => Ok(ByteSize(n)),
-            Raw::Text(s) => s
-                .trim()
-                .parse::<bytesize::ByteSize>()
-                .map(|b| ByteSize(b.as_u64()))
-                .map_err(|e| {
-                    serde::de::Error::custom(format!(
-                        "bad size `{s}` ({e}); write e.g. \"100MB\", \"1GiB\" or a number of bytes"
-                    ))
-                }),
-        }
-    }
-}
-
-impl JsonSchema for ByteSize {
-    fn schema_name() -> Cow<'static, str> {
-        "ByteSize".into()
-    }
-    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        schemars::json_schema!({
-            "type": ["string", "integer"],
-            "description": "A size: \"100MB\" (10^6 bytes), \"100MiB\" (2^20 bytes), or bytes.",
-            "examples": ["100MB"]
-        })
-    }
 }
 
 pub fn factory() -> PublisherFactory {

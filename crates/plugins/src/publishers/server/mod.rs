@@ -30,13 +30,12 @@ use reqwest::Url;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use skymeter_model::Batch;
-use skymeter_plugin::config::DurationStr;
+use skymeter_plugin::config::{ByteSize, DurationStr};
 use skymeter_plugin::retry::RetryPolicy;
 use skymeter_plugin::{
     async_trait, BuildContext, ConfigError, ErrorKind, ExposeSecret, PluginDescription,
     PluginError, PluginKind, Publisher, PublisherFactory, RawConfig, SecretString,
 };
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
@@ -101,48 +100,6 @@ pub enum WhenFull {
     Block,
     /// Delete the oldest waiting batches (never the one being sent) and count them.
     DropOldest,
-}
-
-/// A size in bytes, written as `"100MB"` (10^6), `"100MiB"` (2^20) or a plain integer.
-// The `file` publisher has the same type; plugins do not share code with each other, and it
-// is small enough to keep one in each until it moves to `common`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ByteSize(pub u64);
-
-impl<'de> Deserialize<'de> for ByteSize {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Bytes(u64),
-            Text(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::Bytes(n) => Ok(ByteSize(n)),
-            Raw::Text(s) => s
-                .trim()
-                .parse::<bytesize::ByteSize>()
-                .map(|b| ByteSize(b.as_u64()))
-                .map_err(|e| {
-                    serde::de::Error::custom(format!(
-                        "bad size `{s}` ({e}); write e.g. \"1GB\", \"500MiB\" or a number of bytes"
-                    ))
-                }),
-        }
-    }
-}
-
-impl JsonSchema for ByteSize {
-    fn schema_name() -> Cow<'static, str> {
-        "ByteSize".into()
-    }
-    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        schemars::json_schema!({
-            "type": ["string", "integer"],
-            "description": "A size: \"100MB\" (10^6 bytes), \"100MiB\" (2^20 bytes), or bytes.",
-            "examples": ["1GB"]
-        })
-    }
 }
 
 pub fn factory() -> PublisherFactory {
