@@ -107,6 +107,14 @@ mod tests {
     fn status_follows_the_heartbeat_interval() {
         let t0: DateTime<Utc> = "2026-11-22T10:00:00Z".parse().unwrap();
         let at = |s: i64| AgentStatus::at(t0 + chrono::Duration::seconds(s), t0, 10);
-        assert_eq!((at(20), at(21), at(50), at(51)), (AgentStatus::Healthy, AgentStatus::Late, AgentStatus::Late, AgentStatus::Offline));
+        assert_eq!(
+            (at(20), at(21), at(50), at(51)),
+            (
+                AgentStatus::Healthy,
+                AgentStatus::Late,
+                AgentStatus::Late,
+                AgentStatus::Offline
+            )
+        );
     }
 }

@@ -23,7 +23,10 @@ pub enum StoreError {
     #[error("{0}")]
     BadRequest(String),
     #[error("storage I/O failed on {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     /// Data on disk that cannot be read back; the message says which file and what to do.
     #[error("corrupt data in {path}: {message}")]
     Corrupt { path: String, message: String },
@@ -63,7 +66,9 @@ impl PageQuery {
     pub const MAX_LIMIT: u32 = 1000;
 
     pub fn limit(&self) -> u32 {
-        self.limit.unwrap_or(Self::DEFAULT_LIMIT).clamp(1, Self::MAX_LIMIT)
+        self.limit
+            .unwrap_or(Self::DEFAULT_LIMIT)
+            .clamp(1, Self::MAX_LIMIT)
     }
 }
 
@@ -104,7 +109,9 @@ pub struct ResourceChange {
 }
 
 /// What identifies a series: metric, unit, stat, resource and labels.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 pub struct SeriesKey {
     pub metric: String,
     pub unit: Unit,
@@ -199,7 +206,9 @@ pub struct AgentRecord {
 }
 
 /// What an API token may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Scope {
     /// Send batches, register and heartbeat.
@@ -264,12 +273,19 @@ pub trait Store: Send + Sync + 'static {
 
     fn register_agent(&self, a: &AgentRegistration, now: DateTime<Utc>) -> Result<(), StoreError>;
     /// False when the agent is unknown (it should register again).
-    fn heartbeat(&self, id: &str, stats: &Heartbeat, now: DateTime<Utc>) -> Result<bool, StoreError>;
-    fn agents(&self, page: &PageQuery, now: DateTime<Utc>) -> Result<Page<AgentRecord>, StoreError>;
+    fn heartbeat(
+        &self,
+        id: &str,
+        stats: &Heartbeat,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+    fn agents(&self, page: &PageQuery, now: DateTime<Utc>)
+        -> Result<Page<AgentRecord>, StoreError>;
 
     /// Creates a token and returns it in clear: the only time it exists outside the
     /// caller's hands. Only a hash is stored.
-    fn create_token(&self, name: &str, scopes: &[Scope]) -> Result<(String, TokenInfo), StoreError>;
+    fn create_token(&self, name: &str, scopes: &[Scope])
+        -> Result<(String, TokenInfo), StoreError>;
     /// The token's info when `token` is a valid token.
     fn authenticate(&self, token: &str) -> Result<Option<TokenInfo>, StoreError>;
     fn tokens(&self) -> Result<Vec<TokenInfo>, StoreError>;
