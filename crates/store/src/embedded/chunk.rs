@@ -20,8 +20,11 @@ const VAL_CONST: u8 = 0;
 const VAL_DECIMAL: u8 = 1;
 const VAL_PCO: u8 = 2;
 
+/// pco level 4, not the default 8: on noisy 2-decimal gauges it compresses within 0.1 %
+/// of level 8 at half the CPU (measured: 1.411 vs 1.410 B/point, 77 vs 141 ns/point for
+/// 1,000-point chunks), and sealing competes with ingest for the same cores.
 fn pco_config() -> pco::ChunkConfig {
-    pco::ChunkConfig::default()
+    pco::ChunkConfig::default().with_compression_level(4)
 }
 
 /// Encodes sorted, de-duplicated `ts` and their `vals` into one chunk.

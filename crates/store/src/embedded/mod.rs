@@ -441,19 +441,9 @@ impl Inner {
         let mut missing = Vec::new();
         {
             let idx = self.series.read();
-            let mut prev: Option<(u64, u64)> = None; // (hash, id) of the previous point
             for (i, p) in points.iter().enumerate() {
-                if let Some((h, id)) = prev {
-                    if h == hashes[i] && idx.get(id).is_some_and(|k| series::point_is(p, k)) {
-                        ids[i] = id;
-                        continue;
-                    }
-                }
                 match idx.find(hashes[i], p) {
-                    Some(id) => {
-                        ids[i] = id;
-                        prev = Some((hashes[i], id));
-                    }
+                    Some(id) => ids[i] = id,
                     None => missing.push(i),
                 }
             }

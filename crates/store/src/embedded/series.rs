@@ -6,13 +6,14 @@
 use crate::{SeriesKey, SeriesQuery};
 use skymeter_model::{Labels, Point, ResourceRef, Stat, Unit};
 use std::collections::{BTreeMap, HashMap};
-use std::hash::{BuildHasher, Hash, Hasher, RandomState};
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::Arc;
 
 /// Hash of a series identity, computed the same way from a `Point` and from a `SeriesKey`.
-/// Random keys (SipHash) so that crafted metric names cannot degrade the index.
+/// foldhash with a per-process random seed: about 4× faster than SipHash on these short
+/// strings (it was 11 % of ingest CPU), and seeded so crafted names cannot target it.
 #[derive(Clone, Default)]
-pub struct KeyHasher(RandomState);
+pub struct KeyHasher(foldhash::quality::RandomState);
 
 impl KeyHasher {
     pub fn hash_parts(
@@ -59,19 +60,21 @@ pub fn key_of(p: &Point) -> SeriesKey {
     }
 }
 
-/// The map from hash to ids: one id almost always.
+/// The map from hash to series: one almost always. Holding the key here (not only in
+/// `by_id`) saves a tree lookup per point on the ingest path.
 enum Slot {
-    One(u64),
-    Many(Vec<u64>),
+    One(u64, Arc<SeriesKey>),
+    Many(Vec<(u64, Arc<SeriesKey>)>),
 }
 
-/// A pass-through hasher for maps keyed by an already-random u64.
+/// A cheap hasher for maps keyed by u64 (series ids, or hashes already computed): one
+/// multiply, which spreads sequential ids over the high bits the hash table probes with.
 #[derive(Default)]
 pub struct IdentityHasher(u64);
 
 impl Hasher for IdentityHasher {
     fn finish(&self) -> u64 {
-        self.0
+        self.0.wrapping_mul(0x9E37_79B9_7F4A_7C15)
     }
     fn write(&mut self, bytes: &[u8]) {
         for &b in bytes {
@@ -113,10 +116,9 @@ impl SeriesIndex {
 
     /// The id of the point's series, if it exists.
     pub fn find(&self, hash: u64, p: &Point) -> Option<u64> {
-        let check = |id: &u64| self.by_id.get(id).is_some_and(|k| point_is(p, k));
         match self.by_hash.get(&hash)? {
-            Slot::One(id) => check(id).then_some(*id),
-            Slot::Many(ids) => ids.iter().copied().find(|id| check(id)),
+            Slot::One(id, k) => point_is(p, k).then_some(*id),
+            Slot::Many(v) => v.iter().find(|(_, k)| point_is(p, k)).map(|(id, _)| *id),
         }
     }
 
@@ -137,15 +139,15 @@ impl SeriesIndex {
     }
 
     fn insert_with_hash(&mut self, id: u64, hash: u64, key: Arc<SeriesKey>) {
-        self.by_id.insert(id, key);
+        self.by_id.insert(id, key.clone());
         self.next_id = self.next_id.max(id + 1);
         match self.by_hash.get_mut(&hash) {
             None => {
-                self.by_hash.insert(hash, Slot::One(id));
+                self.by_hash.insert(hash, Slot::One(id, key));
             }
             Some(slot) => match slot {
-                Slot::One(first) => *slot = Slot::Many(vec![*first, id]),
-                Slot::Many(ids) => ids.push(id),
+                Slot::One(first, k) => *slot = Slot::Many(vec![(*first, k.clone()), (id, key)]),
+                Slot::Many(v) => v.push((id, key)),
             },
         }
     }
