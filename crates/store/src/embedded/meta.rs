@@ -665,6 +665,11 @@ impl Meta {
             tx.execute("DELETE FROM resource_history WHERE key IN (SELECT key FROM resources WHERE last_seen < ?)", [before])?;
             let resources = tx.execute("DELETE FROM resources WHERE last_seen < ?", [before])?;
             tx.execute("DELETE FROM batches WHERE received_at < ?", [before])?;
+            tx.execute(
+                "INSERT INTO state (k, v) VALUES ('retention_before', ?1)
+                 ON CONFLICT (k) DO UPDATE SET v = max(v, ?1)",
+                [before],
+            )?;
             tx.commit()?;
             Ok((costs as u64, resources as u64))
         })

@@ -225,6 +225,8 @@ impl Inner {
         // Replay.
         let mut segments = wal::list_segments(&wal_dir)?;
         let mut head = Head::default();
+        // Points that retention dropped from the head are still in the WAL: keep them out.
+        let retained_from = meta.state("retention_before")?.unwrap_or(i64::MIN);
         let mut last_seq = sealed;
         let mut replayed = (0usize, 0usize);
         wal::replay(&segments, |payload, path, offset| {
@@ -243,7 +245,9 @@ impl Inner {
                     if index.get(rec.ids[i]).is_none() {
                         return Err(bad(format!("point of unknown series {}", rec.ids[i])));
                     }
-                    head.push(rec.ids[i], rec.ts[i], rec.vals[i]);
+                    if rec.ts[i] >= retained_from {
+                        head.push(rec.ids[i], rec.ts[i], rec.vals[i]);
+                    }
                 }
                 replayed.0 += 1;
             }

@@ -384,4 +384,51 @@ fn sigkill_mid_stream_loses_no_acknowledged_batch_and_stores_none_twice() {
         again.batch_id = acked[acked.len() / 2];
         assert_eq!(s.ingest(&again).unwrap(), IngestOutcome::Duplicate);
     }
+    let s = open(dir.path());
+    assert!(
+        s.stats().unwrap().point_block_points > 0,
+        "the children sealed blocks along the way"
+    );
+}
+
+#[test]
+fn a_crash_between_writing_a_merged_block_and_deleting_its_sources_is_repaired_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let blocks_dir = dir.path().join("blocks");
+    let saved = tempfile::tempdir().unwrap();
+    {
+        let s = open_with(dir.path(), |o| o.compaction_fan_in = 100);
+        for i in 0..2 {
+            let mut b = batch();
+            b.points = (0..10)
+                .map(|j| point("m", "h", ts(i * 10 + j), j as f64))
+                .collect();
+            s.ingest(&b).unwrap();
+            s.flush().unwrap();
+        }
+        for f in std::fs::read_dir(&blocks_dir).unwrap() {
+            let p = f.unwrap().path();
+            std::fs::copy(&p, saved.path().join(p.file_name().unwrap())).unwrap();
+        }
+    }
+    {
+        let s = open_with(dir.path(), |o| o.compaction_fan_in = 2);
+        s.flush().unwrap(); // merges the two blocks into one
+        assert_eq!(std::fs::read_dir(&blocks_dir).unwrap().count(), 1);
+    }
+    // As if the process died before deleting the merged blocks' sources, mid-way through
+    // writing another block.
+    for f in std::fs::read_dir(saved.path()).unwrap() {
+        let p = f.unwrap().path();
+        std::fs::copy(&p, blocks_dir.join(p.file_name().unwrap())).unwrap();
+    }
+    std::fs::write(blocks_dir.join("0000000000000099.blk.tmp"), b"partial").unwrap();
+    let s = open(dir.path());
+    assert_eq!(
+        std::fs::read_dir(&blocks_dir).unwrap().count(),
+        1,
+        "sources and leftovers removed"
+    );
+    assert_eq!(all_points(&s, "m").len(), 20);
+    assert_eq!(s.stats().unwrap().point_block_points, 20);
 }

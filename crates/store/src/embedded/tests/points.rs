@@ -382,6 +382,15 @@ fn retention_drops_old_points_costs_and_resources() {
         10,
         "the rewritten block replaced the old one on disk"
     );
+    let got: Vec<i64> = all_points(&s, "m")
+        .iter()
+        .map(|p| p.0.timestamp() / 60)
+        .collect();
+    assert_eq!(
+        got,
+        (20..30).collect::<Vec<_>>(),
+        "the WAL replay does not bring dropped head points back"
+    );
 }
 
 #[test]
