@@ -3,7 +3,8 @@
 //! `cargo bench -p skymeter-store --bench ingest` — 10,000 regular 60 s series × 1,000
 //! points with 2-decimal values, sent as batches of 10,000 points by 4 threads straight
 //! into the store (no HTTP, no JSON), then flushed. Also compares WAL encodings of one
-//! batch. `SKYMETER_BENCH_SERIES` / `SKYMETER_BENCH_POINTS` change the size.
+//! batch. `SKYMETER_BENCH_SERIES`, `SKYMETER_BENCH_POINTS` and `SKYMETER_BENCH_THREADS`
+//! change the size.
 
 use chrono::{DateTime, Utc};
 use skymeter_model::{Batch, Labels, Point, ResourceRef, Stat, Unit};
@@ -81,7 +82,7 @@ fn encodings() {
 fn main() {
     let n_series = env("SKYMETER_BENCH_SERIES", 10_000);
     let n_points = env("SKYMETER_BENCH_POINTS", 1_000);
-    let threads = 4;
+    let threads = env("SKYMETER_BENCH_THREADS", 4);
     let per_batch_ts = 10_000 / (n_series / threads).max(1);
     encodings();
 

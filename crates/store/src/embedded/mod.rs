@@ -426,8 +426,9 @@ impl Inner {
         if self.head.read().active.points >= self.opts.head_max_points {
             if self.opts.background {
                 self.wake.notify_all();
-            } else {
-                self.seal()?;
+            } else if let Err(e) = self.seal() {
+                // The batch is stored; the seal is retried on the next ingest or flush.
+                tracing::error!(error = %e, "sealing the head into a block failed; will retry");
             }
         }
         Ok(IngestOutcome::Stored)
