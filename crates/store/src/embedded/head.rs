@@ -16,8 +16,6 @@ pub struct SeriesBuf {
 pub struct Head {
     pub series: IdMap<SeriesBuf>,
     pub points: usize,
-    /// Wall-clock time (ns) of the first point applied, for the age threshold.
-    pub since: Option<std::time::Instant>,
 }
 
 impl Head {
@@ -32,9 +30,6 @@ impl Head {
         b.min_ts = b.min_ts.min(ts);
         b.max_ts = b.max_ts.max(ts);
         self.points += 1;
-        if self.since.is_none() {
-            self.since = Some(std::time::Instant::now());
-        }
     }
 
     pub fn is_empty(&self) -> bool {

@@ -56,8 +56,12 @@ pub struct EmbeddedOptions {
     /// Seal the head into a block when it holds this many points (default 4,000,000,
     /// about 100 MB of memory and ~45 MB of WAL).
     pub head_max_points: usize,
-    /// ... or when its oldest point was applied this long ago (default 2 h).
+    /// ... or when its oldest point was applied this long ago (default 2 h; the same age
+    /// bounds WAL records without points, e.g. inventory-only batches).
     pub head_max_age: Duration,
+    /// ... or when the WAL since the last seal reaches this size (default 512 MiB), which
+    /// bounds replay time and disk use when batches carry large resource or cost payloads.
+    pub wal_max_bytes: u64,
     /// Compaction merges this many adjacent blocks of one level into one of the next
     /// (default 4).
     pub compaction_fan_in: usize,
@@ -88,6 +92,7 @@ impl Default for EmbeddedOptions {
             dir: PathBuf::from("data"),
             head_max_points: 4_000_000,
             head_max_age: Duration::from_secs(2 * 3600),
+            wal_max_bytes: 512 << 20,
             compaction_fan_in: 4,
             max_level: 5,
             max_block_bytes: 1 << 30,
@@ -106,6 +111,9 @@ pub struct EmbeddedStore {
 struct Commit {
     wal: WalWriter,
     next_seq: u64,
+    /// WAL written since the last seal: bytes, and when the first record was.
+    bytes_since_seal: u64,
+    first_since_seal: Option<Instant>,
 }
 
 #[derive(Default)]
@@ -282,6 +290,7 @@ impl Inner {
             );
         }
 
+        let replayed_any = last_seq > sealed;
         let mut next_seq = last_seq + 1;
         if let Some(last) = segments.last() {
             next_seq = next_seq.max(last.first_seq);
@@ -296,7 +305,12 @@ impl Inner {
             blocks_dir,
             _lock: lock,
             meta,
-            commit: Mutex::new(Commit { wal, next_seq }),
+            commit: Mutex::new(Commit {
+                wal,
+                next_seq,
+                bytes_since_seal: 0,
+                first_since_seal: replayed_any.then(Instant::now),
+            }),
             sync,
             applied: Mutex::new(next_seq - 1),
             applied_cv: Condvar::new(),
@@ -402,11 +416,14 @@ impl Inner {
                 meta_json: &meta_json,
             }
             .encode();
-            if let Err(e) = c.wal.write(&wal::frame(&payload)) {
+            let framed = wal::frame(&payload);
+            if let Err(e) = c.wal.write(&framed) {
                 self.fail(&e);
                 return Err(e);
             }
             c.next_seq += 1;
+            c.bytes_since_seal += framed.len() as u64;
+            c.first_since_seal.get_or_insert_with(Instant::now);
             self.sync.mark_written(seq);
             (seq, ids, new_series)
         };
@@ -530,12 +547,11 @@ impl Inner {
                 continue;
             }
             let due = {
-                let h = self.head.read();
-                h.active.points >= self.opts.head_max_points
-                    || h.active
-                        .since
+                let c = self.commit.lock();
+                c.bytes_since_seal >= self.opts.wal_max_bytes
+                    || c.first_since_seal
                         .is_some_and(|s| s.elapsed() >= self.opts.head_max_age)
-            };
+            } || self.head.read().active.points >= self.opts.head_max_points;
             if due {
                 if let Err(e) = self.seal().and_then(|_| self.compact_all()) {
                     tracing::error!(error = %e, "sealing the head into a block failed; will retry");

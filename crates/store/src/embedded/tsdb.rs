@@ -87,6 +87,8 @@ impl Inner {
                 return Ok(());
             }
             c.wal.rotate(target + 1)?;
+            c.bytes_since_seal = 0;
+            c.first_since_seal = None;
             self.sync.set_file(c.wal.file(), self.opts.dir.join("wal"));
             let mut h = self.head.write();
             let frozen = Arc::new(std::mem::take(&mut h.active));
@@ -109,7 +111,6 @@ impl Inner {
                     back.push(*id, *t, *v);
                 }
             }
-            back.since = frozen.since.or(newer.since);
             h.active = back;
             h.frozen = None;
             return Err(e);
