@@ -1,0 +1,857 @@
+//! Everything but points, in SQLite (`meta.sqlite`, WAL journal mode): batch ids for
+//! dedupe, the series index, resources with first/last seen and their change history,
+//! cost lines, agents and API tokens, and a little state (the sealed WAL position).
+//!
+//! `synchronous = NORMAL`: a commit survives a crash of the process but may be lost with
+//! the machine's power. That is safe because every batch is in the store's own WAL, fsynced,
+//! before it is applied here, and a WAL segment is deleted only after a commit with
+//! `synchronous = FULL` (which syncs SQLite's WAL, and with it every earlier commit).
+//! Replaying the store's WAL re-applies whatever SQLite lost: a batch's rows are written in
+//! one transaction with its `batches` row, so a batch is applied exactly once.
+//!
+//! Times are INTEGER nanoseconds since the epoch.
+
+use super::codec::{decode_cursor, encode_cursor, from_ns, to_ns_saturating};
+use super::tokens;
+use crate::*;
+use parking_lot::Mutex;
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
+use serde_json::{json, Value};
+use skymeter_model::api::{AgentRegistration, AgentStatus, Heartbeat};
+use skymeter_model::{CollectError, Cost, Resource};
+use std::path::{Path, PathBuf};
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS state (k TEXT PRIMARY KEY, v INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS batches (
+    id BLOB PRIMARY KEY, agent_id TEXT NOT NULL, task TEXT NOT NULL,
+    collected_at INTEGER NOT NULL, received_at INTEGER NOT NULL,
+    resources INTEGER NOT NULL, points INTEGER NOT NULL, costs INTEGER NOT NULL,
+    errors TEXT
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS batches_received ON batches (received_at);
+CREATE TABLE IF NOT EXISTS series (id INTEGER PRIMARY KEY, key TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS resources (
+    key TEXT PRIMARY KEY, provider TEXT NOT NULL, account TEXT NOT NULL, region TEXT NOT NULL,
+    rid TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL,
+    first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL, record TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS resources_name ON resources (name, key);
+CREATE INDEX IF NOT EXISTS resources_kind ON resources (kind, key);
+CREATE INDEX IF NOT EXISTS resources_last_seen ON resources (last_seen, key);
+CREATE INDEX IF NOT EXISTS resources_first_seen ON resources (first_seen, key);
+CREATE INDEX IF NOT EXISTS resources_par ON resources (provider, account, region);
+CREATE TABLE IF NOT EXISTS resource_tags (
+    key TEXT NOT NULL, tag TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (key, tag)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS resource_tags_tv ON resource_tags (tag, value);
+CREATE TABLE IF NOT EXISTS resource_history (
+    n INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL, at INTEGER NOT NULL, changes TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS resource_history_key ON resource_history (key, at);
+CREATE TABLE IF NOT EXISTS costs (
+    n INTEGER PRIMARY KEY, provider TEXT NOT NULL, provider_name TEXT NOT NULL, service TEXT NOT NULL,
+    account TEXT NOT NULL, region TEXT NOT NULL, resource TEXT NOT NULL, category TEXT NOT NULL,
+    source TEXT NOT NULL, currency TEXT NOT NULL, start INTEGER NOT NULL, end INTEGER NOT NULL,
+    billed REAL NOT NULL, effective REAL NOT NULL, record TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS costs_start ON costs (start);
+CREATE INDEX IF NOT EXISTS costs_end ON costs (end);
+CREATE TABLE IF NOT EXISTS agents (
+    id TEXT PRIMARY KEY, registration TEXT NOT NULL, registered_at INTEGER NOT NULL,
+    last_heartbeat INTEGER NOT NULL, interval_s INTEGER NOT NULL, stats TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tokens (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, scopes TEXT NOT NULL, created_at INTEGER NOT NULL,
+    hash BLOB NOT NULL
+);
+"#;
+
+pub fn db_err(context: &str) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+    move |e| StoreError::Database(format!("{context}: {e}"))
+}
+
+/// The non-point part of a batch, borrowed from a `Batch` (live) or a WAL record (replay).
+pub struct BatchView<'a> {
+    pub id: uuid::Uuid,
+    pub agent_id: &'a str,
+    pub task: &'a str,
+    pub collected_at: chrono::DateTime<chrono::Utc>,
+    pub received_at: i64,
+    pub resources: &'a [Resource],
+    pub costs: &'a [Cost],
+    pub errors: &'a [CollectError],
+    pub points: usize,
+}
+
+pub struct Meta {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+fn open_conn(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path)
+        .map_err(|e| StoreError::Database(format!("opening {}: {e}", path.display())))?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .map_err(db_err("setting busy_timeout"))?;
+    Ok(conn)
+}
+
+impl Meta {
+    pub fn open(path: &Path) -> Result<Meta, StoreError> {
+        let conn = open_conn(path)?;
+        conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")
+            .map_err(db_err("setting WAL journal mode"))?;
+        conn.execute_batch(SCHEMA)
+            .map_err(db_err("creating the schema"))?;
+        Ok(Meta {
+            path: path.to_path_buf(),
+            writer: Mutex::new(conn),
+            readers: Mutex::new(Vec::new()),
+        })
+    }
+
+    pub fn read<T>(
+        &self,
+        context: &str,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
+        let conn = self.readers.lock().pop();
+        let conn = match conn {
+            Some(c) => c,
+            None => open_conn(&self.path)?,
+        };
+        let res = f(&conn).map_err(db_err(context));
+        let mut pool = self.readers.lock();
+        if pool.len() < 8 {
+            pool.push(conn);
+        }
+        res
+    }
+
+    pub fn write<T>(
+        &self,
+        context: &str,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
+        f(&mut self.writer.lock()).map_err(db_err(context))
+    }
+
+    pub fn state(&self, k: &str) -> Result<Option<i64>, StoreError> {
+        self.read("reading state", |c| {
+            c.query_row("SELECT v FROM state WHERE k = ?", [k], |r| r.get(0))
+                .optional()
+        })
+    }
+
+    /// Records the sealed WAL position with a fully synced commit, which also makes every
+    /// earlier commit durable (see the module docs).
+    pub fn set_sealed_durably(&self, seq: u64) -> Result<(), StoreError> {
+        self.write("recording the sealed WAL position", |c| {
+            c.execute_batch("PRAGMA synchronous = FULL")?;
+            let r = c.execute(
+                "INSERT OR REPLACE INTO state (k, v) VALUES ('sealed_seq', ?)",
+                [seq as i64],
+            );
+            c.execute_batch("PRAGMA synchronous = NORMAL")?;
+            r.map(|_| ())
+        })
+    }
+
+    pub fn check(&self, now: i64) -> Result<(), StoreError> {
+        self.write("health check write", |c| {
+            c.execute(
+                "INSERT OR REPLACE INTO state (k, v) VALUES ('health_check', ?)",
+                [now],
+            )
+        })?;
+        let v = self.state("health_check")?;
+        if v != Some(now) {
+            return Err(StoreError::Database(
+                "health check read back a different value".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn has_batch(&self, id: uuid::Uuid) -> Result<bool, StoreError> {
+        self.read("looking up a batch id", |c| {
+            c.prepare_cached("SELECT 1 FROM batches WHERE id = ?")?
+                .exists([id.as_bytes().as_slice()])
+        })
+    }
+
+    pub fn load_series(&self) -> Result<Vec<(u64, SeriesKey)>, StoreError> {
+        let rows: Vec<(i64, String)> = self.read("loading the series index", |c| {
+            let mut st = c.prepare("SELECT id, key FROM series")?;
+            let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect()
+        })?;
+        rows.into_iter()
+            .map(|(id, key)| {
+                serde_json::from_str(&key)
+                    .map(|k| (id as u64, k))
+                    .map_err(|e| StoreError::Corrupt {
+                        path: self.path.display().to_string(),
+                        message: format!("series {id} has an unreadable key ({e})"),
+                    })
+            })
+            .collect()
+    }
+
+    /// Applies a batch's rows in one transaction. Returns false (and changes nothing) when
+    /// the batch was applied before.
+    pub fn apply_batch(
+        &self,
+        b: &BatchView<'_>,
+        new_series: &[(u64, &SeriesKey)],
+    ) -> Result<bool, StoreError> {
+        let mut conn = self.writer.lock();
+        let tx = conn
+            .transaction()
+            .map_err(db_err("starting a transaction"))?;
+        let applied = apply_in_tx(&tx, b, new_series).map_err(db_err("storing a batch"))?;
+        if applied {
+            tx.commit().map_err(db_err("committing a batch"))?;
+        }
+        Ok(applied)
+    }
+
+    pub fn counts(&self) -> Result<[u64; 4], StoreError> {
+        self.read("counting rows", |c| {
+            let mut out = [0u64; 4];
+            for (i, t) in ["resources", "costs", "agents", "batches"]
+                .iter()
+                .enumerate()
+            {
+                out[i] = c.query_row(&format!("SELECT count(*) FROM {t}"), [], |r| {
+                    r.get::<_, i64>(0)
+                })? as u64;
+            }
+            Ok(out)
+        })
+    }
+
+    // ---- resources ----
+
+    pub fn resources(&self, q: &ResourceQuery) -> Result<Page<StoredResource>, StoreError> {
+        let sort = q.sort.as_deref().unwrap_or("key");
+        let (desc, col) = match sort.strip_prefix('-') {
+            Some(c) => (true, c),
+            None => (false, sort),
+        };
+        if !["key", "name", "kind", "last_seen", "first_seen"].contains(&col) {
+            return Err(StoreError::BadRequest(format!(
+                "unknown sort `{sort}`; use key, name, kind, last_seen or first_seen, with `-` in front for descending"
+            )));
+        }
+        let mut sql = format!(
+            "SELECT key, record, first_seen, last_seen, {col} FROM resources r WHERE 1 = 1"
+        );
+        let mut args: Vec<SqlValue> = Vec::new();
+        for (c, v) in [
+            ("provider", &q.provider),
+            ("account", &q.account),
+            ("region", &q.region),
+            ("kind", &q.kind),
+        ] {
+            if let Some(v) = v {
+                sql += &format!(" AND {c} = ?");
+                args.push(SqlValue::Text(v.clone()));
+            }
+        }
+        for (t, v) in &q.tags {
+            sql += " AND EXISTS (SELECT 1 FROM resource_tags t WHERE t.key = r.key AND t.tag = ? AND t.value = ?)";
+            args.push(SqlValue::Text(t.clone()));
+            args.push(SqlValue::Text(v.clone()));
+        }
+        if let Some(s) = q.q.as_deref().filter(|s| !s.is_empty()) {
+            sql += " AND (instr(lower(name), ?) > 0 OR instr(lower(rid), ?) > 0)";
+            args.push(SqlValue::Text(s.to_lowercase()));
+            args.push(SqlValue::Text(s.to_lowercase()));
+        }
+        let (cmp, dir) = if desc { ("<", "DESC") } else { (">", "ASC") };
+        if let Some(c) = &q.page.cursor {
+            let v = decode_cursor(c, "resources")?;
+            if v.get("sort").and_then(Value::as_str) != Some(sort) {
+                return Err(StoreError::BadRequest(format!(
+                    "this cursor belongs to a listing sorted by another key than `{sort}`; start again without a cursor"
+                )));
+            }
+            let key = v
+                .get("k")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            if col == "key" {
+                sql += &format!(" AND key {cmp} ?");
+            } else {
+                sql += &format!(" AND ({col}, key) {cmp} (?, ?)");
+                args.push(match v.get("v") {
+                    Some(Value::Number(n)) => SqlValue::Integer(n.as_i64().unwrap_or(0)),
+                    Some(Value::String(s)) => SqlValue::Text(s.clone()),
+                    _ => return Err(StoreError::BadRequest("malformed cursor".into())),
+                });
+            }
+            args.push(SqlValue::Text(key));
+        }
+        if col == "key" {
+            sql += &format!(" ORDER BY key {dir}");
+        } else {
+            sql += &format!(" ORDER BY {col} {dir}, key {dir}");
+        }
+        let limit = q.page.limit() as usize;
+        sql += &format!(" LIMIT {}", limit + 1);
+        let mut rows: Vec<(String, String, i64, i64, SqlValue)> =
+            self.read("listing resources", |c| {
+                let mut st = c.prepare_cached(&sql)?;
+                let rows = st.query_map(params_from_iter(args), |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                })?;
+                rows.collect()
+            })?;
+        let next_cursor = if rows.len() > limit {
+            rows.truncate(limit);
+            let (key, _, _, _, v) = rows.last().unwrap();
+            let v = match v {
+                SqlValue::Integer(i) => json!(i),
+                SqlValue::Text(s) => json!(s),
+                _ => Value::Null,
+            };
+            Some(encode_cursor(
+                &json!({"kind": "resources", "sort": sort, "k": key, "v": v}),
+            ))
+        } else {
+            None
+        };
+        let items = rows
+            .into_iter()
+            .map(|(key, record, first, last, _)| self.stored(key, &record, first, last))
+            .collect::<Result<_, _>>()?;
+        Ok(Page { items, next_cursor })
+    }
+
+    fn stored(
+        &self,
+        key: String,
+        record: &str,
+        first: i64,
+        last: i64,
+    ) -> Result<StoredResource, StoreError> {
+        let resource = serde_json::from_str(record).map_err(|e| StoreError::Corrupt {
+            path: self.path.display().to_string(),
+            message: format!("resource {key} has an unreadable record ({e})"),
+        })?;
+        Ok(StoredResource {
+            key,
+            resource,
+            first_seen: from_ns(first),
+            last_seen: from_ns(last),
+        })
+    }
+
+    pub fn resource(&self, key: &str) -> Result<Option<StoredResource>, StoreError> {
+        let row: Option<(String, i64, i64)> = self.read("reading a resource", |c| {
+            c.query_row(
+                "SELECT record, first_seen, last_seen FROM resources WHERE key = ?",
+                [key],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()
+        })?;
+        row.map(|(rec, f, l)| self.stored(key.to_string(), &rec, f, l))
+            .transpose()
+    }
+
+    pub fn resource_history(&self, key: &str) -> Result<Vec<ResourceChange>, StoreError> {
+        let rows: Vec<(i64, String)> = self.read("reading a resource's history", |c| {
+            let mut st = c.prepare_cached(
+                "SELECT at, changes FROM resource_history WHERE key = ? ORDER BY at, n",
+            )?;
+            let rows = st.query_map([key], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect()
+        })?;
+        rows.into_iter()
+            .map(|(at, ch)| {
+                Ok(ResourceChange {
+                    at: from_ns(at),
+                    changes: serde_json::from_str(&ch).map_err(|e| StoreError::Corrupt {
+                        path: self.path.display().to_string(),
+                        message: format!("history of {key} is unreadable ({e})"),
+                    })?,
+                })
+            })
+            .collect()
+    }
+
+    // ---- costs ----
+
+    pub fn costs(&self, q: &CostQuery) -> Result<Vec<CostGroup>, StoreError> {
+        let mut keys: Vec<&str> = Vec::new();
+        for g in &q.group_by {
+            if !keys.contains(&g.as_str()) {
+                keys.push(g.as_str());
+            }
+        }
+        let mut exprs = Vec::new();
+        for k in &keys {
+            exprs.push(match *k {
+                "provider" => "provider_name",
+                "service" => "service",
+                "account" => "account",
+                "region" => "region",
+                "resource" => "resource",
+                "category" => "category",
+                "source" => "source",
+                "currency" => "currency",
+                "day" => "strftime('%Y-%m-%d', start / 1000000000, 'unixepoch')",
+                "month" => "strftime('%Y-%m', start / 1000000000, 'unixepoch')",
+                other => {
+                    return Err(StoreError::BadRequest(format!(
+                        "cannot group costs by `{other}`; use provider, service, account, region, resource, category, source, currency, day or month"
+                    )))
+                }
+            });
+        }
+        let mut sql = String::from("SELECT ");
+        for e in &exprs {
+            sql += e;
+            sql += ", ";
+        }
+        sql += "currency, SUM(billed), SUM(effective), COUNT(*) FROM costs WHERE 1 = 1";
+        let mut args: Vec<SqlValue> = Vec::new();
+        if let Some(s) = q.start {
+            sql += " AND start >= ?";
+            args.push(SqlValue::Integer(to_ns_saturating(s)));
+        }
+        if let Some(e) = q.end {
+            sql += " AND start < ?";
+            args.push(SqlValue::Integer(to_ns_saturating(e)));
+        }
+        if let Some(p) = &q.provider {
+            sql += " AND (provider = ? OR lower(provider_name) = ?)";
+            args.push(SqlValue::Text(p.to_lowercase()));
+            args.push(SqlValue::Text(p.to_lowercase()));
+        }
+        if let Some(s) = &q.source {
+            if s != "billed" && s != "estimated" {
+                return Err(StoreError::BadRequest(format!(
+                    "unknown cost source `{s}`; use billed or estimated"
+                )));
+            }
+            sql += " AND source = ?";
+            args.push(SqlValue::Text(s.clone()));
+        }
+        let mut group = String::new();
+        for (i, _) in exprs.iter().enumerate() {
+            group += &format!("{}, ", i + 1);
+        }
+        group += &format!("{}", exprs.len() + 1);
+        sql += &format!(" GROUP BY {group} ORDER BY {group}");
+        let n = exprs.len();
+        let rows: Vec<(Vec<String>, String, f64, f64, i64)> = self.read("grouping costs", |c| {
+            let mut st = c.prepare_cached(&sql)?;
+            let rows = st.query_map(params_from_iter(args), |r| {
+                let mut vals = Vec::with_capacity(n);
+                for i in 0..n {
+                    vals.push(r.get::<_, Option<String>>(i)?.unwrap_or_default());
+                }
+                Ok((vals, r.get(n)?, r.get(n + 1)?, r.get(n + 2)?, r.get(n + 3)?))
+            })?;
+            rows.collect()
+        })?;
+        // Rows come ordered by group values then currency: a run of equal values with more
+        // than one currency is split by currency, each part naming its currency.
+        let mut out = Vec::with_capacity(rows.len());
+        let mut i = 0;
+        while i < rows.len() {
+            let mut j = i + 1;
+            while j < rows.len() && rows[j].0 == rows[i].0 {
+                j += 1;
+            }
+            let mixed = j - i > 1;
+            for (vals, currency, billed, effective, lines) in &rows[i..j] {
+                let mut group: std::collections::BTreeMap<String, String> = keys
+                    .iter()
+                    .map(|k| k.to_string())
+                    .zip(vals.iter().cloned())
+                    .collect();
+                if mixed {
+                    group.insert("currency".into(), currency.clone());
+                }
+                out.push(CostGroup {
+                    group,
+                    billed_cost: *billed,
+                    effective_cost: *effective,
+                    currency: currency.clone(),
+                    lines: *lines as u64,
+                });
+            }
+            i = j;
+        }
+        Ok(out)
+    }
+
+    // ---- agents ----
+
+    pub fn register_agent(&self, a: &AgentRegistration, now: i64) -> Result<(), StoreError> {
+        let reg = serde_json::to_string(a).expect("registrations serialize");
+        let stats = serde_json::to_string(&Heartbeat::default()).unwrap();
+        self.write("registering an agent", |c| {
+            c.execute(
+                "INSERT INTO agents (id, registration, registered_at, last_heartbeat, interval_s, stats)
+                 VALUES (?1, ?2, ?3, ?3, ?4, ?5)
+                 ON CONFLICT (id) DO UPDATE SET registration = ?2, registered_at = ?3, last_heartbeat = ?3, interval_s = ?4",
+                params![a.id, reg, now, a.heartbeat_interval_s as i64, stats],
+            )
+            .map(|_| ())
+        })
+    }
+
+    pub fn heartbeat(&self, id: &str, stats: &Heartbeat, now: i64) -> Result<bool, StoreError> {
+        let stats = serde_json::to_string(stats).unwrap();
+        self.write("recording a heartbeat", |c| {
+            c.execute(
+                "UPDATE agents SET last_heartbeat = ?2, stats = ?3 WHERE id = ?1",
+                params![id, now, stats],
+            )
+            .map(|n| n > 0)
+        })
+    }
+
+    pub fn agents(
+        &self,
+        page: &PageQuery,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Page<AgentRecord>, StoreError> {
+        let after = match &page.cursor {
+            Some(c) => decode_cursor(c, "agents")?
+                .get("k")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string(),
+            None => String::new(),
+        };
+        let limit = page.limit() as usize;
+        let mut rows: Vec<(String, String, i64, i64, String)> = self.read("listing agents", |c| {
+            let mut st = c.prepare_cached(
+                "SELECT id, registration, registered_at, last_heartbeat, stats FROM agents WHERE id > ? ORDER BY id LIMIT ?",
+            )?;
+            let rows = st.query_map(params![after, (limit + 1) as i64], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })?;
+            rows.collect()
+        })?;
+        let next_cursor = (rows.len() > limit).then(|| {
+            rows.truncate(limit);
+            encode_cursor(&json!({"kind": "agents", "k": rows.last().unwrap().0}))
+        });
+        let corrupt = |id: &str, e: serde_json::Error| StoreError::Corrupt {
+            path: self.path.display().to_string(),
+            message: format!("agent {id} has an unreadable record ({e})"),
+        };
+        let items = rows
+            .into_iter()
+            .map(|(id, reg, registered, last, stats)| {
+                let registration: AgentRegistration =
+                    serde_json::from_str(&reg).map_err(|e| corrupt(&id, e))?;
+                let last_heartbeat = from_ns(last);
+                Ok(AgentRecord {
+                    status: AgentStatus::at(now, last_heartbeat, registration.heartbeat_interval_s),
+                    registration,
+                    registered_at: from_ns(registered),
+                    last_heartbeat,
+                    last_heartbeat_stats: serde_json::from_str(&stats)
+                        .map_err(|e| corrupt(&id, e))?,
+                })
+            })
+            .collect::<Result<_, StoreError>>()?;
+        Ok(Page { items, next_cursor })
+    }
+
+    // ---- tokens ----
+
+    pub fn create_token(
+        &self,
+        name: &str,
+        scopes: &[Scope],
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(String, TokenInfo), StoreError> {
+        let mut scopes = scopes.to_vec();
+        scopes.sort();
+        scopes.dedup();
+        let scopes_json = serde_json::to_string(&scopes).unwrap();
+        loop {
+            let (id, token) = tokens::generate();
+            let hash = tokens::hash(&token);
+            let inserted = self.write("creating a token", |c| {
+                c.execute(
+                    "INSERT OR IGNORE INTO tokens (id, name, scopes, created_at, hash) VALUES (?, ?, ?, ?, ?)",
+                    params![id, name, scopes_json, to_ns_saturating(now), hash.as_slice()],
+                )
+            })?;
+            if inserted == 1 {
+                let info = TokenInfo {
+                    id,
+                    name: name.to_string(),
+                    scopes,
+                    created_at: now,
+                };
+                return Ok((token, info));
+            }
+            // The 40-bit public id collided with an existing one: draw again.
+        }
+    }
+
+    pub fn authenticate(&self, token: &str) -> Result<Option<TokenInfo>, StoreError> {
+        let Some(id) = tokens::public_id(token) else {
+            return Ok(None);
+        };
+        let row: Option<(String, String, i64, Vec<u8>)> =
+            self.read("authenticating a token", |c| {
+                c.prepare_cached("SELECT name, scopes, created_at, hash FROM tokens WHERE id = ?")?
+                    .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+                    .optional()
+            })?;
+        let Some((name, scopes, created, stored)) = row else {
+            return Ok(None);
+        };
+        if !tokens::ct_eq(&tokens::hash(token), &stored) {
+            return Ok(None);
+        }
+        Ok(Some(TokenInfo {
+            id: id.to_string(),
+            name,
+            scopes: serde_json::from_str(&scopes).unwrap_or_default(),
+            created_at: from_ns(created),
+        }))
+    }
+
+    pub fn tokens(&self) -> Result<Vec<TokenInfo>, StoreError> {
+        self.read("listing tokens", |c| {
+            let mut st = c.prepare_cached(
+                "SELECT id, name, scopes, created_at FROM tokens ORDER BY created_at, id",
+            )?;
+            let rows = st.query_map([], |r| {
+                Ok(TokenInfo {
+                    id: r.get(0)?,
+                    name: r.get(1)?,
+                    scopes: serde_json::from_str(&r.get::<_, String>(2)?).unwrap_or_default(),
+                    created_at: from_ns(r.get(3)?),
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    pub fn revoke_token(&self, id: &str) -> Result<bool, StoreError> {
+        self.write("revoking a token", |c| {
+            c.execute("DELETE FROM tokens WHERE id = ?", [id])
+                .map(|n| n > 0)
+        })
+    }
+
+    // ---- retention ----
+
+    /// Deletes costs that ended at or before `before`, resources last seen before it (with
+    /// their tags and history), and batch ids received before it. Returns (costs, resources).
+    pub fn retention(&self, before: i64) -> Result<(u64, u64), StoreError> {
+        self.write("enforcing retention", |c| {
+            let tx = c.transaction()?;
+            let costs = tx.execute("DELETE FROM costs WHERE end <= ?", [before])?;
+            tx.execute("DELETE FROM resource_tags WHERE key IN (SELECT key FROM resources WHERE last_seen < ?)", [before])?;
+            tx.execute("DELETE FROM resource_history WHERE key IN (SELECT key FROM resources WHERE last_seen < ?)", [before])?;
+            let resources = tx.execute("DELETE FROM resources WHERE last_seen < ?", [before])?;
+            tx.execute("DELETE FROM batches WHERE received_at < ?", [before])?;
+            tx.execute(
+                "INSERT INTO state (k, v) VALUES ('retention_before', ?1)
+                 ON CONFLICT (k) DO UPDATE SET v = max(v, ?1)",
+                [before],
+            )?;
+            tx.commit()?;
+            Ok((costs as u64, resources as u64))
+        })
+    }
+
+    /// Forgets batch ids received before `before` (the dedupe window).
+    pub fn prune_batches(&self, before: i64) -> Result<u64, StoreError> {
+        self.write("pruning old batch ids", |c| {
+            c.execute("DELETE FROM batches WHERE received_at < ?", [before])
+                .map(|n| n as u64)
+        })
+    }
+}
+
+fn apply_in_tx(
+    tx: &rusqlite::Transaction<'_>,
+    b: &BatchView<'_>,
+    new_series: &[(u64, &SeriesKey)],
+) -> rusqlite::Result<bool> {
+    let errors = (!b.errors.is_empty()).then(|| serde_json::to_string(b.errors).unwrap());
+    let inserted = tx
+        .prepare_cached(
+            "INSERT OR IGNORE INTO batches (id, agent_id, task, collected_at, received_at, resources, points, costs, errors)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )?
+        .execute(params![
+            b.id.as_bytes().as_slice(),
+            b.agent_id,
+            b.task,
+            to_ns_saturating(b.collected_at),
+            b.received_at,
+            b.resources.len() as i64,
+            b.points as i64,
+            b.costs.len() as i64,
+            errors
+        ])?;
+    if inserted == 0 {
+        return Ok(false);
+    }
+    {
+        let mut st = tx.prepare_cached("INSERT OR IGNORE INTO series (id, key) VALUES (?, ?)")?;
+        for (id, key) in new_series {
+            st.execute(params![*id as i64, serde_json::to_string(key).unwrap()])?;
+        }
+    }
+    for r in b.resources {
+        upsert_resource(tx, r)?;
+    }
+    if !b.costs.is_empty() {
+        let mut st = tx.prepare_cached(
+            "INSERT INTO costs (provider, provider_name, service, account, region, resource, category, source, currency,
+                                start, end, billed, effective, record)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )?;
+        for c in b.costs {
+            let category = serde_json::to_value(c.charge_category).unwrap();
+            let source = serde_json::to_value(c.x_source).unwrap();
+            st.execute(params![
+                provider_slug(&c.provider_name),
+                c.provider_name,
+                c.service_name,
+                c.sub_account_id.as_deref().unwrap_or_default(),
+                c.region_id.as_deref().unwrap_or_default(),
+                c.resource_id.as_deref().unwrap_or_default(),
+                category.as_str().unwrap_or_default(),
+                source.as_str().unwrap_or_default(),
+                c.billing_currency,
+                to_ns_saturating(c.charge_period_start),
+                to_ns_saturating(c.charge_period_end),
+                c.billed_cost,
+                c.effective_cost,
+                serde_json::to_string(c).unwrap(),
+            ])?;
+        }
+    }
+    Ok(true)
+}
+
+/// skymeter's provider name (`aws`) for a FOCUS ProviderName (`Amazon Web Services`), so the
+/// cost filter accepts either.
+pub fn provider_slug(provider_name: &str) -> String {
+    match provider_name.to_lowercase().as_str() {
+        "amazon web services" | "aws" | "amazon" => "aws".into(),
+        "google cloud" | "google" | "gcp" | "google cloud platform" => "gcp".into(),
+        "microsoft" | "microsoft azure" | "azure" => "azure".into(),
+        other => other.to_string(),
+    }
+}
+
+/// Upserts by key: the first observation inserts; a newer one (observed_at ≥ last_seen)
+/// replaces the record, moves last_seen and records what changed; an older one only moves
+/// first_seen back.
+fn upsert_resource(tx: &rusqlite::Transaction<'_>, r: &Resource) -> rusqlite::Result<()> {
+    let key = r.reference().key();
+    let at = to_ns_saturating(r.observed_at);
+    let old: Option<(String, i64, i64)> = tx
+        .prepare_cached("SELECT record, first_seen, last_seen FROM resources WHERE key = ?")?
+        .query_row([&key], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+        .optional()?;
+    let record = serde_json::to_string(r).unwrap();
+    let write_tags = |tx: &rusqlite::Transaction<'_>| -> rusqlite::Result<()> {
+        tx.prepare_cached("DELETE FROM resource_tags WHERE key = ?")?
+            .execute([&key])?;
+        let mut st =
+            tx.prepare_cached("INSERT INTO resource_tags (key, tag, value) VALUES (?, ?, ?)")?;
+        for (t, v) in &r.tags {
+            st.execute(params![key, t, v])?;
+        }
+        Ok(())
+    };
+    match old {
+        None => {
+            tx.prepare_cached(
+                "INSERT INTO resources (key, provider, account, region, rid, kind, name, first_seen, last_seen, record)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )?
+            .execute(params![key, r.provider, r.account, r.region, r.id, r.kind, r.name, at, at, record])?;
+            write_tags(tx)?;
+        }
+        Some((old_record, first, last)) if at >= last => {
+            let old: Option<Resource> = serde_json::from_str(&old_record).ok();
+            let changes = old.map(|o| diff(&o, r)).unwrap_or_default();
+            if !changes.is_empty() {
+                tx.prepare_cached(
+                    "INSERT INTO resource_history (key, at, changes) VALUES (?, ?, ?)",
+                )?
+                .execute(params![
+                    key,
+                    at,
+                    serde_json::to_string(&changes).unwrap()
+                ])?;
+            }
+            tx.prepare_cached(
+                "UPDATE resources SET kind = ?2, name = ?3, first_seen = ?4, last_seen = ?5, record = ?6 WHERE key = ?1",
+            )?
+            .execute(params![key, r.kind, r.name, first.min(at), at, record])?;
+            if changes.keys().any(|k| k.starts_with("tags.")) {
+                write_tags(tx)?;
+            }
+        }
+        Some((_, first, _)) => {
+            if at < first {
+                tx.prepare_cached("UPDATE resources SET first_seen = ? WHERE key = ?")?
+                    .execute(params![at, key])?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What changed between two observations: `name`, `kind`, `attributes.<k>`, `tags.<k>` →
+/// [old, new], null for absent.
+pub fn diff(old: &Resource, new: &Resource) -> std::collections::BTreeMap<String, [Value; 2]> {
+    let mut out = std::collections::BTreeMap::new();
+    if old.name != new.name {
+        out.insert("name".into(), [json!(old.name), json!(new.name)]);
+    }
+    if old.kind != new.kind {
+        out.insert("kind".into(), [json!(old.kind), json!(new.kind)]);
+    }
+    let keys: std::collections::BTreeSet<&String> =
+        old.attributes.keys().chain(new.attributes.keys()).collect();
+    for k in keys {
+        let (a, b) = (old.attributes.get(k), new.attributes.get(k));
+        if a != b {
+            out.insert(
+                format!("attributes.{k}"),
+                [
+                    a.cloned().unwrap_or(Value::Null),
+                    b.cloned().unwrap_or(Value::Null),
+                ],
+            );
+        }
+    }
+    let keys: std::collections::BTreeSet<&String> =
+        old.tags.keys().chain(new.tags.keys()).collect();
+    for k in keys {
+        let (a, b) = (old.tags.get(k), new.tags.get(k));
+        if a != b {
+            let v = |x: Option<&String>| x.map_or(Value::Null, |s| json!(s));
+            out.insert(format!("tags.{k}"), [v(a), v(b)]);
+        }
+    }
+    out
+}

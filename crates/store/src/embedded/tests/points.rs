@@ -1,0 +1,422 @@
+//! Points: series, queries, downsampling, seal/compaction, retention, compression.
+
+use super::*;
+
+fn pq(metric: &str, start: i64, end: i64, step_s: Option<u64>, agg: Option<Stat>) -> PointsQuery {
+    PointsQuery {
+        series: SeriesQuery {
+            metric: Some(metric.into()),
+            ..Default::default()
+        },
+        start: ts(start),
+        end: ts(end),
+        step_s,
+        agg,
+    }
+}
+
+fn values(s: &EmbeddedStore, q: &PointsQuery) -> Vec<(i64, f64)> {
+    let p = s.points(q).unwrap();
+    assert_eq!(p.items.len(), 1);
+    p.items[0]
+        .points
+        .iter()
+        .map(|(t, v)| (t.timestamp(), *v))
+        .collect()
+}
+
+#[test]
+fn downsampling_is_exact_and_buckets_are_stamped_with_their_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let mut b = batch();
+    // Points at 10..=120 every 10 s, value = ts / 10: 1, 2, ... 12.
+    b.points = (1..=12)
+        .map(|i| point("m", "h", ts(i * 10), i as f64))
+        .collect();
+    s.ingest(&b).unwrap();
+    // Half in the head, half in a block: the answer must not care.
+    s.flush().unwrap();
+    let mut b = batch();
+    b.points = (13..=18)
+        .map(|i| point("m", "h", ts(i * 10), i as f64))
+        .collect();
+    s.ingest(&b).unwrap();
+
+    let q = |step, agg| values(&s, &pq("m", 0, 1000, step, agg));
+    // Buckets (0,60], (60,120], (120,180]: 1..6, 7..12, 13..18.
+    assert_eq!(q(Some(60), None), [(60, 3.5), (120, 9.5), (180, 15.5)]);
+    assert_eq!(
+        q(Some(60), Some(Stat::Max)),
+        [(60, 6.0), (120, 12.0), (180, 18.0)]
+    );
+    assert_eq!(
+        q(Some(60), Some(Stat::Min)),
+        [(60, 1.0), (120, 7.0), (180, 13.0)]
+    );
+    assert_eq!(
+        q(Some(60), Some(Stat::Sum)),
+        [(60, 21.0), (120, 57.0), (180, 93.0)]
+    );
+    assert_eq!(
+        q(Some(60), Some(Stat::Count)),
+        [(60, 6.0), (120, 6.0), (180, 6.0)]
+    );
+    assert_eq!(
+        q(Some(60), Some(Stat::Last)),
+        [(60, 6.0), (120, 12.0), (180, 18.0)]
+    );
+    assert_eq!(
+        q(Some(60), Some(Stat::P50)),
+        [(60, 3.0), (120, 9.0), (180, 15.0)]
+    );
+    assert_eq!(q(Some(100), None), [(100, 5.5), (200, 14.5)]);
+    // A step equal to the points' own spacing changes nothing.
+    assert_eq!(
+        q(Some(10), None),
+        (1..=18).map(|i| (i * 10, i as f64)).collect::<Vec<_>>()
+    );
+    // [start, end) on raw points, then bucketing.
+    assert_eq!(
+        values(&s, &pq("m", 30, 70, None, None)),
+        [(30, 3.0), (40, 4.0), (50, 5.0), (60, 6.0)]
+    );
+    assert_eq!(
+        values(&s, &pq("m", 30, 71, Some(60), None)),
+        [(60, 4.5), (120, 7.0)]
+    );
+    assert!(matches!(
+        s.points(&pq("m", 10, 10, None, None)),
+        Err(StoreError::BadRequest(_))
+    ));
+    assert!(matches!(
+        s.points(&pq("m", 0, 10, Some(0), None)),
+        Err(StoreError::BadRequest(_))
+    ));
+}
+
+#[test]
+fn a_later_write_of_the_same_series_and_time_wins_everywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let ingest = |s: &EmbeddedStore, v: &[(i64, f64)]| {
+        let mut b = batch();
+        b.points = v.iter().map(|(t, x)| point("m", "h", ts(*t), *x)).collect();
+        s.ingest(&b).unwrap();
+    };
+    {
+        let s = open_with(dir.path(), |o| o.compaction_fan_in = 2);
+        // Within one batch.
+        ingest(&s, &[(60, 1.0), (120, 2.0), (60, 1.5)]);
+        s.flush().unwrap();
+        // Head over block.
+        ingest(&s, &[(120, 2.5), (180, 3.0)]);
+        assert_eq!(
+            all_points(&s, "m").iter().map(|p| p.1).collect::<Vec<_>>(),
+            [1.5, 2.5, 3.0]
+        );
+        // Newer block over older block, then through compaction.
+        s.flush().unwrap();
+        assert_eq!(
+            all_points(&s, "m").iter().map(|p| p.1).collect::<Vec<_>>(),
+            [1.5, 2.5, 3.0]
+        );
+        ingest(&s, &[(180, 3.5)]);
+    }
+    // And after replaying the WAL.
+    let s = open(dir.path());
+    assert_eq!(
+        all_points(&s, "m").iter().map(|p| p.1).collect::<Vec<_>>(),
+        [1.5, 2.5, 3.5]
+    );
+    s.flush().unwrap();
+    assert_eq!(
+        all_points(&s, "m").iter().map(|p| p.1).collect::<Vec<_>>(),
+        [1.5, 2.5, 3.5]
+    );
+}
+
+#[test]
+fn series_are_listed_with_filters_extents_and_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let mut b = batch();
+    for h in 0..5 {
+        for (m, stat) in [
+            ("cpu.utilization", Stat::Avg),
+            ("cpu.utilization", Stat::Max),
+            ("disk.read_iops", Stat::Avg),
+        ] {
+            for i in 0..3 {
+                let mut p = point(m, &format!("h{h}"), ts(600 + i * 60 + h), 1.0);
+                p.stat = stat;
+                if m == "disk.read_iops" {
+                    p.labels.insert(
+                        "device".into(),
+                        format!("sd{}", (b'a' + (i as u8 % 2)) as char),
+                    );
+                }
+                b.points.push(p);
+            }
+        }
+    }
+    s.ingest(&b).unwrap();
+    s.flush().unwrap();
+    let list = |q: SeriesQuery| s.series(&q).unwrap();
+    let all = list(SeriesQuery::default());
+    assert_eq!(all.items.len(), 5 * 4); // 2 cpu + 2 disk (by device) per host
+    let cpu = list(SeriesQuery {
+        metric: Some("cpu.*".into()),
+        stat: Some(Stat::Max),
+        ..Default::default()
+    });
+    assert_eq!(cpu.items.len(), 5);
+    assert_eq!(
+        (
+            cpu.items[0].first_ts,
+            cpu.items[0].last_ts,
+            cpu.items[0].points
+        ),
+        (ts(600), ts(720), 3)
+    );
+    let one = list(SeriesQuery {
+        resource: Some("host/acct//h3".into()),
+        labels: [("device".into(), "sdb".into())].into(),
+        ..Default::default()
+    });
+    assert_eq!(one.items.len(), 1);
+    assert_eq!(
+        (one.items[0].key.metric.as_str(), one.items[0].points),
+        ("disk.read_iops", 1)
+    );
+    assert!(list(SeriesQuery {
+        provider: Some("aws".into()),
+        ..Default::default()
+    })
+    .items
+    .is_empty());
+
+    // Pages of 3 walk all 20 exactly once.
+    let mut q = SeriesQuery {
+        page: PageQuery {
+            limit: Some(3),
+            cursor: None,
+        },
+        ..Default::default()
+    };
+    let mut seen = Vec::new();
+    loop {
+        let p = list(q.clone());
+        seen.extend(p.items.into_iter().map(|i| i.key));
+        match p.next_cursor {
+            Some(c) => q.page.cursor = Some(c),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 20);
+    assert_eq!(
+        seen.iter().collect::<std::collections::HashSet<_>>().len(),
+        20
+    );
+    let bad = SeriesQuery {
+        page: PageQuery {
+            limit: None,
+            cursor: Some("nonsense".into()),
+        },
+        ..Default::default()
+    };
+    assert!(matches!(s.series(&bad), Err(StoreError::BadRequest(_))));
+
+    // Points pages by series too.
+    let mut q = pq("cpu.utilization", 0, 10_000, None, None);
+    q.series.page.limit = Some(4);
+    let p1 = s.points(&q).unwrap();
+    assert_eq!(p1.items.len(), 4);
+    q.series.page.cursor = p1.next_cursor;
+    let mut n = 4;
+    loop {
+        let p = s.points(&q).unwrap();
+        n += p.items.len();
+        assert!(p.items.iter().all(|i| i.points.len() == 3));
+        match p.next_cursor {
+            Some(c) => q.series.page.cursor = Some(c),
+            None => break,
+        }
+    }
+    assert_eq!(n, 10);
+}
+
+/// A regular 60 s series with 2-decimal values, like a CPU gauge: a slow wave plus noise.
+fn gauge(series: usize, i: usize) -> f64 {
+    let mut x = (series as u64 * 1_000_003 + i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    x ^= x >> 29;
+    let noise = (x % 1000) as f64 / 100.0 - 5.0;
+    let v = 50.0 + 30.0 * ((i as f64) / 50.0 + series as f64).sin() + noise;
+    (v * 100.0).round() / 100.0
+}
+
+#[test]
+fn regular_two_decimal_series_take_at_most_two_bytes_a_point() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let (n_series, n_points, per_batch) = (200, 1000, 10);
+    for chunk in 0..n_points / per_batch {
+        let mut b = batch();
+        for i in chunk * per_batch..(chunk + 1) * per_batch {
+            for sr in 0..n_series {
+                b.points.push(point(
+                    "cpu.utilization",
+                    &format!("host-{sr:04}"),
+                    ts(1_700_000_040 + i as i64 * 60),
+                    gauge(sr, i),
+                ));
+            }
+        }
+        s.ingest(&b).unwrap();
+    }
+    s.flush().unwrap();
+    let st = s.stats().unwrap();
+    assert_eq!(st.point_block_points, (n_series * n_points) as u64);
+    let bpp = st.point_block_bytes as f64 / st.point_block_points as f64;
+    eprintln!(
+        "{n_series} series x {n_points} points: {} bytes, {bpp:.3} bytes/point",
+        st.point_block_bytes
+    );
+    assert!(bpp <= 2.0, "{bpp} bytes per point");
+    // And the values come back exactly.
+    let p = s
+        .points(&PointsQuery {
+            series: SeriesQuery {
+                resource: Some("host/acct//host-0042".into()),
+                ..Default::default()
+            },
+            start: ts(0),
+            end: ts(2_000_000_000),
+            step_s: None,
+            agg: None,
+        })
+        .unwrap();
+    let got: Vec<f64> = p.items[0].points.iter().map(|x| x.1).collect();
+    assert_eq!(got, (0..n_points).map(|i| gauge(42, i)).collect::<Vec<_>>());
+}
+
+#[test]
+fn compaction_merges_blocks_into_longer_chunks() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open_with(dir.path(), |o| o.compaction_fan_in = 4);
+    let mut bytes_per_point = Vec::new();
+    for round in 0..16i64 {
+        let mut b = batch();
+        for sr in 0..20 {
+            for i in 0..50 {
+                let k = (round * 50 + i) as usize;
+                b.points.push(point(
+                    "g",
+                    &format!("h{sr}"),
+                    ts(1_700_000_040 + k as i64 * 60),
+                    gauge(sr, k),
+                ));
+            }
+        }
+        s.ingest(&b).unwrap();
+        s.flush().unwrap();
+        let st = s.stats().unwrap();
+        bytes_per_point.push(st.point_block_bytes as f64 / st.point_block_points as f64);
+    }
+    let blocks: Vec<_> = std::fs::read_dir(dir.path().join("blocks"))
+        .unwrap()
+        .collect();
+    assert_eq!(blocks.len(), 1, "16 seals, fan-in 4: one level-2 block");
+    assert!(
+        bytes_per_point[15] < bytes_per_point[0] * 0.8,
+        "{bytes_per_point:?}"
+    );
+    let st = s.stats().unwrap();
+    assert_eq!(st.point_block_points, 16 * 50 * 20);
+    drop(s);
+    let s = open(dir.path());
+    let p = s.points(&pq("g", 0, 2_000_000_000, None, None)).unwrap();
+    assert_eq!(p.items.len(), 20);
+    assert!(p.items.iter().all(|i| i.points.len() == 800));
+}
+
+#[test]
+fn retention_drops_old_points_costs_and_resources() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let ingest = |from: i64, to: i64| {
+        let mut b = batch();
+        b.points = (from..to)
+            .map(|i| point("m", "h", ts(i * 60), i as f64))
+            .collect();
+        s.ingest(&b).unwrap();
+    };
+    ingest(0, 10); // block 1: all old
+    s.flush().unwrap();
+    ingest(10, 30); // block 2: straddles the cut at 20 * 60
+    s.flush().unwrap();
+    ingest(15, 25); // head: straddles too (rewrites 15..25 with the same values)
+    let mut b = batch();
+    b.resources = vec![resource("old", ts(100)), resource("new", ts(5000))];
+    b.costs = vec![
+        cost(1.0, "USD", "EC2", ts(0)),
+        cost(2.0, "USD", "EC2", ts(2000)),
+    ];
+    b.costs[0].charge_period_end = ts(1200); // ends exactly at the cut: dropped
+    s.ingest(&b).unwrap();
+
+    let report = s.enforce_retention(ts(20 * 60)).unwrap();
+    assert_eq!(report.points, 10 + 10 + 5);
+    assert_eq!((report.costs, report.resources), (1, 1));
+    let got: Vec<i64> = all_points(&s, "m")
+        .iter()
+        .map(|p| p.0.timestamp() / 60)
+        .collect();
+    assert_eq!(got, (20..30).collect::<Vec<_>>());
+    assert!(s.resource("host/acct//old").unwrap().is_none());
+    assert!(s.resource("host/acct//new").unwrap().is_some());
+    assert_eq!(s.stats().unwrap().costs, 1);
+    drop(s);
+    let s = open(dir.path());
+    assert_eq!(
+        s.stats().unwrap().point_block_points,
+        10,
+        "the rewritten block replaced the old one on disk"
+    );
+    let got: Vec<i64> = all_points(&s, "m")
+        .iter()
+        .map(|p| p.0.timestamp() / 60)
+        .collect();
+    assert_eq!(
+        got,
+        (20..30).collect::<Vec<_>>(),
+        "the WAL replay does not bring dropped head points back"
+    );
+}
+
+#[test]
+fn points_survive_reopen_from_blocks_and_wal() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let s = open(dir.path());
+        let mut b = batch();
+        b.points = (0..100)
+            .map(|i| point("m", "h", ts(i), i as f64 * 0.5))
+            .collect();
+        s.ingest(&b).unwrap();
+        s.flush().unwrap();
+        let mut b = batch();
+        b.points = (100..150)
+            .map(|i| point("m", "h", ts(i), i as f64 * 0.5))
+            .collect();
+        s.ingest(&b).unwrap();
+    }
+    let s = open(dir.path());
+    let got = all_points(&s, "m");
+    assert_eq!(got.len(), 150);
+    assert!(got
+        .iter()
+        .enumerate()
+        .all(|(i, (t, v))| t.timestamp() == i as i64 && *v == i as f64 * 0.5));
+    let st = s.stats().unwrap();
+    assert_eq!((st.points, st.point_block_points, st.series), (150, 100, 1));
+}

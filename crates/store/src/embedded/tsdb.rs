@@ -1,0 +1,577 @@
+//! The time-series side: sealing the head into blocks, compaction, retention, and reading
+//! points back (merge of blocks and head, later write wins, downsampling).
+//!
+//! Seal: under the commit lock, wait until every appended record is applied, start a new
+//! WAL segment, and move the head aside ("frozen", still visible to queries). Write the
+//! frozen head as one block (points of WAL records `previous sealed + 1 ..= S`), record
+//! `sealed_seq = S` in SQLite with a synced commit, then delete the WAL segments that hold
+//! only records ≤ S.
+//!
+//! Compaction: `fan_in` adjacent blocks of one level become one block of the next level
+//! (chunks of the same series concatenated and recompressed, so chunks get longer and
+//! bytes per point fall), up to `max_level` or `max_block_bytes`. Adjacent = consecutive in
+//! WAL order, which keeps blocks' seq ranges disjoint and ordered.
+
+use super::block::{Block, BlockWriter};
+use super::codec::{decode_cursor, encode_cursor, from_ns, to_ns_saturating};
+use super::head::{sort_dedup, Head, SeriesBuf};
+use super::wal::io_err;
+use super::Inner;
+use crate::*;
+use serde_json::json;
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+/// Opens every block; removes blocks replaced by a compaction or retention that crashed
+/// before deleting them, and leftover temporary files.
+pub fn load_blocks(dir: &Path) -> Result<Vec<Block>, StoreError> {
+    let mut blocks = Vec::new();
+    for entry in fs::read_dir(dir).map_err(|e| io_err(dir, e))? {
+        let path = entry.map_err(|e| io_err(dir, e))?.path();
+        let name = path
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .to_string();
+        if name.ends_with(".tmp") {
+            fs::remove_file(&path).map_err(|e| io_err(&path, e))?;
+        } else if name.ends_with(".blk") {
+            blocks.push(Block::open(&path)?);
+        }
+    }
+    let replaced: BTreeSet<u64> = blocks
+        .iter()
+        .flat_map(|b| b.sources.iter().copied())
+        .collect();
+    let (gone, mut keep): (Vec<Block>, Vec<Block>) =
+        blocks.into_iter().partition(|b| replaced.contains(&b.id));
+    for b in gone {
+        tracing::info!(block = %b.path.display(), "removing a block replaced by compaction before a crash");
+        fs::remove_file(&b.path).map_err(|e| io_err(&b.path, e))?;
+    }
+    keep.sort_by_key(|b| b.min_seq);
+    Ok(keep)
+}
+
+/// One series' points gathered from its sources, oldest source first.
+struct Gathered {
+    ts: Vec<i64>,
+    vals: Vec<f64>,
+}
+
+impl Inner {
+    fn new_block(&self) -> Result<BlockWriter, StoreError> {
+        BlockWriter::create(
+            &self.blocks_dir,
+            self.next_block_id.fetch_add(1, Ordering::Relaxed),
+        )
+    }
+
+    pub(super) fn seal(&self) -> Result<(), StoreError> {
+        let _m = self.maintenance.lock();
+        let (frozen, min_seq, max_seq) = {
+            let mut c = self.commit.lock();
+            let target = c.next_seq - 1;
+            {
+                let mut a = self.applied.lock();
+                while *a < target {
+                    self.check_failed()?;
+                    self.applied_cv.wait(&mut a);
+                }
+            }
+            let prev = self.sealed_seq.load(Ordering::Acquire);
+            if target == prev {
+                return Ok(());
+            }
+            c.wal.rotate(target + 1)?;
+            c.bytes_since_seal = 0;
+            c.first_since_seal = None;
+            self.sync.set_file(c.wal.file(), self.opts.dir.join("wal"));
+            let mut h = self.head.write();
+            let frozen = Arc::new(std::mem::take(&mut h.active));
+            h.frozen = Some(frozen.clone());
+            (frozen, prev + 1, target)
+        };
+        if let Err(e) = self.write_sealed(&frozen, min_seq, max_seq) {
+            // Put the points back in front of whatever arrived since, so queries keep
+            // seeing them; the WAL still holds them, and the next seal retries.
+            let mut h = self.head.write();
+            let newer = std::mem::take(&mut h.active);
+            let mut back = Head::default();
+            for (id, b) in &frozen.series {
+                for (t, v) in b.ts.iter().zip(&b.vals) {
+                    back.push(*id, *t, *v);
+                }
+            }
+            for (id, b) in &newer.series {
+                for (t, v) in b.ts.iter().zip(&b.vals) {
+                    back.push(*id, *t, *v);
+                }
+            }
+            h.active = back;
+            h.frozen = None;
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    fn write_sealed(&self, frozen: &Head, min_seq: u64, max_seq: u64) -> Result<(), StoreError> {
+        if !frozen.is_empty() {
+            let mut ids: Vec<u64> = frozen.series.keys().copied().collect();
+            ids.sort_unstable();
+            let mut w = self.new_block()?;
+            for id in ids {
+                let b = &frozen.series[&id];
+                let (mut ts, mut vals) = (b.ts.clone(), b.vals.clone());
+                sort_dedup(&mut ts, &mut vals);
+                if let Err(e) = w.add(id, &ts, &vals) {
+                    w.abandon();
+                    return Err(e);
+                }
+            }
+            let block = w.finish(0, min_seq, max_seq, &[])?;
+            tracing::debug!(block = %block.path.display(), points = block.points, bytes = block.bytes, "sealed the head");
+            let mut blocks = self.blocks.write();
+            let mut list = (**blocks).clone();
+            list.push(Arc::new(block));
+            list.sort_by_key(|b| b.min_seq);
+            *blocks = Arc::new(list);
+        }
+        self.head.write().frozen = None;
+        self.meta.set_sealed_durably(max_seq)?;
+        self.sealed_seq.store(max_seq, Ordering::Release);
+        self.commit.lock().wal.delete_upto(max_seq)?;
+        Ok(())
+    }
+
+    /// Runs compaction until no group of blocks qualifies.
+    pub(super) fn compact_all(&self) -> Result<(), StoreError> {
+        let _m = self.maintenance.lock();
+        while self.compact_once()? {}
+        Ok(())
+    }
+
+    /// The first run (oldest first, lowest level first) of `fan_in` adjacent blocks of one
+    /// level below `max_level` whose total size stays under `max_block_bytes`.
+    fn pick(&self, blocks: &[Arc<Block>]) -> Option<std::ops::Range<usize>> {
+        let fan_in = self.opts.compaction_fan_in.max(2);
+        let mut best: Option<(u32, std::ops::Range<usize>)> = None;
+        let mut i = 0;
+        while i < blocks.len() {
+            let level = blocks[i].level;
+            let mut j = i;
+            while j < blocks.len() && blocks[j].level == level {
+                j += 1;
+            }
+            if level < self.opts.max_level {
+                let mut s = i;
+                while s + fan_in <= j {
+                    let bytes: u64 = blocks[s..s + fan_in].iter().map(|b| b.bytes).sum();
+                    if bytes <= self.opts.max_block_bytes {
+                        if best.as_ref().is_none_or(|(l, _)| level < *l) {
+                            best = Some((level, s..s + fan_in));
+                        }
+                        break;
+                    }
+                    s += 1;
+                }
+            }
+            i = j;
+        }
+        best.map(|(_, r)| r)
+    }
+
+    fn compact_once(&self) -> Result<bool, StoreError> {
+        let blocks = self.blocks.read().clone();
+        let Some(range) = self.pick(&blocks) else {
+            return Ok(false);
+        };
+        let group = &blocks[range.clone()];
+        let merged = self.merge(group)?;
+        self.replace(group, merged)?;
+        Ok(true)
+    }
+
+    fn merge(&self, group: &[Arc<Block>]) -> Result<Option<Block>, StoreError> {
+        let series: BTreeSet<u64> = group
+            .iter()
+            .flat_map(|b| b.chunks.iter().map(|c| c.series))
+            .collect();
+        let mut w = self.new_block()?;
+        let res = (|| {
+            for id in series {
+                let holders: Vec<(&Arc<Block>, &super::block::ChunkMeta)> = group
+                    .iter()
+                    .filter_map(|b| b.find(id).map(|c| (b, c)))
+                    .collect();
+                if let [(b, c)] = holders[..] {
+                    w.add_raw(*c, &b.read_raw(c)?)?;
+                    continue;
+                }
+                let mut g = Gathered {
+                    ts: Vec::new(),
+                    vals: Vec::new(),
+                };
+                for (b, c) in holders {
+                    let (t, v) = b.read(c)?;
+                    g.ts.extend(t);
+                    g.vals.extend(v);
+                }
+                sort_dedup(&mut g.ts, &mut g.vals);
+                w.add(id, &g.ts, &g.vals)?;
+            }
+            Ok(())
+        })();
+        if let Err(e) = res {
+            w.abandon();
+            return Err(e);
+        }
+        if w.is_empty() {
+            w.abandon();
+            return Ok(None);
+        }
+        let level = group.iter().map(|b| b.level).max().unwrap_or(0) + 1;
+        let sources: Vec<u64> = group.iter().map(|b| b.id).collect();
+        let min_seq = group.iter().map(|b| b.min_seq).min().unwrap_or(0);
+        let max_seq = group.iter().map(|b| b.max_seq).max().unwrap_or(0);
+        w.finish(level, min_seq, max_seq, &sources).map(Some)
+    }
+
+    /// Swaps `old` blocks for `new` in the list, then deletes the old files (readers that
+    /// still hold them keep reading through their open handles).
+    fn replace(&self, old: &[Arc<Block>], new: Option<Block>) -> Result<(), StoreError> {
+        {
+            let mut blocks = self.blocks.write();
+            let ids: BTreeSet<u64> = old.iter().map(|b| b.id).collect();
+            let mut list: Vec<Arc<Block>> = blocks
+                .iter()
+                .filter(|b| !ids.contains(&b.id))
+                .cloned()
+                .collect();
+            if let Some(n) = new {
+                list.push(Arc::new(n));
+            }
+            list.sort_by_key(|b| b.min_seq);
+            *blocks = Arc::new(list);
+        }
+        for b in old {
+            fs::remove_file(&b.path).map_err(|e| io_err(&b.path, e))?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn enforce_retention(
+        &self,
+        before: DateTime<Utc>,
+    ) -> Result<RetentionReport, StoreError> {
+        let _m = self.maintenance.lock();
+        let b = to_ns_saturating(before);
+        let mut points = self.head.write().active.drop_before(b);
+        let blocks = self.blocks.read().clone();
+        for block in blocks.iter() {
+            if block.min_ts >= b {
+                continue;
+            }
+            if block.max_ts < b {
+                points += block.points;
+                self.replace(std::slice::from_ref(block), None)?;
+                continue;
+            }
+            let mut w = self.new_block()?;
+            let res = (|| {
+                for c in &block.chunks {
+                    if c.max_ts < b {
+                        points += u64::from(c.count);
+                    } else if c.min_ts < b {
+                        let (ts, vals) = block.read(c)?;
+                        let keep = ts.iter().position(|t| *t >= b).unwrap_or(ts.len());
+                        points += keep as u64;
+                        w.add(c.series, &ts[keep..], &vals[keep..])?;
+                    } else {
+                        w.add_raw(*c, &block.read_raw(c)?)?;
+                    }
+                }
+                Ok(())
+            })();
+            if let Err(e) = res {
+                w.abandon();
+                return Err(e);
+            }
+            let new = if w.is_empty() {
+                w.abandon();
+                None
+            } else {
+                Some(w.finish(block.level, block.min_seq, block.max_seq, &[block.id])?)
+            };
+            self.replace(std::slice::from_ref(block), new)?;
+        }
+        let (costs, resources) = self.meta.retention(b)?;
+        Ok(RetentionReport {
+            points,
+            costs,
+            resources,
+        })
+    }
+
+    pub(super) fn stats(&self) -> Result<StoreStats, StoreError> {
+        let [resources, costs, agents, batches] = self.meta.counts()?;
+        let blocks = self.blocks.read().clone();
+        let point_block_bytes = blocks.iter().map(|b| b.bytes).sum();
+        let point_block_points: u64 = blocks.iter().map(|b| b.points).sum();
+        let head_points = {
+            let h = self.head.read();
+            h.active.points + h.frozen.as_ref().map_or(0, |f| f.points)
+        };
+        Ok(StoreStats {
+            resources,
+            series: self.series.read().len() as u64,
+            points: point_block_points + head_points as u64,
+            costs,
+            agents,
+            batches,
+            disk_bytes: dir_size(&self.opts.dir),
+            point_block_bytes,
+            point_block_points,
+        })
+    }
+
+    /// Matching series after the cursor, up to `limit`, each with what `f` makes of it
+    /// (None: skip the series, e.g. no points in range). Scans at most 20 × limit series
+    /// per call so that a sparse match cannot make one page slow; the cursor then points
+    /// past what was scanned.
+    fn scan<T>(
+        &self,
+        q: &SeriesQuery,
+        kind: &str,
+        mut f: impl FnMut(&[(u64, Arc<SeriesKey>)]) -> Result<Vec<Option<T>>, StoreError>,
+    ) -> Result<Page<T>, StoreError> {
+        let mut after = match &q.page.cursor {
+            Some(c) => decode_cursor(c, kind)?
+                .get("k")
+                .and_then(|v| v.as_u64())
+                .ok_or_else(|| StoreError::BadRequest("malformed cursor".into()))?,
+            None => 0,
+        };
+        let limit = q.page.limit() as usize;
+        let budget = limit * 20;
+        let mut scanned = 0;
+        let mut items = Vec::new();
+        loop {
+            let want = (limit - items.len()).clamp(1, 256);
+            let cands: Vec<(u64, Arc<SeriesKey>)> = {
+                let idx = self.series.read();
+                idx.matching(q, after)
+                    .take(want)
+                    .map(|(id, k)| (id, k.clone()))
+                    .collect()
+            };
+            if cands.is_empty() {
+                return Ok(Page {
+                    items,
+                    next_cursor: None,
+                });
+            }
+            scanned += cands.len();
+            let results = f(&cands)?;
+            for ((id, _), r) in cands.iter().zip(results) {
+                after = *id;
+                if let Some(r) = r {
+                    items.push(r);
+                    if items.len() == limit {
+                        break;
+                    }
+                }
+            }
+            if items.len() == limit || scanned >= budget {
+                let more = self.series.read().matching(q, after).next().is_some();
+                let next_cursor = more.then(|| encode_cursor(&json!({"kind": kind, "k": after})));
+                return Ok(Page { items, next_cursor });
+            }
+        }
+    }
+
+    pub(super) fn series_page(&self, q: &SeriesQuery) -> Result<Page<SeriesInfo>, StoreError> {
+        self.scan(q, "series", |cands| {
+            let heads: Vec<[Option<(i64, i64, u64)>; 2]> = {
+                let h = self.head.read();
+                let ext = |head: &Head, id: u64| {
+                    head.series
+                        .get(&id)
+                        .map(|b: &SeriesBuf| (b.min_ts, b.max_ts, b.ts.len() as u64))
+                };
+                cands
+                    .iter()
+                    .map(|(id, _)| {
+                        [
+                            h.frozen.as_ref().and_then(|f| ext(f, *id)),
+                            ext(&h.active, *id),
+                        ]
+                    })
+                    .collect()
+            };
+            let blocks = self.blocks.read().clone();
+            Ok(cands
+                .iter()
+                .zip(heads)
+                .map(|((id, key), hs)| {
+                    let (mut first, mut last, mut n) = (i64::MAX, i64::MIN, 0u64);
+                    let chunks = blocks
+                        .iter()
+                        .filter_map(|b| b.find(*id))
+                        .map(|c| (c.min_ts, c.max_ts, u64::from(c.count)));
+                    for (lo, hi, c) in chunks.chain(hs.into_iter().flatten()) {
+                        first = first.min(lo);
+                        last = last.max(hi);
+                        n += c;
+                    }
+                    (n > 0).then(|| SeriesInfo {
+                        key: (**key).clone(),
+                        first_ts: from_ns(first),
+                        last_ts: from_ns(last),
+                        points: n,
+                    })
+                })
+                .collect())
+        })
+    }
+
+    pub(super) fn points_page(&self, q: &PointsQuery) -> Result<Page<SeriesPoints>, StoreError> {
+        if q.end <= q.start {
+            return Err(StoreError::BadRequest(format!(
+                "end ({}) must be after start ({})",
+                q.end, q.start
+            )));
+        }
+        let step = match q.step_s {
+            None => None,
+            Some(s) if s == 0 || s > 1_000_000_000 => {
+                return Err(StoreError::BadRequest(format!(
+                    "step {s} s: use 1 to 1,000,000,000 seconds"
+                )))
+            }
+            Some(s) => Some(s as i64 * 1_000_000_000),
+        };
+        let agg = q.agg.unwrap_or(Stat::Avg);
+        let (start, end) = (to_ns_saturating(q.start), to_ns_saturating(q.end));
+        self.scan(&q.series, "points", |cands| {
+            // Head first, then blocks: a seal finishing in between then shows its points
+            // twice (identical, merged below) rather than not at all.
+            let heads: Vec<Gathered> = {
+                let h = self.head.read();
+                cands
+                    .iter()
+                    .map(|(id, _)| {
+                        let mut g = Gathered {
+                            ts: Vec::new(),
+                            vals: Vec::new(),
+                        };
+                        if let Some(f) = &h.frozen {
+                            f.range(*id, start, end, &mut g.ts, &mut g.vals);
+                        }
+                        h.active.range(*id, start, end, &mut g.ts, &mut g.vals);
+                        g
+                    })
+                    .collect()
+            };
+            let blocks = self.blocks.read().clone();
+            let mut out = Vec::with_capacity(cands.len());
+            for ((id, key), head) in cands.iter().zip(heads) {
+                let mut ts = Vec::new();
+                let mut vals = Vec::new();
+                for b in blocks.iter() {
+                    if let Some(c) = b.find(*id) {
+                        if c.max_ts < start || c.min_ts >= end {
+                            continue;
+                        }
+                        let (t, v) = b.read(c)?;
+                        let lo = t.partition_point(|x| *x < start);
+                        let hi = t.partition_point(|x| *x < end);
+                        ts.extend_from_slice(&t[lo..hi]);
+                        vals.extend_from_slice(&v[lo..hi]);
+                    }
+                }
+                ts.extend(head.ts);
+                vals.extend(head.vals);
+                if ts.is_empty() {
+                    out.push(None);
+                    continue;
+                }
+                sort_dedup(&mut ts, &mut vals);
+                let points = match step {
+                    None => ts
+                        .iter()
+                        .zip(&vals)
+                        .map(|(t, v)| (from_ns(*t), *v))
+                        .collect(),
+                    Some(step) => downsample(&ts, &vals, step, agg),
+                };
+                out.push(Some(SeriesPoints {
+                    key: (**key).clone(),
+                    points,
+                }));
+            }
+            Ok(out)
+        })
+    }
+}
+
+/// Buckets `(end - step, end]` with `end` a multiple of `step` since the epoch: a point's
+/// timestamp is the end of the period it covers, so a point stamped 10:01 of a 60 s
+/// series lands in the bucket stamped 10:01, and downsampling to its own period changes
+/// nothing.
+pub fn downsample(ts: &[i64], vals: &[f64], step: i64, agg: Stat) -> Vec<(DateTime<Utc>, f64)> {
+    let bucket_end = |t: i64| -> i64 {
+        let (t, s) = (i128::from(t), i128::from(step));
+        let e = (t + s - 1).div_euclid(s) * s;
+        e.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
+    };
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < ts.len() {
+        let e = bucket_end(ts[i]);
+        let mut j = i + 1;
+        while j < ts.len() && bucket_end(ts[j]) == e {
+            j += 1;
+        }
+        out.push((from_ns(e), combine(&vals[i..j], agg)));
+        i = j;
+    }
+    out
+}
+
+fn combine(v: &[f64], agg: Stat) -> f64 {
+    match agg {
+        Stat::Avg => v.iter().sum::<f64>() / v.len() as f64,
+        Stat::Max => v.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+        Stat::Min => v.iter().copied().fold(f64::INFINITY, f64::min),
+        Stat::Sum => v.iter().sum(),
+        Stat::Count => v.len() as f64,
+        Stat::Last => v[v.len() - 1],
+        Stat::P50 | Stat::P95 | Stat::P99 => {
+            let p = match agg {
+                Stat::P50 => 50.0,
+                Stat::P95 => 95.0,
+                _ => 99.0,
+            };
+            let mut s = v.to_vec();
+            s.sort_by(f64::total_cmp);
+            // Nearest rank.
+            let rank = ((p / 100.0) * s.len() as f64).ceil().max(1.0) as usize;
+            s[rank - 1]
+        }
+    }
+}
+
+fn dir_size(dir: &Path) -> u64 {
+    let Ok(rd) = fs::read_dir(dir) else { return 0 };
+    rd.flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_size(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
