@@ -12,7 +12,7 @@ use skymeter_store::*;
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, HashSet};
 use std::hash::{Hash, Hasher};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 #[derive(Default)]
@@ -33,6 +33,8 @@ pub struct MemStore {
     data: Mutex<Data>,
     /// When set, `check` fails (for `/health` 503).
     pub broken: AtomicBool,
+    /// Milliseconds `resources` sleeps before answering (for timeouts and shutdown).
+    pub slow_ms: AtomicU64,
 }
 
 fn hash(token: &str) -> u64 {
@@ -191,6 +193,10 @@ impl Store for MemStore {
     }
 
     fn resources(&self, q: &ResourceQuery) -> Result<Page<StoredResource>, StoreError> {
+        let slow = self.slow_ms.load(Ordering::Relaxed);
+        if slow > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(slow));
+        }
         let d = self.lock();
         let (field, desc) = match q.sort.as_deref() {
             None => ("key", false),
