@@ -88,8 +88,11 @@ pub async fn read_raw(
         Encoding::Identity => "request body",
         Encoding::Gzip | Encoding::Zstd => "compressed request body",
     };
-    let too_large =
-        || ApiErr::too_large(format!("the {what} is larger than the server's limit of {cap} bytes; send smaller batches"));
+    let too_large = || {
+        ApiErr::too_large(format!(
+            "the {what} is larger than the server's limit of {cap} bytes; send smaller batches"
+        ))
+    };
     if let Some(len) = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -113,19 +116,12 @@ pub async fn read_raw(
 /// Decompresses `raw`, stopping with `413 too_large` as soon as the output passes the cap.
 /// Identity bodies are returned as they are (no copy).
 pub fn decode(raw: Bytes, encoding: Encoding, max_bytes: usize) -> Result<Bytes, ApiErr> {
-    fn read_capped(
-        mut r: impl Read,
-        hint: usize,
-        max: usize,
-        name: &str,
-    ) -> Result<Bytes, ApiErr> {
+    fn read_capped(mut r: impl Read, hint: usize, max: usize, name: &str) -> Result<Bytes, ApiErr> {
         let mut out = Vec::with_capacity(hint.min(max));
         let n = (&mut r)
             .take(max as u64 + 1)
             .read_to_end(&mut out)
-            .map_err(|e| {
-                ApiErr::bad_request(format!("the body is not valid {name}: {e}"))
-            })?;
+            .map_err(|e| ApiErr::bad_request(format!("the body is not valid {name}: {e}")))?;
         if n > max {
             return Err(ApiErr::too_large(format!(
                 "the request body decompresses to more than the server's limit of {max} bytes; \
@@ -230,14 +226,20 @@ mod tests {
         assert!(bomb.len() < 64 << 10);
         let err = decode(bomb.clone(), Encoding::Gzip, 1 << 20).unwrap_err();
         assert_eq!(err.status, StatusCode::PAYLOAD_TOO_LARGE);
-        assert_eq!(decode(bomb, Encoding::Gzip, 10 << 20).unwrap().len(), 10 << 20);
+        assert_eq!(
+            decode(bomb, Encoding::Gzip, 10 << 20).unwrap().len(),
+            10 << 20
+        );
     }
 
     #[test]
     fn zstd_round_trips_and_stops_at_the_cap() {
         let data = vec![b'x'; 1 << 20];
         let z = Bytes::from(zstd::encode_all(&data[..], 3).unwrap());
-        assert_eq!(decode(z.clone(), Encoding::Zstd, 1 << 20).unwrap().len(), 1 << 20);
+        assert_eq!(
+            decode(z.clone(), Encoding::Zstd, 1 << 20).unwrap().len(),
+            1 << 20
+        );
         let err = decode(z, Encoding::Zstd, (1 << 20) - 1).unwrap_err();
         assert_eq!(err.body.code, "too_large");
         let err = decode(Bytes::from_static(b"nope"), Encoding::Zstd, 100).unwrap_err();
@@ -261,7 +263,10 @@ mod tests {
     #[test]
     fn shape_errors_name_the_field_path() {
         let cases = [
-            (r#"{"items":[{"a":1,"b":"x"},{"a":"no","b":"y"}]}"#, "items[1].a"),
+            (
+                r#"{"items":[{"a":1,"b":"x"},{"a":"no","b":"y"}]}"#,
+                "items[1].a",
+            ),
             (r#"{"items":[{"a":1}]}"#, "items[0].b"),
             (r#"{"items":[{"a":1,"b":"x","c":2}]}"#, "items[0].c"),
             (r#"{}"#, "items"),
@@ -278,7 +283,11 @@ mod tests {
     fn syntax_errors_give_line_and_column() {
         let err = parse_json::<Outer>(b"{\n  \"items\": [,]\n}", "invalid_batch").unwrap_err();
         assert_eq!(err.body.code, "invalid_json");
-        assert!(err.body.message.contains("line 2, column 13"), "{}", err.body.message);
+        assert!(
+            err.body.message.contains("line 2, column 13"),
+            "{}",
+            err.body.message
+        );
         let err = parse_json::<Outer>(b"{\"items\": [", "x").unwrap_err();
         assert_eq!(err.body.code, "invalid_json");
     }

@@ -145,10 +145,7 @@ impl ServerConfig {
             if r < Duration::from_secs(3600) {
                 return Err(ServerError::Invalid {
                     field: "retention",
-                    message: format!(
-                        "is {}; use at least 1h",
-                        humantime::format_duration(r)
-                    ),
+                    message: format!("is {}; use at least 1h", humantime::format_duration(r)),
                 });
             }
         }
@@ -188,7 +185,10 @@ mod tests {
         assert!(c.validate().is_ok());
         c.listen = "0.0.0.0:9000".parse().unwrap();
         let err = c.validate().unwrap_err().to_string();
-        assert!(err.contains("0.0.0.0:9000") && err.contains("loopback"), "{err}");
+        assert!(
+            err.contains("0.0.0.0:9000") && err.contains("loopback"),
+            "{err}"
+        );
         c.auth = Auth::Tokens;
         assert!(c.validate().is_ok());
     }
@@ -200,6 +200,9 @@ mod tests {
             ..Default::default()
         };
         let err = c.validate().unwrap_err().to_string();
-        assert!(err.contains("cors_origins") && err.contains("example.com/x"), "{err}");
+        assert!(
+            err.contains("cors_origins") && err.contains("example.com/x"),
+            "{err}"
+        );
     }
 }

@@ -29,7 +29,10 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
     (
         [
             (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
-            (header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP)),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(CSP),
+            ),
             (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
         ],
         body,
@@ -55,7 +58,10 @@ pub async fn openapi_json() -> Response {
         serde_json::to_string_pretty(&openapi()).expect("the OpenAPI document serializes")
     });
     (
-        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
         text.as_str(),
     )
         .into_response()
@@ -86,11 +92,7 @@ fn page_params() -> Vec<Value> {
             "Page size, 1 to 1000; default 100.",
             json!({"type": "integer", "minimum": 1, "maximum": 1000}),
         ),
-        query(
-            "cursor",
-            "`next_cursor` of the previous page.",
-            string(),
-        ),
+        query("cursor", "`next_cursor` of the previous page.", string()),
     ]
 }
 
@@ -111,14 +113,26 @@ fn stat_schema() -> Value {
 
 fn series_params() -> Vec<Value> {
     let mut p = vec![
-        query("metric", "Metric name, exact or a glob with `*` (`cpu.*`).", string()),
+        query(
+            "metric",
+            "Metric name, exact or a glob with `*` (`cpu.*`).",
+            string(),
+        ),
         query(
             "resource",
             "A resource key, `provider/account/region/id`.",
             string(),
         ),
-        query("provider", "Resource provider (`aws`, `host`, …).", string()),
-        query("account", "Resource account / project / subscription.", string()),
+        query(
+            "provider",
+            "Resource provider (`aws`, `host`, …).",
+            string(),
+        ),
+        query(
+            "account",
+            "Resource account / project / subscription.",
+            string(),
+        ),
         query("region", "Resource region.", string()),
         query("stat", "Only series of this statistic.", stat_schema()),
         query(
@@ -131,6 +145,9 @@ fn series_params() -> Vec<Value> {
     p
 }
 
+/// A success answer: status, description, and the content type and schema of its body.
+type OkResponse = (&'static str, &'static str, Option<(&'static str, Value)>);
+
 /// What one operation says, before the common parts are added.
 struct Op {
     tag: &'static str,
@@ -139,7 +156,7 @@ struct Op {
     params: Vec<Value>,
     body: Option<(Value, &'static str)>,
     /// Status → (description, content type, schema).
-    ok: Vec<(&'static str, &'static str, Option<(&'static str, Value)>)>,
+    ok: Vec<OkResponse>,
     /// Route-specific error statuses, besides the common ones.
     errors: Vec<(&'static str, &'static str)>,
 }
@@ -368,13 +385,15 @@ pub fn openapi() -> Value {
             .into_generator(),
     );
     let error_ref = s.of::<ApiErrorBody>();
-    let error = |desc: &str| {
-        json!({"description": desc, "content": {"application/json": {"schema": error_ref.clone()}}})
-    };
+    let error = |desc: &str| json!({"description": desc, "content": {"application/json": {"schema": error_ref.clone()}}});
     let mut paths = Map::new();
     for spec in ROUTES {
         let Some(op) = describe(spec, &mut s) else {
-            tracing::error!(method = spec.method, path = spec.path, "route is not documented");
+            tracing::error!(
+                method = spec.method,
+                path = spec.path,
+                "route is not documented"
+            );
             continue;
         };
         let mut responses = Map::new();
@@ -409,10 +428,13 @@ pub fn openapi() -> Value {
             responses.insert(code.into(), error(desc));
         }
         if is_api {
-            responses.insert("500".into(), error("Storage or server failure (`internal`)."));
-            responses
-                .entry("503")
-                .or_insert_with(|| error("The request took longer than the server's limit (`timeout`)."));
+            responses.insert(
+                "500".into(),
+                error("Storage or server failure (`internal`)."),
+            );
+            responses.entry("503").or_insert_with(|| {
+                error("The request took longer than the server's limit (`timeout`).")
+            });
         }
         let mut operation = json!({
             "tags": [op.tag],

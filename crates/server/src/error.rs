@@ -74,7 +74,10 @@ impl IntoResponse for ApiErr {
             .expect("an error body serializes");
         let mut resp = (
             self.status,
-            [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
             body,
         )
             .into_response();

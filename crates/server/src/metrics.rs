@@ -110,7 +110,12 @@ impl Metrics {
             let _ = writeln!(out, "# HELP {name} {help}");
             let _ = writeln!(out, "# TYPE {name} {kind}");
         };
-        header(&mut out, "skymeter_build_info", "gauge", "The server's version.");
+        header(
+            &mut out,
+            "skymeter_build_info",
+            "gauge",
+            "The server's version.",
+        );
         let _ = writeln!(
             out,
             "skymeter_build_info{{version=\"{}\"}} 1",
@@ -123,8 +128,11 @@ impl Metrics {
             "counter",
             "HTTP requests answered, by method, route pattern and status.",
         );
-        for ((method, route, status), n) in
-            self.requests.lock().unwrap_or_else(|e| e.into_inner()).iter()
+        for ((method, route, status), n) in self
+            .requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
         {
             let _ = writeln!(
                 out,
@@ -162,9 +170,21 @@ impl Metrics {
         }
         drop(batches);
         let counters = [
-            ("skymeter_ingest_points_total", "Points stored.", &self.points),
-            ("skymeter_ingest_resources_total", "Resource records stored.", &self.resources),
-            ("skymeter_ingest_costs_total", "Cost lines stored.", &self.costs),
+            (
+                "skymeter_ingest_points_total",
+                "Points stored.",
+                &self.points,
+            ),
+            (
+                "skymeter_ingest_resources_total",
+                "Resource records stored.",
+                &self.resources,
+            ),
+            (
+                "skymeter_ingest_costs_total",
+                "Cost lines stored.",
+                &self.costs,
+            ),
             (
                 "skymeter_ingest_collect_errors_total",
                 "Collector errors carried by stored batches.",
@@ -196,13 +216,25 @@ impl Metrics {
 
         if let Some(s) = stats {
             let gauges = [
-                ("skymeter_store_resources", "Resources in the store.", s.resources),
+                (
+                    "skymeter_store_resources",
+                    "Resources in the store.",
+                    s.resources,
+                ),
                 ("skymeter_store_series", "Series in the store.", s.series),
                 ("skymeter_store_points", "Points in the store.", s.points),
                 ("skymeter_store_costs", "Cost lines in the store.", s.costs),
                 ("skymeter_store_agents", "Registered agents.", s.agents),
-                ("skymeter_store_batches", "Batch ids remembered for dedupe.", s.batches),
-                ("skymeter_store_disk_bytes", "Bytes of the data directory.", s.disk_bytes),
+                (
+                    "skymeter_store_batches",
+                    "Batch ids remembered for dedupe.",
+                    s.batches,
+                ),
+                (
+                    "skymeter_store_disk_bytes",
+                    "Bytes of the data directory.",
+                    s.disk_bytes,
+                ),
                 (
                     "skymeter_store_point_block_bytes",
                     "Bytes of sealed, compressed point blocks.",

@@ -80,7 +80,9 @@ impl Params {
         self.pairs.retain(|(k, v)| match k.strip_prefix(prefix) {
             Some(key) => {
                 if key.is_empty() {
-                    err = Some(format!("query parameter `{k}` needs a key after `{prefix}`"));
+                    err = Some(format!(
+                        "query parameter `{k}` needs a key after `{prefix}`"
+                    ));
                 } else if out.insert(key.to_string(), v.clone()).is_some() {
                     err = Some(format!("query parameter `{k}` is given more than once"));
                 }
@@ -199,7 +201,9 @@ mod tests {
         assert_eq!(t("now-30m"), "2026-11-22T09:30:00+00:00");
         assert_eq!(t("2026-11-21T00:00:00+02:00"), "2026-11-20T22:00:00+00:00");
         assert_eq!(t("1795341600"), "2026-11-22T10:00:00+00:00");
-        assert!(parse_time("yesterday", now).unwrap_err().contains("RFC 3339"));
+        assert!(parse_time("yesterday", now)
+            .unwrap_err()
+            .contains("RFC 3339"));
     }
 
     #[test]
@@ -208,10 +212,19 @@ mod tests {
         assert_eq!(p.take("provider").unwrap().as_deref(), Some("aws"));
         assert_eq!(p.take_prefixed("tag.").unwrap()["env"], "prod");
         let e = p.finish().unwrap_err();
-        assert!(e.body.message.contains("`bogus`") && e.body.message.contains("tag.KEY"), "{:?}", e.body);
+        assert!(
+            e.body.message.contains("`bogus`") && e.body.message.contains("tag.KEY"),
+            "{:?}",
+            e.body
+        );
         let mut p = Params::parse(Some("limit=5&limit=6")).unwrap();
         assert!(p.take_page().is_err());
         let mut p = Params::parse(Some("limit=0")).unwrap();
-        assert!(p.take_page().unwrap_err().body.message.contains("out of range"));
+        assert!(p
+            .take_page()
+            .unwrap_err()
+            .body
+            .message
+            .contains("out of range"));
     }
 }

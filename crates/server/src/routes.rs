@@ -90,9 +90,7 @@ pub type AppState = Arc<Inner>;
 pub async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiErr> + Send + 'static,
 ) -> Result<T, ApiErr> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(ApiErr::join)?
+    tokio::task::spawn_blocking(f).await.map_err(ApiErr::join)?
 }
 
 struct Builder {
@@ -148,7 +146,11 @@ pub fn router(config: &ServerConfig, store: Arc<dyn Store>) -> Router {
         .add(Method::GET, "/api/docs/docs.js", docs::script)
         .add(Method::GET, "/api/docs/docs.css", docs::style)
         .add(Method::POST, "/api/v1/ingest", handlers::ingest::ingest)
-        .add(Method::POST, "/api/v1/agents/register", handlers::agents::register)
+        .add(
+            Method::POST,
+            "/api/v1/agents/register",
+            handlers::agents::register,
+        )
         .add(
             Method::POST,
             "/api/v1/agents/{id}/heartbeat",
@@ -156,12 +158,21 @@ pub fn router(config: &ServerConfig, store: Arc<dyn Store>) -> Router {
         )
         .add(Method::GET, "/api/v1/agents", handlers::agents::list)
         .add(Method::GET, "/api/v1/resources", handlers::query::resources)
-        .add(Method::GET, "/api/v1/resources/{*key}", handlers::query::resource)
+        .add(
+            Method::GET,
+            "/api/v1/resources/{*key}",
+            handlers::query::resource,
+        )
         .add(Method::GET, "/api/v1/series", handlers::query::series)
         .add(Method::GET, "/api/v1/points", handlers::query::points)
         .add(Method::GET, "/api/v1/costs", handlers::query::costs);
     for spec in ROUTES {
-        assert!(b.added.contains(spec), "{} {} has no handler", spec.method, spec.path);
+        assert!(
+            b.added.contains(spec),
+            "{} {} has no handler",
+            spec.method,
+            spec.path
+        );
     }
 
     let mut app = b
@@ -187,11 +198,7 @@ fn cors_layer(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
     let allow = if origins.iter().any(|o| o == "*") {
         AllowOrigin::any()
     } else {
-        AllowOrigin::list(
-            origins
-                .iter()
-                .filter_map(|o| HeaderValue::from_str(o).ok()),
-        )
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
     };
     Some(
         CorsLayer::new()

@@ -38,12 +38,13 @@ impl Server {
     pub async fn bind(config: ServerConfig, store: Arc<dyn Store>) -> Result<Server, ServerError> {
         config.validate()?;
         let tls = config.tls.as_ref().map(load_tls).transpose()?;
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .map_err(|source| ServerError::Bind {
-                listen: config.listen,
-                source,
-            })?;
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| ServerError::Bind {
+                    listen: config.listen,
+                    source,
+                })?;
         let app = router(&config, store.clone());
         Ok(Server {
             config,
@@ -115,22 +116,20 @@ impl Server {
                         watcher.watch(conn).await
                     }
                     Some(acceptor) => {
-                        let stream = match tokio::time::timeout(
-                            TLS_HANDSHAKE_TIMEOUT,
-                            acceptor.accept(tcp),
-                        )
-                        .await
-                        {
-                            Ok(Ok(s)) => s,
-                            Ok(Err(e)) => {
-                                tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                                return;
-                            }
-                            Err(_) => {
-                                tracing::debug!(%peer, "TLS handshake timed out");
-                                return;
-                            }
-                        };
+                        let stream =
+                            match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp))
+                                .await
+                            {
+                                Ok(Ok(s)) => s,
+                                Ok(Err(e)) => {
+                                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                                    return;
+                                }
+                                Err(_) => {
+                                    tracing::debug!(%peer, "TLS handshake timed out");
+                                    return;
+                                }
+                            };
                         let conn = http.serve_connection(TokioIo::new(stream), service);
                         watcher.watch(conn).await
                     }
@@ -195,7 +194,9 @@ async fn enforce_retention(store: Arc<dyn Store>, keep: Duration) {
                 resources = r.resources,
                 "retention enforced"
             ),
-            Ok(Err(e)) => tracing::error!(error = %e, "retention failed; will try again in an hour"),
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "retention failed; will try again in an hour")
+            }
             Err(e) => tracing::error!(error = %e, "retention task failed"),
         }
     }

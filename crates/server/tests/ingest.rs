@@ -25,7 +25,10 @@ async fn error_of(resp: reqwest::Response) -> (StatusCode, Value) {
         .unwrap_or_default();
     let body: Value = resp.json().await.expect("a JSON error body");
     assert_eq!(ct, "application/json", "{body}");
-    assert!(body["error"]["code"].is_string() && body["error"]["message"].is_string(), "{body}");
+    assert!(
+        body["error"]["code"].is_string() && body["error"]["message"].is_string(),
+        "{body}"
+    );
     (status, body["error"].clone())
 }
 
@@ -51,14 +54,21 @@ async fn batches_are_stored_plain_gzip_and_zstd_and_deduplicated() {
     let resp = post(serde_json::to_vec(&b1).unwrap(), None).await.unwrap();
     assert_eq!(resp.status(), 200);
     let r: Value = resp.json().await.unwrap();
-    assert_eq!(r, json!({"batch_id": b1.batch_id, "duplicate": false, "resources": 0, "points": 10, "costs": 0, "errors": 0}));
+    assert_eq!(
+        r,
+        json!({"batch_id": b1.batch_id, "duplicate": false, "resources": 0, "points": 10, "costs": 0, "errors": 0})
+    );
 
     let b2 = batch(20);
-    let resp = post(gzip(&serde_json::to_vec(&b2).unwrap()), Some("gzip")).await.unwrap();
+    let resp = post(gzip(&serde_json::to_vec(&b2).unwrap()), Some("gzip"))
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
 
     let mut b3 = batch(5);
-    b3.points.iter_mut().for_each(|p| p.metric = "memory.usage".into());
+    b3.points
+        .iter_mut()
+        .for_each(|p| p.metric = "memory.usage".into());
     let z = zstd::encode_all(&serde_json::to_vec(&b3).unwrap()[..], 3).unwrap();
     let resp = post(z.clone(), Some("zstd")).await.unwrap();
     assert_eq!(resp.status(), 200);
@@ -97,14 +107,23 @@ async fn batches_are_stored_plain_gzip_and_zstd_and_deduplicated() {
         .text()
         .await
         .unwrap();
-    assert!(text.contains("skymeter_ingest_batches_total{result=\"stored\"} 4\n"), "{text}");
-    assert!(text.contains("skymeter_ingest_batches_total{result=\"duplicate\"} 1\n"), "{text}");
+    assert!(
+        text.contains("skymeter_ingest_batches_total{result=\"stored\"} 4\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("skymeter_ingest_batches_total{result=\"duplicate\"} 1\n"),
+        "{text}"
+    );
     assert!(text.contains("skymeter_ingest_points_total 36\n"), "{text}");
     assert!(
         text.contains("skymeter_http_requests_total{method=\"POST\",route=\"/api/v1/ingest\",status=\"200\"} 5\n"),
         "{text}"
     );
-    assert!(text.contains("skymeter_ingest_duration_seconds_count 5\n"), "{text}");
+    assert!(
+        text.contains("skymeter_ingest_duration_seconds_count 5\n"),
+        "{text}"
+    );
     assert!(text.contains("skymeter_store_points 36\n"), "{text}");
     assert!(text.contains("skymeter_store_up 1\n"), "{text}");
 }
@@ -151,7 +170,10 @@ async fn every_rejected_request_leaves_the_store_unchanged() {
         e.write_all(b"}").unwrap();
         e.finish().unwrap();
     }
-    assert!(bomb.len() < 64 << 10, "the bomb itself is within the compressed limit");
+    assert!(
+        bomb.len() < 64 << 10,
+        "the bomb itself is within the compressed limit"
+    );
 
     let cases = vec![
         Reject {
@@ -247,7 +269,10 @@ async fn every_rejected_request_leaves_the_store_unchanged() {
         Reject {
             name: "form content type",
             body: serde_json::to_vec(&good).unwrap(),
-            headers: vec![auth(&ingest), ("content-type", "application/x-www-form-urlencoded".into())],
+            headers: vec![
+                auth(&ingest),
+                ("content-type", "application/x-www-form-urlencoded".into()),
+            ],
             status: 415,
             code: "unsupported_media_type",
             says: vec!["application/json"],
@@ -291,11 +316,17 @@ async fn every_rejected_request_leaves_the_store_unchanged() {
         },
     ];
     for case in cases {
-        let mut req = s.client.post(format!("{}/api/v1/ingest", s.url)).body(case.body);
+        let mut req = s
+            .client
+            .post(format!("{}/api/v1/ingest", s.url))
+            .body(case.body);
         for (k, v) in &case.headers {
             req = req.header(*k, v);
         }
-        let resp = req.send().await.unwrap_or_else(|e| panic!("{}: {e}", case.name));
+        let resp = req
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", case.name));
         let www = resp.headers().get("www-authenticate").cloned();
         let (status, err) = error_of(resp).await;
         assert_eq!(status.as_u16(), case.status, "{}: {err}", case.name);
@@ -310,12 +341,25 @@ async fn every_rejected_request_leaves_the_store_unchanged() {
             .unwrap_or_default();
         assert_eq!(paths, case.fields, "{}: {err}", case.name);
         if case.status == 401 {
-            assert!(www.unwrap().to_str().unwrap().starts_with("Bearer"), "{}", case.name);
+            assert!(
+                www.unwrap().to_str().unwrap().starts_with("Bearer"),
+                "{}",
+                case.name
+            );
         }
         let st = s.stats();
-        assert_eq!((st.batches, st.points, st.resources, st.costs), (0, 0, 0, 0), "{}", case.name);
+        assert_eq!(
+            (st.batches, st.points, st.resources, st.costs),
+            (0, 0, 0, 0),
+            "{}",
+            case.name
+        );
         // Secrets never come back in answers.
-        assert!(!msg.contains(&ingest) && !msg.contains(&read), "{}", case.name);
+        assert!(
+            !msg.contains(&ingest) && !msg.contains(&read),
+            "{}",
+            case.name
+        );
     }
     let text = s
         .client
@@ -328,7 +372,10 @@ async fn every_rejected_request_leaves_the_store_unchanged() {
         .await
         .unwrap();
     // Auth failures are stopped before the handler; the 10 others reached it.
-    assert!(text.contains("skymeter_ingest_batches_total{result=\"rejected\"} 10\n"), "{text}");
+    assert!(
+        text.contains("skymeter_ingest_batches_total{result=\"rejected\"} 10\n"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -336,7 +383,9 @@ async fn invalid_batch_lists_at_most_100_fields() {
     let s = TestServer::start(ServerConfig::default()).await;
     let token = s.token(&[Scope::Admin]);
     let mut b = batch(150);
-    b.points.iter_mut().for_each(|p| p.metric = "no spaces allowed".into());
+    b.points
+        .iter_mut()
+        .for_each(|p| p.metric = "no spaces allowed".into());
     let resp = s
         .client
         .post(format!("{}/api/v1/ingest", s.url))
@@ -348,7 +397,13 @@ async fn invalid_batch_lists_at_most_100_fields() {
     let (status, err) = error_of(resp).await;
     assert_eq!(status, 400);
     assert_eq!(err["fields"].as_array().unwrap().len(), 100);
-    assert!(err["message"].as_str().unwrap().contains("150 invalid fields"), "{err}");
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap()
+            .contains("150 invalid fields"),
+        "{err}"
+    );
     assert_eq!(s.stats().points, 0);
 }
 
@@ -357,7 +412,11 @@ async fn admin_implies_every_scope_and_disabled_auth_opens_everything() {
     let s = TestServer::start(ServerConfig::default()).await;
     let admin = s.token(&[Scope::Admin]);
     let ingest = s.token(&[Scope::Ingest]);
-    for (method, path) in [("POST", "/api/v1/ingest"), ("GET", "/api/v1/resources"), ("GET", "/metrics")] {
+    for (method, path) in [
+        ("POST", "/api/v1/ingest"),
+        ("GET", "/api/v1/resources"),
+        ("GET", "/metrics"),
+    ] {
         let req = if method == "POST" {
             s.client.post(format!("{}{path}", s.url)).json(&batch(1))
         } else {
@@ -377,9 +436,22 @@ async fn admin_implies_every_scope_and_disabled_auth_opens_everything() {
     assert_eq!(status, 403);
     assert!(err["message"].as_str().unwrap().contains("`read`"), "{err}");
     // Revoked tokens stop working at once.
-    let id = s.store.tokens().unwrap().into_iter().find(|t| t.scopes == [Scope::Admin]).unwrap().id;
+    let id = s
+        .store
+        .tokens()
+        .unwrap()
+        .into_iter()
+        .find(|t| t.scopes == [Scope::Admin])
+        .unwrap()
+        .id;
     assert!(s.store.revoke_token(&id).unwrap());
-    let resp = s.client.get(format!("{}/metrics", s.url)).bearer_auth(&admin).send().await.unwrap();
+    let resp = s
+        .client
+        .get(format!("{}/metrics", s.url))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 401);
 
     let open = TestServer::start(ServerConfig {
@@ -387,9 +459,20 @@ async fn admin_implies_every_scope_and_disabled_auth_opens_everything() {
         ..Default::default()
     })
     .await;
-    let resp = open.client.post(format!("{}/api/v1/ingest", open.url)).json(&batch(3)).send().await.unwrap();
+    let resp = open
+        .client
+        .post(format!("{}/api/v1/ingest", open.url))
+        .json(&batch(3))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
-    let resp = open.client.get(format!("{}/api/v1/series", open.url)).send().await.unwrap();
+    let resp = open
+        .client
+        .get(format!("{}/api/v1/series", open.url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
 }
 
@@ -410,7 +493,10 @@ async fn agents_register_heartbeat_and_list() {
             .await
             .unwrap();
         assert_eq!(resp.status(), 200);
-        assert_eq!(resp.json::<Value>().await.unwrap(), json!({"id": format!("agent-{i}")}));
+        assert_eq!(
+            resp.json::<Value>().await.unwrap(),
+            json!({"id": format!("agent-{i}")})
+        );
     }
     // A bad registration names its fields.
     let resp = s
@@ -423,7 +509,12 @@ async fn agents_register_heartbeat_and_list() {
         .unwrap();
     let (status, err) = error_of(resp).await;
     assert_eq!(status, 400);
-    let paths: Vec<&str> = err["fields"].as_array().unwrap().iter().map(|f| f["path"].as_str().unwrap()).collect();
+    let paths: Vec<&str> = err["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
     assert_eq!(paths, ["id", "heartbeat_interval_s"]);
     let resp = s
         .client
@@ -446,19 +537,27 @@ async fn agents_register_heartbeat_and_list() {
         }
         r.send()
     };
-    let resp = hb("agent-2", Some(json!({"buffered_batches": 4}))).await.unwrap();
+    let resp = hb("agent-2", Some(json!({"buffered_batches": 4})))
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 204);
     let resp = hb("agent-3", None).await.unwrap();
     assert_eq!(resp.status(), 204, "an empty heartbeat body counts as {{}}");
     let (status, err) = error_of(hb("ghost", None).await.unwrap()).await;
     assert_eq!(status, 404);
     assert_eq!(err["code"], "not_found");
-    assert!(err["message"].as_str().unwrap().contains("register again"), "{err}");
+    assert!(
+        err["message"].as_str().unwrap().contains("register again"),
+        "{err}"
+    );
 
     let mut ids = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
-        let mut req = s.client.get(format!("{}/api/v1/agents?limit=2", s.url)).bearer_auth(&read);
+        let mut req = s
+            .client
+            .get(format!("{}/api/v1/agents?limit=2", s.url))
+            .bearer_auth(&read);
         if let Some(c) = &cursor {
             req = req.query(&[("cursor", c)]);
         }
@@ -481,30 +580,68 @@ async fn agents_register_heartbeat_and_list() {
 #[tokio::test]
 async fn health_reports_storage_failures_with_503() {
     let s = TestServer::start(ServerConfig::default()).await;
-    let resp = s.client.get(format!("{}/health", s.url)).send().await.unwrap();
+    let resp = s
+        .client
+        .get(format!("{}/health", s.url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["status"], "ok");
     assert_eq!(body["storage"], "ok");
     assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
 
-    s.store.broken.store(true, std::sync::atomic::Ordering::Relaxed);
-    let resp = s.client.get(format!("{}/health", s.url)).send().await.unwrap();
+    s.store
+        .broken
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    let resp = s
+        .client
+        .get(format!("{}/health", s.url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 503);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["status"], "degraded");
-    assert!(body["storage"].as_str().unwrap().contains("disk full"), "{body}");
+    assert!(
+        body["storage"].as_str().unwrap().contains("disk full"),
+        "{body}"
+    );
 }
 
 #[tokio::test]
 async fn unknown_routes_and_methods_answer_json() {
     let s = TestServer::start(ServerConfig::default()).await;
-    let (status, err) = error_of(s.client.get(format!("{}/api/v1/nope", s.url)).send().await.unwrap()).await;
+    let (status, err) = error_of(
+        s.client
+            .get(format!("{}/api/v1/nope", s.url))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, 404);
-    assert!(err["message"].as_str().unwrap().contains("/api/openapi.json"), "{err}");
-    let (status, err) = error_of(s.client.get(format!("{}/api/v1/ingest", s.url)).send().await.unwrap()).await;
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap()
+            .contains("/api/openapi.json"),
+        "{err}"
+    );
+    let (status, err) = error_of(
+        s.client
+            .get(format!("{}/api/v1/ingest", s.url))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, 405);
-    assert!(err["message"].as_str().unwrap().contains("use POST"), "{err}");
+    assert!(
+        err["message"].as_str().unwrap().contains("use POST"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -518,7 +655,8 @@ async fn store_points_round_trip_through_the_points_endpoint() {
     let mut b = batch(0);
     let r = host("h9");
     let now = chrono::Utc::now();
-    b.points.push(point("cpu.utilization", Stat::Max, now, 5.0, &r));
+    b.points
+        .push(point("cpu.utilization", Stat::Max, now, 5.0, &r));
     s.store.ingest(&b).unwrap();
     let v: Value = s
         .client

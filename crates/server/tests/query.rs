@@ -55,14 +55,24 @@ async fn resources_filter_sort_and_page() {
     let mut b = Batch::new("a", "inv", Utc::now());
     for i in 0..7 {
         let env = if i % 2 == 0 { "prod" } else { "dev" };
-        b.resources.push(resource("aws", &format!("i-{i:03}"), &format!("web-{}", 9 - i), env));
+        b.resources.push(resource(
+            "aws",
+            &format!("i-{i:03}"),
+            &format!("web-{}", 9 - i),
+            env,
+        ));
     }
     b.resources.push(resource("gcp", "vm-1", "db", "prod"));
     api.s.store.ingest(&b).unwrap();
 
     let (code, page) = api.get("/api/v1/resources?provider=aws&tag.env=prod").await;
     assert_eq!(code, 200);
-    let ids: Vec<&str> = page["items"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, ["i-000", "i-002", "i-004", "i-006"]);
     assert_eq!(page["items"][0]["key"], "aws/123/us-east-1/i-000");
     assert_eq!(page["items"][0]["attributes"]["state"], "running");
@@ -77,7 +87,13 @@ async fn resources_filter_sort_and_page() {
     loop {
         let (code, page) = api.get(&path).await;
         assert_eq!(code, 200, "{page}");
-        names.extend(page["items"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap().to_string()));
+        names.extend(
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["name"].as_str().unwrap().to_string()),
+        );
         match page["next_cursor"].as_str() {
             Some(c) => {
                 path = format!(
@@ -88,18 +104,27 @@ async fn resources_filter_sort_and_page() {
             None => break,
         }
     }
-    assert_eq!(names, ["web-9", "web-8", "web-7", "web-6", "web-5", "web-4", "web-3"]);
+    assert_eq!(
+        names,
+        ["web-9", "web-8", "web-7", "web-6", "web-5", "web-4", "web-3"]
+    );
 
     for (path, says) in [
         ("/api/v1/resources?sort=colour", "sort"),
         ("/api/v1/resources?limit=5000", "limit"),
         ("/api/v1/resources?limit=many", "limit"),
-        ("/api/v1/resources?color=red", "unknown query parameter `color`"),
+        (
+            "/api/v1/resources?color=red",
+            "unknown query parameter `color`",
+        ),
     ] {
         let (code, err) = api.get(path).await;
         assert_eq!(code, 400, "{path}");
         assert_eq!(err["error"]["code"], "bad_request");
-        assert!(err["error"]["message"].as_str().unwrap().contains(says), "{path}: {err}");
+        assert!(
+            err["error"]["message"].as_str().unwrap().contains(says),
+            "{path}: {err}"
+        );
     }
 }
 
@@ -130,15 +155,29 @@ async fn one_resource_with_history_and_a_cloudforet_monitoring_summary() {
     // as `last`; per-core cpu (labelled) must not mix into the total.
     for (i, v) in [10.0, 20.0, 30.0].into_iter().enumerate() {
         let ts = now - Duration::hours(i as i64 + 1);
-        b1.points.push(point("cpu.utilization", Stat::Avg, ts, v, &href));
-        b1.points.push(point("cpu.utilization", Stat::Max, ts, 90.0 + i as f64 * 2.5, &href));
-        b1.points.push(point("memory.usage", Stat::Last, ts, 40.0 + v, &href));
+        b1.points
+            .push(point("cpu.utilization", Stat::Avg, ts, v, &href));
+        b1.points.push(point(
+            "cpu.utilization",
+            Stat::Max,
+            ts,
+            90.0 + i as f64 * 2.5,
+            &href,
+        ));
+        b1.points
+            .push(point("memory.usage", Stat::Last, ts, 40.0 + v, &href));
         let mut core = point("cpu.utilization", Stat::Avg, ts, 100.0, &href);
         core.labels.insert("cpu".into(), "0".into());
         b1.points.push(core);
     }
     // Older than the period: ignored.
-    b1.points.push(point("cpu.utilization", Stat::Max, now - Duration::days(3), 100.0, &href));
+    b1.points.push(point(
+        "cpu.utilization",
+        Stat::Max,
+        now - Duration::days(3),
+        100.0,
+        &href,
+    ));
     api.s.store.ingest(&b1).unwrap();
     let mut b2 = Batch::new("a", "inv", now);
     r.attributes.insert("state".into(), json!("stopped"));
@@ -150,7 +189,10 @@ async fn one_resource_with_history_and_a_cloudforet_monitoring_summary() {
     assert_eq!(code, 200, "{v}");
     assert_eq!(v["key"], "host/lab//h1");
     assert_eq!(v["attributes"]["state"], "stopped");
-    assert_eq!(v["history"][0]["changes"]["attributes.state"], json!(["running", "stopped"]));
+    assert_eq!(
+        v["history"][0]["changes"]["attributes.state"],
+        json!(["running", "stopped"])
+    );
     assert_eq!(
         v["monitoring"],
         json!({
@@ -160,7 +202,9 @@ async fn one_resource_with_history_and_a_cloudforet_monitoring_summary() {
         "{v}"
     );
     // A shorter period sees only the last hour and a half.
-    let (_, v) = api.get("/api/v1/resources/host%2Flab%2F%2Fh1?period=90m").await;
+    let (_, v) = api
+        .get("/api/v1/resources/host%2Flab%2F%2Fh1?period=90m")
+        .await;
     assert_eq!(v["monitoring"]["cpu"]["utilization"]["avg"], 10.0, "{v}");
     // The unencoded form reaches the same resource.
     let (code, _) = api.get("/api/v1/resources/host/lab//h1").await;
@@ -169,8 +213,16 @@ async fn one_resource_with_history_and_a_cloudforet_monitoring_summary() {
     let (code, err) = api.get("/api/v1/resources/aws%2Fnope%2Fx%2Fy").await;
     assert_eq!(code, 404);
     assert_eq!(err["error"]["code"], "not_found");
-    assert!(err["error"]["message"].as_str().unwrap().contains("aws/nope/x/y"), "{err}");
-    let (code, _) = api.get("/api/v1/resources/host%2Flab%2F%2Fh1?period=soon").await;
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("aws/nope/x/y"),
+        "{err}"
+    );
+    let (code, _) = api
+        .get("/api/v1/resources/host%2Flab%2F%2Fh1?period=soon")
+        .await;
     assert_eq!(code, 400);
 }
 
@@ -182,15 +234,29 @@ async fn series_and_points_with_relative_times_steps_and_pages() {
     for h in 0..3 {
         let r = host(&format!("h{h}"));
         for m in 0..120 {
-            let mut p = point("cpu.utilization", Stat::Avg, now - Duration::minutes(m), m as f64, &r);
+            let mut p = point(
+                "cpu.utilization",
+                Stat::Avg,
+                now - Duration::minutes(m),
+                m as f64,
+                &r,
+            );
             p.labels.insert("core".into(), "total".into());
             b.points.push(p);
         }
-        b.points.push(point("load.1m", Stat::Last, now - Duration::minutes(1), 1.0, &r));
+        b.points.push(point(
+            "load.1m",
+            Stat::Last,
+            now - Duration::minutes(1),
+            1.0,
+            &r,
+        ));
     }
     api.s.store.ingest(&b).unwrap();
 
-    let (code, v) = api.get("/api/v1/series?metric=cpu.*&label.core=total").await;
+    let (code, v) = api
+        .get("/api/v1/series?metric=cpu.*&label.core=total")
+        .await;
     assert_eq!(code, 200, "{v}");
     let items = v["items"].as_array().unwrap();
     assert_eq!(items.len(), 3);
@@ -201,7 +267,9 @@ async fn series_and_points_with_relative_times_steps_and_pages() {
     assert_eq!(v["items"].as_array().unwrap().len(), 3);
 
     // Default range: the last hour; raw points as [ts, value].
-    let (code, v) = api.get("/api/v1/points?metric=cpu.utilization&resource=host%2Flab%2F%2Fh1").await;
+    let (code, v) = api
+        .get("/api/v1/points?metric=cpu.utilization&resource=host%2Flab%2F%2Fh1")
+        .await;
     assert_eq!(code, 200, "{v}");
     assert_eq!(v["series"].as_array().unwrap().len(), 1);
     let pts = v["series"][0]["points"].as_array().unwrap();
@@ -222,8 +290,16 @@ async fn series_and_points_with_relative_times_steps_and_pages() {
         assert_eq!(code, 200, "{v}");
         let s = v["series"].as_array().unwrap();
         assert_eq!(s.len(), 1);
-        let maxes: Vec<f64> = s[0]["points"].as_array().unwrap().iter().map(|p| p[1].as_f64().unwrap()).collect();
-        assert!(maxes.len() <= 3 && maxes.iter().all(|m| *m <= 119.0), "{maxes:?}");
+        let maxes: Vec<f64> = s[0]["points"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p[1].as_f64().unwrap())
+            .collect();
+        assert!(
+            maxes.len() <= 3 && maxes.iter().all(|m| *m <= 119.0),
+            "{maxes:?}"
+        );
         seen += 1;
         match v["next_cursor"].as_str() {
             Some(c) => cursor = format!("&cursor={}", urlencode(c)),
@@ -234,7 +310,10 @@ async fn series_and_points_with_relative_times_steps_and_pages() {
 
     let start = (now - Duration::minutes(10)).to_rfc3339();
     let (code, v) = api
-        .get(&format!("/api/v1/points?resource=host%2Flab%2F%2Fh2&metric=load.1m&start={}", urlencode(&start)))
+        .get(&format!(
+            "/api/v1/points?resource=host%2Flab%2F%2Fh2&metric=load.1m&start={}",
+            urlencode(&start)
+        ))
         .await;
     assert_eq!(code, 200, "{v}");
     assert_eq!(v["series"][0]["points"][0][1], 1.0);
@@ -249,12 +328,19 @@ async fn series_and_points_with_relative_times_steps_and_pages() {
     ] {
         let (code, err) = api.get(&format!("/api/v1/points?{q}")).await;
         assert_eq!(code, 400, "{q}: {err}");
-        assert!(err["error"]["message"].as_str().unwrap().contains(says), "{q}: {err}");
+        assert!(
+            err["error"]["message"].as_str().unwrap().contains(says),
+            "{q}: {err}"
+        );
     }
 }
 
 fn cost(provider: &str, service: &str, billed: f64, source: CostSource, days_ago: i64) -> Cost {
-    let start = (Utc::now() - Duration::days(days_ago)).date_naive().and_hms_opt(0, 0, 0).unwrap().and_utc();
+    let start = (Utc::now() - Duration::days(days_ago))
+        .date_naive()
+        .and_hms_opt(0, 0, 0)
+        .unwrap()
+        .and_utc();
     Cost {
         billed_cost: billed,
         effective_cost: billed * 0.9,
@@ -288,15 +374,26 @@ async fn costs_grouped_and_filtered() {
         cost("Amazon Web Services", "EC2", 10.0, CostSource::Billed, 1),
         cost("Amazon Web Services", "EC2", 5.0, CostSource::Billed, 2),
         cost("Amazon Web Services", "S3", 1.0, CostSource::Estimated, 1),
-        cost("Google Cloud", "Compute Engine", 7.0, CostSource::Billed, 40),
+        cost(
+            "Google Cloud",
+            "Compute Engine",
+            7.0,
+            CostSource::Billed,
+            40,
+        ),
     ];
     api.s.store.ingest(&b).unwrap();
 
-    let (code, v) = api.get("/api/v1/costs?group_by=provider,service&start=-7d").await;
+    let (code, v) = api
+        .get("/api/v1/costs?group_by=provider,service&start=-7d")
+        .await;
     assert_eq!(code, 200, "{v}");
     let groups = v["groups"].as_array().unwrap();
     assert_eq!(groups.len(), 2, "{v}");
-    assert_eq!(groups[0]["group"], json!({"provider": "Amazon Web Services", "service": "EC2"}));
+    assert_eq!(
+        groups[0]["group"],
+        json!({"provider": "Amazon Web Services", "service": "EC2"})
+    );
     assert_eq!(groups[0]["billed_cost"], 15.0);
     assert_eq!(groups[0]["lines"], 2);
     assert_eq!(groups[0]["currency"], "USD");
@@ -307,10 +404,17 @@ async fn costs_grouped_and_filtered() {
     assert_eq!(v["groups"][0]["lines"], 4);
     assert_eq!(v["groups"][0]["group"], json!({}));
 
-    for (q, says) in [("group_by=colour", "colour"), ("source=guessed", "billed or estimated"), ("start=-1d&end=-2d", "before")] {
+    for (q, says) in [
+        ("group_by=colour", "colour"),
+        ("source=guessed", "billed or estimated"),
+        ("start=-1d&end=-2d", "before"),
+    ] {
         let (code, err) = api.get(&format!("/api/v1/costs?{q}")).await;
         assert_eq!(code, 400, "{q}");
-        assert!(err["error"]["message"].as_str().unwrap().contains(says), "{q}: {err}");
+        assert!(
+            err["error"]["message"].as_str().unwrap().contains(says),
+            "{q}: {err}"
+        );
     }
 }
 
@@ -319,7 +423,8 @@ async fn large_answers_are_gzip_compressed_for_clients_that_ask() {
     let api = Api::new().await;
     let mut b = Batch::new("a", "inv", Utc::now());
     for i in 0..200 {
-        b.resources.push(resource("aws", &format!("i-{i:04}"), "web", "prod"));
+        b.resources
+            .push(resource("aws", &format!("i-{i:04}"), "web", "prod"));
     }
     api.s.store.ingest(&b).unwrap();
     let resp = api
@@ -334,7 +439,8 @@ async fn large_answers_are_gzip_compressed_for_clients_that_ask() {
     assert_eq!(resp.headers()["content-encoding"], "gzip");
     let bytes = resp.bytes().await.unwrap();
     let mut text = String::new();
-    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut text).unwrap();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut text)
+        .unwrap();
     let v: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(v["items"].as_array().unwrap().len(), 200);
 }

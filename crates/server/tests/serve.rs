@@ -21,7 +21,9 @@ fn temp_dir(name: &str) -> PathBuf {
 
 /// A self-signed certificate for 127.0.0.1 and localhost: (cert path, key path, cert PEM).
 fn self_signed(dir: &std::path::Path) -> (PathBuf, PathBuf, String) {
-    let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
+    let ck =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+            .unwrap();
     let cert = dir.join("cert.pem");
     let key = dir.join("key.pem");
     let pem = ck.cert.pem();
@@ -44,7 +46,11 @@ async fn serves_https_with_pem_files() {
         .add_root_certificate(reqwest::Certificate::from_pem(pem.as_bytes()).unwrap())
         .build()
         .unwrap();
-    let resp = client.get(format!("{}/health", s.url)).send().await.unwrap();
+    let resp = client
+        .get(format!("{}/health", s.url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
     let token = s.token(&[Scope::Ingest]);
     let resp = client
@@ -57,7 +63,12 @@ async fn serves_https_with_pem_files() {
     assert_eq!(resp.status(), 200);
     // Plain HTTP to the TLS port gets no answer.
     let plain = s.url.replace("https://", "http://");
-    assert!(s.client.get(format!("{plain}/health")).send().await.is_err());
+    assert!(s
+        .client
+        .get(format!("{plain}/health"))
+        .send()
+        .await
+        .is_err());
     s.stop().await;
     std::fs::remove_dir_all(dir).unwrap();
 }
@@ -80,20 +91,42 @@ async fn tls_file_problems_name_the_file() {
     let err = bind(missing.clone(), key.clone()).await.err().unwrap();
     assert!(matches!(err, ServerError::TlsCert { .. }), "{err}");
     let msg = err.to_string();
-    assert!(msg.contains(&*missing.to_string_lossy()) && msg.contains("cannot be read"), "{msg}");
+    assert!(
+        msg.contains(&*missing.to_string_lossy()) && msg.contains("cannot be read"),
+        "{msg}"
+    );
 
     let junk = dir.join("junk.pem");
     std::fs::write(&junk, "hello\n").unwrap();
-    let err = bind(cert.clone(), junk.clone()).await.err().unwrap().to_string();
-    assert!(err.contains("TLS key file") && err.contains("junk.pem") && err.contains("no PEM private key"), "{err}");
-    let err = bind(junk.clone(), key.clone()).await.err().unwrap().to_string();
-    assert!(err.contains("TLS certificate file") && err.contains("no PEM certificate"), "{err}");
+    let err = bind(cert.clone(), junk.clone())
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("TLS key file")
+            && err.contains("junk.pem")
+            && err.contains("no PEM private key"),
+        "{err}"
+    );
+    let err = bind(junk.clone(), key.clone())
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("TLS certificate file") && err.contains("no PEM certificate"),
+        "{err}"
+    );
 
     // A key that does not belong to the certificate.
     let other = dir.join("other-key.pem");
     std::fs::write(&other, rcgen::KeyPair::generate().unwrap().serialize_pem()).unwrap();
     let err = bind(cert, other).await.err().unwrap().to_string();
-    assert!(err.contains("cert.pem") && err.contains("other-key.pem"), "{err}");
+    assert!(
+        err.contains("cert.pem") && err.contains("other-key.pem"),
+        "{err}"
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }
 
@@ -136,7 +169,12 @@ async fn header_limits_are_enforced() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 431);
-    let resp = s.client.get(format!("{}/health", s.url)).send().await.unwrap();
+    let resp = s
+        .client
+        .get(format!("{}/health", s.url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
 }
 
@@ -149,18 +187,29 @@ async fn slow_requests_time_out_with_a_json_body() {
     })
     .await;
     s.store.slow_ms.store(1500, Ordering::Relaxed);
-    let resp = s.client.get(format!("{}/api/v1/resources", s.url)).send().await.unwrap();
+    let resp = s
+        .client
+        .get(format!("{}/api/v1/resources", s.url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 503);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["error"]["code"], "timeout");
-    assert!(body["error"]["message"].as_str().unwrap().contains("200ms"), "{body}");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("200ms"),
+        "{body}"
+    );
 }
 
 #[tokio::test]
 async fn cors_only_when_configured_and_only_for_listed_origins() {
     let preflight = |s: &TestServer, origin: &str| {
         s.client
-            .request(reqwest::Method::OPTIONS, format!("{}/api/v1/resources", s.url))
+            .request(
+                reqwest::Method::OPTIONS,
+                format!("{}/api/v1/resources", s.url),
+            )
             .header("origin", origin)
             .header("access-control-request-method", "GET")
             .header("access-control-request-headers", "authorization")
@@ -173,8 +222,14 @@ async fn cors_only_when_configured_and_only_for_listed_origins() {
     .await;
     let resp = preflight(&s, "http://grafana.test:3000").await.unwrap();
     assert_eq!(resp.status(), 200);
-    assert_eq!(resp.headers()["access-control-allow-origin"], "http://grafana.test:3000");
-    assert!(resp.headers()["access-control-allow-headers"].to_str().unwrap().contains("authorization"));
+    assert_eq!(
+        resp.headers()["access-control-allow-origin"],
+        "http://grafana.test:3000"
+    );
+    assert!(resp.headers()["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .contains("authorization"));
     let resp = preflight(&s, "http://evil.test").await.unwrap();
     assert!(resp.headers().get("access-control-allow-origin").is_none());
     // Actual requests carry the header too (and still need a token).
@@ -186,7 +241,10 @@ async fn cors_only_when_configured_and_only_for_listed_origins() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 401);
-    assert_eq!(resp.headers()["access-control-allow-origin"], "http://grafana.test:3000");
+    assert_eq!(
+        resp.headers()["access-control-allow-origin"],
+        "http://grafana.test:3000"
+    );
 
     let off = TestServer::start(ServerConfig::default()).await;
     let resp = preflight(&off, "http://grafana.test:3000").await.unwrap();
@@ -203,12 +261,18 @@ async fn shutdown_lets_requests_in_flight_finish() {
     s.store.slow_ms.store(600, Ordering::Relaxed);
     let client = s.client.clone();
     let url = format!("{}/api/v1/resources", s.url);
-    let in_flight = tokio::spawn(async move { client.get(url).send().await.map(|r| r.status().as_u16()) });
+    let in_flight =
+        tokio::spawn(async move { client.get(url).send().await.map(|r| r.status().as_u16()) });
     tokio::time::sleep(Duration::from_millis(150)).await;
     let base = s.url.clone();
-    tokio::time::timeout(Duration::from_secs(5), s.stop()).await.expect("shutdown completes");
+    tokio::time::timeout(Duration::from_secs(5), s.stop())
+        .await
+        .expect("shutdown completes");
     assert_eq!(in_flight.await.unwrap().unwrap(), 200);
-    let after = reqwest::Client::new().get(format!("{base}/health")).send().await;
+    let after = reqwest::Client::new()
+        .get(format!("{base}/health"))
+        .send()
+        .await;
     assert!(after.is_err(), "no longer listening");
 }
 
@@ -218,8 +282,20 @@ async fn retention_runs_at_start_when_configured() {
     let mut b = batch(0);
     let r = host("h1");
     let now = Utc::now();
-    b.points.push(point("cpu.utilization", Stat::Avg, now - CDuration::hours(5), 1.0, &r));
-    b.points.push(point("cpu.utilization", Stat::Avg, now - CDuration::minutes(5), 2.0, &r));
+    b.points.push(point(
+        "cpu.utilization",
+        Stat::Avg,
+        now - CDuration::hours(5),
+        1.0,
+        &r,
+    ));
+    b.points.push(point(
+        "cpu.utilization",
+        Stat::Avg,
+        now - CDuration::minutes(5),
+        2.0,
+        &r,
+    ));
     store.ingest(&b).unwrap();
     let mut config = ServerConfig {
         retention: Some(Duration::from_secs(2 * 3600)),
@@ -234,7 +310,10 @@ async fn retention_runs_at_start_when_configured() {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!(points, 1, "the 5-hour-old point is gone, the recent one kept");
+    assert_eq!(
+        points, 1,
+        "the 5-hour-old point is gone, the recent one kept"
+    );
 }
 
 #[tokio::test]

@@ -38,7 +38,10 @@ pub async fn register(
         ));
     }
     if reg.heartbeat_interval_s == 0 {
-        fields.push(FieldError::new("heartbeat_interval_s", "must be at least 1"));
+        fields.push(FieldError::new(
+            "heartbeat_interval_s",
+            "must be at least 1",
+        ));
     }
     if !fields.is_empty() {
         let list: Vec<String> = fields.iter().map(|f| f.to_string()).collect();

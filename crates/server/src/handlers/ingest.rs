@@ -37,7 +37,8 @@ pub async fn ingest(
             m.points.fetch_add(r.points as u64, Ordering::Relaxed);
             m.resources.fetch_add(r.resources as u64, Ordering::Relaxed);
             m.costs.fetch_add(r.costs as u64, Ordering::Relaxed);
-            m.collect_errors.fetch_add(r.errors as u64, Ordering::Relaxed);
+            m.collect_errors
+                .fetch_add(r.errors as u64, Ordering::Relaxed);
         }
         Err(e) => {
             st.metrics.batch(IngestResult::Rejected);

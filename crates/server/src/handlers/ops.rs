@@ -39,7 +39,9 @@ pub async fn health(State(st): State<AppState>) -> (StatusCode, Json<HealthBody>
 
 pub async fn metrics(State(st): State<AppState>) -> Response {
     let store = st.store.clone();
-    let stats = blocking(move || store.stats().map_err(ApiErr::store)).await.ok();
+    let stats = blocking(move || store.stats().map_err(ApiErr::store))
+        .await
+        .ok();
     let text = st.metrics.render(stats.as_ref());
     (
         [(

@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use skymeter_model::{Stat, Unit};
 use skymeter_store::{
-    CostGroup, CostQuery, Page, PageQuery, PointsQuery, ResourceChange, ResourceQuery,
-    SeriesInfo, SeriesPoints, SeriesQuery, Store, StoredResource,
+    CostGroup, CostQuery, Page, PageQuery, PointsQuery, ResourceChange, ResourceQuery, SeriesInfo,
+    SeriesPoints, SeriesQuery, Store, StoredResource,
 };
 use std::collections::BTreeMap;
 use std::sync::Arc;

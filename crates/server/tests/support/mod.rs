@@ -52,10 +52,7 @@ fn glob(pattern: &str, v: &str) -> bool {
     }
 }
 
-fn page_of<T: Clone>(
-    items: impl Iterator<Item = (String, T)>,
-    page: &PageQuery,
-) -> Page<T> {
+fn page_of<T: Clone>(items: impl Iterator<Item = (String, T)>, page: &PageQuery) -> Page<T> {
     let limit = page.limit() as usize;
     let mut out: Vec<(String, T)> = items
         .filter(|(k, _)| page.cursor.as_ref().is_none_or(|c| k > c))
@@ -93,7 +90,9 @@ impl MemStore {
         d.points.iter().filter(move |(k, _)| {
             q.metric.as_ref().is_none_or(|m| glob(m, &k.metric))
                 && q.resource.as_ref().is_none_or(|r| *r == k.resource.key())
-                && q.provider.as_ref().is_none_or(|v| *v == k.resource.provider)
+                && q.provider
+                    .as_ref()
+                    .is_none_or(|v| *v == k.resource.provider)
                 && q.account.as_ref().is_none_or(|v| *v == k.resource.account)
                 && q.region.as_ref().is_none_or(|v| *v == k.resource.region)
                 && q.stat.is_none_or(|s| s == k.stat)
@@ -112,15 +111,24 @@ fn series_key(p: &Point) -> SeriesKey {
     }
 }
 
-fn diff(old: &StoredResource, new: &skymeter_model::Resource) -> BTreeMap<String, [serde_json::Value; 2]> {
+fn diff(
+    old: &StoredResource,
+    new: &skymeter_model::Resource,
+) -> BTreeMap<String, [serde_json::Value; 2]> {
     use serde_json::Value;
     let mut out = BTreeMap::new();
     let o = &old.resource;
     if o.name != new.name {
-        out.insert("name".into(), [Value::from(o.name.clone()), Value::from(new.name.clone())]);
+        out.insert(
+            "name".into(),
+            [Value::from(o.name.clone()), Value::from(new.name.clone())],
+        );
     }
     if o.kind != new.kind {
-        out.insert("kind".into(), [Value::from(o.kind.clone()), Value::from(new.kind.clone())]);
+        out.insert(
+            "kind".into(),
+            [Value::from(o.kind.clone()), Value::from(new.kind.clone())],
+        );
     }
     let keys: HashSet<&String> = o.tags.keys().chain(new.tags.keys()).collect();
     for k in keys {
@@ -128,7 +136,10 @@ fn diff(old: &StoredResource, new: &skymeter_model::Resource) -> BTreeMap<String
         if a != b {
             out.insert(
                 format!("tags.{k}"),
-                [a.cloned().map_or(Value::Null, Value::from), b.cloned().map_or(Value::Null, Value::from)],
+                [
+                    a.cloned().map_or(Value::Null, Value::from),
+                    b.cloned().map_or(Value::Null, Value::from),
+                ],
             );
         }
     }
@@ -138,7 +149,10 @@ fn diff(old: &StoredResource, new: &skymeter_model::Resource) -> BTreeMap<String
         if a != b {
             out.insert(
                 format!("attributes.{k}"),
-                [a.cloned().unwrap_or(Value::Null), b.cloned().unwrap_or(Value::Null)],
+                [
+                    a.cloned().unwrap_or(Value::Null),
+                    b.cloned().unwrap_or(Value::Null),
+                ],
             );
         }
     }
@@ -157,10 +171,13 @@ impl Store for MemStore {
                 Some(old) => {
                     let changes = diff(&old, r);
                     if !changes.is_empty() {
-                        d.history.entry(key.clone()).or_default().push(ResourceChange {
-                            at: r.observed_at,
-                            changes,
-                        });
+                        d.history
+                            .entry(key.clone())
+                            .or_default()
+                            .push(ResourceChange {
+                                at: r.observed_at,
+                                changes,
+                            });
                     }
                     d.resources.insert(
                         key.clone(),
@@ -186,7 +203,10 @@ impl Store for MemStore {
             }
         }
         for p in &batch.points {
-            d.points.entry(series_key(p)).or_default().insert(p.ts, p.value);
+            d.points
+                .entry(series_key(p))
+                .or_default()
+                .insert(p.ts, p.value);
         }
         d.costs.extend(batch.costs.iter().cloned());
         Ok(IngestOutcome::Stored)
@@ -300,7 +320,10 @@ impl Store for MemStore {
                     let step = step as i64;
                     let mut buckets: BTreeMap<i64, Vec<f64>> = BTreeMap::new();
                     for (t, v) in in_range {
-                        buckets.entry(t.timestamp().div_euclid(step)).or_default().push(v);
+                        buckets
+                            .entry(t.timestamp().div_euclid(step))
+                            .or_default()
+                            .push(v);
                     }
                     buckets
                         .into_iter()
@@ -318,7 +341,13 @@ impl Store for MemStore {
                         .collect()
                 }
             };
-            Some((series_cursor(k), SeriesPoints { key: k.clone(), points }))
+            Some((
+                series_cursor(k),
+                SeriesPoints {
+                    key: k.clone(),
+                    points,
+                },
+            ))
         });
         Ok(page_of(rows, &q.series.page))
     }
@@ -355,7 +384,9 @@ impl Store for MemStore {
                     "currency" => c.billing_currency.clone(),
                     "day" => c.charge_period_start.format("%Y-%m-%d").to_string(),
                     "month" => c.charge_period_start.format("%Y-%m").to_string(),
-                    other => return Err(StoreError::BadRequest(format!("unknown group `{other}`"))),
+                    other => {
+                        return Err(StoreError::BadRequest(format!("unknown group `{other}`")))
+                    }
                 };
                 g.insert(name.clone(), v);
             }
@@ -376,12 +407,19 @@ impl Store for MemStore {
     fn register_agent(&self, a: &AgentRegistration, now: DateTime<Utc>) -> Result<(), StoreError> {
         let mut d = self.lock();
         let registered = d.agents.get(&a.id).map_or(now, |x| x.1);
-        d.agents
-            .insert(a.id.clone(), (a.clone(), registered, now, Heartbeat::default()));
+        d.agents.insert(
+            a.id.clone(),
+            (a.clone(), registered, now, Heartbeat::default()),
+        );
         Ok(())
     }
 
-    fn heartbeat(&self, id: &str, stats: &Heartbeat, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    fn heartbeat(
+        &self,
+        id: &str,
+        stats: &Heartbeat,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
         let mut d = self.lock();
         match d.agents.get_mut(id) {
             Some(a) => {
@@ -393,7 +431,11 @@ impl Store for MemStore {
         }
     }
 
-    fn agents(&self, page: &PageQuery, now: DateTime<Utc>) -> Result<Page<AgentRecord>, StoreError> {
+    fn agents(
+        &self,
+        page: &PageQuery,
+        now: DateTime<Utc>,
+    ) -> Result<Page<AgentRecord>, StoreError> {
         let d = self.lock();
         let rows = d.agents.iter().map(|(id, (reg, at, last, hb))| {
             (
@@ -410,7 +452,11 @@ impl Store for MemStore {
         Ok(page_of(rows, page))
     }
 
-    fn create_token(&self, name: &str, scopes: &[Scope]) -> Result<(String, TokenInfo), StoreError> {
+    fn create_token(
+        &self,
+        name: &str,
+        scopes: &[Scope],
+    ) -> Result<(String, TokenInfo), StoreError> {
         let token = format!("skm_{}", uuid::Uuid::now_v7().simple());
         let info = TokenInfo {
             id: token[..12].to_string(),
@@ -500,7 +546,11 @@ impl TestServer {
     pub async fn start_with(config: &mut ServerConfig, store: Arc<MemStore>) -> TestServer {
         config.listen = "127.0.0.1:0".parse().unwrap();
         let server = Server::bind(config.clone(), store.clone()).await.unwrap();
-        let scheme = if config.tls.is_some() { "https" } else { "http" };
+        let scheme = if config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         let url = format!("{scheme}://{}", server.local_addr());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(server.run(async {
@@ -570,7 +620,15 @@ pub fn batch(n: usize) -> Batch {
     let mut b = Batch::new("agent-1", "host", now);
     let r = host("h1");
     b.points = (0..n)
-        .map(|i| point("cpu.utilization", Stat::Avg, now - CDuration::minutes(i as i64), i as f64, &r))
+        .map(|i| {
+            point(
+                "cpu.utilization",
+                Stat::Avg,
+                now - CDuration::minutes(i as i64),
+                i as f64,
+                &r,
+            )
+        })
         .collect();
     b
 }
