@@ -1,0 +1,208 @@
+//! What the server is told at start: where to listen, how to authenticate, TLS files, limits.
+//! [`ServerConfig::validate`] checks it before anything binds, so that a mistake is reported
+//! with the field it concerns and nothing half-starts.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How requests are authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Auth {
+    /// `Authorization: Bearer <token>`, checked against the store's API tokens.
+    #[default]
+    Tokens,
+    /// Everything open. Refused unless the listen address is loopback.
+    Disabled,
+}
+
+/// PEM files for HTTPS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// The private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+}
+
+/// The server's configuration. Build it with `ServerConfig { listen, ..Default::default() }`.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Address and port to listen on. Default `127.0.0.1:8080`.
+    pub listen: SocketAddr,
+    pub auth: Auth,
+    /// Serve HTTPS with these files; plain HTTP when absent.
+    pub tls: Option<TlsFiles>,
+    /// Origins allowed to call the API from a browser (`https://grafana.example.com`, or
+    /// `*` for any). Empty: no CORS headers, browsers allow same-origin calls only.
+    pub cors_origins: Vec<String>,
+    /// Largest request body after decompression. Default 32 MiB.
+    pub max_body_bytes: usize,
+    /// Largest compressed (`gzip`, `zstd`) request body as received. Default 8 MiB.
+    pub max_compressed_body_bytes: usize,
+    /// A request that takes longer is answered `503 timeout`. Default 30 s.
+    pub request_timeout: Duration,
+    /// A client that has not sent its request headers in this time is disconnected.
+    /// Default 10 s.
+    pub header_read_timeout: Duration,
+    /// Most request headers per request (hyper answers 431 past it). Default 64.
+    pub max_headers: usize,
+    /// Largest request head (request line and headers) in bytes. Default 16 KiB.
+    pub max_header_bytes: usize,
+    /// Points, costs and resources older than this are deleted, hourly. None: kept forever.
+    pub retention: Option<Duration>,
+    /// Gzip-compress responses for clients that accept it. Default true.
+    pub compress_responses: bool,
+    /// How long shutdown waits for requests in flight before closing their connections.
+    /// Default 30 s.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            auth: Auth::Tokens,
+            tls: None,
+            cors_origins: Vec::new(),
+            max_body_bytes: 32 << 20,
+            max_compressed_body_bytes: 8 << 20,
+            request_timeout: Duration::from_secs(30),
+            header_read_timeout: Duration::from_secs(10),
+            max_headers: 64,
+            max_header_bytes: 16 << 10,
+            retention: None,
+            compress_responses: true,
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A configuration the server refuses to start with, or a failure to start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(
+        "authentication is disabled but the server would listen on {listen}, which is not a \
+         loopback address: anyone who can reach it could write and read everything. Listen on \
+         127.0.0.1 / [::1], or enable token authentication"
+    )]
+    OpenOnNetwork { listen: SocketAddr },
+    #[error("server config: `{field}` {message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
+    #[error("cannot listen on {listen}: {source}")]
+    Bind {
+        listen: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("TLS certificate file {}: {message}", path.display())]
+    TlsCert { path: PathBuf, message: String },
+    #[error("TLS key file {}: {message}", path.display())]
+    TlsKey { path: PathBuf, message: String },
+    #[error("TLS setup with {} and {}: {message}", cert.display(), key.display())]
+    Tls {
+        cert: PathBuf,
+        key: PathBuf,
+        message: String,
+    },
+}
+
+impl ServerConfig {
+    /// Checks everything that can be checked without binding or reading files.
+    pub fn validate(&self) -> Result<(), ServerError> {
+        if self.auth == Auth::Disabled && !self.listen.ip().is_loopback() {
+            return Err(ServerError::OpenOnNetwork {
+                listen: self.listen,
+            });
+        }
+        let positive = |field, ok: bool| {
+            if ok {
+                Ok(())
+            } else {
+                Err(ServerError::Invalid {
+                    field,
+                    message: "must be greater than zero".into(),
+                })
+            }
+        };
+        positive("max_body_bytes", self.max_body_bytes > 0)?;
+        positive(
+            "max_compressed_body_bytes",
+            self.max_compressed_body_bytes > 0,
+        )?;
+        positive("request_timeout", !self.request_timeout.is_zero())?;
+        positive("header_read_timeout", !self.header_read_timeout.is_zero())?;
+        positive("max_headers", self.max_headers > 0)?;
+        if self.max_header_bytes < 1024 {
+            return Err(ServerError::Invalid {
+                field: "max_header_bytes",
+                message: format!("is {}; use at least 1024", self.max_header_bytes),
+            });
+        }
+        if let Some(r) = self.retention {
+            if r < Duration::from_secs(3600) {
+                return Err(ServerError::Invalid {
+                    field: "retention",
+                    message: format!("is {}; use at least 1h", humantime::format_duration(r)),
+                });
+            }
+        }
+        for origin in &self.cors_origins {
+            if origin == "*" {
+                continue;
+            }
+            let ok = (origin.starts_with("http://") || origin.starts_with("https://"))
+                && !origin.ends_with('/')
+                && axum::http::HeaderValue::from_str(origin).is_ok();
+            if !ok {
+                return Err(ServerError::Invalid {
+                    field: "cors_origins",
+                    message: format!(
+                        "has `{origin}`, which is not an origin: use scheme://host[:port] \
+                         with no path, such as https://grafana.example.com, or `*`"
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn disabled_auth_is_refused_off_loopback() {
+        let mut c = ServerConfig {
+            auth: Auth::Disabled,
+            ..Default::default()
+        };
+        assert!(c.validate().is_ok());
+        c.listen = "[::1]:9000".parse().unwrap();
+        assert!(c.validate().is_ok());
+        c.listen = "0.0.0.0:9000".parse().unwrap();
+        let err = c.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("0.0.0.0:9000") && err.contains("loopback"),
+            "{err}"
+        );
+        c.auth = Auth::Tokens;
+        assert!(c.validate().is_ok());
+    }
+
+    #[test]
+    fn bad_cors_origins_are_named() {
+        let c = ServerConfig {
+            cors_origins: vec!["https://ok.example".into(), "example.com/x".into()],
+            ..Default::default()
+        };
+        let err = c.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("cors_origins") && err.contains("example.com/x"),
+            "{err}"
+        );
+    }
+}

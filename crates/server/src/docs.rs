@@ -1,0 +1,518 @@
+//! The API described: an OpenAPI 3.1 document generated in code from the route table and
+//! the real Rust types (their JSON Schemas come from `schemars`, draft 2020-12, which is
+//! what OpenAPI 3.1 uses), and a docs page that renders it. The page's HTML, script and
+//! style are compiled into the binary and load nothing from elsewhere.
+
+use crate::handlers::agents::RegisterResponse;
+use crate::handlers::ops::HealthBody;
+use crate::handlers::query::{CostsResponse, PointsResponse, ResourceDetail, COST_GROUPS};
+use crate::routes::{scope_name, Access, RouteSpec, ROUTES};
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use schemars::generate::{SchemaGenerator, SchemaSettings};
+use schemars::JsonSchema;
+use serde_json::{json, Map, Value};
+use skymeter_model::api::{AgentRegistration, ApiErrorBody, Heartbeat, IngestResponse};
+use skymeter_model::Batch;
+use skymeter_store::{AgentRecord, Page, SeriesInfo, StoredResource};
+use std::sync::OnceLock;
+
+const PAGE_HTML: &str = include_str!("../assets/docs.html");
+const PAGE_JS: &str = include_str!("../assets/docs.js");
+const PAGE_CSS: &str = include_str!("../assets/docs.css");
+
+/// Nothing but this server: the page's own script, style and the OpenAPI JSON.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \
+                   img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(CSP),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+pub async fn page() -> Response {
+    asset("text/html; charset=utf-8", PAGE_HTML)
+}
+
+pub async fn script() -> Response {
+    asset("text/javascript; charset=utf-8", PAGE_JS)
+}
+
+pub async fn style() -> Response {
+    asset("text/css; charset=utf-8", PAGE_CSS)
+}
+
+pub async fn openapi_json() -> Response {
+    static TEXT: OnceLock<String> = OnceLock::new();
+    let text = TEXT.get_or_init(|| {
+        serde_json::to_string_pretty(&openapi()).expect("the OpenAPI document serializes")
+    });
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        text.as_str(),
+    )
+        .into_response()
+}
+
+/// Collects component schemas while operations are described.
+struct Schemas(SchemaGenerator);
+
+impl Schemas {
+    /// A `$ref` to `T`'s schema under `#/components/schemas`.
+    fn of<T: JsonSchema>(&mut self) -> Value {
+        self.0.subschema_for::<T>().to_value()
+    }
+}
+
+fn query(name: &str, description: &str, schema: Value) -> Value {
+    json!({"name": name, "in": "query", "required": false, "description": description, "schema": schema})
+}
+
+fn string() -> Value {
+    json!({"type": "string"})
+}
+
+fn page_params() -> Vec<Value> {
+    vec![
+        query(
+            "limit",
+            "Page size, 1 to 1000; default 100.",
+            json!({"type": "integer", "minimum": 1, "maximum": 1000}),
+        ),
+        query("cursor", "`next_cursor` of the previous page.", string()),
+    ]
+}
+
+fn time_param(name: &str, default: &str) -> Value {
+    query(
+        name,
+        &format!(
+            "RFC 3339 (`2026-11-22T10:00:00Z`), Unix seconds, `now`, or relative to now \
+             (`-1h`, `now-30m`). {default}"
+        ),
+        string(),
+    )
+}
+
+fn stat_schema() -> Value {
+    json!({"type": "string", "enum": ["avg", "max", "min", "sum", "count", "last", "p50", "p95", "p99"]})
+}
+
+fn series_params() -> Vec<Value> {
+    let mut p = vec![
+        query(
+            "metric",
+            "Metric name, exact or a glob with `*` (`cpu.*`).",
+            string(),
+        ),
+        query(
+            "resource",
+            "A resource key, `provider/account/region/id`.",
+            string(),
+        ),
+        query(
+            "provider",
+            "Resource provider (`aws`, `host`, …).",
+            string(),
+        ),
+        query(
+            "account",
+            "Resource account / project / subscription.",
+            string(),
+        ),
+        query("region", "Resource region.", string()),
+        query("stat", "Only series of this statistic.", stat_schema()),
+        query(
+            "label.KEY",
+            "Point label that must match exactly, one parameter per label: `label.cpu=3`.",
+            string(),
+        ),
+    ];
+    p.extend(page_params());
+    p
+}
+
+/// A success answer: status, description, and the content type and schema of its body.
+type OkResponse = (&'static str, &'static str, Option<(&'static str, Value)>);
+
+/// What one operation says, before the common parts are added.
+struct Op {
+    tag: &'static str,
+    summary: &'static str,
+    description: &'static str,
+    params: Vec<Value>,
+    body: Option<(Value, &'static str)>,
+    /// Status → (description, content type, schema).
+    ok: Vec<OkResponse>,
+    /// Route-specific error statuses, besides the common ones.
+    errors: Vec<(&'static str, &'static str)>,
+}
+
+fn describe(spec: &RouteSpec, s: &mut Schemas) -> Option<Op> {
+    let json_ct = "application/json";
+    let op = match (spec.method, spec.path) {
+        ("GET", "/health") => Op {
+            tag: "operations",
+            summary: "Health of the server and its storage",
+            description: "For load balancers and monitors. No authentication.",
+            params: vec![],
+            body: None,
+            ok: vec![
+                ("200", "The server and its storage work.", Some((json_ct, s.of::<HealthBody>()))),
+                ("503", "The storage check failed; `storage` says why.", Some((json_ct, s.of::<HealthBody>()))),
+            ],
+            errors: vec![],
+        },
+        ("GET", "/metrics") => Op {
+            tag: "operations",
+            summary: "The server's own metrics, for Prometheus",
+            description: "Requests by route and status, ingest batches, points and bytes, \
+                          ingest latency, and the store's sizes, in the Prometheus text format.",
+            params: vec![],
+            body: None,
+            ok: vec![("200", "Prometheus text exposition format 0.0.4.", Some(("text/plain", string())))],
+            errors: vec![],
+        },
+        ("GET", "/api/openapi.json") => Op {
+            tag: "documentation",
+            summary: "This document",
+            description: "OpenAPI 3.1, generated from the server's route table and types.",
+            params: vec![],
+            body: None,
+            ok: vec![("200", "The OpenAPI document.", Some((json_ct, json!({"type": "object"}))))],
+            errors: vec![],
+        },
+        ("GET", "/api/docs") => Op {
+            tag: "documentation",
+            summary: "API documentation page",
+            description: "Renders this document in a browser. Served from the binary; loads \
+                          nothing from other sites.",
+            params: vec![],
+            body: None,
+            ok: vec![("200", "HTML page.", Some(("text/html", string())))],
+            errors: vec![],
+        },
+        ("GET", "/api/docs/docs.js") => Op {
+            tag: "documentation",
+            summary: "Script of the documentation page",
+            description: "",
+            params: vec![],
+            body: None,
+            ok: vec![("200", "JavaScript.", Some(("text/javascript", string())))],
+            errors: vec![],
+        },
+        ("GET", "/api/docs/docs.css") => Op {
+            tag: "documentation",
+            summary: "Style of the documentation page",
+            description: "",
+            params: vec![],
+            body: None,
+            ok: vec![("200", "CSS.", Some(("text/css", string())))],
+            errors: vec![],
+        },
+        ("POST", "/api/v1/ingest") => Op {
+            tag: "ingest",
+            summary: "Store a batch",
+            description: "The body is a Batch as JSON, optionally compressed \
+                          (`Content-Encoding: gzip` or `zstd`). The batch is stored whole or \
+                          not at all: any malformed JSON (`invalid_json`, with line and \
+                          column), wrong type, missing or unknown field, or invalid value \
+                          (`invalid_batch`, with every bad field's path in `fields`) stores \
+                          nothing. A batch whose `batch_id` was stored before is answered \
+                          `duplicate: true` and not stored again, so agents can retry safely.",
+            params: vec![],
+            body: Some((s.of::<Batch>(), "A batch of records.")),
+            ok: vec![("200", "Stored, or a duplicate of a stored batch.", Some((json_ct, s.of::<IngestResponse>())))],
+            errors: vec![
+                ("413", "The body (compressed, or decompressed) is over the server's limit (`too_large`)."),
+                ("415", "Unsupported `Content-Encoding` (`unsupported_encoding`) or a non-JSON `Content-Type`."),
+            ],
+        },
+        ("POST", "/api/v1/agents/register") => Op {
+            tag: "agents",
+            summary: "Register an agent",
+            description: "Agents register at start and again whenever a heartbeat is \
+                          answered 404. Registering again updates the registration.",
+            params: vec![],
+            body: Some((s.of::<AgentRegistration>(), "The agent and its tasks.")),
+            ok: vec![("200", "Registered.", Some((json_ct, s.of::<RegisterResponse>())))],
+            errors: vec![("413", "The body is over the server's limit."), ("415", "Unsupported encoding or content type.")],
+        },
+        ("POST", "/api/v1/agents/{id}/heartbeat") => Op {
+            tag: "agents",
+            summary: "Heartbeat of a registered agent",
+            description: "An empty body counts as `{}`.",
+            params: vec![json!({"name": "id", "in": "path", "required": true, "description": "The agent's id.", "schema": string()})],
+            body: Some((s.of::<Heartbeat>(), "The agent's buffer state.")),
+            ok: vec![("204", "Recorded.", None)],
+            errors: vec![
+                ("404", "Unknown agent (`not_found`): register again."),
+                ("413", "The body is over the server's limit."),
+                ("415", "Unsupported encoding or content type."),
+            ],
+        },
+        ("GET", "/api/v1/agents") => Op {
+            tag: "agents",
+            summary: "List agents",
+            description: "With each agent's last heartbeat and status (`healthy` within 2 \
+                          heartbeat intervals, `late` within 5, `offline` after).",
+            params: page_params(),
+            body: None,
+            ok: vec![("200", "A page of agents.", Some((json_ct, s.of::<Page<AgentRecord>>())))],
+            errors: vec![],
+        },
+        ("GET", "/api/v1/resources") => {
+            let mut params = vec![
+                query("provider", "`aws`, `gcp`, `azure`, `host`, …", string()),
+                query("account", "Account, project or subscription.", string()),
+                query("region", "Region.", string()),
+                query("kind", "Normalized kind (`compute.instance`, `host`, …).", string()),
+                query("tag.KEY", "Tag that must match exactly, one parameter per tag: `tag.env=prod`.", string()),
+                query("q", "Case-insensitive substring of the name or id.", string()),
+                query(
+                    "sort",
+                    "`key` (default), `name`, `kind`, `last_seen` or `first_seen`; `-` in front for descending.",
+                    json!({"type": "string", "pattern": "^-?(key|name|kind|last_seen|first_seen)$"}),
+                ),
+            ];
+            params.extend(page_params());
+            Op {
+                tag: "inventory",
+                summary: "List resources",
+                description: "Every filter must hold; no filter lists everything.",
+                params,
+                body: None,
+                ok: vec![("200", "A page of resources.", Some((json_ct, s.of::<Page<StoredResource>>())))],
+                errors: vec![],
+            }
+        }
+        ("GET", "/api/v1/resources/{*key}") => Op {
+            tag: "inventory",
+            summary: "One resource, its history and a monitoring summary",
+            description: "`monitoring` holds, for every metric of the resource over `period`, \
+                          its `avg` and `max`, nested by the dotted metric name as Cloudforet \
+                          lays it out: `{\"cpu\": {\"utilization\": {\"avg\": 12.3, \"max\": 80.1, \
+                          \"unit\": \"percent\"}}}`.",
+            params: vec![
+                json!({"name": "key", "in": "path", "required": true,
+                       "description": "`provider/account/region/id`, percent-encoded (`/` as `%2F`).",
+                       "schema": string()}),
+                query("period", "Window of the monitoring summary, ending now; default `1d` (`1h`, `7d`, …).", string()),
+            ],
+            body: None,
+            ok: vec![("200", "The resource.", Some((json_ct, s.of::<ResourceDetail>())))],
+            errors: vec![("404", "No such resource (`not_found`).")],
+        },
+        ("GET", "/api/v1/series") => Op {
+            tag: "metrics",
+            summary: "List series",
+            description: "A series is one metric, unit and stat of one resource with one set of labels.",
+            params: series_params(),
+            body: None,
+            ok: vec![("200", "A page of series.", Some((json_ct, s.of::<Page<SeriesInfo>>())))],
+            errors: vec![],
+        },
+        ("GET", "/api/v1/points") => {
+            let mut params = series_params();
+            params.extend([
+                time_param("start", "Default: `end` minus 1 hour. Inclusive."),
+                time_param("end", "Default: now. Exclusive."),
+                query(
+                    "step",
+                    "Downsample to buckets this wide (`1m`, `5m`, `1h`), aligned to the epoch and \
+                     stamped with their end; at most 11000 buckets. Absent: raw points.",
+                    string(),
+                ),
+                query("agg", "How points combine within a bucket; default `avg`. Needs `step`.", stat_schema()),
+            ]);
+            Op {
+                tag: "metrics",
+                summary: "Points of the matching series",
+                description: "`limit` and `cursor` page over series; each series carries all \
+                              its points in the range as `[ts, value]` pairs.",
+                params,
+                body: None,
+                ok: vec![("200", "Series with their points.", Some((json_ct, s.of::<PointsResponse>())))],
+                errors: vec![],
+            }
+        }
+        ("GET", "/api/v1/costs") => Op {
+            tag: "costs",
+            summary: "Costs, grouped",
+            description: "Sums of `BilledCost` and `EffectiveCost` of the cost lines whose \
+                          charge period overlaps `[start, end)`.",
+            params: vec![
+                query(
+                    "group_by",
+                    &format!("Comma-separated, any of: {}. Absent: one total.", COST_GROUPS.join(", ")),
+                    string(),
+                ),
+                time_param("start", "Default: no lower bound."),
+                time_param("end", "Default: no upper bound."),
+                query("provider", "Only this provider's lines.", string()),
+                query("source", "`billed` or `estimated`.", json!({"type": "string", "enum": ["billed", "estimated"]})),
+            ],
+            body: None,
+            ok: vec![("200", "The groups.", Some((json_ct, s.of::<CostsResponse>())))],
+            errors: vec![],
+        },
+        _ => return None,
+    };
+    Some(op)
+}
+
+/// The OpenAPI 3.1 document of every route in [`ROUTES`].
+pub fn openapi() -> Value {
+    let mut s = Schemas(
+        SchemaSettings::draft2020_12()
+            .with(|st| {
+                st.definitions_path = "/components/schemas".into();
+                st.meta_schema = None;
+            })
+            .into_generator(),
+    );
+    let error_ref = s.of::<ApiErrorBody>();
+    let error = |desc: &str| json!({"description": desc, "content": {"application/json": {"schema": error_ref.clone()}}});
+    let mut paths = Map::new();
+    for spec in ROUTES {
+        let Some(op) = describe(spec, &mut s) else {
+            tracing::error!(
+                method = spec.method,
+                path = spec.path,
+                "route is not documented"
+            );
+            continue;
+        };
+        let mut responses = Map::new();
+        for (code, desc, content) in op.ok {
+            let mut r = json!({"description": desc});
+            if let Some((ct, schema)) = content {
+                r["content"] = json!({ ct: {"schema": schema} });
+            }
+            responses.insert(code.into(), r);
+        }
+        let is_api = spec.path.starts_with("/api/v1/");
+        if is_api || !op.params.is_empty() {
+            responses.insert(
+                "400".into(),
+                error("Bad parameters or body (`bad_request`, `invalid_json`, `invalid_batch`); the message and `fields` say what."),
+            );
+        }
+        if let Access::Scope(scope) = spec.access {
+            responses.insert(
+                "401".into(),
+                error("No valid bearer token (`unauthorized`)."),
+            );
+            responses.insert(
+                "403".into(),
+                error(&format!(
+                    "The token lacks the `{}` scope (`forbidden`).",
+                    scope_name(&scope)
+                )),
+            );
+        }
+        for (code, desc) in op.errors {
+            responses.insert(code.into(), error(desc));
+        }
+        if is_api {
+            responses.insert(
+                "500".into(),
+                error("Storage or server failure (`internal`)."),
+            );
+            responses.entry("503").or_insert_with(|| {
+                error("The request took longer than the server's limit (`timeout`).")
+            });
+        }
+        let mut operation = json!({
+            "tags": [op.tag],
+            "summary": op.summary,
+            "operationId": operation_id(spec),
+            "responses": responses,
+        });
+        if !op.description.is_empty() {
+            operation["description"] = op.description.into();
+        }
+        if !op.params.is_empty() {
+            operation["parameters"] = op.params.into();
+        }
+        if let Some((schema, desc)) = op.body {
+            operation["requestBody"] = json!({
+                "required": true,
+                "description": desc,
+                "content": {"application/json": {"schema": schema}},
+            });
+        }
+        match spec.access {
+            Access::Public => operation["security"] = json!([]),
+            Access::Scope(scope) => {
+                operation["x-required-scope"] = scope_name(&scope).into();
+            }
+        }
+        let path = paths
+            .entry(spec.openapi_path())
+            .or_insert_with(|| json!({}));
+        path[spec.method.to_ascii_lowercase()] = operation;
+    }
+    let schemas = s.0.take_definitions(true);
+    json!({
+        "openapi": "3.1.0",
+        "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
+        "info": {
+            "title": "skymeter server API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Ingest batches of standard records (resources, points, costs) from \
+                            skymeter agents, and query inventory, metrics and costs. Every error \
+                            is an `ApiErrorBody` with a machine-readable `code`. Endpoints other \
+                            than health and documentation need `Authorization: Bearer <token>` \
+                            with the scope each lists (`admin` implies every scope).",
+            "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"},
+        },
+        "tags": [
+            {"name": "ingest", "description": "Batches from agents."},
+            {"name": "agents", "description": "Agent registration and heartbeats."},
+            {"name": "inventory", "description": "Resources and their history."},
+            {"name": "metrics", "description": "Series and points."},
+            {"name": "costs", "description": "Cost lines, grouped."},
+            {"name": "operations", "description": "Health and the server's own metrics."},
+            {"name": "documentation", "description": "This document and its page."},
+        ],
+        "security": [{"bearer": []}],
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "An API token created on the server; scopes `ingest`, `read`, `admin`.",
+                }
+            }
+        }
+    })
+}
+
+/// `get_api_v1_resources_key`, from method and path.
+fn operation_id(spec: &RouteSpec) -> String {
+    let mut id = spec.method.to_ascii_lowercase();
+    for part in spec.openapi_path().split(['/', '.']) {
+        let part = part.trim_matches(['{', '}']);
+        if !part.is_empty() {
+            id.push('_');
+            id.push_str(&part.replace('-', "_"));
+        }
+    }
+    id
+}

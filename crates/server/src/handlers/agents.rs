@@ -1,0 +1,106 @@
+//! Agents: register, heartbeat, list.
+
+use super::small_json;
+use crate::error::{ApiErr, ApiResult};
+use crate::params::Params;
+use crate::routes::{blocking, AppState};
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use skymeter_model::api::{AgentRegistration, Heartbeat};
+use skymeter_model::FieldError;
+use skymeter_store::{AgentRecord, Page};
+
+/// `200` answer of `POST /api/v1/agents/register`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RegisterResponse {
+    /// The agent's id, as registered.
+    pub id: String,
+}
+
+pub async fn register(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Json<RegisterResponse>> {
+    let reg: AgentRegistration = small_json(&st, &headers, body, None).await?;
+    let mut fields = Vec::new();
+    if reg.id.trim().is_empty() {
+        fields.push(FieldError::new("id", "must not be empty"));
+    }
+    if reg.id.len() > 256 || reg.id.chars().any(|c| c.is_control()) {
+        fields.push(FieldError::new(
+            "id",
+            "must be at most 256 characters, without control characters",
+        ));
+    }
+    if reg.heartbeat_interval_s == 0 {
+        fields.push(FieldError::new(
+            "heartbeat_interval_s",
+            "must be at least 1",
+        ));
+    }
+    if !fields.is_empty() {
+        let list: Vec<String> = fields.iter().map(|f| f.to_string()).collect();
+        return Err(ApiErr::bad_request(format!(
+            "the registration is not valid: {}",
+            list.join("; ")
+        ))
+        .with_fields(fields));
+    }
+    let store = st.store.clone();
+    let id = reg.id.clone();
+    blocking(move || {
+        store
+            .register_agent(&reg, chrono::Utc::now())
+            .map_err(ApiErr::store)
+    })
+    .await?;
+    Ok(Json(RegisterResponse { id }))
+}
+
+pub async fn heartbeat(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<StatusCode> {
+    let hb: Heartbeat = small_json(&st, &headers, body, Some(Heartbeat::default())).await?;
+    let store = st.store.clone();
+    let known = {
+        let id = id.clone();
+        blocking(move || {
+            store
+                .heartbeat(&id, &hb, chrono::Utc::now())
+                .map_err(ApiErr::store)
+        })
+        .await?
+    };
+    if known {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiErr::not_found(format!(
+            "unknown agent `{id}`; register again with POST /api/v1/agents/register"
+        )))
+    }
+}
+
+pub async fn list(
+    State(st): State<AppState>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Json<Page<AgentRecord>>> {
+    let mut p = Params::parse(q.as_deref())?;
+    let page = p.take_page()?;
+    p.finish()?;
+    let store = st.store.clone();
+    let agents = blocking(move || {
+        store
+            .agents(&page, chrono::Utc::now())
+            .map_err(ApiErr::store)
+    })
+    .await?;
+    Ok(Json(agents))
+}

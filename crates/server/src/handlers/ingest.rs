@@ -1,0 +1,100 @@
+//! `POST /api/v1/ingest`: a whole [`Batch`] is stored, or nothing is.
+//!
+//! The hot path: the raw body is read on the request task, then decompression, parsing,
+//! validation and the store call run in one blocking task (CPU work off the async
+//! threads, one hop), straight from the decompressed bytes with `serde_json::from_slice`.
+
+use crate::body::{self, Encoding};
+use crate::error::{ApiErr, ApiResult};
+use crate::metrics::IngestResult;
+use crate::routes::{blocking, AppState};
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use skymeter_model::api::IngestResponse;
+use skymeter_model::{Batch, FieldError};
+use skymeter_store::IngestOutcome;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+/// At most this many field errors are listed in an `invalid_batch` answer.
+const MAX_FIELDS: usize = 100;
+
+pub async fn ingest(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Json<IngestResponse>> {
+    let started = Instant::now();
+    let result = ingest_inner(&st, &headers, body).await;
+    st.metrics.ingest_duration.observe(started.elapsed());
+    match &result {
+        Ok(r) if r.duplicate => st.metrics.batch(IngestResult::Duplicate),
+        Ok(r) => {
+            st.metrics.batch(IngestResult::Stored);
+            let m = &st.metrics;
+            m.points.fetch_add(r.points as u64, Ordering::Relaxed);
+            m.resources.fetch_add(r.resources as u64, Ordering::Relaxed);
+            m.costs.fetch_add(r.costs as u64, Ordering::Relaxed);
+            m.collect_errors
+                .fetch_add(r.errors as u64, Ordering::Relaxed);
+        }
+        Err(e) => {
+            st.metrics.batch(IngestResult::Rejected);
+            tracing::debug!(code = %e.body.code, message = %e.body.message, "batch rejected");
+        }
+    }
+    result.map(Json)
+}
+
+async fn ingest_inner(
+    st: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<IngestResponse, ApiErr> {
+    body::check_content_type(headers)?;
+    let enc = Encoding::from_headers(headers)?;
+    let raw = body::read_raw(headers, body, enc, st.limits).await?;
+    st.metrics
+        .bytes_received
+        .fetch_add(raw.len() as u64, Ordering::Relaxed);
+    let st = st.clone();
+    blocking(move || {
+        let bytes = body::decode(raw, enc, st.limits.max_bytes)?;
+        st.metrics
+            .bytes_decoded
+            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        let batch: Batch = body::parse_json(&bytes, "invalid_batch")?;
+        drop(bytes);
+        batch.validate().map_err(invalid_batch)?;
+        let outcome = st.store.ingest(&batch).map_err(ApiErr::store)?;
+        Ok(IngestResponse {
+            batch_id: batch.batch_id,
+            duplicate: outcome == IngestOutcome::Duplicate,
+            resources: batch.resources.len(),
+            points: batch.points.len(),
+            costs: batch.costs.len(),
+            errors: batch.errors.len(),
+        })
+    })
+    .await
+}
+
+fn invalid_batch(mut fields: Vec<FieldError>) -> ApiErr {
+    let total = fields.len();
+    let first: Vec<String> = fields.iter().take(3).map(|f| f.to_string()).collect();
+    let mut message = format!(
+        "the batch has {total} invalid field{}; nothing was stored: {}",
+        if total == 1 { "" } else { "s" },
+        first.join("; ")
+    );
+    if total > first.len() {
+        message.push_str("; …");
+    }
+    if total > MAX_FIELDS {
+        fields.truncate(MAX_FIELDS);
+        message.push_str(&format!(" (the first {MAX_FIELDS} are listed in `fields`)"));
+    }
+    ApiErr::new(StatusCode::BAD_REQUEST, "invalid_batch", message).with_fields(fields)
+}

@@ -1,0 +1,34 @@
+//! One module per group of endpoints. Handlers parse and check the request, call the
+//! store off the async threads, and shape the answer; they hold no state of their own.
+
+pub mod agents;
+pub mod ingest;
+pub mod ops;
+pub mod query;
+
+use crate::body::{self, Encoding};
+use crate::error::ApiErr;
+use crate::routes::AppState;
+use axum::body::Body;
+use axum::http::HeaderMap;
+use serde::de::DeserializeOwned;
+
+/// A small JSON body (registration, heartbeat): same encodings and limits as ingest,
+/// parsed on the request's own task. An empty body is `empty` when given.
+pub(crate) async fn small_json<T: DeserializeOwned>(
+    st: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+    empty: Option<T>,
+) -> Result<T, ApiErr> {
+    body::check_content_type(headers)?;
+    let enc = Encoding::from_headers(headers)?;
+    let raw = body::read_raw(headers, body, enc, st.limits).await?;
+    let bytes = body::decode(raw, enc, st.limits.max_bytes)?;
+    if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+        if let Some(v) = empty {
+            return Ok(v);
+        }
+    }
+    body::parse_json(&bytes, "bad_request")
+}

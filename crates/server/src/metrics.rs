@@ -1,0 +1,290 @@
+//! The server's own metrics, in the Prometheus text exposition format (version 0.0.4).
+//!
+//! Formatted by hand: a handful of counters, one histogram and the store's sizes do not
+//! justify a metrics framework, and hand-formatting keeps label values (routes are the
+//! router's patterns, never raw paths, so cardinality stays bounded) under our control.
+
+use skymeter_store::StoreStats;
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Upper bounds, in seconds, of the latency histograms' buckets.
+const BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
+
+/// A latency histogram with fixed buckets.
+#[derive(Default)]
+pub struct Histogram {
+    counts: [AtomicU64; BUCKETS.len()],
+    count: AtomicU64,
+    sum_micros: AtomicU64,
+}
+
+impl Histogram {
+    pub fn observe(&self, d: Duration) {
+        let s = d.as_secs_f64();
+        if let Some(i) = BUCKETS.iter().position(|b| s <= *b) {
+            self.counts[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_micros
+            .fetch_add(d.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    fn write(&self, out: &mut String, name: &str, labels: &str) {
+        let mut cumulative = 0;
+        let sep = if labels.is_empty() { "" } else { "," };
+        for (i, b) in BUCKETS.iter().enumerate() {
+            cumulative += self.counts[i].load(Ordering::Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{b}\"}} {cumulative}");
+        }
+        let count = self.count.load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {count}");
+        let braces = if labels.is_empty() {
+            String::new()
+        } else {
+            format!("{{{labels}}}")
+        };
+        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "{name}_sum{braces} {sum}");
+        let _ = writeln!(out, "{name}_count{braces} {count}");
+    }
+}
+
+/// What ingest did with a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum IngestResult {
+    Stored,
+    Duplicate,
+    Rejected,
+}
+
+impl IngestResult {
+    fn as_str(self) -> &'static str {
+        match self {
+            IngestResult::Stored => "stored",
+            IngestResult::Duplicate => "duplicate",
+            IngestResult::Rejected => "rejected",
+        }
+    }
+}
+
+/// Every metric of the server.
+#[derive(Default)]
+pub struct Metrics {
+    /// (method, route pattern, status) → count.
+    requests: Mutex<BTreeMap<(String, String, u16), u64>>,
+    request_duration: Histogram,
+    batches: Mutex<BTreeMap<IngestResult, u64>>,
+    pub points: AtomicU64,
+    pub resources: AtomicU64,
+    pub costs: AtomicU64,
+    pub collect_errors: AtomicU64,
+    pub bytes_received: AtomicU64,
+    pub bytes_decoded: AtomicU64,
+    pub ingest_duration: Histogram,
+}
+
+impl Metrics {
+    pub fn request(&self, method: &str, route: &str, status: u16, took: Duration) {
+        let mut m = self.requests.lock().unwrap_or_else(|e| e.into_inner());
+        *m.entry((method.to_string(), route.to_string(), status))
+            .or_default() += 1;
+        drop(m);
+        self.request_duration.observe(took);
+    }
+
+    pub fn batch(&self, result: IngestResult) {
+        let mut m = self.batches.lock().unwrap_or_else(|e| e.into_inner());
+        *m.entry(result).or_default() += 1;
+    }
+
+    /// The exposition text; `stats` is absent when the store could not say.
+    pub fn render(&self, stats: Option<&StoreStats>) -> String {
+        let mut out = String::with_capacity(4096);
+        let header = |out: &mut String, name: &str, kind: &str, help: &str| {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} {kind}");
+        };
+        header(
+            &mut out,
+            "skymeter_build_info",
+            "gauge",
+            "The server's version.",
+        );
+        let _ = writeln!(
+            out,
+            "skymeter_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        );
+
+        header(
+            &mut out,
+            "skymeter_http_requests_total",
+            "counter",
+            "HTTP requests answered, by method, route pattern and status.",
+        );
+        for ((method, route, status), n) in self
+            .requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            let _ = writeln!(
+                out,
+                "skymeter_http_requests_total{{method=\"{method}\",route=\"{}\",status=\"{status}\"}} {n}",
+                escape(route)
+            );
+        }
+        header(
+            &mut out,
+            "skymeter_http_request_duration_seconds",
+            "histogram",
+            "Time to answer an HTTP request.",
+        );
+        self.request_duration
+            .write(&mut out, "skymeter_http_request_duration_seconds", "");
+
+        header(
+            &mut out,
+            "skymeter_ingest_batches_total",
+            "counter",
+            "Batches received on /api/v1/ingest, by result (stored, duplicate, rejected).",
+        );
+        let batches = self.batches.lock().unwrap_or_else(|e| e.into_inner());
+        for r in [
+            IngestResult::Stored,
+            IngestResult::Duplicate,
+            IngestResult::Rejected,
+        ] {
+            let n = batches.get(&r).copied().unwrap_or(0);
+            let _ = writeln!(
+                out,
+                "skymeter_ingest_batches_total{{result=\"{}\"}} {n}",
+                r.as_str()
+            );
+        }
+        drop(batches);
+        let counters = [
+            (
+                "skymeter_ingest_points_total",
+                "Points stored.",
+                &self.points,
+            ),
+            (
+                "skymeter_ingest_resources_total",
+                "Resource records stored.",
+                &self.resources,
+            ),
+            (
+                "skymeter_ingest_costs_total",
+                "Cost lines stored.",
+                &self.costs,
+            ),
+            (
+                "skymeter_ingest_collect_errors_total",
+                "Collector errors carried by stored batches.",
+                &self.collect_errors,
+            ),
+            (
+                "skymeter_ingest_received_bytes_total",
+                "Ingest request bytes as received (compressed or not).",
+                &self.bytes_received,
+            ),
+            (
+                "skymeter_ingest_decoded_bytes_total",
+                "Ingest request bytes after decompression.",
+                &self.bytes_decoded,
+            ),
+        ];
+        for (name, help, v) in counters {
+            header(&mut out, name, "counter", help);
+            let _ = writeln!(out, "{name} {}", v.load(Ordering::Relaxed));
+        }
+        header(
+            &mut out,
+            "skymeter_ingest_duration_seconds",
+            "histogram",
+            "Time to decode, validate and store one batch.",
+        );
+        self.ingest_duration
+            .write(&mut out, "skymeter_ingest_duration_seconds", "");
+
+        if let Some(s) = stats {
+            let gauges = [
+                (
+                    "skymeter_store_resources",
+                    "Resources in the store.",
+                    s.resources,
+                ),
+                ("skymeter_store_series", "Series in the store.", s.series),
+                ("skymeter_store_points", "Points in the store.", s.points),
+                ("skymeter_store_costs", "Cost lines in the store.", s.costs),
+                ("skymeter_store_agents", "Registered agents.", s.agents),
+                (
+                    "skymeter_store_batches",
+                    "Batch ids remembered for dedupe.",
+                    s.batches,
+                ),
+                (
+                    "skymeter_store_disk_bytes",
+                    "Bytes of the data directory.",
+                    s.disk_bytes,
+                ),
+                (
+                    "skymeter_store_point_block_bytes",
+                    "Bytes of sealed, compressed point blocks.",
+                    s.point_block_bytes,
+                ),
+                (
+                    "skymeter_store_point_block_points",
+                    "Points in sealed, compressed point blocks.",
+                    s.point_block_points,
+                ),
+            ];
+            for (name, help, v) in gauges {
+                header(&mut out, name, "gauge", help);
+                let _ = writeln!(out, "{name} {v}");
+            }
+        }
+        header(
+            &mut out,
+            "skymeter_store_up",
+            "gauge",
+            "1 when the store answered its statistics, 0 when it failed.",
+        );
+        let _ = writeln!(out, "skymeter_store_up {}", u8::from(stats.is_some()));
+        out
+    }
+}
+
+/// Label value escaping of the text format: backslash, quote and newline.
+fn escape(v: &str) -> String {
+    v.replace('\\', r"\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_buckets_are_cumulative() {
+        let h = Histogram::default();
+        h.observe(Duration::from_micros(500));
+        h.observe(Duration::from_millis(30));
+        h.observe(Duration::from_secs(60));
+        let mut out = String::new();
+        h.write(&mut out, "x", "a=\"b\"");
+        assert!(out.contains("x_bucket{a=\"b\",le=\"0.001\"} 1\n"), "{out}");
+        assert!(out.contains("x_bucket{a=\"b\",le=\"0.05\"} 2\n"), "{out}");
+        assert!(out.contains("x_bucket{a=\"b\",le=\"10\"} 2\n"), "{out}");
+        assert!(out.contains("x_bucket{a=\"b\",le=\"+Inf\"} 3\n"), "{out}");
+        assert!(out.contains("x_count{a=\"b\"} 3\n"), "{out}");
+    }
+}

@@ -1,0 +1,230 @@
+//! Query strings: parsed by hand because filters have open keys (`tag.env=prod`,
+//! `label.cpu=3`). Every parameter is checked: an unknown one, a bad number or time is a
+//! `400` that names the parameter and says what it takes, never silently ignored.
+
+use crate::error::ApiErr;
+use chrono::{DateTime, Utc};
+use skymeter_store::PageQuery;
+use std::collections::BTreeMap;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// The parameters of one request, consumed one by one; [`Params::finish`] rejects leftovers.
+pub struct Params {
+    pairs: Vec<(String, String)>,
+    known: Vec<&'static str>,
+    prefixes: Vec<&'static str>,
+}
+
+impl Params {
+    pub fn parse(raw: Option<&str>) -> Result<Params, ApiErr> {
+        let pairs: Vec<(String, String)> = match raw {
+            None | Some("") => Vec::new(),
+            Some(q) => serde_urlencoded::from_str(q)
+                .map_err(|e| ApiErr::bad_request(format!("cannot read the query string: {e}")))?,
+        };
+        Ok(Params {
+            pairs,
+            known: Vec::new(),
+            prefixes: Vec::new(),
+        })
+    }
+
+    /// The value of `name`, if given; given twice is an error.
+    pub fn take(&mut self, name: &'static str) -> Result<Option<String>, ApiErr> {
+        self.known.push(name);
+        let mut found: Option<String> = None;
+        let mut dup = false;
+        self.pairs.retain(|(k, v)| {
+            if k == name {
+                dup |= found.is_some();
+                found = Some(v.clone());
+                false
+            } else {
+                true
+            }
+        });
+        if dup {
+            return Err(ApiErr::bad_request(format!(
+                "query parameter `{name}` is given more than once"
+            )));
+        }
+        Ok(found.filter(|v| !v.is_empty()))
+    }
+
+    /// `name`, parsed with `FromStr`; the error says what was given and what is wanted.
+    pub fn take_parsed<T: FromStr>(
+        &mut self,
+        name: &'static str,
+        wanted: &str,
+    ) -> Result<Option<T>, ApiErr>
+    where
+        T::Err: std::fmt::Display,
+    {
+        match self.take(name)? {
+            None => Ok(None),
+            Some(v) => v.parse::<T>().map(Some).map_err(|e| {
+                ApiErr::bad_request(format!("query parameter `{name}`=`{v}`: {e}; {wanted}"))
+            }),
+        }
+    }
+
+    /// Every `PREFIX.KEY=VALUE` parameter, as KEY → VALUE.
+    pub fn take_prefixed(
+        &mut self,
+        prefix: &'static str,
+    ) -> Result<BTreeMap<String, String>, ApiErr> {
+        self.prefixes.push(prefix);
+        let mut out = BTreeMap::new();
+        let mut err = None;
+        self.pairs.retain(|(k, v)| match k.strip_prefix(prefix) {
+            Some(key) => {
+                if key.is_empty() {
+                    err = Some(format!(
+                        "query parameter `{k}` needs a key after `{prefix}`"
+                    ));
+                } else if out.insert(key.to_string(), v.clone()).is_some() {
+                    err = Some(format!("query parameter `{k}` is given more than once"));
+                }
+                false
+            }
+            None => true,
+        });
+        match err {
+            Some(e) => Err(ApiErr::bad_request(e)),
+            None => Ok(out),
+        }
+    }
+
+    /// `limit` (1-1000) and `cursor`.
+    pub fn take_page(&mut self) -> Result<PageQuery, ApiErr> {
+        let limit = self.take_parsed::<u32>("limit", "use a whole number from 1 to 1000")?;
+        if let Some(l) = limit {
+            if l == 0 || l > PageQuery::MAX_LIMIT {
+                return Err(ApiErr::bad_request(format!(
+                    "query parameter `limit`={l} is out of range; use 1 to {}",
+                    PageQuery::MAX_LIMIT
+                )));
+            }
+        }
+        Ok(PageQuery {
+            limit,
+            cursor: self.take("cursor")?,
+        })
+    }
+
+    /// A duration in humantime form (`30s`, `5m`, `1h 30m`, `1d`).
+    pub fn take_duration(&mut self, name: &'static str) -> Result<Option<Duration>, ApiErr> {
+        match self.take(name)? {
+            None => Ok(None),
+            Some(v) => parse_duration(&v)
+                .map(Some)
+                .map_err(|e| ApiErr::bad_request(format!("query parameter `{name}`: {e}"))),
+        }
+    }
+
+    /// A time: RFC 3339, Unix seconds, `now`, or relative to now (`-1h`, `now-30m`).
+    pub fn take_time(
+        &mut self,
+        name: &'static str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>, ApiErr> {
+        match self.take(name)? {
+            None => Ok(None),
+            Some(v) => parse_time(&v, now)
+                .map(Some)
+                .map_err(|e| ApiErr::bad_request(format!("query parameter `{name}`: {e}"))),
+        }
+    }
+
+    /// Fails on any parameter no `take*` asked for, listing the ones this endpoint takes.
+    pub fn finish(self) -> Result<(), ApiErr> {
+        let Some((k, _)) = self.pairs.first() else {
+            return Ok(());
+        };
+        let mut allowed: Vec<String> = self.known.iter().map(|s| s.to_string()).collect();
+        allowed.extend(self.prefixes.iter().map(|p| format!("{p}KEY")));
+        Err(ApiErr::bad_request(format!(
+            "unknown query parameter `{k}`; this endpoint takes: {}",
+            allowed.join(", ")
+        )))
+    }
+}
+
+pub fn parse_duration(v: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(v.trim())
+        .map_err(|e| format!("cannot read `{v}` as a duration ({e}); use e.g. 30s, 5m, 1h, 1d"))?;
+    if d.is_zero() {
+        return Err(format!("`{v}` is zero; use a positive duration"));
+    }
+    Ok(d)
+}
+
+pub fn parse_time(v: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
+    let v = v.trim();
+    let hint = "use RFC 3339 (2026-11-22T10:00:00Z), Unix seconds, `now`, or a time relative \
+                to now such as `-1h` or `now-30m`";
+    if v == "now" {
+        return Ok(now);
+    }
+    if let Some(rel) = v.strip_prefix("now-").or_else(|| v.strip_prefix('-')) {
+        let d = humantime::parse_duration(rel)
+            .map_err(|e| format!("cannot read `{v}` as a time ({e}); {hint}"))?;
+        let d = chrono::Duration::from_std(d).map_err(|_| format!("`{v}` is too far back"))?;
+        return now
+            .checked_sub_signed(d)
+            .ok_or_else(|| format!("`{v}` is too far back"));
+    }
+    if let Ok(t) = DateTime::parse_from_rfc3339(v) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    if let Ok(secs) = v.parse::<f64>() {
+        if secs.is_finite() {
+            if let Some(t) = DateTime::from_timestamp_millis((secs * 1000.0).round() as i64) {
+                return Ok(t);
+            }
+        }
+    }
+    Err(format!("cannot read `{v}` as a time; {hint}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_absolute_and_relative() {
+        let now: DateTime<Utc> = "2026-11-22T10:00:00Z".parse().unwrap();
+        let t = |s| parse_time(s, now).unwrap().to_rfc3339();
+        assert_eq!(t("now"), "2026-11-22T10:00:00+00:00");
+        assert_eq!(t("-1h"), "2026-11-22T09:00:00+00:00");
+        assert_eq!(t("now-30m"), "2026-11-22T09:30:00+00:00");
+        assert_eq!(t("2026-11-21T00:00:00+02:00"), "2026-11-20T22:00:00+00:00");
+        assert_eq!(t("1795341600"), "2026-11-22T10:00:00+00:00");
+        assert!(parse_time("yesterday", now)
+            .unwrap_err()
+            .contains("RFC 3339"));
+    }
+
+    #[test]
+    fn unknown_and_repeated_parameters_are_rejected() {
+        let mut p = Params::parse(Some("provider=aws&tag.env=prod&bogus=1")).unwrap();
+        assert_eq!(p.take("provider").unwrap().as_deref(), Some("aws"));
+        assert_eq!(p.take_prefixed("tag.").unwrap()["env"], "prod");
+        let e = p.finish().unwrap_err();
+        assert!(
+            e.body.message.contains("`bogus`") && e.body.message.contains("tag.KEY"),
+            "{:?}",
+            e.body
+        );
+        let mut p = Params::parse(Some("limit=5&limit=6")).unwrap();
+        assert!(p.take_page().is_err());
+        let mut p = Params::parse(Some("limit=0")).unwrap();
+        assert!(p
+            .take_page()
+            .unwrap_err()
+            .body
+            .message
+            .contains("out of range"));
+    }
+}

@@ -1,0 +1,372 @@
+//! The route table and the router built from it.
+//!
+//! [`ROUTES`] is the one list of endpoints with the scope each needs; the router is built
+//! by adding each handler with [`Builder::add`], which checks the handler's route against
+//! the table (and the table is checked against the router at the end), and the OpenAPI
+//! document is checked against the same table by a test. So an endpoint cannot exist
+//! without being documented and protected as listed.
+
+use crate::body::Limits;
+use crate::config::{Auth, ServerConfig};
+use crate::error::ApiErr;
+use crate::metrics::Metrics;
+use crate::{docs, handlers};
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::{from_fn_with_state, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{on, MethodFilter};
+use axum::Router;
+use skymeter_store::{Scope, Store};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Who may call an endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone: health, the OpenAPI document and the docs page.
+    Public,
+    /// A token with this scope (or `admin`).
+    Scope(Scope),
+}
+
+/// One endpoint: method, path (axum syntax; `{*key}` is a catch-all) and access.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteSpec {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub access: Access,
+}
+
+impl RouteSpec {
+    /// The path as OpenAPI writes it (`{*key}` → `{key}`).
+    pub fn openapi_path(&self) -> String {
+        self.path.replace("{*", "{")
+    }
+}
+
+const fn r(method: &'static str, path: &'static str, access: Access) -> RouteSpec {
+    RouteSpec {
+        method,
+        path,
+        access,
+    }
+}
+
+const INGEST: Access = Access::Scope(Scope::Ingest);
+const READ: Access = Access::Scope(Scope::Read);
+
+/// Every endpoint of the server.
+pub const ROUTES: &[RouteSpec] = &[
+    r("GET", "/health", Access::Public),
+    r("GET", "/metrics", READ),
+    r("GET", "/api/openapi.json", Access::Public),
+    r("GET", "/api/docs", Access::Public),
+    r("GET", "/api/docs/docs.js", Access::Public),
+    r("GET", "/api/docs/docs.css", Access::Public),
+    r("POST", "/api/v1/ingest", INGEST),
+    r("POST", "/api/v1/agents/register", INGEST),
+    r("POST", "/api/v1/agents/{id}/heartbeat", INGEST),
+    r("GET", "/api/v1/agents", READ),
+    r("GET", "/api/v1/resources", READ),
+    r("GET", "/api/v1/resources/{*key}", READ),
+    r("GET", "/api/v1/series", READ),
+    r("GET", "/api/v1/points", READ),
+    r("GET", "/api/v1/costs", READ),
+];
+
+/// What every handler shares.
+pub struct Inner {
+    pub store: Arc<dyn Store>,
+    pub auth: Auth,
+    pub limits: Limits,
+    pub timeout: Duration,
+    pub metrics: Metrics,
+}
+
+pub type AppState = Arc<Inner>;
+
+/// Runs a blocking store call (or CPU-heavy work) off the async threads.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiErr> + Send + 'static,
+) -> Result<T, ApiErr> {
+    tokio::task::spawn_blocking(f).await.map_err(ApiErr::join)?
+}
+
+struct Builder {
+    router: Router<AppState>,
+    added: Vec<RouteSpec>,
+    state: AppState,
+}
+
+impl Builder {
+    fn add<H, T>(mut self, method: Method, path: &'static str, handler: H) -> Self
+    where
+        H: axum::handler::Handler<T, AppState>,
+        T: 'static,
+    {
+        let spec = *ROUTES
+            .iter()
+            .find(|s| s.method == method.as_str() && s.path == path)
+            .unwrap_or_else(|| panic!("{method} {path} is not in ROUTES"));
+        let filter = MethodFilter::try_from(method).expect("a standard method");
+        let mut mr = on(filter, handler);
+        if let Access::Scope(scope) = spec.access {
+            mr = mr.route_layer(from_fn_with_state((self.state.clone(), scope), authorize));
+        }
+        self.router = self.router.route(path, mr);
+        self.added.push(spec);
+        self
+    }
+}
+
+/// The application: every route, its auth, logging, metrics, timeout, CORS and compression.
+/// [`crate::serve`] runs it; tests and embedders may serve it themselves.
+pub fn router(config: &ServerConfig, store: Arc<dyn Store>) -> Router {
+    let state: AppState = Arc::new(Inner {
+        store,
+        auth: config.auth,
+        limits: Limits {
+            max_bytes: config.max_body_bytes,
+            max_compressed_bytes: config.max_compressed_body_bytes,
+        },
+        timeout: config.request_timeout,
+        metrics: Metrics::default(),
+    });
+    let b = Builder {
+        router: Router::new(),
+        added: Vec::new(),
+        state: state.clone(),
+    };
+    let b = b
+        .add(Method::GET, "/health", handlers::ops::health)
+        .add(Method::GET, "/metrics", handlers::ops::metrics)
+        .add(Method::GET, "/api/openapi.json", docs::openapi_json)
+        .add(Method::GET, "/api/docs", docs::page)
+        .add(Method::GET, "/api/docs/docs.js", docs::script)
+        .add(Method::GET, "/api/docs/docs.css", docs::style)
+        .add(Method::POST, "/api/v1/ingest", handlers::ingest::ingest)
+        .add(
+            Method::POST,
+            "/api/v1/agents/register",
+            handlers::agents::register,
+        )
+        .add(
+            Method::POST,
+            "/api/v1/agents/{id}/heartbeat",
+            handlers::agents::heartbeat,
+        )
+        .add(Method::GET, "/api/v1/agents", handlers::agents::list)
+        .add(Method::GET, "/api/v1/resources", handlers::query::resources)
+        .add(
+            Method::GET,
+            "/api/v1/resources/{*key}",
+            handlers::query::resource,
+        )
+        .add(Method::GET, "/api/v1/series", handlers::query::series)
+        .add(Method::GET, "/api/v1/points", handlers::query::points)
+        .add(Method::GET, "/api/v1/costs", handlers::query::costs);
+    for spec in ROUTES {
+        assert!(
+            b.added.contains(spec),
+            "{} {} has no handler",
+            spec.method,
+            spec.path
+        );
+    }
+
+    let mut app = b
+        .router
+        .fallback(no_route)
+        .method_not_allowed_fallback(wrong_method)
+        .layer(from_fn_with_state(state.clone(), timeout));
+    if config.compress_responses {
+        app = app.layer(tower_http::compression::CompressionLayer::new());
+    }
+    if let Some(cors) = cors_layer(&config.cors_origins) {
+        app = app.layer(cors);
+    }
+    app.layer(from_fn_with_state(state.clone(), observe))
+        .with_state(state)
+}
+
+fn cors_layer(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    if origins.is_empty() {
+        return None;
+    }
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow)
+            .allow_methods([Method::GET, Method::POST])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                header::CONTENT_ENCODING,
+            ])
+            .max_age(Duration::from_secs(3600)),
+    )
+}
+
+/// Logs every request (method, path, status, duration: never headers, query or body, so
+/// tokens stay out of logs) and counts it by route pattern.
+async fn observe(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_owned());
+    let resp = next.run(req).await;
+    let took = started.elapsed();
+    let status = resp.status().as_u16();
+    let route = route.as_deref().unwrap_or("unmatched");
+    st.metrics.request(method.as_str(), route, status, took);
+    let ms = took.as_secs_f64() * 1000.0;
+    if route == "/health" || route == "/metrics" {
+        tracing::debug!(method = %method, path = %path, status, ms, "request");
+    } else {
+        tracing::info!(method = %method, path = %path, status, ms, "request");
+    }
+    resp
+}
+
+/// Answers `503 timeout` when a request takes longer than the configured limit.
+async fn timeout(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    match tokio::time::timeout(st.timeout, next.run(req)).await {
+        Ok(resp) => resp,
+        Err(_) => ApiErr::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "timeout",
+            format!(
+                "the request took longer than the server's limit of {}; try again, or ask \
+                 for less (a shorter range, a larger step, a smaller page or batch)",
+                humantime::format_duration(st.timeout)
+            ),
+        )
+        .into_response(),
+    }
+}
+
+/// Checks `Authorization: Bearer <token>` against the store and the route's scope.
+async fn authorize(
+    State((st, scope)): State<(AppState, Scope)>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    if st.auth == Auth::Disabled {
+        return next.run(req).await;
+    }
+    let token = match bearer(req.headers()) {
+        Ok(t) => t,
+        Err(e) => return e.into_response(),
+    };
+    let store = st.store.clone();
+    let info = match blocking(move || store.authenticate(&token).map_err(ApiErr::store)).await {
+        Ok(i) => i,
+        Err(e) => return e.into_response(),
+    };
+    let Some(info) = info else {
+        return ApiErr::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "the bearer token is not valid (unknown or revoked); use a current API token",
+        )
+        .into_response();
+    };
+    if !info.scopes.contains(&Scope::Admin) && !info.scopes.contains(&scope) {
+        let has: Vec<String> = info.scopes.iter().map(scope_name).collect();
+        return ApiErr::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!(
+                "{} {} needs a token with the `{}` (or `admin`) scope; token `{}` has: {}",
+                req.method(),
+                req.uri().path(),
+                scope_name(&scope),
+                info.id,
+                if has.is_empty() {
+                    "no scopes".to_string()
+                } else {
+                    has.join(", ")
+                }
+            ),
+        )
+        .into_response();
+    }
+    req.extensions_mut().insert(info);
+    next.run(req).await
+}
+
+pub fn scope_name(s: &Scope) -> String {
+    match s {
+        Scope::Ingest => "ingest",
+        Scope::Read => "read",
+        Scope::Admin => "admin",
+    }
+    .to_string()
+}
+
+fn bearer(headers: &axum::http::HeaderMap) -> Result<String, ApiErr> {
+    let unauthorized = |m: &str| ApiErr::new(StatusCode::UNAUTHORIZED, "unauthorized", m);
+    let Some(v) = headers.get(header::AUTHORIZATION) else {
+        return Err(unauthorized(
+            "this endpoint needs an API token: send `Authorization: Bearer <token>`",
+        ));
+    };
+    let v = v
+        .to_str()
+        .map_err(|_| unauthorized("the Authorization header is not valid text"))?;
+    let (scheme, token) = v.trim().split_once(' ').unwrap_or((v, ""));
+    let token = token.trim();
+    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
+        return Err(unauthorized(
+            "the Authorization header must be `Bearer <token>`",
+        ));
+    }
+    Ok(token.to_string())
+}
+
+async fn no_route(method: Method, uri: axum::http::Uri) -> ApiErr {
+    ApiErr::not_found(format!(
+        "no endpoint {method} {}; the API is described at /api/openapi.json",
+        uri.path()
+    ))
+}
+
+async fn wrong_method(method: Method, uri: axum::http::Uri) -> ApiErr {
+    let allowed: Vec<&str> = ROUTES
+        .iter()
+        .filter(|r| route_matches(r.path, uri.path()))
+        .map(|r| r.method)
+        .collect();
+    ApiErr::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!(
+            "{method} is not allowed on {}; use {}",
+            uri.path(),
+            allowed.join(" or ")
+        ),
+    )
+}
+
+/// Whether a concrete path matches a route pattern (for the 405 message only).
+fn route_matches(pattern: &str, path: &str) -> bool {
+    let mut p = pattern.split('/');
+    let mut s = path.split('/');
+    loop {
+        match (p.next(), s.next()) {
+            (None, None) => return true,
+            (Some(a), _) if a.starts_with("{*") => return true,
+            (Some(a), Some(b)) if a == b || (a.starts_with('{') && !b.is_empty()) => {}
+            _ => return false,
+        }
+    }
+}

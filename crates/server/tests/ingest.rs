@@ -1,0 +1,671 @@
+//! Ingest, auth, agents and operations endpoints, through real HTTP.
+
+mod support;
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use skymeter_model::Stat;
+use skymeter_server::{Auth, ServerConfig};
+use skymeter_store::{Scope, Store};
+use std::io::Write;
+use support::*;
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+async fn error_of(resp: reqwest::Response) -> (StatusCode, Value) {
+    let status = resp.status();
+    let ct = resp
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    let body: Value = resp.json().await.expect("a JSON error body");
+    assert_eq!(ct, "application/json", "{body}");
+    assert!(
+        body["error"]["code"].is_string() && body["error"]["message"].is_string(),
+        "{body}"
+    );
+    (status, body["error"].clone())
+}
+
+#[tokio::test]
+async fn batches_are_stored_plain_gzip_and_zstd_and_deduplicated() {
+    let s = TestServer::start(ServerConfig::default()).await;
+    let token = s.token(&[Scope::Ingest]);
+    let url = format!("{}/api/v1/ingest", s.url);
+    let post = |body: Vec<u8>, enc: Option<&'static str>| {
+        let mut r = s
+            .client
+            .post(&url)
+            .bearer_auth(&token)
+            .header("content-type", "application/json")
+            .body(body);
+        if let Some(e) = enc {
+            r = r.header("content-encoding", e);
+        }
+        r.send()
+    };
+
+    let b1 = batch(10);
+    let resp = post(serde_json::to_vec(&b1).unwrap(), None).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let r: Value = resp.json().await.unwrap();
+    assert_eq!(
+        r,
+        json!({"batch_id": b1.batch_id, "duplicate": false, "resources": 0, "points": 10, "costs": 0, "errors": 0})
+    );
+
+    let b2 = batch(20);
+    let resp = post(gzip(&serde_json::to_vec(&b2).unwrap()), Some("gzip"))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+
+    let mut b3 = batch(5);
+    b3.points
+        .iter_mut()
+        .for_each(|p| p.metric = "memory.usage".into());
+    let z = zstd::encode_all(&serde_json::to_vec(&b3).unwrap()[..], 3).unwrap();
+    let resp = post(z.clone(), Some("zstd")).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(s.stats().batches, 3);
+    let points_before = s.stats().points;
+
+    // A retried batch is acknowledged and not stored again.
+    let resp = post(z, Some("zstd")).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let r: Value = resp.json().await.unwrap();
+    assert_eq!(r["duplicate"], true);
+    assert_eq!(r["points"], 5);
+    assert_eq!(s.stats().batches, 3);
+    assert_eq!(s.stats().points, points_before);
+
+    // Without a content type (curl --data-binary) is accepted too.
+    let resp = s
+        .client
+        .post(&url)
+        .bearer_auth(&token)
+        .body(serde_json::to_vec(&batch(1)).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+
+    // The server's own metrics count what happened.
+    let read = s.token(&[Scope::Read]);
+    let text = s
+        .client
+        .get(format!("{}/metrics", s.url))
+        .bearer_auth(&read)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("skymeter_ingest_batches_total{result=\"stored\"} 4\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("skymeter_ingest_batches_total{result=\"duplicate\"} 1\n"),
+        "{text}"
+    );
+    assert!(text.contains("skymeter_ingest_points_total 36\n"), "{text}");
+    assert!(
+        text.contains("skymeter_http_requests_total{method=\"POST\",route=\"/api/v1/ingest\",status=\"200\"} 5\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("skymeter_ingest_duration_seconds_count 5\n"),
+        "{text}"
+    );
+    assert!(text.contains("skymeter_store_points 36\n"), "{text}");
+    assert!(text.contains("skymeter_store_up 1\n"), "{text}");
+}
+
+/// One rejected request: what is sent and what must come back.
+struct Reject {
+    name: &'static str,
+    body: Vec<u8>,
+    headers: Vec<(&'static str, String)>,
+    status: u16,
+    code: &'static str,
+    /// Substrings of the message.
+    says: Vec<&'static str>,
+    /// Paths listed in `fields`.
+    fields: Vec<&'static str>,
+}
+
+#[tokio::test]
+async fn every_rejected_request_leaves_the_store_unchanged() {
+    let config = ServerConfig {
+        max_body_bytes: 256 << 10,
+        max_compressed_body_bytes: 64 << 10,
+        ..Default::default()
+    };
+    let s = TestServer::start(config).await;
+    let ingest = s.token(&[Scope::Ingest]);
+    let read = s.token(&[Scope::Read]);
+    let auth = |t: &str| ("authorization", format!("Bearer {t}"));
+    let good = serde_json::to_value(batch(20)).unwrap();
+    let with = |f: &dyn Fn(&mut Value)| {
+        let mut v = good.clone();
+        f(&mut v);
+        serde_json::to_vec(&v).unwrap()
+    };
+    let mut bomb = Vec::new();
+    {
+        let mut e = flate2::write::GzEncoder::new(&mut bomb, flate2::Compression::best());
+        let mut prefix = serde_json::to_vec(&good).unwrap();
+        prefix.pop(); // the closing brace: the bomb is whitespace inside the object
+        e.write_all(&prefix).unwrap();
+        for _ in 0..64 {
+            e.write_all(&[b' '; 64 << 10]).unwrap();
+        }
+        e.write_all(b"}").unwrap();
+        e.finish().unwrap();
+    }
+    assert!(
+        bomb.len() < 64 << 10,
+        "the bomb itself is within the compressed limit"
+    );
+
+    let cases = vec![
+        Reject {
+            name: "malformed JSON",
+            body: br#"{"schema": 1, "batch_id": }"#.to_vec(),
+            headers: vec![auth(&ingest)],
+            status: 400,
+            code: "invalid_json",
+            says: vec!["line 1, column 27"],
+            fields: vec![],
+        },
+        Reject {
+            name: "wrong type",
+            body: with(&|v| v["points"][17]["ts"] = json!(12)),
+            headers: vec![auth(&ingest)],
+            status: 400,
+            code: "invalid_batch",
+            says: vec!["points[17].ts", "invalid type"],
+            fields: vec!["points[17].ts"],
+        },
+        Reject {
+            name: "missing field",
+            body: with(&|v| {
+                v["points"][3].as_object_mut().unwrap().remove("metric");
+            }),
+            headers: vec![auth(&ingest)],
+            status: 400,
+            code: "invalid_batch",
+            says: vec!["points[3].metric", "missing field"],
+            fields: vec!["points[3].metric"],
+        },
+        Reject {
+            name: "unknown field",
+            body: with(&|v| v["points"][0]["colour"] = json!("red")),
+            headers: vec![auth(&ingest)],
+            status: 400,
+            code: "invalid_batch",
+            says: vec!["points[0].colour", "unknown field"],
+            fields: vec!["points[0].colour"],
+        },
+        Reject {
+            name: "invalid values",
+            body: with(&|v| {
+                v["points"][19]["metric"] = json!("bad name");
+                v["task"] = json!("");
+            }),
+            headers: vec![auth(&ingest)],
+            status: 400,
+            code: "invalid_batch",
+            says: vec!["nothing was stored", "points[19].metric"],
+            fields: vec!["task", "points[19].metric"],
+        },
+        Reject {
+            name: "oversized body",
+            body: {
+                let mut b = batch(2000);
+                b.task = "x".repeat(300 << 10);
+                serde_json::to_vec(&b).unwrap()
+            },
+            headers: vec![auth(&ingest)],
+            status: 413,
+            code: "too_large",
+            says: vec!["262144 bytes"],
+            fields: vec![],
+        },
+        Reject {
+            name: "zip bomb",
+            body: bomb.clone(),
+            headers: vec![auth(&ingest), ("content-encoding", "gzip".into())],
+            status: 413,
+            code: "too_large",
+            says: vec!["decompresses to more than"],
+            fields: vec![],
+        },
+        Reject {
+            name: "corrupt gzip",
+            body: b"not gzip at all".to_vec(),
+            headers: vec![auth(&ingest), ("content-encoding", "gzip".into())],
+            status: 400,
+            code: "bad_request",
+            says: vec!["not valid gzip"],
+            fields: vec![],
+        },
+        Reject {
+            name: "unsupported encoding",
+            body: serde_json::to_vec(&good).unwrap(),
+            headers: vec![auth(&ingest), ("content-encoding", "br".into())],
+            status: 415,
+            code: "unsupported_encoding",
+            says: vec!["`br`", "gzip, zstd or identity"],
+            fields: vec![],
+        },
+        Reject {
+            name: "form content type",
+            body: serde_json::to_vec(&good).unwrap(),
+            headers: vec![
+                auth(&ingest),
+                ("content-type", "application/x-www-form-urlencoded".into()),
+            ],
+            status: 415,
+            code: "unsupported_media_type",
+            says: vec!["application/json"],
+            fields: vec![],
+        },
+        Reject {
+            name: "missing token",
+            body: serde_json::to_vec(&good).unwrap(),
+            headers: vec![],
+            status: 401,
+            code: "unauthorized",
+            says: vec!["Authorization: Bearer"],
+            fields: vec![],
+        },
+        Reject {
+            name: "invalid token",
+            body: serde_json::to_vec(&good).unwrap(),
+            headers: vec![auth("skm_not_a_token")],
+            status: 401,
+            code: "unauthorized",
+            says: vec!["not valid"],
+            fields: vec![],
+        },
+        Reject {
+            name: "not a bearer scheme",
+            body: serde_json::to_vec(&good).unwrap(),
+            headers: vec![("authorization", format!("Basic {ingest}"))],
+            status: 401,
+            code: "unauthorized",
+            says: vec!["Bearer <token>"],
+            fields: vec![],
+        },
+        Reject {
+            name: "wrong scope",
+            body: serde_json::to_vec(&good).unwrap(),
+            headers: vec![auth(&read)],
+            status: 403,
+            code: "forbidden",
+            says: vec!["`ingest`", "has: read"],
+            fields: vec![],
+        },
+    ];
+    for case in cases {
+        let mut req = s
+            .client
+            .post(format!("{}/api/v1/ingest", s.url))
+            .body(case.body);
+        for (k, v) in &case.headers {
+            req = req.header(*k, v);
+        }
+        let resp = req
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", case.name));
+        let www = resp.headers().get("www-authenticate").cloned();
+        let (status, err) = error_of(resp).await;
+        assert_eq!(status.as_u16(), case.status, "{}: {err}", case.name);
+        assert_eq!(err["code"], case.code, "{}: {err}", case.name);
+        let msg = err["message"].as_str().unwrap();
+        for s in &case.says {
+            assert!(msg.contains(s), "{}: `{s}` not in {msg}", case.name);
+        }
+        let paths: Vec<&str> = err["fields"]
+            .as_array()
+            .map(|a| a.iter().map(|f| f["path"].as_str().unwrap()).collect())
+            .unwrap_or_default();
+        assert_eq!(paths, case.fields, "{}: {err}", case.name);
+        if case.status == 401 {
+            assert!(
+                www.unwrap().to_str().unwrap().starts_with("Bearer"),
+                "{}",
+                case.name
+            );
+        }
+        let st = s.stats();
+        assert_eq!(
+            (st.batches, st.points, st.resources, st.costs),
+            (0, 0, 0, 0),
+            "{}",
+            case.name
+        );
+        // Secrets never come back in answers.
+        assert!(
+            !msg.contains(&ingest) && !msg.contains(&read),
+            "{}",
+            case.name
+        );
+    }
+    let text = s
+        .client
+        .get(format!("{}/metrics", s.url))
+        .bearer_auth(&read)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    // Auth failures are stopped before the handler; the 10 others reached it.
+    assert!(
+        text.contains("skymeter_ingest_batches_total{result=\"rejected\"} 10\n"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn invalid_batch_lists_at_most_100_fields() {
+    let s = TestServer::start(ServerConfig::default()).await;
+    let token = s.token(&[Scope::Admin]);
+    let mut b = batch(150);
+    b.points
+        .iter_mut()
+        .for_each(|p| p.metric = "no spaces allowed".into());
+    let resp = s
+        .client
+        .post(format!("{}/api/v1/ingest", s.url))
+        .bearer_auth(&token)
+        .json(&b)
+        .send()
+        .await
+        .unwrap();
+    let (status, err) = error_of(resp).await;
+    assert_eq!(status, 400);
+    assert_eq!(err["fields"].as_array().unwrap().len(), 100);
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap()
+            .contains("150 invalid fields"),
+        "{err}"
+    );
+    assert_eq!(s.stats().points, 0);
+}
+
+#[tokio::test]
+async fn admin_implies_every_scope_and_disabled_auth_opens_everything() {
+    let s = TestServer::start(ServerConfig::default()).await;
+    let admin = s.token(&[Scope::Admin]);
+    let ingest = s.token(&[Scope::Ingest]);
+    for (method, path) in [
+        ("POST", "/api/v1/ingest"),
+        ("GET", "/api/v1/resources"),
+        ("GET", "/metrics"),
+    ] {
+        let req = if method == "POST" {
+            s.client.post(format!("{}{path}", s.url)).json(&batch(1))
+        } else {
+            s.client.get(format!("{}{path}", s.url))
+        };
+        let resp = req.bearer_auth(&admin).send().await.unwrap();
+        assert_eq!(resp.status(), 200, "{method} {path}");
+    }
+    let resp = s
+        .client
+        .get(format!("{}/api/v1/resources", s.url))
+        .bearer_auth(&ingest)
+        .send()
+        .await
+        .unwrap();
+    let (status, err) = error_of(resp).await;
+    assert_eq!(status, 403);
+    assert!(err["message"].as_str().unwrap().contains("`read`"), "{err}");
+    // Revoked tokens stop working at once.
+    let id = s
+        .store
+        .tokens()
+        .unwrap()
+        .into_iter()
+        .find(|t| t.scopes == [Scope::Admin])
+        .unwrap()
+        .id;
+    assert!(s.store.revoke_token(&id).unwrap());
+    let resp = s
+        .client
+        .get(format!("{}/metrics", s.url))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+
+    let open = TestServer::start(ServerConfig {
+        auth: Auth::Disabled,
+        ..Default::default()
+    })
+    .await;
+    let resp = open
+        .client
+        .post(format!("{}/api/v1/ingest", open.url))
+        .json(&batch(3))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let resp = open
+        .client
+        .get(format!("{}/api/v1/series", open.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+}
+
+#[tokio::test]
+async fn agents_register_heartbeat_and_list() {
+    let s = TestServer::start(ServerConfig::default()).await;
+    let ingest = s.token(&[Scope::Ingest]);
+    let read = s.token(&[Scope::Read]);
+    for i in 0..5 {
+        let reg = json!({"id": format!("agent-{i}"), "hostname": "h", "version": "0.1.0",
+                         "tasks": [{"name": "host", "interval_s": 10}], "heartbeat_interval_s": 30});
+        let resp = s
+            .client
+            .post(format!("{}/api/v1/agents/register", s.url))
+            .bearer_auth(&ingest)
+            .json(&reg)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(
+            resp.json::<Value>().await.unwrap(),
+            json!({"id": format!("agent-{i}")})
+        );
+    }
+    // A bad registration names its fields.
+    let resp = s
+        .client
+        .post(format!("{}/api/v1/agents/register", s.url))
+        .bearer_auth(&ingest)
+        .json(&json!({"id": "", "hostname": "h", "version": "1", "heartbeat_interval_s": 0}))
+        .send()
+        .await
+        .unwrap();
+    let (status, err) = error_of(resp).await;
+    assert_eq!(status, 400);
+    let paths: Vec<&str> = err["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths, ["id", "heartbeat_interval_s"]);
+    let resp = s
+        .client
+        .post(format!("{}/api/v1/agents/register", s.url))
+        .bearer_auth(&ingest)
+        .json(&json!({"id": "x", "hostname": "h", "version": "1"}))
+        .send()
+        .await
+        .unwrap();
+    let (_, err) = error_of(resp).await;
+    assert_eq!(err["fields"][0]["path"], "heartbeat_interval_s", "{err}");
+
+    let hb = |id: &str, body: Option<Value>| {
+        let mut r = s
+            .client
+            .post(format!("{}/api/v1/agents/{id}/heartbeat", s.url))
+            .bearer_auth(&ingest);
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        r.send()
+    };
+    let resp = hb("agent-2", Some(json!({"buffered_batches": 4})))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    let resp = hb("agent-3", None).await.unwrap();
+    assert_eq!(resp.status(), 204, "an empty heartbeat body counts as {{}}");
+    let (status, err) = error_of(hb("ghost", None).await.unwrap()).await;
+    assert_eq!(status, 404);
+    assert_eq!(err["code"], "not_found");
+    assert!(
+        err["message"].as_str().unwrap().contains("register again"),
+        "{err}"
+    );
+
+    let mut ids = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut req = s
+            .client
+            .get(format!("{}/api/v1/agents?limit=2", s.url))
+            .bearer_auth(&read);
+        if let Some(c) = &cursor {
+            req = req.query(&[("cursor", c)]);
+        }
+        let page: Value = req.send().await.unwrap().json().await.unwrap();
+        for a in page["items"].as_array().unwrap() {
+            ids.push(a["id"].as_str().unwrap().to_string());
+            assert_eq!(a["status"], "healthy");
+            if a["id"] == "agent-2" {
+                assert_eq!(a["last_heartbeat_stats"]["buffered_batches"], 4);
+            }
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(ids, ["agent-0", "agent-1", "agent-2", "agent-3", "agent-4"]);
+}
+
+#[tokio::test]
+async fn health_reports_storage_failures_with_503() {
+    let s = TestServer::start(ServerConfig::default()).await;
+    let resp = s
+        .client
+        .get(format!("{}/health", s.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["status"], "ok");
+    assert_eq!(body["storage"], "ok");
+    assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
+
+    s.store
+        .broken
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    let resp = s
+        .client
+        .get(format!("{}/health", s.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 503);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["status"], "degraded");
+    assert!(
+        body["storage"].as_str().unwrap().contains("disk full"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_answer_json() {
+    let s = TestServer::start(ServerConfig::default()).await;
+    let (status, err) = error_of(
+        s.client
+            .get(format!("{}/api/v1/nope", s.url))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 404);
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap()
+            .contains("/api/openapi.json"),
+        "{err}"
+    );
+    let (status, err) = error_of(
+        s.client
+            .get(format!("{}/api/v1/ingest", s.url))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 405);
+    assert!(
+        err["message"].as_str().unwrap().contains("use POST"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn store_points_round_trip_through_the_points_endpoint() {
+    // Sanity of the test store itself, through the API.
+    let s = TestServer::start(ServerConfig {
+        auth: Auth::Disabled,
+        ..Default::default()
+    })
+    .await;
+    let mut b = batch(0);
+    let r = host("h9");
+    let now = chrono::Utc::now();
+    b.points
+        .push(point("cpu.utilization", Stat::Max, now, 5.0, &r));
+    s.store.ingest(&b).unwrap();
+    let v: Value = s
+        .client
+        .get(format!("{}/api/v1/points?metric=cpu.*&stat=max", s.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["series"][0]["points"][0][1], 5.0, "{v}");
+}
