@@ -235,6 +235,35 @@ fn damage_before_the_end_of_the_wal_is_a_corrupt_error_naming_file_and_offset() 
 }
 
 #[test]
+fn a_damaged_length_field_before_good_records_is_corruption_not_a_torn_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let s = open(dir.path());
+        for i in 0..3 {
+            s.ingest(&full_batch(i)).unwrap();
+        }
+    }
+    let seg = wal_segments(dir.path())
+        .into_iter()
+        .max_by_key(|p| p.metadata().unwrap().len())
+        .unwrap();
+    let mut bytes = std::fs::read(&seg).unwrap();
+    bytes[3] = 0x7f; // the first record's length now runs past the end of the file
+    std::fs::write(&seg, &bytes).unwrap();
+    let err = EmbeddedStore::open(EmbeddedOptions {
+        background: false,
+        ..EmbeddedOptions::new(dir.path())
+    })
+    .err()
+    .expect("must refuse to open");
+    assert!(
+        matches!(&err, StoreError::Corrupt { message, .. } if message.contains("offset 0") && message.contains("valid record follows")),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&seg).unwrap(), bytes, "nothing truncated");
+}
+
+#[test]
 fn a_second_process_cannot_open_the_same_directory() {
     let dir = tempfile::tempdir().unwrap();
     let _s = open(dir.path());
