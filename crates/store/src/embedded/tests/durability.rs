@@ -461,3 +461,35 @@ fn a_crash_between_writing_a_merged_block_and_deleting_its_sources_is_repaired_o
     assert_eq!(all_points(&s, "m").len(), 20);
     assert_eq!(s.stats().unwrap().point_block_points, 20);
 }
+
+#[test]
+fn the_background_seals_a_wal_of_batches_without_points() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = EmbeddedStore::open(EmbeddedOptions {
+        wal_max_bytes: 1,
+        ..EmbeddedOptions::new(dir.path())
+    })
+    .unwrap();
+    let mut b = batch();
+    b.resources = vec![resource("h1", ts(1000))];
+    s.ingest(&b).unwrap();
+    let wal_bytes = || -> u64 {
+        wal_segments(dir.path())
+            .iter()
+            .map(|p| p.metadata().unwrap().len())
+            .sum()
+    };
+    assert!(wal_bytes() > 0);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while wal_bytes() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the WAL was never checkpointed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    drop(s);
+    let s = open(dir.path());
+    assert!(s.resource("host/acct//h1").unwrap().is_some());
+    assert_eq!(s.ingest(&b).unwrap(), IngestOutcome::Duplicate);
+}
