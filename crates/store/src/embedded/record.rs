@@ -3,7 +3,7 @@
 //!
 //! Points are the bulk, so they get a columnar binary form: series ids as varints,
 //! timestamps as zigzag varint deltas from the previous point, values as raw f64 — about
-//! 11 bytes a point for a typical batch, against ~150 in JSON and ~95 with postcard of
+//! 11 bytes a point for a typical batch, against ~218 in JSON and ~95 with postcard of
 //! `Point` (see `benches/ingest.rs`). Series first used by this batch travel with it
 //! (id + key as JSON), so a record never refers to a series that is not durable before it.
 //! Everything else of the batch (resources, costs, errors, envelope) is small and carries

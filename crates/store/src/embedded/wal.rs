@@ -122,15 +122,17 @@ pub fn replay(
             if len == 0 && crc == 0 && rest.iter().all(|&b| b == 0) {
                 return torn("zero-filled tail");
             }
-            if len > MAX_RECORD {
-                return if last && rest.len() < HEADER + MAX_RECORD as usize {
-                    torn("impossible length")
-                } else {
-                    Err(corrupt(&seg.path, off, "impossible record length"))
-                };
-            }
             let end = HEADER + len as usize;
-            if rest.len() < end {
+            if len > MAX_RECORD || rest.len() < end {
+                // Either the write was cut short, or the length field is damaged. A
+                // complete record further on tells them apart: then it is damage.
+                if let Some(at) = valid_frame_after(&data, off + 1) {
+                    return Err(corrupt(
+                        &seg.path,
+                        off,
+                        &format!("bad record length {len} (a valid record follows at offset {at})"),
+                    ));
+                }
                 return torn("record shorter than its length");
             }
             let payload = &rest[HEADER..end];
@@ -148,6 +150,22 @@ pub fn replay(
         }
     }
     Ok(())
+}
+
+/// The offset of the first complete, checksummed frame at or after `from`, if any. Only
+/// used on the error path, to tell a damaged length field from a torn tail.
+fn valid_frame_after(data: &[u8], from: usize) -> Option<usize> {
+    (from..data.len().saturating_sub(HEADER)).find(|&p| {
+        let len = u32::from_le_bytes(data[p..p + 4].try_into().unwrap()) as usize;
+        // Every payload starts with the record version, 1.
+        if len == 0 || p + HEADER + len > data.len() || data[p + HEADER] != 1 {
+            return false;
+        }
+        let mut h = crc32fast::Hasher::new();
+        h.update(&data[p..p + 4]);
+        h.update(&data[p + HEADER..p + HEADER + len]);
+        h.finalize() == u32::from_le_bytes(data[p + 4..p + 8].try_into().unwrap())
+    })
 }
 
 pub fn corrupt(path: &Path, offset: usize, why: &str) -> StoreError {

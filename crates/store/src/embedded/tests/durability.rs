@@ -235,6 +235,35 @@ fn damage_before_the_end_of_the_wal_is_a_corrupt_error_naming_file_and_offset() 
 }
 
 #[test]
+fn a_damaged_length_field_before_good_records_is_corruption_not_a_torn_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let s = open(dir.path());
+        for i in 0..3 {
+            s.ingest(&full_batch(i)).unwrap();
+        }
+    }
+    let seg = wal_segments(dir.path())
+        .into_iter()
+        .max_by_key(|p| p.metadata().unwrap().len())
+        .unwrap();
+    let mut bytes = std::fs::read(&seg).unwrap();
+    bytes[3] = 0x7f; // the first record's length now runs past the end of the file
+    std::fs::write(&seg, &bytes).unwrap();
+    let err = EmbeddedStore::open(EmbeddedOptions {
+        background: false,
+        ..EmbeddedOptions::new(dir.path())
+    })
+    .err()
+    .expect("must refuse to open");
+    assert!(
+        matches!(&err, StoreError::Corrupt { message, .. } if message.contains("offset 0") && message.contains("valid record follows")),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&seg).unwrap(), bytes, "nothing truncated");
+}
+
+#[test]
 fn a_second_process_cannot_open_the_same_directory() {
     let dir = tempfile::tempdir().unwrap();
     let _s = open(dir.path());
@@ -431,4 +460,36 @@ fn a_crash_between_writing_a_merged_block_and_deleting_its_sources_is_repaired_o
     );
     assert_eq!(all_points(&s, "m").len(), 20);
     assert_eq!(s.stats().unwrap().point_block_points, 20);
+}
+
+#[test]
+fn the_background_seals_a_wal_of_batches_without_points() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = EmbeddedStore::open(EmbeddedOptions {
+        wal_max_bytes: 1,
+        ..EmbeddedOptions::new(dir.path())
+    })
+    .unwrap();
+    let mut b = batch();
+    b.resources = vec![resource("h1", ts(1000))];
+    s.ingest(&b).unwrap();
+    let wal_bytes = || -> u64 {
+        wal_segments(dir.path())
+            .iter()
+            .map(|p| p.metadata().unwrap().len())
+            .sum()
+    };
+    assert!(wal_bytes() > 0);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while wal_bytes() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the WAL was never checkpointed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    drop(s);
+    let s = open(dir.path());
+    assert!(s.resource("host/acct//h1").unwrap().is_some());
+    assert_eq!(s.ingest(&b).unwrap(), IngestOutcome::Duplicate);
 }
