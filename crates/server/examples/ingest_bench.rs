@@ -18,7 +18,10 @@ use std::time::Instant;
 use support::{MemStore, TestServer};
 
 fn env(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 /// A realistic batch: 50 hosts × metrics with labels, like a host collector fleet.
@@ -36,7 +39,10 @@ fn batch(points: usize, seed: usize) -> Batch {
             let (metric, unit) = metrics[i % metrics.len()];
             let mut labels = std::collections::BTreeMap::new();
             if i % 3 == 0 {
-                labels.insert("device".to_string(), format!("sd{}", (b'a' + (i % 4) as u8) as char));
+                labels.insert(
+                    "device".to_string(),
+                    format!("sd{}", (b'a' + (i % 4) as u8) as char),
+                );
             }
             Point {
                 metric: metric.into(),
@@ -104,6 +110,7 @@ fn main() {
         let s = TestServer::start_with(&mut config, store.clone()).await;
         let url = format!("{}/api/v1/ingest", s.url);
         let started = Instant::now();
+        let cpu_start = cpu_seconds();
         let tasks: Vec<_> = bodies
             .into_iter()
             .map(|list| {
@@ -126,15 +133,18 @@ fn main() {
             t.await.unwrap();
         }
         let secs = started.elapsed().as_secs_f64();
+        let cpu = cpu_seconds() - cpu_start;
         let total = store.points_seen.load(Ordering::Relaxed);
         assert_eq!(total as usize, clients * per_client * points);
         println!(
             "{encoding}: {clients} clients × {per_client} batches × {points} points = {total} points in {secs:.2} s \
-             → {:.2} M points/s; {:.0} MB JSON ({:.0} B/point), {:.0} MB on the wire",
+             → {:.2} M points/s; {:.0} MB JSON ({:.0} B/point), {:.0} MB on the wire; \
+             {cpu:.2} CPU s (clients included) → {:.2} M points/s per core",
             total as f64 / secs / 1e6,
             raw_bytes as f64 / 1e6,
             raw_bytes as f64 / total as f64,
             wire as f64 / 1e6,
+            total as f64 / cpu / 1e6,
         );
         s.stop().await;
     });
@@ -167,4 +177,22 @@ fn parse_only(points: usize) {
         per(validate),
         per(drop_t)
     );
+}
+
+/// User + system CPU time of this process so far (from /proc, in clock ticks of 10 ms).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
 }

@@ -22,13 +22,35 @@ use skymeter_model::{Batch, Labels, Point, ResourceRef, Stat, Unit};
 
 /// The batch in `bytes`, or `None` when the fast path cannot tell (parse with serde_json).
 pub fn parse_batch(bytes: &[u8]) -> Option<Batch> {
-    let mut p = Parser { b: bytes, i: 0 };
+    // One UTF-8 check of the whole body (fast on ASCII) instead of one per string; every
+    // slice taken below starts and ends next to an ASCII delimiter, so on a char boundary.
+    let text = std::str::from_utf8(bytes).ok()?;
+    let mut p = Parser {
+        s: text,
+        b: bytes,
+        i: 0,
+    };
     let batch = p.batch()?;
     p.ws();
     (p.i == bytes.len()).then_some(batch)
 }
 
+/// Bytes that end the fast scan of a string: the closing quote, an escape, a control
+/// character (invalid in JSON strings; serde explains it).
+const STOP: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 0x20 {
+        t[c] = true;
+        c += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t
+};
+
 struct Parser<'a> {
+    s: &'a str,
     b: &'a [u8],
     i: usize,
 }
@@ -77,14 +99,12 @@ impl<'a> Parser<'a> {
         self.eat(b'"')?;
         let start = self.i;
         let rest = &self.b[start..];
-        let len = rest
-            .iter()
-            .position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
+        let len = rest.iter().position(|&c| STOP[usize::from(c)])?;
         if rest[len] != b'"' {
             return None;
         }
         self.i = start + len + 1;
-        std::str::from_utf8(&rest[..len]).ok()
+        self.s.get(start..start + len)
     }
 
     fn string(&mut self) -> Option<String> {
@@ -130,7 +150,7 @@ impl<'a> Parser<'a> {
             }
         }
         self.i = i;
-        std::str::from_utf8(&b[start..i]).ok()
+        self.s.get(start..i)
     }
 
     fn f64(&mut self) -> Option<f64> {
@@ -336,10 +356,17 @@ fn timestamp(s: &str) -> Option<DateTime<Utc>> {
     let b = s.as_bytes();
     let num = |r: std::ops::Range<usize>| -> Option<u32> {
         let d = b.get(r)?;
-        d.iter()
-            .try_fold(0u32, |acc, c| c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0')))
+        d.iter().try_fold(0u32, |acc, c| {
+            c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
+        })
     };
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+    {
         return None;
     }
     let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
@@ -379,7 +406,8 @@ fn timestamp(s: &str) -> Option<DateTime<Utc>> {
     }
     let date = NaiveDate::from_ymd_opt(year as i32, month, day)?;
     let time = NaiveTime::from_hms_nano_opt(hour, min, sec, nanos)?;
-    let utc = NaiveDateTime::new(date, time).checked_sub_signed(chrono::Duration::seconds(offset_s))?;
+    let utc =
+        NaiveDateTime::new(date, time).checked_sub_signed(chrono::Duration::seconds(offset_s))?;
     Some(utc.and_utc())
 }
 
@@ -420,7 +448,12 @@ mod tests {
             // serde_json's default float parsing is best-effort (within an ulp); ours is
             // correctly rounded.
             let ulps = (p.value.to_bits() as i64 - q.value.to_bits() as i64).abs();
-            assert!(ulps <= 1 || p.value == q.value, "{} vs {}", p.value, q.value);
+            assert!(
+                ulps <= 1 || p.value == q.value,
+                "{} vs {}",
+                p.value,
+                q.value
+            );
             q.value = p.value;
         }
         assert_eq!(a, b);
@@ -432,8 +465,14 @@ mod tests {
         let fast = parse_batch(&bytes).expect("the fast path handles this batch");
         let slow: Batch = serde_json::from_slice(&bytes).unwrap();
         same(&fast, &slow);
-        assert_eq!(fast.points[1].ts.to_rfc3339(), "2026-11-22T10:00:00.500+00:00");
-        assert_eq!(fast.points[2].ts.to_rfc3339(), "2000-01-01T05:29:59.999999999+00:00");
+        assert_eq!(
+            fast.points[1].ts.to_rfc3339(),
+            "2026-11-22T10:00:00.500+00:00"
+        );
+        assert_eq!(
+            fast.points[2].ts.to_rfc3339(),
+            "2000-01-01T05:29:59.999999999+00:00"
+        );
     }
 
     #[test]
@@ -450,11 +489,17 @@ mod tests {
                 value: (i as f64 - 250.0) / 7.0 * 1e-3f64.powi(i as i32 % 5),
                 resource: ResourceRef {
                     provider: "aws".into(),
-                    account: if i % 2 == 0 { String::new() } else { "1".into() },
+                    account: if i % 2 == 0 {
+                        String::new()
+                    } else {
+                        "1".into()
+                    },
                     region: "r".into(),
                     id: format!("i-{i}"),
                 },
-                labels: (0..i % 3).map(|k| (format!("k{k}"), format!("v{i}"))).collect(),
+                labels: (0..i % 3)
+                    .map(|k| (format!("k{k}"), format!("v{i}")))
+                    .collect(),
             });
         }
         let bytes = serde_json::to_vec(&b).unwrap();
@@ -485,16 +530,28 @@ mod tests {
                 v["points"][0][k] = val.clone();
             }
             let bytes = serde_json::to_vec(&v).unwrap();
-            assert!(parse_batch(&bytes).is_none(), "{name}: the fast path must step aside");
+            assert!(
+                parse_batch(&bytes).is_none(),
+                "{name}: the fast path must step aside"
+            );
         }
         let mut v = sample();
         v["points"][0].as_object_mut().unwrap().remove("ts");
-        assert!(parse_batch(&serde_json::to_vec(&v).unwrap()).is_none(), "missing field");
+        assert!(
+            parse_batch(&serde_json::to_vec(&v).unwrap()).is_none(),
+            "missing field"
+        );
         let text = serde_json::to_string(&sample()).unwrap();
         let dup = text.replacen("\"task\":\"host\"", "\"task\":\"host\",\"task\":\"x\"", 1);
         assert!(parse_batch(dup.as_bytes()).is_none(), "repeated field");
-        assert!(parse_batch(format!("{text} x").as_bytes()).is_none(), "trailing text");
-        assert!(parse_batch(&text.as_bytes()[..text.len() - 1]).is_none(), "truncated");
+        assert!(
+            parse_batch(format!("{text} x").as_bytes()).is_none(),
+            "trailing text"
+        );
+        assert!(
+            parse_batch(&text.as_bytes()[..text.len() - 1]).is_none(),
+            "truncated"
+        );
     }
 
     /// Random single-byte mutations of a valid batch: whenever the fast path accepts the
@@ -526,11 +583,17 @@ mod tests {
             if let Some(fast) = parse_batch(&m) {
                 accepted += 1;
                 let slow: Batch = serde_json::from_slice(&m).unwrap_or_else(|e| {
-                    panic!("fast path accepted what serde refuses ({e}): {}", String::from_utf8_lossy(&m))
+                    panic!(
+                        "fast path accepted what serde refuses ({e}): {}",
+                        String::from_utf8_lossy(&m)
+                    )
                 });
                 same(&fast, &slow);
             }
         }
-        assert!(accepted > 1000, "mutations that stay valid are exercised too ({accepted})");
+        assert!(
+            accepted > 1000,
+            "mutations that stay valid are exercised too ({accepted})"
+        );
     }
 }
