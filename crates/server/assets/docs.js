@@ -14,7 +14,8 @@
       if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
       else e.setAttribute(k, v === true ? "" : v);
     }
-    for (const c of children.flat()) {
+    const flat = children.flatMap((c) => (c instanceof NodeList ? Array.from(c) : c));
+    for (const c of flat.flat()) {
       if (c === undefined || c === null || c === false) continue;
       e.append(c instanceof Node ? c : document.createTextNode(String(c)));
     }

@@ -67,6 +67,19 @@ pub async fn openapi_json() -> Response {
         .into_response()
 }
 
+/// `Page<T>` documented as `TPage` (schemars would number the instances `Page`, `Page2`…).
+struct PageOf<T>(std::marker::PhantomData<T>);
+
+impl<T: JsonSchema> JsonSchema for PageOf<T> {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        format!("{}Page", T::schema_name()).into()
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> schemars::Schema {
+        Page::<T>::json_schema(generator)
+    }
+}
+
 /// Collects component schemas while operations are described.
 struct Schemas(SchemaGenerator);
 
@@ -271,7 +284,7 @@ fn describe(spec: &RouteSpec, s: &mut Schemas) -> Option<Op> {
                           heartbeat intervals, `late` within 5, `offline` after).",
             params: page_params(),
             body: None,
-            ok: vec![("200", "A page of agents.", Some((json_ct, s.of::<Page<AgentRecord>>())))],
+            ok: vec![("200", "A page of agents.", Some((json_ct, s.of::<PageOf<AgentRecord>>())))],
             errors: vec![],
         },
         ("GET", "/api/v1/resources") => {
@@ -295,7 +308,7 @@ fn describe(spec: &RouteSpec, s: &mut Schemas) -> Option<Op> {
                 description: "Every filter must hold; no filter lists everything.",
                 params,
                 body: None,
-                ok: vec![("200", "A page of resources.", Some((json_ct, s.of::<Page<StoredResource>>())))],
+                ok: vec![("200", "A page of resources.", Some((json_ct, s.of::<PageOf<StoredResource>>())))],
                 errors: vec![],
             }
         }
@@ -322,7 +335,7 @@ fn describe(spec: &RouteSpec, s: &mut Schemas) -> Option<Op> {
             description: "A series is one metric, unit and stat of one resource with one set of labels.",
             params: series_params(),
             body: None,
-            ok: vec![("200", "A page of series.", Some((json_ct, s.of::<Page<SeriesInfo>>())))],
+            ok: vec![("200", "A page of series.", Some((json_ct, s.of::<PageOf<SeriesInfo>>())))],
             errors: vec![],
         },
         ("GET", "/api/v1/points") => {

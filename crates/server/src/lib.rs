@@ -20,6 +20,7 @@ mod body;
 mod config;
 mod docs;
 mod error;
+mod fastjson;
 mod handlers;
 mod metrics;
 mod params;

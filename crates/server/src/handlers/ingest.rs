@@ -2,10 +2,12 @@
 //!
 //! The hot path: the raw body is read on the request task, then decompression, parsing,
 //! validation and the store call run in one blocking task (CPU work off the async
-//! threads, one hop), straight from the decompressed bytes with `serde_json::from_slice`.
+//! threads, one hop), straight from the decompressed bytes: [`fastjson`] for the common
+//! shape, serde_json for everything else and for explaining errors.
 
 use crate::body::{self, Encoding};
 use crate::error::{ApiErr, ApiResult};
+use crate::fastjson;
 use crate::metrics::IngestResult;
 use crate::routes::{blocking, AppState};
 use axum::body::Body;
@@ -65,7 +67,10 @@ async fn ingest_inner(
         st.metrics
             .bytes_decoded
             .fetch_add(bytes.len() as u64, Ordering::Relaxed);
-        let batch: Batch = body::parse_json(&bytes, "invalid_batch")?;
+        let batch: Batch = match fastjson::parse_batch(&bytes) {
+            Some(b) => b,
+            None => body::parse_json(&bytes, "invalid_batch")?,
+        };
         drop(bytes);
         batch.validate().map_err(invalid_batch)?;
         let outcome = st.store.ingest(&batch).map_err(ApiErr::store)?;

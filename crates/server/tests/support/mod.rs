@@ -35,6 +35,10 @@ pub struct MemStore {
     pub broken: AtomicBool,
     /// Milliseconds `resources` sleeps before answering (for timeouts and shutdown).
     pub slow_ms: AtomicU64,
+    /// When set, ingest dedupes and counts points but keeps none (benchmarks of the
+    /// server's own cost).
+    pub discard_points: AtomicBool,
+    pub points_seen: AtomicU64,
 }
 
 fn hash(token: &str) -> u64 {
@@ -202,11 +206,15 @@ impl Store for MemStore {
                 }
             }
         }
-        for p in &batch.points {
-            d.points
-                .entry(series_key(p))
-                .or_default()
-                .insert(p.ts, p.value);
+        self.points_seen
+            .fetch_add(batch.points.len() as u64, Ordering::Relaxed);
+        if !self.discard_points.load(Ordering::Relaxed) {
+            for p in &batch.points {
+                d.points
+                    .entry(series_key(p))
+                    .or_default()
+                    .insert(p.ts, p.value);
+            }
         }
         d.costs.extend(batch.costs.iter().cloned());
         Ok(IngestOutcome::Stored)
