@@ -658,6 +658,6 @@ impl Store for EmbeddedStore {
     fn flush(&self) -> Result<(), StoreError> {
         self.inner.check_failed()?;
         self.inner.seal()?;
-        self.inner.compact_all()
+        self.inner.compact_eagerly()
     }
 }

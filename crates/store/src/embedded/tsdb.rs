@@ -147,17 +147,28 @@ impl Inner {
         Ok(())
     }
 
-    /// Runs compaction until no group of blocks qualifies.
+    /// Runs compaction until no group of `fan_in` blocks qualifies (the background rule).
     pub(super) fn compact_all(&self) -> Result<(), StoreError> {
         let _m = self.maintenance.lock();
-        while self.compact_once()? {}
+        while self.compact_once(self.opts.compaction_fan_in.max(2))? {}
         Ok(())
     }
 
-    /// The first run (oldest first, lowest level first) of `fan_in` adjacent blocks of one
-    /// level below `max_level` whose total size stays under `max_block_bytes`.
-    fn pick(&self, blocks: &[Arc<Block>]) -> Option<std::ops::Range<usize>> {
+    /// Also merges shorter runs (2 or more blocks of a level): what `flush` does, at
+    /// shutdown and for benchmarks, so a store at rest has long chunks (bytes per point
+    /// fall with chunk length) instead of waiting for `fan_in` blocks to accumulate.
+    pub(super) fn compact_eagerly(&self) -> Result<(), StoreError> {
+        let _m = self.maintenance.lock();
+        while self.compact_once(2)? {}
+        Ok(())
+    }
+
+    /// The first run (oldest first, lowest level first) of at least `min_group` and at most
+    /// `fan_in` adjacent blocks of one level below `max_level` whose total size stays under
+    /// `max_block_bytes`.
+    fn pick(&self, blocks: &[Arc<Block>], min_group: usize) -> Option<std::ops::Range<usize>> {
         let fan_in = self.opts.compaction_fan_in.max(2);
+        let min_group = min_group.clamp(2, fan_in);
         let mut best: Option<(u32, std::ops::Range<usize>)> = None;
         let mut i = 0;
         while i < blocks.len() {
@@ -168,11 +179,12 @@ impl Inner {
             }
             if level < self.opts.max_level {
                 let mut s = i;
-                while s + fan_in <= j {
-                    let bytes: u64 = blocks[s..s + fan_in].iter().map(|b| b.bytes).sum();
+                while s + min_group <= j {
+                    let n = fan_in.min(j - s);
+                    let bytes: u64 = blocks[s..s + n].iter().map(|b| b.bytes).sum();
                     if bytes <= self.opts.max_block_bytes {
                         if best.as_ref().is_none_or(|(l, _)| level < *l) {
-                            best = Some((level, s..s + fan_in));
+                            best = Some((level, s..s + n));
                         }
                         break;
                     }
@@ -184,9 +196,9 @@ impl Inner {
         best.map(|(_, r)| r)
     }
 
-    fn compact_once(&self) -> Result<bool, StoreError> {
+    fn compact_once(&self, min_group: usize) -> Result<bool, StoreError> {
         let blocks = self.blocks.read().clone();
-        let Some(range) = self.pick(&blocks) else {
+        let Some(range) = self.pick(&blocks, min_group) else {
             return Ok(false);
         };
         let group = &blocks[range.clone()];
