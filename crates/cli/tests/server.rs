@@ -328,3 +328,135 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
+
+/// Bad input against the real binary and store: each gets the right 4xx with a JSON error,
+/// and nothing is stored; a good batch is stored whole, and once.
+#[test]
+fn bad_batches_are_refused_whole_and_good_ones_stored_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let listen = format!("127.0.0.1:{port}");
+    let server = spawn(
+        &[
+            "server",
+            "--listen",
+            &listen,
+            "--data-dir",
+            "data",
+            "--no-auth",
+        ],
+        dir.path(),
+    );
+    eventually(Duration::from_secs(10), || {
+        (get(&format!("{base}/health"), None).0 == 200).then_some(())
+    })
+    .expect("up");
+    let client = reqwest::blocking::Client::new();
+    let post = |body: Vec<u8>| {
+        let r = client
+            .post(format!("{base}/api/v1/ingest"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .unwrap();
+        let status = r.status().as_u16();
+        (
+            status,
+            r.json::<serde_json::Value>()
+                .unwrap_or(serde_json::Value::Null),
+        )
+    };
+    let point = |ts: &str| {
+        serde_json::json!({"metric": "cpu.utilization", "unit": "percent", "stat": "avg", "period_s": 60, "ts": ts,
+            "value": 1.5, "resource": {"provider": "host", "account": "", "region": "", "id": "h1"}})
+    };
+    let mut good: Vec<serde_json::Value> = (0..20)
+        .map(|i| point(&format!("2026-11-22T10:{i:02}:00Z")))
+        .collect();
+    let batch = |points: &[serde_json::Value]| {
+        serde_json::json!({"schema": 1, "batch_id": uuid::Uuid::now_v7(), "agent_id": "a", "task": "t",
+            "collected_at": "2026-11-22T10:30:00Z", "points": points})
+    };
+
+    let (status, body) = post(b"{\"schema\": 1, ".to_vec());
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_json")),
+        "{body}"
+    );
+    let mut wrong = good.clone();
+    wrong[17]["ts"] = serde_json::json!("yesterday");
+    let (status, body) = post(serde_json::to_vec(&batch(&wrong)).unwrap());
+    assert_eq!(status, 400, "{body}");
+    assert!(body.to_string().contains("points[17].ts"), "{body}");
+    let mut missing = good.clone();
+    missing[3].as_object_mut().unwrap().remove("unit");
+    let (status, body) = post(serde_json::to_vec(&batch(&missing)).unwrap());
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.to_string().contains("points[3]") && body.to_string().contains("unit"),
+        "{body}"
+    );
+    let mut nan = good.clone();
+    nan[5]["metric"] = serde_json::json!("bad name");
+    let (status, body) = post(serde_json::to_vec(&batch(&nan)).unwrap());
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_batch")),
+        "{body}"
+    );
+    assert_eq!(
+        body["error"]["fields"][0]["path"], "points[5].metric",
+        "{body}"
+    );
+    // Over the 32 MiB limit. curl sends `Expect: 100-continue`, so it reads the early 413
+    // that the server answers from the Content-Length alone, without sending the body.
+    let big = dir.path().join("big.json");
+    std::fs::write(&big, vec![b' '; 40 << 20]).unwrap();
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-H",
+            "content-type: application/json",
+            "--data-binary",
+        ])
+        .arg(format!("@{}", big.display()))
+        .arg(format!("{base}/api/v1/ingest"))
+        .args(["-w", "\n%{http_code}"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let (json, code) = text.rsplit_once('\n').unwrap();
+    assert_eq!(code, "413", "{text}");
+    let body: serde_json::Value = serde_json::from_str(json).unwrap();
+    assert_eq!(body["error"]["code"], "too_large", "{body}");
+    let (_, series) = get(&format!("{base}/api/v1/series"), None);
+    assert_eq!(
+        series["items"].as_array().map(|a| a.len()),
+        Some(0),
+        "nothing stored: {series}"
+    );
+
+    good.truncate(20);
+    let ok = serde_json::to_vec(&batch(&good)).unwrap();
+    let (status, first) = post(ok.clone());
+    assert_eq!(
+        (
+            status,
+            first["duplicate"].as_bool(),
+            first["points"].as_u64()
+        ),
+        (200, Some(false), Some(20)),
+        "{first}"
+    );
+    let (status, again) = post(ok);
+    assert_eq!(
+        (status, again["duplicate"].as_bool()),
+        (200, Some(true)),
+        "{again}"
+    );
+    let (_, series) = get(&format!("{base}/api/v1/series"), None);
+    assert_eq!(series["items"][0]["points"], 20, "{series}");
+    assert!(server.stop(Duration::from_secs(15)).success());
+}

@@ -49,13 +49,14 @@ impl ApiErr {
     }
 
     /// A storage failure: a bad cursor or range is the client's; anything else is ours and
-    /// is logged with its full text.
+    /// is logged with its full text, while the client gets a generic message (the text
+    /// names files and tables on the server, which are none of a client's business).
     pub fn store(err: StoreError) -> ApiErr {
         match err {
             StoreError::BadRequest(m) => ApiErr::bad_request(m),
             other => {
                 tracing::error!(error = %other, "storage failed");
-                ApiErr::internal(format!("storage failed: {other}"))
+                ApiErr::internal("storage failed; the server's log has the details")
             }
         }
     }
