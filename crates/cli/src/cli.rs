@@ -65,12 +65,17 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct ServerArgs {
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    pub listen: std::net::SocketAddr,
-    /// Where the embedded store keeps its data.
-    #[arg(long, default_value = "skymeter-data", value_name = "DIR")]
-    pub data_dir: PathBuf,
+    /// Server config file (TOML, a `[server]` table with the keys of these flags:
+    /// listen, data_dir, no_auth, tls_cert, tls_key, cors_origins, retention,
+    /// max_body_bytes). Flags given on the command line win over the file.
+    #[arg(short, long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long)]
+    pub listen: Option<std::net::SocketAddr>,
+    /// Where the embedded store keeps its data [default: skymeter-data].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
     /// Serve without tokens. Refused unless --listen is a loopback address.
     #[arg(long)]
     pub no_auth: bool,

@@ -3,11 +3,12 @@
 
 use crate::cli::{ScopeArg, ServerArgs, TokenCommand, UpArgs};
 use crate::commands::{report_config_errors, shutdown_signal, FAILURE, USAGE};
-use skymeter_plugin::config::Source;
+use skymeter_plugin::config::{ByteSize, DurationStr, Source};
 use skymeter_plugin::Registry;
 use skymeter_server::{Auth, ServerConfig, TlsFiles};
 use skymeter_store::{EmbeddedOptions, EmbeddedStore, Scope, Store};
 use std::path::Path;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use tokio::sync::watch;
@@ -19,41 +20,108 @@ fn open_store(dir: &Path) -> Result<EmbeddedStore, ExitCode> {
     })
 }
 
-fn server_config(args: &ServerArgs) -> ServerConfig {
-    ServerConfig {
-        listen: args.listen,
-        auth: if args.no_auth {
+/// `[server]` in the file of `skymeter server -c FILE`.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServerFile {
+    #[serde(default)]
+    server: ServerSection,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServerSection {
+    listen: Option<std::net::SocketAddr>,
+    data_dir: Option<PathBuf>,
+    #[serde(default)]
+    no_auth: bool,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    #[serde(default)]
+    cors_origins: Vec<String>,
+    retention: Option<DurationStr>,
+    max_body_bytes: Option<ByteSize>,
+}
+
+/// The config file (if any) with the command line's flags on top, and the data dir.
+fn server_config(args: &ServerArgs) -> Result<(ServerConfig, PathBuf), ExitCode> {
+    let file = match &args.config {
+        None => ServerSection::default(),
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                eprintln!(
+                    "error: {}: cannot read the server config: {e}",
+                    path.display()
+                );
+                ExitCode::from(USAGE)
+            })?;
+            let source = Source::new(path.display().to_string(), text);
+            let parsed = source.parse().and_then(|root| {
+                skymeter_plugin::RawConfig::new(source.clone(), root, Default::default())
+                    .decode::<ServerFile>()
+            });
+            match parsed {
+                Ok(f) => f.server,
+                Err(e) => return Err(report_config_errors(&[e])),
+            }
+        }
+    };
+    let defaults = ServerConfig::default();
+    let tls = match (
+        args.tls_cert.clone().or(file.tls_cert),
+        args.tls_key.clone().or(file.tls_key),
+    ) {
+        (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+        (None, None) => None,
+        _ => {
+            eprintln!("error: give both tls_cert and tls_key, or neither");
+            return Err(ExitCode::from(USAGE));
+        }
+    };
+    let config = ServerConfig {
+        listen: args.listen.or(file.listen).unwrap_or(defaults.listen),
+        auth: if args.no_auth || file.no_auth {
             Auth::Disabled
         } else {
             Auth::Tokens
         },
-        tls: match (&args.tls_cert, &args.tls_key) {
-            (Some(cert), Some(key)) => Some(TlsFiles {
-                cert: cert.clone(),
-                key: key.clone(),
-            }),
-            _ => None,
+        tls,
+        cors_origins: if args.cors_origins.is_empty() {
+            file.cors_origins
+        } else {
+            args.cors_origins.clone()
         },
-        cors_origins: args.cors_origins.clone(),
-        retention: args.retention,
-        ..ServerConfig::default()
-    }
+        retention: args.retention.or(file.retention.map(|d| d.0)),
+        max_body_bytes: file
+            .max_body_bytes
+            .map_or(defaults.max_body_bytes, |b| b.0 as usize),
+        ..defaults
+    };
+    let data_dir = args
+        .data_dir
+        .clone()
+        .or(file.data_dir)
+        .unwrap_or_else(|| PathBuf::from("skymeter-data"));
+    Ok((config, data_dir))
 }
 
 pub async fn server(args: ServerArgs) -> ExitCode {
-    let config = server_config(&args);
+    let (config, data_dir) = match server_config(&args) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
     if let Err(e) = config.validate() {
         eprintln!("error: {e}");
         return ExitCode::from(USAGE);
     }
-    let store = match open_store(&args.data_dir) {
+    let store = match open_store(&data_dir) {
         Ok(s) => Arc::new(s),
         Err(code) => return code,
     };
     if config.auth == Auth::Tokens && store.tokens().map(|t| t.is_empty()).unwrap_or(false) {
         tracing::warn!(
             "no API tokens yet: every request but /health will be refused; create one with `skymeter token create --scope ingest --data-dir {}`",
-            args.data_dir.display()
+            data_dir.display()
         );
     }
     run_server(config, store).await

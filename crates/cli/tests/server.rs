@@ -460,3 +460,43 @@ fn bad_batches_are_refused_whole_and_good_ones_stored_once() {
     assert_eq!(series["items"][0]["points"], 20, "{series}");
     assert!(server.stop(Duration::from_secs(15)).success());
 }
+
+#[test]
+fn server_reads_its_config_file_and_locates_mistakes() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    std::fs::write(
+        dir.path().join("server.toml"),
+        format!("[server]\nlisten = \"127.0.0.1:{port}\"\ndata_dir = \"from-file\"\nno_auth = true\nretention = \"90d\"\n"),
+    )
+    .unwrap();
+    let server = spawn(&["server", "-c", "server.toml"], dir.path());
+    let base = format!("http://127.0.0.1:{port}");
+    eventually(Duration::from_secs(10), || {
+        (get(&format!("{base}/health"), None).0 == 200).then_some(())
+    })
+    .expect("up");
+    assert_eq!(
+        get(&format!("{base}/api/v1/resources"), None).0,
+        200,
+        "no_auth from the file"
+    );
+    assert!(
+        dir.path().join("from-file").is_dir(),
+        "data_dir from the file"
+    );
+    assert!(server.stop(Duration::from_secs(15)).success());
+
+    std::fs::write(
+        dir.path().join("bad.toml"),
+        "[server]\nlisten = \"127.0.0.1:1\"\nretension = \"90d\"\n",
+    )
+    .unwrap();
+    let out = skymeter_in(dir.path(), &["server", "-c", "bad.toml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("bad.toml:3:1: unknown field `retension`"),
+        "{}",
+        stderr(&out)
+    );
+}
