@@ -22,6 +22,17 @@ pub use secrecy::{ExposeSecret, SecretString};
 pub use selection::MetricSelection;
 pub use traits::{CollectRequest, Collector, ErrorKind, Output, PluginError, Processor, Publisher};
 
+/// This machine's host name, as `hostname` prints it (the kernel's, else `$HOSTNAME`, else
+/// `localhost`).
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
 /// Re-exported so plugins and the pipeline agree on the crate versions.
 pub use async_trait::async_trait;
 pub use schemars;

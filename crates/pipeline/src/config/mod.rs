@@ -104,15 +104,7 @@ impl AgentSettings {
     }
 }
 
-/// This machine's host name (the kernel's, as `hostname` prints it).
-pub fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| "localhost".to_string())
-}
+pub use skymeter_plugin::hostname;
 
 /// A collector instance of a task.
 pub struct CollectorEntry {

@@ -225,12 +225,4 @@ async fn run(inner: Arc<Inner>) {
     }
 }
 
-/// This machine's host name, as `hostname` prints it.
-pub(super) fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| "localhost".to_string())
-}
+pub(super) use skymeter_plugin::hostname;
