@@ -606,7 +606,10 @@ async fn health_reports_storage_failures_with_503() {
     assert_eq!(body["status"], "degraded");
     // /health needs no token: it says the storage failed, the details stay in the log.
     let storage = body["storage"].as_str().unwrap();
-    assert!(storage.contains("storage failed") && storage.contains("log"), "{body}");
+    assert!(
+        storage.contains("storage failed") && storage.contains("log"),
+        "{body}"
+    );
     assert!(!storage.contains("disk full"), "{body}");
 }
 
