@@ -6,7 +6,7 @@ use crate::commands::{report_config_errors, shutdown_signal, FAILURE, USAGE};
 use skymeter_plugin::config::{ByteSize, DurationStr, Source};
 use skymeter_plugin::Registry;
 use skymeter_server::{Auth, ServerConfig, TlsFiles};
-use skymeter_store::{EmbeddedOptions, EmbeddedStore, Scope, Store};
+use skymeter_store::{EmbeddedOptions, EmbeddedStore, Scope, Store, TokenAdmin};
 use std::path::Path;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -217,10 +217,18 @@ pub async fn up(args: UpArgs, registry: &Registry) -> ExitCode {
     code
 }
 
+/// Token administration works beside a running server (see [`TokenAdmin`]).
+fn open_tokens(dir: &Path) -> Result<TokenAdmin, ExitCode> {
+    TokenAdmin::open(dir).map_err(|e| {
+        eprintln!("error: cannot open the tokens in {}: {e}", dir.display());
+        ExitCode::from(FAILURE)
+    })
+}
+
 pub fn token(cmd: TokenCommand) -> ExitCode {
     match cmd {
         TokenCommand::Create(a) => {
-            let store = match open_store(&a.data_dir) {
+            let store = match open_tokens(&a.data_dir) {
                 Ok(s) => s,
                 Err(code) => return code,
             };
@@ -233,7 +241,7 @@ pub fn token(cmd: TokenCommand) -> ExitCode {
                     ScopeArg::Admin => Scope::Admin,
                 })
                 .collect();
-            match store.create_token(&a.name, &scopes) {
+            match store.create(&a.name, &scopes) {
                 Ok((token, info)) => {
                     eprintln!(
                         "created token {} ({:?}); it is shown once, keep it now:",
@@ -249,11 +257,11 @@ pub fn token(cmd: TokenCommand) -> ExitCode {
             }
         }
         TokenCommand::List(a) => {
-            let store = match open_store(&a.data_dir) {
+            let store = match open_tokens(&a.data_dir) {
                 Ok(s) => s,
                 Err(code) => return code,
             };
-            match store.tokens() {
+            match store.list() {
                 Ok(list) => {
                     match a.format {
                         crate::cli::OutputFormat::Json => {
@@ -290,11 +298,11 @@ pub fn token(cmd: TokenCommand) -> ExitCode {
             }
         }
         TokenCommand::Revoke(a) => {
-            let store = match open_store(&a.data_dir) {
+            let store = match open_tokens(&a.data_dir) {
                 Ok(s) => s,
                 Err(code) => return code,
             };
-            match store.revoke_token(&a.id) {
+            match store.revoke(&a.id) {
                 Ok(true) => {
                     println!("revoked {}", a.id);
                     ExitCode::SUCCESS

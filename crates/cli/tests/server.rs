@@ -298,6 +298,29 @@ fn tokens_and_scopes_guard_the_api() {
     );
     assert_eq!(get(&format!("{base}/api/v1/resources"), Some(&read)).0, 200);
 
+    // Tokens are managed beside the running server, and take effect at once.
+    let late = token_of("admin");
+    assert_eq!(get(&format!("{base}/api/v1/resources"), Some(&late)).0, 200);
+    let listed = json_lines(&stdout(&skymeter(&[
+        "token",
+        "list",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--format",
+        "json",
+    ])));
+    let id = listed.iter().find(|t| t["name"] == "admin").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let out = skymeter(&["token", "revoke", &id, "--data-dir", data.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        get(&format!("{base}/api/v1/resources"), Some(&late)).0,
+        401,
+        "revoked"
+    );
+
     // A --no-auth server must listen on loopback only.
     let out = skymeter(&[
         "server",

@@ -14,7 +14,7 @@ use skymeter_model::{Batch, Labels, ResourceRef, Stat, Unit};
 use std::collections::BTreeMap;
 
 mod embedded;
-pub use embedded::{EmbeddedOptions, EmbeddedStore};
+pub use embedded::{EmbeddedOptions, EmbeddedStore, TokenAdmin};
 
 /// A storage failure. Messages name the file or table and what to do.
 #[derive(Debug, thiserror::Error)]

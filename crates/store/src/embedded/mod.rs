@@ -661,3 +661,36 @@ impl Store for EmbeddedStore {
         self.inner.compact_eagerly()
     }
 }
+
+/// The API tokens of an embedded store's data directory, usable while a server has the
+/// store open. Tokens live in SQLite, which serialises writers across processes (WAL mode,
+/// a busy timeout), so this opens the metadata database only and takes no store lock;
+/// the server sees a new or revoked token at its next request (it caches none).
+pub struct TokenAdmin {
+    meta: Meta,
+}
+
+impl TokenAdmin {
+    pub fn open(dir: &std::path::Path) -> Result<TokenAdmin, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+            path: dir.display().to_string(),
+            source,
+        })?;
+        Ok(TokenAdmin {
+            meta: Meta::open(&dir.join("meta.sqlite"))?,
+        })
+    }
+
+    /// A new token, in clear (shown once), and what is kept of it.
+    pub fn create(&self, name: &str, scopes: &[Scope]) -> Result<(String, TokenInfo), StoreError> {
+        self.meta.create_token(name, scopes, Utc::now())
+    }
+
+    pub fn list(&self) -> Result<Vec<TokenInfo>, StoreError> {
+        self.meta.tokens()
+    }
+
+    pub fn revoke(&self, id: &str) -> Result<bool, StoreError> {
+        self.meta.revoke_token(id)
+    }
+}
