@@ -5,7 +5,7 @@ use crate::cli::{ScopeArg, ServerArgs, TokenCommand, UpArgs};
 use crate::commands::{report_config_errors, shutdown_signal, FAILURE, USAGE};
 use skymeter_plugin::config::{ByteSize, DurationStr, Source};
 use skymeter_plugin::Registry;
-use skymeter_server::{Auth, ServerConfig, TlsFiles};
+use skymeter_server::{Auth, Server, ServerConfig, TlsFiles};
 use skymeter_store::{EmbeddedOptions, EmbeddedStore, Scope, Store, TokenAdmin};
 use std::path::Path;
 use std::path::PathBuf;
@@ -124,34 +124,28 @@ pub async fn server(args: ServerArgs) -> ExitCode {
             data_dir.display()
         );
     }
-    run_server(config, store).await
+    match bind(config, store).await {
+        Ok(server) => run_until_signal(server).await,
+        Err(code) => code,
+    }
 }
 
-async fn run_server(config: ServerConfig, store: Arc<EmbeddedStore>) -> ExitCode {
-    let dyn_store: Arc<dyn Store> = store.clone();
-    let (tx, mut rx) = watch::channel(false);
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        let _ = tx.send(true);
-    });
-    let result = skymeter_server::serve(config, dyn_store, async move {
-        let _ = rx.wait_for(|v| *v).await;
+/// Binds the listener first, so that a taken port or a bad TLS file is reported before
+/// anything else starts.
+async fn bind(config: ServerConfig, store: Arc<EmbeddedStore>) -> Result<Server, ExitCode> {
+    Server::bind(config, store).await.map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(FAILURE)
     })
-    .await;
-    // Seal what the head holds so the next start has less to replay.
-    let flushed = tokio::task::spawn_blocking(move || store.flush()).await;
-    match (result, flushed) {
-        (Ok(()), Ok(Ok(()))) => ExitCode::SUCCESS,
-        (Err(e), _) => {
+}
+
+/// Serves until SIGINT/SIGTERM; the server finishes requests in flight and flushes the
+/// store on its way out.
+async fn run_until_signal(server: Server) -> ExitCode {
+    match server.run(shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
             eprintln!("error: {e}");
-            ExitCode::from(FAILURE)
-        }
-        (_, Ok(Err(e))) => {
-            eprintln!("error: flushing the store at shutdown: {e}");
-            ExitCode::from(FAILURE)
-        }
-        (_, Err(e)) => {
-            eprintln!("error: flushing the store at shutdown: {e}");
             ExitCode::from(FAILURE)
         }
     }
@@ -199,6 +193,11 @@ pub async fn up(args: UpArgs, registry: &Registry) -> ExitCode {
         Ok(s) => Arc::new(s),
         Err(code) => return code,
     };
+    let server = match bind(config, store).await {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    // Only now that the port is ours does the local agent start sending to it.
     let (tx, rx) = watch::channel(false);
     let runner = skymeter_pipeline::Runner {
         agent_id: loaded.agent_id,
@@ -209,7 +208,7 @@ pub async fn up(args: UpArgs, registry: &Registry) -> ExitCode {
         "skymeter is up: http://{}  (API docs: http://{}/api/docs; Ctrl-C stops)",
         args.listen, args.listen
     );
-    let code = run_server(config, store).await;
+    let code = run_until_signal(server).await;
     // The server has stopped (signal or failure): stop the agent, which flushes its buffer
     // to disk for the next start.
     let _ = tx.send(true);
