@@ -523,3 +523,29 @@ fn server_reads_its_config_file_and_locates_mistakes() {
         stderr(&out)
     );
 }
+
+#[test]
+fn a_taken_port_fails_at_once_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let listen = taken.local_addr().unwrap().to_string();
+    let started = Instant::now();
+    let out = skymeter_in(
+        dir.path(),
+        &["up", "--listen", &listen, "--data-dir", "data"],
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "no hanging on a dead address"
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("cannot listen on {listen}")),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        !dir.path().join("data/agent/buffer").exists(),
+        "the agent never started"
+    );
+}
