@@ -481,3 +481,100 @@ async fn unreachable_endpoint_is_reported() {
         Some("eu-west-1")
     );
 }
+
+// ---------------------------------------------------------------- errors, on a local stand-in
+
+/// A stand-in EC2 endpoint: answers `errors` (status, code) in turn, then an empty
+/// DescribeInstances. Returns its URL and the request counter.
+async fn ec2_stand_in(
+    errors: Vec<(u16, &'static str)>,
+) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+    let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let h = hits.clone();
+    let app = axum::Router::new().fallback(move || {
+        let h = h.clone();
+        let errors = errors.clone();
+        async move {
+            let n = h.fetch_add(1, Ordering::SeqCst);
+            match errors.get(n) {
+                Some((status, code)) => (
+                    StatusCode::from_u16(*status).unwrap(),
+                    format!(
+                        "<Response><Errors><Error><Code>{code}</Code><Message>stand-in says {code}</Message></Error></Errors><RequestID>r{n}</RequestID></Response>"
+                    ),
+                )
+                    .into_response(),
+                None => (
+                    StatusCode::OK,
+                    "<DescribeInstancesResponse xmlns=\"http://ec2.amazonaws.com/doc/2016-11-15/\"><requestId>ok</requestId><reservationSet/></DescribeInstancesResponse>",
+                )
+                    .into_response(),
+            }
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}"), hits)
+}
+
+async fn collect_against(url: &str, attempts: u32) -> (Result<(), PluginError>, Output) {
+    let mut c = collector(r#"regions = ["us-east-1"]"#);
+    let mut cfg = sdk(url).await.into_builder();
+    cfg.set_retry_config(Some(
+        RetryConfig::standard()
+            .with_max_attempts(attempts)
+            .with_initial_backoff(Duration::from_millis(5)),
+    ));
+    c.sdk = Some(cfg.build());
+    let mut out = Output::default();
+    let r = c.collect(&request(0, 300, &[]), &mut out).await;
+    (r, out)
+}
+
+#[tokio::test]
+async fn throttling_is_retried_with_backoff_then_succeeds() {
+    let (url, hits) = ec2_stand_in(vec![(503, "RequestLimitExceeded"), (400, "Throttling")]).await;
+    let (r, out) = collect_against(&url, 3).await;
+    r.unwrap();
+    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    assert_eq!(hits.load(Ordering::SeqCst), 3);
+    assert_eq!(api_calls(&out, "ec2:DescribeInstances"), 1.0);
+    assert_eq!(api_calls(&out, "cloudwatch:GetMetricData"), 0.0);
+}
+
+#[tokio::test]
+async fn denied_permission_names_the_iam_action() {
+    let (url, hits) = ec2_stand_in(vec![(403, "UnauthorizedOperation")]).await;
+    let (r, _) = collect_against(&url, 3).await;
+    let e = r.unwrap_err();
+    assert_eq!(hits.load(Ordering::SeqCst), 1, "a denial is not retried");
+    assert_eq!(e.kind, ErrorKind::Permission);
+    assert!(
+        e.message.starts_with(
+            "DescribeInstances was denied: grant the IAM action ec2:DescribeInstances"
+        ),
+        "{}",
+        e.message
+    );
+    assert_eq!(
+        e.context.get("api").map(String::as_str),
+        Some("DescribeInstances")
+    );
+}
+
+#[tokio::test]
+async fn wrong_credentials_say_what_to_check() {
+    let (url, _) = ec2_stand_in(vec![(401, "AuthFailure")]).await;
+    let (r, _) = collect_against(&url, 1).await;
+    let e = r.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Auth);
+    assert!(
+        e.message
+            .contains("AWS rejected the credentials (AuthFailure): check AWS_ACCESS_KEY_ID"),
+        "{}",
+        e.message
+    );
+}
