@@ -578,3 +578,45 @@ async fn wrong_credentials_say_what_to_check() {
         e.message
     );
 }
+
+/// GetMetricData denied: the instances are still collected, and the error names
+/// cloudwatch:GetMetricData.
+#[tokio::test]
+async fn denied_metrics_keep_the_inventory() {
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+    let app = axum::Router::new().fallback(|body: String| async move {
+        if body.contains("Action=GetMetricData") {
+            (
+                StatusCode::FORBIDDEN,
+                "<ErrorResponse xmlns=\"http://monitoring.amazonaws.com/doc/2010-08-01/\"><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>not allowed</Message></Error><RequestId>x</RequestId></ErrorResponse>",
+            )
+                .into_response()
+        } else {
+            (
+                StatusCode::OK,
+                "<DescribeInstancesResponse xmlns=\"http://ec2.amazonaws.com/doc/2016-11-15/\"><requestId>ok</requestId><reservationSet><item><reservationId>r-1</reservationId><ownerId>111122223333</ownerId><instancesSet><item><instanceId>i-0abc</instanceId><instanceType>t3.micro</instanceType><instanceState><code>16</code><name>running</name></instanceState><tagSet><item><key>Name</key><value>web</value></item></tagSet></item></instancesSet></item></reservationSet></DescribeInstancesResponse>",
+            )
+                .into_response()
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let (r, out) = collect_against(&format!("http://{addr}"), 2).await;
+    r.unwrap();
+    assert_eq!(out.resources.len(), 1);
+    let res = &out.resources[0];
+    assert_eq!((res.id.as_str(), res.name.as_str()), ("i-0abc", "web"));
+    assert_eq!(res.account, "111122223333");
+    assert_eq!(out.errors.len(), 1, "{:?}", out.errors);
+    let e = &out.errors[0];
+    assert_eq!(e.kind, ErrorKind::Permission);
+    assert!(
+        e.message
+            .starts_with("GetMetricData was denied: grant the IAM action cloudwatch:GetMetricData"),
+        "{}",
+        e.message
+    );
+    assert_eq!(api_calls(&out, "cloudwatch:GetMetricData"), 1.0);
+}
