@@ -50,10 +50,10 @@ pub struct AwsConfig {
     /// CloudWatch period. Default 300s (EC2 basic monitoring); a multiple of 60s.
     #[serde(default = "default_period")]
     pub period: DurationStr,
-    /// How far behind now the last period asked for ends. CloudWatch publishes EC2 data a few
-    /// minutes late; with the default 0s the newest period may be missing and is simply not
-    /// emitted (the next run's window covers it only if `delay` allows). Set e.g. "300s" to
-    /// read only periods CloudWatch has complete.
+    /// How far behind the collection's end the last period asked for ends. Default 300s:
+    /// CloudWatch publishes EC2 data minutes late (basic monitoring every 5 minutes), so the
+    /// newest period would often be missing or partial, and a period skipped once is never
+    /// emitted later. "0s" reads the newest period at once (emulators, detailed monitoring).
     #[serde(default = "default_delay")]
     pub delay: DurationStr,
     /// Statistics: any of avg, max, min, sum, count, p95. Default ["avg", "max"]. Each one is
@@ -82,7 +82,7 @@ fn default_period() -> DurationStr {
     DurationStr(Duration::from_secs(300))
 }
 fn default_delay() -> DurationStr {
-    DurationStr(Duration::ZERO)
+    DurationStr(Duration::from_secs(300))
 }
 fn default_stats() -> Vec<String> {
     vec!["avg".into(), "max".into()]

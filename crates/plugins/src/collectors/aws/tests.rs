@@ -241,6 +241,7 @@ fn config_defaults_and_errors() {
     );
     assert_eq!(c.cfg.period.0, Duration::from_secs(300));
     assert_eq!(c.cfg.max_concurrency, 8);
+    assert_eq!(c.cfg.delay.0, Duration::from_secs(300));
     let c = collector(r#"stats = ["p95", "count", "sum", "min"]"#);
     assert_eq!(
         c.stats,
@@ -321,6 +322,7 @@ async fn moto_every_metric_and_stat() {
     let mut c = collector(
         r#"
 regions = ["us-east-1"]
+delay = "0s"
 stats = ["avg", "max", "min", "sum", "count"]
 tags = { env = "prod" }
 "#,
@@ -409,7 +411,10 @@ async fn moto_thousand_instances_in_ceil_nms_over_500_calls() {
     }
     put(&sdk, data).await;
 
-    let mut c = collector(r#"regions = ["us-east-1"]"#);
+    let mut c = collector(
+        r#"regions = ["us-east-1"]
+delay = "0s""#,
+    );
     c.sdk = Some(sdk);
     let mut out = Output::default();
     let req = request(
