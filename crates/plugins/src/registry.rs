@@ -6,6 +6,8 @@ use skymeter_plugin::Registry;
 /// Every plugin compiled into this build.
 pub fn builtin() -> Registry {
     let mut r = Registry::new();
+    #[cfg(feature = "aws")]
+    r.add_collector(collectors::aws::factory());
     r.add_collector(collectors::exec::factory());
     r.add_collector(collectors::host::factory());
     r.add_collector(collectors::http_json::factory());

@@ -1,5 +1,7 @@
 //! Collectors: sources of resources, points and costs.
 
+#[cfg(feature = "aws")]
+pub mod aws;
 pub mod exec;
 pub mod host;
 pub mod http_json;

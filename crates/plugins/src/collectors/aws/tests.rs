@@ -1,0 +1,627 @@
+use super::*;
+use aws_sdk_cloudwatch::types::MetricDatum;
+use aws_sdk_ec2::config::Credentials;
+use skymeter_model::Window;
+use skymeter_plugin::config::Source as TomlSource;
+use skymeter_plugin::MetricSelection;
+use std::io::Write;
+use std::process::{Child, Command, Stdio};
+
+// ---------------------------------------------------------------- helpers
+
+fn with_raw<T>(text: &str, f: impl FnOnce(&RawConfig<'_>) -> T) -> T {
+    let src = TomlSource::new("aws.toml", text);
+    let v = src.parse().expect("test TOML parses");
+    let raw = RawConfig::new(src.clone(), v, Arc::new(Vec::new()));
+    f(&raw)
+}
+
+fn collector(text: &str) -> Aws {
+    with_raw(text, |raw| Aws::from_raw(raw).expect("builds"))
+}
+
+fn config_error(text: &str) -> ConfigError {
+    with_raw(text, |raw| Aws::from_raw(raw).err().expect("fails"))
+}
+
+fn request(start: i64, end: i64, selection: &[&str]) -> CollectRequest {
+    CollectRequest {
+        window: Window {
+            start: ts(start),
+            end: ts(end),
+        },
+        metrics: MetricSelection::new(selection).unwrap(),
+        task: "t".into(),
+    }
+}
+
+/// moto_server on a free loopback port, killed on drop.
+struct Moto {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts moto, or prints why not and returns None (the test then skips).
+fn moto(test: &str) -> Option<Moto> {
+    let Some(bin) = std::env::var_os("SKYMETER_MOTO_SERVER") else {
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED: {test}: SKYMETER_MOTO_SERVER is not set (scripts/test installs moto and sets it)"
+        );
+        return None;
+    };
+    if !std::path::Path::new(&bin).exists() {
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED: {test}: SKYMETER_MOTO_SERVER={} does not exist",
+            bin.to_string_lossy()
+        );
+        return None;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(&bin)
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("moto_server starts");
+    let m = Moto {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    };
+    for _ in 0..300 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Some(m);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("moto_server did not listen on 127.0.0.1:{port} within 30s");
+}
+
+async fn sdk(url: &str) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(url)
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
+        .retry_config(RetryConfig::standard().with_max_attempts(2))
+        .load()
+        .await
+}
+
+/// Runs `n` instances (tagged Name = web-<i>, env = <env>) and returns their ids in order.
+async fn run_instances(sdk: &SdkConfig, n: usize, env: &str) -> Vec<String> {
+    let ec2 = aws_sdk_ec2::Client::new(sdk);
+    let image = ec2
+        .describe_images()
+        .send()
+        .await
+        .unwrap()
+        .images()
+        .first()
+        .and_then(|i| i.image_id())
+        .unwrap()
+        .to_string();
+    let mut ids = Vec::new();
+    let mut left = n;
+    while left > 0 {
+        let k = left.min(500);
+        let out = ec2
+            .run_instances()
+            .image_id(&image)
+            .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
+            .min_count(k as i32)
+            .max_count(k as i32)
+            .tag_specifications(
+                aws_sdk_ec2::types::TagSpecification::builder()
+                    .resource_type(aws_sdk_ec2::types::ResourceType::Instance)
+                    .tags(
+                        aws_sdk_ec2::types::Tag::builder()
+                            .key("env")
+                            .value(env)
+                            .build(),
+                    )
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        ids.extend(
+            out.instances()
+                .iter()
+                .map(|i| i.instance_id().unwrap().to_string()),
+        );
+        left -= k;
+    }
+    ids
+}
+
+/// Puts `values` for (`metric`, instance) at `at`, `at + 60`, … (one period from `at`).
+async fn put(sdk: &SdkConfig, data: Vec<(&str, &str, i64, f64)>) {
+    let cw = aws_sdk_cloudwatch::Client::new(sdk);
+    let datums: Vec<MetricDatum> = data
+        .into_iter()
+        .map(|(metric, id, at, v)| {
+            MetricDatum::builder()
+                .metric_name(metric)
+                .dimensions(Dimension::builder().name("InstanceId").value(id).build())
+                .timestamp(AwsDateTime::from_secs(at))
+                .value(v)
+                .build()
+        })
+        .collect();
+    for chunk in datums.chunks(1000) {
+        cw.put_metric_data()
+            .namespace("AWS/EC2")
+            .set_metric_data(Some(chunk.to_vec()))
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
+/// (metric, stat, instance, source label) → (value, unit, ts).
+type Found = BTreeMap<(String, Stat, String, String), (f64, Unit, i64, u32)>;
+
+fn found(out: &Output) -> Found {
+    let mut f = Found::new();
+    for p in &out.points {
+        if p.metric == "aws.api_calls" {
+            continue;
+        }
+        let key = (
+            p.metric.clone(),
+            p.stat,
+            p.resource.id.clone(),
+            p.labels.get("source").cloned().unwrap_or_default(),
+        );
+        assert!(
+            f.insert(key.clone(), (p.value, p.unit, p.ts.timestamp(), p.period_s))
+                .is_none(),
+            "two points for {key:?}"
+        );
+    }
+    f
+}
+
+fn api_calls(out: &Output, api: &str) -> f64 {
+    out.points
+        .iter()
+        .find(|p| {
+            p.metric == "aws.api_calls" && p.labels.get("api").map(String::as_str) == Some(api)
+        })
+        .unwrap()
+        .value
+}
+
+// ---------------------------------------------------------------- unit tests
+
+#[test]
+fn window_is_aligned_to_the_period() {
+    // A 60 s window ending at 12:03:10 with period 300: end floors to 12:00:00, the query
+    // covers two periods, and only the period ending at 12:00:00 is emitted.
+    let t0 = 1_767_268_800; // 2026-01-01T12:00:00Z, a multiple of 300
+    let w = metric_window(t0 + 130, t0 + 190, 0, 300);
+    assert_eq!(
+        w,
+        MetricWindow {
+            start: t0 - 600,
+            end: t0,
+            emit_after: t0 - 300
+        }
+    );
+    // A 15 min window with a 5 min delay: three periods emitted, three asked.
+    let w = metric_window(t0 - 900 + 300, t0 + 300, 300, 300);
+    assert_eq!(
+        w,
+        MetricWindow {
+            start: t0 - 900,
+            end: t0,
+            emit_after: t0 - 900
+        }
+    );
+}
+
+#[test]
+fn config_defaults_and_errors() {
+    let c = collector("");
+    assert_eq!(
+        c.stats,
+        vec![("Average", Stat::Avg), ("Maximum", Stat::Max)]
+    );
+    assert_eq!(c.cfg.period.0, Duration::from_secs(300));
+    assert_eq!(c.cfg.max_concurrency, 8);
+    assert_eq!(c.cfg.delay.0, Duration::from_secs(300));
+    let c = collector(r#"stats = ["p95", "count", "sum", "min"]"#);
+    assert_eq!(
+        c.stats,
+        vec![
+            ("p95", Stat::P95),
+            ("SampleCount", Stat::Count),
+            ("Sum", Stat::Sum),
+            ("Minimum", Stat::Min)
+        ]
+    );
+    let e = config_error(r#"stats = ["avg", "median"]"#);
+    assert!(e.message.contains("unknown stat \"median\""), "{e}");
+    assert_eq!(e.line, Some(1));
+    let e = config_error(r#"period = "90s""#);
+    assert!(e.message.contains("multiples of 60s"), "{e}");
+    let e = config_error("max_concurrency = 0");
+    assert!(e.message.contains("at least 1"), "{e}");
+    let e = config_error(r#"endpoint_url = "localhost:5000""#);
+    assert!(e.message.contains("http://"), "{e}");
+    let e = config_error("regoins = []");
+    assert!(e.message.contains("regoins"), "{e}");
+}
+
+#[test]
+fn catalog_covers_ec2_metrics() {
+    let names: Vec<String> = metrics().into_iter().map(|m| m.name).collect();
+    assert_eq!(
+        names,
+        [
+            "cpu.utilization",
+            "network.received_throughput",
+            "network.sent_throughput",
+            "network.received_pps",
+            "network.sent_pps",
+            "disk.read_iops",
+            "disk.write_iops",
+            "disk.read_throughput",
+            "disk.write_throughput",
+            "aws.api_calls"
+        ]
+    );
+}
+
+// ---------------------------------------------------------------- against moto
+
+/// Every metric and stat of a few instances, exact values, tag filter, API call counts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moto_every_metric_and_stat() {
+    let Some(m) = moto("moto_every_metric_and_stat") else {
+        return;
+    };
+    let sdk = sdk(&m.url).await;
+    let prod = run_instances(&sdk, 3, "prod").await;
+    let _dev = run_instances(&sdk, 2, "dev").await;
+    let period = 300;
+    let now = Utc::now().timestamp();
+    let end = now.div_euclid(period) * period;
+    let bucket = end - period;
+    // Three samples per instance and metric in the bucket: base, base + 10, base + 20.
+    let mut data = Vec::new();
+    for (i, id) in prod.iter().enumerate() {
+        for (k, m) in EC2_METRICS.iter().enumerate() {
+            let base = (i * 100 + k) as f64 * 3.0;
+            for s in 0..3 {
+                data.push((
+                    m.cloudwatch,
+                    id.as_str(),
+                    bucket + 60 * s,
+                    base + 10.0 * s as f64,
+                ));
+            }
+        }
+    }
+    // A sample in the previous period, which the run's window does not emit.
+    data.push(("CPUUtilization", prod[0].as_str(), bucket - period, 99.0));
+    put(&sdk, data).await;
+
+    let mut c = collector(
+        r#"
+regions = ["us-east-1"]
+delay = "0s"
+stats = ["avg", "max", "min", "sum", "count"]
+tags = { env = "prod" }
+"#,
+    );
+    c.sdk = Some(sdk);
+    let mut out = Output::default();
+    c.collect(&request(bucket, end, &[]), &mut out)
+        .await
+        .unwrap();
+    assert!(out.errors.is_empty(), "{:?}", out.errors);
+
+    let mut ids: Vec<&str> = out.resources.iter().map(|r| r.id.as_str()).collect();
+    ids.sort();
+    let mut want = prod.iter().map(String::as_str).collect::<Vec<_>>();
+    want.sort();
+    assert_eq!(ids, want);
+    let r = &out.resources[0];
+    assert_eq!(r.provider, "aws");
+    assert_eq!(r.kind, "compute.instance");
+    assert_eq!(r.native_type, "AWS::EC2::Instance");
+    assert_eq!(r.region, "us-east-1");
+    assert_eq!(r.account, "123456789012");
+    assert_eq!(r.tags.get("env").map(String::as_str), Some("prod"));
+    assert_eq!(r.attributes["instance_type"], "t3.micro");
+    assert_eq!(r.attributes["state"], "running");
+    assert!(r.attributes.contains_key("availability_zone"));
+    assert!(r.attributes.contains_key("launch_time"));
+    assert!(r.attributes.contains_key("private_ip"));
+
+    let f = found(&out);
+    // 3 instances × 13 CloudWatch metrics × 5 stats = 195 queries: 1 call.
+    assert_eq!(f.len(), 3 * 13 * 5);
+    assert_eq!(api_calls(&out, "cloudwatch:GetMetricData"), 1.0);
+    assert_eq!(api_calls(&out, "ec2:DescribeInstances"), 1.0);
+    assert_eq!(c.calls.get_metric_data.load(Ordering::Relaxed), 1);
+    for (i, id) in prod.iter().enumerate() {
+        for (k, m) in EC2_METRICS.iter().enumerate() {
+            let base = (i * 100 + k) as f64 * 3.0;
+            let source = m.source.unwrap_or_default().to_string();
+            let get = |stat| {
+                let v = f[&(m.name.to_string(), stat, id.clone(), source.clone())];
+                assert_eq!(v.2, end, "ts is the end of the period");
+                assert_eq!(v.3, 300);
+                (v.0, v.1)
+            };
+            let sum = 3.0 * base + 30.0;
+            match m.shape {
+                Shape::Gauge => {
+                    assert_eq!(get(Stat::Avg), (base + 10.0, m.unit), "{id} {}", m.name);
+                    assert_eq!(get(Stat::Max), (base + 20.0, m.unit));
+                    assert_eq!(get(Stat::Min), (base, m.unit));
+                    assert_eq!(get(Stat::Sum), (sum, m.unit));
+                }
+                Shape::Counter => {
+                    assert_eq!(get(Stat::Avg), (sum / 300.0, m.unit), "{id} {}", m.name);
+                    assert_eq!(get(Stat::Max), ((base + 20.0) / 300.0, m.unit));
+                    assert_eq!(get(Stat::Min), (base / 300.0, m.unit));
+                    assert_eq!(get(Stat::Sum), (sum, m.sum_unit));
+                }
+            }
+            assert_eq!(get(Stat::Count), (3.0, Unit::Count));
+        }
+    }
+}
+
+/// The Must-show case: N = 1,000 instances × M = 2 metrics × S = 2 stats = 4,000 queries in
+/// exactly ceil(4,000 / 500) = 8 GetMetricData calls, every value correct.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moto_thousand_instances_in_ceil_nms_over_500_calls() {
+    let Some(m) = moto("moto_thousand_instances_in_ceil_nms_over_500_calls") else {
+        return;
+    };
+    const N: usize = 1000;
+    let sdk = sdk(&m.url).await;
+    let ids = run_instances(&sdk, N, "prod").await;
+    assert_eq!(ids.len(), N);
+    let period = 300;
+    let end = Utc::now().timestamp().div_euclid(period) * period;
+    let bucket = end - period;
+    let mut data = Vec::new();
+    for (i, id) in ids.iter().enumerate() {
+        data.push(("CPUUtilization", id.as_str(), bucket, i as f64));
+        data.push(("CPUUtilization", id.as_str(), bucket + 120, i as f64 + 2.0));
+        data.push(("NetworkIn", id.as_str(), bucket, 300.0 * i as f64));
+        data.push(("NetworkIn", id.as_str(), bucket + 120, 600.0));
+    }
+    put(&sdk, data).await;
+
+    let mut c = collector(
+        r#"regions = ["us-east-1"]
+delay = "0s""#,
+    );
+    c.sdk = Some(sdk);
+    let mut out = Output::default();
+    let req = request(
+        bucket,
+        end,
+        &["cpu.utilization", "network.received_throughput", "aws.*"],
+    );
+    c.collect(&req, &mut out).await.unwrap();
+    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    assert_eq!(out.resources.len(), N);
+    let queries = N * 2 * 2;
+    assert_eq!(
+        c.calls.get_metric_data.load(Ordering::Relaxed) as usize,
+        queries.div_ceil(MAX_QUERIES_PER_CALL)
+    );
+    assert_eq!(api_calls(&out, "cloudwatch:GetMetricData"), 8.0);
+    let f = found(&out);
+    assert_eq!(f.len(), queries);
+    for (i, id) in ids.iter().enumerate() {
+        let cpu = |s| f[&("cpu.utilization".to_string(), s, id.clone(), String::new())].0;
+        let net = |s| {
+            f[&(
+                "network.received_throughput".to_string(),
+                s,
+                id.clone(),
+                String::new(),
+            )]
+                .0
+        };
+        assert_eq!(cpu(Stat::Avg), i as f64 + 1.0, "{id}");
+        assert_eq!(cpu(Stat::Max), i as f64 + 2.0, "{id}");
+        assert_eq!(net(Stat::Avg), (300.0 * i as f64 + 600.0) / 300.0, "{id}");
+        assert_eq!(
+            net(Stat::Max),
+            (300.0 * i as f64).max(600.0) / 300.0,
+            "{id}"
+        );
+    }
+}
+
+/// An endpoint that refuses connections: the collection fails with an error naming the API
+/// and region, not a panic.
+#[tokio::test]
+async fn unreachable_endpoint_is_reported() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut c = collector(r#"regions = ["eu-west-1"]"#);
+    let mut cfg = sdk(&format!("http://127.0.0.1:{port}"))
+        .await
+        .into_builder();
+    cfg.set_retry_config(Some(RetryConfig::standard().with_max_attempts(1)));
+    c.sdk = Some(cfg.build());
+    let mut out = Output::default();
+    let e = c
+        .collect(&request(0, 300, &[]), &mut out)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Unavailable, "{e:?}");
+    assert!(
+        e.message.starts_with("DescribeInstances failed"),
+        "{}",
+        e.message
+    );
+    assert_eq!(
+        e.context.get("region").map(String::as_str),
+        Some("eu-west-1")
+    );
+}
+
+// ---------------------------------------------------------------- errors, on a local stand-in
+
+/// A stand-in EC2 endpoint: answers `errors` (status, code) in turn, then an empty
+/// DescribeInstances. Returns its URL and the request counter.
+async fn ec2_stand_in(
+    errors: Vec<(u16, &'static str)>,
+) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+    let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let h = hits.clone();
+    let app = axum::Router::new().fallback(move || {
+        let h = h.clone();
+        let errors = errors.clone();
+        async move {
+            let n = h.fetch_add(1, Ordering::SeqCst);
+            match errors.get(n) {
+                Some((status, code)) => (
+                    StatusCode::from_u16(*status).unwrap(),
+                    format!(
+                        "<Response><Errors><Error><Code>{code}</Code><Message>stand-in says {code}</Message></Error></Errors><RequestID>r{n}</RequestID></Response>"
+                    ),
+                )
+                    .into_response(),
+                None => (
+                    StatusCode::OK,
+                    "<DescribeInstancesResponse xmlns=\"http://ec2.amazonaws.com/doc/2016-11-15/\"><requestId>ok</requestId><reservationSet/></DescribeInstancesResponse>",
+                )
+                    .into_response(),
+            }
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}"), hits)
+}
+
+async fn collect_against(url: &str, attempts: u32) -> (Result<(), PluginError>, Output) {
+    let mut c = collector(r#"regions = ["us-east-1"]"#);
+    let mut cfg = sdk(url).await.into_builder();
+    cfg.set_retry_config(Some(
+        RetryConfig::standard()
+            .with_max_attempts(attempts)
+            .with_initial_backoff(Duration::from_millis(5)),
+    ));
+    c.sdk = Some(cfg.build());
+    let mut out = Output::default();
+    let r = c.collect(&request(0, 300, &[]), &mut out).await;
+    (r, out)
+}
+
+#[tokio::test]
+async fn throttling_is_retried_with_backoff_then_succeeds() {
+    let (url, hits) = ec2_stand_in(vec![(503, "RequestLimitExceeded"), (400, "Throttling")]).await;
+    let (r, out) = collect_against(&url, 3).await;
+    r.unwrap();
+    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    assert_eq!(hits.load(Ordering::SeqCst), 3);
+    assert_eq!(api_calls(&out, "ec2:DescribeInstances"), 1.0);
+    assert_eq!(api_calls(&out, "cloudwatch:GetMetricData"), 0.0);
+}
+
+#[tokio::test]
+async fn denied_permission_names_the_iam_action() {
+    let (url, hits) = ec2_stand_in(vec![(403, "UnauthorizedOperation")]).await;
+    let (r, _) = collect_against(&url, 3).await;
+    let e = r.unwrap_err();
+    assert_eq!(hits.load(Ordering::SeqCst), 1, "a denial is not retried");
+    assert_eq!(e.kind, ErrorKind::Permission);
+    assert!(
+        e.message.starts_with(
+            "DescribeInstances was denied: grant the IAM action ec2:DescribeInstances"
+        ),
+        "{}",
+        e.message
+    );
+    assert_eq!(
+        e.context.get("api").map(String::as_str),
+        Some("DescribeInstances")
+    );
+}
+
+#[tokio::test]
+async fn wrong_credentials_say_what_to_check() {
+    let (url, _) = ec2_stand_in(vec![(401, "AuthFailure")]).await;
+    let (r, _) = collect_against(&url, 1).await;
+    let e = r.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Auth);
+    assert!(
+        e.message
+            .contains("AWS rejected the credentials (AuthFailure): check AWS_ACCESS_KEY_ID"),
+        "{}",
+        e.message
+    );
+}
+
+/// GetMetricData denied: the instances are still collected, and the error names
+/// cloudwatch:GetMetricData.
+#[tokio::test]
+async fn denied_metrics_keep_the_inventory() {
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+    let app = axum::Router::new().fallback(|body: String| async move {
+        if body.contains("Action=GetMetricData") {
+            (
+                StatusCode::FORBIDDEN,
+                "<ErrorResponse xmlns=\"http://monitoring.amazonaws.com/doc/2010-08-01/\"><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>not allowed</Message></Error><RequestId>x</RequestId></ErrorResponse>",
+            )
+                .into_response()
+        } else {
+            (
+                StatusCode::OK,
+                "<DescribeInstancesResponse xmlns=\"http://ec2.amazonaws.com/doc/2016-11-15/\"><requestId>ok</requestId><reservationSet><item><reservationId>r-1</reservationId><ownerId>111122223333</ownerId><instancesSet><item><instanceId>i-0abc</instanceId><instanceType>t3.micro</instanceType><instanceState><code>16</code><name>running</name></instanceState><tagSet><item><key>Name</key><value>web</value></item></tagSet></item></instancesSet></item></reservationSet></DescribeInstancesResponse>",
+            )
+                .into_response()
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let (r, out) = collect_against(&format!("http://{addr}"), 2).await;
+    r.unwrap();
+    assert_eq!(out.resources.len(), 1);
+    let res = &out.resources[0];
+    assert_eq!((res.id.as_str(), res.name.as_str()), ("i-0abc", "web"));
+    assert_eq!(res.account, "111122223333");
+    assert_eq!(out.errors.len(), 1, "{:?}", out.errors);
+    let e = &out.errors[0];
+    assert_eq!(e.kind, ErrorKind::Permission);
+    assert!(
+        e.message
+            .starts_with("GetMetricData was denied: grant the IAM action cloudwatch:GetMetricData"),
+        "{}",
+        e.message
+    );
+    assert_eq!(api_calls(&out, "cloudwatch:GetMetricData"), 1.0);
+}
