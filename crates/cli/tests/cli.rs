@@ -5,7 +5,8 @@ mod common;
 use common::*;
 use std::time::{Duration, Instant};
 
-const ALL_PLUGINS: [&str; 13] = [
+const ALL_PLUGINS: [&str; 14] = [
+    "aws",
     "internal",
     "host",
     "prometheus",
