@@ -97,16 +97,7 @@ async fn batches_are_stored_plain_gzip_and_zstd_and_deduplicated() {
 
     // The server's own metrics count what happened.
     let read = s.token(&[Scope::Read]);
-    let text = s
-        .client
-        .get(format!("{}/metrics", s.url))
-        .bearer_auth(&read)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = s.get("/metrics", Some(&read)).await.text().await.unwrap();
     assert!(
         text.contains("skymeter_ingest_batches_total{result=\"stored\"} 4\n"),
         "{text}"
@@ -361,16 +352,7 @@ async fn every_rejected_request_leaves_the_store_unchanged() {
             case.name
         );
     }
-    let text = s
-        .client
-        .get(format!("{}/metrics", s.url))
-        .bearer_auth(&read)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = s.get("/metrics", Some(&read)).await.text().await.unwrap();
     // Auth failures are stopped before the handler; the 10 others reached it.
     assert!(
         text.contains("skymeter_ingest_batches_total{result=\"rejected\"} 10\n"),
@@ -425,13 +407,7 @@ async fn admin_implies_every_scope_and_disabled_auth_opens_everything() {
         let resp = req.bearer_auth(&admin).send().await.unwrap();
         assert_eq!(resp.status(), 200, "{method} {path}");
     }
-    let resp = s
-        .client
-        .get(format!("{}/api/v1/resources", s.url))
-        .bearer_auth(&ingest)
-        .send()
-        .await
-        .unwrap();
+    let resp = s.get("/api/v1/resources", Some(&ingest)).await;
     let (status, err) = error_of(resp).await;
     assert_eq!(status, 403);
     assert!(err["message"].as_str().unwrap().contains("`read`"), "{err}");
@@ -445,13 +421,7 @@ async fn admin_implies_every_scope_and_disabled_auth_opens_everything() {
         .unwrap()
         .id;
     assert!(s.store.revoke_token(&id).unwrap());
-    let resp = s
-        .client
-        .get(format!("{}/metrics", s.url))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap();
+    let resp = s.get("/metrics", Some(&admin)).await;
     assert_eq!(resp.status(), 401);
 
     let open = TestServer::start(ServerConfig {
@@ -467,12 +437,7 @@ async fn admin_implies_every_scope_and_disabled_auth_opens_everything() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    let resp = open
-        .client
-        .get(format!("{}/api/v1/series", open.url))
-        .send()
-        .await
-        .unwrap();
+    let resp = open.get("/api/v1/series", None).await;
     assert_eq!(resp.status(), 200);
 }
 
@@ -580,12 +545,7 @@ async fn agents_register_heartbeat_and_list() {
 #[tokio::test]
 async fn health_reports_storage_failures_with_503() {
     let s = TestServer::start(ServerConfig::default()).await;
-    let resp = s
-        .client
-        .get(format!("{}/health", s.url))
-        .send()
-        .await
-        .unwrap();
+    let resp = s.get("/health", None).await;
     assert_eq!(resp.status(), 200);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["status"], "ok");
@@ -595,12 +555,7 @@ async fn health_reports_storage_failures_with_503() {
     s.store
         .broken
         .store(true, std::sync::atomic::Ordering::Relaxed);
-    let resp = s
-        .client
-        .get(format!("{}/health", s.url))
-        .send()
-        .await
-        .unwrap();
+    let resp = s.get("/health", None).await;
     assert_eq!(resp.status(), 503);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["status"], "degraded");
@@ -662,11 +617,8 @@ async fn store_points_round_trip_through_the_points_endpoint() {
         .push(point("cpu.utilization", Stat::Max, now, 5.0, &r));
     s.store.ingest(&b).unwrap();
     let v: Value = s
-        .client
-        .get(format!("{}/api/v1/points?metric=cpu.*&stat=max", s.url))
-        .send()
+        .get("/api/v1/points?metric=cpu.*&stat=max", None)
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();

@@ -9,12 +9,7 @@ use std::collections::BTreeSet;
 use support::*;
 
 async fn document(s: &TestServer) -> Value {
-    let resp = s
-        .client
-        .get(format!("{}/api/openapi.json", s.url))
-        .send()
-        .await
-        .unwrap();
+    let resp = s.get("/api/openapi.json", None).await;
     assert_eq!(resp.status(), 200, "served without a token");
     assert_eq!(resp.headers()["content-type"], "application/json");
     resp.json().await.unwrap()
@@ -188,15 +183,7 @@ async fn documented_schemas_validate_real_payloads() {
         .await
         .unwrap();
     assert!(validator("IngestResponse").is_valid(&resp), "{resp}");
-    let err: Value = s
-        .client
-        .get(format!("{}/metrics", s.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let err: Value = s.get("/metrics", None).await.json().await.unwrap();
     assert!(validator("ApiErrorBody").is_valid(&err), "{err}");
 }
 
@@ -218,12 +205,7 @@ fn links(html: &str) -> Vec<String> {
 #[tokio::test]
 async fn docs_page_is_served_from_the_binary_with_nothing_external() {
     let s = TestServer::start(ServerConfig::default()).await;
-    let resp = s
-        .client
-        .get(format!("{}/api/docs", s.url))
-        .send()
-        .await
-        .unwrap();
+    let resp = s.get("/api/docs", None).await;
     assert_eq!(resp.status(), 200);
     assert!(resp.headers()["content-type"]
         .to_str()

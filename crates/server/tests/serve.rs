@@ -169,12 +169,7 @@ async fn header_limits_are_enforced() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 431);
-    let resp = s
-        .client
-        .get(format!("{}/health", s.url))
-        .send()
-        .await
-        .unwrap();
+    let resp = s.get("/health", None).await;
     assert_eq!(resp.status(), 200);
 }
 
@@ -187,12 +182,7 @@ async fn slow_requests_time_out_with_a_json_body() {
     })
     .await;
     s.store.slow_ms.store(1500, Ordering::Relaxed);
-    let resp = s
-        .client
-        .get(format!("{}/api/v1/resources", s.url))
-        .send()
-        .await
-        .unwrap();
+    let resp = s.get("/api/v1/resources", None).await;
     assert_eq!(resp.status(), 503);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["error"]["code"], "timeout");

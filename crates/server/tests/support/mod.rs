@@ -573,6 +573,15 @@ impl TestServer {
         }
     }
 
+    /// `GET <url><path>`, with `Authorization: Bearer <token>` when a token is given.
+    pub async fn get(&self, path: &str, token: Option<&str>) -> reqwest::Response {
+        let mut req = self.client.get(format!("{}{path}", self.url));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send().await.unwrap()
+    }
+
     pub fn token(&self, scopes: &[Scope]) -> String {
         self.store.create_token("test", scopes).unwrap().0
     }
