@@ -165,6 +165,14 @@ pub struct Cost {
     pub tags: Labels,
     #[serde(rename = "x_source")]
     pub x_source: CostSource,
+    /// For `estimated` lines: the date (`YYYY-MM-DD`) of the price table the cost was
+    /// computed from, so a reader knows how current the prices were.
+    #[serde(
+        rename = "x_price_date",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub x_price_date: Option<String>,
 }
 
 /// A collector's failure, carried in the batch so that a partial failure is visible.

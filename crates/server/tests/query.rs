@@ -363,6 +363,7 @@ fn cost(provider: &str, service: &str, billed: f64, source: CostSource, days_ago
         consumed_unit: None,
         tags: Default::default(),
         x_source: source,
+        x_price_date: None,
     }
 }
 

@@ -9,7 +9,6 @@ use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_cloudwatch::primitives::DateTime as AwsDateTime;
 use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat};
-use aws_sdk_ec2::error::ProvideErrorMetadata;
 use aws_sdk_ec2::types::Filter;
 use chrono::{DateTime, TimeZone, Utc};
 use schemars::JsonSchema;
@@ -21,12 +20,18 @@ use skymeter_plugin::{
     MetricInfo, Output, PluginDescription, PluginError, PluginKind, RawConfig,
 };
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+pub mod calls;
+pub mod errors;
+#[cfg(test)]
+mod testing;
 #[cfg(test)]
 mod tests;
+
+use calls::ApiCalls;
+use errors::api_error;
 
 /// The API maximum of queries in one `GetMetricData` call.
 pub const MAX_QUERIES_PER_CALL: usize = 500;
@@ -355,28 +360,6 @@ impl Aws {
     }
 }
 
-/// API call counters of one collection.
-#[derive(Debug, Default)]
-pub struct ApiCalls {
-    pub describe_instances: AtomicU64,
-    pub get_metric_data: AtomicU64,
-}
-
-impl ApiCalls {
-    fn snapshot(&self) -> [(&'static str, u64); 2] {
-        [
-            (
-                "ec2:DescribeInstances",
-                self.describe_instances.load(Ordering::Relaxed),
-            ),
-            (
-                "cloudwatch:GetMetricData",
-                self.get_metric_data.load(Ordering::Relaxed),
-            ),
-        ]
-    }
-}
-
 pub struct Aws {
     cfg: AwsConfig,
     stats: Vec<(&'static str, Stat)>,
@@ -444,66 +427,6 @@ struct Planned {
     stat: (&'static str, Stat),
 }
 
-fn classify<E: ProvideErrorMetadata>(
-    api: &str,
-    action: &str,
-    region: &str,
-    e: &E,
-    text: String,
-) -> PluginError {
-    let code = e.code().unwrap_or("");
-    let (kind, what) = match code {
-        "UnauthorizedOperation" | "AccessDenied" | "AccessDeniedException" => (
-            ErrorKind::Permission,
-            format!("{api} was denied: grant the IAM action {action} to the credentials skymeter uses"),
-        ),
-        "AuthFailure" | "InvalidClientTokenId" | "SignatureDoesNotMatch" | "ExpiredToken"
-        | "ExpiredTokenException" | "UnrecognizedClientException" | "InvalidAccessKeyId"
-        | "MissingAuthenticationToken" => (
-            ErrorKind::Auth,
-            format!("{api}: AWS rejected the credentials ({code}): check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE or `profile`, and that an SSO session or token has not expired"),
-        ),
-        "Throttling" | "ThrottlingException" | "RequestLimitExceeded" => (
-            ErrorKind::Unavailable,
-            format!("{api} stayed throttled after every retry: lower max_concurrency or run less often"),
-        ),
-        "" => (ErrorKind::Unavailable, format!("{api} failed: {text}")),
-        _ => (ErrorKind::Other, format!("{api} failed ({code})")),
-    };
-    let msg = match e.message() {
-        Some(m) if kind != ErrorKind::Unavailable || !code.is_empty() => format!("{what}: {m}"),
-        _ => what,
-    };
-    PluginError::new(kind, msg)
-        .with("api", api)
-        .with("region", region)
-}
-
-/// The full text of an SDK error (its source chain), for errors without an AWS code
-/// (connection refused, no credentials).
-fn error_text(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
-}
-
-/// An error without an AWS code whose text says credentials are missing becomes an Auth error.
-fn no_code_error(mut e: PluginError) -> PluginError {
-    if e.kind == ErrorKind::Unavailable && e.message.contains("credentials") {
-        e.kind = ErrorKind::Auth;
-        e.message = format!(
-            "{}. No AWS credentials found: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE or `profile`, or run where an instance role is available",
-            e.message
-        );
-    }
-    e
-}
-
 fn ts(secs: i64) -> DateTime<Utc> {
     Utc.timestamp_opt(secs, 0).single().unwrap_or_default()
 }
@@ -541,27 +464,20 @@ impl Aws {
         let now = Utc::now();
         let mut out = Vec::new();
         loop {
-            self.calls
-                .describe_instances
-                .fetch_add(1, Ordering::Relaxed);
             let page = match pages.next().await {
-                None => {
-                    // The paginator made no call for the end of the list.
-                    self.calls
-                        .describe_instances
-                        .fetch_sub(1, Ordering::Relaxed);
-                    break;
+                None => break,
+                Some(Ok(p)) => {
+                    self.calls.count("ec2:DescribeInstances");
+                    p
                 }
-                Some(Ok(p)) => p,
                 Some(Err(e)) => {
-                    let text = error_text(&e);
-                    return Err(no_code_error(classify(
+                    self.calls.count("ec2:DescribeInstances");
+                    return Err(api_error(
                         "DescribeInstances",
                         "ec2:DescribeInstances",
                         region,
                         &e,
-                        text,
-                    )));
+                    ));
                 }
             };
             for r in page.reservations() {
@@ -713,7 +629,7 @@ impl Aws {
                 let mut results: Vec<(String, Vec<i64>, Vec<f64>)> = Vec::new();
                 let mut token: Option<String> = None;
                 loop {
-                    calls.get_metric_data.fetch_add(1, Ordering::Relaxed);
+                    calls.count("cloudwatch:GetMetricData");
                     let r = client
                         .get_metric_data()
                         .set_metric_data_queries(Some(queries.clone()))
@@ -737,14 +653,12 @@ impl Aws {
                             }
                         }
                         Err(e) => {
-                            let text = error_text(&e);
-                            return Err(no_code_error(classify(
+                            return Err(api_error(
                                 "GetMetricData",
                                 "cloudwatch:GetMetricData",
                                 &region,
                                 &e,
-                                text,
-                            )));
+                            ));
                         }
                     }
                 }

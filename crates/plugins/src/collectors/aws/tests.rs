@@ -1,11 +1,10 @@
+use super::testing::{moto, sdk};
 use super::*;
 use aws_sdk_cloudwatch::types::MetricDatum;
-use aws_sdk_ec2::config::Credentials;
 use skymeter_model::Window;
 use skymeter_plugin::config::Source as TomlSource;
 use skymeter_plugin::MetricSelection;
-use std::io::Write;
-use std::process::{Child, Command, Stdio};
+use std::sync::atomic::Ordering;
 
 // ---------------------------------------------------------------- helpers
 
@@ -33,70 +32,6 @@ fn request(start: i64, end: i64, selection: &[&str]) -> CollectRequest {
         metrics: MetricSelection::new(selection).unwrap(),
         task: "t".into(),
     }
-}
-
-/// moto_server on a free loopback port, killed on drop.
-struct Moto {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts moto, or prints why not and returns None (the test then skips).
-fn moto(test: &str) -> Option<Moto> {
-    let Some(bin) = std::env::var_os("SKYMETER_MOTO_SERVER") else {
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPED: {test}: SKYMETER_MOTO_SERVER is not set (scripts/test installs moto and sets it)"
-        );
-        return None;
-    };
-    if !std::path::Path::new(&bin).exists() {
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPED: {test}: SKYMETER_MOTO_SERVER={} does not exist",
-            bin.to_string_lossy()
-        );
-        return None;
-    }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(&bin)
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("moto_server starts");
-    let m = Moto {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-    };
-    for _ in 0..300 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return Some(m);
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("moto_server did not listen on 127.0.0.1:{port} within 30s");
-}
-
-async fn sdk(url: &str) -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(url)
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
-        .retry_config(RetryConfig::standard().with_max_attempts(2))
-        .load()
-        .await
 }
 
 /// Runs `n` instances (tagged Name = web-<i>, env = <env>) and returns their ids in order.
@@ -200,8 +135,7 @@ fn api_calls(out: &Output, api: &str) -> f64 {
         .find(|p| {
             p.metric == "aws.api_calls" && p.labels.get("api").map(String::as_str) == Some(api)
         })
-        .unwrap()
-        .value
+        .map_or(0.0, |p| p.value)
 }
 
 // ---------------------------------------------------------------- unit tests
@@ -357,7 +291,7 @@ tags = { env = "prod" }
     assert_eq!(f.len(), 3 * 13 * 5);
     assert_eq!(api_calls(&out, "cloudwatch:GetMetricData"), 1.0);
     assert_eq!(api_calls(&out, "ec2:DescribeInstances"), 1.0);
-    assert_eq!(c.calls.get_metric_data.load(Ordering::Relaxed), 1);
+    assert_eq!(c.calls.get("cloudwatch:GetMetricData"), 1);
     for (i, id) in prod.iter().enumerate() {
         for (k, m) in EC2_METRICS.iter().enumerate() {
             let base = (i * 100 + k) as f64 * 3.0;
@@ -427,7 +361,7 @@ delay = "0s""#,
     assert_eq!(out.resources.len(), N);
     let queries = N * 2 * 2;
     assert_eq!(
-        c.calls.get_metric_data.load(Ordering::Relaxed) as usize,
+        c.calls.get("cloudwatch:GetMetricData") as usize,
         queries.div_ceil(MAX_QUERIES_PER_CALL)
     );
     assert_eq!(api_calls(&out, "cloudwatch:GetMetricData"), 8.0);

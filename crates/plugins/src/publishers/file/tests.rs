@@ -47,6 +47,7 @@ fn cost() -> Cost {
         consumed_unit: None,
         tags: labels_of(&[("team", "web")]),
         x_source: CostSource::Billed,
+        x_price_date: None,
     }
 }
 

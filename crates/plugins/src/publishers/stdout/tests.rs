@@ -55,6 +55,7 @@ fn full_batch() -> Batch {
         consumed_unit: None,
         tags: Default::default(),
         x_source: CostSource::Billed,
+        x_price_date: None,
     }];
     b.errors = vec![CollectError {
         plugin: "aws".into(),

@@ -91,6 +91,7 @@ pub fn cost(billed: f64, currency: &str, service: &str, start: DateTime<Utc>) ->
         consumed_unit: None,
         tags: Labels::new(),
         x_source: CostSource::Billed,
+        x_price_date: None,
     }
 }
 

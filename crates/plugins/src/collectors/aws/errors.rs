@@ -1,0 +1,79 @@
+//! AWS SDK errors turned into `PluginError`s that say what to do: a denied call names the
+//! IAM action to grant, rejected credentials say where they came from, and throttling that
+//! outlasted the SDK's retries says how to call less.
+
+use aws_sdk_ec2::error::ProvideErrorMetadata;
+use skymeter_plugin::{ErrorKind, PluginError};
+
+/// An SDK error of `api` (e.g. `DescribeInstances`) as a `PluginError`. `action` is the IAM
+/// action the call needs (`ec2:DescribeInstances`); `region` goes in the context.
+pub fn api_error<E>(api: &str, action: &str, region: &str, e: &E) -> PluginError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    no_code_error(classify(api, action, region, e, error_text(e)))
+}
+
+fn classify<E: ProvideErrorMetadata>(
+    api: &str,
+    action: &str,
+    region: &str,
+    e: &E,
+    text: String,
+) -> PluginError {
+    let code = e.code().unwrap_or("");
+    let (kind, what) = match code {
+        "UnauthorizedOperation" | "AccessDenied" | "AccessDeniedException"
+        | "AuthorizationError" => (
+            ErrorKind::Permission,
+            format!("{api} was denied: grant the IAM action {action} to the credentials skymeter uses"),
+        ),
+        "AuthFailure" | "InvalidClientTokenId" | "SignatureDoesNotMatch" | "ExpiredToken"
+        | "ExpiredTokenException" | "UnrecognizedClientException" | "InvalidAccessKeyId"
+        | "MissingAuthenticationToken" => (
+            ErrorKind::Auth,
+            format!("{api}: AWS rejected the credentials ({code}): check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE or `profile`, and that an SSO session or token has not expired"),
+        ),
+        "Throttling" | "ThrottlingException" | "RequestLimitExceeded" | "TooManyRequestsException"
+        | "LimitExceededException" => (
+            ErrorKind::Unavailable,
+            format!("{api} stayed throttled after every retry: lower max_concurrency or run less often"),
+        ),
+        "" => (ErrorKind::Unavailable, format!("{api} failed: {text}")),
+        _ => (ErrorKind::Other, format!("{api} failed ({code})")),
+    };
+    let msg = match e.message() {
+        Some(m) if kind != ErrorKind::Unavailable || !code.is_empty() => format!("{what}: {m}"),
+        _ => what,
+    };
+    let mut err = PluginError::new(kind, msg).with("api", api);
+    if !region.is_empty() {
+        err = err.with("region", region);
+    }
+    err
+}
+
+/// The full text of an SDK error (its source chain), for errors without an AWS code
+/// (connection refused, no credentials).
+pub fn error_text(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+/// An error without an AWS code whose text says credentials are missing becomes an Auth error.
+fn no_code_error(mut e: PluginError) -> PluginError {
+    if e.kind == ErrorKind::Unavailable && e.message.contains("credentials") {
+        e.kind = ErrorKind::Auth;
+        e.message = format!(
+            "{}. No AWS credentials found: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE or `profile`, or run where an instance role is available",
+            e.message
+        );
+    }
+    e
+}
