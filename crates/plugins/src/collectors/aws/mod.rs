@@ -1,57 +1,73 @@
-//! `aws`: EC2 inventory (DescribeInstances, every page) and EC2 metrics from CloudWatch
-//! `GetMetricData` only, batched at the API maximum of 500 queries per call (DESIGN §4).
+//! `aws`: inventory of EC2, EBS, RDS, Lambda, S3 and EKS (every page of every list),
+//! their metrics from CloudWatch `GetMetricData` only (500 queries per call, the API maximum;
+//! DESIGN §4), and cost: estimated from price tables, billed from Cost Explorer.
 //!
-//! Credentials and region come from the AWS SDK's default chain (environment, shared profile,
-//! SSO, IMDS, web identity); `profile` and `endpoint_url` override. Throttling is retried by
-//! the SDK's standard retry mode (exponential backoff with full jitter).
+//! Credentials come from the AWS SDK's default chain (environment, shared profile, SSO,
+//! IMDS, web identity); `profile`, `accounts[].profile` and `accounts[].assume_role`
+//! override. Every account × region pair is collected concurrently, at most `max_targets`
+//! at once; within a pair, GetMetricData calls are bounded by `max_concurrency` and the
+//! per-resource Describe calls by `api_concurrency`. Throttling is retried by the SDK's
+//! standard retry mode (exponential backoff with full jitter).
 
 use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_cloudwatch::primitives::DateTime as AwsDateTime;
-use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat};
-use aws_sdk_ec2::types::Filter;
 use chrono::{DateTime, TimeZone, Utc};
 use schemars::JsonSchema;
 use serde::Deserialize;
-use skymeter_model::{Labels, Point, Resource, ResourceRef, Stat, Unit};
+use skymeter_model::{Point, Resource, ResourceRef, Stat, Unit};
 use skymeter_plugin::config::DurationStr;
 use skymeter_plugin::{
     async_trait, BuildContext, CollectRequest, Collector, CollectorFactory, ConfigError, ErrorKind,
     MetricInfo, Output, PluginDescription, PluginError, PluginKind, RawConfig,
 };
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::sync::Semaphore;
 
 pub mod calls;
+pub mod catalog;
 pub mod errors;
+pub mod inventory;
+pub mod metrics;
 #[cfg(test)]
 mod testing;
 #[cfg(test)]
 mod tests;
 
 use calls::ApiCalls;
+use catalog::{CwMetric, Service, CATALOG};
 use errors::api_error;
-
-/// The API maximum of queries in one `GetMetricData` call.
-pub const MAX_QUERIES_PER_CALL: usize = 500;
+pub use metrics::{metric_window, MetricWindow, MAX_QUERIES_PER_CALL};
 
 /// `[[task]] collect = [{ plugin = "aws", ... }]`.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AwsConfig {
-    /// Regions to collect. Default: the region of the SDK's chain (`AWS_REGION`, the
-    /// profile's `region`, IMDS).
+    /// Regions to collect; `["*"]` = every region enabled for the account (DescribeRegions).
+    /// Default: the region of the SDK's chain (`AWS_REGION`, the profile's `region`, IMDS).
     #[serde(default)]
     pub regions: Vec<String>,
     /// Shared-config profile to take credentials and region from. Default: the SDK's chain
     /// (`AWS_PROFILE`, else `default`).
     #[serde(default)]
     pub profile: Option<String>,
+    /// Accounts to collect, each with its own credentials. Default: the one account of the
+    /// default credentials.
+    #[serde(default)]
+    pub accounts: Vec<AccountConfig>,
     /// Endpoint override for every AWS API (an emulator such as moto). The SDK also honours
     /// `AWS_ENDPOINT_URL`.
     #[serde(default)]
     pub endpoint_url: Option<String>,
+    /// Services to collect: any of ec2, ebs, rds, lambda, s3, eks. Default: all.
+    #[serde(default)]
+    pub services: Option<Vec<String>>,
+    /// EC2 CloudWatch metrics to ask for (CloudWatch names, e.g. "CPUUtilization",
+    /// "EBSReadBytes", "mem_used_percent"). Default: all of the catalog. Each one is one
+    /// billed CloudWatch metric per instance and stat.
+    #[serde(default)]
+    pub ec2_metrics: Option<Vec<String>>,
     /// CloudWatch period. Default 300s (EC2 basic monitoring); a multiple of 60s.
     #[serde(default = "default_period")]
     pub period: DurationStr,
@@ -62,16 +78,22 @@ pub struct AwsConfig {
     #[serde(default = "default_delay")]
     pub delay: DurationStr,
     /// Statistics: any of avg, max, min, sum, count, p95. Default ["avg", "max"]. Each one is
-    /// one billed CloudWatch metric per instance and metric.
+    /// one billed CloudWatch metric per resource and metric.
     #[serde(default = "default_stats")]
     pub stats: Vec<String>,
-    /// Only instances with all these tags (`tags = { env = "prod" }`), as DescribeInstances
-    /// `tag:KEY` filters.
+    /// Only resources with all these tags (`tags = { env = "prod" }`).
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
-    /// GetMetricData calls in flight at once, per region. Default 8.
+    /// GetMetricData calls in flight at once, per account and region. Default 8.
     #[serde(default = "default_max_concurrency")]
     pub max_concurrency: usize,
+    /// Per-resource Describe/List calls (EKS clusters and node groups, Lambda and S3 tags,
+    /// bucket locations) in flight at once, per account and region. Default 4.
+    #[serde(default = "default_api_concurrency")]
+    pub api_concurrency: usize,
+    /// Account × region pairs collected at once. Default 8.
+    #[serde(default = "default_max_targets")]
+    pub max_targets: usize,
     /// Seconds between two CloudWatch samples of the instances (300 with basic monitoring, 60
     /// with detailed): max/min/p95 of a counter metric (bytes, packets, ops) are divided by
     /// it to give a per-second rate. Default 300s.
@@ -81,6 +103,60 @@ pub struct AwsConfig {
     /// on throttling and 5xx. Default 5.
     #[serde(default = "default_attempts")]
     pub max_attempts: u32,
+    /// Cost sources: "estimated" (price tables × usage, every collection) and/or "billed"
+    /// (Cost Explorer, at most every `billed_every`). Default ["estimated"].
+    #[serde(default = "default_cost")]
+    pub cost: Vec<String>,
+    /// Billed: also read costs per resource (GetCostAndUsageWithResources; the last 14 days
+    /// only, and it must be enabled in the Cost Explorer settings). Default false.
+    #[serde(default)]
+    pub resource_costs: bool,
+    /// Billed: the days read each time, today included (Cost Explorer revises recent days;
+    /// the server replaces the lines it already has). Default 3.
+    #[serde(default = "default_billed_days")]
+    pub billed_days: u32,
+    /// Billed: the least time between two Cost Explorer reads (each request costs USD 0.01).
+    /// Default 6h.
+    #[serde(default = "default_billed_every")]
+    pub billed_every: DurationStr,
+    /// Estimated: a price table file (`skymeter aws prices update` writes one). Default:
+    /// `<data_dir>/prices/aws.json` when it exists, else the table shipped in the binary.
+    #[serde(default)]
+    pub prices_file: Option<String>,
+    /// Discover, then report the plan (API calls per API, CloudWatch metrics requested,
+    /// their estimated cost) as self-metrics, without calling GetMetricData or Cost
+    /// Explorer. `skymeter collect aws --dry-run` sets it.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// `accounts = [{ id = "...", assume_role = { role_arn = "..." } }]`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AccountConfig {
+    /// The 12-digit account id. Default: asked with STS GetCallerIdentity.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Profile whose credentials reach this account (before `assume_role`). Default: the
+    /// collector's `profile`, else the default chain.
+    #[serde(default)]
+    pub profile: Option<String>,
+    /// Role to assume in this account with STS AssumeRole.
+    #[serde(default)]
+    pub assume_role: Option<AssumeRoleConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AssumeRoleConfig {
+    /// `arn:aws:iam::123456789012:role/skymeter-read`.
+    pub role_arn: String,
+    /// The external id the role's trust policy requires, if any.
+    #[serde(default)]
+    pub external_id: Option<String>,
+    /// Session name shown in CloudTrail. Default "skymeter".
+    #[serde(default)]
+    pub session_name: Option<String>,
 }
 
 fn default_period() -> DurationStr {
@@ -95,150 +171,24 @@ fn default_stats() -> Vec<String> {
 fn default_max_concurrency() -> usize {
     8
 }
+fn default_api_concurrency() -> usize {
+    4
+}
+fn default_max_targets() -> usize {
+    8
+}
 fn default_attempts() -> u32 {
     5
 }
-
-/// How a CloudWatch metric's statistics turn into a normalized value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Shape {
-    /// A level (CPUUtilization): every statistic as is.
-    Gauge,
-    /// A count per sample (bytes, packets, ops): avg = Sum / period, max/min/p95 = stat /
-    /// sample interval, sum = the total in the period.
-    Counter,
+fn default_cost() -> Vec<String> {
+    vec!["estimated".into()]
 }
-
-/// One EC2 metric of the catalog.
-#[derive(Debug, Clone, Copy)]
-pub struct Ec2Metric {
-    pub cloudwatch: &'static str,
-    pub name: &'static str,
-    pub unit: Unit,
-    /// Unit of `sum` (the total over the period) for counters.
-    sum_unit: Unit,
-    shape: Shape,
-    /// `source` label: `ebs` or `instance_store` for disk metrics.
-    source: Option<&'static str>,
+fn default_billed_days() -> u32 {
+    3
 }
-
-const fn gauge(cw: &'static str, name: &'static str, unit: Unit) -> Ec2Metric {
-    Ec2Metric {
-        cloudwatch: cw,
-        name,
-        unit,
-        sum_unit: unit,
-        shape: Shape::Gauge,
-        source: None,
-    }
+fn default_billed_every() -> DurationStr {
+    DurationStr(Duration::from_secs(6 * 3600))
 }
-const fn counter(
-    cw: &'static str,
-    name: &'static str,
-    unit: Unit,
-    sum_unit: Unit,
-    source: Option<&'static str>,
-) -> Ec2Metric {
-    Ec2Metric {
-        cloudwatch: cw,
-        name,
-        unit,
-        sum_unit,
-        shape: Shape::Counter,
-        source,
-    }
-}
-
-/// The EC2 catalog: CloudWatch `AWS/EC2` name → normalized name. Disk* (instance store) and
-/// EBS* (EBS volumes, Nitro) map to the same names with a `source` label, so a dashboard can
-/// sum both or pick one.
-pub const EC2_METRICS: [Ec2Metric; 13] = [
-    gauge("CPUUtilization", "cpu.utilization", Unit::Percent),
-    counter(
-        "NetworkIn",
-        "network.received_throughput",
-        Unit::BytesPerSecond,
-        Unit::Bytes,
-        None,
-    ),
-    counter(
-        "NetworkOut",
-        "network.sent_throughput",
-        Unit::BytesPerSecond,
-        Unit::Bytes,
-        None,
-    ),
-    counter(
-        "NetworkPacketsIn",
-        "network.received_pps",
-        Unit::CountPerSecond,
-        Unit::Count,
-        None,
-    ),
-    counter(
-        "NetworkPacketsOut",
-        "network.sent_pps",
-        Unit::CountPerSecond,
-        Unit::Count,
-        None,
-    ),
-    counter(
-        "DiskReadOps",
-        "disk.read_iops",
-        Unit::CountPerSecond,
-        Unit::Count,
-        Some("instance_store"),
-    ),
-    counter(
-        "DiskWriteOps",
-        "disk.write_iops",
-        Unit::CountPerSecond,
-        Unit::Count,
-        Some("instance_store"),
-    ),
-    counter(
-        "DiskReadBytes",
-        "disk.read_throughput",
-        Unit::BytesPerSecond,
-        Unit::Bytes,
-        Some("instance_store"),
-    ),
-    counter(
-        "DiskWriteBytes",
-        "disk.write_throughput",
-        Unit::BytesPerSecond,
-        Unit::Bytes,
-        Some("instance_store"),
-    ),
-    counter(
-        "EBSReadOps",
-        "disk.read_iops",
-        Unit::CountPerSecond,
-        Unit::Count,
-        Some("ebs"),
-    ),
-    counter(
-        "EBSWriteOps",
-        "disk.write_iops",
-        Unit::CountPerSecond,
-        Unit::Count,
-        Some("ebs"),
-    ),
-    counter(
-        "EBSReadBytes",
-        "disk.read_throughput",
-        Unit::BytesPerSecond,
-        Unit::Bytes,
-        Some("ebs"),
-    ),
-    counter(
-        "EBSWriteBytes",
-        "disk.write_throughput",
-        Unit::BytesPerSecond,
-        Unit::Bytes,
-        Some("ebs"),
-    ),
-];
 
 /// A stat the config allows: its config name, CloudWatch statistic, and record stat.
 fn parse_stat(s: &str) -> Option<(&'static str, Stat)> {
@@ -258,7 +208,7 @@ pub fn factory() -> CollectorFactory {
         description: PluginDescription {
             name: "aws",
             kind: PluginKind::Collector,
-            summary: "AWS EC2 instances and their CloudWatch metrics (GetMetricData, 500 queries per call)",
+            summary: "AWS inventory (EC2, EBS, RDS, Lambda, S3, EKS), CloudWatch metrics (GetMetricData, 500 queries per call) and cost (estimated, Cost Explorer)",
             config_schema: PluginDescription::schema_of::<AwsConfig>,
             metrics,
         },
@@ -266,21 +216,45 @@ pub fn factory() -> CollectorFactory {
     }
 }
 
+/// The self-metrics every collection emits (labels in brackets).
+pub const SELF_METRICS: [(&str, Unit, &str); 4] = [
+    (
+        "aws.api_calls",
+        Unit::Count,
+        "AWS API calls made by this collection [api].",
+    ),
+    (
+        "aws.planned_calls",
+        Unit::Count,
+        "AWS API calls the collection plans to make (dry run) or made [api].",
+    ),
+    (
+        "aws.cloudwatch_metrics_requested",
+        Unit::Count,
+        "CloudWatch metrics requested through GetMetricData, the unit CloudWatch bills.",
+    ),
+    (
+        "aws.collection_cost",
+        Unit::Usd,
+        "What the collection's own API calls cost at list price (GetMetricData per metric, Cost Explorer per request).",
+    ),
+];
+
 fn metrics() -> Vec<MetricInfo> {
     let mut out: Vec<MetricInfo> = Vec::new();
-    for m in EC2_METRICS {
+    for m in &CATALOG {
         if out.iter().any(|o| o.name == m.name) {
             continue;
         }
-        let sources: Vec<&str> = EC2_METRICS
+        let same: Vec<&CwMetric> = CATALOG.iter().filter(|o| o.name == m.name).collect();
+        let sources: Vec<String> = same
             .iter()
-            .filter(|o| o.name == m.name)
-            .map(|o| o.cloudwatch)
+            .map(|o| format!("{} {}", o.namespace, o.cloudwatch))
             .collect();
-        out.push(MetricInfo {
-            name: m.name.into(),
-            unit: m.unit,
-            stats: vec![
+        let stats = match m.shape {
+            catalog::Shape::Total => vec![Stat::Sum],
+            catalog::Shape::Daily => vec![Stat::Avg],
+            _ => vec![
                 Stat::Avg,
                 Stat::Max,
                 Stat::Min,
@@ -288,28 +262,58 @@ fn metrics() -> Vec<MetricInfo> {
                 Stat::Count,
                 Stat::P95,
             ],
-            labels: if m.source.is_some() {
-                vec!["source"]
+        };
+        let mut labels = Vec::new();
+        if same.iter().any(|o| o.source.is_some()) {
+            labels.push("source");
+        }
+        if same.iter().any(|o| !o.fixed.is_empty()) {
+            labels.push("storage_type");
+        }
+        out.push(MetricInfo {
+            name: m.name.into(),
+            unit: m.unit,
+            stats,
+            labels,
+            source: format!("CloudWatch {}", sources.join(", ")),
+            description: skymeter_model::catalog::lookup(m.name)
+                .map(|c| c.description.to_string())
+                .unwrap_or_default(),
+        });
+    }
+    for (name, unit, description) in SELF_METRICS {
+        out.push(MetricInfo {
+            name: name.into(),
+            unit,
+            stats: vec![Stat::Last],
+            labels: if name.ends_with("calls") {
+                vec!["api"]
             } else {
                 vec![]
             },
-            source: format!("CloudWatch AWS/EC2 {}", sources.join(", ")),
-            description: format!("EC2 instance {}.", m.name),
+            source: "skymeter aws collector".into(),
+            description: description.into(),
         });
     }
-    out.push(MetricInfo {
-        name: "aws.api_calls".into(),
-        unit: Unit::Count,
-        stats: vec![Stat::Last],
-        labels: vec!["api"],
-        source: "skymeter aws collector".into(),
-        description: "AWS API calls made by this collection, per API.".into(),
-    });
     out
 }
 
-fn build(raw: &RawConfig<'_>, _ctx: &BuildContext) -> Result<Box<dyn Collector>, ConfigError> {
-    Ok(Box::new(Aws::from_raw(raw)?))
+fn build(raw: &RawConfig<'_>, ctx: &BuildContext) -> Result<Box<dyn Collector>, ConfigError> {
+    let mut aws = Aws::from_raw(raw)?;
+    aws.data_dir = ctx.data_dir.clone();
+    Ok(Box::new(aws))
+}
+
+/// The checked config, shared with the account × region tasks.
+struct Shared {
+    cfg: AwsConfig,
+    stats: Vec<(&'static str, Stat)>,
+    services: BTreeSet<Service>,
+    /// EC2 CloudWatch names asked for.
+    ec2_metrics: BTreeSet<&'static str>,
+    /// Newest daily (S3) value emitted per (account, bucket, metric), so that a daily value
+    /// is emitted once although every collection reads the last three days.
+    daily_emitted: Mutex<HashMap<(String, String, &'static str), i64>>,
 }
 
 impl Aws {
@@ -345,465 +349,736 @@ impl Aws {
                 }
             }
         }
-        if cfg.max_concurrency == 0 {
-            return Err(raw.error("max_concurrency", "must be at least 1"));
-        }
-        if cfg.max_attempts == 0 {
-            return Err(raw.error("max_attempts", "must be at least 1"));
+        for (key, v) in [
+            ("max_concurrency", cfg.max_concurrency),
+            ("api_concurrency", cfg.api_concurrency),
+            ("max_targets", cfg.max_targets),
+            ("max_attempts", cfg.max_attempts as usize),
+        ] {
+            if v == 0 {
+                return Err(raw.error(key, "must be at least 1"));
+            }
         }
         if let Some(u) = &cfg.endpoint_url {
             if !(u.starts_with("http://") || u.starts_with("https://")) {
                 return Err(raw.error("endpoint_url", "must start with http:// or https://"));
             }
         }
-        Ok(Aws::new(cfg, stats))
+        if cfg.regions.iter().any(|r| r == "*") && cfg.regions.len() > 1 {
+            return Err(raw.error(
+                "regions",
+                "\"*\" (every enabled region) stands alone; list regions or write [\"*\"]",
+            ));
+        }
+        if let Some(r) = cfg
+            .regions
+            .iter()
+            .find(|r| *r != "*" && (r.is_empty() || !r.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')))
+        {
+            return Err(raw.error(
+                "regions",
+                format!("\"{r}\" is not a region code; write codes such as \"us-east-1\""),
+            ));
+        }
+        let services: BTreeSet<Service> = match &cfg.services {
+            None => Service::ALL.into_iter().collect(),
+            Some(list) => {
+                let mut set = BTreeSet::new();
+                for s in list {
+                    match Service::parse(s) {
+                        Some(v) => {
+                            set.insert(v);
+                        }
+                        None => {
+                            return Err(raw.error(
+                                "services",
+                                format!(
+                                    "unknown service \"{s}\"; allowed: {}",
+                                    Service::ALL.map(Service::name).join(", ")
+                                ),
+                            ))
+                        }
+                    }
+                }
+                if set.is_empty() {
+                    return Err(raw.error("services", "list at least one service"));
+                }
+                set
+            }
+        };
+        let known = catalog::ec2_names();
+        let ec2_metrics: BTreeSet<&'static str> = match &cfg.ec2_metrics {
+            None => known.iter().copied().collect(),
+            Some(list) => {
+                let mut set = BTreeSet::new();
+                for n in list {
+                    match known.iter().find(|k| **k == n.as_str()) {
+                        Some(k) => {
+                            set.insert(*k);
+                        }
+                        None => {
+                            return Err(raw.error(
+                                "ec2_metrics",
+                                format!(
+                                    "unknown EC2 metric \"{n}\"; allowed (CloudWatch names): {}",
+                                    known.join(", ")
+                                ),
+                            ))
+                        }
+                    }
+                }
+                set
+            }
+        };
+        for c in &cfg.cost {
+            if c != "estimated" && c != "billed" {
+                return Err(raw.error(
+                    "cost",
+                    format!("unknown cost source \"{c}\"; allowed: estimated, billed"),
+                ));
+            }
+        }
+        if cfg.billed_days == 0 {
+            return Err(raw.error("billed_days", "must be at least 1"));
+        }
+        for (i, a) in cfg.accounts.iter().enumerate() {
+            if let Some(id) = &a.id {
+                if id.len() != 12 || !id.chars().all(|c| c.is_ascii_digit()) {
+                    return Err(raw.error(
+                        &format!("accounts[{i}].id"),
+                        format!("\"{id}\" is not an AWS account id (12 digits)"),
+                    ));
+                }
+            }
+            if let Some(r) = &a.assume_role {
+                if !r.role_arn.starts_with("arn:") || !r.role_arn.contains(":role/") {
+                    return Err(raw.error(
+                        &format!("accounts[{i}].assume_role.role_arn"),
+                        "must be a role ARN such as arn:aws:iam::123456789012:role/skymeter-read",
+                    ));
+                }
+            }
+        }
+        Ok(Aws {
+            shared: Arc::new(Shared {
+                cfg,
+                stats,
+                services,
+                ec2_metrics,
+                daily_emitted: Mutex::new(HashMap::new()),
+            }),
+            sdk: None,
+            accounts: None,
+            calls: Arc::new(ApiCalls::default()),
+            data_dir: std::env::temp_dir(),
+            last_billed: None,
+        })
     }
+}
+
+/// One account to collect: its id and the SDK config (credentials) that reaches it.
+#[derive(Clone)]
+struct Account {
+    id: String,
+    sdk: SdkConfig,
+    /// Regions to collect in it.
+    regions: Vec<String>,
 }
 
 pub struct Aws {
-    cfg: AwsConfig,
-    stats: Vec<(&'static str, Stat)>,
+    shared: Arc<Shared>,
     sdk: Option<SdkConfig>,
-    /// Calls per API of the last collection (all regions).
+    /// Accounts resolved by the first collection that could (credentials, id, regions).
+    accounts: Option<Vec<Account>>,
+    /// Calls per API of the last collection (all accounts and regions).
     pub calls: Arc<ApiCalls>,
+    data_dir: std::path::PathBuf,
+    /// When Cost Explorer was last read.
+    last_billed: Option<DateTime<Utc>>,
 }
 
 impl Aws {
-    fn new(cfg: AwsConfig, stats: Vec<(&'static str, Stat)>) -> Self {
-        Aws {
-            cfg,
-            stats,
-            sdk: None,
-            calls: Arc::new(ApiCalls::default()),
-        }
+    fn cfg(&self) -> &AwsConfig {
+        &self.shared.cfg
     }
 
+    fn loader(&self, profile: Option<&str>) -> aws_config::ConfigLoader {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .retry_config(RetryConfig::standard().with_max_attempts(self.cfg().max_attempts));
+        if let Some(p) = profile {
+            loader = loader.profile_name(p);
+        }
+        if let Some(u) = &self.cfg().endpoint_url {
+            loader = loader.endpoint_url(u);
+        }
+        loader
+    }
+
+    /// The SDK config of the default chain (or `profile`).
     async fn sdk_config(&mut self) -> SdkConfig {
         if let Some(c) = &self.sdk {
             return c.clone();
         }
-        let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .retry_config(RetryConfig::standard().with_max_attempts(self.cfg.max_attempts));
-        if let Some(p) = &self.cfg.profile {
-            loader = loader.profile_name(p);
-        }
-        if let Some(u) = &self.cfg.endpoint_url {
-            loader = loader.endpoint_url(u);
-        }
-        let c = loader.load().await;
+        let c = self.loader(self.cfg().profile.as_deref()).load().await;
         self.sdk = Some(c.clone());
         c
     }
-}
 
-/// The CloudWatch window of a collection: `[start, end)` aligned to the period, and the
-/// earliest period end that is emitted (`emit_after`, exclusive).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MetricWindow {
-    pub start: i64,
-    pub end: i64,
-    pub emit_after: i64,
-}
+    /// Resolves the accounts: credentials (profile, assumed role), id (config or STS
+    /// GetCallerIdentity) and regions (config, `*` = DescribeRegions, or the chain's).
+    async fn resolve_accounts(&mut self, calls: &ApiCalls) -> (Vec<Account>, Vec<PluginError>) {
+        if let Some(a) = &self.accounts {
+            return (a.clone(), Vec::new());
+        }
+        let base = self.sdk_config().await;
+        let wanted: Vec<AccountConfig> = if self.cfg().accounts.is_empty() {
+            vec![AccountConfig {
+                id: None,
+                profile: None,
+                assume_role: None,
+            }]
+        } else {
+            self.cfg().accounts.clone()
+        };
+        let mut accounts = Vec::new();
+        let mut errors = Vec::new();
+        for (i, a) in wanted.iter().enumerate() {
+            match self.resolve_account(&base, a, calls).await {
+                Ok(acc) => accounts.push(acc),
+                Err(e) => {
+                    let mut e = e;
+                    if !self.cfg().accounts.is_empty() {
+                        e = e.with("accounts", i.to_string());
+                    }
+                    errors.push(e)
+                }
+            }
+        }
+        if errors.is_empty() {
+            self.accounts = Some(accounts.clone());
+        }
+        (accounts, errors)
+    }
 
-/// end = floor(window.end − delay, period); the query asks for max(window length, 2 ×
-/// period) so that a lagging or empty bucket does not leave the answer empty, and emits the
-/// periods that end in `(end − max(period, window length), end]`.
-pub fn metric_window(req_start: i64, req_end: i64, delay: i64, period: i64) -> MetricWindow {
-    let shifted = req_end - delay;
-    let end = shifted.div_euclid(period) * period;
-    let len = (req_end - req_start).max(period);
-    let len = (len + period - 1).div_euclid(period) * period;
-    MetricWindow {
-        start: end - len.max(2 * period),
-        end,
-        emit_after: end - len,
+    async fn resolve_account(
+        &self,
+        base: &SdkConfig,
+        a: &AccountConfig,
+        calls: &ApiCalls,
+    ) -> Result<Account, PluginError> {
+        let mut sdk = match &a.profile {
+            Some(p) => self.loader(Some(p)).load().await,
+            None => base.clone(),
+        };
+        if let Some(role) = &a.assume_role {
+            let mut b = aws_config::sts::AssumeRoleProvider::builder(&role.role_arn)
+                .session_name(role.session_name.as_deref().unwrap_or("skymeter"));
+            if let Some(x) = &role.external_id {
+                b = b.external_id(x);
+            }
+            if sdk.region().is_none() {
+                b = b.region(Region::new("us-east-1"));
+            }
+            let provider = b.configure(&sdk).build().await;
+            sdk = sdk
+                .into_builder()
+                .credentials_provider(aws_sdk_sts::config::SharedCredentialsProvider::new(
+                    provider,
+                ))
+                .build();
+        }
+        let home = sdk
+            .region()
+            .map(|r| r.to_string())
+            .unwrap_or_else(|| "us-east-1".to_string());
+        let id = match &a.id {
+            Some(id) => id.clone(),
+            None => {
+                let sts = aws_sdk_sts::Client::new(&sdk);
+                calls.count("sts:GetCallerIdentity");
+                let who = sts.get_caller_identity().send().await.map_err(|e| {
+                    let mut err = api_error("GetCallerIdentity", "sts:GetCallerIdentity", "", &e);
+                    if let Some(r) = &a.assume_role {
+                        err.message = format!(
+                            "{} (while assuming {}: check that the role exists, trusts the caller and, if it asks for one, the external id)",
+                            err.message, r.role_arn
+                        );
+                        err = err.with("role_arn", r.role_arn.as_str());
+                    }
+                    err
+                })?;
+                who.account().unwrap_or_default().to_string()
+            }
+        };
+        let regions = if self.cfg().regions.first().map(String::as_str) == Some("*") {
+            let ec2 = aws_sdk_ec2::Client::from_conf(
+                aws_sdk_ec2::config::Builder::from(&sdk)
+                    .region(Region::new(home.clone()))
+                    .build(),
+            );
+            calls.count("ec2:DescribeRegions");
+            let answer = ec2
+                .describe_regions()
+                .all_regions(false)
+                .send()
+                .await
+                .map_err(|e| {
+                    api_error("DescribeRegions", "ec2:DescribeRegions", &home, &e)
+                        .with("account", id.as_str())
+                })?;
+            let mut r: Vec<String> = answer
+                .regions()
+                .iter()
+                .filter_map(|r| r.region_name().map(str::to_string))
+                .collect();
+            r.sort();
+            r
+        } else if !self.cfg().regions.is_empty() {
+            self.cfg().regions.clone()
+        } else {
+            match sdk.region() {
+                Some(r) => vec![r.to_string()],
+                None => {
+                    return Err(PluginError::new(
+                        ErrorKind::Config,
+                        "no AWS region: set `regions` in the plugin's config, AWS_REGION, or `region` in the profile",
+                    ))
+                }
+            }
+        };
+        Ok(Account { id, sdk, regions })
     }
 }
 
-/// One planned query: which instance, metric and stat a query id stands for.
-struct Planned {
-    instance: usize,
-    metric: Ec2Metric,
-    stat: (&'static str, Stat),
+/// What one account × region pair collected.
+#[derive(Default)]
+struct TargetOutput {
+    resources: Vec<Resource>,
+    points: Vec<Point>,
+    errors: Vec<PluginError>,
+    /// Inventory calls that succeeded (false = nothing could be listed).
+    listed: bool,
+    planned_calls: usize,
+    planned_metrics: usize,
+}
+
+/// Everything a target task needs besides its account and region.
+#[derive(Clone)]
+struct TargetJob {
+    shared: Arc<Shared>,
+    calls: Arc<ApiCalls>,
+    metrics: Arc<Vec<&'static CwMetric>>,
+    window: MetricWindow,
+    daily: MetricWindow,
+    now: DateTime<Utc>,
+}
+
+impl TargetJob {
+    async fn run(self, account: Account, region: String, buckets: Vec<Resource>) -> TargetOutput {
+        let sh = &self.shared;
+        let cfg = &sh.cfg;
+        let sdk = account
+            .sdk
+            .to_builder()
+            .region(Region::new(region.clone()))
+            .build();
+        let limit = Semaphore::new(cfg.api_concurrency);
+        let scope = inventory::Scope {
+            account: &account.id,
+            region: &region,
+            sdk: &sdk,
+            calls: &self.calls,
+            tags: &cfg.tags,
+            limit: &limit,
+            now: self.now,
+        };
+        let mut out = TargetOutput::default();
+        let mut ok = 0usize;
+        let mut tried = 0usize;
+        let mut take = |r: Result<Vec<Resource>, PluginError>, out: &mut TargetOutput| {
+            tried += 1;
+            match r {
+                Ok(v) => {
+                    ok += 1;
+                    out.resources.extend(v)
+                }
+                Err(e) => out.errors.push(e.with("account", account.id.as_str())),
+            }
+        };
+        if sh.services.contains(&Service::Ec2) {
+            let r = match inventory::ec2_instances(&scope).await {
+                Ok(mut v) => {
+                    if let Err(e) = inventory::instance_types(&scope, &mut v).await {
+                        out.errors.push(e.with("account", account.id.as_str()));
+                    }
+                    Ok(v)
+                }
+                Err(e) => Err(e),
+            };
+            take(r, &mut out);
+        }
+        if sh.services.contains(&Service::Ebs) {
+            take(inventory::ebs_volumes(&scope).await, &mut out);
+        }
+        if sh.services.contains(&Service::Rds) {
+            take(inventory::rds_instances(&scope).await, &mut out);
+        }
+        if sh.services.contains(&Service::Lambda) {
+            take(inventory::lambda_functions(&scope).await, &mut out);
+        }
+        if sh.services.contains(&Service::Eks) {
+            take(inventory::eks_clusters(&scope).await, &mut out);
+        }
+        out.listed = ok > 0 || (tried == 0 && !buckets.is_empty());
+        out.resources.extend(buckets);
+
+        let cw = aws_sdk_cloudwatch::Client::new(&sdk);
+        let mut cwagent = HashMap::new();
+        let wants_memory = self
+            .metrics
+            .iter()
+            .any(|m| m.namespace == catalog::CWAGENT_MEMORY.namespace);
+        if wants_memory && out.resources.iter().any(|r| r.kind == "compute.instance") {
+            match metrics::cwagent_dimensions(&cw, &region, &self.calls).await {
+                Ok(m) => cwagent = m,
+                Err(e) => out.errors.push(e.with("account", account.id.as_str())),
+            }
+        }
+        let plan = metrics::plan(
+            &out.resources,
+            &metrics::Wanted {
+                metrics: self.metrics.to_vec(),
+                stats: &sh.stats,
+                cwagent: &cwagent,
+            },
+        );
+        out.planned_calls = plan.calls();
+        out.planned_metrics = plan.metrics();
+        if cfg.dry_run || plan.metrics() == 0 {
+            return out;
+        }
+        let scaling = metrics::Scaling {
+            period: cfg.period.0.as_secs() as i64,
+            sample_interval: cfg.sample_interval.0.as_secs_f64(),
+        };
+        let resources = Arc::new(std::mem::take(&mut out.resources));
+        let gmd_limit = Arc::new(Semaphore::new(cfg.max_concurrency));
+        if !plan.regular.is_empty() {
+            let (points, errors) = metrics::fetch(
+                &cw,
+                &region,
+                resources.clone(),
+                Arc::new(plan.regular),
+                self.window,
+                scaling.period,
+                scaling,
+                gmd_limit.clone(),
+                self.calls.clone(),
+            )
+            .await;
+            out.points = points;
+            out.errors
+                .extend(errors.into_iter().map(|e| e.with("account", account.id.as_str())));
+        }
+        if !plan.daily.is_empty() {
+            let (points, errors) = metrics::fetch(
+                &cw,
+                &region,
+                resources.clone(),
+                Arc::new(plan.daily),
+                self.daily,
+                metrics::DAY,
+                scaling,
+                gmd_limit,
+                self.calls.clone(),
+            )
+            .await;
+            out.points.extend(self.newest_daily(&account.id, points));
+            out.errors
+                .extend(errors.into_iter().map(|e| e.with("account", account.id.as_str())));
+        }
+        out.resources = Arc::try_unwrap(resources).unwrap_or_else(|a| (*a).clone());
+        out
+    }
+
+    /// Of daily points, the newest per series that is newer than the last one emitted.
+    fn newest_daily(&self, account: &str, points: Vec<Point>) -> Vec<Point> {
+        let mut newest: HashMap<(String, &'static str), Point> = HashMap::new();
+        for p in points {
+            let name = CATALOG
+                .iter()
+                .find(|m| m.name == p.metric)
+                .map_or("", |m| m.name);
+            let key = (p.resource.id.clone(), name);
+            match newest.get(&key) {
+                Some(q) if q.ts >= p.ts => {}
+                _ => {
+                    newest.insert(key, p);
+                }
+            }
+        }
+        let mut emitted = self
+            .shared
+            .daily_emitted
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let mut out = Vec::new();
+        for ((bucket, name), p) in newest {
+            let key = (account.to_string(), bucket, name);
+            let ts = p.ts.timestamp();
+            if emitted.get(&key).is_some_and(|last| *last >= ts) {
+                continue;
+            }
+            emitted.insert(key, ts);
+            out.push(p);
+        }
+        out
+    }
 }
 
 fn ts(secs: i64) -> DateTime<Utc> {
     Utc.timestamp_opt(secs, 0).single().unwrap_or_default()
 }
 
-impl Aws {
-    async fn regions(&mut self) -> Result<Vec<String>, PluginError> {
-        if !self.cfg.regions.is_empty() {
-            return Ok(self.cfg.regions.clone());
-        }
-        match self.sdk_config().await.region() {
-            Some(r) => Ok(vec![r.to_string()]),
-            None => Err(PluginError::new(
-                ErrorKind::Config,
-                "no AWS region: set `regions` in the plugin's config, AWS_REGION, or `region` in the profile",
-            )),
-        }
-    }
-
-    async fn inventory(&self, sdk: &SdkConfig, region: &str) -> Result<Vec<Resource>, PluginError> {
-        let conf = aws_sdk_ec2::config::Builder::from(sdk)
-            .region(Region::new(region.to_string()))
-            .build();
-        let client = aws_sdk_ec2::Client::from_conf(conf);
-        let filters: Vec<Filter> = self
-            .cfg
-            .tags
-            .iter()
-            .map(|(k, v)| Filter::builder().name(format!("tag:{k}")).values(v).build())
-            .collect();
-        let mut pages = client
-            .describe_instances()
-            .set_filters((!filters.is_empty()).then_some(filters))
-            .into_paginator()
-            .send();
-        let now = Utc::now();
-        let mut out = Vec::new();
-        loop {
-            let page = match pages.next().await {
-                None => break,
-                Some(Ok(p)) => {
-                    self.calls.count("ec2:DescribeInstances");
-                    p
-                }
-                Some(Err(e)) => {
-                    self.calls.count("ec2:DescribeInstances");
-                    return Err(api_error(
-                        "DescribeInstances",
-                        "ec2:DescribeInstances",
-                        region,
-                        &e,
-                    ));
-                }
-            };
-            for r in page.reservations() {
-                let account = r.owner_id().unwrap_or_default().to_string();
-                for i in r.instances() {
-                    let Some(id) = i.instance_id() else { continue };
-                    let tags: Labels = i
-                        .tags()
-                        .iter()
-                        .filter_map(|t| {
-                            Some((
-                                t.key()?.to_string(),
-                                t.value().unwrap_or_default().to_string(),
-                            ))
-                        })
-                        .collect();
-                    let mut attributes = BTreeMap::new();
-                    let mut put = |k: &str, v: Option<String>| {
-                        if let Some(v) = v {
-                            attributes.insert(k.to_string(), serde_json::Value::String(v));
-                        }
-                    };
-                    put(
-                        "instance_type",
-                        i.instance_type().map(|t| t.as_str().to_string()),
-                    );
-                    put(
-                        "state",
-                        i.state()
-                            .and_then(|s| s.name())
-                            .map(|n| n.as_str().to_string()),
-                    );
-                    put(
-                        "availability_zone",
-                        i.placement()
-                            .and_then(|p| p.availability_zone())
-                            .map(str::to_string),
-                    );
-                    put(
-                        "platform",
-                        Some(i.platform_details().unwrap_or("Linux/UNIX").to_string()),
-                    );
-                    put(
-                        "launch_time",
-                        i.launch_time()
-                            .and_then(|t| ts_of(t.secs()).map(|d| d.to_rfc3339())),
-                    );
-                    put("private_ip", i.private_ip_address().map(str::to_string));
-                    put("public_ip", i.public_ip_address().map(str::to_string));
-                    out.push(Resource {
-                        provider: "aws".into(),
-                        account: account.clone(),
-                        region: region.to_string(),
-                        kind: "compute.instance".into(),
-                        native_type: "AWS::EC2::Instance".into(),
-                        id: id.to_string(),
-                        name: tags.get("Name").cloned().unwrap_or_default(),
-                        tags,
-                        attributes,
-                        observed_at: now,
-                    });
-                }
-            }
-        }
-        Ok(out)
-    }
-
-    /// GetMetricData for `instances`: one query per (instance, metric, stat), 500 per call,
-    /// `max_concurrency` calls at once. Partial failures go to `errors`.
-    async fn metrics(
-        &self,
-        sdk: &SdkConfig,
-        region: &str,
-        instances: &[Resource],
-        req: &CollectRequest,
-        points: &mut Vec<Point>,
-        errors: &mut Vec<PluginError>,
-    ) {
-        let wanted: Vec<Ec2Metric> = EC2_METRICS
-            .into_iter()
-            .filter(|m| req.metrics.matches(m.name))
-            .collect();
-        let mut plan = Vec::new();
-        for (i, _) in instances.iter().enumerate() {
-            for m in &wanted {
-                for s in &self.stats {
-                    plan.push(Planned {
-                        instance: i,
-                        metric: *m,
-                        stat: *s,
-                    });
-                }
-            }
-        }
-        if plan.is_empty() {
-            return;
-        }
-        let period = self.cfg.period.0.as_secs() as i64;
-        let w = metric_window(
-            req.window.start.timestamp(),
-            req.window.end.timestamp(),
-            self.cfg.delay.0.as_secs() as i64,
-            period,
-        );
-        let conf = aws_sdk_cloudwatch::config::Builder::from(sdk)
-            .region(Region::new(region.to_string()))
-            .build();
-        let client = aws_sdk_cloudwatch::Client::from_conf(conf);
-        let sem = Arc::new(tokio::sync::Semaphore::new(self.cfg.max_concurrency));
-        let mut set = tokio::task::JoinSet::new();
-        for (chunk_no, chunk) in plan.chunks(MAX_QUERIES_PER_CALL).enumerate() {
-            let first = chunk_no * MAX_QUERIES_PER_CALL;
-            let queries: Vec<MetricDataQuery> = chunk
-                .iter()
-                .enumerate()
-                .map(|(k, p)| {
-                    let metric = Metric::builder()
-                        .namespace("AWS/EC2")
-                        .metric_name(p.metric.cloudwatch)
-                        .dimensions(
-                            Dimension::builder()
-                                .name("InstanceId")
-                                .value(&instances[p.instance].id)
-                                .build(),
-                        )
-                        .build();
-                    MetricDataQuery::builder()
-                        .id(format!("q{}", first + k))
-                        .metric_stat(
-                            MetricStat::builder()
-                                .metric(metric)
-                                .period(period as i32)
-                                .stat(match (p.metric.shape, p.stat.1) {
-                                    (Shape::Counter, Stat::Avg) => "Sum",
-                                    _ => p.stat.0,
-                                })
-                                .build(),
-                        )
-                        .return_data(true)
-                        .build()
-                })
-                .collect();
-            let client = client.clone();
-            let sem = sem.clone();
-            let calls = self.calls.clone();
-            let region = region.to_string();
-            set.spawn(async move {
-                let _permit = sem.acquire_owned().await;
-                let mut results: Vec<(String, Vec<i64>, Vec<f64>)> = Vec::new();
-                let mut token: Option<String> = None;
-                loop {
-                    calls.count("cloudwatch:GetMetricData");
-                    let r = client
-                        .get_metric_data()
-                        .set_metric_data_queries(Some(queries.clone()))
-                        .start_time(AwsDateTime::from_secs(w.start))
-                        .end_time(AwsDateTime::from_secs(w.end))
-                        .set_next_token(token.take())
-                        .send()
-                        .await;
-                    match r {
-                        Ok(o) => {
-                            for m in o.metric_data_results() {
-                                results.push((
-                                    m.id().unwrap_or_default().to_string(),
-                                    m.timestamps().iter().map(|t| t.secs()).collect(),
-                                    m.values().to_vec(),
-                                ));
-                            }
-                            match o.next_token() {
-                                Some(t) if !t.is_empty() => token = Some(t.to_string()),
-                                _ => return Ok(results),
-                            }
-                        }
-                        Err(e) => {
-                            return Err(api_error(
-                                "GetMetricData",
-                                "cloudwatch:GetMetricData",
-                                &region,
-                                &e,
-                            ));
-                        }
-                    }
-                }
-            });
-        }
-        let sample = self.cfg.sample_interval.0.as_secs_f64();
-        while let Some(joined) = set.join_next().await {
-            let results = match joined {
-                Ok(Ok(r)) => r,
-                Ok(Err(e)) => {
-                    errors.push(e);
-                    continue;
-                }
-                Err(e) => {
-                    errors.push(PluginError::new(
-                        ErrorKind::Other,
-                        format!("GetMetricData task failed: {e}"),
-                    ));
-                    continue;
-                }
-            };
-            for (id, times, values) in results {
-                let Some(p) = id
-                    .strip_prefix('q')
-                    .and_then(|n| n.parse::<usize>().ok())
-                    .and_then(|n| plan.get(n))
-                else {
-                    errors.push(
-                        PluginError::new(
-                            ErrorKind::BadResponse,
-                            format!("GetMetricData answered an unknown query id {id:?}"),
-                        )
-                        .with("region", region),
-                    );
-                    continue;
-                };
-                let inst = &instances[p.instance];
-                let (unit, divisor) = match (p.metric.shape, p.stat.1) {
-                    (_, Stat::Count) => (Unit::Count, 1.0),
-                    (Shape::Gauge, _) => (p.metric.unit, 1.0),
-                    (Shape::Counter, Stat::Avg) => (p.metric.unit, period as f64),
-                    (Shape::Counter, Stat::Sum) => (p.metric.sum_unit, 1.0),
-                    (Shape::Counter, _) => (p.metric.unit, sample),
-                };
-                let mut labels = Labels::new();
-                if let Some(s) = p.metric.source {
-                    labels.insert("source".into(), s.into());
-                }
-                for (t, v) in times.into_iter().zip(values) {
-                    // CloudWatch stamps a period with its start; records carry its end.
-                    let end = t + period;
-                    if end <= w.emit_after || end > w.end {
-                        continue;
-                    }
-                    let value = v / divisor;
-                    if !value.is_finite() {
-                        continue;
-                    }
-                    points.push(Point {
-                        metric: p.metric.name.into(),
-                        unit,
-                        stat: p.stat.1,
-                        period_s: period as u32,
-                        ts: ts(end),
-                        value,
-                        resource: ResourceRef {
-                            provider: "aws".into(),
-                            account: inst.account.clone(),
-                            region: region.to_string(),
-                            id: inst.id.clone(),
-                        },
-                        labels: labels.clone(),
-                    });
-                }
-            }
-        }
+/// A self-metric point of the collector.
+fn self_point(name: &str, unit: Unit, value: f64, at: DateTime<Utc>, api: Option<&str>) -> Point {
+    Point {
+        metric: name.into(),
+        unit,
+        stat: Stat::Last,
+        period_s: 0,
+        ts: at,
+        value,
+        resource: ResourceRef {
+            provider: "aws".into(),
+            account: String::new(),
+            region: String::new(),
+            id: "skymeter-aws-collector".into(),
+        },
+        labels: api
+            .map(|a| [("api".to_string(), a.to_string())].into())
+            .unwrap_or_default(),
     }
 }
 
-fn ts_of(secs: i64) -> Option<DateTime<Utc>> {
-    Utc.timestamp_opt(secs, 0).single()
+impl Aws {
+    /// S3 buckets of every account, once per account (ListBuckets is global), keyed by
+    /// (account, region).
+    async fn buckets(
+        &self,
+        accounts: &[Account],
+        calls: &ApiCalls,
+        errors: &mut Vec<PluginError>,
+    ) -> (HashMap<(String, String), Vec<Resource>>, BTreeSet<String>) {
+        let mut by_target: HashMap<(String, String), Vec<Resource>> = HashMap::new();
+        let mut listed = BTreeSet::new();
+        if !self.shared.services.contains(&Service::S3) {
+            return (by_target, listed);
+        }
+        for a in accounts {
+            let home = a
+                .sdk
+                .region()
+                .map(|r| r.to_string())
+                .or_else(|| a.regions.first().cloned())
+                .unwrap_or_else(|| "us-east-1".into());
+            let sdk = a.sdk.to_builder().region(Region::new(home.clone())).build();
+            let limit = Semaphore::new(self.cfg().api_concurrency);
+            let scope = inventory::Scope {
+                account: &a.id,
+                region: &home,
+                sdk: &sdk,
+                calls,
+                tags: &self.cfg().tags,
+                limit: &limit,
+                now: Utc::now(),
+            };
+            match inventory::s3_buckets(&scope).await {
+                Ok(buckets) => {
+                    listed.insert(a.id.clone());
+                    for b in buckets {
+                        // Buckets in regions not collected are out of scope.
+                        if a.regions.contains(&b.region) {
+                            by_target
+                                .entry((a.id.clone(), b.region.clone()))
+                                .or_default()
+                                .push(b);
+                        }
+                    }
+                }
+                Err(e) => errors.push(e.with("account", a.id.as_str())),
+            }
+        }
+        (by_target, listed)
+    }
 }
 
 #[async_trait]
 impl Collector for Aws {
-    async fn collect(&mut self, req: &CollectRequest, out: &mut Output) -> Result<(), PluginError> {
-        self.calls = Arc::new(ApiCalls::default());
-        let regions = self.regions().await?;
-        let sdk = self.sdk_config().await;
-        let mut any_ok = false;
-        let mut first_err = None;
-        for region in &regions {
-            let instances = match self.inventory(&sdk, region).await {
-                Ok(i) => i,
-                Err(e) => {
-                    first_err.get_or_insert_with(|| e.clone());
-                    out.errors.push(e);
-                    continue;
-                }
-            };
-            any_ok = true;
-            self.metrics(
-                &sdk,
-                region,
-                &instances,
-                req,
-                &mut out.points,
-                &mut out.errors,
-            )
-            .await;
-            out.resources.extend(instances);
+    async fn verify(&mut self) -> Result<(), PluginError> {
+        let calls = ApiCalls::default();
+        let (accounts, errors) = self.resolve_accounts(&calls).await;
+        match errors.into_iter().next() {
+            Some(e) => Err(e),
+            None if accounts.is_empty() => Err(PluginError::new(
+                ErrorKind::Config,
+                "no account to collect",
+            )),
+            None => Ok(()),
         }
-        let snapshot = self.calls.snapshot();
-        tracing::info!(
-            target: "skymeter::aws",
-            "aws API calls: {}",
-            snapshot.iter().map(|(a, n)| format!("{a}={n}")).collect::<Vec<_>>().join(" ")
-        );
-        if req.metrics.matches("aws.api_calls") {
-            for (api, n) in snapshot {
-                out.points.push(Point {
-                    metric: "aws.api_calls".into(),
-                    unit: Unit::Count,
-                    stat: Stat::Last,
-                    period_s: 0,
-                    ts: req.window.end,
-                    value: n as f64,
-                    resource: ResourceRef {
-                        provider: "aws".into(),
-                        account: String::new(),
-                        region: String::new(),
-                        id: "skymeter-aws-collector".into(),
-                    },
-                    labels: [("api".to_string(), api.to_string())].into(),
+    }
+
+    async fn collect(&mut self, req: &CollectRequest, out: &mut Output) -> Result<(), PluginError> {
+        let calls = Arc::new(ApiCalls::default());
+        self.calls = calls.clone();
+        let now = Utc::now();
+        let (accounts, account_errors) = self.resolve_accounts(&calls).await;
+        let mut first_err = account_errors.first().cloned();
+        out.errors.extend(account_errors);
+
+        let (mut buckets, s3_listed) = self.buckets(&accounts, &calls, &mut out.errors).await;
+        let sh = self.shared.clone();
+        let wanted: Vec<&'static CwMetric> = CATALOG
+            .iter()
+            .filter(|m| sh.services.contains(&m.service))
+            .filter(|m| m.service != Service::Ec2 || sh.ec2_metrics.contains(m.cloudwatch))
+            .filter(|m| req.metrics.matches(m.name))
+            .collect();
+        let period = sh.cfg.period.0.as_secs() as i64;
+        let job = TargetJob {
+            shared: sh.clone(),
+            calls: calls.clone(),
+            metrics: Arc::new(wanted),
+            window: metric_window(
+                req.window.start.timestamp(),
+                req.window.end.timestamp(),
+                sh.cfg.delay.0.as_secs() as i64,
+                period,
+            ),
+            daily: metrics::daily_window(req.window.end.timestamp()),
+            now,
+        };
+        let targets_limit = Arc::new(Semaphore::new(sh.cfg.max_targets));
+        let mut set = tokio::task::JoinSet::new();
+        for a in &accounts {
+            for region in &a.regions {
+                let b = buckets
+                    .remove(&(a.id.clone(), region.clone()))
+                    .unwrap_or_default();
+                let job = job.clone();
+                let account = a.clone();
+                let region = region.clone();
+                let limit = targets_limit.clone();
+                set.spawn(async move {
+                    let _permit = limit.acquire_owned().await;
+                    job.run(account, region, b).await
                 });
             }
         }
+        let mut any_ok = !s3_listed.is_empty();
+        let mut planned_calls = 0usize;
+        let mut planned_metrics = 0usize;
+        while let Some(joined) = set.join_next().await {
+            match joined {
+                Ok(t) => {
+                    any_ok |= t.listed;
+                    if !t.listed {
+                        if let Some(e) = t.errors.first() {
+                            first_err.get_or_insert_with(|| e.clone());
+                        }
+                    }
+                    planned_calls += t.planned_calls;
+                    planned_metrics += t.planned_metrics;
+                    out.resources.extend(t.resources);
+                    if out.points.is_empty() {
+                        out.points = t.points;
+                    } else {
+                        out.points.extend(t.points);
+                    }
+                    out.errors.extend(t.errors);
+                }
+                Err(e) => out.errors.push(PluginError::new(
+                    ErrorKind::Other,
+                    format!("an account × region task failed: {e}"),
+                )),
+            }
+        }
+        // Resources in a stable order: account, region, kind, id.
+        out.resources.sort_by(|a, b| {
+            (&a.account, &a.region, &a.kind, &a.id).cmp(&(&b.account, &b.region, &b.kind, &b.id))
+        });
+
+        self.self_metrics(req, out, planned_calls, planned_metrics);
         match (any_ok, first_err) {
             (false, Some(e)) => {
-                // Nothing collected: the errors already pushed describe every region; return
-                // the first as the collection's failure.
+                // Nothing collected: the errors already pushed describe every account and
+                // region; return the first as the collection's failure.
                 out.errors.retain(|x| x.message != e.message);
                 Err(e)
             }
             _ => Ok(()),
+        }
+    }
+}
+
+impl Aws {
+    /// Self-accounting: calls per API, metrics requested and what they cost, in the log and
+    /// as points. In a dry run, `aws.planned_calls` carries the GetMetricData calls planned.
+    fn self_metrics(
+        &self,
+        req: &CollectRequest,
+        out: &mut Output,
+        planned_calls: usize,
+        planned_metrics: usize,
+    ) {
+        let calls = &self.calls;
+        let dry = self.cfg().dry_run;
+        let metrics_requested = if dry {
+            planned_metrics as u64
+        } else {
+            calls.metrics_requested()
+        };
+        let cost = if dry {
+            planned_metrics as f64 / 1000.0 * calls::GET_METRIC_DATA_USD_PER_1000_METRICS
+        } else {
+            calls.estimated_cost_usd()
+        };
+        let snapshot = calls.snapshot();
+        tracing::info!(
+            target: "skymeter::aws",
+            "aws API calls: {}; CloudWatch metrics requested: {metrics_requested}; estimated cost of the collection: USD {cost:.4}{}",
+            snapshot.iter().map(|(a, n)| format!("{a}={n}")).collect::<Vec<_>>().join(" "),
+            if dry { " (dry run, planned)" } else { "" }
+        );
+        let at = req.window.end;
+        if req.metrics.matches("aws.api_calls") {
+            for (api, n) in &snapshot {
+                out.points
+                    .push(self_point("aws.api_calls", Unit::Count, *n as f64, at, Some(api)));
+            }
+        }
+        if req.metrics.matches("aws.planned_calls") {
+            let mut planned: BTreeMap<&str, u64> = snapshot.iter().copied().collect();
+            if dry {
+                planned.insert("cloudwatch:GetMetricData", planned_calls as u64);
+            }
+            for (api, n) in planned {
+                out.points
+                    .push(self_point("aws.planned_calls", Unit::Count, n as f64, at, Some(api)));
+            }
+        }
+        if req.metrics.matches("aws.cloudwatch_metrics_requested") {
+            out.points.push(self_point(
+                "aws.cloudwatch_metrics_requested",
+                Unit::Count,
+                metrics_requested as f64,
+                at,
+                None,
+            ));
+        }
+        if req.metrics.matches("aws.collection_cost") {
+            out.points
+                .push(self_point("aws.collection_cost", Unit::Usd, cost, at, None));
         }
     }
 }

@@ -1,6 +1,8 @@
 use super::testing::{moto, sdk};
 use super::*;
-use aws_sdk_cloudwatch::types::MetricDatum;
+use aws_sdk_cloudwatch::primitives::DateTime as AwsDateTime;
+use aws_sdk_cloudwatch::types::{Dimension, MetricDatum};
+use catalog::Shape;
 use skymeter_model::Window;
 use skymeter_plugin::config::Source as TomlSource;
 use skymeter_plugin::MetricSelection;
@@ -32,6 +34,11 @@ fn request(start: i64, end: i64, selection: &[&str]) -> CollectRequest {
         metrics: MetricSelection::new(selection).unwrap(),
         task: "t".into(),
     }
+}
+
+/// The EC2 metrics of the catalog, CWAgent's aside.
+fn ec2_catalog() -> impl Iterator<Item = &'static CwMetric> {
+    catalog::of(Service::Ec2).filter(|m| m.namespace == "AWS/EC2")
 }
 
 /// Runs `n` instances (tagged Name = web-<i>, env = <env>) and returns their ids in order.
@@ -111,7 +118,7 @@ type Found = BTreeMap<(String, Stat, String, String), (f64, Unit, i64, u32)>;
 fn found(out: &Output) -> Found {
     let mut f = Found::new();
     for p in &out.points {
-        if p.metric == "aws.api_calls" {
+        if p.metric.starts_with("aws.") {
             continue;
         }
         let key = (
@@ -170,15 +177,17 @@ fn window_is_aligned_to_the_period() {
 fn config_defaults_and_errors() {
     let c = collector("");
     assert_eq!(
-        c.stats,
+        c.shared.stats,
         vec![("Average", Stat::Avg), ("Maximum", Stat::Max)]
     );
-    assert_eq!(c.cfg.period.0, Duration::from_secs(300));
-    assert_eq!(c.cfg.max_concurrency, 8);
-    assert_eq!(c.cfg.delay.0, Duration::from_secs(300));
+    assert_eq!(c.shared.services.len(), 6);
+    assert_eq!(c.shared.ec2_metrics.len(), 14);
+    assert_eq!(c.shared.cfg.period.0, Duration::from_secs(300));
+    assert_eq!(c.shared.cfg.max_concurrency, 8);
+    assert_eq!(c.shared.cfg.delay.0, Duration::from_secs(300));
     let c = collector(r#"stats = ["p95", "count", "sum", "min"]"#);
     assert_eq!(
-        c.stats,
+        c.shared.stats,
         vec![
             ("p95", Stat::P95),
             ("SampleCount", Stat::Count),
@@ -195,13 +204,32 @@ fn config_defaults_and_errors() {
     assert!(e.message.contains("at least 1"), "{e}");
     let e = config_error(r#"endpoint_url = "localhost:5000""#);
     assert!(e.message.contains("http://"), "{e}");
+    let e = config_error(r#"services = ["ec2", "dynamodb"]"#);
+    assert!(e.message.contains("unknown service \"dynamodb\"; allowed: ec2, ebs, rds, lambda, s3, eks"), "{e}");
+    let e = config_error(r#"ec2_metrics = ["CPUUtilisation"]"#);
+    assert!(e.message.contains("unknown EC2 metric \"CPUUtilisation\""), "{e}");
+    let e = config_error(r#"regions = ["*", "us-east-1"]"#);
+    assert!(e.message.contains("stands alone"), "{e}");
+    let e = config_error(r#"regions = ["US East"]"#);
+    assert!(e.message.contains("not a region code"), "{e}");
+    let e = config_error(r#"cost = ["guessed"]"#);
+    assert!(e.message.contains("allowed: estimated, billed"), "{e}");
+    let e = config_error(
+        "accounts = [{ id = \"1234\" }]",
+    );
+    assert!(e.message.contains("12 digits"), "{e}");
+    let e = config_error(
+        "accounts = [{ assume_role = { role_arn = \"skymeter\" } }]",
+    );
+    assert!(e.message.contains("role ARN"), "{e}");
     let e = config_error("regoins = []");
     assert!(e.message.contains("regoins"), "{e}");
 }
 
 #[test]
-fn catalog_covers_ec2_metrics() {
-    let names: Vec<String> = metrics().into_iter().map(|m| m.name).collect();
+fn catalog_lists_every_metric_with_its_cloudwatch_sources() {
+    let infos = metrics();
+    let names: Vec<&str> = infos.iter().map(|m| m.name.as_str()).collect();
     assert_eq!(
         names,
         [
@@ -214,9 +242,37 @@ fn catalog_covers_ec2_metrics() {
             "disk.write_iops",
             "disk.read_throughput",
             "disk.write_throughput",
-            "aws.api_calls"
+            "memory.usage",
+            "memory.freeable",
+            "database.connections",
+            "function.invocations",
+            "function.duration",
+            "function.errors",
+            "function.throttles",
+            "storage.size",
+            "storage.objects",
+            "aws.api_calls",
+            "aws.planned_calls",
+            "aws.cloudwatch_metrics_requested",
+            "aws.collection_cost",
         ]
     );
+    let cpu = &infos[0];
+    assert_eq!(
+        cpu.source,
+        "CloudWatch AWS/EC2 CPUUtilization, AWS/RDS CPUUtilization"
+    );
+    let read = infos.iter().find(|m| m.name == "disk.read_iops").unwrap();
+    assert_eq!(
+        read.source,
+        "CloudWatch AWS/EC2 DiskReadOps, AWS/EC2 EBSReadOps, AWS/RDS ReadIOPS"
+    );
+    assert_eq!(read.labels, ["source"]);
+    // Every normalized name is in the shared catalog with the same unit.
+    for m in &CATALOG {
+        let c = skymeter_model::catalog::lookup(m.name).unwrap_or_else(|| panic!("{}", m.name));
+        assert_eq!(c.unit, m.unit, "{}", m.name);
+    }
 }
 
 // ---------------------------------------------------------------- against moto
@@ -237,7 +293,7 @@ async fn moto_every_metric_and_stat() {
     // Three samples per instance and metric in the bucket: base, base + 10, base + 20.
     let mut data = Vec::new();
     for (i, id) in prod.iter().enumerate() {
-        for (k, m) in EC2_METRICS.iter().enumerate() {
+        for (k, m) in ec2_catalog().enumerate() {
             let base = (i * 100 + k) as f64 * 3.0;
             for s in 0..3 {
                 data.push((
@@ -293,7 +349,7 @@ tags = { env = "prod" }
     assert_eq!(api_calls(&out, "ec2:DescribeInstances"), 1.0);
     assert_eq!(c.calls.get("cloudwatch:GetMetricData"), 1);
     for (i, id) in prod.iter().enumerate() {
-        for (k, m) in EC2_METRICS.iter().enumerate() {
+        for (k, m) in ec2_catalog().enumerate() {
             let base = (i * 100 + k) as f64 * 3.0;
             let source = m.source.unwrap_or_default().to_string();
             let get = |stat| {
@@ -316,6 +372,7 @@ tags = { env = "prod" }
                     assert_eq!(get(Stat::Min), (base / 300.0, m.unit));
                     assert_eq!(get(Stat::Sum), (sum, m.sum_unit));
                 }
+                other => panic!("EC2 metric of shape {other:?}"),
             }
             assert_eq!(get(Stat::Count), (3.0, Unit::Count));
         }
@@ -347,6 +404,7 @@ async fn moto_thousand_instances_in_ceil_nms_over_500_calls() {
 
     let mut c = collector(
         r#"regions = ["us-east-1"]
+services = ["ec2"]
 delay = "0s""#,
     );
     c.sdk = Some(sdk);
@@ -398,7 +456,10 @@ async fn unreachable_endpoint_is_reported() {
         .local_addr()
         .unwrap()
         .port();
-    let mut c = collector(r#"regions = ["eu-west-1"]"#);
+    let mut c = collector(
+        r#"regions = ["eu-west-1"]
+accounts = [{ id = "111122223333" }]"#,
+    );
     let mut cfg = sdk(&format!("http://127.0.0.1:{port}"))
         .await
         .into_builder();
@@ -419,6 +480,29 @@ async fn unreachable_endpoint_is_reported() {
         e.context.get("region").map(String::as_str),
         Some("eu-west-1")
     );
+    // Every other service failed the same way, each named in its own error.
+    let apis: Vec<&str> = out
+        .errors
+        .iter()
+        .filter_map(|e| e.context.get("api").map(String::as_str))
+        .collect();
+    assert_eq!(
+        apis,
+        ["ListBuckets", "DescribeVolumes", "DescribeDBInstances", "ListFunctions", "ListClusters"]
+    );
+
+    // Without an account id, the first call is STS GetCallerIdentity.
+    let mut c = collector(r#"regions = ["eu-west-1"]"#);
+    let mut cfg = sdk(&format!("http://127.0.0.1:{port}"))
+        .await
+        .into_builder();
+    cfg.set_retry_config(Some(RetryConfig::standard().with_max_attempts(1)));
+    c.sdk = Some(cfg.build());
+    let e = c
+        .collect(&request(0, 300, &[]), &mut Output::default())
+        .await
+        .unwrap_err();
+    assert!(e.message.starts_with("GetCallerIdentity failed"), "{}", e.message);
 }
 
 // ---------------------------------------------------------------- errors, on a local stand-in
@@ -460,7 +544,11 @@ async fn ec2_stand_in(
 }
 
 async fn collect_against(url: &str, attempts: u32) -> (Result<(), PluginError>, Output) {
-    let mut c = collector(r#"regions = ["us-east-1"]"#);
+    let mut c = collector(
+        r#"regions = ["us-east-1"]
+accounts = [{ id = "111122223333" }]
+services = ["ec2"]"#,
+    );
     let mut cfg = sdk(url).await.into_builder();
     cfg.set_retry_config(Some(
         RetryConfig::standard()
@@ -525,7 +613,19 @@ async fn denied_metrics_keep_the_inventory() {
     use axum::http::StatusCode;
     use axum::response::IntoResponse;
     let app = axum::Router::new().fallback(|body: String| async move {
-        if body.contains("Action=GetMetricData") {
+        if body.contains("Action=DescribeInstanceTypes") {
+            (
+                StatusCode::OK,
+                "<DescribeInstanceTypesResponse xmlns=\"http://ec2.amazonaws.com/doc/2016-11-15/\"><requestId>t</requestId><instanceTypeSet><item><instanceType>t3.micro</instanceType><vCpuInfo><defaultVCpus>2</defaultVCpus></vCpuInfo><memoryInfo><sizeInMiB>1024</sizeInMiB></memoryInfo></item></instanceTypeSet></DescribeInstanceTypesResponse>",
+            )
+                .into_response()
+        } else if body.contains("Action=ListMetrics") {
+            (
+                StatusCode::OK,
+                "<ListMetricsResponse xmlns=\"http://monitoring.amazonaws.com/doc/2010-08-01/\"><ListMetricsResult><Metrics/></ListMetricsResult><ResponseMetadata><RequestId>l</RequestId></ResponseMetadata></ListMetricsResponse>",
+            )
+                .into_response()
+        } else if body.contains("Action=GetMetricData") {
             (
                 StatusCode::FORBIDDEN,
                 "<ErrorResponse xmlns=\"http://monitoring.amazonaws.com/doc/2010-08-01/\"><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>not allowed</Message></Error><RequestId>x</RequestId></ErrorResponse>",
@@ -547,6 +647,8 @@ async fn denied_metrics_keep_the_inventory() {
     assert_eq!(out.resources.len(), 1);
     let res = &out.resources[0];
     assert_eq!((res.id.as_str(), res.name.as_str()), ("i-0abc", "web"));
+    assert_eq!(res.attributes["vcpus"], 2);
+    assert_eq!(res.attributes["memory_mib"], 1024);
     assert_eq!(res.account, "111122223333");
     assert_eq!(out.errors.len(), 1, "{:?}", out.errors);
     let e = &out.errors[0];

@@ -1,0 +1,405 @@
+//! CloudWatch `GetMetricData`: one query per (resource, metric, stat) asked, 500 queries per
+//! call (the API maximum), a bounded number of calls in flight, answers mapped back by query
+//! id. Nothing else reads CloudWatch data: GetMetricStatistics would take one call per
+//! resource and metric.
+
+use super::calls::ApiCalls;
+use super::catalog::{CwMetric, Shape, CWAGENT_MEMORY};
+use super::errors::api_error;
+use aws_sdk_cloudwatch::primitives::DateTime as AwsDateTime;
+use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat};
+use chrono::{DateTime, TimeZone, Utc};
+use skymeter_model::{Labels, Point, Resource, ResourceRef, Stat, Unit};
+use skymeter_plugin::{ErrorKind, PluginError};
+use std::collections::HashMap;
+use std::sync::Arc;
+use tokio::sync::Semaphore;
+
+/// The API maximum of queries in one `GetMetricData` call.
+pub const MAX_QUERIES_PER_CALL: usize = 500;
+
+/// One day, the period of S3 storage metrics.
+pub const DAY: i64 = 86_400;
+
+/// The CloudWatch window of a collection: `[start, end)` aligned to the period, and the
+/// earliest period end that is emitted (`emit_after`, exclusive).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetricWindow {
+    pub start: i64,
+    pub end: i64,
+    pub emit_after: i64,
+}
+
+/// end = floor(window.end − delay, period); the query asks for max(window length, 2 ×
+/// period) so that a lagging or empty bucket does not leave the answer empty, and emits the
+/// periods that end in `(end − max(period, window length), end]`.
+pub fn metric_window(req_start: i64, req_end: i64, delay: i64, period: i64) -> MetricWindow {
+    let shifted = req_end - delay;
+    let end = shifted.div_euclid(period) * period;
+    let len = (req_end - req_start).max(period);
+    let len = (len + period - 1).div_euclid(period) * period;
+    MetricWindow {
+        start: end - len.max(2 * period),
+        end,
+        emit_after: end - len,
+    }
+}
+
+/// The window of the daily S3 metrics: the last three whole days, so that the newest daily
+/// value (published hours after its day ends) is in the answer.
+pub fn daily_window(req_end: i64) -> MetricWindow {
+    let end = req_end.div_euclid(DAY) * DAY;
+    MetricWindow {
+        start: end - 3 * DAY,
+        end,
+        emit_after: end - 3 * DAY,
+    }
+}
+
+/// One query: which resource, metric and stat a query id stands for.
+#[derive(Debug, Clone)]
+pub struct Query {
+    /// Index into the resources the plan was made for.
+    pub resource: u32,
+    pub metric: &'static CwMetric,
+    /// CloudWatch statistic asked and the record stat it becomes.
+    pub stat: (&'static str, Stat),
+    /// Dimensions found by ListMetrics (CWAgent); `None` = the catalog's dimension.
+    pub dims: Option<Arc<[(String, String)]>>,
+}
+
+/// What to ask: queries over the regular window and the daily (S3) queries.
+#[derive(Debug, Default)]
+pub struct Plan {
+    pub regular: Vec<Query>,
+    pub daily: Vec<Query>,
+}
+
+impl Plan {
+    /// GetMetricData calls the plan takes (without pages).
+    pub fn calls(&self) -> usize {
+        self.regular.len().div_ceil(MAX_QUERIES_PER_CALL)
+            + self.daily.len().div_ceil(MAX_QUERIES_PER_CALL)
+    }
+
+    /// Metrics requested, CloudWatch's billing unit.
+    pub fn metrics(&self) -> usize {
+        self.regular.len() + self.daily.len()
+    }
+}
+
+/// What the plan is made of.
+pub struct Wanted<'a> {
+    /// Catalog entries asked for (services, `ec2_metrics` and the metric selection applied).
+    pub metrics: Vec<&'static CwMetric>,
+    pub stats: &'a [(&'static str, Stat)],
+    /// CWAgent dimension sets per instance id, from ListMetrics.
+    pub cwagent: &'a HashMap<String, Vec<Arc<[(String, String)]>>>,
+}
+
+/// Every query for `resources`.
+pub fn plan(resources: &[Resource], wanted: &Wanted<'_>) -> Plan {
+    let mut plan = Plan::default();
+    for (i, r) in resources.iter().enumerate() {
+        let namespace = match r.kind.as_str() {
+            "compute.instance" => "AWS/EC2",
+            "database.instance" => "AWS/RDS",
+            "function" => "AWS/Lambda",
+            "storage.bucket" => "AWS/S3",
+            _ => continue,
+        };
+        for m in &wanted.metrics {
+            let dims_sets: Vec<Option<Arc<[(String, String)]>>> =
+                if m.namespace == CWAGENT_MEMORY.namespace {
+                    if r.kind != "compute.instance" {
+                        continue;
+                    }
+                    match wanted.cwagent.get(&r.id) {
+                        // One instance may publish under one dimension set; take the first.
+                        Some(sets) => sets.iter().take(1).cloned().map(Some).collect(),
+                        None => continue,
+                    }
+                } else if m.namespace == namespace {
+                    vec![None]
+                } else {
+                    continue;
+                };
+            for dims in dims_sets {
+                let push = |plan: &mut Plan, stat: (&'static str, Stat)| {
+                    let q = Query {
+                        resource: i as u32,
+                        metric: m,
+                        stat,
+                        dims: dims.clone(),
+                    };
+                    if m.shape == Shape::Daily {
+                        plan.daily.push(q);
+                    } else {
+                        plan.regular.push(q);
+                    }
+                };
+                match m.shape {
+                    Shape::Gauge | Shape::Counter => {
+                        for s in wanted.stats {
+                            push(&mut plan, *s);
+                        }
+                    }
+                    Shape::Total => push(&mut plan, ("Sum", Stat::Sum)),
+                    Shape::Daily => push(&mut plan, ("Average", Stat::Avg)),
+                }
+            }
+        }
+    }
+    plan
+}
+
+/// How values of a query are turned into records.
+#[derive(Debug, Clone, Copy)]
+pub struct Scaling {
+    /// The CloudWatch period asked for, seconds.
+    pub period: i64,
+    /// Seconds between two samples of EC2 counters (divides max/min/p95).
+    pub sample_interval: f64,
+}
+
+/// The CloudWatch statistic a query asks for.
+fn cloudwatch_stat(q: &Query) -> &'static str {
+    match (q.metric.shape, q.stat.1) {
+        (Shape::Counter, Stat::Avg) => "Sum",
+        _ => q.stat.0,
+    }
+}
+
+/// The unit and divisor of a query's values.
+fn conversion(q: &Query, s: &Scaling) -> (Unit, f64) {
+    match (q.metric.shape, q.stat.1) {
+        (_, Stat::Count) => (Unit::Count, 1.0),
+        (Shape::Counter, Stat::Avg) => (q.metric.unit, s.period as f64),
+        (Shape::Counter, Stat::Sum) => (q.metric.sum_unit, 1.0),
+        (Shape::Counter, _) => (q.metric.unit, s.sample_interval),
+        _ => (q.metric.unit, 1.0),
+    }
+}
+
+fn ts(secs: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(secs, 0).single().unwrap_or_default()
+}
+
+/// Runs `queries` over `window`, `MAX_QUERIES_PER_CALL` per call, at most `limit` calls at
+/// once. Points of periods ending in `(emit_after, end]` go to the result; `keep` may drop
+/// more (the daily metrics keep only values newer than the last emitted). Calls that fail
+/// (after the SDK's retries) become errors; the other calls' points are kept.
+#[allow(clippy::too_many_arguments)]
+pub async fn fetch(
+    client: &aws_sdk_cloudwatch::Client,
+    region: &str,
+    resources: Arc<Vec<Resource>>,
+    queries: Arc<Vec<Query>>,
+    window: MetricWindow,
+    period: i64,
+    scaling: Scaling,
+    limit: Arc<Semaphore>,
+    calls: Arc<ApiCalls>,
+) -> (Vec<Point>, Vec<PluginError>) {
+    let mut set = tokio::task::JoinSet::new();
+    for first in (0..queries.len()).step_by(MAX_QUERIES_PER_CALL) {
+        let client = client.clone();
+        let limit = limit.clone();
+        let calls = calls.clone();
+        let region = region.to_string();
+        let resources = resources.clone();
+        let queries = queries.clone();
+        set.spawn(async move {
+            let _permit = limit.acquire_owned().await;
+            let last = (first + MAX_QUERIES_PER_CALL).min(queries.len());
+            // Built inside the task, so that only the calls in flight hold request bodies.
+            let request: Vec<MetricDataQuery> = (first..last)
+                .map(|k| {
+                    let q = &queries[k];
+                    let r = &resources[q.resource as usize];
+                    let mut metric = Metric::builder()
+                        .namespace(q.metric.namespace)
+                        .metric_name(q.metric.cloudwatch);
+                    match &q.dims {
+                        Some(dims) => {
+                            for (n, v) in dims.iter() {
+                                metric = metric
+                                    .dimensions(Dimension::builder().name(n).value(v).build());
+                            }
+                        }
+                        None => {
+                            metric = metric.dimensions(
+                                Dimension::builder()
+                                    .name(q.metric.dimension)
+                                    .value(&r.id)
+                                    .build(),
+                            );
+                            for (n, v) in q.metric.fixed {
+                                metric = metric
+                                    .dimensions(Dimension::builder().name(*n).value(*v).build());
+                            }
+                        }
+                    }
+                    MetricDataQuery::builder()
+                        .id(format!("q{k}"))
+                        .metric_stat(
+                            MetricStat::builder()
+                                .metric(metric.build())
+                                .period(period as i32)
+                                .stat(cloudwatch_stat(q))
+                                .build(),
+                        )
+                        .return_data(true)
+                        .build()
+                })
+                .collect();
+            let mut points = Vec::new();
+            let mut errors = Vec::new();
+            let mut token: Option<String> = None;
+            loop {
+                calls.count("cloudwatch:GetMetricData");
+                calls.count_metrics(request.len() as u64);
+                let answer = client
+                    .get_metric_data()
+                    .set_metric_data_queries(Some(request.clone()))
+                    .start_time(AwsDateTime::from_secs(window.start))
+                    .end_time(AwsDateTime::from_secs(window.end))
+                    .set_next_token(token.take())
+                    .send()
+                    .await;
+                let answer = match answer {
+                    Ok(a) => a,
+                    Err(e) => {
+                        errors.push(api_error(
+                            "GetMetricData",
+                            "cloudwatch:GetMetricData",
+                            &region,
+                            &e,
+                        ));
+                        return (points, errors);
+                    }
+                };
+                for m in answer.metric_data_results() {
+                    let id = m.id().unwrap_or_default();
+                    let Some(k) = id
+                        .strip_prefix('q')
+                        .and_then(|n| n.parse::<usize>().ok())
+                        .filter(|k| (first..last).contains(k))
+                    else {
+                        errors.push(
+                            PluginError::new(
+                                ErrorKind::BadResponse,
+                                format!("GetMetricData answered an unknown query id {id:?}"),
+                            )
+                            .with("region", region.as_str()),
+                        );
+                        continue;
+                    };
+                    let q = &queries[k];
+                    let r = &resources[q.resource as usize];
+                    let (unit, divisor) = conversion(q, &scaling);
+                    let mut labels = Labels::new();
+                    if let Some(s) = q.metric.source {
+                        labels.insert("source".into(), s.into());
+                    }
+                    for (n, v) in q.metric.fixed {
+                        if *n == "StorageType" {
+                            labels.insert("storage_type".into(), (*v).into());
+                        }
+                    }
+                    for (t, v) in m.timestamps().iter().zip(m.values()) {
+                        // CloudWatch stamps a period with its start; records carry its end.
+                        let end = t.secs() + period;
+                        if end <= window.emit_after || end > window.end {
+                            continue;
+                        }
+                        let value = v / divisor;
+                        if !value.is_finite() {
+                            continue;
+                        }
+                        points.push(Point {
+                            metric: q.metric.name.into(),
+                            unit,
+                            stat: q.stat.1,
+                            period_s: period as u32,
+                            ts: ts(end),
+                            value,
+                            resource: ResourceRef {
+                                provider: "aws".into(),
+                                account: r.account.clone(),
+                                region: r.region.clone(),
+                                id: r.id.clone(),
+                            },
+                            labels: labels.clone(),
+                        });
+                    }
+                }
+                match answer.next_token() {
+                    Some(t) if !t.is_empty() => token = Some(t.to_string()),
+                    _ => return (points, errors),
+                }
+            }
+        });
+    }
+    let mut points = Vec::new();
+    let mut errors = Vec::new();
+    while let Some(joined) = set.join_next().await {
+        match joined {
+            Ok((p, e)) => {
+                if points.is_empty() {
+                    points = p;
+                } else {
+                    points.extend(p);
+                }
+                errors.extend(e);
+            }
+            Err(e) => errors.push(PluginError::new(
+                ErrorKind::Other,
+                format!("GetMetricData task failed: {e}"),
+            )),
+        }
+    }
+    (points, errors)
+}
+
+/// CWAgent `mem_used_percent` dimension sets per instance id (ListMetrics, every page):
+/// the agent's `append_dimensions` decide which dimensions it publishes with, so the query
+/// must use exactly those.
+pub async fn cwagent_dimensions(
+    client: &aws_sdk_cloudwatch::Client,
+    region: &str,
+    calls: &ApiCalls,
+) -> Result<HashMap<String, Vec<Arc<[(String, String)]>>>, PluginError> {
+    let mut out: HashMap<String, Vec<Arc<[(String, String)]>>> = HashMap::new();
+    let mut pages = client
+        .list_metrics()
+        .namespace(CWAGENT_MEMORY.namespace)
+        .metric_name(CWAGENT_MEMORY.cloudwatch)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        calls.count("cloudwatch:ListMetrics");
+        let page =
+            page.map_err(|e| api_error("ListMetrics", "cloudwatch:ListMetrics", region, &e))?;
+        for m in page.metrics() {
+            let dims: Vec<(String, String)> = m
+                .dimensions()
+                .iter()
+                .filter_map(|d| Some((d.name()?.to_string(), d.value()?.to_string())))
+                .collect();
+            let Some(id) = dims
+                .iter()
+                .find(|(n, _)| n == "InstanceId")
+                .map(|(_, v)| v.clone())
+            else {
+                continue;
+            };
+            out.entry(id).or_default().push(dims.into());
+        }
+    }
+    // Prefer the set with the fewest dimensions (InstanceId alone when published).
+    for sets in out.values_mut() {
+        sets.sort_by_key(|s| s.len());
+    }
+    Ok(out)
+}
