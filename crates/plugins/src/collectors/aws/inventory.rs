@@ -95,7 +95,12 @@ fn rfc3339(secs: i64) -> Option<String> {
 
 fn ec2_tags(tags: &[aws_sdk_ec2::types::Tag]) -> Labels {
     tags.iter()
-        .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or_default().to_string())))
+        .filter_map(|t| {
+            Some((
+                t.key()?.to_string(),
+                t.value().unwrap_or_default().to_string(),
+            ))
+        })
         .collect()
 }
 
@@ -193,7 +198,12 @@ pub async fn instance_types(
 ) -> Result<(), PluginError> {
     let types: BTreeSet<String> = instances
         .iter()
-        .filter_map(|r| r.attributes.get("instance_type")?.as_str().map(str::to_string))
+        .filter_map(|r| {
+            r.attributes
+                .get("instance_type")?
+                .as_str()
+                .map(str::to_string)
+        })
         .collect();
     if types.is_empty() {
         return Ok(());
@@ -266,9 +276,8 @@ pub async fn ebs_volumes(scope: &Scope<'_>) -> Result<Vec<Resource>, PluginError
     let mut out = Vec::new();
     while let Some(page) = pages.next().await {
         scope.calls.count("ec2:DescribeVolumes");
-        let page = page.map_err(|e| {
-            api_error("DescribeVolumes", "ec2:DescribeVolumes", scope.region, &e)
-        })?;
+        let page = page
+            .map_err(|e| api_error("DescribeVolumes", "ec2:DescribeVolumes", scope.region, &e))?;
         for v in page.volumes() {
             let Some(id) = v.volume_id() else { continue };
             let attrs = Attrs::default()
@@ -319,7 +328,10 @@ pub async fn rds_instances(scope: &Scope<'_>) -> Result<Vec<Resource>, PluginErr
                 .tag_list()
                 .iter()
                 .filter_map(|t| {
-                    Some((t.key()?.to_string(), t.value().unwrap_or_default().to_string()))
+                    Some((
+                        t.key()?.to_string(),
+                        t.value().unwrap_or_default().to_string(),
+                    ))
                 })
                 .collect();
             if !scope.wanted(&tags) {
@@ -355,9 +367,8 @@ pub async fn lambda_functions(scope: &Scope<'_>) -> Result<Vec<Resource>, Plugin
     let mut out = Vec::new();
     while let Some(page) = pages.next().await {
         scope.calls.count("lambda:ListFunctions");
-        let page = page.map_err(|e| {
-            api_error("ListFunctions", "lambda:ListFunctions", scope.region, &e)
-        })?;
+        let page =
+            page.map_err(|e| api_error("ListFunctions", "lambda:ListFunctions", scope.region, &e))?;
         for f in page.functions() {
             let Some(name) = f.function_name() else {
                 continue;
@@ -419,8 +430,8 @@ pub async fn eks_clusters(scope: &Scope<'_>) -> Result<Vec<Resource>, PluginErro
     let mut pages = client.list_clusters().into_paginator().send();
     while let Some(page) = pages.next().await {
         scope.calls.count("eks:ListClusters");
-        let page = page
-            .map_err(|e| api_error("ListClusters", "eks:ListClusters", scope.region, &e))?;
+        let page =
+            page.map_err(|e| api_error("ListClusters", "eks:ListClusters", scope.region, &e))?;
         names.extend(page.clusters().iter().cloned());
     }
     let mut out = Vec::new();
@@ -469,9 +480,8 @@ pub async fn eks_clusters(scope: &Scope<'_>) -> Result<Vec<Resource>, PluginErro
             .send();
         while let Some(page) = pages.next().await {
             scope.calls.count("eks:ListNodegroups");
-            let page = page.map_err(|e| {
-                api_error("ListNodegroups", "eks:ListNodegroups", scope.region, &e)
-            })?;
+            let page = page
+                .map_err(|e| api_error("ListNodegroups", "eks:ListNodegroups", scope.region, &e))?;
             groups.extend(page.nodegroups().iter().cloned());
         }
         for g in groups {
@@ -501,10 +511,7 @@ pub async fn eks_clusters(scope: &Scope<'_>) -> Result<Vec<Resource>, PluginErro
             let scaling = n.scaling_config();
             let attrs = Attrs::default()
                 .s("cluster", Some(name.clone()))
-                .v(
-                    "instance_types",
-                    Value::from(n.instance_types().to_vec()),
-                )
+                .v("instance_types", Value::from(n.instance_types().to_vec()))
                 .n("desired_size", scaling.and_then(|s| s.desired_size()))
                 .n("min_size", scaling.and_then(|s| s.min_size()))
                 .n("max_size", scaling.and_then(|s| s.max_size()))
@@ -530,13 +537,18 @@ pub async fn eks_clusters(scope: &Scope<'_>) -> Result<Vec<Resource>, PluginErro
 /// filter, each bucket's tags are read with GetBucketTagging. `scope.region` is the region
 /// the calls go to; the buckets carry their own.
 pub async fn s3_buckets(scope: &Scope<'_>) -> Result<Vec<Resource>, PluginError> {
-    let client = aws_sdk_s3::Client::new(scope.sdk);
+    // With an endpoint override (an emulator, an S3-compatible store) buckets go in the path:
+    // virtual-host names such as `bucket.127.0.0.1` do not resolve.
+    let conf = aws_sdk_s3::config::Builder::from(scope.sdk)
+        .force_path_style(scope.sdk.endpoint_url().is_some())
+        .build();
+    let client = aws_sdk_s3::Client::from_conf(conf);
     let mut pages = client.list_buckets().into_paginator().send();
     let mut out = Vec::new();
     while let Some(page) = pages.next().await {
         scope.calls.count("s3:ListBuckets");
-        let page = page
-            .map_err(|e| api_error("ListBuckets", "s3:ListAllMyBuckets", scope.region, &e))?;
+        let page =
+            page.map_err(|e| api_error("ListBuckets", "s3:ListAllMyBuckets", scope.region, &e))?;
         for b in page.buckets() {
             let Some(name) = b.name() else { continue };
             let region = match b.bucket_region() {

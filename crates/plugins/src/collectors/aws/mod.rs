@@ -370,11 +370,13 @@ impl Aws {
                 "\"*\" (every enabled region) stands alone; list regions or write [\"*\"]",
             ));
         }
-        if let Some(r) = cfg
-            .regions
-            .iter()
-            .find(|r| *r != "*" && (r.is_empty() || !r.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')))
-        {
+        if let Some(r) = cfg.regions.iter().find(|r| {
+            *r != "*"
+                && (r.is_empty()
+                    || !r
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'))
+        }) {
             return Err(raw.error(
                 "regions",
                 format!("\"{r}\" is not a region code; write codes such as \"us-east-1\""),
@@ -777,8 +779,11 @@ impl TargetJob {
             )
             .await;
             out.points = points;
-            out.errors
-                .extend(errors.into_iter().map(|e| e.with("account", account.id.as_str())));
+            out.errors.extend(
+                errors
+                    .into_iter()
+                    .map(|e| e.with("account", account.id.as_str())),
+            );
         }
         if !plan.daily.is_empty() {
             let (points, errors) = metrics::fetch(
@@ -794,8 +799,11 @@ impl TargetJob {
             )
             .await;
             out.points.extend(self.newest_daily(&account.id, points));
-            out.errors
-                .extend(errors.into_iter().map(|e| e.with("account", account.id.as_str())));
+            out.errors.extend(
+                errors
+                    .into_iter()
+                    .map(|e| e.with("account", account.id.as_str())),
+            );
         }
         out.resources = Arc::try_unwrap(resources).unwrap_or_else(|a| (*a).clone());
         out
@@ -920,10 +928,9 @@ impl Collector for Aws {
         let (accounts, errors) = self.resolve_accounts(&calls).await;
         match errors.into_iter().next() {
             Some(e) => Err(e),
-            None if accounts.is_empty() => Err(PluginError::new(
-                ErrorKind::Config,
-                "no account to collect",
-            )),
+            None if accounts.is_empty() => {
+                Err(PluginError::new(ErrorKind::Config, "no account to collect"))
+            }
             None => Ok(()),
         }
     }
@@ -1053,8 +1060,13 @@ impl Aws {
         let at = req.window.end;
         if req.metrics.matches("aws.api_calls") {
             for (api, n) in &snapshot {
-                out.points
-                    .push(self_point("aws.api_calls", Unit::Count, *n as f64, at, Some(api)));
+                out.points.push(self_point(
+                    "aws.api_calls",
+                    Unit::Count,
+                    *n as f64,
+                    at,
+                    Some(api),
+                ));
             }
         }
         if req.metrics.matches("aws.planned_calls") {
@@ -1063,8 +1075,13 @@ impl Aws {
                 planned.insert("cloudwatch:GetMetricData", planned_calls as u64);
             }
             for (api, n) in planned {
-                out.points
-                    .push(self_point("aws.planned_calls", Unit::Count, n as f64, at, Some(api)));
+                out.points.push(self_point(
+                    "aws.planned_calls",
+                    Unit::Count,
+                    n as f64,
+                    at,
+                    Some(api),
+                ));
             }
         }
         if req.metrics.matches("aws.cloudwatch_metrics_requested") {

@@ -205,22 +205,25 @@ fn config_defaults_and_errors() {
     let e = config_error(r#"endpoint_url = "localhost:5000""#);
     assert!(e.message.contains("http://"), "{e}");
     let e = config_error(r#"services = ["ec2", "dynamodb"]"#);
-    assert!(e.message.contains("unknown service \"dynamodb\"; allowed: ec2, ebs, rds, lambda, s3, eks"), "{e}");
+    assert!(
+        e.message
+            .contains("unknown service \"dynamodb\"; allowed: ec2, ebs, rds, lambda, s3, eks"),
+        "{e}"
+    );
     let e = config_error(r#"ec2_metrics = ["CPUUtilisation"]"#);
-    assert!(e.message.contains("unknown EC2 metric \"CPUUtilisation\""), "{e}");
+    assert!(
+        e.message.contains("unknown EC2 metric \"CPUUtilisation\""),
+        "{e}"
+    );
     let e = config_error(r#"regions = ["*", "us-east-1"]"#);
     assert!(e.message.contains("stands alone"), "{e}");
     let e = config_error(r#"regions = ["US East"]"#);
     assert!(e.message.contains("not a region code"), "{e}");
     let e = config_error(r#"cost = ["guessed"]"#);
     assert!(e.message.contains("allowed: estimated, billed"), "{e}");
-    let e = config_error(
-        "accounts = [{ id = \"1234\" }]",
-    );
+    let e = config_error("accounts = [{ id = \"1234\" }]");
     assert!(e.message.contains("12 digits"), "{e}");
-    let e = config_error(
-        "accounts = [{ assume_role = { role_arn = \"skymeter\" } }]",
-    );
+    let e = config_error("accounts = [{ assume_role = { role_arn = \"skymeter\" } }]");
     assert!(e.message.contains("role ARN"), "{e}");
     let e = config_error("regoins = []");
     assert!(e.message.contains("regoins"), "{e}");
@@ -488,7 +491,13 @@ accounts = [{ id = "111122223333" }]"#,
         .collect();
     assert_eq!(
         apis,
-        ["ListBuckets", "DescribeVolumes", "DescribeDBInstances", "ListFunctions", "ListClusters"]
+        [
+            "ListBuckets",
+            "DescribeVolumes",
+            "DescribeDBInstances",
+            "ListFunctions",
+            "ListClusters"
+        ]
     );
 
     // Without an account id, the first call is STS GetCallerIdentity.
@@ -502,7 +511,11 @@ accounts = [{ id = "111122223333" }]"#,
         .collect(&request(0, 300, &[]), &mut Output::default())
         .await
         .unwrap_err();
-    assert!(e.message.starts_with("GetCallerIdentity failed"), "{}", e.message);
+    assert!(
+        e.message.starts_with("GetCallerIdentity failed"),
+        "{}",
+        e.message
+    );
 }
 
 // ---------------------------------------------------------------- errors, on a local stand-in
@@ -660,4 +673,367 @@ async fn denied_metrics_keep_the_inventory() {
         e.message
     );
     assert_eq!(api_calls(&out, "cloudwatch:GetMetricData"), 1.0);
+}
+
+// ---------------------------------------------------------------- every service, against moto
+
+/// Creates an IAM role in moto with an unsigned Query call (moto routes by the credential
+/// scope of the Authorization header and does not check signatures).
+async fn moto_role(url: &str, name: &str) -> String {
+    let body = format!(
+        "Action=CreateRole&Version=2010-05-08&RoleName={name}&AssumeRolePolicyDocument=%7B%7D"
+    );
+    let r = reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header(
+            "authorization",
+            "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/iam/aws4_request, SignedHeaders=host, Signature=0",
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    format!("arn:aws:iam::123456789012:role/{name}")
+}
+
+/// Puts one datum of `namespace`/`metric` with `dims` at `at`.
+async fn put_dims(
+    sdk: &SdkConfig,
+    namespace: &str,
+    metric: &str,
+    dims: &[(&str, &str)],
+    at: i64,
+    value: f64,
+) {
+    let mut d = MetricDatum::builder()
+        .metric_name(metric)
+        .timestamp(AwsDateTime::from_secs(at))
+        .value(value);
+    for (n, v) in dims {
+        d = d.dimensions(Dimension::builder().name(*n).value(*v).build());
+    }
+    aws_sdk_cloudwatch::Client::new(sdk)
+        .put_metric_data()
+        .namespace(namespace)
+        .metric_data(d.build())
+        .send()
+        .await
+        .unwrap();
+}
+
+/// Inventory of every service (volumes, RDS, Lambda, S3 in two regions, EKS with a node
+/// group), their metrics with exact values, CWAgent memory only where published, and the
+/// calls per API.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moto_every_service() {
+    let Some(m) = moto("moto_every_service") else {
+        return;
+    };
+    let sdk = sdk(&m.url).await;
+    let role = moto_role(&m.url, "skymeter-test").await;
+    let ids = run_instances(&sdk, 2, "prod").await;
+    let ec2 = aws_sdk_ec2::Client::new(&sdk);
+    let vol = ec2
+        .create_volume()
+        .availability_zone("us-east-1a")
+        .size(100)
+        .volume_type(aws_sdk_ec2::types::VolumeType::Gp3)
+        .tag_specifications(
+            aws_sdk_ec2::types::TagSpecification::builder()
+                .resource_type(aws_sdk_ec2::types::ResourceType::Volume)
+                .tags(
+                    aws_sdk_ec2::types::Tag::builder()
+                        .key("env")
+                        .value("prod")
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let vol_id = vol.volume_id().unwrap().to_string();
+    aws_sdk_rds::Client::new(&sdk)
+        .create_db_instance()
+        .db_instance_identifier("orders")
+        .db_instance_class("db.m5.large")
+        .engine("postgres")
+        .allocated_storage(100)
+        .master_username("admin")
+        .master_user_password("not-a-secret-1")
+        .multi_az(true)
+        .tags(
+            aws_sdk_rds::types::Tag::builder()
+                .key("env")
+                .value("prod")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    // An empty zip archive: the end-of-central-directory record alone.
+    let mut zip = b"PK\x05\x06".to_vec();
+    zip.extend([0u8; 18]);
+    aws_sdk_lambda::Client::new(&sdk)
+        .create_function()
+        .function_name("resize")
+        .runtime(aws_sdk_lambda::types::Runtime::Python312)
+        .role(&role)
+        .handler("app.handler")
+        .memory_size(512)
+        .architectures(aws_sdk_lambda::types::Architecture::Arm64)
+        .code(
+            aws_sdk_lambda::types::FunctionCode::builder()
+                .zip_file(aws_sdk_lambda::primitives::Blob::new(zip))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&sdk)
+            .force_path_style(true)
+            .build(),
+    );
+    s3.create_bucket().bucket("logs-east").send().await.unwrap();
+    s3.create_bucket()
+        .bucket("logs-west")
+        .create_bucket_configuration(
+            aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::EuWest1)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let eks = aws_sdk_eks::Client::new(&sdk);
+    eks.create_cluster()
+        .name("main")
+        .role_arn(&role)
+        .resources_vpc_config(
+            aws_sdk_eks::types::VpcConfigRequest::builder()
+                .subnet_ids("subnet-1")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    eks.create_nodegroup()
+        .cluster_name("main")
+        .nodegroup_name("workers")
+        .node_role(&role)
+        .subnets("subnet-1")
+        .instance_types("m5.large")
+        .scaling_config(
+            aws_sdk_eks::types::NodegroupScalingConfig::builder()
+                .desired_size(3)
+                .min_size(1)
+                .max_size(5)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    let period = 300;
+    let end = Utc::now().timestamp().div_euclid(period) * period;
+    let bucket = end - period;
+    put_dims(
+        &sdk,
+        "AWS/RDS",
+        "CPUUtilization",
+        &[("DBInstanceIdentifier", "orders")],
+        bucket,
+        40.0,
+    )
+    .await;
+    put_dims(
+        &sdk,
+        "AWS/RDS",
+        "CPUUtilization",
+        &[("DBInstanceIdentifier", "orders")],
+        bucket + 60,
+        60.0,
+    )
+    .await;
+    put_dims(
+        &sdk,
+        "AWS/RDS",
+        "DatabaseConnections",
+        &[("DBInstanceIdentifier", "orders")],
+        bucket,
+        12.0,
+    )
+    .await;
+    for (k, ms) in [(0, 100.0), (60, 300.0), (120, 200.0)] {
+        put_dims(
+            &sdk,
+            "AWS/Lambda",
+            "Invocations",
+            &[("FunctionName", "resize")],
+            bucket + k,
+            1.0,
+        )
+        .await;
+        put_dims(
+            &sdk,
+            "AWS/Lambda",
+            "Duration",
+            &[("FunctionName", "resize")],
+            bucket + k,
+            ms,
+        )
+        .await;
+    }
+    let day = end.div_euclid(86_400) * 86_400 - 86_400;
+    put_dims(
+        &sdk,
+        "AWS/S3",
+        "BucketSizeBytes",
+        &[
+            ("BucketName", "logs-east"),
+            ("StorageType", "StandardStorage"),
+        ],
+        day,
+        5e9,
+    )
+    .await;
+    put_dims(
+        &sdk,
+        "CWAgent",
+        "mem_used_percent",
+        &[("InstanceId", ids[0].as_str()), ("ImageId", "ami-1")],
+        bucket,
+        71.5,
+    )
+    .await;
+
+    let mut c = collector(
+        r#"regions = ["us-east-1", "eu-west-1"]
+delay = "0s""#,
+    );
+    c.sdk = Some(sdk);
+    let mut out = Output::default();
+    c.collect(&request(bucket, end, &[]), &mut out)
+        .await
+        .unwrap();
+    assert!(out.errors.is_empty(), "{:?}", out.errors);
+
+    let by_id = |id: &str| {
+        out.resources
+            .iter()
+            .find(|r| r.id == id)
+            .unwrap_or_else(|| panic!("no resource {id}"))
+    };
+    let i0 = by_id(&ids[0]);
+    assert_eq!(i0.attributes["vcpus"], 2, "t3.micro");
+    assert_eq!(i0.attributes["memory_mib"], 1024);
+    assert_eq!(i0.attributes["lifecycle"], "on-demand");
+    let v = by_id(&vol_id);
+    assert_eq!(
+        (v.kind.as_str(), v.native_type.as_str()),
+        ("storage.volume", "AWS::EC2::Volume")
+    );
+    assert_eq!(v.attributes["volume_type"], "gp3");
+    assert_eq!(v.attributes["size_gib"], 100);
+    assert!(!v.attributes.contains_key("attached_to"));
+    let db = by_id("orders");
+    assert_eq!(db.kind, "database.instance");
+    assert_eq!(db.attributes["instance_class"], "db.m5.large");
+    assert_eq!(db.attributes["engine"], "postgres");
+    assert_eq!(db.attributes["multi_az"], true);
+    assert_eq!(db.attributes["allocated_storage_gib"], 100);
+    assert_eq!(db.tags.get("env").map(String::as_str), Some("prod"));
+    let f = by_id("resize");
+    assert_eq!(
+        (f.kind.as_str(), f.native_type.as_str()),
+        ("function", "AWS::Lambda::Function")
+    );
+    assert_eq!(f.attributes["memory_mb"], 512);
+    assert_eq!(f.attributes["architecture"], "arm64");
+    assert_eq!(f.attributes["runtime"], "python3.12");
+    let east = by_id("logs-east");
+    assert_eq!(
+        (east.kind.as_str(), east.region.as_str()),
+        ("storage.bucket", "us-east-1")
+    );
+    assert_eq!(by_id("logs-west").region, "eu-west-1");
+    let cl = by_id("main");
+    assert_eq!(
+        (cl.kind.as_str(), cl.native_type.as_str()),
+        ("k8s.cluster", "AWS::EKS::Cluster")
+    );
+    let ng = by_id("main/workers");
+    assert_eq!(ng.kind, "k8s.node_group");
+    assert_eq!(
+        ng.attributes["instance_types"],
+        serde_json::json!(["m5.large"])
+    );
+    assert_eq!(ng.attributes["desired_size"], 3);
+    assert!(out.resources.iter().all(|r| r.account == "123456789012"));
+
+    let point = |metric: &str, id: &str, stat: Stat| {
+        let p: Vec<&Point> = out
+            .points
+            .iter()
+            .filter(|p| p.metric == metric && p.resource.id == id && p.stat == stat)
+            .collect();
+        assert_eq!(p.len(), 1, "{metric} {id} {stat:?}: {p:?}");
+        p[0].clone()
+    };
+    assert_eq!(point("cpu.utilization", "orders", Stat::Avg).value, 50.0);
+    assert_eq!(point("cpu.utilization", "orders", Stat::Max).value, 60.0);
+    assert_eq!(
+        point("database.connections", "orders", Stat::Max).value,
+        12.0
+    );
+    let inv = point("function.invocations", "resize", Stat::Sum);
+    assert_eq!(
+        (inv.value, inv.unit, inv.ts.timestamp()),
+        (3.0, Unit::Count, end)
+    );
+    assert_eq!(point("function.duration", "resize", Stat::Avg).value, 200.0);
+    assert_eq!(point("function.duration", "resize", Stat::Max).value, 300.0);
+    let size = point("storage.size", "logs-east", Stat::Avg);
+    assert_eq!(
+        (size.value, size.period_s, size.ts.timestamp()),
+        (5e9, 86_400, day + 86_400)
+    );
+    assert_eq!(
+        size.labels.get("storage_type").map(String::as_str),
+        Some("StandardStorage")
+    );
+    let mem = point("memory.usage", &ids[0], Stat::Avg);
+    assert_eq!((mem.value, mem.unit), (71.5, Unit::Percent));
+    assert!(!out
+        .points
+        .iter()
+        .any(|p| p.metric == "memory.usage" && p.resource.id == ids[1]));
+
+    // Every list once per region (S3 once per account), Describe once per cluster/group.
+    for (api, n) in [
+        ("sts:GetCallerIdentity", 1),
+        ("ec2:DescribeInstances", 2),
+        ("ec2:DescribeInstanceTypes", 1),
+        ("ec2:DescribeVolumes", 2),
+        ("rds:DescribeDBInstances", 2),
+        ("lambda:ListFunctions", 2),
+        ("eks:ListClusters", 2),
+        ("eks:DescribeCluster", 1),
+        ("eks:DescribeNodegroup", 1),
+        ("s3:ListBuckets", 1),
+        ("cloudwatch:ListMetrics", 1),
+        // us-east-1: one regular and one daily call; eu-west-1: the daily call of logs-west.
+        ("cloudwatch:GetMetricData", 3),
+    ] {
+        assert_eq!(api_calls(&out, api), n as f64, "{api}");
+    }
+    // A second collection emits the daily value no more.
+    let mut again = Output::default();
+    c.collect(&request(bucket, end, &[]), &mut again)
+        .await
+        .unwrap();
+    assert!(!again.points.iter().any(|p| p.metric == "storage.size"));
 }
