@@ -1037,3 +1037,118 @@ delay = "0s""#,
         .unwrap();
     assert!(!again.points.iter().any(|p| p.metric == "storage.size"));
 }
+
+/// Two accounts (the default credentials and a role assumed in another account) × every
+/// enabled region (`regions = ["*"]`), collected concurrently: each instance carries the
+/// account and region it lives in. Then a dry run plans without calling GetMetricData.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moto_accounts_assume_role_all_regions_and_dry_run() {
+    let Some(m) = moto("moto_accounts_assume_role_all_regions_and_dry_run") else {
+        return;
+    };
+    let sdk = sdk(&m.url).await;
+    let home = run_instances(&sdk, 2, "prod").await;
+    // Credentials of the other account, to seed it.
+    let role_arn = "arn:aws:iam::111111111111:role/skymeter-read";
+    let assumed = aws_sdk_sts::Client::new(&sdk)
+        .assume_role()
+        .role_arn(role_arn)
+        .role_session_name("seed")
+        .send()
+        .await
+        .unwrap();
+    let cr = assumed.credentials().unwrap();
+    let other = sdk
+        .to_builder()
+        .region(Region::new("eu-west-1"))
+        .credentials_provider(aws_sdk_sts::config::SharedCredentialsProvider::new(
+            aws_sdk_ec2::config::Credentials::new(
+                cr.access_key_id(),
+                cr.secret_access_key(),
+                Some(cr.session_token().to_string()),
+                None,
+                "seed",
+            ),
+        ))
+        .build();
+    let away = run_instances(&other, 3, "prod").await;
+
+    let cfg = format!(
+        r#"regions = ["*"]
+services = ["ec2"]
+delay = "0s"
+accounts = [{{}}, {{ assume_role = {{ role_arn = "{role_arn}", external_id = "x-1" }} }}]"#
+    );
+    let mut c = collector(&cfg);
+    c.sdk = Some(sdk.clone());
+    let period = 300;
+    let end = Utc::now().timestamp().div_euclid(period) * period;
+    let mut out = Output::default();
+    c.collect(
+        &request(end - period, end, &["cpu.utilization", "aws.*"]),
+        &mut out,
+    )
+    .await
+    .unwrap();
+    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    let mut got: Vec<(String, String, String)> = out
+        .resources
+        .iter()
+        .map(|r| (r.account.clone(), r.region.clone(), r.id.clone()))
+        .collect();
+    got.sort();
+    let mut want: Vec<(String, String, String)> = home
+        .iter()
+        .map(|i| ("123456789012".into(), "us-east-1".into(), i.clone()))
+        .chain(
+            away.iter()
+                .map(|i| ("111111111111".into(), "eu-west-1".into(), i.clone())),
+        )
+        .collect();
+    want.sort();
+    assert_eq!(got, want);
+    let regions = api_calls(&out, "ec2:DescribeRegions");
+    assert_eq!(regions, 2.0, "once per account");
+    // One DescribeInstances per account and enabled region.
+    let describes = api_calls(&out, "ec2:DescribeInstances");
+    assert!(describes > 20.0 && describes % 2.0 == 0.0, "{describes}");
+    // 2 instances × 1 metric × 2 stats in one region of one account, 3 × 2 in the other.
+    assert_eq!(api_calls(&out, "cloudwatch:GetMetricData"), 2.0);
+
+    // Dry run: discovery happens, GetMetricData does not; the plan is in the self-metrics.
+    let mut c = collector(&format!("{cfg}\ndry_run = true"));
+    c.sdk = Some(sdk);
+    let mut out = Output::default();
+    c.collect(&request(end - period, end, &[]), &mut out)
+        .await
+        .unwrap();
+    assert_eq!(out.resources.len(), 5);
+    assert!(out.points.iter().all(|p| p.metric.starts_with("aws.")));
+    assert_eq!(c.calls.get("cloudwatch:GetMetricData"), 0);
+    let planned = out
+        .points
+        .iter()
+        .find(|p| {
+            p.metric == "aws.planned_calls"
+                && p.labels.get("api").map(String::as_str) == Some("cloudwatch:GetMetricData")
+        })
+        .unwrap();
+    // 13 AWS/EC2 metrics × 2 stats: 26 and 39 queries, one call in each place.
+    assert_eq!(planned.value, 2.0);
+    let requested = out
+        .points
+        .iter()
+        .find(|p| p.metric == "aws.cloudwatch_metrics_requested")
+        .unwrap();
+    assert_eq!(requested.value, 5.0 * 13.0 * 2.0);
+    let cost = out
+        .points
+        .iter()
+        .find(|p| p.metric == "aws.collection_cost")
+        .unwrap();
+    assert!(
+        (cost.value - 130.0 / 1000.0 * 0.01).abs() < 1e-12,
+        "{}",
+        cost.value
+    );
+}
