@@ -196,6 +196,10 @@ pub struct CollectArgs {
     /// Only check config and credentials against the source; collect nothing.
     #[arg(long)]
     pub verify: bool,
+    /// Discover, then print the plan (API calls per API, metrics requested, their estimated
+    /// cost) without the billed calls. Collectors with a `dry_run` key only (aws).
+    #[arg(long, conflicts_with = "verify")]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]

@@ -193,7 +193,23 @@ fn stdout_publisher(
 
 async fn collect(args: CollectArgs, registry: &Registry) -> ExitCode {
     let ctx = BuildContext::one_shot(&hostname());
-    let mut collector = match build_one_shot_collector(registry, &args.plugin, &args.sets, &ctx) {
+    let mut sets = args.sets.clone();
+    if args.dry_run {
+        let has_dry_run = registry
+            .descriptions()
+            .iter()
+            .find(|d| d.name == args.plugin)
+            .map(|d| (d.config_schema)().pointer("/properties/dry_run").is_some());
+        if has_dry_run == Some(false) {
+            eprintln!(
+                "error: --dry-run: the `{}` collector has no dry run; run it without --dry-run",
+                args.plugin
+            );
+            return ExitCode::from(USAGE);
+        }
+        sets.push("dry_run=true".into());
+    }
+    let mut collector = match build_one_shot_collector(registry, &args.plugin, &sets, &ctx) {
         Ok(c) => c,
         Err(errs) => return report_config_errors(&errs),
     };
@@ -271,6 +287,9 @@ async fn collect(args: CollectArgs, registry: &Registry) -> ExitCode {
         return ExitCode::from(FAILURE);
     }
     let _ = publisher.flush().await;
+    if args.format == OutputFormat::Table {
+        print_summary(&batch);
+    }
     for e in &batch.errors {
         eprintln!("error: {}: {}", e.plugin, e.message);
     }
@@ -281,6 +300,130 @@ async fn collect(args: CollectArgs, registry: &Registry) -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// After the records of `collect --format table`: one line per resource with its type,
+/// state, newest CPU avg/max and estimated hourly cost, then the run summary (API calls,
+/// metrics requested, what the collection cost) from the collector's self-metrics.
+fn print_summary(batch: &Batch) {
+    use skymeter_model::{CostSource, Stat};
+    if !batch.resources.is_empty() {
+        let mut t = new_table(&[
+            "kind",
+            "id",
+            "name",
+            "type",
+            "state",
+            "cpu avg %",
+            "cpu max %",
+            "cost/h USD",
+        ]);
+        for r in &batch.resources {
+            let attr = |keys: &[&str]| {
+                keys.iter()
+                    .find_map(|k| r.attributes.get(*k))
+                    .map(|v| match v {
+                        serde_json::Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    })
+                    .unwrap_or_default()
+            };
+            let cpu = |stat: Stat| {
+                batch
+                    .points
+                    .iter()
+                    .filter(|p| {
+                        p.metric == "cpu.utilization"
+                            && p.stat == stat
+                            && p.resource.id == r.id
+                            && p.resource.account == r.account
+                            && p.labels.is_empty()
+                    })
+                    .max_by_key(|p| p.ts)
+                    .map(|p| format!("{:.1}", p.value))
+                    .unwrap_or_default()
+            };
+            let per_hour: f64 = batch
+                .costs
+                .iter()
+                .filter(|c| {
+                    c.x_source == CostSource::Estimated
+                        && c.resource_id.as_deref() == Some(r.id.as_str())
+                })
+                .map(|c| {
+                    let hours =
+                        (c.charge_period_end - c.charge_period_start).num_seconds() as f64 / 3600.0;
+                    if hours > 0.0 {
+                        c.billed_cost / hours
+                    } else {
+                        0.0
+                    }
+                })
+                .sum();
+            let has_cost = batch
+                .costs
+                .iter()
+                .any(|c| c.resource_id.as_deref() == Some(r.id.as_str()));
+            t.add_row(vec![
+                r.kind.clone(),
+                r.id.clone(),
+                r.name.clone(),
+                attr(&[
+                    "instance_type",
+                    "instance_class",
+                    "volume_type",
+                    "runtime",
+                    "version",
+                ]),
+                attr(&["state", "status"]),
+                cpu(Stat::Avg),
+                cpu(Stat::Max),
+                if has_cost {
+                    format!("{per_hour:.4}")
+                } else {
+                    String::new()
+                },
+            ]);
+        }
+        println!("\nsummary\n{t}");
+    }
+    let planned = batch
+        .points
+        .iter()
+        .any(|p| p.metric.ends_with(".planned_calls"));
+    let calls_metric = if planned {
+        ".planned_calls"
+    } else {
+        ".api_calls"
+    };
+    let calls: Vec<String> = batch
+        .points
+        .iter()
+        .filter(|p| p.metric.ends_with(calls_metric))
+        .filter_map(|p| Some(format!("{}={}", p.labels.get("api")?, p.value)))
+        .collect();
+    if calls.is_empty() {
+        return;
+    }
+    let value = |suffix: &str| {
+        batch
+            .points
+            .iter()
+            .find(|p| p.metric.ends_with(suffix))
+            .map(|p| p.value)
+    };
+    println!(
+        "\nrun summary{}: API calls {}",
+        if planned { " (dry run: planned)" } else { "" },
+        calls.join(" ")
+    );
+    if let Some(n) = value(".cloudwatch_metrics_requested") {
+        print!("  CloudWatch metrics requested: {n}");
+    }
+    if let Some(usd) = value(".collection_cost") {
+        print!("  estimated cost of the collection: USD {usd:.4}");
+    }
+    println!();
 }
 
 fn new_table(header: &[&str]) -> Table {

@@ -11,7 +11,7 @@
 
 use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use skymeter_model::{Point, Resource, ResourceRef, Stat, Unit};
@@ -226,7 +226,7 @@ pub const SELF_METRICS: [(&str, Unit, &str); 4] = [
     (
         "aws.planned_calls",
         Unit::Count,
-        "AWS API calls the collection plans to make (dry run) or made [api].",
+        "AWS API calls a dry run made (discovery) or plans (GetMetricData) [api].",
     ),
     (
         "aws.cloudwatch_metrics_requested",
@@ -844,10 +844,6 @@ impl TargetJob {
     }
 }
 
-fn ts(secs: i64) -> DateTime<Utc> {
-    Utc.timestamp_opt(secs, 0).single().unwrap_or_default()
-}
-
 /// A self-metric point of the collector.
 fn self_point(name: &str, unit: Unit, value: f64, at: DateTime<Utc>, api: Option<&str>) -> Point {
     Point {
@@ -1069,11 +1065,9 @@ impl Aws {
                 ));
             }
         }
-        if req.metrics.matches("aws.planned_calls") {
+        if dry && req.metrics.matches("aws.planned_calls") {
             let mut planned: BTreeMap<&str, u64> = snapshot.iter().copied().collect();
-            if dry {
-                planned.insert("cloudwatch:GetMetricData", planned_calls as u64);
-            }
+            planned.insert("cloudwatch:GetMetricData", planned_calls as u64);
             for (api, n) in planned {
                 out.points.push(self_point(
                     "aws.planned_calls",

@@ -1152,3 +1152,7 @@ accounts = [{{}}, {{ assume_role = {{ role_arn = "{role_arn}", external_id = "x-
         cost.value
     );
 }
+
+fn ts(secs: i64) -> DateTime<Utc> {
+    chrono::TimeZone::timestamp_opt(&Utc, secs, 0).unwrap()
+}
