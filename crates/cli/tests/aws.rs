@@ -1,0 +1,193 @@
+//! `skymeter collect aws` through the real binary against moto, the AWS emulator, as a new
+//! user would run it: credentials and endpoint from the environment.
+
+mod common;
+
+use common::*;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+struct Moto {
+    child: Child,
+    url: String,
+    python: PathBuf,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn moto(test: &str) -> Option<Moto> {
+    let Some(bin) = std::env::var_os("SKYMETER_MOTO_SERVER").map(PathBuf::from) else {
+        skip(&format!(
+            "{test}: SKYMETER_MOTO_SERVER is not set (scripts/test installs moto and sets it)"
+        ));
+        return None;
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(&bin)
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("moto_server starts");
+    let m = Moto {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+        python: bin.parent().unwrap().join("python"),
+    };
+    for _ in 0..300 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Some(m);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("moto_server did not listen within 30s");
+}
+
+/// Seeds moto with boto3 from moto's own venv: three m5.large instances with CPU samples
+/// 10 + i and 30 + i in the last whole 5-minute period. Prints the instance ids.
+const SEED: &str = r#"
+import boto3, datetime, sys
+kw = dict(endpoint_url=sys.argv[1], region_name="us-east-1",
+          aws_access_key_id="testing", aws_secret_access_key="testing")
+ec2 = boto3.client("ec2", **kw)
+img = ec2.describe_images()["Images"][0]["ImageId"]
+r = ec2.run_instances(ImageId=img, InstanceType="m5.large", MinCount=3, MaxCount=3,
+    TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": "web"}]}])
+cw = boto3.client("cloudwatch", **kw)
+now = datetime.datetime.now(datetime.timezone.utc).replace(second=0, microsecond=0)
+start = now - datetime.timedelta(minutes=now.minute % 5 + 5)
+for i, inst in enumerate(r["Instances"]):
+    for k, v in enumerate([10.0, 30.0]):
+        cw.put_metric_data(Namespace="AWS/EC2", MetricData=[{
+            "MetricName": "CPUUtilization",
+            "Dimensions": [{"Name": "InstanceId", "Value": inst["InstanceId"]}],
+            "Timestamp": start + datetime.timedelta(minutes=k), "Value": v + i}])
+    print(inst["InstanceId"])
+"#;
+
+fn collect(m: &Moto, args: &[&str]) -> std::process::Output {
+    Command::new(bin())
+        .args(["collect", "aws", "--set", "delay=0s", "--period", "300s"])
+        .args(args)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ENDPOINT_URL", &m.url)
+        .env_remove("AWS_PROFILE")
+        .env_remove("SKYMETER_LOG")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn collect_aws_table_shows_instances_cpu_and_api_calls() {
+    let Some(m) = moto("collect_aws_table_shows_instances_cpu_and_api_calls") else {
+        return;
+    };
+    let seed = Command::new(&m.python)
+        .args(["-c", SEED, &m.url])
+        .output()
+        .unwrap();
+    assert!(
+        seed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&seed.stderr)
+    );
+    let ids: Vec<String> = String::from_utf8_lossy(&seed.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(ids.len(), 3);
+
+    let o = collect(&m, &["--format", "table"]);
+    let out = stdout(&o);
+    assert!(o.status.success(), "{out}\n{}", stderr(&o));
+    let summary = out.split("\nsummary\n").nth(1).expect("a summary table");
+    for (i, id) in ids.iter().enumerate() {
+        let row = summary
+            .lines()
+            .find(|l| l.contains(id.as_str()))
+            .unwrap_or_else(|| panic!("{id} not in\n{summary}"));
+        let cells: Vec<&str> = row.split('┆').map(|c| c.trim_matches(['│', ' '])).collect();
+        assert_eq!(cells[0], "compute.instance", "{row}");
+        assert_eq!(cells[3], "m5.large", "{row}");
+        assert_eq!(cells[4], "running", "{row}");
+        assert_eq!(
+            cells[5],
+            format!("{:.1}", 20.0 + i as f64),
+            "cpu avg: {row}"
+        );
+        assert_eq!(
+            cells[6],
+            format!("{:.1}", 30.0 + i as f64),
+            "cpu max: {row}"
+        );
+    }
+    let run = out
+        .lines()
+        .find(|l| l.starts_with("run summary: API calls"))
+        .expect("a run summary");
+    for call in [
+        "cloudwatch:GetMetricData=1",
+        "ec2:DescribeInstances=1",
+        "sts:GetCallerIdentity=1",
+    ] {
+        assert!(run.contains(call), "{run}");
+    }
+
+    // JSON: the same values as records.
+    let o = collect(&m, &["--format", "json", "--metrics", "cpu.*"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let records = json_lines(&stdout(&o));
+    let cpu: Vec<_> = points(&records);
+    assert_eq!(cpu.len(), 6, "3 instances × avg, max");
+
+    // Dry run: the plan, no GetMetricData.
+    let o = collect(&m, &["--dry-run", "--format", "table"]);
+    let out = stdout(&o);
+    assert!(o.status.success(), "{out}\n{}", stderr(&o));
+    let run = out
+        .lines()
+        .find(|l| l.starts_with("run summary (dry run: planned)"))
+        .expect("a planned run summary");
+    assert!(run.contains("cloudwatch:GetMetricData=1"), "{run}");
+    // 3 instances × 13 AWS/EC2 metrics × 2 stats.
+    assert!(out.contains("CloudWatch metrics requested: 78"), "{out}");
+}
+
+#[test]
+fn collect_aws_with_wrong_endpoint_fails_clearly() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let o = Command::new(bin())
+        .args(["collect", "aws", "--set", "max_attempts=1"])
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(
+        err.contains("error: aws: GetCallerIdentity failed"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("testing"),
+        "no credential in the error: {err}"
+    );
+}
