@@ -23,6 +23,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub mod billing;
 pub mod calls;
 pub mod errors;
 #[cfg(test)]
