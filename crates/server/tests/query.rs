@@ -5,8 +5,9 @@ mod support;
 use chrono::{Duration, Utc};
 use serde_json::{json, Value};
 use skymeter_model::{Batch, ChargeCategory, Cost, CostSource, Resource, Stat};
-use skymeter_server::ServerConfig;
-use skymeter_store::{Scope, Store};
+use skymeter_server::{Server, ServerConfig};
+use skymeter_store::{EmbeddedOptions, EmbeddedStore, Scope, Store};
+use std::sync::Arc;
 use support::*;
 
 fn resource(provider: &str, id: &str, name: &str, env: &str) -> Resource {
@@ -417,6 +418,78 @@ async fn costs_grouped_and_filtered() {
             "{q}: {err}"
         );
     }
+}
+
+/// The real store behind the real server: Cost Explorer re-read a day and revised its
+/// figure, so the same cost line arrives in a second batch; it is counted once, newest value.
+#[tokio::test]
+async fn a_cost_line_posted_again_is_counted_once_with_the_newer_value() {
+    let dir = std::env::temp_dir().join(format!("skymeter-server-cost-key-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut opts = EmbeddedOptions::new(&dir);
+    opts.background = false;
+    let store = Arc::new(EmbeddedStore::open(opts).unwrap());
+    let (token, _) = store
+        .create_token("t", &[Scope::Ingest, Scope::Read])
+        .unwrap();
+    let config = ServerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ..Default::default()
+    };
+    let server = Server::bind(config, store.clone()).await.unwrap();
+    let url = format!("http://{}", server.local_addr());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(server.run(async {
+        let _ = stopped.await;
+    }));
+    let client = reqwest::Client::new();
+
+    for (collected_at, billed) in [(Utc::now() - Duration::hours(6), 10.0), (Utc::now(), 12.5)] {
+        let mut b = Batch::new("agent", "billing", collected_at);
+        b.costs = vec![cost(
+            "Amazon Web Services",
+            "EC2",
+            billed,
+            CostSource::Billed,
+            1,
+        )];
+        let resp = client
+            .post(format!("{url}/api/v1/ingest"))
+            .bearer_auth(&token)
+            .json(&b)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let v: Value = resp.json().await.unwrap();
+        assert_eq!(
+            (v["duplicate"].as_bool(), v["costs"].as_u64()),
+            (Some(false), Some(1)),
+            "{v}"
+        );
+    }
+    let resp = client
+        .get(format!(
+            "{url}/api/v1/costs?group_by=provider,service&start=-7d"
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(
+        v,
+        json!({"groups": [{
+            "group": {"provider": "Amazon Web Services", "service": "EC2"},
+            "billed_cost": 12.5, "effective_cost": 11.25, "currency": "USD", "lines": 1
+        }]})
+    );
+
+    let _ = stop.send(());
+    task.await.unwrap().unwrap();
+    drop(store);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test]

@@ -191,6 +191,11 @@ pub struct CostGroup {
     pub effective_cost: f64,
     pub currency: String,
     pub lines: u64,
+    /// The oldest `x_price_date` among the group's lines: estimated lines carry the date of
+    /// the price table they were computed from, so this says how current the prices behind
+    /// the group are. Absent when no line has one (billed lines).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oldest_price_date: Option<String>,
 }
 
 /// An agent as the server knows it.
@@ -257,7 +262,11 @@ pub struct RetentionReport {
 pub trait Store: Send + Sync + 'static {
     /// Stores a batch whole, durably (on disk, synced) before returning, or not at all.
     /// The batch has been validated (`Batch::validate`) by the caller. A `batch_id` seen
-    /// before returns [`IngestOutcome::Duplicate`] and stores nothing.
+    /// before returns [`IngestOutcome::Duplicate`] and stores nothing. Cost lines are keyed
+    /// by (x_source, ProviderName, SubAccountId, RegionId, ServiceName, ResourceId, SkuId,
+    /// ChargeCategory, ChargePeriodStart, ChargePeriodEnd, BillingCurrency): a line whose
+    /// key is stored replaces it, unless the stored one came from a batch with a later
+    /// `collected_at`.
     fn ingest(&self, batch: &Batch) -> Result<IngestOutcome, StoreError>;
 
     fn resources(&self, q: &ResourceQuery) -> Result<Page<StoredResource>, StoreError>;

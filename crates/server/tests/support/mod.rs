@@ -404,10 +404,16 @@ impl Store for MemStore {
                 effective_cost: 0.0,
                 currency: c.billing_currency.clone(),
                 lines: 0,
+                oldest_price_date: None,
             });
             e.billed_cost += c.billed_cost;
             e.effective_cost += c.effective_cost;
             e.lines += 1;
+            if let Some(d) = &c.x_price_date {
+                if e.oldest_price_date.as_ref().is_none_or(|o| d < o) {
+                    e.oldest_price_date = Some(d.clone());
+                }
+            }
         }
         Ok(groups.into_values().collect())
     }

@@ -54,10 +54,14 @@ CREATE TABLE IF NOT EXISTS costs (
     n INTEGER PRIMARY KEY, provider TEXT NOT NULL, provider_name TEXT NOT NULL, service TEXT NOT NULL,
     account TEXT NOT NULL, region TEXT NOT NULL, resource TEXT NOT NULL, category TEXT NOT NULL,
     source TEXT NOT NULL, currency TEXT NOT NULL, start INTEGER NOT NULL, end INTEGER NOT NULL,
-    billed REAL NOT NULL, effective REAL NOT NULL, record TEXT NOT NULL
+    billed REAL NOT NULL, effective REAL NOT NULL, record TEXT NOT NULL,
+    sku TEXT NOT NULL DEFAULT '', price_date TEXT, collected_at INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS costs_start ON costs (start);
 CREATE INDEX IF NOT EXISTS costs_end ON costs (end);
+CREATE UNIQUE INDEX IF NOT EXISTS costs_key ON costs (
+    source, provider_name, account, region, service, resource, sku, category, start, end, currency
+);
 CREATE TABLE IF NOT EXISTS agents (
     id TEXT PRIMARY KEY, registration TEXT NOT NULL, registered_at INTEGER NOT NULL,
     last_heartbeat INTEGER NOT NULL, interval_s INTEGER NOT NULL, stats TEXT NOT NULL
@@ -67,6 +71,16 @@ CREATE TABLE IF NOT EXISTS tokens (
     hash BLOB NOT NULL
 );
 "#;
+
+/// The layout `SCHEMA` creates, kept in SQLite's `user_version`. 0 is the first layout, from
+/// before versions were recorded; each step up is a function in [`migrate`].
+/// 1: cost lines are keyed (`costs_key`): columns `sku`, `price_date`, `collected_at`.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// The columns of a cost line's key, in the order of the `costs_key` index: a line whose key
+/// is stored replaces the stored one. `''` stands for an absent optional field.
+const COST_KEY: &str =
+    "source, provider_name, account, region, service, resource, sku, category, start, end, currency";
 
 pub fn db_err(context: &str) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
     move |e| StoreError::Database(format!("{context}: {e}"))
@@ -99,13 +113,92 @@ fn open_conn(path: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
+/// Brings a database of any earlier layout to [`SCHEMA_VERSION`] in one transaction (a crash
+/// midway leaves the old layout, migrated again at the next open), then creates whatever is
+/// missing. A database from a newer skymeter is refused rather than written in a layout it
+/// does not know.
+fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
+    // IMMEDIATE: the version is read under the write lock, so a second process opening the
+    // same file (`skymeter token` beside a server) cannot migrate it a second time.
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(db_err("starting the schema migration"))?;
+    let version: i64 = tx
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(db_err("reading the schema version"))?;
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::Database(format!(
+            "{} has schema version {version}, newer than this skymeter's {SCHEMA_VERSION}: run the skymeter version that wrote it, or a newer one",
+            path.display()
+        )));
+    }
+    let has_costs: bool = tx
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'costs'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .map_err(db_err("reading the schema"))?
+        > 0;
+    if version == 0 && has_costs {
+        let dropped = key_costs(&tx).map_err(db_err(
+            "migrating the costs table to keyed cost lines (schema version 1)",
+        ))?;
+        tracing::info!(
+            db = %path.display(), duplicate_cost_lines_dropped = dropped,
+            "migrated the metadata schema to version 1: cost lines are keyed, a re-sent line replaces the stored one"
+        );
+    }
+    tx.execute_batch(SCHEMA)
+        .map_err(db_err("creating the schema"))?;
+    tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))
+        .map_err(db_err("recording the schema version"))?;
+    tx.commit()
+        .map_err(db_err("committing the schema migration"))
+}
+
+/// Version 0 → 1: adds the key's missing column (`sku`) and `price_date`, `collected_at`
+/// (0: unknown, so any line sent again replaces it), fills `sku` and `price_date` from each
+/// line's record, and keeps only the newest line (the last stored) of each key. Returns how
+/// many lines were dropped as duplicates.
+fn key_costs(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<usize> {
+    tx.execute_batch(
+        "ALTER TABLE costs ADD COLUMN sku TEXT NOT NULL DEFAULT '';
+         ALTER TABLE costs ADD COLUMN price_date TEXT;
+         ALTER TABLE costs ADD COLUMN collected_at INTEGER NOT NULL DEFAULT 0;",
+    )?;
+    let rows: Vec<(i64, String)> = {
+        let mut st = tx.prepare("SELECT n, record FROM costs")?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    {
+        let mut st = tx.prepare("UPDATE costs SET sku = ?2, price_date = ?3 WHERE n = ?1")?;
+        for (n, record) in rows {
+            // A record that does not parse keeps sku '' and no price date: its other key
+            // columns were written from the parsed line when it was stored.
+            let v: Value = serde_json::from_str(&record).unwrap_or(Value::Null);
+            let sku = v.get("SkuId").and_then(Value::as_str).unwrap_or_default();
+            let price_date = v.get("x_price_date").and_then(Value::as_str);
+            if !sku.is_empty() || price_date.is_some() {
+                st.execute(params![n, sku, price_date])?;
+            }
+        }
+    }
+    // Rowids only grow (a new row takes max + 1), so the largest `n` of a key is the line
+    // stored last.
+    tx.execute(
+        &format!("DELETE FROM costs WHERE n NOT IN (SELECT max(n) FROM costs GROUP BY {COST_KEY})"),
+        [],
+    )
+}
+
 impl Meta {
     pub fn open(path: &Path) -> Result<Meta, StoreError> {
-        let conn = open_conn(path)?;
+        let mut conn = open_conn(path)?;
         conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")
             .map_err(db_err("setting WAL journal mode"))?;
-        conn.execute_batch(SCHEMA)
-            .map_err(db_err("creating the schema"))?;
+        migrate(&mut conn, path)?;
         Ok(Meta {
             path: path.to_path_buf(),
             writer: Mutex::new(conn),
@@ -420,7 +513,7 @@ impl Meta {
             sql += e;
             sql += ", ";
         }
-        sql += "currency, SUM(billed), SUM(effective), COUNT(*) FROM costs WHERE 1 = 1";
+        sql += "currency, SUM(billed), SUM(effective), COUNT(*), MIN(price_date) FROM costs WHERE 1 = 1";
         let mut args: Vec<SqlValue> = Vec::new();
         if let Some(s) = q.start {
             sql += " AND start >= ?";
@@ -451,14 +544,22 @@ impl Meta {
         group += &format!("{}", exprs.len() + 1);
         sql += &format!(" GROUP BY {group} ORDER BY {group}");
         let n = exprs.len();
-        let rows: Vec<(Vec<String>, String, f64, f64, i64)> = self.read("grouping costs", |c| {
+        type Row = (Vec<String>, String, f64, f64, i64, Option<String>);
+        let rows: Vec<Row> = self.read("grouping costs", |c| {
             let mut st = c.prepare_cached(&sql)?;
             let rows = st.query_map(params_from_iter(args), |r| {
                 let mut vals = Vec::with_capacity(n);
                 for i in 0..n {
                     vals.push(r.get::<_, Option<String>>(i)?.unwrap_or_default());
                 }
-                Ok((vals, r.get(n)?, r.get(n + 1)?, r.get(n + 2)?, r.get(n + 3)?))
+                Ok((
+                    vals,
+                    r.get(n)?,
+                    r.get(n + 1)?,
+                    r.get(n + 2)?,
+                    r.get(n + 3)?,
+                    r.get(n + 4)?,
+                ))
             })?;
             rows.collect()
         })?;
@@ -472,7 +573,7 @@ impl Meta {
                 j += 1;
             }
             let mixed = j - i > 1;
-            for (vals, currency, billed, effective, lines) in &rows[i..j] {
+            for (vals, currency, billed, effective, lines, price_date) in &rows[i..j] {
                 let mut group: std::collections::BTreeMap<String, String> = keys
                     .iter()
                     .map(|k| k.to_string())
@@ -487,6 +588,7 @@ impl Meta {
                     effective_cost: *effective,
                     currency: currency.clone(),
                     lines: *lines as u64,
+                    oldest_price_date: price_date.clone(),
                 });
             }
             i = j;
@@ -719,33 +821,85 @@ fn apply_in_tx(
         upsert_resource(tx, r)?;
     }
     if !b.costs.is_empty() {
-        let mut st = tx.prepare_cached(
-            "INSERT INTO costs (provider, provider_name, service, account, region, resource, category, source, currency,
-                                start, end, billed, effective, record)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )?;
-        for c in b.costs {
-            let category = serde_json::to_value(c.charge_category).unwrap();
-            let source = serde_json::to_value(c.x_source).unwrap();
-            st.execute(params![
-                provider_slug(&c.provider_name),
-                c.provider_name,
-                c.service_name,
-                c.sub_account_id.as_deref().unwrap_or_default(),
-                c.region_id.as_deref().unwrap_or_default(),
-                c.resource_id.as_deref().unwrap_or_default(),
-                category.as_str().unwrap_or_default(),
-                source.as_str().unwrap_or_default(),
-                c.billing_currency,
-                to_ns_saturating(c.charge_period_start),
-                to_ns_saturating(c.charge_period_end),
-                c.billed_cost,
-                c.effective_cost,
-                serde_json::to_string(c).unwrap(),
-            ])?;
-        }
+        upsert_costs(tx, b)?;
     }
     Ok(true)
+}
+
+/// Stores a batch's cost lines by key (`costs_key`): a line whose key is stored replaces the
+/// stored line unless that came from a batch collected later (a late retry of an old batch
+/// does not undo fresher figures); equal collection times: the line applied last wins, so
+/// within a batch too. Re-reading a billing period thus replaces its lines instead of adding
+/// them again.
+fn upsert_costs(tx: &rusqlite::Transaction<'_>, b: &BatchView<'_>) -> rusqlite::Result<()> {
+    let collected_at = to_ns_saturating(b.collected_at);
+    let mut st = tx.prepare_cached(&format!(
+        "INSERT INTO costs (provider, provider_name, service, account, region, resource, sku, category, source,
+                            currency, start, end, billed, effective, price_date, collected_at, record)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT ({COST_KEY}) DO UPDATE SET
+             provider = excluded.provider, billed = excluded.billed, effective = excluded.effective,
+             price_date = excluded.price_date, collected_at = excluded.collected_at, record = excluded.record
+         WHERE excluded.collected_at >= costs.collected_at"
+    ))?;
+    let mut keys = std::collections::HashSet::with_capacity(b.costs.len());
+    let mut repeated = 0usize;
+    for c in b.costs {
+        let category = serde_json::to_value(c.charge_category).unwrap();
+        let category = category.as_str().unwrap_or_default();
+        let source = serde_json::to_value(c.x_source).unwrap();
+        let source = source.as_str().unwrap_or_default();
+        let account = c.sub_account_id.as_deref().unwrap_or_default();
+        let region = c.region_id.as_deref().unwrap_or_default();
+        let resource = c.resource_id.as_deref().unwrap_or_default();
+        let sku = c.sku_id.as_deref().unwrap_or_default();
+        let start = to_ns_saturating(c.charge_period_start);
+        let end = to_ns_saturating(c.charge_period_end);
+        st.execute(params![
+            provider_slug(&c.provider_name),
+            c.provider_name,
+            c.service_name,
+            account,
+            region,
+            resource,
+            sku,
+            category,
+            source,
+            c.billing_currency,
+            start,
+            end,
+            c.billed_cost,
+            c.effective_cost,
+            c.x_price_date,
+            collected_at,
+            serde_json::to_string(c).unwrap(),
+        ])?;
+        let key = (
+            source.to_string(),
+            &c.provider_name,
+            account,
+            region,
+            &c.service_name,
+            resource,
+            sku,
+            category.to_string(),
+            start,
+            end,
+            &c.billing_currency,
+        );
+        if !keys.insert(key) {
+            repeated += 1;
+        }
+    }
+    if repeated > 0 {
+        // Not an error (the batch is valid), but the sender probably meant the lines to add
+        // up: say so where an operator looks.
+        tracing::warn!(
+            batch_id = %b.id, agent_id = b.agent_id, task = b.task, lines = repeated,
+            "cost lines in one batch repeat the key of an earlier line of the same batch and replaced it; lines are keyed by x_source, ProviderName, SubAccountId, RegionId, ServiceName, ResourceId, SkuId, ChargeCategory, ChargePeriodStart/End and BillingCurrency: give such lines a SkuId or ResourceId of their own"
+        );
+    }
+    Ok(())
 }
 
 /// skymeter's provider name (`aws`) for a FOCUS ProviderName (`Amazon Web Services`), so the

@@ -25,6 +25,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Semaphore;
 
+pub mod billing;
 pub mod calls;
 pub mod catalog;
 pub mod errors;

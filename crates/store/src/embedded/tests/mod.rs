@@ -1,5 +1,6 @@
 //! Tests of the embedded store, on temporary directories.
 
+mod costs;
 mod durability;
 mod meta;
 mod points;
