@@ -444,6 +444,15 @@ impl Aws {
         if cfg.billed_days == 0 {
             return Err(raw.error("billed_days", "must be at least 1"));
         }
+        if cfg.resource_costs && cfg.billed_days > billing::RESOURCE_DAYS as u32 {
+            return Err(raw.error(
+                "billed_days",
+                format!(
+                    "must be at most {} with resource_costs = true (Cost Explorer keeps resource-level data for 14 days)",
+                    billing::RESOURCE_DAYS
+                ),
+            ));
+        }
         for (i, a) in cfg.accounts.iter().enumerate() {
             if let Some(id) = &a.id {
                 if id.len() != 12 || !id.chars().all(|c| c.is_ascii_digit()) {
@@ -1012,6 +1021,7 @@ impl Collector for Aws {
             (&a.account, &a.region, &a.kind, &a.id).cmp(&(&b.account, &b.region, &b.kind, &b.id))
         });
 
+        self.billed(&accounts, now, &calls, out).await;
         self.self_metrics(req, out, planned_calls, planned_metrics);
         match (any_ok, first_err) {
             (false, Some(e)) => {
@@ -1026,6 +1036,42 @@ impl Collector for Aws {
 }
 
 impl Aws {
+    /// Billed cost from Cost Explorer, for every account, at most every `billed_every`
+    /// (each request costs USD 0.01): the last `billed_days` days, which the store upserts.
+    async fn billed(
+        &mut self,
+        accounts: &[Account],
+        now: DateTime<Utc>,
+        calls: &ApiCalls,
+        out: &mut Output,
+    ) {
+        let cfg = self.cfg();
+        if cfg.dry_run || !cfg.cost.iter().any(|c| c == "billed") || accounts.is_empty() {
+            return;
+        }
+        let every = chrono::Duration::from_std(cfg.billed_every.0).unwrap_or_default();
+        if self.last_billed.is_some_and(|t| now - t < every) {
+            return;
+        }
+        let (start, end) = billing::billed_days(now, cfg.billed_days);
+        let q = billing::BilledQuery {
+            start,
+            end,
+            resource_costs: cfg.resource_costs,
+        };
+        let mut ok = true;
+        for a in accounts {
+            let (costs, errors) = billing::billed_costs(&a.sdk, &q, calls).await;
+            ok &= errors.is_empty();
+            out.costs.extend(costs);
+            out.errors
+                .extend(errors.into_iter().map(|e| e.with("account", a.id.as_str())));
+        }
+        if ok {
+            self.last_billed = Some(now);
+        }
+    }
+
     /// Self-accounting: calls per API, metrics requested and what they cost, in the log and
     /// as points. In a dry run, `aws.planned_calls` carries the GetMetricData calls planned.
     fn self_metrics(

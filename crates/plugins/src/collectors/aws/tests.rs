@@ -1156,3 +1156,75 @@ accounts = [{{}}, {{ assume_role = {{ role_arn = "{role_arn}", external_id = "x-
 fn ts(secs: i64) -> DateTime<Utc> {
     chrono::TimeZone::timestamp_opt(&Utc, secs, 0).unwrap()
 }
+
+/// `cost = ["billed"]`: Cost Explorer is read through the collector, its lines land in the
+/// output with the collection's cost counted, and a second collection within
+/// `billed_every` does not call it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moto_billed_cost_through_the_collector() {
+    let Some(m) = moto("moto_billed_cost_through_the_collector") else {
+        return;
+    };
+    let sdk = sdk(&m.url).await;
+    let result = serde_json::json!({
+        "GroupDefinitions": [
+            {"Type": "DIMENSION", "Key": "SERVICE"},
+            {"Type": "DIMENSION", "Key": "LINKED_ACCOUNT"}
+        ],
+        "ResultsByTime": [{
+            "TimePeriod": {"Start": "2026-11-20", "End": "2026-11-21"},
+            "Total": {},
+            "Groups": [{
+                "Keys": ["Amazon Relational Database Service", "123456789012"],
+                "Metrics": {
+                    "UnblendedCost": {"Amount": "4.25", "Unit": "USD"},
+                    "AmortizedCost": {"Amount": "4.00", "Unit": "USD"}
+                }
+            }],
+            "Estimated": false
+        }],
+        "DimensionValueAttributes": []
+    });
+    let r = reqwest::Client::new()
+        .post(format!(
+            "{}/moto-api/static/ce/cost-and-usage-results",
+            m.url
+        ))
+        .json(&serde_json::json!({ "results": [result] }))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let mut c = collector(
+        r#"regions = ["us-east-1"]
+services = ["ec2"]
+cost = ["billed"]
+delay = "0s""#,
+    );
+    c.sdk = Some(sdk);
+    let mut out = Output::default();
+    c.collect(&request(0, 300, &["aws.*"]), &mut out)
+        .await
+        .unwrap();
+    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    assert_eq!(out.costs.len(), 1, "{:?}", out.costs);
+    let cost = &out.costs[0];
+    assert_eq!((cost.billed_cost, cost.effective_cost), (4.25, 4.0));
+    assert_eq!(cost.service_name, "Amazon Relational Database Service");
+    assert_eq!(cost.sub_account_id.as_deref(), Some("123456789012"));
+    assert_eq!(cost.x_source, skymeter_model::CostSource::Billed);
+    assert_eq!(api_calls(&out, "ce:GetCostAndUsage"), 1.0);
+    let spent = out
+        .points
+        .iter()
+        .find(|p| p.metric == "aws.collection_cost")
+        .unwrap();
+    assert!((spent.value - 0.01).abs() < 1e-12, "{}", spent.value);
+
+    let mut again = Output::default();
+    c.collect(&request(300, 600, &["aws.*"]), &mut again)
+        .await
+        .unwrap();
+    assert!(again.costs.is_empty());
+    assert_eq!(api_calls(&again, "ce:GetCostAndUsage"), 0.0);
+}
