@@ -25,6 +25,7 @@ use std::time::Duration;
 
 pub mod calls;
 pub mod errors;
+pub mod pricing;
 #[cfg(test)]
 mod testing;
 #[cfg(test)]
