@@ -353,15 +353,13 @@ fn ebs_price(doc: &Value, p: &mut RegionPrices) {
                 tiers.sort_by_key(|t| t.from);
             }
         }
-        Some("Provisioned Throughput") => {
-            if usage_is(doc, "EBS:VolumeP-Throughput.gp3") {
-                // The API prices gp3 throughput per GiBps-month; the table per MiB/s-month.
-                let per_mibps = match unit.as_str() {
-                    "GiBps-mo" | "GiBps-Mo" => usd / 1024.0,
-                    _ => usd,
-                };
-                p.ebs.throughput_mibps_month.insert("gp3".into(), per_mibps);
-            }
+        Some("Provisioned Throughput") if usage_is(doc, "EBS:VolumeP-Throughput.gp3") => {
+            // The API prices gp3 throughput per GiBps-month; the table per MiB/s-month.
+            let per_mibps = match unit.as_str() {
+                "GiBps-mo" | "GiBps-Mo" => usd / 1024.0,
+                _ => usd,
+            };
+            p.ebs.throughput_mibps_month.insert("gp3".into(), per_mibps);
         }
         _ => {}
     }
