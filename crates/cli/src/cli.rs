@@ -61,6 +61,105 @@ pub enum Command {
     /// Manage the server's API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// AWS helpers: the on-demand price tables behind estimated AWS costs.
+    #[cfg(feature = "aws")]
+    #[command(subcommand)]
+    Aws(AwsCommand),
+}
+
+#[cfg(feature = "aws")]
+#[derive(Debug, Subcommand)]
+pub enum AwsCommand {
+    /// The on-demand price tables the `estimated` AWS cost source computes costs from.
+    #[command(subcommand)]
+    Prices(PricesCommand),
+}
+
+#[cfg(feature = "aws")]
+#[derive(Debug, Subcommand)]
+pub enum PricesCommand {
+    /// Read current on-demand prices from the AWS Price List API and write the price table.
+    ///
+    /// Calls pricing:GetProducts (the Price List Query API, in us-east-1) for EC2 instances
+    /// (shared tenancy, no pre-installed software), EBS volumes, RDS instances and storage,
+    /// Lambda, S3 Standard and EKS clusters of each region, every page, and writes the table
+    /// atomically to <data-dir>/prices/aws.json, where the aws collector's estimated costs
+    /// look first. The Price List API is free; credentials come from the AWS SDK's default
+    /// chain (environment, profile, SSO, instance role) and need pricing:GetProducts.
+    Update(PricesUpdateArgs),
+    /// Print the price table in use (or one file): per region, every price with its unit.
+    Show(PricesShowArgs),
+}
+
+#[cfg(feature = "aws")]
+#[derive(Debug, Args)]
+pub struct PricesUpdateArgs {
+    /// Regions to read, comma-separated (e.g. us-east-1,eu-west-1) [default: the regions of
+    /// the table in use].
+    #[arg(long, value_delimiter = ',', value_name = "R1,R2", value_parser = region_code)]
+    pub regions: Vec<String>,
+    /// Where to write the table [default: <data-dir>/prices/aws.json].
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// skymeter's data directory.
+    #[arg(long, default_value = "skymeter-data", value_name = "DIR")]
+    pub data_dir: PathBuf,
+    /// Shared-config profile to take credentials from [default: the SDK's chain].
+    #[arg(long)]
+    pub profile: Option<String>,
+    /// Endpoint of the Price List API (an emulator or a proxy); the SDK also honours
+    /// AWS_ENDPOINT_URL.
+    #[arg(long, value_name = "URL", value_parser = http_url)]
+    pub endpoint_url: Option<String>,
+    /// The summary: a table, or one JSON object.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
+}
+
+#[cfg(feature = "aws")]
+#[derive(Debug, Args)]
+pub struct PricesShowArgs {
+    /// Only this region.
+    #[arg(long, value_parser = region_code)]
+    pub region: Option<String>,
+    /// A price table file [default: <data-dir>/prices/aws.json when it exists, else the
+    /// table shipped with skymeter].
+    #[arg(long, value_name = "FILE")]
+    pub prices: Option<PathBuf>,
+    /// skymeter's data directory.
+    #[arg(long, default_value = "skymeter-data", value_name = "DIR")]
+    pub data_dir: PathBuf,
+    /// A table, or the price table's JSON.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
+}
+
+/// An AWS region code: lowercase words and a number, `us-east-1`, `ap-southeast-2`,
+/// `us-gov-west-1`.
+#[cfg(feature = "aws")]
+fn region_code(s: &str) -> Result<String, String> {
+    let parts: Vec<&str> = s.split('-').collect();
+    let ok = parts.len() >= 3
+        && parts[..parts.len() - 1]
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
+        && parts[parts.len() - 1].parse::<u8>().is_ok();
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "`{s}` is not an AWS region code; write e.g. us-east-1, eu-west-1, ap-southeast-2"
+        ))
+    }
+}
+
+#[cfg(feature = "aws")]
+fn http_url(s: &str) -> Result<String, String> {
+    if s.starts_with("http://") || s.starts_with("https://") {
+        Ok(s.to_string())
+    } else {
+        Err(format!("`{s}` must start with http:// or https://"))
+    }
 }
 
 #[derive(Debug, Args)]
@@ -196,6 +295,10 @@ pub struct CollectArgs {
     /// Only check config and credentials against the source; collect nothing.
     #[arg(long)]
     pub verify: bool,
+    /// skymeter's data directory: collectors read files of their own there (the aws
+    /// collector its price table, `<DIR>/prices/aws.json`, when it exists).
+    #[arg(long, default_value = "skymeter-data", value_name = "DIR")]
+    pub data_dir: PathBuf,
     /// Discover, then print the plan (API calls per API, metrics requested, their estimated
     /// cost) without the billed calls. Collectors with a `dry_run` key only (aws).
     #[arg(long, conflicts_with = "verify")]

@@ -30,6 +30,8 @@ pub async fn dispatch(cli: crate::cli::Cli) -> ExitCode {
         Command::Server(a) => crate::serve::server(a).await,
         Command::Up(a) => crate::serve::up(a, &registry).await,
         Command::Token(c) => crate::serve::token(c),
+        #[cfg(feature = "aws")]
+        Command::Aws(c) => crate::aws::dispatch(c).await,
     }
 }
 
@@ -192,7 +194,8 @@ fn stdout_publisher(
 }
 
 async fn collect(args: CollectArgs, registry: &Registry) -> ExitCode {
-    let ctx = BuildContext::one_shot(&hostname());
+    let mut ctx = BuildContext::one_shot(&hostname());
+    ctx.data_dir = args.data_dir.clone();
     let mut sets = args.sets.clone();
     if args.dry_run {
         let has_dry_run = registry

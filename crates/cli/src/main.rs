@@ -2,6 +2,8 @@
 //! crates; this file turns their results into output and exit codes:
 //! 0 ok, 2 usage or config error, 1 runtime failure.
 
+#[cfg(feature = "aws")]
+mod aws;
 mod cli;
 mod commands;
 mod logging;

@@ -31,6 +31,7 @@ pub mod catalog;
 pub mod errors;
 pub mod inventory;
 pub mod metrics;
+pub mod pricing;
 #[cfg(test)]
 mod testing;
 #[cfg(test)]
@@ -484,6 +485,7 @@ impl Aws {
             calls: Arc::new(ApiCalls::default()),
             data_dir: std::env::temp_dir(),
             last_billed: None,
+            prices: None,
         })
     }
 }
@@ -507,6 +509,8 @@ pub struct Aws {
     data_dir: std::path::PathBuf,
     /// When Cost Explorer was last read.
     last_billed: Option<DateTime<Utc>>,
+    /// The price table of estimated costs, loaded by the first collection that needs it.
+    prices: Option<Arc<pricing::PriceTable>>,
 }
 
 impl Aws {
@@ -1021,6 +1025,7 @@ impl Collector for Aws {
             (&a.account, &a.region, &a.kind, &a.id).cmp(&(&b.account, &b.region, &b.kind, &b.id))
         });
 
+        self.estimated(req, out);
         self.billed(&accounts, now, &calls, out).await;
         self.self_metrics(req, out, planned_calls, planned_metrics);
         match (any_ok, first_err) {
@@ -1036,6 +1041,36 @@ impl Collector for Aws {
 }
 
 impl Aws {
+    /// Estimated cost of the window from the price table: one line per priced part of each
+    /// resource. The table is loaded once (`prices_file`, else `<data_dir>/prices/aws.json`,
+    /// else the one shipped in the binary); a price missing from it is one error per price.
+    fn estimated(&mut self, req: &CollectRequest, out: &mut Output) {
+        let cfg = self.cfg();
+        if cfg.dry_run || !cfg.cost.iter().any(|c| c == "estimated") {
+            return;
+        }
+        if self.prices.is_none() {
+            let explicit = cfg.prices_file.as_deref().map(std::path::Path::new);
+            match pricing::PriceTable::load(explicit, &self.data_dir) {
+                Ok(t) => self.prices = Some(Arc::new(t)),
+                Err(e) => {
+                    out.errors.push(e);
+                    return;
+                }
+            }
+        }
+        let Some(table) = &self.prices else { return };
+        let estimate = pricing::estimate(
+            table,
+            req.window.start,
+            req.window.end,
+            &out.resources,
+            &out.points,
+        );
+        out.costs.extend(estimate.costs);
+        out.errors.extend(estimate.missing);
+    }
+
     /// Billed cost from Cost Explorer, for every account, at most every `billed_every`
     /// (each request costs USD 0.01): the last `billed_days` days, which the store upserts.
     async fn billed(

@@ -919,7 +919,63 @@ delay = "0s""#,
     c.collect(&request(bucket, end, &[]), &mut out)
         .await
         .unwrap();
-    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    // The shipped price table has no price for a Multi-AZ db.m5.large: said once per price,
+    // the rest is estimated.
+    let missing: Vec<&str> = out
+        .errors
+        .iter()
+        .map(|e| {
+            e.context
+                .get("price")
+                .map_or(e.message.as_str(), String::as_str)
+        })
+        .collect();
+    assert_eq!(
+        missing,
+        [
+            "rds/db.m5.large/postgres/multi_az",
+            "rds/storage/gp2/multi_az"
+        ],
+        "{:?}",
+        out.errors
+    );
+    assert!(out.errors.iter().all(|e| e.kind == ErrorKind::Config
+        && e.message
+            .contains("skymeter aws prices update --regions us-east-1")));
+
+    // Estimated cost of the 5-minute window: t3.micro hours, EKS control plane, S3 storage.
+    let table = pricing::PriceTable::shipped();
+    let us = &table.regions["us-east-1"];
+    let hours = 300.0 / 3600.0;
+    let line = |id: &str, unit: &str| {
+        let l: Vec<&skymeter_model::Cost> = out
+            .costs
+            .iter()
+            .filter(|c| {
+                c.resource_id.as_deref() == Some(id) && c.pricing_unit.as_deref() == Some(unit)
+            })
+            .collect();
+        assert_eq!(l.len(), 1, "{id} {unit}: {:?}", out.costs);
+        l[0].clone()
+    };
+    let t3 = us.ec2["t3.micro"]["Linux"];
+    assert!(t3 > 0.0);
+    let hrs = line(&ids[0], "Hrs");
+    assert!((hrs.billed_cost - t3 * hours).abs() < 1e-12, "{hrs:?}");
+    assert_eq!(hrs.x_source, skymeter_model::CostSource::Estimated);
+    assert_eq!(hrs.x_price_date.as_deref(), Some(table.date.as_str()));
+    assert_eq!(hrs.service_name, "Amazon Elastic Compute Cloud");
+    assert_eq!(hrs.sub_account_id.as_deref(), Some("123456789012"));
+    assert_eq!(
+        (
+            hrs.charge_period_start.timestamp(),
+            hrs.charge_period_end.timestamp()
+        ),
+        (bucket, end)
+    );
+    let eks_hour = us.eks.cluster_hour.unwrap();
+    assert!((line("main", "Hrs").billed_cost - eks_hour * hours).abs() < 1e-12);
+    assert!(line("logs-east", "GB-Mo").billed_cost > 0.0);
 
     let by_id = |id: &str| {
         out.resources
@@ -1076,6 +1132,7 @@ async fn moto_accounts_assume_role_all_regions_and_dry_run() {
     let cfg = format!(
         r#"regions = ["*"]
 services = ["ec2"]
+cost = []
 delay = "0s"
 accounts = [{{}}, {{ assume_role = {{ role_arn = "{role_arn}", external_id = "x-1" }} }}]"#
     );

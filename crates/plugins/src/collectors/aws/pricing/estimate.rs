@@ -1,0 +1,551 @@
+//! Resources and usage points × a price table → FOCUS cost lines (`x_source` = estimated).
+
+use super::table::{operating_system, PriceTable, RegionPrices, Tier};
+use chrono::{DateTime, Utc};
+use skymeter_model::{ChargeCategory, Cost, CostSource, Point, Resource, Stat};
+use skymeter_plugin::{ErrorKind, PluginError};
+use std::collections::{BTreeMap, HashMap};
+
+/// Hours in the month AWS prices monthly quantities (GB-month, IOPS-month) against.
+pub const HOURS_PER_MONTH: f64 = 730.0;
+/// gp3 includes 3,000 IOPS and 125 MiB/s; only what is provisioned above them is charged.
+pub const GP3_FREE_IOPS: f64 = 3000.0;
+pub const GP3_FREE_THROUGHPUT_MIBPS: f64 = 125.0;
+
+const PROVIDER: &str = "Amazon Web Services";
+const EC2: &str = "Amazon Elastic Compute Cloud";
+const RDS: &str = "Amazon Relational Database Service";
+const LAMBDA: &str = "AWS Lambda";
+const S3: &str = "Amazon Simple Storage Service";
+const EKS: &str = "Amazon Elastic Kubernetes Service";
+
+/// What [`estimate`] found: cost lines, and one error per price the table lacks.
+#[derive(Debug, Clone, Default)]
+pub struct Estimate {
+    pub costs: Vec<Cost>,
+    pub missing: Vec<PluginError>,
+}
+
+/// Estimates what `resources` cost over `[window_start, window_end)` at `table`'s on-demand
+/// prices. Each priced component of a resource is one line (an instance's hours, a volume's
+/// GB-months and its provisioned IOPS, a function's GB-seconds and its requests).
+///
+/// - `compute.instance`: running on-demand instances, hours × the hourly price of (type,
+///   operating system), shared tenancy. Spot, Capacity Block and scheduled instances are not
+///   priced from on-demand prices and are skipped without an error.
+/// - `storage.volume` (any state): size × months, plus io1/io2 IOPS, gp3 IOPS above 3,000
+///   and gp3 throughput above 125 MiB/s.
+/// - `database.instance`: hours when `available`; allocated storage × months in any state
+///   (AWS bills the storage of a stopped instance). Aurora cluster storage is billed per GB
+///   used, which the inventory does not tell: not estimated.
+/// - `k8s.cluster`: control-plane hours when `ACTIVE`.
+/// - `storage.bucket`: the latest `storage.size` StandardStorage point × months.
+/// - `function`: Σ over the window's `function.invocations` sums × the same period's
+///   `function.duration` average × memory, in GB-seconds, plus the requests.
+///
+/// A month is 730 hours. A price absent from the table gives no line and one error per
+/// (region, price) in `missing`.
+pub fn estimate(
+    table: &PriceTable,
+    window_start: DateTime<Utc>,
+    window_end: DateTime<Utc>,
+    resources: &[Resource],
+    points: &[Point],
+) -> Estimate {
+    let hours = (window_end - window_start).num_milliseconds() as f64 / 3_600_000.0;
+    let mut est = Estimator {
+        table,
+        start: window_start,
+        end: window_end,
+        hours,
+        costs: Vec::new(),
+        missing: BTreeMap::new(),
+    };
+    if hours > 0.0 {
+        for r in resources.iter().filter(|r| r.provider == "aws") {
+            est.resource(r, points);
+        }
+    }
+    Estimate {
+        costs: est.costs,
+        missing: est.missing.into_values().collect(),
+    }
+}
+
+struct Estimator<'a> {
+    table: &'a PriceTable,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    hours: f64,
+    costs: Vec<Cost>,
+    /// (region, price key) → the error, so that a price missing for a thousand resources is
+    /// reported once.
+    missing: BTreeMap<(String, String), PluginError>,
+}
+
+/// One priced component of a resource.
+struct Line<'a> {
+    resource: &'a Resource,
+    service: &'static str,
+    category: &'static str,
+    /// The price's key in the table (`ec2/m5.large/Linux`); the SkuId is `region/key`.
+    key: String,
+    price: f64,
+    quantity: f64,
+    unit: &'static str,
+}
+
+fn text<'r>(r: &'r Resource, key: &str) -> Option<&'r str> {
+    r.attributes.get(key).and_then(|v| v.as_str())
+}
+
+fn number(r: &Resource, key: &str) -> Option<f64> {
+    match r.attributes.get(key)? {
+        serde_json::Value::Number(n) => n.as_f64(),
+        serde_json::Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
+}
+
+fn flag(r: &Resource, key: &str) -> bool {
+    match r.attributes.get(key) {
+        Some(serde_json::Value::Bool(b)) => *b,
+        Some(serde_json::Value::String(s)) => s == "true",
+        _ => false,
+    }
+}
+
+impl<'a> Estimator<'a> {
+    fn resource(&mut self, r: &Resource, points: &[Point]) {
+        match r.kind.as_str() {
+            "compute.instance" => self.instance(r),
+            "storage.volume" => self.volume(r),
+            "database.instance" => self.database(r),
+            "k8s.cluster" => self.cluster(r),
+            "storage.bucket" => self.bucket(r, points),
+            "function" => self.function(r, points),
+            _ => {}
+        }
+    }
+
+    /// The region's prices, or a missing-region error (once per region) and None.
+    fn region(&mut self, region: &str) -> Option<&'a RegionPrices> {
+        match self.table.regions.get(region) {
+            Some(p) => Some(p),
+            None => {
+                let what = format!("no prices for region {region} at all");
+                self.report(region, "region", &what);
+                None
+            }
+        }
+    }
+
+    /// Records a price the table lacks; the fix is a newer table with that region.
+    fn report(&mut self, region: &str, key: &str, what: &str) {
+        let date = &self.table.date;
+        let message = format!(
+            "the AWS price table of {date} has {what}: costs that need it are not estimated; run `skymeter aws prices update --regions {region}`"
+        );
+        self.report_with(region, key, message);
+    }
+
+    /// Records something the table cannot price whatever its date.
+    fn report_with(&mut self, region: &str, key: &str, message: String) {
+        self.missing
+            .entry((region.to_string(), key.to_string()))
+            .or_insert_with(|| {
+                PluginError::new(ErrorKind::Config, message)
+                    .with("region", region)
+                    .with("price", key)
+            });
+    }
+
+    fn push(&mut self, l: Line<'_>) {
+        let cost = l.price * l.quantity;
+        let r = l.resource;
+        self.costs.push(Cost {
+            billed_cost: cost,
+            effective_cost: cost,
+            list_cost: Some(cost),
+            billing_currency: self.table.currency.clone(),
+            charge_period_start: self.start,
+            charge_period_end: self.end,
+            charge_category: ChargeCategory::Usage,
+            provider_name: PROVIDER.into(),
+            service_name: l.service.into(),
+            service_category: Some(l.category.into()),
+            sub_account_id: (!r.account.is_empty()).then(|| r.account.clone()),
+            region_id: (!r.region.is_empty()).then(|| r.region.clone()),
+            resource_id: Some(r.id.clone()),
+            resource_type: Some(r.native_type.clone()),
+            sku_id: Some(format!("{}/{}", r.region, l.key)),
+            pricing_quantity: Some(l.quantity),
+            pricing_unit: Some(l.unit.into()),
+            consumed_quantity: Some(l.quantity),
+            consumed_unit: Some(l.unit.into()),
+            tags: r.tags.clone(),
+            x_source: CostSource::Estimated,
+            x_price_date: Some(self.table.date.clone()),
+        });
+    }
+
+    fn instance(&mut self, r: &Resource) {
+        if text(r, "state") != Some("running") {
+            return;
+        }
+        // Spot instances are billed at the spot price of the moment, Capacity Blocks are
+        // paid up front: neither is an on-demand price, so neither is estimated.
+        if matches!(
+            text(r, "lifecycle"),
+            Some("spot" | "capacity-block" | "scheduled")
+        ) {
+            return;
+        }
+        let region = r.region.as_str();
+        let Some(ty) = text(r, "instance_type") else {
+            return;
+        };
+        let platform = text(r, "platform").unwrap_or("Linux/UNIX");
+        if let Some(t) = text(r, "tenancy").filter(|t| *t != "default") {
+            self.report_with(
+                region,
+                &format!("ec2/tenancy/{t}"),
+                format!("EC2 instances with tenancy `{t}` are not estimated: the price table holds shared-tenancy prices only (their cost comes from the billed source)"),
+            );
+            return;
+        }
+        let Some(os) = operating_system(platform) else {
+            self.report_with(
+                region,
+                &format!("ec2/platform/{platform}"),
+                format!("EC2 instances with platform \"{platform}\" are not estimated: the price table holds prices without pre-installed software or BYOL licences only (their cost comes from the billed source)"),
+            );
+            return;
+        };
+        let Some(prices) = self.region(region) else {
+            return;
+        };
+        let key = format!("ec2/{ty}/{os}");
+        match prices.ec2.get(ty).and_then(|m| m.get(os)) {
+            Some(&price) => self.push(Line {
+                resource: r,
+                service: EC2,
+                category: "Compute",
+                key,
+                price,
+                quantity: self.hours,
+                unit: "Hrs",
+            }),
+            None => self.report(
+                region,
+                &key,
+                &format!("no EC2 on-demand price for {ty} ({os}) in {region}"),
+            ),
+        }
+    }
+
+    fn volume(&mut self, r: &Resource) {
+        let region = r.region.as_str();
+        let (Some(ty), Some(size)) = (text(r, "volume_type"), number(r, "size_gib")) else {
+            return;
+        };
+        let Some(prices) = self.region(region) else {
+            return;
+        };
+        let months = self.hours / HOURS_PER_MONTH;
+        let key = format!("ebs/{ty}/storage");
+        match prices.ebs.storage_gb_month.get(ty) {
+            Some(&price) => self.push(Line {
+                resource: r,
+                service: EC2,
+                category: "Storage",
+                key,
+                price,
+                quantity: size * months,
+                unit: "GB-Mo",
+            }),
+            None => self.report(
+                region,
+                &key,
+                &format!("no EBS {ty} storage price per GB-month in {region}"),
+            ),
+        }
+        let iops = number(r, "iops").unwrap_or(0.0);
+        let charged_iops = match ty {
+            "io1" | "io2" => iops,
+            "gp3" => (iops - GP3_FREE_IOPS).max(0.0),
+            _ => 0.0,
+        };
+        if charged_iops > 0.0 {
+            let key = format!("ebs/{ty}/iops");
+            match prices.ebs.iops_month.get(ty) {
+                Some(tiers) => {
+                    for (n, (price, amount)) in
+                        split_tiers(tiers, charged_iops).into_iter().enumerate()
+                    {
+                        self.push(Line {
+                            resource: r,
+                            service: EC2,
+                            category: "Storage",
+                            key: if n == 0 {
+                                key.clone()
+                            } else {
+                                format!("{key}/tier{}", n + 1)
+                            },
+                            price,
+                            quantity: amount * months,
+                            unit: "IOPS-Mo",
+                        });
+                    }
+                }
+                None => self.report(
+                    region,
+                    &key,
+                    &format!("no EBS {ty} price per provisioned IOPS-month in {region}"),
+                ),
+            }
+        }
+        if ty == "gp3" {
+            let extra =
+                (number(r, "throughput_mibps").unwrap_or(0.0) - GP3_FREE_THROUGHPUT_MIBPS).max(0.0);
+            if extra > 0.0 {
+                let key = "ebs/gp3/throughput".to_string();
+                match prices.ebs.throughput_mibps_month.get("gp3") {
+                    Some(&price) => self.push(Line {
+                        resource: r,
+                        service: EC2,
+                        category: "Storage",
+                        key,
+                        price,
+                        quantity: extra * months,
+                        unit: "MiBps-Mo",
+                    }),
+                    None => self.report(
+                        region,
+                        &key,
+                        &format!("no EBS gp3 price per provisioned MiB/s-month in {region}"),
+                    ),
+                }
+            }
+        }
+    }
+
+    fn database(&mut self, r: &Resource) {
+        let region = r.region.as_str();
+        let Some(prices) = self.region(region) else {
+            return;
+        };
+        let multi_az = flag(r, "multi_az");
+        let deployment = if multi_az { "multi_az" } else { "single_az" };
+        if text(r, "status") == Some("available") {
+            if let (Some(class), Some(engine)) = (text(r, "instance_class"), text(r, "engine")) {
+                let key = format!("rds/{class}/{engine}/{deployment}");
+                match prices
+                    .rds
+                    .instance_hour
+                    .get(class)
+                    .and_then(|e| e.get(engine))
+                    .and_then(|d| d.get(multi_az))
+                {
+                    Some(price) => self.push(Line {
+                        resource: r,
+                        service: RDS,
+                        category: "Databases",
+                        key,
+                        price,
+                        quantity: self.hours,
+                        unit: "Hrs",
+                    }),
+                    None => self.report(
+                        region,
+                        &key,
+                        &format!(
+                            "no RDS price for {class} {engine} {} in {region}",
+                            if multi_az { "Multi-AZ" } else { "Single-AZ" }
+                        ),
+                    ),
+                }
+            }
+        }
+        let storage = text(r, "storage_type").unwrap_or("");
+        if storage == "aurora" || storage.is_empty() {
+            return;
+        }
+        let Some(size) = number(r, "allocated_storage_gib").filter(|s| *s > 0.0) else {
+            return;
+        };
+        let key = format!("rds/storage/{storage}/{deployment}");
+        match prices
+            .rds
+            .storage_gb_month
+            .get(storage)
+            .and_then(|d| d.get(multi_az))
+        {
+            Some(price) => self.push(Line {
+                resource: r,
+                service: RDS,
+                category: "Databases",
+                key,
+                price,
+                quantity: size * self.hours / HOURS_PER_MONTH,
+                unit: "GB-Mo",
+            }),
+            None => self.report(
+                region,
+                &key,
+                &format!(
+                    "no RDS {storage} storage price per GB-month ({}) in {region}",
+                    if multi_az { "Multi-AZ" } else { "Single-AZ" }
+                ),
+            ),
+        }
+    }
+
+    fn cluster(&mut self, r: &Resource) {
+        if text(r, "status") != Some("ACTIVE") {
+            return;
+        }
+        let region = r.region.as_str();
+        let Some(prices) = self.region(region) else {
+            return;
+        };
+        match prices.eks.cluster_hour {
+            Some(price) => self.push(Line {
+                resource: r,
+                service: EKS,
+                category: "Compute",
+                key: "eks/cluster".into(),
+                price,
+                quantity: self.hours,
+                unit: "Hrs",
+            }),
+            None => self.report(
+                region,
+                "eks/cluster",
+                &format!("no EKS cluster price per hour in {region}"),
+            ),
+        }
+    }
+
+    fn bucket(&mut self, r: &Resource, points: &[Point]) {
+        let latest = points
+            .iter()
+            .filter(|p| {
+                p.metric == "storage.size"
+                    && p.ts <= self.end
+                    && p.labels.get("storage_type").map(String::as_str) == Some("StandardStorage")
+                    && belongs_to(p, r)
+            })
+            .max_by_key(|p| p.ts);
+        let Some(size) = latest else {
+            return;
+        };
+        let region = r.region.as_str();
+        let Some(prices) = self.region(region) else {
+            return;
+        };
+        let gb = size.value / (1u64 << 30) as f64;
+        match prices.s3.standard_gb_month {
+            Some(price) => self.push(Line {
+                resource: r,
+                service: S3,
+                category: "Storage",
+                key: "s3/standard".into(),
+                price,
+                quantity: gb * self.hours / HOURS_PER_MONTH,
+                unit: "GB-Mo",
+            }),
+            None => self.report(
+                region,
+                "s3/standard",
+                &format!("no S3 Standard storage price per GB-month in {region}"),
+            ),
+        }
+    }
+
+    fn function(&mut self, r: &Resource, points: &[Point]) {
+        let in_window = |p: &&Point| p.ts > self.start && p.ts <= self.end && belongs_to(p, r);
+        let durations: HashMap<(DateTime<Utc>, u32), f64> = points
+            .iter()
+            .filter(in_window)
+            .filter(|p| p.metric == "function.duration" && p.stat == Stat::Avg)
+            .map(|p| ((p.ts, p.period_s), p.value))
+            .collect();
+        let memory_gb = number(r, "memory_mb").unwrap_or(0.0) / 1024.0;
+        let (mut requests, mut gb_seconds) = (0.0, 0.0);
+        for p in points
+            .iter()
+            .filter(in_window)
+            .filter(|p| p.metric == "function.invocations" && p.stat == Stat::Sum)
+        {
+            requests += p.value;
+            // CloudWatch reports an average Duration for every period with invocations.
+            if let Some(ms) = durations.get(&(p.ts, p.period_s)) {
+                gb_seconds += p.value * ms / 1000.0 * memory_gb;
+            }
+        }
+        if requests <= 0.0 {
+            return;
+        }
+        let region = r.region.as_str();
+        let Some(prices) = self.region(region) else {
+            return;
+        };
+        let arch = text(r, "architecture").unwrap_or("x86_64");
+        let key = format!("lambda/{arch}/gb_second");
+        match prices.lambda.gb_second.get(arch) {
+            Some(&price) => self.push(Line {
+                resource: r,
+                service: LAMBDA,
+                category: "Compute",
+                key,
+                price,
+                quantity: gb_seconds,
+                unit: "GB-Seconds",
+            }),
+            None => self.report(
+                region,
+                &key,
+                &format!("no Lambda {arch} price per GB-second in {region}"),
+            ),
+        }
+        let key = format!("lambda/{arch}/request");
+        match prices.lambda.request.get(arch) {
+            Some(&price) => self.push(Line {
+                resource: r,
+                service: LAMBDA,
+                category: "Compute",
+                key,
+                price,
+                quantity: requests,
+                unit: "Requests",
+            }),
+            None => self.report(
+                region,
+                &key,
+                &format!("no Lambda {arch} price per request in {region}"),
+            ),
+        }
+    }
+}
+
+fn belongs_to(p: &Point, r: &Resource) -> bool {
+    p.resource.provider == r.provider
+        && p.resource.id == r.id
+        && p.resource.region == r.region
+        && p.resource.account == r.account
+}
+
+/// `amount` split over `tiers`: (price, units) for each tier it reaches.
+fn split_tiers(tiers: &[Tier], amount: f64) -> Vec<(f64, f64)> {
+    let mut out = Vec::new();
+    for (i, t) in tiers.iter().enumerate() {
+        let from = t.from as f64;
+        if amount <= from {
+            break;
+        }
+        let to = tiers.get(i + 1).map_or(f64::INFINITY, |n| n.from as f64);
+        out.push((t.usd, amount.min(to) - from));
+    }
+    out
+}
