@@ -5,7 +5,10 @@
 #
 #   bench/aws_collect.sh                                   # 10,000 instances, latency 0 and 100 ms
 #   INSTANCES=2000 LATENCIES="0" REPEAT=1 bench/aws_collect.sh
-#   EC2_METRICS="CPUUtilization NetworkIn ..." SERVICES=ec2 bench/aws_collect.sh
+#   # the issue's 12 metrics, once the collector has the `ec2_metrics` and `services` keys:
+#   EC2_METRICS="CPUUtilization NetworkIn NetworkOut NetworkPacketsIn NetworkPacketsOut DiskReadOps \
+#     DiskWriteOps DiskReadBytes DiskWriteBytes EBSReadOps EBSWriteOps EBSReadBytes" SERVICES=ec2 \
+#     bench/aws_collect.sh
 #
 # Each timed run: a fresh stand-in (`--latency-ms L` added to every call, as AWS's answer
 # time), then `skymeter collect aws --format json --period 300s` into /dev/null under
@@ -199,6 +202,8 @@ for LAT in $LATENCIES; do
       "$USER_S" "$SYS_S" "$(json "$S" "d['calls'].get('cloudwatch:GetMetricData', 0)")" \
       "$(json "$S" "d['max_in_flight']")" "$(json "$S" "d['cpu_seconds']")" >> "$ROWS"
     echo "   wall ${WALL}s, peak RSS $((RSS_KB / 1024)) MB, user ${USER_S}s, sys ${SYS_S}s"
+    # Phases as the stand-in saw them (first call to last answer of each API).
+    json "$S" "'   phases (s after the stand-in started): ' + ', '.join('%s %.2f-%.2f s' % (a, v['first_call'], v['last_answer']) for a, v in d['spans_s'].items())"
   done
 done
 
