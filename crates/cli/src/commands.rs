@@ -285,11 +285,27 @@ async fn collect(args: CollectArgs, registry: &Registry) -> ExitCode {
             );
         }
     }
-    if let Err(e) = publisher.publish(&batch).await {
+    let written = if args.format == OutputFormat::Json {
+        // JSON lines go straight to stdout as they are rendered: a large collection (10,000
+        // instances × 24 metric queries) would otherwise hold its whole text in memory.
+        let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+        skymeter_plugins::publishers::stdout::write_batch(
+            &mut out,
+            &batch,
+            skymeter_plugins::publishers::stdout::Format::Json,
+        )
+        .and_then(|()| std::io::Write::flush(&mut out))
+        .map_err(|e| e.to_string())
+    } else {
+        match publisher.publish(&batch).await {
+            Ok(()) => publisher.flush().await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        }
+    };
+    if let Err(e) = written {
         eprintln!("error: cannot write the output: {e}");
         return ExitCode::from(FAILURE);
     }
-    let _ = publisher.flush().await;
     if args.format == OutputFormat::Table {
         print_summary(&batch);
     }

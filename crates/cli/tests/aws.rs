@@ -132,6 +132,8 @@ fn collect_aws_table_shows_instances_cpu_and_api_calls() {
             format!("{:.1}", 30.0 + i as f64),
             "cpu max: {row}"
         );
+        // m5.large, Linux, us-east-1 on demand: USD 0.096 an hour (the shipped table).
+        assert_eq!(cells[7], "0.0960", "cost per hour: {row}");
     }
     let run = out
         .lines()

@@ -212,56 +212,61 @@ pub async fn fetch(
         set.spawn(async move {
             let _permit = limit.acquire_owned().await;
             let last = (first + MAX_QUERIES_PER_CALL).min(queries.len());
-            // Built inside the task, so that only the calls in flight hold request bodies.
-            let request: Vec<MetricDataQuery> = (first..last)
-                .map(|k| {
-                    let q = &queries[k];
-                    let r = &resources[q.resource as usize];
-                    let mut metric = Metric::builder()
-                        .namespace(q.metric.namespace)
-                        .metric_name(q.metric.cloudwatch);
-                    match &q.dims {
-                        Some(dims) => {
-                            for (n, v) in dims.iter() {
-                                metric = metric
-                                    .dimensions(Dimension::builder().name(n).value(v).build());
+            // Built inside the task, after the permit, so that only the calls in flight hold
+            // request bodies; built again for a further page rather than kept or cloned.
+            let build = || -> Vec<MetricDataQuery> {
+                (first..last)
+                    .map(|k| {
+                        let q = &queries[k];
+                        let r = &resources[q.resource as usize];
+                        let mut metric = Metric::builder()
+                            .namespace(q.metric.namespace)
+                            .metric_name(q.metric.cloudwatch);
+                        match &q.dims {
+                            Some(dims) => {
+                                for (n, v) in dims.iter() {
+                                    metric = metric
+                                        .dimensions(Dimension::builder().name(n).value(v).build());
+                                }
+                            }
+                            None => {
+                                metric = metric.dimensions(
+                                    Dimension::builder()
+                                        .name(q.metric.dimension)
+                                        .value(&r.id)
+                                        .build(),
+                                );
+                                for (n, v) in q.metric.fixed {
+                                    metric = metric.dimensions(
+                                        Dimension::builder().name(*n).value(*v).build(),
+                                    );
+                                }
                             }
                         }
-                        None => {
-                            metric = metric.dimensions(
-                                Dimension::builder()
-                                    .name(q.metric.dimension)
-                                    .value(&r.id)
+                        MetricDataQuery::builder()
+                            .id(format!("q{k}"))
+                            .metric_stat(
+                                MetricStat::builder()
+                                    .metric(metric.build())
+                                    .period(period as i32)
+                                    .stat(cloudwatch_stat(q))
                                     .build(),
-                            );
-                            for (n, v) in q.metric.fixed {
-                                metric = metric
-                                    .dimensions(Dimension::builder().name(*n).value(*v).build());
-                            }
-                        }
-                    }
-                    MetricDataQuery::builder()
-                        .id(format!("q{k}"))
-                        .metric_stat(
-                            MetricStat::builder()
-                                .metric(metric.build())
-                                .period(period as i32)
-                                .stat(cloudwatch_stat(q))
-                                .build(),
-                        )
-                        .return_data(true)
-                        .build()
-                })
-                .collect();
+                            )
+                            .return_data(true)
+                            .build()
+                    })
+                    .collect()
+            };
+            let count = (last - first) as u64;
             let mut points = Vec::new();
             let mut errors = Vec::new();
             let mut token: Option<String> = None;
             loop {
                 calls.count("cloudwatch:GetMetricData");
-                calls.count_metrics(request.len() as u64);
+                calls.count_metrics(count);
                 let answer = client
                     .get_metric_data()
-                    .set_metric_data_queries(Some(request.clone()))
+                    .set_metric_data_queries(Some(build()))
                     .start_time(AwsDateTime::from_secs(window.start))
                     .end_time(AwsDateTime::from_secs(window.end))
                     .set_next_token(token.take())
