@@ -56,6 +56,12 @@ pub fn daily_window(req_end: i64) -> MetricWindow {
     }
 }
 
+/// The dimensions of one CloudWatch metric, shared by every query of it.
+pub type Dims = Arc<[(String, String)]>;
+
+/// CWAgent dimension sets per instance id.
+pub type CwAgentDims = HashMap<String, Vec<Dims>>;
+
 /// One query: which resource, metric and stat a query id stands for.
 #[derive(Debug, Clone)]
 pub struct Query {
@@ -65,7 +71,7 @@ pub struct Query {
     /// CloudWatch statistic asked and the record stat it becomes.
     pub stat: (&'static str, Stat),
     /// Dimensions found by ListMetrics (CWAgent); `None` = the catalog's dimension.
-    pub dims: Option<Arc<[(String, String)]>>,
+    pub dims: Option<Dims>,
 }
 
 /// What to ask: queries over the regular window and the daily (S3) queries.
@@ -94,7 +100,7 @@ pub struct Wanted<'a> {
     pub metrics: Vec<&'static CwMetric>,
     pub stats: &'a [(&'static str, Stat)],
     /// CWAgent dimension sets per instance id, from ListMetrics.
-    pub cwagent: &'a HashMap<String, Vec<Arc<[(String, String)]>>>,
+    pub cwagent: &'a CwAgentDims,
 }
 
 /// Every query for `resources`.
@@ -109,21 +115,20 @@ pub fn plan(resources: &[Resource], wanted: &Wanted<'_>) -> Plan {
             _ => continue,
         };
         for m in &wanted.metrics {
-            let dims_sets: Vec<Option<Arc<[(String, String)]>>> =
-                if m.namespace == CWAGENT_MEMORY.namespace {
-                    if r.kind != "compute.instance" {
-                        continue;
-                    }
-                    match wanted.cwagent.get(&r.id) {
-                        // One instance may publish under one dimension set; take the first.
-                        Some(sets) => sets.iter().take(1).cloned().map(Some).collect(),
-                        None => continue,
-                    }
-                } else if m.namespace == namespace {
-                    vec![None]
-                } else {
+            let dims_sets: Vec<Option<Dims>> = if m.namespace == CWAGENT_MEMORY.namespace {
+                if r.kind != "compute.instance" {
                     continue;
-                };
+                }
+                match wanted.cwagent.get(&r.id) {
+                    // One instance may publish under one dimension set; take the first.
+                    Some(sets) => sets.iter().take(1).cloned().map(Some).collect(),
+                    None => continue,
+                }
+            } else if m.namespace == namespace {
+                vec![None]
+            } else {
+                continue;
+            };
             for dims in dims_sets {
                 let push = |plan: &mut Plan, stat: (&'static str, Stat)| {
                     let q = Query {
@@ -374,8 +379,8 @@ pub async fn cwagent_dimensions(
     client: &aws_sdk_cloudwatch::Client,
     region: &str,
     calls: &ApiCalls,
-) -> Result<HashMap<String, Vec<Arc<[(String, String)]>>>, PluginError> {
-    let mut out: HashMap<String, Vec<Arc<[(String, String)]>>> = HashMap::new();
+) -> Result<CwAgentDims, PluginError> {
+    let mut out: CwAgentDims = HashMap::new();
     let mut pages = client
         .list_metrics()
         .namespace(CWAGENT_MEMORY.namespace)
