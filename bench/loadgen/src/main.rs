@@ -127,7 +127,7 @@ fn resource(s: usize) -> ResourceRef {
         provider: "aws".into(),
         account: "123456789012".into(),
         region: REGIONS[s % REGIONS.len()].into(),
-        id: format!("i-{s:08x}"),
+        id: format!("i-{s:08x}").into(),
     }
 }
 

@@ -325,8 +325,41 @@ async fn collect(args: CollectArgs, registry: &Registry) -> ExitCode {
 /// state, newest CPU avg/max and estimated hourly cost, then the run summary (API calls,
 /// metrics requested, what the collection cost) from the collector's self-metrics.
 fn print_summary(batch: &Batch) {
-    use skymeter_model::{CostSource, Stat};
+    use skymeter_model::{CostSource, Point, Stat};
+    use std::collections::HashMap;
     if !batch.resources.is_empty() {
+        // Indexed once: a large account has 10,000 resources and hundreds of thousands of
+        // points, too many to scan per resource.
+        let mut newest_cpu: HashMap<(&str, &str, Stat), &Point> = HashMap::new();
+        for p in &batch.points {
+            if p.metric == "cpu.utilization"
+                && matches!(p.stat, Stat::Avg | Stat::Max)
+                && p.labels.is_empty()
+            {
+                let slot = newest_cpu
+                    .entry((p.resource.account.as_str(), p.resource.id.as_str(), p.stat))
+                    .or_insert(p);
+                if p.ts > slot.ts {
+                    *slot = p;
+                }
+            }
+        }
+        // Per resource id: estimated cost per hour, and whether it has any cost line.
+        let mut cost_of: HashMap<&str, (f64, bool)> = HashMap::new();
+        for c in &batch.costs {
+            let Some(id) = c.resource_id.as_deref() else {
+                continue;
+            };
+            let entry = cost_of.entry(id).or_default();
+            entry.1 = true;
+            if c.x_source == CostSource::Estimated {
+                let hours =
+                    (c.charge_period_end - c.charge_period_start).num_seconds() as f64 / 3600.0;
+                if hours > 0.0 {
+                    entry.0 += c.billed_cost / hours;
+                }
+            }
+        }
         let mut t = new_table(&[
             "kind",
             "id",
@@ -348,41 +381,12 @@ fn print_summary(batch: &Batch) {
                     .unwrap_or_default()
             };
             let cpu = |stat: Stat| {
-                batch
-                    .points
-                    .iter()
-                    .filter(|p| {
-                        p.metric == "cpu.utilization"
-                            && p.stat == stat
-                            && p.resource.id == r.id
-                            && p.resource.account == r.account
-                            && p.labels.is_empty()
-                    })
-                    .max_by_key(|p| p.ts)
+                newest_cpu
+                    .get(&(r.account.as_str(), r.id.as_str(), stat))
                     .map(|p| format!("{:.1}", p.value))
                     .unwrap_or_default()
             };
-            let per_hour: f64 = batch
-                .costs
-                .iter()
-                .filter(|c| {
-                    c.x_source == CostSource::Estimated
-                        && c.resource_id.as_deref() == Some(r.id.as_str())
-                })
-                .map(|c| {
-                    let hours =
-                        (c.charge_period_end - c.charge_period_start).num_seconds() as f64 / 3600.0;
-                    if hours > 0.0 {
-                        c.billed_cost / hours
-                    } else {
-                        0.0
-                    }
-                })
-                .sum();
-            let has_cost = batch
-                .costs
-                .iter()
-                .any(|c| c.resource_id.as_deref() == Some(r.id.as_str()));
+            let (per_hour, has_cost) = cost_of.get(r.id.as_str()).copied().unwrap_or_default();
             t.add_row(vec![
                 r.kind.clone(),
                 r.id.clone(),

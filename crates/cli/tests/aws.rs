@@ -4,54 +4,11 @@
 mod common;
 
 use common::*;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
-struct Moto {
-    child: Child,
-    url: String,
-    python: PathBuf,
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn moto(test: &str) -> Option<Moto> {
-    let Some(bin) = std::env::var_os("SKYMETER_MOTO_SERVER").map(PathBuf::from) else {
-        skip(&format!(
-            "{test}: SKYMETER_MOTO_SERVER is not set (scripts/test installs moto and sets it)"
-        ));
-        return None;
-    };
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(&bin)
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("moto_server starts");
-    let m = Moto {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-        python: bin.parent().unwrap().join("python"),
-    };
-    for _ in 0..300 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return Some(m);
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("moto_server did not listen within 30s");
-}
+#[path = "../../plugins/src/collectors/aws/moto_server.rs"]
+mod moto_server;
+use moto_server::{moto, Moto};
 
 /// Seeds moto with boto3 from moto's own venv: three m5.large instances with CPU samples
 /// 10 + i and 30 + i in the last whole 5-minute period. Prints the instance ids.
@@ -94,7 +51,7 @@ fn collect_aws_table_shows_instances_cpu_and_api_calls() {
     let Some(m) = moto("collect_aws_table_shows_instances_cpu_and_api_calls") else {
         return;
     };
-    let seed = Command::new(&m.python)
+    let seed = Command::new(m.python())
         .args(["-c", SEED, &m.url])
         .output()
         .unwrap();

@@ -8,12 +8,16 @@
 
 pub mod api;
 pub mod catalog;
+mod labels;
 pub mod prom;
 mod record;
 pub mod schema;
 mod unit;
 
+pub use labels::PointLabels;
 pub use record::*;
+/// The string type of the fields every point carries (see [`ResourceRef`]).
+pub use smol_str::SmolStr;
 pub use unit::{Stat, Unit};
 
 /// Version of the record format. Bump it on any incompatible change to the JSON shape.

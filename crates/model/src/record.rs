@@ -1,9 +1,10 @@
 //! Resource, Point, Cost, Batch: the JSON shapes on the wire (see `docs/format.md`).
 
-use crate::{Stat, Unit, SCHEMA_VERSION};
+use crate::{PointLabels, Stat, Unit, SCHEMA_VERSION};
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use smol_str::SmolStr;
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -14,23 +15,35 @@ fn is_empty_map<K, V>(m: &BTreeMap<K, V>) -> bool {
     m.is_empty()
 }
 
+fn no_labels(l: &PointLabels) -> bool {
+    l.is_empty()
+}
+
 /// What identifies a resource across the whole fleet: the provider's id is unique only
 /// within its account and region.
+///
+/// Every point carries one, so its parts are [`SmolStr`]s: up to 23 bytes (an account id,
+/// a region, an instance id) they live inside the struct, longer ones (ARNs, Azure resource
+/// URIs) are shared between clones, and neither allocates per point.
 #[derive(
     Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
 )]
 #[serde(deny_unknown_fields)]
 pub struct ResourceRef {
     /// `aws`, `gcp`, `azure`, `host`, `custom`, …
-    pub provider: String,
+    #[schemars(with = "String")]
+    pub provider: SmolStr,
     /// AWS account id, GCP project id, Azure subscription id; the host name for hosts.
     #[serde(default)]
-    pub account: String,
+    #[schemars(with = "String")]
+    pub account: SmolStr,
     /// Cloud region (`us-east-1`, `europe-west1`, `westeurope`); empty when it has none.
     #[serde(default)]
-    pub region: String,
+    #[schemars(with = "String")]
+    pub region: SmolStr,
     /// The provider's own id of the resource (instance id, ARN, resource URI, host name).
-    pub id: String,
+    #[schemars(with = "String")]
+    pub id: SmolStr,
 }
 
 impl ResourceRef {
@@ -73,10 +86,10 @@ pub struct Resource {
 impl Resource {
     pub fn reference(&self) -> ResourceRef {
         ResourceRef {
-            provider: self.provider.clone(),
-            account: self.account.clone(),
-            region: self.region.clone(),
-            id: self.id.clone(),
+            provider: SmolStr::new(&self.provider),
+            account: SmolStr::new(&self.account),
+            region: SmolStr::new(&self.region),
+            id: SmolStr::new(&self.id),
         }
     }
 }
@@ -86,7 +99,8 @@ impl Resource {
 #[serde(deny_unknown_fields)]
 pub struct Point {
     /// Normalized dotted name, e.g. `cpu.utilization` (see the catalog in `docs/format.md`).
-    pub metric: String,
+    #[schemars(with = "String")]
+    pub metric: SmolStr,
     pub unit: Unit,
     pub stat: Stat,
     /// Length of the period the value summarises, in seconds (0 for an instantaneous read).
@@ -97,8 +111,9 @@ pub struct Point {
     pub value: f64,
     pub resource: ResourceRef,
     /// Extra dimensions of the series (`cpu = "3"`, `device = "sda"`, `mountpoint = "/"`).
-    #[serde(default, skip_serializing_if = "is_empty_map")]
-    pub labels: Labels,
+    #[serde(default, skip_serializing_if = "no_labels")]
+    #[schemars(with = "Labels")]
+    pub labels: PointLabels,
 }
 
 /// Where a cost line comes from.
@@ -448,10 +463,10 @@ mod tests {
             resource: ResourceRef {
                 provider: "host".into(),
                 account: "a".into(),
-                region: String::new(),
+                region: SmolStr::default(),
                 id: "h1".into(),
             },
-            labels: Labels::new(),
+            labels: PointLabels::new(),
         }
     }
 

@@ -55,9 +55,9 @@ fn batch(points: usize, seed: usize) -> Batch {
                     provider: "aws".into(),
                     account: "123456789012".into(),
                     region: "us-east-1".into(),
-                    id: format!("i-0abc{:08x}", (i / 4) % 50),
+                    id: format!("i-0abc{:08x}", (i / 4) % 50).into(),
                 },
-                labels,
+                labels: labels.into(),
             }
         })
         .collect();

@@ -18,7 +18,7 @@
 //! compile here (struct literals) until this parser knows it.
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
-use skymeter_model::{Batch, Labels, Point, ResourceRef, Stat, Unit};
+use skymeter_model::{Batch, Labels, Point, PointLabels, ResourceRef, SmolStr, Stat, Unit};
 
 /// The batch in `bytes`, or `None` when the fast path cannot tell (parse with serde_json).
 pub fn parse_batch(bytes: &[u8]) -> Option<Batch> {
@@ -109,6 +109,11 @@ impl<'a> Parser<'a> {
 
     fn string(&mut self) -> Option<String> {
         self.str().map(str::to_owned)
+    }
+
+    /// A short string (up to 23 bytes) is stored inline: no allocation per point.
+    fn smol(&mut self) -> Option<SmolStr> {
+        self.str().map(SmolStr::new)
     }
 
     /// The text of a JSON number (RFC 8259 grammar).
@@ -278,7 +283,7 @@ impl<'a> Parser<'a> {
             let key = self.str()?;
             self.eat(b':')?;
             match key {
-                "metric" => set(&mut metric, self.string()?)?,
+                "metric" => set(&mut metric, self.smol()?)?,
                 "unit" => set(&mut unit, self.str()?.parse::<Unit>().ok()?)?,
                 "stat" => set(&mut stat, self.str()?.parse::<Stat>().ok()?)?,
                 "period_s" => set(&mut period_s, self.u32()?)?,
@@ -300,7 +305,7 @@ impl<'a> Parser<'a> {
             ts: ts?,
             value: value?,
             resource: resource?,
-            labels: labels.unwrap_or_default(),
+            labels: labels.map(PointLabels::from).unwrap_or_default(),
         })
     }
 
@@ -311,10 +316,10 @@ impl<'a> Parser<'a> {
             let key = self.str()?;
             self.eat(b':')?;
             match key {
-                "provider" => set(&mut provider, self.string()?)?,
-                "account" => set(&mut account, self.string()?)?,
-                "region" => set(&mut region, self.string()?)?,
-                "id" => set(&mut id, self.string()?)?,
+                "provider" => set(&mut provider, self.smol()?)?,
+                "account" => set(&mut account, self.smol()?)?,
+                "region" => set(&mut region, self.smol()?)?,
+                "id" => set(&mut id, self.smol()?)?,
                 _ => return None,
             }
             if !self.next_member(b'}')? {
@@ -481,7 +486,7 @@ mod tests {
         let mut b = Batch::new("agent", "task", Utc::now());
         for i in 0..500 {
             b.points.push(Point {
-                metric: format!("m.{}", i % 7),
+                metric: format!("m.{}", i % 7).into(),
                 unit: Unit::ALL[i % Unit::ALL.len()],
                 stat: Stat::ALL[i % Stat::ALL.len()],
                 period_s: i as u32,
@@ -490,12 +495,12 @@ mod tests {
                 resource: ResourceRef {
                     provider: "aws".into(),
                     account: if i % 2 == 0 {
-                        String::new()
+                        String::new().into()
                     } else {
                         "1".into()
                     },
                     region: "r".into(),
-                    id: format!("i-{i}"),
+                    id: format!("i-{i}").into(),
                 },
                 labels: (0..i % 3)
                     .map(|k| (format!("k{k}"), format!("v{i}")))

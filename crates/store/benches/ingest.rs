@@ -7,7 +7,7 @@
 //! change the size.
 
 use chrono::{DateTime, Utc};
-use skymeter_model::{Batch, Labels, Point, ResourceRef, Stat, Unit};
+use skymeter_model::{Batch, Point, ResourceRef, Stat, Unit};
 use skymeter_store::{EmbeddedOptions, EmbeddedStore, PointsQuery, SeriesQuery, Store};
 use std::sync::Arc;
 use std::time::Instant;
@@ -45,9 +45,9 @@ fn point(series: usize, i: usize) -> Point {
             provider: "aws".into(),
             account: "123456789012".into(),
             region: "us-east-1".into(),
-            id: format!("i-{series:017x}"),
+            id: format!("i-{series:017x}").into(),
         },
-        labels: Labels::new(),
+        labels: Default::default(),
     }
 }
 

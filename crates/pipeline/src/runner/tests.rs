@@ -19,8 +19,8 @@ impl Collector for Fixed {
             value: self.0,
             resource: ResourceRef {
                 provider: "custom".into(),
-                account: String::new(),
-                region: String::new(),
+                account: Default::default(),
+                region: Default::default(),
                 id: "r".into(),
             },
             labels: Default::default(),

@@ -103,14 +103,14 @@ impl Emitter<'_> {
             }
         };
         out.push(Point {
-            metric: r.metric,
+            metric: r.metric.into(),
             unit,
             stat,
             period_s,
             ts: self.ts,
             value,
             resource: self.resource.clone(),
-            labels: r.labels,
+            labels: r.labels.into(),
         });
     }
 
@@ -143,8 +143,8 @@ mod tests {
     fn gauges_pass_counters_become_rates_on_the_second_collection() {
         let res = ResourceRef {
             provider: "custom".into(),
-            account: String::new(),
-            region: String::new(),
+            account: Default::default(),
+            region: Default::default(),
             id: "x".into(),
         };
         let ts = Utc::now();

@@ -64,7 +64,7 @@ pub fn point(metric: &str, value: f64, at: &str, labels: &[(&str, &str)]) -> Poi
         ts: ts(at),
         value,
         resource: resource("h1"),
-        labels: labels_of(labels),
+        labels: labels_of(labels).into(),
     }
 }
 
@@ -166,7 +166,7 @@ pub fn rows(points: &[skymeter_model::Point]) -> Vec<Row> {
         .iter()
         .map(|p| {
             (
-                p.metric.clone(),
+                p.metric.to_string(),
                 p.labels
                     .iter()
                     .map(|(k, v)| (k.clone(), v.clone()))

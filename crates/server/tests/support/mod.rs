@@ -107,11 +107,11 @@ impl MemStore {
 
 fn series_key(p: &Point) -> SeriesKey {
     SeriesKey {
-        metric: p.metric.clone(),
+        metric: p.metric.to_string(),
         unit: p.unit,
         stat: p.stat,
         resource: p.resource.clone(),
-        labels: p.labels.clone(),
+        labels: p.labels.clone().into(),
     }
 }
 
@@ -619,7 +619,7 @@ pub fn host(id: &str) -> ResourceRef {
     ResourceRef {
         provider: "host".into(),
         account: "lab".into(),
-        region: String::new(),
+        region: Default::default(),
         id: id.into(),
     }
 }

@@ -47,16 +47,16 @@ pub fn point_is(p: &Point, k: &SeriesKey) -> bool {
         && p.unit == k.unit
         && p.stat == k.stat
         && p.resource == k.resource
-        && p.labels == k.labels
+        && *p.labels == k.labels
 }
 
 pub fn key_of(p: &Point) -> SeriesKey {
     SeriesKey {
-        metric: p.metric.clone(),
+        metric: p.metric.to_string(),
         unit: p.unit,
         stat: p.stat,
         resource: p.resource.clone(),
-        labels: p.labels.clone(),
+        labels: (*p.labels).clone(),
     }
 }
 

@@ -9,7 +9,7 @@ use super::errors::api_error;
 use aws_sdk_cloudwatch::primitives::DateTime as AwsDateTime;
 use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat};
 use chrono::{DateTime, TimeZone, Utc};
-use skymeter_model::{Labels, Point, Resource, ResourceRef, Stat, Unit};
+use skymeter_model::{Labels, Point, PointLabels, Resource, ResourceRef, SmolStr, Stat, Unit};
 use skymeter_plugin::{ErrorKind, PluginError};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -186,6 +186,25 @@ fn conversion(q: &Query, s: &Scaling) -> (Unit, f64) {
     }
 }
 
+/// The labels every point of `m` carries, built once per metric and shared by its points.
+fn point_labels(m: &CwMetric) -> PointLabels {
+    let mut labels = Labels::new();
+    if let Some(s) = m.source {
+        labels.insert("source".into(), s.into());
+    }
+    for (n, v) in m.fixed {
+        if *n == "StorageType" {
+            labels.insert("storage_type".into(), (*v).into());
+        }
+    }
+    labels.into()
+}
+
+/// A map key for a catalog entry: entries are statics, so their address names them.
+fn metric_key(m: &'static CwMetric) -> usize {
+    m as *const CwMetric as usize
+}
+
 fn ts(secs: i64) -> DateTime<Utc> {
     Utc.timestamp_opt(secs, 0).single().unwrap_or_default()
 }
@@ -206,6 +225,20 @@ pub async fn fetch(
     limit: Arc<Semaphore>,
     calls: Arc<ApiCalls>,
 ) -> (Vec<Point>, Vec<PluginError>) {
+    // What every point repeats, made once: the points of a large collection are most of its
+    // memory, and each then holds copies of small inline strings and a shared label set
+    // instead of allocations of its own (see `docs/benchmarks.md`).
+    let refs: Arc<Vec<ResourceRef>> = Arc::new(resources.iter().map(Resource::reference).collect());
+    let mut by_metric: HashMap<usize, PointLabels> = HashMap::new();
+    for q in queries.iter() {
+        by_metric
+            .entry(metric_key(q.metric))
+            .or_insert_with(|| point_labels(q.metric));
+    }
+    let by_metric = Arc::new(by_metric);
+    let emitted_periods = ((window.end - window.start.max(window.emit_after)) / period).max(1);
+    let expected_points = queries.len() * emitted_periods as usize;
+
     let mut set = tokio::task::JoinSet::new();
     for first in (0..queries.len()).step_by(MAX_QUERIES_PER_CALL) {
         let client = client.clone();
@@ -214,6 +247,8 @@ pub async fn fetch(
         let region = region.to_string();
         let resources = resources.clone();
         let queries = queries.clone();
+        let refs = refs.clone();
+        let by_metric = by_metric.clone();
         set.spawn(async move {
             let _permit = limit.acquire_owned().await;
             let last = (first + MAX_QUERIES_PER_CALL).min(queries.len());
@@ -306,17 +341,9 @@ pub async fn fetch(
                         continue;
                     };
                     let q = &queries[k];
-                    let r = &resources[q.resource as usize];
+                    let resource = &refs[q.resource as usize];
+                    let labels = &by_metric[&metric_key(q.metric)];
                     let (unit, divisor) = conversion(q, &scaling);
-                    let mut labels = Labels::new();
-                    if let Some(s) = q.metric.source {
-                        labels.insert("source".into(), s.into());
-                    }
-                    for (n, v) in q.metric.fixed {
-                        if *n == "StorageType" {
-                            labels.insert("storage_type".into(), (*v).into());
-                        }
-                    }
                     for (t, v) in m.timestamps().iter().zip(m.values()) {
                         // CloudWatch stamps a period with its start; records carry its end.
                         let end = t.secs() + period;
@@ -328,18 +355,13 @@ pub async fn fetch(
                             continue;
                         }
                         points.push(Point {
-                            metric: q.metric.name.into(),
+                            metric: SmolStr::new_static(q.metric.name),
                             unit,
                             stat: q.stat.1,
                             period_s: period as u32,
                             ts: ts(end),
                             value,
-                            resource: ResourceRef {
-                                provider: "aws".into(),
-                                account: r.account.clone(),
-                                region: r.region.clone(),
-                                id: r.id.clone(),
-                            },
+                            resource: resource.clone(),
                             labels: labels.clone(),
                         });
                     }
@@ -351,16 +373,12 @@ pub async fn fetch(
             }
         });
     }
-    let mut points = Vec::new();
+    let mut points = Vec::with_capacity(expected_points);
     let mut errors = Vec::new();
     while let Some(joined) = set.join_next().await {
         match joined {
             Ok((p, e)) => {
-                if points.is_empty() {
-                    points = p;
-                } else {
-                    points.extend(p);
-                }
+                points.extend(p);
                 errors.extend(e);
             }
             Err(e) => errors.push(PluginError::new(

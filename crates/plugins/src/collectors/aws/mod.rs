@@ -14,7 +14,7 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::Deserialize;
-use skymeter_model::{Point, Resource, ResourceRef, Stat, Unit};
+use skymeter_model::{Point, Resource, ResourceRef, SmolStr, Stat, Unit};
 use skymeter_plugin::config::DurationStr;
 use skymeter_plugin::{
     async_trait, BuildContext, CollectRequest, Collector, CollectorFactory, ConfigError, ErrorKind,
@@ -31,6 +31,8 @@ pub mod catalog;
 pub mod errors;
 pub mod inventory;
 pub mod metrics;
+#[cfg(test)]
+mod moto_server;
 pub mod pricing;
 #[cfg(test)]
 mod testing;
@@ -315,7 +317,7 @@ struct Shared {
     ec2_metrics: BTreeSet<&'static str>,
     /// Newest daily (S3) value emitted per (account, bucket, metric), so that a daily value
     /// is emitted once although every collection reads the last three days.
-    daily_emitted: Mutex<HashMap<(String, String, &'static str), i64>>,
+    daily_emitted: Mutex<HashMap<(String, SmolStr, &'static str), i64>>,
 }
 
 impl Aws {
@@ -825,7 +827,7 @@ impl TargetJob {
 
     /// Of daily points, the newest per series that is newer than the last one emitted.
     fn newest_daily(&self, account: &str, points: Vec<Point>) -> Vec<Point> {
-        let mut newest: HashMap<(String, &'static str), Point> = HashMap::new();
+        let mut newest: HashMap<(SmolStr, &'static str), Point> = HashMap::new();
         for p in points {
             let name = CATALOG
                 .iter()
@@ -869,12 +871,12 @@ fn self_point(name: &str, unit: Unit, value: f64, at: DateTime<Utc>, api: Option
         value,
         resource: ResourceRef {
             provider: "aws".into(),
-            account: String::new(),
-            region: String::new(),
+            account: Default::default(),
+            region: Default::default(),
             id: "skymeter-aws-collector".into(),
         },
         labels: api
-            .map(|a| [("api".to_string(), a.to_string())].into())
+            .map(|a| [("api", a)].into_iter().collect())
             .unwrap_or_default(),
     }
 }

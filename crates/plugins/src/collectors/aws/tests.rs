@@ -122,9 +122,9 @@ fn found(out: &Output) -> Found {
             continue;
         }
         let key = (
-            p.metric.clone(),
+            p.metric.to_string(),
             p.stat,
-            p.resource.id.clone(),
+            p.resource.id.to_string(),
             p.labels.get("source").cloned().unwrap_or_default(),
         );
         assert!(

@@ -153,14 +153,14 @@ impl Sink<'_> {
         }
         let d = m.def();
         self.points.push(Point {
-            metric: d.name.to_string(),
+            metric: d.name.to_string().into(),
             unit: d.unit,
             stat: d.stat,
             period_s,
             ts: self.ts,
             value,
             resource: self.resource.clone(),
-            labels,
+            labels: labels.into(),
         });
     }
 }

@@ -119,9 +119,9 @@ impl Worker {
     pub fn prime(&mut self, wants: &Wants) {
         let dummy = ResourceRef {
             provider: "host".into(),
-            account: String::new(),
-            region: String::new(),
-            id: String::new(),
+            account: Default::default(),
+            region: Default::default(),
+            id: Default::default(),
         };
         let mut points = Vec::new();
         let mut errors = Vec::new();
@@ -210,9 +210,9 @@ impl Worker {
         let id = self.settings.id.clone().unwrap_or_else(|| hostname.clone());
         let rref = ResourceRef {
             provider: "host".into(),
-            account: String::new(),
-            region: String::new(),
-            id: id.clone(),
+            account: Default::default(),
+            region: Default::default(),
+            id: id.clone().into(),
         };
         let mut points = Vec::with_capacity(self.points_hint);
         let mut errors = Vec::new();
@@ -313,8 +313,8 @@ impl Worker {
         }
         let resource = Resource {
             provider: "host".into(),
-            account: String::new(),
-            region: String::new(),
+            account: Default::default(),
+            region: Default::default(),
             kind: "host".into(),
             native_type: "linux".into(),
             id,

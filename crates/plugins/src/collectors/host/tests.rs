@@ -24,8 +24,8 @@ fn settings_of(text: &str) -> Settings {
 fn rref() -> ResourceRef {
     ResourceRef {
         provider: "host".into(),
-        account: String::new(),
-        region: String::new(),
+        account: Default::default(),
+        region: Default::default(),
         id: "h1".into(),
     }
 }
@@ -58,7 +58,14 @@ fn labels(kv: &[(&str, &str)]) -> Labels {
 fn summary(points: &[Point]) -> Vec<(String, Labels, f64, u32)> {
     points
         .iter()
-        .map(|p| (p.metric.clone(), p.labels.clone(), p.value, p.period_s))
+        .map(|p| {
+            (
+                p.metric.to_string(),
+                (*p.labels).clone(),
+                p.value,
+                p.period_s,
+            )
+        })
         .collect()
 }
 

@@ -798,9 +798,9 @@ impl Collector for HttpJson {
                 }
                 read += 1;
                 let (stat, period_s, value) = if m.counter {
-                    let rate = self
-                        .rates
-                        .update((i, rref.id.clone(), labels.clone()), value, at);
+                    let rate =
+                        self.rates
+                            .update((i, rref.id.to_string(), labels.clone()), value, at);
                     match (rate, rate_period) {
                         (Some(r), Some(p)) => (Stat::Avg, p, r),
                         _ => continue,
@@ -809,14 +809,14 @@ impl Collector for HttpJson {
                     (Stat::Last, 0, value)
                 };
                 points.push(Point {
-                    metric: m.name.clone(),
+                    metric: m.name.clone().into(),
                     unit: m.unit,
                     stat,
                     period_s,
                     ts,
                     value,
                     resource: rref.clone(),
-                    labels,
+                    labels: labels.into(),
                 });
             }
         }

@@ -196,7 +196,7 @@ metrics = [
     let got: Vec<(&str, f64, &Labels)> = out
         .points
         .iter()
-        .map(|p| (p.metric.as_str(), p.value, &p.labels))
+        .map(|p| (p.metric.as_str(), p.value, &*p.labels))
         .collect();
     let env = labels(&[("env", "lab")]);
     assert_eq!(
@@ -241,7 +241,7 @@ resource = {{ provider = "osv", kind = "compute.instance", id_pointer = "/host" 
     let got: Vec<(&str, f64, Labels)> = out
         .points
         .iter()
-        .map(|p| (p.resource.id.as_str(), p.value, p.labels.clone()))
+        .map(|p| (p.resource.id.as_str(), p.value, (*p.labels).clone()))
         .collect();
     assert_eq!(
         got,

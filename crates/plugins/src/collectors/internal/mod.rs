@@ -93,15 +93,15 @@ impl Collector for Internal {
         let ts = req.window.end;
         let resource = ResourceRef {
             provider: "skymeter".into(),
-            account: String::new(),
-            region: String::new(),
-            id: self.agent_id.clone(),
+            account: Default::default(),
+            region: Default::default(),
+            id: self.agent_id.clone().into(),
         };
         if out.resources.is_empty() {
             out.resources.push(skymeter_model::Resource {
                 provider: "skymeter".into(),
-                account: String::new(),
-                region: String::new(),
+                account: Default::default(),
+                region: Default::default(),
                 kind: "agent".into(),
                 native_type: "skymeter".into(),
                 id: self.agent_id.clone(),
@@ -143,7 +143,7 @@ impl Collector for Internal {
                     ts,
                     value,
                     resource: resource.clone(),
-                    labels: labels.clone(),
+                    labels: labels.clone().into(),
                 });
             }
         }

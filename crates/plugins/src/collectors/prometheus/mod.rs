@@ -15,7 +15,7 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, ACCEPT_ENCODIN
 use reqwest::{StatusCode, Url};
 use schemars::JsonSchema;
 use serde::Deserialize;
-use skymeter_model::{Labels, Point, ResourceRef, Stat, Unit};
+use skymeter_model::{Point, ResourceRef, Stat, Unit};
 use skymeter_plugin::config::{DurationStr, ResourceTemplate};
 use skymeter_plugin::{
     async_trait, BuildContext, CollectRequest, Collector, CollectorFactory, ConfigError, ErrorKind,
@@ -385,7 +385,7 @@ impl Prometheus {
                     ts: req.window.end,
                     value,
                     resource: resource.clone(),
-                    labels: Labels::new(),
+                    labels: Default::default(),
                 });
             }
         }

@@ -206,14 +206,14 @@ impl Aggregate {
                 for &stat in &self.stats {
                     let Some(value) = acc.get(stat) else { continue };
                     out.push(Point {
-                        metric: key.metric.clone(),
+                        metric: key.metric.clone().into(),
                         unit: key.unit,
                         stat,
                         period_s: self.window_s,
                         ts,
                         value,
                         resource: key.resource.clone(),
-                        labels: key.labels.clone(),
+                        labels: key.labels.clone().into(),
                     });
                 }
             }
@@ -234,13 +234,13 @@ impl Processor for Aggregate {
             let end = window_end(self.window_s, p.ts);
             if self.closed_until.is_some_and(|c| end <= c) {
                 late += 1;
-                first_late.get_or_insert_with(|| (p.metric.clone(), p.ts));
+                first_late.get_or_insert_with(|| (p.metric.to_string(), p.ts));
                 return !self.drop_original;
             }
             let key = SeriesKey {
-                metric: p.metric.clone(),
+                metric: p.metric.to_string(),
                 resource: p.resource.clone(),
-                labels: p.labels.clone(),
+                labels: p.labels.clone().into(),
                 unit: p.unit,
             };
             self.open

@@ -188,7 +188,7 @@ impl Relabel {
             return;
         }
         if let Some(n) = self.new_name(&p.metric) {
-            p.metric = n;
+            p.metric = n.into();
         }
         if let Some(drop) = &self.drop_labels {
             p.labels.retain(|k, _| !drop.is_match(k));

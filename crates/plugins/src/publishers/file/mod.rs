@@ -216,11 +216,11 @@ pub fn csv_labels(labels: &Labels) -> String {
 fn point_row(lines: &mut Lines, p: &Point) {
     let fields = [
         time(p.ts),
-        p.resource.provider.clone(),
-        p.resource.account.clone(),
-        p.resource.region.clone(),
-        p.resource.id.clone(),
-        p.metric.clone(),
+        p.resource.provider.to_string(),
+        p.resource.account.to_string(),
+        p.resource.region.to_string(),
+        p.resource.id.to_string(),
+        p.metric.to_string(),
         p.stat.to_string(),
         p.unit.to_string(),
         p.value.to_string(),

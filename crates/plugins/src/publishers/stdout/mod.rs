@@ -185,11 +185,11 @@ fn write_tables(w: &mut dyn Write, batch: &Batch) -> io::Result<()> {
                 p.resource.region.clone(),
                 p.resource.id.clone(),
                 p.metric.clone(),
-                pairs(&p.labels),
-                p.stat.to_string(),
-                number(p.value),
-                p.unit.to_string(),
-                time(p.ts),
+                pairs(&p.labels).into(),
+                p.stat.to_string().into(),
+                number(p.value).into(),
+                p.unit.to_string().into(),
+                time(p.ts).into(),
             ]);
         }
         align_right(&mut t, &[7]);

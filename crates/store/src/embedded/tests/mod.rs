@@ -36,7 +36,7 @@ pub fn rref(id: &str) -> ResourceRef {
     ResourceRef {
         provider: "host".into(),
         account: "acct".into(),
-        region: String::new(),
+        region: Default::default(),
         id: id.into(),
     }
 }
@@ -50,7 +50,7 @@ pub fn point(metric: &str, res: &str, at: DateTime<Utc>, value: f64) -> Point {
         ts: at,
         value,
         resource: rref(res),
-        labels: Labels::new(),
+        labels: Default::default(),
     }
 }
 
@@ -58,7 +58,7 @@ pub fn resource(id: &str, at: DateTime<Utc>) -> Resource {
     Resource {
         provider: "host".into(),
         account: "acct".into(),
-        region: String::new(),
+        region: Default::default(),
         kind: "host".into(),
         native_type: String::new(),
         id: id.into(),

@@ -90,7 +90,6 @@ struct Line<'a> {
     category: &'static str,
     /// The price's key in the table (`ec2/m5.large/Linux`); the SkuId is `region/key`.
     key: String,
-    price: f64,
     quantity: f64,
     unit: &'static str,
 }
@@ -160,8 +159,20 @@ impl<'a> Estimator<'a> {
             });
     }
 
-    fn push(&mut self, l: Line<'_>) {
-        let cost = l.price * l.quantity;
+    /// Pushes the line at its table price or, when the table lacks that price, reports it
+    /// (`missing` says what is missing).
+    fn charge(&mut self, price: Option<f64>, line: Line<'_>, missing: impl FnOnce() -> String) {
+        match price {
+            Some(price) => self.push(line, price),
+            None => {
+                let region = line.resource.region.clone();
+                self.report(&region, &line.key, &missing());
+            }
+        }
+    }
+
+    fn push(&mut self, l: Line<'_>, price: f64) {
+        let cost = price * l.quantity;
         let r = l.resource;
         self.costs.push(Cost {
             billed_cost: cost,
@@ -226,22 +237,18 @@ impl<'a> Estimator<'a> {
             return;
         };
         let key = format!("ec2/{ty}/{os}");
-        match prices.ec2.get(ty).and_then(|m| m.get(os)) {
-            Some(&price) => self.push(Line {
+        self.charge(
+            prices.ec2.get(ty).and_then(|m| m.get(os)).copied(),
+            Line {
                 resource: r,
                 service: EC2,
                 category: "Compute",
                 key,
-                price,
                 quantity: self.hours,
                 unit: "Hrs",
-            }),
-            None => self.report(
-                region,
-                &key,
-                &format!("no EC2 on-demand price for {ty} ({os}) in {region}"),
-            ),
-        }
+            },
+            || format!("no EC2 on-demand price for {ty} ({os}) in {region}"),
+        );
     }
 
     fn volume(&mut self, r: &Resource) {
@@ -254,22 +261,18 @@ impl<'a> Estimator<'a> {
         };
         let months = self.hours / HOURS_PER_MONTH;
         let key = format!("ebs/{ty}/storage");
-        match prices.ebs.storage_gb_month.get(ty) {
-            Some(&price) => self.push(Line {
+        self.charge(
+            prices.ebs.storage_gb_month.get(ty).copied(),
+            Line {
                 resource: r,
                 service: EC2,
                 category: "Storage",
                 key,
-                price,
                 quantity: size * months,
                 unit: "GB-Mo",
-            }),
-            None => self.report(
-                region,
-                &key,
-                &format!("no EBS {ty} storage price per GB-month in {region}"),
-            ),
-        }
+            },
+            || format!("no EBS {ty} storage price per GB-month in {region}"),
+        );
         let iops = number(r, "iops").unwrap_or(0.0);
         let charged_iops = match ty {
             "io1" | "io2" => iops,
@@ -283,19 +286,21 @@ impl<'a> Estimator<'a> {
                     for (n, (price, amount)) in
                         split_tiers(tiers, charged_iops).into_iter().enumerate()
                     {
-                        self.push(Line {
-                            resource: r,
-                            service: EC2,
-                            category: "Storage",
-                            key: if n == 0 {
-                                key.clone()
-                            } else {
-                                format!("{key}/tier{}", n + 1)
+                        self.push(
+                            Line {
+                                resource: r,
+                                service: EC2,
+                                category: "Storage",
+                                key: if n == 0 {
+                                    key.clone()
+                                } else {
+                                    format!("{key}/tier{}", n + 1)
+                                },
+                                quantity: amount * months,
+                                unit: "IOPS-Mo",
                             },
                             price,
-                            quantity: amount * months,
-                            unit: "IOPS-Mo",
-                        });
+                        );
                     }
                 }
                 None => self.report(
@@ -310,22 +315,18 @@ impl<'a> Estimator<'a> {
                 (number(r, "throughput_mibps").unwrap_or(0.0) - GP3_FREE_THROUGHPUT_MIBPS).max(0.0);
             if extra > 0.0 {
                 let key = "ebs/gp3/throughput".to_string();
-                match prices.ebs.throughput_mibps_month.get("gp3") {
-                    Some(&price) => self.push(Line {
+                self.charge(
+                    prices.ebs.throughput_mibps_month.get("gp3").copied(),
+                    Line {
                         resource: r,
                         service: EC2,
                         category: "Storage",
                         key,
-                        price,
                         quantity: extra * months,
                         unit: "MiBps-Mo",
-                    }),
-                    None => self.report(
-                        region,
-                        &key,
-                        &format!("no EBS gp3 price per provisioned MiB/s-month in {region}"),
-                    ),
-                }
+                    },
+                    || format!("no EBS gp3 price per provisioned MiB/s-month in {region}"),
+                );
             }
         }
     }
@@ -340,31 +341,28 @@ impl<'a> Estimator<'a> {
         if text(r, "status") == Some("available") {
             if let (Some(class), Some(engine)) = (text(r, "instance_class"), text(r, "engine")) {
                 let key = format!("rds/{class}/{engine}/{deployment}");
-                match prices
-                    .rds
-                    .instance_hour
-                    .get(class)
-                    .and_then(|e| e.get(engine))
-                    .and_then(|d| d.get(multi_az))
-                {
-                    Some(price) => self.push(Line {
+                self.charge(
+                    prices
+                        .rds
+                        .instance_hour
+                        .get(class)
+                        .and_then(|e| e.get(engine))
+                        .and_then(|d| d.get(multi_az)),
+                    Line {
                         resource: r,
                         service: RDS,
                         category: "Databases",
                         key,
-                        price,
                         quantity: self.hours,
                         unit: "Hrs",
-                    }),
-                    None => self.report(
-                        region,
-                        &key,
-                        &format!(
+                    },
+                    || {
+                        format!(
                             "no RDS price for {class} {engine} {} in {region}",
                             if multi_az { "Multi-AZ" } else { "Single-AZ" }
-                        ),
-                    ),
-                }
+                        )
+                    },
+                );
             }
         }
         let storage = text(r, "storage_type").unwrap_or("");
@@ -375,30 +373,27 @@ impl<'a> Estimator<'a> {
             return;
         };
         let key = format!("rds/storage/{storage}/{deployment}");
-        match prices
-            .rds
-            .storage_gb_month
-            .get(storage)
-            .and_then(|d| d.get(multi_az))
-        {
-            Some(price) => self.push(Line {
+        self.charge(
+            prices
+                .rds
+                .storage_gb_month
+                .get(storage)
+                .and_then(|d| d.get(multi_az)),
+            Line {
                 resource: r,
                 service: RDS,
                 category: "Databases",
                 key,
-                price,
                 quantity: size * self.hours / HOURS_PER_MONTH,
                 unit: "GB-Mo",
-            }),
-            None => self.report(
-                region,
-                &key,
-                &format!(
+            },
+            || {
+                format!(
                     "no RDS {storage} storage price per GB-month ({}) in {region}",
                     if multi_az { "Multi-AZ" } else { "Single-AZ" }
-                ),
-            ),
-        }
+                )
+            },
+        );
     }
 
     fn cluster(&mut self, r: &Resource) {
@@ -409,22 +404,18 @@ impl<'a> Estimator<'a> {
         let Some(prices) = self.region(region) else {
             return;
         };
-        match prices.eks.cluster_hour {
-            Some(price) => self.push(Line {
+        self.charge(
+            prices.eks.cluster_hour,
+            Line {
                 resource: r,
                 service: EKS,
                 category: "Compute",
                 key: "eks/cluster".into(),
-                price,
                 quantity: self.hours,
                 unit: "Hrs",
-            }),
-            None => self.report(
-                region,
-                "eks/cluster",
-                &format!("no EKS cluster price per hour in {region}"),
-            ),
-        }
+            },
+            || format!("no EKS cluster price per hour in {region}"),
+        );
     }
 
     fn bucket(&mut self, r: &Resource, points: &[Point]) {
@@ -445,22 +436,18 @@ impl<'a> Estimator<'a> {
             return;
         };
         let gb = size.value / (1u64 << 30) as f64;
-        match prices.s3.standard_gb_month {
-            Some(price) => self.push(Line {
+        self.charge(
+            prices.s3.standard_gb_month,
+            Line {
                 resource: r,
                 service: S3,
                 category: "Storage",
                 key: "s3/standard".into(),
-                price,
                 quantity: gb * self.hours / HOURS_PER_MONTH,
                 unit: "GB-Mo",
-            }),
-            None => self.report(
-                region,
-                "s3/standard",
-                &format!("no S3 Standard storage price per GB-month in {region}"),
-            ),
-        }
+            },
+            || format!("no S3 Standard storage price per GB-month in {region}"),
+        );
     }
 
     fn function(&mut self, r: &Resource, points: &[Point]) {
@@ -493,39 +480,31 @@ impl<'a> Estimator<'a> {
         };
         let arch = text(r, "architecture").unwrap_or("x86_64");
         let key = format!("lambda/{arch}/gb_second");
-        match prices.lambda.gb_second.get(arch) {
-            Some(&price) => self.push(Line {
+        self.charge(
+            prices.lambda.gb_second.get(arch).copied(),
+            Line {
                 resource: r,
                 service: LAMBDA,
                 category: "Compute",
                 key,
-                price,
                 quantity: gb_seconds,
                 unit: "GB-Seconds",
-            }),
-            None => self.report(
-                region,
-                &key,
-                &format!("no Lambda {arch} price per GB-second in {region}"),
-            ),
-        }
+            },
+            || format!("no Lambda {arch} price per GB-second in {region}"),
+        );
         let key = format!("lambda/{arch}/request");
-        match prices.lambda.request.get(arch) {
-            Some(&price) => self.push(Line {
+        self.charge(
+            prices.lambda.request.get(arch).copied(),
+            Line {
                 resource: r,
                 service: LAMBDA,
                 category: "Compute",
                 key,
-                price,
                 quantity: requests,
                 unit: "Requests",
-            }),
-            None => self.report(
-                region,
-                &key,
-                &format!("no Lambda {arch} price per request in {region}"),
-            ),
-        }
+            },
+            || format!("no Lambda {arch} price per request in {region}"),
+        );
     }
 }
 

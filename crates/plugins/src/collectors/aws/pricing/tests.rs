@@ -268,12 +268,12 @@ fn point(
         ts,
         value,
         resource: ResourceRef {
-            provider: r.provider.clone(),
-            account: r.account.clone(),
-            region: r.region.clone(),
-            id: r.id.clone(),
+            provider: r.provider.clone().into(),
+            account: r.account.clone().into(),
+            region: r.region.clone().into(),
+            id: r.id.clone().into(),
         },
-        labels,
+        labels: labels.into(),
     }
 }
 
