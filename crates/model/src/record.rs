@@ -21,10 +21,10 @@ fn no_labels(l: &PointLabels) -> bool {
 
 /// What identifies a resource across the whole fleet: the provider's id is unique only
 /// within its account and region.
-///
-/// Every point carries one, so its parts are [`SmolStr`]s: up to 23 bytes (an account id,
-/// a region, an instance id) they live inside the struct, longer ones (ARNs, Azure resource
-/// URIs) are shared between clones, and neither allocates per point.
+//
+// Every point carries one, so its parts are `SmolStr`s: up to 23 bytes (an account id, a
+// region, an instance id) they live inside the struct, longer ones (ARNs, Azure resource
+// URIs) are shared between clones, and neither allocates per point.
 #[derive(
     Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
 )]
