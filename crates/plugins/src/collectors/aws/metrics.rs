@@ -68,10 +68,26 @@ pub struct Query {
     /// Index into the resources the plan was made for.
     pub resource: u32,
     pub metric: &'static CwMetric,
-    /// CloudWatch statistic asked and the record stat it becomes.
-    pub stat: (&'static str, Stat),
+    /// The record stat asked; [`statistic`] names it for CloudWatch. One byte, not the name:
+    /// a plan holds a query per resource × metric × stat (240,000 for 10,000 instances).
+    pub stat: Stat,
     /// Dimensions found by ListMetrics (CWAgent); `None` = the catalog's dimension.
     pub dims: Option<Dims>,
+}
+
+/// The CloudWatch statistic that gives a record stat.
+pub fn statistic(stat: Stat) -> &'static str {
+    match stat {
+        Stat::Avg => "Average",
+        Stat::Max => "Maximum",
+        Stat::Min => "Minimum",
+        Stat::Sum => "Sum",
+        Stat::Count => "SampleCount",
+        Stat::P50 => "p50",
+        Stat::P95 => "p95",
+        Stat::P99 => "p99",
+        Stat::Last => "Average",
+    }
 }
 
 /// What to ask: queries over the regular window and the daily (S3) queries.
@@ -98,7 +114,7 @@ impl Plan {
 pub struct Wanted<'a> {
     /// Catalog entries asked for (services, `ec2_metrics` and the metric selection applied).
     pub metrics: Vec<&'static CwMetric>,
-    pub stats: &'a [(&'static str, Stat)],
+    pub stats: &'a [Stat],
     /// CWAgent dimension sets per instance id, from ListMetrics.
     pub cwagent: &'a CwAgentDims,
 }
@@ -130,7 +146,7 @@ pub fn plan(resources: &[Resource], wanted: &Wanted<'_>) -> Plan {
                 continue;
             };
             for dims in dims_sets {
-                let push = |plan: &mut Plan, stat: (&'static str, Stat)| {
+                let push = |plan: &mut Plan, stat: Stat| {
                     let q = Query {
                         resource: i as u32,
                         metric: m,
@@ -149,12 +165,15 @@ pub fn plan(resources: &[Resource], wanted: &Wanted<'_>) -> Plan {
                             push(&mut plan, *s);
                         }
                     }
-                    Shape::Total => push(&mut plan, ("Sum", Stat::Sum)),
-                    Shape::Daily => push(&mut plan, ("Average", Stat::Avg)),
+                    Shape::Total => push(&mut plan, Stat::Sum),
+                    Shape::Daily => push(&mut plan, Stat::Avg),
                 }
             }
         }
     }
+    // The plan is held while every answer comes in; give back what doubling left unused.
+    plan.regular.shrink_to_fit();
+    plan.daily.shrink_to_fit();
     plan
 }
 
@@ -169,15 +188,15 @@ pub struct Scaling {
 
 /// The CloudWatch statistic a query asks for.
 fn cloudwatch_stat(q: &Query) -> &'static str {
-    match (q.metric.shape, q.stat.1) {
+    match (q.metric.shape, q.stat) {
         (Shape::Counter, Stat::Avg) => "Sum",
-        _ => q.stat.0,
+        _ => statistic(q.stat),
     }
 }
 
 /// The unit and divisor of a query's values.
 fn conversion(q: &Query, s: &Scaling) -> (Unit, f64) {
-    match (q.metric.shape, q.stat.1) {
+    match (q.metric.shape, q.stat) {
         (_, Stat::Count) => (Unit::Count, 1.0),
         (Shape::Counter, Stat::Avg) => (q.metric.unit, s.period as f64),
         (Shape::Counter, Stat::Sum) => (q.metric.sum_unit, 1.0),
@@ -237,7 +256,9 @@ pub async fn fetch(
     }
     let by_metric = Arc::new(by_metric);
     let emitted_periods = ((window.end - window.start.max(window.emit_after)) / period).max(1);
-    let expected_points = queries.len() * emitted_periods as usize;
+    // Room for what the collector adds after (its self-metrics, one per API called): the
+    // points vector is the largest allocation of a run, and growing it by one would double it.
+    let expected_points = queries.len() * emitted_periods as usize + 64;
 
     let mut set = tokio::task::JoinSet::new();
     for first in (0..queries.len()).step_by(MAX_QUERIES_PER_CALL) {
@@ -357,7 +378,7 @@ pub async fn fetch(
                         points.push(Point {
                             metric: SmolStr::new_static(q.metric.name),
                             unit,
-                            stat: q.stat.1,
+                            stat: q.stat,
                             period_s: period as u32,
                             ts: ts(end),
                             value,

@@ -194,15 +194,15 @@ fn default_billed_every() -> DurationStr {
     DurationStr(Duration::from_secs(6 * 3600))
 }
 
-/// A stat the config allows: its config name, CloudWatch statistic, and record stat.
-fn parse_stat(s: &str) -> Option<(&'static str, Stat)> {
+/// A stat the config allows (`metrics::statistic` names it for CloudWatch).
+fn parse_stat(s: &str) -> Option<Stat> {
     Some(match s {
-        "avg" => ("Average", Stat::Avg),
-        "max" => ("Maximum", Stat::Max),
-        "min" => ("Minimum", Stat::Min),
-        "sum" => ("Sum", Stat::Sum),
-        "count" => ("SampleCount", Stat::Count),
-        "p95" => ("p95", Stat::P95),
+        "avg" => Stat::Avg,
+        "max" => Stat::Max,
+        "min" => Stat::Min,
+        "sum" => Stat::Sum,
+        "count" => Stat::Count,
+        "p95" => Stat::P95,
         _ => return None,
     })
 }
@@ -311,7 +311,7 @@ fn build(raw: &RawConfig<'_>, ctx: &BuildContext) -> Result<Box<dyn Collector>, 
 /// The checked config, shared with the account × region tasks.
 struct Shared {
     cfg: AwsConfig,
-    stats: Vec<(&'static str, Stat)>,
+    stats: Vec<Stat>,
     services: BTreeSet<Service>,
     /// EC2 CloudWatch names asked for.
     ec2_metrics: BTreeSet<&'static str>,

@@ -178,7 +178,7 @@ fn config_defaults_and_errors() {
     let c = collector("");
     assert_eq!(
         c.shared.stats,
-        vec![("Average", Stat::Avg), ("Maximum", Stat::Max)]
+        vec![Stat::Avg, Stat::Max]
     );
     assert_eq!(c.shared.services.len(), 6);
     assert_eq!(c.shared.ec2_metrics.len(), 14);
@@ -188,12 +188,7 @@ fn config_defaults_and_errors() {
     let c = collector(r#"stats = ["p95", "count", "sum", "min"]"#);
     assert_eq!(
         c.shared.stats,
-        vec![
-            ("p95", Stat::P95),
-            ("SampleCount", Stat::Count),
-            ("Sum", Stat::Sum),
-            ("Minimum", Stat::Min)
-        ]
+        vec![Stat::P95, Stat::Count, Stat::Sum, Stat::Min]
     );
     let e = config_error(r#"stats = ["avg", "median"]"#);
     assert!(e.message.contains("unknown stat \"median\""), "{e}");

@@ -287,6 +287,21 @@ where
                 format!("{api}: Cost Explorer has no data for this account yet (DataUnavailableException): enable Cost Explorer in the Billing and Cost Management console (its first data appears within about 24 hours); for a member account of an organization, the management account may also have to allow member accounts to use it")
             },
         )),
+        // An account that never turned Cost Explorer on answers AccessDeniedException "User
+        // not enabled for cost explorer access" (seen in public reports of this error):
+        // no IAM grant fixes that, so it must not read as a missing permission.
+        Some("AccessDeniedException")
+            if e
+                .message()
+                .unwrap_or_default()
+                .to_ascii_lowercase()
+                .contains("not enabled for cost explorer") =>
+        {
+            Some((
+                ErrorKind::Other,
+                format!("{api}: Cost Explorer is not enabled for this account (\"User not enabled for cost explorer access\"): enable it in the Billing and Cost Management console (Cost Explorer → Launch Cost Explorer; data appears within about 24 hours); for a member account, the organization's management account must enable it"),
+            ))
+        }
         Some("BillExpirationException") => Some((
             ErrorKind::Other,
             format!("{api}: the period asked for is older than the billing history Cost Explorer keeps (BillExpirationException; 13 months by default): read fewer days"),

@@ -497,12 +497,17 @@ async fn resource_data_not_enabled_says_where_to_enable_it() {
 
 #[tokio::test]
 async fn unavailable_and_expired_data_say_what_to_do() {
-    for (code, says) in [
-        ("DataUnavailableException", "enable Cost Explorer"),
-        ("BillExpirationException", "read fewer days"),
-        ("RequestChangedException", "next run reads it again"),
+    for (code, message, says) in [
+        ("DataUnavailableException", "no", "enable Cost Explorer"),
+        ("BillExpirationException", "no", "read fewer days"),
+        ("RequestChangedException", "no", "next run reads it again"),
+        (
+            "AccessDeniedException",
+            "User not enabled for cost explorer access",
+            "Cost Explorer is not enabled for this account",
+        ),
     ] {
-        let (url, _) = stand_in(move |_, _| error(code, "no")).await;
+        let (url, _) = stand_in(move |_, _| error(code, message)).await;
         let q = BilledQuery {
             resource_costs: false,
             ..window_query()
@@ -512,7 +517,8 @@ async fn unavailable_and_expired_data_say_what_to_do() {
         assert!(costs.is_empty());
         assert_eq!(errors.len(), 1, "{code}: {errors:?}");
         let m = &errors[0].message;
-        assert!(m.contains(code) && m.contains(says), "{code}: {m}");
+        assert!(m.contains(says), "{code}: {m}");
+        assert!(!m.contains("grant the IAM action"), "{code}: {m}");
         assert_eq!(errors[0].context["api"], "GetCostAndUsage");
     }
 }
