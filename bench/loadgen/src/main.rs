@@ -149,7 +149,7 @@ fn skymeter_bodies(samples: &[Sample], batch: usize, long: &[(i64, f64)]) -> Vec
         period_s: 60,
         ts: ts(t),
         value,
-        resource: r,
+        resource: r.into(),
         labels: Default::default(),
     };
     let mut bodies = Vec::new();

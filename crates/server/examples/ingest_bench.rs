@@ -56,7 +56,8 @@ fn batch(points: usize, seed: usize) -> Batch {
                     account: "123456789012".into(),
                     region: "us-east-1".into(),
                     id: format!("i-0abc{:08x}", (i / 4) % 50).into(),
-                },
+                }
+                .into(),
                 labels: labels.into(),
             }
         })

@@ -19,6 +19,7 @@
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 use skymeter_model::{Batch, Labels, Point, PointLabels, ResourceRef, SmolStr, Stat, Unit};
+use std::sync::Arc;
 
 /// The batch in `bytes`, or `None` when the fast path cannot tell (parse with serde_json).
 pub fn parse_batch(bytes: &[u8]) -> Option<Batch> {
@@ -29,6 +30,7 @@ pub fn parse_batch(bytes: &[u8]) -> Option<Batch> {
         s: text,
         b: bytes,
         i: 0,
+        last_resource: None,
     };
     let batch = p.batch()?;
     p.ws();
@@ -53,6 +55,9 @@ struct Parser<'a> {
     s: &'a str,
     b: &'a [u8],
     i: usize,
+    /// The previous point's resource: collectors write a resource's points one after
+    /// another, so they share one allocation, as they did in the collector.
+    last_resource: Option<Arc<ResourceRef>>,
 }
 
 fn set<T>(slot: &mut Option<T>, v: T) -> Option<()> {
@@ -304,9 +309,20 @@ impl<'a> Parser<'a> {
             period_s: period_s?,
             ts: ts?,
             value: value?,
-            resource: resource?,
+            resource: self.shared(resource?),
             labels: labels.map(PointLabels::from).unwrap_or_default(),
         })
+    }
+
+    fn shared(&mut self, r: ResourceRef) -> Arc<ResourceRef> {
+        match &self.last_resource {
+            Some(last) if **last == r => last.clone(),
+            _ => {
+                let r = Arc::new(r);
+                self.last_resource = Some(r.clone());
+                r
+            }
+        }
     }
 
     fn resource(&mut self) -> Option<ResourceRef> {
@@ -501,7 +517,8 @@ mod tests {
                     },
                     region: "r".into(),
                     id: format!("i-{i}").into(),
-                },
+                }
+                .into(),
                 labels: (0..i % 3)
                     .map(|k| (format!("k{k}"), format!("v{i}")))
                     .collect(),

@@ -46,7 +46,8 @@ fn point(series: usize, i: usize) -> Point {
             account: "123456789012".into(),
             region: "us-east-1".into(),
             id: format!("i-{series:017x}").into(),
-        },
+        }
+        .into(),
         labels: Default::default(),
     }
 }

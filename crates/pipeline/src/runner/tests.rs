@@ -22,7 +22,8 @@ impl Collector for Fixed {
                 account: Default::default(),
                 region: Default::default(),
                 id: "r".into(),
-            },
+            }
+            .into(),
             labels: Default::default(),
         });
         Ok(())

@@ -50,7 +50,12 @@ impl RateState {
 
     /// Starts turning the readings of one collection, read at `now_s` (seconds on a
     /// monotonic clock), into points for `resource` at `ts`.
-    pub fn begin(&mut self, now_s: f64, resource: ResourceRef, ts: DateTime<Utc>) -> Emitter<'_> {
+    pub fn begin(
+        &mut self,
+        now_s: f64,
+        resource: std::sync::Arc<ResourceRef>,
+        ts: DateTime<Utc>,
+    ) -> Emitter<'_> {
         let period_s = self
             .last_at
             .map(|prev| (now_s - prev).round().max(1.0) as u32)
@@ -71,7 +76,7 @@ pub struct Emitter<'s> {
     state: &'s mut RateState,
     now_s: f64,
     period_s: u32,
-    resource: ResourceRef,
+    resource: std::sync::Arc<ResourceRef>,
     ts: DateTime<Utc>,
     counters: usize,
 }
@@ -157,7 +162,7 @@ mod tests {
         };
         let mut state = RateState::new();
         let mut out = Vec::new();
-        let mut e = state.begin(100.0, res.clone(), ts);
+        let mut e = state.begin(100.0, res.clone().into(), ts);
         e.push(reading("g", 5.0, gauge), &mut out);
         e.push(reading("g", f64::NAN, gauge), &mut out);
         e.push(reading("c", 1000.0, counter), &mut out);
@@ -170,7 +175,7 @@ mod tests {
         );
 
         out.clear();
-        let mut e = state.begin(102.4, res, ts);
+        let mut e = state.begin(102.4, res.into(), ts);
         e.push(reading("c", 1480.0, counter), &mut out);
         e.finish();
         assert_eq!(out.len(), 1);

@@ -63,7 +63,7 @@ pub fn point(metric: &str, value: f64, at: &str, labels: &[(&str, &str)]) -> Poi
         period_s: 0,
         ts: ts(at),
         value,
-        resource: resource("h1"),
+        resource: resource("h1").into(),
         labels: labels_of(labels).into(),
     }
 }

@@ -110,7 +110,7 @@ fn series_key(p: &Point) -> SeriesKey {
         metric: p.metric.to_string(),
         unit: p.unit,
         stat: p.stat,
-        resource: p.resource.clone(),
+        resource: (*p.resource).clone(),
         labels: p.labels.clone().into(),
     }
 }
@@ -632,7 +632,7 @@ pub fn point(metric: &str, stat: Stat, ts: DateTime<Utc>, value: f64, r: &Resour
         period_s: 60,
         ts,
         value,
-        resource: r.clone(),
+        resource: r.clone().into(),
         labels: Default::default(),
     }
 }

@@ -46,7 +46,7 @@ pub fn point_is(p: &Point, k: &SeriesKey) -> bool {
     p.metric == k.metric
         && p.unit == k.unit
         && p.stat == k.stat
-        && p.resource == k.resource
+        && *p.resource == k.resource
         && *p.labels == k.labels
 }
 
@@ -55,7 +55,7 @@ pub fn key_of(p: &Point) -> SeriesKey {
         metric: p.metric.to_string(),
         unit: p.unit,
         stat: p.stat,
-        resource: p.resource.clone(),
+        resource: (*p.resource).clone(),
         labels: (*p.labels).clone(),
     }
 }

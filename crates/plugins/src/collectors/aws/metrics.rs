@@ -247,7 +247,8 @@ pub async fn fetch(
     // What every point repeats, made once: the points of a large collection are most of its
     // memory, and each then holds copies of small inline strings and a shared label set
     // instead of allocations of its own (see `docs/benchmarks.md`).
-    let refs: Arc<Vec<ResourceRef>> = Arc::new(resources.iter().map(Resource::reference).collect());
+    let refs: Arc<Vec<Arc<ResourceRef>>> =
+        Arc::new(resources.iter().map(|r| Arc::new(r.reference())).collect());
     let mut by_metric: HashMap<usize, PointLabels> = HashMap::new();
     for q in queries.iter() {
         by_metric

@@ -874,7 +874,8 @@ fn self_point(name: &str, unit: Unit, value: f64, at: DateTime<Utc>, api: Option
             account: Default::default(),
             region: Default::default(),
             id: "skymeter-aws-collector".into(),
-        },
+        }
+        .into(),
         labels: api
             .map(|a| [("api", a)].into_iter().collect())
             .unwrap_or_default(),

@@ -176,10 +176,7 @@ fn window_is_aligned_to_the_period() {
 #[test]
 fn config_defaults_and_errors() {
     let c = collector("");
-    assert_eq!(
-        c.shared.stats,
-        vec![Stat::Avg, Stat::Max]
-    );
+    assert_eq!(c.shared.stats, vec![Stat::Avg, Stat::Max]);
     assert_eq!(c.shared.services.len(), 6);
     assert_eq!(c.shared.ec2_metrics.len(), 14);
     assert_eq!(c.shared.cfg.period.0, Duration::from_secs(300));

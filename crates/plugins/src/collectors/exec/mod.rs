@@ -607,7 +607,7 @@ impl Collector for Exec {
         if !self.state.has_previous() && !self.warmup.is_zero() && has_counters(&parsed) {
             let mut e = self
                 .state
-                .begin((self.clock)(), res_ref.clone(), req.window.end);
+                .begin((self.clock)(), res_ref.clone().into(), req.window.end);
             let mut discard = Vec::new();
             for r in std::mem::take(&mut parsed.readings) {
                 e.push(r, &mut discard);
@@ -639,7 +639,9 @@ impl Collector for Exec {
         }
 
         out.resources.push(resource);
-        let mut e = self.state.begin((self.clock)(), res_ref, req.window.end);
+        let mut e = self
+            .state
+            .begin((self.clock)(), res_ref.into(), req.window.end);
         for r in parsed.readings {
             e.push(r, &mut out.points);
         }

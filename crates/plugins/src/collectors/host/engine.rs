@@ -136,7 +136,7 @@ pub struct FsStat {
 /// metrics the task did not ask for.
 pub struct Sink<'a> {
     pub ts: DateTime<Utc>,
-    pub resource: &'a ResourceRef,
+    pub resource: &'a std::sync::Arc<ResourceRef>,
     pub wants: &'a Wants,
     pub points: &'a mut Vec<Point>,
 }

@@ -117,12 +117,12 @@ impl Worker {
     /// Reads the counters once without emitting anything, so that the next collection
     /// has rates.
     pub fn prime(&mut self, wants: &Wants) {
-        let dummy = ResourceRef {
+        let dummy = std::sync::Arc::new(ResourceRef {
             provider: "host".into(),
             account: Default::default(),
             region: Default::default(),
             id: Default::default(),
-        };
+        });
         let mut points = Vec::new();
         let mut errors = Vec::new();
         let mut sink = Sink {
@@ -208,12 +208,12 @@ impl Worker {
         let hostname = uname.nodename().to_string_lossy().into_owned();
         let kernel = uname.release().to_string_lossy().into_owned();
         let id = self.settings.id.clone().unwrap_or_else(|| hostname.clone());
-        let rref = ResourceRef {
+        let rref = std::sync::Arc::new(ResourceRef {
             provider: "host".into(),
             account: Default::default(),
             region: Default::default(),
             id: id.clone().into(),
-        };
+        });
         let mut points = Vec::with_capacity(self.points_hint);
         let mut errors = Vec::new();
         let mut sink = Sink {

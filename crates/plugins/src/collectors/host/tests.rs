@@ -36,7 +36,7 @@ fn all() -> Wants {
 
 /// Runs `f` with a sink that wants everything and returns what it pushed.
 fn sunk(wants: &Wants, f: impl FnOnce(&mut Sink<'_>)) -> Vec<Point> {
-    let r = rref();
+    let r = std::sync::Arc::new(rref());
     let mut points = Vec::new();
     let mut sink = Sink {
         ts: "2026-01-01T00:00:10Z".parse().unwrap(),
@@ -806,7 +806,10 @@ async fn collects_the_live_machine() {
         (hostname.as_str(), hostname.as_str())
     );
     assert_eq!(r.attributes["memory_total"], meminfo_total_kib() * 1024);
-    assert!(out.points.iter().all(|p| p.resource == r.reference()));
+    assert!(out
+        .points
+        .iter()
+        .all(|p| p.resource == r.reference().into()));
 }
 
 // ---------------------------------------------------------------- sample

@@ -734,7 +734,7 @@ impl Collector for HttpJson {
                     continue;
                 }
             };
-            let rref = resource.reference();
+            let rref = std::sync::Arc::new(resource.reference());
             if !resources.iter().any(|r| r.id == resource.id) {
                 resources.push(resource);
             }

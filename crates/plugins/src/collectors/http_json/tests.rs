@@ -174,7 +174,7 @@ resource = {{ provider = "osv" }}
         ),
         ("osv", "service", hostport.as_str(), hostport.as_str())
     );
-    assert_eq!(p.resource, r.reference());
+    assert_eq!(p.resource, r.reference().into());
 }
 
 #[tokio::test]

@@ -91,12 +91,12 @@ pub struct Internal {
 impl Collector for Internal {
     async fn collect(&mut self, req: &CollectRequest, out: &mut Output) -> Result<(), PluginError> {
         let ts = req.window.end;
-        let resource = ResourceRef {
+        let resource = std::sync::Arc::new(ResourceRef {
             provider: "skymeter".into(),
             account: Default::default(),
             region: Default::default(),
             id: self.agent_id.clone().into(),
-        };
+        });
         if out.resources.is_empty() {
             out.resources.push(skymeter_model::Resource {
                 provider: "skymeter".into(),

@@ -365,7 +365,7 @@ impl Prometheus {
     fn health(
         &self,
         req: &CollectRequest,
-        resource: &ResourceRef,
+        resource: &std::sync::Arc<ResourceRef>,
         up: bool,
         scrape: Option<(f64, usize)>,
         out: &mut Output,
@@ -415,7 +415,7 @@ impl Collector for Prometheus {
 
     async fn collect(&mut self, req: &CollectRequest, out: &mut Output) -> Result<(), PluginError> {
         let resource = self.resource.build("service", &self.default_id, Utc::now());
-        let res_ref = resource.reference();
+        let res_ref = std::sync::Arc::new(resource.reference());
         out.resources.push(resource);
 
         let mut result = self.scrape(&req.metrics).await;

@@ -215,7 +215,7 @@ async fn first_collection_warms_up_and_gives_exact_rates_gauges_and_units() {
         (r.provider.as_str(), r.kind.as_str(), r.id.clone()),
         ("custom", "service", format!("127.0.0.1:{port}"))
     );
-    assert_eq!(out.points[0].resource, r.reference());
+    assert_eq!(out.points[0].resource, r.reference().into());
     let samples = out
         .points
         .iter()

@@ -212,7 +212,7 @@ impl Aggregate {
                         period_s: self.window_s,
                         ts,
                         value,
-                        resource: key.resource.clone(),
+                        resource: key.resource.clone().into(),
                         labels: key.labels.clone().into(),
                     });
                 }
@@ -239,7 +239,7 @@ impl Processor for Aggregate {
             }
             let key = SeriesKey {
                 metric: p.metric.to_string(),
-                resource: p.resource.clone(),
+                resource: (*p.resource).clone(),
                 labels: p.labels.clone().into(),
                 unit: p.unit,
             };

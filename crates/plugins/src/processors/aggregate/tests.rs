@@ -89,7 +89,7 @@ fn every_stat_per_series_in_window_then_series_order() {
             .unwrap();
     let at = "2026-11-22T10:03:00Z";
     let mut other = point("disk.used", 10.0, at, &[("device", "sda")]);
-    other.resource = resource("h2");
+    other.resource = resource("h2").into();
     let b = run(
         &mut *agg,
         vec![

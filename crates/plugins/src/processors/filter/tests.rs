@@ -106,8 +106,8 @@ fn label_matchers_are_anded_and_regexes_anchored() {
 #[test]
 fn resource_fields_and_metric_name_can_be_matched() {
     let mut b = disks();
-    b.points[1].resource = resource("h2");
-    b.points[2].resource.region = "us-east-1".into();
+    b.points[1].resource = resource("h2").into();
+    std::sync::Arc::make_mut(&mut b.points[2].resource).region = "us-east-1".into();
     let mut f = build_from(
         r#"labels = ['resource_id="h1"', 'region=~"eu-.*"', 'provider="host"', 'account!="x"', '__name__=~"disk\.used"']"#,
     )
@@ -166,9 +166,9 @@ fn kinds_drop_resources_and_their_points_in_the_same_batch() {
         host_resource("h1", "host"),
         host_resource("c1", "k8s.cluster"),
     ];
-    b.points[0].resource = resource("c1");
+    b.points[0].resource = resource("c1").into();
     // A point of a resource that is not in this batch: its kind is unknown, it stays.
-    b.points[1].resource = resource("elsewhere");
+    b.points[1].resource = resource("elsewhere").into();
     let mut f = build_from("kinds = [\"host\", \"compute.*\"]").unwrap();
     f.process(&mut b);
     let ids: Vec<&str> = b.resources.iter().map(|r| r.id.as_str()).collect();

@@ -49,7 +49,7 @@ pub fn point(metric: &str, res: &str, at: DateTime<Utc>, value: f64) -> Point {
         period_s: 60,
         ts: at,
         value,
-        resource: rref(res),
+        resource: rref(res).into(),
         labels: Default::default(),
     }
 }

@@ -272,7 +272,8 @@ fn point(
             account: r.account.clone().into(),
             region: r.region.clone().into(),
             id: r.id.clone().into(),
-        },
+        }
+        .into(),
         labels: labels.into(),
     }
 }
