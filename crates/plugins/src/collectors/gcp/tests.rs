@@ -1,0 +1,1 @@
+//! Tests of the gcp collector against local servers.
