@@ -68,7 +68,12 @@ pub struct BilledQuery {
 
 impl BilledQuery {
     /// The last `days` days up to today included (UTC).
-    pub fn new(table: TableName, job_project: Option<String>, now: DateTime<Utc>, days: u32) -> Self {
+    pub fn new(
+        table: TableName,
+        job_project: Option<String>,
+        now: DateTime<Utc>,
+        days: u32,
+    ) -> Self {
         let end = now.date_naive() + Days::new(1);
         BilledQuery {
             job_project: job_project.unwrap_or_else(|| table.project.clone()),
@@ -167,7 +172,12 @@ struct Cell {
 /// Runs the query and reads every page. Returns every cost line, or the error of the call
 /// that failed (a partial result would under-report a day).
 pub async fn billed_costs(api: &Api, q: &BilledQuery) -> Result<Vec<Cost>, PluginError> {
-    let ctx = |e: PluginError| e.with("billing_export_table", format!("{}.{}.{}", q.table.project, q.table.dataset, q.table.table));
+    let ctx = |e: PluginError| {
+        e.with(
+            "billing_export_table",
+            format!("{}.{}.{}", q.table.project, q.table.dataset, q.table.table),
+        )
+    };
     let base = api.url(
         "bigquery.googleapis.com",
         &format!("/bigquery/v2/projects/{}/queries", q.job_project),
@@ -180,7 +190,10 @@ pub async fn billed_costs(api: &Api, q: &BilledQuery) -> Result<Vec<Cost>, Plugi
         ))
     })?;
     let url = format!("{base}/{}", job.job_id);
-    let mut params: Vec<(&str, String)> = vec![("maxResults", "10000".into()), ("timeoutMs", "60000".into())];
+    let mut params: Vec<(&str, String)> = vec![
+        ("maxResults", "10000".into()),
+        ("timeoutMs", "60000".into()),
+    ];
     if let Some(l) = &job.location {
         params.push(("location", l.clone()));
     }
@@ -230,7 +243,10 @@ fn to_cost(columns: &[String], row: &Row) -> Option<Cost> {
     };
     let text = |name: &str| get(name).and_then(Value::as_str).map(str::to_string);
     let num = |name: &str| {
-        get(name).and_then(|v| v.as_f64().or_else(|| v.as_str().and_then(|s| s.parse().ok())))
+        get(name).and_then(|v| {
+            v.as_f64()
+                .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+        })
     };
     let day = NaiveDate::parse_from_str(&text("day")?, "%Y-%m-%d").ok()?;
     let cost = num("cost").unwrap_or(0.0);
@@ -288,26 +304,42 @@ mod tests {
 
     #[test]
     fn table_names() {
-        let t = TableName::parse("my-billing.billing.gcp_billing_export_v1_01AB_02CD_03EF").unwrap();
+        let t =
+            TableName::parse("my-billing.billing.gcp_billing_export_v1_01AB_02CD_03EF").unwrap();
         assert_eq!(t.project, "my-billing");
         assert!(!t.detailed());
-        assert!(TableName::parse("p.d.gcp_billing_export_resource_v1_X").unwrap().detailed());
+        assert!(TableName::parse("p.d.gcp_billing_export_resource_v1_X")
+            .unwrap()
+            .detailed());
         assert!(TableName::parse("p.d").is_none());
         assert!(TableName::parse("p.d.t`; DROP").is_none());
     }
 
     #[test]
     fn query_days_and_sql() {
-        let now = DateTime::parse_from_rfc3339("2024-03-10T12:00:00Z").unwrap().to_utc();
-        let q = BilledQuery::new(TableName::parse("p.d.gcp_billing_export_resource_v1_X").unwrap(), None, now, 3);
+        let now = DateTime::parse_from_rfc3339("2024-03-10T12:00:00Z")
+            .unwrap()
+            .to_utc();
+        let q = BilledQuery::new(
+            TableName::parse("p.d.gcp_billing_export_resource_v1_X").unwrap(),
+            None,
+            now,
+            3,
+        );
         assert_eq!(q.start.to_string(), "2024-03-08");
         assert_eq!(q.end.to_string(), "2024-03-11");
         assert_eq!(q.job_project, "p");
         let sql = q.sql();
-        assert!(sql.contains("FROM `p.d.gcp_billing_export_resource_v1_X`"), "{sql}");
+        assert!(
+            sql.contains("FROM `p.d.gcp_billing_export_resource_v1_X`"),
+            "{sql}"
+        );
         assert!(sql.contains("resource.global_name AS resource"), "{sql}");
         let b = q.body();
-        assert_eq!(b["queryParameters"][0]["parameterValue"]["value"], "2024-03-08");
+        assert_eq!(
+            b["queryParameters"][0]["parameterValue"]["value"],
+            "2024-03-08"
+        );
         assert_eq!(b["useLegacySql"], false);
     }
 }

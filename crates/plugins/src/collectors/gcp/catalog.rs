@@ -122,7 +122,15 @@ const fn counter(
     GcpMetric {
         sum_unit,
         reduce: true,
-        ..m(Target::Instance, metric_type, name, unit, Shape::Counter, 1.0, "1 (DELTA)")
+        ..m(
+            Target::Instance,
+            metric_type,
+            name,
+            unit,
+            Shape::Counter,
+            1.0,
+            "1 (DELTA)",
+        )
     }
 }
 

@@ -163,14 +163,21 @@ impl Api {
                 let bytes = resp.bytes().await.map_err(|e| {
                     PluginError::new(
                         ErrorKind::Unavailable,
-                        format!("{}: reading the answer failed: {}", call.api, reqwest_text(&e)),
+                        format!(
+                            "{}: reading the answer failed: {}",
+                            call.api,
+                            reqwest_text(&e)
+                        ),
                     )
                     .with("api", call.api)
                 })?;
                 return serde_json::from_slice(&bytes).map_err(|e| {
                     PluginError::new(
                         ErrorKind::BadResponse,
-                        format!("{} answered JSON that is not the documented shape: {e}", call.api),
+                        format!(
+                            "{} answered JSON that is not the documented shape: {e}",
+                            call.api
+                        ),
                     )
                     .with("api", call.api)
                 });

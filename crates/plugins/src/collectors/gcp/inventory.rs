@@ -173,9 +173,10 @@ const COMPUTE: &str = "compute.googleapis.com";
 
 /// Compute Engine instances (instances.aggregatedList, every page).
 pub async fn instances(scope: &Scope<'_>) -> Result<Vec<Resource>, PluginError> {
-    let url = scope
-        .api
-        .url(COMPUTE, &format!("/compute/v1{}", scope.path("/aggregated/instances")));
+    let url = scope.api.url(
+        COMPUTE,
+        &format!("/compute/v1{}", scope.path("/aggregated/instances")),
+    );
     let query = [
         ("maxResults", "500".to_string()),
         ("returnPartialSuccess", "true".to_string()),
@@ -194,10 +195,15 @@ pub async fn instances(scope: &Scope<'_>) -> Result<Vec<Resource>, PluginError> 
                 let attrs = Attrs::default()
                     .s(
                         "instance_type",
-                        i["machineType"].as_str().map(|t| last_segment(t).to_string()),
+                        i["machineType"]
+                            .as_str()
+                            .map(|t| last_segment(t).to_string()),
                     )
                     .s("state", i["status"].as_str().map(gce_state))
-                    .s("availability_zone", Some(zone.clone()).filter(|z| !z.is_empty()))
+                    .s(
+                        "availability_zone",
+                        Some(zone.clone()).filter(|z| !z.is_empty()),
+                    )
                     .s("private_ip", str_of(&nic["networkIP"]))
                     .s("public_ip", str_of(&nic["accessConfigs"][0]["natIP"]))
                     .s("launch_time", str_of(&i["creationTimestamp"]))
@@ -221,14 +227,20 @@ pub async fn instances(scope: &Scope<'_>) -> Result<Vec<Resource>, PluginError> 
 
 /// Fills `vcpus` and `memory_mib` of instances from machineTypes.aggregatedList (one listing
 /// per project, every page). Custom machine types (`custom-4-8192`) are read from the name.
-pub async fn machine_types(scope: &Scope<'_>, instances: &mut [Resource]) -> Result<(), PluginError> {
-    let needed = instances.iter().any(|r| r.attributes.contains_key("instance_type"));
+pub async fn machine_types(
+    scope: &Scope<'_>,
+    instances: &mut [Resource],
+) -> Result<(), PluginError> {
+    let needed = instances
+        .iter()
+        .any(|r| r.attributes.contains_key("instance_type"));
     if !needed {
         return Ok(());
     }
-    let url = scope
-        .api
-        .url(COMPUTE, &format!("/compute/v1{}", scope.path("/aggregated/machineTypes")));
+    let url = scope.api.url(
+        COMPUTE,
+        &format!("/compute/v1{}", scope.path("/aggregated/machineTypes")),
+    );
     let query = [
         ("maxResults", "500".to_string()),
         ("returnPartialSuccess", "true".to_string()),
@@ -255,8 +267,10 @@ pub async fn machine_types(scope: &Scope<'_>, instances: &mut [Resource]) -> Res
         };
         let shape = types.get(t).copied().or_else(|| custom_shape(t));
         if let Some((cpus, mem)) = shape {
-            r.attributes.insert("vcpus".into(), Value::from(cpus as i64));
-            r.attributes.insert("memory_mib".into(), Value::from(mem as i64));
+            r.attributes
+                .insert("vcpus".into(), Value::from(cpus as i64));
+            r.attributes
+                .insert("memory_mib".into(), Value::from(mem as i64));
         }
     }
     Ok(())
@@ -272,9 +286,10 @@ fn custom_shape(t: &str) -> Option<(f64, f64)> {
 
 /// Persistent disks (disks.aggregatedList, zonal and regional, every page).
 pub async fn disks(scope: &Scope<'_>) -> Result<Vec<Resource>, PluginError> {
-    let url = scope
-        .api
-        .url(COMPUTE, &format!("/compute/v1{}", scope.path("/aggregated/disks")));
+    let url = scope.api.url(
+        COMPUTE,
+        &format!("/compute/v1{}", scope.path("/aggregated/disks")),
+    );
     let query = [
         ("maxResults", "500".to_string()),
         ("returnPartialSuccess", "true".to_string()),
@@ -531,18 +546,20 @@ pub async fn buckets(scope: &Scope<'_>) -> Result<Vec<Resource>, PluginError> {
                     .s("storage_class", str_of(&b["storageClass"]))
                     .s("location_type", str_of(&b["locationType"]))
                     .s("launch_time", str_of(&b["timeCreated"]));
-                out.push(scope.resource(
-                    "storage.bucket",
-                    "storage.googleapis.com/Bucket",
-                    b["location"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_ascii_lowercase(),
-                    name.clone(),
-                    name,
-                    tags,
-                    attrs,
-                ));
+                out.push(
+                    scope.resource(
+                        "storage.bucket",
+                        "storage.googleapis.com/Bucket",
+                        b["location"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_ascii_lowercase(),
+                        name.clone(),
+                        name,
+                        tags,
+                        attrs,
+                    ),
+                );
             }
         })
         .await?;

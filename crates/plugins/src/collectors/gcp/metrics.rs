@@ -237,7 +237,9 @@ pub async fn fetch(
                             if t <= f.window.emit_after || t > f.window.end {
                                 continue;
                             }
-                            let Some(native) = p.value.get() else { continue };
+                            let Some(native) = p.value.get() else {
+                                continue;
+                            };
                             let (value, unit) =
                                 catalog::convert(q.metric, q.stat, native, f.sample_interval);
                             if !value.is_finite() {
@@ -288,7 +290,7 @@ mod tests {
     #[test]
     fn window_is_aligned_and_delayed() {
         // 10:07:30 − 5 min delay → ends 10:00; asks 2 periods, emits the last one.
-        let w = metric_window(36_150 - 300, 36_450, 300, 300);
+        let w = metric_window(36_450 - 300, 36_450, 300, 300);
         assert_eq!(w.end, 36_000);
         assert_eq!(w.start, 36_000 - 600);
         assert_eq!(w.emit_after, 36_000 - 300);
@@ -312,7 +314,10 @@ mod tests {
         };
         let p = query_params(&q, w, 300);
         let get = |k: &str| -> Vec<&str> {
-            p.iter().filter(|(n, _)| *n == k).map(|(_, v)| v.as_str()).collect()
+            p.iter()
+                .filter(|(n, _)| *n == k)
+                .map(|(_, v)| v.as_str())
+                .collect()
         };
         assert_eq!(
             get("filter"),

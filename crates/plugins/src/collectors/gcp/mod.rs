@@ -26,6 +26,8 @@ pub mod billing;
 pub mod calls;
 pub mod catalog;
 pub mod client;
+#[cfg(test)]
+mod fake_server;
 pub mod inventory;
 pub mod metrics;
 #[cfg(test)]
@@ -323,12 +325,15 @@ impl Gcp {
             return Ok(t.clone());
         }
         let t: TokenSource = match &self.cfg.credentials_file {
-            Some(path) => Arc::new(
-                gcp_auth::CustomServiceAccount::from_file(path).map_err(|e| {
-                    auth_error("the service-account key of `credentials_file` could not be read", &e)
-                        .with("credentials_file", path.as_str())
-                })?,
-            ),
+            Some(path) => Arc::new(gcp_auth::CustomServiceAccount::from_file(path).map_err(
+                |e| {
+                    auth_error(
+                        "the service-account key of `credentials_file` could not be read",
+                        &e,
+                    )
+                    .with("credentials_file", path.as_str())
+                },
+            )?),
             None => gcp_auth::provider()
                 .await
                 .map_err(|e| auth_error("no Application Default Credentials found", &e))?,
@@ -488,8 +493,10 @@ impl Collector for Gcp {
             calls.clone(),
             cfg.max_attempts,
         ));
-        let wanted: Vec<&'static GcpMetric> =
-            CATALOG.iter().filter(|m| req.metrics.matches(m.name)).collect();
+        let wanted: Vec<&'static GcpMetric> = CATALOG
+            .iter()
+            .filter(|m| req.metrics.matches(m.name))
+            .collect();
         let period = cfg.period.0.as_secs() as i64;
         let job = ProjectJob {
             cfg: cfg.clone(),
@@ -586,7 +593,13 @@ impl Gcp {
     /// Self-accounting: calls per API in the log and as points; in a dry run,
     /// `gcp.planned_calls` carries the discovery calls made and the timeSeries.list calls
     /// planned.
-    fn self_metrics(&self, req: &CollectRequest, out: &mut Output, calls: &ApiCalls, planned: usize) {
+    fn self_metrics(
+        &self,
+        req: &CollectRequest,
+        out: &mut Output,
+        calls: &ApiCalls,
+        planned: usize,
+    ) {
         let dry = self.cfg.dry_run;
         let snapshot = calls.snapshot();
         tracing::info!(
@@ -598,14 +611,16 @@ impl Gcp {
         let at = req.window.end;
         if req.metrics.matches("gcp.api_calls") {
             for (api, n) in &snapshot {
-                out.points.push(self_point("gcp.api_calls", *n as f64, at, api));
+                out.points
+                    .push(self_point("gcp.api_calls", *n as f64, at, api));
             }
         }
         if dry && req.metrics.matches("gcp.planned_calls") {
             let mut plan: BTreeMap<&str, u64> = snapshot.iter().copied().collect();
             plan.insert(metrics::TIME_SERIES.api, planned as u64);
             for (api, n) in plan {
-                out.points.push(self_point("gcp.planned_calls", n as f64, at, api));
+                out.points
+                    .push(self_point("gcp.planned_calls", n as f64, at, api));
             }
         }
     }
