@@ -70,6 +70,9 @@ pub struct Billing {
     pub page_size: usize,
 }
 
+/// A scripted answer: HTTP status and `Retry-After` seconds.
+pub type Scripted = (u16, Option<u64>);
+
 #[derive(Default)]
 pub struct State {
     pub projects: Mutex<HashMap<String, Project>>,
@@ -81,7 +84,7 @@ pub struct State {
     pub assertions: Mutex<Vec<String>>,
     /// Scripted answers: the first entry whose needle the path contains answers with its
     /// next (status, Retry-After seconds) until its queue is empty.
-    pub failures: Mutex<Vec<(String, VecDeque<(u16, Option<u64>)>)>>,
+    pub failures: Mutex<Vec<(String, VecDeque<Scripted>)>>,
 }
 
 impl State {

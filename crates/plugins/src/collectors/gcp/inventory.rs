@@ -398,15 +398,15 @@ fn memory_mb(s: &str) -> Option<f64> {
     let idx = s.find(|c: char| !c.is_ascii_digit() && c != '.')?;
     let (n, unit) = s.split_at(idx);
     let n: f64 = n.parse().ok()?;
-    Some(match unit {
+    let mb = match unit {
         "M" => n,
         "Mi" => n * 1.048_576,
         "G" => n * 1000.0,
-        "Gi" => n * 1073.741_824,
+        "Gi" => n * 1_073.741_824,
         "k" | "K" => n / 1000.0,
         _ => return None,
-    })
-    .map(f64::round)
+    };
+    Some(mb.round())
 }
 
 /// Cloud Functions of every location (v2 `locations/-/functions`, every page). The id is
