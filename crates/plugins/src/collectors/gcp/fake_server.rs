@@ -75,7 +75,7 @@ pub type Scripted = (u16, Option<u64>);
 
 #[derive(Default)]
 pub struct State {
-    pub projects: Mutex<HashMap<String, Project>>,
+    pub projects: Mutex<HashMap<String, Arc<Project>>>,
     pub billing: Mutex<Billing>,
     /// Items (or series, or rows) per page of every list.
     pub page_size: Mutex<usize>,
@@ -168,7 +168,7 @@ impl FakeGcp {
             .projects
             .lock()
             .unwrap()
-            .insert(id.to_string(), p);
+            .insert(id.to_string(), Arc::new(p));
     }
 }
 
@@ -255,6 +255,18 @@ fn google_error(code: u16, path: &str, retry_after: Option<u64>) -> Response {
 
 fn handle(st: Arc<State>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
     let path = uri.path().to_string();
+    if path == "/_stats" {
+        // Requests per kind, for the benchmark's checks (not logged itself).
+        let reqs = st.requests.lock().unwrap();
+        let mut counts = serde_json::Map::new();
+        for r in reqs.iter() {
+            let kind = r.path.rsplit('/').next().unwrap_or_default().to_string();
+            let n = counts.entry(kind).or_insert(json!(0));
+            *n = json!(n.as_u64().unwrap_or(0) + 1);
+        }
+        counts.insert("total".into(), json!(reqs.len()));
+        return json_response(200, Value::Object(counts), None);
+    }
     let query = parse_form(uri.query().unwrap_or(""));
     let body = String::from_utf8_lossy(&body).into_owned();
     st.requests.lock().unwrap().push(Logged {
@@ -301,7 +313,12 @@ fn handle(st: Arc<State>, method: Method, uri: Uri, headers: HeaderMap, body: By
         return google_error(401, &path, None);
     }
     let param = |k: &str| query.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-    let page_size = *st.page_size.lock().unwrap();
+    // The server's page size, or the request's maxResults / pageSize when smaller.
+    let asked = param("maxResults")
+        .or_else(|| param("pageSize"))
+        .and_then(|n| n.parse::<usize>().ok())
+        .unwrap_or(usize::MAX);
+    let page_size = (*st.page_size.lock().unwrap()).min(asked).max(1);
     let offset: usize = param("pageToken")
         .and_then(|t| t.strip_prefix("page-").map(str::to_string))
         .and_then(|t| t.parse().ok())
