@@ -7,6 +7,7 @@
 #
 #   bench/gcp_collect.sh                    # 5,000 instances, 3 runs
 #   INSTANCES=500 REPEAT=1 bench/gcp_collect.sh
+#   SKYMETER_FEATURES=gcp bench/gcp_collect.sh   # binary without the AWS collector
 #
 # Each run: a fresh stand-in, then `skymeter collect gcp --format json --period 300s` into a
 # file under `/usr/bin/time -v` (wall time, peak RSS, CPU). Checks: timeSeries.list first
@@ -27,7 +28,11 @@ if [ ! -x /usr/bin/time ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time >/dev/null
 fi
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/skymeter/target}"
-cargo build --release --locked -q -p skymeter -p skymeter-gcp-standin
+# SKYMETER_FEATURES=gcp builds the binary without the AWS SDK (a much shorter build).
+BUILD_FLAGS=()
+if [ -n "${SKYMETER_FEATURES:-}" ]; then BUILD_FLAGS=(--no-default-features --features "$SKYMETER_FEATURES"); fi
+cargo build --release --locked -q -p skymeter "${BUILD_FLAGS[@]}"
+cargo build --release --locked -q -p skymeter-gcp-standin
 SKYMETER="$CARGO_TARGET_DIR/release/skymeter"
 STANDIN="$CARGO_TARGET_DIR/release/skymeter-gcp-standin"
 
