@@ -5,8 +5,9 @@ mod common;
 use common::*;
 use std::time::{Duration, Instant};
 
-const ALL_PLUGINS: [&str; 14] = [
+const ALL_PLUGINS: [&str; 15] = [
     "aws",
+    "gcp",
     "internal",
     "host",
     "prometheus",

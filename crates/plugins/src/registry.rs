@@ -9,6 +9,8 @@ pub fn builtin() -> Registry {
     #[cfg(feature = "aws")]
     r.add_collector(collectors::aws::factory());
     r.add_collector(collectors::exec::factory());
+    #[cfg(feature = "gcp")]
+    r.add_collector(collectors::gcp::factory());
     r.add_collector(collectors::host::factory());
     r.add_collector(collectors::http_json::factory());
     r.add_collector(collectors::internal::factory());

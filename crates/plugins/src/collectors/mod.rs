@@ -3,6 +3,8 @@
 #[cfg(feature = "aws")]
 pub mod aws;
 pub mod exec;
+#[cfg(feature = "gcp")]
+pub mod gcp;
 pub mod host;
 pub mod http_json;
 pub mod internal;

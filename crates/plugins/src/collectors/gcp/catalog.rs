@@ -1,0 +1,427 @@
+//! The Cloud Monitoring catalog: which metric type of which monitored resource becomes which
+//! normalized metric (DESIGN §3), with which aligners, and how values are scaled.
+
+use skymeter_model::{Stat, Unit};
+
+/// The resources metrics are asked for, and the monitored-resource type they report under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Target {
+    /// `gce_instance`, series keyed by `resource.labels.instance_id`.
+    Instance,
+    /// `cloudsql_database`, keyed by `resource.labels.database_id` (`project:instance`).
+    Sql,
+    /// `cloud_function`, keyed by `resource.labels.region` + `function_name`.
+    Function,
+    /// `gcs_bucket`, keyed by `resource.labels.bucket_name`.
+    Bucket,
+}
+
+impl Target {
+    pub fn resource_type(self) -> &'static str {
+        match self {
+            Target::Instance => "gce_instance",
+            Target::Sql => "cloudsql_database",
+            Target::Function => "cloud_function",
+            Target::Bucket => "gcs_bucket",
+        }
+    }
+
+    /// The resource labels that name one resource (the `groupByFields` of a reduced query).
+    pub fn key_labels(self) -> &'static [&'static str] {
+        match self {
+            Target::Instance => &["instance_id"],
+            Target::Sql => &["database_id"],
+            Target::Function => &["region", "function_name"],
+            Target::Bucket => &["bucket_name"],
+        }
+    }
+
+    /// The resource kind (record `kind`) it applies to.
+    pub fn kind(self) -> &'static str {
+        match self {
+            Target::Instance => "compute.instance",
+            Target::Sql => "database.instance",
+            Target::Function => "function",
+            Target::Bucket => "storage.bucket",
+        }
+    }
+}
+
+/// How a metric's aligners turn into values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// A GAUGE level (utilization, connections): every stat, its aligner as is.
+    Gauge,
+    /// A DELTA count sampled every `sample_interval` (bytes, packets, ops): avg = ALIGN_RATE
+    /// (per second over the alignment period); max/min/p95 = ALIGN_MAX/MIN/PERCENTILE_95 of
+    /// the per-sample deltas ÷ `sample_interval` (per second); sum = ALIGN_SUM (the period's
+    /// total, `sum_unit`); count = ALIGN_COUNT (samples).
+    Counter,
+    /// A DELTA count of events (function executions): one ALIGN_SUM query whatever `stats`
+    /// says, emitted as stat `sum`.
+    Total,
+    /// A DELTA distribution (execution times): avg = ALIGN_MEAN, p95 = ALIGN_PERCENTILE_95;
+    /// other stats are not asked.
+    Distribution,
+    /// A slowly changing level (bucket size, object count): one ALIGN_MEAN query, stat `avg`.
+    Level,
+}
+
+/// One Cloud Monitoring metric of the catalog.
+#[derive(Debug, Clone, Copy)]
+pub struct GcpMetric {
+    pub target: Target,
+    /// The metric type, e.g. `compute.googleapis.com/instance/cpu/utilization`.
+    pub metric_type: &'static str,
+    /// The normalized name.
+    pub name: &'static str,
+    pub unit: Unit,
+    /// Unit of `sum` for counters (the total over the period).
+    pub sum_unit: Unit,
+    pub shape: Shape,
+    /// Multiplier from the native unit (ratio → percent: 100; ns → ms: 1e-6).
+    pub scale: f64,
+    /// Added to the filter (` AND metric.labels.state = "used"`).
+    pub extra_filter: &'static str,
+    /// Several series per resource (one per disk, interface, status, storage class): summed
+    /// with `crossSeriesReducer = REDUCE_SUM` grouped by the target's key labels.
+    pub reduce: bool,
+    /// The native unit, for the README and `skymeter metrics`.
+    pub native_unit: &'static str,
+}
+
+const fn m(
+    target: Target,
+    metric_type: &'static str,
+    name: &'static str,
+    unit: Unit,
+    shape: Shape,
+    scale: f64,
+    native_unit: &'static str,
+) -> GcpMetric {
+    GcpMetric {
+        target,
+        metric_type,
+        name,
+        unit,
+        sum_unit: unit,
+        shape,
+        scale,
+        extra_filter: "",
+        reduce: false,
+        native_unit,
+    }
+}
+
+const fn counter(
+    metric_type: &'static str,
+    name: &'static str,
+    unit: Unit,
+    sum_unit: Unit,
+) -> GcpMetric {
+    GcpMetric {
+        sum_unit,
+        reduce: true,
+        ..m(
+            Target::Instance,
+            metric_type,
+            name,
+            unit,
+            Shape::Counter,
+            1.0,
+            "1 (DELTA)",
+        )
+    }
+}
+
+pub const CATALOG: [GcpMetric; 17] = [
+    m(
+        Target::Instance,
+        "compute.googleapis.com/instance/cpu/utilization",
+        "cpu.utilization",
+        Unit::Percent,
+        Shape::Gauge,
+        100.0,
+        "10^2.% (ratio 0–1)",
+    ),
+    GcpMetric {
+        extra_filter: " AND metric.labels.state = \"used\"",
+        ..m(
+            Target::Instance,
+            "agent.googleapis.com/memory/percent_used",
+            "memory.usage",
+            Unit::Percent,
+            Shape::Gauge,
+            1.0,
+            "% (Ops Agent)",
+        )
+    },
+    counter(
+        "compute.googleapis.com/instance/disk/read_ops_count",
+        "disk.read_iops",
+        Unit::CountPerSecond,
+        Unit::Count,
+    ),
+    counter(
+        "compute.googleapis.com/instance/disk/write_ops_count",
+        "disk.write_iops",
+        Unit::CountPerSecond,
+        Unit::Count,
+    ),
+    counter(
+        "compute.googleapis.com/instance/disk/read_bytes_count",
+        "disk.read_throughput",
+        Unit::BytesPerSecond,
+        Unit::Bytes,
+    ),
+    counter(
+        "compute.googleapis.com/instance/disk/write_bytes_count",
+        "disk.write_throughput",
+        Unit::BytesPerSecond,
+        Unit::Bytes,
+    ),
+    counter(
+        "compute.googleapis.com/instance/network/received_bytes_count",
+        "network.received_throughput",
+        Unit::BytesPerSecond,
+        Unit::Bytes,
+    ),
+    counter(
+        "compute.googleapis.com/instance/network/sent_bytes_count",
+        "network.sent_throughput",
+        Unit::BytesPerSecond,
+        Unit::Bytes,
+    ),
+    counter(
+        "compute.googleapis.com/instance/network/received_packets_count",
+        "network.received_pps",
+        Unit::CountPerSecond,
+        Unit::Count,
+    ),
+    counter(
+        "compute.googleapis.com/instance/network/sent_packets_count",
+        "network.sent_pps",
+        Unit::CountPerSecond,
+        Unit::Count,
+    ),
+    m(
+        Target::Sql,
+        "cloudsql.googleapis.com/database/cpu/utilization",
+        "cpu.utilization",
+        Unit::Percent,
+        Shape::Gauge,
+        100.0,
+        "10^2.% (ratio 0–1)",
+    ),
+    m(
+        Target::Sql,
+        "cloudsql.googleapis.com/database/memory/utilization",
+        "memory.usage",
+        Unit::Percent,
+        Shape::Gauge,
+        100.0,
+        "10^2.% (ratio 0–1)",
+    ),
+    m(
+        Target::Sql,
+        "cloudsql.googleapis.com/database/network/connections",
+        "database.connections",
+        Unit::Count,
+        Shape::Gauge,
+        1.0,
+        "1",
+    ),
+    GcpMetric {
+        reduce: true,
+        ..m(
+            Target::Function,
+            "cloudfunctions.googleapis.com/function/execution_count",
+            "function.invocations",
+            Unit::Count,
+            Shape::Total,
+            1.0,
+            "1 (DELTA)",
+        )
+    },
+    GcpMetric {
+        extra_filter: " AND metric.labels.status = \"ok\"",
+        ..m(
+            Target::Function,
+            "cloudfunctions.googleapis.com/function/execution_times",
+            "function.duration",
+            Unit::Milliseconds,
+            Shape::Distribution,
+            1e-6,
+            "ns (DELTA distribution)",
+        )
+    },
+    GcpMetric {
+        reduce: true,
+        ..m(
+            Target::Bucket,
+            "storage.googleapis.com/storage/total_bytes",
+            "storage.size",
+            Unit::Bytes,
+            Shape::Level,
+            1.0,
+            "By",
+        )
+    },
+    GcpMetric {
+        reduce: true,
+        ..m(
+            Target::Bucket,
+            "storage.googleapis.com/storage/object_count",
+            "storage.objects",
+            Unit::Count,
+            Shape::Level,
+            1.0,
+            "1",
+        )
+    },
+];
+
+/// The aligners asked for `stats` (in config order): (aligner, record stat). Empty when the
+/// shape has none of them.
+pub fn aligners(shape: Shape, stats: &[Stat]) -> Vec<(&'static str, Stat)> {
+    match shape {
+        Shape::Total => vec![("ALIGN_SUM", Stat::Sum)],
+        Shape::Level => vec![("ALIGN_MEAN", Stat::Avg)],
+        Shape::Distribution => stats
+            .iter()
+            .filter_map(|s| match s {
+                Stat::Avg => Some(("ALIGN_MEAN", Stat::Avg)),
+                Stat::P95 => Some(("ALIGN_PERCENTILE_95", Stat::P95)),
+                _ => None,
+            })
+            .collect(),
+        Shape::Gauge | Shape::Counter => stats
+            .iter()
+            .filter_map(|s| {
+                let a = match (shape, s) {
+                    (Shape::Counter, Stat::Avg) => "ALIGN_RATE",
+                    (_, Stat::Avg) => "ALIGN_MEAN",
+                    (_, Stat::Max) => "ALIGN_MAX",
+                    (_, Stat::Min) => "ALIGN_MIN",
+                    (_, Stat::Sum) => "ALIGN_SUM",
+                    (_, Stat::Count) => "ALIGN_COUNT",
+                    (_, Stat::P95) => "ALIGN_PERCENTILE_95",
+                    _ => return None,
+                };
+                Some((a, *s))
+            })
+            .collect(),
+    }
+}
+
+/// The value and unit a point of `m` aligned with `stat` becomes, from the native value.
+pub fn convert(m: &GcpMetric, stat: Stat, native: f64, sample_interval: f64) -> (f64, Unit) {
+    match (m.shape, stat) {
+        (_, Stat::Count) => (native, Unit::Count),
+        (Shape::Counter, Stat::Sum) => (native * m.scale, m.sum_unit),
+        (Shape::Counter, Stat::Max | Stat::Min | Stat::P95) => {
+            (native * m.scale / sample_interval, m.unit)
+        }
+        _ => (native * m.scale, m.unit),
+    }
+}
+
+/// The stats `skymeter metrics` lists for a shape.
+pub fn stats_of(shape: Shape) -> Vec<Stat> {
+    match shape {
+        Shape::Total => vec![Stat::Sum],
+        Shape::Level => vec![Stat::Avg],
+        Shape::Distribution => vec![Stat::Avg, Stat::P95],
+        _ => vec![
+            Stat::Avg,
+            Stat::Max,
+            Stat::Min,
+            Stat::Sum,
+            Stat::Count,
+            Stat::P95,
+        ],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aligners_follow_the_shape() {
+        let s = [Stat::Avg, Stat::Max];
+        assert_eq!(
+            aligners(Shape::Gauge, &s),
+            vec![("ALIGN_MEAN", Stat::Avg), ("ALIGN_MAX", Stat::Max)]
+        );
+        assert_eq!(
+            aligners(Shape::Counter, &s),
+            vec![("ALIGN_RATE", Stat::Avg), ("ALIGN_MAX", Stat::Max)]
+        );
+        assert_eq!(aligners(Shape::Total, &s), vec![("ALIGN_SUM", Stat::Sum)]);
+        assert_eq!(
+            aligners(Shape::Distribution, &[Stat::Max, Stat::P95]),
+            vec![("ALIGN_PERCENTILE_95", Stat::P95)]
+        );
+        let all = [
+            Stat::Avg,
+            Stat::Max,
+            Stat::Min,
+            Stat::Sum,
+            Stat::Count,
+            Stat::P95,
+        ];
+        let names: Vec<&str> = aligners(Shape::Gauge, &all).iter().map(|a| a.0).collect();
+        assert_eq!(
+            names,
+            [
+                "ALIGN_MEAN",
+                "ALIGN_MAX",
+                "ALIGN_MIN",
+                "ALIGN_SUM",
+                "ALIGN_COUNT",
+                "ALIGN_PERCENTILE_95"
+            ]
+        );
+    }
+
+    #[test]
+    fn conversions() {
+        let cpu = &CATALOG[0];
+        assert_eq!(convert(cpu, Stat::Avg, 0.25, 60.0), (25.0, Unit::Percent));
+        let rx = CATALOG
+            .iter()
+            .find(|m| m.name == "network.received_throughput")
+            .unwrap();
+        // ALIGN_RATE is per second already.
+        assert_eq!(
+            convert(rx, Stat::Avg, 1000.0, 60.0),
+            (1000.0, Unit::BytesPerSecond)
+        );
+        // ALIGN_MAX is the largest 60 s delta.
+        assert_eq!(
+            convert(rx, Stat::Max, 6000.0, 60.0),
+            (100.0, Unit::BytesPerSecond)
+        );
+        assert_eq!(convert(rx, Stat::Sum, 6000.0, 60.0), (6000.0, Unit::Bytes));
+        let d = CATALOG
+            .iter()
+            .find(|m| m.name == "function.duration")
+            .unwrap();
+        assert_eq!(
+            convert(d, Stat::Avg, 2_500_000.0, 60.0),
+            (2.5, Unit::Milliseconds)
+        );
+    }
+
+    #[test]
+    fn every_name_is_in_the_design_catalog() {
+        for m in &CATALOG {
+            assert!(
+                skymeter_model::catalog::lookup(m.name).is_some(),
+                "{} is not a normalized name",
+                m.name
+            );
+        }
+    }
+}

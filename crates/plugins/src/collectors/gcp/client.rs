@@ -1,0 +1,339 @@
+//! The GCP REST client: an OAuth2 access token from Application Default Credentials
+//! (gcp_auth), JSON over reqwest, every request counted, 429 and 5xx retried (429 after
+//! `Retry-After` when given, else jittered exponential backoff), and 401/403 turned into
+//! errors that say what to do.
+//!
+//! Hand-written rather than generated clients: Google ships no maintained Rust client for
+//! Compute, Monitoring, GKE, Cloud Functions, Cloud SQL Admin and BigQuery that can all be
+//! pointed at one local endpoint, and the collector needs only a handful of GET/POST calls
+//! with the same paging (`pageToken`/`nextPageToken`) and error shape (`{"error": {...}}`).
+
+use super::calls::ApiCalls;
+use rand::Rng;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use skymeter_plugin::{ErrorKind, PluginError};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The OAuth2 scope asked for: read-only access to every API the collector calls
+/// (`cloud-platform.read-only` does not cover BigQuery jobs.query, which creates a job).
+pub const SCOPE: &str = "https://www.googleapis.com/auth/cloud-platform";
+
+/// The longest `Retry-After` honoured; longer waits are cut to this.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+
+/// Which call is made: the API method (self-accounting, errors), the IAM permission it needs
+/// and a predefined role that grants it.
+#[derive(Debug, Clone, Copy)]
+pub struct Call {
+    pub api: &'static str,
+    pub permission: &'static str,
+    pub role: &'static str,
+}
+
+/// Where access tokens come from.
+pub type TokenSource = Arc<dyn gcp_auth::TokenProvider>;
+
+pub struct Api {
+    http: reqwest::Client,
+    /// `endpoint_url`: replaces the scheme and host of every API (tests, private endpoints).
+    base: Option<String>,
+    tokens: TokenSource,
+    pub calls: Arc<ApiCalls>,
+    max_attempts: u32,
+}
+
+impl Api {
+    pub fn new(
+        http: reqwest::Client,
+        base: Option<String>,
+        tokens: TokenSource,
+        calls: Arc<ApiCalls>,
+        max_attempts: u32,
+    ) -> Api {
+        Api {
+            http,
+            base: base.map(|b| b.trim_end_matches('/').to_string()),
+            tokens,
+            calls,
+            max_attempts: max_attempts.max(1),
+        }
+    }
+
+    /// `https://{host}{path}`, or `{endpoint_url}{path}` when overridden.
+    pub fn url(&self, host: &str, path: &str) -> String {
+        match &self.base {
+            Some(b) => format!("{b}{path}"),
+            None => format!("https://{host}{path}"),
+        }
+    }
+
+    async fn token(&self, call: &Call) -> Result<Arc<gcp_auth::Token>, PluginError> {
+        self.tokens.token(&[SCOPE]).await.map_err(|e| {
+            PluginError::new(
+                ErrorKind::Auth,
+                format!(
+                    "{}: could not get an access token ({}): check `credentials_file`, GOOGLE_APPLICATION_CREDENTIALS (a service-account key whose token_uri is reachable), `gcloud auth application-default login`, or the metadata server",
+                    call.api,
+                    auth_error_text(&e)
+                ),
+            )
+            .with("api", call.api)
+        })
+    }
+
+    /// GET `url` with `query`, as `T`.
+    pub async fn get<T: DeserializeOwned>(
+        &self,
+        call: &Call,
+        url: &str,
+        query: &[(&str, String)],
+    ) -> Result<T, PluginError> {
+        self.send(call, || self.http.get(url).query(query)).await
+    }
+
+    /// POST `body` as JSON to `url`, as `T`.
+    pub async fn post<T: DeserializeOwned>(
+        &self,
+        call: &Call,
+        url: &str,
+        body: &Value,
+    ) -> Result<T, PluginError> {
+        self.send(call, || self.http.post(url).json(body)).await
+    }
+
+    /// Every page of a list: `query` plus `pageToken` until the answer has no
+    /// `nextPageToken`; `each` gets every page.
+    pub async fn pages<T: DeserializeOwned + Paged>(
+        &self,
+        call: &Call,
+        url: &str,
+        query: &[(&str, String)],
+        mut each: impl FnMut(T),
+    ) -> Result<(), PluginError> {
+        let mut token: Option<String> = None;
+        loop {
+            let mut q: Vec<(&str, String)> = query.to_vec();
+            if let Some(t) = token.take() {
+                q.push(("pageToken", t));
+            }
+            let page: T = self.get(call, url, &q).await?;
+            let next = page.next_page_token().map(str::to_string);
+            each(page);
+            match next {
+                Some(t) if !t.is_empty() => token = Some(t),
+                _ => return Ok(()),
+            }
+        }
+    }
+
+    async fn send<T: DeserializeOwned>(
+        &self,
+        call: &Call,
+        request: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<T, PluginError> {
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let last = attempt >= self.max_attempts;
+            let token = self.token(call).await?;
+            self.calls.count(call.api);
+            let answer = request().bearer_auth(token.as_str()).send().await;
+            let resp = match answer {
+                Ok(r) => r,
+                Err(e) => {
+                    if !last {
+                        tokio::time::sleep(backoff(attempt)).await;
+                        continue;
+                    }
+                    return Err(PluginError::new(
+                        ErrorKind::Unavailable,
+                        format!(
+                            "{} failed after {attempt} attempts: {}",
+                            call.api,
+                            reqwest_text(&e)
+                        ),
+                    )
+                    .with("api", call.api));
+                }
+            };
+            let status = resp.status();
+            if status.is_success() {
+                let bytes = resp.bytes().await.map_err(|e| {
+                    PluginError::new(
+                        ErrorKind::Unavailable,
+                        format!(
+                            "{}: reading the answer failed: {}",
+                            call.api,
+                            reqwest_text(&e)
+                        ),
+                    )
+                    .with("api", call.api)
+                })?;
+                return serde_json::from_slice(&bytes).map_err(|e| {
+                    PluginError::new(
+                        ErrorKind::BadResponse,
+                        format!(
+                            "{} answered JSON that is not the documented shape: {e}",
+                            call.api
+                        ),
+                    )
+                    .with("api", call.api)
+                });
+            }
+            let retry_after = resp
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(|s| Duration::from_secs(s).min(MAX_RETRY_AFTER));
+            let body = resp.text().await.unwrap_or_default();
+            let (message, reason) = google_error(&body);
+            let code = status.as_u16();
+            if (code == 429 || status.is_server_error()) && !last {
+                let wait = match (code, retry_after) {
+                    (429, Some(w)) => w,
+                    _ => backoff(attempt),
+                };
+                tracing::debug!(target: "skymeter::gcp", "{} answered {code}; retrying in {wait:?}", call.api);
+                tokio::time::sleep(wait).await;
+                continue;
+            }
+            return Err(status_error(call, code, attempt, &message, &reason));
+        }
+    }
+}
+
+/// A page of a list that has a `nextPageToken`.
+pub trait Paged {
+    fn next_page_token(&self) -> Option<&str>;
+}
+
+impl Paged for Value {
+    fn next_page_token(&self) -> Option<&str> {
+        self.get("nextPageToken").and_then(Value::as_str)
+    }
+}
+
+/// Jittered exponential backoff: a random wait in [d/2, d], d = 250 ms × 2^(attempt−1),
+/// at most 8 s.
+fn backoff(attempt: u32) -> Duration {
+    let d = Duration::from_millis(250)
+        .saturating_mul(1u32 << (attempt - 1).min(5))
+        .min(Duration::from_secs(8));
+    let half = d / 2;
+    half + half.mul_f64(rand::thread_rng().gen_range(0.0..=1.0))
+}
+
+/// `error.message` and the first `error.errors[].reason` / `error.details[].reason` of a
+/// Google API error body (`{"error": {"code": 403, "message": "...", "status": "...", ...}}`).
+fn google_error(body: &str) -> (String, String) {
+    let v: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+    let e = &v["error"];
+    let message = e["message"]
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| body.chars().take(200).collect());
+    let reason = e["errors"][0]["reason"]
+        .as_str()
+        .or_else(|| {
+            e["details"].as_array().and_then(|d| {
+                d.iter()
+                    .find_map(|x| x.get("reason").and_then(Value::as_str))
+            })
+        })
+        .or_else(|| e["status"].as_str())
+        .unwrap_or("")
+        .to_string();
+    (message, reason)
+}
+
+fn status_error(call: &Call, code: u16, attempts: u32, message: &str, reason: &str) -> PluginError {
+    let api = call.api;
+    let (kind, text) = match code {
+        401 => (
+            ErrorKind::Auth,
+            format!("{api}: GCP rejected the access token (401): check `credentials_file`, GOOGLE_APPLICATION_CREDENTIALS or `gcloud auth application-default login`"),
+        ),
+        403 if reason == "SERVICE_DISABLED" || reason == "accessNotConfigured" => (
+            ErrorKind::Permission,
+            format!("{api} was denied (403): the API is not enabled in the project; enable it (`gcloud services enable`) or leave the project out"),
+        ),
+        403 => (
+            ErrorKind::Permission,
+            format!(
+                "{api} was denied (403): grant the permission {} (e.g. the role {}) to the credentials skymeter uses",
+                call.permission, call.role
+            ),
+        ),
+        429 => (
+            ErrorKind::Unavailable,
+            format!("{api} stayed throttled (429) after {attempts} attempts: lower max_concurrency or run less often"),
+        ),
+        404 => (ErrorKind::Other, format!("{api}: not found (404): check the project id")),
+        c if c >= 500 => (
+            ErrorKind::Unavailable,
+            format!("{api} failed with {c} after {attempts} attempts"),
+        ),
+        c => (ErrorKind::Other, format!("{api} failed ({c})")),
+    };
+    let text = if message.is_empty() {
+        text
+    } else {
+        format!("{text}: {message}")
+    };
+    PluginError::new(kind, text).with("api", api)
+}
+
+/// The text of a reqwest error and its sources.
+fn reqwest_text(e: &reqwest::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = std::error::Error::source(e);
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+/// The text of a gcp_auth error and its sources (no secret: gcp_auth's errors name the step).
+fn auth_error_text(e: &gcp_auth::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = std::error::Error::source(e);
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_bounded() {
+        for a in 1..10 {
+            let d = backoff(a);
+            assert!(d <= Duration::from_secs(8), "{a}: {d:?}");
+            assert!(d >= Duration::from_millis(125), "{a}: {d:?}");
+        }
+    }
+
+    #[test]
+    fn google_error_reads_message_and_reason() {
+        let body = r#"{"error":{"code":403,"message":"Permission 'compute.instances.list' denied","errors":[{"message":"x","domain":"global","reason":"forbidden"}],"status":"PERMISSION_DENIED"}}"#;
+        assert_eq!(
+            google_error(body),
+            (
+                "Permission 'compute.instances.list' denied".to_string(),
+                "forbidden".to_string()
+            )
+        );
+        let body = r#"{"error":{"code":403,"message":"API disabled","status":"PERMISSION_DENIED","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"SERVICE_DISABLED"}]}}"#;
+        assert_eq!(google_error(body).1, "SERVICE_DISABLED");
+    }
+}

@@ -1,0 +1,597 @@
+//! A local stand-in for the Google APIs the gcp collector calls, answering in the shapes of
+//! the official REST references: the OAuth2 token endpoint (service-account JWT-bearer
+//! grant), Compute Engine `aggregatedList`s, GKE `clusters.list`, Cloud Functions v2
+//! `functions.list`, Cloud SQL Admin `instances.list`, Cloud Storage `buckets.list`, Cloud
+//! Monitoring `timeSeries.list` and BigQuery `jobs.query` / `jobs.getQueryResults`, with
+//! paging, scripted failures (401, 403, 429 with Retry-After) and a log of every request.
+//! Listens on 127.0.0.1 only. Used by the collector's tests and, through `#[path]`, by the
+//! CLI's end-to-end test.
+
+#![allow(dead_code)]
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use serde_json::{json, Value};
+use std::collections::{HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// The access token the token endpoint hands out and every API expects.
+pub const TOKEN: &str = "ya29.skymeter-test-token";
+/// The service account of the test key.
+pub const CLIENT_EMAIL: &str = "skymeter@test-project.iam.gserviceaccount.com";
+/// A test-only RSA key (PKCS#8), never registered anywhere.
+pub const TEST_KEY_PEM: &str = include_str!("testdata/test-key.pem");
+
+/// What one project holds.
+#[derive(Default, Clone)]
+pub struct Project {
+    /// Instance resources (Compute API JSON), each with its `zone` URL.
+    pub instances: Vec<Value>,
+    pub machine_types: Vec<Value>,
+    pub disks: Vec<Value>,
+    pub clusters: Vec<Value>,
+    pub functions: Vec<Value>,
+    pub sql: Vec<Value>,
+    pub buckets: Vec<Value>,
+    /// Series per (metric type, aligner): (resource labels, TypedValue), one point each,
+    /// ending at the query's `interval.endTime`.
+    pub series: HashMap<(String, String), Vec<(Value, Value)>>,
+}
+
+/// One request as received.
+#[derive(Debug, Clone)]
+pub struct Logged {
+    pub method: String,
+    pub path: String,
+    pub query: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Logged {
+    pub fn param(&self, k: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+#[derive(Default)]
+pub struct Billing {
+    /// Column names of the result (the query's SELECT list).
+    pub fields: Vec<String>,
+    /// Cell values (strings or null), one row each.
+    pub rows: Vec<Vec<Value>>,
+    /// Polls answered `jobComplete: false` before the result.
+    pub pending_polls: usize,
+    pub page_size: usize,
+}
+
+/// A scripted answer: HTTP status and `Retry-After` seconds.
+pub type Scripted = (u16, Option<u64>);
+
+#[derive(Default)]
+pub struct State {
+    pub projects: Mutex<HashMap<String, Arc<Project>>>,
+    pub billing: Mutex<Billing>,
+    /// Items (or series, or rows) per page of every list.
+    pub page_size: Mutex<usize>,
+    pub requests: Mutex<Vec<Logged>>,
+    /// JWT assertions received by the token endpoint.
+    pub assertions: Mutex<Vec<String>>,
+    /// Scripted answers: the first entry whose needle the path contains answers with its
+    /// next (status, Retry-After seconds) until its queue is empty.
+    pub failures: Mutex<Vec<(String, VecDeque<Scripted>)>>,
+}
+
+impl State {
+    pub fn requests(&self) -> Vec<Logged> {
+        self.requests.lock().unwrap().clone()
+    }
+
+    /// Requests whose path contains `needle`.
+    pub fn count(&self, needle: &str) -> usize {
+        self.requests
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.path.contains(needle))
+            .count()
+    }
+
+    pub fn fail(&self, needle: &str, answers: &[(u16, Option<u64>)]) {
+        self.failures
+            .lock()
+            .unwrap()
+            .push((needle.to_string(), answers.iter().copied().collect()));
+    }
+}
+
+pub struct FakeGcp {
+    pub url: String,
+    pub state: Arc<State>,
+}
+
+impl FakeGcp {
+    /// Starts the server on a thread of its own (its own runtime), on 127.0.0.1.
+    pub fn start() -> FakeGcp {
+        let state = Arc::new(State::default());
+        *state.page_size.lock().unwrap() = 1000;
+        state.billing.lock().unwrap().page_size = 1000;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
+        listener.set_nonblocking(true).unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let st = state.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                let app = Router::new().fallback(
+                    move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+                        let st = st.clone();
+                        async move { handle(st, method, uri, headers, body) }
+                    },
+                );
+                axum::serve(listener, app).await.unwrap();
+            });
+        });
+        FakeGcp { url, state }
+    }
+
+    /// Writes a service-account key file whose `token_uri` is this server's token endpoint.
+    pub fn key_file(&self, dir: &Path, project: &str) -> PathBuf {
+        let key = json!({
+            "type": "service_account",
+            "project_id": project,
+            "private_key_id": "0123456789abcdef0123456789abcdef01234567",
+            "private_key": TEST_KEY_PEM,
+            "client_email": CLIENT_EMAIL,
+            "client_id": "100000000000000000001",
+            "auth_uri": "https://accounts.google.com/o/oauth2/auth",
+            "token_uri": format!("{}/token", self.url),
+            "auth_provider_x509_cert_url": "https://www.googleapis.com/oauth2/v1/certs",
+            "universe_domain": "googleapis.com"
+        });
+        let path = dir.join("key.json");
+        std::fs::write(&path, serde_json::to_vec_pretty(&key).unwrap()).unwrap();
+        path
+    }
+
+    pub fn set_project(&self, id: &str, p: Project) {
+        self.state
+            .projects
+            .lock()
+            .unwrap()
+            .insert(id.to_string(), Arc::new(p));
+    }
+}
+
+/// Percent-decoding of `application/x-www-form-urlencoded` (query strings, the token form).
+pub fn parse_form(s: &str) -> Vec<(String, String)> {
+    fn decode(s: &str) -> String {
+        let b = s.as_bytes();
+        let mut out = Vec::with_capacity(b.len());
+        let mut i = 0;
+        while i < b.len() {
+            match b[i] {
+                b'+' => out.push(b' '),
+                b'%' if i + 2 < b.len() => {
+                    let h = std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("");
+                    match u8::from_str_radix(h, 16) {
+                        Ok(v) => {
+                            out.push(v);
+                            i += 2;
+                        }
+                        Err(_) => out.push(b'%'),
+                    }
+                }
+                c => out.push(c),
+            }
+            i += 1;
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+    s.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (decode(k), decode(v))
+        })
+        .collect()
+}
+
+fn json_response(status: u16, v: Value, retry_after: Option<u64>) -> Response {
+    let mut r = (
+        StatusCode::from_u16(status).unwrap(),
+        [("content-type", "application/json; charset=UTF-8")],
+        v.to_string(),
+    )
+        .into_response();
+    if let Some(s) = retry_after {
+        r.headers_mut()
+            .insert("retry-after", s.to_string().parse().unwrap());
+    }
+    r
+}
+
+/// A Google API error body (`google.rpc.Status` in the JSON mapping with the legacy `errors`).
+fn google_error(code: u16, path: &str, retry_after: Option<u64>) -> Response {
+    let (status, reason, message) = match code {
+        401 => (
+            "UNAUTHENTICATED",
+            "authError",
+            "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential.".to_string(),
+        ),
+        403 => (
+            "PERMISSION_DENIED",
+            "forbidden",
+            format!("The caller does not have permission on {path}"),
+        ),
+        404 => ("NOT_FOUND", "notFound", format!("{path} was not found")),
+        429 => (
+            "RESOURCE_EXHAUSTED",
+            "rateLimitExceeded",
+            "Quota exceeded for quota metric 'Read requests' and limit 'Read requests per minute'.".to_string(),
+        ),
+        _ => ("INTERNAL", "backendError", "Internal error".to_string()),
+    };
+    json_response(
+        code,
+        json!({"error": {
+            "code": code,
+            "message": message,
+            "errors": [{"message": message, "domain": "global", "reason": reason}],
+            "status": status
+        }}),
+        retry_after,
+    )
+}
+
+fn handle(st: Arc<State>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    let path = uri.path().to_string();
+    if path == "/_stats" {
+        // Requests per kind, for the benchmark's checks (not logged itself).
+        let reqs = st.requests.lock().unwrap();
+        let mut counts = serde_json::Map::new();
+        for r in reqs.iter() {
+            let kind = r.path.rsplit('/').next().unwrap_or_default().to_string();
+            let n = counts.entry(kind).or_insert(json!(0));
+            *n = json!(n.as_u64().unwrap_or(0) + 1);
+        }
+        counts.insert("total".into(), json!(reqs.len()));
+        return json_response(200, Value::Object(counts), None);
+    }
+    let query = parse_form(uri.query().unwrap_or(""));
+    let body = String::from_utf8_lossy(&body).into_owned();
+    st.requests.lock().unwrap().push(Logged {
+        method: method.to_string(),
+        path: path.clone(),
+        query: query.clone(),
+        body: body.clone(),
+    });
+    if path == "/token" {
+        let form = parse_form(&body);
+        let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        if get("grant_type").as_deref() != Some("urn:ietf:params:oauth:grant-type:jwt-bearer") {
+            return json_response(
+                400,
+                json!({"error": "unsupported_grant_type", "error_description": "Invalid grant_type"}),
+                None,
+            );
+        }
+        let Some(assertion) = get("assertion") else {
+            return json_response(400, json!({"error": "invalid_request"}), None);
+        };
+        st.assertions.lock().unwrap().push(assertion);
+        return json_response(
+            200,
+            json!({"access_token": TOKEN, "expires_in": 3599, "token_type": "Bearer"}),
+            None,
+        );
+    }
+    {
+        let mut failures = st.failures.lock().unwrap();
+        if let Some((_, q)) = failures
+            .iter_mut()
+            .find(|(needle, q)| path.contains(needle.as_str()) && !q.is_empty())
+        {
+            let (code, ra) = q.pop_front().unwrap();
+            return google_error(code, &path, ra);
+        }
+    }
+    let auth = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if auth != format!("Bearer {TOKEN}") {
+        return google_error(401, &path, None);
+    }
+    let param = |k: &str| query.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    // The server's page size, or the request's maxResults / pageSize when smaller.
+    let asked = param("maxResults")
+        .or_else(|| param("pageSize"))
+        .and_then(|n| n.parse::<usize>().ok())
+        .unwrap_or(usize::MAX);
+    let page_size = (*st.page_size.lock().unwrap()).min(asked).max(1);
+    let offset: usize = param("pageToken")
+        .and_then(|t| t.strip_prefix("page-").map(str::to_string))
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(0);
+    let page = |items: &[Value]| -> (Vec<Value>, Option<String>) {
+        let end = (offset + page_size).min(items.len());
+        let slice = items.get(offset..end).unwrap_or_default().to_vec();
+        let next = (end < items.len()).then(|| format!("page-{end}"));
+        (slice, next)
+    };
+    let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+
+    // BigQuery.
+    if path.starts_with("/bigquery/v2/projects/") {
+        return bigquery(&st, &method, &segs, &param("pageToken"), &body);
+    }
+    // Storage: project from the query.
+    if path == "/storage/v1/b" {
+        let projects = st.projects.lock().unwrap();
+        let Some(p) = param("project").and_then(|p| projects.get(&p).cloned()) else {
+            return google_error(404, &path, None);
+        };
+        let (items, next) = page(&p.buckets);
+        let mut v = json!({"kind": "storage#buckets", "items": items});
+        if let Some(n) = next {
+            v["nextPageToken"] = json!(n);
+        }
+        return json_response(200, v, None);
+    }
+    // Everything else names the project: /<prefix…>/projects/<p>/…
+    let Some(pi) = segs.iter().position(|s| *s == "projects") else {
+        return google_error(404, &path, None);
+    };
+    let project_id = segs.get(pi + 1).copied().unwrap_or_default().to_string();
+    let project = st.projects.lock().unwrap().get(&project_id).cloned();
+    let Some(p) = project else {
+        return google_error(404, &path, None);
+    };
+    let rest: Vec<&str> = segs[pi + 2..].to_vec();
+    match (segs[0], rest.as_slice()) {
+        ("compute", ["aggregated", what]) => {
+            let (field, items, kind) = match *what {
+                "instances" => ("instances", &p.instances, "compute#instanceAggregatedList"),
+                "machineTypes" => (
+                    "machineTypes",
+                    &p.machine_types,
+                    "compute#machineTypeAggregatedList",
+                ),
+                "disks" => ("disks", &p.disks, "compute#diskAggregatedList"),
+                _ => return google_error(404, &path, None),
+            };
+            let (slice, next) = page(items);
+            let mut scopes = serde_json::Map::new();
+            for it in slice {
+                let scope = it["zone"]
+                    .as_str()
+                    .map(|z| format!("zones/{}", z.rsplit('/').next().unwrap()))
+                    .or_else(|| {
+                        it["region"]
+                            .as_str()
+                            .map(|r| format!("regions/{}", r.rsplit('/').next().unwrap()))
+                    })
+                    .unwrap_or_else(|| "global".into());
+                scopes.entry(scope).or_insert_with(|| json!({ field: [] }))[field]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(it);
+            }
+            // A zone without items answers with a warning, as the real API does.
+            scopes.entry("zones/asia-east1-a").or_insert_with(|| {
+                json!({"warning": {"code": "NO_RESULTS_ON_PAGE", "message": "There are no results for scope 'zones/asia-east1-a' on this page.", "data": [{"key": "scope", "value": "zones/asia-east1-a"}]}})
+            });
+            let mut v = json!({
+                "kind": kind,
+                "id": format!("projects/{project_id}/aggregated/{what}"),
+                "items": scopes,
+                "selfLink": format!("https://www.googleapis.com/compute/v1/projects/{project_id}/aggregated/{what}")
+            });
+            if let Some(n) = next {
+                v["nextPageToken"] = json!(n);
+            }
+            json_response(200, v, None)
+        }
+        ("v1", ["locations", "-", "clusters"]) => json_response(
+            200,
+            json!({"clusters": p.clusters, "missingZones": []}),
+            None,
+        ),
+        ("v2", ["locations", "-", "functions"]) => {
+            let (items, next) = page(&p.functions);
+            let mut v = json!({"functions": items, "unreachable": []});
+            if let Some(n) = next {
+                v["nextPageToken"] = json!(n);
+            }
+            json_response(200, v, None)
+        }
+        ("v1", ["instances"]) => {
+            let (items, next) = page(&p.sql);
+            let mut v = json!({"kind": "sql#instancesList", "items": items});
+            if let Some(n) = next {
+                v["nextPageToken"] = json!(n);
+            }
+            json_response(200, v, None)
+        }
+        ("v3", ["timeSeries"]) => {
+            let filter = param("filter").unwrap_or_default();
+            let metric_type = filter
+                .split("metric.type = \"")
+                .nth(1)
+                .and_then(|s| s.split('"').next())
+                .unwrap_or_default()
+                .to_string();
+            let resource_type = filter
+                .split("resource.type = \"")
+                .nth(1)
+                .and_then(|s| s.split('"').next())
+                .unwrap_or_default()
+                .to_string();
+            let aligner = param("aggregation.perSeriesAligner").unwrap_or_default();
+            let end = param("interval.endTime").unwrap_or_default();
+            let start = param("interval.startTime").unwrap_or_default();
+            if metric_type.is_empty() || end.is_empty() || start.is_empty() {
+                return json_response(
+                    400,
+                    json!({"error": {"code": 400, "message": "Field filter had an invalid value", "status": "INVALID_ARGUMENT"}}),
+                    None,
+                );
+            }
+            let series: Vec<Value> = p
+                .series
+                .get(&(metric_type.clone(), aligner))
+                .map(|v| {
+                    v.iter()
+                        .map(|(labels, value)| {
+                            json!({
+                                "metric": {"type": metric_type, "labels": {}},
+                                "resource": {"type": resource_type, "labels": labels},
+                                "metricKind": "GAUGE",
+                                "valueType": if value.get("doubleValue").is_some() { "DOUBLE" } else { "INT64" },
+                                "points": [{"interval": {"startTime": end, "endTime": end}, "value": value}]
+                            })
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let (items, next) = page(&series);
+            let mut v = if items.is_empty() {
+                json!({})
+            } else {
+                json!({"timeSeries": items})
+            };
+            if let Some(n) = next {
+                v["nextPageToken"] = json!(n);
+            }
+            json_response(200, v, None)
+        }
+        _ => google_error(404, &path, None),
+    }
+}
+
+fn bigquery(
+    st: &State,
+    method: &Method,
+    segs: &[&str],
+    page_token: &Option<String>,
+    body: &str,
+) -> Response {
+    // bigquery/v2/projects/<p>/queries[/<job>]
+    let project = segs.get(3).copied().unwrap_or_default();
+    let mut b = st.billing.lock().unwrap();
+    let job = json!({"projectId": project, "jobId": "job_skymeter_1", "location": "US"});
+    let schema = json!({"fields": b.fields.iter().map(|f| json!({"name": f, "type": "STRING", "mode": "NULLABLE"})).collect::<Vec<_>>()});
+    let rows_page = |b: &Billing, offset: usize| {
+        let end = (offset + b.page_size).min(b.rows.len());
+        let rows: Vec<Value> = b.rows[offset.min(end)..end]
+            .iter()
+            .map(|r| json!({"f": r.iter().map(|v| json!({"v": v})).collect::<Vec<_>>()}))
+            .collect();
+        (rows, (end < b.rows.len()).then(|| format!("page-{end}")))
+    };
+    if *method == Method::POST && segs.len() == 5 {
+        let req: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+        if req["query"].as_str().is_none() || req["useLegacySql"] != json!(false) {
+            return json_response(
+                400,
+                json!({"error": {"code": 400, "message": "Query text is missing", "status": "INVALID_ARGUMENT"}}),
+                None,
+            );
+        }
+        if b.pending_polls > 0 {
+            return json_response(
+                200,
+                json!({"kind": "bigquery#queryResponse", "jobReference": job, "jobComplete": false}),
+                None,
+            );
+        }
+        let (rows, next) = rows_page(&b, 0);
+        let mut v = json!({"kind": "bigquery#queryResponse", "schema": schema, "jobReference": job,
+            "totalRows": b.rows.len().to_string(), "rows": rows, "totalBytesProcessed": "1024",
+            "jobComplete": true, "cacheHit": false});
+        if let Some(n) = next {
+            v["pageToken"] = json!(n);
+        }
+        return json_response(200, v, None);
+    }
+    if *method == Method::GET && segs.len() == 6 {
+        if b.pending_polls > 0 {
+            b.pending_polls -= 1;
+            return json_response(
+                200,
+                json!({"kind": "bigquery#getQueryResultsResponse", "jobReference": job, "jobComplete": false}),
+                None,
+            );
+        }
+        let offset = page_token
+            .as_deref()
+            .and_then(|t| t.strip_prefix("page-"))
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(0);
+        let (rows, next) = rows_page(&b, offset);
+        let mut v = json!({"kind": "bigquery#getQueryResultsResponse", "etag": "e", "schema": schema,
+            "jobReference": job, "totalRows": b.rows.len().to_string(), "rows": rows, "jobComplete": true});
+        if let Some(n) = next {
+            v["pageToken"] = json!(n);
+        }
+        return json_response(200, v, None);
+    }
+    google_error(404, "bigquery", None)
+}
+
+// ------------------------------------------------------------- fixture builders
+
+/// A Compute Engine instance as instances.aggregatedList returns it.
+pub fn instance(project: &str, zone: &str, id: u64, name: &str, machine_type: &str) -> Value {
+    json!({
+        "kind": "compute#instance",
+        "id": id.to_string(),
+        "creationTimestamp": "2024-01-15T08:30:00.000-08:00",
+        "name": name,
+        "machineType": format!("https://www.googleapis.com/compute/v1/projects/{project}/zones/{zone}/machineTypes/{machine_type}"),
+        "status": "RUNNING",
+        "zone": format!("https://www.googleapis.com/compute/v1/projects/{project}/zones/{zone}"),
+        "networkInterfaces": [{
+            "kind": "compute#networkInterface",
+            "network": format!("https://www.googleapis.com/compute/v1/projects/{project}/global/networks/default"),
+            "networkIP": format!("10.128.{}.{}", (id / 250) % 250, id % 250 + 2),
+            "name": "nic0",
+            "accessConfigs": [{"kind": "compute#accessConfig", "type": "ONE_TO_ONE_NAT", "name": "External NAT", "natIP": "34.1.2.3", "networkTier": "PREMIUM"}]
+        }],
+        "labels": {"env": "prod"},
+        "cpuPlatform": "Intel Broadwell",
+        "selfLink": format!("https://www.googleapis.com/compute/v1/projects/{project}/zones/{zone}/instances/{name}")
+    })
+}
+
+pub fn machine_type(zone: &str, name: &str, cpus: u32, memory_mb: u32) -> Value {
+    json!({
+        "kind": "compute#machineType", "id": "801016", "name": name,
+        "description": format!("{cpus} vCPUs, {memory_mb} MB RAM"),
+        "guestCpus": cpus, "memoryMb": memory_mb, "maximumPersistentDisks": 128,
+        "zone": zone, "isSharedCpu": false
+    })
+}
+
+/// The Cloud Monitoring resource labels of a GCE instance series.
+pub fn gce_labels(project: &str, zone: &str, id: u64) -> Value {
+    json!({"project_id": project, "instance_id": id.to_string(), "zone": zone})
+}
+
+pub fn double(v: f64) -> Value {
+    json!({ "doubleValue": v })
+}
+
+pub fn int64(v: i64) -> Value {
+    json!({ "int64Value": v.to_string() })
+}

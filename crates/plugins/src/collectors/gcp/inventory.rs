@@ -1,0 +1,587 @@
+//! Discovery, every page of every list, for one project: Compute Engine instances (with the
+//! vCPUs and memory of their machine types) and persistent disks, GKE clusters and their
+//! node pools, Cloud Functions (v2), Cloud SQL instances and Cloud Storage buckets.
+
+use super::client::{Api, Call};
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use skymeter_model::{Labels, Resource};
+use skymeter_plugin::PluginError;
+use std::collections::{BTreeMap, HashMap};
+
+pub const INSTANCES: Call = Call {
+    api: "compute.instances.aggregatedList",
+    permission: "compute.instances.list",
+    role: "roles/compute.viewer",
+};
+pub const MACHINE_TYPES: Call = Call {
+    api: "compute.machineTypes.aggregatedList",
+    permission: "compute.machineTypes.list",
+    role: "roles/compute.viewer",
+};
+pub const DISKS: Call = Call {
+    api: "compute.disks.aggregatedList",
+    permission: "compute.disks.list",
+    role: "roles/compute.viewer",
+};
+pub const CLUSTERS: Call = Call {
+    api: "container.projects.locations.clusters.list",
+    permission: "container.clusters.list",
+    role: "roles/container.clusterViewer",
+};
+pub const FUNCTIONS: Call = Call {
+    api: "cloudfunctions.projects.locations.functions.list",
+    permission: "cloudfunctions.functions.list",
+    role: "roles/cloudfunctions.viewer",
+};
+pub const SQL_INSTANCES: Call = Call {
+    api: "sql.instances.list",
+    permission: "cloudsql.instances.list",
+    role: "roles/cloudsql.viewer",
+};
+pub const BUCKETS: Call = Call {
+    api: "storage.buckets.list",
+    permission: "storage.buckets.list",
+    role: "roles/storage.bucketViewer",
+};
+
+/// Where a discovery runs: one project.
+pub struct Scope<'a> {
+    pub project: &'a str,
+    pub api: &'a Api,
+    /// Only resources with all these labels.
+    pub labels: &'a BTreeMap<String, String>,
+    pub now: DateTime<Utc>,
+}
+
+impl Scope<'_> {
+    #[allow(clippy::too_many_arguments)]
+    fn resource(
+        &self,
+        kind: &str,
+        native_type: &str,
+        region: String,
+        id: String,
+        name: String,
+        tags: Labels,
+        attributes: Attrs,
+    ) -> Resource {
+        Resource {
+            provider: "gcp".into(),
+            account: self.project.to_string(),
+            region,
+            kind: kind.into(),
+            native_type: native_type.into(),
+            id,
+            name,
+            tags,
+            attributes: attributes.0,
+            observed_at: self.now,
+        }
+    }
+
+    fn wanted(&self, tags: &Labels) -> bool {
+        self.labels.iter().all(|(k, v)| tags.get(k) == Some(v))
+    }
+
+    fn path(&self, rest: &str) -> String {
+        format!("/projects/{}{rest}", self.project)
+    }
+}
+
+/// Attributes being built; absent values are left out.
+#[derive(Default)]
+struct Attrs(BTreeMap<String, Value>);
+
+impl Attrs {
+    fn s(mut self, k: &str, v: Option<impl Into<String>>) -> Self {
+        if let Some(v) = v {
+            self.0.insert(k.into(), Value::String(v.into()));
+        }
+        self
+    }
+    fn n(mut self, k: &str, v: Option<f64>) -> Self {
+        if let Some(v) = v {
+            let json = if v.fract() == 0.0 && v.abs() < 9e15 {
+                Value::from(v as i64)
+            } else {
+                Value::from(v)
+            };
+            self.0.insert(k.into(), json);
+        }
+        self
+    }
+}
+
+/// The last segment of a URL or resource name (`…/zones/us-central1-a` → `us-central1-a`).
+pub fn last_segment(s: &str) -> &str {
+    s.rsplit('/').next().unwrap_or(s)
+}
+
+/// The region of a zone (`us-central1-a` → `us-central1`); a region stays as it is.
+pub fn region_of_zone(zone: &str) -> String {
+    match zone.rsplit_once('-') {
+        Some((region, z)) if z.len() == 1 => region.to_string(),
+        _ => zone.to_string(),
+    }
+}
+
+fn labels_of(v: &Value) -> Labels {
+    v.as_object()
+        .map(|o| {
+            o.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn str_of(v: &Value) -> Option<String> {
+    v.as_str().filter(|s| !s.is_empty()).map(str::to_string)
+}
+
+/// A JSON number or an int64 sent as a string (`"sizeGb": "10"`).
+fn num_of(v: &Value) -> Option<f64> {
+    v.as_f64()
+        .or_else(|| v.as_str().and_then(|s| s.parse::<f64>().ok()))
+}
+
+/// A GCE state in lower case, TERMINATED (a stopped VM) as `stopped`.
+fn gce_state(s: &str) -> String {
+    match s {
+        "TERMINATED" => "stopped".into(),
+        other => other.to_ascii_lowercase(),
+    }
+}
+
+/// Every scoped item of an aggregatedList page: `items` is a map of `zones/…` or
+/// `regions/…` to `{ "<field>": [...] }` (or `{ "warning": … }` when the scope has none).
+fn aggregated<'v>(page: &'v Value, field: &str) -> Vec<&'v Value> {
+    page["items"]
+        .as_object()
+        .map(|scopes| {
+            scopes
+                .values()
+                .filter_map(|s| s.get(field).and_then(Value::as_array))
+                .flatten()
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+const COMPUTE: &str = "compute.googleapis.com";
+
+/// Compute Engine instances (instances.aggregatedList, every page).
+pub async fn instances(scope: &Scope<'_>) -> Result<Vec<Resource>, PluginError> {
+    let url = scope.api.url(
+        COMPUTE,
+        &format!("/compute/v1{}", scope.path("/aggregated/instances")),
+    );
+    let query = [
+        ("maxResults", "500".to_string()),
+        ("returnPartialSuccess", "true".to_string()),
+    ];
+    let mut out = Vec::new();
+    scope
+        .api
+        .pages(&INSTANCES, &url, &query, |page: Value| {
+            for i in aggregated(&page, "instances") {
+                let tags = labels_of(&i["labels"]);
+                if !scope.wanted(&tags) {
+                    continue;
+                }
+                let zone = last_segment(i["zone"].as_str().unwrap_or_default()).to_string();
+                let nic = &i["networkInterfaces"][0];
+                let attrs = Attrs::default()
+                    .s(
+                        "instance_type",
+                        i["machineType"]
+                            .as_str()
+                            .map(|t| last_segment(t).to_string()),
+                    )
+                    .s("state", i["status"].as_str().map(gce_state))
+                    .s(
+                        "availability_zone",
+                        Some(zone.clone()).filter(|z| !z.is_empty()),
+                    )
+                    .s("private_ip", str_of(&nic["networkIP"]))
+                    .s("public_ip", str_of(&nic["accessConfigs"][0]["natIP"]))
+                    .s("launch_time", str_of(&i["creationTimestamp"]))
+                    .s("platform", str_of(&i["cpuPlatform"]));
+                let id = str_of(&i["id"]).unwrap_or_default();
+                let name = str_of(&i["name"]).unwrap_or_else(|| id.clone());
+                out.push(scope.resource(
+                    "compute.instance",
+                    "compute.googleapis.com/Instance",
+                    region_of_zone(&zone),
+                    id,
+                    name,
+                    tags,
+                    attrs,
+                ));
+            }
+        })
+        .await?;
+    Ok(out)
+}
+
+/// Fills `vcpus` and `memory_mib` of instances from machineTypes.aggregatedList (one listing
+/// per project, every page). Custom machine types (`custom-4-8192`) are read from the name.
+pub async fn machine_types(
+    scope: &Scope<'_>,
+    instances: &mut [Resource],
+) -> Result<(), PluginError> {
+    let needed = instances
+        .iter()
+        .any(|r| r.attributes.contains_key("instance_type"));
+    if !needed {
+        return Ok(());
+    }
+    let url = scope.api.url(
+        COMPUTE,
+        &format!("/compute/v1{}", scope.path("/aggregated/machineTypes")),
+    );
+    let query = [
+        ("maxResults", "500".to_string()),
+        ("returnPartialSuccess", "true".to_string()),
+    ];
+    // Same name, same shape in every zone: keyed by name.
+    let mut types: HashMap<String, (f64, f64)> = HashMap::new();
+    scope
+        .api
+        .pages(&MACHINE_TYPES, &url, &query, |page: Value| {
+            for t in aggregated(&page, "machineTypes") {
+                if let (Some(name), Some(cpus), Some(mem)) = (
+                    t["name"].as_str(),
+                    num_of(&t["guestCpus"]),
+                    num_of(&t["memoryMb"]),
+                ) {
+                    types.entry(name.to_string()).or_insert((cpus, mem));
+                }
+            }
+        })
+        .await?;
+    for r in instances.iter_mut() {
+        let Some(t) = r.attributes.get("instance_type").and_then(Value::as_str) else {
+            continue;
+        };
+        let shape = types.get(t).copied().or_else(|| custom_shape(t));
+        if let Some((cpus, mem)) = shape {
+            r.attributes
+                .insert("vcpus".into(), Value::from(cpus as i64));
+            r.attributes
+                .insert("memory_mib".into(), Value::from(mem as i64));
+        }
+    }
+    Ok(())
+}
+
+/// `custom-4-8192`, `n2-custom-4-8192`, `…-ext` → (4, 8192).
+fn custom_shape(t: &str) -> Option<(f64, f64)> {
+    let t = t.strip_suffix("-ext").unwrap_or(t);
+    let rest = &t[t.find("custom-")? + "custom-".len()..];
+    let (cpus, mem) = rest.split_once('-')?;
+    Some((cpus.parse().ok()?, mem.parse().ok()?))
+}
+
+/// Persistent disks (disks.aggregatedList, zonal and regional, every page).
+pub async fn disks(scope: &Scope<'_>) -> Result<Vec<Resource>, PluginError> {
+    let url = scope.api.url(
+        COMPUTE,
+        &format!("/compute/v1{}", scope.path("/aggregated/disks")),
+    );
+    let query = [
+        ("maxResults", "500".to_string()),
+        ("returnPartialSuccess", "true".to_string()),
+    ];
+    let mut out = Vec::new();
+    scope
+        .api
+        .pages(&DISKS, &url, &query, |page: Value| {
+            for d in aggregated(&page, "disks") {
+                let tags = labels_of(&d["labels"]);
+                if !scope.wanted(&tags) {
+                    continue;
+                }
+                let zone = d["zone"].as_str().map(|z| last_segment(z).to_string());
+                let region = match &zone {
+                    Some(z) => region_of_zone(z),
+                    None => last_segment(d["region"].as_str().unwrap_or_default()).to_string(),
+                };
+                let attrs = Attrs::default()
+                    .n("size_gib", num_of(&d["sizeGb"]))
+                    .s(
+                        "volume_type",
+                        d["type"].as_str().map(|t| last_segment(t).to_string()),
+                    )
+                    .s("state", d["status"].as_str().map(str::to_ascii_lowercase))
+                    .s("availability_zone", zone)
+                    .s("launch_time", str_of(&d["creationTimestamp"]));
+                let id = str_of(&d["id"]).unwrap_or_default();
+                let name = str_of(&d["name"]).unwrap_or_else(|| id.clone());
+                out.push(scope.resource(
+                    "storage.volume",
+                    "compute.googleapis.com/Disk",
+                    region,
+                    id,
+                    name,
+                    tags,
+                    attrs,
+                ));
+            }
+        })
+        .await?;
+    Ok(out)
+}
+
+/// GKE clusters of every location (`locations/-`) and their node pools (in the same
+/// answer). clusters.list has no paging.
+pub async fn clusters(scope: &Scope<'_>) -> Result<Vec<Resource>, PluginError> {
+    let url = scope.api.url(
+        "container.googleapis.com",
+        &format!("/v1{}", scope.path("/locations/-/clusters")),
+    );
+    let page: Value = scope.api.get(&CLUSTERS, &url, &[]).await?;
+    let mut out = Vec::new();
+    for c in page["clusters"].as_array().into_iter().flatten() {
+        let tags = labels_of(&c["resourceLabels"]);
+        if !scope.wanted(&tags) {
+            continue;
+        }
+        let name = str_of(&c["name"]).unwrap_or_default();
+        let location = str_of(&c["location"]).unwrap_or_default();
+        let region = region_of_zone(&location);
+        let zone = (region != location).then(|| location.clone());
+        let id = format!("{location}/{name}");
+        let attrs = Attrs::default()
+            .s("version", str_of(&c["currentMasterVersion"]))
+            .s("status", c["status"].as_str().map(str::to_ascii_lowercase))
+            .s("availability_zone", zone.clone())
+            .s("launch_time", str_of(&c["createTime"]))
+            .n("node_count", num_of(&c["currentNodeCount"]));
+        for p in c["nodePools"].as_array().into_iter().flatten() {
+            let pool = str_of(&p["name"]).unwrap_or_default();
+            let attrs = Attrs::default()
+                .s("instance_type", str_of(&p["config"]["machineType"]))
+                .s("version", str_of(&p["version"]))
+                .s("status", p["status"].as_str().map(str::to_ascii_lowercase))
+                .n("size_gib", num_of(&p["config"]["diskSizeGb"]))
+                .n("node_count", num_of(&p["initialNodeCount"]))
+                .n("min_nodes", num_of(&p["autoscaling"]["minNodeCount"]))
+                .n("max_nodes", num_of(&p["autoscaling"]["maxNodeCount"]))
+                .s("cluster", Some(name.clone()));
+            out.push(scope.resource(
+                "k8s.node_group",
+                "container.googleapis.com/NodePool",
+                region.clone(),
+                format!("{id}/{pool}"),
+                pool,
+                tags.clone(),
+                attrs,
+            ));
+        }
+        out.push(scope.resource(
+            "k8s.cluster",
+            "container.googleapis.com/Cluster",
+            region,
+            id,
+            name,
+            tags,
+            attrs,
+        ));
+    }
+    Ok(out)
+}
+
+/// `256M`, `1Gi`, `512Mi`, `2G` → MB.
+fn memory_mb(s: &str) -> Option<f64> {
+    let idx = s.find(|c: char| !c.is_ascii_digit() && c != '.')?;
+    let (n, unit) = s.split_at(idx);
+    let n: f64 = n.parse().ok()?;
+    let mb = match unit {
+        "M" => n,
+        "Mi" => n * 1.048_576,
+        "G" => n * 1000.0,
+        "Gi" => n * 1_073.741_824,
+        "k" | "K" => n / 1000.0,
+        _ => return None,
+    };
+    Some(mb.round())
+}
+
+/// Cloud Functions of every location (v2 `locations/-/functions`, every page). The id is
+/// the full name (`projects/p/locations/r/functions/f`); the name is the short one.
+pub async fn functions(scope: &Scope<'_>) -> Result<Vec<Resource>, PluginError> {
+    let url = scope.api.url(
+        "cloudfunctions.googleapis.com",
+        &format!("/v2{}", scope.path("/locations/-/functions")),
+    );
+    let query = [("pageSize", "1000".to_string())];
+    let mut out = Vec::new();
+    scope
+        .api
+        .pages(&FUNCTIONS, &url, &query, |page: Value| {
+            for f in page["functions"].as_array().into_iter().flatten() {
+                let tags = labels_of(&f["labels"]);
+                if !scope.wanted(&tags) {
+                    continue;
+                }
+                let full = str_of(&f["name"]).unwrap_or_default();
+                let parts: Vec<&str> = full.split('/').collect();
+                let region = parts.get(3).copied().unwrap_or_default().to_string();
+                let attrs = Attrs::default()
+                    .s("runtime", str_of(&f["buildConfig"]["runtime"]))
+                    .n(
+                        "memory_mb",
+                        f["serviceConfig"]["availableMemory"]
+                            .as_str()
+                            .and_then(memory_mb),
+                    )
+                    .s("state", f["state"].as_str().map(str::to_ascii_lowercase))
+                    .s("environment", str_of(&f["environment"]))
+                    .s("launch_time", str_of(&f["createTime"]));
+                out.push(scope.resource(
+                    "function",
+                    "cloudfunctions.googleapis.com/Function",
+                    region,
+                    full.clone(),
+                    last_segment(&full).to_string(),
+                    tags,
+                    attrs,
+                ));
+            }
+        })
+        .await?;
+    Ok(out)
+}
+
+/// `POSTGRES_15` → (`postgres`, `15`); `MYSQL_8_0` → (`mysql`, `8.0`); `SQLSERVER_2019_STANDARD`
+/// → (`sqlserver`, `2019_standard`).
+fn engine(v: &str) -> (String, String) {
+    let lower = v.to_ascii_lowercase();
+    match lower.split_once('_') {
+        Some((e, ver)) if e == "sqlserver" => (e.to_string(), ver.to_string()),
+        Some((e, ver)) => (e.to_string(), ver.replace('_', ".")),
+        None => (lower, String::new()),
+    }
+}
+
+/// Cloud SQL instances (sqladmin v1 instances.list, every page).
+pub async fn sql_instances(scope: &Scope<'_>) -> Result<Vec<Resource>, PluginError> {
+    let url = scope.api.url(
+        "sqladmin.googleapis.com",
+        &format!("/v1{}", scope.path("/instances")),
+    );
+    let query = [("maxResults", "500".to_string())];
+    let mut out = Vec::new();
+    scope
+        .api
+        .pages(&SQL_INSTANCES, &url, &query, |page: Value| {
+            for i in page["items"].as_array().into_iter().flatten() {
+                let tags = labels_of(&i["settings"]["userLabels"]);
+                if !scope.wanted(&tags) {
+                    continue;
+                }
+                let (eng, ver) = i["databaseVersion"]
+                    .as_str()
+                    .map(engine)
+                    .unwrap_or_default();
+                let ip = |kind: &str| {
+                    i["ipAddresses"].as_array().and_then(|a| {
+                        a.iter()
+                            .find(|x| x["type"] == kind)
+                            .and_then(|x| str_of(&x["ipAddress"]))
+                    })
+                };
+                let state = i["state"].as_str().map(|s| match s {
+                    "RUNNABLE" => "running".to_string(),
+                    o => o.to_ascii_lowercase(),
+                });
+                let attrs = Attrs::default()
+                    .s("instance_class", str_of(&i["settings"]["tier"]))
+                    .s("engine", Some(eng).filter(|e| !e.is_empty()))
+                    .s("engine_version", Some(ver).filter(|e| !e.is_empty()))
+                    .s("state", state)
+                    .s("availability_zone", str_of(&i["gceZone"]))
+                    .s("private_ip", ip("PRIVATE"))
+                    .s("public_ip", ip("PRIMARY"))
+                    .n("size_gib", num_of(&i["settings"]["dataDiskSizeGb"]))
+                    .s("volume_type", str_of(&i["settings"]["dataDiskType"]))
+                    .s("launch_time", str_of(&i["createTime"]));
+                let name = str_of(&i["name"]).unwrap_or_default();
+                out.push(scope.resource(
+                    "database.instance",
+                    "sqladmin.googleapis.com/Instance",
+                    str_of(&i["region"]).unwrap_or_default(),
+                    name.clone(),
+                    name,
+                    tags,
+                    attrs,
+                ));
+            }
+        })
+        .await?;
+    Ok(out)
+}
+
+/// Cloud Storage buckets (`storage/v1/b?project=`, every page). The region is the bucket's
+/// location in lower case (`us-central1`, or a multi-region such as `us`).
+pub async fn buckets(scope: &Scope<'_>) -> Result<Vec<Resource>, PluginError> {
+    let url = scope.api.url("storage.googleapis.com", "/storage/v1/b");
+    let query = [
+        ("project", scope.project.to_string()),
+        ("maxResults", "1000".to_string()),
+    ];
+    let mut out = Vec::new();
+    scope
+        .api
+        .pages(&BUCKETS, &url, &query, |page: Value| {
+            for b in page["items"].as_array().into_iter().flatten() {
+                let tags = labels_of(&b["labels"]);
+                if !scope.wanted(&tags) {
+                    continue;
+                }
+                let name = str_of(&b["name"]).unwrap_or_default();
+                let attrs = Attrs::default()
+                    .s("storage_class", str_of(&b["storageClass"]))
+                    .s("location_type", str_of(&b["locationType"]))
+                    .s("launch_time", str_of(&b["timeCreated"]));
+                out.push(
+                    scope.resource(
+                        "storage.bucket",
+                        "storage.googleapis.com/Bucket",
+                        b["location"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_ascii_lowercase(),
+                        name.clone(),
+                        name,
+                        tags,
+                        attrs,
+                    ),
+                );
+            }
+        })
+        .await?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_parsers() {
+        assert_eq!(region_of_zone("us-central1-a"), "us-central1");
+        assert_eq!(region_of_zone("europe-west4"), "europe-west4");
+        assert_eq!(custom_shape("custom-4-8192"), Some((4.0, 8192.0)));
+        assert_eq!(custom_shape("n2-custom-2-4096-ext"), Some((2.0, 4096.0)));
+        assert_eq!(custom_shape("e2-medium"), None);
+        assert_eq!(memory_mb("256M"), Some(256.0));
+        assert_eq!(memory_mb("1Gi"), Some(1074.0));
+        assert_eq!(engine("POSTGRES_15"), ("postgres".into(), "15".into()));
+        assert_eq!(engine("MYSQL_8_0"), ("mysql".into(), "8.0".into()));
+        assert_eq!(gce_state("TERMINATED"), "stopped");
+        assert_eq!(gce_state("RUNNING"), "running");
+    }
+}

@@ -1,0 +1,877 @@
+//! Tests of the gcp collector against a local stand-in of the Google APIs (fake_server.rs):
+//! the service-account JWT exchange, every page of every list, exact values and call counts,
+//! 429 / 401 / 403, the dry run and billed cost from a BigQuery export.
+
+use super::fake_server::*;
+use super::*;
+use base64::Engine;
+use chrono::TimeZone;
+use serde_json::{json, Value};
+use skymeter_model::{ChargeCategory, CostSource, Window};
+use skymeter_plugin::config::Source as TomlSource;
+use skymeter_plugin::MetricSelection;
+use std::collections::{BTreeSet, HashMap};
+
+// ---------------------------------------------------------------- helpers
+
+const P: &str = "test-project";
+
+fn with_raw<T>(text: &str, f: impl FnOnce(&RawConfig<'_>) -> T) -> T {
+    let src = TomlSource::new("gcp.toml", text);
+    let v = src.parse().expect("test TOML parses");
+    let raw = RawConfig::new(src.clone(), v, Arc::new(Vec::new()));
+    f(&raw)
+}
+
+fn config_error(text: &str) -> ConfigError {
+    with_raw(text, |raw| Gcp::from_raw(raw).err().expect("fails"))
+}
+
+struct Env {
+    server: FakeGcp,
+    _dir: tempfile::TempDir,
+    key: std::path::PathBuf,
+}
+
+fn env() -> Env {
+    let server = FakeGcp::start();
+    let dir = tempfile::tempdir().unwrap();
+    let key = server.key_file(dir.path(), P);
+    Env {
+        server,
+        _dir: dir,
+        key,
+    }
+}
+
+impl Env {
+    fn collector(&self, extra: &str) -> Gcp {
+        let text = format!(
+            "projects = [\"{P}\"]\ncredentials_file = {:?}\nendpoint_url = {:?}\ndelay = \"0s\"\nmax_attempts = 3\n{extra}",
+            self.key.to_str().unwrap(),
+            self.server.url
+        );
+        with_raw(&text, |raw| Gcp::from_raw(raw).expect("builds"))
+    }
+
+    fn state(&self) -> &State {
+        &self.server.state
+    }
+}
+
+/// A window ending at the last whole 5 minutes.
+fn request(selection: &[&str]) -> (CollectRequest, i64) {
+    let now = Utc::now().timestamp();
+    let end = now.div_euclid(300) * 300;
+    (
+        CollectRequest {
+            window: Window {
+                start: ts(end - 300),
+                end: ts(end),
+            },
+            metrics: MetricSelection::new(selection).unwrap(),
+            task: "t".into(),
+        },
+        end,
+    )
+}
+
+fn ts(secs: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(secs, 0).single().unwrap()
+}
+
+async fn collect(g: &mut Gcp, selection: &[&str]) -> (Output, Result<(), PluginError>, i64) {
+    let (req, end) = request(selection);
+    let mut out = Output::default();
+    let r = g.collect(&req, &mut out).await;
+    (out, r, end)
+}
+
+fn attr<'a>(r: &'a Resource, k: &str) -> &'a Value {
+    r.attributes.get(k).unwrap_or(&Value::Null)
+}
+
+/// A project with one of each kind: 3 instances in 2 zones, a disk, a GKE cluster with a
+/// node pool, a function, a Cloud SQL instance and a bucket.
+fn small_project() -> Project {
+    let mut p = Project {
+        instances: vec![
+            instance(P, "us-central1-a", 1001, "web-1", "e2-standard-2"),
+            instance(P, "us-central1-a", 1002, "web-2", "e2-standard-2"),
+            instance(P, "europe-west1-b", 1003, "batch-1", "custom-4-8192"),
+        ],
+        machine_types: vec![
+            machine_type("us-central1-a", "e2-standard-2", 2, 8192),
+            machine_type("europe-west1-b", "e2-standard-2", 2, 8192),
+            machine_type("us-central1-a", "n2-standard-4", 4, 16384),
+        ],
+        disks: vec![json!({
+            "kind": "compute#disk", "id": "2001", "name": "web-1", "sizeGb": "20",
+            "zone": format!("https://www.googleapis.com/compute/v1/projects/{P}/zones/us-central1-a"),
+            "status": "READY",
+            "type": format!("https://www.googleapis.com/compute/v1/projects/{P}/zones/us-central1-a/diskTypes/pd-balanced"),
+            "creationTimestamp": "2024-01-15T08:30:00.000-08:00",
+            "labels": {"env": "prod"}
+        })],
+        clusters: vec![json!({
+            "name": "gke-1", "location": "us-central1", "status": "RUNNING",
+            "currentMasterVersion": "1.29.4-gke.1043002", "currentNodeCount": 3,
+            "createTime": "2024-02-01T10:00:00+00:00", "resourceLabels": {"env": "prod"},
+            "nodePools": [{
+                "name": "default-pool", "status": "RUNNING", "version": "1.29.4-gke.1043002",
+                "initialNodeCount": 1,
+                "config": {"machineType": "e2-medium", "diskSizeGb": 100},
+                "autoscaling": {"enabled": true, "minNodeCount": 1, "maxNodeCount": 5}
+            }]
+        })],
+        functions: vec![json!({
+            "name": format!("projects/{P}/locations/us-central1/functions/hello"),
+            "state": "ACTIVE", "environment": "GEN_2",
+            "buildConfig": {"runtime": "python312", "entryPoint": "hello"},
+            "serviceConfig": {"availableMemory": "256M", "timeoutSeconds": 60},
+            "labels": {"env": "prod"}, "createTime": "2024-03-01T00:00:00Z"
+        })],
+        sql: vec![json!({
+            "kind": "sql#instance", "name": "db-1", "project": P, "databaseVersion": "POSTGRES_15",
+            "region": "us-central1", "gceZone": "us-central1-c", "state": "RUNNABLE",
+            "settings": {"tier": "db-custom-2-7680", "dataDiskSizeGb": "10", "dataDiskType": "PD_SSD",
+                         "userLabels": {"env": "prod"}},
+            "ipAddresses": [{"type": "PRIMARY", "ipAddress": "35.1.1.1"}, {"type": "PRIVATE", "ipAddress": "10.0.0.5"}],
+            "createTime": "2024-01-01T00:00:00.000Z"
+        })],
+        buckets: vec![json!({
+            "kind": "storage#bucket", "id": "logs-bucket", "name": "logs-bucket",
+            "location": "US-CENTRAL1", "locationType": "region", "storageClass": "STANDARD",
+            "timeCreated": "2024-01-01T00:00:00.000Z", "labels": {"env": "prod"}
+        })],
+        series: HashMap::new(),
+    };
+    let cpu = "compute.googleapis.com/instance/cpu/utilization";
+    for (i, id) in [1001u64, 1002, 1003].iter().enumerate() {
+        let zone = if *id == 1003 {
+            "europe-west1-b"
+        } else {
+            "us-central1-a"
+        };
+        let l = gce_labels(P, zone, *id);
+        let i = i as f64;
+        p.series
+            .entry((cpu.into(), "ALIGN_MEAN".into()))
+            .or_default()
+            .push((l.clone(), double(0.20 + i / 100.0)));
+        p.series
+            .entry((cpu.into(), "ALIGN_MAX".into()))
+            .or_default()
+            .push((l.clone(), double(0.50 + i / 100.0)));
+    }
+    let rx = "compute.googleapis.com/instance/network/received_bytes_count";
+    p.series.insert(
+        (rx.into(), "ALIGN_RATE".into()),
+        vec![(gce_labels(P, "us-central1-a", 1001), double(1500.0))],
+    );
+    p.series.insert(
+        (rx.into(), "ALIGN_MAX".into()),
+        vec![(gce_labels(P, "us-central1-a", 1001), int64(120_000))],
+    );
+    // A series of an instance not in the inventory: dropped.
+    p.series
+        .get_mut(&(cpu.into(), "ALIGN_MEAN".into()))
+        .unwrap()
+        .push((gce_labels(P, "us-central1-a", 9999), double(0.99)));
+    p.series.insert(
+        (
+            "cloudsql.googleapis.com/database/cpu/utilization".into(),
+            "ALIGN_MEAN".into(),
+        ),
+        vec![(
+            json!({"project_id": P, "database_id": format!("{P}:db-1"), "region": "us-central"}),
+            double(0.42),
+        )],
+    );
+    p.series.insert(
+        (
+            "cloudfunctions.googleapis.com/function/execution_count".into(),
+            "ALIGN_SUM".into(),
+        ),
+        vec![(
+            json!({"project_id": P, "function_name": "hello", "region": "us-central1"}),
+            int64(37),
+        )],
+    );
+    p.series.insert(
+        (
+            "cloudfunctions.googleapis.com/function/execution_times".into(),
+            "ALIGN_MEAN".into(),
+        ),
+        vec![(
+            json!({"project_id": P, "function_name": "hello", "region": "us-central1"}),
+            double(12_500_000.0),
+        )],
+    );
+    p.series.insert(
+        (
+            "storage.googleapis.com/storage/total_bytes".into(),
+            "ALIGN_MEAN".into(),
+        ),
+        vec![(
+            json!({"project_id": P, "bucket_name": "logs-bucket", "location": "us-central1"}),
+            double(5.0e9),
+        )],
+    );
+    p
+}
+
+fn point<'a>(out: &'a Output, metric: &str, id: &str, stat: Stat) -> &'a Point {
+    out.points
+        .iter()
+        .find(|p| p.metric == metric && p.resource.id == id && p.stat == stat)
+        .unwrap_or_else(|| panic!("no {metric} {stat:?} of {id}"))
+}
+
+// ---------------------------------------------------------------- config
+
+#[test]
+fn config_errors_name_the_key_and_what_to_do() {
+    let e = config_error("stats = [\"median\"]");
+    assert!(e.to_string().contains("stats"), "{e}");
+    assert!(e.to_string().contains("unknown stat \"median\""), "{e}");
+    let e = config_error("period = \"90s\"");
+    assert!(e.to_string().contains("period"), "{e}");
+    let e = config_error("projects = [\"My Project\"]");
+    assert!(e.to_string().contains("is not a project id"), "{e}");
+    let e = config_error("billing_export_table = \"just-a-table\"");
+    assert!(e.to_string().contains("billing_export_table"), "{e}");
+    let e = config_error("endpoint_url = \"localhost:1\"");
+    assert!(e.to_string().contains("http://"), "{e}");
+    let e = config_error("regions = [\"x\"]");
+    assert!(e.to_string().contains("regions"), "{e}");
+}
+
+#[test]
+fn metrics_catalog_lists_units_and_sources() {
+    let m = metrics();
+    let cpu = m.iter().find(|i| i.name == "cpu.utilization").unwrap();
+    assert_eq!(cpu.unit, Unit::Percent);
+    assert!(cpu
+        .source
+        .contains("compute.googleapis.com/instance/cpu/utilization"));
+    assert!(cpu
+        .source
+        .contains("cloudsql.googleapis.com/database/cpu/utilization"));
+    let rx = m
+        .iter()
+        .find(|i| i.name == "network.received_throughput")
+        .unwrap();
+    assert_eq!(rx.unit, Unit::BytesPerSecond);
+    assert!(m.iter().any(|i| i.name == "gcp.api_calls"));
+    assert!(m.iter().any(|i| i.name == "gcp.planned_calls"));
+}
+
+// ---------------------------------------------------------------- auth
+
+#[tokio::test]
+async fn service_account_jwt_bearer_exchange_at_the_key_files_token_uri() {
+    let e = env();
+    e.server.set_project(P, small_project());
+    let mut g = e.collector("");
+    let (out, r, _) = collect(&mut g, &["cpu.*"]).await;
+    r.unwrap();
+    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    // One exchange for the whole collection (the token is cached).
+    let assertions = e.state().assertions.lock().unwrap().clone();
+    assert_eq!(assertions.len(), 1);
+    assert_eq!(e.state().count("/token"), 1);
+    let jwt = &assertions[0];
+    let parts: Vec<&str> = jwt.split('.').collect();
+    assert_eq!(parts.len(), 3);
+    let b64 = |s: &str| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(s.trim_end_matches('='))
+            .unwrap()
+    };
+    let header: Value = serde_json::from_slice(&b64(parts[0])).unwrap();
+    assert_eq!(header["alg"], "RS256");
+    assert_eq!(header["typ"], "JWT");
+    let claims: Value = serde_json::from_slice(&b64(parts[1])).unwrap();
+    assert_eq!(claims["iss"], CLIENT_EMAIL);
+    assert_eq!(claims["aud"], format!("{}/token", e.server.url));
+    assert_eq!(claims["scope"], client::SCOPE);
+    let iat = claims["iat"].as_i64().unwrap();
+    assert_eq!(claims["exp"].as_i64().unwrap() - iat, 3595);
+    assert!((Utc::now().timestamp() - iat).abs() < 120);
+    // RS256 = RSASSA-PKCS1-v1_5 with SHA-256, by the test key.
+    let public = include_bytes!("testdata/test-key.pub.der");
+    let key = ring::signature::UnparsedPublicKey::new(
+        &ring::signature::RSA_PKCS1_2048_8192_SHA256,
+        &public[..],
+    );
+    let signed = format!("{}.{}", parts[0], parts[1]);
+    key.verify(signed.as_bytes(), &b64(parts[2]))
+        .expect("the assertion is signed with the key file's private key");
+}
+
+#[tokio::test]
+async fn missing_key_file_is_a_clear_auth_error() {
+    let e = env();
+    let text = format!(
+        "projects = [\"{P}\"]\ncredentials_file = \"/nonexistent/key.json\"\nendpoint_url = {:?}",
+        e.server.url
+    );
+    let mut g = with_raw(&text, |raw| Gcp::from_raw(raw).unwrap());
+    let (_, r, _) = collect(&mut g, &["*"]).await;
+    let err = r.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Auth);
+    assert!(err.message.contains("credentials_file"), "{err}");
+    assert_eq!(e.state().requests().len(), 0);
+}
+
+// ---------------------------------------------------------------- inventory
+
+#[tokio::test]
+async fn inventory_reads_every_page_and_maps_to_the_contract() {
+    let e = env();
+    e.server.set_project(P, small_project());
+    *e.state().page_size.lock().unwrap() = 2;
+    let mut g = e.collector("");
+    let (out, r, _) = collect(&mut g, &["none.*"]).await;
+    r.unwrap();
+    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    let kinds: Vec<(&str, &str)> = out
+        .resources
+        .iter()
+        .map(|r| (r.kind.as_str(), r.id.as_str()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("compute.instance", "1003"),
+            ("compute.instance", "1001"),
+            ("compute.instance", "1002"),
+            ("database.instance", "db-1"),
+            (
+                "function",
+                "projects/test-project/locations/us-central1/functions/hello"
+            ),
+            ("k8s.cluster", "us-central1/gke-1"),
+            ("k8s.node_group", "us-central1/gke-1/default-pool"),
+            ("storage.bucket", "logs-bucket"),
+            ("storage.volume", "2001"),
+        ]
+    );
+    let by_id = |id: &str| out.resources.iter().find(|r| r.id == id).unwrap();
+    let web1 = by_id("1001");
+    assert_eq!(web1.provider, "gcp");
+    assert_eq!(web1.account, P);
+    assert_eq!(web1.region, "us-central1");
+    assert_eq!(web1.name, "web-1");
+    assert_eq!(web1.native_type, "compute.googleapis.com/Instance");
+    assert_eq!(web1.tags.get("env").map(String::as_str), Some("prod"));
+    assert_eq!(attr(web1, "instance_type"), "e2-standard-2");
+    assert_eq!(attr(web1, "state"), "running");
+    assert_eq!(attr(web1, "availability_zone"), "us-central1-a");
+    assert_eq!(attr(web1, "vcpus"), 2);
+    assert_eq!(attr(web1, "memory_mib"), 8192);
+    assert_eq!(attr(web1, "private_ip"), "10.128.4.3");
+    assert_eq!(attr(web1, "public_ip"), "34.1.2.3");
+    assert_eq!(attr(web1, "launch_time"), "2024-01-15T08:30:00.000-08:00");
+    // A custom machine type: its shape is in its name.
+    let batch = by_id("1003");
+    assert_eq!(attr(batch, "vcpus"), 4);
+    assert_eq!(attr(batch, "memory_mib"), 8192);
+    assert_eq!(batch.region, "europe-west1");
+    let disk = by_id("2001");
+    assert_eq!(attr(disk, "size_gib"), 20);
+    assert_eq!(attr(disk, "volume_type"), "pd-balanced");
+    assert_eq!(attr(disk, "state"), "ready");
+    let db = by_id("db-1");
+    assert_eq!(attr(db, "engine"), "postgres");
+    assert_eq!(attr(db, "engine_version"), "15");
+    assert_eq!(attr(db, "instance_class"), "db-custom-2-7680");
+    assert_eq!(attr(db, "state"), "running");
+    assert_eq!(attr(db, "private_ip"), "10.0.0.5");
+    assert_eq!(attr(db, "public_ip"), "35.1.1.1");
+    let f = out.resources.iter().find(|r| r.kind == "function").unwrap();
+    assert_eq!(f.name, "hello");
+    assert_eq!(f.region, "us-central1");
+    assert_eq!(attr(f, "runtime"), "python312");
+    assert_eq!(attr(f, "memory_mb"), 256);
+    let pool = by_id("us-central1/gke-1/default-pool");
+    assert_eq!(attr(pool, "instance_type"), "e2-medium");
+    assert_eq!(attr(pool, "max_nodes"), 5);
+    let cluster = by_id("us-central1/gke-1");
+    assert_eq!(attr(cluster, "version"), "1.29.4-gke.1043002");
+    assert_eq!(attr(cluster, "status"), "running");
+    let b = by_id("logs-bucket");
+    assert_eq!(b.region, "us-central1");
+
+    // Every page: 3 instances at 2 a page = 2 calls; 3 machine types = 2 calls.
+    assert_eq!(g.calls.get("compute.instances.aggregatedList"), 2);
+    assert_eq!(g.calls.get("compute.machineTypes.aggregatedList"), 2);
+    assert_eq!(g.calls.get("compute.disks.aggregatedList"), 1);
+    assert_eq!(g.calls.get("container.projects.locations.clusters.list"), 1);
+    assert_eq!(
+        g.calls
+            .get("cloudfunctions.projects.locations.functions.list"),
+        1
+    );
+    assert_eq!(g.calls.get("sql.instances.list"), 1);
+    assert_eq!(g.calls.get("storage.buckets.list"), 1);
+    let pages: Vec<Option<String>> = e
+        .state()
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/aggregated/instances"))
+        .map(|r| r.param("pageToken").map(str::to_string))
+        .collect();
+    assert_eq!(pages, [None, Some("page-2".to_string())]);
+    assert_eq!(
+        e.state()
+            .requests()
+            .iter()
+            .find(|r| r.path == "/storage/v1/b")
+            .unwrap()
+            .param("project"),
+        Some(P)
+    );
+}
+
+#[tokio::test]
+async fn labels_filter_keeps_only_matching_resources() {
+    let e = env();
+    let mut p = small_project();
+    p.instances[1]["labels"] = json!({"env": "dev"});
+    e.server.set_project(P, p);
+    let mut g = e.collector("labels = { env = \"prod\" }");
+    let (out, r, _) = collect(&mut g, &["none.*"]).await;
+    r.unwrap();
+    assert!(out.resources.iter().all(|r| r.id != "1002"));
+    assert_eq!(
+        out.resources
+            .iter()
+            .filter(|r| r.kind == "compute.instance")
+            .count(),
+        2
+    );
+}
+
+// ---------------------------------------------------------------- metrics
+
+#[tokio::test]
+async fn metrics_are_mapped_back_with_exact_values_units_and_stats() {
+    let e = env();
+    e.server.set_project(P, small_project());
+    let mut g = e.collector("");
+    let (out, r, end) = collect(&mut g, &["*"]).await;
+    r.unwrap();
+    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    let cpu = point(&out, "cpu.utilization", "1002", Stat::Avg);
+    assert!((cpu.value - 21.0).abs() < 1e-9, "{}", cpu.value);
+    assert_eq!(cpu.unit, Unit::Percent);
+    assert_eq!(cpu.period_s, 300);
+    assert_eq!(cpu.ts, ts(end));
+    assert_eq!(cpu.resource.provider, "gcp");
+    assert_eq!(cpu.resource.account, P);
+    assert_eq!(cpu.resource.region, "us-central1");
+    let max = point(&out, "cpu.utilization", "1003", Stat::Max);
+    assert!((max.value - 52.0).abs() < 1e-9, "{}", max.value);
+    assert!(!out.points.iter().any(|p| p.resource.id == "9999"));
+    // ALIGN_RATE is per second; ALIGN_MAX of 60 s deltas ÷ 60.
+    let rx = point(&out, "network.received_throughput", "1001", Stat::Avg);
+    assert_eq!((rx.value, rx.unit), (1500.0, Unit::BytesPerSecond));
+    let rx = point(&out, "network.received_throughput", "1001", Stat::Max);
+    assert_eq!((rx.value, rx.unit), (2000.0, Unit::BytesPerSecond));
+    let db = point(&out, "cpu.utilization", "db-1", Stat::Avg);
+    assert!((db.value - 42.0).abs() < 1e-9);
+    let fid = "projects/test-project/locations/us-central1/functions/hello";
+    let inv = point(&out, "function.invocations", fid, Stat::Sum);
+    assert_eq!((inv.value, inv.unit), (37.0, Unit::Count));
+    let dur = point(&out, "function.duration", fid, Stat::Avg);
+    assert_eq!((dur.value, dur.unit), (12.5, Unit::Milliseconds));
+    let size = point(&out, "storage.size", "logs-bucket", Stat::Avg);
+    assert_eq!((size.value, size.unit), (5.0e9, Unit::Bytes));
+
+    // One call per (metric type, aligner): GCE 10 types × 2, SQL 3 × 2, functions 1 + 1
+    // (execution_times: avg only of avg/max), storage 2.
+    let calls: Vec<(String, String)> = e
+        .state()
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/timeSeries"))
+        .map(|r| {
+            (
+                r.param("filter").unwrap().to_string(),
+                r.param("aggregation.perSeriesAligner").unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(calls.len(), 20 + 6 + 2 + 2, "{calls:#?}");
+    let unique: BTreeSet<_> = calls.iter().collect();
+    assert_eq!(unique.len(), calls.len());
+    assert_eq!(g.calls.get("monitoring.timeSeries.list"), 30);
+    let req = e
+        .state()
+        .requests()
+        .into_iter()
+        .find(|r| {
+            r.path == format!("/v3/projects/{P}/timeSeries")
+                && r.param("filter").unwrap().contains("disk/read_ops_count")
+                && r.param("aggregation.perSeriesAligner") == Some("ALIGN_RATE")
+        })
+        .unwrap();
+    assert_eq!(req.param("aggregation.alignmentPeriod"), Some("300s"));
+    assert_eq!(
+        req.param("aggregation.crossSeriesReducer"),
+        Some("REDUCE_SUM")
+    );
+    assert_eq!(
+        req.param("aggregation.groupByFields"),
+        Some("resource.labels.instance_id")
+    );
+    assert_eq!(
+        req.param("interval.endTime"),
+        Some(
+            ts(end)
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                .as_str()
+        )
+    );
+    assert_eq!(
+        req.param("interval.startTime"),
+        Some(
+            ts(end - 600)
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                .as_str()
+        )
+    );
+    // Self-accounting.
+    let api_calls = out
+        .points
+        .iter()
+        .find(|p| {
+            p.metric == "gcp.api_calls"
+                && p.labels.get("api").map(String::as_str) == Some("monitoring.timeSeries.list")
+        })
+        .unwrap();
+    assert_eq!(api_calls.value, 30.0);
+}
+
+#[tokio::test]
+async fn five_hundred_instances_one_time_series_call_per_metric_type_and_stat() {
+    let e = env();
+    let mut p = Project {
+        machine_types: vec![machine_type("us-central1-a", "n2-standard-4", 4, 16384)],
+        ..Default::default()
+    };
+    let cpu = "compute.googleapis.com/instance/cpu/utilization";
+    for i in 0..500u64 {
+        let id = 10_000 + i;
+        p.instances.push(instance(
+            P,
+            "us-central1-a",
+            id,
+            &format!("vm-{i}"),
+            "n2-standard-4",
+        ));
+        let l = gce_labels(P, "us-central1-a", id);
+        p.series
+            .entry((cpu.into(), "ALIGN_MEAN".into()))
+            .or_default()
+            .push((l.clone(), double(i as f64 / 1000.0)));
+        p.series
+            .entry((cpu.into(), "ALIGN_MAX".into()))
+            .or_default()
+            .push((l, double(i as f64 / 500.0)));
+    }
+    e.server.set_project(P, p);
+    // 200 items (series) a page: 3 pages of instances, 3 of each cpu answer.
+    *e.state().page_size.lock().unwrap() = 200;
+    let mut g = e.collector("");
+    let (out, r, _) = collect(&mut g, &["*"]).await;
+    r.unwrap();
+    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    assert_eq!(out.resources.len(), 500);
+    let cpu_points: Vec<&Point> = out
+        .points
+        .iter()
+        .filter(|p| p.metric == "cpu.utilization")
+        .collect();
+    assert_eq!(cpu_points.len(), 1000);
+    let v = point(&out, "cpu.utilization", "10250", Stat::Max);
+    assert!((v.value - 50.0).abs() < 1e-9);
+
+    let ts_calls: Vec<_> = e
+        .state()
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with("/timeSeries"))
+        .collect();
+    let first_pages: Vec<_> = ts_calls
+        .iter()
+        .filter(|r| r.param("pageToken").is_none())
+        .collect();
+    // 10 GCE metric types × 2 stats, whatever the number of instances.
+    assert_eq!(first_pages.len(), 20);
+    let unique: BTreeSet<(String, String)> = first_pages
+        .iter()
+        .map(|r| {
+            (
+                r.param("filter").unwrap().to_string(),
+                r.param("aggregation.perSeriesAligner").unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(unique.len(), 20);
+    // Plus pages: cpu avg and max have 500 series = 3 pages each.
+    assert_eq!(ts_calls.len(), 20 + 2 * 2);
+    assert_eq!(g.calls.get("monitoring.timeSeries.list"), 24);
+    assert_eq!(g.calls.get("compute.instances.aggregatedList"), 3);
+    assert_eq!(g.calls.get("compute.machineTypes.aggregatedList"), 1);
+}
+
+// ---------------------------------------------------------------- errors
+
+#[tokio::test]
+async fn throttled_429_waits_retry_after_then_succeeds() {
+    let e = env();
+    e.server.set_project(P, small_project());
+    e.state().fail("/aggregated/instances", &[(429, Some(1))]);
+    let mut g = e.collector("");
+    let t0 = std::time::Instant::now();
+    let (out, r, _) = collect(&mut g, &["none.*"]).await;
+    r.unwrap();
+    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    assert!(t0.elapsed() >= Duration::from_secs(1), "{:?}", t0.elapsed());
+    assert_eq!(e.state().count("/aggregated/instances"), 2);
+    // Both requests count: the API saw two.
+    assert_eq!(g.calls.get("compute.instances.aggregatedList"), 2);
+    assert_eq!(
+        out.resources
+            .iter()
+            .filter(|r| r.kind == "compute.instance")
+            .count(),
+        3
+    );
+}
+
+#[tokio::test]
+async fn throttled_past_max_attempts_is_an_error_and_the_rest_goes_on() {
+    let e = env();
+    e.server.set_project(P, small_project());
+    e.state().fail(
+        "/aggregated/disks",
+        &[(429, Some(0)), (429, Some(0)), (429, Some(0))],
+    );
+    let mut g = e.collector("");
+    let (out, r, _) = collect(&mut g, &["none.*"]).await;
+    r.unwrap();
+    assert_eq!(e.state().count("/aggregated/disks"), 3);
+    assert_eq!(out.errors.len(), 1, "{:?}", out.errors);
+    let err = &out.errors[0];
+    assert_eq!(err.kind, ErrorKind::Unavailable);
+    assert!(
+        err.message.starts_with(
+            "compute.disks.aggregatedList stayed throttled (429) after 3 attempts: lower max_concurrency"
+        ),
+        "{}",
+        err.message
+    );
+    assert_eq!(err.context.get("project").map(String::as_str), Some(P));
+    assert!(out.resources.iter().any(|r| r.kind == "compute.instance"));
+}
+
+#[tokio::test]
+async fn forbidden_403_names_the_permission_and_role_and_the_rest_goes_on() {
+    let e = env();
+    e.server.set_project(P, small_project());
+    e.state().fail("/timeSeries", &[(403, None); 30]);
+    e.state()
+        .fail("/v1/projects/test-project/instances", &[(403, None)]);
+    let mut g = e.collector("");
+    let (out, r, _) = collect(&mut g, &["cpu.*"]).await;
+    r.unwrap();
+    let sql = out
+        .errors
+        .iter()
+        .find(|e| e.context.get("api").map(String::as_str) == Some("sql.instances.list"))
+        .unwrap();
+    assert_eq!(sql.kind, ErrorKind::Permission);
+    assert!(
+        sql.message.starts_with("sql.instances.list was denied (403): grant the permission cloudsql.instances.list (e.g. the role roles/cloudsql.viewer)"),
+        "{}",
+        sql.message
+    );
+    let ts = out
+        .errors
+        .iter()
+        .find(|e| e.context.get("api").map(String::as_str) == Some("monitoring.timeSeries.list"))
+        .unwrap();
+    assert!(
+        ts.message
+            .contains("monitoring.timeSeries.list (e.g. the role roles/monitoring.viewer)"),
+        "{}",
+        ts.message
+    );
+    assert_eq!(
+        ts.context.get("metric").map(String::as_str),
+        Some("compute.googleapis.com/instance/cpu/utilization")
+    );
+    // 403 is not retried; the instances are still there.
+    assert_eq!(e.state().count("/v1/projects/test-project/instances"), 1);
+    assert!(out.resources.iter().any(|r| r.kind == "compute.instance"));
+    assert!(!out.resources.iter().any(|r| r.kind == "database.instance"));
+}
+
+#[tokio::test]
+async fn unauthorized_401_is_a_clear_auth_error_without_the_token() {
+    let e = env();
+    e.server.set_project(P, small_project());
+    for needle in [
+        "/compute/",
+        "/clusters",
+        "/functions",
+        "/v1/projects/test-project/instances",
+        "/storage/",
+    ] {
+        e.state().fail(needle, &[(401, None); 4]);
+    }
+    let mut g = e.collector("");
+    let (out, r, _) = collect(&mut g, &["*"]).await;
+    // Nothing listed: the collection fails with the first error.
+    let err = r.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Auth);
+    assert!(
+        err.message.contains("GCP rejected the access token (401)"),
+        "{}",
+        err.message
+    );
+    for e in out.errors.iter().chain([&err]) {
+        assert!(!e.message.contains(TOKEN), "{}", e.message);
+        assert!(!e.message.contains("PRIVATE KEY"), "{}", e.message);
+    }
+    // 401 is not retried.
+    assert_eq!(e.state().count("/aggregated/instances"), 1);
+}
+
+// ---------------------------------------------------------------- dry run
+
+#[tokio::test]
+async fn dry_run_discovers_and_plans_without_time_series_calls() {
+    let e = env();
+    e.server.set_project(P, small_project());
+    let mut g =
+        e.collector("dry_run = true\nbilling_export_table = \"b.d.gcp_billing_export_v1_X\"");
+    let (out, r, _) = collect(&mut g, &["*"]).await;
+    r.unwrap();
+    assert_eq!(e.state().count("/timeSeries"), 0);
+    assert_eq!(e.state().count("/bigquery/"), 0);
+    let planned = |api: &str| {
+        out.points
+            .iter()
+            .find(|p| {
+                p.metric == "gcp.planned_calls"
+                    && p.labels.get("api").map(String::as_str) == Some(api)
+            })
+            .map(|p| p.value)
+    };
+    assert_eq!(planned("monitoring.timeSeries.list"), Some(30.0));
+    assert_eq!(planned("compute.instances.aggregatedList"), Some(1.0));
+    assert!(out.points.iter().all(|p| p.metric.starts_with("gcp.")));
+    assert_eq!(out.resources.len(), 9);
+}
+
+// ---------------------------------------------------------------- billed cost
+
+#[tokio::test]
+async fn billed_cost_from_the_bigquery_export_every_page() {
+    let e = env();
+    e.server.set_project(P, Project::default());
+    {
+        let mut b = e.state().billing.lock().unwrap();
+        b.fields = [
+            "day", "service", "project", "region", "currency", "resource", "cost", "credits",
+        ]
+        .map(String::from)
+        .to_vec();
+        let row = |day: &str, svc: &str, region: Value, res: Value, cost: &str, credits: &str| {
+            vec![
+                json!(day),
+                json!(svc),
+                json!(P),
+                region,
+                json!("USD"),
+                res,
+                json!(cost),
+                json!(credits),
+            ]
+        };
+        b.rows = vec![
+            row(
+                "2024-03-08",
+                "Compute Engine",
+                json!("us-central1"),
+                json!("//compute.googleapis.com/projects/test-project/zones/us-central1-a/instances/1001"),
+                "12.5",
+                "-2.5",
+            ),
+            row("2024-03-08", "Cloud Storage", json!("us"), Value::Null, "0.75", "0"),
+            row("2024-03-09", "Tax", Value::Null, Value::Null, "1.1", "0"),
+        ];
+        b.page_size = 2;
+        b.pending_polls = 1;
+    }
+    let mut g = e.collector(
+        "billing_export_table = \"billing-proj.billing_ds.gcp_billing_export_resource_v1_0123AB_4567CD_89EF01\"",
+    );
+    let (out, r, _) = collect(&mut g, &["none.*"]).await;
+    r.unwrap();
+    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    assert_eq!(out.costs.len(), 3);
+    let c = &out.costs[0];
+    assert_eq!(c.billed_cost, 12.5);
+    assert_eq!(c.effective_cost, 10.0);
+    assert_eq!(c.billing_currency, "USD");
+    assert_eq!(c.charge_period_start, ts(1_709_856_000)); // 2024-03-08
+    assert_eq!(c.charge_period_end, ts(1_709_942_400));
+    assert_eq!(c.charge_category, ChargeCategory::Usage);
+    assert_eq!(c.provider_name, "Google Cloud");
+    assert_eq!(c.service_name, "Compute Engine");
+    assert_eq!(c.service_category.as_deref(), Some("Compute"));
+    assert_eq!(c.sub_account_id.as_deref(), Some(P));
+    assert_eq!(c.region_id.as_deref(), Some("us-central1"));
+    assert_eq!(
+        c.resource_id.as_deref(),
+        Some("//compute.googleapis.com/projects/test-project/zones/us-central1-a/instances/1001")
+    );
+    assert_eq!(c.x_source, CostSource::Billed);
+    assert_eq!(out.costs[1].service_category.as_deref(), Some("Storage"));
+    assert_eq!(out.costs[1].resource_id, None);
+    assert_eq!(out.costs[2].charge_category, ChargeCategory::Tax);
+    assert_eq!(out.costs[2].region_id, None);
+    // One query; getQueryResults: one poll while running, then page 1 and page 2.
+    assert_eq!(g.calls.get("bigquery.jobs.query"), 1);
+    assert_eq!(g.calls.get("bigquery.jobs.getQueryResults"), 3);
+    let reqs = e.state().requests();
+    let q = reqs
+        .iter()
+        .find(|r| r.method == "POST" && r.path.starts_with("/bigquery/"))
+        .unwrap();
+    assert_eq!(q.path, "/bigquery/v2/projects/billing-proj/queries");
+    let body: Value = serde_json::from_str(&q.body).unwrap();
+    assert!(body["query"].as_str().unwrap().contains(
+        "FROM `billing-proj.billing_ds.gcp_billing_export_resource_v1_0123AB_4567CD_89EF01`"
+    ));
+    let gets: Vec<_> = reqs
+        .iter()
+        .filter(|r| r.method == "GET" && r.path.starts_with("/bigquery/"))
+        .collect();
+    assert!(gets.iter().all(|r| r.path
+        == "/bigquery/v2/projects/billing-proj/queries/job_skymeter_1"
+        && r.param("location") == Some("US")));
+    assert_eq!(gets[2].param("pageToken"), Some("page-2"));
+
+    // Within billed_every: not read again.
+    let (out, r, _) = collect(&mut g, &["none.*"]).await;
+    r.unwrap();
+    assert!(out.costs.is_empty());
+    assert_eq!(e.state().count("/bigquery/"), 4);
+}
