@@ -657,7 +657,7 @@ impl Collector for Azure {
         // Billed cost.
         if !cfg.dry_run && cfg.cost.iter().any(|c| c == "billed") {
             let every = chrono::Duration::from_std(cfg.billed_every.0).unwrap_or_default();
-            if !self.last_billed.is_some_and(|t| now - t < every) {
+            if self.last_billed.is_none_or(|t| now - t >= every) {
                 let (start, end) = cost::billed_days(now, cfg.billed_days);
                 let mut ok = true;
                 for sub in &cfg.subscriptions {
