@@ -72,7 +72,7 @@ fn category(service: &str) -> &'static str {
 }
 
 /// `Microsoft.Compute/virtualMachines` from a resource id.
-fn resource_type(id: &str) -> Option<String> {
+pub fn resource_type(id: &str) -> Option<String> {
     let lower = id.to_ascii_lowercase();
     let i = lower.rfind("/providers/")?;
     let parts: Vec<&str> = id[i + "/providers/".len()..].split('/').collect();

@@ -659,12 +659,31 @@ impl Collector for Azure {
             let every = chrono::Duration::from_std(cfg.billed_every.0).unwrap_or_default();
             if self.last_billed.is_none_or(|t| now - t >= every) {
                 let (start, end) = cost::billed_days(now, cfg.billed_days);
+                // Cost Management answers resource ids in lower case; the inventory's casing
+                // is used where the resource was listed, so both join on `id`.
+                let ids: HashMap<String, &str> = out
+                    .resources
+                    .iter()
+                    .map(|r| (r.id.to_ascii_lowercase(), r.id.as_str()))
+                    .collect();
                 let mut ok = true;
                 for sub in &cfg.subscriptions {
                     match cost::query(&client, &arm, &cfg.resource_manager_scope, sub, start, end)
                         .await
                     {
-                        Ok(c) => out.costs.extend(c),
+                        Ok(mut c) => {
+                            for line in &mut c {
+                                let known = line
+                                    .resource_id
+                                    .as_deref()
+                                    .and_then(|id| ids.get(&id.to_ascii_lowercase()));
+                                if let Some(id) = known {
+                                    line.resource_type = cost::resource_type(id);
+                                    line.resource_id = Some(id.to_string());
+                                }
+                            }
+                            out.costs.extend(c)
+                        }
                         Err(e) => {
                             ok = false;
                             out.errors.push(e);

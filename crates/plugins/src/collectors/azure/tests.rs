@@ -463,13 +463,11 @@ async fn billed_cost_records_from_every_page() {
     assert_eq!(c0.service_name, "Virtual Machines");
     assert_eq!(c0.service_category.as_deref(), Some("Compute"));
     assert_eq!(c0.sub_account_id.as_deref(), Some(mock::SUB));
-    assert_eq!(
-        c0.resource_id.as_deref(),
-        Some(mock::vm_id(0).to_ascii_lowercase().as_str())
-    );
+    // Cost Management's lower-case id, mapped to the inventory's casing.
+    assert_eq!(c0.resource_id.as_deref(), Some(mock::vm_id(0).as_str()));
     assert_eq!(
         c0.resource_type.as_deref(),
-        Some("microsoft.compute/virtualmachines")
+        Some("Microsoft.Compute/virtualMachines")
     );
     assert_eq!(c0.x_source, skymeter_model::CostSource::Billed);
     assert_eq!(out.costs[1].billed_cost, 1.5);
