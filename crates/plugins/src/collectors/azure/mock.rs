@@ -42,6 +42,8 @@ pub struct Spec {
     pub reject_tokens: bool,
     /// The other resource types (disks, AKS, sites, SQL, storage) and cost rows.
     pub others: bool,
+    /// Added to every answer (the benchmark's stand-in for Azure's own answer time).
+    pub latency_ms: u64,
 }
 
 impl Default for Spec {
@@ -54,6 +56,7 @@ impl Default for Spec {
             deny: Vec::new(),
             reject_tokens: false,
             others: true,
+            latency_ms: 0,
         }
     }
 }
@@ -69,6 +72,9 @@ pub struct Seen {
     pub batches: Vec<(Vec<String>, HashMap<String, String>)>,
     /// Cost query bodies.
     pub cost_bodies: Vec<Value>,
+    /// Requests being answered now, and the most at once.
+    pub in_flight: usize,
+    pub max_in_flight: usize,
 }
 
 pub struct Mock {
@@ -101,7 +107,7 @@ impl Mock {
         let c = ctx.clone();
         let app = Router::new().fallback(move |m: Method, u: Uri, h: HeaderMap, b: Bytes| {
             let c = c.clone();
-            async move { handle(&c, m, u, h, b) }
+            async move { answer(&c, m, u, h, b).await }
         });
         tokio::spawn(async move {
             let _ = axum::serve(arm_listener, app.clone()).await;
@@ -129,7 +135,7 @@ impl Mock {
         let c = ctx.clone();
         let login_app = Router::new().fallback(move |m: Method, u: Uri, h: HeaderMap, b: Bytes| {
             let c = c.clone();
-            async move { handle(&c, m, u, h, b) }
+            async move { answer(&c, m, u, h, b).await }
         });
         tokio::spawn(async move {
             loop {
@@ -228,6 +234,30 @@ fn form(b: &[u8]) -> HashMap<String, String> {
             (decode(k), decode(v))
         })
         .collect()
+}
+
+/// Every request: the latency, the in-flight count, then the answer.
+async fn answer(c: &Ctx, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    if uri.path() == "/_stats" {
+        let s = c.seen.lock().unwrap();
+        return axum::Json(json!({
+            "calls": s.calls,
+            "batch_sizes": s.batches.iter().map(|b| b.0.len()).collect::<Vec<_>>(),
+            "max_in_flight": s.max_in_flight,
+        }))
+        .into_response();
+    }
+    {
+        let mut s = c.seen.lock().unwrap();
+        s.in_flight += 1;
+        s.max_in_flight = s.max_in_flight.max(s.in_flight);
+    }
+    if c.spec.latency_ms > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(c.spec.latency_ms)).await;
+    }
+    let r = handle(c, method, uri, headers, body);
+    c.seen.lock().unwrap().in_flight -= 1;
+    r
 }
 
 fn handle(c: &Ctx, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
