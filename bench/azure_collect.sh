@@ -11,7 +11,7 @@
 # `skymeter collect azure --format json --period 300s` into /dev/null under
 # `/usr/bin/time -v` (wall time, peak RSS). Checks, from the stand-in's `/_stats`:
 # getBatch calls = ceil(VMS / 50), each with at most 50 ids; VM list pages = ceil(VMS /
-# 1000); vmSizes once; requests in flight ≤ max_concurrency + the ARM lists'.
+# 1000), twice (model, statusOnly); vmSizes once; requests in flight ≤ max_concurrency + the ARM lists'.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -94,6 +94,7 @@ check_stats() {
   check "getBatch calls" "$(json "$s" "d['calls'].get('getBatch', 0)")" "$WANT_BATCH"
   check "largest getBatch (ids)" "$(json "$s" "max(d['batch_sizes'] or [0])")" "$((VMS < 50 ? VMS : 50))"
   check "VM list pages" "$(json "$s" "d['calls'].get('vms', 0)")" "$WANT_PAGES"
+  check "VM status list pages" "$(json "$s" "d['calls'].get('vmStatus', 0)")" "$WANT_PAGES"
   check "vmSizes calls" "$(json "$s" "d['calls'].get('vmSizes', 0)")" "1"
   check "rejected or denied" "$(json "$s" "d['calls'].get('rejected', 0) + d['calls'].get('denied', 0)")" "0"
   check "in flight <= max_concurrency + 6 lists" "$(json "$s" "d['max_in_flight'] <= $CONCURRENCY + 6")" "True"

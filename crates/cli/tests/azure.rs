@@ -93,6 +93,7 @@ fn collect_azure_table_shows_vms_cpu_and_api_calls() {
     for call in [
         "monitor.metrics.getBatch=",
         "compute.virtualMachines.listAll=2",
+        "compute.virtualMachines.listAll.statusOnly=2",
         "costManagement.query.usage=2",
     ] {
         assert!(run.contains(call), "{run}");

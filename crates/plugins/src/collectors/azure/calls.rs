@@ -7,6 +7,8 @@ use std::sync::Mutex;
 /// The token request, counted like every other call.
 pub const TOKEN: &str = "entra.token";
 pub const VMS: &str = "compute.virtualMachines.listAll";
+/// The same list with `statusOnly=true`: the power states (and not the model).
+pub const VM_STATUS: &str = "compute.virtualMachines.listAll.statusOnly";
 pub const VM_SIZES: &str = "compute.virtualMachineSizes.list";
 pub const DISKS: &str = "compute.disks.list";
 pub const AKS: &str = "containerService.managedClusters.list";
@@ -32,6 +34,14 @@ impl ApiCalls {
             .unwrap_or_else(|p| p.into_inner())
             .entry(api)
             .or_default() += 1;
+    }
+
+    /// Forgets the counts (each collection reports its own calls).
+    pub fn reset(&self) {
+        self.counts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
     }
 
     pub fn get(&self, api: &str) -> u64 {

@@ -1,6 +1,7 @@
-//! Inventory through ARM list calls, every page (`nextLink`): virtual machines (with their
-//! power state, `statusOnly=true`, and size → vCPUs and memory from
-//! `locations/{location}/vmSizes`, once per location), managed disks, AKS clusters and their
+//! Inventory through ARM list calls, every page (`nextLink`): virtual machines (the model
+//! from List All, the power states from a second List All with `statusOnly=true`, which
+//! answers the instance view but not the hardware profile or tags; size → vCPUs and memory
+//! from `locations/{location}/vmSizes`, once per location), managed disks, AKS clusters and their
 //! agent pools (inline in the cluster), Function apps (`Microsoft.Web/sites` whose `kind`
 //! contains `functionapp`), SQL databases (servers, then each server's databases) and
 //! storage accounts.
@@ -122,17 +123,40 @@ pub struct Size {
 /// Virtual machines with power state and size details.
 pub async fn vms(s: &Scope<'_>) -> (Vec<Resource>, Vec<PluginError>) {
     let mut errors = Vec::new();
-    let url = s.url(
+    let url = s.url("Microsoft.Compute/virtualMachines", API_COMPUTE, "");
+    let status_url = s.url(
         "Microsoft.Compute/virtualMachines",
         API_COMPUTE,
         "&statusOnly=true",
     );
-    let items = match s
-        .list(calls::VMS, "Microsoft.Compute/virtualMachines/read", &url)
-        .await
-    {
+    let action = "Microsoft.Compute/virtualMachines/read";
+    let (items, statuses) = tokio::join!(
+        s.list(calls::VMS, action, &url),
+        s.list(calls::VM_STATUS, action, &status_url)
+    );
+    let items = match items {
         Ok(i) => i,
         Err(e) => return (Vec::new(), vec![e]),
+    };
+    // Power state per VM id (ids compared case-insensitively).
+    let power: HashMap<String, String> = match statuses {
+        Ok(list) => list
+            .iter()
+            .filter_map(|v| {
+                let id = str_at(v, "/id")?.to_ascii_lowercase();
+                let code = v
+                    .pointer("/properties/instanceView/statuses")
+                    .and_then(Value::as_array)?
+                    .iter()
+                    .filter_map(|x| str_at(x, "/code"))
+                    .find_map(|c| c.strip_prefix("PowerState/"))?;
+                Some((id, code.to_ascii_lowercase()))
+            })
+            .collect(),
+        Err(e) => {
+            errors.push(e);
+            HashMap::new()
+        }
     };
     // Sizes once per location of a VM found.
     let mut locations: Vec<&str> = items
@@ -187,19 +211,8 @@ pub async fn vms(s: &Scope<'_>) -> (Vec<Resource>, Vec<PluginError>) {
             set(&mut r, "vcpus", Some(json!(z.vcpus)));
             set(&mut r, "memory_mib", Some(json!(z.memory_mb)));
         }
-        let power = v
-            .pointer("/properties/instanceView/statuses")
-            .and_then(Value::as_array)
-            .and_then(|st| {
-                st.iter()
-                    .filter_map(|x| str_at(x, "/code"))
-                    .find_map(|c| c.strip_prefix("PowerState/"))
-            });
-        set(
-            &mut r,
-            "state",
-            power.map(|p| json!(p.to_ascii_lowercase())),
-        );
+        let state = power.get(&r.id.to_ascii_lowercase()).map(|p| json!(p));
+        set(&mut r, "state", state);
         set(
             &mut r,
             "platform",

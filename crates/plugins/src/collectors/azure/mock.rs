@@ -36,7 +36,7 @@ pub struct Spec {
     pub page_size: usize,
     /// The first getBatch call answers 429 with `Retry-After: 1`.
     pub throttle_first_batch: bool,
-    /// ARM paths containing one of these answer 403 AuthorizationFailed.
+    /// Requests whose path and query contain one of these answer 403 AuthorizationFailed.
     pub deny: Vec<String>,
     /// Every ARM and metrics call answers 401.
     pub reject_tokens: bool,
@@ -280,7 +280,8 @@ fn handle(c: &Ctx, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) ->
             "The access token is invalid.",
         );
     }
-    if let Some(d) = c.spec.deny.iter().find(|d| path.contains(d.as_str())) {
+    let full = uri.to_string();
+    if let Some(d) = c.spec.deny.iter().find(|d| full.contains(d.as_str())) {
         count(c, "denied");
         return arm_error(
             StatusCode::FORBIDDEN,
@@ -306,9 +307,14 @@ fn handle(c: &Ctx, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) ->
     let others = c.spec.others;
     match rest {
         "Microsoft.Compute/virtualMachines" => {
-            count(c, "vms");
-            assert_eq!(q.get("statusOnly").map(String::as_str), Some("true"));
-            page(c, &path, &q, (0..c.spec.vms).map(|i| vm(c, i)).collect())
+            let status = q.get("statusOnly").map(String::as_str) == Some("true");
+            count(c, if status { "vmStatus" } else { "vms" });
+            page(
+                c,
+                &path,
+                &q,
+                (0..c.spec.vms).map(|i| vm(c, i, status)).collect(),
+            )
         }
         r if r.starts_with("Microsoft.Compute/locations/") && r.ends_with("/vmSizes") => {
             count(c, "vmSizes");
@@ -421,8 +427,25 @@ pub fn vm_id(i: usize) -> String {
     format!("/subscriptions/{SUB}/resourceGroups/rg-prod/providers/Microsoft.Compute/virtualMachines/vm-{i:04}")
 }
 
-fn vm(c: &Ctx, i: usize) -> Value {
+/// A VM as List All answers it; with `statusOnly=true`, the run-time status only (the
+/// instance view, no hardware profile, no tags).
+fn vm(c: &Ctx, i: usize, status_only: bool) -> Value {
     let stopped = i % 10 == 9; // every tenth VM deallocated
+    if status_only {
+        return json!({
+            "name": format!("vm-{i:04}"),
+            "id": vm_id(i),
+            "type": "Microsoft.Compute/virtualMachines",
+            "location": c.spec.region,
+            "properties": {
+                "instanceView": { "statuses": [
+                    { "code": "ProvisioningState/succeeded", "level": "Info", "displayStatus": "Provisioning succeeded" },
+                    { "code": if stopped { "PowerState/deallocated" } else { "PowerState/running" }, "level": "Info",
+                      "displayStatus": if stopped { "VM deallocated" } else { "VM running" } }
+                ]}
+            }
+        });
+    }
     json!({
         "name": format!("vm-{i:04}"),
         "id": vm_id(i),
@@ -435,12 +458,7 @@ fn vm(c: &Ctx, i: usize) -> Value {
             "hardwareProfile": { "vmSize": "Standard_D2s_v3" },
             "storageProfile": { "osDisk": { "osType": "Linux", "name": format!("vm-{i:04}-os"), "createOption": "FromImage" } },
             "provisioningState": "Succeeded",
-            "timeCreated": "2024-05-01T10:00:00.0000000+00:00",
-            "instanceView": { "statuses": [
-                { "code": "ProvisioningState/succeeded", "level": "Info", "displayStatus": "Provisioning succeeded" },
-                { "code": if stopped { "PowerState/deallocated" } else { "PowerState/running" }, "level": "Info",
-                  "displayStatus": if stopped { "VM deallocated" } else { "VM running" } }
-            ]}
+            "timeCreated": "2024-05-01T10:00:00.0000000+00:00"
         }
     })
 }

@@ -499,8 +499,9 @@ impl Collector for Azure {
     }
 
     async fn collect(&mut self, req: &CollectRequest, out: &mut Output) -> Result<(), PluginError> {
-        self.calls = Arc::new(ApiCalls::default());
-        self.client = None;
+        // One client for the collector's life: azure_identity caches tokens until shortly
+        // before they expire.
+        self.calls.reset();
         let client = self.client()?;
         let now = Utc::now();
         let cfg = self.cfg.clone();

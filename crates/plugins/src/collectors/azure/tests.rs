@@ -90,8 +90,10 @@ async fn token_exchange_and_inventory_of_every_type_and_page() {
         assert_eq!(f["client_secret"], mock::CLIENT_SECRET);
     }
 
-    // 3 VMs on pages of 2: two list calls; sizes once for the one location.
+    // 3 VMs on pages of 2: two list calls for the model, two for the power states; sizes
+    // once for the one location.
     assert_eq!(m.calls("vms"), 2);
+    assert_eq!(m.calls("vmStatus"), 2);
     assert_eq!(m.calls("vmSizes"), 1);
     let vms: Vec<&Resource> = out
         .resources
@@ -243,6 +245,7 @@ async fn two_hundred_vms_in_one_region_take_four_get_batch_calls() {
     r.unwrap();
     assert!(out.errors.is_empty(), "{:?}", out.errors);
     assert_eq!(m.calls("vms"), 2);
+    assert_eq!(m.calls("vmStatus"), 2);
     assert_eq!(m.calls("getBatch"), 4); // ceil(200 / 50)
     let sizes: Vec<usize> = m
         .seen
@@ -360,6 +363,24 @@ async fn denied_list_names_the_role_and_action_and_the_rest_goes_on() {
     assert!(!out.resources.iter().any(|r| r.kind == "storage.volume"));
     assert_eq!(out.resources.len(), 8);
     assert!(out.points.iter().any(|p| p.metric == "cpu.utilization"));
+}
+
+#[tokio::test]
+async fn vms_without_their_power_states_when_the_status_list_fails() {
+    let m = Mock::start(Spec {
+        deny: vec!["statusOnly=true".into()],
+        others: false,
+        ..Spec::default()
+    })
+    .await;
+    let (r, out, _) = run(&m, "cost = []").await;
+    r.unwrap();
+    assert_eq!(out.errors.len(), 1, "{:?}", out.errors);
+    assert_eq!(out.errors[0].context["api"], calls::VM_STATUS);
+    let vm = find(&out, "compute.instance", "vm-0000");
+    assert_eq!(vm.attributes["instance_type"], "Standard_D2s_v3");
+    assert!(!vm.attributes.contains_key("state"));
+    assert_eq!(out.resources.len(), 3);
 }
 
 #[tokio::test]
