@@ -214,13 +214,27 @@ pub fn credential(s: &Settings<'_>) -> Result<(Arc<dyn TokenCredential>, String)
             _ if env("AZURE_FEDERATED_TOKEN_FILE").is_some() => {
                 (workload()?, "workload identity".into())
             }
-            _ => (
-                Arc::new(Chain {
-                    sources: vec![("managed identity", managed()?), ("Azure CLI", cli()?)],
-                    chosen: AtomicUsize::new(usize::MAX),
-                }) as Arc<dyn TokenCredential>,
-                "managed identity, then Azure CLI".into(),
-            ),
+            _ => {
+                // A source that cannot even be built here is skipped, not fatal.
+                let mut sources = Vec::new();
+                let mut failures = Vec::new();
+                for (name, built) in [("managed identity", managed()), ("Azure CLI", cli())] {
+                    match built {
+                        Ok(c) => sources.push((name, c)),
+                        Err(e) => failures.push(e),
+                    }
+                }
+                if sources.is_empty() {
+                    return Err(failures.join("; "));
+                }
+                (
+                    Arc::new(Chain {
+                        sources,
+                        chosen: AtomicUsize::new(usize::MAX),
+                    }) as Arc<dyn TokenCredential>,
+                    "managed identity, then Azure CLI".into(),
+                )
+            }
         },
     })
 }
