@@ -300,7 +300,7 @@ pub struct CollectArgs {
     #[arg(long, default_value = "skymeter-data", value_name = "DIR")]
     pub data_dir: PathBuf,
     /// Discover, then print the plan (API calls per API, metrics requested, their estimated
-    /// cost) without the billed calls. Collectors with a `dry_run` key only (aws).
+    /// cost) without the billed calls. Collectors with a `dry_run` key only (aws, azure).
     #[arg(long, conflicts_with = "verify")]
     pub dry_run: bool,
 }

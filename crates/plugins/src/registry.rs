@@ -8,6 +8,8 @@ pub fn builtin() -> Registry {
     let mut r = Registry::new();
     #[cfg(feature = "aws")]
     r.add_collector(collectors::aws::factory());
+    #[cfg(feature = "azure")]
+    r.add_collector(collectors::azure::factory());
     r.add_collector(collectors::exec::factory());
     #[cfg(feature = "gcp")]
     r.add_collector(collectors::gcp::factory());

@@ -1,0 +1,213 @@
+//! ARM, Azure Monitor and Cost Management calls: a bearer token per audience, every page
+//! (`nextLink`), 429 honoured (`Retry-After`), 5xx and connection errors retried with
+//! jittered exponential backoff, both bounded by `max_attempts`; 401 and 403 turned into
+//! errors that say what to fix.
+//!
+//! Hand-written over reqwest + serde: the `azure_mgmt_*` crates are no longer maintained
+//! (the unofficial-SDK era ended; the new official Rust SDK has no management-plane crates
+//! for Compute, Monitor or Cost Management), and these are a handful of plain JSON calls.
+
+use super::calls::{self, ApiCalls};
+use azure_core::credentials::TokenCredential;
+use rand::Rng;
+use serde_json::Value;
+use skymeter_plugin::{ErrorKind, PluginError};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What a call needs to be allowed: the RBAC action and the built-in role that grants it.
+#[derive(Debug, Clone, Copy)]
+pub struct Needs {
+    pub action: &'static str,
+    pub role: &'static str,
+}
+
+pub const READER: &str = "Reader";
+pub const MONITORING_READER: &str = "Monitoring Reader";
+pub const COST_READER: &str = "Cost Management Reader";
+
+/// The longest wait a `Retry-After` may ask for before the call gives up.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+
+pub struct Client {
+    pub http: reqwest::Client,
+    pub cred: Arc<dyn TokenCredential>,
+    /// Which credential, for messages.
+    pub cred_name: String,
+    pub calls: Arc<ApiCalls>,
+    pub max_attempts: u32,
+    /// First backoff wait (doubles, full jitter).
+    pub backoff: Duration,
+}
+
+impl Client {
+    /// A token for `scope` (azure_identity caches it until shortly before it expires; the
+    /// token endpoint is counted only when it is really called, seen as a new token).
+    pub async fn token(&self, scope: &str) -> Result<String, PluginError> {
+        let t = self.cred.get_token(&[scope], None).await.map_err(|e| {
+            PluginError::new(
+                ErrorKind::Auth,
+                format!(
+                    "could not get an Azure token ({}) for {scope}: {e}. Check tenant_id/client_id/client_secret (or AZURE_TENANT_ID/AZURE_CLIENT_ID/AZURE_CLIENT_SECRET), `az login`, or the managed identity",
+                    self.cred_name
+                ),
+            )
+            .with("api", calls::TOKEN)
+        })?;
+        Ok(t.token.secret().to_string())
+    }
+
+    /// One call, retried as the module says; the JSON answer.
+    pub async fn send(
+        &self,
+        api: &'static str,
+        needs: Needs,
+        scope: &str,
+        method: reqwest::Method,
+        url: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, PluginError> {
+        let token = self.token(scope).await?;
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            self.calls.count(api);
+            let mut req = self
+                .http
+                .request(method.clone(), url)
+                .bearer_auth(&token)
+                .header("accept", "application/json");
+            if let Some(b) = body {
+                req = req.json(b);
+            }
+            let wait = match req.send().await {
+                Ok(rsp) => {
+                    let status = rsp.status();
+                    if status.is_success() {
+                        return rsp.json::<Value>().await.map_err(|e| {
+                            PluginError::new(
+                                ErrorKind::BadResponse,
+                                format!("{api}: the answer is not the JSON expected: {e}"),
+                            )
+                            .with("api", api)
+                        });
+                    }
+                    let retry_after = rsp
+                        .headers()
+                        .get("retry-after")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.trim().parse::<u64>().ok())
+                        .map(Duration::from_secs);
+                    let text = rsp.text().await.unwrap_or_default();
+                    let retryable = status.as_u16() == 429 || status.is_server_error();
+                    if !retryable || attempt >= self.max_attempts {
+                        return Err(status_error(api, needs, status.as_u16(), &text, attempt));
+                    }
+                    match retry_after {
+                        Some(d) if d <= MAX_RETRY_AFTER => d,
+                        Some(_) => {
+                            return Err(status_error(api, needs, status.as_u16(), &text, attempt))
+                        }
+                        None => self.backoff_wait(attempt),
+                    }
+                }
+                Err(e) => {
+                    if attempt >= self.max_attempts {
+                        return Err(PluginError::new(
+                            ErrorKind::Unavailable,
+                            format!(
+                                "{api}: {} after {attempt} tries: {}",
+                                if e.is_timeout() {
+                                    "timed out"
+                                } else {
+                                    "could not reach Azure"
+                                },
+                                super::error_text(&e)
+                            ),
+                        )
+                        .with("api", api));
+                    }
+                    self.backoff_wait(attempt)
+                }
+            };
+            tracing::debug!(target: "skymeter::azure", "{api}: retrying in {wait:?} (try {attempt})");
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    fn backoff_wait(&self, attempt: u32) -> Duration {
+        let cap = self.backoff.saturating_mul(1 << attempt.min(6));
+        let ms = cap.as_millis().max(1) as u64;
+        Duration::from_millis(rand::thread_rng().gen_range(0..=ms))
+    }
+
+    /// Every item of an ARM list: `value` of each page, following `nextLink`.
+    pub async fn list_all(
+        &self,
+        api: &'static str,
+        needs: Needs,
+        scope: &str,
+        url: &str,
+    ) -> Result<Vec<Value>, PluginError> {
+        let mut out = Vec::new();
+        let mut next = Some(url.to_string());
+        while let Some(u) = next.take() {
+            let mut page = self
+                .send(api, needs, scope, reqwest::Method::GET, &u, None)
+                .await?;
+            if let Some(Value::Array(items)) = page.get_mut("value").map(Value::take) {
+                out.extend(items);
+            }
+            next = page
+                .get("nextLink")
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string);
+        }
+        Ok(out)
+    }
+}
+
+/// An Azure error answer as a `PluginError`: the `error.code` and `error.message` of the
+/// ARM error shape, and what to do.
+pub fn status_error(api: &str, needs: Needs, status: u16, body: &str, tries: u32) -> PluginError {
+    let parsed: Option<Value> = serde_json::from_str(body).ok();
+    let err = parsed.as_ref().and_then(|v| v.get("error"));
+    let code = err
+        .and_then(|e| e.get("code"))
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let message = err
+        .and_then(|e| e.get("message"))
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let detail = match (code, message) {
+        ("", "") => String::new(),
+        ("", m) => format!(": {m}"),
+        (c, "") => format!(" ({c})"),
+        (c, m) => format!(" ({c}): {m}"),
+    };
+    let (kind, what) = match status {
+        401 => (
+            ErrorKind::Auth,
+            format!("{api} was refused: Azure rejected the token (401){detail}. Check the tenant and the credentials (tenant_id/client_id/client_secret, AZURE_* variables, `az login`)"),
+        ),
+        403 => (
+            ErrorKind::Permission,
+            format!(
+                "{api} was denied (403){detail}. Grant the role \"{}\" (action {}) to the identity skymeter uses, on the subscription",
+                needs.role, needs.action
+            ),
+        ),
+        429 => (
+            ErrorKind::Unavailable,
+            format!("{api} stayed throttled (429) after {tries} tries{detail}: lower max_concurrency or collect less often"),
+        ),
+        s if s >= 500 => (
+            ErrorKind::Unavailable,
+            format!("{api} failed with HTTP {s} after {tries} tries{detail}"),
+        ),
+        s => (ErrorKind::BadResponse, format!("{api} failed with HTTP {s}{detail}")),
+    };
+    PluginError::new(kind, what).with("api", api)
+}

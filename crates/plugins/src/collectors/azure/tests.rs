@@ -1,0 +1,550 @@
+use super::mock::{self, Mock, Spec};
+use super::*;
+use chrono::TimeZone;
+use skymeter_model::{Resource, Window};
+use skymeter_plugin::config::Source as TomlSource;
+use skymeter_plugin::MetricSelection;
+
+fn with_raw<T>(text: &str, f: impl FnOnce(&RawConfig<'_>) -> T) -> T {
+    let src = TomlSource::new("azure.toml", text);
+    let v = src.parse().expect("test TOML parses");
+    let raw = RawConfig::new(src.clone(), v, Arc::new(Vec::new()));
+    f(&raw)
+}
+
+fn collector(text: &str) -> Azure {
+    with_raw(text, |raw| Azure::from_raw(raw).expect("builds"))
+}
+
+fn config_error(text: &str) -> String {
+    with_raw(text, |raw| {
+        Azure::from_raw(raw).err().expect("fails").to_string()
+    })
+}
+
+/// A request whose window ends at a whole 5 minutes: with delay 0 the collector asks for
+/// [end − 600 s, end) and emits the one period that ends at `end`.
+fn request() -> CollectRequest {
+    let end = Utc::now().timestamp().div_euclid(300) * 300;
+    CollectRequest {
+        window: Window {
+            start: Utc.timestamp_opt(end - 300, 0).unwrap(),
+            end: Utc.timestamp_opt(end, 0).unwrap(),
+        },
+        metrics: MetricSelection::new(&[] as &[&str]).unwrap(),
+        task: "t".into(),
+    }
+}
+
+async fn run(m: &Mock, extra: &str) -> (Result<(), PluginError>, Output, Azure) {
+    let mut c = collector(&m.config(extra));
+    let mut out = Output::default();
+    let r = c.collect(&request(), &mut out).await;
+    (r, out, c)
+}
+
+fn find<'a>(out: &'a Output, kind: &str, name: &str) -> &'a Resource {
+    out.resources
+        .iter()
+        .find(|r| r.kind == kind && r.name == name)
+        .unwrap_or_else(|| panic!("no {kind} {name} in {:#?}", out.resources))
+}
+
+fn point(out: &Output, id: &str, metric: &str, stat: Stat) -> Vec<f64> {
+    out.points
+        .iter()
+        .filter(|p| p.resource.id == id && p.metric == metric && p.stat == stat)
+        .map(|p| p.value)
+        .collect()
+}
+
+fn self_metric(out: &Output, name: &str, api: &str) -> Option<f64> {
+    out.points
+        .iter()
+        .find(|p| p.metric == name && p.labels.get("api").map(String::as_str) == Some(api))
+        .map(|p| p.value)
+}
+
+#[tokio::test]
+async fn token_exchange_and_inventory_of_every_type_and_page() {
+    let m = Mock::start(Spec::default()).await;
+    let (r, out, _) = run(&m, "cost = []").await;
+    r.unwrap();
+    assert!(out.errors.is_empty(), "{:?}", out.errors);
+
+    // The OAuth2 client-credentials exchange, one per audience (tokens are cached).
+    let forms = m.seen.lock().unwrap().token_forms.clone();
+    assert_eq!(forms.len(), 2, "{forms:?}");
+    let mut scopes: Vec<&str> = forms.iter().map(|f| f["scope"].as_str()).collect();
+    scopes.sort();
+    assert_eq!(
+        scopes,
+        [
+            "https://management.azure.com/.default",
+            "https://metrics.monitor.azure.com/.default"
+        ]
+    );
+    for f in &forms {
+        assert_eq!(f["grant_type"], "client_credentials");
+        assert_eq!(f["client_id"], mock::CLIENT_ID);
+        assert_eq!(f["client_secret"], mock::CLIENT_SECRET);
+    }
+
+    // 3 VMs on pages of 2: two list calls for the model, two for the power states; sizes
+    // once for the one location.
+    assert_eq!(m.calls("vms"), 2);
+    assert_eq!(m.calls("vmStatus"), 2);
+    assert_eq!(m.calls("vmSizes"), 1);
+    let vms: Vec<&Resource> = out
+        .resources
+        .iter()
+        .filter(|r| r.kind == "compute.instance")
+        .collect();
+    assert_eq!(vms.len(), 3);
+    let vm = find(&out, "compute.instance", "vm-0001");
+    assert_eq!(vm.provider, "azure");
+    assert_eq!(vm.account, mock::SUB);
+    assert_eq!(vm.region, "eastus");
+    assert_eq!(vm.native_type, "Microsoft.Compute/virtualMachines");
+    assert_eq!(vm.id, mock::vm_id(1));
+    assert_eq!(vm.tags["env"], "dev");
+    let a = &vm.attributes;
+    assert_eq!(a["instance_type"], "Standard_D2s_v3");
+    assert_eq!(a["vcpus"], 2);
+    assert_eq!(a["memory_mib"], 8192);
+    assert_eq!(a["state"], "running");
+    assert_eq!(a["availability_zone"], "1");
+    assert_eq!(a["platform"], "linux");
+    assert_eq!(a["launch_time"], "2024-05-01T10:00:00.0000000+00:00");
+
+    let disk = find(&out, "storage.volume", "vm-0000-data");
+    assert_eq!(disk.attributes["size_gib"], 128);
+    assert_eq!(disk.attributes["volume_type"], "Premium_LRS");
+    assert_eq!(disk.attributes["state"], "attached");
+
+    let aks = find(&out, "k8s.cluster", "aks-prod");
+    assert_eq!(aks.attributes["version"], "1.29.4");
+    assert_eq!(aks.attributes["status"], "running");
+    let pool = find(&out, "k8s.node_group", "system");
+    assert_eq!(pool.id, format!("{}/agentPools/system", aks.id));
+    assert_eq!(pool.attributes["instance_type"], "Standard_D2s_v3");
+    assert_eq!(pool.attributes["node_count"], 3);
+
+    // Only the site whose kind contains functionapp.
+    let functions: Vec<&str> = out
+        .resources
+        .iter()
+        .filter(|r| r.kind == "function")
+        .map(|r| r.name.as_str())
+        .collect();
+    assert_eq!(functions, ["fn-orders"]);
+    let f = find(&out, "function", "fn-orders");
+    assert_eq!(f.attributes["runtime"], "Python|3.11");
+    assert_eq!(f.attributes["state"], "running");
+
+    // SQL: servers, then databases; master left out.
+    assert_eq!(m.calls("sqlServers"), 1);
+    assert_eq!(m.calls("sqlDatabases"), 1);
+    let dbs: Vec<&str> = out
+        .resources
+        .iter()
+        .filter(|r| r.kind == "database.instance")
+        .map(|r| r.name.as_str())
+        .collect();
+    assert_eq!(dbs, ["orders"]);
+    let db = find(&out, "database.instance", "orders");
+    assert_eq!(db.attributes["instance_class"], "S0");
+    assert_eq!(db.attributes["engine"], "sqlserver");
+    assert_eq!(db.attributes["engine_version"], "12.0");
+    assert_eq!(db.attributes["status"], "online");
+
+    let st = find(&out, "storage.bucket", "stprodlogs");
+    assert_eq!(st.attributes["sku"], "Standard_LRS");
+    assert_eq!(out.resources.len(), 3 + 1 + 2 + 1 + 1 + 1);
+}
+
+#[tokio::test]
+async fn vm_metrics_have_exact_values_and_units() {
+    let m = Mock::start(Spec::default()).await;
+    let (r, out, _) = run(&m, "cost = []\nservices = [\"vm\"]").await;
+    r.unwrap();
+    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    // One getBatch call: 3 VMs, every VM metric name, average and maximum (and minimum for
+    // memory usage max).
+    assert_eq!(m.calls("getBatch"), 1);
+    let (ids, q) = m.seen.lock().unwrap().batches[0].clone();
+    assert_eq!(ids.len(), 3);
+    assert_eq!(q["metricnamespace"], "Microsoft.Compute/virtualMachines");
+    assert_eq!(
+        q["metricnames"],
+        "Percentage CPU,Available Memory Bytes,Disk Read Operations/Sec,Disk Write Operations/Sec,Disk Read Bytes,Disk Write Bytes,Network In Total,Network Out Total"
+    );
+    assert_eq!(q["aggregation"], "average,maximum,minimum");
+    assert_eq!(q["interval"], "PT5M");
+    assert_eq!(q["api-version"], "2023-10-01");
+
+    let end = request().window.end;
+    for i in 0..3 {
+        let id = mock::vm_id(i);
+        assert_eq!(
+            point(&out, &id, "cpu.utilization", Stat::Avg),
+            [10.0 + i as f64]
+        );
+        assert_eq!(
+            point(&out, &id, "cpu.utilization", Stat::Max),
+            [30.0 + i as f64]
+        );
+        // 4 GiB available of 8 GiB: 50 %; minimum available 2 GiB: max usage 75 %.
+        assert_eq!(point(&out, &id, "memory.usage", Stat::Avg), [50.0]);
+        assert_eq!(point(&out, &id, "memory.usage", Stat::Max), [75.0]);
+        // 6,000 bytes per minute on average = 100 bytes/s; max 12,000 per minute = 200 B/s.
+        assert_eq!(
+            point(&out, &id, "network.received_throughput", Stat::Avg),
+            [100.0]
+        );
+        assert_eq!(
+            point(&out, &id, "disk.write_throughput", Stat::Max),
+            [200.0]
+        );
+    }
+    let p = out
+        .points
+        .iter()
+        .find(|p| p.metric == "network.sent_throughput")
+        .unwrap();
+    assert_eq!(p.unit, Unit::BytesPerSecond);
+    assert_eq!(p.period_s, 300);
+    assert_eq!(p.ts, end);
+    let cpu = out
+        .points
+        .iter()
+        .find(|p| p.metric == "cpu.utilization")
+        .unwrap();
+    assert_eq!(cpu.unit, Unit::Percent);
+    assert_eq!(&*cpu.resource.provider, "azure");
+    assert_eq!(&*cpu.resource.account, mock::SUB);
+    // 3 VMs × (cpu 2 + memory.available 2 + memory.usage 2 + iops 4 + bytes 8).
+    let metric_points = out
+        .points
+        .iter()
+        .filter(|p| !p.metric.starts_with("azure."))
+        .count();
+    assert_eq!(metric_points, 3 * 18);
+}
+
+#[tokio::test]
+async fn two_hundred_vms_in_one_region_take_four_get_batch_calls() {
+    let m = Mock::start(Spec {
+        vms: 200,
+        page_size: 100,
+        others: false,
+        ..Spec::default()
+    })
+    .await;
+    let (r, out, c) = run(&m, "cost = []\nservices = [\"vm\"]").await;
+    r.unwrap();
+    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    assert_eq!(m.calls("vms"), 2);
+    assert_eq!(m.calls("vmStatus"), 2);
+    assert_eq!(m.calls("getBatch"), 4); // ceil(200 / 50)
+    let sizes: Vec<usize> = m
+        .seen
+        .lock()
+        .unwrap()
+        .batches
+        .iter()
+        .map(|b| b.0.len())
+        .collect();
+    assert_eq!(sizes, [50, 50, 50, 50]);
+    assert_eq!(c.calls.get(calls::GET_BATCH), 4);
+    assert_eq!(
+        self_metric(&out, "azure.api_calls", calls::GET_BATCH),
+        Some(4.0)
+    );
+    assert_eq!(self_metric(&out, "azure.api_calls", calls::VMS), Some(2.0));
+    let cpu_avg = out
+        .points
+        .iter()
+        .filter(|p| p.metric == "cpu.utilization" && p.stat == Stat::Avg)
+        .count();
+    assert_eq!(cpu_avg, 200);
+    assert_eq!(
+        point(&out, &mock::vm_id(199), "cpu.utilization", Stat::Max),
+        [229.0]
+    );
+}
+
+#[tokio::test]
+async fn dry_run_plans_get_batch_calls_without_making_them() {
+    let m = Mock::start(Spec {
+        vms: 200,
+        page_size: 100,
+        others: false,
+        ..Spec::default()
+    })
+    .await;
+    let (r, out, _) = run(&m, "services = [\"vm\"]\ndry_run = true").await;
+    r.unwrap();
+    assert_eq!(m.calls("getBatch"), 0);
+    assert_eq!(m.calls("cost"), 0);
+    assert_eq!(
+        self_metric(&out, "azure.planned_calls", calls::GET_BATCH),
+        Some(4.0)
+    );
+    assert_eq!(
+        self_metric(&out, "azure.planned_calls", calls::VMS),
+        Some(2.0)
+    );
+    assert_eq!(out.resources.len(), 200);
+    assert!(out.points.iter().all(|p| p.metric.starts_with("azure.")));
+}
+
+#[tokio::test]
+async fn throttled_get_batch_waits_retry_after_then_succeeds() {
+    let m = Mock::start(Spec {
+        throttle_first_batch: true,
+        others: false,
+        ..Spec::default()
+    })
+    .await;
+    let started = std::time::Instant::now();
+    let (r, out, _) = run(&m, "cost = []\nservices = [\"vm\"]").await;
+    r.unwrap();
+    assert!(started.elapsed() >= std::time::Duration::from_secs(1));
+    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    assert_eq!(m.calls("getBatch"), 2);
+    assert_eq!(
+        self_metric(&out, "azure.api_calls", calls::GET_BATCH),
+        Some(2.0)
+    );
+    assert_eq!(
+        point(&out, &mock::vm_id(2), "cpu.utilization", Stat::Avg),
+        [12.0]
+    );
+}
+
+#[tokio::test]
+async fn throttling_past_max_attempts_is_one_error_and_inventory_stays() {
+    let m = Mock::start(Spec {
+        throttle_first_batch: true,
+        others: false,
+        ..Spec::default()
+    })
+    .await;
+    let (r, out, _) = run(&m, "cost = []\nservices = [\"vm\"]\nmax_attempts = 1").await;
+    r.unwrap();
+    assert_eq!(m.calls("getBatch"), 1);
+    assert_eq!(out.errors.len(), 1, "{:?}", out.errors);
+    let e = &out.errors[0];
+    assert_eq!(e.kind, ErrorKind::Unavailable);
+    assert!(e.message.contains("429"), "{e}");
+    assert!(e.message.contains("max_concurrency"), "{e}");
+    assert_eq!(e.context["region"], "eastus");
+    assert_eq!(out.resources.len(), 3);
+}
+
+#[tokio::test]
+async fn denied_list_names_the_role_and_action_and_the_rest_goes_on() {
+    let m = Mock::start(Spec {
+        deny: vec!["Microsoft.Compute/disks".into()],
+        ..Spec::default()
+    })
+    .await;
+    let (r, out, _) = run(&m, "cost = []").await;
+    r.unwrap();
+    assert_eq!(out.errors.len(), 1, "{:?}", out.errors);
+    let e = &out.errors[0];
+    assert_eq!(e.kind, ErrorKind::Permission);
+    assert!(e.message.contains("\"Reader\""), "{e}");
+    assert!(e.message.contains("Microsoft.Compute/disks/read"), "{e}");
+    assert!(e.message.contains("AuthorizationFailed"), "{e}");
+    assert_eq!(e.context["api"], calls::DISKS);
+    assert_eq!(e.context["subscription"], mock::SUB);
+    assert!(!out.resources.iter().any(|r| r.kind == "storage.volume"));
+    assert_eq!(out.resources.len(), 8);
+    assert!(out.points.iter().any(|p| p.metric == "cpu.utilization"));
+}
+
+#[tokio::test]
+async fn vms_without_their_power_states_when_the_status_list_fails() {
+    let m = Mock::start(Spec {
+        deny: vec!["statusOnly=true".into()],
+        others: false,
+        ..Spec::default()
+    })
+    .await;
+    let (r, out, _) = run(&m, "cost = []").await;
+    r.unwrap();
+    assert_eq!(out.errors.len(), 1, "{:?}", out.errors);
+    assert_eq!(out.errors[0].context["api"], calls::VM_STATUS);
+    let vm = find(&out, "compute.instance", "vm-0000");
+    assert_eq!(vm.attributes["instance_type"], "Standard_D2s_v3");
+    assert!(!vm.attributes.contains_key("state"));
+    assert_eq!(out.resources.len(), 3);
+}
+
+#[tokio::test]
+async fn denied_get_batch_names_monitoring_reader() {
+    let m = Mock::start(Spec {
+        deny: vec!["metrics:getBatch".into()],
+        others: false,
+        ..Spec::default()
+    })
+    .await;
+    let (r, out, _) = run(&m, "cost = []").await;
+    r.unwrap();
+    assert_eq!(out.errors.len(), 1, "{:?}", out.errors);
+    let e = &out.errors[0];
+    assert_eq!(e.kind, ErrorKind::Permission);
+    assert!(e.message.contains("\"Monitoring Reader\""), "{e}");
+    assert!(e.message.contains("Microsoft.Insights/metrics/read"), "{e}");
+    assert_eq!(out.resources.len(), 3);
+}
+
+#[tokio::test]
+async fn denied_cost_query_names_cost_management_reader() {
+    let m = Mock::start(Spec {
+        deny: vec!["Microsoft.CostManagement".into()],
+        others: false,
+        ..Spec::default()
+    })
+    .await;
+    let (r, out, _) = run(&m, "services = [\"vm\"]").await;
+    r.unwrap();
+    assert_eq!(out.errors.len(), 1, "{:?}", out.errors);
+    assert!(out.errors[0].message.contains("\"Cost Management Reader\""));
+    assert!(out.errors[0]
+        .message
+        .contains("Microsoft.CostManagement/query/action"));
+}
+
+#[tokio::test]
+async fn rejected_token_is_an_auth_error() {
+    let m = Mock::start(Spec {
+        reject_tokens: true,
+        ..Spec::default()
+    })
+    .await;
+    let (r, out, _) = run(&m, "cost = []").await;
+    let e = r.expect_err("nothing could be listed");
+    assert_eq!(e.kind, ErrorKind::Auth);
+    assert!(e.message.contains("401"), "{e}");
+    assert!(e.message.contains("InvalidAuthenticationToken"), "{e}");
+    assert!(out.resources.is_empty());
+}
+
+#[tokio::test]
+async fn wrong_client_secret_is_an_auth_error_that_never_shows_the_secret() {
+    let m = Mock::start(Spec::default()).await;
+    let text = m
+        .config("cost = []")
+        .replace(mock::CLIENT_SECRET, "wrong-secret-value-xyz");
+    let mut c = collector(&text);
+    let mut out = Output::default();
+    let e = c.collect(&request(), &mut out).await.expect_err("no token");
+    assert_eq!(e.kind, ErrorKind::Auth);
+    assert!(e.message.contains("AADSTS7000215"), "{e}");
+    let all = format!("{e} {:?}", out.errors);
+    assert!(!all.contains("wrong-secret-value-xyz"), "{all}");
+    assert_eq!(m.calls("vms"), 0);
+    // verify() says the same.
+    let e = c.verify().await.expect_err("no token");
+    assert_eq!(e.kind, ErrorKind::Auth);
+}
+
+#[tokio::test]
+async fn billed_cost_records_from_every_page() {
+    let m = Mock::start(Spec::default()).await;
+    let (r, out, mut c) = run(&m, "services = [\"vm\"]").await;
+    r.unwrap();
+    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    assert_eq!(m.calls("cost"), 2);
+    let body = m.seen.lock().unwrap().cost_bodies[0].clone();
+    assert_eq!(body["type"], "ActualCost");
+    assert_eq!(body["timeframe"], "Custom");
+    assert_eq!(body["dataset"]["granularity"], "Daily");
+    assert_eq!(body["dataset"]["grouping"][0]["name"], "ResourceId");
+    assert_eq!(body["dataset"]["grouping"][1]["name"], "ServiceName");
+    assert_eq!(
+        body["dataset"]["aggregation"]["totalCost"]["function"],
+        "Sum"
+    );
+    // The next page is posted the same body.
+    assert_eq!(m.seen.lock().unwrap().cost_bodies[1], body);
+
+    assert_eq!(out.costs.len(), 3);
+    let c0 = &out.costs[0];
+    let day = |d: u32| Utc.with_ymd_and_hms(2024, 5, d, 0, 0, 0).unwrap();
+    assert_eq!(c0.billed_cost, 2.304);
+    assert_eq!(c0.effective_cost, 2.304);
+    assert_eq!(c0.billing_currency, "USD");
+    assert_eq!(c0.charge_period_start, day(1));
+    assert_eq!(c0.charge_period_end, day(2));
+    assert_eq!(c0.provider_name, "Microsoft");
+    assert_eq!(c0.service_name, "Virtual Machines");
+    assert_eq!(c0.service_category.as_deref(), Some("Compute"));
+    assert_eq!(c0.sub_account_id.as_deref(), Some(mock::SUB));
+    // Cost Management's lower-case id, mapped to the inventory's casing.
+    assert_eq!(c0.resource_id.as_deref(), Some(mock::vm_id(0).as_str()));
+    assert_eq!(
+        c0.resource_type.as_deref(),
+        Some("Microsoft.Compute/virtualMachines")
+    );
+    assert_eq!(c0.x_source, skymeter_model::CostSource::Billed);
+    assert_eq!(out.costs[1].billed_cost, 1.5);
+    assert_eq!(out.costs[1].charge_period_start, day(2));
+    let bw = &out.costs[2];
+    assert_eq!(bw.service_name, "Bandwidth");
+    assert_eq!(bw.service_category.as_deref(), Some("Networking"));
+    assert_eq!(bw.resource_id, None);
+
+    // Read again only after billed_every.
+    let mut out = Output::default();
+    c.collect(&request(), &mut out).await.unwrap();
+    assert_eq!(m.calls("cost"), 2);
+    assert!(out.costs.is_empty());
+}
+
+#[test]
+fn config_is_checked() {
+    let base = "subscriptions = [\"8f1c2d3e-4a5b-4c6d-9e7f-0a1b2c3d4e5f\"]\n";
+    assert!(config_error("").contains("subscriptions"));
+    assert!(config_error("subscriptions = [\"prod\"]").contains("not a subscription id"));
+    assert!(config_error(&format!("{base}stats = [\"p99\"]")).contains("unknown stat \"p99\""));
+    assert!(config_error(&format!("{base}period = \"7m\"")).contains("Azure Monitor interval"));
+    assert!(config_error(&format!("{base}credential = \"magic\"")).contains("managed_identity"));
+    assert!(config_error(&format!("{base}services = [\"vmss\"]")).contains("allowed: vm, disk"));
+    assert!(
+        config_error(&format!("{base}authority_host = \"http://127.0.0.1:1\"")).contains("TLS")
+    );
+    assert!(config_error(&format!("{base}ca_file = \"/nonexistent.pem\"")).contains("cannot read"));
+    let c = collector(base);
+    assert_eq!(c.stats, [Stat::Avg, Stat::Max]);
+    assert_eq!(c.services.len(), 6);
+}
+
+#[test]
+fn window_and_intervals() {
+    let w = metrics::metric_window(1000, 1300, 0, 300);
+    assert_eq!((w.start, w.end, w.emit_after), (600, 1200, 900));
+    assert_eq!(metrics::interval(300), Some("PT5M"));
+    assert_eq!(metrics::interval(86400), Some("P1D"));
+    assert_eq!(metrics::interval(120), None);
+}
+
+#[test]
+fn catalog_lists_every_metric_with_its_unit() {
+    let infos = metrics();
+    let get = |n: &str| infos.iter().find(|m| m.name == n).unwrap();
+    assert_eq!(get("cpu.utilization").unit, Unit::Percent);
+    assert_eq!(get("memory.usage").unit, Unit::Percent);
+    assert!(get("memory.usage")
+        .source
+        .contains("Available Memory Bytes"));
+    assert_eq!(
+        get("network.received_throughput").unit,
+        Unit::BytesPerSecond
+    );
+    assert_eq!(get("function.invocations").stats, [Stat::Sum]);
+    assert_eq!(get("azure.api_calls").labels, ["api"]);
+}
