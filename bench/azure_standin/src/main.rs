@@ -23,7 +23,9 @@ fn main() {
             "--region" => spec.region = value,
             "--page-size" => spec.page_size = value.parse().expect("--page-size N"),
             other => {
-                eprintln!("unknown argument {other}; use --vms N --latency-ms L --region R --page-size N");
+                eprintln!(
+                    "unknown argument {other}; use --vms N --latency-ms L --region R --page-size N"
+                );
                 std::process::exit(2);
             }
         }

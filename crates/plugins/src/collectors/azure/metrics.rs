@@ -344,12 +344,13 @@ impl Fetch {
                 continue;
             };
             let r = &self.resources[idx];
-            let rref = ResourceRef {
+            // One per resource, shared by its points.
+            let rref = std::sync::Arc::new(ResourceRef {
                 provider: SmolStr::new_static("azure"),
                 account: r.account.as_str().into(),
                 region: r.region.as_str().into(),
                 id: r.id.as_str().into(),
-            };
+            });
             let memory_bytes = r
                 .attributes
                 .get("memory_mib")

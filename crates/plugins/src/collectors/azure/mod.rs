@@ -483,7 +483,8 @@ fn self_point(name: &str, value: f64, at: DateTime<Utc>, api: &str) -> Point {
             account: Default::default(),
             region: Default::default(),
             id: "skymeter-azure-collector".into(),
-        },
+        }
+        .into(),
         labels: [("api", api)].into_iter().collect(),
     }
 }

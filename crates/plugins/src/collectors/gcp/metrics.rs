@@ -198,7 +198,8 @@ pub async fn fetch(
             index.insert(k, i);
         }
     }
-    let refs: Arc<Vec<ResourceRef>> = Arc::new(resources.iter().map(Resource::reference).collect());
+    let refs: Arc<Vec<Arc<ResourceRef>>> =
+        Arc::new(resources.iter().map(|r| Arc::new(r.reference())).collect());
     let index = Arc::new(index);
     let f = Arc::new(f);
     let mut set = tokio::task::JoinSet::new();
