@@ -28,9 +28,12 @@ if [ ! -x /usr/bin/time ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time >/dev/null
 fi
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/skymeter/target}"
-# Only the azure collector's feature (the AWS SDK takes long to build in release); the
-# binaries are copied at once, as other builds may share the target directory.
-cargo build --release --locked -q -p skymeter --no-default-features --features azure
+# The binary as users get it (default features); SKYMETER_FEATURES=azure builds only the
+# azure collector (the AWS SDK takes long to build in release). The binaries are copied at
+# once, as other builds may share the target directory.
+BUILD_FLAGS=()
+if [ -n "${SKYMETER_FEATURES:-}" ]; then BUILD_FLAGS=(--no-default-features --features "$SKYMETER_FEATURES"); fi
+cargo build --release --locked -q -p skymeter "${BUILD_FLAGS[@]}"
 cp "$CARGO_TARGET_DIR/release/skymeter" "$OUT/skymeter"
 cargo build --release --locked -q -p skymeter-azure-standin
 cp "$CARGO_TARGET_DIR/release/skymeter-azure-standin" "$OUT/skymeter-azure-standin"

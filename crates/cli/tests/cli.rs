@@ -5,9 +5,10 @@ mod common;
 use common::*;
 use std::time::{Duration, Instant};
 
-const ALL_PLUGINS: [&str; 15] = [
+const ALL_PLUGINS: [&str; 16] = [
     "aws",
     "gcp",
+    "azure",
     "internal",
     "host",
     "prometheus",
@@ -101,6 +102,9 @@ fn every_plugin_sample_config_validates() {
                         ("API_TOKEN", "t"),
                         ("SKYMETER_TOKEN", "t"),
                         ("HOOK_API_KEY", "t"),
+                        ("AZURE_TENANT_ID", "t"),
+                        ("AZURE_CLIENT_ID", "t"),
+                        ("AZURE_CLIENT_SECRET", "t"),
                     ])
                     .output()
                     .unwrap();

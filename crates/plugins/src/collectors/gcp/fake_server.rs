@@ -260,7 +260,14 @@ fn handle(st: Arc<State>, method: Method, uri: Uri, headers: HeaderMap, body: By
         let reqs = st.requests.lock().unwrap();
         let mut counts = serde_json::Map::new();
         for r in reqs.iter() {
-            let kind = r.path.rsplit('/').next().unwrap_or_default().to_string();
+            // The last path segment, and `aggregated/<what>` for Compute's aggregated lists
+            // (Cloud SQL's `…/instances` list ends the same way).
+            let mut segs = r.path.rsplit('/');
+            let last = segs.next().unwrap_or_default();
+            let kind = match segs.next() {
+                Some("aggregated") => format!("aggregated/{last}"),
+                _ => last.to_string(),
+            };
             let n = counts.entry(kind).or_insert(json!(0));
             *n = json!(n.as_u64().unwrap_or(0) + 1);
         }
