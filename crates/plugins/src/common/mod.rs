@@ -1,5 +1,7 @@
 //! Codecs and helpers that several plugins share.
 
+#[cfg(any(feature = "aws", feature = "gcp", feature = "azure"))]
+pub mod api_calls;
 pub mod prom_points;
 pub mod prom_text;
 pub mod series;

@@ -1,9 +1,9 @@
 //! Self-accounting: AWS API calls per API, CloudWatch metrics requested, and what the
 //! collection itself costs on the AWS bill.
 
-use std::collections::BTreeMap;
+use crate::common::api_calls::ApiCallCounts;
+use std::ops::Deref;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
 
 /// USD per 1,000 metrics requested through GetMetricData (us-east-1 list price).
 pub const GET_METRIC_DATA_USD_PER_1000_METRICS: f64 = 0.01;
@@ -14,47 +14,26 @@ pub const COST_EXPLORER_USD_PER_REQUEST: f64 = 0.01;
 /// `cloudwatch:GetMetricData`, `ce:GetCostAndUsage`). Shared by every account × region task.
 #[derive(Debug, Default)]
 pub struct ApiCalls {
-    counts: Mutex<BTreeMap<&'static str, u64>>,
+    counts: ApiCallCounts,
     metrics_requested: AtomicU64,
 }
 
-impl ApiCalls {
-    /// Counts one call of `api`.
-    pub fn count(&self, api: &'static str) {
-        *self
-            .counts
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(api)
-            .or_default() += 1;
+/// `count`, `get` and `snapshot` are the shared counter's.
+impl Deref for ApiCalls {
+    type Target = ApiCallCounts;
+    fn deref(&self) -> &ApiCallCounts {
+        &self.counts
     }
+}
 
+impl ApiCalls {
     /// Counts `n` GetMetricData metric queries (the billed unit).
     pub fn count_metrics(&self, n: u64) {
         self.metrics_requested.fetch_add(n, Ordering::Relaxed);
     }
 
-    pub fn get(&self, api: &str) -> u64 {
-        self.counts
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(api)
-            .copied()
-            .unwrap_or(0)
-    }
-
     pub fn metrics_requested(&self) -> u64 {
         self.metrics_requested.load(Ordering::Relaxed)
-    }
-
-    /// Every API called, in name order.
-    pub fn snapshot(&self) -> Vec<(&'static str, u64)> {
-        self.counts
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .map(|(a, n)| (*a, *n))
-            .collect()
     }
 
     /// What the calls cost at list price: GetMetricData per metric requested, Cost Explorer
