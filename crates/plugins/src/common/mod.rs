@@ -2,6 +2,8 @@
 
 #[cfg(any(feature = "aws", feature = "gcp", feature = "azure"))]
 pub mod api_calls;
+#[cfg(any(feature = "aws", feature = "gcp", feature = "azure"))]
+pub mod cloud_config;
 pub mod prom_points;
 pub mod prom_text;
 pub mod series;

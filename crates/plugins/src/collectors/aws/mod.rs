@@ -9,6 +9,7 @@
 //! per-resource Describe calls by `api_concurrency`. Throttling is retried by the SDK's
 //! standard retry mode (exponential backoff with full jitter).
 
+use crate::common::cloud_config;
 use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use chrono::{DateTime, Utc};
@@ -194,19 +195,6 @@ fn default_billed_every() -> DurationStr {
     DurationStr(Duration::from_secs(6 * 3600))
 }
 
-/// A stat the config allows (`metrics::statistic` names it for CloudWatch).
-fn parse_stat(s: &str) -> Option<Stat> {
-    Some(match s {
-        "avg" => Stat::Avg,
-        "max" => Stat::Max,
-        "min" => Stat::Min,
-        "sum" => Stat::Sum,
-        "count" => Stat::Count,
-        "p95" => Stat::P95,
-        _ => return None,
-    })
-}
-
 pub fn factory() -> CollectorFactory {
     CollectorFactory {
         description: PluginDescription {
@@ -334,35 +322,27 @@ impl Aws {
         if cfg.sample_interval.0.as_secs() == 0 {
             return Err(raw.error("sample_interval", "must be at least 1s, e.g. \"60s\""));
         }
-        if cfg.stats.is_empty() {
-            return Err(raw.error(
-                "stats",
-                "list at least one of avg, max, min, sum, count, p95",
-            ));
-        }
-        let mut stats = Vec::new();
-        for s in &cfg.stats {
-            match parse_stat(s) {
-                Some(p) if !stats.contains(&p) => stats.push(p),
-                Some(_) => return Err(raw.error("stats", format!("\"{s}\" is listed twice"))),
-                None => {
-                    return Err(raw.error(
-                        "stats",
-                        format!("unknown stat \"{s}\"; allowed: avg, max, min, sum, count, p95"),
-                    ))
-                }
-            }
-        }
-        for (key, v) in [
-            ("max_concurrency", cfg.max_concurrency),
-            ("api_concurrency", cfg.api_concurrency),
-            ("max_targets", cfg.max_targets),
-            ("max_attempts", cfg.max_attempts as usize),
-        ] {
-            if v == 0 {
-                return Err(raw.error(key, "must be at least 1"));
-            }
-        }
+        let stats = cloud_config::parse_stats(
+            raw,
+            &cfg.stats,
+            &[
+                Stat::Avg,
+                Stat::Max,
+                Stat::Min,
+                Stat::Sum,
+                Stat::Count,
+                Stat::P95,
+            ],
+        )?;
+        cloud_config::at_least_one(
+            raw,
+            &[
+                ("max_concurrency", cfg.max_concurrency),
+                ("api_concurrency", cfg.api_concurrency),
+                ("max_targets", cfg.max_targets),
+                ("max_attempts", cfg.max_attempts as usize),
+            ],
+        )?;
         if let Some(u) = &cfg.endpoint_url {
             if !(u.starts_with("http://") || u.starts_with("https://")) {
                 return Err(raw.error("endpoint_url", "must start with http:// or https://"));

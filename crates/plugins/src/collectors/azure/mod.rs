@@ -9,6 +9,7 @@
 //! collected concurrently; getBatch calls are bounded by `max_concurrency` per collection,
 //! ARM list calls by `api_concurrency`.
 
+use crate::common::cloud_config;
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -172,17 +173,6 @@ fn default_billed_every() -> DurationStr {
     DurationStr(Duration::from_secs(6 * 3600))
 }
 
-fn parse_stat(s: &str) -> Option<Stat> {
-    Some(match s {
-        "avg" => Stat::Avg,
-        "max" => Stat::Max,
-        "min" => Stat::Min,
-        "sum" => Stat::Sum,
-        "count" => Stat::Count,
-        _ => return None,
-    })
-}
-
 pub fn factory() -> CollectorFactory {
     CollectorFactory {
         description: PluginDescription {
@@ -313,32 +303,20 @@ impl Azure {
                 "must be an Azure Monitor interval: 1m, 5m, 15m, 30m, 1h, 6h, 12h or 1d",
             ));
         }
-        if cfg.stats.is_empty() {
-            return Err(raw.error("stats", "list at least one of avg, max, min, sum, count"));
-        }
-        let mut stats = Vec::new();
-        for s in &cfg.stats {
-            match parse_stat(s) {
-                Some(p) if !stats.contains(&p) => stats.push(p),
-                Some(_) => return Err(raw.error("stats", format!("\"{s}\" is listed twice"))),
-                None => {
-                    return Err(raw.error(
-                        "stats",
-                        format!("unknown stat \"{s}\"; allowed: avg, max, min, sum, count"),
-                    ))
-                }
-            }
-        }
-        for (key, v) in [
-            ("max_concurrency", cfg.max_concurrency),
-            ("api_concurrency", cfg.api_concurrency),
-            ("max_attempts", cfg.max_attempts as usize),
-            ("billed_days", cfg.billed_days as usize),
-        ] {
-            if v == 0 {
-                return Err(raw.error(key, "must be at least 1"));
-            }
-        }
+        let stats = cloud_config::parse_stats(
+            raw,
+            &cfg.stats,
+            &[Stat::Avg, Stat::Max, Stat::Min, Stat::Sum, Stat::Count],
+        )?;
+        cloud_config::at_least_one(
+            raw,
+            &[
+                ("max_concurrency", cfg.max_concurrency),
+                ("api_concurrency", cfg.api_concurrency),
+                ("max_attempts", cfg.max_attempts as usize),
+                ("billed_days", cfg.billed_days as usize),
+            ],
+        )?;
         for (key, v) in [
             (
                 "resource_manager_endpoint",
