@@ -120,6 +120,9 @@ POINTS=$(grep '"type":"point"' "$OUT/records.jsonl" | grep -vc '"metric":"azure\
 check "points (VMs × 18)" "$POINTS" "$((VMS * 18))"
 check "resources" "$(grep -c '"type":"resource"' "$OUT/records.jsonl" || true)" "$VMS"
 check "error records" "$(grep -c '"type":"error"' "$OUT/records.jsonl" || true)" "0"
+# Estimated cost (on by default, the shipped table prices the stand-in's Standard_D2s_v3 in
+# eastus): one line per running VM; every tenth VM is deallocated.
+check "estimated cost lines" "$(grep -c '"x_source":"estimated"' "$OUT/records.jsonl" || true)" "$((VMS - VMS / 10))"
 
 ROWS="$OUT/rows.tsv"
 : > "$ROWS"

@@ -70,6 +70,17 @@ WANT_LIST_PAGES=$(((INSTANCES + 499) / 500))
 WANT_TS_CALLS=$((20 * ((INSTANCES + 999) / 1000)))
 echo "== $INSTANCES instances × 10 metric types × 2 stats: want 20 timeSeries.list calls" \
   "($WANT_TS_CALLS with pages), $WANT_LIST_PAGES instances pages"
+# Estimated cost is on (the default): a price table for the stand-in's four regions, with
+# made-up prices (what is measured is the work, not the figures).
+mkdir -p "$OUT/data/prices"
+python3 - "$OUT/data/prices/gcp.json" <<'PY'
+import json, sys
+region = {f"gce/{f}/{w}": {"usd": u, "per": p} for f in ("e2", "n2")
+          for w, u, p in (("vcpu", 0.03, "hour"), ("memory", 0.004, "GiB-hour"))}
+json.dump({"date": "2026-12-03", "currency": "USD", "source": "benchmark",
+           "regions": {r: region for r in ("us-central1", "europe-west1", "asia-east1")}},
+          open(sys.argv[1], "w"))
+PY
 printf 'run\twall_s\tpeak_rss_mb\tuser_s\tsys_s\tapi_calls\n' > "$OUT/rows.tsv"
 for RUN in $(seq "$REPEAT"); do
   NAME="run$RUN"
@@ -77,6 +88,7 @@ for RUN in $(seq "$REPEAT"); do
   GOOGLE_APPLICATION_CREDENTIALS="$PWD/$OUT/$NAME.key.json" /usr/bin/time -v -o "$OUT/$NAME.time" \
     "$SKYMETER" collect gcp --format json --period 300s --timeout 600s \
     --set "endpoint_url=$URL" --set 'projects=["bench-project"]' --set delay=0s \
+    --data-dir "$OUT/data" \
     > "$OUT/$NAME.jsonl" 2> "$OUT/$NAME.stderr" || {
       echo "skymeter collect failed; see $OUT/$NAME.stderr" >&2; cat "$OUT/$NAME.stderr" >&2; exit 1; }
   curl -sf "$URL/_stats" > "$OUT/$NAME.stats.json"
@@ -90,6 +102,7 @@ for RUN in $(seq "$REPEAT"); do
   check "points" "$(grep '"type":"point"' "$OUT/$NAME.jsonl" | grep -vc '"metric":"gcp\.' || true)" "$WANT_POINTS"
   check "resources" "$(grep -c '"type":"resource"' "$OUT/$NAME.jsonl" || true)" "$INSTANCES"
   check "error records" "$(grep -c '"type":"error"' "$OUT/$NAME.jsonl" || true)" "0"
+  check "estimated cost lines (vCPU + memory)" "$(grep -c '"x_source":"estimated"' "$OUT/$NAME.jsonl" || true)" "$((INSTANCES * 2))"
   T="$OUT/$NAME.time"
   WALL=$(awk -F': ' '/Elapsed \(wall clock\)/ { n = split($2, a, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + a[i]; print s }' "$T")
   RSS_KB=$(awk -F': ' '/Maximum resident set size/ { print $2 }' "$T")

@@ -2,47 +2,17 @@
 
 use crate::cli::{AwsCommand, OutputFormat, PricesCommand, PricesShowArgs, PricesUpdateArgs};
 use crate::commands::{FAILURE, USAGE};
-use comfy_table::{presets::UTF8_FULL_CONDENSED, CellAlignment, Table};
+use crate::prices::{align_numbers, format_usd, new_table, write_atomically, Progress};
 use skymeter_plugins::collectors::aws::calls::ApiCalls;
 use skymeter_plugins::collectors::aws::pricing::{
     default_path, fetch_price_list, sdk_config, PriceTable, RegionPrices,
 };
-use std::io::{IsTerminal, Write};
-use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 pub async fn dispatch(cmd: AwsCommand) -> ExitCode {
     match cmd {
         AwsCommand::Prices(PricesCommand::Update(a)) => update(a).await,
         AwsCommand::Prices(PricesCommand::Show(a)) => show(a),
-    }
-}
-
-/// One line on stderr rewritten in place while pages arrive, only when stderr is a terminal:
-/// logs and pipes get the summary alone.
-struct Progress {
-    on: bool,
-}
-
-impl Progress {
-    fn new() -> Progress {
-        Progress {
-            on: std::io::stderr().is_terminal(),
-        }
-    }
-
-    fn update(&self, what: &str, products: u64) {
-        if self.on {
-            let mut err = std::io::stderr().lock();
-            let _ = write!(err, "\r\x1b[2Kreading prices: {what}: {products} products");
-            let _ = err.flush();
-        }
-    }
-
-    fn finish(&self) {
-        if self.on {
-            let _ = write!(std::io::stderr(), "\r\x1b[2K");
-        }
     }
 }
 
@@ -75,7 +45,7 @@ async fn update(args: PricesUpdateArgs) -> ExitCode {
     }
     let sdk = sdk_config(args.profile.as_deref(), args.endpoint_url.as_deref()).await;
     let calls = ApiCalls::default();
-    let progress = Progress::new();
+    let progress = Progress::new("products");
     let fetched =
         fetch_price_list(&sdk, &regions, &calls, &|what, n| progress.update(what, n)).await;
     progress.finish();
@@ -148,30 +118,6 @@ async fn update(args: PricesUpdateArgs) -> ExitCode {
         }
     }
     ExitCode::SUCCESS
-}
-
-/// Writes `text` to a temporary file beside `path`, then renames it over `path`, so that a
-/// reader never sees half a table.
-fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    std::fs::create_dir_all(&dir)?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "aws.json".into());
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let written = std::fs::File::create(&tmp).and_then(|mut f| {
-        f.write_all(text.as_bytes())?;
-        f.sync_all()
-    });
-    let renamed = written.and_then(|()| std::fs::rename(&tmp, path));
-    if renamed.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    renamed
 }
 
 fn show(args: PricesShowArgs) -> ExitCode {
@@ -268,26 +214,4 @@ fn rows(p: &RegionPrices) -> Vec<(String, f64, &'static str)> {
         out.push(("eks/cluster".into(), v, "hour"));
     }
     out
-}
-
-/// A price as written in the table, without float noise: 0.0000166667, 0.096.
-fn format_usd(v: f64) -> String {
-    let s = format!("{v:.10}");
-    let s = s.trim_end_matches('0');
-    s.strip_suffix('.').unwrap_or(s).to_string()
-}
-
-fn new_table(header: &[&str]) -> Table {
-    let mut t = Table::new();
-    t.load_preset(UTF8_FULL_CONDENSED)
-        .set_header(header.to_vec());
-    t
-}
-
-fn align_numbers(t: &mut Table, columns: std::ops::Range<usize>) {
-    for i in columns {
-        if let Some(c) = t.column_mut(i) {
-            c.set_cell_alignment(CellAlignment::Right);
-        }
-    }
 }

@@ -32,6 +32,10 @@ pub async fn dispatch(cli: crate::cli::Cli) -> ExitCode {
         Command::Token(c) => crate::serve::token(c),
         #[cfg(feature = "aws")]
         Command::Aws(c) => crate::aws::dispatch(c).await,
+        #[cfg(feature = "gcp")]
+        Command::Gcp(crate::cli::GcpCommand::Prices(c)) => crate::prices::gcp(c).await,
+        #[cfg(feature = "azure")]
+        Command::Azure(crate::cli::AzureCommand::Prices(c)) => crate::prices::azure(c).await,
     }
 }
 

@@ -7,6 +7,8 @@ mod aws;
 mod cli;
 mod commands;
 mod logging;
+#[cfg(any(feature = "aws", feature = "gcp", feature = "azure"))]
+mod prices;
 mod serve;
 
 use clap::Parser;

@@ -112,13 +112,31 @@ fn collect_azure_table_shows_vms_cpu_and_api_calls() {
         })
         .count();
     assert_eq!(vm_cpu, 6, "3 VMs × avg, max");
-    let costs: Vec<&serde_json::Value> = records.iter().filter(|r| r["type"] == "cost").collect();
+    let costs: Vec<&serde_json::Value> = records
+        .iter()
+        .filter(|r| r["type"] == "cost" && r["x_source"] == "billed")
+        .collect();
     assert_eq!(costs.len(), 3, "{costs:?}");
     assert_eq!(costs[0]["BilledCost"], 2.304);
     assert_eq!(costs[0]["ResourceId"], mock::vm_id(0));
     assert_eq!(costs[0]["ServiceName"], "Virtual Machines");
     assert_eq!(costs[0]["ChargePeriodStart"], "2024-05-01T00:00:00Z");
     assert_eq!(costs[0]["x_source"], "billed");
+    // And the estimated lines of the shipped price table: the running VMs, the P10 disk and
+    // the Standard-tier AKS cluster.
+    let estimated: Vec<&serde_json::Value> = records
+        .iter()
+        .filter(|r| r["type"] == "cost" && r["x_source"] == "estimated")
+        .collect();
+    assert!(estimated
+        .iter()
+        .any(|c| c["SkuId"] == "eastus/vm/Standard_D2s_v3/linux"));
+    assert!(estimated
+        .iter()
+        .any(|c| c["SkuId"] == "eastus/disk/P10 LRS"));
+    assert!(estimated
+        .iter()
+        .any(|c| c["SkuId"] == "eastus/aks/Standard"));
 
     // Dry run: the plan, no getBatch.
     let before = m.calls("getBatch");
@@ -175,4 +193,89 @@ fn collect_azure_with_a_wrong_secret_fails_clearly() {
     assert!(err.contains("azure"), "{err}");
     assert!(err.contains("AADSTS7000215"), "{err}");
     assert!(!err.contains("not-the-secret-123"), "{err}");
+}
+
+#[test]
+fn azure_prices_update_then_show_and_collect_use_the_fetched_table() {
+    let (_rt, m) = standin(Spec::default());
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let data = data_dir.to_str().unwrap();
+    let o = skymeter(&[
+        "azure",
+        "prices",
+        "update",
+        "--regions",
+        "eastus",
+        "--data-dir",
+        data,
+        "--endpoint-url",
+        &m.arm,
+        "--format",
+        "json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let summary: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(summary["prices"], 10, "{summary}");
+    assert_eq!(summary["regions"]["eastus"]["vm"], 4, "{summary}");
+    assert_eq!(summary["calls"]["retail.prices.list"], 7, "{summary}");
+    let written = data_dir.join("prices/azure.json");
+    assert!(written.exists());
+
+    // `show` reads the fetched table (not the shipped one) by default.
+    let o = skymeter(&[
+        "azure",
+        "prices",
+        "show",
+        "--data-dir",
+        data,
+        "--region",
+        "eastus",
+    ]);
+    let out = stdout(&o);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(out.contains("Retail Prices API"), "{out}");
+    let row = out
+        .lines()
+        .find(|l| l.contains("vm/Standard_D2s_v3/windows"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(row.contains("0.188") && row.contains("hour"), "{row}");
+    let o = skymeter(&[
+        "azure",
+        "prices",
+        "show",
+        "--data-dir",
+        data,
+        "--region",
+        "westus9",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("skymeter azure prices update --regions westus9"));
+
+    // collect reads <data-dir>/prices/azure.json: its date is today's.
+    let o = collect(
+        &m,
+        &[
+            "--format",
+            "json",
+            "--data-dir",
+            data,
+            "--set",
+            "cost=[\"estimated\"]",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let records = json_lines(&stdout(&o));
+    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    let vm = records
+        .iter()
+        .find(|r| r["type"] == "cost" && r["SkuId"] == "eastus/vm/Standard_D2s_v3/linux")
+        .expect("an estimated VM line");
+    assert_eq!(vm["x_price_date"], today.as_str());
+    let hours = 300.0 / 3600.0;
+    assert!((vm["BilledCost"].as_f64().unwrap() - 0.096 * hours).abs() < 1e-12);
+
+    // A bad region name is a usage error.
+    let o = skymeter(&["azure", "prices", "update", "--regions", "East US"]);
+    assert_eq!(o.status.code(), Some(2));
 }

@@ -186,3 +186,137 @@ fn metrics_plugin_gcp_lists_the_catalog_with_units() {
         "{out}"
     );
 }
+
+#[test]
+fn gcp_prices_update_then_show_and_collect_use_the_fetched_table() {
+    let server = FakeGcp::start();
+    seed(&server);
+    let sku = |id: &str, description: &str, unit: &str, nanos: i64, region: &str| {
+        serde_json::json!({
+            "name": format!("services/x/skus/{id}"), "skuId": id, "description": description,
+            "category": {"serviceDisplayName": "Compute Engine", "resourceFamily": "Compute", "resourceGroup": "CPU", "usageType": "OnDemand"},
+            "serviceRegions": [region],
+            "pricingInfo": [{"effectiveTime": "2026-11-01T00:00:00Z", "summary": "",
+                "pricingExpression": {"usageUnit": unit, "usageUnitDescription": "", "baseUnit": "s", "baseUnitConversionFactor": 3600, "displayQuantity": 1,
+                    "tieredRates": [{"startUsageAmount": 0, "unitPrice": {"currencyCode": "USD", "units": "0", "nanos": nanos}}]},
+                "currencyConversionRate": 1}],
+            "serviceProviderName": "Google"
+        })
+    };
+    {
+        let mut skus = server.state.skus.lock().unwrap();
+        skus.insert(
+            "6F81-5844-456A".into(),
+            vec![
+                sku(
+                    "A",
+                    "E2 Instance Core running in Americas",
+                    "h",
+                    500_000_000,
+                    "us-central1",
+                ),
+                sku(
+                    "B",
+                    "E2 Instance Ram running in Americas",
+                    "GiBy.h",
+                    10_000_000,
+                    "us-central1",
+                ),
+            ],
+        );
+        skus.insert(
+            "CCD8-9BF1-090E".into(),
+            vec![sku(
+                "C",
+                "Zonal Kubernetes Clusters",
+                "h",
+                100_000_000,
+                "global",
+            )],
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let key = server.key_file(dir.path(), P);
+    let data_dir = dir.path().join("data");
+    let data = data_dir.to_str().unwrap();
+    let o = skymeter(&[
+        "gcp",
+        "prices",
+        "update",
+        "--regions",
+        "us-central1",
+        "--data-dir",
+        data,
+        "--endpoint-url",
+        &server.url,
+        "--credentials-file",
+        key.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let summary: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(summary["prices"], 3, "{summary}");
+    assert_eq!(summary["regions"]["us-central1"]["gce"], 2, "{summary}");
+    assert_eq!(
+        summary["calls"]["cloudbilling.services.skus.list"], 2,
+        "{summary}"
+    );
+
+    let o = skymeter(&["gcp", "prices", "show", "--data-dir", data]);
+    let out = stdout(&o);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let row = out
+        .lines()
+        .find(|l| l.contains("gce/e2/vcpu"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(row.contains("0.5") && row.contains("hour"), "{row}");
+
+    // collect prices the three e2-standard-2 (2 vCPU, 8 GiB) at the fetched prices.
+    let o = collect(&server, &key, &["--format", "json", "--data-dir", data]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let records = json_lines(&stdout(&o));
+    let lines: Vec<&serde_json::Value> = records
+        .iter()
+        .filter(|r| r["type"] == "cost" && r["SkuId"] == "us-central1/gce/e2/vcpu")
+        .collect();
+    assert_eq!(lines.len(), 3, "{records:?}");
+    let hours = 300.0 / 3600.0;
+    for l in lines {
+        assert!(
+            (l["BilledCost"].as_f64().unwrap() - 2.0 * hours * 0.5).abs() < 1e-12,
+            "{l}"
+        );
+        assert_eq!(l["x_source"], "estimated");
+        assert_eq!(l["ProviderName"], "Google Cloud");
+    }
+
+    // A failed read writes nothing and says so.
+    server.state.fail(
+        "/skus",
+        &[
+            (403, None),
+            (403, None),
+            (403, None),
+            (403, None),
+            (403, None),
+        ],
+    );
+    let other = dir.path().join("other.json");
+    let o = skymeter(&[
+        "gcp",
+        "prices",
+        "update",
+        "--regions",
+        "us-central1",
+        "--output",
+        other.to_str().unwrap(),
+        "--endpoint-url",
+        &server.url,
+        "--credentials-file",
+        key.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(stderr(&o).contains("nothing was written"), "{}", stderr(&o));
+    assert!(!other.exists());
+}

@@ -29,6 +29,25 @@ pub const COST_READER: &str = "Cost Management Reader";
 /// The longest wait a `Retry-After` may ask for before the call gives up.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 
+/// The wait a throttled answer asks for: `Retry-After`, or for Cost Management, which
+/// throttles per query-processing unit, entity, tenant and client type, the longest of its
+/// `x-ms-ratelimit-microsoft.costmanagement-*-retry-after` headers.
+pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let seconds = |v: &reqwest::header::HeaderValue| v.to_str().ok()?.trim().parse::<u64>().ok();
+    if let Some(s) = headers.get("retry-after").and_then(seconds) {
+        return Some(Duration::from_secs(s));
+    }
+    headers
+        .iter()
+        .filter(|(name, _)| {
+            let n = name.as_str();
+            n.starts_with("x-ms-ratelimit-microsoft.costmanagement-") && n.ends_with("-retry-after")
+        })
+        .filter_map(|(_, v)| seconds(v))
+        .max()
+        .map(Duration::from_secs)
+}
+
 pub struct Client {
     pub http: reqwest::Client,
     pub cred: Arc<dyn TokenCredential>,
@@ -92,12 +111,7 @@ impl Client {
                             .with("api", api)
                         });
                     }
-                    let retry_after = rsp
-                        .headers()
-                        .get("retry-after")
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.trim().parse::<u64>().ok())
-                        .map(Duration::from_secs);
+                    let retry_after = retry_after(rsp.headers());
                     let text = rsp.text().await.unwrap_or_default();
                     let retryable = status.as_u16() == 429 || status.is_server_error();
                     if !retryable || attempt >= self.max_attempts {

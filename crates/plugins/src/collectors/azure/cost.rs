@@ -157,7 +157,9 @@ pub async fn query(
             let date = row
                 .get(date_i)
                 .and_then(|d| {
+                    // A number (20240115, or 20240115.0 from some serializers) or text.
                     d.as_i64()
+                        .or_else(|| d.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64))
                         .map(|n| n.to_string())
                         .or_else(|| d.as_str().map(str::to_string))
                 })

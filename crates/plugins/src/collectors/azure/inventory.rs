@@ -228,6 +228,18 @@ pub async fn vms(s: &Scope<'_>) -> (Vec<Resource>, Vec<PluginError>) {
             "vm_id",
             str_at(v, "/properties/vmId").map(|t| json!(t)),
         );
+        // Spot VMs (`priority` Spot, or the older Low) are not billed at list prices.
+        let lifecycle = match str_at(v, "/properties/priority") {
+            Some("Spot" | "Low") => "spot",
+            _ => "standard",
+        };
+        set(&mut r, "lifecycle", Some(json!(lifecycle)));
+        // Azure Hybrid Benefit: a Windows VM with its own licence is billed the Linux price.
+        set(
+            &mut r,
+            "license_type",
+            str_at(v, "/properties/licenseType").map(|t| json!(t)),
+        );
         out.push(r);
     }
     (out, errors)
@@ -253,6 +265,12 @@ pub async fn disks(s: &Scope<'_>) -> Result<Vec<Resource>, PluginError> {
                 str_at(v, "/sku/name").map(|t| json!(t)),
             );
             set(&mut r, "state", lower(v, "/properties/diskState"));
+            // The performance tier the disk is billed at (`P10`), when ARM reports one.
+            set(
+                &mut r,
+                "tier",
+                str_at(v, "/properties/tier").map(|t| json!(t)),
+            );
             set(
                 &mut r,
                 "launch_time",
@@ -287,6 +305,8 @@ pub async fn aks(s: &Scope<'_>) -> Result<Vec<Resource>, PluginError> {
             .or_else(|| str_at(v, "/properties/kubernetesVersion"));
         set(&mut r, "version", version.map(|t| json!(t)));
         set(&mut r, "status", lower(v, "/properties/powerState/code"));
+        // The pricing tier: Free, Standard (uptime SLA) or Premium (long-term support).
+        set(&mut r, "tier", str_at(v, "/sku/tier").map(|t| json!(t)));
         let pools = v
             .pointer("/properties/agentPoolProfiles")
             .and_then(Value::as_array)

@@ -266,6 +266,9 @@ fn handle(c: &Ctx, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) ->
         return token(c, &method, &path, &body);
     }
     let q = query(&uri);
+    if path == "/api/retail/prices" {
+        return retail_prices(c, &q);
+    }
     let auth = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
@@ -463,6 +466,199 @@ fn vm(c: &Ctx, i: usize, status_only: bool) -> Value {
     })
 }
 
+/// Items of the Retail Prices API in `region`, as its reference shows them: VM sizes (Linux,
+/// Windows, Spot, Low Priority), managed-disk tiers and disk operations, the AKS tiers, and
+/// a reservation price that `priceType eq 'Consumption'` leaves out.
+pub fn retail_items(region: &str) -> Vec<Value> {
+    let item = |service: &str,
+                family: &str,
+                product: &str,
+                sku: &str,
+                meter: &str,
+                arm_sku: &str,
+                unit: &str,
+                price: f64,
+                kind: &str| {
+        json!({
+            "currencyCode": "USD", "tierMinimumUnits": 0.0, "retailPrice": price, "unitPrice": price,
+            "armRegionName": region, "location": "US East", "effectiveStartDate": "2024-03-01T00:00:00Z",
+            "meterId": "00000000-0000-0000-0000-000000000000", "meterName": meter,
+            "productId": "DZH318Z0BQ4L", "skuId": "DZH318Z0BQ4L/00TG", "availabilityId": null,
+            "productName": product, "skuName": sku, "serviceName": service,
+            "serviceId": "DZH313Z7MMC8", "serviceFamily": family, "unitOfMeasure": unit,
+            "type": kind, "isPrimaryMeterRegion": true, "armSkuName": arm_sku
+        })
+    };
+    let vm = |product: &str, sku: &str, arm: &str, price: f64| {
+        item(
+            "Virtual Machines",
+            "Compute",
+            product,
+            sku,
+            sku,
+            arm,
+            "1 Hour",
+            price,
+            "Consumption",
+        )
+    };
+    let disk = |product: &str, tier: &str, price: f64| {
+        item(
+            "Storage",
+            "Storage",
+            product,
+            tier,
+            &format!("{tier} Disk"),
+            "",
+            "1/Month",
+            price,
+            "Consumption",
+        )
+    };
+    let mut reservation = vm(
+        "Virtual Machines DSv3 Series",
+        "D2s v3",
+        "Standard_D2s_v3",
+        525.6,
+    );
+    reservation["type"] = json!("Reservation");
+    reservation["reservationTerm"] = json!("1 Year");
+    vec![
+        vm(
+            "Virtual Machines DSv3 Series",
+            "D2s v3",
+            "Standard_D2s_v3",
+            0.096,
+        ),
+        vm(
+            "Virtual Machines DSv3 Series Windows",
+            "D2s v3",
+            "Standard_D2s_v3",
+            0.188,
+        ),
+        vm(
+            "Virtual Machines DSv3 Series",
+            "D2s v3 Spot",
+            "Standard_D2s_v3",
+            0.0106,
+        ),
+        vm(
+            "Virtual Machines DSv3 Series",
+            "D2s v3 Low Priority",
+            "Standard_D2s_v3",
+            0.0192,
+        ),
+        vm(
+            "Virtual Machines DSv3 Series",
+            "D4s v3",
+            "Standard_D4s_v3",
+            0.192,
+        ),
+        vm("Virtual Machines BS Series", "B1s", "Standard_B1s", 0.0104),
+        reservation,
+        disk("Premium SSD Managed Disks", "P10 LRS", 19.71),
+        disk("Premium SSD Managed Disks", "P20 LRS", 73.22),
+        disk("Standard SSD Managed Disks", "E10 LRS", 9.6),
+        disk("Standard HDD Managed Disks", "S10 LRS", 5.89),
+        item(
+            "Storage",
+            "Storage",
+            "Standard HDD Managed Disks",
+            "S10 LRS",
+            "LRS Disk Operations",
+            "",
+            "10K",
+            0.0005,
+            "Consumption",
+        ),
+        item(
+            "Azure Kubernetes Service",
+            "Compute",
+            "Azure Kubernetes Service",
+            "Standard",
+            "Standard Uptime SLA",
+            "",
+            "1 Hour",
+            0.1,
+            "Consumption",
+        ),
+        item(
+            "Azure Kubernetes Service",
+            "Compute",
+            "Azure Kubernetes Service",
+            "Premium",
+            "Premium Long Term Support",
+            "",
+            "1 Hour",
+            0.6,
+            "Consumption",
+        ),
+    ]
+}
+
+/// `GET /api/retail/prices`: no credentials; `$filter` with `field eq 'value'` clauses
+/// joined by `and` (the only form the collector sends); pages of `page_size` items with
+/// `NextPageLink` carrying `$skip`, as the real API pages.
+fn retail_prices(c: &Ctx, q: &HashMap<String, String>) -> Response {
+    count(c, "retailPrices");
+    let filter = q.get("$filter").cloned().unwrap_or_default();
+    let mut clauses: Vec<(String, String)> = Vec::new();
+    for clause in filter.split(" and ").filter(|s| !s.trim().is_empty()) {
+        let Some((field, value)) = clause.split_once(" eq ") else {
+            return (
+                StatusCode::BAD_REQUEST,
+                axum::Json(json!({"Error": {"Code": "InvalidFilter", "Message": format!("unsupported clause {clause}")}})),
+            )
+                .into_response();
+        };
+        clauses.push((
+            field.trim().to_string(),
+            value.trim().trim_matches('\'').to_string(),
+        ));
+    }
+    let region = clauses
+        .iter()
+        .find(|(f, _)| f == "armRegionName")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_else(|| c.spec.region.clone());
+    let items: Vec<Value> = retail_items(&region)
+        .into_iter()
+        .filter(|i| {
+            clauses.iter().all(|(f, v)| {
+                let field = if f == "priceType" { "type" } else { f.as_str() };
+                i[field].as_str() == Some(v.as_str())
+            })
+        })
+        .collect();
+    let skip: usize = q.get("$skip").and_then(|s| s.parse().ok()).unwrap_or(0);
+    let to = (skip + c.spec.page_size).min(items.len());
+    let page = items.get(skip.min(to)..to).unwrap_or_default().to_vec();
+    let next = (to < items.len()).then(|| {
+        format!(
+            "{}/api/retail/prices?api-version=2023-01-01-preview&currencyCode=USD&$filter={}&$skip={to}",
+            c.arm,
+            encode(&filter)
+        )
+    });
+    axum::Json(json!({
+        "BillingCurrency": "USD", "CustomerEntityId": "Default", "CustomerEntityType": "Retail",
+        "Items": page, "NextPageLink": next, "Count": page.len()
+    }))
+    .into_response()
+}
+
+/// Percent-encodes a query value.
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 fn disk(c: &Ctx) -> Value {
     json!({
         "name": "vm-0000-data",
@@ -485,6 +681,7 @@ fn aks(c: &Ctx) -> Value {
         "name": "aks-prod",
         "type": "Microsoft.ContainerService/ManagedClusters",
         "tags": { "env": "prod" },
+        "sku": { "name": "Base", "tier": "Standard" },
         "properties": {
             "provisioningState": "Succeeded",
             "powerState": { "code": "Running" },

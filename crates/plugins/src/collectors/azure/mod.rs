@@ -10,6 +10,7 @@
 //! ARM list calls by `api_concurrency`.
 
 use crate::common::cloud_config;
+use crate::common::price_list::PriceList;
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -34,6 +35,7 @@ pub mod inventory;
 pub mod metrics;
 #[cfg(test)]
 pub mod mock;
+pub mod prices;
 #[cfg(test)]
 mod tests;
 
@@ -115,9 +117,15 @@ pub struct AzureConfig {
     /// First backoff wait. Default 500ms.
     #[serde(default = "default_backoff")]
     pub backoff: DurationStr,
-    /// Cost sources: "billed" (Cost Management Query). Default ["billed"]; [] for none.
+    /// Cost sources: "estimated" (the inventory × pay-as-you-go list prices of the price
+    /// table, every collection) and/or "billed" (Cost Management Query). Default
+    /// ["estimated", "billed"]; [] for none.
     #[serde(default = "default_cost")]
     pub cost: Vec<String>,
+    /// Estimated: a price table file (`skymeter azure prices update` writes one). Default:
+    /// `<data_dir>/prices/azure.json` when it exists, else the table shipped in the binary.
+    #[serde(default)]
+    pub prices_file: Option<String>,
     /// Billed: the days read each time, today included. Default 3.
     #[serde(default = "default_billed_days")]
     pub billed_days: u32,
@@ -164,7 +172,7 @@ fn default_backoff() -> DurationStr {
     DurationStr(Duration::from_millis(500))
 }
 fn default_cost() -> Vec<String> {
-    vec!["billed".into()]
+    vec!["estimated".into(), "billed".into()]
 }
 fn default_billed_days() -> u32 {
     3
@@ -248,8 +256,10 @@ fn metrics() -> Vec<MetricInfo> {
     out
 }
 
-fn build(raw: &RawConfig<'_>, _ctx: &BuildContext) -> Result<Box<dyn Collector>, ConfigError> {
-    Ok(Box::new(Azure::from_raw(raw)?))
+fn build(raw: &RawConfig<'_>, ctx: &BuildContext) -> Result<Box<dyn Collector>, ConfigError> {
+    let mut azure = Azure::from_raw(raw)?;
+    azure.data_dir = ctx.data_dir.clone();
+    Ok(Box::new(azure))
 }
 
 pub struct Azure {
@@ -261,6 +271,10 @@ pub struct Azure {
     /// Calls of the last collection.
     pub calls: Arc<ApiCalls>,
     last_billed: Option<DateTime<Utc>>,
+    /// Where `<data_dir>/prices/azure.json` is looked for.
+    pub data_dir: std::path::PathBuf,
+    /// The price table of estimated costs, loaded by the first collection that needs it.
+    prices: Option<Arc<PriceList>>,
 }
 
 fn is_url(u: &str) -> bool {
@@ -366,10 +380,10 @@ impl Azure {
             }
         };
         for c in &cfg.cost {
-            if c != "billed" {
+            if c != "billed" && c != "estimated" {
                 return Err(raw.error(
                     "cost",
-                    format!("unknown cost source \"{c}\"; allowed: billed"),
+                    format!("unknown cost source \"{c}\"; allowed: estimated, billed"),
                 ));
             }
         }
@@ -389,7 +403,30 @@ impl Azure {
             client: None,
             calls: Arc::new(ApiCalls::default()),
             last_billed: None,
+            data_dir: std::env::temp_dir(),
+            prices: None,
         })
+    }
+
+    /// Estimated cost of the window from the price table (`prices_file`, else
+    /// `<data_dir>/prices/azure.json`, else the shipped one, loaded once); a price missing
+    /// from it is one error per (region, price).
+    fn estimate(&mut self, req: &CollectRequest, out: &mut Output) {
+        if self.prices.is_none() {
+            let explicit = self.cfg.prices_file.as_deref().map(std::path::Path::new);
+            match PriceList::load(prices::CLOUD, explicit, &self.data_dir, prices::SHIPPED) {
+                Ok(t) => self.prices = Some(Arc::new(t)),
+                Err(e) => {
+                    out.errors.push(e);
+                    return;
+                }
+            }
+        }
+        let Some(table) = &self.prices else { return };
+        let (costs, missing) =
+            prices::estimate(table, req.window.start, req.window.end, &out.resources);
+        out.costs.extend(costs);
+        out.errors.extend(missing);
     }
 
     /// The HTTP client and credential, built once.
@@ -632,6 +669,11 @@ impl Collector for Azure {
                 .ok()
                 .map(|f| Arc::try_unwrap(f.resources).unwrap_or_else(|a| (*a).clone()))
                 .unwrap_or_default();
+        }
+
+        // Estimated cost.
+        if !cfg.dry_run && cfg.cost.iter().any(|c| c == "estimated") {
+            self.estimate(req, out);
         }
 
         // Billed cost.

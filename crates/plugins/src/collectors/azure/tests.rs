@@ -455,7 +455,7 @@ async fn wrong_client_secret_is_an_auth_error_that_never_shows_the_secret() {
 #[tokio::test]
 async fn billed_cost_records_from_every_page() {
     let m = Mock::start(Spec::default()).await;
-    let (r, out, mut c) = run(&m, "services = [\"vm\"]").await;
+    let (r, out, mut c) = run(&m, "services = [\"vm\"]\ncost = [\"billed\"]").await;
     r.unwrap();
     assert!(out.errors.is_empty(), "{:?}", out.errors);
     assert_eq!(m.calls("cost"), 2);
@@ -547,4 +547,142 @@ fn catalog_lists_every_metric_with_its_unit() {
     );
     assert_eq!(get("function.invocations").stats, [Stat::Sum]);
     assert_eq!(get("azure.api_calls").labels, ["api"]);
+}
+
+#[tokio::test]
+async fn estimated_costs_price_vms_disks_and_aks_and_name_missing_prices() {
+    let m = Mock::start(Spec::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("azure-prices.json");
+    // No Windows price: a Windows VM would be reported; the stand-in's are Linux.
+    let table = serde_json::json!({
+        "date": "2026-11-01", "currency": "USD", "source": "test",
+        "regions": {"eastus": {
+            "vm/Standard_D2s_v3/linux": {"usd": 0.096, "per": "hour"},
+            "disk/P10 LRS": {"usd": 19.71, "per": "month"}
+        }}
+    });
+    std::fs::write(&file, table.to_string()).unwrap();
+    let (r, out, _) = run(
+        &m,
+        &format!(
+            "cost = [\"estimated\"]\nprices_file = {:?}",
+            file.to_str().unwrap()
+        ),
+    )
+    .await;
+    r.unwrap();
+    let hours = 300.0 / 3600.0;
+    let close = |a: f64, b: f64| assert!((a - b).abs() < 1e-12, "{a} != {b}");
+    let running: Vec<&Resource> = out
+        .resources
+        .iter()
+        .filter(|r| {
+            r.kind == "compute.instance"
+                && r.attributes.get("state") == Some(&serde_json::json!("running"))
+        })
+        .collect();
+    assert!(!running.is_empty());
+    let vm_lines: Vec<_> = out
+        .costs
+        .iter()
+        .filter(|c| c.service_name == "Virtual Machines")
+        .collect();
+    // One line per running VM, none for the deallocated one.
+    assert_eq!(vm_lines.len(), running.len(), "{:#?}", out.costs);
+    for c in &vm_lines {
+        close(c.billed_cost, hours * 0.096);
+        assert_eq!(c.sku_id.as_deref(), Some("eastus/vm/Standard_D2s_v3/linux"));
+        assert_eq!(c.provider_name, "Microsoft");
+        assert_eq!(c.x_source, skymeter_model::CostSource::Estimated);
+        assert_eq!(c.x_price_date.as_deref(), Some("2026-11-01"));
+        assert!(running
+            .iter()
+            .any(|r| Some(&r.id) == c.resource_id.as_ref()));
+    }
+    // The 128 GiB Premium_LRS disk is a P10.
+    let disk = out
+        .costs
+        .iter()
+        .find(|c| c.sku_id.as_deref() == Some("eastus/disk/P10 LRS"))
+        .expect("a disk line");
+    close(disk.billed_cost, hours / 730.0 * 19.71);
+    assert_eq!(disk.pricing_unit.as_deref(), Some("Disk-Months"));
+    // The Standard-tier AKS cluster's fee is not in this table: one error saying what to run.
+    let errors: Vec<String> = out.errors.iter().map(|e| e.to_string()).collect();
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert!(
+        errors[0].contains("no AKS Standard tier fee in eastus")
+            && errors[0].contains("skymeter azure prices update --regions eastus"),
+        "{errors:#?}"
+    );
+    assert_eq!(m.calls("cost"), 0, "billed is off");
+}
+
+#[tokio::test]
+async fn prices_update_reads_every_retail_page() {
+    let m = Mock::start(Spec::default()).await;
+    let calls = crate::common::api_calls::ApiCallCounts::default();
+    let table = prices::fetch(
+        &m.arm,
+        None,
+        &["eastus".to_string()],
+        "2026-12-03",
+        &calls,
+        &|_, _| {},
+    )
+    .await
+    .unwrap();
+    let got: Vec<(String, f64, String)> = table.regions["eastus"]
+        .iter()
+        .map(|(k, p)| (k.clone(), p.usd, p.per.clone()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("aks/Premium".into(), 0.6, "hour".into()),
+            ("aks/Standard".into(), 0.1, "hour".into()),
+            ("disk/E10 LRS".into(), 9.6, "month".into()),
+            ("disk/P10 LRS".into(), 19.71, "month".into()),
+            ("disk/P20 LRS".into(), 73.22, "month".into()),
+            ("disk/S10 LRS".into(), 5.89, "month".into()),
+            ("vm/Standard_B1s/linux".into(), 0.0104, "hour".into()),
+            ("vm/Standard_D2s_v3/linux".into(), 0.096, "hour".into()),
+            ("vm/Standard_D2s_v3/windows".into(), 0.188, "hour".into()),
+            ("vm/Standard_D4s_v3/linux".into(), 0.192, "hour".into()),
+        ]
+    );
+    // Pages of 2: VMs 6 items (the reservation is filtered out by priceType) → 3 pages,
+    // Premium 2 → 1, Standard SSD 1 → 1, Standard HDD 2 → 1, AKS 2 → 1.
+    assert_eq!(m.calls("retailPrices"), 7);
+    assert_eq!(calls.get(prices::RETAIL_PRICES), 7);
+    assert!(table.source.contains("Retail Prices"));
+}
+
+#[test]
+fn cost_management_throttling_headers_give_the_wait() {
+    use reqwest::header::{HeaderMap, HeaderValue};
+    let mut h = HeaderMap::new();
+    h.insert(
+        "x-ms-ratelimit-microsoft.costmanagement-qpu-retry-after",
+        HeaderValue::from_static("7"),
+    );
+    h.insert(
+        "x-ms-ratelimit-microsoft.costmanagement-tenant-retry-after",
+        HeaderValue::from_static("21"),
+    );
+    h.insert(
+        "x-ms-ratelimit-microsoft.costmanagement-qpu-remaining",
+        HeaderValue::from_static("0"),
+    );
+    assert_eq!(
+        client::retry_after(&h),
+        Some(std::time::Duration::from_secs(21))
+    );
+    h.insert("retry-after", HeaderValue::from_static("3"));
+    assert_eq!(
+        client::retry_after(&h),
+        Some(std::time::Duration::from_secs(3))
+    );
+    assert_eq!(client::retry_after(&HeaderMap::new()), None);
 }

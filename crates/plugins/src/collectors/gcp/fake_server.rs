@@ -77,6 +77,8 @@ pub type Scripted = (u16, Option<u64>);
 pub struct State {
     pub projects: Mutex<HashMap<String, Arc<Project>>>,
     pub billing: Mutex<Billing>,
+    /// Cloud Billing Catalog SKUs per service id (`6F81-5844-456A`).
+    pub skus: Mutex<HashMap<String, Vec<Value>>>,
     /// Items (or series, or rows) per page of every list.
     pub page_size: Mutex<usize>,
     pub requests: Mutex<Vec<Logged>>,
@@ -341,6 +343,22 @@ fn handle(st: Arc<State>, method: Method, uri: Uri, headers: HeaderMap, body: By
     // BigQuery.
     if path.starts_with("/bigquery/v2/projects/") {
         return bigquery(&st, &method, &segs, &param("pageToken"), &body);
+    }
+    // Cloud Billing Catalog: /v1/services/<id>/skus, in USD only.
+    if let ["v1", "services", service, "skus"] = segs.as_slice() {
+        if param("currencyCode").as_deref().is_some_and(|c| c != "USD") {
+            return google_error(400, &path, None);
+        }
+        let skus = st.skus.lock().unwrap();
+        let Some(list) = skus.get(*service) else {
+            return google_error(404, &path, None);
+        };
+        let (items, next) = page(list);
+        let mut v = json!({"skus": items});
+        if let Some(n) = next {
+            v["nextPageToken"] = json!(n);
+        }
+        return json_response(200, v, None);
     }
     // Storage: project from the query.
     if path == "/storage/v1/b" {

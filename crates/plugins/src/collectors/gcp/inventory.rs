@@ -111,6 +111,23 @@ impl Attrs {
         }
         self
     }
+    fn b(mut self, k: &str, v: Option<bool>) -> Self {
+        if let Some(v) = v {
+            self.0.insert(k.into(), Value::Bool(v));
+        }
+        self
+    }
+}
+
+/// How a VM is provisioned, from its `scheduling`: `spot`, `preemptible` or `standard`.
+fn lifecycle(scheduling: &Value) -> &'static str {
+    if scheduling["provisioningModel"].as_str() == Some("SPOT") {
+        "spot"
+    } else if scheduling["preemptible"].as_bool() == Some(true) {
+        "preemptible"
+    } else {
+        "standard"
+    }
 }
 
 /// The last segment of a URL or resource name (`…/zones/us-central1-a` → `us-central1-a`).
@@ -207,7 +224,8 @@ pub async fn instances(scope: &Scope<'_>) -> Result<Vec<Resource>, PluginError> 
                     .s("private_ip", str_of(&nic["networkIP"]))
                     .s("public_ip", str_of(&nic["accessConfigs"][0]["natIP"]))
                     .s("launch_time", str_of(&i["creationTimestamp"]))
-                    .s("platform", str_of(&i["cpuPlatform"]));
+                    .s("platform", str_of(&i["cpuPlatform"]))
+                    .s("lifecycle", Some(lifecycle(&i["scheduling"])));
                 let id = str_of(&i["id"]).unwrap_or_default();
                 let name = str_of(&i["name"]).unwrap_or_else(|| id.clone());
                 out.push(scope.resource(
@@ -358,7 +376,8 @@ pub async fn clusters(scope: &Scope<'_>) -> Result<Vec<Resource>, PluginError> {
             .s("status", c["status"].as_str().map(str::to_ascii_lowercase))
             .s("availability_zone", zone.clone())
             .s("launch_time", str_of(&c["createTime"]))
-            .n("node_count", num_of(&c["currentNodeCount"]));
+            .n("node_count", num_of(&c["currentNodeCount"]))
+            .b("autopilot", c["autopilot"]["enabled"].as_bool());
         for p in c["nodePools"].as_array().into_iter().flatten() {
             let pool = str_of(&p["name"]).unwrap_or_default();
             let attrs = Attrs::default()

@@ -9,6 +9,7 @@
 //! timeSeries.list calls of all projects share `max_concurrency`.
 
 use crate::common::cloud_config;
+use crate::common::price_list::PriceList;
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -31,6 +32,7 @@ pub mod client;
 mod fake_server;
 pub mod inventory;
 pub mod metrics;
+pub mod prices;
 #[cfg(test)]
 mod tests;
 
@@ -86,6 +88,16 @@ pub struct GcpConfig {
     /// counter (bytes, packets, ops) are divided by it to give a per-second rate. Default 60s.
     #[serde(default = "default_sample_interval")]
     pub sample_interval: DurationStr,
+    /// Cost sources: "estimated" (the inventory × on-demand list prices of the price table,
+    /// every collection) and/or "billed" (the BigQuery export; needs
+    /// `billing_export_table`). Default: ["estimated"], and "billed" too when
+    /// `billing_export_table` is set; [] for none.
+    #[serde(default)]
+    pub cost: Option<Vec<String>>,
+    /// Estimated: a price table file (`skymeter gcp prices update` writes one). Default:
+    /// `<data_dir>/prices/gcp.json` when it exists, else the table shipped in the binary.
+    #[serde(default)]
+    pub prices_file: Option<String>,
     /// Billed cost: the BigQuery Cloud Billing export table,
     /// `project.dataset.gcp_billing_export_v1_XXXXXX_XXXXXX_XXXXXX` (standard: daily cost per
     /// service and project) or `…gcp_billing_export_resource_v1_…` (detailed: per resource too).
@@ -192,8 +204,10 @@ fn metrics() -> Vec<MetricInfo> {
     out
 }
 
-fn build(raw: &RawConfig<'_>, _ctx: &BuildContext) -> Result<Box<dyn Collector>, ConfigError> {
-    Ok(Box::new(Gcp::from_raw(raw)?))
+fn build(raw: &RawConfig<'_>, ctx: &BuildContext) -> Result<Box<dyn Collector>, ConfigError> {
+    let mut gcp = Gcp::from_raw(raw)?;
+    gcp.data_dir = ctx.data_dir.clone();
+    Ok(Box::new(gcp))
 }
 
 pub struct Gcp {
@@ -207,6 +221,13 @@ pub struct Gcp {
     pub calls: Arc<ApiCalls>,
     /// When BigQuery was last read.
     last_billed: Option<DateTime<Utc>>,
+    /// The cost sources on: (estimated, billed).
+    estimated: bool,
+    billed: bool,
+    /// Where `<data_dir>/prices/gcp.json` is looked for.
+    pub data_dir: std::path::PathBuf,
+    /// The price table of estimated costs, loaded by the first collection that needs it.
+    prices: Option<Arc<PriceList>>,
 }
 
 impl Gcp {
@@ -263,11 +284,35 @@ impl Gcp {
                 ));
             }
         }
+        let sources = match &cfg.cost {
+            Some(list) => list.clone(),
+            None if cfg.billing_export_table.is_some() => vec!["estimated".into(), "billed".into()],
+            None => vec!["estimated".into()],
+        };
+        for c in &sources {
+            if c != "estimated" && c != "billed" {
+                return Err(raw.error(
+                    "cost",
+                    format!("unknown cost source \"{c}\"; allowed: estimated, billed"),
+                ));
+            }
+        }
+        let billed = sources.iter().any(|c| c == "billed");
+        if billed && cfg.billing_export_table.is_none() {
+            return Err(raw.error(
+                "cost",
+                "the \"billed\" source reads the BigQuery billing export: set `billing_export_table`, or remove \"billed\"",
+            ));
+        }
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(120))
             .build()
             .map_err(|e| raw.error("endpoint_url", format!("cannot build an HTTP client: {e}")))?;
         Ok(Gcp {
+            estimated: sources.iter().any(|c| c == "estimated"),
+            billed,
+            data_dir: std::env::temp_dir(),
+            prices: None,
             cfg: Arc::new(cfg),
             stats,
             http,
@@ -277,6 +322,25 @@ impl Gcp {
             last_billed: None,
         })
     }
+}
+
+/// Access tokens from a service-account key file, or from Application Default Credentials
+/// when `credentials_file` is None.
+pub async fn token_source(credentials_file: Option<&str>) -> Result<TokenSource, PluginError> {
+    Ok(match credentials_file {
+        Some(path) => Arc::new(
+            gcp_auth::CustomServiceAccount::from_file(path).map_err(|e| {
+                auth_error(
+                    "the service-account key of `credentials_file` could not be read",
+                    &e,
+                )
+                .with("credentials_file", path)
+            })?,
+        ),
+        None => gcp_auth::provider()
+            .await
+            .map_err(|e| auth_error("no Application Default Credentials found", &e))?,
+    })
 }
 
 /// A project id as GCP allows it (6–30 characters; legacy domain-scoped ids have `:` and `.`).
@@ -305,20 +369,7 @@ impl Gcp {
         if let Some(t) = &self.tokens {
             return Ok(t.clone());
         }
-        let t: TokenSource = match &self.cfg.credentials_file {
-            Some(path) => Arc::new(gcp_auth::CustomServiceAccount::from_file(path).map_err(
-                |e| {
-                    auth_error(
-                        "the service-account key of `credentials_file` could not be read",
-                        &e,
-                    )
-                    .with("credentials_file", path.as_str())
-                },
-            )?),
-            None => gcp_auth::provider()
-                .await
-                .map_err(|e| auth_error("no Application Default Credentials found", &e))?,
-        };
+        let t = token_source(self.cfg.credentials_file.as_deref()).await?;
         self.tokens = Some(t.clone());
         Ok(t)
     }
@@ -532,6 +583,7 @@ impl Collector for Gcp {
             (&a.account, &a.region, &a.kind, &a.id).cmp(&(&b.account, &b.region, &b.kind, &b.id))
         });
 
+        self.estimate(req, out);
         self.billed(&api, now, out).await;
         self.self_metrics(req, out, &calls, planned_calls);
         match (any_ok, first_err) {
@@ -545,6 +597,30 @@ impl Collector for Gcp {
 }
 
 impl Gcp {
+    /// Estimated cost of the window from the price table (`prices_file`, else
+    /// `<data_dir>/prices/gcp.json`, else the shipped one, loaded once); a price missing from
+    /// it is one error per (region, price).
+    fn estimate(&mut self, req: &CollectRequest, out: &mut Output) {
+        if self.cfg.dry_run || !self.estimated {
+            return;
+        }
+        if self.prices.is_none() {
+            let explicit = self.cfg.prices_file.as_deref().map(std::path::Path::new);
+            match PriceList::load(prices::CLOUD, explicit, &self.data_dir, prices::SHIPPED) {
+                Ok(t) => self.prices = Some(Arc::new(t)),
+                Err(e) => {
+                    out.errors.push(e);
+                    return;
+                }
+            }
+        }
+        let Some(table) = &self.prices else { return };
+        let (costs, missing) =
+            prices::estimate(table, req.window.start, req.window.end, &out.resources);
+        out.costs.extend(costs);
+        out.errors.extend(missing);
+    }
+
     /// Billed cost from the BigQuery export, at most every `billed_every`: the last
     /// `billed_days` days, which the store upserts.
     async fn billed(&mut self, api: &Api, now: DateTime<Utc>, out: &mut Output) {
@@ -552,7 +628,7 @@ impl Gcp {
         let Some(table) = &cfg.billing_export_table else {
             return;
         };
-        if cfg.dry_run {
+        if cfg.dry_run || !self.billed {
             return;
         }
         let every = chrono::Duration::from_std(cfg.billed_every.0).unwrap_or_default();

@@ -45,7 +45,15 @@ fn env() -> Env {
 }
 
 impl Env {
+    /// A collector against the stand-in. Cost is off unless `extra` sets `cost` (the
+    /// stand-in's custom-4-8192 in europe-west1 has no shipped price; the cost tests bring
+    /// their own table).
     fn collector(&self, extra: &str) -> Gcp {
+        let extra = if extra.contains("cost =") {
+            extra.to_string()
+        } else {
+            format!("cost = []\n{extra}")
+        };
         let text = format!(
             "projects = [\"{P}\"]\ncredentials_file = {:?}\nendpoint_url = {:?}\ndelay = \"0s\"\nmax_attempts = 3\n{extra}",
             self.key.to_str().unwrap(),
@@ -820,7 +828,7 @@ async fn billed_cost_from_the_bigquery_export_every_page() {
         b.pending_polls = 1;
     }
     let mut g = e.collector(
-        "billing_export_table = \"billing-proj.billing_ds.gcp_billing_export_resource_v1_0123AB_4567CD_89EF01\"",
+        "billing_export_table = \"billing-proj.billing_ds.gcp_billing_export_resource_v1_0123AB_4567CD_89EF01\"\ncost = [\"billed\"]",
     );
     let (out, r, _) = collect(&mut g, &["none.*"]).await;
     r.unwrap();
@@ -874,4 +882,225 @@ async fn billed_cost_from_the_bigquery_export_every_page() {
     r.unwrap();
     assert!(out.costs.is_empty());
     assert_eq!(e.state().count("/bigquery/"), 4);
+}
+
+// ------------------------------------------------------------- estimated cost
+
+#[tokio::test]
+async fn estimated_costs_price_the_inventory_and_name_missing_prices() {
+    let e = env();
+    e.server.set_project(P, small_project());
+    let table = json!({
+        "date": "2026-11-01", "currency": "USD", "source": "test",
+        "regions": {
+            "us-central1": {
+                "gce/e2/vcpu": {"usd": 0.02, "per": "hour"},
+                "gce/e2/memory": {"usd": 0.003, "per": "GiB-hour"},
+                "pd/pd-balanced": {"usd": 0.1, "per": "GiB-month"},
+                "gke/regional": {"usd": 0.1, "per": "hour"}
+            },
+            "europe-west1": {
+                "gce/e2/vcpu": {"usd": 0.022, "per": "hour"}
+            }
+        }
+    });
+    let file = e._dir.path().join("gcp-prices.json");
+    std::fs::write(&file, table.to_string()).unwrap();
+    let mut g = e.collector(&format!(
+        "cost = [\"estimated\"]\nprices_file = {:?}",
+        file.to_str().unwrap()
+    ));
+    let (out, r, end) = collect(&mut g, &["none.*"]).await;
+    r.unwrap();
+    let hours = 300.0 / 3600.0;
+    let line = |id: &str, sku: &str| {
+        out.costs
+            .iter()
+            .find(|c| c.resource_id.as_deref() == Some(id) && c.sku_id.as_deref() == Some(sku))
+            .unwrap_or_else(|| panic!("no {sku} line for {id}: {:#?}", out.costs))
+    };
+    let close = |a: f64, b: f64| assert!((a - b).abs() < 1e-12, "{a} != {b}");
+    for id in ["1001", "1002"] {
+        let vcpu = line(id, "us-central1/gce/e2/vcpu");
+        close(vcpu.billed_cost, 2.0 * hours * 0.02);
+        close(vcpu.pricing_quantity.unwrap(), 2.0 * hours);
+        assert_eq!(vcpu.pricing_unit.as_deref(), Some("vCPU-Hours"));
+        assert_eq!(vcpu.x_source, CostSource::Estimated);
+        assert_eq!(vcpu.x_price_date.as_deref(), Some("2026-11-01"));
+        assert_eq!(vcpu.provider_name, "Google Cloud");
+        assert_eq!(vcpu.service_name, "Compute Engine");
+        assert_eq!(vcpu.sub_account_id.as_deref(), Some(P));
+        assert_eq!(vcpu.charge_period_end, ts(end));
+        assert_eq!(vcpu.tags.get("env").map(String::as_str), Some("prod"));
+        close(
+            line(id, "us-central1/gce/e2/memory").billed_cost,
+            8.0 * hours * 0.003,
+        );
+    }
+    let disk = line("2001", "us-central1/pd/pd-balanced");
+    close(disk.billed_cost, 20.0 * hours / 730.0 * 0.1);
+    assert_eq!(disk.service_category.as_deref(), Some("Storage"));
+    close(
+        line("us-central1/gke-1", "us-central1/gke/regional").billed_cost,
+        hours * 0.1,
+    );
+    assert_eq!(out.costs.len(), 6, "{:#?}", out.costs);
+    // batch-1 is custom-4-8192 (N1 custom) in europe-west1, which the table lacks: one
+    // error per missing price, naming the command that fetches it.
+    let errors: Vec<String> = out.errors.iter().map(|e| e.to_string()).collect();
+    assert_eq!(errors.len(), 2, "{errors:#?}");
+    assert!(errors.iter().all(
+        |e| e.contains("skymeter gcp prices update --regions europe-west1")
+            && e.contains("N1-CUSTOM")
+    ));
+
+    // cost = [] turns it off.
+    let mut g = e.collector("cost = []");
+    let (out, r, _) = collect(&mut g, &["none.*"]).await;
+    r.unwrap();
+    assert!(out.costs.is_empty());
+}
+
+#[tokio::test]
+async fn billed_needs_the_export_table() {
+    let e = env();
+    let text = format!(
+        "projects = [\"{P}\"]\ncredentials_file = {:?}\ncost = [\"billed\"]",
+        e.key.to_str().unwrap()
+    );
+    let err = with_raw(&text, |raw| Gcp::from_raw(raw).err().expect("fails"));
+    assert!(
+        err.to_string().contains("set `billing_export_table`"),
+        "{err}"
+    );
+    let err = config_error("cost = [\"guessed\"]");
+    assert!(
+        err.to_string().contains("allowed: estimated, billed"),
+        "{err}"
+    );
+}
+
+fn catalog_sku(
+    id: &str,
+    description: &str,
+    family: &str,
+    unit: &str,
+    nanos: i64,
+    regions: &[&str],
+) -> Value {
+    json!({
+        "name": format!("services/6F81-5844-456A/skus/{id}"),
+        "skuId": id,
+        "description": description,
+        "category": {"serviceDisplayName": "Compute Engine", "resourceFamily": family, "resourceGroup": "G", "usageType": "OnDemand"},
+        "serviceRegions": regions,
+        "pricingInfo": [{
+            "effectiveTime": "2026-11-01T00:00:00Z", "summary": "",
+            "pricingExpression": {
+                "usageUnit": unit, "usageUnitDescription": "", "baseUnit": "s",
+                "baseUnitConversionFactor": 3600, "displayQuantity": 1,
+                "tieredRates": [{"startUsageAmount": 0, "unitPrice": {"currencyCode": "USD", "units": "0", "nanos": nanos}}]
+            },
+            "currencyConversionRate": 1
+        }],
+        "serviceProviderName": "Google",
+        "geoTaxonomy": {"type": "REGIONAL", "regions": regions}
+    })
+}
+
+#[tokio::test]
+async fn prices_update_reads_every_sku_page() {
+    let e = env();
+    {
+        let mut skus = e.state().skus.lock().unwrap();
+        skus.insert(
+            "6F81-5844-456A".into(),
+            vec![
+                catalog_sku(
+                    "A",
+                    "E2 Instance Core running in Americas",
+                    "Compute",
+                    "h",
+                    21_811_000,
+                    &["us-central1", "us-east1"],
+                ),
+                catalog_sku(
+                    "B",
+                    "E2 Instance Ram running in Americas",
+                    "Compute",
+                    "GiBy.h",
+                    2_923_000,
+                    &["us-central1"],
+                ),
+                catalog_sku(
+                    "C",
+                    "Spot Preemptible E2 Instance Core running in Americas",
+                    "Compute",
+                    "h",
+                    6_543_000,
+                    &["us-central1"],
+                ),
+                catalog_sku(
+                    "D",
+                    "Balanced PD Capacity in Iowa",
+                    "Storage",
+                    "GiBy.mo",
+                    100_000_000,
+                    &["us-central1"],
+                ),
+                catalog_sku(
+                    "E",
+                    "N2 Instance Core running in Belgium",
+                    "Compute",
+                    "h",
+                    34_773_000,
+                    &["europe-west1"],
+                ),
+            ],
+        );
+        skus.insert(
+            "CCD8-9BF1-090E".into(),
+            vec![catalog_sku(
+                "F",
+                "Regional Kubernetes Clusters",
+                "Compute",
+                "h",
+                100_000_000,
+                &["global"],
+            )],
+        );
+    }
+    *e.state().page_size.lock().unwrap() = 2;
+    let calls = Arc::new(ApiCalls::default());
+    let table = prices::fetch_with(
+        Some(e.key.to_str().unwrap()),
+        Some(&e.server.url),
+        &["us-central1".to_string()],
+        "2026-12-03",
+        calls.clone(),
+        &|_, _| {},
+    )
+    .await
+    .unwrap();
+    // 5 Compute Engine SKUs in pages of 2, 1 GKE SKU.
+    assert_eq!(calls.get("cloudbilling.services.skus.list"), 4);
+    assert_eq!(table.date, "2026-12-03");
+    let got: Vec<(String, f64, String)> = table.regions["us-central1"]
+        .iter()
+        .map(|(k, p)| (k.clone(), p.usd, p.per.clone()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("gce/e2/memory".into(), 0.002923, "GiB-hour".into()),
+            ("gce/e2/vcpu".into(), 0.021811, "hour".into()),
+            ("gke/regional".into(), 0.1, "hour".into()),
+            ("pd/pd-balanced".into(), 0.1, "GiB-month".into()),
+        ]
+    );
+    assert_eq!(table.regions.len(), 1);
+    let reqs = e.state().requests();
+    let first = reqs.iter().find(|r| r.path.ends_with("/skus")).unwrap();
+    assert_eq!(first.path, "/v1/services/6F81-5844-456A/skus");
+    assert_eq!(first.param("currencyCode"), Some("USD"));
 }

@@ -1,0 +1,663 @@
+//! Estimated Azure costs: the inventory × pay-as-you-go list prices from the Azure Retail
+//! Prices API (a table shipped in the binary, refreshed by `skymeter azure prices update`).
+//!
+//! Price keys (per region, the ARM `location`):
+//! - `vm/{size}/linux`, `vm/{size}/windows` (USD per hour): a VM size (`Standard_D2s_v3`)
+//!   at the pay-as-you-go price, the Windows licence included for `windows`.
+//! - `disk/{tier} {redundancy}` (per disk-month): a managed disk's billed tier
+//!   (`disk/P10 LRS`, `disk/E10 ZRS`, `disk/S10 LRS`).
+//! - `aks/Standard`, `aks/Premium` (per cluster-hour): the AKS pricing tier's fee.
+
+use crate::common::price_list::{number, text, Cloud, Estimator, Line, ListPrice, PriceList};
+use serde_json::Value;
+use skymeter_model::{Cost, Resource};
+use skymeter_plugin::{ErrorKind, PluginError};
+use std::collections::BTreeMap;
+
+pub const CLOUD: Cloud = Cloud {
+    id: "azure",
+    display: "Azure",
+    provider_name: "Microsoft",
+};
+
+/// The table compiled into skymeter (its `source` says where the figures come from).
+pub const SHIPPED: &str = include_str!("prices.json");
+
+/// The public, unauthenticated Retail Prices API.
+pub const RETAIL_PRICES_ENDPOINT: &str = "https://prices.azure.com";
+pub const RETAIL_PRICES_API_VERSION: &str = "2023-01-01-preview";
+/// The self-accounting name of a Retail Prices page.
+pub const RETAIL_PRICES: &str = "retail.prices.list";
+
+const VIRTUAL_MACHINES: &str = "Virtual Machines";
+const STORAGE: &str = "Storage";
+const AKS: &str = "Azure Kubernetes Service";
+
+/// The Retail Prices `productName`s of the managed disks priced per disk-month, and the
+/// letter of their tiers.
+const DISK_PRODUCTS: [(&str, char); 3] = [
+    ("Premium SSD Managed Disks", 'P'),
+    ("Standard SSD Managed Disks", 'E'),
+    ("Standard HDD Managed Disks", 'S'),
+];
+
+/// Managed disk tiers: (number, the largest size in GiB it covers). A disk is billed at
+/// the smallest tier that holds its size. Standard HDD starts at S4.
+const DISK_TIERS: [(u32, f64); 14] = [
+    (1, 4.0),
+    (2, 8.0),
+    (3, 16.0),
+    (4, 32.0),
+    (6, 64.0),
+    (10, 128.0),
+    (15, 256.0),
+    (20, 512.0),
+    (30, 1024.0),
+    (40, 2048.0),
+    (50, 4096.0),
+    (60, 8192.0),
+    (70, 16384.0),
+    (80, 32767.0),
+];
+
+/// The billed tier of a managed disk: `Premium_LRS` of 100 GiB → `P10 LRS`. None for disk
+/// SKUs that are not priced per tier (Premium SSD v2, Ultra Disk).
+pub fn disk_tier(sku: &str, size_gib: f64) -> Option<String> {
+    let (kind, redundancy) = sku.split_once('_')?;
+    let letter = match kind {
+        "Premium" => 'P',
+        "StandardSSD" => 'E',
+        "Standard" => 'S',
+        _ => return None,
+    };
+    let first = if letter == 'S' { 4 } else { 1 };
+    let (n, _) = DISK_TIERS
+        .iter()
+        .filter(|(n, _)| *n >= first)
+        .find(|(_, max)| size_gib <= *max)?;
+    Some(format!("{letter}{n} {redundancy}"))
+}
+
+/// The estimated cost lines of `resources` over `[start, end)`, and one error per price the
+/// table lacks.
+///
+/// - `compute.instance`, `running`, not Spot: hours × the size's pay-as-you-go price, the
+///   Linux price for Linux VMs and for Windows VMs under Azure Hybrid Benefit
+///   (`license_type` Windows_Server / Windows_Client), else the Windows price.
+/// - `storage.volume`: months × the tier's monthly price (a disk is billed whatever its
+///   state). Transactions of Standard disks, and Premium SSD v2 and Ultra disks (priced per
+///   GiB, IOPS and throughput), are not estimated.
+/// - `k8s.cluster`, `running`, Standard or Premium tier: hours × the tier's fee (the Free
+///   tier costs nothing; its nodes are VMs of their own).
+///
+/// Function apps, SQL databases and storage accounts are not estimated (their billed cost
+/// comes from Cost Management).
+pub fn estimate(
+    table: &PriceList,
+    start: chrono::DateTime<chrono::Utc>,
+    end: chrono::DateTime<chrono::Utc>,
+    resources: &[Resource],
+) -> (Vec<Cost>, Vec<PluginError>) {
+    let mut est = Estimator::new(CLOUD, table, start, end);
+    for r in resources.iter().filter(|r| r.provider == "azure") {
+        match r.kind.as_str() {
+            "compute.instance" => vm(&mut est, r),
+            "storage.volume" => disk(&mut est, r),
+            "k8s.cluster" => cluster(&mut est, r),
+            _ => {}
+        }
+    }
+    est.finish()
+}
+
+fn vm(est: &mut Estimator<'_>, r: &Resource) {
+    if text(r, "state") != Some("running") {
+        return;
+    }
+    // Spot prices change with demand; not list prices.
+    if text(r, "lifecycle") == Some("spot") {
+        return;
+    }
+    let Some(size) = text(r, "instance_type") else {
+        return;
+    };
+    let hybrid_benefit = matches!(
+        text(r, "license_type"),
+        Some("Windows_Server" | "Windows_Client")
+    );
+    let os = if text(r, "platform") == Some("windows") && !hybrid_benefit {
+        "windows"
+    } else {
+        "linux"
+    };
+    let hours = est.hours;
+    let region = r.region.clone();
+    est.charge(
+        Line {
+            resource: r,
+            service: VIRTUAL_MACHINES,
+            category: "Compute",
+            key: format!("vm/{size}/{os}"),
+            quantity: hours,
+            unit: "Hours",
+        },
+        || format!("no pay-as-you-go price for {size} ({os}) in {region}"),
+    );
+}
+
+fn disk(est: &mut Estimator<'_>, r: &Resource) {
+    let (Some(sku), Some(size)) = (text(r, "volume_type"), number(r, "size_gib")) else {
+        return;
+    };
+    // The tier ARM reports wins (a disk can be set to a higher performance tier than its
+    // size needs, and is billed at it); else the smallest tier that holds the size.
+    let redundancy = sku.split_once('_').map(|(_, x)| x).unwrap_or("LRS");
+    let tier = match text(r, "tier") {
+        Some(t) if disk_tier(sku, size).is_some() => Some(format!("{t} {redundancy}")),
+        _ => disk_tier(sku, size),
+    };
+    let Some(tier) = tier else {
+        est.report(
+            &r.region,
+            &format!("disk/{sku}"),
+            format!("Azure {sku} disks are not estimated: they are priced per GiB, IOPS and throughput, which the price table does not hold (their cost comes from the billed source)"),
+        );
+        return;
+    };
+    let months = est.months();
+    let region = r.region.clone();
+    est.charge(
+        Line {
+            resource: r,
+            service: STORAGE,
+            category: "Storage",
+            key: format!("disk/{tier}"),
+            quantity: months,
+            unit: "Disk-Months",
+        },
+        || format!("no monthly price for a {tier} managed disk in {region}"),
+    );
+}
+
+fn cluster(est: &mut Estimator<'_>, r: &Resource) {
+    if text(r, "status") != Some("running") {
+        return;
+    }
+    let tier = match text(r, "tier") {
+        Some(t @ ("Standard" | "Premium")) => t,
+        _ => return,
+    };
+    let hours = est.hours;
+    let region = r.region.clone();
+    est.charge(
+        Line {
+            resource: r,
+            service: AKS,
+            category: "Compute",
+            key: format!("aks/{tier}"),
+            quantity: hours,
+            unit: "Hours",
+        },
+        || format!("no AKS {tier} tier fee in {region}"),
+    );
+}
+
+/// The Retail Prices queries of one region: the `$filter`s, and what they are for.
+pub fn filters(region: &str) -> Vec<(&'static str, String)> {
+    let base = format!("armRegionName eq '{region}' and priceType eq 'Consumption'");
+    let mut out = vec![(
+        VIRTUAL_MACHINES,
+        format!("serviceName eq '{VIRTUAL_MACHINES}' and {base}"),
+    )];
+    for (product, _) in DISK_PRODUCTS {
+        out.push((
+            "Managed Disks",
+            format!("productName eq '{product}' and {base}"),
+        ));
+    }
+    out.push((AKS, format!("serviceName eq '{AKS}' and {base}")));
+    out
+}
+
+/// Collects the prices of Retail Prices items into a region's table. Several items can
+/// carry one key (meters re-issued over time): the latest `effectiveStartDate` wins.
+#[derive(Debug, Default)]
+pub struct Collected {
+    prices: BTreeMap<String, (String, ListPrice)>,
+    pub items: u64,
+}
+
+impl Collected {
+    pub fn add(&mut self, item: &Value) {
+        self.items += 1;
+        let Some((key, price)) = price_of(item) else {
+            return;
+        };
+        let since = item["effectiveStartDate"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        match self.prices.get(&key) {
+            Some((have, _)) if *have > since => {}
+            _ => {
+                self.prices.insert(key, (since, price));
+            }
+        }
+    }
+
+    pub fn into_prices(self) -> BTreeMap<String, ListPrice> {
+        self.prices.into_iter().map(|(k, (_, p))| (k, p)).collect()
+    }
+}
+
+/// The table key and price of a Retail Prices item the estimate uses, or None.
+fn price_of(item: &Value) -> Option<(String, ListPrice)> {
+    if item["type"].as_str() != Some("Consumption") {
+        return None;
+    }
+    if item["currencyCode"].as_str().is_some_and(|c| c != "USD") {
+        return None;
+    }
+    // A price from a usage tier above zero is not the pay-as-you-go price of the first unit.
+    if item["tierMinimumUnits"].as_f64().unwrap_or(0.0) > 0.0 {
+        return None;
+    }
+    let usd = item["retailPrice"].as_f64()?;
+    let unit = item["unitOfMeasure"].as_str()?;
+    let product = item["productName"].as_str().unwrap_or_default();
+    let sku = item["skuName"].as_str().unwrap_or_default();
+    let meter = item["meterName"].as_str().unwrap_or_default();
+    let hourly = |key: String| {
+        Some((
+            key,
+            ListPrice {
+                usd,
+                per: "hour".into(),
+            },
+        ))
+    };
+    match item["serviceName"].as_str()? {
+        VIRTUAL_MACHINES => {
+            if unit != "1 Hour" || sku.contains("Spot") || sku.contains("Low Priority") {
+                return None;
+            }
+            if !product.starts_with("Virtual Machines ") {
+                return None;
+            }
+            let size = item["armSkuName"].as_str().filter(|s| !s.is_empty())?;
+            let os = if product.ends_with(" Windows") {
+                "windows"
+            } else if product.ends_with(" Series") {
+                "linux"
+            } else {
+                // "… Series Linux" with a distribution licence, "… Basic": other products.
+                return None;
+            };
+            hourly(format!("vm/{size}/{os}"))
+        }
+        STORAGE => {
+            let (_, letter) = DISK_PRODUCTS.iter().find(|(p, _)| *p == product)?;
+            if unit != "1/Month" {
+                return None;
+            }
+            // The meter of a disk's monthly price reads `P10 LRS Disk` (older: `P10 Disks`);
+            // `… Disk Mount`, `… Disk Operations` are other meters. The key is the skuName.
+            if !is_disk_meter(meter, *letter) || !sku.starts_with(*letter) {
+                return None;
+            }
+            let tier = sku;
+            Some((
+                format!("disk/{tier}"),
+                ListPrice {
+                    usd,
+                    per: "month".into(),
+                },
+            ))
+        }
+        AKS => {
+            if unit != "1 Hour" || !matches!(sku, "Standard" | "Premium") {
+                return None;
+            }
+            hourly(format!("aks/{sku}"))
+        }
+        _ => None,
+    }
+}
+
+/// `P10 LRS Disk`, `E10 ZRS Disk`, `S10 Disks`: a tier letter and number, an optional
+/// redundancy, then `Disk` or `Disks`.
+fn is_disk_meter(meter: &str, letter: char) -> bool {
+    let mut words = meter.split(' ');
+    let Some(tier) = words.next() else {
+        return false;
+    };
+    let tier_ok =
+        tier.starts_with(letter) && tier.len() > 1 && tier[1..].bytes().all(|b| b.is_ascii_digit());
+    let rest: Vec<&str> = words.collect();
+    tier_ok
+        && matches!(
+            rest.as_slice(),
+            ["Disk"] | ["Disks"] | ["LRS" | "ZRS", "Disk"] | ["LRS" | "ZRS", "Disks"]
+        )
+}
+
+/// Every page of one Retail Prices query: `NextPageLink` until it is null. `each` gets
+/// every item; `page` is called after each page with the items so far.
+pub async fn list(
+    http: &reqwest::Client,
+    endpoint: &str,
+    filter: &str,
+    mut each: impl FnMut(&Value),
+    mut page: impl FnMut(),
+) -> Result<(), PluginError> {
+    let first = format!("{}/api/retail/prices", endpoint.trim_end_matches('/'));
+    let mut next: Option<String> = None;
+    loop {
+        let request = match &next {
+            Some(url) => http.get(url),
+            None => http.get(&first).query(&[
+                ("api-version", RETAIL_PRICES_API_VERSION),
+                ("currencyCode", "USD"),
+                ("$filter", filter),
+            ]),
+        };
+        let answer = send(request).await?;
+        for item in answer["Items"].as_array().into_iter().flatten() {
+            each(item);
+        }
+        page();
+        match answer["NextPageLink"].as_str() {
+            Some(url) if !url.is_empty() => next = Some(url.to_string()),
+            _ => return Ok(()),
+        }
+    }
+}
+
+/// One page, retried on 429 (after `Retry-After`, at most 60 s) and 5xx, five tries.
+async fn send(request: reqwest::RequestBuilder) -> Result<Value, PluginError> {
+    let fail = |kind, message: String| PluginError::new(kind, message).with("api", RETAIL_PRICES);
+    let mut attempt = 0u32;
+    loop {
+        attempt += 1;
+        let Some(req) = request.try_clone() else {
+            return Err(fail(
+                ErrorKind::Other,
+                "the request cannot be retried".into(),
+            ));
+        };
+        let resp = match req.send().await {
+            Ok(r) => r,
+            Err(e) if attempt < 5 => {
+                tracing::debug!(target: "skymeter::azure", "Retail Prices: {e}; retrying");
+                tokio::time::sleep(std::time::Duration::from_millis(250 << attempt)).await;
+                continue;
+            }
+            Err(e) => {
+                return Err(fail(
+                    ErrorKind::Unavailable,
+                    format!("the Azure Retail Prices API cannot be reached: {e}"),
+                ))
+            }
+        };
+        let status = resp.status();
+        if status.is_success() {
+            return resp.json().await.map_err(|e| {
+                fail(
+                    ErrorKind::BadResponse,
+                    format!("the Azure Retail Prices API answered JSON that is not the documented shape: {e}"),
+                )
+            });
+        }
+        if (status.as_u16() == 429 || status.is_server_error()) && attempt < 5 {
+            let wait = resp
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok())
+                .map(|s| std::time::Duration::from_secs(s.min(60)))
+                .unwrap_or(std::time::Duration::from_millis(250 << attempt));
+            tokio::time::sleep(wait).await;
+            continue;
+        }
+        let body = resp.text().await.unwrap_or_default();
+        let body: String = body.chars().take(300).collect();
+        return Err(fail(
+            ErrorKind::BadResponse,
+            format!("the Azure Retail Prices API answered {status}: {body}"),
+        ));
+    }
+}
+
+/// Reads every query of [`filters`] for `regions` from the Retail Prices API at `endpoint`
+/// (trusting the extra CA certificates of `ca_file`, for a private proxy or a test server)
+/// and builds the table. `progress` gets (what, items so far) after each page.
+pub async fn fetch(
+    endpoint: &str,
+    ca_file: Option<&std::path::Path>,
+    regions: &[String],
+    date: &str,
+    calls: &crate::common::api_calls::ApiCallCounts,
+    progress: &(dyn Fn(&str, u64) + Sync),
+) -> Result<PriceList, PluginError> {
+    let mut builder = reqwest::Client::builder().timeout(std::time::Duration::from_secs(120));
+    if let Some(path) = ca_file {
+        let pem = std::fs::read(path).map_err(|e| {
+            PluginError::new(
+                ErrorKind::Config,
+                format!("cannot read the CA file {}: {e}", path.display()),
+            )
+        })?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+            PluginError::new(
+                ErrorKind::Config,
+                format!("{} holds no PEM certificate: {e}", path.display()),
+            )
+        })?;
+        for c in certs {
+            builder = builder.add_root_certificate(c);
+        }
+    }
+    let http = builder.build().map_err(|e| {
+        PluginError::new(
+            ErrorKind::Other,
+            format!("cannot build an HTTP client: {e}"),
+        )
+    })?;
+    let http = &http;
+    let mut table = BTreeMap::new();
+    let mut items = 0u64;
+    for region in regions {
+        let mut collected = Collected::default();
+        for (what, filter) in filters(region) {
+            list(
+                http,
+                endpoint,
+                &filter,
+                |item| collected.add(item),
+                || {
+                    calls.count(RETAIL_PRICES);
+                },
+            )
+            .await
+            .map_err(|e| e.with("region", region.as_str()))?;
+            progress(&format!("{region} {what}"), items + collected.items);
+        }
+        items += collected.items;
+        table.insert(region.clone(), collected.into_prices());
+    }
+    Ok(PriceList {
+        date: date.to_string(),
+        currency: "USD".into(),
+        source: format!("Azure Retail Prices API ({RETAIL_PRICES_ENDPOINT}/api/retail/prices, api-version {RETAIL_PRICES_API_VERSION}), pay-as-you-go (Consumption) retail prices"),
+        regions: table,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn item(
+        service: &str,
+        product: &str,
+        sku: &str,
+        meter: &str,
+        arm_sku: &str,
+        unit: &str,
+        price: f64,
+    ) -> Value {
+        json!({
+            "currencyCode": "USD", "tierMinimumUnits": 0.0, "retailPrice": price, "unitPrice": price,
+            "armRegionName": "eastus", "location": "US East", "effectiveStartDate": "2024-01-01T00:00:00Z",
+            "meterId": "m", "meterName": meter, "productId": "p", "skuId": "s", "productName": product,
+            "skuName": sku, "serviceName": service, "serviceId": "x", "serviceFamily": "Compute",
+            "unitOfMeasure": unit, "type": "Consumption", "isPrimaryMeterRegion": true, "armSkuName": arm_sku
+        })
+    }
+
+    #[test]
+    fn items_map_to_keys() {
+        let linux = item(
+            "Virtual Machines",
+            "Virtual Machines DSv3 Series",
+            "D2s v3",
+            "D2s v3",
+            "Standard_D2s_v3",
+            "1 Hour",
+            0.096,
+        );
+        assert_eq!(price_of(&linux).unwrap().0, "vm/Standard_D2s_v3/linux");
+        let windows = item(
+            "Virtual Machines",
+            "Virtual Machines DSv3 Series Windows",
+            "D2s v3",
+            "D2s v3",
+            "Standard_D2s_v3",
+            "1 Hour",
+            0.188,
+        );
+        assert_eq!(price_of(&windows).unwrap().0, "vm/Standard_D2s_v3/windows");
+        let spot = item(
+            "Virtual Machines",
+            "Virtual Machines DSv3 Series",
+            "D2s v3 Spot",
+            "D2s v3 Spot",
+            "Standard_D2s_v3",
+            "1 Hour",
+            0.01,
+        );
+        assert!(price_of(&spot).is_none());
+        let low = item(
+            "Virtual Machines",
+            "Virtual Machines DSv3 Series",
+            "D2s v3 Low Priority",
+            "D2s v3 Low Priority",
+            "Standard_D2s_v3",
+            "1 Hour",
+            0.02,
+        );
+        assert!(price_of(&low).is_none());
+        let disk = item(
+            "Storage",
+            "Premium SSD Managed Disks",
+            "P10 LRS",
+            "P10 LRS Disk",
+            "Premium_LRS",
+            "1/Month",
+            19.71,
+        );
+        let (k, p) = price_of(&disk).unwrap();
+        assert_eq!(
+            (k.as_str(), p.per.as_str(), p.usd),
+            ("disk/P10 LRS", "month", 19.71)
+        );
+        let ops = item(
+            "Storage",
+            "Standard HDD Managed Disks",
+            "S10 LRS",
+            "LRS Disk Operations",
+            "Standard_LRS",
+            "10K",
+            0.0005,
+        );
+        assert!(price_of(&ops).is_none());
+        let mount = item(
+            "Storage",
+            "Premium SSD Managed Disks",
+            "P10 LRS",
+            "P10 LRS Disk Mount",
+            "",
+            "1/Month",
+            1.0,
+        );
+        assert!(price_of(&mount).is_none());
+        // The older meter wording.
+        let older = item(
+            "Storage",
+            "Standard SSD Managed Disks",
+            "E10 LRS",
+            "E10 Disks",
+            "",
+            "1/Month",
+            9.6,
+        );
+        assert_eq!(price_of(&older).unwrap().0, "disk/E10 LRS");
+        let aks = item(
+            "Azure Kubernetes Service",
+            "Azure Kubernetes Service",
+            "Standard",
+            "Standard Uptime SLA",
+            "",
+            "1 Hour",
+            0.1,
+        );
+        assert_eq!(price_of(&aks).unwrap().0, "aks/Standard");
+        let mut reserved = linux.clone();
+        reserved["type"] = json!("Reservation");
+        assert!(price_of(&reserved).is_none());
+    }
+
+    #[test]
+    fn the_latest_meter_wins() {
+        let mut old = item(
+            "Virtual Machines",
+            "Virtual Machines DSv3 Series",
+            "D2s v3",
+            "D2s v3",
+            "Standard_D2s_v3",
+            "1 Hour",
+            0.11,
+        );
+        old["effectiveStartDate"] = json!("2020-01-01T00:00:00Z");
+        let new = item(
+            "Virtual Machines",
+            "Virtual Machines DSv3 Series",
+            "D2s v3",
+            "D2s v3",
+            "Standard_D2s_v3",
+            "1 Hour",
+            0.096,
+        );
+        let mut c = Collected::default();
+        c.add(&new);
+        c.add(&old);
+        assert_eq!(c.into_prices()["vm/Standard_D2s_v3/linux"].usd, 0.096);
+    }
+
+    #[test]
+    fn tiers() {
+        assert_eq!(disk_tier("Premium_LRS", 100.0).as_deref(), Some("P10 LRS"));
+        assert_eq!(disk_tier("Premium_LRS", 128.0).as_deref(), Some("P10 LRS"));
+        assert_eq!(disk_tier("Premium_LRS", 129.0).as_deref(), Some("P15 LRS"));
+        assert_eq!(disk_tier("StandardSSD_ZRS", 4.0).as_deref(), Some("E1 ZRS"));
+        assert_eq!(disk_tier("Standard_LRS", 4.0).as_deref(), Some("S4 LRS"));
+        assert_eq!(disk_tier("PremiumV2_LRS", 100.0), None);
+        assert_eq!(disk_tier("UltraSSD_LRS", 100.0), None);
+    }
+
+    #[test]
+    fn the_shipped_table_is_valid_and_dated() {
+        let t = PriceList::parse(CLOUD, SHIPPED, "prices.json").unwrap();
+        assert!(t.regions.contains_key("eastus"));
+    }
+}
