@@ -147,8 +147,9 @@ fn collect_azure_table_shows_vms_cpu_and_api_calls() {
         .lines()
         .find(|l| l.starts_with("run summary (dry run: planned)"))
         .expect("a planned run summary");
-    // 3 VMs, 1 SQL database, 1 storage account, 1 function app, 1 AKS cluster: 5 calls.
-    assert!(run.contains("monitor.metrics.getBatch=5"), "{run}");
+    // 3 VMs, 1 disk, 1 SQL database, 1 storage account, 1 function app, 1 AKS cluster: 6
+    // calls.
+    assert!(run.contains("monitor.metrics.getBatch=6"), "{run}");
     assert_eq!(m.calls("getBatch"), before);
 }
 

@@ -132,7 +132,7 @@ const fn per_minute(
 /// The normalized name of derived VM memory usage.
 pub const MEMORY_USAGE: &str = "memory.usage";
 
-pub const CATALOG: [AzMetric; 16] = [
+pub const CATALOG: [AzMetric; 20] = [
     m(
         Service::Vm,
         "Percentage CPU",
@@ -184,6 +184,36 @@ pub const CATALOG: [AzMetric; 16] = [
         "network.sent_throughput",
         Unit::BytesPerSecond,
         Unit::Bytes,
+    ),
+    // Managed disks: the "Composite" metrics are already per second (averaged over the
+    // one-minute samples); the names are "/sec", unlike the VM's "/Sec".
+    m(
+        Service::Disk,
+        "Composite Disk Read Bytes/sec",
+        "disk.read_throughput",
+        Unit::BytesPerSecond,
+        Shape::Gauge,
+    ),
+    m(
+        Service::Disk,
+        "Composite Disk Write Bytes/sec",
+        "disk.write_throughput",
+        Unit::BytesPerSecond,
+        Shape::Gauge,
+    ),
+    m(
+        Service::Disk,
+        "Composite Disk Read Operations/sec",
+        "disk.read_iops",
+        Unit::CountPerSecond,
+        Shape::Gauge,
+    ),
+    m(
+        Service::Disk,
+        "Composite Disk Write Operations/sec",
+        "disk.write_iops",
+        Unit::CountPerSecond,
+        Shape::Gauge,
     ),
     m(
         Service::Sql,

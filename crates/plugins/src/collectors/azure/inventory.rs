@@ -121,6 +121,11 @@ pub struct Size {
 }
 
 /// Virtual machines with power state and size details.
+///
+/// Two lists, run at once: the model, and `statusOnly=true` for the power states. No single
+/// subscription-wide list gives both: `$expand=instanceView` on the list is only allowed
+/// with a `virtualMachineScaleSet/id` filter (Compute REST reference, api-version
+/// 2024-07-01), and the statusOnly answer carries no model (tags, size, OS).
 pub async fn vms(s: &Scope<'_>) -> (Vec<Resource>, Vec<PluginError>) {
     let mut errors = Vec::new();
     let url = s.url("Microsoft.Compute/virtualMachines", API_COMPUTE, "");

@@ -118,6 +118,27 @@ async fn token_exchange_and_inventory_of_every_type_and_page() {
     assert_eq!(a["launch_time"], "2024-05-01T10:00:00.0000000+00:00");
 
     let disk = find(&out, "storage.volume", "vm-0000-data");
+    // Managed-disk metrics come from the disks' own getBatch call (namespace
+    // Microsoft.Compute/disks); the stand-in answers 42 for them.
+    let batch = m
+        .seen
+        .lock()
+        .unwrap()
+        .batches
+        .iter()
+        .find(|(_, q)| q["metricnamespace"] == "Microsoft.Compute/disks")
+        .cloned()
+        .expect("a getBatch call for disks");
+    assert_eq!(batch.0, vec![disk.id.clone()]);
+    assert_eq!(
+        batch.1["metricnames"],
+        "Composite Disk Read Bytes/sec,Composite Disk Write Bytes/sec,Composite Disk Read Operations/sec,Composite Disk Write Operations/sec"
+    );
+    assert_eq!(point(&out, &disk.id, "disk.read_iops", Stat::Avg), [42.0]);
+    assert_eq!(
+        point(&out, &disk.id, "disk.write_throughput", Stat::Max),
+        [42.0]
+    );
     assert_eq!(disk.attributes["size_gib"], 128);
     assert_eq!(disk.attributes["volume_type"], "Premium_LRS");
     assert_eq!(disk.attributes["state"], "attached");

@@ -88,6 +88,9 @@ pub struct GcpMetric {
     pub reduce: bool,
     /// The native unit, for the README and `skymeter metrics`.
     pub native_unit: &'static str,
+    /// Seconds after a period ends before Cloud Monitoring shows its data, when that is more
+    /// than a collector's `delay` may be: the query's window is moved back to it.
+    pub min_delay_s: i64,
 }
 
 const fn m(
@@ -110,6 +113,7 @@ const fn m(
         extra_filter: "",
         reduce: false,
         native_unit,
+        min_delay_s: 0,
     }
 }
 
@@ -257,6 +261,9 @@ pub const CATALOG: [GcpMetric; 17] = [
     },
     GcpMetric {
         reduce: true,
+        // Sampled every 300 s but "not visible for up to 690 seconds" (Cloud Monitoring's
+        // metric list): a 300 s delay would ask for periods that are still empty.
+        min_delay_s: 900,
         ..m(
             Target::Bucket,
             "storage.googleapis.com/storage/total_bytes",
@@ -269,6 +276,9 @@ pub const CATALOG: [GcpMetric; 17] = [
     },
     GcpMetric {
         reduce: true,
+        // Sampled every 300 s but "not visible for up to 690 seconds" (Cloud Monitoring's
+        // metric list): a 300 s delay would ask for periods that are still empty.
+        min_delay_s: 900,
         ..m(
             Target::Bucket,
             "storage.googleapis.com/storage/object_count",

@@ -44,6 +44,21 @@ pub fn metric_window(req_start: i64, req_end: i64, delay: i64, period: i64) -> M
     }
 }
 
+/// `window` moved back by whole periods so that it ends at least `min_delay` before the
+/// collection's end, for metrics whose data shows up later than `delay` allows.
+pub fn later_window(window: MetricWindow, delay: i64, min_delay: i64, period: i64) -> MetricWindow {
+    let extra = min_delay - delay;
+    if extra <= 0 {
+        return window;
+    }
+    let shift = (extra + period - 1).div_euclid(period) * period;
+    MetricWindow {
+        start: window.start - shift,
+        end: window.end - shift,
+        emit_after: window.emit_after - shift,
+    }
+}
+
 /// One call (and its pages): a metric type with one aligner.
 #[derive(Debug, Clone, Copy)]
 pub struct Query {
@@ -180,6 +195,8 @@ pub struct Fetch {
     pub api: Arc<Api>,
     pub project: String,
     pub window: MetricWindow,
+    /// The collector's `delay` that `window` was computed with.
+    pub delay: i64,
     pub period: i64,
     pub sample_interval: f64,
     pub limit: Arc<Semaphore>,
@@ -213,7 +230,8 @@ pub async fn fetch(
                 "monitoring.googleapis.com",
                 &format!("/v3/projects/{}/timeSeries", f.project),
             );
-            let params = query_params(&q, f.window, f.period);
+            let window = later_window(f.window, f.delay, q.metric.min_delay_s, f.period);
+            let params = query_params(&q, window, f.period);
             let labels = PointLabels::default();
             let mut points = Vec::new();
             let target = q.metric.target;
@@ -235,7 +253,7 @@ pub async fn fetch(
                             };
                             let end = end.with_timezone(&Utc);
                             let t = end.timestamp();
-                            if t <= f.window.emit_after || t > f.window.end {
+                            if t <= window.emit_after || t > window.end {
                                 continue;
                             }
                             let Some(native) = p.value.get() else {
@@ -287,6 +305,21 @@ pub async fn fetch(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn late_metrics_ask_for_an_earlier_window() {
+        let w = metric_window(36_000 - 300, 36_000, 300, 300);
+        assert_eq!(later_window(w, 300, 0, 300), w);
+        assert_eq!(later_window(w, 900, 900, 300), w);
+        let l = later_window(w, 300, 900, 300);
+        assert_eq!(
+            (l.start, l.end, l.emit_after),
+            (w.start - 600, w.end - 600, w.emit_after - 600)
+        );
+        // The shift is whole periods: 600 s more at a 60 s period is 10 periods.
+        let w = metric_window(36_000 - 60, 36_000, 300, 60);
+        assert_eq!(later_window(w, 300, 900, 60).end, w.end - 600);
+    }
 
     #[test]
     fn window_is_aligned_and_delayed() {

@@ -466,6 +466,7 @@ impl ProjectJob {
                 api: self.api.clone(),
                 project: project.clone(),
                 window: self.window,
+                delay: self.cfg.delay.0.as_secs() as i64,
                 period: self.cfg.period.0.as_secs() as i64,
                 sample_interval: self.cfg.sample_interval.0.as_secs_f64(),
                 limit: self.limit.clone(),

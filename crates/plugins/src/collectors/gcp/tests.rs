@@ -497,6 +497,22 @@ async fn metrics_are_mapped_back_with_exact_values_units_and_stats() {
     assert_eq!((dur.value, dur.unit), (12.5, Unit::Milliseconds));
     let size = point(&out, "storage.size", "logs-bucket", Stat::Avg);
     assert_eq!((size.value, size.unit), (5.0e9, Unit::Bytes));
+    // Bucket metrics show up late: asked 900 s behind the end instead of `delay` (0 s here),
+    // i.e. three periods earlier than the instance metrics.
+    let end_of = |needle: &str| {
+        let reqs = e.state().requests();
+        let r = reqs
+            .iter()
+            .find(|r| r.param("filter").is_some_and(|f| f.contains(needle)))
+            .unwrap_or_else(|| panic!("no query for {needle}"));
+        chrono::DateTime::parse_from_rfc3339(r.param("interval.endTime").unwrap())
+            .unwrap()
+            .timestamp()
+    };
+    assert_eq!(
+        end_of("storage/total_bytes"),
+        end_of("instance/cpu/utilization") - 900
+    );
 
     // One call per (metric type, aligner): GCE 10 types × 2, SQL 3 × 2, functions 1 + 1
     // (execution_times: avg only of avg/max), storage 2.
