@@ -10,8 +10,12 @@ pub enum Target {
     Instance,
     /// `cloudsql_database`, keyed by `resource.labels.database_id` (`project:instance`).
     Sql,
-    /// `cloud_function`, keyed by `resource.labels.region` + `function_name`.
+    /// `cloud_function` (1st-gen functions), keyed by `resource.labels.region` +
+    /// `function_name`.
     Function,
+    /// `cloud_run_revision`: 2nd-gen functions report as the Cloud Run service they run on,
+    /// keyed by `resource.labels.location` + `service_name`.
+    RunRevision,
     /// `gcs_bucket`, keyed by `resource.labels.bucket_name`.
     Bucket,
 }
@@ -22,6 +26,7 @@ impl Target {
             Target::Instance => "gce_instance",
             Target::Sql => "cloudsql_database",
             Target::Function => "cloud_function",
+            Target::RunRevision => "cloud_run_revision",
             Target::Bucket => "gcs_bucket",
         }
     }
@@ -32,6 +37,7 @@ impl Target {
             Target::Instance => &["instance_id"],
             Target::Sql => &["database_id"],
             Target::Function => &["region", "function_name"],
+            Target::RunRevision => &["location", "service_name"],
             Target::Bucket => &["bucket_name"],
         }
     }
@@ -41,9 +47,25 @@ impl Target {
         match self {
             Target::Instance => "compute.instance",
             Target::Sql => "database.instance",
-            Target::Function => "function",
+            Target::Function | Target::RunRevision => "function",
             Target::Bucket => "storage.bucket",
         }
+    }
+
+    /// Whether `r`'s metrics come from this target: 2nd-gen functions (`environment`
+    /// GEN_2, with the Cloud Run `service_name` they run on) from `cloud_run_revision`, the
+    /// others from `cloud_function`.
+    pub fn applies_to(self, r: &skymeter_model::Resource) -> bool {
+        let gen2 = || {
+            r.attributes.get("environment").and_then(|v| v.as_str()) == Some("GEN_2")
+                && r.attributes.contains_key("service_name")
+        };
+        r.kind == self.kind()
+            && match self {
+                Target::Function => !gen2(),
+                Target::RunRevision => gen2(),
+                _ => true,
+            }
     }
 }
 
@@ -88,6 +110,9 @@ pub struct GcpMetric {
     pub reduce: bool,
     /// The native unit, for the README and `skymeter metrics`.
     pub native_unit: &'static str,
+    /// For a reduced Distribution: the series (one per revision and response code) are
+    /// merged per resource with `ALIGN_DELTA` and the reducer of the stat (`REDUCE_MEAN`,
+    /// `REDUCE_PERCENTILE_95`), which weighs every request alike.
     /// Seconds after a period ends before Cloud Monitoring shows its data, when that is more
     /// than a collector's `delay` may be: the query's window is moved back to it.
     pub min_delay_s: i64,
@@ -138,7 +163,7 @@ const fn counter(
     }
 }
 
-pub const CATALOG: [GcpMetric; 17] = [
+pub const CATALOG: [GcpMetric; 19] = [
     m(
         Target::Instance,
         "compute.googleapis.com/instance/cpu/utilization",
@@ -257,6 +282,30 @@ pub const CATALOG: [GcpMetric; 17] = [
             Shape::Distribution,
             1e-6,
             "ns (DELTA distribution)",
+        )
+    },
+    GcpMetric {
+        reduce: true,
+        ..m(
+            Target::RunRevision,
+            "run.googleapis.com/request_count",
+            "function.invocations",
+            Unit::Count,
+            Shape::Total,
+            1.0,
+            "1 (DELTA)",
+        )
+    },
+    GcpMetric {
+        reduce: true,
+        ..m(
+            Target::RunRevision,
+            "run.googleapis.com/request_latencies",
+            "function.duration",
+            Unit::Milliseconds,
+            Shape::Distribution,
+            1.0,
+            "ms (DELTA distribution)",
         )
     },
     GcpMetric {

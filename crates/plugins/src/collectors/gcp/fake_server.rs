@@ -462,7 +462,13 @@ fn handle(st: Arc<State>, method: Method, uri: Uri, headers: HeaderMap, body: By
                 .and_then(|s| s.split('"').next())
                 .unwrap_or_default()
                 .to_string();
-            let aligner = param("aggregation.perSeriesAligner").unwrap_or_default();
+            // Reduced distributions are asked ALIGN_DELTA + a reducer: keyed by the reducer.
+            let aligner = match param("aggregation.perSeriesAligner") {
+                Some(a) if a == "ALIGN_DELTA" => {
+                    param("aggregation.crossSeriesReducer").unwrap_or_default()
+                }
+                a => a.unwrap_or_default(),
+            };
             let end = param("interval.endTime").unwrap_or_default();
             let start = param("interval.startTime").unwrap_or_default();
             if metric_type.is_empty() || end.is_empty() || start.is_empty() {

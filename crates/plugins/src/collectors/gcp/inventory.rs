@@ -458,6 +458,13 @@ pub async fn functions(scope: &Scope<'_>) -> Result<Vec<Resource>, PluginError> 
                     )
                     .s("state", f["state"].as_str().map(str::to_ascii_lowercase))
                     .s("environment", str_of(&f["environment"]))
+                    // 2nd gen: the Cloud Run service it runs on, whose metrics are its own.
+                    .s(
+                        "service_name",
+                        f["serviceConfig"]["service"]
+                            .as_str()
+                            .map(|s| last_segment(s).to_string()),
+                    )
                     .s("launch_time", str_of(&f["createTime"]));
                 out.push(scope.resource(
                     "function",

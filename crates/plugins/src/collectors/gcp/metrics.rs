@@ -5,7 +5,7 @@
 //! `bucket_name`). Series of resources not in the inventory (other labels, deleted) are
 //! dropped.
 
-use super::catalog::{self, GcpMetric, Target};
+use super::catalog::{self, GcpMetric, Shape, Target};
 use super::client::{Api, Call, Paged};
 use chrono::{DateTime, TimeZone, Utc};
 use serde::Deserialize;
@@ -72,7 +72,7 @@ pub struct Query {
 pub fn plan(resources: &[Resource], wanted: &[&'static GcpMetric], stats: &[Stat]) -> Vec<Query> {
     let mut out = Vec::new();
     for m in wanted {
-        if !resources.iter().any(|r| r.kind == m.target.kind()) {
+        if !resources.iter().any(|r| m.target.applies_to(r)) {
             continue;
         }
         for (aligner, stat) in catalog::aligners(m.shape, stats) {
@@ -91,6 +91,10 @@ fn resource_key(project: &str, r: &Resource) -> Option<(Target, String)> {
     Some(match r.kind.as_str() {
         "compute.instance" => (Target::Instance, r.id.clone()),
         "database.instance" => (Target::Sql, format!("{project}:{}", r.id)),
+        "function" if Target::RunRevision.applies_to(r) => {
+            let service = r.attributes.get("service_name")?.as_str()?;
+            (Target::RunRevision, format!("{}/{service}", r.region))
+        }
         "function" => (Target::Function, format!("{}/{}", r.region, r.name)),
         "storage.bucket" => (Target::Bucket, r.id.clone()),
         _ => return None,
@@ -179,10 +183,20 @@ pub fn query_params(q: &Query, window: MetricWindow, period: i64) -> Vec<(&'stat
         ("interval.startTime", rfc3339(window.start)),
         ("interval.endTime", rfc3339(window.end)),
         ("aggregation.alignmentPeriod", format!("{period}s")),
-        ("aggregation.perSeriesAligner", q.aligner.to_string()),
     ];
-    if m.reduce {
-        params.push(("aggregation.crossSeriesReducer", "REDUCE_SUM".to_string()));
+    let reducer = match (m.reduce, m.shape, q.aligner) {
+        (false, _, _) => None,
+        (true, Shape::Distribution, "ALIGN_PERCENTILE_95") => Some("REDUCE_PERCENTILE_95"),
+        (true, Shape::Distribution, _) => Some("REDUCE_MEAN"),
+        (true, _, _) => Some("REDUCE_SUM"),
+    };
+    let aligner = match (reducer, m.shape) {
+        (Some(_), Shape::Distribution) => "ALIGN_DELTA",
+        _ => q.aligner,
+    };
+    params.push(("aggregation.perSeriesAligner", aligner.to_string()));
+    if let Some(reducer) = reducer {
+        params.push(("aggregation.crossSeriesReducer", reducer.to_string()));
         for l in m.target.key_labels() {
             params.push(("aggregation.groupByFields", format!("resource.labels.{l}")));
         }

@@ -132,13 +132,25 @@ fn small_project() -> Project {
                 "autoscaling": {"enabled": true, "minNodeCount": 1, "maxNodeCount": 5}
             }]
         })],
-        functions: vec![json!({
-            "name": format!("projects/{P}/locations/us-central1/functions/hello"),
-            "state": "ACTIVE", "environment": "GEN_2",
-            "buildConfig": {"runtime": "python312", "entryPoint": "hello"},
-            "serviceConfig": {"availableMemory": "256M", "timeoutSeconds": 60},
-            "labels": {"env": "prod"}, "createTime": "2024-03-01T00:00:00Z"
-        })],
+        functions: vec![
+            json!({
+                "name": format!("projects/{P}/locations/us-central1/functions/hello"),
+                "state": "ACTIVE", "environment": "GEN_1",
+                "buildConfig": {"runtime": "python312", "entryPoint": "hello"},
+                "serviceConfig": {"availableMemory": "256M", "timeoutSeconds": 60},
+                "labels": {"env": "prod"}, "createTime": "2024-03-01T00:00:00Z"
+            }),
+            // 2nd gen: its metrics are those of the Cloud Run service it runs on.
+            json!({
+                "name": format!("projects/{P}/locations/us-central1/functions/hello2"),
+                "state": "ACTIVE", "environment": "GEN_2",
+                "buildConfig": {"runtime": "nodejs20", "entryPoint": "hello"},
+                "serviceConfig": {"availableMemory": "512M", "timeoutSeconds": 60,
+                    "service": format!("projects/{P}/locations/us-central1/services/hello2"),
+                    "revision": "hello2-00003-abc"},
+                "labels": {"env": "prod"}, "createTime": "2024-03-02T00:00:00Z"
+            }),
+        ],
         sql: vec![json!({
             "kind": "sql#instance", "name": "db-1", "project": P, "databaseVersion": "POSTGRES_15",
             "region": "us-central1", "gceZone": "us-central1-c", "state": "RUNNABLE",
@@ -195,6 +207,21 @@ fn small_project() -> Project {
             json!({"project_id": P, "database_id": format!("{P}:db-1"), "region": "us-central"}),
             double(0.42),
         )],
+    );
+    let run = json!({"project_id": P, "service_name": "hello2", "location": "us-central1"});
+    p.series.insert(
+        (
+            "run.googleapis.com/request_count".into(),
+            "ALIGN_SUM".into(),
+        ),
+        vec![(run.clone(), int64(12))],
+    );
+    p.series.insert(
+        (
+            "run.googleapis.com/request_latencies".into(),
+            "REDUCE_MEAN".into(),
+        ),
+        vec![(run, double(85.5))],
     );
     p.series.insert(
         (
@@ -360,6 +387,10 @@ async fn inventory_reads_every_page_and_maps_to_the_contract() {
                 "function",
                 "projects/test-project/locations/us-central1/functions/hello"
             ),
+            (
+                "function",
+                "projects/test-project/locations/us-central1/functions/hello2"
+            ),
             ("k8s.cluster", "us-central1/gke-1"),
             ("k8s.node_group", "us-central1/gke-1/default-pool"),
             ("storage.bucket", "logs-bucket"),
@@ -495,6 +526,31 @@ async fn metrics_are_mapped_back_with_exact_values_units_and_stats() {
     assert_eq!((inv.value, inv.unit), (37.0, Unit::Count));
     let dur = point(&out, "function.duration", fid, Stat::Avg);
     assert_eq!((dur.value, dur.unit), (12.5, Unit::Milliseconds));
+    // The 2nd-gen function's: request_count summed over its revisions and response codes,
+    // request_latencies merged (ALIGN_DELTA + REDUCE_MEAN), both per location and service.
+    let f2 = "projects/test-project/locations/us-central1/functions/hello2";
+    let inv = point(&out, "function.invocations", f2, Stat::Sum);
+    assert_eq!((inv.value, inv.unit), (12.0, Unit::Count));
+    let dur = point(&out, "function.duration", f2, Stat::Avg);
+    assert_eq!((dur.value, dur.unit), (85.5, Unit::Milliseconds));
+    let q = e
+        .state()
+        .requests()
+        .into_iter()
+        .find(|r| {
+            r.param("filter")
+                .is_some_and(|f| f.contains("run.googleapis.com/request_latencies"))
+        })
+        .unwrap();
+    assert!(q
+        .param("filter")
+        .unwrap()
+        .contains("resource.type = \"cloud_run_revision\""));
+    assert_eq!(q.param("aggregation.perSeriesAligner"), Some("ALIGN_DELTA"));
+    assert_eq!(
+        q.param("aggregation.crossSeriesReducer"),
+        Some("REDUCE_MEAN")
+    );
     let size = point(&out, "storage.size", "logs-bucket", Stat::Avg);
     assert_eq!((size.value, size.unit), (5.0e9, Unit::Bytes));
     // Bucket metrics show up late: asked 900 s behind the end instead of `delay` (0 s here),
@@ -514,8 +570,8 @@ async fn metrics_are_mapped_back_with_exact_values_units_and_stats() {
         end_of("instance/cpu/utilization") - 900
     );
 
-    // One call per (metric type, aligner): GCE 10 types × 2, SQL 3 × 2, functions 1 + 1
-    // (execution_times: avg only of avg/max), storage 2.
+    // One call per (metric type, aligner): GCE 10 types × 2, SQL 3 × 2, 1st-gen functions
+    // 1 + 1 (execution_times: avg only of avg/max), 2nd-gen 1 + 1, storage 2.
     let calls: Vec<(String, String)> = e
         .state()
         .requests()
@@ -528,10 +584,10 @@ async fn metrics_are_mapped_back_with_exact_values_units_and_stats() {
             )
         })
         .collect();
-    assert_eq!(calls.len(), 20 + 6 + 2 + 2, "{calls:#?}");
+    assert_eq!(calls.len(), 20 + 6 + 2 + 2 + 2, "{calls:#?}");
     let unique: BTreeSet<_> = calls.iter().collect();
     assert_eq!(unique.len(), calls.len());
-    assert_eq!(g.calls.get("monitoring.timeSeries.list"), 30);
+    assert_eq!(g.calls.get("monitoring.timeSeries.list"), 32);
     let req = e
         .state()
         .requests()
@@ -576,7 +632,7 @@ async fn metrics_are_mapped_back_with_exact_values_units_and_stats() {
                 && p.labels.get("api").map(String::as_str) == Some("monitoring.timeSeries.list")
         })
         .unwrap();
-    assert_eq!(api_calls.value, 30.0);
+    assert_eq!(api_calls.value, 32.0);
 }
 
 #[tokio::test]
@@ -797,10 +853,10 @@ async fn dry_run_discovers_and_plans_without_time_series_calls() {
             })
             .map(|p| p.value)
     };
-    assert_eq!(planned("monitoring.timeSeries.list"), Some(30.0));
+    assert_eq!(planned("monitoring.timeSeries.list"), Some(32.0));
     assert_eq!(planned("compute.instances.aggregatedList"), Some(1.0));
     assert!(out.points.iter().all(|p| p.metric.starts_with("gcp.")));
-    assert_eq!(out.resources.len(), 9);
+    assert_eq!(out.resources.len(), 10);
 }
 
 // ---------------------------------------------------------------- billed cost
