@@ -331,6 +331,13 @@ impl Azure {
                 ("billed_days", cfg.billed_days as usize),
             ],
         )?;
+        // Cost Management answers a Daily query of at most 31 days.
+        if cfg.billed_days > 31 {
+            return Err(raw.error(
+                "billed_days",
+                "must be at most 31 (Cost Management's longest Daily query)",
+            ));
+        }
         for (key, v) in [
             (
                 "resource_manager_endpoint",

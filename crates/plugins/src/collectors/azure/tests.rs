@@ -535,6 +535,7 @@ fn config_is_checked() {
     assert!(config_error(&format!("{base}period = \"7m\"")).contains("Azure Monitor interval"));
     assert!(config_error(&format!("{base}credential = \"magic\"")).contains("managed_identity"));
     assert!(config_error(&format!("{base}services = [\"vmss\"]")).contains("allowed: vm, disk"));
+    assert!(config_error(&format!("{base}billed_days = 40")).contains("at most 31"));
     assert!(
         config_error(&format!("{base}authority_host = \"http://127.0.0.1:1\"")).contains("TLS")
     );
