@@ -1,0 +1,502 @@
+//! Aggregations. sum/avg/min/max/count/group/stddev/stdvar run series by series into
+//! per-step accumulators of one group at a time: each step sees its samples in the same
+//! order as Prometheus' per-step loop, so the float results are bit-identical. topk,
+//! bottomk, quantile and count_values need a step's whole vector and run step by step.
+
+use promql_parser::parser::{AggregateExpr, LabelModifier};
+use rustc_hash::FxHashMap;
+
+use super::functions::quantile;
+use super::{unwrap_parens, Assembler, Evaluator, Grid, StepWalker, VSeries, Val};
+use crate::error::{QueryError, Result};
+use crate::labels::{is_valid_label_name, Labels, METRIC_NAME};
+use crate::value::format_value;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Op {
+    Sum,
+    Avg,
+    Min,
+    Max,
+    Count,
+    Group,
+    Stddev,
+    Stdvar,
+    Topk,
+    Bottomk,
+    Quantile,
+    CountValues,
+}
+
+impl Op {
+    fn from_name(name: &str) -> Option<Op> {
+        Some(match name {
+            "sum" => Op::Sum,
+            "avg" => Op::Avg,
+            "min" => Op::Min,
+            "max" => Op::Max,
+            "count" => Op::Count,
+            "group" => Op::Group,
+            "stddev" => Op::Stddev,
+            "stdvar" => Op::Stdvar,
+            "topk" => Op::Topk,
+            "bottomk" => Op::Bottomk,
+            "quantile" => Op::Quantile,
+            "count_values" => Op::CountValues,
+            _ => return None,
+        })
+    }
+}
+
+/// A binary heap that moves elements exactly like Go's `container/heap`, so topk and
+/// bottomk pick the same series among equal values as Prometheus.
+struct GoHeap {
+    items: Vec<(u32, f64)>,
+    /// bottomk keeps the largest value on top.
+    reverse: bool,
+}
+
+impl GoHeap {
+    fn less(&self, i: usize, j: usize) -> bool {
+        let (a, b) = (self.items[i].1, self.items[j].1);
+        if a.is_nan() {
+            return true;
+        }
+        if self.reverse {
+            a > b
+        } else {
+            a < b
+        }
+    }
+
+    fn up(&mut self, mut j: usize) {
+        loop {
+            let i = (j as isize - 1) / 2;
+            let i = i as usize;
+            if i == j || !self.less(j, i) {
+                break;
+            }
+            self.items.swap(i, j);
+            j = i;
+        }
+    }
+
+    fn down(&mut self, i0: usize, n: usize) {
+        let mut i = i0;
+        loop {
+            let j1 = 2 * i + 1;
+            if j1 >= n {
+                break;
+            }
+            let mut j = j1;
+            let j2 = j1 + 1;
+            if j2 < n && self.less(j2, j1) {
+                j = j2;
+            }
+            if !self.less(j, i) {
+                break;
+            }
+            self.items.swap(i, j);
+            i = j;
+        }
+    }
+
+    fn push(&mut self, x: (u32, f64)) {
+        self.items.push(x);
+        let last = self.items.len() - 1;
+        self.up(last);
+    }
+
+    fn pop(&mut self) {
+        let n = self.items.len() - 1;
+        self.items.swap(0, n);
+        self.down(0, n);
+        self.items.pop();
+    }
+
+    /// Adds a sample as Prometheus' topk/bottomk loop does.
+    fn offer(&mut self, k: usize, x: (u32, f64)) {
+        let top = self.items[0].1;
+        let better = if self.reverse { top > x.1 } else { top < x.1 };
+        if self.items.len() < k || better || top.is_nan() {
+            if self.items.len() == k {
+                if k == 1 {
+                    self.items[0] = x;
+                    return;
+                }
+                self.pop();
+            }
+            self.push(x);
+        }
+    }
+}
+
+/// Per-step accumulator arrays for one group at a time.
+struct Acc {
+    present: Vec<bool>,
+    value: Vec<f64>,
+    mean: Vec<f64>,
+    count: Vec<f64>,
+}
+
+impl Evaluator<'_> {
+    pub(crate) fn eval_aggregate(&mut self, a: &AggregateExpr, g: Grid) -> Result<Val> {
+        let name = a.op.to_string();
+        let op = Op::from_name(&name).ok_or_else(|| {
+            QueryError::bad_data(format!("aggregation {name:?} is not supported by this engine"))
+        })?;
+        let (without, mut grouping) = match &a.modifier {
+            None => (false, Vec::new()),
+            Some(LabelModifier::Include(l)) => (false, l.labels.clone()),
+            Some(LabelModifier::Exclude(l)) => (true, l.labels.clone()),
+        };
+        grouping.sort();
+        let param_scalar = match (op, &a.param) {
+            (Op::Topk | Op::Bottomk | Op::Quantile, Some(p)) => Some(self.eval_scalar(p, g)?),
+            _ => None,
+        };
+        let param_string = match (op, &a.param) {
+            (Op::CountValues, Some(p)) => match unwrap_parens(p) {
+                promql_parser::parser::Expr::StringLiteral(s) => Some(s.val.clone()),
+                other => {
+                    return Err(QueryError::bad_data(format!(
+                        "count_values needs a string literal label name, got {other}"
+                    )))
+                }
+            },
+            _ => None,
+        };
+        let input = self.eval_vector(&a.expr, g)?;
+        let mut drop = grouping.clone();
+        drop.push(METRIC_NAME.to_string());
+        let group_labels = |l: &Labels| -> Labels {
+            if without {
+                l.drop_names(&drop)
+            } else {
+                l.keep(&grouping)
+            }
+        };
+        let out = match op {
+            Op::Topk | Op::Bottomk | Op::Quantile => {
+                self.aggregate_by_step(op, &input, g, &group_labels, param_scalar.as_deref().unwrap_or(&[]))?
+            }
+            Op::CountValues => {
+                let label = param_string.unwrap_or_default();
+                self.count_values(&input, g, &label, without, &grouping)?
+            }
+            _ => self.aggregate_by_series(op, &input, g, &group_labels)?,
+        };
+        Ok(Val::Vector(out))
+    }
+
+    fn aggregate_by_series(
+        &mut self,
+        op: Op,
+        input: &[VSeries],
+        g: Grid,
+        group_labels: &dyn Fn(&Labels) -> Labels,
+    ) -> Result<Vec<VSeries>> {
+        let mut index: FxHashMap<Labels, usize> = FxHashMap::default();
+        let mut groups: Vec<(Labels, Vec<usize>)> = Vec::new();
+        for (i, s) in input.iter().enumerate() {
+            let key = group_labels(&s.labels);
+            match index.get(&key) {
+                Some(&gi) => groups[gi].1.push(i),
+                None => {
+                    index.insert(key.clone(), groups.len());
+                    groups.push((key, vec![i]));
+                }
+            }
+        }
+        let n = g.len();
+        let mut acc = Acc {
+            present: vec![false; n],
+            value: vec![0.0; n],
+            mean: vec![0.0; n],
+            count: vec![0.0; n],
+        };
+        let mut out = Vec::with_capacity(groups.len());
+        let mut total = 0;
+        for (labels, members) in groups {
+            acc.present.fill(false);
+            for &m in &members {
+                let s = &input[m];
+                for (&t, &v) in s.ts.iter().zip(&s.vs) {
+                    let i = g.index(t);
+                    if !acc.present[i] {
+                        acc.present[i] = true;
+                        acc.value[i] = match op {
+                            Op::Stddev | Op::Stdvar => 0.0,
+                            Op::Group => 1.0,
+                            _ => v,
+                        };
+                        acc.mean[i] = v;
+                        acc.count[i] = 1.0;
+                        continue;
+                    }
+                    match op {
+                        Op::Sum => acc.value[i] += v,
+                        Op::Avg => {
+                            acc.count[i] += 1.0;
+                            let mean = acc.mean[i];
+                            if mean.is_infinite() {
+                                // Inf - Inf would turn a correct infinite mean into NaN.
+                                if v.is_infinite() && (mean > 0.0) == (v > 0.0) {
+                                    continue;
+                                }
+                                if !v.is_infinite() && !v.is_nan() {
+                                    continue;
+                                }
+                            }
+                            let c = acc.count[i];
+                            acc.mean[i] += v / c - mean / c;
+                        }
+                        Op::Group => {}
+                        Op::Max => {
+                            if acc.value[i] < v || acc.value[i].is_nan() {
+                                acc.value[i] = v;
+                            }
+                        }
+                        Op::Min => {
+                            if acc.value[i] > v || acc.value[i].is_nan() {
+                                acc.value[i] = v;
+                            }
+                        }
+                        Op::Count => acc.count[i] += 1.0,
+                        Op::Stddev | Op::Stdvar => {
+                            acc.count[i] += 1.0;
+                            let delta = v - acc.mean[i];
+                            acc.mean[i] += delta / acc.count[i];
+                            acc.value[i] += delta * (v - acc.mean[i]);
+                        }
+                        _ => unreachable!("step-wise aggregations are handled elsewhere"),
+                    }
+                }
+            }
+            let mut ts = Vec::new();
+            let mut vs = Vec::new();
+            for i in 0..n {
+                if !acc.present[i] {
+                    continue;
+                }
+                ts.push(g.ts(i));
+                vs.push(match op {
+                    Op::Avg => acc.mean[i],
+                    Op::Count => acc.count[i],
+                    Op::Stdvar => acc.value[i] / acc.count[i],
+                    Op::Stddev => (acc.value[i] / acc.count[i]).sqrt(),
+                    _ => acc.value[i],
+                });
+            }
+            total += ts.len();
+            out.push(VSeries { labels, ts, vs });
+        }
+        self.account(total)?;
+        Ok(out)
+    }
+
+    fn aggregate_by_step(
+        &mut self,
+        op: Op,
+        input: &[VSeries],
+        g: Grid,
+        group_labels: &dyn Fn(&Labels) -> Labels,
+        param: &[f64],
+    ) -> Result<Vec<VSeries>> {
+        let mut index: FxHashMap<Labels, u32> = FxHashMap::default();
+        let mut group_names: Vec<Labels> = Vec::new();
+        let group_of: Vec<u32> = input
+            .iter()
+            .map(|s| {
+                let key = group_labels(&s.labels);
+                *index.entry(key.clone()).or_insert_with(|| {
+                    group_names.push(key);
+                    group_names.len() as u32 - 1
+                })
+            })
+            .collect();
+        let mut asm = Assembler::new();
+        let mut series_slot: Vec<Option<usize>> = vec![None; input.len()];
+        let mut group_slot: Vec<Option<usize>> = vec![None; group_names.len()];
+        let mut walker = StepWalker::new(input);
+        // Per step: groups in order of first appearance, each with its samples.
+        let mut stamp: Vec<usize> = vec![usize::MAX; group_names.len()];
+        let mut pos: Vec<usize> = vec![0; group_names.len()];
+        let mut ordered: Vec<(u32, Vec<(u32, f64)>)> = Vec::new();
+        for (step, ts) in g.iter().enumerate() {
+            if step % 256 == 255 {
+                self.check_deadline()?;
+            }
+            walker.step(ts);
+            let k = if matches!(op, Op::Topk | Op::Bottomk) {
+                let f = param[step];
+                // Go converts to int64 only within its range; NaN is outside too.
+                if !(-9.223_372_036_854_776e18..=9.223_372_036_854_774_784e18).contains(&f) {
+                    return Err(QueryError::execution(format!(
+                        "Scalar value {} overflows int64",
+                        format_value(f)
+                    )));
+                }
+                let k = f as i64;
+                if k < 1 {
+                    continue;
+                }
+                k as usize
+            } else {
+                0
+            };
+            let mut used = 0;
+            for &(si, v) in &walker.buf {
+                let gi = group_of[si as usize] as usize;
+                if stamp[gi] != step {
+                    stamp[gi] = step;
+                    pos[gi] = used;
+                    if used == ordered.len() {
+                        ordered.push((gi as u32, Vec::new()));
+                    } else {
+                        ordered[used].0 = gi as u32;
+                        ordered[used].1.clear();
+                    }
+                    used += 1;
+                }
+                ordered[pos[gi]].1.push((si, v));
+            }
+            for (gi, members) in ordered.iter().take(used) {
+                match op {
+                    Op::Topk | Op::Bottomk => {
+                        let mut heap = GoHeap {
+                            items: Vec::with_capacity(k.min(members.len())),
+                            reverse: op == Op::Bottomk,
+                        };
+                        heap.items.push(members[0]);
+                        for &m in &members[1..] {
+                            heap.offer(k, m);
+                        }
+                        // Output order as Prometheus: best first, NaN last.
+                        let mut items = heap.items;
+                        items.sort_by(|a, b| {
+                            let (x, y) = (a.1, b.1);
+                            match (x.is_nan(), y.is_nan()) {
+                                (true, true) => std::cmp::Ordering::Equal,
+                                (true, false) => std::cmp::Ordering::Greater,
+                                (false, true) => std::cmp::Ordering::Less,
+                                _ if op == Op::Topk => y.partial_cmp(&x).unwrap(),
+                                _ => x.partial_cmp(&y).unwrap(),
+                            }
+                        });
+                        for (si, v) in items {
+                            let slot = match series_slot[si as usize] {
+                                Some(s) => s,
+                                None => {
+                                    let s = asm.slot(&input[si as usize].labels);
+                                    series_slot[si as usize] = Some(s);
+                                    s
+                                }
+                            };
+                            asm.push(slot, ts, v)?;
+                        }
+                    }
+                    Op::Quantile => {
+                        let mut values: Vec<f64> = members.iter().map(|m| m.1).collect();
+                        let v = quantile(param[step], &mut values);
+                        let slot = match group_slot[*gi as usize] {
+                            Some(s) => s,
+                            None => {
+                                let s = asm.slot(&group_names[*gi as usize]);
+                                group_slot[*gi as usize] = Some(s);
+                                s
+                            }
+                        };
+                        asm.push(slot, ts, v)?;
+                    }
+                    _ => unreachable!("series-wise aggregations are handled elsewhere"),
+                }
+            }
+        }
+        let out = asm.finish()?;
+        self.account(out.iter().map(|s| s.ts.len()).sum())?;
+        Ok(out)
+    }
+
+    fn count_values(
+        &mut self,
+        input: &[VSeries],
+        g: Grid,
+        label: &str,
+        without: bool,
+        grouping: &[String],
+    ) -> Result<Vec<VSeries>> {
+        if g.len() == 0 {
+            return Ok(Vec::new());
+        }
+        if !is_valid_label_name(label) {
+            return Err(QueryError::execution(format!("invalid label name {label:?}")));
+        }
+        let mut by = grouping.to_vec();
+        by.push(label.to_string());
+        let mut drop = grouping.to_vec();
+        drop.push(METRIC_NAME.to_string());
+        let mut asm = Assembler::new();
+        let mut walker = StepWalker::new(input);
+        for ts in g.iter() {
+            walker.step(ts);
+            let mut counts: Vec<(usize, f64)> = Vec::new();
+            let mut pos: FxHashMap<usize, usize> = FxHashMap::default();
+            for &(si, v) in &walker.buf {
+                let with_value = input[si as usize].labels.with(label, &format_value(v));
+                let key = if without {
+                    with_value.drop_names(&drop)
+                } else {
+                    with_value.keep(&by)
+                };
+                let slot = asm.slot(&key);
+                match pos.get(&slot) {
+                    Some(&p) => counts[p].1 += 1.0,
+                    None => {
+                        pos.insert(slot, counts.len());
+                        counts.push((slot, 1.0));
+                    }
+                }
+            }
+            for (slot, c) in counts {
+                asm.push(slot, ts, c)?;
+            }
+        }
+        let out = asm.finish()?;
+        self.account(out.iter().map(|s| s.ts.len()).sum())?;
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_heap_keeps_the_k_largest() {
+        let mut h = GoHeap {
+            items: vec![(0, 5.0)],
+            reverse: false,
+        };
+        for (i, v) in [1.0, 9.0, 3.0, 7.0, f64::NAN, 8.0].into_iter().enumerate() {
+            h.offer(3, (i as u32 + 1, v));
+        }
+        let mut vals: Vec<f64> = h.items.iter().map(|x| x.1).collect();
+        vals.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        assert_eq!(vals, [7.0, 8.0, 9.0]);
+    }
+
+    #[test]
+    fn go_heap_bottomk_keeps_the_k_smallest() {
+        let mut h = GoHeap {
+            items: vec![(0, 5.0)],
+            reverse: true,
+        };
+        for (i, v) in [1.0, 9.0, 3.0, 7.0].into_iter().enumerate() {
+            h.offer(2, (i as u32 + 1, v));
+        }
+        let mut vals: Vec<f64> = h.items.iter().map(|x| x.1).collect();
+        vals.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        assert_eq!(vals, [1.0, 3.0]);
+    }
+}

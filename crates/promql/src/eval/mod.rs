@@ -1,0 +1,592 @@
+//! The evaluator. Like Prometheus, every expression is evaluated over a grid of steps at
+//! once (an instant query is a grid of one step), so each selector is fetched once per
+//! evaluation and samples are walked with moving indexes, never searched per step.
+//!
+//! An instant-vector result is a list of series whose points sit on grid timestamps;
+//! operators work series by series where Prometheus' per-step results can be rebuilt
+//! that way (same operands in the same order), and step by step where they cannot.
+
+mod aggregate;
+mod binary;
+mod functions;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use promql_parser::parser::{AtModifier, Expr, Offset, SubqueryExpr, VectorSelector};
+use rustc_hash::FxHashMap;
+
+use crate::error::{ErrorKind, QueryError, Result};
+use crate::labels::Labels;
+use crate::matcher::{selector_matchers, Matcher};
+use crate::{is_stale_nan, Options, Querier, Series};
+
+/// The evaluation timestamps `start, start + interval, ..., <= end`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Grid {
+    pub start: i64,
+    pub end: i64,
+    pub interval: i64,
+}
+
+impl Grid {
+    pub fn len(&self) -> usize {
+        if self.end < self.start {
+            0
+        } else {
+            ((self.end - self.start) / self.interval) as usize + 1
+        }
+    }
+
+    pub fn ts(&self, i: usize) -> i64 {
+        self.start + i as i64 * self.interval
+    }
+
+    pub fn index(&self, ts: i64) -> usize {
+        ((ts - self.start) / self.interval) as usize
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = i64> + '_ {
+        (0..self.len()).map(|i| self.ts(i))
+    }
+}
+
+/// One evaluated series: labels and points (time in ms, value), sorted by time.
+#[derive(Clone, Debug)]
+pub(crate) struct VSeries {
+    pub labels: Labels,
+    pub ts: Vec<i64>,
+    pub vs: Vec<f64>,
+}
+
+/// The value of an evaluated expression over a grid.
+pub(crate) enum Val {
+    /// One value per grid step.
+    Scalar(Vec<f64>),
+    String(String),
+    /// An instant vector per step, stored as series with points on grid timestamps.
+    Vector(Vec<VSeries>),
+    /// Raw samples of a range selector or subquery (instant evaluation only).
+    Matrix(Vec<VSeries>),
+}
+
+/// Series to be windowed by a range function: samples without stale markers, and how a
+/// grid timestamp maps to the window `[end - range, end]`.
+pub(crate) struct RangeInput {
+    pub series: Vec<WinSeries>,
+    pub range: i64,
+    pub at: Option<i64>,
+    pub offset: i64,
+}
+
+impl RangeInput {
+    /// The end of the window evaluated at grid timestamp `ts`.
+    pub fn window_end(&self, ts: i64) -> i64 {
+        self.at.unwrap_or(ts) - self.offset
+    }
+}
+
+pub(crate) struct WinSeries {
+    pub labels: Labels,
+    pub ts: Arc<[i64]>,
+    pub vs: Arc<[f64]>,
+    /// The part of `ts`/`vs` any window can reach.
+    pub lo: usize,
+    pub hi: usize,
+}
+
+pub(crate) const DUPLICATE_LABELSET: &str = "vector cannot contain metrics with the same labelset";
+
+/// Collects output points by label set, merging series that end up with the same labels
+/// (after dropping `__name__`, say) and failing, as Prometheus does, when two of them
+/// have a point at the same step.
+pub(crate) struct Assembler {
+    index: FxHashMap<Labels, usize>,
+    out: Vec<VSeries>,
+    unsorted: Vec<bool>,
+}
+
+impl Assembler {
+    pub fn new() -> Self {
+        Assembler {
+            index: FxHashMap::default(),
+            out: Vec::new(),
+            unsorted: Vec::new(),
+        }
+    }
+
+    /// The output slot of a label set.
+    pub fn slot(&mut self, labels: &Labels) -> usize {
+        if let Some(&i) = self.index.get(labels) {
+            return i;
+        }
+        let i = self.out.len();
+        self.index.insert(labels.clone(), i);
+        self.out.push(VSeries {
+            labels: labels.clone(),
+            ts: Vec::new(),
+            vs: Vec::new(),
+        });
+        self.unsorted.push(false);
+        i
+    }
+
+    pub fn push(&mut self, slot: usize, ts: i64, v: f64) -> Result<()> {
+        let s = &mut self.out[slot];
+        if let Some(&last) = s.ts.last() {
+            if last == ts {
+                return Err(QueryError::execution(DUPLICATE_LABELSET));
+            }
+            if last > ts {
+                self.unsorted[slot] = true;
+            }
+        }
+        s.ts.push(ts);
+        s.vs.push(v);
+        Ok(())
+    }
+
+    /// Adds a whole series' points to a slot.
+    pub fn extend(&mut self, slot: usize, ts: &[i64], vs: &[f64]) -> Result<()> {
+        let s = &mut self.out[slot];
+        if s.ts.is_empty() {
+            s.ts.extend_from_slice(ts);
+            s.vs.extend_from_slice(vs);
+            return Ok(());
+        }
+        for (t, v) in ts.iter().zip(vs) {
+            self.push(slot, *t, *v)?;
+        }
+        Ok(())
+    }
+
+    pub fn finish(mut self) -> Result<Vec<VSeries>> {
+        for (s, unsorted) in self.out.iter_mut().zip(&self.unsorted) {
+            if *unsorted {
+                let mut pts: Vec<(i64, f64)> =
+                    s.ts.iter().copied().zip(s.vs.iter().copied()).collect();
+                pts.sort_by_key(|p| p.0);
+                if pts.windows(2).any(|w| w[0].0 == w[1].0) {
+                    return Err(QueryError::execution(DUPLICATE_LABELSET));
+                }
+                s.ts = pts.iter().map(|p| p.0).collect();
+                s.vs = pts.iter().map(|p| p.1).collect();
+            }
+        }
+        self.out.retain(|s| !s.ts.is_empty());
+        Ok(self.out)
+    }
+}
+
+/// Walks the steps of a grid over a set of series, handing each step the samples that
+/// sit on it (series index, value) in series order — Prometheus' per-step vectors.
+pub(crate) struct StepWalker<'a> {
+    series: &'a [VSeries],
+    cursors: Vec<usize>,
+    pub buf: Vec<(u32, f64)>,
+}
+
+impl<'a> StepWalker<'a> {
+    pub fn new(series: &'a [VSeries]) -> Self {
+        StepWalker {
+            series,
+            cursors: vec![0; series.len()],
+            buf: Vec::with_capacity(series.len()),
+        }
+    }
+
+    /// Fills `buf` with the samples at `ts`; call with increasing `ts`.
+    pub fn step(&mut self, ts: i64) {
+        self.buf.clear();
+        for (i, s) in self.series.iter().enumerate() {
+            let c = &mut self.cursors[i];
+            while *c < s.ts.len() && s.ts[*c] < ts {
+                *c += 1;
+            }
+            if *c < s.ts.len() && s.ts[*c] == ts {
+                self.buf.push((i as u32, s.vs[*c]));
+                *c += 1;
+            }
+        }
+    }
+}
+
+pub(crate) fn offset_ms(o: &Option<Offset>) -> i64 {
+    match o {
+        None => 0,
+        Some(Offset::Pos(d)) => d.as_millis() as i64,
+        Some(Offset::Neg(d)) => -(d.as_millis() as i64),
+    }
+}
+
+pub(crate) fn unwrap_parens(mut e: &Expr) -> &Expr {
+    while let Expr::Paren(p) = e {
+        e = &p.expr;
+    }
+    e
+}
+
+pub(crate) struct Evaluator<'a> {
+    querier: &'a dyn Querier,
+    opts: &'a Options,
+    query_start: i64,
+    query_end: i64,
+    deadline: Option<Instant>,
+    samples: usize,
+    series: usize,
+}
+
+impl<'a> Evaluator<'a> {
+    pub fn new(querier: &'a dyn Querier, opts: &'a Options, start: i64, end: i64) -> Self {
+        Evaluator {
+            querier,
+            opts,
+            query_start: start,
+            query_end: end,
+            deadline: opts.timeout.map(|t| Instant::now() + t),
+            samples: 0,
+            series: 0,
+        }
+    }
+
+    pub fn check_deadline(&self) -> Result<()> {
+        match self.deadline {
+            Some(d) if Instant::now() > d => Err(QueryError::timeout(format!(
+                "query timed out in expression evaluation (limit {:?}, Options::timeout)",
+                self.opts.timeout.unwrap_or_default()
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Counts samples held by the query against `Options::max_samples`.
+    pub fn account(&mut self, n: usize) -> Result<()> {
+        self.samples += n;
+        if self.samples > self.opts.max_samples {
+            return Err(QueryError::execution(format!(
+                "query processing would load too many samples into memory in query execution (more than {}, Options::max_samples); narrow the selectors or the time range",
+                self.opts.max_samples
+            )));
+        }
+        Ok(())
+    }
+
+    fn resolve_at(&self, at: &Option<AtModifier>) -> Option<i64> {
+        at.as_ref().map(|a| match a {
+            AtModifier::Start => self.query_start,
+            AtModifier::End => self.query_end,
+            AtModifier::At(t) => match t.duration_since(std::time::UNIX_EPOCH) {
+                Ok(d) => d.as_millis() as i64,
+                Err(e) => -(e.duration().as_millis() as i64),
+            },
+        })
+    }
+
+    /// Fetches the series of a selector, sorted by labels like Prometheus' storage.
+    fn select(&mut self, matchers: &[Matcher], start: i64, end: i64) -> Result<Vec<Series>> {
+        self.check_deadline()?;
+        let mut series = self.querier.select(matchers, start, end).map_err(|mut e| {
+            if e.kind == ErrorKind::Internal {
+                e.message = format!("selecting series: {}", e.message);
+            }
+            e
+        })?;
+        self.series += series.len();
+        if self.series > self.opts.max_series {
+            return Err(QueryError::execution(format!(
+                "query would select more than {} series (Options::max_series); narrow the selectors",
+                self.opts.max_series
+            )));
+        }
+        if !series.windows(2).all(|w| w[0].labels <= w[1].labels) {
+            series.sort_by(|a, b| a.labels.cmp(&b.labels));
+        }
+        Ok(series)
+    }
+
+    pub fn eval(&mut self, e: &Expr, g: Grid) -> Result<Val> {
+        self.check_deadline()?;
+        match e {
+            Expr::NumberLiteral(n) => Ok(Val::Scalar(vec![n.val; g.len()])),
+            Expr::StringLiteral(s) => Ok(Val::String(s.val.clone())),
+            Expr::Paren(p) => self.eval(&p.expr, g),
+            Expr::Unary(u) => match self.eval(&u.expr, g)? {
+                Val::Scalar(mut v) => {
+                    v.iter_mut().for_each(|x| *x = -*x);
+                    Ok(Val::Scalar(v))
+                }
+                Val::Vector(mut series) => {
+                    let mut seen = FxHashMap::default();
+                    for s in series.iter_mut() {
+                        s.labels = s.labels.without_metric_name();
+                        s.vs.iter_mut().for_each(|x| *x = -*x);
+                        if seen.insert(s.labels.clone(), ()).is_some() {
+                            return Err(QueryError::execution(DUPLICATE_LABELSET));
+                        }
+                    }
+                    Ok(Val::Vector(series))
+                }
+                _ => Err(QueryError::execution(
+                    "unary minus applies to scalars and instant vectors only",
+                )),
+            },
+            Expr::VectorSelector(vs) => Ok(Val::Vector(self.eval_selector(vs, g, false)?)),
+            Expr::MatrixSelector(ms) => {
+                if g.len() != 1 {
+                    return Err(QueryError::bad_data(
+                        "a range vector can only be the result of an instant query",
+                    ));
+                }
+                let input = self.range_selector(&ms.vs, ms.range.as_millis() as i64, g, None)?;
+                let end = input.window_end(g.start);
+                let start = end - input.range;
+                let mut out = Vec::with_capacity(input.series.len());
+                for s in input.series {
+                    let ts = &s.ts[s.lo..s.hi];
+                    let a = ts.partition_point(|&t| t < start);
+                    let b = ts.partition_point(|&t| t <= end);
+                    if a < b {
+                        out.push(VSeries {
+                            labels: s.labels,
+                            ts: ts[a..b].to_vec(),
+                            vs: s.vs[s.lo + a..s.lo + b].to_vec(),
+                        });
+                    }
+                }
+                Ok(Val::Matrix(out))
+            }
+            Expr::Subquery(sq) => {
+                let (series, _, _) = self.eval_subquery(sq, g, None)?;
+                Ok(Val::Matrix(series))
+            }
+            Expr::Call(c) => self.eval_call(c, g),
+            Expr::Aggregate(a) => self.eval_aggregate(a, g),
+            Expr::Binary(b) => self.eval_binary(b, g),
+            Expr::Extension(_) => Err(QueryError::bad_data("extension expressions are not supported")),
+        }
+    }
+
+    /// Evaluates an expression that must yield a scalar per step.
+    pub fn eval_scalar(&mut self, e: &Expr, g: Grid) -> Result<Vec<f64>> {
+        match self.eval(e, g)? {
+            Val::Scalar(v) => Ok(v),
+            _ => Err(QueryError::execution(format!("expected a scalar from {e}"))),
+        }
+    }
+
+    /// Evaluates an expression that must yield an instant vector.
+    pub fn eval_vector(&mut self, e: &Expr, g: Grid) -> Result<Vec<VSeries>> {
+        match self.eval(e, g)? {
+            Val::Vector(v) => Ok(v),
+            _ => Err(QueryError::execution(format!(
+                "expected an instant vector from {e}"
+            ))),
+        }
+    }
+
+    /// An instant vector selector: per step, the latest sample within the lookback
+    /// window `[ref - lookback, ref]`, unless it is a stale marker. With `sample_time`
+    /// the value is the sample's own timestamp in seconds (for `timestamp()`), and, as in
+    /// Prometheus 2.42, `@` then pins the sample time while the offset is ignored.
+    pub fn eval_selector(
+        &mut self,
+        vs: &VectorSelector,
+        g: Grid,
+        sample_time: bool,
+    ) -> Result<Vec<VSeries>> {
+        let matchers = selector_matchers(vs)?;
+        let at = self.resolve_at(&vs.at);
+        let offset = if sample_time && at.is_some() {
+            0
+        } else {
+            offset_ms(&vs.offset)
+        };
+        let lookback = self.opts.lookback_delta_ms;
+        let n = g.len();
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let (first_ref, last_ref) = match at {
+            Some(a) => (a - offset, a - offset),
+            None => (g.start - offset, g.end - offset),
+        };
+        let series = self.select(&matchers, first_ref - lookback, last_ref)?;
+        let mut out = Vec::with_capacity(series.len());
+        let mut total = 0;
+        for (si, s) in series.into_iter().enumerate() {
+            if si % 4096 == 4095 {
+                self.check_deadline()?;
+            }
+            let (sts, svs) = (&*s.timestamps, &*s.values);
+            // j: how many samples are at or before the current reference time.
+            let mut j = sts.partition_point(|&t| t < first_ref - lookback);
+            let mut ts_out = Vec::new();
+            let mut vs_out = Vec::new();
+            if at.is_some() {
+                // One reference time for every step: look it up once.
+                while j < sts.len() && sts[j] <= first_ref {
+                    j += 1;
+                }
+                if j > 0 && sts[j - 1] >= first_ref - lookback && !is_stale_nan(svs[j - 1]) {
+                    let v = if sample_time {
+                        sts[j - 1] as f64 / 1000.0
+                    } else {
+                        svs[j - 1]
+                    };
+                    ts_out = g.iter().collect();
+                    vs_out = vec![v; n];
+                }
+            } else {
+                for ts in g.iter() {
+                    let r = ts - offset;
+                    while j < sts.len() && sts[j] <= r {
+                        j += 1;
+                    }
+                    if j == 0 {
+                        continue;
+                    }
+                    let k = j - 1;
+                    if sts[k] < r - lookback || is_stale_nan(svs[k]) {
+                        continue;
+                    }
+                    ts_out.push(ts);
+                    vs_out.push(if sample_time {
+                        sts[k] as f64 / 1000.0
+                    } else {
+                        svs[k]
+                    });
+                }
+            }
+            if !ts_out.is_empty() {
+                total += ts_out.len();
+                out.push(VSeries {
+                    labels: s.labels,
+                    ts: ts_out,
+                    vs: vs_out,
+                });
+            }
+        }
+        self.account(total)?;
+        Ok(out)
+    }
+
+    /// The series of a range selector, trimmed to what the grid's windows reach, with
+    /// stale markers removed (Prometheus skips them inside ranges). `shift` replaces
+    /// `@`: an extra offset used to reproduce Prometheus' `predict_linear` quirk.
+    pub fn range_selector(
+        &mut self,
+        vs: &VectorSelector,
+        range: i64,
+        g: Grid,
+        shift: Option<i64>,
+    ) -> Result<RangeInput> {
+        let matchers = selector_matchers(vs)?;
+        let (at, offset) = match shift {
+            Some(extra) => (None, offset_ms(&vs.offset) + extra),
+            None => (self.resolve_at(&vs.at), offset_ms(&vs.offset)),
+        };
+        let mut input = RangeInput {
+            series: Vec::new(),
+            range,
+            at,
+            offset,
+        };
+        if g.len() == 0 {
+            return Ok(input);
+        }
+        let first_end = input.window_end(g.start);
+        let last_end = input.window_end(g.end);
+        let lo_t = first_end - range;
+        let series = self.select(&matchers, lo_t, last_end)?;
+        let mut total = 0;
+        for s in series {
+            let lo = s.timestamps.partition_point(|&t| t < lo_t);
+            let hi = s.timestamps.partition_point(|&t| t <= last_end);
+            if lo >= hi {
+                continue;
+            }
+            total += hi - lo;
+            if s.values[lo..hi].iter().any(|&v| is_stale_nan(v)) {
+                let (ts, vs): (Vec<i64>, Vec<f64>) = s.timestamps[lo..hi]
+                    .iter()
+                    .zip(&s.values[lo..hi])
+                    .filter(|(_, v)| !is_stale_nan(**v))
+                    .map(|(t, v)| (*t, *v))
+                    .unzip();
+                let n = ts.len();
+                input.series.push(WinSeries {
+                    labels: s.labels,
+                    ts: ts.into(),
+                    vs: vs.into(),
+                    lo: 0,
+                    hi: n,
+                });
+            } else {
+                input.series.push(WinSeries {
+                    labels: s.labels,
+                    ts: s.timestamps,
+                    vs: s.values,
+                    lo,
+                    hi,
+                });
+            }
+        }
+        self.account(total)?;
+        Ok(input)
+    }
+
+    /// Evaluates a subquery: its inner expression over the steps aligned to multiples of
+    /// its step within `[start - offset - range, end - offset]`. Returns the inner series
+    /// and the effective `@` and offset for windowing them. `shift` as in
+    /// [`Self::range_selector`].
+    pub fn eval_subquery(
+        &mut self,
+        sq: &SubqueryExpr,
+        g: Grid,
+        shift: Option<i64>,
+    ) -> Result<(Vec<VSeries>, Option<i64>, i64)> {
+        let range = sq.range.as_millis() as i64;
+        let step = match sq.step {
+            Some(s) => s.as_millis() as i64,
+            None => self.opts.default_subquery_step_ms,
+        };
+        if step <= 0 {
+            return Err(QueryError::bad_data("subquery step must be positive"));
+        }
+        let (at, offset) = match shift {
+            Some(extra) => (None, offset_ms(&sq.offset) + extra),
+            None => (self.resolve_at(&sq.at), offset_ms(&sq.offset)),
+        };
+        let (base_start, base_end) = match at {
+            Some(a) => (a, a),
+            None => (g.start, g.end),
+        };
+        if g.len() == 0 {
+            return Ok((Vec::new(), at, offset));
+        }
+        let raw_start = base_start - offset - range;
+        // Go's integer division truncates toward zero, and so does Rust's.
+        let mut start = step * (raw_start / step);
+        if start < raw_start {
+            start += step;
+        }
+        let inner = Grid {
+            start,
+            end: base_end - offset,
+            interval: step,
+        };
+        let series = self.eval_vector(&sq.expr, inner)?;
+        Ok((series, at, offset))
+    }
+}
+
+/// Evaluates a parsed expression over a grid, for the public query functions.
+pub(crate) fn evaluate(
+    querier: &dyn Querier,
+    opts: &Options,
+    expr: &Expr,
+    g: Grid,
+) -> Result<Val> {
+    let mut ev = Evaluator::new(querier, opts, g.start, g.end);
+    ev.eval(expr, g)
+}
