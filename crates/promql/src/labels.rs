@@ -56,7 +56,6 @@ impl Labels {
         Labels::new(pairs.into_iter().map(|(n, v)| Label::new(n, v)).collect())
     }
 
-
     pub fn empty() -> Self {
         Labels::default()
     }
@@ -219,7 +218,10 @@ mod tests {
     #[test]
     fn with_sets_replaces_and_removes() {
         let l = Labels::from_pairs([("__name__", "m"), ("a", "1")]);
-        assert_eq!(l.with("b", "2").to_string(), r#"{__name__="m", a="1", b="2"}"#);
+        assert_eq!(
+            l.with("b", "2").to_string(),
+            r#"{__name__="m", a="1", b="2"}"#
+        );
         assert_eq!(l.with("a", "9").get("a"), Some("9"));
         assert_eq!(l.with("a", "").to_string(), r#"{__name__="m"}"#);
         assert_eq!(l.without_metric_name().to_string(), r#"{a="1"}"#);

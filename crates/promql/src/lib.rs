@@ -263,7 +263,12 @@ impl MemoryQuerier {
 }
 
 impl Querier for MemoryQuerier {
-    fn select(&self, matchers: &[Matcher], _start: i64, _end: i64) -> Result<Vec<Series>, QueryError> {
+    fn select(
+        &self,
+        matchers: &[Matcher],
+        _start: i64,
+        _end: i64,
+    ) -> Result<Vec<Series>, QueryError> {
         let by_name = matchers
             .iter()
             .find(|m| m.name == METRIC_NAME)

@@ -192,7 +192,13 @@ mod tests {
 
     #[test]
     fn parse_selector_refuses_other_expressions() {
-        for bad in ["rate(cpu[5m])", "cpu offset 5m", "cpu[5m]", r#"{a=~".*"}"#, "cpu{"] {
+        for bad in [
+            "rate(cpu[5m])",
+            "cpu offset 5m",
+            "cpu[5m]",
+            r#"{a=~".*"}"#,
+            "cpu{",
+        ] {
             let err = parse_selector(bad).unwrap_err();
             assert_eq!(err.error_type(), "bad_data", "{bad}: {}", err.message);
         }

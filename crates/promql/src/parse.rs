@@ -204,21 +204,8 @@ fn error_position(q: &str) -> usize {
     // Completions cover what can follow a prefix: an operand, a string, a duration, a
     // matcher's rest, a range, an aggregation's parts; then open brackets are closed.
     const FILLERS: &[&str] = &[
-        "",
-        "x",
-        " x",
-        "1",
-        " 1",
-        "\"\"",
-        "=\"\"",
-        "5m",
-        " 5m",
-        "[5m]",
-        " (x)",
-        " (x) (x)",
-        "(x) x",
-        "1, x",
-        "\"\", x",
+        "", "x", " x", "1", " 1", "\"\"", "=\"\"", "5m", " 5m", "[5m]", " (x)", " (x) (x)",
+        "(x) x", "1, x", "\"\", x",
     ];
     let viable = |p: usize| {
         let prefix = &q[..p];
@@ -229,7 +216,11 @@ fn error_position(q: &str) -> usize {
     };
     for &p in token_boundaries(q).iter().rev() {
         if viable(p) {
-            return if p >= q.len() { q.len() } else { skip_spaces(q, p) };
+            return if p >= q.len() {
+                q.len()
+            } else {
+                skip_spaces(q, p)
+            };
         }
     }
     0
@@ -327,7 +318,11 @@ mod tests {
         assert_eq!(pos("rate(foo[5m]))"), 13);
         assert_eq!(pos(r#"foo{a="b"}}"#), 10);
         let err = parse_expr("sum(foo bar)").unwrap_err();
-        assert!(err.message.starts_with("1:9: parse error: "), "{}", err.message);
+        assert!(
+            err.message.starts_with("1:9: parse error: "),
+            "{}",
+            err.message
+        );
         assert_eq!(err.error_type(), "bad_data");
     }
 

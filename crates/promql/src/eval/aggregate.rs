@@ -143,7 +143,9 @@ impl Evaluator<'_> {
     pub(crate) fn eval_aggregate(&mut self, a: &AggregateExpr, g: Grid) -> Result<Val> {
         let name = a.op.to_string();
         let op = Op::from_name(&name).ok_or_else(|| {
-            QueryError::bad_data(format!("aggregation {name:?} is not supported by this engine"))
+            QueryError::bad_data(format!(
+                "aggregation {name:?} is not supported by this engine"
+            ))
         })?;
         let (without, mut grouping) = match &a.modifier {
             None => (false, Vec::new()),
@@ -177,9 +179,13 @@ impl Evaluator<'_> {
             }
         };
         let out = match op {
-            Op::Topk | Op::Bottomk | Op::Quantile => {
-                self.aggregate_by_step(op, &input, g, &group_labels, param_scalar.as_deref().unwrap_or(&[]))?
-            }
+            Op::Topk | Op::Bottomk | Op::Quantile => self.aggregate_by_step(
+                op,
+                &input,
+                g,
+                &group_labels,
+                param_scalar.as_deref().unwrap_or(&[]),
+            )?,
             Op::CountValues => {
                 let label = param_string.unwrap_or_default();
                 self.count_values(&input, g, &label, without, &grouping)?
@@ -430,7 +436,9 @@ impl Evaluator<'_> {
             return Ok(Vec::new());
         }
         if !is_valid_label_name(label) {
-            return Err(QueryError::execution(format!("invalid label name {label:?}")));
+            return Err(QueryError::execution(format!(
+                "invalid label name {label:?}"
+            )));
         }
         let mut by = grouping.to_vec();
         by.push(label.to_string());

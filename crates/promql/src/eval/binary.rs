@@ -278,13 +278,25 @@ fn vector_scalar(
     asm.finish()
 }
 
-fn set_op(op: BinOp, lhs: &[VSeries], rhs: &[VSeries], m: &Matching, g: Grid) -> Result<Vec<VSeries>> {
+fn set_op(
+    op: BinOp,
+    lhs: &[VSeries],
+    rhs: &[VSeries],
+    m: &Matching,
+    g: Grid,
+) -> Result<Vec<VSeries>> {
     let mut sigs = Signatures {
         ids: FxHashMap::default(),
         labels: Vec::new(),
     };
-    let lsig: Vec<u32> = lhs.iter().map(|s| sigs.id(m.signature(&s.labels))).collect();
-    let rsig: Vec<u32> = rhs.iter().map(|s| sigs.id(m.signature(&s.labels))).collect();
+    let lsig: Vec<u32> = lhs
+        .iter()
+        .map(|s| sigs.id(m.signature(&s.labels)))
+        .collect();
+    let rsig: Vec<u32> = rhs
+        .iter()
+        .map(|s| sigs.id(m.signature(&s.labels)))
+        .collect();
     let mut stamp = vec![usize::MAX; sigs.labels.len()];
     let mut asm = Assembler::new();
     let mut lslot: Vec<Option<usize>> = vec![None; lhs.len()];
@@ -292,11 +304,11 @@ fn set_op(op: BinOp, lhs: &[VSeries], rhs: &[VSeries], m: &Matching, g: Grid) ->
     let mut wl = StepWalker::new(lhs);
     let mut wr = StepWalker::new(rhs);
     let push = |asm: &mut Assembler,
-                    slots: &mut Vec<Option<usize>>,
-                    series: &[VSeries],
-                    i: u32,
-                    t: i64,
-                    v: f64|
+                slots: &mut Vec<Option<usize>>,
+                series: &[VSeries],
+                i: u32,
+                t: i64,
+                v: f64|
      -> Result<()> {
         let slot = match slots[i as usize] {
             Some(s) => s,
@@ -355,7 +367,13 @@ fn set_op(op: BinOp, lhs: &[VSeries], rhs: &[VSeries], m: &Matching, g: Grid) ->
     asm.finish()
 }
 
-fn vector_binop(op: BinOp, lhs: &[VSeries], rhs: &[VSeries], m: &Matching, g: Grid) -> Result<Vec<VSeries>> {
+fn vector_binop(
+    op: BinOp,
+    lhs: &[VSeries],
+    rhs: &[VSeries],
+    m: &Matching,
+    g: Grid,
+) -> Result<Vec<VSeries>> {
     let one_to_many = matches!(m.card, VectorMatchCardinality::OneToMany(_));
     let one_to_one = matches!(m.card, VectorMatchCardinality::OneToOne);
     // The "many" side is the left one unless group_right swapped them.
@@ -364,8 +382,14 @@ fn vector_binop(op: BinOp, lhs: &[VSeries], rhs: &[VSeries], m: &Matching, g: Gr
         ids: FxHashMap::default(),
         labels: Vec::new(),
     };
-    let many_sig: Vec<u32> = many.iter().map(|s| sigs.id(m.signature(&s.labels))).collect();
-    let one_sig: Vec<u32> = one.iter().map(|s| sigs.id(m.signature(&s.labels))).collect();
+    let many_sig: Vec<u32> = many
+        .iter()
+        .map(|s| sigs.id(m.signature(&s.labels)))
+        .collect();
+    let one_sig: Vec<u32> = one
+        .iter()
+        .map(|s| sigs.id(m.signature(&s.labels)))
+        .collect();
     let nsig = sigs.labels.len();
     let mut one_stamp = vec![usize::MAX; nsig];
     let mut one_val = vec![(0u32, 0.0f64); nsig];
@@ -487,7 +511,11 @@ mod tests {
         };
         let err = vector_binop(BinOp::Add, &l, &r, &m, grid()).unwrap_err();
         assert_eq!(err.error_type(), "execution");
-        assert!(err.message.contains("many-to-many matching not allowed"), "{}", err.message);
+        assert!(
+            err.message.contains("many-to-many matching not allowed"),
+            "{}",
+            err.message
+        );
         assert!(err.message.contains(r#"{x="1"}"#), "{}", err.message);
     }
 
@@ -505,7 +533,11 @@ mod tests {
             return_bool: false,
         };
         let err = vector_binop(BinOp::Mul, &l, &r, &m, grid()).unwrap_err();
-        assert!(err.message.contains("group_left/group_right"), "{}", err.message);
+        assert!(
+            err.message.contains("group_left/group_right"),
+            "{}",
+            err.message
+        );
 
         let m = Matching {
             card: VectorMatchCardinality::ManyToOne(promql_parser::label::Labels::new(vec![])),
@@ -521,12 +553,18 @@ mod tests {
 
     #[test]
     fn matching_ignores_the_name_and_drops_it_for_arithmetic() {
-        let l = vec![series(&[("__name__", "a"), ("x", "1")], &[(0, 3.0), (60_000, 4.0)])];
+        let l = vec![series(
+            &[("__name__", "a"), ("x", "1")],
+            &[(0, 3.0), (60_000, 4.0)],
+        )];
         let r = vec![series(&[("__name__", "b"), ("x", "1")], &[(60_000, 2.0)])];
         let out = vector_binop(BinOp::Sub, &l, &r, &one_to_one(), grid()).unwrap();
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].labels.to_string(), r#"{x="1"}"#);
-        assert_eq!((out[0].ts.clone(), out[0].vs.clone()), (vec![60_000], vec![2.0]));
+        assert_eq!(
+            (out[0].ts.clone(), out[0].vs.clone()),
+            (vec![60_000], vec![2.0])
+        );
         // Comparisons filter and keep the left name; with bool they give 0/1 unnamed.
         let out = vector_binop(BinOp::Gt, &l, &r, &one_to_one(), grid()).unwrap();
         assert_eq!(out[0].labels.metric_name(), Some("a"));
@@ -568,7 +606,10 @@ mod tests {
             series(&[("__name__", "a"), ("x", "1")], &[(0, 1.0)]),
             series(&[("__name__", "a"), ("x", "2")], &[(0, 2.0)]),
         ];
-        let r = vec![series(&[("__name__", "b"), ("x", "2")], &[(0, 9.0), (60_000, 9.0)])];
+        let r = vec![series(
+            &[("__name__", "b"), ("x", "2")],
+            &[(0, 9.0), (60_000, 9.0)],
+        )];
         let m = Matching {
             card: VectorMatchCardinality::ManyToMany,
             on: false,
@@ -582,8 +623,10 @@ mod tests {
         assert_eq!(unless.len(), 1);
         assert_eq!(unless[0].labels.get("x"), Some("1"));
         let or = set_op(BinOp::Or, &l, &r, &m, grid()).unwrap();
-        let shown: Vec<(String, Vec<i64>)> =
-            or.iter().map(|s| (s.labels.to_string(), s.ts.clone())).collect();
+        let shown: Vec<(String, Vec<i64>)> = or
+            .iter()
+            .map(|s| (s.labels.to_string(), s.ts.clone()))
+            .collect();
         assert_eq!(
             shown,
             [

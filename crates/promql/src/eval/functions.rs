@@ -180,7 +180,13 @@ struct WindowCtx {
     args: [f64; 2],
 }
 
-fn extrapolated_rate(ts: &[i64], vs: &[f64], c: &WindowCtx, counter: bool, rate: bool) -> Option<f64> {
+fn extrapolated_rate(
+    ts: &[i64],
+    vs: &[f64],
+    c: &WindowCtx,
+    counter: bool,
+    rate: bool,
+) -> Option<f64> {
     if ts.len() < 2 {
         return None;
     }
@@ -232,7 +238,11 @@ fn instant_value(ts: &[i64], vs: &[f64], rate: bool) -> Option<f64> {
         return None;
     }
     let (last, prev) = (vs[n - 1], vs[n - 2]);
-    let mut result = if rate && last < prev { last } else { last - prev };
+    let mut result = if rate && last < prev {
+        last
+    } else {
+        last - prev
+    };
     let interval = ts[n - 1] - ts[n - 2];
     if interval == 0 {
         return None;
@@ -288,7 +298,11 @@ fn apply_range_fn(f: RangeFn, ts: &[i64], vs: &[f64], c: &WindowCtx) -> Result<O
                 }
                 (mean, comp) = kahan_inc(v / count - mean / count, mean, comp);
             }
-            Some(if mean.is_infinite() { mean } else { mean + comp })
+            Some(if mean.is_infinite() {
+                mean
+            } else {
+                mean + comp
+            })
         }
         RangeFn::Min => {
             let mut m = vs[0];
@@ -313,7 +327,11 @@ fn apply_range_fn(f: RangeFn, ts: &[i64], vs: &[f64], c: &WindowCtx) -> Result<O
             for &v in vs {
                 (sum, comp) = kahan_inc(v, sum, comp);
             }
-            Some(if f64::is_infinite(sum) { sum } else { sum + comp })
+            Some(if f64::is_infinite(sum) {
+                sum
+            } else {
+                sum + comp
+            })
         }
         RangeFn::Count => Some(vs.len() as f64),
         RangeFn::Quantile => {
@@ -329,7 +347,11 @@ fn apply_range_fn(f: RangeFn, ts: &[i64], vs: &[f64], c: &WindowCtx) -> Result<O
                 (aux, caux) = kahan_inc(delta * (v - (mean + cmean)), aux, caux);
             }
             let var = (aux + caux) / count;
-            Some(if f == RangeFn::Stddev { var.sqrt() } else { var })
+            Some(if f == RangeFn::Stddev {
+                var.sqrt()
+            } else {
+                var
+            })
         }
         RangeFn::Last => Some(vs[vs.len() - 1]),
         RangeFn::Present | RangeFn::Absent => Some(1.0),
@@ -670,7 +692,10 @@ impl Evaluator<'_> {
                         vec![VSeries {
                             labels: Labels::empty(),
                             ts: g.iter().collect(),
-                            vs: g.iter().map(|t| date_part(name, t.div_euclid(1000))).collect(),
+                            vs: g
+                                .iter()
+                                .map(|t| date_part(name, t.div_euclid(1000)))
+                                .collect(),
                         }]
                     };
                     return Ok(Val::Vector(series));
@@ -714,7 +739,10 @@ impl Evaluator<'_> {
                 let input = self.eval_vector(args[0], g)?;
                 let dst = string_arg(args[1])?;
                 let sep = string_arg(args[2])?;
-                let srcs: Vec<String> = args[3..].iter().map(|a| string_arg(a)).collect::<Result<_>>()?;
+                let srcs: Vec<String> = args[3..]
+                    .iter()
+                    .map(|a| string_arg(a))
+                    .collect::<Result<_>>()?;
                 if n == 0 {
                     return Ok(Val::Vector(Vec::new()));
                 }
@@ -750,7 +778,13 @@ impl Evaluator<'_> {
     }
 
     /// A function over a range vector: the window of each series at each step.
-    fn eval_range_fn(&mut self, f: RangeFn, name: &str, args: &[&Expr], g: Grid) -> Result<Vec<VSeries>> {
+    fn eval_range_fn(
+        &mut self,
+        f: RangeFn,
+        name: &str,
+        args: &[&Expr],
+        g: Grid,
+    ) -> Result<Vec<VSeries>> {
         let matrix_index = match f {
             RangeFn::Quantile => 1,
             _ => 0,
@@ -948,7 +982,9 @@ mod tests {
         let vs = [0.0, 60.0, 120.0];
         let d = extrapolated_rate(&ts, &vs, &ctx(520_000, 520_000), false, false).unwrap();
         assert!((d - 180.0).abs() < 1e-12, "{d}");
-        assert!(extrapolated_rate(&ts[..1], &vs[..1], &ctx(520_000, 520_000), true, true).is_none());
+        assert!(
+            extrapolated_rate(&ts[..1], &vs[..1], &ctx(520_000, 520_000), true, true).is_none()
+        );
     }
 
     #[test]

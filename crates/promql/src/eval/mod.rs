@@ -234,6 +234,11 @@ pub(crate) struct Evaluator<'a> {
     deadline: Option<Instant>,
     samples: usize,
     series: usize,
+    /// Latest reference time (sample time + the selector's offset) whose samples are
+    /// visible. Prometheus selects each selector's data for the time range its `@`
+    /// implies; only the `predict_linear` quirk below ever evaluates outside that range,
+    /// and then must not see later samples.
+    visible_until: Option<i64>,
 }
 
 impl<'a> Evaluator<'a> {
@@ -246,6 +251,7 @@ impl<'a> Evaluator<'a> {
             deadline: opts.timeout.map(|t| Instant::now() + t),
             samples: 0,
             series: 0,
+            visible_until: None,
         }
     }
 
@@ -362,7 +368,9 @@ impl<'a> Evaluator<'a> {
             Expr::Call(c) => self.eval_call(c, g),
             Expr::Aggregate(a) => self.eval_aggregate(a, g),
             Expr::Binary(b) => self.eval_binary(b, g),
-            Expr::Extension(_) => Err(QueryError::bad_data("extension expressions are not supported")),
+            Expr::Extension(_) => Err(QueryError::bad_data(
+                "extension expressions are not supported",
+            )),
         }
     }
 
@@ -411,13 +419,21 @@ impl<'a> Evaluator<'a> {
             None => (g.start - offset, g.end - offset),
         };
         let series = self.select(&matchers, first_ref - lookback, last_ref)?;
+        let limit = match (at, self.visible_until) {
+            (None, Some(v)) => Some(v - offset),
+            _ => None,
+        };
         let mut out = Vec::with_capacity(series.len());
         let mut total = 0;
         for (si, s) in series.into_iter().enumerate() {
             if si % 4096 == 4095 {
                 self.check_deadline()?;
             }
-            let (sts, svs) = (&*s.timestamps, &*s.values);
+            let (mut sts, mut svs) = (&*s.timestamps, &*s.values);
+            if let Some(limit) = limit {
+                let n = sts.partition_point(|&t| t <= limit);
+                (sts, svs) = (&sts[..n], &svs[..n]);
+            }
             // j: how many samples are at or before the current reference time.
             let mut j = sts.partition_point(|&t| t < first_ref - lookback);
             let mut ts_out = Vec::new();
@@ -481,9 +497,17 @@ impl<'a> Evaluator<'a> {
         shift: Option<i64>,
     ) -> Result<RangeInput> {
         let matchers = selector_matchers(vs)?;
+        let own_offset = offset_ms(&vs.offset);
         let (at, offset) = match shift {
-            Some(extra) => (None, offset_ms(&vs.offset) + extra),
-            None => (self.resolve_at(&vs.at), offset_ms(&vs.offset)),
+            Some(extra) => (None, own_offset + extra),
+            None => (self.resolve_at(&vs.at), own_offset),
+        };
+        // Samples after this time are not visible (see `visible_until`).
+        let limit = match shift {
+            // The selector's data was selected up to its `@` time, `g.start - shift`.
+            Some(extra) => Some(g.start - extra - own_offset),
+            None if at.is_none() => self.visible_until.map(|v| v - own_offset),
+            None => None,
         };
         let mut input = RangeInput {
             series: Vec::new(),
@@ -501,7 +525,9 @@ impl<'a> Evaluator<'a> {
         let mut total = 0;
         for s in series {
             let lo = s.timestamps.partition_point(|&t| t < lo_t);
-            let hi = s.timestamps.partition_point(|&t| t <= last_end);
+            let hi = s
+                .timestamps
+                .partition_point(|&t| t <= limit.map_or(last_end, |l| l.min(last_end)));
             if lo >= hi {
                 continue;
             }
@@ -575,18 +601,23 @@ impl<'a> Evaluator<'a> {
             end: base_end - offset,
             interval: step,
         };
-        let series = self.eval_vector(&sq.expr, inner)?;
-        Ok((series, at, offset))
+        // What the inner selectors may see: up to the subquery's `@` time when the
+        // predict_linear quirk shifted it, nothing beyond an explicit `@`, and an
+        // enclosing limit moved by this subquery's offset otherwise.
+        let saved = self.visible_until;
+        self.visible_until = match shift {
+            Some(extra) => Some(g.start - extra - offset_ms(&sq.offset)),
+            None if at.is_some() => None,
+            None => saved.map(|v| v - offset),
+        };
+        let series = self.eval_vector(&sq.expr, inner);
+        self.visible_until = saved;
+        Ok((series?, at, offset))
     }
 }
 
 /// Evaluates a parsed expression over a grid, for the public query functions.
-pub(crate) fn evaluate(
-    querier: &dyn Querier,
-    opts: &Options,
-    expr: &Expr,
-    g: Grid,
-) -> Result<Val> {
+pub(crate) fn evaluate(querier: &dyn Querier, opts: &Options, expr: &Expr, g: Grid) -> Result<Val> {
     let mut ev = Evaluator::new(querier, opts, g.start, g.end);
     ev.eval(expr, g)
 }
