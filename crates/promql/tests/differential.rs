@@ -70,10 +70,15 @@ fn dataset() -> Vec<Family> {
     let mut resources = Vec::new();
     for (provider, region) in regions {
         for _ in 0..2 {
+            // The index leads the id so queries can pick a resource: r-05-.*
             resources.push(Resource {
                 provider,
                 region,
-                id: format!("r-{:08x}", rng.next_u64() as u32),
+                id: format!(
+                    "r-{:02}-{:06x}",
+                    resources.len(),
+                    rng.next_u64() as u32 >> 8
+                ),
             });
         }
     }
@@ -628,6 +633,21 @@ fn queries() -> Vec<String> {
         "predict_linear(memory_usage_percent[30m] @ AT, 600)",
         "absent_over_time(cpu_utilization_percent{region=\"eastus\"}[5m])",
         "absent_over_time(nonexistent_metric{job=\"x\"}[5m])",
+        // one resource at a time: late start, early end, gaps
+        r#"cpu_utilization_percent{resource_id=~"r-0[0-3]-.*"}"#,
+        r#"absent_over_time(cpu_utilization_percent{resource_id=~"r-05-.*"}[10m])"#,
+        r#"max_over_time(cpu_utilization_percent{resource_id=~"r-07-.*"}[1h])"#,
+        r#"last_over_time(cpu_utilization_percent{resource_id=~"r-05-.*"}[30m])"#,
+        r#"count_over_time(cpu_utilization_percent{resource_id=~"r-1.-.*"}[5m])"#,
+        "increase(network_received_bytes_total[90s])",
+        "rate(network_received_bytes_total[1m])",
+        "changes(cpu_utilization_percent[5m])",
+        "deriv(network_received_bytes_total[5m])",
+        "irate(network_received_bytes_total[5m] offset 1h)",
+        "avg_over_time(cpu_utilization_percent[10m] @ end())",
+        "cpu_utilization_percent offset 1h @ AT",
+        "sum_over_time(resource_up[1h]) / count_over_time(resource_up[1h])",
+        "max_over_time((cpu_utilization_percent > 50)[30m:1m])",
         // instant-vector functions
         "abs(delta(cpu_utilization_percent[10m]))",
         "ceil(cpu_utilization_percent)",
@@ -696,6 +716,14 @@ fn queries() -> Vec<String> {
         "count(cpu_utilization_percent > 60) by (provider)",
         "avg by (provider) (avg_over_time(cpu_utilization_percent[1h]))",
         "topk(5, avg_over_time(cpu_utilization_percent[1h]))",
+        "topk(0, cpu_utilization_percent)",
+        "topk(2.9, cpu_utilization_percent)",
+        "bottomk by (region) (1, cpu_utilization_percent)",
+        "quantile(1.5, cpu_utilization_percent)",
+        "quantile(-1, cpu_utilization_percent)",
+        "sum by (nonexistent) (cpu_utilization_percent)",
+        "count without () (cpu_utilization_percent)",
+        "count(count by (region) (cpu_utilization_percent))",
         // arithmetic, comparison, bool, matching
         "cpu_utilization_percent * 2",
         "2 * cpu_utilization_percent",
@@ -729,6 +757,12 @@ fn queries() -> Vec<String> {
         "cpu_utilization_percent unless memory_usage_percent",
         "cpu_utilization_percent unless on(region) (resource_up == 0)",
         "vector(1) + on() group_left vector(2)",
+        "cpu_utilization_percent > on(provider) group_left provider_info",
+        "provider_info < on(provider) group_right cpu_utilization_percent",
+        "sum(cpu_utilization_percent) + sum(memory_usage_percent)",
+        "vector(1) and on() (sum(resource_up) > 100)",
+        "scalar(vector(5)) + 1",
+        r#"label_replace(rate(network_received_bytes_total[5m]), "__name__", "x", "", "")"#,
         // subqueries
         "max_over_time(rate(network_received_bytes_total[5m])[30m:1m])",
         "avg_over_time(sum(cpu_utilization_percent)[1h:5m])",
@@ -774,7 +808,11 @@ fn failing_queries() -> Vec<&'static str> {
 
 /// Valid queries without data anywhere in the set's instants and ranges: checked so the
 /// comparison cannot quietly turn into comparing empty results.
-const EMPTY_EVERYWHERE: &[&str] = &["clamp(cpu_utilization_percent, 80, 20)"];
+const EMPTY_EVERYWHERE: &[&str] = &[
+    "clamp(cpu_utilization_percent, 80, 20)",
+    "topk(0, cpu_utilization_percent)",
+    "vector(1) and on() (sum(resource_up) > 100)",
+];
 
 /// Queries only an instant query can run (range vectors, strings, sorting).
 fn instant_only() -> Vec<String> {
@@ -791,6 +829,7 @@ fn instant_only() -> Vec<String> {
         "sort(avg by (provider) (cpu_utilization_percent))",
         "sort_desc(sum by (region) (rate(network_received_bytes_total[5m])))",
         "pi()",
+        "sort_desc(topk(3, cpu_utilization_percent))",
     ]
     .iter()
     .map(|s| s.replace("AT", AT))
@@ -816,6 +855,8 @@ fn same_results_as_prometheus() {
     let instants = [
         T0 + 2 * HOUR,
         T0 + 3 * HOUR + 7 * MIN + 33_500,
+        // Resource 7's last sample is at 4h: exactly at the edge of the lookback.
+        T0 + 4 * HOUR + 5 * MIN,
         T0 + 5 * HOUR + 58 * MIN,
         T0 + 6 * HOUR + 3 * MIN,
     ];
