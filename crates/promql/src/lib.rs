@@ -35,7 +35,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use error::{ErrorKind, QueryError};
-pub use labels::{is_valid_label_name, Label, Labels, METRIC_NAME};
+pub use labels::{is_valid_label_name, Labels, LabelsIter, METRIC_NAME};
 pub use matcher::{matches_all, parse_selector, MatchOp, Matcher};
 pub use value::{format_value, RangeSeries, Sample, Value};
 
@@ -91,6 +91,9 @@ pub trait Querier: Send + Sync {
     /// Every series that matches all `matchers` (a missing label has the value `""`),
     /// with at least its samples in `[start_ms, end_ms]`. Errors should say what failed;
     /// use [`QueryError::internal`] for I/O and storage failures.
+    ///
+    /// Series in label order (as [`Labels`] sorts) save the engine a sort: it evaluates
+    /// in that order, as Prometheus does, so that float results agree to the last bit.
     fn select(
         &self,
         matchers: &[Matcher],
@@ -247,7 +250,9 @@ pub struct MemoryQuerier {
 }
 
 impl MemoryQuerier {
-    pub fn new(series: Vec<Series>) -> Self {
+    pub fn new(mut series: Vec<Series>) -> Self {
+        // Kept sorted by labels, so selections come out sorted and the engine need not sort.
+        series.sort_by(|a, b| a.labels.cmp(&b.labels));
         let mut by_name: std::collections::HashMap<String, Vec<usize>> = Default::default();
         for (i, s) in series.iter().enumerate() {
             if let Some(n) = s.labels.metric_name() {

@@ -7,7 +7,7 @@ use promql_parser::parser::{AggregateExpr, LabelModifier};
 use rustc_hash::FxHashMap;
 
 use super::functions::quantile;
-use super::{unwrap_parens, Assembler, Evaluator, Grid, StepWalker, VSeries, Val};
+use super::{unwrap_parens, Assembler, Evaluator, Grid, StepCursor, StepWalker, VSeries, Val};
 use crate::error::{QueryError, Result};
 use crate::labels::{is_valid_label_name, Labels, METRIC_NAME};
 use crate::value::format_value;
@@ -227,8 +227,9 @@ impl Evaluator<'_> {
             acc.present.fill(false);
             for &m in &members {
                 let s = &input[m];
+                let mut cursor = StepCursor::new(g);
                 for (&t, &v) in s.ts.iter().zip(&s.vs) {
-                    let i = g.index(t);
+                    let i = cursor.index(t);
                     if !acc.present[i] {
                         acc.present[i] = true;
                         acc.value[i] = match op {

@@ -9,7 +9,7 @@
 use promql_parser::parser::{BinaryExpr, LabelModifier, VectorMatchCardinality};
 use rustc_hash::FxHashMap;
 
-use super::{Assembler, Evaluator, Grid, StepWalker, VSeries, Val};
+use super::{Assembler, Evaluator, Grid, StepCursor, StepWalker, VSeries, Val};
 use crate::error::{QueryError, Result};
 use crate::labels::{Labels, METRIC_NAME};
 
@@ -257,8 +257,9 @@ fn vector_scalar(
             s.labels
         };
         let slot = asm.slot(&labels);
+        let mut cursor = StepCursor::new(g);
         for (&t, &v) in s.ts.iter().zip(&s.vs) {
-            let sv = scalar[g.index(t)];
+            let sv = scalar[cursor.index(t)];
             let (l, r) = if scalar_left { (sv, v) } else { (v, sv) };
             let (mut value, mut keep) = elem_binop(op, l, r);
             // A comparison filters the vector's elements and keeps their values, even

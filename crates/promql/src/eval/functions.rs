@@ -7,9 +7,11 @@ use promql_parser::parser::{Call, Expr};
 use regex::Regex;
 use rustc_hash::FxHashMap;
 
-use super::{unwrap_parens, Assembler, Evaluator, Grid, RangeInput, VSeries, Val, WinSeries};
+use super::{
+    unwrap_parens, Assembler, Evaluator, Grid, RangeInput, StepCursor, VSeries, Val, WinSeries,
+};
 use crate::error::{QueryError, Result};
-use crate::labels::{is_valid_label_name, Label, Labels, METRIC_NAME};
+use crate::labels::{is_valid_label_name, Labels, METRIC_NAME};
 use crate::matcher::{selector_matchers, MatchOp};
 
 /// Go's `math.Max`: NaN wins, and +0 beats -0.
@@ -410,19 +412,19 @@ fn absent_labels(arg: &Expr) -> Result<Labels> {
         Expr::MatrixSelector(ms) => &ms.vs,
         _ => return Ok(Labels::empty()),
     };
-    let mut set: Vec<Label> = Vec::new();
+    let mut set: Vec<(String, String)> = Vec::new();
     let mut drop: Vec<String> = Vec::new();
     for m in selector_matchers(vs)? {
         if m.name == METRIC_NAME {
             continue;
         }
-        if m.op == MatchOp::Equal && !set.iter().any(|l| *l.name == m.name) {
-            set.push(Label::new(m.name.as_str(), m.value.as_str()));
+        if m.op == MatchOp::Equal && !set.iter().any(|l| l.0 == m.name) {
+            set.push((m.name, m.value));
         } else {
             drop.push(m.name);
         }
     }
-    Ok(Labels::new(set).drop_names(&drop))
+    Ok(Labels::from_pairs(set).drop_names(&drop))
 }
 
 fn string_arg(e: &Expr) -> Result<String> {
@@ -489,8 +491,9 @@ fn map_samples(
     for s in input {
         let labels = s.labels.without_metric_name();
         let slot = asm.slot(&labels);
+        let mut cursor = StepCursor::new(g);
         for (&t, &v) in s.ts.iter().zip(&s.vs) {
-            if let Some(out) = f(v, g.index(t)) {
+            if let Some(out) = f(v, cursor.index(t)) {
                 asm.push(slot, t, out)?;
             }
         }

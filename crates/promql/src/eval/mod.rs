@@ -51,6 +51,47 @@ impl Grid {
     }
 }
 
+/// Maps the increasing grid timestamps of one series' points to step indexes by walking
+/// forward, instead of dividing for every point.
+pub(crate) struct StepCursor {
+    g: Grid,
+    i: usize,
+    t: i64,
+}
+
+impl StepCursor {
+    pub fn new(g: Grid) -> Self {
+        StepCursor {
+            g,
+            i: 0,
+            t: g.start,
+        }
+    }
+
+    /// The step index of grid timestamp `ts`.
+    #[inline]
+    pub fn index(&mut self, ts: i64) -> usize {
+        if ts < self.t {
+            self.i = self.g.index(ts);
+            self.t = self.g.ts(self.i);
+        }
+        while self.t < ts {
+            self.i += 1;
+            self.t += self.g.interval;
+        }
+        self.i
+    }
+}
+
+/// Whether any value is Prometheus' stale marker; written to let the compiler compare
+/// many values per instruction, as it runs over every selected sample.
+pub(crate) fn any_stale(values: &[f64]) -> bool {
+    values.chunks(64).any(|c| {
+        c.iter()
+            .fold(false, |acc, v| acc | (v.to_bits() == crate::STALE_NAN_BITS))
+    })
+}
+
 /// One evaluated series: labels and points (time in ms, value), sorted by time.
 #[derive(Clone, Debug)]
 pub(crate) struct VSeries {
@@ -436,8 +477,8 @@ impl<'a> Evaluator<'a> {
             }
             // j: how many samples are at or before the current reference time.
             let mut j = sts.partition_point(|&t| t < first_ref - lookback);
-            let mut ts_out = Vec::new();
-            let mut vs_out = Vec::new();
+            let mut ts_out = Vec::with_capacity(n);
+            let mut vs_out = Vec::with_capacity(n);
             if at.is_some() {
                 // One reference time for every step: look it up once.
                 while j < sts.len() && sts[j] <= first_ref {
@@ -532,7 +573,7 @@ impl<'a> Evaluator<'a> {
                 continue;
             }
             total += hi - lo;
-            if s.values[lo..hi].iter().any(|&v| is_stale_nan(v)) {
+            if any_stale(&s.values[lo..hi]) {
                 let (ts, vs): (Vec<i64>, Vec<f64>) = s.timestamps[lo..hi]
                     .iter()
                     .zip(&s.values[lo..hi])
