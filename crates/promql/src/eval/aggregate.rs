@@ -3,11 +3,13 @@
 //! order as Prometheus' per-step loop, so the float results are bit-identical. topk,
 //! bottomk, quantile and count_values need a step's whole vector and run step by step.
 
-use promql_parser::parser::{AggregateExpr, LabelModifier};
+use promql_parser::parser::{AggregateExpr, Expr, LabelModifier};
 use rustc_hash::FxHashMap;
 
-use super::functions::quantile;
-use super::{unwrap_parens, Assembler, Evaluator, Grid, StepCursor, StepWalker, VSeries, Val};
+use super::functions::{quantile, RangeFn, RangeSource};
+use super::{
+    unwrap_parens, Assembler, Evaluator, Grid, SelectorSource, StepCursor, StepWalker, VSeries, Val,
+};
 use crate::error::{QueryError, Result};
 use crate::labels::{is_valid_label_name, Labels, METRIC_NAME};
 use crate::value::format_value;
@@ -159,7 +161,7 @@ impl Evaluator<'_> {
         };
         let param_string = match (op, &a.param) {
             (Op::CountValues, Some(p)) => match unwrap_parens(p) {
-                promql_parser::parser::Expr::StringLiteral(s) => Some(s.val.clone()),
+                Expr::StringLiteral(s) => Some(s.val.clone()),
                 other => {
                     return Err(QueryError::bad_data(format!(
                         "count_values needs a string literal label name, got {other}"
@@ -168,7 +170,6 @@ impl Evaluator<'_> {
             },
             _ => None,
         };
-        let input = self.eval_vector(&a.expr, g)?;
         let mut drop = grouping.clone();
         drop.push(METRIC_NAME.to_string());
         let group_labels = |l: &Labels| -> Labels {
@@ -179,33 +180,57 @@ impl Evaluator<'_> {
             }
         };
         let out = match op {
-            Op::Topk | Op::Bottomk | Op::Quantile => self.aggregate_by_step(
-                op,
-                &input,
-                g,
-                &group_labels,
-                param_scalar.as_deref().unwrap_or(&[]),
-            )?,
+            Op::Topk | Op::Bottomk | Op::Quantile => {
+                let input = self.eval_vector(&a.expr, g)?;
+                let param = param_scalar.as_deref().unwrap_or(&[]);
+                self.aggregate_by_step(op, &input, g, &group_labels, param)?
+            }
             Op::CountValues => {
+                let input = self.eval_vector(&a.expr, g)?;
                 let label = param_string.unwrap_or_default();
                 self.count_values(&input, g, &label, without, &grouping)?
             }
-            _ => self.aggregate_by_series(op, &input, g, &group_labels)?,
+            _ => {
+                let src = self.source(&a.expr, g)?;
+                self.aggregate_by_series(op, &src, g, &group_labels)?
+            }
         };
         Ok(Val::Vector(out))
+    }
+
+    /// An aggregation's input: a selector or range function computed one series at a
+    /// time as the aggregation consumes it, or else the evaluated vector.
+    fn source(&mut self, e: &Expr, g: Grid) -> Result<Source> {
+        match unwrap_parens(e) {
+            Expr::VectorSelector(vs) => Ok(Source::Selector(self.selector_source(vs, g, false)?)),
+            Expr::Call(c) => {
+                let args: Vec<&Expr> = c.args.args.iter().map(|a| &**a).collect();
+                if let Some(f) = RangeFn::from_name(c.func.name).filter(|f| *f != RangeFn::Absent) {
+                    let src = self.range_source(f, c.func.name, &args, g)?;
+                    // Rare: results could repeat labels, which Prometheus refuses before
+                    // aggregating; the full evaluation checks that.
+                    if !src.may_collide() {
+                        let labels = (0..src.input.series.len()).map(|i| src.labels(i)).collect();
+                        return Ok(Source::Range(src, labels));
+                    }
+                }
+                Ok(Source::Done(self.eval_vector(e, g)?))
+            }
+            other => Ok(Source::Done(self.eval_vector(other, g)?)),
+        }
     }
 
     fn aggregate_by_series(
         &mut self,
         op: Op,
-        input: &[VSeries],
+        src: &Source,
         g: Grid,
         group_labels: &dyn Fn(&Labels) -> Labels,
     ) -> Result<Vec<VSeries>> {
         let mut index: FxHashMap<Labels, usize> = FxHashMap::default();
         let mut groups: Vec<(Labels, Vec<usize>)> = Vec::new();
-        for (i, s) in input.iter().enumerate() {
-            let key = group_labels(&s.labels);
+        for i in 0..src.len() {
+            let key = group_labels(src.labels(i));
             match index.get(&key) {
                 Some(&gi) => groups[gi].1.push(i),
                 None => {
@@ -223,12 +248,17 @@ impl Evaluator<'_> {
         };
         let mut out = Vec::with_capacity(groups.len());
         let mut total = 0;
+        let mut buf = (Vec::with_capacity(n), Vec::with_capacity(n));
         for (labels, members) in groups {
             acc.present.fill(false);
             for &m in &members {
-                let s = &input[m];
+                if m % 1024 == 1023 {
+                    self.check_deadline()?;
+                }
+                let (ts, vs) = src.points(m, g, &mut buf)?;
+                total += ts.len();
                 let mut cursor = StepCursor::new(g);
-                for (&t, &v) in s.ts.iter().zip(&s.vs) {
+                for (&t, &v) in ts.iter().zip(vs) {
                     let i = cursor.index(t);
                     if !acc.present[i] {
                         acc.present[i] = true;
@@ -295,8 +325,11 @@ impl Evaluator<'_> {
                     _ => acc.value[i],
                 });
             }
-            total += ts.len();
-            out.push(VSeries { labels, ts, vs });
+            // Selected series can lack samples in the range; so can a whole group.
+            if !ts.is_empty() {
+                total += ts.len();
+                out.push(VSeries { labels, ts, vs });
+            }
         }
         self.account(total)?;
         Ok(out)
@@ -474,6 +507,47 @@ impl Evaluator<'_> {
         let out = asm.finish()?;
         self.account(out.iter().map(|s| s.ts.len()).sum())?;
         Ok(out)
+    }
+}
+
+/// The input of a series-wise aggregation.
+enum Source {
+    Selector(SelectorSource),
+    /// With each series' result labels.
+    Range(RangeSource, Vec<Labels>),
+    Done(Vec<VSeries>),
+}
+
+impl Source {
+    fn len(&self) -> usize {
+        match self {
+            Source::Selector(s) => s.series.len(),
+            Source::Range(_, labels) => labels.len(),
+            Source::Done(v) => v.len(),
+        }
+    }
+
+    fn labels(&self, i: usize) -> &Labels {
+        match self {
+            Source::Selector(s) => &s.series[i].labels,
+            Source::Range(_, labels) => &labels[i],
+            Source::Done(v) => &v[i].labels,
+        }
+    }
+
+    /// Series `i`'s points, computed into `buf` unless already at hand.
+    fn points<'a>(
+        &'a self,
+        i: usize,
+        g: Grid,
+        buf: &'a mut (Vec<i64>, Vec<f64>),
+    ) -> Result<(&'a [i64], &'a [f64])> {
+        match self {
+            Source::Selector(s) => s.points(i, g, &mut buf.0, &mut buf.1),
+            Source::Range(r, _) => r.points(i, g, &mut buf.0, &mut buf.1)?,
+            Source::Done(v) => return Ok((&v[i].ts, &v[i].vs)),
+        }
+        Ok((&buf.0, &buf.1))
     }
 }
 

@@ -118,7 +118,7 @@ fn linear_regression(ts: &[i64], vs: &[f64], intercept_time: i64) -> (f64, f64) 
 
 /// The range functions: evaluated on the samples of one window.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum RangeFn {
+pub(crate) enum RangeFn {
     Avg,
     Min,
     Max,
@@ -143,7 +143,7 @@ enum RangeFn {
 }
 
 impl RangeFn {
-    fn from_name(name: &str) -> Option<Self> {
+    pub(crate) fn from_name(name: &str) -> Option<Self> {
         Some(match name {
             "avg_over_time" => RangeFn::Avg,
             "min_over_time" => RangeFn::Min,
@@ -788,6 +788,70 @@ impl Evaluator<'_> {
         args: &[&Expr],
         g: Grid,
     ) -> Result<Vec<VSeries>> {
+        let src = self.range_source(f, name, args, g)?;
+        if f == RangeFn::Absent {
+            return self.absent_over_time(&src, args[0], g);
+        }
+        let mut out: Vec<VSeries> = Vec::with_capacity(src.input.series.len());
+        let mut total = 0;
+        for i in 0..src.input.series.len() {
+            if i % 1024 == 1023 {
+                self.check_deadline()?;
+            }
+            let (mut ts, mut vs) = (Vec::new(), Vec::new());
+            src.points(i, g, &mut ts, &mut vs)?;
+            if !ts.is_empty() {
+                total += ts.len();
+                out.push(VSeries {
+                    labels: src.labels(i),
+                    ts,
+                    vs,
+                });
+            }
+        }
+        self.account(total)?;
+        if src.may_collide() {
+            check_unique(out.iter().map(|s| &s.labels))?;
+        }
+        Ok(out)
+    }
+
+    fn absent_over_time(&mut self, src: &RangeSource, arg: &Expr, g: Grid) -> Result<Vec<VSeries>> {
+        let n = g.len();
+        let mut seen = vec![false; n];
+        let (mut ts, mut vs) = (Vec::new(), Vec::new());
+        for i in 0..src.input.series.len() {
+            src.points(i, g, &mut ts, &mut vs)?;
+            let mut cursor = StepCursor::new(g);
+            for &t in &ts {
+                seen[cursor.index(t)] = true;
+            }
+        }
+        let (ts, vs): (Vec<i64>, Vec<f64>) = g
+            .iter()
+            .zip(&seen)
+            .filter(|(_, seen)| !**seen)
+            .map(|(t, _)| (t, 1.0))
+            .unzip();
+        if ts.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(vec![VSeries {
+            labels: absent_labels(unwrap_parens(arg))?,
+            ts,
+            vs,
+        }])
+    }
+
+    /// Evaluates a range function's arguments and selects (or evaluates, for a
+    /// subquery) its range vector; the results come from [`RangeSource::points`].
+    pub(crate) fn range_source(
+        &mut self,
+        f: RangeFn,
+        name: &str,
+        args: &[&Expr],
+        g: Grid,
+    ) -> Result<RangeSource> {
         let matrix_index = match f {
             RangeFn::Quantile => 1,
             _ => 0,
@@ -850,88 +914,103 @@ impl Evaluator<'_> {
                 )))
             }
         };
-        let n = g.len();
-        let mut out: Vec<VSeries> = Vec::with_capacity(input.series.len());
-        let mut windows_seen = vec![false; if f == RangeFn::Absent { n } else { 0 }];
+        Ok(RangeSource { input, f, scalars })
+    }
+}
+
+/// A range function's input, evaluated one series at a time.
+pub(crate) struct RangeSource {
+    pub input: RangeInput,
+    f: RangeFn,
+    scalars: Vec<Vec<f64>>,
+}
+
+impl RangeSource {
+    /// The labels of series `i`'s result: `__name__` goes, except for last_over_time,
+    /// which acts like an offset.
+    pub fn labels(&self, i: usize) -> Labels {
+        let l = &self.input.series[i].labels;
+        if self.f == RangeFn::Last {
+            l.clone()
+        } else {
+            l.without_metric_name()
+        }
+    }
+
+    /// Whether two results may end up with the same labels: only when dropping
+    /// `__name__` can make distinct input series equal.
+    pub fn may_collide(&self) -> bool {
+        self.f != RangeFn::Last && !same_metric_name(self.input.series.iter().map(|s| &s.labels))
+    }
+
+    /// Fills `ts_out`/`vs_out` (cleared first) with series `i`'s results per step.
+    pub fn points(
+        &self,
+        i: usize,
+        g: Grid,
+        ts_out: &mut Vec<i64>,
+        vs_out: &mut Vec<f64>,
+    ) -> Result<()> {
+        ts_out.clear();
+        vs_out.clear();
+        let s = &self.input.series[i];
+        let (ts_all, vs_all) = (&s.ts[..s.hi], &s.vs[..s.hi]);
+        let (mut lo, mut hi) = (s.lo, s.lo);
         let mut ctx = WindowCtx {
             ts: 0,
             end: 0,
-            range: input.range,
+            range: self.input.range,
             args: [0.0; 2],
         };
-        for (si, s) in input.series.iter().enumerate() {
-            if si % 1024 == 1023 {
-                self.check_deadline()?;
+        for (step, t) in g.iter().enumerate() {
+            let end = self.input.window_end(t);
+            let start = end - self.input.range;
+            while hi < ts_all.len() && ts_all[hi] <= end {
+                hi += 1;
             }
-            let (ts_all, vs_all) = (&s.ts[..s.hi], &s.vs[..s.hi]);
-            let (mut lo, mut hi) = (s.lo, s.lo);
-            let mut ts_out = Vec::new();
-            let mut vs_out = Vec::new();
-            for (step, t) in g.iter().enumerate() {
-                let end = input.window_end(t);
-                let start = end - input.range;
-                while hi < ts_all.len() && ts_all[hi] <= end {
-                    hi += 1;
-                }
-                while lo < hi && ts_all[lo] < start {
-                    lo += 1;
-                }
-                if lo >= hi {
-                    continue;
-                }
-                if f == RangeFn::Absent {
-                    windows_seen[step] = true;
-                    continue;
-                }
-                ctx.ts = t;
-                ctx.end = end;
-                for (k, sc) in scalars.iter().enumerate().take(2) {
-                    ctx.args[k] = sc[step];
-                }
-                if let Some(v) = apply_range_fn(f, &ts_all[lo..hi], &vs_all[lo..hi], &ctx)? {
-                    ts_out.push(t);
-                    vs_out.push(v);
-                }
+            while lo < hi && ts_all[lo] < start {
+                lo += 1;
             }
-            if !ts_out.is_empty() {
-                let labels = if f == RangeFn::Last {
-                    s.labels.clone()
-                } else {
-                    s.labels.without_metric_name()
-                };
-                self.account(ts_out.len())?;
-                out.push(VSeries {
-                    labels,
-                    ts: ts_out,
-                    vs: vs_out,
-                });
+            if lo >= hi {
+                continue;
+            }
+            if self.f == RangeFn::Absent {
+                ts_out.push(t);
+                vs_out.push(1.0);
+                continue;
+            }
+            ctx.ts = t;
+            ctx.end = end;
+            for (k, sc) in self.scalars.iter().enumerate().take(2) {
+                ctx.args[k] = sc[step];
+            }
+            if let Some(v) = apply_range_fn(self.f, &ts_all[lo..hi], &vs_all[lo..hi], &ctx)? {
+                ts_out.push(t);
+                vs_out.push(v);
             }
         }
-        if f == RangeFn::Absent {
-            let (ts, vs): (Vec<i64>, Vec<f64>) = g
-                .iter()
-                .zip(&windows_seen)
-                .filter(|(_, seen)| !**seen)
-                .map(|(t, _)| (t, 1.0))
-                .unzip();
-            if ts.is_empty() {
-                return Ok(Vec::new());
-            }
-            return Ok(vec![VSeries {
-                labels: absent_labels(arg)?,
-                ts,
-                vs,
-            }]);
-        }
-        // Prometheus checks the whole result, not step by step, for range functions.
-        let mut seen: FxHashMap<&Labels, ()> = FxHashMap::default();
-        for s in &out {
-            if seen.insert(&s.labels, ()).is_some() {
-                return Err(QueryError::execution(super::DUPLICATE_LABELSET));
-            }
-        }
-        Ok(out)
+        Ok(())
     }
+}
+
+/// Whether all label sets carry the same metric name (or none).
+pub(crate) fn same_metric_name<'a>(mut labels: impl Iterator<Item = &'a Labels>) -> bool {
+    let first = match labels.next() {
+        Some(l) => l.metric_name(),
+        None => return true,
+    };
+    labels.all(|l| l.metric_name() == first)
+}
+
+/// Fails, as Prometheus does, when two series of a result have the same labels.
+pub(crate) fn check_unique<'a>(labels: impl Iterator<Item = &'a Labels>) -> Result<()> {
+    let mut seen: FxHashMap<&Labels, ()> = FxHashMap::default();
+    for l in labels {
+        if seen.insert(l, ()).is_some() {
+            return Err(QueryError::execution(super::DUPLICATE_LABELSET));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

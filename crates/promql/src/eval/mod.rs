@@ -252,6 +252,113 @@ impl<'a> StepWalker<'a> {
     }
 }
 
+/// The number of leading timestamps for which `before(t)` holds (`ts` is sorted, and
+/// `before` true for a prefix), like `partition_point` but guessing the position from
+/// the time span first: samples are usually evenly spaced, so this reads two or three
+/// cache lines where a binary search reads a dozen.
+pub(crate) fn search_ts(ts: &[i64], x: i64, inclusive: bool) -> usize {
+    let before = |t: i64| if inclusive { t <= x } else { t < x };
+    let n = ts.len();
+    if n == 0 || !before(ts[0]) {
+        return 0;
+    }
+    if before(ts[n - 1]) {
+        return n;
+    }
+    // Now ts[0] is before and ts[n - 1] is not: the answer is in 1..n.
+    let span = (ts[n - 1] - ts[0]) as f64;
+    let guess = (((x - ts[0]) as f64 / span) * (n - 1) as f64) as usize;
+    let mut lo = guess.clamp(0, n - 2); // before(ts[lo]) is to be established
+    if before(ts[lo]) {
+        // Gallop right until a timestamp is not before.
+        let mut step = 1;
+        loop {
+            let hi = (lo + step).min(n - 1);
+            if !before(ts[hi]) {
+                return lo + 1 + ts[lo + 1..hi].partition_point(|&t| before(t));
+            }
+            lo = hi;
+            step *= 2;
+        }
+    }
+    // Gallop left until a timestamp is before.
+    let mut hi = lo;
+    let mut step = 1;
+    loop {
+        let l = hi.saturating_sub(step);
+        if before(ts[l]) {
+            return l + 1 + ts[l + 1..hi].partition_point(|&t| before(t));
+        }
+        hi = l;
+        step *= 2;
+    }
+}
+
+/// The series of an instant selector and how to pick their samples per step.
+pub(crate) struct SelectorSource {
+    pub series: Vec<Series>,
+    at: Option<i64>,
+    offset: i64,
+    lookback: i64,
+    /// Samples after this time are invisible (see `Evaluator::visible_until`).
+    limit: Option<i64>,
+    sample_time: bool,
+    first_ref: i64,
+}
+
+impl SelectorSource {
+    /// Fills `ts_out`/`vs_out` (cleared first) with series `i`'s points on the grid.
+    pub fn points(&self, i: usize, g: Grid, ts_out: &mut Vec<i64>, vs_out: &mut Vec<f64>) {
+        ts_out.clear();
+        vs_out.clear();
+        let s = &self.series[i];
+        let (mut sts, mut svs) = (&*s.timestamps, &*s.values);
+        if let Some(limit) = self.limit {
+            let n = search_ts(sts, limit, true);
+            (sts, svs) = (&sts[..n], &svs[..n]);
+        }
+        let value = |k: usize| {
+            if self.sample_time {
+                sts[k] as f64 / 1000.0
+            } else {
+                svs[k]
+            }
+        };
+        let lookback = self.lookback;
+        if self.at.is_some() {
+            // One reference time for every step: look it up once.
+            let j = search_ts(sts, self.first_ref, true);
+            if j > 0 && sts[j - 1] >= self.first_ref - lookback && !is_stale_nan(svs[j - 1]) {
+                let v = value(j - 1);
+                ts_out.extend(g.iter());
+                vs_out.resize(g.len(), v);
+            }
+            return;
+        }
+        // j: how many samples are at or before the current reference time.
+        let mut j = search_ts(sts, self.first_ref - lookback, false);
+        let n = sts.len();
+        for ts in g.iter() {
+            let r = ts - self.offset;
+            while j + 4 <= n && sts[j + 3] <= r {
+                j += 4;
+            }
+            while j < n && sts[j] <= r {
+                j += 1;
+            }
+            if j == 0 {
+                continue;
+            }
+            let k = j - 1;
+            if sts[k] < r - lookback || is_stale_nan(svs[k]) {
+                continue;
+            }
+            ts_out.push(ts);
+            vs_out.push(value(k));
+        }
+    }
+}
+
 pub(crate) fn offset_ms(o: &Option<Offset>) -> i64 {
     match o {
         None => 0,
@@ -443,6 +550,37 @@ impl<'a> Evaluator<'a> {
         g: Grid,
         sample_time: bool,
     ) -> Result<Vec<VSeries>> {
+        let src = self.selector_source(vs, g, sample_time)?;
+        let mut out = Vec::with_capacity(src.series.len());
+        let mut total = 0;
+        for i in 0..src.series.len() {
+            if i % 4096 == 4095 {
+                self.check_deadline()?;
+            }
+            let mut ts = Vec::with_capacity(g.len());
+            let mut vs = Vec::with_capacity(g.len());
+            src.points(i, g, &mut ts, &mut vs);
+            if !ts.is_empty() {
+                total += ts.len();
+                out.push(VSeries {
+                    labels: src.series[i].labels.clone(),
+                    ts,
+                    vs,
+                });
+            }
+        }
+        self.account(total)?;
+        Ok(out)
+    }
+
+    /// Selects the series of an instant selector; their points come from
+    /// [`SelectorSource::points`], one series at a time.
+    pub fn selector_source(
+        &mut self,
+        vs: &VectorSelector,
+        g: Grid,
+        sample_time: bool,
+    ) -> Result<SelectorSource> {
         let matchers = selector_matchers(vs)?;
         let at = self.resolve_at(&vs.at);
         let offset = if sample_time && at.is_some() {
@@ -451,82 +589,29 @@ impl<'a> Evaluator<'a> {
             offset_ms(&vs.offset)
         };
         let lookback = self.opts.lookback_delta_ms;
-        let n = g.len();
-        if n == 0 {
-            return Ok(Vec::new());
-        }
         let (first_ref, last_ref) = match at {
             Some(a) => (a - offset, a - offset),
             None => (g.start - offset, g.end - offset),
         };
-        let series = self.select(&matchers, first_ref - lookback, last_ref)?;
+        let series = if g.len() == 0 {
+            Vec::new()
+        } else {
+            self.select(&matchers, first_ref - lookback, last_ref)?
+        };
         let limit = match (at, self.visible_until) {
             (None, Some(v)) => Some(v - offset),
             _ => None,
         };
-        let mut out = Vec::with_capacity(series.len());
-        let mut total = 0;
-        for (si, s) in series.into_iter().enumerate() {
-            if si % 4096 == 4095 {
-                self.check_deadline()?;
-            }
-            let (mut sts, mut svs) = (&*s.timestamps, &*s.values);
-            if let Some(limit) = limit {
-                let n = sts.partition_point(|&t| t <= limit);
-                (sts, svs) = (&sts[..n], &svs[..n]);
-            }
-            // j: how many samples are at or before the current reference time.
-            let mut j = sts.partition_point(|&t| t < first_ref - lookback);
-            let mut ts_out = Vec::with_capacity(n);
-            let mut vs_out = Vec::with_capacity(n);
-            if at.is_some() {
-                // One reference time for every step: look it up once.
-                while j < sts.len() && sts[j] <= first_ref {
-                    j += 1;
-                }
-                if j > 0 && sts[j - 1] >= first_ref - lookback && !is_stale_nan(svs[j - 1]) {
-                    let v = if sample_time {
-                        sts[j - 1] as f64 / 1000.0
-                    } else {
-                        svs[j - 1]
-                    };
-                    ts_out = g.iter().collect();
-                    vs_out = vec![v; n];
-                }
-            } else {
-                for ts in g.iter() {
-                    let r = ts - offset;
-                    while j < sts.len() && sts[j] <= r {
-                        j += 1;
-                    }
-                    if j == 0 {
-                        continue;
-                    }
-                    let k = j - 1;
-                    if sts[k] < r - lookback || is_stale_nan(svs[k]) {
-                        continue;
-                    }
-                    ts_out.push(ts);
-                    vs_out.push(if sample_time {
-                        sts[k] as f64 / 1000.0
-                    } else {
-                        svs[k]
-                    });
-                }
-            }
-            if !ts_out.is_empty() {
-                total += ts_out.len();
-                out.push(VSeries {
-                    labels: s.labels,
-                    ts: ts_out,
-                    vs: vs_out,
-                });
-            }
-        }
-        self.account(total)?;
-        Ok(out)
+        Ok(SelectorSource {
+            series,
+            at,
+            offset,
+            lookback,
+            limit,
+            sample_time,
+            first_ref,
+        })
     }
-
     /// The series of a range selector, trimmed to what the grid's windows reach, with
     /// stale markers removed (Prometheus skips them inside ranges). `shift` replaces
     /// `@`: an extra offset used to reproduce Prometheus' `predict_linear` quirk.
@@ -565,10 +650,12 @@ impl<'a> Evaluator<'a> {
         let series = self.select(&matchers, lo_t, last_end)?;
         let mut total = 0;
         for s in series {
-            let lo = s.timestamps.partition_point(|&t| t < lo_t);
-            let hi = s
-                .timestamps
-                .partition_point(|&t| t <= limit.map_or(last_end, |l| l.min(last_end)));
+            let lo = search_ts(&s.timestamps, lo_t, false);
+            let hi = search_ts(
+                &s.timestamps,
+                limit.map_or(last_end, |l| l.min(last_end)),
+                true,
+            );
             if lo >= hi {
                 continue;
             }
