@@ -80,6 +80,25 @@ fn main() {
         t0.elapsed().as_secs_f64() * 1e3
     );
 
+    // The floor for queries that read every sample: one pass over all of them.
+    let mut floor = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        let mut acc = 0.0f64;
+        let mut last = 0i64;
+        for s in q.series() {
+            last = last.wrapping_add(s.timestamps.iter().fold(0i64, |a, t| a.wrapping_add(*t)));
+            acc += s.values.iter().sum::<f64>();
+        }
+        std::hint::black_box((acc, last));
+        floor.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    floor.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    println!(
+        "reading every sample once (memory floor): p50 {:.1} ms",
+        floor[2]
+    );
+
     let opts = Options::default();
     let hour = 3_600_000;
     let one = format!("i-{:08x}", n_series / 2);

@@ -4,7 +4,9 @@
 //! bottomk, quantile and count_values need a step's whole vector and run step by step.
 
 use promql_parser::parser::{AggregateExpr, Expr, LabelModifier};
-use rustc_hash::FxHashMap;
+use std::hash::{Hash, Hasher};
+
+use rustc_hash::{FxHashMap, FxHasher};
 
 use super::functions::{quantile, RangeFn, RangeSource};
 use super::{
@@ -133,6 +135,74 @@ impl GoHeap {
     }
 }
 
+/// Puts series into `by`/`without` groups. A group's key is hashed straight from the
+/// series' labels and compared with a member's; only a new group allocates its labels.
+struct Grouper<'a> {
+    grouping: &'a [String],
+    without: bool,
+}
+
+impl<'a> Grouper<'a> {
+    fn new(grouping: &'a [String], without: bool) -> Self {
+        Grouper { grouping, without }
+    }
+
+    /// Whether label `name` is part of the group key.
+    fn in_key(&self, name: &str) -> bool {
+        let listed = self.grouping.iter().any(|g| g == name);
+        if self.without {
+            !listed && name != METRIC_NAME
+        } else {
+            listed
+        }
+    }
+
+    fn key<'l>(&'a self, l: &'l Labels) -> impl Iterator<Item = (&'l str, &'l str)> + 'a
+    where
+        'l: 'a,
+    {
+        l.iter().filter(move |(n, _)| self.in_key(n))
+    }
+
+    /// The labels a group's result carries.
+    fn labels(&self, l: &Labels) -> Labels {
+        Labels::from_pairs(self.key(l))
+    }
+
+    /// Each series' group index (groups numbered by first appearance), and each
+    /// group's labels.
+    fn assign<'l>(&self, series: impl Iterator<Item = &'l Labels>) -> (Vec<u32>, Vec<Labels>) {
+        let mut by_hash: FxHashMap<u64, Vec<u32>> = FxHashMap::default();
+        let mut first: Vec<&'l Labels> = Vec::new();
+        let mut names = Vec::new();
+        let mut out = Vec::new();
+        for l in series {
+            let mut h = FxHasher::default();
+            for (n, v) in self.key(l) {
+                n.hash(&mut h);
+                v.hash(&mut h);
+            }
+            let candidates = by_hash.entry(h.finish()).or_default();
+            let found = candidates
+                .iter()
+                .copied()
+                .find(|&gi| self.key(first[gi as usize]).eq(self.key(l)));
+            let gi = match found {
+                Some(gi) => gi,
+                None => {
+                    let gi = first.len() as u32;
+                    candidates.push(gi);
+                    first.push(l);
+                    names.push(self.labels(l));
+                    gi
+                }
+            };
+            out.push(gi);
+        }
+        (out, names)
+    }
+}
+
 /// Per-step accumulator arrays for one group at a time.
 struct Acc {
     present: Vec<bool>,
@@ -170,20 +240,19 @@ impl Evaluator<'_> {
             },
             _ => None,
         };
-        let mut drop = grouping.clone();
-        drop.push(METRIC_NAME.to_string());
-        let group_labels = |l: &Labels| -> Labels {
-            if without {
-                l.drop_names(&drop)
-            } else {
-                l.keep(&grouping)
-            }
-        };
+        let grouper = Grouper::new(&grouping, without);
         let out = match op {
             Op::Topk | Op::Bottomk | Op::Quantile => {
-                let input = self.eval_vector(&a.expr, g)?;
+                // A range function's results keep their input labels until output: the
+                // group key ignores `__name__` anyway (unless `by` names it), and only
+                // the few series topk picks need it dropped.
+                let keeps_name = !without && grouping.iter().any(|g| g == METRIC_NAME);
+                let (input, drop_name) = match unwrap_parens(&a.expr) {
+                    Expr::Call(c) if !keeps_name => self.eval_range_fn_keep_names(c, g)?,
+                    _ => (self.eval_vector(&a.expr, g)?, false),
+                };
                 let param = param_scalar.as_deref().unwrap_or(&[]);
-                self.aggregate_by_step(op, &input, g, &group_labels, param)?
+                self.aggregate_by_step(op, &input, drop_name, g, &grouper, param)?
             }
             Op::CountValues => {
                 let input = self.eval_vector(&a.expr, g)?;
@@ -192,7 +261,7 @@ impl Evaluator<'_> {
             }
             _ => {
                 let src = self.source(&a.expr, g)?;
-                self.aggregate_by_series(op, &src, g, &group_labels)?
+                self.aggregate_by_series(op, &src, g, &grouper)?
             }
         };
         Ok(Val::Vector(out))
@@ -225,19 +294,13 @@ impl Evaluator<'_> {
         op: Op,
         src: &Source,
         g: Grid,
-        group_labels: &dyn Fn(&Labels) -> Labels,
+        grouper: &Grouper,
     ) -> Result<Vec<VSeries>> {
-        let mut index: FxHashMap<Labels, usize> = FxHashMap::default();
-        let mut groups: Vec<(Labels, Vec<usize>)> = Vec::new();
-        for i in 0..src.len() {
-            let key = group_labels(src.labels(i));
-            match index.get(&key) {
-                Some(&gi) => groups[gi].1.push(i),
-                None => {
-                    index.insert(key.clone(), groups.len());
-                    groups.push((key, vec![i]));
-                }
-            }
+        let (group_of, names) = grouper.assign((0..src.len()).map(|i| src.labels(i)));
+        let mut groups: Vec<(Labels, Vec<usize>)> =
+            names.into_iter().map(|l| (l, Vec::new())).collect();
+        for (i, gi) in group_of.into_iter().enumerate() {
+            groups[gi as usize].1.push(i);
         }
         let n = g.len();
         let mut acc = Acc {
@@ -339,22 +402,12 @@ impl Evaluator<'_> {
         &mut self,
         op: Op,
         input: &[VSeries],
+        drop_name: bool,
         g: Grid,
-        group_labels: &dyn Fn(&Labels) -> Labels,
+        grouper: &Grouper,
         param: &[f64],
     ) -> Result<Vec<VSeries>> {
-        let mut index: FxHashMap<Labels, u32> = FxHashMap::default();
-        let mut group_names: Vec<Labels> = Vec::new();
-        let group_of: Vec<u32> = input
-            .iter()
-            .map(|s| {
-                let key = group_labels(&s.labels);
-                *index.entry(key.clone()).or_insert_with(|| {
-                    group_names.push(key);
-                    group_names.len() as u32 - 1
-                })
-            })
-            .collect();
+        let (group_of, group_names) = grouper.assign(input.iter().map(|s| &s.labels));
         let mut asm = Assembler::new();
         let mut series_slot: Vec<Option<usize>> = vec![None; input.len()];
         let mut group_slot: Vec<Option<usize>> = vec![None; group_names.len()];
@@ -428,7 +481,12 @@ impl Evaluator<'_> {
                             let slot = match series_slot[si as usize] {
                                 Some(s) => s,
                                 None => {
-                                    let s = asm.slot(&input[si as usize].labels);
+                                    let l = &input[si as usize].labels;
+                                    let s = if drop_name {
+                                        asm.slot(&l.without_metric_name())
+                                    } else {
+                                        asm.slot(l)
+                                    };
                                     series_slot[si as usize] = Some(s);
                                     s
                                 }

@@ -816,6 +816,62 @@ impl Evaluator<'_> {
         Ok(out)
     }
 
+    /// For an aggregation over a range function: its results with the input labels,
+    /// `__name__` still in (the flag says to drop it on output), or any other
+    /// expression evaluated normally (flag false).
+    pub(crate) fn eval_range_fn_keep_names(
+        &mut self,
+        c: &Call,
+        g: Grid,
+    ) -> Result<(Vec<VSeries>, bool)> {
+        let f = RangeFn::from_name(c.func.name)
+            .filter(|f| !matches!(f, RangeFn::Absent | RangeFn::Last));
+        let Some(f) = f else {
+            return Ok((self.eval_vector(&Expr::Call(c.clone()), g)?, false));
+        };
+        let args: Vec<&Expr> = c.args.args.iter().map(|a| &**a).collect();
+        let src = self.range_source(f, c.func.name, &args, g)?;
+        if src.may_collide() {
+            // Let the normal path refuse or accept repeated labels as Prometheus does.
+            let mut out = Vec::new();
+            let mut total = 0;
+            for i in 0..src.input.series.len() {
+                let (mut ts, mut vs) = (Vec::new(), Vec::new());
+                src.points(i, g, &mut ts, &mut vs)?;
+                if !ts.is_empty() {
+                    total += ts.len();
+                    out.push(VSeries {
+                        labels: src.labels(i),
+                        ts,
+                        vs,
+                    });
+                }
+            }
+            self.account(total)?;
+            check_unique(out.iter().map(|s| &s.labels))?;
+            return Ok((out, false));
+        }
+        let mut out = Vec::with_capacity(src.input.series.len());
+        let mut total = 0;
+        for (i, s) in src.input.series.iter().enumerate() {
+            if i % 1024 == 1023 {
+                self.check_deadline()?;
+            }
+            let (mut ts, mut vs) = (Vec::new(), Vec::new());
+            src.points(i, g, &mut ts, &mut vs)?;
+            if !ts.is_empty() {
+                total += ts.len();
+                out.push(VSeries {
+                    labels: s.labels.clone(),
+                    ts,
+                    vs,
+                });
+            }
+        }
+        self.account(total)?;
+        Ok((out, true))
+    }
+
     fn absent_over_time(&mut self, src: &RangeSource, arg: &Expr, g: Grid) -> Result<Vec<VSeries>> {
         let n = g.len();
         let mut seen = vec![false; n];
