@@ -749,3 +749,66 @@ pub(crate) fn evaluate(querier: &dyn Querier, opts: &Options, expr: &Expr, g: Gr
     let mut ev = Evaluator::new(querier, opts, g.start, g.end);
     ev.eval(expr, g)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn search_ts_agrees_with_partition_point() {
+        let shapes: Vec<Vec<i64>> = vec![
+            vec![],
+            vec![5],
+            vec![5, 5, 5],
+            (0..100).map(|i| i * 60).collect(),
+            (0..100).map(|i| i * i * 7).collect(),
+            vec![0, 1, 2, 3, 1000, 1001, 5000, 9000, 9001, 9002],
+        ];
+        for ts in &shapes {
+            for x in -10..10_000 {
+                for inclusive in [false, true] {
+                    let want = ts.partition_point(|&t| if inclusive { t <= x } else { t < x });
+                    assert_eq!(search_ts(ts, x, inclusive), want, "{ts:?} {x} {inclusive}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn step_cursor_walks_and_rewinds() {
+        let g = Grid {
+            start: 100,
+            end: 1000,
+            interval: 100,
+        };
+        let mut c = StepCursor::new(g);
+        assert_eq!(c.index(100), 0);
+        assert_eq!(c.index(500), 4);
+        assert_eq!(c.index(1000), 9);
+        assert_eq!(c.index(200), 1);
+    }
+
+    #[test]
+    fn assembler_merges_and_refuses_same_step_duplicates() {
+        let l = Labels::from_pairs([("a", "1")]);
+        let mut asm = Assembler::new();
+        let s = asm.slot(&l);
+        asm.push(s, 2, 2.0).unwrap();
+        // The same labels again (e.g. from another input series) merge in time order.
+        let again = asm.slot(&l);
+        assert_eq!(again, s);
+        asm.push(again, 1, 1.0).unwrap();
+        let out = asm.finish().unwrap();
+        assert_eq!(
+            (out[0].ts.clone(), out[0].vs.clone()),
+            (vec![1, 2], vec![1.0, 2.0])
+        );
+
+        let mut asm = Assembler::new();
+        let s = asm.slot(&l);
+        asm.push(s, 2, 2.0).unwrap();
+        asm.push(s, 1, 1.0).unwrap();
+        asm.push(s, 2, 3.0).unwrap();
+        assert_eq!(asm.finish().unwrap_err().message, DUPLICATE_LABELSET);
+    }
+}
