@@ -43,11 +43,16 @@ impl Rng {
     }
 }
 
+type Points = Vec<(i64, f64)>;
+
 struct Family {
     name: &'static str,
     kind: &'static str,
-    series: Vec<(Vec<(String, String)>, Vec<(i64, f64)>)>,
+    series: Vec<(Vec<(String, String)>, Points)>,
 }
+
+/// A result's series: labels and points (t in ms, value).
+type ResultSeries = Vec<(BTreeMap<String, String>, Points)>;
 
 struct Resource {
     provider: &'static str,
@@ -118,7 +123,7 @@ fn dataset() -> Vec<Family> {
         kind: "gauge",
         series: Vec::new(),
     };
-    for k in 0..resources.len() {
+    for (k, r) in resources.iter().enumerate() {
         let mut pts = Vec::new();
         let mut level = 10.0 + 70.0 * rng.f64();
         for i in 0..=steps {
@@ -130,7 +135,7 @@ fn dataset() -> Vec<Family> {
             let v = if k == 8 && i == 200 { f64::NAN } else { level };
             pts.push((t, v));
         }
-        cpu.series.push((base_labels(&resources[k]), pts));
+        cpu.series.push((base_labels(r), pts));
     }
 
     let mut mem = Family {
@@ -139,7 +144,7 @@ fn dataset() -> Vec<Family> {
         series: Vec::new(),
     };
     // Resource 11 has no memory metric: `and`/`unless` see a difference.
-    for k in 0..resources.len() - 1 {
+    for (k, r) in resources.iter().enumerate().take(resources.len() - 1) {
         let mut pts = Vec::new();
         let mut level = 20.0 + 60.0 * rng.f64();
         for i in 0..=steps {
@@ -149,7 +154,7 @@ fn dataset() -> Vec<Family> {
                 pts.push((t, level));
             }
         }
-        mem.series.push((base_labels(&resources[k]), pts));
+        mem.series.push((base_labels(r), pts));
     }
 
     let mut net = Family {
@@ -157,7 +162,7 @@ fn dataset() -> Vec<Family> {
         kind: "counter",
         series: Vec::new(),
     };
-    for k in 0..6 {
+    for (k, r) in resources.iter().enumerate().take(6) {
         let mut pts = Vec::new();
         let mut total = (rng.f64() * 1e6).floor();
         for i in 0..=steps {
@@ -170,7 +175,7 @@ fn dataset() -> Vec<Family> {
             }
             pts.push((t, total));
         }
-        net.series.push((base_labels(&resources[k]), pts));
+        net.series.push((base_labels(r), pts));
     }
 
     let mut up = Family {
@@ -365,7 +370,7 @@ enum Outcome {
     Ok {
         result_type: String,
         /// Series in result order: labels, points (t in ms, value).
-        series: Vec<(BTreeMap<String, String>, Vec<(i64, f64)>)>,
+        series: ResultSeries,
     },
     Err {
         error_type: String,
@@ -481,7 +486,7 @@ fn close(a: f64, b: f64) -> bool {
     diff <= 1e-9 * a.abs().max(b.abs()) || diff <= 1e-12
 }
 
-fn show(series: &[(BTreeMap<String, String>, Vec<(i64, f64)>)]) -> String {
+fn show(series: &ResultSeries) -> String {
     let mut s = String::new();
     for (m, pts) in series.iter().take(8) {
         let shown: Vec<String> = pts

@@ -424,7 +424,9 @@ impl Evaluator<'_> {
             let k = if matches!(op, Op::Topk | Op::Bottomk) {
                 let f = param[step];
                 // Go converts to int64 only within its range; NaN is outside too.
-                if !(-9.223_372_036_854_776e18..=9.223_372_036_854_774_784e18).contains(&f) {
+                // 2^63 - 1024: the largest float below i64::MAX (Prometheus' maxInt64).
+                let (min, max) = (i64::MIN as f64, 9_223_372_036_854_774_784_i64 as f64);
+                if !(min..=max).contains(&f) {
                     return Err(QueryError::execution(format!(
                         "Scalar value {} overflows int64",
                         format_value(f)

@@ -669,7 +669,8 @@ impl Evaluator<'_> {
                 let hi = self.eval_scalar(args[2], g)?;
                 // A step whose bounds are reversed has no output at all.
                 let out = map_samples(input, g, |v, i| {
-                    (!(hi[i] < lo[i])).then(|| go_max(lo[i], go_min(hi[i], v)))
+                    let reversed = hi[i].partial_cmp(&lo[i]) == Some(std::cmp::Ordering::Less);
+                    (!reversed).then(|| go_max(lo[i], go_min(hi[i], v)))
                 })?;
                 Ok(Val::Vector(out))
             }
