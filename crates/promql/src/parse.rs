@@ -112,13 +112,15 @@ pub(crate) fn parse_expr(q: &str) -> Result<Expr> {
             check_supported(&expr)?;
             Ok(expr)
         }
-        Err(msg) => {
-            let pos = error_position(q);
-            let (line, col) = line_col(q, pos);
-            let mut err = QueryError::bad_data(format!("{line}:{col}: parse error: {msg}"));
-            err.position = Some(pos);
-            Err(err)
-        }
+        Err(msg) => Err(match error_position(q) {
+            Some(pos) => {
+                let (line, col) = line_col(q, pos);
+                let mut err = QueryError::bad_data(format!("{line}:{col}: parse error: {msg}"));
+                err.position = Some(pos);
+                err
+            }
+            None => QueryError::bad_data(format!("parse error: {msg}")),
+        }),
     }
 }
 
@@ -200,30 +202,59 @@ fn line_col(q: &str, pos: usize) -> (usize, usize) {
 /// this finds the longest prefix (ending on a token boundary) that some plausible
 /// completion turns into a valid query: the parser is LR, so every prefix of a valid
 /// query can be completed, and the error is at the token right after that prefix.
-fn error_position(q: &str) -> usize {
+fn error_position(q: &str) -> Option<usize> {
     // Completions cover what can follow a prefix: an operand, a string, a duration, a
     // matcher's rest, a range, an aggregation's parts; then open brackets are closed.
     const FILLERS: &[&str] = &[
         "", "x", " x", "1", " 1", "\"\"", "=\"\"", "5m", " 5m", "[5m]", " (x)", " (x) (x)",
         "(x) x", "1, x", "\"\", x",
     ];
-    let viable = |p: usize| {
+    // Each try parses the prefix again: give up on a position rather than spend long on
+    // a huge query.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(250);
+    let mut out_of_time = false;
+    let mut viable = |p: usize| {
+        if std::time::Instant::now() > deadline {
+            out_of_time = true;
+            return false;
+        }
         let prefix = &q[..p];
         let closers = closing_brackets(prefix);
         FILLERS
             .iter()
             .any(|f| parser::parse(&format!("{prefix}{f}{closers}")).is_ok())
     };
-    for &p in token_boundaries(q).iter().rev() {
+    let at = |p: usize| {
+        if p >= q.len() {
+            q.len()
+        } else {
+            skip_spaces(q, p)
+        }
+    };
+    let bounds = token_boundaries(q);
+    // Errors usually sit near the end: look there one boundary at a time...
+    const NEAR: usize = 48;
+    for &p in bounds.iter().rev().take(NEAR) {
         if viable(p) {
-            return if p >= q.len() {
-                q.len()
-            } else {
-                skip_spaces(q, p)
-            };
+            return Some(at(p));
         }
     }
-    0
+    // ...and bisect the rest (every prefix of a viable prefix is viable), so a long
+    // query costs a few dozen parses, not thousands.
+    let rest = &bounds[..bounds.len().saturating_sub(NEAR)];
+    let (mut lo, mut hi) = (0, rest.len());
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        if viable(rest[mid]) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    if out_of_time {
+        return None;
+    }
+    Some(if lo == 0 { 0 } else { at(rest[lo - 1]) })
 }
 
 fn skip_spaces(q: &str, mut p: usize) -> usize {
@@ -324,6 +355,24 @@ mod tests {
             err.message
         );
         assert_eq!(err.error_type(), "bad_data");
+    }
+
+    #[test]
+    fn long_queries_locate_errors_quickly() {
+        let long = format!("{} + foo bar", vec!["x"; 100].join(" + "));
+        assert_eq!(&long[pos(&long)..], "bar");
+        let early = format!("foo bar + {}", vec!["x"; 100].join(" + "));
+        assert_eq!(pos(&early), 4);
+        // A huge one gives up on the position in time, and still says what is wrong.
+        let huge = format!("foo bar + {}", vec!["x"; 20_000].join(" + "));
+        let t = std::time::Instant::now();
+        let err = parse_expr(&huge).unwrap_err();
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(10),
+            "{:?}",
+            t.elapsed()
+        );
+        assert!(err.message.contains("parse error"), "{}", err.message);
     }
 
     #[test]
