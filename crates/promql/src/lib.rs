@@ -22,7 +22,8 @@
 //! closed range windows `[t - range, t]`; `offset` and `@` (incl. `start()`/`end()`);
 //! subqueries aligned to their step; rate/increase/delta extrapolation; Kahan sums in
 //! `*_over_time`; aggregation and matching rules, label handling and error cases.
-//! Native histograms are not supported (skymeter stores floats only).
+//! Native histograms are not supported (skymeter stores floats only);
+//! `histogram_quantile` works on classic `le`-bucket histograms.
 
 mod error;
 mod eval;

@@ -37,6 +37,7 @@ pub(crate) const SUPPORTED_FUNCTIONS: &[&str] = &[
     "deriv",
     "exp",
     "floor",
+    "histogram_quantile",
     "holt_winters",
     "hour",
     "idelta",

@@ -8,7 +8,8 @@ use regex::Regex;
 use rustc_hash::FxHashMap;
 
 use super::{
-    unwrap_parens, Assembler, Evaluator, Grid, RangeInput, StepCursor, VSeries, Val, WinSeries,
+    unwrap_parens, Assembler, Evaluator, Grid, RangeInput, StepCursor, StepWalker, VSeries, Val,
+    WinSeries,
 };
 use crate::error::{QueryError, Result};
 use crate::labels::{is_valid_label_name, Labels, METRIC_NAME};
@@ -82,6 +83,66 @@ pub(crate) fn quantile(q: f64, values: &mut [f64]) -> f64 {
     let upper = go_min(n - 1.0, lower + 1.0);
     let weight = rank - rank.floor();
     values[lower as usize] * (1.0 - weight) + values[upper as usize] * weight
+}
+
+/// Prometheus 2.42's `bucketQuantile` over classic histogram buckets `(le, count)`:
+/// linear interpolation within the bucket holding the rank, a lower bound of 0 for the
+/// first bucket, the second-highest bound when the rank falls into `+Inf`; NaN without
+/// a `+Inf` bucket, with fewer than two buckets or with no observations. Counts are made
+/// monotonic first.
+pub(crate) fn bucket_quantile(q: f64, buckets: &mut Vec<(f64, f64)>) -> f64 {
+    if q.is_nan() {
+        return f64::NAN;
+    }
+    if q < 0.0 {
+        return f64::NEG_INFINITY;
+    }
+    if q > 1.0 {
+        return f64::INFINITY;
+    }
+    buckets.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap_or(std::cmp::Ordering::Equal));
+    if buckets.last().is_none_or(|b| b.0 != f64::INFINITY) {
+        return f64::NAN;
+    }
+    // Buckets with the same bound count together.
+    let mut merged: Vec<(f64, f64)> = Vec::with_capacity(buckets.len());
+    for &(le, c) in buckets.iter() {
+        match merged.last_mut() {
+            Some(last) if last.0 == le => last.1 += c,
+            _ => merged.push((le, c)),
+        }
+    }
+    let mut max = f64::NEG_INFINITY;
+    for b in merged.iter_mut() {
+        if b.1 > max {
+            max = b.1;
+        } else if b.1 < max {
+            b.1 = max;
+        }
+    }
+    let n = merged.len();
+    if n < 2 {
+        return f64::NAN;
+    }
+    let observations = merged[n - 1].1;
+    if observations == 0.0 {
+        return f64::NAN;
+    }
+    let mut rank = q * observations;
+    let b = merged[..n - 1].partition_point(|x| x.1 < rank);
+    if b == n - 1 {
+        return merged[n - 2].0;
+    }
+    if b == 0 && merged[0].0 <= 0.0 {
+        return merged[0].0;
+    }
+    let (mut start, end, mut count) = (0.0, merged[b].0, merged[b].1);
+    if b > 0 {
+        start = merged[b - 1].0;
+        count -= merged[b - 1].1;
+        rank -= merged[b - 1].1;
+    }
+    start + (end - start) * (rank / count)
 }
 
 /// Least squares fit of `(t - intercept_time) / 1000` to the values, as Prometheus'
@@ -643,6 +704,11 @@ impl Evaluator<'_> {
                 };
                 Ok(Val::Vector(out))
             }
+            "histogram_quantile" => {
+                let q = self.eval_scalar(args[0], g)?;
+                let input = self.eval_vector(args[1], g)?;
+                Ok(Val::Vector(histogram_quantile(&q, &input, g)?))
+            }
             "sort" | "sort_desc" => {
                 let mut input = self.eval_vector(args[0], g)?;
                 // Only an instant query shows the order; a range query sorts by labels.
@@ -1050,6 +1116,52 @@ impl RangeSource {
     }
 }
 
+/// `histogram_quantile` over classic histograms: per step, the buckets of each histogram
+/// (same labels but `le`, and same metric name) give one quantile, labelled without
+/// `le` and `__name__`. Series whose `le` is not a number are ignored.
+fn histogram_quantile(q: &[f64], input: &[VSeries], g: Grid) -> Result<Vec<VSeries>> {
+    // Each series' histogram and bound, once: labels do not change between steps.
+    let mut ids: FxHashMap<(Labels, Option<&str>), usize> = FxHashMap::default();
+    let mut names: Vec<Labels> = Vec::new();
+    let drop = [METRIC_NAME.to_string(), "le".to_string()];
+    let member: Vec<Option<(usize, f64)>> = input
+        .iter()
+        .map(|s| {
+            // Like Go's ParseFloat, Rust's accepts "+Inf", "inf", "NaN" in any case.
+            let le: f64 = s.labels.get("le")?.parse().ok()?;
+            let out = s.labels.drop_names(&drop);
+            let key = (out.clone(), s.labels.metric_name());
+            let id = *ids.entry(key).or_insert_with(|| {
+                names.push(out);
+                names.len() - 1
+            });
+            Some((id, le))
+        })
+        .collect();
+    let mut buckets: Vec<Vec<(f64, f64)>> = vec![Vec::new(); names.len()];
+    let mut touched: Vec<usize> = Vec::new();
+    let mut asm = Assembler::new();
+    let slots: Vec<usize> = names.iter().map(|l| asm.slot(l)).collect();
+    let mut walker = StepWalker::new(input);
+    for (step, t) in g.iter().enumerate() {
+        walker.step(t);
+        for &(si, v) in &walker.buf {
+            if let Some((id, le)) = member[si as usize] {
+                if buckets[id].is_empty() {
+                    touched.push(id);
+                }
+                buckets[id].push((le, v));
+            }
+        }
+        for id in touched.drain(..) {
+            let v = bucket_quantile(q[step], &mut buckets[id]);
+            buckets[id].clear();
+            asm.push(slots[id], t, v)?;
+        }
+    }
+    asm.finish()
+}
+
 /// Whether all label sets carry the same metric name (or none).
 pub(crate) fn same_metric_name<'a>(mut labels: impl Iterator<Item = &'a Labels>) -> bool {
     let first = match labels.next() {
@@ -1143,6 +1255,27 @@ mod tests {
         assert_eq!(quantile(-1.0, &mut v), f64::NEG_INFINITY);
         assert_eq!(quantile(2.0, &mut v), f64::INFINITY);
         assert!(quantile(0.5, &mut []).is_nan());
+    }
+
+    #[test]
+    fn bucket_quantile_interpolates_within_the_bucket() {
+        let mut b = vec![
+            (f64::INFINITY, 100.0),
+            (0.1, 20.0),
+            (0.5, 70.0),
+            (1.0, 90.0),
+        ];
+        // rank 50 is in (0.1, 0.5]: 0.1 + 0.4 * 30/50.
+        assert!((bucket_quantile(0.5, &mut b) - 0.34).abs() < 1e-12);
+        // In the first bucket, from 0.
+        assert!((bucket_quantile(0.1, &mut b.clone()) - 0.05).abs() < 1e-12);
+        // In +Inf: the highest finite bound.
+        assert_eq!(bucket_quantile(0.99, &mut b.clone()), 1.0);
+        assert!(bucket_quantile(0.5, &mut vec![(1.0, 5.0), (2.0, 9.0)]).is_nan());
+        assert!(bucket_quantile(0.5, &mut vec![(f64::INFINITY, 0.0), (1.0, 0.0)]).is_nan());
+        // A decreasing count is lifted to the envelope.
+        let mut b = vec![(1.0, 10.0), (2.0, 8.0), (f64::INFINITY, 10.0)];
+        assert_eq!(bucket_quantile(0.5, &mut b), 0.5);
     }
 
     #[test]
