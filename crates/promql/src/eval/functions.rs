@@ -90,7 +90,7 @@ pub(crate) fn quantile(q: f64, values: &mut [f64]) -> f64 {
 /// first bucket, the second-highest bound when the rank falls into `+Inf`; NaN without
 /// a `+Inf` bucket, with fewer than two buckets or with no observations. Counts are made
 /// monotonic first.
-pub(crate) fn bucket_quantile(q: f64, buckets: &mut Vec<(f64, f64)>) -> f64 {
+pub(crate) fn bucket_quantile(q: f64, buckets: &mut [(f64, f64)]) -> f64 {
     if q.is_nan() {
         return f64::NAN;
     }
