@@ -1271,8 +1271,8 @@ mod tests {
         assert!((bucket_quantile(0.1, &mut b.clone()) - 0.05).abs() < 1e-12);
         // In +Inf: the highest finite bound.
         assert_eq!(bucket_quantile(0.99, &mut b.clone()), 1.0);
-        assert!(bucket_quantile(0.5, &mut vec![(1.0, 5.0), (2.0, 9.0)]).is_nan());
-        assert!(bucket_quantile(0.5, &mut vec![(f64::INFINITY, 0.0), (1.0, 0.0)]).is_nan());
+        assert!(bucket_quantile(0.5, &mut [(1.0, 5.0), (2.0, 9.0)]).is_nan());
+        assert!(bucket_quantile(0.5, &mut [(f64::INFINITY, 0.0), (1.0, 0.0)]).is_nan());
         // A decreasing count is lifted to the envelope.
         let mut b = vec![(1.0, 10.0), (2.0, 8.0), (f64::INFINITY, 10.0)];
         assert_eq!(bucket_quantile(0.5, &mut b), 0.5);
