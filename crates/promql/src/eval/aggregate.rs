@@ -260,7 +260,8 @@ impl Evaluator<'_> {
                 self.count_values(&input, g, &label, without, &grouping)?
             }
             _ => {
-                let src = self.source(&a.expr, g)?;
+                let keeps_name = !without && grouping.iter().any(|g| g == METRIC_NAME);
+                let src = self.source(&a.expr, g, keeps_name)?;
                 self.aggregate_by_series(op, &src, g, &grouper)?
             }
         };
@@ -269,7 +270,9 @@ impl Evaluator<'_> {
 
     /// An aggregation's input: a selector or range function computed one series at a
     /// time as the aggregation consumes it, or else the evaluated vector.
-    fn source(&mut self, e: &Expr, g: Grid) -> Result<Source> {
+    /// `keeps_name`: whether the grouping looks at `__name__`; if not, a range
+    /// function's results are grouped by their input labels, sparing a label set each.
+    fn source(&mut self, e: &Expr, g: Grid, keeps_name: bool) -> Result<Source> {
         match unwrap_parens(e) {
             Expr::VectorSelector(vs) => Ok(Source::Selector(self.selector_source(vs, g, false)?)),
             Expr::Call(c) => {
@@ -279,7 +282,8 @@ impl Evaluator<'_> {
                     // Rare: results could repeat labels, which Prometheus refuses before
                     // aggregating; the full evaluation checks that.
                     if !src.may_collide() {
-                        let labels = (0..src.input.series.len()).map(|i| src.labels(i)).collect();
+                        let labels = keeps_name
+                            .then(|| (0..src.input.series.len()).map(|i| src.labels(i)).collect());
                         return Ok(Source::Range(src, labels));
                     }
                 }
@@ -573,8 +577,8 @@ impl Evaluator<'_> {
 /// The input of a series-wise aggregation.
 enum Source {
     Selector(SelectorSource),
-    /// With each series' result labels.
-    Range(RangeSource, Vec<Labels>),
+    /// With each series' result labels, or `None` to group by the input labels.
+    Range(RangeSource, Option<Vec<Labels>>),
     Done(Vec<VSeries>),
 }
 
@@ -582,7 +586,7 @@ impl Source {
     fn len(&self) -> usize {
         match self {
             Source::Selector(s) => s.series.len(),
-            Source::Range(_, labels) => labels.len(),
+            Source::Range(r, _) => r.input.series.len(),
             Source::Done(v) => v.len(),
         }
     }
@@ -590,7 +594,8 @@ impl Source {
     fn labels(&self, i: usize) -> &Labels {
         match self {
             Source::Selector(s) => &s.series[i].labels,
-            Source::Range(_, labels) => &labels[i],
+            Source::Range(_, Some(labels)) => &labels[i],
+            Source::Range(r, None) => &r.input.series[i].labels,
             Source::Done(v) => &v[i].labels,
         }
     }
