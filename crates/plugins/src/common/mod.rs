@@ -4,7 +4,7 @@
 pub mod api_calls;
 #[cfg(any(feature = "aws", feature = "gcp", feature = "azure"))]
 pub mod cloud_config;
-#[cfg(any(feature = "gcp", feature = "azure"))]
+#[cfg(any(feature = "aws", feature = "gcp", feature = "azure"))]
 pub mod price_list;
 pub mod prom_points;
 pub mod prom_text;

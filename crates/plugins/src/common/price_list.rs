@@ -278,38 +278,102 @@ impl<'a> Estimator<'a> {
     }
 
     fn push(&mut self, l: Line<'_>, price: f64) {
-        let cost = price * l.quantity;
-        let r = l.resource;
-        self.costs.push(Cost {
-            billed_cost: cost,
-            effective_cost: cost,
-            list_cost: Some(cost),
-            billing_currency: self.table.currency.clone(),
-            charge_period_start: self.start,
-            charge_period_end: self.end,
-            charge_category: ChargeCategory::Usage,
-            provider_name: self.cloud.provider_name.into(),
-            service_name: l.service.into(),
-            service_category: Some(l.category.into()),
-            sub_account_id: (!r.account.is_empty()).then(|| r.account.clone()),
-            region_id: (!r.region.is_empty()).then(|| r.region.clone()),
-            resource_id: Some(r.id.clone()),
-            resource_type: Some(r.native_type.clone()),
-            sku_id: Some(format!("{}/{}", r.region, l.key)),
-            pricing_quantity: Some(l.quantity),
-            pricing_unit: Some(l.unit.into()),
-            consumed_quantity: Some(l.quantity),
-            consumed_unit: Some(l.unit.into()),
-            tags: r.tags.clone(),
-            x_source: CostSource::Estimated,
-            x_price_date: Some(self.table.date.clone()),
-        });
+        self.costs.push(estimated_line(
+            EstimatedLine {
+                provider_name: self.cloud.provider_name,
+                currency: &self.table.currency,
+                price_date: &self.table.date,
+                start: self.start,
+                end: self.end,
+            },
+            l.resource,
+            l.service,
+            l.category,
+            &l.key,
+            l.quantity,
+            l.unit,
+            price,
+        ));
     }
 
     /// The cost lines and the errors, missing prices first by region and key.
     pub fn finish(self) -> (Vec<Cost>, Vec<PluginError>) {
         (self.costs, self.missing.into_values().collect())
     }
+}
+
+/// What every estimated line of one table and window shares.
+#[derive(Debug, Clone, Copy)]
+pub struct EstimatedLine<'a> {
+    pub provider_name: &'a str,
+    pub currency: &'a str,
+    /// The table's date, `x_price_date`.
+    pub price_date: &'a str,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+}
+
+/// One FOCUS cost line of `resource` at list price: `quantity` × `price`, SkuId
+/// `region/key`, `x_source = "estimated"` (the aws, gcp and azure estimates all use it).
+#[allow(clippy::too_many_arguments)]
+pub fn estimated_line(
+    of: EstimatedLine<'_>,
+    r: &Resource,
+    service: &str,
+    category: &str,
+    key: &str,
+    quantity: f64,
+    unit: &str,
+    price: f64,
+) -> Cost {
+    let cost = price * quantity;
+    Cost {
+        billed_cost: cost,
+        effective_cost: cost,
+        list_cost: Some(cost),
+        billing_currency: of.currency.to_string(),
+        charge_period_start: of.start,
+        charge_period_end: of.end,
+        charge_category: ChargeCategory::Usage,
+        provider_name: of.provider_name.into(),
+        service_name: service.into(),
+        service_category: Some(category.into()),
+        sub_account_id: (!r.account.is_empty()).then(|| r.account.clone()),
+        region_id: (!r.region.is_empty()).then(|| r.region.clone()),
+        resource_id: Some(r.id.clone()),
+        resource_type: Some(r.native_type.clone()),
+        sku_id: Some(format!("{}/{key}", r.region)),
+        pricing_quantity: Some(quantity),
+        pricing_unit: Some(unit.into()),
+        consumed_quantity: Some(quantity),
+        consumed_unit: Some(unit.into()),
+        tags: r.tags.clone(),
+        x_source: CostSource::Estimated,
+        x_price_date: Some(of.price_date.to_string()),
+    }
+}
+
+/// The table in `slot`, loaded there first when it is empty (`explicit`, else
+/// `<data_dir>/prices/<cloud>.json`, else `shipped`). A failed load leaves the slot empty,
+/// so the next collection tries again.
+pub fn load_once(
+    slot: &mut Option<std::sync::Arc<PriceList>>,
+    cloud: Cloud,
+    explicit: Option<&str>,
+    data_dir: &Path,
+    shipped: &str,
+) -> Result<std::sync::Arc<PriceList>, PluginError> {
+    if let Some(t) = slot {
+        return Ok(t.clone());
+    }
+    let t = std::sync::Arc::new(PriceList::load(
+        cloud,
+        explicit.map(Path::new),
+        data_dir,
+        shipped,
+    )?);
+    *slot = Some(t.clone());
+    Ok(t)
 }
 
 /// A resource attribute as text.

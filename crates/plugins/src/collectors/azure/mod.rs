@@ -10,7 +10,7 @@
 //! ARM list calls by `api_concurrency`.
 
 use crate::common::cloud_config;
-use crate::common::price_list::PriceList;
+use crate::common::price_list::{load_once, PriceList};
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -419,21 +419,22 @@ impl Azure {
     /// `<data_dir>/prices/azure.json`, else the shipped one, loaded once); a price missing
     /// from it is one error per (region, price).
     fn estimate(&mut self, req: &CollectRequest, out: &mut Output) {
-        if self.prices.is_none() {
-            let explicit = self.cfg.prices_file.as_deref().map(std::path::Path::new);
-            match PriceList::load(prices::CLOUD, explicit, &self.data_dir, prices::SHIPPED) {
-                Ok(t) => self.prices = Some(Arc::new(t)),
-                Err(e) => {
-                    out.errors.push(e);
-                    return;
-                }
+        let explicit = self.cfg.prices_file.as_deref();
+        match load_once(
+            &mut self.prices,
+            prices::CLOUD,
+            explicit,
+            &self.data_dir,
+            prices::SHIPPED,
+        ) {
+            Ok(table) => {
+                let (costs, missing) =
+                    prices::estimate(&table, req.window.start, req.window.end, &out.resources);
+                out.costs.extend(costs);
+                out.errors.extend(missing);
             }
+            Err(e) => out.errors.push(e),
         }
-        let Some(table) = &self.prices else { return };
-        let (costs, missing) =
-            prices::estimate(table, req.window.start, req.window.end, &out.resources);
-        out.costs.extend(costs);
-        out.errors.extend(missing);
     }
 
     /// The HTTP client and credential, built once.

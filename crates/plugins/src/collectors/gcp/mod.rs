@@ -9,7 +9,7 @@
 //! timeSeries.list calls of all projects share `max_concurrency`.
 
 use crate::common::cloud_config;
-use crate::common::price_list::PriceList;
+use crate::common::price_list::{load_once, PriceList};
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -605,21 +605,22 @@ impl Gcp {
         if self.cfg.dry_run || !self.estimated {
             return;
         }
-        if self.prices.is_none() {
-            let explicit = self.cfg.prices_file.as_deref().map(std::path::Path::new);
-            match PriceList::load(prices::CLOUD, explicit, &self.data_dir, prices::SHIPPED) {
-                Ok(t) => self.prices = Some(Arc::new(t)),
-                Err(e) => {
-                    out.errors.push(e);
-                    return;
-                }
+        let explicit = self.cfg.prices_file.as_deref();
+        match load_once(
+            &mut self.prices,
+            prices::CLOUD,
+            explicit,
+            &self.data_dir,
+            prices::SHIPPED,
+        ) {
+            Ok(table) => {
+                let (costs, missing) =
+                    prices::estimate(&table, req.window.start, req.window.end, &out.resources);
+                out.costs.extend(costs);
+                out.errors.extend(missing);
             }
+            Err(e) => out.errors.push(e),
         }
-        let Some(table) = &self.prices else { return };
-        let (costs, missing) =
-            prices::estimate(table, req.window.start, req.window.end, &out.resources);
-        out.costs.extend(costs);
-        out.errors.extend(missing);
     }
 
     /// Billed cost from the BigQuery export, at most every `billed_every`: the last

@@ -1,8 +1,9 @@
 //! Resources and usage points × a price table → FOCUS cost lines (`x_source` = estimated).
 
 use super::table::{operating_system, PriceTable, RegionPrices, Tier};
+use crate::common::price_list::{estimated_line, number, text, EstimatedLine};
 use chrono::{DateTime, Utc};
-use skymeter_model::{ChargeCategory, Cost, CostSource, Point, Resource, Stat};
+use skymeter_model::{Cost, Point, Resource, Stat};
 use skymeter_plugin::{ErrorKind, PluginError};
 use std::collections::{BTreeMap, HashMap};
 
@@ -94,18 +95,6 @@ struct Line<'a> {
     unit: &'static str,
 }
 
-fn text<'r>(r: &'r Resource, key: &str) -> Option<&'r str> {
-    r.attributes.get(key).and_then(|v| v.as_str())
-}
-
-fn number(r: &Resource, key: &str) -> Option<f64> {
-    match r.attributes.get(key)? {
-        serde_json::Value::Number(n) => n.as_f64(),
-        serde_json::Value::String(s) => s.parse().ok(),
-        _ => None,
-    }
-}
-
 fn flag(r: &Resource, key: &str) -> bool {
     match r.attributes.get(key) {
         Some(serde_json::Value::Bool(b)) => *b,
@@ -172,32 +161,22 @@ impl<'a> Estimator<'a> {
     }
 
     fn push(&mut self, l: Line<'_>, price: f64) {
-        let cost = price * l.quantity;
-        let r = l.resource;
-        self.costs.push(Cost {
-            billed_cost: cost,
-            effective_cost: cost,
-            list_cost: Some(cost),
-            billing_currency: self.table.currency.clone(),
-            charge_period_start: self.start,
-            charge_period_end: self.end,
-            charge_category: ChargeCategory::Usage,
-            provider_name: PROVIDER.into(),
-            service_name: l.service.into(),
-            service_category: Some(l.category.into()),
-            sub_account_id: (!r.account.is_empty()).then(|| r.account.clone()),
-            region_id: (!r.region.is_empty()).then(|| r.region.clone()),
-            resource_id: Some(r.id.clone()),
-            resource_type: Some(r.native_type.clone()),
-            sku_id: Some(format!("{}/{}", r.region, l.key)),
-            pricing_quantity: Some(l.quantity),
-            pricing_unit: Some(l.unit.into()),
-            consumed_quantity: Some(l.quantity),
-            consumed_unit: Some(l.unit.into()),
-            tags: r.tags.clone(),
-            x_source: CostSource::Estimated,
-            x_price_date: Some(self.table.date.clone()),
-        });
+        self.costs.push(estimated_line(
+            EstimatedLine {
+                provider_name: PROVIDER,
+                currency: &self.table.currency,
+                price_date: &self.table.date,
+                start: self.start,
+                end: self.end,
+            },
+            l.resource,
+            l.service,
+            l.category,
+            &l.key,
+            l.quantity,
+            l.unit,
+            price,
+        ));
     }
 
     fn instance(&mut self, r: &Resource) {
