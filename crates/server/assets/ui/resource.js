@@ -136,12 +136,17 @@ export function mount(root, params, key) {
 
   async function loadCharts(signal) {
     const { seconds, step } = RANGES[range];
-    // Whole buckets: the API stamps a bucket with its end, aligned to the epoch, so an
-    // aligned window gives exactly seconds / step of them.
+    // Whole buckets: a bucket is (t - step, t], t a multiple of step since the epoch (a
+    // point is stamped with the end of its period). The API's window is [start, end),
+    // so asking for (start, end] of an aligned window, one millisecond later, gives
+    // exactly seconds / step buckets, the last one holding now.
     const end = Math.ceil(Date.now() / 1000 / step) * step;
     const start = end - seconds;
     const groups = await Promise.all(GROUPS.map(async (g) => {
-      const q = { resource: key, metric: g.glob, start, end, step: `${step}s` };
+      const q = {
+        resource: key, metric: g.glob, step: `${step}s`,
+        start: (start + 0.001).toFixed(3), end: (end + 0.001).toFixed(3),
+      };
       const [avg, max] = await Promise.all([
         allSeries("/api/v1/points", { ...q, agg: "avg" }, signal),
         allSeries("/api/v1/points", { ...q, agg: "max" }, signal),
@@ -179,8 +184,9 @@ export function mount(root, params, key) {
       frag.appendChild(section);
     }
     charts.replaceChildren(frag);
-    charts.dataset.range = range;
-    charts.dataset.step = String(step);
+    // The window drawn, in Unix seconds: what a reader (or a test) needs to know which
+    // buckets the charts should have.
+    Object.assign(charts.dataset, { range, step: String(step), start: String(start), end: String(end) });
   }
 
   async function load() {
