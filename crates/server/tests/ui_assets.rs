@@ -28,7 +28,7 @@ fn asset_files() -> Vec<String> {
     names
 }
 
-fn header<'a>(h: &'a HeaderMap, name: impl reqwest::header::AsHeaderName) -> &'a str {
+fn header(h: &HeaderMap, name: impl reqwest::header::AsHeaderName) -> &str {
     h.get(name).map(|v| v.to_str().unwrap()).unwrap_or("")
 }
 
@@ -197,7 +197,10 @@ const NAMESPACES: &[&str] = &["http://www.w3.org/2000/svg"];
 #[tokio::test]
 async fn no_asset_loads_anything_from_another_origin() {
     let s = TestServer::start(ServerConfig::default()).await;
-    let mut texts = vec![("/".to_string(), s.get("/", None).await.text().await.unwrap())];
+    let mut texts = vec![(
+        "/".to_string(),
+        s.get("/", None).await.text().await.unwrap(),
+    )];
     for name in asset_files() {
         let path = format!("/ui/{name}");
         texts.push((path.clone(), s.get(&path, None).await.text().await.unwrap()));
@@ -252,9 +255,10 @@ fn is_get_route(path: &str) -> bool {
         let pat: Vec<&str> = r.path.split('/').collect();
         let got: Vec<&str> = path.split('/').collect();
         pat.len() == got.len()
-            && pat.iter().zip(&got).all(|(p, g)| {
-                p == g || (p.starts_with('{') && (g.is_empty() || !g.contains('{')))
-            })
+            && pat
+                .iter()
+                .zip(&got)
+                .all(|(p, g)| p == g || (p.starts_with('{') && (g.is_empty() || !g.contains('{'))))
     })
 }
 

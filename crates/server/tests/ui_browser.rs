@@ -169,7 +169,10 @@ fn resource(i: usize, now: DateTime<Utc>) -> Resource {
     tags.insert("env".to_string(), ENVS[i % 3].to_string());
     tags.insert("team".to_string(), TEAMS[i % 5].to_string());
     let mut attributes = BTreeMap::new();
-    attributes.insert("instance_type".into(), json!(["m5.large", "t3.medium", "c6g.xlarge"][i % 3]));
+    attributes.insert(
+        "instance_type".into(),
+        json!(["m5.large", "t3.medium", "c6g.xlarge"][i % 3]),
+    );
     attributes.insert("state".into(), json!("running"));
     attributes.insert("vcpus".into(), json!(2 << (i % 3)));
     Resource {
@@ -192,7 +195,14 @@ fn wave(minute: i64, period_min: f64, base: f64, amp: f64) -> f64 {
     ((base + amp * x.sin()) * 4.0).round() / 4.0
 }
 
-fn point(r: &Resource, metric: &str, unit: Unit, stat: Stat, ts: DateTime<Utc>, value: f64) -> Point {
+fn point(
+    r: &Resource,
+    metric: &str,
+    unit: Unit,
+    stat: Stat,
+    ts: DateTime<Utc>,
+    value: f64,
+) -> Point {
     Point {
         metric: metric.into(),
         unit,
@@ -205,7 +215,14 @@ fn point(r: &Resource, metric: &str, unit: Unit, stat: Stat, ts: DateTime<Utc>, 
     }
 }
 
-fn cost(day: DateTime<Utc>, provider: &str, account: &str, service: &str, amount: f64, price_date: Option<&str>) -> Cost {
+fn cost(
+    day: DateTime<Utc>,
+    provider: &str,
+    account: &str,
+    service: &str,
+    amount: f64,
+    price_date: Option<&str>,
+) -> Cost {
     Cost {
         billed_cost: amount,
         effective_cost: amount * 0.75,
@@ -236,7 +253,13 @@ fn cost(day: DateTime<Utc>, provider: &str, account: &str, service: &str, amount
     }
 }
 
-async fn post(client: &reqwest::Client, url: &str, token: &str, path: &str, body: &impl serde::Serialize) {
+async fn post(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    path: &str,
+    body: &impl serde::Serialize,
+) {
     let resp = client
         .post(format!("{url}{path}"))
         .bearer_auth(token)
@@ -258,7 +281,9 @@ async fn seed(client: &reqwest::Client, url: &str, token: &str) -> Seeded {
     b.resources = resources.clone();
     post(client, url, token, "/api/v1/ingest", &b).await;
     let mut chart = resources[0].clone();
-    chart.attributes.insert("instance_type".into(), json!("m5.xlarge"));
+    chart
+        .attributes
+        .insert("instance_type".into(), json!("m5.xlarge"));
     chart.observed_at = now;
     resources[0] = chart.clone();
     let mut b = Batch::new("agent-ui-test", "inventory", now);
@@ -269,26 +294,89 @@ async fn seed(client: &reqwest::Client, url: &str, token: &str) -> Seeded {
     // network in avg + max, network out avg.
     let newest = now.duration_trunc(CDuration::minutes(1)).unwrap();
     let series: [(&str, Unit, Stat, f64, f64, f64); 8] = [
-        ("cpu.utilization", Unit::Percent, Stat::Avg, 360.0, 40.0, 25.0),
-        ("cpu.utilization", Unit::Percent, Stat::Max, 360.0, 60.0, 30.0),
+        (
+            "cpu.utilization",
+            Unit::Percent,
+            Stat::Avg,
+            360.0,
+            40.0,
+            25.0,
+        ),
+        (
+            "cpu.utilization",
+            Unit::Percent,
+            Stat::Max,
+            360.0,
+            60.0,
+            30.0,
+        ),
         ("memory.usage", Unit::Percent, Stat::Avg, 1440.0, 55.0, 10.0),
-        ("disk.read_throughput", Unit::BytesPerSecond, Stat::Avg, 90.0, 2.0e6, 1.0e6),
-        ("disk.read_throughput", Unit::BytesPerSecond, Stat::Max, 90.0, 4.0e6, 1.5e6),
-        ("network.received_throughput", Unit::BytesPerSecond, Stat::Avg, 240.0, 5.0e6, 2.0e6),
-        ("network.received_throughput", Unit::BytesPerSecond, Stat::Max, 240.0, 9.0e6, 3.0e6),
-        ("network.sent_throughput", Unit::BytesPerSecond, Stat::Avg, 200.0, 1.5e6, 0.5e6),
+        (
+            "disk.read_throughput",
+            Unit::BytesPerSecond,
+            Stat::Avg,
+            90.0,
+            2.0e6,
+            1.0e6,
+        ),
+        (
+            "disk.read_throughput",
+            Unit::BytesPerSecond,
+            Stat::Max,
+            90.0,
+            4.0e6,
+            1.5e6,
+        ),
+        (
+            "network.received_throughput",
+            Unit::BytesPerSecond,
+            Stat::Avg,
+            240.0,
+            5.0e6,
+            2.0e6,
+        ),
+        (
+            "network.received_throughput",
+            Unit::BytesPerSecond,
+            Stat::Max,
+            240.0,
+            9.0e6,
+            3.0e6,
+        ),
+        (
+            "network.sent_throughput",
+            Unit::BytesPerSecond,
+            Stat::Avg,
+            200.0,
+            1.5e6,
+            0.5e6,
+        ),
     ];
     let mut points = Vec::new();
     for m in 0..CHART_MINUTES {
         let ts = newest - CDuration::minutes(m);
         for (metric, unit, stat, period, base, amp) in series {
-            points.push(point(&chart, metric, unit, stat, ts, wave(m, period, base, amp)));
+            points.push(point(
+                &chart,
+                metric,
+                unit,
+                stat,
+                ts,
+                wave(m, period, base, amp),
+            ));
         }
     }
     // A few more resources with a day of CPU every 5 minutes.
     for r in &resources[1..4] {
         for m in (0..24 * 60).step_by(5) {
-            points.push(point(r, "cpu.utilization", Unit::Percent, Stat::Avg, newest - CDuration::minutes(m), wave(m, 300.0, 30.0, 20.0)));
+            points.push(point(
+                r,
+                "cpu.utilization",
+                Unit::Percent,
+                Stat::Avg,
+                newest - CDuration::minutes(m),
+                wave(m, 300.0, 30.0, 20.0),
+            ));
         }
     }
     for chunk in points.chunks(20_000) {
@@ -302,20 +390,57 @@ async fn seed(client: &reqwest::Client, url: &str, token: &str) -> Seeded {
     let price_date = (now - CDuration::days(45)).format("%Y-%m-%d").to_string();
     let today = now.duration_trunc(CDuration::days(1)).unwrap();
     let lines: [(&str, &str, &str, f64, bool); 7] = [
-        ("Amazon Web Services", "111111111111", "Amazon EC2", 120.0, false),
-        ("Amazon Web Services", "111111111111", "Amazon S3", 14.25, false),
-        ("Amazon Web Services", "222222222222", "Amazon RDS", 48.5, false),
+        (
+            "Amazon Web Services",
+            "111111111111",
+            "Amazon EC2",
+            120.0,
+            false,
+        ),
+        (
+            "Amazon Web Services",
+            "111111111111",
+            "Amazon S3",
+            14.25,
+            false,
+        ),
+        (
+            "Amazon Web Services",
+            "222222222222",
+            "Amazon RDS",
+            48.5,
+            false,
+        ),
         ("Google Cloud", "shop-prod", "Compute Engine", 66.75, true),
         ("Google Cloud", "shop-dev", "Cloud Storage", 3.5, true),
-        ("Microsoft", "3f2a1c9e-0000-4000-8000-00000000a001", "Virtual Machines", 81.0, false),
-        ("Microsoft", "3f2a1c9e-0000-4000-8000-00000000a001", "Storage", 9.75, false),
+        (
+            "Microsoft",
+            "3f2a1c9e-0000-4000-8000-00000000a001",
+            "Virtual Machines",
+            81.0,
+            false,
+        ),
+        (
+            "Microsoft",
+            "3f2a1c9e-0000-4000-8000-00000000a001",
+            "Storage",
+            9.75,
+            false,
+        ),
     ];
     let mut costs = Vec::new();
     for d in 0..COST_DAYS {
         let day = today - CDuration::days(d);
         for (i, (provider, account, service, base, est)) in lines.iter().enumerate() {
             let amount = base + ((d + i as i64) % 7) as f64 * 0.25;
-            costs.push(cost(day, provider, account, service, amount, est.then_some(price_date.as_str())));
+            costs.push(cost(
+                day,
+                provider,
+                account,
+                service,
+                amount,
+                est.then_some(price_date.as_str()),
+            ));
         }
     }
     let mut b = Batch::new("agent-ui-test", "costs", now);
@@ -327,8 +452,14 @@ async fn seed(client: &reqwest::Client, url: &str, token: &str) -> Seeded {
         hostname: "collector-1.lab".into(),
         version: env!("CARGO_PKG_VERSION").into(),
         tasks: vec![
-            AgentTask { name: "inventory".into(), interval_s: 300 },
-            AgentTask { name: "metrics".into(), interval_s: 60 },
+            AgentTask {
+                name: "inventory".into(),
+                interval_s: 300,
+            },
+            AgentTask {
+                name: "metrics".into(),
+                interval_s: 60,
+            },
         ],
         labels: [("site".to_string(), "lab".to_string())].into(),
         heartbeat_interval_s: 30,
@@ -353,7 +484,12 @@ fn expectations(s: &Seeded, token: &str) -> Value {
         .filter(|r| r.provider == "gcp" && r.region == "europe-west1")
         .collect();
     gcp.sort_by_key(|r| key(r));
-    let page_keys = |from: usize| -> Vec<String> { gcp[from..(from + 100).min(gcp.len())].iter().map(|r| key(r)).collect() };
+    let page_keys = |from: usize| -> Vec<String> {
+        gcp[from..(from + 100).min(gcp.len())]
+            .iter()
+            .map(|r| key(r))
+            .collect()
+    };
     let mut by_name = gcp.clone();
     by_name.sort_by_key(|r| (r.name.clone(), key(r)));
 
@@ -408,8 +544,12 @@ async fn every_page_in_headless_chromium() {
     };
     let data = TempDir::new("ui-store");
     let store = Arc::new(EmbeddedStore::open(EmbeddedOptions::new(&data.0)).unwrap());
-    let (read_token, _) = store.create_token("ui-browser-read", &[Scope::Read]).unwrap();
-    let (ingest_token, _) = store.create_token("ui-browser-seed", &[Scope::Ingest]).unwrap();
+    let (read_token, _) = store
+        .create_token("ui-browser-read", &[Scope::Read])
+        .unwrap();
+    let (ingest_token, _) = store
+        .create_token("ui-browser-seed", &[Scope::Ingest])
+        .unwrap();
     let config = ServerConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         ..Default::default()

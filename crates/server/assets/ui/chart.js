@@ -27,9 +27,10 @@ export function niceTicks(lo, hi, count = 5) {
 }
 
 const pad2 = (n) => String(n).padStart(2, "0");
-function timeLabel(t, stepMs) {
+/** A tick's label: the date at midnight when the axis spans days, else the time of day. */
+function timeLabel(t, stepMs, spanMs) {
   const d = new Date(t);
-  if (stepMs >= DAY) return `${pad2(d.getUTCMonth() + 1)}-${pad2(d.getUTCDate())}`;
+  if (stepMs >= DAY || (spanMs > DAY && t % DAY === 0)) return `${pad2(d.getUTCMonth() + 1)}-${pad2(d.getUTCDate())}`;
   return `${pad2(d.getUTCHours())}:${pad2(d.getUTCMinutes())}`;
 }
 function tipTime(t, day) {
@@ -84,7 +85,7 @@ function render(box, { series, x0, x1, step, format, days }) {
   const xStep = X_STEPS.find((st) => span / st <= Math.max(2, pw / 90)) || X_STEPS[X_STEPS.length - 1];
   for (let t = Math.ceil(x0 / xStep) * xStep; t <= x1; t += xStep) {
     axis.appendChild(s("line", { class: "base", x1: x(t), x2: x(t), y1: M.top + ph, y2: M.top + ph + 4 }));
-    axis.appendChild(s("text", { x: x(t), y: HEIGHT - 6, "text-anchor": "middle" }, timeLabel(t, days ? DAY : xStep)));
+    axis.appendChild(s("text", { x: x(t), y: HEIGHT - 6, "text-anchor": "middle" }, timeLabel(t, days ? DAY : xStep, span)));
   }
   axis.appendChild(s("line", { class: "base", x1: left, x2: left + pw, y1: M.top + ph, y2: M.top + ph }));
   svg.append(grid, axis);

@@ -27,7 +27,7 @@ function estBadge(g) {
 
 function table(id, title, groups, keys) {
   const top = Math.max(...groups.map((g) => Math.abs(g.billed_cost)), 0) || 1;
-  return h("div", { class: "panel" },
+  return h("div", { class: "panel table-wrap" },
     h("h2", {}, title),
     groups.length
       ? h("table", { id },
@@ -93,10 +93,10 @@ export function mount(root, params) {
         h("div", { class: "chart-head" }, h("h2", {}, "Daily trend"), h("span", { class: "muted small" }, "by charge period start, UTC")),
         totals.length > 1 ? h("p", { class: "muted small" }, "Several currencies: the trend adds them as they are.") : null,
         legend(["billed", "estimated"]), chartBox),
-      h("div", { class: "grid3" },
+      h("div", { class: "grid2" },
         table("by-provider", "By provider", providers.sort(byCost), ["provider"]),
-        table("by-service", "By service", services.sort(byCost), ["provider", "service"]),
         table("by-account", "By account", accounts.sort(byCost), ["provider", "account"])),
+      table("by-service", "By service", services.sort(byCost), ["provider", "service"]),
     );
     // Bar widths are set through the CSSOM: the page's policy allows no inline style.
     for (const bar of body.querySelectorAll(".bar")) bar.style.width = `${Number(bar.dataset.w) * 100}%`;

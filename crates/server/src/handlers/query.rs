@@ -124,9 +124,7 @@ fn one_bucket(
     // Stores cap the step (the embedded one at 10^9 s, which end / 2 stays under until
     // 2033); past the cap a window across a multiple of it gets two buckets, which the
     // caller combines.
-    let step_s = (end.timestamp().max(2) as u64)
-        .div_ceil(2)
-        .min(MAX_STEP_S);
+    let step_s = (end.timestamp().max(2) as u64).div_ceil(2).min(MAX_STEP_S);
     let mut out = Vec::new();
     let mut cursor = None;
     loop {

@@ -51,9 +51,10 @@ async function open(context) {
   return page;
 }
 
-async function shot(page, name) {
+/** A screenshot: the whole page, or (`fullPage` false) the window, as a person sees it. */
+async function shot(page, name, fullPage = true) {
   const file = `${String(shots.length + 1).padStart(2, "0")}-${name}.png`;
-  await page.screenshot({ path: path.join(outdir, file), fullPage: true });
+  await page.screenshot({ path: path.join(outdir, file), fullPage });
   shots.push(file);
 }
 
@@ -100,7 +101,7 @@ await step("inventory first page", async () => {
   const status = await page.textContent("#inventory-range");
   check(/Page 1 · rows 1–100$/.test(status), `status "${status}"`);
   check(await page.isDisabled("#prev-page") && !(await page.isDisabled("#next-page")), "only Next is enabled");
-  await shot(page, "inventory");
+  await shot(page, "inventory", false);
 });
 
 // 2. Load time of the first page with 10,000 resources: a fresh browser context (no
@@ -145,7 +146,7 @@ await step("filter", async () => {
   const keys = await rowKeys(page);
   check(JSON.stringify(keys) === JSON.stringify(f.page1), "page 1 of the filtered listing is the expected 100 resources");
   check(page.url().includes("provider=gcp") && page.url().includes("region=europe-west1"), `filters are in the URL: ${page.url()}`);
-  await shot(page, "inventory-filtered");
+  await shot(page, "inventory-filtered", false);
 });
 
 await step("paginate", async () => {
@@ -155,7 +156,7 @@ await step("paginate", async () => {
   check(JSON.stringify(keys) === JSON.stringify(f.page2), "page 2 is the next 100 resources");
   const status = await page.textContent("#inventory-range");
   check(status.includes("Page 2 · rows 101–200"), `status "${status}"`);
-  await shot(page, "inventory-page-2");
+  await shot(page, "inventory-page-2", false);
   await page.click("#prev-page");
   await waitRows(page, (first) => document.querySelector("#inventory tbody tr[data-key]")?.dataset.key === first, f.page1[0]);
   // Walk to the end: the last page says how many match.
@@ -177,7 +178,7 @@ await step("sort", async () => {
   check((await page.getAttribute("th[data-sort=name]", "aria-sort")) === "ascending", "the name column shows its order");
   await page.click("th[data-sort=name]");
   await waitRows(page, (n) => document.querySelector("#inventory tbody tr[data-key] a")?.textContent === n, f.last_by_name);
-  await shot(page, "inventory-sorted");
+  await shot(page, "inventory-sorted", false);
 });
 
 // 4. Open a resource; its charts have one point per bucket of data in the window.
@@ -233,9 +234,11 @@ await step("open resource", async () => {
 
 await step("charts 1h", async () => {
   const w = await checkCharts("1h", 60);
+  await shot(page, "resource-1h");
   // Hover the CPU chart: the tooltip shows the avg of the bucket under the cursor, as the
   // API computes it.
   const area = await page.$('[data-metric="cpu.utilization"] .hover-area');
+  await area.scrollIntoViewIfNeeded();
   const box = await area.boundingBox();
   await page.mouse.move(box.x + box.width * 0.5, box.y + box.height * 0.5);
   await page.waitForSelector('[data-metric="cpu.utilization"] .tip:not([hidden])');
@@ -259,7 +262,7 @@ await step("charts 1h", async () => {
   check(point, `the API has a bucket at ${tip.time}`);
   const shown = parseFloat(tip.avg.replace(/^avg\s*/, ""));
   check(Math.abs(shown - point[1]) <= 0.05 + 0.005 * Math.abs(point[1]), `tooltip avg ${shown} = API ${point[1]}`);
-  await shot(page, "resource-1h");
+  await shot(page, "resource-1h-hover", false);
   await page.mouse.move(0, 0);
 });
 
