@@ -236,6 +236,35 @@ fn describe(spec: &RouteSpec, s: &mut Schemas) -> Option<Op> {
             ok: vec![("200", "CSS.", Some(("text/css", string())))],
             errors: vec![],
         },
+        ("GET", "/") => Op {
+            tag: "ui",
+            summary: "The web UI",
+            description: "Inventory, resource, costs and agents pages. Served from the binary \
+                          and loads nothing from other sites; its data comes from this API, \
+                          with a token when the server asks for one.",
+            params: vec![],
+            body: None,
+            ok: vec![
+                ("200", "HTML page (`no-cache`, with an ETag).", Some(("text/html", string()))),
+                ("304", "Unchanged since the ETag in `If-None-Match`.", None),
+            ],
+            errors: vec![],
+        },
+        ("GET", "/ui/{*path}") => Op {
+            tag: "ui",
+            summary: "A file of the web UI",
+            description: "Scripts, style and icon of the UI. With `?v=` set to the file's \
+                          current content hash (as the UI's page links it) the answer may be \
+                          cached for a year; otherwise it is revalidated by its ETag.",
+            params: vec![json!({"name": "path", "in": "path", "required": true,
+                                "description": "The file's name, e.g. `app.js`.", "schema": string()})],
+            body: None,
+            ok: vec![
+                ("200", "The file.", Some(("text/javascript", string()))),
+                ("304", "Unchanged since the ETag in `If-None-Match`.", None),
+            ],
+            errors: vec![("404", "No such file (`not_found`).")],
+        },
         ("POST", "/api/v1/ingest") => Op {
             tag: "ingest",
             summary: "Store a batch",
@@ -501,6 +530,7 @@ pub fn openapi() -> Value {
             {"name": "costs", "description": "Cost lines, grouped."},
             {"name": "operations", "description": "Health and the server's own metrics."},
             {"name": "documentation", "description": "This document and its page."},
+            {"name": "ui", "description": "The built-in web UI."},
         ],
         "security": [{"bearer": []}],
         "paths": paths,

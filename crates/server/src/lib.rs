@@ -26,6 +26,7 @@ mod metrics;
 mod params;
 mod routes;
 mod server;
+mod ui;
 
 pub use config::{Auth, ServerConfig, ServerError, TlsFiles};
 pub use docs::openapi;

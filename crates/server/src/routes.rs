@@ -10,7 +10,7 @@ use crate::body::Limits;
 use crate::config::{Auth, ServerConfig};
 use crate::error::ApiErr;
 use crate::metrics::Metrics;
-use crate::{docs, handlers};
+use crate::{docs, handlers, ui};
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::{from_fn_with_state, Next};
@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 /// Who may call an endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
-    /// Anyone: health, the OpenAPI document and the docs page.
+    /// Anyone: health, the OpenAPI document, the docs page and the web UI's files.
     Public,
     /// A token with this scope (or `admin`).
     Scope(Scope),
@@ -64,6 +64,8 @@ pub const ROUTES: &[RouteSpec] = &[
     r("GET", "/api/docs", Access::Public),
     r("GET", "/api/docs/docs.js", Access::Public),
     r("GET", "/api/docs/docs.css", Access::Public),
+    r("GET", "/", Access::Public),
+    r("GET", "/ui/{*path}", Access::Public),
     r("POST", "/api/v1/ingest", INGEST),
     r("POST", "/api/v1/agents/register", INGEST),
     r("POST", "/api/v1/agents/{id}/heartbeat", INGEST),
@@ -145,6 +147,8 @@ pub fn router(config: &ServerConfig, store: Arc<dyn Store>) -> Router {
         .add(Method::GET, "/api/docs", docs::page)
         .add(Method::GET, "/api/docs/docs.js", docs::script)
         .add(Method::GET, "/api/docs/docs.css", docs::style)
+        .add(Method::GET, "/", ui::index)
+        .add(Method::GET, "/ui/{*path}", ui::asset)
         .add(Method::POST, "/api/v1/ingest", handlers::ingest::ingest)
         .add(
             Method::POST,

@@ -108,6 +108,9 @@ pub async fn resource(
     .await
 }
 
+/// The longest bucket the embedded store takes.
+const MAX_STEP_S: u64 = 1_000_000_000;
+
 /// One series' value over the whole window under one aggregation.
 fn one_bucket(
     store: &dyn Store,
@@ -116,9 +119,12 @@ fn one_bucket(
     end: DateTime<Utc>,
     agg: Stat,
 ) -> Result<Vec<SeriesPoints>, ApiErr> {
-    // Buckets are aligned to multiples of `step` since the epoch; a step longer than the
-    // time since the epoch puts the whole window into the one bucket [0, step).
-    let step_s = end.timestamp().max(0) as u64 + 1;
+    // Buckets are aligned to multiples of `step` since the epoch. With step = end / 2 (and
+    // a window shorter than that) the window lies in the one bucket [step, 2 × step).
+    // Stores cap the step (the embedded one at 10^9 s, which end / 2 stays under until
+    // 2033); past the cap a window across a multiple of it gets two buckets, which the
+    // caller combines.
+    let step_s = (end.timestamp().max(2) as u64).div_ceil(2).min(MAX_STEP_S);
     let mut out = Vec::new();
     let mut cursor = None;
     loop {

@@ -1,0 +1,318 @@
+// Browser test of the skymeter web UI: node ui.test.mjs URL OUTDIR
+//
+// Drives Debian's chromium (SKYMETER_CHROMIUM) with playwright-core, installed in
+// SKYMETER_UI_TEST_DIR/node_modules, through every page of a server that
+// tests/ui_browser.rs has seeded; OUTDIR/expect.json says what the pages must show.
+// Saves a screenshot of each page in OUTDIR, prints progress, and ends with one line
+// `SUMMARY {json}` (timings, screenshots). Exits non-zero on the first failed check.
+
+import { createRequire } from "node:module";
+import fs from "node:fs";
+import path from "node:path";
+
+const [url, outdir] = process.argv.slice(2);
+if (!url || !outdir) {
+  console.error("usage: node ui.test.mjs URL OUTDIR (OUTDIR/expect.json from tests/ui_browser.rs)");
+  process.exit(2);
+}
+const want = JSON.parse(fs.readFileSync(path.join(outdir, "expect.json"), "utf8"));
+const require = createRequire(path.join(process.env.SKYMETER_UI_TEST_DIR || ".", "package.json"));
+const { chromium } = require("playwright-core");
+
+const origin = new URL(url).origin;
+const shots = [];
+const problems = [];
+let checks = 0;
+
+function check(cond, what) {
+  checks++;
+  if (!cond) throw new Error(`check failed: ${what}`);
+}
+const money = (v) => new Intl.NumberFormat("en-US", { style: "currency", currency: "USD" }).format(v);
+
+const browser = await chromium.launch({
+  executablePath: process.env.SKYMETER_CHROMIUM || "/usr/bin/chromium",
+  args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+});
+
+/** A page that records requests to other origins, script errors and console errors. */
+async function open(context) {
+  const page = await context.newPage();
+  page.setDefaultTimeout(20000);
+  page.on("request", (r) => {
+    const u = r.url();
+    if (!u.startsWith(origin + "/") && !u.startsWith("data:")) problems.push(`request to another origin: ${u}`);
+  });
+  page.on("pageerror", (e) => problems.push(`script error: ${e.message}`));
+  page.on("console", (m) => {
+    // A 401 is how the server asks for a token: expected before one is given.
+    if (m.type() === "error" && !/status of 401/.test(m.text())) problems.push(`console error: ${m.text()}`);
+  });
+  return page;
+}
+
+/** A screenshot: the whole page, or (`fullPage` false) the window, as a person sees it. */
+async function shot(page, name, fullPage = true) {
+  const file = `${String(shots.length + 1).padStart(2, "0")}-${name}.png`;
+  await page.screenshot({ path: path.join(outdir, file), fullPage });
+  shots.push(file);
+}
+
+let current = null;
+async function step(name, fn) {
+  const t = Date.now();
+  try {
+    await fn();
+  } catch (e) {
+    if (current) await current.screenshot({ path: path.join(outdir, `FAILED-${name}.png`), fullPage: true }).catch(() => {});
+    console.error(`FAILED ${name}: ${e.stack || e}`);
+    await browser.close();
+    process.exit(1);
+  }
+  console.log(`ok ${name} (${Date.now() - t} ms)`);
+}
+
+const rowKeys = (page) => page.$$eval("#inventory tbody tr[data-key]", (rs) => rs.map((r) => r.dataset.key));
+const waitRows = (page, fn, arg) => page.waitForFunction(fn, arg, { polling: 50 });
+
+// 1. No token yet: the UI asks for one, refuses a wrong one, then shows the inventory.
+const context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+const page = await open(context);
+current = page;
+await step("token dialog", async () => {
+  await page.goto(url + "/");
+  await page.waitForSelector("#token-dialog[open]");
+  await shot(page, "token-dialog");
+  await page.fill("#token-input", "skm_not_a_real_token");
+  await page.click("#token-save");
+  await page.waitForFunction(() => document.querySelector("#token-dialog").open
+    && /refused/.test(document.querySelector("#token-reason").textContent));
+  await page.fill("#token-input", want.token);
+  await page.click("#token-save");
+  await waitRows(page, () => document.querySelectorAll("#inventory tbody tr[data-key]").length === 100);
+  check(await page.evaluate(() => localStorage.getItem("skymeter.token")) === want.token, "the token is kept in localStorage");
+});
+
+await step("inventory first page", async () => {
+  await page.waitForFunction((n) => document.querySelector("#inventory-total").textContent.includes(n), want.total.toLocaleString("en-US"));
+  const keys = await rowKeys(page);
+  check(keys.length === 100, `100 rows, got ${keys.length}`);
+  check([...keys].sort().join() === keys.join(), "rows are in key order by default");
+  const status = await page.textContent("#inventory-range");
+  check(/Page 1 · rows 1–100$/.test(status), `status "${status}"`);
+  check(await page.isDisabled("#prev-page") && !(await page.isDisabled("#next-page")), "only Next is enabled");
+  await shot(page, "inventory", false);
+});
+
+// 2. Load time of the first page with 10,000 resources: a fresh browser context (no
+// cache) with the token already stored, then a reload (cached, hashed assets).
+const timing = {};
+await step("inventory load time", async () => {
+  const ctx = await browser.newContext({
+    viewport: { width: 1440, height: 900 },
+    storageState: { cookies: [], origins: [{ origin, localStorage: [{ name: "skymeter.token", value: want.token }] }] },
+  });
+  const p = await open(ctx);
+  const measure = async (go) => {
+    const t0 = Date.now();
+    await go();
+    await waitRows(p, () => document.querySelectorAll("#inventory tbody tr[data-key]").length === 100);
+    const wall = Date.now() - t0;
+    const mark = await p.evaluate(() => performance.getEntriesByName("skymeter:inventory:first-page")[0]?.startTime);
+    return { wall, mark: Math.round(mark) };
+  };
+  const cold = await measure(() => p.goto(url + "/#/inventory"));
+  const warm = [];
+  for (let i = 0; i < 3; i++) warm.push(await measure(() => p.reload()));
+  warm.sort((a, b) => a.wall - b.wall);
+  timing.inventory_cold_ms = cold.wall;
+  timing.inventory_cold_mark_ms = cold.mark;
+  timing.inventory_warm_ms = warm[1].wall;
+  timing.inventory_warm_mark_ms = warm[1].mark;
+  console.log(`inventory first page with ${want.total} resources: cold ${cold.wall} ms (page mark ${cold.mark} ms), warm median ${warm[1].wall} ms (page mark ${warm[1].mark} ms)`);
+  check(cold.wall < 10000, `first page in under 10 s (took ${cold.wall} ms)`);
+  await ctx.close();
+});
+
+// 3. Filter, paginate, sort.
+const f = want.filter;
+await step("filter", async () => {
+  await page.fill("input[name=provider]", f.provider);
+  await page.fill("input[name=region]", f.region);
+  await waitRows(page, (first) => {
+    const rows = [...document.querySelectorAll("#inventory tbody tr[data-key]")];
+    return rows.length === 100 && rows[0].dataset.key === first;
+  }, f.page1[0]);
+  const keys = await rowKeys(page);
+  check(JSON.stringify(keys) === JSON.stringify(f.page1), "page 1 of the filtered listing is the expected 100 resources");
+  check(page.url().includes("provider=gcp") && page.url().includes("region=europe-west1"), `filters are in the URL: ${page.url()}`);
+  await shot(page, "inventory-filtered", false);
+});
+
+await step("paginate", async () => {
+  await page.click("#next-page");
+  await waitRows(page, (first) => document.querySelector("#inventory tbody tr[data-key]")?.dataset.key === first, f.page2[0]);
+  const keys = await rowKeys(page);
+  check(JSON.stringify(keys) === JSON.stringify(f.page2), "page 2 is the next 100 resources");
+  const status = await page.textContent("#inventory-range");
+  check(status.includes("Page 2 · rows 101–200"), `status "${status}"`);
+  await shot(page, "inventory-page-2", false);
+  await page.click("#prev-page");
+  await waitRows(page, (first) => document.querySelector("#inventory tbody tr[data-key]")?.dataset.key === first, f.page1[0]);
+  // Walk to the end: the last page says how many match.
+  const pages = Math.ceil(f.count / 100);
+  for (let i = 1; i < pages; i++) {
+    const before = (await rowKeys(page))[0];
+    await page.click("#next-page");
+    await waitRows(page, (b) => document.querySelector("#inventory tbody tr[data-key]")?.dataset.key !== b, before);
+  }
+  const last = await page.textContent("#inventory-range");
+  check(last.endsWith(`of ${f.count.toLocaleString("en-US")}`), `last page status "${last}" names the count ${f.count}`);
+  check(await page.isDisabled("#next-page"), "Next is disabled on the last page");
+});
+
+await step("sort", async () => {
+  await page.click("th[data-sort=name]");
+  await waitRows(page, (n) => document.querySelector("#inventory tbody tr[data-key] a")?.textContent === n, f.first_by_name);
+  check((await page.textContent("#inventory-range")).startsWith("Page 1 "), "sorting goes back to page 1");
+  check((await page.getAttribute("th[data-sort=name]", "aria-sort")) === "ascending", "the name column shows its order");
+  await page.click("th[data-sort=name]");
+  await waitRows(page, (n) => document.querySelector("#inventory tbody tr[data-key] a")?.textContent === n, f.last_by_name);
+  await shot(page, "inventory-sorted", false);
+});
+
+// 4. Open a resource; its charts have one point per bucket of data in the window.
+const c = want.chart;
+/** Buckets (t - step, t] of the seeded minutes within (start, end], as the store forms them. */
+function expectedBuckets(start, end, step) {
+  const seen = new Set();
+  for (let m = 0; m < c.minutes; m++) {
+    const ts = c.newest - 60 * m;
+    if (ts > start && ts <= end) seen.add(Math.ceil(ts / step));
+  }
+  return seen.size;
+}
+const CHARTED = ["cpu.utilization", "memory.usage", "disk.read_throughput", "network.received_throughput", "network.sent_throughput"];
+
+async function checkCharts(range, nominal) {
+  await page.waitForSelector(`#charts[data-range="${range}"]:not([data-loading])`);
+  const d = await page.$eval("#charts", (el) => ({ ...el.dataset }));
+  const [start, end, stepS] = [Number(d.start), Number(d.end), Number(d.step)];
+  check(end - start === nominal * stepS, `${range}: window of ${nominal} steps`);
+  const expected = expectedBuckets(start, end, stepS);
+  // A minute boundary passing between seeding and now may leave the newest bucket empty.
+  check(expected === nominal || expected === nominal - 1, `${range}: ${expected} buckets of data expected`);
+  for (const m of CHARTED) {
+    for (const series of ["avg", "max"]) {
+      const n = await page.$eval(`[data-metric="${m}"] path[data-series=${series}]`, (p) => Number(p.dataset.points)).catch(() => -1);
+      check(n === expected, `${range} ${m} ${series}: ${n} points drawn, ${expected} expected`);
+      const segs = await page.$eval(`[data-metric="${m}"] path[data-series=${series}]`, (p) => (p.getAttribute("d").match(/[ML]/g) || []).length);
+      check(segs === expected, `${range} ${m} ${series}: the path has ${segs} vertices`);
+    }
+  }
+  return { start, end, step: stepS };
+}
+
+await step("open resource", async () => {
+  await page.click("a[data-nav=inventory]");
+  await page.fill("input[name=provider]", "");
+  await page.fill("input[name=region]", "");
+  await page.fill("input[name=q]", c.q);
+  await waitRows(page, (k) => {
+    const rows = document.querySelectorAll("#inventory tbody tr[data-key]");
+    return rows.length === 1 && rows[0].dataset.key === k;
+  }, c.key);
+  await page.click("#inventory tbody tr[data-key] a");
+  await page.waitForSelector("#attributes");
+  check(decodeURIComponent(page.url()).includes(`#/resource/${c.key}`), `resource URL ${page.url()}`);
+  check((await page.textContent("h1")) === c.name, "the page is titled with the resource's name");
+  check((await page.textContent("#attributes")).includes(c.instance_type), "attributes show the current instance type");
+  check((await page.textContent("#history")).includes(c.history_field), "history shows the instance type change");
+  check((await page.textContent("#tags")).includes("env="), "tags are listed");
+  check((await page.textContent("#summary")).includes("cpu.utilization"), "the metrics summary lists cpu.utilization");
+});
+
+await step("charts 1h", async () => {
+  const w = await checkCharts("1h", 60);
+  await shot(page, "resource-1h");
+  // Hover the CPU chart: the tooltip shows the avg of the bucket under the cursor, as the
+  // API computes it.
+  const area = await page.$('[data-metric="cpu.utilization"] .hover-area');
+  await area.scrollIntoViewIfNeeded();
+  const box = await area.boundingBox();
+  await page.mouse.move(box.x + box.width * 0.5, box.y + box.height * 0.5);
+  await page.waitForSelector('[data-metric="cpu.utilization"] .tip:not([hidden])');
+  const tip = await page.$eval('[data-metric="cpu.utilization"] .tip', (t) => ({
+    time: t.firstChild.textContent,
+    avg: t.querySelector("[data-series=avg]")?.textContent,
+    max: t.querySelector("[data-series=max]")?.textContent,
+  }));
+  check(/^\d{4}-\d\d-\d\d \d\d:\d\d UTC$/.test(tip.time), `tooltip time "${tip.time}"`);
+  check(tip.avg && tip.avg.includes("%") && tip.max && tip.max.includes("%"), `tooltip values ${JSON.stringify(tip)}`);
+  const api = await page.evaluate(async ({ key, start, end, step }) => {
+    const q = new URLSearchParams({
+      resource: key, metric: "cpu.utilization", stat: "avg", step: `${step}s`, agg: "avg",
+      start: (start + 0.001).toFixed(3), end: (end + 0.001).toFixed(3),
+    });
+    const r = await fetch(`/api/v1/points?${q}`, { headers: { Authorization: `Bearer ${localStorage.getItem("skymeter.token")}` } });
+    return r.json();
+  }, { key: c.key, ...w });
+  const at = Date.parse(tip.time.replace(" UTC", ":00Z").replace(" ", "T"));
+  const point = api.series[0].points.find(([t]) => Date.parse(t) === at);
+  check(point, `the API has a bucket at ${tip.time}`);
+  const shown = parseFloat(tip.avg.replace(/^avg\s*/, ""));
+  check(Math.abs(shown - point[1]) <= 0.05 + 0.005 * Math.abs(point[1]), `tooltip avg ${shown} = API ${point[1]}`);
+  await shot(page, "resource-1h-hover", false);
+  await page.mouse.move(0, 0);
+});
+
+for (const [range, nominal] of [["6h", 72], ["24h", 96], ["7d", 168]]) {
+  await step(`charts ${range}`, async () => {
+    await page.click(`#range button[data-range="${range}"]`);
+    await checkCharts(range, nominal);
+    check(page.url().includes(`range=${range}`), "the range is in the URL");
+    check((await page.textContent("#summary")).length > 0, "summary follows the range");
+    if (range !== "24h") await shot(page, `resource-${range}`);
+  });
+}
+
+// 5. Costs: the seeded totals, the daily trend and the price-date note.
+const k = want.costs;
+await step("costs", async () => {
+  await page.click("a[data-nav=costs]");
+  await page.waitForSelector("#by-provider tbody tr");
+  const total = await page.textContent("#cost-total .total");
+  check(total === money(k.total), `total ${total}, expected ${money(k.total)}`);
+  for (const [provider, amount] of Object.entries(k.providers)) {
+    const cell = await page.$eval(`#by-provider tr[data-group="${provider}"] td[data-billed]`, (td) => td.textContent);
+    check(cell === money(amount), `${provider}: ${cell}, expected ${money(amount)}`);
+  }
+  check((await page.$$("#by-service tbody tr")).length === 7, "seven services");
+  check((await page.$$("#by-account tbody tr")).length === 5, "five accounts");
+  for (const series of ["billed", "estimated"]) {
+    const n = await page.$eval(`#cost-trend path[data-series=${series}]`, (p) => Number(p.dataset.points));
+    check(n === k.days, `trend ${series}: ${n} days drawn, ${k.days} expected`);
+  }
+  const note = await page.textContent("#price-note");
+  check(note.includes(k.price_date), `price-date note "${note}" names ${k.price_date}`);
+  check((await page.textContent("#by-service")).includes(`est. ${k.price_date}`), "estimated services carry their price date");
+  await shot(page, "costs");
+});
+
+// 6. Agents.
+await step("agents", async () => {
+  await page.click("a[data-nav=agents]");
+  const row = `#agents tr[data-agent="${want.agent.id}"]`;
+  await page.waitForSelector(row);
+  const text = await page.textContent(row);
+  check(text.includes("healthy") && text.includes(want.agent.hostname), `agent row "${text}"`);
+  check((await page.textContent("#agent-counts")).includes("1 registered"), "the counts");
+  await shot(page, "agents");
+});
+
+await step("nothing went elsewhere and nothing failed", async () => {
+  check(problems.length === 0, problems.join("\n"));
+});
+
+await browser.close();
+console.log(`SUMMARY ${JSON.stringify({ ...timing, checks, screenshots: shots })}`);

@@ -1,0 +1,628 @@
+//! The web UI in headless Chromium, against a real server on the embedded store (as
+//! `skymeter server` runs it, with tokens on) seeded through `POST /api/v1/ingest`:
+//! 10,000 resources over four providers, a month of points for a few of them, 40 days of
+//! cost lines, and an agent. `tests/ui/ui.test.mjs` (playwright-core driving Debian's
+//! chromium) clicks through every page and checks what it shows against the expectations
+//! this test writes; it saves a screenshot of each page and prints how long the inventory
+//! takes to show its first page.
+//!
+//! Needs node, chromium and the npm package playwright-core (`scripts/test` installs
+//! them); without them it prints `SKIPPED: …` and passes.
+
+use chrono::{DateTime, Duration as CDuration, DurationRound, Utc};
+use serde_json::{json, Value};
+use skymeter_model::api::{AgentRegistration, AgentTask};
+use skymeter_model::{Batch, ChargeCategory, Cost, CostSource, Point, Resource, Stat, Unit};
+use skymeter_server::{Server, ServerConfig};
+use skymeter_store::{EmbeddedOptions, EmbeddedStore, Scope, Store};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const RESOURCES: usize = 10_000;
+/// Minutes of points of the chart resource: 8 days, more than the longest range (7 d).
+const CHART_MINUTES: i64 = 8 * 24 * 60;
+const COST_DAYS: i64 = 40;
+
+struct Tools {
+    node: PathBuf,
+    chromium: PathBuf,
+    /// The directory whose `node_modules` holds playwright-core.
+    playwright_dir: PathBuf,
+}
+
+fn on_path(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
+    })
+}
+
+/// What the browser test needs, or why it cannot run here.
+fn tools() -> Result<Tools, String> {
+    let node = std::env::var_os("SKYMETER_NODE")
+        .map(PathBuf::from)
+        .or_else(|| on_path("node"))
+        .ok_or("node is not installed (apt-get install nodejs, or set SKYMETER_NODE)")?;
+    let chromium = std::env::var_os("SKYMETER_CHROMIUM")
+        .map(PathBuf::from)
+        .or_else(|| on_path("chromium"))
+        .or_else(|| on_path("chromium-browser"))
+        .ok_or("chromium is not installed (apt-get install chromium, or set SKYMETER_CHROMIUM)")?;
+    let cache = std::env::var_os("SKYMETER_CACHE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/skymeter")))
+        .unwrap_or_else(|| PathBuf::from("/nonexistent"));
+    let playwright_dir = std::env::var_os("SKYMETER_UI_TEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| cache.join("ui-test"));
+    if !playwright_dir
+        .join("node_modules/playwright-core/package.json")
+        .is_file()
+    {
+        return Err(format!(
+            "playwright-core is not installed in {} (scripts/test installs it: npm install \
+             --prefix {0} playwright-core@1; or set SKYMETER_UI_TEST_DIR)",
+            playwright_dir.display()
+        ));
+    }
+    Ok(Tools {
+        node,
+        chromium,
+        playwright_dir,
+    })
+}
+
+/// `$CARGO_TARGET_DIR/ui-artifacts`, else next to this test's binary (target/debug/deps/…).
+fn artifacts_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .or_else(|| {
+            let exe = std::env::current_exe().ok()?;
+            Some(exe.parent()?.parent()?.parent()?.to_path_buf())
+        })
+        .unwrap_or_else(std::env::temp_dir);
+    target.join("ui-artifacts")
+}
+
+/// A directory removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let p = std::env::temp_dir().join(format!("skymeter-{tag}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+struct Seeded {
+    resources: Vec<Resource>,
+    /// The resource whose page the test opens, and its charts' newest point.
+    chart: Resource,
+    chart_newest: DateTime<Utc>,
+    costs: Vec<Cost>,
+    price_date: String,
+    agent: AgentRegistration,
+}
+
+const PROVIDERS: [(&str, &[&str], &[&str]); 4] = [
+    (
+        "aws",
+        &["111111111111", "222222222222"],
+        &["us-east-1", "us-west-2", "eu-west-1"],
+    ),
+    (
+        "gcp",
+        &["shop-prod", "shop-dev"],
+        &["europe-west1", "us-central1"],
+    ),
+    (
+        "azure",
+        &["3f2a1c9e-0000-4000-8000-00000000a001"],
+        &["westeurope", "eastus"],
+    ),
+    ("host", &["lab"], &[""]),
+];
+const KINDS: [(&str, &str); 4] = [
+    ("compute.instance", "vm"),
+    ("database.instance", "db"),
+    ("storage.bucket", "bucket"),
+    ("function", "fn"),
+];
+const TEAMS: [&str; 5] = ["web", "data", "core", "ml", "ops"];
+const ENVS: [&str; 3] = ["prod", "staging", "dev"];
+
+fn resource(i: usize, now: DateTime<Utc>) -> Resource {
+    let (provider, accounts, regions) = PROVIDERS[i % 4];
+    let account = accounts[(i / 4) % accounts.len()];
+    let region = regions[(i / 8) % regions.len()];
+    let (kind, prefix) = if provider == "host" {
+        ("host", "host")
+    } else {
+        KINDS[(i / 3) % KINDS.len()]
+    };
+    let name = format!("{prefix}-{}-{i:05}", TEAMS[i % 5]);
+    let (id, native) = match provider {
+        "aws" => (format!("i-{:017x}", 0x0abc_0000_0000_0000u64 + i as u64), "AWS::EC2::Instance"),
+        "gcp" => (format!("{}", 7_000_000_000_000u64 + i as u64), "compute.googleapis.com/Instance"),
+        // Azure ids are paths: the UI must percent-encode the key's slashes.
+        "azure" => (
+            format!("/subscriptions/{account}/resourceGroups/rg-{}/providers/Microsoft.Compute/virtualMachines/{name}", TEAMS[i % 5]),
+            "Microsoft.Compute/virtualMachines",
+        ),
+        _ => (name.clone(), "host"),
+    };
+    let mut tags = BTreeMap::new();
+    tags.insert("env".to_string(), ENVS[i % 3].to_string());
+    tags.insert("team".to_string(), TEAMS[i % 5].to_string());
+    let mut attributes = BTreeMap::new();
+    attributes.insert(
+        "instance_type".into(),
+        json!(["m5.large", "t3.medium", "c6g.xlarge"][i % 3]),
+    );
+    attributes.insert("state".into(), json!("running"));
+    attributes.insert("vcpus".into(), json!(2 << (i % 3)));
+    Resource {
+        provider: provider.into(),
+        account: account.into(),
+        region: region.into(),
+        kind: kind.into(),
+        native_type: native.into(),
+        id,
+        name,
+        tags,
+        attributes,
+        observed_at: now - CDuration::seconds((i % 3600) as i64),
+    }
+}
+
+/// Deterministic, smooth, different per metric: what a chart should look like.
+fn wave(minute: i64, period_min: f64, base: f64, amp: f64) -> f64 {
+    let x = minute as f64 * std::f64::consts::TAU / period_min;
+    ((base + amp * x.sin()) * 4.0).round() / 4.0
+}
+
+fn point(
+    r: &Resource,
+    metric: &str,
+    unit: Unit,
+    stat: Stat,
+    ts: DateTime<Utc>,
+    value: f64,
+) -> Point {
+    Point {
+        metric: metric.into(),
+        unit,
+        stat,
+        period_s: 60,
+        ts,
+        value,
+        resource: Arc::new(r.reference()),
+        labels: Default::default(),
+    }
+}
+
+fn cost(
+    day: DateTime<Utc>,
+    provider: &str,
+    account: &str,
+    service: &str,
+    amount: f64,
+    price_date: Option<&str>,
+) -> Cost {
+    Cost {
+        billed_cost: amount,
+        effective_cost: amount * 0.75,
+        list_cost: None,
+        billing_currency: "USD".into(),
+        charge_period_start: day,
+        charge_period_end: day + CDuration::days(1),
+        charge_category: ChargeCategory::Usage,
+        provider_name: provider.into(),
+        service_name: service.into(),
+        service_category: None,
+        sub_account_id: Some(account.into()),
+        region_id: None,
+        resource_id: None,
+        resource_type: None,
+        sku_id: None,
+        pricing_quantity: None,
+        pricing_unit: None,
+        consumed_quantity: None,
+        consumed_unit: None,
+        tags: Default::default(),
+        x_source: if price_date.is_some() {
+            CostSource::Estimated
+        } else {
+            CostSource::Billed
+        },
+        x_price_date: price_date.map(String::from),
+    }
+}
+
+async fn post(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    path: &str,
+    body: &impl serde::Serialize,
+) {
+    let resp = client
+        .post(format!("{url}{path}"))
+        .bearer_auth(token)
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let text = resp.text().await.unwrap();
+    assert!(status.is_success(), "POST {path}: {status} {text}");
+}
+
+async fn seed(client: &reqwest::Client, url: &str, token: &str) -> Seeded {
+    let now = Utc::now();
+    let mut resources: Vec<Resource> = (0..RESOURCES).map(|i| resource(i, now)).collect();
+    // The resource the test opens: found by a unique search term, with a history entry.
+    resources[0].name = "checkout-web-01".into();
+    let mut b = Batch::new("agent-ui-test", "inventory", now);
+    b.resources = resources.clone();
+    post(client, url, token, "/api/v1/ingest", &b).await;
+    let mut chart = resources[0].clone();
+    chart
+        .attributes
+        .insert("instance_type".into(), json!("m5.xlarge"));
+    chart.observed_at = now;
+    resources[0] = chart.clone();
+    let mut b = Batch::new("agent-ui-test", "inventory", now);
+    b.resources = vec![chart.clone()];
+    post(client, url, token, "/api/v1/ingest", &b).await;
+
+    // One point a minute for 8 days: cpu avg + max, memory avg, disk read avg + max,
+    // network in avg + max, network out avg.
+    let newest = now.duration_trunc(CDuration::minutes(1)).unwrap();
+    let series: [(&str, Unit, Stat, f64, f64, f64); 8] = [
+        (
+            "cpu.utilization",
+            Unit::Percent,
+            Stat::Avg,
+            360.0,
+            40.0,
+            25.0,
+        ),
+        (
+            "cpu.utilization",
+            Unit::Percent,
+            Stat::Max,
+            360.0,
+            60.0,
+            30.0,
+        ),
+        ("memory.usage", Unit::Percent, Stat::Avg, 1440.0, 55.0, 10.0),
+        (
+            "disk.read_throughput",
+            Unit::BytesPerSecond,
+            Stat::Avg,
+            90.0,
+            2.0e6,
+            1.0e6,
+        ),
+        (
+            "disk.read_throughput",
+            Unit::BytesPerSecond,
+            Stat::Max,
+            90.0,
+            4.0e6,
+            1.5e6,
+        ),
+        (
+            "network.received_throughput",
+            Unit::BytesPerSecond,
+            Stat::Avg,
+            240.0,
+            5.0e6,
+            2.0e6,
+        ),
+        (
+            "network.received_throughput",
+            Unit::BytesPerSecond,
+            Stat::Max,
+            240.0,
+            9.0e6,
+            3.0e6,
+        ),
+        (
+            "network.sent_throughput",
+            Unit::BytesPerSecond,
+            Stat::Avg,
+            200.0,
+            1.5e6,
+            0.5e6,
+        ),
+    ];
+    let mut points = Vec::new();
+    for m in 0..CHART_MINUTES {
+        let ts = newest - CDuration::minutes(m);
+        for (metric, unit, stat, period, base, amp) in series {
+            points.push(point(
+                &chart,
+                metric,
+                unit,
+                stat,
+                ts,
+                wave(m, period, base, amp),
+            ));
+        }
+    }
+    // A few more resources with a day of CPU every 5 minutes.
+    for r in &resources[1..4] {
+        for m in (0..24 * 60).step_by(5) {
+            points.push(point(
+                r,
+                "cpu.utilization",
+                Unit::Percent,
+                Stat::Avg,
+                newest - CDuration::minutes(m),
+                wave(m, 300.0, 30.0, 20.0),
+            ));
+        }
+    }
+    for chunk in points.chunks(20_000) {
+        let mut b = Batch::new("agent-ui-test", "metrics", now);
+        b.points = chunk.to_vec();
+        post(client, url, token, "/api/v1/ingest", &b).await;
+    }
+
+    // 40 days of cost lines; GCP's are estimates from a price table of 45 days ago.
+    // Amounts are quarters, so that every sum is exact in binary and on the page.
+    let price_date = (now - CDuration::days(45)).format("%Y-%m-%d").to_string();
+    let today = now.duration_trunc(CDuration::days(1)).unwrap();
+    let lines: [(&str, &str, &str, f64, bool); 7] = [
+        (
+            "Amazon Web Services",
+            "111111111111",
+            "Amazon EC2",
+            120.0,
+            false,
+        ),
+        (
+            "Amazon Web Services",
+            "111111111111",
+            "Amazon S3",
+            14.25,
+            false,
+        ),
+        (
+            "Amazon Web Services",
+            "222222222222",
+            "Amazon RDS",
+            48.5,
+            false,
+        ),
+        ("Google Cloud", "shop-prod", "Compute Engine", 66.75, true),
+        ("Google Cloud", "shop-dev", "Cloud Storage", 3.5, true),
+        (
+            "Microsoft",
+            "3f2a1c9e-0000-4000-8000-00000000a001",
+            "Virtual Machines",
+            81.0,
+            false,
+        ),
+        (
+            "Microsoft",
+            "3f2a1c9e-0000-4000-8000-00000000a001",
+            "Storage",
+            9.75,
+            false,
+        ),
+    ];
+    let mut costs = Vec::new();
+    for d in 0..COST_DAYS {
+        let day = today - CDuration::days(d);
+        for (i, (provider, account, service, base, est)) in lines.iter().enumerate() {
+            let amount = base + ((d + i as i64) % 7) as f64 * 0.25;
+            costs.push(cost(
+                day,
+                provider,
+                account,
+                service,
+                amount,
+                est.then_some(price_date.as_str()),
+            ));
+        }
+    }
+    let mut b = Batch::new("agent-ui-test", "costs", now);
+    b.costs = costs.clone();
+    post(client, url, token, "/api/v1/ingest", &b).await;
+
+    let agent = AgentRegistration {
+        id: "agent-ui-test".into(),
+        hostname: "collector-1.lab".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        tasks: vec![
+            AgentTask {
+                name: "inventory".into(),
+                interval_s: 300,
+            },
+            AgentTask {
+                name: "metrics".into(),
+                interval_s: 60,
+            },
+        ],
+        labels: [("site".to_string(), "lab".to_string())].into(),
+        heartbeat_interval_s: 30,
+    };
+    post(client, url, token, "/api/v1/agents/register", &agent).await;
+    Seeded {
+        resources,
+        chart,
+        chart_newest: newest,
+        costs,
+        price_date,
+        agent,
+    }
+}
+
+/// What the pages must show, for the script.
+fn expectations(s: &Seeded, token: &str) -> Value {
+    let key = |r: &Resource| r.reference().key();
+    let mut gcp: Vec<&Resource> = s
+        .resources
+        .iter()
+        .filter(|r| r.provider == "gcp" && r.region == "europe-west1")
+        .collect();
+    gcp.sort_by_key(|r| key(r));
+    let page_keys = |from: usize| -> Vec<String> {
+        gcp[from..(from + 100).min(gcp.len())]
+            .iter()
+            .map(|r| key(r))
+            .collect()
+    };
+    let mut by_name = gcp.clone();
+    by_name.sort_by_key(|r| (r.name.clone(), key(r)));
+
+    // Costs of the page's default range: the last 30 UTC days, today included.
+    let today = Utc::now().duration_trunc(CDuration::days(1)).unwrap();
+    let start = today - CDuration::days(29);
+    let mut providers: BTreeMap<&str, f64> = BTreeMap::new();
+    let mut total = 0.0;
+    for c in s.costs.iter().filter(|c| c.charge_period_end > start) {
+        *providers.entry(c.provider_name.as_str()).or_default() += c.billed_cost;
+        total += c.billed_cost;
+    }
+    json!({
+        "token": token,
+        "total": s.resources.len(),
+        "filter": {
+            "provider": "gcp",
+            "region": "europe-west1",
+            "count": gcp.len(),
+            "page1": page_keys(0),
+            "page2": page_keys(100),
+            "first_by_name": by_name.first().map(|r| r.name.clone()),
+            "last_by_name": by_name.last().map(|r| r.name.clone()),
+        },
+        "chart": {
+            "q": "checkout",
+            "key": key(&s.chart),
+            "name": s.chart.name,
+            "newest": s.chart_newest.timestamp(),
+            "minutes": CHART_MINUTES,
+            "history_field": "attributes.instance_type",
+            "instance_type": "m5.xlarge",
+        },
+        "costs": {
+            "days": 30,
+            "total": total,
+            "providers": providers,
+            "price_date": s.price_date,
+        },
+        "agent": {"id": s.agent.id, "hostname": s.agent.hostname},
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_page_in_headless_chromium() {
+    let tools = match tools() {
+        Ok(t) => t,
+        Err(why) => {
+            eprintln!("SKIPPED: ui_browser: {why}");
+            return;
+        }
+    };
+    let data = TempDir::new("ui-store");
+    let store = Arc::new(EmbeddedStore::open(EmbeddedOptions::new(&data.0)).unwrap());
+    let (read_token, _) = store
+        .create_token("ui-browser-read", &[Scope::Read])
+        .unwrap();
+    let (ingest_token, _) = store
+        .create_token("ui-browser-seed", &[Scope::Ingest])
+        .unwrap();
+    let config = ServerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ..Default::default()
+    };
+    let server = Server::bind(config, store.clone()).await.unwrap();
+    let url = format!("http://{}", server.local_addr());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(server.run(async {
+        let _ = stopped.await;
+    }));
+
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    let seeded = seed(&client, &url, &ingest_token).await;
+    let seed_time = started.elapsed();
+
+    let out = artifacts_dir();
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(
+        out.join("expect.json"),
+        serde_json::to_vec_pretty(&expectations(&seeded, &read_token)).unwrap(),
+    )
+    .unwrap();
+
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ui/ui.test.mjs");
+    let child = tokio::process::Command::new(&tools.node)
+        .arg(&script)
+        .arg(&url)
+        .arg(&out)
+        .env("SKYMETER_CHROMIUM", &tools.chromium)
+        .env("SKYMETER_UI_TEST_DIR", &tools.playwright_dir)
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(300), child)
+        .await
+        .expect("the browser test finishes within 5 minutes")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    println!("{stdout}");
+    println!("{stderr}");
+    let _ = stop.send(());
+    task.await.unwrap().unwrap();
+
+    assert!(
+        output.status.success(),
+        "{} failed ({}); screenshots in {}\n{stdout}\n{stderr}",
+        script.display(),
+        output.status,
+        out.display()
+    );
+    let summary = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("SUMMARY "))
+        .expect("the script prints its SUMMARY line");
+    let summary: Value = serde_json::from_str(summary).unwrap();
+    eprintln!(
+        "ui_browser: seeded {RESOURCES} resources, {} points, {} cost lines in {:.1} s; \
+         inventory first page: {} ms cold, {} ms warm; screenshots in {}",
+        CHART_MINUTES * 8 + 3 * 288,
+        seeded.costs.len(),
+        seed_time.as_secs_f64(),
+        summary["inventory_cold_ms"],
+        summary["inventory_warm_ms"],
+        out.display()
+    );
+    for shot in summary["screenshots"].as_array().unwrap() {
+        let p = out.join(shot.as_str().unwrap());
+        assert!(
+            std::fs::metadata(&p).is_ok_and(|m| m.len() > 10_000),
+            "screenshot {} was saved",
+            p.display()
+        );
+    }
+}
