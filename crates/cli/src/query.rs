@@ -43,8 +43,11 @@ fn seconds(t: chrono::DateTime<chrono::Utc>) -> String {
     format!("{}.{:03}", ms.div_euclid(1000), ms.rem_euclid(1000))
 }
 
+/// An API path and its form parameters.
+type Request = (&'static str, Vec<(&'static str, String)>);
+
 /// The request's parameters and path, from the arguments.
-fn request(args: &QueryArgs) -> Result<(&'static str, Vec<(&'static str, String)>), String> {
+fn request(args: &QueryArgs) -> Result<Request, String> {
     let now = chrono::Utc::now();
     let mut params = vec![("query", args.query.clone())];
     match args.range {
