@@ -44,6 +44,9 @@ type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 /// candidate's labels instead of through the posting lists.
 const CHECK_LABELS_BELOW: usize = 512;
 
+/// From this many chunks to decode, a select decodes on several threads.
+const PARALLEL_DECODE_FROM: usize = 256;
+
 #[derive(Default)]
 pub struct PromIndex {
     /// By series id (ids are dense, from 1): the key and the labels.
@@ -410,6 +413,10 @@ impl ChunkCache {
         }
     }
 
+    fn contains(&self, block: u64, series: u64) -> bool {
+        self.budget > 0 && self.state.lock().map.contains_key(&(block, series))
+    }
+
     fn get(&self, block: u64, series: u64) -> Option<Arc<Decoded>> {
         if self.budget == 0 {
             return None;
@@ -544,6 +551,63 @@ impl Inner {
         Ok(self.chunk_cache.insert(b.id, c.series, ts, vals))
     }
 
+    /// Decodes the chunks of `ids` in the range that the cache lacks, on several threads
+    /// when there are many (decompression is most of a cold query).
+    fn decode_missing(
+        &self,
+        ids: &[u64],
+        blocks: &[&Arc<Block>],
+        start_ns: i64,
+        end_ns: i64,
+    ) -> Result<Map<(u64, u64), Arc<Decoded>>, StoreError> {
+        let mut todo: Vec<(&Arc<Block>, &ChunkMeta)> = Vec::new();
+        for id in ids {
+            for b in blocks {
+                if let Some(c) = b.find(*id) {
+                    if c.max_ts >= start_ns
+                        && c.min_ts <= end_ns
+                        && !self.chunk_cache.contains(b.id, c.series)
+                    {
+                        todo.push((b, c));
+                    }
+                }
+            }
+        }
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(8);
+        if todo.len() < PARALLEL_DECODE_FROM || threads < 2 {
+            return Ok(Map::default());
+        }
+        let per = todo.len().div_ceil(threads);
+        let parts: Vec<Result<Vec<((u64, u64), Arc<Decoded>)>, StoreError>> =
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = todo
+                    .chunks(per)
+                    .map(|part| {
+                        scope.spawn(move || {
+                            part.iter()
+                                .map(|(b, c)| {
+                                    let (ts, vals) = b.read(c)?;
+                                    let d = self.chunk_cache.insert(b.id, c.series, ts, vals);
+                                    Ok(((b.id, c.series), d))
+                                })
+                                .collect()
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().expect("a decoding thread panicked"))
+                    .collect()
+            });
+        let mut out = Map::default();
+        for part in parts {
+            out.extend(part?);
+        }
+        Ok(out)
+    }
+
     /// The samples of each series in `ids` with at least those in `[start_ns, end_ns]`.
     fn samples(
         &self,
@@ -572,6 +636,7 @@ impl Inner {
             .iter()
             .filter(|b| b.max_ts >= start_ns && b.min_ts <= end_ns)
             .collect();
+        let fresh = self.decode_missing(ids, &blocks, start_ns, end_ns)?;
         let mut out = Vec::with_capacity(ids.len());
         let start_ms = start_ns.div_euclid(1_000_000);
         let end_ms = end_ns.div_euclid(1_000_000);
@@ -580,7 +645,10 @@ impl Inner {
             for b in &blocks {
                 if let Some(c) = b.find(*id) {
                     if c.max_ts >= start_ns && c.min_ts <= end_ns {
-                        parts.push(self.decoded(b, c)?);
+                        parts.push(match fresh.get(&(b.id, c.series)) {
+                            Some(d) => d.clone(),
+                            None => self.decoded(b, c)?,
+                        });
                     }
                 }
             }

@@ -502,6 +502,8 @@ fn index_agrees_with_brute_force_on_many_series() {
         b.points.push(p);
     }
     s.ingest(&b).unwrap();
+    // Sealed into a block: selects read chunks (hundreds at once, so decoded in parallel).
+    s.flush().unwrap();
     let all = s.prom_series(&[], i64::MIN, i64::MAX).unwrap();
     assert_eq!(all.len(), 900);
     let ops = [
@@ -523,7 +525,10 @@ fn index_agrees_with_brute_force_on_many_series() {
         ".+",
         "n4",
     ];
-    for _ in 0..400 {
+    for round in 0..400 {
+        if round % 50 == 0 {
+            s.clear_query_cache();
+        }
         let ms: Vec<Matcher> = (0..1 + next(3))
             .map(|_| {
                 m(
@@ -538,6 +543,10 @@ fn index_agrees_with_brute_force_on_many_series() {
             .filter(|l| skymeter_promql::matches_all(&ms, l))
             .collect();
         let got = s.prom_select(&ms, i64::MIN, i64::MAX).unwrap();
+        for x in &got {
+            let i: f64 = x.labels.get("resource_id").unwrap()[2..].parse().unwrap();
+            assert_eq!((&*x.timestamps, &*x.values), (&[60_000][..], &[i][..]));
+        }
         let got: Vec<&Labels> = got.iter().map(|x| &x.labels).collect();
         assert_eq!(got, want, "{ms:?}");
     }
