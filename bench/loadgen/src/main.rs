@@ -70,6 +70,24 @@ enum Cmd {
         token: Option<String>,
         #[arg(long, default_value_t = 200)]
         requests: usize,
+        /// Requests sent (and checked) before the timed ones.
+        #[arg(long, default_value_t = 0)]
+        warmup: usize,
+    },
+    /// Write the data set as OpenMetrics text, for `promtool tsdb create-blocks-from
+    /// openmetrics` (the same samples and labels as the other targets get).
+    Openmetrics {
+        /// Output file.
+        #[arg(long)]
+        out: std::path::PathBuf,
+        #[arg(long, default_value_t = 10_000)]
+        series: usize,
+        #[arg(long, default_value_t = 1_000)]
+        points: usize,
+        #[arg(long, default_value_t = 60)]
+        step_s: i64,
+        #[arg(long, default_value_t = 2)]
+        decimals: i32,
     },
 }
 
@@ -309,14 +327,59 @@ async fn main() -> Result<()> {
                 total as f64 / secs
             );
         }
+        Cmd::Openmetrics {
+            out,
+            series,
+            points,
+            step_s,
+            decimals,
+        } => {
+            let samples = data_set(series, points, step_s, decimals);
+            let file = std::fs::File::create(&out)
+                .with_context(|| format!("creating {}", out.display()))?;
+            let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+            writeln!(w, "# TYPE cpu_utilization_percent gauge")?;
+            let labels: Vec<String> = (0..series)
+                .map(|s| {
+                    let r = resource(s);
+                    format!(
+                        "cpu_utilization_percent{{account=\"{}\",provider=\"{}\",region=\"{}\",resource_id=\"{}\",stat=\"avg\"}}",
+                        r.account, r.provider, r.region, r.id
+                    )
+                })
+                .collect();
+            for s in &samples {
+                writeln!(w, "{} {} {}", labels[s.series], s.value, s.ts)?;
+            }
+            writeln!(w, "# EOF")?;
+            w.flush()?;
+            println!(
+                "{{\"file\":{},\"samples\":{}}}",
+                serde_json::Value::String(out.display().to_string()),
+                samples.len()
+            );
+        }
         Cmd::Query {
             url,
             token,
             requests,
+            warmup,
         } => {
             let http = client(token.as_deref())?;
             let mut times = Vec::with_capacity(requests);
             let mut bytes = 0;
+            for _ in 0..warmup {
+                let resp = http
+                    .get(&url)
+                    .send()
+                    .await
+                    .with_context(|| format!("GET {url}"))?;
+                let status = resp.status();
+                let body = resp.bytes().await?;
+                if !status.is_success() {
+                    bail!("GET {url}: {status}: {}", String::from_utf8_lossy(&body));
+                }
+            }
             for _ in 0..requests {
                 let t = Instant::now();
                 let resp = http
