@@ -61,6 +61,10 @@ enum Cmd {
         /// query benchmark: metric `bench.long`, resource `i-long`.
         #[arg(long, default_value_t = 10_080)]
         long_points: usize,
+        /// The time of the last point (Unix seconds) [default: the last whole step before
+        /// now]; give the same value to every target so they get the same data.
+        #[arg(long)]
+        end: Option<i64>,
     },
     /// Time GET requests to one URL.
     Query {
@@ -88,6 +92,9 @@ enum Cmd {
         step_s: i64,
         #[arg(long, default_value_t = 2)]
         decimals: i32,
+        /// The time of the last point (Unix seconds) [default: the last whole step before now].
+        #[arg(long)]
+        end: Option<i64>,
     },
 }
 
@@ -115,8 +122,7 @@ struct Sample {
 }
 
 /// Every point, ordered by time then series (what agents reporting every step produce).
-fn data_set(series: usize, points: usize, step_s: i64, decimals: i32) -> Vec<Sample> {
-    let end = end_ts(step_s);
+fn data_set(series: usize, points: usize, step_s: i64, decimals: i32, end: i64) -> Vec<Sample> {
     let start = end - step_s * points as i64;
     let scale = 10f64.powi(decimals);
     let mut state: Vec<f64> = (0..series).map(|i| (i % 100) as f64).collect();
@@ -262,9 +268,10 @@ async fn main() -> Result<()> {
             step_s,
             decimals,
             long_points,
+            end,
         } => {
-            let samples = data_set(series, points, step_s, decimals);
-            let end = end_ts(step_s);
+            let end = end.unwrap_or_else(|| end_ts(step_s));
+            let samples = data_set(series, points, step_s, decimals, end);
             let long: Vec<(i64, f64)> = (0..long_points)
                 .map(|i| {
                     (
@@ -333,8 +340,10 @@ async fn main() -> Result<()> {
             points,
             step_s,
             decimals,
+            end,
         } => {
-            let samples = data_set(series, points, step_s, decimals);
+            let end = end.unwrap_or_else(|| end_ts(step_s));
+            let samples = data_set(series, points, step_s, decimals, end);
             let file = std::fs::File::create(&out)
                 .with_context(|| format!("creating {}", out.display()))?;
             let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
