@@ -474,7 +474,13 @@ async fn a_resource_change_relabels_its_series() {
 async fn errors_have_prometheus_types_and_codes() {
     let sky = seeded().await;
     // path, parameters, status, errorType, part of the message
-    type Case = (&'static str, Vec<(&'static str, String)>, u16, &'static str, &'static str);
+    type Case = (
+        &'static str,
+        Vec<(&'static str, String)>,
+        u16,
+        &'static str,
+        &'static str,
+    );
     let cases: Vec<Case> = vec![
         ("/api/v1/query", vec![("query", "sum(".into())], 400, "bad_data", "unclosed"),
         ("/api/v1/query", vec![], 400, "bad_data", "\"query\""),
@@ -507,4 +513,22 @@ async fn errors_have_prometheus_types_and_codes() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 401);
+}
+
+#[tokio::test]
+async fn a_query_past_its_timeout_is_a_503_timeout() {
+    let sky = seeded().await;
+    // A subquery of 2.6 M steps, each evaluating its inner expression: far more than 1 ms.
+    let (s, body) = sky
+        .get_params(
+            "/api/v1/query",
+            &[
+                ("query", "count_over_time((vector(1) * 2)[30d:1s])"),
+                ("time", &t(600)),
+                ("timeout", "0.001"),
+            ],
+        )
+        .await;
+    assert_eq!((s, &body["errorType"]), (503, &json!("timeout")), "{body}");
+    assert_eq!(body["status"], "error");
 }
