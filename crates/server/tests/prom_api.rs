@@ -374,6 +374,13 @@ async fn series_labels_values_and_metadata() {
             "stat"
         ])
     );
+    let (s, body) = sky
+        .post_form("/api/v1/labels", &[("match[]", r#"{provider="gcp"}"#)])
+        .await;
+    assert_eq!(
+        ok_data(s, &body),
+        &json!(["__name__", "account", "provider", "region", "resource_id", "stat"])
+    );
     let (s, body) = sky.get("/api/v1/label/region/values").await;
     assert_eq!(
         ok_data(s, &body),
