@@ -61,6 +61,10 @@ enum Cmd {
         /// query benchmark: metric `bench.long`, resource `i-long`.
         #[arg(long, default_value_t = 10_080)]
         long_points: usize,
+        /// The time of the last point (Unix seconds) [default: the last whole step before
+        /// now]; give the same value to every target so they get the same data.
+        #[arg(long)]
+        end: Option<i64>,
     },
     /// Time GET requests to one URL.
     Query {
@@ -70,6 +74,27 @@ enum Cmd {
         token: Option<String>,
         #[arg(long, default_value_t = 200)]
         requests: usize,
+        /// Requests sent (and checked) before the timed ones.
+        #[arg(long, default_value_t = 0)]
+        warmup: usize,
+    },
+    /// Write the data set as OpenMetrics text, for `promtool tsdb create-blocks-from
+    /// openmetrics` (the same samples and labels as the other targets get).
+    Openmetrics {
+        /// Output file.
+        #[arg(long)]
+        out: std::path::PathBuf,
+        #[arg(long, default_value_t = 10_000)]
+        series: usize,
+        #[arg(long, default_value_t = 1_000)]
+        points: usize,
+        #[arg(long, default_value_t = 60)]
+        step_s: i64,
+        #[arg(long, default_value_t = 2)]
+        decimals: i32,
+        /// The time of the last point (Unix seconds) [default: the last whole step before now].
+        #[arg(long)]
+        end: Option<i64>,
     },
 }
 
@@ -97,8 +122,7 @@ struct Sample {
 }
 
 /// Every point, ordered by time then series (what agents reporting every step produce).
-fn data_set(series: usize, points: usize, step_s: i64, decimals: i32) -> Vec<Sample> {
-    let end = end_ts(step_s);
+fn data_set(series: usize, points: usize, step_s: i64, decimals: i32, end: i64) -> Vec<Sample> {
     let start = end - step_s * points as i64;
     let scale = 10f64.powi(decimals);
     let mut state: Vec<f64> = (0..series).map(|i| (i % 100) as f64).collect();
@@ -244,9 +268,10 @@ async fn main() -> Result<()> {
             step_s,
             decimals,
             long_points,
+            end,
         } => {
-            let samples = data_set(series, points, step_s, decimals);
-            let end = end_ts(step_s);
+            let end = end.unwrap_or_else(|| end_ts(step_s));
+            let samples = data_set(series, points, step_s, decimals, end);
             let long: Vec<(i64, f64)> = (0..long_points)
                 .map(|i| {
                     (
@@ -309,14 +334,61 @@ async fn main() -> Result<()> {
                 total as f64 / secs
             );
         }
+        Cmd::Openmetrics {
+            out,
+            series,
+            points,
+            step_s,
+            decimals,
+            end,
+        } => {
+            let end = end.unwrap_or_else(|| end_ts(step_s));
+            let samples = data_set(series, points, step_s, decimals, end);
+            let file = std::fs::File::create(&out)
+                .with_context(|| format!("creating {}", out.display()))?;
+            let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+            writeln!(w, "# TYPE cpu_utilization_percent gauge")?;
+            let labels: Vec<String> = (0..series)
+                .map(|s| {
+                    let r = resource(s);
+                    format!(
+                        "cpu_utilization_percent{{account=\"{}\",provider=\"{}\",region=\"{}\",resource_id=\"{}\",stat=\"avg\"}}",
+                        r.account, r.provider, r.region, r.id
+                    )
+                })
+                .collect();
+            for s in &samples {
+                writeln!(w, "{} {} {}", labels[s.series], s.value, s.ts)?;
+            }
+            writeln!(w, "# EOF")?;
+            w.flush()?;
+            println!(
+                "{{\"file\":{},\"samples\":{}}}",
+                serde_json::Value::String(out.display().to_string()),
+                samples.len()
+            );
+        }
         Cmd::Query {
             url,
             token,
             requests,
+            warmup,
         } => {
             let http = client(token.as_deref())?;
             let mut times = Vec::with_capacity(requests);
             let mut bytes = 0;
+            for _ in 0..warmup {
+                let resp = http
+                    .get(&url)
+                    .send()
+                    .await
+                    .with_context(|| format!("GET {url}"))?;
+                let status = resp.status();
+                let body = resp.bytes().await?;
+                if !status.is_success() {
+                    bail!("GET {url}: {status}: {}", String::from_utf8_lossy(&body));
+                }
+            }
             for _ in 0..requests {
                 let t = Instant::now();
                 let resp = http
