@@ -358,15 +358,30 @@ fn describe(spec: &RouteSpec, s: &mut Schemas) -> Option<Op> {
             ok: vec![("200", "The resource.", Some((json_ct, s.of::<ResourceDetail>())))],
             errors: vec![("404", "No such resource (`not_found`).")],
         },
-        ("GET", "/api/v1/series") => Op {
-            tag: "metrics",
-            summary: "List series",
-            description: "A series is one metric, unit and stat of one resource with one set of labels.",
-            params: series_params(),
-            body: None,
-            ok: vec![("200", "A page of series.", Some((json_ct, s.of::<PageOf<SeriesInfo>>())))],
-            errors: vec![],
-        },
+        ("GET", "/api/v1/series") => {
+            let mut params = series_params();
+            params.extend(prom_scope_params(true));
+            Op {
+                tag: "metrics",
+                summary: "List series (skymeter's list, or Prometheus' with `match[]`)",
+                description: "Two APIs on one path. **Without `match[]`**: skymeter's series \
+                              list: a series is one metric, unit and stat of one resource with \
+                              one set of labels; filters `metric`, `resource`, …, paged, answered \
+                              as a `SeriesInfoPage`. **With `match[]`** (one or more): \
+                              Prometheus' series API: the label sets of the series that match \
+                              any selector and have samples in [`start`, `end`], answered \
+                              `{\"status\":\"success\",\"data\":[{labels}…]}`; the skymeter \
+                              filters do not apply then. `POST` with a form body is the same \
+                              Prometheus call.",
+                params,
+                body: None,
+                ok: vec![("200", "A page of series, or (with `match[]`) Prometheus' answer.", Some((json_ct, s.of::<PageOf<SeriesInfo>>())))],
+                errors: vec![],
+            }
+        }
+        (_, path) if path.starts_with("/api/v1/") && prom_op(spec).is_some() => {
+            return prom_op(spec);
+        }
         ("GET", "/api/v1/points") => {
             let mut params = series_params();
             params.extend([
@@ -414,6 +429,208 @@ fn describe(spec: &RouteSpec, s: &mut Schemas) -> Option<Op> {
         _ => return None,
     };
     Some(op)
+}
+
+fn prom_scope_params(with_match: bool) -> Vec<Value> {
+    let mut p = Vec::new();
+    if with_match {
+        p.push(json!({"name": "match[]", "in": "query", "required": false,
+            "description": "A series selector (`cpu_utilization_percent{region=\"eu-west-1\"}`); repeat for several (a series may match any).",
+            "schema": {"type": "array", "items": {"type": "string"}}, "style": "form", "explode": true}));
+    }
+    p.push(query(
+        "start",
+        "RFC 3339 or Unix seconds (float). Default: no bound. Prometheus API.",
+        string(),
+    ));
+    p.push(query(
+        "end",
+        "RFC 3339 or Unix seconds (float). Default: no bound. Prometheus API.",
+        string(),
+    ));
+    p
+}
+
+/// Prometheus' answer envelope around `data`.
+fn prom_ok(data: Value) -> Value {
+    json!({"type": "object", "required": ["status", "data"], "properties": {
+        "status": {"const": "success"},
+        "data": data,
+        "warnings": {"type": "array", "items": {"type": "string"}},
+    }})
+}
+
+fn prom_result() -> Value {
+    json!({"type": "object", "required": ["resultType", "result"], "properties": {
+        "resultType": {"enum": ["matrix", "vector", "scalar", "string"]},
+        "result": {"description": "matrix: [{metric, values: [[t, \"v\"]…]}]; vector: [{metric, value: [t, \"v\"]}]; scalar and string: [t, \"v\"]. `t` is Unix seconds (float); values are strings (`NaN`, `+Inf`)."},
+    }})
+}
+
+/// A Prometheus API description: `text`, the form-body note for POST, and the error shape.
+macro_rules! prom_desc {
+    ($post:expr, $text:expr) => {
+        if $post {
+            concat!(
+                $text,
+                " Parameters may also come as an `application/x-www-form-urlencoded` body.",
+                " Errors have Prometheus' shape, `{\"status\":\"error\",\"errorType\":…,\"error\":…}`: ",
+                "400 `bad_data` (parameters, parse errors), 422 `execution` (evaluation failed), ",
+                "503 `timeout`, 500 `internal`."
+            )
+        } else {
+            concat!(
+                $text,
+                " Errors have Prometheus' shape, `{\"status\":\"error\",\"errorType\":…,\"error\":…}`: ",
+                "400 `bad_data` (parameters, parse errors), 422 `execution` (evaluation failed), ",
+                "503 `timeout`, 500 `internal`."
+            )
+        }
+    };
+}
+
+/// The Prometheus-compatible query API (Prometheus 2.42's HTTP API; `handlers/prom.rs`).
+fn prom_op(spec: &RouteSpec) -> Option<Op> {
+    let json_ct = "application/json";
+    let post = spec.method == "POST";
+    let labels_list = json!({"type": "array", "items": {"type": "string"}});
+    let label_set = json!({"type": "object", "additionalProperties": {"type": "string"}});
+    let q = |d: &str| query("query", d, string());
+    let timeout = query(
+        "timeout",
+        "Evaluation time limit (`30s`, or float seconds); at most the server's request timeout.",
+        string(),
+    );
+    let (summary, description, params, data): (&'static str, &'static str, Vec<Value>, Value) = match spec.path {
+        "/api/v1/query" => (
+            "PromQL instant query (Prometheus API)",
+            prom_desc!(
+                post,
+                "Evaluates `query` at `time`. Metric names and labels as skymeter maps them \
+                 (`cpu_utilization_percent{provider, account, region, resource_id, stat, kind, \
+                 resource_name, tag_<key>}`)."
+            ),
+            vec![
+                q("A PromQL expression."),
+                query("time", "RFC 3339 or Unix seconds (float); default now.", string()),
+                timeout,
+            ],
+            prom_result(),
+        ),
+        "/api/v1/query_range" => (
+            "PromQL range query (Prometheus API)",
+            prom_desc!(
+                post,
+                "Evaluates `query` at `start`, `start + step`, … ≤ `end`; at most 11,000 points \
+                 per series."
+            ),
+            vec![
+                q("A PromQL expression (giving a scalar or an instant vector)."),
+                query("start", "RFC 3339 or Unix seconds (float). Required.", string()),
+                query("end", "RFC 3339 or Unix seconds (float). Required.", string()),
+                query(
+                    "step",
+                    "`60`, `1m`, `1h30m` (float seconds or a Prometheus duration). Required.",
+                    string(),
+                ),
+                timeout,
+            ],
+            prom_result(),
+        ),
+        "/api/v1/series" => (
+            "Series by selector (Prometheus API)",
+            prom_desc!(
+                post,
+                "The label sets of the series that match any `match[]` (required) and have \
+                 samples in [`start`, `end`]."
+            ),
+            prom_scope_params(true),
+            json!({"type": "array", "items": label_set}),
+        ),
+        "/api/v1/labels" => (
+            "Label names (Prometheus API)",
+            prom_desc!(
+                post,
+                "Label names of the series matching `match[]` (all series when absent) with \
+                 samples in [`start`, `end`], sorted."
+            ),
+            prom_scope_params(true),
+            labels_list,
+        ),
+        "/api/v1/label/{name}/values" => (
+            "Values of one label (Prometheus API)",
+            prom_desc!(
+                post,
+                "Values of the label over the series matching `match[]` (all when absent) with \
+                 samples in [`start`, `end`], sorted; `__name__` gives the metric names."
+            ),
+            {
+                let mut p = vec![json!({"name": "name", "in": "path", "required": true,
+                    "description": "A label name.", "schema": string()})];
+                p.extend(prom_scope_params(true));
+                p
+            },
+            labels_list,
+        ),
+        "/api/v1/metadata" => (
+            "Metric metadata (Prometheus API)",
+            "Per metric name: type (`gauge`: skymeter stores values per period), help and \
+             unit from skymeter's metric catalog.",
+            vec![
+                query("metric", "Only this metric name.", string()),
+                query("limit", "At most this many metrics.", json!({"type": "integer"})),
+            ],
+            json!({"type": "object", "additionalProperties": {"type": "array", "items": {"type": "object", "properties": {
+                "type": {"type": "string"}, "help": {"type": "string"}, "unit": {"type": "string"}}}}}),
+        ),
+        "/api/v1/status/buildinfo" => (
+            "Build information (Prometheus API)",
+            "`version` is the Prometheus version whose API skymeter implements (2.42.0), so that \
+             clients enable the matching features; `skymeterVersion` is skymeter's.",
+            vec![],
+            json!({"type": "object", "additionalProperties": {"type": "string"}}),
+        ),
+        "/api/v1/status/config" => (
+            "Configuration (Prometheus API)",
+            "The global evaluation settings as Prometheus YAML (`yaml`); skymeter scrapes \
+             nothing itself.",
+            vec![],
+            json!({"type": "object", "properties": {"yaml": {"type": "string"}}}),
+        ),
+        "/api/v1/query_exemplars" => (
+            "Exemplars (Prometheus API)",
+            prom_desc!(
+                post,
+                "skymeter keeps no exemplars: always an empty list (the query is still checked)."
+            ),
+            vec![
+                q("A PromQL expression."),
+                query("start", "RFC 3339 or Unix seconds (float).", string()),
+                query("end", "RFC 3339 or Unix seconds (float).", string()),
+            ],
+            json!({"type": "array", "maxItems": 0}),
+        ),
+        "/api/v1/format_query" => (
+            "Format a query (Prometheus API)",
+            prom_desc!(post, "The query, pretty-printed."),
+            vec![q("A PromQL expression.")],
+            string(),
+        ),
+        _ => return None,
+    };
+    Some(Op {
+        tag: "prometheus",
+        summary,
+        description,
+        params,
+        body: None,
+        ok: vec![(
+            "200",
+            "`{\"status\":\"success\",\"data\":…}`.",
+            Some((json_ct, prom_ok(data))),
+        )],
+        errors: vec![("422", "The query failed in evaluation (`execution`).")],
+    })
 }
 
 /// The OpenAPI 3.1 document of every route in [`ROUTES`].
@@ -528,6 +745,7 @@ pub fn openapi() -> Value {
             {"name": "inventory", "description": "Resources and their history."},
             {"name": "metrics", "description": "Series and points."},
             {"name": "costs", "description": "Cost lines, grouped."},
+            {"name": "prometheus", "description": "The Prometheus-compatible query API (PromQL), for Grafana and promtool."},
             {"name": "operations", "description": "Health and the server's own metrics."},
             {"name": "documentation", "description": "This document and its page."},
             {"name": "ui", "description": "The built-in web UI."},

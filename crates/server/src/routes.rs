@@ -75,6 +75,23 @@ pub const ROUTES: &[RouteSpec] = &[
     r("GET", "/api/v1/series", READ),
     r("GET", "/api/v1/points", READ),
     r("GET", "/api/v1/costs", READ),
+    // The Prometheus-compatible query API (handlers/prom.rs). GET /api/v1/series above
+    // serves both: Prometheus' when the request has `match[]`.
+    r("GET", "/api/v1/query", READ),
+    r("POST", "/api/v1/query", READ),
+    r("GET", "/api/v1/query_range", READ),
+    r("POST", "/api/v1/query_range", READ),
+    r("POST", "/api/v1/series", READ),
+    r("GET", "/api/v1/labels", READ),
+    r("POST", "/api/v1/labels", READ),
+    r("GET", "/api/v1/label/{name}/values", READ),
+    r("GET", "/api/v1/metadata", READ),
+    r("GET", "/api/v1/status/buildinfo", READ),
+    r("GET", "/api/v1/status/config", READ),
+    r("GET", "/api/v1/query_exemplars", READ),
+    r("POST", "/api/v1/query_exemplars", READ),
+    r("GET", "/api/v1/format_query", READ),
+    r("POST", "/api/v1/format_query", READ),
 ];
 
 /// What every handler shares.
@@ -167,9 +184,10 @@ pub fn router(config: &ServerConfig, store: Arc<dyn Store>) -> Router {
             "/api/v1/resources/{*key}",
             handlers::query::resource,
         )
-        .add(Method::GET, "/api/v1/series", handlers::query::series)
+        .add(Method::GET, "/api/v1/series", handlers::prom::series_get)
         .add(Method::GET, "/api/v1/points", handlers::query::points)
         .add(Method::GET, "/api/v1/costs", handlers::query::costs);
+    let b = add_prometheus_api(b);
     for spec in ROUTES {
         assert!(
             b.added.contains(spec),
@@ -192,6 +210,38 @@ pub fn router(config: &ServerConfig, store: Arc<dyn Store>) -> Router {
     }
     app.layer(from_fn_with_state(state.clone(), observe))
         .with_state(state)
+}
+
+/// The Prometheus-compatible query API (handlers/prom.rs).
+fn add_prometheus_api(b: Builder) -> Builder {
+    use handlers::prom;
+    b.add(Method::GET, "/api/v1/query", prom::query)
+        .add(Method::POST, "/api/v1/query", prom::query)
+        .add(Method::GET, "/api/v1/query_range", prom::query_range)
+        .add(Method::POST, "/api/v1/query_range", prom::query_range)
+        .add(Method::POST, "/api/v1/series", prom::series)
+        .add(Method::GET, "/api/v1/labels", prom::labels)
+        .add(Method::POST, "/api/v1/labels", prom::labels)
+        .add(
+            Method::GET,
+            "/api/v1/label/{name}/values",
+            prom::label_values,
+        )
+        .add(Method::GET, "/api/v1/metadata", prom::metadata)
+        .add(Method::GET, "/api/v1/status/buildinfo", prom::buildinfo)
+        .add(Method::GET, "/api/v1/status/config", prom::config)
+        .add(
+            Method::GET,
+            "/api/v1/query_exemplars",
+            prom::query_exemplars,
+        )
+        .add(
+            Method::POST,
+            "/api/v1/query_exemplars",
+            prom::query_exemplars,
+        )
+        .add(Method::GET, "/api/v1/format_query", prom::format_query)
+        .add(Method::POST, "/api/v1/format_query", prom::format_query)
 }
 
 fn cors_layer(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {

@@ -14,7 +14,9 @@ use skymeter_model::{Batch, Labels, ResourceRef, Stat, Unit};
 use std::collections::BTreeMap;
 
 mod embedded;
+pub mod prom;
 pub use embedded::{EmbeddedOptions, EmbeddedStore, TokenAdmin};
+pub use prom::PromQuerier;
 
 /// A storage failure. Messages name the file or table and what to do.
 #[derive(Debug, thiserror::Error)]
@@ -326,4 +328,63 @@ pub trait Store: Send + Sync + 'static {
     /// Makes everything ingested so far part of the compressed, compacted storage (normally
     /// done in the background; called at shutdown and by benchmarks).
     fn flush(&self) -> Result<(), StoreError>;
+
+    // ---- the Prometheus view (see `prom.rs` for the labels) ----
+    //
+    // Times are milliseconds since the epoch, both ends inclusive; `i64::MIN`/`i64::MAX`
+    // for no bound. `selectors` is a list of matcher conjunctions of which a series must
+    // satisfy one (`match[]` of the HTTP API); an empty list selects every series. The
+    // defaults read everything through the generic reads above; backends override them.
+
+    /// Every series matching all `matchers`, sorted by labels, with at least its samples in
+    /// `[start_ms, end_ms]` (samples outside the range may come along). Series without a
+    /// sample in the range may be returned (with or without samples).
+    fn prom_select(
+        &self,
+        matchers: &[prom::Matcher],
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Vec<prom::Series>, StoreError> {
+        prom::generic_select(self, matchers, start_ms, end_ms)
+    }
+
+    /// The label sets of the series that match one of `selectors` and have samples in
+    /// `[start_ms, end_ms]`, sorted.
+    fn prom_series(
+        &self,
+        selectors: &[Vec<prom::Matcher>],
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Vec<prom::Labels>, StoreError> {
+        prom::generic_series_labels(self, selectors, start_ms, end_ms)
+    }
+
+    /// Label names of those series, sorted.
+    fn prom_label_names(
+        &self,
+        selectors: &[Vec<prom::Matcher>],
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        let sets = self.prom_series(selectors, start_ms, end_ms)?;
+        Ok(prom::label_names_of(&sets))
+    }
+
+    /// Values of label `name` over those series, sorted.
+    fn prom_label_values(
+        &self,
+        name: &str,
+        selectors: &[Vec<prom::Matcher>],
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        let sets = self.prom_series(selectors, start_ms, end_ms)?;
+        Ok(prom::label_values_of(name, &sets))
+    }
+
+    /// Every Prometheus metric name in the store with the skymeter metric and unit behind
+    /// it, sorted by name.
+    fn prom_metrics(&self) -> Result<Vec<prom::PromMetric>, StoreError> {
+        prom::generic_metrics(self)
+    }
 }

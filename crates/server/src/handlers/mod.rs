@@ -4,6 +4,7 @@
 pub mod agents;
 pub mod ingest;
 pub mod ops;
+pub mod prom;
 pub mod query;
 
 use crate::body::{self, Encoding};

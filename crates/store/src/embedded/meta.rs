@@ -445,6 +445,45 @@ impl Meta {
         })
     }
 
+    /// Per resource: key, last seen (ns) and what Prometheus labels take from it.
+    pub fn resource_labels(
+        &self,
+    ) -> Result<Vec<(String, i64, crate::prom::ResourceLabels)>, StoreError> {
+        self.read("loading resource labels", |c| {
+            let mut tags: std::collections::HashMap<
+                String,
+                std::collections::BTreeMap<String, String>,
+            > = Default::default();
+            let mut st = c.prepare("SELECT key, tag, value FROM resource_tags")?;
+            let rows = st.query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })?;
+            for row in rows {
+                let (k, t, v) = row?;
+                tags.entry(k).or_default().insert(t, v);
+            }
+            let mut st = c.prepare("SELECT key, last_seen, kind, name FROM resources")?;
+            let rows = st.query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                ))
+            })?;
+            rows.map(|row| {
+                let (key, last, kind, name) = row?;
+                let tags = tags.remove(&key).unwrap_or_default();
+                Ok((key, last, crate::prom::ResourceLabels { kind, name, tags }))
+            })
+            .collect()
+        })
+    }
+
     pub fn resource(&self, key: &str) -> Result<Option<StoredResource>, StoreError> {
         let row: Option<(String, i64, i64)> = self.read("reading a resource", |c| {
             c.query_row(

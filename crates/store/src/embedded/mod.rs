@@ -23,6 +23,7 @@ mod chunk;
 mod codec;
 mod head;
 mod meta;
+mod prom;
 mod record;
 mod series;
 mod tokens;
@@ -75,6 +76,10 @@ pub struct EmbeddedOptions {
     /// Run sealing and compaction on a background thread (default true). When false they
     /// happen only on `flush()` and when an ingest finds the head over its limit.
     pub background: bool,
+    /// Memory for decoded chunks that PromQL queries read (default 256 MiB; 0: none).
+    /// Repeated queries over the same data (dashboards) then skip decompression; about
+    /// 8 bytes per cached sample, timestamps of regular series shared.
+    pub query_cache_bytes: u64,
 }
 
 impl EmbeddedOptions {
@@ -98,6 +103,7 @@ impl Default for EmbeddedOptions {
             max_block_bytes: 1 << 30,
             dedupe_window: Duration::from_secs(7 * 24 * 3600),
             background: true,
+            query_cache_bytes: 256 << 20,
         }
     }
 }
@@ -135,6 +141,9 @@ struct Inner {
     applied_cv: Condvar,
     hasher: KeyHasher,
     series: RwLock<SeriesIndex>,
+    /// The Prometheus labels of every series, and postings (see `prom.rs`).
+    prom: RwLock<prom::PromIndex>,
+    chunk_cache: prom::ChunkCache,
     head: RwLock<Heads>,
     /// Sorted by `min_seq` (= by age; their seq ranges are disjoint).
     blocks: RwLock<Arc<Vec<Arc<Block>>>>,
@@ -298,6 +307,7 @@ impl Inner {
                 segments.pop(); // an empty segment: append to it
             }
         }
+        let prom_index = prom::PromIndex::build(&index, meta.resource_labels()?);
         let wal = WalWriter::create(&wal_dir, next_seq, segments)?;
         let sync = GroupSync::new(wal.file(), wal_dir.clone(), next_seq - 1);
 
@@ -316,6 +326,8 @@ impl Inner {
             applied_cv: Condvar::new(),
             hasher,
             series: RwLock::new(index),
+            prom: RwLock::new(prom_index),
+            chunk_cache: prom::ChunkCache::new(opts.query_cache_bytes),
             head: RwLock::new(Heads {
                 active: head,
                 frozen: None,
@@ -527,6 +539,19 @@ impl Inner {
             },
             &new,
         )?;
+        if !new_series.is_empty() || !batch.resources.is_empty() {
+            let mut p = self.prom.write();
+            for (id, key) in new_series {
+                p.add_series(*id, key.clone());
+            }
+            for r in &batch.resources {
+                p.upsert_resource(
+                    r.reference().key(),
+                    codec::to_ns_saturating(r.observed_at),
+                    crate::prom::ResourceLabels::of(r),
+                );
+            }
+        }
         Ok(())
     }
 
@@ -663,6 +688,40 @@ impl Store for EmbeddedStore {
         self.inner.check_failed()?;
         self.inner.seal()?;
         self.inner.compact_eagerly()
+    }
+
+    fn prom_select(
+        &self,
+        matchers: &[crate::prom::Matcher],
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Vec<crate::prom::Series>, StoreError> {
+        self.inner.prom_select(matchers, start_ms, end_ms)
+    }
+
+    fn prom_series(
+        &self,
+        selectors: &[Vec<crate::prom::Matcher>],
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Vec<crate::prom::Labels>, StoreError> {
+        self.inner.prom_series(selectors, start_ms, end_ms)
+    }
+
+    fn prom_metrics(&self) -> Result<Vec<crate::prom::PromMetric>, StoreError> {
+        Ok(self.inner.prom_metrics())
+    }
+}
+
+impl EmbeddedStore {
+    /// Bytes of decoded chunks held for queries (`EmbeddedOptions::query_cache_bytes`).
+    pub fn query_cache_bytes(&self) -> u64 {
+        self.inner.chunk_cache.bytes()
+    }
+
+    /// Empties the query cache (benchmarks measure reads from cold with it).
+    pub fn clear_query_cache(&self) {
+        self.inner.chunk_cache.clear()
     }
 }
 

@@ -110,6 +110,11 @@ impl SeriesIndex {
         self.by_id.len()
     }
 
+    /// Every series, by id.
+    pub fn iter(&self) -> impl Iterator<Item = (u64, &Arc<SeriesKey>)> {
+        self.by_id.iter().map(|(id, k)| (*id, k))
+    }
+
     pub fn get(&self, id: u64) -> Option<&Arc<SeriesKey>> {
         self.by_id.get(&id)
     }

@@ -269,6 +269,8 @@ impl Inner {
             list.sort_by_key(|b| b.min_seq);
             *blocks = Arc::new(list);
         }
+        let ids: Vec<u64> = old.iter().map(|b| b.id).collect();
+        self.chunk_cache.forget_blocks(&ids);
         for b in old {
             fs::remove_file(&b.path).map_err(|e| io_err(&b.path, e))?;
         }
@@ -321,6 +323,7 @@ impl Inner {
             self.replace(std::slice::from_ref(block), new)?;
         }
         let (costs, resources) = self.meta.retention(b)?;
+        self.prom.write().drop_resources_before(b);
         Ok(RetentionReport {
             points,
             costs,

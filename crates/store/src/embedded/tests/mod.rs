@@ -4,6 +4,7 @@ mod costs;
 mod durability;
 mod meta;
 mod points;
+mod prom;
 
 use super::{EmbeddedOptions, EmbeddedStore};
 use crate::*;

@@ -1,0 +1,620 @@
+//! The Prometheus-compatible query API: what Grafana's Prometheus data source, `promtool`
+//! and other Prometheus clients call, with Prometheus' parameter names, time formats,
+//! response envelope and error codes (the HTTP API of Prometheus 2.42).
+//!
+//! - Parameters come from the URL and, for POST, from an `application/x-www-form-urlencoded`
+//!   body (the body's value wins, as Go's `FormValue`). Unknown parameters are ignored, as
+//!   Prometheus does (clients send extras).
+//! - Times: RFC 3339 (`2026-01-01T00:00:00Z`, fractions allowed) or Unix seconds as a
+//!   float (`1767225600.5`, rounded to the millisecond). Durations (`step`, `timeout`):
+//!   Prometheus durations (`5m`, `1h30m`, `1d`, `100ms`) or float seconds (`300`).
+//! - Answers: `{"status":"success","data":...}`; errors `{"status":"error",
+//!   "errorType":"bad_data","error":"..."}` with 400 (`bad_data`), 422 (`execution`),
+//!   503 (`timeout`), 500 (`internal`).
+//!
+//! Queries are evaluated by `skymeter-promql` over the store's Prometheus view
+//! ([`skymeter_store::prom`]), on a blocking thread.
+
+use crate::routes::AppState;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use serde::Serialize;
+use serde_json::{json, Map, Value as Json};
+use skymeter_promql::{instant_query, range_query, ErrorKind, Options, QueryError};
+use skymeter_store::prom::{Matcher, PromQuerier};
+use std::time::Duration;
+
+/// An error answer in Prometheus' shape.
+#[derive(Debug)]
+pub struct PromErr {
+    kind: ErrorKind,
+    message: String,
+}
+
+impl PromErr {
+    fn bad_data(message: impl Into<String>) -> PromErr {
+        PromErr {
+            kind: ErrorKind::BadData,
+            message: message.into(),
+        }
+    }
+
+    fn internal(message: impl Into<String>) -> PromErr {
+        PromErr {
+            kind: ErrorKind::Internal,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<QueryError> for PromErr {
+    fn from(e: QueryError) -> PromErr {
+        if e.kind == ErrorKind::Internal {
+            // The text names files on the server: log it, tell the client less.
+            tracing::error!(error = %e.message, "query failed in storage");
+            return PromErr::internal(
+                "storage failed while reading series; the server's log has the details",
+            );
+        }
+        PromErr {
+            kind: e.kind,
+            message: e.message,
+        }
+    }
+}
+
+impl From<skymeter_store::StoreError> for PromErr {
+    fn from(e: skymeter_store::StoreError) -> PromErr {
+        match e {
+            skymeter_store::StoreError::BadRequest(m) => PromErr::bad_data(m),
+            other => {
+                tracing::error!(error = %other, "storage failed");
+                PromErr::internal("storage failed; the server's log has the details")
+            }
+        }
+    }
+}
+
+impl IntoResponse for PromErr {
+    fn into_response(self) -> Response {
+        let status =
+            StatusCode::from_u16(self.kind.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
+        let body =
+            json!({"status": "error", "errorType": self.kind.as_str(), "error": self.message});
+        json_response(status, serde_json::to_vec(&body).expect("serializes"))
+    }
+}
+
+fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
+}
+
+#[derive(Serialize)]
+struct Success<'a, T: Serialize> {
+    status: &'static str,
+    data: &'a T,
+}
+
+fn success<T: Serialize>(data: &T) -> Result<Vec<u8>, PromErr> {
+    serde_json::to_vec(&Success {
+        status: "success",
+        data,
+    })
+    .map_err(|e| PromErr::internal(format!("encoding the answer failed: {e}")))
+}
+
+type PromResult = Result<Vec<u8>, PromErr>;
+
+fn answer(r: PromResult) -> Response {
+    match r {
+        Ok(body) => json_response(StatusCode::OK, body),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Runs `f` (store reads, evaluation, encoding) off the async threads.
+async fn blocking(f: impl FnOnce() -> PromResult + Send + 'static) -> Response {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => answer(r),
+        Err(e) => {
+            tracing::error!(error = %e, "query task failed");
+            PromErr::internal("the server failed while handling the query; see its log")
+                .into_response()
+        }
+    }
+}
+
+// ---- parameters ----
+
+/// The parameters of a request: the form body's pairs first, then the URL's.
+pub struct Form(Vec<(String, String)>);
+
+/// Prometheus' bounds for "no bound" (`minTime`/`maxTime` of its API), as RFC 3339.
+const MIN_TIME: &str = "-292273086-05-16T16:47:06Z";
+const MAX_TIME: &str = "292277025-08-18T07:12:54.999999999Z";
+
+impl Form {
+    pub fn parse(url: Option<&str>, headers: &HeaderMap, body: &[u8]) -> Result<Form, PromErr> {
+        let mut pairs: Vec<(String, String)> = Vec::new();
+        let form_body = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| {
+                v.trim()
+                    .to_ascii_lowercase()
+                    .starts_with("application/x-www-form-urlencoded")
+            })
+            .unwrap_or(true);
+        if form_body && !body.is_empty() {
+            pairs.extend(
+                serde_urlencoded::from_bytes::<Vec<(String, String)>>(body)
+                    .map_err(|e| PromErr::bad_data(format!("error parsing form values: {e}")))?,
+            );
+        }
+        if let Some(q) = url.filter(|q| !q.is_empty()) {
+            pairs.extend(
+                serde_urlencoded::from_str::<Vec<(String, String)>>(q)
+                    .map_err(|e| PromErr::bad_data(format!("error parsing form values: {e}")))?,
+            );
+        }
+        Ok(Form(pairs))
+    }
+
+    /// The first value of `name` (empty counts as absent, as Go's `FormValue`).
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .filter(|v| !v.is_empty())
+    }
+
+    pub fn all(&self, name: &str) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.0.iter().any(|(k, _)| k == name)
+    }
+
+    /// A time parameter in ms, `default` when absent.
+    fn time(&self, name: &str, default: i64) -> Result<i64, PromErr> {
+        match self.get(name) {
+            None => Ok(default),
+            Some(v) => parse_time(v)
+                .map_err(|e| PromErr::bad_data(format!("invalid parameter {name:?}: {e}"))),
+        }
+    }
+
+    /// A duration parameter in ms.
+    fn duration(&self, name: &str) -> Result<Option<i64>, PromErr> {
+        self.get(name)
+            .map(|v| {
+                parse_duration(v)
+                    .map_err(|e| PromErr::bad_data(format!("invalid parameter {name:?}: {e}")))
+            })
+            .transpose()
+    }
+
+    /// The `match[]` selectors.
+    fn selectors(&self) -> Result<Vec<Vec<Matcher>>, PromErr> {
+        self.all("match[]")
+            .into_iter()
+            .map(|s| skymeter_promql::parse_selector(s).map_err(PromErr::from))
+            .collect()
+    }
+}
+
+/// A Prometheus API time in ms: Unix seconds as a float, or RFC 3339.
+pub fn parse_time(s: &str) -> Result<i64, String> {
+    if let Ok(f) = s.parse::<f64>() {
+        if f.is_finite() && f.abs() < 9.2e15 {
+            let secs = f.trunc();
+            let ms = ((f - secs) * 1000.0).round();
+            return Ok(secs as i64 * 1000 + ms as i64);
+        }
+    }
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Ok(t.timestamp_millis());
+    }
+    match s {
+        MIN_TIME => Ok(i64::MIN),
+        MAX_TIME => Ok(i64::MAX),
+        _ => Err(format!("cannot parse {s:?} to a valid timestamp")),
+    }
+}
+
+/// A Prometheus API duration in ms: float seconds, or `1y2w3d4h5m6s7ms` (each part
+/// optional, in that order; `0` alone is allowed).
+pub fn parse_duration(s: &str) -> Result<i64, String> {
+    if let Ok(f) = s.parse::<f64>() {
+        let ns = f * 1e9;
+        if !ns.is_finite() || ns.abs() > i64::MAX as f64 {
+            return Err(format!(
+                "cannot parse {s:?} to a valid duration. It overflows int64"
+            ));
+        }
+        return Ok((ns as i64) / 1_000_000);
+    }
+    let bad = || format!("cannot parse {s:?} to a valid duration");
+    if s.is_empty() {
+        return Err(bad());
+    }
+    if s == "0" {
+        return Ok(0);
+    }
+    const UNITS: [(&str, i64); 7] = [
+        ("y", 365 * 86_400_000),
+        ("w", 7 * 86_400_000),
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1_000),
+        ("ms", 1),
+    ];
+    let mut rest = s;
+    let mut total: i64 = 0;
+    let mut next_unit = 0;
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return Err(bad());
+        }
+        let n: i64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = &rest[digits..];
+        // `ms` before `m`: the longer unit name first.
+        let unit = if rest.starts_with("ms") {
+            6
+        } else {
+            match UNITS.iter().position(|(u, _)| rest.starts_with(u)) {
+                Some(i) => i,
+                None => return Err(bad()),
+            }
+        };
+        if unit < next_unit {
+            return Err(bad());
+        }
+        next_unit = unit + 1;
+        rest = &rest[UNITS[unit].0.len()..];
+        total = n
+            .checked_mul(UNITS[unit].1)
+            .and_then(|v| total.checked_add(v))
+            .ok_or_else(bad)?;
+    }
+    Ok(total)
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+fn options(st: &AppState, form: &Form) -> Result<Options, PromErr> {
+    // The engine stops a little before the server's own request limit, so that a slow
+    // query is answered in Prometheus' shape (503 `timeout`) rather than by the server.
+    let server = st.timeout.saturating_sub(Duration::from_millis(500));
+    let asked = form
+        .duration("timeout")?
+        .filter(|ms| *ms > 0)
+        .map(|ms| Duration::from_millis(ms as u64));
+    Ok(Options {
+        timeout: Some(asked.map_or(server, |a| a.min(server))),
+        ..Options::default()
+    })
+}
+
+fn required<'a>(form: &'a Form, name: &str) -> Result<&'a str, PromErr> {
+    form.get(name).ok_or_else(|| {
+        PromErr::bad_data(format!("invalid parameter {name:?}: missing; give a value"))
+    })
+}
+
+// ---- handlers ----
+
+/// `GET`/`POST /api/v1/query`: `query`, `time` (default now), `timeout`.
+pub async fn query(
+    State(st): State<AppState>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let prep = (|| {
+        let form = Form::parse(q.as_deref(), &headers, &body)?;
+        let expr = required(&form, "query")?.to_string();
+        let time = form.time("time", now_ms())?;
+        Ok::<_, PromErr>((expr, time, options(&st, &form)?))
+    })();
+    let (expr, time, opts) = match prep {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    let store = st.store.clone();
+    blocking(move || {
+        let v = instant_query(&PromQuerier(&*store), &expr, time, &opts)?;
+        success(&v)
+    })
+    .await
+}
+
+/// `GET`/`POST /api/v1/query_range`: `query`, `start`, `end`, `step`, `timeout`.
+pub async fn query_range(
+    State(st): State<AppState>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let prep = (|| {
+        let form = Form::parse(q.as_deref(), &headers, &body)?;
+        let expr = required(&form, "query")?.to_string();
+        let start = parse_time(required(&form, "start")?)
+            .map_err(|e| PromErr::bad_data(format!("invalid parameter \"start\": {e}")))?;
+        let end = parse_time(required(&form, "end")?)
+            .map_err(|e| PromErr::bad_data(format!("invalid parameter \"end\": {e}")))?;
+        if end < start {
+            return Err(PromErr::bad_data(
+                "end timestamp must not be before start time",
+            ));
+        }
+        let step = form.duration("step")?.ok_or_else(|| {
+            PromErr::bad_data("invalid parameter \"step\": missing; give a duration (`60`, `1m`)")
+        })?;
+        Ok::<_, PromErr>((expr, start, end, step, options(&st, &form)?))
+    })();
+    let (expr, start, end, step, opts) = match prep {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    let store = st.store.clone();
+    blocking(move || {
+        let v = range_query(&PromQuerier(&*store), &expr, start, end, step, &opts)?;
+        success(&v)
+    })
+    .await
+}
+
+/// The `match[]`, `start`, `end` of the metadata reads.
+struct Scope {
+    selectors: Vec<Vec<Matcher>>,
+    start: i64,
+    end: i64,
+}
+
+fn scope(form: &Form, need_match: bool) -> Result<Scope, PromErr> {
+    if need_match && form.all("match[]").is_empty() {
+        return Err(PromErr::bad_data("no match[] parameter provided"));
+    }
+    Ok(Scope {
+        start: form.time("start", i64::MIN)?,
+        end: form.time("end", i64::MAX)?,
+        selectors: form.selectors()?,
+    })
+}
+
+/// `GET`/`POST /api/v1/series` with `match[]` (required), `start`, `end`.
+pub async fn series(
+    State(st): State<AppState>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let sc = match Form::parse(q.as_deref(), &headers, &body).and_then(|f| scope(&f, true)) {
+        Ok(s) => s,
+        Err(e) => return e.into_response(),
+    };
+    let store = st.store.clone();
+    blocking(move || {
+        let sets = store.prom_series(&sc.selectors, sc.start, sc.end)?;
+        success(&sets)
+    })
+    .await
+}
+
+/// `GET /api/v1/series`: Prometheus' series API when the request has `match[]`, else
+/// skymeter's own series list (filters `metric`, `resource`, ...; paged).
+pub async fn series_get(
+    st: State<AppState>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let is_prom = Form::parse(q.as_deref(), &headers, &[]).is_ok_and(|f| f.has("match[]"));
+    if is_prom {
+        series(st, RawQuery(q), headers, Bytes::new()).await
+    } else {
+        super::query::series(st, RawQuery(q)).await.into_response()
+    }
+}
+
+/// `GET`/`POST /api/v1/labels`: `match[]` (optional), `start`, `end`.
+pub async fn labels(
+    State(st): State<AppState>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let sc = match Form::parse(q.as_deref(), &headers, &body).and_then(|f| scope(&f, false)) {
+        Ok(s) => s,
+        Err(e) => return e.into_response(),
+    };
+    let store = st.store.clone();
+    blocking(move || {
+        let names = store.prom_label_names(&sc.selectors, sc.start, sc.end)?;
+        success(&names)
+    })
+    .await
+}
+
+/// `GET /api/v1/label/{name}/values`: `match[]` (optional), `start`, `end`.
+pub async fn label_values(
+    State(st): State<AppState>,
+    Path(name): Path<String>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    if !skymeter_promql::is_valid_label_name(&name) {
+        return PromErr::bad_data(format!("invalid label name: {name:?}")).into_response();
+    }
+    let sc = match Form::parse(q.as_deref(), &headers, &[]).and_then(|f| scope(&f, false)) {
+        Ok(s) => s,
+        Err(e) => return e.into_response(),
+    };
+    let store = st.store.clone();
+    blocking(move || {
+        let values = store.prom_label_values(&name, &sc.selectors, sc.start, sc.end)?;
+        success(&values)
+    })
+    .await
+}
+
+/// `GET /api/v1/metadata`: `metric` (one name), `limit` (most metrics). Every skymeter
+/// metric is a gauge (values per period, not running totals); help and unit come from the
+/// metric catalog when the metric is in it.
+pub async fn metadata(
+    State(st): State<AppState>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let form = match Form::parse(q.as_deref(), &headers, &[]) {
+        Ok(f) => f,
+        Err(e) => return e.into_response(),
+    };
+    let metric = form.get("metric").map(str::to_string);
+    let limit = match form.get("limit").map(str::parse::<i64>) {
+        None => None,
+        Some(Ok(n)) if n >= 0 => Some(n as usize),
+        Some(Ok(_)) => None, // Prometheus: a negative limit means no limit
+        Some(Err(_)) => {
+            return PromErr::bad_data("limit must be a number").into_response();
+        }
+    };
+    let store = st.store.clone();
+    blocking(move || {
+        let mut out = Map::new();
+        for m in store.prom_metrics()? {
+            if metric.as_ref().is_some_and(|want| *want != m.name) {
+                continue;
+            }
+            if limit.is_some_and(|l| out.len() >= l) {
+                break;
+            }
+            let def = skymeter_model::catalog::lookup(&m.metric).filter(|d| d.unit == m.unit);
+            let help = match def {
+                Some(d) => format!("{} (skymeter metric `{}`)", d.description, m.metric),
+                None => format!("skymeter metric `{}` in {}", m.metric, m.unit.as_str()),
+            };
+            let unit = skymeter_model::prom::unit_suffix(m.unit);
+            let entry = json!({"type": "gauge", "help": help, "unit": unit});
+            match out.get_mut(&m.name) {
+                Some(Json::Array(list)) => list.push(entry),
+                _ => {
+                    out.insert(m.name.clone(), Json::Array(vec![entry]));
+                }
+            }
+        }
+        success(&out)
+    })
+    .await
+}
+
+/// The Prometheus version whose HTTP API and PromQL this server implements; clients such
+/// as Grafana pick features by it (VictoriaMetrics and Thanos answer the same way).
+pub const PROMETHEUS_API_VERSION: &str = "2.42.0";
+
+/// `GET /api/v1/status/buildinfo`.
+pub async fn buildinfo() -> Response {
+    answer(success(&json!({
+        "version": PROMETHEUS_API_VERSION,
+        "revision": "",
+        "branch": "",
+        "buildUser": "skymeter",
+        "buildDate": "",
+        "goVersion": format!("skymeter {}", env!("CARGO_PKG_VERSION")),
+        "application": "skymeter",
+        "skymeterVersion": env!("CARGO_PKG_VERSION"),
+    })))
+}
+
+/// `GET /api/v1/status/config`: skymeter has no scrape configuration; this is the global
+/// part Prometheus clients read (evaluation interval = the default subquery step).
+pub async fn config() -> Response {
+    answer(success(&json!({
+        "yaml": "global:\n  scrape_interval: 1m\n  evaluation_interval: 1m\n",
+    })))
+}
+
+/// `GET`/`POST /api/v1/query_exemplars`: skymeter stores no exemplars; the query is
+/// still checked.
+pub async fn query_exemplars(RawQuery(q): RawQuery, headers: HeaderMap, body: Bytes) -> Response {
+    let r = (|| {
+        let form = Form::parse(q.as_deref(), &headers, &body)?;
+        let expr = required(&form, "query")?;
+        form.time("start", i64::MIN)?;
+        form.time("end", i64::MAX)?;
+        promql_parser::parser::parse(expr).map_err(PromErr::bad_data)?;
+        success(&Vec::<Json>::new())
+    })();
+    answer(r)
+}
+
+/// `GET`/`POST /api/v1/format_query`: the query, pretty-printed.
+pub async fn format_query(RawQuery(q): RawQuery, headers: HeaderMap, body: Bytes) -> Response {
+    let r = (|| {
+        let form = Form::parse(q.as_deref(), &headers, &body)?;
+        let expr = required(&form, "query")?;
+        let parsed = promql_parser::parser::parse(expr).map_err(PromErr::bad_data)?;
+        success(&parsed.prettify())
+    })();
+    answer(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_as_prometheus_reads_them() {
+        assert_eq!(parse_time("1767225600"), Ok(1_767_225_600_000));
+        assert_eq!(parse_time("1767225600.5"), Ok(1_767_225_600_500));
+        assert_eq!(parse_time("1767225600.1234"), Ok(1_767_225_600_123));
+        assert_eq!(parse_time("-1.5"), Ok(-1500));
+        assert_eq!(parse_time("2026-01-01T00:00:00Z"), Ok(1_767_225_600_000));
+        assert_eq!(
+            parse_time("2026-01-01T01:00:00.25+01:00"),
+            Ok(1_767_225_600_250)
+        );
+        assert_eq!(parse_time(MIN_TIME), Ok(i64::MIN));
+        assert_eq!(parse_time(MAX_TIME), Ok(i64::MAX));
+        assert!(parse_time("yesterday")
+            .unwrap_err()
+            .contains("\"yesterday\""));
+    }
+
+    #[test]
+    fn durations_as_prometheus_reads_them() {
+        assert_eq!(parse_duration("300"), Ok(300_000));
+        assert_eq!(parse_duration("0.5"), Ok(500));
+        assert_eq!(parse_duration("5m"), Ok(300_000));
+        assert_eq!(parse_duration("1h30m"), Ok(5_400_000));
+        assert_eq!(parse_duration("1d2h"), Ok(93_600_000));
+        assert_eq!(parse_duration("1w"), Ok(604_800_000));
+        assert_eq!(parse_duration("1y"), Ok(31_536_000_000));
+        assert_eq!(parse_duration("100ms"), Ok(100));
+        assert_eq!(parse_duration("1m30s500ms"), Ok(90_500));
+        assert_eq!(parse_duration("0"), Ok(0));
+        for bad in ["", "5x", "m", "30s1m", "1.5m", "5 m"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+}

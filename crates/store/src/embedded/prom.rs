@@ -1,0 +1,717 @@
+//! The embedded store's Prometheus view: a label index in memory, and raw sample reads.
+//!
+//! **Index** ([`PromIndex`]): per series id its Prometheus labels (`crate::prom`), and
+//! postings — label name → value → sorted series ids. Built at open from the series
+//! registry and the stored resources (SQLite), then kept current by ingest: a new series
+//! is added when its batch is applied; a resource record that replaces the stored one
+//! (same rule as SQLite: `observed_at` ≥ the stored one) relabels the resource's series
+//! when its kind, name or tags changed; retention drops the labels of resources it deletes.
+//!
+//! **Select**: matchers that reject the empty value (`a="x"`, `a=~"x|y"`, `a!=""`) each
+//! give a sorted id list (one posting list, or the union of the lists whose value
+//! matches; a regex that is a plain alternation of literals is looked up, not run over
+//! every value); the lists are intersected, smallest first. Matchers that accept the empty
+//! value (`a!="x"`, `a!~"..."`, `a=""`) then remove candidates: by the union of the
+//! posting lists they reject, or, for few candidates, by checking their labels. With no
+//! rejecting matcher the candidates are all series. The ids come out in label order (a
+//! rank per series, recomputed only after labels change), which the engine needs.
+//!
+//! **Samples**: per selected series, the chunks of the blocks whose time extent overlaps
+//! the range, then the head (frozen, active) — later writes win, as in `points`. A decoded
+//! chunk (timestamps in ms, values) is kept in a bounded cache keyed by (block, series):
+//! blocks are immutable, so entries never go stale, only unused (compaction and retention
+//! forget the blocks they replace). Regular timestamp columns — what scheduled collection
+//! writes — are shared between chunks that have the same start, step and length. A series
+//! whose samples in range all come from one cached chunk is handed to the engine without a
+//! copy (the engine ignores samples outside the range).
+
+use super::block::{Block, ChunkMeta};
+use super::head::sort_dedup;
+use super::series::SeriesIndex;
+use super::Inner;
+use crate::prom::{series_labels, Labels, MatchOp, Matcher, PromMetric, ResourceLabels, Series};
+use crate::{SeriesKey, StoreError};
+use parking_lot::Mutex;
+use skymeter_model::prom::metric_name;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+
+type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+/// Below this many candidates, a matcher that accepts `""` is checked against each
+/// candidate's labels instead of through the posting lists.
+const CHECK_LABELS_BELOW: usize = 512;
+
+#[derive(Default)]
+pub struct PromIndex {
+    /// By series id (ids are dense, from 1): the key and the labels.
+    series: Vec<Option<(Arc<SeriesKey>, Labels)>>,
+    /// Every series id, sorted.
+    all: Vec<u64>,
+    postings: Map<Box<str>, Map<Box<str>, Vec<u64>>>,
+    by_resource: Map<String, Vec<u64>>,
+    /// The latest stored record of each resource: when it was observed (ns) and what the
+    /// labels take from it.
+    resources: Map<String, (i64, ResourceLabels)>,
+    metrics: BTreeMap<String, (String, skymeter_model::Unit)>,
+    /// Rank of each series id in label order; `None` after a label change.
+    order: Mutex<Option<Arc<Vec<u32>>>>,
+}
+
+fn insert_sorted(list: &mut Vec<u64>, id: u64) {
+    match list.last() {
+        Some(&last) if last < id => list.push(id),
+        None => list.push(id),
+        _ => {
+            if let Err(i) = list.binary_search(&id) {
+                list.insert(i, id);
+            }
+        }
+    }
+}
+
+fn remove_sorted(list: &mut Vec<u64>, id: u64) {
+    if let Ok(i) = list.binary_search(&id) {
+        list.remove(i);
+    }
+}
+
+/// The literals of a regex that is only `a|b|c` of plain characters, so the index can look
+/// them up; `None` for anything else.
+fn literal_alternatives(re: &str) -> Option<Vec<&str>> {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-_:/@ ,=%#!<>'\"~&;".contains(c);
+    re.chars()
+        .all(|c| c == '|' || plain(c))
+        .then(|| re.split('|').collect())
+}
+
+/// The sorted union of sorted lists.
+fn union(lists: Vec<&[u64]>) -> Vec<u64> {
+    match lists.len() {
+        0 => Vec::new(),
+        1 => lists[0].to_vec(),
+        _ => {
+            let mut v: Vec<u64> = lists.concat();
+            v.sort_unstable();
+            v.dedup();
+            v
+        }
+    }
+}
+
+/// The sorted intersection of sorted lists.
+fn intersect(mut lists: Vec<Cow<'_, [u64]>>) -> Vec<u64> {
+    lists.sort_by_key(|l| l.len());
+    let mut out = lists[0].to_vec();
+    for l in &lists[1..] {
+        if out.is_empty() {
+            break;
+        }
+        let mut from = 0;
+        out.retain(|id| match l[from..].binary_search(id) {
+            Ok(i) => {
+                from += i + 1;
+                true
+            }
+            Err(i) => {
+                from += i;
+                false
+            }
+        });
+    }
+    out
+}
+
+/// `a` without the elements of `b` (both sorted).
+fn difference(a: Vec<u64>, b: &[u64]) -> Vec<u64> {
+    if b.is_empty() {
+        return a;
+    }
+    let mut j = 0;
+    a.into_iter()
+        .filter(|id| {
+            while j < b.len() && b[j] < *id {
+                j += 1;
+            }
+            !(j < b.len() && b[j] == *id)
+        })
+        .collect()
+}
+
+impl PromIndex {
+    pub fn build(series: &SeriesIndex, resources: Vec<(String, i64, ResourceLabels)>) -> PromIndex {
+        let mut p = PromIndex::default();
+        for (key, at, labels) in resources {
+            p.resources.insert(key, (at, labels));
+        }
+        for (id, key) in series.iter() {
+            p.add_series(id, key.clone());
+        }
+        p
+    }
+
+    fn post(&mut self, id: u64, labels: &Labels) {
+        for (n, v) in labels.iter() {
+            let values = self.postings.entry(n.into()).or_default();
+            insert_sorted(values.entry(v.into()).or_default(), id);
+        }
+    }
+
+    fn unpost(&mut self, id: u64, labels: &Labels) {
+        for (n, v) in labels.iter() {
+            if let Some(values) = self.postings.get_mut(n) {
+                if let Some(list) = values.get_mut(v) {
+                    remove_sorted(list, id);
+                    if list.is_empty() {
+                        values.remove(v);
+                    }
+                }
+                if values.is_empty() {
+                    self.postings.remove(n);
+                }
+            }
+        }
+    }
+
+    /// Adds a series (no-op when known).
+    pub fn add_series(&mut self, id: u64, key: Arc<SeriesKey>) {
+        let i = id as usize;
+        if self.series.len() <= i {
+            self.series.resize(i + 1, None);
+        }
+        if self.series[i].is_some() {
+            return;
+        }
+        let rkey = key.resource.key();
+        let labels = series_labels(&key, self.resources.get(&rkey).map(|(_, l)| l));
+        self.post(id, &labels);
+        self.metrics
+            .entry(metric_name(&key.metric, key.unit))
+            .or_insert_with(|| (key.metric.clone(), key.unit));
+        insert_sorted(self.by_resource.entry(rkey).or_default(), id);
+        insert_sorted(&mut self.all, id);
+        self.series[i] = Some((key, labels));
+        *self.order.get_mut() = None;
+    }
+
+    /// A resource record as ingested: replaces the stored one when it is at least as
+    /// recent (SQLite's rule), and relabels the resource's series if that changes labels.
+    pub fn upsert_resource(&mut self, key: String, observed_ns: i64, labels: ResourceLabels) {
+        let changed = match self.resources.get_mut(&key) {
+            Some((at, old)) if observed_ns >= *at => {
+                *at = observed_ns;
+                if *old == labels {
+                    false
+                } else {
+                    *old = labels;
+                    true
+                }
+            }
+            Some(_) => false,
+            None => {
+                self.resources.insert(key.clone(), (observed_ns, labels));
+                true
+            }
+        };
+        if changed {
+            self.relabel_resource(&key);
+        }
+    }
+
+    /// Forgets resources last observed before `before_ns` (retention deleted them).
+    pub fn drop_resources_before(&mut self, before_ns: i64) {
+        let gone: Vec<String> = self
+            .resources
+            .iter()
+            .filter(|(_, (at, _))| *at < before_ns)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in gone {
+            self.resources.remove(&k);
+            self.relabel_resource(&k);
+        }
+    }
+
+    fn relabel_resource(&mut self, rkey: &str) {
+        let Some(ids) = self.by_resource.get(rkey).cloned() else {
+            return;
+        };
+        let res = self.resources.get(rkey).map(|(_, l)| l.clone());
+        for id in ids {
+            let Some((key, old)) = self.series[id as usize].clone() else {
+                continue;
+            };
+            let new = series_labels(&key, res.as_ref());
+            if new != old {
+                self.unpost(id, &old);
+                self.post(id, &new);
+                self.series[id as usize] = Some((key, new));
+                *self.order.get_mut() = None;
+            }
+        }
+    }
+
+    pub fn labels(&self, id: u64) -> &Labels {
+        &self.series[id as usize]
+            .as_ref()
+            .expect("ids come from the index")
+            .1
+    }
+
+    fn rank(&self) -> Arc<Vec<u32>> {
+        let mut order = self.order.lock();
+        if let Some(o) = &*order {
+            return o.clone();
+        }
+        let mut ids = self.all.clone();
+        ids.sort_by(|a, b| self.labels(*a).cmp(self.labels(*b)));
+        let mut rank = vec![0u32; self.series.len()];
+        for (r, id) in ids.iter().enumerate() {
+            rank[*id as usize] = r as u32;
+        }
+        let rank = Arc::new(rank);
+        *order = Some(rank.clone());
+        rank
+    }
+
+    /// Sorts ids by their labels.
+    pub fn sort_by_labels(&self, ids: &mut [u64]) {
+        let rank = self.rank();
+        ids.sort_unstable_by_key(|id| rank[*id as usize]);
+    }
+
+    /// The ids of the series matching every matcher, in label order.
+    pub fn select(&self, matchers: &[Matcher]) -> Vec<u64> {
+        let mut ids = self.select_unsorted(matchers);
+        self.sort_by_labels(&mut ids);
+        ids
+    }
+
+    /// The ids matching every matcher, sorted by id.
+    fn select_unsorted(&self, matchers: &[Matcher]) -> Vec<u64> {
+        let mut lists: Vec<Cow<'_, [u64]>> = Vec::new();
+        let mut filters: Vec<&Matcher> = Vec::new();
+        for m in matchers {
+            if m.matches("") {
+                filters.push(m);
+                continue;
+            }
+            let Some(values) = self.postings.get(m.name.as_str()) else {
+                return Vec::new();
+            };
+            let list: Cow<'_, [u64]> = match m.op {
+                MatchOp::Equal => match values.get(m.value.as_str()) {
+                    Some(l) => Cow::Borrowed(l),
+                    None => return Vec::new(),
+                },
+                MatchOp::RegexMatch if literal_alternatives(&m.value).is_some() => {
+                    let alts = literal_alternatives(&m.value).unwrap_or_default();
+                    Cow::Owned(union(
+                        alts.iter()
+                            .filter_map(|a| values.get(*a).map(|l| l.as_slice()))
+                            .collect(),
+                    ))
+                }
+                _ => Cow::Owned(union(
+                    values
+                        .iter()
+                        .filter(|(v, _)| m.matches(v))
+                        .map(|(_, l)| l.as_slice())
+                        .collect(),
+                )),
+            };
+            if list.is_empty() {
+                return Vec::new();
+            }
+            lists.push(list);
+        }
+        let mut cands = if lists.is_empty() {
+            self.all.clone()
+        } else {
+            intersect(lists)
+        };
+        for f in filters {
+            if cands.is_empty() {
+                break;
+            }
+            let Some(values) = self.postings.get(f.name.as_str()) else {
+                continue; // no series has the label: all see "", which `f` accepts
+            };
+            if cands.len() < CHECK_LABELS_BELOW {
+                cands.retain(|id| f.matches(self.labels(*id).get_or_empty(&f.name)));
+                continue;
+            }
+            let rejected: Vec<&[u64]> = match f.op {
+                MatchOp::NotEqual => values
+                    .get(f.value.as_str())
+                    .map(|l| vec![l.as_slice()])
+                    .unwrap_or_default(),
+                _ => values
+                    .iter()
+                    .filter(|(v, _)| !f.matches(v))
+                    .map(|(_, l)| l.as_slice())
+                    .collect(),
+            };
+            cands = difference(cands, &union(rejected));
+        }
+        cands
+    }
+
+    /// Every metric name with the metric and unit behind it.
+    pub fn metrics(&self) -> Vec<PromMetric> {
+        self.metrics
+            .iter()
+            .map(|(name, (metric, unit))| PromMetric {
+                name: name.clone(),
+                metric: metric.clone(),
+                unit: *unit,
+            })
+            .collect()
+    }
+}
+
+// ---- decoded chunk cache ----
+
+/// One chunk, decoded: timestamps in ms and values.
+pub struct Decoded {
+    pub ts: Arc<[i64]>,
+    pub vals: Arc<[f64]>,
+}
+
+struct Cached {
+    data: Arc<Decoded>,
+    bytes: u64,
+    used: AtomicU64,
+}
+
+#[derive(Default)]
+struct CacheState {
+    map: Map<(u64, u64), Cached>,
+    /// Regular timestamp columns by (first ms, step ms, length), shared between chunks.
+    shared_ts: Map<(i64, i64, usize), Weak<[i64]>>,
+    bytes: u64,
+}
+
+/// Decoded chunks, up to a memory budget, least recently used out first.
+pub struct ChunkCache {
+    budget: u64,
+    state: Mutex<CacheState>,
+    tick: AtomicU64,
+}
+
+impl ChunkCache {
+    pub fn new(budget: u64) -> ChunkCache {
+        ChunkCache {
+            budget,
+            state: Mutex::new(CacheState::default()),
+            tick: AtomicU64::new(0),
+        }
+    }
+
+    fn get(&self, block: u64, series: u64) -> Option<Arc<Decoded>> {
+        if self.budget == 0 {
+            return None;
+        }
+        let st = self.state.lock();
+        let c = st.map.get(&(block, series))?;
+        c.used
+            .store(self.tick.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
+        Some(c.data.clone())
+    }
+
+    /// Converts a decoded chunk (ns) to ms, sharing a regular timestamp column, and keeps
+    /// it when there is a budget.
+    fn insert(&self, block: u64, series: u64, ts_ns: Vec<i64>, vals: Vec<f64>) -> Arc<Decoded> {
+        let mut ts: Vec<i64> = ts_ns.iter().map(|t| t.div_euclid(1_000_000)).collect();
+        let mut vals = vals;
+        if !ts.windows(2).all(|w| w[0] < w[1]) {
+            // Two samples within one millisecond: keep the later one.
+            sort_dedup(&mut ts, &mut vals);
+        }
+        let regular = match ts.as_slice() {
+            [a, b, ..] => {
+                let step = b - a;
+                ts.windows(2)
+                    .all(|w| w[1] - w[0] == step)
+                    .then_some((*a, step, ts.len()))
+            }
+            _ => None,
+        };
+        let vals: Arc<[f64]> = vals.into();
+        let mut st = self.state.lock();
+        let mut bytes = 64 + 8 * vals.len() as u64;
+        let ts: Arc<[i64]> = match regular.and_then(|k| st.shared_ts.get(&k)?.upgrade()) {
+            Some(shared) => shared,
+            None => {
+                let ts: Arc<[i64]> = ts.into();
+                if let Some(k) = regular {
+                    st.shared_ts.insert(k, Arc::downgrade(&ts));
+                }
+                bytes += 8 * ts.len() as u64;
+                ts
+            }
+        };
+        let data = Arc::new(Decoded { ts, vals });
+        if self.budget == 0 || bytes > self.budget / 4 {
+            return data;
+        }
+        st.bytes += bytes;
+        let used = AtomicU64::new(self.tick.fetch_add(1, Ordering::Relaxed));
+        if let Some(old) = st.map.insert(
+            (block, series),
+            Cached {
+                data: data.clone(),
+                bytes,
+                used,
+            },
+        ) {
+            st.bytes -= old.bytes;
+        }
+        if st.bytes > self.budget {
+            Self::evict(&mut st, self.budget / 4 * 3);
+        }
+        data
+    }
+
+    /// Drops the least recently used entries until at most `target` bytes remain.
+    fn evict(st: &mut CacheState, target: u64) {
+        let mut by_age: Vec<(u64, (u64, u64), u64)> = st
+            .map
+            .iter()
+            .map(|(k, c)| (c.used.load(Ordering::Relaxed), *k, c.bytes))
+            .collect();
+        by_age.sort_unstable();
+        for (_, k, b) in by_age {
+            if st.bytes <= target {
+                break;
+            }
+            st.map.remove(&k);
+            st.bytes -= b;
+        }
+        st.shared_ts.retain(|_, w| w.strong_count() > 0);
+    }
+
+    /// Forgets the chunks of blocks that compaction or retention replaced.
+    pub fn forget_blocks(&self, blocks: &[u64]) {
+        if self.budget == 0 {
+            return;
+        }
+        let mut st = self.state.lock();
+        let mut freed = 0;
+        st.map.retain(|(b, _), c| {
+            let keep = !blocks.contains(b);
+            if !keep {
+                freed += c.bytes;
+            }
+            keep
+        });
+        st.bytes -= freed;
+        st.shared_ts.retain(|_, w| w.strong_count() > 0);
+    }
+
+    /// Bytes held.
+    pub fn bytes(&self) -> u64 {
+        self.state.lock().bytes
+    }
+
+    pub fn clear(&self) {
+        let mut st = self.state.lock();
+        *st = CacheState::default();
+    }
+}
+
+// ---- reads ----
+
+/// Milliseconds (inclusive) to nanoseconds (inclusive), saturating.
+fn ns_range(start_ms: i64, end_ms: i64) -> (i64, i64) {
+    (
+        start_ms.saturating_mul(1_000_000),
+        end_ms.saturating_mul(1_000_000).saturating_add(999_999),
+    )
+}
+
+impl Inner {
+    fn decoded(&self, b: &Block, c: &ChunkMeta) -> Result<Arc<Decoded>, StoreError> {
+        if let Some(d) = self.chunk_cache.get(b.id, c.series) {
+            return Ok(d);
+        }
+        let (ts, vals) = b.read(c)?;
+        Ok(self.chunk_cache.insert(b.id, c.series, ts, vals))
+    }
+
+    /// The samples of each series in `ids` with at least those in `[start_ns, end_ns]`.
+    fn samples(
+        &self,
+        ids: &[u64],
+        start_ns: i64,
+        end_ns: i64,
+    ) -> Result<Vec<(Arc<[i64]>, Arc<[f64]>)>, StoreError> {
+        // Head first, then blocks: a seal finishing in between then shows its points twice
+        // (identical, merged below) rather than not at all.
+        let heads: Vec<Option<(Vec<i64>, Vec<f64>)>> = {
+            let h = self.head.read();
+            ids.iter()
+                .map(|id| {
+                    let (mut ts, mut vals) = (Vec::new(), Vec::new());
+                    let end = end_ns.saturating_add(1);
+                    if let Some(f) = &h.frozen {
+                        f.range(*id, start_ns, end, &mut ts, &mut vals);
+                    }
+                    h.active.range(*id, start_ns, end, &mut ts, &mut vals);
+                    (!ts.is_empty()).then_some((ts, vals))
+                })
+                .collect()
+        };
+        let blocks = self.blocks.read().clone();
+        let blocks: Vec<&Arc<Block>> = blocks
+            .iter()
+            .filter(|b| b.max_ts >= start_ns && b.min_ts <= end_ns)
+            .collect();
+        let mut out = Vec::with_capacity(ids.len());
+        let start_ms = start_ns.div_euclid(1_000_000);
+        let end_ms = end_ns.div_euclid(1_000_000);
+        for (id, head) in ids.iter().zip(heads) {
+            let mut parts: Vec<Arc<Decoded>> = Vec::new();
+            for b in &blocks {
+                if let Some(c) = b.find(*id) {
+                    if c.max_ts >= start_ns && c.min_ts <= end_ns {
+                        parts.push(self.decoded(b, c)?);
+                    }
+                }
+            }
+            if head.is_none() && parts.len() == 1 {
+                let d = &parts[0];
+                out.push((d.ts.clone(), d.vals.clone()));
+                continue;
+            }
+            let mut ts = Vec::new();
+            let mut vals = Vec::new();
+            for d in &parts {
+                let lo = d.ts.partition_point(|t| *t < start_ms);
+                let hi = d.ts.partition_point(|t| *t <= end_ms);
+                ts.extend_from_slice(&d.ts[lo..hi]);
+                vals.extend_from_slice(&d.vals[lo..hi]);
+            }
+            if let Some((hts, hvals)) = head {
+                ts.extend(hts.iter().map(|t| t.div_euclid(1_000_000)));
+                vals.extend(hvals);
+            }
+            sort_dedup(&mut ts, &mut vals);
+            out.push((ts.into(), vals.into()));
+        }
+        Ok(out)
+    }
+
+    pub(super) fn prom_select(
+        &self,
+        matchers: &[Matcher],
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Vec<Series>, StoreError> {
+        let (ids, labels): (Vec<u64>, Vec<Labels>) = {
+            let p = self.prom.read();
+            let ids = p.select(matchers);
+            let labels = ids.iter().map(|id| p.labels(*id).clone()).collect();
+            (ids, labels)
+        };
+        let (start_ns, end_ns) = ns_range(start_ms, end_ms);
+        let samples = self.samples(&ids, start_ns, end_ns)?;
+        Ok(labels
+            .into_iter()
+            .zip(samples)
+            .map(|(labels, (timestamps, values))| Series {
+                labels,
+                timestamps,
+                values,
+            })
+            .collect())
+    }
+
+    /// Which of `ids` have a sample in `[start_ns, end_ns]`, by the time extents of their
+    /// chunks and head buffers (a chunk with a gap over the whole range counts).
+    fn with_data(&self, ids: Vec<u64>, start_ns: i64, end_ns: i64) -> Vec<u64> {
+        let overlaps = |lo: i64, hi: i64| hi >= start_ns && lo <= end_ns;
+        let blocks = self.blocks.read().clone();
+        let blocks: Vec<&Arc<Block>> = blocks
+            .iter()
+            .filter(|b| overlaps(b.min_ts, b.max_ts))
+            .collect();
+        let h = self.head.read();
+        let in_head = |head: &super::head::Head, id: u64| {
+            head.series
+                .get(&id)
+                .is_some_and(|b| !b.ts.is_empty() && overlaps(b.min_ts, b.max_ts))
+        };
+        ids.into_iter()
+            .filter(|id| {
+                blocks
+                    .iter()
+                    .any(|b| b.find(*id).is_some_and(|c| overlaps(c.min_ts, c.max_ts)))
+                    || in_head(&h.active, *id)
+                    || h.frozen.as_ref().is_some_and(|f| in_head(f, *id))
+            })
+            .collect()
+    }
+
+    pub(super) fn prom_series(
+        &self,
+        selectors: &[Vec<Matcher>],
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Vec<Labels>, StoreError> {
+        let (start_ns, end_ns) = ns_range(start_ms, end_ms);
+        let ids: Vec<u64> = {
+            let p = self.prom.read();
+            if selectors.is_empty() {
+                p.all.clone()
+            } else {
+                union(
+                    selectors
+                        .iter()
+                        .map(|s| p.select_unsorted(s))
+                        .collect::<Vec<_>>()
+                        .iter()
+                        .map(|v| v.as_slice())
+                        .collect(),
+                )
+            }
+        };
+        let mut ids = self.with_data(ids, start_ns, end_ns);
+        let p = self.prom.read();
+        // Series created since the ids were taken are in the index too; those relabelled
+        // meanwhile come out with their new labels, which is what a reader expects.
+        p.sort_by_labels(&mut ids);
+        Ok(ids.iter().map(|id| p.labels(*id).clone()).collect())
+    }
+
+    pub(super) fn prom_metrics(&self) -> Vec<PromMetric> {
+        self.prom.read().metrics()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_operations() {
+        assert_eq!(union(vec![&[1, 4, 6], &[2, 4, 9], &[]]), [1, 2, 4, 6, 9]);
+        assert_eq!(
+            intersect(vec![
+                Cow::Borrowed(&[1, 2, 3, 5, 8, 13][..]),
+                Cow::Borrowed(&[2, 3, 4, 5, 13][..]),
+                Cow::Borrowed(&[3, 5, 13, 21][..]),
+            ]),
+            [3, 5, 13]
+        );
+        assert_eq!(difference(vec![1, 2, 3, 4, 5], &[0, 2, 5, 7]), [1, 3, 4]);
+        assert_eq!(
+            literal_alternatives("eu-west-1|us-east-1"),
+            Some(vec!["eu-west-1", "us-east-1"])
+        );
+        assert_eq!(literal_alternatives("eu-.*"), None);
+        assert_eq!(literal_alternatives("a|(b)"), None);
+    }
+}
