@@ -26,9 +26,13 @@ fn rref(region: &str, id: &str) -> ResourceRef {
 async fn seeded() -> Sky {
     let sky = Sky::start(Auth::Disabled).await;
     let mut b = Batch::new("agent", "seed", DateTime::from_timestamp(T0, 0).unwrap());
-    for (i, (region, id)) in [("us-east-1", "i-a"), ("us-east-1", "i-b"), ("eu-west-1", "i-c")]
-        .into_iter()
-        .enumerate()
+    for (i, (region, id)) in [
+        ("us-east-1", "i-a"),
+        ("us-east-1", "i-b"),
+        ("eu-west-1", "i-c"),
+    ]
+    .into_iter()
+    .enumerate()
     {
         let r = rref(region, id);
         b.resources.push(Resource {
@@ -64,7 +68,10 @@ async fn promtool(bin: &Path, args: Vec<String>) -> String {
     let bin = bin.to_path_buf();
     let shown = args.join(" ");
     let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(bin).args(&args).output().unwrap()
+        std::process::Command::new(bin)
+            .args(&args)
+            .output()
+            .unwrap()
     })
     .await
     .unwrap();
@@ -147,6 +154,14 @@ async fn promtool_queries_work_against_skymeter() {
         r#"{__name__="cpu_utilization_percent", account="111", kind="compute.instance", provider="aws", region="eu-west-1", resource_id="i-c", resource_name="web-i-c", stat="avg"}"#
     );
 
-    let out = promtool(&bin, vec![s("query"), s("labels"), url.clone(), s("resource_name")]).await;
-    assert_eq!(out.lines().collect::<Vec<_>>(), ["web-i-a", "web-i-b", "web-i-c"], "{out}");
+    let out = promtool(
+        &bin,
+        vec![s("query"), s("labels"), url.clone(), s("resource_name")],
+    )
+    .await;
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        ["web-i-a", "web-i-b", "web-i-c"],
+        "{out}"
+    );
 }
