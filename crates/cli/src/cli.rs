@@ -61,6 +61,8 @@ pub enum Command {
     /// Manage the server's API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Run a PromQL query against a skymeter server and print the result.
+    Query(QueryArgs),
     /// AWS helpers: the on-demand price tables behind estimated AWS costs.
     #[cfg(feature = "aws")]
     #[command(subcommand)]
@@ -465,6 +467,46 @@ pub struct MetricsArgs {
     /// Only this collector's metrics.
     #[arg(long)]
     pub plugin: Option<String>,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
+}
+
+/// `skymeter query 'avg by (region) (cpu_utilization_percent)' --range 6h --step 5m`
+///
+/// Asks the server's Prometheus-compatible API (`/api/v1/query`, or `/api/v1/query_range`
+/// with --range). Metric names and labels are the Prometheus ones: `cpu.utilization` in
+/// percent is `cpu_utilization_percent`, with labels provider, account, region,
+/// resource_id, stat, kind, resource_name and tag_<key>.
+#[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
+pub struct QueryArgs {
+    /// The PromQL expression.
+    pub query: String,
+    /// Evaluation time of an instant query: RFC 3339, Unix seconds, `now`, or relative to
+    /// now (`-1h`, `now-30m`) [default: now].
+    #[arg(long, value_name = "TIME", conflicts_with = "range")]
+    pub time: Option<String>,
+    /// Run a range query over this span, ending at --end: `1h`, `30m`, `7d`.
+    #[arg(long, value_name = "DURATION", value_parser = humantime_duration)]
+    pub range: Option<std::time::Duration>,
+    /// Resolution of the range query [default: the range / 120, at least 1s].
+    #[arg(long, value_name = "DURATION", value_parser = humantime_duration, requires = "range")]
+    pub step: Option<std::time::Duration>,
+    /// End of the range query, in the forms of --time [default: now].
+    #[arg(long, value_name = "TIME", requires = "range")]
+    pub end: Option<String>,
+    /// The server's base URL.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "SKYMETER_SERVER",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub server: String,
+    /// An API token with the `read` scope.
+    #[arg(long, env = "SKYMETER_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// `table`: one row per series; `json`: the API's `data` object.
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     pub format: OutputFormat,
 }

@@ -30,6 +30,7 @@ pub async fn dispatch(cli: crate::cli::Cli) -> ExitCode {
         Command::Server(a) => crate::serve::server(a).await,
         Command::Up(a) => crate::serve::up(a, &registry).await,
         Command::Token(c) => crate::serve::token(c),
+        Command::Query(a) => crate::query::query(a).await,
         #[cfg(feature = "aws")]
         Command::Aws(c) => crate::aws::dispatch(c).await,
         #[cfg(feature = "gcp")]

@@ -9,6 +9,7 @@ mod commands;
 mod logging;
 #[cfg(any(feature = "aws", feature = "gcp", feature = "azure"))]
 mod prices;
+mod query;
 mod serve;
 
 use clap::Parser;

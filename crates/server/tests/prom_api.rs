@@ -473,7 +473,9 @@ async fn a_resource_change_relabels_its_series() {
 #[tokio::test]
 async fn errors_have_prometheus_types_and_codes() {
     let sky = seeded().await;
-    let cases: Vec<(&str, Vec<(&str, String)>, u16, &str, &str)> = vec![
+    // path, parameters, status, errorType, part of the message
+    type Case = (&'static str, Vec<(&'static str, String)>, u16, &'static str, &'static str);
+    let cases: Vec<Case> = vec![
         ("/api/v1/query", vec![("query", "sum(".into())], 400, "bad_data", "unclosed"),
         ("/api/v1/query", vec![], 400, "bad_data", "\"query\""),
         ("/api/v1/query", vec![("query", "1".into()), ("time", "yesterday".into())], 400, "bad_data", "invalid parameter \"time\""),

@@ -524,6 +524,9 @@ impl ChunkCache {
 
 // ---- reads ----
 
+/// One series' samples: timestamps (ms) and values.
+type Columns = (Arc<[i64]>, Arc<[f64]>);
+
 /// Milliseconds (inclusive) to nanoseconds (inclusive), saturating.
 fn ns_range(start_ms: i64, end_ms: i64) -> (i64, i64) {
     (
@@ -547,7 +550,7 @@ impl Inner {
         ids: &[u64],
         start_ns: i64,
         end_ns: i64,
-    ) -> Result<Vec<(Arc<[i64]>, Arc<[f64]>)>, StoreError> {
+    ) -> Result<Vec<Columns>, StoreError> {
         // Head first, then blocks: a seal finishing in between then shows its points twice
         // (identical, merged below) rather than not at all.
         let heads: Vec<Option<(Vec<i64>, Vec<f64>)>> = {
