@@ -274,7 +274,12 @@ fn describe(spec: &RouteSpec, s: &mut Schemas) -> Option<Op> {
                           column), wrong type, missing or unknown field, or invalid value \
                           (`invalid_batch`, with every bad field's path in `fields`) stores \
                           nothing. A batch whose `batch_id` was stored before is answered \
-                          `duplicate: true` and not stored again, so agents can retry safely.",
+                          `duplicate: true` and not stored again, so agents can retry safely. \
+                          Each cost line is also stored as two points for the Prometheus API, \
+                          `cost_billed_usd` and `cost_effective_usd` (other currencies: \
+                          `cost_billed_eur`, ...), at its `ChargePeriodStart`, labelled \
+                          `provider account region resource_id service source category sku`; \
+                          a line sent again replaces its sample. The answer counts what was sent.",
             params: vec![],
             body: Some((s.of::<Batch>(), "A batch of records.")),
             ok: vec![("200", "Stored, or a duplicate of a stored batch.", Some((json_ct, s.of::<IngestResponse>())))],
@@ -287,7 +292,11 @@ fn describe(spec: &RouteSpec, s: &mut Schemas) -> Option<Op> {
             tag: "agents",
             summary: "Register an agent",
             description: "Agents register at start and again whenever a heartbeat is \
-                          answered 404. Registering again updates the registration.",
+                          answered 404. Registering again updates the registration. The \
+                          agent is also stored as a resource (provider `skymeter`, kind \
+                          `agent`, name = hostname) with the points `agent_up`, \
+                          `agent_buffered_batches`, `agent_dropped_batches`, \
+                          `agent_heartbeat_interval_seconds`, `agent_heartbeat_timestamp_seconds`.",
             params: vec![],
             body: Some((s.of::<AgentRegistration>(), "The agent and its tasks.")),
             ok: vec![("200", "Registered.", Some((json_ct, s.of::<RegisterResponse>())))],
@@ -296,7 +305,9 @@ fn describe(spec: &RouteSpec, s: &mut Schemas) -> Option<Op> {
         ("POST", "/api/v1/agents/{id}/heartbeat") => Op {
             tag: "agents",
             summary: "Heartbeat of a registered agent",
-            description: "An empty body counts as `{}`.",
+            description: "An empty body counts as `{}`. Also stores the agent's points \
+                          (`agent_up` = 1, buffered and dropped batches, interval, heartbeat \
+                          time) for the Prometheus API.",
             params: vec![json!({"name": "id", "in": "path", "required": true, "description": "The agent's id.", "schema": string()})],
             body: Some((s.of::<Heartbeat>(), "The agent's buffer state.")),
             ok: vec![("204", "Recorded.", None)],

@@ -16,8 +16,10 @@
 //! # }
 //! ```
 
+mod agent_series;
 mod body;
 mod config;
+mod cost_series;
 mod docs;
 mod error;
 mod fastjson;

@@ -292,6 +292,24 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<bool, StoreError>;
     fn agents(&self, page: &PageQuery, now: DateTime<Utc>)
         -> Result<Page<AgentRecord>, StoreError>;
+    /// The registration of one agent, `None` when it is not registered. The default walks
+    /// [`Store::agents`]; backends answer it by key.
+    fn agent_registration(&self, id: &str) -> Result<Option<AgentRegistration>, StoreError> {
+        let mut page = PageQuery {
+            limit: Some(PageQuery::MAX_LIMIT),
+            cursor: None,
+        };
+        loop {
+            let found = self.agents(&page, Utc::now())?;
+            if let Some(a) = found.items.into_iter().find(|a| a.registration.id == id) {
+                return Ok(Some(a.registration));
+            }
+            match found.next_cursor {
+                Some(c) => page.cursor = Some(c),
+                None => return Ok(None),
+            }
+        }
+    }
 
     /// Creates a token and returns it in clear: the only time it exists outside the
     /// caller's hands. Only a hash is stored.

@@ -1,6 +1,7 @@
 //! Agents: register, heartbeat, list.
 
 use super::small_json;
+use crate::agent_series;
 use crate::error::{ApiErr, ApiResult};
 use crate::params::Params;
 use crate::routes::{blocking, AppState};
@@ -54,9 +55,10 @@ pub async fn register(
     let store = st.store.clone();
     let id = reg.id.clone();
     blocking(move || {
-        store
-            .register_agent(&reg, chrono::Utc::now())
-            .map_err(ApiErr::store)
+        let now = chrono::Utc::now();
+        store.register_agent(&reg, now).map_err(ApiErr::store)?;
+        agent_series::record(&*store, &reg, &Heartbeat::default(), now);
+        Ok(())
     })
     .await?;
     Ok(Json(RegisterResponse { id }))
@@ -73,9 +75,16 @@ pub async fn heartbeat(
     let known = {
         let id = id.clone();
         blocking(move || {
-            store
-                .heartbeat(&id, &hb, chrono::Utc::now())
-                .map_err(ApiErr::store)
+            let now = chrono::Utc::now();
+            let known = store.heartbeat(&id, &hb, now).map_err(ApiErr::store)?;
+            if known {
+                match store.agent_registration(&id) {
+                    Ok(Some(reg)) => agent_series::record(&*store, &reg, &hb, now),
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!(agent_id = %id, error = %e, "agent series not written: reading the agent's registration failed"),
+                }
+            }
+            Ok(known)
         })
         .await?
     };

@@ -6,6 +6,7 @@
 //! shape, serde_json for everything else and for explaining errors.
 
 use crate::body::{self, Encoding};
+use crate::cost_series;
 use crate::error::{ApiErr, ApiResult};
 use crate::fastjson;
 use crate::metrics::IngestResult;
@@ -67,20 +68,26 @@ async fn ingest_inner(
         st.metrics
             .bytes_decoded
             .fetch_add(bytes.len() as u64, Ordering::Relaxed);
-        let batch: Batch = match fastjson::parse_batch(&bytes) {
+        let mut batch: Batch = match fastjson::parse_batch(&bytes) {
             Some(b) => b,
             None => body::parse_json(&bytes, "invalid_batch")?,
         };
         drop(bytes);
         batch.validate().map_err(invalid_batch)?;
-        let outcome = st.store.ingest(&batch).map_err(ApiErr::store)?;
-        Ok(IngestResponse {
+        // Counted before the cost lines' points are added: the answer describes what was sent.
+        let sent = IngestResponse {
             batch_id: batch.batch_id,
-            duplicate: outcome == IngestOutcome::Duplicate,
+            duplicate: false,
             resources: batch.resources.len(),
             points: batch.points.len(),
             costs: batch.costs.len(),
             errors: batch.errors.len(),
+        };
+        cost_series::add_cost_points(&mut batch);
+        let outcome = st.store.ingest(&batch).map_err(ApiErr::store)?;
+        Ok(IngestResponse {
+            duplicate: outcome == IngestOutcome::Duplicate,
+            ..sent
         })
     })
     .await

@@ -662,6 +662,21 @@ impl Meta {
         })
     }
 
+    pub fn agent_registration(&self, id: &str) -> Result<Option<AgentRegistration>, StoreError> {
+        let reg: Option<String> = self.read("looking up an agent", |c| {
+            c.prepare_cached("SELECT registration FROM agents WHERE id = ?")?
+                .query_row([id], |r| r.get(0))
+                .optional()
+        })?;
+        reg.map(|reg| {
+            serde_json::from_str(&reg).map_err(|e| StoreError::Corrupt {
+                path: self.path.display().to_string(),
+                message: format!("agent {id} has an unreadable registration ({e})"),
+            })
+        })
+        .transpose()
+    }
+
     pub fn agents(
         &self,
         page: &PageQuery,

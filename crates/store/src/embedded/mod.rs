@@ -647,6 +647,10 @@ impl Store for EmbeddedStore {
         self.inner.meta.agents(page, now)
     }
 
+    fn agent_registration(&self, id: &str) -> Result<Option<AgentRegistration>, StoreError> {
+        self.inner.meta.agent_registration(id)
+    }
+
     fn create_token(
         &self,
         name: &str,
