@@ -206,9 +206,12 @@ publish = [{{ plugin = "server", url = "{base}", heartbeat_interval = "1s", time
             if status != 200 {
                 return None;
             }
+            // The server's own agent series (heartbeats as `agent.*` points of provider
+            // `skymeter`) are not what the agent produced.
             total += body["items"]
                 .as_array()?
                 .iter()
+                .filter(|s| s["resource"]["provider"] != "skymeter")
                 .map(|s| s["points"].as_u64().unwrap_or(0))
                 .sum::<u64>();
             match body["next_cursor"].as_str() {

@@ -200,8 +200,9 @@ async function checkCharts(range, nominal) {
   const [start, end, stepS] = [Number(d.start), Number(d.end), Number(d.step)];
   check(end - start === nominal * stepS, `${range}: window of ${nominal} steps`);
   const expected = expectedBuckets(start, end, stepS);
-  // A minute boundary passing between seeding and now may leave the newest bucket empty.
-  check(expected === nominal || expected === nominal - 1, `${range}: ${expected} buckets of data expected`);
+  // Minutes passing between seeding and now (seeding 10,000 resources takes a while on a
+  // loaded machine) leave the newest buckets empty; what is drawn must still match exactly.
+  check(expected >= nominal - 5 && expected <= nominal, `${range}: ${expected} buckets of data expected`);
   for (const m of CHARTED) {
     for (const series of ["avg", "max"]) {
       const n = await page.$eval(`[data-metric="${m}"] path[data-series=${series}]`, (p) => Number(p.dataset.points)).catch(() => -1);

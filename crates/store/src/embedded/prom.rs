@@ -609,12 +609,7 @@ impl Inner {
     }
 
     /// The samples of each series in `ids` with at least those in `[start_ns, end_ns]`.
-    fn samples(
-        &self,
-        ids: &[u64],
-        start_ns: i64,
-        end_ns: i64,
-    ) -> Result<Vec<Columns>, StoreError> {
+    fn samples(&self, ids: &[u64], start_ns: i64, end_ns: i64) -> Result<Vec<Columns>, StoreError> {
         // Head first, then blocks: a seal finishing in between then shows its points twice
         // (identical, merged below) rather than not at all.
         let heads: Vec<Option<(Vec<i64>, Vec<f64>)>> = {
