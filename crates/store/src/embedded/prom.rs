@@ -38,6 +38,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
+/// A decoded chunk with its (block id, series id) key.
+type DecodedChunk = ((u64, u64), Arc<Decoded>);
+
 type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// Below this many candidates, a matcher that accepts `""` is checked against each
@@ -580,27 +583,26 @@ impl Inner {
             return Ok(Map::default());
         }
         let per = todo.len().div_ceil(threads);
-        let parts: Vec<Result<Vec<((u64, u64), Arc<Decoded>)>, StoreError>> =
-            std::thread::scope(|scope| {
-                let handles: Vec<_> = todo
-                    .chunks(per)
-                    .map(|part| {
-                        scope.spawn(move || {
-                            part.iter()
-                                .map(|(b, c)| {
-                                    let (ts, vals) = b.read(c)?;
-                                    let d = self.chunk_cache.insert(b.id, c.series, ts, vals);
-                                    Ok(((b.id, c.series), d))
-                                })
-                                .collect()
-                        })
+        let parts: Vec<Result<Vec<DecodedChunk>, StoreError>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = todo
+                .chunks(per)
+                .map(|part| {
+                    scope.spawn(move || {
+                        part.iter()
+                            .map(|(b, c)| {
+                                let (ts, vals) = b.read(c)?;
+                                let d = self.chunk_cache.insert(b.id, c.series, ts, vals);
+                                Ok(((b.id, c.series), d))
+                            })
+                            .collect()
                     })
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| h.join().expect("a decoding thread panicked"))
-                    .collect()
-            });
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("a decoding thread panicked"))
+                .collect()
+        });
         let mut out = Map::default();
         for part in parts {
             out.extend(part?);
