@@ -573,10 +573,17 @@ impl Inner {
                 }
             }
         }
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(8);
-        if todo.len() < PARALLEL_DECODE_FROM || threads < 2 {
+        if todo.len() < PARALLEL_DECODE_FROM {
+            return Ok(Map::default());
+        }
+        // Asked once: it reads cgroup files, tens of microseconds.
+        static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+        let threads = *THREADS.get_or_init(|| {
+            std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .min(8)
+        });
+        if threads < 2 {
             return Ok(Map::default());
         }
         let per = todo.len().div_ceil(threads);
@@ -609,12 +616,7 @@ impl Inner {
     }
 
     /// The samples of each series in `ids` with at least those in `[start_ns, end_ns]`.
-    fn samples(
-        &self,
-        ids: &[u64],
-        start_ns: i64,
-        end_ns: i64,
-    ) -> Result<Vec<Columns>, StoreError> {
+    fn samples(&self, ids: &[u64], start_ns: i64, end_ns: i64) -> Result<Vec<Columns>, StoreError> {
         // Head first, then blocks: a seal finishing in between then shows its points twice
         // (identical, merged below) rather than not at all.
         let heads: Vec<Option<(Vec<i64>, Vec<f64>)>> = {
