@@ -14,8 +14,9 @@
 #      the whole data range at 60 s step
 #   3. query topk(10, avg_over_time(cpu_utilization_percent[1h])) at the last sample
 #   4. /api/v1/series?match[]={region="eu-west-1"} over the data range
-# Each answer's shape (series, points, sum of values) is printed per server, to show that
-# all three answered the same question. Results: bench/out/promql/result.md.
+# Also the first request of each query after the server started (cold caches). Each
+# answer's shape (series, points, sum of values) is printed per server, to show that all
+# three answered the same question. Results: bench/out/promql/result.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=bench/out/promql
@@ -94,6 +95,9 @@ else:
 measure() { # name base
   local name=$1 base=$2
   for i in 0 1 2 3; do
+    # The first request after the server started: its caches are cold for this query
+    # (earlier queries may have warmed what they share).
+    "$LOAD" query --url "$base${QS[$i]}" --requests 1 > "$OUT/$name-first-q$i.json"
     echo "$name ${NAMES[$i]}: $(shape "$base${QS[$i]}")" | tee -a "$OUT/shapes.txt"
     "$LOAD" query --url "$base${QS[$i]}" --requests "$RUNS" --warmup "$WARMUP" > "$OUT/$name-q$i.json"
   done
@@ -115,6 +119,18 @@ field() { sed -n "s/.*\"$2\":\\([0-9.]*\\).*/\\1/p" "$OUT/$1"; }
     row="| ${NAMES[$i]} |"
     for t in skymeter prometheus victoriametrics; do
       row="$row $(field "$t-q$i.json" p50_ms) / $(field "$t-q$i.json" p90_ms) |"
+    done
+    echo "$row"
+  done
+  echo
+  echo "First request after the server started (ms; queries run in this order, each may warm the next):"
+  echo
+  echo "| query | skymeter | Prometheus | VictoriaMetrics |"
+  echo "|---|---|---|---|"
+  for i in 0 1 2 3; do
+    row="| ${NAMES[$i]} |"
+    for t in skymeter prometheus victoriametrics; do
+      row="$row $(field "$t-first-q$i.json" p50_ms) |"
     done
     echo "$row"
   done

@@ -105,7 +105,7 @@ fn main() {
     let name = Matcher::new(MatchOp::Equal, "__name__", "cpu_utilization_percent").unwrap();
     let one = Matcher::new(MatchOp::Equal, "resource_id", "i-00000042").unwrap();
     let region = Matcher::new(MatchOp::Equal, "region", "eu-west-1").unwrap();
-    let row = |what: &str, (p50, min): (f64, f64)| println!("| {what} | {p50:.3} | {min:.3} |");
+    let row = |what: &str, (p50, min): (f64, f64)| println!("| {what} | {p50:.4} | {min:.4} |");
     println!("| step | p50 ms | min ms |\n|---|---|---|");
 
     let (s16, e16) = (end_ms - 16 * 3_600_000, end_ms);

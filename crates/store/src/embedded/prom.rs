@@ -576,10 +576,17 @@ impl Inner {
                 }
             }
         }
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(8);
-        if todo.len() < PARALLEL_DECODE_FROM || threads < 2 {
+        if todo.len() < PARALLEL_DECODE_FROM {
+            return Ok(Map::default());
+        }
+        // Asked once: it reads cgroup files, tens of microseconds.
+        static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+        let threads = *THREADS.get_or_init(|| {
+            std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .min(8)
+        });
+        if threads < 2 {
             return Ok(Map::default());
         }
         let per = todo.len().div_ceil(threads);
