@@ -379,7 +379,14 @@ async fn series_labels_values_and_metadata() {
         .await;
     assert_eq!(
         ok_data(s, &body),
-        &json!(["__name__", "account", "provider", "region", "resource_id", "stat"])
+        &json!([
+            "__name__",
+            "account",
+            "provider",
+            "region",
+            "resource_id",
+            "stat"
+        ])
     );
     let (s, body) = sky.get("/api/v1/label/region/values").await;
     assert_eq!(

@@ -587,27 +587,27 @@ impl Inner {
             return Ok(Map::default());
         }
         let per = todo.len().div_ceil(threads);
-        let parts: Vec<Result<Vec<((u64, u64), Arc<Decoded>)>, StoreError>> =
-            std::thread::scope(|scope| {
-                let handles: Vec<_> = todo
-                    .chunks(per)
-                    .map(|part| {
-                        scope.spawn(move || {
-                            part.iter()
-                                .map(|(b, c)| {
-                                    let (ts, vals) = b.read(c)?;
-                                    let d = self.chunk_cache.insert(b.id, c.series, ts, vals);
-                                    Ok(((b.id, c.series), d))
-                                })
-                                .collect()
-                        })
+        type Part = Result<Vec<((u64, u64), Arc<Decoded>)>, StoreError>;
+        let parts: Vec<Part> = std::thread::scope(|scope| {
+            let handles: Vec<_> = todo
+                .chunks(per)
+                .map(|part| {
+                    scope.spawn(move || {
+                        part.iter()
+                            .map(|(b, c)| {
+                                let (ts, vals) = b.read(c)?;
+                                let d = self.chunk_cache.insert(b.id, c.series, ts, vals);
+                                Ok(((b.id, c.series), d))
+                            })
+                            .collect()
                     })
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| h.join().expect("a decoding thread panicked"))
-                    .collect()
-            });
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("a decoding thread panicked"))
+                .collect()
+        });
         let mut out = Map::default();
         for part in parts {
             out.extend(part?);
