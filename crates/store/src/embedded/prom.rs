@@ -38,9 +38,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
-/// A decoded chunk with its (block id, series id) key.
-type DecodedChunk = ((u64, u64), Arc<Decoded>);
-
 type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// Below this many candidates, a matcher that accepts `""` is checked against each
@@ -590,7 +587,8 @@ impl Inner {
             return Ok(Map::default());
         }
         let per = todo.len().div_ceil(threads);
-        let parts: Vec<Result<Vec<DecodedChunk>, StoreError>> = std::thread::scope(|scope| {
+        type Part = Result<Vec<((u64, u64), Arc<Decoded>)>, StoreError>;
+        let parts: Vec<Part> = std::thread::scope(|scope| {
             let handles: Vec<_> = todo
                 .chunks(per)
                 .map(|part| {
