@@ -258,6 +258,9 @@ pub struct RetentionReport {
     pub points: u64,
     pub costs: u64,
     pub resources: u64,
+    /// Series left without any point, removed from the indexes and the registry.
+    #[serde(default)]
+    pub series: u64,
 }
 
 /// A storage backend.
@@ -320,7 +323,9 @@ pub trait Store: Send + Sync + 'static {
     fn tokens(&self) -> Result<Vec<TokenInfo>, StoreError>;
     fn revoke_token(&self, id: &str) -> Result<bool, StoreError>;
 
-    /// A cheap read and write check of the storage, for `/health`.
+    /// A cheap, read-only check that the storage answers, for `/health`. It must not
+    /// write nor wait for ingest: probes arrive often and concurrently, and a probe stuck
+    /// behind a busy writer would report a healthy server as down.
     fn check(&self) -> Result<(), StoreError>;
     fn stats(&self) -> Result<StoreStats, StoreError>;
     /// Deletes points, costs and resources (not seen since) older than `before`.

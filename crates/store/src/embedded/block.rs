@@ -101,7 +101,11 @@ impl Block {
         if magic != FOOTER_MAGIC || version != VERSION {
             return Err(corrupt(format!("bad footer (magic or version {version})")));
         }
-        if meta_offset + u64::from(meta_len) + FOOTER as u64 != bytes {
+        // Checked: a damaged footer can hold any offset, and a sum that wraps could pass.
+        if meta_offset
+            .checked_add(u64::from(meta_len) + FOOTER as u64)
+            .is_none_or(|end| end != bytes)
+        {
             return Err(corrupt("footer does not match the file size".into()));
         }
         let mut meta = vec![0u8; meta_len as usize];
@@ -142,7 +146,7 @@ impl Block {
         if chunks.windows(2).any(|w| w[0].series >= w[1].series)
             || chunks
                 .iter()
-                .any(|c| c.offset + u64::from(c.len) > meta_offset)
+                .any(|c| c.offset.saturating_add(u64::from(c.len)) > meta_offset)
         {
             return Err(corrupt(
                 "index entries out of order or out of bounds".into(),

@@ -9,6 +9,12 @@
 //! Replaying the store's WAL re-applies whatever SQLite lost: a batch's rows are written in
 //! one transaction with its `batches` row, so a batch is applied exactly once.
 //!
+//! Agents and tokens are not in the store's WAL, so their changes (register an agent,
+//! create or revoke a token) commit with `synchronous = FULL` ([`Meta::write_durably`]):
+//! once the call returns they survive a power cut, as an acknowledged batch does. A
+//! revoked token stays revoked. Heartbeats stay `NORMAL`: losing the last few to a power
+//! cut only makes an agent look late for one interval.
+//!
 //! Times are INTEGER nanoseconds since the epoch.
 
 use super::codec::{decode_cursor, encode_cursor, from_ns, to_ns_saturating};
@@ -232,6 +238,21 @@ impl Meta {
         f(&mut self.writer.lock()).map_err(db_err(context))
     }
 
+    /// A write whose commit is synced to disk before this returns (see the module docs):
+    /// `synchronous = FULL` for this transaction only.
+    pub fn write_durably<T>(
+        &self,
+        context: &str,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
+        self.write(context, |c| {
+            c.execute_batch("PRAGMA synchronous = FULL")?;
+            let r = f(c);
+            c.execute_batch("PRAGMA synchronous = NORMAL")?;
+            r
+        })
+    }
+
     pub fn state(&self, k: &str) -> Result<Option<i64>, StoreError> {
         self.read("reading state", |c| {
             c.query_row("SELECT v FROM state WHERE k = ?", [k], |r| r.get(0))
@@ -242,31 +263,25 @@ impl Meta {
     /// Records the sealed WAL position with a fully synced commit, which also makes every
     /// earlier commit durable (see the module docs).
     pub fn set_sealed_durably(&self, seq: u64) -> Result<(), StoreError> {
-        self.write("recording the sealed WAL position", |c| {
-            c.execute_batch("PRAGMA synchronous = FULL")?;
-            let r = c.execute(
+        self.write_durably("recording the sealed WAL position", |c| {
+            c.execute(
                 "INSERT OR REPLACE INTO state (k, v) VALUES ('sealed_seq', ?)",
                 [seq as i64],
-            );
-            c.execute_batch("PRAGMA synchronous = NORMAL")?;
-            r.map(|_| ())
+            )
+            .map(|_| ())
         })
     }
 
-    pub fn check(&self, now: i64) -> Result<(), StoreError> {
-        self.write("health check write", |c| {
-            c.execute(
-                "INSERT OR REPLACE INTO state (k, v) VALUES ('health_check', ?)",
-                [now],
-            )
-        })?;
-        let v = self.state("health_check")?;
-        if v != Some(now) {
-            return Err(StoreError::Database(
-                "health check read back a different value".into(),
-            ));
-        }
-        Ok(())
+    /// A read-only probe of the database for `/health`: a query on a reader connection.
+    /// It takes neither the writer connection nor SQLite's write lock (WAL mode readers
+    /// never wait for writers), so it answers at once under any ingest load, and a busy
+    /// server does not turn probes into 503s.
+    pub fn check(&self) -> Result<(), StoreError> {
+        self.read("health check read", |c| {
+            c.prepare_cached("SELECT count(*) FROM state")?
+                .query_row([], |r| r.get::<_, i64>(0))
+        })
+        .map(|_| ())
     }
 
     pub fn has_batch(&self, id: uuid::Uuid) -> Result<bool, StoreError> {
@@ -292,6 +307,27 @@ impl Meta {
                     })
             })
             .collect()
+    }
+
+    /// Removes series from the registry (retention emptied them) and records `next_id`,
+    /// the lowest id a new series may take, in the same transaction: ids are not reused,
+    /// even after the highest ones are removed and the store is reopened.
+    pub fn delete_series(&self, ids: &[u64], next_id: u64) -> Result<(), StoreError> {
+        self.write("removing series that retention emptied", |c| {
+            let tx = c.transaction()?;
+            {
+                let mut st = tx.prepare_cached("DELETE FROM series WHERE id = ?")?;
+                for id in ids {
+                    st.execute([*id as i64])?;
+                }
+            }
+            tx.execute(
+                "INSERT INTO state (k, v) VALUES ('next_series_id', ?1)
+                 ON CONFLICT (k) DO UPDATE SET v = max(v, ?1)",
+                [next_id as i64],
+            )?;
+            tx.commit()
+        })
     }
 
     /// Applies a batch's rows in one transaction. Returns false (and changes nothing) when
@@ -640,7 +676,7 @@ impl Meta {
     pub fn register_agent(&self, a: &AgentRegistration, now: i64) -> Result<(), StoreError> {
         let reg = serde_json::to_string(a).expect("registrations serialize");
         let stats = serde_json::to_string(&Heartbeat::default()).unwrap();
-        self.write("registering an agent", |c| {
+        self.write_durably("registering an agent", |c| {
             c.execute(
                 "INSERT INTO agents (id, registration, registered_at, last_heartbeat, interval_s, stats)
                  VALUES (?1, ?2, ?3, ?3, ?4, ?5)
@@ -742,7 +778,7 @@ impl Meta {
         loop {
             let (id, token) = tokens::generate();
             let hash = tokens::hash(&token);
-            let inserted = self.write("creating a token", |c| {
+            let inserted = self.write_durably("creating a token", |c| {
                 c.execute(
                     "INSERT OR IGNORE INTO tokens (id, name, scopes, created_at, hash) VALUES (?, ?, ?, ?, ?)",
                     params![id, name, scopes_json, to_ns_saturating(now), hash.as_slice()],
@@ -803,7 +839,7 @@ impl Meta {
     }
 
     pub fn revoke_token(&self, id: &str) -> Result<bool, StoreError> {
-        self.write("revoking a token", |c| {
+        self.write_durably("revoking a token", |c| {
             c.execute("DELETE FROM tokens WHERE id = ?", [id])
                 .map(|n| n > 0)
         })

@@ -299,6 +299,18 @@ impl Inner {
             );
         }
 
+        // Ids of series removed before are not handed out again (see `series.rs`).
+        index.reserve_below(meta.state("next_series_id")?.unwrap_or(0).max(0) as u64);
+        // Series without points: emptied by a retention whose removal did not reach SQLite
+        // before a crash, or defined again by WAL records replayed above (their points fell
+        // before `retention_before`). They go now, so a restart does not bring them back.
+        let empty = tsdb::empty_series(&index, blocks.iter(), &[&head]);
+        if !empty.is_empty() {
+            meta.delete_series(&empty, index.next_id())?;
+            index.remove(&empty);
+            tracing::info!(dir = %dir.display(), series = empty.len(), "removed series without points");
+        }
+
         let replayed_any = last_seq > sealed;
         let mut next_seq = last_seq + 1;
         if let Some(last) = segments.last() {
@@ -671,9 +683,24 @@ impl Store for EmbeddedStore {
         self.inner.meta.revoke_token(id)
     }
 
+    /// Read-only and off the ingest path: the failure flag (an atomic), the WAL directory
+    /// still there, and a read on a SQLite reader connection. No write, no store lock.
     fn check(&self) -> Result<(), StoreError> {
         self.inner.check_failed()?;
-        self.inner.meta.check(codec::to_ns_saturating(Utc::now()))
+        let wal_dir = self.inner.opts.dir.join("wal");
+        match fs::metadata(&wal_dir) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                return Err(io_err(
+                    &wal_dir,
+                    std::io::Error::other(
+                        "not a directory; the data directory was changed under the server",
+                    ),
+                ))
+            }
+            Err(e) => return Err(io_err(&wal_dir, e)),
+        }
+        self.inner.meta.check()
     }
 
     fn stats(&self) -> Result<StoreStats, StoreError> {
@@ -722,6 +749,13 @@ impl EmbeddedStore {
     /// Empties the query cache (benchmarks measure reads from cold with it).
     pub fn clear_query_cache(&self) {
         self.inner.chunk_cache.clear()
+    }
+
+    /// The ids in the series index and the sizes of the Prometheus index (tests).
+    #[cfg(test)]
+    pub(crate) fn index_state(&self) -> (Vec<u64>, prom::IndexSizes) {
+        let ids = self.inner.series.read().iter().map(|(id, _)| id).collect();
+        (ids, self.inner.prom.read().sizes())
     }
 }
 

@@ -15,6 +15,8 @@
 //! posting lists they reject, or, for few candidates, by checking their labels. With no
 //! rejecting matcher the candidates are all series. The ids come out in label order (a
 //! rank per series, recomputed only after labels change), which the engine needs.
+//! A series that retention emptied leaves every part of the index ([`PromIndex::remove_series`]),
+//! so memory follows the live set, not every series ever seen.
 //!
 //! **Samples**: per selected series, the chunks of the blocks whose time extent overlaps
 //! the range, then the head (frozen, active) — later writes win, as in `points`. A decoded
@@ -27,7 +29,7 @@
 
 use super::block::{Block, ChunkMeta};
 use super::head::sort_dedup;
-use super::series::SeriesIndex;
+use super::series::{IdMap, SeriesIndex};
 use super::Inner;
 use crate::prom::{series_labels, Labels, MatchOp, Matcher, PromMetric, ResourceLabels, Series};
 use crate::{SeriesKey, StoreError};
@@ -49,8 +51,9 @@ const PARALLEL_DECODE_FROM: usize = 256;
 
 #[derive(Default)]
 pub struct PromIndex {
-    /// By series id (ids are dense, from 1): the key and the labels.
-    series: Vec<Option<(Arc<SeriesKey>, Labels)>>,
+    /// By series id: the key and the labels. A map, not a vector indexed by id: ids are
+    /// never reused, so under churn a vector would grow with every series ever seen.
+    series: IdMap<(Arc<SeriesKey>, Labels)>,
     /// Every series id, sorted.
     all: Vec<u64>,
     postings: Map<Box<str>, Map<Box<str>, Vec<u64>>>,
@@ -58,9 +61,23 @@ pub struct PromIndex {
     /// The latest stored record of each resource: when it was observed (ns) and what the
     /// labels take from it.
     resources: Map<String, (i64, ResourceLabels)>,
-    metrics: BTreeMap<String, (String, skymeter_model::Unit)>,
+    /// Per Prometheus metric name: the metric and unit behind it, and how many series use
+    /// it (a name leaves with its last series).
+    metrics: BTreeMap<String, (String, skymeter_model::Unit, u64)>,
     /// Rank of each series id in label order; `None` after a label change.
-    order: Mutex<Option<Arc<Vec<u32>>>>,
+    order: Mutex<Option<Arc<IdMap<u32>>>>,
+}
+
+/// See [`PromIndex::sizes`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct IndexSizes {
+    pub series: usize,
+    pub all: usize,
+    pub label_names: usize,
+    pub posting_lists: usize,
+    pub posted_ids: usize,
+    pub by_resource: usize,
+    pub metrics: usize,
 }
 
 fn insert_sorted(list: &mut Vec<u64>, id: u64) {
@@ -180,11 +197,7 @@ impl PromIndex {
 
     /// Adds a series (no-op when known).
     pub fn add_series(&mut self, id: u64, key: Arc<SeriesKey>) {
-        let i = id as usize;
-        if self.series.len() <= i {
-            self.series.resize(i + 1, None);
-        }
-        if self.series[i].is_some() {
+        if self.series.contains_key(&id) {
             return;
         }
         let rkey = key.resource.key();
@@ -192,11 +205,114 @@ impl PromIndex {
         self.post(id, &labels);
         self.metrics
             .entry(metric_name(&key.metric, key.unit))
-            .or_insert_with(|| (key.metric.clone(), key.unit));
+            .or_insert_with(|| (key.metric.clone(), key.unit, 0))
+            .2 += 1;
         insert_sorted(self.by_resource.entry(rkey).or_default(), id);
         insert_sorted(&mut self.all, id);
-        self.series[i] = Some((key, labels));
+        self.series.insert(id, (key, labels));
         *self.order.get_mut() = None;
+    }
+
+    /// Removes series (unknown ids are ignored): their labels, postings, resource and
+    /// metric entries. Batched, because one retention run can empty a whole generation of
+    /// churned series, and removing ids one by one from long posting lists is quadratic.
+    pub fn remove_series(&mut self, ids: &[u64]) {
+        let mut gone: Vec<(u64, Arc<SeriesKey>, Labels)> = ids
+            .iter()
+            .filter_map(|id| self.series.remove(id).map(|(k, l)| (*id, k, l)))
+            .collect();
+        if gone.is_empty() {
+            return;
+        }
+        gone.sort_unstable_by_key(|(id, ..)| *id);
+        let sorted_ids: Vec<u64> = gone.iter().map(|(id, ..)| *id).collect();
+        self.all = difference(std::mem::take(&mut self.all), &sorted_ids);
+
+        // Ids to drop per posting list and per resource, each list sorted (ids ascend).
+        let mut per_posting: Map<(&str, &str), Vec<u64>> = Map::default();
+        let mut per_resource: Map<String, Vec<u64>> = Map::default();
+        for (id, key, labels) in &gone {
+            for (n, v) in labels.iter() {
+                per_posting.entry((n, v)).or_default().push(*id);
+            }
+            per_resource
+                .entry(key.resource.key())
+                .or_default()
+                .push(*id);
+            let name = metric_name(&key.metric, key.unit);
+            if let Some(m) = self.metrics.get_mut(&name) {
+                m.2 -= 1;
+                if m.2 == 0 {
+                    self.metrics.remove(&name);
+                }
+            }
+        }
+        for ((n, v), drop) in per_posting {
+            let Some(values) = self.postings.get_mut(n) else {
+                continue;
+            };
+            if let Some(list) = values.get_mut(v) {
+                *list = difference(std::mem::take(list), &drop);
+                if list.is_empty() {
+                    values.remove(v);
+                } else if list.capacity() > 2 * list.len() + 8 {
+                    list.shrink_to_fit();
+                }
+            }
+            if values.is_empty() {
+                self.postings.remove(n);
+            }
+        }
+        for (rkey, drop) in per_resource {
+            if let Some(list) = self.by_resource.get_mut(&rkey) {
+                *list = difference(std::mem::take(list), &drop);
+                if list.is_empty() {
+                    self.by_resource.remove(&rkey);
+                }
+            }
+        }
+        // Hash tables keep their capacity when emptied: give it back once the live set
+        // is a quarter of it, so a churned-through peak does not stay resident.
+        fn shrink<K: Eq + std::hash::Hash, V, S: std::hash::BuildHasher>(m: &mut HashMap<K, V, S>) {
+            if m.capacity() > 1024 && m.len() < m.capacity() / 4 {
+                m.shrink_to_fit();
+            }
+        }
+        shrink(&mut self.series);
+        shrink(&mut self.by_resource);
+        for values in self.postings.values_mut() {
+            shrink(values);
+        }
+        shrink(&mut self.postings);
+        if self.all.capacity() > 1024 && self.all.len() < self.all.capacity() / 4 {
+            self.all.shrink_to_fit();
+        }
+        *self.order.get_mut() = None;
+    }
+
+    /// Whether the series is in the index (a select that released the index lock may
+    /// hold ids that retention removed since).
+    pub fn contains(&self, id: u64) -> bool {
+        self.series.contains_key(&id)
+    }
+
+    /// Sizes of the index's parts, for tests and diagnostics: series, ids in `all`, label
+    /// names, posting lists, ids in posting lists, resources with series, metric names.
+    pub fn sizes(&self) -> IndexSizes {
+        IndexSizes {
+            series: self.series.len(),
+            all: self.all.len(),
+            label_names: self.postings.len(),
+            posting_lists: self.postings.values().map(|v| v.len()).sum(),
+            posted_ids: self
+                .postings
+                .values()
+                .flat_map(|v| v.values())
+                .map(|l| l.len())
+                .sum(),
+            by_resource: self.by_resource.len(),
+            metrics: self.metrics.len(),
+        }
     }
 
     /// A resource record as ingested: replaces the stored one when it is at least as
@@ -243,46 +359,44 @@ impl PromIndex {
         };
         let res = self.resources.get(rkey).map(|(_, l)| l.clone());
         for id in ids {
-            let Some((key, old)) = self.series[id as usize].clone() else {
+            let Some((key, old)) = self.series.get(&id).cloned() else {
                 continue;
             };
             let new = series_labels(&key, res.as_ref());
             if new != old {
                 self.unpost(id, &old);
                 self.post(id, &new);
-                self.series[id as usize] = Some((key, new));
+                self.series.insert(id, (key, new));
                 *self.order.get_mut() = None;
             }
         }
     }
 
     pub fn labels(&self, id: u64) -> &Labels {
-        &self.series[id as usize]
-            .as_ref()
-            .expect("ids come from the index")
-            .1
+        &self.series.get(&id).expect("ids come from the index").1
     }
 
-    fn rank(&self) -> Arc<Vec<u32>> {
+    fn rank(&self) -> Arc<IdMap<u32>> {
         let mut order = self.order.lock();
         if let Some(o) = &*order {
             return o.clone();
         }
         let mut ids = self.all.clone();
         ids.sort_by(|a, b| self.labels(*a).cmp(self.labels(*b)));
-        let mut rank = vec![0u32; self.series.len()];
-        for (r, id) in ids.iter().enumerate() {
-            rank[*id as usize] = r as u32;
-        }
+        let rank: IdMap<u32> = ids
+            .iter()
+            .enumerate()
+            .map(|(r, id)| (*id, r as u32))
+            .collect();
         let rank = Arc::new(rank);
         *order = Some(rank.clone());
         rank
     }
 
-    /// Sorts ids by their labels.
+    /// Sorts ids by their labels (ids no longer in the index last).
     pub fn sort_by_labels(&self, ids: &mut [u64]) {
         let rank = self.rank();
-        ids.sort_unstable_by_key(|id| rank[*id as usize]);
+        ids.sort_unstable_by_key(|id| rank.get(id).copied().unwrap_or(u32::MAX));
     }
 
     /// The ids of the series matching every matcher, in label order.
@@ -366,7 +480,7 @@ impl PromIndex {
     pub fn metrics(&self) -> Vec<PromMetric> {
         self.metrics
             .iter()
-            .map(|(name, (metric, unit))| PromMetric {
+            .map(|(name, (metric, unit, _))| PromMetric {
                 name: name.clone(),
                 metric: metric.clone(),
                 unit: *unit,
@@ -754,7 +868,9 @@ impl Inner {
         let mut ids = self.with_data(ids, start_ns, end_ns);
         let p = self.prom.read();
         // Series created since the ids were taken are in the index too; those relabelled
-        // meanwhile come out with their new labels, which is what a reader expects.
+        // meanwhile come out with their new labels, which is what a reader expects; those
+        // that retention removed meanwhile had no samples left.
+        ids.retain(|id| p.contains(*id));
         p.sort_by_labels(&mut ids);
         Ok(ids.iter().map(|id| p.labels(*id).clone()).collect())
     }

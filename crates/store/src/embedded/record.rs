@@ -118,7 +118,9 @@ pub fn decode(buf: &[u8]) -> Result<Decoded<'_>, String> {
     let batch_id = uuid::Uuid::from_slice(r.take(16, "batch id")?).map_err(|e| e.to_string())?;
     let received_at = r.i64("received_at")?;
     let n_new = r.uvarint("series count")? as usize;
-    let mut new_series = Vec::with_capacity(n_new.min(1 << 20));
+    // Each series takes at least two bytes (id and key length): a damaged count cannot
+    // make this reserve more than the record's size.
+    let mut new_series = Vec::with_capacity(n_new.min(r.remaining() / 2));
     for _ in 0..n_new {
         let id = r.uvarint("series id")?;
         let key: SeriesKey = serde_json::from_slice(r.bytes("series key")?)

@@ -2,6 +2,11 @@
 //! and never reused, so they double as the immutable keyset for paging. The index is
 //! persisted in SQLite (table `series`) and, for series created since the last seal, in the
 //! WAL records that first used them.
+//!
+//! A series whose points retention dropped, all of them, is removed ([`SeriesIndex::remove`]):
+//! churning labels (pods, function versions) would otherwise grow the index forever. Its id
+//! stays used: the next id is persisted (`state.next_series_id`), because a WAL record
+//! written before the removal may still name the old id at the next replay.
 
 use crate::{SeriesKey, SeriesQuery};
 use skymeter_model::{Labels, Point, ResourceRef, Stat, Unit};
@@ -132,6 +137,45 @@ impl SeriesIndex {
         let id = self.next_id;
         self.insert_with_hash(id, hash, Arc::new(key));
         id
+    }
+
+    /// The id the next new series gets.
+    pub fn next_id(&self) -> u64 {
+        self.next_id
+    }
+
+    /// Never hands out an id below `floor` (ids of removed series are not reused).
+    pub fn reserve_below(&mut self, floor: u64) {
+        self.next_id = self.next_id.max(floor);
+    }
+
+    /// Removes series (unknown ids are ignored); returns how many were removed.
+    pub fn remove(&mut self, ids: &[u64]) -> usize {
+        let mut removed = 0;
+        for &id in ids {
+            let Some(key) = self.by_id.remove(&id) else {
+                continue;
+            };
+            removed += 1;
+            let hash = self.hasher.hash_key(&key);
+            let now_empty = match self.by_hash.get_mut(&hash) {
+                Some(Slot::One(..)) => true,
+                Some(Slot::Many(v)) => {
+                    v.retain(|(i, _)| *i != id);
+                    v.is_empty()
+                }
+                None => false,
+            };
+            if now_empty {
+                self.by_hash.remove(&hash);
+            }
+        }
+        // A churned-through peak should not pin its table: give memory back once the live
+        // set is a quarter of the capacity.
+        if self.by_hash.capacity() > 1024 && self.by_hash.len() < self.by_hash.capacity() / 4 {
+            self.by_hash.shrink_to_fit();
+        }
+        removed
     }
 
     /// Adds a series read back from disk under its stored id (no-op when present).

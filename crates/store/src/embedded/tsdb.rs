@@ -15,12 +15,14 @@
 use super::block::{Block, BlockWriter};
 use super::codec::{decode_cursor, encode_cursor, from_ns, to_ns_saturating};
 use super::head::{sort_dedup, Head, SeriesBuf};
+use super::series::{IdentityHasher, SeriesIndex};
 use super::wal::io_err;
 use super::Inner;
 use crate::*;
 use serde_json::json;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::fs;
+use std::hash::BuildHasherDefault;
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -54,6 +56,32 @@ pub fn load_blocks(dir: &Path) -> Result<Vec<Block>, StoreError> {
     }
     keep.sort_by_key(|b| b.min_seq);
     Ok(keep)
+}
+
+/// The ids of the index's series that have no chunk in `blocks` and no points in `heads`,
+/// ascending.
+pub fn empty_series<'a>(
+    index: &SeriesIndex,
+    blocks: impl Iterator<Item = &'a Block>,
+    heads: &[&Head],
+) -> Vec<u64> {
+    let mut live: HashSet<u64, BuildHasherDefault<IdentityHasher>> = HashSet::default();
+    for b in blocks {
+        live.extend(b.chunks.iter().map(|c| c.series));
+    }
+    for h in heads {
+        live.extend(
+            h.series
+                .iter()
+                .filter(|(_, buf)| !buf.ts.is_empty())
+                .map(|(id, _)| *id),
+        );
+    }
+    index
+        .iter()
+        .map(|(id, _)| id)
+        .filter(|id| !live.contains(id))
+        .collect()
 }
 
 /// One series' points gathered from its sources, oldest source first.
@@ -324,11 +352,50 @@ impl Inner {
         }
         let (costs, resources) = self.meta.retention(b)?;
         self.prom.write().drop_resources_before(b);
+        let series = self.forget_empty_series()?;
         Ok(RetentionReport {
             points,
             costs,
             resources,
+            series,
         })
+    }
+
+    /// Removes the series that have no point left (in a block or the head) from the
+    /// series index, the Prometheus index and the registry in SQLite. Called with the
+    /// maintenance lock held (no seal moves points meanwhile). Holds the commit lock and
+    /// waits until every appended record is applied: a series is resolved under that lock
+    /// and gets its points when its record is applied, so in between it would look empty.
+    fn forget_empty_series(&self) -> Result<u64, StoreError> {
+        let c = self.commit.lock();
+        {
+            let target = c.next_seq - 1;
+            let mut a = self.applied.lock();
+            while *a < target {
+                self.check_failed()?;
+                self.applied_cv.wait(&mut a);
+            }
+        }
+        let empty = {
+            let blocks = self.blocks.read().clone();
+            let h = self.head.read();
+            let mut heads = vec![&h.active];
+            heads.extend(h.frozen.as_deref());
+            empty_series(&self.series.read(), blocks.iter().map(|b| &**b), &heads)
+        };
+        if empty.is_empty() {
+            return Ok(0);
+        }
+        let next_id = self.series.read().next_id();
+        self.meta.delete_series(&empty, next_id)?;
+        let removed = self.series.write().remove(&empty);
+        self.prom.write().remove_series(&empty);
+        drop(c);
+        tracing::info!(
+            series = removed,
+            "removed series that retention left without points"
+        );
+        Ok(removed as u64)
     }
 
     pub(super) fn stats(&self) -> Result<StoreStats, StoreError> {

@@ -1,6 +1,7 @@
 //! Atomicity, dedupe, crash safety.
 
 use super::*;
+use skymeter_model::api::AgentRegistration;
 use std::io::{BufRead, BufReader, Write};
 use std::sync::Arc;
 
@@ -492,4 +493,138 @@ fn the_background_seals_a_wal_of_batches_without_points() {
     let s = open(dir.path());
     assert!(s.resource("host/acct//h1").unwrap().is_some());
     assert_eq!(s.ingest(&b).unwrap(), IngestOutcome::Duplicate);
+}
+
+const SYNC_CHILD_ENV: &str = "SKYMETER_STORE_SYNC_CHILD";
+
+/// In the child: each change between two markers, each marker one `write` to stderr, so
+/// that the parent's system call trace shows what the change synced.
+fn sync_child(dir: &str) {
+    let mark = |m: &str| {
+        std::io::stderr()
+            .write_all(format!("MARK {m}\n").as_bytes())
+            .unwrap()
+    };
+    let s = open(Path::new(dir));
+    s.check().unwrap();
+    mark("create-begin");
+    let (token, info) = s.create_token("ci", &[Scope::Read]).unwrap();
+    mark("create-end");
+    let (token2, info2) = s.create_token("ci2", &[Scope::Read]).unwrap();
+    mark("register-begin");
+    let reg = AgentRegistration {
+        id: "agent-sync".into(),
+        hostname: "h".into(),
+        version: "0".into(),
+        tasks: vec![],
+        labels: Default::default(),
+        heartbeat_interval_s: 10,
+    };
+    s.register_agent(&reg, Utc::now()).unwrap();
+    mark("register-end");
+    mark("revoke-begin");
+    assert!(s.revoke_token(&info.id).unwrap());
+    mark("revoke-end");
+    // `skymeter token revoke` beside a running server goes through `TokenAdmin`.
+    let admin = super::super::TokenAdmin::open(Path::new(dir)).unwrap();
+    mark("admin-revoke-begin");
+    assert!(admin.revoke(&info2.id).unwrap());
+    mark("admin-revoke-end");
+    println!("TOKENS {token} {token2}");
+}
+
+/// A power cut keeps what was synced. The embedded store's token and agent changes are
+/// not in its WAL, so each must be synced to SQLite's WAL file before the call returns:
+/// the test runs the changes in a child process under `strace` and checks that between
+/// the start and the end of each call there is an `fsync`/`fdatasync` of `meta.sqlite-wal`
+/// (with `synchronous = NORMAL` there is none: the commit would live in the page cache
+/// only, and a revoked token could come back after the power cut).
+#[test]
+fn token_and_agent_changes_are_synced_before_they_return() {
+    if let Ok(dir) = std::env::var(SYNC_CHILD_ENV) {
+        sync_child(&dir);
+        return;
+    }
+    let name = "embedded::tests::durability::token_and_agent_changes_are_synced_before_they_return";
+    let tool_missing = |why: String| {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("{name}: strace is needed ({why}); install the Debian package `strace`");
+        }
+        eprintln!("SKIPPED: {name}: {why}");
+    };
+    match std::process::Command::new("strace").arg("-V").output() {
+        Ok(o) if o.status.success() => {}
+        Ok(o) => return tool_missing(format!("strace -V failed: {}", o.status)),
+        Err(e) => return tool_missing(format!("strace not found: {e}")),
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("trace.txt");
+    let data = dir.path().join("data");
+    let out = std::process::Command::new("strace")
+        .args([
+            "-f",
+            "-y",
+            "-s",
+            "64",
+            "-e",
+            "trace=write,fsync,fdatasync",
+            "-o",
+        ])
+        .arg(&trace)
+        .arg(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env(SYNC_CHILD_ENV, &data)
+        .stderr(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let text = std::fs::read_to_string(&trace).unwrap_or_default();
+    if !out.status.success() && text.contains("Operation not permitted") {
+        return tool_missing("ptrace is not permitted here".into());
+    }
+    assert!(out.status.success(), "child failed: {out:?}");
+    let mut open_op: Option<String> = None;
+    let mut synced = false;
+    let mut checked = Vec::new();
+    for line in text.lines() {
+        if let Some(at) = line.find("MARK ") {
+            let m = &line[at + 5..];
+            let m = &m[..m.find('\\').unwrap_or(m.len())];
+            if let Some(op) = m.strip_suffix("-begin") {
+                open_op = Some(op.to_string());
+                synced = false;
+            } else if let Some(op) = m.strip_suffix("-end") {
+                assert_eq!(open_op.as_deref(), Some(op), "markers out of order");
+                assert!(synced, "{op}: returned without syncing meta.sqlite-wal");
+                checked.push(op.to_string());
+                open_op = None;
+            }
+        } else if (line.contains("fsync(") || line.contains("fdatasync("))
+            && line.contains("meta.sqlite-wal>")
+        {
+            synced = true;
+        }
+    }
+    assert_eq!(
+        checked,
+        ["create", "register", "revoke", "admin-revoke"],
+        "trace:\n{text}"
+    );
+
+    // And what the calls did is there after the restart.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let tokens: Vec<&str> = stdout
+        .lines()
+        // libtest may print the test's name on the same line first.
+        .find_map(|l| l.split_once("TOKENS ").map(|(_, t)| t))
+        .expect("the child prints its tokens")
+        .split(' ')
+        .collect();
+    let s = open(&data);
+    for t in tokens {
+        assert!(
+            s.authenticate(t).unwrap().is_none(),
+            "a revoked token authenticates"
+        );
+    }
+    assert!(s.agent_registration("agent-sync").unwrap().is_some());
 }

@@ -2,6 +2,8 @@
 
 mod costs;
 mod durability;
+mod fuzz;
+mod lifecycle;
 mod meta;
 mod points;
 mod prom;
