@@ -69,6 +69,7 @@ pub struct PromIndex {
 }
 
 /// See [`PromIndex::sizes`].
+#[cfg(test)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct IndexSizes {
     pub series: usize,
@@ -298,6 +299,7 @@ impl PromIndex {
 
     /// Sizes of the index's parts, for tests and diagnostics: series, ids in `all`, label
     /// names, posting lists, ids in posting lists, resources with series, metric names.
+    #[cfg(test)]
     pub fn sizes(&self) -> IndexSizes {
         IndexSizes {
             series: self.series.len(),

@@ -386,11 +386,16 @@ impl Inner {
         if empty.is_empty() {
             return Ok(0);
         }
-        let next_id = self.series.read().next_id();
-        self.meta.delete_series(&empty, next_id)?;
-        let removed = self.series.write().remove(&empty);
+        let (removed, next_id) = {
+            let mut idx = self.series.write();
+            (idx.remove(&empty), idx.next_id())
+        };
         self.prom.write().remove_series(&empty);
+        // The registry is updated after the commit lock is released, so ingest does not
+        // wait for SQLite: a key that comes back meanwhile gets a new id, and a crash
+        // before this commit leaves rows that the next open removes (no points).
         drop(c);
+        self.meta.delete_series(&empty, next_id)?;
         tracing::info!(
             series = removed,
             "removed series that retention left without points"
