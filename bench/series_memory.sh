@@ -46,7 +46,8 @@ rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 wait_metric() {
   local url=$1 name=$2 limit=$3 want=$4 v=0
   for _ in $(seq "$limit"); do
-    v=$(curl -sf "$url" | awk -v n="$name" '$1 == n {printf "%d", $2}')
+    # Summed over label variants (Prometheus 2.42 splits samples by {type=...}).
+    v=$(curl -sf "$url" | awk -v n="$name" '$1 == n || index($1, n "{") == 1 {s += $2} END {printf "%d", s}')
     [ "${v:-0}" -ge "$want" ] && { echo "$v"; return 0; }
     sleep 1
   done

@@ -37,6 +37,7 @@ use parking_lot::Mutex;
 use skymeter_model::prom::metric_name;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
@@ -57,7 +58,11 @@ pub struct PromIndex {
     /// Every series id, sorted.
     all: Vec<u64>,
     postings: Map<Box<str>, Map<Box<str>, Vec<u64>>>,
-    by_resource: Map<String, Vec<u64>>,
+    /// Series ids per resource, keyed by a hash of the resource key (a copy of the key per
+    /// entry cost more than the rest of the entry); lookups check each series' own key, so
+    /// a collision only costs a comparison.
+    by_resource: IdMap<IdList>,
+    resource_hasher: foldhash::fast::RandomState,
     /// The latest stored record of each resource: when it was observed (ns) and what the
     /// labels take from it.
     resources: Map<String, (i64, ResourceLabels)>,
@@ -66,6 +71,53 @@ pub struct PromIndex {
     metrics: BTreeMap<String, (String, skymeter_model::Unit, u64)>,
     /// Rank of each series id in label order; `None` after a label change.
     order: Mutex<Option<Arc<IdMap<u32>>>>,
+}
+
+/// Sorted ids; one of them (the usual case for a resource's list under churn) without an
+/// allocation.
+#[derive(Clone)]
+enum IdList {
+    One(u64),
+    Many(Vec<u64>),
+}
+
+impl IdList {
+    fn insert(&mut self, id: u64) {
+        match self {
+            IdList::One(one) if *one == id => {}
+            IdList::One(one) => {
+                let mut v = vec![*one];
+                insert_sorted(&mut v, id);
+                *self = IdList::Many(v);
+            }
+            IdList::Many(v) => insert_sorted(v, id),
+        }
+    }
+
+    fn as_slice(&self) -> &[u64] {
+        match self {
+            IdList::One(one) => std::slice::from_ref(one),
+            IdList::Many(v) => v,
+        }
+    }
+
+    /// Removes `drop` (sorted); returns whether the list is now empty.
+    fn remove(&mut self, drop: &[u64]) -> bool {
+        match self {
+            IdList::One(one) => drop.binary_search(one).is_ok(),
+            IdList::Many(v) => {
+                *v = difference(std::mem::take(v), drop);
+                match v.len() {
+                    0 => true,
+                    1 => {
+                        *self = IdList::One(v[0]);
+                        false
+                    }
+                    _ => false,
+                }
+            }
+        }
+    }
 }
 
 /// See [`PromIndex::sizes`].
@@ -208,7 +260,13 @@ impl PromIndex {
             .entry(metric_name(&key.metric, key.unit))
             .or_insert_with(|| (key.metric.clone(), key.unit, 0))
             .2 += 1;
-        insert_sorted(self.by_resource.entry(rkey).or_default(), id);
+        let rhash = self.resource_hasher.hash_one(&rkey);
+        match self.by_resource.get_mut(&rhash) {
+            Some(list) => list.insert(id),
+            None => {
+                self.by_resource.insert(rhash, IdList::One(id));
+            }
+        }
         insert_sorted(&mut self.all, id);
         self.series.insert(id, (key, labels));
         *self.order.get_mut() = None;
@@ -231,13 +289,13 @@ impl PromIndex {
 
         // Ids to drop per posting list and per resource, each list sorted (ids ascend).
         let mut per_posting: Map<(&str, &str), Vec<u64>> = Map::default();
-        let mut per_resource: Map<String, Vec<u64>> = Map::default();
+        let mut per_resource: IdMap<Vec<u64>> = IdMap::default();
         for (id, key, labels) in &gone {
             for (n, v) in labels.iter() {
                 per_posting.entry((n, v)).or_default().push(*id);
             }
             per_resource
-                .entry(key.resource.key())
+                .entry(self.resource_hasher.hash_one(key.resource.key()))
                 .or_default()
                 .push(*id);
             let name = metric_name(&key.metric, key.unit);
@@ -264,11 +322,10 @@ impl PromIndex {
                 self.postings.remove(n);
             }
         }
-        for (rkey, drop) in per_resource {
-            if let Some(list) = self.by_resource.get_mut(&rkey) {
-                *list = difference(std::mem::take(list), &drop);
-                if list.is_empty() {
-                    self.by_resource.remove(&rkey);
+        for (rhash, drop) in per_resource {
+            if let Some(list) = self.by_resource.get_mut(&rhash) {
+                if list.remove(&drop) {
+                    self.by_resource.remove(&rhash);
                 }
             }
         }
@@ -356,7 +413,11 @@ impl PromIndex {
     }
 
     fn relabel_resource(&mut self, rkey: &str) {
-        let Some(ids) = self.by_resource.get(rkey).cloned() else {
+        let Some(ids) = self
+            .by_resource
+            .get(&self.resource_hasher.hash_one(rkey))
+            .map(|l| l.as_slice().to_vec())
+        else {
             return;
         };
         let res = self.resources.get(rkey).map(|(_, l)| l.clone());
@@ -364,6 +425,9 @@ impl PromIndex {
             let Some((key, old)) = self.series.get(&id).cloned() else {
                 continue;
             };
+            if key.resource.key() != rkey {
+                continue; // another resource whose key has the same hash
+            }
             let new = series_labels(&key, res.as_ref());
             if new != old {
                 self.unpost(id, &old);

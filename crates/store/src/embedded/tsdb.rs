@@ -58,6 +58,21 @@ pub fn load_blocks(dir: &Path) -> Result<Vec<Block>, StoreError> {
     Ok(keep)
 }
 
+/// Gives memory that was freed back to the operating system. glibc's allocator returns
+/// the top of its heap by itself, but not freed space below live allocations: a sealed
+/// head (every point since the last seal) or a generation of series removed by retention
+/// otherwise stays in the process's RSS, which is what an operator sees and what the
+/// kernel's OOM killer counts. `malloc_trim` releases such free pages (`madvise`); it is
+/// called after a seal and after retention, not on the ingest path.
+pub fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks glibc's own free lists; it takes no pointer from us
+    // and is thread-safe (it locks each arena).
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// The ids of the index's series that have no chunk in `blocks` and no points in `heads`,
 /// ascending.
 pub fn empty_series<'a>(
@@ -143,6 +158,9 @@ impl Inner {
             h.frozen = None;
             return Err(e);
         }
+        // The last reference to the sealed head: free it, and give the memory back.
+        drop(frozen);
+        release_freed_memory();
         Ok(())
     }
 
@@ -395,6 +413,7 @@ impl Inner {
         // wait for SQLite: a key that comes back meanwhile gets a new id, and a crash
         // before this commit leaves rows that the next open removes (no points).
         drop(c);
+        release_freed_memory();
         self.meta.delete_series(&empty, next_id)?;
         tracing::info!(
             series = removed,

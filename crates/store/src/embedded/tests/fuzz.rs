@@ -217,7 +217,7 @@ proptest! {
         let mut seen = Vec::new();
         let segs = wal::list_segments(dir.path()).unwrap();
         let res = wal::replay(&segs, |payload, _, off| {
-            let rec = record::decode(payload).map_err(|m| StoreError::BadRequest(m))?;
+            let rec = record::decode(payload).map_err(StoreError::BadRequest)?;
             seen.push((off as usize, rec.ids.len()));
             Ok(())
         });

@@ -281,10 +281,21 @@ fn resource_changes_relabel_series_and_survive_reopen() {
         select(&s, &[eq("resource_name", "web-2b"), eq("stat", "max")]),
         ["i-2/max"]
     );
-    // Retention deletes resources not seen since: their labels go, the series stay.
-    s.enforce_retention(ts(2500)).unwrap();
+    // Retention deletes resources not seen since: their labels go; series with points
+    // left stay, the others leave the index.
+    let mut b = batch();
+    b.points = vec![
+        pt("cpu.utilization", &aws("i-1", "us-east-1"), Stat::Avg, 3000, 1.0),
+        pt("cpu.utilization", &aws("i-4", "eu-west-1"), Stat::Avg, 3000, 2.0),
+        pt("cpu.utilization", &aws("i-4", "eu-west-1"), Stat::Max, 3000, 3.0),
+    ];
+    s.ingest(&b).unwrap();
+    let report = s.enforce_retention(ts(2500)).unwrap();
+    assert_eq!(report.series, 9 - 3);
     assert_eq!(select(&s, &[eq("tag_env", "prod")]), Vec::<String>::new());
     assert_eq!(select(&s, &[eq("tag_env", "dev")]), ["i-4/avg", "i-4/max"]);
+    assert_eq!(select(&s, &[eq("resource_id", "i-1")]), ["i-1/avg"]);
+    assert_eq!(select(&s, &[eq("resource_id", "i-2")]), Vec::<String>::new());
 }
 
 #[test]
