@@ -34,6 +34,17 @@ fn rss_kb() -> u64 {
         .expect("VmRSS in /proc/self/status")
 }
 
+/// glibc's view of the heap: bytes in use and free (held, not returned), in kB. Tells a
+/// leak (in use grows) from fragmentation (free grows).
+fn malloc_kb() -> (u64, u64) {
+    // SAFETY: mallinfo2 only reads glibc's allocator statistics.
+    let m = unsafe { libc::mallinfo2() };
+    (
+        ((m.uordblks + m.hblkhd) / 1024) as u64,
+        (m.fordblks / 1024) as u64,
+    )
+}
+
 fn resource(prefix: &str, s: usize) -> Arc<ResourceRef> {
     Arc::new(ResourceRef {
         provider: "aws".into(),
@@ -52,7 +63,11 @@ fn value(s: usize, p: usize) -> f64 {
 /// batch of `BATCH_SERIES` series, oldest first.
 fn ingest(store: &EmbeddedStore, prefix: &str, series: usize, points: usize, first_s: i64) {
     let refs: Vec<Arc<ResourceRef>> = (0..series).map(|s| resource(prefix, s)).collect();
+    let started = Instant::now();
     for p in 0..points {
+        if std::env::var_os("SERIES_MEMORY_PROGRESS").is_some() {
+            eprintln!("pass {p}: {:.1} s", started.elapsed().as_secs_f64());
+        }
         let ts = DateTime::<Utc>::from_timestamp(first_s + p as i64 * STEP_S, 0).unwrap();
         for from in (0..series).step_by(BATCH_SERIES) {
             let mut b = Batch::new("bench", "bench", Utc::now());
@@ -148,9 +163,16 @@ fn main() {
                     .expect("retention");
                 let st = store.stats().unwrap();
                 let rss = rss_kb();
+                let (in_use, free) = malloc_kb();
                 eprintln!(
-                    "generation {g}: retention removed {} series, {} points; live series {}; RSS {} kB",
-                    r.series, r.points, st.series, rss
+                    "generation {g}: retention removed {} series, {} points; live series {}; RSS {} kB \
+                     (malloc: {in_use} kB in use, {free} kB free; SQLite {} kB)",
+                    r.series,
+                    r.points,
+                    st.series,
+                    rss,
+                    // SAFETY: a read of SQLite's global allocation counter.
+                    unsafe { rusqlite::ffi::sqlite3_memory_used() } / 1024
                 );
                 rows.push(format!(
                     "{{\"generation\":{g},\"removed_series\":{},\"live_series\":{},\"rss_kb\":{rss}}}",

@@ -285,9 +285,27 @@ fn resource_changes_relabel_series_and_survive_reopen() {
     // left stay, the others leave the index.
     let mut b = batch();
     b.points = vec![
-        pt("cpu.utilization", &aws("i-1", "us-east-1"), Stat::Avg, 3000, 1.0),
-        pt("cpu.utilization", &aws("i-4", "eu-west-1"), Stat::Avg, 3000, 2.0),
-        pt("cpu.utilization", &aws("i-4", "eu-west-1"), Stat::Max, 3000, 3.0),
+        pt(
+            "cpu.utilization",
+            &aws("i-1", "us-east-1"),
+            Stat::Avg,
+            3000,
+            1.0,
+        ),
+        pt(
+            "cpu.utilization",
+            &aws("i-4", "eu-west-1"),
+            Stat::Avg,
+            3000,
+            2.0,
+        ),
+        pt(
+            "cpu.utilization",
+            &aws("i-4", "eu-west-1"),
+            Stat::Max,
+            3000,
+            3.0,
+        ),
     ];
     s.ingest(&b).unwrap();
     let report = s.enforce_retention(ts(2500)).unwrap();
@@ -295,7 +313,10 @@ fn resource_changes_relabel_series_and_survive_reopen() {
     assert_eq!(select(&s, &[eq("tag_env", "prod")]), Vec::<String>::new());
     assert_eq!(select(&s, &[eq("tag_env", "dev")]), ["i-4/avg", "i-4/max"]);
     assert_eq!(select(&s, &[eq("resource_id", "i-1")]), ["i-1/avg"]);
-    assert_eq!(select(&s, &[eq("resource_id", "i-2")]), Vec::<String>::new());
+    assert_eq!(
+        select(&s, &[eq("resource_id", "i-2")]),
+        Vec::<String>::new()
+    );
 }
 
 #[test]
