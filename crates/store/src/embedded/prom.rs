@@ -57,7 +57,9 @@ pub struct PromIndex {
     series: IdMap<(Arc<SeriesKey>, Labels)>,
     /// Every series id, sorted.
     all: Vec<u64>,
-    postings: Map<Box<str>, Map<Box<str>, Vec<u64>>>,
+    /// A value that only one series has (`resource_id` of churned pods, of most resources)
+    /// keeps its id inline: no allocation of its own.
+    postings: Map<Box<str>, Map<Box<str>, IdList>>,
     /// Series ids per resource, keyed by a hash of the resource key (a copy of the key per
     /// entry cost more than the rest of the entry); lookups check each series' own key, so
     /// a collision only costs a comparison.
@@ -73,8 +75,8 @@ pub struct PromIndex {
     order: Mutex<Option<Arc<IdMap<u32>>>>,
 }
 
-/// Sorted ids; one of them (the usual case for a resource's list under churn) without an
-/// allocation.
+/// Sorted ids; one of them (the usual case for a resource's list, and for a label value
+/// such as a resource id) without an allocation. Reads as a slice.
 #[derive(Clone)]
 enum IdList {
     One(u64),
@@ -101,6 +103,11 @@ impl IdList {
         }
     }
 
+    /// Removes one id; returns whether the list is now empty.
+    fn remove_one(&mut self, id: u64) -> bool {
+        self.remove(std::slice::from_ref(&id))
+    }
+
     /// Removes `drop` (sorted); returns whether the list is now empty.
     fn remove(&mut self, drop: &[u64]) -> bool {
         match self {
@@ -117,6 +124,13 @@ impl IdList {
                 }
             }
         }
+    }
+}
+
+impl std::ops::Deref for IdList {
+    type Target = [u64];
+    fn deref(&self) -> &[u64] {
+        self.as_slice()
     }
 }
 
@@ -142,12 +156,6 @@ fn insert_sorted(list: &mut Vec<u64>, id: u64) {
                 list.insert(i, id);
             }
         }
-    }
-}
-
-fn remove_sorted(list: &mut Vec<u64>, id: u64) {
-    if let Ok(i) = list.binary_search(&id) {
-        list.remove(i);
     }
 }
 
@@ -228,7 +236,12 @@ impl PromIndex {
     fn post(&mut self, id: u64, labels: &Labels) {
         for (n, v) in labels.iter() {
             let values = self.postings.entry(n.into()).or_default();
-            insert_sorted(values.entry(v.into()).or_default(), id);
+            match values.get_mut(v) {
+                Some(list) => list.insert(id),
+                None => {
+                    values.insert(v.into(), IdList::One(id));
+                }
+            }
         }
     }
 
@@ -236,8 +249,7 @@ impl PromIndex {
         for (n, v) in labels.iter() {
             if let Some(values) = self.postings.get_mut(n) {
                 if let Some(list) = values.get_mut(v) {
-                    remove_sorted(list, id);
-                    if list.is_empty() {
+                    if list.remove_one(id) {
                         values.remove(v);
                     }
                 }
@@ -311,11 +323,12 @@ impl PromIndex {
                 continue;
             };
             if let Some(list) = values.get_mut(v) {
-                *list = difference(std::mem::take(list), &drop);
-                if list.is_empty() {
+                if list.remove(&drop) {
                     values.remove(v);
-                } else if list.capacity() > 2 * list.len() + 8 {
-                    list.shrink_to_fit();
+                } else if let IdList::Many(l) = list {
+                    if l.capacity() > 2 * l.len() + 8 {
+                        l.shrink_to_fit();
+                    }
                 }
             }
             if values.is_empty() {
