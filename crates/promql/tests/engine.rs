@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use skymeter_promql::{
     instant_query, range_query, stale_nan, ErrorKind, Labels, Matcher, MemoryQuerier, Options,
-    Querier, QueryError, Series, Value,
+    Querier, QueryError, SelectBudget, Series, Value,
 };
 
 const S: i64 = 1000;
@@ -213,7 +213,13 @@ fn limits_fail_with_a_clear_error() {
 struct Failing;
 
 impl Querier for Failing {
-    fn select(&self, _: &[Matcher], _: i64, _: i64) -> Result<Vec<Series>, QueryError> {
+    fn select(
+        &self,
+        _: &[Matcher],
+        _: i64,
+        _: i64,
+        _: &SelectBudget,
+    ) -> Result<Vec<Series>, QueryError> {
         Err(QueryError::internal("reading block 7: disk on fire"))
     }
 }
