@@ -871,7 +871,7 @@ impl Evaluator<'_> {
         }
         let mut out: Vec<VSeries> = Vec::with_capacity(src.input.series.len());
         for i in 0..src.input.series.len() {
-            if i % 1024 == 1023 {
+            if i % 16 == 15 {
                 self.check_deadline()?;
             }
             let (mut ts, mut vs) = (Vec::new(), Vec::new());
@@ -930,7 +930,7 @@ impl Evaluator<'_> {
         }
         let mut out = Vec::with_capacity(src.input.series.len());
         for (i, s) in src.input.series.iter().enumerate() {
-            if i % 1024 == 1023 {
+            if i % 16 == 15 {
                 self.check_deadline()?;
             }
             let (mut ts, mut vs) = (Vec::new(), Vec::new());

@@ -478,8 +478,17 @@ impl<'a> Evaluator<'a> {
         Ok(series)
     }
 
+    /// Evaluates one node; the deadline is checked before and after it, so that a node
+    /// that took the query past its deadline fails the query even when nothing inside
+    /// it looked at the clock.
     pub fn eval(&mut self, e: &Expr, g: Grid) -> Result<Val> {
         self.check_deadline()?;
+        let v = self.eval_node(e, g)?;
+        self.check_deadline()?;
+        Ok(v)
+    }
+
+    fn eval_node(&mut self, e: &Expr, g: Grid) -> Result<Val> {
         match e {
             // A grid is never longer than `max_samples` (a range query has at most
             // 11,001 steps, a subquery's are checked against the limit), so a value per
@@ -579,7 +588,7 @@ impl<'a> Evaluator<'a> {
         // limit instead of after materialising every series.
         let (mut ts, mut vs) = (Vec::new(), Vec::new());
         for i in 0..src.series.len() {
-            if i % 1024 == 1023 {
+            if i % 16 == 15 {
                 self.check_deadline()?;
             }
             src.points(i, g, &mut ts, &mut vs);
