@@ -334,12 +334,16 @@ fn run<S: Strategy>(name: &str, strategy: S, f: impl Fn(S::Value) -> Result<(), 
 where
     S::Value: std::fmt::Debug,
 {
-    let mut count = 0u32;
+    let count = std::cell::Cell::new(0u32);
     let result = runner().run(&strategy, |v| {
-        count += 1;
+        count.set(count.get() + 1);
         f(v)
     });
-    eprintln!("{name}: {count} cases run (PROPTEST_CASES={})", cases());
+    eprintln!(
+        "{name}: {} cases run (PROPTEST_CASES={})",
+        count.get(),
+        cases()
+    );
     if let Err(e) = result {
         panic!("{name}: {e}");
     }

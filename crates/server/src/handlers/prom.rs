@@ -685,7 +685,7 @@ mod tests {
     /// Property tests of the Prometheus parameter parsers: no panic on any text, accepted
     /// times within the supported bounds, durations that agree with their parts.
     /// 256 cases each (`PROPTEST_CASES` overrides).
-    mod prop {
+    mod props {
         use super::*;
         use proptest::prelude::*;
 
@@ -697,10 +697,10 @@ mod tests {
                 any::<f64>().prop_map(|f| f.to_string()),
                 any::<i64>().prop_map(|n| n.to_string()),
             ];
-            let mut count = 0;
-            crate::params::tests::prop::runner()
+            let count = std::cell::Cell::new(0);
+            crate::params::tests::props::runner()
                 .run(&text, |v| {
-                    count += 1;
+                    count.set(count.get() + 1);
                     if let Ok(ms) = parse_time(&v) {
                         prop_assert!((MIN_TIME_MS..=MAX_TIME_MS).contains(&ms), "{v}: {ms}");
                     }
@@ -719,23 +719,23 @@ mod tests {
                     ("y", 31_536_000_000),
                 ]),
             );
-            crate::params::tests::prop::runner()
+            crate::params::tests::props::runner()
                 .run(&parts, |(n, (unit, ms))| {
-                    count += 1;
+                    count.set(count.get() + 1);
                     let want = i64::from(n).checked_mul(ms);
                     prop_assert_eq!(parse_duration(&format!("{n}{unit}")).ok(), want);
                     Ok(())
                 })
                 .unwrap();
             let secs = -62_167_219_200i64..=253_402_300_799;
-            crate::params::tests::prop::runner()
+            crate::params::tests::props::runner()
                 .run(&secs, |s| {
-                    count += 1;
+                    count.set(count.get() + 1);
                     prop_assert_eq!(parse_time(&s.to_string()), Ok(s * 1000));
                     Ok(())
                 })
                 .unwrap();
-            eprintln!("prom parameters: {count} cases run");
+            eprintln!("prom parameters: {} cases run", count.get());
         }
     }
 }
