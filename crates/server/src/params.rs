@@ -343,7 +343,7 @@ pub(crate) mod tests {
                     // A page limit, when accepted, is in range.
                     if let Ok(page) = &limit {
                         if let Some(l) = page.limit {
-                            prop_assert!(l >= 1 && l <= PageQuery::MAX_LIMIT);
+                            prop_assert!((1..=PageQuery::MAX_LIMIT).contains(&l));
                         }
                     }
                     // With every taken name read, what is left over is exactly the
