@@ -22,8 +22,9 @@ fn api_time(s: &str, now: chrono::DateTime<chrono::Utc>) -> Result<String, Strin
     if let Some(rel) = s.strip_prefix("now-").or_else(|| s.strip_prefix('-')) {
         let d = humantime::parse_duration(rel)
             .map_err(|e| format!("`{s}`: bad duration after `-` ({e}); write e.g. -1h, now-30m"))?;
-        let d = chrono::Duration::from_std(d).map_err(|_| format!("`{s}` is too far back"))?;
-        return Ok(seconds(now - d));
+        let too_far = || format!("`{s}` is too far back");
+        let d = chrono::Duration::from_std(d).map_err(|_| too_far())?;
+        return Ok(seconds(now.checked_sub_signed(d).ok_or_else(too_far)?));
     }
     if s.parse::<f64>().is_ok_and(f64::is_finite) {
         return Ok(s.to_string());

@@ -41,6 +41,17 @@ struct ServerSection {
     cors_origins: Vec<String>,
     retention: Option<DurationStr>,
     max_body_bytes: Option<ByteSize>,
+    #[serde(default)]
+    query: QuerySection,
+}
+
+/// `[server.query]`: limits of one PromQL query (see `skymeter_server::QueryLimits`).
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QuerySection {
+    max_series: Option<usize>,
+    max_samples: Option<usize>,
+    timeout: Option<DurationStr>,
 }
 
 /// The config file (if any) with the command line's flags on top, and the data dir.
@@ -95,6 +106,11 @@ fn server_config(args: &ServerArgs) -> Result<(ServerConfig, PathBuf), ExitCode>
         max_body_bytes: file
             .max_body_bytes
             .map_or(defaults.max_body_bytes, |b| b.0 as usize),
+        query: skymeter_server::QueryLimits {
+            max_series: file.query.max_series.unwrap_or(defaults.query.max_series),
+            max_samples: file.query.max_samples.unwrap_or(defaults.query.max_samples),
+            timeout: file.query.timeout.map_or(defaults.query.timeout, |d| d.0),
+        },
         ..defaults
     };
     let data_dir = args

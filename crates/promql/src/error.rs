@@ -40,13 +40,26 @@ impl ErrorKind {
     }
 }
 
-/// A failed query: its kind, a message for people, and for parse errors the byte offset
-/// in the query where parsing stopped.
+/// A configurable limit a query ran into, so that a server can name the setting behind
+/// it (the engine knows only [`crate::Options`]' field names).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Limit {
+    /// [`crate::Options::max_series`].
+    MaxSeries,
+    /// [`crate::Options::max_samples`].
+    MaxSamples,
+    /// [`crate::Options::timeout`].
+    Timeout,
+}
+
+/// A failed query: its kind, a message for people, for parse errors the byte offset in
+/// the query where parsing stopped, and for a query stopped by a limit, which one.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct QueryError {
     pub kind: ErrorKind,
     pub message: String,
     pub position: Option<usize>,
+    pub limit: Option<Limit>,
 }
 
 impl QueryError {
@@ -55,6 +68,38 @@ impl QueryError {
             kind,
             message: message.into(),
             position: None,
+            limit: None,
+        }
+    }
+
+    /// The query selects more than `max` series.
+    pub fn too_many_series(max: usize) -> Self {
+        QueryError {
+            limit: Some(Limit::MaxSeries),
+            ..Self::execution(format!(
+                "query would select more than {max} series (limit max_series); narrow the selectors or the time range"
+            ))
+        }
+    }
+
+    /// The query loads or produces more than `max` samples.
+    pub fn too_many_samples(max: usize) -> Self {
+        QueryError {
+            limit: Some(Limit::MaxSamples),
+            ..Self::execution(format!(
+                "query processing would load too many samples into memory in query execution (more than {max}, limit max_samples); narrow the selectors, the time range or a subquery's range, or use a larger step"
+            ))
+        }
+    }
+
+    /// The query ran past its deadline (`limit` as configured, for the message).
+    pub fn timed_out(limit: Option<std::time::Duration>, during: &str) -> Self {
+        let limit = limit.map_or("none".to_string(), |d| format!("{d:?}"));
+        QueryError {
+            limit: Some(Limit::Timeout),
+            ..Self::timeout(format!(
+                "query timed out in {during} (limit timeout = {limit})"
+            ))
         }
     }
 

@@ -28,16 +28,22 @@
 mod error;
 mod eval;
 mod labels;
+mod limits;
 mod matcher;
 mod parse;
+mod range;
 mod value;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-pub use error::{ErrorKind, QueryError};
+pub use error::{ErrorKind, Limit, QueryError};
 pub use labels::{is_valid_label_name, Labels, LabelsIter, METRIC_NAME};
+pub use limits::MAX_REGEX_COMPILED_BYTES;
 pub use matcher::{matches_all, parse_selector, MatchOp, Matcher};
+pub use range::{
+    check_time, TimeRange, MAX_DURATION_MS, MAX_POINTS_PER_SERIES, MAX_TIME_MS, MIN_TIME_MS,
+};
 pub use value::{format_value, RangeSeries, Sample, Value};
 
 use eval::{Grid, Val};
@@ -87,11 +93,74 @@ impl Series {
     }
 }
 
+/// What one [`Querier::select`] may load: what is left of the query's series and sample
+/// limits, and its deadline. A source counts series before it loads any sample (from its
+/// index), counts samples while it loads them, and looks at the clock while it works, so
+/// that a query over a limit fails before it has used the memory or time it would need.
+#[derive(Clone, Debug)]
+pub struct SelectBudget {
+    /// The query's series limit ([`Options::max_series`]), for the error message.
+    pub max_series: usize,
+    /// Series this select may still return.
+    pub series_left: usize,
+    /// The query's sample limit ([`Options::max_samples`]), for the error message.
+    pub max_samples: usize,
+    /// Samples (within the asked-for time range) this select may still load.
+    pub samples_left: usize,
+    pub deadline: Option<Instant>,
+    /// The query's time limit, for the error message.
+    pub timeout: Option<Duration>,
+}
+
+impl SelectBudget {
+    /// No limits: for tests and tools that read a store without a query.
+    pub fn unlimited() -> SelectBudget {
+        SelectBudget {
+            max_series: usize::MAX,
+            series_left: usize::MAX,
+            max_samples: usize::MAX,
+            samples_left: usize::MAX,
+            deadline: None,
+            timeout: None,
+        }
+    }
+
+    /// Fails when `n` series are more than this select may return.
+    pub fn check_series(&self, n: usize) -> Result<(), QueryError> {
+        if n > self.series_left {
+            return Err(QueryError::too_many_series(self.max_series));
+        }
+        Ok(())
+    }
+
+    /// Fails when `n` samples (loaded so far by this select) are more than it may load.
+    pub fn check_samples(&self, n: usize) -> Result<(), QueryError> {
+        if n > self.samples_left {
+            return Err(QueryError::too_many_samples(self.max_samples));
+        }
+        Ok(())
+    }
+
+    /// Fails when the deadline has passed.
+    pub fn check_deadline(&self) -> Result<(), QueryError> {
+        match self.deadline {
+            Some(d) if Instant::now() > d => {
+                Err(QueryError::timed_out(self.timeout, "selecting series"))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
 /// A source of series.
 pub trait Querier: Send + Sync {
     /// Every series that matches all `matchers` (a missing label has the value `""`),
-    /// with at least its samples in `[start_ms, end_ms]`. Errors should say what failed;
-    /// use [`QueryError::internal`] for I/O and storage failures.
+    /// with at least its samples in `[start_ms, end_ms]`, within `budget`: more series
+    /// than `budget` allows fail with [`QueryError::too_many_series`] before any sample
+    /// is loaded; more samples in `[start_ms, end_ms]` fail with
+    /// [`QueryError::too_many_samples`] as soon as they are counted; a passed deadline
+    /// fails with [`QueryError::timed_out`]. Other errors should say what failed; use
+    /// [`QueryError::internal`] for I/O and storage failures.
     ///
     /// Series in label order (as [`Labels`] sorts) save the engine a sort: it evaluates
     /// in that order, as Prometheus does, so that float results agree to the last bit.
@@ -100,6 +169,7 @@ pub trait Querier: Send + Sync {
         matchers: &[Matcher],
         start_ms: i64,
         end_ms: i64,
+        budget: &SelectBudget,
     ) -> Result<Vec<Series>, QueryError>;
 }
 
@@ -117,6 +187,15 @@ pub struct Options {
     /// The step of a subquery written without one, `x[1h:]` (Prometheus: the global
     /// evaluation interval, 1 m by default).
     pub default_subquery_step_ms: i64,
+    /// The longest query text, in bytes.
+    pub max_query_bytes: usize,
+    /// The deepest nesting of expressions (and of brackets in the text). The evaluator
+    /// recurses once per level, so this bounds its stack.
+    pub max_depth: usize,
+    /// The most expression nodes (operators, calls, selectors, literals).
+    pub max_nodes: usize,
+    /// The longest pattern of a regex matcher (`=~`, `!~`), in bytes as written.
+    pub max_regex_bytes: usize,
 }
 
 impl Default for Options {
@@ -127,14 +206,22 @@ impl Default for Options {
             max_series: 1_000_000,
             timeout: Some(Duration::from_secs(120)),
             default_subquery_step_ms: 60 * 1000,
+            max_query_bytes: 128 << 10,
+            max_depth: 128,
+            max_nodes: 5_000,
+            max_regex_bytes: 32 << 10,
         }
     }
 }
 
-/// The most points per series a range query may produce, as Prometheus' API.
-pub const MAX_POINTS_PER_SERIES: i64 = 11_000;
+/// Parses a query and checks it against `opts`' size limits (text length, nesting, node
+/// count, regex size, durations), as the query functions do before evaluating it: for
+/// callers that only format or validate a query.
+pub fn parse_query(expr: &str, opts: &Options) -> Result<promql_parser::parser::Expr, QueryError> {
+    parse::parse_expr(expr, opts)
+}
 
-/// Evaluates `expr` at `time_ms`. The result is a vector, scalar or string, or a matrix
+/// Evaluates `expr` at `time_ms` (checked as [`TimeRange::instant`]). The result is a vector, scalar or string, or a matrix
 /// for a range selector or subquery (`metric[5m]`).
 pub fn instant_query(
     q: &dyn Querier,
@@ -142,7 +229,8 @@ pub fn instant_query(
     time_ms: i64,
     opts: &Options,
 ) -> Result<Value, QueryError> {
-    let parsed = parse::parse_expr(expr)?;
+    TimeRange::instant(time_ms)?;
+    let parsed = parse::parse_expr(expr, opts)?;
     let grid = Grid {
         start: time_ms,
         end: time_ms,
@@ -177,7 +265,8 @@ pub fn instant_query(
     })
 }
 
-/// Evaluates `expr` at `start_ms, start_ms + step_ms, ..., <= end_ms`. The expression
+/// Evaluates `expr` at `start_ms, start_ms + step_ms, ..., <= end_ms` (checked as
+/// [`TimeRange::steps`]: at most 11,000 steps). The expression
 /// must give a scalar or an instant vector; the result is a matrix sorted by labels.
 pub fn range_query(
     q: &dyn Querier,
@@ -187,22 +276,8 @@ pub fn range_query(
     step_ms: i64,
     opts: &Options,
 ) -> Result<Value, QueryError> {
-    if step_ms <= 0 {
-        return Err(QueryError::bad_data(
-            "zero or negative query resolution step widths are not accepted. Try a positive integer",
-        ));
-    }
-    if end_ms < start_ms {
-        return Err(QueryError::bad_data(
-            "end timestamp must not be before start time",
-        ));
-    }
-    if (end_ms - start_ms) / step_ms > MAX_POINTS_PER_SERIES {
-        return Err(QueryError::bad_data(
-            "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
-        ));
-    }
-    let parsed = parse::parse_expr(expr)?;
+    TimeRange::steps(start_ms, end_ms, step_ms)?;
+    let parsed = parse::parse_expr(expr, opts)?;
     use promql_parser::parser::value::ValueType;
     match parsed.value_type() {
         ValueType::Scalar | ValueType::Vector => {}
@@ -272,21 +347,42 @@ impl Querier for MemoryQuerier {
     fn select(
         &self,
         matchers: &[Matcher],
-        _start: i64,
-        _end: i64,
+        start_ms: i64,
+        end_ms: i64,
+        budget: &SelectBudget,
     ) -> Result<Vec<Series>, QueryError> {
         let by_name = matchers
             .iter()
             .find(|m| m.name == METRIC_NAME)
             .and_then(|m| m.equal_value());
-        let pick = |s: &Series| matches_all(matchers, &s.labels).then(|| s.clone());
-        Ok(match by_name {
-            Some(name) => self
-                .by_name
-                .get(name)
-                .map(|ix| ix.iter().filter_map(|&i| pick(&self.series[i])).collect())
-                .unwrap_or_default(),
-            None => self.series.iter().filter_map(pick).collect(),
-        })
+        let candidates: Box<dyn Iterator<Item = &Series>> = match by_name {
+            Some(name) => Box::new(
+                self.by_name
+                    .get(name)
+                    .into_iter()
+                    .flatten()
+                    .map(|&i| &self.series[i]),
+            ),
+            None => Box::new(self.series.iter()),
+        };
+        // Series are counted as they match (the series are in memory already: nothing
+        // is loaded but the handles), samples in the range as a store would load them.
+        let mut out = Vec::new();
+        let mut samples = 0usize;
+        for (n, s) in candidates.enumerate() {
+            if n % 1024 == 1023 {
+                budget.check_deadline()?;
+            }
+            if !matches_all(matchers, &s.labels) {
+                continue;
+            }
+            budget.check_series(out.len() + 1)?;
+            let lo = s.timestamps.partition_point(|&t| t < start_ms);
+            let hi = s.timestamps.partition_point(|&t| t <= end_ms);
+            samples = samples.saturating_add(hi.saturating_sub(lo));
+            budget.check_samples(samples)?;
+            out.push(s.clone());
+        }
+        Ok(out)
     }
 }

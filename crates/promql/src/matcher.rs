@@ -53,13 +53,16 @@ impl Matcher {
         let value = value.into();
         let regex = match op {
             MatchOp::Equal | MatchOp::NotEqual => None,
-            MatchOp::RegexMatch | MatchOp::RegexNoMatch => {
-                Some(Regex::new(&format!("^(?:{value})$")).map_err(|e| {
-                    QueryError::bad_data(format!(
-                        "invalid regular expression {value:?} for label {name:?}: {e}"
-                    ))
-                })?)
-            }
+            MatchOp::RegexMatch | MatchOp::RegexNoMatch => Some(
+                regex::RegexBuilder::new(&format!("^(?:{value})$"))
+                    .size_limit(crate::MAX_REGEX_COMPILED_BYTES)
+                    .build()
+                    .map_err(|e| {
+                        QueryError::bad_data(format!(
+                            "invalid regular expression {value:?} for label {name:?}: {e}"
+                        ))
+                    })?,
+            ),
         };
         Ok(Matcher {
             name,
@@ -133,7 +136,7 @@ pub(crate) fn selector_matchers(vs: &VectorSelector) -> Result<Vec<Matcher>> {
 /// Parses a series selector such as `cpu_utilization_percent{region=~"eu-.*"}` into its
 /// matchers, as `/api/v1/series?match[]=` takes them. Offsets, `@` and ranges are refused.
 pub fn parse_selector(s: &str) -> Result<Vec<Matcher>> {
-    let expr = crate::parse::parse_expr(s)?;
+    let expr = crate::parse::parse_expr(s, &crate::Options::default())?;
     match expr {
         Expr::VectorSelector(vs) => {
             if vs.offset.is_some() || vs.at.is_some() {

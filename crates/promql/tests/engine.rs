@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use skymeter_promql::{
-    instant_query, range_query, stale_nan, ErrorKind, Labels, Matcher, MemoryQuerier, Options,
-    Querier, QueryError, Series, Value,
+    instant_query, range_query, stale_nan, ErrorKind, Labels, Limit, Matcher, MemoryQuerier,
+    Options, Querier, QueryError, SelectBudget, Series, Value,
 };
 
 const S: i64 = 1000;
@@ -208,12 +208,134 @@ fn limits_fail_with_a_clear_error() {
     };
     let e = instant_query(&q, "m", 0, &none).unwrap_err();
     assert_eq!((e.kind, e.error_type()), (ErrorKind::Timeout, "timeout"));
+    assert_eq!(
+        e.message,
+        "query timed out in expression evaluation (limit timeout = 0ns)"
+    );
+    assert_eq!(e.limit, Some(Limit::Timeout));
+}
+
+const TOO_MANY_SAMPLES: &str = "query processing would load too many samples into memory in \
+    query execution (more than 500, limit max_samples); narrow the selectors, the time range \
+    or a subquery's range, or use a larger step";
+
+#[test]
+fn subquery_steps_are_checked_against_max_samples_before_evaluation() {
+    // A querier that fails the test if asked: the subquery must be refused before its
+    // inner expression is evaluated (and so before anything is selected or allocated).
+    struct Unreachable;
+    impl Querier for Unreachable {
+        fn select(
+            &self,
+            _: &[Matcher],
+            _: i64,
+            _: i64,
+            _: &SelectBudget,
+        ) -> Result<Vec<Series>, QueryError> {
+            panic!("the subquery was evaluated");
+        }
+    }
+    let small = Options {
+        max_samples: 500,
+        ..opts()
+    };
+    // 30 days at 1 ms: 2.6 × 10^9 steps.
+    let e = instant_query(&Unreachable, "count_over_time(m[30d:1ms])", 0, &small).unwrap_err();
+    assert_eq!(
+        (e.error_type(), e.message.as_str()),
+        ("execution", TOO_MANY_SAMPLES)
+    );
+    assert_eq!(e.limit, Some(Limit::MaxSamples));
+    // 501 steps of 1 s, just over; 500 steps are allowed.
+    let e = instant_query(&Unreachable, "count_over_time(m[500s:1s])", 0, &small).unwrap_err();
+    assert_eq!(e.message, TOO_MANY_SAMPLES);
+    let q = MemoryQuerier::new(vec![series("m", &[], &[(0, 1.0)])]);
+    instant_query(&q, "count_over_time(m[499s:1s])", 0, &small).unwrap();
+    // Nested, and with a scalar inside (no selector at all).
+    let e = instant_query(
+        &Unreachable,
+        "max_over_time(vector(1)[10000y:1ms])",
+        0,
+        &opts(),
+    )
+    .unwrap_err();
+    assert_eq!(e.limit, Some(Limit::MaxSamples));
+}
+
+#[test]
+fn points_are_counted_as_they_are_produced() {
+    // 10 series, each with a point at every one of 1,001 steps: 10,010 points.
+    let pts: Vec<(i64, f64)> = (0..=1000).map(|i| (i * S, 1.0)).collect();
+    let q = MemoryQuerier::new(
+        (0..10)
+            .map(|i| series("m", &[("i", &i.to_string())], &pts))
+            .collect(),
+    );
+    let small = Options {
+        max_samples: 500,
+        ..opts()
+    };
+    // The store-side check (the raw samples) and the produced points both stop it.
+    for expr in ["m", "rate(m[5s])", "m * 2"] {
+        let e = range_query(&q, expr, 0, 1000 * S, S, &small).unwrap_err();
+        assert_eq!((expr, e.message.as_str()), (expr, TOO_MANY_SAMPLES));
+    }
+    // One series of 1,001 raw samples but 11 points: the raw samples are the limit.
+    let one = MemoryQuerier::new(vec![series("m", &[], &pts)]);
+    let e = range_query(&one, "m", 0, 1000 * S, 100 * S, &small).unwrap_err();
+    assert_eq!(e.message, TOO_MANY_SAMPLES);
+    let roomy = Options {
+        max_samples: 1100,
+        ..opts()
+    };
+    let v = range_query(&one, "m", 0, 1000 * S, 100 * S, &roomy).unwrap();
+    assert_eq!(matrix(v)[0].1.len(), 11);
+}
+
+#[test]
+fn outside_times_are_refused_by_the_query_functions() {
+    let q = MemoryQuerier::new(vec![]);
+    let e = range_query(
+        &q,
+        "1",
+        -9_100_000_000_000_000_000,
+        9_100_000_000_000_000_000,
+        1,
+        &opts(),
+    )
+    .unwrap_err();
+    assert_eq!(e.error_type(), "bad_data");
+    assert!(e
+        .message
+        .starts_with("start -9100000000000000000 ms since the epoch is outside"));
+    let e = instant_query(&q, "1", i64::MAX, &opts()).unwrap_err();
+    assert!(
+        e.message.starts_with("time 9223372036854775807 ms"),
+        "{}",
+        e.message
+    );
+    let e = range_query(&q, "1", 0, 11_001_000, 1000, &opts()).unwrap_err();
+    assert_eq!(
+        e.message,
+        "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)"
+    );
+    // Offsets and @ far out are refused when parsed, before any arithmetic on them.
+    let e = instant_query(&q, "m offset 20000y", 0, &opts()).unwrap_err();
+    assert!(e.message.starts_with("the offset "), "{}", e.message);
+    let e = instant_query(&q, "m @ 300000000000", 0, &opts()).unwrap_err();
+    assert!(e.message.starts_with("the @ time "), "{}", e.message);
 }
 
 struct Failing;
 
 impl Querier for Failing {
-    fn select(&self, _: &[Matcher], _: i64, _: i64) -> Result<Vec<Series>, QueryError> {
+    fn select(
+        &self,
+        _: &[Matcher],
+        _: i64,
+        _: i64,
+        _: &SelectBudget,
+    ) -> Result<Vec<Series>, QueryError> {
         Err(QueryError::internal("reading block 7: disk on fire"))
     }
 }

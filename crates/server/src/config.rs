@@ -56,6 +56,36 @@ pub struct ServerConfig {
     /// How long shutdown waits for requests in flight before closing their connections.
     /// Default 30 s.
     pub shutdown_grace: Duration,
+    /// Limits of one PromQL query (`[server.query]`).
+    pub query: QueryLimits,
+}
+
+/// Limits of one PromQL query (`/api/v1/query`, `query_range`), `[server.query]` in the
+/// config file. Over one, the answer is Prometheus' error body: 422 `execution` for the
+/// series and sample limits, 503 `timeout` for the time limit, naming the setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueryLimits {
+    /// Most series one query may select, over all its selectors; counted from the label
+    /// index before any sample is read. Default 100,000.
+    pub max_series: usize,
+    /// Most samples one query may load and hold at once (raw samples of its selectors,
+    /// points it produces); counted while they are read. Default 50,000,000, Prometheus'
+    /// `--query.max-samples`; each takes about 16 bytes.
+    pub max_samples: usize,
+    /// Longest evaluation of one query; checked inside the store's reads too. Default
+    /// 20 s; a client's `timeout` parameter can only shorten it, and it never exceeds
+    /// `request_timeout` less 0.5 s.
+    pub timeout: Duration,
+}
+
+impl Default for QueryLimits {
+    fn default() -> Self {
+        QueryLimits {
+            max_series: 100_000,
+            max_samples: 50_000_000,
+            timeout: Duration::from_secs(20),
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -74,6 +104,7 @@ impl Default for ServerConfig {
             retention: None,
             compress_responses: true,
             shutdown_grace: Duration::from_secs(30),
+            query: QueryLimits::default(),
         }
     }
 }
@@ -135,6 +166,9 @@ impl ServerConfig {
         positive("request_timeout", !self.request_timeout.is_zero())?;
         positive("header_read_timeout", !self.header_read_timeout.is_zero())?;
         positive("max_headers", self.max_headers > 0)?;
+        positive("query.max_series", self.query.max_series > 0)?;
+        positive("query.max_samples", self.query.max_samples > 0)?;
+        positive("query.timeout", !self.query.timeout.is_zero())?;
         if self.max_header_bytes < 1024 {
             return Err(ServerError::Invalid {
                 field: "max_header_bytes",
@@ -191,6 +225,21 @@ mod tests {
         );
         c.auth = Auth::Tokens;
         assert!(c.validate().is_ok());
+    }
+
+    #[test]
+    fn zero_query_limits_are_named() {
+        let c = ServerConfig {
+            query: QueryLimits {
+                max_samples: 0,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        assert_eq!(
+            c.validate().unwrap_err().to_string(),
+            "server config: `query.max_samples` must be greater than zero"
+        );
     }
 
     #[test]

@@ -30,7 +30,7 @@ mod routes;
 mod server;
 mod ui;
 
-pub use config::{Auth, ServerConfig, ServerError, TlsFiles};
+pub use config::{Auth, QueryLimits, ServerConfig, ServerError, TlsFiles};
 pub use docs::openapi;
 pub use handlers::agents::RegisterResponse;
 pub use handlers::ops::HealthBody;

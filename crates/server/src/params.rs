@@ -160,7 +160,21 @@ pub fn parse_duration(v: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// A time: RFC 3339, Unix seconds, `now`, or relative to now (`-1h`, `now-30m`); within
+/// years 0 to 9999 (the bounds of [`skymeter_promql::TimeRange`]), so that any later
+/// arithmetic on it stays in range.
 pub fn parse_time(v: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
+    let t = parse_any_time(v, now)?;
+    skymeter_promql::check_time("time", t.timestamp_millis()).map_err(|_| {
+        format!(
+            "`{}` is outside the supported times, years 0 to 9999",
+            v.trim()
+        )
+    })?;
+    Ok(t)
+}
+
+fn parse_any_time(v: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
     let v = v.trim();
     let hint = "use RFC 3339 (2026-11-22T10:00:00Z), Unix seconds, `now`, or a time relative \
                 to now such as `-1h` or `now-30m`";
@@ -179,8 +193,10 @@ pub fn parse_time(v: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> 
         return Ok(t.with_timezone(&Utc));
     }
     if let Ok(secs) = v.parse::<f64>() {
-        if secs.is_finite() {
-            if let Some(t) = DateTime::from_timestamp_millis((secs * 1000.0).round() as i64) {
+        // In range before the conversion, which would saturate.
+        let ms = (secs * 1000.0).round();
+        if ms.is_finite() && ms.abs() < 9.0e18 {
+            if let Some(t) = DateTime::from_timestamp_millis(ms as i64) {
                 return Ok(t);
             }
         }
@@ -189,7 +205,7 @@ pub fn parse_time(v: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> 
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -204,6 +220,32 @@ mod tests {
         assert!(parse_time("yesterday", now)
             .unwrap_err()
             .contains("RFC 3339"));
+    }
+
+    #[test]
+    fn times_outside_years_0_to_9999_are_refused() {
+        let now: DateTime<Utc> = "2026-11-22T10:00:00Z".parse().unwrap();
+        for bad in [
+            "-9100000000000000",
+            "253402300800",
+            "now-100000y",
+            "-3000y",
+            "1e300",
+        ] {
+            let e = parse_time(bad, now).unwrap_err();
+            assert!(
+                e.contains("outside the supported times")
+                    || e.contains("too far back")
+                    || e.contains("cannot read"),
+                "{bad}: {e}"
+            );
+        }
+        assert_eq!(
+            parse_time("253402300800", now).unwrap_err(),
+            "`253402300800` is outside the supported times, years 0 to 9999"
+        );
+        assert!(parse_time("253402300799", now).is_ok());
+        assert!(parse_time("0000-01-01T00:00:00Z", now).is_ok());
     }
 
     #[test]
@@ -226,5 +268,99 @@ mod tests {
             .body
             .message
             .contains("out of range"));
+    }
+
+    /// Property tests: outside text never makes the parsers panic, and what they accept
+    /// is consistent. 256 cases each (`PROPTEST_CASES` overrides).
+    pub(crate) mod props {
+        use super::*;
+        use proptest::prelude::*;
+        use proptest::test_runner::{Config, TestRunner};
+
+        pub(crate) fn runner() -> TestRunner {
+            let cases = std::env::var("PROPTEST_CASES")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(256);
+            TestRunner::new(Config {
+                cases,
+                failure_persistence: None,
+                ..Config::default()
+            })
+        }
+
+        fn text() -> impl Strategy<Value = String> {
+            prop_oneof![
+                ".{0,40}",
+                "[-+now0-9.eE:TZyhmsdw ]{0,30}",
+                any::<f64>().prop_map(|f| f.to_string()),
+                any::<i64>().prop_map(|n| n.to_string()),
+                (any::<u32>(), "[yhmsdw]|ms|us|ns").prop_map(|(n, u)| format!("-{n}{u}")),
+            ]
+        }
+
+        #[test]
+        fn times_parse_without_panic_and_stay_in_bounds() {
+            let now: DateTime<Utc> = "2026-11-22T10:00:00Z".parse().unwrap();
+            let count = std::cell::Cell::new(0);
+            runner()
+                .run(&text(), |v| {
+                    count.set(count.get() + 1);
+                    if let Ok(t) = parse_time(&v, now) {
+                        let ms = t.timestamp_millis();
+                        prop_assert!(skymeter_promql::check_time("t", ms).is_ok(), "{v}: {t}");
+                    }
+                    if let Ok(d) = parse_duration(&v) {
+                        prop_assert!(!d.is_zero(), "{v}");
+                    }
+                    Ok(())
+                })
+                .unwrap();
+            eprintln!("params times: {} cases run", count.get());
+        }
+
+        #[test]
+        fn query_strings_parse_without_panic_and_consistently() {
+            let key =
+                prop::sample::select(vec!["limit", "cursor", "tag.env", "tag.", "x", "start"]);
+            let pair = (key, ".{0,8}").prop_map(|(k, v)| format!("{k}={v}"));
+            let raw = prop_oneof![
+                prop::collection::vec(pair, 0..6).prop_map(|p| p.join("&")),
+                ".{0,60}",
+            ];
+            let count = std::cell::Cell::new(0);
+            runner()
+                .run(&raw, |q| {
+                    count.set(count.get() + 1);
+                    let Ok(mut p) = Params::parse(Some(&q)) else {
+                        return Ok(());
+                    };
+                    let limit = p.take_page();
+                    let tags = p.take_prefixed("tag.");
+                    let start = p.take_time("start", Utc::now());
+                    let x = p.take("x");
+                    let finish = p.finish();
+                    // A page limit, when accepted, is in range.
+                    if let Ok(page) = &limit {
+                        if let Some(l) = page.limit {
+                            prop_assert!((1..=PageQuery::MAX_LIMIT).contains(&l));
+                        }
+                    }
+                    // With every taken name read, what is left over is exactly the
+                    // names this endpoint does not take.
+                    if limit.is_ok() && tags.is_ok() && start.is_ok() && x.is_ok() {
+                        let pairs: Vec<(String, String)> =
+                            serde_urlencoded::from_str(&q).unwrap_or_default();
+                        let known = |k: &str| {
+                            ["limit", "cursor", "start", "x"].contains(&k) || k.starts_with("tag.")
+                        };
+                        let all_known = pairs.iter().all(|(k, _)| known(k));
+                        prop_assert_eq!(finish.is_ok(), all_known, "{}", q);
+                    }
+                    Ok(())
+                })
+                .unwrap();
+            eprintln!("params query strings: {} cases run", count.get());
+        }
     }
 }

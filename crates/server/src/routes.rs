@@ -100,6 +100,8 @@ pub struct Inner {
     pub auth: Auth,
     pub limits: Limits,
     pub timeout: Duration,
+    /// Limits of one PromQL query.
+    pub query: crate::config::QueryLimits,
     pub metrics: Metrics,
 }
 
@@ -150,6 +152,7 @@ pub fn router(config: &ServerConfig, store: Arc<dyn Store>) -> Router {
             max_compressed_bytes: config.max_compressed_body_bytes,
         },
         timeout: config.request_timeout,
+        query: config.query,
         metrics: Metrics::default(),
     });
     let b = Builder {

@@ -111,7 +111,12 @@ fn main() {
     let (s16, e16) = (end_ms - 16 * 3_600_000, end_ms);
     let sel_all = |start: i64| {
         let v = store
-            .prom_select(std::slice::from_ref(&name), start, end_ms)
+            .prom_select(
+                std::slice::from_ref(&name),
+                start,
+                end_ms,
+                &skymeter_store::prom::SelectBudget::unlimited(),
+            )
             .unwrap();
         assert_eq!(v.len(), SERIES);
     };
@@ -145,7 +150,12 @@ fn main() {
         "select one series (resource_id=…)",
         time(runs, || {
             let v = store
-                .prom_select(&[name.clone(), one.clone()], full, end_ms)
+                .prom_select(
+                    &[name.clone(), one.clone()],
+                    full,
+                    end_ms,
+                    &skymeter_store::prom::SelectBudget::unlimited(),
+                )
                 .unwrap();
             assert_eq!(v.len(), 1);
         }),

@@ -344,13 +344,18 @@ pub trait Store: Send + Sync + 'static {
     /// Every series matching all `matchers`, sorted by labels, with at least its samples in
     /// `[start_ms, end_ms]` (samples outside the range may come along). Series without a
     /// sample in the range may be returned (with or without samples).
+    ///
+    /// Within `budget` (see [`prom::SelectBudget`]): series are counted before samples are
+    /// read, samples while they are read, and the deadline is watched; over a limit the
+    /// error is the engine's (`execution` or `timeout`), storage failures are `internal`.
     fn prom_select(
         &self,
         matchers: &[prom::Matcher],
         start_ms: i64,
         end_ms: i64,
-    ) -> Result<Vec<prom::Series>, StoreError> {
-        prom::generic_select(self, matchers, start_ms, end_ms)
+        budget: &prom::SelectBudget,
+    ) -> Result<Vec<prom::Series>, prom::QueryError> {
+        prom::generic_select(self, matchers, start_ms, end_ms, budget)
     }
 
     /// The label sets of the series that match one of `selectors` and have samples in

@@ -27,7 +27,7 @@ use crate::{PageQuery, PointsQuery, ResourceQuery, SeriesKey, SeriesQuery, Store
 use chrono::{DateTime, Utc};
 use skymeter_model::prom::{metric_name, sanitize, tag_label};
 use skymeter_model::Unit;
-pub use skymeter_promql::{Labels, MatchOp, Matcher, Querier, QueryError, Series};
+pub use skymeter_promql::{Labels, MatchOp, Matcher, Querier, QueryError, SelectBudget, Series};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The labels every series gets from its key and resource; a point label of one of these
@@ -120,10 +120,9 @@ impl Querier for PromQuerier<'_> {
         matchers: &[Matcher],
         start_ms: i64,
         end_ms: i64,
+        budget: &SelectBudget,
     ) -> Result<Vec<Series>, QueryError> {
-        self.0
-            .prom_select(matchers, start_ms, end_ms)
-            .map_err(|e| QueryError::internal(e.to_string()))
+        self.0.prom_select(matchers, start_ms, end_ms, budget)
     }
 }
 
@@ -188,17 +187,31 @@ pub(crate) fn generic_series<S: Store + ?Sized>(
     Ok(out)
 }
 
+/// A storage failure as the engine reports it.
+fn internal(e: StoreError) -> QueryError {
+    QueryError::internal(e.to_string())
+}
+
 pub(crate) fn generic_select<S: Store + ?Sized>(
     store: &S,
     matchers: &[Matcher],
     start_ms: i64,
     end_ms: i64,
-) -> Result<Vec<Series>, StoreError> {
+    budget: &SelectBudget,
+) -> Result<Vec<Series>, QueryError> {
+    budget.check_deadline()?;
+    // Series are matched and counted from their labels before any point is read.
+    let selected: Vec<(SeriesKey, Labels)> = generic_series(store)
+        .map_err(internal)?
+        .into_iter()
+        .filter(|(_, labels, _, _)| skymeter_promql::matches_all(matchers, labels))
+        .map(|(key, labels, _, _)| (key, labels))
+        .collect();
+    budget.check_series(selected.len())?;
     let mut out = Vec::new();
-    for (key, labels, _, _) in generic_series(store)? {
-        if !skymeter_promql::matches_all(matchers, &labels) {
-            continue;
-        }
+    let mut loaded = 0usize;
+    for (key, labels) in selected {
+        budget.check_deadline()?;
         let q = PointsQuery {
             series: SeriesQuery {
                 metric: Some(key.metric.clone()),
@@ -221,8 +234,10 @@ pub(crate) fn generic_select<S: Store + ?Sized>(
         let mut vals = Vec::new();
         let mut q = q;
         loop {
-            let page = store.points(&q)?;
+            let page = store.points(&q).map_err(internal)?;
             for s in page.items.iter().filter(|s| s.key == key) {
+                loaded = loaded.saturating_add(s.points.len());
+                budget.check_samples(loaded)?;
                 for (t, v) in &s.points {
                     ts.push(t.timestamp_millis());
                     vals.push(*v);

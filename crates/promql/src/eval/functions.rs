@@ -783,11 +783,21 @@ impl Evaluator<'_> {
                 if n == 0 {
                     return Ok(Val::Vector(Vec::new()));
                 }
-                let re = Regex::new(&format!("^(?:{re_src})$")).map_err(|_| {
-                    QueryError::execution(format!(
-                        "invalid regular expression in label_replace(): {re_src}"
-                    ))
-                })?;
+                if re_src.len() > self.opts.max_regex_bytes {
+                    return Err(QueryError::bad_data(format!(
+                        "the regular expression of label_replace() is {} bytes long, more than the limit of {} bytes (max_regex_bytes)",
+                        re_src.len(),
+                        self.opts.max_regex_bytes
+                    )));
+                }
+                let re = regex::RegexBuilder::new(&format!("^(?:{re_src})$"))
+                    .size_limit(crate::MAX_REGEX_COMPILED_BYTES)
+                    .build()
+                    .map_err(|e| {
+                        QueryError::execution(format!(
+                            "invalid regular expression in label_replace(): {re_src} ({e})"
+                        ))
+                    })?;
                 if !is_valid_label_name(&dst) {
                     return Err(QueryError::execution(format!(
                         "invalid destination label name in label_replace(): {dst}"
@@ -860,15 +870,16 @@ impl Evaluator<'_> {
             return self.absent_over_time(&src, args[0], g);
         }
         let mut out: Vec<VSeries> = Vec::with_capacity(src.input.series.len());
-        let mut total = 0;
         for i in 0..src.input.series.len() {
-            if i % 1024 == 1023 {
+            if i % 16 == 15 {
                 self.check_deadline()?;
             }
             let (mut ts, mut vs) = (Vec::new(), Vec::new());
             src.points(i, g, &mut ts, &mut vs)?;
             if !ts.is_empty() {
-                total += ts.len();
+                // Counted per series: a window function can produce more points than
+                // it loaded samples (one per step), so the limit applies as they come.
+                self.account(ts.len())?;
                 out.push(VSeries {
                     labels: src.labels(i),
                     ts,
@@ -876,7 +887,6 @@ impl Evaluator<'_> {
                 });
             }
         }
-        self.account(total)?;
         if src.may_collide() {
             check_unique(out.iter().map(|s| &s.labels))?;
         }
@@ -901,12 +911,13 @@ impl Evaluator<'_> {
         if src.may_collide() {
             // Let the normal path refuse or accept repeated labels as Prometheus does.
             let mut out = Vec::new();
-            let mut total = 0;
             for i in 0..src.input.series.len() {
                 let (mut ts, mut vs) = (Vec::new(), Vec::new());
                 src.points(i, g, &mut ts, &mut vs)?;
                 if !ts.is_empty() {
-                    total += ts.len();
+                    // Counted per series: a window function can produce more points than
+                    // it loaded samples (one per step), so the limit applies as they come.
+                    self.account(ts.len())?;
                     out.push(VSeries {
                         labels: src.labels(i),
                         ts,
@@ -914,20 +925,20 @@ impl Evaluator<'_> {
                     });
                 }
             }
-            self.account(total)?;
             check_unique(out.iter().map(|s| &s.labels))?;
             return Ok((out, false));
         }
         let mut out = Vec::with_capacity(src.input.series.len());
-        let mut total = 0;
         for (i, s) in src.input.series.iter().enumerate() {
-            if i % 1024 == 1023 {
+            if i % 16 == 15 {
                 self.check_deadline()?;
             }
             let (mut ts, mut vs) = (Vec::new(), Vec::new());
             src.points(i, g, &mut ts, &mut vs)?;
             if !ts.is_empty() {
-                total += ts.len();
+                // Counted per series: a window function can produce more points than
+                // it loaded samples (one per step), so the limit applies as they come.
+                self.account(ts.len())?;
                 out.push(VSeries {
                     labels: s.labels.clone(),
                     ts,
@@ -935,7 +946,6 @@ impl Evaluator<'_> {
                 });
             }
         }
-        self.account(total)?;
         Ok((out, true))
     }
 

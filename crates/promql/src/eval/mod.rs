@@ -405,24 +405,42 @@ impl<'a> Evaluator<'a> {
 
     pub fn check_deadline(&self) -> Result<()> {
         match self.deadline {
-            Some(d) if Instant::now() > d => Err(QueryError::timeout(format!(
-                "query timed out in expression evaluation (limit {:?}, Options::timeout)",
-                self.opts.timeout.unwrap_or_default()
-            ))),
+            Some(d) if Instant::now() > d => Err(QueryError::timed_out(
+                self.opts.timeout,
+                "expression evaluation",
+            )),
             _ => Ok(()),
         }
     }
 
     /// Counts samples held by the query against `Options::max_samples`.
     pub fn account(&mut self, n: usize) -> Result<()> {
-        self.samples += n;
+        self.samples = self.samples.saturating_add(n);
         if self.samples > self.opts.max_samples {
-            return Err(QueryError::execution(format!(
-                "query processing would load too many samples into memory in query execution (more than {}, Options::max_samples); narrow the selectors or the time range",
-                self.opts.max_samples
-            )));
+            return Err(QueryError::too_many_samples(self.opts.max_samples));
         }
         Ok(())
+    }
+
+    /// Fails unless `n` more samples would fit in `Options::max_samples`, without counting
+    /// them: for a check before an allocation whose result is counted later.
+    pub fn would_fit(&self, n: usize) -> Result<()> {
+        if self.samples.saturating_add(n) > self.opts.max_samples {
+            return Err(QueryError::too_many_samples(self.opts.max_samples));
+        }
+        Ok(())
+    }
+
+    /// What the next select may load.
+    fn budget(&self) -> crate::SelectBudget {
+        crate::SelectBudget {
+            max_series: self.opts.max_series,
+            series_left: self.opts.max_series.saturating_sub(self.series),
+            max_samples: self.opts.max_samples,
+            samples_left: self.opts.max_samples.saturating_sub(self.samples),
+            deadline: self.deadline,
+            timeout: self.opts.timeout,
+        }
     }
 
     fn resolve_at(&self, at: &Option<AtModifier>) -> Option<i64> {
@@ -439,18 +457,20 @@ impl<'a> Evaluator<'a> {
     /// Fetches the series of a selector, sorted by labels like Prometheus' storage.
     fn select(&mut self, matchers: &[Matcher], start: i64, end: i64) -> Result<Vec<Series>> {
         self.check_deadline()?;
-        let mut series = self.querier.select(matchers, start, end).map_err(|mut e| {
-            if e.kind == ErrorKind::Internal {
-                e.message = format!("selecting series: {}", e.message);
-            }
-            e
-        })?;
-        self.series += series.len();
+        let budget = self.budget();
+        let mut series = self
+            .querier
+            .select(matchers, start, end, &budget)
+            .map_err(|mut e| {
+                if e.kind == ErrorKind::Internal {
+                    e.message = format!("selecting series: {}", e.message);
+                }
+                e
+            })?;
+        // Checked again: a source may not honour the budget.
+        self.series = self.series.saturating_add(series.len());
         if self.series > self.opts.max_series {
-            return Err(QueryError::execution(format!(
-                "query would select more than {} series (Options::max_series); narrow the selectors",
-                self.opts.max_series
-            )));
+            return Err(QueryError::too_many_series(self.opts.max_series));
         }
         if !series.windows(2).all(|w| w[0].labels <= w[1].labels) {
             series.sort_by(|a, b| a.labels.cmp(&b.labels));
@@ -458,9 +478,21 @@ impl<'a> Evaluator<'a> {
         Ok(series)
     }
 
+    /// Evaluates one node; the deadline is checked before and after it, so that a node
+    /// that took the query past its deadline fails the query even when nothing inside
+    /// it looked at the clock.
     pub fn eval(&mut self, e: &Expr, g: Grid) -> Result<Val> {
         self.check_deadline()?;
+        let v = self.eval_node(e, g)?;
+        self.check_deadline()?;
+        Ok(v)
+    }
+
+    fn eval_node(&mut self, e: &Expr, g: Grid) -> Result<Val> {
         match e {
+            // A grid is never longer than `max_samples` (a range query has at most
+            // 11,001 steps, a subquery's are checked against the limit), so a value per
+            // step is a bounded allocation.
             Expr::NumberLiteral(n) => Ok(Val::Scalar(vec![n.val; g.len()])),
             Expr::StringLiteral(s) => Ok(Val::String(s.val.clone())),
             Expr::Paren(p) => self.eval(&p.expr, g),
@@ -552,24 +584,31 @@ impl<'a> Evaluator<'a> {
     ) -> Result<Vec<VSeries>> {
         let src = self.selector_source(vs, g, sample_time)?;
         let mut out = Vec::with_capacity(src.series.len());
-        let mut total = 0;
+        // Points are counted series by series, so that a broad selector stops at the
+        // limit instead of after materialising every series.
+        let (mut ts, mut vs) = (Vec::new(), Vec::new());
         for i in 0..src.series.len() {
-            if i % 4096 == 4095 {
+            if i % 16 == 15 {
                 self.check_deadline()?;
             }
-            let mut ts = Vec::with_capacity(g.len());
-            let mut vs = Vec::with_capacity(g.len());
             src.points(i, g, &mut ts, &mut vs);
-            if !ts.is_empty() {
-                total += ts.len();
-                out.push(VSeries {
-                    labels: src.series[i].labels.clone(),
-                    ts,
-                    vs,
-                });
+            if ts.is_empty() {
+                continue;
             }
+            self.account(ts.len())?;
+            // A series with a point at every step takes the buffers as they are; one
+            // with gaps gets a copy of its own size, so that memory follows the count.
+            let (ts_i, vs_i) = if ts.len() == g.len() {
+                (std::mem::take(&mut ts), std::mem::take(&mut vs))
+            } else {
+                (ts.clone(), vs.clone())
+            };
+            out.push(VSeries {
+                labels: src.series[i].labels.clone(),
+                ts: ts_i,
+                vs: vs_i,
+            });
         }
-        self.account(total)?;
         Ok(out)
     }
 
@@ -729,6 +768,16 @@ impl<'a> Evaluator<'a> {
             end: base_end - offset,
             interval: step,
         };
+        // Every inner step may produce a sample for every series: refuse a subquery
+        // whose steps alone exceed the sample limit before evaluating (allocating) any.
+        // (Times and durations are bounded by `limits::check_tree`, so this cannot
+        // overflow; the division keeps it so even for a step of 1 ms.)
+        let inner_steps = if inner.end < inner.start {
+            0
+        } else {
+            ((inner.end - inner.start) / step).saturating_add(1)
+        };
+        self.would_fit(usize::try_from(inner_steps).unwrap_or(usize::MAX))?;
         // What the inner selectors may see: up to the subquery's `@` time when the
         // predict_linear quirk shifted it, nothing beyond an explicit `@`, and an
         // enclosing limit moved by this subquery's offset otherwise.
@@ -744,10 +793,42 @@ impl<'a> Evaluator<'a> {
     }
 }
 
+/// Trees up to this deep are evaluated on the caller's thread: a few stack frames per
+/// level (about 20 KiB per level in a debug build, a fraction of that optimised) fit in
+/// any thread's stack.
+const INLINE_DEPTH: usize = 24;
+
+/// Stack for evaluating one level of the tree on a thread of its own, with a wide margin
+/// over the largest frames seen (debug builds).
+const STACK_PER_LEVEL: usize = 64 << 10;
+
 /// Evaluates a parsed expression over a grid, for the public query functions.
+///
+/// The evaluator recurses once per level of the tree, whose depth `limits::check_tree`
+/// bounds by `Options::max_depth`. A deep tree is evaluated on a scoped thread with a
+/// stack sized for its depth, so that no admitted query can overflow the stack of the
+/// thread that runs it (a server's worker threads have 2 MiB).
 pub(crate) fn evaluate(querier: &dyn Querier, opts: &Options, expr: &Expr, g: Grid) -> Result<Val> {
-    let mut ev = Evaluator::new(querier, opts, g.start, g.end);
-    ev.eval(expr, g)
+    let depth = crate::limits::tree_depth(expr);
+    let run = || Evaluator::new(querier, opts, g.start, g.end).eval(expr, g);
+    if depth <= INLINE_DEPTH {
+        return run();
+    }
+    let stack = (1 << 20) + depth.saturating_mul(STACK_PER_LEVEL);
+    std::thread::scope(|scope| {
+        let thread = std::thread::Builder::new()
+            .name("promql-eval".into())
+            .stack_size(stack)
+            .spawn_scoped(scope, run)
+            .map_err(|e| {
+                QueryError::internal(format!(
+                    "cannot start a thread to evaluate a deep query: {e}"
+                ))
+            })?;
+        thread
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
 }
 
 #[cfg(test)]

@@ -6,8 +6,14 @@
 //!   body (the body's value wins, as Go's `FormValue`). Unknown parameters are ignored, as
 //!   Prometheus does (clients send extras).
 //! - Times: RFC 3339 (`2026-01-01T00:00:00Z`, fractions allowed) or Unix seconds as a
-//!   float (`1767225600.5`, rounded to the millisecond). Durations (`step`, `timeout`):
-//!   Prometheus durations (`5m`, `1h30m`, `1d`, `100ms`) or float seconds (`300`).
+//!   float (`1767225600.5`, rounded to the millisecond), from year 0 to 9999 (Prometheus'
+//!   own "no bound" times, which clients send to the metadata reads, stand for these
+//!   bounds). Every request's times are checked once as a [`TimeRange`]. Durations
+//!   (`step`, `timeout`): Prometheus durations (`5m`, `1h30m`, `1d`, `100ms`) or float
+//!   seconds (`300`).
+//! - Limits: `[server.query]` `max_series`, `max_samples` and `timeout` (see
+//!   [`crate::QueryLimits`]) and the engine's bounds on the query text (length, nesting,
+//!   size, regex size); over one, the error names it.
 //! - Answers: `{"status":"success","data":...}`; errors `{"status":"error",
 //!   "errorType":"bad_data","error":"..."}` with 400 (`bad_data`), 422 (`execution`),
 //!   503 (`timeout`), 500 (`internal`).
@@ -22,7 +28,10 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde::Serialize;
 use serde_json::{json, Map, Value as Json};
-use skymeter_promql::{instant_query, range_query, ErrorKind, Options, QueryError};
+use skymeter_promql::{
+    instant_query, parse_query, range_query, ErrorKind, Limit, Options, QueryError, TimeRange,
+    MAX_TIME_MS, MIN_TIME_MS,
+};
 use skymeter_store::prom::{Matcher, PromQuerier};
 use std::time::Duration;
 
@@ -58,9 +67,22 @@ impl From<QueryError> for PromErr {
                 "storage failed while reading series; the server's log has the details",
             );
         }
+        // The engine names its option; the operator needs the config key behind it.
+        let setting = match e.limit {
+            None => None,
+            Some(Limit::MaxSeries) => Some("`max_series` in `[server.query]`"),
+            Some(Limit::MaxSamples) => Some("`max_samples` in `[server.query]`"),
+            Some(Limit::Timeout) => Some(
+                "the request's `timeout` parameter or `timeout` in `[server.query]`, \
+                 whichever is shorter",
+            ),
+        };
         PromErr {
             kind: e.kind,
-            message: e.message,
+            message: match setting {
+                Some(key) => format!("{} (the server's limit is {key})", e.message),
+                None => e.message,
+            },
         }
     }
 }
@@ -195,8 +217,7 @@ impl Form {
     fn time(&self, name: &str, default: i64) -> Result<i64, PromErr> {
         match self.get(name) {
             None => Ok(default),
-            Some(v) => parse_time(v)
-                .map_err(|e| PromErr::bad_data(format!("invalid parameter {name:?}: {e}"))),
+            Some(v) => parse_time(v).map_err(|e| invalid(name, e)),
         }
     }
 
@@ -219,23 +240,39 @@ impl Form {
     }
 }
 
-/// A Prometheus API time in ms: Unix seconds as a float, or RFC 3339.
+fn invalid(name: &str, e: impl std::fmt::Display) -> PromErr {
+    PromErr::bad_data(format!("invalid parameter {name:?}: {e}"))
+}
+
+/// A Prometheus API time in ms: Unix seconds as a float, or RFC 3339; within
+/// [`MIN_TIME_MS`]..=[`MAX_TIME_MS`] (Prometheus' "no bound" times stand for these).
 pub fn parse_time(s: &str) -> Result<i64, String> {
-    if let Ok(f) = s.parse::<f64>() {
-        if f.is_finite() && f.abs() < 9.2e15 {
-            let secs = f.trunc();
-            let ms = ((f - secs) * 1000.0).round();
-            return Ok(secs as i64 * 1000 + ms as i64);
+    let ms = if let Ok(f) = s.parse::<f64>() {
+        // The float's range is checked before any conversion, so nothing saturates.
+        let bound = MIN_TIME_MS as f64 / 1000.0..=MAX_TIME_MS as f64 / 1000.0;
+        if !f.is_finite() {
+            return Err(format!("cannot parse {s:?} to a valid timestamp"));
         }
-    }
-    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
-        return Ok(t.timestamp_millis());
-    }
-    match s {
-        MIN_TIME => Ok(i64::MIN),
-        MAX_TIME => Ok(i64::MAX),
-        _ => Err(format!("cannot parse {s:?} to a valid timestamp")),
-    }
+        if !bound.contains(&f) {
+            return Err(format!(
+                "{s:?} is outside the supported times, Unix seconds {} to {} (years 0 to 9999)",
+                bound.start(),
+                bound.end()
+            ));
+        }
+        let secs = f.trunc();
+        let frac = ((f - secs) * 1000.0).round();
+        secs as i64 * 1000 + frac as i64
+    } else if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        t.timestamp_millis()
+    } else {
+        return match s {
+            MIN_TIME => Ok(MIN_TIME_MS),
+            MAX_TIME => Ok(MAX_TIME_MS),
+            _ => Err(format!("cannot parse {s:?} to a valid timestamp")),
+        };
+    };
+    skymeter_promql::check_time("time", ms).map_err(|e| e.message)
 }
 
 /// A Prometheus API duration in ms: float seconds, or `1y2w3d4h5m6s7ms` (each part
@@ -305,13 +342,18 @@ fn now_ms() -> i64 {
 fn options(st: &AppState, form: &Form) -> Result<Options, PromErr> {
     // The engine stops a little before the server's own request limit, so that a slow
     // query is answered in Prometheus' shape (503 `timeout`) rather than by the server.
-    let server = st.timeout.saturating_sub(Duration::from_millis(500));
+    let server = st
+        .timeout
+        .saturating_sub(Duration::from_millis(500))
+        .min(st.query.timeout);
     let asked = form
         .duration("timeout")?
         .filter(|ms| *ms > 0)
         .map(|ms| Duration::from_millis(ms as u64));
     Ok(Options {
         timeout: Some(asked.map_or(server, |a| a.min(server))),
+        max_series: st.query.max_series,
+        max_samples: st.query.max_samples,
         ..Options::default()
     })
 }
@@ -334,8 +376,8 @@ pub async fn query(
     let prep = (|| {
         let form = Form::parse(q.as_deref(), &headers, &body)?;
         let expr = required(&form, "query")?.to_string();
-        let time = form.time("time", now_ms())?;
-        Ok::<_, PromErr>((expr, time, options(&st, &form)?))
+        let time = TimeRange::instant(form.time("time", now_ms())?)?;
+        Ok::<_, PromErr>((expr, time.start_ms(), options(&st, &form)?))
     })();
     let (expr, time, opts) = match prep {
         Ok(p) => p,
@@ -359,26 +401,21 @@ pub async fn query_range(
     let prep = (|| {
         let form = Form::parse(q.as_deref(), &headers, &body)?;
         let expr = required(&form, "query")?.to_string();
-        let start = parse_time(required(&form, "start")?)
-            .map_err(|e| PromErr::bad_data(format!("invalid parameter \"start\": {e}")))?;
-        let end = parse_time(required(&form, "end")?)
-            .map_err(|e| PromErr::bad_data(format!("invalid parameter \"end\": {e}")))?;
-        if end < start {
-            return Err(PromErr::bad_data(
-                "end timestamp must not be before start time",
-            ));
-        }
+        let start = parse_time(required(&form, "start")?).map_err(|e| invalid("start", e))?;
+        let end = parse_time(required(&form, "end")?).map_err(|e| invalid("end", e))?;
         let step = form.duration("step")?.ok_or_else(|| {
             PromErr::bad_data("invalid parameter \"step\": missing; give a duration (`60`, `1m`)")
         })?;
-        Ok::<_, PromErr>((expr, start, end, step, options(&st, &form)?))
+        let range = TimeRange::steps(start, end, step)?;
+        Ok::<_, PromErr>((expr, range, options(&st, &form)?))
     })();
-    let (expr, start, end, step, opts) = match prep {
+    let (expr, range, opts) = match prep {
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
     let store = st.store.clone();
     blocking(move || {
+        let (start, end, step) = (range.start_ms(), range.end_ms(), range.step_ms());
         let v = range_query(&PromQuerier(&*store), &expr, start, end, step, &opts)?;
         success(&v)
     })
@@ -396,9 +433,13 @@ fn scope(form: &Form, need_match: bool) -> Result<Scope, PromErr> {
     if need_match && form.all("match[]").is_empty() {
         return Err(PromErr::bad_data("no match[] parameter provided"));
     }
+    let range = TimeRange::span(
+        form.time("start", MIN_TIME_MS)?,
+        form.time("end", MAX_TIME_MS)?,
+    )?;
     Ok(Scope {
-        start: form.time("start", i64::MIN)?,
-        end: form.time("end", i64::MAX)?,
+        start: range.start_ms(),
+        end: range.end_ms(),
         selectors: form.selectors()?,
     })
 }
@@ -560,20 +601,24 @@ pub async fn query_exemplars(RawQuery(q): RawQuery, headers: HeaderMap, body: By
     let r = (|| {
         let form = Form::parse(q.as_deref(), &headers, &body)?;
         let expr = required(&form, "query")?;
-        form.time("start", i64::MIN)?;
-        form.time("end", i64::MAX)?;
-        promql_parser::parser::parse(expr).map_err(PromErr::bad_data)?;
+        TimeRange::span(
+            form.time("start", MIN_TIME_MS)?,
+            form.time("end", MAX_TIME_MS)?,
+        )?;
+        parse_query(expr, &Options::default())?;
         success(&Vec::<Json>::new())
     })();
     answer(r)
 }
 
-/// `GET`/`POST /api/v1/format_query`: the query, pretty-printed.
+/// `GET`/`POST /api/v1/format_query`: the query, pretty-printed. The query is held to the
+/// engine's bounds first: promql-parser's printer takes time quadratic in the depth of the
+/// expression, which those bounds keep small.
 pub async fn format_query(RawQuery(q): RawQuery, headers: HeaderMap, body: Bytes) -> Response {
     let r = (|| {
         let form = Form::parse(q.as_deref(), &headers, &body)?;
         let expr = required(&form, "query")?;
-        let parsed = promql_parser::parser::parse(expr).map_err(PromErr::bad_data)?;
+        let parsed = parse_query(expr, &Options::default())?;
         success(&parsed.prettify())
     })();
     answer(r)
@@ -594,11 +639,30 @@ mod tests {
             parse_time("2026-01-01T01:00:00.25+01:00"),
             Ok(1_767_225_600_250)
         );
-        assert_eq!(parse_time(MIN_TIME), Ok(i64::MIN));
-        assert_eq!(parse_time(MAX_TIME), Ok(i64::MAX));
+        assert_eq!(parse_time(MIN_TIME), Ok(MIN_TIME_MS));
+        assert_eq!(parse_time(MAX_TIME), Ok(MAX_TIME_MS));
         assert!(parse_time("yesterday")
             .unwrap_err()
             .contains("\"yesterday\""));
+    }
+
+    #[test]
+    fn times_outside_years_0_to_9999_are_refused() {
+        assert_eq!(
+            parse_time("-9100000000000000"),
+            Err(
+                "\"-9100000000000000\" is outside the supported times, Unix seconds \
+                 -62167219200 to 253402300799.999 (years 0 to 9999)"
+                    .to_string()
+            )
+        );
+        assert!(parse_time("9100000000000000").is_err());
+        assert!(parse_time("1e300").is_err());
+        assert!(parse_time("NaN").is_err());
+        assert!(parse_time("inf").is_err());
+        assert_eq!(parse_time("253402300799.999"), Ok(MAX_TIME_MS));
+        assert_eq!(parse_time("-62167219200"), Ok(MIN_TIME_MS));
+        assert_eq!(parse_time("9999-12-31T23:59:59.999Z"), Ok(MAX_TIME_MS));
     }
 
     #[test]
@@ -615,6 +679,63 @@ mod tests {
         assert_eq!(parse_duration("0"), Ok(0));
         for bad in ["", "5x", "m", "30s1m", "1.5m", "5 m"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    /// Property tests of the Prometheus parameter parsers: no panic on any text, accepted
+    /// times within the supported bounds, durations that agree with their parts.
+    /// 256 cases each (`PROPTEST_CASES` overrides).
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        #[test]
+        fn times_and_durations_parse_without_panic_and_consistently() {
+            let text = prop_oneof![
+                ".{0,40}",
+                "[-+0-9.eE:TZyhmsdw]{0,30}",
+                any::<f64>().prop_map(|f| f.to_string()),
+                any::<i64>().prop_map(|n| n.to_string()),
+            ];
+            let count = std::cell::Cell::new(0);
+            crate::params::tests::props::runner()
+                .run(&text, |v| {
+                    count.set(count.get() + 1);
+                    if let Ok(ms) = parse_time(&v) {
+                        prop_assert!((MIN_TIME_MS..=MAX_TIME_MS).contains(&ms), "{v}: {ms}");
+                    }
+                    let _ = parse_duration(&v);
+                    let _ = Form::parse(Some(&v), &HeaderMap::new(), v.as_bytes());
+                    Ok(())
+                })
+                .unwrap();
+            let parts = (
+                any::<u32>(),
+                prop::sample::select(vec![
+                    ("h", 3_600_000i64),
+                    ("m", 60_000),
+                    ("s", 1000),
+                    ("ms", 1),
+                    ("y", 31_536_000_000),
+                ]),
+            );
+            crate::params::tests::props::runner()
+                .run(&parts, |(n, (unit, ms))| {
+                    count.set(count.get() + 1);
+                    let want = i64::from(n).checked_mul(ms);
+                    prop_assert_eq!(parse_duration(&format!("{n}{unit}")).ok(), want);
+                    Ok(())
+                })
+                .unwrap();
+            let secs = -62_167_219_200i64..=253_402_300_799;
+            crate::params::tests::props::runner()
+                .run(&secs, |s| {
+                    count.set(count.get() + 1);
+                    prop_assert_eq!(parse_time(&s.to_string()), Ok(s * 1000));
+                    Ok(())
+                })
+                .unwrap();
+            eprintln!("prom parameters: {} cases run", count.get());
         }
     }
 }

@@ -10,6 +10,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use skymeter_model::{Stat, Unit};
+use skymeter_promql::TimeRange;
 use skymeter_store::{
     CostGroup, CostQuery, Page, PageQuery, PointsQuery, ResourceChange, ResourceQuery, SeriesInfo,
     SeriesPoints, SeriesQuery, Store, StoredResource,
@@ -81,8 +82,16 @@ pub async fn resource(
         .take_duration("period")?
         .unwrap_or(std::time::Duration::from_secs(86_400));
     p.finish()?;
+    let too_long = || {
+        ApiErr::bad_request(
+            "query parameter `period` is too long; use at most 10000 years (and far less \
+             to be useful)",
+        )
+    };
     let period = chrono::Duration::from_std(period)
-        .map_err(|_| ApiErr::bad_request("query parameter `period` is too long"))?;
+        .ok()
+        .filter(|p| p.num_milliseconds() <= skymeter_promql::MAX_DURATION_MS)
+        .ok_or_else(too_long)?;
     let store = st.store.clone();
     blocking(move || {
         let resource = store
@@ -96,7 +105,7 @@ pub async fn resource(
             })?;
         let history = store.resource_history(&key).map_err(ApiErr::store)?;
         let end = Utc::now();
-        let start = end - period;
+        let start = end.checked_sub_signed(period).ok_or_else(too_long)?;
         let monitoring = monitoring(&*store, &key, start, end)?;
         Ok(Json(ResourceDetail {
             resource,
@@ -293,7 +302,7 @@ pub struct PointsResponse {
 }
 
 /// Most buckets a downsampled series may have, as Prometheus limits `query_range`.
-const MAX_BUCKETS: i64 = 11_000;
+const MAX_BUCKETS: i64 = skymeter_promql::MAX_POINTS_PER_SERIES;
 
 pub async fn points(
     State(st): State<AppState>,
@@ -316,6 +325,10 @@ pub async fn points(
             end.to_rfc3339()
         )));
     }
+    // The one validated form of a request's times (the default start, an hour before
+    // `end`, is checked here too).
+    let range = TimeRange::span(start.timestamp_millis(), end.timestamp_millis())
+        .map_err(|e| ApiErr::bad_request(format!("query parameters `start`/`end`: {e}")))?;
     let step_s = match step {
         None => None,
         Some(d) if d.as_secs() == 0 => {
@@ -324,8 +337,9 @@ pub async fn points(
             ))
         }
         Some(d) => {
-            let buckets = (end - start).num_seconds() / d.as_secs() as i64;
-            if buckets > MAX_BUCKETS {
+            let step_ms = i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+            if TimeRange::steps(range.start_ms(), range.end_ms(), step_ms).is_err() {
+                let buckets = (range.end_ms() - range.start_ms()) / step_ms;
                 return Err(ApiErr::bad_request(format!(
                     "`step`={} gives {buckets} points per series over this range; at most \
                      {MAX_BUCKETS} are allowed: use a larger step or a shorter range",
@@ -410,6 +424,8 @@ pub async fn costs(
         if s >= e {
             return Err(ApiErr::bad_request("`start` must be before `end`"));
         }
+        TimeRange::span(s.timestamp_millis(), e.timestamp_millis())
+            .map_err(|e| ApiErr::bad_request(format!("query parameters `start`/`end`: {e}")))?;
     }
     let store: Arc<dyn Store> = st.store.clone();
     let groups = blocking(move || store.costs(&query).map_err(ApiErr::store)).await?;

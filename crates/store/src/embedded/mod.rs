@@ -722,8 +722,9 @@ impl Store for EmbeddedStore {
         matchers: &[crate::prom::Matcher],
         start_ms: i64,
         end_ms: i64,
-    ) -> Result<Vec<crate::prom::Series>, StoreError> {
-        self.inner.prom_select(matchers, start_ms, end_ms)
+        budget: &crate::prom::SelectBudget,
+    ) -> Result<Vec<crate::prom::Series>, crate::prom::QueryError> {
+        self.inner.prom_select(matchers, start_ms, end_ms, budget)
     }
 
     fn prom_series(

@@ -31,7 +31,10 @@ use super::block::{Block, ChunkMeta};
 use super::head::sort_dedup;
 use super::series::{IdMap, SeriesIndex};
 use super::Inner;
-use crate::prom::{series_labels, Labels, MatchOp, Matcher, PromMetric, ResourceLabels, Series};
+use crate::prom::{
+    series_labels, Labels, MatchOp, Matcher, PromMetric, QueryError, ResourceLabels, SelectBudget,
+    Series,
+};
 use crate::{SeriesKey, StoreError};
 use parking_lot::Mutex;
 use skymeter_model::prom::metric_name;
@@ -727,6 +730,12 @@ impl ChunkCache {
 /// One series' samples: timestamps (ms) and values.
 type Columns = (Arc<[i64]>, Arc<[f64]>);
 
+/// A storage failure as the engine reports it (`internal`: the server logs the text and
+/// tells the client less).
+fn internal(e: StoreError) -> QueryError {
+    QueryError::internal(e.to_string())
+}
+
 /// Milliseconds (inclusive) to nanoseconds (inclusive), saturating.
 fn ns_range(start_ms: i64, end_ms: i64) -> (i64, i64) {
     (
@@ -745,27 +754,38 @@ impl Inner {
     }
 
     /// Decodes the chunks of `ids` in the range that the cache lacks, on several threads
-    /// when there are many (decompression is most of a cold query).
+    /// when there are many (decompression is most of a cold query). Before decoding, the
+    /// samples of the chunks that lie wholly in the range (known from the chunk index) are
+    /// counted against `budget`: a query that would load too many fails without decoding.
     fn decode_missing(
         &self,
         ids: &[u64],
         blocks: &[&Arc<Block>],
         start_ns: i64,
         end_ns: i64,
-    ) -> Result<Map<(u64, u64), Arc<Decoded>>, StoreError> {
+        budget: &SelectBudget,
+        head_samples: usize,
+    ) -> Result<Map<(u64, u64), Arc<Decoded>>, QueryError> {
         let mut todo: Vec<(&Arc<Block>, &ChunkMeta)> = Vec::new();
-        for id in ids {
+        let mut surely_loaded = head_samples;
+        for (n, id) in ids.iter().enumerate() {
+            if n % 4096 == 4095 {
+                budget.check_deadline()?;
+            }
             for b in blocks {
                 if let Some(c) = b.find(*id) {
-                    if c.max_ts >= start_ns
-                        && c.min_ts <= end_ns
-                        && !self.chunk_cache.contains(b.id, c.series)
-                    {
-                        todo.push((b, c));
+                    if c.max_ts >= start_ns && c.min_ts <= end_ns {
+                        if c.min_ts >= start_ns && c.max_ts <= end_ns {
+                            surely_loaded = surely_loaded.saturating_add(c.count as usize);
+                        }
+                        if !self.chunk_cache.contains(b.id, c.series) {
+                            todo.push((b, c));
+                        }
                     }
                 }
             }
         }
+        budget.check_samples(surely_loaded)?;
         if todo.len() < PARALLEL_DECODE_FROM {
             return Ok(Map::default());
         }
@@ -780,15 +800,19 @@ impl Inner {
             return Ok(Map::default());
         }
         let per = todo.len().div_ceil(threads);
-        type Part = Result<Vec<((u64, u64), Arc<Decoded>)>, StoreError>;
+        type Part = Result<Vec<((u64, u64), Arc<Decoded>)>, QueryError>;
         let parts: Vec<Part> = std::thread::scope(|scope| {
             let handles: Vec<_> = todo
                 .chunks(per)
                 .map(|part| {
                     scope.spawn(move || {
                         part.iter()
-                            .map(|(b, c)| {
-                                let (ts, vals) = b.read(c)?;
+                            .enumerate()
+                            .map(|(n, (b, c))| {
+                                if n % 64 == 63 {
+                                    budget.check_deadline()?;
+                                }
+                                let (ts, vals) = b.read(c).map_err(internal)?;
                                 let d = self.chunk_cache.insert(b.id, c.series, ts, vals);
                                 Ok(((b.id, c.series), d))
                             })
@@ -798,7 +822,11 @@ impl Inner {
                 .collect();
             handles
                 .into_iter()
-                .map(|h| h.join().expect("a decoding thread panicked"))
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(QueryError::internal("a chunk decoding thread panicked"))
+                    })
+                })
                 .collect()
         });
         let mut out = Map::default();
@@ -808,42 +836,64 @@ impl Inner {
         Ok(out)
     }
 
-    /// The samples of each series in `ids` with at least those in `[start_ns, end_ns]`.
-    fn samples(&self, ids: &[u64], start_ns: i64, end_ns: i64) -> Result<Vec<Columns>, StoreError> {
+    /// The samples of each series in `ids` with at least those in `[start_ns, end_ns]`,
+    /// counting those in the range against `budget` as they are loaded.
+    fn samples(
+        &self,
+        ids: &[u64],
+        start_ns: i64,
+        end_ns: i64,
+        budget: &SelectBudget,
+    ) -> Result<Vec<Columns>, QueryError> {
         // Head first, then blocks: a seal finishing in between then shows its points twice
         // (identical, merged below) rather than not at all.
+        let mut loaded = 0usize;
         let heads: Vec<Option<(Vec<i64>, Vec<f64>)>> = {
             let h = self.head.read();
-            ids.iter()
-                .map(|id| {
-                    let (mut ts, mut vals) = (Vec::new(), Vec::new());
-                    let end = end_ns.saturating_add(1);
-                    if let Some(f) = &h.frozen {
-                        f.range(*id, start_ns, end, &mut ts, &mut vals);
-                    }
-                    h.active.range(*id, start_ns, end, &mut ts, &mut vals);
-                    (!ts.is_empty()).then_some((ts, vals))
-                })
-                .collect()
+            let mut heads = Vec::with_capacity(ids.len());
+            for (n, id) in ids.iter().enumerate() {
+                if n % 4096 == 4095 {
+                    budget.check_deadline()?;
+                }
+                let (mut ts, mut vals) = (Vec::new(), Vec::new());
+                let end = end_ns.saturating_add(1);
+                if let Some(f) = &h.frozen {
+                    f.range(*id, start_ns, end, &mut ts, &mut vals);
+                }
+                h.active.range(*id, start_ns, end, &mut ts, &mut vals);
+                loaded = loaded.saturating_add(ts.len());
+                budget.check_samples(loaded)?;
+                heads.push((!ts.is_empty()).then_some((ts, vals)));
+            }
+            heads
         };
+        let head_samples = loaded;
         let blocks = self.blocks.read().clone();
         let blocks: Vec<&Arc<Block>> = blocks
             .iter()
             .filter(|b| b.max_ts >= start_ns && b.min_ts <= end_ns)
             .collect();
-        let fresh = self.decode_missing(ids, &blocks, start_ns, end_ns)?;
+        let fresh = self.decode_missing(ids, &blocks, start_ns, end_ns, budget, head_samples)?;
         let mut out = Vec::with_capacity(ids.len());
         let start_ms = start_ns.div_euclid(1_000_000);
         let end_ms = end_ns.div_euclid(1_000_000);
-        for (id, head) in ids.iter().zip(heads) {
+        for (n, (id, head)) in ids.iter().zip(heads).enumerate() {
+            if n % 256 == 255 {
+                budget.check_deadline()?;
+            }
             let mut parts: Vec<Arc<Decoded>> = Vec::new();
             for b in &blocks {
                 if let Some(c) = b.find(*id) {
                     if c.max_ts >= start_ns && c.min_ts <= end_ns {
-                        parts.push(match fresh.get(&(b.id, c.series)) {
+                        let d = match fresh.get(&(b.id, c.series)) {
                             Some(d) => d.clone(),
-                            None => self.decoded(b, c)?,
-                        });
+                            None => self.decoded(b, c).map_err(internal)?,
+                        };
+                        let lo = d.ts.partition_point(|t| *t < start_ms);
+                        let hi = d.ts.partition_point(|t| *t <= end_ms);
+                        loaded = loaded.saturating_add(hi - lo);
+                        budget.check_samples(loaded)?;
+                        parts.push(d);
                     }
                 }
             }
@@ -870,20 +920,26 @@ impl Inner {
         Ok(out)
     }
 
+    /// The series matching `matchers` with their samples, within `budget`: the series
+    /// are counted from the label index before any sample is read, the samples while
+    /// they are read (see `samples`).
     pub(super) fn prom_select(
         &self,
         matchers: &[Matcher],
         start_ms: i64,
         end_ms: i64,
-    ) -> Result<Vec<Series>, StoreError> {
+        budget: &SelectBudget,
+    ) -> Result<Vec<Series>, QueryError> {
+        budget.check_deadline()?;
         let (ids, labels): (Vec<u64>, Vec<Labels>) = {
             let p = self.prom.read();
             let ids = p.select(matchers);
+            budget.check_series(ids.len())?;
             let labels = ids.iter().map(|id| p.labels(*id).clone()).collect();
             (ids, labels)
         };
         let (start_ns, end_ns) = ns_range(start_ms, end_ms);
-        let samples = self.samples(&ids, start_ns, end_ns)?;
+        let samples = self.samples(&ids, start_ns, end_ns, budget)?;
         Ok(labels
             .into_iter()
             .zip(samples)

@@ -94,17 +94,22 @@ fn seed(s: &EmbeddedStore) -> Vec<ResourceRef> {
 }
 
 fn select(s: &EmbeddedStore, ms: &[Matcher]) -> Vec<String> {
-    s.prom_select(ms, i64::MIN, i64::MAX)
-        .unwrap()
-        .iter()
-        .map(|x| {
-            format!(
-                "{}/{}",
-                x.labels.get("resource_id").unwrap_or("-"),
-                x.labels.get("stat").unwrap_or("-")
-            )
-        })
-        .collect()
+    s.prom_select(
+        ms,
+        i64::MIN,
+        i64::MAX,
+        &crate::prom::SelectBudget::unlimited(),
+    )
+    .unwrap()
+    .iter()
+    .map(|x| {
+        format!(
+            "{}/{}",
+            x.labels.get("resource_id").unwrap_or("-"),
+            x.labels.get("stat").unwrap_or("-")
+        )
+    })
+    .collect()
 }
 
 #[test]
@@ -117,6 +122,7 @@ fn labels_come_from_key_point_and_resource() {
             &[eq("__name__", "disk_read_iops_per_second")],
             0,
             10_000_000,
+            &crate::prom::SelectBudget::unlimited(),
         )
         .unwrap();
     assert_eq!(got.len(), 1);
@@ -128,7 +134,12 @@ fn labels_come_from_key_point_and_resource() {
     assert_eq!(&*got[0].values, &[7.0]);
     // i-4 has no resource record: no kind, name or tags.
     let got = s
-        .prom_select(&[eq("resource_id", "i-4"), eq("stat", "avg")], 0, i64::MAX)
+        .prom_select(
+            &[eq("resource_id", "i-4"), eq("stat", "avg")],
+            0,
+            i64::MAX,
+            &crate::prom::SelectBudget::unlimited(),
+        )
         .unwrap();
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].labels.get("kind"), None);
@@ -337,7 +348,14 @@ fn samples_merge_blocks_and_head_in_milliseconds() {
     b.points = vec![pt("cpu.utilization", &r, Stat::Avg, 180, 33.0), late];
     s.ingest(&b).unwrap();
     let get = |start, end| {
-        let v = s.prom_select(&[eq("__name__", CPU)], start, end).unwrap();
+        let v = s
+            .prom_select(
+                &[eq("__name__", CPU)],
+                start,
+                end,
+                &crate::prom::SelectBudget::unlimited(),
+            )
+            .unwrap();
         assert_eq!(v.len(), 1);
         let v = &v[0];
         // Samples outside the range may come along: keep those inside to compare.
@@ -366,7 +384,12 @@ fn samples_merge_blocks_and_head_in_milliseconds() {
     );
     // From the block only (the cache's copy is handed out whole).
     let v = s
-        .prom_select(&[eq("__name__", CPU)], 60_000, 120_000)
+        .prom_select(
+            &[eq("__name__", CPU)],
+            60_000,
+            120_000,
+            &crate::prom::SelectBudget::unlimited(),
+        )
         .unwrap();
     assert!(v[0].timestamps.contains(&60_000) && v[0].timestamps.contains(&120_000));
     // Outside any data: the series is there, without samples in range.
@@ -459,8 +482,12 @@ fn index_agrees_with_the_generic_scan() {
     ];
     for ms in &sets {
         for (start, end) in [(i64::MIN, i64::MAX), (120_000, 400_000), (650_000, 700_000)] {
-            let ours = s.prom_select(ms, start, end).unwrap();
-            let generic = generic_select(&s, ms, start, end).unwrap();
+            let ours = s
+                .prom_select(ms, start, end, &crate::prom::SelectBudget::unlimited())
+                .unwrap();
+            let generic =
+                generic_select(&s, ms, start, end, &crate::prom::SelectBudget::unlimited())
+                    .unwrap();
             let view = |v: &[crate::prom::Series]| -> Vec<(Labels, Vec<(i64, u64)>)> {
                 v.iter()
                     .map(|x| {
@@ -574,7 +601,14 @@ fn index_agrees_with_brute_force_on_many_series() {
             .iter()
             .filter(|l| skymeter_promql::matches_all(&ms, l))
             .collect();
-        let got = s.prom_select(&ms, i64::MIN, i64::MAX).unwrap();
+        let got = s
+            .prom_select(
+                &ms,
+                i64::MIN,
+                i64::MAX,
+                &crate::prom::SelectBudget::unlimited(),
+            )
+            .unwrap();
         for x in &got {
             let i: f64 = x.labels.get("resource_id").unwrap()[2..].parse().unwrap();
             assert_eq!((&*x.timestamps, &*x.values), (&[60_000][..], &[i][..]));
@@ -582,4 +616,114 @@ fn index_agrees_with_brute_force_on_many_series() {
         let got: Vec<&Labels> = got.iter().map(|x| &x.labels).collect();
         assert_eq!(got, want, "{ms:?}");
     }
+}
+
+/// The select's budget: series counted from the index before samples are read, samples
+/// in range counted while read (from blocks and head), the deadline watched; the generic
+/// implementation keeps the same budget.
+#[test]
+fn select_stays_within_its_budget() {
+    use crate::prom::SelectBudget;
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    seed(&s); // 8 CPU series of 10 samples each, 60 s apart
+    s.flush().unwrap();
+    let cpu = [eq("__name__", CPU)];
+    let budget = |series: usize, samples: usize| SelectBudget {
+        max_series: 100,
+        series_left: series,
+        max_samples: 1000,
+        samples_left: samples,
+        ..SelectBudget::unlimited()
+    };
+    let all = (i64::MIN, i64::MAX);
+    for (name, r) in [
+        (
+            "embedded",
+            s.prom_select(&cpu, all.0, all.1, &budget(7, 1000)),
+        ),
+        (
+            "generic",
+            generic_select(&s, &cpu, all.0, all.1, &budget(7, 1000)),
+        ),
+    ] {
+        let e = r.unwrap_err();
+        assert_eq!(
+            (e.error_type(), e.limit, e.message.as_str()),
+            (
+                "execution",
+                Some(skymeter_promql::Limit::MaxSeries),
+                "query would select more than 100 series (limit max_series); narrow the \
+                 selectors or the time range"
+            ),
+            "{name}"
+        );
+    }
+    assert_eq!(
+        s.prom_select(&cpu, all.0, all.1, &budget(8, 80))
+            .unwrap()
+            .len(),
+        8
+    );
+    for (name, r) in [
+        (
+            "embedded",
+            s.prom_select(&cpu, all.0, all.1, &budget(8, 79)),
+        ),
+        (
+            "generic",
+            generic_select(&s, &cpu, all.0, all.1, &budget(8, 79)),
+        ),
+    ] {
+        let e = r.unwrap_err();
+        assert_eq!(e.limit, Some(skymeter_promql::Limit::MaxSamples), "{name}");
+        assert!(
+            e.message.contains("more than 1000, limit max_samples"),
+            "{}",
+            e.message
+        );
+    }
+    // Only samples in the range count: 2 per series from 120 s to 180 s.
+    let v = s
+        .prom_select(&cpu, 120_000, 180_000, &budget(8, 16))
+        .unwrap();
+    assert_eq!(v.len(), 8);
+    assert!(s
+        .prom_select(&cpu, 120_000, 180_000, &budget(8, 15))
+        .is_err());
+    // Head samples count as well.
+    let mut b = batch();
+    b.points = (11..=20)
+        .map(|i| {
+            pt(
+                "cpu.utilization",
+                &aws("i-1", "us-east-1"),
+                Stat::Avg,
+                60 * i,
+                1.0,
+            )
+        })
+        .collect();
+    s.ingest(&b).unwrap();
+    let late = (660_000, 1_200_000);
+    s.prom_select(&cpu, late.0, late.1, &budget(8, 10)).unwrap();
+    let e = s
+        .prom_select(&cpu, late.0, late.1, &budget(8, 9))
+        .unwrap_err();
+    assert_eq!(e.limit, Some(skymeter_promql::Limit::MaxSamples));
+    // A passed deadline stops the select.
+    let past = SelectBudget {
+        deadline: Some(std::time::Instant::now()),
+        timeout: Some(std::time::Duration::from_millis(5)),
+        ..SelectBudget::unlimited()
+    };
+    std::thread::sleep(std::time::Duration::from_millis(2));
+    let e = s.prom_select(&cpu, all.0, all.1, &past).unwrap_err();
+    assert_eq!(
+        (e.error_type(), e.message.as_str()),
+        (
+            "timeout",
+            "query timed out in selecting series (limit timeout = 5ms)"
+        )
+    );
 }
