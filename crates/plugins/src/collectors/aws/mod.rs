@@ -209,6 +209,10 @@ pub fn factory() -> CollectorFactory {
 }
 
 /// The self-metrics every collection emits (labels in brackets).
+/// The most days one billed read reaches back when it fills a window missed during downtime
+/// (Cost Explorer keeps 14 months at daily granularity; a year bounds the read).
+const BILLED_DAYS_MAX: u32 = 365;
+
 pub const SELF_METRICS: [(&str, Unit, &str); 4] = [
     (
         "aws.api_calls",
@@ -916,6 +920,12 @@ impl Aws {
 
 #[async_trait]
 impl Collector for Aws {
+    /// CloudWatch keeps 15 days of 1-minute and 63 days of 5-minute data, Cost Explorer 14
+    /// months, and every window is derived from `req.window`.
+    fn reads_history(&self) -> bool {
+        true
+    }
+
     async fn verify(&mut self) -> Result<(), PluginError> {
         let calls = ApiCalls::default();
         let (accounts, errors) = self.resolve_accounts(&calls).await;
@@ -1009,7 +1019,8 @@ impl Collector for Aws {
         });
 
         self.estimated(req, out);
-        self.billed(&accounts, now, &calls, out).await;
+        self.billed(&accounts, now, req.window.start, &calls, out)
+            .await;
         self.self_metrics(req, out, planned_calls, planned_metrics);
         match (any_ok, first_err) {
             (false, Some(e)) => {
@@ -1060,6 +1071,7 @@ impl Aws {
         &mut self,
         accounts: &[Account],
         now: DateTime<Utc>,
+        window_start: DateTime<Utc>,
         calls: &ApiCalls,
         out: &mut Output,
     ) {
@@ -1071,7 +1083,15 @@ impl Aws {
         if self.last_billed.is_some_and(|t| now - t < every) {
             return;
         }
-        let (start, end) = billing::billed_days(now, cfg.billed_days);
+        // A window the runner fills after downtime may start before the days read on
+        // every run: reach back to it (Cost Explorer keeps 14 months).
+        let days = skymeter_plugin::history::billed_days_covering(
+            now,
+            window_start,
+            cfg.billed_days,
+            BILLED_DAYS_MAX,
+        );
+        let (start, end) = billing::billed_days(now, days);
         let q = billing::BilledQuery {
             start,
             end,
