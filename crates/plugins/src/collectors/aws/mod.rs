@@ -19,7 +19,7 @@ use skymeter_model::{Point, Resource, ResourceRef, SmolStr, Stat, Unit};
 use skymeter_plugin::config::DurationStr;
 use skymeter_plugin::{
     async_trait, BuildContext, CollectRequest, Collector, CollectorFactory, ConfigError, ErrorKind,
-    MetricInfo, Output, PluginDescription, PluginError, PluginKind, RawConfig,
+    MetricInfo, MetricSelection, Output, PluginDescription, PluginError, PluginKind, RawConfig,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -924,6 +924,18 @@ impl Collector for Aws {
     /// months, and every window is derived from `req.window`.
     fn reads_history(&self) -> bool {
         true
+    }
+
+    /// Resolves credentials, roles and regions once (the SDK's credential chain, STS
+    /// `GetCallerIdentity`, `AssumeRole`): the answer is kept, so the first collection's
+    /// `timeout` covers collecting only. A failure is retried by the collection.
+    async fn warm_up(&mut self, _metrics: &MetricSelection) -> Result<(), PluginError> {
+        let calls = ApiCalls::default();
+        let (_, errors) = self.resolve_accounts(&calls).await;
+        match errors.into_iter().next() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
     async fn verify(&mut self) -> Result<(), PluginError> {

@@ -43,8 +43,10 @@ pub struct HostConfig {
     pub per_cpu: bool,
     /// Rates need two readings. When a collection has no previous reading (the first one of
     /// a task, or `skymeter collect host`), the collector reads the counters, waits this
-    /// long and reads them again, so that the first collection already has rates. "0s"
-    /// skips the wait: the first collection then has no rates. At most "1m".
+    /// long and reads them again, so that the first collection already has rates. In a
+    /// running task this is the collector's warm-up, bounded by the task's
+    /// `warm_up_timeout` rather than its collection `timeout`. "0s" skips the wait: the
+    /// first collection then has no rates. At most "1m".
     #[serde(default = "default_warmup")]
     pub warmup: DurationStr,
     /// Filesystem types to leave out (globs). Setting this replaces the default list.
