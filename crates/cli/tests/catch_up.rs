@@ -69,7 +69,7 @@ fn start_agent(dir: &Path, cfg: &Path, env: &[(&str, String)]) -> Child {
 }
 
 /// SIGTERM, then the agent's log.
-fn stop(mut child: Child) -> String {
+fn stop(child: Child) -> String {
     let pid = child.id().to_string();
     assert!(Command::new("kill")
         .args(["-TERM", &pid])
@@ -189,7 +189,10 @@ publish = [{ plugin = "file", path = "out.jsonl" }]
         let id = p["resource"]["id"].as_str().unwrap().to_string();
         let ts = ts_of(p);
         // The value says which minute CloudWatch answered for: the period that ends at ts.
-        let i = ids.iter().position(|x| *x == id).expect("a seeded instance") as f64;
+        let i = ids
+            .iter()
+            .position(|x| *x == id)
+            .expect("a seeded instance") as f64;
         let minute = ((ts - base).num_minutes() - 1) as f64;
         assert_eq!(p["value"].as_f64().unwrap(), minute + 1000.0 * i, "{p}");
         *seen.entry((id, ts)).or_default() += 1;
@@ -227,7 +230,11 @@ publish = [{ plugin = "file", path = "out.jsonl" }]
             .contains("reads only the present"),
         "{gap}"
     );
-    let gap_from: DateTime<Utc> = gap["context"]["gap_from"].as_str().unwrap().parse().unwrap();
+    let gap_from: DateTime<Utc> = gap["context"]["gap_from"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert_eq!(gap_from, first_run_last, "{gap}");
     let host_times: BTreeSet<DateTime<Utc>> = points(&records)
         .iter()
@@ -243,7 +250,10 @@ publish = [{ plugin = "file", path = "out.jsonl" }]
 }
 
 /// The agent's time now, by the same rule as the test clock.
-fn real_anchor_to_virtual(real_anchor: DateTime<Utc>, virtual_anchor: DateTime<Utc>) -> DateTime<Utc> {
+fn real_anchor_to_virtual(
+    real_anchor: DateTime<Utc>,
+    virtual_anchor: DateTime<Utc>,
+) -> DateTime<Utc> {
     virtual_anchor + (Utc::now() - real_anchor) * SPEED as i32
 }
 
