@@ -269,7 +269,7 @@ async fn task_loop(
             } else {
                 tracing::info!(
                     task = %task.name,
-                    "window [{}, {}) was already collected before this start (the clock is behind the last run's); skipped",
+                    "window [{}, {}) was already collected before this start (a restart within the period, or a clock that went back); skipped",
                     window.start,
                     window.end
                 );

@@ -412,3 +412,49 @@ async fn without_marks_nothing_is_caught_up() {
     let s = run_for(t, 500).await;
     assert!(s.runs.iter().all(|r| !r.catch_up));
 }
+
+#[tokio::test]
+async fn windows_up_to_a_mark_ahead_of_the_clock_are_not_collected_again() {
+    // The last run (before a restart, with a clock since set back) completed windows up to
+    // `ahead`, which is still in the future now.
+    let dir = tempfile::tempdir().unwrap();
+    let ahead = crate::schedule::floor(Utc::now(), Duration::from_millis(200))
+        + chrono::Duration::milliseconds(800);
+    let (mut marks, _) = crate::windows::WindowMarks::open(dir.path(), "t");
+    marks
+        .record([(
+            "history",
+            Window {
+                start: ahead - chrono::Duration::milliseconds(200),
+                end: ahead,
+            },
+        )])
+        .unwrap();
+    let cap = Capture::default();
+    let mut t = task(
+        vec![
+            entry("history", Box::new(History), 1000),
+            entry("present", Box::new(Fixed(2.0)), 1000),
+        ],
+        &cap,
+        200,
+    );
+    t.marks_dir = Some(dir.path().to_path_buf());
+    let s = run_for(t, 1700).await;
+    assert!(s.runs.iter().all(|r| !r.catch_up));
+    let batches = cap.0.lock().unwrap();
+    let history: Vec<_> = batches
+        .iter()
+        .flat_map(|b| b.points.iter().filter(|p| p.value == 1.0).map(|p| p.ts))
+        .collect();
+    assert!(!history.is_empty(), "collection resumes after the mark");
+    assert!(history.iter().all(|ts| *ts > ahead), "{history:?} vs {ahead}");
+    // The collector without a mark is not held back.
+    let present = batches
+        .iter()
+        .flat_map(|b| b.points.iter().filter(|p| p.value == 2.0))
+        .filter(|p| p.ts <= ahead)
+        .count();
+    assert!(present >= 2, "{present}");
+    assert!(batches.iter().all(|b| b.errors.is_empty()));
+}
