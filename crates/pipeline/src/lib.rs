@@ -2,9 +2,11 @@
 //! and key), schedules with aligned collection windows, and the runner that drives each
 //! task's collect → process → publish with timeouts, error capture and graceful shutdown.
 
+pub mod clock;
 pub mod config;
 pub mod runner;
 pub mod schedule;
+pub mod windows;
 
 pub use config::{load_file, load_str, one_shot_source, AgentSettings, LoadedConfig, Task};
 pub use runner::{run_task_once, RunSummary, Runner, TaskRunResult};

@@ -6,6 +6,7 @@
 
 pub mod config;
 mod describe;
+pub mod history;
 pub mod rate;
 mod registry;
 pub mod retry;

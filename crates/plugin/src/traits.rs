@@ -107,6 +107,28 @@ pub trait Collector: Send {
         Ok(())
     }
 
+    /// Gets ready for the first collection: whatever has to happen once before data can be
+    /// read (a first sample that rates are computed against, building API clients, looking
+    /// up credentials). The runner calls it once, before the first `collect`, under its own
+    /// bound (the task's `warm_up_timeout`), so that a slow start never counts against the
+    /// first collection's `timeout`. A collector that needs nothing keeps the default.
+    ///
+    /// An `Err` is reported in the first batch's `errors`; collection goes on regardless
+    /// (`collect` must still work, doing what it can without the warm-up).
+    async fn warm_up(&mut self, _metrics: &MetricSelection) -> Result<(), PluginError> {
+        Ok(())
+    }
+
+    /// Whether `collect` can read a window in the past as well as the newest one: the
+    /// source keeps history (CloudWatch, Azure Monitor, Cloud Monitoring, billing APIs) and
+    /// the collector derives everything it emits from `req.window`. The runner then fills
+    /// windows the agent missed while it was down (up to the task's `catch_up`). Collectors
+    /// that read the present (a host's counters, a scrape, a command) keep the default
+    /// `false`; a gap in their data is reported in the batch's `errors` instead.
+    fn reads_history(&self) -> bool {
+        false
+    }
+
     /// Collects for `req.window`. Return `Err` when nothing could be collected; push to
     /// `out.errors` when part failed and the rest is good.
     async fn collect(&mut self, req: &CollectRequest, out: &mut Output) -> Result<(), PluginError>;

@@ -9,6 +9,8 @@
 //! name = "host"
 //! schedule = { every = "10s" } # or { cron = "0 */5 * * * *" }; optional start / stop
 //! timeout = "10s"              # per collection; default: the period, at most 60s
+//! warm_up_timeout = "60s"      # bound of each collector's warm-up before the first run
+//! catch_up = "24h"             # windows missed while down that history readers fill; "0s": off
 //! metrics = ["cpu.*"]          # optional: what collectors are asked for
 //! collect = [{ plugin = "host" }]
 //! process = [{ plugin = "filter", include = ["cpu.*", "memory.*"] }]
@@ -112,6 +114,9 @@ pub struct CollectorEntry {
     pub name: String,
     pub plugin: &'static str,
     pub timeout: Duration,
+    /// How far back a restart fills windows this collector missed (if it reads history):
+    /// the entry's `catch_up`, else the task's; zero turns catch-up off.
+    pub catch_up: Duration,
     pub collector: Box<dyn Collector>,
 }
 
@@ -125,10 +130,20 @@ pub struct PublisherEntry {
     pub publisher: Box<dyn Publisher>,
 }
 
+/// How far back a restart fills the windows it missed, unless the task says otherwise.
+pub const DEFAULT_CATCH_UP: Duration = Duration::from_secs(24 * 3600);
+/// How long each collector's warm-up may take, unless the task says otherwise.
+pub const DEFAULT_WARM_UP_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// A validated, built task, ready to run.
 pub struct Task {
     pub name: String,
     pub schedule: Schedule,
+    /// Bound of each collector's warm-up (apart from the collection `timeout`).
+    pub warm_up_timeout: Duration,
+    /// Where the task's window marks are kept (`<data_dir>`), when the config was loaded
+    /// for running; `None` when it was loaded for validation (nothing is written then).
+    pub marks_dir: Option<PathBuf>,
     pub start: Option<DateTime<Utc>>,
     pub stop: Option<DateTime<Utc>>,
     pub metrics: MetricSelection,
@@ -152,6 +167,8 @@ struct TaskHeader {
     name: String,
     schedule: ScheduleSpec,
     timeout: Option<DurationStr>,
+    warm_up_timeout: Option<DurationStr>,
+    catch_up: Option<DurationStr>,
     #[serde(default)]
     metrics: Vec<String>,
     /// Free text for humans.
@@ -265,6 +282,7 @@ pub fn load_str(
         task: String::new(),
         interval: None,
     };
+    let marks_dir = persist_identity.then(|| agent.data_dir());
     let mut tasks = Vec::new();
     match tasks_value {
         None => errors.push(source.error(
@@ -276,9 +294,10 @@ pub fn load_str(
             match v.into_inner() {
                 DeValue::Array(arr) => {
                     for t in arr {
-                        if let Some(task) =
+                        if let Some(mut task) =
                             build_task(&source, &secrets, registry, &ctx_base, t, &mut errors)
                         {
+                            task.marks_dir = marks_dir.clone();
                             tasks.push(task);
                         }
                     }
@@ -405,6 +424,17 @@ fn build_task(
         .map(|s| s.period_at(Utc::now()).min(Duration::from_secs(60)))
         .unwrap_or(Duration::from_secs(60));
     let task_timeout = header.timeout.map(|d| d.0).unwrap_or(default_timeout);
+    let task_catch_up = header.catch_up.map(|d| d.0).unwrap_or(DEFAULT_CATCH_UP);
+    let warm_up_timeout = header
+        .warm_up_timeout
+        .map(|d| d.0)
+        .unwrap_or(DEFAULT_WARM_UP_TIMEOUT);
+    if warm_up_timeout.is_zero() {
+        errors.push(at_task(format!(
+            "task `{}`: `warm_up_timeout` must be more than 0s; the default is \"60s\"",
+            header.name
+        )));
+    }
     let ctx = BuildContext {
         interval: schedule.as_ref().map(|s| s.period_at(Utc::now())),
         ..ctx
@@ -467,6 +497,7 @@ fn build_task(
                             name: e.name,
                             plugin: e.plugin,
                             timeout: task_timeout,
+                            catch_up: e.catch_up.unwrap_or(task_catch_up),
                             collector: c,
                         }),
                         Err(err) => errors.push(err),
@@ -501,6 +532,8 @@ fn build_task(
     Some(Task {
         name: header.name,
         schedule: schedule?,
+        warm_up_timeout,
+        marks_dir: None,
         start: header.schedule.start.map(|t| t.0),
         stop: header.schedule.stop.map(|t| t.0),
         metrics,
@@ -521,6 +554,8 @@ fn list_key(kind: PluginKind) -> &'static str {
 struct Entry<'a> {
     plugin: &'static str,
     name: String,
+    /// A collect entry's own `catch_up` (a pipeline key, like `plugin` and `name`).
+    catch_up: Option<Duration>,
     raw: RawConfig<'a>,
 }
 
@@ -587,9 +622,49 @@ fn split_entry<'a>(
         },
         None => plugin.to_string(),
     };
+    let catch_up = match (kind, table.remove("catch_up")) {
+        (_, None) => None,
+        (PluginKind::Collector, Some(v)) => {
+            let vspan = v.span();
+            match v.get_ref().as_str().map(humantime::parse_duration) {
+                Some(Ok(d)) => Some(d),
+                Some(Err(e)) => {
+                    let mut err = source.error(
+                        Some(vspan),
+                        format!("bad `catch_up` ({e}); write e.g. \"24h\", or \"0s\" to turn catch-up off"),
+                    );
+                    err.key = Some("catch_up".into());
+                    errors.push(err);
+                    return None;
+                }
+                None => {
+                    let mut err = source.error(
+                        Some(vspan),
+                        "`catch_up` must be a duration string such as \"24h\"",
+                    );
+                    err.key = Some("catch_up".into());
+                    errors.push(err);
+                    return None;
+                }
+            }
+        }
+        (_, Some(v)) => {
+            let mut err = source.error(
+                Some(v.span()),
+                format!(
+                    "`catch_up` belongs on a collect entry or the task, not on a {} entry",
+                    kind.as_str()
+                ),
+            );
+            err.key = Some("catch_up".into());
+            errors.push(err);
+            return None;
+        }
+    };
     Some(Entry {
         plugin,
         name,
+        catch_up,
         raw: RawConfig::new(
             source.clone(),
             Spanned::new(span, DeValue::Table(table)),

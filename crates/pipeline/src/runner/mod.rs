@@ -4,11 +4,19 @@
 //!
 //! Shutdown (SIGINT/SIGTERM, or the `shutdown` future) is noticed between runs: a run in
 //! flight finishes and is published, then every processor and publisher is flushed.
+//!
+//! Before a task's first run, each collector warms up (`Collector::warm_up`) under the
+//! task's `warm_up_timeout`, apart from the collection `timeout`: a first sample for rates,
+//! client construction or a credential lookup never times out the first collection. Then
+//! the task reads its window marks (see [`crate::windows`]) and fills the windows the agent
+//! missed while it was down, oldest first, before its live schedule resumes.
 
+use crate::clock::{Clock, TEST_CLOCK_ENV};
 use crate::config::{CollectorEntry, Task};
+use crate::windows::{self, CollectorState, WindowMarks};
 use chrono::{DateTime, Utc};
 use futures::future::join_all;
-use skymeter_model::{Batch, Window};
+use skymeter_model::{Batch, CollectError, Window};
 use skymeter_plugin::selfstats::SelfStats;
 use skymeter_plugin::{CollectRequest, ErrorKind, Output, PluginError};
 use std::time::Instant;
@@ -27,6 +35,10 @@ pub struct TaskRunResult {
     pub failed_collectors: usize,
     /// Publishers that could not deliver the batch.
     pub failed_publishers: usize,
+    /// The run filled a window missed while the agent was down.
+    pub catch_up: bool,
+    /// The window the run covered.
+    pub window: Option<Window>,
 }
 
 /// Totals over a whole `run`.
@@ -52,15 +64,19 @@ pub struct Runner {
 }
 
 impl Runner {
-    /// Runs every task once, concurrently, over the window of the last complete period.
+    /// Runs every task once, concurrently, over the window of the last complete period
+    /// (after each collector's warm-up). Window marks are neither read nor written.
     pub async fn run_once(self) -> RunSummary {
-        let now = Utc::now();
+        let clock = runner_clock();
         let agent_id = self.agent_id;
         let runs = join_all(self.tasks.into_iter().map(|mut task| {
             let agent_id = agent_id.clone();
             async move {
-                let (start, end) = task.schedule.first_window(now);
-                let result = run_task_once(&agent_id, &mut task, Window { start, end }).await;
+                let warm_up_errors = warm_up(&mut task).await;
+                let (start, end) = task.schedule.first_window(clock.now());
+                let window = Window { start, end };
+                let parts = vec![Some(window); task.collectors.len()];
+                let result = run_window(&agent_id, &mut task, window, &parts, warm_up_errors).await;
                 flush_task(&agent_id, &mut task).await;
                 result
             }
@@ -70,7 +86,8 @@ impl Runner {
     }
 
     /// Runs every task on its schedule until `shutdown` turns true (or every task's `stop`
-    /// has passed), then flushes.
+    /// has passed), then flushes. Each task first warms its collectors up, then fills the
+    /// windows it missed while the agent was down (see [`crate::windows`]).
     pub async fn run(self, shutdown: watch::Receiver<bool>) -> RunSummary {
         let agent_id = self.agent_id;
         let handles: Vec<_> = self
@@ -93,51 +110,266 @@ impl Runner {
     }
 }
 
+/// The clock of every task loop: the system clock unless the test-only
+/// `SKYMETER_TEST_CLOCK` is set (see [`crate::clock`]).
+fn runner_clock() -> Clock {
+    static CLOCK: std::sync::OnceLock<Clock> = std::sync::OnceLock::new();
+    *CLOCK.get_or_init(|| match Clock::from_env() {
+        Ok(c) => {
+            if c.is_test_clock() {
+                tracing::warn!(
+                    "{TEST_CLOCK_ENV} is set: the runner's clock is a test clock (now {}); \
+                     unset it outside tests",
+                    c.now()
+                );
+            }
+            c
+        }
+        Err(e) => {
+            tracing::error!("{e}; using the system clock");
+            Clock::system()
+        }
+    })
+}
+
+/// A record for the batch's `errors` that comes from the runner itself.
+fn runner_error(plugin: &str, message: String, context: &[(&str, String)]) -> CollectError {
+    let mut e = PluginError::new(ErrorKind::Other, message);
+    for (k, v) in context {
+        e = e.with(k, v.clone());
+    }
+    e.into_record(plugin, Utc::now())
+}
+
 async fn task_loop(
     agent_id: String,
     mut task: Task,
     mut shutdown: watch::Receiver<bool>,
 ) -> Vec<TaskRunResult> {
+    let clock = runner_clock();
     let mut results = Vec::new();
-    let mut prev_end: Option<DateTime<Utc>> = None;
     // Before `start`, wait for it.
     if let Some(start) = task.start {
-        if let Ok(wait) = (start - Utc::now()).to_std() {
+        if let Ok(wait) = (start - clock.now()).to_std() {
             tracing::info!(task = %task.name, "waiting for the schedule's start at {start}");
-            if sleep_or_shutdown(wait, &mut shutdown).await {
+            if sleep_or_shutdown(clock.real_wait(wait), &mut shutdown).await {
                 flush_task(&agent_id, &mut task).await;
                 return results;
             }
         }
     }
+    // Errors for the first batch: warm-up failures, damaged marks, unfilled gaps.
+    let mut pending = warm_up(&mut task).await;
+    let (mut marks, problems) = match &task.marks_dir {
+        Some(dir) => WindowMarks::open(dir, &task.name),
+        None => (WindowMarks::in_memory(), Vec::new()),
+    };
+    for p in problems {
+        tracing::error!(task = %task.name, "{p}");
+        pending.push(runner_error("agent", p, &[]));
+    }
+    let (live_start, _) = task.schedule.first_window(clock.now());
+    let states: Vec<CollectorState<'_>> = task
+        .collectors
+        .iter()
+        .map(|c| CollectorState {
+            name: &c.name,
+            plugin: c.plugin,
+            reads_history: c.collector.reads_history(),
+            catch_up: c.catch_up,
+            mark: marks.get(&c.name),
+        })
+        .collect();
+    let start_plan = windows::plan(&task.schedule, live_start, &states);
+    // Per collector: the end of the time it has covered; nothing before it is collected
+    // again (a restart within a period, or a clock that went backwards).
+    let mut done_until: Vec<Option<DateTime<Utc>>> =
+        states.iter().map(|s| s.mark.map(|m| m.end)).collect();
+    drop(states);
+    for gap in &start_plan.gaps {
+        let name = task.collectors[gap.collector].name.clone();
+        tracing::warn!(task = %task.name, collector = %name, "{}", gap.message);
+        pending.push(runner_error(
+            &name,
+            gap.message.clone(),
+            &[
+                ("gap_from", gap.from.to_rfc3339()),
+                ("gap_to", gap.to.to_rfc3339()),
+            ],
+        ));
+    }
+    if !start_plan.catch_up.is_empty() {
+        let first = start_plan.catch_up[0].0.start;
+        tracing::info!(
+            task = %task.name,
+            windows = start_plan.catch_up.len(),
+            "catching up on the windows missed since {first}, oldest first"
+        );
+    }
+    let mut save_failed = false;
+    for (window, who) in start_plan.catch_up {
+        if *shutdown.borrow() {
+            // The marks saved so far tell the next start where to go on.
+            break;
+        }
+        let parts: Vec<Option<Window>> = (0..task.collectors.len())
+            .map(|i| who.contains(&i).then_some(window))
+            .collect();
+        let extra = std::mem::take(&mut pending);
+        let mut result = run_window(&agent_id, &mut task, window, &parts, extra).await;
+        result.catch_up = true;
+        results.push(result);
+        record_marks(
+            &task,
+            &mut marks,
+            &parts,
+            &mut done_until,
+            &mut save_failed,
+            &mut pending,
+        );
+    }
+
+    let mut prev_end = live_start;
     loop {
-        let now = Utc::now();
+        if *shutdown.borrow() {
+            break;
+        }
+        let now = clock.now();
         if task.stop.is_some_and(|stop| now >= stop) {
             tracing::info!(task = %task.name, "schedule stop reached");
             break;
         }
-        let window = match prev_end {
-            None => {
-                let (start, end) = task.schedule.first_window(now);
-                Window { start, end }
-            }
-            Some(prev) => Window {
-                start: prev,
-                end: task.schedule.boundary_at_or_before(now).max(prev),
-            },
+        let window = Window {
+            start: prev_end,
+            end: task.schedule.boundary_at_or_before(now).max(prev_end),
         };
         if window.end > window.start {
-            results.push(run_task_once(&agent_id, &mut task, window).await);
-            prev_end = Some(window.end);
+            let parts: Vec<Option<Window>> = done_until
+                .iter()
+                .map(|done| match done {
+                    Some(d) if *d >= window.end => None,
+                    Some(d) => Some(Window {
+                        start: window.start.max(*d),
+                        end: window.end,
+                    }),
+                    None => Some(window),
+                })
+                .collect();
+            if parts.iter().any(Option::is_some) {
+                let extra = std::mem::take(&mut pending);
+                results.push(run_window(&agent_id, &mut task, window, &parts, extra).await);
+                record_marks(
+                    &task,
+                    &mut marks,
+                    &parts,
+                    &mut done_until,
+                    &mut save_failed,
+                    &mut pending,
+                );
+            } else {
+                tracing::info!(
+                    task = %task.name,
+                    "window [{}, {}) was already collected before this start (a restart within the period, or a clock that went back); skipped",
+                    window.start,
+                    window.end
+                );
+            }
+            prev_end = window.end;
         }
-        let next = task.schedule.next_after(Utc::now());
-        let wait = (next - Utc::now()).to_std().unwrap_or_default();
-        if sleep_or_shutdown(wait, &mut shutdown).await {
+        let now = clock.now();
+        let next = task.schedule.next_after(now);
+        let wait = (next - now).to_std().unwrap_or_default();
+        if sleep_or_shutdown(clock.real_wait(wait), &mut shutdown).await {
             break;
         }
     }
     flush_task(&agent_id, &mut task).await;
     results
+}
+
+/// After a run: the collectors that ran completed their windows; keep that durably.
+fn record_marks(
+    task: &Task,
+    marks: &mut WindowMarks,
+    parts: &[Option<Window>],
+    done_until: &mut [Option<DateTime<Utc>>],
+    save_failed: &mut bool,
+    pending: &mut Vec<CollectError>,
+) {
+    let done: Vec<(&str, Window)> = task
+        .collectors
+        .iter()
+        .zip(parts)
+        .filter_map(|(c, p)| p.map(|w| (c.name.as_str(), w)))
+        .collect();
+    for (slot, p) in done_until.iter_mut().zip(parts) {
+        if let Some(w) = p {
+            *slot = Some(slot.map_or(w.end, |d| d.max(w.end)));
+        }
+    }
+    if let Err(e) = marks.record(done) {
+        let file = task
+            .marks_dir
+            .as_ref()
+            .map(|d| WindowMarks::file_of(d, &task.name).display().to_string())
+            .unwrap_or_default();
+        let msg = format!(
+            "cannot save the window marks to {file} ({e}); a restart will not know which \
+             windows were collected. Make the data dir writable"
+        );
+        tracing::error!(task = %task.name, "{msg}");
+        // Once in a batch, not on every run.
+        if !*save_failed {
+            pending.push(runner_error("agent", msg, &[]));
+        }
+        *save_failed = true;
+    } else {
+        *save_failed = false;
+    }
+}
+
+/// Runs every collector's warm-up concurrently, each bounded by the task's
+/// `warm_up_timeout`; returns what failed, for the first batch.
+async fn warm_up(task: &mut Task) -> Vec<CollectError> {
+    let bound = task.warm_up_timeout;
+    let metrics = task.metrics.clone();
+    let task_name = task.name.clone();
+    let outcomes = join_all(task.collectors.iter_mut().map(|c| {
+        let metrics = &metrics;
+        async move {
+            let started = Instant::now();
+            let r = tokio::time::timeout(bound, c.collector.warm_up(metrics)).await;
+            (c.name.clone(), started.elapsed(), r)
+        }
+    }))
+    .await;
+    let mut errors = Vec::new();
+    for (name, took, r) in outcomes {
+        let err = match r {
+            Ok(Ok(())) => {
+                tracing::debug!(task = %task_name, collector = %name, "warmed up in {took:?}");
+                continue;
+            }
+            Ok(Err(e)) => PluginError {
+                message: format!(
+                    "warm-up failed: {}; the first collection goes on without it",
+                    e.message
+                ),
+                ..e
+            },
+            Err(_) => PluginError::new(
+                ErrorKind::Timeout,
+                format!(
+                    "warm-up took longer than `warm_up_timeout` ({}); the first collection goes \
+                     on without it. Raise `warm_up_timeout` on the task",
+                    humantime::format_duration(bound)
+                ),
+            ),
+        };
+        tracing::warn!(task = %task_name, collector = %name, "{err}");
+        errors.push(err.into_record(&name, Utc::now()));
+    }
+    errors
 }
 
 /// Sleeps; returns true when shutdown was asked first.
@@ -154,26 +386,49 @@ async fn sleep_or_shutdown(
     }
 }
 
-/// One run of one task over `window`: collect, process, publish.
+/// One run of one task over `window`, every collector included: collect, process, publish.
 pub async fn run_task_once(agent_id: &str, task: &mut Task, window: Window) -> TaskRunResult {
+    let parts = vec![Some(window); task.collectors.len()];
+    run_window(agent_id, task, window, &parts, Vec::new()).await
+}
+
+/// One run of one task over `window`: the collectors with `Some` in `parts` collect their
+/// window (the task's, or the part of it not yet collected), the batch gets `extra_errors`
+/// first, then processors and publishers run.
+async fn run_window(
+    agent_id: &str,
+    task: &mut Task,
+    window: Window,
+    parts: &[Option<Window>],
+    extra_errors: Vec<CollectError>,
+) -> TaskRunResult {
     let started = Instant::now();
     let collected_at = Utc::now();
-    let req = CollectRequest {
-        window,
-        metrics: task.metrics.clone(),
-        task: task.name.clone(),
-    };
+    let metrics = task.metrics.clone();
+    let task_name = task.name.clone();
     let outputs = join_all(
         task.collectors
             .iter_mut()
-            .map(|c| collect_one(&task.name, c, &req)),
+            .zip(parts)
+            .filter_map(|(c, part)| part.map(|w| (c, w)))
+            .map(|(c, w)| {
+                let req = CollectRequest {
+                    window: w,
+                    metrics: metrics.clone(),
+                    task: task_name.clone(),
+                };
+                let task_name = &task_name;
+                async move { collect_one(task_name, c, &req).await }
+            }),
     )
     .await;
 
     let mut batch = Batch::new(agent_id, &task.name, collected_at);
     batch.window = Some(window);
+    batch.errors = extra_errors;
     let mut result = TaskRunResult {
         task: task.name.clone(),
+        window: Some(window),
         ..Default::default()
     };
     for (name, outcome) in outputs {

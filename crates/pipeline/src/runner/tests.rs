@@ -86,6 +86,7 @@ fn entry(name: &str, c: Box<dyn Collector>, timeout_ms: u64) -> CollectorEntry {
         name: name.into(),
         plugin: "test",
         timeout: Duration::from_millis(timeout_ms),
+        catch_up: Duration::from_secs(3600),
         collector: c,
     }
 }
@@ -94,6 +95,8 @@ fn task(collectors: Vec<CollectorEntry>, cap: &Capture, every_ms: u64) -> Task {
     Task {
         name: "t".into(),
         schedule: Schedule::Every(Duration::from_millis(every_ms)),
+        warm_up_timeout: Duration::from_secs(60),
+        marks_dir: None,
         start: None,
         stop: None,
         metrics: MetricSelection::all(),
@@ -223,4 +226,235 @@ async fn non_finite_values_are_dropped_with_an_error() {
         "{:?}",
         b.errors
     );
+}
+
+/// Warms up for longer than the collection timeout, like the host collector's first sample
+/// on a 1 s schedule; its collections are quick.
+struct SlowWarmUp {
+    warmed: bool,
+}
+#[async_trait]
+impl Collector for SlowWarmUp {
+    async fn warm_up(&mut self, _: &MetricSelection) -> Result<(), PluginError> {
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        self.warmed = true;
+        Ok(())
+    }
+    async fn collect(&mut self, req: &CollectRequest, out: &mut Output) -> Result<(), PluginError> {
+        assert!(self.warmed, "collect after warm-up");
+        Fixed(1.0).collect(req, out).await
+    }
+}
+
+#[tokio::test]
+async fn a_warm_up_longer_than_the_timeout_does_not_time_out_the_first_run() {
+    let cap = Capture::default();
+    let t = task(
+        vec![entry("warm", Box::new(SlowWarmUp { warmed: false }), 200)],
+        &cap,
+        200,
+    );
+    let (tx, rx) = watch::channel(false);
+    let handle = tokio::spawn(
+        Runner {
+            agent_id: "a".into(),
+            tasks: vec![t],
+        }
+        .run(rx),
+    );
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    tx.send(true).unwrap();
+    let summary = handle.await.unwrap();
+    assert!(summary.runs.len() >= 2, "{} runs", summary.runs.len());
+    let batches = cap.0.lock().unwrap();
+    assert_eq!(batches[0].points.len(), 1, "the first run has its point");
+    for b in batches.iter() {
+        assert!(b.errors.is_empty(), "{:?}", b.errors);
+    }
+}
+
+#[tokio::test]
+async fn a_warm_up_over_its_own_bound_is_reported_and_collection_goes_on() {
+    let cap = Capture::default();
+    let mut t = task(
+        vec![entry("warm", Box::new(SlowWarmUp { warmed: true }), 1000)],
+        &cap,
+        1000,
+    );
+    t.warm_up_timeout = Duration::from_millis(100);
+    Runner {
+        agent_id: "a".into(),
+        tasks: vec![t],
+    }
+    .run_once()
+    .await;
+    let b = &cap.0.lock().unwrap()[0];
+    assert_eq!(b.points.len(), 1);
+    assert_eq!(b.errors.len(), 1);
+    assert_eq!(b.errors[0].plugin, "warm");
+    assert!(
+        b.errors[0]
+            .message
+            .starts_with("warm-up took longer than `warm_up_timeout` (100ms)"),
+        "{:?}",
+        b.errors
+    );
+}
+
+/// A collector whose source keeps history.
+struct History;
+#[async_trait]
+impl Collector for History {
+    fn reads_history(&self) -> bool {
+        true
+    }
+    async fn collect(&mut self, req: &CollectRequest, out: &mut Output) -> Result<(), PluginError> {
+        Fixed(1.0).collect(req, out).await
+    }
+}
+
+async fn run_for(t: Task, ms: u64) -> RunSummary {
+    let (tx, rx) = watch::channel(false);
+    let handle = tokio::spawn(
+        Runner {
+            agent_id: "a".into(),
+            tasks: vec![t],
+        }
+        .run(rx),
+    );
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+    tx.send(true).unwrap();
+    handle.await.unwrap()
+}
+
+#[tokio::test]
+async fn a_restart_fills_the_missed_windows_once_and_reports_the_unfillable_gap() {
+    let dir = tempfile::tempdir().unwrap();
+    let cap = Capture::default();
+    let make = |cap: &Capture| {
+        let mut t = task(
+            vec![
+                entry("history", Box::new(History), 1000),
+                entry("present", Box::new(Fixed(2.0)), 1000),
+            ],
+            cap,
+            200,
+        );
+        t.marks_dir = Some(dir.path().to_path_buf());
+        t
+    };
+    let first = run_for(make(&cap), 700).await;
+    assert!(first.runs.iter().all(|r| !r.catch_up));
+    let first_batches = cap.0.lock().unwrap().len();
+    // Down for at least three periods.
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    let second = run_for(make(&cap), 700).await;
+    let caught_up = second.runs.iter().filter(|r| r.catch_up).count();
+    assert!(
+        caught_up >= 3,
+        "{caught_up} catch-up runs: {:?}",
+        second.runs
+    );
+    assert!(
+        second.runs[..caught_up].iter().all(|r| r.catch_up),
+        "catch-up first"
+    );
+
+    let batches = cap.0.lock().unwrap();
+    // Every window of `history`, over both runs: adjacent, none twice, none missing.
+    let history: Vec<Window> = batches
+        .iter()
+        .filter(|b| b.points.iter().any(|p| p.value == 1.0))
+        .map(|b| b.window.unwrap())
+        .collect();
+    assert!(history.len() >= 6, "{history:?}");
+    for pair in history.windows(2) {
+        assert_eq!(
+            pair[0].end, pair[1].start,
+            "no gap, no overlap, in order: {history:?}"
+        );
+    }
+    // `present` cannot fill the gap: one error, in the first batch after the restart.
+    let gap_errors: Vec<_> = batches
+        .iter()
+        .flat_map(|b| b.errors.iter())
+        .filter(|e| e.plugin == "present")
+        .collect();
+    assert_eq!(gap_errors.len(), 1, "{gap_errors:?}");
+    assert!(batches[first_batches]
+        .errors
+        .iter()
+        .any(|e| e.plugin == "present"));
+    let e = gap_errors[0];
+    assert!(
+        e.message.contains("reads only the present"),
+        "{}",
+        e.message
+    );
+    let from: chrono::DateTime<Utc> = e.context["gap_from"].parse().unwrap();
+    let to: chrono::DateTime<Utc> = e.context["gap_to"].parse().unwrap();
+    assert!((to - from).num_milliseconds() >= 600, "{from} .. {to}");
+    // `present` has no point inside the gap, and none twice.
+    let mut present: Vec<_> = batches
+        .iter()
+        .flat_map(|b| b.points.iter().filter(|p| p.value == 2.0).map(|p| p.ts))
+        .collect();
+    let n = present.len();
+    present.dedup();
+    assert_eq!(present.len(), n);
+    assert!(present.iter().all(|ts| *ts <= from || *ts > to));
+}
+
+#[tokio::test]
+async fn without_marks_nothing_is_caught_up() {
+    let cap = Capture::default();
+    let t = task(vec![entry("history", Box::new(History), 1000)], &cap, 200);
+    let s = run_for(t, 500).await;
+    assert!(s.runs.iter().all(|r| !r.catch_up));
+}
+
+#[tokio::test]
+async fn windows_up_to_a_mark_ahead_of_the_clock_are_not_collected_again() {
+    // The last run (before a restart, with a clock since set back) completed windows up to
+    // `ahead`, which is still in the future now.
+    let dir = tempfile::tempdir().unwrap();
+    let ahead = crate::schedule::floor(Utc::now(), Duration::from_millis(200))
+        + chrono::Duration::milliseconds(800);
+    let (mut marks, _) = crate::windows::WindowMarks::open(dir.path(), "t");
+    marks
+        .record([(
+            "history",
+            Window {
+                start: ahead - chrono::Duration::milliseconds(200),
+                end: ahead,
+            },
+        )])
+        .unwrap();
+    let cap = Capture::default();
+    let mut t = task(
+        vec![
+            entry("history", Box::new(History), 1000),
+            entry("present", Box::new(Fixed(2.0)), 1000),
+        ],
+        &cap,
+        200,
+    );
+    t.marks_dir = Some(dir.path().to_path_buf());
+    let s = run_for(t, 1700).await;
+    assert!(s.runs.iter().all(|r| !r.catch_up));
+    let batches = cap.0.lock().unwrap();
+    let history: Vec<_> = batches
+        .iter()
+        .flat_map(|b| b.points.iter().filter(|p| p.value == 1.0).map(|p| p.ts))
+        .collect();
+    assert!(!history.is_empty(), "collection resumes after the mark");
+    assert!(history.iter().all(|ts| *ts > ahead), "{history:?} vs {ahead}");
+    // The collector without a mark is not held back.
+    let present = batches
+        .iter()
+        .flat_map(|b| b.points.iter().filter(|p| p.value == 2.0))
+        .filter(|p| p.ts <= ahead)
+        .count();
+    assert!(present >= 2, "{present}");
+    assert!(batches.iter().all(|b| b.errors.is_empty()));
 }

@@ -19,7 +19,7 @@ use skymeter_model::{Point, Resource, ResourceRef, SmolStr, Stat, Unit};
 use skymeter_plugin::config::DurationStr;
 use skymeter_plugin::{
     async_trait, BuildContext, CollectRequest, Collector, CollectorFactory, ConfigError, ErrorKind,
-    MetricInfo, Output, PluginDescription, PluginError, PluginKind, RawConfig,
+    MetricInfo, MetricSelection, Output, PluginDescription, PluginError, PluginKind, RawConfig,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -209,6 +209,10 @@ pub fn factory() -> CollectorFactory {
 }
 
 /// The self-metrics every collection emits (labels in brackets).
+/// The most days one billed read reaches back when it fills a window missed during downtime
+/// (Cost Explorer keeps 14 months at daily granularity; a year bounds the read).
+const BILLED_DAYS_MAX: u32 = 365;
+
 pub const SELF_METRICS: [(&str, Unit, &str); 4] = [
     (
         "aws.api_calls",
@@ -916,6 +920,24 @@ impl Aws {
 
 #[async_trait]
 impl Collector for Aws {
+    /// CloudWatch keeps 15 days of 1-minute and 63 days of 5-minute data, Cost Explorer 14
+    /// months, and every window is derived from `req.window`.
+    fn reads_history(&self) -> bool {
+        true
+    }
+
+    /// Resolves credentials, roles and regions once (the SDK's credential chain, STS
+    /// `GetCallerIdentity`, `AssumeRole`): the answer is kept, so the first collection's
+    /// `timeout` covers collecting only. A failure is retried by the collection.
+    async fn warm_up(&mut self, _metrics: &MetricSelection) -> Result<(), PluginError> {
+        let calls = ApiCalls::default();
+        let (_, errors) = self.resolve_accounts(&calls).await;
+        match errors.into_iter().next() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
     async fn verify(&mut self) -> Result<(), PluginError> {
         let calls = ApiCalls::default();
         let (accounts, errors) = self.resolve_accounts(&calls).await;
@@ -1009,7 +1031,8 @@ impl Collector for Aws {
         });
 
         self.estimated(req, out);
-        self.billed(&accounts, now, &calls, out).await;
+        self.billed(&accounts, now, req.window.start, &calls, out)
+            .await;
         self.self_metrics(req, out, planned_calls, planned_metrics);
         match (any_ok, first_err) {
             (false, Some(e)) => {
@@ -1060,6 +1083,7 @@ impl Aws {
         &mut self,
         accounts: &[Account],
         now: DateTime<Utc>,
+        window_start: DateTime<Utc>,
         calls: &ApiCalls,
         out: &mut Output,
     ) {
@@ -1071,7 +1095,15 @@ impl Aws {
         if self.last_billed.is_some_and(|t| now - t < every) {
             return;
         }
-        let (start, end) = billing::billed_days(now, cfg.billed_days);
+        // A window the runner fills after downtime may start before the days read on
+        // every run: reach back to it (Cost Explorer keeps 14 months).
+        let days = skymeter_plugin::history::billed_days_covering(
+            now,
+            window_start,
+            cfg.billed_days,
+            BILLED_DAYS_MAX,
+        );
+        let (start, end) = billing::billed_days(now, days);
         let q = billing::BilledQuery {
             start,
             end,

@@ -514,6 +514,12 @@ fn self_point(name: &str, value: f64, at: DateTime<Utc>, api: &str) -> Point {
 
 #[async_trait]
 impl Collector for Azure {
+    /// Azure Monitor keeps 93 days of metrics and Cost Management every day; every window is
+    /// derived from `req.window`.
+    fn reads_history(&self) -> bool {
+        true
+    }
+
     async fn verify(&mut self) -> Result<(), PluginError> {
         let client = self.client()?;
         client
@@ -688,7 +694,15 @@ impl Collector for Azure {
         if !cfg.dry_run && cfg.cost.iter().any(|c| c == "billed") {
             let every = chrono::Duration::from_std(cfg.billed_every.0).unwrap_or_default();
             if self.last_billed.is_none_or(|t| now - t >= every) {
-                let (start, end) = cost::billed_days(now, cfg.billed_days);
+                // A window the runner fills after downtime may start before the days read
+                // on every run: reach back to it, within the query's 31-day limit.
+                let days = skymeter_plugin::history::billed_days_covering(
+                    now,
+                    req.window.start,
+                    cfg.billed_days,
+                    31,
+                );
+                let (start, end) = cost::billed_days(now, days);
                 // Cost Management answers resource ids in lower case; the inventory's casing
                 // is used where the resource was listed, so both join on `id`.
                 let ids: HashMap<String, &str> = out

@@ -503,6 +503,12 @@ fn self_point(name: &str, value: f64, at: DateTime<Utc>, api: &str) -> Point {
 
 #[async_trait]
 impl Collector for Gcp {
+    /// Cloud Monitoring keeps six weeks of data and the billing export every day; every
+    /// window is derived from `req.window`.
+    fn reads_history(&self) -> bool {
+        true
+    }
+
     async fn verify(&mut self) -> Result<(), PluginError> {
         let tokens = self.tokens().await?;
         self.projects(&tokens).await?;
@@ -585,7 +591,7 @@ impl Collector for Gcp {
         });
 
         self.estimate(req, out);
-        self.billed(&api, now, out).await;
+        self.billed(&api, now, req.window.start, out).await;
         self.self_metrics(req, out, &calls, planned_calls);
         match (any_ok, first_err) {
             (false, Some(e)) => {
@@ -625,7 +631,13 @@ impl Gcp {
 
     /// Billed cost from the BigQuery export, at most every `billed_every`: the last
     /// `billed_days` days, which the store upserts.
-    async fn billed(&mut self, api: &Api, now: DateTime<Utc>, out: &mut Output) {
+    async fn billed(
+        &mut self,
+        api: &Api,
+        now: DateTime<Utc>,
+        window_start: DateTime<Utc>,
+        out: &mut Output,
+    ) {
         let cfg = self.cfg.clone();
         let Some(table) = &cfg.billing_export_table else {
             return;
@@ -640,7 +652,15 @@ impl Gcp {
         let Some(name) = billing::TableName::parse(table) else {
             return;
         };
-        let q = billing::BilledQuery::new(name, cfg.billing_project.clone(), now, cfg.billed_days);
+        // A window the runner fills after downtime may start before the days read on
+        // every run: reach back to it (the export keeps every day).
+        let days = skymeter_plugin::history::billed_days_covering(
+            now,
+            window_start,
+            cfg.billed_days,
+            u32::MAX,
+        );
+        let q = billing::BilledQuery::new(name, cfg.billing_project.clone(), now, days);
         match billing::billed_costs(api, &q).await {
             Ok(costs) => {
                 out.costs.extend(costs);

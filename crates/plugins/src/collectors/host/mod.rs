@@ -43,8 +43,10 @@ pub struct HostConfig {
     pub per_cpu: bool,
     /// Rates need two readings. When a collection has no previous reading (the first one of
     /// a task, or `skymeter collect host`), the collector reads the counters, waits this
-    /// long and reads them again, so that the first collection already has rates. "0s"
-    /// skips the wait: the first collection then has no rates. At most "1m".
+    /// long and reads them again, so that the first collection already has rates. In a
+    /// running task this is the collector's warm-up, bounded by the task's
+    /// `warm_up_timeout` rather than its collection `timeout`. "0s" skips the wait: the
+    /// first collection then has no rates. At most "1m".
     #[serde(default = "default_warmup")]
     pub warmup: DurationStr,
     /// Filesystem types to leave out (globs). Setting this replaces the default list.
@@ -572,6 +574,10 @@ pub struct Host {
     /// Whether a collection has run, so the worker holds previous readings.
     #[cfg(target_os = "linux")]
     primed: bool,
+    /// Whether the runner called `warm_up`: then `collect` never waits itself (a one-shot
+    /// `skymeter collect host` has no warm-up step and waits inside its collection).
+    #[cfg(target_os = "linux")]
+    warm_up_done: bool,
     /// The last selection's patterns and what they want, so the globs run once per task.
     wants: Option<(Vec<String>, Wants)>,
 }
@@ -588,6 +594,7 @@ impl Host {
             ))),
             step,
             primed: false,
+            warm_up_done: false,
             wants: None,
         }
     }
@@ -649,10 +656,26 @@ impl Host {
 
 #[async_trait]
 impl Collector for Host {
+    /// Takes the first reading of the counters and waits `warmup`, so that the first
+    /// collection already has rates; the runner bounds this apart from the collection's
+    /// `timeout` (a 1 s warm-up on a 1 s schedule used to time out every first run).
+    #[cfg(target_os = "linux")]
+    async fn warm_up(&mut self, metrics: &MetricSelection) -> Result<(), PluginError> {
+        // Set first: if the runner's bound cuts the wait short, `collect` must not wait again.
+        self.warm_up_done = true;
+        if self.primed || self.warmup.is_zero() {
+            return Ok(());
+        }
+        let wants = self.wants(metrics);
+        self.on_worker(move |w| w.prime(&wants)).await?;
+        tokio::time::sleep(self.warmup).await;
+        Ok(())
+    }
+
     #[cfg(target_os = "linux")]
     async fn collect(&mut self, req: &CollectRequest, out: &mut Output) -> Result<(), PluginError> {
         let wants = self.wants(&req.metrics);
-        if !self.primed && !self.warmup.is_zero() {
+        if !self.primed && !self.warm_up_done && !self.warmup.is_zero() {
             self.on_worker(move |w| w.prime(&wants)).await?;
             tokio::time::sleep(self.warmup).await;
         }
