@@ -649,9 +649,9 @@ fn queries() -> Vec<String> {
 async fn same_answers_as_prometheus_through_http() {
     let (Some(prometheus), Some(promtool)) = (find_program("prometheus"), find_program("promtool"))
     else {
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPED: same_answers_as_prometheus_through_http: prometheus and promtool are not on PATH (Debian package `prometheus`)"
+        promsupport::tool::missing_tool(
+            "same_answers_as_prometheus_through_http",
+            "prometheus and promtool are not on PATH (Debian package `prometheus`; scripts/test installs it)",
         );
         return;
     };

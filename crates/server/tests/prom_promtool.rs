@@ -88,9 +88,9 @@ async fn promtool(bin: &Path, args: Vec<String>) -> String {
 #[tokio::test]
 async fn promtool_queries_work_against_skymeter() {
     let Some(bin) = find_program("promtool") else {
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPED: promtool_queries_work_against_skymeter: promtool is not on PATH (Debian package `prometheus`)"
+        promsupport::tool::missing_tool(
+            "promtool_queries_work_against_skymeter",
+            "promtool is not on PATH (Debian package `prometheus`; scripts/test installs it)",
         );
         return;
     };
