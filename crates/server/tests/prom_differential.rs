@@ -21,7 +21,6 @@ use skymeter_server::Auth;
 use skymeter_store::Store;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

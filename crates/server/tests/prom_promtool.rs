@@ -8,7 +8,6 @@ use chrono::DateTime;
 use promsupport::{find_program, Sky};
 use skymeter_model::{Batch, Point, Resource, ResourceRef, Stat, Unit};
 use skymeter_server::Auth;
-use std::io::Write as _;
 use std::path::Path;
 
 /// 2026-01-01T00:00:00Z
