@@ -53,7 +53,7 @@ fi
 
 work="${SOAK_DIR:-$(mktemp -d /tmp/skymeter-soak.XXXXXX)}"
 mkdir -p "$work"
-echo "soak: $agents agents × $per_run points/s for ${seconds}s, server SIGKILLed every ${kill_every}s, schemathesis ${schemathesis:+on}${schemathesis:-off}; files in $work"
+echo "soak: $agents agents × $per_run points/s for ${seconds}s, server SIGKILLed every ${kill_every}s, schemathesis $([ -n "$schemathesis" ] && echo on || echo off); files in $work"
 
 # --- cleanup: only the processes started here, by pid ---
 pids=()
@@ -71,7 +71,10 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 url="http://127.0.0.1:$port"
 data="$work/server"
 
-token() { "$bin" token create --data-dir "$data" --name "$1" "${@:2}" 2>/dev/null; }
+token() {
+  "$bin" token create --data-dir "$data" --name "$1" "${@:2}" 2>>"$work/tokens.log" ||
+    { echo "soak: token create failed:" >&2; cat "$work/tokens.log" >&2; exit 1; }
+}
 ingest_token=$(token soak-agents --scope ingest)
 read_token=$(token soak-reader --scope read)
 st_token=$(token soak-schemathesis --scope read --scope ingest)
@@ -84,7 +87,7 @@ start_server() {
   server_pid=$!
   starts=$((starts + 1))
   local deadline=$((SECONDS + 60))
-  until curl -fsS -o /dev/null "$url/health"; do
+  until curl -fs -o /dev/null "$url/health"; do
     if ! kill -0 "$server_pid" 2>/dev/null || [ $SECONDS -ge $deadline ]; then
       echo "soak: the server did not come up (start $starts); see $work/server.log" >&2
       tail -20 "$work/server.log" >&2
@@ -248,27 +251,46 @@ for path in glob.glob(os.path.join(work, "metrics-*.txt")):
             le = float("inf") if m.group(1) == "+Inf" else float(m.group(1))
             buckets[le] = buckets.get(le, 0) + float(m.group(2))
 def quantile(q):
+    """As PromQL's histogram_quantile: linear within the bucket the rank falls in."""
     total = buckets.get(float("inf"), 0)
+    if not total:
+        return None, None
+    rank, prev_le, prev_cum = q * total, 0.0, 0.0
     for le in sorted(buckets):
-        if total and buckets[le] >= q * total:
-            return le
-    return None
-p50, p99 = quantile(0.5), quantile(0.99)
+        if buckets[le] >= rank:
+            if le == float("inf"):
+                return prev_le, (prev_le, le)
+            return prev_le + (le - prev_le) * (rank - prev_cum) / max(buckets[le] - prev_cum, 1e-9), (prev_le, le)
+        prev_le, prev_cum = le, buckets[le]
+    return None, None
+(p50, b50), (p99, b99) = quantile(0.5), quantile(0.99)
 
+# Schemathesis beside it: cases generated and its findings, per check (its own summary).
 st_logs = sorted(glob.glob(os.path.join(work, "schemathesis-*.log")))
-st_failed = sum(1 for p in st_logs if re.search(r"FAILED|Failures|failed", open(p, errors="replace").read()))
+st_cases, st_findings = 0, {}
+for path in st_logs:
+    text = open(path, errors="replace").read()
+    st_cases += sum(int(n) for n in re.findall(r"(\d+) generated", text))
+    for code, what, n in re.findall(r"❌ (ST\d+) ([^:\n]+): (\d+)", text):
+        st_findings[f"{code} {what}"] = st_findings.get(f"{code} {what}", 0) + int(n)
+server_errors = sum(n for k, n in st_findings.items() if "server error" in k.lower())
 
-fmt = lambda v: "n/a" if v is None else ("> 10 s" if v == float("inf") else f"≤ {v * 1000:g} ms")
+def fmt(v, bounds):
+    if v is None:
+        return "n/a"
+    lo, hi = bounds
+    return f"{v * 1000:.1f} ms (bucket {lo * 1000:g}–{hi * 1000:g} ms)"
 print()
 print(f"soak: {seconds} s, {agents} agents × {per_run} series at 1 s, server SIGKILLed {kills} times ({starts} starts)")
 print(f"  points produced (agents' file publishers): {produced_points} ({len(produced)} distinct series × timestamp)")
 print(f"  points stored (read back, {series} series):  {stored_points}")
 print(f"  duplicates stored: {duplicates}; produced but missing: {missing}; stored but never produced: {extra}")
 print(f"  batches left undelivered: {undelivered}; rejected by the server: {rejected}")
-print(f"  ingest latency (server histogram, {int(buckets.get(float('inf'), 0))} batches): p50 {fmt(p50)}, p99 {fmt(p99)}")
-print(f"  server RSS: {int(rss_start) // 1024} MiB after start, {int(rss_end) // 1024} MiB at the end")
+print(f"  ingest latency (server histogram, {int(buckets.get(float('inf'), 0))} batches): p50 {fmt(p50, b50)}, p99 {fmt(p99, b99)}")
+print(f"  server RSS: {int(rss_start) / 1024:.1f} MiB after start, {int(rss_end) / 1024:.1f} MiB at the end")
 if st_logs:
-    print(f"  schemathesis runs beside it: {len(st_logs)} ({st_failed} reported failures; logs in {work})")
+    found = ", ".join(f"{k}: {n}" for k, n in sorted(st_findings.items())) or "none"
+    print(f"  schemathesis beside it: {len(st_logs)} runs, {st_cases} cases; server errors (5xx): {server_errors}; its findings: {found}")
 if produced_points == 0 or produced_points != stored_points or duplicates or missing or extra or undelivered or rejected or produced_dups:
     ok = False
 print("soak: PASS" if ok else "soak: FAIL")
