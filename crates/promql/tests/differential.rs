@@ -5,7 +5,7 @@
 //! both with the same error type.
 //!
 //! Needs `prometheus` and `promtool` on PATH (Debian package `prometheus`); without them
-//! the test prints `SKIPPED: ...` and passes.
+//! the test prints `SKIPPED: ...` and passes, or fails under `CI=true`.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

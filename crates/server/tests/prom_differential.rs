@@ -9,7 +9,7 @@
 //! 1e-9), or fail in both with the same error type and HTTP status.
 //!
 //! Needs `prometheus` and `promtool` on PATH (Debian package `prometheus`); without them
-//! the test prints `SKIPPED: ...` and passes.
+//! the test prints `SKIPPED: ...` and passes, or fails under `CI=true`.
 
 mod promsupport;
 

@@ -7,7 +7,7 @@
 //! takes to show its first page.
 //!
 //! Needs node, chromium and the npm package playwright-core (`scripts/test` installs
-//! them); without them it prints `SKIPPED: …` and passes.
+//! them); without them it prints `SKIPPED: …` and passes, or fails under `CI=true`.
 
 use chrono::{DateTime, Duration as CDuration, DurationRound, Utc};
 use serde_json::{json, Value};
@@ -16,14 +16,14 @@ use skymeter_model::{Batch, ChargeCategory, Cost, CostSource, Point, Resource, S
 use skymeter_server::{Server, ServerConfig};
 use skymeter_store::{EmbeddedOptions, EmbeddedStore, Scope, Store};
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// The shared rule for a missing outside tool: `SKIPPED: …` on a laptop, a failure under
 /// `CI=true`.
 #[path = "../../../test-support/tool.rs"]
 mod tool;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 const RESOURCES: usize = 10_000;
 /// Minutes of points of the chart resource: 8 days, more than the longest range (7 d).
