@@ -95,7 +95,11 @@ fn prometheus_target_down_reports_up_0_and_the_error_with_status_1() {
 fn prometheus_scrape_of_a_real_node_exporter() {
     let exporter = std::path::Path::new("/usr/bin/prometheus-node-exporter");
     if !exporter.exists() {
-        skip("/usr/bin/prometheus-node-exporter is not installed (scripts/test installs it)");
+        skip(
+            "prometheus_scrape_of_a_real_node_exporter",
+            "/usr/bin/prometheus-node-exporter is not installed (Debian package \
+             `prometheus-node-exporter`; scripts/test installs it)",
+        );
         return;
     }
     let port = free_port();

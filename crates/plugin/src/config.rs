@@ -38,7 +38,11 @@ impl Source {
 
     /// 1-based line and column of a byte offset.
     pub fn line_col(&self, offset: usize) -> (usize, usize) {
-        let offset = offset.min(self.text.len());
+        let mut offset = offset.min(self.text.len());
+        // A span from a parser error may end inside a character; count from its start.
+        while !self.text.is_char_boundary(offset) {
+            offset -= 1;
+        }
         let before = &self.text[..offset];
         let line = before.matches('\n').count() + 1;
         let line_start = before.rfind('\n').map_or(0, |i| i + 1);
@@ -85,7 +89,11 @@ fn key_before(line: &str, column: usize) -> Option<String> {
     let before: String = line.chars().take(column.saturating_sub(1)).collect();
     let before = before.trim_end().strip_suffix('=')?.trim_end();
     let is_key_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '"');
-    let start = before.rfind(|c: char| !is_key_char(c)).map_or(0, |i| i + 1);
+    // After the last character that cannot be part of a key (which may take several bytes).
+    let start = before
+        .char_indices()
+        .rfind(|(_, c)| !is_key_char(*c))
+        .map_or(0, |(i, c)| i + c.len_utf8());
     let key = before[start..].trim_matches('"');
     (!key.is_empty()).then(|| key.to_string())
 }
@@ -434,6 +442,19 @@ impl ResourceTemplate {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by crates/pipeline/tests/prop_config.rs: a key written in a script other than
+    /// Latin made locating the error slice inside a character and panic.
+    #[test]
+    fn errors_after_keys_with_multibyte_characters_are_located() {
+        // Quoted keys outside ASCII are not guessed (bare keys are ASCII); no panic either.
+        assert_eq!(key_before("\"ключ\" = 1", 10), None);
+        assert_eq!(key_before("{ ключ = 1, n = 2", 16), Some("n".to_string()));
+        assert_eq!(key_before("é = 1", 5), None);
+        let src = Source::new("t.toml", "a = \"é\"");
+        let e = src.error(Some(6..7), "inside a character");
+        assert_eq!((e.line, e.column), (Some(1), Some(6)));
+    }
 
     #[derive(Debug, Deserialize)]
     #[serde(deny_unknown_fields)]

@@ -5,11 +5,10 @@
 //! both with the same error type.
 //!
 //! Needs `prometheus` and `promtool` on PATH (Debian package `prometheus`); without them
-//! the test prints `SKIPPED: ...` and passes.
+//! the test prints `SKIPPED: ...` and passes, or fails under `CI=true`.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -306,12 +305,11 @@ fn querier(families: &[Family]) -> MemoryQuerier {
 
 // ---------------------------------------------------------------- prometheus
 
-fn find_program(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-}
+/// The shared rule for a missing outside tool: `SKIPPED: …` on a laptop, a failure under
+/// `CI=true`.
+#[path = "../../../test-support/tool.rs"]
+mod tool;
+use tool::find_program;
 
 /// A running Prometheus, killed when dropped (also when a test panics).
 struct Prometheus {
@@ -892,11 +890,9 @@ fn instant_only() -> Vec<String> {
 fn same_results_as_prometheus() {
     let (Some(prometheus), Some(promtool)) = (find_program("prometheus"), find_program("promtool"))
     else {
-        // Written to stderr directly: libtest captures eprintln!, and scripts/test counts
-        // these lines as skipped tests.
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPED: same_results_as_prometheus: prometheus and promtool are not on PATH (Debian package `prometheus`)"
+        tool::missing_tool(
+            "same_results_as_prometheus",
+            "prometheus and promtool are not on PATH (Debian package `prometheus`; scripts/test installs it)",
         );
         return;
     };

@@ -9,7 +9,7 @@
 //! 1e-9), or fail in both with the same error type and HTTP status.
 //!
 //! Needs `prometheus` and `promtool` on PATH (Debian package `prometheus`); without them
-//! the test prints `SKIPPED: ...` and passes.
+//! the test prints `SKIPPED: ...` and passes, or fails under `CI=true`.
 
 mod promsupport;
 
@@ -21,7 +21,6 @@ use skymeter_server::Auth;
 use skymeter_store::Store;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -649,9 +648,9 @@ fn queries() -> Vec<String> {
 async fn same_answers_as_prometheus_through_http() {
     let (Some(prometheus), Some(promtool)) = (find_program("prometheus"), find_program("promtool"))
     else {
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPED: same_answers_as_prometheus_through_http: prometheus and promtool are not on PATH (Debian package `prometheus`)"
+        promsupport::tool::missing_tool(
+            "same_answers_as_prometheus_through_http",
+            "prometheus and promtool are not on PATH (Debian package `prometheus`; scripts/test installs it)",
         );
         return;
     };

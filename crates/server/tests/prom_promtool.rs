@@ -8,7 +8,6 @@ use chrono::DateTime;
 use promsupport::{find_program, Sky};
 use skymeter_model::{Batch, Point, Resource, ResourceRef, Stat, Unit};
 use skymeter_server::Auth;
-use std::io::Write as _;
 use std::path::Path;
 
 /// 2026-01-01T00:00:00Z
@@ -88,9 +87,9 @@ async fn promtool(bin: &Path, args: Vec<String>) -> String {
 #[tokio::test]
 async fn promtool_queries_work_against_skymeter() {
     let Some(bin) = find_program("promtool") else {
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPED: promtool_queries_work_against_skymeter: promtool is not on PATH (Debian package `prometheus`)"
+        promsupport::tool::missing_tool(
+            "promtool_queries_work_against_skymeter",
+            "promtool is not on PATH (Debian package `prometheus`; scripts/test installs it)",
         );
         return;
     };

@@ -95,9 +95,14 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// Says why a test cannot run here. Written straight to stderr, past the test harness's
-/// capture, so the reason shows in every run; `scripts/test` counts these lines.
-pub fn skip(reason: &str) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "SKIPPED: {reason}");
+/// The shared rule for a missing outside tool: `SKIPPED: <test>: <why>` on a developer's
+/// machine (counted by `scripts/test`), a failure under `CI=true`.
+#[path = "../../../../test-support/tool.rs"]
+pub mod tool;
+
+/// `test` cannot run here because of `why`: fails under CI, otherwise reports the skip (the
+/// caller then returns).
+#[track_caller]
+pub fn skip(test: &str, why: &str) {
+    tool::missing_tool(test, why);
 }

@@ -284,6 +284,7 @@ pub fn load_str(
     };
     let marks_dir = persist_identity.then(|| agent.data_dir());
     let mut tasks = Vec::new();
+    let mut task_spans = Vec::new();
     match tasks_value {
         None => errors.push(source.error(
             Some(root_span.start..root_span.start),
@@ -294,11 +295,13 @@ pub fn load_str(
             match v.into_inner() {
                 DeValue::Array(arr) => {
                     for t in arr {
+                        let task_span = t.span();
                         if let Some(mut task) =
                             build_task(&source, &secrets, registry, &ctx_base, t, &mut errors)
                         {
                             task.marks_dir = marks_dir.clone();
                             tasks.push(task);
+                            task_spans.push(task_span);
                         }
                     }
                 }
@@ -310,10 +313,11 @@ pub fn load_str(
         }
     }
     let mut seen = std::collections::HashSet::new();
-    for t in &tasks {
+    for (t, span) in tasks.iter().zip(&task_spans) {
         if !seen.insert(t.name.clone()) {
+            // At the second task of that name, so that the error has a line to go to.
             errors.push(source.error(
-                None,
+                Some(span.start..span.start),
                 format!(
                     "two tasks are named `{}`; task names must be unique",
                     t.name

@@ -715,4 +715,6 @@ fn parse_timestamp(s: &str) -> Option<i64> {
 }
 
 #[cfg(test)]
+mod prop;
+#[cfg(test)]
 mod tests;

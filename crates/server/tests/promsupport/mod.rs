@@ -113,10 +113,12 @@ impl Drop for Sky {
     }
 }
 
+/// The shared rule for a missing outside tool: `SKIPPED: …` on a laptop, a failure under
+/// `CI=true`.
+#[path = "../../../../test-support/tool.rs"]
+pub mod tool;
+
 /// Where a program is on PATH.
 pub fn find_program(name: &str) -> Option<std::path::PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
+    tool::find_program(name)
 }

@@ -1,7 +1,6 @@
 //! moto, the AWS emulator, on a free loopback port for one test. Plain `std`, so that the
 //! CLI's end-to-end tests include this same file (`#[path]`) instead of a copy of it.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -28,11 +27,17 @@ impl Drop for Moto {
     }
 }
 
-/// Starts moto from `SKYMETER_MOTO_SERVER`, or prints why not (`SKIPPED: …`, which the test
-/// command counts) and returns None so that the test skips.
+/// The shared rule for a missing outside tool (a skip on a laptop, a failure under CI).
+#[path = "../../../../../test-support/tool.rs"]
+mod tool;
+
+/// Starts moto from `SKYMETER_MOTO_SERVER`. When moto is missing: under `CI=true` panics;
+/// otherwise prints why (`SKIPPED: …`, which `scripts/test` counts) and returns None so that
+/// the test skips.
+#[track_caller]
 pub fn moto(test: &str) -> Option<Moto> {
     let skip = |why: String| {
-        let _ = writeln!(std::io::stderr(), "SKIPPED: {test}: {why}");
+        tool::missing_tool(test, &why);
         None
     };
     let Some(bin) = std::env::var_os("SKYMETER_MOTO_SERVER").map(PathBuf::from) else {

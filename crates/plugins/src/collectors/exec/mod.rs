@@ -672,4 +672,6 @@ fn reading(
 }
 
 #[cfg(test)]
+mod prop_output;
+#[cfg(test)]
 mod tests;
