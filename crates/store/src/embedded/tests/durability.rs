@@ -628,3 +628,48 @@ fn token_and_agent_changes_are_synced_before_they_return() {
     }
     assert!(s.agent_registration("agent-sync").unwrap().is_some());
 }
+
+/// `/health` calls `check`: it must answer while a writer holds the commit lock, the SQLite
+/// writer connection and SQLite's write lock (a long batch), not queue behind it.
+#[test]
+fn the_health_check_does_not_wait_for_writers() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let s = Arc::new(open(dir.path()));
+    s.ingest(&full_batch(0)).unwrap();
+    let released = Arc::new(AtomicBool::new(false));
+    let (held_tx, held_rx) = std::sync::mpsc::channel();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let holder = {
+        let (s, released) = (s.clone(), released.clone());
+        std::thread::spawn(move || {
+            let _commit = s.inner.commit.lock();
+            s.inner
+                .meta
+                .write("holding the writer", |c| {
+                    c.execute_batch(
+                        "BEGIN IMMEDIATE; INSERT OR REPLACE INTO state (k, v) VALUES ('held', 1);",
+                    )?;
+                    held_tx.send(()).unwrap();
+                    // Until the checks are done, or 20 s (then the checks are blocked).
+                    let _ = done_rx.recv_timeout(std::time::Duration::from_secs(20));
+                    released.store(true, Ordering::SeqCst);
+                    c.execute_batch("COMMIT")
+                })
+                .unwrap();
+        })
+    };
+    held_rx.recv().unwrap();
+    for _ in 0..100 {
+        s.check().unwrap();
+    }
+    assert!(
+        !released.load(Ordering::SeqCst),
+        "the health check waited for the writer"
+    );
+    done_tx.send(()).unwrap();
+    holder.join().unwrap();
+    // And it reports a store that stopped accepting writes.
+    s.inner.fail(&StoreError::Database("simulated".into()));
+    assert!(s.check().is_err());
+}
