@@ -39,8 +39,13 @@ struct ServerSection {
     tls_key: Option<PathBuf>,
     #[serde(default)]
     cors_origins: Vec<String>,
+    /// Host names clients use to reach the server besides its address and loopback names.
+    #[serde(default)]
+    allowed_hosts: Vec<String>,
     retention: Option<DurationStr>,
     max_body_bytes: Option<ByteSize>,
+    /// Most ingest request bytes in flight at once before requests are answered 429.
+    ingest_budget_bytes: Option<ByteSize>,
 }
 
 /// The config file (if any) with the command line's flags on top, and the data dir.
@@ -91,10 +96,19 @@ fn server_config(args: &ServerArgs) -> Result<(ServerConfig, PathBuf), ExitCode>
         } else {
             args.cors_origins.clone()
         },
+        allowed_hosts: if args.allowed_hosts.is_empty() {
+            file.allowed_hosts
+        } else {
+            args.allowed_hosts.clone()
+        },
         retention: args.retention.or(file.retention.map(|d| d.0)),
         max_body_bytes: file
             .max_body_bytes
-            .map_or(defaults.max_body_bytes, |b| b.0 as usize),
+            .map_or(defaults.max_body_bytes, |b| saturating_usize(b.0)),
+        ingest_budget_bytes: args
+            .ingest_budget
+            .or(file.ingest_budget_bytes)
+            .map_or(defaults.ingest_budget_bytes, |b| saturating_usize(b.0)),
         ..defaults
     };
     let data_dir = args
@@ -103,6 +117,12 @@ fn server_config(args: &ServerArgs) -> Result<(ServerConfig, PathBuf), ExitCode>
         .or(file.data_dir)
         .unwrap_or_else(|| PathBuf::from("skymeter-data"));
     Ok((config, data_dir))
+}
+
+/// A byte size from a config as `usize` (sizes past the address space mean "as much as
+/// can be": the config's own checks then say what is wrong).
+fn saturating_usize(n: u64) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX)
 }
 
 pub async fn server(args: ServerArgs) -> ExitCode {

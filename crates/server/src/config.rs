@@ -36,6 +36,15 @@ pub struct ServerConfig {
     /// Origins allowed to call the API from a browser (`https://grafana.example.com`, or
     /// `*` for any). Empty: no CORS headers, browsers allow same-origin calls only.
     pub cors_origins: Vec<String>,
+    /// Host names (optionally `name:port`) that requests may address in their `Host`
+    /// header besides the listen address, loopback names and IP literals; `*` allows any.
+    /// Everything else is answered `421 host_not_allowed`, which stops DNS rebinding: a web
+    /// page whose name resolves to this server still sends its own name as `Host`.
+    pub allowed_hosts: Vec<String>,
+    /// Most bytes of ingest-scope request bodies (ingest, agent registration, heartbeat) in
+    /// flight at once, as reserved before each body is read (see `crate::budget`). A request
+    /// that does not fit is answered `429` with `Retry-After`. Default 256 MiB.
+    pub ingest_budget_bytes: usize,
     /// Largest request body after decompression. Default 32 MiB.
     pub max_body_bytes: usize,
     /// Largest compressed (`gzip`, `zstd`) request body as received. Default 8 MiB.
@@ -65,6 +74,8 @@ impl Default for ServerConfig {
             auth: Auth::Tokens,
             tls: None,
             cors_origins: Vec::new(),
+            allowed_hosts: Vec::new(),
+            ingest_budget_bytes: 256 << 20,
             max_body_bytes: 32 << 20,
             max_compressed_body_bytes: 8 << 20,
             request_timeout: Duration::from_secs(30),
@@ -133,6 +144,31 @@ impl ServerConfig {
             self.max_compressed_body_bytes > 0,
         )?;
         positive("request_timeout", !self.request_timeout.is_zero())?;
+        let request_worst_case = self
+            .max_body_bytes
+            .saturating_add(self.max_compressed_body_bytes);
+        if self.ingest_budget_bytes < request_worst_case {
+            return Err(ServerError::Invalid {
+                field: "ingest_budget_bytes",
+                message: format!(
+                    "is {} bytes, less than one compressed request may need (max_body_bytes + \
+                     max_compressed_body_bytes = {request_worst_case}); raise it or lower those",
+                    self.ingest_budget_bytes
+                ),
+            });
+        }
+        for host in &self.allowed_hosts {
+            if host != "*" && crate::guard::HostPattern::parse(host).is_none() {
+                return Err(ServerError::Invalid {
+                    field: "allowed_hosts",
+                    message: format!(
+                        "has `{host}`, which is not a host name: use a name or address as \
+                         clients write it in URLs (grafana.example.com, 10.0.0.5, [fd00::5], \
+                         optionally with :port), or `*` for any"
+                    ),
+                });
+            }
+        }
         positive("header_read_timeout", !self.header_read_timeout.is_zero())?;
         positive("max_headers", self.max_headers > 0)?;
         if self.max_header_bytes < 1024 {
