@@ -1,10 +1,11 @@
 //! Operations: `/health` for load balancers and `/metrics` for Prometheus.
 //!
-//! `/health` runs the store's check ([`Store::check`](skymeter_store::Store::check)) at most
-//! once per [`HEALTH_FRESH`], one at a time: probes that arrive meanwhile wait for the
-//! running check and share its answer. So a hundred probers cost one check a second, never
-//! contend with each other or with ingest for the store's write path, and cannot see each
-//! other's check values (which made a healthy server answer 503 under concurrent probes).
+//! `/health` runs the store's check ([`Store::check`](skymeter_store::Store::check)) one at a
+//! time: probes that arrive while a check runs wait for the next one and share its answer.
+//! Every probe still gets the answer of a check that started after it arrived, but a hundred
+//! concurrent probers cost two checks, not a hundred, never run checks side by side (which
+//! made a healthy server answer 503 when one check read back another's value), and leave
+//! the store's write path to ingest.
 
 use crate::error::ApiErr;
 use crate::routes::{blocking, AppState};
@@ -14,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// `GET /health`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -27,30 +28,29 @@ pub struct HealthBody {
     pub version: String,
 }
 
-/// How long one store check answers `/health`.
-pub const HEALTH_FRESH: Duration = Duration::from_secs(1);
-
-/// The last store check: when it ran and what it said (`Err` carries the message).
+/// The last store check: when it started and what it said (`Err` carries the message).
 #[derive(Default)]
 pub struct HealthCache {
     last: tokio::sync::Mutex<Option<(Instant, Result<(), String>)>>,
 }
 
 impl HealthCache {
-    /// The store's health: the last check's answer while fresh, else a new check's.
+    /// The answer of a store check that started after this call.
     async fn get(&self, st: &AppState) -> Result<(), String> {
-        // An async mutex: probes queue here, without blocking a thread, while one checks.
+        let arrived = Instant::now();
+        // An async mutex: probes queue here, without holding a thread, while one checks.
         let mut last = self.last.lock().await;
-        if let Some((at, answer)) = last.as_ref() {
-            if at.elapsed() < HEALTH_FRESH {
+        if let Some((started, answer)) = last.as_ref() {
+            if *started >= arrived {
                 return answer.clone();
             }
         }
+        let started = Instant::now();
         let store = st.store.clone();
         let answer = blocking(move || store.check().map_err(ApiErr::store))
             .await
             .map_err(|e| e.body.message);
-        *last = Some((Instant::now(), answer.clone()));
+        *last = Some((started, answer.clone()));
         answer
     }
 }
