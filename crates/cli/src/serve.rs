@@ -144,6 +144,14 @@ pub async fn server(args: ServerArgs) -> ExitCode {
             data_dir.display()
         );
     }
+    if !config.listen.ip().is_loopback() && config.allowed_hosts.is_empty() {
+        tracing::warn!(
+            listen = %config.listen,
+            "no `allowed_hosts`: requests must address this server by IP address or a loopback \
+             name; ones naming it by a DNS name are answered 421. List the names clients use in \
+             `allowed_hosts` (or --allowed-host)"
+        );
+    }
     match bind(config, store).await {
         Ok(server) => run_until_signal(server).await,
         Err(code) => code,

@@ -124,10 +124,11 @@ fn batch(id: &str) -> Vec<u8> {
 
 /// Ids of the resources of the series stored for `metric`.
 fn stored_ids(base: &str) -> Vec<String> {
-    let body: serde_json::Value = reqwest::blocking::get(format!("{base}/api/v1/series?limit=1000"))
-        .unwrap()
-        .json()
-        .unwrap();
+    let body: serde_json::Value =
+        reqwest::blocking::get(format!("{base}/api/v1/series?limit=1000"))
+            .unwrap()
+            .json()
+            .unwrap();
     body["items"]
         .as_array()
         .unwrap()
@@ -170,7 +171,11 @@ fn a_web_page_cannot_write_into_or_read_from_skymeter_up() {
         let id = format!("no-json-{i}");
         let a = raw(&addr, "POST", "/api/v1/ingest", &headers, &batch(&id));
         assert_eq!(a.status, 415, "{ct:?}: {}", a.body);
-        assert_eq!(a.json()["error"]["code"], "unsupported_media_type", "{ct:?}");
+        assert_eq!(
+            a.json()["error"]["code"],
+            "unsupported_media_type",
+            "{ct:?}"
+        );
         assert!(a.body.contains("application/json"), "{}", a.body);
         let a = raw(
             &addr,
@@ -183,13 +188,21 @@ fn a_web_page_cannot_write_into_or_read_from_skymeter_up() {
     }
 
     // A foreign Host (DNS rebinding: evil.example.com resolved to 127.0.0.1) reads nothing.
-    for path in ["/api/v1/resources", "/api/v1/series", "/", "/api/v1/query?query=up"] {
+    for path in [
+        "/api/v1/resources",
+        "/api/v1/series",
+        "/",
+        "/api/v1/query?query=up",
+    ] {
         let a = raw(&addr, "GET", path, &[("Host", "evil.example.com:80")], b"");
         assert_eq!(a.status, 421, "{path}: {}", a.body);
         let e = a.json();
         assert_eq!(e["error"]["code"], "host_not_allowed");
         assert!(
-            e["error"]["message"].as_str().unwrap().contains("allowed_hosts"),
+            e["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("allowed_hosts"),
             "{e}"
         );
     }
@@ -233,13 +246,27 @@ fn a_web_page_cannot_write_into_or_read_from_skymeter_up() {
     for (i, headers) in [
         vec![host, json],
         vec![host, ("Content-Type", "application/json; charset=utf-8")],
-        vec![host, json, ("Origin", &origin), ("Sec-Fetch-Site", "same-origin")],
-        vec![("Host", "localhost"), ("Content-Type", "application/vnd.x+json")],
+        vec![
+            host,
+            json,
+            ("Origin", &origin),
+            ("Sec-Fetch-Site", "same-origin"),
+        ],
+        vec![
+            ("Host", "localhost"),
+            ("Content-Type", "application/vnd.x+json"),
+        ],
     ]
     .into_iter()
     .enumerate()
     {
-        let a = raw(&addr, "POST", "/api/v1/ingest", &headers, &batch(&format!("ok-{i}")));
+        let a = raw(
+            &addr,
+            "POST",
+            "/api/v1/ingest",
+            &headers,
+            &batch(&format!("ok-{i}")),
+        );
         assert_eq!(a.status, 200, "{headers:?}: {}", a.body);
     }
     let mut ids = stored_ids(&base);
@@ -282,7 +309,13 @@ fn allowed_hosts_come_from_the_flag_and_the_config_file() {
         dir.path(),
     );
     wait_healthy(&format!("http://{addr}"));
-    let a = raw(&addr, "GET", "/api/v1/resources", &[("Host", "anything.example")], b"");
+    let a = raw(
+        &addr,
+        "GET",
+        "/api/v1/resources",
+        &[("Host", "anything.example")],
+        b"",
+    );
     assert_eq!(a.status, 200, "{}", a.body);
 
     std::fs::write(
@@ -290,7 +323,10 @@ fn allowed_hosts_come_from_the_flag_and_the_config_file() {
         "[server]\nallowed_hosts = [\"https://x.example/\"]\nno_auth = true\n",
     )
     .unwrap();
-    let out = skymeter_in(dir.path(), &["server", "-c", "bad.toml", "--data-dir", "d3"]);
+    let out = skymeter_in(
+        dir.path(),
+        &["server", "-c", "bad.toml", "--data-dir", "d3"],
+    );
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(
@@ -299,11 +335,11 @@ fn allowed_hosts_come_from_the_flag_and_the_config_file() {
     );
 }
 
-/// 100 probers, 30 probes each, while batches are ingested: every probe answers 200.
+/// 100 probers, 50 probes each, while batches are ingested: every probe answers 200.
 #[test]
 fn health_is_right_under_100_concurrent_probers() {
     const PROBERS: usize = 100;
-    const PROBES: usize = 30;
+    const PROBES: usize = 50;
     let dir = tempfile::tempdir().unwrap();
     let (_up, addr, base) = up(dir.path());
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -337,7 +373,9 @@ fn health_is_right_under_100_concurrent_probers() {
                 for _ in 0..PROBES {
                     match client.get(&url).send() {
                         Ok(r) if r.status() == 200 => {}
-                        Ok(r) => bad.push(format!("{}: {}", r.status(), r.text().unwrap_or_default())),
+                        Ok(r) => {
+                            bad.push(format!("{}: {}", r.status(), r.text().unwrap_or_default()))
+                        }
                         Err(e) => bad.push(e.to_string()),
                     }
                 }
@@ -345,7 +383,10 @@ fn health_is_right_under_100_concurrent_probers() {
             })
         })
         .collect();
-    let bad: Vec<String> = probers.into_iter().flat_map(|p| p.join().unwrap()).collect();
+    let bad: Vec<String> = probers
+        .into_iter()
+        .flat_map(|p| p.join().unwrap())
+        .collect();
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let ingested = ingester.join().unwrap();
     assert!(
@@ -378,7 +419,10 @@ fn metrics_labels_stay_bounded_whatever_clients_send() {
         .unwrap()
         .text()
         .unwrap();
-    assert!(!text.contains("X-EVIL") && !text.contains("/no/such"), "{text}");
+    assert!(
+        !text.contains("X-EVIL") && !text.contains("/no/such"),
+        "{text}"
+    );
     let lines: Vec<&str> = text
         .lines()
         .filter(|l| l.starts_with("skymeter_http_requests_total{"))
@@ -390,10 +434,19 @@ fn metrics_labels_stay_bounded_whatever_clients_send() {
         "{lines:#?}"
     );
     for l in &lines {
-        let method = l.split("method=\"").nth(1).unwrap().split('"').next().unwrap();
+        let method = l
+            .split("method=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
         assert!(
-            ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE", "other"]
-                .contains(&method),
+            [
+                "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE",
+                "other"
+            ]
+            .contains(&method),
             "{l}"
         );
     }
@@ -438,18 +491,28 @@ fn the_ingest_budget_answers_429_and_the_agent_waits_and_loses_nothing() {
     .unwrap();
     stalled.flush().unwrap();
     let held = eventually(Duration::from_secs(10), || {
-        let text = reqwest::blocking::get(format!("{base}/metrics")).ok()?.text().ok()?;
+        let text = reqwest::blocking::get(format!("{base}/metrics"))
+            .ok()?
+            .text()
+            .ok()?;
         text.contains(&format!("skymeter_ingest_in_flight_bytes {}", 32 << 20))
             .then_some(())
     });
-    assert!(held.is_some(), "the stalled upload holds 32 MiB of the budget");
+    assert!(
+        held.is_some(),
+        "the stalled upload holds 32 MiB of the budget"
+    );
 
     // A gzip request may decode to 32 MiB: it does not fit in the 8 MiB left.
     let a = raw(
         &addr,
         "POST",
         "/api/v1/ingest",
-        &[("Host", &addr), ("Content-Type", "application/json"), ("Content-Encoding", "gzip")],
+        &[
+            ("Host", &addr),
+            ("Content-Type", "application/json"),
+            ("Content-Encoding", "gzip"),
+        ],
         b"not even gzip",
     );
     assert_eq!(a.status, 429, "{}", a.body);
@@ -457,7 +520,10 @@ fn the_ingest_budget_answers_429_and_the_agent_waits_and_loses_nothing() {
     let e = a.json();
     assert_eq!(e["error"]["code"], "overloaded");
     assert!(
-        e["error"]["message"].as_str().unwrap().contains("ingest_budget_bytes"),
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("ingest_budget_bytes"),
         "{e}"
     );
 
@@ -482,7 +548,10 @@ publish = [{{ plugin = "server", url = "{base}", heartbeat_interval = "1s", time
     let agent = spawn(&["run", "-c", "agent.toml"], dir.path());
     // The agent's batches are refused while the upload stalls.
     let refused = eventually(Duration::from_secs(20), || {
-        let text = reqwest::blocking::get(format!("{base}/metrics")).ok()?.text().ok()?;
+        let text = reqwest::blocking::get(format!("{base}/metrics"))
+            .ok()?
+            .text()
+            .ok()?;
         let n: u64 = text
             .lines()
             .find_map(|l| l.strip_prefix("skymeter_ingest_budget_refusals_total "))?
@@ -491,7 +560,10 @@ publish = [{{ plugin = "server", url = "{base}", heartbeat_interval = "1s", time
         (n >= 4).then_some(n)
     });
     assert!(refused.is_some(), "the agent's batches met the full budget");
-    assert!(stored_points(&base).unwrap_or(0) == 0, "nothing got in meanwhile");
+    assert!(
+        stored_points(&base).unwrap_or(0) == 0,
+        "nothing got in meanwhile"
+    );
     drop(stalled);
     std::thread::sleep(Duration::from_secs(3));
     let mut agent = agent;

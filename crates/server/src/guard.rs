@@ -139,9 +139,7 @@ impl BrowserGuard {
                 return true;
             }
         }
-        self.allowed_hosts
-            .iter()
-            .any(|p| p.matches(&name, port))
+        self.allowed_hosts.iter().any(|p| p.matches(&name, port))
     }
 
     fn origin_listed(&self, origin: &str) -> bool {
@@ -198,7 +196,9 @@ fn same_origin(origin: &str, host: Option<&str>) -> bool {
     };
     let strip = |a: &str| -> String {
         let a = a.to_ascii_lowercase();
-        a.strip_suffix(default_port).map(str::to_string).unwrap_or(a)
+        a.strip_suffix(default_port)
+            .map(str::to_string)
+            .unwrap_or(a)
     };
     strip(authority) == strip(host.trim())
 }
@@ -335,7 +335,11 @@ mod tests {
         assert_eq!(
             check(
                 Method::POST,
-                &[host, ("origin", "http://127.0.0.1:9999"), ("sec-fetch-site", "same-site")]
+                &[
+                    host,
+                    ("origin", "http://127.0.0.1:9999"),
+                    ("sec-fetch-site", "same-site")
+                ]
             ),
             Err(Refusal::Origin("http://127.0.0.1:9999".into()))
         );
@@ -368,7 +372,10 @@ mod tests {
         assert_eq!(
             g.check(
                 &Method::POST,
-                &headers(&[("host", "skymeter.corp"), ("origin", "http://skymeter.corp:80")])
+                &headers(&[
+                    ("host", "skymeter.corp"),
+                    ("origin", "http://skymeter.corp:80")
+                ])
             ),
             Ok(())
         );

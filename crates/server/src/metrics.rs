@@ -114,13 +114,7 @@ pub fn method_label(method: &axum::http::Method) -> &'static str {
 
 impl Metrics {
     /// Counts an answered request; `route` must be a route pattern or `unmatched`.
-    pub fn request(
-        &self,
-        method: &axum::http::Method,
-        route: &str,
-        status: u16,
-        took: Duration,
-    ) {
+    pub fn request(&self, method: &axum::http::Method, route: &str, status: u16, took: Duration) {
         let mut m = self.requests.lock().unwrap_or_else(|e| e.into_inner());
         *m.entry((method_label(method), route.to_string(), status))
             .or_default() += 1;

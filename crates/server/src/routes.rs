@@ -266,7 +266,9 @@ impl tower_http::catch_panic::ResponseForPanic for PanicAnswer {
             .or_else(|| err.downcast_ref::<&str>().copied())
             .unwrap_or("a panic without a message");
         tracing::error!(panic = what, "a request handler panicked; answered 500");
-        self.0.panics.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.0
+            .panics
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         ApiErr::internal(
             "the server failed while handling the request (a bug: please report it with the \
              server's log); it goes on serving other requests",
@@ -534,7 +536,9 @@ mod tests {
                     .unwrap();
                 let status = resp.status();
                 let ct = resp.headers().get(header::CONTENT_TYPE).cloned();
-                let body = axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap();
+                let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+                    .await
+                    .unwrap();
                 (status, ct, body)
             }
         };
@@ -545,7 +549,10 @@ mod tests {
             let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
             assert_eq!(v["error"]["code"], "internal", "{v}");
             assert!(
-                v["error"]["message"].as_str().unwrap().contains("goes on serving"),
+                v["error"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("goes on serving"),
                 "{v}"
             );
         }

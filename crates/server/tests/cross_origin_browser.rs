@@ -197,9 +197,17 @@ async fn a_page_on_another_origin_can_neither_ingest_register_nor_read() {
         .map(|s| s["resource"]["id"].as_str().unwrap())
         .collect();
     ids.sort();
-    assert_eq!(ids, ["same-origin-control", "secret-inventory-1"], "{series}");
+    assert_eq!(
+        ids,
+        ["same-origin-control", "secret-inventory-1"],
+        "{series}"
+    );
     let agents = get_json(&format!("{url}/api/v1/agents")).await;
-    assert_eq!(agents["items"].as_array().map(Vec::len), Some(0), "{agents}");
+    assert_eq!(
+        agents["items"].as_array().map(Vec::len),
+        Some(0),
+        "{agents}"
+    );
 
     let _ = stop.send(());
     task.await.unwrap().unwrap();

@@ -522,7 +522,10 @@ async fn agents_register_heartbeat_and_list() {
         .unwrap();
     assert_eq!(resp.status(), 204);
     let (status, err) = error_of(hb("agent-3", None).await.unwrap()).await;
-    assert_eq!(status, 415, "a heartbeat without a JSON content type: {err}");
+    assert_eq!(
+        status, 415,
+        "a heartbeat without a JSON content type: {err}"
+    );
     let resp = s
         .client
         .post(format!("{}/api/v1/agents/agent-3/heartbeat", s.url))

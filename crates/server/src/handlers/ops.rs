@@ -75,7 +75,9 @@ pub async fn metrics(State(st): State<AppState>) -> Response {
     let stats = blocking(move || store.stats().map_err(ApiErr::store))
         .await
         .ok();
-    let text = st.metrics.render(stats.as_ref(), st.ingest_budget.in_flight());
+    let text = st
+        .metrics
+        .render(stats.as_ref(), st.ingest_budget.in_flight());
     (
         [(
             header::CONTENT_TYPE,
