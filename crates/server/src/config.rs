@@ -230,6 +230,37 @@ mod tests {
     }
 
     #[test]
+    fn allowed_hosts_and_the_ingest_budget_are_checked() {
+        let ok = ServerConfig {
+            allowed_hosts: vec![
+                "skymeter.example.com".into(),
+                "10.0.0.5:8080".into(),
+                "*".into(),
+            ],
+            ..Default::default()
+        };
+        assert!(ok.validate().is_ok());
+        let bad = ServerConfig {
+            allowed_hosts: vec!["https://skymeter.example.com/".into()],
+            ..Default::default()
+        };
+        let err = bad.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("allowed_hosts") && err.contains("https://skymeter.example.com/"),
+            "{err}"
+        );
+        let small = ServerConfig {
+            ingest_budget_bytes: 10 << 20,
+            ..Default::default()
+        };
+        let err = small.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("ingest_budget_bytes") && err.contains("max_body_bytes"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn bad_cors_origins_are_named() {
         let c = ServerConfig {
             cors_origins: vec!["https://ok.example".into(), "example.com/x".into()],
