@@ -314,8 +314,9 @@ fn http_url(s: &str) -> Result<String, String> {
 #[derive(Debug, Args)]
 pub struct ServerArgs {
     /// Server config file (TOML, a `[server]` table with the keys of these flags:
-    /// listen, data_dir, no_auth, tls_cert, tls_key, cors_origins, retention,
-    /// max_body_bytes). Flags given on the command line win over the file.
+    /// listen, data_dir, no_auth, tls_cert, tls_key, cors_origins, allowed_hosts, retention,
+    /// max_body_bytes, ingest_budget_bytes). Flags given on the command line win over the
+    /// file.
     #[arg(short, long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Address to listen on [default: 127.0.0.1:8080].
@@ -336,6 +337,15 @@ pub struct ServerArgs {
     /// Allow browser requests from this origin (repeatable; CORS is off without it).
     #[arg(long = "cors-origin", value_name = "ORIGIN")]
     pub cors_origins: Vec<String>,
+    /// A host name clients use to reach the server (repeatable; `*` for any). Requests
+    /// addressed to other names are refused (421), which stops DNS rebinding; the listen
+    /// address, loopback names and IP addresses are always accepted.
+    #[arg(long = "allowed-host", value_name = "HOST[:PORT]")]
+    pub allowed_hosts: Vec<String>,
+    /// Most ingest request bytes in flight at once (e.g. 512MiB); over it, requests are
+    /// answered 429 with Retry-After [default: 256MiB].
+    #[arg(long, value_name = "SIZE", value_parser = byte_size)]
+    pub ingest_budget: Option<skymeter_plugin::config::ByteSize>,
     /// Delete data older than this (e.g. 90d); keep everything when absent.
     #[arg(long, value_parser = humantime_duration)]
     pub retention: Option<std::time::Duration>,
@@ -527,4 +537,13 @@ pub enum SchemaKind {
 fn humantime_duration(s: &str) -> Result<std::time::Duration, String> {
     humantime::parse_duration(s)
         .map_err(|e| format!("bad duration `{s}` ({e}); write e.g. 30s, 5m"))
+}
+
+/// A byte size flag, written as in config files: `512MiB`, `1GB` or a number of bytes.
+fn byte_size(s: &str) -> Result<skymeter_plugin::config::ByteSize, String> {
+    let value = match s.trim().parse::<u64>() {
+        Ok(n) => serde_json::Value::from(n),
+        Err(_) => serde_json::Value::from(s),
+    };
+    serde_json::from_value(value).map_err(|e| e.to_string())
 }

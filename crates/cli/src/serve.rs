@@ -39,8 +39,13 @@ struct ServerSection {
     tls_key: Option<PathBuf>,
     #[serde(default)]
     cors_origins: Vec<String>,
+    /// Host names clients use to reach the server besides its address and loopback names.
+    #[serde(default)]
+    allowed_hosts: Vec<String>,
     retention: Option<DurationStr>,
     max_body_bytes: Option<ByteSize>,
+    /// Most ingest request bytes in flight at once before requests are answered 429.
+    ingest_budget_bytes: Option<ByteSize>,
     #[serde(default)]
     query: QuerySection,
 }
@@ -102,10 +107,19 @@ fn server_config(args: &ServerArgs) -> Result<(ServerConfig, PathBuf), ExitCode>
         } else {
             args.cors_origins.clone()
         },
+        allowed_hosts: if args.allowed_hosts.is_empty() {
+            file.allowed_hosts
+        } else {
+            args.allowed_hosts.clone()
+        },
         retention: args.retention.or(file.retention.map(|d| d.0)),
         max_body_bytes: file
             .max_body_bytes
-            .map_or(defaults.max_body_bytes, |b| b.0 as usize),
+            .map_or(defaults.max_body_bytes, |b| saturating_usize(b.0)),
+        ingest_budget_bytes: args
+            .ingest_budget
+            .or(file.ingest_budget_bytes)
+            .map_or(defaults.ingest_budget_bytes, |b| saturating_usize(b.0)),
         query: skymeter_server::QueryLimits {
             max_series: file.query.max_series.unwrap_or(defaults.query.max_series),
             max_samples: file.query.max_samples.unwrap_or(defaults.query.max_samples),
@@ -119,6 +133,12 @@ fn server_config(args: &ServerArgs) -> Result<(ServerConfig, PathBuf), ExitCode>
         .or(file.data_dir)
         .unwrap_or_else(|| PathBuf::from("skymeter-data"));
     Ok((config, data_dir))
+}
+
+/// A byte size from a config as `usize` (sizes past the address space mean "as much as
+/// can be": the config's own checks then say what is wrong).
+fn saturating_usize(n: u64) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX)
 }
 
 pub async fn server(args: ServerArgs) -> ExitCode {
@@ -138,6 +158,14 @@ pub async fn server(args: ServerArgs) -> ExitCode {
         tracing::warn!(
             "no API tokens yet: every request but /health will be refused; create one with `skymeter token create --scope ingest --data-dir {}`",
             data_dir.display()
+        );
+    }
+    if !config.listen.ip().is_loopback() && config.allowed_hosts.is_empty() {
+        tracing::warn!(
+            listen = %config.listen,
+            "no `allowed_hosts`: requests must address this server by IP address or a loopback \
+             name; ones naming it by a DNS name are answered 421. List the names clients use in \
+             `allowed_hosts` (or --allowed-host)"
         );
     }
     match bind(config, store).await {

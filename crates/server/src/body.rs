@@ -54,23 +54,33 @@ pub struct Limits {
     pub max_compressed_bytes: usize,
 }
 
-/// Rejects the content types a browser may send cross-site without a preflight
-/// (forms and plain text), so that a web page cannot post into an open local server.
-/// A missing content type is accepted (plain `curl --data-binary`).
+/// Requires a JSON content type (`application/json` or `…+json`, with any parameters) on
+/// every JSON body, so that a web page cannot post into a server it can reach: a cross-origin
+/// page may send forms and `text/plain` (or no type) without asking, but a JSON type needs a
+/// CORS preflight, which the server answers only for `cors_origins`.
 pub fn check_content_type(headers: &HeaderMap) -> Result<(), ApiErr> {
+    let unsupported = |message: String| {
+        ApiErr::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            message,
+        )
+    };
     let Some(ct) = headers.get(header::CONTENT_TYPE) else {
-        return Ok(());
+        return Err(unsupported(
+            "the request has no Content-Type; send JSON with `Content-Type: application/json` \
+             (curl: -H 'Content-Type: application/json')"
+                .into(),
+        ));
     };
     let ct = ct.to_str().unwrap_or("").to_ascii_lowercase();
     let essence = ct.split(';').next().unwrap_or("").trim();
-    if essence == "application/json" || essence.ends_with("+json") {
+    if essence == "application/json" || (essence.ends_with("+json") && essence.contains('/')) {
         return Ok(());
     }
-    Err(ApiErr::new(
-        StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        "unsupported_media_type",
-        format!("Content-Type `{essence}` is not accepted; send JSON with `Content-Type: application/json`"),
-    ))
+    Err(unsupported(format!(
+        "Content-Type `{essence}` is not accepted; send JSON with `Content-Type: application/json`"
+    )))
 }
 
 /// Reads the raw body as received, at most the cap for its encoding.
@@ -217,6 +227,36 @@ fn strip_position(msg: &str) -> String {
 mod tests {
     use super::*;
     use std::io::Write;
+
+    #[test]
+    fn json_bodies_need_a_json_content_type() {
+        let with = |ct: Option<&str>| {
+            let mut h = HeaderMap::new();
+            if let Some(ct) = ct {
+                h.insert(header::CONTENT_TYPE, ct.parse().unwrap());
+            }
+            check_content_type(&h)
+        };
+        for ok in [
+            "application/json",
+            "Application/JSON; charset=utf-8",
+            "application/vnd.skymeter.batch+json",
+        ] {
+            assert!(with(Some(ok)).is_ok(), "{ok}");
+        }
+        for bad in [
+            None,
+            Some("text/plain"),
+            Some("application/x-www-form-urlencoded"),
+            Some("multipart/form-data; boundary=x"),
+            Some("+json"),
+            Some(""),
+        ] {
+            let err = with(bad).unwrap_err();
+            assert_eq!(err.status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{bad:?}");
+            assert!(err.body.message.contains("application/json"), "{bad:?}");
+        }
+    }
 
     #[test]
     fn gzip_bombs_stop_at_the_cap() {

@@ -36,6 +36,15 @@ pub struct ServerConfig {
     /// Origins allowed to call the API from a browser (`https://grafana.example.com`, or
     /// `*` for any). Empty: no CORS headers, browsers allow same-origin calls only.
     pub cors_origins: Vec<String>,
+    /// Host names (optionally `name:port`) that requests may address in their `Host`
+    /// header besides the listen address, loopback names and IP literals; `*` allows any.
+    /// Everything else is answered `421 host_not_allowed`, which stops DNS rebinding: a web
+    /// page whose name resolves to this server still sends its own name as `Host`.
+    pub allowed_hosts: Vec<String>,
+    /// Most bytes of ingest-scope request bodies (ingest, agent registration, heartbeat) in
+    /// flight at once, as reserved before each body is read (see `crate::budget`). A request
+    /// that does not fit is answered `429` with `Retry-After`. Default 256 MiB.
+    pub ingest_budget_bytes: usize,
     /// Largest request body after decompression. Default 32 MiB.
     pub max_body_bytes: usize,
     /// Largest compressed (`gzip`, `zstd`) request body as received. Default 8 MiB.
@@ -95,6 +104,8 @@ impl Default for ServerConfig {
             auth: Auth::Tokens,
             tls: None,
             cors_origins: Vec::new(),
+            allowed_hosts: Vec::new(),
+            ingest_budget_bytes: 256 << 20,
             max_body_bytes: 32 << 20,
             max_compressed_body_bytes: 8 << 20,
             request_timeout: Duration::from_secs(30),
@@ -164,6 +175,31 @@ impl ServerConfig {
             self.max_compressed_body_bytes > 0,
         )?;
         positive("request_timeout", !self.request_timeout.is_zero())?;
+        let request_worst_case = self
+            .max_body_bytes
+            .saturating_add(self.max_compressed_body_bytes);
+        if self.ingest_budget_bytes < request_worst_case {
+            return Err(ServerError::Invalid {
+                field: "ingest_budget_bytes",
+                message: format!(
+                    "is {} bytes, less than one compressed request may need (max_body_bytes + \
+                     max_compressed_body_bytes = {request_worst_case}); raise it or lower those",
+                    self.ingest_budget_bytes
+                ),
+            });
+        }
+        for host in &self.allowed_hosts {
+            if host != "*" && crate::guard::HostPattern::parse(host).is_none() {
+                return Err(ServerError::Invalid {
+                    field: "allowed_hosts",
+                    message: format!(
+                        "has `{host}`, which is not a host name: use a name or address as \
+                         clients write it in URLs (grafana.example.com, 10.0.0.5, [fd00::5], \
+                         optionally with :port), or `*` for any"
+                    ),
+                });
+            }
+        }
         positive("header_read_timeout", !self.header_read_timeout.is_zero())?;
         positive("max_headers", self.max_headers > 0)?;
         positive("query.max_series", self.query.max_series > 0)?;
@@ -239,6 +275,37 @@ mod tests {
         assert_eq!(
             c.validate().unwrap_err().to_string(),
             "server config: `query.max_samples` must be greater than zero"
+        );
+    }
+
+    #[test]
+    fn allowed_hosts_and_the_ingest_budget_are_checked() {
+        let ok = ServerConfig {
+            allowed_hosts: vec![
+                "skymeter.example.com".into(),
+                "10.0.0.5:8080".into(),
+                "*".into(),
+            ],
+            ..Default::default()
+        };
+        assert!(ok.validate().is_ok());
+        let bad = ServerConfig {
+            allowed_hosts: vec!["https://skymeter.example.com/".into()],
+            ..Default::default()
+        };
+        let err = bad.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("allowed_hosts") && err.contains("https://skymeter.example.com/"),
+            "{err}"
+        );
+        let small = ServerConfig {
+            ingest_budget_bytes: 10 << 20,
+            ..Default::default()
+        };
+        let err = small.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("ingest_budget_bytes") && err.contains("max_body_bytes"),
+            "{err}"
         );
     }
 

@@ -18,11 +18,13 @@
 
 mod agent_series;
 mod body;
+mod budget;
 mod config;
 mod cost_series;
 mod docs;
 mod error;
 mod fastjson;
+mod guard;
 mod handlers;
 mod metrics;
 mod params;

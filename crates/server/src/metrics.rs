@@ -1,8 +1,10 @@
 //! The server's own metrics, in the Prometheus text exposition format (version 0.0.4).
 //!
 //! Formatted by hand: a handful of counters, one histogram and the store's sizes do not
-//! justify a metrics framework, and hand-formatting keeps label values (routes are the
-//! router's patterns, never raw paths, so cardinality stays bounded) under our control.
+//! justify a metrics framework, and hand-formatting keeps label values under our control:
+//! routes are the router's patterns (or `unmatched`), never raw paths, and methods are the
+//! standard ones (or `other`), never the client's string, so a client cannot grow the
+//! label sets.
 
 use skymeter_store::StoreStats;
 use std::collections::BTreeMap;
@@ -76,8 +78,8 @@ impl IngestResult {
 /// Every metric of the server.
 #[derive(Default)]
 pub struct Metrics {
-    /// (method, route pattern, status) → count.
-    requests: Mutex<BTreeMap<(String, String, u16), u64>>,
+    /// (method label, route pattern or `unmatched`, status) → count.
+    requests: Mutex<BTreeMap<(&'static str, String, u16), u64>>,
     request_duration: Histogram,
     batches: Mutex<BTreeMap<IngestResult, u64>>,
     pub points: AtomicU64,
@@ -87,12 +89,34 @@ pub struct Metrics {
     pub bytes_received: AtomicU64,
     pub bytes_decoded: AtomicU64,
     pub ingest_duration: Histogram,
+    /// Ingest-scope requests answered 429 because the in-flight byte budget was used up.
+    pub budget_refusals: AtomicU64,
+    /// Requests whose handler panicked (answered 500 by the catch-panic layer).
+    pub panics: AtomicU64,
+}
+
+/// The method as a label value: one of the standard methods, else `other`.
+pub fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
 }
 
 impl Metrics {
-    pub fn request(&self, method: &str, route: &str, status: u16, took: Duration) {
+    /// Counts an answered request; `route` must be a route pattern or `unmatched`.
+    pub fn request(&self, method: &axum::http::Method, route: &str, status: u16, took: Duration) {
         let mut m = self.requests.lock().unwrap_or_else(|e| e.into_inner());
-        *m.entry((method.to_string(), route.to_string(), status))
+        *m.entry((method_label(method), route.to_string(), status))
             .or_default() += 1;
         drop(m);
         self.request_duration.observe(took);
@@ -103,8 +127,9 @@ impl Metrics {
         *m.entry(result).or_default() += 1;
     }
 
-    /// The exposition text; `stats` is absent when the store could not say.
-    pub fn render(&self, stats: Option<&StoreStats>) -> String {
+    /// The exposition text; `stats` is absent when the store could not say;
+    /// `ingest_in_flight` is the bytes the ingest budget has reserved now.
+    pub fn render(&self, stats: Option<&StoreStats>, ingest_in_flight: usize) -> String {
         let mut out = String::with_capacity(4096);
         let header = |out: &mut String, name: &str, kind: &str, help: &str| {
             let _ = writeln!(out, "# HELP {name} {help}");
@@ -200,11 +225,28 @@ impl Metrics {
                 "Ingest request bytes after decompression.",
                 &self.bytes_decoded,
             ),
+            (
+                "skymeter_ingest_budget_refusals_total",
+                "Ingest-scope requests answered 429 because `ingest_budget_bytes` was in use.",
+                &self.budget_refusals,
+            ),
+            (
+                "skymeter_http_panics_total",
+                "Requests whose handler panicked; each was answered 500 and the server went on.",
+                &self.panics,
+            ),
         ];
         for (name, help, v) in counters {
             header(&mut out, name, "counter", help);
             let _ = writeln!(out, "{name} {}", v.load(Ordering::Relaxed));
         }
+        header(
+            &mut out,
+            "skymeter_ingest_in_flight_bytes",
+            "gauge",
+            "Bytes of the ingest budget reserved by requests in flight.",
+        );
+        let _ = writeln!(out, "skymeter_ingest_in_flight_bytes {ingest_in_flight}");
         header(
             &mut out,
             "skymeter_ingest_duration_seconds",
@@ -272,6 +314,30 @@ fn escape(v: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn request_labels_are_bounded_whatever_the_client_sends() {
+        use axum::http::Method;
+        let m = Metrics::default();
+        for i in 0..1000 {
+            let method = Method::from_bytes(format!("M{i}").as_bytes()).unwrap();
+            m.request(&method, "unmatched", 405, Duration::from_millis(1));
+        }
+        m.request(&Method::GET, "/health", 200, Duration::from_millis(1));
+        let text = m.render(None, 0);
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("skymeter_http_requests_total{"))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "skymeter_http_requests_total{method=\"GET\",route=\"/health\",status=\"200\"} 1",
+                "skymeter_http_requests_total{method=\"other\",route=\"unmatched\",status=\"405\"} 1000",
+            ],
+            "{text}"
+        );
+    }
 
     #[test]
     fn histogram_buckets_are_cumulative() {

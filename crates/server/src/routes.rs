@@ -7,10 +7,13 @@
 //! without being documented and protected as listed.
 
 use crate::body::Limits;
+use crate::budget::IngestBudget;
 use crate::config::{Auth, ServerConfig};
 use crate::error::ApiErr;
+use crate::guard::BrowserGuard;
+use crate::handlers::ops::HealthCache;
 use crate::metrics::Metrics;
-use crate::{docs, handlers, ui};
+use crate::{budget, docs, guard, handlers, ui};
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::{from_fn_with_state, Next};
@@ -102,7 +105,10 @@ pub struct Inner {
     pub timeout: Duration,
     /// Limits of one PromQL query.
     pub query: crate::config::QueryLimits,
-    pub metrics: Metrics,
+    pub metrics: Arc<Metrics>,
+    /// In-flight bytes of ingest-scope requests (see [`crate::budget`]).
+    pub ingest_budget: Arc<IngestBudget>,
+    pub health: HealthCache,
 }
 
 pub type AppState = Arc<Inner>;
@@ -132,6 +138,14 @@ impl Builder {
             .unwrap_or_else(|| panic!("{method} {path} is not in ROUTES"));
         let filter = MethodFilter::try_from(method).expect("a standard method");
         let mut mr = on(filter, handler);
+        if spec.access == INGEST {
+            // Inside authorize: a request without a valid token reserves nothing.
+            let st = &self.state;
+            mr = mr.route_layer(from_fn_with_state(
+                (st.ingest_budget.clone(), st.metrics.clone()),
+                budget::reserve,
+            ));
+        }
         if let Access::Scope(scope) = spec.access {
             mr = mr.route_layer(from_fn_with_state((self.state.clone(), scope), authorize));
         }
@@ -141,20 +155,11 @@ impl Builder {
     }
 }
 
-/// The application: every route, its auth, logging, metrics, timeout, CORS and compression.
-/// [`crate::serve`] runs it; tests and embedders may serve it themselves.
+/// The application: every route, its auth, logging, metrics, timeout, CORS, compression,
+/// browser guard, ingest budget and catch-panic. [`crate::serve`] runs it; tests and
+/// embedders may serve it themselves.
 pub fn router(config: &ServerConfig, store: Arc<dyn Store>) -> Router {
-    let state: AppState = Arc::new(Inner {
-        store,
-        auth: config.auth,
-        limits: Limits {
-            max_bytes: config.max_body_bytes,
-            max_compressed_bytes: config.max_compressed_body_bytes,
-        },
-        timeout: config.request_timeout,
-        query: config.query,
-        metrics: Metrics::default(),
-    });
+    let state = app_state(config, store);
     let b = Builder {
         router: Router::new(),
         added: Vec::new(),
@@ -200,19 +205,79 @@ pub fn router(config: &ServerConfig, store: Arc<dyn Store>) -> Router {
         );
     }
 
-    let mut app = b
+    let app = b
         .router
         .fallback(no_route)
-        .method_not_allowed_fallback(wrong_method)
-        .layer(from_fn_with_state(state.clone(), timeout));
+        .method_not_allowed_fallback(wrong_method);
+    edge_layers(app, config, state)
+}
+
+fn app_state(config: &ServerConfig, store: Arc<dyn Store>) -> AppState {
+    let limits = Limits {
+        max_bytes: config.max_body_bytes,
+        max_compressed_bytes: config.max_compressed_body_bytes,
+    };
+    Arc::new(Inner {
+        store,
+        auth: config.auth,
+        limits,
+        timeout: config.request_timeout,
+        query: config.query,
+        metrics: Arc::new(Metrics::default()),
+        ingest_budget: Arc::new(IngestBudget::new(config.ingest_budget_bytes, limits)),
+        health: HealthCache::default(),
+    })
+}
+
+/// The layers around every route, innermost first: timeout, compression, CORS, the browser
+/// guard (before CORS answers a preflight), catch-panic, and logging with metrics outermost
+/// (so refusals and panics are logged and counted).
+fn edge_layers(app: Router<AppState>, config: &ServerConfig, state: AppState) -> Router {
+    let mut app = app.layer(from_fn_with_state(state.clone(), timeout));
     if config.compress_responses {
         app = app.layer(tower_http::compression::CompressionLayer::new());
     }
     if let Some(cors) = cors_layer(&config.cors_origins) {
         app = app.layer(cors);
     }
-    app.layer(from_fn_with_state(state.clone(), observe))
-        .with_state(state)
+    app.layer(from_fn_with_state(
+        Arc::new(BrowserGuard::new(config)),
+        guard::guard,
+    ))
+    .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+        PanicAnswer(state.metrics.clone()),
+    ))
+    .layer(from_fn_with_state(state.clone(), observe))
+    .with_state(state)
+}
+
+/// Turns a handler's panic into `500 internal` with the API's JSON error body, logged and
+/// counted: the server goes on serving (the release profile unwinds for this).
+#[derive(Clone)]
+struct PanicAnswer(Arc<Metrics>);
+
+impl tower_http::catch_panic::ResponseForPanic for PanicAnswer {
+    type ResponseBody = axum::body::Body;
+
+    fn response_for_panic(
+        &mut self,
+        err: Box<dyn std::any::Any + Send + 'static>,
+    ) -> axum::http::Response<Self::ResponseBody> {
+        let what = err
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| err.downcast_ref::<&str>().copied())
+            .unwrap_or("a panic without a message");
+        tracing::error!(panic = what, "a request handler panicked; answered 500");
+        self.0
+            .panics
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        ApiErr::internal(
+            "the server failed while handling the request (a bug: please report it with the \
+             server's log); it goes on serving other requests",
+        )
+        .into_response()
+    }
 }
 
 /// The Prometheus-compatible query API (handlers/prom.rs).
@@ -284,7 +349,7 @@ async fn observe(State(st): State<AppState>, req: Request, next: Next) -> Respon
     let took = started.elapsed();
     let status = resp.status().as_u16();
     let route = route.as_deref().unwrap_or("unmatched");
-    st.metrics.request(method.as_str(), route, status, took);
+    st.metrics.request(&method, route, status, took);
     let ms = took.as_secs_f64() * 1000.0;
     if route == "/health" || route == "/metrics" {
         tracing::debug!(method = %method, path = %path, status, ms, "request");
@@ -425,5 +490,83 @@ fn route_matches(pattern: &str, path: &str) -> bool {
             (Some(a), Some(b)) if a == b || (a.starts_with('{') && !b.is_empty()) => {}
             _ => return false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::routing::get;
+    use tower::ServiceExt;
+
+    /// A handler that panics is answered 500 with the API's error body, counted, and the
+    /// router goes on serving.
+    #[tokio::test]
+    async fn a_panicking_handler_is_answered_500_and_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(
+            skymeter_store::EmbeddedStore::open(skymeter_store::EmbeddedOptions::new(dir.path()))
+                .unwrap(),
+        );
+        let config = ServerConfig {
+            auth: Auth::Disabled,
+            ..Default::default()
+        };
+        let state = app_state(&config, store);
+        let app = Router::new()
+            .route(
+                "/boom",
+                get(|| async {
+                    let v: Vec<u8> = Vec::new();
+                    // An out-of-bounds index: the kind of bug the layer is there for.
+                    v[std::hint::black_box(3)].to_string()
+                }),
+            )
+            .route("/fine", get(|| async { "fine" }));
+        let app = edge_layers(app, &config, state.clone());
+        let call = |path: &'static str| {
+            let app = app.clone();
+            async move {
+                let resp = app
+                    .oneshot(
+                        axum::http::Request::get(path)
+                            .header("host", "127.0.0.1:8080")
+                            .body(Body::empty())
+                            .unwrap(),
+                    )
+                    .await
+                    .unwrap();
+                let status = resp.status();
+                let ct = resp.headers().get(header::CONTENT_TYPE).cloned();
+                let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+                    .await
+                    .unwrap();
+                (status, ct, body)
+            }
+        };
+        for _ in 0..2 {
+            let (status, ct, body) = call("/boom").await;
+            assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+            assert_eq!(ct.unwrap(), "application/json");
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(v["error"]["code"], "internal", "{v}");
+            assert!(
+                v["error"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("goes on serving"),
+                "{v}"
+            );
+        }
+        assert_eq!(call("/fine").await.0, StatusCode::OK);
+        let text = state.metrics.render(None, 0);
+        assert!(text.contains("skymeter_http_panics_total 2\n"), "{text}");
+        assert!(
+            text.contains(
+                r#"skymeter_http_requests_total{method="GET",route="/boom",status="500"} 2"#
+            ),
+            "{text}"
+        );
     }
 }

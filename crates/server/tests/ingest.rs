@@ -84,7 +84,8 @@ async fn batches_are_stored_plain_gzip_and_zstd_and_deduplicated() {
     assert_eq!(s.stats().batches, 3);
     assert_eq!(s.stats().points, points_before);
 
-    // Without a content type (curl --data-binary) is accepted too.
+    // Without a content type (plain `curl --data-binary`, or a web page's "simple" request)
+    // it is refused: a JSON body must say so.
     let resp = s
         .client
         .post(&url)
@@ -93,29 +94,40 @@ async fn batches_are_stored_plain_gzip_and_zstd_and_deduplicated() {
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), 200);
+    let (status, err) = error_of(resp).await;
+    assert_eq!(status, 415, "{err}");
+    assert_eq!(err["code"], "unsupported_media_type", "{err}");
+    assert_eq!(s.stats().batches, 3);
 
     // The server's own metrics count what happened.
     let read = s.token(&[Scope::Read]);
     let text = s.get("/metrics", Some(&read)).await.text().await.unwrap();
     assert!(
-        text.contains("skymeter_ingest_batches_total{result=\"stored\"} 4\n"),
+        text.contains("skymeter_ingest_batches_total{result=\"stored\"} 3\n"),
         "{text}"
     );
     assert!(
         text.contains("skymeter_ingest_batches_total{result=\"duplicate\"} 1\n"),
         "{text}"
     );
-    assert!(text.contains("skymeter_ingest_points_total 36\n"), "{text}");
     assert!(
-        text.contains("skymeter_http_requests_total{method=\"POST\",route=\"/api/v1/ingest\",status=\"200\"} 5\n"),
+        text.contains("skymeter_ingest_batches_total{result=\"rejected\"} 1\n"),
+        "{text}"
+    );
+    assert!(text.contains("skymeter_ingest_points_total 35\n"), "{text}");
+    assert!(
+        text.contains("skymeter_http_requests_total{method=\"POST\",route=\"/api/v1/ingest\",status=\"200\"} 4\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("skymeter_http_requests_total{method=\"POST\",route=\"/api/v1/ingest\",status=\"415\"} 1\n"),
         "{text}"
     );
     assert!(
         text.contains("skymeter_ingest_duration_seconds_count 5\n"),
         "{text}"
     );
-    assert!(text.contains("skymeter_store_points 36\n"), "{text}");
+    assert!(text.contains("skymeter_store_points 35\n"), "{text}");
     assert!(text.contains("skymeter_store_up 1\n"), "{text}");
 }
 
@@ -311,6 +323,9 @@ async fn every_rejected_request_leaves_the_store_unchanged() {
             .client
             .post(format!("{}/api/v1/ingest", s.url))
             .body(case.body);
+        if !case.headers.iter().any(|(k, _)| *k == "content-type") {
+            req = req.header("content-type", "application/json");
+        }
         for (k, v) in &case.headers {
             req = req.header(*k, v);
         }
@@ -506,9 +521,21 @@ async fn agents_register_heartbeat_and_list() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 204);
-    let resp = hb("agent-3", None).await.unwrap();
+    let (status, err) = error_of(hb("agent-3", None).await.unwrap()).await;
+    assert_eq!(
+        status, 415,
+        "a heartbeat without a JSON content type: {err}"
+    );
+    let resp = s
+        .client
+        .post(format!("{}/api/v1/agents/agent-3/heartbeat", s.url))
+        .bearer_auth(&ingest)
+        .header("content-type", "application/json")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 204, "an empty heartbeat body counts as {{}}");
-    let (status, err) = error_of(hb("ghost", None).await.unwrap()).await;
+    let (status, err) = error_of(hb("ghost", Some(json!({}))).await.unwrap()).await;
     assert_eq!(status, 404);
     assert_eq!(err["code"], "not_found");
     assert!(

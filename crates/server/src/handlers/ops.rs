@@ -1,4 +1,11 @@
 //! Operations: `/health` for load balancers and `/metrics` for Prometheus.
+//!
+//! `/health` runs the store's check ([`Store::check`](skymeter_store::Store::check)) one at a
+//! time: probes that arrive while a check runs wait for the next one and share its answer.
+//! Every probe still gets the answer of a check that started after it arrived, but a hundred
+//! concurrent probers cost two checks, not a hundred, never run checks side by side (which
+//! made a healthy server answer 503 when one check read back another's value), and leave
+//! the store's write path to ingest.
 
 use crate::error::ApiErr;
 use crate::routes::{blocking, AppState};
@@ -8,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use std::time::Instant;
 
 /// `GET /health`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -20,12 +28,37 @@ pub struct HealthBody {
     pub version: String,
 }
 
+/// The last store check: when it started and what it said (`Err` carries the message).
+#[derive(Default)]
+pub struct HealthCache {
+    last: tokio::sync::Mutex<Option<(Instant, Result<(), String>)>>,
+}
+
+impl HealthCache {
+    /// The answer of a store check that started after this call.
+    async fn get(&self, st: &AppState) -> Result<(), String> {
+        let arrived = Instant::now();
+        // An async mutex: probes queue here, without holding a thread, while one checks.
+        let mut last = self.last.lock().await;
+        if let Some((started, answer)) = last.as_ref() {
+            if *started >= arrived {
+                return answer.clone();
+            }
+        }
+        let started = Instant::now();
+        let store = st.store.clone();
+        let answer = blocking(move || store.check().map_err(ApiErr::store))
+            .await
+            .map_err(|e| e.body.message);
+        *last = Some((started, answer.clone()));
+        answer
+    }
+}
+
 pub async fn health(State(st): State<AppState>) -> (StatusCode, Json<HealthBody>) {
-    let store = st.store.clone();
-    let check = blocking(move || store.check().map_err(ApiErr::store)).await;
-    let (code, status, storage) = match check {
+    let (code, status, storage) = match st.health.get(&st).await {
         Ok(()) => (StatusCode::OK, "ok", "ok".to_string()),
-        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, "degraded", e.body.message),
+        Err(message) => (StatusCode::SERVICE_UNAVAILABLE, "degraded", message),
     };
     (
         code,
@@ -42,7 +75,9 @@ pub async fn metrics(State(st): State<AppState>) -> Response {
     let stats = blocking(move || store.stats().map_err(ApiErr::store))
         .await
         .ok();
-    let text = st.metrics.render(stats.as_ref());
+    let text = st
+        .metrics
+        .render(stats.as_ref(), st.ingest_budget.in_flight());
     (
         [(
             header::CONTENT_TYPE,

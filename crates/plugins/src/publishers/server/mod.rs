@@ -305,7 +305,7 @@ impl ServerPublisher {
                 );
             }
             let agent = agent::join(&s.client, &s.agent, &s.retry, &queue);
-            let sender = tokio::spawn(sender::drain(
+            let sender = tokio::spawn(sender::supervise(
                 queue.clone(),
                 s.client.clone(),
                 s.retry,

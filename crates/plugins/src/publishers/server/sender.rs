@@ -104,6 +104,43 @@ impl FailureLog {
     }
 }
 
+/// Runs [`drain`], and runs it again if it panics. Release builds unwind (the server needs
+/// that to answer a panicking request with 500), so a panic in a spawned task no longer
+/// stops the process: without this, delivery would end silently while the agent collects
+/// on. The batch being sent stays in the buffer; aborting this task aborts the drain.
+pub(super) async fn supervise(
+    queue: Arc<Queue>,
+    client: Arc<Client>,
+    retry: RetryPolicy,
+    task: String,
+) {
+    struct AbortOnDrop(tokio::task::AbortHandle);
+    impl Drop for AbortOnDrop {
+        fn drop(&mut self) {
+            self.0.abort();
+        }
+    }
+    loop {
+        let running = tokio::spawn(drain(queue.clone(), client.clone(), retry, task.clone()));
+        let _abort_with_us = AbortOnDrop(running.abort_handle());
+        match running.await {
+            Err(e) if e.is_panic() => {
+                let payload = e.into_panic();
+                let what = payload
+                    .downcast_ref::<String>()
+                    .map(String::as_str)
+                    .or_else(|| payload.downcast_ref::<&str>().copied())
+                    .unwrap_or("a panic without a message");
+                tracing::error!(target: "skymeter::server", task, "the sender failed ({what}; a bug: please report it); starting it again in 1s, the buffered batches stay");
+                queue.end_attempt();
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            // Returned or cancelled: the publisher is going away.
+            _ => return,
+        }
+    }
+}
+
 pub(super) async fn drain(
     queue: Arc<Queue>,
     client: Arc<Client>,

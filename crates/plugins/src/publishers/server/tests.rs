@@ -459,6 +459,56 @@ async fn retries_503_honouring_retry_after_then_delivers() {
     eventually("buffer empty", || files(dir.path()).is_empty()).await;
 }
 
+/// What the skymeter server answers when its ingest budget is in use: 429 with Retry-After.
+/// The batch stays in the buffer (on disk, in order) and goes once the server takes it.
+#[tokio::test]
+async fn retries_429_honouring_retry_after_keeping_the_batches_in_order() {
+    let (logs, _guard) = capture_logs();
+    let server = serve(Srv {
+        script: VecDeque::from([(429, Some("2")), (429, Some("1"))]),
+        ..Srv::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut p = publisher(&server.url, dir.path(), "");
+    let first = small_batch(1.0);
+    let second = small_batch(2.0);
+    p.publish(&first).await.unwrap();
+    p.publish(&second).await.unwrap();
+    // While the server refuses, both batches wait on disk.
+    eventually("first refusal", || server.with(|s| s.ingests.len()) >= 1).await;
+    assert_eq!(files(dir.path()).len(), 2, "{:?}", files(dir.path()));
+    eventually("both stored", || server.with(|s| s.stored.len()) == 2).await;
+    let stored = server.with(|s| s.stored.clone());
+    assert_eq!(
+        ids(&stored.iter().collect::<Vec<_>>()),
+        ids(&[&first, &second]),
+        "in order, none dropped"
+    );
+    let tries = server.with(|s| s.ingests.clone());
+    let first_id = first.batch_id.to_string();
+    assert_eq!(
+        tries[..3].iter().map(|t| &t.0).collect::<Vec<_>>(),
+        [&first_id, &first_id, &first_id]
+    );
+    assert!(
+        tries[1].1 - tries[0].1 >= Duration::from_secs(2),
+        "Retry-After asked 2s: {:?}",
+        tries[1].1 - tries[0].1
+    );
+    assert!(
+        tries[2].1 - tries[1].1 >= Duration::from_secs(1),
+        "Retry-After asked 1s"
+    );
+    assert!(
+        logs.text().contains("answered 429 Too Many Requests")
+            && logs.text().contains("the server asks to slow down"),
+        "{}",
+        logs.text()
+    );
+    eventually("buffer empty", || files(dir.path()).is_empty()).await;
+}
+
 #[tokio::test]
 async fn a_400_batch_moves_to_rejected_and_the_next_ones_still_go() {
     let (logs, _guard) = capture_logs();
