@@ -448,7 +448,10 @@ async fn windows_up_to_a_mark_ahead_of_the_clock_are_not_collected_again() {
         .flat_map(|b| b.points.iter().filter(|p| p.value == 1.0).map(|p| p.ts))
         .collect();
     assert!(!history.is_empty(), "collection resumes after the mark");
-    assert!(history.iter().all(|ts| *ts > ahead), "{history:?} vs {ahead}");
+    assert!(
+        history.iter().all(|ts| *ts > ahead),
+        "{history:?} vs {ahead}"
+    );
     // The collector without a mark is not held back.
     let present = batches
         .iter()

@@ -96,7 +96,12 @@ fn churned_series_leave_every_index_and_a_restart_does_not_bring_them_back() {
         }
         let old = format!("v{}", gen - 1);
         assert!(s
-            .prom_select(&[eq("version", &old)], i64::MIN, i64::MAX)
+            .prom_select(
+                &[eq("version", &old)],
+                i64::MIN,
+                i64::MAX,
+                &crate::prom::SelectBudget::unlimited()
+            )
             .unwrap()
             .is_empty());
         assert!(s
@@ -105,9 +110,14 @@ fn churned_series_leave_every_index_and_a_restart_does_not_bring_them_back() {
             .is_empty());
         let now = format!("v{gen}");
         assert_eq!(
-            s.prom_select(&[eq("version", &now)], i64::MIN, i64::MAX)
-                .unwrap()
-                .len(),
+            s.prom_select(
+                &[eq("version", &now)],
+                i64::MIN,
+                i64::MAX,
+                &crate::prom::SelectBudget::unlimited()
+            )
+            .unwrap()
+            .len(),
             PODS + ONLY
         );
         let metrics = names(&s);
@@ -138,7 +148,12 @@ fn churned_series_leave_every_index_and_a_restart_does_not_bring_them_back() {
     assert_eq!(s.index_state(), before);
     assert_eq!(s.stats().unwrap().series, live as u64);
     assert!(s
-        .prom_select(&[eq("version", "v4")], i64::MIN, i64::MAX)
+        .prom_select(
+            &[eq("version", "v4")],
+            i64::MIN,
+            i64::MAX,
+            &crate::prom::SelectBudget::unlimited()
+        )
         .unwrap()
         .is_empty());
 
@@ -160,9 +175,14 @@ fn churned_series_leave_every_index_and_a_restart_does_not_bring_them_back() {
     let s = open(dir.path());
     assert_eq!(all_points(&s, "node.cpu"), [(ts(11 * GEN_S), 11.0)]);
     assert_eq!(
-        s.prom_select(&[eq("version", "v11")], i64::MIN, i64::MAX)
-            .unwrap()
-            .len(),
+        s.prom_select(
+            &[eq("version", "v11")],
+            i64::MIN,
+            i64::MAX,
+            &crate::prom::SelectBudget::unlimited()
+        )
+        .unwrap()
+        .len(),
         PODS + ONLY
     );
 }
@@ -181,14 +201,24 @@ fn a_series_with_points_left_in_range_stays() {
     let (ids, sizes) = s.index_state();
     assert_eq!((ids.len(), sizes.series), (1, 1));
     assert_eq!(
-        s.prom_select(&[eq("resource_id", "a")], i64::MIN, i64::MAX)
-            .unwrap()[0]
+        s.prom_select(
+            &[eq("resource_id", "a")],
+            i64::MIN,
+            i64::MAX,
+            &crate::prom::SelectBudget::unlimited()
+        )
+        .unwrap()[0]
             .values
             .as_ref(),
         [2.0]
     );
     assert!(s
-        .prom_select(&[eq("resource_id", "b")], i64::MIN, i64::MAX)
+        .prom_select(
+            &[eq("resource_id", "b")],
+            i64::MIN,
+            i64::MAX,
+            &crate::prom::SelectBudget::unlimited()
+        )
         .unwrap()
         .is_empty());
     // A removed series that comes back is a new series, with the new points only.
@@ -199,7 +229,12 @@ fn a_series_with_points_left_in_range_stays() {
     drop(s);
     let s = open(dir.path());
     let got = s
-        .prom_select(&[eq("resource_id", "b")], i64::MIN, i64::MAX)
+        .prom_select(
+            &[eq("resource_id", "b")],
+            i64::MIN,
+            i64::MAX,
+            &crate::prom::SelectBudget::unlimited(),
+        )
         .unwrap();
     assert_eq!(got[0].values.as_ref(), [4.0]);
 }
@@ -246,9 +281,14 @@ fn retention_beside_ingest_loses_no_point_and_no_series() {
         assert_eq!(s.stats().unwrap().series, 1000);
         assert_eq!(s.stats().unwrap().points, 200 * 20);
         assert_eq!(
-            s.prom_select(&[eq("__name__", "w_percent")], i64::MIN, i64::MAX)
-                .unwrap()
-                .len(),
+            s.prom_select(
+                &[eq("__name__", "w_percent")],
+                i64::MIN,
+                i64::MAX,
+                &crate::prom::SelectBudget::unlimited()
+            )
+            .unwrap()
+            .len(),
             1000
         );
     };
