@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 pub struct AgentTask {
     pub name: String,
     /// Seconds between runs (the cron's current gap for cron schedules).
+    #[serde(deserialize_with = "crate::whole::u64")]
     pub interval_s: u64,
 }
 
@@ -29,6 +30,7 @@ pub struct AgentRegistration {
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
     /// Seconds between heartbeats; the server derives late / offline from it.
+    #[serde(deserialize_with = "crate::whole::u64")]
     pub heartbeat_interval_s: u64,
 }
 
@@ -37,10 +39,10 @@ pub struct AgentRegistration {
 #[serde(deny_unknown_fields)]
 pub struct Heartbeat {
     /// Batches waiting in the agent's buffer.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::whole::u64")]
     pub buffered_batches: u64,
     /// Batches the agent had to drop since it started (`when_full = "drop_oldest"`).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::whole::u64")]
     pub dropped_batches: u64,
 }
 

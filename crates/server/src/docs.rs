@@ -273,8 +273,12 @@ fn describe(spec: &RouteSpec, s: &mut Schemas) -> Option<Op> {
                           not at all: any malformed JSON (`invalid_json`, with line and \
                           column), wrong type, missing or unknown field, or invalid value \
                           (`invalid_batch`, with every bad field's path in `fields`) stores \
-                          nothing. A batch whose `batch_id` was stored before is answered \
-                          `duplicate: true` and not stored again, so agents can retry safely. \
+                          nothing. The limits of the record format (label counts, lengths, \
+                          no control characters, a non-nil `batch_id`: see `docs/format.md`) \
+                          are in the Batch schema and refused with `invalid_batch`. A batch \
+                          whose `batch_id` was stored before with the same content is answered \
+                          `duplicate: true` and not stored again, so agents can retry safely; \
+                          with other content it is answered 409 `batch_conflict`. \
                           Each cost line is also stored as two points for the Prometheus API, \
                           `cost_billed_usd` and `cost_effective_usd` (other currencies: \
                           `cost_billed_eur`, ...), at its `ChargePeriodStart`, labelled \
@@ -284,6 +288,7 @@ fn describe(spec: &RouteSpec, s: &mut Schemas) -> Option<Op> {
             body: Some((s.of::<Batch>(), "A batch of records.")),
             ok: vec![("200", "Stored, or a duplicate of a stored batch.", Some((json_ct, s.of::<IngestResponse>())))],
             errors: vec![
+                ("409", "The `batch_id` was stored before with other content (`batch_conflict`); nothing was stored."),
                 ("413", "The body (compressed, or decompressed) is over the server's limit (`too_large`)."),
                 ("415", "Unsupported `Content-Encoding` (`unsupported_encoding`) or a non-JSON `Content-Type`."),
             ],
