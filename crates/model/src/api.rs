@@ -12,6 +12,8 @@ use std::collections::BTreeMap;
 pub struct AgentTask {
     pub name: String,
     /// Seconds between runs (the cron's current gap for cron schedules).
+    #[serde(deserialize_with = "crate::whole::u64")]
+    #[schemars(range(max = 18446744073709551615u64))]
     pub interval_s: u64,
 }
 
@@ -19,7 +21,14 @@ pub struct AgentTask {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AgentRegistration {
-    /// Stable across restarts (kept in the agent's data dir).
+    /// Stable across restarts (kept in the agent's data dir). 1 to 256 characters, not all
+    /// white space, no control characters.
+    #[schemars(
+        length(min = 1, max = 256),
+        regex(
+            pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+        )
+    )]
     pub id: String,
     pub hostname: String,
     /// skymeter version of the agent.
@@ -29,6 +38,8 @@ pub struct AgentRegistration {
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
     /// Seconds between heartbeats; the server derives late / offline from it.
+    #[serde(deserialize_with = "crate::whole::u64")]
+    #[schemars(range(min = 1, max = 18446744073709551615u64))]
     pub heartbeat_interval_s: u64,
 }
 
@@ -37,10 +48,12 @@ pub struct AgentRegistration {
 #[serde(deny_unknown_fields)]
 pub struct Heartbeat {
     /// Batches waiting in the agent's buffer.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::whole::u64")]
+    #[schemars(range(max = 18446744073709551615u64))]
     pub buffered_batches: u64,
     /// Batches the agent had to drop since it started (`when_full = "drop_oldest"`).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::whole::u64")]
+    #[schemars(range(max = 18446744073709551615u64))]
     pub dropped_batches: u64,
 }
 

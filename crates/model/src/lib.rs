@@ -9,10 +9,12 @@
 pub mod api;
 pub mod catalog;
 mod labels;
+pub mod limits;
 pub mod prom;
 mod record;
 pub mod schema;
 mod unit;
+mod whole;
 
 pub use labels::PointLabels;
 pub use record::*;

@@ -1,6 +1,7 @@
 //! Resource, Point, Cost, Batch: the JSON shapes on the wire (see `docs/format.md`).
 
-use crate::{PointLabels, Stat, Unit, SCHEMA_VERSION};
+use crate::limits::{self, MAX_ID_CHARS, MAX_KEY_CHARS, MAX_LABELS, MAX_VALUE_CHARS};
+use crate::{whole, PointLabels, Stat, Unit, SCHEMA_VERSION};
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -32,18 +33,18 @@ fn no_labels(l: &PointLabels) -> bool {
 #[serde(deny_unknown_fields)]
 pub struct ResourceRef {
     /// `aws`, `gcp`, `azure`, `host`, `custom`, …
-    #[schemars(with = "String")]
+    #[schemars(schema_with = "limits::provider_schema")]
     pub provider: SmolStr,
     /// AWS account id, GCP project id, Azure subscription id; the host name for hosts.
     #[serde(default)]
-    #[schemars(with = "String")]
+    #[schemars(schema_with = "limits::id_schema")]
     pub account: SmolStr,
     /// Cloud region (`us-east-1`, `europe-west1`, `westeurope`); empty when it has none.
     #[serde(default)]
-    #[schemars(with = "String")]
+    #[schemars(schema_with = "limits::id_schema")]
     pub region: SmolStr,
     /// The provider's own id of the resource (instance id, ARN, resource URI, host name).
-    #[schemars(with = "String")]
+    #[schemars(schema_with = "limits::required_id_schema")]
     pub id: SmolStr,
 }
 
@@ -61,25 +62,34 @@ impl ResourceRef {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Resource {
+    #[schemars(schema_with = "limits::provider_schema")]
     pub provider: String,
     #[serde(default)]
+    #[schemars(schema_with = "limits::id_schema")]
     pub account: String,
     #[serde(default)]
+    #[schemars(schema_with = "limits::id_schema")]
     pub region: String,
     /// Normalized kind: `compute.instance`, `database.instance`, `function`,
     /// `storage.bucket`, `storage.volume`, `k8s.cluster`, `k8s.node_group`, `host`, `service`, …
+    #[schemars(schema_with = "limits::required_id_schema")]
     pub kind: String,
     /// The provider's type name: `AWS::EC2::Instance`, `compute.googleapis.com/Instance`,
     /// `Microsoft.Compute/virtualMachines`.
     #[serde(default)]
+    #[schemars(schema_with = "limits::id_schema")]
     pub native_type: String,
+    #[schemars(schema_with = "limits::required_id_schema")]
     pub id: String,
     #[serde(default)]
+    #[schemars(schema_with = "limits::id_schema")]
     pub name: String,
     #[serde(default, skip_serializing_if = "is_empty_map")]
+    #[schemars(schema_with = "limits::labels_schema")]
     pub tags: Labels,
     /// Kind-specific facts: instance type, state, vCPUs, memory bytes, engine, …
     #[serde(default, skip_serializing_if = "is_empty_map")]
+    #[schemars(schema_with = "limits::attributes_schema")]
     pub attributes: BTreeMap<String, serde_json::Value>,
     pub observed_at: DateTime<Utc>,
 }
@@ -100,11 +110,12 @@ impl Resource {
 #[serde(deny_unknown_fields)]
 pub struct Point {
     /// Normalized dotted name, e.g. `cpu.utilization` (see the catalog in `docs/format.md`).
-    #[schemars(with = "String")]
+    #[schemars(schema_with = "limits::metric_schema")]
     pub metric: SmolStr,
     pub unit: Unit,
     pub stat: Stat,
     /// Length of the period the value summarises, in seconds (0 for an instantaneous read).
+    #[serde(deserialize_with = "whole::u32")]
     pub period_s: u32,
     /// End of the period, UTC.
     pub ts: DateTime<Utc>,
@@ -116,7 +127,7 @@ pub struct Point {
     pub resource: Arc<ResourceRef>,
     /// Extra dimensions of the series (`cpu = "3"`, `device = "sda"`, `mountpoint = "/"`).
     #[serde(default, skip_serializing_if = "no_labels")]
-    #[schemars(with = "Labels")]
+    #[schemars(schema_with = "limits::labels_schema")]
     pub labels: PointLabels,
 }
 
@@ -150,37 +161,49 @@ pub struct Cost {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub list_cost: Option<f64>,
     /// ISO 4217 code, e.g. `USD`.
+    #[schemars(regex(pattern = "^[A-Z]{3}$"))]
     pub billing_currency: String,
     pub charge_period_start: DateTime<Utc>,
     /// Exclusive.
     pub charge_period_end: DateTime<Utc>,
     pub charge_category: ChargeCategory,
     /// `Amazon Web Services`, `Google Cloud`, `Microsoft`, …
+    #[schemars(schema_with = "limits::id_schema")]
     pub provider_name: String,
+    #[schemars(schema_with = "limits::id_schema")]
     pub service_name: String,
     /// FOCUS service category: `Compute`, `Storage`, `Databases`, `Networking`, …
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "limits::optional_id_schema")]
     pub service_category: Option<String>,
     /// AWS account, GCP project, Azure subscription.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "limits::optional_id_schema")]
     pub sub_account_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "limits::optional_id_schema")]
     pub region_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "limits::optional_id_schema")]
     pub resource_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "limits::optional_id_schema")]
     pub resource_type: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "limits::optional_id_schema")]
     pub sku_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pricing_quantity: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "limits::optional_id_schema")]
     pub pricing_unit: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consumed_quantity: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "limits::optional_id_schema")]
     pub consumed_unit: Option<String>,
     #[serde(default, skip_serializing_if = "is_empty_map")]
+    #[schemars(schema_with = "limits::labels_schema")]
     pub tags: Labels,
     #[serde(rename = "x_source")]
     pub x_source: CostSource,
@@ -191,6 +214,7 @@ pub struct Cost {
         default,
         skip_serializing_if = "Option::is_none"
     )]
+    #[schemars(schema_with = "limits::optional_id_schema")]
     pub x_price_date: Option<String>,
 }
 
@@ -199,11 +223,14 @@ pub struct Cost {
 #[serde(deny_unknown_fields)]
 pub struct CollectError {
     /// The plugin instance that failed (`aws`, `prometheus`, …).
+    #[schemars(schema_with = "limits::id_schema")]
     pub plugin: String,
     /// What went wrong and what to do about it. Never contains a secret.
+    #[schemars(schema_with = "limits::message_schema")]
     pub message: String,
     /// Where: `account`, `region`, `api`, `url`, `command`, …
     #[serde(default, skip_serializing_if = "is_empty_map")]
+    #[schemars(schema_with = "limits::labels_schema")]
     pub context: Labels,
     pub at: DateTime<Utc>,
 }
@@ -227,11 +254,16 @@ impl Window {
 #[serde(deny_unknown_fields)]
 pub struct Batch {
     /// Record format version; see [`SCHEMA_VERSION`].
+    #[serde(deserialize_with = "whole::u32")]
+    #[schemars(range(min = 1, max = 1))]
     pub schema: u32,
-    /// Unique per batch; receivers dedupe retried deliveries on it.
+    /// Unique per batch, never the nil UUID; receivers dedupe retried deliveries on it.
+    #[schemars(schema_with = "limits::batch_id_schema")]
     pub batch_id: uuid::Uuid,
+    #[schemars(schema_with = "limits::id_schema")]
     pub agent_id: String,
     /// Name of the task that produced the batch.
+    #[schemars(schema_with = "limits::required_id_schema")]
     pub task: String,
     pub collected_at: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -284,9 +316,75 @@ impl Batch {
             .chain(self.errors.iter().map(RecordRef::Error))
     }
 
-    /// Checks what serde cannot: finite values, non-empty identities, names, periods.
-    /// Returns every problem with the path of the field (`points[17].value`), so that a
-    /// receiver can reject a bad batch whole and say exactly why.
+    /// SHA-256 of the batch's content, the same for every serialization of it: a retry
+    /// that an agent wrote again (other key order, another timestamp offset, escapes, a
+    /// number written `60.0`) hashes the same, a changed record does not. Receivers keep
+    /// it per `batch_id` to tell a retried batch (a duplicate) from a reused id (a
+    /// conflict).
+    //
+    // Points, the bulk, are fed field by field (length-prefixed, values as their bits);
+    // the rest is small and goes through serde_json, whose maps are ordered.
+    pub fn content_hash(&self) -> [u8; 32] {
+        use sha2::{Digest, Sha256};
+        struct Feed<'a>(&'a mut Sha256);
+        impl std::io::Write for Feed<'_> {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.update(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        fn put(h: &mut Sha256, s: &str) {
+            h.update((s.len() as u64).to_le_bytes());
+            h.update(s.as_bytes());
+        }
+        let mut h = Sha256::new();
+        h.update(b"skymeter batch content v1\0");
+        h.update(self.schema.to_le_bytes());
+        h.update(self.batch_id.as_bytes());
+        put(&mut h, &self.agent_id);
+        put(&mut h, &self.task);
+        let rest = (
+            self.collected_at,
+            &self.window,
+            &self.resources,
+            &self.costs,
+            &self.errors,
+        );
+        serde_json::to_writer(Feed(&mut h), &rest).expect("records serialize");
+        h.update((self.points.len() as u64).to_le_bytes());
+        for p in &self.points {
+            put(&mut h, &p.metric);
+            put(&mut h, p.unit.as_str());
+            put(&mut h, p.stat.as_str());
+            h.update(p.period_s.to_le_bytes());
+            h.update(p.ts.timestamp().to_le_bytes());
+            h.update(p.ts.timestamp_subsec_nanos().to_le_bytes());
+            h.update(p.value.to_bits().to_le_bytes());
+            for part in [
+                &p.resource.provider,
+                &p.resource.account,
+                &p.resource.region,
+                &p.resource.id,
+            ] {
+                put(&mut h, part);
+            }
+            h.update((p.labels.len() as u64).to_le_bytes());
+            for (k, v) in &p.labels {
+                put(&mut h, k);
+                put(&mut h, v);
+            }
+        }
+        h.finalize().into()
+    }
+
+    /// Checks what serde cannot: finite values, non-empty identities, names, periods, and
+    /// the bounds of [`crate::limits`] (lengths, label counts, no control characters, a
+    /// non-nil `batch_id`). Returns every problem with the path of the field
+    /// (`points[17].value`), so that a receiver can reject a bad batch whole and say
+    /// exactly why.
     pub fn validate(&self) -> Result<(), Vec<FieldError>> {
         let mut errs = Vec::new();
         if self.schema != SCHEMA_VERSION {
@@ -298,18 +396,29 @@ impl Batch {
                 ),
             ));
         }
-        if self.task.is_empty() {
-            errs.push(FieldError::new("task", "must not be empty"));
+        if self.batch_id.is_nil() {
+            errs.push(FieldError::new(
+                "batch_id",
+                "must not be the nil UUID: receivers dedupe on it, so every batch needs its own \
+                 (agents make a UUID v7 per batch)",
+            ));
         }
+        check_id(&mut errs, || "agent_id".into(), &self.agent_id, false);
+        check_id(&mut errs, || "task".into(), &self.task, true);
         for (i, r) in self.resources.iter().enumerate() {
-            check_name(
-                &mut errs,
-                || format!("resources[{i}].provider"),
-                &r.provider,
-            );
-            check_non_empty(&mut errs, || format!("resources[{i}].id"), &r.id);
-            check_non_empty(&mut errs, || format!("resources[{i}].kind"), &r.kind);
+            let path = |f: &str| format!("resources[{i}].{f}");
+            check_name(&mut errs, || path("provider"), &r.provider);
+            check_id(&mut errs, || path("account"), &r.account, false);
+            check_id(&mut errs, || path("region"), &r.region, false);
+            check_id(&mut errs, || path("kind"), &r.kind, true);
+            check_id(&mut errs, || path("native_type"), &r.native_type, false);
+            check_id(&mut errs, || path("id"), &r.id, true);
+            check_id(&mut errs, || path("name"), &r.name, false);
+            check_labels(&mut errs, || path("tags"), &r.tags);
+            check_attributes(&mut errs, || path("attributes"), &r.attributes);
         }
+        // Points of one resource share its `ResourceRef`: check each one once.
+        let mut checked: Option<&Arc<ResourceRef>> = None;
         for (i, p) in self.points.iter().enumerate() {
             check_metric_name(&mut errs, || format!("points[{i}].metric"), &p.metric);
             if !p.value.is_finite() {
@@ -318,16 +427,19 @@ impl Batch {
                     "must be a finite number",
                 ));
             }
-            check_name(
-                &mut errs,
-                || format!("points[{i}].resource.provider"),
-                &p.resource.provider,
-            );
-            check_non_empty(
-                &mut errs,
-                || format!("points[{i}].resource.id"),
-                &p.resource.id,
-            );
+            if !checked.is_some_and(|c| Arc::ptr_eq(c, &p.resource)) {
+                let before = errs.len();
+                let r = &p.resource;
+                let path = |f: &str| format!("points[{i}].resource.{f}");
+                check_name(&mut errs, || path("provider"), &r.provider);
+                check_id(&mut errs, || path("account"), &r.account, false);
+                check_id(&mut errs, || path("region"), &r.region, false);
+                check_id(&mut errs, || path("id"), &r.id, true);
+                checked = (errs.len() == before).then_some(&p.resource);
+            }
+            if !p.labels.is_empty() {
+                check_labels(&mut errs, || format!("points[{i}].labels"), &p.labels);
+            }
         }
         for (i, c) in self.costs.iter().enumerate() {
             for (field, v) in [
@@ -354,10 +466,57 @@ impl Batch {
                     format!("costs[{i}].BillingCurrency"),
                     format!(
                         "`{}` is not an ISO 4217 code such as USD",
-                        c.billing_currency
+                        limits::shown(&c.billing_currency)
                     ),
                 ));
             }
+            check_id(
+                &mut errs,
+                || format!("costs[{i}].ProviderName"),
+                &c.provider_name,
+                false,
+            );
+            check_id(
+                &mut errs,
+                || format!("costs[{i}].ServiceName"),
+                &c.service_name,
+                false,
+            );
+            for (field, v) in [
+                ("ServiceCategory", &c.service_category),
+                ("SubAccountId", &c.sub_account_id),
+                ("RegionId", &c.region_id),
+                ("ResourceId", &c.resource_id),
+                ("ResourceType", &c.resource_type),
+                ("SkuId", &c.sku_id),
+                ("PricingUnit", &c.pricing_unit),
+                ("ConsumedUnit", &c.consumed_unit),
+                ("x_price_date", &c.x_price_date),
+            ] {
+                if let Some(v) = v {
+                    check_id(&mut errs, || format!("costs[{i}].{field}"), v, false);
+                }
+            }
+            check_labels(&mut errs, || format!("costs[{i}].Tags"), &c.tags);
+        }
+        for (i, e) in self.errors.iter().enumerate() {
+            check_id(
+                &mut errs,
+                || format!("errors[{i}].plugin"),
+                &e.plugin,
+                false,
+            );
+            let path = || format!("errors[{i}].message");
+            if limits::too_long(&e.message, limits::MAX_MESSAGE_CHARS) {
+                errs.push(too_long(path(), limits::MAX_MESSAGE_CHARS));
+            }
+            if limits::has_control_in_text(&e.message) {
+                errs.push(FieldError::new(
+                    path(),
+                    "contains a control character other than tab and line breaks (NUL, ESC, …); remove it",
+                ));
+            }
+            check_labels(&mut errs, || format!("errors[{i}].context"), &e.context);
         }
         if let Some(w) = &self.window {
             if w.end < w.start {
@@ -415,21 +574,134 @@ impl fmt::Display for FieldError {
     }
 }
 
-fn check_non_empty(errs: &mut Vec<FieldError>, path: impl Fn() -> String, v: &str) {
+fn too_long(path: String, max: usize) -> FieldError {
+    FieldError::new(
+        path,
+        format!("is longer than the limit of {max} characters (docs/format.md, Limits)"),
+    )
+}
+
+const CONTROL: &str =
+    "contains a control character (NUL, tab, line break, ESC, …); identifiers, names, labels and tags cannot";
+
+/// An identifier or name: bounded, no control characters, and not empty when `required`.
+fn check_id(errs: &mut Vec<FieldError>, path: impl Fn() -> String, v: &str, required: bool) {
     if v.is_empty() {
-        errs.push(FieldError::new(path(), "must not be empty"));
+        if required {
+            errs.push(FieldError::new(path(), "must not be empty"));
+        }
+        return;
+    }
+    if limits::too_long(v, MAX_ID_CHARS) {
+        errs.push(too_long(path(), MAX_ID_CHARS));
+    }
+    if limits::has_control(v) {
+        errs.push(FieldError::new(path(), CONTROL));
+    }
+}
+
+/// A map key (label, tag, attribute, context).
+fn check_key(errs: &mut Vec<FieldError>, path: &dyn Fn() -> String, k: &str) {
+    if k.is_empty() {
+        errs.push(FieldError::new(path(), "has an empty key"));
+    } else if limits::too_long(k, MAX_KEY_CHARS) {
+        errs.push(FieldError::new(
+            path(),
+            format!(
+                "key `{}` is longer than the limit of {MAX_KEY_CHARS} characters (docs/format.md, Limits)",
+                limits::shown(k)
+            ),
+        ));
+    } else if limits::has_control(k) {
+        errs.push(FieldError::new(
+            path(),
+            format!("key `{}` {CONTROL}", limits::shown(k)),
+        ));
+    }
+}
+
+fn check_count(errs: &mut Vec<FieldError>, path: &dyn Fn() -> String, n: usize) -> bool {
+    if n > MAX_LABELS {
+        errs.push(FieldError::new(
+            path(),
+            format!("has {n} entries; the limit is {MAX_LABELS} (docs/format.md, Limits)"),
+        ));
+        return false;
+    }
+    true
+}
+
+fn check_labels(errs: &mut Vec<FieldError>, path: impl Fn() -> String, labels: &Labels) {
+    if !check_count(errs, &path, labels.len()) {
+        return; // one error for the count, not one per entry
+    }
+    for (k, v) in labels {
+        check_key(errs, &path, k);
+        let vpath = || format!("{}[\"{}\"]", path(), limits::shown(k));
+        if limits::too_long(v, MAX_VALUE_CHARS) {
+            errs.push(too_long(vpath(), MAX_VALUE_CHARS));
+        }
+        if limits::has_control(v) {
+            errs.push(FieldError::new(vpath(), CONTROL));
+        }
+    }
+}
+
+fn check_attributes(
+    errs: &mut Vec<FieldError>,
+    path: impl Fn() -> String,
+    attrs: &BTreeMap<String, serde_json::Value>,
+) {
+    if !check_count(errs, &path, attrs.len()) {
+        return;
+    }
+    for (k, v) in attrs {
+        check_key(errs, &path, k);
+        let vpath = || format!("{}[\"{}\"]", path(), limits::shown(k));
+        // Compact JSON is how the store keeps it; a value in another form is no larger.
+        let size = serde_json::to_string(v).map_or(usize::MAX, |t| t.chars().count());
+        if size > limits::MAX_ATTRIBUTE_CHARS {
+            errs.push(FieldError::new(
+                vpath(),
+                format!(
+                    "is {size} characters as JSON; the limit is {} (docs/format.md, Limits)",
+                    limits::MAX_ATTRIBUTE_CHARS
+                ),
+            ));
+        } else if json_has_control(v) {
+            errs.push(FieldError::new(
+                vpath(),
+                "holds a string with a control character other than tab and line breaks (NUL, ESC, …)",
+            ));
+        }
+    }
+}
+
+fn json_has_control(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::String(s) => limits::has_control_in_text(s),
+        serde_json::Value::Array(a) => a.iter().any(json_has_control),
+        serde_json::Value::Object(m) => m
+            .iter()
+            .any(|(k, v)| limits::has_control_in_text(k) || json_has_control(v)),
+        _ => false,
     }
 }
 
 fn check_name(errs: &mut Vec<FieldError>, path: impl Fn() -> String, v: &str) {
     if v.is_empty()
+        || v.len() > limits::MAX_PROVIDER_CHARS
         || !v
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
     {
         errs.push(FieldError::new(
             path(),
-            format!("`{v}` must be non-empty lowercase letters, digits, `_` or `-`"),
+            format!(
+                "`{}` must be 1-{} lowercase letters, digits, `_` or `-`",
+                limits::shown(v),
+                limits::MAX_PROVIDER_CHARS
+            ),
         ));
     }
 }
@@ -438,7 +710,7 @@ fn check_name(errs: &mut Vec<FieldError>, path: impl Fn() -> String, v: &str) {
 /// sources bring (Prometheus names with `:` and upper case, `/`-separated namespaces).
 pub fn is_valid_metric_name(v: &str) -> bool {
     !v.is_empty()
-        && v.len() <= 256
+        && v.len() <= limits::MAX_METRIC_CHARS
         && v.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'/' | b'-'))
 }
@@ -447,7 +719,11 @@ fn check_metric_name(errs: &mut Vec<FieldError>, path: impl Fn() -> String, v: &
     if !is_valid_metric_name(v) {
         errs.push(FieldError::new(
             path(),
-            format!("`{v}` is not a metric name: use 1-256 of letters, digits, `_ . : / -`"),
+            format!(
+                "`{}` is not a metric name: use 1-{} of letters, digits, `_ . : / -`",
+                limits::shown(v),
+                limits::MAX_METRIC_CHARS
+            ),
         ));
     }
 }

@@ -120,8 +120,9 @@ fn time_param(name: &str, default: &str) -> Value {
     )
 }
 
+/// An empty value (`?stat=`) counts as absent, as HTML forms send unset fields.
 fn stat_schema() -> Value {
-    json!({"type": "string", "enum": ["avg", "max", "min", "sum", "count", "last", "p50", "p95", "p99"]})
+    json!({"type": "string", "enum": ["", "avg", "max", "min", "sum", "count", "last", "p50", "p95", "p99"]})
 }
 
 fn series_params() -> Vec<Value> {
@@ -273,8 +274,12 @@ fn describe(spec: &RouteSpec, s: &mut Schemas) -> Option<Op> {
                           not at all: any malformed JSON (`invalid_json`, with line and \
                           column), wrong type, missing or unknown field, or invalid value \
                           (`invalid_batch`, with every bad field's path in `fields`) stores \
-                          nothing. A batch whose `batch_id` was stored before is answered \
-                          `duplicate: true` and not stored again, so agents can retry safely. \
+                          nothing. The limits of the record format (label counts, lengths, \
+                          no control characters, a non-nil `batch_id`: see `docs/format.md`) \
+                          are in the Batch schema and refused with `invalid_batch`. A batch \
+                          whose `batch_id` was stored before with the same content is answered \
+                          `duplicate: true` and not stored again, so agents can retry safely; \
+                          with other content it is answered 409 `batch_conflict`. \
                           Each cost line is also stored as two points for the Prometheus API, \
                           `cost_billed_usd` and `cost_effective_usd` (other currencies: \
                           `cost_billed_eur`, ...), at its `ChargePeriodStart`, labelled \
@@ -284,6 +289,7 @@ fn describe(spec: &RouteSpec, s: &mut Schemas) -> Option<Op> {
             body: Some((s.of::<Batch>(), "A batch of records.")),
             ok: vec![("200", "Stored, or a duplicate of a stored batch.", Some((json_ct, s.of::<IngestResponse>())))],
             errors: vec![
+                ("409", "The `batch_id` was stored before with other content (`batch_conflict`); nothing was stored."),
                 ("413", "The body (compressed, or decompressed) is over the server's limit (`too_large`)."),
                 ("415", "Unsupported `Content-Encoding` (`unsupported_encoding`) or a non-JSON `Content-Type`."),
             ],
@@ -337,8 +343,8 @@ fn describe(spec: &RouteSpec, s: &mut Schemas) -> Option<Op> {
                 query("q", "Case-insensitive substring of the name or id.", string()),
                 query(
                     "sort",
-                    "`key` (default), `name`, `kind`, `last_seen` or `first_seen`; `-` in front for descending.",
-                    json!({"type": "string", "pattern": "^-?(key|name|kind|last_seen|first_seen)$"}),
+                    "`key` (default), `name`, `kind`, `last_seen` or `first_seen`; `-` in front for descending. Empty: the default.",
+                    json!({"type": "string", "pattern": "^(-?(key|name|kind|last_seen|first_seen))?$"}),
                 ),
             ];
             params.extend(page_params());
@@ -386,7 +392,17 @@ fn describe(spec: &RouteSpec, s: &mut Schemas) -> Option<Op> {
                               Prometheus call.",
                 params,
                 body: None,
-                ok: vec![("200", "A page of series, or (with `match[]`) Prometheus' answer.", Some((json_ct, s.of::<PageOf<SeriesInfo>>())))],
+                ok: vec![(
+                    "200",
+                    "A page of series, or (with `match[]`) Prometheus' answer.",
+                    Some((
+                        json_ct,
+                        json!({"anyOf": [
+                            s.of::<PageOf<SeriesInfo>>(),
+                            prom_ok(json!({"type": "array", "items": {"type": "object", "additionalProperties": {"type": "string"}}})),
+                        ]}),
+                    )),
+                )],
                 errors: vec![],
             }
         }
@@ -431,7 +447,7 @@ fn describe(spec: &RouteSpec, s: &mut Schemas) -> Option<Op> {
                 time_param("start", "Default: no lower bound."),
                 time_param("end", "Default: no upper bound."),
                 query("provider", "Only this provider's lines.", string()),
-                query("source", "`billed` or `estimated`.", json!({"type": "string", "enum": ["billed", "estimated"]})),
+                query("source", "`billed` or `estimated`; empty: both.", json!({"type": "string", "enum": ["", "billed", "estimated"]})),
             ],
             body: None,
             ok: vec![("200", "The groups.", Some((json_ct, s.of::<CostsResponse>())))],
@@ -655,9 +671,17 @@ pub fn openapi() -> Value {
             .into_generator(),
     );
     let error_ref = s.of::<ApiErrorBody>();
-    let error = |desc: &str| json!({"description": desc, "content": {"application/json": {"schema": error_ref.clone()}}});
+    let prom_error_ref = json!({"$ref": "#/components/schemas/PromErrorBody"});
+    // The Prometheus API answers its own errors in Prometheus' shape; what is refused
+    // before it runs (auth, body size, content type) has skymeter's.
+    let either_ref = json!({"anyOf": [error_ref.clone(), prom_error_ref.clone()]});
     let mut paths = Map::new();
     for spec in ROUTES {
+        let prom_shaped = prom_op(spec).is_some();
+        let error = |desc: &str| {
+            let schema = if prom_shaped { &either_ref } else { &error_ref };
+            json!({"description": desc, "content": {"application/json": {"schema": schema}}})
+        };
         let Some(op) = describe(spec, &mut s) else {
             tracing::error!(
                 method = spec.method,
@@ -719,8 +743,10 @@ pub fn openapi() -> Value {
             operation["parameters"] = op.params.into();
         }
         if let Some((schema, desc)) = op.body {
+            // A heartbeat's body may be left out: the server reads an empty body as `{}`.
+            let required = !spec.path.ends_with("/heartbeat");
             operation["requestBody"] = json!({
-                "required": true,
+                "required": required,
                 "description": desc,
                 "content": {"application/json": {"schema": schema}},
             });
@@ -736,7 +762,22 @@ pub fn openapi() -> Value {
             .or_insert_with(|| json!({}));
         path[spec.method.to_ascii_lowercase()] = operation;
     }
-    let schemas = s.0.take_definitions(true);
+    let mut schemas = s.0.take_definitions(true);
+    schemas.insert(
+        "PromErrorBody".into(),
+        json!({
+            "description": "An error of the Prometheus-compatible API, in Prometheus' shape: \
+                            `errorType` `bad_data` (400), `execution` (422), `timeout` (503), \
+                            `internal` (500).",
+            "type": "object",
+            "required": ["status", "errorType", "error"],
+            "properties": {
+                "status": {"const": "error"},
+                "errorType": {"type": "string"},
+                "error": {"type": "string"},
+            },
+        }),
+    );
     json!({
         "openapi": "3.1.0",
         "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",

@@ -619,3 +619,280 @@ mod tests {
         );
     }
 }
+
+/// Property tests: on generated batches, on mutations of them and on random bytes, the
+/// ingest path (fast parser, serde_json when it steps aside) and serde_json alone agree on
+/// accept / reject, on the decoded batch and on `Batch::validate`'s verdict. 256 cases per
+/// property; `PROPTEST_CASES` raises it (`scripts/fuzz`-style long runs).
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+    use skymeter_model::{CollectError, Resource};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// How often the fast path itself decided (rather than stepping aside): a generator
+    /// that never reaches it would test nothing.
+    static FAST: AtomicUsize = AtomicUsize::new(0);
+
+    fn config() -> ProptestConfig {
+        ProptestConfig {
+            // Regressions are reported in the failure message; nothing is written into
+            // the source tree.
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        }
+    }
+
+    /// Strings as collectors make them, plus the unusual: escapes, controls, non-ASCII,
+    /// empty, long.
+    fn text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            6 => "[a-zA-Z0-9_.:/-]{1,12}",
+            2 => "\\PC{0,8}",
+            1 => any::<String>().prop_map(|s| s.chars().take(10).collect()),
+            1 => Just(String::new()),
+            1 => prop::sample::select(vec!["a\"b", "tab\there", "nul\u{0}", "é✓", "\\", "\u{7f}\u{85}"])
+                .prop_map(str::to_owned),
+            1 => (1usize..3000).prop_map(|n| "x".repeat(n)),
+        ]
+    }
+
+    fn labels() -> impl Strategy<Value = Labels> {
+        prop_oneof![
+            8 => prop::collection::btree_map(text(), text(), 0..4),
+            1 => (60usize..70).prop_map(|n| (0..n).map(|i| (format!("k{i}"), "v".into())).collect()),
+        ]
+    }
+
+    fn timestamp() -> impl Strategy<Value = DateTime<Utc>> {
+        (
+            -2_000_000_000i64..5_000_000_000,
+            prop_oneof![Just(0u32), 0u32..1_000_000_000],
+        )
+            .prop_map(|(s, n)| DateTime::from_timestamp(s, n).unwrap())
+    }
+
+    fn value() -> impl Strategy<Value = f64> {
+        prop_oneof![
+            any::<f64>().prop_filter("finite", |v| v.is_finite()),
+            -1e6..1e6f64,
+            Just(0.0),
+            Just(-0.0),
+            (0u32..1000).prop_map(f64::from),
+        ]
+    }
+
+    fn resource_ref() -> impl Strategy<Value = ResourceRef> {
+        (
+            prop_oneof![4 => Just("aws".to_string()), 1 => text()],
+            text(),
+            text(),
+            text(),
+        )
+            .prop_map(|(p, a, r, id)| ResourceRef {
+                provider: p.into(),
+                account: a.into(),
+                region: r.into(),
+                id: id.into(),
+            })
+    }
+
+    fn point() -> impl Strategy<Value = Point> {
+        (
+            text(),
+            prop::sample::select(Unit::ALL.to_vec()),
+            prop::sample::select(Stat::ALL.to_vec()),
+            any::<u32>(),
+            timestamp(),
+            value(),
+            resource_ref(),
+            labels(),
+        )
+            .prop_map(|(m, unit, stat, period_s, ts, value, r, l)| Point {
+                metric: m.into(),
+                unit,
+                stat,
+                period_s,
+                ts,
+                value,
+                resource: Arc::new(r),
+                labels: l.into(),
+            })
+    }
+
+    fn resource() -> impl Strategy<Value = Resource> {
+        (resource_ref(), text(), labels(), timestamp()).prop_map(|(r, kind, tags, at)| Resource {
+            provider: r.provider.to_string(),
+            account: r.account.to_string(),
+            region: r.region.to_string(),
+            kind,
+            native_type: String::new(),
+            id: r.id.to_string(),
+            name: String::new(),
+            tags,
+            attributes: [("vcpus".to_string(), serde_json::json!(2))].into(),
+            observed_at: at,
+        })
+    }
+
+    fn batch() -> impl Strategy<Value = Batch> {
+        (
+            prop_oneof![Just(0u128), any::<u128>()],
+            text(),
+            text(),
+            timestamp(),
+            prop::collection::vec(point(), 0..6),
+            prop::collection::vec(resource(), 0..2),
+            prop::collection::vec((text(), text(), timestamp()), 0..2),
+            prop_oneof![Just(1u32), any::<u32>()],
+        )
+            .prop_map(
+                |(id, agent, task, at, points, resources, errs, schema)| Batch {
+                    schema,
+                    batch_id: uuid::Uuid::from_u128(id),
+                    agent_id: agent,
+                    task,
+                    collected_at: at,
+                    window: None,
+                    resources,
+                    points,
+                    costs: vec![],
+                    errors: errs
+                        .into_iter()
+                        .map(|(plugin, message, at)| CollectError {
+                            plugin,
+                            message,
+                            context: Labels::new(),
+                            at,
+                        })
+                        .collect(),
+                },
+            )
+    }
+
+    /// Serialized as agents and other clients might: compact, pretty, or with every
+    /// whole number written as a float.
+    fn encoded() -> impl Strategy<Value = Vec<u8>> {
+        (batch(), 0..3u8).prop_map(|(b, style)| match style {
+            0 => serde_json::to_vec(&b).unwrap(),
+            1 => serde_json::to_vec_pretty(&b).unwrap(),
+            _ => {
+                let mut v = serde_json::to_value(&b).unwrap();
+                v["schema"] = f64::from(b.schema).into();
+                for p in v["points"].as_array_mut().unwrap() {
+                    p["period_s"] = p["period_s"].as_f64().unwrap().into();
+                }
+                serde_json::to_vec(&v).unwrap()
+            }
+        })
+    }
+
+    /// 1 to 4 edits with bytes that matter to JSON.
+    fn mutated() -> impl Strategy<Value = Vec<u8>> {
+        let edit = (
+            any::<prop::sample::Index>(),
+            0..4u8,
+            prop::sample::select(b" \t\n{}[]:,\"\\0123456789-+.eEZT:abcnulltrue\x00\xff".to_vec()),
+        );
+        (encoded(), prop::collection::vec(edit, 1..5)).prop_map(|(mut bytes, edits)| {
+            for (at, kind, c) in edits {
+                if bytes.is_empty() {
+                    break;
+                }
+                let i = at.index(bytes.len());
+                match kind {
+                    0 => bytes[i] = c,
+                    1 => {
+                        bytes.remove(i);
+                    }
+                    2 => bytes.insert(i, c),
+                    _ => bytes.truncate(i),
+                }
+            }
+            bytes
+        })
+    }
+
+    /// What the server does: the fast path, serde_json when it steps aside.
+    fn ingest_decode(bytes: &[u8]) -> Option<Batch> {
+        match parse_batch(bytes) {
+            Some(b) => {
+                FAST.fetch_add(1, Ordering::Relaxed);
+                Some(b)
+            }
+            None => serde_json::from_slice(bytes).ok(),
+        }
+    }
+
+    fn verdict(b: &Batch) -> Result<(), Vec<String>> {
+        b.validate()
+            .map_err(|errs| errs.iter().map(ToString::to_string).collect())
+    }
+
+    fn agree(bytes: &[u8]) -> Result<(), TestCaseError> {
+        let ours = ingest_decode(bytes);
+        let reference: Option<Batch> = serde_json::from_slice(bytes).ok();
+        prop_assert_eq!(
+            ours.is_some(),
+            reference.is_some(),
+            "accept / reject differ"
+        );
+        if let (Some(a), Some(b)) = (ours, reference) {
+            prop_assert_eq!(verdict(&a), verdict(&b));
+            prop_assert_eq!(a.points.len(), b.points.len());
+            let (mut a, b) = (a, b);
+            for (p, q) in a.points.iter_mut().zip(&b.points) {
+                // serde_json's default float parsing may be an ulp off; ours is correctly
+                // rounded.
+                let ulps = (p.value.to_bits() as i64).wrapping_sub(q.value.to_bits() as i64);
+                prop_assert!(
+                    ulps.abs() <= 1 || p.value == q.value,
+                    "{} vs {}",
+                    p.value,
+                    q.value
+                );
+                p.value = q.value;
+            }
+            prop_assert_eq!(a, b);
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        #[test]
+        fn generated_batches_decode_and_validate_alike(bytes in encoded()) {
+            agree(&bytes)?;
+        }
+
+        #[test]
+        fn mutated_batches_are_accepted_and_refused_alike(bytes in mutated()) {
+            agree(&bytes)?;
+        }
+
+        #[test]
+        fn random_bytes_never_panic_and_agree(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+            agree(&bytes)?;
+        }
+
+        #[test]
+        fn a_valid_prefix_with_garbage_agrees(b in encoded(), tail in prop::collection::vec(any::<u8>(), 0..16), cut in any::<prop::sample::Index>()) {
+            let mut bytes = b[..cut.index(b.len() + 1).max(1).min(b.len())].to_vec();
+            bytes.extend(tail);
+            agree(&bytes)?;
+        }
+    }
+
+    #[test]
+    fn the_generators_reach_the_fast_path() {
+        let mut runner = proptest::test_runner::TestRunner::new(config());
+        let before = FAST.load(Ordering::Relaxed);
+        runner.run(&encoded(), |bytes| agree(&bytes)).unwrap();
+        assert!(
+            FAST.load(Ordering::Relaxed) > before,
+            "no generated batch took the fast path"
+        );
+    }
+}

@@ -651,3 +651,223 @@ async fn store_points_round_trip_through_the_points_endpoint() {
         .unwrap();
     assert_eq!(v["series"][0]["points"][0][1], 5.0, "{v}");
 }
+
+/// What an outside tester sent (issue 12) and what each must now answer: 400 naming the
+/// field and the limit, the batch refused whole, and an answer that does not echo the
+/// oversized value back.
+#[tokio::test]
+async fn input_past_the_record_limits_is_refused_whole_naming_field_and_limit() {
+    let s = TestServer::start(ServerConfig::default()).await;
+    let token = s.token(&[Scope::Ingest]);
+    let good = serde_json::to_value(batch(3)).unwrap();
+    let with = |f: &dyn Fn(&mut Value)| {
+        let mut v = good.clone();
+        f(&mut v);
+        serde_json::to_vec(&v).unwrap()
+    };
+    let many_labels: serde_json::Map<String, Value> = (0..100_000)
+        .map(|i| (format!("k{i}"), json!("v")))
+        .collect();
+    let cases: Vec<(&str, Vec<u8>, &str, &str)> = vec![
+        (
+            "10 MB label value",
+            with(&|v| v["points"][0]["labels"] = json!({"big": "x".repeat(10 << 20)})),
+            "points[0].labels[\"big\"]",
+            "limit of 4096 characters",
+        ),
+        (
+            "100,000 labels on one point",
+            with(&|v| v["points"][1]["labels"] = Value::Object(many_labels.clone())),
+            "points[1].labels",
+            "has 100000 entries; the limit is 64",
+        ),
+        (
+            "64 KB resource id",
+            with(&|v| v["points"][2]["resource"]["id"] = json!("i".repeat(64 << 10))),
+            "points[2].resource.id",
+            "limit of 1024 characters",
+        ),
+        (
+            "64 KB resource name",
+            with(&|v| {
+                v["resources"] = json!([{"provider": "host", "kind": "host", "id": "h1",
+                    "name": "n".repeat(64 << 10), "observed_at": "2026-11-22T10:00:00Z"}])
+            }),
+            "resources[0].name",
+            "limit of 1024 characters",
+        ),
+        (
+            "NUL in a label value",
+            with(&|v| v["points"][0]["labels"] = json!({"device": "sda\u{0}"})),
+            "points[0].labels[\"device\"]",
+            "control character",
+        ),
+        (
+            "NUL in a resource id",
+            with(&|v| v["points"][0]["resource"]["id"] = json!("h\u{0}1")),
+            "points[0].resource.id",
+            "control character",
+        ),
+        (
+            "NUL in a tag key",
+            with(&|v| {
+                v["resources"] = json!([{"provider": "host", "kind": "host", "id": "h1",
+                    "tags": {"a\u{0}b": "1"}, "observed_at": "2026-11-22T10:00:00Z"}])
+            }),
+            "resources[0].tags",
+            "key `a\\0b` contains a control character",
+        ),
+        (
+            "empty label key",
+            with(&|v| v["points"][0]["labels"] = json!({"": "x"})),
+            "points[0].labels",
+            "empty key",
+        ),
+        (
+            "metric name with a space",
+            with(&|v| v["points"][0]["metric"] = json!("cpu utilization")),
+            "points[0].metric",
+            "1-256 of letters",
+        ),
+        (
+            "nil batch_id",
+            with(&|v| v["batch_id"] = json!("00000000-0000-0000-0000-000000000000")),
+            "batch_id",
+            "nil UUID",
+        ),
+    ];
+    for (name, body, path, says) in cases {
+        for fast_path_defeated in [false, true] {
+            // Pretty-printed JSON with an escape in it goes through serde_json instead of
+            // the fast path: both must refuse alike.
+            let body = if fast_path_defeated {
+                let mut v: Value = serde_json::from_slice(&body).unwrap();
+                v["agent_id"] = json!("agent\u{e9}\"quoted\"");
+                serde_json::to_vec_pretty(&v).unwrap()
+            } else {
+                body.clone()
+            };
+            let resp = s
+                .client
+                .post(format!("{}/api/v1/ingest", s.url))
+                .bearer_auth(&token)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let len = resp.content_length();
+            let (status, err) = error_of(resp).await;
+            assert_eq!(status, 400, "{name}: {err}");
+            assert_eq!(err["code"], "invalid_batch", "{name}: {err}");
+            let fields: Vec<&str> = err["fields"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| f["path"].as_str().unwrap())
+                .collect();
+            assert_eq!(fields, [path], "{name}: {err}");
+            let msg = err["message"].as_str().unwrap();
+            assert!(msg.contains(says), "{name}: `{says}` not in {msg}");
+            assert!(msg.contains("nothing was stored"), "{name}: {msg}");
+            assert!(len.is_none_or(|l| l < 4096), "{name}: the answer is short");
+        }
+    }
+    let st = s.stats();
+    assert_eq!(
+        (st.batches, st.points),
+        (0, 0),
+        "nothing of any of them was stored"
+    );
+
+    // A batch exactly at the limits is stored.
+    let at_limits = with(&|v| {
+        v["points"][0]["labels"] = Value::Object(
+            (0..64)
+                .map(|i| (format!("{i:0>256}"), json!("ß".repeat(4096))))
+                .collect(),
+        );
+        v["points"][0]["resource"]["id"] = json!("é".repeat(1024));
+    });
+    let resp = s
+        .client
+        .post(format!("{}/api/v1/ingest", s.url))
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body(at_limits)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+}
+
+/// The same batch sent again stays a quiet duplicate, however it was serialized; the same
+/// batch_id with other content is answered 409 and stored nowhere.
+#[tokio::test]
+async fn a_reused_batch_id_with_other_content_is_a_409_conflict() {
+    let s = TestServer::start(ServerConfig::default()).await;
+    let token = s.token(&[Scope::Ingest]);
+    let post = |body: Vec<u8>, gzipped: bool| {
+        let mut r = s
+            .client
+            .post(format!("{}/api/v1/ingest", s.url))
+            .bearer_auth(&token)
+            .header("content-type", "application/json");
+        if gzipped {
+            r = r.header("content-encoding", "gzip").body(gzip(&body));
+        } else {
+            r = r.body(body);
+        }
+        r.send()
+    };
+    let b = batch(10);
+    let resp = post(serde_json::to_vec(&b).unwrap(), false).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let stored = s.stats();
+
+    // A retry written again by another serializer: pretty, keys reordered, offsets.
+    let mut v = serde_json::to_value(&b).unwrap();
+    let points = v["points"].take();
+    let obj = v.as_object_mut().unwrap();
+    obj.remove("points");
+    obj.insert("points".into(), points);
+    let mut text = serde_json::to_string_pretty(&v).unwrap();
+    let ts0 = b.points[0].ts;
+    let shifted = (ts0 + chrono::Duration::hours(2)).format("%Y-%m-%dT%H:%M:%S%.f+02:00");
+    text = text.replacen(
+        &format!(
+            "\"{}\"",
+            ts0.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+        ),
+        &format!("\"{shifted}\""),
+        1,
+    );
+    assert!(text.contains("+02:00\""), "the rewrite changed an offset");
+    let resp = post(text.into_bytes(), true).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let r: Value = resp.json().await.unwrap();
+    assert_eq!(r["duplicate"], true, "{r}");
+
+    let mut other = b.clone();
+    other.points[9].value += 1.0;
+    let resp = post(serde_json::to_vec(&other).unwrap(), false)
+        .await
+        .unwrap();
+    let (status, err) = error_of(resp).await;
+    assert_eq!(status, 409, "{err}");
+    assert_eq!(err["code"], "batch_conflict");
+    let msg = err["message"].as_str().unwrap();
+    assert!(msg.contains(&b.batch_id.to_string()), "{msg}");
+    assert!(msg.contains("nothing was stored"), "{msg}");
+    assert_eq!(err["fields"][0]["path"], "batch_id");
+    let after = s.stats();
+    assert_eq!(
+        (after.batches, after.points),
+        (stored.batches, stored.points)
+    );
+
+    // The original is still a duplicate after the conflict.
+    let resp = post(serde_json::to_vec(&b).unwrap(), false).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.json::<Value>().await.unwrap()["duplicate"], true);
+}

@@ -41,8 +41,13 @@ pub enum StoreError {
 pub enum IngestOutcome {
     /// Stored, durably, whole.
     Stored,
-    /// A batch with this `batch_id` was stored before; nothing was stored again.
+    /// A batch with this `batch_id` and the same content
+    /// ([`Batch::content_hash`](skymeter_model::Batch::content_hash)) was stored before;
+    /// nothing was stored again.
     Duplicate,
+    /// A batch with this `batch_id` but different content was stored before: the id was
+    /// reused. Nothing was stored; the server answers 409.
+    Conflict,
 }
 
 /// One page of a list.
@@ -267,7 +272,8 @@ pub struct RetentionReport {
 pub trait Store: Send + Sync + 'static {
     /// Stores a batch whole, durably (on disk, synced) before returning, or not at all.
     /// The batch has been validated (`Batch::validate`) by the caller. A `batch_id` seen
-    /// before returns [`IngestOutcome::Duplicate`] and stores nothing. Cost lines are keyed
+    /// before returns [`IngestOutcome::Duplicate`] (same content) or
+    /// [`IngestOutcome::Conflict`] (different content) and stores nothing. Cost lines are keyed
     /// by (x_source, ProviderName, SubAccountId, RegionId, ServiceName, ResourceId, SkuId,
     /// ChargeCategory, ChargePeriodStart, ChargePeriodEnd, BillingCurrency): a line whose
     /// key is stored replaces it, unless the stored one came from a batch with a later

@@ -32,7 +32,8 @@ pub async fn register(
     if reg.id.trim().is_empty() {
         fields.push(FieldError::new("id", "must not be empty"));
     }
-    if reg.id.len() > 256 || reg.id.chars().any(|c| c.is_control()) {
+    // Characters, as the published schema's `maxLength` counts them.
+    if reg.id.chars().count() > 256 || reg.id.chars().any(|c| c.is_control()) {
         fields.push(FieldError::new(
             "id",
             "must be at most 256 characters, without control characters",

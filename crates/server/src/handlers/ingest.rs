@@ -1,5 +1,9 @@
 //! `POST /api/v1/ingest`: a whole [`Batch`] is stored, or nothing is.
 //!
+//! A batch is told from a retry by its id and [`Batch::content_hash`]: the same id with the
+//! same content is a duplicate (200, `duplicate: true`, nothing stored again), the same id
+//! with other content a conflict (409 `batch_conflict`, nothing stored).
+//!
 //! The hot path: the raw body is read on the request task, then decompression, parsing,
 //! validation and the store call run in one blocking task (CPU work off the async
 //! threads, one hop), straight from the decompressed bytes: [`fastjson`] for the common
@@ -84,13 +88,31 @@ async fn ingest_inner(
             errors: batch.errors.len(),
         };
         cost_series::add_cost_points(&mut batch);
-        let outcome = st.store.ingest(&batch).map_err(ApiErr::store)?;
-        Ok(IngestResponse {
-            duplicate: outcome == IngestOutcome::Duplicate,
-            ..sent
-        })
+        let duplicate = match st.store.ingest(&batch).map_err(ApiErr::store)? {
+            IngestOutcome::Stored => false,
+            IngestOutcome::Duplicate => true,
+            IngestOutcome::Conflict => return Err(conflict(batch.batch_id)),
+        };
+        Ok(IngestResponse { duplicate, ..sent })
     })
     .await
+}
+
+/// The id names a stored batch whose content differs: a retry would hash the same, so this
+/// is an id reused for other data, which storing would lose or dropping would hide.
+fn conflict(id: uuid::Uuid) -> ApiErr {
+    ApiErr::new(
+        StatusCode::CONFLICT,
+        "batch_conflict",
+        format!(
+            "batch_id {id} was already stored with different content; nothing was stored. \
+             A retry must resend the same records; new records need a new batch_id"
+        ),
+    )
+    .with_fields(vec![FieldError::new(
+        "batch_id",
+        format!("{id} is taken by a batch with other content"),
+    )])
 }
 
 fn invalid_batch(mut fields: Vec<FieldError>) -> ApiErr {

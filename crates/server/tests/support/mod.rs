@@ -10,14 +10,15 @@ use skymeter_model::{Batch, Cost, Point, ResourceRef, Stat};
 use skymeter_server::{Server, ServerConfig};
 use skymeter_store::*;
 use std::collections::hash_map::DefaultHasher;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 #[derive(Default)]
 struct Data {
-    batches: HashSet<uuid::Uuid>,
+    /// Batch id → content hash: a retry is a duplicate, a reused id a conflict.
+    batches: HashMap<uuid::Uuid, [u8; 32]>,
     resources: BTreeMap<String, StoredResource>,
     history: BTreeMap<String, Vec<ResourceChange>>,
     points: BTreeMap<SeriesKey, BTreeMap<DateTime<Utc>, f64>>,
@@ -166,8 +167,15 @@ fn diff(
 impl Store for MemStore {
     fn ingest(&self, batch: &Batch) -> Result<IngestOutcome, StoreError> {
         let mut d = self.lock();
-        if !d.batches.insert(batch.batch_id) {
-            return Ok(IngestOutcome::Duplicate);
+        let hash = batch.content_hash();
+        match d.batches.entry(batch.batch_id) {
+            std::collections::hash_map::Entry::Occupied(e) if *e.get() == hash => {
+                return Ok(IngestOutcome::Duplicate)
+            }
+            std::collections::hash_map::Entry::Occupied(_) => return Ok(IngestOutcome::Conflict),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(hash);
+            }
         }
         for r in &batch.resources {
             let key = r.reference().key();

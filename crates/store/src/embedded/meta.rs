@@ -34,7 +34,7 @@ CREATE TABLE IF NOT EXISTS batches (
     id BLOB PRIMARY KEY, agent_id TEXT NOT NULL, task TEXT NOT NULL,
     collected_at INTEGER NOT NULL, received_at INTEGER NOT NULL,
     resources INTEGER NOT NULL, points INTEGER NOT NULL, costs INTEGER NOT NULL,
-    errors TEXT
+    errors TEXT, content_hash BLOB
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS batches_received ON batches (received_at);
 CREATE TABLE IF NOT EXISTS series (id INTEGER PRIMARY KEY, key TEXT NOT NULL);
@@ -103,6 +103,7 @@ pub struct BatchView<'a> {
     pub costs: &'a [Cost],
     pub errors: &'a [CollectError],
     pub points: usize,
+    pub content_hash: Option<[u8; 32]>,
 }
 
 pub struct Meta {
@@ -157,6 +158,20 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
     }
     tx.execute_batch(SCHEMA)
         .map_err(db_err("creating the schema"))?;
+    // Added without a version step (a nullable column: old rows read as "no hash"), so
+    // that it composes with whatever version the layout is at.
+    let has_hash: bool = tx
+        .query_row(
+            "SELECT count(*) FROM pragma_table_info('batches') WHERE name = 'content_hash'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .map_err(db_err("reading the batches table's columns"))?
+        > 0;
+    if !has_hash {
+        tx.execute_batch("ALTER TABLE batches ADD COLUMN content_hash BLOB")
+            .map_err(db_err("adding batches.content_hash"))?;
+    }
     tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))
         .map_err(db_err("recording the schema version"))?;
     tx.commit()
@@ -282,6 +297,22 @@ impl Meta {
                 .query_row([], |r| r.get::<_, i64>(0))
         })
         .map(|_| ())
+    }
+
+    /// `None` when the batch id is unknown; `Some(None)` when it is stored without a
+    /// content hash (stored by a skymeter from before hashes were kept).
+    pub fn batch_hash(&self, id: uuid::Uuid) -> Result<Option<Option<[u8; 32]>>, StoreError> {
+        self.read("looking up a batch id", |c| {
+            c.prepare_cached("SELECT content_hash FROM batches WHERE id = ?")?
+                .query_row([id.as_bytes().as_slice()], |r| {
+                    r.get::<_, Option<Vec<u8>>>(0)
+                })
+                .map(|h| Some(h.and_then(|h| <[u8; 32]>::try_from(h).ok())))
+                .or_else(|e| match e {
+                    rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                    e => Err(e),
+                })
+        })
     }
 
     pub fn has_batch(&self, id: uuid::Uuid) -> Result<bool, StoreError> {
@@ -884,8 +915,8 @@ fn apply_in_tx(
     let errors = (!b.errors.is_empty()).then(|| serde_json::to_string(b.errors).unwrap());
     let inserted = tx
         .prepare_cached(
-            "INSERT OR IGNORE INTO batches (id, agent_id, task, collected_at, received_at, resources, points, costs, errors)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR IGNORE INTO batches (id, agent_id, task, collected_at, received_at, resources, points, costs, errors, content_hash)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )?
         .execute(params![
             b.id.as_bytes().as_slice(),
@@ -896,7 +927,8 @@ fn apply_in_tx(
             b.resources.len() as i64,
             b.points as i64,
             b.costs.len() as i64,
-            errors
+            errors,
+            b.content_hash.as_ref().map(|h| h.as_slice())
         ])?;
     if inserted == 0 {
         return Ok(false);

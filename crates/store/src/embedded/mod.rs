@@ -284,6 +284,7 @@ impl Inner {
                         costs: &m.costs,
                         errors: &m.errors,
                         points: rec.ids.len(),
+                        content_hash: m.content_hash,
                     },
                     &new,
                 )?;
@@ -392,9 +393,14 @@ impl Inner {
 
     fn ingest(&self, batch: &Batch) -> Result<IngestOutcome, StoreError> {
         self.check_failed()?;
+        let content_hash = batch.content_hash();
         let _claim = self.claim(batch.batch_id);
-        if self.meta.has_batch(batch.batch_id)? {
-            return Ok(IngestOutcome::Duplicate);
+        if let Some(stored) = self.meta.batch_hash(batch.batch_id)? {
+            // Rows from before hashes were kept (None) can only be called duplicates.
+            return Ok(match stored {
+                Some(h) if h != content_hash => IngestOutcome::Conflict,
+                _ => IngestOutcome::Duplicate,
+            });
         }
         let received_at = codec::to_ns_saturating(chrono::Utc::now());
         let n = batch.points.len();
@@ -419,6 +425,7 @@ impl Inner {
             resources: &batch.resources,
             costs: &batch.costs,
             errors: &batch.errors,
+            content_hash,
         })
         .map_err(|e| StoreError::BadRequest(format!("batch cannot be encoded: {e}")))?;
 
@@ -455,7 +462,15 @@ impl Inner {
         let res = (|| {
             self.sync.sync_to(seq)?;
             self.wait_turn(seq)?;
-            let res = self.apply(batch, received_at, &ids, &ts, &vals, &new_series);
+            let res = self.apply(
+                batch,
+                content_hash,
+                received_at,
+                &ids,
+                &ts,
+                &vals,
+                &new_series,
+            );
             *self.applied.lock() = seq;
             self.applied_cv.notify_all();
             res
@@ -521,9 +536,11 @@ impl Inner {
         Ok(())
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn apply(
         &self,
         batch: &Batch,
+        content_hash: [u8; 32],
         received_at: i64,
         ids: &[u64],
         ts: &[i64],
@@ -548,6 +565,7 @@ impl Inner {
                 costs: &batch.costs,
                 errors: &batch.errors,
                 points: ids.len(),
+                content_hash: Some(content_hash),
             },
             &new,
         )?;

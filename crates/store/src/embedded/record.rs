@@ -36,6 +36,9 @@ pub struct MetaRef<'a> {
     pub resources: &'a [Resource],
     pub costs: &'a [Cost],
     pub errors: &'a [CollectError],
+    /// `Batch::content_hash`, so that after a restart a reused `batch_id` is still told
+    /// from a retry. Absent in records written before it existed.
+    pub content_hash: [u8; 32],
 }
 
 /// The non-point part of a batch, owned, as read back.
@@ -50,6 +53,8 @@ pub struct MetaOwned {
     pub resources: Vec<Resource>,
     pub costs: Vec<Cost>,
     pub errors: Vec<CollectError>,
+    #[serde(default)]
+    pub content_hash: Option<[u8; 32]>,
 }
 
 pub struct Encoder<'a> {

@@ -4,6 +4,7 @@
 //! |---|---|
 //! | 2xx with an ingest receipt for the batch | delivered (`duplicate = true` too) |
 //! | 400, 422 | the batch is invalid: rejected, never retried |
+//! | 409 | the server holds other content under this batch_id: rejected, never retried |
 //! | 413 | the batch is too large for the server: rejected (see the README) |
 //! | 401, 403 | auth problem: kept, retried, logged as an error |
 //! | 404, 3xx, other 4xx, 2xx without a receipt | `url` is not a skymeter server: kept, retried, error |
@@ -152,7 +153,7 @@ impl Client {
             };
         }
         match status.as_u16() {
-            400 | 413 | 422 => {
+            400 | 409 | 413 | 422 => {
                 let response =
                     serde_json::from_slice::<serde_json::Value>(&text).unwrap_or_else(|_| {
                         serde_json::Value::String(String::from_utf8_lossy(&text).into_owned())

@@ -195,7 +195,18 @@ async fn ingest(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> R
             fields,
         );
     }
-    let duplicate = srv.stored.iter().any(|x| x.batch_id == b.batch_id);
+    // As the real server: the same id with the same content is a duplicate, with other
+    // content a conflict.
+    let same_id = srv.stored.iter().find(|x| x.batch_id == b.batch_id);
+    if same_id.is_some_and(|x| x.content_hash() != b.content_hash()) {
+        return api_error(
+            StatusCode::CONFLICT,
+            "batch_conflict",
+            "batch_id was already stored with different content",
+            vec![],
+        );
+    }
+    let duplicate = same_id.is_some();
     let receipt = IngestResponse {
         batch_id: b.batch_id,
         duplicate,
@@ -562,6 +573,42 @@ async fn a_400_batch_moves_to_rejected_and_the_next_ones_still_go() {
         log.contains(&format!("moved to {}", rejected.join(&name).display())),
         "{log}"
     );
+}
+
+#[tokio::test]
+async fn a_409_batch_moves_to_rejected_and_the_next_ones_still_go() {
+    // Captured like every test that logs a rejection: a callsite first hit without a
+    // subscriber would stay silent for the other tests.
+    let (logs, _guard) = capture_logs();
+    let taken = small_batch(1.0);
+    let server = serve(Srv {
+        stored: vec![taken.clone()],
+        ..Srv::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut p = publisher(&server.url, dir.path(), "");
+    let mut reused = small_batch(2.0);
+    reused.batch_id = taken.batch_id;
+    let next = small_batch(3.0);
+    p.publish(&reused).await.unwrap();
+    p.publish(&next).await.unwrap();
+    eventually("next stored", || server.with(|s| s.stored.len()) == 2).await;
+    assert_eq!(server.stored_ids(), ids(&[&taken, &next]));
+    let name = format!("{:020}-{}.json.gz", 1, reused.batch_id);
+    let report: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            dir.path()
+                .join("rejected")
+                .join(format!("{name}.error.json")),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(report["status"], 409);
+    assert_eq!(report["response"]["error"]["code"], "batch_conflict");
+    let log = logs.text();
+    assert!(log.contains("409 Conflict"), "{log}");
 }
 
 #[tokio::test]

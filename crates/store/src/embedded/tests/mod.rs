@@ -1,6 +1,7 @@
 //! Tests of the embedded store, on temporary directories.
 
 mod costs;
+mod dedupe;
 mod durability;
 mod fuzz;
 mod lifecycle;
