@@ -552,3 +552,71 @@ fn a_taken_port_fails_at_once_with_a_clear_error() {
         "the agent never started"
     );
 }
+
+/// Issue 12: a series whose points retention dropped leaves the server (its series count,
+/// `/metrics` `skymeter_store_series`), and a restart does not bring it back.
+#[test]
+fn series_emptied_by_retention_leave_the_server_and_stay_gone_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    std::fs::write(
+        dir.path().join("server.toml"),
+        format!("[server]\nlisten = \"127.0.0.1:{port}\"\ndata_dir = \"data\"\nno_auth = true\nretention = \"2h\"\n"),
+    )
+    .unwrap();
+    let series_count = || -> Option<u64> {
+        let text = reqwest::blocking::get(format!("{base}/metrics"))
+            .ok()?
+            .text()
+            .ok()?;
+        text.lines()
+            .find_map(|l| l.strip_prefix("skymeter_store_series "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .map(|v| v as u64)
+    };
+    let start = || {
+        let server = spawn(&["server", "-c", "server.toml"], dir.path());
+        eventually(Duration::from_secs(10), || {
+            (get(&format!("{base}/health"), None).0 == 200).then_some(())
+        })
+        .expect("up");
+        server
+    };
+
+    // Retention runs at start (nothing to drop yet), then hourly: the 5-hour-old point
+    // ingested now stays until the next run, which the restart below brings forward.
+    let server = start();
+    let now = chrono::Utc::now();
+    let point = |id: &str, ts: chrono::DateTime<chrono::Utc>| {
+        serde_json::json!({"metric": "cpu.utilization", "unit": "percent", "stat": "avg", "period_s": 60,
+            "ts": ts.to_rfc3339(), "value": 1.5, "resource": {"provider": "host", "account": "", "region": "", "id": id}})
+    };
+    let batch = serde_json::json!({"schema": 1, "batch_id": uuid::Uuid::now_v7(), "agent_id": "a", "task": "t",
+        "collected_at": now.to_rfc3339(),
+        "points": [point("old", now - chrono::Duration::hours(5)), point("new", now - chrono::Duration::minutes(5))]});
+    let r = reqwest::blocking::Client::new()
+        .post(format!("{base}/api/v1/ingest"))
+        .header("content-type", "application/json")
+        .body(serde_json::to_vec(&batch).unwrap())
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(series_count(), Some(2));
+    assert!(server.stop(Duration::from_secs(15)).success());
+
+    let server = start();
+    assert_eq!(
+        eventually(Duration::from_secs(10), || series_count()
+            .filter(|n| *n == 1)),
+        Some(1),
+        "the series retention emptied is gone"
+    );
+    let (_, values) = get(&format!("{base}/api/v1/label/resource_id/values"), None);
+    assert_eq!(values["data"], serde_json::json!(["new"]), "{values}");
+    assert!(server.stop(Duration::from_secs(15)).success());
+
+    let server = start();
+    assert_eq!(series_count(), Some(1), "a restart does not bring it back");
+    assert!(server.stop(Duration::from_secs(15)).success());
+}
