@@ -311,7 +311,7 @@ fn describe(spec: &RouteSpec, s: &mut Schemas) -> Option<Op> {
         ("POST", "/api/v1/agents/{id}/heartbeat") => Op {
             tag: "agents",
             summary: "Heartbeat of a registered agent",
-            description: "An empty body counts as `{}`. Also stores the agent's points \
+            description: "The body is a JSON object, `{}` at least. Also stores the agent's points \
                           (`agent_up` = 1, buffered and dropped batches, interval, heartbeat \
                           time) for the Prometheus API.",
             params: vec![json!({"name": "id", "in": "path", "required": true, "description": "The agent's id.", "schema": string()})],
@@ -721,10 +721,32 @@ pub fn openapi() -> Value {
         for (code, desc) in op.errors {
             responses.insert(code.into(), error(desc));
         }
+        // The browser guard (guard.rs) answers before any handler, on every route.
+        responses.insert(
+            "421".into(),
+            error("The `Host` is not this server's address, a loopback name or one of \
+                   `allowed_hosts` (`host_not_allowed`)."),
+        );
+        if spec.method == "POST" {
+            responses.entry("403").or_insert_with(|| {
+                error("A browser request from another origin (`origin_not_allowed`).")
+            });
+            if spec.access == Access::Scope(skymeter_store::Scope::Ingest) {
+                responses.insert(
+                    "429".into(),
+                    json!({
+                        "description": "The server's in-flight ingest budget is used up \
+                                        (`overloaded`); retry after `Retry-After` seconds.",
+                        "headers": {"Retry-After": {"schema": {"type": "integer", "minimum": 0}}},
+                        "content": {"application/json": {"schema": error_ref.clone()}},
+                    }),
+                );
+            }
+        }
         if is_api {
             responses.insert(
                 "500".into(),
-                error("Storage or server failure (`internal`)."),
+                error("Storage or server failure (`internal`), including a handler that panicked (counted in `skymeter_http_panics_total`)."),
             );
             responses.entry("503").or_insert_with(|| {
                 error("The request took longer than the server's limit (`timeout`).")
@@ -743,10 +765,8 @@ pub fn openapi() -> Value {
             operation["parameters"] = op.params.into();
         }
         if let Some((schema, desc)) = op.body {
-            // A heartbeat's body may be left out: the server reads an empty body as `{}`.
-            let required = !spec.path.ends_with("/heartbeat");
             operation["requestBody"] = json!({
-                "required": required,
+                "required": true,
                 "description": desc,
                 "content": {"application/json": {"schema": schema}},
             });

@@ -27,7 +27,7 @@ pub async fn register(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Json<RegisterResponse>> {
-    let reg: AgentRegistration = small_json(&st, &headers, body, None).await?;
+    let reg: AgentRegistration = small_json(&st, &headers, body).await?;
     let mut fields = Vec::new();
     if reg.id.trim().is_empty() {
         fields.push(FieldError::new("id", "must not be empty"));
@@ -71,7 +71,7 @@ pub async fn heartbeat(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<StatusCode> {
-    let hb: Heartbeat = small_json(&st, &headers, body, Some(Heartbeat::default())).await?;
+    let hb: Heartbeat = small_json(&st, &headers, body).await?;
     let store = st.store.clone();
     let known = {
         let id = id.clone();

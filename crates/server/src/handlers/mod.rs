@@ -15,21 +15,22 @@ use axum::http::HeaderMap;
 use serde::de::DeserializeOwned;
 
 /// A small JSON body (registration, heartbeat): same encodings and limits as ingest,
-/// parsed on the request's own task. An empty body is `empty` when given.
+/// parsed on the request's own task. An empty body is refused.
 pub(crate) async fn small_json<T: DeserializeOwned>(
     st: &AppState,
     headers: &HeaderMap,
     body: Body,
-    empty: Option<T>,
 ) -> Result<T, ApiErr> {
     body::check_content_type(headers)?;
     let enc = Encoding::from_headers(headers)?;
     let raw = body::read_raw(headers, body, enc, st.limits).await?;
     let bytes = body::decode(raw, enc, st.limits.max_bytes)?;
+    // The document marks these bodies required; an empty one is refused, not read as `{}`,
+    // so that a client which forgot its body hears about it.
     if bytes.iter().all(|b| b.is_ascii_whitespace()) {
-        if let Some(v) = empty {
-            return Ok(v);
-        }
+        return Err(ApiErr::bad_request(
+            "the request body is empty; send a JSON object (`{}` at least)",
+        ));
     }
     body::parse_json(&bytes, "bad_request")
 }
