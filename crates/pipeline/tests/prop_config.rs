@@ -317,6 +317,9 @@ fn task() -> impl Strategy<Value = String> {
         })
 }
 
+/// The `key = value` lines of a generated `[agent]` table.
+type AgentKeys = Vec<(&'static str, String)>;
+
 /// A task file from the format's parts: `[agent]` and tasks.
 fn generated_file() -> impl Strategy<Value = String> {
     (
@@ -326,21 +329,19 @@ fn generated_file() -> impl Strategy<Value = String> {
         )),
         proptest::collection::vec(task(), 0..4),
     )
-        .prop_map(
-            |(agent, tasks): (Option<Vec<(&str, String)>>, Vec<String>)| {
-                let mut f = String::new();
-                if let Some(kv) = agent {
-                    f.push_str("[agent]\n");
-                    for (k, v) in kv {
-                        f.push_str(&format!("{k} = {v}\n"));
-                    }
+        .prop_map(|(agent, tasks): (Option<AgentKeys>, Vec<String>)| {
+            let mut f = String::new();
+            if let Some(kv) = agent {
+                f.push_str("[agent]\n");
+                for (k, v) in kv {
+                    f.push_str(&format!("{k} = {v}\n"));
                 }
-                for t in tasks {
-                    f.push_str(&t);
-                }
-                f
-            },
-        )
+            }
+            for t in tasks {
+                f.push_str(&t);
+            }
+            f
+        })
 }
 
 proptest! {
