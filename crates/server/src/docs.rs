@@ -724,8 +724,10 @@ pub fn openapi() -> Value {
         // The browser guard (guard.rs) answers before any handler, on every route.
         responses.insert(
             "421".into(),
-            error("The `Host` is not this server's address, a loopback name or one of \
-                   `allowed_hosts` (`host_not_allowed`)."),
+            error(
+                "The `Host` is not this server's address, a loopback name or one of \
+                   `allowed_hosts` (`host_not_allowed`).",
+            ),
         );
         if spec.method == "POST" {
             responses.entry("403").or_insert_with(|| {

@@ -536,7 +536,10 @@ async fn agents_register_heartbeat_and_list() {
         .unwrap();
     let (status, err) = error_of(resp).await;
     assert_eq!(status, 400, "an empty heartbeat body is refused: {err}");
-    assert!(err["message"].as_str().unwrap().contains("body is empty"), "{err}");
+    assert!(
+        err["message"].as_str().unwrap().contains("body is empty"),
+        "{err}"
+    );
     let (status, err) = error_of(hb("ghost", Some(json!({}))).await.unwrap()).await;
     assert_eq!(status, 404);
     assert_eq!(err["code"], "not_found");
