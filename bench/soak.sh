@@ -138,6 +138,8 @@ done
 # --- schemathesis beside it, run after run until the end ---
 if [ -n "$schemathesis" ]; then
   (
+    # schemathesis keeps a cache in its working directory: keep it out of the source tree.
+    cd "$work"
     # A TERM stops the run under way too (its pid, not a name).
     child=""
     trap '[ -n "$child" ] && kill "$child" 2>/dev/null; exit 0' TERM

@@ -13,7 +13,13 @@ use moto_server::{moto, Moto};
 /// Seeds moto with boto3 from moto's own venv: three m5.large instances with CPU samples
 /// 10 + i and 30 + i in the last whole 5-minute period. Prints the instance ids.
 const SEED: &str = r#"
-import boto3, datetime, sys
+import boto3, datetime, sys, time
+# The collect that follows reads the last whole 5-minute bucket: if one is about to close,
+# wait for it, so that seeding and collecting fall in the same bucket on a slow machine.
+t = datetime.datetime.now(datetime.timezone.utc)
+left = 300 - ((t.minute % 5) * 60 + t.second)
+if left < 60:
+    time.sleep(left + 1)
 kw = dict(endpoint_url=sys.argv[1], region_name="us-east-1",
           aws_access_key_id="testing", aws_secret_access_key="testing")
 ec2 = boto3.client("ec2", **kw)
