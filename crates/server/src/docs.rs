@@ -90,7 +90,17 @@ impl Schemas {
     }
 }
 
+/// A query parameter. The server reads an empty value (`?limit=`) as absent, as HTML forms
+/// send unset fields (`Params::take`, `Form::get`), so a typed parameter also admits `""`.
 fn query(name: &str, description: &str, schema: Value) -> Value {
+    let typed = schema["type"]
+        .as_str()
+        .is_some_and(|t| t == "integer" || t == "number" || t == "boolean");
+    let schema = if typed {
+        json!({"anyOf": [schema, {"type": "string", "maxLength": 0}]})
+    } else {
+        schema
+    };
     json!({"name": name, "in": "query", "required": false, "description": description, "schema": schema})
 }
 
