@@ -1,6 +1,10 @@
 //! `skymeter collect aws` through the real binary against moto, the AWS emulator, as a new
 //! user would run it: credentials and endpoint from the environment.
 
+// `common` and `moto_server` each include test-support/tool.rs (they are shared with other
+// test crates that use only one of them): two copies of a few functions, harmless.
+#![allow(clippy::duplicate_mod)]
+
 mod common;
 
 use common::*;

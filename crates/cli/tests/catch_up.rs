@@ -11,6 +11,10 @@
 //! test-only clock `SKYMETER_TEST_CLOCK` (see crates/pipeline/src/clock.rs) at 30× speed:
 //! a 60 s window passes every 2 real seconds, and the test takes about half a minute.
 
+// `common` and `moto_server` each include test-support/tool.rs (they are shared with other
+// test crates that use only one of them): two copies of a few functions, harmless.
+#![allow(clippy::duplicate_mod)]
+
 mod common;
 
 use chrono::{DateTime, Timelike, Utc};
