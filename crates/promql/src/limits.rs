@@ -260,36 +260,59 @@ fn check_at(at: &Option<AtModifier>) -> Result<()> {
     Ok(())
 }
 
+/// The direct sub-expressions of `e`, for the iterative walks below.
+fn children(e: &Expr) -> Vec<&Expr> {
+    match e {
+        Expr::Aggregate(a) => std::iter::once(&*a.expr)
+            .chain(a.param.as_deref())
+            .collect(),
+        Expr::Unary(u) => vec![&*u.expr],
+        Expr::Binary(b) => vec![&*b.lhs, &*b.rhs],
+        Expr::Paren(p) => vec![&*p.expr],
+        Expr::Subquery(s) => vec![&*s.expr],
+        Expr::Call(c) => c.args.args.iter().map(|a| &**a).collect(),
+        Expr::NumberLiteral(_)
+        | Expr::StringLiteral(_)
+        | Expr::Extension(_)
+        | Expr::VectorSelector(_)
+        | Expr::MatrixSelector(_) => Vec::new(),
+    }
+}
+
 /// The depth of an expression tree (a leaf is 1), without recursion.
 pub(crate) fn tree_depth(e: &Expr) -> usize {
     let mut stack: Vec<(&Expr, usize)> = vec![(e, 1)];
     let mut deepest = 0;
     while let Some((e, depth)) = stack.pop() {
         deepest = deepest.max(depth);
-        let child = depth + 1;
-        match e {
-            Expr::Aggregate(a) => {
-                stack.push((&a.expr, child));
-                if let Some(p) = &a.param {
-                    stack.push((p, child));
-                }
-            }
-            Expr::Unary(u) => stack.push((&u.expr, child)),
-            Expr::Binary(b) => {
-                stack.push((&b.lhs, child));
-                stack.push((&b.rhs, child));
-            }
-            Expr::Paren(p) => stack.push((&p.expr, child)),
-            Expr::Subquery(s) => stack.push((&s.expr, child)),
-            Expr::Call(c) => stack.extend(c.args.args.iter().map(|a| (&**a, child))),
-            Expr::NumberLiteral(_)
-            | Expr::StringLiteral(_)
-            | Expr::Extension(_)
-            | Expr::VectorSelector(_)
-            | Expr::MatrixSelector(_) => {}
-        }
+        stack.extend(children(e).into_iter().map(|c| (c, depth + 1)));
     }
     deepest
+}
+
+/// The durations and `@` times one node carries itself (not its children's).
+fn check_node_times(e: &Expr) -> Result<()> {
+    match e {
+        Expr::Subquery(s) => {
+            check_duration("subquery range", &s.range)?;
+            if let Some(step) = &s.step {
+                check_duration("subquery step", step)?;
+            }
+            check_offset(&s.offset)?;
+            check_at(&s.at)?;
+        }
+        Expr::VectorSelector(vs) => {
+            check_offset(&vs.offset)?;
+            check_at(&vs.at)?;
+        }
+        Expr::MatrixSelector(ms) => {
+            check_duration("range", &ms.range)?;
+            check_offset(&ms.vs.offset)?;
+            check_at(&ms.vs.at)?;
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 /// Checks a parsed expression's depth, size, durations and `@` times; iterative, so that
@@ -318,41 +341,8 @@ pub(crate) fn check_tree(e: &Expr, opts: &Options) -> Result<()> {
                  binary operators (`a + b + c + ...`) with sum()",
             ));
         }
-        let child = depth + 1;
-        match e {
-            Expr::Aggregate(a) => {
-                stack.push((&a.expr, child));
-                if let Some(p) = &a.param {
-                    stack.push((p, child));
-                }
-            }
-            Expr::Unary(u) => stack.push((&u.expr, child)),
-            Expr::Binary(b) => {
-                stack.push((&b.lhs, child));
-                stack.push((&b.rhs, child));
-            }
-            Expr::Paren(p) => stack.push((&p.expr, child)),
-            Expr::Subquery(s) => {
-                check_duration("subquery range", &s.range)?;
-                if let Some(step) = &s.step {
-                    check_duration("subquery step", step)?;
-                }
-                check_offset(&s.offset)?;
-                check_at(&s.at)?;
-                stack.push((&s.expr, child));
-            }
-            Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => {}
-            Expr::VectorSelector(vs) => {
-                check_offset(&vs.offset)?;
-                check_at(&vs.at)?;
-            }
-            Expr::MatrixSelector(ms) => {
-                check_duration("range", &ms.range)?;
-                check_offset(&ms.vs.offset)?;
-                check_at(&ms.vs.at)?;
-            }
-            Expr::Call(c) => stack.extend(c.args.args.iter().map(|a| (&**a, child))),
-        }
+        check_node_times(e)?;
+        stack.extend(children(e).into_iter().map(|c| (c, depth + 1)));
     }
     Ok(())
 }
