@@ -92,10 +92,8 @@ fn ts_of(p: &serde_json::Value) -> DateTime<Utc> {
 #[test]
 fn a_restart_fills_the_windows_it_missed_exactly_once_from_cloudwatch() {
     let test = "a_restart_fills_the_windows_it_missed_exactly_once_from_cloudwatch";
+    // moto() applies the shared missing-tool rule (a failure under CI).
     let Some(m) = moto(test) else {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("{test}: moto is missing (set SKYMETER_MOTO_SERVER; scripts/test installs it)");
-        }
         return;
     };
     // The agent's time: three hours ago, on a whole minute, running 30× faster from now.

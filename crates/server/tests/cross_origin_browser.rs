@@ -17,6 +17,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The shared rule for a missing outside tool: `SKIPPED: …` on a laptop, a failure under
+/// `CI=true`.
+#[path = "../../../test-support/tool.rs"]
+mod tool;
+
 fn on_path(name: &str) -> Option<PathBuf> {
     std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
@@ -79,15 +84,9 @@ async fn get_json(url: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_page_on_another_origin_can_neither_ingest_register_nor_read() {
-    let (node, chromium, playwright) = match tools() {
-        Ok(t) => t,
-        Err(why) => {
-            if std::env::var("CI").as_deref() == Ok("true") {
-                panic!("cross_origin_browser cannot run in CI: {why}");
-            }
-            eprintln!("SKIPPED: cross_origin_browser: {why}");
-            return;
-        }
+    let Some((node, chromium, playwright)) = tool::require_tool("cross_origin_browser", tools())
+    else {
+        return;
     };
     let data = tempfile::tempdir().unwrap();
     let store = Arc::new(EmbeddedStore::open(EmbeddedOptions::new(data.path())).unwrap());

@@ -5,6 +5,10 @@ use skymeter_model::api::AgentRegistration;
 use std::io::{BufRead, BufReader, Write};
 use std::sync::Arc;
 
+/// The shared rule for a missing outside tool (a skip on a laptop, a failure under CI).
+#[path = "../../../../../test-support/tool.rs"]
+mod tool;
+
 fn wal_segments(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut v: Vec<_> = std::fs::read_dir(dir.join("wal"))
         .unwrap()
@@ -548,10 +552,10 @@ fn token_and_agent_changes_are_synced_before_they_return() {
     }
     let name = "embedded::tests::durability::token_and_agent_changes_are_synced_before_they_return";
     let tool_missing = |why: String| {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("{name}: strace is needed ({why}); install the Debian package `strace`");
-        }
-        eprintln!("SKIPPED: {name}: {why}");
+        tool::missing_tool(
+            name,
+            &format!("strace is needed ({why}); install the Debian package `strace`"),
+        )
     };
     match std::process::Command::new("strace").arg("-V").output() {
         Ok(o) if o.status.success() => {}
