@@ -5,20 +5,11 @@
 mod common;
 use common::*;
 use skymeter_model::{Batch, Point, ResourceRef, Stat, Unit};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// 2026-01-01T00:00:00Z
 const T0: i64 = 1_767_225_600;
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn query(args: &[&str], token_env: Option<&str>) -> std::process::Output {
     let mut c = Command::new(bin());

@@ -3,17 +3,8 @@
 
 mod common;
 use common::*;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 impl Proc {
     fn signal(&mut self, sig: &str) {
@@ -37,18 +28,6 @@ impl Proc {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
-}
-
-fn spawn(args: &[&str], cwd: &std::path::Path) -> Proc {
-    Proc(
-        Command::new(bin())
-            .args(args)
-            .current_dir(cwd)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("skymeter starts"),
-    )
 }
 
 fn get(url: &str, token: Option<&str>) -> (u16, serde_json::Value) {

@@ -2,7 +2,8 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_skymeter"))
@@ -105,4 +106,40 @@ pub mod tool;
 #[track_caller]
 pub fn skip(test: &str, why: &str) {
     tool::missing_tool(test, why);
+}
+
+/// A running `skymeter` (or other child), killed and reaped when dropped, so that a failing
+/// test leaves no server behind.
+pub struct Proc(pub Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts the binary with `args` in `cwd`, output discarded.
+pub fn spawn(args: &[&str], cwd: &Path) -> Proc {
+    Proc(
+        Command::new(bin())
+            .args(args)
+            .current_dir(cwd)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("skymeter starts"),
+    )
+}
+
+/// Polls `f` until it returns Some, up to `within`.
+pub fn eventually<T>(within: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let started = Instant::now();
+    while started.elapsed() < within {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    None
 }
