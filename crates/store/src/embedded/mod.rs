@@ -22,10 +22,12 @@ mod block;
 mod chunk;
 mod codec;
 mod head;
+mod index;
 mod meta;
 mod prom;
 mod record;
 mod series;
+mod symbols;
 mod tokens;
 mod tsdb;
 mod wal;
@@ -37,9 +39,10 @@ use crate::*;
 use block::Block;
 use codec::to_ns;
 use head::Head;
+use index::Index;
 use meta::{BatchView, Meta};
 use parking_lot::{Condvar, Mutex, RwLock};
-use series::{KeyHasher, SeriesIndex};
+use series::KeyHasher;
 use skymeter_model::api::{AgentRegistration, Heartbeat};
 use std::collections::HashSet;
 use std::fs::{self, File};
@@ -140,9 +143,8 @@ struct Inner {
     applied: Mutex<u64>,
     applied_cv: Condvar,
     hasher: KeyHasher,
-    series: RwLock<SeriesIndex>,
-    /// The Prometheus labels of every series, and postings (see `prom.rs`).
-    prom: RwLock<prom::PromIndex>,
+    /// Every series: its key, its Prometheus labels, postings (see `index.rs`).
+    index: RwLock<Index>,
     chunk_cache: prom::ChunkCache,
     head: RwLock<Heads>,
     /// Sorted by `min_seq` (= by age; their seq ranges are disjoint).
@@ -209,6 +211,7 @@ impl Drop for InflightGuard<'_> {
 
 impl Inner {
     fn open(opts: EmbeddedOptions) -> Result<Inner, StoreError> {
+        tsdb::tune_allocator();
         let dir = opts.dir.clone();
         let wal_dir = dir.join("wal");
         let blocks_dir = dir.join("blocks");
@@ -234,9 +237,10 @@ impl Inner {
             .max(blocks.iter().map(|b| b.max_seq).max().unwrap_or(0));
 
         let hasher = KeyHasher::default();
-        let mut index = SeriesIndex::new(hasher.clone());
+        let mut index = Index::new(hasher.clone());
+        index.set_resources(meta.resource_labels()?);
         for (id, key) in meta.load_series()? {
-            index.insert(id, key);
+            index.insert(id, &key);
         }
 
         // Replay.
@@ -255,11 +259,11 @@ impl Inner {
             };
             let rec = record::decode(payload).map_err(bad)?;
             for (id, key) in &rec.new_series {
-                index.insert(*id, key.clone());
+                index.insert(*id, key);
             }
             if rec.seq > sealed {
                 for i in 0..rec.ids.len() {
-                    if index.get(rec.ids[i]).is_none() {
+                    if !index.contains(rec.ids[i]) {
                         return Err(bad(format!("point of unknown series {}", rec.ids[i])));
                     }
                     if rec.ts[i] >= retained_from {
@@ -320,7 +324,6 @@ impl Inner {
                 segments.pop(); // an empty segment: append to it
             }
         }
-        let prom_index = prom::PromIndex::build(&index, meta.resource_labels()?);
         let wal = WalWriter::create(&wal_dir, next_seq, segments)?;
         let sync = GroupSync::new(wal.file(), wal_dir.clone(), next_seq - 1);
 
@@ -338,8 +341,7 @@ impl Inner {
             applied: Mutex::new(next_seq - 1),
             applied_cv: Condvar::new(),
             hasher,
-            series: RwLock::new(index),
-            prom: RwLock::new(prom_index),
+            index: RwLock::new(index),
             chunk_cache: prom::ChunkCache::new(opts.query_cache_bytes),
             head: RwLock::new(Heads {
                 active: head,
@@ -501,7 +503,7 @@ impl Inner {
         let mut ids = vec![0u64; points.len()];
         let mut missing = Vec::new();
         {
-            let idx = self.series.read();
+            let idx = self.index.read();
             for (i, p) in points.iter().enumerate() {
                 match idx.find(hashes[i], p) {
                     Some(id) => ids[i] = id,
@@ -511,14 +513,15 @@ impl Inner {
         }
         let mut new_series = Vec::new();
         if !missing.is_empty() {
-            let mut idx = self.series.write();
+            let mut idx = self.index.write();
             for i in missing {
                 let p = &points[i];
                 ids[i] = match idx.find(hashes[i], p) {
                     Some(id) => id,
                     None => {
-                        let id = idx.allocate(hashes[i], series::key_of(p));
-                        new_series.push((id, idx.get(id).unwrap().clone()));
+                        let key = series::key_of(p);
+                        let id = idx.allocate(hashes[i], &key);
+                        new_series.push((id, Arc::new(key)));
                         id
                     }
                 };
@@ -569,11 +572,9 @@ impl Inner {
             },
             &new,
         )?;
-        if !new_series.is_empty() || !batch.resources.is_empty() {
-            let mut p = self.prom.write();
-            for (id, key) in new_series {
-                p.add_series(*id, key.clone());
-            }
+        // New series entered the index when their ids were allocated (`resolve`).
+        if !batch.resources.is_empty() {
+            let mut p = self.index.write();
             for r in &batch.resources {
                 p.upsert_resource(
                     r.reference().key(),
@@ -772,9 +773,9 @@ impl EmbeddedStore {
 
     /// The ids in the series index and the sizes of the Prometheus index (tests).
     #[cfg(test)]
-    pub(crate) fn index_state(&self) -> (Vec<u64>, prom::IndexSizes) {
-        let ids = self.inner.series.read().iter().map(|(id, _)| id).collect();
-        (ids, self.inner.prom.read().sizes())
+    pub(crate) fn index_state(&self) -> (Vec<u64>, index::IndexSizes) {
+        let ix = self.inner.index.read();
+        (ix.ids().collect(), ix.sizes())
     }
 }
 

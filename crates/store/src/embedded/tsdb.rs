@@ -15,7 +15,8 @@
 use super::block::{Block, BlockWriter};
 use super::codec::{decode_cursor, encode_cursor, from_ns, to_ns_saturating};
 use super::head::{sort_dedup, Head, SeriesBuf};
-use super::series::{IdentityHasher, SeriesIndex};
+use super::index::Index;
+use super::series::IdentityHasher;
 use super::wal::io_err;
 use super::Inner;
 use crate::*;
@@ -58,6 +59,24 @@ pub fn load_blocks(dir: &Path) -> Result<Vec<Block>, StoreError> {
     Ok(keep)
 }
 
+/// Fixes glibc's mmap threshold at its default, 128 KiB, once per process. glibc raises the
+/// threshold each time a large mmapped block is freed (up to 32 MiB), after which large
+/// buffers (a head's columns, posting lists of every series, a sealed block's index) come
+/// from the heap and leave holes there when freed: under series churn RSS then grew by
+/// tens of percent while the bytes in use stayed flat. With the threshold fixed, every
+/// buffer of 128 KiB or more is its own mapping and goes back to the system when freed.
+pub fn tune_allocator() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        // SAFETY: mallopt only sets a tunable of glibc's allocator; called once, before
+        // the store allocates its large buffers.
+        unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+        }
+    });
+}
+
 /// Gives memory that was freed back to the operating system. glibc's allocator returns
 /// the top of its heap by itself, but not freed space below live allocations: a sealed
 /// head (every point since the last seal) or a generation of series removed by retention
@@ -65,6 +84,7 @@ pub fn load_blocks(dir: &Path) -> Result<Vec<Block>, StoreError> {
 /// kernel's OOM killer counts. `malloc_trim` releases such free pages (`madvise`); it is
 /// called after a seal and after retention, not on the ingest path.
 pub fn release_freed_memory() {
+    tune_allocator();
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only walks glibc's own free lists; it takes no pointer from us
     // and is thread-safe (it locks each arena).
@@ -76,7 +96,7 @@ pub fn release_freed_memory() {
 /// The ids of the index's series that have no chunk in `blocks` and no points in `heads`,
 /// ascending.
 pub fn empty_series<'a>(
-    index: &SeriesIndex,
+    index: &Index,
     blocks: impl Iterator<Item = &'a Block>,
     heads: &[&Head],
 ) -> Vec<u64> {
@@ -92,11 +112,7 @@ pub fn empty_series<'a>(
                 .map(|(id, _)| *id),
         );
     }
-    index
-        .iter()
-        .map(|(id, _)| id)
-        .filter(|id| !live.contains(id))
-        .collect()
+    index.ids().filter(|id| !live.contains(id)).collect()
 }
 
 /// One series' points gathered from its sources, oldest source first.
@@ -369,7 +385,7 @@ impl Inner {
             self.replace(std::slice::from_ref(block), new)?;
         }
         let (costs, resources) = self.meta.retention(b)?;
-        self.prom.write().drop_resources_before(b);
+        self.index.write().drop_resources_before(b);
         let series = self.forget_empty_series()?;
         Ok(RetentionReport {
             points,
@@ -399,16 +415,15 @@ impl Inner {
             let h = self.head.read();
             let mut heads = vec![&h.active];
             heads.extend(h.frozen.as_deref());
-            empty_series(&self.series.read(), blocks.iter().map(|b| &**b), &heads)
+            empty_series(&self.index.read(), blocks.iter().map(|b| &**b), &heads)
         };
         if empty.is_empty() {
             return Ok(0);
         }
         let (removed, next_id) = {
-            let mut idx = self.series.write();
+            let mut idx = self.index.write();
             (idx.remove(&empty), idx.next_id())
         };
-        self.prom.write().remove_series(&empty);
         // The registry is updated after the commit lock is released, so ingest does not
         // wait for SQLite: a key that comes back meanwhile gets a new id, and a crash
         // before this commit leaves rows that the next open removes (no points).
@@ -433,7 +448,7 @@ impl Inner {
         };
         Ok(StoreStats {
             resources,
-            series: self.series.read().len() as u64,
+            series: self.index.read().len() as u64,
             points: point_block_points + head_points as u64,
             costs,
             agents,
@@ -452,7 +467,7 @@ impl Inner {
         &self,
         q: &SeriesQuery,
         kind: &str,
-        mut f: impl FnMut(&[(u64, Arc<SeriesKey>)]) -> Result<Vec<Option<T>>, StoreError>,
+        mut f: impl FnMut(&[(u64, SeriesKey)]) -> Result<Vec<Option<T>>, StoreError>,
     ) -> Result<Page<T>, StoreError> {
         let mut after = match &q.page.cursor {
             Some(c) => decode_cursor(c, kind)?
@@ -467,11 +482,11 @@ impl Inner {
         let mut items = Vec::new();
         loop {
             let want = (limit - items.len()).clamp(1, 256);
-            let cands: Vec<(u64, Arc<SeriesKey>)> = {
-                let idx = self.series.read();
+            let cands: Vec<(u64, SeriesKey)> = {
+                let idx = self.index.read();
                 idx.matching(q, after)
                     .take(want)
-                    .map(|(id, k)| (id, k.clone()))
+                    .filter_map(|id| Some((id, idx.key(id)?)))
                     .collect()
             };
             if cands.is_empty() {
@@ -492,7 +507,7 @@ impl Inner {
                 }
             }
             if items.len() == limit || scanned >= budget {
-                let more = self.series.read().matching(q, after).next().is_some();
+                let more = self.index.read().matching(q, after).next().is_some();
                 let next_cursor = more.then(|| encode_cursor(&json!({"kind": kind, "k": after})));
                 return Ok(Page { items, next_cursor });
             }
@@ -534,7 +549,7 @@ impl Inner {
                         n += c;
                     }
                     (n > 0).then(|| SeriesInfo {
-                        key: (**key).clone(),
+                        key: key.clone(),
                         first_ts: from_ns(first),
                         last_ts: from_ns(last),
                         points: n,
@@ -615,7 +630,7 @@ impl Inner {
                     Some(step) => downsample(&ts, &vals, step, agg),
                 };
                 out.push(Some(SeriesPoints {
-                    key: (**key).clone(),
+                    key: key.clone(),
                     points,
                 }));
             }
