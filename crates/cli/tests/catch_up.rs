@@ -1,9 +1,10 @@
 //! The agent across its own restarts and at its start, through the real `skymeter run`:
 //!
-//! - the aws collector against moto (the AWS emulator): the agent runs, is stopped for more
-//!   than three windows, restarts, and the output holds every window exactly once — the
-//!   missed ones filled from CloudWatch's history, oldest first; the host collector in the
-//!   same task reports the gap it cannot fill in the batch's `errors`;
+//! - the aws collector against moto (the AWS emulator), publishing through the `server`
+//!   publisher to a real `skymeter server`: the agent runs, is killed (SIGKILL) and stays
+//!   down for more than three windows, restarts, and the server's store holds every window
+//!   exactly once — the missed ones filled from CloudWatch's history, oldest first; the
+//!   host collector in the same task reports the gap it cannot fill in the batch's `errors`;
 //! - the host collector on a 1 s schedule has its points from the first run, with no
 //!   timeout (its 1 s warm-up no longer counts against the 1 s collection timeout).
 //!
@@ -74,15 +75,64 @@ fn start_agent(dir: &Path, cfg: &Path, env: &[(&str, String)]) -> Child {
 
 /// SIGTERM, then the agent's log.
 fn stop(child: Child) -> String {
+    signal(child, "-TERM", true)
+}
+
+/// SIGKILL (no chance to save anything on the way out), then the agent's log.
+fn kill(child: Child) -> String {
+    signal(child, "-KILL", false)
+}
+
+fn signal(child: Child, sig: &str, clean_exit: bool) -> String {
     let pid = child.id().to_string();
     assert!(Command::new("kill")
-        .args(["-TERM", &pid])
+        .args([sig, &pid])
         .status()
         .unwrap()
         .success());
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{:?}", out.status);
+    if clean_exit {
+        assert!(out.status.success(), "{:?}", out.status);
+    }
     String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Every `cpu.utilization` point of provider `aws` the server's store holds, through
+/// `GET /api/v1/points` (all pages): (instance id, time, value).
+fn stored_aws_points(base: &str) -> Vec<(String, DateTime<Utc>, f64)> {
+    let client = reqwest::blocking::Client::new();
+    let mut out = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut req = client.get(format!("{base}/api/v1/points")).query(&[
+            ("metric", "cpu.utilization"),
+            ("provider", "aws"),
+            ("start", "-24h"),
+            ("end", "now"),
+            ("limit", "1000"),
+        ]);
+        if let Some(c) = &cursor {
+            req = req.query(&[("cursor", c)]);
+        }
+        let page: serde_json::Value = req
+            .send()
+            .unwrap()
+            .error_for_status()
+            .unwrap()
+            .json()
+            .unwrap();
+        for s in page["series"].as_array().unwrap() {
+            let id = s["resource"]["id"].as_str().unwrap().to_string();
+            for p in s["points"].as_array().unwrap() {
+                let ts: DateTime<Utc> = p[0].as_str().unwrap().parse().unwrap();
+                out.push((id.clone(), ts, p[1].as_f64().unwrap()));
+            }
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => return out,
+        }
+    }
 }
 
 fn ts_of(p: &serde_json::Value) -> DateTime<Utc> {
@@ -110,9 +160,9 @@ fn a_restart_fills_the_windows_it_missed_exactly_once_from_cloudwatch() {
     );
     // Data for every minute the test can touch (it lasts well under a minute of real time,
     // half an hour of the agent's).
-    let base = virtual_anchor - chrono::Duration::minutes(10);
+    let base_time = virtual_anchor - chrono::Duration::minutes(10);
     let seed = Command::new(m.python())
-        .args(["-c", SEED, &m.url, &base.to_rfc3339(), "60"])
+        .args(["-c", SEED, &m.url, &base_time.to_rfc3339(), "60"])
         .output()
         .unwrap();
     assert!(
@@ -127,23 +177,50 @@ fn a_restart_fills_the_windows_it_missed_exactly_once_from_cloudwatch() {
     assert_eq!(ids.len(), 3);
 
     let dir = tempfile::tempdir().unwrap();
+    // The server the agent delivers to (its own time is real time; the points carry the
+    // agent's).
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let listen = format!("127.0.0.1:{port}");
+    let _server = spawn(
+        &[
+            "server",
+            "--listen",
+            &listen,
+            "--data-dir",
+            "server-data",
+            "--no-auth",
+        ],
+        dir.path(),
+    );
+    eventually(Duration::from_secs(15), || {
+        reqwest::blocking::get(format!("{base}/health"))
+            .ok()
+            .filter(|r| r.status().is_success())
+    })
+    .expect("the server answers /health");
     let cfg = dir.path().join("agent.toml");
     std::fs::write(
         &cfg,
-        r#"
+        format!(
+            r#"
 [agent]
 data_dir = "data"
 
 [[task]]
 name = "cloud"
-schedule = { every = "60s" }
+schedule = {{ every = "60s" }}
 collect = [
-  { plugin = "aws", regions = ["us-east-1"], services = ["ec2"], ec2_metrics = ["CPUUtilization"], period = "60s", delay = "0s", stats = ["avg"], cost = [] },
-  { plugin = "host", warmup = "100ms" },
+  {{ plugin = "aws", regions = ["us-east-1"], services = ["ec2"], ec2_metrics = ["CPUUtilization"], period = "60s", delay = "0s", stats = ["avg"], cost = [] }},
+  {{ plugin = "host", warmup = "100ms" }},
 ]
 metrics = ["cpu.utilization"]
-publish = [{ plugin = "file", path = "out.jsonl" }]
-"#,
+publish = [
+  {{ plugin = "server", url = "{base}", heartbeat_interval = "1s", timeout = "2s" }},
+  {{ plugin = "file", path = "out.jsonl" }},
+]
+"#
+        ),
     )
     .unwrap();
     let env = [
@@ -155,10 +232,10 @@ publish = [{ plugin = "file", path = "out.jsonl" }]
     ];
     let virtual_now = || real_anchor_to_virtual(real_anchor, virtual_anchor);
 
-    // First run: a few windows.
+    // First run: a few windows, then SIGKILL: the window marks must already be on disk.
     let agent = start_agent(dir.path(), &cfg, &env);
     std::thread::sleep(Duration::from_secs(7));
-    let log1 = stop(agent);
+    let log1 = kill(agent);
     let stopped_at = virtual_now();
     let records = json_lines(&std::fs::read_to_string(dir.path().join("out.jsonl")).unwrap());
     let first_run_last = points(&records)
@@ -182,31 +259,36 @@ publish = [{ plugin = "file", path = "out.jsonl" }]
     assert!(log2.contains("catching up on the windows missed"), "{log2}");
 
     let records = json_lines(&std::fs::read_to_string(dir.path().join("out.jsonl")).unwrap());
-    // Every (instance, minute) exactly once, every minute from the first to the last.
+    // The store: every (instance, minute) exactly once, every minute from the first to the
+    // last, each with the value CloudWatch holds for it. (The agent's own file may hold a
+    // window twice: a SIGKILL between publishing a window and saving its mark makes the
+    // restarted agent collect it again; the server stores a sample per series and time.)
+    let stored = eventually(Duration::from_secs(20), || {
+        let stored = stored_aws_points(&base);
+        let last = stored.iter().map(|(_, t, _)| *t).max()?;
+        (last >= first_run_last + chrono::Duration::minutes(5)).then_some(stored)
+    })
+    .unwrap_or_else(|| panic!("the server never got the second run's windows:\n{log2}"));
     let mut seen: BTreeMap<(String, DateTime<Utc>), usize> = BTreeMap::new();
-    for p in points(&records)
-        .into_iter()
-        .filter(|p| p["resource"]["provider"] == "aws" && p["metric"] == "cpu.utilization")
-    {
-        let id = p["resource"]["id"].as_str().unwrap().to_string();
-        let ts = ts_of(p);
+    for (id, ts, value) in stored {
         // The value says which minute CloudWatch answered for: the period that ends at ts.
         let i = ids
             .iter()
             .position(|x| *x == id)
             .expect("a seeded instance") as f64;
-        let minute = ((ts - base).num_minutes() - 1) as f64;
-        assert_eq!(p["value"].as_f64().unwrap(), minute + 1000.0 * i, "{p}");
+        let minute = ((ts - base_time).num_minutes() - 1) as f64;
+        assert_eq!(value, minute + 1000.0 * i, "{id} at {ts}");
         *seen.entry((id, ts)).or_default() += 1;
     }
     let dupes: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(dupes.is_empty(), "windows collected twice: {dupes:?}");
+    assert!(dupes.is_empty(), "windows stored twice: {dupes:?}");
     for id in &ids {
         let times: Vec<DateTime<Utc>> = seen
             .keys()
             .filter(|(i, _)| i == id)
             .map(|(_, t)| *t)
             .collect();
+        assert!(!times.is_empty(), "nothing stored for {id}");
         for pair in times.windows(2) {
             assert_eq!(
                 pair[1] - pair[0],
@@ -220,6 +302,25 @@ publish = [{ plugin = "file", path = "out.jsonl" }]
             "the second run went on past the gap: {times:?}"
         );
     }
+    // The file says the same minutes, at most one of them twice (the killed one).
+    let mut in_file: BTreeMap<(String, DateTime<Utc>), usize> = BTreeMap::new();
+    for p in points(&records)
+        .into_iter()
+        .filter(|p| p["resource"]["provider"] == "aws" && p["metric"] == "cpu.utilization")
+    {
+        let id = p["resource"]["id"].as_str().unwrap().to_string();
+        *in_file.entry((id, ts_of(p))).or_default() += 1;
+    }
+    assert_eq!(
+        in_file.keys().collect::<Vec<_>>(),
+        seen.keys().collect::<Vec<_>>()
+    );
+    let twice: BTreeSet<DateTime<Utc>> = in_file
+        .iter()
+        .filter(|(_, n)| **n > 1)
+        .map(|((_, t), _)| *t)
+        .collect();
+    assert!(twice.len() <= 1, "windows published twice: {twice:?}");
     // The host collector cannot read the past: one error names the gap it left.
     let errors: Vec<&serde_json::Value> = records.iter().filter(|r| r["type"] == "error").collect();
     let host_gaps: Vec<_> = errors.iter().filter(|e| e["plugin"] == "host").collect();

@@ -273,6 +273,10 @@ fn hostile_queries_are_refused_and_the_server_stays_up_and_small() {
     let huge = format!("{CPU}{{resource_id=~\"{}\"}}", "h".repeat(1_200_000));
     let r = post_form(&base, "/api/v1/query", &[("query", &huge)]);
     assert_error("1.2 MB regex", &r, 400, "bad_data", "max_query_bytes");
+    // A form body over the 2 MiB limit: Prometheus' error shape with 413, not plain text.
+    let too_big = format!("{CPU}{{resource_id=~\"{}\"}}", "h".repeat(3_000_000));
+    let r = post_form(&base, "/api/v1/query", &[("query", &too_big)]);
+    assert_error("3 MB form body", &r, 413, "bad_data", "at most 2 MiB");
     let long = format!("{CPU}{{resource_id=~\"{}\"}}", "h|".repeat(20_000));
     let r = post_form(&base, "/api/v1/query", &[("query", &long)]);
     assert_error("40 KB regex", &r, 400, "bad_data", "max_regex_bytes");

@@ -743,6 +743,12 @@ pub fn openapi() -> Value {
             responses.entry("403").or_insert_with(|| {
                 error("A browser request from another origin (`origin_not_allowed`).")
             });
+            if prom_shaped {
+                responses.insert(
+                    "413".into(),
+                    error("The form body is over 2 MiB (Prometheus' `bad_data`)."),
+                );
+            }
             if spec.access == Access::Scope(skymeter_store::Scope::Ingest) {
                 responses.insert(
                     "429".into(),

@@ -22,6 +22,7 @@
 //! ([`skymeter_store::prom`]), on a blocking thread.
 
 use crate::routes::AppState;
+use axum::extract::FromRequest as _;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -106,6 +107,36 @@ impl IntoResponse for PromErr {
         let body =
             json!({"status": "error", "errorType": self.kind.as_str(), "error": self.message});
         json_response(status, serde_json::to_vec(&body).expect("serializes"))
+    }
+}
+
+/// The body of a Prometheus endpoint's request. One that cannot be read, above all one over
+/// the router's body limit (axum's default, 2 MiB), is refused in Prometheus' error shape
+/// with axum's status (413 for too large), not as axum's plain-text rejection.
+pub struct FormBody(pub Bytes);
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for FormBody {
+    type Rejection = Response;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Response> {
+        Bytes::from_request(req, state)
+            .await
+            .map(FormBody)
+            .map_err(|rejection| {
+                let body = json!({
+                    "status": "error",
+                    "errorType": "bad_data",
+                    "error": format!(
+                        "the request body cannot be read ({}); a query's form body may be at \
+                         most 2 MiB",
+                        rejection.body_text()
+                    ),
+                });
+                json_response(
+                    rejection.status(),
+                    serde_json::to_vec(&body).expect("serializes"),
+                )
+            })
     }
 }
 
@@ -371,7 +402,7 @@ pub async fn query(
     State(st): State<AppState>,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
-    body: Bytes,
+    FormBody(body): FormBody,
 ) -> Response {
     let prep = (|| {
         let form = Form::parse(q.as_deref(), &headers, &body)?;
@@ -396,7 +427,7 @@ pub async fn query_range(
     State(st): State<AppState>,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
-    body: Bytes,
+    FormBody(body): FormBody,
 ) -> Response {
     let prep = (|| {
         let form = Form::parse(q.as_deref(), &headers, &body)?;
@@ -449,7 +480,7 @@ pub async fn series(
     State(st): State<AppState>,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
-    body: Bytes,
+    FormBody(body): FormBody,
 ) -> Response {
     let sc = match Form::parse(q.as_deref(), &headers, &body).and_then(|f| scope(&f, true)) {
         Ok(s) => s,
@@ -472,7 +503,7 @@ pub async fn series_get(
 ) -> Response {
     let is_prom = Form::parse(q.as_deref(), &headers, &[]).is_ok_and(|f| f.has("match[]"));
     if is_prom {
-        series(st, RawQuery(q), headers, Bytes::new()).await
+        series(st, RawQuery(q), headers, FormBody(Bytes::new())).await
     } else {
         super::query::series(st, RawQuery(q)).await.into_response()
     }
@@ -483,7 +514,7 @@ pub async fn labels(
     State(st): State<AppState>,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
-    body: Bytes,
+    FormBody(body): FormBody,
 ) -> Response {
     let sc = match Form::parse(q.as_deref(), &headers, &body).and_then(|f| scope(&f, false)) {
         Ok(s) => s,
@@ -597,7 +628,11 @@ pub async fn config() -> Response {
 
 /// `GET`/`POST /api/v1/query_exemplars`: skymeter stores no exemplars; the query is
 /// still checked.
-pub async fn query_exemplars(RawQuery(q): RawQuery, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn query_exemplars(
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    FormBody(body): FormBody,
+) -> Response {
     let r = (|| {
         let form = Form::parse(q.as_deref(), &headers, &body)?;
         let expr = required(&form, "query")?;
@@ -614,7 +649,11 @@ pub async fn query_exemplars(RawQuery(q): RawQuery, headers: HeaderMap, body: By
 /// `GET`/`POST /api/v1/format_query`: the query, pretty-printed. The query is held to the
 /// engine's bounds first: promql-parser's printer takes time quadratic in the depth of the
 /// expression, which those bounds keep small.
-pub async fn format_query(RawQuery(q): RawQuery, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn format_query(
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    FormBody(body): FormBody,
+) -> Response {
     let r = (|| {
         let form = Form::parse(q.as_deref(), &headers, &body)?;
         let expr = required(&form, "query")?;
