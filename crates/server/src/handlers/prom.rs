@@ -22,7 +22,6 @@
 //! ([`skymeter_store::prom`]), on a blocking thread.
 
 use crate::routes::AppState;
-use axum::extract::FromRequest as _;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
