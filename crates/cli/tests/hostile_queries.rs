@@ -422,6 +422,38 @@ fn broad_queries_stop_at_the_configured_limits() {
         "max_samples",
     );
 
+    // REST points: a page reads at most 2,000 raw points, so 200 series × 60 points come
+    // in pages of at most 33 series, each point once over the pages.
+    let mut cursor = String::new();
+    let (mut pages, mut series, mut points) = (0, 0, 0);
+    loop {
+        let r = get_url(
+            &base,
+            &format!(
+                "/api/v1/points?metric=cpu.utilization&start={}&end={}&limit=1000{cursor}",
+                end - 7200,
+                end + 1
+            ),
+        );
+        assert_eq!(r.0, 200, "{}", r.1);
+        let page: usize = r.1["series"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["points"].as_array().unwrap().len())
+            .sum();
+        assert!(page <= 2000, "a page of {page} points");
+        pages += 1;
+        series += r.1["series"].as_array().unwrap().len();
+        points += page;
+        match r.1["next_cursor"].as_str() {
+            Some(c) => cursor = format!("&cursor={c}"),
+            None => break,
+        }
+    }
+    assert_eq!((series, points), (200, 200 * 60));
+    assert!(pages >= 6, "{pages} pages");
+
     server.assert_running();
     assert_eq!(health(&base), 200);
 }

@@ -436,7 +436,10 @@ fn describe(spec: &RouteSpec, s: &mut Schemas) -> Option<Op> {
                 tag: "metrics",
                 summary: "Points of the matching series",
                 description: "`limit` and `cursor` page over series; each series carries all \
-                              its points in the range as `[ts, value]` pairs.",
+                              its points in the range as `[ts, value]` pairs. A page reads at \
+                              most `max_samples` (`[server.query]`) raw points: it may end \
+                              with fewer than `limit` series and a `next_cursor`, and a series \
+                              that alone holds more in the range is refused (400).",
                 params,
                 body: None,
                 ok: vec![("200", "Series with their points.", Some((json_ct, s.of::<PointsResponse>())))],

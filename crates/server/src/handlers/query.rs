@@ -362,7 +362,14 @@ pub async fn points(
         agg,
     };
     let store = st.store.clone();
-    let page = blocking(move || store.points(&query).map_err(ApiErr::store)).await?;
+    // One page reads at most `max_samples` raw points (see `Store::points_limited`).
+    let max_points = st.query.max_samples as u64;
+    let page = blocking(move || {
+        store
+            .points_limited(&query, max_points)
+            .map_err(ApiErr::store)
+    })
+    .await?;
     Ok(Json(PointsResponse {
         series: page.items,
         next_cursor: page.next_cursor,

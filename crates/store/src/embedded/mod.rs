@@ -646,7 +646,15 @@ impl Store for EmbeddedStore {
     }
 
     fn points(&self, q: &PointsQuery) -> Result<Page<SeriesPoints>, StoreError> {
-        self.inner.points_page(q)
+        self.inner.points_page(q, u64::MAX)
+    }
+
+    fn points_limited(
+        &self,
+        q: &PointsQuery,
+        max_points: u64,
+    ) -> Result<Page<SeriesPoints>, StoreError> {
+        self.inner.points_page(q, max_points)
     }
 
     fn costs(&self, q: &CostQuery) -> Result<Vec<CostGroup>, StoreError> {

@@ -497,6 +497,9 @@ impl Inner {
             }
             scanned += cands.len();
             let results = f(&cands)?;
+            // `f` may stop before the last candidate (a budget ran out): the page ends
+            // there and the cursor resumes at the first candidate it did not take.
+            let stopped = results.len() < cands.len();
             for ((id, _), r) in cands.iter().zip(results) {
                 after = *id;
                 if let Some(r) = r {
@@ -506,8 +509,8 @@ impl Inner {
                     }
                 }
             }
-            if items.len() == limit || scanned >= budget {
-                let more = self.index.read().matching(q, after).next().is_some();
+            if items.len() == limit || scanned >= budget || stopped {
+                let more = stopped || self.index.read().matching(q, after).next().is_some();
                 let next_cursor = more.then(|| encode_cursor(&json!({"kind": kind, "k": after})));
                 return Ok(Page { items, next_cursor });
             }
@@ -559,7 +562,12 @@ impl Inner {
         })
     }
 
-    pub(super) fn points_page(&self, q: &PointsQuery) -> Result<Page<SeriesPoints>, StoreError> {
+    /// `max_points`: see `Store::points_limited`.
+    pub(super) fn points_page(
+        &self,
+        q: &PointsQuery,
+        max_points: u64,
+    ) -> Result<Page<SeriesPoints>, StoreError> {
         if q.end <= q.start {
             return Err(StoreError::BadRequest(format!(
                 "end ({}) must be after start ({})",
@@ -577,6 +585,19 @@ impl Inner {
         };
         let agg = q.agg.unwrap_or(Stat::Avg);
         let (start, end) = (to_ns_saturating(q.start), to_ns_saturating(q.end));
+        let mut page_points = 0u64;
+        let too_many = |key: &SeriesKey| {
+            StoreError::BadRequest(format!(
+                "series {} {} of {} has more than {max_points} points between {} and {}, the \
+                 server's limit of raw points read per page (`max_samples` in `[server.query]`, \
+                 counted before any `step` downsampling); ask for a shorter range",
+                key.metric,
+                key.stat.as_str(),
+                key.resource.key(),
+                q.start.to_rfc3339(),
+                q.end.to_rfc3339()
+            ))
+        };
         self.scan(&q.series, "points", |cands| {
             // Head first, then blocks: a seal finishing in between then shows its points
             // twice (identical, merged below) rather than not at all.
@@ -602,6 +623,8 @@ impl Inner {
             for ((id, key), head) in cands.iter().zip(heads) {
                 let mut ts = Vec::new();
                 let mut vals = Vec::new();
+                // Head points first in the count: they are in memory already.
+                let mut read = head.ts.len() as u64;
                 for b in blocks.iter() {
                     if let Some(c) = b.find(*id) {
                         if c.max_ts < start || c.min_ts >= end {
@@ -610,10 +633,25 @@ impl Inner {
                         let (t, v) = b.read(c)?;
                         let lo = t.partition_point(|x| *x < start);
                         let hi = t.partition_point(|x| *x < end);
+                        read += (hi - lo) as u64;
+                        if read > max_points {
+                            break;
+                        }
                         ts.extend_from_slice(&t[lo..hi]);
                         vals.extend_from_slice(&v[lo..hi]);
                     }
                 }
+                if read > max_points {
+                    if out.is_empty() && page_points == 0 {
+                        return Err(too_many(key));
+                    }
+                    // The page ends before this series; the cursor resumes at it.
+                    break;
+                }
+                if page_points + read > max_points && page_points > 0 {
+                    break;
+                }
+                page_points += read;
                 ts.extend(head.ts);
                 vals.extend(head.vals);
                 if ts.is_empty() {

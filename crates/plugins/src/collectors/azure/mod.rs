@@ -18,8 +18,8 @@ use skymeter_model::{Point, ResourceRef, Stat, Unit};
 use skymeter_plugin::config::DurationStr;
 use skymeter_plugin::{
     async_trait, BuildContext, CollectRequest, Collector, CollectorFactory, ConfigError, ErrorKind,
-    ExposeSecret, MetricInfo, Output, PluginDescription, PluginError, PluginKind, RawConfig,
-    SecretString,
+    ExposeSecret, MetricInfo, MetricSelection, Output, PluginDescription, PluginError, PluginKind,
+    RawConfig, SecretString,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -518,6 +518,14 @@ impl Collector for Azure {
     /// derived from `req.window`.
     fn reads_history(&self) -> bool {
         true
+    }
+
+    /// Builds the HTTP client and gets the first Resource Manager token (a client-secret
+    /// or managed-identity round trip): the slow part of a first collection, kept out of
+    /// its `timeout`. The client is kept and azure_identity caches the token; on a failure
+    /// the collection tries again.
+    async fn warm_up(&mut self, _metrics: &MetricSelection) -> Result<(), PluginError> {
+        self.verify().await
     }
 
     async fn verify(&mut self) -> Result<(), PluginError> {

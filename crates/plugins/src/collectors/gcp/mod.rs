@@ -17,7 +17,7 @@ use skymeter_model::{Point, Resource, ResourceRef, Stat, Unit};
 use skymeter_plugin::config::DurationStr;
 use skymeter_plugin::{
     async_trait, BuildContext, CollectRequest, Collector, CollectorFactory, ConfigError, ErrorKind,
-    MetricInfo, Output, PluginDescription, PluginError, PluginKind, RawConfig,
+    MetricInfo, MetricSelection, Output, PluginDescription, PluginError, PluginKind, RawConfig,
 };
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -507,6 +507,15 @@ impl Collector for Gcp {
     /// window is derived from `req.window`.
     fn reads_history(&self) -> bool {
         true
+    }
+
+    /// Builds the token source, finds the project when none is configured, and gets the
+    /// first access token (Application Default Credentials discovery, a metadata-server
+    /// round trip or a key-file signature): the slow part of a first collection, kept out
+    /// of its `timeout`. The token source and the projects are kept, and gcp_auth caches
+    /// the token; on a failure the collection tries again.
+    async fn warm_up(&mut self, _metrics: &MetricSelection) -> Result<(), PluginError> {
+        self.verify().await
     }
 
     async fn verify(&mut self) -> Result<(), PluginError> {

@@ -420,3 +420,62 @@ fn points_survive_reopen_from_blocks_and_wal() {
     let st = s.stats().unwrap();
     assert_eq!((st.points, st.point_block_points, st.series), (150, 100, 1));
 }
+
+/// A page reads at most `max_points` raw points: it ends before the series that would
+/// pass the limit and the cursor resumes there; a series over the limit alone is refused
+/// with a message that names the setting. Every point is read exactly once over the pages.
+#[test]
+fn a_points_page_stops_at_its_point_budget_and_resumes_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let mut b = batch();
+    for r in ["a", "b", "c"] {
+        b.points
+            .extend((1..=10).map(|i| point("m", r, ts(i * 10), i as f64)));
+    }
+    s.ingest(&b).unwrap();
+    // Part in a block, part in the head.
+    s.flush().unwrap();
+    let mut b = batch();
+    b.points = (11..=12)
+        .map(|i| point("m", "c", ts(i * 10), 0.0))
+        .collect();
+    s.ingest(&b).unwrap();
+
+    let mut q = pq("m", 0, 1000, None, None);
+    let mut pages = Vec::new();
+    loop {
+        let p = s.points_limited(&q, 25).unwrap();
+        pages.push(
+            p.items
+                .iter()
+                .map(|sp| (sp.key.resource.id.to_string(), sp.points.len()))
+                .collect::<Vec<_>>(),
+        );
+        match p.next_cursor {
+            Some(c) => q.series.page.cursor = Some(c),
+            None => break,
+        }
+    }
+    assert_eq!(
+        pages,
+        [
+            vec![("a".to_string(), 10), ("b".to_string(), 10)],
+            vec![("c".to_string(), 12)]
+        ]
+    );
+
+    let err = s
+        .points_limited(&pq("m", 0, 1000, None, None), 5)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("more than 5 points") && err.contains("max_samples"),
+        "{err}"
+    );
+    // Without a budget (the `Store::points` of library users) every series comes at once.
+    assert_eq!(
+        s.points(&pq("m", 0, 1000, None, None)).unwrap().items.len(),
+        3
+    );
+}
