@@ -841,18 +841,16 @@ mod properties {
         if let (Some(a), Some(b)) = (ours, reference) {
             prop_assert_eq!(verdict(&a), verdict(&b));
             prop_assert_eq!(a.points.len(), b.points.len());
-            let (mut a, b) = (a, b);
-            for (p, q) in a.points.iter_mut().zip(&b.points) {
-                // serde_json's default float parsing may be an ulp off; ours is correctly
-                // rounded.
-                let ulps = (p.value.to_bits() as i64).wrapping_sub(q.value.to_bits() as i64);
-                prop_assert!(
-                    ulps.abs() <= 1 || p.value == q.value,
+            for (p, q) in a.points.iter().zip(&b.points) {
+                // Bit for bit: both parse correctly rounded (serde_json's
+                // `float_roundtrip`), `-0.0` included.
+                prop_assert_eq!(
+                    p.value.to_bits(),
+                    q.value.to_bits(),
                     "{} vs {}",
                     p.value,
                     q.value
                 );
-                p.value = q.value;
             }
             prop_assert_eq!(a, b);
         }
