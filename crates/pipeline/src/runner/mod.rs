@@ -16,6 +16,7 @@ use crate::config::{CollectorEntry, Task};
 use crate::windows::{self, CollectorState, WindowMarks};
 use chrono::{DateTime, Utc};
 use futures::future::join_all;
+use futures::FutureExt;
 use skymeter_model::{Batch, CollectError, Window};
 use skymeter_plugin::selfstats::SelfStats;
 use skymeter_plugin::{CollectRequest, ErrorKind, Output, PluginError};
@@ -451,7 +452,14 @@ async fn run_window(
         }
     }
     for p in &mut task.processors {
-        p.processor.process(&mut batch);
+        // A processor's panic (a bug) leaves the batch as far as it got, says so in the
+        // batch, and the run goes on to publish.
+        if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            p.processor.process(&mut batch)
+        })) {
+            let e = panicked(&p.name, "processing", &*panic);
+            batch.errors.push(e.into_record(&p.name, collected_at));
+        }
     }
     result.resources = batch.resources.len();
     result.points = batch.points.len();
@@ -490,9 +498,14 @@ async fn collect_one(
 ) -> (String, Result<Output, PluginError>) {
     let started = Instant::now();
     let mut out = Output::default();
-    let res = match tokio::time::timeout(c.timeout, c.collector.collect(req, &mut out)).await {
-        Ok(Ok(())) => Ok(out),
-        Ok(Err(e)) => Err(e),
+    // A panic in a plugin is a bug in it; it must not end the task (the spawned task loop
+    // would stop collecting for good while the agent runs on). It becomes this run's
+    // failure, reported in the batch, and the next run calls the collector again.
+    let collect = std::panic::AssertUnwindSafe(c.collector.collect(req, &mut out)).catch_unwind();
+    let res = match tokio::time::timeout(c.timeout, collect).await {
+        Ok(Ok(Ok(()))) => Ok(out),
+        Ok(Ok(Err(e))) => Err(e),
+        Ok(Err(panic)) => Err(panicked(&c.name, "collecting", &*panic)),
         Err(_) => Err(PluginError::new(
             ErrorKind::Timeout,
             format!(
@@ -519,6 +532,23 @@ async fn collect_one(
     (c.name.clone(), res)
 }
 
+/// The error that stands for a plugin's panic: its message, and that it is a bug.
+fn panicked(plugin: &str, doing: &str, panic: &(dyn std::any::Any + Send)) -> PluginError {
+    let what = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".into());
+    tracing::error!(plugin, "the plugin panicked while {doing}: {what}");
+    PluginError::new(
+        ErrorKind::Other,
+        format!(
+            "the plugin panicked while {doing} ({what}); this is a bug in the plugin, please \
+             report it; the next run tries again"
+        ),
+    )
+}
+
 /// A point that is not a finite number cannot be stored or compared: drop it and say so.
 fn drop_non_finite(plugin: &str, out: &mut Output) {
     let before = out.points.len();
@@ -539,7 +569,14 @@ async fn publish(
     batch: &Batch,
 ) -> usize {
     let results = join_all(publishers.iter_mut().map(|p| async move {
-        let r = p.publisher.publish(batch).await;
+        // As for collectors: a publisher's panic fails this batch's delivery there only.
+        let r = match std::panic::AssertUnwindSafe(p.publisher.publish(batch))
+            .catch_unwind()
+            .await
+        {
+            Ok(r) => r,
+            Err(panic) => Err(panicked(&p.name, "publishing", &*panic)),
+        };
         (p.name.clone(), r)
     }))
     .await;

@@ -461,3 +461,58 @@ async fn windows_up_to_a_mark_ahead_of_the_clock_are_not_collected_again() {
     assert!(present >= 2, "{present}");
     assert!(batches.iter().all(|b| b.errors.is_empty()));
 }
+
+/// Panics on its first collection, then works: a bug in one run of a plugin.
+struct PanicsOnce {
+    runs: usize,
+}
+#[async_trait]
+impl Collector for PanicsOnce {
+    async fn collect(&mut self, req: &CollectRequest, out: &mut Output) -> Result<(), PluginError> {
+        self.runs += 1;
+        if self.runs == 1 {
+            panic!("index out of bounds in a plugin");
+        }
+        Fixed(1.0).collect(req, out).await
+    }
+}
+
+#[tokio::test]
+async fn a_collector_that_panics_fails_that_run_only_and_the_task_goes_on() {
+    let cap = Capture::default();
+    let t = task(
+        vec![
+            entry("buggy", Box::new(PanicsOnce { runs: 0 }), 1000),
+            entry("fine", Box::new(Fixed(2.0)), 1000),
+        ],
+        &cap,
+        200,
+    );
+    let (tx, rx) = watch::channel(false);
+    let handle = tokio::spawn(
+        Runner {
+            agent_id: "a".into(),
+            tasks: vec![t],
+        }
+        .run(rx),
+    );
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    tx.send(true).unwrap();
+    let summary = handle.await.expect("the task loop survives the panic");
+    assert!(summary.runs.len() >= 2, "{} runs", summary.runs.len());
+    let batches = cap.0.lock().unwrap();
+    // The first batch: the other collector's point, and the panic as an error.
+    assert_eq!(batches[0].points.len(), 1);
+    assert_eq!(batches[0].errors.len(), 1, "{:?}", batches[0].errors);
+    assert_eq!(batches[0].errors[0].plugin, "buggy");
+    assert!(
+        batches[0].errors[0]
+            .message
+            .contains("panicked while collecting (index out of bounds in a plugin)"),
+        "{:?}",
+        batches[0].errors
+    );
+    // Later runs: both collectors' points, no error.
+    assert_eq!(batches[1].points.len(), 2, "{:?}", batches[1]);
+    assert!(batches[1].errors.is_empty());
+}
