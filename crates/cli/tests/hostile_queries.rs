@@ -486,3 +486,56 @@ fn bad_query_limits_in_the_config_are_named() {
         stderr(&out)
     );
 }
+
+/// The `skymeter_queries_canceled_total` counter of the server's `/metrics`.
+fn canceled_queries(base: &str) -> u64 {
+    let text = client()
+        .get(format!("{base}/metrics"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("skymeter_queries_canceled_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no skymeter_queries_canceled_total in /metrics:\n{text}"))
+}
+
+/// A client that gives up on a long query stops it: the query ends `canceled` at its next
+/// deadline check instead of running to its timeout for nobody.
+#[test]
+fn a_query_whose_client_disconnects_is_canceled() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, base) = start(dir.path(), "[server.query]\ntimeout = \"2m\"\n");
+    let end = 1_795_341_600;
+    seed(&base, 100, 60, end);
+    assert_eq!(canceled_queries(&base), 0);
+    // 600 outer steps × 100 series, each a 0.9-quantile over a 600-sample window of the
+    // inner subquery: 60,000 sorts of 600 values, seconds of work in a debug build.
+    let q = format!("max_over_time(quantile_over_time(0.9, {CPU}[10m:1s])[10m:1s])");
+    let started = Instant::now();
+    let r = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_millis(300))
+        .build()
+        .unwrap()
+        .post(format!("{base}/api/v1/query"))
+        .form(&[("query", q.as_str()), ("time", &end.to_string())])
+        .send();
+    if let Ok(r) = r {
+        panic!(
+            "the query answered within 300 ms ({}: {}): make it heavier",
+            r.status(),
+            r.text().unwrap_or_default()
+        );
+    }
+    let canceled = eventually(Duration::from_secs(20), || {
+        (canceled_queries(&base) == 1).then_some(())
+    });
+    assert!(
+        canceled.is_some(),
+        "the query was not canceled within 20 s of its client leaving"
+    );
+    eprintln!("canceled {:?} after the request", started.elapsed());
+    server.assert_running();
+    assert_eq!(health(&base), 200);
+}

@@ -103,6 +103,14 @@ impl QueryError {
         }
     }
 
+    /// The caller canceled the query (its client went away).
+    pub fn canceled(during: &str) -> Self {
+        Self::new(
+            ErrorKind::Canceled,
+            format!("query canceled in {during}: the client went away"),
+        )
+    }
+
     pub fn bad_data(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::BadData, message)
     }

@@ -189,8 +189,9 @@ impl Labels {
     }
 }
 
-/// How many leading bytes `x` and `y` share, eight at a time while they can.
-fn common_prefix(x: &[u8], y: &[u8]) -> usize {
+/// How many leading bytes `x` and `y` share, eight at a time while they can (also the
+/// store's label sort, which compares keys past what they all share).
+pub fn common_prefix(x: &[u8], y: &[u8]) -> usize {
     let n = x.len().min(y.len());
     let mut i = 0;
     while i + 8 <= n && x[i..i + 8] == y[i..i + 8] {

@@ -34,11 +34,12 @@ mod parse;
 mod range;
 mod value;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use error::{ErrorKind, Limit, QueryError};
-pub use labels::{is_valid_label_name, Labels, LabelsIter, METRIC_NAME};
+pub use labels::{common_prefix, is_valid_label_name, Labels, LabelsIter, METRIC_NAME};
 pub use limits::MAX_REGEX_COMPILED_BYTES;
 pub use matcher::{matches_all, parse_selector, MatchOp, Matcher};
 pub use range::{
@@ -110,6 +111,8 @@ pub struct SelectBudget {
     pub deadline: Option<Instant>,
     /// The query's time limit, for the error message.
     pub timeout: Option<Duration>,
+    /// Set when whoever asked is gone ([`Options::cancel`]).
+    pub cancel: Option<Arc<AtomicBool>>,
 }
 
 impl SelectBudget {
@@ -122,6 +125,7 @@ impl SelectBudget {
             samples_left: usize::MAX,
             deadline: None,
             timeout: None,
+            cancel: None,
         }
     }
 
@@ -141,8 +145,15 @@ impl SelectBudget {
         Ok(())
     }
 
-    /// Fails when the deadline has passed.
+    /// Fails when the deadline has passed or the query was canceled.
     pub fn check_deadline(&self) -> Result<(), QueryError> {
+        if self
+            .cancel
+            .as_ref()
+            .is_some_and(|c| c.load(Ordering::Relaxed))
+        {
+            return Err(QueryError::canceled("selecting series"));
+        }
         match self.deadline {
             Some(d) if Instant::now() > d => {
                 Err(QueryError::timed_out(self.timeout, "selecting series"))
@@ -196,6 +207,9 @@ pub struct Options {
     pub max_nodes: usize,
     /// The longest pattern of a regex matcher (`=~`, `!~`), in bytes as written.
     pub max_regex_bytes: usize,
+    /// A flag the caller sets to stop the query (its client went away): checked wherever
+    /// the deadline is, the query then fails with `canceled`.
+    pub cancel: Option<Arc<AtomicBool>>,
 }
 
 impl Default for Options {
@@ -210,6 +224,7 @@ impl Default for Options {
             max_depth: 128,
             max_nodes: 5_000,
             max_regex_bytes: 32 << 10,
+            cancel: None,
         }
     }
 }

@@ -93,6 +93,8 @@ pub struct Metrics {
     pub budget_refusals: AtomicU64,
     /// Requests whose handler panicked (answered 500 by the catch-panic layer).
     pub panics: AtomicU64,
+    /// PromQL queries stopped because their client went away.
+    pub queries_canceled: AtomicU64,
 }
 
 /// The method as a label value: one of the standard methods, else `other`.
@@ -234,6 +236,11 @@ impl Metrics {
                 "skymeter_http_panics_total",
                 "Requests whose handler panicked; each was answered 500 and the server went on.",
                 &self.panics,
+            ),
+            (
+                "skymeter_queries_canceled_total",
+                "PromQL queries stopped before their end because the client disconnected.",
+                &self.queries_canceled,
             ),
         ];
         for (name, help, v) in counters {

@@ -540,6 +540,17 @@ async fn agents_register_heartbeat_and_list() {
         err["message"].as_str().unwrap().contains("body is empty"),
         "{err}"
     );
+    // A JSON array is not the object the document describes (serde alone would read
+    // `[0]` as the struct's first field; schemathesis found it).
+    let (status, err) = error_of(hb("agent-2", Some(json!([0]))).await.unwrap()).await;
+    assert_eq!(status, 400, "an array heartbeat body is refused: {err}");
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap()
+            .contains("must be a JSON object"),
+        "{err}"
+    );
     let (status, err) = error_of(hb("ghost", Some(json!({}))).await.unwrap()).await;
     assert_eq!(status, 404);
     assert_eq!(err["code"], "not_found");

@@ -404,6 +404,14 @@ impl<'a> Evaluator<'a> {
     }
 
     pub fn check_deadline(&self) -> Result<()> {
+        if self
+            .opts
+            .cancel
+            .as_ref()
+            .is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed))
+        {
+            return Err(QueryError::canceled("expression evaluation"));
+        }
         match self.deadline {
             Some(d) if Instant::now() > d => Err(QueryError::timed_out(
                 self.opts.timeout,
@@ -440,6 +448,7 @@ impl<'a> Evaluator<'a> {
             samples_left: self.opts.max_samples.saturating_sub(self.samples),
             deadline: self.deadline,
             timeout: self.opts.timeout,
+            cancel: self.opts.cancel.clone(),
         }
     }
 

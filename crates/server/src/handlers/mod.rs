@@ -32,5 +32,12 @@ pub(crate) async fn small_json<T: DeserializeOwned>(
             "the request body is empty; send a JSON object (`{}` at least)",
         ));
     }
+    // serde reads a struct from a JSON array too (`[0]` as the first field); the document
+    // says object, and so does the server.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiErr::bad_request(
+            "the request body must be a JSON object (`{...}`)",
+        ));
+    }
     body::parse_json(&bytes, "bad_request")
 }

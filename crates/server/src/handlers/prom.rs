@@ -388,6 +388,32 @@ fn options(st: &AppState, form: &Form) -> Result<Options, PromErr> {
     })
 }
 
+fn count_canceled(metrics: &crate::metrics::Metrics, e: &QueryError) {
+    if e.kind == ErrorKind::Canceled {
+        metrics
+            .queries_canceled
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Cancels a query when dropped before its answer: the server drops a request's handler
+/// when its client disconnects, and the query running on a blocking thread then stops at
+/// its next deadline check instead of running to its timeout for nobody.
+#[derive(Default)]
+struct CancelOnDrop(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl CancelOnDrop {
+    fn flag(&self) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+        self.0.clone()
+    }
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 fn required<'a>(form: &'a Form, name: &str) -> Result<&'a str, PromErr> {
     form.get(name).ok_or_else(|| {
         PromErr::bad_data(format!("invalid parameter {name:?}: missing; give a value"))
@@ -409,16 +435,21 @@ pub async fn query(
         let time = TimeRange::instant(form.time("time", now_ms())?)?;
         Ok::<_, PromErr>((expr, time.start_ms(), options(&st, &form)?))
     })();
-    let (expr, time, opts) = match prep {
+    let (expr, time, mut opts) = match prep {
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
-    let store = st.store.clone();
-    blocking(move || {
-        let v = instant_query(&PromQuerier(&*store), &expr, time, &opts)?;
+    let cancel = CancelOnDrop::default();
+    opts.cancel = Some(cancel.flag());
+    let (store, metrics) = (st.store.clone(), st.metrics.clone());
+    let answer = blocking(move || {
+        let v = instant_query(&PromQuerier(&*store), &expr, time, &opts)
+            .inspect_err(|e| count_canceled(&metrics, e))?;
         success(&v)
     })
-    .await
+    .await;
+    drop(cancel);
+    answer
 }
 
 /// `GET`/`POST /api/v1/query_range`: `query`, `start`, `end`, `step`, `timeout`.
@@ -439,17 +470,22 @@ pub async fn query_range(
         let range = TimeRange::steps(start, end, step)?;
         Ok::<_, PromErr>((expr, range, options(&st, &form)?))
     })();
-    let (expr, range, opts) = match prep {
+    let (expr, range, mut opts) = match prep {
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
-    let store = st.store.clone();
-    blocking(move || {
+    let cancel = CancelOnDrop::default();
+    opts.cancel = Some(cancel.flag());
+    let (store, metrics) = (st.store.clone(), st.metrics.clone());
+    let answer = blocking(move || {
         let (start, end, step) = (range.start_ms(), range.end_ms(), range.step_ms());
-        let v = range_query(&PromQuerier(&*store), &expr, start, end, step, &opts)?;
+        let v = range_query(&PromQuerier(&*store), &expr, start, end, step, &opts)
+            .inspect_err(|e| count_canceled(&metrics, e))?;
         success(&v)
     })
-    .await
+    .await;
+    drop(cancel);
+    answer
 }
 
 /// The `match[]`, `start`, `end` of the metadata reads.

@@ -26,11 +26,12 @@
 
 use super::series::KeyHasher;
 use super::symbols::{Sym, Symbols};
-use crate::prom::{series_labels, Labels, MatchOp, Matcher, PromMetric, ResourceLabels};
+use crate::prom::{series_labels, Labels, MatchOp, Matcher, PromMetric, ResourceLabels, RESERVED};
 use crate::{SeriesKey, SeriesQuery};
 use hashbrown::HashTable;
 use skymeter_model::prom::metric_name;
 use skymeter_model::{Point, ResourceRef, Stat, Unit};
+use skymeter_promql::common_prefix;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
@@ -302,19 +303,6 @@ struct Selected {
     end: usize,
 }
 
-/// How many leading bytes `x` and `y` share, eight at a time while they can.
-fn common_prefix(x: &[u8], y: &[u8]) -> usize {
-    let n = x.len().min(y.len());
-    let mut i = 0;
-    while i + 8 <= n && x[i..i + 8] == y[i..i + 8] {
-        i += 8;
-    }
-    while i < n && x[i] == y[i] {
-        i += 1;
-    }
-    i
-}
-
 /// The six labels every series has from its key, as symbols held for the index's life.
 struct Fixed {
     name: Sym,
@@ -327,14 +315,8 @@ struct Fixed {
     stats: [Sym; Stat::ALL.len()],
 }
 
-const FIXED_NAMES: [&str; 6] = [
-    "__name__",
-    "provider",
-    "account",
-    "region",
-    "resource_id",
-    "stat",
-];
+/// The six labels of every series (the first of `crate::prom::RESERVED`).
+const FIXED_NAMES: &[&str] = RESERVED.split_at(6).0;
 
 /// Sizes of the index's parts, for tests and diagnostics.
 #[cfg(test)]
@@ -375,7 +357,7 @@ impl Index {
     pub fn new(hasher: KeyHasher) -> Index {
         let mut syms = Symbols::default();
         let [name, provider, account, region, resource_id, stat] =
-            FIXED_NAMES.map(|n| syms.intern(n));
+            std::array::from_fn(|i| syms.intern(FIXED_NAMES[i]));
         let stats = Stat::ALL.map(|s| syms.intern(s.as_str()));
         Index {
             hasher,
@@ -583,11 +565,7 @@ impl Index {
             by_key,
             ..
         } = self;
-        by_key.insert_unique(hash, id, |&x| {
-            pages
-                .get(x)
-                .map_or(0, |e| Index::entry_hash(hasher, syms, e))
-        });
+        by_key.insert_unique(hash, id, rehash(hasher, syms, pages));
         self.next_id = self.next_id.max(id + 1);
     }
 
@@ -807,11 +785,7 @@ impl Index {
                 by_key,
                 ..
             } = self;
-            by_key.shrink_to_fit(|&x| {
-                pages
-                    .get(x)
-                    .map_or(0, |e| Index::entry_hash(hasher, syms, e))
-            });
+            by_key.shrink_to_fit(rehash(hasher, syms, pages));
         }
         removed.len()
     }
@@ -1097,6 +1071,19 @@ impl Index {
             symbols: self.syms.len(),
             pages: self.pages.pages.len(),
         }
+    }
+}
+
+/// What the point → series table hashes an id by when it grows or shrinks: its key.
+fn rehash<'a>(
+    hasher: &'a KeyHasher,
+    syms: &'a Symbols,
+    pages: &'a Pages,
+) -> impl Fn(&u64) -> u64 + 'a {
+    move |&id| {
+        pages
+            .get(id)
+            .map_or(0, |e| Index::entry_hash(hasher, syms, e))
     }
 }
 

@@ -58,6 +58,15 @@ fn text<'a>(arena: &'a [u8], entries: &[SymEntry], sym: Sym) -> &'a str {
     unsafe { std::str::from_utf8_unchecked(bytes) }
 }
 
+/// What the lookup table hashes a symbol by when it grows or shrinks: its text.
+fn rehash<'a>(
+    hasher: &'a foldhash::quality::RandomState,
+    arena: &'a [u8],
+    entries: &'a [SymEntry],
+) -> impl Fn(&Sym) -> u64 + 'a {
+    move |&sym| hasher.hash_one(text(arena, entries, sym))
+}
+
 impl Symbols {
     /// The text of a live symbol.
     pub fn get(&self, sym: Sym) -> &str {
@@ -105,7 +114,7 @@ impl Symbols {
             hasher,
             ..
         } = self;
-        table.insert_unique(h, sym, |&x| hasher.hash_one(text(arena, entries, x)));
+        table.insert_unique(h, sym, rehash(hasher, arena, entries));
         sym
     }
 
@@ -166,7 +175,7 @@ impl Symbols {
                 hasher,
                 ..
             } = self;
-            table.shrink_to_fit(|&x| hasher.hash_one(text(arena, entries, x)));
+            table.shrink_to_fit(rehash(hasher, arena, entries));
         }
     }
 
