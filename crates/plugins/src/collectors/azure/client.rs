@@ -76,7 +76,9 @@ impl Client {
         Ok(t.token.secret().to_string())
     }
 
-    /// One call, retried as the module says; the JSON answer.
+    /// One call, retried as the module says; the JSON answer, or `Value::Null` for a
+    /// success without a body (`204 No Content`: the Cost Management query answers that when
+    /// there are no rows).
     pub async fn send(
         &self,
         api: &'static str,
@@ -102,6 +104,9 @@ impl Client {
             let wait = match req.send().await {
                 Ok(rsp) => {
                     let status = rsp.status();
+                    if status == reqwest::StatusCode::NO_CONTENT {
+                        return Ok(Value::Null);
+                    }
                     if status.is_success() {
                         return rsp.json::<Value>().await.map_err(|e| {
                             PluginError::new(

@@ -4,7 +4,9 @@
 //! ServiceName, every page (`properties.nextLink`, posted the same body); columns are read
 //! by name from `properties.columns`. One FOCUS Cost record per row (`x_source = billed`).
 //! ActualCost is what the invoice shows, so BilledCost = EffectiveCost (amortized
-//! reservations would need type AmortizedCost).
+//! reservations would need type AmortizedCost). The query may answer `204 No Content` when
+//! there is nothing to report (a subscription without usage in the period): that is zero
+//! rows, not an error.
 
 use super::calls;
 use super::client::{Client, Needs, COST_READER};
@@ -112,6 +114,10 @@ pub async fn query(
             )
             .await
             .map_err(|e| e.with("subscription", subscription))?;
+        // 204 No Content (the client's `Null`): no rows, and no page after it.
+        if page.is_null() {
+            break;
+        }
         let bad = |what: &str| {
             PluginError::new(
                 ErrorKind::BadResponse,

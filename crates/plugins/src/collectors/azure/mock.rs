@@ -44,6 +44,9 @@ pub struct Spec {
     pub others: bool,
     /// Added to every answer (the benchmark's stand-in for Azure's own answer time).
     pub latency_ms: u64,
+    /// The Cost Management query answers `204 No Content` (no body), as it does when there
+    /// are no rows.
+    pub cost_no_content: bool,
 }
 
 impl Default for Spec {
@@ -57,6 +60,7 @@ impl Default for Spec {
             reject_tokens: false,
             others: true,
             latency_ms: 0,
+            cost_no_content: false,
         }
     }
 }
@@ -894,6 +898,9 @@ fn cost(c: &Ctx, q: &HashMap<String, String>, body: &[u8]) -> Response {
     count(c, "cost");
     let req: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     c.seen.lock().unwrap().cost_bodies.push(req);
+    if c.spec.cost_no_content {
+        return StatusCode::NO_CONTENT.into_response();
+    }
     let columns = json!([
         { "name": "Cost", "type": "Number" },
         { "name": "UsageDate", "type": "Number" },

@@ -526,6 +526,50 @@ async fn billed_cost_records_from_every_page() {
     assert!(out.costs.is_empty());
 }
 
+/// Cost Management answers `204 No Content` (no body) when a query has no rows: zero cost
+/// records and no error, and the read counts as done (the next one waits `billed_every`).
+#[tokio::test]
+async fn cost_query_204_no_content_is_zero_rows_and_no_error() {
+    let m = Mock::start(Spec {
+        cost_no_content: true,
+        ..Spec::default()
+    })
+    .await;
+    // The stand-in really answers 204 without a body.
+    let (start, end) = cost::billed_days(Utc::now(), 3);
+    let rsp = reqwest::Client::new()
+        .post(format!(
+            "{}/subscriptions/{}/providers/Microsoft.CostManagement/query?api-version={}",
+            m.arm,
+            mock::SUB,
+            cost::API_VERSION
+        ))
+        .bearer_auth(mock::ARM_TOKEN)
+        .header("content-type", "application/json")
+        .body(cost::body(start, end).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rsp.status().as_u16(), 204);
+    assert!(rsp.bytes().await.unwrap().is_empty());
+
+    let (r, out, mut c) = run(&m, "services = [\"vm\"]\ncost = [\"billed\"]").await;
+    r.unwrap();
+    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    assert!(out.costs.is_empty(), "{:?}", out.costs);
+    assert_eq!(out.resources.len(), 3);
+    // One query (plus the direct one above), no page after the 204.
+    assert_eq!(m.calls("cost"), 2);
+    assert_eq!(
+        self_metric(&out, "azure.api_calls", calls::COST_QUERY),
+        Some(1.0)
+    );
+    let mut out = Output::default();
+    c.collect(&request(), &mut out).await.unwrap();
+    assert_eq!(m.calls("cost"), 2);
+    assert!(out.errors.is_empty(), "{:?}", out.errors);
+}
+
 #[test]
 fn config_is_checked() {
     let base = "subscriptions = [\"8f1c2d3e-4a5b-4c6d-9e7f-0a1b2c3d4e5f\"]\n";

@@ -69,21 +69,42 @@ impl Target {
     }
 }
 
+/// The aligner of a p95 of a numeric (INT64/DOUBLE) metric: no alignment, the raw samples.
+///
+/// Cloud Monitoring's `ALIGN_PERCENTILE_*` aligners are "valid for GAUGE and DELTA metrics
+/// with distribution values" only (the `Aggregation.Aligner` reference): asked of cpu,
+/// memory, disk, network or Cloud SQL metrics they answer 400 INVALID_ARGUMENT. So p95 of
+/// these is computed here: one `ALIGN_NONE` call (still one paged call per metric type and
+/// stat, no `alignmentPeriod`, no reducer — ALIGN_NONE is "not valid if cross-series
+/// reduction is requested") returns every sample of the window, and the collector takes the
+/// nearest-rank 95th percentile of each resource's samples per alignment period (see
+/// `metrics::nearest_rank`). The answer is larger (every sample instead of one point per
+/// period) but the call count is the same.
+pub const RAW: &str = "ALIGN_NONE";
+
 /// How a metric's aligners turn into values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Shape {
-    /// A GAUGE level (utilization, connections): every stat, its aligner as is.
+    /// A GAUGE level (utilization, connections): avg/max/min/sum/count their aligner as is;
+    /// p95 = the nearest-rank 95th percentile of the period's raw samples ([`RAW`]).
     Gauge,
     /// A DELTA count sampled every `sample_interval` (bytes, packets, ops): avg = ALIGN_RATE
-    /// (per second over the alignment period); max/min/p95 = ALIGN_MAX/MIN/PERCENTILE_95 of
-    /// the per-sample deltas ÷ `sample_interval` (per second); sum = ALIGN_SUM (the period's
-    /// total, `sum_unit`); count = ALIGN_COUNT (samples).
+    /// (per second over the alignment period); max/min = ALIGN_MAX/MIN of the per-sample
+    /// deltas ÷ `sample_interval` (per second); p95 = the nearest-rank 95th percentile of the
+    /// period's raw per-sample deltas ([`RAW`]; a resource's series — one per disk or
+    /// interface — added up per sample time first) ÷ `sample_interval`; sum = ALIGN_SUM (the
+    /// period's total, `sum_unit`); count = ALIGN_COUNT (samples).
     Counter,
     /// A DELTA count of events (function executions): one ALIGN_SUM query whatever `stats`
     /// says, emitted as stat `sum`.
     Total,
-    /// A DELTA distribution (execution times): avg = ALIGN_MEAN, p95 = ALIGN_PERCENTILE_95;
-    /// other stats are not asked.
+    /// A DELTA distribution (execution times): avg = ALIGN_DELTA, read as the `mean` of the
+    /// period's merged `distributionValue` (ALIGN_MEAN is valid for numeric values only; for
+    /// a DELTA distribution ALIGN_DELTA keeps the value a distribution — the period's
+    /// requests in one histogram — whose `mean` is the request-weighted mean the API itself
+    /// computes, so no bucket estimate is involved); p95 = ALIGN_PERCENTILE_95 (valid for
+    /// distributions, estimated by Monitoring from the histogram buckets). Other stats are
+    /// not asked.
     Distribution,
     /// A slowly changing level (bucket size, object count): one ALIGN_MEAN query, stat `avg`.
     Level,
@@ -349,7 +370,8 @@ pub fn aligners(shape: Shape, stats: &[Stat]) -> Vec<(&'static str, Stat)> {
         Shape::Distribution => stats
             .iter()
             .filter_map(|s| match s {
-                Stat::Avg => Some(("ALIGN_MEAN", Stat::Avg)),
+                // Not ALIGN_MEAN: numeric values only (see Shape::Distribution).
+                Stat::Avg => Some(("ALIGN_DELTA", Stat::Avg)),
                 Stat::P95 => Some(("ALIGN_PERCENTILE_95", Stat::P95)),
                 _ => None,
             })
@@ -364,7 +386,8 @@ pub fn aligners(shape: Shape, stats: &[Stat]) -> Vec<(&'static str, Stat)> {
                     (_, Stat::Min) => "ALIGN_MIN",
                     (_, Stat::Sum) => "ALIGN_SUM",
                     (_, Stat::Count) => "ALIGN_COUNT",
-                    (_, Stat::P95) => "ALIGN_PERCENTILE_95",
+                    // Not ALIGN_PERCENTILE_95: distributions only (see RAW).
+                    (_, Stat::P95) => RAW,
                     _ => return None,
                 };
                 Some((a, *s))
@@ -422,6 +445,19 @@ mod tests {
             aligners(Shape::Distribution, &[Stat::Max, Stat::P95]),
             vec![("ALIGN_PERCENTILE_95", Stat::P95)]
         );
+        // A distribution's avg is its ALIGN_DELTA `mean`, never ALIGN_MEAN (numeric only).
+        assert_eq!(
+            aligners(Shape::Distribution, &[Stat::Avg, Stat::P95]),
+            vec![
+                ("ALIGN_DELTA", Stat::Avg),
+                ("ALIGN_PERCENTILE_95", Stat::P95)
+            ]
+        );
+        // p95 of numeric metrics: raw samples, never ALIGN_PERCENTILE_95 (distributions only).
+        assert_eq!(
+            aligners(Shape::Counter, &[Stat::P95]),
+            vec![("ALIGN_NONE", Stat::P95)]
+        );
         let all = [
             Stat::Avg,
             Stat::Max,
@@ -439,7 +475,7 @@ mod tests {
                 "ALIGN_MIN",
                 "ALIGN_SUM",
                 "ALIGN_COUNT",
-                "ALIGN_PERCENTILE_95"
+                "ALIGN_NONE"
             ]
         );
     }

@@ -4,6 +4,10 @@
 //! `functions.list`, Cloud SQL Admin `instances.list`, Cloud Storage `buckets.list`, Cloud
 //! Monitoring `timeSeries.list` and BigQuery `jobs.query` / `jobs.getQueryResults`, with
 //! paging, scripted failures (401, 403, 429 with Retry-After) and a log of every request.
+//! timeSeries.list checks its aggregation as Cloud Monitoring does (the `Aggregation`
+//! reference: which aligner and reducer suit which metric kind and value type) and answers
+//! 400 INVALID_ARGUMENT otherwise, e.g. to ALIGN_PERCENTILE_95 of a GAUGE DOUBLE metric or
+//! ALIGN_MEAN of a DELTA DISTRIBUTION one.
 //! Listens on 127.0.0.1 only. Used by the collector's tests and, through `#[path]`, by the
 //! CLI's end-to-end test.
 
@@ -37,8 +41,126 @@ pub struct Project {
     pub sql: Vec<Value>,
     pub buckets: Vec<Value>,
     /// Series per (metric type, aligner): (resource labels, TypedValue), one point each,
-    /// ending at the query's `interval.endTime`.
+    /// ending at the query's `interval.endTime`. Reduced queries (a `crossSeriesReducer`)
+    /// of distributions, asked ALIGN_DELTA, are keyed by the reducer instead.
     pub series: HashMap<(String, String), Vec<(Value, Value)>>,
+    /// Raw samples per metric type, answered to ALIGN_NONE: series of (resource labels,
+    /// [(seconds before the query's `interval.endTime`, TypedValue)]). Only the samples in
+    /// `(startTime, endTime]` are answered, newest first, as the API does.
+    pub raw: HashMap<String, Vec<RawSeries>>,
+}
+
+/// One raw series: resource labels and (seconds before `interval.endTime`, TypedValue).
+pub type RawSeries = (Value, Vec<(i64, Value)>);
+
+/// The metric kind and value type of a metric type, as its descriptor in Google's metric
+/// list says (GAUGE DOUBLE for one the stand-in does not know).
+pub fn descriptor(metric_type: &str) -> (&'static str, &'static str) {
+    match metric_type {
+        "compute.googleapis.com/instance/cpu/utilization"
+        | "agent.googleapis.com/memory/percent_used"
+        | "cloudsql.googleapis.com/database/cpu/utilization"
+        | "cloudsql.googleapis.com/database/memory/utilization"
+        | "storage.googleapis.com/storage/total_bytes" => ("GAUGE", "DOUBLE"),
+        "cloudsql.googleapis.com/database/network/connections"
+        | "storage.googleapis.com/storage/object_count" => ("GAUGE", "INT64"),
+        "compute.googleapis.com/instance/disk/read_ops_count"
+        | "compute.googleapis.com/instance/disk/write_ops_count"
+        | "compute.googleapis.com/instance/disk/read_bytes_count"
+        | "compute.googleapis.com/instance/disk/write_bytes_count"
+        | "compute.googleapis.com/instance/network/received_bytes_count"
+        | "compute.googleapis.com/instance/network/sent_bytes_count"
+        | "compute.googleapis.com/instance/network/received_packets_count"
+        | "compute.googleapis.com/instance/network/sent_packets_count"
+        | "cloudfunctions.googleapis.com/function/execution_count"
+        | "run.googleapis.com/request_count" => ("DELTA", "INT64"),
+        "cloudfunctions.googleapis.com/function/execution_times"
+        | "run.googleapis.com/request_latencies" => ("DELTA", "DISTRIBUTION"),
+        _ => ("GAUGE", "DOUBLE"),
+    }
+}
+
+/// Whether Cloud Monitoring accepts `aligner` (+ `reducer`, `alignmentPeriod`) for a metric
+/// of `kind` and `value_type`, after the `Aggregation.Aligner` / `Aggregation.Reducer`
+/// reference ("This aligner is valid for GAUGE and DELTA metrics with numeric values", …);
+/// `Err` is the INVALID_ARGUMENT message.
+pub fn check_aggregation(
+    kind: &str,
+    value_type: &str,
+    aligner: &str,
+    reducer: &str,
+    alignment_period: Option<&str>,
+) -> Result<(), String> {
+    let numeric = matches!(value_type, "INT64" | "DOUBLE");
+    let distribution = value_type == "DISTRIBUTION";
+    let boolean = value_type == "BOOL";
+    let gauge_or_delta = matches!(kind, "GAUGE" | "DELTA");
+    let aligner = if aligner.is_empty() {
+        "ALIGN_NONE"
+    } else {
+        aligner
+    };
+    let refuse = |field: &str, value: &str| {
+        Err(format!(
+            "Field aggregation.{field} had an invalid value of \"{value}\": The {} cannot be applied to metrics with kind {kind} and value type {value_type}.",
+            if field == "perSeriesAligner" { "aligner" } else { "reducer" }
+        ))
+    };
+    // (valid, value type after alignment)
+    let (valid, aligned_type) = match aligner {
+        "ALIGN_NONE" => (true, value_type),
+        "ALIGN_DELTA" => (matches!(kind, "CUMULATIVE" | "DELTA"), value_type),
+        "ALIGN_RATE" => (matches!(kind, "CUMULATIVE" | "DELTA") && numeric, "DOUBLE"),
+        "ALIGN_INTERPOLATE" => (kind == "GAUGE" && numeric, value_type),
+        "ALIGN_NEXT_OLDER" => (kind == "GAUGE", value_type),
+        "ALIGN_MIN" | "ALIGN_MAX" => (gauge_or_delta && numeric, value_type),
+        "ALIGN_MEAN" | "ALIGN_STDDEV" | "ALIGN_PERCENT_CHANGE" => {
+            (gauge_or_delta && numeric, "DOUBLE")
+        }
+        "ALIGN_COUNT" => (gauge_or_delta && (numeric || boolean), "INT64"),
+        "ALIGN_SUM" => (gauge_or_delta && (numeric || distribution), value_type),
+        "ALIGN_PERCENTILE_99" | "ALIGN_PERCENTILE_95" | "ALIGN_PERCENTILE_50"
+        | "ALIGN_PERCENTILE_05" => (gauge_or_delta && distribution, "DOUBLE"),
+        other => {
+            return Err(format!(
+                "Invalid value at 'aggregation.per_series_aligner' (type.googleapis.com/google.monitoring.v3.Aggregation.Aligner), \"{other}\""
+            ))
+        }
+    };
+    if !valid {
+        return refuse("perSeriesAligner", aligner);
+    }
+    if aligner != "ALIGN_NONE" && alignment_period.is_none() {
+        return Err("The alignment period must be specified when an aligner is given.".into());
+    }
+    if reducer.is_empty() || reducer == "REDUCE_NONE" {
+        return Ok(());
+    }
+    if aligner == "ALIGN_NONE" {
+        return Err(
+            "A cross-series reducer requires a per-series aligner other than ALIGN_NONE.".into(),
+        );
+    }
+    let numeric = matches!(aligned_type, "INT64" | "DOUBLE");
+    let distribution = aligned_type == "DISTRIBUTION";
+    let ok = match reducer {
+        "REDUCE_MEAN" | "REDUCE_SUM" | "REDUCE_PERCENTILE_99" | "REDUCE_PERCENTILE_95"
+        | "REDUCE_PERCENTILE_50" | "REDUCE_PERCENTILE_05" => numeric || distribution,
+        "REDUCE_MIN" | "REDUCE_MAX" | "REDUCE_STDDEV" => numeric,
+        "REDUCE_COUNT" => true,
+        "REDUCE_COUNT_TRUE" | "REDUCE_COUNT_FALSE" | "REDUCE_FRACTION_TRUE" => {
+            aligned_type == "BOOL"
+        }
+        other => {
+            return Err(format!(
+                "Invalid value at 'aggregation.cross_series_reducer' (type.googleapis.com/google.monitoring.v3.Aggregation.Reducer), \"{other}\""
+            ))
+        }
+    };
+    if !ok {
+        return refuse("crossSeriesReducer", reducer);
+    }
+    Ok(())
 }
 
 /// One request as received.
@@ -255,6 +377,74 @@ fn google_error(code: u16, path: &str, retry_after: Option<u64>) -> Response {
     )
 }
 
+/// Seconds since the epoch of `YYYY-MM-DDTHH:MM:SSZ` (what the collector sends; no chrono,
+/// which the benchmark stand-in that includes this file does not depend on).
+pub fn unix_seconds(t: &str) -> Option<i64> {
+    let b = t.as_bytes();
+    if b.len() != 20 || b[19] != b'Z' {
+        return None;
+    }
+    let n = |r: std::ops::Range<usize>| t.get(r)?.parse::<i64>().ok();
+    let (y, m, d) = (n(0..4)?, n(5..7)?, n(8..10)?);
+    let (hh, mm, ss) = (n(11..13)?, n(14..16)?, n(17..19)?);
+    // Days from civil (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + hh * 3600 + mm * 60 + ss)
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` of seconds since the epoch.
+pub fn rfc3339_utc(secs: i64) -> String {
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil from days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// A 400 INVALID_ARGUMENT in Google's error shape.
+fn invalid_argument(message: &str) -> Response {
+    json_response(
+        400,
+        json!({"error": {
+            "code": 400,
+            "message": message,
+            "errors": [{"message": message, "domain": "global", "reason": "badRequest"}],
+            "status": "INVALID_ARGUMENT"
+        }}),
+        None,
+    )
+}
+
+/// The `valueType` a point's TypedValue has.
+fn value_type_of(value: &Value) -> &'static str {
+    if value.get("doubleValue").is_some() {
+        "DOUBLE"
+    } else if value.get("distributionValue").is_some() {
+        "DISTRIBUTION"
+    } else if value.get("boolValue").is_some() {
+        "BOOL"
+    } else {
+        "INT64"
+    }
+}
+
 fn handle(st: Arc<State>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
     let path = uri.path().to_string();
     if path == "/_stats" {
@@ -462,39 +652,85 @@ fn handle(st: Arc<State>, method: Method, uri: Uri, headers: HeaderMap, body: By
                 .and_then(|s| s.split('"').next())
                 .unwrap_or_default()
                 .to_string();
-            // Reduced distributions are asked ALIGN_DELTA + a reducer: keyed by the reducer.
-            let aligner = match param("aggregation.perSeriesAligner") {
-                Some(a) if a == "ALIGN_DELTA" => {
-                    param("aggregation.crossSeriesReducer").unwrap_or_default()
-                }
-                a => a.unwrap_or_default(),
-            };
             let end = param("interval.endTime").unwrap_or_default();
             let start = param("interval.startTime").unwrap_or_default();
             if metric_type.is_empty() || end.is_empty() || start.is_empty() {
-                return json_response(
-                    400,
-                    json!({"error": {"code": 400, "message": "Field filter had an invalid value", "status": "INVALID_ARGUMENT"}}),
-                    None,
-                );
+                return invalid_argument("Field filter had an invalid value");
             }
-            let series: Vec<Value> = p
-                .series
-                .get(&(metric_type.clone(), aligner))
-                .map(|v| {
-                    v.iter()
-                        .map(|(labels, value)| {
-                            json!({
-                                "metric": {"type": metric_type, "labels": {}},
-                                "resource": {"type": resource_type, "labels": labels},
-                                "metricKind": "GAUGE",
-                                "valueType": if value.get("doubleValue").is_some() { "DOUBLE" } else { "INT64" },
-                                "points": [{"interval": {"startTime": end, "endTime": end}, "value": value}]
+            let aligner = param("aggregation.perSeriesAligner").unwrap_or_default();
+            let reducer = param("aggregation.crossSeriesReducer").unwrap_or_default();
+            let (kind, value_type) = descriptor(&metric_type);
+            if let Err(m) = check_aggregation(
+                kind,
+                value_type,
+                &aligner,
+                &reducer,
+                param("aggregation.alignmentPeriod").as_deref(),
+            ) {
+                return invalid_argument(&m);
+            }
+            let series: Vec<Value> = if aligner.is_empty() || aligner == "ALIGN_NONE" {
+                // Raw samples, newest first, those in (startTime, endTime].
+                let (Some(start_s), Some(end_s)) = (unix_seconds(&start), unix_seconds(&end))
+                else {
+                    return invalid_argument("Field interval had an invalid value");
+                };
+                let stamp = rfc3339_utc;
+                p.raw
+                    .get(&metric_type)
+                    .map(|v| {
+                        v.iter()
+                            .map(|(labels, samples)| {
+                                let mut samples: Vec<&(i64, Value)> = samples
+                                    .iter()
+                                    .filter(|(ago, _)| *ago >= 0 && end_s - ago > start_s)
+                                    .collect();
+                                samples.sort_by_key(|(ago, _)| *ago);
+                                let points: Vec<Value> = samples
+                                    .iter()
+                                    .map(|(ago, value)| {
+                                        let t = end_s - ago;
+                                        // A DELTA sample covers the minute before it.
+                                        let from = if kind == "DELTA" { t - 60 } else { t };
+                                        json!({"interval": {"startTime": stamp(from), "endTime": stamp(t)}, "value": value})
+                                    })
+                                    .collect();
+                                json!({
+                                    "metric": {"type": metric_type, "labels": {}},
+                                    "resource": {"type": resource_type, "labels": labels},
+                                    "metricKind": kind,
+                                    "valueType": value_type,
+                                    "points": points
+                                })
                             })
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            } else {
+                // Reduced distributions are asked ALIGN_DELTA + a reducer: keyed by the
+                // reducer.
+                let key = if aligner == "ALIGN_DELTA" && !reducer.is_empty() {
+                    reducer
+                } else {
+                    aligner
+                };
+                p.series
+                    .get(&(metric_type.clone(), key))
+                    .map(|v| {
+                        v.iter()
+                            .map(|(labels, value)| {
+                                json!({
+                                    "metric": {"type": metric_type, "labels": {}},
+                                    "resource": {"type": resource_type, "labels": labels},
+                                    "metricKind": "GAUGE",
+                                    "valueType": value_type_of(value),
+                                    "points": [{"interval": {"startTime": end, "endTime": end}, "value": value}]
+                                })
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            };
             let (items, next) = page(&series);
             let mut v = if items.is_empty() {
                 json!({})
@@ -625,4 +861,16 @@ pub fn double(v: f64) -> Value {
 
 pub fn int64(v: i64) -> Value {
     json!({ "int64Value": v.to_string() })
+}
+
+/// A `distributionValue` of `count` samples with their `mean` (one exponential bucket
+/// layout; the counts all in one bucket, as the stand-in does not compute percentiles).
+pub fn distribution(count: i64, mean: f64) -> Value {
+    json!({ "distributionValue": {
+        "count": count.to_string(),
+        "mean": mean,
+        "sumOfSquaredDeviation": 0.0,
+        "bucketOptions": {"exponentialBuckets": {"numFiniteBuckets": 64, "growthFactor": 1.4, "scale": 1.0}},
+        "bucketCounts": ["0", count.to_string()]
+    }})
 }

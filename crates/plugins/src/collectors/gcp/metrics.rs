@@ -142,22 +142,58 @@ struct Interval {
     end_time: String,
 }
 
-/// `TypedValue`: int64 values come as JSON strings.
+/// `TypedValue`: int64 values come as JSON strings; a distribution (ALIGN_DELTA of
+/// `execution_times`) as `distributionValue`, read as its `mean`.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct TypedValue {
     double_value: Option<f64>,
     int64_value: Option<serde_json::Value>,
+    distribution_value: Option<Distribution>,
+}
+
+/// The part of a `Distribution` read: `count` (int64, a JSON string) and `mean` (left out
+/// when 0, as proto3 JSON leaves out zeros).
+#[derive(Deserialize)]
+struct Distribution {
+    #[serde(default)]
+    count: Option<serde_json::Value>,
+    #[serde(default)]
+    mean: Option<f64>,
+}
+
+fn int64(v: &serde_json::Value) -> Option<f64> {
+    match v {
+        serde_json::Value::String(s) => s.parse().ok(),
+        v => v.as_f64(),
+    }
 }
 
 impl TypedValue {
     fn get(&self) -> Option<f64> {
-        self.double_value.or_else(|| match &self.int64_value {
-            Some(serde_json::Value::String(s)) => s.parse().ok(),
-            Some(v) => v.as_f64(),
-            None => None,
-        })
+        self.double_value
+            .or_else(|| self.int64_value.as_ref().and_then(int64))
+            .or_else(|| {
+                // An empty period (count 0) has no mean: no point, rather than a 0 ms one.
+                let d = self.distribution_value.as_ref()?;
+                let count = d.count.as_ref().and_then(int64).unwrap_or(0.0);
+                (count > 0.0).then(|| d.mean.unwrap_or(0.0))
+            })
     }
+}
+
+/// The nearest-rank percentile of `values` (`pct` in 1..=100): the ⌈pct × n / 100⌉-th
+/// smallest sample, so always one of the samples and never an interpolation. With 60 s
+/// samples in a 300 s period (5 samples) the 95th percentile is their maximum; with 20
+/// samples (a 1200 s period) it is the 19th smallest. `None` without samples.
+pub fn nearest_rank(values: &mut [f64], pct: usize) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_by(f64::total_cmp);
+    // Integer arithmetic: 0.95 × 20 is not exactly 19 in floating point.
+    let rank = (pct * values.len()).div_ceil(100).clamp(1, values.len());
+    Some(values[rank - 1])
 }
 
 fn rfc3339(secs: i64) -> String {
@@ -182,11 +218,18 @@ pub fn query_params(q: &Query, window: MetricWindow, period: i64) -> Vec<(&'stat
         ),
         ("interval.startTime", rfc3339(window.start)),
         ("interval.endTime", rfc3339(window.end)),
-        ("aggregation.alignmentPeriod", format!("{period}s")),
     ];
-    let reducer = match (m.reduce, m.shape, q.aligner) {
+    if q.aligner == catalog::RAW {
+        // Raw samples: no alignment period (ignored with ALIGN_NONE) and no reducer
+        // (refused with ALIGN_NONE); the series of a reduced metric are added up here.
+        params.push(("aggregation.perSeriesAligner", q.aligner.to_string()));
+        params.push(("view", "FULL".to_string()));
+        return params;
+    }
+    params.push(("aggregation.alignmentPeriod", format!("{period}s")));
+    let reducer = match (m.reduce, m.shape, q.stat) {
         (false, _, _) => None,
-        (true, Shape::Distribution, "ALIGN_PERCENTILE_95") => Some("REDUCE_PERCENTILE_95"),
+        (true, Shape::Distribution, Stat::P95) => Some("REDUCE_PERCENTILE_95"),
         (true, Shape::Distribution, _) => Some("REDUCE_MEAN"),
         (true, _, _) => Some("REDUCE_SUM"),
     };
@@ -249,6 +292,11 @@ pub async fn fetch(
             let labels = PointLabels::default();
             let mut points = Vec::new();
             let target = q.metric.target;
+            // ALIGN_NONE (p95 of a numeric metric): the samples per (resource, sample end).
+            // A reduced metric's series (one per disk or interface) are added up per
+            // resource and sample time, as REDUCE_SUM does for the aligned stats.
+            let raw = q.aligner == catalog::RAW;
+            let mut samples: HashMap<(usize, i64), Vec<f64>> = HashMap::new();
             let r = f
                 .api
                 .pages(&TIME_SERIES, &url, &params, |page: Page| {
@@ -273,6 +321,14 @@ pub async fn fetch(
                             let Some(native) = p.value.get() else {
                                 continue;
                             };
+                            if raw {
+                                let s = samples.entry((i, t)).or_default();
+                                match s.first_mut() {
+                                    Some(sum) if q.metric.reduce => *sum += native,
+                                    _ => s.push(native),
+                                }
+                                continue;
+                            }
                             let (value, unit) =
                                 catalog::convert(q.metric, q.stat, native, f.sample_interval);
                             if !value.is_finite() {
@@ -292,6 +348,16 @@ pub async fn fetch(
                     }
                 })
                 .await;
+            if raw && r.is_ok() {
+                points.extend(percentile_points(
+                    &q,
+                    samples,
+                    &refs,
+                    window,
+                    f.period,
+                    f.sample_interval,
+                ));
+            }
             let err = r.err().map(|e| {
                 e.with("project", f.project.as_str())
                     .with("metric", q.metric.metric_type)
@@ -316,9 +382,152 @@ pub async fn fetch(
     (points, errors)
 }
 
+/// The p95 points of raw samples: each sample goes to the alignment period that ends at or
+/// after it (periods end on `window.end`'s grid, as Monitoring aligns them), and each
+/// (resource, period) gives the nearest-rank 95th percentile of its samples, converted as
+/// ALIGN_MAX would be (counters ÷ `sample_interval`).
+fn percentile_points(
+    q: &Query,
+    samples: HashMap<(usize, i64), Vec<f64>>,
+    refs: &[Arc<ResourceRef>],
+    window: MetricWindow,
+    period: i64,
+    sample_interval: f64,
+) -> Vec<Point> {
+    let mut periods: HashMap<(usize, i64), Vec<f64>> = HashMap::new();
+    for ((i, t), values) in samples {
+        let period_end = window.end - (window.end - t).div_euclid(period) * period;
+        periods.entry((i, period_end)).or_default().extend(values);
+    }
+    let mut out = Vec::new();
+    for ((i, period_end), mut values) in periods {
+        let Some(native) = nearest_rank(&mut values, 95) else {
+            continue;
+        };
+        let (value, unit) = catalog::convert(q.metric, q.stat, native, sample_interval);
+        if !value.is_finite() {
+            continue;
+        }
+        out.push(Point {
+            metric: SmolStr::new_static(q.metric.name),
+            unit,
+            stat: q.stat,
+            period_s: period as u32,
+            ts: Utc
+                .timestamp_opt(period_end, 0)
+                .single()
+                .unwrap_or_default(),
+            value,
+            resource: refs[i].clone(),
+            labels: PointLabels::default(),
+        });
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        assert_eq!(nearest_rank(&mut [], 95), None);
+        assert_eq!(nearest_rank(&mut [7.0], 95), Some(7.0));
+        // 5 samples (60 s in a 300 s period): ⌈4.75⌉ = 5th, the largest.
+        assert_eq!(nearest_rank(&mut [3.0, 1.0, 5.0, 2.0, 4.0], 95), Some(5.0));
+        // 20 samples: ⌈19⌉ = 19th, exactly (not 20th through a rounding error).
+        let mut v: Vec<f64> = (1..=20).rev().map(f64::from).collect();
+        assert_eq!(nearest_rank(&mut v, 95), Some(19.0));
+        let mut v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(nearest_rank(&mut v, 95), Some(95.0));
+        assert_eq!(nearest_rank(&mut v, 50), Some(50.0));
+        let mut v: Vec<f64> = (1..=21).map(f64::from).collect();
+        assert_eq!(nearest_rank(&mut v, 95), Some(20.0));
+    }
+
+    #[test]
+    fn distribution_values_are_read_as_their_mean() {
+        let v: TypedValue = serde_json::from_value(serde_json::json!({"distributionValue": {
+            "count": "40", "mean": 12500000.0, "sumOfSquaredDeviation": 1.0,
+            "bucketOptions": {"exponentialBuckets": {"numFiniteBuckets": 10, "growthFactor": 2, "scale": 1}},
+            "bucketCounts": ["0", "40"]
+        }}))
+        .unwrap();
+        assert_eq!(v.get(), Some(12_500_000.0));
+        let empty: TypedValue =
+            serde_json::from_value(serde_json::json!({"distributionValue": {"count": "0"}}))
+                .unwrap();
+        assert_eq!(empty.get(), None);
+        let i: TypedValue =
+            serde_json::from_value(serde_json::json!({"int64Value": "120000"})).unwrap();
+        assert_eq!(i.get(), Some(120_000.0));
+    }
+
+    #[test]
+    fn p95_of_a_numeric_metric_asks_raw_samples_without_reducer() {
+        let disk = catalog::CATALOG
+            .iter()
+            .find(|m| m.name == "disk.read_iops")
+            .unwrap();
+        let q = Query {
+            metric: disk,
+            aligner: catalog::RAW,
+            stat: Stat::P95,
+        };
+        let w = MetricWindow {
+            start: 1_700_000_000 - 600,
+            end: 1_700_000_000,
+            emit_after: 1_700_000_000 - 300,
+        };
+        let p = query_params(&q, w, 300);
+        let names: Vec<&str> = p.iter().map(|(n, _)| *n).collect();
+        assert_eq!(
+            names,
+            [
+                "filter",
+                "interval.startTime",
+                "interval.endTime",
+                "aggregation.perSeriesAligner",
+                "view"
+            ]
+        );
+        assert!(p.contains(&("aggregation.perSeriesAligner", "ALIGN_NONE".into())));
+    }
+
+    #[test]
+    fn raw_samples_go_to_their_period_and_add_up_per_resource() {
+        let disk = catalog::CATALOG
+            .iter()
+            .find(|m| m.name == "disk.read_iops")
+            .unwrap();
+        let q = Query {
+            metric: disk,
+            aligner: catalog::RAW,
+            stat: Stat::P95,
+        };
+        let w = MetricWindow {
+            start: 6_000 - 600,
+            end: 6_000,
+            emit_after: 6_000 - 300,
+        };
+        let refs = vec![Arc::new(ResourceRef {
+            provider: "gcp".into(),
+            account: "p".into(),
+            region: "us-central1".into(),
+            id: "1".into(),
+        })];
+        let mut samples = HashMap::new();
+        // Period (5700, 6000]: 5 samples (5760 … 6000), the max is 600 → 10/s.
+        for (k, v) in [120.0, 600.0, 240.0, 60.0, 300.0].into_iter().enumerate() {
+            samples.insert((0, 5_760 + 60 * k as i64), vec![v]);
+        }
+        let pts = percentile_points(&q, samples, &refs, w, 300, 60.0);
+        assert_eq!(pts.len(), 1);
+        assert_eq!(pts[0].ts.timestamp(), 6_000);
+        assert_eq!(pts[0].value, 10.0);
+        assert_eq!(pts[0].unit, skymeter_model::Unit::CountPerSecond);
+        assert_eq!(pts[0].stat, Stat::P95);
+    }
 
     #[test]
     fn late_metrics_ask_for_an_earlier_window() {

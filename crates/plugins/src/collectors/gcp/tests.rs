@@ -165,6 +165,7 @@ fn small_project() -> Project {
             "timeCreated": "2024-01-01T00:00:00.000Z", "labels": {"env": "prod"}
         })],
         series: HashMap::new(),
+        raw: HashMap::new(),
     };
     let cpu = "compute.googleapis.com/instance/cpu/utilization";
     for (i, id) in [1001u64, 1002, 1003].iter().enumerate() {
@@ -233,14 +234,15 @@ fn small_project() -> Project {
             int64(37),
         )],
     );
+    // A DELTA distribution: its avg is the ALIGN_DELTA distribution's mean.
     p.series.insert(
         (
             "cloudfunctions.googleapis.com/function/execution_times".into(),
-            "ALIGN_MEAN".into(),
+            "ALIGN_DELTA".into(),
         ),
         vec![(
             json!({"project_id": P, "function_name": "hello", "region": "us-central1"}),
-            double(12_500_000.0),
+            distribution(40, 12_500_000.0),
         )],
     );
     p.series.insert(
@@ -526,6 +528,19 @@ async fn metrics_are_mapped_back_with_exact_values_units_and_stats() {
     assert_eq!((inv.value, inv.unit), (37.0, Unit::Count));
     let dur = point(&out, "function.duration", fid, Stat::Avg);
     assert_eq!((dur.value, dur.unit), (12.5, Unit::Milliseconds));
+    // ALIGN_DELTA (the period's distribution, read as its mean), not ALIGN_MEAN (numeric
+    // values only), and no reducer.
+    let q = e
+        .state()
+        .requests()
+        .into_iter()
+        .find(|r| {
+            r.param("filter")
+                .is_some_and(|f| f.contains("function/execution_times"))
+        })
+        .unwrap();
+    assert_eq!(q.param("aggregation.perSeriesAligner"), Some("ALIGN_DELTA"));
+    assert_eq!(q.param("aggregation.crossSeriesReducer"), None);
     // The 2nd-gen function's: request_count summed over its revisions and response codes,
     // request_latencies merged (ALIGN_DELTA + REDUCE_MEAN), both per location and service.
     let f2 = "projects/test-project/locations/us-central1/functions/hello2";
@@ -633,6 +648,289 @@ async fn metrics_are_mapped_back_with_exact_values_units_and_stats() {
         })
         .unwrap();
     assert_eq!(api_calls.value, 32.0);
+}
+
+/// One timeSeries.list request, as the collector builds it, sent straight to the stand-in:
+/// (HTTP status, answer).
+async fn send_query(e: &Env, q: &metrics::Query) -> (u16, Value) {
+    let end = Utc::now().timestamp().div_euclid(300) * 300;
+    let w = metrics::MetricWindow {
+        start: end - 600,
+        end,
+        emit_after: end - 300,
+    };
+    let params = metrics::query_params(q, w, 300);
+    let rsp = reqwest::Client::new()
+        .get(format!("{}/v3/projects/{P}/timeSeries", e.server.url))
+        .query(&params)
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    let status = rsp.status().as_u16();
+    let body = serde_json::from_str(&rsp.text().await.unwrap()).unwrap_or(Value::Null);
+    (status, body)
+}
+
+fn metric(metric_type: &str) -> &'static catalog::GcpMetric {
+    CATALOG
+        .iter()
+        .find(|m| m.metric_type == metric_type)
+        .unwrap()
+}
+
+/// The requests the collector used to make, which Cloud Monitoring answers 400: the
+/// stand-in refuses them the same way (so a test would have caught them), and accepts every
+/// request the collector makes now, for every metric and every stat.
+#[tokio::test]
+async fn stand_in_refuses_the_aligners_cloud_monitoring_refuses() {
+    let e = env();
+    e.server.set_project(P, small_project());
+    let old = [
+        // p95 of numeric metrics: ALIGN_PERCENTILE_95 is for distributions only.
+        (
+            "compute.googleapis.com/instance/cpu/utilization",
+            "ALIGN_PERCENTILE_95",
+            Stat::P95,
+            "kind GAUGE and value type DOUBLE",
+        ),
+        (
+            "agent.googleapis.com/memory/percent_used",
+            "ALIGN_PERCENTILE_95",
+            Stat::P95,
+            "kind GAUGE and value type DOUBLE",
+        ),
+        // (with REDUCE_SUM per instance, as the collector asked it)
+        (
+            "compute.googleapis.com/instance/disk/read_ops_count",
+            "ALIGN_PERCENTILE_95",
+            Stat::P95,
+            "kind DELTA and value type INT64",
+        ),
+        (
+            "compute.googleapis.com/instance/network/sent_bytes_count",
+            "ALIGN_PERCENTILE_95",
+            Stat::P95,
+            "kind DELTA and value type INT64",
+        ),
+        (
+            "cloudsql.googleapis.com/database/cpu/utilization",
+            "ALIGN_PERCENTILE_95",
+            Stat::P95,
+            "kind GAUGE and value type DOUBLE",
+        ),
+        (
+            "cloudsql.googleapis.com/database/network/connections",
+            "ALIGN_PERCENTILE_95",
+            Stat::P95,
+            "kind GAUGE and value type INT64",
+        ),
+        // avg of a distribution: ALIGN_MEAN is for numeric values only.
+        (
+            "cloudfunctions.googleapis.com/function/execution_times",
+            "ALIGN_MEAN",
+            Stat::Avg,
+            "kind DELTA and value type DISTRIBUTION",
+        ),
+    ];
+    for (metric_type, aligner, stat, why) in old {
+        let q = metrics::Query {
+            metric: metric(metric_type),
+            aligner,
+            stat,
+        };
+        let (status, body) = send_query(&e, &q).await;
+        assert_eq!(status, 400, "{metric_type} {aligner}: {body}");
+        assert_eq!(body["error"]["code"], 400);
+        assert_eq!(body["error"]["status"], "INVALID_ARGUMENT");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains(&format!("invalid value of \"{aligner}\"")) && message.contains(why),
+            "{message}"
+        );
+    }
+    // ALIGN_NONE with a reducer is refused too (the raw query must not ask one).
+    let rsp = reqwest::Client::new()
+        .get(format!("{}/v3/projects/{P}/timeSeries", e.server.url))
+        .query(&[
+            (
+                "filter",
+                "metric.type = \"compute.googleapis.com/instance/disk/read_ops_count\" AND resource.type = \"gce_instance\"",
+            ),
+            ("interval.startTime", "2024-05-01T00:00:00Z"),
+            ("interval.endTime", "2024-05-01T00:10:00Z"),
+            ("aggregation.alignmentPeriod", "300s"),
+            ("aggregation.perSeriesAligner", "ALIGN_NONE"),
+            ("aggregation.crossSeriesReducer", "REDUCE_SUM"),
+        ])
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rsp.status().as_u16(), 400);
+
+    // (the stand-in's own time stamps, which its raw samples are placed by)
+    assert_eq!(unix_seconds("2023-11-14T22:13:20Z"), Some(1_700_000_000));
+    assert_eq!(rfc3339_utc(1_700_000_000), "2023-11-14T22:13:20Z");
+    assert_eq!(unix_seconds("2024-02-29T00:00:00Z"), Some(1_709_164_800));
+    assert_eq!(rfc3339_utc(1_709_164_800), "2024-02-29T00:00:00Z");
+
+    // Every request the collector makes now, for every metric and stat, is accepted.
+    let all = [
+        Stat::Avg,
+        Stat::Max,
+        Stat::Min,
+        Stat::Sum,
+        Stat::Count,
+        Stat::P95,
+    ];
+    let mut asked = 0;
+    for m in &CATALOG {
+        for (aligner, stat) in catalog::aligners(m.shape, &all) {
+            let q = metrics::Query {
+                metric: m,
+                aligner,
+                stat,
+            };
+            let (status, body) = send_query(&e, &q).await;
+            assert_eq!(status, 200, "{} {aligner}: {body}", m.metric_type);
+            asked += 1;
+        }
+    }
+    // 13 numeric metrics × 6 stats, 2 distributions × 2, 2 totals and 2 levels × 1.
+    assert_eq!(asked, 13 * 6 + 2 * 2 + 2 + 2);
+}
+
+/// p95 of numeric metrics: one ALIGN_NONE call per metric type (no alignment period, no
+/// reducer), the nearest-rank 95th percentile of each resource's samples in the period; a
+/// counter's series (one per disk) added up per sample time, then ÷ sample_interval.
+#[tokio::test]
+async fn p95_of_numeric_metrics_is_the_nearest_rank_of_the_raw_samples() {
+    let e = env();
+    let mut p = small_project();
+    let cpu = "compute.googleapis.com/instance/cpu/utilization";
+    // 1001: 20 samples in the newest 1200 s period, 1 % … 20 % in a shuffled order; the
+    // older period's samples (at and before its end, 1200 s ago) are 99 %.
+    let mut s1001: Vec<(i64, Value)> = (0..20)
+        .map(|k| (60 * k, double(((k * 7) % 20 + 1) as f64 / 100.0)))
+        .collect();
+    s1001.extend((20..40).map(|k| (60 * k, double(0.99))));
+    // 1002: 5 samples only: the 95th percentile of 5 is their largest.
+    let s1002: Vec<(i64, Value)> = [0.3, 0.1, 0.5, 0.2, 0.4]
+        .iter()
+        .enumerate()
+        .map(|(k, v)| (60 * k as i64, double(*v)))
+        .collect();
+    p.raw.insert(
+        cpu.into(),
+        vec![
+            (gce_labels(P, "us-central1-a", 1001), s1001),
+            (gce_labels(P, "us-central1-a", 1002), s1002),
+            // Not in the inventory: dropped.
+            (gce_labels(P, "us-central1-a", 9999), vec![(0, double(0.5))]),
+        ],
+    );
+    // Two disks of 1001: ops per 60 s sample.
+    let disk_a = |k: i64| 60 * (k + 1);
+    let disk_b = |k: i64| 60 * ((3 * k) % 20);
+    let read_ops = "compute.googleapis.com/instance/disk/read_ops_count";
+    p.raw.insert(
+        read_ops.into(),
+        vec![
+            (
+                gce_labels(P, "us-central1-a", 1001),
+                (0..20).map(|k| (60 * k, int64(disk_a(k)))).collect(),
+            ),
+            (
+                gce_labels(P, "us-central1-a", 1001),
+                (0..20).map(|k| (60 * k, int64(disk_b(k)))).collect(),
+            ),
+        ],
+    );
+    p.raw.insert(
+        "cloudsql.googleapis.com/database/cpu/utilization".into(),
+        vec![(
+            json!({"project_id": P, "database_id": format!("{P}:db-1"), "region": "us-central"}),
+            vec![(0, double(0.42)), (60, double(0.40))],
+        )],
+    );
+    // The 1st-gen function's p95 is Monitoring's own (a distribution).
+    p.series.insert(
+        (
+            "cloudfunctions.googleapis.com/function/execution_times".into(),
+            "ALIGN_PERCENTILE_95".into(),
+        ),
+        vec![(
+            json!({"project_id": P, "function_name": "hello", "region": "us-central1"}),
+            double(30_000_000.0),
+        )],
+    );
+    e.server.set_project(P, p);
+    let mut g = e.collector("period = \"1200s\"\nstats = [\"p95\"]");
+    let (out, r, end) = collect(&mut g, &["*"]).await;
+    r.unwrap();
+    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    let end = end.div_euclid(1200) * 1200;
+
+    let v = point(&out, "cpu.utilization", "1001", Stat::P95);
+    // ⌈0.95 × 20⌉ = the 19th smallest: 19 % (the 99 % of the older period left out).
+    assert!((v.value - 19.0).abs() < 1e-9, "{}", v.value);
+    assert_eq!((v.unit, v.period_s), (Unit::Percent, 1200));
+    assert_eq!(v.ts, ts(end));
+    let v = point(&out, "cpu.utilization", "1002", Stat::P95);
+    assert!((v.value - 50.0).abs() < 1e-9, "{}", v.value);
+    assert_eq!(
+        out.points
+            .iter()
+            .filter(|p| p.metric == "cpu.utilization" && p.stat == Stat::P95)
+            .count(),
+        2 + 1,
+        "one point per instance and period (and db-1's)"
+    );
+    // The disks added up per sample time, then the 19th smallest of the 20 sums, ÷ 60 s.
+    let mut sums: Vec<i64> = (0..20).map(|k| disk_a(k) + disk_b(k)).collect();
+    sums.sort();
+    let v = point(&out, "disk.read_iops", "1001", Stat::P95);
+    assert_eq!(
+        (v.value, v.unit),
+        (sums[18] as f64 / 60.0, Unit::CountPerSecond)
+    );
+    // (not the sum of each disk's p95, which REDUCE_SUM after a per-series p95 would give)
+    assert_ne!(v.value, (disk_a(18) + 60 * 18) as f64 / 60.0);
+    let v = point(&out, "cpu.utilization", "db-1", Stat::P95);
+    assert!((v.value - 42.0).abs() < 1e-9, "{}", v.value);
+    let fid = "projects/test-project/locations/us-central1/functions/hello";
+    let v = point(&out, "function.duration", fid, Stat::P95);
+    assert_eq!((v.value, v.unit), (30.0, Unit::Milliseconds));
+
+    // One call per metric type (the stat is p95 only); the raw ones without alignment
+    // period or reducer.
+    let reqs: Vec<Logged> = e
+        .state()
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with("/timeSeries"))
+        .collect();
+    let raw: Vec<&Logged> = reqs
+        .iter()
+        .filter(|r| r.param("aggregation.perSeriesAligner") == Some("ALIGN_NONE"))
+        .collect();
+    // 10 GCE + 3 SQL metric types.
+    assert_eq!(raw.len(), 13);
+    for r in &raw {
+        assert_eq!(r.param("aggregation.alignmentPeriod"), None);
+        assert_eq!(r.param("aggregation.crossSeriesReducer"), None);
+        assert_eq!(r.param("aggregation.groupByFields"), None);
+    }
+    assert!(!reqs.iter().any(|r| r
+        .param("aggregation.perSeriesAligner")
+        .is_some_and(|a| a == "ALIGN_PERCENTILE_95")
+        && !r
+            .param("filter")
+            .unwrap()
+            .contains("function/execution_times")));
+    // 13 raw + execution_times p95 + run latencies p95 + 2 totals + 2 levels.
+    assert_eq!(reqs.len(), 13 + 1 + 1 + 2 + 2);
 }
 
 #[tokio::test]
