@@ -351,10 +351,13 @@ async fn observe(State(st): State<AppState>, req: Request, next: Next) -> Respon
     let route = route.as_deref().unwrap_or("unmatched");
     st.metrics.request(&method, route, status, took);
     let ms = took.as_secs_f64() * 1000.0;
-    if route == "/health" || route == "/metrics" {
-        tracing::debug!(method = %method, path = %path, status, ms, "request");
+    // One line per request is noise on a console (`skymeter up` with the web UI open
+    // logged a line every few seconds): requests log at debug (`-v`), and only server
+    // errors at warn. `/metrics` counts them all.
+    if status >= 500 {
+        tracing::warn!(method = %method, path = %path, status, ms, "request failed");
     } else {
-        tracing::info!(method = %method, path = %path, status, ms, "request");
+        tracing::debug!(method = %method, path = %path, status, ms, "request");
     }
     resp
 }

@@ -68,7 +68,24 @@ pub fn error_text(e: &(dyn std::error::Error + 'static)) -> String {
 
 /// An error without an AWS code whose text says credentials are missing becomes an Auth error.
 fn no_code_error(mut e: PluginError) -> PluginError {
-    if e.kind == ErrorKind::Unavailable && e.message.contains("credentials") {
+    if e.kind == ErrorKind::Unavailable && e.message.contains("no credentials found in chain") {
+        // The SDK lists every provider it tried, a paragraph a user does not need to
+        // read to know what to set: it goes to the debug log, the error keeps one line.
+        tracing::debug!(detail = %e.message, "the AWS credential chain found nothing");
+        let call = e
+            .message
+            .split(": ")
+            .next()
+            .unwrap_or("the AWS call")
+            .to_string();
+        e.kind = ErrorKind::Auth;
+        e.message = format!(
+            "{call}: no AWS credentials found (the environment, profiles, web identity, ECS and \
+             instance metadata were tried; `-v` shows each answer): set \
+             AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE or `profile`, or run where an \
+             instance role is available"
+        );
+    } else if e.kind == ErrorKind::Unavailable && e.message.contains("credentials") {
         e.kind = ErrorKind::Auth;
         e.message = format!(
             "{}. No AWS credentials found: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE or `profile`, or run where an instance role is available",
