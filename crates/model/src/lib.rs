@@ -11,6 +11,7 @@ pub mod catalog;
 mod labels;
 pub mod limits;
 pub mod prom;
+pub mod provider;
 mod record;
 pub mod schema;
 mod unit;

@@ -33,17 +33,6 @@ use skymeter_model::{
 };
 use std::sync::Arc;
 
-/// skymeter's provider name (`aws`) for a FOCUS `ProviderName` (`Amazon Web Services`): the
-/// `provider` label of the cost series, so they join with the inventory's series.
-pub fn provider_slug(provider_name: &str) -> String {
-    match provider_name.trim().to_lowercase().as_str() {
-        "amazon web services" | "aws" | "amazon" => "aws".into(),
-        "google cloud" | "google" | "gcp" | "google cloud platform" => "gcp".into(),
-        "microsoft" | "microsoft azure" | "azure" => "azure".into(),
-        other => other.to_string(),
-    }
-}
-
 fn category_name(c: ChargeCategory) -> &'static str {
     match c {
         ChargeCategory::Usage => "Usage",
@@ -71,7 +60,7 @@ fn metric_for(column: &str, currency: &str) -> (SmolStr, Unit) {
 /// The two points (`cost.billed`, `cost.effective`) of one cost line.
 pub fn cost_points(c: &Cost) -> [Point; 2] {
     let resource = Arc::new(ResourceRef {
-        provider: SmolStr::new(provider_slug(&c.provider_name)),
+        provider: SmolStr::new(skymeter_model::provider::slug(&c.provider_name)),
         account: SmolStr::new(c.sub_account_id.as_deref().unwrap_or_default()),
         region: SmolStr::new(c.region_id.as_deref().unwrap_or_default()),
         id: SmolStr::new(c.resource_id.as_deref().unwrap_or_default()),
@@ -189,8 +178,9 @@ mod tests {
 
     #[test]
     fn provider_names_map_to_inventory_names() {
-        assert_eq!(provider_slug("Google Cloud"), "gcp");
-        assert_eq!(provider_slug("Microsoft"), "azure");
-        assert_eq!(provider_slug("Acme Cloud"), "acme cloud");
+        use skymeter_model::provider::slug;
+        assert_eq!(slug("Google Cloud"), "gcp");
+        assert_eq!(slug("Microsoft"), "azure");
+        assert_eq!(slug("Acme Cloud"), "acme cloud");
     }
 }

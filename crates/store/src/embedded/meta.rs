@@ -978,7 +978,7 @@ fn upsert_costs(tx: &rusqlite::Transaction<'_>, b: &BatchView<'_>) -> rusqlite::
         let start = to_ns_saturating(c.charge_period_start);
         let end = to_ns_saturating(c.charge_period_end);
         st.execute(params![
-            provider_slug(&c.provider_name),
+            skymeter_model::provider::slug(&c.provider_name),
             c.provider_name,
             c.service_name,
             account,
@@ -1022,17 +1022,6 @@ fn upsert_costs(tx: &rusqlite::Transaction<'_>, b: &BatchView<'_>) -> rusqlite::
         );
     }
     Ok(())
-}
-
-/// skymeter's provider name (`aws`) for a FOCUS ProviderName (`Amazon Web Services`), so the
-/// cost filter accepts either.
-pub fn provider_slug(provider_name: &str) -> String {
-    match provider_name.to_lowercase().as_str() {
-        "amazon web services" | "aws" | "amazon" => "aws".into(),
-        "google cloud" | "google" | "gcp" | "google cloud platform" => "gcp".into(),
-        "microsoft" | "microsoft azure" | "azure" => "azure".into(),
-        other => other.to_string(),
-    }
 }
 
 /// Upserts by key: the first observation inserts; a newer one (observed_at ≥ last_seen)

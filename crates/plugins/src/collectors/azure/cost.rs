@@ -188,7 +188,7 @@ pub async fn query(
                 charge_period_start: day,
                 charge_period_end: day + Duration::days(1),
                 charge_category: ChargeCategory::Usage,
-                provider_name: "Microsoft".into(),
+                provider_name: skymeter_model::provider::AZURE.focus_name.into(),
                 service_category: Some(category(&service).into()),
                 service_name: service,
                 sub_account_id: Some(subscription.to_string()),

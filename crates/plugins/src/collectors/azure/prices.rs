@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 pub const CLOUD: Cloud = Cloud {
     id: "azure",
     display: "Azure",
-    provider_name: "Microsoft",
+    provider_name: skymeter_model::provider::AZURE.focus_name,
 };
 
 /// The table compiled into skymeter (its `source` says where the figures come from).

@@ -21,7 +21,7 @@ pub const RESULTS: Call = Call {
     role: "roles/bigquery.jobUser",
 };
 
-pub const PROVIDER_NAME: &str = "Google Cloud";
+pub const PROVIDER_NAME: &str = skymeter_model::provider::GCP.focus_name;
 
 /// How many times an unfinished query is polled before giving up.
 const MAX_POLLS: usize = 30;

@@ -24,7 +24,7 @@ use std::sync::Arc;
 pub const CLOUD: Cloud = Cloud {
     id: "gcp",
     display: "GCP",
-    provider_name: "Google Cloud",
+    provider_name: skymeter_model::provider::GCP.focus_name,
 };
 
 /// The table compiled into skymeter (its `source` says where the figures come from).

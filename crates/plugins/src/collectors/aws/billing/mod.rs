@@ -30,7 +30,7 @@ use std::future::Future;
 mod tests;
 
 /// FOCUS ProviderName of every line.
-pub const PROVIDER_NAME: &str = "Amazon Web Services";
+pub const PROVIDER_NAME: &str = skymeter_model::provider::AWS.focus_name;
 /// The Cost Explorer SERVICE value of EC2 instances: the only service
 /// `GetCostAndUsageWithResources` accepts in its filter.
 pub const EC2_COMPUTE: &str = "Amazon Elastic Compute Cloud - Compute";

@@ -13,7 +13,7 @@ pub const HOURS_PER_MONTH: f64 = 730.0;
 pub const GP3_FREE_IOPS: f64 = 3000.0;
 pub const GP3_FREE_THROUGHPUT_MIBPS: f64 = 125.0;
 
-const PROVIDER: &str = "Amazon Web Services";
+const PROVIDER: &str = skymeter_model::provider::AWS.focus_name;
 const EC2: &str = "Amazon Elastic Compute Cloud";
 const RDS: &str = "Amazon Relational Database Service";
 const LAMBDA: &str = "AWS Lambda";
