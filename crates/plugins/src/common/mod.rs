@@ -8,6 +8,7 @@ pub mod cloud_config;
 pub mod price_list;
 pub mod prom_points;
 pub mod prom_text;
+pub mod retry_after;
 pub mod series;
 #[cfg(test)]
 pub(crate) mod testing;

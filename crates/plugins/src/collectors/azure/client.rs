@@ -33,19 +33,18 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 /// throttles per query-processing unit, entity, tenant and client type, the longest of its
 /// `x-ms-ratelimit-microsoft.costmanagement-*-retry-after` headers.
 pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    let seconds = |v: &reqwest::header::HeaderValue| v.to_str().ok()?.trim().parse::<u64>().ok();
-    if let Some(s) = headers.get("retry-after").and_then(seconds) {
-        return Some(Duration::from_secs(s));
+    if let Some(d) = crate::common::retry_after::retry_after(headers) {
+        return Some(d);
     }
+    let now = chrono::Utc::now();
     headers
         .iter()
         .filter(|(name, _)| {
             let n = name.as_str();
             n.starts_with("x-ms-ratelimit-microsoft.costmanagement-") && n.ends_with("-retry-after")
         })
-        .filter_map(|(_, v)| seconds(v))
+        .filter_map(|(_, v)| crate::common::retry_after::parse(v.to_str().ok()?, now))
         .max()
-        .map(Duration::from_secs)
 }
 
 pub struct Client {

@@ -182,12 +182,8 @@ impl Api {
                     .with("api", call.api)
                 });
             }
-            let retry_after = resp
-                .headers()
-                .get(reqwest::header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .map(|s| Duration::from_secs(s).min(MAX_RETRY_AFTER));
+            let retry_after = crate::common::retry_after::retry_after(resp.headers())
+                .map(|d| d.min(MAX_RETRY_AFTER));
             let body = resp.text().await.unwrap_or_default();
             let (message, reason) = google_error(&body);
             let code = status.as_u16();

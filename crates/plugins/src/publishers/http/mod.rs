@@ -6,7 +6,6 @@ use flate2::write::GzEncoder;
 use flate2::Compression;
 use reqwest::header::{
     HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, LOCATION,
-    RETRY_AFTER,
 };
 use reqwest::{StatusCode, Url};
 use schemars::JsonSchema;
@@ -175,12 +174,7 @@ impl HttpPublisher {
         if status.is_success() {
             return Ok(());
         }
-        let retry_after = resp
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|s| s.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+        let retry_after = crate::common::retry_after::retry_after(resp.headers());
         let location = resp
             .headers()
             .get(LOCATION)

@@ -12,7 +12,7 @@
 
 use chrono::Utc;
 use reqwest::header::{
-    HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, LOCATION, RETRY_AFTER,
+    HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, LOCATION,
 };
 use reqwest::{Response, StatusCode, Url};
 use skymeter_model::api::{AgentRegistration, ApiErrorBody, Heartbeat, IngestResponse};
@@ -130,7 +130,7 @@ impl Client {
             Err(e) => return Sent::Failed(self.request_failure(&what, e)),
         };
         let status = resp.status();
-        let retry_after = retry_after(&resp);
+        let retry_after = crate::common::retry_after::retry_after(resp.headers());
         let location = location(&resp);
         let text = read_capped(&mut resp, BODY_CAP).await;
         if status.is_success() {
@@ -194,7 +194,10 @@ impl Client {
         if status.is_success() {
             return Ok(());
         }
-        let (retry_after, location) = (retry_after(&resp), location(&resp));
+        let (retry_after, location) = (
+            crate::common::retry_after::retry_after(resp.headers()),
+            location(&resp),
+        );
         let text = read_capped(&mut resp, BODY_CAP).await;
         Err(self.status_failure(&what, status, retry_after, location, &text))
     }
@@ -216,7 +219,10 @@ impl Client {
         if status == StatusCode::NOT_FOUND {
             return Ok(Known::No);
         }
-        let (retry_after, location) = (retry_after(&resp), location(&resp));
+        let (retry_after, location) = (
+            crate::common::retry_after::retry_after(resp.headers()),
+            location(&resp),
+        );
         let text = read_capped(&mut resp, BODY_CAP).await;
         Err(self.status_failure(&what, status, retry_after, location, &text))
     }
@@ -321,21 +327,6 @@ fn location(resp: &Response) -> Option<String> {
         .get(LOCATION)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string)
-}
-
-/// `Retry-After` as seconds or as an HTTP date.
-fn retry_after(resp: &Response) -> Option<Duration> {
-    let v = resp.headers().get(RETRY_AFTER)?.to_str().ok()?.trim();
-    parse_retry_after(v, Utc::now())
-}
-
-pub(super) fn parse_retry_after(v: &str, now: chrono::DateTime<Utc>) -> Option<Duration> {
-    if let Ok(secs) = v.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    // IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`) is RFC 2822 with `GMT` as the zone.
-    let at = chrono::DateTime::parse_from_rfc2822(v).ok()?;
-    Some((at.with_timezone(&Utc) - now).to_std().unwrap_or_default())
 }
 
 /// An error and its sources, `a: b: c`, skipping parts that repeat the one before.

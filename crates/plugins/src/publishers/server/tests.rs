@@ -1136,18 +1136,18 @@ fn sample_builds() {
 fn retry_after_takes_seconds_or_an_http_date() {
     let now: chrono::DateTime<chrono::Utc> = "2026-11-22T10:00:00Z".parse().unwrap();
     assert_eq!(
-        client::parse_retry_after("7", now),
+        crate::common::retry_after::parse("7", now),
         Some(Duration::from_secs(7))
     );
     assert_eq!(
-        client::parse_retry_after("Sun, 22 Nov 2026 10:00:30 GMT", now),
+        crate::common::retry_after::parse("Sun, 22 Nov 2026 10:00:30 GMT", now),
         Some(Duration::from_secs(30))
     );
     assert_eq!(
-        client::parse_retry_after("Sun, 22 Nov 2026 09:00:00 GMT", now),
+        crate::common::retry_after::parse("Sun, 22 Nov 2026 09:00:00 GMT", now),
         Some(Duration::ZERO)
     );
-    assert_eq!(client::parse_retry_after("soon", now), None);
+    assert_eq!(crate::common::retry_after::parse("soon", now), None);
 }
 
 #[test]
