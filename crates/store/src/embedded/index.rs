@@ -1159,7 +1159,93 @@ mod tests {
         }
     }
 
+    #[derive(Debug, Clone)]
+    enum Op {
+        Add(u8, u8, Option<u8>),
+        Resource(u8, u8, i64),
+        DropResourcesBefore(i64),
+        Remove(Vec<u8>),
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        prop_oneof![
+            (0u8..6, 0u8..3, proptest::option::of(0u8..3)).prop_map(|(r, m, l)| Op::Add(r, m, l)),
+            (0u8..6, 0u8..3, 0i64..10).prop_map(|(r, t, at)| Op::Resource(r, t, at)),
+            (0i64..10).prop_map(Op::DropResourcesBefore),
+            proptest::collection::vec(0u8..40, 0..6).prop_map(Op::Remove),
+        ]
+    }
+
     proptest::proptest! {
+        /// Any sequence of new series, resource records, resource expiry and removals
+        /// keeps the index equal to what it describes: every live series' labels are those
+        /// `series_labels` gives for its key and its resource's latest record, each of its
+        /// labels selects it, the postings hold nothing else, and once every series is
+        /// removed only the permanent strings stay interned.
+        #[test]
+        fn the_index_stays_consistent_under_any_sequence(ops in proptest::collection::vec(op(), 1..40)) {
+            let mut ix = Index::new(KeyHasher::default());
+            for op in ops {
+                match op {
+                    Op::Add(r, m, l) => {
+                        let mut k = key(&format!("arn:x/r{r}"), &[]);
+                        k.metric = format!("m{m}");
+                        if let Some(l) = l {
+                            k.labels.insert(format!("l{l}"), format!("v{l}"));
+                        }
+                        let p = Point {
+                            metric: k.metric.as_str().into(),
+                            unit: k.unit,
+                            stat: k.stat,
+                            period_s: 60,
+                            ts: chrono::DateTime::from_timestamp(0, 0).unwrap(),
+                            value: 1.0,
+                            resource: std::sync::Arc::new(k.resource.clone()),
+                            labels: k.labels.clone().into(),
+                        };
+                        let h = ix.hasher.hash_point(&p);
+                        if ix.find(h, &p).is_none() {
+                            ix.allocate(h, &k);
+                        }
+                    }
+                    Op::Resource(r, t, at) => {
+                        let rkey = key(&format!("arn:x/r{r}"), &[]).resource.key();
+                        ix.upsert_resource(rkey, at, ResourceLabels {
+                            kind: "fn".into(),
+                            name: format!("n{t}"),
+                            tags: [("team".to_string(), format!("t{t}"))].into(),
+                        });
+                    }
+                    Op::DropResourcesBefore(at) => ix.drop_resources_before(at),
+                    Op::Remove(ids) => {
+                        let ids: Vec<u64> = ids.into_iter().map(u64::from).collect();
+                        ix.remove(&ids);
+                    }
+                }
+                let mut posted = 0;
+                for id in ix.ids() {
+                    let k = ix.key(id).unwrap();
+                    let res = ix.resources.get(&k.resource.key()).map(|(_, l)| l);
+                    let want = series_labels(&k, res);
+                    proptest::prop_assert_eq!(ix.labels(id).unwrap(), want.clone());
+                    for (n, v) in want.iter() {
+                        let m = Matcher::new(MatchOp::Equal, n, v).unwrap();
+                        proptest::prop_assert!(ix.select(&[m]).contains(&id), "{} {}={}", id, n, v);
+                        posted += 1;
+                    }
+                }
+                proptest::prop_assert_eq!(ix.sizes().posted_ids, posted);
+                proptest::prop_assert_eq!(ix.sizes().by_key, ix.len());
+            }
+            let all: Vec<u64> = ix.ids().collect();
+            ix.remove(&all);
+            ix.drop_resources_before(i64::MAX);
+            let s = ix.sizes();
+            proptest::prop_assert_eq!((s.series, s.by_key, s.label_names, s.metrics), (0, 0, 0, 0));
+            proptest::prop_assert_eq!(s.symbols, 6 + Stat::ALL.len());
+        }
+
         /// The key sort of `sorted_labels` gives the order of the encoded label sets
         /// (Prometheus' `labels.Compare`), with point labels that sort before and among the
         /// fixed ones, empty values (absent labels) and, for the fallback, NUL characters.
