@@ -254,17 +254,7 @@ async fn a_warm_up_longer_than_the_timeout_does_not_time_out_the_first_run() {
         &cap,
         200,
     );
-    let (tx, rx) = watch::channel(false);
-    let handle = tokio::spawn(
-        Runner {
-            agent_id: "a".into(),
-            tasks: vec![t],
-        }
-        .run(rx),
-    );
-    tokio::time::sleep(Duration::from_millis(1300)).await;
-    tx.send(true).unwrap();
-    let summary = handle.await.unwrap();
+    let summary = run_for(t, 1300).await;
     assert!(summary.runs.len() >= 2, "{} runs", summary.runs.len());
     let batches = cap.0.lock().unwrap();
     assert_eq!(batches[0].points.len(), 1, "the first run has its point");
@@ -488,17 +478,8 @@ async fn a_collector_that_panics_fails_that_run_only_and_the_task_goes_on() {
         &cap,
         200,
     );
-    let (tx, rx) = watch::channel(false);
-    let handle = tokio::spawn(
-        Runner {
-            agent_id: "a".into(),
-            tasks: vec![t],
-        }
-        .run(rx),
-    );
-    tokio::time::sleep(Duration::from_millis(700)).await;
-    tx.send(true).unwrap();
-    let summary = handle.await.expect("the task loop survives the panic");
+    // A panic that ended the task loop would leave no run after the first.
+    let summary = run_for(t, 700).await;
     assert!(summary.runs.len() >= 2, "{} runs", summary.runs.len());
     let batches = cap.0.lock().unwrap();
     // The first batch: the other collector's point, and the panic as an error.

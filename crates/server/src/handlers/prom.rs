@@ -439,17 +439,16 @@ pub async fn query(
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
+    // Lives until the answer is sent: dropped earlier, with the request, it cancels.
     let cancel = CancelOnDrop::default();
     opts.cancel = Some(cancel.flag());
     let (store, metrics) = (st.store.clone(), st.metrics.clone());
-    let answer = blocking(move || {
+    blocking(move || {
         let v = instant_query(&PromQuerier(&*store), &expr, time, &opts)
             .inspect_err(|e| count_canceled(&metrics, e))?;
         success(&v)
     })
-    .await;
-    drop(cancel);
-    answer
+    .await
 }
 
 /// `GET`/`POST /api/v1/query_range`: `query`, `start`, `end`, `step`, `timeout`.
@@ -474,18 +473,17 @@ pub async fn query_range(
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
+    // Lives until the answer is sent: dropped earlier, with the request, it cancels.
     let cancel = CancelOnDrop::default();
     opts.cancel = Some(cancel.flag());
     let (store, metrics) = (st.store.clone(), st.metrics.clone());
-    let answer = blocking(move || {
+    blocking(move || {
         let (start, end, step) = (range.start_ms(), range.end_ms(), range.step_ms());
         let v = range_query(&PromQuerier(&*store), &expr, start, end, step, &opts)
             .inspect_err(|e| count_canceled(&metrics, e))?;
         success(&v)
     })
-    .await;
-    drop(cancel);
-    answer
+    .await
 }
 
 /// The `match[]`, `start`, `end` of the metadata reads.

@@ -84,7 +84,6 @@ pub fn tune_allocator() {
 /// kernel's OOM killer counts. `malloc_trim` releases such free pages (`madvise`); it is
 /// called after a seal and after retention, not on the ingest path.
 pub fn release_freed_memory() {
-    tune_allocator();
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only walks glibc's own free lists; it takes no pointer from us
     // and is thread-safe (it locks each arena).
@@ -641,14 +640,11 @@ impl Inner {
                         vals.extend_from_slice(&v[lo..hi]);
                     }
                 }
-                if read > max_points {
-                    if out.is_empty() && page_points == 0 {
+                if page_points.saturating_add(read) > max_points {
+                    if page_points == 0 && out.is_empty() {
                         return Err(too_many(key));
                     }
                     // The page ends before this series; the cursor resumes at it.
-                    break;
-                }
-                if page_points + read > max_points && page_points > 0 {
                     break;
                 }
                 page_points += read;

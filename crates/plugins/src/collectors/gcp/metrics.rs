@@ -463,17 +463,21 @@ mod tests {
         assert_eq!(i.get(), Some(120_000.0));
     }
 
-    #[test]
-    fn p95_of_a_numeric_metric_asks_raw_samples_without_reducer() {
-        let disk = catalog::CATALOG
-            .iter()
-            .find(|m| m.name == "disk.read_iops")
-            .unwrap();
-        let q = Query {
-            metric: disk,
+    /// p95 of `disk.read_iops`, a numeric DELTA metric: asked as raw samples.
+    fn disk_p95() -> Query {
+        Query {
+            metric: catalog::CATALOG
+                .iter()
+                .find(|m| m.name == "disk.read_iops")
+                .unwrap(),
             aligner: catalog::RAW,
             stat: Stat::P95,
-        };
+        }
+    }
+
+    #[test]
+    fn p95_of_a_numeric_metric_asks_raw_samples_without_reducer() {
+        let q = disk_p95();
         let w = MetricWindow {
             start: 1_700_000_000 - 600,
             end: 1_700_000_000,
@@ -496,15 +500,7 @@ mod tests {
 
     #[test]
     fn raw_samples_go_to_their_period_and_add_up_per_resource() {
-        let disk = catalog::CATALOG
-            .iter()
-            .find(|m| m.name == "disk.read_iops")
-            .unwrap();
-        let q = Query {
-            metric: disk,
-            aligner: catalog::RAW,
-            stat: Stat::P95,
-        };
+        let q = disk_p95();
         let w = MetricWindow {
             start: 6_000 - 600,
             end: 6_000,

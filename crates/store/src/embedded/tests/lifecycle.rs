@@ -49,6 +49,17 @@ fn generation(gen: i64) -> Batch {
     b
 }
 
+/// The series matching one matcher, with every sample.
+fn select_all(s: &EmbeddedStore, m: Matcher) -> Vec<crate::prom::Series> {
+    s.prom_select(
+        &[m],
+        i64::MIN,
+        i64::MAX,
+        &crate::prom::SelectBudget::unlimited(),
+    )
+    .unwrap()
+}
+
 fn names(s: &EmbeddedStore) -> Vec<String> {
     s.prom_metrics()
         .unwrap()
@@ -100,31 +111,13 @@ fn churned_series_leave_every_index_and_a_restart_does_not_bring_them_back() {
             Some(b) => assert_eq!(&sizes, b, "gen {gen}: the index grew"),
         }
         let old = format!("v{}", gen - 1);
-        assert!(s
-            .prom_select(
-                &[eq("version", &old)],
-                i64::MIN,
-                i64::MAX,
-                &crate::prom::SelectBudget::unlimited()
-            )
-            .unwrap()
-            .is_empty());
+        assert!(select_all(&s, eq("version", &old)).is_empty());
         assert!(s
             .prom_series(&[vec![eq("version", &old)]], i64::MIN, i64::MAX)
             .unwrap()
             .is_empty());
         let now = format!("v{gen}");
-        assert_eq!(
-            s.prom_select(
-                &[eq("version", &now)],
-                i64::MIN,
-                i64::MAX,
-                &crate::prom::SelectBudget::unlimited()
-            )
-            .unwrap()
-            .len(),
-            PODS + ONLY
-        );
+        assert_eq!(select_all(&s, eq("version", &now)).len(), PODS + ONLY);
         let metrics = names(&s);
         assert!(
             !metrics.contains(&format!("gen{}_only_percent", gen - 1)),
@@ -152,15 +145,7 @@ fn churned_series_leave_every_index_and_a_restart_does_not_bring_them_back() {
     s = open(dir.path());
     assert_eq!(s.index_state(), before);
     assert_eq!(s.stats().unwrap().series, live as u64);
-    assert!(s
-        .prom_select(
-            &[eq("version", "v4")],
-            i64::MIN,
-            i64::MAX,
-            &crate::prom::SelectBudget::unlimited()
-        )
-        .unwrap()
-        .is_empty());
+    assert!(select_all(&s, eq("version", "v4")).is_empty());
 
     // Ids are not reused, even after the highest were removed and the WAL is gone.
     s.enforce_retention(ts(10 * GEN_S)).unwrap();
@@ -179,17 +164,7 @@ fn churned_series_leave_every_index_and_a_restart_does_not_bring_them_back() {
     drop(s);
     let s = open(dir.path());
     assert_eq!(all_points(&s, "node.cpu"), [(ts(11 * GEN_S), 11.0)]);
-    assert_eq!(
-        s.prom_select(
-            &[eq("version", "v11")],
-            i64::MIN,
-            i64::MAX,
-            &crate::prom::SelectBudget::unlimited()
-        )
-        .unwrap()
-        .len(),
-        PODS + ONLY
-    );
+    assert_eq!(select_all(&s, eq("version", "v11")).len(), PODS + ONLY);
 }
 
 #[test]
@@ -206,26 +181,10 @@ fn a_series_with_points_left_in_range_stays() {
     let (ids, sizes) = s.index_state();
     assert_eq!((ids.len(), sizes.series), (1, 1));
     assert_eq!(
-        s.prom_select(
-            &[eq("resource_id", "a")],
-            i64::MIN,
-            i64::MAX,
-            &crate::prom::SelectBudget::unlimited()
-        )
-        .unwrap()[0]
-            .values
-            .as_ref(),
+        select_all(&s, eq("resource_id", "a"))[0].values.as_ref(),
         [2.0]
     );
-    assert!(s
-        .prom_select(
-            &[eq("resource_id", "b")],
-            i64::MIN,
-            i64::MAX,
-            &crate::prom::SelectBudget::unlimited()
-        )
-        .unwrap()
-        .is_empty());
+    assert!(select_all(&s, eq("resource_id", "b")).is_empty());
     // A removed series that comes back is a new series, with the new points only.
     let mut b = batch();
     b.points = vec![point("m", "b", ts(400), 4.0)];
@@ -233,14 +192,7 @@ fn a_series_with_points_left_in_range_stays() {
     assert_eq!(s.stats().unwrap().series, 2);
     drop(s);
     let s = open(dir.path());
-    let got = s
-        .prom_select(
-            &[eq("resource_id", "b")],
-            i64::MIN,
-            i64::MAX,
-            &crate::prom::SelectBudget::unlimited(),
-        )
-        .unwrap();
+    let got = select_all(&s, eq("resource_id", "b"));
     assert_eq!(got[0].values.as_ref(), [4.0]);
 }
 
@@ -285,17 +237,7 @@ fn retention_beside_ingest_loses_no_point_and_no_series() {
     let check = |s: &EmbeddedStore| {
         assert_eq!(s.stats().unwrap().series, 1000);
         assert_eq!(s.stats().unwrap().points, 200 * 20);
-        assert_eq!(
-            s.prom_select(
-                &[eq("__name__", "w_percent")],
-                i64::MIN,
-                i64::MAX,
-                &crate::prom::SelectBudget::unlimited()
-            )
-            .unwrap()
-            .len(),
-            1000
-        );
+        assert_eq!(select_all(s, eq("__name__", "w_percent")).len(), 1000);
     };
     check(&s);
     drop(s);
