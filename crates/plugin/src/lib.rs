@@ -37,3 +37,13 @@ pub fn hostname() -> String {
 /// Re-exported so plugins and the pipeline agree on the crate versions.
 pub use async_trait::async_trait;
 pub use schemars;
+
+/// The message of a panic's payload (`panic!("…")` gives a `&str` or a `String`), for the
+/// error or log line that reports it: a task that catches a plugin's panic goes on.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
+    payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())
+        .unwrap_or("a panic without a message")
+}

@@ -534,11 +534,7 @@ async fn collect_one(
 
 /// The error that stands for a plugin's panic: its message, and that it is a bug.
 fn panicked(plugin: &str, doing: &str, panic: &(dyn std::any::Any + Send)) -> PluginError {
-    let what = panic
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "no message".into());
+    let what = skymeter_plugin::panic_message(panic);
     tracing::error!(plugin, "the plugin panicked while {doing}: {what}");
     PluginError::new(
         ErrorKind::Other,

@@ -126,11 +126,7 @@ pub(super) async fn supervise(
         match running.await {
             Err(e) if e.is_panic() => {
                 let payload = e.into_panic();
-                let what = payload
-                    .downcast_ref::<String>()
-                    .map(String::as_str)
-                    .or_else(|| payload.downcast_ref::<&str>().copied())
-                    .unwrap_or("a panic without a message");
+                let what = skymeter_plugin::panic_message(&*payload);
                 tracing::error!(target: "skymeter::server", task, "the sender failed ({what}; a bug: please report it); starting it again in 1s, the buffered batches stay");
                 queue.end_attempt();
                 tokio::time::sleep(Duration::from_secs(1)).await;
