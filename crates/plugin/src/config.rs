@@ -186,6 +186,21 @@ impl<'a> RawConfig<'a> {
             .map_err(|e| self.redact(self.source.error(e.span(), first_line(e.message()))))
     }
 
+    /// The keys of this entry's table, in the order written (none when it is not a table).
+    pub fn keys(&self) -> Vec<String> {
+        match self.value.get_ref().as_table() {
+            Some(t) => {
+                let mut keys: Vec<(usize, String)> = t
+                    .iter()
+                    .map(|(k, v)| (v.span().start, k.get_ref().to_string()))
+                    .collect();
+                keys.sort();
+                keys.into_iter().map(|(_, k)| k).collect()
+            }
+            None => Vec::new(),
+        }
+    }
+
     /// The span of `key` in this entry's table (of the entry itself when absent), for
     /// errors found after decoding.
     pub fn span_of(&self, key: &str) -> Range<usize> {

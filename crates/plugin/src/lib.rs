@@ -4,9 +4,11 @@
 //! A plugin knows this crate and `skymeter-model`, never the pipeline, the server or the
 //! CLI. Adding a plugin is one folder in `skymeter-plugins` plus one line in its registry.
 
+pub mod api_calls;
 pub mod config;
 mod describe;
 pub mod history;
+pub mod prices;
 pub mod rate;
 mod registry;
 pub mod retry;

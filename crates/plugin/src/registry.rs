@@ -1,5 +1,6 @@
 use crate::config::{ConfigError, RawConfig};
 use crate::describe::{PluginDescription, PluginKind};
+use crate::prices::PriceSource;
 use crate::traits::{Collector, Processor, Publisher};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -57,6 +58,8 @@ pub struct Registry {
     collectors: BTreeMap<&'static str, CollectorFactory>,
     processors: BTreeMap<&'static str, ProcessorFactory>,
     publishers: BTreeMap<&'static str, PublisherFactory>,
+    /// Price tables of the collectors that estimate cost, by provider id.
+    price_sources: BTreeMap<&'static str, Box<dyn PriceSource>>,
 }
 
 impl Registry {
@@ -98,6 +101,22 @@ impl Registry {
         let prev = self.publishers.insert(f.description.name, f);
         assert!(prev.is_none(), "publisher registered twice");
         self
+    }
+
+    /// The price table of a cloud's estimated costs (`skymeter prices <id> …`).
+    pub fn add_price_source(&mut self, p: Box<dyn PriceSource>) -> &mut Self {
+        let prev = self.price_sources.insert(p.provider().id, p);
+        assert!(prev.is_none(), "price source registered twice");
+        self
+    }
+
+    pub fn price_source(&self, provider: &str) -> Option<&dyn PriceSource> {
+        self.price_sources.get(provider).map(|p| p.as_ref())
+    }
+
+    /// The providers with a price table, sorted.
+    pub fn price_sources(&self) -> Vec<&'static str> {
+        self.price_sources.keys().copied().collect()
     }
 
     pub fn collector(&self, name: &str) -> Option<&CollectorFactory> {

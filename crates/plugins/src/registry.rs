@@ -1,6 +1,6 @@
 //! The list of built-in plugins. Adding a plugin: its folder, plus one line here.
 
-use crate::{collectors, processors, publishers};
+use crate::{cloud, collectors, processors, publishers};
 use skymeter_plugin::Registry;
 
 /// Every plugin compiled into this build.
@@ -12,7 +12,7 @@ pub fn builtin() -> Registry {
     r.add_collector(collectors::azure::factory());
     r.add_collector(collectors::exec::factory());
     #[cfg(feature = "gcp")]
-    r.add_collector(collectors::gcp::factory());
+    cloud::register::<collectors::gcp::GcpCloud>(&mut r);
     r.add_collector(collectors::host::factory());
     r.add_collector(collectors::http_json::factory());
     r.add_collector(collectors::internal::factory());

@@ -21,29 +21,7 @@ pub const MAX_QUERIES_PER_CALL: usize = 500;
 /// One day, the period of S3 storage metrics.
 pub const DAY: i64 = 86_400;
 
-/// The CloudWatch window of a collection: `[start, end)` aligned to the period, and the
-/// earliest period end that is emitted (`emit_after`, exclusive).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MetricWindow {
-    pub start: i64,
-    pub end: i64,
-    pub emit_after: i64,
-}
-
-/// end = floor(window.end − delay, period); the query asks for max(window length, 2 ×
-/// period) so that a lagging or empty bucket does not leave the answer empty, and emits the
-/// periods that end in `(end − max(period, window length), end]`.
-pub fn metric_window(req_start: i64, req_end: i64, delay: i64, period: i64) -> MetricWindow {
-    let shifted = req_end - delay;
-    let end = shifted.div_euclid(period) * period;
-    let len = (req_end - req_start).max(period);
-    let len = (len + period - 1).div_euclid(period) * period;
-    MetricWindow {
-        start: end - len.max(2 * period),
-        end,
-        emit_after: end - len,
-    }
-}
+pub use crate::cloud::window::{metric_window, MetricWindow};
 
 /// The window of the daily S3 metrics: the last three whole days, so that the newest daily
 /// value (published hours after its day ends) is in the answer.

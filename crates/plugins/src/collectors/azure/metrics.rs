@@ -22,26 +22,7 @@ pub const API_VERSION: &str = "2023-10-01";
 /// Samples of the per-minute VM totals (Disk Read Bytes, Network In Total) are one minute.
 const SAMPLE_S: f64 = 60.0;
 
-/// `[start, end)` aligned to the interval, and the earliest interval end emitted
-/// (exclusive): the same rule as the aws collector (end = floor(window end − delay,
-/// period); ask for at least two periods; emit those ending within the window's length).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MetricWindow {
-    pub start: i64,
-    pub end: i64,
-    pub emit_after: i64,
-}
-
-pub fn metric_window(req_start: i64, req_end: i64, delay: i64, period: i64) -> MetricWindow {
-    let end = (req_end - delay).div_euclid(period) * period;
-    let len = (req_end - req_start).max(period);
-    let len = (len + period - 1).div_euclid(period) * period;
-    MetricWindow {
-        start: end - len.max(2 * period),
-        end,
-        emit_after: end - len,
-    }
-}
+pub use crate::cloud::window::{metric_window, MetricWindow};
 
 /// The ISO 8601 duration Azure Monitor accepts as `interval`.
 pub fn interval(secs: i64) -> Option<&'static str> {

@@ -61,6 +61,11 @@ impl Api {
         }
     }
 
+    /// Where this client's access tokens come from.
+    pub fn tokens(&self) -> &TokenSource {
+        &self.tokens
+    }
+
     /// `https://{host}{path}`, or `{endpoint_url}{path}` when overridden.
     pub fn url(&self, host: &str, path: &str) -> String {
         match &self.base {

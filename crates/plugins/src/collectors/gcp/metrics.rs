@@ -21,43 +21,7 @@ pub const TIME_SERIES: Call = Call {
     role: "roles/monitoring.viewer",
 };
 
-/// The window of a collection: `[start, end)` aligned to the period, and the earliest
-/// period end that is emitted (`emit_after`, exclusive).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MetricWindow {
-    pub start: i64,
-    pub end: i64,
-    pub emit_after: i64,
-}
-
-/// end = floor(window.end − delay, period); the query asks for max(window length, 2 ×
-/// period) so that a lagging bucket does not leave the answer empty, and emits the periods
-/// that end in `(end − max(period, window length), end]` (as the aws collector does).
-pub fn metric_window(req_start: i64, req_end: i64, delay: i64, period: i64) -> MetricWindow {
-    let end = (req_end - delay).div_euclid(period) * period;
-    let len = (req_end - req_start).max(period);
-    let len = (len + period - 1).div_euclid(period) * period;
-    MetricWindow {
-        start: end - len.max(2 * period),
-        end,
-        emit_after: end - len,
-    }
-}
-
-/// `window` moved back by whole periods so that it ends at least `min_delay` before the
-/// collection's end, for metrics whose data shows up later than `delay` allows.
-pub fn later_window(window: MetricWindow, delay: i64, min_delay: i64, period: i64) -> MetricWindow {
-    let extra = min_delay - delay;
-    if extra <= 0 {
-        return window;
-    }
-    let shift = (extra + period - 1).div_euclid(period) * period;
-    MetricWindow {
-        start: window.start - shift,
-        end: window.end - shift,
-        emit_after: window.emit_after - shift,
-    }
-}
+pub use crate::cloud::window::{metric_window, MetricWindow};
 
 /// One call (and its pages): a metric type with one aligner.
 #[derive(Debug, Clone, Copy)]
@@ -287,7 +251,7 @@ pub async fn fetch(
                 "monitoring.googleapis.com",
                 &format!("/v3/projects/{}/timeSeries", f.project),
             );
-            let window = later_window(f.window, f.delay, q.metric.min_delay_s, f.period);
+            let window = f.window.later(f.delay, q.metric.min_delay_s, f.period);
             let params = query_params(&q, window, f.period);
             let labels = PointLabels::default();
             let mut points = Vec::new();
@@ -528,16 +492,16 @@ mod tests {
     #[test]
     fn late_metrics_ask_for_an_earlier_window() {
         let w = metric_window(36_000 - 300, 36_000, 300, 300);
-        assert_eq!(later_window(w, 300, 0, 300), w);
-        assert_eq!(later_window(w, 900, 900, 300), w);
-        let l = later_window(w, 300, 900, 300);
+        assert_eq!(w.later(300, 0, 300), w);
+        assert_eq!(w.later(900, 900, 300), w);
+        let l = w.later(300, 900, 300);
         assert_eq!(
             (l.start, l.end, l.emit_after),
             (w.start - 600, w.end - 600, w.emit_after - 600)
         );
         // The shift is whole periods: 600 s more at a 60 s period is 10 periods.
         let w = metric_window(36_000 - 60, 36_000, 300, 60);
-        assert_eq!(later_window(w, 300, 900, 60).end, w.end - 600);
+        assert_eq!(w.later(300, 900, 60).end, w.end - 600);
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Estimated GCP costs: the inventory × on-demand list prices from the Cloud Billing Catalog
-//! (a table shipped in the binary, refreshed by `skymeter gcp prices update`).
+//! (a table shipped in the binary, refreshed by `skymeter prices gcp update`).
 //!
 //! Price keys (per region):
 //! - `gce/{family}/vcpu` (USD per vCPU-hour) and `gce/{family}/memory` (per GiB-hour) of a
@@ -14,9 +14,11 @@
 
 use super::calls::ApiCalls;
 use super::client::{Api, Call};
+use crate::cloud::prices::FlatPriceSource;
 use crate::common::price_list::{number, text, Cloud, Estimator, Line, ListPrice, PriceList};
 use serde_json::Value;
 use skymeter_model::{Cost, Resource};
+use skymeter_plugin::prices::UpdateOption;
 use skymeter_plugin::{ErrorKind, PluginError};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -231,6 +233,31 @@ fn cluster(est: &mut Estimator<'_>, r: &Resource) {
         },
         || format!("no GKE {mode} cluster fee in {region}"),
     );
+}
+
+/// The table for `skymeter prices gcp show|update`.
+pub fn source() -> FlatPriceSource {
+    FlatPriceSource {
+        provider: &skymeter_model::provider::GCP,
+        cloud: CLOUD,
+        shipped: SHIPPED,
+        kind: "on-demand",
+        example_region: "us-central1",
+        api: SKUS.api,
+        noun: "SKUs",
+        options: &[UpdateOption::CredentialsFile, UpdateOption::EndpointUrl],
+        help: "Lists the SKUs of Compute Engine and Kubernetes Engine (Cloud Billing Catalog services.skus.list, every page, in USD) and keeps, for each region asked, the vCPU and memory prices of every machine family, the f1-micro and g1-small prices, the pd-standard, pd-balanced and pd-ssd prices (zonal and regional) and the GKE cluster fee. Credentials: --credentials-file (a service-account key), else Application Default Credentials; the Cloud Billing API must be enabled in the credentials' project. --endpoint-url replaces https://cloudbilling.googleapis.com.",
+        fetch: |req, calls| {
+            Box::pin(fetch_with(
+                req.credentials_file,
+                req.endpoint_url,
+                req.regions,
+                req.date,
+                calls,
+                req.progress,
+            ))
+        },
+    }
 }
 
 /// [`fetch`] with a client of its own: credentials from `credentials_file` (a

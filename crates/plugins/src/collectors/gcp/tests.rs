@@ -7,9 +7,11 @@ use super::*;
 use base64::Engine;
 use chrono::TimeZone;
 use serde_json::{json, Value};
+use skymeter_model::Unit;
 use skymeter_model::{ChargeCategory, CostSource, Window};
 use skymeter_plugin::config::Source as TomlSource;
 use skymeter_plugin::MetricSelection;
+use skymeter_plugin::{CollectRequest, Collector, Output};
 use std::collections::{BTreeSet, HashMap};
 
 // ---------------------------------------------------------------- helpers
@@ -286,7 +288,7 @@ fn config_errors_name_the_key_and_what_to_do() {
 
 #[test]
 fn metrics_catalog_lists_units_and_sources() {
-    let m = metrics();
+    let m = crate::cloud::collector::metrics::<GcpCloud>();
     let cpu = m.iter().find(|i| i.name == "cpu.utilization").unwrap();
     assert_eq!(cpu.unit, Unit::Percent);
     assert!(cpu
@@ -446,17 +448,20 @@ async fn inventory_reads_every_page_and_maps_to_the_contract() {
     assert_eq!(b.region, "us-central1");
 
     // Every page: 3 instances at 2 a page = 2 calls; 3 machine types = 2 calls.
-    assert_eq!(g.calls.get("compute.instances.aggregatedList"), 2);
-    assert_eq!(g.calls.get("compute.machineTypes.aggregatedList"), 2);
-    assert_eq!(g.calls.get("compute.disks.aggregatedList"), 1);
-    assert_eq!(g.calls.get("container.projects.locations.clusters.list"), 1);
+    assert_eq!(g.calls().get("compute.instances.aggregatedList"), 2);
+    assert_eq!(g.calls().get("compute.machineTypes.aggregatedList"), 2);
+    assert_eq!(g.calls().get("compute.disks.aggregatedList"), 1);
     assert_eq!(
-        g.calls
+        g.calls().get("container.projects.locations.clusters.list"),
+        1
+    );
+    assert_eq!(
+        g.calls()
             .get("cloudfunctions.projects.locations.functions.list"),
         1
     );
-    assert_eq!(g.calls.get("sql.instances.list"), 1);
-    assert_eq!(g.calls.get("storage.buckets.list"), 1);
+    assert_eq!(g.calls().get("sql.instances.list"), 1);
+    assert_eq!(g.calls().get("storage.buckets.list"), 1);
     let pages: Vec<Option<String>> = e
         .state()
         .requests()
@@ -602,7 +607,7 @@ async fn metrics_are_mapped_back_with_exact_values_units_and_stats() {
     assert_eq!(calls.len(), 20 + 6 + 2 + 2 + 2, "{calls:#?}");
     let unique: BTreeSet<_> = calls.iter().collect();
     assert_eq!(unique.len(), calls.len());
-    assert_eq!(g.calls.get("monitoring.timeSeries.list"), 32);
+    assert_eq!(g.calls().get("monitoring.timeSeries.list"), 32);
     let req = e
         .state()
         .requests()
@@ -1001,9 +1006,9 @@ async fn five_hundred_instances_one_time_series_call_per_metric_type_and_stat() 
     assert_eq!(unique.len(), 20);
     // Plus pages: cpu avg and max have 500 series = 3 pages each.
     assert_eq!(ts_calls.len(), 20 + 2 * 2);
-    assert_eq!(g.calls.get("monitoring.timeSeries.list"), 24);
-    assert_eq!(g.calls.get("compute.instances.aggregatedList"), 3);
-    assert_eq!(g.calls.get("compute.machineTypes.aggregatedList"), 1);
+    assert_eq!(g.calls().get("monitoring.timeSeries.list"), 24);
+    assert_eq!(g.calls().get("compute.instances.aggregatedList"), 3);
+    assert_eq!(g.calls().get("compute.machineTypes.aggregatedList"), 1);
 }
 
 // ---------------------------------------------------------------- errors
@@ -1021,7 +1026,7 @@ async fn throttled_429_waits_retry_after_then_succeeds() {
     assert!(t0.elapsed() >= Duration::from_secs(1), "{:?}", t0.elapsed());
     assert_eq!(e.state().count("/aggregated/instances"), 2);
     // Both requests count: the API saw two.
-    assert_eq!(g.calls.get("compute.instances.aggregatedList"), 2);
+    assert_eq!(g.calls().get("compute.instances.aggregatedList"), 2);
     assert_eq!(
         out.resources
             .iter()
@@ -1226,8 +1231,8 @@ async fn billed_cost_from_the_bigquery_export_every_page() {
     assert_eq!(out.costs[2].charge_category, ChargeCategory::Tax);
     assert_eq!(out.costs[2].region_id, None);
     // One query; getQueryResults: one poll while running, then page 1 and page 2.
-    assert_eq!(g.calls.get("bigquery.jobs.query"), 1);
-    assert_eq!(g.calls.get("bigquery.jobs.getQueryResults"), 3);
+    assert_eq!(g.calls().get("bigquery.jobs.query"), 1);
+    assert_eq!(g.calls().get("bigquery.jobs.getQueryResults"), 3);
     let reqs = e.state().requests();
     let q = reqs
         .iter()
@@ -1441,7 +1446,7 @@ async fn prices_update_reads_every_sku_page() {
         );
     }
     *e.state().page_size.lock().unwrap() = 2;
-    let calls = Arc::new(ApiCalls::default());
+    let calls = Arc::new(ApiCallCounts::default());
     let table = prices::fetch_with(
         Some(e.key.to_str().unwrap()),
         Some(&e.server.url),

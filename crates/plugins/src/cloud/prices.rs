@@ -1,0 +1,117 @@
+//! Price tables for the CLI: the flat SKU tables (GCP, Azure, and any cloud whose price API
+//! lists SKUs) as a [`PriceSource`] described by data, and [`PriceTable`] over them.
+
+use crate::common::price_list::{Cloud, PriceList};
+use skymeter_model::provider::Provider;
+use skymeter_plugin::api_calls::ApiCallCounts;
+use skymeter_plugin::prices::{PriceRow, PriceSource, PriceTable, PriceUpdate, UpdateOption};
+use skymeter_plugin::{async_trait, PluginError};
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
+
+impl PriceTable for PriceList {
+    fn date(&self) -> &str {
+        &self.date
+    }
+    fn currency(&self) -> &str {
+        &self.currency
+    }
+    fn source(&self) -> &str {
+        &self.source
+    }
+    fn regions(&self) -> Vec<String> {
+        self.regions.keys().cloned().collect()
+    }
+    fn rows(&self, region: &str) -> Vec<PriceRow> {
+        self.regions
+            .get(region)
+            .map(|prices| {
+                prices
+                    .iter()
+                    .map(|(key, p)| PriceRow {
+                        key: key.clone(),
+                        usd: p.usd,
+                        per: p.per.clone(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+    fn counts(&self) -> BTreeMap<String, BTreeMap<String, usize>> {
+        PriceList::counts(self)
+    }
+    fn to_json(&self) -> String {
+        PriceList::to_json(self)
+    }
+    fn retain_regions(&mut self, keep: &dyn Fn(&str) -> bool) {
+        self.regions.retain(|r, _| keep(r));
+    }
+}
+
+/// The future a flat table's fetch returns.
+pub type FetchFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<PriceList, PluginError>> + Send + 'a>>;
+
+/// A cloud whose prices are one flat table, told by data.
+pub struct FlatPriceSource {
+    pub provider: &'static Provider,
+    pub cloud: Cloud,
+    /// The table shipped in the binary (JSON).
+    pub shipped: &'static str,
+    pub kind: &'static str,
+    pub example_region: &'static str,
+    pub api: &'static str,
+    pub noun: &'static str,
+    pub options: &'static [UpdateOption],
+    pub help: &'static str,
+    /// Reads current prices.
+    pub fetch: for<'a> fn(&'a PriceUpdate<'a>, Arc<ApiCallCounts>) -> FetchFuture<'a>,
+}
+
+#[async_trait]
+impl PriceSource for FlatPriceSource {
+    fn provider(&self) -> &'static Provider {
+        self.provider
+    }
+    fn kind(&self) -> &'static str {
+        self.kind
+    }
+    fn example_region(&self) -> &'static str {
+        self.example_region
+    }
+    fn api(&self) -> &'static str {
+        self.api
+    }
+    fn noun(&self) -> &'static str {
+        self.noun
+    }
+    fn update_options(&self) -> &'static [UpdateOption] {
+        self.options
+    }
+    fn update_help(&self) -> &'static str {
+        self.help
+    }
+    fn load(
+        &self,
+        explicit: Option<&Path>,
+        data_dir: &Path,
+    ) -> Result<Box<dyn PriceTable>, PluginError> {
+        Ok(Box::new(PriceList::load(
+            self.cloud,
+            explicit,
+            data_dir,
+            self.shipped,
+        )?))
+    }
+    async fn fetch(
+        &self,
+        req: &PriceUpdate<'_>,
+        calls: Arc<ApiCallCounts>,
+    ) -> Result<Box<dyn PriceTable>, PluginError> {
+        let table = (self.fetch)(req, calls).await?;
+        Ok(Box::new(table))
+    }
+}
