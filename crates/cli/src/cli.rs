@@ -39,6 +39,21 @@ pub enum OutputFormat {
     Json,
 }
 
+impl Command {
+    /// A command that prints a listing or an answer and exits (no agent, no server).
+    pub fn only_prints(&self) -> bool {
+        matches!(
+            self,
+            Command::Plugins(_)
+                | Command::Metrics(_)
+                | Command::Schema(_)
+                | Command::Prices(_)
+                | Command::Query(_)
+                | Command::Validate(_)
+        )
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the tasks of a task file on their schedules (the agent).
@@ -63,252 +78,9 @@ pub enum Command {
     Token(TokenCommand),
     /// Run a PromQL query against a skymeter server and print the result.
     Query(QueryArgs),
-    /// AWS helpers: the on-demand price tables behind estimated AWS costs.
-    #[cfg(feature = "aws")]
-    #[command(subcommand)]
-    Aws(AwsCommand),
-    /// GCP helpers: the on-demand price table behind estimated GCP costs.
-    #[cfg(feature = "gcp")]
-    #[command(subcommand)]
-    Gcp(GcpCommand),
-    /// Azure helpers: the pay-as-you-go price table behind estimated Azure costs.
-    #[cfg(feature = "azure")]
-    #[command(subcommand)]
-    Azure(AzureCommand),
-}
-
-#[cfg(feature = "gcp")]
-#[derive(Debug, Subcommand)]
-pub enum GcpCommand {
-    /// The price table the `estimated` GCP cost source computes costs from.
-    #[command(subcommand)]
-    Prices(GcpPricesCommand),
-}
-
-#[cfg(feature = "gcp")]
-#[derive(Debug, Subcommand)]
-pub enum GcpPricesCommand {
-    /// Read current on-demand list prices from the Cloud Billing Catalog and write the table.
-    ///
-    /// Lists the SKUs of Compute Engine and Kubernetes Engine (services.skus.list, every
-    /// page, in USD) and keeps, for each region asked, the vCPU and memory prices of every
-    /// machine family, the f1-micro and g1-small prices, the pd-standard, pd-balanced and
-    /// pd-ssd prices (zonal and regional) and the GKE cluster fee. Writes the table
-    /// atomically to <data-dir>/prices/gcp.json, where the gcp collector's estimated costs
-    /// look first. Credentials: --credentials-file, else Application Default Credentials;
-    /// the Cloud Billing API must be enabled in the credentials' project.
-    Update(GcpPricesUpdateArgs),
-    /// Print the price table in use (or one file): per region, every price with its unit.
-    Show(CloudPricesShowArgs),
-}
-
-#[cfg(feature = "gcp")]
-#[derive(Debug, Args)]
-pub struct GcpPricesUpdateArgs {
-    /// Regions to read, comma-separated (e.g. us-central1,europe-west1) [default: the
-    /// regions of the table in use].
-    #[arg(long, value_delimiter = ',', value_name = "R1,R2", value_parser = cloud_region)]
-    pub regions: Vec<String>,
-    /// Where to write the table [default: <data-dir>/prices/gcp.json].
-    #[arg(long, value_name = "FILE")]
-    pub output: Option<PathBuf>,
-    /// skymeter's data directory.
-    #[arg(long, default_value = "skymeter-data", value_name = "DIR")]
-    pub data_dir: PathBuf,
-    /// A service-account key file [default: Application Default Credentials].
-    #[arg(long, value_name = "FILE")]
-    pub credentials_file: Option<String>,
-    /// Replaces https://cloudbilling.googleapis.com (a proxy or a test server).
-    #[arg(long, value_name = "URL", value_parser = any_http_url)]
-    pub endpoint_url: Option<String>,
-    /// The summary: a table, or one JSON object.
-    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
-    pub format: OutputFormat,
-}
-
-#[cfg(feature = "azure")]
-#[derive(Debug, Subcommand)]
-pub enum AzureCommand {
-    /// The price table the `estimated` Azure cost source computes costs from.
-    #[command(subcommand)]
-    Prices(AzurePricesCommand),
-}
-
-#[cfg(feature = "azure")]
-#[derive(Debug, Subcommand)]
-pub enum AzurePricesCommand {
-    /// Read current pay-as-you-go prices from the Azure Retail Prices API and write the table.
-    ///
-    /// Queries https://prices.azure.com/api/retail/prices (public, no credentials) for the
-    /// Virtual Machines, managed disk and AKS prices of each region asked, every page, and
-    /// writes the table atomically to <data-dir>/prices/azure.json, where the azure
-    /// collector's estimated costs look first.
-    Update(AzurePricesUpdateArgs),
-    /// Print the price table in use (or one file): per region, every price with its unit.
-    Show(CloudPricesShowArgs),
-}
-
-#[cfg(feature = "azure")]
-#[derive(Debug, Args)]
-pub struct AzurePricesUpdateArgs {
-    /// Regions (ARM locations) to read, comma-separated (e.g. eastus,westeurope) [default:
-    /// the regions of the table in use].
-    #[arg(long, value_delimiter = ',', value_name = "R1,R2", value_parser = cloud_region)]
-    pub regions: Vec<String>,
-    /// Where to write the table [default: <data-dir>/prices/azure.json].
-    #[arg(long, value_name = "FILE")]
-    pub output: Option<PathBuf>,
-    /// skymeter's data directory.
-    #[arg(long, default_value = "skymeter-data", value_name = "DIR")]
-    pub data_dir: PathBuf,
-    /// The Retail Prices API (a proxy or a test server).
-    #[arg(long, value_name = "URL", value_parser = any_http_url, default_value = "https://prices.azure.com")]
-    pub endpoint_url: String,
-    /// PEM certificates to trust besides the system's (a proxy's or a test server's CA).
-    #[arg(long, value_name = "FILE")]
-    pub ca_file: Option<PathBuf>,
-    /// The summary: a table, or one JSON object.
-    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
-    pub format: OutputFormat,
-}
-
-#[cfg(any(feature = "gcp", feature = "azure"))]
-#[derive(Debug, Args)]
-pub struct CloudPricesShowArgs {
-    /// Only this region.
-    #[arg(long, value_parser = cloud_region)]
-    pub region: Option<String>,
-    /// A price table file [default: <data-dir>/prices/<cloud>.json when it exists, else the
-    /// table shipped with skymeter].
-    #[arg(long, value_name = "FILE")]
-    pub prices: Option<PathBuf>,
-    /// skymeter's data directory.
-    #[arg(long, default_value = "skymeter-data", value_name = "DIR")]
-    pub data_dir: PathBuf,
-    /// A table, or the price table's JSON.
-    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
-    pub format: OutputFormat,
-}
-
-/// A GCP region (`us-central1`) or an Azure location (`westeurope`): lower-case letters,
-/// digits and hyphens.
-#[cfg(any(feature = "gcp", feature = "azure"))]
-fn cloud_region(s: &str) -> Result<String, String> {
-    let ok = !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && s.bytes().next().is_some_and(|b| b.is_ascii_lowercase());
-    if ok {
-        Ok(s.to_string())
-    } else {
-        Err(format!(
-            "`{s}` is not a region; write e.g. us-central1 (GCP) or westeurope (Azure)"
-        ))
-    }
-}
-
-#[cfg(any(feature = "gcp", feature = "azure"))]
-fn any_http_url(s: &str) -> Result<String, String> {
-    if s.starts_with("http://") || s.starts_with("https://") {
-        Ok(s.trim_end_matches('/').to_string())
-    } else {
-        Err(format!("`{s}` must start with http:// or https://"))
-    }
-}
-
-#[cfg(feature = "aws")]
-#[derive(Debug, Subcommand)]
-pub enum AwsCommand {
-    /// The on-demand price tables the `estimated` AWS cost source computes costs from.
-    #[command(subcommand)]
-    Prices(PricesCommand),
-}
-
-#[cfg(feature = "aws")]
-#[derive(Debug, Subcommand)]
-pub enum PricesCommand {
-    /// Read current on-demand prices from the AWS Price List API and write the price table.
-    ///
-    /// Calls pricing:GetProducts (the Price List Query API, in us-east-1) for EC2 instances
-    /// (shared tenancy, no pre-installed software), EBS volumes, RDS instances and storage,
-    /// Lambda, S3 Standard and EKS clusters of each region, every page, and writes the table
-    /// atomically to <data-dir>/prices/aws.json, where the aws collector's estimated costs
-    /// look first. The Price List API is free; credentials come from the AWS SDK's default
-    /// chain (environment, profile, SSO, instance role) and need pricing:GetProducts.
-    Update(PricesUpdateArgs),
-    /// Print the price table in use (or one file): per region, every price with its unit.
-    Show(PricesShowArgs),
-}
-
-#[cfg(feature = "aws")]
-#[derive(Debug, Args)]
-pub struct PricesUpdateArgs {
-    /// Regions to read, comma-separated (e.g. us-east-1,eu-west-1) [default: the regions of
-    /// the table in use].
-    #[arg(long, value_delimiter = ',', value_name = "R1,R2", value_parser = region_code)]
-    pub regions: Vec<String>,
-    /// Where to write the table [default: <data-dir>/prices/aws.json].
-    #[arg(long, value_name = "FILE")]
-    pub output: Option<PathBuf>,
-    /// skymeter's data directory.
-    #[arg(long, default_value = "skymeter-data", value_name = "DIR")]
-    pub data_dir: PathBuf,
-    /// Shared-config profile to take credentials from [default: the SDK's chain].
-    #[arg(long)]
-    pub profile: Option<String>,
-    /// Endpoint of the Price List API (an emulator or a proxy); the SDK also honours
-    /// AWS_ENDPOINT_URL.
-    #[arg(long, value_name = "URL", value_parser = http_url)]
-    pub endpoint_url: Option<String>,
-    /// The summary: a table, or one JSON object.
-    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
-    pub format: OutputFormat,
-}
-
-#[cfg(feature = "aws")]
-#[derive(Debug, Args)]
-pub struct PricesShowArgs {
-    /// Only this region.
-    #[arg(long, value_parser = region_code)]
-    pub region: Option<String>,
-    /// A price table file [default: <data-dir>/prices/aws.json when it exists, else the
-    /// table shipped with skymeter].
-    #[arg(long, value_name = "FILE")]
-    pub prices: Option<PathBuf>,
-    /// skymeter's data directory.
-    #[arg(long, default_value = "skymeter-data", value_name = "DIR")]
-    pub data_dir: PathBuf,
-    /// A table, or the price table's JSON.
-    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
-    pub format: OutputFormat,
-}
-
-/// An AWS region code: lowercase words and a number, `us-east-1`, `ap-southeast-2`,
-/// `us-gov-west-1`.
-#[cfg(feature = "aws")]
-fn region_code(s: &str) -> Result<String, String> {
-    let parts: Vec<&str> = s.split('-').collect();
-    let ok = parts.len() >= 3
-        && parts[..parts.len() - 1]
-            .iter()
-            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
-        && parts[parts.len() - 1].parse::<u8>().is_ok();
-    if ok {
-        Ok(s.to_string())
-    } else {
-        Err(format!(
-            "`{s}` is not an AWS region code; write e.g. us-east-1, eu-west-1, ap-southeast-2"
-        ))
-    }
-}
-
-#[cfg(feature = "aws")]
-fn http_url(s: &str) -> Result<String, String> {
-    if s.starts_with("http://") || s.starts_with("https://") {
-        Ok(s.to_string())
-    } else {
-        Err(format!("`{s}` must start with http:// or https://"))
-    }
+    /// Price tables behind estimated costs: show the table in use, or read current prices
+    /// from a cloud's price API (`skymeter prices aws update --regions eu-west-1`).
+    Prices(crate::prices::PricesArgs),
 }
 
 #[derive(Debug, Args)]

@@ -2,24 +2,19 @@ use crate::cli::{
     CollectArgs, Command, MetricsArgs, OutputFormat, PluginsArgs, RunArgs, SchemaArgs, SchemaKind,
     ValidateArgs,
 };
+use crate::output::{new_table, report_config_errors, shutdown_signal, FAILURE, USAGE};
 use chrono::Utc;
-use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 use skymeter_model::{Batch, Window};
 use skymeter_pipeline::config::{build_one_shot_collector, hostname};
 use skymeter_pipeline::{load_file, Runner, Schedule};
 use skymeter_plugin::config::Source;
 use skymeter_plugin::{
-    BuildContext, CollectRequest, ConfigError, MetricSelection, Output, PluginKind, RawConfig,
-    Registry,
+    BuildContext, CollectRequest, MetricSelection, Output, PluginKind, RawConfig, Registry,
 };
 use std::process::ExitCode;
 use tokio::sync::watch;
 
-pub const USAGE: u8 = 2;
-pub const FAILURE: u8 = 1;
-
-pub async fn dispatch(cli: crate::cli::Cli) -> ExitCode {
-    let registry = skymeter_plugins::builtin();
+pub async fn dispatch(cli: crate::cli::Cli, registry: Registry) -> ExitCode {
     match cli.command {
         Command::Run(a) => run(a, &registry).await,
         Command::Validate(a) => validate(a, &registry),
@@ -31,21 +26,8 @@ pub async fn dispatch(cli: crate::cli::Cli) -> ExitCode {
         Command::Up(a) => crate::serve::up(a, &registry).await,
         Command::Token(c) => crate::serve::token(c),
         Command::Query(a) => crate::query::query(a).await,
-        #[cfg(feature = "aws")]
-        Command::Aws(c) => crate::aws::dispatch(c).await,
-        #[cfg(feature = "gcp")]
-        Command::Gcp(crate::cli::GcpCommand::Prices(c)) => crate::prices::gcp(c).await,
-        #[cfg(feature = "azure")]
-        Command::Azure(crate::cli::AzureCommand::Prices(c)) => crate::prices::azure(c).await,
+        Command::Prices(a) => crate::prices::prices(a, &registry).await,
     }
-}
-
-pub fn report_config_errors(errors: &[ConfigError]) -> ExitCode {
-    for e in errors {
-        eprintln!("error: {e}");
-    }
-    eprintln!("{} error(s); nothing was run", errors.len());
-    ExitCode::from(USAGE)
 }
 
 async fn run(args: RunArgs, registry: &Registry) -> ExitCode {
@@ -95,21 +77,6 @@ async fn run(args: RunArgs, registry: &Registry) -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
-}
-
-/// SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
 }
 
 fn validate(args: ValidateArgs, registry: &Registry) -> ExitCode {
@@ -452,13 +419,6 @@ fn print_summary(batch: &Batch) {
         print!("  estimated cost of the collection: USD {usd:.4}");
     }
     println!();
-}
-
-fn new_table(header: &[&str]) -> Table {
-    let mut t = Table::new();
-    t.load_preset(UTF8_FULL_CONDENSED)
-        .set_header(header.to_vec());
-    t
 }
 
 fn plugins(args: PluginsArgs, registry: &Registry) -> ExitCode {

@@ -6,7 +6,7 @@
 //! auth, evaluation failed).
 
 use crate::cli::{OutputFormat, QueryArgs};
-use crate::commands::{FAILURE, USAGE};
+use crate::output::{FAILURE, USAGE};
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 use serde_json::Value;
 use std::process::ExitCode;

@@ -2,7 +2,7 @@
 //! agent. No business logic here.
 
 use crate::cli::{ScopeArg, ServerArgs, TokenCommand, UpArgs};
-use crate::commands::{report_config_errors, shutdown_signal, FAILURE, USAGE};
+use crate::output::{report_config_errors, shutdown_signal, FAILURE, USAGE};
 use skymeter_plugin::config::{ByteSize, DurationStr, Source};
 use skymeter_plugin::Registry;
 use skymeter_server::{Auth, Server, ServerConfig, TlsFiles};

@@ -1,4 +1,4 @@
-//! `skymeter aws prices …` end to end: the binary against a local stand-in of the AWS Price
+//! `skymeter prices aws …` end to end: the binary against a local stand-in of the AWS Price
 //! List Query API (awsJson1_1 GetProducts on 127.0.0.1; moto has no Pricing API).
 #![cfg(feature = "aws")]
 
@@ -225,8 +225,8 @@ fn update_writes_the_table_read_from_every_page() {
     let o = aws_skymeter(
         dir.path(),
         &[
-            "aws",
             "prices",
+            "aws",
             "update",
             "--endpoint-url",
             &url,
@@ -286,8 +286,8 @@ fn update_defaults_to_the_regions_and_the_file_of_the_data_dir() {
     let o = aws_skymeter(
         dir.path(),
         &[
-            "aws",
             "prices",
+            "aws",
             "update",
             "--endpoint-url",
             &url,
@@ -303,7 +303,7 @@ fn update_defaults_to_the_regions_and_the_file_of_the_data_dir() {
     );
     let text = stdout(&o);
     assert!(
-        text.contains("wrote data/prices/aws.json: AWS on-demand prices of"),
+        text.contains("wrote data/prices/aws.json: Amazon Web Services on-demand prices of"),
         "{text}"
     );
     assert!(text.contains("us-east-1"), "{text}");
@@ -319,8 +319,8 @@ fn update_defaults_to_the_regions_and_the_file_of_the_data_dir() {
     let o = aws_skymeter(
         dir.path(),
         &[
-            "aws",
             "prices",
+            "aws",
             "show",
             "--data-dir",
             "data",
@@ -331,6 +331,7 @@ fn update_defaults_to_the_regions_and_the_file_of_the_data_dir() {
     assert!(o.status.success(), "{}", stderr(&o));
     let shown: Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(shown["regions"], table["regions"]);
+    // The spelling before `prices <cloud>` still works.
     let o = aws_skymeter(dir.path(), &["aws", "prices", "show", "--data-dir", "data"]);
     assert!(
         stdout(&o).contains("ec2/m5.large/Windows"),
@@ -346,8 +347,8 @@ fn a_bad_region_is_a_usage_error() {
     let o = aws_skymeter(
         dir.path(),
         &[
-            "aws",
             "prices",
+            "aws",
             "update",
             "--regions",
             "us-east-1,US_EAST_1",
@@ -355,13 +356,13 @@ fn a_bad_region_is_a_usage_error() {
     );
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(
-        stderr(&o).contains("`US_EAST_1` is not an AWS region code"),
+        stderr(&o).contains("`US_EAST_1` is not a region name of Amazon Web Services"),
         "{}",
         stderr(&o)
     );
     let o = aws_skymeter(
         dir.path(),
-        &["aws", "prices", "update", "--endpoint-url", "127.0.0.1:1"],
+        &["prices", "aws", "update", "--endpoint-url", "127.0.0.1:1"],
     );
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(
@@ -378,8 +379,8 @@ fn a_region_the_api_does_not_know_fails_and_writes_nothing() {
     let o = aws_skymeter(
         dir.path(),
         &[
-            "aws",
             "prices",
+            "aws",
             "update",
             "--endpoint-url",
             &url,
@@ -405,8 +406,8 @@ fn an_unreachable_endpoint_is_a_runtime_failure() {
     let o = aws_skymeter(
         dir.path(),
         &[
-            "aws",
             "prices",
+            "aws",
             "update",
             "--endpoint-url",
             &format!("http://127.0.0.1:{port}"),
@@ -425,7 +426,7 @@ fn an_unreachable_endpoint_is_a_runtime_failure() {
 
 #[test]
 fn help_says_what_update_does() {
-    let o = skymeter_in(Path::new("."), &["aws", "prices", "update", "--help"]);
+    let o = skymeter_in(Path::new("."), &["prices", "aws", "update", "--help"]);
     assert!(o.status.success());
     let text = stdout(&o);
     assert!(text.contains("Price List API"), "{text}");
@@ -439,8 +440,8 @@ fn show_prints_the_shipped_table_by_default() {
     let o = aws_skymeter(
         dir.path(),
         &[
-            "aws",
             "prices",
+            "aws",
             "show",
             "--region",
             "us-east-1",
@@ -454,11 +455,11 @@ fn show_prints_the_shipped_table_by_default() {
     assert_eq!(t["regions"].as_object().unwrap().len(), 1);
     let o = aws_skymeter(
         dir.path(),
-        &["aws", "prices", "show", "--region", "eu-west-9"],
+        &["prices", "aws", "show", "--region", "eu-west-9"],
     );
     assert_eq!(o.status.code(), Some(1));
     assert!(
-        stderr(&o).contains("skymeter aws prices update --regions eu-west-9"),
+        stderr(&o).contains("skymeter prices aws update --regions eu-west-9"),
         "{}",
         stderr(&o)
     );

@@ -203,8 +203,8 @@ fn azure_prices_update_then_show_and_collect_use_the_fetched_table() {
     let data_dir = dir.path().join("data");
     let data = data_dir.to_str().unwrap();
     let o = skymeter(&[
-        "azure",
         "prices",
+        "azure",
         "update",
         "--regions",
         "eastus",
@@ -225,8 +225,8 @@ fn azure_prices_update_then_show_and_collect_use_the_fetched_table() {
 
     // `show` reads the fetched table (not the shipped one) by default.
     let o = skymeter(&[
-        "azure",
         "prices",
+        "azure",
         "show",
         "--data-dir",
         data,
@@ -242,8 +242,8 @@ fn azure_prices_update_then_show_and_collect_use_the_fetched_table() {
         .unwrap_or_else(|| panic!("{out}"));
     assert!(row.contains("0.188") && row.contains("hour"), "{row}");
     let o = skymeter(&[
-        "azure",
         "prices",
+        "azure",
         "show",
         "--data-dir",
         data,
@@ -251,7 +251,7 @@ fn azure_prices_update_then_show_and_collect_use_the_fetched_table() {
         "westus9",
     ]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("skymeter azure prices update --regions westus9"));
+    assert!(stderr(&o).contains("skymeter prices azure update --regions westus9"));
 
     // collect reads <data-dir>/prices/azure.json: its date is today's.
     let o = collect(
@@ -277,6 +277,6 @@ fn azure_prices_update_then_show_and_collect_use_the_fetched_table() {
     assert!((vm["BilledCost"].as_f64().unwrap() - 0.096 * hours).abs() < 1e-12);
 
     // A bad region name is a usage error.
-    let o = skymeter(&["azure", "prices", "update", "--regions", "East US"]);
+    let o = skymeter(&["prices", "azure", "update", "--regions", "East US"]);
     assert_eq!(o.status.code(), Some(2));
 }

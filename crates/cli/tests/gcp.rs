@@ -240,8 +240,8 @@ fn gcp_prices_update_then_show_and_collect_use_the_fetched_table() {
     let data_dir = dir.path().join("data");
     let data = data_dir.to_str().unwrap();
     let o = skymeter(&[
-        "gcp",
         "prices",
+        "gcp",
         "update",
         "--regions",
         "us-central1",
@@ -263,7 +263,7 @@ fn gcp_prices_update_then_show_and_collect_use_the_fetched_table() {
         "{summary}"
     );
 
-    let o = skymeter(&["gcp", "prices", "show", "--data-dir", data]);
+    let o = skymeter(&["prices", "gcp", "show", "--data-dir", data]);
     let out = stdout(&o);
     assert!(o.status.success(), "{}", stderr(&o));
     let row = out
@@ -304,8 +304,8 @@ fn gcp_prices_update_then_show_and_collect_use_the_fetched_table() {
     );
     let other = dir.path().join("other.json");
     let o = skymeter(&[
-        "gcp",
         "prices",
+        "gcp",
         "update",
         "--regions",
         "us-central1",

@@ -8,6 +8,8 @@ pub fn builtin() -> Registry {
     let mut r = Registry::new();
     #[cfg(feature = "aws")]
     r.add_collector(collectors::aws::factory());
+    #[cfg(feature = "aws")]
+    r.add_price_source(Box::new(collectors::aws::pricing::AwsPriceSource));
     #[cfg(feature = "azure")]
     r.add_collector(collectors::azure::factory());
     r.add_collector(collectors::exec::factory());

@@ -69,7 +69,7 @@ pub fn metrics<P: CloudProvider>() -> Vec<MetricInfo> {
         ),
     ] {
         out.push(MetricInfo {
-            name: name.into(),
+            name,
             unit: Unit::Count,
             stats: vec![Stat::Last],
             labels: vec!["api"],

@@ -63,7 +63,7 @@ impl Cloud {
     }
 
     fn update_command(&self, region: &str) -> String {
-        format!("skymeter {} prices update --regions {region}", self.id)
+        format!("skymeter prices {} update --regions {region}", self.id)
     }
 }
 
@@ -74,7 +74,7 @@ impl PriceList {
             PluginError::new(
                 ErrorKind::Config,
                 format!(
-                    "the {} price table {origin} is not a price table: {e}; write a new one with `skymeter {} prices update --output {origin}`",
+                    "the {} price table {origin} is not a price table: {e}; write a new one with `skymeter prices {} update --output {origin}`",
                     cloud.display, cloud.id
                 ),
             )
@@ -438,7 +438,7 @@ mod tests {
         let e = PriceList::parse(CLOUD, "{", "x.json").unwrap_err();
         assert!(
             e.to_string()
-                .contains("skymeter gcp prices update --output x.json"),
+                .contains("skymeter prices gcp update --output x.json"),
             "{e}"
         );
     }
@@ -486,7 +486,7 @@ mod tests {
         assert!(msgs[0].contains("has no a/c price"), "{msgs:?}");
         assert!(
             msgs[1].contains("no prices for region r2 at all")
-                && msgs[1].contains("skymeter gcp prices update --regions r2"),
+                && msgs[1].contains("skymeter prices gcp update --regions r2"),
             "{msgs:?}"
         );
     }

@@ -124,7 +124,7 @@ pub struct AwsConfig {
     /// Default 6h.
     #[serde(default = "default_billed_every")]
     pub billed_every: DurationStr,
-    /// Estimated: a price table file (`skymeter aws prices update` writes one). Default:
+    /// Estimated: a price table file (`skymeter prices aws update` writes one). Default:
     /// `<data_dir>/prices/aws.json` when it exists, else the table shipped in the binary.
     #[serde(default)]
     pub prices_file: Option<String>,

@@ -933,7 +933,7 @@ delay = "0s""#,
     );
     assert!(out.errors.iter().all(|e| e.kind == ErrorKind::Config
         && e.message
-            .contains("skymeter aws prices update --regions us-east-1")));
+            .contains("skymeter prices aws update --regions us-east-1")));
 
     // Estimated cost of the 5-minute window: t3.micro hours, EKS control plane, S3 storage.
     let table = pricing::PriceTable::shipped();

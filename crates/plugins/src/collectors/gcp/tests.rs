@@ -1325,7 +1325,7 @@ async fn estimated_costs_price_the_inventory_and_name_missing_prices() {
     let errors: Vec<String> = out.errors.iter().map(|e| e.to_string()).collect();
     assert_eq!(errors.len(), 2, "{errors:#?}");
     assert!(errors.iter().all(
-        |e| e.contains("skymeter gcp prices update --regions europe-west1")
+        |e| e.contains("skymeter prices gcp update --regions europe-west1")
             && e.contains("N1-CUSTOM")
     ));
 

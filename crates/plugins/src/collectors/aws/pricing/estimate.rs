@@ -132,7 +132,7 @@ impl<'a> Estimator<'a> {
     fn report(&mut self, region: &str, key: &str, what: &str) {
         let date = &self.table.date;
         let message = format!(
-            "the AWS price table of {date} has {what}: costs that need it are not estimated; run `skymeter aws prices update --regions {region}`"
+            "the AWS price table of {date} has {what}: costs that need it are not estimated; run `skymeter prices aws update --regions {region}`"
         );
         self.report_with(region, key, message);
     }

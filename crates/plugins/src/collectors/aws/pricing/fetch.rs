@@ -2,12 +2,12 @@
 //! TERM_MATCH filters to the products the table holds.
 
 use super::table::{Deployments, PriceTable, RegionPrices, Tier};
-use crate::collectors::aws::calls::ApiCalls;
 use crate::collectors::aws::errors::api_error;
 use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_pricing::types::{Filter, FilterType};
 use serde_json::Value;
+use skymeter_plugin::api_calls::ApiCallCounts;
 use skymeter_plugin::{ErrorKind, PluginError};
 use std::collections::BTreeMap;
 
@@ -39,8 +39,8 @@ pub async fn sdk_config(profile: Option<&str>, endpoint_url: Option<&str>) -> Sd
 pub async fn fetch_price_list(
     sdk: &SdkConfig,
     regions: &[String],
-    calls: &ApiCalls,
-    progress: &dyn Fn(&str, u64),
+    calls: &ApiCallCounts,
+    progress: &(dyn Fn(&str, u64) + Sync),
 ) -> Result<PriceTable, PluginError> {
     let mut conf = aws_sdk_pricing::config::Builder::from(sdk);
     // The API lives in us-east-1 whatever region the caller works in; an endpoint override
@@ -73,8 +73,8 @@ pub async fn fetch_price_list(
 
 struct Fetcher<'a> {
     client: &'a aws_sdk_pricing::Client,
-    calls: &'a ApiCalls,
-    progress: &'a dyn Fn(&str, u64),
+    calls: &'a ApiCallCounts,
+    progress: &'a (dyn Fn(&str, u64) + Sync),
 }
 
 impl Fetcher<'_> {

@@ -1,5 +1,5 @@
 //! The price table: on-demand list prices per region, shipped with skymeter or fetched by
-//! `skymeter aws prices update`, and how a table is found and checked.
+//! `skymeter prices aws update`, and how a table is found and checked.
 
 use serde::{Deserialize, Serialize};
 use skymeter_plugin::{ErrorKind, PluginError};
@@ -222,7 +222,7 @@ impl PriceTable {
         serde_json::from_str(SHIPPED).expect("the shipped prices.json is a valid price table")
     }
 
-    /// Reads and checks a table written by `skymeter aws prices update` (or by hand).
+    /// Reads and checks a table written by `skymeter prices aws update` (or by hand).
     pub fn from_file(path: &Path) -> Result<PriceTable, PluginError> {
         let shown = path.display();
         let text = std::fs::read_to_string(path).map_err(|e| {
@@ -236,7 +236,7 @@ impl PriceTable {
             PluginError::new(
                 ErrorKind::Config,
                 format!(
-                    "the AWS price table {shown} is not a price table: {e}; write a new one with `skymeter aws prices update --output {shown}`"
+                    "the AWS price table {shown} is not a price table: {e}; write a new one with `skymeter prices aws update --output {shown}`"
                 ),
             )
             .with("file", shown.to_string())

@@ -107,7 +107,7 @@ fn from_file_names_the_file_and_what_is_wrong() {
     let e = PriceTable::from_file(&bad).unwrap_err();
     assert!(e.message.contains("bad.json is not a price table"), "{e}");
     assert!(e.message.contains("line 2"), "{e}");
-    assert!(e.message.contains("skymeter aws prices update"), "{e}");
+    assert!(e.message.contains("skymeter prices aws update"), "{e}");
 
     let unknown = write(
         dir.path(),
@@ -414,7 +414,7 @@ fn a_missing_price_is_reported_once_per_region_and_key() {
     assert_eq!(m.context["region"], "us-east-1");
     assert_eq!(
         m.message,
-        "the AWS price table of 2026-11-01 has no EC2 on-demand price for m7i.large (Linux) in us-east-1: costs that need it are not estimated; run `skymeter aws prices update --regions us-east-1`"
+        "the AWS price table of 2026-11-01 has no EC2 on-demand price for m7i.large (Linux) in us-east-1: costs that need it are not estimated; run `skymeter prices aws update --regions us-east-1`"
     );
     let r = e
         .missing
