@@ -7,9 +7,7 @@ use skymeter_plugin::Registry;
 pub fn builtin() -> Registry {
     let mut r = Registry::new();
     #[cfg(feature = "aws")]
-    r.add_collector(collectors::aws::factory());
-    #[cfg(feature = "aws")]
-    r.add_price_source(Box::new(collectors::aws::pricing::AwsPriceSource));
+    cloud::register::<collectors::aws::AwsCloud>(&mut r);
     #[cfg(feature = "azure")]
     r.add_collector(collectors::azure::factory());
     r.add_collector(collectors::exec::factory());

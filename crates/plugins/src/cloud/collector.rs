@@ -118,6 +118,13 @@ impl<P: CloudProvider> CloudCollector<P> {
         &self.provider
     }
 
+    /// The provider, to set up between collections (tests give it a client of their own).
+    ///
+    /// Panics during a collection (the provider is shared with its tasks then).
+    pub fn provider_mut(&mut self) -> &mut P {
+        Arc::get_mut(&mut self.provider).expect("no collection in flight")
+    }
+
     pub fn config(&self) -> &CloudConfig {
         &self.cfg
     }
@@ -127,7 +134,9 @@ impl<P: CloudProvider> CloudCollector<P> {
 struct ScopeOutput {
     inventory: Inventory,
     points: Vec<Point>,
+    /// Metric calls planned, and the billed units they ask for.
     planned: usize,
+    planned_units: usize,
 }
 
 async fn run_scope<P: CloudProvider>(
@@ -138,13 +147,19 @@ async fn run_scope<P: CloudProvider>(
 ) -> ScopeOutput {
     let (key, value) = P::scope_label(&scope);
     let mut inventory = provider.inventory(&session, &scope, &ctx).await;
-    let queries = provider.plan(&scope, &inventory.resources, &ctx);
-    let planned = queries.len();
+    let (queries, plan_errors) = provider
+        .plan(&session, &scope, &inventory.resources, &ctx)
+        .await;
+    inventory.errors.extend(plan_errors);
+    let planned = queries.iter().map(P::calls_of).sum();
+    let planned_units = queries.iter().map(P::units_of).sum();
     let mut points = Vec::new();
     if !ctx.cfg.dry_run && !queries.is_empty() {
+        let resources = Arc::new(std::mem::take(&mut inventory.resources));
         let (p, errors) = provider
-            .fetch(&session, &scope, &inventory.resources, queries, &ctx)
+            .fetch(&session, &scope, &resources, queries, &ctx)
             .await;
+        inventory.resources = Arc::try_unwrap(resources).unwrap_or_else(|a| (*a).clone());
         points = p;
         inventory.errors.extend(errors);
     }
@@ -157,6 +172,7 @@ async fn run_scope<P: CloudProvider>(
         inventory,
         points,
         planned,
+        planned_units,
     }
 }
 
@@ -177,7 +193,16 @@ impl<P: CloudProvider> Collector for CloudCollector<P> {
 
     async fn verify(&mut self) -> Result<(), PluginError> {
         let session = self.provider.session(Arc::default()).await?;
-        self.provider.scopes(&session).await?;
+        let (scopes, errors) = self.provider.scopes(&session).await;
+        if let Some(e) = errors.into_iter().next() {
+            return Err(e);
+        }
+        if scopes.is_empty() {
+            return Err(PluginError::new(
+                ErrorKind::Config,
+                format!("no {} to collect", P::SCOPE_NOUN),
+            ));
+        }
         self.provider.verify(&session).await
     }
 
@@ -187,9 +212,12 @@ impl<P: CloudProvider> Collector for CloudCollector<P> {
         let now = Utc::now();
         let cfg = self.cfg.clone();
         let session = Arc::new(self.provider.session(calls.clone()).await?);
-        let scopes = self.provider.scopes(&session).await?;
+        let (scopes, scope_errors) = self.provider.scopes(&session).await;
+        let mut first_err: Option<PluginError> = scope_errors.first().cloned();
+        out.errors.extend(scope_errors);
         let ctx = Arc::new(CollectContext {
             now,
+            request: req.window,
             window: super::metric_window(
                 req.window.start.timestamp(),
                 req.window.end.timestamp(),
@@ -216,8 +244,7 @@ impl<P: CloudProvider> Collector for CloudCollector<P> {
             });
         }
         let mut any_ok = false;
-        let mut first_err: Option<PluginError> = None;
-        let mut planned = 0usize;
+        let (mut planned, mut planned_units) = (0usize, 0usize);
         while let Some(joined) = set.join_next().await {
             match joined {
                 Ok(t) => {
@@ -228,6 +255,7 @@ impl<P: CloudProvider> Collector for CloudCollector<P> {
                         }
                     }
                     planned += t.planned;
+                    planned_units += t.planned_units;
                     out.resources.extend(t.inventory.resources);
                     out.points.extend(t.points);
                     out.errors.extend(t.inventory.errors);
@@ -253,7 +281,7 @@ impl<P: CloudProvider> Collector for CloudCollector<P> {
             self.billed(&session, &scopes, now, req.window.start, out)
                 .await;
         }
-        self.self_metrics(req, out, planned);
+        self.self_metrics(req, out, &session, planned, planned_units);
         match (any_ok, first_err) {
             (false, Some(e)) => {
                 out.errors.retain(|x| x.message != e.message);
@@ -288,9 +316,13 @@ impl<P: CloudProvider> CloudCollector<P> {
                 }
             }
         };
-        let (costs, missing) =
-            self.provider
-                .estimate(&table, req.window.start, req.window.end, &out.resources);
+        let (costs, missing) = self.provider.estimate(
+            &table,
+            req.window.start,
+            req.window.end,
+            &out.resources,
+            &out.points,
+        );
         out.costs.extend(costs);
         out.errors.extend(missing);
     }
@@ -331,26 +363,35 @@ impl<P: CloudProvider> CloudCollector<P> {
 
     /// Self-accounting: calls per API in the log and as points; in a dry run,
     /// `<id>.planned_calls` carries the discovery calls made and the metric calls planned.
-    fn self_metrics(&self, req: &CollectRequest, out: &mut Output, planned: usize) {
+    fn self_metrics(
+        &self,
+        req: &CollectRequest,
+        out: &mut Output,
+        session: &P::Session,
+        planned: usize,
+        planned_units: usize,
+    ) {
         let dry = self.cfg.dry_run;
         let id = P::PROVIDER.id;
         let snapshot = self.calls.snapshot();
+        let own = self.provider.own_self_metrics(session, dry, planned_units);
         tracing::info!(
             target: "skymeter::cloud",
             provider = id,
-            "{id} API calls: {}{}",
+            "{id} API calls: {}{}{}",
             snapshot.iter().map(|(a, n)| format!("{a}={n}")).collect::<Vec<_>>().join(" "),
+            own.iter().map(|(name, _, v)| format!("; {name}={v}")).collect::<String>(),
             if dry { format!(" (dry run; {planned} {} calls planned)", P::METRIC_API) } else { String::new() }
         );
         let at = req.window.end;
         let (calls_name, planned_name) = self_metric_names::<P>();
-        let point = |name: &str, value: u64, api: &str| Point {
+        let point = |name: &str, unit: Unit, value: f64, api: Option<&str>| Point {
             metric: name.into(),
-            unit: Unit::Count,
+            unit,
             stat: Stat::Last,
             period_s: 0,
             ts: at,
-            value: value as f64,
+            value,
             resource: ResourceRef {
                 provider: id.into(),
                 account: Default::default(),
@@ -358,18 +399,27 @@ impl<P: CloudProvider> CloudCollector<P> {
                 id: format!("skymeter-{id}-collector").into(),
             }
             .into(),
-            labels: [("api", api)].into_iter().collect(),
+            labels: api
+                .map(|a| [("api", a)].into_iter().collect())
+                .unwrap_or_default(),
         };
         if req.metrics.matches(&calls_name) {
             for (api, n) in &snapshot {
-                out.points.push(point(&calls_name, *n, api));
+                out.points
+                    .push(point(&calls_name, Unit::Count, *n as f64, Some(api)));
             }
         }
         if dry && req.metrics.matches(&planned_name) {
             let mut plan: BTreeMap<&str, u64> = snapshot.iter().copied().collect();
             plan.insert(P::METRIC_API, planned as u64);
             for (api, n) in plan {
-                out.points.push(point(&planned_name, n, api));
+                out.points
+                    .push(point(&planned_name, Unit::Count, n as f64, Some(api)));
+            }
+        }
+        for (name, unit, value) in own {
+            if req.metrics.matches(name) {
+                out.points.push(point(name, unit, value, None));
             }
         }
     }

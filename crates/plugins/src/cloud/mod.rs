@@ -62,6 +62,8 @@ impl Inventory {
 pub struct CollectContext {
     /// When the collection started (inventory ages, `x_collected_at`).
     pub now: DateTime<Utc>,
+    /// The window the runner asked for (before alignment).
+    pub request: skymeter_model::Window,
     /// The metric periods asked and emitted.
     pub window: MetricWindow,
     /// The metrics the task wants.
@@ -100,6 +102,8 @@ pub trait CloudProvider: Sized + Send + Sync + 'static {
     const STATS: &'static [Stat];
     /// The metric API the plan counts (`monitoring.timeSeries.list`).
     const METRIC_API: &'static str;
+    /// What a scope is called in messages (`project`, `account`).
+    const SCOPE_NOUN: &'static str = "scope";
     /// How many days one billed read may cover (a limit of the billing API).
     const BILLED_MAX_DAYS: u32 = u32::MAX;
 
@@ -135,8 +139,9 @@ pub trait CloudProvider: Sized + Send + Sync + 'static {
     /// the warm-up before a task's first collection.
     async fn verify(&self, session: &Self::Session) -> Result<(), PluginError>;
 
-    /// The scopes to collect (configured, or discovered from the credentials).
-    async fn scopes(&self, session: &Self::Session) -> Result<Vec<Self::Scope>, PluginError>;
+    /// The scopes to collect (configured, or discovered from the credentials), and an error
+    /// for each configured scope that could not be resolved (the others are collected).
+    async fn scopes(&self, session: &Self::Session) -> (Vec<Self::Scope>, Vec<PluginError>);
 
     /// The (key, value) that names a scope in errors: ("project", "my-project").
     fn scope_label(scope: &Self::Scope) -> (&'static str, String);
@@ -149,20 +154,46 @@ pub trait CloudProvider: Sized + Send + Sync + 'static {
         ctx: &CollectContext,
     ) -> Inventory;
 
-    /// The metric calls `resources` need for the wanted metrics and stats.
-    fn plan(
-        &self,
-        scope: &Self::Scope,
-        resources: &[Resource],
-        ctx: &CollectContext,
-    ) -> Vec<Self::Query>;
-
-    /// Makes the planned calls (under `ctx.limit`) and maps the answers onto `resources`.
-    async fn fetch(
+    /// The metric calls `resources` need for the wanted metrics and stats (a dry run makes
+    /// the discovery calls a plan needs, never the metric calls).
+    async fn plan(
         &self,
         session: &Self::Session,
         scope: &Self::Scope,
         resources: &[Resource],
+        ctx: &CollectContext,
+    ) -> (Vec<Self::Query>, Vec<PluginError>);
+
+    /// The metric API calls one query makes (a batch may take several). Default 1.
+    fn calls_of(_query: &Self::Query) -> usize {
+        1
+    }
+
+    /// The billed units one query asks for (CloudWatch bills per metric requested). Default 1.
+    fn units_of(_query: &Self::Query) -> usize {
+        1
+    }
+
+    /// This cloud's self-metrics beyond `<id>.api_calls` and `<id>.planned_calls` (listed
+    /// in its [`catalog`](CloudProvider::catalog)): (name, unit, value), for the points
+    /// and the log line. `planned_units` sums [`units_of`](CloudProvider::units_of) over
+    /// the plan.
+    fn own_self_metrics(
+        &self,
+        _session: &Self::Session,
+        _dry_run: bool,
+        _planned_units: usize,
+    ) -> Vec<(&'static str, skymeter_model::Unit, f64)> {
+        Vec::new()
+    }
+
+    /// Makes the planned calls (under `ctx.limit`) and maps the answers onto `resources`
+    /// (shared, for tasks that outlive the call).
+    async fn fetch(
+        &self,
+        session: &Self::Session,
+        scope: &Self::Scope,
+        resources: &Arc<Vec<Resource>>,
         queries: Vec<Self::Query>,
         ctx: &CollectContext,
     ) -> (Vec<Point>, Vec<PluginError>);
@@ -174,14 +205,15 @@ pub trait CloudProvider: Sized + Send + Sync + 'static {
     /// What `skymeter prices <id> …` uses; None for a cloud without a price table.
     fn price_source() -> Option<Box<dyn PriceSource>>;
 
-    /// Estimated cost of `resources` over `[start, end)`; a price missing from the table is
-    /// an error naming it.
+    /// Estimated cost of `resources` over `[start, end)` (`points`: the usage collected,
+    /// for usage-priced kinds); a price missing from the table is an error naming it.
     fn estimate(
         &self,
         prices: &Self::Prices,
         start: DateTime<Utc>,
         end: DateTime<Utc>,
         resources: &[Resource],
+        points: &[Point],
     ) -> (Vec<Cost>, Vec<PluginError>);
 
     /// Billed cost of `range` from the billing source. The driver calls it at most every

@@ -91,6 +91,7 @@ impl CloudProvider for TestCloud {
         "Test Cloud: machines held in memory, their CPU, and list prices (for skymeter's tests)";
     const STATS: &'static [Stat] = &[Stat::Avg, Stat::Max];
     const METRIC_API: &'static str = GET_METRICS;
+    const SCOPE_NOUN: &'static str = "account";
 
     fn catalog() -> Vec<MetricInfo> {
         vec![MetricInfo {
@@ -122,8 +123,8 @@ impl CloudProvider for TestCloud {
         Ok(())
     }
 
-    async fn scopes(&self, _calls: &Self::Session) -> Result<Vec<String>, PluginError> {
-        Ok(self.own.accounts.clone())
+    async fn scopes(&self, _calls: &Self::Session) -> (Vec<String>, Vec<PluginError>) {
+        (self.own.accounts.clone(), Vec::new())
     }
 
     fn scope_label(account: &String) -> (&'static str, String) {
@@ -167,27 +168,30 @@ impl CloudProvider for TestCloud {
         out
     }
 
-    fn plan(
+    async fn plan(
         &self,
+        _calls: &Self::Session,
         _account: &String,
         resources: &[Resource],
         ctx: &CollectContext,
-    ) -> Vec<CpuQuery> {
+    ) -> (Vec<CpuQuery>, Vec<PluginError>) {
         if resources.is_empty() || !ctx.metrics.matches("cpu.utilization") {
-            return Vec::new();
+            return (Vec::new(), Vec::new());
         }
-        ctx.cfg
+        let queries = ctx
+            .cfg
             .stats
             .iter()
             .map(|&stat| CpuQuery { stat })
-            .collect()
+            .collect();
+        (queries, Vec::new())
     }
 
     async fn fetch(
         &self,
         calls: &Self::Session,
         _account: &String,
-        resources: &[Resource],
+        resources: &Arc<Vec<Resource>>,
         queries: Vec<CpuQuery>,
         ctx: &CollectContext,
     ) -> (Vec<Point>, Vec<PluginError>) {
@@ -196,7 +200,7 @@ impl CloudProvider for TestCloud {
         for q in queries {
             let _permit = ctx.limit.acquire().await;
             calls.count(GET_METRICS);
-            for r in resources {
+            for r in resources.iter() {
                 let index = r
                     .attributes
                     .get("index")
@@ -270,6 +274,7 @@ impl CloudProvider for TestCloud {
         start: DateTime<Utc>,
         end: DateTime<Utc>,
         resources: &[Resource],
+        _points: &[Point],
     ) -> (Vec<Cost>, Vec<PluginError>) {
         let mut est = Estimator::new(CLOUD, table, start, end);
         let hours = est.hours;

@@ -4,6 +4,7 @@
 use crate::common::api_calls::ApiCallCounts;
 use std::ops::Deref;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// USD per 1,000 metrics requested through GetMetricData (us-east-1 list price).
 pub const GET_METRIC_DATA_USD_PER_1000_METRICS: f64 = 0.01;
@@ -14,7 +15,7 @@ pub const COST_EXPLORER_USD_PER_REQUEST: f64 = 0.01;
 /// `cloudwatch:GetMetricData`, `ce:GetCostAndUsage`). Shared by every account × region task.
 #[derive(Debug, Default)]
 pub struct ApiCalls {
-    counts: ApiCallCounts,
+    counts: Arc<ApiCallCounts>,
     metrics_requested: AtomicU64,
 }
 
@@ -27,6 +28,14 @@ impl Deref for ApiCalls {
 }
 
 impl ApiCalls {
+    /// Counts calls into `counts` (the cloud driver's counter of the collection).
+    pub fn new(counts: Arc<ApiCallCounts>) -> ApiCalls {
+        ApiCalls {
+            counts,
+            metrics_requested: AtomicU64::new(0),
+        }
+    }
+
     /// Counts `n` GetMetricData metric queries (the billed unit).
     pub fn count_metrics(&self, n: u64) {
         self.metrics_requested.fetch_add(n, Ordering::Relaxed);

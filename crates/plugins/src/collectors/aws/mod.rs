@@ -9,22 +9,24 @@
 //! per-resource Describe calls by `api_concurrency`. Throttling is retried by the SDK's
 //! standard retry mode (exponential backoff with full jitter).
 
-use crate::common::cloud_config;
+use crate::cloud::{
+    self, BilledRange, CloudConfig, CloudProvider, CollectContext, Defaults, Inventory,
+};
 use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::Deserialize;
-use skymeter_model::{Point, Resource, ResourceRef, SmolStr, Stat, Unit};
+use skymeter_model::{Cost, Point, Resource, SmolStr, Stat, Unit};
+use skymeter_plugin::api_calls::ApiCallCounts;
 use skymeter_plugin::config::DurationStr;
-use skymeter_plugin::{
-    async_trait, BuildContext, CollectRequest, Collector, CollectorFactory, ConfigError, ErrorKind,
-    MetricInfo, MetricSelection, Output, PluginDescription, PluginError, PluginKind, RawConfig,
-};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use skymeter_plugin::prices::PriceSource;
+use skymeter_plugin::{async_trait, ConfigError, ErrorKind, MetricInfo, PluginError, RawConfig};
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::Semaphore;
+use tokio::sync::{OnceCell, Semaphore};
 
 pub mod billing;
 pub mod calls;
@@ -45,9 +47,13 @@ use catalog::{CwMetric, Service, CATALOG};
 use errors::api_error;
 pub use metrics::{metric_window, MetricWindow, MAX_QUERIES_PER_CALL};
 
-/// `[[task]] collect = [{ plugin = "aws", ... }]`.
+/// The aws collector: [`AwsCloud`] driven by the shared cloud collector.
+pub type Aws = cloud::CloudCollector<AwsCloud>;
+
+/// The keys only the aws collector has, beside the shared ones (`period`, `delay`, `stats`,
+/// `tags`, `max_concurrency` (GetMetricData calls in flight per account and region),
+/// `max_attempts`, `cost`, `prices_file`, `billed_days`, `billed_every`, `dry_run`).
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
 pub struct AwsConfig {
     /// Regions to collect; `["*"]` = every region enabled for the account (DescribeRegions).
     /// Default: the region of the SDK's chain (`AWS_REGION`, the profile's `region`, IMDS).
@@ -73,25 +79,6 @@ pub struct AwsConfig {
     /// billed CloudWatch metric per instance and stat.
     #[serde(default)]
     pub ec2_metrics: Option<Vec<String>>,
-    /// CloudWatch period. Default 300s (EC2 basic monitoring); a multiple of 60s.
-    #[serde(default = "default_period")]
-    pub period: DurationStr,
-    /// How far behind the collection's end the last period asked for ends. Default 300s:
-    /// CloudWatch publishes EC2 data minutes late (basic monitoring every 5 minutes), so the
-    /// newest period would often be missing or partial, and a period skipped once is never
-    /// emitted later. "0s" reads the newest period at once (emulators, detailed monitoring).
-    #[serde(default = "default_delay")]
-    pub delay: DurationStr,
-    /// Statistics: any of avg, max, min, sum, count, p95. Default ["avg", "max"]. Each one is
-    /// one billed CloudWatch metric per resource and metric.
-    #[serde(default = "default_stats")]
-    pub stats: Vec<String>,
-    /// Only resources with all these tags (`tags = { env = "prod" }`).
-    #[serde(default)]
-    pub tags: BTreeMap<String, String>,
-    /// GetMetricData calls in flight at once, per account and region. Default 8.
-    #[serde(default = "default_max_concurrency")]
-    pub max_concurrency: usize,
     /// Per-resource Describe/List calls (EKS clusters and node groups, Lambda and S3 tags,
     /// bucket locations) in flight at once, per account and region. Default 4.
     #[serde(default = "default_api_concurrency")]
@@ -102,37 +89,12 @@ pub struct AwsConfig {
     /// Seconds between two CloudWatch samples of the instances (300 with basic monitoring, 60
     /// with detailed): max/min/p95 of a counter metric (bytes, packets, ops) are divided by
     /// it to give a per-second rate. Default 300s.
-    #[serde(default = "default_period")]
+    #[serde(default = "default_sample_interval")]
     pub sample_interval: DurationStr,
-    /// Tries per AWS call (the first included), with the SDK's jittered exponential backoff
-    /// on throttling and 5xx. Default 5.
-    #[serde(default = "default_attempts")]
-    pub max_attempts: u32,
-    /// Cost sources: "estimated" (price tables × usage, every collection) and/or "billed"
-    /// (Cost Explorer, at most every `billed_every`). Default ["estimated"].
-    #[serde(default = "default_cost")]
-    pub cost: Vec<String>,
     /// Billed: also read costs per resource (GetCostAndUsageWithResources; the last 14 days
     /// only, and it must be enabled in the Cost Explorer settings). Default false.
     #[serde(default)]
     pub resource_costs: bool,
-    /// Billed: the days read each time, today included (Cost Explorer revises recent days;
-    /// the server replaces the lines it already has). Default 3.
-    #[serde(default = "default_billed_days")]
-    pub billed_days: u32,
-    /// Billed: the least time between two Cost Explorer reads (each request costs USD 0.01).
-    /// Default 6h.
-    #[serde(default = "default_billed_every")]
-    pub billed_every: DurationStr,
-    /// Estimated: a price table file (`skymeter prices aws update` writes one). Default:
-    /// `<data_dir>/prices/aws.json` when it exists, else the table shipped in the binary.
-    #[serde(default)]
-    pub prices_file: Option<String>,
-    /// Discover, then report the plan (API calls per API, CloudWatch metrics requested,
-    /// their estimated cost) as self-metrics, without calling GetMetricData or Cost
-    /// Explorer. `skymeter collect aws --dry-run` sets it.
-    #[serde(default)]
-    pub dry_run: bool,
 }
 
 /// `accounts = [{ id = "...", assume_role = { role_arn = "..." } }]`.
@@ -164,187 +126,164 @@ pub struct AssumeRoleConfig {
     pub session_name: Option<String>,
 }
 
-fn default_period() -> DurationStr {
-    DurationStr(Duration::from_secs(300))
-}
-fn default_delay() -> DurationStr {
-    DurationStr(Duration::from_secs(300))
-}
-fn default_stats() -> Vec<String> {
-    vec!["avg".into(), "max".into()]
-}
-fn default_max_concurrency() -> usize {
-    8
-}
 fn default_api_concurrency() -> usize {
     4
 }
 fn default_max_targets() -> usize {
     8
 }
-fn default_attempts() -> u32 {
-    5
-}
-fn default_cost() -> Vec<String> {
-    vec!["estimated".into()]
-}
-fn default_billed_days() -> u32 {
-    3
-}
-fn default_billed_every() -> DurationStr {
-    DurationStr(Duration::from_secs(6 * 3600))
+fn default_sample_interval() -> DurationStr {
+    DurationStr(Duration::from_secs(300))
 }
 
-pub fn factory() -> CollectorFactory {
-    CollectorFactory {
-        description: PluginDescription {
-            name: "aws",
-            kind: PluginKind::Collector,
-            summary: "AWS inventory (EC2, EBS, RDS, Lambda, S3, EKS), CloudWatch metrics (GetMetricData, 500 queries per call) and cost (estimated, Cost Explorer)",
-            config_schema: PluginDescription::schema_of::<AwsConfig>,
-            metrics,
-        },
-        build,
-    }
-}
-
-/// The self-metrics every collection emits (labels in brackets).
 /// The most days one billed read reaches back when it fills a window missed during downtime
 /// (Cost Explorer keeps 14 months at daily granularity; a year bounds the read).
 const BILLED_DAYS_MAX: u32 = 365;
 
-pub const SELF_METRICS: [(&str, Unit, &str); 4] = [
-    (
-        "aws.api_calls",
-        Unit::Count,
-        "AWS API calls made by this collection [api].",
-    ),
-    (
-        "aws.planned_calls",
-        Unit::Count,
-        "AWS API calls a dry run made (discovery) or plans (GetMetricData) [api].",
-    ),
-    (
-        "aws.cloudwatch_metrics_requested",
-        Unit::Count,
-        "CloudWatch metrics requested through GetMetricData, the unit CloudWatch bills.",
-    ),
-    (
-        "aws.collection_cost",
-        Unit::Usd,
-        "What the collection's own API calls cost at list price (GetMetricData per metric, Cost Explorer per request).",
-    ),
-];
+/// The self-metrics of the aws collector beyond `aws.api_calls` and `aws.planned_calls`.
+pub const METRICS_REQUESTED: &str = "aws.cloudwatch_metrics_requested";
+pub const COLLECTION_COST: &str = "aws.collection_cost";
 
-fn metrics() -> Vec<MetricInfo> {
-    let mut out: Vec<MetricInfo> = Vec::new();
-    for m in &CATALOG {
-        if out.iter().any(|o| o.name == m.name) {
-            continue;
-        }
-        let same: Vec<&CwMetric> = CATALOG.iter().filter(|o| o.name == m.name).collect();
-        let sources: Vec<String> = same
-            .iter()
-            .map(|o| format!("{} {}", o.namespace, o.cloudwatch))
-            .collect();
-        let stats = match m.shape {
-            catalog::Shape::Total => vec![Stat::Sum],
-            catalog::Shape::Daily => vec![Stat::Avg],
-            _ => vec![
-                Stat::Avg,
-                Stat::Max,
-                Stat::Min,
-                Stat::Sum,
-                Stat::Count,
-                Stat::P95,
-            ],
-        };
-        let mut labels = Vec::new();
-        if same.iter().any(|o| o.source.is_some()) {
-            labels.push("source");
-        }
-        if same.iter().any(|o| !o.fixed.is_empty()) {
-            labels.push("storage_type");
-        }
-        out.push(MetricInfo {
-            name: m.name.into(),
-            unit: m.unit,
-            stats,
-            labels,
-            source: format!("CloudWatch {}", sources.join(", ")),
-            description: skymeter_model::catalog::lookup(m.name)
-                .map(|c| c.description.to_string())
-                .unwrap_or_default(),
-        });
-    }
-    for (name, unit, description) in SELF_METRICS {
-        out.push(MetricInfo {
-            name: name.into(),
-            unit,
-            stats: vec![Stat::Last],
-            labels: if name.ends_with("calls") {
-                vec!["api"]
-            } else {
-                vec![]
-            },
-            source: "skymeter aws collector".into(),
-            description: description.into(),
-        });
-    }
-    out
+/// One account to collect: its id and the SDK config (credentials) that reaches it.
+#[derive(Clone)]
+pub struct Account {
+    id: String,
+    sdk: SdkConfig,
+    /// Regions to collect in it.
+    regions: Vec<String>,
 }
 
-fn build(raw: &RawConfig<'_>, ctx: &BuildContext) -> Result<Box<dyn Collector>, ConfigError> {
-    let mut aws = Aws::from_raw(raw)?;
-    aws.data_dir = ctx.data_dir.clone();
-    Ok(Box::new(aws))
+/// A scope of the aws collector: one region of one account.
+#[derive(Clone)]
+pub struct Target {
+    account: Arc<Account>,
+    region: String,
 }
 
-/// The checked config, shared with the account × region tasks.
-struct Shared {
-    cfg: AwsConfig,
-    stats: Vec<Stat>,
+/// What one collection shares across its targets.
+pub struct Session {
+    calls: Arc<ApiCalls>,
+    /// S3 buckets of each account, listed once per collection (ListBuckets is global) by
+    /// the first of its targets; None when the listing failed.
+    buckets: Mutex<HashMap<String, Arc<OnceCell<Option<Arc<Vec<Resource>>>>>>>,
+}
+
+/// Amazon Web Services for the cloud driver.
+pub struct AwsCloud {
+    own: AwsConfig,
+    max_attempts: u32,
     services: BTreeSet<Service>,
     /// EC2 CloudWatch names asked for.
     ec2_metrics: BTreeSet<&'static str>,
+    /// The SDK config of the default chain (or `profile`), loaded once.
+    sdk: OnceCell<SdkConfig>,
+    /// Accounts resolved by the first collection that resolved all of them.
+    accounts: Mutex<Option<Vec<Arc<Account>>>>,
     /// Newest daily (S3) value emitted per (account, bucket, metric), so that a daily value
     /// is emitted once although every collection reads the last three days.
     daily_emitted: Mutex<HashMap<(String, SmolStr, &'static str), i64>>,
 }
 
-impl Aws {
-    /// Decodes and checks the config.
-    pub fn from_raw(raw: &RawConfig<'_>) -> Result<Aws, ConfigError> {
-        let cfg: AwsConfig = raw.decode()?;
-        let period = cfg.period.0.as_secs();
-        if period == 0 || !period.is_multiple_of(60) || cfg.period.0.subsec_nanos() != 0 {
-            return Err(raw.error(
-            "period",
-            "must be a whole number of minutes (CloudWatch periods are multiples of 60s), e.g. \"300s\"",
-        ));
+#[async_trait]
+impl CloudProvider for AwsCloud {
+    type Config = AwsConfig;
+    type Scope = Target;
+    type Session = Session;
+    type Query = metrics::Plan;
+    type Prices = pricing::PriceTable;
+
+    const PROVIDER: &'static skymeter_model::provider::Provider = &skymeter_model::provider::AWS;
+    const SUMMARY: &'static str = "AWS inventory (EC2, EBS, RDS, Lambda, S3, EKS), CloudWatch metrics (GetMetricData, 500 queries per call) and cost (estimated, Cost Explorer)";
+    const STATS: &'static [Stat] = &[
+        Stat::Avg,
+        Stat::Max,
+        Stat::Min,
+        Stat::Sum,
+        Stat::Count,
+        Stat::P95,
+    ];
+    const METRIC_API: &'static str = "cloudwatch:GetMetricData";
+    const SCOPE_NOUN: &'static str = "account";
+    const BILLED_MAX_DAYS: u32 = BILLED_DAYS_MAX;
+
+    fn defaults() -> Defaults {
+        Defaults::default()
+    }
+
+    fn catalog() -> Vec<MetricInfo> {
+        let mut out: Vec<MetricInfo> = Vec::new();
+        for m in &CATALOG {
+            if out.iter().any(|o| o.name == m.name) {
+                continue;
+            }
+            let same: Vec<&CwMetric> = CATALOG.iter().filter(|o| o.name == m.name).collect();
+            let sources: Vec<String> = same
+                .iter()
+                .map(|o| format!("{} {}", o.namespace, o.cloudwatch))
+                .collect();
+            let stats = match m.shape {
+                catalog::Shape::Total => vec![Stat::Sum],
+                catalog::Shape::Daily => vec![Stat::Avg],
+                _ => vec![
+                    Stat::Avg,
+                    Stat::Max,
+                    Stat::Min,
+                    Stat::Sum,
+                    Stat::Count,
+                    Stat::P95,
+                ],
+            };
+            let mut labels = Vec::new();
+            if same.iter().any(|o| o.source.is_some()) {
+                labels.push("source");
+            }
+            if same.iter().any(|o| !o.fixed.is_empty()) {
+                labels.push("storage_type");
+            }
+            out.push(MetricInfo {
+                name: m.name.into(),
+                unit: m.unit,
+                stats,
+                labels,
+                source: format!("CloudWatch {}", sources.join(", ")),
+                description: skymeter_model::catalog::lookup(m.name)
+                    .map(|c| c.description.to_string())
+                    .unwrap_or_default(),
+            });
         }
+        for (name, unit, description) in [
+            (
+                METRICS_REQUESTED,
+                Unit::Count,
+                "CloudWatch metrics requested through GetMetricData, the unit CloudWatch bills.",
+            ),
+            (
+                COLLECTION_COST,
+                Unit::Usd,
+                "What the collection's own API calls cost at list price (GetMetricData per metric, Cost Explorer per request).",
+            ),
+        ] {
+            out.push(MetricInfo {
+                name: name.into(),
+                unit,
+                stats: vec![Stat::Last],
+                labels: vec![],
+                source: "skymeter aws collector".into(),
+                description: description.into(),
+            });
+        }
+        out
+    }
+
+    fn new(cfg: AwsConfig, shared: &CloudConfig, raw: &RawConfig<'_>) -> Result<Self, ConfigError> {
         if cfg.sample_interval.0.as_secs() == 0 {
             return Err(raw.error("sample_interval", "must be at least 1s, e.g. \"60s\""));
         }
-        let stats = cloud_config::parse_stats(
-            raw,
-            &cfg.stats,
-            &[
-                Stat::Avg,
-                Stat::Max,
-                Stat::Min,
-                Stat::Sum,
-                Stat::Count,
-                Stat::P95,
-            ],
-        )?;
-        cloud_config::at_least_one(
+        crate::common::cloud_config::at_least_one(
             raw,
             &[
-                ("max_concurrency", cfg.max_concurrency),
                 ("api_concurrency", cfg.api_concurrency),
                 ("max_targets", cfg.max_targets),
-                ("max_attempts", cfg.max_attempts as usize),
             ],
         )?;
         if let Some(u) = &cfg.endpoint_url {
@@ -420,18 +359,7 @@ impl Aws {
                 set
             }
         };
-        for c in &cfg.cost {
-            if c != "estimated" && c != "billed" {
-                return Err(raw.error(
-                    "cost",
-                    format!("unknown cost source \"{c}\"; allowed: estimated, billed"),
-                ));
-            }
-        }
-        if cfg.billed_days == 0 {
-            return Err(raw.error("billed_days", "must be at least 1"));
-        }
-        if cfg.resource_costs && cfg.billed_days > billing::RESOURCE_DAYS as u32 {
+        if cfg.resource_costs && shared.billed_days > billing::RESOURCE_DAYS as u32 {
             return Err(raw.error(
                 "billed_days",
                 format!(
@@ -458,98 +386,349 @@ impl Aws {
                 }
             }
         }
-        Ok(Aws {
-            shared: Arc::new(Shared {
-                cfg,
-                stats,
-                services,
-                ec2_metrics,
-                daily_emitted: Mutex::new(HashMap::new()),
-            }),
-            sdk: None,
-            accounts: None,
-            calls: Arc::new(ApiCalls::default()),
-            data_dir: std::env::temp_dir(),
-            last_billed: None,
-            prices: None,
+        Ok(AwsCloud {
+            own: cfg,
+            max_attempts: shared.max_attempts,
+            services,
+            ec2_metrics,
+            sdk: OnceCell::new(),
+            accounts: Mutex::new(None),
+            daily_emitted: Mutex::new(HashMap::new()),
         })
+    }
+
+    fn scope_concurrency(&self) -> usize {
+        self.own.max_targets
+    }
+
+    async fn session(&self, calls: Arc<ApiCallCounts>) -> Result<Session, PluginError> {
+        Ok(Session {
+            calls: Arc::new(ApiCalls::new(calls)),
+            buckets: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The accounts were resolved (credentials, roles, STS) by `scopes`.
+    async fn verify(&self, _session: &Session) -> Result<(), PluginError> {
+        Ok(())
+    }
+
+    /// Every region of every account: credentials (profile, assumed role), id (config or
+    /// STS GetCallerIdentity) and regions (config, `*` = DescribeRegions, or the chain's).
+    async fn scopes(&self, session: &Session) -> (Vec<Target>, Vec<PluginError>) {
+        let (accounts, errors) = self.resolve_accounts(&session.calls).await;
+        let targets = accounts
+            .iter()
+            .flat_map(|a| {
+                a.regions.iter().map(|r| Target {
+                    account: a.clone(),
+                    region: r.clone(),
+                })
+            })
+            .collect();
+        (targets, errors)
+    }
+
+    fn scope_label(t: &Target) -> (&'static str, String) {
+        ("account", t.account.id.clone())
+    }
+
+    async fn inventory(&self, session: &Session, t: &Target, ctx: &CollectContext) -> Inventory {
+        let sdk = t.sdk();
+        let limit = Semaphore::new(self.own.api_concurrency);
+        let scope = inventory::Scope {
+            account: &t.account.id,
+            region: &t.region,
+            sdk: &sdk,
+            calls: &session.calls,
+            tags: &ctx.cfg.tags,
+            limit: &limit,
+            now: ctx.now,
+        };
+        let mut out = Inventory::default();
+        let on = |s: Service| self.services.contains(&s);
+        // Buckets first: ListBuckets is the account's first call, made once. Its failure is
+        // reported after the instances' (the target's first error is the collection's when
+        // nothing could be listed: the instances are what a user looks for first).
+        let mut bucket_error = None;
+        if on(Service::S3) {
+            let (buckets, error) = self.account_buckets(session, &t.account, ctx).await;
+            bucket_error = error;
+            if let Some(all) = buckets {
+                // Buckets in regions not collected are out of scope.
+                out.add(Ok(all
+                    .iter()
+                    .filter(|b| b.region == t.region)
+                    .cloned()
+                    .collect()));
+            }
+        }
+        if on(Service::Ec2) {
+            match inventory::ec2_instances(&scope).await {
+                Ok(mut v) => {
+                    if let Err(e) = inventory::instance_types(&scope, &mut v).await {
+                        out.errors.push(e);
+                    }
+                    out.add(Ok(v));
+                }
+                Err(e) => out.add(Err(e)),
+            }
+        }
+        out.errors.extend(bucket_error);
+        if on(Service::Ebs) {
+            out.add(inventory::ebs_volumes(&scope).await);
+        }
+        if on(Service::Rds) {
+            out.add(inventory::rds_instances(&scope).await);
+        }
+        if on(Service::Lambda) {
+            out.add(inventory::lambda_functions(&scope).await);
+        }
+        if on(Service::Eks) {
+            out.add(inventory::eks_clusters(&scope).await);
+        }
+        out
+    }
+
+    /// Finds the CloudWatch agent's memory metrics (ListMetrics) when memory is wanted,
+    /// then plans every query: one [`metrics::Plan`] per target.
+    async fn plan(
+        &self,
+        session: &Session,
+        t: &Target,
+        resources: &[Resource],
+        ctx: &CollectContext,
+    ) -> (Vec<metrics::Plan>, Vec<PluginError>) {
+        let wanted: Vec<&'static CwMetric> = CATALOG
+            .iter()
+            .filter(|m| self.services.contains(&m.service))
+            .filter(|m| m.service != Service::Ec2 || self.ec2_metrics.contains(m.cloudwatch))
+            .filter(|m| ctx.metrics.matches(m.name))
+            .collect();
+        let mut errors = Vec::new();
+        let mut cwagent = HashMap::new();
+        let wants_memory = wanted
+            .iter()
+            .any(|m| m.namespace == catalog::CWAGENT_MEMORY.namespace);
+        if wants_memory && resources.iter().any(|r| r.kind == "compute.instance") {
+            let cw = aws_sdk_cloudwatch::Client::new(&t.sdk());
+            match metrics::cwagent_dimensions(&cw, &t.region, &session.calls).await {
+                Ok(m) => cwagent = m,
+                Err(e) => errors.push(e),
+            }
+        }
+        let plan = metrics::plan(
+            resources,
+            &metrics::Wanted {
+                metrics: wanted,
+                stats: &ctx.cfg.stats,
+                cwagent: &cwagent,
+            },
+        );
+        let plans = if plan.metrics() == 0 {
+            Vec::new()
+        } else {
+            vec![plan]
+        };
+        (plans, errors)
+    }
+
+    fn calls_of(plan: &metrics::Plan) -> usize {
+        plan.calls()
+    }
+
+    fn units_of(plan: &metrics::Plan) -> usize {
+        plan.metrics()
+    }
+
+    async fn fetch(
+        &self,
+        session: &Session,
+        t: &Target,
+        resources: &Arc<Vec<Resource>>,
+        plans: Vec<metrics::Plan>,
+        ctx: &CollectContext,
+    ) -> (Vec<Point>, Vec<PluginError>) {
+        let cw = aws_sdk_cloudwatch::Client::new(&t.sdk());
+        let scaling = metrics::Scaling {
+            period: ctx.cfg.period_s(),
+            sample_interval: self.own.sample_interval.0.as_secs_f64(),
+        };
+        let gmd_limit = Arc::new(Semaphore::new(ctx.cfg.max_concurrency));
+        let (mut points, mut errors) = (Vec::new(), Vec::new());
+        for plan in plans {
+            if !plan.regular.is_empty() {
+                let (p, e) = metrics::fetch(
+                    &cw,
+                    &t.region,
+                    resources.clone(),
+                    Arc::new(plan.regular),
+                    ctx.window,
+                    scaling.period,
+                    scaling,
+                    gmd_limit.clone(),
+                    session.calls.clone(),
+                )
+                .await;
+                points.extend(p);
+                errors.extend(e);
+            }
+            if !plan.daily.is_empty() {
+                let (p, e) = metrics::fetch(
+                    &cw,
+                    &t.region,
+                    resources.clone(),
+                    Arc::new(plan.daily),
+                    metrics::daily_window(ctx.request.end.timestamp()),
+                    metrics::DAY,
+                    scaling,
+                    gmd_limit.clone(),
+                    session.calls.clone(),
+                )
+                .await;
+                points.extend(self.newest_daily(&t.account.id, p));
+                errors.extend(e);
+            }
+        }
+        (points, errors)
+    }
+
+    fn load_prices(
+        explicit: Option<&Path>,
+        data_dir: &Path,
+    ) -> Result<pricing::PriceTable, PluginError> {
+        pricing::PriceTable::load(explicit, data_dir)
+    }
+
+    fn price_source() -> Option<Box<dyn PriceSource>> {
+        Some(Box::new(pricing::AwsPriceSource))
+    }
+
+    fn estimate(
+        &self,
+        table: &pricing::PriceTable,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        resources: &[Resource],
+        points: &[Point],
+    ) -> (Vec<Cost>, Vec<PluginError>) {
+        let e = pricing::estimate(table, start, end, resources, points);
+        (e.costs, e.missing)
+    }
+
+    /// Cost Explorer for every account (each request costs USD 0.01).
+    async fn billed(
+        &self,
+        session: &Session,
+        targets: &[Target],
+        range: BilledRange,
+        _resources: &[Resource],
+    ) -> (Vec<Cost>, Vec<PluginError>) {
+        let mut accounts: Vec<&Arc<Account>> = Vec::new();
+        for t in targets {
+            if !accounts.iter().any(|a| a.id == t.account.id) {
+                accounts.push(&t.account);
+            }
+        }
+        let (start, end) = billing::billed_days(range.now, range.days);
+        let q = billing::BilledQuery {
+            start,
+            end,
+            resource_costs: self.own.resource_costs,
+        };
+        let (mut costs, mut errors) = (Vec::new(), Vec::new());
+        for a in accounts {
+            let (c, e) = billing::billed_costs(&a.sdk, &q, &session.calls).await;
+            costs.extend(c);
+            errors.extend(e.into_iter().map(|e| e.with("account", a.id.as_str())));
+        }
+        (costs, errors)
+    }
+
+    /// CloudWatch metrics requested (planned in a dry run) and what the collection's calls
+    /// cost at list price.
+    fn own_self_metrics(
+        &self,
+        session: &Session,
+        dry_run: bool,
+        planned_units: usize,
+    ) -> Vec<(&'static str, Unit, f64)> {
+        let calls = &session.calls;
+        let (requested, cost) = if dry_run {
+            (
+                planned_units as f64,
+                planned_units as f64 / 1000.0 * calls::GET_METRIC_DATA_USD_PER_1000_METRICS,
+            )
+        } else {
+            (calls.metrics_requested() as f64, calls.estimated_cost_usd())
+        };
+        vec![
+            (METRICS_REQUESTED, Unit::Count, requested),
+            (COLLECTION_COST, Unit::Usd, cost),
+        ]
     }
 }
 
-/// One account to collect: its id and the SDK config (credentials) that reaches it.
-#[derive(Clone)]
-struct Account {
-    id: String,
-    sdk: SdkConfig,
-    /// Regions to collect in it.
-    regions: Vec<String>,
+impl Target {
+    /// The account's SDK config in this target's region.
+    fn sdk(&self) -> SdkConfig {
+        self.account
+            .sdk
+            .to_builder()
+            .region(Region::new(self.region.clone()))
+            .build()
+    }
 }
 
-pub struct Aws {
-    shared: Arc<Shared>,
-    sdk: Option<SdkConfig>,
-    /// Accounts resolved by the first collection that could (credentials, id, regions).
-    accounts: Option<Vec<Account>>,
-    /// Calls per API of the last collection (all accounts and regions).
-    pub calls: Arc<ApiCalls>,
-    data_dir: std::path::PathBuf,
-    /// When Cost Explorer was last read.
-    last_billed: Option<DateTime<Utc>>,
-    /// The price table of estimated costs, loaded by the first collection that needs it.
-    prices: Option<Arc<pricing::PriceTable>>,
-}
-
-impl Aws {
-    fn cfg(&self) -> &AwsConfig {
-        &self.shared.cfg
+impl AwsCloud {
+    /// Uses `sdk` instead of the default chain's config (an emulator's endpoint and keys).
+    pub fn set_sdk(&mut self, sdk: SdkConfig) {
+        self.sdk = OnceCell::new_with(Some(sdk));
     }
 
     fn loader(&self, profile: Option<&str>) -> aws_config::ConfigLoader {
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .retry_config(RetryConfig::standard().with_max_attempts(self.cfg().max_attempts));
+            .retry_config(RetryConfig::standard().with_max_attempts(self.max_attempts));
         if let Some(p) = profile {
             loader = loader.profile_name(p);
         }
-        if let Some(u) = &self.cfg().endpoint_url {
+        if let Some(u) = &self.own.endpoint_url {
             loader = loader.endpoint_url(u);
         }
         loader
     }
 
-    /// The SDK config of the default chain (or `profile`).
-    async fn sdk_config(&mut self) -> SdkConfig {
-        if let Some(c) = &self.sdk {
-            return c.clone();
-        }
-        let c = self.loader(self.cfg().profile.as_deref()).load().await;
-        self.sdk = Some(c.clone());
-        c
-    }
-
-    /// Resolves the accounts: credentials (profile, assumed role), id (config or STS
-    /// GetCallerIdentity) and regions (config, `*` = DescribeRegions, or the chain's).
-    async fn resolve_accounts(&mut self, calls: &ApiCalls) -> (Vec<Account>, Vec<PluginError>) {
-        if let Some(a) = &self.accounts {
+    /// Resolves every account; the list is kept once all of them resolved.
+    async fn resolve_accounts(&self, calls: &ApiCalls) -> (Vec<Arc<Account>>, Vec<PluginError>) {
+        if let Some(a) = self
+            .accounts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
             return (a.clone(), Vec::new());
         }
-        let base = self.sdk_config().await;
-        let wanted: Vec<AccountConfig> = if self.cfg().accounts.is_empty() {
+        let base = self
+            .sdk
+            .get_or_init(|| self.loader(self.own.profile.as_deref()).load())
+            .await;
+        let wanted: Vec<AccountConfig> = if self.own.accounts.is_empty() {
             vec![AccountConfig {
                 id: None,
                 profile: None,
                 assume_role: None,
             }]
         } else {
-            self.cfg().accounts.clone()
+            self.own.accounts.clone()
         };
         let mut accounts = Vec::new();
         let mut errors = Vec::new();
         for (i, a) in wanted.iter().enumerate() {
-            match self.resolve_account(&base, a, calls).await {
-                Ok(acc) => accounts.push(acc),
+            match self.resolve_account(base, a, calls).await {
+                Ok(acc) => accounts.push(Arc::new(acc)),
                 Err(e) => {
                     let mut e = e;
-                    if !self.cfg().accounts.is_empty() {
+                    if !self.own.accounts.is_empty() {
                         e = e.with("accounts", i.to_string());
                     }
                     errors.push(e)
@@ -557,7 +736,7 @@ impl Aws {
             }
         }
         if errors.is_empty() {
-            self.accounts = Some(accounts.clone());
+            *self.accounts.lock().unwrap_or_else(|p| p.into_inner()) = Some(accounts.clone());
         }
         (accounts, errors)
     }
@@ -612,7 +791,7 @@ impl Aws {
                 who.account().unwrap_or_default().to_string()
             }
         };
-        let regions = if self.cfg().regions.first().map(String::as_str) == Some("*") {
+        let regions = if self.own.regions.first().map(String::as_str) == Some("*") {
             let ec2 = aws_sdk_ec2::Client::from_conf(
                 aws_sdk_ec2::config::Builder::from(&sdk)
                     .region(Region::new(home.clone()))
@@ -635,8 +814,8 @@ impl Aws {
                 .collect();
             r.sort();
             r
-        } else if !self.cfg().regions.is_empty() {
-            self.cfg().regions.clone()
+        } else if !self.own.regions.is_empty() {
+            self.own.regions.clone()
         } else {
             match sdk.region() {
                 Some(r) => vec![r.to_string()],
@@ -650,163 +829,56 @@ impl Aws {
         };
         Ok(Account { id, sdk, regions })
     }
-}
 
-/// What one account × region pair collected.
-#[derive(Default)]
-struct TargetOutput {
-    resources: Vec<Resource>,
-    points: Vec<Point>,
-    errors: Vec<PluginError>,
-    /// Inventory calls that succeeded (false = nothing could be listed).
-    listed: bool,
-    planned_calls: usize,
-    planned_metrics: usize,
-}
-
-/// Everything a target task needs besides its account and region.
-#[derive(Clone)]
-struct TargetJob {
-    shared: Arc<Shared>,
-    calls: Arc<ApiCalls>,
-    metrics: Arc<Vec<&'static CwMetric>>,
-    window: MetricWindow,
-    daily: MetricWindow,
-    now: DateTime<Utc>,
-}
-
-impl TargetJob {
-    async fn run(self, account: Account, region: String, buckets: Vec<Resource>) -> TargetOutput {
-        let sh = &self.shared;
-        let cfg = &sh.cfg;
-        let sdk = account
-            .sdk
-            .to_builder()
-            .region(Region::new(region.clone()))
-            .build();
-        let limit = Semaphore::new(cfg.api_concurrency);
-        let scope = inventory::Scope {
-            account: &account.id,
-            region: &region,
-            sdk: &sdk,
-            calls: &self.calls,
-            tags: &cfg.tags,
-            limit: &limit,
-            now: self.now,
-        };
-        let mut out = TargetOutput::default();
-        let mut ok = 0usize;
-        let mut tried = 0usize;
-        let mut take = |r: Result<Vec<Resource>, PluginError>, out: &mut TargetOutput| {
-            tried += 1;
-            match r {
-                Ok(v) => {
-                    ok += 1;
-                    out.resources.extend(v)
-                }
-                Err(e) => out.errors.push(e.with("account", account.id.as_str())),
-            }
-        };
-        if sh.services.contains(&Service::Ec2) {
-            let r = match inventory::ec2_instances(&scope).await {
-                Ok(mut v) => {
-                    if let Err(e) = inventory::instance_types(&scope, &mut v).await {
-                        out.errors.push(e.with("account", account.id.as_str()));
+    /// The S3 buckets of `account` (ListBuckets is global), listed by the first target of
+    /// the account in this collection; that target also reports a failure.
+    async fn account_buckets(
+        &self,
+        session: &Session,
+        account: &Account,
+        ctx: &CollectContext,
+    ) -> (Option<Arc<Vec<Resource>>>, Option<PluginError>) {
+        let cell = session
+            .buckets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(account.id.clone())
+            .or_default()
+            .clone();
+        let mut error = None;
+        let buckets = cell
+            .get_or_init(|| async {
+                let home = account
+                    .sdk
+                    .region()
+                    .map(|r| r.to_string())
+                    .or_else(|| account.regions.first().cloned())
+                    .unwrap_or_else(|| "us-east-1".into());
+                let sdk = account
+                    .sdk
+                    .to_builder()
+                    .region(Region::new(home.clone()))
+                    .build();
+                let limit = Semaphore::new(self.own.api_concurrency);
+                let scope = inventory::Scope {
+                    account: &account.id,
+                    region: &home,
+                    sdk: &sdk,
+                    calls: &session.calls,
+                    tags: &ctx.cfg.tags,
+                    limit: &limit,
+                    now: ctx.now,
+                };
+                match inventory::s3_buckets(&scope).await {
+                    Ok(b) => Some(Arc::new(b)),
+                    Err(e) => {
+                        error = Some(e);
+                        None
                     }
-                    Ok(v)
                 }
-                Err(e) => Err(e),
-            };
-            take(r, &mut out);
-        }
-        if sh.services.contains(&Service::Ebs) {
-            take(inventory::ebs_volumes(&scope).await, &mut out);
-        }
-        if sh.services.contains(&Service::Rds) {
-            take(inventory::rds_instances(&scope).await, &mut out);
-        }
-        if sh.services.contains(&Service::Lambda) {
-            take(inventory::lambda_functions(&scope).await, &mut out);
-        }
-        if sh.services.contains(&Service::Eks) {
-            take(inventory::eks_clusters(&scope).await, &mut out);
-        }
-        out.listed = ok > 0 || (tried == 0 && !buckets.is_empty());
-        out.resources.extend(buckets);
-
-        let cw = aws_sdk_cloudwatch::Client::new(&sdk);
-        let mut cwagent = HashMap::new();
-        let wants_memory = self
-            .metrics
-            .iter()
-            .any(|m| m.namespace == catalog::CWAGENT_MEMORY.namespace);
-        if wants_memory && out.resources.iter().any(|r| r.kind == "compute.instance") {
-            match metrics::cwagent_dimensions(&cw, &region, &self.calls).await {
-                Ok(m) => cwagent = m,
-                Err(e) => out.errors.push(e.with("account", account.id.as_str())),
-            }
-        }
-        let plan = metrics::plan(
-            &out.resources,
-            &metrics::Wanted {
-                metrics: self.metrics.to_vec(),
-                stats: &sh.stats,
-                cwagent: &cwagent,
-            },
-        );
-        out.planned_calls = plan.calls();
-        out.planned_metrics = plan.metrics();
-        if cfg.dry_run || plan.metrics() == 0 {
-            return out;
-        }
-        let scaling = metrics::Scaling {
-            period: cfg.period.0.as_secs() as i64,
-            sample_interval: cfg.sample_interval.0.as_secs_f64(),
-        };
-        let resources = Arc::new(std::mem::take(&mut out.resources));
-        let gmd_limit = Arc::new(Semaphore::new(cfg.max_concurrency));
-        if !plan.regular.is_empty() {
-            let (points, errors) = metrics::fetch(
-                &cw,
-                &region,
-                resources.clone(),
-                Arc::new(plan.regular),
-                self.window,
-                scaling.period,
-                scaling,
-                gmd_limit.clone(),
-                self.calls.clone(),
-            )
+            })
             .await;
-            out.points = points;
-            out.errors.extend(
-                errors
-                    .into_iter()
-                    .map(|e| e.with("account", account.id.as_str())),
-            );
-        }
-        if !plan.daily.is_empty() {
-            let (points, errors) = metrics::fetch(
-                &cw,
-                &region,
-                resources.clone(),
-                Arc::new(plan.daily),
-                self.daily,
-                metrics::DAY,
-                scaling,
-                gmd_limit,
-                self.calls.clone(),
-            )
-            .await;
-            out.points.extend(self.newest_daily(&account.id, points));
-            out.errors.extend(
-                errors
-                    .into_iter()
-                    .map(|e| e.with("account", account.id.as_str())),
-            );
-        }
-        out.resources = Arc::try_unwrap(resources).unwrap_or_else(|a| (*a).clone());
-        out
+        (buckets.clone(), error)
     }
 
     /// Of daily points, the newest per series that is newer than the last one emitted.
@@ -825,11 +897,7 @@ impl TargetJob {
                 }
             }
         }
-        let mut emitted = self
-            .shared
-            .daily_emitted
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut emitted = self.daily_emitted.lock().unwrap_or_else(|p| p.into_inner());
         let mut out = Vec::new();
         for ((bucket, name), p) in newest {
             let key = (account.to_string(), bucket, name);
@@ -841,352 +909,5 @@ impl TargetJob {
             out.push(p);
         }
         out
-    }
-}
-
-/// A self-metric point of the collector.
-fn self_point(name: &str, unit: Unit, value: f64, at: DateTime<Utc>, api: Option<&str>) -> Point {
-    Point {
-        metric: name.into(),
-        unit,
-        stat: Stat::Last,
-        period_s: 0,
-        ts: at,
-        value,
-        resource: ResourceRef {
-            provider: "aws".into(),
-            account: Default::default(),
-            region: Default::default(),
-            id: "skymeter-aws-collector".into(),
-        }
-        .into(),
-        labels: api
-            .map(|a| [("api", a)].into_iter().collect())
-            .unwrap_or_default(),
-    }
-}
-
-impl Aws {
-    /// S3 buckets of every account, once per account (ListBuckets is global), keyed by
-    /// (account, region).
-    async fn buckets(
-        &self,
-        accounts: &[Account],
-        calls: &ApiCalls,
-        errors: &mut Vec<PluginError>,
-    ) -> (HashMap<(String, String), Vec<Resource>>, BTreeSet<String>) {
-        let mut by_target: HashMap<(String, String), Vec<Resource>> = HashMap::new();
-        let mut listed = BTreeSet::new();
-        if !self.shared.services.contains(&Service::S3) {
-            return (by_target, listed);
-        }
-        for a in accounts {
-            let home = a
-                .sdk
-                .region()
-                .map(|r| r.to_string())
-                .or_else(|| a.regions.first().cloned())
-                .unwrap_or_else(|| "us-east-1".into());
-            let sdk = a.sdk.to_builder().region(Region::new(home.clone())).build();
-            let limit = Semaphore::new(self.cfg().api_concurrency);
-            let scope = inventory::Scope {
-                account: &a.id,
-                region: &home,
-                sdk: &sdk,
-                calls,
-                tags: &self.cfg().tags,
-                limit: &limit,
-                now: Utc::now(),
-            };
-            match inventory::s3_buckets(&scope).await {
-                Ok(buckets) => {
-                    listed.insert(a.id.clone());
-                    for b in buckets {
-                        // Buckets in regions not collected are out of scope.
-                        if a.regions.contains(&b.region) {
-                            by_target
-                                .entry((a.id.clone(), b.region.clone()))
-                                .or_default()
-                                .push(b);
-                        }
-                    }
-                }
-                Err(e) => errors.push(e.with("account", a.id.as_str())),
-            }
-        }
-        (by_target, listed)
-    }
-}
-
-#[async_trait]
-impl Collector for Aws {
-    /// CloudWatch keeps 15 days of 1-minute and 63 days of 5-minute data, Cost Explorer 14
-    /// months, and every window is derived from `req.window`.
-    fn reads_history(&self) -> bool {
-        true
-    }
-
-    /// Resolves credentials, roles and regions once (the SDK's credential chain, STS
-    /// `GetCallerIdentity`, `AssumeRole`): the answer is kept, so the first collection's
-    /// `timeout` covers collecting only. A failure is retried by the collection.
-    async fn warm_up(&mut self, _metrics: &MetricSelection) -> Result<(), PluginError> {
-        let calls = ApiCalls::default();
-        let (_, errors) = self.resolve_accounts(&calls).await;
-        match errors.into_iter().next() {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
-    }
-
-    async fn verify(&mut self) -> Result<(), PluginError> {
-        let calls = ApiCalls::default();
-        let (accounts, errors) = self.resolve_accounts(&calls).await;
-        match errors.into_iter().next() {
-            Some(e) => Err(e),
-            None if accounts.is_empty() => {
-                Err(PluginError::new(ErrorKind::Config, "no account to collect"))
-            }
-            None => Ok(()),
-        }
-    }
-
-    async fn collect(&mut self, req: &CollectRequest, out: &mut Output) -> Result<(), PluginError> {
-        let calls = Arc::new(ApiCalls::default());
-        self.calls = calls.clone();
-        let now = Utc::now();
-        let (accounts, account_errors) = self.resolve_accounts(&calls).await;
-        let mut first_err = account_errors.first().cloned();
-        out.errors.extend(account_errors);
-
-        let (mut buckets, s3_listed) = self.buckets(&accounts, &calls, &mut out.errors).await;
-        let sh = self.shared.clone();
-        let wanted: Vec<&'static CwMetric> = CATALOG
-            .iter()
-            .filter(|m| sh.services.contains(&m.service))
-            .filter(|m| m.service != Service::Ec2 || sh.ec2_metrics.contains(m.cloudwatch))
-            .filter(|m| req.metrics.matches(m.name))
-            .collect();
-        let period = sh.cfg.period.0.as_secs() as i64;
-        let job = TargetJob {
-            shared: sh.clone(),
-            calls: calls.clone(),
-            metrics: Arc::new(wanted),
-            window: metric_window(
-                req.window.start.timestamp(),
-                req.window.end.timestamp(),
-                sh.cfg.delay.0.as_secs() as i64,
-                period,
-            ),
-            daily: metrics::daily_window(req.window.end.timestamp()),
-            now,
-        };
-        let targets_limit = Arc::new(Semaphore::new(sh.cfg.max_targets));
-        let mut set = tokio::task::JoinSet::new();
-        for a in &accounts {
-            for region in &a.regions {
-                let b = buckets
-                    .remove(&(a.id.clone(), region.clone()))
-                    .unwrap_or_default();
-                let job = job.clone();
-                let account = a.clone();
-                let region = region.clone();
-                let limit = targets_limit.clone();
-                set.spawn(async move {
-                    let _permit = limit.acquire_owned().await;
-                    job.run(account, region, b).await
-                });
-            }
-        }
-        let mut any_ok = !s3_listed.is_empty();
-        let mut planned_calls = 0usize;
-        let mut planned_metrics = 0usize;
-        while let Some(joined) = set.join_next().await {
-            match joined {
-                Ok(t) => {
-                    any_ok |= t.listed;
-                    if !t.listed {
-                        if let Some(e) = t.errors.first() {
-                            first_err.get_or_insert_with(|| e.clone());
-                        }
-                    }
-                    planned_calls += t.planned_calls;
-                    planned_metrics += t.planned_metrics;
-                    out.resources.extend(t.resources);
-                    if out.points.is_empty() {
-                        out.points = t.points;
-                    } else {
-                        out.points.extend(t.points);
-                    }
-                    out.errors.extend(t.errors);
-                }
-                Err(e) => out.errors.push(PluginError::new(
-                    ErrorKind::Other,
-                    format!("an account × region task failed: {e}"),
-                )),
-            }
-        }
-        // Resources in a stable order: account, region, kind, id.
-        out.resources.sort_by(|a, b| {
-            (&a.account, &a.region, &a.kind, &a.id).cmp(&(&b.account, &b.region, &b.kind, &b.id))
-        });
-
-        self.estimated(req, out);
-        self.billed(&accounts, now, req.window.start, &calls, out)
-            .await;
-        self.self_metrics(req, out, planned_calls, planned_metrics);
-        match (any_ok, first_err) {
-            (false, Some(e)) => {
-                // Nothing collected: the errors already pushed describe every account and
-                // region; return the first as the collection's failure.
-                out.errors.retain(|x| x.message != e.message);
-                Err(e)
-            }
-            _ => Ok(()),
-        }
-    }
-}
-
-impl Aws {
-    /// Estimated cost of the window from the price table: one line per priced part of each
-    /// resource. The table is loaded once (`prices_file`, else `<data_dir>/prices/aws.json`,
-    /// else the one shipped in the binary); a price missing from it is one error per price.
-    fn estimated(&mut self, req: &CollectRequest, out: &mut Output) {
-        let cfg = self.cfg();
-        if cfg.dry_run || !cfg.cost.iter().any(|c| c == "estimated") {
-            return;
-        }
-        if self.prices.is_none() {
-            let explicit = cfg.prices_file.as_deref().map(std::path::Path::new);
-            match pricing::PriceTable::load(explicit, &self.data_dir) {
-                Ok(t) => self.prices = Some(Arc::new(t)),
-                Err(e) => {
-                    out.errors.push(e);
-                    return;
-                }
-            }
-        }
-        let Some(table) = &self.prices else { return };
-        let estimate = pricing::estimate(
-            table,
-            req.window.start,
-            req.window.end,
-            &out.resources,
-            &out.points,
-        );
-        out.costs.extend(estimate.costs);
-        out.errors.extend(estimate.missing);
-    }
-
-    /// Billed cost from Cost Explorer, for every account, at most every `billed_every`
-    /// (each request costs USD 0.01): the last `billed_days` days, which the store upserts.
-    async fn billed(
-        &mut self,
-        accounts: &[Account],
-        now: DateTime<Utc>,
-        window_start: DateTime<Utc>,
-        calls: &ApiCalls,
-        out: &mut Output,
-    ) {
-        let cfg = self.cfg();
-        if cfg.dry_run || !cfg.cost.iter().any(|c| c == "billed") || accounts.is_empty() {
-            return;
-        }
-        let every = chrono::Duration::from_std(cfg.billed_every.0).unwrap_or_default();
-        if self.last_billed.is_some_and(|t| now - t < every) {
-            return;
-        }
-        // A window the runner fills after downtime may start before the days read on
-        // every run: reach back to it (Cost Explorer keeps 14 months).
-        let days = skymeter_plugin::history::billed_days_covering(
-            now,
-            window_start,
-            cfg.billed_days,
-            BILLED_DAYS_MAX,
-        );
-        let (start, end) = billing::billed_days(now, days);
-        let q = billing::BilledQuery {
-            start,
-            end,
-            resource_costs: cfg.resource_costs,
-        };
-        let mut ok = true;
-        for a in accounts {
-            let (costs, errors) = billing::billed_costs(&a.sdk, &q, calls).await;
-            ok &= errors.is_empty();
-            out.costs.extend(costs);
-            out.errors
-                .extend(errors.into_iter().map(|e| e.with("account", a.id.as_str())));
-        }
-        if ok {
-            self.last_billed = Some(now);
-        }
-    }
-
-    /// Self-accounting: calls per API, metrics requested and what they cost, in the log and
-    /// as points. In a dry run, `aws.planned_calls` carries the GetMetricData calls planned.
-    fn self_metrics(
-        &self,
-        req: &CollectRequest,
-        out: &mut Output,
-        planned_calls: usize,
-        planned_metrics: usize,
-    ) {
-        let calls = &self.calls;
-        let dry = self.cfg().dry_run;
-        let metrics_requested = if dry {
-            planned_metrics as u64
-        } else {
-            calls.metrics_requested()
-        };
-        let cost = if dry {
-            planned_metrics as f64 / 1000.0 * calls::GET_METRIC_DATA_USD_PER_1000_METRICS
-        } else {
-            calls.estimated_cost_usd()
-        };
-        let snapshot = calls.snapshot();
-        tracing::info!(
-            target: "skymeter::aws",
-            "aws API calls: {}; CloudWatch metrics requested: {metrics_requested}; estimated cost of the collection: USD {cost:.4}{}",
-            snapshot.iter().map(|(a, n)| format!("{a}={n}")).collect::<Vec<_>>().join(" "),
-            if dry { " (dry run, planned)" } else { "" }
-        );
-        let at = req.window.end;
-        if req.metrics.matches("aws.api_calls") {
-            for (api, n) in &snapshot {
-                out.points.push(self_point(
-                    "aws.api_calls",
-                    Unit::Count,
-                    *n as f64,
-                    at,
-                    Some(api),
-                ));
-            }
-        }
-        if dry && req.metrics.matches("aws.planned_calls") {
-            let mut planned: BTreeMap<&str, u64> = snapshot.iter().copied().collect();
-            planned.insert("cloudwatch:GetMetricData", planned_calls as u64);
-            for (api, n) in planned {
-                out.points.push(self_point(
-                    "aws.planned_calls",
-                    Unit::Count,
-                    n as f64,
-                    at,
-                    Some(api),
-                ));
-            }
-        }
-        if req.metrics.matches("aws.cloudwatch_metrics_requested") {
-            out.points.push(self_point(
-                "aws.cloudwatch_metrics_requested",
-                Unit::Count,
-                metrics_requested as f64,
-                at,
-                None,
-            ));
-        }
-        if req.metrics.matches("aws.collection_cost") {
-            out.points
-                .push(self_point("aws.collection_cost", Unit::Usd, cost, at, None));
-        }
     }
 }

@@ -6,6 +6,8 @@ use catalog::Shape;
 use skymeter_model::Window;
 use skymeter_plugin::config::Source as TomlSource;
 use skymeter_plugin::MetricSelection;
+use skymeter_plugin::{CollectRequest, Collector, Output};
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 
 // ---------------------------------------------------------------- helpers
@@ -176,15 +178,15 @@ fn window_is_aligned_to_the_period() {
 #[test]
 fn config_defaults_and_errors() {
     let c = collector("");
-    assert_eq!(c.shared.stats, vec![Stat::Avg, Stat::Max]);
-    assert_eq!(c.shared.services.len(), 6);
-    assert_eq!(c.shared.ec2_metrics.len(), 14);
-    assert_eq!(c.shared.cfg.period.0, Duration::from_secs(300));
-    assert_eq!(c.shared.cfg.max_concurrency, 8);
-    assert_eq!(c.shared.cfg.delay.0, Duration::from_secs(300));
+    assert_eq!(c.config().stats, vec![Stat::Avg, Stat::Max]);
+    assert_eq!(c.provider().services.len(), 6);
+    assert_eq!(c.provider().ec2_metrics.len(), 14);
+    assert_eq!(c.config().period, Duration::from_secs(300));
+    assert_eq!(c.config().max_concurrency, 8);
+    assert_eq!(c.config().delay, Duration::from_secs(300));
     let c = collector(r#"stats = ["p95", "count", "sum", "min"]"#);
     assert_eq!(
-        c.shared.stats,
+        c.config().stats,
         vec![Stat::P95, Stat::Count, Stat::Sum, Stat::Min]
     );
     let e = config_error(r#"stats = ["avg", "median"]"#);
@@ -223,7 +225,7 @@ fn config_defaults_and_errors() {
 
 #[test]
 fn catalog_lists_every_metric_with_its_cloudwatch_sources() {
-    let infos = metrics();
+    let infos = crate::cloud::collector::metrics::<AwsCloud>();
     let names: Vec<&str> = infos.iter().map(|m| m.name.as_str()).collect();
     assert_eq!(
         names,
@@ -246,10 +248,10 @@ fn catalog_lists_every_metric_with_its_cloudwatch_sources() {
             "function.throttles",
             "storage.size",
             "storage.objects",
-            "aws.api_calls",
-            "aws.planned_calls",
             "aws.cloudwatch_metrics_requested",
             "aws.collection_cost",
+            "aws.api_calls",
+            "aws.planned_calls",
         ]
     );
     let cpu = &infos[0];
@@ -312,7 +314,7 @@ stats = ["avg", "max", "min", "sum", "count"]
 tags = { env = "prod" }
 "#,
     );
-    c.sdk = Some(sdk);
+    c.provider_mut().set_sdk(sdk);
     let mut out = Output::default();
     c.collect(&request(bucket, end, &[]), &mut out)
         .await
@@ -342,7 +344,7 @@ tags = { env = "prod" }
     assert_eq!(f.len(), 3 * 13 * 5);
     assert_eq!(api_calls(&out, "cloudwatch:GetMetricData"), 1.0);
     assert_eq!(api_calls(&out, "ec2:DescribeInstances"), 1.0);
-    assert_eq!(c.calls.get("cloudwatch:GetMetricData"), 1);
+    assert_eq!(c.calls().get("cloudwatch:GetMetricData"), 1);
     for (i, id) in prod.iter().enumerate() {
         for (k, m) in ec2_catalog().enumerate() {
             let base = (i * 100 + k) as f64 * 3.0;
@@ -402,7 +404,7 @@ async fn moto_thousand_instances_in_ceil_nms_over_500_calls() {
 services = ["ec2"]
 delay = "0s""#,
     );
-    c.sdk = Some(sdk);
+    c.provider_mut().set_sdk(sdk);
     let mut out = Output::default();
     let req = request(
         bucket,
@@ -414,7 +416,7 @@ delay = "0s""#,
     assert_eq!(out.resources.len(), N);
     let queries = N * 2 * 2;
     assert_eq!(
-        c.calls.get("cloudwatch:GetMetricData") as usize,
+        c.calls().get("cloudwatch:GetMetricData") as usize,
         queries.div_ceil(MAX_QUERIES_PER_CALL)
     );
     assert_eq!(api_calls(&out, "cloudwatch:GetMetricData"), 8.0);
@@ -459,7 +461,7 @@ accounts = [{ id = "111122223333" }]"#,
         .await
         .into_builder();
     cfg.set_retry_config(Some(RetryConfig::standard().with_max_attempts(1)));
-    c.sdk = Some(cfg.build());
+    c.provider_mut().set_sdk(cfg.build());
     let mut out = Output::default();
     let e = c
         .collect(&request(0, 300, &[]), &mut out)
@@ -498,7 +500,7 @@ accounts = [{ id = "111122223333" }]"#,
         .await
         .into_builder();
     cfg.set_retry_config(Some(RetryConfig::standard().with_max_attempts(1)));
-    c.sdk = Some(cfg.build());
+    c.provider_mut().set_sdk(cfg.build());
     let e = c
         .collect(&request(0, 300, &[]), &mut Output::default())
         .await
@@ -560,7 +562,7 @@ services = ["ec2"]"#,
             .with_max_attempts(attempts)
             .with_initial_backoff(Duration::from_millis(5)),
     ));
-    c.sdk = Some(cfg.build());
+    c.provider_mut().set_sdk(cfg.build());
     let mut out = Output::default();
     let r = c.collect(&request(0, 300, &[]), &mut out).await;
     (r, out)
@@ -906,7 +908,7 @@ async fn moto_every_service() {
         r#"regions = ["us-east-1", "eu-west-1"]
 delay = "0s""#,
     );
-    c.sdk = Some(sdk);
+    c.provider_mut().set_sdk(sdk);
     let mut out = Output::default();
     c.collect(&request(bucket, end, &[]), &mut out)
         .await
@@ -1129,7 +1131,7 @@ delay = "0s"
 accounts = [{{}}, {{ assume_role = {{ role_arn = "{role_arn}", external_id = "x-1" }} }}]"#
     );
     let mut c = collector(&cfg);
-    c.sdk = Some(sdk.clone());
+    c.provider_mut().set_sdk(sdk.clone());
     let period = 300;
     let end = Utc::now().timestamp().div_euclid(period) * period;
     let mut out = Output::default();
@@ -1166,14 +1168,14 @@ accounts = [{{}}, {{ assume_role = {{ role_arn = "{role_arn}", external_id = "x-
 
     // Dry run: discovery happens, GetMetricData does not; the plan is in the self-metrics.
     let mut c = collector(&format!("{cfg}\ndry_run = true"));
-    c.sdk = Some(sdk);
+    c.provider_mut().set_sdk(sdk);
     let mut out = Output::default();
     c.collect(&request(end - period, end, &[]), &mut out)
         .await
         .unwrap();
     assert_eq!(out.resources.len(), 5);
     assert!(out.points.iter().all(|p| p.metric.starts_with("aws.")));
-    assert_eq!(c.calls.get("cloudwatch:GetMetricData"), 0);
+    assert_eq!(c.calls().get("cloudwatch:GetMetricData"), 0);
     let planned = out
         .points
         .iter()
@@ -1250,7 +1252,7 @@ services = ["ec2"]
 cost = ["billed"]
 delay = "0s""#,
     );
-    c.sdk = Some(sdk);
+    c.provider_mut().set_sdk(sdk);
     let mut out = Output::default();
     c.collect(&request(0, 300, &["aws.*"]), &mut out)
         .await

@@ -118,6 +118,7 @@ impl CloudProvider for GcpCloud {
         Stat::P95,
     ];
     const METRIC_API: &'static str = metrics::TIME_SERIES.api;
+    const SCOPE_NOUN: &'static str = "project";
 
     fn defaults() -> Defaults {
         Defaults::default()
@@ -225,7 +226,7 @@ impl CloudProvider for GcpCloud {
         Ok(())
     }
 
-    async fn scopes(&self, api: &Arc<Api>) -> Result<Vec<String>, PluginError> {
+    async fn scopes(&self, api: &Arc<Api>) -> (Vec<String>, Vec<PluginError>) {
         let projects = self
             .projects
             .get_or_try_init(|| async {
@@ -240,8 +241,11 @@ impl CloudProvider for GcpCloud {
                 })?;
                 Ok::<_, PluginError>(vec![id.to_string()])
             })
-            .await?;
-        Ok(projects.clone())
+            .await;
+        match projects {
+            Ok(p) => (p.clone(), Vec::new()),
+            Err(e) => (Vec::new(), vec![e]),
+        }
     }
 
     fn scope_label(project: &String) -> (&'static str, String) {
@@ -281,24 +285,28 @@ impl CloudProvider for GcpCloud {
         out
     }
 
-    fn plan(
+    async fn plan(
         &self,
+        _api: &Arc<Api>,
         _project: &String,
         resources: &[Resource],
         ctx: &CollectContext,
-    ) -> Vec<metrics::Query> {
+    ) -> (Vec<metrics::Query>, Vec<PluginError>) {
         let wanted: Vec<&'static GcpMetric> = CATALOG
             .iter()
             .filter(|m| ctx.metrics.matches(m.name))
             .collect();
-        metrics::plan(resources, &wanted, &ctx.cfg.stats)
+        (
+            metrics::plan(resources, &wanted, &ctx.cfg.stats),
+            Vec::new(),
+        )
     }
 
     async fn fetch(
         &self,
         api: &Arc<Api>,
         project: &String,
-        resources: &[Resource],
+        resources: &Arc<Vec<Resource>>,
         queries: Vec<metrics::Query>,
         ctx: &CollectContext,
     ) -> (Vec<Point>, Vec<PluginError>) {
@@ -332,6 +340,7 @@ impl CloudProvider for GcpCloud {
         start: DateTime<Utc>,
         end: DateTime<Utc>,
         resources: &[Resource],
+        _points: &[Point],
     ) -> (Vec<Cost>, Vec<PluginError>) {
         prices::estimate(table, start, end, resources)
     }
