@@ -190,6 +190,7 @@ impl<P: CloudProvider> Collector for CloudCollector<P> {
         let scopes = self.provider.scopes(&session).await?;
         let ctx = Arc::new(CollectContext {
             now,
+            request: req.window,
             window: super::metric_window(
                 req.window.start.timestamp(),
                 req.window.end.timestamp(),
