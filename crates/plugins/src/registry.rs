@@ -11,7 +11,7 @@ pub fn builtin() -> Registry {
     #[cfg(feature = "aws")]
     r.add_price_source(Box::new(collectors::aws::pricing::AwsPriceSource));
     #[cfg(feature = "azure")]
-    r.add_collector(collectors::azure::factory());
+    cloud::register::<collectors::azure::AzureCloud>(&mut r);
     r.add_collector(collectors::exec::factory());
     #[cfg(feature = "gcp")]
     cloud::register::<collectors::gcp::GcpCloud>(&mut r);
