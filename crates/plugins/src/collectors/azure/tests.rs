@@ -679,7 +679,7 @@ async fn estimated_costs_price_vms_disks_and_aks_and_name_missing_prices() {
     assert_eq!(errors.len(), 1, "{errors:#?}");
     assert!(
         errors[0].contains("no AKS Standard tier fee in eastus")
-            && errors[0].contains("skymeter azure prices update --regions eastus"),
+            && errors[0].contains("skymeter prices azure update --regions eastus"),
         "{errors:#?}"
     );
     assert_eq!(m.calls("cost"), 0, "billed is off");
