@@ -9,7 +9,7 @@ pub fn builtin() -> Registry {
     #[cfg(feature = "aws")]
     cloud::register::<collectors::aws::AwsCloud>(&mut r);
     #[cfg(feature = "azure")]
-    r.add_collector(collectors::azure::factory());
+    cloud::register::<collectors::azure::AzureCloud>(&mut r);
     r.add_collector(collectors::exec::factory());
     #[cfg(feature = "gcp")]
     cloud::register::<collectors::gcp::GcpCloud>(&mut r);

@@ -25,7 +25,7 @@ use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use skymeter_model::provider::Provider;
-use skymeter_model::{Cost, Point, Resource, Stat};
+use skymeter_model::{Cost, Point, Resource, Stat, Window};
 use skymeter_plugin::api_calls::ApiCallCounts;
 use skymeter_plugin::prices::PriceSource;
 use skymeter_plugin::{
@@ -62,8 +62,9 @@ impl Inventory {
 pub struct CollectContext {
     /// When the collection started (inventory ages, `x_collected_at`).
     pub now: DateTime<Utc>,
-    /// The window the runner asked for (before alignment).
-    pub request: skymeter_model::Window,
+    /// The collection's window as the runner asked it (for metrics asked at a period of
+    /// their own: `metric_window(request, delay, their period)`, daily values).
+    pub request: Window,
     /// The metric periods asked and emitted.
     pub window: MetricWindow,
     /// The metrics the task wants.

@@ -115,3 +115,35 @@ impl PriceSource for FlatPriceSource {
         Ok(Box::new(table))
     }
 }
+
+/// The three price methods of a [`CloudProvider`](super::CloudProvider) whose table is one
+/// flat [`PriceList`] (`type Prices = PriceList`), written once: `flat_prices!(prices)` in
+/// the `impl CloudProvider` block, where module `prices` has `source()` (its
+/// [`FlatPriceSource`]) and `estimate(table, start, end, resources)`.
+macro_rules! flat_prices {
+    ($m:ident) => {
+        fn load_prices(
+            explicit: Option<&std::path::Path>,
+            data_dir: &std::path::Path,
+        ) -> Result<$crate::common::price_list::PriceList, skymeter_plugin::PluginError> {
+            let s = $m::source();
+            $crate::common::price_list::PriceList::load(s.cloud, explicit, data_dir, s.shipped)
+        }
+
+        fn price_source() -> Option<Box<dyn skymeter_plugin::prices::PriceSource>> {
+            Some(Box::new($m::source()))
+        }
+
+        fn estimate(
+            &self,
+            table: &$crate::common::price_list::PriceList,
+            start: chrono::DateTime<chrono::Utc>,
+            end: chrono::DateTime<chrono::Utc>,
+            resources: &[skymeter_model::Resource],
+            _points: &[skymeter_model::Point],
+        ) -> (Vec<skymeter_model::Cost>, Vec<skymeter_plugin::PluginError>) {
+            $m::estimate(table, start, end, resources)
+        }
+    };
+}
+pub(crate) use flat_prices;

@@ -10,9 +10,10 @@ use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
 use futures::StreamExt;
 use serde::Deserialize;
 use skymeter_model::{Point, PointLabels, Resource, ResourceRef, SmolStr, Stat, Unit};
-use skymeter_plugin::{ErrorKind, PluginError};
+use skymeter_plugin::{ErrorKind, MetricSelection, PluginError};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
+use tokio::sync::Semaphore;
 
 /// The API maximum of resource ids in one getBatch call.
 pub const MAX_RESOURCES_PER_CALL: usize = 50;
@@ -193,13 +194,12 @@ impl DataPoint {
     }
 }
 
-/// What every call of one collection shares.
+/// What every call of one subscription's metrics shares.
 pub struct Fetch {
     pub client: Arc<Client>,
     /// `metrics_endpoint`, `{region}` to be replaced.
     pub endpoint: String,
     pub token_scope: String,
-    pub resources: Arc<Vec<Resource>>,
     pub stats: Vec<Stat>,
     /// The collector's period and window.
     pub period: i64,
@@ -207,8 +207,9 @@ pub struct Fetch {
     /// Windows of types with a fixed interval, keyed by interval.
     pub fixed_windows: HashMap<i64, MetricWindow>,
     /// Whether the task wants a normalized metric.
-    pub wanted: Arc<dyn Fn(&str) -> bool + Send + Sync>,
-    pub max_concurrency: usize,
+    pub wanted: MetricSelection,
+    /// Bounds the getBatch calls in flight across subscriptions (`max_concurrency`).
+    pub limit: Arc<Semaphore>,
 }
 
 impl Fetch {
@@ -251,14 +252,20 @@ impl Fetch {
         url.into()
     }
 
-    /// Runs the calls, at most `max_concurrency` at once.
-    pub async fn run(self: Arc<Self>, plan: Vec<Call>) -> (Vec<Point>, Vec<PluginError>) {
-        let limit = self.max_concurrency.max(1);
-        let mut results = futures::stream::iter(plan.into_iter().map(|c| {
-            let me = self.clone();
-            async move { me.one(c).await }
-        }))
-        .buffer_unordered(limit);
+    /// Runs the calls of `plan` over `resources` (what its indices point into), at most
+    /// `limit` at once.
+    pub async fn run(
+        &self,
+        resources: &[Resource],
+        plan: Vec<Call>,
+    ) -> (Vec<Point>, Vec<PluginError>) {
+        let mut results = plan
+            .into_iter()
+            .map(|c| async move {
+                let _permit = self.limit.acquire().await;
+                self.one(resources, c).await
+            })
+            .collect::<futures::stream::FuturesUnordered<_>>();
         let mut points = Vec::new();
         let mut errors = Vec::new();
         while let Some((p, e)) = results.next().await {
@@ -268,9 +275,9 @@ impl Fetch {
         (points, errors)
     }
 
-    async fn one(&self, call: Call) -> (Vec<Point>, Vec<PluginError>) {
+    async fn one(&self, resources: &[Resource], call: Call) -> (Vec<Point>, Vec<PluginError>) {
         let body = serde_json::json!({
-            "resourceids": call.resources.iter().map(|i| self.resources[*i].id.as_str()).collect::<Vec<_>>()
+            "resourceids": call.resources.iter().map(|i| resources[*i].id.as_str()).collect::<Vec<_>>()
         });
         let url = self.url(&call);
         let ctx = |e: PluginError| {
@@ -315,7 +322,7 @@ impl Fetch {
         let by_id: HashMap<String, usize> = call
             .resources
             .iter()
-            .map(|i| (self.resources[*i].id.to_ascii_lowercase(), *i))
+            .map(|i| (resources[*i].id.to_ascii_lowercase(), *i))
             .collect();
         let (period, w) = self.window_of(call.service);
         let mut points = Vec::new();
@@ -324,7 +331,7 @@ impl Fetch {
             let Some(&idx) = by_id.get(&rv.resourceid.to_ascii_lowercase()) else {
                 continue;
             };
-            let r = &self.resources[idx];
+            let r = &resources[idx];
             // One per resource, shared by its points.
             let rref = std::sync::Arc::new(ResourceRef {
                 provider: SmolStr::new_static("azure"),
@@ -371,7 +378,7 @@ impl Fetch {
                         }
                         let at = Utc.timestamp_opt(end, 0).single().unwrap_or_default();
                         let mut push = |name: &str, unit: Unit, stat: Stat, value: f64| {
-                            if (self.wanted)(name) && value.is_finite() {
+                            if self.wanted.matches(name) && value.is_finite() {
                                 points.push(Point {
                                     metric: SmolStr::new(name),
                                     unit,

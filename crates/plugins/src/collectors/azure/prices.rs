@@ -1,5 +1,5 @@
 //! Estimated Azure costs: the inventory × pay-as-you-go list prices from the Azure Retail
-//! Prices API (a table shipped in the binary, refreshed by `skymeter azure prices update`).
+//! Prices API (a table shipped in the binary, refreshed by `skymeter prices azure update`).
 //!
 //! Price keys (per region, the ARM `location`):
 //! - `vm/{size}/linux`, `vm/{size}/windows` (USD per hour): a VM size (`Standard_D2s_v3`)
@@ -8,9 +8,11 @@
 //!   (`disk/P10 LRS`, `disk/E10 ZRS`, `disk/S10 LRS`).
 //! - `aks/Standard`, `aks/Premium` (per cluster-hour): the AKS pricing tier's fee.
 
+use crate::cloud::prices::FlatPriceSource;
 use crate::common::price_list::{number, text, Cloud, Estimator, Line, ListPrice, PriceList};
 use serde_json::Value;
 use skymeter_model::{Cost, Resource};
+use skymeter_plugin::prices::UpdateOption;
 use skymeter_plugin::{ErrorKind, PluginError};
 use std::collections::BTreeMap;
 
@@ -424,6 +426,34 @@ async fn send(request: reqwest::RequestBuilder) -> Result<Value, PluginError> {
             ErrorKind::BadResponse,
             format!("the Azure Retail Prices API answered {status}: {body}"),
         ));
+    }
+}
+
+/// `skymeter prices azure …`: the table, and its update from the Retail Prices API.
+pub fn source() -> FlatPriceSource {
+    FlatPriceSource {
+        provider: &skymeter_model::provider::AZURE,
+        cloud: CLOUD,
+        shipped: SHIPPED,
+        kind: "pay-as-you-go",
+        example_region: "westeurope",
+        api: RETAIL_PRICES,
+        noun: "price items",
+        options: &[UpdateOption::EndpointUrl, UpdateOption::CaFile],
+        help: "Queries https://prices.azure.com/api/retail/prices (public, no credentials) for the Virtual Machines, managed disk and AKS prices of each region asked, every page. --endpoint-url replaces https://prices.azure.com (a proxy or a test server); --ca-file adds PEM certificates to trust besides the system's.",
+        fetch: |req, calls| {
+            Box::pin(async move {
+                fetch(
+                    req.endpoint_url.unwrap_or(RETAIL_PRICES_ENDPOINT),
+                    req.ca_file.map(std::path::Path::new),
+                    req.regions,
+                    req.date,
+                    &calls,
+                    req.progress,
+                )
+                .await
+            })
+        },
     }
 }
 

@@ -1,9 +1,9 @@
 use super::mock::{self, Mock, Spec};
 use super::*;
-use chrono::TimeZone;
+use chrono::{TimeZone, Utc};
 use skymeter_model::{Resource, Window};
 use skymeter_plugin::config::Source as TomlSource;
-use skymeter_plugin::MetricSelection;
+use skymeter_plugin::{CollectRequest, Collector, ErrorKind, MetricSelection, Output};
 
 fn with_raw<T>(text: &str, f: impl FnOnce(&RawConfig<'_>) -> T) -> T {
     let src = TomlSource::new("azure.toml", text);
@@ -277,7 +277,7 @@ async fn two_hundred_vms_in_one_region_take_four_get_batch_calls() {
         .map(|b| b.0.len())
         .collect();
     assert_eq!(sizes, [50, 50, 50, 50]);
-    assert_eq!(c.calls.get(calls::GET_BATCH), 4);
+    assert_eq!(c.calls().get(calls::GET_BATCH), 4);
     assert_eq!(
         self_metric(&out, "azure.api_calls", calls::GET_BATCH),
         Some(4.0)
@@ -585,8 +585,8 @@ fn config_is_checked() {
     );
     assert!(config_error(&format!("{base}ca_file = \"/nonexistent.pem\"")).contains("cannot read"));
     let c = collector(base);
-    assert_eq!(c.stats, [Stat::Avg, Stat::Max]);
-    assert_eq!(c.services.len(), 6);
+    assert_eq!(c.config().stats, [Stat::Avg, Stat::Max]);
+    assert_eq!(c.provider().services().len(), 6);
 }
 
 #[test]
@@ -600,7 +600,7 @@ fn window_and_intervals() {
 
 #[test]
 fn catalog_lists_every_metric_with_its_unit() {
-    let infos = metrics();
+    let infos = crate::cloud::collector::metrics::<AzureCloud>();
     let get = |n: &str| infos.iter().find(|m| m.name == n).unwrap();
     assert_eq!(get("cpu.utilization").unit, Unit::Percent);
     assert_eq!(get("memory.usage").unit, Unit::Percent);
@@ -679,7 +679,7 @@ async fn estimated_costs_price_vms_disks_and_aks_and_name_missing_prices() {
     assert_eq!(errors.len(), 1, "{errors:#?}");
     assert!(
         errors[0].contains("no AKS Standard tier fee in eastus")
-            && errors[0].contains("skymeter azure prices update --regions eastus"),
+            && errors[0].contains("skymeter prices azure update --regions eastus"),
         "{errors:#?}"
     );
     assert_eq!(m.calls("cost"), 0, "billed is off");

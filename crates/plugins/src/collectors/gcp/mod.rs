@@ -12,15 +12,12 @@ use crate::cloud::{
     self, BilledRange, CloudConfig, CloudProvider, CollectContext, Defaults, Inventory,
 };
 use crate::common::price_list::PriceList;
-use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use skymeter_model::{Cost, Point, Resource, Stat};
 use skymeter_plugin::api_calls::ApiCallCounts;
 use skymeter_plugin::config::DurationStr;
-use skymeter_plugin::prices::PriceSource;
 use skymeter_plugin::{async_trait, ConfigError, ErrorKind, MetricInfo, PluginError, RawConfig};
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::OnceCell;
@@ -326,24 +323,7 @@ impl CloudProvider for GcpCloud {
         .await
     }
 
-    fn load_prices(explicit: Option<&Path>, data_dir: &Path) -> Result<PriceList, PluginError> {
-        PriceList::load(prices::CLOUD, explicit, data_dir, prices::SHIPPED)
-    }
-
-    fn price_source() -> Option<Box<dyn PriceSource>> {
-        Some(Box::new(prices::source()))
-    }
-
-    fn estimate(
-        &self,
-        table: &PriceList,
-        start: DateTime<Utc>,
-        end: DateTime<Utc>,
-        resources: &[Resource],
-        _points: &[Point],
-    ) -> (Vec<Cost>, Vec<PluginError>) {
-        prices::estimate(table, start, end, resources)
-    }
+    cloud::prices::flat_prices!(prices);
 
     /// Reads the BigQuery export (every day asked: the export keeps them all).
     async fn billed(

@@ -7,6 +7,7 @@ use super::*;
 use base64::Engine;
 use chrono::TimeZone;
 use serde_json::{json, Value};
+use chrono::{DateTime, Utc};
 use skymeter_model::Unit;
 use skymeter_model::{ChargeCategory, CostSource, Window};
 use skymeter_plugin::config::Source as TomlSource;
