@@ -279,7 +279,7 @@ async fn collect(args: CollectArgs, registry: &Registry) -> ExitCode {
         return ExitCode::from(FAILURE);
     }
     if args.format == OutputFormat::Table {
-        print_summary(&batch);
+        print_summary(&batch, &args.plugin);
     }
     for e in &batch.errors {
         eprintln!("error: {}: {}", e.plugin, e.message);
@@ -296,7 +296,7 @@ async fn collect(args: CollectArgs, registry: &Registry) -> ExitCode {
 /// After the records of `collect --format table`: one line per resource with its type,
 /// state, newest CPU avg/max and estimated hourly cost, then the run summary (API calls,
 /// metrics requested, what the collection cost) from the collector's self-metrics.
-fn print_summary(batch: &Batch) {
+fn print_summary(batch: &Batch, plugin: &str) {
     use skymeter_model::{CostSource, Point, Stat};
     use std::collections::HashMap;
     if !batch.resources.is_empty() {
@@ -400,23 +400,20 @@ fn print_summary(batch: &Batch) {
     if calls.is_empty() {
         return;
     }
-    let value = |suffix: &str| {
-        batch
-            .points
-            .iter()
-            .find(|p| p.metric.ends_with(suffix))
-            .map(|p| p.value)
-    };
     println!(
         "\nrun summary{}: API calls {}",
         if planned { " (dry run: planned)" } else { "" },
         calls.join(" ")
     );
-    if let Some(n) = value(".cloudwatch_metrics_requested") {
-        print!("  CloudWatch metrics requested: {n}");
-    }
-    if let Some(usd) = value(".collection_cost") {
-        print!("  estimated cost of the collection: USD {usd:.4}");
+    // The collector's other figures about itself (`aws.cloudwatch_metrics_requested`,
+    // `aws.collection_cost`): label-less points of its own resource.
+    let own = format!("skymeter-{plugin}-collector");
+    for p in batch
+        .points
+        .iter()
+        .filter(|p| p.resource.id == own.as_str() && p.labels.is_empty())
+    {
+        print!("  {}: {}", p.metric, p.value);
     }
     println!();
 }

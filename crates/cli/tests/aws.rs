@@ -131,7 +131,10 @@ fn collect_aws_table_shows_instances_cpu_and_api_calls() {
         .expect("a planned run summary");
     assert!(run.contains("cloudwatch:GetMetricData=1"), "{run}");
     // 3 instances × 13 AWS/EC2 metrics × 2 stats.
-    assert!(out.contains("CloudWatch metrics requested: 78"), "{out}");
+    assert!(
+        out.contains("aws.cloudwatch_metrics_requested: 78"),
+        "{out}"
+    );
 }
 
 #[test]
