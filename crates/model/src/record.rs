@@ -218,6 +218,49 @@ pub struct Cost {
     pub x_price_date: Option<String>,
 }
 
+impl Cost {
+    /// A line read from a provider's billing source (`x_source = billed`): what was billed
+    /// for `service_name` over the charge period, the effective cost after credits and
+    /// discounts. The columns a source may know besides (`sub_account_id`, `region_id`,
+    /// `resource_id`, …) start empty: set them with `Cost { .., ..Cost::billed(..) }`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn billed(
+        provider_name: &str,
+        charge_category: ChargeCategory,
+        billed_cost: f64,
+        effective_cost: f64,
+        billing_currency: String,
+        charge_period_start: DateTime<Utc>,
+        charge_period_end: DateTime<Utc>,
+        service_name: String,
+    ) -> Cost {
+        Cost {
+            billed_cost,
+            effective_cost,
+            list_cost: None,
+            billing_currency,
+            charge_period_start,
+            charge_period_end,
+            charge_category,
+            provider_name: provider_name.to_string(),
+            service_name,
+            service_category: None,
+            sub_account_id: None,
+            region_id: None,
+            resource_id: None,
+            resource_type: None,
+            sku_id: None,
+            pricing_quantity: None,
+            pricing_unit: None,
+            consumed_quantity: None,
+            consumed_unit: None,
+            tags: Default::default(),
+            x_source: CostSource::Billed,
+            x_price_date: None,
+        }
+    }
+}
+
 /// A collector's failure, carried in the batch so that a partial failure is visible.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -49,3 +49,17 @@ pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
         .or_else(|| payload.downcast_ref::<&str>().copied())
         .unwrap_or("a panic without a message")
 }
+
+/// The text of an error and of every error in its source chain, joined by `: ` (what an SDK
+/// error means is often only in its sources: "dispatch failure: io error: connection
+/// refused").
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}

@@ -120,6 +120,7 @@ impl PriceSource for FlatPriceSource {
 /// flat [`PriceList`] (`type Prices = PriceList`), written once: `flat_prices!(prices)` in
 /// the `impl CloudProvider` block, where module `prices` has `source()` (its
 /// [`FlatPriceSource`]) and `estimate(table, start, end, resources)`.
+#[cfg(any(feature = "gcp", feature = "azure"))]
 macro_rules! flat_prices {
     ($m:ident) => {
         fn load_prices(
@@ -146,4 +147,5 @@ macro_rules! flat_prices {
         }
     };
 }
+#[cfg(any(feature = "gcp", feature = "azure"))]
 pub(crate) use flat_prices;

@@ -53,18 +53,8 @@ fn classify<E: ProvideErrorMetadata>(
     err
 }
 
-/// The full text of an SDK error (its source chain), for errors without an AWS code
-/// (connection refused, no credentials).
-pub fn error_text(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
-}
+/// The full text of an error and its sources.
+pub use skymeter_plugin::error_chain as error_text;
 
 /// An error without an AWS code whose text says credentials are missing becomes an Auth error.
 fn no_code_error(mut e: PluginError) -> PluginError {

@@ -12,7 +12,7 @@ use super::calls;
 use super::client::{Client, Needs, COST_READER};
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use serde_json::{json, Value};
-use skymeter_model::{ChargeCategory, Cost, CostSource};
+use skymeter_model::{ChargeCategory, Cost};
 use skymeter_plugin::{ErrorKind, PluginError};
 
 pub const API_VERSION: &str = "2023-11-01";
@@ -181,28 +181,20 @@ pub async fn query(
             let service = text(svc_i).unwrap_or_else(|| "Unassigned".into());
             let resource_id = text(rid_i);
             out.push(Cost {
-                billed_cost: cost,
-                effective_cost: cost,
-                list_cost: None,
-                billing_currency: text(cur_i).unwrap_or_else(|| "USD".into()),
-                charge_period_start: day,
-                charge_period_end: day + Duration::days(1),
-                charge_category: ChargeCategory::Usage,
-                provider_name: skymeter_model::provider::AZURE.focus_name.into(),
                 service_category: Some(category(&service).into()),
-                service_name: service,
                 sub_account_id: Some(subscription.to_string()),
-                region_id: None,
                 resource_type: resource_id.as_deref().and_then(resource_type),
                 resource_id,
-                sku_id: None,
-                pricing_quantity: None,
-                pricing_unit: None,
-                consumed_quantity: None,
-                consumed_unit: None,
-                tags: Default::default(),
-                x_source: CostSource::Billed,
-                x_price_date: None,
+                ..Cost::billed(
+                    skymeter_model::provider::AZURE.focus_name,
+                    ChargeCategory::Usage,
+                    cost,
+                    cost,
+                    text(cur_i).unwrap_or_else(|| "USD".into()),
+                    day,
+                    day + Duration::days(1),
+                    service,
+                )
             });
         }
         url = props

@@ -536,13 +536,4 @@ impl CloudProvider for AzureCloud {
 }
 
 /// The full text of an error and its sources.
-pub fn error_text(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
-}
+pub use skymeter_plugin::error_chain as error_text;

@@ -7,7 +7,7 @@ use super::client::{Api, Call};
 use chrono::{DateTime, Days, NaiveDate, Utc};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use skymeter_model::{ChargeCategory, Cost, CostSource};
+use skymeter_model::{ChargeCategory, Cost};
 use skymeter_plugin::{ErrorKind, PluginError};
 
 pub const QUERY: Call = Call {
@@ -253,33 +253,26 @@ fn to_cost(columns: &[String], row: &Row) -> Option<Cost> {
     let credits = num("credits").unwrap_or(0.0);
     let service = text("service").unwrap_or_default();
     let midnight = |d: NaiveDate| d.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc();
+    let category = if service.eq_ignore_ascii_case("Tax") {
+        ChargeCategory::Tax
+    } else {
+        ChargeCategory::Usage
+    };
     Some(Cost {
-        billed_cost: cost,
-        effective_cost: cost + credits,
-        list_cost: None,
-        billing_currency: text("currency").unwrap_or_else(|| "USD".into()),
-        charge_period_start: midnight(day),
-        charge_period_end: midnight(day + Days::new(1)),
-        charge_category: if service.eq_ignore_ascii_case("Tax") {
-            ChargeCategory::Tax
-        } else {
-            ChargeCategory::Usage
-        },
-        provider_name: PROVIDER_NAME.into(),
         service_category: service_category(&service).map(str::to_string),
-        service_name: service,
         sub_account_id: text("project"),
         region_id: text("region"),
         resource_id: text("resource"),
-        resource_type: None,
-        sku_id: None,
-        pricing_quantity: None,
-        pricing_unit: None,
-        consumed_quantity: None,
-        consumed_unit: None,
-        tags: Default::default(),
-        x_source: CostSource::Billed,
-        x_price_date: None,
+        ..Cost::billed(
+            PROVIDER_NAME,
+            category,
+            cost,
+            cost + credits,
+            text("currency").unwrap_or_else(|| "USD".into()),
+            midnight(day),
+            midnight(day + Days::new(1)),
+            service,
+        )
     })
 }
 

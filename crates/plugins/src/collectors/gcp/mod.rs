@@ -381,13 +381,7 @@ fn valid_project(p: &str) -> bool {
 }
 
 fn auth_error(what: &str, e: &gcp_auth::Error) -> PluginError {
-    let mut text = e.to_string();
-    let mut cur = std::error::Error::source(e);
-    while let Some(c) = cur {
-        text.push_str(": ");
-        text.push_str(&c.to_string());
-        cur = c.source();
-    }
+    let text = skymeter_plugin::error_chain(e);
     PluginError::new(
         ErrorKind::Auth,
         format!("{what} ({text}): set `credentials_file` to a service-account key, set GOOGLE_APPLICATION_CREDENTIALS, run `gcloud auth application-default login`, or run where the metadata server gives a service account"),

@@ -21,7 +21,7 @@ use aws_sdk_costexplorer::types::{
     GroupDefinitionType, ResultByTime,
 };
 use chrono::{DateTime, Days, NaiveDate, Utc};
-use skymeter_model::{ChargeCategory, Cost, CostSource};
+use skymeter_model::{ChargeCategory, Cost};
 use skymeter_plugin::{ErrorKind, PluginError};
 use std::collections::HashMap;
 use std::future::Future;
@@ -529,28 +529,19 @@ impl Line {
     fn into_cost(self) -> Cost {
         let midnight = |d: NaiveDate| d.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc();
         Cost {
-            billed_cost: self.billed,
-            effective_cost: self.effective,
-            list_cost: None,
-            billing_currency: self.currency,
-            charge_period_start: midnight(self.start),
-            charge_period_end: midnight(self.end),
-            charge_category: charge_category(&self.service),
-            provider_name: PROVIDER_NAME.to_string(),
             service_category: service_category(&self.service).map(str::to_string),
-            service_name: self.service,
             sub_account_id: self.account,
-            region_id: None,
             resource_id: self.resource,
-            resource_type: None,
-            sku_id: None,
-            pricing_quantity: None,
-            pricing_unit: None,
-            consumed_quantity: None,
-            consumed_unit: None,
-            tags: Default::default(),
-            x_source: CostSource::Billed,
-            x_price_date: None,
+            ..Cost::billed(
+                PROVIDER_NAME,
+                charge_category(&self.service),
+                self.billed,
+                self.effective,
+                self.currency,
+                midnight(self.start),
+                midnight(self.end),
+                self.service,
+            )
         }
     }
 }

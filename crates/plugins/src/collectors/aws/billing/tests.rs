@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 use serde_json::{json, Value};
+use skymeter_model::CostSource;
 use std::sync::{Arc, Mutex};
 
 fn d(s: &str) -> NaiveDate {
