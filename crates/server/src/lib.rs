@@ -26,6 +26,7 @@ mod error;
 mod fastjson;
 mod guard;
 mod handlers;
+mod host;
 mod metrics;
 mod params;
 mod routes;
