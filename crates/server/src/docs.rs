@@ -6,7 +6,7 @@
 use crate::handlers::agents::RegisterResponse;
 use crate::handlers::ops::HealthBody;
 use crate::handlers::query::{CostsResponse, PointsResponse, ResourceDetail, COST_GROUPS};
-use crate::routes::{scope_name, Access, RouteSpec, ROUTES};
+use crate::state::{scope_name, Access, RouteSpec, ROUTES};
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use schemars::generate::{SchemaGenerator, SchemaSettings};

@@ -31,6 +31,7 @@ mod metrics;
 mod params;
 mod routes;
 mod server;
+mod state;
 mod ui;
 
 pub use config::{Auth, QueryLimits, ServerConfig, ServerError, TlsFiles};
@@ -38,5 +39,6 @@ pub use docs::openapi;
 pub use handlers::agents::RegisterResponse;
 pub use handlers::ops::HealthBody;
 pub use handlers::query::{CostsResponse, MonitoringWindow, PointsResponse, ResourceDetail};
-pub use routes::{router, Access, RouteSpec, ROUTES};
+pub use routes::router;
 pub use server::{serve, Server};
+pub use state::{Access, RouteSpec, ROUTES};

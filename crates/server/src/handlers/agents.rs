@@ -4,7 +4,7 @@ use super::small_json;
 use crate::agent_series;
 use crate::error::{ApiErr, ApiResult};
 use crate::params::Params;
-use crate::routes::{blocking, AppState};
+use crate::state::{blocking, AppState};
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};

@@ -14,7 +14,7 @@ use crate::cost_series;
 use crate::error::{ApiErr, ApiResult};
 use crate::fastjson;
 use crate::metrics::IngestResult;
-use crate::routes::{blocking, AppState};
+use crate::state::{blocking, AppState};
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};

@@ -1,21 +1,16 @@
 //! Operations: `/health` for load balancers and `/metrics` for Prometheus.
 //!
-//! `/health` runs the store's check ([`Store::check`](skymeter_store::Store::check)) one at a
-//! time: probes that arrive while a check runs wait for the next one and share its answer.
-//! Every probe still gets the answer of a check that started after it arrived, but a hundred
-//! concurrent probers cost two checks, not a hundred, never run checks side by side (which
-//! made a healthy server answer 503 when one check read back another's value), and leave
-//! the store's write path to ingest.
+//! `/health` runs the store's check one at a time through the server state's `HealthCache`
+//! (`state.rs`): probes that arrive while a check runs share the next one's answer.
 
 use crate::error::ApiErr;
-use crate::routes::{blocking, AppState};
+use crate::state::{blocking, AppState};
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use std::time::Instant;
 
 /// `GET /health`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -26,33 +21,6 @@ pub struct HealthBody {
     pub storage: String,
     /// The server's version.
     pub version: String,
-}
-
-/// The last store check: when it started and what it said (`Err` carries the message).
-#[derive(Default)]
-pub struct HealthCache {
-    last: tokio::sync::Mutex<Option<(Instant, Result<(), String>)>>,
-}
-
-impl HealthCache {
-    /// The answer of a store check that started after this call.
-    async fn get(&self, st: &AppState) -> Result<(), String> {
-        let arrived = Instant::now();
-        // An async mutex: probes queue here, without holding a thread, while one checks.
-        let mut last = self.last.lock().await;
-        if let Some((started, answer)) = last.as_ref() {
-            if *started >= arrived {
-                return answer.clone();
-            }
-        }
-        let started = Instant::now();
-        let store = st.store.clone();
-        let answer = blocking(move || store.check().map_err(ApiErr::store))
-            .await
-            .map_err(|e| e.body.message);
-        *last = Some((started, answer.clone()));
-        answer
-    }
 }
 
 pub async fn health(State(st): State<AppState>) -> (StatusCode, Json<HealthBody>) {

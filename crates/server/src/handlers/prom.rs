@@ -21,7 +21,7 @@
 //! Queries are evaluated by `skymeter-promql` over the store's Prometheus view
 //! ([`skymeter_store::prom`]), on a blocking thread.
 
-use crate::routes::AppState;
+use crate::state::AppState;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};

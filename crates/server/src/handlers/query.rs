@@ -2,7 +2,7 @@
 
 use crate::error::{ApiErr, ApiResult};
 use crate::params::Params;
-use crate::routes::{blocking, AppState};
+use crate::state::{blocking, AppState};
 use axum::extract::{Path, RawQuery, State};
 use axum::Json;
 use chrono::{DateTime, Utc};
