@@ -17,6 +17,7 @@
 //! ```
 
 mod agent_series;
+mod apidoc;
 mod body;
 mod budget;
 mod config;

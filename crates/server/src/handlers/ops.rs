@@ -3,8 +3,9 @@
 //! `/health` runs the store's check one at a time through the server state's `HealthCache`
 //! (`state.rs`): probes that arrive while a check runs share the next one's answer.
 
+use crate::apidoc::{string, Op, Schemas};
 use crate::error::ApiErr;
-use crate::state::{blocking, AppState};
+use crate::state::{blocking, AppState, RouteSpec};
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -54,4 +55,47 @@ pub async fn metrics(State(st): State<AppState>) -> Response {
         text,
     )
         .into_response()
+}
+
+/// The OpenAPI description of `/health` and `/metrics` (`docs.rs` assembles the document).
+pub fn describe(spec: &RouteSpec, s: &mut Schemas) -> Option<Op> {
+    let json_ct = "application/json";
+    let op = match (spec.method, spec.path) {
+        ("GET", "/health") => Op {
+            tag: "operations",
+            summary: "Health of the server and its storage",
+            description: "For load balancers and monitors. No authentication.",
+            params: vec![],
+            body: None,
+            ok: vec![
+                (
+                    "200",
+                    "The server and its storage work.",
+                    Some((json_ct, s.of::<HealthBody>())),
+                ),
+                (
+                    "503",
+                    "The storage check failed; `storage` says why.",
+                    Some((json_ct, s.of::<HealthBody>())),
+                ),
+            ],
+            errors: vec![],
+        },
+        ("GET", "/metrics") => Op {
+            tag: "operations",
+            summary: "The server's own metrics, for Prometheus",
+            description: "Requests by route and status, ingest batches, points and bytes, \
+                          ingest latency, and the store's sizes, in the Prometheus text format.",
+            params: vec![],
+            body: None,
+            ok: vec![(
+                "200",
+                "Prometheus text exposition format 0.0.4.",
+                Some(("text/plain", string())),
+            )],
+            errors: vec![],
+        },
+        _ => return None,
+    };
+    Some(op)
 }
