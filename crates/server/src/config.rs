@@ -189,7 +189,7 @@ impl ServerConfig {
             });
         }
         for host in &self.allowed_hosts {
-            if host != "*" && crate::guard::HostPattern::parse(host).is_none() {
+            if host != "*" && crate::host::HostPattern::parse(host).is_none() {
                 return Err(ServerError::Invalid {
                     field: "allowed_hosts",
                     message: format!(

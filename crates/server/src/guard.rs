@@ -21,67 +21,13 @@
 
 use crate::config::ServerConfig;
 use crate::error::ApiErr;
+use crate::host::{split_authority, HostPattern};
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-
-/// One `allowed_hosts` entry: a host (lowercase; IPv6 without brackets) and maybe a port.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HostPattern {
-    host: String,
-    port: Option<u16>,
-}
-
-impl HostPattern {
-    /// Parses `name`, `name:port`, `10.0.0.5`, `[fd00::5]:8080`; None when it is not one.
-    pub fn parse(text: &str) -> Option<HostPattern> {
-        let (host, port) = split_authority(text.trim())?;
-        Some(HostPattern { host, port })
-    }
-
-    fn matches(&self, host: &str, port: Option<u16>) -> bool {
-        self.host == host && self.port.is_none_or(|p| Some(p) == port)
-    }
-}
-
-/// Splits `host[:port]` (a `Host` header value) into the lowercase host (IPv6 without
-/// brackets) and the port. None unless the host is a DNS name, an IPv4 address or a
-/// bracketed IPv6 address, and the port (when given) a number: strict, because `http`'s
-/// `Authority` also takes `user@` parts and ignores a port that is not a number.
-fn split_authority(text: &str) -> Option<(String, Option<u16>)> {
-    let (host, port) = if let Some(rest) = text.strip_prefix('[') {
-        let (v6, after) = rest.split_once(']')?;
-        v6.parse::<std::net::Ipv6Addr>().ok()?;
-        let port = match after {
-            "" => None,
-            p => Some(p.strip_prefix(':')?),
-        };
-        (v6.to_ascii_lowercase(), port)
-    } else {
-        let (host, port) = match text.split_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (text, None),
-        };
-        let name_ok = !host.is_empty()
-            && host.len() <= 253
-            && host
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_');
-        if !name_ok {
-            return None;
-        }
-        (host.to_ascii_lowercase(), port)
-    };
-    let port = match port {
-        None => None,
-        Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => Some(p.parse().ok()?),
-        Some(_) => return None,
-    };
-    Some((host, port))
-}
 
 /// What the guard checks requests against.
 #[derive(Debug, Clone)]
@@ -379,20 +325,5 @@ mod tests {
             ),
             Ok(())
         );
-    }
-
-    #[test]
-    fn host_patterns_parse_names_addresses_and_ports_only() {
-        assert_eq!(
-            HostPattern::parse("Grafana.Example.com:3000"),
-            Some(HostPattern {
-                host: "grafana.example.com".into(),
-                port: Some(3000)
-            })
-        );
-        assert!(HostPattern::parse("[fd00::5]").is_some());
-        for bad in ["", "https://x.example", "x.example/path", "a@b", "x:port"] {
-            assert_eq!(HostPattern::parse(bad), None, "{bad}");
-        }
     }
 }

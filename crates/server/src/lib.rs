@@ -17,6 +17,7 @@
 //! ```
 
 mod agent_series;
+mod apidoc;
 mod body;
 mod budget;
 mod config;
@@ -26,10 +27,12 @@ mod error;
 mod fastjson;
 mod guard;
 mod handlers;
+mod host;
 mod metrics;
 mod params;
 mod routes;
 mod server;
+mod state;
 mod ui;
 
 pub use config::{Auth, QueryLimits, ServerConfig, ServerError, TlsFiles};
@@ -37,5 +40,6 @@ pub use docs::openapi;
 pub use handlers::agents::RegisterResponse;
 pub use handlers::ops::HealthBody;
 pub use handlers::query::{CostsResponse, MonitoringWindow, PointsResponse, ResourceDetail};
-pub use routes::{router, Access, RouteSpec, ROUTES};
+pub use routes::router;
 pub use server::{serve, Server};
+pub use state::{Access, RouteSpec, ROUTES};

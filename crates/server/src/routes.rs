@@ -1,18 +1,17 @@
-//! The route table and the router built from it.
-//!
-//! [`ROUTES`] is the one list of endpoints with the scope each needs; the router is built
-//! by adding each handler with [`Builder::add`], which checks the handler's route against
-//! the table (and the table is checked against the router at the end), and the OpenAPI
-//! document is checked against the same table by a test. So an endpoint cannot exist
-//! without being documented and protected as listed.
+//! The router, built from the route table ([`ROUTES`], in `state.rs`): each handler is
+//! added with [`Builder::add`], which checks the handler's route against the table, and the
+//! table is checked against the router at the end. Around the routes: auth, the ingest
+//! budget, the browser guard, CORS, compression, timeout, catch-panic, logging and metrics.
 
 use crate::body::Limits;
 use crate::budget::IngestBudget;
 use crate::config::{Auth, ServerConfig};
 use crate::error::ApiErr;
 use crate::guard::BrowserGuard;
-use crate::handlers::ops::HealthCache;
 use crate::metrics::Metrics;
+use crate::state::{
+    blocking, scope_name, Access, AppState, HealthCache, Inner, RouteSpec, INGEST, ROUTES,
+};
 use crate::{budget, docs, guard, handlers, ui};
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
@@ -23,102 +22,6 @@ use axum::Router;
 use skymeter_store::{Scope, Store};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// Who may call an endpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Access {
-    /// Anyone: health, the OpenAPI document, the docs page and the web UI's files.
-    Public,
-    /// A token with this scope (or `admin`).
-    Scope(Scope),
-}
-
-/// One endpoint: method, path (axum syntax; `{*key}` is a catch-all) and access.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RouteSpec {
-    pub method: &'static str,
-    pub path: &'static str,
-    pub access: Access,
-}
-
-impl RouteSpec {
-    /// The path as OpenAPI writes it (`{*key}` → `{key}`).
-    pub fn openapi_path(&self) -> String {
-        self.path.replace("{*", "{")
-    }
-}
-
-const fn r(method: &'static str, path: &'static str, access: Access) -> RouteSpec {
-    RouteSpec {
-        method,
-        path,
-        access,
-    }
-}
-
-const INGEST: Access = Access::Scope(Scope::Ingest);
-const READ: Access = Access::Scope(Scope::Read);
-
-/// Every endpoint of the server.
-pub const ROUTES: &[RouteSpec] = &[
-    r("GET", "/health", Access::Public),
-    r("GET", "/metrics", READ),
-    r("GET", "/api/openapi.json", Access::Public),
-    r("GET", "/api/docs", Access::Public),
-    r("GET", "/api/docs/docs.js", Access::Public),
-    r("GET", "/api/docs/docs.css", Access::Public),
-    r("GET", "/", Access::Public),
-    r("GET", "/ui/{*path}", Access::Public),
-    r("POST", "/api/v1/ingest", INGEST),
-    r("POST", "/api/v1/agents/register", INGEST),
-    r("POST", "/api/v1/agents/{id}/heartbeat", INGEST),
-    r("GET", "/api/v1/agents", READ),
-    r("GET", "/api/v1/resources", READ),
-    r("GET", "/api/v1/resources/{*key}", READ),
-    r("GET", "/api/v1/series", READ),
-    r("GET", "/api/v1/points", READ),
-    r("GET", "/api/v1/costs", READ),
-    // The Prometheus-compatible query API (handlers/prom.rs). GET /api/v1/series above
-    // serves both: Prometheus' when the request has `match[]`.
-    r("GET", "/api/v1/query", READ),
-    r("POST", "/api/v1/query", READ),
-    r("GET", "/api/v1/query_range", READ),
-    r("POST", "/api/v1/query_range", READ),
-    r("POST", "/api/v1/series", READ),
-    r("GET", "/api/v1/labels", READ),
-    r("POST", "/api/v1/labels", READ),
-    r("GET", "/api/v1/label/{name}/values", READ),
-    r("GET", "/api/v1/metadata", READ),
-    r("GET", "/api/v1/status/buildinfo", READ),
-    r("GET", "/api/v1/status/config", READ),
-    r("GET", "/api/v1/query_exemplars", READ),
-    r("POST", "/api/v1/query_exemplars", READ),
-    r("GET", "/api/v1/format_query", READ),
-    r("POST", "/api/v1/format_query", READ),
-];
-
-/// What every handler shares.
-pub struct Inner {
-    pub store: Arc<dyn Store>,
-    pub auth: Auth,
-    pub limits: Limits,
-    pub timeout: Duration,
-    /// Limits of one PromQL query.
-    pub query: crate::config::QueryLimits,
-    pub metrics: Arc<Metrics>,
-    /// In-flight bytes of ingest-scope requests (see [`crate::budget`]).
-    pub ingest_budget: Arc<IngestBudget>,
-    pub health: HealthCache,
-}
-
-pub type AppState = Arc<Inner>;
-
-/// Runs a blocking store call (or CPU-heavy work) off the async threads.
-pub async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, ApiErr> + Send + 'static,
-) -> Result<T, ApiErr> {
-    tokio::task::spawn_blocking(f).await.map_err(ApiErr::join)?
-}
 
 struct Builder {
     router: Router<AppState>,
@@ -427,15 +330,6 @@ async fn authorize(
     }
     req.extensions_mut().insert(info);
     next.run(req).await
-}
-
-pub fn scope_name(s: &Scope) -> String {
-    match s {
-        Scope::Ingest => "ingest",
-        Scope::Read => "read",
-        Scope::Admin => "admin",
-    }
-    .to_string()
 }
 
 fn bearer(headers: &axum::http::HeaderMap) -> Result<String, ApiErr> {

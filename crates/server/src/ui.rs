@@ -13,11 +13,14 @@
 //! A content security policy allows only this server: scripts from here plus the one
 //! inline import map (by its SHA-256), styles and `fetch` to this origin, nothing else.
 
+use crate::apidoc::{string, Op, Schemas};
 use crate::error::ApiErr;
+use crate::state::RouteSpec;
 use axum::extract::{Path, RawQuery};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
+use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::fmt::Write as _;
 use std::sync::OnceLock;
@@ -228,6 +231,47 @@ pub async fn asset(
         .any(|kv| kv.strip_prefix("v=") == Some(b.hash.as_str()));
     let cache = if current { IMMUTABLE } else { "no-cache" };
     respond(&headers, a.content_type, a.body, &b.etag, cache)
+}
+
+/// The OpenAPI description of the UI's routes (`docs.rs` assembles the document).
+pub fn describe(spec: &RouteSpec, _s: &mut Schemas) -> Option<Op> {
+    let op = match (spec.method, spec.path) {
+        ("GET", "/") => Op {
+            tag: "ui",
+            summary: "The web UI",
+            description: "Inventory, resource, costs and agents pages. Served from the binary \
+                          and loads nothing from other sites; its data comes from this API, \
+                          with a token when the server asks for one.",
+            params: vec![],
+            body: None,
+            ok: vec![
+                (
+                    "200",
+                    "HTML page (`no-cache`, with an ETag).",
+                    Some(("text/html", string())),
+                ),
+                ("304", "Unchanged since the ETag in `If-None-Match`.", None),
+            ],
+            errors: vec![],
+        },
+        ("GET", "/ui/{*path}") => Op {
+            tag: "ui",
+            summary: "A file of the web UI",
+            description: "Scripts, style and icon of the UI. With `?v=` set to the file's \
+                          current content hash (as the UI's page links it) the answer may be \
+                          cached for a year; otherwise it is revalidated by its ETag.",
+            params: vec![json!({"name": "path", "in": "path", "required": true,
+                                "description": "The file's name, e.g. `app.js`.", "schema": string()})],
+            body: None,
+            ok: vec![
+                ("200", "The file.", Some(("text/javascript", string()))),
+                ("304", "Unchanged since the ETag in `If-None-Match`.", None),
+            ],
+            errors: vec![("404", "No such file (`not_found`).")],
+        },
+        _ => return None,
+    };
+    Some(op)
 }
 
 #[cfg(test)]

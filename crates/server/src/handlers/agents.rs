@@ -2,15 +2,17 @@
 
 use super::small_json;
 use crate::agent_series;
+use crate::apidoc::{page_params, string, Op, PageOf, Schemas};
 use crate::error::{ApiErr, ApiResult};
 use crate::params::Params;
-use crate::routes::{blocking, AppState};
+use crate::state::{blocking, AppState, RouteSpec};
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use skymeter_model::api::{AgentRegistration, Heartbeat};
 use skymeter_model::FieldError;
 use skymeter_store::{AgentRecord, Page};
@@ -113,4 +115,66 @@ pub async fn list(
     })
     .await?;
     Ok(Json(agents))
+}
+
+/// The OpenAPI description of the agents' operations (`docs.rs` assembles the document).
+pub fn describe(spec: &RouteSpec, s: &mut Schemas) -> Option<Op> {
+    let json_ct = "application/json";
+    let op = match (spec.method, spec.path) {
+        ("POST", "/api/v1/agents/register") => Op {
+            tag: "agents",
+            summary: "Register an agent",
+            description: "Agents register at start and again whenever a heartbeat is \
+                          answered 404. Registering again updates the registration. The \
+                          agent is also stored as a resource (provider `skymeter`, kind \
+                          `agent`, name = hostname) with the points `agent_up`, \
+                          `agent_buffered_batches`, `agent_dropped_batches`, \
+                          `agent_heartbeat_interval_seconds`, `agent_heartbeat_timestamp_seconds`.",
+            params: vec![],
+            body: Some((s.of::<AgentRegistration>(), "The agent and its tasks.")),
+            ok: vec![(
+                "200",
+                "Registered.",
+                Some((json_ct, s.of::<RegisterResponse>())),
+            )],
+            errors: vec![
+                ("413", "The body is over the server's limit."),
+                ("415", "Unsupported encoding or content type."),
+            ],
+        },
+        ("POST", "/api/v1/agents/{id}/heartbeat") => Op {
+            tag: "agents",
+            summary: "Heartbeat of a registered agent",
+            description:
+                "The body is a JSON object, `{}` at least. Also stores the agent's points \
+                          (`agent_up` = 1, buffered and dropped batches, interval, heartbeat \
+                          time) for the Prometheus API.",
+            params: vec![
+                json!({"name": "id", "in": "path", "required": true, "description": "The agent's id.", "schema": string()}),
+            ],
+            body: Some((s.of::<Heartbeat>(), "The agent's buffer state.")),
+            ok: vec![("204", "Recorded.", None)],
+            errors: vec![
+                ("404", "Unknown agent (`not_found`): register again."),
+                ("413", "The body is over the server's limit."),
+                ("415", "Unsupported encoding or content type."),
+            ],
+        },
+        ("GET", "/api/v1/agents") => Op {
+            tag: "agents",
+            summary: "List agents",
+            description: "With each agent's last heartbeat and status (`healthy` within 2 \
+                          heartbeat intervals, `late` within 5, `offline` after).",
+            params: page_params(),
+            body: None,
+            ok: vec![(
+                "200",
+                "A page of agents.",
+                Some((json_ct, s.of::<PageOf<AgentRecord>>())),
+            )],
+            errors: vec![],
+        },
+        _ => return None,
+    };
+    Some(op)
 }

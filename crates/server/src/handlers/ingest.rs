@@ -9,12 +9,13 @@
 //! threads, one hop), straight from the decompressed bytes: [`fastjson`] for the common
 //! shape, serde_json for everything else and for explaining errors.
 
+use crate::apidoc::{Op, Schemas};
 use crate::body::{self, Encoding};
 use crate::cost_series;
 use crate::error::{ApiErr, ApiResult};
 use crate::fastjson;
 use crate::metrics::IngestResult;
-use crate::routes::{blocking, AppState};
+use crate::state::{blocking, AppState, RouteSpec};
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -131,4 +132,41 @@ fn invalid_batch(mut fields: Vec<FieldError>) -> ApiErr {
         message.push_str(&format!(" (the first {MAX_FIELDS} are listed in `fields`)"));
     }
     ApiErr::new(StatusCode::BAD_REQUEST, "invalid_batch", message).with_fields(fields)
+}
+
+/// The OpenAPI description of `POST /api/v1/ingest` (`docs.rs` assembles the document).
+pub fn describe(spec: &RouteSpec, s: &mut Schemas) -> Option<Op> {
+    let json_ct = "application/json";
+    let op = match (spec.method, spec.path) {
+        ("POST", "/api/v1/ingest") => Op {
+            tag: "ingest",
+            summary: "Store a batch",
+            description: "The body is a Batch as JSON, optionally compressed \
+                          (`Content-Encoding: gzip` or `zstd`). The batch is stored whole or \
+                          not at all: any malformed JSON (`invalid_json`, with line and \
+                          column), wrong type, missing or unknown field, or invalid value \
+                          (`invalid_batch`, with every bad field's path in `fields`) stores \
+                          nothing. The limits of the record format (label counts, lengths, \
+                          no control characters, a non-nil `batch_id`: see `docs/format.md`) \
+                          are in the Batch schema and refused with `invalid_batch`. A batch \
+                          whose `batch_id` was stored before with the same content is answered \
+                          `duplicate: true` and not stored again, so agents can retry safely; \
+                          with other content it is answered 409 `batch_conflict`. \
+                          Each cost line is also stored as two points for the Prometheus API, \
+                          `cost_billed_usd` and `cost_effective_usd` (other currencies: \
+                          `cost_billed_eur`, ...), at its `ChargePeriodStart`, labelled \
+                          `provider account region resource_id service source category sku`; \
+                          a line sent again replaces its sample. The answer counts what was sent.",
+            params: vec![],
+            body: Some((s.of::<Batch>(), "A batch of records.")),
+            ok: vec![("200", "Stored, or a duplicate of a stored batch.", Some((json_ct, s.of::<IngestResponse>())))],
+            errors: vec![
+                ("409", "The `batch_id` was stored before with other content (`batch_conflict`); nothing was stored."),
+                ("413", "The body (compressed, or decompressed) is over the server's limit (`too_large`)."),
+                ("415", "Unsupported `Content-Encoding` (`unsupported_encoding`) or a non-JSON `Content-Type`."),
+            ],
+        },
+        _ => return None,
+    };
+    Some(op)
 }

@@ -9,7 +9,7 @@ pub mod query;
 
 use crate::body::{self, Encoding};
 use crate::error::ApiErr;
-use crate::routes::AppState;
+use crate::state::AppState;
 use axum::body::Body;
 use axum::http::HeaderMap;
 use serde::de::DeserializeOwned;

@@ -1,21 +1,17 @@
 //! Operations: `/health` for load balancers and `/metrics` for Prometheus.
 //!
-//! `/health` runs the store's check ([`Store::check`](skymeter_store::Store::check)) one at a
-//! time: probes that arrive while a check runs wait for the next one and share its answer.
-//! Every probe still gets the answer of a check that started after it arrived, but a hundred
-//! concurrent probers cost two checks, not a hundred, never run checks side by side (which
-//! made a healthy server answer 503 when one check read back another's value), and leave
-//! the store's write path to ingest.
+//! `/health` runs the store's check one at a time through the server state's `HealthCache`
+//! (`state.rs`): probes that arrive while a check runs share the next one's answer.
 
+use crate::apidoc::{string, Op, Schemas};
 use crate::error::ApiErr;
-use crate::routes::{blocking, AppState};
+use crate::state::{blocking, AppState, RouteSpec};
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use std::time::Instant;
 
 /// `GET /health`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -26,33 +22,6 @@ pub struct HealthBody {
     pub storage: String,
     /// The server's version.
     pub version: String,
-}
-
-/// The last store check: when it started and what it said (`Err` carries the message).
-#[derive(Default)]
-pub struct HealthCache {
-    last: tokio::sync::Mutex<Option<(Instant, Result<(), String>)>>,
-}
-
-impl HealthCache {
-    /// The answer of a store check that started after this call.
-    async fn get(&self, st: &AppState) -> Result<(), String> {
-        let arrived = Instant::now();
-        // An async mutex: probes queue here, without holding a thread, while one checks.
-        let mut last = self.last.lock().await;
-        if let Some((started, answer)) = last.as_ref() {
-            if *started >= arrived {
-                return answer.clone();
-            }
-        }
-        let started = Instant::now();
-        let store = st.store.clone();
-        let answer = blocking(move || store.check().map_err(ApiErr::store))
-            .await
-            .map_err(|e| e.body.message);
-        *last = Some((started, answer.clone()));
-        answer
-    }
 }
 
 pub async fn health(State(st): State<AppState>) -> (StatusCode, Json<HealthBody>) {
@@ -86,4 +55,47 @@ pub async fn metrics(State(st): State<AppState>) -> Response {
         text,
     )
         .into_response()
+}
+
+/// The OpenAPI description of `/health` and `/metrics` (`docs.rs` assembles the document).
+pub fn describe(spec: &RouteSpec, s: &mut Schemas) -> Option<Op> {
+    let json_ct = "application/json";
+    let op = match (spec.method, spec.path) {
+        ("GET", "/health") => Op {
+            tag: "operations",
+            summary: "Health of the server and its storage",
+            description: "For load balancers and monitors. No authentication.",
+            params: vec![],
+            body: None,
+            ok: vec![
+                (
+                    "200",
+                    "The server and its storage work.",
+                    Some((json_ct, s.of::<HealthBody>())),
+                ),
+                (
+                    "503",
+                    "The storage check failed; `storage` says why.",
+                    Some((json_ct, s.of::<HealthBody>())),
+                ),
+            ],
+            errors: vec![],
+        },
+        ("GET", "/metrics") => Op {
+            tag: "operations",
+            summary: "The server's own metrics, for Prometheus",
+            description: "Requests by route and status, ingest batches, points and bytes, \
+                          ingest latency, and the store's sizes, in the Prometheus text format.",
+            params: vec![],
+            body: None,
+            ok: vec![(
+                "200",
+                "Prometheus text exposition format 0.0.4.",
+                Some(("text/plain", string())),
+            )],
+            errors: vec![],
+        },
+        _ => return None,
+    };
+    Some(op)
 }

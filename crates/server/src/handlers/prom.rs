@@ -21,7 +21,8 @@
 //! Queries are evaluated by `skymeter-promql` over the store's Prometheus view
 //! ([`skymeter_store::prom`]), on a blocking thread.
 
-use crate::routes::AppState;
+use crate::apidoc::{query_param, series_params, string, Op, PageOf, Schemas};
+use crate::state::{AppState, RouteSpec};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -33,6 +34,7 @@ use skymeter_promql::{
     MAX_TIME_MS, MIN_TIME_MS,
 };
 use skymeter_store::prom::{Matcher, PromQuerier};
+use skymeter_store::SeriesInfo;
 use std::time::Duration;
 
 /// An error answer in Prometheus' shape.
@@ -694,6 +696,252 @@ pub async fn format_query(
         success(&parsed.prettify())
     })();
     answer(r)
+}
+
+/// The OpenAPI description of these operations, and of `GET /api/v1/series`, which also
+/// serves skymeter's own series list (`docs.rs` assembles the document).
+pub fn describe(spec: &RouteSpec, s: &mut Schemas) -> Option<Op> {
+    if (spec.method, spec.path) != ("GET", "/api/v1/series") {
+        return prom_op(spec);
+    }
+    let json_ct = "application/json";
+    let mut params = series_params();
+    params.extend(prom_scope_params(true));
+    Some(Op {
+        tag: "metrics",
+        summary: "List series (skymeter's list, or Prometheus' with `match[]`)",
+        description: "Two APIs on one path. **Without `match[]`**: skymeter's series \
+                      list: a series is one metric, unit and stat of one resource with \
+                      one set of labels; filters `metric`, `resource`, …, paged, answered \
+                      as a `SeriesInfoPage`. **With `match[]`** (one or more): \
+                      Prometheus' series API: the label sets of the series that match \
+                      any selector and have samples in [`start`, `end`], answered \
+                      `{\"status\":\"success\",\"data\":[{labels}…]}`; the skymeter \
+                      filters do not apply then. `POST` with a form body is the same \
+                      Prometheus call.",
+        params,
+        body: None,
+        ok: vec![(
+            "200",
+            "A page of series, or (with `match[]`) Prometheus' answer.",
+            Some((
+                json_ct,
+                json!({"anyOf": [
+                    s.of::<PageOf<SeriesInfo>>(),
+                    prom_ok(json!({"type": "array", "items": {"type": "object", "additionalProperties": {"type": "string"}}})),
+                ]}),
+            )),
+        )],
+        errors: vec![],
+    })
+}
+
+/// Whether the route is the Prometheus-compatible API's, which answers its own errors in
+/// Prometheus' shape.
+pub fn is_prometheus_api(spec: &RouteSpec) -> bool {
+    prom_op(spec).is_some()
+}
+
+fn prom_scope_params(with_match: bool) -> Vec<Json> {
+    let mut p = Vec::new();
+    if with_match {
+        p.push(json!({"name": "match[]", "in": "query", "required": false,
+            "description": "A series selector (`cpu_utilization_percent{region=\"eu-west-1\"}`); repeat for several (a series may match any).",
+            "schema": {"type": "array", "items": {"type": "string"}}, "style": "form", "explode": true}));
+    }
+    p.push(query_param(
+        "start",
+        "RFC 3339 or Unix seconds (float). Default: no bound. Prometheus API.",
+        string(),
+    ));
+    p.push(query_param(
+        "end",
+        "RFC 3339 or Unix seconds (float). Default: no bound. Prometheus API.",
+        string(),
+    ));
+    p
+}
+
+/// Prometheus' answer envelope around `data`.
+fn prom_ok(data: Json) -> Json {
+    json!({"type": "object", "required": ["status", "data"], "properties": {
+        "status": {"const": "success"},
+        "data": data,
+        "warnings": {"type": "array", "items": {"type": "string"}},
+    }})
+}
+
+fn prom_result() -> Json {
+    json!({"type": "object", "required": ["resultType", "result"], "properties": {
+        "resultType": {"enum": ["matrix", "vector", "scalar", "string"]},
+        "result": {"description": "matrix: [{metric, values: [[t, \"v\"]…]}]; vector: [{metric, value: [t, \"v\"]}]; scalar and string: [t, \"v\"]. `t` is Unix seconds (float); values are strings (`NaN`, `+Inf`)."},
+    }})
+}
+
+/// A Prometheus API description: `text`, the form-body note for POST, and the error shape.
+macro_rules! prom_desc {
+    ($post:expr, $text:expr) => {
+        if $post {
+            concat!(
+                $text,
+                " Parameters may also come as an `application/x-www-form-urlencoded` body.",
+                " Errors have Prometheus' shape, `{\"status\":\"error\",\"errorType\":…,\"error\":…}`: ",
+                "400 `bad_data` (parameters, parse errors), 422 `execution` (evaluation failed), ",
+                "503 `timeout`, 500 `internal`."
+            )
+        } else {
+            concat!(
+                $text,
+                " Errors have Prometheus' shape, `{\"status\":\"error\",\"errorType\":…,\"error\":…}`: ",
+                "400 `bad_data` (parameters, parse errors), 422 `execution` (evaluation failed), ",
+                "503 `timeout`, 500 `internal`."
+            )
+        }
+    };
+}
+
+/// The operations of the Prometheus-compatible query API (Prometheus 2.42's HTTP API).
+fn prom_op(spec: &RouteSpec) -> Option<Op> {
+    let json_ct = "application/json";
+    let post = spec.method == "POST";
+    let labels_list = json!({"type": "array", "items": {"type": "string"}});
+    let label_set = json!({"type": "object", "additionalProperties": {"type": "string"}});
+    let q = |d: &str| query_param("query", d, string());
+    let timeout = query_param(
+        "timeout",
+        "Evaluation time limit (`30s`, or float seconds); at most the server's request timeout.",
+        string(),
+    );
+    let (summary, description, params, data): (&'static str, &'static str, Vec<Json>, Json) = match spec.path {
+        "/api/v1/query" => (
+            "PromQL instant query (Prometheus API)",
+            prom_desc!(
+                post,
+                "Evaluates `query` at `time`. Metric names and labels as skymeter maps them \
+                 (`cpu_utilization_percent{provider, account, region, resource_id, stat, kind, \
+                 resource_name, tag_<key>}`)."
+            ),
+            vec![
+                q("A PromQL expression."),
+                query_param("time", "RFC 3339 or Unix seconds (float); default now.", string()),
+                timeout,
+            ],
+            prom_result(),
+        ),
+        "/api/v1/query_range" => (
+            "PromQL range query (Prometheus API)",
+            prom_desc!(
+                post,
+                "Evaluates `query` at `start`, `start + step`, … ≤ `end`; at most 11,000 points \
+                 per series."
+            ),
+            vec![
+                q("A PromQL expression (giving a scalar or an instant vector)."),
+                query_param("start", "RFC 3339 or Unix seconds (float). Required.", string()),
+                query_param("end", "RFC 3339 or Unix seconds (float). Required.", string()),
+                query_param(
+                    "step",
+                    "`60`, `1m`, `1h30m` (float seconds or a Prometheus duration). Required.",
+                    string(),
+                ),
+                timeout,
+            ],
+            prom_result(),
+        ),
+        "/api/v1/series" => (
+            "Series by selector (Prometheus API)",
+            prom_desc!(
+                post,
+                "The label sets of the series that match any `match[]` (required) and have \
+                 samples in [`start`, `end`]."
+            ),
+            prom_scope_params(true),
+            json!({"type": "array", "items": label_set}),
+        ),
+        "/api/v1/labels" => (
+            "Label names (Prometheus API)",
+            prom_desc!(
+                post,
+                "Label names of the series matching `match[]` (all series when absent) with \
+                 samples in [`start`, `end`], sorted."
+            ),
+            prom_scope_params(true),
+            labels_list,
+        ),
+        "/api/v1/label/{name}/values" => (
+            "Values of one label (Prometheus API)",
+            prom_desc!(
+                post,
+                "Values of the label over the series matching `match[]` (all when absent) with \
+                 samples in [`start`, `end`], sorted; `__name__` gives the metric names."
+            ),
+            {
+                let mut p = vec![json!({"name": "name", "in": "path", "required": true,
+                    "description": "A label name.", "schema": string()})];
+                p.extend(prom_scope_params(true));
+                p
+            },
+            labels_list,
+        ),
+        "/api/v1/metadata" => (
+            "Metric metadata (Prometheus API)",
+            "Per metric name: type (`gauge`: skymeter stores values per period), help and \
+             unit from skymeter's metric catalog.",
+            vec![
+                query_param("metric", "Only this metric name.", string()),
+                query_param("limit", "At most this many metrics.", json!({"type": "integer"})),
+            ],
+            json!({"type": "object", "additionalProperties": {"type": "array", "items": {"type": "object", "properties": {
+                "type": {"type": "string"}, "help": {"type": "string"}, "unit": {"type": "string"}}}}}),
+        ),
+        "/api/v1/status/buildinfo" => (
+            "Build information (Prometheus API)",
+            "`version` is the Prometheus version whose API skymeter implements (2.42.0), so that \
+             clients enable the matching features; `skymeterVersion` is skymeter's.",
+            vec![],
+            json!({"type": "object", "additionalProperties": {"type": "string"}}),
+        ),
+        "/api/v1/status/config" => (
+            "Configuration (Prometheus API)",
+            "The global evaluation settings as Prometheus YAML (`yaml`); skymeter scrapes \
+             nothing itself.",
+            vec![],
+            json!({"type": "object", "properties": {"yaml": {"type": "string"}}}),
+        ),
+        "/api/v1/query_exemplars" => (
+            "Exemplars (Prometheus API)",
+            prom_desc!(
+                post,
+                "skymeter keeps no exemplars: always an empty list (the query is still checked)."
+            ),
+            vec![
+                q("A PromQL expression."),
+                query_param("start", "RFC 3339 or Unix seconds (float).", string()),
+                query_param("end", "RFC 3339 or Unix seconds (float).", string()),
+            ],
+            json!({"type": "array", "maxItems": 0}),
+        ),
+        "/api/v1/format_query" => (
+            "Format a query (Prometheus API)",
+            prom_desc!(post, "The query, pretty-printed."),
+            vec![q("A PromQL expression.")],
+            string(),
+        ),
+        _ => return None,
+    };
+    Some(Op {
+        tag: "prometheus",
+        summary,
+        description,
+        params,
+        body: None,
+        ok: vec![(
+            "200",
+            "`{\"status\":\"success\",\"data\":…}`.",
+            Some((json_ct, prom_ok(data))),
+        )],
+        errors: vec![("422", "The query failed in evaluation (`execution`).")],
+    })
 }
 
 #[cfg(test)]

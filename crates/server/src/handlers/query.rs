@@ -1,13 +1,17 @@
 //! Reads: resources (with history and a monitoring summary), series, points, costs.
 
+use crate::apidoc::{
+    page_params, query_param, series_params, stat_schema, string, time_param, Op, PageOf, Schemas,
+};
 use crate::error::{ApiErr, ApiResult};
 use crate::params::Params;
-use crate::routes::{blocking, AppState};
+use crate::state::{blocking, AppState, RouteSpec};
 use axum::extract::{Path, RawQuery, State};
 use axum::Json;
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use serde_json::{Map, Value};
 use skymeter_model::{Stat, Unit};
 use skymeter_promql::TimeRange;
@@ -437,6 +441,135 @@ pub async fn costs(
     let store: Arc<dyn Store> = st.store.clone();
     let groups = blocking(move || store.costs(&query).map_err(ApiErr::store)).await?;
     Ok(Json(CostsResponse { groups }))
+}
+
+/// The OpenAPI description of resources, points and costs (`docs.rs` assembles the document).
+pub fn describe(spec: &RouteSpec, s: &mut Schemas) -> Option<Op> {
+    let json_ct = "application/json";
+    let op = match (spec.method, spec.path) {
+        ("GET", "/api/v1/resources") => {
+            let mut params = vec![
+                query_param("provider", "`aws`, `gcp`, `azure`, `host`, …", string()),
+                query_param("account", "Account, project or subscription.", string()),
+                query_param("region", "Region.", string()),
+                query_param("kind", "Normalized kind (`compute.instance`, `host`, …).", string()),
+                query_param("tag.KEY", "Tag that must match exactly, one parameter per tag: `tag.env=prod`.", string()),
+                query_param("q", "Case-insensitive substring of the name or id.", string()),
+                query_param(
+                    "sort",
+                    "`key` (default), `name`, `kind`, `last_seen` or `first_seen`; `-` in front for descending. Empty: the default.",
+                    json!({"type": "string", "pattern": "^(-?(key|name|kind|last_seen|first_seen))?$"}),
+                ),
+            ];
+            params.extend(page_params());
+            Op {
+                tag: "inventory",
+                summary: "List resources",
+                description: "Every filter must hold; no filter lists everything.",
+                params,
+                body: None,
+                ok: vec![(
+                    "200",
+                    "A page of resources.",
+                    Some((json_ct, s.of::<PageOf<StoredResource>>())),
+                )],
+                errors: vec![],
+            }
+        }
+        ("GET", "/api/v1/resources/{*key}") => Op {
+            tag: "inventory",
+            summary: "One resource, its history and a monitoring summary",
+            description: "`monitoring` holds, for every metric of the resource over `period`, \
+                          its `avg` and `max`, nested by the dotted metric name as Cloudforet \
+                          lays it out: `{\"cpu\": {\"utilization\": {\"avg\": 12.3, \"max\": 80.1, \
+                          \"unit\": \"percent\"}}}`.",
+            params: vec![
+                json!({"name": "key", "in": "path", "required": true,
+                       "description": "`provider/account/region/id`, percent-encoded (`/` as `%2F`).",
+                       "schema": string()}),
+                query_param(
+                    "period",
+                    "Window of the monitoring summary, ending now; default `1d` (`1h`, `7d`, …).",
+                    string(),
+                ),
+            ],
+            body: None,
+            ok: vec![(
+                "200",
+                "The resource.",
+                Some((json_ct, s.of::<ResourceDetail>())),
+            )],
+            errors: vec![("404", "No such resource (`not_found`).")],
+        },
+        ("GET", "/api/v1/points") => {
+            let mut params = series_params();
+            params.extend([
+                time_param("start", "Default: `end` minus 1 hour. Inclusive."),
+                time_param("end", "Default: now. Exclusive."),
+                query_param(
+                    "step",
+                    "Downsample to buckets this wide (`1m`, `5m`, `1h`), aligned to the epoch and \
+                     stamped with their end; at most 11000 buckets. Absent: raw points.",
+                    string(),
+                ),
+                query_param(
+                    "agg",
+                    "How points combine within a bucket; default `avg`. Needs `step`.",
+                    stat_schema(),
+                ),
+            ]);
+            Op {
+                tag: "metrics",
+                summary: "Points of the matching series",
+                description: "`limit` and `cursor` page over series; each series carries all \
+                              its points in the range as `[ts, value]` pairs. A page reads at \
+                              most `max_samples` (`[server.query]`) raw points: it may end \
+                              with fewer than `limit` series and a `next_cursor`, and a series \
+                              that alone holds more in the range is refused (400).",
+                params,
+                body: None,
+                ok: vec![(
+                    "200",
+                    "Series with their points.",
+                    Some((json_ct, s.of::<PointsResponse>())),
+                )],
+                errors: vec![],
+            }
+        }
+        ("GET", "/api/v1/costs") => Op {
+            tag: "costs",
+            summary: "Costs, grouped",
+            description: "Sums of `BilledCost` and `EffectiveCost` of the cost lines whose \
+                          charge period overlaps `[start, end)`.",
+            params: vec![
+                query_param(
+                    "group_by",
+                    &format!(
+                        "Comma-separated, any of: {}. Absent: one total.",
+                        COST_GROUPS.join(", ")
+                    ),
+                    string(),
+                ),
+                time_param("start", "Default: no lower bound."),
+                time_param("end", "Default: no upper bound."),
+                query_param("provider", "Only this provider's lines.", string()),
+                query_param(
+                    "source",
+                    "`billed` or `estimated`; empty: both.",
+                    json!({"type": "string", "enum": ["", "billed", "estimated"]}),
+                ),
+            ],
+            body: None,
+            ok: vec![(
+                "200",
+                "The groups.",
+                Some((json_ct, s.of::<CostsResponse>())),
+            )],
+            errors: vec![],
+        },
+        _ => return None,
+    };
+    Some(op)
 }
 
 #[cfg(test)]
