@@ -1,7 +1,8 @@
 //! The one collector every cloud runs in: fan-out over scopes, metric plan and fetch,
 //! estimated and billed cost, self-accounting.
 
-use super::{config, BilledRange, CloudConfig, CloudProvider, CollectContext, Inventory};
+use super::config;
+use super::provider::{BilledRange, CloudConfig, CloudProvider, CollectContext, Inventory};
 use chrono::{DateTime, Utc};
 use skymeter_model::{Point, ResourceRef, Stat, Unit};
 use skymeter_plugin::api_calls::ApiCallCounts;
@@ -218,7 +219,7 @@ impl<P: CloudProvider> Collector for CloudCollector<P> {
         let ctx = Arc::new(CollectContext {
             now,
             request: req.window,
-            window: super::metric_window(
+            window: super::window::metric_window(
                 req.window.start.timestamp(),
                 req.window.end.timestamp(),
                 cfg.delay_s(),

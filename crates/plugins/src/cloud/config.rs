@@ -4,15 +4,13 @@
 //! and `dry_run`. A provider's own keys live in its `Config` type; the entry may hold the
 //! keys of both and nothing else.
 
-use super::CloudProvider;
+use super::provider::{CloudConfig, CloudProvider};
 use crate::common::cloud_config;
 use schemars::JsonSchema;
 use serde::Deserialize;
-use skymeter_model::Stat;
 use skymeter_plugin::config::DurationStr;
 use skymeter_plugin::{ConfigError, RawConfig};
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 /// The keys shared by every cloud collector, as written (absent = the provider's default).
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -59,62 +57,6 @@ pub struct SharedKeys {
     /// calling the metric or billing APIs. `skymeter collect <cloud> --dry-run` sets it.
     #[serde(default)]
     pub dry_run: bool,
-}
-
-/// A provider's defaults for the shared keys.
-#[derive(Debug, Clone)]
-pub struct Defaults {
-    pub period: Duration,
-    pub delay: Duration,
-    pub stats: &'static [Stat],
-    pub max_concurrency: usize,
-    pub max_attempts: u32,
-    pub billed_days: u32,
-    pub billed_every: Duration,
-}
-
-impl Default for Defaults {
-    fn default() -> Self {
-        Defaults {
-            period: Duration::from_secs(300),
-            delay: Duration::from_secs(300),
-            stats: &[Stat::Avg, Stat::Max],
-            max_concurrency: 8,
-            max_attempts: 5,
-            billed_days: 3,
-            billed_every: Duration::from_secs(6 * 3600),
-        }
-    }
-}
-
-/// The shared keys, checked, with the provider's defaults filled in.
-#[derive(Debug, Clone)]
-pub struct CloudConfig {
-    pub period: Duration,
-    pub delay: Duration,
-    pub stats: Vec<Stat>,
-    pub tags: BTreeMap<String, String>,
-    pub max_concurrency: usize,
-    pub max_attempts: u32,
-    /// The cost sources on.
-    pub estimated: bool,
-    pub billed: bool,
-    pub prices_file: Option<String>,
-    pub billed_days: u32,
-    pub billed_every: Duration,
-    pub dry_run: bool,
-}
-
-impl CloudConfig {
-    /// `period` in whole seconds.
-    pub fn period_s(&self) -> i64 {
-        self.period.as_secs() as i64
-    }
-
-    /// `delay` in whole seconds.
-    pub fn delay_s(&self) -> i64 {
-        self.delay.as_secs() as i64
-    }
 }
 
 /// Decodes an entry of provider `P`: its own keys, the shared keys, and no other.

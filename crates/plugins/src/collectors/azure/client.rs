@@ -140,7 +140,7 @@ impl Client {
                                 } else {
                                     "could not reach Azure"
                                 },
-                                super::error_text(&e)
+                                skymeter_plugin::error_chain(&e)
                             ),
                         )
                         .with("api", api));

@@ -81,7 +81,7 @@ impl Api {
                 format!(
                     "{}: could not get an access token ({}): check `credentials_file`, GOOGLE_APPLICATION_CREDENTIALS (a service-account key whose token_uri is reachable), `gcloud auth application-default login`, or the metadata server",
                     call.api,
-                    auth_error_text(&e)
+                    skymeter_plugin::error_chain(&e)
                 ),
             )
             .with("api", call.api)
@@ -157,7 +157,7 @@ impl Api {
                         format!(
                             "{} failed after {attempt} attempts: {}",
                             call.api,
-                            reqwest_text(&e)
+                            skymeter_plugin::error_chain(&e)
                         ),
                     )
                     .with("api", call.api));
@@ -171,7 +171,7 @@ impl Api {
                         format!(
                             "{}: reading the answer failed: {}",
                             call.api,
-                            reqwest_text(&e)
+                            skymeter_plugin::error_chain(&e)
                         ),
                     )
                     .with("api", call.api)
@@ -285,30 +285,6 @@ fn status_error(call: &Call, code: u16, attempts: u32, message: &str, reason: &s
         format!("{text}: {message}")
     };
     PluginError::new(kind, text).with("api", api)
-}
-
-/// The text of a reqwest error and its sources.
-fn reqwest_text(e: &reqwest::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = std::error::Error::source(e);
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
-}
-
-/// The text of a gcp_auth error and its sources (no secret: gcp_auth's errors name the step).
-fn auth_error_text(e: &gcp_auth::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = std::error::Error::source(e);
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 #[cfg(test)]
