@@ -117,7 +117,7 @@ pub struct ServerArgs {
     /// Most ingest request bytes in flight at once (e.g. 512MiB); over it, requests are
     /// answered 429 with Retry-After [default: 256MiB].
     #[arg(long, value_name = "SIZE", value_parser = byte_size)]
-    pub ingest_budget: Option<skymeter_plugin::config::ByteSize>,
+    pub ingest_budget: Option<skymeter_plugin_api::config::ByteSize>,
     /// Delete data older than this (e.g. 90d); keep everything when absent.
     #[arg(long, value_parser = humantime_duration)]
     pub retention: Option<std::time::Duration>,
@@ -312,7 +312,7 @@ fn humantime_duration(s: &str) -> Result<std::time::Duration, String> {
 }
 
 /// A byte size flag, written as in config files: `512MiB`, `1GB` or a number of bytes.
-fn byte_size(s: &str) -> Result<skymeter_plugin::config::ByteSize, String> {
+fn byte_size(s: &str) -> Result<skymeter_plugin_api::config::ByteSize, String> {
     let value = match s.trim().parse::<u64>() {
         Ok(n) => serde_json::Value::from(n),
         Err(_) => serde_json::Value::from(s),

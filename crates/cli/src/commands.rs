@@ -7,8 +7,8 @@ use chrono::Utc;
 use skymeter_model::{Batch, Window};
 use skymeter_pipeline::config::{build_one_shot_collector, hostname};
 use skymeter_pipeline::{load_file, Runner, Schedule};
-use skymeter_plugin::config::Source;
-use skymeter_plugin::{
+use skymeter_plugin_api::config::Source;
+use skymeter_plugin_api::{
     BuildContext, CollectRequest, MetricSelection, Output, PluginKind, RawConfig, Registry,
 };
 use std::process::ExitCode;
@@ -148,7 +148,7 @@ fn describe_schedule(s: &Schedule) -> String {
 fn stdout_publisher(
     registry: &Registry,
     format: OutputFormat,
-) -> Result<Box<dyn skymeter_plugin::Publisher>, String> {
+) -> Result<Box<dyn skymeter_plugin_api::Publisher>, String> {
     let f = registry
         .publisher("stdout")
         .ok_or("this build has no stdout publisher")?;
@@ -246,8 +246,8 @@ async fn collect(args: CollectArgs, registry: &Registry) -> ExitCode {
         Ok(Err(e)) => batch.errors.push(e.into_record(&args.plugin, collected_at)),
         Err(_) => {
             batch.errors.push(
-                skymeter_plugin::PluginError::new(
-                    skymeter_plugin::ErrorKind::Timeout,
+                skymeter_plugin_api::PluginError::new(
+                    skymeter_plugin_api::ErrorKind::Timeout,
                     format!(
                         "collection timed out after {:?}; raise --timeout",
                         args.timeout

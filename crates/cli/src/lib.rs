@@ -14,7 +14,7 @@ mod query;
 mod serve;
 
 use clap::{CommandFactory, FromArgMatches};
-use skymeter_plugin::Registry;
+use skymeter_plugin_api::Registry;
 use std::process::ExitCode;
 
 /// Runs the command line of this process with `registry`'s plugins.

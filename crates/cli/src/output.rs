@@ -2,7 +2,7 @@
 //! writes, config-error reports and the shutdown signal.
 
 use comfy_table::{presets::UTF8_FULL_CONDENSED, CellAlignment, Table};
-use skymeter_plugin::ConfigError;
+use skymeter_plugin_api::ConfigError;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

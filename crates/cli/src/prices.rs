@@ -6,9 +6,9 @@ use crate::output::{
     align_numbers, format_usd, new_table, write_atomically, Progress, FAILURE, USAGE,
 };
 use clap::{value_parser, Arg, ArgAction, ArgMatches, Command};
-use skymeter_plugin::api_calls::ApiCallCounts;
-use skymeter_plugin::prices::{PriceSource, PriceTable, PriceUpdate, UpdateOption};
-use skymeter_plugin::Registry;
+use skymeter_plugin_api::api_calls::ApiCallCounts;
+use skymeter_plugin_api::prices::{PriceSource, PriceTable, PriceUpdate, UpdateOption};
+use skymeter_plugin_api::Registry;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;

@@ -3,8 +3,8 @@
 
 use crate::cli::{ScopeArg, ServerArgs, TokenCommand, UpArgs};
 use crate::output::{report_config_errors, shutdown_signal, FAILURE, USAGE};
-use skymeter_plugin::config::{ByteSize, DurationStr, Source};
-use skymeter_plugin::Registry;
+use skymeter_plugin_api::config::{ByteSize, DurationStr, Source};
+use skymeter_plugin_api::Registry;
 use skymeter_server::{Auth, Server, ServerConfig, TlsFiles};
 use skymeter_store::{EmbeddedOptions, EmbeddedStore, Scope, Store, TokenAdmin};
 use std::path::Path;
@@ -73,7 +73,7 @@ fn server_config(args: &ServerArgs) -> Result<(ServerConfig, PathBuf), ExitCode>
             })?;
             let source = Source::new(path.display().to_string(), text);
             let parsed = source.parse().and_then(|root| {
-                skymeter_plugin::RawConfig::new(source.clone(), root, Default::default())
+                skymeter_plugin_api::RawConfig::new(source.clone(), root, Default::default())
                     .decode::<ServerFile>()
             });
             match parsed {

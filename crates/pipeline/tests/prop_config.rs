@@ -12,8 +12,8 @@
 
 use proptest::prelude::*;
 use skymeter_pipeline::load_str;
-use skymeter_plugin::config::Source;
-use skymeter_plugin::Registry;
+use skymeter_plugin_api::config::Source;
+use skymeter_plugin_api::Registry;
 use std::sync::OnceLock;
 
 const FILE: &str = "prop-task.toml";

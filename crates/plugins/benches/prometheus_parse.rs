@@ -10,7 +10,7 @@
 //! - `PROM_BENCH_BODY=/path`: also write the body there (bench/prometheus_parse.sh times
 //!   `promtool check metrics` on it).
 
-use skymeter_plugin::MetricSelection;
+use skymeter_plugin_api::MetricSelection;
 use skymeter_plugins::common::prom_points::PromConvert;
 use skymeter_plugins::common::prom_text;
 use std::fmt::Write;

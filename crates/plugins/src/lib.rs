@@ -1,6 +1,6 @@
 //! skymeter's built-in plugins. One folder per plugin (code, `README.md`, `sample.toml`,
 //! tests); [`builtin`] lists them. Plugins depend on `skymeter-model` and
-//! `skymeter-plugin` only, never on the pipeline, the server, the CLI or each other; what
+//! `skymeter-plugin-api` only, never on the pipeline, the server, the CLI or each other; what
 //! several plugins share (parsers of common formats) lives in `common/`, and what the cloud
 //! collectors share (the cloud driver) in `cloud/`.
 

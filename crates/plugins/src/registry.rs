@@ -1,7 +1,7 @@
 //! The list of built-in plugins. Adding a plugin: its folder, plus one line here.
 
 use crate::{cloud, collectors, processors, publishers};
-use skymeter_plugin::Registry;
+use skymeter_plugin_api::Registry;
 
 /// Every plugin compiled into this build.
 pub fn builtin() -> Registry {
@@ -30,7 +30,7 @@ pub fn builtin() -> Registry {
 
 #[cfg(test)]
 mod tests {
-    use skymeter_plugin::PluginKind;
+    use skymeter_plugin_api::PluginKind;
     use std::path::Path;
 
     /// Every registered plugin describes itself, has a config schema, and has its folder

@@ -8,7 +8,7 @@
 
 pub mod testcloud;
 
-use skymeter_plugin::Registry;
+use skymeter_plugin_api::Registry;
 
 /// The built-in plugins and the test provider.
 pub fn registry() -> Registry {

@@ -25,8 +25,8 @@
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
-use skymeter_plugin::config::{interpolate, DurationStr, Source};
-use skymeter_plugin::{
+use skymeter_plugin_api::config::{interpolate, DurationStr, Source};
+use skymeter_plugin_api::{
     BuildContext, Collector, ConfigError, MetricSelection, PluginKind, Processor, Publisher,
     RawConfig, Registry,
 };
@@ -106,7 +106,7 @@ impl AgentSettings {
     }
 }
 
-pub use skymeter_plugin::hostname;
+pub use skymeter_plugin_api::hostname;
 
 /// A collector instance of a task.
 pub struct CollectorEntry {

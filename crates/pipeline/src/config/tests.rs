@@ -1,6 +1,6 @@
 use super::*;
 use schemars::JsonSchema;
-use skymeter_plugin::{
+use skymeter_plugin_api::{
     async_trait, CollectRequest, CollectorFactory, MetricInfo, Output, PluginDescription,
     PluginError, PublisherFactory,
 };

@@ -18,8 +18,8 @@ use chrono::{DateTime, Utc};
 use futures::future::join_all;
 use futures::FutureExt;
 use skymeter_model::{Batch, CollectError, Window};
-use skymeter_plugin::selfstats::SelfStats;
-use skymeter_plugin::{CollectRequest, ErrorKind, Output, PluginError};
+use skymeter_plugin_api::selfstats::SelfStats;
+use skymeter_plugin_api::{CollectRequest, ErrorKind, Output, PluginError};
 use std::time::Instant;
 use tokio::sync::watch;
 
@@ -534,7 +534,7 @@ async fn collect_one(
 
 /// The error that stands for a plugin's panic: its message, and that it is a bug.
 fn panicked(plugin: &str, doing: &str, panic: &(dyn std::any::Any + Send)) -> PluginError {
-    let what = skymeter_plugin::panic_message(panic);
+    let what = skymeter_plugin_api::panic_message(panic);
     tracing::error!(plugin, "the plugin panicked while {doing}: {what}");
     PluginError::new(
         ErrorKind::Other,

@@ -2,7 +2,7 @@ use super::*;
 use crate::config::{ProcessorEntry, PublisherEntry};
 use crate::schedule::Schedule;
 use skymeter_model::{Point, ResourceRef, Stat, Unit};
-use skymeter_plugin::{async_trait, Collector, MetricSelection, Processor, Publisher};
+use skymeter_plugin_api::{async_trait, Collector, MetricSelection, Processor, Publisher};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 

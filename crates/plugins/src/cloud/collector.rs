@@ -5,8 +5,8 @@ use super::config;
 use super::provider::{BilledRange, CloudConfig, CloudProvider, CollectContext, Inventory};
 use chrono::{DateTime, Utc};
 use skymeter_model::{Point, ResourceRef, Stat, Unit};
-use skymeter_plugin::api_calls::ApiCallCounts;
-use skymeter_plugin::{
+use skymeter_plugin_api::api_calls::ApiCallCounts;
+use skymeter_plugin_api::{
     async_trait, BuildContext, CollectRequest, Collector, CollectorFactory, ConfigError, ErrorKind,
     MetricInfo, MetricSelection, Output, PluginDescription, PluginError, PluginKind, RawConfig,
     Registry,
@@ -267,7 +267,7 @@ impl<P: CloudProvider> Collector for CloudCollector<P> {
                         "a {} scope task failed: {}",
                         P::PROVIDER.id,
                         match e.try_into_panic() {
-                            Ok(p) => skymeter_plugin::panic_message(p.as_ref()).to_string(),
+                            Ok(p) => skymeter_plugin_api::panic_message(p.as_ref()).to_string(),
                             Err(e) => e.to_string(),
                         }
                     ),
@@ -345,7 +345,7 @@ impl<P: CloudProvider> CloudCollector<P> {
         if self.last_billed.is_some_and(|t| now - t < every) {
             return;
         }
-        let days = skymeter_plugin::history::billed_days_covering(
+        let days = skymeter_plugin_api::history::billed_days_covering(
             now,
             window_start,
             self.cfg.billed_days,

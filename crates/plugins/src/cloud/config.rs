@@ -8,8 +8,8 @@ use super::provider::{CloudConfig, CloudProvider};
 use crate::common::cloud_config;
 use schemars::JsonSchema;
 use serde::Deserialize;
-use skymeter_plugin::config::DurationStr;
-use skymeter_plugin::{ConfigError, RawConfig};
+use skymeter_plugin_api::config::DurationStr;
+use skymeter_plugin_api::{ConfigError, RawConfig};
 use std::collections::BTreeMap;
 
 /// The keys shared by every cloud collector, as written (absent = the provider's default).

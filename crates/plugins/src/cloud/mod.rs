@@ -12,12 +12,14 @@
 //!
 //! [`Session`]: CloudProvider::Session
 
+pub mod attrs;
 pub mod collector;
 pub mod config;
 pub mod prices;
 pub mod provider;
 pub mod window;
 
+pub use attrs::Attrs;
 pub use collector::{register, CloudCollector};
 pub use provider::{BilledRange, CloudConfig, CloudProvider, CollectContext, Defaults, Inventory};
 pub use window::{metric_window, MetricWindow};

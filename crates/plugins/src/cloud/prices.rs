@@ -3,9 +3,9 @@
 
 use crate::common::price_list::{Cloud, PriceList};
 use skymeter_model::provider::Provider;
-use skymeter_plugin::api_calls::ApiCallCounts;
-use skymeter_plugin::prices::{PriceRow, PriceSource, PriceTable, PriceUpdate, UpdateOption};
-use skymeter_plugin::{async_trait, PluginError};
+use skymeter_plugin_api::api_calls::ApiCallCounts;
+use skymeter_plugin_api::prices::{PriceRow, PriceSource, PriceTable, PriceUpdate, UpdateOption};
+use skymeter_plugin_api::{async_trait, PluginError};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::Path;
@@ -126,12 +126,12 @@ macro_rules! flat_prices {
         fn load_prices(
             explicit: Option<&std::path::Path>,
             data_dir: &std::path::Path,
-        ) -> Result<$crate::common::price_list::PriceList, skymeter_plugin::PluginError> {
+        ) -> Result<$crate::common::price_list::PriceList, skymeter_plugin_api::PluginError> {
             let s = $m::source();
             $crate::common::price_list::PriceList::load(s.cloud, explicit, data_dir, s.shipped)
         }
 
-        fn price_source() -> Option<Box<dyn skymeter_plugin::prices::PriceSource>> {
+        fn price_source() -> Option<Box<dyn skymeter_plugin_api::prices::PriceSource>> {
             Some(Box::new($m::source()))
         }
 
@@ -142,7 +142,10 @@ macro_rules! flat_prices {
             end: chrono::DateTime<chrono::Utc>,
             resources: &[skymeter_model::Resource],
             _points: &[skymeter_model::Point],
-        ) -> (Vec<skymeter_model::Cost>, Vec<skymeter_plugin::PluginError>) {
+        ) -> (
+            Vec<skymeter_model::Cost>,
+            Vec<skymeter_plugin_api::PluginError>,
+        ) {
             $m::estimate(table, start, end, resources)
         }
     };

@@ -7,9 +7,9 @@ use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use skymeter_model::provider::Provider;
 use skymeter_model::{Cost, Point, Resource, Stat, Window};
-use skymeter_plugin::api_calls::ApiCallCounts;
-use skymeter_plugin::prices::PriceSource;
-use skymeter_plugin::{
+use skymeter_plugin_api::api_calls::ApiCallCounts;
+use skymeter_plugin_api::prices::PriceSource;
+use skymeter_plugin_api::{
     async_trait, ConfigError, MetricInfo, MetricSelection, PluginError, RawConfig,
 };
 use std::collections::BTreeMap;

@@ -1,3 +1,3 @@
 //! The per-API call counter lives in the plugin API (price sources count with it too).
 
-pub use skymeter_plugin::api_calls::ApiCallCounts;
+pub use skymeter_plugin_api::api_calls::ApiCallCounts;

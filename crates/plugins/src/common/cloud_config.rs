@@ -1,7 +1,7 @@
 //! Config checks the cloud collectors (aws, gcp, azure) share, with the same messages.
 
 use skymeter_model::Stat;
-use skymeter_plugin::{ConfigError, RawConfig};
+use skymeter_plugin_api::{ConfigError, RawConfig};
 
 /// The `stats` key: each a stat the collector's API can give (`allowed`), none twice, at
 /// least one.

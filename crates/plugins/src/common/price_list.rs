@@ -1,7 +1,7 @@
 //! A flat list-price table and the cost lines computed from it, shared by the gcp and azure
 //! collectors' estimated costs.
 //!
-//! The AWS table (`collectors/aws/pricing`) is typed per service because the Price List API
+//! The AWS table (`collectors/aws/prices`) is typed per service because the Price List API
 //! is queried per attribute; Google's Cloud Billing Catalog and Azure's Retail Prices API
 //! both answer with flat SKU lists, so their tables are flat too: region → price key →
 //! (USD, unit). The key says what the price is for (`gce/n2/vcpu`, `vm/Standard_D2s_v3/linux`),
@@ -10,7 +10,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use skymeter_model::{ChargeCategory, Cost, CostSource, Resource};
-use skymeter_plugin::{ErrorKind, PluginError};
+use skymeter_plugin_api::{ErrorKind, PluginError};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 

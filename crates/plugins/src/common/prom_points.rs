@@ -15,7 +15,7 @@
 use super::prom_text::{self, MetricType, ParseError, Sample, SampleKind};
 use super::series::{rate_unit, Reading, ReadingKind};
 use skymeter_model::{Labels, Stat, Unit};
-use skymeter_plugin::MetricSelection;
+use skymeter_plugin_api::MetricSelection;
 
 /// The unit a Prometheus name's suffix says, following Prometheus' naming conventions.
 ///

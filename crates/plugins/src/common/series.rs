@@ -6,7 +6,7 @@
 
 use chrono::{DateTime, Utc};
 use skymeter_model::{Labels, Point, ResourceRef, Stat, Unit};
-use skymeter_plugin::rate::CounterRates;
+use skymeter_plugin_api::rate::CounterRates;
 
 /// One value read from a source, before it becomes a point.
 #[derive(Debug, Clone, PartialEq)]

@@ -3,8 +3,8 @@
 
 use chrono::{DateTime, Utc};
 use skymeter_model::{Batch, Labels, Point, ResourceRef, Stat, Unit, Window};
-use skymeter_plugin::config::Source;
-use skymeter_plugin::{CollectRequest, MetricSelection, RawConfig};
+use skymeter_plugin_api::config::Source;
+use skymeter_plugin_api::{CollectRequest, MetricSelection, RawConfig};
 use std::sync::Arc;
 
 /// Runs `f` with `text` (the keys of one plugin entry) as a [`RawConfig`].
@@ -82,7 +82,9 @@ pub fn batch(points: Vec<Point>) -> Batch {
 }
 
 /// The error of a build that must fail (plugin instances are not `Debug`).
-pub fn config_err<T>(r: Result<T, skymeter_plugin::ConfigError>) -> skymeter_plugin::ConfigError {
+pub fn config_err<T>(
+    r: Result<T, skymeter_plugin_api::ConfigError>,
+) -> skymeter_plugin_api::ConfigError {
     match r {
         Ok(_) => panic!("the config was accepted"),
         Err(e) => e,
@@ -115,15 +117,15 @@ pub fn stepping_clock(step: f64) -> Box<dyn Fn() -> f64 + Send + Sync> {
 /// Builds every `collect` entry of the factory's plugin in a sample task file the way the pipeline does
 /// (keys `plugin` and `name` removed), so that sample.toml files never rot.
 /// Returns how many entries were built.
-pub fn build_sample_entries(sample: &str, factory: skymeter_plugin::CollectorFactory) -> usize {
+pub fn build_sample_entries(sample: &str, factory: skymeter_plugin_api::CollectorFactory) -> usize {
     let plugin = factory.description.name;
     use toml::de::DeValue;
     let src = Source::new("sample.toml", sample);
     let mut doc = src.parse().expect("sample.toml is TOML");
     // `${VAR:-default}` references take their defaults.
-    skymeter_plugin::config::interpolate(&src, &mut doc, &|_| None)
+    skymeter_plugin_api::config::interpolate(&src, &mut doc, &|_| None)
         .expect("sample references have defaults");
-    let ctx = skymeter_plugin::BuildContext::one_shot("test");
+    let ctx = skymeter_plugin_api::BuildContext::one_shot("test");
     let mut built = 0;
     let tasks = doc
         .get_ref()

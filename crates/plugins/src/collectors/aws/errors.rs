@@ -3,7 +3,7 @@
 //! outlasted the SDK's retries says how to call less.
 
 use aws_sdk_ec2::error::ProvideErrorMetadata;
-use skymeter_plugin::{ErrorKind, PluginError};
+use skymeter_plugin_api::{ErrorKind, PluginError};
 
 /// An SDK error of `api` (e.g. `DescribeInstances`) as a `PluginError`. `action` is the IAM
 /// action the call needs (`ec2:DescribeInstances`); `region` goes in the context.
@@ -54,7 +54,7 @@ fn classify<E: ProvideErrorMetadata>(
 }
 
 /// The full text of an error and its sources.
-pub use skymeter_plugin::error_chain as error_text;
+pub use skymeter_plugin_api::error_chain as error_text;
 
 /// An error without an AWS code whose text says credentials are missing becomes an Auth error.
 fn no_code_error(mut e: PluginError) -> PluginError {

@@ -4,11 +4,12 @@
 
 use super::calls::ApiCalls;
 use super::errors::api_error;
+use crate::cloud::Attrs;
 use aws_config::SdkConfig;
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::Value;
 use skymeter_model::{Labels, Resource};
-use skymeter_plugin::PluginError;
+use skymeter_plugin_api::PluginError;
 use std::collections::{BTreeMap, BTreeSet};
 use tokio::sync::Semaphore;
 
@@ -51,41 +52,6 @@ impl Scope<'_> {
 
     fn wanted(&self, tags: &Labels) -> bool {
         self.tags.iter().all(|(k, v)| tags.get(k) == Some(v))
-    }
-}
-
-/// Attributes being built; absent values are left out.
-#[derive(Default)]
-struct Attrs(BTreeMap<String, Value>);
-
-impl Attrs {
-    fn s(mut self, k: &str, v: Option<impl Into<String>>) -> Self {
-        if let Some(v) = v {
-            self.0.insert(k.into(), Value::String(v.into()));
-        }
-        self
-    }
-    fn n(mut self, k: &str, v: Option<impl Into<f64>>) -> Self {
-        if let Some(v) = v {
-            let v: f64 = v.into();
-            let json = if v.fract() == 0.0 && v.abs() < 9e15 {
-                Value::from(v as i64)
-            } else {
-                Value::from(v)
-            };
-            self.0.insert(k.into(), json);
-        }
-        self
-    }
-    fn b(mut self, k: &str, v: Option<bool>) -> Self {
-        if let Some(v) = v {
-            self.0.insert(k.into(), Value::Bool(v));
-        }
-        self
-    }
-    fn v(mut self, k: &str, v: Value) -> Self {
-        self.0.insert(k.into(), v);
-        self
     }
 }
 

@@ -10,7 +10,7 @@ use aws_sdk_cloudwatch::primitives::DateTime as AwsDateTime;
 use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat};
 use chrono::{DateTime, TimeZone, Utc};
 use skymeter_model::{Labels, Point, PointLabels, Resource, ResourceRef, SmolStr, Stat, Unit};
-use skymeter_plugin::{ErrorKind, PluginError};
+use skymeter_plugin_api::{ErrorKind, PluginError};
 use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::Semaphore;

@@ -18,10 +18,12 @@ use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use skymeter_model::{Cost, Point, Resource, SmolStr, Stat, Unit};
-use skymeter_plugin::api_calls::ApiCallCounts;
-use skymeter_plugin::config::DurationStr;
-use skymeter_plugin::prices::PriceSource;
-use skymeter_plugin::{async_trait, ConfigError, ErrorKind, MetricInfo, PluginError, RawConfig};
+use skymeter_plugin_api::api_calls::ApiCallCounts;
+use skymeter_plugin_api::config::DurationStr;
+use skymeter_plugin_api::prices::PriceSource;
+use skymeter_plugin_api::{
+    async_trait, ConfigError, ErrorKind, MetricInfo, PluginError, RawConfig,
+};
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -36,7 +38,7 @@ pub mod inventory;
 pub mod metrics;
 #[cfg(test)]
 mod moto_server;
-pub mod pricing;
+pub mod prices;
 #[cfg(test)]
 mod testing;
 #[cfg(test)]
@@ -190,7 +192,7 @@ impl CloudProvider for AwsCloud {
     type Scope = Target;
     type Session = Session;
     type Query = metrics::Plan;
-    type Prices = pricing::PriceTable;
+    type Prices = prices::PriceTable;
 
     const PROVIDER: &'static skymeter_model::provider::Provider = &skymeter_model::provider::AWS;
     const SUMMARY: &'static str = "AWS inventory (EC2, EBS, RDS, Lambda, S3, EKS), CloudWatch metrics (GetMetricData, 500 queries per call) and cost (estimated, Cost Explorer)";
@@ -596,23 +598,23 @@ impl CloudProvider for AwsCloud {
     fn load_prices(
         explicit: Option<&Path>,
         data_dir: &Path,
-    ) -> Result<pricing::PriceTable, PluginError> {
-        pricing::PriceTable::load(explicit, data_dir)
+    ) -> Result<prices::PriceTable, PluginError> {
+        prices::PriceTable::load(explicit, data_dir)
     }
 
     fn price_source() -> Option<Box<dyn PriceSource>> {
-        Some(Box::new(pricing::AwsPriceSource))
+        Some(Box::new(prices::AwsPriceSource))
     }
 
     fn estimate(
         &self,
-        table: &pricing::PriceTable,
+        table: &prices::PriceTable,
         start: DateTime<Utc>,
         end: DateTime<Utc>,
         resources: &[Resource],
         points: &[Point],
     ) -> (Vec<Cost>, Vec<PluginError>) {
-        let e = pricing::estimate(table, start, end, resources, points);
+        let e = prices::estimate(table, start, end, resources, points);
         (e.costs, e.missing)
     }
 

@@ -4,9 +4,9 @@ use aws_sdk_cloudwatch::primitives::DateTime as AwsDateTime;
 use aws_sdk_cloudwatch::types::{Dimension, MetricDatum};
 use catalog::Shape;
 use skymeter_model::Window;
-use skymeter_plugin::config::Source as TomlSource;
-use skymeter_plugin::MetricSelection;
-use skymeter_plugin::{CollectRequest, Collector, Output};
+use skymeter_plugin_api::config::Source as TomlSource;
+use skymeter_plugin_api::MetricSelection;
+use skymeter_plugin_api::{CollectRequest, Collector, Output};
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 
@@ -938,7 +938,7 @@ delay = "0s""#,
             .contains("skymeter prices aws update --regions us-east-1")));
 
     // Estimated cost of the 5-minute window: t3.micro hours, EKS control plane, S3 storage.
-    let table = pricing::PriceTable::shipped();
+    let table = prices::PriceTable::shipped();
     let us = &table.regions["us-east-1"];
     let hours = 300.0 / 3600.0;
     let line = |id: &str, unit: &str| {

@@ -11,7 +11,7 @@ use super::calls::{self, ApiCalls};
 use azure_core::credentials::TokenCredential;
 use rand::Rng;
 use serde_json::Value;
-use skymeter_plugin::{ErrorKind, PluginError};
+use skymeter_plugin_api::{ErrorKind, PluginError};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -140,7 +140,7 @@ impl Client {
                                 } else {
                                     "could not reach Azure"
                                 },
-                                skymeter_plugin::error_chain(&e)
+                                skymeter_plugin_api::error_chain(&e)
                             ),
                         )
                         .with("api", api));

@@ -12,7 +12,7 @@ use super::client::{Client, Needs, READER};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use skymeter_model::{Labels, Resource};
-use skymeter_plugin::PluginError;
+use skymeter_plugin_api::PluginError;
 use std::collections::{BTreeMap, HashMap};
 use tokio::sync::Semaphore;
 

@@ -10,7 +10,7 @@ use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
 use futures::StreamExt;
 use serde::Deserialize;
 use skymeter_model::{Point, PointLabels, Resource, ResourceRef, SmolStr, Stat, Unit};
-use skymeter_plugin::{ErrorKind, MetricSelection, PluginError};
+use skymeter_plugin_api::{ErrorKind, MetricSelection, PluginError};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use tokio::sync::Semaphore;

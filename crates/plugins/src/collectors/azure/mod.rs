@@ -16,9 +16,9 @@ use azure_core::credentials::TokenCredential;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use skymeter_model::{Cost, Point, Resource, Stat, Unit};
-use skymeter_plugin::api_calls::ApiCallCounts;
-use skymeter_plugin::config::DurationStr;
-use skymeter_plugin::{
+use skymeter_plugin_api::api_calls::ApiCallCounts;
+use skymeter_plugin_api::config::DurationStr;
+use skymeter_plugin_api::{
     async_trait, ConfigError, ErrorKind, ExposeSecret, MetricInfo, PluginError, RawConfig,
     SecretString,
 };
@@ -28,10 +28,10 @@ use std::time::Duration;
 use tokio::sync::{OnceCell, Semaphore};
 
 pub mod auth;
+pub mod billing;
 pub mod calls;
 pub mod catalog;
 pub mod client;
-pub mod cost;
 pub mod inventory;
 pub mod metrics;
 #[cfg(test)]
@@ -505,7 +505,7 @@ impl CloudProvider for AzureCloud {
         range: BilledRange,
         resources: &[Resource],
     ) -> (Vec<Cost>, Vec<PluginError>) {
-        let (start, end) = cost::billed_days(range.now, range.days);
+        let (start, end) = billing::billed_days(range.now, range.days);
         let ids: HashMap<String, &str> = resources
             .iter()
             .map(|r| (r.id.to_ascii_lowercase(), r.id.as_str()))
@@ -514,7 +514,7 @@ impl CloudProvider for AzureCloud {
         let mut errors = Vec::new();
         for sub in subscriptions {
             let scope = &self.own.resource_manager_scope;
-            match cost::query(client, &self.arm, scope, sub, start, end).await {
+            match billing::query(client, &self.arm, scope, sub, start, end).await {
                 Ok(mut c) => {
                     for line in &mut c {
                         let known = line
@@ -522,7 +522,7 @@ impl CloudProvider for AzureCloud {
                             .as_deref()
                             .and_then(|id| ids.get(&id.to_ascii_lowercase()));
                         if let Some(id) = known {
-                            line.resource_type = cost::resource_type(id);
+                            line.resource_type = billing::resource_type(id);
                             line.resource_id = Some(id.to_string());
                         }
                     }
@@ -536,4 +536,4 @@ impl CloudProvider for AzureCloud {
 }
 
 /// The full text of an error and its sources.
-pub use skymeter_plugin::error_chain as error_text;
+pub use skymeter_plugin_api::error_chain as error_text;

@@ -2,8 +2,8 @@ use super::mock::{self, Mock, Spec};
 use super::*;
 use chrono::{TimeZone, Utc};
 use skymeter_model::{Resource, Window};
-use skymeter_plugin::config::Source as TomlSource;
-use skymeter_plugin::{CollectRequest, Collector, ErrorKind, MetricSelection, Output};
+use skymeter_plugin_api::config::Source as TomlSource;
+use skymeter_plugin_api::{CollectRequest, Collector, ErrorKind, MetricSelection, Output};
 
 fn with_raw<T>(text: &str, f: impl FnOnce(&RawConfig<'_>) -> T) -> T {
     let src = TomlSource::new("azure.toml", text);
@@ -536,17 +536,17 @@ async fn cost_query_204_no_content_is_zero_rows_and_no_error() {
     })
     .await;
     // The stand-in really answers 204 without a body.
-    let (start, end) = cost::billed_days(Utc::now(), 3);
+    let (start, end) = billing::billed_days(Utc::now(), 3);
     let rsp = reqwest::Client::new()
         .post(format!(
             "{}/subscriptions/{}/providers/Microsoft.CostManagement/query?api-version={}",
             m.arm,
             mock::SUB,
-            cost::API_VERSION
+            billing::API_VERSION
         ))
         .bearer_auth(mock::ARM_TOKEN)
         .header("content-type", "application/json")
-        .body(cost::body(start, end).to_string())
+        .body(billing::body(start, end).to_string())
         .send()
         .await
         .unwrap();

@@ -15,8 +15,8 @@ use output::Parsed;
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer};
 use skymeter_model::{Stat, Unit};
-use skymeter_plugin::config::{DurationStr, ResourceTemplate};
-use skymeter_plugin::{
+use skymeter_plugin_api::config::{DurationStr, ResourceTemplate};
+use skymeter_plugin_api::{
     async_trait, BuildContext, CollectRequest, Collector, CollectorFactory, ConfigError, ErrorKind,
     ExposeSecret, Output, PluginDescription, PluginError, PluginKind, RawConfig, SecretString,
 };

@@ -7,7 +7,7 @@ use crate::common::prom_points::PromConvert;
 use crate::common::series::Reading;
 use serde::Deserialize;
 use skymeter_model::{is_valid_metric_name, Cost, Labels, Point, Record, Resource, Stat, Unit};
-use skymeter_plugin::{ErrorKind, MetricSelection, PluginError};
+use skymeter_plugin_api::{ErrorKind, MetricSelection, PluginError};
 
 /// What one run's output held.
 #[derive(Debug, Default)]

@@ -10,10 +10,10 @@ use super::output::{self, Parsed};
 use super::{Column, ReadingKind};
 use proptest::prelude::*;
 use skymeter_model::{Stat, Unit};
-use skymeter_plugin::MetricSelection;
+use skymeter_plugin_api::MetricSelection;
 
 /// The line an error names (its `line` context), checked against its message.
-fn error_line(e: &skymeter_plugin::PluginError) -> Result<usize, TestCaseError> {
+fn error_line(e: &skymeter_plugin_api::PluginError) -> Result<usize, TestCaseError> {
     let Some(line) = e.context.get("line") else {
         return Err(TestCaseError::fail(format!("error without a line: {e:?}")));
     };

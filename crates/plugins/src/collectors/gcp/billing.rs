@@ -8,7 +8,7 @@ use chrono::{DateTime, Days, NaiveDate, Utc};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use skymeter_model::{ChargeCategory, Cost};
-use skymeter_plugin::{ErrorKind, PluginError};
+use skymeter_plugin_api::{ErrorKind, PluginError};
 
 pub const QUERY: Call = Call {
     api: "bigquery.jobs.query",

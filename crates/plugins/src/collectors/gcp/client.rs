@@ -12,7 +12,7 @@ use super::calls::ApiCalls;
 use rand::Rng;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use skymeter_plugin::{ErrorKind, PluginError};
+use skymeter_plugin_api::{ErrorKind, PluginError};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -81,7 +81,7 @@ impl Api {
                 format!(
                     "{}: could not get an access token ({}): check `credentials_file`, GOOGLE_APPLICATION_CREDENTIALS (a service-account key whose token_uri is reachable), `gcloud auth application-default login`, or the metadata server",
                     call.api,
-                    skymeter_plugin::error_chain(&e)
+                    skymeter_plugin_api::error_chain(&e)
                 ),
             )
             .with("api", call.api)
@@ -157,7 +157,7 @@ impl Api {
                         format!(
                             "{} failed after {attempt} attempts: {}",
                             call.api,
-                            skymeter_plugin::error_chain(&e)
+                            skymeter_plugin_api::error_chain(&e)
                         ),
                     )
                     .with("api", call.api));
@@ -171,7 +171,7 @@ impl Api {
                         format!(
                             "{}: reading the answer failed: {}",
                             call.api,
-                            skymeter_plugin::error_chain(&e)
+                            skymeter_plugin_api::error_chain(&e)
                         ),
                     )
                     .with("api", call.api)

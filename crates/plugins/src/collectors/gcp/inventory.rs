@@ -3,10 +3,11 @@
 //! node pools, Cloud Functions (v2), Cloud SQL instances and Cloud Storage buckets.
 
 use super::client::{Api, Call};
+use crate::cloud::Attrs;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use skymeter_model::{Labels, Resource};
-use skymeter_plugin::PluginError;
+use skymeter_plugin_api::PluginError;
 use std::collections::{BTreeMap, HashMap};
 
 pub const INSTANCES: Call = Call {
@@ -86,36 +87,6 @@ impl Scope<'_> {
 
     fn path(&self, rest: &str) -> String {
         format!("/projects/{}{rest}", self.project)
-    }
-}
-
-/// Attributes being built; absent values are left out.
-#[derive(Default)]
-struct Attrs(BTreeMap<String, Value>);
-
-impl Attrs {
-    fn s(mut self, k: &str, v: Option<impl Into<String>>) -> Self {
-        if let Some(v) = v {
-            self.0.insert(k.into(), Value::String(v.into()));
-        }
-        self
-    }
-    fn n(mut self, k: &str, v: Option<f64>) -> Self {
-        if let Some(v) = v {
-            let json = if v.fract() == 0.0 && v.abs() < 9e15 {
-                Value::from(v as i64)
-            } else {
-                Value::from(v)
-            };
-            self.0.insert(k.into(), json);
-        }
-        self
-    }
-    fn b(mut self, k: &str, v: Option<bool>) -> Self {
-        if let Some(v) = v {
-            self.0.insert(k.into(), Value::Bool(v));
-        }
-        self
     }
 }
 

@@ -10,7 +10,7 @@ use super::client::{Api, Call, Paged};
 use chrono::{DateTime, TimeZone, Utc};
 use serde::Deserialize;
 use skymeter_model::{Point, PointLabels, Resource, ResourceRef, SmolStr, Stat};
-use skymeter_plugin::PluginError;
+use skymeter_plugin_api::PluginError;
 use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::Semaphore;
@@ -338,7 +338,7 @@ pub async fn fetch(
                 errors.extend(e);
             }
             Err(e) => errors.push(PluginError::new(
-                skymeter_plugin::ErrorKind::Other,
+                skymeter_plugin_api::ErrorKind::Other,
                 format!("a timeSeries.list task failed: {e}"),
             )),
         }

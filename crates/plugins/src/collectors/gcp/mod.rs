@@ -15,9 +15,11 @@ use crate::common::price_list::PriceList;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use skymeter_model::{Cost, Point, Resource, Stat};
-use skymeter_plugin::api_calls::ApiCallCounts;
-use skymeter_plugin::config::DurationStr;
-use skymeter_plugin::{async_trait, ConfigError, ErrorKind, MetricInfo, PluginError, RawConfig};
+use skymeter_plugin_api::api_calls::ApiCallCounts;
+use skymeter_plugin_api::config::DurationStr;
+use skymeter_plugin_api::{
+    async_trait, ConfigError, ErrorKind, MetricInfo, PluginError, RawConfig,
+};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::OnceCell;
@@ -381,7 +383,7 @@ fn valid_project(p: &str) -> bool {
 }
 
 fn auth_error(what: &str, e: &gcp_auth::Error) -> PluginError {
-    let text = skymeter_plugin::error_chain(e);
+    let text = skymeter_plugin_api::error_chain(e);
     PluginError::new(
         ErrorKind::Auth,
         format!("{what} ({text}): set `credentials_file` to a service-account key, set GOOGLE_APPLICATION_CREDENTIALS, run `gcloud auth application-default login`, or run where the metadata server gives a service account"),

@@ -18,8 +18,8 @@ use crate::cloud::prices::FlatPriceSource;
 use crate::common::price_list::{number, text, Cloud, Estimator, Line, ListPrice, PriceList};
 use serde_json::Value;
 use skymeter_model::{Cost, Resource};
-use skymeter_plugin::prices::UpdateOption;
-use skymeter_plugin::{ErrorKind, PluginError};
+use skymeter_plugin_api::prices::UpdateOption;
+use skymeter_plugin_api::{ErrorKind, PluginError};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 

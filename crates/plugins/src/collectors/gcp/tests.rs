@@ -10,9 +10,9 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use skymeter_model::Unit;
 use skymeter_model::{ChargeCategory, CostSource, Window};
-use skymeter_plugin::config::Source as TomlSource;
-use skymeter_plugin::MetricSelection;
-use skymeter_plugin::{CollectRequest, Collector, Output};
+use skymeter_plugin_api::config::Source as TomlSource;
+use skymeter_plugin_api::MetricSelection;
+use skymeter_plugin_api::{CollectRequest, Collector, Output};
 use std::collections::{BTreeSet, HashMap};
 
 // ---------------------------------------------------------------- helpers

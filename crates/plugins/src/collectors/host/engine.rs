@@ -7,8 +7,8 @@ use chrono::{DateTime, Utc};
 use procfs::net::{DeviceStatus, InterfaceDeviceStatus};
 use procfs::{DiskStats, LoadAverage, Meminfo, MountEntry};
 use skymeter_model::{Labels, Point, ResourceRef};
-use skymeter_plugin::rate::CounterRates;
-use skymeter_plugin::{ErrorKind, PluginError};
+use skymeter_plugin_api::rate::CounterRates;
+use skymeter_plugin_api::{ErrorKind, PluginError};
 use std::collections::HashSet;
 
 /// `/proc/diskstats` counts sectors of 512 bytes whatever the device's own sector size.

@@ -17,8 +17,8 @@ use globset::{Glob, GlobSet, GlobSetBuilder};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use skymeter_model::{Stat, Unit};
-use skymeter_plugin::config::DurationStr;
-use skymeter_plugin::{
+use skymeter_plugin_api::config::DurationStr;
+use skymeter_plugin_api::{
     async_trait, BuildContext, CollectRequest, Collector, CollectorFactory, ConfigError,
     MetricInfo, MetricSelection, Output, PluginDescription, PluginError, PluginKind, RawConfig,
 };
@@ -622,7 +622,7 @@ impl Host {
         &self,
         f: impl FnOnce(&mut read::Worker) -> T + Send + 'static,
     ) -> Result<T, PluginError> {
-        use skymeter_plugin::ErrorKind;
+        use skymeter_plugin_api::ErrorKind;
         use std::sync::TryLockError;
         let worker = self.worker.clone();
         let step = self.step.clone();
@@ -696,7 +696,7 @@ impl Collector for Host {
     ) -> Result<(), PluginError> {
         let _ = self.wants(&req.metrics);
         Err(PluginError::new(
-            skymeter_plugin::ErrorKind::Config,
+            skymeter_plugin_api::ErrorKind::Config,
             format!(
                 "the host collector supports Linux only (this is {}); remove it from the task, \
                  or collect this machine with the `exec` or `prometheus` collector",

@@ -8,7 +8,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use procfs::net::InterfaceDeviceStatus;
 use procfs::{DiskStats, FromBufRead, FromRead, LoadAverage, Meminfo};
 use skymeter_model::{Point, Resource, ResourceRef};
-use skymeter_plugin::{ErrorKind, PluginError};
+use skymeter_plugin_api::{ErrorKind, PluginError};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::io::{self, Read};

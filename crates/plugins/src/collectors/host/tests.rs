@@ -4,7 +4,7 @@ use chrono::Utc;
 use procfs::net::InterfaceDeviceStatus;
 use procfs::{DiskStats, FromBufRead, FromRead, LoadAverage, Meminfo, MountEntry};
 use skymeter_model::{Labels, Point, ResourceRef, Window};
-use skymeter_plugin::config::Source;
+use skymeter_plugin_api::config::Source;
 use std::collections::HashMap;
 use std::sync::Arc;
 

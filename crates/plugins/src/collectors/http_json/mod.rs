@@ -17,9 +17,9 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
 use skymeter_model::{Labels, Point, Resource, Stat, Unit};
-use skymeter_plugin::config::{DurationStr, ResourceTemplate};
-use skymeter_plugin::rate::CounterRates;
-use skymeter_plugin::{
+use skymeter_plugin_api::config::{DurationStr, ResourceTemplate};
+use skymeter_plugin_api::rate::CounterRates;
+use skymeter_plugin_api::{
     async_trait, BuildContext, CollectRequest, Collector, CollectorFactory, ConfigError, ErrorKind,
     ExposeSecret, Output, PluginDescription, PluginError, PluginKind, RawConfig, SecretString,
 };

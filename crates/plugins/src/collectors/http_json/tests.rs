@@ -6,8 +6,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
 use skymeter_model::Window;
-use skymeter_plugin::config::Source as TomlSource;
-use skymeter_plugin::MetricSelection;
+use skymeter_plugin_api::config::Source as TomlSource;
+use skymeter_plugin_api::MetricSelection;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -580,7 +580,7 @@ fn builds_from_its_sample() {
         let mut v = src.parse().unwrap();
         // The sample reads its token from the environment.
         let env = |k: &str| (k == "API_TOKEN").then(|| "t0ken".to_string());
-        let secrets = skymeter_plugin::config::interpolate(&src, &mut v, &env).unwrap();
+        let secrets = skymeter_plugin_api::config::interpolate(&src, &mut v, &env).unwrap();
         let raw = RawConfig::new(src.clone(), v, Arc::new(secrets));
         (factory().build)(&raw, &BuildContext::one_shot("test"))
             .unwrap_or_else(|e| panic!("{e}\n{text}"));

@@ -6,8 +6,8 @@ use chrono::Utc;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use skymeter_model::{Labels, Point, ResourceRef, Stat, Unit};
-use skymeter_plugin::selfstats::SelfStats;
-use skymeter_plugin::{
+use skymeter_plugin_api::selfstats::SelfStats;
+use skymeter_plugin_api::{
     async_trait, BuildContext, CollectRequest, Collector, CollectorFactory, ConfigError,
     MetricInfo, Output, PluginDescription, PluginError, PluginKind, RawConfig,
 };
@@ -155,7 +155,7 @@ impl Collector for Internal {
 mod tests {
     use super::*;
     use skymeter_model::Window;
-    use skymeter_plugin::MetricSelection;
+    use skymeter_plugin_api::MetricSelection;
 
     #[tokio::test]
     async fn reports_what_the_runner_recorded() {

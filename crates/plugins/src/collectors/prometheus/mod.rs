@@ -16,8 +16,8 @@ use reqwest::{StatusCode, Url};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use skymeter_model::{Point, ResourceRef, Stat, Unit};
-use skymeter_plugin::config::{DurationStr, ResourceTemplate};
-use skymeter_plugin::{
+use skymeter_plugin_api::config::{DurationStr, ResourceTemplate};
+use skymeter_plugin_api::{
     async_trait, BuildContext, CollectRequest, Collector, CollectorFactory, ConfigError, ErrorKind,
     ExposeSecret, MetricInfo, MetricSelection, Output, PluginDescription, PluginError, PluginKind,
     RawConfig, SecretString,

@@ -19,8 +19,8 @@ use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use skymeter_model::{Batch, CollectError, Labels, Point, ResourceRef, Stat, Unit};
-use skymeter_plugin::config::DurationStr;
-use skymeter_plugin::{
+use skymeter_plugin_api::config::DurationStr;
+use skymeter_plugin_api::{
     BuildContext, ConfigError, MetricSelection, PluginDescription, PluginKind, Processor,
     ProcessorFactory, RawConfig,
 };

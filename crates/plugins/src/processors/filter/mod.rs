@@ -9,7 +9,7 @@ use regex::Regex;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use skymeter_model::{Batch, Point, ResourceRef};
-use skymeter_plugin::{
+use skymeter_plugin_api::{
     BuildContext, ConfigError, MetricSelection, PluginDescription, PluginKind, Processor,
     ProcessorFactory, RawConfig,
 };

@@ -5,7 +5,7 @@ use globset::{Glob, GlobSet, GlobSetBuilder};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use skymeter_model::{is_valid_metric_name, Batch, Point};
-use skymeter_plugin::{
+use skymeter_plugin_api::{
     BuildContext, ConfigError, MetricSelection, PluginDescription, PluginKind, Processor,
     ProcessorFactory, RawConfig,
 };

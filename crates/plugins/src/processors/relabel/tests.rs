@@ -1,6 +1,6 @@
 use super::*;
 use crate::common::testing::{batch, config_err, labels_of, point, sample_entries, with_raw};
-use skymeter_plugin::BuildContext;
+use skymeter_plugin_api::BuildContext;
 
 fn build_from(text: &str) -> Result<Box<dyn Processor>, ConfigError> {
     with_raw(text, |raw| build(raw, &BuildContext::one_shot("test")))

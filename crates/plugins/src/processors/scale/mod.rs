@@ -6,7 +6,7 @@ use globset::{Glob, GlobMatcher};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use skymeter_model::{Batch, Stat, Unit};
-use skymeter_plugin::{
+use skymeter_plugin_api::{
     BuildContext, ConfigError, PluginDescription, PluginKind, Processor, ProcessorFactory,
     RawConfig,
 };

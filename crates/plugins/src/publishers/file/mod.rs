@@ -9,8 +9,8 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use skymeter_model::{Batch, ChargeCategory, Cost, CostSource, Labels, Point, RecordRef};
-use skymeter_plugin::config::ByteSize;
-use skymeter_plugin::{
+use skymeter_plugin_api::config::ByteSize;
+use skymeter_plugin_api::{
     async_trait, BuildContext, ConfigError, ErrorKind, PluginDescription, PluginError, PluginKind,
     Publisher, PublisherFactory, RawConfig,
 };

@@ -1,7 +1,7 @@
 use super::*;
 use crate::common::testing::{batch, config_err, labels_of, point, sample_entries, ts, with_raw};
 use skymeter_model::{CollectError, Resource, Stat, Unit};
-use skymeter_plugin::BuildContext;
+use skymeter_plugin_api::BuildContext;
 
 fn build_from(text: &str) -> Result<Box<dyn Publisher>, ConfigError> {
     with_raw(text, |raw| build(raw, &BuildContext::one_shot("test")))

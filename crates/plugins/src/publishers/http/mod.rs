@@ -11,9 +11,9 @@ use reqwest::{StatusCode, Url};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use skymeter_model::Batch;
-use skymeter_plugin::config::DurationStr;
-use skymeter_plugin::retry::RetryPolicy;
-use skymeter_plugin::{
+use skymeter_plugin_api::config::DurationStr;
+use skymeter_plugin_api::retry::RetryPolicy;
+use skymeter_plugin_api::{
     async_trait, BuildContext, ConfigError, ErrorKind, ExposeSecret, PluginDescription,
     PluginError, PluginKind, Publisher, PublisherFactory, RawConfig, SecretString,
 };

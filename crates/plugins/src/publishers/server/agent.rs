@@ -11,7 +11,7 @@ use super::client::{Client, Known};
 use super::queue::Queue;
 use super::sender::{show, Backoff, FailureLog};
 use skymeter_model::api::{AgentRegistration, AgentTask, Heartbeat};
-use skymeter_plugin::retry::RetryPolicy;
+use skymeter_plugin_api::retry::RetryPolicy;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
@@ -225,4 +225,4 @@ async fn run(inner: Arc<Inner>) {
     }
 }
 
-pub(super) use skymeter_plugin::hostname;
+pub(super) use skymeter_plugin_api::hostname;

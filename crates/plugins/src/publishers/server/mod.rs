@@ -30,9 +30,9 @@ use reqwest::Url;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use skymeter_model::Batch;
-use skymeter_plugin::config::{ByteSize, DurationStr};
-use skymeter_plugin::retry::RetryPolicy;
-use skymeter_plugin::{
+use skymeter_plugin_api::config::{ByteSize, DurationStr};
+use skymeter_plugin_api::retry::RetryPolicy;
+use skymeter_plugin_api::{
     async_trait, BuildContext, ConfigError, ErrorKind, ExposeSecret, PluginDescription,
     PluginError, PluginKind, Publisher, PublisherFactory, RawConfig, SecretString,
 };

@@ -9,7 +9,7 @@
 //! The directory is locked (`flock` on `.lock`, Linux) while a publisher uses it, so that
 //! two publishers (or two agents) never drain the same buffer.
 
-use skymeter_plugin::{ErrorKind, PluginError};
+use skymeter_plugin_api::{ErrorKind, PluginError};
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};

@@ -4,7 +4,7 @@
 use super::client::{Client, Failure, Sent};
 use super::queue::Queue;
 use rand::Rng;
-use skymeter_plugin::retry::RetryPolicy;
+use skymeter_plugin_api::retry::RetryPolicy;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -126,7 +126,7 @@ pub(super) async fn supervise(
         match running.await {
             Err(e) if e.is_panic() => {
                 let payload = e.into_panic();
-                let what = skymeter_plugin::panic_message(&*payload);
+                let what = skymeter_plugin_api::panic_message(&*payload);
                 tracing::error!(target: "skymeter::server", task, "the sender failed ({what}; a bug: please report it); starting it again in 1s, the buffered batches stay");
                 queue.end_attempt();
                 tokio::time::sleep(Duration::from_secs(1)).await;

@@ -10,7 +10,7 @@ use comfy_table::{CellAlignment, Table};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use skymeter_model::{Batch, Labels, RecordRef};
-use skymeter_plugin::{
+use skymeter_plugin_api::{
     async_trait, BuildContext, ConfigError, ErrorKind, PluginDescription, PluginError, PluginKind,
     Publisher, PublisherFactory, RawConfig,
 };

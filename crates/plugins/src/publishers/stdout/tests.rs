@@ -1,7 +1,7 @@
 use super::*;
 use crate::common::testing::{batch, config_err, labels_of, point, sample_entries, ts, with_raw};
 use skymeter_model::{ChargeCategory, CollectError, Cost, CostSource, Resource, Stat, Unit};
-use skymeter_plugin::BuildContext;
+use skymeter_plugin_api::BuildContext;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

@@ -22,7 +22,7 @@ use aws_sdk_costexplorer::types::{
 };
 use chrono::{DateTime, Days, NaiveDate, Utc};
 use skymeter_model::{ChargeCategory, Cost};
-use skymeter_plugin::{ErrorKind, PluginError};
+use skymeter_plugin_api::{ErrorKind, PluginError};
 use std::collections::HashMap;
 use std::future::Future;
 

@@ -7,8 +7,8 @@ use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_pricing::types::{Filter, FilterType};
 use serde_json::Value;
-use skymeter_plugin::api_calls::ApiCallCounts;
-use skymeter_plugin::{ErrorKind, PluginError};
+use skymeter_plugin_api::api_calls::ApiCallCounts;
+use skymeter_plugin_api::{ErrorKind, PluginError};
 use std::collections::BTreeMap;
 
 /// The Price List Query API answers in us-east-1 (and eu-central-1, ap-south-1); the prices

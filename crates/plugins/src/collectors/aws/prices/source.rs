@@ -4,9 +4,9 @@
 use super::fetch::{fetch_price_list, sdk_config};
 use super::table::{PriceTable, RegionPrices};
 use skymeter_model::provider::{Provider, AWS};
-use skymeter_plugin::api_calls::ApiCallCounts;
-use skymeter_plugin::prices::{self, PriceRow, PriceSource, PriceUpdate, UpdateOption};
-use skymeter_plugin::{async_trait, PluginError};
+use skymeter_plugin_api::api_calls::ApiCallCounts;
+use skymeter_plugin_api::prices::{self, PriceRow, PriceSource, PriceUpdate, UpdateOption};
+use skymeter_plugin_api::{async_trait, PluginError};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;

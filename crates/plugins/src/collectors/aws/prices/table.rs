@@ -2,7 +2,7 @@
 //! `skymeter prices aws update`, and how a table is found and checked.
 
 use serde::{Deserialize, Serialize};
-use skymeter_plugin::{ErrorKind, PluginError};
+use skymeter_plugin_api::{ErrorKind, PluginError};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 

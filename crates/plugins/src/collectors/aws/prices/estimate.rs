@@ -4,7 +4,7 @@ use super::table::{operating_system, PriceTable, RegionPrices, Tier};
 use crate::common::price_list::{estimated_line, number, text, EstimatedLine};
 use chrono::{DateTime, Utc};
 use skymeter_model::{Cost, Point, Resource, Stat};
-use skymeter_plugin::{ErrorKind, PluginError};
+use skymeter_plugin_api::{ErrorKind, PluginError};
 use std::collections::{BTreeMap, HashMap};
 
 /// Hours in the month AWS prices monthly quantities (GB-month, IOPS-month) against.

@@ -9,7 +9,7 @@ use aws_sdk_ec2::config::Credentials;
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{json, Value};
 use skymeter_model::{CostSource, Labels, Point, Resource, ResourceRef, Stat, Unit};
-use skymeter_plugin::ErrorKind;
+use skymeter_plugin_api::ErrorKind;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 

@@ -13,7 +13,7 @@ use super::client::{Client, Needs, COST_READER};
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use serde_json::{json, Value};
 use skymeter_model::{ChargeCategory, Cost};
-use skymeter_plugin::{ErrorKind, PluginError};
+use skymeter_plugin_api::{ErrorKind, PluginError};
 
 pub const API_VERSION: &str = "2023-11-01";
 
