@@ -131,6 +131,15 @@ impl<P: CloudProvider> CloudCollector<P> {
     }
 }
 
+/// `from` appended to `to`, by a move when `to` is empty.
+fn append<T>(to: &mut Vec<T>, mut from: Vec<T>) {
+    if to.is_empty() {
+        std::mem::swap(to, &mut from);
+    } else {
+        to.append(&mut from);
+    }
+}
+
 /// What one scope's task gave.
 struct ScopeOutput {
     inventory: Inventory,
@@ -257,8 +266,10 @@ impl<P: CloudProvider> Collector for CloudCollector<P> {
                     }
                     planned += t.planned;
                     planned_units += t.planned_units;
-                    out.resources.extend(t.inventory.resources);
-                    out.points.extend(t.points);
+                    // Moved rather than copied when the output is still empty (one scope,
+                    // or the first): no second copy of the largest vectors at the peak.
+                    append(&mut out.resources, t.inventory.resources);
+                    append(&mut out.points, t.points);
                     out.errors.extend(t.inventory.errors);
                 }
                 Err(e) => out.errors.push(PluginError::new(
