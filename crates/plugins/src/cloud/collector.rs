@@ -131,6 +131,33 @@ impl<P: CloudProvider> CloudCollector<P> {
     }
 }
 
+/// The points and errors of a set of metric-call tasks, as they finish; a task that failed
+/// (panicked) is an error naming `what` it was calling.
+pub async fn join_fetches<E>(
+    mut set: tokio::task::JoinSet<(Vec<Point>, E)>,
+    capacity: usize,
+    what: &str,
+) -> (Vec<Point>, Vec<PluginError>)
+where
+    E: IntoIterator<Item = PluginError> + 'static,
+{
+    let mut points = Vec::with_capacity(capacity);
+    let mut errors = Vec::new();
+    while let Some(joined) = set.join_next().await {
+        match joined {
+            Ok((p, e)) => {
+                append(&mut points, p);
+                errors.extend(e);
+            }
+            Err(e) => errors.push(PluginError::new(
+                ErrorKind::Other,
+                format!("a {what} task failed: {e}"),
+            )),
+        }
+    }
+    (points, errors)
+}
+
 /// `from` appended to `to`, by a move when `to` is empty.
 fn append<T>(to: &mut Vec<T>, mut from: Vec<T>) {
     if to.is_empty() {

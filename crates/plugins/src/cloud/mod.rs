@@ -13,6 +13,7 @@
 //! [`Session`]: CloudProvider::Session
 
 pub mod attrs;
+pub mod catalog;
 pub mod collector;
 pub mod config;
 pub mod prices;
@@ -20,6 +21,17 @@ pub mod provider;
 pub mod window;
 
 pub use attrs::Attrs;
-pub use collector::{register, CloudCollector};
+pub use collector::{join_fetches, register, CloudCollector};
 pub use provider::{BilledRange, CloudConfig, CloudProvider, CollectContext, Defaults, Inventory};
 pub use window::{metric_window, MetricWindow};
+
+/// Every statistic a cloud metric API may be asked for (CloudWatch and Cloud Monitoring give
+/// all of them; Azure Monitor has no percentile).
+pub const EVERY_STAT: &[skymeter_model::Stat] = &[
+    skymeter_model::Stat::Avg,
+    skymeter_model::Stat::Max,
+    skymeter_model::Stat::Min,
+    skymeter_model::Stat::Sum,
+    skymeter_model::Stat::Count,
+    skymeter_model::Stat::P95,
+];

@@ -373,21 +373,7 @@ pub async fn fetch(
             }
         });
     }
-    let mut points = Vec::with_capacity(expected_points);
-    let mut errors = Vec::new();
-    while let Some(joined) = set.join_next().await {
-        match joined {
-            Ok((p, e)) => {
-                points.extend(p);
-                errors.extend(e);
-            }
-            Err(e) => errors.push(PluginError::new(
-                ErrorKind::Other,
-                format!("GetMetricData task failed: {e}"),
-            )),
-        }
-    }
-    (points, errors)
+    crate::cloud::join_fetches(set, expected_points, "GetMetricData").await
 }
 
 /// CWAgent `mem_used_percent` dimension sets per instance id (ListMetrics, every page):

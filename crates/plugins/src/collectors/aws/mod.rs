@@ -162,12 +162,16 @@ pub struct Target {
     region: String,
 }
 
+/// One account's buckets of a collection: listed by the first target that asks; None when
+/// the listing failed.
+type BucketList = OnceCell<Option<Arc<Vec<Resource>>>>;
+
 /// What one collection shares across its targets.
 pub struct Session {
     calls: Arc<ApiCalls>,
     /// S3 buckets of each account, listed once per collection (ListBuckets is global) by
     /// the first of its targets; None when the listing failed.
-    buckets: Mutex<HashMap<String, Arc<OnceCell<Option<Arc<Vec<Resource>>>>>>>,
+    buckets: Mutex<HashMap<String, Arc<BucketList>>>,
 }
 
 /// Amazon Web Services for the cloud driver.
@@ -196,14 +200,7 @@ impl CloudProvider for AwsCloud {
 
     const PROVIDER: &'static skymeter_model::provider::Provider = &skymeter_model::provider::AWS;
     const SUMMARY: &'static str = "AWS inventory (EC2, EBS, RDS, Lambda, S3, EKS), CloudWatch metrics (GetMetricData, 500 queries per call) and cost (estimated, Cost Explorer)";
-    const STATS: &'static [Stat] = &[
-        Stat::Avg,
-        Stat::Max,
-        Stat::Min,
-        Stat::Sum,
-        Stat::Count,
-        Stat::P95,
-    ];
+    const STATS: &'static [Stat] = cloud::EVERY_STAT;
     const METRIC_API: &'static str = "cloudwatch:GetMetricData";
     const SCOPE_NOUN: &'static str = "account";
     const BILLED_MAX_DAYS: u32 = BILLED_DAYS_MAX;
@@ -213,46 +210,33 @@ impl CloudProvider for AwsCloud {
     }
 
     fn catalog() -> Vec<MetricInfo> {
-        let mut out: Vec<MetricInfo> = Vec::new();
-        for m in &CATALOG {
-            if out.iter().any(|o| o.name == m.name) {
-                continue;
-            }
-            let same: Vec<&CwMetric> = CATALOG.iter().filter(|o| o.name == m.name).collect();
-            let sources: Vec<String> = same
-                .iter()
-                .map(|o| format!("{} {}", o.namespace, o.cloudwatch))
-                .collect();
-            let stats = match m.shape {
-                catalog::Shape::Total => vec![Stat::Sum],
-                catalog::Shape::Daily => vec![Stat::Avg],
-                _ => vec![
-                    Stat::Avg,
-                    Stat::Max,
-                    Stat::Min,
-                    Stat::Sum,
-                    Stat::Count,
-                    Stat::P95,
-                ],
-            };
-            let mut labels = Vec::new();
-            if same.iter().any(|o| o.source.is_some()) {
-                labels.push("source");
-            }
-            if same.iter().any(|o| !o.fixed.is_empty()) {
-                labels.push("storage_type");
-            }
-            out.push(MetricInfo {
-                name: m.name.into(),
-                unit: m.unit,
-                stats,
-                labels,
-                source: format!("CloudWatch {}", sources.join(", ")),
-                description: skymeter_model::catalog::lookup(m.name)
-                    .map(|c| c.description.to_string())
-                    .unwrap_or_default(),
-            });
-        }
+        let mut out = cloud::catalog::metric_infos(
+            &CATALOG,
+            |m| m.name,
+            |_, same: &[&CwMetric]| {
+                let sources: Vec<String> = same
+                    .iter()
+                    .map(|o| format!("{} {}", o.namespace, o.cloudwatch))
+                    .collect();
+                let mut labels = Vec::new();
+                if same.iter().any(|o| o.source.is_some()) {
+                    labels.push("source");
+                }
+                if same.iter().any(|o| !o.fixed.is_empty()) {
+                    labels.push("storage_type");
+                }
+                cloud::catalog::CatalogRow {
+                    unit: same[0].unit,
+                    stats: match same[0].shape {
+                        catalog::Shape::Total => vec![Stat::Sum],
+                        catalog::Shape::Daily => vec![Stat::Avg],
+                        _ => Self::STATS.to_vec(),
+                    },
+                    labels,
+                    source: format!("CloudWatch {}", sources.join(", ")),
+                }
+            },
+        );
         for (name, unit, description) in [
             (
                 METRICS_REQUESTED,

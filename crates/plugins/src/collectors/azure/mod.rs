@@ -209,34 +209,38 @@ impl CloudProvider for AzureCloud {
     }
 
     fn catalog() -> Vec<MetricInfo> {
-        let mut out: Vec<MetricInfo> = Vec::new();
-        let mut names: Vec<&str> = CATALOG.iter().map(|m| m.name).collect();
-        names.push(catalog::MEMORY_USAGE);
-        let mut seen = BTreeSet::new();
-        for name in names {
-            if !seen.insert(name) {
-                continue;
-            }
-            let same: Vec<&AzMetric> = CATALOG.iter().filter(|o| o.name == name).collect();
-            let mut sources: Vec<String> = same
-                .iter()
-                .map(|o| format!("{} \"{}\"", o.service.native_type(), o.azure))
-                .collect();
-            if name == catalog::MEMORY_USAGE {
-                sources.push("Microsoft.Compute/virtualMachines \"Available Memory Bytes\" (derived with the VM size's memory)".into());
-            }
-            let (unit, stats) = match same.first() {
-                Some(m) if m.shape == catalog::Shape::Total => (m.unit, vec![Stat::Sum]),
-                Some(m) => (m.unit, Self::STATS.to_vec()),
-                None => (Unit::Percent, vec![Stat::Avg, Stat::Max, Stat::Min]),
-            };
+        const DERIVED: &str = "Microsoft.Compute/virtualMachines \"Available Memory Bytes\" (derived with the VM size's memory)";
+        let mut out = cloud::catalog::metric_infos(
+            &CATALOG,
+            |m| m.name,
+            |name, same: &[&AzMetric]| {
+                let mut sources: Vec<String> = same
+                    .iter()
+                    .map(|o| format!("{} \"{}\"", o.service.native_type(), o.azure))
+                    .collect();
+                if name == catalog::MEMORY_USAGE {
+                    sources.push(DERIVED.into());
+                }
+                cloud::catalog::CatalogRow {
+                    unit: same[0].unit,
+                    stats: if same[0].shape == catalog::Shape::Total {
+                        vec![Stat::Sum]
+                    } else {
+                        Self::STATS.to_vec()
+                    },
+                    labels: vec![],
+                    source: format!("Azure Monitor {}", sources.join(", ")),
+                }
+            },
+        );
+        if !out.iter().any(|m| m.name == catalog::MEMORY_USAGE) {
             out.push(MetricInfo {
-                name: name.into(),
-                unit,
-                stats,
+                name: catalog::MEMORY_USAGE.into(),
+                unit: Unit::Percent,
+                stats: vec![Stat::Avg, Stat::Max, Stat::Min],
                 labels: vec![],
-                source: format!("Azure Monitor {}", sources.join(", ")),
-                description: skymeter_model::catalog::lookup(name)
+                source: format!("Azure Monitor {DERIVED}"),
+                description: skymeter_model::catalog::lookup(catalog::MEMORY_USAGE)
                     .map(|c| c.description.to_string())
                     .unwrap_or_default(),
             });

@@ -414,14 +414,7 @@ pub fn stats_of(shape: Shape) -> Vec<Stat> {
         Shape::Total => vec![Stat::Sum],
         Shape::Level => vec![Stat::Avg],
         Shape::Distribution => vec![Stat::Avg, Stat::P95],
-        _ => vec![
-            Stat::Avg,
-            Stat::Max,
-            Stat::Min,
-            Stat::Sum,
-            Stat::Count,
-            Stat::P95,
-        ],
+        _ => crate::cloud::EVERY_STAT.to_vec(),
     }
 }
 

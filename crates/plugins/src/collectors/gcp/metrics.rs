@@ -329,21 +329,7 @@ pub async fn fetch(
             (points, err)
         });
     }
-    let mut points = Vec::new();
-    let mut errors = Vec::new();
-    while let Some(joined) = set.join_next().await {
-        match joined {
-            Ok((p, e)) => {
-                points.extend(p);
-                errors.extend(e);
-            }
-            Err(e) => errors.push(PluginError::new(
-                skymeter_plugin_api::ErrorKind::Other,
-                format!("a timeSeries.list task failed: {e}"),
-            )),
-        }
-    }
-    (points, errors)
+    crate::cloud::join_fetches(set, 0, "timeSeries.list").await
 }
 
 /// The p95 points of raw samples: each sample goes to the alignment period that ends at or

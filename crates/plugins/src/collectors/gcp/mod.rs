@@ -108,14 +108,7 @@ impl CloudProvider for GcpCloud {
 
     const PROVIDER: &'static skymeter_model::provider::Provider = &skymeter_model::provider::GCP;
     const SUMMARY: &'static str = "GCP inventory (Compute Engine, disks, GKE, Cloud Functions, Cloud SQL, Cloud Storage), Cloud Monitoring metrics (one timeSeries.list per metric type and stat) and billed cost (BigQuery billing export)";
-    const STATS: &'static [Stat] = &[
-        Stat::Avg,
-        Stat::Max,
-        Stat::Min,
-        Stat::Sum,
-        Stat::Count,
-        Stat::P95,
-    ];
+    const STATS: &'static [Stat] = cloud::EVERY_STAT;
     const METRIC_API: &'static str = metrics::TIME_SERIES.api;
     const SCOPE_NOUN: &'static str = "project";
 
@@ -131,28 +124,22 @@ impl CloudProvider for GcpCloud {
     }
 
     fn catalog() -> Vec<MetricInfo> {
-        let mut out: Vec<MetricInfo> = Vec::new();
-        for m in &CATALOG {
-            if out.iter().any(|o| o.name == m.name) {
-                continue;
-            }
-            let same: Vec<&GcpMetric> = CATALOG.iter().filter(|o| o.name == m.name).collect();
-            let sources: Vec<String> = same
-                .iter()
-                .map(|o| format!("{} [{}]", o.metric_type, o.native_unit))
-                .collect();
-            out.push(MetricInfo {
-                name: m.name.into(),
-                unit: m.unit,
-                stats: catalog::stats_of(m.shape),
-                labels: vec![],
-                source: format!("Cloud Monitoring {}", sources.join(", ")),
-                description: skymeter_model::catalog::lookup(m.name)
-                    .map(|c| c.description.to_string())
-                    .unwrap_or_default(),
-            });
-        }
-        out
+        cloud::catalog::metric_infos(
+            &CATALOG,
+            |m| m.name,
+            |_, same: &[&GcpMetric]| {
+                let sources: Vec<String> = same
+                    .iter()
+                    .map(|o| format!("{} [{}]", o.metric_type, o.native_unit))
+                    .collect();
+                cloud::catalog::CatalogRow {
+                    unit: same[0].unit,
+                    stats: catalog::stats_of(same[0].shape),
+                    labels: vec![],
+                    source: format!("Cloud Monitoring {}", sources.join(", ")),
+                }
+            },
+        )
     }
 
     fn new(own: GcpConfig, shared: &CloudConfig, raw: &RawConfig<'_>) -> Result<Self, ConfigError> {
