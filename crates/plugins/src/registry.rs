@@ -1,18 +1,18 @@
 //! The list of built-in plugins. Adding a plugin: its folder, plus one line here.
 
-use crate::{cloud, collectors, processors, publishers};
+use crate::{collectors, processors, publishers};
 use skymeter_plugin_api::Registry;
 
 /// Every plugin compiled into this build.
 pub fn builtin() -> Registry {
     let mut r = Registry::new();
     #[cfg(feature = "aws")]
-    cloud::register::<collectors::aws::AwsCloud>(&mut r);
+    crate::cloud::register::<collectors::aws::AwsCloud>(&mut r);
     #[cfg(feature = "azure")]
-    cloud::register::<collectors::azure::AzureCloud>(&mut r);
+    crate::cloud::register::<collectors::azure::AzureCloud>(&mut r);
     r.add_collector(collectors::exec::factory());
     #[cfg(feature = "gcp")]
-    cloud::register::<collectors::gcp::GcpCloud>(&mut r);
+    crate::cloud::register::<collectors::gcp::GcpCloud>(&mut r);
     r.add_collector(collectors::host::factory());
     r.add_collector(collectors::http_json::factory());
     r.add_collector(collectors::internal::factory());

@@ -240,6 +240,46 @@ impl<'a> Estimator<'a> {
         self.table.regions.get(region)?.get(key).map(|p| p.usd)
     }
 
+    /// Estimates every resource of the table's cloud with `price_one` (which charges or
+    /// reports each priced part of it): the cost lines and the errors.
+    pub fn each(
+        cloud: Cloud,
+        table: &PriceList,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        resources: &[Resource],
+        mut price_one: impl FnMut(&mut Estimator<'_>, &Resource),
+    ) -> (Vec<Cost>, Vec<PluginError>) {
+        let mut est = Estimator::new(cloud, table, start, end);
+        for r in resources.iter().filter(|r| r.provider == cloud.id) {
+            price_one(&mut est, r);
+        }
+        est.finish()
+    }
+
+    /// Charges `resource` for every hour of the window at `key`'s hourly price (an
+    /// instance, a cluster fee); `what` names a missing price.
+    pub fn hourly(
+        &mut self,
+        resource: &Resource,
+        service: &'static str,
+        key: String,
+        what: impl FnOnce() -> String,
+    ) {
+        let hours = self.hours;
+        self.charge(
+            Line {
+                resource,
+                service,
+                category: "Compute",
+                key,
+                quantity: hours,
+                unit: "Hours",
+            },
+            what,
+        );
+    }
+
     /// Pushes the line at its table price, or reports the missing price (`what` says in
     /// words what is missing, e.g. "no N2 vCPU price").
     pub fn charge(&mut self, line: Line<'_>, what: impl FnOnce() -> String) {

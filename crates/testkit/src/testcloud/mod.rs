@@ -14,7 +14,7 @@ use skymeter_plugin_api::prices::{PriceSource, UpdateOption};
 use skymeter_plugin_api::{async_trait, ConfigError, MetricInfo, PluginError, RawConfig};
 use skymeter_plugins::cloud::prices::FlatPriceSource;
 use skymeter_plugins::cloud::{BilledRange, CloudConfig, CloudProvider, CollectContext, Inventory};
-use skymeter_plugins::common::price_list::{Cloud, Estimator, Line, ListPrice, PriceList};
+use skymeter_plugins::common::price_list::{Cloud, Estimator, ListPrice, PriceList};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -276,27 +276,16 @@ impl CloudProvider for TestCloud {
         resources: &[Resource],
         _points: &[Point],
     ) -> (Vec<Cost>, Vec<PluginError>) {
-        let mut est = Estimator::new(CLOUD, table, start, end);
-        let hours = est.hours;
-        for r in resources.iter().filter(|r| r.provider == PROVIDER.id) {
+        Estimator::each(CLOUD, table, start, end, resources, |est, r| {
             let ty = r
                 .attributes
                 .get("machine_type")
                 .and_then(|v| v.as_str())
                 .unwrap_or("small");
-            est.charge(
-                Line {
-                    resource: r,
-                    service: "Machines",
-                    category: "Compute",
-                    key: format!("machine/{ty}"),
-                    quantity: hours,
-                    unit: "Hours",
-                },
-                || format!("no price for machine type {ty}"),
-            );
-        }
-        est.finish()
+            est.hourly(r, "Machines", format!("machine/{ty}"), || {
+                format!("no price for machine type {ty}")
+            });
+        })
     }
 
     /// The test cloud bills nothing.

@@ -100,16 +100,14 @@ pub fn estimate(
     end: chrono::DateTime<chrono::Utc>,
     resources: &[Resource],
 ) -> (Vec<Cost>, Vec<PluginError>) {
-    let mut est = Estimator::new(CLOUD, table, start, end);
-    for r in resources.iter().filter(|r| r.provider == "azure") {
+    Estimator::each(CLOUD, table, start, end, resources, |est, r| {
         match r.kind.as_str() {
-            "compute.instance" => vm(&mut est, r),
-            "storage.volume" => disk(&mut est, r),
-            "k8s.cluster" => cluster(&mut est, r),
+            "compute.instance" => vm(est, r),
+            "storage.volume" => disk(est, r),
+            "k8s.cluster" => cluster(est, r),
             _ => {}
         }
-    }
-    est.finish()
+    })
 }
 
 fn vm(est: &mut Estimator<'_>, r: &Resource) {
@@ -132,19 +130,9 @@ fn vm(est: &mut Estimator<'_>, r: &Resource) {
     } else {
         "linux"
     };
-    let hours = est.hours;
-    let region = r.region.clone();
-    est.charge(
-        Line {
-            resource: r,
-            service: VIRTUAL_MACHINES,
-            category: "Compute",
-            key: format!("vm/{size}/{os}"),
-            quantity: hours,
-            unit: "Hours",
-        },
-        || format!("no pay-as-you-go price for {size} ({os}) in {region}"),
-    );
+    est.hourly(r, VIRTUAL_MACHINES, format!("vm/{size}/{os}"), || {
+        format!("no pay-as-you-go price for {size} ({os}) in {}", r.region)
+    });
 }
 
 fn disk(est: &mut Estimator<'_>, r: &Resource) {
@@ -189,19 +177,9 @@ fn cluster(est: &mut Estimator<'_>, r: &Resource) {
         Some(t @ ("Standard" | "Premium")) => t,
         _ => return,
     };
-    let hours = est.hours;
-    let region = r.region.clone();
-    est.charge(
-        Line {
-            resource: r,
-            service: AKS,
-            category: "Compute",
-            key: format!("aks/{tier}"),
-            quantity: hours,
-            unit: "Hours",
-        },
-        || format!("no AKS {tier} tier fee in {region}"),
-    );
+    est.hourly(r, AKS, format!("aks/{tier}"), || {
+        format!("no AKS {tier} tier fee in {}", r.region)
+    });
 }
 
 /// The Retail Prices queries of one region: the `$filter`s, and what they are for.

@@ -94,16 +94,14 @@ pub fn estimate(
     end: chrono::DateTime<chrono::Utc>,
     resources: &[Resource],
 ) -> (Vec<Cost>, Vec<PluginError>) {
-    let mut est = Estimator::new(CLOUD, table, start, end);
-    for r in resources.iter().filter(|r| r.provider == "gcp") {
+    Estimator::each(CLOUD, table, start, end, resources, |est, r| {
         match r.kind.as_str() {
-            "compute.instance" => instance(&mut est, r),
-            "storage.volume" => disk(&mut est, r),
-            "k8s.cluster" => cluster(&mut est, r),
+            "compute.instance" => instance(est, r),
+            "storage.volume" => disk(est, r),
+            "k8s.cluster" => cluster(est, r),
             _ => {}
         }
-    }
-    est.finish()
+    })
 }
 
 fn instance(est: &mut Estimator<'_>, r: &Resource) {
@@ -119,17 +117,9 @@ fn instance(est: &mut Estimator<'_>, r: &Resource) {
     };
     let hours = est.hours;
     if ty == "f1-micro" || ty == "g1-small" {
-        est.charge(
-            Line {
-                resource: r,
-                service: COMPUTE_ENGINE,
-                category: "Compute",
-                key: format!("gce/{ty}/instance"),
-                quantity: hours,
-                unit: "Hours",
-            },
-            || format!("no {ty} price per hour in {}", r.region),
-        );
+        est.hourly(r, COMPUTE_ENGINE, format!("gce/{ty}/instance"), || {
+            format!("no {ty} price per hour in {}", r.region)
+        });
         return;
     }
     if ty.ends_with("-ext") {
@@ -220,19 +210,9 @@ fn cluster(est: &mut Estimator<'_>, r: &Resource) {
     } else {
         "regional"
     };
-    let hours = est.hours;
-    let region = r.region.clone();
-    est.charge(
-        Line {
-            resource: r,
-            service: KUBERNETES_ENGINE,
-            category: "Compute",
-            key: format!("gke/{mode}"),
-            quantity: hours,
-            unit: "Hours",
-        },
-        || format!("no GKE {mode} cluster fee in {region}"),
-    );
+    est.hourly(r, KUBERNETES_ENGINE, format!("gke/{mode}"), || {
+        format!("no GKE {mode} cluster fee in {}", r.region)
+    });
 }
 
 /// The table for `skymeter prices gcp show|update`.
