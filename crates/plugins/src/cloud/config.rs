@@ -93,7 +93,7 @@ pub fn decode<P: CloudProvider>(
             "must be a whole number of minutes (metric APIs align to multiples of 60s), e.g. \"300s\"",
         ));
     }
-    let cfg = CloudConfig {
+    let mut cfg = CloudConfig {
         period,
         delay: shared.delay.map_or(d.delay, |p| p.0),
         stats,
@@ -122,7 +122,6 @@ pub fn decode<P: CloudProvider>(
             .map(|s| s.to_string())
             .collect(),
     };
-    let mut cfg = cfg;
     for c in &sources {
         match c.as_str() {
             "estimated" => cfg.estimated = true,

@@ -9,9 +9,7 @@
 //! per-resource Describe calls by `api_concurrency`. Throttling is retried by the SDK's
 //! standard retry mode (exponential backoff with full jitter).
 
-use crate::cloud::{
-    self, BilledRange, CloudConfig, CloudProvider, CollectContext, Defaults, Inventory,
-};
+use crate::cloud::{self, BilledRange, CloudConfig, CloudProvider, CollectContext, Inventory};
 use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use chrono::{DateTime, Utc};
@@ -204,10 +202,6 @@ impl CloudProvider for AwsCloud {
     const METRIC_API: &'static str = "cloudwatch:GetMetricData";
     const SCOPE_NOUN: &'static str = "account";
     const BILLED_MAX_DAYS: u32 = BILLED_DAYS_MAX;
-
-    fn defaults() -> Defaults {
-        Defaults::default()
-    }
 
     fn catalog() -> Vec<MetricInfo> {
         let mut out = cloud::catalog::metric_infos(

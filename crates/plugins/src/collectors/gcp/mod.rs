@@ -8,9 +8,7 @@
 //! service-account key of `credentials_file`. Every project is collected concurrently; the
 //! timeSeries.list calls of all projects share `max_concurrency`.
 
-use crate::cloud::{
-    self, BilledRange, CloudConfig, CloudProvider, CollectContext, Defaults, Inventory,
-};
+use crate::cloud::{self, BilledRange, CloudConfig, CloudProvider, CollectContext, Inventory};
 use crate::common::price_list::PriceList;
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -111,10 +109,6 @@ impl CloudProvider for GcpCloud {
     const STATS: &'static [Stat] = cloud::EVERY_STAT;
     const METRIC_API: &'static str = metrics::TIME_SERIES.api;
     const SCOPE_NOUN: &'static str = "project";
-
-    fn defaults() -> Defaults {
-        Defaults::default()
-    }
 
     fn default_cost(own: &GcpConfig) -> &'static [&'static str] {
         match own.billing_export_table {
