@@ -1,6 +1,6 @@
 //! The config keys every cloud collector has, decoded and checked once: the metric window
 //! (`period`, `delay`, `stats`), the tag filter, call bounds (`max_concurrency`,
-//! `max_attempts`), the cost sources (`cost`, `prices_file`, `billed_days`, `billed_every`)
+//! `max_attempts`, `backoff`), the cost sources (`cost`, `prices_file`, `billed_days`, `billed_every`)
 //! and `dry_run`. A provider's own keys live in its `Config` type; the entry may hold the
 //! keys of both and nothing else.
 
@@ -37,6 +37,10 @@ pub struct SharedKeys {
     /// jittered backoff, 5xx and connection errors a jittered backoff. Default 5.
     #[serde(default)]
     pub max_attempts: Option<u32>,
+    /// The first wait before a retry; it doubles each try (half of it jittered), up to 60 s.
+    /// Default 500ms.
+    #[serde(default)]
+    pub backoff: Option<DurationStr>,
     /// Cost sources: "estimated" (the inventory × list prices of the price table, every
     /// collection) and/or "billed" (the cloud's billing API or export). [] for none.
     #[serde(default)]
@@ -100,6 +104,7 @@ pub fn decode<P: CloudProvider>(
         tags: shared.tags,
         max_concurrency: shared.max_concurrency.unwrap_or(d.max_concurrency),
         max_attempts: shared.max_attempts.unwrap_or(d.max_attempts),
+        backoff: shared.backoff.map_or(d.backoff, |b| b.0),
         estimated: false,
         billed: false,
         prices_file: shared.prices_file,
@@ -154,6 +159,7 @@ pub fn schema<P: CloudProvider>() -> serde_json::Value {
         "stats": d.stats.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
         "max_concurrency": d.max_concurrency,
         "max_attempts": d.max_attempts,
+        "backoff": humantime::format_duration(d.backoff).to_string(),
         "billed_days": d.billed_days,
         "billed_every": humantime::format_duration(d.billed_every).to_string(),
         "dry_run": false,

@@ -18,6 +18,8 @@ pub mod collector;
 pub mod config;
 pub mod prices;
 pub mod provider;
+#[cfg(any(feature = "gcp", feature = "azure"))]
+pub mod rest;
 pub mod window;
 
 pub use attrs::Attrs;

@@ -219,6 +219,7 @@ pub struct Defaults {
     pub stats: &'static [Stat],
     pub max_concurrency: usize,
     pub max_attempts: u32,
+    pub backoff: Duration,
     pub billed_days: u32,
     pub billed_every: Duration,
 }
@@ -231,6 +232,7 @@ impl Default for Defaults {
             stats: &[Stat::Avg, Stat::Max],
             max_concurrency: 8,
             max_attempts: 5,
+            backoff: Duration::from_millis(500),
             billed_days: 3,
             billed_every: Duration::from_secs(6 * 3600),
         }
@@ -246,6 +248,8 @@ pub struct CloudConfig {
     pub tags: BTreeMap<String, String>,
     pub max_concurrency: usize,
     pub max_attempts: u32,
+    /// The first retry wait (see [`CloudConfig::retry`]).
+    pub backoff: Duration,
     /// The cost sources on.
     pub estimated: bool,
     pub billed: bool,
@@ -255,7 +259,21 @@ pub struct CloudConfig {
     pub dry_run: bool,
 }
 
+/// The longest wait between two tries of a cloud call, a `Retry-After` included: longer
+/// than this and the collection would run into the next one.
+pub const MAX_RETRY_WAIT: Duration = Duration::from_secs(60);
+
 impl CloudConfig {
+    /// How every call of the collection is retried: `max_attempts` tries, waits from
+    /// `backoff` doubling up to [`MAX_RETRY_WAIT`], a `Retry-After` honoured up to that.
+    pub fn retry(&self) -> skymeter_plugin_api::retry::RetryPolicy {
+        skymeter_plugin_api::retry::RetryPolicy::new(
+            self.max_attempts as usize,
+            self.backoff,
+            MAX_RETRY_WAIT,
+        )
+    }
+
     /// `period` in whole seconds.
     pub fn period_s(&self) -> i64 {
         self.period.as_secs() as i64

@@ -176,6 +176,8 @@ pub struct Session {
 pub struct AwsCloud {
     own: AwsConfig,
     max_attempts: u32,
+    /// First retry wait of the SDK's standard retry mode (the shared `backoff` key).
+    backoff: Duration,
     services: BTreeSet<Service>,
     /// EC2 CloudWatch names asked for.
     ec2_metrics: BTreeSet<&'static str>,
@@ -369,6 +371,7 @@ impl CloudProvider for AwsCloud {
         Ok(AwsCloud {
             own: cfg,
             max_attempts: shared.max_attempts,
+            backoff: shared.backoff,
             services,
             ec2_metrics,
             sdk: OnceCell::new(),
@@ -667,8 +670,11 @@ impl AwsCloud {
     }
 
     fn loader(&self, profile: Option<&str>) -> aws_config::ConfigLoader {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .retry_config(RetryConfig::standard().with_max_attempts(self.max_attempts));
+        let mut loader = aws_config::defaults(BehaviorVersion::latest()).retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(self.max_attempts)
+                .with_initial_backoff(self.backoff),
+        );
         if let Some(p) = profile {
             loader = loader.profile_name(p);
         }

@@ -1,16 +1,18 @@
 //! ARM, Azure Monitor and Cost Management calls: a bearer token per audience, every page
-//! (`nextLink`), 429 honoured (`Retry-After`), 5xx and connection errors retried with
-//! jittered exponential backoff, both bounded by `max_attempts`; 401 and 403 turned into
-//! errors that say what to fix.
+//! (`nextLink`), sent through the cloud driver's REST client (429 honoured with
+//! `Retry-After` or Cost Management's own throttling headers, 5xx and connection errors
+//! retried, all by the collection's retry policy); 401 and 403 turned into errors that say
+//! what to fix.
 //!
 //! Hand-written over reqwest + serde: the `azure_mgmt_*` crates are no longer maintained
 //! (the unofficial-SDK era ended; the new official Rust SDK has no management-plane crates
 //! for Compute, Monitor or Cost Management), and these are a handful of plain JSON calls.
 
 use super::calls::{self, ApiCalls};
+use crate::cloud::rest::{RestCall, RestClient};
 use azure_core::credentials::TokenCredential;
-use rand::Rng;
 use serde_json::Value;
+use skymeter_plugin_api::retry::RetryPolicy;
 use skymeter_plugin_api::{ErrorKind, PluginError};
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,9 +27,6 @@ pub struct Needs {
 pub const READER: &str = "Reader";
 pub const MONITORING_READER: &str = "Monitoring Reader";
 pub const COST_READER: &str = "Cost Management Reader";
-
-/// The longest wait a `Retry-After` may ask for before the call gives up.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 
 /// The wait a throttled answer asks for: `Retry-After`, or for Cost Management, which
 /// throttles per query-processing unit, entity, tenant and client type, the longest of its
@@ -47,18 +46,55 @@ pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Durati
         .max()
 }
 
+/// One Azure call: its API name and the permission it needs.
+struct AzureCall {
+    api: &'static str,
+    needs: Needs,
+}
+
+impl RestCall for AzureCall {
+    fn api(&self) -> &'static str {
+        self.api
+    }
+
+    fn status_error(&self, status: u16, body: &str, tries: u32) -> PluginError {
+        status_error(self.api, self.needs, status, body, tries)
+    }
+
+    fn retry_after(&self, headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+        retry_after(headers)
+    }
+}
+
 pub struct Client {
-    pub http: reqwest::Client,
-    pub cred: Arc<dyn TokenCredential>,
+    rest: RestClient,
+    cred: Arc<dyn TokenCredential>,
     /// Which credential, for messages.
-    pub cred_name: String,
-    pub calls: Arc<ApiCalls>,
-    pub max_attempts: u32,
-    /// First backoff wait (doubles, full jitter).
-    pub backoff: Duration,
+    cred_name: String,
+    calls: Arc<ApiCalls>,
 }
 
 impl Client {
+    pub fn new(
+        http: reqwest::Client,
+        cred: Arc<dyn TokenCredential>,
+        cred_name: String,
+        calls: Arc<ApiCalls>,
+        retry: RetryPolicy,
+    ) -> Client {
+        Client {
+            rest: RestClient::new(http, calls.clone(), retry, "Azure"),
+            cred,
+            cred_name,
+            calls,
+        }
+    }
+
+    /// The calls of this collection per API.
+    pub fn calls(&self) -> &Arc<ApiCalls> {
+        &self.calls
+    }
+
     /// A token for `scope` (azure_identity caches it until shortly before it expires; the
     /// token endpoint is counted only when it is really called, seen as a new token).
     pub async fn token(&self, scope: &str) -> Result<String, PluginError> {
@@ -75,7 +111,7 @@ impl Client {
         Ok(t.token.secret().to_string())
     }
 
-    /// One call, retried as the module says; the JSON answer, or `Value::Null` for a
+    /// One call, retried by the collection's policy; the JSON answer, or `Value::Null` for a
     /// success without a body (`204 No Content`: the Cost Management query answers that when
     /// there are no rows).
     pub async fn send(
@@ -88,75 +124,16 @@ impl Client {
         body: Option<&Value>,
     ) -> Result<Value, PluginError> {
         let token = self.token(scope).await?;
-        let mut attempt = 0u32;
-        loop {
-            attempt += 1;
-            self.calls.count(api);
-            let mut req = self
-                .http
-                .request(method.clone(), url)
-                .bearer_auth(&token)
-                .header("accept", "application/json");
-            if let Some(b) = body {
-                req = req.json(b);
-            }
-            let wait = match req.send().await {
-                Ok(rsp) => {
-                    let status = rsp.status();
-                    if status == reqwest::StatusCode::NO_CONTENT {
-                        return Ok(Value::Null);
-                    }
-                    if status.is_success() {
-                        return rsp.json::<Value>().await.map_err(|e| {
-                            PluginError::new(
-                                ErrorKind::BadResponse,
-                                format!("{api}: the answer is not the JSON expected: {e}"),
-                            )
-                            .with("api", api)
-                        });
-                    }
-                    let retry_after = retry_after(rsp.headers());
-                    let text = rsp.text().await.unwrap_or_default();
-                    let retryable = status.as_u16() == 429 || status.is_server_error();
-                    if !retryable || attempt >= self.max_attempts {
-                        return Err(status_error(api, needs, status.as_u16(), &text, attempt));
-                    }
-                    match retry_after {
-                        Some(d) if d <= MAX_RETRY_AFTER => d,
-                        Some(_) => {
-                            return Err(status_error(api, needs, status.as_u16(), &text, attempt))
-                        }
-                        None => self.backoff_wait(attempt),
-                    }
+        let call = AzureCall { api, needs };
+        self.rest
+            .json(&call, Some(&token), |http| {
+                let req = http.request(method.clone(), url);
+                match body {
+                    Some(b) => req.json(b),
+                    None => req,
                 }
-                Err(e) => {
-                    if attempt >= self.max_attempts {
-                        return Err(PluginError::new(
-                            ErrorKind::Unavailable,
-                            format!(
-                                "{api}: {} after {attempt} tries: {}",
-                                if e.is_timeout() {
-                                    "timed out"
-                                } else {
-                                    "could not reach Azure"
-                                },
-                                skymeter_plugin_api::error_chain(&e)
-                            ),
-                        )
-                        .with("api", api));
-                    }
-                    self.backoff_wait(attempt)
-                }
-            };
-            tracing::debug!(target: "skymeter::azure", "{api}: retrying in {wait:?} (try {attempt})");
-            tokio::time::sleep(wait).await;
-        }
-    }
-
-    fn backoff_wait(&self, attempt: u32) -> Duration {
-        let cap = self.backoff.saturating_mul(1 << attempt.min(6));
-        let ms = cap.as_millis().max(1) as u64;
-        Duration::from_millis(rand::thread_rng().gen_range(0..=ms))
+            })
+            .await
     }
 
     /// Every item of an ARM list: `value` of each page, following `nextLink`.

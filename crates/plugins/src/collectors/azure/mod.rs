@@ -17,7 +17,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use skymeter_model::{Cost, Point, Resource, Stat, Unit};
 use skymeter_plugin_api::api_calls::ApiCallCounts;
-use skymeter_plugin_api::config::DurationStr;
+use skymeter_plugin_api::retry::RetryPolicy;
 use skymeter_plugin_api::{
     async_trait, ConfigError, ErrorKind, ExposeSecret, MetricInfo, PluginError, RawConfig,
     SecretString,
@@ -97,9 +97,6 @@ pub struct AzureConfig {
     /// ARM list calls in flight at once, per subscription. Default 4.
     #[serde(default = "default_api_concurrency")]
     pub api_concurrency: usize,
-    /// First backoff wait. Default 500ms.
-    #[serde(default = "default_backoff")]
-    pub backoff: DurationStr,
 }
 
 fn default_credential() -> String {
@@ -120,9 +117,6 @@ fn default_metrics_scope() -> String {
 fn default_api_concurrency() -> usize {
     4
 }
-fn default_backoff() -> DurationStr {
-    DurationStr(Duration::from_millis(500))
-}
 
 /// The HTTP client and the credential, kept for the collector's life: azure_identity
 /// caches tokens until shortly before they expire.
@@ -142,7 +136,7 @@ pub struct AzureCloud {
     credential: auth::Kind,
     /// The certificates of `ca_file`.
     ca_certs: Vec<reqwest::Certificate>,
-    max_attempts: u32,
+    retry: RetryPolicy,
     /// Built by the first collection that could (a failure is tried again next time).
     credentials: OnceCell<Credential>,
 }
@@ -359,7 +353,7 @@ impl CloudProvider for AzureCloud {
             services,
             credential,
             ca_certs,
-            max_attempts: shared.max_attempts,
+            retry: shared.retry(),
             credentials: OnceCell::new(),
         })
     }
@@ -375,14 +369,13 @@ impl CloudProvider for AzureCloud {
             .credentials
             .get_or_try_init(|| async { self.build_credential() })
             .await?;
-        Ok(Arc::new(Client {
-            http: c.http.clone(),
-            cred: c.cred.clone(),
-            cred_name: c.cred_name.clone(),
+        Ok(Arc::new(Client::new(
+            c.http.clone(),
+            c.cred.clone(),
+            c.cred_name.clone(),
             calls,
-            max_attempts: self.max_attempts,
-            backoff: self.own.backoff.0,
-        }))
+            self.retry,
+        )))
     }
 
     /// Gets the first Resource Manager token (a client-secret or managed-identity round

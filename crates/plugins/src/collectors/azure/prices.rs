@@ -9,12 +9,17 @@
 //! - `aks/Standard`, `aks/Premium` (per cluster-hour): the AKS pricing tier's fee.
 
 use crate::cloud::prices::FlatPriceSource;
+use crate::cloud::rest::{RestCall, RestClient};
 use crate::common::price_list::{number, text, Cloud, Estimator, Line, ListPrice, PriceList};
 use serde_json::Value;
 use skymeter_model::{Cost, Resource};
+use skymeter_plugin_api::api_calls::ApiCallCounts;
 use skymeter_plugin_api::prices::UpdateOption;
+use skymeter_plugin_api::retry::RetryPolicy;
 use skymeter_plugin_api::{ErrorKind, PluginError};
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
 
 pub const CLOUD: Cloud = Cloud {
     id: "azure",
@@ -324,28 +329,26 @@ fn is_disk_meter(meter: &str, letter: char) -> bool {
 /// Every page of one Retail Prices query: `NextPageLink` until it is null. `each` gets
 /// every item; `page` is called after each page with the items so far.
 pub async fn list(
-    http: &reqwest::Client,
+    rest: &RestClient,
     endpoint: &str,
     filter: &str,
     mut each: impl FnMut(&Value),
-    mut page: impl FnMut(),
 ) -> Result<(), PluginError> {
     let first = format!("{}/api/retail/prices", endpoint.trim_end_matches('/'));
     let mut next: Option<String> = None;
     loop {
-        let request = match &next {
+        let answer = send(rest, |http| match &next {
             Some(url) => http.get(url),
             None => http.get(&first).query(&[
                 ("api-version", RETAIL_PRICES_API_VERSION),
                 ("currencyCode", "USD"),
                 ("$filter", filter),
             ]),
-        };
-        let answer = send(request).await?;
+        })
+        .await?;
         for item in answer["Items"].as_array().into_iter().flatten() {
             each(item);
         }
-        page();
         match answer["NextPageLink"].as_str() {
             Some(url) if !url.is_empty() => next = Some(url.to_string()),
             _ => return Ok(()),
@@ -353,58 +356,35 @@ pub async fn list(
     }
 }
 
-/// One page, retried on 429 (after `Retry-After`, at most 60 s) and 5xx, five tries.
-async fn send(request: reqwest::RequestBuilder) -> Result<Value, PluginError> {
-    let fail = |kind, message: String| PluginError::new(kind, message).with("api", RETAIL_PRICES);
-    let mut attempt = 0u32;
-    loop {
-        attempt += 1;
-        let Some(req) = request.try_clone() else {
-            return Err(fail(
-                ErrorKind::Other,
-                "the request cannot be retried".into(),
-            ));
-        };
-        let resp = match req.send().await {
-            Ok(r) => r,
-            Err(e) if attempt < 5 => {
-                tracing::debug!(target: "skymeter::azure", "Retail Prices: {e}; retrying");
-                tokio::time::sleep(std::time::Duration::from_millis(250 << attempt)).await;
-                continue;
-            }
-            Err(e) => {
-                return Err(fail(
-                    ErrorKind::Unavailable,
-                    format!("the Azure Retail Prices API cannot be reached: {e}"),
-                ))
-            }
-        };
-        let status = resp.status();
-        if status.is_success() {
-            return resp.json().await.map_err(|e| {
-                fail(
-                    ErrorKind::BadResponse,
-                    format!("the Azure Retail Prices API answered JSON that is not the documented shape: {e}"),
-                )
-            });
-        }
-        if (status.as_u16() == 429 || status.is_server_error()) && attempt < 5 {
-            let wait = resp
-                .headers()
-                .get(reqwest::header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok())
-                .map(|s| std::time::Duration::from_secs(s.min(60)))
-                .unwrap_or(std::time::Duration::from_millis(250 << attempt));
-            tokio::time::sleep(wait).await;
-            continue;
-        }
-        let body = resp.text().await.unwrap_or_default();
-        let body: String = body.chars().take(300).collect();
-        return Err(fail(
-            ErrorKind::BadResponse,
-            format!("the Azure Retail Prices API answered {status}: {body}"),
-        ));
+/// The Retail Prices API call (public: no token, no role).
+struct RetailPricesCall;
+
+impl RestCall for RetailPricesCall {
+    fn api(&self) -> &'static str {
+        RETAIL_PRICES
     }
+
+    fn status_error(&self, status: u16, body: &str, tries: u32) -> PluginError {
+        let body: String = body.chars().take(300).collect();
+        let kind = if status == 429 || status >= 500 {
+            ErrorKind::Unavailable
+        } else {
+            ErrorKind::BadResponse
+        };
+        PluginError::new(
+            kind,
+            format!("the Azure Retail Prices API answered {status} after {tries} tries: {body}"),
+        )
+    }
+}
+
+/// One page, retried on 429 (after `Retry-After`, at most 60 s), 5xx and connection errors,
+/// five tries.
+async fn send(
+    rest: &RestClient,
+    request: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder + Send + Sync,
+) -> Result<Value, PluginError> {
+    rest.json(&RetailPricesCall, None, request).await
 }
 
 /// `skymeter prices azure …`: the table, and its update from the Retail Prices API.
@@ -426,7 +406,7 @@ pub fn source() -> FlatPriceSource {
                     req.ca_file.map(std::path::Path::new),
                     req.regions,
                     req.date,
-                    &calls,
+                    calls,
                     req.progress,
                 )
                 .await
@@ -443,7 +423,7 @@ pub async fn fetch(
     ca_file: Option<&std::path::Path>,
     regions: &[String],
     date: &str,
-    calls: &crate::common::api_calls::ApiCallCounts,
+    calls: Arc<ApiCallCounts>,
     progress: &(dyn Fn(&str, u64) + Sync),
 ) -> Result<PriceList, PluginError> {
     let mut builder = reqwest::Client::builder().timeout(std::time::Duration::from_secs(120));
@@ -470,23 +450,25 @@ pub async fn fetch(
             format!("cannot build an HTTP client: {e}"),
         )
     })?;
-    let http = &http;
+    // Public and unthrottled for reasonable use; five tries like the collectors' default.
+    let rest = RestClient::new(
+        http,
+        calls,
+        RetryPolicy::new(
+            5,
+            Duration::from_millis(500),
+            crate::cloud::provider::MAX_RETRY_WAIT,
+        ),
+        "the Azure Retail Prices API",
+    );
     let mut table = BTreeMap::new();
     let mut items = 0u64;
     for region in regions {
         let mut collected = Collected::default();
         for (what, filter) in filters(region) {
-            list(
-                http,
-                endpoint,
-                &filter,
-                |item| collected.add(item),
-                || {
-                    calls.count(RETAIL_PRICES);
-                },
-            )
-            .await
-            .map_err(|e| e.with("region", region.as_str()))?;
+            list(&rest, endpoint, &filter, |item| collected.add(item))
+                .await
+                .map_err(|e| e.with("region", region.as_str()))?;
             progress(&format!("{region} {what}"), items + collected.items);
         }
         items += collected.items;

@@ -688,13 +688,13 @@ async fn estimated_costs_price_vms_disks_and_aks_and_name_missing_prices() {
 #[tokio::test]
 async fn prices_update_reads_every_retail_page() {
     let m = Mock::start(Spec::default()).await;
-    let calls = crate::common::api_calls::ApiCallCounts::default();
+    let calls = Arc::new(crate::common::api_calls::ApiCallCounts::default());
     let table = prices::fetch(
         &m.arm,
         None,
         &["eastus".to_string()],
         "2026-12-03",
-        &calls,
+        calls.clone(),
         &|_, _| {},
     )
     .await

@@ -1,7 +1,7 @@
-//! The GCP REST client: an OAuth2 access token from Application Default Credentials
-//! (gcp_auth), JSON over reqwest, every request counted, 429 and 5xx retried (429 after
-//! `Retry-After` when given, else jittered exponential backoff), and 401/403 turned into
-//! errors that say what to do.
+//! The GCP calls: an OAuth2 access token from Application Default Credentials (gcp_auth),
+//! the cloud driver's REST client (every request counted; 429, 5xx and connection errors
+//! retried by the collector's retry policy, `Retry-After` honoured), `pageToken` paging, and
+//! Google's error answers turned into errors that say what to do.
 //!
 //! Hand-written rather than generated clients: Google ships no maintained Rust client for
 //! Compute, Monitoring, GKE, Cloud Functions, Cloud SQL Admin and BigQuery that can all be
@@ -9,19 +9,16 @@
 //! with the same paging (`pageToken`/`nextPageToken`) and error shape (`{"error": {...}}`).
 
 use super::calls::ApiCalls;
-use rand::Rng;
+use crate::cloud::rest::{RestCall, RestClient};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use skymeter_plugin_api::retry::RetryPolicy;
 use skymeter_plugin_api::{ErrorKind, PluginError};
 use std::sync::Arc;
-use std::time::Duration;
 
 /// The OAuth2 scope asked for: read-only access to every API the collector calls
 /// (`cloud-platform.read-only` does not cover BigQuery jobs.query, which creates a job).
 pub const SCOPE: &str = "https://www.googleapis.com/auth/cloud-platform";
-
-/// The longest `Retry-After` honoured; longer waits are cut to this.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 
 /// Which call is made: the API method (self-accounting, errors), the IAM permission it needs
 /// and a predefined role that grants it.
@@ -32,16 +29,26 @@ pub struct Call {
     pub role: &'static str,
 }
 
+impl RestCall for Call {
+    fn api(&self) -> &'static str {
+        self.api
+    }
+
+    fn status_error(&self, status: u16, body: &str, tries: u32) -> PluginError {
+        let (message, reason) = google_error(body);
+        status_error(self, status, tries, &message, &reason)
+    }
+}
+
 /// Where access tokens come from.
 pub type TokenSource = Arc<dyn gcp_auth::TokenProvider>;
 
 pub struct Api {
-    http: reqwest::Client,
+    rest: RestClient,
     /// `endpoint_url`: replaces the scheme and host of every API (tests, private endpoints).
     base: Option<String>,
     tokens: TokenSource,
     pub calls: Arc<ApiCalls>,
-    max_attempts: u32,
 }
 
 impl Api {
@@ -50,14 +57,13 @@ impl Api {
         base: Option<String>,
         tokens: TokenSource,
         calls: Arc<ApiCalls>,
-        max_attempts: u32,
+        retry: RetryPolicy,
     ) -> Api {
         Api {
-            http,
+            rest: RestClient::new(http, calls.clone(), retry, "GCP"),
             base: base.map(|b| b.trim_end_matches('/').to_string()),
             tokens,
             calls,
-            max_attempts: max_attempts.max(1),
         }
     }
 
@@ -95,7 +101,12 @@ impl Api {
         url: &str,
         query: &[(&str, String)],
     ) -> Result<T, PluginError> {
-        self.send(call, || self.http.get(url).query(query)).await
+        let token = self.token(call).await?;
+        self.rest
+            .json(call, Some(token.as_str()), |http| {
+                http.get(url).query(query)
+            })
+            .await
     }
 
     /// POST `body` as JSON to `url`, as `T`.
@@ -105,7 +116,10 @@ impl Api {
         url: &str,
         body: &Value,
     ) -> Result<T, PluginError> {
-        self.send(call, || self.http.post(url).json(body)).await
+        let token = self.token(call).await?;
+        self.rest
+            .json(call, Some(token.as_str()), |http| http.post(url).json(body))
+            .await
     }
 
     /// Every page of a list: `query` plus `pageToken` until the answer has no
@@ -132,78 +146,6 @@ impl Api {
             }
         }
     }
-
-    async fn send<T: DeserializeOwned>(
-        &self,
-        call: &Call,
-        request: impl Fn() -> reqwest::RequestBuilder,
-    ) -> Result<T, PluginError> {
-        let mut attempt = 0u32;
-        loop {
-            attempt += 1;
-            let last = attempt >= self.max_attempts;
-            let token = self.token(call).await?;
-            self.calls.count(call.api);
-            let answer = request().bearer_auth(token.as_str()).send().await;
-            let resp = match answer {
-                Ok(r) => r,
-                Err(e) => {
-                    if !last {
-                        tokio::time::sleep(backoff(attempt)).await;
-                        continue;
-                    }
-                    return Err(PluginError::new(
-                        ErrorKind::Unavailable,
-                        format!(
-                            "{} failed after {attempt} attempts: {}",
-                            call.api,
-                            skymeter_plugin_api::error_chain(&e)
-                        ),
-                    )
-                    .with("api", call.api));
-                }
-            };
-            let status = resp.status();
-            if status.is_success() {
-                let bytes = resp.bytes().await.map_err(|e| {
-                    PluginError::new(
-                        ErrorKind::Unavailable,
-                        format!(
-                            "{}: reading the answer failed: {}",
-                            call.api,
-                            skymeter_plugin_api::error_chain(&e)
-                        ),
-                    )
-                    .with("api", call.api)
-                })?;
-                return serde_json::from_slice(&bytes).map_err(|e| {
-                    PluginError::new(
-                        ErrorKind::BadResponse,
-                        format!(
-                            "{} answered JSON that is not the documented shape: {e}",
-                            call.api
-                        ),
-                    )
-                    .with("api", call.api)
-                });
-            }
-            let retry_after = crate::common::retry_after::retry_after(resp.headers())
-                .map(|d| d.min(MAX_RETRY_AFTER));
-            let body = resp.text().await.unwrap_or_default();
-            let (message, reason) = google_error(&body);
-            let code = status.as_u16();
-            if (code == 429 || status.is_server_error()) && !last {
-                let wait = match (code, retry_after) {
-                    (429, Some(w)) => w,
-                    _ => backoff(attempt),
-                };
-                tracing::debug!(target: "skymeter::gcp", "{} answered {code}; retrying in {wait:?}", call.api);
-                tokio::time::sleep(wait).await;
-                continue;
-            }
-            return Err(status_error(call, code, attempt, &message, &reason));
-        }
-    }
 }
 
 /// A page of a list that has a `nextPageToken`.
@@ -215,16 +157,6 @@ impl Paged for Value {
     fn next_page_token(&self) -> Option<&str> {
         self.get("nextPageToken").and_then(Value::as_str)
     }
-}
-
-/// Jittered exponential backoff: a random wait in [d/2, d], d = 250 ms × 2^(attempt−1),
-/// at most 8 s.
-fn backoff(attempt: u32) -> Duration {
-    let d = Duration::from_millis(250)
-        .saturating_mul(1u32 << (attempt - 1).min(5))
-        .min(Duration::from_secs(8));
-    let half = d / 2;
-    half + half.mul_f64(rand::thread_rng().gen_range(0.0..=1.0))
 }
 
 /// `error.message` and the first `error.errors[].reason` / `error.details[].reason` of a
@@ -290,15 +222,6 @@ fn status_error(call: &Call, code: u16, attempts: u32, message: &str, reason: &s
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_grows_and_is_bounded() {
-        for a in 1..10 {
-            let d = backoff(a);
-            assert!(d <= Duration::from_secs(8), "{a}: {d:?}");
-            assert!(d >= Duration::from_millis(125), "{a}: {d:?}");
-        }
-    }
 
     #[test]
     fn google_error_reads_message_and_reason() {

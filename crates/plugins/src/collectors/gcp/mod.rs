@@ -15,6 +15,7 @@ use serde::Deserialize;
 use skymeter_model::{Cost, Point, Resource, Stat};
 use skymeter_plugin_api::api_calls::ApiCallCounts;
 use skymeter_plugin_api::config::DurationStr;
+use skymeter_plugin_api::retry::RetryPolicy;
 use skymeter_plugin_api::{
     async_trait, ConfigError, ErrorKind, MetricInfo, PluginError, RawConfig,
 };
@@ -88,7 +89,7 @@ fn default_sample_interval() -> DurationStr {
 /// Google Cloud for the cloud driver.
 pub struct GcpCloud {
     own: GcpConfig,
-    max_attempts: u32,
+    retry: RetryPolicy,
     http: reqwest::Client,
     /// Built by the first collection that could (a failure is tried again next time).
     tokens: OnceCell<TokenSource>,
@@ -172,7 +173,7 @@ impl CloudProvider for GcpCloud {
             .map_err(|e| raw.error("endpoint_url", format!("cannot build an HTTP client: {e}")))?;
         Ok(GcpCloud {
             own,
-            max_attempts: shared.max_attempts,
+            retry: shared.retry(),
             http,
             tokens: OnceCell::new(),
             projects: OnceCell::new(),
@@ -194,7 +195,7 @@ impl CloudProvider for GcpCloud {
             self.own.endpoint_url.clone(),
             tokens,
             calls,
-            self.max_attempts,
+            self.retry,
         )))
     }
 

@@ -19,9 +19,11 @@ use crate::common::price_list::{number, text, Cloud, Estimator, Line, ListPrice,
 use serde_json::Value;
 use skymeter_model::{Cost, Resource};
 use skymeter_plugin_api::prices::UpdateOption;
+use skymeter_plugin_api::retry::RetryPolicy;
 use skymeter_plugin_api::{ErrorKind, PluginError};
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 pub const CLOUD: Cloud = Cloud {
     id: "gcp",
@@ -261,7 +263,17 @@ pub async fn fetch_with(
                 format!("cannot build an HTTP client: {e}"),
             )
         })?;
-    let api = Api::new(http, endpoint_url.map(str::to_string), tokens, calls, 5);
+    let api = Api::new(
+        http,
+        endpoint_url.map(str::to_string),
+        tokens,
+        calls,
+        RetryPolicy::new(
+            5,
+            Duration::from_millis(500),
+            crate::cloud::provider::MAX_RETRY_WAIT,
+        ),
+    );
     fetch(&api, regions, date, progress).await
 }
 

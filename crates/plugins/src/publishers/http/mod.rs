@@ -12,16 +12,14 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use skymeter_model::Batch;
 use skymeter_plugin_api::config::DurationStr;
-use skymeter_plugin_api::retry::RetryPolicy;
+use skymeter_plugin_api::retry::{Failed, RetryPolicy};
 use skymeter_plugin_api::{
     async_trait, BuildContext, ConfigError, ErrorKind, ExposeSecret, PluginDescription,
     PluginError, PluginKind, Publisher, PublisherFactory, RawConfig, SecretString,
 };
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
-use tokio::time::Instant;
 
 /// `http` settings.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -150,18 +148,9 @@ pub struct HttpPublisher {
     retry: RetryPolicy,
 }
 
-/// A failed attempt, and how long the server asked us to wait before the next.
-struct Failure {
-    error: PluginError,
-    retry_after: Option<Duration>,
-}
-
 impl HttpPublisher {
-    async fn send(&self, body: Vec<u8>) -> Result<(), Failure> {
-        let fail = |error| Failure {
-            error,
-            retry_after: None,
-        };
+    async fn send(&self, body: Vec<u8>) -> Result<(), Failed> {
+        let fail = |error: PluginError| Failed::from(error);
         let mut resp = self
             .client
             .post(self.url.clone())
@@ -202,7 +191,7 @@ impl HttpPublisher {
         let error = PluginError::new(kind, message)
             .with("url", self.shown_url.clone())
             .with("status", status.as_u16().to_string());
-        Err(Failure { error, retry_after })
+        Err(Failed { error, retry_after })
     }
 
     fn request_error(&self, e: reqwest::Error) -> PluginError {
@@ -292,25 +281,11 @@ pub fn encode(batch: &Batch) -> Result<Vec<u8>, PluginError> {
 impl Publisher for HttpPublisher {
     async fn publish(&mut self, batch: &Batch) -> Result<(), PluginError> {
         let body = encode(batch)?;
-        // A `Retry-After` from the last attempt, and when it came: the next attempt waits
-        // for whatever the backoff has not already waited, up to `retry.max`.
-        let asked: Mutex<Option<(Instant, Duration)>> = Mutex::new(None);
-        let max_wait = self.retry.max.0;
         let this = &*self;
-        let (body, asked) = (&body, &asked);
+        let body = &body;
         this.retry
-            .run(&format!("POST {}", this.shown_url), move || async move {
-                let pending = asked.lock().unwrap_or_else(PoisonError::into_inner).take();
-                if let Some((at, wait)) = pending {
-                    tokio::time::sleep_until(at + wait.min(max_wait)).await;
-                }
-                this.send(body.clone()).await.map_err(|f| {
-                    if let Some(wait) = f.retry_after {
-                        *asked.lock().unwrap_or_else(PoisonError::into_inner) =
-                            Some((Instant::now(), wait));
-                    }
-                    f.error
-                })
+            .run(&format!("POST {}", this.shown_url), || async move {
+                this.send(body.clone()).await
             })
             .await
     }

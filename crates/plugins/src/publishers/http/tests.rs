@@ -9,6 +9,7 @@ use axum::Router;
 use std::collections::VecDeque;
 use std::io::Read;
 use std::sync::Arc;
+use std::sync::Mutex;
 
 /// What the server saw of one request.
 #[derive(Debug, Clone)]

@@ -3,7 +3,6 @@
 
 use super::client::{Client, Failure, Sent};
 use super::queue::Queue;
-use rand::Rng;
 use skymeter_plugin_api::retry::RetryPolicy;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,20 +11,19 @@ use std::time::Duration;
 /// hours is more likely misconfigured than meant).
 const RETRY_AFTER_CAP: Duration = Duration::from_secs(600);
 
-/// Exponential backoff for tries that never stop: `initial` × 2^failures up to `max`, the
-/// upper half of each wait jittered so that agents restarted together spread out.
+/// The waits of tries that never stop: the policy's backoff after each failure since the
+/// last success, or a longer `Retry-After` (up to 10 minutes, beyond the policy's `max`: a
+/// server asking for minutes is heeded, one asking for hours is taken as misconfigured).
 /// (`RetryPolicy::run` gives up after `attempts`, which delivery must not do.)
 pub(super) struct Backoff {
-    initial: Duration,
-    max: Duration,
+    policy: RetryPolicy,
     failures: u32,
 }
 
 impl Backoff {
     pub fn new(p: &RetryPolicy) -> Backoff {
         Backoff {
-            initial: p.initial.0,
-            max: p.max.0,
+            policy: *p,
             failures: 0,
         }
     }
@@ -41,14 +39,9 @@ impl Backoff {
 
     /// The wait before the next try; a longer `Retry-After` wins (up to 10 minutes).
     pub fn next(&mut self, retry_after: Option<Duration>) -> Duration {
-        let base = self
-            .initial
-            .saturating_mul(1u32 << self.failures.min(20))
-            .min(self.max);
         self.failures = self.failures.saturating_add(1);
-        let half = base / 2;
-        let jittered = half + half.mul_f64(rand::thread_rng().gen_range(0.0..=1.0));
-        jittered.max(retry_after.unwrap_or_default().min(RETRY_AFTER_CAP))
+        let backoff = self.policy.backoff(self.failures);
+        backoff.max(retry_after.unwrap_or_default().min(RETRY_AFTER_CAP))
     }
 }
 
