@@ -103,7 +103,7 @@ pub trait Store: Send + Sync + 'static {
     /// done in the background; called at shutdown and by benchmarks).
     fn flush(&self) -> Result<(), StoreError>;
 
-    // ---- the Prometheus view (see `prom.rs` for the labels) ----
+    // ---- the Prometheus view (see `prom/mod.rs` for the labels) ----
     //
     // Times are milliseconds since the epoch, both ends inclusive; `i64::MIN`/`i64::MAX`
     // for no bound. `selectors` is a list of matcher conjunctions of which a series must
