@@ -1,10 +1,13 @@
-//! Labels that many points share.
+//! Label maps: the free-form [`Labels`] and the shared [`PointLabels`] of a point.
 
-use crate::Labels;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
+
+/// Free-form string labels. Ordered, so that output and series identity are stable.
+pub type Labels = BTreeMap<String, String>;
 
 /// The labels of a [`Point`](crate::Point): a [`Labels`] map behind a shared pointer.
 ///

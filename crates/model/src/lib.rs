@@ -17,11 +17,8 @@ pub mod schema;
 mod unit;
 mod whole;
 
-pub use labels::PointLabels;
+pub use labels::{Labels, PointLabels};
 pub use record::*;
 /// The string type of the fields every point carries (see [`ResourceRef`]).
 pub use smol_str::SmolStr;
 pub use unit::{Stat, Unit};
-
-/// Version of the record format. Bump it on any incompatible change to the JSON shape.
-pub const SCHEMA_VERSION: u32 = 1;

@@ -1,7 +1,8 @@
 //! Resource, Point, Cost, Batch: the JSON shapes on the wire (see `docs/format.md`).
 
+use crate::labels::{Labels, PointLabels};
 use crate::limits::{self, MAX_ID_CHARS, MAX_KEY_CHARS, MAX_LABELS, MAX_VALUE_CHARS};
-use crate::{whole, PointLabels, Stat, Unit, SCHEMA_VERSION};
+use crate::{whole, Stat, Unit};
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -10,8 +11,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
-/// Free-form string labels. Ordered, so that output and series identity are stable.
-pub type Labels = BTreeMap<String, String>;
+/// Version of the record format. Bump it on any incompatible change to the JSON shape.
+pub const SCHEMA_VERSION: u32 = 1;
 
 fn is_empty_map<K, V>(m: &BTreeMap<K, V>) -> bool {
     m.is_empty()

@@ -19,7 +19,10 @@
 
 use super::codec::{decode_cursor, encode_cursor, from_ns, to_ns_saturating};
 use super::tokens;
-use crate::*;
+use crate::types::{
+    AgentRecord, CostGroup, CostQuery, Page, PageQuery, ResourceChange, ResourceQuery, Scope,
+    SeriesKey, StoreError, StoredResource, TokenInfo,
+};
 use parking_lot::Mutex;
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension};

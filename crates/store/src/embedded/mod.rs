@@ -20,10 +20,13 @@
 
 mod block;
 mod chunk;
+mod chunk_cache;
 mod codec;
 mod head;
 mod index;
+mod inner;
 mod meta;
+mod options;
 mod prom;
 mod record;
 mod series;
@@ -35,130 +38,36 @@ mod wal;
 #[cfg(test)]
 mod tests;
 
-use crate::*;
-use block::Block;
+use crate::types::{
+    AgentRecord, CostGroup, CostQuery, IngestOutcome, Page, PageQuery, PointsQuery, ResourceChange,
+    ResourceQuery, RetentionReport, Scope, SeriesInfo, SeriesKey, SeriesPoints, SeriesQuery,
+    StoreError, StoreStats, StoredResource, TokenInfo,
+};
+use crate::Store;
+use chrono::{DateTime, Utc};
+use chunk_cache::ChunkCache;
 use codec::to_ns;
 use head::Head;
 use index::Index;
+use inner::{Commit, Heads, Inner};
 use meta::{BatchView, Meta};
+pub use options::EmbeddedOptions;
 use parking_lot::{Condvar, Mutex, RwLock};
 use series::KeyHasher;
 use skymeter_model::api::{AgentRegistration, Heartbeat};
+use skymeter_model::Batch;
 use std::collections::HashSet;
 use std::fs::{self, File};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wal::{io_err, GroupSync, WalWriter};
 
-/// Options of the embedded store. `EmbeddedOptions::new(dir)` (or `{ dir, ..Default::default() }`)
-/// gives the defaults.
-#[derive(Debug, Clone)]
-pub struct EmbeddedOptions {
-    pub dir: PathBuf,
-    /// Seal the head into a block when it holds this many points (default 4,000,000,
-    /// about 100 MB of memory and ~45 MB of WAL).
-    pub head_max_points: usize,
-    /// ... or when its oldest point was applied this long ago (default 2 h; the same age
-    /// bounds WAL records without points, e.g. inventory-only batches).
-    pub head_max_age: Duration,
-    /// ... or when the WAL since the last seal reaches this size (default 512 MiB), which
-    /// bounds replay time and disk use when batches carry large resource or cost payloads.
-    pub wal_max_bytes: u64,
-    /// Compaction merges this many adjacent blocks of one level into one of the next
-    /// (default 4).
-    pub compaction_fan_in: usize,
-    /// Blocks at this level are not merged further (default 5: 4^5 = 1,024 seals).
-    pub max_level: u32,
-    /// Nor are blocks that would grow past this size (default 1 GiB).
-    pub max_block_bytes: u64,
-    /// How long a batch id is remembered for dedupe (default 7 days; retention may
-    /// forget sooner).
-    pub dedupe_window: Duration,
-    /// Run sealing and compaction on a background thread (default true). When false they
-    /// happen only on `flush()` and when an ingest finds the head over its limit.
-    pub background: bool,
-    /// Memory for decoded chunks that PromQL queries read (default 256 MiB; 0: none).
-    /// Repeated queries over the same data (dashboards) then skip decompression; about
-    /// 8 bytes per cached sample, timestamps of regular series shared.
-    pub query_cache_bytes: u64,
-}
-
-impl EmbeddedOptions {
-    pub fn new(dir: impl Into<PathBuf>) -> Self {
-        EmbeddedOptions {
-            dir: dir.into(),
-            ..Default::default()
-        }
-    }
-}
-
-impl Default for EmbeddedOptions {
-    fn default() -> Self {
-        EmbeddedOptions {
-            dir: PathBuf::from("data"),
-            head_max_points: 4_000_000,
-            head_max_age: Duration::from_secs(2 * 3600),
-            wal_max_bytes: 512 << 20,
-            compaction_fan_in: 4,
-            max_level: 5,
-            max_block_bytes: 1 << 30,
-            dedupe_window: Duration::from_secs(7 * 24 * 3600),
-            background: true,
-            query_cache_bytes: 256 << 20,
-        }
-    }
-}
-
 /// The embedded store. Cheap to share behind an `Arc`; all methods take `&self`.
 pub struct EmbeddedStore {
     inner: Arc<Inner>,
     background: Option<std::thread::JoinHandle<()>>,
-}
-
-struct Commit {
-    wal: WalWriter,
-    next_seq: u64,
-    /// WAL written since the last seal: bytes, and when the first record was.
-    bytes_since_seal: u64,
-    first_since_seal: Option<Instant>,
-}
-
-#[derive(Default)]
-struct Heads {
-    active: Head,
-    /// The head being written into a block by a seal; still read by queries.
-    frozen: Option<Arc<Head>>,
-}
-
-struct Inner {
-    opts: EmbeddedOptions,
-    blocks_dir: PathBuf,
-    _lock: File,
-    meta: Meta,
-    commit: Mutex<Commit>,
-    sync: GroupSync,
-    /// Highest sequence number applied; records apply strictly in order.
-    applied: Mutex<u64>,
-    applied_cv: Condvar,
-    hasher: KeyHasher,
-    /// Every series: its key, its Prometheus labels, postings (see `index.rs`).
-    index: RwLock<Index>,
-    chunk_cache: prom::ChunkCache,
-    head: RwLock<Heads>,
-    /// Sorted by `min_seq` (= by age; their seq ranges are disjoint).
-    blocks: RwLock<Arc<Vec<Arc<Block>>>>,
-    next_block_id: AtomicU64,
-    sealed_seq: AtomicU64,
-    /// One seal, compaction or retention at a time.
-    maintenance: Mutex<()>,
-    inflight: Mutex<HashSet<uuid::Uuid>>,
-    inflight_cv: Condvar,
-    failed: AtomicBool,
-    failure: Mutex<Option<String>>,
-    stop: Mutex<bool>,
-    wake: Condvar,
 }
 
 impl EmbeddedStore {
@@ -342,7 +251,7 @@ impl Inner {
             applied_cv: Condvar::new(),
             hasher,
             index: RwLock::new(index),
-            chunk_cache: prom::ChunkCache::new(opts.query_cache_bytes),
+            chunk_cache: ChunkCache::new(opts.query_cache_bytes),
             head: RwLock::new(Heads {
                 active: head,
                 frozen: None,

@@ -16,11 +16,16 @@ use super::block::{Block, BlockWriter};
 use super::codec::{decode_cursor, encode_cursor, from_ns, to_ns_saturating};
 use super::head::{sort_dedup, Head, SeriesBuf};
 use super::index::Index;
+use super::inner::Inner;
 use super::series::IdentityHasher;
 use super::wal::io_err;
-use super::Inner;
-use crate::*;
+use crate::types::{
+    Page, PointsQuery, RetentionReport, SeriesInfo, SeriesKey, SeriesPoints, SeriesQuery,
+    StoreError, StoreStats,
+};
+use chrono::{DateTime, Utc};
 use serde_json::json;
+use skymeter_model::Stat;
 use std::collections::{BTreeSet, HashSet};
 use std::fs;
 use std::hash::BuildHasherDefault;

@@ -7,10 +7,13 @@
 //! The command runs without a shell unless `shell = true`, in its own process group, so that
 //! a timeout (or the task being cancelled) kills it and everything it started.
 
+mod kind;
 mod output;
 
-use crate::common::series::{RateState, Reading, ReadingKind};
+use crate::common::series::{RateState, ReadingKind};
 use chrono::Utc;
+pub use kind::ValueType;
+use kind::{reading_kind, Column};
 use output::Parsed;
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer};
@@ -118,17 +121,6 @@ pub enum Format {
     Csv,
 }
 
-/// Gauge or counter, for compact JSON points and CSV columns.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum ValueType {
-    /// Emitted as read.
-    #[default]
-    Gauge,
-    /// A growing total, emitted as a per-second rate between two runs.
-    Counter,
-}
-
 /// One CSV column: `{ label = "gpu" }`, `{ metric = "gpu.utilization", unit = "percent" }`,
 /// `{ skip = true }`.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, JsonSchema)]
@@ -180,28 +172,6 @@ pub fn factory() -> CollectorFactory {
 fn build(raw: &RawConfig<'_>, _ctx: &BuildContext) -> Result<Box<dyn Collector>, ConfigError> {
     let cfg: ExecConfig = raw.decode()?;
     Ok(Box::new(Exec::new(cfg, raw)?))
-}
-
-/// One CSV column, checked.
-#[derive(Debug, Clone)]
-enum Column {
-    Label(String),
-    Metric {
-        name: String,
-        factor: f64,
-        kind: ReadingKind,
-    },
-    Skip,
-}
-
-/// The kind of a reading of a gauge or counter in `unit`.
-fn reading_kind(value_type: ValueType, unit: Unit, stat: Stat) -> ReadingKind {
-    match value_type {
-        ValueType::Gauge => ReadingKind::Gauge { unit, stat },
-        ValueType::Counter => ReadingKind::Counter {
-            rate_unit: crate::common::series::rate_unit(unit),
-        },
-    }
 }
 
 /// Seconds on a monotonic clock; tests swap in one they drive.
@@ -653,21 +623,6 @@ impl Collector for Exec {
             out.errors.push(err.with("command", &self.shown));
         }
         Ok(())
-    }
-}
-
-/// What a [`Reading`] of a compact point or CSV cell is made of.
-fn reading(
-    metric: String,
-    labels: skymeter_model::Labels,
-    value: f64,
-    kind: ReadingKind,
-) -> Reading {
-    Reading {
-        metric,
-        labels,
-        value,
-        kind,
     }
 }
 

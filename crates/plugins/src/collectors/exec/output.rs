@@ -2,7 +2,7 @@
 //! reports each bad one with its 1-based line number (the `prometheus` format excepted: a
 //! bad line rejects the whole output, as a Prometheus scrape does).
 
-use super::{reading, reading_kind, Column, ValueType};
+use super::kind::{reading, reading_kind, Column, ValueType};
 use crate::common::prom_points::PromConvert;
 use crate::common::series::Reading;
 use serde::Deserialize;

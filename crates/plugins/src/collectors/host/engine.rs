@@ -2,7 +2,8 @@
 //! takes text or parsed structs plus the monotonic time of the reading, so the tests can
 //! feed fixtures and assert exact values.
 
-use super::{Settings, Wants, M};
+use super::catalog::{Wants, M};
+use super::config::Settings;
 use chrono::{DateTime, Utc};
 use procfs::net::{DeviceStatus, InterfaceDeviceStatus};
 use procfs::{DiskStats, LoadAverage, Meminfo, MountEntry};

@@ -2,8 +2,9 @@
 //! [`engine`](super::engine). One [`Worker`] lives as long as the collector and keeps its
 //! buffers, so a collection allocates little beyond the points it returns.
 
+use super::catalog::{Wants, M};
+use super::config::Settings;
 use super::engine::{self, Engine, FsStat, Sink, StatInfo};
-use super::{Settings, Wants, M};
 use chrono::{DateTime, TimeZone, Utc};
 use procfs::net::InterfaceDeviceStatus;
 use procfs::{DiskStats, FromBufRead, FromRead, LoadAverage, Meminfo};

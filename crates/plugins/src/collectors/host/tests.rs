@@ -1,12 +1,14 @@
+use super::catalog::M;
 use super::engine::{self, Engine, FsStat, Sink, StatInfo};
 use super::*;
 use chrono::Utc;
 use procfs::net::InterfaceDeviceStatus;
 use procfs::{DiskStats, FromBufRead, FromRead, LoadAverage, Meminfo, MountEntry};
-use skymeter_model::{Labels, Point, ResourceRef, Window};
+use skymeter_model::{Labels, Point, ResourceRef, Stat, Unit, Window};
 use skymeter_plugin_api::config::Source;
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 // ---------------------------------------------------------------- helpers
 

@@ -11,6 +11,7 @@ mod prom;
 
 use super::{EmbeddedOptions, EmbeddedStore};
 use crate::*;
+use chrono::{DateTime, Utc};
 use skymeter_model::{
     Batch, ChargeCategory, Cost, CostSource, Labels, Point, Resource, ResourceRef, Stat, Unit,
 };

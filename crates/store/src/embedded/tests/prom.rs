@@ -2,7 +2,8 @@
 //! sample reads across head and blocks, and agreement with the generic implementation.
 
 use super::*;
-use crate::prom::{generic_select, series_labels, Labels, MatchOp, Matcher, ResourceLabels};
+use crate::prom::{series_labels, Labels, MatchOp, Matcher, ResourceLabels};
+use crate::store::generic_select;
 
 fn m(name: &str, op: MatchOp, value: &str) -> Matcher {
     Matcher::new(op, name, value).unwrap()
