@@ -25,7 +25,7 @@ pub mod window;
 pub use attrs::Attrs;
 pub use collector::{join_fetches, register, CloudCollector};
 pub use provider::{BilledRange, CloudConfig, CloudProvider, CollectContext, Defaults, Inventory};
-pub use window::{metric_window, MetricWindow};
+pub use window::{metric_window, MetricWindow, SeriesHead};
 
 /// Every statistic a cloud metric API may be asked for (CloudWatch and Cloud Monitoring give
 /// all of them; Azure Monitor has no percentile).

@@ -119,7 +119,8 @@ impl PriceSource for FlatPriceSource {
 /// The three price methods of a [`CloudProvider`](super::CloudProvider) whose table is one
 /// flat [`PriceList`] (`type Prices = PriceList`), written once: `flat_prices!(prices)` in
 /// the `impl CloudProvider` block, where module `prices` has `source()` (its
-/// [`FlatPriceSource`]) and `estimate(table, start, end, resources)`.
+/// [`FlatPriceSource`]), `CLOUD` and `PRICED_KINDS` (the kinds estimated, each with its
+/// pricing function).
 #[cfg(any(feature = "gcp", feature = "azure"))]
 macro_rules! flat_prices {
     ($m:ident) => {
@@ -146,7 +147,14 @@ macro_rules! flat_prices {
             Vec<skymeter_model::Cost>,
             Vec<skymeter_plugin_api::PluginError>,
         ) {
-            $m::estimate(table, start, end, resources)
+            $crate::common::price_list::Estimator::by_kind(
+                $m::CLOUD,
+                table,
+                start,
+                end,
+                resources,
+                $m::PRICED_KINDS,
+            )
         }
     };
 }

@@ -263,6 +263,13 @@ pub struct CloudConfig {
 /// than this and the collection would run into the next one.
 pub const MAX_RETRY_WAIT: Duration = Duration::from_secs(60);
 
+/// The retry policy of a provider's defaults, for calls made outside a collection
+/// (`skymeter prices <cloud> update`).
+pub fn default_retry() -> skymeter_plugin_api::retry::RetryPolicy {
+    let d = Defaults::default();
+    skymeter_plugin_api::retry::RetryPolicy::new(d.max_attempts as usize, d.backoff, MAX_RETRY_WAIT)
+}
+
 impl CloudConfig {
     /// How every call of the collection is retried: `max_attempts` tries, waits from
     /// `backoff` doubling up to [`MAX_RETRY_WAIT`], a `Retry-After` honoured up to that.

@@ -1,5 +1,10 @@
 //! Which periods a collection asks a metric API for and which it emits, the same for every
-//! cloud: a run's window is mapped onto whole aggregation periods, `delay` behind its end.
+//! cloud: a run's window is mapped onto whole aggregation periods, `delay` behind its end;
+//! the points of those periods are built the same way too ([`SeriesHead`]).
+
+use chrono::{TimeZone, Utc};
+use skymeter_model::{Point, PointLabels, ResourceRef, SmolStr, Stat, Unit};
+use std::sync::Arc;
 
 /// The window of a collection: `[start, end)` aligned to the period, and the earliest
 /// period end that is emitted (`emit_after`, exclusive).
@@ -38,6 +43,60 @@ impl MetricWindow {
             end: self.end - shift,
             emit_after: self.emit_after - shift,
         }
+    }
+}
+
+impl MetricWindow {
+    /// Whether the period ending at `end` (unix seconds) is emitted by this collection: it
+    /// ends in `(emit_after, end]` (earlier ones were emitted before, later ones are not
+    /// asked for).
+    pub fn emits(&self, end: i64) -> bool {
+        end > self.emit_after && end <= self.end
+    }
+}
+
+/// What every point of one metric query shares: the normalized metric, the statistic, the
+/// aggregation period and the labels.
+pub struct SeriesHead {
+    pub metric: SmolStr,
+    pub stat: Stat,
+    pub period_s: u32,
+    pub labels: PointLabels,
+}
+
+impl SeriesHead {
+    pub fn new(metric: SmolStr, stat: Stat, period_s: i64, labels: PointLabels) -> SeriesHead {
+        SeriesHead {
+            metric,
+            stat,
+            period_s: period_s as u32,
+            labels,
+        }
+    }
+
+    /// The point of `resource` for the period ending at `end` (unix seconds); `None` for a
+    /// value that is not finite (a rate over no samples, a NaN in an answer), which is left
+    /// out rather than stored.
+    pub fn point(
+        &self,
+        end: i64,
+        value: f64,
+        unit: Unit,
+        resource: &Arc<ResourceRef>,
+    ) -> Option<Point> {
+        if !value.is_finite() {
+            return None;
+        }
+        Some(Point {
+            metric: self.metric.clone(),
+            unit,
+            stat: self.stat,
+            period_s: self.period_s,
+            ts: Utc.timestamp_opt(end, 0).single()?,
+            value,
+            resource: resource.clone(),
+            labels: self.labels.clone(),
+        })
     }
 }
 

@@ -212,6 +212,10 @@ pub struct Line<'r> {
     pub unit: &'static str,
 }
 
+/// How one resource kind is priced: the kind (`compute.instance`) and the function that
+/// charges (or reports the missing prices of) one resource of it.
+pub type PricedKind = (&'static str, fn(&mut Estimator<'_>, &Resource));
+
 impl<'a> Estimator<'a> {
     pub fn new(
         cloud: Cloud,
@@ -255,6 +259,23 @@ impl<'a> Estimator<'a> {
             price_one(&mut est, r);
         }
         est.finish()
+    }
+
+    /// Estimates every resource of the table's cloud whose kind is in `kinds`, with that
+    /// kind's pricing function; other kinds are not estimated.
+    pub fn by_kind(
+        cloud: Cloud,
+        table: &PriceList,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        resources: &[Resource],
+        kinds: &[PricedKind],
+    ) -> (Vec<Cost>, Vec<PluginError>) {
+        Estimator::each(cloud, table, start, end, resources, |est, r| {
+            if let Some((_, price)) = kinds.iter().find(|(kind, _)| *kind == r.kind.as_str()) {
+                price(est, r);
+            }
+        })
     }
 
     /// Charges `resource` for every hour of the window at `key`'s hourly price (an

@@ -6,6 +6,7 @@
 use super::calls::ApiCalls;
 use super::catalog::{CwMetric, Shape, CWAGENT_MEMORY};
 use super::errors::api_error;
+use crate::cloud::SeriesHead;
 use aws_sdk_cloudwatch::primitives::DateTime as AwsDateTime;
 use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat};
 use chrono::{DateTime, TimeZone, Utc};
@@ -342,28 +343,16 @@ pub async fn fetch(
                     };
                     let q = &queries[k];
                     let resource = &refs[q.resource as usize];
-                    let labels = &by_metric[&metric_key(q.metric)];
+                    let labels = by_metric[&metric_key(q.metric)].clone();
+                    let head =
+                        SeriesHead::new(SmolStr::new_static(q.metric.name), q.stat, period, labels);
                     let (unit, divisor) = conversion(q, &scaling);
                     for (t, v) in m.timestamps().iter().zip(m.values()) {
                         // CloudWatch stamps a period with its start; records carry its end.
                         let end = t.secs() + period;
-                        if end <= window.emit_after || end > window.end {
-                            continue;
+                        if window.emits(end) {
+                            points.extend(head.point(end, v / divisor, unit, resource));
                         }
-                        let value = v / divisor;
-                        if !value.is_finite() {
-                            continue;
-                        }
-                        points.push(Point {
-                            metric: SmolStr::new_static(q.metric.name),
-                            unit,
-                            stat: q.stat,
-                            period_s: period as u32,
-                            ts: ts(end),
-                            value,
-                            resource: resource.clone(),
-                            labels: labels.clone(),
-                        });
                     }
                 }
                 match answer.next_token() {

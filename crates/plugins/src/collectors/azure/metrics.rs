@@ -6,6 +6,7 @@
 use super::calls;
 use super::catalog::{AzMetric, Service, Shape, MEMORY_USAGE};
 use super::client::{Client, Needs, MONITORING_READER};
+use crate::cloud::SeriesHead;
 use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
 use futures::StreamExt;
 use serde::Deserialize;
@@ -373,22 +374,14 @@ impl Fetch {
                 for ts in &mv.timeseries {
                     for dp in &ts.data {
                         let end = dp.time_stamp.timestamp() + period;
-                        if end <= w.emit_after || end > w.end {
+                        if !w.emits(end) {
                             continue;
                         }
-                        let at = Utc.timestamp_opt(end, 0).single().unwrap_or_default();
                         let mut push = |name: &str, unit: Unit, stat: Stat, value: f64| {
-                            if self.wanted.matches(name) && value.is_finite() {
-                                points.push(Point {
-                                    metric: SmolStr::new(name),
-                                    unit,
-                                    stat,
-                                    period_s: period as u32,
-                                    ts: at,
-                                    value,
-                                    resource: rref.clone(),
-                                    labels: PointLabels::new(),
-                                });
+                            if self.wanted.matches(name) {
+                                let head =
+                                    SeriesHead::new(name.into(), stat, period, PointLabels::new());
+                                points.extend(head.point(end, value, unit, &rref));
                             }
                         };
                         emit(m, dp, &self.stats, memory_bytes, &mut push);

@@ -10,16 +10,16 @@
 
 use crate::cloud::prices::FlatPriceSource;
 use crate::cloud::rest::{RestCall, RestClient};
-use crate::common::price_list::{number, text, Cloud, Estimator, Line, ListPrice, PriceList};
+use crate::common::price_list::{
+    number, text, Cloud, Estimator, Line, ListPrice, PriceList, PricedKind,
+};
 use serde_json::Value;
-use skymeter_model::{Cost, Resource};
+use skymeter_model::Resource;
 use skymeter_plugin_api::api_calls::ApiCallCounts;
 use skymeter_plugin_api::prices::UpdateOption;
-use skymeter_plugin_api::retry::RetryPolicy;
 use skymeter_plugin_api::{ErrorKind, PluginError};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 pub const CLOUD: Cloud = Cloud {
     id: "azure",
@@ -85,8 +85,8 @@ pub fn disk_tier(sku: &str, size_gib: f64) -> Option<String> {
     Some(format!("{letter}{n} {redundancy}"))
 }
 
-/// The estimated cost lines of `resources` over `[start, end)`, and one error per price the
-/// table lacks.
+/// What the estimate prices, kind by kind (cost lines over the window; one error per price
+/// the table lacks):
 ///
 /// - `compute.instance`, `running`, not Spot: hours × the size's pay-as-you-go price, the
 ///   Linux price for Linux VMs and for Windows VMs under Azure Hybrid Benefit
@@ -99,21 +99,11 @@ pub fn disk_tier(sku: &str, size_gib: f64) -> Option<String> {
 ///
 /// Function apps, SQL databases and storage accounts are not estimated (their billed cost
 /// comes from Cost Management).
-pub fn estimate(
-    table: &PriceList,
-    start: chrono::DateTime<chrono::Utc>,
-    end: chrono::DateTime<chrono::Utc>,
-    resources: &[Resource],
-) -> (Vec<Cost>, Vec<PluginError>) {
-    Estimator::each(CLOUD, table, start, end, resources, |est, r| {
-        match r.kind.as_str() {
-            "compute.instance" => vm(est, r),
-            "storage.volume" => disk(est, r),
-            "k8s.cluster" => cluster(est, r),
-            _ => {}
-        }
-    })
-}
+pub const PRICED_KINDS: &[PricedKind] = &[
+    ("compute.instance", vm),
+    ("storage.volume", disk),
+    ("k8s.cluster", cluster),
+];
 
 fn vm(est: &mut Estimator<'_>, r: &Resource) {
     if text(r, "state") != Some("running") {
@@ -454,11 +444,7 @@ pub async fn fetch(
     let rest = RestClient::new(
         http,
         calls,
-        RetryPolicy::new(
-            5,
-            Duration::from_millis(500),
-            crate::cloud::provider::MAX_RETRY_WAIT,
-        ),
+        crate::cloud::provider::default_retry(),
         "the Azure Retail Prices API",
     );
     let mut table = BTreeMap::new();

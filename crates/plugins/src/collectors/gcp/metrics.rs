@@ -7,6 +7,7 @@
 
 use super::catalog::{self, GcpMetric, Shape, Target};
 use super::client::{Api, Call, Paged};
+use crate::cloud::SeriesHead;
 use chrono::{DateTime, TimeZone, Utc};
 use serde::Deserialize;
 use skymeter_model::{Point, PointLabels, Resource, ResourceRef, SmolStr, Stat};
@@ -253,7 +254,12 @@ pub async fn fetch(
             );
             let window = f.window.later(f.delay, q.metric.min_delay_s, f.period);
             let params = query_params(&q, window, f.period);
-            let labels = PointLabels::default();
+            let head = SeriesHead::new(
+                SmolStr::new_static(q.metric.name),
+                q.stat,
+                f.period,
+                PointLabels::default(),
+            );
             let mut points = Vec::new();
             let target = q.metric.target;
             // ALIGN_NONE (p95 of a numeric metric): the samples per (resource, sample end).
@@ -279,7 +285,7 @@ pub async fn fetch(
                             };
                             let end = end.with_timezone(&Utc);
                             let t = end.timestamp();
-                            if t <= window.emit_after || t > window.end {
+                            if !window.emits(t) {
                                 continue;
                             }
                             let Some(native) = p.value.get() else {
@@ -295,19 +301,7 @@ pub async fn fetch(
                             }
                             let (value, unit) =
                                 catalog::convert(q.metric, q.stat, native, f.sample_interval);
-                            if !value.is_finite() {
-                                continue;
-                            }
-                            points.push(Point {
-                                metric: SmolStr::new_static(q.metric.name),
-                                unit,
-                                stat: q.stat,
-                                period_s: f.period as u32,
-                                ts: end,
-                                value,
-                                resource: refs[i].clone(),
-                                labels: labels.clone(),
-                            });
+                            points.extend(head.point(t, value, unit, &refs[i]));
                         }
                     }
                 })
@@ -349,28 +343,19 @@ fn percentile_points(
         let period_end = window.end - (window.end - t).div_euclid(period) * period;
         periods.entry((i, period_end)).or_default().extend(values);
     }
+    let head = SeriesHead::new(
+        SmolStr::new_static(q.metric.name),
+        q.stat,
+        period,
+        PointLabels::default(),
+    );
     let mut out = Vec::new();
     for ((i, period_end), mut values) in periods {
         let Some(native) = nearest_rank(&mut values, 95) else {
             continue;
         };
         let (value, unit) = catalog::convert(q.metric, q.stat, native, sample_interval);
-        if !value.is_finite() {
-            continue;
-        }
-        out.push(Point {
-            metric: SmolStr::new_static(q.metric.name),
-            unit,
-            stat: q.stat,
-            period_s: period as u32,
-            ts: Utc
-                .timestamp_opt(period_end, 0)
-                .single()
-                .unwrap_or_default(),
-            value,
-            resource: refs[i].clone(),
-            labels: PointLabels::default(),
-        });
+        out.extend(head.point(period_end, value, unit, &refs[i]));
     }
     out
 }

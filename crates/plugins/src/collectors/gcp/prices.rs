@@ -15,15 +15,15 @@
 use super::calls::ApiCalls;
 use super::client::{Api, Call};
 use crate::cloud::prices::FlatPriceSource;
-use crate::common::price_list::{number, text, Cloud, Estimator, Line, ListPrice, PriceList};
+use crate::common::price_list::{
+    number, text, Cloud, Estimator, Line, ListPrice, PriceList, PricedKind,
+};
 use serde_json::Value;
-use skymeter_model::{Cost, Resource};
+use skymeter_model::Resource;
 use skymeter_plugin_api::prices::UpdateOption;
-use skymeter_plugin_api::retry::RetryPolicy;
 use skymeter_plugin_api::{ErrorKind, PluginError};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 pub const CLOUD: Cloud = Cloud {
     id: "gcp",
@@ -76,8 +76,8 @@ pub fn machine_family(machine_type: &str) -> String {
     }
 }
 
-/// The estimated cost lines of `resources` over `[start, end)`, and one error per price the
-/// table lacks.
+/// What the estimate prices, kind by kind (cost lines over the window; one error per price
+/// the table lacks):
 ///
 /// - `compute.instance`, `running`, not Spot or preemptible: vCPU-hours × the family's vCPU
 ///   price + GiB-hours × its memory price (E2 shared-core types at their billed vCPU
@@ -90,21 +90,11 @@ pub fn machine_family(machine_type: &str) -> String {
 ///
 /// Cloud SQL, Cloud Functions and Cloud Storage are not estimated (their billed cost comes
 /// from the BigQuery export).
-pub fn estimate(
-    table: &PriceList,
-    start: chrono::DateTime<chrono::Utc>,
-    end: chrono::DateTime<chrono::Utc>,
-    resources: &[Resource],
-) -> (Vec<Cost>, Vec<PluginError>) {
-    Estimator::each(CLOUD, table, start, end, resources, |est, r| {
-        match r.kind.as_str() {
-            "compute.instance" => instance(est, r),
-            "storage.volume" => disk(est, r),
-            "k8s.cluster" => cluster(est, r),
-            _ => {}
-        }
-    })
-}
+pub const PRICED_KINDS: &[PricedKind] = &[
+    ("compute.instance", instance),
+    ("storage.volume", disk),
+    ("k8s.cluster", cluster),
+];
 
 fn instance(est: &mut Estimator<'_>, r: &Resource) {
     if text(r, "state") != Some("running") {
@@ -268,11 +258,7 @@ pub async fn fetch_with(
         endpoint_url.map(str::to_string),
         tokens,
         calls,
-        RetryPolicy::new(
-            5,
-            Duration::from_millis(500),
-            crate::cloud::provider::MAX_RETRY_WAIT,
-        ),
+        crate::cloud::provider::default_retry(),
     );
     fetch(&api, regions, date, progress).await
 }
