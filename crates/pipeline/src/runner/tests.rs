@@ -317,6 +317,25 @@ async fn run_for(t: Task, ms: u64) -> RunSummary {
     handle.await.unwrap()
 }
 
+/// Runs `t` until `cap` holds `batches` batches (or 20 s pass: a loaded machine, with a
+/// panic's backtrace to print, can take far longer than the task's interval per run).
+async fn run_until_batches(t: Task, cap: &Capture, batches: usize) -> RunSummary {
+    let (tx, rx) = watch::channel(false);
+    let handle = tokio::spawn(
+        Runner {
+            agent_id: "a".into(),
+            tasks: vec![t],
+        }
+        .run(rx),
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while cap.0.lock().unwrap().len() < batches && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tx.send(true).unwrap();
+    handle.await.unwrap()
+}
+
 #[tokio::test]
 async fn a_restart_fills_the_missed_windows_once_and_reports_the_unfillable_gap() {
     let dir = tempfile::tempdir().unwrap();
@@ -479,7 +498,7 @@ async fn a_collector_that_panics_fails_that_run_only_and_the_task_goes_on() {
         200,
     );
     // A panic that ended the task loop would leave no run after the first.
-    let summary = run_for(t, 700).await;
+    let summary = run_until_batches(t, &cap, 2).await;
     assert!(summary.runs.len() >= 2, "{} runs", summary.runs.len());
     let batches = cap.0.lock().unwrap();
     // The first batch: the other collector's point, and the panic as an error.

@@ -203,10 +203,6 @@ fn metric_key(m: &'static CwMetric) -> usize {
     m as *const CwMetric as usize
 }
 
-fn ts(secs: i64) -> DateTime<Utc> {
-    Utc.timestamp_opt(secs, 0).single().unwrap_or_default()
-}
-
 /// Runs `queries` over `window`, `MAX_QUERIES_PER_CALL` per call, at most `limit` calls at
 /// once. Points of periods ending in `(emit_after, end]` go to the result; `keep` may drop
 /// more (the daily metrics keep only values newer than the last emitted). Calls that fail
