@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::{Read, Write as _};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -190,11 +190,6 @@ impl Prometheus {
             std::thread::sleep(Duration::from_millis(100));
         }
         p
-    }
-
-    /// The data directory (the backfilled TSDB and Prometheus's log).
-    pub fn dir(&self) -> &Path {
-        &self.dir
     }
 }
 
