@@ -1,17 +1,16 @@
 //! `skymeter-azure-standin --vms N [--latency-ms L] [--region R]`: serves the Azure APIs the
-//! azure collector calls (the same code as its tests' stand-in, `mock.rs`) on 127.0.0.1 and
-//! prints where, one `key value` per line (`arm`, `login`, `metrics`, `ca`), then
-//! `ready`. `GET {arm}/_stats` answers the call counts. Stops on Ctrl-C / SIGINT.
+//! azure collector calls (the same code as its tests' stand-in,
+//! crates/plugins/src/collectors/azure/standin.rs) on 127.0.0.1 and prints where, one
+//! `key value` per line (`arm`, `login`, `metrics`, `ca`), then `ready`. `GET {arm}/_stats` answers the call counts. Stops on Ctrl-C / SIGINT.
 
-#[path = "../../../crates/plugins/src/collectors/azure/mock.rs"]
-mod mock;
+use skymeter_plugins::collectors::azure::standin::{Mock, Spec};
 
 fn main() {
-    let mut spec = mock::Spec {
+    let mut spec = Spec {
         vms: 5000,
         page_size: 1000,
         others: false,
-        ..mock::Spec::default()
+        ..Spec::default()
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -37,7 +36,7 @@ fn main() {
         .build()
         .expect("a runtime");
     rt.block_on(async move {
-        let m = mock::Mock::start(spec).await;
+        let m = Mock::start(spec).await;
         println!("arm {}", m.arm);
         println!("login {}", m.login);
         println!("metrics {}", m.metrics_endpoint());

@@ -1,15 +1,12 @@
 //! `skymeter-gcp-standin KEY_FILE [INSTANCES]`: serves the gcp collector's test stand-in
-//! (crates/plugins/src/collectors/gcp/fake_server.rs) on 127.0.0.1 with one project,
+//! (crates/plugins/src/collectors/gcp/standin.rs) on 127.0.0.1 with one project,
 //! `bench-project`, holding INSTANCES (default 5000) Compute Engine instances over 4 zones
 //! and a value for every Compute Engine metric of the catalog and every aligner the default
 //! stats use. Writes a service-account key whose token_uri is the stand-in to KEY_FILE,
 //! prints the base URL on stdout, then serves until killed. `GET /_stats` answers the
 //! number of requests per API path kind.
 
-#[path = "../../../crates/plugins/src/collectors/gcp/fake_server.rs"]
-mod fake_server;
-
-use fake_server::*;
+use skymeter_plugins::collectors::gcp::standin::*;
 use std::io::Write;
 
 const PROJECT: &str = "bench-project";

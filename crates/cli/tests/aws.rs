@@ -1,18 +1,20 @@
 //! `skymeter collect aws` through the real binary against moto, the AWS emulator, as a new
 //! user would run it: credentials and endpoint from the environment.
 
-// `common` and `moto_server` each include test-support/tool.rs (they are shared with other
-// test crates that use only one of them): two copies of a few functions, harmless.
-#![allow(clippy::duplicate_mod)]
+#![cfg(feature = "aws")]
 
 mod common;
 
 use common::*;
 use std::process::Command;
 
-#[path = "../../plugins/src/collectors/aws/moto_server.rs"]
-mod moto_server;
-use moto_server::{moto, Moto};
+use skymeter_plugins::collectors::aws::standin::Moto;
+
+/// moto for `test`, or the shared missing-tool rule (a skip on a laptop, a failure under CI).
+#[track_caller]
+fn moto(test: &str) -> Option<Moto> {
+    tool::require_tool(test, Moto::start())
+}
 
 /// Seeds moto with boto3 from moto's own venv: three m5.large instances with CPU samples
 /// 10 + i and 30 + i in the last whole 5-minute period. Prints the instance ids.
@@ -139,11 +141,7 @@ fn collect_aws_table_shows_instances_cpu_and_api_calls() {
 
 #[test]
 fn collect_aws_with_wrong_endpoint_fails_clearly() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let o = Command::new(bin())
         .args(["collect", "aws", "--set", "max_attempts=1"])
         .env("AWS_ACCESS_KEY_ID", "testing")
@@ -171,11 +169,7 @@ fn collect_aws_with_wrong_endpoint_fails_clearly() {
 #[test]
 fn collect_aws_without_credentials_says_what_to_set_in_few_lines() {
     let home = tempfile::tempdir().unwrap();
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let closed = free_port();
     let mut cmd = Command::new(bin());
     cmd.args(["collect", "aws", "--dry-run"])
         .env("HOME", home.path())

@@ -9,9 +9,7 @@ mod common;
 use common::*;
 use std::process::Command;
 
-#[path = "../../plugins/src/collectors/azure/mock.rs"]
-mod mock;
-use mock::{Mock, Spec};
+use skymeter_plugins::collectors::azure::standin::{self, Mock, Spec};
 
 fn standin(spec: Spec) -> (tokio::runtime::Runtime, Mock) {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -26,7 +24,7 @@ fn standin(spec: Spec) -> (tokio::runtime::Runtime, Mock) {
 fn collect(m: &Mock, args: &[&str]) -> std::process::Output {
     Command::new(bin())
         .args(["collect", "azure", "--period", "300s"])
-        .args(["--set", &format!("subscriptions=[\"{}\"]", mock::SUB)])
+        .args(["--set", &format!("subscriptions=[\"{}\"]", standin::SUB)])
         .args(["--set", &format!("authority_host={}", m.login)])
         .args(["--set", &format!("resource_manager_endpoint={}", m.arm)])
         .args([
@@ -36,9 +34,9 @@ fn collect(m: &Mock, args: &[&str]) -> std::process::Output {
         .args(["--set", &format!("ca_file={}", m.ca_file.display())])
         .args(["--set", "delay=0s"])
         .args(args)
-        .env("AZURE_TENANT_ID", mock::TENANT)
-        .env("AZURE_CLIENT_ID", mock::CLIENT_ID)
-        .env("AZURE_CLIENT_SECRET", mock::CLIENT_SECRET)
+        .env("AZURE_TENANT_ID", standin::TENANT)
+        .env("AZURE_CLIENT_ID", standin::CLIENT_ID)
+        .env("AZURE_CLIENT_SECRET", standin::CLIENT_SECRET)
         .env_remove("AZURE_FEDERATED_TOKEN_FILE")
         .env_remove("AZURE_AUTHORITY_HOST")
         .env_remove("SKYMETER_LOG")
@@ -52,10 +50,10 @@ fn collect_azure_table_shows_vms_cpu_and_api_calls() {
     let o = collect(&m, &["--format", "table"]);
     let out = stdout(&o);
     assert!(o.status.success(), "{out}\n{}", stderr(&o));
-    assert!(!out.contains(mock::CLIENT_SECRET) && !stderr(&o).contains(mock::CLIENT_SECRET));
+    assert!(!out.contains(standin::CLIENT_SECRET) && !stderr(&o).contains(standin::CLIENT_SECRET));
     let summary = out.split("\nsummary\n").nth(1).expect("a summary table");
     for i in 0..3 {
-        let id = mock::vm_id(i);
+        let id = standin::vm_id(i);
         let row = summary
             .lines()
             .find(|l| l.contains(id.as_str()))
@@ -118,7 +116,7 @@ fn collect_azure_table_shows_vms_cpu_and_api_calls() {
         .collect();
     assert_eq!(costs.len(), 3, "{costs:?}");
     assert_eq!(costs[0]["BilledCost"], 2.304);
-    assert_eq!(costs[0]["ResourceId"], mock::vm_id(0));
+    assert_eq!(costs[0]["ResourceId"], standin::vm_id(0));
     assert_eq!(costs[0]["ServiceName"], "Virtual Machines");
     assert_eq!(costs[0]["ChargePeriodStart"], "2024-05-01T00:00:00Z");
     assert_eq!(costs[0]["x_source"], "billed");
@@ -180,12 +178,12 @@ fn collect_azure_with_a_wrong_secret_fails_clearly() {
     let (_rt, m) = standin(Spec::default());
     let o = Command::new(bin())
         .args(["collect", "azure"])
-        .args(["--set", &format!("subscriptions=[\"{}\"]", mock::SUB)])
+        .args(["--set", &format!("subscriptions=[\"{}\"]", standin::SUB)])
         .args(["--set", &format!("authority_host={}", m.login)])
         .args(["--set", &format!("resource_manager_endpoint={}", m.arm)])
         .args(["--set", &format!("ca_file={}", m.ca_file.display())])
-        .env("AZURE_TENANT_ID", mock::TENANT)
-        .env("AZURE_CLIENT_ID", mock::CLIENT_ID)
+        .env("AZURE_TENANT_ID", standin::TENANT)
+        .env("AZURE_CLIENT_ID", standin::CLIENT_ID)
         .env("AZURE_CLIENT_SECRET", "not-the-secret-123")
         .output()
         .unwrap();

@@ -8,9 +8,7 @@ mod common;
 use common::*;
 use std::process::Command;
 
-#[path = "../../plugins/src/collectors/gcp/fake_server.rs"]
-mod fake_server;
-use fake_server::*;
+use skymeter_plugins::collectors::gcp::standin::*;
 
 const P: &str = "test-project";
 

@@ -7,17 +7,12 @@
 //! Needs `prometheus` and `promtool` on PATH (Debian package `prometheus`); without them
 //! the test prints `SKIPPED: ...` and passes, or fails under `CI=true`.
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
 use serde_json::Value as Json;
 use skymeter_promql::{
     instant_query, range_query, Labels, MemoryQuerier, Options, QueryError, Series,
 };
+use skymeter_testkit::prometheus::{self, compare, secs, Family, Outcome, Prometheus};
+use skymeter_testkit::rng::SplitMix64;
 
 /// 2026-01-01T00:00:00Z: well in the past, so Prometheus keeps it with a long retention.
 const T0: i64 = 1_767_225_600_000;
@@ -25,34 +20,6 @@ const MIN: i64 = 60_000;
 const HOUR: i64 = 60 * MIN;
 
 // ---------------------------------------------------------------- data set
-
-/// splitmix64: a small deterministic generator, so every run sees the same data.
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn f64(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
-type Points = Vec<(i64, f64)>;
-
-struct Family {
-    name: &'static str,
-    kind: &'static str,
-    series: Vec<(Vec<(String, String)>, Points)>,
-}
-
-/// A result's series: labels and points (t in ms, value).
-type ResultSeries = Vec<(BTreeMap<String, String>, Points)>;
 
 struct Resource {
     provider: &'static str,
@@ -63,7 +30,7 @@ struct Resource {
 /// ~44 series over 6 hours at 60 s: gauges and a counter with resets, series that start
 /// late or end early, gaps longer than the 5 m lookback, jittered scrape times, a NaN.
 fn dataset() -> Vec<Family> {
-    let mut rng = Rng(42);
+    let mut rng = SplitMix64::new(42);
     let regions = [
         ("aws", "us-east-1"),
         ("aws", "eu-west-1"),
@@ -97,7 +64,7 @@ fn dataset() -> Vec<Family> {
         ]
     };
     // Sample time of step i for resource k: AWS scrapes jitter by up to 1.5 s.
-    let time_of = |k: usize, i: i64, rng: &mut Rng| -> i64 {
+    let time_of = |k: usize, i: i64, rng: &mut SplitMix64| -> i64 {
         let jitter = if resources[k].provider == "aws" {
             (rng.f64() * 1500.0) as i64
         } else {
@@ -119,7 +86,7 @@ fn dataset() -> Vec<Family> {
     };
 
     let mut cpu = Family {
-        name: "cpu_utilization_percent",
+        name: "cpu_utilization_percent".into(),
         kind: "gauge",
         series: Vec::new(),
     };
@@ -139,7 +106,7 @@ fn dataset() -> Vec<Family> {
     }
 
     let mut mem = Family {
-        name: "memory_usage_percent",
+        name: "memory_usage_percent".into(),
         kind: "gauge",
         series: Vec::new(),
     };
@@ -158,7 +125,7 @@ fn dataset() -> Vec<Family> {
     }
 
     let mut net = Family {
-        name: "network_received_bytes",
+        name: "network_received_bytes".into(),
         kind: "counter",
         series: Vec::new(),
     };
@@ -179,7 +146,7 @@ fn dataset() -> Vec<Family> {
     }
 
     let mut up = Family {
-        name: "resource_up",
+        name: "resource_up".into(),
         kind: "gauge",
         series: Vec::new(),
     };
@@ -197,7 +164,7 @@ fn dataset() -> Vec<Family> {
     }
 
     let mut info = Family {
-        name: "provider_info",
+        name: "provider_info".into(),
         kind: "gauge",
         series: Vec::new(),
     };
@@ -213,7 +180,7 @@ fn dataset() -> Vec<Family> {
     }
     // A classic histogram: cumulative bucket counters of two services.
     let mut hist = Family {
-        name: "request_duration_seconds_bucket",
+        name: "request_duration_seconds_bucket".into(),
         kind: "gauge",
         series: Vec::new(),
     };
@@ -250,46 +217,10 @@ fn dataset() -> Vec<Family> {
     vec![cpu, mem, net, up, info, hist]
 }
 
-fn sample_name(f: &Family) -> String {
-    if f.kind == "counter" {
-        format!("{}_total", f.name)
-    } else {
-        f.name.to_string()
-    }
-}
-
-fn openmetrics(families: &[Family]) -> String {
-    let mut out = String::new();
-    for f in families {
-        writeln!(out, "# TYPE {} {}", f.name, f.kind).unwrap();
-        let name = sample_name(f);
-        for (labels, pts) in &f.series {
-            let ls: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
-            for (t, v) in pts {
-                let value = if v.is_nan() {
-                    "NaN".to_string()
-                } else {
-                    format!("{v}")
-                };
-                writeln!(
-                    out,
-                    "{name}{{{}}} {value} {}.{:03}",
-                    ls.join(","),
-                    t / 1000,
-                    t % 1000
-                )
-                .unwrap();
-            }
-        }
-    }
-    out.push_str("# EOF\n");
-    out
-}
-
 fn querier(families: &[Family]) -> MemoryQuerier {
     let mut series = Vec::new();
     for f in families {
-        let name = sample_name(f);
+        let name = f.sample_name();
         for (labels, pts) in &f.series {
             let mut ls: Vec<(String, String)> = labels.clone();
             ls.push(("__name__".to_string(), name.clone()));
@@ -303,186 +234,13 @@ fn querier(families: &[Family]) -> MemoryQuerier {
     MemoryQuerier::new(series)
 }
 
-// ---------------------------------------------------------------- prometheus
-
-/// The shared rule for a missing outside tool: `SKIPPED: …` on a laptop, a failure under
-/// `CI=true`.
-#[path = "../../../test-support/tool.rs"]
-mod tool;
-use tool::find_program;
-
-/// A running Prometheus, killed when dropped (also when a test panics).
-struct Prometheus {
-    child: Child,
-    base: String,
-    dir: PathBuf,
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("binding 127.0.0.1:0 to find a free port")
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn start_prometheus(prometheus: &Path, promtool: &Path, families: &[Family]) -> Prometheus {
-    let dir = std::env::temp_dir().join(format!("skymeter-promql-diff-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let data = dir.join("data.om");
-    std::fs::write(&data, openmetrics(families)).unwrap();
-    let tsdb = dir.join("tsdb");
-    let out = Command::new(promtool)
-        .args(["tsdb", "create-blocks-from", "openmetrics"])
-        .arg(&data)
-        .arg(&tsdb)
-        .output()
-        .expect("running promtool");
-    assert!(
-        out.status.success(),
-        "promtool tsdb create-blocks-from openmetrics {} failed:\n{}\n{}",
-        data.display(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let config = dir.join("prometheus.yml");
-    std::fs::write(
-        &config,
-        "global:\n  scrape_interval: 1m\n  evaluation_interval: 1m\n",
-    )
-    .unwrap();
-    let port = free_port();
-    let log = std::fs::File::create(dir.join("prometheus.log")).unwrap();
-    let child = Command::new(prometheus)
-        .arg(format!("--config.file={}", config.display()))
-        .arg(format!("--storage.tsdb.path={}", tsdb.display()))
-        .arg("--storage.tsdb.retention.time=100y")
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("starting prometheus");
-    let mut p = Prometheus {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-        dir,
-    };
-    let client = reqwest::blocking::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(r) = client.get(format!("{}/-/ready", p.base)).send() {
-            if r.status().is_success() {
-                break;
-            }
-        }
-        if let Ok(Some(status)) = p.child.try_wait() {
-            let log = std::fs::read_to_string(p.dir.join("prometheus.log")).unwrap_or_default();
-            panic!("prometheus exited with {status} before it was ready:\n{log}");
-        }
-        assert!(
-            Instant::now() < deadline,
-            "prometheus was not ready within 60 s"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    p
-}
-
 // ---------------------------------------------------------------- comparison
-
-/// A result reduced to what is compared: type, and per series its labels and points.
-#[derive(Debug)]
-enum Outcome {
-    Ok {
-        result_type: String,
-        /// Series in result order: labels, points (t in ms, value).
-        series: ResultSeries,
-    },
-    Err {
-        error_type: String,
-        message: String,
-    },
-}
-
-fn parse_value(v: &Json) -> f64 {
-    match v.as_str().expect("sample value is a string") {
-        "NaN" => f64::NAN,
-        "+Inf" => f64::INFINITY,
-        "-Inf" => f64::NEG_INFINITY,
-        s => s
-            .parse()
-            .unwrap_or_else(|e| panic!("bad sample value {s:?}: {e}")),
-    }
-}
-
-fn parse_point(p: &Json) -> (i64, f64) {
-    let t = p[0].as_f64().expect("timestamp is a number");
-    ((t * 1000.0).round() as i64, parse_value(&p[1]))
-}
-
-fn metric(m: &Json) -> BTreeMap<String, String> {
-    m.as_object()
-        .expect("metric is an object")
-        .iter()
-        .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
-        .collect()
-}
-
-/// Reads the `data` object of the HTTP API (ours is serialized to the same shape).
-fn outcome_from_data(data: &Json) -> Outcome {
-    let result_type = data["resultType"].as_str().unwrap().to_string();
-    let r = &data["result"];
-    let series = match result_type.as_str() {
-        "scalar" => vec![(BTreeMap::new(), vec![parse_point(r)])],
-        "string" => {
-            let t = (r[0].as_f64().unwrap() * 1000.0).round() as i64;
-            let mut m = BTreeMap::new();
-            m.insert("__string".to_string(), r[1].as_str().unwrap().to_string());
-            vec![(m, vec![(t, 0.0)])]
-        }
-        "vector" => r
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| (metric(&s["metric"]), vec![parse_point(&s["value"])]))
-            .collect(),
-        "matrix" => r
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| {
-                (
-                    metric(&s["metric"]),
-                    s["values"]
-                        .as_array()
-                        .unwrap()
-                        .iter()
-                        .map(parse_point)
-                        .collect(),
-                )
-            })
-            .collect(),
-        other => panic!("unknown resultType {other}"),
-    };
-    Outcome::Ok {
-        result_type,
-        series,
-    }
-}
 
 fn ours(result: Result<skymeter_promql::Value, QueryError>) -> Outcome {
     match result {
-        Ok(v) => outcome_from_data(&serde_json::to_value(&v).unwrap()),
+        Ok(v) => Outcome::from_data(&serde_json::to_value(&v).unwrap()),
         Err(e) => Outcome::Err {
+            status: None,
             error_type: e.error_type().to_string(),
             message: e.message,
         },
@@ -495,130 +253,11 @@ fn theirs(client: &reqwest::blocking::Client, url: &str, params: &[(&str, String
         .query(params)
         .send()
         .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    let status = resp.status().as_u16();
     let body: Json = resp
         .json()
         .unwrap_or_else(|e| panic!("GET {url}: bad JSON: {e}"));
-    if body["status"] == "success" {
-        outcome_from_data(&body["data"])
-    } else {
-        Outcome::Err {
-            error_type: body["errorType"].as_str().unwrap_or("").to_string(),
-            message: body["error"].as_str().unwrap_or("").to_string(),
-        }
-    }
-}
-
-fn close(a: f64, b: f64) -> bool {
-    if a.is_nan() || b.is_nan() {
-        return a.is_nan() && b.is_nan();
-    }
-    if a == b {
-        return true;
-    }
-    let diff = (a - b).abs();
-    // Relative 1e-9; plus an absolute 1e-12 for results that cancel to ~0, where the
-    // order of float operations leaves different dust (e.g. 3e-15 vs 0).
-    diff <= 1e-9 * a.abs().max(b.abs()) || diff <= 1e-12
-}
-
-fn show(series: &ResultSeries) -> String {
-    let mut s = String::new();
-    for (m, pts) in series.iter().take(8) {
-        let shown: Vec<String> = pts
-            .iter()
-            .take(4)
-            .map(|(t, v)| format!("{t}:{v}"))
-            .collect();
-        writeln!(
-            s,
-            "    {m:?} [{}{}]",
-            shown.join(", "),
-            if pts.len() > 4 { ", ..." } else { "" }
-        )
-        .unwrap();
-    }
-    if series.len() > 8 {
-        writeln!(s, "    ... {} series", series.len()).unwrap();
-    }
-    s
-}
-
-/// Compares two outcomes; returns a description of the first difference.
-fn compare(query: &str, ordered: bool, a: &Outcome, b: &Outcome) -> Result<(), String> {
-    match (a, b) {
-        (
-            Outcome::Err {
-                error_type: ea,
-                message: ma,
-            },
-            Outcome::Err {
-                error_type: eb,
-                message: mb,
-            },
-        ) => {
-            if ea == eb {
-                Ok(())
-            } else {
-                Err(format!(
-                    "error types differ: ours {ea} ({ma}), prometheus {eb} ({mb})"
-                ))
-            }
-        }
-        (Outcome::Err { .. }, _) | (_, Outcome::Err { .. }) => Err(format!(
-            "only one failed:\n  ours: {a:?}\n  prometheus: {b:?}"
-        )),
-        (
-            Outcome::Ok {
-                result_type: ta,
-                series: sa,
-            },
-            Outcome::Ok {
-                result_type: tb,
-                series: sb,
-            },
-        ) => {
-            if ta != tb {
-                return Err(format!("result types differ: ours {ta}, prometheus {tb}"));
-            }
-            let detail = || format!("\n  ours:\n{}  prometheus:\n{}", show(sa), show(sb));
-            if sa.len() != sb.len() {
-                return Err(format!(
-                    "{} series vs prometheus' {}{}",
-                    sa.len(),
-                    sb.len(),
-                    detail()
-                ));
-            }
-            let (mut sa, mut sb) = (sa.iter().collect::<Vec<_>>(), sb.iter().collect::<Vec<_>>());
-            if !ordered {
-                sa.sort_by(|x, y| x.0.cmp(&y.0));
-                sb.sort_by(|x, y| x.0.cmp(&y.0));
-            }
-            for (x, y) in sa.iter().zip(&sb) {
-                if x.0 != y.0 {
-                    return Err(format!("series differ: {:?} vs {:?}{}", x.0, y.0, detail()));
-                }
-                if x.1.len() != y.1.len() {
-                    return Err(format!(
-                        "{:?}: {} points vs prometheus' {}{}",
-                        x.0,
-                        x.1.len(),
-                        y.1.len(),
-                        detail()
-                    ));
-                }
-                for (p, q) in x.1.iter().zip(&y.1) {
-                    if p.0 != q.0 || !close(p.1, q.1) {
-                        return Err(format!(
-                            "{:?}: point {p:?} vs prometheus' {q:?} ({query})",
-                            x.0
-                        ));
-                    }
-                }
-            }
-            Ok(())
-        }
-    }
+    Outcome::from_answer(Some(status), &body)
 }
 
 // ---------------------------------------------------------------- queries
@@ -888,22 +527,16 @@ fn instant_only() -> Vec<String> {
 
 #[test]
 fn same_results_as_prometheus() {
-    let (Some(prometheus), Some(promtool)) = (find_program("prometheus"), find_program("promtool"))
-    else {
-        tool::missing_tool(
-            "same_results_as_prometheus",
-            "prometheus and promtool are not on PATH (Debian package `prometheus`; scripts/test installs it)",
-        );
+    let Some(tools) = prometheus::tools("same_results_as_prometheus") else {
         return;
     };
     let families = dataset();
     let q = querier(&families);
-    let prom = start_prometheus(&prometheus, &promtool, &families);
+    let prom = Prometheus::start(&tools, &families, "promql-diff");
     let client = reqwest::blocking::Client::new();
     let opts = Options::default();
     let query_url = format!("{}/api/v1/query", prom.base);
     let range_url = format!("{}/api/v1/query_range", prom.base);
-    let secs = |ms: i64| format!("{}.{:03}", ms.div_euclid(1000), ms.rem_euclid(1000));
 
     let instants = [
         T0 + 2 * HOUR,
@@ -922,10 +555,8 @@ fn same_results_as_prometheus() {
     // Queries whose result had data at least once, to catch a set that compares nothing.
     let mut with_data: std::collections::HashSet<String> = Default::default();
     let mut note = |query: &str, o: &Outcome| {
-        if let Outcome::Ok { series, .. } = o {
-            if !series.is_empty() {
-                with_data.insert(query.to_string());
-            }
+        if o.has_data() {
+            with_data.insert(query.to_string());
         }
     };
     let mut checks = 0;
@@ -945,7 +576,7 @@ fn same_results_as_prometheus() {
             if matches!(b, Outcome::Err { .. }) {
                 errors_compared += 1;
             }
-            if let Err(e) = compare(query, ordered, &a, &b) {
+            if let Err(e) = compare(ordered, &a, &b) {
                 failures.push(format!("instant {query} @ {t}: {e}"));
             }
         }
@@ -965,7 +596,7 @@ fn same_results_as_prometheus() {
             );
             checks += 1;
             note(&query, &b);
-            if let Err(e) = compare(&query, false, &a, &b) {
+            if let Err(e) = compare(false, &a, &b) {
                 failures.push(format!("range {query} [{start}..{end} / {step}]: {e}"));
             }
         }
@@ -984,7 +615,7 @@ fn same_results_as_prometheus() {
             ],
         );
         checks += 1;
-        if let Err(e) = compare(query, false, &a, &b) {
+        if let Err(e) = compare(false, &a, &b) {
             failures.push(format!("range {query}: {e}"));
         }
     }

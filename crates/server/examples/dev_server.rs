@@ -5,12 +5,11 @@
 //! `cargo run -p skymeter-server --example dev_server -- 8080`, then open
 //! http://127.0.0.1:8080/api/docs
 
-#[path = "../tests/support/mod.rs"]
-mod support;
-
 use skymeter_model::Stat;
 use skymeter_server::{serve, Auth, ServerConfig};
 use skymeter_store::Store;
+use skymeter_testkit::memstore::MemStore;
+use skymeter_testkit::records::{batch, host, point};
 
 #[tokio::main]
 async fn main() {
@@ -18,12 +17,12 @@ async fn main() {
         .nth(1)
         .and_then(|p| p.parse().ok())
         .unwrap_or(8080);
-    let store = support::MemStore::new();
-    let mut b = support::batch(60);
-    let r = support::host("h1");
+    let store = MemStore::new();
+    let mut b = batch(60);
+    let r = host("h1");
     let now = chrono::Utc::now();
     b.points
-        .push(support::point("cpu.utilization", Stat::Max, now, 93.0, &r));
+        .push(point("cpu.utilization", Stat::Max, now, 93.0, &r));
     store.ingest(&b).expect("sample data");
     let config = ServerConfig {
         listen: ([127, 0, 0, 1], port).into(),

@@ -6,16 +6,14 @@
 //! `cargo run --release -p skymeter-server --example ingest_bench [-- identity|gzip|zstd]`
 //! Env: `BENCH_CLIENTS` (4), `BENCH_BATCHES` per client (25), `BENCH_POINTS` per batch (10000).
 
-#[path = "../tests/support/mod.rs"]
-mod support;
-
 use chrono::{Duration, Utc};
 use skymeter_model::{Batch, Point, ResourceRef, Stat, Unit};
 use skymeter_server::{Auth, ServerConfig};
+use skymeter_testkit::memstore::MemStore;
+use skymeter_testkit::server::TestServer;
 use std::io::Write;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
-use support::{MemStore, TestServer};
 
 fn env(name: &str, default: usize) -> usize {
     std::env::var(name)

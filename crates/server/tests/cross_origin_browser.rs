@@ -13,52 +13,13 @@
 use serde_json::Value;
 use skymeter_server::{Auth, Server, ServerConfig};
 use skymeter_store::{EmbeddedOptions, EmbeddedStore};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 /// The shared rule for a missing outside tool: `SKIPPED: …` on a laptop, a failure under
 /// `CI=true`.
-#[path = "../../../test-support/tool.rs"]
-mod tool;
-
-fn on_path(name: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join(name))
-            .find(|p| p.is_file())
-    })
-}
-
-/// node, chromium and the directory holding playwright-core, or why they are missing.
-fn tools() -> Result<(PathBuf, PathBuf, PathBuf), String> {
-    let node = std::env::var_os("SKYMETER_NODE")
-        .map(PathBuf::from)
-        .or_else(|| on_path("node"))
-        .ok_or("node is not installed (apt-get install nodejs, or set SKYMETER_NODE)")?;
-    let chromium = std::env::var_os("SKYMETER_CHROMIUM")
-        .map(PathBuf::from)
-        .or_else(|| on_path("chromium"))
-        .or_else(|| on_path("chromium-browser"))
-        .ok_or("chromium is not installed (apt-get install chromium, or set SKYMETER_CHROMIUM)")?;
-    let cache = std::env::var_os("SKYMETER_CACHE")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/skymeter")))
-        .unwrap_or_else(|| PathBuf::from("/nonexistent"));
-    let playwright = std::env::var_os("SKYMETER_UI_TEST_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| cache.join("ui-test"));
-    if !playwright
-        .join("node_modules/playwright-core/package.json")
-        .is_file()
-    {
-        return Err(format!(
-            "playwright-core is not installed in {} (scripts/test installs it)",
-            playwright.display()
-        ));
-    }
-    Ok((node, chromium, playwright))
-}
+use skymeter_testkit::tool;
 
 /// The secret the page must not read: one resource with a recognisable name, and a point.
 fn seed_batch() -> Value {
@@ -84,8 +45,7 @@ async fn get_json(url: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_page_on_another_origin_can_neither_ingest_register_nor_read() {
-    let Some((node, chromium, playwright)) = tool::require_tool("cross_origin_browser", tools())
-    else {
+    let Some(tools) = tool::require_tool("cross_origin_browser", tool::browser()) else {
         return;
     };
     let data = tempfile::tempdir().unwrap();
@@ -110,11 +70,11 @@ async fn a_page_on_another_origin_can_neither_ingest_register_nor_read() {
     assert_eq!(seeded.status(), 200);
 
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ui/cross_origin.test.mjs");
-    let child = tokio::process::Command::new(&node)
+    let child = tokio::process::Command::new(&tools.node)
         .arg(&script)
         .arg(&url)
-        .env("SKYMETER_CHROMIUM", &chromium)
-        .env("SKYMETER_UI_TEST_DIR", &playwright)
+        .env("SKYMETER_CHROMIUM", &tools.chromium)
+        .env("SKYMETER_UI_TEST_DIR", &tools.playwright_dir)
         .kill_on_drop(true)
         .output();
     let output = tokio::time::timeout(Duration::from_secs(180), child)

@@ -14,36 +14,19 @@
 mod promsupport;
 
 use chrono::DateTime;
-use promsupport::{find_program, Sky};
+use promsupport::Sky;
 use serde_json::Value as Json;
 use skymeter_model::{Batch, Point, Resource, ResourceRef, Stat, Unit};
 use skymeter_server::Auth;
 use skymeter_store::Store;
+use skymeter_testkit::prometheus::{self, compare, secs, Family, Outcome, Prometheus};
+use skymeter_testkit::rng::SplitMix64;
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 /// 2026-01-01T00:00:00Z, in ms.
 const T0: i64 = 1_767_225_600_000;
 const MIN: i64 = 60_000;
 const HOUR: i64 = 60 * MIN;
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn f64(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
 
 /// One series of the data set: skymeter identity, and the Prometheus labels the test
 /// expects for it.
@@ -67,7 +50,7 @@ struct DataSet {
 /// AWS, full-precision floats, gaps), max CPU on some, memory (2 decimals), a byte
 /// counter with resets, and disk IOPS per device (a point label) on some. 3 hours at 60 s.
 fn dataset() -> DataSet {
-    let mut rng = Rng(6);
+    let mut rng = SplitMix64::new(6);
     let places = [
         ("aws", "111111111111", "us-east-1"),
         ("aws", "111111111111", "eu-west-1"),
@@ -80,7 +63,7 @@ fn dataset() -> DataSet {
     let mut refs = Vec::new();
     for (provider, account, region) in places {
         for j in 0..2 {
-            let id = format!("r{:02}-{:05x}", refs.len(), rng.next() as u32 >> 12);
+            let id = format!("r{:02}-{:05x}", refs.len(), rng.next_u64() as u32 >> 12);
             let r = ResourceRef {
                 provider: provider.into(),
                 account: account.into(),
@@ -144,7 +127,7 @@ fn dataset() -> DataSet {
             }
             m
         };
-        let jitter = |rng: &mut Rng| {
+        let jitter = |rng: &mut SplitMix64| {
             if r.provider == "aws" {
                 (rng.f64() * 1500.0) as i64
             } else {
@@ -246,7 +229,8 @@ fn dataset() -> DataSet {
     DataSet { resources, series }
 }
 
-fn openmetrics(ds: &DataSet) -> String {
+/// The data set as OpenMetrics families for Prometheus: one gauge family per `__name__`.
+fn families(ds: &DataSet) -> Vec<Family> {
     let mut by_name: BTreeMap<&str, Vec<&TestSeries>> = BTreeMap::new();
     for s in &ds.series {
         by_name
@@ -254,30 +238,25 @@ fn openmetrics(ds: &DataSet) -> String {
             .or_default()
             .push(s);
     }
-    let mut out = String::new();
-    for (name, list) in by_name {
-        writeln!(out, "# TYPE {name} gauge").unwrap();
-        for s in list {
-            let ls: Vec<String> = s
-                .prom
-                .iter()
-                .filter(|(k, _)| *k != "__name__")
-                .map(|(k, v)| format!("{k}=\"{v}\""))
-                .collect();
-            for (t, v) in &s.samples {
-                writeln!(
-                    out,
-                    "{name}{{{}}} {v} {}.{:03}",
-                    ls.join(","),
-                    t / 1000,
-                    t % 1000
-                )
-                .unwrap();
-            }
-        }
-    }
-    out.push_str("# EOF\n");
-    out
+    by_name
+        .into_iter()
+        .map(|(name, list)| Family {
+            name: name.to_string(),
+            kind: "gauge",
+            series: list
+                .into_iter()
+                .map(|s| {
+                    let labels = s
+                        .prom
+                        .iter()
+                        .filter(|(k, _)| *k != "__name__")
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect();
+                    (labels, s.samples.clone())
+                })
+                .collect(),
+        })
+        .collect()
 }
 
 /// The points of the samples in `[from, to)` (ms) as batches of skymeter points.
@@ -311,133 +290,7 @@ fn batches(ds: &DataSet, from: i64, to: i64) -> Vec<Batch> {
         .collect()
 }
 
-// ---------------------------------------------------------------- prometheus
-
-struct Prometheus {
-    child: Child,
-    base: String,
-    dir: PathBuf,
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn start_prometheus(prometheus: &Path, promtool: &Path, ds: &DataSet) -> Prometheus {
-    let dir = std::env::temp_dir().join(format!("skymeter-prom-http-diff-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let data = dir.join("data.om");
-    std::fs::write(&data, openmetrics(ds)).unwrap();
-    let tsdb = dir.join("tsdb");
-    let out = Command::new(promtool)
-        .args(["tsdb", "create-blocks-from", "openmetrics"])
-        .arg(&data)
-        .arg(&tsdb)
-        .output()
-        .expect("running promtool");
-    assert!(
-        out.status.success(),
-        "promtool tsdb create-blocks-from openmetrics failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let config = dir.join("prometheus.yml");
-    std::fs::write(
-        &config,
-        "global:\n  scrape_interval: 1m\n  evaluation_interval: 1m\n",
-    )
-    .unwrap();
-    let port = free_port();
-    let log = std::fs::File::create(dir.join("prometheus.log")).unwrap();
-    let child = Command::new(prometheus)
-        .arg(format!("--config.file={}", config.display()))
-        .arg(format!("--storage.tsdb.path={}", tsdb.display()))
-        .arg("--storage.tsdb.retention.time=100y")
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("starting prometheus");
-    let mut p = Prometheus {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-        dir,
-    };
-    let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(r) = client.get(format!("{}/-/ready", p.base)).send().await {
-            if r.status().is_success() {
-                break;
-            }
-        }
-        if let Ok(Some(status)) = p.child.try_wait() {
-            let log = std::fs::read_to_string(p.dir.join("prometheus.log")).unwrap_or_default();
-            panic!("prometheus exited with {status} before it was ready:\n{log}");
-        }
-        assert!(
-            Instant::now() < deadline,
-            "prometheus was not ready within 60 s"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    p
-}
-
-// ---------------------------------------------------------------- comparison
-
-type ResultSeries = Vec<(BTreeMap<String, String>, Vec<(i64, f64)>)>;
-
-#[derive(Debug)]
-enum Outcome {
-    Ok {
-        result_type: String,
-        series: ResultSeries,
-    },
-    Err {
-        status: u16,
-        error_type: String,
-        message: String,
-    },
-}
-
-fn parse_value(v: &Json) -> f64 {
-    match v.as_str().expect("value is a string") {
-        "NaN" => f64::NAN,
-        "+Inf" => f64::INFINITY,
-        "-Inf" => f64::NEG_INFINITY,
-        s => s.parse().unwrap(),
-    }
-}
-
-fn parse_point(p: &Json) -> (i64, f64) {
-    (
-        (p[0].as_f64().unwrap() * 1000.0).round() as i64,
-        parse_value(&p[1]),
-    )
-}
-
-fn metric(m: &Json) -> BTreeMap<String, String> {
-    m.as_object()
-        .unwrap()
-        .iter()
-        .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
-        .collect()
-}
-
+/// One query API call: POSTed as a form, with the token when there is one.
 async fn ask(
     client: &reqwest::Client,
     url: &str,
@@ -457,119 +310,7 @@ async fn ask(
         .json()
         .await
         .unwrap_or_else(|e| panic!("POST {url}: bad JSON: {e}"));
-    if body["status"] != "success" {
-        return Outcome::Err {
-            status,
-            error_type: body["errorType"].as_str().unwrap_or("").into(),
-            message: body["error"].as_str().unwrap_or("").into(),
-        };
-    }
-    let data = &body["data"];
-    let result_type = data["resultType"].as_str().unwrap().to_string();
-    let r = &data["result"];
-    let series = match result_type.as_str() {
-        "scalar" => vec![(BTreeMap::new(), vec![parse_point(r)])],
-        "vector" => r
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| (metric(&s["metric"]), vec![parse_point(&s["value"])]))
-            .collect(),
-        "matrix" => r
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| {
-                (
-                    metric(&s["metric"]),
-                    s["values"]
-                        .as_array()
-                        .unwrap()
-                        .iter()
-                        .map(parse_point)
-                        .collect(),
-                )
-            })
-            .collect(),
-        other => panic!("unexpected resultType {other}"),
-    };
-    Outcome::Ok {
-        result_type,
-        series,
-    }
-}
-
-fn close(a: f64, b: f64) -> bool {
-    if a.is_nan() || b.is_nan() {
-        return a.is_nan() && b.is_nan();
-    }
-    let d = (a - b).abs();
-    a == b || d <= 1e-9 * a.abs().max(b.abs()) || d <= 1e-12
-}
-
-fn compare(ordered: bool, ours: &Outcome, theirs: &Outcome) -> Result<(), String> {
-    match (ours, theirs) {
-        (
-            Outcome::Err {
-                status: sa,
-                error_type: ea,
-                message: ma,
-            },
-            Outcome::Err {
-                status: sb,
-                error_type: eb,
-                message: mb,
-            },
-        ) => (ea == eb && sa == sb).then_some(()).ok_or_else(|| {
-            format!("errors differ: ours {sa} {ea} ({ma}), prometheus {sb} {eb} ({mb})")
-        }),
-        (
-            Outcome::Ok {
-                result_type: ta,
-                series: sa,
-            },
-            Outcome::Ok {
-                result_type: tb,
-                series: sb,
-            },
-        ) => {
-            if ta != tb {
-                return Err(format!("result types differ: {ta} vs {tb}"));
-            }
-            if sa.len() != sb.len() {
-                return Err(format!(
-                    "{} series vs prometheus' {}:\n ours {sa:?}\n theirs {sb:?}",
-                    sa.len(),
-                    sb.len()
-                ));
-            }
-            let (mut sa, mut sb): (Vec<_>, Vec<_>) = (sa.iter().collect(), sb.iter().collect());
-            if !ordered {
-                sa.sort_by(|x, y| x.0.cmp(&y.0));
-                sb.sort_by(|x, y| x.0.cmp(&y.0));
-            }
-            for (x, y) in sa.iter().zip(&sb) {
-                if x.0 != y.0 {
-                    return Err(format!("series differ: {:?} vs prometheus' {:?}", x.0, y.0));
-                }
-                if x.1.len() != y.1.len()
-                    || x.1
-                        .iter()
-                        .zip(&y.1)
-                        .any(|(p, q)| p.0 != q.0 || !close(p.1, q.1))
-                {
-                    return Err(format!(
-                        "{:?}: points differ:\n ours {:?}\n theirs {:?}",
-                        x.0, x.1, y.1
-                    ));
-                }
-            }
-            Ok(())
-        }
-        _ => Err(format!(
-            "only one failed:\n ours {ours:?}\n prometheus {theirs:?}"
-        )),
-    }
+    Outcome::from_answer(Some(status), &body)
 }
 
 const AT: &str = "1767232800"; // T0 + 2h
@@ -646,12 +387,7 @@ fn queries() -> Vec<String> {
 
 #[tokio::test]
 async fn same_answers_as_prometheus_through_http() {
-    let (Some(prometheus), Some(promtool)) = (find_program("prometheus"), find_program("promtool"))
-    else {
-        promsupport::tool::missing_tool(
-            "same_answers_as_prometheus_through_http",
-            "prometheus and promtool are not on PATH (Debian package `prometheus`; scripts/test installs it)",
-        );
+    let Some(tools) = prometheus::tools("same_answers_as_prometheus_through_http") else {
         return;
     };
     let ds = dataset();
@@ -671,9 +407,8 @@ async fn same_answers_as_prometheus_through_http() {
     for b in batches(&ds, T0 + 2 * HOUR, i64::MAX) {
         sky.ingest(&b).await;
     }
-    let prom = start_prometheus(&prometheus, &promtool, &ds).await;
+    let prom = Prometheus::start(&tools, &families(&ds), "prom-http-diff");
     let client = reqwest::Client::new();
-    let secs = |ms: i64| format!("{}.{:03}", ms.div_euclid(1000), ms.rem_euclid(1000));
     let instants = [
         T0 + 30 * MIN,
         T0 + 2 * HOUR, // the seal boundary
@@ -720,7 +455,7 @@ async fn same_answers_as_prometheus_through_http() {
             )
             .await;
             checks += 1;
-            if matches!(&theirs, Outcome::Ok { series, .. } if !series.is_empty()) {
+            if theirs.has_data() {
                 with_data += 1;
             }
             // topk's order is defined in instant queries only.

@@ -5,9 +5,10 @@
 mod promsupport;
 
 use chrono::DateTime;
-use promsupport::{find_program, Sky};
+use promsupport::Sky;
 use skymeter_model::{Batch, Point, Resource, ResourceRef, Stat, Unit};
 use skymeter_server::Auth;
+use skymeter_testkit::tool;
 use std::path::Path;
 
 /// 2026-01-01T00:00:00Z
@@ -86,11 +87,8 @@ async fn promtool(bin: &Path, args: Vec<String>) -> String {
 
 #[tokio::test]
 async fn promtool_queries_work_against_skymeter() {
-    let Some(bin) = find_program("promtool") else {
-        promsupport::tool::missing_tool(
-            "promtool_queries_work_against_skymeter",
-            "promtool is not on PATH (Debian package `prometheus`; scripts/test installs it)",
-        );
+    let test = "promtool_queries_work_against_skymeter";
+    let Some(bin) = tool::require_tool(test, tool::program("promtool", "prometheus")) else {
         return;
     };
     let sky = seeded().await;

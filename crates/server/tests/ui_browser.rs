@@ -22,63 +22,12 @@ use std::time::{Duration, Instant};
 
 /// The shared rule for a missing outside tool: `SKIPPED: …` on a laptop, a failure under
 /// `CI=true`.
-#[path = "../../../test-support/tool.rs"]
-mod tool;
+use skymeter_testkit::tool;
 
 const RESOURCES: usize = 10_000;
 /// Minutes of points of the chart resource: 8 days, more than the longest range (7 d).
 const CHART_MINUTES: i64 = 8 * 24 * 60;
 const COST_DAYS: i64 = 40;
-
-struct Tools {
-    node: PathBuf,
-    chromium: PathBuf,
-    /// The directory whose `node_modules` holds playwright-core.
-    playwright_dir: PathBuf,
-}
-
-fn on_path(name: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join(name))
-            .find(|p| p.is_file())
-    })
-}
-
-/// What the browser test needs, or why it cannot run here.
-fn tools() -> Result<Tools, String> {
-    let node = std::env::var_os("SKYMETER_NODE")
-        .map(PathBuf::from)
-        .or_else(|| on_path("node"))
-        .ok_or("node is not installed (apt-get install nodejs, or set SKYMETER_NODE)")?;
-    let chromium = std::env::var_os("SKYMETER_CHROMIUM")
-        .map(PathBuf::from)
-        .or_else(|| on_path("chromium"))
-        .or_else(|| on_path("chromium-browser"))
-        .ok_or("chromium is not installed (apt-get install chromium, or set SKYMETER_CHROMIUM)")?;
-    let cache = std::env::var_os("SKYMETER_CACHE")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/skymeter")))
-        .unwrap_or_else(|| PathBuf::from("/nonexistent"));
-    let playwright_dir = std::env::var_os("SKYMETER_UI_TEST_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| cache.join("ui-test"));
-    if !playwright_dir
-        .join("node_modules/playwright-core/package.json")
-        .is_file()
-    {
-        return Err(format!(
-            "playwright-core is not installed in {} (scripts/test installs it: npm install \
-             --prefix {0} playwright-core@1; or set SKYMETER_UI_TEST_DIR)",
-            playwright_dir.display()
-        ));
-    }
-    Ok(Tools {
-        node,
-        chromium,
-        playwright_dir,
-    })
-}
 
 /// `$CARGO_TARGET_DIR/ui-artifacts`, else next to this test's binary (target/debug/deps/…).
 fn artifacts_dir() -> PathBuf {
@@ -543,7 +492,7 @@ fn expectations(s: &Seeded, token: &str) -> Value {
 async fn every_page_in_headless_chromium() {
     // Not `eprintln!` (libtest captures it): the shared helper writes past the capture, so
     // scripts/test counts the skip, and fails the test under CI.
-    let Some(tools) = tool::require_tool("every_page_in_headless_chromium", tools()) else {
+    let Some(tools) = tool::require_tool("every_page_in_headless_chromium", tool::browser()) else {
         return;
     };
     let data = TempDir::new("ui-store");

@@ -1,17 +1,42 @@
 //! What skymeter's tests share. Not published.
 //!
-//! [`testcloud`] is a fourth cloud provider built like the real three (one folder on the
-//! cloud driver); [`registry`] is the built-in registry plus it: the one line a new
-//! provider adds. The CLI's `fourth_provider` test runs the command line over this registry
-//! and finds the provider in `plugins`, `metrics`, `collect --dry-run` and `prices` without
-//! any change in the CLI, the server or the store.
+//! Always there (plain `std`, no feature): [`tool`] (finding an outside program, and the
+//! CI-aware skip when it is missing), [`net`] (a free loopback port) and [`rng`] (a seeded
+//! generator for reproducible data sets).
+//!
+//! Behind features, so that a crate's tests compile only what they use:
+//! - `records`: [`records`], builders of model records for tests;
+//! - `memstore`: [`memstore::MemStore`], an in-memory `Store` with honest semantics;
+//! - `server`: [`server::TestServer`], the real server on 127.0.0.1:0 over a `MemStore`;
+//! - `prometheus`: [`prometheus`], the harness both Prometheus differential tests share;
+//! - `testcloud`: [`testcloud`], a fourth cloud provider built like the real three (one
+//!   folder on the cloud driver), and [`registry`], the built-in registry plus it: the one
+//!   line a new provider adds. The CLI's `fourth_provider` test runs the command line over
+//!   this registry and finds the provider in `plugins`, `metrics`, `collect --dry-run` and
+//!   `prices` without any change in the CLI, the server or the store.
+//!
+//! A crate's unit tests (`src/**/tests.rs`) that take a feature needing that same crate would
+//! see its types twice (their own and the testkit's copy); such tests use the testkit from
+//! integration tests (`tests/*.rs`) instead.
 
+pub mod net;
+pub mod rng;
+pub mod tool;
+
+#[cfg(feature = "memstore")]
+pub mod memstore;
+#[cfg(feature = "prometheus")]
+pub mod prometheus;
+#[cfg(feature = "records")]
+pub mod records;
+#[cfg(feature = "server")]
+pub mod server;
+#[cfg(feature = "testcloud")]
 pub mod testcloud;
 
-use skymeter_plugin_api::Registry;
-
 /// The built-in plugins and the test provider.
-pub fn registry() -> Registry {
+#[cfg(feature = "testcloud")]
+pub fn registry() -> skymeter_plugin_api::Registry {
     let mut r = skymeter_plugins::builtin();
     skymeter_plugins::cloud::register::<testcloud::TestCloud>(&mut r);
     r

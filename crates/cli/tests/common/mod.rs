@@ -87,19 +87,11 @@ pub fn serve(router: axum::Router) -> String {
     format!("http://{addr}")
 }
 
-/// A free TCP port on 127.0.0.1.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
+#[allow(unused_imports)] // not every test binary that includes `common` needs a port
+pub use skymeter_testkit::net::free_port;
 /// The shared rule for a missing outside tool: `SKIPPED: <test>: <why>` on a developer's
 /// machine (counted by `scripts/test`), a failure under `CI=true`.
-#[path = "../../../../test-support/tool.rs"]
-pub mod tool;
+pub use skymeter_testkit::tool;
 
 /// `test` cannot run here because of `why`: fails under CI, otherwise reports the skip (the
 /// caller then returns).

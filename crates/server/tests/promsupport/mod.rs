@@ -112,13 +112,3 @@ impl Drop for Sky {
         }
     }
 }
-
-/// The shared rule for a missing outside tool: `SKIPPED: …` on a laptop, a failure under
-/// `CI=true`.
-#[path = "../../../../test-support/tool.rs"]
-pub mod tool;
-
-/// Where a program is on PATH.
-pub fn find_program(name: &str) -> Option<std::path::PathBuf> {
-    tool::find_program(name)
-}

@@ -34,9 +34,10 @@ pub mod catalog;
 pub mod errors;
 pub mod inventory;
 pub mod metrics;
-#[cfg(test)]
-mod moto_server;
 pub mod prices;
+/// moto, the AWS emulator, started for a test (feature `standin`).
+#[cfg(any(test, feature = "standin"))]
+pub mod standin;
 #[cfg(test)]
 mod testing;
 #[cfg(test)]

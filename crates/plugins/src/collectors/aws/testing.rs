@@ -5,7 +5,14 @@ use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_ec2::config::Credentials;
 
-pub use super::moto_server::moto;
+use super::standin::Moto;
+
+/// moto for `test`, or the testkit's missing-tool rule (a skip on a laptop, a failure under
+/// CI) and `None`.
+#[track_caller]
+pub fn moto(test: &str) -> Option<Moto> {
+    skymeter_testkit::tool::require_tool(test, Moto::start())
+}
 
 pub async fn sdk(url: &str) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())

@@ -448,11 +448,7 @@ delay = "0s""#,
 /// and region, not a panic.
 #[tokio::test]
 async fn unreachable_endpoint_is_reported() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = skymeter_testkit::net::free_port();
     let mut c = collector(
         r#"regions = ["eu-west-1"]
 accounts = [{ id = "111122223333" }]"#,

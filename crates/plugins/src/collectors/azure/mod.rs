@@ -34,9 +34,10 @@ pub mod catalog;
 pub mod client;
 pub mod inventory;
 pub mod metrics;
-#[cfg(test)]
-pub mod mock;
 pub mod prices;
+/// A local stand-in of the Azure APIs, for tests and `bench/azure_standin` (feature `standin`).
+#[cfg(any(test, feature = "standin"))]
+pub mod standin;
 #[cfg(test)]
 mod tests;
 

@@ -1,4 +1,4 @@
-use super::mock::{self, Mock, Spec};
+use super::standin::{self, Mock, Spec};
 use super::*;
 use chrono::{TimeZone, Utc};
 use skymeter_model::{Resource, Window};
@@ -86,8 +86,8 @@ async fn token_exchange_and_inventory_of_every_type_and_page() {
     );
     for f in &forms {
         assert_eq!(f["grant_type"], "client_credentials");
-        assert_eq!(f["client_id"], mock::CLIENT_ID);
-        assert_eq!(f["client_secret"], mock::CLIENT_SECRET);
+        assert_eq!(f["client_id"], standin::CLIENT_ID);
+        assert_eq!(f["client_secret"], standin::CLIENT_SECRET);
     }
 
     // 3 VMs on pages of 2: two list calls for the model, two for the power states; sizes
@@ -103,10 +103,10 @@ async fn token_exchange_and_inventory_of_every_type_and_page() {
     assert_eq!(vms.len(), 3);
     let vm = find(&out, "compute.instance", "vm-0001");
     assert_eq!(vm.provider, "azure");
-    assert_eq!(vm.account, mock::SUB);
+    assert_eq!(vm.account, standin::SUB);
     assert_eq!(vm.region, "eastus");
     assert_eq!(vm.native_type, "Microsoft.Compute/virtualMachines");
-    assert_eq!(vm.id, mock::vm_id(1));
+    assert_eq!(vm.id, standin::vm_id(1));
     assert_eq!(vm.tags["env"], "dev");
     let a = &vm.attributes;
     assert_eq!(a["instance_type"], "Standard_D2s_v3");
@@ -206,7 +206,7 @@ async fn vm_metrics_have_exact_values_and_units() {
 
     let end = request().window.end;
     for i in 0..3 {
-        let id = mock::vm_id(i);
+        let id = standin::vm_id(i);
         assert_eq!(
             point(&out, &id, "cpu.utilization", Stat::Avg),
             [10.0 + i as f64]
@@ -243,7 +243,7 @@ async fn vm_metrics_have_exact_values_and_units() {
         .unwrap();
     assert_eq!(cpu.unit, Unit::Percent);
     assert_eq!(&*cpu.resource.provider, "azure");
-    assert_eq!(&*cpu.resource.account, mock::SUB);
+    assert_eq!(&*cpu.resource.account, standin::SUB);
     // 3 VMs × (cpu 2 + memory.available 2 + memory.usage 2 + iops 4 + bytes 8).
     let metric_points = out
         .points
@@ -290,7 +290,7 @@ async fn two_hundred_vms_in_one_region_take_four_get_batch_calls() {
         .count();
     assert_eq!(cpu_avg, 200);
     assert_eq!(
-        point(&out, &mock::vm_id(199), "cpu.utilization", Stat::Max),
+        point(&out, &standin::vm_id(199), "cpu.utilization", Stat::Max),
         [229.0]
     );
 }
@@ -339,7 +339,7 @@ async fn throttled_get_batch_waits_retry_after_then_succeeds() {
         Some(2.0)
     );
     assert_eq!(
-        point(&out, &mock::vm_id(2), "cpu.utilization", Stat::Avg),
+        point(&out, &standin::vm_id(2), "cpu.utilization", Stat::Avg),
         [12.0]
     );
 }
@@ -380,7 +380,7 @@ async fn denied_list_names_the_role_and_action_and_the_rest_goes_on() {
     assert!(e.message.contains("Microsoft.Compute/disks/read"), "{e}");
     assert!(e.message.contains("AuthorizationFailed"), "{e}");
     assert_eq!(e.context["api"], calls::DISKS);
-    assert_eq!(e.context["subscription"], mock::SUB);
+    assert_eq!(e.context["subscription"], standin::SUB);
     assert!(!out.resources.iter().any(|r| r.kind == "storage.volume"));
     assert_eq!(out.resources.len(), 8);
     assert!(out.points.iter().any(|p| p.metric == "cpu.utilization"));
@@ -459,7 +459,7 @@ async fn wrong_client_secret_is_an_auth_error_that_never_shows_the_secret() {
     let m = Mock::start(Spec::default()).await;
     let text = m
         .config("cost = []")
-        .replace(mock::CLIENT_SECRET, "wrong-secret-value-xyz");
+        .replace(standin::CLIENT_SECRET, "wrong-secret-value-xyz");
     let mut c = collector(&text);
     let mut out = Output::default();
     let e = c.collect(&request(), &mut out).await.expect_err("no token");
@@ -504,9 +504,9 @@ async fn billed_cost_records_from_every_page() {
     assert_eq!(c0.provider_name, "Microsoft");
     assert_eq!(c0.service_name, "Virtual Machines");
     assert_eq!(c0.service_category.as_deref(), Some("Compute"));
-    assert_eq!(c0.sub_account_id.as_deref(), Some(mock::SUB));
+    assert_eq!(c0.sub_account_id.as_deref(), Some(standin::SUB));
     // Cost Management's lower-case id, mapped to the inventory's casing.
-    assert_eq!(c0.resource_id.as_deref(), Some(mock::vm_id(0).as_str()));
+    assert_eq!(c0.resource_id.as_deref(), Some(standin::vm_id(0).as_str()));
     assert_eq!(
         c0.resource_type.as_deref(),
         Some("Microsoft.Compute/virtualMachines")
@@ -541,10 +541,10 @@ async fn cost_query_204_no_content_is_zero_rows_and_no_error() {
         .post(format!(
             "{}/subscriptions/{}/providers/Microsoft.CostManagement/query?api-version={}",
             m.arm,
-            mock::SUB,
+            standin::SUB,
             billing::API_VERSION
         ))
-        .bearer_auth(mock::ARM_TOKEN)
+        .bearer_auth(standin::ARM_TOKEN)
         .header("content-type", "application/json")
         .body(billing::body(start, end).to_string())
         .send()

@@ -27,11 +27,12 @@ pub mod billing;
 pub mod calls;
 pub mod catalog;
 pub mod client;
-#[cfg(test)]
-mod fake_server;
 pub mod inventory;
 pub mod metrics;
 pub mod prices;
+/// A local stand-in of the Google APIs, for tests and `bench/gcp_standin` (feature `standin`).
+#[cfg(any(test, feature = "standin"))]
+pub mod standin;
 #[cfg(test)]
 mod tests;
 

@@ -1,8 +1,8 @@
-//! Tests of the gcp collector against a local stand-in of the Google APIs (fake_server.rs):
+//! Tests of the gcp collector against a local stand-in of the Google APIs (standin.rs):
 //! the service-account JWT exchange, every page of every list, exact values and call counts,
 //! 429 / 401 / 403, the dry run and billed cost from a BigQuery export.
 
-use super::fake_server::*;
+use super::standin::*;
 use super::*;
 use base64::Engine;
 use chrono::TimeZone;
@@ -340,7 +340,10 @@ async fn service_account_jwt_bearer_exchange_at_the_key_files_token_uri() {
     assert_eq!(claims["exp"].as_i64().unwrap() - iat, 3595);
     assert!((Utc::now().timestamp() - iat).abs() < 120);
     // RS256 = RSASSA-PKCS1-v1_5 with SHA-256, by the test key.
-    let public = include_bytes!("testdata/test-key.pub.der");
+    let public = include_bytes!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../testdata/gcp/test-key.pub.der"
+    ));
     let key = ring::signature::UnparsedPublicKey::new(
         &ring::signature::RSA_PKCS1_2048_8192_SHA256,
         &public[..],

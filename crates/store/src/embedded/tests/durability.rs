@@ -6,8 +6,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::sync::Arc;
 
 /// The shared rule for a missing outside tool (a skip on a laptop, a failure under CI).
-#[path = "../../../../../test-support/tool.rs"]
-mod tool;
+use skymeter_testkit::tool;
 
 fn wal_segments(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut v: Vec<_> = std::fs::read_dir(dir.join("wal"))

@@ -1437,11 +1437,7 @@ async fn a_denied_call_names_the_iam_action() {
 
 #[tokio::test]
 async fn an_unreachable_endpoint_is_unavailable() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = skymeter_testkit::net::free_port();
     let calls = ApiCalls::default();
     let e = fetch_price_list(
         &sdk(&format!("http://127.0.0.1:{port}")).await,

@@ -7,9 +7,9 @@
 //! Under CI (`CI=true`, as GitHub Actions, GitLab and most CI systems set it) the same test
 //! fails with that reason instead: CI is green only when every reference test really ran.
 //!
-//! Plain `std` and no crate of its own, so that every crate's tests include this one file
-//! (`#[path = ".../test-support/tool.rs"] mod tool;`) whatever they depend on.
-#![allow(dead_code)]
+//! Plain `std`: this module needs none of the testkit's features, so a crate whose tests only
+//! need it (promql, store) depends on `skymeter-testkit` with no features and compiles
+//! nothing of skymeter.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -61,5 +61,48 @@ pub fn program(name: &str, debian_package: &str) -> Result<PathBuf, String> {
         format!(
             "`{name}` is not on PATH (Debian package `{debian_package}`; scripts/test installs it)"
         )
+    })
+}
+
+/// What the browser tests of the web UI need: node, a Chromium, and the directory whose
+/// `node_modules` holds playwright-core.
+pub struct Browser {
+    pub node: PathBuf,
+    pub chromium: PathBuf,
+    pub playwright_dir: PathBuf,
+}
+
+/// Finds [`Browser`]'s programs: each from its variable (`SKYMETER_NODE`,
+/// `SKYMETER_CHROMIUM`, `SKYMETER_UI_TEST_DIR`), else from PATH (`node`; `chromium` or
+/// `chromium-browser`) and the cache where scripts/test installs playwright-core
+/// (`$SKYMETER_CACHE`, else `~/.cache/skymeter`, then `ui-test`). `Err` says what is
+/// missing and how to get it.
+pub fn browser() -> Result<Browser, String> {
+    let from_env = |name: &str| std::env::var_os(name).map(PathBuf::from);
+    let node = from_env("SKYMETER_NODE")
+        .or_else(|| find_program("node"))
+        .ok_or("node is not installed (apt-get install nodejs, or set SKYMETER_NODE)")?;
+    let chromium = from_env("SKYMETER_CHROMIUM")
+        .or_else(|| find_program("chromium"))
+        .or_else(|| find_program("chromium-browser"))
+        .ok_or("chromium is not installed (apt-get install chromium, or set SKYMETER_CHROMIUM)")?;
+    let cache = from_env("SKYMETER_CACHE")
+        .or_else(|| from_env("HOME").map(|home| home.join(".cache/skymeter")))
+        .unwrap_or_else(|| PathBuf::from("/nonexistent"));
+    let playwright_dir = from_env("SKYMETER_UI_TEST_DIR").unwrap_or_else(|| cache.join("ui-test"));
+    if !playwright_dir
+        .join("node_modules/playwright-core/package.json")
+        .is_file()
+    {
+        return Err(format!(
+            "playwright-core is not installed in {} (scripts/test installs it: npm install \
+             --prefix {0} playwright-core@1; or set SKYMETER_UI_TEST_DIR)",
+            playwright_dir.display()
+        ));
+    }
+    Ok(Browser {
+        node,
+        chromium,
+        playwright_dir,
     })
 }

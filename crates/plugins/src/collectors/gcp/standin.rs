@@ -8,10 +8,8 @@
 //! reference: which aligner and reducer suit which metric kind and value type) and answers
 //! 400 INVALID_ARGUMENT otherwise, e.g. to ALIGN_PERCENTILE_95 of a GAUGE DOUBLE metric or
 //! ALIGN_MEAN of a DELTA DISTRIBUTION one.
-//! Listens on 127.0.0.1 only. Used by the collector's tests and, through `#[path]`, by the
-//! CLI's end-to-end test.
-
-#![allow(dead_code)]
+//! Listens on 127.0.0.1 only. Compiled for the collector's unit tests and, with the `standin`
+//! feature, for the CLI's end-to-end test and `bench/gcp_standin`.
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
@@ -27,7 +25,10 @@ pub const TOKEN: &str = "ya29.skymeter-test-token";
 /// The service account of the test key.
 pub const CLIENT_EMAIL: &str = "skymeter@test-project.iam.gserviceaccount.com";
 /// A test-only RSA key (PKCS#8), never registered anywhere.
-pub const TEST_KEY_PEM: &str = include_str!("testdata/test-key.pem");
+pub const TEST_KEY_PEM: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../testdata/gcp/test-key.pem"
+));
 
 /// What one project holds.
 #[derive(Default, Clone)]

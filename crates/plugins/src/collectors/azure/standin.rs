@@ -5,10 +5,8 @@
 //! Monitor `metrics:getBatch`, and the Cost Management query with `properties.nextLink`.
 //! It counts every call and can answer 429 (with Retry-After), 401 and 403.
 //!
-//! Shared by the plugin tests and `crates/cli/tests/azure.rs` (`#[path]`), so it depends only
-//! on crates both have as dev-dependencies. Binds 127.0.0.1 only.
-
-#![allow(dead_code)]
+//! Compiled for the collector's unit tests and, with the `standin` feature, for
+//! `crates/cli/tests/azure.rs` and `bench/azure_standin`. Binds 127.0.0.1 only.
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
