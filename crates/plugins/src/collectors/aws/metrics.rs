@@ -9,7 +9,7 @@ use super::errors::api_error;
 use crate::cloud::SeriesHead;
 use aws_sdk_cloudwatch::primitives::DateTime as AwsDateTime;
 use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat};
-use chrono::{DateTime, TimeZone, Utc};
+
 use skymeter_model::{Labels, Point, PointLabels, Resource, ResourceRef, SmolStr, Stat, Unit};
 use skymeter_plugin_api::{ErrorKind, PluginError};
 use std::collections::HashMap;
