@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use skymeter_model::api::{AgentRegistration, ApiError, ApiErrorBody, Heartbeat, IngestResponse};
+use skymeter_plugin_api::ErrorKind;
 use std::collections::{BTreeSet, VecDeque};
 use std::io::Read;
 use std::net::SocketAddr;
@@ -397,10 +398,11 @@ async fn server_down_at_first_then_up_on_the_same_port_gets_everything_once() {
     assert_eq!(files(dir.path()).len(), 3, "published means on disk");
     eventually("a failed try with all three waiting", || {
         let log = logs.text();
-        log.contains(&format!("WARN skymeter::server: cannot connect to {url}: "))
-            && log.contains(
-                "check `url` and that the server is up; 3 batch(es) stay buffered; next try in",
-            )
+        log.contains(&format!(
+            "WARN skymeter::delivery: cannot connect to {url}: "
+        )) && log.contains(
+            "check `url` and that the server is up; 3 batch(es) stay buffered; next try in",
+        )
     })
     .await;
     let tries = |level: &str| {
@@ -1035,13 +1037,13 @@ fn the_default_buffer_dir_is_under_the_data_dir_per_task() {
             settings(raw, &ctx(dir, task, 10))
         })
         .unwrap();
-        assert_eq!(s.buffer_dir, dir.join("buffer").join(want));
-        assert_eq!(s.flush_wait, Duration::from_secs(30));
+        assert_eq!(s.buffer.dir, dir.join("buffer").join(want));
+        assert_eq!(s.buffer.flush_wait, Duration::from_secs(30));
+        assert_eq!(s.buffer.max_size, 1_000_000_000);
+        assert_eq!(s.buffer.when_full, WhenFull::Block);
     }
     let cfg: ServerConfig =
         with_raw("url = \"http://127.0.0.1:8080\"", |raw| raw.decode()).unwrap();
-    assert_eq!(cfg.max_buffer_size, ByteSize(1_000_000_000));
-    assert_eq!(cfg.when_full, WhenFull::Block);
     assert_eq!(cfg.timeout.0, Duration::from_secs(10));
     assert_eq!(cfg.heartbeat_interval.0, Duration::from_secs(30));
 }
@@ -1152,7 +1154,7 @@ fn retry_after_takes_seconds_or_an_http_date() {
 
 #[test]
 fn backoff_doubles_up_to_max_with_jitter_and_respects_retry_after() {
-    let mut b = sender::Backoff::new(&RetryPolicy {
+    let mut b = crate::common::delivery::Backoff::new(&RetryPolicy {
         attempts: 5,
         initial: Duration::from_millis(100).into(),
         max: Duration::from_millis(400).into(),
