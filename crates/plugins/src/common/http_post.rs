@@ -7,9 +7,39 @@ use flate2::write::GzEncoder;
 use flate2::Compression;
 use reqwest::header::LOCATION;
 use reqwest::Response;
+use reqwest::Url;
 use skymeter_model::Batch;
-use skymeter_plugin_api::{ErrorKind, PluginError};
+use skymeter_plugin_api::{ConfigError, ErrorKind, PluginError, RawConfig};
 use std::io::Write;
+use std::time::Duration;
+
+/// The publisher's `url`, checked: absolute, `http` or `https`. `example` ends the message
+/// of a URL that does not parse ("write …"). The URL is never quoted in errors: it could
+/// carry credentials.
+pub fn parse_url(raw: &RawConfig<'_>, text: &str, example: &str) -> Result<Url, ConfigError> {
+    let url = Url::parse(text)
+        .map_err(|e| raw.error("url", format!("not an absolute URL ({e}); {example}")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(raw.error(
+            "url",
+            format!(
+                "scheme `{}` is not supported; use http or https",
+                url.scheme()
+            ),
+        ));
+    }
+    Ok(url)
+}
+
+/// An HTTP client for one publisher: `timeout` per request, connection and answer
+/// included; redirects reported, not followed (a redirected POST would turn into a GET);
+/// skymeter's `User-Agent`.
+pub fn client_builder(timeout: Duration) -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("skymeter/", env!("CARGO_PKG_VERSION")))
+}
 
 /// The batch as gzip-compressed JSON: the request body, and what a delivery buffer holds.
 pub fn gzip_json(batch: &Batch) -> Result<Vec<u8>, PluginError> {

@@ -106,8 +106,8 @@ impl Buffer {
         }))
     }
 
-    /// Batches waiting.
-    pub fn len(&self) -> usize {
+    /// Batches waiting to be delivered.
+    pub fn waiting(&self) -> usize {
         self.queue.len()
     }
 

@@ -60,6 +60,6 @@ mod queue;
 mod sender;
 
 pub use buffer::{Buffer, Delivery};
-pub use config::{dir_name, task_buffers, BufferConfig, BufferSettings, Terms, WhenFull};
+pub use config::{task_buffers, BufferConfig, BufferSettings, Terms, WhenFull};
 pub use deliver::{Deliver, Failure, Outcome};
 pub use sender::{show, Backoff, FailureLog};

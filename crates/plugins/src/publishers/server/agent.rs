@@ -156,7 +156,7 @@ impl Inner {
         let s = self.state();
         let mut hb = Heartbeat::default();
         for b in s.buffers.iter().filter_map(Weak::upgrade) {
-            hb.buffered_batches += b.len() as u64;
+            hb.buffered_batches += b.waiting() as u64;
             hb.dropped_batches += b.dropped();
         }
         hb

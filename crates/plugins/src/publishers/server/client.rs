@@ -11,7 +11,9 @@
 //! | 408, 429, 5xx, connection errors, timeouts | kept, retried (honouring `Retry-After`) |
 
 use crate::common::delivery::{Deliver, Failure, Outcome};
-use crate::common::http_post::{error_chain, location, read_capped, rejection_report};
+use crate::common::http_post::{
+    client_builder, error_chain, location, read_capped, rejection_report,
+};
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE};
 use reqwest::{StatusCode, Url};
 use skymeter_model::api::{AgentRegistration, ApiErrorBody, Heartbeat, IngestResponse};
@@ -57,13 +59,7 @@ impl Client {
         if let Some(v) = auth {
             headers.insert(AUTHORIZATION, v);
         }
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .default_headers(headers)
-            // A redirected POST would turn into a GET: report redirects instead.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("skymeter/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+        let http = client_builder(timeout).default_headers(headers).build()?;
         Ok(Client {
             http,
             base,

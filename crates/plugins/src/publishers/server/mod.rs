@@ -21,10 +21,9 @@ mod agent;
 mod client;
 
 use crate::common::delivery::{self, Buffer, BufferConfig, Delivery, Terms, WhenFull};
-use crate::common::http_post::gzip_json as encode;
+use crate::common::http_post::{gzip_json as encode, parse_url};
 use client::Client;
 use reqwest::header::HeaderValue;
-use reqwest::Url;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use skymeter_model::Batch;
@@ -151,22 +150,11 @@ fn build(raw: &RawConfig<'_>, ctx: &BuildContext) -> Result<Box<dyn Publisher>, 
 fn settings(raw: &RawConfig<'_>, ctx: &BuildContext) -> Result<Settings, ConfigError> {
     let mut cfg: ServerConfig = raw.decode()?;
     let (buffer, terms) = cfg.buffer(raw)?;
-    // The URL is never quoted in errors: it could carry credentials.
-    let url = Url::parse(&cfg.url).map_err(|e| {
-        raw.error(
-            "url",
-            format!("not an absolute URL ({e}); write the server's base URL, e.g. \"http://127.0.0.1:8080\""),
-        )
-    })?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(raw.error(
-            "url",
-            format!(
-                "scheme `{}` is not supported; use http or https",
-                url.scheme()
-            ),
-        ));
-    }
+    let url = parse_url(
+        raw,
+        &cfg.url,
+        "write the server's base URL, e.g. \"http://127.0.0.1:8080\"",
+    )?;
     if !url.username().is_empty() || url.password().is_some() {
         return Err(raw.error(
             "url",

@@ -3,7 +3,10 @@
 //! token, a body limit, scripted answers and a gate that holds ingest requests.
 
 use super::*;
-use crate::common::testing::{batch, config_err, point, sample_entries, with_raw};
+use crate::common::testing::{
+    batch, batch_files as files, config_err, eventually, free_addr, ids, point, sample_entries,
+    with_raw,
+};
 use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -14,7 +17,6 @@ use skymeter_model::api::{AgentRegistration, ApiError, ApiErrorBody, Heartbeat, 
 use skymeter_plugin_api::ErrorKind;
 use std::collections::{BTreeSet, VecDeque};
 use std::io::Read;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Mutex;
 use tokio::sync::watch;
@@ -248,12 +250,6 @@ async fn serve(srv: Srv) -> TestServer {
     serve_on("127.0.0.1:0", srv).await
 }
 
-/// An address nothing listens on (for now).
-async fn free_addr() -> SocketAddr {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    l.local_addr().unwrap()
-}
-
 // ---------------------------------------------------------------------------------------
 // Helpers
 
@@ -289,30 +285,6 @@ fn small_batch(v: f64) -> Batch {
         "2026-11-22T10:00:00Z",
         &[("cpu", "0")],
     )])
-}
-
-/// The batch files waiting in `dir`, in name order.
-fn files(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".json.gz"))
-        .collect();
-    v.sort();
-    v
-}
-
-fn ids(batches: &[&Batch]) -> Vec<String> {
-    batches.iter().map(|b| b.batch_id.to_string()).collect()
-}
-
-/// Waits (up to 20 s) until `f` holds.
-async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 /// Logs of the test's thread (its tasks run there: `#[tokio::test]` is single-threaded).
@@ -1176,4 +1148,59 @@ fn backoff_doubles_up_to_max_with_jitter_and_respects_retry_after() {
     );
     b.reset();
     assert!(b.next(None) <= Duration::from_millis(100));
+}
+
+#[test]
+fn the_buffer_table_and_the_older_keys_mean_the_same() {
+    let dir = Path::new("/var/lib/skymeter");
+    let url = "url = \"http://127.0.0.1:8080\"";
+    let older = with_raw(
+        &format!(
+            "{url}\nbuffer_dir = \"/b\"\nmax_buffer_size = \"5MB\"\nwhen_full = \"drop_oldest\""
+        ),
+        |raw| settings(raw, &ctx(dir, "host", 10)),
+    )
+    .unwrap();
+    let table = with_raw(
+        &format!(
+            "{url}\nbuffer = {{ dir = \"/b\", max_size = \"5MB\", when_full = \"drop_oldest\" }}"
+        ),
+        |raw| settings(raw, &ctx(dir, "host", 10)),
+    )
+    .unwrap();
+    for s in [&older, &table] {
+        assert_eq!(
+            (
+                s.buffer.dir.as_path(),
+                s.buffer.max_size,
+                s.buffer.when_full
+            ),
+            (Path::new("/b"), 5_000_000, WhenFull::DropOldest)
+        );
+    }
+    let default = with_raw(&format!("{url}\nbuffer = {{}}"), |raw| {
+        settings(raw, &ctx(dir, "host", 10))
+    })
+    .unwrap();
+    assert_eq!(default.buffer.dir, dir.join("buffer").join("host"));
+
+    for (text, key, want) in [
+        (
+            "buffer = {}\nwhen_full = \"block\"",
+            "when_full",
+            "`when_full` is the older spelling of `buffer.when_full`",
+        ),
+        (
+            "buffer = { max_size = 0 }",
+            "buffer.max_size",
+            "must be more than 0",
+        ),
+        ("buffer = { dir = \"\" }", "buffer.dir", "is empty"),
+    ] {
+        let e = config_err(with_raw(&format!("{url}\n{text}"), |raw| {
+            build(raw, &BuildContext::one_shot("t"))
+        }));
+        assert_eq!(e.key.as_deref(), Some(key), "{text}: {e}");
+        assert!(e.message.contains(want), "{text}: {e}");
+    }
 }
