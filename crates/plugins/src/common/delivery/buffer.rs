@@ -26,10 +26,6 @@ impl<D: Deliver> Delivery<D> {
         }
     }
 
-    pub fn settings(&self) -> &BufferSettings {
-        &self.settings
-    }
-
     /// The buffer, opened (and its sender started) on the first call.
     pub async fn open(&mut self) -> Result<&Arc<Buffer>, PluginError> {
         if self.open.is_none() {

@@ -75,7 +75,7 @@ pub fn factory() -> PublisherFactory {
         description: PluginDescription {
             name: "http",
             kind: PluginKind::Publisher,
-            summary: "POSTs each batch as gzip-compressed JSON to a URL, with retries",
+            summary: "POSTs each batch as gzip-compressed JSON to a URL, with retries; optionally through a durable on-disk buffer",
             config_schema: PluginDescription::schema_of::<HttpConfig>,
             metrics: PluginDescription::no_metrics,
         },

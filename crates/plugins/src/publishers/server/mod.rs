@@ -84,25 +84,27 @@ fn thirty_seconds() -> DurationStr {
 }
 
 impl ServerConfig {
-    /// `buffer = { … }`, or the older top-level keys, and how messages name them.
+    /// `buffer = { … }`, or the older top-level keys, and how messages name them: as the
+    /// user wrote them (the table's keys when neither is written).
     fn buffer(&mut self, raw: &RawConfig<'_>) -> Result<(BufferConfig, Terms), ConfigError> {
+        let table = Terms::of_buffer_table("server", "the server");
         let older = [
-            ("buffer_dir", self.buffer_dir.is_some(), "buffer.dir"),
+            ("buffer_dir", self.buffer_dir.is_some(), table.dir_key),
             (
                 "max_buffer_size",
                 self.max_buffer_size.is_some(),
-                "buffer.max_size",
+                table.max_size_key,
             ),
             ("when_full", self.when_full.is_some(), "buffer.when_full"),
         ];
-        if let Some(buffer) = self.buffer.take() {
-            if let Some((key, _, new)) = older.iter().find(|(_, set, _)| *set) {
-                return Err(raw.error(
-                    key,
-                    format!("`{key}` is the older spelling of `{new}`; with `buffer = {{ … }}` write `{new}` there"),
-                ));
-            }
-            return Ok((buffer, Terms::of_buffer_table("server", "the server")));
+        let Some((older_key, _, new_key)) = older.into_iter().find(|(_, set, _)| *set) else {
+            return Ok((self.buffer.take().unwrap_or_default(), table));
+        };
+        if self.buffer.is_some() {
+            return Err(raw.error(
+                older_key,
+                format!("`{older_key}` is the older spelling of `{new_key}`; with `buffer = {{ … }}` write `{new_key}` there"),
+            ));
         }
         let defaults = BufferConfig::default();
         let buffer = BufferConfig {
@@ -111,10 +113,9 @@ impl ServerConfig {
             when_full: self.when_full.unwrap_or(defaults.when_full),
         };
         let terms = Terms {
-            plugin: "server",
-            receiver: "the server",
             dir_key: "buffer_dir",
             max_size_key: "max_buffer_size",
+            ..table
         };
         Ok((buffer, terms))
     }

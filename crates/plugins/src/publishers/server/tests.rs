@@ -1183,6 +1183,15 @@ fn the_buffer_table_and_the_older_keys_mean_the_same() {
     })
     .unwrap();
     assert_eq!(default.buffer.dir, dir.join("buffer").join("host"));
+    // Messages name the keys as written: the table's, unless an older key is used.
+    assert_eq!(
+        (table.buffer.terms.dir_key, default.buffer.terms.dir_key),
+        ("buffer.dir", "buffer.dir")
+    );
+    assert_eq!(
+        (older.buffer.terms.dir_key, older.buffer.terms.max_size_key),
+        ("buffer_dir", "max_buffer_size")
+    );
 
     for (text, key, want) in [
         (
