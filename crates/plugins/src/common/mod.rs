@@ -2,6 +2,8 @@
 
 pub mod api_calls;
 pub mod cloud_config;
+pub mod delivery;
+pub mod http_post;
 pub mod price_list;
 pub mod prom_points;
 pub mod prom_text;

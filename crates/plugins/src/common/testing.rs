@@ -205,3 +205,38 @@ pub fn row(
         value,
     )
 }
+
+/// A local address nothing listens on (for now): a receiver that is down, and can come up
+/// there later.
+pub async fn free_addr() -> std::net::SocketAddr {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    l.local_addr().unwrap()
+}
+
+/// Waits (up to 20 s) until `f` holds.
+pub async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !f() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+/// The batch files waiting in a delivery buffer's directory, in name (send) order.
+pub fn batch_files(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".json.gz"))
+        .collect();
+    names.sort();
+    names
+}
+
+/// The batches' ids, as strings, in order.
+pub fn ids(batches: &[&Batch]) -> Vec<String> {
+    batches.iter().map(|b| b.batch_id.to_string()).collect()
+}

@@ -1,11 +1,21 @@
 //! `http`: POSTs each batch as gzip-compressed JSON to an HTTP endpoint (a skymeter server,
-//! a webhook, any collector that takes JSON), retrying what is worth retrying with the
-//! shared [`RetryPolicy`] and honouring `Retry-After`.
+//! a webhook, any collector that takes JSON).
+//!
+//! Without `buffer`, `publish` sends inline, retrying what is worth retrying with the shared
+//! [`RetryPolicy`] (honouring `Retry-After`), and fails when the tries run out. With
+//! `buffer = { … }`, `publish` writes the batch to the publishers' shared on-disk buffer
+//! ([`crate::common::delivery`]) and returns; the buffer's sender POSTs it until the
+//! receiver takes it, moving a batch it refuses (4xx but 401, 403, 404, 408 and 429) to
+//! `rejected/`.
 
-use flate2::write::GzEncoder;
-use flate2::Compression;
+use crate::common::delivery::{
+    task_buffers, BufferConfig, Deliver, Delivery, Failure, Outcome, Terms,
+};
+use crate::common::http_post::{
+    client_builder, error_chain, gzip_json, location, parse_url, read_capped, rejection_report,
+};
 use reqwest::header::{
-    HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, LOCATION,
+    HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE,
 };
 use reqwest::{StatusCode, Url};
 use schemars::JsonSchema;
@@ -18,7 +28,7 @@ use skymeter_plugin_api::{
     PluginError, PluginKind, Publisher, PublisherFactory, RawConfig, SecretString,
 };
 use std::collections::BTreeMap;
-use std::io::Write;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// `http` settings.
@@ -38,9 +48,15 @@ pub struct HttpConfig {
     /// Time allowed for one request, connection and response included.
     #[serde(default = "ten_seconds")]
     pub timeout: DurationStr,
-    /// Retries of connection errors, timeouts, 429 and 5xx.
+    /// Retries of connection errors, timeouts, 429 and 5xx. With `buffer`, `attempts` does
+    /// not apply: a batch is retried until the receiver takes or refuses it.
     #[serde(default)]
     pub retry: RetryPolicy,
+    /// Deliver through an on-disk buffer: `{ dir = "…", max_size = "1GB", when_full =
+    /// "block" }` (`buffer = {}` for the defaults; directory
+    /// `<data_dir>/buffer/<task>/http`). Without it, batches are sent inline and a batch
+    /// the receiver does not take within `retry.attempts` is lost.
+    pub buffer: Option<BufferConfig>,
 }
 
 fn ten_seconds() -> DurationStr {
@@ -49,13 +65,17 @@ fn ten_seconds() -> DurationStr {
 
 /// How much of an error response's body goes into the error message.
 const BODY_SNIPPET: usize = 200;
+/// How much of an error response's body is read (and kept beside a rejected batch).
+const BODY_CAP: usize = 64 * 1024;
+/// With a buffer, `flush` at shutdown keeps delivering for this many request timeouts.
+const FLUSH_TIMEOUTS: u32 = 3;
 
 pub fn factory() -> PublisherFactory {
     PublisherFactory {
         description: PluginDescription {
             name: "http",
             kind: PluginKind::Publisher,
-            summary: "POSTs each batch as gzip-compressed JSON to a URL, with retries",
+            summary: "POSTs each batch as gzip-compressed JSON to a URL, with retries; optionally through a durable on-disk buffer",
             config_schema: PluginDescription::schema_of::<HttpConfig>,
             metrics: PluginDescription::no_metrics,
         },
@@ -63,20 +83,13 @@ pub fn factory() -> PublisherFactory {
     }
 }
 
-fn build(raw: &RawConfig<'_>, _ctx: &BuildContext) -> Result<Box<dyn Publisher>, ConfigError> {
+fn build(raw: &RawConfig<'_>, ctx: &BuildContext) -> Result<Box<dyn Publisher>, ConfigError> {
     let cfg: HttpConfig = raw.decode()?;
-    // The URL may carry credentials: errors about it never quote it.
-    let url = Url::parse(&cfg.url)
-        .map_err(|e| raw.error("url", format!("not an absolute URL ({e}); write e.g. \"https://skymeter.example.com/api/v1/batches\"")))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(raw.error(
-            "url",
-            format!(
-                "scheme `{}` is not supported; use http or https",
-                url.scheme()
-            ),
-        ));
-    }
+    let url = parse_url(
+        raw,
+        &cfg.url,
+        "write e.g. \"https://skymeter.example.com/api/v1/batches\"",
+    )?;
     if cfg.timeout.0.is_zero() {
         return Err(raw.error("timeout", "must be more than 0"));
     }
@@ -110,20 +123,34 @@ fn build(raw: &RawConfig<'_>, _ctx: &BuildContext) -> Result<Box<dyn Publisher>,
         value.set_sensitive(true);
         headers.insert(AUTHORIZATION, value);
     }
-    let client = reqwest::Client::builder()
-        .timeout(cfg.timeout.0)
-        // A redirected POST would turn into a GET: report redirects instead of following them.
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("skymeter/", env!("CARGO_PKG_VERSION")))
+    let client = client_builder(cfg.timeout.0)
         .build()
         .map_err(|e| raw.error("url", format!("cannot set up the HTTP client: {e}")))?;
-    Ok(Box::new(HttpPublisher {
+    let poster = Arc::new(Poster {
         client,
         shown_url: shown(&url),
         url,
         headers,
         timeout: cfg.timeout.0,
+    });
+    let delivery = match cfg.buffer {
+        Some(buffer) => {
+            let settings = buffer.settings(
+                raw,
+                Terms::of_buffer_table("http", "the receiver"),
+                task_buffers(ctx).join("http"),
+                cfg.retry,
+                cfg.timeout.0 * FLUSH_TIMEOUTS,
+                &ctx.task,
+            )?;
+            Some(Delivery::new(settings, poster.clone()))
+        }
+        None => None,
+    };
+    Ok(Box::new(HttpPublisher {
+        poster,
         retry: cfg.retry,
+        delivery,
     }))
 }
 
@@ -137,48 +164,63 @@ fn shown(url: &Url) -> String {
     u.to_string()
 }
 
-/// The publisher: one client (connection pool) for its lifetime.
+/// The publisher: sends inline, or through its buffer when it has one.
 pub struct HttpPublisher {
+    poster: Arc<Poster>,
+    /// The tries of an inline send.
+    retry: RetryPolicy,
+    delivery: Option<Delivery<Poster>>,
+}
+
+/// One client (connection pool) for the publisher's lifetime, and the request it makes.
+struct Poster {
     client: reqwest::Client,
     url: Url,
     shown_url: String,
     /// Includes the secrets, marked sensitive.
     headers: HeaderMap,
     timeout: Duration,
-    retry: RetryPolicy,
 }
 
-impl HttpPublisher {
-    async fn send(&self, body: Vec<u8>) -> Result<(), Failed> {
-        let fail = |error: PluginError| Failed::from(error);
-        let mut resp = self
+/// A POST that did not deliver: the error for an inline send, and what a buffered
+/// delivery needs to tell a refusal from a failure worth retrying.
+struct NotTaken {
+    error: PluginError,
+    /// None: no answer (connection error, timeout).
+    status: Option<StatusCode>,
+    retry_after: Option<Duration>,
+    /// The start of the answer's body.
+    body: Vec<u8>,
+}
+
+impl Poster {
+    async fn post(&self, body: Vec<u8>) -> Result<(), NotTaken> {
+        let mut resp = match self
             .client
             .post(self.url.clone())
             .headers(self.headers.clone())
             .body(body)
             .send()
             .await
-            .map_err(|e| fail(self.request_error(e)))?;
+        {
+            Ok(resp) => resp,
+            Err(e) => {
+                return Err(NotTaken {
+                    error: self.request_error(e),
+                    status: None,
+                    retry_after: None,
+                    body: Vec::new(),
+                })
+            }
+        };
         let status = resp.status();
         if status.is_success() {
             return Ok(());
         }
         let retry_after = crate::common::retry_after::retry_after(resp.headers());
-        let location = resp
-            .headers()
-            .get(LOCATION)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        // Read only what the message shows.
-        let mut head = Vec::new();
-        while head.len() < BODY_SNIPPET {
-            match resp.chunk().await {
-                Ok(Some(chunk)) => head.extend_from_slice(&chunk),
-                _ => break,
-            }
-        }
-        head.truncate(BODY_SNIPPET);
-        let snippet = String::from_utf8_lossy(&head).trim().to_string();
+        let location = location(&resp);
+        let head = read_capped(&mut resp, BODY_CAP).await;
+        let snippet = snippet(&head);
         let (kind, hint) = classify(status);
         let mut message = format!("POST {} answered {status}", self.shown_url);
         if let Some(to) = location.filter(|_| status.is_redirection()) {
@@ -191,7 +233,12 @@ impl HttpPublisher {
         let error = PluginError::new(kind, message)
             .with("url", self.shown_url.clone())
             .with("status", status.as_u16().to_string());
-        Err(Failed { error, retry_after })
+        Err(NotTaken {
+            error,
+            status: Some(status),
+            retry_after,
+            body: head,
+        })
     }
 
     fn request_error(&self, e: reqwest::Error) -> PluginError {
@@ -212,31 +259,24 @@ impl HttpPublisher {
                 format!(
                     "cannot connect to {}: {}; check the URL and that the receiver is up",
                     self.shown_url,
-                    chain(&e)
+                    error_chain(&e)
                 ),
             )
         } else {
             (
                 ErrorKind::Unavailable,
-                format!("POST {} failed: {}", self.shown_url, chain(&e)),
+                format!("POST {} failed: {}", self.shown_url, error_chain(&e)),
             )
         };
         PluginError::new(kind, what).with("url", self.shown_url.clone())
     }
 }
 
-/// An error and its sources, `a: b: c`, skipping parts that repeat the one before.
-fn chain(e: &reqwest::Error) -> String {
-    let mut parts = Vec::new();
-    let mut cur: Option<&dyn std::error::Error> = Some(e);
-    while let Some(err) = cur {
-        let s = err.to_string();
-        if !parts.iter().any(|p: &String| p.contains(&s)) {
-            parts.push(s);
-        }
-        cur = err.source();
-    }
-    parts.join(": ")
+/// The first bytes of an answer's body, as a message shows them.
+fn snippet(body: &[u8]) -> String {
+    String::from_utf8_lossy(&body[..body.len().min(BODY_SNIPPET)])
+        .trim()
+        .to_string()
 }
 
 /// Whether a status is worth retrying, and what to tell the user.
@@ -256,6 +296,10 @@ fn classify(status: StatusCode) -> (ErrorKind, &'static str) {
             "the credentials are not allowed to write there",
         ),
         300..=399 => (ErrorKind::Config, "set `url` to the final address"),
+        404 => (
+            ErrorKind::BadResponse,
+            "nothing takes batches at `url`; check it",
+        ),
         _ => (
             ErrorKind::BadResponse,
             "the receiver rejected the batch; check `url` and what it accepts",
@@ -263,31 +307,65 @@ fn classify(status: StatusCode) -> (ErrorKind, &'static str) {
     }
 }
 
-/// The batch as gzip-compressed JSON.
-pub fn encode(batch: &Batch) -> Result<Vec<u8>, PluginError> {
-    let json = serde_json::to_vec(batch).map_err(|e| {
-        PluginError::new(
-            ErrorKind::Other,
-            format!("cannot encode the batch as JSON: {e}"),
-        )
-    })?;
-    let mut gz = GzEncoder::new(Vec::with_capacity(json.len() / 4), Compression::default());
-    gz.write_all(&json)
-        .and_then(|()| gz.finish())
-        .map_err(|e| PluginError::new(ErrorKind::Other, format!("cannot compress the batch: {e}")))
+/// Whether a refused buffered batch can never be delivered: a 4xx other than those that
+/// say to wait (408, 429) or that point at a mistake in the config a person fixes (401,
+/// 403: the credentials; 404: the URL) — those keep the batches, as the `server` publisher
+/// does, rather than move every batch to `rejected/` until the fix.
+fn refused_for_good(status: StatusCode) -> bool {
+    status.is_client_error() && !matches!(status.as_u16(), 401 | 403 | 404 | 408 | 429)
+}
+
+#[async_trait]
+impl Deliver for Poster {
+    fn destination(&self) -> &str {
+        &self.shown_url
+    }
+
+    async fn deliver(&self, body: Vec<u8>, batch_id: &str) -> Outcome {
+        let Err(not) = self.post(body).await else {
+            return Outcome::Delivered;
+        };
+        match not.status {
+            Some(status) if refused_for_good(status) => Outcome::Rejected {
+                answer: status.to_string(),
+                reason: snippet(&not.body),
+                report: rejection_report(batch_id, &self.shown_url, status.as_u16(), &not.body),
+            },
+            status => Outcome::Failed(Failure {
+                // A person must act on anything but no answer, "wait" or a failing receiver.
+                needs_action: status
+                    .is_some_and(|s| !(s.is_server_error() || matches!(s.as_u16(), 408 | 429))),
+                message: not.error.message,
+                retry_after: not.retry_after,
+            }),
+        }
+    }
 }
 
 #[async_trait]
 impl Publisher for HttpPublisher {
     async fn publish(&mut self, batch: &Batch) -> Result<(), PluginError> {
-        let body = encode(batch)?;
-        let this = &*self;
+        let body = gzip_json(batch)?;
+        if let Some(delivery) = &mut self.delivery {
+            return delivery.publish(&batch.batch_id.to_string(), body).await;
+        }
+        let poster = &*self.poster;
         let body = &body;
-        this.retry
-            .run(&format!("POST {}", this.shown_url), || async move {
-                this.send(body.clone()).await
+        self.retry
+            .run(&format!("POST {}", poster.shown_url), || async move {
+                poster.post(body.clone()).await.map_err(|not| Failed {
+                    error: not.error,
+                    retry_after: not.retry_after,
+                })
             })
             .await
+    }
+
+    async fn flush(&mut self) -> Result<(), PluginError> {
+        match &mut self.delivery {
+            Some(delivery) => delivery.flush().await,
+            None => Ok(()),
+        }
     }
 }
 

@@ -1,5 +1,7 @@
 use super::*;
-use crate::common::testing::{batch, config_err, point, sample_entries, with_raw};
+use crate::common::testing::{
+    batch, batch_files, config_err, eventually, free_addr, ids, point, sample_entries, with_raw,
+};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap as AxumHeaders;
@@ -19,16 +21,30 @@ struct Seen {
     content_type: Option<String>,
     content_encoding: Option<String>,
     batch: Batch,
+    /// The request body as sent (gzip).
+    body: Vec<u8>,
     at: std::time::Instant,
 }
 
 /// A scripted answer: status, extra headers, body. When the script runs out: 200.
 type Answer = (u16, Vec<(&'static str, &'static str)>, String);
 
-#[derive(Clone, Default)]
+#[derive(Clone)]
 struct Server {
     seen: Arc<Mutex<Vec<Seen>>>,
     script: Arc<Mutex<VecDeque<Answer>>>,
+    /// While false, requests are seen but not answered (the batch stays in flight).
+    gate: Arc<tokio::sync::watch::Sender<bool>>,
+}
+
+impl Default for Server {
+    fn default() -> Self {
+        Server {
+            seen: Arc::default(),
+            script: Arc::default(),
+            gate: Arc::new(tokio::sync::watch::channel(true).0),
+        }
+    }
 }
 
 async fn ingest(State(s): State<Server>, headers: AxumHeaders, body: Bytes) -> Response {
@@ -43,8 +59,10 @@ async fn ingest(State(s): State<Server>, headers: AxumHeaders, body: Bytes) -> R
         content_type: header("content-type"),
         content_encoding: header("content-encoding"),
         batch: serde_json::from_slice(&json).expect("the body is a batch"),
+        body: body.to_vec(),
         at: std::time::Instant::now(),
     });
+    let _ = s.gate.subscribe().wait_for(|open| *open).await;
     let next = s.script.lock().unwrap().pop_front();
     let (status, extra, text) = next.unwrap_or((200, vec![], String::new()));
     let mut resp = (StatusCode::from_u16(status).unwrap(), text).into_response();
@@ -61,13 +79,18 @@ async fn slow() -> &'static str {
 
 /// Starts the server on 127.0.0.1 with `script`; returns its base URL.
 async fn serve(script: Vec<Answer>) -> (String, Server) {
+    serve_on("127.0.0.1:0", script).await
+}
+
+/// [`serve`] on `addr` (a port where nothing answered before: the receiver comes up).
+async fn serve_on(addr: &str, script: Vec<Answer>) -> (String, Server) {
     let server = Server::default();
     server.script.lock().unwrap().extend(script);
     let app = Router::new()
         .route("/ingest", post(ingest))
         .route("/slow", post(slow))
         .with_state(server.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     (format!("http://{addr}"), server)
@@ -232,4 +255,289 @@ fn sample_builds() {
         with_raw(&entry, |raw| build(raw, &BuildContext::one_shot("t")))
             .unwrap_or_else(|e| panic!("{entry}: {e}"));
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// With `buffer = { … }`
+
+/// A buffered publisher to `url` with its buffer in `dir` and quick retries.
+fn buffered(url: &str, dir: &std::path::Path, buffer_extra: &str) -> Box<dyn Publisher> {
+    publisher(&format!(
+        "url = \"{url}\"\ntimeout = \"60s\"\nretry = {{ initial = \"10ms\", max = \"50ms\" }}\nbuffer = {{ dir = {:?}{buffer_extra} }}",
+        dir.display().to_string()
+    ))
+}
+
+fn file_of(seq: usize, b: &Batch) -> String {
+    format!("{seq:020}-{}.json.gz", b.batch_id)
+}
+
+fn numbered(n: usize) -> Vec<Batch> {
+    (0..n)
+        .map(|i| {
+            batch(vec![point(
+                "cpu.utilization",
+                i as f64,
+                "2026-11-22T10:00:00Z",
+                &[],
+            )])
+        })
+        .collect()
+}
+
+/// Each batch id once, in the order the receiver first saw it.
+fn first_seen(server: &Server) -> Vec<String> {
+    let mut ids: Vec<String> = Vec::new();
+    for s in server.seen.lock().unwrap().iter() {
+        let id = s.batch.batch_id.to_string();
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    ids
+}
+
+#[tokio::test]
+async fn buffered_batches_wait_out_a_receiver_down_then_failing_and_arrive_in_order_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = free_addr().await;
+    let mut p = buffered(&format!("http://{addr}/ingest"), dir.path(), "");
+    let batches = numbered(3);
+    for b in &batches {
+        p.publish(b).await.unwrap();
+    }
+    assert_eq!(
+        batch_files(dir.path()),
+        [
+            file_of(1, &batches[0]),
+            file_of(2, &batches[1]),
+            file_of(3, &batches[2])
+        ],
+        "published means on disk, with the receiver down"
+    );
+    // The receiver comes up on the same port, failing twice before it takes batches.
+    let (_, server) = serve_on(
+        &addr.to_string(),
+        vec![(503, vec![], "busy".into()), (503, vec![], "busy".into())],
+    )
+    .await;
+    eventually("buffer empty", || batch_files(dir.path()).is_empty()).await;
+    let seen = server.seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 5, "two 503s, then each batch once");
+    assert_eq!(
+        first_seen(&server),
+        ids(&batches.iter().collect::<Vec<_>>())
+    );
+    let want = ids(&[
+        &batches[0],
+        &batches[0],
+        &batches[0],
+        &batches[1],
+        &batches[2],
+    ]);
+    assert_eq!(
+        seen.iter()
+            .map(|s| s.batch.batch_id.to_string())
+            .collect::<Vec<_>>(),
+        want,
+        "the failed batch is retried before the next one goes"
+    );
+    for s in &seen {
+        let b = batches
+            .iter()
+            .find(|b| b.batch_id == s.batch.batch_id)
+            .unwrap();
+        assert_eq!(&s.batch, b);
+        assert_eq!(
+            s.body,
+            gzip_json(b).unwrap(),
+            "the body is what was buffered"
+        );
+        assert_eq!(s.content_encoding.as_deref(), Some("gzip"));
+    }
+    assert!(dir
+        .path()
+        .join("rejected")
+        .read_dir()
+        .unwrap()
+        .next()
+        .is_none());
+}
+
+#[tokio::test]
+async fn a_buffered_batch_refused_with_400_moves_to_rejected_and_the_next_goes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (base, server) = serve(vec![(
+        400,
+        vec![("content-type", "application/json")],
+        r#"{"error":"schema 2 is not supported"}"#.into(),
+    )])
+    .await;
+    let mut p = buffered(&format!("{base}/ingest"), dir.path(), "");
+    let (bad, good) = (sample_batch(), numbered(1).remove(0));
+    p.publish(&bad).await.unwrap();
+    p.publish(&good).await.unwrap();
+    eventually("both tried", || server.seen.lock().unwrap().len() == 2).await;
+    eventually("buffer empty", || batch_files(dir.path()).is_empty()).await;
+    assert_eq!(first_seen(&server), ids(&[&bad, &good]));
+    let rejected = dir.path().join("rejected");
+    let name = file_of(1, &bad);
+    assert_eq!(batch_files(&rejected), std::slice::from_ref(&name));
+    assert_eq!(
+        std::fs::read(rejected.join(&name)).unwrap(),
+        gzip_json(&bad).unwrap()
+    );
+    let report: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(rejected.join(format!("{name}.error.json"))).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(report["status"], 400);
+    assert_eq!(report["batch_id"], bad.batch_id.to_string());
+    assert_eq!(report["url"], format!("{base}/ingest"));
+    assert_eq!(report["response"]["error"], "schema 2 is not supported");
+}
+
+#[tokio::test]
+async fn a_buffered_batch_answered_401_stays_and_goes_once_the_receiver_takes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (base, server) = serve(vec![
+        (401, vec![], String::new()),
+        (403, vec![], String::new()),
+        (404, vec![], String::new()),
+        (429, vec![], String::new()),
+    ])
+    .await;
+    let mut p = buffered(&format!("{base}/ingest"), dir.path(), "");
+    let b = sample_batch();
+    p.publish(&b).await.unwrap();
+    eventually("buffer empty", || batch_files(dir.path()).is_empty()).await;
+    assert_eq!(
+        server.seen.lock().unwrap().len(),
+        5,
+        "4 failed tries, then taken"
+    );
+    assert!(
+        batch_files(&dir.path().join("rejected")).is_empty(),
+        "config mistakes reject nothing"
+    );
+}
+
+#[tokio::test]
+async fn a_full_buffer_with_drop_oldest_drops_the_oldest_and_counts_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let (base, server) = serve(vec![]).await;
+    server.gate.send_replace(false);
+    let b = numbered(5);
+    // Room for 3 batches (sizes differ by a few bytes), not for 4.
+    let size = gzip_json(&b[0]).unwrap().len();
+    let max = 3 * size + size / 2;
+    let mut p = buffered(
+        &format!("{base}/ingest"),
+        dir.path(),
+        &format!(", max_size = {max}, when_full = \"drop_oldest\""),
+    );
+    p.publish(&b[0]).await.unwrap();
+    eventually("b0 in flight", || server.seen.lock().unwrap().len() == 1).await;
+    for x in &b[1..] {
+        p.publish(x).await.unwrap();
+    }
+    assert_eq!(
+        batch_files(dir.path()),
+        [file_of(1, &b[0]), file_of(4, &b[3]), file_of(5, &b[4])],
+        "b1 and b2 dropped; b0 is being sent"
+    );
+    server.gate.send_replace(true);
+    eventually("buffer empty", || batch_files(dir.path()).is_empty()).await;
+    assert_eq!(first_seen(&server), ids(&[&b[0], &b[3], &b[4]]));
+}
+
+#[tokio::test]
+async fn a_new_publisher_on_the_same_buffer_sends_what_the_last_one_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = free_addr().await;
+    let url = format!("http://{addr}/ingest");
+    let old = numbered(2);
+    let mut first = buffered(&url, dir.path(), "");
+    for b in &old {
+        first.publish(b).await.unwrap();
+    }
+    drop(first);
+    assert_eq!(batch_files(dir.path()).len(), 2, "left on disk");
+
+    let (_, server) = serve_on(&addr.to_string(), vec![]).await;
+    let mut second = buffered(&url, dir.path(), "");
+    second.flush().await.unwrap();
+    assert_eq!(
+        first_seen(&server),
+        ids(&[&old[0], &old[1]]),
+        "flush sent the leftovers"
+    );
+    assert!(batch_files(dir.path()).is_empty());
+    let new = sample_batch();
+    second.publish(&new).await.unwrap();
+    second.flush().await.unwrap();
+    assert_eq!(first_seen(&server), ids(&[&old[0], &old[1], &new]));
+    assert_eq!(server.seen.lock().unwrap().len(), 3, "each sent once");
+}
+
+#[test]
+fn the_buffer_defaults_and_what_it_refuses() {
+    let ctx = BuildContext {
+        agent_id: "a".into(),
+        data_dir: "/var/lib/skymeter".into(),
+        task: "aws/prod".into(),
+        interval: None,
+    };
+    let cfg: HttpConfig = with_raw("url = \"http://x\"\nbuffer = {}", |raw| raw.decode()).unwrap();
+    assert_eq!(cfg.buffer, Some(BufferConfig::default()));
+    let built = with_raw("url = \"http://x\"\nbuffer = {}", |raw| {
+        let cfg: HttpConfig = raw.decode()?;
+        cfg.buffer.unwrap().settings(
+            raw,
+            Terms::of_buffer_table("http", "the receiver"),
+            task_buffers(&ctx).join("http"),
+            cfg.retry,
+            Duration::from_secs(30),
+            &ctx.task,
+        )
+    })
+    .unwrap();
+    assert_eq!(
+        built.dir,
+        std::path::Path::new("/var/lib/skymeter/buffer/aws_prod/http")
+    );
+    assert_eq!(built.max_size, 1_000_000_000);
+    assert_eq!(built.when_full, crate::common::delivery::WhenFull::Block);
+
+    for (text, key, want) in [
+        (
+            "url = \"http://x\"\nbuffer = {}\nretry = { attempts = 3 }",
+            "retry.attempts",
+            "does not apply here: a batch is retried until the receiver takes or rejects it",
+        ),
+        (
+            "url = \"http://x\"\nbuffer = { max_size = 0 }",
+            "buffer.max_size",
+            "must be more than 0",
+        ),
+        (
+            "url = \"http://x\"\nbuffer = { dir = \"\" }",
+            "buffer.dir",
+            "is empty",
+        ),
+    ] {
+        let e = config_err(with_raw(text, |raw| build(raw, &ctx)));
+        assert_eq!(e.key.as_deref(), Some(key), "{text}: {e}");
+        assert!(e.message.contains(want), "{text}: {e}");
+    }
+    let e = config_err(with_raw(
+        "url = \"http://x\"\nbuffer = { when_full = \"wait\" }",
+        |raw| build(raw, &ctx),
+    ));
+    assert!(e.message.contains("unknown variant `wait`"), "{e}");
+    // Without a buffer, `attempts` bounds the inline tries as before.
+    with_raw("url = \"http://x\"\nretry = { attempts = 3 }", |raw| {
+        build(raw, &ctx)
+    })
+    .unwrap();
 }

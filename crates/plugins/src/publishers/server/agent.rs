@@ -8,8 +8,7 @@
 //! are merged and the shortest `heartbeat_interval` wins.
 
 use super::client::{Client, Known};
-use super::queue::Queue;
-use super::sender::{show, Backoff, FailureLog};
+use crate::common::delivery::{show, Backoff, Buffer, FailureLog};
 use skymeter_model::api::{AgentRegistration, AgentTask, Heartbeat};
 use skymeter_plugin_api::retry::RetryPolicy;
 use std::collections::BTreeMap;
@@ -25,6 +24,8 @@ pub(super) struct AgentInfo {
     pub task: AgentTask,
     pub labels: BTreeMap<String, String>,
     pub heartbeat_interval: Duration,
+    /// The waits between tries of registration (the publisher's `retry`).
+    pub retry: RetryPolicy,
 }
 
 /// The agent's link to one server; dropping the last handle stops its loop.
@@ -53,14 +54,14 @@ struct State {
     tasks: BTreeMap<String, u64>,
     labels: BTreeMap<String, String>,
     heartbeat_interval: Duration,
-    queues: Vec<Weak<Queue>>,
+    buffers: Vec<Weak<Buffer>>,
 }
 
 impl State {
     /// Adds a publisher; true when the registration changes.
-    fn add(&mut self, info: &AgentInfo, queue: &Arc<Queue>) -> bool {
-        self.queues.retain(|q| q.strong_count() > 0);
-        self.queues.push(Arc::downgrade(queue));
+    fn add(&mut self, info: &AgentInfo, buffer: &Arc<Buffer>) -> bool {
+        self.buffers.retain(|b| b.strong_count() > 0);
+        self.buffers.push(Arc::downgrade(buffer));
         let mut changed = self
             .tasks
             .insert(info.task.name.clone(), info.task.interval_s)
@@ -90,14 +91,9 @@ impl State {
 /// Links by (server URL, agent id).
 static LINKS: Mutex<BTreeMap<(String, String), Weak<Link>>> = Mutex::new(BTreeMap::new());
 
-/// The agent's link to `client`'s server, with `info`'s task and `queue` added; starts the
+/// The agent's link to `client`'s server, with `info`'s task and `buffer` added; starts the
 /// registration and heartbeat loop when this is the first publisher.
-pub(super) fn join(
-    client: &Arc<Client>,
-    info: &AgentInfo,
-    retry: &RetryPolicy,
-    queue: &Arc<Queue>,
-) -> Arc<Link> {
+pub(super) fn join(client: &Arc<Client>, info: &AgentInfo, buffer: &Arc<Buffer>) -> Arc<Link> {
     let key = (client.shown().to_string(), info.id.clone());
     let mut links = LINKS.lock().unwrap_or_else(PoisonError::into_inner);
     links.retain(|_, l| l.strong_count() > 0);
@@ -107,7 +103,7 @@ pub(super) fn join(
         .and_then(Weak::upgrade)
         .filter(|l| !l.task.is_finished())
     {
-        if link.inner.state().add(info, queue) {
+        if link.inner.state().add(info, buffer) {
             link.inner.changed.notify_one();
         }
         return link;
@@ -116,16 +112,16 @@ pub(super) fn join(
         client: client.clone(),
         id: info.id.clone(),
         hostname: hostname(),
-        retry: *retry,
+        retry: info.retry,
         state: Mutex::new(State {
             tasks: BTreeMap::new(),
             labels: BTreeMap::new(),
             heartbeat_interval: info.heartbeat_interval,
-            queues: Vec::new(),
+            buffers: Vec::new(),
         }),
         changed: Notify::new(),
     });
-    inner.state().add(info, queue);
+    inner.state().add(info, buffer);
     let task = tokio::spawn(run(inner.clone()));
     let link = Arc::new(Link { inner, task });
     links.insert(key, Arc::downgrade(&link));
@@ -159,9 +155,9 @@ impl Inner {
     fn heartbeat(&self) -> Heartbeat {
         let s = self.state();
         let mut hb = Heartbeat::default();
-        for q in s.queues.iter().filter_map(Weak::upgrade) {
-            hb.buffered_batches += q.len() as u64;
-            hb.dropped_batches += q.dropped();
+        for b in s.buffers.iter().filter_map(Weak::upgrade) {
+            hb.buffered_batches += b.waiting() as u64;
+            hb.dropped_batches += b.dropped();
         }
         hb
     }

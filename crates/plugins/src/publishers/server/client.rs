@@ -10,12 +10,14 @@
 //! | 404, 3xx, other 4xx, 2xx without a receipt | `url` is not a skymeter server: kept, retried, error |
 //! | 408, 429, 5xx, connection errors, timeouts | kept, retried (honouring `Retry-After`) |
 
-use chrono::Utc;
-use reqwest::header::{
-    HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, LOCATION,
+use crate::common::delivery::{Deliver, Failure, Outcome};
+use crate::common::http_post::{
+    client_builder, error_chain, location, read_capped, rejection_report,
 };
-use reqwest::{Response, StatusCode, Url};
+use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE};
+use reqwest::{StatusCode, Url};
 use skymeter_model::api::{AgentRegistration, ApiErrorBody, Heartbeat, IngestResponse};
+use skymeter_plugin_api::async_trait;
 use std::time::Duration;
 
 /// How much of an answer is read: error bodies with every bad field can be long.
@@ -31,33 +33,6 @@ pub(super) struct Client {
     base: Url,
     has_token: bool,
     timeout: Duration,
-}
-
-/// What became of one `POST /api/v1/ingest`.
-#[derive(Debug)]
-pub(super) enum Sent {
-    Delivered {
-        duplicate: bool,
-    },
-    /// The server will never take this batch.
-    Rejected {
-        status: StatusCode,
-        /// What goes beside the batch in `rejected/`.
-        report: serde_json::Value,
-        /// For the log: the server's message, or what to do.
-        detail: String,
-    },
-    Failed(Failure),
-}
-
-/// A call that did not work and is worth trying again.
-#[derive(Debug)]
-pub(super) struct Failure {
-    /// Names the call and the URL, says what to do; never carries the token.
-    pub message: String,
-    pub retry_after: Option<Duration>,
-    /// A person must fix something (token, URL): logged as an error, not a warning.
-    pub needs_action: bool,
 }
 
 /// Whether the server knows the agent a heartbeat came from.
@@ -84,13 +59,7 @@ impl Client {
         if let Some(v) = auth {
             headers.insert(AUTHORIZATION, v);
         }
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .default_headers(headers)
-            // A redirected POST would turn into a GET: report redirects instead.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("skymeter/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+        let http = client_builder(timeout).default_headers(headers).build()?;
         Ok(Client {
             http,
             base,
@@ -111,73 +80,6 @@ impl Client {
             .pop_if_empty()
             .extend(segments);
         u
-    }
-
-    pub async fn ingest(&self, body: Vec<u8>, batch_id: &str) -> Sent {
-        let url = self.endpoint(&["api", "v1", "ingest"]);
-        let what = format!("POST {url}");
-        let size = body.len();
-        let resp = self
-            .http
-            .post(url.clone())
-            .header(CONTENT_TYPE, "application/json")
-            .header(CONTENT_ENCODING, "gzip")
-            .body(body)
-            .send()
-            .await;
-        let mut resp = match resp {
-            Ok(r) => r,
-            Err(e) => return Sent::Failed(self.request_failure(&what, e)),
-        };
-        let status = resp.status();
-        let retry_after = crate::common::retry_after::retry_after(resp.headers());
-        let location = location(&resp);
-        let text = read_capped(&mut resp, BODY_CAP).await;
-        if status.is_success() {
-            return match serde_json::from_slice::<IngestResponse>(&text) {
-                Ok(r) if r.batch_id.to_string() == batch_id => Sent::Delivered {
-                    duplicate: r.duplicate,
-                },
-                Ok(r) => Sent::Failed(Failure {
-                    message: format!("{what} answered {status} for batch {} instead of {batch_id}; is `url` a skymeter server?", r.batch_id),
-                    retry_after: None,
-                    needs_action: true,
-                }),
-                Err(_) => Sent::Failed(Failure {
-                    message: format!(
-                        "{what} answered {status} without an ingest receipt, so the batch may not be stored; check that `url` is the base URL of a skymeter server"
-                    ),
-                    retry_after: None,
-                    needs_action: true,
-                }),
-            };
-        }
-        match status.as_u16() {
-            400 | 409 | 413 | 422 => {
-                let response =
-                    serde_json::from_slice::<serde_json::Value>(&text).unwrap_or_else(|_| {
-                        serde_json::Value::String(String::from_utf8_lossy(&text).into_owned())
-                    });
-                let mut detail = describe_error_body(&text);
-                if status == StatusCode::PAYLOAD_TOO_LARGE {
-                    detail.push_str(&format!(
-                        "; the batch is {size} bytes compressed: raise the server's body limit or make the task's batches smaller (fewer resources or metrics per task). A batch is not split: its parts would need new batch ids and the server could not dedupe them"
-                    ));
-                }
-                Sent::Rejected {
-                    status,
-                    report: serde_json::json!({
-                        "batch_id": batch_id,
-                        "url": url.as_str(),
-                        "status": status.as_u16(),
-                        "rejected_at": Utc::now(),
-                        "response": response,
-                    }),
-                    detail,
-                }
-            }
-            _ => Sent::Failed(self.status_failure(&what, status, retry_after, location, &text)),
-        }
     }
 
     pub async fn register(&self, reg: &AgentRegistration) -> Result<(), Failure> {
@@ -272,10 +174,10 @@ impl Client {
             format!(
                 "cannot connect to {}: {}; check `url` and that the server is up",
                 self.shown(),
-                chain(&e)
+                error_chain(&e)
             )
         } else {
-            format!("{what} failed: {}", chain(&e))
+            format!("{what} failed: {}", error_chain(&e))
         };
         Failure {
             message,
@@ -283,18 +185,6 @@ impl Client {
             needs_action: false,
         }
     }
-}
-
-async fn read_capped(resp: &mut Response, cap: usize) -> Vec<u8> {
-    let mut buf = Vec::new();
-    while buf.len() < cap {
-        match resp.chunk().await {
-            Ok(Some(chunk)) => buf.extend_from_slice(&chunk),
-            _ => break,
-        }
-    }
-    buf.truncate(cap);
-    buf
 }
 
 /// The API's error JSON as `code: message (path: problem, …)`, else the start of the body.
@@ -322,23 +212,70 @@ fn describe_error_body(body: &[u8]) -> String {
     text.trim().to_string()
 }
 
-fn location(resp: &Response) -> Option<String> {
-    resp.headers()
-        .get(LOCATION)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-}
-
-/// An error and its sources, `a: b: c`, skipping parts that repeat the one before.
-fn chain(e: &reqwest::Error) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut cur: Option<&dyn std::error::Error> = Some(e);
-    while let Some(err) = cur {
-        let s = err.to_string();
-        if !parts.iter().any(|p| p.contains(&s)) {
-            parts.push(s);
-        }
-        cur = err.source();
+#[async_trait]
+impl Deliver for Client {
+    fn destination(&self) -> &str {
+        self.shown()
     }
-    parts.join(": ")
+
+    /// `POST /api/v1/ingest`; see the table above for what each answer means.
+    async fn deliver(&self, body: Vec<u8>, batch_id: &str) -> Outcome {
+        let url = self.endpoint(&["api", "v1", "ingest"]);
+        let what = format!("POST {url}");
+        let size = body.len();
+        let resp = self
+            .http
+            .post(url.clone())
+            .header(CONTENT_TYPE, "application/json")
+            .header(CONTENT_ENCODING, "gzip")
+            .body(body)
+            .send()
+            .await;
+        let mut resp = match resp {
+            Ok(r) => r,
+            Err(e) => return Outcome::Failed(self.request_failure(&what, e)),
+        };
+        let status = resp.status();
+        let retry_after = crate::common::retry_after::retry_after(resp.headers());
+        let location = location(&resp);
+        let text = read_capped(&mut resp, BODY_CAP).await;
+        if status.is_success() {
+            return match serde_json::from_slice::<IngestResponse>(&text) {
+                Ok(r) if r.batch_id.to_string() == batch_id => {
+                    if r.duplicate {
+                        tracing::debug!(target: "skymeter::server", "the server already had batch {batch_id} (a resend): stored once");
+                    }
+                    Outcome::Delivered
+                }
+                Ok(r) => Outcome::Failed(Failure {
+                    message: format!("{what} answered {status} for batch {} instead of {batch_id}; is `url` a skymeter server?", r.batch_id),
+                    retry_after: None,
+                    needs_action: true,
+                }),
+                Err(_) => Outcome::Failed(Failure {
+                    message: format!(
+                        "{what} answered {status} without an ingest receipt, so the batch may not be stored; check that `url` is the base URL of a skymeter server"
+                    ),
+                    retry_after: None,
+                    needs_action: true,
+                }),
+            };
+        }
+        match status.as_u16() {
+            400 | 409 | 413 | 422 => {
+                let mut detail = describe_error_body(&text);
+                if status == StatusCode::PAYLOAD_TOO_LARGE {
+                    detail.push_str(&format!(
+                        "; the batch is {size} bytes compressed: raise the server's body limit or make the task's batches smaller (fewer resources or metrics per task). A batch is not split: its parts would need new batch ids and the server could not dedupe them"
+                    ));
+                }
+                Outcome::Rejected {
+                    answer: status.to_string(),
+                    reason: detail,
+                    report: rejection_report(batch_id, url.as_str(), status.as_u16(), &text),
+                }
+            }
+            _ => Outcome::Failed(self.status_failure(&what, status, retry_after, location, &text)),
+        }
+    }
 }

@@ -13,31 +13,27 @@
 //! [`agent`]). Nothing starts before the first `publish` or `flush`: building the publisher
 //! (`skymeter validate`) neither touches the disk nor the network.
 //!
-//! Files: `queue.rs` (the on-disk buffer), `client.rs` (HTTP and what each answer means),
-//! `sender.rs` (the drain loop), `agent.rs` (registration and heartbeats).
+//! The buffer and its sender are the publishers' shared delivery
+//! ([`crate::common::delivery`]); this folder holds what is the server's own: `client.rs`
+//! (the HTTP calls and what each answer means) and `agent.rs` (registration and heartbeats).
 
 mod agent;
 mod client;
-mod queue;
-mod sender;
 
+use crate::common::delivery::{self, Buffer, BufferConfig, Delivery, Terms, WhenFull};
+use crate::common::http_post::{gzip_json as encode, parse_url};
 use client::Client;
-use flate2::write::GzEncoder;
-use flate2::Compression;
-use queue::Queue;
 use reqwest::header::HeaderValue;
-use reqwest::Url;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use skymeter_model::Batch;
 use skymeter_plugin_api::config::{ByteSize, DurationStr};
 use skymeter_plugin_api::retry::RetryPolicy;
 use skymeter_plugin_api::{
-    async_trait, BuildContext, ConfigError, ErrorKind, ExposeSecret, PluginDescription,
-    PluginError, PluginKind, Publisher, PublisherFactory, RawConfig, SecretString,
+    async_trait, BuildContext, ConfigError, ExposeSecret, PluginDescription, PluginError,
+    PluginKind, Publisher, PublisherFactory, RawConfig, SecretString,
 };
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -57,15 +53,15 @@ pub struct ServerConfig {
     /// shutdown keeps trying for 3 × this.
     #[serde(default = "ten_seconds")]
     pub timeout: DurationStr,
-    /// Where undelivered batches wait. Default: `<data_dir>/buffer/<task>`.
+    /// The on-disk buffer: `{ dir = "…", max_size = "1GB", when_full = "block" }`. Default
+    /// directory: `<data_dir>/buffer/<task>`.
+    pub buffer: Option<BufferConfig>,
+    /// Older spelling of `buffer.dir` (still read; not together with `buffer`).
     pub buffer_dir: Option<PathBuf>,
-    /// Bound of the buffer (compressed batch files): `"1GB"`, `"500MiB"` or bytes.
-    #[serde(default = "one_gigabyte")]
-    pub max_buffer_size: ByteSize,
-    /// What `publish` does when the buffer is full: `block` (wait for the sender to make
-    /// room; the task pauses) or `drop_oldest` (delete the oldest batches, counted).
-    #[serde(default)]
-    pub when_full: WhenFull,
+    /// Older spelling of `buffer.max_size` (still read; not together with `buffer`).
+    pub max_buffer_size: Option<ByteSize>,
+    /// Older spelling of `buffer.when_full` (still read; not together with `buffer`).
+    pub when_full: Option<WhenFull>,
     /// Time between heartbeats; the server marks the agent late after 2 and offline after
     /// 5 missed ones. At least 1s.
     #[serde(default = "thirty_seconds")]
@@ -87,19 +83,42 @@ fn thirty_seconds() -> DurationStr {
     DurationStr(Duration::from_secs(30))
 }
 
-fn one_gigabyte() -> ByteSize {
-    ByteSize(1_000_000_000)
-}
-
-/// What `publish` does when the buffer is full.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum WhenFull {
-    /// Wait until the sender has delivered enough to make room.
-    #[default]
-    Block,
-    /// Delete the oldest waiting batches (never the one being sent) and count them.
-    DropOldest,
+impl ServerConfig {
+    /// `buffer = { … }`, or the older top-level keys, and how messages name them: as the
+    /// user wrote them (the table's keys when neither is written).
+    fn buffer(&mut self, raw: &RawConfig<'_>) -> Result<(BufferConfig, Terms), ConfigError> {
+        let table = Terms::of_buffer_table("server", "the server");
+        let older = [
+            ("buffer_dir", self.buffer_dir.is_some(), table.dir_key),
+            (
+                "max_buffer_size",
+                self.max_buffer_size.is_some(),
+                table.max_size_key,
+            ),
+            ("when_full", self.when_full.is_some(), "buffer.when_full"),
+        ];
+        let Some((older_key, _, new_key)) = older.into_iter().find(|(_, set, _)| *set) else {
+            return Ok((self.buffer.take().unwrap_or_default(), table));
+        };
+        if self.buffer.is_some() {
+            return Err(raw.error(
+                older_key,
+                format!("`{older_key}` is the older spelling of `{new_key}`; with `buffer = {{ … }}` write `{new_key}` there"),
+            ));
+        }
+        let defaults = BufferConfig::default();
+        let buffer = BufferConfig {
+            dir: self.buffer_dir.take(),
+            max_size: self.max_buffer_size.unwrap_or(defaults.max_size),
+            when_full: self.when_full.unwrap_or(defaults.when_full),
+        };
+        let terms = Terms {
+            dir_key: "buffer_dir",
+            max_size_key: "max_buffer_size",
+            ..table
+        };
+        Ok((buffer, terms))
+    }
 }
 
 pub fn factory() -> PublisherFactory {
@@ -119,31 +138,24 @@ pub fn factory() -> PublisherFactory {
 const FLUSH_TIMEOUTS: u32 = 3;
 
 fn build(raw: &RawConfig<'_>, ctx: &BuildContext) -> Result<Box<dyn Publisher>, ConfigError> {
+    let settings = settings(raw, ctx)?;
     Ok(Box::new(ServerPublisher {
-        settings: Arc::new(settings(raw, ctx)?),
-        running: None,
+        delivery: Delivery::new(settings.buffer, settings.client.clone()),
+        client: settings.client,
+        agent: settings.agent,
+        link: None,
     }))
 }
 
 /// Decodes and checks the config; touches neither the disk nor the network.
 fn settings(raw: &RawConfig<'_>, ctx: &BuildContext) -> Result<Settings, ConfigError> {
-    let cfg: ServerConfig = raw.decode()?;
-    // The URL is never quoted in errors: it could carry credentials.
-    let url = Url::parse(&cfg.url).map_err(|e| {
-        raw.error(
-            "url",
-            format!("not an absolute URL ({e}); write the server's base URL, e.g. \"http://127.0.0.1:8080\""),
-        )
-    })?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(raw.error(
-            "url",
-            format!(
-                "scheme `{}` is not supported; use http or https",
-                url.scheme()
-            ),
-        ));
-    }
+    let mut cfg: ServerConfig = raw.decode()?;
+    let (buffer, terms) = cfg.buffer(raw)?;
+    let url = parse_url(
+        raw,
+        &cfg.url,
+        "write the server's base URL, e.g. \"http://127.0.0.1:8080\"",
+    )?;
     if !url.username().is_empty() || url.password().is_some() {
         return Err(raw.error(
             "url",
@@ -168,35 +180,18 @@ fn settings(raw: &RawConfig<'_>, ctx: &BuildContext) -> Result<Settings, ConfigE
     if cfg.heartbeat_interval.0 < Duration::from_secs(1) {
         return Err(raw.error("heartbeat_interval", "must be at least 1s"));
     }
-    if cfg.max_buffer_size.0 == 0 {
-        return Err(raw.error("max_buffer_size", "must be more than 0, e.g. \"1GB\""));
-    }
-    if raw.span_of("retry.attempts") != raw.span_of("retry") {
-        return Err(raw.error(
-            "retry.attempts",
-            "does not apply here: a batch is retried until the server takes or rejects it; remove `attempts`",
-        ));
-    }
-    if cfg.retry.initial.0.is_zero() || cfg.retry.max.0 < cfg.retry.initial.0 {
-        return Err(raw.error(
-            "retry",
-            "`initial` must be more than 0 and `max` at least `initial`",
-        ));
-    }
+    let buffer = buffer.settings(
+        raw,
+        terms,
+        delivery::task_buffers(ctx),
+        cfg.retry,
+        cfg.timeout.0 * FLUSH_TIMEOUTS,
+        &ctx.task,
+    )?;
     if cfg.labels.keys().any(|k| k.is_empty()) {
         return Err(raw.error(
             "labels",
             "a label name is empty; write `{ env = \"prod\" }`",
-        ));
-    }
-    if cfg
-        .buffer_dir
-        .as_ref()
-        .is_some_and(|d| d.as_os_str().is_empty())
-    {
-        return Err(raw.error(
-            "buffer_dir",
-            "is empty; leave it out for <data_dir>/buffer/<task>",
         ));
     }
     // `token = "${SKYMETER_TOKEN:-}"` with the variable unset means no token.
@@ -211,11 +206,6 @@ fn settings(raw: &RawConfig<'_>, ctx: &BuildContext) -> Result<Settings, ConfigE
     };
     let client = Client::new(url, auth, cfg.timeout.0)
         .map_err(|e| raw.error("url", format!("cannot set up the HTTP client: {e}")))?;
-    let buffer_dir = cfg.buffer_dir.unwrap_or_else(|| {
-        ctx.data_dir
-            .join("buffer")
-            .join(dir_name_of_task(&ctx.task))
-    });
     let agent = agent::AgentInfo {
         id: ctx.agent_id.clone(),
         task: skymeter_model::api::AgentTask {
@@ -224,170 +214,53 @@ fn settings(raw: &RawConfig<'_>, ctx: &BuildContext) -> Result<Settings, ConfigE
         },
         labels: cfg.labels,
         heartbeat_interval: cfg.heartbeat_interval.0,
+        retry: cfg.retry,
     };
     Ok(Settings {
         client: Arc::new(client),
-        task: ctx.task.clone(),
         agent,
-        buffer_dir,
-        max_buffer: cfg.max_buffer_size.0,
-        when_full: cfg.when_full,
-        retry: cfg.retry,
-        flush_wait: cfg.timeout.0 * FLUSH_TIMEOUTS,
+        buffer,
     })
-}
-
-/// A task name as one safe directory name: letters, digits, `-`, `_` and `.` stay, anything
-/// else becomes `_`, and a leading `.` gets a `_` before it (so `..` cannot climb out).
-fn dir_name_of_task(task: &str) -> String {
-    let mut s: String = task
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if s.is_empty() || s.starts_with('.') {
-        s.insert(0, '_');
-    }
-    s
 }
 
 /// What a publisher was built with.
 struct Settings {
     client: Arc<Client>,
-    task: String,
     agent: agent::AgentInfo,
-    buffer_dir: PathBuf,
-    max_buffer: u64,
-    when_full: WhenFull,
-    retry: RetryPolicy,
-    flush_wait: Duration,
+    buffer: delivery::BufferSettings,
 }
 
-/// The publisher. `running` is set up by the first `publish` or `flush`.
+/// The publisher: its buffer (opened by the first `publish` or `flush`) and, from then on,
+/// its part in the agent's link to the server.
 pub struct ServerPublisher {
-    settings: Arc<Settings>,
-    running: Option<Running>,
-}
-
-/// The open buffer, its sender task and the agent's link to the server.
-struct Running {
-    queue: Arc<Queue>,
-    sender: tokio::task::JoinHandle<()>,
-    _agent: Arc<agent::Link>,
-    /// Held, not read: the buffer directory's lock, released when the publisher goes.
-    _lock: std::fs::File,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        // What was not delivered stays on disk for the next start.
-        self.sender.abort();
-    }
+    client: Arc<Client>,
+    agent: agent::AgentInfo,
+    delivery: Delivery<Client>,
+    link: Option<Arc<agent::Link>>,
 }
 
 impl ServerPublisher {
-    async fn start(&mut self) -> Result<&Running, PluginError> {
-        if self.running.is_none() {
-            let s = &self.settings;
-            let (queue, lock) = Queue::open(s.buffer_dir.clone()).await?;
-            let n = queue.len();
-            if n > 0 {
-                tracing::info!(
-                    target: "skymeter::server",
-                    task = %s.task,
-                    "{n} batch(es) left from a previous run in {} are sent first",
-                    s.buffer_dir.display()
-                );
-            }
-            let agent = agent::join(&s.client, &s.agent, &s.retry, &queue);
-            let sender = tokio::spawn(sender::supervise(
-                queue.clone(),
-                s.client.clone(),
-                s.retry,
-                s.task.clone(),
-            ));
-            self.running = Some(Running {
-                queue,
-                sender,
-                _agent: agent,
-                _lock: lock,
-            });
+    /// Opens the buffer (which starts its sender) and joins the agent's registration.
+    async fn start(&mut self) -> Result<Arc<Buffer>, PluginError> {
+        let buffer = self.delivery.open().await?.clone();
+        if self.link.is_none() {
+            self.link = Some(agent::join(&self.client, &self.agent, &buffer));
         }
-        Ok(self.running.as_ref().expect("just set"))
+        Ok(buffer)
     }
-}
-
-/// The batch as gzip-compressed JSON: what the buffer holds and the request body.
-fn encode(batch: &Batch) -> Result<Vec<u8>, PluginError> {
-    let json = serde_json::to_vec(batch).map_err(|e| {
-        PluginError::new(
-            ErrorKind::Other,
-            format!("cannot encode the batch as JSON: {e}"),
-        )
-    })?;
-    let mut gz = GzEncoder::new(Vec::with_capacity(json.len() / 4), Compression::default());
-    gz.write_all(&json)
-        .and_then(|()| gz.finish())
-        .map_err(|e| PluginError::new(ErrorKind::Other, format!("cannot compress the batch: {e}")))
 }
 
 #[async_trait]
 impl Publisher for ServerPublisher {
     async fn publish(&mut self, batch: &Batch) -> Result<(), PluginError> {
-        let settings = self.settings.clone();
-        let queue = self.start().await?.queue.clone();
         let body = encode(batch)?;
-        let size = body.len() as u64;
-        match settings.when_full {
-            WhenFull::Block => {
-                if !queue.fits(size, settings.max_buffer) {
-                    tracing::warn!(
-                        target: "skymeter::server",
-                        task = %settings.task,
-                        "buffer {} is full ({} batch(es), {} of {} bytes); waiting for the server to take some before accepting more (when_full = \"block\")",
-                        settings.buffer_dir.display(), queue.len(), queue.bytes(), settings.max_buffer
-                    );
-                    queue.wait_for_room(size, settings.max_buffer).await;
-                }
-            }
-            WhenFull::DropOldest => {
-                let dropped = queue.drop_oldest(size, settings.max_buffer).await;
-                if dropped > 0 {
-                    tracing::warn!(
-                        target: "skymeter::server",
-                        task = %settings.task,
-                        "buffer {} is full: dropped the {dropped} oldest undelivered batch(es) ({} dropped since start); the server is not keeping up or unreachable",
-                        settings.buffer_dir.display(), queue.dropped()
-                    );
-                }
-            }
-        }
-        queue.push(&batch.batch_id.to_string(), body).await
+        let buffer = self.start().await?;
+        buffer.push(&batch.batch_id.to_string(), body).await
     }
 
     async fn flush(&mut self) -> Result<(), PluginError> {
-        if self.running.is_none() && !queue::has_batches(&self.settings.buffer_dir) {
-            // Nothing published and nothing left from before: no need to start anything.
-            return Ok(());
-        }
-        let settings = self.settings.clone();
-        let queue = self.start().await?.queue.clone();
-        queue.kick.notify_one();
-        let left = queue
-            .wait_until_empty(tokio::time::Instant::now() + settings.flush_wait)
-            .await;
-        if left > 0 {
-            tracing::warn!(
-                target: "skymeter::server",
-                task = %settings.task,
-                "{left} undelivered batch(es) stay in {} and are sent when the agent starts again",
-                settings.buffer_dir.display()
-            );
+        if self.delivery.has_work() {
+            self.start().await?.flush().await;
         }
         Ok(())
     }

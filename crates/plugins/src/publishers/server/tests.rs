@@ -3,7 +3,10 @@
 //! token, a body limit, scripted answers and a gate that holds ingest requests.
 
 use super::*;
-use crate::common::testing::{batch, config_err, point, sample_entries, with_raw};
+use crate::common::testing::{
+    batch, batch_files as files, config_err, eventually, free_addr, ids, point, sample_entries,
+    with_raw,
+};
 use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -11,9 +14,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use skymeter_model::api::{AgentRegistration, ApiError, ApiErrorBody, Heartbeat, IngestResponse};
+use skymeter_plugin_api::ErrorKind;
 use std::collections::{BTreeSet, VecDeque};
 use std::io::Read;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Mutex;
 use tokio::sync::watch;
@@ -247,12 +250,6 @@ async fn serve(srv: Srv) -> TestServer {
     serve_on("127.0.0.1:0", srv).await
 }
 
-/// An address nothing listens on (for now).
-async fn free_addr() -> SocketAddr {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    l.local_addr().unwrap()
-}
-
 // ---------------------------------------------------------------------------------------
 // Helpers
 
@@ -288,30 +285,6 @@ fn small_batch(v: f64) -> Batch {
         "2026-11-22T10:00:00Z",
         &[("cpu", "0")],
     )])
-}
-
-/// The batch files waiting in `dir`, in name order.
-fn files(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".json.gz"))
-        .collect();
-    v.sort();
-    v
-}
-
-fn ids(batches: &[&Batch]) -> Vec<String> {
-    batches.iter().map(|b| b.batch_id.to_string()).collect()
-}
-
-/// Waits (up to 20 s) until `f` holds.
-async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 /// Logs of the test's thread (its tasks run there: `#[tokio::test]` is single-threaded).
@@ -397,10 +370,11 @@ async fn server_down_at_first_then_up_on_the_same_port_gets_everything_once() {
     assert_eq!(files(dir.path()).len(), 3, "published means on disk");
     eventually("a failed try with all three waiting", || {
         let log = logs.text();
-        log.contains(&format!("WARN skymeter::server: cannot connect to {url}: "))
-            && log.contains(
-                "check `url` and that the server is up; 3 batch(es) stay buffered; next try in",
-            )
+        log.contains(&format!(
+            "WARN skymeter::delivery: cannot connect to {url}: "
+        )) && log.contains(
+            "check `url` and that the server is up; 3 batch(es) stay buffered; next try in",
+        )
     })
     .await;
     let tries = |level: &str| {
@@ -1035,13 +1009,13 @@ fn the_default_buffer_dir_is_under_the_data_dir_per_task() {
             settings(raw, &ctx(dir, task, 10))
         })
         .unwrap();
-        assert_eq!(s.buffer_dir, dir.join("buffer").join(want));
-        assert_eq!(s.flush_wait, Duration::from_secs(30));
+        assert_eq!(s.buffer.dir, dir.join("buffer").join(want));
+        assert_eq!(s.buffer.flush_wait, Duration::from_secs(30));
+        assert_eq!(s.buffer.max_size, 1_000_000_000);
+        assert_eq!(s.buffer.when_full, WhenFull::Block);
     }
     let cfg: ServerConfig =
         with_raw("url = \"http://127.0.0.1:8080\"", |raw| raw.decode()).unwrap();
-    assert_eq!(cfg.max_buffer_size, ByteSize(1_000_000_000));
-    assert_eq!(cfg.when_full, WhenFull::Block);
     assert_eq!(cfg.timeout.0, Duration::from_secs(10));
     assert_eq!(cfg.heartbeat_interval.0, Duration::from_secs(30));
 }
@@ -1152,7 +1126,7 @@ fn retry_after_takes_seconds_or_an_http_date() {
 
 #[test]
 fn backoff_doubles_up_to_max_with_jitter_and_respects_retry_after() {
-    let mut b = sender::Backoff::new(&RetryPolicy {
+    let mut b = crate::common::delivery::Backoff::new(&RetryPolicy {
         attempts: 5,
         initial: Duration::from_millis(100).into(),
         max: Duration::from_millis(400).into(),
@@ -1174,4 +1148,68 @@ fn backoff_doubles_up_to_max_with_jitter_and_respects_retry_after() {
     );
     b.reset();
     assert!(b.next(None) <= Duration::from_millis(100));
+}
+
+#[test]
+fn the_buffer_table_and_the_older_keys_mean_the_same() {
+    let dir = Path::new("/var/lib/skymeter");
+    let url = "url = \"http://127.0.0.1:8080\"";
+    let older = with_raw(
+        &format!(
+            "{url}\nbuffer_dir = \"/b\"\nmax_buffer_size = \"5MB\"\nwhen_full = \"drop_oldest\""
+        ),
+        |raw| settings(raw, &ctx(dir, "host", 10)),
+    )
+    .unwrap();
+    let table = with_raw(
+        &format!(
+            "{url}\nbuffer = {{ dir = \"/b\", max_size = \"5MB\", when_full = \"drop_oldest\" }}"
+        ),
+        |raw| settings(raw, &ctx(dir, "host", 10)),
+    )
+    .unwrap();
+    for s in [&older, &table] {
+        assert_eq!(
+            (
+                s.buffer.dir.as_path(),
+                s.buffer.max_size,
+                s.buffer.when_full
+            ),
+            (Path::new("/b"), 5_000_000, WhenFull::DropOldest)
+        );
+    }
+    let default = with_raw(&format!("{url}\nbuffer = {{}}"), |raw| {
+        settings(raw, &ctx(dir, "host", 10))
+    })
+    .unwrap();
+    assert_eq!(default.buffer.dir, dir.join("buffer").join("host"));
+    // Messages name the keys as written: the table's, unless an older key is used.
+    assert_eq!(
+        (table.buffer.terms.dir_key, default.buffer.terms.dir_key),
+        ("buffer.dir", "buffer.dir")
+    );
+    assert_eq!(
+        (older.buffer.terms.dir_key, older.buffer.terms.max_size_key),
+        ("buffer_dir", "max_buffer_size")
+    );
+
+    for (text, key, want) in [
+        (
+            "buffer = {}\nwhen_full = \"block\"",
+            "when_full",
+            "`when_full` is the older spelling of `buffer.when_full`",
+        ),
+        (
+            "buffer = { max_size = 0 }",
+            "buffer.max_size",
+            "must be more than 0",
+        ),
+        ("buffer = { dir = \"\" }", "buffer.dir", "is empty"),
+    ] {
+        let e = config_err(with_raw(&format!("{url}\n{text}"), |raw| {
+            build(raw, &BuildContext::one_shot("t"))
+        }));
+        assert_eq!(e.key.as_deref(), Some(key), "{text}: {e}");
+        assert!(e.message.contains(want), "{text}: {e}");
+    }
 }

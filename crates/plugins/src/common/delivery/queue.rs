@@ -9,6 +9,7 @@
 //! The directory is locked (`flock` on `.lock`, Linux) while a publisher uses it, so that
 //! two publishers (or two agents) never drain the same buffer.
 
+use super::config::Terms;
 use skymeter_plugin_api::{ErrorKind, PluginError};
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
@@ -21,12 +22,12 @@ use tokio::time::Instant;
 
 const SUFFIX: &str = ".json.gz";
 const TMP: &str = ".tmp";
-pub(super) const REJECTED: &str = "rejected";
+pub const REJECTED: &str = "rejected";
 const SEQ_DIGITS: usize = 20;
 
 /// One buffered batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Entry {
+pub struct Entry {
     pub seq: u64,
     pub batch_id: String,
     pub size: u64,
@@ -74,8 +75,9 @@ impl State {
     }
 }
 
-pub(super) struct Queue {
+pub struct Queue {
     pub dir: PathBuf,
+    terms: Terms,
     state: Mutex<State>,
     /// A batch was pushed: wakes an idle sender.
     pub pushed: Notify,
@@ -86,13 +88,18 @@ pub(super) struct Queue {
     dropped: AtomicU64,
 }
 
-fn io_error(what: String, e: io::Error) -> PluginError {
+fn io_error(terms: Terms, what: String, e: io::Error) -> PluginError {
     let hint = match e.kind() {
         io::ErrorKind::PermissionDenied => {
-            "; let the agent's user write there, or set `buffer_dir`"
+            format!(
+                "; let the agent's user write there, or set `{}`",
+                terms.dir_key
+            )
         }
-        io::ErrorKind::StorageFull => "; free disk space or lower `max_buffer_size`",
-        _ => "",
+        io::ErrorKind::StorageFull => {
+            format!("; free disk space or lower `{}`", terms.max_size_key)
+        }
+        _ => String::new(),
     };
     PluginError::new(ErrorKind::Other, format!("{what}: {e}{hint}"))
 }
@@ -116,27 +123,27 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 impl Queue {
     /// Creates the buffer directory when missing, locks it, deletes torn writes and loads
     /// what is waiting. Returns the queue and the lock, held until dropped.
-    pub async fn open(dir: PathBuf) -> Result<(Arc<Queue>, File), PluginError> {
+    pub async fn open(dir: PathBuf, terms: Terms) -> Result<(Arc<Queue>, File), PluginError> {
         let at = dir.clone();
         let (state, lock) = blocking(move || {
             let dir = at;
             let d = dir.display();
             fs::create_dir_all(dir.join(REJECTED))
-                .map_err(|e| io_error(format!("cannot create the buffer directory {d}"), e))?;
-            let lock = lock_dir(&dir)?;
+                .map_err(|e| io_error(terms, format!("cannot create the buffer directory {d}"), e))?;
+            let lock = lock_dir(&dir, terms)?;
             let mut state = State {
                 next_seq: 1,
                 ..State::default()
             };
             let read =
-                fs::read_dir(&dir).map_err(|e| io_error(format!("cannot list {d}"), e))?;
+                fs::read_dir(&dir).map_err(|e| io_error(terms, format!("cannot list {d}"), e))?;
             for item in read {
-                let item = item.map_err(|e| io_error(format!("cannot list {d}"), e))?;
+                let item = item.map_err(|e| io_error(terms, format!("cannot list {d}"), e))?;
                 let name = item.file_name().to_string_lossy().into_owned();
                 if name.ends_with(TMP) {
-                    tracing::info!(target: "skymeter::server", "deleting {name} in {d}: an unfinished write from a crash");
+                    tracing::info!(target: "skymeter::delivery", "deleting {name} in {d}: an unfinished write from a crash");
                     fs::remove_file(item.path())
-                        .map_err(|e| io_error(format!("cannot delete {name} in {d}"), e))?;
+                        .map_err(|e| io_error(terms, format!("cannot delete {name} in {d}"), e))?;
                     continue;
                 }
                 let Ok(meta) = item.metadata() else { continue };
@@ -155,6 +162,7 @@ impl Queue {
         Ok((
             Arc::new(Queue {
                 dir,
+                terms,
                 state: Mutex::new(state),
                 pushed: Notify::new(),
                 kick: Notify::new(),
@@ -243,7 +251,7 @@ impl Queue {
             for e in victims {
                 if let Err(err) = fs::remove_file(dir.join(e.file_name())) {
                     if err.kind() != io::ErrorKind::NotFound {
-                        tracing::error!(target: "skymeter::server", "cannot delete dropped batch file {}: {err}", dir.join(e.file_name()).display());
+                        tracing::error!(target: "skymeter::delivery", "cannot delete dropped batch file {}: {err}", dir.join(e.file_name()).display());
                     }
                 }
             }
@@ -266,7 +274,7 @@ impl Queue {
                 size: body.len() as u64,
             }
         };
-        let dir = self.dir.clone();
+        let (dir, terms) = (self.dir.clone(), self.terms);
         let name = entry.file_name();
         blocking(move || {
             let path = dir.join(&name);
@@ -281,6 +289,7 @@ impl Queue {
             write().map_err(|e| {
                 let _ = fs::remove_file(&tmp);
                 io_error(
+                    terms,
                     format!("cannot write batch to the buffer {}", path.display()),
                     e,
                 )
@@ -319,7 +328,7 @@ impl Queue {
         if let Err(err) = tokio::fs::remove_file(&path).await {
             if err.kind() != io::ErrorKind::NotFound {
                 // It will be sent again at the next start; the server dedupes it.
-                tracing::error!(target: "skymeter::server", "cannot delete delivered batch file {}: {err}", path.display());
+                tracing::error!(target: "skymeter::delivery", "cannot delete delivered batch file {}: {err}", path.display());
             }
         }
         self.forget(e);
@@ -334,14 +343,14 @@ impl Queue {
         self.left.notify_waiters();
     }
 
-    /// Moves a batch the server will never take to `rejected/`, with `report` (the
-    /// server's answer) beside it as `<name>.error.json`. Returns the new path.
+    /// Moves a batch the receiver will never take to `rejected/`, with `report` (the
+    /// receiver's answer) beside it as `<name>.error.json`. Returns the new path.
     pub async fn reject(
         &self,
         e: &Entry,
         report: serde_json::Value,
     ) -> Result<PathBuf, PluginError> {
-        let dir = self.dir.clone();
+        let (dir, terms) = (self.dir.clone(), self.terms);
         let name = e.file_name();
         let moved = blocking(move || {
             let rejected = dir.join(REJECTED);
@@ -359,6 +368,7 @@ impl Queue {
             };
             go().map_err(|err| {
                 io_error(
+                    terms,
                     format!(
                         "cannot move rejected batch file {name} to {}",
                         rejected.display()
@@ -378,8 +388,9 @@ impl Queue {
     }
 }
 
-/// Whether `dir` holds batch files (a quick look, for `flush` before any `publish`).
-pub(super) fn has_batches(dir: &Path) -> bool {
+/// Whether `dir` holds batch files (a quick look, for `flush` before any `publish`: a
+/// buffer that is not there is not created).
+pub fn has_batches(dir: &Path) -> bool {
     fs::read_dir(dir).is_ok_and(|mut it| {
         it.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().ends_with(SUFFIX)))
     })
@@ -388,7 +399,7 @@ pub(super) fn has_batches(dir: &Path) -> bool {
 /// Locks the buffer directory for this publisher: a second user gets a clear error
 /// instead of sending the same batches in parallel.
 #[cfg(target_os = "linux")]
-fn lock_dir(dir: &Path) -> Result<File, PluginError> {
+fn lock_dir(dir: &Path, terms: Terms) -> Result<File, PluginError> {
     use rustix::fs::{flock, FlockOperation};
     let path = dir.join(".lock");
     let f = OpenOptions::new()
@@ -396,29 +407,33 @@ fn lock_dir(dir: &Path) -> Result<File, PluginError> {
         .truncate(false)
         .write(true)
         .open(&path)
-        .map_err(|e| io_error(format!("cannot open {}", path.display()), e))?;
+        .map_err(|e| io_error(terms, format!("cannot open {}", path.display()), e))?;
     match flock(&f, FlockOperation::NonBlockingLockExclusive) {
         Ok(()) => Ok(f),
         Err(rustix::io::Errno::WOULDBLOCK) => Err(PluginError::new(
             ErrorKind::Config,
             format!(
-                "the buffer directory {} is in use by another `server` publisher (of this agent or another process); give each one its own `buffer_dir`",
-                dir.display()
+                "the buffer directory {} is in use by another `{}` publisher (of this agent or another process); give each one its own `{}`",
+                dir.display(), terms.plugin, terms.dir_key
             ),
         )),
-        Err(e) => Err(io_error(format!("cannot lock {}", path.display()), e.into())),
+        Err(e) => Err(io_error(
+            terms,
+            format!("cannot lock {}", path.display()),
+            e.into(),
+        )),
     }
 }
 
-/// Without `flock` the directory is not locked: one publisher per `buffer_dir` is on the
-/// user (the README says so).
+/// Without `flock` the directory is not locked: one publisher per buffer directory is on
+/// the user (the README says so).
 #[cfg(not(target_os = "linux"))]
-fn lock_dir(dir: &Path) -> Result<File, PluginError> {
+fn lock_dir(dir: &Path, terms: Terms) -> Result<File, PluginError> {
     let path = dir.join(".lock");
     OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .open(&path)
-        .map_err(|e| io_error(format!("cannot open {}", path.display()), e))
+        .map_err(|e| io_error(terms, format!("cannot open {}", path.display()), e))
 }

@@ -1,13 +1,16 @@
-//! The sender: one tokio task per publisher that drains its buffer, oldest first, and never
-//! gives up on a batch. It runs until the publisher is dropped.
+//! The sender: one tokio task per buffer that drains it, oldest first, through the
+//! publisher's [`Deliver`], and never gives up on a batch. It runs until the buffer is
+//! dropped. Its waits ([`Backoff`]) and its quiet failure log ([`FailureLog`]) serve the
+//! `server` publisher's registration and heartbeats too.
 
-use super::client::{Client, Failure, Sent};
+use super::config::Terms;
+use super::deliver::{Deliver, Failure, Outcome};
 use super::queue::Queue;
 use skymeter_plugin_api::retry::RetryPolicy;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The longest `Retry-After` honoured; a longer one is taken as this (a server asking for
+/// The longest `Retry-After` honoured; a longer one is taken as this (a receiver asking for
 /// hours is more likely misconfigured than meant).
 const RETRY_AFTER_CAP: Duration = Duration::from_secs(600);
 
@@ -15,7 +18,7 @@ const RETRY_AFTER_CAP: Duration = Duration::from_secs(600);
 /// last success, or a longer `Retry-After` (up to 10 minutes, beyond the policy's `max`: a
 /// server asking for minutes is heeded, one asking for hours is taken as misconfigured).
 /// (`RetryPolicy::run` gives up after `attempts`, which delivery must not do.)
-pub(super) struct Backoff {
+pub struct Backoff {
     policy: RetryPolicy,
     failures: u32,
 }
@@ -45,7 +48,7 @@ impl Backoff {
     }
 }
 
-pub(super) fn show(d: Duration) -> humantime::FormattedDuration {
+pub fn show(d: Duration) -> humantime::FormattedDuration {
     humantime::format_duration(Duration::from_millis(d.as_millis() as u64))
 }
 
@@ -56,7 +59,7 @@ const REPEAT_LOG_EVERY: Duration = Duration::from_secs(300);
 /// a warning when waiting helps) when it first happens, when its message changes, and every
 /// 5 minutes while it repeats; the tries in between are logged at debug level.
 #[derive(Default)]
-pub(super) struct FailureLog {
+pub struct FailureLog {
     last: Option<(String, tokio::time::Instant)>,
     repeats: u32,
 }
@@ -70,7 +73,7 @@ impl FailureLog {
             .is_some_and(|(m, at)| *m == f.message && now.duration_since(*at) < REPEAT_LOG_EVERY);
         if repeat {
             self.repeats += 1;
-            tracing::debug!(target: "skymeter::server", task, "{}; {then}", f.message);
+            tracing::debug!(target: "skymeter::delivery", task, "{}; {then}", f.message);
             return;
         }
         let again = if self.repeats > 0 {
@@ -82,9 +85,9 @@ impl FailureLog {
             String::new()
         };
         if f.needs_action {
-            tracing::error!(target: "skymeter::server", task, "{}; {then}{again}", f.message);
+            tracing::error!(target: "skymeter::delivery", task, "{}; {then}{again}", f.message);
         } else {
-            tracing::warn!(target: "skymeter::server", task, "{}; {then}{again}", f.message);
+            tracing::warn!(target: "skymeter::delivery", task, "{}; {then}{again}", f.message);
         }
         self.last = Some((f.message.clone(), now));
         self.repeats = 0;
@@ -101,11 +104,12 @@ impl FailureLog {
 /// that to answer a panicking request with 500), so a panic in a spawned task no longer
 /// stops the process: without this, delivery would end silently while the agent collects
 /// on. The batch being sent stays in the buffer; aborting this task aborts the drain.
-pub(super) async fn supervise(
+pub async fn supervise<D: Deliver>(
     queue: Arc<Queue>,
-    client: Arc<Client>,
+    deliver: Arc<D>,
     retry: RetryPolicy,
     task: String,
+    terms: Terms,
 ) {
     struct AbortOnDrop(tokio::task::AbortHandle);
     impl Drop for AbortOnDrop {
@@ -114,13 +118,19 @@ pub(super) async fn supervise(
         }
     }
     loop {
-        let running = tokio::spawn(drain(queue.clone(), client.clone(), retry, task.clone()));
+        let running = tokio::spawn(drain(
+            queue.clone(),
+            deliver.clone(),
+            retry,
+            task.clone(),
+            terms,
+        ));
         let _abort_with_us = AbortOnDrop(running.abort_handle());
         match running.await {
             Err(e) if e.is_panic() => {
                 let payload = e.into_panic();
                 let what = skymeter_plugin_api::panic_message(&*payload);
-                tracing::error!(target: "skymeter::server", task, "the sender failed ({what}; a bug: please report it); starting it again in 1s, the buffered batches stay");
+                tracing::error!(target: "skymeter::delivery", task, "the sender failed ({what}; a bug: please report it); starting it again in 1s, the buffered batches stay");
                 queue.end_attempt();
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
@@ -130,14 +140,16 @@ pub(super) async fn supervise(
     }
 }
 
-pub(super) async fn drain(
+async fn drain<D: Deliver>(
     queue: Arc<Queue>,
-    client: Arc<Client>,
+    deliver: Arc<D>,
     retry: RetryPolicy,
     task: String,
+    terms: Terms,
 ) {
     let mut backoff = Backoff::new(&retry);
     let mut failures = FailureLog::default();
+    let receiver = terms.receiver;
     loop {
         let Some(entry) = queue.begin_next() else {
             queue.pushed.notified().await;
@@ -153,38 +165,38 @@ pub(super) async fn drain(
             Err(e) => {
                 queue.end_attempt();
                 let wait = backoff.next(None);
-                tracing::error!(target: "skymeter::server", task, "cannot read buffered batch {}: {e}; retrying in {}", queue.dir.join(entry.file_name()).display(), show(wait));
+                tracing::error!(target: "skymeter::delivery", task, "cannot read buffered batch {}: {e}; retrying in {}", queue.dir.join(entry.file_name()).display(), show(wait));
                 pause(&queue, wait).await;
                 continue;
             }
         };
-        match client.ingest(body, &entry.batch_id).await {
-            Sent::Delivered { duplicate } => {
+        match deliver.deliver(body, &entry.batch_id).await {
+            Outcome::Delivered => {
                 queue.done(&entry).await;
                 if backoff.failures() > 0 {
-                    tracing::info!(target: "skymeter::server", task, "delivering to {} again after {} failed tries; {} batch(es) waiting", client.shown(), backoff.failures(), queue.len());
+                    tracing::info!(target: "skymeter::delivery", task, "delivering to {} again after {} failed tries; {} batch(es) waiting", deliver.destination(), backoff.failures(), queue.len());
                 }
                 backoff.reset();
                 failures.ok();
-                tracing::debug!(target: "skymeter::server", task, duplicate, "delivered batch {}", entry.batch_id);
+                tracing::debug!(target: "skymeter::delivery", task, "delivered batch {} to {}", entry.batch_id, deliver.destination());
             }
-            Sent::Rejected {
-                status,
+            Outcome::Rejected {
+                answer,
+                reason,
                 report,
-                detail,
             } => match queue.reject(&entry, report).await {
                 Ok(path) => tracing::error!(
-                    target: "skymeter::server", task,
-                    "the server rejected batch {} ({status}): {detail}; it is not retried: moved to {} with the server's answer beside it",
+                    target: "skymeter::delivery", task,
+                    "{receiver} rejected batch {} ({answer}): {reason}; it is not retried: moved to {} with {receiver}'s answer beside it",
                     entry.batch_id, path.display()
                 ),
                 Err(e) => {
                     let wait = backoff.next(None);
-                    tracing::error!(target: "skymeter::server", task, "the server rejected batch {} ({status}): {detail}; {e}; retrying in {}", entry.batch_id, show(wait));
+                    tracing::error!(target: "skymeter::delivery", task, "{receiver} rejected batch {} ({answer}): {reason}; {e}; retrying in {}", entry.batch_id, show(wait));
                     pause(&queue, wait).await;
                 }
             },
-            Sent::Failed(f) => {
+            Outcome::Failed(f) => {
                 queue.end_attempt();
                 let wait = backoff.next(f.retry_after);
                 failures.failed(
