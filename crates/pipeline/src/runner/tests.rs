@@ -304,22 +304,11 @@ impl Collector for History {
 }
 
 async fn run_for(t: Task, ms: u64) -> RunSummary {
-    let (tx, rx) = watch::channel(false);
-    let handle = tokio::spawn(
-        Runner {
-            agent_id: "a".into(),
-            tasks: vec![t],
-        }
-        .run(rx),
-    );
-    tokio::time::sleep(Duration::from_millis(ms)).await;
-    tx.send(true).unwrap();
-    handle.await.unwrap()
+    run_while(t, Duration::from_millis(ms), || true).await
 }
 
-/// Runs `t` until `cap` holds `batches` batches (or 20 s pass: a loaded machine, with a
-/// panic's backtrace to print, can take far longer than the task's interval per run).
-async fn run_until_batches(t: Task, cap: &Capture, batches: usize) -> RunSummary {
+/// Runs `t` while `go_on()` holds, at most `within`.
+async fn run_while(t: Task, within: Duration, go_on: impl Fn() -> bool) -> RunSummary {
     let (tx, rx) = watch::channel(false);
     let handle = tokio::spawn(
         Runner {
@@ -328,9 +317,10 @@ async fn run_until_batches(t: Task, cap: &Capture, batches: usize) -> RunSummary
         }
         .run(rx),
     );
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while cap.0.lock().unwrap().len() < batches && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    let deadline = tokio::time::Instant::now() + within;
+    while go_on() && tokio::time::Instant::now() < deadline {
+        let left = deadline - tokio::time::Instant::now();
+        tokio::time::sleep(left.min(Duration::from_millis(20))).await;
     }
     tx.send(true).unwrap();
     handle.await.unwrap()
@@ -498,7 +488,12 @@ async fn a_collector_that_panics_fails_that_run_only_and_the_task_goes_on() {
         200,
     );
     // A panic that ended the task loop would leave no run after the first.
-    let summary = run_until_batches(t, &cap, 2).await;
+    // (Until the second batch: a loaded machine printing the panic's backtrace can take far
+    // longer than the task's interval per run.)
+    let summary = run_while(t, Duration::from_secs(20), || {
+        cap.0.lock().unwrap().len() < 2
+    })
+    .await;
     assert!(summary.runs.len() >= 2, "{} runs", summary.runs.len());
     let batches = cap.0.lock().unwrap();
     // The first batch: the other collector's point, and the panic as an error.

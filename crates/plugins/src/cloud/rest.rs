@@ -274,10 +274,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_refused_connection_is_retried_then_reported() {
-        let port = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            l.local_addr().unwrap().port()
-        };
+        let port = skymeter_testkit::net::free_port();
         let url = format!("http://127.0.0.1:{port}/x");
         let c = client(2);
         let e = c
