@@ -65,11 +65,6 @@ impl RestClient {
         &self.calls
     }
 
-    /// The retry policy of every call.
-    pub fn retry(&self) -> &RetryPolicy {
-        &self.retry
-    }
-
     /// Sends the request `build` makes with `token` as its bearer (none for a public API),
     /// trying again as the policy says; the body of the success, or `None` for
     /// `204 No Content`.

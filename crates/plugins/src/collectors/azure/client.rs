@@ -71,7 +71,6 @@ pub struct Client {
     cred: Arc<dyn TokenCredential>,
     /// Which credential, for messages.
     cred_name: String,
-    calls: Arc<ApiCalls>,
 }
 
 impl Client {
@@ -83,16 +82,15 @@ impl Client {
         retry: RetryPolicy,
     ) -> Client {
         Client {
-            rest: RestClient::new(http, calls.clone(), retry, "Azure"),
+            rest: RestClient::new(http, calls, retry, "Azure"),
             cred,
             cred_name,
-            calls,
         }
     }
 
     /// The calls of this collection per API.
     pub fn calls(&self) -> &Arc<ApiCalls> {
-        &self.calls
+        self.rest.calls()
     }
 
     /// A token for `scope` (azure_identity caches it until shortly before it expires; the

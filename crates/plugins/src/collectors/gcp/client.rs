@@ -48,7 +48,6 @@ pub struct Api {
     /// `endpoint_url`: replaces the scheme and host of every API (tests, private endpoints).
     base: Option<String>,
     tokens: TokenSource,
-    pub calls: Arc<ApiCalls>,
 }
 
 impl Api {
@@ -60,10 +59,9 @@ impl Api {
         retry: RetryPolicy,
     ) -> Api {
         Api {
-            rest: RestClient::new(http, calls.clone(), retry, "GCP"),
+            rest: RestClient::new(http, calls, retry, "GCP"),
             base: base.map(|b| b.trim_end_matches('/').to_string()),
             tokens,
-            calls,
         }
     }
 
