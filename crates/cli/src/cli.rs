@@ -33,11 +33,7 @@ pub enum LogFormat {
     Json,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum OutputFormat {
-    Table,
-    Json,
-}
+pub use crate::output::OutputFormat;
 
 impl Command {
     /// A command that prints a listing or an answer and exits (no agent, no server).
@@ -50,6 +46,7 @@ impl Command {
                 | Command::Prices(_)
                 | Command::Query(_)
                 | Command::Validate(_)
+                | Command::Rating(_)
         )
     }
 }
@@ -81,6 +78,10 @@ pub enum Command {
     /// Price tables behind estimated costs: show the table in use, or read current prices
     /// from a cloud's price API (`skymeter prices aws update --regions eu-west-1`).
     Prices(crate::prices::PricesArgs),
+    /// Rating rules (CloudKitty's hashmap and scripts): check a rules file, or price a
+    /// usage with it before it happens.
+    #[command(subcommand)]
+    Rating(crate::rating::RatingCommand),
 }
 
 #[derive(Debug, Args)]

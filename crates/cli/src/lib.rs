@@ -11,6 +11,7 @@ mod logging;
 mod output;
 mod prices;
 mod query;
+mod rating;
 mod serve;
 
 use clap::{CommandFactory, FromArgMatches};

@@ -7,6 +7,13 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+/// `--format` of the commands that print.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    Table,
+    Json,
+}
+
 /// Exit status of a usage or config error.
 pub const USAGE: u8 = 2;
 /// Exit status of a runtime failure.
