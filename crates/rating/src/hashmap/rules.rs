@@ -240,36 +240,15 @@ impl HashMapRules {
     }
 
     fn check_mapping(&self, m: &Mapping, replacing: Option<Uuid>) -> Result<(), RuleError> {
-        match (m.service_id, m.field_id) {
-            (Some(_), Some(_)) => {
-                return Err(invalid(
-                    "a mapping has one parent: a service or a field, not both",
-                ))
-            }
-            (None, None) => {
-                return Err(invalid(
-                    "a mapping needs a parent: a service_id or a field_id",
-                ))
-            }
-            (Some(s), None) => {
-                self.service(s)?;
-                if m.value.is_some() {
-                    return Err(invalid(
-                        "a service mapping has no value (values belong to field mappings)",
-                    ));
-                }
-            }
-            (None, Some(f)) => {
-                self.field(f)?;
-                if m.value.as_deref().is_none_or(str::is_empty) {
-                    return Err(invalid("a field mapping needs the value it matches"));
-                }
-            }
+        self.check_parent("mapping", m.service_id, m.field_id, m.group_id, m.cost)?;
+        if m.service_id.is_some() && m.value.is_some() {
+            return Err(invalid(
+                "a service mapping has no value (values belong to field mappings)",
+            ));
         }
-        if let Some(g) = m.group_id {
-            self.group(g)?;
+        if m.field_id.is_some() && m.value.as_deref().is_none_or(str::is_empty) {
+            return Err(invalid("a field mapping needs the value it matches"));
         }
-        check_cost(m.cost)?;
         if let (Some(s), Some(e)) = (m.start, m.end) {
             if e <= s {
                 return Err(invalid("a mapping's end must come after its start"));
@@ -315,28 +294,7 @@ impl HashMapRules {
     }
 
     fn check_threshold(&self, t: &Threshold, replacing: Option<Uuid>) -> Result<(), RuleError> {
-        match (t.service_id, t.field_id) {
-            (Some(_), Some(_)) => {
-                return Err(invalid(
-                    "a threshold has one parent: a service or a field, not both",
-                ))
-            }
-            (None, None) => {
-                return Err(invalid(
-                    "a threshold needs a parent: a service_id or a field_id",
-                ))
-            }
-            (Some(s), None) => {
-                self.service(s)?;
-            }
-            (None, Some(f)) => {
-                self.field(f)?;
-            }
-        }
-        if let Some(g) = t.group_id {
-            self.group(g)?;
-        }
-        check_cost(t.cost)?;
+        self.check_parent("threshold", t.service_id, t.field_id, t.group_id, t.cost)?;
         let clash = self.thresholds.iter().find(|x| {
             Some(x.threshold_id) != replacing
                 && x.service_id == t.service_id
@@ -351,6 +309,40 @@ impl HashMapRules {
             )));
         }
         Ok(())
+    }
+
+    /// What mappings and thresholds both need: exactly one parent, a service or a field,
+    /// that exists; a group that exists; a cost CloudKitty can store.
+    fn check_parent(
+        &self,
+        what: &str,
+        service_id: Option<Uuid>,
+        field_id: Option<Uuid>,
+        group_id: Option<Uuid>,
+        cost: Decimal,
+    ) -> Result<(), RuleError> {
+        match (service_id, field_id) {
+            (Some(_), Some(_)) => {
+                return Err(invalid(&format!(
+                    "a {what} has one parent: a service or a field, not both"
+                )))
+            }
+            (None, None) => {
+                return Err(invalid(&format!(
+                    "a {what} needs a parent: a service_id or a field_id"
+                )))
+            }
+            (Some(s), None) => {
+                self.service(s)?;
+            }
+            (None, Some(f)) => {
+                self.field(f)?;
+            }
+        }
+        if let Some(g) = group_id {
+            self.group(g)?;
+        }
+        check_cost(cost)
     }
 
     /// Deletes a service with its fields, mappings and thresholds.
