@@ -229,11 +229,7 @@ impl HashMapRules {
 
     /// Replaces the mapping with `m`'s id, under the same checks as adding it.
     pub fn update_mapping(&mut self, m: Mapping) -> Result<Mapping, RuleError> {
-        let at = self
-            .mappings
-            .iter()
-            .position(|x| x.mapping_id == m.mapping_id)
-            .ok_or_else(|| not_found("mapping", m.mapping_id))?;
+        let at = index_of(&self.mappings, "mapping", m.mapping_id, |x| x.mapping_id)?;
         self.check_mapping(&m, Some(m.mapping_id))?;
         self.mappings[at] = m.clone();
         Ok(m)
@@ -283,11 +279,9 @@ impl HashMapRules {
     }
 
     pub fn update_threshold(&mut self, t: Threshold) -> Result<Threshold, RuleError> {
-        let at = self
-            .thresholds
-            .iter()
-            .position(|x| x.threshold_id == t.threshold_id)
-            .ok_or_else(|| not_found("threshold", t.threshold_id))?;
+        let at = index_of(&self.thresholds, "threshold", t.threshold_id, |x| {
+            x.threshold_id
+        })?;
         self.check_threshold(&t, Some(t.threshold_id))?;
         self.thresholds[at] = t.clone();
         Ok(t)
@@ -397,22 +391,29 @@ impl HashMapRules {
     }
 
     pub fn delete_mapping(&mut self, id: Uuid) -> Result<(), RuleError> {
-        let before = self.mappings.len();
-        self.mappings.retain(|m| m.mapping_id != id);
-        if self.mappings.len() == before {
-            return Err(not_found("mapping", id));
-        }
+        let at = index_of(&self.mappings, "mapping", id, |m| m.mapping_id)?;
+        self.mappings.remove(at);
         Ok(())
     }
 
     pub fn delete_threshold(&mut self, id: Uuid) -> Result<(), RuleError> {
-        let before = self.thresholds.len();
-        self.thresholds.retain(|t| t.threshold_id != id);
-        if self.thresholds.len() == before {
-            return Err(not_found("threshold", id));
-        }
+        let at = index_of(&self.thresholds, "threshold", id, |t| t.threshold_id)?;
+        self.thresholds.remove(at);
         Ok(())
     }
+}
+
+/// Where the rule with `id` is, or `NotFound` naming `kind`.
+fn index_of<T>(
+    items: &[T],
+    kind: &'static str,
+    id: Uuid,
+    id_of: impl Fn(&T) -> Uuid,
+) -> Result<usize, RuleError> {
+    items
+        .iter()
+        .position(|x| id_of(x) == id)
+        .ok_or_else(|| not_found(kind, id))
 }
 
 fn overlaps(a: &Mapping, b: &Mapping) -> bool {
