@@ -79,7 +79,6 @@ fn rules(a: RulesArgs) -> ExitCode {
         Ok(r) => r,
         Err(code) => return code,
     };
-    let rows = rule_rows(&rules.hashmap);
     if a.format == OutputFormat::Json {
         let modules: Vec<_> = rules
             .modules
@@ -139,6 +138,7 @@ fn rules(a: RulesArgs) -> ExitCode {
         }
         println!("{t}");
     }
+    let rows = rule_rows(&rules.hashmap);
     if !rows.is_empty() {
         let mut t = new_table(&[
             "service",

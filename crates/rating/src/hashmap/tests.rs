@@ -19,11 +19,11 @@ fn t0() -> DateTime<Utc> {
 
 /// The price `rules` put on one point of `service` for `scope`.
 fn price(rules: &HashMapRules, service: &str, point: DataPoint, scope: Option<&str>) -> Decimal {
-    let mut all = RatingRules {
+    // The hashmap module is on by default.
+    let all = RatingRules {
         hashmap: rules.clone(),
         ..RatingRules::default()
     };
-    all.modules.get_mut("hashmap").unwrap().enabled = true;
     let mut frame = DataFrame::new(t0(), t0() + chrono::Duration::hours(1));
     frame.add_point(service, point);
     all.rate(frame, scope).unwrap().total()
