@@ -140,6 +140,39 @@ pub enum CostSource {
     Billed,
     /// Computed by skymeter from usage and a price table.
     Estimated,
+    /// Priced by skymeter's rating engine from usage and the operator's rating rules
+    /// (chargeback, showback, markups; see `docs/rating.md`).
+    Rated,
+}
+
+impl CostSource {
+    /// Every source, in the order they are listed to users.
+    pub const ALL: [CostSource; 3] = [CostSource::Billed, CostSource::Estimated, CostSource::Rated];
+
+    /// The name on the wire (`x_source`) and in query parameters.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CostSource::Billed => "billed",
+            CostSource::Estimated => "estimated",
+            CostSource::Rated => "rated",
+        }
+    }
+
+    /// The source named `name` (as [`CostSource::as_str`] writes it).
+    pub fn parse(name: &str) -> Option<CostSource> {
+        CostSource::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+}
+
+/// The FOCUS specification version cost lines follow (`x_focus_version`).
+pub const FOCUS_VERSION: &str = "1.2";
+
+fn focus_version() -> String {
+    FOCUS_VERSION.to_string()
+}
+
+fn is_focus_version(v: &str) -> bool {
+    v == FOCUS_VERSION
 }
 
 /// FOCUS `ChargeCategory`.
@@ -152,6 +185,22 @@ pub enum ChargeCategory {
     Adjustment,
 }
 
+/// FOCUS `ChargeClass`: set only on a line that corrects one of an earlier billing period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum ChargeClass {
+    Correction,
+}
+
+/// FOCUS `ChargeFrequency`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum ChargeFrequency {
+    #[serde(rename = "One-Time")]
+    OneTime,
+    Recurring,
+    #[serde(rename = "Usage-Based")]
+    UsageBased,
+}
+
 /// A cost line, with the FinOps FOCUS 1.2 column names so that it loads into FOCUS tooling
 /// unchanged. skymeter's own columns carry the `x_` prefix, as FOCUS asks of extensions.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -161,6 +210,34 @@ pub struct Cost {
     pub effective_cost: f64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub list_cost: Option<f64>,
+    /// The cost at the prices negotiated in contracts (before commitment discounts
+    /// are amortized). Absent: the source does not know it, and exports use the billed cost.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contracted_cost: Option<f64>,
+    /// The account that receives the invoice (AWS payer account, Azure billing account,
+    /// GCP billing account). Absent: exports use `SubAccountId`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "limits::optional_id_schema")]
+    pub billing_account_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "limits::optional_id_schema")]
+    pub billing_account_name: Option<String>,
+    /// What was charged, in words (`t3.micro running hours in us-east-1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "limits::optional_id_schema")]
+    pub charge_description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub charge_class: Option<ChargeClass>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub charge_frequency: Option<ChargeFrequency>,
+    /// Who sold the service (a marketplace seller, or the provider). Absent: the provider.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "limits::optional_id_schema")]
+    pub publisher_name: Option<String>,
+    /// Who issues the invoice. Absent: the provider (rated lines: whoever runs skymeter).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "limits::optional_id_schema")]
+    pub invoice_issuer_name: Option<String>,
     /// ISO 4217 code, e.g. `USD`.
     #[schemars(regex(pattern = "^[A-Z]{3}$"))]
     pub billing_currency: String,
@@ -217,6 +294,14 @@ pub struct Cost {
     )]
     #[schemars(schema_with = "limits::optional_id_schema")]
     pub x_price_date: Option<String>,
+    /// The FOCUS version the line follows ([`FOCUS_VERSION`]; the default when absent).
+    #[serde(
+        rename = "x_focus_version",
+        default = "focus_version",
+        skip_serializing_if = "is_focus_version"
+    )]
+    #[schemars(schema_with = "limits::optional_id_schema")]
+    pub x_focus_version: String,
 }
 
 impl Cost {
@@ -239,6 +324,14 @@ impl Cost {
             billed_cost,
             effective_cost,
             list_cost: None,
+            contracted_cost: None,
+            billing_account_id: None,
+            billing_account_name: None,
+            charge_description: None,
+            charge_class: None,
+            charge_frequency: None,
+            publisher_name: None,
+            invoice_issuer_name: None,
             billing_currency,
             charge_period_start,
             charge_period_end,
@@ -258,6 +351,7 @@ impl Cost {
             tags: Default::default(),
             x_source: CostSource::Billed,
             x_price_date: None,
+            x_focus_version: focus_version(),
         }
     }
 }
@@ -509,10 +603,14 @@ impl Batch {
         }
         for (i, c) in self.costs.iter().enumerate() {
             for (field, v) in [
-                ("BilledCost", c.billed_cost),
-                ("EffectiveCost", c.effective_cost),
+                ("BilledCost", Some(c.billed_cost)),
+                ("EffectiveCost", Some(c.effective_cost)),
+                ("ListCost", c.list_cost),
+                ("ContractedCost", c.contracted_cost),
+                ("PricingQuantity", c.pricing_quantity),
+                ("ConsumedQuantity", c.consumed_quantity),
             ] {
-                if !v.is_finite() {
+                if v.is_some_and(|v| !v.is_finite()) {
                     errs.push(FieldError::new(
                         format!("costs[{i}].{field}"),
                         "must be a finite number",
@@ -558,11 +656,22 @@ impl Batch {
                 ("PricingUnit", &c.pricing_unit),
                 ("ConsumedUnit", &c.consumed_unit),
                 ("x_price_date", &c.x_price_date),
+                ("BillingAccountId", &c.billing_account_id),
+                ("BillingAccountName", &c.billing_account_name),
+                ("ChargeDescription", &c.charge_description),
+                ("PublisherName", &c.publisher_name),
+                ("InvoiceIssuerName", &c.invoice_issuer_name),
             ] {
                 if let Some(v) = v {
                     check_id(&mut errs, || format!("costs[{i}].{field}"), v, false);
                 }
             }
+            check_id(
+                &mut errs,
+                || format!("costs[{i}].x_focus_version"),
+                &c.x_focus_version,
+                false,
+            );
             check_labels(&mut errs, || format!("costs[{i}].Tags"), &c.tags);
         }
         for (i, e) in self.errors.iter().enumerate() {

@@ -29,7 +29,7 @@
 
 use chrono::{DateTime, Utc};
 use skymeter_model::{
-    Batch, ChargeCategory, Cost, CostSource, Labels, Point, ResourceRef, SmolStr, Stat, Unit,
+    Batch, ChargeCategory, Cost, Labels, Point, ResourceRef, SmolStr, Stat, Unit,
 };
 use std::sync::Arc;
 
@@ -67,10 +67,7 @@ pub fn cost_points(c: &Cost) -> [Point; 2] {
     });
     let mut labels = Labels::new();
     labels.insert("service".into(), c.service_name.clone());
-    let source = match c.x_source {
-        CostSource::Billed => "billed",
-        CostSource::Estimated => "estimated",
-    };
+    let source = c.x_source.as_str();
     labels.insert("source".into(), source.into());
     labels.insert("category".into(), category_name(c.charge_category).into());
     if let Some(sku) = c.sku_id.as_deref().filter(|s| !s.is_empty()) {
@@ -141,8 +138,17 @@ mod tests {
             consumed_quantity: None,
             consumed_unit: None,
             tags: Default::default(),
-            x_source: CostSource::Billed,
+            x_source: skymeter_model::CostSource::Billed,
             x_price_date: None,
+            contracted_cost: None,
+            billing_account_id: None,
+            billing_account_name: None,
+            charge_description: None,
+            charge_class: None,
+            charge_frequency: None,
+            publisher_name: None,
+            invoice_issuer_name: None,
+            x_focus_version: skymeter_model::FOCUS_VERSION.into(),
         }
     }
 

@@ -175,7 +175,7 @@ pub struct CostQuery {
     /// `source`, `currency`, `day`, `month`; empty: one total.
     pub group_by: Vec<String>,
     pub provider: Option<String>,
-    /// `billed` or `estimated`.
+    /// `billed`, `estimated` or `rated`.
     pub source: Option<String>,
 }
 

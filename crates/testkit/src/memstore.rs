@@ -375,10 +375,7 @@ impl Store for MemStore {
             {
                 continue;
             }
-            let source = match c.x_source {
-                skymeter_model::CostSource::Billed => "billed",
-                skymeter_model::CostSource::Estimated => "estimated",
-            };
+            let source = c.x_source.as_str();
             if q.source.as_deref().is_some_and(|s| s != source) {
                 continue;
             }

@@ -425,9 +425,9 @@ pub async fn costs(
         }
     }
     if let Some(s) = &query.source {
-        if s != "billed" && s != "estimated" {
+        if skymeter_model::CostSource::parse(s).is_none() {
             return Err(ApiErr::bad_request(format!(
-                "query parameter `source`=`{s}`: use billed or estimated"
+                "query parameter `source`=`{s}`: use billed, estimated or rated"
             )));
         }
     }
@@ -555,8 +555,8 @@ pub fn describe(spec: &RouteSpec, s: &mut Schemas) -> Option<Op> {
                 query_param("provider", "Only this provider's lines.", string()),
                 query_param(
                     "source",
-                    "`billed` or `estimated`; empty: both.",
-                    json!({"type": "string", "enum": ["", "billed", "estimated"]}),
+                    "`billed`, `estimated` or `rated`; empty: all.",
+                    json!({"type": "string", "enum": ["", "billed", "estimated", "rated"]}),
                 ),
             ],
             body: None,

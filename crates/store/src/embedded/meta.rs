@@ -638,9 +638,9 @@ impl Meta {
             args.push(SqlValue::Text(p.to_lowercase()));
         }
         if let Some(s) = &q.source {
-            if s != "billed" && s != "estimated" {
+            if skymeter_model::CostSource::parse(s).is_none() {
                 return Err(StoreError::BadRequest(format!(
-                    "unknown cost source `{s}`; use billed or estimated"
+                    "unknown cost source `{s}`; use billed, estimated or rated"
                 )));
             }
             sql += " AND source = ?";
@@ -972,8 +972,7 @@ fn upsert_costs(tx: &rusqlite::Transaction<'_>, b: &BatchView<'_>) -> rusqlite::
     for c in b.costs {
         let category = serde_json::to_value(c.charge_category).unwrap();
         let category = category.as_str().unwrap_or_default();
-        let source = serde_json::to_value(c.x_source).unwrap();
-        let source = source.as_str().unwrap_or_default();
+        let source = c.x_source.as_str();
         let account = c.sub_account_id.as_deref().unwrap_or_default();
         let region = c.region_id.as_deref().unwrap_or_default();
         let resource = c.resource_id.as_deref().unwrap_or_default();

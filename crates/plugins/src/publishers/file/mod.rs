@@ -8,7 +8,7 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use schemars::JsonSchema;
 use serde::Deserialize;
-use skymeter_model::{Batch, ChargeCategory, Cost, CostSource, Labels, Point, RecordRef};
+use skymeter_model::{Batch, ChargeCategory, Cost, Labels, Point, RecordRef};
 use skymeter_plugin_api::config::ByteSize;
 use skymeter_plugin_api::{
     async_trait, BuildContext, ConfigError, ErrorKind, PluginDescription, PluginError, PluginKind,
@@ -240,10 +240,7 @@ fn cost_row(lines: &mut Lines, c: &Cost) {
         ChargeCategory::Credit => "Credit",
         ChargeCategory::Adjustment => "Adjustment",
     };
-    let source = match c.x_source {
-        CostSource::Billed => "billed",
-        CostSource::Estimated => "estimated",
-    };
+    let source = c.x_source.as_str();
     let tags = if c.tags.is_empty() {
         String::new()
     } else {
