@@ -88,8 +88,8 @@ pub enum Command {
 pub struct ServerArgs {
     /// Server config file (TOML, a `[server]` table with the keys of these flags:
     /// listen, data_dir, no_auth, tls_cert, tls_key, cors_origins, allowed_hosts, retention,
-    /// max_body_bytes, ingest_budget_bytes). Flags given on the command line win over the
-    /// file.
+    /// max_body_bytes, ingest_budget_bytes), and optionally a `[rating]` table for the
+    /// rating job (docs/rating.md). Flags given on the command line win over the file.
     #[arg(short, long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Address to listen on [default: 127.0.0.1:8080].

@@ -27,7 +27,7 @@ pub async fn dispatch(cli: crate::cli::Cli, registry: Registry) -> ExitCode {
         Command::Token(c) => crate::serve::token(c),
         Command::Query(a) => crate::query::query(a).await,
         Command::Prices(a) => crate::prices::prices(a, &registry).await,
-        Command::Rating(c) => crate::rating::rating(c),
+        Command::Rating(c) => crate::rating::rating(c).await,
     }
 }
 

@@ -1,10 +1,12 @@
-//! `skymeter rating`: check a rating rules file and price usage with it.
+//! `skymeter rating`: check a rating rules file and price usage with it; follow and steer
+//! the server's rating job.
 //!
 //! `rules` reads a rules file (docs/rating.md) and lists what it defines, or every mistake
 //! with its line (exit 2). `quote` prices a usage you describe, as the rules would rate it,
-//! before it happens.
+//! before it happens. `status` shows a server's rating progress per scope; `rerate` asks
+//! it to rate a past range again (and with `--wait`, follows it to the end).
 
-use crate::output::{new_table, OutputFormat, USAGE};
+use crate::output::{new_table, OutputFormat, FAILURE, USAGE};
 use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand};
 use serde_json::json;
@@ -21,6 +23,52 @@ pub enum RatingCommand {
     Rules(RulesArgs),
     /// Price a usage you describe with a rules file, before it happens.
     Quote(QuoteArgs),
+    /// A server's rating progress: the last period rated per scope, the lag, re-rates.
+    Status(StatusArgs),
+    /// Rate a past range again on a server, replacing its rated lines (admin token).
+    Rerate(RerateArgs),
+}
+
+/// Where the server is and how to authenticate.
+#[derive(Debug, Args)]
+pub struct ServerOpts {
+    /// The server's base URL.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "SKYMETER_SERVER",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub server: String,
+    /// An API token (`read` for status, `admin` for rerate).
+    #[arg(long, env = "SKYMETER_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub server: ServerOpts,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct RerateArgs {
+    /// Start of the range (RFC 3339); widened down to a period boundary.
+    #[arg(long, value_name = "TIME")]
+    pub from: DateTime<Utc>,
+    /// End of the range, exclusive (RFC 3339); widened up to a period boundary and cut at
+    /// the last period ready to rate.
+    #[arg(long, value_name = "TIME")]
+    pub to: DateTime<Utc>,
+    /// Wait until the re-rate has finished, showing its progress.
+    #[arg(long)]
+    pub wait: bool,
+    #[command(flatten)]
+    pub server: ServerOpts,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
 }
 
 #[derive(Debug, Args)]
@@ -57,11 +105,198 @@ pub struct QuoteArgs {
     pub format: OutputFormat,
 }
 
-pub fn rating(cmd: RatingCommand) -> ExitCode {
+pub async fn rating(cmd: RatingCommand) -> ExitCode {
     match cmd {
         RatingCommand::Rules(a) => rules(a),
         RatingCommand::Quote(a) => quote(a),
+        RatingCommand::Status(a) => status(a).await,
+        RatingCommand::Rerate(a) => rerate(a).await,
     }
+}
+
+/// One call to the server's API; the JSON answer, or the exit code after saying why not
+/// (2 when the server refused the request as wrong, 1 for anything else).
+async fn call(
+    opts: &ServerOpts,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> Result<serde_json::Value, ExitCode> {
+    let url = format!("{}{path}", opts.server.trim_end_matches('/'));
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(60))
+        .build()
+        .map_err(|e| {
+            eprintln!("error: cannot build an HTTP client: {e}");
+            ExitCode::from(FAILURE)
+        })?;
+    let mut req = client.request(method.clone(), &url);
+    if let Some(t) = &opts.token {
+        req = req.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.map_err(|e| {
+        eprintln!("error: {method} {url}: {e}; is the server running there? (--server or SKYMETER_SERVER)");
+        ExitCode::from(FAILURE)
+    })?;
+    let status = resp.status();
+    let text = resp.text().await.unwrap_or_default();
+    let value: serde_json::Value = serde_json::from_str(&text).map_err(|_| {
+        eprintln!(
+            "error: {method} {url}: {status}, not a JSON answer: {}",
+            text.trim()
+        );
+        ExitCode::from(FAILURE)
+    })?;
+    if status.is_success() {
+        return Ok(value);
+    }
+    let message = value["error"]["message"].as_str().unwrap_or(text.trim());
+    eprintln!("error: {method} {url}: {status}: {message}");
+    if status == 401 || status == 403 {
+        eprintln!("give a token with the needed scope: --token or SKYMETER_TOKEN");
+    }
+    Err(ExitCode::from(if status == 400 { USAGE } else { FAILURE }))
+}
+
+fn print_rerate(r: &serde_json::Value) {
+    println!(
+        "re-rate {}: {} → {}: {} (done until {}, {} line(s) deleted, {} stored){}",
+        r["id"],
+        r["from"].as_str().unwrap_or_default(),
+        r["to"].as_str().unwrap_or_default(),
+        r["state"].as_str().unwrap_or_default(),
+        r["done_until"].as_str().unwrap_or_default(),
+        r["deleted"],
+        r["lines"],
+        r["error"]
+            .as_str()
+            .map(|e| format!(": {e}"))
+            .unwrap_or_default(),
+    );
+}
+
+async fn status(a: StatusArgs) -> ExitCode {
+    let s = match call(
+        &a.server,
+        reqwest::Method::GET,
+        "/api/v1/rating/status",
+        None,
+    )
+    .await
+    {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    if a.format == OutputFormat::Json {
+        println!("{}", serde_json::to_string_pretty(&s).unwrap_or_default());
+        return ExitCode::SUCCESS;
+    }
+    if s["enabled"] != true {
+        println!("rating is not configured on this server (add `[rating]` to its config; docs/rating.md)");
+        return ExitCode::SUCCESS;
+    }
+    println!(
+        "period {}s, wait {} period(s), scopes by `{}`, rules {}",
+        s["period_s"],
+        s["wait_periods"],
+        s["scope_by"].as_str().unwrap_or_default(),
+        s["rules_file"].as_str().unwrap_or("-"),
+    );
+    println!(
+        "ready until {}; rated everywhere until {}",
+        s["ready_until"].as_str().unwrap_or("-"),
+        s["rated_until"].as_str().unwrap_or("- (nothing rated yet)"),
+    );
+    if let Some(e) = s["error"].as_str() {
+        println!("last round failed: {e}");
+    }
+    let mut t = new_table(&["scope", "rated until", "lag", "error"]);
+    for sc in s["scopes"].as_array().into_iter().flatten() {
+        let lag = sc["lag_s"].as_i64().unwrap_or(0).max(0) as u64;
+        t.add_row(vec![
+            sc["scope"].as_str().unwrap_or_default().to_string(),
+            sc["rated_until"].as_str().unwrap_or_default().to_string(),
+            humantime::format_duration(std::time::Duration::from_secs(lag)).to_string(),
+            sc["error"].as_str().unwrap_or_default().to_string(),
+        ]);
+    }
+    println!("{t}");
+    for r in s["rerates"].as_array().into_iter().flatten() {
+        print_rerate(r);
+    }
+    ExitCode::SUCCESS
+}
+
+async fn rerate(a: RerateArgs) -> ExitCode {
+    let body = json!({"from": a.from, "to": a.to});
+    let queued = match call(
+        &a.server,
+        reqwest::Method::POST,
+        "/api/v1/rating/rerate",
+        Some(body),
+    )
+    .await
+    {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let id = queued["id"].clone();
+    let mut last = queued;
+    if a.wait {
+        use std::io::{IsTerminal, Write};
+        let live = std::io::stderr().is_terminal();
+        loop {
+            let s = match call(
+                &a.server,
+                reqwest::Method::GET,
+                "/api/v1/rating/status",
+                None,
+            )
+            .await
+            {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            if let Some(r) = s["rerates"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|r| r["id"] == id)
+            {
+                last = r.clone();
+            }
+            let state = last["state"].as_str().unwrap_or_default();
+            if live {
+                let mut err = std::io::stderr().lock();
+                let _ = write!(
+                    err,
+                    "\r\x1b[2Kre-rating: {state}, done until {}, {} line(s)",
+                    last["done_until"].as_str().unwrap_or_default(),
+                    last["lines"]
+                );
+                let _ = err.flush();
+            }
+            if state == "done" || state == "failed" {
+                if live {
+                    eprint!("\r\x1b[2K");
+                }
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
+    }
+    if a.format == OutputFormat::Json {
+        println!("{last}");
+    } else {
+        print_rerate(&last);
+    }
+    if last["state"] == "failed" {
+        return ExitCode::from(FAILURE);
+    }
+    ExitCode::SUCCESS
 }
 
 fn load(path: &std::path::Path) -> Result<RatingRules, ExitCode> {

@@ -26,6 +26,23 @@ fn open_store(dir: &Path) -> Result<EmbeddedStore, ExitCode> {
 struct ServerFile {
     #[serde(default)]
     server: ServerSection,
+    rating: Option<RatingSection>,
+}
+
+/// `[rating]`: the rating job (docs/rating.md). Relative paths are relative to the config
+/// file's folder.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RatingSection {
+    /// The rating rules file.
+    rules: PathBuf,
+    period: Option<DurationStr>,
+    wait_periods: Option<u32>,
+    scope_by: Option<String>,
+    /// RFC 3339 text: the first period rated.
+    start: Option<String>,
+    currency: Option<String>,
+    issuer: Option<String>,
 }
 
 #[derive(Debug, Default, serde::Deserialize)]
@@ -59,8 +76,50 @@ struct QuerySection {
     timeout: Option<DurationStr>,
 }
 
+/// The rating job of `[rating]`: its rules file read and checked (errors with file:line).
+fn rating_config(
+    section: RatingSection,
+    config_file: &Path,
+) -> Result<skymeter_server::RatingConfig, ExitCode> {
+    let dir = config_file.parent().unwrap_or(Path::new("."));
+    let rules_path = dir.join(&section.rules);
+    let rules = skymeter_rating::rules::load_file(&rules_path)
+        .map_err(|errs| report_config_errors(&errs.0))?;
+    let mut c = skymeter_server::RatingConfig::new(rules);
+    c.rules_file = Some(rules_path);
+    if let Some(p) = section.period {
+        c.period = p.0;
+    }
+    if let Some(w) = section.wait_periods {
+        c.wait_periods = w;
+    }
+    if let Some(s) = section.scope_by {
+        c.scope_by = s;
+    }
+    if let Some(start) = section.start {
+        match chrono::DateTime::parse_from_rfc3339(&start) {
+            Ok(t) => c.start = Some(t.with_timezone(&chrono::Utc)),
+            Err(e) => {
+                eprintln!(
+                    "error: {}: rating.start = `{start}`: {e}; write RFC 3339 text such as \"2026-12-01T00:00:00Z\"",
+                    config_file.display()
+                );
+                return Err(ExitCode::from(USAGE));
+            }
+        }
+    }
+    if let Some(cur) = section.currency {
+        c.currency = cur;
+    }
+    if let Some(i) = section.issuer {
+        c.issuer = i;
+    }
+    Ok(c)
+}
+
 /// The config file (if any) with the command line's flags on top, and the data dir.
 fn server_config(args: &ServerArgs) -> Result<(ServerConfig, PathBuf), ExitCode> {
+    let mut rating = None;
     let file = match &args.config {
         None => ServerSection::default(),
         Some(path) => {
@@ -77,7 +136,12 @@ fn server_config(args: &ServerArgs) -> Result<(ServerConfig, PathBuf), ExitCode>
                     .decode::<ServerFile>()
             });
             match parsed {
-                Ok(f) => f.server,
+                Ok(f) => {
+                    if let Some(r) = f.rating {
+                        rating = Some(rating_config(r, path)?);
+                    }
+                    f.server
+                }
                 Err(e) => return Err(report_config_errors(&[e])),
             }
         }
@@ -125,6 +189,7 @@ fn server_config(args: &ServerArgs) -> Result<(ServerConfig, PathBuf), ExitCode>
             max_samples: file.query.max_samples.unwrap_or(defaults.query.max_samples),
             timeout: file.query.timeout.map_or(defaults.query.timeout, |d| d.0),
         },
+        rating,
         ..defaults
     };
     let data_dir = args

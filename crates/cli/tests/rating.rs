@@ -43,16 +43,16 @@ fn quote(args: &[&str]) -> String {
 
 #[test]
 fn quotes_follow_cloudkitty_semantics() {
-    // Flavor flat × the team's 1.10 rate in the compute group, plus the licence group.
+    // Instance type flat × the team's 1.10 rate in the compute group, plus the licence group.
     let q = quote(&[
         "--service",
         "instance",
         "--qty",
         "2",
         "--attr",
-        "flavor=m5.large",
+        "instance_type=m5.large",
         "--attr",
-        "image=windows",
+        "platform=Windows",
         "--attr",
         "account=team-research",
     ]);

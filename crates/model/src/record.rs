@@ -713,7 +713,8 @@ impl Batch {
 pub enum Record {
     Resource(Resource),
     Point(Point),
-    Cost(Cost),
+    /// Boxed: a cost line is twice the size of the other records.
+    Cost(Box<Cost>),
     Error(CollectError),
 }
 

@@ -17,6 +17,7 @@ pub mod hashmap;
 pub mod rules;
 pub mod script;
 pub mod service;
+pub mod usage;
 
 pub use error::{ModuleInfo, RateError, MODULES};
 pub use frame::{Attrs, DataFrame, DataPoint, Period};
@@ -24,4 +25,5 @@ pub use hashmap::{CompiledHashMap, HashMapRules, MapType};
 pub use rules::RatingRules;
 pub use rust_decimal::Decimal;
 pub use script::{DataSize, Script, ScriptLimits};
-pub use service::{Mutate, Ratio, ServiceDef};
+pub use service::{Aggregate, Mutate, Ratio, ServiceDef, Usage};
+pub use usage::{cost_lines, LineDefaults, UsageFrames};

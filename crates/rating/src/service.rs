@@ -46,6 +46,62 @@ pub struct ServiceDef {
     /// Attributes carried along (the first value seen in the group).
     pub metadata: Vec<String>,
     pub description: Option<String>,
+    /// Where the server's rating job reads this service's usage. `None`: the service is
+    /// priced only from usage given to it (quotes, the CloudKitty API).
+    pub usage: Option<Usage>,
+    /// FOCUS `ServiceCategory` of the rated cost lines (`Compute`, `Storage`, …); `Other`
+    /// when not set.
+    pub category: Option<String>,
+}
+
+/// Where the usage of a rated service comes from in the store (skymeter's counterpart of
+/// CloudKitty's collector settings). Either way, usage is grouped per scope and period,
+/// then by the service's `groupby` attributes, quantities summed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Usage {
+    /// The resources of an inventory kind (`compute.instance`, `storage.volume`): each one's
+    /// hours of presence in the period, times a numeric attribute when given (a volume's
+    /// `size_gib` makes GiB-hours).
+    Resources {
+        kind: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        attribute: Option<String>,
+    },
+    /// A metric's points in the period, combined per series (resource and labels).
+    Metric {
+        metric: String,
+        #[serde(default)]
+        aggregate: Aggregate,
+    },
+}
+
+/// How a metric's points in a period make one quantity.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Aggregate {
+    #[default]
+    Avg,
+    Sum,
+    Max,
+    Min,
+    /// The latest point.
+    Last,
+    /// How many points there were.
+    Count,
+}
+
+impl Aggregate {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Aggregate::Avg => "avg",
+            Aggregate::Sum => "sum",
+            Aggregate::Max => "max",
+            Aggregate::Min => "min",
+            Aggregate::Last => "last",
+            Aggregate::Count => "count",
+        }
+    }
 }
 
 impl ServiceDef {
@@ -61,6 +117,8 @@ impl ServiceDef {
             groupby: Vec::new(),
             metadata: Vec::new(),
             description: None,
+            usage: None,
+            category: None,
         }
     }
 

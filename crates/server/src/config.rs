@@ -67,6 +67,8 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     /// Limits of one PromQL query (`[server.query]`).
     pub query: QueryLimits,
+    /// The rating job (`[rating]`); off when absent.
+    pub rating: Option<crate::rating::RatingConfig>,
 }
 
 /// Limits of one PromQL query (`/api/v1/query`, `query_range`), `[server.query]` in the
@@ -116,6 +118,7 @@ impl Default for ServerConfig {
             compress_responses: true,
             shutdown_grace: Duration::from_secs(30),
             query: QueryLimits::default(),
+            rating: None,
         }
     }
 }
@@ -169,6 +172,12 @@ impl ServerConfig {
                 })
             }
         };
+        if let Some(r) = &self.rating {
+            r.check().map_err(|message| ServerError::Invalid {
+                field: "rating",
+                message,
+            })?;
+        }
         positive("max_body_bytes", self.max_body_bytes > 0)?;
         positive(
             "max_compressed_body_bytes",

@@ -9,7 +9,7 @@
 //! the common error answers, operation ids, tags, components).
 
 use crate::apidoc::{string, Op, Schemas};
-use crate::handlers::{agents, ingest, ops, prom, query};
+use crate::handlers::{agents, ingest, ops, prom, query, rating};
 use crate::state::{scope_name, Access, RouteSpec, ROUTES};
 use crate::ui;
 use axum::http::{header, HeaderValue};
@@ -78,6 +78,7 @@ const DESCRIBE: &[fn(&RouteSpec, &mut Schemas) -> Option<Op>] = &[
     agents::describe,
     query::describe,
     prom::describe,
+    rating::describe,
 ];
 
 fn describe(spec: &RouteSpec, s: &mut Schemas) -> Option<Op> {

@@ -62,6 +62,14 @@ impl Builder {
 /// browser guard, ingest budget and catch-panic. [`crate::serve`] runs it; tests and
 /// embedders may serve it themselves.
 pub fn router(config: &ServerConfig, store: Arc<dyn Store>) -> Router {
+    router_with_state(config, store).0
+}
+
+/// [`router`], and the state its handlers share (the server starts the rating job on it).
+pub(crate) fn router_with_state(
+    config: &ServerConfig,
+    store: Arc<dyn Store>,
+) -> (Router, AppState) {
     let state = app_state(config, store);
     let b = Builder {
         router: Router::new(),
@@ -97,7 +105,23 @@ pub fn router(config: &ServerConfig, store: Arc<dyn Store>) -> Router {
         )
         .add(Method::GET, "/api/v1/series", handlers::prom::series_get)
         .add(Method::GET, "/api/v1/points", handlers::query::points)
-        .add(Method::GET, "/api/v1/costs", handlers::query::costs);
+        .add(Method::GET, "/api/v1/costs", handlers::query::costs)
+        .add(
+            Method::GET,
+            "/api/v1/rating/status",
+            handlers::rating::status,
+        )
+        .add(Method::GET, "/api/v1/rating/rules", handlers::rating::rules)
+        .add(
+            Method::POST,
+            "/api/v1/rating/quote",
+            handlers::rating::quote,
+        )
+        .add(
+            Method::POST,
+            "/api/v1/rating/rerate",
+            handlers::rating::rerate,
+        );
     let b = add_prometheus_api(b);
     for spec in ROUTES {
         assert!(
@@ -112,7 +136,7 @@ pub fn router(config: &ServerConfig, store: Arc<dyn Store>) -> Router {
         .router
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method);
-    edge_layers(app, config, state)
+    (edge_layers(app, config, state.clone()), state)
 }
 
 fn app_state(config: &ServerConfig, store: Arc<dyn Store>) -> AppState {
@@ -129,6 +153,10 @@ fn app_state(config: &ServerConfig, store: Arc<dyn Store>) -> AppState {
         metrics: Arc::new(Metrics::default()),
         ingest_budget: Arc::new(IngestBudget::new(config.ingest_budget_bytes, limits)),
         health: HealthCache::default(),
+        rating: config
+            .rating
+            .clone()
+            .map(|c| Arc::new(crate::rating::Rating::new(c))),
     })
 }
 

@@ -2,7 +2,7 @@
 //! header limits, enforce retention in the background, and shut down gracefully.
 
 use crate::config::{ServerConfig, ServerError, TlsFiles};
-use crate::routes::router;
+use crate::routes::router_with_state;
 use axum::Router;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -31,6 +31,7 @@ pub struct Server {
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     app: Router,
+    rating: Option<Arc<crate::rating::Rating>>,
 }
 
 impl Server {
@@ -45,13 +46,14 @@ impl Server {
                     listen: config.listen,
                     source,
                 })?;
-        let app = router(&config, store.clone());
+        let (app, state) = router_with_state(&config, store.clone());
         Ok(Server {
             config,
             store,
             listener,
             tls,
             app,
+            rating: state.rating.clone(),
         })
     }
 
@@ -70,6 +72,7 @@ impl Server {
             listener,
             tls,
             app,
+            rating,
         } = self;
         let addr = listener.local_addr().ok();
         tracing::info!(
@@ -81,6 +84,7 @@ impl Server {
         let retention = config
             .retention
             .map(|keep| tokio::spawn(enforce_retention(store.clone(), keep)));
+        let rating = rating.map(|r| tokio::spawn(crate::rating::run(r, store.clone())));
 
         let mut http = http1::Builder::new();
         http.timer(TokioTimer::new())
@@ -151,6 +155,11 @@ impl Server {
             }
         }
         if let Some(r) = retention {
+            r.abort();
+        }
+        if let Some(r) = rating {
+            // A round in progress finishes on its blocking thread; its period is stored
+            // whole or not at all, and the next start resumes from the saved progress.
             r.abort();
         }
         let flushed = tokio::task::spawn_blocking(move || store.flush()).await;

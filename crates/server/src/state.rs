@@ -50,6 +50,7 @@ const fn r(method: &'static str, path: &'static str, access: Access) -> RouteSpe
 
 pub const INGEST: Access = Access::Scope(Scope::Ingest);
 pub const READ: Access = Access::Scope(Scope::Read);
+pub const ADMIN: Access = Access::Scope(Scope::Admin);
 
 /// Every endpoint of the server.
 pub const ROUTES: &[RouteSpec] = &[
@@ -70,6 +71,11 @@ pub const ROUTES: &[RouteSpec] = &[
     r("GET", "/api/v1/series", READ),
     r("GET", "/api/v1/points", READ),
     r("GET", "/api/v1/costs", READ),
+    // The rating job (rating/mod.rs, handlers/rating.rs).
+    r("GET", "/api/v1/rating/status", READ),
+    r("GET", "/api/v1/rating/rules", READ),
+    r("POST", "/api/v1/rating/quote", READ),
+    r("POST", "/api/v1/rating/rerate", ADMIN),
     // The Prometheus-compatible query API (handlers/prom.rs). GET /api/v1/series above
     // serves both: Prometheus' when the request has `match[]`.
     r("GET", "/api/v1/query", READ),
@@ -101,6 +107,8 @@ pub struct Inner {
     /// In-flight bytes of ingest-scope requests (see [`crate::budget`]).
     pub ingest_budget: Arc<IngestBudget>,
     pub health: HealthCache,
+    /// The rating job's shared half, when `[rating]` is configured.
+    pub rating: Option<Arc<crate::rating::Rating>>,
 }
 
 pub type AppState = Arc<Inner>;

@@ -417,7 +417,7 @@ async fn costs_grouped_and_filtered() {
 
     for (q, says) in [
         ("group_by=colour", "colour"),
-        ("source=guessed", "billed or estimated"),
+        ("source=guessed", "billed, estimated or rated"),
         ("start=-1d&end=-2d", "before"),
     ] {
         let (code, err) = api.get(&format!("/api/v1/costs?{q}")).await;

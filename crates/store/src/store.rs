@@ -99,6 +99,19 @@ pub trait Store: Send + Sync + 'static {
     fn stats(&self) -> Result<StoreStats, StoreError>;
     /// Deletes points, costs and resources (not seen since) older than `before`.
     fn enforce_retention(&self, before: DateTime<Utc>) -> Result<RetentionReport, StoreError>;
+    /// Deletes the cost lines of `source` whose charge period starts in `[start, end)`;
+    /// returns how many. Re-rating a range does this before it rates the range again, so
+    /// that lines rules no longer produce do not linger.
+    fn delete_costs(
+        &self,
+        source: skymeter_model::CostSource,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Result<u64, StoreError>;
+    /// A small value the server keeps across restarts (the rating job's progress, rules
+    /// edited through the API), by key; `None` when never set. Written durably.
+    fn server_state(&self, key: &str) -> Result<Option<String>, StoreError>;
+    fn put_server_state(&self, key: &str, value: &str) -> Result<(), StoreError>;
     /// Makes everything ingested so far part of the compressed, compacted storage (normally
     /// done in the background; called at shutdown and by benchmarks).
     fn flush(&self) -> Result<(), StoreError>;

@@ -21,6 +21,7 @@ struct Data {
     history: BTreeMap<String, Vec<ResourceChange>>,
     points: BTreeMap<SeriesKey, BTreeMap<DateTime<Utc>, f64>>,
     costs: Vec<Cost>,
+    server_state: BTreeMap<String, String>,
     agents: BTreeMap<String, (AgentRegistration, DateTime<Utc>, DateTime<Utc>, Heartbeat)>,
     /// Hash of the token → info.
     tokens: BTreeMap<u64, TokenInfo>,
@@ -521,6 +522,31 @@ impl Store for MemStore {
             batches: d.batches.len() as u64,
             ..Default::default()
         })
+    }
+
+    fn delete_costs(
+        &self,
+        source: skymeter_model::CostSource,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let mut d = self.lock();
+        let n = d.costs.len();
+        d.costs.retain(|c| {
+            !(c.x_source == source && c.charge_period_start >= start && c.charge_period_start < end)
+        });
+        Ok((n - d.costs.len()) as u64)
+    }
+
+    fn server_state(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.lock().server_state.get(key).cloned())
+    }
+
+    fn put_server_state(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.lock()
+            .server_state
+            .insert(key.to_string(), value.to_string());
+        Ok(())
     }
 
     fn enforce_retention(&self, before: DateTime<Utc>) -> Result<RetentionReport, StoreError> {

@@ -36,7 +36,7 @@ use crate::decimal::{decimal_from_f64, parse_decimal};
 use crate::error::MODULES;
 use crate::hashmap::{MapType, Mapping, RuleError, Threshold};
 use crate::script::Script;
-use crate::service::{parse_factor, Mutate, Ratio, ServiceDef};
+use crate::service::{parse_factor, Aggregate, Mutate, Ratio, ServiceDef, Usage};
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::Deserialize;
@@ -143,6 +143,19 @@ struct ServiceToml {
     #[serde(default)]
     metadata: Vec<String>,
     description: Option<String>,
+    usage: Option<Spanned<UsageToml>>,
+    category: Option<String>,
+}
+
+/// `usage = { kind = "storage.volume", attribute = "size_gib" }` or
+/// `usage = { metric = "gpu.utilization", aggregate = "avg" }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UsageToml {
+    kind: Option<String>,
+    attribute: Option<String>,
+    metric: Option<String>,
+    aggregate: Option<Aggregate>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -264,6 +277,34 @@ impl Builder<'_> {
             def.groupby = s.groupby;
             def.metadata = s.metadata;
             def.description = s.description;
+            def.category = s.category;
+            if let Some(u) = s.usage {
+                let span = u.span();
+                match u.into_inner() {
+                    UsageToml {
+                        kind: Some(kind),
+                        attribute,
+                        metric: None,
+                        aggregate: None,
+                    } if !kind.is_empty() => def.usage = Some(Usage::Resources { kind, attribute }),
+                    UsageToml {
+                        kind: None,
+                        attribute: None,
+                        metric: Some(metric),
+                        aggregate,
+                    } if !metric.is_empty() => {
+                        def.usage = Some(Usage::Metric {
+                            metric,
+                            aggregate: aggregate.unwrap_or_default(),
+                        })
+                    }
+                    _ => self.error(
+                        span,
+                        "usage: give `kind` (resources of an inventory kind, optionally with \
+                         `attribute`) or `metric` (optionally with `aggregate`), not both",
+                    ),
+                }
+            }
             if let Some(v) = s.factor {
                 let parsed = match v.get_ref() {
                     Num::Text(t) => parse_factor(t),

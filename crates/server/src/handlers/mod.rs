@@ -6,6 +6,7 @@ pub mod ingest;
 pub mod ops;
 pub mod prom;
 pub mod query;
+pub mod rating;
 
 use crate::body::{self, Encoding};
 use crate::error::ApiErr;

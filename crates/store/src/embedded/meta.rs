@@ -33,6 +33,7 @@ use std::path::{Path, PathBuf};
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS state (k TEXT PRIMARY KEY, v INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS server_state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS batches (
     id BLOB PRIMARY KEY, agent_id TEXT NOT NULL, task TEXT NOT NULL,
     collected_at INTEGER NOT NULL, received_at INTEGER NOT NULL,
@@ -898,6 +899,37 @@ impl Meta {
             )?;
             tx.commit()?;
             Ok((costs as u64, resources as u64))
+        })
+    }
+
+    /// Deletes the cost lines of `source` whose charge period starts in `[start, end)`.
+    pub fn delete_costs(&self, source: &str, start: i64, end: i64) -> Result<u64, StoreError> {
+        self.write_durably("deleting cost lines", |c| {
+            c.execute(
+                "DELETE FROM costs WHERE source = ? AND start >= ? AND start < ?",
+                params![source, start, end],
+            )
+            .map(|n| n as u64)
+        })
+    }
+
+    pub fn server_state(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.read("reading the server's state", |c| {
+            c.query_row("SELECT value FROM server_state WHERE key = ?", [key], |r| {
+                r.get(0)
+            })
+            .optional()
+        })
+    }
+
+    pub fn put_server_state(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.write_durably("saving the server's state", |c| {
+            c.execute(
+                "INSERT INTO server_state (key, value) VALUES (?1, ?2)
+                 ON CONFLICT (key) DO UPDATE SET value = ?2",
+                [key, value],
+            )
+            .map(|_| ())
         })
     }
 

@@ -647,6 +647,29 @@ impl Store for EmbeddedStore {
         self.inner.enforce_retention(before)
     }
 
+    fn delete_costs(
+        &self,
+        source: skymeter_model::CostSource,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        self.inner.check_failed()?;
+        self.inner.meta.delete_costs(
+            source.as_str(),
+            codec::to_ns_saturating(start),
+            codec::to_ns_saturating(end),
+        )
+    }
+
+    fn server_state(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.inner.meta.server_state(key)
+    }
+
+    fn put_server_state(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.inner.check_failed()?;
+        self.inner.meta.put_server_state(key, value)
+    }
+
     fn flush(&self) -> Result<(), StoreError> {
         self.inner.check_failed()?;
         self.inner.seal()?;

@@ -116,7 +116,7 @@ fn record_line(p: &mut Parsed, n: usize, record: Record, wanted: &MetricSelectio
             }
         }
         Record::Resource(r) => p.resources.push(r),
-        Record::Cost(c) => p.costs.push(c),
+        Record::Cost(c) => p.costs.push(*c),
         Record::Error(e) => {
             let mut err = PluginError::new(ErrorKind::Other, e.message);
             err.context = e.context;

@@ -135,8 +135,14 @@ async fn rotation_keeps_max_files_newest_first() {
         ["out.jsonl", "out.jsonl.1", "out.jsonl.2"]
     );
     assert_eq!(read(&path), line(7));
-    assert_eq!(read(&dir.path().join("out.jsonl.1")), line(5) + &line(6));
-    assert_eq!(read(&dir.path().join("out.jsonl.2")), line(3) + &line(4));
+    assert_eq!(
+        read(&dir.path().join("out.jsonl.1")),
+        line(5) + line(6).as_str()
+    );
+    assert_eq!(
+        read(&dir.path().join("out.jsonl.2")),
+        line(3) + line(4).as_str()
+    );
 }
 
 #[tokio::test]
@@ -240,9 +246,12 @@ async fn every_rotated_csv_file_starts_with_the_header() {
         |v: u32| format!("2026-11-22T10:00:00Z,host,acct,eu-west-1,h1,m,last,percent,{v},0,\n");
     assert!(header.len() + row(1).len() <= 150 && header.len() + 2 * row(1).len() > 150);
     assert_eq!(names_in(dir.path()), ["p.csv", "p.csv.1", "p.csv.2"]);
-    assert_eq!(read(&path), header.clone() + &row(3));
-    assert_eq!(read(&dir.path().join("p.csv.1")), header.clone() + &row(2));
-    assert_eq!(read(&dir.path().join("p.csv.2")), header + &row(1));
+    assert_eq!(read(&path), header.clone() + row(3).as_str());
+    assert_eq!(
+        read(&dir.path().join("p.csv.1")),
+        header.clone() + row(2).as_str()
+    );
+    assert_eq!(read(&dir.path().join("p.csv.2")), header + row(1).as_str());
 }
 
 #[tokio::test]
