@@ -23,6 +23,7 @@ pub use error::{ModuleInfo, RateError, MODULES};
 pub use frame::{Attrs, DataFrame, DataPoint, Period};
 pub use hashmap::{CompiledHashMap, HashMapRules, MapType};
 pub use rules::RatingRules;
+pub use rust_decimal::prelude::ToPrimitive;
 pub use rust_decimal::Decimal;
 pub use script::{DataSize, Script, ScriptLimits};
 pub use service::{Aggregate, Mutate, Ratio, ServiceDef, Usage};

@@ -94,3 +94,9 @@ impl IntoResponse for ApiErr {
 
 /// Result of a handler.
 pub type ApiResult<T> = Result<T, ApiErr>;
+
+impl From<StoreError> for ApiErr {
+    fn from(e: StoreError) -> ApiErr {
+        ApiErr::store(e)
+    }
+}

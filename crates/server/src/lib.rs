@@ -20,6 +20,7 @@ mod agent_series;
 mod apidoc;
 mod body;
 mod budget;
+mod cloudkitty;
 mod config;
 mod cost_series;
 mod docs;

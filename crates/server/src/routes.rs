@@ -123,6 +123,14 @@ pub(crate) fn router_with_state(
             handlers::rating::rerate,
         );
     let b = add_prometheus_api(b);
+    // CloudKitty's API for its own client (cloudkitty/mod.rs): its own auth (X-Auth-Token)
+    // and error shapes, outside skymeter's documented API.
+    let b = Builder {
+        router: b
+            .router
+            .nest("/cloudkitty", crate::cloudkitty::routes(state.clone())),
+        ..b
+    };
     for spec in ROUTES {
         assert!(
             b.added.contains(spec),
@@ -144,6 +152,10 @@ fn app_state(config: &ServerConfig, store: Arc<dyn Store>) -> AppState {
         max_bytes: config.max_body_bytes,
         max_compressed_bytes: config.max_compressed_body_bytes,
     };
+    let rating = config
+        .rating
+        .clone()
+        .map(|c| Arc::new(crate::rating::Rating::new(c, &*store)));
     Arc::new(Inner {
         store,
         auth: config.auth,
@@ -153,10 +165,7 @@ fn app_state(config: &ServerConfig, store: Arc<dyn Store>) -> AppState {
         metrics: Arc::new(Metrics::default()),
         ingest_budget: Arc::new(IngestBudget::new(config.ingest_budget_bytes, limits)),
         health: HealthCache::default(),
-        rating: config
-            .rating
-            .clone()
-            .map(|c| Arc::new(crate::rating::Rating::new(c))),
+        rating,
     })
 }
 

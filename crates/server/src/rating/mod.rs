@@ -20,6 +20,7 @@ use chrono::{DateTime, Datelike, TimeZone, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use skymeter_model::{Batch, Cost, CostSource};
+use sha2::{Digest, Sha256};
 use skymeter_rating::{cost_lines, LineDefaults, RatingRules};
 use skymeter_store::{Store, StoreError};
 use std::collections::{BTreeMap, VecDeque};
@@ -29,6 +30,8 @@ use std::time::Duration;
 
 /// The key of the progress in the store's server state.
 const PROGRESS_KEY: &str = "rating.progress";
+/// The key of the rules edited through the API (hashmap and module states).
+const EDITED_RULES_KEY: &str = "rating.edited_rules";
 /// Most periods one round rates before it looks at re-rate requests and the status again.
 const PERIODS_PER_ROUND: usize = 48;
 /// Most cost lines in one stored batch.
@@ -177,6 +180,18 @@ pub struct RatingStatus {
     pub rerates: Vec<RerateStatus>,
 }
 
+/// Rules edited through the API, as saved in the store.
+#[derive(Debug, Serialize, Deserialize)]
+struct EditedRules {
+    file_digest: String,
+    hashmap: skymeter_rating::HashMapRules,
+    modules: BTreeMap<String, skymeter_rating::rules::ModuleState>,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// The progress kept in the store.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Progress {
@@ -200,18 +215,78 @@ struct Runtime {
 pub struct Rating {
     config: RatingConfig,
     rules: RwLock<Arc<RatingRules>>,
+    /// Held from the start of an edit of the rules until it is saved, so that edits apply
+    /// one after the other and are saved in that order.
+    editing: Mutex<()>,
+    /// SHA-256 of the rules file as it was at start (hex): saved with API edits, so that a
+    /// file changed since wins over them.
+    file_digest: String,
     runtime: Mutex<Runtime>,
     wake: tokio::sync::Notify,
 }
 
 impl Rating {
-    pub fn new(config: RatingConfig) -> Rating {
+    /// The job's shared half, with the rules edited through the API restored from the
+    /// store when the rules file has not changed since they were saved.
+    pub fn new(config: RatingConfig, store: &dyn Store) -> Rating {
+        let file_digest = match &config.rules_file {
+            Some(p) => match std::fs::read(p) {
+                Ok(bytes) => hex(&Sha256::digest(&bytes)),
+                Err(_) => String::new(),
+            },
+            None => String::new(),
+        };
+        let mut rules = config.rules.clone();
+        match store.server_state(EDITED_RULES_KEY) {
+            Ok(Some(text)) => match serde_json::from_str::<EditedRules>(&text) {
+                Ok(saved) if saved.file_digest == file_digest => {
+                    tracing::info!(
+                        "rating rules: using the hashmap rules and module states edited through the API"
+                    );
+                    rules.hashmap = saved.hashmap;
+                    rules.modules = saved.modules;
+                }
+                Ok(_) => tracing::warn!(
+                    file = ?config.rules_file,
+                    "rating rules: the rules file changed since rules were last edited through the API; the file's rules are in force and the API edits are set aside"
+                ),
+                Err(e) => tracing::error!(error = %e, "rating rules: the rules edited through the API cannot be read back; the file's rules are in force"),
+            },
+            Ok(None) => {}
+            Err(e) => tracing::error!(error = %e, "rating rules: cannot read the rules edited through the API; the file's rules are in force"),
+        }
         Rating {
-            rules: RwLock::new(Arc::new(config.rules.clone())),
+            rules: RwLock::new(Arc::new(rules)),
+            editing: Mutex::new(()),
+            file_digest,
             config,
             runtime: Mutex::new(Runtime::default()),
             wake: tokio::sync::Notify::new(),
         }
+    }
+
+    /// Changes the rules with `f` (on a copy: a failed change leaves them as they were),
+    /// puts the result in force and saves the hashmap and module states in the store, so
+    /// that they survive a restart. Blocking (a store write).
+    pub fn edit<T, E: From<StoreError>>(
+        &self,
+        store: &dyn Store,
+        f: impl FnOnce(&mut RatingRules) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let _one_at_a_time = self.editing.lock().unwrap_or_else(|e| e.into_inner());
+        let mut rules = (*self.rules()).clone();
+        let out = f(&mut rules)?;
+        let saved = EditedRules {
+            file_digest: self.file_digest.clone(),
+            hashmap: rules.hashmap.clone(),
+            modules: rules.modules.clone(),
+        };
+        store.put_server_state(
+            EDITED_RULES_KEY,
+            &serde_json::to_string(&saved).expect("plain data"),
+        )?;
+        *self.rules.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(rules);
+        Ok(out)
     }
 
     /// The rules in force.
