@@ -97,7 +97,12 @@ pub fn router(config: &ServerConfig, store: Arc<dyn Store>) -> Router {
         )
         .add(Method::GET, "/api/v1/series", handlers::prom::series_get)
         .add(Method::GET, "/api/v1/points", handlers::query::points)
-        .add(Method::GET, "/api/v1/costs", handlers::query::costs);
+        .add(Method::GET, "/api/v1/costs", handlers::query::costs)
+        .add(
+            Method::GET,
+            "/api/v1/costs/export",
+            handlers::export::export,
+        );
     let b = add_prometheus_api(b);
     for spec in ROUTES {
         assert!(

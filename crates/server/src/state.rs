@@ -70,6 +70,8 @@ pub const ROUTES: &[RouteSpec] = &[
     r("GET", "/api/v1/series", READ),
     r("GET", "/api/v1/points", READ),
     r("GET", "/api/v1/costs", READ),
+    // The cost lines as a FOCUS 1.2 file (handlers/export.rs).
+    r("GET", "/api/v1/costs/export", READ),
     // The Prometheus-compatible query API (handlers/prom.rs). GET /api/v1/series above
     // serves both: Prometheus' when the request has `match[]`.
     r("GET", "/api/v1/query", READ),
