@@ -47,6 +47,7 @@ impl Command {
                 | Command::Query(_)
                 | Command::Validate(_)
                 | Command::Rating(_)
+                | Command::Costs(_)
         )
     }
 }
@@ -82,6 +83,10 @@ pub enum Command {
     /// usage with it before it happens.
     #[command(subcommand)]
     Rating(crate::rating::RatingCommand),
+    /// Cost lines out of the server: `skymeter costs export` writes them as a FinOps FOCUS
+    /// 1.2 file (CSV or Parquet).
+    #[command(subcommand)]
+    Costs(crate::costs::CostsCommand),
 }
 
 #[derive(Debug, Args)]

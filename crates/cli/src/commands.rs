@@ -28,6 +28,7 @@ pub async fn dispatch(cli: crate::cli::Cli, registry: Registry) -> ExitCode {
         Command::Query(a) => crate::query::query(a).await,
         Command::Prices(a) => crate::prices::prices(a, &registry).await,
         Command::Rating(c) => crate::rating::rating(c).await,
+        Command::Costs(c) => crate::costs::costs(c).await,
     }
 }
 

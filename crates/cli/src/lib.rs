@@ -7,6 +7,7 @@
 
 mod cli;
 mod commands;
+mod costs;
 mod logging;
 mod output;
 mod prices;

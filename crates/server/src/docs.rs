@@ -9,7 +9,7 @@
 //! the common error answers, operation ids, tags, components).
 
 use crate::apidoc::{string, Op, Schemas};
-use crate::handlers::{agents, ingest, ops, prom, query, rating};
+use crate::handlers::{agents, export, ingest, ops, prom, query, rating};
 use crate::state::{scope_name, Access, RouteSpec, ROUTES};
 use crate::ui;
 use axum::http::{header, HeaderValue};
@@ -77,6 +77,7 @@ const DESCRIBE: &[fn(&RouteSpec, &mut Schemas) -> Option<Op>] = &[
     ingest::describe,
     agents::describe,
     query::describe,
+    export::describe,
     prom::describe,
     rating::describe,
 ];
@@ -160,11 +161,13 @@ pub fn openapi() -> Value {
         };
         let mut responses = Map::new();
         for (code, desc, content) in op.ok {
-            let mut r = json!({"description": desc});
+            // The same status listed again: another content type of that answer.
+            let r = responses
+                .entry(code)
+                .or_insert_with(|| json!({"description": desc}));
             if let Some((ct, schema)) = content {
-                r["content"] = json!({ ct: {"schema": schema} });
+                r["content"][ct] = json!({"schema": schema});
             }
-            responses.insert(code.into(), r);
         }
         let is_api = spec.path.starts_with("/api/v1/");
         if is_api || !op.params.is_empty() {

@@ -108,6 +108,11 @@ pub(crate) fn router_with_state(
         .add(Method::GET, "/api/v1/costs", handlers::query::costs)
         .add(
             Method::GET,
+            "/api/v1/costs/export",
+            handlers::export::export,
+        )
+        .add(
+            Method::GET,
             "/api/v1/rating/status",
             handlers::rating::status,
         )

@@ -71,6 +71,8 @@ pub const ROUTES: &[RouteSpec] = &[
     r("GET", "/api/v1/series", READ),
     r("GET", "/api/v1/points", READ),
     r("GET", "/api/v1/costs", READ),
+    // The cost lines as a FOCUS 1.2 file (handlers/export.rs).
+    r("GET", "/api/v1/costs/export", READ),
     // The rating job (rating/mod.rs, handlers/rating.rs).
     r("GET", "/api/v1/rating/status", READ),
     r("GET", "/api/v1/rating/rules", READ),

@@ -15,7 +15,7 @@ pub use embedded::{EmbeddedOptions, EmbeddedStore, TokenAdmin};
 pub use prom::PromQuerier;
 pub use store::Store;
 pub use types::{
-    AgentRecord, CostGroup, CostQuery, IngestOutcome, Page, PageQuery, PointsQuery, ResourceChange,
-    ResourceQuery, RetentionReport, Scope, SeriesInfo, SeriesKey, SeriesPoints, SeriesQuery,
-    StoreError, StoreStats, StoredResource, TokenInfo,
+    AgentRecord, CostGroup, CostLineQuery, CostQuery, IngestOutcome, Page, PageQuery, PointsQuery,
+    ResourceChange, ResourceQuery, RetentionReport, Scope, SeriesInfo, SeriesKey, SeriesPoints,
+    SeriesQuery, StoreError, StoreStats, StoredResource, TokenInfo,
 };

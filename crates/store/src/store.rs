@@ -5,14 +5,14 @@ use crate::prom::{
     label_names_of, label_values_of, matches_any, series_labels, PromMetric, ResourceLabels,
 };
 use crate::types::{
-    AgentRecord, CostGroup, CostQuery, IngestOutcome, Page, PageQuery, PointsQuery, ResourceChange,
-    ResourceQuery, RetentionReport, Scope, SeriesInfo, SeriesKey, SeriesPoints, SeriesQuery,
-    StoreError, StoreStats, StoredResource, TokenInfo,
+    AgentRecord, CostGroup, CostLineQuery, CostQuery, IngestOutcome, Page, PageQuery, PointsQuery,
+    ResourceChange, ResourceQuery, RetentionReport, Scope, SeriesInfo, SeriesKey, SeriesPoints,
+    SeriesQuery, StoreError, StoreStats, StoredResource, TokenInfo,
 };
 use chrono::{DateTime, Utc};
 use skymeter_model::api::{AgentRegistration, Heartbeat};
 use skymeter_model::prom::metric_name;
-use skymeter_model::Batch;
+use skymeter_model::{Batch, Cost};
 use skymeter_promql::{Labels, Matcher, QueryError, SelectBudget, Series};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -53,6 +53,10 @@ pub trait Store: Send + Sync + 'static {
     }
 
     fn costs(&self, q: &CostQuery) -> Result<Vec<CostGroup>, StoreError>;
+    /// The stored cost lines matching `q`, in storage order, at most `q.limit()` of them;
+    /// `next_cursor` resumes after the last one. Each call reads one page, so a caller walks
+    /// any number of lines in flat memory (the FOCUS export, `GET /api/v1/costs/export`).
+    fn cost_lines(&self, q: &CostLineQuery) -> Result<Page<Cost>, StoreError>;
 
     fn register_agent(&self, a: &AgentRegistration, now: DateTime<Utc>) -> Result<(), StoreError>;
     /// False when the agent is unknown (it should register again).

@@ -179,6 +179,46 @@ pub struct CostQuery {
     pub source: Option<String>,
 }
 
+/// The stored cost lines themselves, a page at a time (the FOCUS export reads them so).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CostLineQuery {
+    /// Lines whose `ChargePeriodStart` is in `[start, end)`, as [`CostQuery`] selects.
+    pub start: Option<DateTime<Utc>>,
+    pub end: Option<DateTime<Utc>>,
+    /// `ProviderName` (case-insensitive) or its slug (`aws`).
+    pub provider: Option<String>,
+    /// `billed`, `estimated` or `rated`.
+    pub source: Option<String>,
+    /// At most this many lines (1 to [`CostLineQuery::MAX_LIMIT`]; default 1000).
+    pub limit: Option<u32>,
+    /// The previous page's `next_cursor`: the page starts after the line it names.
+    pub cursor: Option<String>,
+}
+
+impl CostLineQuery {
+    pub const DEFAULT_LIMIT: u32 = 1000;
+    pub const MAX_LIMIT: u32 = 100_000;
+
+    pub fn limit(&self) -> u32 {
+        self.limit
+            .unwrap_or(Self::DEFAULT_LIMIT)
+            .clamp(1, Self::MAX_LIMIT)
+    }
+
+    /// The cursor as the position (storage order) of the last line of the previous page;
+    /// 0 before the first page.
+    pub fn after(&self) -> Result<i64, StoreError> {
+        match self.cursor.as_deref() {
+            None | Some("") => Ok(0),
+            Some(c) => c.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+                StoreError::BadRequest(format!(
+                    "cost line cursor `{c}` is not one this server gave; start again without a cursor"
+                ))
+            }),
+        }
+    }
+}
+
 /// One group of cost lines.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct CostGroup {

@@ -367,6 +367,44 @@ impl Store for MemStore {
         Ok(page_of(rows, &q.series.page))
     }
 
+    fn cost_lines(&self, q: &CostLineQuery) -> Result<Page<Cost>, StoreError> {
+        // The position in the list, from 1, stands for the embedded store's rowid.
+        let after = q.after()? as usize;
+        let limit = q.limit() as usize;
+        if let Some(s) = q.source.as_deref() {
+            if skymeter_model::CostSource::parse(s).is_none() {
+                return Err(StoreError::BadRequest(format!(
+                    "unknown cost source `{s}`; use billed, estimated or rated"
+                )));
+            }
+        }
+        let d = self.lock();
+        let mut items = Vec::new();
+        let mut last = after;
+        for (i, c) in d.costs.iter().enumerate().skip(after) {
+            if items.len() == limit {
+                break;
+            }
+            let provider_ok = q.provider.as_deref().is_none_or(|p| {
+                p.eq_ignore_ascii_case(&c.provider_name)
+                    || p.eq_ignore_ascii_case(&skymeter_model::provider::slug(&c.provider_name))
+            });
+            if q.start.is_some_and(|s| c.charge_period_start < s)
+                || q.end.is_some_and(|e| c.charge_period_start >= e)
+                || q.source
+                    .as_deref()
+                    .is_some_and(|s| s != c.x_source.as_str())
+                || !provider_ok
+            {
+                continue;
+            }
+            items.push(c.clone());
+            last = i + 1;
+        }
+        let next_cursor = (items.len() == limit).then(|| last.to_string());
+        Ok(Page { items, next_cursor })
+    }
+
     fn costs(&self, q: &CostQuery) -> Result<Vec<CostGroup>, StoreError> {
         let d = self.lock();
         let mut groups: BTreeMap<BTreeMap<String, String>, CostGroup> = BTreeMap::new();

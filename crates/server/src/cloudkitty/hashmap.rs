@@ -101,9 +101,9 @@ fn opt_time(v: Option<&Value>, what: &str) -> CkResult<Option<chrono::DateTime<c
                         })
                         .map(|n| n.and_utc())
                 });
-            parsed
-                .map(Some)
-                .map_err(|_| CkErr::bad_request(format!("`{what}` = `{t}` is not an ISO 8601 time")))
+            parsed.map(Some).map_err(|_| {
+                CkErr::bad_request(format!("`{what}` = `{t}` is not an ISO 8601 time"))
+            })
         }
     }
 }
@@ -173,9 +173,8 @@ async fn list(
     let hm = &rules.hashmap;
     let q = query_map(q.as_deref());
     let kind = kind_of(&uri);
-    let want = |key: &str| -> CkResult<Option<Uuid>> {
-        q.get(key).map(|v| uuid_of(v, key)).transpose()
-    };
+    let want =
+        |key: &str| -> CkResult<Option<Uuid>> { q.get(key).map(|v| uuid_of(v, key)).transpose() };
     let items: Vec<Value> = match kind {
         "services" => hm.services.iter().map(|s| json!(s)).collect(),
         "groups" => hm.groups.iter().map(|g| json!(g)).collect(),
@@ -188,9 +187,13 @@ async fn list(
                 .collect()
         }
         _ => {
-            let (service, field, group) = (want("service_id")?, want("field_id")?, want("group_id")?);
+            let (service, field, group) =
+                (want("service_id")?, want("field_id")?, want("group_id")?);
             let tenant = q.get("tenant_id").cloned();
-            let truthy = |k: &str| q.get(k).is_some_and(|v| v == "true" || v == "True" || v == "1");
+            let truthy = |k: &str| {
+                q.get(k)
+                    .is_some_and(|v| v == "true" || v == "True" || v == "1")
+            };
             let (filter_tenant, no_group) = (truthy("filter_tenant"), truthy("no_group"));
             let keep = |s: Option<Uuid>, f: Option<Uuid>, g: Option<Uuid>, t: &Option<String>| {
                 service.is_none_or(|x| s == Some(x))
@@ -247,8 +250,12 @@ async fn get_one(
                 ("threshold_id", "thresholds")
             };
             let rule = one_json(hm, kind_one, arg(key)?)?;
-            let group = opt_uuid(rule.get("group_id"), "group_id")?
-                .ok_or_else(|| CkErr::not_found(format!("the {} is in no group", &kind_one[..kind_one.len() - 1])))?;
+            let group = opt_uuid(rule.get("group_id"), "group_id")?.ok_or_else(|| {
+                CkErr::not_found(format!(
+                    "the {} is in no group",
+                    &kind_one[..kind_one.len() - 1]
+                ))
+            })?;
             Ok(Json(json!(hm.group(group)?)))
         }
         ("groups", "mappings") => {
@@ -373,7 +380,10 @@ async fn create(
             let name = text_field(&body, "name")?;
             let service = opt_uuid(body.get("service_id"), "service_id")?
                 .ok_or_else(|| CkErr::bad_request("`service_id` is required"))?;
-            change(&st, move |hm| hm.add_field(service, &name).map(|f| json!(f))).await?
+            change(&st, move |hm| {
+                hm.add_field(service, &name).map(|f| json!(f))
+            })
+            .await?
         }
         "groups" => {
             let name = text_field(&body, "name")?;
@@ -385,7 +395,10 @@ async fn create(
         }
         _ => {
             let t = threshold_from(&body, None)?;
-            change(&st, move |hm| hm.add_threshold(t).map(|t| threshold_json(&t))).await?
+            change(&st, move |hm| {
+                hm.add_threshold(t).map(|t| threshold_json(&t))
+            })
+            .await?
         }
     };
     Ok((StatusCode::CREATED, Json(created)))
@@ -449,7 +462,12 @@ async fn update_one(
     update(&st, kind, uuid_of(&id, id_key(kind))?, &body).await
 }
 
-async fn delete(st: &AppState, kind: &'static str, id: Uuid, recursive: bool) -> CkResult<StatusCode> {
+async fn delete(
+    st: &AppState,
+    kind: &'static str,
+    id: Uuid,
+    recursive: bool,
+) -> CkResult<StatusCode> {
     change(st, move |hm| match kind {
         "services" => hm.delete_service(id),
         "fields" => hm.delete_field(id),
@@ -472,7 +490,10 @@ async fn delete_from_body(
     let body: Value = json_body(&st, &headers, body).await?;
     let key = id_key(kind);
     let id = uuid_of(&text_field(&body, key)?, key)?;
-    let recursive = body.get("recursive").and_then(Value::as_bool).unwrap_or(false);
+    let recursive = body
+        .get("recursive")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
     delete(&st, kind, id, recursive).await
 }
 

@@ -72,9 +72,11 @@ impl IntoResponse for CkErr {
         };
         (
             self.status,
-            Json(json!({"faultcode": fault, "faultstring": self.message, "debuginfo": null,
+            Json(
+                json!({"faultcode": fault, "faultstring": self.message, "debuginfo": null,
                         // CloudKitty v2 (flask) answers `message`; both clients read theirs.
-                        "message": self.message})),
+                        "message": self.message}),
+            ),
         )
             .into_response()
     }
@@ -126,21 +128,19 @@ async fn json_body<T: serde::de::DeserializeOwned>(
     headers: &HeaderMap,
     body: Body,
 ) -> CkResult<T> {
-    let raw = crate::body::read_raw(
-        headers,
-        body,
-        crate::body::Encoding::Identity,
-        st.limits,
-    )
-    .await?;
-    serde_json::from_slice(&raw)
-        .map_err(|e| CkErr::bad_request(format!("the request body is not what this call takes: {e}")))
+    let raw =
+        crate::body::read_raw(headers, body, crate::body::Encoding::Identity, st.limits).await?;
+    serde_json::from_slice(&raw).map_err(|e| {
+        CkErr::bad_request(format!("the request body is not what this call takes: {e}"))
+    })
 }
 
 /// A decimal as CloudKitty's clients send it: a JSON number (the CLI's `float`) or text.
 fn decimal_field(v: &Value, field: &str) -> CkResult<Decimal> {
     match v {
-        Value::String(s) => parse_decimal(s).map_err(|e| CkErr::bad_request(format!("`{field}`: {e}"))),
+        Value::String(s) => {
+            parse_decimal(s).map_err(|e| CkErr::bad_request(format!("`{field}`: {e}")))
+        }
         Value::Number(n) => match n.as_i64() {
             Some(i) => Ok(Decimal::from(i)),
             None => decimal_from_f64(n.as_f64().unwrap_or(f64::NAN))
@@ -156,13 +156,19 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/", get(versions))
         .route("/v1/rating/modules", get(v1_modules))
         .route("/v1/rating/modules/", get(v1_modules))
-        .route("/v1/rating/modules/{module_id}", get(v1_module).put(v1_module_put))
+        .route(
+            "/v1/rating/modules/{module_id}",
+            get(v1_module).put(v1_module_put),
+        )
         .route("/v1/rating/quote", axum::routing::post(v1_quote))
         .route("/v1/rating/quote/", axum::routing::post(v1_quote))
         .route("/v1/rating/reload_modules", get(reload_modules))
         .route("/v1/rating/reload_modules/", get(reload_modules))
         .route("/v2/rating/modules", get(v2::modules))
-        .route("/v2/rating/modules/{module_id}", get(v2::module).put(v2::module_put))
+        .route(
+            "/v2/rating/modules/{module_id}",
+            get(v2::module).put(v2::module_put),
+        )
         .route("/v2/summary", get(v2::summary))
         .route("/v2/dataframes", get(v2::dataframes));
     hashmap::routes(r).layer(from_fn_with_state(state, authorize))
@@ -182,7 +188,9 @@ async fn authorize(State(st): State<AppState>, req: Request, next: Next) -> Resp
         .or_else(|| {
             let v = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
             let (scheme, token) = v.trim().split_once(' ')?;
-            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_string())
+            scheme
+                .eq_ignore_ascii_case("bearer")
+                .then(|| token.trim().to_string())
         })
         .filter(|t| !t.is_empty());
     let Some(token) = header_token else {
@@ -278,25 +286,26 @@ async fn set_module(st: &AppState, id: String, change: ModuleChange) -> CkResult
     }
     if let Some(p) = change.priority {
         if p < 1 || p > i64::from(i32::MAX) {
-            return Err(CkErr::bad_request("`priority` must be a whole number from 1"));
+            return Err(CkErr::bad_request(
+                "`priority` must be a whole number from 1",
+            ));
         }
     }
     let store = st.store.clone();
     blocking(move || {
-        rating
-            .edit(&*store, |rules| {
-                let m = rules
-                    .modules
-                    .get_mut(&id)
-                    .ok_or_else(|| ApiErr::not_found(format!("Module '{id}' not found")))?;
-                if let Some(e) = change.enabled {
-                    m.enabled = e;
-                }
-                if let Some(p) = change.priority {
-                    m.priority = p as i32;
-                }
-                Ok::<(), ApiErr>(())
-            })
+        rating.edit(&*store, |rules| {
+            let m = rules
+                .modules
+                .get_mut(&id)
+                .ok_or_else(|| ApiErr::not_found(format!("Module '{id}' not found")))?;
+            if let Some(e) = change.enabled {
+                m.enabled = e;
+            }
+            if let Some(p) = change.priority {
+                m.priority = p as i32;
+            }
+            Ok::<(), ApiErr>(())
+        })
     })
     .await?;
     Ok(())
@@ -342,7 +351,9 @@ async fn v1_quote(
     let rating = job(&st)?;
     let q: Quote = json_body(&st, &headers, body).await?;
     if q.resources.is_empty() {
-        return Err(CkErr::bad_request("`resources` is empty: describe at least one resource"));
+        return Err(CkErr::bad_request(
+            "`resources` is empty: describe at least one resource",
+        ));
     }
     let rules = rating.rules();
     let begin = chrono::Utc::now();

@@ -85,10 +85,8 @@ fn next_month(t: DateTime<Utc>) -> DateTime<Utc> {
 
 impl Query {
     fn parse(raw: Option<&str>) -> CkResult<Query> {
-        let pairs: Vec<(String, String)> =
-            serde_urlencoded::from_str(raw.unwrap_or("")).map_err(|e| {
-                CkErr::bad_request(format!("the query string cannot be read: {e}"))
-            })?;
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw.unwrap_or(""))
+            .map_err(|e| CkErr::bad_request(format!("the query string cannot be read: {e}")))?;
         let now = Utc::now();
         let mut q = Query {
             begin: month_start(now),
@@ -236,8 +234,7 @@ fn each_rated_line(
             cursor,
         })?;
         for c in &page.items {
-            if q
-                .filters
+            if q.filters
                 .iter()
                 .all(|(k, v)| value_of(c, k).as_deref() == Some(v.as_str()))
             {
@@ -267,9 +264,12 @@ pub async fn summary(State(st): State<AppState>, RawQuery(raw): RawQuery) -> CkR
                 .map(|g| value_of(c, g).unwrap_or_default())
                 .collect();
             let (b, e) = bucket(c, &q.groupby).unwrap_or((q.begin, q.end));
-            let g = groups.entry(key).or_insert((b, e, Decimal::ZERO, Decimal::ZERO));
+            let g = groups
+                .entry(key)
+                .or_insert((b, e, Decimal::ZERO, Decimal::ZERO));
             let dec = |v: Option<f64>| {
-                v.and_then(|v| decimal_from_f64(v).ok()).unwrap_or(Decimal::ZERO)
+                v.and_then(|v| decimal_from_f64(v).ok())
+                    .unwrap_or(Decimal::ZERO)
             };
             g.2 += dec(c.pricing_quantity);
             g.3 += dec(Some(c.billed_cost));
@@ -296,7 +296,13 @@ pub async fn summary(State(st): State<AppState>, RawQuery(raw): RawQuery) -> CkR
             let results: Vec<Value> = rows
                 .into_iter()
                 .map(|r| {
-                    Value::Object(columns.iter().cloned().zip(r).collect::<serde_json::Map<_, _>>())
+                    Value::Object(
+                        columns
+                            .iter()
+                            .cloned()
+                            .zip(r)
+                            .collect::<serde_json::Map<_, _>>(),
+                    )
                 })
                 .collect();
             json!({"total": total, "results": results, "format": "object"})
@@ -323,26 +329,42 @@ pub async fn dataframes(
         // First the frames' keys (period, scope) to page them, then the points of the page.
         let mut keys: BTreeSet<(DateTime<Utc>, DateTime<Utc>, String)> = BTreeSet::new();
         each_rated_line(&*store, &q, |c| {
-            keys.insert((c.charge_period_start, c.charge_period_end, scope_of(c).to_string()));
+            keys.insert((
+                c.charge_period_start,
+                c.charge_period_end,
+                scope_of(c).to_string(),
+            ));
         })?;
         let total = keys.len();
         let page: BTreeSet<_> = keys.into_iter().skip(q.offset).take(q.limit).collect();
-        let mut frames: BTreeMap<(DateTime<Utc>, DateTime<Utc>, String), BTreeMap<String, Vec<Value>>> =
-            page.iter().map(|k| (k.clone(), BTreeMap::new())).collect();
+        let mut frames: BTreeMap<
+            (DateTime<Utc>, DateTime<Utc>, String),
+            BTreeMap<String, Vec<Value>>,
+        > = page.iter().map(|k| (k.clone(), BTreeMap::new())).collect();
         if !frames.is_empty() {
             each_rated_line(&*store, &q, |c| {
-                let k = (c.charge_period_start, c.charge_period_end, scope_of(c).to_string());
+                let k = (
+                    c.charge_period_start,
+                    c.charge_period_end,
+                    scope_of(c).to_string(),
+                );
                 if let Some(usage) = frames.get_mut(&k) {
                     let groupby = groupby_of(c);
-                    let metadata: BTreeMap<&String, &String> =
-                        c.tags.iter().filter(|(k, _)| !groupby.contains_key(*k)).collect();
-                    usage.entry(c.service_name.clone()).or_default().push(json!({
-                        "vol": {"unit": c.pricing_unit.as_deref().unwrap_or("undef"),
-                                "qty": c.pricing_quantity.unwrap_or(0.0)},
-                        "rating": {"price": c.billed_cost},
-                        "groupby": groupby,
-                        "metadata": metadata,
-                    }));
+                    let metadata: BTreeMap<&String, &String> = c
+                        .tags
+                        .iter()
+                        .filter(|(k, _)| !groupby.contains_key(*k))
+                        .collect();
+                    usage
+                        .entry(c.service_name.clone())
+                        .or_default()
+                        .push(json!({
+                            "vol": {"unit": c.pricing_unit.as_deref().unwrap_or("undef"),
+                                    "qty": c.pricing_quantity.unwrap_or(0.0)},
+                            "rating": {"price": c.billed_cost},
+                            "groupby": groupby,
+                            "metadata": metadata,
+                        }));
                 }
             })?;
         }

@@ -19,8 +19,8 @@ mod gather;
 use chrono::{DateTime, Datelike, TimeZone, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use skymeter_model::{Batch, Cost, CostSource};
 use sha2::{Digest, Sha256};
+use skymeter_model::{Batch, Cost, CostSource};
 use skymeter_rating::{cost_lines, LineDefaults, RatingRules};
 use skymeter_store::{Store, StoreError};
 use std::collections::{BTreeMap, VecDeque};
@@ -250,10 +250,14 @@ impl Rating {
                     file = ?config.rules_file,
                     "rating rules: the rules file changed since rules were last edited through the API; the file's rules are in force and the API edits are set aside"
                 ),
-                Err(e) => tracing::error!(error = %e, "rating rules: the rules edited through the API cannot be read back; the file's rules are in force"),
+                Err(e) => {
+                    tracing::error!(error = %e, "rating rules: the rules edited through the API cannot be read back; the file's rules are in force")
+                }
             },
             Ok(None) => {}
-            Err(e) => tracing::error!(error = %e, "rating rules: cannot read the rules edited through the API; the file's rules are in force"),
+            Err(e) => {
+                tracing::error!(error = %e, "rating rules: cannot read the rules edited through the API; the file's rules are in force")
+            }
         }
         Rating {
             rules: RwLock::new(Arc::new(rules)),

@@ -20,8 +20,8 @@
 use super::codec::{decode_cursor, encode_cursor, from_ns, to_ns_saturating};
 use super::tokens;
 use crate::types::{
-    AgentRecord, CostGroup, CostQuery, Page, PageQuery, ResourceChange, ResourceQuery, Scope,
-    SeriesKey, StoreError, StoredResource, TokenInfo,
+    AgentRecord, CostGroup, CostLineQuery, CostQuery, Page, PageQuery, ResourceChange,
+    ResourceQuery, Scope, SeriesKey, StoreError, StoredResource, TokenInfo,
 };
 use parking_lot::Mutex;
 use rusqlite::types::Value as SqlValue;
@@ -625,28 +625,17 @@ impl Meta {
         }
         sql += "currency, SUM(billed), SUM(effective), COUNT(*), MIN(price_date) FROM costs WHERE 1 = 1";
         let mut args: Vec<SqlValue> = Vec::new();
-        if let Some(s) = q.start {
-            sql += " AND start >= ?";
-            args.push(SqlValue::Integer(to_ns_saturating(s)));
-        }
-        if let Some(e) = q.end {
-            sql += " AND start < ?";
-            args.push(SqlValue::Integer(to_ns_saturating(e)));
-        }
-        if let Some(p) = &q.provider {
-            sql += " AND (provider = ? OR lower(provider_name) = ?)";
-            args.push(SqlValue::Text(p.to_lowercase()));
-            args.push(SqlValue::Text(p.to_lowercase()));
-        }
-        if let Some(s) = &q.source {
-            if skymeter_model::CostSource::parse(s).is_none() {
-                return Err(StoreError::BadRequest(format!(
-                    "unknown cost source `{s}`; use billed, estimated or rated"
-                )));
-            }
-            sql += " AND source = ?";
-            args.push(SqlValue::Text(s.clone()));
-        }
+        cost_filter(
+            CostFilter {
+                start: q.start,
+                end: q.end,
+                provider: q.provider.as_deref(),
+                source: q.source.as_deref(),
+                scan: false,
+            },
+            &mut sql,
+            &mut args,
+        )?;
         let mut group = String::new();
         for (i, _) in exprs.iter().enumerate() {
             group += &format!("{}, ", i + 1);
@@ -704,6 +693,53 @@ impl Meta {
             i = j;
         }
         Ok(out)
+    }
+
+    /// One page of stored cost lines in rowid order, after the rowid `q.cursor` names.
+    /// The filters do not use the `start` index (`+start`): the scan walks rowids from the
+    /// cursor, so each page costs what it reads and a whole export reads the table once,
+    /// instead of sorting every match by rowid for every page.
+    pub fn cost_lines(&self, q: &CostLineQuery) -> Result<Page<Cost>, StoreError> {
+        let after = q.after()?;
+        let limit = q.limit();
+        let mut sql = String::from("SELECT n, record FROM costs WHERE n > ?");
+        let mut args = vec![SqlValue::Integer(after)];
+        cost_filter(
+            CostFilter {
+                start: q.start,
+                end: q.end,
+                provider: q.provider.as_deref(),
+                source: q.source.as_deref(),
+                scan: true,
+            },
+            &mut sql,
+            &mut args,
+        )?;
+        sql += " ORDER BY n LIMIT ?";
+        args.push(SqlValue::Integer(i64::from(limit)));
+        let rows: Vec<(i64, String)> = self.read("reading cost lines", |c| {
+            let mut st = c.prepare_cached(&sql)?;
+            let rows = st.query_map(params_from_iter(args), |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect()
+        })?;
+        let next_cursor = if rows.len() == limit as usize {
+            rows.last().map(|(n, _)| n.to_string())
+        } else {
+            None
+        };
+        let items = rows
+            .into_iter()
+            .map(|(n, record)| {
+                serde_json::from_str::<Cost>(&record).map_err(|e| StoreError::Corrupt {
+                    path: self.path.display().to_string(),
+                    message: format!(
+                        "cost line {n} of table `costs` does not read back ({e}); restore the \
+                         file from a backup or delete that row"
+                    ),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Page { items, next_cursor })
     }
 
     // ---- agents ----
@@ -981,6 +1017,48 @@ fn apply_in_tx(
         upsert_costs(tx, b)?;
     }
     Ok(true)
+}
+
+/// The filters cost queries share (see [`CostQuery`]).
+struct CostFilter<'a> {
+    start: Option<chrono::DateTime<chrono::Utc>>,
+    end: Option<chrono::DateTime<chrono::Utc>>,
+    provider: Option<&'a str>,
+    source: Option<&'a str>,
+    /// Keep SQLite off the `start` index (a rowid scan reads pages in rowid order).
+    scan: bool,
+}
+
+/// Adds `f`'s conditions to `sql` (which ends in a `WHERE` clause) and their values to `args`.
+fn cost_filter(
+    f: CostFilter<'_>,
+    sql: &mut String,
+    args: &mut Vec<SqlValue>,
+) -> Result<(), StoreError> {
+    let start = if f.scan { "+start" } else { "start" };
+    if let Some(s) = f.start {
+        *sql += &format!(" AND {start} >= ?");
+        args.push(SqlValue::Integer(to_ns_saturating(s)));
+    }
+    if let Some(e) = f.end {
+        *sql += &format!(" AND {start} < ?");
+        args.push(SqlValue::Integer(to_ns_saturating(e)));
+    }
+    if let Some(p) = f.provider {
+        *sql += " AND (provider = ? OR lower(provider_name) = ?)";
+        args.push(SqlValue::Text(p.to_lowercase()));
+        args.push(SqlValue::Text(p.to_lowercase()));
+    }
+    if let Some(s) = f.source {
+        if skymeter_model::CostSource::parse(s).is_none() {
+            return Err(StoreError::BadRequest(format!(
+                "unknown cost source `{s}`; use billed, estimated or rated"
+            )));
+        }
+        *sql += " AND source = ?";
+        args.push(SqlValue::Text(s.to_string()));
+    }
+    Ok(())
 }
 
 /// Stores a batch's cost lines by key (`costs_key`): a line whose key is stored replaces the

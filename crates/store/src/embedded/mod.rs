@@ -39,9 +39,9 @@ mod wal;
 mod tests;
 
 use crate::types::{
-    AgentRecord, CostGroup, CostQuery, IngestOutcome, Page, PageQuery, PointsQuery, ResourceChange,
-    ResourceQuery, RetentionReport, Scope, SeriesInfo, SeriesKey, SeriesPoints, SeriesQuery,
-    StoreError, StoreStats, StoredResource, TokenInfo,
+    AgentRecord, CostGroup, CostLineQuery, CostQuery, IngestOutcome, Page, PageQuery, PointsQuery,
+    ResourceChange, ResourceQuery, RetentionReport, Scope, SeriesInfo, SeriesKey, SeriesPoints,
+    SeriesQuery, StoreError, StoreStats, StoredResource, TokenInfo,
 };
 use crate::Store;
 use chrono::{DateTime, Utc};
@@ -55,7 +55,7 @@ pub use options::EmbeddedOptions;
 use parking_lot::{Condvar, Mutex, RwLock};
 use series::KeyHasher;
 use skymeter_model::api::{AgentRegistration, Heartbeat};
-use skymeter_model::Batch;
+use skymeter_model::{Batch, Cost};
 use std::collections::HashSet;
 use std::fs::{self, File};
 use std::path::Path;
@@ -568,6 +568,10 @@ impl Store for EmbeddedStore {
 
     fn costs(&self, q: &CostQuery) -> Result<Vec<CostGroup>, StoreError> {
         self.inner.meta.costs(q)
+    }
+
+    fn cost_lines(&self, q: &CostLineQuery) -> Result<Page<Cost>, StoreError> {
+        self.inner.meta.cost_lines(q)
     }
 
     fn register_agent(&self, a: &AgentRegistration, now: DateTime<Utc>) -> Result<(), StoreError> {
