@@ -603,6 +603,15 @@ if "gpu" in data.usage {
 '''
 "#;
 
+/// A resource of the rating server: account, id, kind, instance type, size in GiB.
+type Fleet = (
+    &'static str,
+    &'static str,
+    &'static str,
+    Option<&'static str>,
+    Option<i64>,
+);
+
 /// Hours of usage each resource of the rating server has, from the job's start.
 const RATED_HOURS: i64 = 4;
 
@@ -645,7 +654,8 @@ async fn rating_server(
     config.start = Some(start);
 
     // Seen at the start and RATED_HOURS later: present for exactly those hours.
-    let fleet: [(&str, &str, &str, Option<&str>, Option<i64>); 4] = [
+    // (scope = account, id, kind, instance_type, size_gib)
+    let fleet: [Fleet; 4] = [
         (
             "team-web",
             "i-web-1",
