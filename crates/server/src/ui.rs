@@ -56,6 +56,7 @@ const ASSETS: &[Asset] = &[
     asset!("inventory.js", JS),
     asset!("resource.js", JS),
     asset!("costs.js", JS),
+    asset!("rating.js", JS),
     asset!("agents.js", JS),
     asset!("app.css", CSS),
     asset!("icon.svg", SVG),
@@ -239,7 +240,8 @@ pub fn describe(spec: &RouteSpec, _s: &mut Schemas) -> Option<Op> {
         ("GET", "/") => Op {
             tag: "ui",
             summary: "The web UI",
-            description: "Inventory, resource, costs and agents pages. Served from the binary \
+            description:
+                "Inventory, resource, costs, rating and agents pages. Served from the binary \
                           and loads nothing from other sites; its data comes from this API, \
                           with a token when the server asks for one.",
             params: vec![],

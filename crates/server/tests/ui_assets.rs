@@ -281,6 +281,8 @@ fn every_api_path_the_ui_calls_is_a_route() {
         "/api/v1/points",
         "/api/v1/costs",
         "/api/v1/agents",
+        "/api/v1/rating/status",
+        "/api/v1/rating/rules",
         "/health",
     ] {
         assert!(seen.iter().any(|p| p == want), "{want} in {seen:?}");

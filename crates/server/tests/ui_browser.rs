@@ -1,7 +1,8 @@
 //! The web UI in headless Chromium, against a real server on the embedded store (as
 //! `skymeter server` runs it, with tokens on) seeded through `POST /api/v1/ingest`:
 //! 10,000 resources over four providers, a month of points for a few of them, 40 days of
-//! cost lines, and an agent. `tests/ui/ui.test.mjs` (playwright-core driving Debian's
+//! billed, estimated and rated cost lines, and an agent; plus a second server with
+//! `[rating]` whose job rates a small fleet, for the Rating page. `tests/ui/ui.test.mjs` (playwright-core driving Debian's
 //! chromium) clicks through every page and checks what it shows against the expectations
 //! this test writes; it saves a screenshot of each page and prints how long the inventory
 //! takes to show its first page.
@@ -13,7 +14,7 @@ use chrono::{DateTime, Duration as CDuration, DurationRound, Utc};
 use serde_json::{json, Value};
 use skymeter_model::api::{AgentRegistration, AgentTask};
 use skymeter_model::{Batch, ChargeCategory, Cost, CostSource, Point, Resource, Stat, Unit};
-use skymeter_server::{Server, ServerConfig};
+use skymeter_server::{Auth, Server, ServerConfig, ServerError};
 use skymeter_store::{EmbeddedOptions, EmbeddedStore, Scope, Store};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -28,6 +29,12 @@ const RESOURCES: usize = 10_000;
 /// Minutes of points of the chart resource: 8 days, more than the longest range (7 d).
 const CHART_MINUTES: i64 = 8 * 24 * 60;
 const COST_DAYS: i64 = 40;
+/// Rated lines seeded per day (provider, scope = account, service, amount).
+const RATED: [(&str, &str, &str, f64); 3] = [
+    ("Amazon Web Services", "111111111111", "instance", 30.0),
+    ("Amazon Web Services", "222222222222", "instance", 12.5),
+    ("skymeter", "lab", "volume.size", 2.25),
+];
 
 /// `$CARGO_TARGET_DIR/ui-artifacts`, else next to this test's binary (target/debug/deps/…).
 fn artifacts_dir() -> PathBuf {
@@ -175,6 +182,7 @@ fn cost(
     account: &str,
     service: &str,
     amount: f64,
+    source: CostSource,
     price_date: Option<&str>,
 ) -> Cost {
     Cost {
@@ -198,11 +206,7 @@ fn cost(
         consumed_quantity: None,
         consumed_unit: None,
         tags: Default::default(),
-        x_source: if price_date.is_some() {
-            CostSource::Estimated
-        } else {
-            CostSource::Billed
-        },
+        x_source: source,
         x_price_date: price_date.map(String::from),
         contracted_cost: None,
         billing_account_id: None,
@@ -396,14 +400,36 @@ async fn seed(client: &reqwest::Client, url: &str, token: &str) -> Seeded {
         let day = today - CDuration::days(d);
         for (i, (provider, account, service, base, est)) in lines.iter().enumerate() {
             let amount = base + ((d + i as i64) % 7) as f64 * 0.25;
+            let source = if *est {
+                CostSource::Estimated
+            } else {
+                CostSource::Billed
+            };
             costs.push(cost(
                 day,
                 provider,
                 account,
                 service,
                 amount,
+                source,
                 est.then_some(price_date.as_str()),
             ));
+        }
+        // What the rating job would have charged the scopes for the same days: rated lines
+        // beside the billed and estimated ones, scoped by account.
+        for (provider, account, service, base) in RATED {
+            let mut line = cost(
+                day,
+                provider,
+                account,
+                service,
+                base + (d % 4) as f64 * 0.5,
+                CostSource::Rated,
+                None,
+            );
+            line.tags
+                .insert("rating_scope".to_string(), account.to_string());
+            costs.push(line);
         }
     }
     let mut b = Batch::new("agent-ui-test", "costs", now);
@@ -459,11 +485,20 @@ fn expectations(s: &Seeded, token: &str) -> Value {
     // Costs of the page's default range: the last 30 UTC days, today included.
     let today = Utc::now().duration_trunc(CDuration::days(1)).unwrap();
     let start = today - CDuration::days(29);
-    let mut providers: BTreeMap<&str, f64> = BTreeMap::new();
-    let mut total = 0.0;
+    let mut providers: BTreeMap<&str, BTreeMap<&str, f64>> = BTreeMap::new();
+    let mut totals: BTreeMap<&str, f64> = BTreeMap::new();
+    let mut services = std::collections::BTreeSet::new();
+    let mut accounts = std::collections::BTreeSet::new();
     for c in s.costs.iter().filter(|c| c.charge_period_end > start) {
-        *providers.entry(c.provider_name.as_str()).or_default() += c.billed_cost;
-        total += c.billed_cost;
+        let source = c.x_source.as_str();
+        *providers
+            .entry(c.provider_name.as_str())
+            .or_default()
+            .entry(source)
+            .or_default() += c.billed_cost;
+        *totals.entry(source).or_default() += c.billed_cost;
+        services.insert((c.provider_name.as_str(), c.service_name.as_str()));
+        accounts.insert((c.provider_name.as_str(), c.sub_account_id.as_deref()));
     }
     json!({
         "token": token,
@@ -489,12 +524,282 @@ fn expectations(s: &Seeded, token: &str) -> Value {
         },
         "costs": {
             "days": 30,
-            "total": total,
+            "totals": totals,
             "providers": providers,
+            "services": services.len(),
+            "accounts": accounts.len(),
             "price_date": s.price_date,
         },
         "agent": {"id": s.agent.id, "hostname": s.agent.hostname},
     })
+}
+
+/// The rules of the rating server: instances priced by type (times 1.5 for one team),
+/// volumes per GiB with a threshold, and a script; every price a binary fraction, so that
+/// the sums on the page are exact.
+const RATING_RULES: &str = r#"
+[[service]]
+metric = "instance"
+unit = "instance"
+usage = { kind = "compute.instance" }
+category = "Compute"
+groupby = ["id", "account"]
+metadata = ["instance_type"]
+
+[[service]]
+metric = "volume.size"
+unit = "GiB"
+usage = { kind = "storage.volume", attribute = "size_gib" }
+category = "Storage"
+groupby = ["id", "account"]
+
+[modules.hashmap]
+enabled = true
+priority = 2
+
+[[hashmap.group]]
+name = "compute"
+
+[[hashmap.group]]
+name = "volume_thresholds"
+
+[[hashmap.service]]
+name = "instance"
+
+[[hashmap.service.field]]
+name = "instance_type"
+mapping = [
+  { value = "m5.large", type = "flat", cost = "0.5", group = "compute" },
+  { value = "t3.micro", type = "flat", cost = "0.25", group = "compute" },
+]
+
+[[hashmap.service.field]]
+name = "account"
+mapping = [{ value = "team-research", type = "rate", cost = "1.5", group = "compute" }]
+
+[[hashmap.service]]
+name = "volume.size"
+mapping = [{ type = "flat", cost = "0.0625", group = "volume_thresholds" }]
+threshold = [
+  { level = 50, type = "rate", cost = "0.5", group = "volume_thresholds" },
+  { level = 500, type = "rate", cost = "0.25", group = "volume_thresholds", scope = "team-research" },
+]
+
+[modules.script]
+enabled = true
+priority = 1
+
+[[script]]
+name = "gpu"
+source = '''
+const PER_HOUR = #{ "a100": 2.93, "t4": 0.35 };
+if "gpu" in data.usage {
+    for i in 0..data.usage.gpu.len() {
+        let item = data.usage.gpu[i];
+        let price = PER_HOUR[item.metadata.model] ?? 0;
+        data.usage.gpu[i].rating.price = item.vol.qty * price;
+    }
+}
+'''
+"#;
+
+/// A resource of the rating server: account, id, kind, instance type, size in GiB.
+type Fleet = (
+    &'static str,
+    &'static str,
+    &'static str,
+    Option<&'static str>,
+    Option<i64>,
+);
+
+/// Hours of usage each resource of the rating server has, from the job's start.
+const RATED_HOURS: i64 = 4;
+
+/// A server with `[rating]` on its own small store (auth off, loopback): four resources in
+/// two scopes, present for [`RATED_HOURS`] from the job's start, rated by the job itself,
+/// then the first two hours re-rated. Returns the server's URL, its stop switch and task,
+/// and what its Rating page must show.
+async fn rating_server(
+    dir: &Path,
+) -> (
+    String,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<Result<(), ServerError>>,
+    Value,
+) {
+    let store = Arc::new(EmbeddedStore::open(EmbeddedOptions::new(dir.join("store"))).unwrap());
+    let rules_file = dir.join("ui-rating.toml");
+    std::fs::write(&rules_file, RATING_RULES).unwrap();
+    let rules = skymeter_rating::rules::load_file(&rules_file).unwrap();
+    // Periods of an hour, ready two hours after they end: the job rates six of them.
+    let now = Utc::now();
+    let ready = now.duration_trunc(CDuration::hours(1)).unwrap() - CDuration::hours(2);
+    let start = ready - CDuration::hours(6);
+    let order: Vec<String> = rules.run_order().iter().map(|s| s.to_string()).collect();
+    let modules: BTreeMap<&String, Value> = rules
+        .modules
+        .iter()
+        .map(|(name, m)| {
+            let at = order.iter().position(|n| n == name).map(|i| i + 1);
+            (
+                name,
+                json!({"enabled": m.enabled, "priority": m.priority, "order": at}),
+            )
+        })
+        .collect();
+    let modules = serde_json::to_value(modules).unwrap();
+    let rule_rows = rules.hashmap.mappings.len() + rules.hashmap.thresholds.len();
+    let mut config = skymeter_server::RatingConfig::new(rules);
+    config.rules_file = Some(rules_file.clone());
+    config.start = Some(start);
+
+    // Seen at the start and RATED_HOURS later: present for exactly those hours.
+    // (scope = account, id, kind, instance_type, size_gib)
+    let fleet: [Fleet; 4] = [
+        (
+            "team-web",
+            "i-web-1",
+            "compute.instance",
+            Some("m5.large"),
+            None,
+        ),
+        (
+            "team-web",
+            "i-web-2",
+            "compute.instance",
+            Some("t3.micro"),
+            None,
+        ),
+        ("team-web", "vol-web-1", "storage.volume", None, Some(64)),
+        (
+            "team-research",
+            "i-res-1",
+            "compute.instance",
+            Some("m5.large"),
+            None,
+        ),
+    ];
+    for at in [start, start + CDuration::hours(RATED_HOURS)] {
+        let mut b = Batch::new("agent-ui-rating", "inventory", at);
+        for (account, id, kind, itype, size) in fleet {
+            let mut attributes = BTreeMap::new();
+            if let Some(t) = itype {
+                attributes.insert("instance_type".to_string(), json!(t));
+            }
+            if let Some(s) = size {
+                attributes.insert("size_gib".to_string(), json!(s));
+            }
+            b.resources.push(Resource {
+                provider: "aws".into(),
+                account: account.into(),
+                region: "eu-west-1".into(),
+                kind: kind.into(),
+                native_type: kind.into(),
+                id: id.into(),
+                name: id.into(),
+                tags: BTreeMap::new(),
+                attributes,
+                observed_at: at,
+            });
+        }
+        store.ingest(&b).unwrap();
+    }
+
+    let server_config = ServerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        auth: Auth::Disabled,
+        rating: Some(config),
+        ..Default::default()
+    };
+    let server = Server::bind(server_config, store.clone()).await.unwrap();
+    let url = format!("http://{}", server.local_addr());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(server.run(async {
+        let _ = stopped.await;
+    }));
+
+    // The job rates the ready periods at once; then the first two hours are re-rated.
+    let client = reqwest::Client::new();
+    let get = |path: String| {
+        let (client, url) = (client.clone(), url.clone());
+        async move {
+            let resp = client.get(format!("{url}{path}")).send().await.unwrap();
+            assert!(resp.status().is_success(), "GET {path}: {}", resp.status());
+            resp.json::<Value>().await.unwrap()
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let s = get("/api/v1/rating/status".into()).await;
+        if s["scopes"].as_array().is_some_and(|a| a.len() == 2)
+            && s["rated_until"] == s["ready_until"]
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the rating job caught up: {s}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let resp = client
+        .post(format!("{url}/api/v1/rating/rerate"))
+        .json(&json!({"from": start, "to": start + CDuration::hours(2)}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 202, "{}", resp.text().await.unwrap());
+    loop {
+        let s = get("/api/v1/rating/status".into()).await;
+        if s["rerates"][0]["state"] == "done" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the re-rate finished: {s}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Per hour: team-web 0.5 + 0.25 for its instances and 64 GiB × 0.0625 × 0.5 for its
+    // volume; team-research 0.5 × 1.5.
+    let h = RATED_HOURS as f64;
+    let by_service = json!({
+        "team-research/instance": 0.75 * h,
+        "team-web/instance": 0.75 * h,
+        "team-web/volume.size": 2.0 * h,
+    });
+    let by_scope = json!({"team-research": 0.75 * h, "team-web": 2.75 * h});
+    // The API agrees before the page is asked.
+    let groups = get("/api/v1/costs?source=rated&group_by=account,service".into()).await;
+    let got: BTreeMap<String, f64> = groups["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            let key = format!(
+                "{}/{}",
+                g["group"]["account"].as_str().unwrap(),
+                g["group"]["service"].as_str().unwrap()
+            );
+            (key, g["billed_cost"].as_f64().unwrap())
+        })
+        .collect();
+    assert_eq!(
+        serde_json::to_value(&got).unwrap(),
+        by_service,
+        "rated totals"
+    );
+    let expect = json!({
+        "url": url,
+        "period": "1 h",
+        "scope_by": "account",
+        "rules_file": rules_file.display().to_string(),
+        "ready_until": ready,
+        "modules": modules,
+        "rule_rows": rule_rows,
+        "scripts": ["gpu"],
+        "scopes": ["team-research", "team-web"],
+        "by_scope": by_scope,
+        "by_service": by_service,
+        // Two periods of four resources each, rated again.
+        "rerate": {"id": 1, "state": "done", "lines": 8, "deleted": 8},
+    });
+    (url, stop, task, expect)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -527,13 +832,19 @@ async fn every_page_in_headless_chromium() {
     let started = Instant::now();
     let seeded = seed(&client, &url, &ingest_token).await;
     let seed_time = started.elapsed();
+    // The Rating page's data comes from a second server, with `[rating]`; the first one
+    // has none and shows the page's empty state.
+    let rating_data = TempDir::new("ui-rating");
+    let (rating_url, rating_stop, rating_task, rating_expect) = rating_server(&rating_data.0).await;
 
     let out = artifacts_dir();
     let _ = std::fs::remove_dir_all(&out);
     std::fs::create_dir_all(&out).unwrap();
+    let mut expect = expectations(&seeded, &read_token);
+    expect["rating"] = rating_expect;
     std::fs::write(
         out.join("expect.json"),
-        serde_json::to_vec_pretty(&expectations(&seeded, &read_token)).unwrap(),
+        serde_json::to_vec_pretty(&expect).unwrap(),
     )
     .unwrap();
 
@@ -556,6 +867,9 @@ async fn every_page_in_headless_chromium() {
     println!("{stderr}");
     let _ = stop.send(());
     task.await.unwrap().unwrap();
+    let _ = rating_stop.send(());
+    rating_task.await.unwrap().unwrap();
+    println!("rating server at {rating_url} stopped");
 
     assert!(
         output.status.success(),

@@ -1,6 +1,10 @@
-// Costs: totals by provider, service and account, and the daily trend of billed and
-// estimated lines, all from GET /api/v1/costs?group_by=… over whole UTC days. Estimated
-// lines come from a price table; the page says how old the oldest one behind them is.
+// Costs: billed, estimated and rated side by side, as totals, by provider, service and
+// account, and as a daily trend, all from GET /api/v1/costs?group_by=…,source over whole
+// UTC days. Billed lines come from the clouds' bills, estimated ones from a price table
+// (the page says how old the oldest one behind them is), rated ones from the server's
+// rating rules (what skymeter charges its scopes: see the Rating page). Billed and
+// estimated add up to the cloud's cost; rated is a separate, internal price of the same
+// usage, so it is never added to them.
 
 import { get } from "./api.js";
 import { h, replace, errorBox, money, int } from "./dom.js";
@@ -9,6 +13,12 @@ import { setParams } from "./nav.js";
 
 const DAY = 86400e3;
 export const RANGES = { "7d": 7, "30d": 30, "90d": 90, all: 0 };
+export const SOURCES = ["billed", "estimated", "rated"];
+const SOURCE_TITLE = {
+  billed: "From the providers' bills",
+  estimated: "Priced by skymeter from list prices, where no bill has the usage yet",
+  rated: "Priced by this server's rating rules (internal chargeback); not added to billed or estimated",
+};
 
 /** The first UTC midnight of a range of `days` whole days ending today. */
 export function rangeStart(days, now = Date.now()) {
@@ -16,54 +26,138 @@ export function rangeStart(days, now = Date.now()) {
   return today - (days - 1) * DAY;
 }
 
-const byCost = (a, b) => b.billed_cost - a.billed_cost;
-const label = (g, k) => (g.group[k] === "" ? "(none)" : g.group[k]);
+/** A range param (`30d`) as it is read: an unknown one is the default. */
+export const rangeOf = (p) => (p in RANGES ? p : "30d");
+
+/** The `start` of the API query of a range (none for `all`). */
+export function rangeQueryStart(range) {
+  const days = RANGES[range];
+  return days ? new Date(rangeStart(days)).toISOString() : undefined;
+}
+
+/** The range buttons (7d, 30d, 90d, All); a click sets `range` in the page's params. */
+export function rangeSeg(id, params) {
+  const seg = h("div", { class: "seg", id }, Object.keys(RANGES).map((r) => h("button", {
+    type: "button", dataset: { range: r }, on: { click: () => setParams({ ...params(), range: r }, { push: true }) },
+  }, r === "all" ? "All" : r)));
+  seg.mark = (range) => {
+    for (const b of seg.children) b.classList.toggle("on", b.dataset.range === range);
+  };
+  return seg;
+}
+
+/** `Total, last 30 days (UTC)` */
+export const rangeTitle = (what, range) => (RANGES[range] ? `${what}, last ${RANGES[range]} days (UTC)` : `${what}, all time`);
+
+const label = (v) => (v === "" || v === undefined ? "(none)" : v);
+
+/**
+ * Groups of `keys` + `source` → one row per value of `keys`, with each source's group:
+ * `[{group: {provider: "aws"}, by: {billed: g, rated: g}, currency, lines, cloud, rated}]`,
+ * `cloud` being billed + estimated.
+ */
+export function pivot(groups, keys) {
+  const rows = new Map();
+  for (const g of groups) {
+    const id = keys.map((k) => g.group[k]).join("\u0000");
+    let row = rows.get(id);
+    if (!row) {
+      row = { group: Object.fromEntries(keys.map((k) => [k, g.group[k]])), by: {}, currency: g.currency, lines: 0, cloud: 0, rated: 0 };
+      rows.set(id, row);
+    }
+    row.by[g.group.source] = g;
+    row.lines += g.lines;
+    if (g.group.source === "rated") row.rated += g.billed_cost;
+    else row.cloud += g.billed_cost;
+  }
+  return [...rows.values()];
+}
+
+/** Largest cloud cost first, then largest rated, then by name. */
+const byCost = (keys) => (a, b) => b.cloud - a.cloud || b.rated - a.rated
+  || keys.map((k) => a.group[k]).join("/").localeCompare(keys.map((k) => b.group[k]).join("/"));
 
 function estBadge(g) {
-  return g.oldest_price_date
+  return g && g.oldest_price_date
     ? h("span", { class: "badge est", title: `Estimated from the price table of ${g.oldest_price_date} (oldest behind this line)` }, `est. ${g.oldest_price_date}`)
     : null;
 }
 
-function table(id, title, groups, keys) {
-  const top = Math.max(...groups.map((g) => Math.abs(g.billed_cost)), 0) || 1;
+/** One source's amount in a table cell: `–` when the group has no line of it. */
+function amountCell(row, source) {
+  const g = row.by[source];
+  if (!g) return h("td", { class: "num muted", dataset: { source } }, "–");
+  return h("td", {
+    class: "num", dataset: { source, amount: g.billed_cost },
+    title: `${source}: ${money(g.effective_cost, g.currency)} effective · ${int(g.lines)} lines`,
+  }, money(g.billed_cost, g.currency));
+}
+
+const sourceHead = (s) => h("th", { class: `num src-${s}`, title: SOURCE_TITLE[s] }, s[0].toUpperCase() + s.slice(1));
+
+function table(id, title, rows, keys) {
+  const top = Math.max(...rows.map((r) => Math.max(Math.abs(r.cloud), Math.abs(r.rated))), 0) || 1;
   return h("div", { class: "panel table-wrap" },
     h("h2", {}, title),
-    groups.length
+    rows.length
       ? h("table", { id },
         h("thead", {}, h("tr", {}, keys.map((k) => h("th", {}, k[0].toUpperCase() + k.slice(1))),
-          h("th", { class: "num" }, "Billed"), h("th", { class: "num" }, "Effective"), h("th", { class: "num" }, "Lines"), h("th", { class: "bar-cell" }))),
-        h("tbody", {}, groups.map((g) => h("tr", { dataset: { group: keys.map((k) => g.group[k]).join("/") } },
-          keys.map((k, i) => h("td", {}, label(g, k), i === keys.length - 1 ? [" ", estBadge(g)] : null)),
-          h("td", { class: "num", dataset: { billed: g.billed_cost } }, money(g.billed_cost, g.currency)),
-          h("td", { class: "num" }, money(g.effective_cost, g.currency)),
-          h("td", { class: "num" }, int(g.lines)),
-          h("td", { class: "bar-cell" }, h("div", { class: "bar", dataset: { w: (Math.abs(g.billed_cost) / top).toFixed(3) } })),
+          SOURCES.map(sourceHead), h("th", { class: "num" }, "Lines"),
+          h("th", { class: "bar-cell", title: "Cloud cost (billed + estimated) and rated" }))),
+        h("tbody", {}, rows.map((r) => h("tr", { dataset: { group: keys.map((k) => r.group[k]).join("/") } },
+          keys.map((k, i) => h("td", {}, label(r.group[k]), i === keys.length - 1 ? [" ", estBadge(r.by.estimated)] : null)),
+          SOURCES.map((s) => amountCell(r, s)),
+          h("td", { class: "num" }, int(r.lines)),
+          h("td", { class: "bar-cell" },
+            r.cloud ? h("div", { class: "bar", dataset: { w: (Math.abs(r.cloud) / top).toFixed(3) } }) : null,
+            r.rated ? h("div", { class: "bar rated", dataset: { w: (Math.abs(r.rated) / top).toFixed(3) } }) : null),
         ))))
       : h("p", { class: "muted" }, "No cost lines in this range."));
 }
 
+/** The totals: one row per currency, each source side by side. */
+function totalsPanel(range, rows, estDates) {
+  return h("div", { class: "panel", id: "cost-total" },
+    h("h2", {}, rangeTitle("Total", range)),
+    rows.length
+      ? rows.map((r) => h("div", { class: "totals", dataset: { currency: r.group.currency } },
+        SOURCES.map((s) => {
+          const g = r.by[s];
+          return h("div", { class: `stat src-${s}`, dataset: { source: s }, title: SOURCE_TITLE[s] },
+            h("span", { class: "stat-label" }, s),
+            h("span", { class: "total" }, money(g ? g.billed_cost : 0, r.currency)),
+            h("span", { class: "muted small" }, g ? `${money(g.effective_cost, g.currency)} effective · ${int(g.lines)} lines` : "no lines"));
+        }),
+        h("div", { class: "stat", dataset: { source: "cloud" }, title: "What the clouds charge: billed plus estimated" },
+          h("span", { class: "stat-label" }, "cloud cost"),
+          h("span", { class: "total" }, money(r.cloud, r.currency)),
+          h("span", { class: "muted small" }, "billed + estimated"))))
+      : h("p", { class: "muted" }, "No cost lines in this range."),
+    estDates.length
+      ? h("p", { class: "small", id: "price-note" }, h("span", { class: "badge est" }, "estimated"),
+        ` Some lines are estimates from list prices; the oldest price table behind them is from ${estDates[0]}.`)
+      : null);
+}
+
 export function mount(root, params) {
-  let range = params.range in RANGES ? params.range : "30d";
+  let range = rangeOf(params.range);
   let ctrl = null;
-  const seg = h("div", { class: "seg", id: "cost-range" }, Object.keys(RANGES).map((r) => h("button", {
-    type: "button", dataset: { range: r }, on: { click: () => setParams({ ...params, range: r }, { push: true }) },
-  }, r === "all" ? "All" : r)));
+  const seg = rangeSeg("cost-range", () => params);
   const body = h("div");
   root.append(h("div", { class: "page-head" }, h("h1", {}, "Costs"), h("span", { class: "spacer" }), seg), body);
 
   async function load() {
-    for (const b of seg.children) b.classList.toggle("on", b.dataset.range === range);
+    seg.mark(range);
     if (ctrl) ctrl.abort();
     ctrl = new AbortController();
     const signal = ctrl.signal;
     const days = RANGES[range];
-    const start = days ? new Date(rangeStart(days)).toISOString() : undefined;
+    const start = rangeQueryStart(range);
     const ask = (group_by) => get("/api/v1/costs", { group_by, start }, { signal }).then((r) => r.groups);
     let totals, providers, services, accounts, trend;
     try {
       [totals, providers, services, accounts, trend] = await Promise.all([
-        ask("currency"), ask("provider"), ask("provider,service"), ask("provider,account"), ask("day,source"),
+        ask("currency,source"), ask("provider,source"), ask("provider,service,source"), ask("provider,account,source"), ask("day,source"),
       ]);
     } catch (e) {
       if (e.name !== "AbortError") replace(body, errorBox(e));
@@ -75,33 +169,25 @@ export function mount(root, params) {
     const x1 = Math.max(days ? rangeStart(1) : dates.length ? Date.parse(dates[dates.length - 1]) : x0, x0 + DAY);
     const line = (source) => trend.filter((g) => g.group.source === source)
       .map((g) => [Date.parse(g.group.day), g.billed_cost]).sort((a, b) => a[0] - b[0]);
-    const currency = totals.length === 1 ? totals[0].currency : "USD";
+    const totalRows = pivot(totals, ["currency"]);
+    const currency = totalRows.length === 1 ? totalRows[0].group.currency : "USD";
     const chartBox = h("div", { id: "cost-trend" });
+    const sorted = (groups, keys) => pivot(groups, keys).sort(byCost(keys));
     replace(body,
-      h("div", { class: "panel", id: "cost-total" },
-        h("h2", {}, days ? `Total, last ${days} days (UTC)` : "Total, all time"),
-        totals.length
-          ? totals.map((g) => h("div", { class: "row" },
-            h("span", { class: "total", dataset: { currency: g.currency } }, money(g.billed_cost, g.currency)),
-            h("span", { class: "muted" }, `billed · ${money(g.effective_cost, g.currency)} effective · ${int(g.lines)} lines`)))
-          : h("p", { class: "muted" }, "No cost lines in this range."),
-        estDates.length
-          ? h("p", { class: "small", id: "price-note" }, h("span", { class: "badge est" }, "estimated"),
-            ` Some lines are estimates from list prices; the oldest price table behind them is from ${estDates[0]}.`)
-          : null),
+      totalsPanel(range, totalRows, estDates),
       h("div", { class: "panel" },
         h("div", { class: "chart-head" }, h("h2", {}, "Daily trend"), h("span", { class: "muted small" }, "by charge period start, UTC")),
-        totals.length > 1 ? h("p", { class: "muted small" }, "Several currencies: the trend adds them as they are.") : null,
-        legend(["billed", "estimated"]), chartBox),
+        totalRows.length > 1 ? h("p", { class: "muted small" }, "Several currencies: the trend adds them as they are.") : null,
+        legend(SOURCES), chartBox),
       h("div", { class: "grid2" },
-        table("by-provider", "By provider", providers.sort(byCost), ["provider"]),
-        table("by-account", "By account", accounts.sort(byCost), ["provider", "account"])),
-      table("by-service", "By service", services.sort(byCost), ["provider", "service"]),
+        table("by-provider", "By provider", sorted(providers, ["provider"]), ["provider"]),
+        table("by-account", "By account", sorted(accounts, ["provider", "account"]), ["provider", "account"])),
+      table("by-service", "By service", sorted(services, ["provider", "service"]), ["provider", "service"]),
     );
     // Bar widths are set through the CSSOM: the page's policy allows no inline style.
     for (const bar of body.querySelectorAll(".bar")) bar.style.width = `${Number(bar.dataset.w) * 100}%`;
     lineChart(chartBox, {
-      series: [{ name: "billed", points: line("billed") }, { name: "estimated", points: line("estimated") }],
+      series: SOURCES.map((s) => ({ name: s, points: line(s) })),
       x0, x1, step: DAY, days: true, format: (v) => money(v, currency),
     });
   }
@@ -110,7 +196,7 @@ export function mount(root, params) {
   return {
     update(p, { reload } = {}) {
       params = p;
-      const r = p.range in RANGES ? p.range : "30d";
+      const r = rangeOf(p.range);
       if (r !== range || reload) {
         range = r;
         load();

@@ -131,6 +131,25 @@ export function ago(t, now = Date.now()) {
   return d >= 0 ? `${text} ago` : `in ${text}`;
 }
 
+/** Seconds as `45 s`, `13 min`, `2 h 13 min`, `3 d 4 h`: a lag or a period, two units at most. */
+export function duration(seconds) {
+  if (seconds === null || seconds === undefined || Number.isNaN(seconds)) return "–";
+  const sign = seconds < 0 ? "-" : "";
+  let s = Math.round(Math.abs(seconds));
+  if (s < 60) return `${sign}${s} s`;
+  const units = [[86400, "d"], [3600, "h"], [60, "min"]];
+  const parts = [];
+  for (const [n, u] of units) {
+    if (s >= n || parts.length) {
+      const q = Math.floor(s / n);
+      s -= q * n;
+      if (q || !parts.length) parts.push(`${q} ${u}`);
+      if (parts.length === 2) break;
+    }
+  }
+  return sign + parts.join(" ");
+}
+
 /** `{a: {b: 1}}` → `[["a.b", 1]]`, for attributes and the monitoring summary. */
 export function flatten(obj, prefix = "", out = []) {
   for (const [k, v] of Object.entries(obj || {})) {

@@ -35,13 +35,13 @@ const browser = await chromium.launch({
   args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
 });
 
-/** A page that records requests to other origins, script errors and console errors. */
-async function open(context) {
+/** A page that records requests to other origins than `home`, script errors and console errors. */
+async function open(context, home = origin) {
   const page = await context.newPage();
   page.setDefaultTimeout(20000);
   page.on("request", (r) => {
     const u = r.url();
-    if (!u.startsWith(origin + "/") && !u.startsWith("data:")) problems.push(`request to another origin: ${u}`);
+    if (!u.startsWith(home + "/") && !u.startsWith("data:")) problems.push(`request to another origin: ${u}`);
   });
   page.on("pageerror", (e) => problems.push(`script error: ${e.message}`));
   page.on("console", (m) => {
@@ -277,20 +277,32 @@ for (const [range, nominal] of [["6h", 72], ["24h", 96], ["7d", 168]]) {
   });
 }
 
-// 5. Costs: the seeded totals, the daily trend and the price-date note.
+// 5. Costs: billed, estimated and rated side by side, the daily trend and the price-date note.
 const k = want.costs;
+const SOURCES = ["billed", "estimated", "rated"];
 await step("costs", async () => {
   await page.click("a[data-nav=costs]");
   await page.waitForSelector("#by-provider tbody tr");
-  const total = await page.textContent("#cost-total .total");
-  check(total === money(k.total), `total ${total}, expected ${money(k.total)}`);
-  for (const [provider, amount] of Object.entries(k.providers)) {
-    const cell = await page.$eval(`#by-provider tr[data-group="${provider}"] td[data-billed]`, (td) => td.textContent);
-    check(cell === money(amount), `${provider}: ${cell}, expected ${money(amount)}`);
+  for (const s of SOURCES) {
+    const total = await page.textContent(`#cost-total .stat[data-source=${s}] .total`);
+    check(total === money(k.totals[s] || 0), `${s} total ${total}, expected ${money(k.totals[s] || 0)}`);
   }
-  check((await page.$$("#by-service tbody tr")).length === 7, "seven services");
-  check((await page.$$("#by-account tbody tr")).length === 5, "five accounts");
-  for (const series of ["billed", "estimated"]) {
+  const cloud = await page.textContent("#cost-total .stat[data-source=cloud] .total");
+  check(cloud === money(k.totals.billed + k.totals.estimated), `cloud cost ${cloud} is billed + estimated`);
+  for (const [provider, bySource] of Object.entries(k.providers)) {
+    for (const s of SOURCES) {
+      const cell = await page.$eval(`#by-provider tr[data-group="${provider}"] td[data-source=${s}]`, (td) => td.textContent);
+      const expected = s in bySource ? money(bySource[s]) : "–";
+      check(cell === expected, `${provider} ${s}: ${cell}, expected ${expected}`);
+    }
+  }
+  check((await page.$$("#by-service tbody tr")).length === k.services, `${k.services} services`);
+  check((await page.$$("#by-account tbody tr")).length === k.accounts, `${k.accounts} accounts`);
+  // The rated lines of an account sit beside its billed ones, in the same row.
+  const row = await page.$eval('#by-account tr[data-group="Amazon Web Services/111111111111"]', (tr) =>
+    [...tr.querySelectorAll("td[data-source]")].map((td) => [td.dataset.source, td.textContent !== "–"]));
+  check(JSON.stringify(row) === JSON.stringify([["billed", true], ["estimated", false], ["rated", true]]), `account row ${JSON.stringify(row)}`);
+  for (const series of SOURCES) {
     const n = await page.$eval(`#cost-trend path[data-series=${series}]`, (p) => Number(p.dataset.points));
     check(n === k.days, `trend ${series}: ${n} days drawn, ${k.days} expected`);
   }
@@ -300,7 +312,93 @@ await step("costs", async () => {
   await shot(page, "costs");
 });
 
-// 6. Agents.
+// 6. Rating on a server without `[rating]`: the page says how to turn it on.
+await step("rating off", async () => {
+  await page.click("a[data-nav=rating]");
+  await page.waitForSelector("#rating-off");
+  const text = await page.textContent("#rating-off");
+  check(text.includes("[rating]") && text.includes("docs/rating.md"), `empty state "${text}"`);
+  check(await page.isHidden("#rating-range"), "no range to pick without rating");
+  await shot(page, "rating-off", false);
+});
+
+// 7. Rating on the server whose job rated a small fleet (no token there: auth is off).
+const r = want.rating;
+const utc = (t) => new Date(t).toISOString().replace("T", " ").replace(/\.\d+Z$/, " UTC");
+// An hour may end while the test runs: the job then rates one more (empty) period.
+const readyNow = (text) => [0, 3600e3].some((d) => text.startsWith(utc(Date.parse(r.ready_until) + d)));
+await step("rating", async () => {
+  const ctx = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+  const rp = await open(ctx, new URL(r.url).origin);
+  current = rp;
+  await rp.goto(r.url + "/#/rating");
+  await rp.waitForSelector("#rating-summary");
+  check(await rp.$eval("a[data-nav=rating]", (a) => a.classList.contains("active")), "the nav shows the Rating page");
+  const field = (name) => rp.$eval(`#rating-summary dd[data-field="${name}"]`, (dd) => dd.textContent);
+  check((await field("Period")) === r.period, `period "${await field("Period")}"`);
+  check((await field("Scope by")) === r.scope_by, "scope_by");
+  check((await field("Rules file")) === r.rules_file, "rules file");
+  check(readyNow(await field("Ready until")), `ready until "${await field("Ready until")}" is ${utc(r.ready_until)}`);
+  check(readyNow(await field("Rated until")), `rated until "${await field("Rated until")}": everything ready is rated`);
+  check((await field("Last round")).includes("ago") || (await field("Last round")).includes("just now"), "last round");
+  check((await field("Error")) === "none", "no error");
+
+  // Modules, in run order.
+  for (const [name, m] of Object.entries(r.modules)) {
+    const cells = await rp.$eval(`#rating-modules tr[data-module="${name}"]`, (tr) => [...tr.cells].map((c) => c.textContent));
+    const want = [name, m.enabled ? "enabled" : "disabled", String(m.priority), m.order ? String(m.order) : "—"];
+    check(JSON.stringify(cells) === JSON.stringify(want), `module ${name}: ${JSON.stringify(cells)}, expected ${JSON.stringify(want)}`);
+  }
+  check((await rp.textContent("#rating-scripts")).includes(r.scripts[0]), "the script is listed");
+  check((await rp.$$("#rating-services tbody tr")).length === 2, "two rated services");
+
+  // Rules: one row per mapping and threshold, with the names their ids point to.
+  const rules = await rp.$$eval("#rating-rules tbody tr", (trs) => trs.map((tr) => [...tr.cells].map((c) => c.textContent)));
+  check(rules.length === r.rule_rows, `${rules.length} rule rows, expected ${r.rule_rows}`);
+  const has = (row) => rules.some((x) => JSON.stringify(x) === JSON.stringify(row));
+  check(has(["instance", "instance_type", "m5.large", "flat", "0.5", "compute", "all"]), `the m5.large mapping in ${JSON.stringify(rules)}`);
+  check(has(["instance", "account", "team-research", "rate", "× 1.5", "compute", "all"]), "the rate mapping");
+  check(has(["volume.size", "(service)", "any", "flat", "0.0625", "volume_thresholds", "all"]), "the service mapping");
+  check(has(["volume.size", "(service)", "≥ 500", "threshold rate", "× 0.25", "volume_thresholds", "team-research"]), "the scoped threshold");
+
+  // Scopes: rated up to what is ready, with their lag.
+  const scopes = await rp.$$eval("#rating-scopes tbody tr", (trs) => trs.map((tr) => ({
+    scope: tr.dataset.scope, until: tr.cells[1].textContent, lag: Number(tr.cells[2].dataset.lag), lagText: tr.cells[2].textContent,
+  })));
+  check(JSON.stringify(scopes.map((s) => s.scope)) === JSON.stringify(r.scopes), `scopes ${JSON.stringify(scopes)}`);
+  for (const s of scopes) {
+    check(readyNow(s.until), `${s.scope} rated until ${s.until}`);
+    check(s.lag >= 7200 && s.lag < 3 * 3600 + 600 && /^\d h( \d+ min)?$/.test(s.lagText), `${s.scope} lag ${s.lag} s shown as "${s.lagText}"`);
+  }
+
+  // Rated totals of the default range (30 days).
+  for (const [scope, amount] of Object.entries(r.by_scope)) {
+    const cell = await rp.$eval(`#rated-by-scope tr[data-group="${scope}"] td[data-amount]`, (td) => td.textContent);
+    check(cell === money(amount), `rated ${scope}: ${cell}, expected ${money(amount)}`);
+  }
+  for (const [key, amount] of Object.entries(r.by_service)) {
+    const cell = await rp.$eval(`#rated-by-service tr[data-group="${key}"] td[data-amount]`, (td) => td.textContent);
+    check(cell === money(amount), `rated ${key}: ${cell}, expected ${money(amount)}`);
+  }
+  check((await rp.$$("#rated-by-service tbody tr")).length === Object.keys(r.by_service).length, "one row per scope and service");
+  const total = Object.values(r.by_scope).reduce((a, b) => a + b, 0);
+  check((await rp.textContent("#rating-total .total")) === money(total), "the rated total");
+
+  // The re-rate request.
+  const rr = await rp.$eval(`#rating-rerates tr[data-rerate="${r.rerate.id}"]`, (tr) => ({ state: tr.dataset.state, cells: [...tr.cells].map((c) => c.textContent) }));
+  check(rr.state === r.rerate.state && rr.cells[5] === String(r.rerate.deleted) && rr.cells[6] === String(r.rerate.lines), `re-rate ${JSON.stringify(rr)}`);
+  await shot(rp, "rating");
+
+  // Another range keeps the figures (everything rated is from today or yesterday), and is in the URL.
+  await rp.click('#rating-range button[data-range="7d"]');
+  await rp.waitForSelector('#rating-body[data-loaded="7d"]');
+  check(rp.url().includes("range=7d"), "the range is in the URL");
+  check((await rp.textContent("#rating-total .total")) === money(total), "the 7-day rated total");
+  await ctx.close();
+  current = page;
+});
+
+// 8. Agents.
 await step("agents", async () => {
   await page.click("a[data-nav=agents]");
   const row = `#agents tr[data-agent="${want.agent.id}"]`;
