@@ -157,7 +157,16 @@ fn cloudkittys_client_edits_rules_and_reads_rated_totals() {
     let token = |scope: &str| {
         let out = skymeter_in(
             dir.path(),
-            &["token", "create", "--name", scope, "--scope", scope, "--data-dir", "data"],
+            &[
+                "token",
+                "create",
+                "--name",
+                scope,
+                "--scope",
+                scope,
+                "--data-dir",
+                "data",
+            ],
         );
         assert!(out.status.success(), "{}", stderr(&out));
         stdout(&out).trim().to_string()
@@ -201,8 +210,14 @@ fn cloudkittys_client_edits_rules_and_reads_rated_totals() {
     // from 50 GiB by a threshold.
     let instance = ck.id(&["hashmap", "service", "create", "instance"], "Service ID");
     let volume = ck.id(&["hashmap", "service", "create", "volume"], "Service ID");
-    let itype = ck.id(&["hashmap", "field", "create", &instance, "instance_type"], "Field ID");
-    let account = ck.id(&["hashmap", "field", "create", &instance, "account"], "Field ID");
+    let itype = ck.id(
+        &["hashmap", "field", "create", &instance, "instance_type"],
+        "Field ID",
+    );
+    let account = ck.id(
+        &["hashmap", "field", "create", &instance, "account"],
+        "Field ID",
+    );
     let compute = ck.id(&["hashmap", "group", "create", "compute"], "Group ID");
     for (field, value, kind, cost) in [
         (&itype, "m5.large", "flat", "0.096"),
@@ -210,17 +225,39 @@ fn cloudkittys_client_edits_rules_and_reads_rated_totals() {
         (&account, "team-b", "rate", "1.5"),
     ] {
         ck.json(&[
-            "hashmap", "mapping", "create", "--field-id", field, "--value", value, "-t", kind,
-            "-g", &compute, cost,
+            "hashmap",
+            "mapping",
+            "create",
+            "--field-id",
+            field,
+            "--value",
+            value,
+            "-t",
+            kind,
+            "-g",
+            &compute,
+            cost,
         ]);
     }
     let flat = ck.id(
-        &["hashmap", "mapping", "create", "-s", &volume, "-t", "flat", "0.0002"],
+        &[
+            "hashmap", "mapping", "create", "-s", &volume, "-t", "flat", "0.0002",
+        ],
         "Mapping ID",
     );
     // Corrected through an update, as the client does it (read, change, PUT).
     ck.json(&["hashmap", "mapping", "update", &flat, "--cost", "0.0001"]);
-    ck.json(&["hashmap", "threshold", "create", "-s", &volume, "-t", "rate", "50", "0.5"]);
+    ck.json(&[
+        "hashmap",
+        "threshold",
+        "create",
+        "-s",
+        &volume,
+        "-t",
+        "rate",
+        "50",
+        "0.5",
+    ]);
     let mappings = ck.json(&["hashmap", "group", "mappings", "get", &compute]);
     assert_eq!(mappings.as_array().unwrap().len(), 3, "{mappings}");
     let listed = ck.json(&["hashmap", "mapping", "list", "-s", &volume]);
@@ -230,8 +267,17 @@ fn cloudkittys_client_edits_rules_and_reads_rated_totals() {
 
     // The seeded hours rated again with these rules.
     let out = skymeter(&[
-        "rating", "rerate", "--server", &base, "--token", &admin, "--wait",
-        "--from", &t0.to_rfc3339(), "--to", &t3.to_rfc3339(),
+        "rating",
+        "rerate",
+        "--server",
+        &base,
+        "--token",
+        &admin,
+        "--wait",
+        "--from",
+        &t0.to_rfc3339(),
+        "--to",
+        &t3.to_rfc3339(),
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
 
@@ -246,11 +292,26 @@ fn cloudkittys_client_edits_rules_and_reads_rated_totals() {
     assert!(close(&rows[1]["Rate"], 0.0468), "{by_scope}");
     let by_type = ck.json(&["summary", "get", "-b", &b, "-e", &e, "-g", "type"]);
     let rows = by_type.as_array().unwrap();
-    assert!(rows[0]["Type"] == "instance" && close(&rows[0]["Rate"], 0.3348), "{by_type}");
-    assert!(rows[1]["Type"] == "volume" && close(&rows[1]["Rate"], 0.015), "{by_type}");
+    assert!(
+        rows[0]["Type"] == "instance" && close(&rows[0]["Rate"], 0.3348),
+        "{by_type}"
+    );
+    assert!(
+        rows[1]["Type"] == "volume" && close(&rows[1]["Rate"], 0.015),
+        "{by_type}"
+    );
     assert!(close(&rows[1]["Qty"], 300.0), "{by_type}");
     let filtered = ck.json(&[
-        "summary", "get", "-b", &b, "-e", &e, "-g", "type", "--filter", "project_id:team-b",
+        "summary",
+        "get",
+        "-b",
+        &b,
+        "-e",
+        &e,
+        "-g",
+        "type",
+        "--filter",
+        "project_id:team-b",
     ]);
     assert_eq!(filtered.as_array().unwrap().len(), 1, "{filtered}");
 
@@ -264,7 +325,13 @@ fn cloudkittys_client_edits_rules_and_reads_rated_totals() {
         .unwrap();
     assert_eq!(i2["Metric Type"], "instance");
     assert!(close(&i2["Price"], 0.0156), "{i2}");
-    assert!(i2["Metadata"].as_str().unwrap().contains("instance_type=\"t3.micro\""), "{i2}");
+    assert!(
+        i2["Metadata"]
+            .as_str()
+            .unwrap()
+            .contains("instance_type=\"t3.micro\""),
+        "{i2}"
+    );
     drop(server);
 
     // No tokens, the client's noauth mode: the rules edited above survived the restart.
@@ -282,8 +349,15 @@ fn cloudkittys_client_edits_rules_and_reads_rated_totals() {
     assert_eq!(names, ["instance", "volume"], "{services}");
     assert_eq!(open.json(&["module", "get", "hashmap"])[0]["Priority"], 3);
     // Deleting the group with its mappings leaves the instances unpriced.
-    let out = open.run(&["hashmap", "group", "delete", "--recursive", &compute], false);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = open.run(
+        &["hashmap", "group", "delete", "--recursive", &compute],
+        false,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let left = open.json(&["hashmap", "mapping", "list", "--field-id", &itype]);
     assert_eq!(left.as_array().unwrap().len(), 0, "{left}");
     drop(server);
