@@ -80,13 +80,19 @@ async fn export(args: ExportArgs) -> ExitCode {
         ExportFormat::Csv => "csv",
         ExportFormat::Parquet => "parquet",
     };
-    if args.output.is_none() && args.format == ExportFormat::Parquet && std::io::stdout().is_terminal()
+    if args.output.is_none()
+        && args.format == ExportFormat::Parquet
+        && std::io::stdout().is_terminal()
     {
         eprintln!("error: Parquet is binary; write it to a file with -o FILE (or redirect standard output)");
         return ExitCode::from(USAGE);
     }
     let mut params: Vec<(&str, String)> = vec![("format", format.into())];
-    for (name, v) in [("start", &args.start), ("end", &args.end), ("provider", &args.provider)] {
+    for (name, v) in [
+        ("start", &args.start),
+        ("end", &args.end),
+        ("provider", &args.provider),
+    ] {
         if let Some(v) = v {
             params.push((name, v.clone()));
         }
@@ -194,7 +200,10 @@ async fn export(args: ExportArgs) -> ExitCode {
     drop(out);
     if let (Some(part), Some(path)) = (&part, &args.output) {
         if let Err(e) = std::fs::rename(part, path) {
-            return fail(&Some(part.clone()), format!("renaming {} to {}: {e}", part.display(), path.display()));
+            return fail(
+                &Some(part.clone()),
+                format!("renaming {} to {}: {e}", part.display(), path.display()),
+            );
         }
         if progress {
             eprint!("\r");

@@ -23,7 +23,13 @@ fn costs_export_writes_focus_csv_and_parquet() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let out = skymeter(&[
-        "token", "create", "--scope", "ingest", "--scope", "read", "--data-dir",
+        "token",
+        "create",
+        "--scope",
+        "ingest",
+        "--scope",
+        "read",
+        "--data-dir",
         data.to_str().unwrap(),
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -32,7 +38,12 @@ fn costs_export_writes_focus_csv_and_parquet() {
     let base = format!("http://127.0.0.1:{port}");
     let _server = Proc(
         Command::new(bin())
-            .args(["server", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+            .args([
+                "server",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--data-dir",
+            ])
             .arg(&data)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -77,12 +88,25 @@ fn costs_export_writes_focus_csv_and_parquet() {
     assert_eq!(report.rows, 3);
 
     let out = export(&["--server", &base, "--token", &token, "--source", "rated"]);
-    assert_eq!(skymeter_focus::check::check_csv(&out.stdout[..]).unwrap().rows, 1);
+    assert_eq!(
+        skymeter_focus::check::check_csv(&out.stdout[..])
+            .unwrap()
+            .rows,
+        1
+    );
 
     let file = dir.path().join("costs.parquet");
     let out = export(&[
-        "--server", &base, "--token", &token, "--format", "parquet", "--start",
-        "2026-11-03T01:00:00Z", "-o", file.to_str().unwrap(),
+        "--server",
+        &base,
+        "--token",
+        &token,
+        "--format",
+        "parquet",
+        "--start",
+        "2026-11-03T01:00:00Z",
+        "-o",
+        file.to_str().unwrap(),
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stderr(&out).contains("exported"), "{}", stderr(&out));
@@ -105,7 +129,9 @@ fn costs_export_writes_focus_csv_and_parquet() {
 fn costs_export_help_and_usage_errors() {
     let out = skymeter(&["costs", "export", "--help"]);
     assert!(out.status.success());
-    for flag in ["--server", "--token", "--format", "--start", "--end", "--source", "--output"] {
+    for flag in [
+        "--server", "--token", "--format", "--start", "--end", "--source", "--output",
+    ] {
         assert!(stdout(&out).contains(flag), "{flag}: {}", stdout(&out));
     }
     let out = export(&["--format", "xlsx"]);

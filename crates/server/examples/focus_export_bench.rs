@@ -16,7 +16,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 fn line(i: u64) -> Cost {
-    let start = Utc::now().date_naive().and_hms_opt(0, 0, 0).unwrap().and_utc()
+    let start = Utc::now()
+        .date_naive()
+        .and_hms_opt(0, 0, 0)
+        .unwrap()
+        .and_utc()
         - Duration::hours((i / 1000) as i64);
     let mut c = Cost {
         list_cost: Some(0.0104),
@@ -77,7 +81,10 @@ async fn main() {
                 store.ingest(&b).unwrap();
             }
             store.flush().unwrap();
-            eprintln!("seeded {n} lines in {:.1}s", started.elapsed().as_secs_f64());
+            eprintln!(
+                "seeded {n} lines in {:.1}s",
+                started.elapsed().as_secs_f64()
+            );
         }
         "export" => {
             let format = args.get(3).map_or("csv", String::as_str).to_string();

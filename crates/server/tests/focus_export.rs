@@ -88,7 +88,11 @@ fn billed(n: usize) -> Vec<Cost> {
                 1 => ChargeCategory::Credit,
                 _ => ChargeCategory::Usage,
             };
-            let cost = if charge == ChargeCategory::Credit { -3.0 } else { 1.5 + (i % 10) as f64 };
+            let cost = if charge == ChargeCategory::Credit {
+                -3.0
+            } else {
+                1.5 + (i % 10) as f64
+            };
             // One line per hour going back: every line has its own key.
             let start = day(1, 0) - Duration::hours(i as i64);
             Cost {
@@ -103,7 +107,11 @@ fn billed(n: usize) -> Vec<Cost> {
                     "USD".into(),
                     start,
                     start + Duration::hours(1),
-                    if charge == ChargeCategory::Tax { "Tax".into() } else { service.into() },
+                    if charge == ChargeCategory::Tax {
+                        "Tax".into()
+                    } else {
+                        service.into()
+                    },
                 )
             }
         })
@@ -206,21 +214,39 @@ async fn export_streams_billed_estimated_and_rated_lines_as_focus_1_2() {
     let resp = s.get("").await;
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["content-type"], "text/csv; charset=utf-8");
-    let disposition = resp.headers()["content-disposition"].to_str().unwrap().to_string();
-    assert!(disposition.starts_with("attachment; filename=\"skymeter-focus-"), "{disposition}");
+    let disposition = resp.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        disposition.starts_with("attachment; filename=\"skymeter-focus-"),
+        "{disposition}"
+    );
     assert!(disposition.ends_with(".csv\""), "{disposition}");
     let csv = resp.bytes().await.unwrap();
     let report = check_csv(&csv[..]).unwrap();
     assert!(report.ok(), "{report}");
     assert_eq!(report.rows, total);
     let text = std::str::from_utf8(&csv).unwrap();
-    assert!(text.contains(",Amazon Web Services,Amazon Web Services,us-east-1,"), "publisher from provider");
-    assert!(text.contains(",Platform team,"), "the rated lines' invoice issuer");
-    assert!(text.contains("{\"\"team\"\":\"\"team-1\"\"}"), "tags as a JSON object");
+    assert!(
+        text.contains(",Amazon Web Services,Amazon Web Services,us-east-1,"),
+        "publisher from provider"
+    );
+    assert!(
+        text.contains(",Platform team,"),
+        "the rated lines' invoice issuer"
+    );
+    assert!(
+        text.contains("{\"\"team\"\":\"\"team-1\"\"}"),
+        "tags as a JSON object"
+    );
 
     let resp = s.get("?format=parquet").await;
     assert_eq!(resp.status(), 200);
-    assert_eq!(resp.headers()["content-type"], "application/vnd.apache.parquet");
+    assert_eq!(
+        resp.headers()["content-type"],
+        "application/vnd.apache.parquet"
+    );
     let parquet = resp.bytes().await.unwrap();
     assert_eq!(&parquet[..4], b"PAR1");
     let report = check_parquet(parquet).unwrap();
@@ -228,14 +254,21 @@ async fn export_streams_billed_estimated_and_rated_lines_as_focus_1_2() {
     assert_eq!(report.rows, total);
 
     for (source, n) in [("billed", 4000), ("estimated", 4800), ("rated", 2400)] {
-        assert_eq!(csv_rows(&s.body(&format!("?source={source}")).await), n, "{source}");
+        assert_eq!(
+            csv_rows(&s.body(&format!("?source={source}")).await),
+            n,
+            "{source}"
+        );
         let p = s.body(&format!("?source={source}&format=parquet")).await;
         let report = check_parquet(p).unwrap();
         assert!(report.ok(), "{source}: {report}");
         assert_eq!(report.rows, n, "{source}");
     }
     assert_eq!(csv_rows(&s.body("?provider=host").await), 2400);
-    assert_eq!(csv_rows(&s.body("?provider=Amazon%20Web%20Services").await), 8800);
+    assert_eq!(
+        csv_rows(&s.body("?provider=Amazon%20Web%20Services").await),
+        8800
+    );
     // Estimated lines are two days old, rated three: one day's window holds the estimated
     // ones and the billed of that day.
     let (from, to) = (day(2, 0).to_rfc3339(), day(2, 24).to_rfc3339());
@@ -246,7 +279,9 @@ async fn export_streams_billed_estimated_and_rated_lines_as_focus_1_2() {
     );
     assert_eq!(csv_rows(&s.body(&q).await), 4800);
     // Nothing matches: a header alone (CSV), a valid empty file (Parquet).
-    let empty = s.body("?source=billed&start=2000-01-01T00:00:00Z&end=2000-01-02T00:00:00Z").await;
+    let empty = s
+        .body("?source=billed&start=2000-01-01T00:00:00Z&end=2000-01-02T00:00:00Z")
+        .await;
     assert_eq!(std::str::from_utf8(&empty).unwrap().lines().count(), 1);
     let empty = s
         .body("?format=parquet&start=2000-01-01T00:00:00Z&end=2000-01-02T00:00:00Z")
@@ -263,9 +298,15 @@ async fn bad_parameters_are_refused_naming_them() {
     let s = start().await;
     for (q, says) in [
         ("?format=xlsx", "`format`=`xlsx`: use csv or parquet"),
-        ("?source=guessed", "`source`=`guessed`: use billed, estimated or rated"),
+        (
+            "?source=guessed",
+            "`source`=`guessed`: use billed, estimated or rated",
+        ),
         ("?start=yesterday", "`start`"),
-        ("?start=2026-01-02T00:00:00Z&end=2026-01-01T00:00:00Z", "`start` must be before `end`"),
+        (
+            "?start=2026-01-02T00:00:00Z&end=2026-01-01T00:00:00Z",
+            "`start` must be before `end`",
+        ),
         ("?colour=red", "colour"),
     ] {
         let resp = s.get(q).await;
@@ -344,7 +385,8 @@ fn validate(program: &Path, site: &Path, file: &Path) -> String {
 #[tokio::test]
 async fn focus_validator_finds_no_failed_check() {
     let test = "focus_validator_finds_no_failed_check";
-    let Some((program, site)) = skymeter_testkit::tool::require_tool(test, focus_validator()) else {
+    let Some((program, site)) = skymeter_testkit::tool::require_tool(test, focus_validator())
+    else {
         return;
     };
     let s = start().await;
@@ -376,7 +418,10 @@ async fn focus_validator_finds_no_failed_check() {
                 .collect();
             assert!(failed.is_empty(), "{source} {format}: {failed:?}\n{text}");
             if format == "parquet" || source == "rated" {
-                assert!(text.contains("Validation succeeded."), "{source} {format}: {text}");
+                assert!(
+                    text.contains("Validation succeeded."),
+                    "{source} {format}: {text}"
+                );
             }
         }
     }
