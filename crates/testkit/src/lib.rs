@@ -19,6 +19,7 @@
 //! see its types twice (their own and the testkit's copy); such tests use the testkit from
 //! integration tests (`tests/*.rs`) instead.
 
+pub mod focus_validator;
 pub mod net;
 pub mod rng;
 pub mod tool;

@@ -248,15 +248,19 @@ fn each_rated_line(
     }
 }
 
+/// A summary row being summed: begin, end, quantity, price (decimals keep cents exact).
+type Total = (DateTime<Utc>, DateTime<Utc>, Decimal, Decimal);
+
+/// A frame: its period and scope.
+type FrameKey = (DateTime<Utc>, DateTime<Utc>, String);
+
 /// `GET /v2/summary`: rated totals (`qty`, `rate`) grouped by `groupby`.
 pub async fn summary(State(st): State<AppState>, RawQuery(raw): RawQuery) -> CkResult<Json<Value>> {
     job(&st)?;
     let q = Query::parse(raw.as_deref())?;
     let store = st.store.clone();
     let out = blocking(move || {
-        // Group → (begin, end, qty, rate); sums in decimals to keep cents exact.
-        let mut groups: BTreeMap<Vec<String>, (DateTime<Utc>, DateTime<Utc>, Decimal, Decimal)> =
-            BTreeMap::new();
+        let mut groups: BTreeMap<Vec<String>, Total> = BTreeMap::new();
         each_rated_line(&*store, &q, |c| {
             let key: Vec<String> = q
                 .groupby
@@ -327,7 +331,7 @@ pub async fn dataframes(
     let store = st.store.clone();
     let out = blocking(move || {
         // First the frames' keys (period, scope) to page them, then the points of the page.
-        let mut keys: BTreeSet<(DateTime<Utc>, DateTime<Utc>, String)> = BTreeSet::new();
+        let mut keys: BTreeSet<FrameKey> = BTreeSet::new();
         each_rated_line(&*store, &q, |c| {
             keys.insert((
                 c.charge_period_start,
@@ -337,10 +341,8 @@ pub async fn dataframes(
         })?;
         let total = keys.len();
         let page: BTreeSet<_> = keys.into_iter().skip(q.offset).take(q.limit).collect();
-        let mut frames: BTreeMap<
-            (DateTime<Utc>, DateTime<Utc>, String),
-            BTreeMap<String, Vec<Value>>,
-        > = page.iter().map(|k| (k.clone(), BTreeMap::new())).collect();
+        let mut frames: BTreeMap<FrameKey, BTreeMap<String, Vec<Value>>> =
+            page.iter().map(|k| (k.clone(), BTreeMap::new())).collect();
         if !frames.is_empty() {
             each_rated_line(&*store, &q, |c| {
                 let k = (
