@@ -283,6 +283,16 @@ pub struct QueryArgs {
     /// End of the range query, in the forms of --time [default: now].
     #[arg(long, value_name = "TIME", requires = "range")]
     pub end: Option<String>,
+    #[command(flatten)]
+    pub server: ServerOpts,
+    /// `table`: one row per series; `json`: the API's `data` object.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
+}
+
+/// Where a command that talks to a running server finds it, and its token.
+#[derive(Debug, Args)]
+pub struct ServerOpts {
     /// The server's base URL.
     #[arg(
         long,
@@ -291,12 +301,9 @@ pub struct QueryArgs {
         default_value = "http://127.0.0.1:8080"
     )]
     pub server: String,
-    /// An API token with the `read` scope.
+    /// An API token (the `read` scope to read; `admin` to change, as `rating rerate`).
     #[arg(long, env = "SKYMETER_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
-    /// `table`: one row per series; `json`: the API's `data` object.
-    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
-    pub format: OutputFormat,
 }
 
 #[derive(Debug, Args)]

@@ -36,17 +36,8 @@ pub enum Source {
 
 #[derive(Debug, Args)]
 pub struct ExportArgs {
-    /// The server's base URL.
-    #[arg(
-        long,
-        value_name = "URL",
-        env = "SKYMETER_SERVER",
-        default_value = "http://127.0.0.1:8080"
-    )]
-    pub server: String,
-    /// An API token with the `read` scope.
-    #[arg(long, env = "SKYMETER_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
+    #[command(flatten)]
+    pub server: crate::cli::ServerOpts,
     /// File format.
     #[arg(long, value_enum, default_value_t = ExportFormat::Csv)]
     pub format: ExportFormat,
@@ -105,7 +96,10 @@ async fn export(args: ExportArgs) -> ExitCode {
         };
         params.push(("source", s.into()));
     }
-    let url = format!("{}/api/v1/costs/export", args.server.trim_end_matches('/'));
+    let url = format!(
+        "{}/api/v1/costs/export",
+        args.server.server.trim_end_matches('/')
+    );
     // No overall timeout: an export of millions of lines takes as long as it takes.
     let client = match reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(10))
@@ -118,7 +112,7 @@ async fn export(args: ExportArgs) -> ExitCode {
         }
     };
     let mut req = client.get(&url).query(&params);
-    if let Some(t) = &args.token {
+    if let Some(t) = &args.server.token {
         req = req.bearer_auth(t);
     }
     let started = Instant::now();

@@ -88,7 +88,7 @@ pub async fn query(args: QueryArgs) -> ExitCode {
             return ExitCode::from(USAGE);
         }
     };
-    let url = format!("{}{path}", args.server.trim_end_matches('/'));
+    let url = format!("{}{path}", args.server.server.trim_end_matches('/'));
     let client = match reqwest::Client::builder()
         .timeout(Duration::from_secs(120))
         .build()
@@ -100,7 +100,7 @@ pub async fn query(args: QueryArgs) -> ExitCode {
         }
     };
     let mut req = client.post(&url).form(&params);
-    if let Some(t) = &args.token {
+    if let Some(t) = &args.server.token {
         req = req.bearer_auth(t);
     }
     let resp = match req.send().await {

@@ -6,6 +6,7 @@
 //! before it happens. `status` shows a server's rating progress per scope; `rerate` asks
 //! it to rate a past range again (and with `--wait`, follows it to the end).
 
+use crate::cli::ServerOpts;
 use crate::output::{new_table, OutputFormat, FAILURE, USAGE};
 use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand};
@@ -27,22 +28,6 @@ pub enum RatingCommand {
     Status(StatusArgs),
     /// Rate a past range again on a server, replacing its rated lines (admin token).
     Rerate(RerateArgs),
-}
-
-/// Where the server is and how to authenticate.
-#[derive(Debug, Args)]
-pub struct ServerOpts {
-    /// The server's base URL.
-    #[arg(
-        long,
-        value_name = "URL",
-        env = "SKYMETER_SERVER",
-        default_value = "http://127.0.0.1:8080"
-    )]
-    pub server: String,
-    /// An API token (`read` for status, `admin` for rerate).
-    #[arg(long, env = "SKYMETER_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -53,7 +53,11 @@ fn billed_estimated_and_rated_lines_export_as_focus_the_validator_accepts() {
         .args(["-c", SEED, &m.url])
         .output()
         .unwrap();
-    assert!(seed.status.success(), "{}", String::from_utf8_lossy(&seed.stderr));
+    assert!(
+        seed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&seed.stderr)
+    );
     let today = Utc::now().date_naive();
     let day = |d: chrono::NaiveDate| d.format("%Y-%m-%d").to_string();
     let ce = json!({"results": [{
@@ -73,7 +77,10 @@ fn billed_estimated_and_rated_lines_export_as_focus_the_validator_accepts() {
             "Estimated": false}],
         "DimensionValueAttributes": []}]});
     let r = reqwest::blocking::Client::new()
-        .post(format!("{}/moto-api/static/ce/cost-and-usage-results", m.url))
+        .post(format!(
+            "{}/moto-api/static/ce/cost-and-usage-results",
+            m.url
+        ))
         .json(&ce)
         .send()
         .unwrap();
@@ -148,8 +155,15 @@ fn billed_estimated_and_rated_lines_export_as_focus_the_validator_accepts() {
         assert_eq!(r.status(), 200);
     }
     let out = skymeter(&[
-        "rating", "rerate", "--server", &base, "--wait",
-        "--from", &t0.to_rfc3339(), "--to", &(t0 + Span::hours(3)).to_rfc3339(),
+        "rating",
+        "rerate",
+        "--server",
+        &base,
+        "--wait",
+        "--from",
+        &t0.to_rfc3339(),
+        "--to",
+        &(t0 + Span::hours(3)).to_rfc3339(),
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
 
@@ -157,8 +171,16 @@ fn billed_estimated_and_rated_lines_export_as_focus_the_validator_accepts() {
         for format in ["csv", "parquet"] {
             let file = dir.path().join(format!("{source}.{format}"));
             let out = skymeter(&[
-                "costs", "export", "--server", &base, "--source", source, "--format", format,
-                "-o", file.to_str().unwrap(),
+                "costs",
+                "export",
+                "--server",
+                &base,
+                "--source",
+                source,
+                "--format",
+                format,
+                "-o",
+                file.to_str().unwrap(),
             ]);
             assert!(out.status.success(), "{source} {format}: {}", stderr(&out));
             let report = validator.validate(&file);
@@ -174,7 +196,11 @@ fn billed_estimated_and_rated_lines_export_as_focus_the_validator_accepts() {
                             .contains(&f.as_str()))
                 })
                 .collect();
-            assert!(failed.is_empty(), "{source} {format}: {failed:?}\n{}", report.text);
+            assert!(
+                failed.is_empty(),
+                "{source} {format}: {failed:?}\n{}",
+                report.text
+            );
             if format == "parquet" {
                 assert!(report.succeeded, "{source} {format}: {}", report.text);
             }
@@ -182,11 +208,15 @@ fn billed_estimated_and_rated_lines_export_as_focus_the_validator_accepts() {
     }
     // Each file holds its source's lines: the rated hours of the hosts, the Cost Explorer
     // lines, and estimates of the instances and the volume.
-    let csv = |source: &str| std::fs::read_to_string(dir.path().join(format!("{source}.csv"))).unwrap();
+    let csv =
+        |source: &str| std::fs::read_to_string(dir.path().join(format!("{source}.csv"))).unwrap();
     assert_eq!(csv("rated").lines().count(), 1 + 4 * 3, "{}", csv("rated"));
     let billed = csv("billed");
     assert_eq!(billed.lines().count(), 3, "{billed}");
-    assert!(billed.contains("Amazon Elastic Compute Cloud - Compute"), "{billed}");
+    assert!(
+        billed.contains("Amazon Elastic Compute Cloud - Compute"),
+        "{billed}"
+    );
     let estimated = csv("estimated");
     assert!(estimated.lines().count() >= 5, "{estimated}"); // header + 3 instances + the volume
     assert!(estimated.contains("m5.large"), "{estimated}");

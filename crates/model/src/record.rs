@@ -304,6 +304,25 @@ pub struct Cost {
     pub x_focus_version: String,
 }
 
+/// An empty line: zero costs in USD over an empty period at the epoch, `Usage`, `billed`,
+/// no names. Not valid as it is (`Batch::validate` wants a provider and a service): for
+/// filling in the fields one sets, `Cost { billed_cost, .., ..Default::default() }`.
+impl Default for Cost {
+    fn default() -> Cost {
+        let epoch = DateTime::<Utc>::UNIX_EPOCH;
+        Cost::billed(
+            "",
+            ChargeCategory::Usage,
+            0.0,
+            0.0,
+            "USD".to_string(),
+            epoch,
+            epoch,
+            String::new(),
+        )
+    }
+}
+
 impl Cost {
     /// A line read from a provider's billing source (`x_source = billed`): what was billed
     /// for `service_name` over the charge period, the effective cost after credits and

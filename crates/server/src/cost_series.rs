@@ -140,15 +140,7 @@ mod tests {
             tags: Default::default(),
             x_source: skymeter_model::CostSource::Billed,
             x_price_date: None,
-            contracted_cost: None,
-            billing_account_id: None,
-            billing_account_name: None,
-            charge_description: None,
-            charge_class: None,
-            charge_frequency: None,
-            publisher_name: None,
-            invoice_issuer_name: None,
-            x_focus_version: skymeter_model::FOCUS_VERSION.into(),
+            ..Default::default()
         }
     }
 

@@ -365,15 +365,7 @@ fn cost(provider: &str, service: &str, billed: f64, source: CostSource, days_ago
         tags: Default::default(),
         x_source: source,
         x_price_date: None,
-        contracted_cost: None,
-        billing_account_id: None,
-        billing_account_name: None,
-        charge_description: None,
-        charge_class: None,
-        charge_frequency: None,
-        publisher_name: None,
-        invoice_issuer_name: None,
-        x_focus_version: skymeter_model::FOCUS_VERSION.into(),
+        ..Default::default()
     }
 }
 

@@ -208,15 +208,7 @@ fn cost(
         tags: Default::default(),
         x_source: source,
         x_price_date: price_date.map(String::from),
-        contracted_cost: None,
-        billing_account_id: None,
-        billing_account_name: None,
-        charge_description: None,
-        charge_class: None,
-        charge_frequency: None,
-        publisher_name: None,
-        invoice_issuer_name: None,
-        x_focus_version: skymeter_model::FOCUS_VERSION.into(),
+        ..Default::default()
     }
 }
 

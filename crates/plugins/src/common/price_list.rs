@@ -411,15 +411,7 @@ pub fn estimated_line(
         tags: r.tags.clone(),
         x_source: CostSource::Estimated,
         x_price_date: Some(of.price_date.to_string()),
-        contracted_cost: None,
-        billing_account_id: None,
-        billing_account_name: None,
-        charge_description: None,
-        charge_class: None,
-        charge_frequency: None,
-        publisher_name: None,
-        invoice_issuer_name: None,
-        x_focus_version: skymeter_model::FOCUS_VERSION.into(),
+        ..Default::default()
     }
 }
 

@@ -163,6 +163,48 @@ fn one_json(hm: &HashMapRules, kind: &str, id: Uuid) -> Result<Value, RuleError>
     })
 }
 
+/// The mappings or thresholds (`kind`) that pass CloudKitty's list filters: `service_id`,
+/// `field_id`, `group_id`, `no_group`, `tenant_id`, and `filter_tenant` (only unscoped
+/// rules when no tenant is given).
+fn filtered_rules(
+    hm: &HashMapRules,
+    kind: &str,
+    q: &BTreeMap<String, String>,
+) -> CkResult<Vec<Value>> {
+    let want =
+        |key: &str| -> CkResult<Option<Uuid>> { q.get(key).map(|v| uuid_of(v, key)).transpose() };
+    let (service, field, group) = (want("service_id")?, want("field_id")?, want("group_id")?);
+    let tenant = q.get("tenant_id").cloned();
+    let truthy = |k: &str| {
+        q.get(k)
+            .is_some_and(|v| v == "true" || v == "True" || v == "1")
+    };
+    let (filter_tenant, no_group) = (truthy("filter_tenant"), truthy("no_group"));
+    let keep = |s: Option<Uuid>, f: Option<Uuid>, g: Option<Uuid>, t: &Option<String>| {
+        service.is_none_or(|x| s == Some(x))
+            && field.is_none_or(|x| f == Some(x))
+            && group.is_none_or(|x| g == Some(x))
+            && (!no_group || g.is_none())
+            && match &tenant {
+                Some(want) => t.as_deref() == Some(want.as_str()),
+                None => !filter_tenant || t.is_none(),
+            }
+    };
+    Ok(if kind == "mappings" {
+        hm.mappings
+            .iter()
+            .filter(|m| keep(m.service_id, m.field_id, m.group_id, &m.tenant_id))
+            .map(mapping_json)
+            .collect()
+    } else {
+        hm.thresholds
+            .iter()
+            .filter(|t| keep(t.service_id, t.field_id, t.group_id, &t.tenant_id))
+            .map(threshold_json)
+            .collect()
+    })
+}
+
 /// `GET …/{kind}`: `{"services": […]}` and so on, filtered as CloudKitty filters.
 async fn list(
     State(st): State<AppState>,
@@ -186,39 +228,7 @@ async fn list(
                 .map(|f| json!(f))
                 .collect()
         }
-        _ => {
-            let (service, field, group) =
-                (want("service_id")?, want("field_id")?, want("group_id")?);
-            let tenant = q.get("tenant_id").cloned();
-            let truthy = |k: &str| {
-                q.get(k)
-                    .is_some_and(|v| v == "true" || v == "True" || v == "1")
-            };
-            let (filter_tenant, no_group) = (truthy("filter_tenant"), truthy("no_group"));
-            let keep = |s: Option<Uuid>, f: Option<Uuid>, g: Option<Uuid>, t: &Option<String>| {
-                service.is_none_or(|x| s == Some(x))
-                    && field.is_none_or(|x| f == Some(x))
-                    && group.is_none_or(|x| g == Some(x))
-                    && (!no_group || g.is_none())
-                    && match &tenant {
-                        Some(want) => t.as_deref() == Some(want.as_str()),
-                        None => !filter_tenant || t.is_none(),
-                    }
-            };
-            if kind == "mappings" {
-                hm.mappings
-                    .iter()
-                    .filter(|m| keep(m.service_id, m.field_id, m.group_id, &m.tenant_id))
-                    .map(mapping_json)
-                    .collect()
-            } else {
-                hm.thresholds
-                    .iter()
-                    .filter(|t| keep(t.service_id, t.field_id, t.group_id, &t.tenant_id))
-                    .map(threshold_json)
-                    .collect()
-            }
-        }
+        _ => filtered_rules(hm, kind, &q)?,
     };
     Ok(Json(json!({ kind: items })))
 }
@@ -258,27 +268,9 @@ async fn get_one(
             })?;
             Ok(Json(json!(hm.group(group)?)))
         }
-        ("groups", "mappings") => {
-            let g = arg("group_id")?;
-            hm.group(g)?;
-            let items: Vec<Value> = hm
-                .mappings
-                .iter()
-                .filter(|m| m.group_id == Some(g))
-                .map(mapping_json)
-                .collect();
-            Ok(Json(json!({ "mappings": items })))
-        }
-        ("groups", "thresholds") => {
-            let g = arg("group_id")?;
-            hm.group(g)?;
-            let items: Vec<Value> = hm
-                .thresholds
-                .iter()
-                .filter(|t| t.group_id == Some(g))
-                .map(threshold_json)
-                .collect();
-            Ok(Json(json!({ "thresholds": items })))
+        ("groups", sub @ ("mappings" | "thresholds")) => {
+            hm.group(arg("group_id")?)?;
+            Ok(Json(json!({ sub: filtered_rules(hm, sub, &q)? })))
         }
         _ => Ok(Json(one_json(hm, kind, uuid_of(&id, "id")?)?)),
     }

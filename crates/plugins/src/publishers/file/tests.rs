@@ -48,15 +48,7 @@ fn cost() -> Cost {
         tags: labels_of(&[("team", "web")]),
         x_source: skymeter_model::CostSource::Billed,
         x_price_date: None,
-        contracted_cost: None,
-        billing_account_id: None,
-        billing_account_name: None,
-        charge_description: None,
-        charge_class: None,
-        charge_frequency: None,
-        publisher_name: None,
-        invoice_issuer_name: None,
-        x_focus_version: skymeter_model::FOCUS_VERSION.into(),
+        ..Default::default()
     }
 }
 

@@ -98,15 +98,7 @@ pub fn cost(billed: f64, currency: &str, service: &str, start: DateTime<Utc>) ->
         tags: Labels::new(),
         x_source: CostSource::Billed,
         x_price_date: None,
-        contracted_cost: None,
-        billing_account_id: None,
-        billing_account_name: None,
-        charge_description: None,
-        charge_class: None,
-        charge_frequency: None,
-        publisher_name: None,
-        invoice_issuer_name: None,
-        x_focus_version: skymeter_model::FOCUS_VERSION.into(),
+        ..Default::default()
     }
 }
 
