@@ -156,6 +156,26 @@ fn rated_by_account(base: &str, t0: DateTime<Utc>) -> Vec<(String, f64, u64)> {
         .collect()
 }
 
+/// The fields of one CSV line (RFC 4180: quoted fields, doubled quotes; no line breaks in
+/// fields, which the export does not write for these lines).
+fn csv_fields(line: &str) -> Vec<String> {
+    let mut out = vec![String::new()];
+    let mut quoted = false;
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, quoted) {
+            ('"', true) if chars.peek() == Some(&'"') => {
+                chars.next();
+                out.last_mut().unwrap().push('"');
+            }
+            ('"', _) => quoted = !quoted,
+            (',', false) => out.push(String::new()),
+            (c, _) => out.last_mut().unwrap().push(c),
+        }
+    }
+    out
+}
+
 fn close(a: f64, b: f64) -> bool {
     (a - b).abs() < 1e-9
 }
@@ -243,6 +263,43 @@ fn the_server_rates_each_hour_per_scope_and_rerates_a_range() {
     assert_eq!(scopes, ["team-a", "team-b"], "{status}");
     let out = skymeter(&["rating", "status", "--server", &base]);
     assert!(stdout(&out).contains("team-b"), "{}", stdout(&out));
+
+    // A rated line as FOCUS: the columns rating fills, in the export.
+    let csv = reqwest::blocking::get(format!(
+        "{base}/api/v1/costs/export?format=csv&source=rated&start={}&end={}",
+        t0.timestamp(),
+        (t0 + Span::hours(1)).timestamp()
+    ))
+    .unwrap()
+    .text()
+    .unwrap();
+    let mut rows = csv.lines().map(csv_fields);
+    let header = rows.next().unwrap();
+    let line = rows
+        .map(|r| header.iter().cloned().zip(r).collect::<std::collections::BTreeMap<_, _>>())
+        .find(|r| r["ResourceId"] == "i-2")
+        .unwrap_or_else(|| panic!("no rated line of i-2 in\n{csv}"));
+    for (column, want) in [
+        ("x_source", "rated"),
+        ("ServiceName", "instance"),
+        ("ServiceCategory", "Compute"),
+        ("SubAccountId", "team-b"),
+        ("ProviderName", "Amazon Web Services"),
+        ("InvoiceIssuerName", "skymeter"),
+        ("ChargeCategory", "Usage"),
+        ("ChargeFrequency", "Usage-Based"),
+        ("PricingQuantity", "1.0"),
+        ("PricingUnit", "hour"),
+        ("RegionId", "us-east-1"),
+        ("BillingCurrency", "USD"),
+    ] {
+        assert_eq!(line[column], want, "{column}: {line:?}");
+    }
+    for cost in ["BilledCost", "EffectiveCost", "ListCost", "ContractedCost"] {
+        let v: f64 = line[cost].parse().unwrap();
+        assert!(close(v, 0.0156), "{cost}: {line:?}");
+    }
+    assert_eq!(line["ChargePeriodStart"], t0.format("%Y-%m-%dT%H:%M:%SZ").to_string());
 
     // A quote with the same rules: two hours of an m5.large in team-b.
     let (code, q) = post(

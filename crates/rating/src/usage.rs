@@ -116,7 +116,7 @@ pub struct LineDefaults {
 /// period as the charge period, the price as billed, effective, list and contracted cost
 /// (rating knows one price). Columns come from the point's attributes: `id` →
 /// `ResourceId`, `region` → `RegionId`, `account` (or the scope) → `SubAccountId`,
-/// `provider` → `ProviderName` (else the issuer); every groupby and metadata attribute is
+/// `provider` → `ProviderName` when it names a cloud (its FOCUS name), else the issuer; every groupby and metadata attribute is
 /// also a tag, so that lines can be grouped by any of them. `SkuId` is the service and the
 /// point's groupby values (`instance|flavor=m5.large|id=i-1`): it makes each point's line
 /// its own key, so rating a period again replaces its lines instead of adding to them.
@@ -130,7 +130,13 @@ pub fn cost_lines(
     for (service, p) in frame.points() {
         let def = services.iter().find(|s| s.rated_name() == service);
         let price = p.rating.price.to_f64().unwrap_or(0.0);
-        let provider = p.desc("provider").unwrap_or(&d.issuer).to_string();
+        // A cloud's FOCUS name (`aws` → `Amazon Web Services`); usage of anything else
+        // (hosts, custom sources) is provided by whoever runs it: the issuer.
+        let provider = p
+            .desc("provider")
+            .and_then(skymeter_model::provider::by_name)
+            .map_or(d.issuer.as_str(), |p| p.focus_name)
+            .to_string();
         let mut line = Cost::billed(
             &provider,
             ChargeCategory::Usage,
@@ -273,7 +279,7 @@ mod tests {
         assert_eq!(l.contracted_cost, Some(0.288));
         assert_eq!(l.billing_currency, "EUR");
         assert_eq!((l.charge_period_start, l.charge_period_end), (t(10), t(11)));
-        assert_eq!(l.provider_name, "aws");
+        assert_eq!(l.provider_name, "Amazon Web Services");
         assert_eq!(l.invoice_issuer_name.as_deref(), Some("Platform team"));
         assert_eq!(l.service_category.as_deref(), Some("Compute"));
         assert_eq!(l.sub_account_id.as_deref(), Some("team-a"));
