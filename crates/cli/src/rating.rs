@@ -58,18 +58,24 @@ pub struct RerateArgs {
 
 #[derive(Debug, Args)]
 pub struct RulesArgs {
-    /// The rating rules file (TOML).
+    /// The rating rules file (TOML); without it, the rules in force on the server
+    /// (--server), as its rating job and CloudKitty API have them.
     #[arg(short, long, value_name = "FILE")]
-    pub rules: PathBuf,
+    pub rules: Option<PathBuf>,
+    #[command(flatten)]
+    pub server: ServerOpts,
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     pub format: OutputFormat,
 }
 
 #[derive(Debug, Args)]
 pub struct QuoteArgs {
-    /// The rating rules file (TOML).
+    /// The rating rules file (TOML); without it, the server (--server) prices the usage
+    /// with the rules in force there.
     #[arg(short, long, value_name = "FILE")]
-    pub rules: PathBuf,
+    pub rules: Option<PathBuf>,
+    #[command(flatten)]
+    pub server: ServerOpts,
     /// The rated service (a hashmap service name, e.g. `instance` or `volume.size`).
     #[arg(long)]
     pub service: String,
@@ -92,8 +98,17 @@ pub struct QuoteArgs {
 
 pub async fn rating(cmd: RatingCommand) -> ExitCode {
     match cmd {
-        RatingCommand::Rules(a) => rules(a),
-        RatingCommand::Quote(a) => quote(a),
+        RatingCommand::Rules(a) => match a.rules.clone() {
+            Some(file) => match load(&file) {
+                Ok(r) => print_rules(&file.display().to_string(), &r, a.format),
+                Err(code) => code,
+            },
+            None => server_rules(a).await,
+        },
+        RatingCommand::Quote(a) => match a.rules.clone() {
+            Some(file) => quote(a, &file),
+            None => server_quote(a).await,
+        },
         RatingCommand::Status(a) => status(a).await,
         RatingCommand::Rerate(a) => rerate(a).await,
     }
@@ -294,12 +309,44 @@ fn load(path: &std::path::Path) -> Result<RatingRules, ExitCode> {
     })
 }
 
-fn rules(a: RulesArgs) -> ExitCode {
-    let rules = match load(&a.rules) {
-        Ok(r) => r,
+/// The rules in force on the server (`GET /api/v1/rating/rules`), printed as a file's.
+async fn server_rules(a: RulesArgs) -> ExitCode {
+    let v = match call(
+        &a.server,
+        reqwest::Method::GET,
+        "/api/v1/rating/rules",
+        None,
+    )
+    .await
+    {
+        Ok(v) => v,
         Err(code) => return code,
     };
-    if a.format == OutputFormat::Json {
+    let mut rules = RatingRules::default();
+    let parsed = serde_json::from_value(v["modules"].clone())
+        .map(|m| rules.modules = m)
+        .and_then(|()| serde_json::from_value(v["services"].clone()).map(|s| rules.services = s))
+        .and_then(|()| serde_json::from_value(v["hashmap"].clone()).map(|h| rules.hashmap = h));
+    if let Err(e) = parsed {
+        eprintln!(
+            "error: the server's rules do not read back ({e}); is it the same skymeter version?"
+        );
+        return ExitCode::from(FAILURE);
+    }
+    for name in v["scripts"].as_array().into_iter().flatten() {
+        if let Some(n) = name.as_str() {
+            // The server shows scripts by name; their text stays in its rules file.
+            if let Ok(s) = skymeter_rating::Script::compile(n, "") {
+                rules.scripts.push(s);
+            }
+        }
+    }
+    print_rules(&a.server.server, &rules, a.format)
+}
+
+/// Lists `rules` (read from `origin`: a file, or a server's URL).
+fn print_rules(origin: &str, rules: &RatingRules, format: OutputFormat) -> ExitCode {
+    if format == OutputFormat::Json {
         let modules: Vec<_> = rules
             .modules
             .iter()
@@ -321,7 +368,7 @@ fn rules(a: RulesArgs) -> ExitCode {
         println!(
             "{}",
             json!({
-                "file": a.rules, "valid": true, "modules": modules, "services": services,
+                "file": origin, "valid": true, "modules": modules, "services": services,
                 "hashmap": rules.hashmap, "scripts": scripts, "run_order": rules.run_order(),
             })
         );
@@ -375,11 +422,13 @@ fn rules(a: RulesArgs) -> ExitCode {
         println!("{t}");
     }
     for s in &rules.scripts {
-        println!("script `{}` ({} lines)", s.name, s.source.lines().count());
+        match s.source.lines().count() {
+            0 => println!("script `{}`", s.name),
+            n => println!("script `{}` ({n} lines)", s.name),
+        }
     }
     println!(
-        "{}: valid; runs {}",
-        a.rules.display(),
+        "{origin}: valid; runs {}",
         match rules.run_order().as_slice() {
             [] => "no module (all disabled)".to_string(),
             order => order.join(" then "),
@@ -432,8 +481,42 @@ fn rule_rows(hm: &HashMapRules) -> Vec<Vec<String>> {
     rows
 }
 
-fn quote(a: QuoteArgs) -> ExitCode {
-    let rules = match load(&a.rules) {
+/// The server's price of the usage (`POST /api/v1/rating/quote`).
+async fn server_quote(a: QuoteArgs) -> ExitCode {
+    let mut attributes = serde_json::Map::new();
+    for kv in &a.attrs {
+        let Some((k, v)) = kv.split_once('=') else {
+            eprintln!("error: --attr `{kv}`: write KEY=VALUE");
+            return ExitCode::from(USAGE);
+        };
+        attributes.insert(k.trim().to_string(), json!(v.trim()));
+    }
+    let body = json!({
+        "items": [{"service": a.service, "qty": a.qty, "attributes": attributes}],
+        "scope": a.scope, "at": a.at,
+    });
+    match call(
+        &a.server,
+        reqwest::Method::POST,
+        "/api/v1/rating/quote",
+        Some(body),
+    )
+    .await
+    {
+        Ok(v) if a.format == OutputFormat::Json => {
+            println!("{v}");
+            ExitCode::SUCCESS
+        }
+        Ok(v) => {
+            println!("{}", v["total"].as_str().unwrap_or_default());
+            ExitCode::SUCCESS
+        }
+        Err(code) => code,
+    }
+}
+
+fn quote(a: QuoteArgs, file: &std::path::Path) -> ExitCode {
+    let rules = match load(file) {
         Ok(r) => r,
         Err(code) => return code,
     };
@@ -468,7 +551,7 @@ fn quote(a: QuoteArgs) -> ExitCode {
         eprintln!(
             "error: no rule rates `{}` in {}; its services: {}",
             a.service,
-            a.rules.display(),
+            file.display(),
             if known.is_empty() {
                 "none".to_string()
             } else {

@@ -276,7 +276,13 @@ fn the_server_rates_each_hour_per_scope_and_rerates_a_range() {
     let mut rows = csv.lines().map(csv_fields);
     let header = rows.next().unwrap();
     let line = rows
-        .map(|r| header.iter().cloned().zip(r).collect::<std::collections::BTreeMap<_, _>>())
+        .map(|r| {
+            header
+                .iter()
+                .cloned()
+                .zip(r)
+                .collect::<std::collections::BTreeMap<_, _>>()
+        })
         .find(|r| r["ResourceId"] == "i-2")
         .unwrap_or_else(|| panic!("no rated line of i-2 in\n{csv}"));
     for (column, want) in [
@@ -299,7 +305,10 @@ fn the_server_rates_each_hour_per_scope_and_rerates_a_range() {
         let v: f64 = line[cost].parse().unwrap();
         assert!(close(v, 0.0156), "{cost}: {line:?}");
     }
-    assert_eq!(line["ChargePeriodStart"], t0.format("%Y-%m-%dT%H:%M:%SZ").to_string());
+    assert_eq!(
+        line["ChargePeriodStart"],
+        t0.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+    );
 
     // A quote with the same rules: two hours of an m5.large in team-b.
     let (code, q) = post(
@@ -320,6 +329,32 @@ fn the_server_rates_each_hour_per_scope_and_rerates_a_range() {
         q["error"]["message"].as_str().unwrap().contains("`gpu`"),
         "{q}"
     );
+
+    // The same through the command, and the rules it prices with.
+    let out = skymeter(&[
+        "rating",
+        "quote",
+        "--server",
+        &base,
+        "--service",
+        "instance",
+        "--qty",
+        "2",
+        "--attr",
+        "instance_type=m5.large",
+        "--attr",
+        "account=team-b",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "0.288");
+    let out = skymeter(&["rating", "rules", "--server", &base]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let listed = stdout(&out);
+    assert!(
+        listed.contains("m5.large") && listed.contains("0.0104"),
+        "{listed}"
+    );
+    assert!(listed.contains("valid; runs hashmap"), "{listed}");
 
     // Rating the same range again changes nothing.
     let out = skymeter(&[
