@@ -629,4 +629,53 @@ mod tests {
             "{r}"
         );
     }
+
+    #[test]
+    fn unit_price_rules() {
+        let head = "ChargeCategory,ChargeClass,BilledCost,ListCost,ContractedCost,PricingQuantity,ListUnitPrice,ContractedUnitPrice\n";
+        let rules = |rows: &str| -> Vec<String> {
+            let r = check_csv(format!("{head}{rows}").as_bytes()).unwrap();
+            r.violations
+                .iter()
+                .filter(|v| v.column != "*" && v.row.is_some())
+                .map(|v| format!("{} {}: {}", v.row.unwrap(), v.column, v.rule))
+                .collect()
+        };
+        // Consistent rows: prices × quantity make the costs; a correction may differ; a
+        // Credit without unit prices matches BilledCost; Tax and Adjustment go without.
+        let ok = "Usage,,6.0,6.0,4.5,3.0,2.0,1.5\n\
+                  Purchase,,1.0,1.0,1.0,1.0,1.0,1.0\n\
+                  Usage,Correction,5.0,5.0,5.0,1.0,2.0,\n\
+                  Credit,,-1.0,-1.0,-1.0,,,\n\
+                  Tax,,0.5,0.5,0.5,,,\n\
+                  Adjustment,,1.0,1.0,1.0,,,\n";
+        assert_eq!(rules(ok), Vec::<String>::new());
+        let bad = rules(
+            "Usage,,6.0,6.0,6.0,3.0,,2.0\n\
+             Tax,,0.5,0.5,0.5,,0.5,\n\
+             Usage,,6.0,6.0,6.0,3.0,2.5,2.0\n\
+             Usage,,-6.0,-6.0,-6.0,3.0,-2.0,-2.0\n",
+        );
+        let has = |s: &str| bad.iter().any(|r| r == s);
+        assert!(
+            has("1 ListUnitPrice: must not be null on a Usage or Purchase charge that is not a correction"),
+            "{bad:?}"
+        );
+        assert!(
+            has("2 ListUnitPrice: must be null when ChargeCategory is Tax"),
+            "{bad:?}"
+        );
+        assert!(
+            has("3 ListUnitPrice: × PricingQuantity must match ListCost"),
+            "{bad:?}"
+        );
+        assert!(
+            has("4 ContractedUnitPrice: must not be negative"),
+            "{bad:?}"
+        );
+        assert!(
+            !bad.iter().any(|r| r.starts_with("3 ContractedUnitPrice")),
+            "{bad:?}"
+        );
+    }
 }

@@ -72,9 +72,11 @@ pub struct Row {
     pub consumed_quantity: Option<f64>,
     pub consumed_unit: Option<String>,
     pub contracted_cost: f64,
+    pub contracted_unit_price: Option<f64>,
     pub effective_cost: f64,
     pub invoice_issuer_name: String,
     pub list_cost: f64,
+    pub list_unit_price: Option<f64>,
     pub pricing_quantity: Option<f64>,
     pub pricing_unit: Option<String>,
     pub provider_name: String,
@@ -106,7 +108,7 @@ fn num(v: Option<f64>) -> Cell<'static> {
 
 impl Row {
     /// The row's values, in [`crate::COLUMNS`] order.
-    pub fn cells(&self) -> [Cell<'_>; 33] {
+    pub fn cells(&self) -> [Cell<'_>; 35] {
         [
             Cell::Num(self.billed_cost),
             Cell::Str(&self.billing_account_id),
@@ -123,9 +125,11 @@ impl Row {
             num(self.consumed_quantity),
             opt(&self.consumed_unit),
             Cell::Num(self.contracted_cost),
+            num(self.contracted_unit_price),
             Cell::Num(self.effective_cost),
             Cell::Str(&self.invoice_issuer_name),
             Cell::Num(self.list_cost),
+            num(self.list_unit_price),
             num(self.pricing_quantity),
             opt(&self.pricing_unit),
             Cell::Str(&self.provider_name),
@@ -188,6 +192,11 @@ fn non_empty(s: &Option<String>) -> Option<String> {
 ///   absent too on a `Usage` or `Purchase` line that is not a correction: `1` `Units` (the
 ///   line priced as one unit) [MUST NOT be null there]. Both null on `Tax` lines [MUST be
 ///   null] and together [PricingUnit null exactly when PricingQuantity is].
+/// - **ListUnitPrice / ContractedUnitPrice** ← ListCost / PricingQuantity and
+///   ContractedCost / PricingQuantity on a `Usage` or `Purchase` line that is not a
+///   correction [MUST NOT be null there; unit price × PricingQuantity MUST match the cost];
+///   null on every other line [MUST be null on Tax, MAY be null on the rest], and where no
+///   non-negative quotient exists (a zero quantity, a negative cost) [non-negative].
 /// - **ConsumedQuantity/ConsumedUnit** ← the line's, else the pricing quantity and unit, on
 ///   `Usage` lines only [MUST be null when not Usage, not null on Usage].
 /// - **PublisherName, InvoiceIssuerName** ← the line's; absent: ProviderName.
@@ -259,6 +268,20 @@ pub fn map(c: &Cost) -> Row {
         _ => c.billed_cost,
     };
 
+    // Unit prices: only where FOCUS wants them (Usage and Purchase that are not
+    // corrections; null on Tax, MAY be null on the rest), and only as what the row's own
+    // columns make them: FOCUS's `ListUnitPrice × PricingQuantity = ListCost` (and
+    // `ContractedUnitPrice × PricingQuantity = ContractedCost`) leaves one value, the cost
+    // over the quantity. No value meets the rules when the quantity is zero or the quotient
+    // is negative (a unit price is non-negative): null then, a gap the checker reports.
+    let pricing_quantity = pricing.as_ref().map(|p| p.0);
+    let unit_price = |cost: f64| -> Option<f64> {
+        let q = pricing_quantity.filter(|q| priced && *q != 0.0)?;
+        let p = cost / q;
+        // `+ 0.0` turns a -0 into 0.
+        (p.is_finite() && p >= 0.0).then_some(p + 0.0)
+    };
+
     let charge_frequency = match (c.charge_frequency, category) {
         (Some(ChargeFrequency::UsageBased), ChargeCategory::Purchase) => "One-Time",
         (Some(ChargeFrequency::UsageBased), _) => "Usage-Based",
@@ -314,10 +337,12 @@ pub fn map(c: &Cost) -> Row {
         consumed_quantity: consumed.as_ref().map(|p| p.0),
         consumed_unit: consumed.map(|p| p.1),
         contracted_cost,
+        contracted_unit_price: unit_price(contracted_cost),
         effective_cost: c.effective_cost,
         invoice_issuer_name: non_empty(&c.invoice_issuer_name)
             .unwrap_or_else(|| c.provider_name.clone()),
         list_cost,
+        list_unit_price: unit_price(list_cost),
         pricing_quantity: pricing.as_ref().map(|p| p.0),
         pricing_unit: pricing.map(|p| p.1),
         provider_name: c.provider_name.clone(),
@@ -370,6 +395,11 @@ mod tests {
         assert_eq!(r.billing_period_end, t("2026-12-01T00:00:00Z"));
         assert_eq!((r.list_cost, r.contracted_cost), (2.5, 2.5));
         assert_eq!(r.pricing_quantity, Some(1.0));
+        // One unit at the line's cost.
+        assert_eq!(
+            (r.list_unit_price, r.contracted_unit_price),
+            (Some(2.5), Some(2.5))
+        );
         assert_eq!(r.pricing_unit.as_deref(), Some("Units"));
         assert_eq!(r.consumed_quantity, Some(1.0));
         assert_eq!(r.publisher_name, "Amazon Web Services");
@@ -419,6 +449,8 @@ mod tests {
         assert_eq!((r.list_cost, r.contracted_cost), (3.0, 2.75));
         assert_eq!(r.pricing_quantity, Some(24.0));
         assert_eq!(r.pricing_unit.as_deref(), Some("Hours"));
+        assert_eq!(r.list_unit_price, Some(3.0 / 24.0));
+        assert_eq!(r.contracted_unit_price, Some(2.75 / 24.0));
         assert_eq!(r.service_category, "Compute");
         assert_eq!(r.publisher_name, "Seller");
         assert_eq!(r.sku_id.as_deref(), Some("t3.micro"));
@@ -454,6 +486,7 @@ mod tests {
         assert_eq!((r.pricing_quantity, r.pricing_unit), (None, None));
         assert_eq!((r.consumed_quantity, r.consumed_unit), (None, None));
         assert_eq!(r.sku_id, None);
+        assert_eq!((r.list_unit_price, r.contracted_unit_price), (None, None));
         assert_eq!(r.charge_frequency, "One-Time");
     }
 
@@ -484,6 +517,7 @@ mod tests {
         assert_eq!((r.list_cost, r.contracted_cost), (-1.0, -1.0));
         assert_eq!(r.pricing_quantity, None);
         assert_eq!(r.sku_id, None);
+        assert_eq!((r.list_unit_price, r.contracted_unit_price), (None, None));
         let c = Cost {
             charge_class: Some(ChargeClass::Correction),
             ..line(ChargeCategory::Usage)
@@ -491,6 +525,59 @@ mod tests {
         let r = map(&c);
         assert_eq!(r.charge_class, Some("Correction"));
         assert_eq!(r.pricing_quantity, None);
+        assert_eq!((r.list_unit_price, r.contracted_unit_price), (None, None));
+        // A correction keeps its quantity but needs no unit price [discrepancies MAY exist].
+        let c = Cost {
+            charge_class: Some(ChargeClass::Correction),
+            pricing_quantity: Some(2.0),
+            pricing_unit: Some("Hours".into()),
+            ..line(ChargeCategory::Usage)
+        };
+        assert_eq!(map(&c).list_unit_price, None);
+    }
+
+    #[test]
+    fn unit_prices_are_the_costs_over_the_pricing_quantity() {
+        let c = Cost {
+            list_cost: Some(10.0),
+            contracted_cost: Some(8.0),
+            pricing_quantity: Some(4.0),
+            pricing_unit: Some("GiB-Hours".into()),
+            ..line(ChargeCategory::Purchase)
+        };
+        let r = map(&c);
+        assert_eq!(r.list_unit_price, Some(2.5));
+        assert_eq!(r.contracted_unit_price, Some(2.0));
+        // Only the consumed pair: it prices the line, and so the unit prices.
+        let c = Cost {
+            consumed_quantity: Some(5.0),
+            consumed_unit: Some("Hours".into()),
+            ..line(ChargeCategory::Usage)
+        };
+        assert_eq!(map(&c).list_unit_price, Some(0.5));
+        // No non-negative price times the quantity makes the cost: null, never a guess.
+        for (q, cost) in [(0.0, 2.5), (0.0, 0.0), (2.0, -1.0)] {
+            let c = Cost {
+                billed_cost: cost,
+                effective_cost: cost,
+                pricing_quantity: Some(q),
+                pricing_unit: Some("Hours".into()),
+                ..line(ChargeCategory::Usage)
+            };
+            let r = map(&c);
+            assert_eq!((r.list_unit_price, r.contracted_unit_price), (None, None));
+        }
+        // A negative quantity and cost (a usage reversal) price at a positive unit price.
+        let c = Cost {
+            billed_cost: -3.0,
+            effective_cost: -3.0,
+            pricing_quantity: Some(-2.0),
+            pricing_unit: Some("Hours".into()),
+            ..line(ChargeCategory::Usage)
+        };
+        assert_eq!(map(&c).list_unit_price, Some(1.5));
+        // Adjustments MAY go without.
+        assert_eq!(map(&line(ChargeCategory::Adjustment)).list_unit_price, None);
     }
 
     #[test]

@@ -63,11 +63,16 @@ fn lines(n: usize) -> Vec<Cost> {
                 c.region_id = Some("us-east-1".into());
                 c.resource_id = Some(format!("i-{i:08x}"));
                 c.sku_id = Some("t3.micro".into());
-                c.pricing_quantity = Some(1.0);
+                c.pricing_quantity = Some((1 + i % 4) as f64);
                 c.pricing_unit = Some("Hours".into());
                 c.service_category = Some(["Compute", "database", "GPU"][i % 3].into());
                 c.tags.insert("team".into(), format!("t{}", i % 7));
                 c.charge_frequency = Some(ChargeFrequency::UsageBased);
+            }
+            if i % 4 == 0 {
+                // A list and a negotiated price above what was billed.
+                c.list_cost = Some(c.billed_cost * 1.2);
+                c.contracted_cost = Some(c.billed_cost * 1.1);
             }
             if i % 11 == 0 {
                 c.charge_class = Some(ChargeClass::Correction);
@@ -108,6 +113,46 @@ fn csv_export_passes_the_focus_1_2_checker() {
         header.ends_with(",x_source,x_price_date,x_focus_version"),
         "{header}"
     );
+    for pair in [
+        ",ContractedCost,ContractedUnitPrice,",
+        ",ListCost,ListUnitPrice,PricingQuantity,",
+    ] {
+        assert!(header.contains(pair), "{header}");
+    }
+}
+
+#[test]
+fn unit_prices_are_exported_where_focus_wants_them() {
+    let costs = lines(60);
+    let csv = export(Format::Csv, &costs);
+    let mut r = csv::Reader::from_reader(&csv[..]);
+    let h = r.headers().unwrap().clone();
+    let at = |name: &str| h.iter().position(|c| c == name).unwrap();
+    let (cat, class, q, lc, lp, cc, cp) = (
+        at("ChargeCategory"),
+        at("ChargeClass"),
+        at("PricingQuantity"),
+        at("ListCost"),
+        at("ListUnitPrice"),
+        at("ContractedCost"),
+        at("ContractedUnitPrice"),
+    );
+    let num = |s: &str| s.parse::<f64>().unwrap();
+    let mut priced = 0;
+    for rec in r.records() {
+        let rec = rec.unwrap();
+        let usage_or_purchase = matches!(&rec[cat], "Usage" | "Purchase");
+        if usage_or_purchase && rec[class].is_empty() {
+            priced += 1;
+            for (price, cost) in [(lp, lc), (cp, cc)] {
+                let (p, q, c) = (num(&rec[price]), num(&rec[q]), num(&rec[cost]));
+                assert!(p >= 0.0 && (p * q - c).abs() < 1e-9, "{rec:?}");
+            }
+        } else {
+            assert!(rec[lp].is_empty() && rec[cp].is_empty(), "{rec:?}");
+        }
+    }
+    assert!(priced > 0);
 }
 
 #[test]
