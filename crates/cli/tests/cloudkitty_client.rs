@@ -32,10 +32,11 @@ groupby = ["id", "account"]
 "#;
 
 fn cloudkitty_cli() -> Result<PathBuf, String> {
-    if let Some(p) = std::env::var_os("SKYMETER_CLOUDKITTY") {
-        return Ok(PathBuf::from(p));
-    }
-    skymeter_testkit::tool::program("cloudkitty", "none: pip install python-cloudkittyclient")
+    tool::venv_program("SKYMETER_CLOUDKITTY", "venv-cloudkitty", "cloudkitty").ok_or_else(|| {
+        "the `cloudkitty` CLI is not installed (PyPI python-cloudkittyclient==6.2.0; \
+         scripts/test installs it and sets SKYMETER_CLOUDKITTY)"
+            .to_string()
+    })
 }
 
 /// The client, pointed at `base`/cloudkitty, with a token (admin_token auth) or none.

@@ -12,13 +12,12 @@ pub struct Validator {
     pub site: PathBuf,
 }
 
-/// `SKYMETER_FOCUS_VALIDATOR` (scripts/test sets it), else `focus-validator` on PATH; `Err`
-/// says how to install it.
+/// `SKYMETER_FOCUS_VALIDATOR` (scripts/test sets it), else its venv in the tools cache,
+/// else `focus-validator` on PATH; `Err` says how to install it.
 pub fn find() -> Result<Validator, String> {
-    let program = std::env::var_os("SKYMETER_FOCUS_VALIDATOR")
-        .map(PathBuf::from)
-        .or_else(|| crate::tool::find_program("focus-validator"))
-        .ok_or(
+    let program =
+        crate::tool::venv_program("SKYMETER_FOCUS_VALIDATOR", "venv-focus", "focus-validator")
+            .ok_or(
             "focus-validator is not installed (PyPI `focus-validator==1.0.0` with `multimethod<2` \
              and `pyarrow<18`; scripts/test installs it and sets SKYMETER_FOCUS_VALIDATOR)",
         )?;

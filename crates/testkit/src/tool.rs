@@ -64,6 +64,25 @@ pub fn program(name: &str, debian_package: &str) -> Result<PathBuf, String> {
     })
 }
 
+/// Where scripts/test installs tools: `$SKYMETER_CACHE`, else `~/.cache/skymeter`.
+pub fn cache() -> PathBuf {
+    std::env::var_os("SKYMETER_CACHE")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache/skymeter"))
+        })
+        .unwrap_or_else(|| PathBuf::from("/nonexistent"))
+}
+
+/// A program scripts/test installs in a venv of its own: `$variable`, else
+/// `<cache>/<venv>/bin/<name>`, else `name` on PATH.
+pub fn venv_program(variable: &str, venv: &str, name: &str) -> Option<PathBuf> {
+    std::env::var_os(variable)
+        .map(PathBuf::from)
+        .or_else(|| Some(cache().join(venv).join("bin").join(name)).filter(|p| p.is_file()))
+        .or_else(|| find_program(name))
+}
+
 /// What the browser tests of the web UI need: node, a Chromium, and the directory whose
 /// `node_modules` holds playwright-core.
 pub struct Browser {
@@ -86,10 +105,8 @@ pub fn browser() -> Result<Browser, String> {
         .or_else(|| find_program("chromium"))
         .or_else(|| find_program("chromium-browser"))
         .ok_or("chromium is not installed (apt-get install chromium, or set SKYMETER_CHROMIUM)")?;
-    let cache = from_env("SKYMETER_CACHE")
-        .or_else(|| from_env("HOME").map(|home| home.join(".cache/skymeter")))
-        .unwrap_or_else(|| PathBuf::from("/nonexistent"));
-    let playwright_dir = from_env("SKYMETER_UI_TEST_DIR").unwrap_or_else(|| cache.join("ui-test"));
+    let playwright_dir =
+        from_env("SKYMETER_UI_TEST_DIR").unwrap_or_else(|| cache().join("ui-test"));
     if !playwright_dir
         .join("node_modules/playwright-core/package.json")
         .is_file()
