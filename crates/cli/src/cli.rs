@@ -284,26 +284,10 @@ pub struct QueryArgs {
     #[arg(long, value_name = "TIME", requires = "range")]
     pub end: Option<String>,
     #[command(flatten)]
-    pub server: ServerOpts,
+    pub server: crate::remote::ServerOpts,
     /// `table`: one row per series; `json`: the API's `data` object.
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     pub format: OutputFormat,
-}
-
-/// Where a command that talks to a running server finds it, and its token.
-#[derive(Debug, Args)]
-pub struct ServerOpts {
-    /// The server's base URL.
-    #[arg(
-        long,
-        value_name = "URL",
-        env = "SKYMETER_SERVER",
-        default_value = "http://127.0.0.1:8080"
-    )]
-    pub server: String,
-    /// An API token (the `read` scope to read; `admin` to change, as `rating rerate`).
-    #[arg(long, env = "SKYMETER_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
 }
 
 #[derive(Debug, Args)]

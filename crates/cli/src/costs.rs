@@ -37,7 +37,7 @@ pub enum Source {
 #[derive(Debug, Args)]
 pub struct ExportArgs {
     #[command(flatten)]
-    pub server: crate::cli::ServerOpts,
+    pub server: crate::remote::ServerOpts,
     /// File format.
     #[arg(long, value_enum, default_value_t = ExportFormat::Csv)]
     pub format: ExportFormat,

@@ -13,6 +13,7 @@ mod output;
 mod prices;
 mod query;
 mod rating;
+mod remote;
 mod serve;
 
 use clap::{CommandFactory, FromArgMatches};

@@ -6,8 +6,8 @@
 //! before it happens. `status` shows a server's rating progress per scope; `rerate` asks
 //! it to rate a past range again (and with `--wait`, follows it to the end).
 
-use crate::cli::ServerOpts;
 use crate::output::{new_table, OutputFormat, FAILURE, USAGE};
+use crate::remote::{call, ServerOpts};
 use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand};
 use serde_json::json;
@@ -112,53 +112,6 @@ pub async fn rating(cmd: RatingCommand) -> ExitCode {
         RatingCommand::Status(a) => status(a).await,
         RatingCommand::Rerate(a) => rerate(a).await,
     }
-}
-
-/// One call to the server's API; the JSON answer, or the exit code after saying why not
-/// (2 when the server refused the request as wrong, 1 for anything else).
-async fn call(
-    opts: &ServerOpts,
-    method: reqwest::Method,
-    path: &str,
-    body: Option<serde_json::Value>,
-) -> Result<serde_json::Value, ExitCode> {
-    let url = format!("{}{path}", opts.server.trim_end_matches('/'));
-    let client = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(60))
-        .build()
-        .map_err(|e| {
-            eprintln!("error: cannot build an HTTP client: {e}");
-            ExitCode::from(FAILURE)
-        })?;
-    let mut req = client.request(method.clone(), &url);
-    if let Some(t) = &opts.token {
-        req = req.bearer_auth(t);
-    }
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let resp = req.send().await.map_err(|e| {
-        eprintln!("error: {method} {url}: {e}; is the server running there? (--server or SKYMETER_SERVER)");
-        ExitCode::from(FAILURE)
-    })?;
-    let status = resp.status();
-    let text = resp.text().await.unwrap_or_default();
-    let value: serde_json::Value = serde_json::from_str(&text).map_err(|_| {
-        eprintln!(
-            "error: {method} {url}: {status}, not a JSON answer: {}",
-            text.trim()
-        );
-        ExitCode::from(FAILURE)
-    })?;
-    if status.is_success() {
-        return Ok(value);
-    }
-    let message = value["error"]["message"].as_str().unwrap_or(text.trim());
-    eprintln!("error: {method} {url}: {status}: {message}");
-    if status == 401 || status == 403 {
-        eprintln!("give a token with the needed scope: --token or SKYMETER_TOKEN");
-    }
-    Err(ExitCode::from(if status == 400 { USAGE } else { FAILURE }))
 }
 
 fn print_rerate(r: &serde_json::Value) {

@@ -341,7 +341,7 @@ fn texts(batch: &RecordBatch) -> Result<Vec<Vec<Option<String>>>, String> {
                     .map(|i| {
                         a.is_valid(i).then(|| {
                             chrono::DateTime::from_timestamp_micros(a.value(i))
-                                .map(crate::datetime_text)
+                                .map(crate::columns::datetime_text)
                                 .unwrap_or_else(|| "out of range".into())
                         })
                     })

@@ -1,7 +1,7 @@
 //! A stored cost line → one FOCUS 1.2 row. Every rule that fills or corrects a column is
 //! written here beside its code, and in `docs/focus.md`.
 
-use crate::Cell;
+use crate::columns::Cell;
 use chrono::{DateTime, Datelike, TimeZone, Utc};
 use skymeter_model::{ChargeCategory, ChargeClass, ChargeFrequency, Cost, FOCUS_VERSION};
 
@@ -54,7 +54,7 @@ pub fn focus_service_category(value: Option<&str>) -> &'static str {
     }
 }
 
-/// One FOCUS row, owned. [`Row::cells`] gives its values in [`crate::COLUMNS`] order.
+/// One FOCUS row, owned. [`Row::cells`] gives its values in [`crate::columns::COLUMNS`] order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row {
     pub billed_cost: f64,
@@ -107,7 +107,7 @@ fn num(v: Option<f64>) -> Cell<'static> {
 }
 
 impl Row {
-    /// The row's values, in [`crate::COLUMNS`] order.
+    /// The row's values, in [`crate::columns::COLUMNS`] order.
     pub fn cells(&self) -> [Cell<'_>; 35] {
         [
             Cell::Num(self.billed_cost),
@@ -629,18 +629,19 @@ mod tests {
     fn cells_follow_the_column_table() {
         let r = map(&line(ChargeCategory::Usage));
         let cells = r.cells();
-        assert_eq!(cells.len(), crate::COLUMNS.len());
-        for (cell, col) in cells.iter().zip(crate::COLUMNS) {
+        assert_eq!(cells.len(), crate::columns::COLUMNS.len());
+        for (cell, col) in cells.iter().zip(crate::columns::COLUMNS) {
             match (cell, col.kind) {
                 (Cell::Null, _) => assert!(col.nullable, "{}", col.name),
-                (Cell::Num(_), crate::Kind::Decimal)
-                | (Cell::Time(_), crate::Kind::DateTime)
-                | (Cell::Str(_), crate::Kind::String | crate::Kind::KeyValue) => {}
+                (Cell::Num(_), crate::columns::Kind::Decimal)
+                | (Cell::Time(_), crate::columns::Kind::DateTime)
+                | (Cell::Str(_), crate::columns::Kind::String | crate::columns::Kind::KeyValue) => {
+                }
                 other => panic!("{}: {other:?}", col.name),
             }
         }
-        for m in crate::MANDATORY {
-            assert!(crate::COLUMNS.iter().any(|c| c.name == m), "{m}");
+        for m in crate::columns::MANDATORY {
+            assert!(crate::columns::COLUMNS.iter().any(|c| c.name == m), "{m}");
         }
     }
 }

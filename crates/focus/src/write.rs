@@ -3,7 +3,8 @@
 //! hold at most one row group: an export of any size runs in flat memory when the sink
 //! forwards what it is given (the server's sends each flushed chunk to the HTTP body).
 
-use crate::{datetime_text, decimal_text, Cell, Kind, Row, COLUMNS};
+use crate::columns::{datetime_text, decimal_text, Cell, Kind, COLUMNS};
+use crate::map::Row;
 use arrow_array::builder::{Float64Builder, StringBuilder, TimestampMicrosecondBuilder};
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};

@@ -5,7 +5,7 @@
 //! JSON body (`{"mapping_id": …}`). `POST` answers `201` with the rule, `PUT` `302`, `DELETE`
 //! `204`. Costs and levels are answered as decimal text, as CloudKitty does.
 
-use super::{decimal_field, job, json_body, CkErr, CkResult};
+use super::common::{decimal_field, job, json_body, CkErr, CkResult};
 use crate::state::{blocking, AppState};
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};

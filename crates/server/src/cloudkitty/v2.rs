@@ -3,12 +3,10 @@
 //! the `rating_scope` tag, its groupby attributes those its `SkuId` names, the rest of its
 //! tags its metadata.
 
-use super::{all_modules, job, json_body, module_json, set_module, CkErr, CkResult, ModuleChange};
+use super::common::{job, CkErr, CkResult};
 use crate::error::ApiErr;
 use crate::state::{blocking, AppState};
-use axum::body::Body;
-use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{RawQuery, State};
 use axum::Json;
 use chrono::{DateTime, Datelike, TimeZone, Utc};
 use serde_json::{json, Value};
@@ -17,30 +15,6 @@ use skymeter_rating::decimal::decimal_from_f64;
 use skymeter_rating::{Decimal, ToPrimitive};
 use skymeter_store::{CostLineQuery, Store, StoreError};
 use std::collections::{BTreeMap, BTreeSet};
-
-pub async fn modules(State(st): State<AppState>) -> CkResult<Json<Value>> {
-    let rating = job(&st)?;
-    Ok(Json(all_modules(&rating, true)))
-}
-
-pub async fn module(State(st): State<AppState>, Path(id): Path<String>) -> CkResult<Json<Value>> {
-    let rating = job(&st)?;
-    module_json(&rating, &id, true)
-        .map(Json)
-        .ok_or_else(|| CkErr::not_found(format!("Module '{id}' not found")))
-}
-
-/// `PUT /v2/rating/modules/{id}` `{"enabled"?, "priority"?}`: `204`.
-pub async fn module_put(
-    State(st): State<AppState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Body,
-) -> CkResult<StatusCode> {
-    let change: ModuleChange = json_body(&st, &headers, body).await?;
-    set_module(&st, id, change).await?;
-    Ok(StatusCode::NO_CONTENT)
-}
 
 // ---- summary and dataframes, from the rated cost lines ----
 
