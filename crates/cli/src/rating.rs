@@ -7,7 +7,7 @@
 //! it to rate a past range again (and with `--wait`, follows it to the end).
 
 use crate::output::{new_table, OutputFormat, FAILURE, USAGE};
-use crate::remote::{call, ServerOpts};
+use crate::remote::{call, get, ServerOpts};
 use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand};
 use serde_json::json;
@@ -132,14 +132,7 @@ fn print_rerate(r: &serde_json::Value) {
 }
 
 async fn status(a: StatusArgs) -> ExitCode {
-    let s = match call(
-        &a.server,
-        reqwest::Method::GET,
-        "/api/v1/rating/status",
-        None,
-    )
-    .await
-    {
+    let s = match get(&a.server, "/api/v1/rating/status").await {
         Ok(s) => s,
         Err(code) => return code,
     };
@@ -202,14 +195,7 @@ async fn rerate(a: RerateArgs) -> ExitCode {
         use std::io::{IsTerminal, Write};
         let live = std::io::stderr().is_terminal();
         loop {
-            let s = match call(
-                &a.server,
-                reqwest::Method::GET,
-                "/api/v1/rating/status",
-                None,
-            )
-            .await
-            {
+            let s = match get(&a.server, "/api/v1/rating/status").await {
                 Ok(s) => s,
                 Err(code) => return code,
             };
@@ -264,14 +250,7 @@ fn load(path: &std::path::Path) -> Result<RatingRules, ExitCode> {
 
 /// The rules in force on the server (`GET /api/v1/rating/rules`), printed as a file's.
 async fn server_rules(a: RulesArgs) -> ExitCode {
-    let v = match call(
-        &a.server,
-        reqwest::Method::GET,
-        "/api/v1/rating/rules",
-        None,
-    )
-    .await
-    {
+    let v = match get(&a.server, "/api/v1/rating/rules").await {
         Ok(v) => v,
         Err(code) => return code,
     };

@@ -67,3 +67,8 @@ pub async fn call(
     }
     Err(ExitCode::from(if status == 400 { USAGE } else { FAILURE }))
 }
+
+/// `GET path`, through [`call`].
+pub async fn get(opts: &ServerOpts, path: &str) -> Result<serde_json::Value, ExitCode> {
+    call(opts, reqwest::Method::GET, path, None).await
+}

@@ -37,14 +37,19 @@ pub async fn v1_modules(State(st): State<AppState>) -> CkResult<Json<Value>> {
     Ok(Json(all_modules(&rating, false)))
 }
 
+/// One module, in v1's or v2's shape.
+fn one_module(st: &AppState, id: &str, v2: bool) -> CkResult<Json<Value>> {
+    let rating = job(st)?;
+    module_json(&rating, id, v2)
+        .map(Json)
+        .ok_or_else(|| CkErr::not_found(format!("Module '{id}' not found")))
+}
+
 pub async fn v1_module(
     State(st): State<AppState>,
     Path(id): Path<String>,
 ) -> CkResult<Json<Value>> {
-    let rating = job(&st)?;
-    module_json(&rating, &id, false)
-        .map(Json)
-        .ok_or_else(|| CkErr::not_found(format!("Module '{id}' not found")))
+    one_module(&st, &id, false)
 }
 
 /// The changes a module `PUT` may carry (the client sends the whole module back).
@@ -115,10 +120,7 @@ pub async fn v2_module(
     State(st): State<AppState>,
     Path(id): Path<String>,
 ) -> CkResult<Json<Value>> {
-    let rating = job(&st)?;
-    module_json(&rating, &id, true)
-        .map(Json)
-        .ok_or_else(|| CkErr::not_found(format!("Module '{id}' not found")))
+    one_module(&st, &id, true)
 }
 
 /// `PUT /v2/rating/modules/{id}` `{"enabled"?, "priority"?}`: `204`.
