@@ -30,6 +30,7 @@ mod guard;
 mod handlers;
 mod host;
 mod metrics;
+mod openfinops;
 mod params;
 mod rating;
 mod routes;

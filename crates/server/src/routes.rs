@@ -128,12 +128,14 @@ pub(crate) fn router_with_state(
             handlers::rating::rerate,
         );
     let b = add_prometheus_api(b);
-    // CloudKitty's API for its own client (cloudkitty/mod.rs): its own auth (X-Auth-Token)
-    // and error shapes, outside skymeter's documented API.
+    // CloudKitty's API for its own client (cloudkitty/mod.rs) and the OpenFinOps agents'
+    // (openfinops/mod.rs): their own auth (X-Auth-Token; a token in the path) and error
+    // shapes, outside skymeter's documented API.
     let b = Builder {
         router: b
             .router
-            .nest("/cloudkitty", crate::cloudkitty::routes(state.clone())),
+            .nest("/cloudkitty", crate::cloudkitty::routes(state.clone()))
+            .nest("/openfinops", crate::openfinops::routes()),
         ..b
     };
     for spec in ROUTES {
@@ -280,12 +282,24 @@ fn cors_layer(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
     )
 }
 
+/// The path as logged: the token the OpenFinOps agents carry in theirs
+/// (`/openfinops/<token>/…`) is replaced by `[token]`.
+fn loggable_path(path: &str) -> String {
+    match path.strip_prefix("/openfinops/") {
+        Some(rest) if rest != "health" => match rest.split_once('/') {
+            Some((_, tail)) => format!("/openfinops/[token]/{tail}"),
+            None => "/openfinops/[token]".to_string(),
+        },
+        _ => path.to_owned(),
+    }
+}
+
 /// Logs every request (method, path, status, duration: never headers, query or body, so
 /// tokens stay out of logs) and counts it by route pattern.
 async fn observe(State(st): State<AppState>, req: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = req.method().clone();
-    let path = req.uri().path().to_owned();
+    let path = loggable_path(req.uri().path());
     let route = req
         .extensions()
         .get::<MatchedPath>()
@@ -434,6 +448,18 @@ fn route_matches(pattern: &str, path: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn tokens_in_openfinops_paths_stay_out_of_logs() {
+        use super::loggable_path;
+        assert_eq!(
+            loggable_path("/openfinops/sky_s3cret/api/v1/telemetry/ingest"),
+            "/openfinops/[token]/api/v1/telemetry/ingest"
+        );
+        assert_eq!(loggable_path("/openfinops/sky_s3cret"), "/openfinops/[token]");
+        assert_eq!(loggable_path("/openfinops/health"), "/openfinops/health");
+        assert_eq!(loggable_path("/api/v1/costs"), "/api/v1/costs");
+    }
+
     use super::*;
     use axum::body::Body;
     use axum::routing::get;
