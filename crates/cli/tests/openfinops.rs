@@ -278,10 +278,22 @@ fn openfinops_agents_post_to_skymeter_unchanged() {
         promql(&base, &read, "storage_size_bytes{resource_id=\"invoices\"}"),
         b["size_bytes"].as_f64().unwrap()
     );
+    assert_eq!(
+        promql(&base, &read, "storage_objects{resource_id=\"invoices\"}"),
+        b["object_count"].as_f64().unwrap()
+    );
     let db = &sent["services"]["rds"]["databases"][0];
     assert_eq!(
         promql(&base, &read, "database_connections{resource_id=\"orders\"}"),
         db["connections"].as_f64().unwrap()
+    );
+    assert_eq!(
+        promql(
+            &base,
+            &read,
+            "cpu_utilization_percent{resource_id=\"orders\"}"
+        ),
+        db["cpu_usage"].as_f64().unwrap()
     );
     // Their prices as estimated cost lines of this hour.
     let costs = get(
@@ -311,15 +323,46 @@ fn openfinops_agents_post_to_skymeter_unchanged() {
     let host = metrics["hostname"].as_str().unwrap();
     assert!(resource_ids(&base, &read, "host").contains(&host.to_string()));
     let sys = &metrics["collectors"]["system_metrics"]["data"];
+    let (mem, disk) = (&sys["memory"], &sys["disk"]);
+    let used = mem["total_bytes"].as_f64().unwrap() - mem["available_bytes"].as_f64().unwrap();
+    let load = |i: usize| sys["load_average"][i].as_f64().unwrap();
     for (query, sent) in [
-        ("memory_total_bytes", &sys["memory"]["total_bytes"]),
-        ("memory_available_bytes", &sys["memory"]["available_bytes"]),
-        ("cpu_utilization_percent", &sys["cpu"]["usage_percent"]),
-        ("process_count", &sys["processes"]["count"]),
-        ("filesystem_total_bytes", &sys["disk"]["total_bytes"]),
+        (
+            "cpu_utilization_percent",
+            sys["cpu"]["usage_percent"].as_f64().unwrap(),
+        ),
+        (
+            "memory_usage_percent",
+            mem["usage_percent"].as_f64().unwrap(),
+        ),
+        ("memory_total_bytes", mem["total_bytes"].as_f64().unwrap()),
+        (
+            "memory_available_bytes",
+            mem["available_bytes"].as_f64().unwrap(),
+        ),
+        ("memory_used_bytes", used),
+        ("swap_total_bytes", mem["swap_total"].as_f64().unwrap()),
+        ("swap_used_bytes", mem["swap_used"].as_f64().unwrap()),
+        ("swap_usage_percent", mem["swap_percent"].as_f64().unwrap()),
+        (
+            "filesystem_total_bytes",
+            disk["total_bytes"].as_f64().unwrap(),
+        ),
+        (
+            "filesystem_used_bytes",
+            disk["used_bytes"].as_f64().unwrap(),
+        ),
+        (
+            "filesystem_usage_percent",
+            disk["usage_percent"].as_f64().unwrap(),
+        ),
+        ("process_count", sys["processes"]["count"].as_f64().unwrap()),
+        ("load_1m", load(0)),
+        ("load_5m", load(1)),
+        ("load_15m", load(2)),
     ] {
         let q = format!("{query}{{provider=\"host\",resource_id=\"{host}\"}}");
-        assert_eq!(promql(&base, &read, &q), sent.as_f64().unwrap(), "{query}");
+        assert_eq!(promql(&base, &read, &q), sent, "{query}");
     }
     // Both agents are in skymeter's registry.
     let listed = get(&format!("{base}/api/v1/agents"), &read).to_string();

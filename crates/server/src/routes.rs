@@ -455,7 +455,10 @@ mod tests {
             loggable_path("/openfinops/sky_s3cret/api/v1/telemetry/ingest"),
             "/openfinops/[token]/api/v1/telemetry/ingest"
         );
-        assert_eq!(loggable_path("/openfinops/sky_s3cret"), "/openfinops/[token]");
+        assert_eq!(
+            loggable_path("/openfinops/sky_s3cret"),
+            "/openfinops/[token]"
+        );
         assert_eq!(loggable_path("/openfinops/health"), "/openfinops/health");
         assert_eq!(loggable_path("/api/v1/costs"), "/api/v1/costs");
     }
