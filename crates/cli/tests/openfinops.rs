@@ -67,9 +67,12 @@ from generic_telemetry_agent import GenericTelemetryAgent
 a = GenericTelemetryAgent(sys.argv[2])
 assert a.register_agent(), "register"
 assert a.health_check(), "health"
-metrics = a.collect_all_metrics()
-assert a.send_telemetry_data(metrics), "ingest"
-print(json.dumps(metrics))
+posts = []
+for _ in range(2):
+    metrics = a.collect_all_metrics()
+    assert a.send_telemetry_data(metrics), "ingest"
+    posts.append(metrics)
+print(json.dumps(posts))
 "#;
 
 fn agents() -> Result<(PathBuf, PathBuf), String> {
@@ -319,7 +322,8 @@ fn openfinops_agents_post_to_skymeter_unchanged() {
     );
 
     // The generic agent: this host.
-    let metrics = run_python(&python, GENERIC_AGENT, &[agents_dir, &endpoint], &[]);
+    let posts = run_python(&python, GENERIC_AGENT, &[agents_dir, &endpoint], &[]);
+    let (first, metrics) = (&posts[0], &posts[1]);
     let host = metrics["hostname"].as_str().unwrap();
     assert!(resource_ids(&base, &read, "host").contains(&host.to_string()));
     let sys = &metrics["collectors"]["system_metrics"]["data"];
@@ -363,6 +367,38 @@ fn openfinops_agents_post_to_skymeter_unchanged() {
     ] {
         let q = format!("{query}{{provider=\"host\",resource_id=\"{host}\"}}");
         assert_eq!(promql(&base, &read, &q), sent, "{query}");
+    }
+    // Its counters (since boot) as rates between its two posts.
+    let before = &first["collectors"]["system_metrics"]["data"];
+    let dt = sys["timestamp"].as_f64().unwrap() - before["timestamp"].as_f64().unwrap();
+    let rate = |path: &[&str]| {
+        let at = |d: &Value| path.iter().fold(d, |v, k| &v[*k]).as_f64().unwrap();
+        (at(sys) - at(before)) / dt
+    };
+    for (query, want) in [
+        (
+            "network_received_throughput_bytes_per_second",
+            rate(&["network", "bytes_recv"]),
+        ),
+        (
+            "network_sent_throughput_bytes_per_second",
+            rate(&["network", "bytes_sent"]),
+        ),
+        (
+            "disk_read_throughput_bytes_per_second",
+            rate(&["disk", "io", "read_bytes"]),
+        ),
+        (
+            "disk_write_iops_per_second",
+            rate(&["disk", "io", "write_count"]),
+        ),
+    ] {
+        let q = format!("{query}{{provider=\"host\",resource_id=\"{host}\"}}");
+        let got = promql(&base, &read, &q);
+        assert!(
+            (got - want).abs() <= 1e-6 * want.abs().max(1.0),
+            "{query}: {got} vs {want}"
+        );
     }
     // Both agents are in skymeter's registry.
     let listed = get(&format!("{base}/api/v1/agents"), &read).to_string();

@@ -173,6 +173,7 @@ fn app_state(config: &ServerConfig, store: Arc<dyn Store>) -> AppState {
         ingest_budget: Arc::new(IngestBudget::new(config.ingest_budget_bytes, limits)),
         health: HealthCache::default(),
         rating,
+        openfinops_counters: Default::default(),
     })
 }
 

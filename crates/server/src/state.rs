@@ -111,6 +111,8 @@ pub struct Inner {
     pub health: HealthCache,
     /// The rating job's shared half, when `[rating]` is configured.
     pub rating: Option<Arc<crate::rating::Rating>>,
+    /// The OpenFinOps generic agents' last counters, for rates between posts.
+    pub openfinops_counters: crate::openfinops::Counters,
 }
 
 pub type AppState = Arc<Inner>;

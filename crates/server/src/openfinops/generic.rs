@@ -2,16 +2,87 @@
 //! a `host` resource, keyed like skymeter's host collector (provider `host`, id = host
 //! name), and the catalog's host metrics.
 //!
-//! Gauges only: the agent's disk and network figures are counters since boot, which make
-//! rates only between two posts of the same host; they are not mapped yet. `memory.used`
-//! is total − available (the catalog's definition), not psutil's `used`. Filesystem figures
-//! are the agent's, for `/`.
+//! The agent's disk and network figures are counters since boot: from the second post of a
+//! host on, their rates over the time between the two posts are the catalog's
+//! `disk.*_throughput`, `disk.*_iops`, `network.*` (stat avg, period = that time), as the
+//! host collector computes them; a counter that went back (a reboot) makes no rate. The
+//! previous post's counters are kept in memory ([`Counters`]): after a server restart, rates
+//! start again from the second post. `memory.used` is total − available (the catalog's
+//! definition), not psutil's `used`. Filesystem figures are the agent's, for `/`.
 
 use super::records::{attributes, num, text, Records};
 use serde_json::Value;
 use skymeter_model::{Labels, Stat, Unit};
+use std::collections::HashMap;
+use std::sync::Mutex;
 
-pub fn map(body: &Value, out: &mut Records) {
+/// One post's counters: its data timestamp (Unix seconds), counter name → value.
+type Reading = (f64, HashMap<&'static str, f64>);
+
+/// The counters of each host's last post.
+#[derive(Default)]
+pub struct Counters(Mutex<HashMap<String, Reading>>);
+
+/// Counter field (under `data`) → the rate metric it makes.
+const RATES: &[(&str, &str, &str, Unit)] = &[
+    (
+        "disk",
+        "read_bytes",
+        "disk.read_throughput",
+        Unit::BytesPerSecond,
+    ),
+    (
+        "disk",
+        "write_bytes",
+        "disk.write_throughput",
+        Unit::BytesPerSecond,
+    ),
+    ("disk", "read_count", "disk.read_iops", Unit::CountPerSecond),
+    (
+        "disk",
+        "write_count",
+        "disk.write_iops",
+        Unit::CountPerSecond,
+    ),
+    (
+        "network",
+        "bytes_recv",
+        "network.received_throughput",
+        Unit::BytesPerSecond,
+    ),
+    (
+        "network",
+        "bytes_sent",
+        "network.sent_throughput",
+        Unit::BytesPerSecond,
+    ),
+    (
+        "network",
+        "packets_recv",
+        "network.received_pps",
+        Unit::CountPerSecond,
+    ),
+    (
+        "network",
+        "packets_sent",
+        "network.sent_pps",
+        Unit::CountPerSecond,
+    ),
+    (
+        "network",
+        "errors_in",
+        "network.errors",
+        Unit::CountPerSecond,
+    ),
+    (
+        "network",
+        "errors_out",
+        "network.errors",
+        Unit::CountPerSecond,
+    ),
+];
+
+pub fn map(body: &Value, counters: &Counters, out: &mut Records) {
     let metrics = &body["metrics"];
     let Some(host) = text(metrics.get("hostname")) else {
         out.error(
@@ -141,5 +212,56 @@ pub fn map(body: &Value, out: &mut Records) {
         for (metric, v) in ["load.1m", "load.5m", "load.15m"].iter().zip(load) {
             p(out, metric, Unit::None, Stat::Last, num(Some(v)));
         }
+    }
+    // Counters: the disk ones sit under `disk.io`, the network ones under `network`.
+    let Some(now) = num(data.get("timestamp")) else {
+        return;
+    };
+    let current: HashMap<&'static str, f64> = RATES
+        .iter()
+        .filter_map(|(group, field, _, _)| {
+            let holder = if *group == "disk" {
+                &data["disk"]["io"]
+            } else {
+                &data["network"]
+            };
+            num(holder.get(*field)).map(|v| (*field, v))
+        })
+        .collect();
+    let previous = {
+        let mut last = counters.0.lock().unwrap_or_else(|e| e.into_inner());
+        last.insert(host.clone(), (now, current.clone()))
+    };
+    let Some((then, before)) = previous else {
+        return;
+    };
+    let dt = now - then;
+    if dt.is_nan() || dt <= 0.0 {
+        return;
+    }
+    let mut sums: Vec<(&str, Unit, f64)> = Vec::new();
+    for (_, field, metric, unit) in RATES {
+        let (Some(a), Some(b)) = (before.get(field), current.get(field)) else {
+            continue;
+        };
+        if b < a {
+            continue; // the counter was reset (a reboot)
+        }
+        let rate = (b - a) / dt;
+        match sums.iter_mut().find(|(m, _, _)| m == metric) {
+            Some(s) => s.2 += rate,
+            None => sums.push((metric, *unit, rate)),
+        }
+    }
+    for (metric, unit, rate) in sums {
+        out.point(
+            &r,
+            metric,
+            unit,
+            Stat::Avg,
+            dt.round().max(1.0) as u32,
+            Some(rate),
+            Labels::new(),
+        );
     }
 }

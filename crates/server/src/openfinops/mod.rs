@@ -15,6 +15,8 @@
 //!   (`--once` does not) is registered from its post.
 //! - `GET …/health` (and `/openfinops/health`).
 
+pub use generic::Counters;
+
 mod aws;
 mod generic;
 mod records;
@@ -204,7 +206,7 @@ async fn ingest(
         aws::map(&body, &mut out);
     } else if body["metrics"]["collectors"].is_object() {
         out = Records::new(at, "openfinops/generic");
-        generic::map(&body, &mut out);
+        generic::map(&body, &st.openfinops_counters, &mut out);
     } else {
         out = Records::new(at, "openfinops");
         let provider = records::text(body.get("cloud_provider")).unwrap_or_else(|| "?".into());

@@ -80,7 +80,7 @@ fn generic_system_metrics_become_a_host_with_catalog_metrics() {
             "processes": {"count": 97}, "load_average": [1.5, 2.0, 2.5]}},
           "docker_metrics": {"error": "no docker", "healthy": false}}}});
     let mut out = Records::new(at(), "openfinops/generic");
-    generic::map(&body, &mut out);
+    generic::map(&body, &generic::Counters::default(), &mut out);
     let host = &out.resources[0];
     assert_eq!(
         (host.provider.as_str(), host.kind.as_str(), host.id.as_str()),
@@ -106,4 +106,47 @@ fn generic_system_metrics_become_a_host_with_catalog_metrics() {
     out.into_batch("generic-telemetry-vm-1", at())
         .validate()
         .unwrap();
+}
+
+#[test]
+fn generic_counters_make_rates_from_the_second_post_on() {
+    let counters = generic::Counters::default();
+    let post = |ts: f64, recv: f64, read: f64, err_in: f64, err_out: f64| {
+        json!({"agent_id": "g", "metrics": {"hostname": "vm", "collectors": {"system_metrics": {"data": {
+            "timestamp": ts,
+            "disk": {"io": {"read_bytes": read, "write_bytes": 0, "read_count": 0, "write_count": 0}},
+            "network": {"bytes_recv": recv, "bytes_sent": 0, "packets_recv": 0, "packets_sent": 0,
+                        "errors_in": err_in, "errors_out": err_out}}}}}})
+    };
+    let rates = |body: serde_json::Value| {
+        let mut out = Records::new(at(), "openfinops/generic");
+        generic::map(&body, &counters, &mut out);
+        out.points
+            .iter()
+            .filter(|p| p.metric.starts_with("network.") || p.metric.starts_with("disk."))
+            .map(|p| (p.metric.to_string(), p.value, p.period_s))
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        rates(post(100.0, 1000.0, 0.0, 1.0, 1.0)).is_empty(),
+        "one post: no rate yet"
+    );
+    let second = rates(post(110.0, 6000.0, 2000.0, 3.0, 4.0));
+    let get = |m: &str| second.iter().find(|(n, _, _)| n == m).unwrap().clone();
+    assert_eq!(
+        get("network.received_throughput"),
+        ("network.received_throughput".into(), 500.0, 10)
+    );
+    assert_eq!(get("disk.read_throughput").1, 200.0);
+    // Receive and transmit errors add up.
+    assert_eq!(get("network.errors").1, 0.5);
+    // A counter that went back (a reboot) makes no rate.
+    let third = rates(post(120.0, 10.0, 3000.0, 3.0, 4.0));
+    assert!(
+        third
+            .iter()
+            .all(|(m, _, _)| m != "network.received_throughput"),
+        "{third:?}"
+    );
+    assert!(third.iter().any(|(m, _, _)| m == "disk.read_throughput"));
 }
