@@ -116,6 +116,23 @@ fn agent_id(body: &Value) -> Option<String> {
         .filter(|id| id.chars().count() <= 256 && !id.chars().any(char::is_control))
 }
 
+/// A post the token allows, as a JSON object with an `agent_id`; else the answer, with
+/// `missing` as the reference server words a post without `agent_id`.
+async fn accept(
+    st: &AppState,
+    token: String,
+    headers: &HeaderMap,
+    body: Body,
+    missing: &str,
+) -> Result<(Value, String), Response> {
+    authorize(st, token).await?;
+    let body = object(st, headers, body).await?;
+    match agent_id(&body) {
+        Some(id) => Ok((body, id)),
+        None => Err(refuse(StatusCode::BAD_REQUEST, missing)),
+    }
+}
+
 /// The registration skymeter keeps for an OpenFinOps agent.
 fn registration(id: &str, body: &Value) -> AgentRegistration {
     let s = |k: &str| records::text(body.get(k));
@@ -147,15 +164,17 @@ async fn register(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    if let Err(r) = authorize(&st, token).await {
-        return r;
-    }
-    let body = match object(&st, &headers, body).await {
+    let (body, id) = match accept(
+        &st,
+        token,
+        &headers,
+        body,
+        "Missing required fields: agent_id",
+    )
+    .await
+    {
         Ok(b) => b,
         Err(r) => return r,
-    };
-    let Some(id) = agent_id(&body) else {
-        return refuse(StatusCode::BAD_REQUEST, "Missing required fields: agent_id");
     };
     let reg = registration(&id, &body);
     let store = st.store.clone();
@@ -185,15 +204,9 @@ async fn ingest(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    if let Err(r) = authorize(&st, token).await {
-        return r;
-    }
-    let body = match object(&st, &headers, body).await {
+    let (body, id) = match accept(&st, token, &headers, body, "Invalid telemetry data").await {
         Ok(b) => b,
         Err(r) => return r,
-    };
-    let Some(id) = agent_id(&body) else {
-        return refuse(StatusCode::BAD_REQUEST, "Invalid telemetry data");
     };
     let now = Utc::now();
     // The post's own time, unless it is not a time or lies ahead of the server's clock.
