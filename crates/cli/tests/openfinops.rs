@@ -14,8 +14,9 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-/// Two t3.micro instances (one with CPU samples), a PostgreSQL RDS instance, a bucket
-/// with an object, and a Lambda function with an hour of invocations.
+/// Two t3.micro instances (one with CPU samples), an EKS cluster with a node group of two
+/// m5.large, a PostgreSQL RDS instance, a bucket with an object, and a Lambda function with
+/// an hour of invocations.
 const SEED: &str = r#"
 import boto3, datetime, io, sys, zipfile
 kw = dict(endpoint_url=sys.argv[1], region_name="us-east-1",
@@ -35,6 +36,10 @@ s3 = boto3.client("s3", **kw)
 s3.create_bucket(Bucket="invoices")
 s3.put_object(Bucket="invoices", Key="a.pdf", Body=b"x" * 1000)
 role = boto3.client("iam", **kw).create_role(RoleName="fn", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+eks = boto3.client("eks", **kw)
+eks.create_cluster(name="prod", roleArn=role, resourcesVpcConfig={"subnetIds": []})
+eks.create_nodegroup(clusterName="prod", nodegroupName="ng1", nodeRole=role, subnets=["subnet-1"],
+    instanceTypes=["m5.large"], scalingConfig={"minSize": 1, "maxSize": 3, "desiredSize": 2})
 code = io.BytesIO()
 with zipfile.ZipFile(code, "w") as z:
     z.writestr("f.py", "def handler(e, c):\n    return 1\n")
@@ -247,6 +252,8 @@ fn openfinops_agents_post_to_skymeter_unchanged() {
     assert_eq!(resource_ids(&base, &read, "database.instance"), ["orders"]);
     assert_eq!(resource_ids(&base, &read, "storage.bucket"), ["invoices"]);
     assert_eq!(resource_ids(&base, &read, "function"), ["resize"]);
+    assert_eq!(resource_ids(&base, &read, "k8s.cluster"), ["prod"]);
+    assert_eq!(resource_ids(&base, &read, "k8s.node_group"), ["prod/ng1"]);
     for i in ec2.as_array().unwrap() {
         let id = i["instance_id"].as_str().unwrap();
         let cpu = promql(
@@ -310,12 +317,15 @@ fn openfinops_agents_post_to_skymeter_unchanged() {
         .find(|g| g["group"]["service"] == "Amazon Elastic Compute Cloud")
         .map(|g| g["billed_cost"].as_f64().unwrap())
         .unwrap_or_else(|| panic!("{costs}"));
+    // EC2 capacity: the instances and the EKS node group.
+    let nodegroup = &sent["services"]["eks"]["clusters"][0]["nodegroups"][0];
     let sent_ec2: f64 = ec2
         .as_array()
         .unwrap()
         .iter()
         .map(|i| i["hourly_cost"].as_f64().unwrap())
-        .sum();
+        .sum::<f64>()
+        + nodegroup["hourly_cost"].as_f64().unwrap();
     assert!(
         (ec2_cost - sent_ec2).abs() < 1e-9,
         "{ec2_cost} vs {sent_ec2}"
