@@ -100,7 +100,7 @@ pub async fn rating(cmd: RatingCommand) -> ExitCode {
     match cmd {
         RatingCommand::Rules(a) => match a.rules.clone() {
             Some(file) => match load(&file) {
-                Ok(r) => print_rules(&file.display().to_string(), &r, a.format),
+                Ok(r) => print_rules(&file.display().to_string(), &r, &script_lines(&r), a.format),
                 Err(code) => code,
             },
             None => server_rules(a).await,
@@ -265,19 +265,33 @@ async fn server_rules(a: RulesArgs) -> ExitCode {
         );
         return ExitCode::from(FAILURE);
     }
-    for name in v["scripts"].as_array().into_iter().flatten() {
-        if let Some(n) = name.as_str() {
-            // The server shows scripts by name; their text stays in its rules file.
-            if let Ok(s) = skymeter_rating::Script::compile(n, "") {
-                rules.scripts.push(s);
-            }
-        }
-    }
-    print_rules(&a.server.server, &rules, a.format)
+    // The server shows scripts by name; their text stays in its rules file.
+    let scripts: Vec<(String, Option<usize>)> = v["scripts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|n| Some((n.as_str()?.to_string(), None)))
+        .collect();
+    print_rules(&a.server.server, &rules, &scripts, a.format)
 }
 
-/// Lists `rules` (read from `origin`: a file, or a server's URL).
-fn print_rules(origin: &str, rules: &RatingRules, format: OutputFormat) -> ExitCode {
+/// The scripts of a rules file: name and number of lines.
+fn script_lines(rules: &RatingRules) -> Vec<(String, Option<usize>)> {
+    rules
+        .scripts
+        .iter()
+        .map(|s| (s.name.clone(), Some(s.source.lines().count())))
+        .collect()
+}
+
+/// Lists `rules` (read from `origin`: a file, or a server's URL) and its `scripts` (name,
+/// lines when known).
+fn print_rules(
+    origin: &str,
+    rules: &RatingRules,
+    scripts: &[(String, Option<usize>)],
+    format: OutputFormat,
+) -> ExitCode {
     if format == OutputFormat::Json {
         let modules: Vec<_> = rules
             .modules
@@ -296,7 +310,7 @@ fn print_rules(origin: &str, rules: &RatingRules, format: OutputFormat) -> ExitC
                 })
             })
             .collect();
-        let scripts: Vec<&str> = rules.scripts.iter().map(|s| s.name.as_str()).collect();
+        let scripts: Vec<&str> = scripts.iter().map(|(n, _)| n.as_str()).collect();
         println!(
             "{}",
             json!({
@@ -353,10 +367,10 @@ fn print_rules(origin: &str, rules: &RatingRules, format: OutputFormat) -> ExitC
         }
         println!("{t}");
     }
-    for s in &rules.scripts {
-        match s.source.lines().count() {
-            0 => println!("script `{}`", s.name),
-            n => println!("script `{}` ({n} lines)", s.name),
+    for (name, lines) in scripts {
+        match lines {
+            Some(n) => println!("script `{name}` ({n} lines)"),
+            None => println!("script `{name}`"),
         }
     }
     println!(

@@ -13,7 +13,6 @@ use common::*;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
 
 /// Only where the usage comes from: every price is set through CloudKitty's API.
 const SERVICES: &str = r#"
@@ -129,16 +128,6 @@ fn write_config(dir: &Path, port: u16, no_auth: bool, t0: DateTime<Utc>) {
     .unwrap();
 }
 
-fn up(base: &str) {
-    eventually(Duration::from_secs(15), || {
-        reqwest::blocking::get(format!("{base}/health"))
-            .ok()
-            .filter(|r| r.status().is_success())
-            .map(|_| ())
-    })
-    .expect("the server answers /health");
-}
-
 fn close(a: &Value, b: f64) -> bool {
     a.as_f64().is_some_and(|a| (a - b).abs() < 1e-9)
 }
@@ -155,28 +144,12 @@ fn cloudkittys_client_edits_rules_and_reads_rated_totals() {
     let t0 = Utc::now().duration_trunc(Span::hours(1)).unwrap() - Span::hours(3);
     let t3 = t0 + Span::hours(3);
     write_config(dir.path(), port, false, t0);
-    let token = |scope: &str| {
-        let out = skymeter_in(
-            dir.path(),
-            &[
-                "token",
-                "create",
-                "--name",
-                scope,
-                "--scope",
-                scope,
-                "--data-dir",
-                "data",
-            ],
-        );
-        assert!(out.status.success(), "{}", stderr(&out));
-        stdout(&out).trim().to_string()
-    };
-    let admin = token("admin");
-    let read = token("read");
-    let ingest = token("ingest");
+    let data = dir.path().join("data");
+    let admin = create_token(&data, "admin", &["admin"]);
+    let read = create_token(&data, "read", &["read"]);
+    let ingest = create_token(&data, "ingest", &["ingest"]);
     let server = spawn(&["server", "-c", "server.toml"], dir.path());
-    up(&base);
+    wait_healthy(&base);
     let http = reqwest::blocking::Client::new();
     for at in [t0, Utc::now()] {
         let r = http
@@ -338,7 +311,7 @@ fn cloudkittys_client_edits_rules_and_reads_rated_totals() {
     // No tokens, the client's noauth mode: the rules edited above survived the restart.
     write_config(dir.path(), port, true, t0);
     let server = spawn(&["server", "-c", "server.toml"], dir.path());
-    up(&base);
+    wait_healthy(&base);
     let open = ck.with_token(None);
     let services = open.json(&["hashmap", "service", "list"]);
     let names: Vec<&str> = services

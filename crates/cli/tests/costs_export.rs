@@ -5,8 +5,7 @@
 mod common;
 use common::*;
 use skymeter_model::{Batch, ChargeCategory, Cost, CostSource};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 fn export(args: &[&str]) -> std::process::Output {
     Command::new(bin())
@@ -21,41 +20,8 @@ fn export(args: &[&str]) -> std::process::Output {
 #[test]
 fn costs_export_writes_focus_csv_and_parquet() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let out = skymeter(&[
-        "token",
-        "create",
-        "--scope",
-        "ingest",
-        "--scope",
-        "read",
-        "--data-dir",
-        data.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let token = stdout(&out).trim().to_string();
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let _server = Proc(
-        Command::new(bin())
-            .args([
-                "server",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--data-dir",
-            ])
-            .arg(&data)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let (_server, base, token) = server_with_token(dir.path());
     let client = reqwest::blocking::Client::new();
-    let started = Instant::now();
-    while client.get(format!("{base}/health")).send().is_err() {
-        assert!(started.elapsed() < Duration::from_secs(10), "server up");
-        std::thread::sleep(Duration::from_millis(100));
-    }
     let t0: chrono::DateTime<chrono::Utc> = "2026-11-03T00:00:00Z".parse().unwrap();
     let mut b = Batch::new("agent", "seed", t0);
     for (i, source) in CostSource::ALL.into_iter().enumerate() {

@@ -102,13 +102,7 @@ fn billed_estimated_and_rated_lines_export_as_focus_the_validator_accepts() {
     )
     .unwrap();
     let _server = spawn(&["server", "-c", "server.toml"], dir.path());
-    eventually(Duration::from_secs(15), || {
-        reqwest::blocking::get(format!("{base}/health"))
-            .ok()
-            .filter(|r| r.status().is_success())
-            .map(|_| ())
-    })
-    .expect("the server answers /health");
+    wait_healthy(&base);
 
     // The agent: the AWS account, once, into the server.
     std::fs::write(

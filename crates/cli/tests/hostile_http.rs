@@ -66,17 +66,6 @@ fn raw(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u
     }
 }
 
-fn get_status(url: &str) -> u16 {
-    reqwest::blocking::get(url).map_or(0, |r| r.status().as_u16())
-}
-
-fn wait_healthy(base: &str) {
-    eventually(Duration::from_secs(15), || {
-        (get_status(&format!("{base}/health")) == 200).then_some(())
-    })
-    .expect("the server answers /health");
-}
-
 /// A batch of one point of resource `id` (provider `custom`).
 fn batch(id: &str) -> Vec<u8> {
     serde_json::to_vec(&serde_json::json!({

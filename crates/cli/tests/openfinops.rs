@@ -181,22 +181,8 @@ fn openfinops_agents_post_to_skymeter_unchanged() {
 
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let token = |scope: &str| {
-        let out = skymeter(&[
-            "token",
-            "create",
-            "--name",
-            scope,
-            "--scope",
-            scope,
-            "--data-dir",
-            data.to_str().unwrap(),
-        ]);
-        assert!(out.status.success(), "{}", stderr(&out));
-        stdout(&out).trim().to_string()
-    };
-    let ingest = token("ingest");
-    let read = token("read");
+    let ingest = create_token(&data, "ingest", &["ingest"]);
+    let read = create_token(&data, "read", &["read"]);
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let _server = spawn(
@@ -209,12 +195,7 @@ fn openfinops_agents_post_to_skymeter_unchanged() {
         ],
         dir.path(),
     );
-    eventually(Duration::from_secs(15), || {
-        reqwest::blocking::get(format!("{base}/health"))
-            .ok()
-            .map(|_| ())
-    })
-    .expect("the server answers");
+    wait_healthy(&base);
     let endpoint = format!("{base}/openfinops/{ingest}");
     let agents_dir = agents_dir.to_str().unwrap();
     let aws_env = [

@@ -5,8 +5,7 @@
 mod common;
 use common::*;
 use skymeter_model::{Batch, Point, ResourceRef, Stat, Unit};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 /// 2026-01-01T00:00:00Z
 const T0: i64 = 1_767_225_600;
@@ -26,41 +25,8 @@ fn query(args: &[&str], token_env: Option<&str>) -> std::process::Output {
 #[test]
 fn query_prints_tables_and_json() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let out = skymeter(&[
-        "token",
-        "create",
-        "--scope",
-        "ingest",
-        "--scope",
-        "read",
-        "--data-dir",
-        data.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let token = stdout(&out).trim().to_string();
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let _server = Proc(
-        Command::new(bin())
-            .args([
-                "server",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--data-dir",
-            ])
-            .arg(&data)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let (_server, base, token) = server_with_token(dir.path());
     let client = reqwest::blocking::Client::new();
-    let started = Instant::now();
-    while client.get(format!("{base}/health")).send().is_err() {
-        assert!(started.elapsed() < Duration::from_secs(10), "server up");
-        std::thread::sleep(Duration::from_millis(100));
-    }
     let mut b = Batch::new(
         "agent",
         "seed",

@@ -124,10 +124,7 @@ fn start_server(dir: &Path, port: u16, rules: &str, t0: DateTime<Utc>) -> Proc {
     .unwrap();
     let server = spawn(&["server", "-c", "server.toml"], dir);
     let base = format!("http://127.0.0.1:{port}");
-    eventually(Duration::from_secs(15), || {
-        (get(&format!("{base}/health"))["status"] == "ok").then_some(())
-    })
-    .expect("the server answers /health");
+    wait_healthy(&base);
     server
 }
 

@@ -13,7 +13,7 @@ mod types;
 
 pub use embedded::{EmbeddedOptions, EmbeddedStore, TokenAdmin};
 pub use prom::PromQuerier;
-pub use store::Store;
+pub use store::{for_each_resource, Store};
 pub use types::{
     AgentRecord, CostGroup, CostLineQuery, CostQuery, IngestOutcome, Page, PageQuery, PointsQuery,
     ResourceChange, ResourceQuery, RetentionReport, Scope, SeriesInfo, SeriesKey, SeriesPoints,

@@ -195,12 +195,11 @@ fn ms_to_time(ms: i64) -> DateTime<Utc> {
     })
 }
 
-/// Every series of the store with its labels and sample extent (ms), through the generic
-/// paged reads.
-pub(crate) fn generic_series<S: Store + ?Sized>(
+/// Calls `f` on every stored resource, reading them a page (the largest) at a time.
+pub fn for_each_resource<S: Store + ?Sized>(
     store: &S,
-) -> Result<Vec<(SeriesKey, Labels, i64, i64)>, StoreError> {
-    let mut resources: BTreeMap<String, ResourceLabels> = BTreeMap::new();
+    mut f: impl FnMut(StoredResource),
+) -> Result<(), StoreError> {
     let mut cursor = None;
     loop {
         let page = store.resources(&ResourceQuery {
@@ -210,14 +209,23 @@ pub(crate) fn generic_series<S: Store + ?Sized>(
             },
             ..Default::default()
         })?;
-        for r in page.items {
-            resources.insert(r.key, ResourceLabels::of(&r.resource));
-        }
+        page.items.into_iter().for_each(&mut f);
         match page.next_cursor {
             Some(c) => cursor = Some(c),
-            None => break,
+            None => return Ok(()),
         }
     }
+}
+
+/// Every series of the store with its labels and sample extent (ms), through the generic
+/// paged reads.
+pub(crate) fn generic_series<S: Store + ?Sized>(
+    store: &S,
+) -> Result<Vec<(SeriesKey, Labels, i64, i64)>, StoreError> {
+    let mut resources: BTreeMap<String, ResourceLabels> = BTreeMap::new();
+    for_each_resource(store, |r| {
+        resources.insert(r.key, ResourceLabels::of(&r.resource));
+    })?;
     let mut out = Vec::new();
     let mut cursor = None;
     loop {

@@ -135,3 +135,48 @@ pub fn eventually<T>(within: Duration, mut f: impl FnMut() -> Option<T>) -> Opti
     }
     None
 }
+
+/// Waits up to 15 s for the server at `base` to answer `/health` with 200.
+pub fn wait_healthy(base: &str) {
+    eventually(Duration::from_secs(15), || {
+        reqwest::blocking::get(format!("{base}/health"))
+            .ok()
+            .filter(|r| r.status().is_success())
+            .map(|_| ())
+    })
+    .expect("the server answers /health");
+}
+
+/// Creates a token with `scopes` in the store at `data_dir` (`skymeter token create`).
+pub fn create_token(data_dir: &Path, name: &str, scopes: &[&str]) -> String {
+    let mut args = vec!["token", "create", "--name", name];
+    for s in scopes {
+        args.extend(["--scope", s]);
+    }
+    let data = data_dir.to_str().unwrap();
+    args.extend(["--data-dir", data]);
+    let out = skymeter(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    stdout(&out).trim().to_string()
+}
+
+/// `skymeter server` on a free loopback port over `<dir>/data`, with tokens; answers
+/// `/health`. Returns the process, the base URL and a token with the ingest and read scopes.
+pub fn server_with_token(dir: &Path) -> (Proc, String, String) {
+    let data = dir.join("data");
+    let token = create_token(&data, "test", &["ingest", "read"]);
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let server = spawn(
+        &[
+            "server",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+            data.to_str().unwrap(),
+        ],
+        dir,
+    );
+    wait_healthy(&base);
+    (server, base, token)
+}

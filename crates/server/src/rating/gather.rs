@@ -4,9 +4,7 @@
 
 use skymeter_model::{Labels, Resource};
 use skymeter_rating::{Aggregate, Decimal, ServiceDef, Usage, UsageFrames};
-use skymeter_store::{
-    PageQuery, PointsQuery, ResourceQuery, SeriesQuery, Store, StoreError, StoredResource,
-};
+use skymeter_store::{PageQuery, PointsQuery, SeriesQuery, Store, StoreError, StoredResource};
 use smol_str::SmolStr;
 use std::collections::{BTreeMap, HashMap};
 
@@ -19,23 +17,10 @@ pub const UNASSIGNED: &str = "unassigned";
 /// Every resource of the store, by key: read once per round of periods.
 pub fn all_resources(store: &dyn Store) -> Result<HashMap<String, StoredResource>, StoreError> {
     let mut out = HashMap::new();
-    let mut cursor = None;
-    loop {
-        let page = store.resources(&ResourceQuery {
-            page: PageQuery {
-                limit: Some(PageQuery::MAX_LIMIT),
-                cursor,
-            },
-            ..Default::default()
-        })?;
-        for r in page.items {
-            out.insert(r.key.clone(), r);
-        }
-        match page.next_cursor {
-            Some(c) => cursor = Some(c),
-            None => return Ok(out),
-        }
-    }
+    skymeter_store::for_each_resource(store, |r| {
+        out.insert(r.key.clone(), r);
+    })?;
+    Ok(out)
 }
 
 /// An attribute of a usage item, by the name rules use:
