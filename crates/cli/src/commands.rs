@@ -109,7 +109,7 @@ fn validate(args: ValidateArgs, registry: &Registry) -> ExitCode {
                     println!(
                         "task `{}`: {} → collect [{}] → process [{}] → publish [{}]",
                         t.name,
-                        describe_schedule(&t.schedule),
+                        skymeter_pipeline::schedule::describe(&t.schedule),
                         names(t.collectors.iter().map(|c| &c.name).collect()),
                         names(t.processors.iter().map(|c| &c.name).collect()),
                         names(t.publishers.iter().map(|c| &c.name).collect()),
@@ -135,13 +135,6 @@ fn validate(args: ValidateArgs, registry: &Registry) -> ExitCode {
                 report_config_errors(&errs)
             }
         }
-    }
-}
-
-fn describe_schedule(s: &Schedule) -> String {
-    match s {
-        Schedule::Every(d) => format!("every {}", humantime::format_duration(*d)),
-        Schedule::Cron { expr, .. } => format!("cron `{expr}`"),
     }
 }
 

@@ -8,6 +8,12 @@ pub mod runner;
 pub mod schedule;
 pub mod windows;
 
-pub use config::{load_file, load_str, one_shot_source, AgentSettings, LoadedConfig, Task};
-pub use runner::{run_task_once, RunSummary, Runner, TaskRunResult};
+pub use config::{
+    load_file, load_manifest_str, load_source, load_str, one_shot_source, AgentSettings, Branch,
+    LoadedConfig, Task,
+};
+pub mod manager;
+pub use runner::{
+    run_task, run_task_once, RunObserver, RunSummary, Runner, TaskEnd, TaskRunResult,
+};
 pub use schedule::Schedule;

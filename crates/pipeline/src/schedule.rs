@@ -22,6 +22,14 @@ pub enum Schedule {
     },
 }
 
+/// How a schedule reads to a person: `every 10s`, ``cron `0 */5 * * * *` ``.
+pub fn describe(s: &Schedule) -> String {
+    match s {
+        Schedule::Every(d) => format!("every {}", humantime::format_duration(*d)),
+        Schedule::Cron { expr, .. } => format!("cron `{expr}`"),
+    }
+}
+
 impl Schedule {
     /// The nominal length of one window (the cron's current gap for cron schedules).
     pub fn period_at(&self, at: DateTime<Utc>) -> Duration {

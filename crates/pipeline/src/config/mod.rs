@@ -38,6 +38,8 @@ use toml::Spanned;
 
 use crate::schedule::Schedule;
 
+pub mod snap;
+
 /// `[agent]`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -148,6 +150,24 @@ pub struct Task {
     pub stop: Option<DateTime<Utc>>,
     pub metrics: MetricSelection,
     pub collectors: Vec<CollectorEntry>,
+    /// The task's own `process` → `publish`: the first branch.
+    pub processors: Vec<ProcessorEntry>,
+    pub publishers: Vec<PublisherEntry>,
+    /// More `[[task.branch]]`es: each gets its own copy of the collected batch, runs its
+    /// processors and hands the result to its publishers (a snap workflow tree is a task
+    /// with one branch per path from `collect` to a publisher).
+    pub branches: Vec<Branch>,
+    /// End after this many runs (snap's `count`); `None`: run until stopped.
+    pub max_runs: Option<u64>,
+    /// End with [`TaskEnd::Disabled`](crate::runner::TaskEnd) after this many failed runs in
+    /// a row (snap's `max-failures`); `None`: never.
+    pub max_failures: Option<u32>,
+    /// Told about every run (the agent API's `watch` and task states).
+    pub observer: Option<Arc<dyn crate::runner::RunObserver>>,
+}
+
+/// A `process` → `publish` path of a task besides its own.
+pub struct Branch {
     pub processors: Vec<ProcessorEntry>,
     pub publishers: Vec<PublisherEntry>,
 }
@@ -171,6 +191,10 @@ struct TaskHeader {
     catch_up: Option<DurationStr>,
     #[serde(default)]
     metrics: Vec<String>,
+    /// Stop after this many runs.
+    count: Option<u64>,
+    /// Disable the task after this many failed runs in a row.
+    max_failures: Option<u32>,
     /// Free text for humans.
     #[serde(default)]
     #[allow(dead_code)]
@@ -230,12 +254,56 @@ pub fn load_file(
             snippet: None,
         }]
     })?;
+    let file = path.display().to_string();
+    if snap::is_manifest(&file, &text) {
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "snap-task".into());
+        return load_manifest_str(
+            &file,
+            &text,
+            &stem,
+            None,
+            registry,
+            &|k| std::env::var(k).ok(),
+            persist_identity,
+        );
+    }
     load_str(
-        Source::new(path.display().to_string(), text),
+        Source::new(file, text),
         registry,
         &|k| std::env::var(k).ok(),
         persist_identity,
     )
+}
+
+/// Loads a snap task manifest (JSON or YAML; see [`snap`]) as a one-task config. The task
+/// is named by the manifest's `name`, else `default_name`; `agent` (a running agent's own
+/// settings) replaces the defaults when given.
+pub fn load_manifest_str(
+    file: &str,
+    text: &str,
+    default_name: &str,
+    agent: Option<&AgentSettings>,
+    registry: &Registry,
+    env: &dyn Fn(&str) -> Option<String>,
+    persist_identity: bool,
+) -> Result<LoadedConfig, Vec<ConfigError>> {
+    let translated = snap::translate(file, text, default_name, registry)?;
+    let toml_name = format!("{file} (as a task)");
+    load_source(
+        Source::new(toml_name.clone(), translated.toml.clone()),
+        registry,
+        env,
+        persist_identity,
+        agent,
+    )
+    .map_err(|errs| {
+        errs.into_iter()
+            .map(|e| translated.relocate(e, &toml_name))
+            .collect()
+    })
 }
 
 /// Loads and builds a task file from text; `env` resolves `${VAR}` references.
@@ -245,6 +313,18 @@ pub fn load_str(
     env: &dyn Fn(&str) -> Option<String>,
     persist_identity: bool,
 ) -> Result<LoadedConfig, Vec<ConfigError>> {
+    load_source(source, registry, env, persist_identity, None)
+}
+
+/// [`load_str`] for a running agent's tasks: with `agent` given, the text may not have an
+/// `[agent]` table of its own (the agent's settings are the agent's).
+pub fn load_source(
+    source: Arc<Source>,
+    registry: &Registry,
+    env: &dyn Fn(&str) -> Option<String>,
+    persist_identity: bool,
+    agent_override: Option<&AgentSettings>,
+) -> Result<LoadedConfig, Vec<ConfigError>> {
     let mut root = source.parse().map_err(|e| vec![e])?;
     let secrets = Arc::new(interpolate(&source, &mut root, env)?);
     let mut errors = Vec::new();
@@ -253,12 +333,20 @@ pub fn load_str(
         unreachable!("a document is a table")
     };
 
-    let agent = match root_table.remove("agent") {
-        Some(v) => decode::<AgentSettings>(&source, &secrets, v).unwrap_or_else(|e| {
+    let agent = match (root_table.remove("agent"), agent_override) {
+        (Some(v), Some(a)) => {
+            errors.push(source.error(
+                Some(v.span().start..v.span().start),
+                "a task given to a running agent cannot have an `[agent]` table; the agent's own settings apply",
+            ));
+            a.clone()
+        }
+        (None, Some(a)) => a.clone(),
+        (Some(v), None) => decode::<AgentSettings>(&source, &secrets, v).unwrap_or_else(|e| {
             errors.push(e);
             AgentSettings::default()
         }),
-        None => AgentSettings::default(),
+        (None, None) => AgentSettings::default(),
     };
     let tasks_value = root_table.remove("task");
     for (key, _) in root_table.iter() {
@@ -361,6 +449,7 @@ fn build_task(
         .iter()
         .map(|k| table.remove(*k))
         .collect();
+    let branch_value = table.remove("branch");
     let header = match decode::<TaskHeader>(
         source,
         secrets,
@@ -444,92 +533,90 @@ fn build_task(
         ..ctx
     };
 
-    let mut collectors = Vec::new();
-    let mut processors = Vec::new();
-    let mut publishers = Vec::new();
-    for (kind, list) in [
-        PluginKind::Collector,
-        PluginKind::Processor,
-        PluginKind::Publisher,
-    ]
-    .into_iter()
-    .zip(lists)
-    {
-        let Some(list) = list else {
-            if kind != PluginKind::Processor {
-                errors.push(at_task(format!(
-                    "task `{}` has no `{}` list; add e.g. {}",
-                    header.name,
-                    list_key(kind),
-                    match kind {
-                        PluginKind::Collector => "collect = [{ plugin = \"host\" }]",
-                        _ => "publish = [{ plugin = \"stdout\" }]",
+    // `[[task.branch]]`: each a table with `process` (optional) and `publish`.
+    let mut branch_lists = Vec::new();
+    if let Some(v) = branch_value {
+        let vspan = v.span();
+        match v.into_inner() {
+            DeValue::Array(arr) => {
+                for b in arr {
+                    let bspan = b.span();
+                    let DeValue::Table(mut bt) = b.into_inner() else {
+                        errors.push(source.error(Some(bspan), "each `[[task.branch]]` must be a table with `publish` (and optionally `process`)"));
+                        continue;
+                    };
+                    let process = bt.remove("process");
+                    let publish = bt.remove("publish");
+                    for (key, _) in bt.iter() {
+                        errors.push(source.error(
+                            Some(key.span()),
+                            format!("unknown key `{}` in a branch; a branch has `process` and `publish`", key.get_ref()),
+                        ));
                     }
-                )));
-            }
-            continue;
-        };
-        let list_span = list.span();
-        let DeValue::Array(entries) = list.into_inner() else {
-            errors.push(source.error(
-                Some(list_span),
-                format!("`{}` must be a list of tables", list_key(kind)),
-            ));
-            continue;
-        };
-        if entries.is_empty() && kind != PluginKind::Processor {
-            errors.push(source.error(
-                Some(list_span),
-                format!("`{}` is empty; name at least one plugin", list_key(kind)),
-            ));
-        }
-        let mut names = std::collections::HashMap::<String, usize>::new();
-        for entry in entries {
-            let Some(mut e) = split_entry(source, secrets, registry, kind, entry, errors) else {
-                continue;
-            };
-            let n = names.entry(e.name.clone()).or_insert(0);
-            *n += 1;
-            if *n > 1 {
-                e.name = format!("{}#{}", e.name, n);
-            }
-            match kind {
-                PluginKind::Collector => {
-                    let f = registry.collector(e.plugin).expect("checked");
-                    match (f.build)(&e.raw, &ctx) {
-                        Ok(c) => collectors.push(CollectorEntry {
-                            name: e.name,
-                            plugin: e.plugin,
-                            timeout: task_timeout,
-                            catch_up: e.catch_up.unwrap_or(task_catch_up),
-                            collector: c,
-                        }),
-                        Err(err) => errors.push(err),
+                    if publish.is_none() {
+                        errors.push(source.error(
+                            Some(bspan.start..bspan.start),
+                            "this branch has no `publish` list; add e.g. publish = [{ plugin = \"stdout\" }]",
+                        ));
                     }
-                }
-                PluginKind::Processor => {
-                    let f = registry.processor(e.plugin).expect("checked");
-                    match (f.build)(&e.raw, &ctx) {
-                        Ok(p) => processors.push(ProcessorEntry {
-                            name: e.name,
-                            processor: p,
-                        }),
-                        Err(err) => errors.push(err),
-                    }
-                }
-                PluginKind::Publisher => {
-                    let f = registry.publisher(e.plugin).expect("checked");
-                    match (f.build)(&e.raw, &ctx) {
-                        Ok(p) => publishers.push(PublisherEntry {
-                            name: e.name,
-                            publisher: p,
-                        }),
-                        Err(err) => errors.push(err),
-                    }
+                    branch_lists.push((process, publish));
                 }
             }
+            _ => errors.push(source.error(
+                Some(vspan),
+                "`branch` must be an array of tables: write `[[task.branch]]`",
+            )),
         }
     }
+    let [collect_list, process_list, publish_list]: [_; 3] = lists.try_into().ok()?;
+    let mut builder = EntryBuilder {
+        source,
+        secrets,
+        registry,
+        ctx: &ctx,
+        errors,
+    };
+    let collectors: Vec<CollectorEntry> = match collect_list {
+        None => {
+            builder.errors.push(at_task(format!(
+                "task `{}` has no `collect` list; add e.g. collect = [{{ plugin = \"host\" }}]",
+                header.name
+            )));
+            Vec::new()
+        }
+        Some(list) => builder
+            .entries(PluginKind::Collector, list)
+            .into_iter()
+            .filter_map(|e| {
+                let f = registry.collector(e.plugin).expect("checked");
+                match (f.build)(&e.raw, &ctx) {
+                    Ok(c) => Some(CollectorEntry {
+                        name: e.name,
+                        plugin: e.plugin,
+                        timeout: task_timeout,
+                        catch_up: e.catch_up.unwrap_or(task_catch_up),
+                        collector: c,
+                    }),
+                    Err(err) => {
+                        builder.errors.push(err);
+                        None
+                    }
+                }
+            })
+            .collect(),
+    };
+    // The task's own publish list may be left out when branches publish.
+    if publish_list.is_none() && branch_lists.is_empty() {
+        builder.errors.push(at_task(format!(
+            "task `{}` has no `publish` list; add e.g. publish = [{{ plugin = \"stdout\" }}]",
+            header.name
+        )));
+    }
+    let main = builder.branch(process_list, publish_list);
+    let branches: Vec<Branch> = branch_lists
+        .into_iter()
+        .map(|(process, publish)| builder.branch(process, publish))
+        .collect();
     if errors.len() > before {
         return None;
     }
@@ -542,9 +629,103 @@ fn build_task(
         stop: header.schedule.stop.map(|t| t.0),
         metrics,
         collectors,
-        processors,
-        publishers,
+        processors: main.processors,
+        publishers: main.publishers,
+        branches,
+        max_runs: header.count,
+        max_failures: header.max_failures,
+        observer: None,
     })
+}
+
+/// Builds plugin entries of one task, collecting every mistake.
+struct EntryBuilder<'s, 'e> {
+    source: &'s Arc<Source>,
+    secrets: &'s Arc<Vec<String>>,
+    registry: &'s Registry,
+    ctx: &'s BuildContext,
+    errors: &'e mut Vec<ConfigError>,
+}
+
+impl EntryBuilder<'_, '_> {
+    /// The entries of one plugin list, names made unique (`name#2`…).
+    fn entries<'a>(&mut self, kind: PluginKind, list: Spanned<DeValue<'a>>) -> Vec<Entry<'a>> {
+        let list_span = list.span();
+        let DeValue::Array(items) = list.into_inner() else {
+            self.errors.push(self.source.error(
+                Some(list_span),
+                format!("`{}` must be a list of tables", list_key(kind)),
+            ));
+            return Vec::new();
+        };
+        if items.is_empty() && kind != PluginKind::Processor {
+            self.errors.push(self.source.error(
+                Some(list_span),
+                format!("`{}` is empty; name at least one plugin", list_key(kind)),
+            ));
+        }
+        let mut names = std::collections::HashMap::<String, usize>::new();
+        let mut out = Vec::new();
+        for item in items {
+            let Some(mut e) = split_entry(
+                self.source,
+                self.secrets,
+                self.registry,
+                kind,
+                item,
+                self.errors,
+            ) else {
+                continue;
+            };
+            let n = names.entry(e.name.clone()).or_insert(0);
+            *n += 1;
+            if *n > 1 {
+                e.name = format!("{}#{}", e.name, n);
+            }
+            out.push(e);
+        }
+        out
+    }
+
+    /// A `process` → `publish` pair, built.
+    fn branch(
+        &mut self,
+        process: Option<Spanned<DeValue<'_>>>,
+        publish: Option<Spanned<DeValue<'_>>>,
+    ) -> Branch {
+        let mut processors = Vec::new();
+        for e in process
+            .map(|l| self.entries(PluginKind::Processor, l))
+            .unwrap_or_default()
+        {
+            let f = self.registry.processor(e.plugin).expect("checked");
+            match (f.build)(&e.raw, self.ctx) {
+                Ok(p) => processors.push(ProcessorEntry {
+                    name: e.name,
+                    processor: p,
+                }),
+                Err(err) => self.errors.push(err),
+            }
+        }
+        let mut publishers = Vec::new();
+        for e in publish
+            .map(|l| self.entries(PluginKind::Publisher, l))
+            .unwrap_or_default()
+        {
+            let f = self.registry.publisher(e.plugin).expect("checked");
+            match (f.build)(&e.raw, self.ctx) {
+                Ok(p) => publishers.push(PublisherEntry {
+                    name: e.name,
+                    publisher: p,
+                }),
+                Err(err) => self.errors.push(err),
+            }
+        }
+        Branch {
+            processors,
+            publishers,
+        }
+    }
 }
 
 fn list_key(kind: PluginKind) -> &'static str {

@@ -42,6 +42,28 @@ pub struct TaskRunResult {
     pub window: Option<Window>,
 }
 
+/// Why a task's loop ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskEnd {
+    /// Shutdown or stop was asked.
+    Stopped,
+    /// The schedule's `stop` passed.
+    ScheduleEnded,
+    /// The task ran its `count` runs.
+    CountReached,
+    /// `max_failures` runs in a row failed (snap disables the task then).
+    Disabled,
+}
+
+/// Watches a task's runs (the agent API's task states and `watch` streams). Called on the
+/// task's own loop: keep it quick, take copies only of what is needed.
+pub trait RunObserver: Send + Sync {
+    /// The batch as collected, before any processor ran.
+    fn collected(&self, _batch: &Batch) {}
+    /// The run is over, published or not.
+    fn finished(&self, _result: &TaskRunResult) {}
+}
+
 /// Totals over a whole `run`.
 #[derive(Debug, Clone, Default)]
 pub struct RunSummary {
@@ -144,18 +166,50 @@ fn runner_error(plugin: &str, message: String, context: &[(&str, String)]) -> Co
 
 async fn task_loop(
     agent_id: String,
+    task: Task,
+    shutdown: watch::Receiver<bool>,
+) -> Vec<TaskRunResult> {
+    run_task(agent_id, task, shutdown).await.0
+}
+
+/// Runs one task on its schedule until `shutdown` turns true, its schedule or `count` ends,
+/// or `max_failures` runs in a row failed; flushes it and says why it ended.
+pub async fn run_task(
+    agent_id: String,
     mut task: Task,
     mut shutdown: watch::Receiver<bool>,
-) -> Vec<TaskRunResult> {
+) -> (Vec<TaskRunResult>, TaskEnd) {
     let clock = runner_clock();
     let mut results = Vec::new();
+    let mut end = TaskEnd::Stopped;
+    let mut failures_in_a_row = 0u32;
+    // After each run: whether the task must end now (count, max failures).
+    let mut over = |task: &Task, results: &[TaskRunResult], end: &mut TaskEnd| -> bool {
+        let last = results.last().expect("called after a run");
+        if last.failed_collectors > 0 || last.failed_publishers > 0 {
+            failures_in_a_row += 1;
+        } else {
+            failures_in_a_row = 0;
+        }
+        if task.max_failures.is_some_and(|m| failures_in_a_row >= m) {
+            tracing::error!(task = %task.name, "{failures_in_a_row} runs in a row failed (max_failures); the task is disabled until enabled again");
+            *end = TaskEnd::Disabled;
+            return true;
+        }
+        if task.max_runs.is_some_and(|m| results.len() as u64 >= m) {
+            tracing::info!(task = %task.name, "ran its {} runs (count); done", results.len());
+            *end = TaskEnd::CountReached;
+            return true;
+        }
+        false
+    };
     // Before `start`, wait for it.
     if let Some(start) = task.start {
         if let Ok(wait) = (start - clock.now()).to_std() {
             tracing::info!(task = %task.name, "waiting for the schedule's start at {start}");
             if sleep_or_shutdown(clock.real_wait(wait), &mut shutdown).await {
                 flush_task(&agent_id, &mut task).await;
-                return results;
+                return (results, end);
             }
         }
     }
@@ -228,6 +282,10 @@ async fn task_loop(
             &mut save_failed,
             &mut pending,
         );
+        if over(&task, &results, &mut end) {
+            flush_task(&agent_id, &mut task).await;
+            return (results, end);
+        }
     }
 
     let mut prev_end = live_start;
@@ -238,6 +296,7 @@ async fn task_loop(
         let now = clock.now();
         if task.stop.is_some_and(|stop| now >= stop) {
             tracing::info!(task = %task.name, "schedule stop reached");
+            end = TaskEnd::ScheduleEnded;
             break;
         }
         let window = Window {
@@ -267,6 +326,9 @@ async fn task_loop(
                     &mut save_failed,
                     &mut pending,
                 );
+                if over(&task, &results, &mut end) {
+                    break;
+                }
             } else {
                 tracing::info!(
                     task = %task.name,
@@ -285,7 +347,7 @@ async fn task_loop(
         }
     }
     flush_task(&agent_id, &mut task).await;
-    results
+    (results, end)
 }
 
 /// After a run: the collectors that ran completed their windows; keep that durably.
@@ -451,16 +513,12 @@ async fn run_window(
             }
         }
     }
-    for p in &mut task.processors {
-        // A processor's panic (a bug) leaves the batch as far as it got, says so in the
-        // batch, and the run goes on to publish.
-        if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            p.processor.process(&mut batch)
-        })) {
-            let e = panicked(&p.name, "processing", &*panic);
-            batch.errors.push(e.into_record(&p.name, collected_at));
-        }
+    if let Some(o) = &task.observer {
+        o.collected(&batch);
     }
+    // Each extra branch works on its own copy of what was collected.
+    let mut branch_batches: Vec<Batch> = task.branches.iter().map(|_| batch.clone()).collect();
+    process(&mut task.processors, &mut batch, collected_at);
     result.resources = batch.resources.len();
     result.points = batch.points.len();
     result.costs = batch.costs.len();
@@ -469,6 +527,10 @@ async fn run_window(
         tracing::warn!(task = %task.name, plugin = %e.plugin, "collection error: {}{}", e.message, fmt_context(&e.context));
     }
     result.failed_publishers = publish(&task.name, &mut task.publishers, &batch).await;
+    for (branch, b) in task.branches.iter_mut().zip(&mut branch_batches) {
+        process(&mut branch.processors, b, collected_at);
+        result.failed_publishers += publish(&task.name, &mut branch.publishers, b).await;
+    }
     tracing::info!(
         task = %task.name,
         window_start = %window.start.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
@@ -480,7 +542,27 @@ async fn run_window(
         duration_ms = started.elapsed().as_millis() as u64,
         "run finished"
     );
+    if let Some(o) = &task.observer {
+        o.finished(&result);
+    }
     result
+}
+
+/// Runs a batch through processors in order. A processor's panic (a bug) leaves the batch
+/// as far as it got, says so in the batch, and the run goes on to publish.
+fn process(
+    processors: &mut [crate::config::ProcessorEntry],
+    batch: &mut Batch,
+    collected_at: DateTime<Utc>,
+) {
+    for p in processors {
+        if let Err(panic) =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| p.processor.process(batch)))
+        {
+            let e = panicked(&p.name, "processing", &*panic);
+            batch.errors.push(e.into_record(&p.name, collected_at));
+        }
+    }
 }
 
 fn fmt_context(ctx: &skymeter_model::Labels) -> String {
@@ -587,20 +669,34 @@ async fn publish(
     failed
 }
 
-/// At shutdown: lets processors emit what they hold, publishes that, flushes publishers.
+/// At shutdown: lets processors emit what they hold, publishes that, flushes publishers;
+/// for the task's own branch and every extra one.
 async fn flush_task(agent_id: &str, task: &mut Task) {
+    let name = task.name.clone();
+    flush_branch(agent_id, &name, &mut task.processors, &mut task.publishers).await;
+    for b in &mut task.branches {
+        flush_branch(agent_id, &name, &mut b.processors, &mut b.publishers).await;
+    }
+}
+
+async fn flush_branch(
+    agent_id: &str,
+    task: &str,
+    processors: &mut [crate::config::ProcessorEntry],
+    publishers: &mut [crate::config::PublisherEntry],
+) {
     // What processor i holds back passes through processors i+1.. like any other record.
-    let mut batch = Batch::new(agent_id, &task.name, Utc::now());
-    for p in &mut task.processors {
+    let mut batch = Batch::new(agent_id, task, Utc::now());
+    for p in processors.iter_mut() {
         p.processor.process(&mut batch);
         p.processor.flush(&mut batch);
     }
     if !batch.is_empty() {
-        publish(&task.name, &mut task.publishers, &batch).await;
+        publish(task, publishers, &batch).await;
     }
-    for p in &mut task.publishers {
+    for p in publishers.iter_mut() {
         if let Err(e) = p.publisher.flush().await {
-            tracing::error!(task = %task.name, publisher = %p.name, "flush failed: {e}");
+            tracing::error!(task, publisher = %p.name, "flush failed: {e}");
         }
     }
 }

@@ -106,6 +106,10 @@ fn task(collectors: Vec<CollectorEntry>, cap: &Capture, every_ms: u64) -> Task {
             name: "capture".into(),
             publisher: Box::new(cap.clone()),
         }],
+        branches: Vec::new(),
+        max_runs: None,
+        max_failures: None,
+        observer: None,
     }
 }
 
