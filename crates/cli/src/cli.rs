@@ -48,6 +48,9 @@ impl Command {
                 | Command::Validate(_)
                 | Command::Rating(_)
                 | Command::Costs(_)
+                | Command::Task(_)
+                | Command::Metric(_)
+                | Command::Plugin(_)
         )
     }
 }
@@ -87,6 +90,13 @@ pub enum Command {
     /// 1.2 file (CSV or Parquet).
     #[command(subcommand)]
     Costs(crate::costs::CostsCommand),
+    /// Tasks of a running agent (`skymeter run --api`): create from TOML or a snap
+    /// manifest, list, get, start, stop, enable, remove, watch.
+    Task(crate::tasks::TaskArgs),
+    /// The metrics a running agent's collectors can emit (`skymeter run --api`).
+    Metric(crate::tasks::MetricArgs),
+    /// The plugins a running agent has (`skymeter run --api`).
+    Plugin(crate::tasks::PluginArgs),
 }
 
 #[derive(Debug, Args)]
@@ -189,20 +199,37 @@ pub enum ScopeArg {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Task file (TOML).
-    #[arg(short, long, value_name = "FILE")]
-    pub config: PathBuf,
+    /// Task file: TOML, or a snap task manifest (JSON or YAML, docs/snap.md). Optional with
+    /// --api, whose tasks can all be created at run time.
+    #[arg(short, long, value_name = "FILE", required_unless_present = "api")]
+    pub config: Option<PathBuf>,
     /// Run every task once over its last complete window, flush, and exit.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "api")]
     pub once: bool,
     /// Run only this task (repeatable).
     #[arg(long = "task", value_name = "NAME")]
     pub tasks: Vec<String>,
+    /// Serve the agent API on this address: tasks created, started, stopped, removed and
+    /// watched while the agent runs (`skymeter task …`); tasks made there are kept in the
+    /// data dir and survive a restart.
+    #[arg(long, value_name = "ADDR")]
+    pub api: Option<std::net::SocketAddr>,
+    /// The agent API's bearer token file; created with a fresh token (mode 0600) when
+    /// missing [default: <data dir>/agent-api-token].
+    #[arg(long, value_name = "FILE", requires = "api")]
+    pub api_token_file: Option<PathBuf>,
+    /// Serve the agent API without a token. Refused unless --api is a loopback address.
+    #[arg(long, requires = "api")]
+    pub api_no_auth: bool,
+    /// The agent's data dir when there is no task file (with one, its `[agent] data_dir`)
+    /// [default: skymeter-data].
+    #[arg(long, value_name = "DIR", conflicts_with = "config")]
+    pub data_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
-    /// Task file (TOML).
+    /// Task file: TOML, or a snap task manifest (JSON or YAML).
     #[arg(short, long, value_name = "FILE")]
     pub config: PathBuf,
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]

@@ -15,6 +15,7 @@ use std::process::ExitCode;
 use tokio::sync::watch;
 
 pub async fn dispatch(cli: crate::cli::Cli, registry: Registry) -> ExitCode {
+    let registry = std::sync::Arc::new(registry);
     match cli.command {
         Command::Run(a) => run(a, &registry).await,
         Command::Validate(a) => validate(a, &registry),
@@ -29,11 +30,21 @@ pub async fn dispatch(cli: crate::cli::Cli, registry: Registry) -> ExitCode {
         Command::Prices(a) => crate::prices::prices(a, &registry).await,
         Command::Rating(c) => crate::rating::rating(c).await,
         Command::Costs(c) => crate::costs::costs(c).await,
+        Command::Task(a) => crate::tasks::task(a).await,
+        Command::Metric(a) => crate::tasks::metric(a).await,
+        Command::Plugin(a) => crate::tasks::plugin(a).await,
     }
 }
 
-async fn run(args: RunArgs, registry: &Registry) -> ExitCode {
-    let mut cfg = match load_file(&args.config, registry, true) {
+async fn run(args: RunArgs, registry: &std::sync::Arc<Registry>) -> ExitCode {
+    if let Some(addr) = args.api {
+        return crate::tasks::run_with_api(args, addr, registry).await;
+    }
+    let Some(config) = args.config.as_ref() else {
+        eprintln!("error: give a task file with -c, or --api to create tasks at run time");
+        return ExitCode::from(USAGE);
+    };
+    let mut cfg = match load_file(config, registry, true) {
         Ok(c) => c,
         Err(errs) => return report_config_errors(&errs),
     };
@@ -42,7 +53,7 @@ async fn run(args: RunArgs, registry: &Registry) -> ExitCode {
         if let Some(missing) = args.tasks.iter().find(|n| !known.contains(n)) {
             eprintln!(
                 "error: no task named `{missing}` in {}; it has: {}",
-                args.config.display(),
+                config.display(),
                 known.join(", ")
             );
             return ExitCode::from(USAGE);

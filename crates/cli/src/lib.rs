@@ -5,6 +5,7 @@
 //! It is a library so that a build (or a test) can run the command line over its own plugin
 //! registry: [`main_with`] knows no plugin or cloud by name.
 
+mod agent_api;
 mod cli;
 mod commands;
 mod costs;
@@ -15,6 +16,7 @@ mod query;
 mod rating;
 mod remote;
 mod serve;
+mod tasks;
 
 use clap::{CommandFactory, FromArgMatches};
 use skymeter_plugin_api::Registry;

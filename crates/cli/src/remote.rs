@@ -29,7 +29,45 @@ pub async fn call(
     path: &str,
     body: Option<serde_json::Value>,
 ) -> Result<serde_json::Value, ExitCode> {
-    let url = format!("{}{path}", opts.server.trim_end_matches('/'));
+    let endpoint = Endpoint {
+        base: &opts.server,
+        token: opts.token.as_deref(),
+        what: "the server",
+        where_flag: "--server or SKYMETER_SERVER",
+        token_flag: "--token or SKYMETER_TOKEN",
+    };
+    request(&endpoint, method, path, body.map_or(Body::None, Body::Json)).await
+}
+
+/// Where an API is and how to say so in errors (the server's, or an agent's).
+pub struct Endpoint<'a> {
+    pub base: &'a str,
+    pub token: Option<&'a str>,
+    /// `the server`, `the agent`.
+    pub what: &'a str,
+    /// The flags that set the address and the token, for hints.
+    pub where_flag: &'a str,
+    pub token_flag: &'a str,
+}
+
+/// A request body.
+pub enum Body {
+    None,
+    Json(serde_json::Value),
+    Text {
+        content_type: &'static str,
+        text: String,
+    },
+}
+
+/// One call to an API that answers JSON, errors as `{"error": {"message"}}`.
+pub async fn request(
+    ep: &Endpoint<'_>,
+    method: reqwest::Method,
+    path: &str,
+    body: Body,
+) -> Result<serde_json::Value, ExitCode> {
+    let url = format!("{}{path}", ep.base.trim_end_matches('/'));
     let client = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(60))
         .build()
@@ -38,14 +76,21 @@ pub async fn call(
             ExitCode::from(FAILURE)
         })?;
     let mut req = client.request(method.clone(), &url);
-    if let Some(t) = &opts.token {
+    if let Some(t) = ep.token {
         req = req.bearer_auth(t);
     }
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
+    req = match body {
+        Body::None => req,
+        Body::Json(b) => req.json(&b),
+        Body::Text { content_type, text } => req
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .body(text),
+    };
     let resp = req.send().await.map_err(|e| {
-        eprintln!("error: {method} {url}: {e}; is the server running there? (--server or SKYMETER_SERVER)");
+        eprintln!(
+            "error: {method} {url}: {e}; is {} running there? ({})",
+            ep.what, ep.where_flag
+        );
         ExitCode::from(FAILURE)
     })?;
     let status = resp.status();
@@ -63,7 +108,7 @@ pub async fn call(
     let message = value["error"]["message"].as_str().unwrap_or(text.trim());
     eprintln!("error: {method} {url}: {status}: {message}");
     if status == 401 || status == 403 {
-        eprintln!("give a token with the needed scope: --token or SKYMETER_TOKEN");
+        eprintln!("give a token with the needed scope: {}", ep.token_flag);
     }
     Err(ExitCode::from(if status == 400 { USAGE } else { FAILURE }))
 }

@@ -284,19 +284,22 @@ impl TaskManager {
         self.agent.data_dir().join("tasks")
     }
 
-    /// Builds a task from its text: the one named `name` in it.
+    /// Builds a task from its text: the one named `name` in it. The config file's text
+    /// carries its own `[agent]`; an API-made task gets the agent's.
     fn build(
         &self,
+        origin: &Origin,
         format: SourceFormat,
         text: &str,
         name: &str,
     ) -> Result<Task, Vec<ConfigError>> {
+        let agent = (*origin == Origin::Api).then_some(&self.agent);
         let cfg = match format {
             SourceFormat::Manifest => load_manifest_str(
                 "task manifest",
                 text,
                 name,
-                Some(&self.agent),
+                agent,
                 &self.registry,
                 &*self.env,
                 true,
@@ -306,7 +309,7 @@ impl TaskManager {
                 &self.registry,
                 &*self.env,
                 true,
-                Some(&self.agent),
+                agent,
             )?,
         };
         cfg.tasks
@@ -392,7 +395,7 @@ impl TaskManager {
                 uuid::Uuid::now_v7().to_string()
             };
             let task = self
-                .build(format, text, name)
+                .build(&Origin::Api, format, text, name)
                 .map_err(ManagerError::Invalid)?;
             let mut info = describe(&id, &task, Origin::Api, format, Utc::now());
             if !start {
@@ -438,7 +441,7 @@ impl TaskManager {
                     continue;
                 }
             };
-            match self.build(saved.format, &saved.text, &saved.name) {
+            match self.build(&Origin::Api, saved.format, &saved.text, &saved.name) {
                 Ok(task) => {
                     let mut info =
                         describe(&saved.id, &task, Origin::Api, saved.format, saved.created);
@@ -587,7 +590,7 @@ impl TaskManager {
     }
 
     pub fn start(&self, id_or_name: &str) -> Result<TaskInfo, ManagerError> {
-        let (id, format, text, name) = {
+        let (id, origin, format, text, name) = {
             let tasks = self.tasks.lock().expect("tasks lock");
             let id = find(&tasks, id_or_name)?;
             let e = &tasks[&id];
@@ -601,10 +604,16 @@ impl TaskManager {
                 }
                 _ => {}
             }
-            (id, e.info.format, e.text.clone(), e.info.name.clone())
+            (
+                id,
+                e.info.origin.clone(),
+                e.info.format,
+                e.text.clone(),
+                e.info.name.clone(),
+            )
         };
         let task = self
-            .build(format, &text, &name)
+            .build(&origin, format, &text, &name)
             .map_err(ManagerError::Invalid)?;
         self.spawn(&id, task);
         self.persist(&id)?;

@@ -11,7 +11,7 @@ pub mod prom;
 mod store;
 mod types;
 
-pub use embedded::{EmbeddedOptions, EmbeddedStore, TokenAdmin};
+pub use embedded::{tokens, EmbeddedOptions, EmbeddedStore, TokenAdmin};
 pub use prom::PromQuerier;
 pub use store::{for_each_resource, Store};
 pub use types::{

@@ -31,7 +31,7 @@ mod prom;
 mod record;
 mod series;
 mod symbols;
-mod tokens;
+pub mod tokens;
 mod tsdb;
 mod wal;
 
