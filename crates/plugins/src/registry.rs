@@ -20,6 +20,7 @@ pub fn builtin() -> Registry {
     r.add_collector(collectors::prometheus::factory());
     r.add_processor(processors::aggregate::factory());
     r.add_processor(processors::filter::factory());
+    r.add_processor(processors::passthru::factory());
     r.add_processor(processors::relabel::factory());
     r.add_processor(processors::scale::factory());
     r.add_publisher(publishers::file::factory());

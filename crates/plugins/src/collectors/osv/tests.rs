@@ -566,3 +566,9 @@ fn the_readme_table_lists_every_snap_namespace() {
         );
     }
 }
+
+#[test]
+fn the_sample_builds() {
+    let n = crate::common::testing::build_sample_entries(include_str!("sample.toml"), factory());
+    assert_eq!(n, 2);
+}
