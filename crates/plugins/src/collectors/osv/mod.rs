@@ -63,16 +63,9 @@ pub struct OsvConfig {
     /// collection.)
     #[serde(default = "default_timeout")]
     pub timeout: DurationStr,
-    /// Resource id of the instance; default the API's `host:port` (OSv's default host
-    /// name, `osv.local`, is the same on every instance, so it is not the id).
+    /// Who the points belong to: `id`, `name` and `tags` of the instance's resource.
     #[serde(default)]
-    pub id: Option<String>,
-    /// Resource name; default the instance's host name (`GET /os/hostname`), else the id.
-    #[serde(default)]
-    pub name: Option<String>,
-    /// Tags of the resource.
-    #[serde(default)]
-    pub tags: BTreeMap<String, String>,
+    pub resource: ResourceConfig,
     /// How trace-point counters are reported: `total` (default, as snap does: the count
     /// since counting was enabled, stat `last`, unit `count`) or `rate` (events per
     /// second between two collections, stat `avg`, unit `count/s`).
@@ -84,6 +77,22 @@ pub struct OsvConfig {
     /// already and enables nothing.
     #[serde(default = "yes")]
     pub enable_trace_counts: bool,
+}
+
+/// The instance's resource, as the config may set it (provider `host`, kind `host` and
+/// native type `osv` are fixed). `name` sits here rather than at the top because a plugin
+/// entry's own `name` is the instance name of the task entry.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceConfig {
+    /// Resource id; default the API's `host:port` (OSv's default host name, `osv.local`,
+    /// is the same on every instance, so it is not the id).
+    pub id: Option<String>,
+    /// Resource name; default the instance's host name (`GET /os/hostname`), else the id.
+    pub name: Option<String>,
+    /// Tags of the resource.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
 }
 
 fn default_timeout() -> DurationStr {
@@ -362,13 +371,14 @@ impl Osv {
         if cfg.timeout.0.is_zero() {
             return Err(raw.error("timeout", "`timeout` must be more than 0, e.g. \"5s\""));
         }
-        for (k, v) in [("id", &cfg.id), ("name", &cfg.name)] {
+        let r = cfg.resource;
+        for (k, v) in [("resource.id", &r.id), ("resource.name", &r.name)] {
             if v.as_deref().is_some_and(|s| s.trim().is_empty()) {
                 return Err(raw.error(k, format!("`{k}` is empty; leave it out for the default")));
             }
         }
-        if cfg.tags.keys().any(|k| k.is_empty()) {
-            return Err(raw.error("tags", "a tag name is empty"));
+        if r.tags.keys().any(|k| k.is_empty()) {
+            return Err(raw.error("resource.tags", "a tag name is empty"));
         }
 
         let client = reqwest::Client::builder()
@@ -383,9 +393,9 @@ impl Osv {
             shown,
             timeout: cfg.timeout.0,
             default_id,
-            id: cfg.id,
-            name: cfg.name,
-            tags: cfg.tags,
+            id: r.id,
+            name: r.name,
+            tags: r.tags,
             trace_counts: cfg.trace_counts,
             enable_trace_counts: cfg.enable_trace_counts,
             refused: BTreeSet::new(),

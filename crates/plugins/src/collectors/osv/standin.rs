@@ -348,10 +348,9 @@ fn handle(st: &Mutex<Inner>, method: &Method, uri: &Uri) -> Response {
             ok(json!(""))
         }
         (Method::POST, p) if p.starts_with("/trace/count/") => {
+            // `{eventid}` allows multiple segments (trace.json `allowMultiple`): OSv's
+            // matcher takes the rest of the path, slashes included.
             let name = &p["/trace/count/".len()..];
-            if name.is_empty() || name.contains('/') {
-                return not_found();
-            }
             let Some(enabled) = query_param(uri, "enabled").filter(|v| !v.is_empty()) else {
                 return error(
                     StatusCode::BAD_REQUEST,

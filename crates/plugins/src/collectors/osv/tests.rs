@@ -70,7 +70,7 @@ async fn every_metric_comes_exactly_from_its_endpoint() {
     s.set_count("waitqueue_wake_one", 1_319_942);
     s.set_count("callout_reset", 206_217);
     s.set_count("sched_switch", 42);
-    let mut c = for_standin(&s, "tags = { env = \"lab\" }");
+    let mut c = for_standin(&s, "resource = { tags = { env = \"lab\" } }");
     let out = poll(&mut c, &[]).await.unwrap();
     assert!(out.errors.is_empty(), "{:?}", out.errors);
     assert_eq!(
@@ -405,6 +405,17 @@ async fn the_standin_refuses_as_osv_does() {
         )
     );
     assert_eq!(
+        call(M::POST, "/trace/count/vfs/open?enabled=true").await,
+        (
+            400,
+            r#"{"message": "Unknown tracepoint name", "code": 400}"#.into()
+        )
+    );
+    assert_eq!(
+        call(M::POST, "/trace/count/?enabled=true").await,
+        (404, nf.into())
+    );
+    assert_eq!(
         call(M::POST, "/trace/count/vfs_open?enabled=True").await,
         (200, "\"\"".into())
     );
@@ -456,6 +467,14 @@ fn bad_configs_say_what_to_write() {
         ("url = \"not a url\"", "is not a URL"),
         ("url = \"http://a\"\ntimeout = \"0s\"", "more than 0"),
         ("url = \"http://a\"\ntrace_counts = \"delta\"", "total"),
+        (
+            "url = \"http://a\"\nresource = { id = \" \" }",
+            "`resource.id` is empty",
+        ),
+        (
+            "url = \"http://a\"\nresource = { kind = \"vm\" }",
+            "unknown field `kind`",
+        ),
         ("url = \"http://a\"\nswagIp = \"x\"", "unknown field"),
         ("swag_ip = \"a\"\nswagIP = \"b\"", "duplicate"),
     ];
