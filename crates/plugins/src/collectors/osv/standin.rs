@@ -19,10 +19,10 @@
 //! per method and has no 405); a method other than GET/POST/PUT/DELETE/OPTIONS is taken as
 //! GET (OSv's `str2type`); one trailing `/` is ignored.
 //!
-//! Values move as on a running instance unless a test pins them: uptime and `time_ms` follow
-//! the wall clock since start, free memory wanders below the total, each counted trace
-//! point grows at its own steady rate from the moment its counting was enabled. Scripted
-//! failures answer a chosen status for a path. Listens on 127.0.0.1 (or a given address);
+//! Values move as on a running instance unless a test pins them: uptime and `time_ms` count
+//! from a boot an hour before the stand-in started, free memory wanders below the total,
+//! each counted trace point grows at its own steady rate from the moment its counting was
+//! enabled. Scripted failures answer a chosen status for a path. Listens on 127.0.0.1 (or a given address);
 //! compiled for the collector's tests and, with the `standin` feature, for
 //! `examples/osv_standin.rs`.
 
@@ -38,6 +38,9 @@ use std::time::Instant;
 /// Trace points the stand-in knows beyond snap's catalog (OSv has many more than snap
 /// listed), so that counters outside snap's groups can be tested.
 pub const EXTRA_TRACE_POINTS: &[&str] = &["sched_switch", "sched_wait", "sched_wake", "mutex_lock"];
+
+/// The instance pretends to have booted this long before the stand-in started.
+const BOOTED_BEFORE_START_MS: u64 = 3_600_000;
 
 /// What the stand-in serves. Every `Option` left `None` moves with time.
 #[derive(Debug)]
@@ -97,15 +100,16 @@ impl Inner {
         }
     }
 
-    fn elapsed_ms(&self) -> u64 {
-        self.started.elapsed().as_millis() as u64
+    /// Milliseconds since the pretended boot, an hour before the stand-in started.
+    fn since_boot_ms(&self) -> u64 {
+        BOOTED_BEFORE_START_MS + self.started.elapsed().as_millis() as u64
     }
 
     fn free(&self) -> u64 {
         self.memory_free.unwrap_or_else(|| {
             // Between 40% and 70% of the total, drifting with time.
             let span = self.memory_total / 100 * 30;
-            let t = self.elapsed_ms();
+            let t = self.since_boot_ms();
             self.memory_total / 100 * 40 + (t.wrapping_mul(7919) % span.max(1))
         })
     }
@@ -322,13 +326,13 @@ fn handle(st: &Mutex<Inner>, method: &Method, uri: &Uri) -> Response {
             }
         }
         (Method::GET, "/os/uptime") => {
-            let up = i.uptime_s.unwrap_or_else(|| i.elapsed_ms() / 1000);
+            let up = i.uptime_s.unwrap_or_else(|| i.since_boot_ms() / 1000);
             ok(json!(up))
         }
         (Method::GET, "/os/memory/total") => ok(json!(i.memory_total)),
         (Method::GET, "/os/memory/free") => ok(json!(i.free())),
         (Method::GET, "/trace/count") => {
-            let time_ms = i.time_ms.unwrap_or_else(|| i.elapsed_ms());
+            let time_ms = i.time_ms.unwrap_or_else(|| i.since_boot_ms());
             // As OSv's writer does: objects `{"a": 1, "b": 2}`, arrays `[x,y]`, and a list
             // that was never pushed to left out.
             let list: Vec<String> = i
