@@ -771,8 +771,9 @@ impl Collector for Osv {
         let free = ok(free, &mut errors);
         let total = ok(total, &mut errors);
         let uptime = ok(uptime, &mut errors);
-        // The host name and version only name the resource: their failure is reported
-        // (it usually means the whole API is down, and the other errors say so too).
+        // The host name only names the resource; its failure is reported all the same.
+        // The version (read once) only fills an attribute: a failure is left for the next
+        // collection to retry, unreported.
         let hostname = match hostname {
             Ok(h) => Some(h),
             Err(e) => {
