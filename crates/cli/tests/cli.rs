@@ -5,7 +5,7 @@ mod common;
 use common::*;
 use std::time::{Duration, Instant};
 
-const ALL_PLUGINS: [&str; 16] = [
+const ALL_PLUGINS: [&str; 18] = [
     "aws",
     "gcp",
     "azure",
@@ -13,11 +13,13 @@ const ALL_PLUGINS: [&str; 16] = [
     "host",
     "prometheus",
     "http_json",
+    "osv",
     "exec",
     "filter",
     "relabel",
     "aggregate",
     "scale",
+    "passthru",
     "stdout",
     "file",
     "http",

@@ -308,3 +308,40 @@ publish = [{{ plugin = "http", url = "{base}/ingest", token = "${{SHIP_TOKEN}}",
     assert_eq!(batch.task, "ship");
     assert!(batch.points.len() > 20);
 }
+
+/// snap's OSv collector config (`swag_ip`, `swag_port`) against the OSv stand-in: values as
+/// served, only the selected metrics, and the selected trace point's counting turned on.
+#[test]
+fn osv_collects_with_snaps_config_keys() {
+    use skymeter_plugins::collectors::osv::standin::OsvStandin;
+    let osv = OsvStandin::bind("127.0.0.1:0").unwrap();
+    osv.set_memory(600_000_000, 2_000_000_000);
+    osv.set_count("callout_reset", 206_217);
+    let out = skymeter(&[
+        "collect",
+        "osv",
+        "--set",
+        "swag_ip=127.0.0.1",
+        "--set",
+        &format!("swag_port={}", osv.addr.port()),
+        "--metrics",
+        "memory.*",
+        "--metrics",
+        "osv.trace.callout.callout_reset",
+        "--metrics",
+        "osv.trace.wait.waitqueue_wake_one",
+        "--format",
+        "json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let records = json_lines(&stdout(&out));
+    assert_eq!(value_of(&records, "memory.available", &[]), 600_000_000.0);
+    assert_eq!(value_of(&records, "memory.usage", &[]), 70.0);
+    assert_eq!(value_of(&records, "osv.trace.callout.callout_reset", &[]), 206_217.0);
+    value_of(&records, "osv.trace.wait.waitqueue_wake_one", &[]);
+    assert!(points(&records).iter().all(|p| p["metric"] != "system.uptime"));
+    assert_eq!(osv.counted(), vec!["callout_reset", "waitqueue_wake_one"]);
+    let resource = records.iter().find(|r| r["type"] == "resource").unwrap();
+    assert_eq!(resource["id"], osv.addr.to_string());
+    assert_eq!(resource["name"], "osv.local");
+}

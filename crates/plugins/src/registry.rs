@@ -16,9 +16,11 @@ pub fn builtin() -> Registry {
     r.add_collector(collectors::host::factory());
     r.add_collector(collectors::http_json::factory());
     r.add_collector(collectors::internal::factory());
+    r.add_collector(collectors::osv::factory());
     r.add_collector(collectors::prometheus::factory());
     r.add_processor(processors::aggregate::factory());
     r.add_processor(processors::filter::factory());
+    r.add_processor(processors::passthru::factory());
     r.add_processor(processors::relabel::factory());
     r.add_processor(processors::scale::factory());
     r.add_publisher(publishers::file::factory());

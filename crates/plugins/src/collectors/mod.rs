@@ -10,4 +10,5 @@ pub mod gcp;
 pub mod host;
 pub mod http_json;
 pub mod internal;
+pub mod osv;
 pub mod prometheus;

@@ -2,5 +2,6 @@
 
 pub mod aggregate;
 pub mod filter;
+pub mod passthru;
 pub mod relabel;
 pub mod scale;

@@ -24,7 +24,9 @@ use std::sync::{Arc, Mutex};
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
-    /// The file to append to; its directory is created when missing.
+    /// The file to append to; its directory is created when missing. snap's file
+    /// publisher calls it `file`, which is accepted too (not both).
+    #[serde(alias = "file")]
     pub path: PathBuf,
     /// `json_lines` (every record, one per line) or `csv` (one row per point).
     #[serde(default)]

@@ -307,3 +307,23 @@ fn config_errors() {
         build_from(&entry).unwrap_or_else(|e| panic!("{entry}: {e}"));
     }
 }
+
+#[tokio::test]
+async fn snaps_file_key_names_the_path_and_not_together_with_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("snap.jsonl");
+    let mut p = build_from(&format!("file = {}", toml_path(&out))).unwrap();
+    p.publish(&batch(vec![point(
+        "memory.available",
+        5.0,
+        "2026-11-22T10:00:00Z",
+        &[],
+    )]))
+    .await
+    .unwrap();
+    p.flush().await.unwrap();
+    assert!(read(&out).contains("\"memory.available\""));
+
+    let e = config_err(build_from("file = 'a'\npath = 'b'")).to_string();
+    assert!(e.contains("duplicate field `path`"), "{e}");
+}
