@@ -87,6 +87,9 @@ pub enum Command {
     /// 1.2 file (CSV or Parquet).
     #[command(subcommand)]
     Costs(crate::costs::CostsCommand),
+    /// Serve a Cloudforet (SpaceONE) inventory collector plugin (gRPC) over a skymeter
+    /// server: its servers with their utilization in `data.monitoring` (docs/cloudforet.md).
+    CloudforetPlugin(crate::cloudforet::CloudforetPluginArgs),
 }
 
 #[derive(Debug, Args)]

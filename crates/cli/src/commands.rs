@@ -29,6 +29,7 @@ pub async fn dispatch(cli: crate::cli::Cli, registry: Registry) -> ExitCode {
         Command::Prices(a) => crate::prices::prices(a, &registry).await,
         Command::Rating(c) => crate::rating::rating(c).await,
         Command::Costs(c) => crate::costs::costs(c).await,
+        Command::CloudforetPlugin(a) => crate::cloudforet::cloudforet_plugin(a).await,
     }
 }
 

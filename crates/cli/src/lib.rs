@@ -6,6 +6,7 @@
 //! registry: [`main_with`] knows no plugin or cloud by name.
 
 mod cli;
+mod cloudforet;
 mod commands;
 mod costs;
 mod logging;
