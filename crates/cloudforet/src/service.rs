@@ -451,6 +451,65 @@ mod tests {
         );
     }
 
+    /// A server that answers every request with `status` and `body`; its base URL.
+    async fn answering(status: &'static str, body: &'static str) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let mut buf = vec![0u8; 65536];
+                let _ = conn.read(&mut buf).await;
+                let answer = format!(
+                    "HTTP/1.1 {status}\r\nContent-Type: application/json\r\n\
+                     Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = conn.write_all(answer.as_bytes()).await;
+            }
+        });
+        format!("http://{addr}")
+    }
+
+    #[tokio::test]
+    async fn a_failed_query_is_a_failure_item_naming_each_resource() {
+        let base = answering("500 Internal Server Error", r#"{"error": "disk on fire"}"#).await;
+        let secret = Secret::parse(&Default::default(), Some(&base), Some("sky_s3cret")).unwrap();
+        let source = Source::new(secret);
+        let web = Resource {
+            key: "aws/1/us-east-1/i-1".into(),
+            kind: "compute.instance".into(),
+            ..r("aws", "i-1")
+        };
+        let db = Resource {
+            key: "aws/1/us-east-1/orders".into(),
+            kind: "database.instance".into(),
+            ..r("aws", "orders")
+        };
+        let window = Window {
+            start: chrono::DateTime::from_timestamp(0, 0).unwrap(),
+            end: chrono::DateTime::from_timestamp(3600, 0).unwrap(),
+        };
+        let items = collect_chunk(&source, &[web, db], &window).await;
+        assert_eq!(items.len(), 2);
+        for (item, key) in items
+            .iter()
+            .zip(["aws/1/us-east-1/i-1", "aws/1/us-east-1/orders"])
+        {
+            assert_eq!(item.state, State::Failure as i32);
+            assert_eq!(item.resource_type, "inventory.ErrorResource");
+            assert!(item.message.contains(key), "{}", item.message);
+            assert!(item.message.contains("disk on fire"), "{}", item.message);
+            assert!(!item.message.contains("s3cret"), "{}", item.message);
+        }
+        // And the whole call fails when the server is not there at all.
+        let gone = Source::new(
+            Secret::parse(&Default::default(), Some("http://127.0.0.1:9"), None).unwrap(),
+        );
+        let e = list(&gone, &Filter::default(), false).await.unwrap_err();
+        assert!(matches!(e, SourceError::Unavailable(_)), "{e}");
+    }
+
     #[test]
     fn metadata_lists_the_resource_types_and_every_option() {
         let m = metadata();
