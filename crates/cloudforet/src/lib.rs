@@ -13,24 +13,10 @@
 
 pub mod mapping;
 pub mod options;
+pub mod proto;
+pub mod provider;
 pub mod service;
 pub mod source;
 pub mod structs;
 
 pub use service::{metadata, serve, Config, Plugin, ServeError};
-
-/// The generated messages and server of `spaceone.api.inventory.plugin`.
-#[allow(
-    non_camel_case_types,
-    clippy::all,
-    clippy::pedantic,
-    missing_docs,
-    unreachable_pub
-)]
-pub mod proto {
-    tonic::include_proto!("spaceone.api.inventory.plugin");
-
-    /// The encoded descriptors of the protocol, for gRPC reflection.
-    pub const FILE_DESCRIPTOR_SET: &[u8] =
-        tonic::include_file_descriptor_set!("collector_descriptor");
-}

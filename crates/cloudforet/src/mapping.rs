@@ -15,6 +15,8 @@ use crate::options::Window;
 use crate::source::{Resource, Sample};
 use serde_json::{json, Map, Value};
 use skymeter_model::{catalog, prom};
+
+pub use crate::provider::{cloudforet_provider, skymeter_provider};
 use std::collections::BTreeMap;
 
 /// The metrics of `data.monitoring`: Cloudforet's monitoring-metric collector's keys, which
@@ -47,22 +49,6 @@ pub const SERVER: &str = "inventory.Server";
 pub const CLOUD_SERVICE: &str = "inventory.CloudService";
 /// The resource type of a failure item, as Cloudforet's own collectors send it.
 pub const ERROR_RESOURCE: &str = "inventory.ErrorResource";
-
-/// Cloudforet's provider name: `gcp` is `google_cloud` there; others are the same.
-pub fn cloudforet_provider(provider: &str) -> &str {
-    match provider {
-        "gcp" => "google_cloud",
-        p => p,
-    }
-}
-
-/// skymeter's provider name of a Cloudforet one.
-pub fn skymeter_provider(provider: &str) -> &str {
-    match provider {
-        "google_cloud" => "gcp",
-        p => p,
-    }
-}
 
 fn attr<'a>(r: &'a Resource, key: &str) -> Option<&'a str> {
     r.attributes

@@ -161,7 +161,7 @@ impl Filter {
         let any = |list: &[String], v: &str| list.is_empty() || list.iter().any(|x| x == v);
         (self.providers.is_empty()
             || self.providers.iter().any(|p| {
-                p == provider || crate::mapping::cloudforet_provider(provider) == p.as_str()
+                p == provider || crate::provider::cloudforet_provider(provider) == p.as_str()
             }))
             && any(&self.accounts, account)
             && any(&self.regions, region)
