@@ -383,6 +383,9 @@ fn cloudforets_client_collects_servers_with_skymeters_utilization() {
          "filter": {"kinds": "database.instance"}},
         {"method": "collect", "options": {}, "secret_data": {"skymeter_url": base, "token": "sky_not_a_token"},
          "filter": {}},
+        // Options and filter both apply: aws servers that are hosts: none.
+        {"method": "collect", "options": {"providers": "aws"}, "secret_data": secret,
+         "filter": {"providers": ["host"]}},
     ]);
     let r = client(&python, &addr, &calls);
     let ok = |i: usize| -> &Value {
@@ -395,7 +398,8 @@ fn cloudforets_client_collects_servers_with_skymeters_utilization() {
         r[i]["details"].as_str().unwrap().to_string()
     };
 
-    // Reflection v1alpha lists the Collector and serves its descriptor; health says SERVING.
+    // Reflection (v1alpha, and v1) lists the Collector and serves its descriptor; health
+    // says SERVING.
     let services = ok(0);
     let names: Vec<&str> = services["services"]
         .as_array()
@@ -408,9 +412,18 @@ fn cloudforets_client_collects_servers_with_skymeters_utilization() {
         "{names:?}"
     );
     assert!(names.contains(&"grpc.health.v1.Health"), "{names:?}");
+    assert!(
+        names.contains(&"grpc.reflection.v1alpha.ServerReflection")
+            && names.contains(&"grpc.reflection.v1.ServerReflection"),
+        "{names:?}"
+    );
     assert_eq!(
         services["collector_methods"],
         json!(["init", "verify", "collect"])
+    );
+    assert_eq!(
+        services["services_v1"], services["services"],
+        "reflection v1 lists what v1alpha lists"
     );
     assert_eq!(
         ok(1),
@@ -566,6 +579,8 @@ fn cloudforets_client_collects_servers_with_skymeters_utilization() {
     // A bad token in collect.
     let refused = err(13, "UNAUTHENTICATED");
     assert!(!refused.contains("sky_not_a_token"), "{refused}");
+
+    assert_eq!(ok(14), &json!([]));
 
     // The plugin logged its work, never a token.
     let log = std::fs::read_to_string(&log_path).unwrap();

@@ -104,16 +104,6 @@ pub struct Filter {
 }
 
 impl Filter {
-    /// Both filters at once: a resource must pass each.
-    pub fn and(mut self, other: Filter) -> Filter {
-        self.providers.extend(other.providers);
-        self.accounts.extend(other.accounts);
-        self.regions.extend(other.regions);
-        self.kinds.extend(other.kinds);
-        self.resource_ids.extend(other.resource_ids);
-        self
-    }
-
     fn parse(
         obj: &Map<String, Value>,
         what: &str,
@@ -170,6 +160,44 @@ impl Filter {
                 || ids
                     .iter()
                     .any(|id| self.resource_ids.iter().any(|x| x == id)))
+    }
+}
+
+/// Several filters at once (the options', a collect's `filter`, its `task_options`): a
+/// resource must pass each.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Filters(pub Vec<Filter>);
+
+impl Filters {
+    /// Whether a resource passes every filter.
+    pub fn passes(
+        &self,
+        provider: &str,
+        account: &str,
+        region: &str,
+        kind: &str,
+        ids: &[&str],
+    ) -> bool {
+        self.0
+            .iter()
+            .all(|f| f.passes(provider, account, region, kind, ids))
+    }
+
+    /// The one value a filter pins `field` to, if one does: the server can filter on it
+    /// (every resource must have it anyway).
+    pub fn pinned(&self, field: fn(&Filter) -> &Vec<String>) -> Option<&str> {
+        self.0.iter().find_map(|f| match field(f).as_slice() {
+            [one] => Some(one.as_str()),
+            _ => None,
+        })
+    }
+
+    /// The kinds a filter limits the resources to, if one does.
+    pub fn kinds(&self) -> Option<&[String]> {
+        self.0
+            .iter()
+            .map(|f| f.kinds.as_slice())
+            .find(|k| !k.is_empty())
     }
 }
 
@@ -417,11 +445,19 @@ mod tests {
             "compute.instance",
             &["https://x/instances/vm-1"]
         ));
-        let both = Filter::from_filter(&obj(json!({"accounts": "a"})))
-            .unwrap()
-            .and(Filter::from_filter(&obj(json!({"regions": "r"}))).unwrap());
+        // Options and a collect's filter: both apply (not either).
+        let both = Filters(vec![
+            Filter::from_filter(&obj(json!({"accounts": "a", "providers": ["aws", "gcp"]})))
+                .unwrap(),
+            Filter::from_filter(&obj(json!({"providers": "aws", "kinds": ["host"]}))).unwrap(),
+        ]);
         assert!(both.passes("aws", "a", "r", "host", &["h"]));
         assert!(!both.passes("aws", "b", "r", "host", &["h"]));
+        assert!(!both.passes("gcp", "a", "r", "host", &["h"]));
+        assert_eq!(both.pinned(|f| &f.providers), Some("aws"));
+        assert_eq!(both.pinned(|f| &f.accounts), Some("a"));
+        assert_eq!(both.pinned(|f| &f.regions), None);
+        assert_eq!(both.kinds(), Some(&["host".to_string()][..]));
     }
 
     #[test]

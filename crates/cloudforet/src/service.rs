@@ -3,7 +3,7 @@
 //! client uses to discover a plugin).
 
 use crate::mapping::{self, Readings, METRICS};
-use crate::options::{Filter, InvalidArgument, Options, Secret, Window, FILTER_KEYS};
+use crate::options::{Filter, Filters, InvalidArgument, Options, Secret, Window, FILTER_KEYS};
 use crate::proto::collector_server::{Collector, CollectorServer};
 use crate::proto::{
     resource_info::State, CollectRequest, InitRequest, PluginInfo, ResourceInfo, VerifyRequest,
@@ -143,18 +143,18 @@ impl Collector for Plugin {
     ) -> Result<Response<Self::collectStream>, Status> {
         let req = req.into_inner();
         let options = Options::parse(&to_json(req.options.as_ref())).map_err(invalid)?;
-        let filter = options
-            .filter
-            .clone()
-            .and(Filter::from_filter(&to_json(req.filter.as_ref())).map_err(invalid)?)
-            .and(Filter::from_task_options(&to_json(req.task_options.as_ref())).map_err(invalid)?);
+        let filters = Filters(vec![
+            options.filter.clone(),
+            Filter::from_filter(&to_json(req.filter.as_ref())).map_err(invalid)?,
+            Filter::from_task_options(&to_json(req.task_options.as_ref())).map_err(invalid)?,
+        ]);
         let window = options
             .period
             .resolve(chrono::Utc::now())
             .map_err(invalid)?;
         let source = Source::new(self.secret(req.secret_data.as_ref())?);
         let started = Instant::now();
-        let resources = list(&source, &filter, options.include_cloud_services)
+        let resources = list(&source, &filters, options.include_cloud_services)
             .await
             .map_err(|e| {
                 tracing::warn!(server = source.server(), error = %e, "collect: cannot list resources");
@@ -193,43 +193,34 @@ impl Collector for Plugin {
     }
 }
 
-/// The one value of a filter list, to let the server filter; several or none: `None`.
-fn single(list: &[String]) -> Option<&str> {
-    match list {
-        [one] => Some(one.as_str()),
-        _ => None,
-    }
-}
-
-/// The resources to collect: servers (and, when asked, every other resource), filtered.
+/// The resources to collect, filtered: the kinds a filter names, else servers (and every
+/// other resource with `include_cloud_services`).
 pub async fn list(
     source: &Source,
-    filter: &Filter,
+    filters: &Filters,
     include_cloud_services: bool,
 ) -> Result<Vec<Resource>, SourceError> {
-    let mut kinds: Vec<Option<&str>> = if include_cloud_services {
-        vec![single(&filter.kinds)]
-    } else {
-        mapping::SERVER_KINDS
-            .iter()
-            .copied()
-            .filter(|k| filter.kinds.is_empty() || filter.kinds.iter().any(|f| f == k))
-            .map(Some)
-            .collect()
+    let mut kinds: Vec<Option<&str>> = match filters.kinds() {
+        Some(kinds) => kinds.iter().map(|k| Some(k.as_str())).collect(),
+        None if include_cloud_services => vec![None],
+        None => mapping::SERVER_KINDS.iter().copied().map(Some).collect(),
     };
+    kinds.sort();
     kinds.dedup();
-    let provider = single(&filter.providers).map(mapping::skymeter_provider);
+    let provider = filters
+        .pinned(|f| &f.providers)
+        .map(mapping::skymeter_provider);
     let mut out = Vec::new();
     for kind in kinds {
         let q = ResourceQuery {
             provider,
-            account: single(&filter.accounts),
-            region: single(&filter.regions),
+            account: filters.pinned(|f| &f.accounts),
+            region: filters.pinned(|f| &f.regions),
             kind,
         };
         for r in source.resources(&q).await? {
             let reference = mapping::reference_id(&r);
-            if filter.passes(
+            if filters.passes(
                 &r.provider,
                 &r.account,
                 &r.region,
@@ -398,10 +389,17 @@ pub async fn serve(
     let plugin = Plugin::new(config.server, config.token);
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<CollectorServer<Plugin>>().await;
+    // Both reflection services know every service, each other included, so that either
+    // lists all that this port serves.
     let reflection = || {
         tonic_reflection::server::Builder::configure()
+            .include_reflection_service(false)
             .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(
+                tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+            )
     };
     let v1 = reflection().build_v1()?;
     let v1alpha = reflection().build_v1alpha()?;
@@ -506,7 +504,7 @@ mod tests {
         let gone = Source::new(
             Secret::parse(&Default::default(), Some("http://127.0.0.1:9"), None).unwrap(),
         );
-        let e = list(&gone, &Filter::default(), false).await.unwrap_err();
+        let e = list(&gone, &Filters::default(), false).await.unwrap_err();
         assert!(matches!(e, SourceError::Unavailable(_)), "{e}");
     }
 

@@ -18,6 +18,7 @@ import grpc
 from google.protobuf import json_format
 from google.protobuf.descriptor_pool import DescriptorPool
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
 )
@@ -52,8 +53,17 @@ def run(channel, call):
         services = sorted(db.get_services())
         pool = DescriptorPool(db)
         collector = pool.FindServiceByName(COLLECTOR)
+        # Reflection v1 has v1alpha's messages under another package name: the same
+        # messages, sent to the v1 method, list the services too.
+        v1 = channel.stream_stream(
+            "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+            request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
+            response_deserializer=reflection_pb2.ServerReflectionResponse.FromString,
+        )
+        answers = list(v1(iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=10))
         return {
             "services": services,
+            "services_v1": sorted(s.name for s in answers[0].list_services_response.service),
             "collector_methods": [m.name for m in collector.methods],
         }
     if method == "health":
