@@ -531,6 +531,43 @@ fn cloudforets_client_collects_servers_with_skymeters_utilization() {
         checked += 1;
     }
     assert_eq!(checked, 10);
+    // And the server's own summary of each server (`GET /api/v1/resources/{key}`), whose
+    // rule the plugin follows: the same avg and max for every metric it has.
+    for item in all.values() {
+        let key = item["resource"]["data"]["skymeter"]["key"]
+            .as_str()
+            .unwrap();
+        let detail: Value = reqwest::blocking::Client::new()
+            .get(format!("{base}/api/v1/resources/{key}?period=24h"))
+            .bearer_auth(&read)
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        let ours = &item["resource"]["data"]["monitoring"];
+        let mut compared = 0;
+        for metric in skymeter_cloudforet::mapping::METRICS {
+            let (group, name) = metric.split_once('.').unwrap();
+            let theirs = &detail["monitoring"][group][name];
+            assert_eq!(
+                ours[group][name].is_null(),
+                theirs.is_null(),
+                "{key} {metric}: {detail}"
+            );
+            if theirs.is_object() {
+                assert!(
+                    close(&ours[group][name]["avg"], theirs["avg"].as_f64().unwrap()),
+                    "{key} {metric}"
+                );
+                assert!(
+                    close(&ours[group][name]["max"], theirs["max"].as_f64().unwrap()),
+                    "{key} {metric}"
+                );
+                compared += 1;
+            }
+        }
+        assert!(compared > 0, "{key}: {detail}");
+    }
     let api = &all[API.2]["resource"]["data"]["monitoring"];
     assert!(close(&api["cpu"]["utilization"]["avg"], 6.0), "{api}");
     assert!(close(&api["cpu"]["utilization"]["max"], 7.0), "{api}");
