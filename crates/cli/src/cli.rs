@@ -97,6 +97,9 @@ pub enum Command {
     Metric(crate::tasks::MetricArgs),
     /// The plugins a running agent has (`skymeter run --api`).
     Plugin(crate::tasks::PluginArgs),
+    /// Serve a Cloudforet (SpaceONE) inventory collector plugin (gRPC) over a skymeter
+    /// server: its servers with their utilization in `data.monitoring` (docs/cloudforet.md).
+    CloudforetPlugin(crate::cloudforet::CloudforetPluginArgs),
 }
 
 #[derive(Debug, Args)]

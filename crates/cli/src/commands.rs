@@ -33,6 +33,7 @@ pub async fn dispatch(cli: crate::cli::Cli, registry: Registry) -> ExitCode {
         Command::Task(a) => crate::tasks::task(a).await,
         Command::Metric(a) => crate::tasks::metric(a).await,
         Command::Plugin(a) => crate::tasks::plugin(a).await,
+        Command::CloudforetPlugin(a) => crate::cloudforet::cloudforet_plugin(a).await,
     }
 }
 

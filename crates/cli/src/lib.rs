@@ -7,6 +7,7 @@
 
 mod agent_api;
 mod cli;
+mod cloudforet;
 mod commands;
 mod costs;
 mod logging;

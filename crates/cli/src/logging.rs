@@ -23,7 +23,11 @@ pub fn init(cli: &Cli) {
         (_, true, _) => "error",
         (_, _, 1) => "debug",
         (_, _, v) if v >= 2 => "trace",
-        (Command::Run(_) | Command::Server(_) | Command::Up(_), _, _) => "info",
+        (
+            Command::Run(_) | Command::Server(_) | Command::Up(_) | Command::CloudforetPlugin(_),
+            _,
+            _,
+        ) => "info",
         _ => "warn",
     };
     let filter = std::env::var("SKYMETER_LOG")

@@ -44,7 +44,12 @@ pub struct SnapSource {
 
 /// Every namespace prefix a manifest may collect.
 pub const SNAP_SOURCES: &[SnapSource] = &[
-    // OSV-ENTRY
+    SnapSource {
+        prefix: skymeter_plugins::collectors::osv::SNAP_PREFIX,
+        plugin: "osv",
+        metric: skymeter_plugins::collectors::osv::metric_for_snap_namespace,
+        note: "snap's OSv collector; every namespace of it (the osv plugin's README maps all 200)",
+    },
     SnapSource {
         prefix: "/intel/psutil",
         plugin: "host",
