@@ -101,11 +101,22 @@ fn validate(args: ValidateArgs, registry: &Registry) -> ExitCode {
                     .tasks
                     .iter()
                     .map(|t| {
+                        let branches: Vec<_> = t
+                            .branches
+                            .iter()
+                            .map(|b| {
+                                serde_json::json!({
+                                    "process": b.processors.iter().map(|c| &c.name).collect::<Vec<_>>(),
+                                    "publish": b.publishers.iter().map(|c| &c.name).collect::<Vec<_>>(),
+                                })
+                            })
+                            .collect();
                         serde_json::json!({
                             "name": t.name,
                             "collect": t.collectors.iter().map(|c| &c.name).collect::<Vec<_>>(),
                             "process": t.processors.iter().map(|c| &c.name).collect::<Vec<_>>(),
                             "publish": t.publishers.iter().map(|c| &c.name).collect::<Vec<_>>(),
+                            "branches": branches,
                         })
                     })
                     .collect();
@@ -118,13 +129,29 @@ fn validate(args: ValidateArgs, registry: &Registry) -> ExitCode {
                     let names = |v: Vec<&String>| {
                         v.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
                     };
+                    // The task's own branch (when it publishes) and each `[[task.branch]]`.
+                    let mut paths = Vec::new();
+                    let own = (&t.processors, &t.publishers);
+                    for (processors, publishers) in std::iter::once(own)
+                        .filter(|(_, p)| !p.is_empty())
+                        .chain(t.branches.iter().map(|b| (&b.processors, &b.publishers)))
+                    {
+                        paths.push(format!(
+                            "process [{}] → publish [{}]",
+                            names(processors.iter().map(|c| &c.name).collect()),
+                            names(publishers.iter().map(|c| &c.name).collect()),
+                        ));
+                    }
+                    let paths = if paths.len() == 1 {
+                        paths.remove(0)
+                    } else {
+                        format!("{{{}}}", paths.join("; "))
+                    };
                     println!(
-                        "task `{}`: {} → collect [{}] → process [{}] → publish [{}]",
+                        "task `{}`: {} → collect [{}] → {paths}",
                         t.name,
                         skymeter_pipeline::schedule::describe(&t.schedule),
                         names(t.collectors.iter().map(|c| &c.name).collect()),
-                        names(t.processors.iter().map(|c| &c.name).collect()),
-                        names(t.publishers.iter().map(|c| &c.name).collect()),
                     );
                 }
                 println!(

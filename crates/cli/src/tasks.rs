@@ -389,6 +389,13 @@ fn text(v: &Value) -> String {
     match v {
         Value::Null => String::new(),
         Value::String(s) => s.clone(),
+        // Whole numbers as snap prints them (`2023403520`, not `2023403520.0`).
+        Value::Number(n) => match n.as_f64() {
+            Some(f) if n.is_f64() && f.fract() == 0.0 && f.abs() < 9.007e15 => {
+                format!("{}", f as i64)
+            }
+            _ => n.to_string(),
+        },
         Value::Array(a) => a.iter().map(text).collect::<Vec<_>>().join(", "),
         other => other.to_string(),
     }

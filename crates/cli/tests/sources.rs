@@ -337,9 +337,14 @@ fn osv_collects_with_snaps_config_keys() {
     let records = json_lines(&stdout(&out));
     assert_eq!(value_of(&records, "memory.available", &[]), 600_000_000.0);
     assert_eq!(value_of(&records, "memory.usage", &[]), 70.0);
-    assert_eq!(value_of(&records, "osv.trace.callout.callout_reset", &[]), 206_217.0);
+    assert_eq!(
+        value_of(&records, "osv.trace.callout.callout_reset", &[]),
+        206_217.0
+    );
     value_of(&records, "osv.trace.wait.waitqueue_wake_one", &[]);
-    assert!(points(&records).iter().all(|p| p["metric"] != "system.uptime"));
+    assert!(points(&records)
+        .iter()
+        .all(|p| p["metric"] != "system.uptime"));
     assert_eq!(osv.counted(), vec!["callout_reset", "waitqueue_wake_one"]);
     let resource = records.iter().find(|r| r["type"] == "resource").unwrap();
     assert_eq!(resource["id"], osv.addr.to_string());
