@@ -250,12 +250,15 @@ impl RunObserver for Observer {
     }
 }
 
+/// Resolves `${VAR}` references of task texts.
+type Env = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
 /// The tasks of one running agent.
 pub struct TaskManager {
     agent: AgentSettings,
     agent_id: String,
     registry: Arc<Registry>,
-    env: Arc<dyn Fn(&str) -> Option<String> + Send + Sync>,
+    env: Env,
     tasks: Mutex<BTreeMap<String, Entry>>,
     /// Turns true at agent shutdown: every loop finishes its run and flushes.
     shutdown: watch::Receiver<bool>,

@@ -565,7 +565,7 @@ pub fn translate(
     }
 
     // The tree → the task's own publish list plus one branch per path.
-    let mut branches: Vec<(Vec<(usize, String)>, Vec<(usize, String)>)> = Vec::new();
+    let mut branches: Vec<Path> = Vec::new();
     let root_publish = collect.publish.as_deref().unwrap_or_default();
     let root_process = collect.process.as_deref().unwrap_or_default();
     if root_publish.is_empty() && root_process.is_empty() {
@@ -627,6 +627,11 @@ pub fn translate(
     Ok(out)
 }
 
+/// A plugin entry of the translated TOML with the manifest line it came from.
+type Placed = (usize, String);
+/// One path of the workflow tree: its processors, then its publishers.
+type Path = (Vec<Placed>, Vec<Placed>);
+
 /// One process node and everything under it: a branch for its own publish list (the
 /// processors on the way there, in order) and, recursively, for its child processors.
 #[allow(clippy::too_many_arguments)]
@@ -634,7 +639,7 @@ fn walk(
     node: &Node,
     path: &[(usize, String)],
     lines: &mut Lines<'_>,
-    branches: &mut Vec<(Vec<(usize, String)>, Vec<(usize, String)>)>,
+    branches: &mut Vec<Path>,
     errors: &mut Vec<ConfigError>,
     file: &str,
     text: &str,
