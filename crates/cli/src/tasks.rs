@@ -40,6 +40,15 @@ pub async fn run_with_api(
                 Err(errs) => return report_config_errors(&errs),
             };
             if !args.tasks.is_empty() {
+                let known: Vec<String> = cfg.tasks.iter().map(|t| t.name.clone()).collect();
+                if let Some(missing) = args.tasks.iter().find(|n| !known.contains(n)) {
+                    eprintln!(
+                        "error: no task named `{missing}` in {}; it has: {}",
+                        path.display(),
+                        known.join(", ")
+                    );
+                    return ExitCode::from(USAGE);
+                }
                 cfg.tasks.retain(|t| args.tasks.contains(&t.name));
             }
             let format = if snap::is_manifest(&path.display().to_string(), &text) {

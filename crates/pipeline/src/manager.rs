@@ -260,6 +260,9 @@ pub struct TaskManager {
     registry: Arc<Registry>,
     env: Env,
     tasks: Mutex<BTreeMap<String, Entry>>,
+    /// Held through a whole `create`, so that two creates of one name cannot both pass the
+    /// uniqueness check.
+    creating: Mutex<()>,
     /// Turns true at agent shutdown: every loop finishes its run and flushes.
     shutdown: watch::Receiver<bool>,
     me: std::sync::Weak<TaskManager>,
@@ -278,6 +281,7 @@ impl TaskManager {
             registry,
             env: Arc::new(|k| std::env::var(k).ok()),
             tasks: Mutex::new(BTreeMap::new()),
+            creating: Mutex::new(()),
             shutdown,
             me: me.clone(),
         })
@@ -353,6 +357,7 @@ impl TaskManager {
         } else {
             SourceFormat::Toml
         });
+        let _one_at_a_time = self.creating.lock().expect("create lock");
         // Validate without writing, to learn the names.
         let id = uuid::Uuid::now_v7().to_string();
         let default_name = format!("Task-{id}");
