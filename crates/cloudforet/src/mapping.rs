@@ -60,7 +60,9 @@ fn attr<'a>(r: &'a Resource, key: &str) -> Option<&'a str> {
 /// The id Cloudforet's own inventory collectors put in `reference.resource_id`, which the
 /// match rule joins on: the EC2 instance id on AWS, the ARM resource id on Azure (skymeter's
 /// ids there already), the instance's `selfLink` for a GCE instance (built from project,
-/// zone and name), skymeter's id otherwise.
+/// zone and name; Cloudforet's Google collector sets `reference.resource_id` to
+/// `data.google_cloud.self_link`, `compute_engine/vm_instance_manager.py` of
+/// cloudforet-io/plugin-google-cloud-inven-collector), skymeter's id otherwise.
 pub fn reference_id(r: &Resource) -> String {
     if r.provider == "gcp" && r.kind == "compute.instance" && !r.name.is_empty() {
         if let Some(zone) = attr(r, "availability_zone") {

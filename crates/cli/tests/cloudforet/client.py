@@ -12,6 +12,7 @@ is plain JSON.
 """
 
 import json
+import os
 import sys
 
 import grpc
@@ -44,7 +45,10 @@ def run(channel, call):
     if method == "verify":
         return as_dict(stub.verify(request(collector_pb2.VerifyRequest, call), timeout=30))
     if method == "collect":
-        stream = stub.collect(request(collector_pb2.CollectRequest, call), timeout=120)
+        stream = stub.collect(
+            request(collector_pb2.CollectRequest, call),
+            timeout=float(os.environ.get("CLOUDFORET_COLLECT_TIMEOUT", "120")),
+        )
         return [as_dict(info) for info in stream]
     if method == "services":
         # What Cloudforet's own client does: reflection v1alpha, then the service's
