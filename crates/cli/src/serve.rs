@@ -251,7 +251,12 @@ async fn bind(config: ServerConfig, store: Arc<EmbeddedStore>) -> Result<Server,
 /// Serves until SIGINT/SIGTERM; the server finishes requests in flight and flushes the
 /// store on its way out.
 async fn run_until_signal(server: Server) -> ExitCode {
-    match server.run(shutdown_signal()).await {
+    run_until(server, shutdown_signal()).await
+}
+
+/// Serves until `stop` resolves, then shuts the server down gracefully.
+async fn run_until(server: Server, stop: impl std::future::Future<Output = ()> + Send) -> ExitCode {
+    match server.run(stop).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
@@ -317,12 +322,21 @@ pub async fn up(args: UpArgs, registry: &Registry) -> ExitCode {
         "skymeter is up: http://{}  (API docs: http://{}/api/docs; Ctrl-C stops)",
         args.listen, args.listen
     );
-    let code = run_until_signal(server).await;
-    // The server has stopped (signal or failure): stop the agent, which flushes its buffer
-    // to disk for the next start.
-    let _ = tx.send(true);
-    let _ = agent.await;
-    code
+    // At a signal the agent stops first, while the server still answers: its run in flight
+    // and its flush reach the server instead of retrying against a closed port. Bounded, so
+    // that a stuck publisher cannot hold the exit. (Should the server fail on its own, the
+    // agent goes with the process.)
+    let agent_first = async move {
+        shutdown_signal().await;
+        let _ = tx.send(true);
+        if tokio::time::timeout(std::time::Duration::from_secs(15), agent)
+            .await
+            .is_err()
+        {
+            tracing::warn!("the local agent did not stop within 15 s; stopping without it");
+        }
+    };
+    run_until(server, agent_first).await
 }
 
 /// Token administration works beside a running server (see [`TokenAdmin`]).
