@@ -49,17 +49,8 @@ async fn run(args: RunArgs, registry: &std::sync::Arc<Registry>) -> ExitCode {
         Ok(c) => c,
         Err(errs) => return report_config_errors(&errs),
     };
-    if !args.tasks.is_empty() {
-        let known: Vec<String> = cfg.tasks.iter().map(|t| t.name.clone()).collect();
-        if let Some(missing) = args.tasks.iter().find(|n| !known.contains(n)) {
-            eprintln!(
-                "error: no task named `{missing}` in {}; it has: {}",
-                config.display(),
-                known.join(", ")
-            );
-            return ExitCode::from(USAGE);
-        }
-        cfg.tasks.retain(|t| args.tasks.contains(&t.name));
+    if let Err(code) = keep_tasks(&mut cfg, &args.tasks, config) {
+        return code;
     }
     let runner = Runner {
         agent_id: cfg.agent_id,
@@ -69,14 +60,7 @@ async fn run(args: RunArgs, registry: &std::sync::Arc<Registry>) -> ExitCode {
         runner.run_once().await
     } else {
         let (tx, rx) = watch::channel(false);
-        tokio::spawn(async move {
-            shutdown_signal().await;
-            tracing::info!("shutting down: finishing the runs in flight and flushing publishers (signal again to exit at once)");
-            let _ = tx.send(true);
-            shutdown_signal().await;
-            eprintln!("second signal: exiting without flushing");
-            std::process::exit(130);
-        });
+        stop_on_signal(tx);
         tracing::info!(agent = %runner.agent_id, tasks = runner.tasks.len(), "skymeter agent started");
         runner.run(rx).await
     };
@@ -91,6 +75,41 @@ async fn run(args: RunArgs, registry: &std::sync::Arc<Registry>) -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// `--task NAME…`: keeps only those tasks; a name the file does not have is a usage error.
+pub(crate) fn keep_tasks(
+    cfg: &mut skymeter_pipeline::LoadedConfig,
+    names: &[String],
+    file: &std::path::Path,
+) -> Result<(), ExitCode> {
+    if names.is_empty() {
+        return Ok(());
+    }
+    let known: Vec<String> = cfg.tasks.iter().map(|t| t.name.clone()).collect();
+    if let Some(missing) = names.iter().find(|n| !known.contains(n)) {
+        eprintln!(
+            "error: no task named `{missing}` in {}; it has: {}",
+            file.display(),
+            known.join(", ")
+        );
+        return Err(ExitCode::from(USAGE));
+    }
+    cfg.tasks.retain(|t| names.contains(&t.name));
+    Ok(())
+}
+
+/// An agent's signals: the first asks its tasks to finish their runs and flush (`tx`), a
+/// second exits at once.
+pub(crate) fn stop_on_signal(tx: watch::Sender<bool>) {
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: finishing the runs in flight and flushing publishers (signal again to exit at once)");
+        let _ = tx.send(true);
+        shutdown_signal().await;
+        eprintln!("second signal: exiting without flushing");
+        std::process::exit(130);
+    });
 }
 
 fn validate(args: ValidateArgs, registry: &Registry) -> ExitCode {

@@ -4,9 +4,7 @@
 
 use crate::agent_api;
 use crate::cli::RunArgs;
-use crate::output::{
-    new_table, report_config_errors, shutdown_signal, OutputFormat, FAILURE, USAGE,
-};
+use crate::output::{new_table, report_config_errors, OutputFormat, FAILURE, USAGE};
 use crate::remote::{request, Body, Endpoint};
 use clap::{Args, Subcommand};
 use serde_json::Value;
@@ -39,17 +37,8 @@ pub async fn run_with_api(
                 Ok(c) => c,
                 Err(errs) => return report_config_errors(&errs),
             };
-            if !args.tasks.is_empty() {
-                let known: Vec<String> = cfg.tasks.iter().map(|t| t.name.clone()).collect();
-                if let Some(missing) = args.tasks.iter().find(|n| !known.contains(n)) {
-                    eprintln!(
-                        "error: no task named `{missing}` in {}; it has: {}",
-                        path.display(),
-                        known.join(", ")
-                    );
-                    return ExitCode::from(USAGE);
-                }
-                cfg.tasks.retain(|t| args.tasks.contains(&t.name));
+            if let Err(code) = crate::commands::keep_tasks(&mut cfg, &args.tasks, path) {
+                return code;
             }
             let format = if snap::is_manifest(&path.display().to_string(), &text) {
                 SourceFormat::Manifest
@@ -104,14 +93,7 @@ pub async fn run_with_api(
     for problem in manager.restore() {
         tracing::warn!("{problem}");
     }
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        tracing::info!("shutting down: finishing the runs in flight and flushing publishers (signal again to exit at once)");
-        let _ = tx.send(true);
-        shutdown_signal().await;
-        eprintln!("second signal: exiting without flushing");
-        std::process::exit(130);
-    });
+    crate::commands::stop_on_signal(tx);
     let server = tokio::spawn(agent_api::serve(
         listener,
         manager.clone(),
@@ -422,16 +404,9 @@ fn last_run(v: &Value) -> String {
     )
 }
 
-/// A path segment: ids and names as they are, anything else percent-encoded.
+/// A path segment: an id or a name, percent-encoded.
 fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
 /// Reads the watch stream (server-sent events). Parsed by hand: the format is a few lines

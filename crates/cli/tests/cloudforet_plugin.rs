@@ -316,19 +316,7 @@ fn cloudforets_client_collects_servers_with_skymeters_utilization() {
     let data = dir.path().join("data");
     let ingest = create_token(&data, "ingest", &["ingest"]);
     let read = create_token(&data, "read", &["read"]);
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let _server = spawn(
-        &[
-            "server",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-            data.to_str().unwrap(),
-        ],
-        dir.path(),
-    );
-    wait_healthy(&base);
+    let (_server, base) = server_on(dir.path());
     let now = Utc::now().duration_trunc(Span::minutes(1)).unwrap();
     seed(&base, &ingest, now);
 

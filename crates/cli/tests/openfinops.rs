@@ -183,19 +183,7 @@ fn openfinops_agents_post_to_skymeter_unchanged() {
     let data = dir.path().join("data");
     let ingest = create_token(&data, "ingest", &["ingest"]);
     let read = create_token(&data, "read", &["read"]);
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let _server = spawn(
-        &[
-            "server",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-            data.to_str().unwrap(),
-        ],
-        dir.path(),
-    );
-    wait_healthy(&base);
+    let (_server, base) = server_on(dir.path());
     let endpoint = format!("{base}/openfinops/{ingest}");
     let agents_dir = agents_dir.to_str().unwrap();
     let aws_env = [

@@ -129,16 +129,7 @@ pub fn service_group_and_type(r: &Resource) -> (String, String) {
 
 /// Labels every series has from its resource and key; any other (but `tag_*`) is a label
 /// of the point (`cpu`, `device`…), which marks a per-core or per-device series.
-const FIXED_LABELS: [&str; 8] = [
-    "__name__",
-    "provider",
-    "account",
-    "region",
-    "resource_id",
-    "stat",
-    "kind",
-    "resource_name",
-];
+const FIXED_LABELS: [&str; 8] = skymeter_model::prom::SERIES_LABELS;
 
 /// What identifies a resource in both the resource list and series labels.
 pub type ResourceRef = (String, String, String, String);

@@ -10,6 +10,19 @@
 
 use crate::Unit;
 
+/// The labels every series gets from its key and resource (the first six from the key), in
+/// this order; any other label of a series is the point's own or a `tag_<key>`.
+pub const SERIES_LABELS: [&str; 8] = [
+    "__name__",
+    "provider",
+    "account",
+    "region",
+    "resource_id",
+    "stat",
+    "kind",
+    "resource_name",
+];
+
 /// The suffix a unit adds to a Prometheus metric name (empty for plain counts).
 pub fn unit_suffix(unit: Unit) -> &'static str {
     match unit {

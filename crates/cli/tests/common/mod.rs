@@ -163,8 +163,15 @@ pub fn create_token(data_dir: &Path, name: &str, scopes: &[&str]) -> String {
 /// `skymeter server` on a free loopback port over `<dir>/data`, with tokens; answers
 /// `/health`. Returns the process, the base URL and a token with the ingest and read scopes.
 pub fn server_with_token(dir: &Path) -> (Proc, String, String) {
+    let token = create_token(&dir.join("data"), "test", &["ingest", "read"]);
+    let (server, base) = server_on(dir);
+    (server, base, token)
+}
+
+/// `skymeter server` on a free loopback port over `<dir>/data` (make its tokens first with
+/// [`create_token`]); answers `/health`. Returns the process and the base URL.
+pub fn server_on(dir: &Path) -> (Proc, String) {
     let data = dir.join("data");
-    let token = create_token(&data, "test", &["ingest", "read"]);
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let server = spawn(
@@ -178,5 +185,5 @@ pub fn server_with_token(dir: &Path) -> (Proc, String, String) {
         dir,
     );
     wait_healthy(&base);
-    (server, base, token)
+    (server, base)
 }

@@ -462,10 +462,13 @@ pub fn translate(
     // Collector plugin → (its namespace prefixes, the manifest line of its first namespace).
     let mut collectors: BTreeMap<String, (Vec<String>, usize)> = BTreeMap::new();
     let mut globs: Vec<String> = Vec::new();
+    // Each namespace with its metric glob, for the tags of a prefix.
+    let mut ns_globs: Vec<(&str, String)> = Vec::new();
     for ns in collect.metrics.keys() {
         let line = lines.key(ns);
         match resolve(ns, registry) {
             Ok((plugin, prefix, glob)) => {
+                ns_globs.push((ns.as_str(), glob.clone()));
                 let (prefixes, _) = collectors.entry(plugin).or_insert((Vec::new(), line));
                 if !prefixes.contains(&prefix) {
                     prefixes.push(prefix);
@@ -493,11 +496,7 @@ pub fn translate(
         by_depth.sort_by_key(|(k, _)| k.matches('/').count());
         for (prefix, values) in by_depth {
             let Some(values) = values else { continue };
-            let covered: Vec<&String> = collectors
-                .iter()
-                .filter(|(_, (ps, _))| ps.iter().any(|p| covers(prefix, p)))
-                .map(|(plugin, _)| plugin)
-                .collect();
+            let covered = covered_by(&collectors, prefix);
             if covered.is_empty() {
                 errors.push(err(
                     lines.key(prefix),
@@ -535,12 +534,7 @@ pub fn translate(
     let mut tag_processors: Vec<(usize, String)> = Vec::new();
     if let Some(tags) = &collect.tags {
         for (prefix, labels) in tags {
-            let covered: Vec<&String> = collectors
-                .iter()
-                .filter(|(_, (ps, _))| ps.iter().any(|p| covers(prefix, p)))
-                .map(|(plugin, _)| plugin)
-                .collect();
-            if covered.is_empty() {
+            if covered_by(&collectors, prefix).is_empty() {
                 errors.push(err(
                     lines.key(prefix),
                     Some("tags"),
@@ -556,9 +550,16 @@ pub fn translate(
                 };
                 add.insert(k.clone(), Value::String(v));
             }
+            // Only the metrics of the namespaces at, below or above the prefix.
+            let tagged: Vec<Value> = ns_globs
+                .iter()
+                .filter(|(ns, _)| covers(prefix, ns))
+                .map(|(_, g)| Value::String(g.clone()))
+                .collect();
             let mut relabel = Map::new();
             relabel.insert("plugin".into(), Value::String("relabel".into()));
             relabel.insert("name".into(), Value::String(format!("tags {prefix}")));
+            relabel.insert("metrics".into(), Value::Array(tagged));
             relabel.insert("add_labels".into(), Value::Object(add));
             tag_processors.push((lines.key(prefix), inline_table(&relabel)));
         }
@@ -701,6 +702,19 @@ fn publisher_entry(node: &Node) -> String {
         entry.insert(k.to_string(), v.clone());
     }
     inline_table(&entry)
+}
+
+/// The collectors (plugin → its namespace prefixes, first line) a config or tags prefix
+/// concerns.
+fn covered_by<'c>(
+    collectors: &'c BTreeMap<String, (Vec<String>, usize)>,
+    prefix: &str,
+) -> Vec<&'c String> {
+    collectors
+        .iter()
+        .filter(|(_, (ps, _))| ps.iter().any(|p| covers(prefix, p)))
+        .map(|(plugin, _)| plugin)
+        .collect()
 }
 
 /// Whether a config or tags prefix concerns a collector whose namespaces start at `source`.

@@ -106,3 +106,18 @@ pub fn rejection_report(batch_id: &str, url: &str, status: u16, body: &[u8]) -> 
         "response": response,
     })
 }
+
+/// The innermost cause of a request that could not be sent (connection refused, a DNS
+/// failure, a TLS error), without the URL, which callers show in their own form.
+pub fn send_cause(e: &reqwest::Error) -> String {
+    let mut cause = String::new();
+    let mut src: Option<&dyn std::error::Error> = std::error::Error::source(e);
+    while let Some(s) = src {
+        cause = s.to_string();
+        src = s.source();
+    }
+    if cause.is_empty() {
+        cause = e.to_string();
+    }
+    cause
+}

@@ -9,16 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 /// The labels every series gets from its key and resource; a point label of one of these
 /// names is renamed `exported_<name>`.
-pub const RESERVED: [&str; 8] = [
-    "__name__",
-    "provider",
-    "account",
-    "region",
-    "resource_id",
-    "stat",
-    "kind",
-    "resource_name",
-];
+pub const RESERVED: [&str; 8] = skymeter_model::prom::SERIES_LABELS;
 
 /// What the labels of a series take from its resource's latest record.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

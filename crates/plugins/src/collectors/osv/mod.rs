@@ -429,15 +429,7 @@ impl Osv {
             );
         }
         let is_connect = e.is_connect();
-        let mut cause = String::new();
-        let mut src: Option<&dyn std::error::Error> = std::error::Error::source(&e);
-        while let Some(s) = src {
-            cause = s.to_string();
-            src = s.source();
-        }
-        if cause.is_empty() {
-            cause = e.without_url().to_string();
-        }
+        let cause = crate::common::http_post::send_cause(&e.without_url());
         if is_connect {
             self.err(
                 ErrorKind::Unavailable,
