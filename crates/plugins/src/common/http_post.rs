@@ -121,3 +121,33 @@ pub fn send_cause(e: &reqwest::Error) -> String {
     }
     cause
 }
+
+/// What a collector says when a request could not be sent: a timeout (with `timeout_hint`),
+/// a refused or failed connection (with `connect_hint`), or another cause; never the URL's
+/// query (it may carry credentials): `shown_url` is the caller's safe form of it.
+pub fn send_failure(
+    e: reqwest::Error,
+    shown_url: &str,
+    timeout: std::time::Duration,
+    timeout_hint: &str,
+    connect_hint: &str,
+) -> (skymeter_plugin_api::ErrorKind, String) {
+    use skymeter_plugin_api::ErrorKind;
+    if e.is_timeout() {
+        return (
+            ErrorKind::Timeout,
+            format!(
+                "no answer from {shown_url} within {}; {timeout_hint}",
+                humantime::format_duration(timeout)
+            ),
+        );
+    }
+    let is_connect = e.is_connect();
+    let cause = send_cause(&e.without_url());
+    let message = if is_connect {
+        format!("cannot connect to {shown_url}: {cause}; {connect_hint}")
+    } else {
+        format!("request to {shown_url} failed: {cause}")
+    };
+    (ErrorKind::Unavailable, message)
+}

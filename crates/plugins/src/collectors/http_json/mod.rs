@@ -526,31 +526,14 @@ impl HttpJson {
     /// What went wrong sending the request, without the URL (it may carry credentials
     /// in its query) but with the underlying cause (refused, DNS, TLS).
     fn send_error(&self, e: reqwest::Error) -> PluginError {
-        let u = &self.shown_url;
-        if e.is_timeout() {
-            return self.err(
-                ErrorKind::Timeout,
-                format!(
-                    "no answer from {u} within {}; raise `timeout` or check the endpoint",
-                    humantime::format_duration(self.timeout)
-                ),
-            );
-        }
-        let is_connect = e.is_connect();
-        let cause = crate::common::http_post::send_cause(&e.without_url());
-        if is_connect {
-            self.err(
-                ErrorKind::Unavailable,
-                format!(
-                    "cannot connect to {u}: {cause}; check that it is up and that `url` is right"
-                ),
-            )
-        } else {
-            self.err(
-                ErrorKind::Unavailable,
-                format!("request to {u} failed: {cause}"),
-            )
-        }
+        let (kind, message) = crate::common::http_post::send_failure(
+            e,
+            &self.shown_url,
+            self.timeout,
+            "raise `timeout` or check the endpoint",
+            "check that it is up and that `url` is right",
+        );
+        self.err(kind, message)
     }
 
     fn status_error(&self, status: StatusCode, body: &[u8]) -> PluginError {

@@ -417,34 +417,14 @@ impl Osv {
 
     /// What went wrong sending a request, with the underlying cause (refused, DNS, TLS).
     fn send_error(&self, path: &str, e: reqwest::Error) -> PluginError {
-        let u = self.shown_url(path);
-        if e.is_timeout() {
-            return self.err(
-                ErrorKind::Timeout,
-                path,
-                format!(
-                    "no answer from {u} within {}; raise `timeout` or check that the OSv instance is not stuck",
-                    humantime::format_duration(self.timeout)
-                ),
-            );
-        }
-        let is_connect = e.is_connect();
-        let cause = crate::common::http_post::send_cause(&e.without_url());
-        if is_connect {
-            self.err(
-                ErrorKind::Unavailable,
-                path,
-                format!(
-                    "cannot connect to {u}: {cause}; check that the OSv instance runs with its REST API (`run.py --api`, module httpserver-api) and that `url` (or `swag_ip`/`swag_port`) is right"
-                ),
-            )
-        } else {
-            self.err(
-                ErrorKind::Unavailable,
-                path,
-                format!("request to {u} failed: {cause}"),
-            )
-        }
+        let (kind, message) = crate::common::http_post::send_failure(
+            e,
+            &self.shown_url(path),
+            self.timeout,
+            "raise `timeout` or check that the OSv instance is not stuck",
+            "check that the OSv instance runs with its REST API (`run.py --api`, module httpserver-api) and that `url` (or `swag_ip`/`swag_port`) is right",
+        );
+        self.err(kind, path, message)
     }
 
     /// An answer other than 200, with OSv's `{"message", "code"}` text when there is one.
