@@ -449,7 +449,26 @@ impl TaskManager {
                     continue;
                 }
             };
-            match self.build(&Origin::Api, saved.format, &saved.text, &saved.name) {
+            let taken = {
+                let tasks = self.tasks.lock().expect("tasks lock");
+                tasks.values().any(|e| e.info.name == saved.name)
+            };
+            let built = if taken {
+                Err(vec![ConfigError {
+                    file: file.display().to_string(),
+                    line: None,
+                    column: None,
+                    key: None,
+                    message: format!(
+                        "a task of the config file is named `{}` too; names are unique. Remove one of them",
+                        saved.name
+                    ),
+                    snippet: None,
+                }])
+            } else {
+                self.build(&Origin::Api, saved.format, &saved.text, &saved.name)
+            };
+            match built {
                 Ok(task) => {
                     let mut info =
                         describe(&saved.id, &task, Origin::Api, saved.format, saved.created);
