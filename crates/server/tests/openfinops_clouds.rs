@@ -73,7 +73,7 @@ fn enc(q: &str) -> String {
 }
 
 #[tokio::test]
-async fn azure_and_gcp_agent_posts_become_resources_and_points() {
+async fn openfinops_azure_and_gcp_posts_become_resources_and_points() {
     let s = TestServer::start(ServerConfig::default()).await;
     let ingest = s.token(&[Scope::Ingest]);
     let read = s.token(&[Scope::Read]);

@@ -83,42 +83,12 @@ const S3: Kind = Kind {
 };
 
 /// CloudWatch's 5-minute average, as the agent asks it.
-const CPU: Metric = Metric {
-    name: "cpu.utilization",
-    unit: Unit::Percent,
-    stat: Stat::Avg,
-    period_s: 300,
-};
-const CONNECTIONS: Metric = Metric {
-    name: "database.connections",
-    unit: Unit::Count,
-    stat: Stat::Avg,
-    period_s: 300,
-};
-const INVOCATIONS: Metric = Metric {
-    name: "function.invocations",
-    unit: Unit::Count,
-    stat: Stat::Sum,
-    period_s: 3600,
-};
-const DURATION: Metric = Metric {
-    name: "function.duration",
-    unit: Unit::Milliseconds,
-    stat: Stat::Avg,
-    period_s: 3600,
-};
-const SIZE: Metric = Metric {
-    name: "storage.size",
-    unit: Unit::Bytes,
-    stat: Stat::Avg,
-    period_s: 86_400,
-};
-const OBJECTS: Metric = Metric {
-    name: "storage.objects",
-    unit: Unit::Count,
-    stat: Stat::Avg,
-    period_s: 86_400,
-};
+const CPU: Metric = Metric::new("cpu.utilization", Unit::Percent, Stat::Avg, 300);
+const CONNECTIONS: Metric = Metric::new("database.connections", Unit::Count, Stat::Avg, 300);
+const INVOCATIONS: Metric = Metric::new("function.invocations", Unit::Count, Stat::Sum, 3600);
+const DURATION: Metric = Metric::new("function.duration", Unit::Milliseconds, Stat::Avg, 3600);
+const SIZE: Metric = Metric::new("storage.size", Unit::Bytes, Stat::Avg, 86_400);
+const OBJECTS: Metric = Metric::new("storage.objects", Unit::Count, Stat::Avg, 86_400);
 
 pub fn map(body: &Value, out: &mut Records) {
     let region = text(body.get("region")).unwrap_or_default();

@@ -87,14 +87,23 @@ fn subscription_of(arm_id: &str) -> Option<&str> {
     }
 }
 
-/// The ARM id of a resource in a resource group: `…/providers/{path}`.
-fn arm_id(subscription: &str, group: &str, path: &str) -> String {
-    let group = format!("/resourceGroups/{group}/providers/{path}");
-    if subscription.is_empty() {
-        group
+/// The name (`name_field`) of an entry and the ARM id of the resource of type `arm_type`
+/// (`Microsoft.Web/sites`) of that name in its `resource_group`.
+fn arm(
+    place: &Place,
+    e: &Map<String, Value>,
+    name_field: &str,
+    arm_type: &str,
+) -> Option<(String, String)> {
+    let name = text(e.get(name_field))?;
+    let group = text(e.get("resource_group"))?;
+    let path = format!("/resourceGroups/{group}/providers/{arm_type}/{name}");
+    let id = if place.account.is_empty() {
+        path
     } else {
-        format!("/subscriptions/{subscription}{group}")
-    }
+        format!("/subscriptions/{}{path}", place.account)
+    };
+    Some((name, id))
 }
 
 /// An Azure SDK enum's Python name as Azure spells its value: `STORAGE_V2` → `StorageV2`.
@@ -132,26 +141,14 @@ pub fn map(body: &Value, out: &mut Records) {
         account: &subscription,
         region: "",
     };
-    if let Some(e) = text(metrics.get("error")) {
-        out.error(
-            "openfinops/azure",
-            format!("the OpenFinOps Azure agent could not collect: {e}"),
-            &[],
-        );
-    }
-    out.events(body, "Azure");
-    out.sections(
-        metrics.as_object(),
-        "Azure",
-        |name, section, out| match name {
-            "virtual_machines" => vms(section, &place, out),
-            "aks" => aks(section, &place, out),
-            "azure_functions" => functions(section, &place, out),
-            "sql_databases" => sql(section, &place, out),
-            "storage" => storage(section, &place, out),
-            _ => {}
-        },
-    );
+    out.metrics_post(body, "Azure", |name, section, out| match name {
+        "virtual_machines" => vms(section, &place, out),
+        "aks" => aks(section, &place, out),
+        "azure_functions" => functions(section, &place, out),
+        "sql_databases" => sql(section, &place, out),
+        "storage" => storage(section, &place, out),
+        _ => {}
+    });
 }
 
 fn vms(section: &Value, place: &Place, out: &mut Records) {
@@ -181,16 +178,14 @@ fn vms(section: &Value, place: &Place, out: &mut Records) {
 
 fn aks(section: &Value, place: &Place, out: &mut Records) {
     for c in list(section, "clusters") {
-        let (Some(name), Some(group)) =
-            (text(c.get("cluster_name")), text(c.get("resource_group")))
-        else {
+        let Some((name, id)) = arm(
+            place,
+            c,
+            "cluster_name",
+            "Microsoft.ContainerService/managedClusters",
+        ) else {
             continue;
         };
-        let id = arm_id(
-            place.account,
-            &group,
-            &format!("Microsoft.ContainerService/managedClusters/{name}"),
-        );
         let status = lower(c.get("power_state")).filter(|p| p != "unknown");
         AKS.of(c, &id)
             .name(Some(name.clone()))
@@ -218,15 +213,9 @@ fn aks(section: &Value, place: &Place, out: &mut Records) {
 
 fn functions(section: &Value, place: &Place, out: &mut Records) {
     for f in list(section, "function_apps") {
-        let (Some(name), Some(group)) = (text(f.get("app_name")), text(f.get("resource_group")))
-        else {
+        let Some((name, id)) = arm(place, f, "app_name", "Microsoft.Web/sites") else {
             continue;
         };
-        let id = arm_id(
-            place.account,
-            &group,
-            &format!("Microsoft.Web/sites/{name}"),
-        );
         FUNCTION
             .of(f, &id)
             .name(Some(name))
@@ -239,8 +228,7 @@ fn functions(section: &Value, place: &Place, out: &mut Records) {
 /// Each server's databases (the flat `databases` list repeats them without their server).
 fn sql(section: &Value, place: &Place, out: &mut Records) {
     for s in list(section, "sql_servers") {
-        let (Some(server), Some(group)) =
-            (text(s.get("server_name")), text(s.get("resource_group")))
+        let Some((server, server_id)) = arm(place, s, "server_name", "Microsoft.Sql/servers")
         else {
             continue;
         };
@@ -248,19 +236,14 @@ fn sql(section: &Value, place: &Place, out: &mut Records) {
             let Some(db) = text(d.get("database_name")) else {
                 continue;
             };
-            let id = arm_id(
-                place.account,
-                &group,
-                &format!("Microsoft.Sql/servers/{server}/databases/{db}"),
-            );
-            SQL.of(d, &id)
+            SQL.of(d, &format!("{server_id}/databases/{db}"))
                 .name(Some(db))
                 .region(location(s))
                 .attr("engine", Some(Value::from("sqlserver")))
                 .attr("engine_version", s.get("version").cloned())
                 .attr("status", lower(d.get("status")))
                 .attr("server", Some(Value::String(server.clone())))
-                .attr("resource_group", Some(Value::String(group.clone())))
+                .attr("resource_group", s.get("resource_group").cloned())
                 .add(place, out);
         }
     }
@@ -268,16 +251,14 @@ fn sql(section: &Value, place: &Place, out: &mut Records) {
 
 fn storage(section: &Value, place: &Place, out: &mut Records) {
     for a in list(section, "storage_accounts") {
-        let (Some(name), Some(group)) =
-            (text(a.get("account_name")), text(a.get("resource_group")))
-        else {
+        let Some((name, id)) = arm(
+            place,
+            a,
+            "account_name",
+            "Microsoft.Storage/storageAccounts",
+        ) else {
             continue;
         };
-        let id = arm_id(
-            place.account,
-            &group,
-            &format!("Microsoft.Storage/storageAccounts/{name}"),
-        );
         let blob = a.get("primary_endpoints").and_then(|e| e.get("blob"));
         STORAGE
             .of(a, &id)

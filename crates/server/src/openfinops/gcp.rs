@@ -77,30 +77,10 @@ const BUCKET: Kind = Kind {
 };
 
 /// The newest raw sample of a GCE CPU series: one minute.
-const CPU: Metric = Metric {
-    name: "cpu.utilization",
-    unit: Unit::Percent,
-    stat: Stat::Avg,
-    period_s: 60,
-};
-const INVOCATIONS: Metric = Metric {
-    name: "function.invocations",
-    unit: Unit::Count,
-    stat: Stat::Sum,
-    period_s: 3600,
-};
-const SIZE: Metric = Metric {
-    name: "storage.size",
-    unit: Unit::Bytes,
-    stat: Stat::Last,
-    period_s: 0,
-};
-const OBJECTS: Metric = Metric {
-    name: "storage.objects",
-    unit: Unit::Count,
-    stat: Stat::Last,
-    period_s: 0,
-};
+const CPU: Metric = Metric::new("cpu.utilization", Unit::Percent, Stat::Avg, 60);
+const INVOCATIONS: Metric = Metric::new("function.invocations", Unit::Count, Stat::Sum, 3600);
+const SIZE: Metric = Metric::new("storage.size", Unit::Bytes, Stat::Last, 0);
+const OBJECTS: Metric = Metric::new("storage.objects", Unit::Count, Stat::Last, 0);
 
 /// The agent lists at most this many objects of a bucket.
 const LISTING_CAP: f64 = 1000.0;
@@ -145,26 +125,14 @@ pub fn map(body: &Value, out: &mut Records) {
         account: &project,
         region: &region,
     };
-    if let Some(e) = text(metrics.get("error")) {
-        out.error(
-            "openfinops/gcp",
-            format!("the OpenFinOps GCP agent could not collect: {e}"),
-            &[],
-        );
-    }
-    out.events(body, "GCP");
-    out.sections(
-        metrics.as_object(),
-        "GCP",
-        |name, section, out| match name {
-            "compute_engine" => instances(section, &place, out),
-            "gke" => clusters(section, &place, out),
-            "cloud_functions" => functions(section, &place, out),
-            "cloud_sql" => sql(section, &place, out),
-            "cloud_storage" => buckets(section, &place, out),
-            _ => {}
-        },
-    );
+    out.metrics_post(body, "GCP", |name, section, out| match name {
+        "compute_engine" => instances(section, &place, out),
+        "gke" => clusters(section, &place, out),
+        "cloud_functions" => functions(section, &place, out),
+        "cloud_sql" => sql(section, &place, out),
+        "cloud_storage" => buckets(section, &place, out),
+        _ => {}
+    });
 }
 
 fn instances(section: &Value, place: &Place, out: &mut Records) {

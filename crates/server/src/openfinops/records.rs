@@ -277,6 +277,17 @@ pub struct Metric {
     pub period_s: u32,
 }
 
+impl Metric {
+    pub const fn new(name: &'static str, unit: Unit, stat: Stat, period_s: u32) -> Metric {
+        Metric {
+            name,
+            unit,
+            stat,
+            period_s,
+        }
+    }
+}
+
 impl Records {
     /// A point of `metric` without labels, when the value is there.
     pub fn measure(&mut self, r: &Arc<ResourceRef>, metric: &Metric, value: Option<f64>) {
@@ -305,6 +316,28 @@ impl Records {
             }
             read(name, section, self);
         }
+    }
+
+    /// A post of an agent that wraps its sections in `metrics` (Azure, GCP): a collection
+    /// that failed as a whole (`metrics: {"error": …}`) and the agent's events become
+    /// collection errors; then [`Records::sections`] over `metrics`.
+    pub fn metrics_post(
+        &mut self,
+        body: &Value,
+        agent: &str,
+        read: impl FnMut(&str, &Value, &mut Records),
+    ) {
+        let metrics = &body["metrics"];
+        if let Some(e) = text(metrics.get("error")) {
+            let plugin = self.task.clone();
+            self.error(
+                &plugin,
+                format!("the OpenFinOps {agent} agent could not collect: {e}"),
+                &[],
+            );
+        }
+        self.events(body, agent);
+        self.sections(metrics.as_object(), agent, read);
     }
 
     /// The agent's own events of type `collection_error` (a collection cycle that failed;
