@@ -12,8 +12,8 @@
 //!   ([`aws`]: the AWS agent's `services`; [`azure`], [`gcp`]: those agents' `metrics`;
 //!   [`generic`]: the generic agent's system metrics). Other agents' posts (Databricks,
 //!   Snowflake, SaaS) are accepted and recorded as a collection error saying they are not
-//!   mapped yet. An agent that never registered
-//!   (`--once` does not) is registered from its post.
+//!   mapped yet. An agent that never registered (`--once` does not) is registered from its
+//!   post.
 //! - `GET …/health` (and `/openfinops/health`).
 
 pub use generic::Counters;
