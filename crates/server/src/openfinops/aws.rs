@@ -9,154 +9,142 @@
 //! estimated cost lines of the post's UTC hour; S3's from its monthly figure ÷ 720, as the
 //! agent's own total computes it.
 
-use super::records::{attributes, num, tags, text, Records};
-use serde_json::{Map, Value};
-use skymeter_model::{Labels, Stat, Unit};
+use super::records::{entries, list, num, tags, text, Kind, Metric, Place, Records};
+use serde_json::Value;
+use skymeter_model::{Stat, Unit};
 
 const PROVIDER: &str = "Amazon Web Services";
+const EC2_SERVICE: &str = "Amazon Elastic Compute Cloud";
 
-fn list<'a>(service: &'a Value, key: &str) -> impl Iterator<Item = &'a Map<String, Value>> {
-    service
-        .get(key)
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_object)
-        // An entry the agent could not read carries `error` and zeros: not a measurement.
-        .filter(|o| !o.contains_key("error"))
-}
+const EC2: Kind = Kind {
+    kind: "compute.instance",
+    native_type: "AWS::EC2::Instance",
+    attributes: &[
+        ("instance_type", "instance_type"),
+        ("state", "state"),
+        ("availability_zone", "availability_zone"),
+        ("launch_time", "launch_time"),
+        ("private_ip", "private_ip"),
+        ("public_ip", "public_ip"),
+    ],
+};
+const EKS: Kind = Kind {
+    kind: "k8s.cluster",
+    native_type: "AWS::EKS::Cluster",
+    attributes: &[
+        ("status", "status"),
+        ("version", "version"),
+        ("platform_version", "platform_version"),
+        ("endpoint", "endpoint"),
+        ("created_at", "created"),
+    ],
+};
+const NODEGROUP: Kind = Kind {
+    kind: "k8s.node_group",
+    native_type: "AWS::EKS::Nodegroup",
+    attributes: &[
+        ("instance_types", "instance_types"),
+        ("desired_capacity", "desired_size"),
+        ("min_size", "min_size"),
+        ("max_size", "max_size"),
+        ("status", "status"),
+        ("version", "version"),
+    ],
+};
+const LAMBDA: Kind = Kind {
+    kind: "function",
+    native_type: "AWS::Lambda::Function",
+    attributes: &[
+        ("runtime", "runtime"),
+        ("memory_size", "memory_mb"),
+        ("timeout", "timeout_s"),
+        ("code_size", "code_size_bytes"),
+        ("last_modified", "last_modified"),
+    ],
+};
+const RDS: Kind = Kind {
+    kind: "database.instance",
+    native_type: "AWS::RDS::DBInstance",
+    attributes: &[
+        ("db_instance_class", "instance_class"),
+        ("engine", "engine"),
+        ("engine_version", "engine_version"),
+        ("status", "status"),
+        ("allocated_storage", "allocated_storage_gib"),
+        ("availability_zone", "availability_zone"),
+        ("multi_az", "multi_az"),
+        ("backup_retention_period", "backup_retention_period"),
+    ],
+};
+const S3: Kind = Kind {
+    kind: "storage.bucket",
+    native_type: "AWS::S3::Bucket",
+    attributes: &[("created_date", "created")],
+};
+
+/// CloudWatch's 5-minute average, as the agent asks it.
+const CPU: Metric = Metric::new("cpu.utilization", Unit::Percent, Stat::Avg, 300);
+const CONNECTIONS: Metric = Metric::new("database.connections", Unit::Count, Stat::Avg, 300);
+const INVOCATIONS: Metric = Metric::new("function.invocations", Unit::Count, Stat::Sum, 3600);
+const DURATION: Metric = Metric::new("function.duration", Unit::Milliseconds, Stat::Avg, 3600);
+const SIZE: Metric = Metric::new("storage.size", Unit::Bytes, Stat::Avg, 86_400);
+const OBJECTS: Metric = Metric::new("storage.objects", Unit::Count, Stat::Avg, 86_400);
 
 pub fn map(body: &Value, out: &mut Records) {
     let region = text(body.get("region")).unwrap_or_default();
+    let place = Place {
+        provider: "aws",
+        account: "",
+        region: &region,
+    };
     let services = body.get("services").and_then(Value::as_object);
-    for (name, service) in services.into_iter().flatten() {
-        if let Some(e) = text(service.get("error")) {
-            out.error(
-                "openfinops/aws",
-                format!("the OpenFinOps AWS agent could not read {name}: {e}"),
-                &[("service", name)],
-            );
-            continue;
-        }
-        match name.as_str() {
-            "ec2" => ec2(service, &region, out),
-            "eks" => eks(service, &region, out),
-            "lambda" => lambda(service, &region, out),
-            "rds" => rds(service, &region, out),
-            "s3" => s3(service, &region, out),
-            _ => {}
-        }
-    }
+    out.sections(services, "AWS", |name, service, out| match name {
+        "ec2" => ec2(service, &place, out),
+        "eks" => eks(service, &place, out),
+        "lambda" => lambda(service, &place, out),
+        "rds" => rds(service, &place, out),
+        "s3" => s3(service, &place, out),
+        _ => {}
+    });
 }
 
-fn ec2(service: &Value, region: &str, out: &mut Records) {
+fn ec2(service: &Value, place: &Place, out: &mut Records) {
     for i in list(service, "instances") {
         let Some(id) = text(i.get("instance_id")) else {
             continue;
         };
         let tags = tags(i.get("tags"));
-        let name = tags.get("Name").cloned().unwrap_or_else(|| id.clone());
-        let r = out.resource(
-            "aws",
-            "",
-            region,
-            "compute.instance",
-            "AWS::EC2::Instance",
-            &id,
-            &name,
-            tags,
-            attributes(
-                i,
-                &[
-                    ("instance_type", "instance_type"),
-                    ("state", "state"),
-                    ("availability_zone", "availability_zone"),
-                    ("launch_time", "launch_time"),
-                    ("private_ip", "private_ip"),
-                    ("public_ip", "public_ip"),
-                ],
-            ),
-        );
-        out.point(
-            &r,
-            "cpu.utilization",
-            Unit::Percent,
-            Stat::Avg,
-            300,
-            num(i.get("cpu_usage")),
-            Labels::new(),
-        );
+        let name = tags.get("Name").cloned();
+        let r = EC2.of(i, &id).name(name).tags(tags).add(place, out);
+        out.measure(&r, &CPU, num(i.get("cpu_usage")));
         let itype = text(i.get("instance_type")).unwrap_or_default();
         out.hourly_cost(
             &r,
             PROVIDER,
-            "Amazon Elastic Compute Cloud",
+            EC2_SERVICE,
             "Compute",
-            "AWS::EC2::Instance",
+            EC2.native_type,
             &format!("ec2/{itype}"),
             num(i.get("hourly_cost")),
         );
     }
 }
 
-fn eks(service: &Value, region: &str, out: &mut Records) {
+fn eks(service: &Value, place: &Place, out: &mut Records) {
     for c in list(service, "clusters") {
         let Some(cluster) = text(c.get("cluster_name")) else {
             continue;
         };
-        out.resource(
-            "aws",
-            "",
-            region,
-            "k8s.cluster",
-            "AWS::EKS::Cluster",
-            &cluster,
-            &cluster,
-            Labels::new(),
-            attributes(
-                c,
-                &[
-                    ("status", "status"),
-                    ("version", "version"),
-                    ("platform_version", "platform_version"),
-                    ("endpoint", "endpoint"),
-                    ("created_at", "created"),
-                ],
-            ),
-        );
-        for ng in c
-            .get("nodegroups")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_object)
-        {
+        EKS.of(c, &cluster).add(place, out);
+        for ng in entries(c.get("nodegroups")) {
             let Some(name) = text(ng.get("nodegroup_name")) else {
                 continue;
             };
-            let mut attrs = attributes(
-                ng,
-                &[
-                    ("instance_types", "instance_types"),
-                    ("desired_capacity", "desired_size"),
-                    ("min_size", "min_size"),
-                    ("max_size", "max_size"),
-                    ("status", "status"),
-                    ("version", "version"),
-                ],
-            );
-            attrs.insert("cluster".into(), Value::String(cluster.clone()));
-            let r = out.resource(
-                "aws",
-                "",
-                region,
-                "k8s.node_group",
-                "AWS::EKS::Nodegroup",
-                &format!("{cluster}/{name}"),
-                &name,
-                Labels::new(),
-                attrs,
-            );
+            let r = NODEGROUP
+                .of(ng, &format!("{cluster}/{name}"))
+                .name(Some(name))
+                .attr("cluster", Some(Value::String(cluster.clone())))
+                .add(place, out);
             let itype = ng
                 .get("instance_types")
                 .and_then(Value::as_array)
@@ -166,9 +154,9 @@ fn eks(service: &Value, region: &str, out: &mut Records) {
             out.hourly_cost(
                 &r,
                 PROVIDER,
-                "Amazon Elastic Compute Cloud",
+                EC2_SERVICE,
                 "Compute",
-                "AWS::EKS::Nodegroup",
+                NODEGROUP.native_type,
                 &format!("eks-nodegroup/{itype}x{desired}"),
                 num(ng.get("hourly_cost")),
             );
@@ -176,155 +164,56 @@ fn eks(service: &Value, region: &str, out: &mut Records) {
     }
 }
 
-fn lambda(service: &Value, region: &str, out: &mut Records) {
+fn lambda(service: &Value, place: &Place, out: &mut Records) {
     for f in list(service, "functions") {
         let Some(name) = text(f.get("function_name")) else {
             continue;
         };
-        let r = out.resource(
-            "aws",
-            "",
-            region,
-            "function",
-            "AWS::Lambda::Function",
-            &name,
-            &name,
-            Labels::new(),
-            attributes(
-                f,
-                &[
-                    ("runtime", "runtime"),
-                    ("memory_size", "memory_mb"),
-                    ("timeout", "timeout_s"),
-                    ("code_size", "code_size_bytes"),
-                    ("last_modified", "last_modified"),
-                ],
-            ),
-        );
-        out.point(
-            &r,
-            "function.invocations",
-            Unit::Count,
-            Stat::Sum,
-            3600,
-            num(f.get("invocations_last_hour")),
-            Labels::new(),
-        );
-        out.point(
-            &r,
-            "function.duration",
-            Unit::Milliseconds,
-            Stat::Avg,
-            3600,
-            num(f.get("avg_duration_ms")),
-            Labels::new(),
-        );
+        let r = LAMBDA.of(f, &name).add(place, out);
+        out.measure(&r, &INVOCATIONS, num(f.get("invocations_last_hour")));
+        out.measure(&r, &DURATION, num(f.get("avg_duration_ms")));
         out.hourly_cost(
             &r,
             PROVIDER,
             "AWS Lambda",
             "Compute",
-            "AWS::Lambda::Function",
+            LAMBDA.native_type,
             "lambda/requests-and-duration",
             num(f.get("estimated_hourly_cost")),
         );
     }
 }
 
-fn rds(service: &Value, region: &str, out: &mut Records) {
+fn rds(service: &Value, place: &Place, out: &mut Records) {
     for d in list(service, "databases") {
         let Some(id) = text(d.get("db_identifier")) else {
             continue;
         };
-        let r = out.resource(
-            "aws",
-            "",
-            region,
-            "database.instance",
-            "AWS::RDS::DBInstance",
-            &id,
-            &id,
-            Labels::new(),
-            attributes(
-                d,
-                &[
-                    ("db_instance_class", "instance_class"),
-                    ("engine", "engine"),
-                    ("engine_version", "engine_version"),
-                    ("status", "status"),
-                    ("allocated_storage", "allocated_storage_gib"),
-                    ("availability_zone", "availability_zone"),
-                    ("multi_az", "multi_az"),
-                    ("backup_retention_period", "backup_retention_period"),
-                ],
-            ),
-        );
-        out.point(
-            &r,
-            "cpu.utilization",
-            Unit::Percent,
-            Stat::Avg,
-            300,
-            num(d.get("cpu_usage")),
-            Labels::new(),
-        );
-        out.point(
-            &r,
-            "database.connections",
-            Unit::Count,
-            Stat::Avg,
-            300,
-            num(d.get("connections")),
-            Labels::new(),
-        );
+        let r = RDS.of(d, &id).add(place, out);
+        out.measure(&r, &CPU, num(d.get("cpu_usage")));
+        out.measure(&r, &CONNECTIONS, num(d.get("connections")));
         let class = text(d.get("db_instance_class")).unwrap_or_default();
         out.hourly_cost(
             &r,
             PROVIDER,
             "Amazon Relational Database Service",
             "Databases",
-            "AWS::RDS::DBInstance",
+            RDS.native_type,
             &format!("rds/{class}"),
             num(d.get("hourly_cost")),
         );
     }
 }
 
-fn s3(service: &Value, region: &str, out: &mut Records) {
+fn s3(service: &Value, place: &Place, out: &mut Records) {
     for b in list(service, "buckets") {
         let Some(name) = text(b.get("bucket_name")) else {
             continue;
         };
         // The agent does not send a bucket's region: the agent's region stands in.
-        let r = out.resource(
-            "aws",
-            "",
-            region,
-            "storage.bucket",
-            "AWS::S3::Bucket",
-            &name,
-            &name,
-            Labels::new(),
-            attributes(b, &[("created_date", "created")]),
-        );
-        out.point(
-            &r,
-            "storage.size",
-            Unit::Bytes,
-            Stat::Avg,
-            86_400,
-            num(b.get("size_bytes")),
-            Labels::new(),
-        );
-        out.point(
-            &r,
-            "storage.objects",
-            Unit::Count,
-            Stat::Avg,
-            86_400,
-            num(b.get("object_count")),
-            Labels::new(),
-        );
+        let r = S3.of(b, &name).add(place, out);
+        out.measure(&r, &SIZE, num(b.get("size_bytes")));
+        out.measure(&r, &OBJECTS, num(b.get("object_count")));
         // The agent's own total: size in GB × 0.023 a month, over 30 × 24 hours.
         let hourly = num(b.get("size_gb")).map(|gb| gb * 0.023 / 720.0);
         out.hourly_cost(
@@ -332,7 +221,7 @@ fn s3(service: &Value, region: &str, out: &mut Records) {
             PROVIDER,
             "Amazon Simple Storage Service",
             "Storage",
-            "AWS::S3::Bucket",
+            S3.native_type,
             "s3/standard-storage",
             hourly,
         );

@@ -9,15 +9,18 @@
 //!   agents send no `region` or `cloud_provider`, which the reference server wrongly
 //!   requires); the agent joins skymeter's agent registry.
 //! - `POST …/api/v1/telemetry/ingest`: mapped into standard records and stored as one batch
-//!   ([`aws`]: the AWS agent's `services`; [`generic`]: the generic agent's system metrics).
-//!   Other agents' posts (Azure, GCP, Databricks, Snowflake, SaaS) are accepted and recorded
-//!   as a collection error saying they are not mapped yet. An agent that never registered
-//!   (`--once` does not) is registered from its post.
+//!   ([`aws`]: the AWS agent's `services`; [`azure`], [`gcp`]: those agents' `metrics`;
+//!   [`generic`]: the generic agent's system metrics). Other agents' posts (Databricks,
+//!   Snowflake, SaaS) are accepted and recorded as a collection error saying they are not
+//!   mapped yet. An agent that never registered (`--once` does not) is registered from its
+//!   post.
 //! - `GET …/health` (and `/openfinops/health`).
 
 pub use generic::Counters;
 
 mod aws;
+mod azure;
+mod gcp;
 mod generic;
 mod records;
 #[cfg(test)]
@@ -135,7 +138,9 @@ async fn accept(
 
 /// The registration skymeter keeps for an OpenFinOps agent.
 fn registration(id: &str, body: &Value) -> AgentRegistration {
-    let s = |k: &str| records::text(body.get(k));
+    // Registration bodies have these at the top; the Azure, GCP and generic agents' posts
+    // under `metrics`.
+    let s = |k: &str| records::text(body.get(k)).or_else(|| records::text(body["metrics"].get(k)));
     let mut labels = std::collections::BTreeMap::new();
     labels.insert("source".to_string(), "openfinops".to_string());
     for key in ["cloud_provider", "region", "agent_type", "environment"] {
@@ -148,9 +153,7 @@ fn registration(id: &str, body: &Value) -> AgentRegistration {
         .map_or(300, |s| s as u64);
     AgentRegistration {
         id: id.to_string(),
-        hostname: s("hostname")
-            .or_else(|| records::text(body["metrics"].get("hostname")))
-            .unwrap_or_default(),
+        hostname: s("hostname").unwrap_or_default(),
         version: s("agent_version").unwrap_or_else(|| "openfinops".into()),
         tasks: Vec::new(),
         labels,
@@ -193,6 +196,51 @@ async fn register(
     }
 }
 
+/// Which agent posted: the envelopes differ (AWS: top-level `services`; the others:
+/// `metrics`). An Azure or GCP post whose collection failed as a whole
+/// (`metrics: {"error": …}`) is known by its agent id (`azure-telemetry-…`,
+/// `gcp-telemetry-…`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Agent {
+    Aws,
+    Generic,
+    Azure,
+    Gcp,
+    Other,
+}
+
+impl Agent {
+    fn of(body: &Value, agent_id: &str) -> Agent {
+        let metrics = &body["metrics"];
+        let has = |keys: &[&str]| keys.iter().any(|k| metrics.get(k).is_some());
+        if body.get("services").is_some_and(Value::is_object) {
+            Agent::Aws
+        } else if metrics["collectors"].is_object() {
+            Agent::Generic
+        } else if has(&["subscription_id", "virtual_machines", "azure_functions"])
+            || agent_id.starts_with("azure-telemetry-")
+        {
+            Agent::Azure
+        } else if has(&["project_id", "compute_engine", "cloud_functions"])
+            || agent_id.starts_with("gcp-telemetry-")
+        {
+            Agent::Gcp
+        } else {
+            Agent::Other
+        }
+    }
+
+    /// The cloud of its resources, for the agent's labels when its post does not say.
+    fn cloud(self) -> Option<&'static str> {
+        match self {
+            Agent::Aws => Some("aws"),
+            Agent::Azure => Some("azure"),
+            Agent::Gcp => Some("gcp"),
+            Agent::Generic | Agent::Other => None,
+        }
+    }
+}
+
 fn time_of(v: Option<&Value>) -> Option<DateTime<Utc>> {
     let secs = records::num(v)?;
     DateTime::from_timestamp_millis((secs * 1000.0) as i64)
@@ -213,24 +261,37 @@ async fn ingest(
     let at = time_of(body.get("timestamp"))
         .filter(|t| *t <= now + chrono::Duration::minutes(5))
         .unwrap_or(now);
+    let agent = Agent::of(&body, &id);
     let mut out;
-    if body.get("services").is_some_and(Value::is_object) {
-        out = Records::new(at, "openfinops/aws");
-        aws::map(&body, &mut out);
-    } else if body["metrics"]["collectors"].is_object() {
-        out = Records::new(at, "openfinops/generic");
-        generic::map(&body, &st.openfinops_counters, &mut out);
-    } else {
-        out = Records::new(at, "openfinops");
-        let provider = records::text(body.get("cloud_provider")).unwrap_or_else(|| "?".into());
-        out.error(
-            "openfinops",
-            format!(
-                "telemetry of this OpenFinOps agent (cloud_provider `{provider}`) is accepted but \
-                 not mapped into records yet; the AWS and generic agents' are"
-            ),
-            &[("agent_id", &id)],
-        );
+    match agent {
+        Agent::Aws => {
+            out = Records::new(at, "openfinops/aws");
+            aws::map(&body, &mut out);
+        }
+        Agent::Generic => {
+            out = Records::new(at, "openfinops/generic");
+            generic::map(&body, &st.openfinops_counters, &mut out);
+        }
+        Agent::Azure => {
+            out = Records::new(at, "openfinops/azure");
+            azure::map(&body, &mut out);
+        }
+        Agent::Gcp => {
+            out = Records::new(at, "openfinops/gcp");
+            gcp::map(&body, &mut out);
+        }
+        Agent::Other => {
+            out = Records::new(at, "openfinops");
+            let provider = records::text(body.get("cloud_provider")).unwrap_or_else(|| "?".into());
+            out.error(
+                "openfinops",
+                format!(
+                    "telemetry of this OpenFinOps agent (cloud_provider `{provider}`) is accepted \
+                     but not mapped into records yet; the AWS, Azure, GCP and generic agents' are"
+                ),
+                &[("agent_id", &id)],
+            );
+        }
     }
     let batch = out.into_batch(&id, now);
     if let Err(errs) = batch.validate() {
@@ -240,7 +301,12 @@ async fn ingest(
             format!("Invalid telemetry data: {}", list.join("; ")),
         );
     }
-    let reg = registration(&id, &body);
+    let mut reg = registration(&id, &body);
+    if let Some(cloud) = agent.cloud() {
+        reg.labels
+            .entry("cloud_provider".into())
+            .or_insert_with(|| cloud.into());
+    }
     let store = st.store.clone();
     let stored = blocking(move || {
         // An agent that never registered (the AWS agent's --once) is known from its posts.

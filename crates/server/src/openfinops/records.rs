@@ -187,6 +187,200 @@ impl Records {
     }
 }
 
+/// What one kind of entry in an agent's post becomes: the kind and native type skymeter's
+/// own collector of that cloud gives the same resource, and the entry's fields renamed to
+/// that collector's attribute names (`(field, attribute)`).
+pub struct Kind {
+    pub kind: &'static str,
+    pub native_type: &'static str,
+    pub attributes: &'static [(&'static str, &'static str)],
+}
+
+impl Kind {
+    /// The resource of `entry`, with the attributes its fields give; name = id unless set.
+    pub fn of(&'static self, entry: &Map<String, Value>, id: &str) -> Entry {
+        Entry {
+            kind: self,
+            id: id.to_string(),
+            name: None,
+            region: None,
+            tags: Labels::new(),
+            attributes: attributes(entry, self.attributes),
+        }
+    }
+}
+
+/// The provider, account and region of an agent's resources, unless an entry has its own.
+pub struct Place<'a> {
+    pub provider: &'a str,
+    pub account: &'a str,
+    pub region: &'a str,
+}
+
+/// A resource being built from one entry of a post ([`Kind::of`]).
+pub struct Entry {
+    kind: &'static Kind,
+    id: String,
+    name: Option<String>,
+    region: Option<String>,
+    tags: Labels,
+    attributes: BTreeMap<String, Value>,
+}
+
+impl Entry {
+    pub fn name(mut self, name: Option<String>) -> Entry {
+        self.name = name;
+        self
+    }
+
+    /// The entry's own region (a zone's, a bucket's location), instead of the agent's.
+    pub fn region(mut self, region: Option<String>) -> Entry {
+        self.region = region;
+        self
+    }
+
+    pub fn tags(mut self, tags: Labels) -> Entry {
+        self.tags = tags;
+        self
+    }
+
+    /// One more attribute, when there is a value.
+    pub fn attr(mut self, key: &str, value: Option<Value>) -> Entry {
+        if let Some(v) = value {
+            self.attributes.insert(key.to_string(), v);
+        }
+        self
+    }
+
+    /// Adds the resource; returns its reference for its points and costs.
+    pub fn add(self, place: &Place, out: &mut Records) -> Arc<ResourceRef> {
+        let name = self.name.unwrap_or_else(|| self.id.clone());
+        out.resource(
+            place.provider,
+            place.account,
+            self.region.as_deref().unwrap_or(place.region),
+            self.kind.kind,
+            self.kind.native_type,
+            &self.id,
+            &name,
+            self.tags,
+            self.attributes,
+        )
+    }
+}
+
+/// How a payload figure is measured: the catalog metric, its unit, stat and period.
+pub struct Metric {
+    pub name: &'static str,
+    pub unit: Unit,
+    pub stat: Stat,
+    pub period_s: u32,
+}
+
+impl Metric {
+    pub const fn new(name: &'static str, unit: Unit, stat: Stat, period_s: u32) -> Metric {
+        Metric {
+            name,
+            unit,
+            stat,
+            period_s,
+        }
+    }
+}
+
+impl Records {
+    /// A point of `metric` without labels, when the value is there.
+    pub fn measure(&mut self, r: &Arc<ResourceRef>, metric: &Metric, value: Option<f64>) {
+        let m = metric;
+        self.point(r, m.name, m.unit, m.stat, m.period_s, value, Labels::new());
+    }
+
+    /// The sections of a post (`services.*` of the AWS agent, `metrics.*` of the Azure and
+    /// GCP agents): one the agent could not read, or read in part (`"error": …`), becomes a
+    /// collection error naming it; `read` gets every section, so that what it did read of a
+    /// partly read one is kept.
+    pub fn sections(
+        &mut self,
+        sections: Option<&Map<String, Value>>,
+        agent: &str,
+        mut read: impl FnMut(&str, &Value, &mut Records),
+    ) {
+        for (name, section) in sections.into_iter().flatten() {
+            if let Some(e) = text(section.get("error")) {
+                let plugin = self.task.clone();
+                self.error(
+                    &plugin,
+                    format!("the OpenFinOps {agent} agent could not read {name}: {e}"),
+                    &[("service", name)],
+                );
+            }
+            read(name, section, self);
+        }
+    }
+
+    /// A post of an agent that wraps its sections in `metrics` (Azure, GCP): a collection
+    /// that failed as a whole (`metrics: {"error": …}`) and the agent's events become
+    /// collection errors; then [`Records::sections`] over `metrics`.
+    pub fn metrics_post(
+        &mut self,
+        body: &Value,
+        agent: &str,
+        read: impl FnMut(&str, &Value, &mut Records),
+    ) {
+        let metrics = &body["metrics"];
+        if let Some(e) = text(metrics.get("error")) {
+            let plugin = self.task.clone();
+            self.error(
+                &plugin,
+                format!("the OpenFinOps {agent} agent could not collect: {e}"),
+                &[],
+            );
+        }
+        self.events(body, agent);
+        self.sections(metrics.as_object(), agent, read);
+    }
+
+    /// The agent's own events of type `collection_error` (a collection cycle that failed;
+    /// the Azure, GCP and generic agents keep them until a post is answered 200).
+    pub fn events(&mut self, body: &Value, agent: &str) {
+        let events = body.get("events").and_then(Value::as_array);
+        for e in events.into_iter().flatten() {
+            if e.get("type").and_then(Value::as_str) != Some("collection_error") {
+                continue;
+            }
+            let Some(error) = text(e.get("error")) else {
+                continue;
+            };
+            let plugin = self.task.clone();
+            self.error(
+                &plugin,
+                format!("a collection cycle of the OpenFinOps {agent} agent failed: {error}"),
+                &[],
+            );
+        }
+    }
+}
+
+/// The entries of `section[key]`: see [`entries`].
+pub fn list<'a>(section: &'a Value, key: &str) -> impl Iterator<Item = &'a Map<String, Value>> {
+    entries(section.get(key))
+}
+
+/// The objects of a JSON array, less those the agent could not read (they carry `error`
+/// and zeros: not a measurement).
+pub fn entries(v: Option<&Value>) -> impl Iterator<Item = &Map<String, Value>> {
+    v.and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_object)
+        .filter(|o| !o.contains_key("error"))
+}
+
+/// Text in lower case (`RUNNING` → `running`), as skymeter's collectors write states.
+pub fn lower(v: Option<&Value>) -> Option<Value> {
+    text(v).map(|s| Value::String(s.to_ascii_lowercase()))
+}
+
 /// `key → value` attributes from an object's fields, renamed: `(field, attribute)`.
 pub fn attributes(obj: &Map<String, Value>, fields: &[(&str, &str)]) -> BTreeMap<String, Value> {
     fields

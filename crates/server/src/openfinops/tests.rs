@@ -1,7 +1,7 @@
 //! The mappings on posts shaped as the agents send them (captured from the 0.3.0 agents).
 
 use super::records::Records;
-use super::{aws, generic};
+use super::{aws, azure, gcp, generic, Agent};
 use chrono::{TimeZone, Utc};
 use serde_json::json;
 
@@ -149,4 +149,258 @@ fn generic_counters_make_rates_from_the_second_post_on() {
         "{third:?}"
     );
     assert!(third.iter().any(|(m, _, _)| m == "disk.read_throughput"));
+}
+
+/// A post of the testdata (see its README): as the agent builds it.
+fn post(file: &str) -> serde_json::Value {
+    let path = format!(
+        "{}/../../testdata/openfinops/{file}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+fn find<'a>(out: &'a Records, kind: &str, name: &str) -> &'a skymeter_model::Resource {
+    out.resources
+        .iter()
+        .find(|r| r.kind == kind && r.name == name)
+        .unwrap_or_else(|| panic!("no {kind} {name}: {:#?}", out.resources))
+}
+
+#[test]
+fn posts_are_told_apart_by_envelope_then_agent_id() {
+    let azure = post("azure-ingest.json");
+    let gcp = post("gcp-ingest.json");
+    assert_eq!(Agent::of(&azure, "x"), Agent::Azure);
+    assert_eq!(Agent::of(&gcp, "x"), Agent::Gcp);
+    // A collection that failed as a whole: only the agent id tells.
+    let failed =
+        json!({"agent_id": "gcp-telemetry-p-1", "metrics": {"error": "boom", "timestamp": 1.0}});
+    assert_eq!(Agent::of(&failed, "gcp-telemetry-p-1"), Agent::Gcp);
+    assert_eq!(
+        Agent::of(&json!({"metrics": {"metrics": {}}}), "snowflake-acct-1"),
+        Agent::Other
+    );
+    let mut out = Records::new(at(), "openfinops/gcp");
+    gcp::map(&failed, &mut out);
+    assert!(out.resources.is_empty());
+    assert!(out.errors[0].message.contains("could not collect: boom"));
+}
+
+#[test]
+fn azure_resources_have_the_azure_collectors_keys() {
+    let body = post("azure-ingest.json");
+    let sub = "6f1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
+    let mut out = Records::new(at(), "openfinops/azure");
+    azure::map(&body, &mut out);
+    // web-1, the AKS cluster and its two pools, one database, one storage account; the VM
+    // the agent could not read and the functions it could not list are not resources.
+    assert_eq!(out.resources.len(), 6, "{:#?}", out.resources);
+    assert!(out
+        .resources
+        .iter()
+        .all(|r| r.provider == "azure" && r.account == sub));
+
+    let vm = find(&out, "compute.instance", "web-1");
+    assert_eq!(
+        vm.id,
+        format!("/subscriptions/{sub}/resourceGroups/RG-WEB/providers/Microsoft.Compute/virtualMachines/web-1")
+    );
+    assert_eq!(vm.native_type, "Microsoft.Compute/virtualMachines");
+    assert_eq!(vm.region, "westeurope");
+    assert_eq!(vm.tags["team"], "web");
+    assert_eq!(vm.attributes["instance_type"], "Standard_D2s_v3");
+    assert_eq!(vm.attributes["state"], "running");
+    assert_eq!(vm.attributes["platform"], "linux");
+    assert_eq!(vm.attributes["os_disk_size_gib"], 30);
+
+    let aks = find(&out, "k8s.cluster", "aks-prod");
+    let aks_id = format!(
+        "/subscriptions/{sub}/resourceGroups/rg-aks/providers/Microsoft.ContainerService/managedClusters/aks-prod"
+    );
+    assert_eq!(aks.id, aks_id);
+    assert_eq!(aks.attributes["status"], "running");
+    assert_eq!(aks.attributes["version"], "1.29.2");
+    let pool = find(&out, "k8s.node_group", "system");
+    assert_eq!(pool.id, format!("{aks_id}/agentPools/system"));
+    assert_eq!(
+        pool.native_type,
+        "Microsoft.ContainerService/managedClusters/agentPools"
+    );
+    assert_eq!(pool.attributes["instance_type"], "Standard_D4s_v3");
+    assert_eq!(pool.attributes["max_nodes"], 5);
+    assert_eq!(pool.attributes["platform"], "linux");
+    let spot = find(&out, "k8s.node_group", "spot");
+    assert_eq!(spot.attributes["autoscaling"], false);
+    assert!(!spot.attributes.contains_key("min_nodes"));
+
+    let db = find(&out, "database.instance", "orders");
+    assert_eq!(
+        db.id,
+        format!("/subscriptions/{sub}/resourceGroups/rg-data/providers/Microsoft.Sql/servers/sql-prod/databases/orders")
+    );
+    assert_eq!(db.region, "northeurope", "the server's location");
+    assert_eq!(db.attributes["engine"], "sqlserver");
+    assert_eq!(db.attributes["engine_version"], "12.0");
+    assert_eq!(db.attributes["instance_class"], "GP_Gen5_2");
+    assert_eq!(db.attributes["status"], "online");
+    assert_eq!(db.attributes["server"], "sql-prod");
+
+    let st = find(&out, "storage.bucket", "skymeterlogs");
+    assert_eq!(st.native_type, "Microsoft.Storage/storageAccounts");
+    assert_eq!(st.attributes["storage_kind"], "StorageV2");
+    assert_eq!(st.attributes["sku"], "Standard_LRS");
+    assert_eq!(st.attributes["status"], "succeeded");
+
+    // All its utilisation figures are placeholders, and it prices nothing.
+    assert!(out.points.is_empty(), "{:?}", out.points);
+    assert!(out.costs.is_empty());
+    let errors: Vec<&str> = out.errors.iter().map(|e| e.message.as_str()).collect();
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert!(errors
+        .iter()
+        .any(|e| e.contains("could not read azure_functions: (AuthorizationFailed)")));
+    assert!(errors
+        .iter()
+        .any(|e| e.contains("collection cycle") && e.contains("Connection aborted")));
+    let functions = out
+        .errors
+        .iter()
+        .find(|e| e.message.contains("azure_functions"))
+        .unwrap();
+    assert_eq!(functions.plugin, "openfinops/azure");
+    assert_eq!(functions.context["service"], "azure_functions");
+    out.into_batch("azure-telemetry-x", at())
+        .validate()
+        .unwrap();
+}
+
+#[test]
+fn azure_without_a_subscription_takes_the_vms_or_leaves_it_empty() {
+    let mut body = post("azure-ingest.json");
+    body["metrics"]["subscription_id"] = serde_json::Value::Null;
+    let mut out = Records::new(at(), "openfinops/azure");
+    azure::map(&body, &mut out);
+    let aks = find(&out, "k8s.cluster", "aks-prod");
+    assert!(aks.id.starts_with("/subscriptions/6f1b2c3d-"), "{}", aks.id);
+
+    body["metrics"]["virtual_machines"] = json!({"error": "denied"});
+    let mut out = Records::new(at(), "openfinops/azure");
+    azure::map(&body, &mut out);
+    let aks = find(&out, "k8s.cluster", "aks-prod");
+    assert_eq!(aks.account, "");
+    assert!(
+        aks.id.starts_with("/resourceGroups/rg-aks/providers/"),
+        "{}",
+        aks.id
+    );
+}
+
+#[test]
+fn gcp_resources_have_the_gcp_collectors_keys_and_real_figures_become_points() {
+    let body = post("gcp-ingest.json");
+    let mut out = Records::new(at(), "openfinops/gcp");
+    gcp::map(&body, &mut out);
+    // web-1, the GKE cluster and its pool, the function, the Cloud SQL instance, two buckets.
+    assert_eq!(out.resources.len(), 7, "{:#?}", out.resources);
+    assert!(out
+        .resources
+        .iter()
+        .all(|r| r.provider == "gcp" && r.account == "skymeter-demo"));
+
+    let vm = find(&out, "compute.instance", "web-1");
+    assert_eq!(vm.id, "4567890123456789012", "the numeric id, exactly");
+    assert_eq!(vm.native_type, "compute.googleapis.com/Instance");
+    assert_eq!(vm.region, "us-central1");
+    assert_eq!(vm.attributes["availability_zone"], "us-central1-a");
+    assert_eq!(vm.attributes["instance_type"], "e2-medium");
+    assert_eq!(vm.attributes["state"], "running");
+    assert_eq!(
+        vm.attributes["network_tags"],
+        json!(["http-server", "https-server"])
+    );
+    assert!(vm.tags.is_empty(), "network tags are not labels");
+
+    let cluster = find(&out, "k8s.cluster", "gke-prod");
+    assert_eq!(cluster.id, "us-central1/gke-prod");
+    assert_eq!(cluster.attributes["status"], "running");
+    let pool = find(&out, "k8s.node_group", "default-pool");
+    assert_eq!(pool.id, "us-central1/gke-prod/default-pool");
+    assert_eq!(pool.attributes["size_gib"], 100);
+
+    let f = find(&out, "function", "thumbnail");
+    assert_eq!(
+        f.id,
+        "projects/skymeter-demo/locations/us-central1/functions/thumbnail"
+    );
+    assert_eq!(f.attributes["state"], "active");
+    assert_eq!(f.attributes["memory_mb"], 256);
+
+    let db = find(&out, "database.instance", "orders-pg");
+    assert_eq!(db.native_type, "sqladmin.googleapis.com/Instance");
+    assert_eq!(
+        (&db.attributes["engine"], &db.attributes["engine_version"]),
+        (&json!("postgres"), &json!("15"))
+    );
+    assert_eq!(db.attributes["state"], "running");
+
+    let logs = find(&out, "storage.bucket", "skymeter-demo-logs");
+    assert_eq!(logs.region, "us-central1");
+    assert_eq!(
+        find(&out, "storage.bucket", "skymeter-demo-archive").region,
+        "us"
+    );
+
+    let value = |metric: &str, id: &str| {
+        out.points
+            .iter()
+            .find(|p| p.metric == metric && p.resource.id == id)
+            .map(|p| (p.value, p.period_s))
+    };
+    assert_eq!(
+        value("cpu.utilization", "4567890123456789012"),
+        Some((12.5, 60))
+    );
+    assert_eq!(
+        value(
+            "function.invocations",
+            "projects/skymeter-demo/locations/us-central1/functions/thumbnail"
+        ),
+        Some((42.0, 3600))
+    );
+    assert_eq!(
+        value("storage.size", "skymeter-demo-logs"),
+        Some((1536.0, 0))
+    );
+    assert_eq!(
+        value("storage.objects", "skymeter-demo-logs"),
+        Some((3.0, 0))
+    );
+    // A listing cut at 1000 objects is no measurement; placeholders are none either.
+    assert_eq!(value("storage.objects", "skymeter-demo-archive"), None);
+    assert_eq!(out.points.len(), 4, "{:?}", out.points);
+    assert!(out.costs.is_empty());
+
+    // The section read in part: an error, and what it did read is kept.
+    assert_eq!(out.errors.len(), 1, "{:?}", out.errors);
+    assert!(out.errors[0]
+        .message
+        .contains("could not read cloud_storage: Cloud Storage access denied"));
+    out.into_batch("gcp-telemetry-x", at()).validate().unwrap();
+}
+
+#[test]
+fn gcp_without_a_project_and_with_a_numeric_database_version() {
+    let mut body = post("gcp-ingest.json");
+    body["metrics"]["project_id"] = json!("unknown-project");
+    // A proto-plus enum serializes as its number.
+    body["metrics"]["cloud_sql"]["instances"][0]["database_version"] = json!(173);
+    let mut out = Records::new(at(), "openfinops/gcp");
+    gcp::map(&body, &mut out);
+    assert!(out.resources.iter().all(|r| r.account.is_empty()));
+    let f = find(&out, "function", "thumbnail");
+    assert_eq!(f.id, "locations/us-central1/functions/thumbnail");
+    let db = find(&out, "database.instance", "orders-pg");
+    assert!(!db.attributes.contains_key("engine"));
+    assert_eq!(db.attributes["database_version"], 173);
 }
