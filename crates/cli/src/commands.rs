@@ -1,23 +1,22 @@
 use crate::cli::{
-    CollectArgs, Command, MetricsArgs, OutputFormat, PluginsArgs, RunArgs, SchemaArgs, SchemaKind,
+    CollectArgs, Command, MetricsArgs, OutputFormat, PluginsArgs, SchemaArgs, SchemaKind,
     ValidateArgs,
 };
-use crate::output::{new_table, report_config_errors, shutdown_signal, FAILURE, USAGE};
+use crate::output::{new_table, report_config_errors, FAILURE, USAGE};
 use chrono::Utc;
 use skymeter_model::{Batch, Window};
 use skymeter_pipeline::config::{build_one_shot_collector, hostname};
-use skymeter_pipeline::{load_file, Runner, Schedule};
+use skymeter_pipeline::{load_file, Schedule};
 use skymeter_plugin_api::config::Source;
 use skymeter_plugin_api::{
     BuildContext, CollectRequest, MetricSelection, Output, PluginKind, RawConfig, Registry,
 };
 use std::process::ExitCode;
-use tokio::sync::watch;
 
 pub async fn dispatch(cli: crate::cli::Cli, registry: Registry) -> ExitCode {
     let registry = std::sync::Arc::new(registry);
     match cli.command {
-        Command::Run(a) => run(a, &registry).await,
+        Command::Run(a) => crate::agent::run(a, &registry).await,
         Command::Validate(a) => validate(a, &registry),
         Command::Collect(a) => collect(a, &registry).await,
         Command::Plugins(a) => plugins(a, &registry),
@@ -35,81 +34,6 @@ pub async fn dispatch(cli: crate::cli::Cli, registry: Registry) -> ExitCode {
         Command::Plugin(a) => crate::tasks::plugin(a).await,
         Command::CloudforetPlugin(a) => crate::cloudforet::cloudforet_plugin(a).await,
     }
-}
-
-async fn run(args: RunArgs, registry: &std::sync::Arc<Registry>) -> ExitCode {
-    if let Some(addr) = args.api {
-        return crate::tasks::run_with_api(args, addr, registry).await;
-    }
-    let Some(config) = args.config.as_ref() else {
-        eprintln!("error: give a task file with -c, or --api to create tasks at run time");
-        return ExitCode::from(USAGE);
-    };
-    let mut cfg = match load_file(config, registry, true) {
-        Ok(c) => c,
-        Err(errs) => return report_config_errors(&errs),
-    };
-    if let Err(code) = keep_tasks(&mut cfg, &args.tasks, config) {
-        return code;
-    }
-    let runner = Runner {
-        agent_id: cfg.agent_id,
-        tasks: cfg.tasks,
-    };
-    let summary = if args.once {
-        runner.run_once().await
-    } else {
-        let (tx, rx) = watch::channel(false);
-        stop_on_signal(tx);
-        tracing::info!(agent = %runner.agent_id, tasks = runner.tasks.len(), "skymeter agent started");
-        runner.run(rx).await
-    };
-    let runs = summary.runs.len();
-    let points: usize = summary.runs.iter().map(|r| r.points).sum();
-    let errors: usize = summary.runs.iter().map(|r| r.collect_errors).sum();
-    tracing::info!(runs, points, errors, "stopped");
-    // A long-running agent that shut down cleanly succeeded, whatever failed along the way
-    // (that is in its logs and batches); `--once` answers for its single run.
-    if args.once && summary.has_failures() {
-        ExitCode::from(FAILURE)
-    } else {
-        ExitCode::SUCCESS
-    }
-}
-
-/// `--task NAME…`: keeps only those tasks; a name the file does not have is a usage error.
-pub(crate) fn keep_tasks(
-    cfg: &mut skymeter_pipeline::LoadedConfig,
-    names: &[String],
-    file: &std::path::Path,
-) -> Result<(), ExitCode> {
-    if names.is_empty() {
-        return Ok(());
-    }
-    let known: Vec<String> = cfg.tasks.iter().map(|t| t.name.clone()).collect();
-    if let Some(missing) = names.iter().find(|n| !known.contains(n)) {
-        eprintln!(
-            "error: no task named `{missing}` in {}; it has: {}",
-            file.display(),
-            known.join(", ")
-        );
-        return Err(ExitCode::from(USAGE));
-    }
-    cfg.tasks.retain(|t| names.contains(&t.name));
-    Ok(())
-}
-
-/// An agent's signals: the first asks its tasks to finish their runs and flush (`tx`), a
-/// second exits at once.
-pub(crate) fn stop_on_signal(tx: watch::Sender<bool>) {
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        tracing::info!("shutting down: finishing the runs in flight and flushing publishers (signal again to exit at once)");
-        let _ = tx.send(true);
-        shutdown_signal().await;
-        eprintln!("second signal: exiting without flushing");
-        std::process::exit(130);
-    });
 }
 
 fn validate(args: ValidateArgs, registry: &Registry) -> ExitCode {

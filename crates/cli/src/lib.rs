@@ -5,6 +5,7 @@
 //! It is a library so that a build (or a test) can run the command line over its own plugin
 //! registry: [`main_with`] knows no plugin or cloud by name.
 
+mod agent;
 mod agent_api;
 mod cli;
 mod cloudforet;

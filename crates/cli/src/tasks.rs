@@ -1,124 +1,15 @@
-//! `skymeter run --api` (an agent whose tasks change while it runs) and the commands that
-//! talk to it: `skymeter task …`, `skymeter metric list`, `skymeter plugin list`, the
-//! counterparts of snap's `snaptel task|metric|plugin`.
+//! The commands that talk to an agent started with `skymeter run --api`: `skymeter task …`,
+//! `skymeter metric list`, `skymeter plugin list`, the counterparts of snap's
+//! `snaptel task|metric|plugin`.
 
 use crate::agent_api;
-use crate::cli::RunArgs;
-use crate::output::{new_table, report_config_errors, OutputFormat, FAILURE, USAGE};
+use crate::output::{new_table, OutputFormat, FAILURE, USAGE};
 use crate::remote::{request, Body, Endpoint};
 use clap::{Args, Subcommand};
 use serde_json::Value;
 use skymeter_pipeline::config::snap;
-use skymeter_pipeline::manager::{SourceFormat, TaskManager};
-use skymeter_pipeline::{load_file, AgentSettings};
-use skymeter_plugin_api::Registry;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
-use tokio::sync::watch;
-
-/// `skymeter run --api ADDR [-c FILE]`: the config file's tasks, the tasks saved by earlier
-/// runs, and the agent API, until SIGINT/SIGTERM.
-pub async fn run_with_api(
-    args: RunArgs,
-    addr: std::net::SocketAddr,
-    registry: &Arc<Registry>,
-) -> ExitCode {
-    let (agent, agent_id, file_tasks) = match &args.config {
-        Some(path) => {
-            let text = match std::fs::read_to_string(path) {
-                Ok(t) => t,
-                Err(e) => {
-                    eprintln!("error: cannot read {}: {e}", path.display());
-                    return ExitCode::from(USAGE);
-                }
-            };
-            let mut cfg = match load_file(path, registry, true) {
-                Ok(c) => c,
-                Err(errs) => return report_config_errors(&errs),
-            };
-            if let Err(code) = crate::commands::keep_tasks(&mut cfg, &args.tasks, path) {
-                return code;
-            }
-            let format = if snap::is_manifest(&path.display().to_string(), &text) {
-                SourceFormat::Manifest
-            } else {
-                SourceFormat::Toml
-            };
-            (cfg.agent, cfg.agent_id, Some((format, text, cfg.tasks)))
-        }
-        None => {
-            let agent = AgentSettings {
-                id: None,
-                data_dir: args.data_dir.clone(),
-            };
-            match agent.ensure_agent_id() {
-                Ok(id) => (agent, id, None),
-                Err(e) => return report_config_errors(&[e]),
-            }
-        }
-    };
-    let (token, token_file) = if args.api_no_auth {
-        if !addr.ip().is_loopback() {
-            eprintln!("error: --api-no-auth is refused on {addr}: anyone who reaches it could run commands through the exec collector. Use a loopback address, or leave auth on");
-            return ExitCode::from(USAGE);
-        }
-        (None, None)
-    } else {
-        let file = args
-            .api_token_file
-            .clone()
-            .unwrap_or_else(|| agent_api::default_token_file(&agent.data_dir()));
-        match agent_api::ensure_token_file(&file) {
-            Ok(t) => (Some(t), Some(file)),
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::from(USAGE);
-            }
-        }
-    };
-    let listener = match tokio::net::TcpListener::bind(addr).await {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("error: cannot listen on {addr} for the agent API: {e}");
-            return ExitCode::from(FAILURE);
-        }
-    };
-    let bound = listener.local_addr().unwrap_or(addr);
-    let (tx, rx) = watch::channel(false);
-    let manager = TaskManager::new(agent, agent_id.clone(), registry.clone(), rx.clone());
-    if let Some((format, text, tasks)) = file_tasks {
-        manager.add_file_tasks(format, &text, tasks);
-    }
-    for problem in manager.restore() {
-        tracing::warn!("{problem}");
-    }
-    crate::commands::stop_on_signal(tx);
-    let server = tokio::spawn(agent_api::serve(
-        listener,
-        manager.clone(),
-        registry.clone(),
-        token,
-        rx.clone(),
-    ));
-    tracing::info!(
-        agent = %agent_id,
-        api = %format!("http://{bound}"),
-        token_file = %token_file.as_ref().map_or("none (--api-no-auth)".to_string(), |f| f.display().to_string()),
-        tasks = manager.list().len(),
-        "skymeter agent started with its API"
-    );
-    let mut stop = rx;
-    let _ = stop.wait_for(|v| *v).await;
-    manager.join_all().await;
-    match server.await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::error!("agent API: {e}"),
-        Err(e) => tracing::error!("agent API task: {e}"),
-    }
-    tracing::info!("stopped");
-    ExitCode::SUCCESS
-}
 
 /// Where the agent API is, its token, and how to print.
 #[derive(Debug, Args)]

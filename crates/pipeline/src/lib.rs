@@ -4,6 +4,7 @@
 
 pub mod clock;
 pub mod config;
+pub mod outcome;
 pub mod runner;
 pub mod schedule;
 pub mod windows;

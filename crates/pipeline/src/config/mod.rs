@@ -159,11 +159,11 @@ pub struct Task {
     pub branches: Vec<Branch>,
     /// End after this many runs (snap's `count`); `None`: run until stopped.
     pub max_runs: Option<u64>,
-    /// End with [`TaskEnd::Disabled`](crate::runner::TaskEnd) after this many failed runs in
+    /// End with [`TaskEnd::Disabled`](crate::outcome::TaskEnd) after this many failed runs in
     /// a row (snap's `max-failures`); `None`: never.
     pub max_failures: Option<u32>,
     /// Told about every run (the agent API's `watch` and task states).
-    pub observer: Option<Arc<dyn crate::runner::RunObserver>>,
+    pub observer: Option<Arc<dyn crate::outcome::RunObserver>>,
 }
 
 /// A `process` → `publish` path of a task besides its own.

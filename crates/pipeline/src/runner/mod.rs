@@ -13,6 +13,7 @@
 
 use crate::clock::{Clock, TEST_CLOCK_ENV};
 use crate::config::{CollectorEntry, Task};
+pub use crate::outcome::{RunObserver, TaskEnd, TaskRunResult};
 use crate::windows::{self, CollectorState, WindowMarks};
 use chrono::{DateTime, Utc};
 use futures::future::join_all;
@@ -22,47 +23,6 @@ use skymeter_plugin_api::selfstats::SelfStats;
 use skymeter_plugin_api::{CollectRequest, ErrorKind, Output, PluginError};
 use std::time::Instant;
 use tokio::sync::watch;
-
-/// What one run of a task did.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct TaskRunResult {
-    pub task: String,
-    pub resources: usize,
-    pub points: usize,
-    pub costs: usize,
-    /// Errors carried in the batch (collector failures, partial or whole).
-    pub collect_errors: usize,
-    /// Collectors that returned nothing at all (failed or timed out).
-    pub failed_collectors: usize,
-    /// Publishers that could not deliver the batch.
-    pub failed_publishers: usize,
-    /// The run filled a window missed while the agent was down.
-    pub catch_up: bool,
-    /// The window the run covered.
-    pub window: Option<Window>,
-}
-
-/// Why a task's loop ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TaskEnd {
-    /// Shutdown or stop was asked.
-    Stopped,
-    /// The schedule's `stop` passed.
-    ScheduleEnded,
-    /// The task ran its `count` runs.
-    CountReached,
-    /// `max_failures` runs in a row failed (snap disables the task then).
-    Disabled,
-}
-
-/// Watches a task's runs (the agent API's task states and `watch` streams). Called on the
-/// task's own loop: keep it quick, take copies only of what is needed.
-pub trait RunObserver: Send + Sync {
-    /// The batch as collected, before any processor ran.
-    fn collected(&self, _batch: &Batch) {}
-    /// The run is over, published or not.
-    fn finished(&self, _result: &TaskRunResult) {}
-}
 
 /// Totals over a whole `run`.
 #[derive(Debug, Clone, Default)]
