@@ -57,7 +57,8 @@ impl Command {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the tasks of a task file on their schedules (the agent).
+    /// Run the tasks of a task file on their schedules (the agent); with --api, tasks are
+    /// also created, stopped and watched while it runs (`skymeter task`).
     Run(RunArgs),
     /// Check a task file without running it; exit status 2 and every mistake located when wrong.
     Validate(ValidateArgs),

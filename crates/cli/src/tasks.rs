@@ -35,6 +35,7 @@ pub struct AgentOpts {
     /// token file of an agent started in this directory, when it exists].
     #[arg(long, global = true, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
+    /// Output: tables (snaptel's shape for `task create`), or the API's JSON.
     #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Table)]
     pub format: OutputFormat,
 }
