@@ -958,14 +958,8 @@ impl Index {
     }
 
     /// The ids of the series matching every matcher, sorted by id.
-    ///
-    /// Matchers that need a value go through the posting lists, the most selective first
-    /// (an `=` or a `=~` of literal alternatives knows its size from the lists' lengths); once
-    /// the candidates are few, the rest are checked against each candidate's labels instead
-    /// of building their (possibly huge) lists: `provider=~"aws|gcp"` beside
-    /// `resource_id=~"<50 ids>"` costs 50 checks, not a union of every series of the provider.
     pub fn select(&self, matchers: &[Matcher]) -> Vec<u64> {
-        let mut indexed: Vec<(&Matcher, usize)> = Vec::new();
+        let mut lists: Vec<Cow<'_, [u64]>> = Vec::new();
         let mut filters: Vec<&Matcher> = Vec::new();
         for m in matchers {
             if m.matches("") {
@@ -979,44 +973,6 @@ impl Index {
             else {
                 return Vec::new();
             };
-            let len = |v: &str| {
-                self.syms
-                    .lookup(v)
-                    .and_then(|v| values.get(&v))
-                    .map_or(0, |l| l.len())
-            };
-            let size = match m.op {
-                MatchOp::Equal => len(&m.value),
-                MatchOp::RegexMatch => match literal_alternatives(&m.value) {
-                    Some(alts) => alts.iter().map(|a| len(a)).sum(),
-                    None => usize::MAX,
-                },
-                _ => usize::MAX,
-            };
-            if size == 0 {
-                return Vec::new();
-            }
-            indexed.push((m, size));
-        }
-        indexed.sort_by_key(|(_, size)| *size);
-        let mut found: Option<Vec<u64>> = None;
-        for (m, _) in indexed {
-            if let Some(c) = found.as_mut().filter(|c| c.len() < CHECK_LABELS_BELOW) {
-                c.retain(|id| {
-                    self.pages
-                        .get(*id)
-                        .is_some_and(|e| m.matches(self.label_value(e, &m.name)))
-                });
-                if c.is_empty() {
-                    return Vec::new();
-                }
-                continue;
-            }
-            let values = self
-                .syms
-                .lookup(&m.name)
-                .and_then(|n| self.postings.get(&n))
-                .expect("looked up above");
             let get = |v: &str| self.syms.lookup(v).and_then(|v| values.get(&v));
             let list: Cow<'_, [u64]> = match m.op {
                 MatchOp::Equal => match get(&m.value) {
@@ -1042,16 +998,13 @@ impl Index {
             if list.is_empty() {
                 return Vec::new();
             }
-            let next = match found.take() {
-                None => list.into_owned(),
-                Some(c) => intersect(vec![Cow::Owned(c), list]),
-            };
-            if next.is_empty() {
-                return Vec::new();
-            }
-            found = Some(next);
+            lists.push(list);
         }
-        let mut cands = found.unwrap_or_else(|| self.ids().collect());
+        let mut cands = if lists.is_empty() {
+            self.ids().collect()
+        } else {
+            intersect(lists)
+        };
         for f in filters {
             if cands.is_empty() {
                 break;
