@@ -17,6 +17,7 @@ PY="${SKYMETER_CLOUDFORET_PYTHON:-$HOME/.cache/skymeter/venv-cloudforet/bin/pyth
 cargo build --release --locked -q -p skymeter --no-default-features
 BIN="$CARGO_TARGET_DIR/release/skymeter"
 work="$(mktemp -d)"
+server_pid=; plugin_pid=
 trap 'kill $server_pid $plugin_pid 2>/dev/null || true; rm -rf "$work"' EXIT
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 sport=$(port); gport=$(port)

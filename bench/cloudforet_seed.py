@@ -13,14 +13,14 @@ import uuid
 METRICS = [
     ("cpu.utilization", "percent"),
     ("memory.usage", "percent"),
-    ("disk.read_iops", "per_second"),
-    ("disk.write_iops", "per_second"),
-    ("disk.read_throughput", "bytes_per_second"),
-    ("disk.write_throughput", "bytes_per_second"),
-    ("network.received_throughput", "bytes_per_second"),
-    ("network.sent_throughput", "bytes_per_second"),
-    ("network.received_pps", "per_second"),
-    ("network.sent_pps", "per_second"),
+    ("disk.read_iops", "count/s"),
+    ("disk.write_iops", "count/s"),
+    ("disk.read_throughput", "bytes/s"),
+    ("disk.write_throughput", "bytes/s"),
+    ("network.received_throughput", "bytes/s"),
+    ("network.sent_throughput", "bytes/s"),
+    ("network.received_pps", "count/s"),
+    ("network.sent_pps", "count/s"),
 ]
 
 
