@@ -86,6 +86,31 @@ fn a_workflow_tree_becomes_a_task_with_one_branch_per_path() {
     assert_eq!(procs, ["tags /skymeter/host", "filter"]);
     let pubs: Vec<&str> = b.publishers.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(pubs, ["file", "stdout"]);
+
+    // The tags of `/skymeter/host` go on its namespace's metric only, not on psutil's.
+    let point = |metric: &str| skymeter_model::Point {
+        metric: metric.into(),
+        unit: skymeter_model::Unit::Percent,
+        stat: skymeter_model::Stat::Last,
+        period_s: 0,
+        ts: chrono::Utc::now(),
+        value: 1.0,
+        resource: skymeter_model::ResourceRef {
+            provider: "host".into(),
+            account: Default::default(),
+            region: Default::default(),
+            id: "h".into(),
+        }
+        .into(),
+        labels: Default::default(),
+    };
+    let mut batch = skymeter_model::Batch::new("a1", "t", chrono::Utc::now());
+    batch.points = vec![point("cpu.utilization"), point("memory.total")];
+    let mut cfg = cfg;
+    cfg.tasks[0].processors[0].processor.process(&mut batch);
+    let dc = |i: usize| batch.points[i].labels.get("dc").map(|v| v.to_string());
+    assert_eq!(dc(0).as_deref(), Some("eu-1"));
+    assert_eq!(dc(1), None);
 }
 
 #[test]
