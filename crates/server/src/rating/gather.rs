@@ -192,9 +192,33 @@ fn combine(agg: Aggregate, points: &[(DateTime<Utc>, f64)]) -> Option<Decimal> {
         Aggregate::Max => values().max(),
         Aggregate::Min => values().min(),
         Aggregate::Sum => values().try_fold(Decimal::ZERO, |a, v| a.checked_add(v)),
+        // The mean of the values that are numbers a decimal can hold (the sum skips the
+        // others, so the count must too); none at all: no quantity.
         Aggregate::Avg => {
-            let sum = values().try_fold(Decimal::ZERO, |a, v| a.checked_add(v))?;
-            sum.checked_div(Decimal::from(points.len()))
+            let (sum, n) = values().try_fold((Decimal::ZERO, 0u64), |(a, n), v| {
+                a.checked_add(v).map(|a| (a, n + 1))
+            })?;
+            (n > 0).then(|| sum.checked_div(Decimal::from(n))).flatten()
         }
+    }
+}
+
+#[cfg(test)]
+mod combine_tests {
+    use super::*;
+
+    fn at(v: f64) -> (DateTime<Utc>, f64) {
+        (DateTime::<Utc>::UNIX_EPOCH, v)
+    }
+
+    #[test]
+    fn avg_is_over_the_values_it_summed() {
+        // 1e30 is beyond a 28-digit decimal: skipped by the sum, so not counted either.
+        let pts = [at(1.0), at(1e30), at(3.0)];
+        assert_eq!(combine(Aggregate::Avg, &pts), Some(Decimal::from(2)));
+        assert_eq!(combine(Aggregate::Sum, &pts), Some(Decimal::from(4)));
+        assert_eq!(combine(Aggregate::Count, &pts), Some(Decimal::from(3)));
+        assert_eq!(combine(Aggregate::Avg, &[at(1e30)]), None);
+        assert_eq!(combine(Aggregate::Avg, &[]), None);
     }
 }
