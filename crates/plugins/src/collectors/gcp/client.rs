@@ -202,6 +202,12 @@ fn status_error(call: &Call, code: u16, attempts: u32, message: &str, reason: &s
             ErrorKind::Unavailable,
             format!("{api} stayed throttled (429) after {attempts} attempts: lower max_concurrency or run less often"),
         ),
+        // INVALID_ARGUMENT / FAILED_PRECONDITION: the request as configured cannot be served
+        // (a project id, metric type or filter from the config; GCP's message says which).
+        400 => (
+            ErrorKind::Config,
+            format!("{api} refused the request as invalid (400): check the project id and the metric types and filters in the config"),
+        ),
         404 => (ErrorKind::Other, format!("{api}: not found (404): check the project id")),
         c if c >= 500 => (
             ErrorKind::Unavailable,
@@ -233,5 +239,19 @@ mod tests {
         );
         let body = r#"{"error":{"code":403,"message":"API disabled","status":"PERMISSION_DENIED","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"SERVICE_DISABLED"}]}}"#;
         assert_eq!(google_error(body).1, "SERVICE_DISABLED");
+    }
+
+    #[test]
+    fn an_invalid_request_is_a_config_error_with_googles_message() {
+        let call = Call {
+            api: "monitoring.timeSeries.list",
+            permission: "monitoring.timeSeries.list",
+            role: "roles/monitoring.viewer",
+        };
+        let body = r#"{"error":{"code":400,"message":"Field aggregation.perSeriesAligner had an invalid value","status":"INVALID_ARGUMENT"}}"#;
+        let e = call.status_error(400, body, 1);
+        assert_eq!(e.kind, ErrorKind::Config);
+        assert!(e.message.contains("invalid (400)"), "{}", e.message);
+        assert!(e.message.contains("perSeriesAligner"), "{}", e.message);
     }
 }
