@@ -296,9 +296,11 @@ async fn bad_requests_are_refused_whole_with_a_reason() {
         .unwrap();
     assert_eq!(resp.status(), 415);
     // A body announcing more than the limit once decompressed.
-    let mut config = ServerConfig::default();
-    config.max_body_bytes = 64;
-    let small = TestServer::start(config).await;
+    let small = TestServer::start(ServerConfig {
+        max_body_bytes: 64,
+        ..ServerConfig::default()
+    })
+    .await;
     let token = small.token(&[Scope::Ingest]);
     let big = WriteRequest {
         timeseries: vec![series(
