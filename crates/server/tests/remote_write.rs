@@ -539,3 +539,100 @@ async fn the_document_describes_the_receiver() {
     assert!(op["responses"]["204"].is_object());
     assert!(op["responses"]["400"].is_object());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vmagent_feeds_the_server_by_remote_write() {
+    let test = "vmagent_feeds_the_server_by_remote_write";
+    let Some(vmagent) = require_tool(test, program("vmagent", "victoria-metrics")) else {
+        return;
+    };
+    let s = TestServer::start(ServerConfig::default()).await;
+    let ingest = s.token(&[Scope::Ingest]);
+    let read = s.token(&[Scope::Read]);
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let log_path = dir.path().join("vmagent.log");
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = Kill(
+        Command::new(&vmagent)
+            .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
+            .arg(format!("-remoteWrite.url={}/api/v1/write", s.url))
+            .arg(format!("-remoteWrite.bearerToken={ingest}"))
+            .arg(format!(
+                "-remoteWrite.tmpDataPath={}",
+                dir.path().join("queue").display()
+            ))
+            .arg("-remoteWrite.flushInterval=500ms")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log_path).unwrap())
+            .spawn()
+            .expect("starting vmagent"),
+    );
+    let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    let vm = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !s
+        .client
+        .get(format!("{vm}/health"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status() == 200)
+    {
+        if let Ok(Some(status)) = child.0.try_wait() {
+            panic!("vmagent exited with {status}:\n{}", log());
+        }
+        assert!(
+            Instant::now() < deadline,
+            "vmagent was not ready within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Samples pushed into vmagent (its Prometheus text import) reach skymeter exactly.
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let text = format!(
+        "vm_test_temperature_celsius{{instance=\"sensor-1\",job=\"lab\"}} 21.75 {now_ms}\n\
+         vm_test_temperature_celsius{{instance=\"sensor-1\",job=\"lab\"}} NaN {}\n",
+        now_ms - 1000
+    );
+    let resp = s
+        .client
+        .post(format!("{vm}/api/v1/import/prometheus"))
+        .body(text)
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success(), "{}", resp.status());
+    let at = format!("{}.{:03}", now_ms / 1000, now_ms % 1000);
+    let want = vec![(
+        labels(&[
+            ("__name__", "vm_test_temperature_celsius"),
+            ("instance", "sensor-1"),
+            ("job", "lab"),
+            ("provider", "prometheus"),
+            ("account", "lab"),
+            ("resource_id", "sensor-1"),
+            ("stat", "last"),
+        ]),
+        21.75,
+    )];
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let got = query(&s, &read, "vm_test_temperature_celsius", &at).await;
+        if got == want {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "skymeter did not receive vmagent's sample within 60 s (has {got:?}); vmagent log:\n{}",
+            log()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    drop(child);
+}
