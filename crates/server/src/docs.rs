@@ -9,7 +9,7 @@
 //! the common error answers, operation ids, tags, components).
 
 use crate::apidoc::{string, Op, Schemas};
-use crate::handlers::{agents, export, ingest, ops, prom, query, rating};
+use crate::handlers::{agents, export, ingest, ops, prom, query, rating, remote_write};
 use crate::state::{scope_name, Access, RouteSpec, ROUTES};
 use crate::ui;
 use axum::http::{header, HeaderValue};
@@ -75,6 +75,7 @@ const DESCRIBE: &[fn(&RouteSpec, &mut Schemas) -> Option<Op>] = &[
     ops::describe,
     ui::describe,
     ingest::describe,
+    remote_write::describe,
     agents::describe,
     query::describe,
     export::describe,
@@ -244,10 +245,11 @@ pub fn openapi() -> Value {
             operation["parameters"] = op.params.into();
         }
         if let Some((schema, desc)) = op.body {
+            let ct = remote_write::body_content_type(spec).unwrap_or("application/json");
             operation["requestBody"] = json!({
                 "required": true,
                 "description": desc,
-                "content": {"application/json": {"schema": schema}},
+                "content": {ct: {"schema": schema}},
             });
         }
         match spec.access {

@@ -43,6 +43,8 @@ pub use docs::openapi;
 pub use handlers::agents::RegisterResponse;
 pub use handlers::ops::HealthBody;
 pub use handlers::query::{CostsResponse, MonitoringWindow, PointsResponse, ResourceDetail};
+/// The remote-write 1.0 messages `POST /api/v1/write` reads, and Prometheus' stale marker.
+pub use handlers::remote_write::{proto as remote_write_proto, STALE_NAN};
 pub use rating::{RatingConfig, RatingStatus, RerateStatus, ScopeStatus};
 pub use routes::router;
 pub use server::{serve, Server};

@@ -86,6 +86,7 @@ pub(crate) fn router_with_state(
         .add(Method::GET, "/", ui::index)
         .add(Method::GET, "/ui/{*path}", ui::asset)
         .add(Method::POST, "/api/v1/ingest", handlers::ingest::ingest)
+        .add(Method::POST, "/api/v1/write", handlers::remote_write::write)
         .add(
             Method::POST,
             "/api/v1/agents/register",

@@ -63,6 +63,7 @@ pub const ROUTES: &[RouteSpec] = &[
     r("GET", "/", Access::Public),
     r("GET", "/ui/{*path}", Access::Public),
     r("POST", "/api/v1/ingest", INGEST),
+    r("POST", "/api/v1/write", INGEST),
     r("POST", "/api/v1/agents/register", INGEST),
     r("POST", "/api/v1/agents/{id}/heartbeat", INGEST),
     r("GET", "/api/v1/agents", READ),

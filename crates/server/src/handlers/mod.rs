@@ -8,6 +8,7 @@ pub mod ops;
 pub mod prom;
 pub mod query;
 pub mod rating;
+pub mod remote_write;
 
 use crate::body::{self, Encoding};
 use crate::error::ApiErr;
