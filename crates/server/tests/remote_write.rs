@@ -18,6 +18,16 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use support::*;
 
+/// A child process (Prometheus, vmagent) killed and reaped when the test ends, passing or not.
+struct Kill(std::process::Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn series(labels: &[(&str, &str)], samples: &[(i64, f64)]) -> TimeSeries {
     TimeSeries {
         labels: labels
@@ -406,13 +416,6 @@ async fn a_real_prometheus_feeds_the_server_by_remote_write() {
     .unwrap();
     let port = free_port();
     let log_path = dir.path().join("prometheus.log");
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
     let mut child = Kill(
         Command::new(&prometheus)
             .arg(format!("--config.file={}", config.display()))
@@ -552,13 +555,6 @@ async fn vmagent_feeds_the_server_by_remote_write() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let log_path = dir.path().join("vmagent.log");
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
     let mut child = Kill(
         Command::new(&vmagent)
             .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
