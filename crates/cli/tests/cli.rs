@@ -5,7 +5,7 @@ mod common;
 use common::*;
 use std::time::{Duration, Instant};
 
-const ALL_PLUGINS: [&str; 18] = [
+const ALL_PLUGINS: [&str; 19] = [
     "aws",
     "gcp",
     "azure",
@@ -23,6 +23,7 @@ const ALL_PLUGINS: [&str; 18] = [
     "stdout",
     "file",
     "http",
+    "mqtt",
     "server",
 ];
 
@@ -104,6 +105,7 @@ fn every_plugin_sample_config_validates() {
                         ("API_TOKEN", "t"),
                         ("SKYMETER_TOKEN", "t"),
                         ("HOOK_API_KEY", "t"),
+                        ("MQTT_PASSWORD", "t"),
                         ("AZURE_TENANT_ID", "t"),
                         ("AZURE_CLIENT_ID", "t"),
                         ("AZURE_CLIENT_SECRET", "t"),

@@ -264,6 +264,7 @@ fn plugin_entry() -> impl Strategy<Value = String> {
             "stdout",
             "file",
             "http",
+            "mqtt",
             "server",
             "filter",
             "relabel",

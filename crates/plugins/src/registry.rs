@@ -25,6 +25,7 @@ pub fn builtin() -> Registry {
     r.add_processor(processors::scale::factory());
     r.add_publisher(publishers::file::factory());
     r.add_publisher(publishers::http::factory());
+    r.add_publisher(publishers::mqtt::factory());
     r.add_publisher(publishers::server::factory());
     r.add_publisher(publishers::stdout::factory());
     r

@@ -2,5 +2,6 @@
 
 pub mod file;
 pub mod http;
+pub mod mqtt;
 pub mod server;
 pub mod stdout;

@@ -1,0 +1,270 @@
+use super::*;
+use crate::common::testing::{batch, config_err, point, with_raw};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+#[test]
+fn broker_urls() {
+    assert_eq!(
+        parse_broker("mqtt://127.0.0.1:1884").unwrap(),
+        ("127.0.0.1".into(), 1884)
+    );
+    assert_eq!(
+        parse_broker("mqtt://broker.local").unwrap(),
+        ("broker.local".into(), 1883)
+    );
+    assert_eq!(
+        parse_broker("tcp://[::1]:1883").unwrap(),
+        ("::1".into(), 1883)
+    );
+    assert!(parse_broker("mqtts://b:8883")
+        .unwrap_err()
+        .contains("not supported yet"));
+    assert!(parse_broker("http://b")
+        .unwrap_err()
+        .contains("not a broker URL"));
+    assert!(parse_broker("mqtt://b:x")
+        .unwrap_err()
+        .contains("not a port"));
+}
+
+#[test]
+fn config_mistakes_are_named() {
+    let err = |text: &str| {
+        config_err(with_raw(text, |raw| {
+            build(raw, &BuildContext::one_shot("t"))
+        }))
+        .to_string()
+    };
+    assert!(err("url = \"mqtts://b\"").contains("url"));
+    assert!(err("url = \"mqtt://b\"\ntopic_prefix = \"a/#\"").contains("topic_prefix"));
+    assert!(err("url = \"mqtt://b\"\npassword = \"p\"").contains("username"));
+}
+
+#[test]
+fn a_message_per_resource_with_the_batch_header() {
+    let mut b = batch(vec![
+        point("cpu.utilization", 12.5, "2026-11-22T10:00:00Z", &[]),
+        point("memory.usage", 40.0, "2026-11-22T10:00:00Z", &[]),
+    ]);
+    let mut other = point("cpu.utilization", 3.0, "2026-11-22T10:00:00Z", &[]);
+    other.resource = ResourceRef {
+        provider: "aws".into(),
+        account: "1".into(),
+        region: "".into(),
+        id: "arn:aws:s3:::a/b+c#d".into(),
+    }
+    .into();
+    b.points.push(other);
+    let msgs = messages("site/1", &b);
+    let topics: Vec<&str> = msgs.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(
+        topics,
+        [
+            "site/1/aws/1/_/arn:aws:s3:::a%2Fb%2Bc%23d",
+            "site/1/host/acct/eu-west-1/h1"
+        ]
+    );
+    let host: serde_json::Value = serde_json::from_slice(&msgs[1].1).unwrap();
+    assert_eq!(host["batch_id"], b.batch_id.to_string());
+    assert_eq!(host["agent_id"], "agent");
+    assert_eq!(host["points"].as_array().unwrap().len(), 2);
+    assert_eq!(host["resource"], serde_json::Value::Null);
+}
+
+/// A mosquitto of the test's own on a free port, with persistence (so a subscriber's
+/// session and its queued messages survive a restart), stopped when dropped.
+struct Mosquitto {
+    program: PathBuf,
+    conf: PathBuf,
+    port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl Mosquitto {
+    fn start(program: PathBuf, dir: &Path) -> Mosquitto {
+        let port = skymeter_testkit::net::free_port();
+        let conf = dir.join("mosquitto.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {}/\n",
+                dir.display()
+            ),
+        )
+        .unwrap();
+        let mut m = Mosquitto {
+            program,
+            conf,
+            port,
+            child: None,
+        };
+        m.up();
+        m
+    }
+
+    fn up(&mut self) {
+        let child = std::process::Command::new(&self.program)
+            .arg("-c")
+            .arg(&self.conf)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("mosquitto starts");
+        self.child = Some(child);
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("mosquitto did not listen on {}", self.port);
+    }
+
+    /// SIGTERM (mosquitto saves its sessions), then wait.
+    fn down(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = std::process::Command::new("kill")
+                .arg("-TERM")
+                .arg(c.id().to_string())
+                .status();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn mosquitto_program() -> Result<PathBuf, String> {
+    skymeter_testkit::tool::program("mosquitto", "mosquitto").or_else(|why| {
+        let sbin = PathBuf::from("/usr/sbin/mosquitto");
+        if sbin.is_file() {
+            Ok(sbin)
+        } else {
+            Err(why)
+        }
+    })
+}
+
+/// A subscriber to `<prefix>/#` with a persistent session, re-subscribing when its
+/// session is gone; what it received, by topic.
+fn subscribe(port: u16) -> Arc<Mutex<Vec<(String, serde_json::Value)>>> {
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let seen = got.clone();
+    let mut options = MqttOptions::new("skymeter-test-sub", "127.0.0.1", port);
+    options.set_clean_session(false);
+    let (client, mut events) = AsyncClient::new(options, 100);
+    tokio::spawn(async move {
+        loop {
+            match events.poll().await {
+                Ok(Event::Incoming(Incoming::ConnAck(ack))) => {
+                    if !ack.session_present {
+                        let _ = client.subscribe("skymeter/#", QoS::AtLeastOnce).await;
+                    }
+                }
+                Ok(Event::Incoming(Incoming::Publish(p))) => {
+                    let v: serde_json::Value = serde_json::from_slice(&p.payload).unwrap();
+                    seen.lock().unwrap().push((p.topic.clone(), v));
+                }
+                Ok(_) => {}
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    });
+    got
+}
+
+async fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    for _ in 0..300 {
+        if f() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[tokio::test]
+async fn batches_published_while_the_broker_is_down_arrive_after_it_is_back() {
+    let test = "batches_published_while_the_broker_is_down_arrive_after_it_is_back";
+    let Some(program) = skymeter_testkit::tool::require_tool(test, mosquitto_program()) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker = Mosquitto::start(program, dir.path());
+    let got = subscribe(broker.port);
+    wait_for("the subscription", || {
+        std::net::TcpStream::connect(("127.0.0.1", broker.port)).is_ok()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let buffer = dir.path().join("buffer");
+    let text = format!(
+        "url = \"mqtt://127.0.0.1:{}\"\ntimeout = \"3s\"\nretry = {{ initial = \"50ms\", max = \"200ms\" }}\nbuffer = {{ dir = {:?} }}",
+        broker.port,
+        buffer.display().to_string()
+    );
+    let mut publisher =
+        with_raw(&text, |raw| build(raw, &BuildContext::one_shot("agent-1"))).unwrap();
+    let batch_of = |v: f64| {
+        batch(vec![point(
+            "cpu.utilization",
+            v,
+            "2026-11-22T10:00:00Z",
+            &[],
+        )])
+    };
+    let (a, b, c) = (batch_of(1.0), batch_of(2.0), batch_of(3.0));
+    let ids_seen = |got: &Mutex<Vec<(String, serde_json::Value)>>| -> Vec<String> {
+        got.lock()
+            .unwrap()
+            .iter()
+            .map(|(_, v)| v["batch_id"].as_str().unwrap().to_string())
+            .collect()
+    };
+
+    publisher.publish(&a).await.unwrap();
+    wait_for("batch a", || {
+        ids_seen(&got).contains(&a.batch_id.to_string())
+    })
+    .await;
+
+    // The broker goes away: publishing goes on (into the buffer), nothing is lost.
+    broker.down();
+    publisher.publish(&b).await.unwrap();
+    publisher.publish(&c).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(ids_seen(&got), [a.batch_id.to_string()]);
+    broker.up();
+    wait_for("batches b and c after the restart", || {
+        let ids = ids_seen(&got);
+        ids.contains(&b.batch_id.to_string()) && ids.contains(&c.batch_id.to_string())
+    })
+    .await;
+    publisher.flush().await.unwrap();
+
+    let got = got.lock().unwrap().clone();
+    // In order, each on the resource's topic with its value.
+    let firsts: Vec<(String, f64)> = got
+        .iter()
+        .map(|(topic, v)| (topic.clone(), v["points"][0]["value"].as_f64().unwrap()))
+        .collect();
+    let mut distinct = firsts.clone();
+    distinct.dedup();
+    assert_eq!(
+        distinct,
+        [
+            ("skymeter/host/acct/eu-west-1/h1".to_string(), 1.0),
+            ("skymeter/host/acct/eu-west-1/h1".to_string(), 2.0),
+            ("skymeter/host/acct/eu-west-1/h1".to_string(), 3.0),
+        ]
+    );
+}
