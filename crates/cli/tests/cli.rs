@@ -5,7 +5,7 @@ mod common;
 use common::*;
 use std::time::{Duration, Instant};
 
-const ALL_PLUGINS: [&str; 19] = [
+const ALL_PLUGINS: [&str; 20] = [
     "aws",
     "gcp",
     "azure",
@@ -24,6 +24,7 @@ const ALL_PLUGINS: [&str; 19] = [
     "file",
     "http",
     "mqtt",
+    "postgres",
     "server",
 ];
 
@@ -106,6 +107,7 @@ fn every_plugin_sample_config_validates() {
                         ("SKYMETER_TOKEN", "t"),
                         ("HOOK_API_KEY", "t"),
                         ("MQTT_PASSWORD", "t"),
+                        ("SKYMETER_PG_URL", "postgres://u@127.0.0.1/db"),
                         ("AZURE_TENANT_ID", "t"),
                         ("AZURE_CLIENT_ID", "t"),
                         ("AZURE_CLIENT_SECRET", "t"),

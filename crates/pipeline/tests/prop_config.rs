@@ -265,6 +265,7 @@ fn plugin_entry() -> impl Strategy<Value = String> {
             "file",
             "http",
             "mqtt",
+            "postgres",
             "server",
             "filter",
             "relabel",

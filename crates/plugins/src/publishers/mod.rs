@@ -3,5 +3,6 @@
 pub mod file;
 pub mod http;
 pub mod mqtt;
+pub mod postgres;
 pub mod server;
 pub mod stdout;
