@@ -12,7 +12,6 @@ use serde_json::Value;
 use skymeter_plugins::collectors::aws::standin::Moto;
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::Duration;
 
 /// Two t3.micro instances (one with CPU samples), an EKS cluster with a node group of two
 /// m5.large, a PostgreSQL RDS instance, a bucket with an object, and a Lambda function with

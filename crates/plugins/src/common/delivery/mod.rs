@@ -53,12 +53,14 @@
 //! `sender.rs` (the drain loop, its backoff and failure log), `buffer.rs` (the buffer as a
 //! publisher holds it: `publish`, `when_full`, `flush`).
 
+mod batches;
 mod buffer;
 mod config;
 mod deliver;
 mod queue;
 mod sender;
 
+pub use batches::{read_batch, BufferedPublisher};
 pub use buffer::{Buffer, Delivery};
 pub use config::{task_buffers, BufferConfig, BufferSettings, Terms, WhenFull};
 pub use deliver::{Deliver, Failure, Outcome};

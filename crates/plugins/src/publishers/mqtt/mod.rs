@@ -16,9 +16,9 @@
 //! broker restart; the MQTT client (rumqttc) still does the protocol.
 
 use crate::common::delivery::{
-    task_buffers, BufferConfig, Deliver, Delivery, Failure, Outcome, Terms,
+    read_batch, task_buffers, BufferConfig, BufferedPublisher, Deliver, Delivery, Failure, Outcome,
+    Terms,
 };
-use crate::common::http_post::gzip_json;
 use rumqttc::{AsyncClient, ConnectReturnCode, Event, Incoming, MqttOptions, Outgoing, QoS};
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -26,11 +26,10 @@ use skymeter_model::{Batch, ResourceRef};
 use skymeter_plugin_api::config::DurationStr;
 use skymeter_plugin_api::retry::RetryPolicy;
 use skymeter_plugin_api::{
-    async_trait, BuildContext, ConfigError, ExposeSecret, PluginDescription, PluginError,
-    PluginKind, Publisher, PublisherFactory, RawConfig, SecretString,
+    async_trait, BuildContext, ConfigError, ExposeSecret, PluginDescription, PluginKind, Publisher,
+    PublisherFactory, RawConfig, SecretString,
 };
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -126,9 +125,9 @@ fn build(raw: &RawConfig<'_>, ctx: &BuildContext) -> Result<Box<dyn Publisher>, 
         cfg.timeout.0 * 3,
         &ctx.task,
     )?;
-    Ok(Box::new(MqttPublisher {
-        delivery: Delivery::new(settings, broker),
-    }))
+    Ok(Box::new(BufferedPublisher::new(Delivery::new(
+        settings, broker,
+    ))))
 }
 
 /// `mqtt://host[:port]` → (host, port).
@@ -159,24 +158,6 @@ fn parse_broker(url: &str) -> Result<(String, u16), String> {
         ));
     }
     Ok((host.trim_matches(['[', ']']).to_string(), port))
-}
-
-pub struct MqttPublisher {
-    delivery: Delivery<Broker>,
-}
-
-#[async_trait]
-impl Publisher for MqttPublisher {
-    async fn publish(&mut self, batch: &Batch) -> Result<(), PluginError> {
-        let body = gzip_json(batch)?;
-        self.delivery
-            .publish(&batch.batch_id.to_string(), body)
-            .await
-    }
-
-    async fn flush(&mut self) -> Result<(), PluginError> {
-        self.delivery.flush().await
-    }
 }
 
 /// Where messages go and how to connect.
@@ -380,21 +361,9 @@ impl Deliver for Broker {
     }
 
     async fn deliver(&self, body: Vec<u8>, batch_id: &str) -> Outcome {
-        // The buffer holds what `publish` wrote: the batch as gzip-compressed JSON.
-        let mut json = Vec::new();
-        let batch: Result<Batch, String> = flate2::read::GzDecoder::new(&body[..])
-            .read_to_end(&mut json)
-            .map_err(|e| e.to_string())
-            .and_then(|_| serde_json::from_slice(&json).map_err(|e| e.to_string()));
-        let batch = match batch {
+        let batch = match read_batch(&body, batch_id) {
             Ok(b) => b,
-            Err(e) => {
-                return Outcome::Rejected {
-                    answer: "unreadable batch".into(),
-                    reason: format!("the buffered batch cannot be read back ({e})"),
-                    report: serde_json::json!({"batch_id": batch_id, "error": e}),
-                }
-            }
+            Err(outcome) => return outcome,
         };
         match self.send(messages(&self.prefix, &batch)).await {
             Ok(()) => Outcome::Delivered,

@@ -15,19 +15,18 @@
 //! Points are not written: they belong in a time-series store.
 
 use crate::common::delivery::{
-    task_buffers, BufferConfig, Deliver, Delivery, Failure, Outcome, Terms,
+    read_batch, task_buffers, BufferConfig, BufferedPublisher, Deliver, Delivery, Failure, Outcome,
+    Terms,
 };
-use crate::common::http_post::gzip_json;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use skymeter_model::Batch;
 use skymeter_plugin_api::config::DurationStr;
 use skymeter_plugin_api::retry::RetryPolicy;
 use skymeter_plugin_api::{
-    async_trait, BuildContext, ConfigError, ExposeSecret, PluginDescription, PluginError,
-    PluginKind, Publisher, PublisherFactory, RawConfig, SecretString,
+    async_trait, BuildContext, ConfigError, ExposeSecret, PluginDescription, PluginKind, Publisher,
+    PublisherFactory, RawConfig, SecretString,
 };
-use std::io::Read;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -113,9 +112,11 @@ fn build(raw: &RawConfig<'_>, ctx: &BuildContext) -> Result<Box<dyn Publisher>, 
         cfg.timeout.0 * 3,
         &ctx.task,
     )?;
-    Ok(Box::new(PostgresPublisher {
-        delivery: Delivery::new(settings, db),
-    }))
+    // A batch with neither resources nor cost lines has nothing for these tables.
+    Ok(Box::new(
+        BufferedPublisher::new(Delivery::new(settings, db))
+            .skipping(|b| b.resources.is_empty() && b.costs.is_empty()),
+    ))
 }
 
 /// `postgres://user@host:port/db`, never the password.
@@ -135,27 +136,6 @@ fn shown(c: &tokio_postgres::Config) -> String {
         c.get_user().unwrap_or(""),
         c.get_dbname().unwrap_or("")
     )
-}
-
-pub struct PostgresPublisher {
-    delivery: Delivery<Database>,
-}
-
-#[async_trait]
-impl Publisher for PostgresPublisher {
-    async fn publish(&mut self, batch: &Batch) -> Result<(), PluginError> {
-        if batch.resources.is_empty() && batch.costs.is_empty() {
-            return Ok(()); // nothing of it goes to these tables
-        }
-        let body = gzip_json(batch)?;
-        self.delivery
-            .publish(&batch.batch_id.to_string(), body)
-            .await
-    }
-
-    async fn flush(&mut self) -> Result<(), PluginError> {
-        self.delivery.flush().await
-    }
 }
 
 struct Database {
@@ -223,28 +203,30 @@ impl Database {
             retry_after: None,
             needs_action,
         };
-        let (mut client, connection) = self.config.connect(tokio_postgres::NoTls).await.map_err(
-            |e| {
-                let auth = e.code().is_some_and(|c| {
-                    *c == tokio_postgres::error::SqlState::INVALID_PASSWORD
+        let (mut client, connection) =
+            self.config
+                .connect(tokio_postgres::NoTls)
+                .await
+                .map_err(|e| {
+                    let auth = e.code().is_some_and(|c| {
+                        *c == tokio_postgres::error::SqlState::INVALID_PASSWORD
                         || *c
                             == tokio_postgres::error::SqlState::INVALID_AUTHORIZATION_SPECIFICATION
-                });
-                fail(
-                    format!(
-                        "cannot connect to {}: {}{}",
-                        self.shown,
-                        pg_error(&e),
-                        if auth {
-                            "; check the user and password in `url`"
-                        } else {
-                            ""
-                        }
-                    ),
-                    auth,
-                )
-            },
-        )?;
+                    });
+                    fail(
+                        format!(
+                            "cannot connect to {}: {}{}",
+                            self.shown,
+                            pg_error(&e),
+                            if auth {
+                                "; check the user and password in `url`"
+                            } else {
+                                ""
+                            }
+                        ),
+                        auth,
+                    )
+                })?;
         let conn = tokio::spawn(async move {
             let _ = connection.await;
         });
@@ -372,21 +354,13 @@ impl Deliver for Database {
     }
 
     async fn deliver(&self, body: Vec<u8>, batch_id: &str) -> Outcome {
-        let mut json = Vec::new();
-        let batch: Result<Batch, String> = flate2::read::GzDecoder::new(&body[..])
-            .read_to_end(&mut json)
-            .map_err(|e| e.to_string())
-            .and_then(|_| serde_json::from_slice(&json).map_err(|e| e.to_string()));
-        match batch {
-            Err(e) => Outcome::Rejected {
-                answer: "unreadable batch".into(),
-                reason: format!("the buffered batch cannot be read back ({e})"),
-                report: serde_json::json!({"batch_id": batch_id, "error": e}),
-            },
-            Ok(batch) => match self.write(&batch).await {
-                Ok(()) => Outcome::Delivered,
-                Err(f) => Outcome::Failed(f),
-            },
+        let batch = match read_batch(&body, batch_id) {
+            Ok(b) => b,
+            Err(outcome) => return outcome,
+        };
+        match self.write(&batch).await {
+            Ok(()) => Outcome::Delivered,
+            Err(f) => Outcome::Failed(f),
         }
     }
 }
