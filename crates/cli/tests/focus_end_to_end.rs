@@ -14,7 +14,6 @@ use serde_json::json;
 use skymeter_plugins::collectors::aws::standin::Moto;
 use skymeter_testkit::focus_validator;
 use std::process::Command;
-use std::time::Duration;
 
 /// Three m5.large instances and a 100 GiB gp3 volume, and yesterday's Cost Explorer answer.
 const SEED: &str = r#"
