@@ -151,3 +151,20 @@ pub fn send_failure(
     };
     (ErrorKind::Unavailable, message)
 }
+
+/// `url` without user and password: what messages and logs may show of it.
+pub fn without_credentials(url: &reqwest::Url) -> reqwest::Url {
+    let mut u = url.clone();
+    let _ = u.set_username("");
+    let _ = u.set_password(None);
+    u
+}
+
+/// `host:port` of a URL with a host (the scheme's port when none is written): the default
+/// id of what the URL points at.
+pub fn host_port(host: &str, url: &reqwest::Url) -> String {
+    match url.port_or_known_default() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_string(),
+    }
+}

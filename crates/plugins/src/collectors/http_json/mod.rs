@@ -331,13 +331,8 @@ impl HttpJson {
                 "`url` has no host; write e.g. \"http://10.0.0.5:8000/\"",
             ));
         };
-        let default_id = match url.port_or_known_default() {
-            Some(port) => format!("{host}:{port}"),
-            None => host.to_string(),
-        };
-        let mut shown = url.clone();
-        let _ = shown.set_username("");
-        let _ = shown.set_password(None);
+        let default_id = crate::common::http_post::host_port(host, &url);
+        let mut shown = crate::common::http_post::without_credentials(&url);
         let had_query = shown.query().is_some();
         shown.set_query(None);
         shown.set_fragment(None);

@@ -358,13 +358,8 @@ impl Osv {
                 "`url` is the API's base (e.g. \"http://192.168.122.89:8000\"): no `?query` or `#fragment`",
             ));
         }
-        let default_id = match parsed.port_or_known_default() {
-            Some(port) => format!("{host}:{port}"),
-            None => host.to_string(),
-        };
-        let mut shown = parsed.clone();
-        let _ = shown.set_username("");
-        let _ = shown.set_password(None);
+        let default_id = crate::common::http_post::host_port(host, &parsed);
+        let shown = crate::common::http_post::without_credentials(&parsed);
         let base = parsed.as_str().trim_end_matches('/').to_string();
         let shown = shown.as_str().trim_end_matches('/').to_string();
 

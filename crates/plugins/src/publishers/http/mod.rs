@@ -156,9 +156,7 @@ fn build(raw: &RawConfig<'_>, ctx: &BuildContext) -> Result<Box<dyn Publisher>, 
 
 /// The URL without credentials, query or fragment: safe for messages and logs.
 fn shown(url: &Url) -> String {
-    let mut u = url.clone();
-    let _ = u.set_username("");
-    let _ = u.set_password(None);
+    let mut u = crate::common::http_post::without_credentials(url);
     u.set_query(None);
     u.set_fragment(None);
     u.to_string()
