@@ -141,6 +141,18 @@ pub struct ServerArgs {
     /// Delete data older than this (e.g. 90d); keep everything when absent.
     #[arg(long, value_parser = humantime_duration)]
     pub retention: Option<std::time::Duration>,
+    /// Keep resources, costs, agents, tokens and batch ids in PostgreSQL
+    /// (`postgres://USER:PASSWORD@HOST:PORT/DATABASE`; write the password as `${ENV}` in
+    /// the config file) instead of the data dir, so that several servers share them. Needs
+    /// --tsdb. See docs/scaling.md.
+    #[arg(long, value_name = "URL", requires = "tsdb")]
+    pub metadata: Option<String>,
+    /// Keep points in a Prometheus-compatible TSDB: `remote-write=URL,query=URL` (e.g.
+    /// VictoriaMetrics: `remote-write=http://vm:8428/api/v1/write,query=http://vm:8428`).
+    /// Points are sent by remote-write through an on-disk queue in the data dir and read
+    /// back through the TSDB's query API. Needs --metadata.
+    #[arg(long, value_name = "remote-write=URL,query=URL", requires = "metadata")]
+    pub tsdb: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -176,12 +188,20 @@ pub struct TokenCreateArgs {
     pub name: String,
     #[arg(long, default_value = "skymeter-data", value_name = "DIR")]
     pub data_dir: PathBuf,
+    /// The tokens of servers run with --metadata: this PostgreSQL URL instead of the data
+    /// dir.
+    #[arg(long, value_name = "URL")]
+    pub metadata: Option<String>,
 }
 
 #[derive(Debug, Args)]
 pub struct TokenListArgs {
     #[arg(long, default_value = "skymeter-data", value_name = "DIR")]
     pub data_dir: PathBuf,
+    /// The tokens of servers run with --metadata: this PostgreSQL URL instead of the data
+    /// dir.
+    #[arg(long, value_name = "URL")]
+    pub metadata: Option<String>,
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     pub format: OutputFormat,
 }
@@ -192,6 +212,10 @@ pub struct TokenRevokeArgs {
     pub id: String,
     #[arg(long, default_value = "skymeter-data", value_name = "DIR")]
     pub data_dir: PathBuf,
+    /// The tokens of servers run with --metadata: this PostgreSQL URL instead of the data
+    /// dir.
+    #[arg(long, value_name = "URL")]
+    pub metadata: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -22,9 +22,10 @@ pub async fn dispatch(cli: crate::cli::Cli, registry: Registry) -> ExitCode {
         Command::Plugins(a) => plugins(a, &registry),
         Command::Metrics(a) => metrics(a, &registry),
         Command::Schema(a) => schema(a),
-        Command::Server(a) => crate::serve::server(a).await,
+        Command::Server(a) => crate::serve::server(a, &registry).await,
         Command::Up(a) => crate::serve::up(a, &registry).await,
-        Command::Token(c) => crate::serve::token(c),
+        // Blocking (files, or PostgreSQL with --metadata): off the async workers.
+        Command::Token(c) => tokio::task::block_in_place(|| crate::serve::token(c)),
         Command::Query(a) => crate::query::query(a).await,
         Command::Prices(a) => crate::prices::prices(a, &registry).await,
         Command::Rating(c) => crate::rating::rating(c).await,

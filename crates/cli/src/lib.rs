@@ -17,6 +17,7 @@ mod prices;
 mod query;
 mod rating;
 mod remote;
+mod scaleout;
 mod serve;
 mod tasks;
 
@@ -40,10 +41,18 @@ pub fn main_with(registry: Registry) -> ExitCode {
     if args.command.only_prints() {
         restore_sigpipe();
     }
+    // A server's store calls block (the embedded store's files, PostgreSQL in scale-out
+    // mode) and run on the blocking pool, one per request in flight: more of them than an
+    // agent needs. Idle blocking threads end after ten seconds.
+    let blocking_threads = if matches!(args.command, cli::Command::Server(_)) {
+        32
+    } else {
+        4
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         // Collection is I/O bound; two workers keep the agent's footprint small.
         .worker_threads(2)
-        .max_blocking_threads(4)
+        .max_blocking_threads(blocking_threads)
         .enable_all()
         .build()
     {

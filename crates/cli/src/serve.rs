@@ -65,6 +65,10 @@ struct ServerSection {
     ingest_budget_bytes: Option<ByteSize>,
     #[serde(default)]
     query: QuerySection,
+    /// `--metadata`: a PostgreSQL URL (write its password as `${ENV}`).
+    metadata: Option<String>,
+    /// `--tsdb`: `remote-write=URL,query=URL`.
+    tsdb: Option<String>,
 }
 
 /// `[server.query]`: limits of one PromQL query (see `skymeter_server::QueryLimits`).
@@ -117,8 +121,15 @@ fn rating_config(
     Ok(c)
 }
 
+/// Where a server keeps its data: the embedded store in the data dir, or PostgreSQL and a
+/// TSDB (the data dir then holds the remote-write queue).
+struct StoreChoice {
+    data_dir: PathBuf,
+    scale_out: Option<(String, crate::scaleout::TsdbSpec)>,
+}
+
 /// The config file (if any) with the command line's flags on top, and the data dir.
-fn server_config(args: &ServerArgs) -> Result<(ServerConfig, PathBuf), ExitCode> {
+fn server_config(args: &ServerArgs) -> Result<(ServerConfig, StoreChoice), ExitCode> {
     let mut rating = None;
     let file = match &args.config {
         None => ServerSection::default(),
@@ -131,9 +142,13 @@ fn server_config(args: &ServerArgs) -> Result<(ServerConfig, PathBuf), ExitCode>
                 ExitCode::from(USAGE)
             })?;
             let source = Source::new(path.display().to_string(), text);
-            let parsed = source.parse().and_then(|root| {
-                skymeter_plugin_api::RawConfig::new(source.clone(), root, Default::default())
+            let parsed = source.parse().map_err(|e| vec![e]).and_then(|mut root| {
+                let secrets = skymeter_plugin_api::config::interpolate(&source, &mut root, &|k| {
+                    std::env::var(k).ok()
+                })?;
+                skymeter_plugin_api::RawConfig::new(source.clone(), root, Arc::new(secrets))
                     .decode::<ServerFile>()
+                    .map_err(|e| vec![e])
             });
             match parsed {
                 Ok(f) => {
@@ -142,7 +157,7 @@ fn server_config(args: &ServerArgs) -> Result<(ServerConfig, PathBuf), ExitCode>
                     }
                     f.server
                 }
-                Err(e) => return Err(report_config_errors(&[e])),
+                Err(errs) => return Err(report_config_errors(&errs)),
             }
         }
     };
@@ -197,7 +212,33 @@ fn server_config(args: &ServerArgs) -> Result<(ServerConfig, PathBuf), ExitCode>
         .clone()
         .or(file.data_dir)
         .unwrap_or_else(|| PathBuf::from("skymeter-data"));
-    Ok((config, data_dir))
+    let scale_out = match (
+        args.metadata.clone().or(file.metadata),
+        args.tsdb.clone().or(file.tsdb),
+    ) {
+        (None, None) => None,
+        (Some(metadata), Some(tsdb)) => match tsdb.parse() {
+            Ok(spec) => Some((metadata, spec)),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Err(ExitCode::from(USAGE));
+            }
+        },
+        _ => {
+            eprintln!(
+                "error: metadata and tsdb go together: PostgreSQL keeps what the TSDB cannot \
+                 (resources, costs, tokens), the TSDB the points; give both or neither"
+            );
+            return Err(ExitCode::from(USAGE));
+        }
+    };
+    Ok((
+        config,
+        StoreChoice {
+            data_dir,
+            scale_out,
+        },
+    ))
 }
 
 /// A byte size from a config as `usize` (sizes past the address space mean "as much as
@@ -206,8 +247,8 @@ fn saturating_usize(n: u64) -> usize {
     usize::try_from(n).unwrap_or(usize::MAX)
 }
 
-pub async fn server(args: ServerArgs) -> ExitCode {
-    let (config, data_dir) = match server_config(&args) {
+pub async fn server(args: ServerArgs, registry: &Registry) -> ExitCode {
+    let (config, choice) = match server_config(&args) {
         Ok(c) => c,
         Err(code) => return code,
     };
@@ -215,14 +256,31 @@ pub async fn server(args: ServerArgs) -> ExitCode {
         eprintln!("error: {e}");
         return ExitCode::from(USAGE);
     }
-    let store = match open_store(&data_dir) {
-        Ok(s) => Arc::new(s),
-        Err(code) => return code,
+    let data_dir = &choice.data_dir;
+    let (store, token_place): (Arc<dyn Store>, String) = match &choice.scale_out {
+        None => match open_store(data_dir) {
+            Ok(s) => (Arc::new(s), format!("--data-dir {}", data_dir.display())),
+            Err(code) => return code,
+        },
+        Some((metadata, tsdb)) => match crate::scaleout::open(metadata, tsdb, data_dir, registry) {
+            Ok(s) => {
+                tracing::info!(
+                    metadata = %skymeter_store::scaleout::meta::redact(metadata),
+                    remote_write = %tsdb.remote_write,
+                    query = %tsdb.query,
+                    "scale-out store: metadata in PostgreSQL, points in the TSDB"
+                );
+                (Arc::new(s), "--metadata URL".to_string())
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(FAILURE);
+            }
+        },
     };
     if config.auth == Auth::Tokens && store.tokens().map(|t| t.is_empty()).unwrap_or(false) {
         tracing::warn!(
-            "no API tokens yet: every request but /health will be refused; create one with `skymeter token create --scope ingest --data-dir {}`",
-            data_dir.display()
+            "no API tokens yet: every request but /health will be refused; create one with `skymeter token create --scope ingest {token_place}`"
         );
     }
     if !config.listen.ip().is_loopback() && config.allowed_hosts.is_empty() {
@@ -241,7 +299,7 @@ pub async fn server(args: ServerArgs) -> ExitCode {
 
 /// Binds the listener first, so that a taken port or a bad TLS file is reported before
 /// anything else starts.
-async fn bind(config: ServerConfig, store: Arc<EmbeddedStore>) -> Result<Server, ExitCode> {
+async fn bind(config: ServerConfig, store: Arc<dyn Store>) -> Result<Server, ExitCode> {
     Server::bind(config, store).await.map_err(|e| {
         eprintln!("error: {e}");
         ExitCode::from(FAILURE)
@@ -303,7 +361,7 @@ pub async fn up(args: UpArgs, registry: &Registry) -> ExitCode {
             Ok(l) => l,
             Err(errs) => return report_config_errors(&errs),
         };
-    let store = match open_store(&args.data_dir) {
+    let store: Arc<dyn Store> = match open_store(&args.data_dir) {
         Ok(s) => Arc::new(s),
         Err(code) => return code,
     };
@@ -339,18 +397,59 @@ pub async fn up(args: UpArgs, registry: &Registry) -> ExitCode {
     run_until(server, agent_first).await
 }
 
-/// Token administration works beside a running server (see [`TokenAdmin`]).
-fn open_tokens(dir: &Path) -> Result<TokenAdmin, ExitCode> {
-    TokenAdmin::open(dir).map_err(|e| {
-        eprintln!("error: cannot open the tokens in {}: {e}", dir.display());
-        ExitCode::from(FAILURE)
-    })
+/// Where `skymeter token` finds the tokens: a data dir (beside a running server, see
+/// [`TokenAdmin`]) or the PostgreSQL of servers run with `--metadata`.
+enum Tokens {
+    Embedded(TokenAdmin),
+    Postgres(skymeter_store::PgMeta),
+}
+
+impl Tokens {
+    fn create(
+        &self,
+        name: &str,
+        scopes: &[Scope],
+    ) -> Result<(String, skymeter_store::TokenInfo), skymeter_store::StoreError> {
+        match self {
+            Tokens::Embedded(t) => t.create(name, scopes),
+            Tokens::Postgres(m) => m.create_token(name, scopes, chrono::Utc::now()),
+        }
+    }
+
+    fn list(&self) -> Result<Vec<skymeter_store::TokenInfo>, skymeter_store::StoreError> {
+        match self {
+            Tokens::Embedded(t) => t.list(),
+            Tokens::Postgres(m) => m.tokens(),
+        }
+    }
+
+    fn revoke(&self, id: &str) -> Result<bool, skymeter_store::StoreError> {
+        match self {
+            Tokens::Embedded(t) => t.revoke(id),
+            Tokens::Postgres(m) => m.revoke_token(id),
+        }
+    }
+}
+
+fn open_tokens(dir: &Path, metadata: Option<&str>) -> Result<Tokens, ExitCode> {
+    match metadata {
+        Some(url) => skymeter_store::PgMeta::connect(url, 1)
+            .map(Tokens::Postgres)
+            .map_err(|e| {
+                eprintln!("error: {e}");
+                ExitCode::from(FAILURE)
+            }),
+        None => TokenAdmin::open(dir).map(Tokens::Embedded).map_err(|e| {
+            eprintln!("error: cannot open the tokens in {}: {e}", dir.display());
+            ExitCode::from(FAILURE)
+        }),
+    }
 }
 
 pub fn token(cmd: TokenCommand) -> ExitCode {
     match cmd {
         TokenCommand::Create(a) => {
-            let store = match open_tokens(&a.data_dir) {
+            let store = match open_tokens(&a.data_dir, a.metadata.as_deref()) {
                 Ok(s) => s,
                 Err(code) => return code,
             };
@@ -379,7 +478,7 @@ pub fn token(cmd: TokenCommand) -> ExitCode {
             }
         }
         TokenCommand::List(a) => {
-            let store = match open_tokens(&a.data_dir) {
+            let store = match open_tokens(&a.data_dir, a.metadata.as_deref()) {
                 Ok(s) => s,
                 Err(code) => return code,
             };
@@ -420,7 +519,7 @@ pub fn token(cmd: TokenCommand) -> ExitCode {
             }
         }
         TokenCommand::Revoke(a) => {
-            let store = match open_tokens(&a.data_dir) {
+            let store = match open_tokens(&a.data_dir, a.metadata.as_deref()) {
                 Ok(s) => s,
                 Err(code) => return code,
             };

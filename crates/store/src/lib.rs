@@ -8,11 +8,13 @@
 
 mod embedded;
 pub mod prom;
+pub mod scaleout;
 mod store;
 mod types;
 
 pub use embedded::{tokens, EmbeddedOptions, EmbeddedStore, TokenAdmin};
 pub use prom::PromQuerier;
+pub use scaleout::{PgMeta, PointWriter, ScaleOutOptions, ScaleOutStore};
 pub use store::{for_each_resource, Store};
 pub use types::{
     AgentRecord, CostGroup, CostLineQuery, CostQuery, IngestOutcome, Page, PageQuery, PointsQuery,

@@ -662,37 +662,7 @@ impl Meta {
             })?;
             rows.collect()
         })?;
-        // Rows come ordered by group values then currency: a run of equal values with more
-        // than one currency is split by currency, each part naming its currency.
-        let mut out = Vec::with_capacity(rows.len());
-        let mut i = 0;
-        while i < rows.len() {
-            let mut j = i + 1;
-            while j < rows.len() && rows[j].0 == rows[i].0 {
-                j += 1;
-            }
-            let mixed = j - i > 1;
-            for (vals, currency, billed, effective, lines, price_date) in &rows[i..j] {
-                let mut group: std::collections::BTreeMap<String, String> = keys
-                    .iter()
-                    .map(|k| k.to_string())
-                    .zip(vals.iter().cloned())
-                    .collect();
-                if mixed {
-                    group.insert("currency".into(), currency.clone());
-                }
-                out.push(CostGroup {
-                    group,
-                    billed_cost: *billed,
-                    effective_cost: *effective,
-                    currency: currency.clone(),
-                    lines: *lines as u64,
-                    oldest_price_date: price_date.clone(),
-                });
-            }
-            i = j;
-        }
-        Ok(out)
+        Ok(cost_groups(&keys, rows))
     }
 
     /// One page of stored cost lines in rowid order, after the rowid `q.cursor` names.
@@ -1229,6 +1199,44 @@ pub fn diff(old: &Resource, new: &Resource) -> std::collections::BTreeMap<String
             let v = |x: Option<&String>| x.map_or(Value::Null, |s| json!(s));
             out.insert(format!("tags.{k}"), [v(a), v(b)]);
         }
+    }
+    out
+}
+
+/// One [`CostGroup`] per row of a grouping query (group values, currency, sums, line count,
+/// oldest price date), rows ordered by group values then currency: a run of equal values
+/// with more than one currency is split by currency, each part naming its currency.
+pub(crate) fn cost_groups(
+    keys: &[&str],
+    rows: Vec<(Vec<String>, String, f64, f64, i64, Option<String>)>,
+) -> Vec<CostGroup> {
+    let mut out = Vec::with_capacity(rows.len());
+    let mut i = 0;
+    while i < rows.len() {
+        let mut j = i + 1;
+        while j < rows.len() && rows[j].0 == rows[i].0 {
+            j += 1;
+        }
+        let mixed = j - i > 1;
+        for (vals, currency, billed, effective, lines, price_date) in &rows[i..j] {
+            let mut group: std::collections::BTreeMap<String, String> = keys
+                .iter()
+                .map(|k| k.to_string())
+                .zip(vals.iter().cloned())
+                .collect();
+            if mixed {
+                group.insert("currency".into(), currency.clone());
+            }
+            out.push(CostGroup {
+                group,
+                billed_cost: *billed,
+                effective_cost: *effective,
+                currency: currency.clone(),
+                lines: *lines as u64,
+                oldest_price_date: price_date.clone(),
+            });
+        }
+        i = j;
     }
     out
 }

@@ -21,22 +21,22 @@
 mod block;
 mod chunk;
 mod chunk_cache;
-mod codec;
+pub(crate) mod codec;
 mod head;
 mod index;
 mod inner;
-mod meta;
+pub(crate) mod meta;
 mod options;
 mod prom;
 mod record;
-mod series;
+pub(crate) mod series;
 mod symbols;
 pub mod tokens;
-mod tsdb;
+pub(crate) mod tsdb;
 mod wal;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use crate::types::{
     AgentRecord, CostGroup, CostLineQuery, CostQuery, IngestOutcome, Page, PageQuery, PointsQuery,
