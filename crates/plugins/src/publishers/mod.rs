@@ -4,5 +4,6 @@ pub mod file;
 pub mod http;
 pub mod mqtt;
 pub mod postgres;
+pub mod remote_write;
 pub mod server;
 pub mod stdout;
