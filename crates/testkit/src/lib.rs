@@ -2,7 +2,8 @@
 //!
 //! Always there (plain `std`, no feature): [`tool`] (finding an outside program, and the
 //! CI-aware skip when it is missing), [`net`] (a free loopback port), [`rng`] (a seeded
-//! generator for reproducible data sets) and [`victoria`] (a VictoriaMetrics of a test's own).
+//! generator for reproducible data sets), [`victoria`] (a VictoriaMetrics of a test's own) and
+//! [`otlp`] (an OTLP/HTTP receiver decoding with the official Python bindings).
 //!
 //! Behind features, so that a crate's tests compile only what they use:
 //! - `records`: [`records`], builders of model records for tests;
@@ -21,6 +22,7 @@
 
 pub mod focus_validator;
 pub mod net;
+pub mod otlp;
 pub mod rng;
 pub mod tool;
 pub mod victoria;

@@ -174,6 +174,10 @@ pub trait Protocol: Send + Sync + 'static {
     fn verdict(&self, status: StatusCode) -> Verdict;
     /// What a refused request held, for the report and the log (e.g. its first series).
     fn describe(&self, request: &[u8]) -> String;
+    /// What to warn about in a 2xx answer's body (OTLP's partial success), if anything.
+    fn taken(&self, _answer: &[u8]) -> Option<String> {
+        None
+    }
 }
 
 /// The POSTs of one publisher: one client (a connection pool) for its lifetime.
@@ -239,6 +243,10 @@ impl<P: Protocol> Poster<P> {
         };
         let status = resp.status();
         if status.is_success() {
+            let answer = read_capped(&mut resp, BODY_CAP).await;
+            if let Some(warning) = self.protocol.taken(&answer) {
+                tracing::warn!(target: "skymeter::delivery", "POST {}: {warning}", self.shown_url);
+            }
             return Ok(());
         }
         let retry_after = crate::common::retry_after::retry_after(resp.headers());
