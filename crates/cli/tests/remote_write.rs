@@ -107,11 +107,13 @@ fn run_once_writes_the_query_apis_series_to_victoriametrics() {
         )
     });
     assert_eq!(theirs, ours, "the same series under the same labels");
-    let first = &theirs[0];
-    assert_eq!(first["resource_name"], "checkout");
-    assert_eq!(first["tag_team"], "pay");
-    assert_eq!(first["resource_id"], "svc-1");
-    assert_eq!(theirs[1]["exported_region"], "x");
+    let route = |r: &str| theirs.iter().find(|s| s["route"] == r).unwrap();
+    let a = route("/a");
+    assert_eq!(a["resource_name"], "checkout");
+    assert_eq!(a["tag_team"], "pay");
+    assert_eq!(a["resource_id"], "svc-1");
+    assert_eq!(a["kind"], "service");
+    assert_eq!(route("/b")["exported_region"], "x");
 
     let want: BTreeMap<String, f64> = [("/a".to_string(), 42.0), ("/b".to_string(), 7.5)].into();
     assert_eq!(values_of(&vm.url(), "e2e_requests_per_second"), want);

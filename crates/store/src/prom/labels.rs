@@ -5,7 +5,7 @@ use crate::types::SeriesKey;
 use skymeter_model::prom::SeriesId;
 use skymeter_model::Unit;
 use skymeter_promql::{Labels, Matcher};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 /// The labels every series gets from its key and resource; a point label of one of these
 /// names is renamed `exported_<name>`.
