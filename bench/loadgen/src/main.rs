@@ -21,10 +21,20 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod remote_write;
+
 #[derive(Parser)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Shipper {
+    /// skymeter's `remote_write` publisher, in this process.
+    Skymeter,
+    /// vmagent: fed the publisher's own requests at `--url`.
+    Vmagent,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -63,6 +73,30 @@ enum Cmd {
         long_points: usize,
         /// The time of the last point (Unix seconds) [default: the last whole step before
         /// now]; give the same value to every target so they get the same data.
+        #[arg(long)]
+        end: Option<i64>,
+    },
+    /// Ship the data set by remote write (see remote_write.rs).
+    RemoteWrite {
+        #[arg(long, value_enum)]
+        shipper: Shipper,
+        /// The write URL: VictoriaMetrics' for `skymeter`, vmagent's for `vmagent`.
+        #[arg(long)]
+        url: String,
+        /// The publisher's data directory (its buffer goes under it).
+        #[arg(long, default_value = "bench/out/remote_write/buffer")]
+        buffer: std::path::PathBuf,
+        #[arg(long, default_value_t = 10_000)]
+        series: usize,
+        #[arg(long, default_value_t = 100)]
+        points: usize,
+        /// Points per batch.
+        #[arg(long, default_value_t = 10_000)]
+        batch: usize,
+        /// Concurrent clients feeding vmagent.
+        #[arg(long, default_value_t = 4)]
+        clients: usize,
+        /// The time of the last point (Unix seconds) [default: the last whole minute].
         #[arg(long)]
         end: Option<i64>,
     },
@@ -333,6 +367,23 @@ async fn main() -> Result<()> {
                 bodies.len(),
                 total as f64 / secs
             );
+        }
+        Cmd::RemoteWrite {
+            shipper,
+            url,
+            buffer,
+            series,
+            points,
+            batch,
+            clients,
+            end,
+        } => {
+            let end = end.unwrap_or_else(|| end_ts(60));
+            let batches = remote_write::batches(series, points, batch, end);
+            match shipper {
+                Shipper::Skymeter => remote_write::skymeter(&url, buffer, batches).await?,
+                Shipper::Vmagent => remote_write::vmagent(&url, batches, clients).await?,
+            }
         }
         Cmd::Openmetrics {
             out,

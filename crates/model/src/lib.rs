@@ -8,9 +8,12 @@
 
 pub mod api;
 pub mod catalog;
+pub mod cost_series;
 mod labels;
 pub mod limits;
 pub mod prom;
+#[cfg(feature = "prompb")]
+pub mod prompb;
 pub mod provider;
 mod record;
 pub mod schema;

@@ -8,7 +8,8 @@
 //! - labels: `provider, account, region, kind, resource_id, resource_name, stat`, the point's
 //!   own labels, and resource tags as `tag_<key>` (invalid characters become `_`).
 
-use crate::Unit;
+use crate::{Labels, Resource, ResourceRef, Stat, Unit};
+use std::collections::BTreeMap;
 
 /// The labels every series gets from its key and resource (the first six from the key), in
 /// this order; any other label of a series is the point's own or a `tag_<key>`.
@@ -76,6 +77,92 @@ pub fn metric_name(metric: &str, unit: Unit) -> String {
 /// The Prometheus label name of a resource tag.
 pub fn tag_label(key: &str) -> String {
     format!("tag_{}", sanitize(key, false))
+}
+
+/// What the labels of a series take from its resource's latest record.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResourceLabels {
+    pub kind: String,
+    pub name: String,
+    pub tags: BTreeMap<String, String>,
+}
+
+impl ResourceLabels {
+    pub fn of(r: &Resource) -> Self {
+        ResourceLabels {
+            kind: r.kind.clone(),
+            name: r.name.clone(),
+            tags: r.tags.clone().into_iter().collect(),
+        }
+    }
+}
+
+/// What identifies a series: a point's metric, unit, stat, resource and labels.
+#[derive(Debug, Clone, Copy)]
+pub struct SeriesId<'a> {
+    pub metric: &'a str,
+    pub unit: Unit,
+    pub stat: Stat,
+    pub resource: &'a ResourceRef,
+    pub labels: &'a Labels,
+}
+
+impl<'a> SeriesId<'a> {
+    pub fn of(p: &'a crate::Point) -> Self {
+        SeriesId {
+            metric: &p.metric,
+            unit: p.unit,
+            stat: p.stat,
+            resource: &p.resource,
+            labels: &p.labels,
+        }
+    }
+}
+
+/// The Prometheus labels of a series, sorted by name, each name once, no empty value: what
+/// skymeter's query API shows and what the `remote_write` publisher sends, so that a
+/// dashboard reads the same series from either. `resource` is the resource's latest record
+/// (its kind, name and tags), when known.
+///
+/// A point label named like one of [`SERIES_LABELS`] (or starting with `__`) is renamed
+/// `exported_<name>`; a tag label colliding with a point label loses to it.
+pub fn series_labels(id: SeriesId<'_>, resource: Option<&ResourceLabels>) -> Vec<(String, String)> {
+    let r = id.resource;
+    let mut pairs: Vec<(String, String)> = Vec::with_capacity(10 + id.labels.len());
+    // Tags, then point labels, then the fixed labels: on a collision the later pair wins.
+    if let Some(res) = resource {
+        for (k, v) in &res.tags {
+            pairs.push((tag_label(k), v.clone()));
+        }
+    }
+    for (k, v) in id.labels.iter() {
+        let mut name = sanitize(k, false);
+        if SERIES_LABELS.contains(&name.as_str()) || name.starts_with("__") {
+            name = format!("exported_{}", name.trim_start_matches('_'));
+        }
+        pairs.push((name, v.clone()));
+    }
+    if let Some(res) = resource {
+        pairs.push(("kind".into(), res.kind.clone()));
+        pairs.push(("resource_name".into(), res.name.clone()));
+    }
+    pairs.push(("__name__".into(), metric_name(id.metric, id.unit)));
+    pairs.push(("provider".into(), r.provider.to_string()));
+    pairs.push(("account".into(), r.account.to_string()));
+    pairs.push(("region".into(), r.region.to_string()));
+    pairs.push(("resource_id".into(), r.id.to_string()));
+    pairs.push(("stat".into(), id.stat.as_str().to_string()));
+    // A stable sort keeps the push order among equal names, so the last one is kept.
+    pairs.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut kept: Vec<(String, String)> = Vec::with_capacity(pairs.len());
+    for pair in pairs {
+        match kept.last_mut() {
+            Some(prev) if prev.0 == pair.0 => *prev = pair,
+            _ => kept.push(pair),
+        }
+    }
+    kept.retain(|(_, v)| !v.is_empty());
+    kept
 }
 
 #[cfg(test)]

@@ -22,7 +22,6 @@ mod body;
 mod budget;
 mod cloudkitty;
 mod config;
-mod cost_series;
 mod docs;
 mod error;
 mod fastjson;

@@ -1,8 +1,9 @@
 //! What skymeter's tests share. Not published.
 //!
 //! Always there (plain `std`, no feature): [`tool`] (finding an outside program, and the
-//! CI-aware skip when it is missing), [`net`] (a free loopback port) and [`rng`] (a seeded
-//! generator for reproducible data sets).
+//! CI-aware skip when it is missing), [`net`] (a free loopback port), [`rng`] (a seeded
+//! generator for reproducible data sets), [`victoria`] (a VictoriaMetrics of a test's own) and
+//! [`otlp`] (an OTLP/HTTP receiver decoding with the official Python bindings).
 //!
 //! Behind features, so that a crate's tests compile only what they use:
 //! - `records`: [`records`], builders of model records for tests;
@@ -21,8 +22,10 @@
 
 pub mod focus_validator;
 pub mod net;
+pub mod otlp;
 pub mod rng;
 pub mod tool;
+pub mod victoria;
 
 #[cfg(feature = "memstore")]
 pub mod memstore;

@@ -7,6 +7,7 @@ pub mod http_post;
 pub mod price_list;
 pub mod prom_points;
 pub mod prom_text;
+pub mod request_parts;
 pub mod retry_after;
 pub mod series;
 #[cfg(test)]

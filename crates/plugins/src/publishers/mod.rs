@@ -3,6 +3,8 @@
 pub mod file;
 pub mod http;
 pub mod mqtt;
+pub mod otlp;
 pub mod postgres;
+pub mod remote_write;
 pub mod server;
 pub mod stdout;

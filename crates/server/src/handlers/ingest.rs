@@ -11,7 +11,6 @@
 
 use crate::apidoc::{Op, Schemas};
 use crate::body::{self, Encoding};
-use crate::cost_series;
 use crate::error::{ApiErr, ApiResult};
 use crate::fastjson;
 use crate::metrics::IngestResult;
@@ -21,6 +20,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use skymeter_model::api::IngestResponse;
+use skymeter_model::cost_series;
 use skymeter_model::{Batch, FieldError};
 use skymeter_store::IngestOutcome;
 use std::sync::atomic::Ordering;

@@ -31,44 +31,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
-/// The messages of Prometheus' `prompb/remote.proto` and `types.proto` that carry samples,
-/// declared by hand (field numbers as there). Fields not declared here (metadata, exemplars,
-/// native histograms) are skipped by the decoder: accepted and ignored.
-pub mod proto {
-    /// `prometheus.WriteRequest`; field 3 (`metadata`) is ignored.
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct WriteRequest {
-        #[prost(message, repeated, tag = "1")]
-        pub timeseries: Vec<TimeSeries>,
-    }
-
-    /// `prometheus.TimeSeries`; fields 3 (`exemplars`) and 4 (`histograms`) are ignored.
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct TimeSeries {
-        #[prost(message, repeated, tag = "1")]
-        pub labels: Vec<Label>,
-        #[prost(message, repeated, tag = "2")]
-        pub samples: Vec<Sample>,
-    }
-
-    /// `prometheus.Label`.
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct Label {
-        #[prost(string, tag = "1")]
-        pub name: String,
-        #[prost(string, tag = "2")]
-        pub value: String,
-    }
-
-    /// `prometheus.Sample`: a value at a time in milliseconds since the epoch.
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct Sample {
-        #[prost(double, tag = "1")]
-        pub value: f64,
-        #[prost(int64, tag = "2")]
-        pub timestamp: i64,
-    }
-}
+/// The remote-write messages, declared once for this receiver and the `remote_write`
+/// publisher.
+pub use skymeter_model::prompb as proto;
 
 /// The bit pattern Prometheus writes for a staleness marker (a NaN).
 pub const STALE_NAN: u64 = 0x7ff0_0000_0000_0002;

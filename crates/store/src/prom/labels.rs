@@ -2,62 +2,33 @@
 //! helpers over label sets that every backend's Prometheus view uses.
 
 use crate::types::SeriesKey;
-use skymeter_model::prom::{metric_name, sanitize, tag_label};
+use skymeter_model::prom::SeriesId;
 use skymeter_model::Unit;
 use skymeter_promql::{Labels, Matcher};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 /// The labels every series gets from its key and resource; a point label of one of these
 /// names is renamed `exported_<name>`.
 pub const RESERVED: [&str; 8] = skymeter_model::prom::SERIES_LABELS;
 
-/// What the labels of a series take from its resource's latest record.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ResourceLabels {
-    pub kind: String,
-    pub name: String,
-    pub tags: BTreeMap<String, String>,
-}
+pub use skymeter_model::prom::ResourceLabels;
 
-impl ResourceLabels {
-    pub fn of(r: &skymeter_model::Resource) -> Self {
-        ResourceLabels {
-            kind: r.kind.clone(),
-            name: r.name.clone(),
-            tags: r.tags.clone().into_iter().collect(),
-        }
-    }
-}
-
-/// The Prometheus labels of a stored series.
+/// The Prometheus labels of a stored series: [`skymeter_model::prom::series_labels`], the
+/// one mapping the `remote_write` publisher also sends.
 pub fn series_labels(key: &SeriesKey, resource: Option<&ResourceLabels>) -> Labels {
-    let r = &key.resource;
-    let mut pairs: Vec<(String, String)> = Vec::with_capacity(10 + key.labels.len());
-    // Point labels and tags first, so that on a collision the fixed labels (pushed last)
-    // win in `from_pairs`, which keeps the last pair of a name.
-    if let Some(res) = resource {
-        for (k, v) in &res.tags {
-            pairs.push((tag_label(k), v.clone()));
-        }
-    }
-    for (k, v) in key.labels.iter() {
-        let mut name = sanitize(k, false);
-        if RESERVED.contains(&name.as_str()) || name.starts_with("__") {
-            name = format!("exported_{}", name.trim_start_matches('_'));
-        }
-        pairs.push((name, v.clone()));
-    }
-    if let Some(res) = resource {
-        pairs.push(("kind".into(), res.kind.clone()));
-        pairs.push(("resource_name".into(), res.name.clone()));
-    }
-    pairs.push(("__name__".into(), metric_name(&key.metric, key.unit)));
-    pairs.push(("provider".into(), r.provider.to_string()));
-    pairs.push(("account".into(), r.account.to_string()));
-    pairs.push(("region".into(), r.region.to_string()));
-    pairs.push(("resource_id".into(), r.id.to_string()));
-    pairs.push(("stat".into(), key.stat.as_str().to_string()));
-    Labels::from_pairs(pairs)
+    let id = SeriesId {
+        metric: &key.metric,
+        unit: key.unit,
+        stat: key.stat,
+        resource: &key.resource,
+        labels: &key.labels,
+    };
+    let pairs = skymeter_model::prom::series_labels(id, resource);
+    let refs: Vec<(&str, &str)> = pairs
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    Labels::from_sorted_pairs(&refs)
 }
 
 /// A metric name as the store knows it: for `/api/v1/metadata`.

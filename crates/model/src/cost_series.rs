@@ -2,7 +2,8 @@
 //!
 //! Cost lines live in the store's cost table, which `/api/v1/costs` groups; the Prometheus
 //! view only sees series. So at ingest every cost line also becomes two points, written in
-//! the same store call as the batch (so they are stored with it, whole, or not at all):
+//! the same store call as the batch (so they are stored with it, whole, or not at all); the
+//! `remote_write` publisher sends the same points, so a TSDB shows cost as the server does:
 //!
 //! | point | value | Prometheus name (USD) | other currencies |
 //! |---|---|---|---|
@@ -27,10 +28,8 @@
 //! differ only in `ChargePeriodEnd` (an hourly and a daily line of the same start) share a
 //! sample: the later write wins.
 
+use crate::{Batch, ChargeCategory, Cost, Labels, Point, ResourceRef, SmolStr, Stat, Unit};
 use chrono::{DateTime, Utc};
-use skymeter_model::{
-    Batch, ChargeCategory, Cost, Labels, Point, ResourceRef, SmolStr, Stat, Unit,
-};
 use std::sync::Arc;
 
 fn category_name(c: ChargeCategory) -> &'static str {
@@ -60,7 +59,7 @@ fn metric_for(column: &str, currency: &str) -> (SmolStr, Unit) {
 /// The two points (`cost.billed`, `cost.effective`) of one cost line.
 pub fn cost_points(c: &Cost) -> [Point; 2] {
     let resource = Arc::new(ResourceRef {
-        provider: SmolStr::new(skymeter_model::provider::slug(&c.provider_name)),
+        provider: SmolStr::new(crate::provider::slug(&c.provider_name)),
         account: SmolStr::new(c.sub_account_id.as_deref().unwrap_or_default()),
         region: SmolStr::new(c.region_id.as_deref().unwrap_or_default()),
         id: SmolStr::new(c.resource_id.as_deref().unwrap_or_default()),
@@ -73,7 +72,7 @@ pub fn cost_points(c: &Cost) -> [Point; 2] {
     if let Some(sku) = c.sku_id.as_deref().filter(|s| !s.is_empty()) {
         labels.insert("sku".into(), sku.into());
     }
-    let labels: skymeter_model::PointLabels = labels.into();
+    let labels: crate::PointLabels = labels.into();
     let period_s = period_seconds(c.charge_period_start, c.charge_period_end);
     let point = |column: &str, value: f64| {
         let (metric, unit) = metric_for(column, &c.billing_currency);
@@ -113,7 +112,7 @@ pub fn add_cost_points(batch: &mut Batch) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use skymeter_model::prom::metric_name;
+    use crate::prom::metric_name;
 
     fn line(currency: &str) -> Cost {
         let start: DateTime<Utc> = "2026-03-02T00:00:00Z".parse().unwrap();
@@ -138,7 +137,7 @@ mod tests {
             consumed_quantity: None,
             consumed_unit: None,
             tags: Default::default(),
-            x_source: skymeter_model::CostSource::Billed,
+            x_source: crate::CostSource::Billed,
             x_price_date: None,
             ..Default::default()
         }
@@ -176,7 +175,7 @@ mod tests {
 
     #[test]
     fn provider_names_map_to_inventory_names() {
-        use skymeter_model::provider::slug;
+        use crate::provider::slug;
         assert_eq!(slug("Google Cloud"), "gcp");
         assert_eq!(slug("Microsoft"), "azure");
         assert_eq!(slug("Acme Cloud"), "acme cloud");
