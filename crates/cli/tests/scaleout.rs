@@ -7,7 +7,7 @@
 mod common;
 use common::*;
 use serde_json::{json, Value};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 fn psql(db: &str, sql: &str) -> Result<String, String> {
@@ -136,7 +136,7 @@ fn batches(now: chrono::DateTime<chrono::Utc>) -> Vec<Value> {
 
 fn post(base: &str, batch: &Value) -> Value {
     let resp = reqwest::blocking::Client::new()
-        .post(format!("{base}/api/v1/batches"))
+        .post(format!("{base}/api/v1/ingest"))
         .json(batch)
         .send()
         .unwrap();
@@ -189,41 +189,15 @@ fn two_servers_on_postgresql_and_victoriametrics_answer_as_the_embedded_store() 
     if tool(test, program("psql", "postgresql-client")).is_none() {
         return;
     }
-    let Some(vm_bin) = tool(test, program("victoria-metrics", "victoria-metrics")) else {
+    let Some(vm_bin) = tool(test, skymeter_testkit::victoria::find()) else {
         return;
     };
     let db = Db(format!("skymeter_scaleout_{}", std::process::id()));
-    psql(
-        "postgres",
-        &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", db.0),
-    )
-    .unwrap();
+    psql("postgres", &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", db.0)).unwrap();
     psql("postgres", &format!("CREATE DATABASE {}", db.0)).unwrap();
     let dir = tempfile::tempdir().unwrap();
-
-    let vm_port = skymeter_testkit::net::free_port();
-    let vm = Proc(
-        Command::new(vm_bin)
-            .args([
-                &format!("-storageDataPath={}", dir.path().join("vm").display()),
-                &format!("-httpListenAddr=127.0.0.1:{vm_port}"),
-                // Samples are queryable as soon as they are written (default: 30 s later),
-                // and no result cache hides samples written into the past.
-                "-search.latencyOffset=0s",
-                "-search.disableCache",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let vm_base = format!("http://127.0.0.1:{vm_port}");
-    eventually(Duration::from_secs(20), || {
-        reqwest::blocking::get(format!("{vm_base}/health"))
-            .ok()
-            .filter(|r| r.status().is_success())
-    })
-    .expect("VictoriaMetrics starts");
+    let vm = skymeter_testkit::victoria::VictoriaMetrics::start(vm_bin, &dir.path().join("vm"));
+    let vm_base = vm.url();
 
     let pg_url = format!("postgres://postgres@127.0.0.1:5432/{}", db.0);
     let tsdb = format!("remote-write={vm_base}/api/v1/write,query={vm_base}");
@@ -278,7 +252,7 @@ fn two_servers_on_postgresql_and_victoriametrics_answer_as_the_embedded_store() 
     let mut reused = sent[0].clone();
     reused["points"][0]["value"] = json!(99.0);
     let resp = reqwest::blocking::Client::new()
-        .post(format!("{b}/api/v1/batches"))
+        .post(format!("{b}/api/v1/ingest"))
         .json(&reused)
         .send()
         .unwrap();
@@ -293,7 +267,12 @@ fn two_servers_on_postgresql_and_victoriametrics_answer_as_the_embedded_store() 
             &[
                 (
                     "query",
-                    "count_over_time({__name__=~\"cpu.*|memory.*|disk.*\"}[1h])".into(),
+                    // Metric by metric: without their names, a host's CPU and memory
+                    // series have the same labels, which one vector cannot hold.
+                    "sum(count_over_time(cpu_utilization_percent[1h])) \
+                     + sum(count_over_time(memory_used_bytes[1h])) \
+                     + sum(count_over_time(disk_read_bytes[1h]))"
+                        .into(),
                 ),
                 ("time", now.timestamp().to_string()),
             ],
@@ -313,7 +292,14 @@ fn two_servers_on_postgresql_and_victoriametrics_answer_as_the_embedded_store() 
     })
     .unwrap_or_else(|| panic!("VictoriaMetrics has {} of {expected} samples", count(&a)));
 
-    let t = now.timestamp();
+    // A minute after the last point (the batches hold 30 minutes from 40 minutes ago).
+    let t = {
+        use chrono::{DurationRound, TimeDelta};
+        let start = (now - TimeDelta::minutes(40))
+            .duration_trunc(TimeDelta::minutes(1))
+            .unwrap();
+        (start + TimeDelta::minutes(30)).timestamp()
+    };
     let instant = |q: &str| vec![("query", q.to_string()), ("time", t.to_string())];
     let range = |q: &str| {
         vec![
@@ -387,7 +373,7 @@ fn two_servers_on_postgresql_and_victoriametrics_answer_as_the_embedded_store() 
                 ("metric", "disk.*".into()),
                 ("start", (now - chrono::TimeDelta::hours(1)).to_rfc3339()),
                 ("end", now.to_rfc3339()),
-                ("step", "600".into()),
+                ("step", "10m".into()),
                 ("agg", "max".into()),
             ],
         ),
@@ -406,11 +392,16 @@ fn two_servers_on_postgresql_and_victoriametrics_answer_as_the_embedded_store() 
         items.sort_by_key(|s| s.to_string());
         items
     };
-    assert_eq!(sorted_series(&a), sorted_series(&c));
-    assert_eq!(sorted_series(&b).len(), 4);
+    let want = sorted_series(&c);
+    // Four host series and the cost series of two services (billed and effective).
+    assert_eq!(want.len(), 8, "{want:?}");
+    assert_eq!(sorted_series(&a), want);
+    assert_eq!(sorted_series(&b), want);
 
-    // One state: a batch stored through one server counts on the other.
-    let health = get(&b, "/health", &[]);
-    assert_eq!(health["status"], "ok", "{health}");
+    // Both servers report the shared state as healthy.
+    for base in [&a, &b] {
+        let health = get(base, "/health", &[]);
+        assert_eq!(health["status"], "ok", "{health}");
+    }
     drop(vm);
 }

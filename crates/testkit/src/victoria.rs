@@ -49,6 +49,8 @@ impl VictoriaMetrics {
             .arg(format!("-httpListenAddr=127.0.0.1:{}", self.port))
             // Answer queries with the latest samples at once (default: 30s behind now).
             .arg("-search.latencyOffset=0s")
+            // No result cache: tests write samples into the past and query them at once.
+            .arg("-search.disableCache")
             .arg("-loggerLevel=ERROR")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
