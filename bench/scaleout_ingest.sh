@@ -16,7 +16,8 @@ OUT=bench/out/scaleout
 rm -rf "$OUT" && mkdir -p "$OUT"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/skymeter/target}"
 command -v victoria-metrics >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq victoria-metrics >/dev/null; }
-cargo build --release --locked -q -p skymeter -p skymeter-loadgen
+# BENCH_CARGO_FLAGS: e.g. `--no-default-features` (no cloud SDKs: a faster build, same server).
+cargo build --release --locked -q ${BENCH_CARGO_FLAGS:-} -p skymeter -p skymeter-loadgen
 BIN="$CARGO_TARGET_DIR/release/skymeter"
 LOAD="$CARGO_TARGET_DIR/release/skymeter-loadgen"
 TICK=$(getconf CLK_TCK)

@@ -143,15 +143,16 @@ pub struct ServerArgs {
     pub retention: Option<std::time::Duration>,
     /// Keep resources, costs, agents, tokens and batch ids in PostgreSQL
     /// (`postgres://USER:PASSWORD@HOST:PORT/DATABASE`; write the password as `${ENV}` in
-    /// the config file) instead of the data dir, so that several servers share them. Needs
-    /// --tsdb. See docs/scaling.md.
-    #[arg(long, value_name = "URL", requires = "tsdb")]
+    /// the config file, or set SKYMETER_METADATA, which keeps it out of the process list)
+    /// instead of the data dir, so that several servers share them. Needs --tsdb. See
+    /// docs/scaling.md.
+    #[arg(long, value_name = "URL", env = "SKYMETER_METADATA", hide_env_values = true)]
     pub metadata: Option<String>,
     /// Keep points in a Prometheus-compatible TSDB: `remote-write=URL,query=URL` (e.g.
     /// VictoriaMetrics: `remote-write=http://vm:8428/api/v1/write,query=http://vm:8428`).
     /// Points are sent by remote-write through an on-disk queue in the data dir and read
     /// back through the TSDB's query API. Needs --metadata.
-    #[arg(long, value_name = "remote-write=URL,query=URL", requires = "metadata")]
+    #[arg(long, value_name = "remote-write=URL,query=URL")]
     pub tsdb: Option<String>,
 }
 
@@ -190,7 +191,7 @@ pub struct TokenCreateArgs {
     pub data_dir: PathBuf,
     /// The tokens of servers run with --metadata: this PostgreSQL URL instead of the data
     /// dir.
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", env = "SKYMETER_METADATA", hide_env_values = true)]
     pub metadata: Option<String>,
 }
 
@@ -200,7 +201,7 @@ pub struct TokenListArgs {
     pub data_dir: PathBuf,
     /// The tokens of servers run with --metadata: this PostgreSQL URL instead of the data
     /// dir.
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", env = "SKYMETER_METADATA", hide_env_values = true)]
     pub metadata: Option<String>,
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     pub format: OutputFormat,
@@ -214,7 +215,7 @@ pub struct TokenRevokeArgs {
     pub data_dir: PathBuf,
     /// The tokens of servers run with --metadata: this PostgreSQL URL instead of the data
     /// dir.
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", env = "SKYMETER_METADATA", hide_env_values = true)]
     pub metadata: Option<String>,
 }
 
