@@ -74,7 +74,7 @@ run() {
   if [ -n "$VM" ]; then kill $VM; wait $VM 2>/dev/null || true; VM=""; fi
   awk -v f="$(cat "$OUT/$mode-$load.json")" -v s="$(awk -v a="$s0" -v b="$s1" 'BEGIN{print b-a}')" \
       -v p="$(awk -v a="$p0" -v b="$p1" 'BEGIN{print b-a}')" -v v="$(awk -v a="$v0" -v b="$v1" 'BEGIN{print b-a}')" \
-      -v mode="$mode" -v load="$load" 'BEGIN{printf "{\"mode\":\"%s\",\"load\":\"%s\",\"server_cpu_s\":%.3f,\"postgres_cpu_s\":%.3f,\"vm_cpu_s\":%.3f,\"loadgen\":%s}\n", mode, load, s, (mode=="scaleout"?p:0), v, f}'
+      -v mode="$mode" -v kind="$load" 'BEGIN{printf "{\"mode\":\"%s\",\"load\":\"%s\",\"server_cpu_s\":%.3f,\"postgres_cpu_s\":%.3f,\"vm_cpu_s\":%.3f,\"loadgen\":%s}\n", mode, kind, s, (mode=="scaleout"?p:0), v, f}'
 }
 
 for load in big small; do
