@@ -19,7 +19,6 @@ use skymeter_plugin_api::config::Source;
 use skymeter_plugin_api::{BuildContext, RawConfig};
 use skymeter_plugins::common::request_parts::Protocol as _;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -129,37 +128,19 @@ pub async fn vmagent(url: &str, batches: Vec<Batch>, clients: usize) -> Result<(
     }
     drop(batches);
     let bodies = Arc::new(bodies);
-    let next = Arc::new(AtomicUsize::new(0));
-    let http = reqwest::Client::new();
     let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..clients {
-        let (bodies, next, http, url) =
-            (bodies.clone(), next.clone(), http.clone(), url.to_string());
-        tasks.push(tokio::spawn(async move {
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(body) = bodies.get(i) else {
-                    return Ok::<(), anyhow::Error>(());
-                };
-                let resp = http
-                    .post(&url)
-                    .header("content-encoding", "snappy")
-                    .header("content-type", "application/x-protobuf")
-                    .header("x-prometheus-remote-write-version", "0.1.0")
-                    .body(body.clone())
-                    .send()
-                    .await
-                    .with_context(|| format!("POST {url}"))?;
-                if !resp.status().is_success() {
-                    bail!("POST {url}: {}", resp.status());
-                }
-            }
-        }));
-    }
-    for t in tasks {
-        t.await??;
-    }
+    crate::post_all(
+        &reqwest::Client::new(),
+        url,
+        &bodies,
+        clients,
+        &[
+            ("content-encoding", "snappy"),
+            ("content-type", "application/x-protobuf"),
+            ("x-prometheus-remote-write-version", "0.1.0"),
+        ],
+    )
+    .await?;
     println!(
         "{{\"target\":\"vmagent-feed\",\"samples\":{samples},\"requests\":{},\"seconds\":{:.3}}}",
         bodies.len(),

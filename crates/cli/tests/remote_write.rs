@@ -76,8 +76,7 @@ fn run_once_writes_the_query_apis_series_to_victoriametrics() {
 
     let lines = r#"{"metric": "e2e.requests", "value": 42, "unit": "count/s", "labels": {"route": "/a"}}
 {"metric": "e2e.requests", "value": 7.5, "unit": "count/s", "labels": {"route": "/b", "region": "x"}}"#;
-    let script = dir.path().join("points.sh");
-    std::fs::write(&script, format!("cat <<'EOF'\n{lines}\nEOF\n")).unwrap();
+    let script = script_printing(dir.path(), lines);
     std::fs::write(
         dir.path().join("task.toml"),
         format!(

@@ -1,15 +1,19 @@
 use super::*;
-use crate::common::testing::{batch, config_err, point, resource, sample_entries, with_raw};
+use crate::common::testing::{
+    batch, buffered_files, buffered_publisher, point, publisher_build_error, resource,
+    sample_entries, wait_for, with_raw,
+};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap as AxumHeaders;
 use axum::routing::post;
 use axum::Router;
+use skymeter_model::prom::series_labels;
 use skymeter_model::{ChargeCategory, Cost, Resource, Stat, Unit};
 use skymeter_testkit::tool::require_tool;
 use std::collections::VecDeque;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// A batch's write requests as the receiver reads them: snappy block, then protobuf, with
 /// the messages the server's receiver decodes.
@@ -211,12 +215,7 @@ fn a_batch_without_points_or_costs_makes_no_request() {
 
 #[test]
 fn config_mistakes_are_named() {
-    let err = |text: &str| {
-        config_err(with_raw(text, |raw| {
-            build(raw, &BuildContext::one_shot("t"))
-        }))
-        .to_string()
-    };
+    let err = |text: &str| publisher_build_error(build, text);
     assert!(err("url = \"ftp://x\"").contains("url"));
     assert!(
         err("url = \"http://x/api/v1/write\"\nmax_samples_per_send = 0")
@@ -272,35 +271,11 @@ async fn recorder(answers: &[(u16, &'static str)]) -> (String, Arc<Recorder>) {
 }
 
 fn publisher(url: &str, buffer: &Path, extra: &str) -> Box<dyn Publisher> {
-    let text = format!(
-        "url = {url:?}\ntimeout = \"5s\"\nretry = {{ initial = \"20ms\", max = \"100ms\" }}\nbuffer = {{ dir = {:?} }}\n{extra}",
-        buffer.display().to_string()
-    );
-    with_raw(&text, |raw| build(raw, &BuildContext::one_shot("agent-1"))).unwrap()
-}
-
-async fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-    for _ in 0..600 {
-        if f() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting for {what}");
+    buffered_publisher(build, url, buffer, extra)
 }
 
 fn files_in(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .map(|d| {
-            d.filter_map(|e| e.ok())
-                .filter(|e| e.path().is_file())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| !n.starts_with('.'))
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
+    buffered_files(dir)
 }
 
 #[tokio::test]
