@@ -96,7 +96,7 @@ pub async fn skymeter(url: &str, buffer: PathBuf, batches: Vec<Batch>) -> Result
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let secs = started.elapsed().as_secs_f64();
     let cpu = cpu_seconds()? - cpu0;
-    let left = std::fs::read_dir(&buffer.join("buffer/bench/remote_write"))
+    let left = std::fs::read_dir(buffer.join("buffer/bench/remote_write"))
         .map(|d| {
             d.filter_map(|e| e.ok())
                 .filter(|e| e.path().is_file() && !e.file_name().to_string_lossy().starts_with('.'))

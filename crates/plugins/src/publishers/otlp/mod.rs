@@ -394,7 +394,8 @@ pub fn export_requests(batch: &Batch) -> Vec<ExportMetricsServiceRequest> {
         .collect();
     // Per resource (first-seen order), per (metric, unit, delta sum) its data points.
     type MetricKey<'a> = (&'a str, Unit, bool);
-    let mut resources: Vec<(&ResourceRef, Vec<(MetricKey<'_>, Vec<NumberDataPoint>)>)> = Vec::new();
+    type Metrics<'a> = Vec<(MetricKey<'a>, Vec<NumberDataPoint>)>;
+    let mut resources: Vec<(&ResourceRef, Metrics<'_>)> = Vec::new();
     let mut by_resource: HashMap<&ResourceRef, usize> = HashMap::new();
     let mut by_metric: HashMap<(usize, MetricKey<'_>), usize> = HashMap::new();
     let mut not_finite = 0usize;
