@@ -295,3 +295,20 @@ pub async fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
     }
     panic!("timed out waiting for {what}");
 }
+
+/// The record of host `id` (provider `host`, account `acct`, region `eu-west-1`, the
+/// resource of [`point`] for `h1`), named `web-1`, tagged `team = <team>`.
+pub fn host_record(id: &str, team: &str) -> skymeter_model::Resource {
+    skymeter_model::Resource {
+        provider: "host".into(),
+        account: "acct".into(),
+        region: "eu-west-1".into(),
+        kind: "host".into(),
+        native_type: "linux".into(),
+        id: id.into(),
+        name: "web-1".into(),
+        tags: [("team".to_string(), team.to_string())].into(),
+        attributes: Default::default(),
+        observed_at: ts("2026-11-22T09:00:00Z"),
+    }
+}

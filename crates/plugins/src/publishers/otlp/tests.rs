@@ -1,7 +1,7 @@
 use super::*;
 use crate::common::testing::{
-    batch, buffered_files, buffered_publisher, point, publisher_build_error, sample_entries,
-    with_raw,
+    batch, buffered_files, buffered_publisher, host_record, point, publisher_build_error,
+    sample_entries, with_raw,
 };
 use serde_json::Value;
 use skymeter_model::{ChargeCategory, Cost};
@@ -9,18 +9,7 @@ use skymeter_testkit::tool::require_tool;
 use std::path::Path;
 
 fn record() -> Resource {
-    Resource {
-        provider: "host".into(),
-        account: "acct".into(),
-        region: "eu-west-1".into(),
-        kind: "host".into(),
-        native_type: "linux".into(),
-        id: "h1".into(),
-        name: "web-1".into(),
-        tags: [("team".to_string(), "pay".to_string())].into(),
-        attributes: Default::default(),
-        observed_at: "2026-11-22T09:00:00Z".parse().unwrap(),
-    }
+    host_record("h1", "pay")
 }
 
 fn attrs(kvs: &[KeyValue]) -> BTreeMap<String, String> {

@@ -1,6 +1,6 @@
 use super::*;
 use crate::common::testing::{
-    batch, buffered_files, buffered_publisher, point, publisher_build_error, resource,
+    batch, buffered_files, buffered_publisher, host_record, point, publisher_build_error, resource,
     sample_entries, wait_for, with_raw,
 };
 use axum::body::Bytes;
@@ -37,18 +37,7 @@ fn labels_of(s: &TimeSeries) -> Vec<(String, String)> {
 }
 
 fn record(id: &str) -> Resource {
-    Resource {
-        provider: "host".into(),
-        account: "acct".into(),
-        region: "eu-west-1".into(),
-        kind: "host".into(),
-        native_type: "host".into(),
-        id: id.into(),
-        name: "web-1".into(),
-        tags: [("team".to_string(), "a b".to_string())].into(),
-        attributes: Default::default(),
-        observed_at: "2026-11-22T09:00:00Z".parse().unwrap(),
-    }
+    host_record(id, "a b")
 }
 
 #[test]
