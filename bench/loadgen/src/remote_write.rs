@@ -119,9 +119,9 @@ pub async fn skymeter(url: &str, buffer: PathBuf, batches: Vec<Batch>) -> Result
 /// time; prints the feed's figures (the script measures vmagent itself).
 pub async fn vmagent(url: &str, batches: Vec<Batch>, clients: usize) -> Result<()> {
     let samples: usize = batches.iter().map(|b| b.points.len()).sum();
-    let encoder = skymeter_plugins::publishers::remote_write::RemoteWrite {
-        max_samples: skymeter_plugins::publishers::remote_write::DEFAULT_MAX_SAMPLES,
-    };
+    let encoder = skymeter_plugins::publishers::remote_write::RemoteWrite::new(
+        skymeter_plugins::publishers::remote_write::DEFAULT_MAX_SAMPLES,
+    );
     let mut bodies = Vec::new();
     for b in &batches {
         bodies.extend(encoder.encode(b).map_err(|e| anyhow::anyhow!("{e}"))?);

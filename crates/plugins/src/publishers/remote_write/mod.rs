@@ -3,9 +3,11 @@
 //! skymeter's own server), named and labelled exactly as skymeter's query API shows them
 //! ([`skymeter_model::prom::series_labels`]), so a dashboard works on either.
 //!
-//! - Resource labels (`kind`, `resource_name`, `tag_*`) come from the batch's own resource
-//!   records (agents send records and points together); a point whose resource has no
-//!   record in the batch gets the key labels only.
+//! - Resource labels (`kind`, `resource_name`, `tag_*`) come from the resource's latest
+//!   record the publisher has seen: in the batch (agents send records and points together)
+//!   or in an earlier one since the process started, as the server's query API takes them
+//!   from the latest record it holds. A resource never seen with a record gets the key
+//!   labels only.
 //! - Cost lines are sent as the server's cost series (`cost_billed_usd`,
 //!   `cost_effective_usd`, …; [`skymeter_model::cost_series`]), so that cost charts work on
 //!   the TSDB as on the server.
@@ -32,6 +34,7 @@ use crate::common::http_post::parse_url;
 use crate::common::request_parts::{
     build_publisher, encode_error, request_headers, BasicAuth, Endpoint, Protocol, Verdict,
 };
+use chrono::{DateTime, Utc};
 use prost::encoding::{encode_key, encode_varint, encoded_len_varint, WireType};
 use prost::Message;
 use reqwest::header::{HeaderName, CONTENT_ENCODING, CONTENT_TYPE};
@@ -49,6 +52,7 @@ use skymeter_plugin_api::{
     PublisherFactory, RawConfig, SecretString,
 };
 use std::collections::BTreeMap;
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 /// `remote_write` settings.
@@ -151,9 +155,7 @@ fn build(raw: &RawConfig<'_>, ctx: &BuildContext) -> Result<Box<dyn Publisher>, 
         raw,
         ctx,
         Terms::of_buffer_table(NAME, "the remote-write receiver"),
-        RemoteWrite {
-            max_samples: cfg.max_samples_per_send,
-        },
+        RemoteWrite::new(cfg.max_samples_per_send),
         Endpoint {
             url,
             headers,
@@ -166,12 +168,32 @@ fn build(raw: &RawConfig<'_>, ctx: &BuildContext) -> Result<Box<dyn Publisher>, 
 
 /// The remote-write protocol: encoding and status handling.
 pub struct RemoteWrite {
-    pub max_samples: usize,
+    max_samples: usize,
+    /// The latest record of each resource seen so far (see the module's documentation).
+    known: Mutex<KnownResources>,
+}
+
+/// Per resource, when its latest record was observed and the labels it gives.
+pub type KnownResources = FxHashMap<ResourceRef, (DateTime<Utc>, ResourceLabels)>;
+
+/// Past this many resources, the remembered records are forgotten (and learnt again from
+/// the next batches): a bound on memory for an agent whose resources churn.
+const MAX_KNOWN_RESOURCES: usize = 1_000_000;
+
+impl RemoteWrite {
+    pub fn new(max_samples: usize) -> Self {
+        RemoteWrite {
+            max_samples,
+            known: Mutex::new(FxHashMap::default()),
+        }
+    }
 }
 
 impl Protocol for RemoteWrite {
     fn encode(&self, batch: &Batch) -> Result<Vec<Vec<u8>>, PluginError> {
-        let requests = write_requests(batch, self.max_samples);
+        let mut known = self.known.lock().unwrap_or_else(PoisonError::into_inner);
+        let requests = write_requests(batch, self.max_samples, &mut known);
+        drop(known);
         let mut snappy = snap::raw::Encoder::new();
         requests
             .iter()
@@ -240,18 +262,23 @@ fn show_series(s: &TimeSeries) -> String {
 /// rather than built as [`TimeSeries`] values first: building them took two allocations per
 /// label per series, which were most of the publisher's CPU time (bench/remote_write.sh
 /// under perf). The tests decode the result with the receiver's [`WriteRequest`].
-pub fn write_requests(batch: &Batch, max_samples: usize) -> Vec<Vec<u8>> {
-    // The latest record of each resource in the batch.
-    let mut records: FxHashMap<ResourceRef, (&skymeter_model::Resource, ResourceLabels)> =
-        FxHashMap::default();
+pub fn write_requests(
+    batch: &Batch,
+    max_samples: usize,
+    known: &mut KnownResources,
+) -> Vec<Vec<u8>> {
+    if known.len() + batch.resources.len() > MAX_KNOWN_RESOURCES {
+        known.clear();
+    }
     for r in &batch.resources {
-        match records.get(&r.reference()) {
-            Some((seen, _)) if seen.observed_at > r.observed_at => {}
+        match known.get(&r.reference()) {
+            Some((seen, _)) if *seen > r.observed_at => {}
             _ => {
-                records.insert(r.reference(), (r, ResourceLabels::of(r)));
+                known.insert(r.reference(), (r.observed_at, ResourceLabels::of(r)));
             }
         }
     }
+    let records = &*known;
     let cost_points: Vec<Point> = batch
         .costs
         .iter()

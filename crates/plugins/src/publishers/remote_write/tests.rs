@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 /// A batch's write requests as the receiver reads them: snappy block, then protobuf, with
 /// the messages the server's receiver decodes.
 fn decoded(batch: &Batch, max: usize) -> Vec<WriteRequest> {
-    RemoteWrite { max_samples: max }
+    RemoteWrite::new(max)
         .encode(batch)
         .unwrap()
         .iter()
@@ -126,6 +126,40 @@ fn series_carry_the_query_apis_labels_and_time_ordered_samples() {
 }
 
 #[test]
+fn a_resource_keeps_its_record_labels_in_later_batches_without_the_record() {
+    let rw = RemoteWrite::new(100);
+    let decode = |b: &Batch| -> Vec<Vec<(String, String)>> {
+        rw.encode(b)
+            .unwrap()
+            .iter()
+            .flat_map(|body| {
+                let bytes = snap::raw::Decoder::new().decompress_vec(body).unwrap();
+                WriteRequest::decode(bytes.as_slice()).unwrap().timeseries
+            })
+            .map(|s| labels_of(&s))
+            .collect()
+    };
+    let p = || point("cpu.utilization", 1.0, "2026-11-22T10:00:00Z", &[]);
+    let mut first = batch(vec![p()]);
+    first.resources.push(record("h1"));
+    let with_record = decode(&first);
+    let later = batch(vec![p()]);
+    assert_eq!(
+        decode(&later),
+        with_record,
+        "the same series, kind, name and tags included"
+    );
+    // An older record does not replace a newer one.
+    let mut stale = batch(vec![p()]);
+    stale.resources.push(Resource {
+        name: "old-name".into(),
+        observed_at: "2026-11-01T00:00:00Z".parse().unwrap(),
+        ..record("h1")
+    });
+    assert!(decode(&stale)[0].contains(&("resource_name".into(), "web-1".into())));
+}
+
+#[test]
 fn requests_split_at_max_samples_per_send() {
     let points: Vec<Point> = (0..7)
         .flat_map(|i| {
@@ -196,10 +230,7 @@ fn cost_lines_go_as_the_servers_cost_series() {
 fn a_batch_without_points_or_costs_makes_no_request() {
     let mut b = batch(Vec::new());
     b.resources.push(record("h1"));
-    assert!(RemoteWrite { max_samples: 10 }
-        .encode(&b)
-        .unwrap()
-        .is_empty());
+    assert!(RemoteWrite::new(10).encode(&b).unwrap().is_empty());
 }
 
 #[test]
