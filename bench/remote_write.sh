@@ -56,7 +56,7 @@ wait_rows() {
   echo "VictoriaMetrics has $(rows) rows, not $want" >&2; return 1
 }
 
-echo "$(victoria-metrics --version 2>&1 | head -1); vmagent $(vmagent --version 2>&1 | head -1)"
+echo "victoria-metrics and vmagent $(dpkg-query -W -f '${Version}' victoria-metrics 2>/dev/null || echo "(version unknown)")"
 echo "$TOTAL samples: $SERIES series x $POINTS points, batches of $BATCH"
 : > "$OUT/runs.txt"
 for run in $(seq "$RUNS"); do

@@ -274,6 +274,55 @@ fn vm_bodies(samples: &[Sample], batch: usize, long: &[(i64, f64)]) -> Vec<Vec<u
     bodies
 }
 
+/// POSTs every body to `endpoint` with `headers`, `clients` requests at a time; fails at the
+/// first answer that is not a success.
+async fn post_all(
+    http: &reqwest::Client,
+    endpoint: &str,
+    bodies: &Arc<Vec<Vec<u8>>>,
+    clients: usize,
+    headers: &[(&'static str, &'static str)],
+) -> Result<()> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let (bodies, next, http, endpoint) = (
+            bodies.clone(),
+            next.clone(),
+            http.clone(),
+            endpoint.to_string(),
+        );
+        let headers = headers.to_vec();
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(body) = bodies.get(i) else {
+                    return Ok::<(), anyhow::Error>(());
+                };
+                let mut req = http.post(&endpoint).body(body.clone());
+                for (k, v) in &headers {
+                    req = req.header(*k, *v);
+                }
+                let resp = req
+                    .send()
+                    .await
+                    .with_context(|| format!("POST {endpoint}"))?;
+                if !resp.status().is_success() {
+                    let status = resp.status();
+                    bail!(
+                        "POST {endpoint}: {status}: {}",
+                        resp.text().await.unwrap_or_default()
+                    );
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    Ok(())
+}
+
 fn client(token: Option<&str>) -> Result<reqwest::Client> {
     let mut headers = reqwest::header::HeaderMap::new();
     if let Some(t) = token {
@@ -322,41 +371,20 @@ async fn main() -> Result<()> {
             drop(samples);
             let wire: usize = bodies.iter().map(Vec::len).sum();
             let bodies = Arc::new(bodies);
-            let next = Arc::new(AtomicUsize::new(0));
             let http = client(token.as_deref())?;
             let endpoint = format!("{}{}", url.trim_end_matches('/'), path);
             let started = Instant::now();
-            let mut tasks = Vec::new();
-            for _ in 0..clients {
-                let (bodies, next, http, endpoint) =
-                    (bodies.clone(), next.clone(), http.clone(), endpoint.clone());
-                tasks.push(tokio::spawn(async move {
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(body) = bodies.get(i) else {
-                            return Ok::<(), anyhow::Error>(());
-                        };
-                        let resp = http
-                            .post(&endpoint)
-                            .header("content-encoding", "gzip")
-                            .header("content-type", "application/json")
-                            .body(body.clone())
-                            .send()
-                            .await
-                            .with_context(|| format!("POST {endpoint}"))?;
-                        if !resp.status().is_success() {
-                            let status = resp.status();
-                            bail!(
-                                "POST {endpoint}: {status}: {}",
-                                resp.text().await.unwrap_or_default()
-                            );
-                        }
-                    }
-                }));
-            }
-            for t in tasks {
-                t.await??;
-            }
+            post_all(
+                &http,
+                &endpoint,
+                &bodies,
+                clients,
+                &[
+                    ("content-encoding", "gzip"),
+                    ("content-type", "application/json"),
+                ],
+            )
+            .await?;
             let secs = started.elapsed().as_secs_f64();
             println!(
                 "{{\"target\":\"{}\",\"points\":{total},\"requests\":{},\"wire_bytes\":{wire},\"seconds\":{secs:.3},\"points_per_s\":{:.0}}}",

@@ -19,7 +19,6 @@ use skymeter_plugin_api::config::Source;
 use skymeter_plugin_api::{BuildContext, RawConfig};
 use skymeter_plugins::common::request_parts::Protocol as _;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -97,7 +96,7 @@ pub async fn skymeter(url: &str, buffer: PathBuf, batches: Vec<Batch>) -> Result
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let secs = started.elapsed().as_secs_f64();
     let cpu = cpu_seconds()? - cpu0;
-    let left = std::fs::read_dir(&buffer.join("buffer/bench/remote_write"))
+    let left = std::fs::read_dir(buffer.join("buffer/bench/remote_write"))
         .map(|d| {
             d.filter_map(|e| e.ok())
                 .filter(|e| e.path().is_file() && !e.file_name().to_string_lossy().starts_with('.'))
@@ -120,46 +119,28 @@ pub async fn skymeter(url: &str, buffer: PathBuf, batches: Vec<Batch>) -> Result
 /// time; prints the feed's figures (the script measures vmagent itself).
 pub async fn vmagent(url: &str, batches: Vec<Batch>, clients: usize) -> Result<()> {
     let samples: usize = batches.iter().map(|b| b.points.len()).sum();
-    let encoder = skymeter_plugins::publishers::remote_write::RemoteWrite {
-        max_samples: skymeter_plugins::publishers::remote_write::DEFAULT_MAX_SAMPLES,
-    };
+    let encoder = skymeter_plugins::publishers::remote_write::RemoteWrite::new(
+        skymeter_plugins::publishers::remote_write::DEFAULT_MAX_SAMPLES,
+    );
     let mut bodies = Vec::new();
     for b in &batches {
         bodies.extend(encoder.encode(b).map_err(|e| anyhow::anyhow!("{e}"))?);
     }
     drop(batches);
     let bodies = Arc::new(bodies);
-    let next = Arc::new(AtomicUsize::new(0));
-    let http = reqwest::Client::new();
     let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..clients {
-        let (bodies, next, http, url) =
-            (bodies.clone(), next.clone(), http.clone(), url.to_string());
-        tasks.push(tokio::spawn(async move {
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(body) = bodies.get(i) else {
-                    return Ok::<(), anyhow::Error>(());
-                };
-                let resp = http
-                    .post(&url)
-                    .header("content-encoding", "snappy")
-                    .header("content-type", "application/x-protobuf")
-                    .header("x-prometheus-remote-write-version", "0.1.0")
-                    .body(body.clone())
-                    .send()
-                    .await
-                    .with_context(|| format!("POST {url}"))?;
-                if !resp.status().is_success() {
-                    bail!("POST {url}: {}", resp.status());
-                }
-            }
-        }));
-    }
-    for t in tasks {
-        t.await??;
-    }
+    crate::post_all(
+        &reqwest::Client::new(),
+        url,
+        &bodies,
+        clients,
+        &[
+            ("content-encoding", "snappy"),
+            ("content-type", "application/x-protobuf"),
+            ("x-prometheus-remote-write-version", "0.1.0"),
+        ],
+    )
+    .await?;
     println!(
         "{{\"target\":\"vmagent-feed\",\"samples\":{samples},\"requests\":{},\"seconds\":{:.3}}}",
         bodies.len(),

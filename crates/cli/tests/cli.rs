@@ -5,7 +5,7 @@ mod common;
 use common::*;
 use std::time::{Duration, Instant};
 
-const ALL_PLUGINS: [&str; 20] = [
+const ALL_PLUGINS: [&str; 22] = [
     "aws",
     "gcp",
     "azure",
@@ -24,6 +24,8 @@ const ALL_PLUGINS: [&str; 20] = [
     "file",
     "http",
     "mqtt",
+    "remote_write",
+    "otlp",
     "postgres",
     "server",
 ];

@@ -18,8 +18,7 @@ fn run_once_sends_otlp_metrics_the_official_decoder_reads() {
     let rx = skymeter_testkit::otlp::Receiver::start(python, &dir.path().join("got.jsonl"), 0);
     let lines = r#"{"metric": "e2e.requests", "value": 42, "unit": "count/s", "labels": {"route": "/a"}}
 {"metric": "e2e.latency", "value": 7.5, "unit": "ms", "stat": "p95"}"#;
-    let script = dir.path().join("points.sh");
-    std::fs::write(&script, format!("cat <<'EOF'\n{lines}\nEOF\n")).unwrap();
+    let script = script_printing(dir.path(), lines);
     std::fs::write(
         dir.path().join("task.toml"),
         format!(

@@ -1,7 +1,9 @@
 //! The `remote_write` publisher through the binary: `skymeter run --once` with the `exec`
-//! collector (fixed values) publishing both to a skymeter server and, by remote write, to a
-//! VictoriaMetrics of the test's own; the series read back from VictoriaMetrics carry the
-//! same names, labels and values as the server's query API shows.
+//! collector (fixed values) publishing to a skymeter server and, by remote write, to a
+//! VictoriaMetrics of the test's own and to a second skymeter server; the series read back
+//! from VictoriaMetrics carry the same names, labels and values as the first server's query
+//! API shows, and the second server (remote write only, so no resource records) the same
+//! but for the labels taken from records.
 
 mod common;
 use common::*;
@@ -64,26 +66,35 @@ fn run_once_writes_the_query_apis_series_to_victoriametrics() {
     let dir = tempfile::tempdir().unwrap();
     let vm = skymeter_testkit::victoria::VictoriaMetrics::start(program, &dir.path().join("vm"));
 
-    let port = skymeter_testkit::net::free_port();
-    let server = format!("http://127.0.0.1:{port}");
-    std::fs::write(
-        dir.path().join("server.toml"),
-        format!("[server]\nlisten = \"127.0.0.1:{port}\"\ndata_dir = \"server\"\nno_auth = true\n"),
-    )
-    .unwrap();
-    let _server = spawn(&["server", "-c", "server.toml"], dir.path());
-    wait_healthy(&server);
+    // Two skymeter servers: one fed by the `server` publisher (records and points), one by
+    // remote write only (a skymeter server is a remote-write receiver too).
+    let start_server = |name: &str| {
+        let port = skymeter_testkit::net::free_port();
+        let base = format!("http://127.0.0.1:{port}");
+        std::fs::write(
+            dir.path().join(format!("{name}.toml")),
+            format!(
+                "[server]\nlisten = \"127.0.0.1:{port}\"\ndata_dir = \"{name}\"\nno_auth = true\n"
+            ),
+        )
+        .unwrap();
+        let proc = spawn(&["server", "-c", &format!("{name}.toml")], dir.path());
+        wait_healthy(&base);
+        (proc, base)
+    };
+    let (_server, server) = start_server("server");
+    let (_mirror, mirror) = start_server("mirror");
 
     let lines = r#"{"metric": "e2e.requests", "value": 42, "unit": "count/s", "labels": {"route": "/a"}}
 {"metric": "e2e.requests", "value": 7.5, "unit": "count/s", "labels": {"route": "/b", "region": "x"}}"#;
-    let script = dir.path().join("points.sh");
-    std::fs::write(&script, format!("cat <<'EOF'\n{lines}\nEOF\n")).unwrap();
+    let script = script_printing(dir.path(), lines);
     std::fs::write(
         dir.path().join("task.toml"),
         format!(
             "[agent]\nid = \"edge-1\"\ndata_dir = \"agent\"\n\n[[task]]\nname = \"svc\"\nschedule = {{ every = \"1m\" }}\n\
              collect = [{{ plugin = \"exec\", command = [\"sh\", {script:?}], resource = {{ id = \"svc-1\", name = \"checkout\", tags = {{ team = \"pay\" }} }} }}]\n\
-             publish = [\n  {{ plugin = \"server\", url = \"{server}\" }},\n  {{ plugin = \"remote_write\", url = \"{}/api/v1/write\" }},\n]\n",
+             publish = [\n  {{ plugin = \"server\", url = \"{server}\" }},\n  {{ plugin = \"remote_write\", url = \"{}/api/v1/write\" }},\n  \
+             {{ plugin = \"remote_write\", url = \"{mirror}/api/v1/write\", buffer = {{ dir = \"agent/buffer/mirror\" }} }},\n]\n",
             vm.url()
         ),
     )
@@ -118,6 +129,24 @@ fn run_once_writes_the_query_apis_series_to_victoriametrics() {
     let want: BTreeMap<String, f64> = [("/a".to_string(), 42.0), ("/b".to_string(), 7.5)].into();
     assert_eq!(values_of(&vm.url(), "e2e_requests_per_second"), want);
     assert_eq!(values_of(&server, "e2e_requests_per_second"), want);
+
+    // The server fed by remote write only has no resource records: the same series but for
+    // the labels the query API takes from them (docs/remote-write.md).
+    let without_record_labels: Vec<Series> = ours
+        .iter()
+        .map(|s| {
+            s.iter()
+                .filter(|(k, _)| !(*k == "kind" || *k == "resource_name" || k.starts_with("tag_")))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        })
+        .collect();
+    let mirrored = eventually(Duration::from_secs(15), || {
+        Some(series_of(&mirror, selector)).filter(|s| s.len() == 2)
+    })
+    .expect("the remote-write-fed server has both series");
+    assert_eq!(mirrored, without_record_labels);
+    assert_eq!(values_of(&mirror, "e2e_requests_per_second"), want);
     // Delivered: nothing left in the buffer.
     let left = std::fs::read_dir(dir.path().join("agent/buffer/svc/remote_write"))
         .unwrap()

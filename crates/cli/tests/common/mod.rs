@@ -187,3 +187,10 @@ pub fn server_on(dir: &Path) -> (Proc, String) {
     wait_healthy(&base);
     (server, base)
 }
+
+/// A shell script in `dir` that prints `lines`: for the `exec` collector, fixed points.
+pub fn script_printing(dir: &Path, lines: &str) -> PathBuf {
+    let script = dir.join("points.sh");
+    std::fs::write(&script, format!("cat <<'EOF'\n{lines}\nEOF\n")).unwrap();
+    script
+}

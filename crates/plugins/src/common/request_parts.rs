@@ -11,16 +11,19 @@
 //! held) and skipped; the others still go, and the batch then moves to `rejected/` with the
 //! report beside it, so the queue never blocks on data the receiver will not take.
 
-use crate::common::delivery::{Deliver, Delivery, Failure, Outcome};
-use crate::common::http_post::{error_chain, location, read_capped};
+use crate::common::delivery::{
+    task_buffers, BufferConfig, Deliver, Delivery, Failure, Outcome, Terms,
+};
+use crate::common::http_post::{client_builder, error_chain, location, read_capped};
 use chrono::Utc;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION};
 use reqwest::{StatusCode, Url};
 use serde::Deserialize;
 use skymeter_model::Batch;
+use skymeter_plugin_api::retry::RetryPolicy;
 use skymeter_plugin_api::{
-    async_trait, ConfigError, ErrorKind, ExposeSecret, PluginError, Publisher, RawConfig,
-    SecretString,
+    async_trait, BuildContext, ConfigError, ErrorKind, ExposeSecret, PluginError, Publisher,
+    RawConfig, SecretString,
 };
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -414,6 +417,54 @@ impl<P: Protocol> Publisher for RequestsPublisher<P> {
     async fn flush(&mut self) -> Result<(), PluginError> {
         self.delivery.flush().await
     }
+}
+
+/// Where and how a publisher of requests sends, as its config says (checked by its
+/// `build`, but for `timeout`, checked here).
+pub struct Endpoint {
+    pub url: Url,
+    /// The protocol's headers and the user's (see [`request_headers`]).
+    pub headers: HeaderMap,
+    pub timeout: Duration,
+    pub retry: RetryPolicy,
+    pub buffer: BufferConfig,
+}
+
+/// A publisher of `protocol`'s requests to `endpoint`, through a buffer in
+/// `<data_dir>/buffer/<task>/<plugin>` by default; `flush` at shutdown keeps delivering for
+/// three timeouts. Builds the HTTP client; touches neither the disk nor the network.
+pub fn build_publisher<P: Protocol>(
+    raw: &RawConfig<'_>,
+    ctx: &BuildContext,
+    terms: Terms,
+    protocol: P,
+    endpoint: Endpoint,
+) -> Result<Box<dyn Publisher>, ConfigError> {
+    if endpoint.timeout.is_zero() {
+        return Err(raw.error("timeout", "must be more than 0"));
+    }
+    let client = client_builder(endpoint.timeout)
+        .build()
+        .map_err(|e| raw.error("url", format!("cannot set up the HTTP client: {e}")))?;
+    let poster = Arc::new(Poster::new(
+        protocol,
+        client,
+        endpoint.url,
+        endpoint.headers,
+        endpoint.timeout,
+    ));
+    let settings = endpoint.buffer.settings(
+        raw,
+        terms,
+        task_buffers(ctx).join(terms.plugin),
+        endpoint.retry,
+        endpoint.timeout * 3,
+        &ctx.task,
+    )?;
+    Ok(Box::new(RequestsPublisher::new(
+        poster.clone(),
+        Delivery::new(settings, poster),
+    )))
 }
 
 /// An encoding error, as `publish` reports it.

@@ -240,3 +240,75 @@ pub fn batch_files(dir: &std::path::Path) -> Vec<String> {
 pub fn ids(batches: &[&Batch]) -> Vec<String> {
     batches.iter().map(|b| b.batch_id.to_string()).collect()
 }
+
+/// The message of a publisher config that `build` must refuse (`text`: the entry's keys).
+pub fn publisher_build_error(
+    build: skymeter_plugin_api::BuildFn<dyn skymeter_plugin_api::Publisher>,
+    text: &str,
+) -> String {
+    config_err(with_raw(text, |raw| {
+        build(raw, &skymeter_plugin_api::BuildContext::one_shot("t"))
+    }))
+    .to_string()
+}
+
+/// A buffered publisher to `url` with its buffer in `buffer`, short waits between tries and
+/// the keys of `extra`.
+pub fn buffered_publisher(
+    build: skymeter_plugin_api::BuildFn<dyn skymeter_plugin_api::Publisher>,
+    url: &str,
+    buffer: &std::path::Path,
+    extra: &str,
+) -> Box<dyn skymeter_plugin_api::Publisher> {
+    let text = format!(
+        "url = {url:?}\ntimeout = \"5s\"\nretry = {{ initial = \"20ms\", max = \"100ms\" }}\nbuffer = {{ dir = {:?} }}\n{extra}",
+        buffer.display().to_string()
+    );
+    with_raw(&text, |raw| {
+        build(raw, &skymeter_plugin_api::BuildContext::one_shot("agent-1"))
+    })
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The batch files waiting in a delivery buffer's directory, sorted.
+pub fn buffered_files(dir: &std::path::Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter(|e| e.path().is_file())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| !n.starts_with('.'))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// Polls `f` every 50 ms until it is true; panics after 30 s.
+pub async fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    for _ in 0..600 {
+        if f() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// The record of host `id` (provider `host`, account `acct`, region `eu-west-1`, the
+/// resource of [`point`] for `h1`), named `web-1`, tagged `team = <team>`.
+pub fn host_record(id: &str, team: &str) -> skymeter_model::Resource {
+    skymeter_model::Resource {
+        provider: "host".into(),
+        account: "acct".into(),
+        region: "eu-west-1".into(),
+        kind: "host".into(),
+        native_type: "linux".into(),
+        id: id.into(),
+        name: "web-1".into(),
+        tags: [("team".to_string(), team.to_string())].into(),
+        attributes: Default::default(),
+        observed_at: ts("2026-11-22T09:00:00Z"),
+    }
+}

@@ -1,5 +1,5 @@
 use super::*;
-use crate::common::testing::{batch, config_err, point, with_raw};
+use crate::common::testing::{batch, point, wait_for, with_raw};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -30,12 +30,7 @@ fn broker_urls() {
 
 #[test]
 fn config_mistakes_are_named() {
-    let err = |text: &str| {
-        config_err(with_raw(text, |raw| {
-            build(raw, &BuildContext::one_shot("t"))
-        }))
-        .to_string()
-    };
+    let err = |text: &str| crate::common::testing::publisher_build_error(build, text);
     assert!(err("url = \"mqtts://b\"").contains("url"));
     assert!(err("url = \"mqtt://b\"\ntopic_prefix = \"a/#\"").contains("topic_prefix"));
     assert!(err("url = \"mqtt://b\"\npassword = \"p\"").contains("username"));
@@ -179,16 +174,6 @@ fn subscribe(port: u16) -> Arc<Mutex<Vec<(String, serde_json::Value)>>> {
         }
     });
     got
-}
-
-async fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-    for _ in 0..300 {
-        if f() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting for {what}");
 }
 
 #[tokio::test]

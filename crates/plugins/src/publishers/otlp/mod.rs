@@ -22,10 +22,10 @@
 //! request for good: reported, skipped, the batch moved to `rejected/`. A 200 answer with a
 //! partial success (data points rejected) is logged as a warning.
 
-use crate::common::delivery::{task_buffers, BufferConfig, Delivery, Terms};
-use crate::common::http_post::{client_builder, parse_url};
+use crate::common::delivery::{BufferConfig, Terms};
+use crate::common::http_post::parse_url;
 use crate::common::request_parts::{
-    encode_error, request_headers, Poster, Protocol, RequestsPublisher, Verdict,
+    build_publisher, encode_error, request_headers, Endpoint, Protocol, Verdict,
 };
 use flate2::write::GzEncoder;
 use opentelemetry_proto::tonic::collector::metrics::v1::{
@@ -51,7 +51,6 @@ use skymeter_plugin_api::{
 };
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// `otlp` settings.
@@ -123,9 +122,6 @@ fn build(raw: &RawConfig<'_>, ctx: &BuildContext) -> Result<Box<dyn Publisher>, 
         let path = format!("{}/v1/metrics", url.path().trim_end_matches('/'));
         url.set_path(&path);
     }
-    if cfg.timeout.0.is_zero() {
-        return Err(raw.error("timeout", "must be more than 0"));
-    }
     let mut fixed = vec![(CONTENT_TYPE, "application/x-protobuf")];
     if cfg.compression == Compression::Gzip {
         fixed.push((CONTENT_ENCODING, "gzip"));
@@ -140,30 +136,21 @@ fn build(raw: &RawConfig<'_>, ctx: &BuildContext) -> Result<Box<dyn Publisher>, 
         ));
     }
     let headers = request_headers(raw, &fixed, &cfg.headers, cfg.bearer_token.as_ref(), None)?;
-    let client = client_builder(cfg.timeout.0)
-        .build()
-        .map_err(|e| raw.error("url", format!("cannot set up the HTTP client: {e}")))?;
-    let poster = Arc::new(Poster::new(
+    build_publisher(
+        raw,
+        ctx,
+        Terms::of_buffer_table(NAME, "the OTLP receiver"),
         Otlp {
             compression: cfg.compression,
         },
-        client,
-        url,
-        headers,
-        cfg.timeout.0,
-    ));
-    let settings = cfg.buffer.settings(
-        raw,
-        Terms::of_buffer_table(NAME, "the OTLP receiver"),
-        task_buffers(ctx).join(NAME),
-        cfg.retry,
-        cfg.timeout.0 * 3,
-        &ctx.task,
-    )?;
-    Ok(Box::new(RequestsPublisher::new(
-        poster.clone(),
-        Delivery::new(settings, poster),
-    )))
+        Endpoint {
+            url,
+            headers,
+            timeout: cfg.timeout.0,
+            retry: cfg.retry,
+            buffer: cfg.buffer,
+        },
+    )
 }
 
 /// The OTLP/HTTP protocol: encoding and status handling.
@@ -407,7 +394,8 @@ pub fn export_requests(batch: &Batch) -> Vec<ExportMetricsServiceRequest> {
         .collect();
     // Per resource (first-seen order), per (metric, unit, delta sum) its data points.
     type MetricKey<'a> = (&'a str, Unit, bool);
-    let mut resources: Vec<(&ResourceRef, Vec<(MetricKey<'_>, Vec<NumberDataPoint>)>)> = Vec::new();
+    type Metrics<'a> = Vec<(MetricKey<'a>, Vec<NumberDataPoint>)>;
+    let mut resources: Vec<(&ResourceRef, Metrics<'_>)> = Vec::new();
     let mut by_resource: HashMap<&ResourceRef, usize> = HashMap::new();
     let mut by_metric: HashMap<(usize, MetricKey<'_>), usize> = HashMap::new();
     let mut not_finite = 0usize;

@@ -1,23 +1,15 @@
 use super::*;
-use crate::common::testing::{batch, config_err, point, sample_entries, with_raw};
+use crate::common::testing::{
+    batch, buffered_files, buffered_publisher, host_record, point, publisher_build_error,
+    sample_entries, with_raw,
+};
 use serde_json::Value;
 use skymeter_model::{ChargeCategory, Cost};
 use skymeter_testkit::tool::require_tool;
 use std::path::Path;
 
 fn record() -> Resource {
-    Resource {
-        provider: "host".into(),
-        account: "acct".into(),
-        region: "eu-west-1".into(),
-        kind: "host".into(),
-        native_type: "linux".into(),
-        id: "h1".into(),
-        name: "web-1".into(),
-        tags: [("team".to_string(), "pay".to_string())].into(),
-        attributes: Default::default(),
-        observed_at: "2026-11-22T09:00:00Z".parse().unwrap(),
-    }
+    host_record("h1", "pay")
 }
 
 fn attrs(kvs: &[KeyValue]) -> BTreeMap<String, String> {
@@ -209,12 +201,7 @@ fn units_are_ucum() {
 
 #[test]
 fn config_mistakes_are_named() {
-    let err = |text: &str| {
-        config_err(with_raw(text, |raw| {
-            build(raw, &BuildContext::one_shot("t"))
-        }))
-        .to_string()
-    };
+    let err = |text: &str| publisher_build_error(build, text);
     assert!(err("url = \"udp://x\"").contains("url"));
     assert!(err("url = \"http://x\"\ncompression = \"zstd\"").contains("compression"));
     assert!(err("url = \"http://x\"\nheaders = { content-type = \"a\" }").contains("headers"));
@@ -235,21 +222,11 @@ fn the_sample_config_builds() {
 }
 
 fn publisher(url: &str, buffer: &Path, extra: &str) -> Box<dyn Publisher> {
-    let text = format!(
-        "url = {url:?}\ntimeout = \"5s\"\nretry = {{ initial = \"20ms\", max = \"100ms\" }}\nbuffer = {{ dir = {:?} }}\n{extra}",
-        buffer.display().to_string()
-    );
-    with_raw(&text, |raw| build(raw, &BuildContext::one_shot("agent-1"))).unwrap()
+    buffered_publisher(build, url, buffer, extra)
 }
 
 fn files_in(dir: &Path) -> usize {
-    std::fs::read_dir(dir)
-        .map(|d| {
-            d.filter_map(|e| e.ok())
-                .filter(|e| e.path().is_file() && !e.file_name().to_string_lossy().starts_with('.'))
-                .count()
-        })
-        .unwrap_or(0)
+    buffered_files(dir).len()
 }
 
 /// The values of the data points the receiver decoded, in arrival order.

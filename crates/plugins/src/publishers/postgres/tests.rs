@@ -5,12 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 #[test]
 fn config_mistakes_are_named() {
-    let err = |text: &str| {
-        config_err(with_raw(text, |raw| {
-            build(raw, &BuildContext::one_shot("t"))
-        }))
-        .to_string()
-    };
+    let err = |text: &str| crate::common::testing::publisher_build_error(build, text);
     assert!(err("url = \"postgres://u@h:notaport/db\"").contains("url"));
     assert!(err("url = \"postgres://u@h/db\"\nschema = \"Drop Table\"").contains("schema"));
     // The message never repeats the URL (it may hold a password; the snippet is the

@@ -3,9 +3,11 @@
 //! skymeter's own server), named and labelled exactly as skymeter's query API shows them
 //! ([`skymeter_model::prom::series_labels`]), so a dashboard works on either.
 //!
-//! - Resource labels (`kind`, `resource_name`, `tag_*`) come from the batch's own resource
-//!   records (agents send records and points together); a point whose resource has no
-//!   record in the batch gets the key labels only.
+//! - Resource labels (`kind`, `resource_name`, `tag_*`) come from the resource's latest
+//!   record the publisher has seen: in the batch (agents send records and points together)
+//!   or in an earlier one since the process started, as the server's query API takes them
+//!   from the latest record it holds. A resource never seen with a record gets the key
+//!   labels only.
 //! - Cost lines are sent as the server's cost series (`cost_billed_usd`,
 //!   `cost_effective_usd`, …; [`skymeter_model::cost_series`]), so that cost charts work on
 //!   the TSDB as on the server.
@@ -27,18 +29,21 @@
 //! credentials, which a person fixes, and dropping every batch meanwhile would lose them
 //! (as the `http` and `server` publishers do).
 
-use crate::common::delivery::{task_buffers, BufferConfig, Delivery, Terms};
-use crate::common::http_post::{client_builder, parse_url};
+use crate::common::delivery::{BufferConfig, Terms};
+use crate::common::http_post::parse_url;
 use crate::common::request_parts::{
-    encode_error, request_headers, BasicAuth, Poster, Protocol, RequestsPublisher, Verdict,
+    build_publisher, encode_error, request_headers, BasicAuth, Endpoint, Protocol, Verdict,
 };
+use chrono::{DateTime, Utc};
+use prost::encoding::{encode_key, encode_varint, encoded_len_varint, WireType};
 use prost::Message;
 use reqwest::header::{HeaderName, CONTENT_ENCODING, CONTENT_TYPE};
 use reqwest::StatusCode;
+use rustc_hash::FxHashMap;
 use schemars::JsonSchema;
 use serde::Deserialize;
-use skymeter_model::prom::{series_labels, ResourceLabels, SeriesId};
-use skymeter_model::prompb::{Label, Sample, TimeSeries, WriteRequest};
+use skymeter_model::prom::{series_label_refs, ResourceLabels, SeriesId};
+use skymeter_model::prompb::{Sample, TimeSeries, WriteRequest};
 use skymeter_model::{Batch, Point, ResourceRef};
 use skymeter_plugin_api::config::DurationStr;
 use skymeter_plugin_api::retry::RetryPolicy;
@@ -46,8 +51,8 @@ use skymeter_plugin_api::{
     BuildContext, ConfigError, PluginDescription, PluginError, PluginKind, Publisher,
     PublisherFactory, RawConfig, SecretString,
 };
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 /// `remote_write` settings.
@@ -124,9 +129,6 @@ fn build(raw: &RawConfig<'_>, ctx: &BuildContext) -> Result<Box<dyn Publisher>, 
         &cfg.url,
         "write e.g. \"http://127.0.0.1:8428/api/v1/write\"",
     )?;
-    if cfg.timeout.0.is_zero() {
-        return Err(raw.error("timeout", "must be more than 0"));
-    }
     if cfg.max_samples_per_send == 0 || cfg.max_samples_per_send > MAX_SAMPLES_LIMIT {
         return Err(raw.error(
             "max_samples_per_send",
@@ -149,46 +151,55 @@ fn build(raw: &RawConfig<'_>, ctx: &BuildContext) -> Result<Box<dyn Publisher>, 
         cfg.bearer_token.as_ref(),
         cfg.basic_auth.as_ref(),
     )?;
-    let client = client_builder(cfg.timeout.0)
-        .build()
-        .map_err(|e| raw.error("url", format!("cannot set up the HTTP client: {e}")))?;
-    let poster = Arc::new(Poster::new(
-        RemoteWrite {
-            max_samples: cfg.max_samples_per_send,
-        },
-        client,
-        url,
-        headers,
-        cfg.timeout.0,
-    ));
-    let settings = cfg.buffer.settings(
+    build_publisher(
         raw,
+        ctx,
         Terms::of_buffer_table(NAME, "the remote-write receiver"),
-        task_buffers(ctx).join(NAME),
-        cfg.retry,
-        cfg.timeout.0 * 3,
-        &ctx.task,
-    )?;
-    Ok(Box::new(RequestsPublisher::new(
-        poster.clone(),
-        Delivery::new(settings, poster),
-    )))
+        RemoteWrite::new(cfg.max_samples_per_send),
+        Endpoint {
+            url,
+            headers,
+            timeout: cfg.timeout.0,
+            retry: cfg.retry,
+            buffer: cfg.buffer,
+        },
+    )
 }
 
 /// The remote-write protocol: encoding and status handling.
 pub struct RemoteWrite {
-    pub max_samples: usize,
+    max_samples: usize,
+    /// The latest record of each resource seen so far (see the module's documentation).
+    known: Mutex<KnownResources>,
+}
+
+/// Per resource, when its latest record was observed and the labels it gives.
+pub type KnownResources = FxHashMap<ResourceRef, (DateTime<Utc>, ResourceLabels)>;
+
+/// Past this many resources, the remembered records are forgotten (and learnt again from
+/// the next batches): a bound on memory for an agent whose resources churn.
+const MAX_KNOWN_RESOURCES: usize = 1_000_000;
+
+impl RemoteWrite {
+    pub fn new(max_samples: usize) -> Self {
+        RemoteWrite {
+            max_samples,
+            known: Mutex::new(FxHashMap::default()),
+        }
+    }
 }
 
 impl Protocol for RemoteWrite {
     fn encode(&self, batch: &Batch) -> Result<Vec<Vec<u8>>, PluginError> {
-        let requests = write_requests(batch, self.max_samples);
+        let mut known = self.known.lock().unwrap_or_else(PoisonError::into_inner);
+        let requests = write_requests(batch, self.max_samples, &mut known);
+        drop(known);
         let mut snappy = snap::raw::Encoder::new();
         requests
             .iter()
             .map(|r| {
                 snappy
-                    .compress_vec(&r.encode_to_vec())
+                    .compress_vec(r)
                     .map_err(|e| encode_error(format!("cannot compress a write request: {e}")))
             })
             .collect()
@@ -243,26 +254,37 @@ fn show_series(s: &TimeSeries) -> String {
     format!("{name}{{{}}}", rest.join(", "))
 }
 
-/// A batch's points and cost series as write requests of at most `max_samples` samples
-/// each, series labelled as skymeter's query API shows them, samples in time order.
-pub fn write_requests(batch: &Batch, max_samples: usize) -> Vec<WriteRequest> {
-    // The latest record of each resource in the batch.
-    let mut records: HashMap<ResourceRef, (&skymeter_model::Resource, ResourceLabels)> =
-        HashMap::new();
+/// A batch's points and cost series as encoded `WriteRequest`s (protobuf, not yet
+/// compressed) of at most `max_samples` samples each, series labelled as skymeter's query
+/// API shows them, samples in time order.
+///
+/// The series are written straight into each request's bytes with prost's field encoders
+/// rather than built as [`TimeSeries`] values first: building them took two allocations per
+/// label per series, which were most of the publisher's CPU time (bench/remote_write.sh
+/// under perf). The tests decode the result with the receiver's [`WriteRequest`].
+pub fn write_requests(
+    batch: &Batch,
+    max_samples: usize,
+    known: &mut KnownResources,
+) -> Vec<Vec<u8>> {
+    if known.len() + batch.resources.len() > MAX_KNOWN_RESOURCES {
+        known.clear();
+    }
     for r in &batch.resources {
-        match records.get(&r.reference()) {
-            Some((seen, _)) if seen.observed_at > r.observed_at => {}
+        match known.get(&r.reference()) {
+            Some((seen, _)) if *seen > r.observed_at => {}
             _ => {
-                records.insert(r.reference(), (r, ResourceLabels::of(r)));
+                known.insert(r.reference(), (r.observed_at, ResourceLabels::of(r)));
             }
         }
     }
+    let records = &*known;
     let cost_points: Vec<Point> = batch
         .costs
         .iter()
         .flat_map(skymeter_model::cost_series::cost_points)
         .collect();
-    // Series in the order the batch first names them; samples as (ms, value, position).
+    // Series in the order the batch first names them, with their samples.
     type Key<'a> = (
         &'a str,
         skymeter_model::Unit,
@@ -270,7 +292,9 @@ pub fn write_requests(batch: &Batch, max_samples: usize) -> Vec<WriteRequest> {
         &'a ResourceRef,
         &'a skymeter_model::Labels,
     );
-    let mut index: HashMap<Key<'_>, usize> = HashMap::new();
+    // FxHash rather than the default SipHash: the key is hashed once per point, and SipHash
+    // was a tenth of the publisher's CPU time.
+    let mut index: FxHashMap<Key<'_>, usize> = FxHashMap::default();
     let mut series: Vec<(SeriesId<'_>, Vec<Sample>)> = Vec::new();
     let mut not_finite = 0usize;
     for p in batch.points.iter().chain(&cost_points) {
@@ -298,8 +322,9 @@ pub fn write_requests(batch: &Batch, max_samples: usize) -> Vec<WriteRequest> {
         );
     }
     let mut requests = Vec::new();
-    let mut current = WriteRequest::default();
+    let mut current: Vec<u8> = Vec::new();
     let mut in_current = 0usize;
+    let mut labels: Vec<u8> = Vec::new();
     for (id, mut samples) in series {
         // A stable sort keeps the batch's order among equal timestamps: the last one stays.
         samples.sort_by_key(|s| s.timestamp);
@@ -312,18 +337,15 @@ pub fn write_requests(batch: &Batch, max_samples: usize) -> Vec<WriteRequest> {
             }
         });
         let resource = records.get(id.resource).map(|(_, l)| l);
-        let labels: Vec<Label> = series_labels(id, resource)
-            .into_iter()
-            .map(|(name, value)| Label { name, value })
-            .collect();
+        labels.clear();
+        for (name, value) in series_label_refs(id, resource) {
+            put_label(&name, &value, &mut labels);
+        }
         let mut rest = samples.as_slice();
         while !rest.is_empty() {
             let room = max_samples - in_current;
             let (now, later) = rest.split_at(room.min(rest.len()));
-            current.timeseries.push(TimeSeries {
-                labels: labels.clone(),
-                samples: now.to_vec(),
-            });
+            put_series(&labels, now, &mut current);
             in_current += now.len();
             rest = later;
             if in_current == max_samples {
@@ -336,6 +358,33 @@ pub fn write_requests(batch: &Batch, max_samples: usize) -> Vec<WriteRequest> {
         requests.push(current);
     }
     requests
+}
+
+/// A `Label` as field 1 of a `TimeSeries`.
+fn put_label(name: &str, value: &str, buf: &mut Vec<u8>) {
+    let field = |s: &str| 1 + encoded_len_varint(s.len() as u64) + s.len();
+    encode_key(1, WireType::LengthDelimited, buf);
+    encode_varint((field(name) + field(value)) as u64, buf);
+    for (tag, s) in [(1, name), (2, value)] {
+        encode_key(tag, WireType::LengthDelimited, buf);
+        encode_varint(s.len() as u64, buf);
+        buf.extend_from_slice(s.as_bytes());
+    }
+}
+
+/// A `TimeSeries` (its labels already encoded, and `samples`) as field 1 of a
+/// `WriteRequest`.
+fn put_series(labels: &[u8], samples: &[Sample], buf: &mut Vec<u8>) {
+    let samples_len: usize = samples
+        .iter()
+        .map(|s| prost::encoding::message::encoded_len(2, s))
+        .sum();
+    encode_key(1, WireType::LengthDelimited, buf);
+    encode_varint((labels.len() + samples_len) as u64, buf);
+    buf.extend_from_slice(labels);
+    for s in samples {
+        prost::encoding::message::encode(2, s, buf);
+    }
 }
 
 #[cfg(test)]

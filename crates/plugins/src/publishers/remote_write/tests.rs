@@ -1,20 +1,24 @@
 use super::*;
-use crate::common::testing::{batch, config_err, point, resource, sample_entries, with_raw};
+use crate::common::testing::{
+    batch, buffered_files, buffered_publisher, host_record, point, publisher_build_error, resource,
+    sample_entries, wait_for, with_raw,
+};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap as AxumHeaders;
 use axum::routing::post;
 use axum::Router;
+use skymeter_model::prom::series_labels;
 use skymeter_model::{ChargeCategory, Cost, Resource, Stat, Unit};
 use skymeter_testkit::tool::require_tool;
 use std::collections::VecDeque;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// A batch's write requests as the receiver reads them: snappy block, then protobuf, with
 /// the messages the server's receiver decodes.
 fn decoded(batch: &Batch, max: usize) -> Vec<WriteRequest> {
-    RemoteWrite { max_samples: max }
+    RemoteWrite::new(max)
         .encode(batch)
         .unwrap()
         .iter()
@@ -33,18 +37,7 @@ fn labels_of(s: &TimeSeries) -> Vec<(String, String)> {
 }
 
 fn record(id: &str) -> Resource {
-    Resource {
-        provider: "host".into(),
-        account: "acct".into(),
-        region: "eu-west-1".into(),
-        kind: "host".into(),
-        native_type: "host".into(),
-        id: id.into(),
-        name: "web-1".into(),
-        tags: [("team".to_string(), "a b".to_string())].into(),
-        attributes: Default::default(),
-        observed_at: "2026-11-22T09:00:00Z".parse().unwrap(),
-    }
+    host_record(id, "a b")
 }
 
 #[test]
@@ -133,6 +126,40 @@ fn series_carry_the_query_apis_labels_and_time_ordered_samples() {
 }
 
 #[test]
+fn a_resource_keeps_its_record_labels_in_later_batches_without_the_record() {
+    let rw = RemoteWrite::new(100);
+    let decode = |b: &Batch| -> Vec<Vec<(String, String)>> {
+        rw.encode(b)
+            .unwrap()
+            .iter()
+            .flat_map(|body| {
+                let bytes = snap::raw::Decoder::new().decompress_vec(body).unwrap();
+                WriteRequest::decode(bytes.as_slice()).unwrap().timeseries
+            })
+            .map(|s| labels_of(&s))
+            .collect()
+    };
+    let p = || point("cpu.utilization", 1.0, "2026-11-22T10:00:00Z", &[]);
+    let mut first = batch(vec![p()]);
+    first.resources.push(record("h1"));
+    let with_record = decode(&first);
+    let later = batch(vec![p()]);
+    assert_eq!(
+        decode(&later),
+        with_record,
+        "the same series, kind, name and tags included"
+    );
+    // An older record does not replace a newer one.
+    let mut stale = batch(vec![p()]);
+    stale.resources.push(Resource {
+        name: "old-name".into(),
+        observed_at: "2026-11-01T00:00:00Z".parse().unwrap(),
+        ..record("h1")
+    });
+    assert!(decode(&stale)[0].contains(&("resource_name".into(), "web-1".into())));
+}
+
+#[test]
 fn requests_split_at_max_samples_per_send() {
     let points: Vec<Point> = (0..7)
         .flat_map(|i| {
@@ -203,20 +230,12 @@ fn cost_lines_go_as_the_servers_cost_series() {
 fn a_batch_without_points_or_costs_makes_no_request() {
     let mut b = batch(Vec::new());
     b.resources.push(record("h1"));
-    assert!(RemoteWrite { max_samples: 10 }
-        .encode(&b)
-        .unwrap()
-        .is_empty());
+    assert!(RemoteWrite::new(10).encode(&b).unwrap().is_empty());
 }
 
 #[test]
 fn config_mistakes_are_named() {
-    let err = |text: &str| {
-        config_err(with_raw(text, |raw| {
-            build(raw, &BuildContext::one_shot("t"))
-        }))
-        .to_string()
-    };
+    let err = |text: &str| publisher_build_error(build, text);
     assert!(err("url = \"ftp://x\"").contains("url"));
     assert!(
         err("url = \"http://x/api/v1/write\"\nmax_samples_per_send = 0")
@@ -272,35 +291,11 @@ async fn recorder(answers: &[(u16, &'static str)]) -> (String, Arc<Recorder>) {
 }
 
 fn publisher(url: &str, buffer: &Path, extra: &str) -> Box<dyn Publisher> {
-    let text = format!(
-        "url = {url:?}\ntimeout = \"5s\"\nretry = {{ initial = \"20ms\", max = \"100ms\" }}\nbuffer = {{ dir = {:?} }}\n{extra}",
-        buffer.display().to_string()
-    );
-    with_raw(&text, |raw| build(raw, &BuildContext::one_shot("agent-1"))).unwrap()
-}
-
-async fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-    for _ in 0..600 {
-        if f() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting for {what}");
+    buffered_publisher(build, url, buffer, extra)
 }
 
 fn files_in(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .map(|d| {
-            d.filter_map(|e| e.ok())
-                .filter(|e| e.path().is_file())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| !n.starts_with('.'))
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
+    buffered_files(dir)
 }
 
 #[tokio::test]
