@@ -5,7 +5,9 @@ use crate::cli::{ScopeArg, ServerArgs, TokenCommand, UpArgs};
 use crate::output::{report_config_errors, shutdown_signal, FAILURE, USAGE};
 use skymeter_plugin_api::config::{ByteSize, DurationStr, Source};
 use skymeter_plugin_api::Registry;
-use skymeter_server::{Auth, Server, ServerConfig, TlsFiles};
+use skymeter_plugin_api::SecretString;
+use skymeter_plugins::publishers::nats;
+use skymeter_server::{Auth, NatsConsume, NatsLogin, Server, ServerConfig, TlsFiles};
 use skymeter_store::{EmbeddedOptions, EmbeddedStore, Scope, Store, TokenAdmin};
 use std::path::Path;
 use std::path::PathBuf;
@@ -65,6 +67,32 @@ struct ServerSection {
     ingest_budget_bytes: Option<ByteSize>,
     #[serde(default)]
     query: QuerySection,
+    /// `[server.consume]`: batches from a NATS JetStream stream.
+    consume: Option<ConsumeSection>,
+}
+
+/// `[server.consume]`: the keys of the `--consume*` flags, and the NATS login.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConsumeSection {
+    /// `"nats://host:4222"` or a list of a cluster's servers.
+    url: Option<UrlList>,
+    stream: Option<String>,
+    subject: Option<String>,
+    durable: Option<String>,
+    ack_wait: Option<DurationStr>,
+    max_in_flight: Option<usize>,
+    token: Option<SecretString>,
+    username: Option<String>,
+    password: Option<SecretString>,
+    creds_file: Option<PathBuf>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(untagged)]
+enum UrlList {
+    One(String),
+    Many(Vec<String>),
 }
 
 /// `[server.query]`: limits of one PromQL query (see `skymeter_server::QueryLimits`).
@@ -131,10 +159,16 @@ fn server_config(args: &ServerArgs) -> Result<(ServerConfig, PathBuf), ExitCode>
                 ExitCode::from(USAGE)
             })?;
             let source = Source::new(path.display().to_string(), text);
-            let parsed = source.parse().and_then(|root| {
-                skymeter_plugin_api::RawConfig::new(source.clone(), root, Default::default())
-                    .decode::<ServerFile>()
-            });
+            let mut root = source.parse().map_err(|e| report_config_errors(&[e]))?;
+            // `${NATS_TOKEN}` and the like, as in task files; their values are kept out of
+            // error messages.
+            let secrets = skymeter_plugin_api::config::interpolate(&source, &mut root, &|k| {
+                std::env::var(k).ok()
+            })
+            .map_err(|errs| report_config_errors(&errs))?;
+            let parsed =
+                skymeter_plugin_api::RawConfig::new(source.clone(), root, Arc::new(secrets))
+                    .decode::<ServerFile>();
             match parsed {
                 Ok(f) => {
                     if let Some(r) = f.rating {
@@ -190,6 +224,7 @@ fn server_config(args: &ServerArgs) -> Result<(ServerConfig, PathBuf), ExitCode>
             timeout: file.query.timeout.map_or(defaults.query.timeout, |d| d.0),
         },
         rating,
+        consume: consume_config(args, file.consume)?,
         ..defaults
     };
     let data_dir = args
@@ -198,6 +233,88 @@ fn server_config(args: &ServerArgs) -> Result<(ServerConfig, PathBuf), ExitCode>
         .or(file.data_dir)
         .unwrap_or_else(|| PathBuf::from("skymeter-data"));
     Ok((config, data_dir))
+}
+
+/// `--consume*` on top of `[server.consume]`; `None` when neither names a NATS server.
+fn consume_config(
+    args: &ServerArgs,
+    file: Option<ConsumeSection>,
+) -> Result<Option<NatsConsume>, ExitCode> {
+    let usage = |m: String| {
+        eprintln!("error: {m}");
+        ExitCode::from(USAGE)
+    };
+    let file = file.unwrap_or_default();
+    let urls = if args.consume.is_empty() {
+        match file.url {
+            None => return Ok(None),
+            Some(UrlList::One(u)) => vec![u],
+            Some(UrlList::Many(us)) => us,
+        }
+    } else {
+        args.consume.clone()
+    };
+    let servers = urls
+        .iter()
+        .map(|u| nats::parse_server(u))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|m| usage(format!("--consume / consume.url: {m}")))?;
+    if servers.is_empty() {
+        return Err(usage("consume.url: give at least one NATS server".into()));
+    }
+    let mut c = NatsConsume::new(servers);
+    if let Some(s) = args.consume_stream.clone().or(file.stream) {
+        nats::check_stream_name(&s).map_err(|m| usage(format!("consume stream: {m}")))?;
+        c.stream = s;
+    }
+    c.subject = args.consume_subject.clone().or(file.subject);
+    if let Some(d) = args.consume_durable.clone().or(file.durable) {
+        // A consumer name is a stream name's kind of token.
+        nats::check_stream_name(&d).map_err(|m| {
+            usage(format!(
+                "consume durable: {}",
+                m.replace("stream", "consumer")
+            ))
+        })?;
+        c.durable = d;
+    }
+    if let Some(w) = args.consume_ack_wait.or(file.ack_wait.map(|d| d.0)) {
+        if w < std::time::Duration::from_secs(1) {
+            return Err(usage("consume ack_wait: must be at least 1s".into()));
+        }
+        c.ack_wait = w;
+    }
+    if let Some(n) = args.consume_max_in_flight.or(file.max_in_flight) {
+        if n == 0 {
+            return Err(usage("consume max_in_flight: must be at least 1".into()));
+        }
+        c.max_in_flight = n;
+    }
+    let ways = [
+        file.token.is_some(),
+        file.username.is_some(),
+        file.creds_file.is_some(),
+    ];
+    if ways.iter().filter(|w| **w).count() > 1 {
+        return Err(usage(
+            "[server.consume]: give one way to log in: token, username/password or creds_file"
+                .into(),
+        ));
+    }
+    c.login = if let Some(t) = file.token {
+        NatsLogin::Token(t)
+    } else if let Some(u) = file.username {
+        NatsLogin::UserPassword(u, file.password.unwrap_or_else(|| SecretString::from("")))
+    } else if let Some(f) = file.creds_file {
+        NatsLogin::CredsFile(f)
+    } else if file.password.is_some() {
+        return Err(usage(
+            "[server.consume]: a password needs a username".into(),
+        ));
+    } else {
+        NatsLogin::None
+    };
+    Ok(Some(c))
 }
 
 /// A byte size from a config as `usize` (sizes past the address space mean "as much as

@@ -26,6 +26,7 @@ pub fn builtin() -> Registry {
     r.add_publisher(publishers::file::factory());
     r.add_publisher(publishers::http::factory());
     r.add_publisher(publishers::mqtt::factory());
+    r.add_publisher(publishers::nats::factory());
     r.add_publisher(publishers::postgres::factory());
     r.add_publisher(publishers::server::factory());
     r.add_publisher(publishers::stdout::factory());

@@ -69,6 +69,9 @@ pub struct ServerConfig {
     pub query: QueryLimits,
     /// The rating job (`[rating]`); off when absent.
     pub rating: Option<crate::rating::RatingConfig>,
+    /// Batches consumed from a NATS JetStream stream (`--consume nats://…`); off when
+    /// absent.
+    pub consume: Option<crate::consume::NatsConsume>,
 }
 
 /// Limits of one PromQL query (`/api/v1/query`, `query_range`), `[server.query]` in the
@@ -119,6 +122,7 @@ impl Default for ServerConfig {
             shutdown_grace: Duration::from_secs(30),
             query: QueryLimits::default(),
             rating: None,
+            consume: None,
         }
     }
 }

@@ -22,6 +22,7 @@ mod body;
 mod budget;
 mod cloudkitty;
 mod config;
+mod consume;
 mod cost_series;
 mod docs;
 mod error;
@@ -39,6 +40,7 @@ mod state;
 mod ui;
 
 pub use config::{Auth, QueryLimits, ServerConfig, ServerError, TlsFiles};
+pub use consume::{NatsConsume, NatsLogin};
 pub use docs::openapi;
 pub use handlers::agents::RegisterResponse;
 pub use handlers::ops::HealthBody;

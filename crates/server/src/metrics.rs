@@ -95,6 +95,8 @@ pub struct Metrics {
     pub panics: AtomicU64,
     /// PromQL queries stopped because their client went away.
     pub queries_canceled: AtomicU64,
+    /// The NATS consumer's state (`--consume`).
+    pub consumer: std::sync::Arc<crate::consume::ConsumerStats>,
 }
 
 /// The method as a label value: one of the standard methods, else `other`.
@@ -300,6 +302,7 @@ impl Metrics {
                 let _ = writeln!(out, "{name} {v}");
             }
         }
+        self.render_consumer(&mut out);
         header(
             &mut out,
             "skymeter_store_up",
@@ -308,6 +311,59 @@ impl Metrics {
         );
         let _ = writeln!(out, "skymeter_store_up {}", u8::from(stats.is_some()));
         out
+    }
+}
+
+impl Metrics {
+    /// The NATS consumer's gauges and counters, when one is configured.
+    fn render_consumer(&self, out: &mut String) {
+        let c = &self.consumer;
+        if !c.enabled.load(Ordering::Relaxed) {
+            return;
+        }
+        let values = [
+            (
+                "skymeter_nats_consumer_connected",
+                "gauge",
+                "1 while the NATS consumer is connected and bound to its durable consumer.",
+                u64::from(c.connected.load(Ordering::Relaxed)),
+            ),
+            (
+                "skymeter_nats_consumer_pending",
+                "gauge",
+                "Messages the durable consumer had left to deliver, as of the last one received.",
+                c.pending.load(Ordering::Relaxed),
+            ),
+            (
+                "skymeter_nats_consumer_acked_total",
+                "counter",
+                "Batches from NATS stored (or found stored) and acknowledged.",
+                c.acked.load(Ordering::Relaxed),
+            ),
+            (
+                "skymeter_nats_consumer_redelivered_total",
+                "counter",
+                "Messages received that had been delivered before (to this or another server).",
+                c.redelivered.load(Ordering::Relaxed),
+            ),
+            (
+                "skymeter_nats_consumer_terminated_total",
+                "counter",
+                "Batches from NATS that can never be stored, terminated (the log names each).",
+                c.terminated.load(Ordering::Relaxed),
+            ),
+            (
+                "skymeter_nats_consumer_nacked_total",
+                "counter",
+                "Batches from NATS whose storing failed, handed back for redelivery.",
+                c.nacked.load(Ordering::Relaxed),
+            ),
+        ];
+        for (name, kind, help, v) in values {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} {kind}");
+            let _ = writeln!(out, "{name} {v}");
+        }
     }
 }
 

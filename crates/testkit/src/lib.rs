@@ -1,8 +1,9 @@
 //! What skymeter's tests share. Not published.
 //!
 //! Always there (plain `std`, no feature): [`tool`] (finding an outside program, and the
-//! CI-aware skip when it is missing), [`net`] (a free loopback port) and [`rng`] (a seeded
-//! generator for reproducible data sets).
+//! CI-aware skip when it is missing), [`net`] (a free loopback port), [`nats`] (the machine's
+//! NATS and a `nats-server` of a test's own) and [`rng`] (a seeded generator for reproducible
+//! data sets).
 //!
 //! Behind features, so that a crate's tests compile only what they use:
 //! - `records`: [`records`], builders of model records for tests;
@@ -20,6 +21,7 @@
 //! integration tests (`tests/*.rs`) instead.
 
 pub mod focus_validator;
+pub mod nats;
 pub mod net;
 pub mod rng;
 pub mod tool;
