@@ -148,8 +148,8 @@ fn rating_config(
 /// The config file (if any) with the command line's flags on top, and the data dir.
 fn server_config(args: &ServerArgs) -> Result<(ServerConfig, PathBuf), ExitCode> {
     let mut rating = None;
-    let file = match &args.config {
-        None => ServerSection::default(),
+    let (file, consume) = match &args.config {
+        None => (ServerSection::default(), consume_config(args, None, None)?),
         Some(path) => {
             let text = std::fs::read_to_string(path).map_err(|e| {
                 eprintln!(
@@ -166,15 +166,14 @@ fn server_config(args: &ServerArgs) -> Result<(ServerConfig, PathBuf), ExitCode>
                 std::env::var(k).ok()
             })
             .map_err(|errs| report_config_errors(&errs))?;
-            let parsed =
-                skymeter_plugin_api::RawConfig::new(source.clone(), root, Arc::new(secrets))
-                    .decode::<ServerFile>();
-            match parsed {
-                Ok(f) => {
+            let raw = skymeter_plugin_api::RawConfig::new(source.clone(), root, Arc::new(secrets));
+            match raw.decode::<ServerFile>() {
+                Ok(mut f) => {
                     if let Some(r) = f.rating {
                         rating = Some(rating_config(r, path)?);
                     }
-                    f.server
+                    let consume = consume_config(args, f.server.consume.take(), Some(&raw))?;
+                    (f.server, consume)
                 }
                 Err(e) => return Err(report_config_errors(&[e])),
             }
@@ -224,7 +223,7 @@ fn server_config(args: &ServerArgs) -> Result<(ServerConfig, PathBuf), ExitCode>
             timeout: file.query.timeout.map_or(defaults.query.timeout, |d| d.0),
         },
         rating,
-        consume: consume_config(args, file.consume)?,
+        consume,
         ..defaults
     };
     let data_dir = args
@@ -235,58 +234,76 @@ fn server_config(args: &ServerArgs) -> Result<(ServerConfig, PathBuf), ExitCode>
     Ok((config, data_dir))
 }
 
-/// `--consume*` on top of `[server.consume]`; `None` when neither names a NATS server.
+/// `--consume*` on top of `[server.consume]`; `None` when neither names a NATS server. A
+/// mistake names the flag, or the file's line (`raw`) when the value came from the file.
 fn consume_config(
     args: &ServerArgs,
     file: Option<ConsumeSection>,
+    raw: Option<&skymeter_plugin_api::RawConfig<'_>>,
 ) -> Result<Option<NatsConsume>, ExitCode> {
-    let usage = |m: String| {
-        eprintln!("error: {m}");
-        ExitCode::from(USAGE)
+    let fail = |key: &str, flag: Option<&str>, message: String| match (flag, raw) {
+        (None, Some(raw)) => {
+            report_config_errors(&[raw.error(&format!("server.consume.{key}"), message)])
+        }
+        _ => {
+            let name = flag.map_or_else(|| format!("server.consume.{key}"), str::to_string);
+            eprintln!("error: {name}: {message}");
+            ExitCode::from(USAGE)
+        }
     };
+    let flag = |given: bool, name: &'static str| given.then_some(name);
     let file = file.unwrap_or_default();
-    let urls = if args.consume.is_empty() {
+    let from_flags = !args.consume.is_empty();
+    let urls = if from_flags {
+        args.consume.clone()
+    } else {
         match file.url {
             None => return Ok(None),
             Some(UrlList::One(u)) => vec![u],
             Some(UrlList::Many(us)) => us,
         }
-    } else {
-        args.consume.clone()
     };
+    let url_flag = flag(from_flags, "--consume");
     let servers = urls
         .iter()
         .map(|u| nats::parse_server(u))
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|m| usage(format!("--consume / consume.url: {m}")))?;
+        .map_err(|m| fail("url", url_flag, m))?;
     if servers.is_empty() {
-        return Err(usage("consume.url: give at least one NATS server".into()));
+        return Err(fail(
+            "url",
+            url_flag,
+            "give at least one NATS server, e.g. \"nats://127.0.0.1:4222\"".into(),
+        ));
     }
     let mut c = NatsConsume::new(servers);
     if let Some(s) = args.consume_stream.clone().or(file.stream) {
-        nats::check_stream_name(&s).map_err(|m| usage(format!("consume stream: {m}")))?;
+        let f = flag(args.consume_stream.is_some(), "--consume-stream");
+        nats::check_stream_name(&s).map_err(|m| fail("stream", f, m))?;
         c.stream = s;
     }
     c.subject = args.consume_subject.clone().or(file.subject);
     if let Some(d) = args.consume_durable.clone().or(file.durable) {
-        // A consumer name is a stream name's kind of token.
-        nats::check_stream_name(&d).map_err(|m| {
-            usage(format!(
-                "consume durable: {}",
-                m.replace("stream", "consumer")
-            ))
-        })?;
+        let f = flag(args.consume_durable.is_some(), "--consume-durable");
+        // A consumer name obeys the rules of a stream name.
+        nats::check_stream_name(&d)
+            .map_err(|m| fail("durable", f, m.replace("stream name", "consumer name")))?;
         c.durable = d;
     }
     if let Some(w) = args.consume_ack_wait.or(file.ack_wait.map(|d| d.0)) {
         if w < std::time::Duration::from_secs(1) {
-            return Err(usage("consume ack_wait: must be at least 1s".into()));
+            let f = flag(args.consume_ack_wait.is_some(), "--consume-ack-wait");
+            return Err(fail("ack_wait", f, "must be at least 1s".into()));
         }
         c.ack_wait = w;
     }
     if let Some(n) = args.consume_max_in_flight.or(file.max_in_flight) {
         if n == 0 {
-            return Err(usage("consume max_in_flight: must be at least 1".into()));
+            let f = flag(
+                args.consume_max_in_flight.is_some(),
+                "--consume-max-in-flight",
+            );
+            return Err(fail("max_in_flight", f, "must be at least 1".into()));
         }
         c.max_in_flight = n;
     }
@@ -296,9 +313,10 @@ fn consume_config(
         file.creds_file.is_some(),
     ];
     if ways.iter().filter(|w| **w).count() > 1 {
-        return Err(usage(
-            "[server.consume]: give one way to log in: token, username/password or creds_file"
-                .into(),
+        return Err(fail(
+            "token",
+            None,
+            "give one way to log in: `token`, `username`/`password` or `creds_file`".into(),
         ));
     }
     c.login = if let Some(t) = file.token {
@@ -308,8 +326,10 @@ fn consume_config(
     } else if let Some(f) = file.creds_file {
         NatsLogin::CredsFile(f)
     } else if file.password.is_some() {
-        return Err(usage(
-            "[server.consume]: a password needs a username".into(),
+        return Err(fail(
+            "password",
+            None,
+            "a password needs a `username`".into(),
         ));
     } else {
         NatsLogin::None

@@ -11,7 +11,7 @@
 //! they come back to a server after `ack_wait`.
 
 use crate::body::Encoding;
-use crate::handlers::ingest::ingest_raw;
+use crate::handlers::ingest::{count, ingest_raw};
 use crate::state::AppState;
 use async_nats::jetstream::consumer::pull::Config as PullConfig;
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy};
@@ -40,8 +40,8 @@ pub struct NatsConsume {
     /// How long a delivered message may stay unacknowledged before JetStream gives it to
     /// another server. Default 60 s.
     pub ack_wait: Duration,
-    /// Batches being stored at once by this server (and the consumer's ack-pending bound).
-    /// Default 16.
+    /// Batches being stored at once by this server, and the size of its pulls: a server
+    /// holds at most about twice this unacknowledged. Default 16.
     pub max_in_flight: usize,
     pub login: NatsLogin,
 }
@@ -174,7 +174,8 @@ async fn consume(
                 ack_policy: AckPolicy::Explicit,
                 deliver_policy: DeliverPolicy::All,
                 ack_wait: cfg.ack_wait,
-                max_ack_pending: (cfg.max_in_flight * 4) as i64,
+                // Left at JetStream's default (1,000): the bound is the consumer's, shared by
+                // every server; each server bounds its own share by its pulls.
                 description: Some("skymeter servers storing the agents' batches".into()),
                 ..Default::default()
             },
@@ -234,7 +235,11 @@ async fn handle(st: &AppState, message: async_nats::jetstream::Message) {
     let batch = header("Nats-Msg-Id").unwrap_or_else(|| "(no Nats-Msg-Id)".into());
     let result = match Encoding::from_name(&header("Content-Encoding").unwrap_or_default()) {
         Ok(enc) => ingest_raw(st, message.payload.clone(), enc, started).await,
-        Err(e) => Err(e),
+        Err(e) => {
+            let refused = Err(e);
+            count(st, started, &refused);
+            refused
+        }
     };
     let (kind, what) = match &result {
         Ok(_) => (AckKind::Ack, &stats.acked),

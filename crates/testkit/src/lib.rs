@@ -7,6 +7,8 @@
 //!
 //! Behind features, so that a crate's tests compile only what they use:
 //! - `records`: [`records`], builders of model records for tests;
+//! - `nats-client`: the NATS client helpers of [`nats`] (the machine's JetStream, streams
+//!   deleted when a test ends);
 //! - `memstore`: [`memstore::MemStore`], an in-memory `Store` with honest semantics;
 //! - `server`: [`server::TestServer`], the real server on 127.0.0.1:0 over a `MemStore`;
 //! - `prometheus`: [`prometheus`], the harness both Prometheus differential tests share;

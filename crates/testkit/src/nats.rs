@@ -121,3 +121,46 @@ impl Drop for OwnNats {
         self.kill();
     }
 }
+
+/// The machine's JetStream, through the test's own client (feature `nats-client`).
+#[cfg(feature = "nats-client")]
+pub async fn machine_jetstream() -> async_nats::jetstream::Context {
+    let client = async_nats::connect(MACHINE_URL)
+        .await
+        .expect("connects to the machine's NATS");
+    async_nats::jetstream::new(client)
+}
+
+/// A stream name and a subject prefix no other test run uses: `SKYTEST_<id>`,
+/// `skytest.<id>`.
+pub fn unique_stream() -> (String, String) {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    let id = format!("{nanos:x}{:x}", std::process::id());
+    (format!("SKYTEST_{id}"), format!("skytest.{id}"))
+}
+
+/// Deletes a stream of the machine's NATS when the test ends, passed or failed (feature
+/// `nats-client`).
+#[cfg(feature = "nats-client")]
+pub struct DeleteStream(pub String);
+
+#[cfg(feature = "nats-client")]
+impl Drop for DeleteStream {
+    fn drop(&mut self) {
+        let name = self.0.clone();
+        // A thread and a runtime of its own: the test may be inside a runtime.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime");
+            rt.block_on(async {
+                let _ = machine_jetstream().await.delete_stream(&name).await;
+            })
+        })
+        .join();
+    }
+}

@@ -66,8 +66,9 @@ pub async fn ingest_raw(
     result
 }
 
-/// The metrics of one batch's ingest.
-fn count(st: &AppState, started: Instant, result: &Result<IngestResponse, ApiErr>) {
+/// The metrics of one batch's ingest (`ingest_raw` counts its own; this is for the
+/// batches refused before it, e.g. for their encoding).
+pub fn count(st: &AppState, started: Instant, result: &Result<IngestResponse, ApiErr>) {
     st.metrics.ingest_duration.observe(started.elapsed());
     match result {
         Ok(r) if r.duplicate => st.metrics.batch(IngestResult::Duplicate),
