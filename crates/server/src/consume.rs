@@ -11,90 +11,19 @@
 //! they come back to a server after `ack_wait`.
 
 use crate::body::Encoding;
+use crate::config::{NatsConsume, NatsLogin};
 use crate::handlers::ingest::{count, ingest_raw};
 use crate::state::AppState;
 use async_nats::jetstream::consumer::pull::Config as PullConfig;
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy};
 use async_nats::jetstream::AckKind;
-use async_nats::{ConnectOptions, ServerAddr};
+use async_nats::ConnectOptions;
 use futures::StreamExt;
-use secrecy::{ExposeSecret, SecretString};
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use secrecy::ExposeSecret;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{watch, Semaphore};
-
-/// Where and how the server consumes batches from NATS.
-#[derive(Debug, Clone)]
-pub struct NatsConsume {
-    /// The NATS servers (`nats://host:port`), one or a cluster's.
-    pub servers: Vec<ServerAddr>,
-    /// The stream the agents' `nats` publishers write to. Default `SKYMETER`.
-    pub stream: String,
-    /// Subjects taken from it; default: all of the stream's.
-    pub subject: Option<String>,
-    /// The durable consumer's name, the same on every server so that they share the work.
-    /// Default `skymeter`.
-    pub durable: String,
-    /// How long a delivered message may stay unacknowledged before JetStream gives it to
-    /// another server. Default 60 s.
-    pub ack_wait: Duration,
-    /// Batches being stored at once by this server, and the size of its pulls: a server
-    /// holds at most about twice this unacknowledged. Default 16.
-    pub max_in_flight: usize,
-    pub login: NatsLogin,
-}
-
-/// How the consumer logs in to NATS.
-#[derive(Debug, Clone, Default)]
-pub enum NatsLogin {
-    #[default]
-    None,
-    Token(SecretString),
-    UserPassword(String, SecretString),
-    CredsFile(PathBuf),
-}
-
-impl NatsConsume {
-    pub fn new(servers: Vec<ServerAddr>) -> NatsConsume {
-        NatsConsume {
-            servers,
-            stream: "SKYMETER".into(),
-            subject: None,
-            durable: "skymeter".into(),
-            ack_wait: Duration::from_secs(60),
-            max_in_flight: 16,
-            login: NatsLogin::None,
-        }
-    }
-
-    /// `nats://a:4222,nats://b:4222` as shown in logs (credentials are never in it: the
-    /// URLs are refused with them).
-    fn shown(&self) -> String {
-        self.servers
-            .iter()
-            .map(|s| format!("{}://{}:{}", s.scheme(), s.host(), s.port()))
-            .collect::<Vec<_>>()
-            .join(",")
-    }
-}
-
-/// What the consumer did, for `/metrics`.
-#[derive(Default)]
-pub struct ConsumerStats {
-    /// Whether a consumer is configured at all (nothing is shown otherwise).
-    pub enabled: AtomicBool,
-    pub connected: AtomicBool,
-    /// Messages the consumer had left to deliver, as of the last message.
-    pub pending: AtomicU64,
-    pub acked: AtomicU64,
-    /// Messages received that had been delivered before (to this or another server).
-    pub redelivered: AtomicU64,
-    pub terminated: AtomicU64,
-    /// Storage failures answered with a delayed negative acknowledgement.
-    pub nacked: AtomicU64,
-}
 
 /// The wait before a batch whose storing failed is delivered again.
 const NAK_DELAY: Duration = Duration::from_secs(5);

@@ -39,8 +39,7 @@ mod server;
 mod state;
 mod ui;
 
-pub use config::{Auth, QueryLimits, ServerConfig, ServerError, TlsFiles};
-pub use consume::{NatsConsume, NatsLogin};
+pub use config::{Auth, NatsConsume, NatsLogin, QueryLimits, ServerConfig, ServerError, TlsFiles};
 pub use docs::openapi;
 pub use handlers::agents::RegisterResponse;
 pub use handlers::ops::HealthBody;

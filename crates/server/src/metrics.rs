@@ -9,7 +9,7 @@
 use skymeter_store::StoreStats;
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -75,6 +75,22 @@ impl IngestResult {
     }
 }
 
+/// What the NATS consumer (`--consume`) did.
+#[derive(Default)]
+pub struct ConsumerStats {
+    /// Whether a consumer is configured at all (nothing is shown otherwise).
+    pub enabled: AtomicBool,
+    pub connected: AtomicBool,
+    /// Messages the consumer had left to deliver, as of the last message.
+    pub pending: AtomicU64,
+    pub acked: AtomicU64,
+    /// Messages received that had been delivered before (to this or another server).
+    pub redelivered: AtomicU64,
+    pub terminated: AtomicU64,
+    /// Storage failures answered with a delayed negative acknowledgement.
+    pub nacked: AtomicU64,
+}
+
 /// Every metric of the server.
 #[derive(Default)]
 pub struct Metrics {
@@ -96,7 +112,7 @@ pub struct Metrics {
     /// PromQL queries stopped because their client went away.
     pub queries_canceled: AtomicU64,
     /// The NATS consumer's state (`--consume`).
-    pub consumer: std::sync::Arc<crate::consume::ConsumerStats>,
+    pub consumer: std::sync::Arc<ConsumerStats>,
 }
 
 /// The method as a label value: one of the standard methods, else `other`.

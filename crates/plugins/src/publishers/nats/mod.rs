@@ -13,9 +13,7 @@
 //! One connection is kept open and shared by the tries: the client reconnects by itself
 //! after an outage, and the buffer keeps the batches meanwhile.
 
-use crate::common::delivery::{
-    task_buffers, BufferConfig, BufferedPublisher, Deliver, Delivery, Failure, Outcome, Terms,
-};
+use crate::common::delivery::{BufferConfig, BufferedPublisher, Deliver, Failure, Outcome, Terms};
 use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::stream::{Config as StreamConfig, StorageType};
@@ -146,17 +144,15 @@ fn build(raw: &RawConfig<'_>, ctx: &BuildContext) -> Result<Box<dyn Publisher>, 
         timeout: cfg.timeout.0,
         link: Mutex::new(None),
     });
-    let settings = cfg.buffer.settings(
+    Ok(Box::new(BufferedPublisher::configured(
         raw,
+        ctx,
         Terms::of_buffer_table("nats", "the NATS stream"),
-        task_buffers(ctx).join("nats"),
+        cfg.buffer,
         cfg.retry,
-        cfg.timeout.0 * 3,
-        &ctx.task,
-    )?;
-    Ok(Box::new(BufferedPublisher::new(Delivery::new(
-        settings, target,
-    ))))
+        cfg.timeout.0,
+        target,
+    )?))
 }
 
 /// `nats://host[:port]` (or `tls://`) → the client's address; credentials in the URL are

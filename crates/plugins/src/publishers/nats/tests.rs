@@ -1,5 +1,7 @@
 use super::*;
-use crate::common::testing::{batch, config_err, point, sample_entries, with_raw};
+use crate::common::testing::{
+    batch, batch_files, batch_of, build_error, ids as ids_of, point, sample_entries, with_raw,
+};
 use skymeter_model::Batch;
 use skymeter_testkit::nats::{program, OwnNats};
 use std::io::Read;
@@ -27,12 +29,7 @@ fn agent_ids_become_one_subject_token() {
 
 #[test]
 fn config_mistakes_are_named() {
-    let err = |text: &str| {
-        config_err(with_raw(text, |raw| {
-            build(raw, &BuildContext::one_shot("t"))
-        }))
-        .to_string()
-    };
+    let err = |text: &str| build_error(text, build);
     let e = err("url = \"mqtt://b\"");
     assert!(e.contains("url") && e.contains("nats://"), "{e}");
     assert!(err("url = []").contains("at least one server"));
@@ -107,6 +104,21 @@ async fn wait_for_count(url: &str, stream: &str, n: usize) -> Vec<(String, Strin
     panic!("the stream {stream} never held {n} messages");
 }
 
+/// A publisher of agent `agent` to `stream` of `nats`, quick to retry, buffering in `buffer`.
+fn publisher_to(
+    nats: &OwnNats,
+    stream: &str,
+    buffer: &std::path::Path,
+    agent: &str,
+) -> Box<dyn Publisher> {
+    let text = format!(
+        "url = \"{}\"\nstream = \"{stream}\"\ntimeout = \"2s\"\nretry = {{ initial = \"50ms\", max = \"300ms\" }}\nbuffer = {{ dir = {:?} }}",
+        nats.url(),
+        buffer.display().to_string()
+    );
+    with_raw(&text, |raw| build(raw, &BuildContext::one_shot(agent))).unwrap()
+}
+
 #[tokio::test]
 async fn batches_published_while_nats_is_down_arrive_after_it_is_back() {
     let test = "batches_published_while_nats_is_down_arrive_after_it_is_back";
@@ -116,21 +128,7 @@ async fn batches_published_while_nats_is_down_arrive_after_it_is_back() {
     let dir = tempfile::tempdir().unwrap();
     let mut nats = OwnNats::start(program, &dir.path().join("js"));
     let buffer = dir.path().join("buffer");
-    let text = format!(
-        "url = \"{}\"\nstream = \"OUTAGE\"\ntimeout = \"2s\"\nretry = {{ initial = \"50ms\", max = \"300ms\" }}\nbuffer = {{ dir = {:?} }}",
-        nats.url(),
-        buffer.display().to_string()
-    );
-    let mut publisher =
-        with_raw(&text, |raw| build(raw, &BuildContext::one_shot("edge.1"))).unwrap();
-    let batch_of = |v: f64| {
-        batch(vec![point(
-            "cpu.utilization",
-            v,
-            "2026-11-22T10:00:00Z",
-            &[],
-        )])
-    };
+    let mut publisher = publisher_to(&nats, "OUTAGE", &buffer, "edge.1");
     let (a, b, c) = (batch_of(1.0), batch_of(2.0), batch_of(3.0));
 
     publisher.publish(&a).await.unwrap();
@@ -150,24 +148,19 @@ async fn batches_published_while_nats_is_down_arrive_after_it_is_back() {
     let got_after = read_stream(&nats.url(), "OUTAGE").await;
     assert_eq!(got_after.len(), got.len());
     let ids: Vec<&str> = got.iter().map(|(_, id, _)| id.as_str()).collect();
-    let want = [
-        a.batch_id.to_string(),
-        b.batch_id.to_string(),
-        c.batch_id.to_string(),
-    ];
-    assert_eq!(ids, want, "all three, in order, none twice");
+    assert_eq!(
+        ids,
+        ids_of(&[&a, &b, &c]),
+        "all three, in order, none twice"
+    );
     for ((subject, _, batch), value) in got.iter().zip([1.0, 2.0, 3.0]) {
         assert_eq!(subject, "skymeter.batches.edge_1");
         assert_eq!(batch.points[0].value, value);
     }
-    let left = std::fs::read_dir(&buffer)
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "gz"))
-        })
-        .count();
-    assert_eq!(left, 0, "delivered batches leave the buffer");
+    assert!(
+        batch_files(&buffer).is_empty(),
+        "delivered batches leave the buffer"
+    );
 }
 
 #[tokio::test]
@@ -179,12 +172,7 @@ async fn a_batch_over_max_payload_is_set_aside_with_a_clear_reason() {
     let dir = tempfile::tempdir().unwrap();
     let nats = OwnNats::start_with(program, &dir.path().join("js"), "max_payload: 2048\n");
     let buffer = dir.path().join("buffer");
-    let text = format!(
-        "url = \"{}\"\nstream = \"BIG\"\ntimeout = \"2s\"\nretry = {{ initial = \"50ms\", max = \"300ms\" }}\nbuffer = {{ dir = {:?} }}",
-        nats.url(),
-        buffer.display().to_string()
-    );
-    let mut publisher = with_raw(&text, |raw| build(raw, &BuildContext::one_shot("a"))).unwrap();
+    let mut publisher = publisher_to(&nats, "BIG", &buffer, "a");
     // Distinct values so that gzip cannot squeeze the batch under 2 KiB.
     let points = (0..2000)
         .map(|i| {
