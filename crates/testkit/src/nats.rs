@@ -27,14 +27,7 @@ pub fn machine_nats(test: &str) -> bool {
 
 /// `nats-server` from PATH or `/usr/sbin` (Debian package `nats-server`).
 pub fn program() -> Result<PathBuf, String> {
-    crate::tool::program("nats-server", "nats-server").or_else(|why| {
-        let sbin = PathBuf::from("/usr/sbin/nats-server");
-        if sbin.is_file() {
-            Ok(sbin)
-        } else {
-            Err(why)
-        }
-    })
+    crate::tool::daemon("nats-server", "nats-server")
 }
 
 /// A `nats-server -js` of the test's own on a free loopback port, its JetStream store in a

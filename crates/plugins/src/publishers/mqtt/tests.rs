@@ -138,14 +138,7 @@ impl Drop for Mosquitto {
 }
 
 fn mosquitto_program() -> Result<PathBuf, String> {
-    skymeter_testkit::tool::program("mosquitto", "mosquitto").or_else(|why| {
-        let sbin = PathBuf::from("/usr/sbin/mosquitto");
-        if sbin.is_file() {
-            Ok(sbin)
-        } else {
-            Err(why)
-        }
-    })
+    skymeter_testkit::tool::daemon("mosquitto", "mosquitto")
 }
 
 /// A subscriber to `<prefix>/#` with a persistent session, re-subscribing when its
