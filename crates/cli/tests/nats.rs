@@ -274,13 +274,17 @@ fn two_servers_share_a_stream_and_one_killed_mid_stream_loses_nothing() {
         !in_a.is_empty() && !in_b.is_empty(),
         "both servers took batches"
     );
-    // TODO(shared metadata): with `--metadata postgres://…` both servers share the batch-id
-    // dedupe and this becomes `both.is_empty()`: exactly once across servers. With one
-    // embedded store each, a batch a had stored but not yet acknowledged when it was killed
-    // is redelivered to b and stored there too: at most what a held in flight.
+    // SHARED-METADATA VARIANT (issue 16 point 2, not on main yet): start both servers with
+    // `--metadata postgres://127.0.0.1:5432/<fresh db> --tsdb remote-write=…,query=…` (one
+    // VictoriaMetrics); the batch-id dedupe then holds across them, a redelivered batch is
+    // answered `duplicate`, and the check becomes exactly once: both servers answer the same
+    // N series, and `skymeter_ingest_batches_total{result="stored"}` summed over the three
+    // server lives is N. Until then, with one embedded store each, a batch a had stored but
+    // not yet acknowledged when it was killed is redelivered to b and stored there too: at
+    // most what a held in flight (about 2 × max_in_flight).
     let both: Vec<&String> = in_a.intersection(&in_b).collect();
     assert!(
-        both.len() <= 16,
+        both.len() <= 8,
         "only batches in flight at the kill may be in both: {both:?}"
     );
     for base in [&base_a, &base_b] {

@@ -20,7 +20,7 @@ use async_nats::jetstream::AckKind;
 use async_nats::ConnectOptions;
 use futures::StreamExt;
 use secrecy::ExposeSecret;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{watch, Semaphore};
@@ -39,8 +39,13 @@ pub async fn run(st: AppState, cfg: NatsConsume, mut stop: watch::Receiver<bool>
     let in_flight = Arc::new(Semaphore::new(cfg.max_in_flight));
     let mut failures = 0u32;
     while !*stop.borrow() {
-        let outcome = consume(&st, &cfg, &in_flight, &mut stop).await;
+        let bound = Arc::new(AtomicBool::new(false));
+        let outcome = consume(&st, &cfg, &in_flight, &mut stop, &bound).await;
         stats.connected.store(false, Ordering::Relaxed);
+        if bound.load(Ordering::Relaxed) {
+            // It worked for a while: a failure now is news again.
+            failures = 0;
+        }
         match outcome {
             Ok(()) => break,
             Err(message) => {
@@ -63,13 +68,15 @@ pub async fn run(st: AppState, cfg: NatsConsume, mut stop: watch::Receiver<bool>
     tracing::info!(nats = %cfg.shown(), "NATS consumer stopped");
 }
 
-/// One connection's life: connect, bind the durable consumer, take messages until `stop`
-/// (`Ok`) or a failure (`Err`, said as a sentence).
+/// One connection's life: connect, bind the durable consumer (then `bound` turns true), take
+/// messages until `stop` (`Ok`) or a failure (`Err`, said as a sentence). The client
+/// reconnects by itself after a short outage; `connected` follows it.
 async fn consume(
     st: &AppState,
     cfg: &Arc<NatsConsume>,
     in_flight: &Arc<Semaphore>,
     stop: &mut watch::Receiver<bool>,
+    bound: &Arc<AtomicBool>,
 ) -> Result<(), String> {
     let options = match &cfg.login {
         NatsLogin::None => ConnectOptions::new(),
@@ -81,7 +88,22 @@ async fn consume(
             .await
             .map_err(|e| format!("cannot read the credentials file {}: {e}", path.display()))?,
     };
+    let events = (st.metrics.consumer.clone(), bound.clone());
     let client = options
+        .event_callback(move |event| {
+            let (stats, bound) = events.clone();
+            async move {
+                match event {
+                    async_nats::Event::Connected => stats
+                        .connected
+                        .store(bound.load(Ordering::Relaxed), Ordering::Relaxed),
+                    async_nats::Event::Disconnected | async_nats::Event::Closed => {
+                        stats.connected.store(false, Ordering::Relaxed)
+                    }
+                    _ => {}
+                }
+            }
+        })
         .name("skymeter server")
         .connection_timeout(Duration::from_secs(10))
         .connect(cfg.servers.clone())
@@ -117,8 +139,8 @@ async fn consume(
         .messages()
         .await
         .map_err(|e| format!("pulling from consumer `{}`: {e}", cfg.durable))?;
-    let stats = &st.metrics.consumer;
-    stats.connected.store(true, Ordering::Relaxed);
+    bound.store(true, Ordering::Relaxed);
+    st.metrics.consumer.connected.store(true, Ordering::Relaxed);
     tracing::info!(nats = %cfg.shown(), stream = %cfg.stream, durable = %cfg.durable, "consuming batches from NATS");
     loop {
         // A permit first: a message is taken only when it can be worked on at once, so

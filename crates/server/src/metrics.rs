@@ -419,6 +419,26 @@ mod tests {
     }
 
     #[test]
+    fn the_nats_consumer_shows_only_when_one_is_configured() {
+        let m = Metrics::default();
+        assert!(!m.render(None, 0).contains("skymeter_nats_consumer"));
+        m.consumer.enabled.store(true, Ordering::Relaxed);
+        m.consumer.connected.store(true, Ordering::Relaxed);
+        m.consumer.acked.store(3, Ordering::Relaxed);
+        m.consumer.terminated.store(1, Ordering::Relaxed);
+        let text = m.render(None, 0);
+        for line in [
+            "# TYPE skymeter_nats_consumer_connected gauge\nskymeter_nats_consumer_connected 1\n",
+            "# TYPE skymeter_nats_consumer_acked_total counter\nskymeter_nats_consumer_acked_total 3\n",
+            "skymeter_nats_consumer_terminated_total 1\n",
+            "skymeter_nats_consumer_redelivered_total 0\n",
+            "skymeter_nats_consumer_pending 0\n",
+        ] {
+            assert!(text.contains(line), "{line} in:\n{text}");
+        }
+    }
+
+    #[test]
     fn histogram_buckets_are_cumulative() {
         let h = Histogram::default();
         h.observe(Duration::from_micros(500));

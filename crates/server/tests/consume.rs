@@ -144,3 +144,53 @@ async fn stored_batches_are_acked_bad_ones_terminated_and_failed_ones_delivered_
     let info = consumer.info().await.unwrap();
     assert_eq!((info.num_pending, info.num_ack_pending), (0, 0), "{info:?}");
 }
+
+#[tokio::test]
+async fn the_consumer_comes_back_after_nats_restarts() {
+    let test = "the_consumer_comes_back_after_nats_restarts";
+    let Some(program) =
+        skymeter_testkit::tool::require_tool(test, skymeter_testkit::nats::program())
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut nats = skymeter_testkit::nats::OwnNats::start(program, &dir.path().join("js"));
+    let jetstream_of =
+        |url: String| async move { jetstream::new(async_nats::connect(url).await.unwrap()) };
+    let js = jetstream_of(nats.url()).await;
+    js.create_stream(jetstream::stream::Config {
+        name: "RESTART".into(),
+        subjects: vec!["restart.>".into()],
+        storage: jetstream::stream::StorageType::File,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let mut consume = NatsConsume::new(vec![nats.url().parse().unwrap()]);
+    consume.stream = "RESTART".into();
+    let mut config = ServerConfig {
+        auth: Auth::Disabled,
+        consume: Some(consume),
+        ..Default::default()
+    };
+    let s = TestServer::start_with(&mut config, MemStore::new()).await;
+    let first = serde_json::to_vec(&batch(1)).unwrap();
+    send(&js, "restart.a", "1", None, first).await;
+    let within = Duration::from_secs(30);
+    wait_metric(&s, "skymeter_nats_consumer_acked_total", 1.0, within).await;
+
+    nats.kill();
+    let started = Instant::now();
+    while metric(&s, "skymeter_nats_consumer_connected").await != 0.0 {
+        assert!(started.elapsed() < within, "the consumer never noticed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    nats.up();
+    let js = jetstream_of(nats.url()).await;
+    let second = serde_json::to_vec(&batch(2)).unwrap();
+    send(&js, "restart.a", "2", None, second).await;
+    wait_metric(&s, "skymeter_nats_consumer_acked_total", 2.0, within).await;
+    assert_eq!(metric(&s, "skymeter_nats_consumer_connected").await, 1.0);
+    assert_eq!(s.stats().batches, 2);
+    s.stop().await;
+}
