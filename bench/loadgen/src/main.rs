@@ -8,6 +8,9 @@
 //! - `--target victoriametrics`: the same points as VictoriaMetrics JSON lines to
 //!   `POST /api/v1/import`, with the same labels skymeter's Prometheus naming gives.
 //!
+//! - `--target skymeter --nats URL`: the same batches published to a NATS JetStream stream,
+//!   timed until the servers consuming it have acknowledged the last one.
+//!
 //! Bodies are built before the clock starts; the figure is points / wall time from the first
 //! request to the last answer. `query` mode times `GET` requests and prints percentiles.
 
@@ -75,6 +78,14 @@ enum Cmd {
         /// now]; give the same value to every target so they get the same data.
         #[arg(long)]
         end: Option<i64>,
+        /// With `--target skymeter`: publish the batches to this NATS JetStream
+        /// (`nats://…`, stream `--stream`, as the `nats` publisher does) instead of POSTing
+        /// them, and time until the servers consuming it (`skymeter server --consume`, durable
+        /// consumer `skymeter`) have acknowledged the last one.
+        #[arg(long)]
+        nats: Option<String>,
+        #[arg(long, default_value = "SKYMETER")]
+        stream: String,
     },
     /// Ship the data set by remote write (see remote_write.rs).
     RemoteWrite {
@@ -337,6 +348,68 @@ fn client(token: Option<&str>) -> Result<reqwest::Client> {
         .build()?)
 }
 
+/// Publishes the gzip batch bodies to `stream` (created when missing, as the `nats`
+/// publisher makes it) and waits until the durable consumer `skymeter` has acknowledged the
+/// last one: the seconds from the first publish to then.
+async fn through_nats(url: &str, stream: &str, bodies: Vec<Vec<u8>>) -> Result<f64> {
+    use async_nats::jetstream::{
+        self, message::PublishMessage, stream::Config, stream::StorageType,
+    };
+    let js = jetstream::new(
+        async_nats::connect(url)
+            .await
+            .context("connecting to NATS")?,
+    );
+    let s = js
+        .get_or_create_stream(Config {
+            name: stream.into(),
+            subjects: vec!["skymeter.batches.>".into()],
+            storage: StorageType::File,
+            ..Default::default()
+        })
+        .await?;
+    // The servers retry every 2 s until the stream is there: the clock starts once they
+    // have all bound the durable consumer.
+    let waiting = Instant::now();
+    while s
+        .get_consumer::<jetstream::consumer::pull::Config>("skymeter")
+        .await
+        .is_err()
+    {
+        if waiting.elapsed() > Duration::from_secs(60) {
+            bail!("no server bound the durable consumer `skymeter` of stream {stream}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let started = Instant::now();
+    let mut acks = Vec::with_capacity(bodies.len());
+    for body in bodies {
+        let m = PublishMessage::build()
+            .payload(body.into())
+            .header("Content-Type", "application/json")
+            .header("Content-Encoding", "gzip");
+        acks.push(js.send_publish("skymeter.batches.bench", m).await?);
+    }
+    let mut last = 0;
+    for a in acks {
+        last = a.await?.sequence;
+    }
+    loop {
+        let mut c: jetstream::consumer::PullConsumer = s
+            .get_consumer("skymeter")
+            .await
+            .map_err(|e| anyhow::anyhow!("consumer `skymeter`: {e}"))?;
+        if c.info().await?.ack_floor.stream_sequence >= last {
+            return Ok(started.elapsed().as_secs_f64());
+        }
+        if started.elapsed() > Duration::from_secs(3600) {
+            bail!("the consumers did not acknowledge the last batch within an hour");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     match Cli::parse().cmd {
@@ -352,6 +425,8 @@ async fn main() -> Result<()> {
             decimals,
             long_points,
             end,
+            nats,
+            stream,
         } => {
             let end = end.unwrap_or_else(|| end_ts(step_s));
             let samples = data_set(series, points, step_s, decimals, end);
@@ -370,6 +445,14 @@ async fn main() -> Result<()> {
             };
             drop(samples);
             let wire: usize = bodies.iter().map(Vec::len).sum();
+            if let Some(nats) = nats {
+                let secs = through_nats(&nats, &stream, bodies).await?;
+                println!(
+                    "{{\"target\":\"skymeter via nats\",\"points\":{total},\"wire_bytes\":{wire},\"seconds\":{secs:.3},\"points_per_s\":{:.0}}}",
+                    total as f64 / secs
+                );
+                return Ok(());
+            }
             let bodies = Arc::new(bodies);
             let http = client(token.as_deref())?;
             let endpoint = format!("{}{}", url.trim_end_matches('/'), path);

@@ -107,7 +107,9 @@ pub enum Command {
 pub struct ServerArgs {
     /// Server config file (TOML, a `[server]` table with the keys of these flags:
     /// listen, data_dir, no_auth, tls_cert, tls_key, cors_origins, allowed_hosts, retention,
-    /// max_body_bytes, ingest_budget_bytes), and optionally a `[rating]` table for the
+    /// max_body_bytes, ingest_budget_bytes; `[server.consume]` for NATS: url, stream,
+    /// subject, durable, ack_wait, max_in_flight, token, username, password, creds_file),
+    /// and optionally a `[rating]` table for the
     /// rating job (docs/rating.md). Flags given on the command line win over the file.
     #[arg(short, long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -154,6 +156,25 @@ pub struct ServerArgs {
     /// back through the TSDB's query API. Needs --metadata.
     #[arg(long, value_name = "remote-write=URL,query=URL")]
     pub tsdb: Option<String>,
+    /// Also store the batches of a NATS JetStream stream (the agents' `nats` publisher),
+    /// through a durable consumer every server shares (repeatable: a cluster's servers).
+    #[arg(long, value_name = "nats://HOST:PORT")]
+    pub consume: Vec<String>,
+    /// The stream consumed [default: SKYMETER].
+    #[arg(long, value_name = "NAME", requires = "consume")]
+    pub consume_stream: Option<String>,
+    /// Only these subjects of the stream (e.g. `skymeter.batches.>`) [default: all].
+    #[arg(long, value_name = "SUBJECT", requires = "consume")]
+    pub consume_subject: Option<String>,
+    /// The durable consumer's name, the same on every server [default: skymeter].
+    #[arg(long, value_name = "NAME", requires = "consume")]
+    pub consume_durable: Option<String>,
+    /// How long a batch may take before NATS hands it to another server [default: 60s].
+    #[arg(long, value_name = "DURATION", value_parser = humantime_duration, requires = "consume")]
+    pub consume_ack_wait: Option<std::time::Duration>,
+    /// Batches from NATS stored at once by this server [default: 16].
+    #[arg(long, value_name = "N", requires = "consume")]
+    pub consume_max_in_flight: Option<usize>,
 }
 
 #[derive(Debug, Args)]

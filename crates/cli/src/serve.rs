@@ -5,7 +5,9 @@ use crate::cli::{ScopeArg, ServerArgs, TokenCommand, UpArgs};
 use crate::output::{report_config_errors, shutdown_signal, FAILURE, USAGE};
 use skymeter_plugin_api::config::{ByteSize, DurationStr, Source};
 use skymeter_plugin_api::Registry;
-use skymeter_server::{Auth, Server, ServerConfig, TlsFiles};
+use skymeter_plugin_api::SecretString;
+use skymeter_plugins::publishers::nats;
+use skymeter_server::{Auth, NatsConsume, NatsLogin, Server, ServerConfig, TlsFiles};
 use skymeter_store::{EmbeddedOptions, EmbeddedStore, Scope, Store, TokenAdmin};
 use std::path::Path;
 use std::path::PathBuf;
@@ -69,6 +71,32 @@ struct ServerSection {
     metadata: Option<String>,
     /// `--tsdb`: `remote-write=URL,query=URL`.
     tsdb: Option<String>,
+    /// `[server.consume]`: batches from a NATS JetStream stream.
+    consume: Option<ConsumeSection>,
+}
+
+/// `[server.consume]`: the keys of the `--consume*` flags, and the NATS login.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConsumeSection {
+    /// `"nats://host:4222"` or a list of a cluster's servers.
+    url: Option<UrlList>,
+    stream: Option<String>,
+    subject: Option<String>,
+    durable: Option<String>,
+    ack_wait: Option<DurationStr>,
+    max_in_flight: Option<usize>,
+    token: Option<SecretString>,
+    username: Option<String>,
+    password: Option<SecretString>,
+    creds_file: Option<PathBuf>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(untagged)]
+enum UrlList {
+    One(String),
+    Many(Vec<String>),
 }
 
 /// `[server.query]`: limits of one PromQL query (see `skymeter_server::QueryLimits`).
@@ -131,8 +159,8 @@ struct StoreChoice {
 /// The config file (if any) with the command line's flags on top, and the data dir.
 fn server_config(args: &ServerArgs) -> Result<(ServerConfig, StoreChoice), ExitCode> {
     let mut rating = None;
-    let file = match &args.config {
-        None => ServerSection::default(),
+    let (file, consume) = match &args.config {
+        None => (ServerSection::default(), consume_config(args, None, None)?),
         Some(path) => {
             let text = std::fs::read_to_string(path).map_err(|e| {
                 eprintln!(
@@ -142,22 +170,23 @@ fn server_config(args: &ServerArgs) -> Result<(ServerConfig, StoreChoice), ExitC
                 ExitCode::from(USAGE)
             })?;
             let source = Source::new(path.display().to_string(), text);
-            let parsed = source.parse().map_err(|e| vec![e]).and_then(|mut root| {
-                let secrets = skymeter_plugin_api::config::interpolate(&source, &mut root, &|k| {
-                    std::env::var(k).ok()
-                })?;
-                skymeter_plugin_api::RawConfig::new(source.clone(), root, Arc::new(secrets))
-                    .decode::<ServerFile>()
-                    .map_err(|e| vec![e])
-            });
-            match parsed {
-                Ok(f) => {
+            let mut root = source.parse().map_err(|e| report_config_errors(&[e]))?;
+            // `${NATS_TOKEN}` and the like, as in task files; their values are kept out of
+            // error messages.
+            let secrets = skymeter_plugin_api::config::interpolate(&source, &mut root, &|k| {
+                std::env::var(k).ok()
+            })
+            .map_err(|errs| report_config_errors(&errs))?;
+            let raw = skymeter_plugin_api::RawConfig::new(source.clone(), root, Arc::new(secrets));
+            match raw.decode::<ServerFile>() {
+                Ok(mut f) => {
                     if let Some(r) = f.rating {
                         rating = Some(rating_config(r, path)?);
                     }
-                    f.server
+                    let consume = consume_config(args, f.server.consume.take(), Some(&raw))?;
+                    (f.server, consume)
                 }
-                Err(errs) => return Err(report_config_errors(&errs)),
+                Err(e) => return Err(report_config_errors(&[e])),
             }
         }
     };
@@ -205,6 +234,7 @@ fn server_config(args: &ServerArgs) -> Result<(ServerConfig, StoreChoice), ExitC
             timeout: file.query.timeout.map_or(defaults.query.timeout, |d| d.0),
         },
         rating,
+        consume,
         ..defaults
     };
     let data_dir = args
@@ -239,6 +269,109 @@ fn server_config(args: &ServerArgs) -> Result<(ServerConfig, StoreChoice), ExitC
             scale_out,
         },
     ))
+}
+
+/// `--consume*` on top of `[server.consume]`; `None` when neither names a NATS server. A
+/// mistake names the flag, or the file's line (`raw`) when the value came from the file.
+fn consume_config(
+    args: &ServerArgs,
+    file: Option<ConsumeSection>,
+    raw: Option<&skymeter_plugin_api::RawConfig<'_>>,
+) -> Result<Option<NatsConsume>, ExitCode> {
+    let fail = |key: &str, flag: Option<&str>, message: String| match (flag, raw) {
+        (None, Some(raw)) => {
+            report_config_errors(&[raw.error(&format!("server.consume.{key}"), message)])
+        }
+        _ => {
+            let name = flag.map_or_else(|| format!("server.consume.{key}"), str::to_string);
+            eprintln!("error: {name}: {message}");
+            ExitCode::from(USAGE)
+        }
+    };
+    let flag = |given: bool, name: &'static str| given.then_some(name);
+    let file = file.unwrap_or_default();
+    let from_flags = !args.consume.is_empty();
+    let urls = if from_flags {
+        args.consume.clone()
+    } else {
+        match file.url {
+            None => return Ok(None),
+            Some(UrlList::One(u)) => vec![u],
+            Some(UrlList::Many(us)) => us,
+        }
+    };
+    let url_flag = flag(from_flags, "--consume");
+    let servers = urls
+        .iter()
+        .map(|u| nats::parse_server(u))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|m| fail("url", url_flag, m))?;
+    if servers.is_empty() {
+        return Err(fail(
+            "url",
+            url_flag,
+            "give at least one NATS server, e.g. \"nats://127.0.0.1:4222\"".into(),
+        ));
+    }
+    let mut c = NatsConsume::new(servers);
+    if let Some(s) = args.consume_stream.clone().or(file.stream) {
+        let f = flag(args.consume_stream.is_some(), "--consume-stream");
+        nats::check_stream_name(&s).map_err(|m| fail("stream", f, m))?;
+        c.stream = s;
+    }
+    c.subject = args.consume_subject.clone().or(file.subject);
+    if let Some(d) = args.consume_durable.clone().or(file.durable) {
+        let f = flag(args.consume_durable.is_some(), "--consume-durable");
+        // A consumer name obeys the rules of a stream name.
+        nats::check_stream_name(&d)
+            .map_err(|m| fail("durable", f, m.replace("stream name", "consumer name")))?;
+        c.durable = d;
+    }
+    if let Some(w) = args.consume_ack_wait.or(file.ack_wait.map(|d| d.0)) {
+        if w < std::time::Duration::from_secs(1) {
+            let f = flag(args.consume_ack_wait.is_some(), "--consume-ack-wait");
+            return Err(fail("ack_wait", f, "must be at least 1s".into()));
+        }
+        c.ack_wait = w;
+    }
+    if let Some(n) = args.consume_max_in_flight.or(file.max_in_flight) {
+        if n == 0 {
+            let f = flag(
+                args.consume_max_in_flight.is_some(),
+                "--consume-max-in-flight",
+            );
+            return Err(fail("max_in_flight", f, "must be at least 1".into()));
+        }
+        c.max_in_flight = n;
+    }
+    let ways = [
+        file.token.is_some(),
+        file.username.is_some(),
+        file.creds_file.is_some(),
+    ];
+    if ways.iter().filter(|w| **w).count() > 1 {
+        return Err(fail(
+            "token",
+            None,
+            "give one way to log in: `token`, `username`/`password` or `creds_file`".into(),
+        ));
+    }
+    c.login = if let Some(t) = file.token {
+        NatsLogin::Token(t)
+    } else if let Some(u) = file.username {
+        NatsLogin::UserPassword(u, file.password.unwrap_or_else(|| SecretString::from("")))
+    } else if let Some(f) = file.creds_file {
+        NatsLogin::CredsFile(f)
+    } else if file.password.is_some() {
+        return Err(fail(
+            "password",
+            None,
+            "a password needs a `username`".into(),
+        ));
+    } else {
+        NatsLogin::None
+    };
+    Ok(Some(c))
 }
 
 /// A byte size from a config as `usize` (sizes past the address space mean "as much as

@@ -28,6 +28,7 @@ pub fn builtin() -> Registry {
     r.add_publisher(publishers::mqtt::factory());
     r.add_publisher(publishers::remote_write::factory());
     r.add_publisher(publishers::otlp::factory());
+    r.add_publisher(publishers::nats::factory());
     r.add_publisher(publishers::postgres::factory());
     r.add_publisher(publishers::server::factory());
     r.add_publisher(publishers::stdout::factory());

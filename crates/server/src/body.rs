@@ -28,7 +28,13 @@ impl Encoding {
         let Some(v) = headers.get(header::CONTENT_ENCODING) else {
             return Ok(Encoding::Identity);
         };
-        let v = v.to_str().unwrap_or("").trim();
+        Encoding::from_name(v.to_str().unwrap_or(""))
+    }
+
+    /// The encoding a `Content-Encoding` value names (an HTTP header's, or a NATS
+    /// message's).
+    pub fn from_name(v: &str) -> Result<Encoding, ApiErr> {
+        let v = v.trim();
         match v.to_ascii_lowercase().as_str() {
             "" | "identity" => Ok(Encoding::Identity),
             "gzip" | "x-gzip" => Ok(Encoding::Gzip),

@@ -2,6 +2,8 @@
 //! [`ServerConfig::validate`] checks it before anything binds, so that a mistake is reported
 //! with the field it concerns and nothing half-starts.
 
+use async_nats::ServerAddr;
+use secrecy::SecretString;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -69,6 +71,9 @@ pub struct ServerConfig {
     pub query: QueryLimits,
     /// The rating job (`[rating]`); off when absent.
     pub rating: Option<crate::rating::RatingConfig>,
+    /// Batches consumed from a NATS JetStream stream (`--consume nats://…`); off when
+    /// absent.
+    pub consume: Option<NatsConsume>,
 }
 
 /// Limits of one PromQL query (`/api/v1/query`, `query_range`), `[server.query]` in the
@@ -119,6 +124,7 @@ impl Default for ServerConfig {
             shutdown_grace: Duration::from_secs(30),
             query: QueryLimits::default(),
             rating: None,
+            consume: None,
         }
     }
 }
@@ -246,6 +252,61 @@ impl ServerConfig {
             }
         }
         Ok(())
+    }
+}
+
+/// Where and how the server consumes batches from NATS.
+#[derive(Debug, Clone)]
+pub struct NatsConsume {
+    /// The NATS servers (`nats://host:port`), one or a cluster's.
+    pub servers: Vec<ServerAddr>,
+    /// The stream the agents' `nats` publishers write to. Default `SKYMETER`.
+    pub stream: String,
+    /// Subjects taken from it; default: all of the stream's.
+    pub subject: Option<String>,
+    /// The durable consumer's name, the same on every server so that they share the work.
+    /// Default `skymeter`.
+    pub durable: String,
+    /// How long a delivered message may stay unacknowledged before JetStream gives it to
+    /// another server. Default 60 s.
+    pub ack_wait: Duration,
+    /// Batches being stored at once by this server, and the size of its pulls: a server
+    /// holds at most about twice this unacknowledged. Default 16.
+    pub max_in_flight: usize,
+    pub login: NatsLogin,
+}
+
+/// How the consumer logs in to NATS.
+#[derive(Debug, Clone, Default)]
+pub enum NatsLogin {
+    #[default]
+    None,
+    Token(SecretString),
+    UserPassword(String, SecretString),
+    CredsFile(PathBuf),
+}
+
+impl NatsConsume {
+    pub fn new(servers: Vec<ServerAddr>) -> NatsConsume {
+        NatsConsume {
+            servers,
+            stream: "SKYMETER".into(),
+            subject: None,
+            durable: "skymeter".into(),
+            ack_wait: Duration::from_secs(60),
+            max_in_flight: 16,
+            login: NatsLogin::None,
+        }
+    }
+
+    /// `nats://a:4222,nats://b:4222` as shown in logs (credentials are never in it: the
+    /// URLs are refused with them).
+    pub(crate) fn shown(&self) -> String {
+        self.servers
+            .iter()
+            .map(|s| format!("{}://{}:{}", s.scheme(), s.host(), s.port()))
+            .collect::<Vec<_>>()
+            .join(",")
     }
 }
 

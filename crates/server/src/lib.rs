@@ -22,6 +22,7 @@ mod body;
 mod budget;
 mod cloudkitty;
 mod config;
+mod consume;
 mod docs;
 mod error;
 mod fastjson;
@@ -37,7 +38,7 @@ mod server;
 mod state;
 mod ui;
 
-pub use config::{Auth, QueryLimits, ServerConfig, ServerError, TlsFiles};
+pub use config::{Auth, NatsConsume, NatsLogin, QueryLimits, ServerConfig, ServerError, TlsFiles};
 pub use docs::openapi;
 pub use handlers::agents::RegisterResponse;
 pub use handlers::ops::HealthBody;

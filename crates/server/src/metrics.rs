@@ -9,7 +9,7 @@
 use skymeter_store::StoreStats;
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -75,6 +75,22 @@ impl IngestResult {
     }
 }
 
+/// What the NATS consumer (`--consume`) did.
+#[derive(Default)]
+pub struct ConsumerStats {
+    /// Whether a consumer is configured at all (nothing is shown otherwise).
+    pub enabled: AtomicBool,
+    pub connected: AtomicBool,
+    /// Messages the consumer had left to deliver, as of the last message.
+    pub pending: AtomicU64,
+    pub acked: AtomicU64,
+    /// Messages received that had been delivered before (to this or another server).
+    pub redelivered: AtomicU64,
+    pub terminated: AtomicU64,
+    /// Storage failures answered with a delayed negative acknowledgement.
+    pub nacked: AtomicU64,
+}
+
 /// Every metric of the server.
 #[derive(Default)]
 pub struct Metrics {
@@ -95,6 +111,8 @@ pub struct Metrics {
     pub panics: AtomicU64,
     /// PromQL queries stopped because their client went away.
     pub queries_canceled: AtomicU64,
+    /// The NATS consumer's state (`--consume`).
+    pub consumer: std::sync::Arc<ConsumerStats>,
 }
 
 /// The method as a label value: one of the standard methods, else `other`.
@@ -300,6 +318,7 @@ impl Metrics {
                 let _ = writeln!(out, "{name} {v}");
             }
         }
+        self.render_consumer(&mut out);
         header(
             &mut out,
             "skymeter_store_up",
@@ -308,6 +327,59 @@ impl Metrics {
         );
         let _ = writeln!(out, "skymeter_store_up {}", u8::from(stats.is_some()));
         out
+    }
+}
+
+impl Metrics {
+    /// The NATS consumer's gauges and counters, when one is configured.
+    fn render_consumer(&self, out: &mut String) {
+        let c = &self.consumer;
+        if !c.enabled.load(Ordering::Relaxed) {
+            return;
+        }
+        let values = [
+            (
+                "skymeter_nats_consumer_connected",
+                "gauge",
+                "1 while the NATS consumer is connected and bound to its durable consumer.",
+                u64::from(c.connected.load(Ordering::Relaxed)),
+            ),
+            (
+                "skymeter_nats_consumer_pending",
+                "gauge",
+                "Messages the durable consumer had left to deliver, as of the last one received.",
+                c.pending.load(Ordering::Relaxed),
+            ),
+            (
+                "skymeter_nats_consumer_acked_total",
+                "counter",
+                "Batches from NATS stored (or found stored) and acknowledged.",
+                c.acked.load(Ordering::Relaxed),
+            ),
+            (
+                "skymeter_nats_consumer_redelivered_total",
+                "counter",
+                "Messages received that had been delivered before (to this or another server).",
+                c.redelivered.load(Ordering::Relaxed),
+            ),
+            (
+                "skymeter_nats_consumer_terminated_total",
+                "counter",
+                "Batches from NATS that can never be stored, terminated (the log names each).",
+                c.terminated.load(Ordering::Relaxed),
+            ),
+            (
+                "skymeter_nats_consumer_nacked_total",
+                "counter",
+                "Batches from NATS whose storing failed, handed back for redelivery.",
+                c.nacked.load(Ordering::Relaxed),
+            ),
+        ];
+        for (name, kind, help, v) in values {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} {kind}");
+            let _ = writeln!(out, "{name} {v}");
+        }
     }
 }
 
@@ -344,6 +416,26 @@ mod tests {
             ],
             "{text}"
         );
+    }
+
+    #[test]
+    fn the_nats_consumer_shows_only_when_one_is_configured() {
+        let m = Metrics::default();
+        assert!(!m.render(None, 0).contains("skymeter_nats_consumer"));
+        m.consumer.enabled.store(true, Ordering::Relaxed);
+        m.consumer.connected.store(true, Ordering::Relaxed);
+        m.consumer.acked.store(3, Ordering::Relaxed);
+        m.consumer.terminated.store(1, Ordering::Relaxed);
+        let text = m.render(None, 0);
+        for line in [
+            "# TYPE skymeter_nats_consumer_connected gauge\nskymeter_nats_consumer_connected 1\n",
+            "# TYPE skymeter_nats_consumer_acked_total counter\nskymeter_nats_consumer_acked_total 3\n",
+            "skymeter_nats_consumer_terminated_total 1\n",
+            "skymeter_nats_consumer_redelivered_total 0\n",
+            "skymeter_nats_consumer_pending 0\n",
+        ] {
+            assert!(text.contains(line), "{line} in:\n{text}");
+        }
     }
 
     #[test]

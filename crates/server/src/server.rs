@@ -31,7 +31,7 @@ pub struct Server {
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     app: Router,
-    rating: Option<Arc<crate::rating::Rating>>,
+    state: crate::state::AppState,
 }
 
 impl Server {
@@ -53,7 +53,7 @@ impl Server {
             listener,
             tls,
             app,
-            rating: state.rating.clone(),
+            state,
         })
     }
 
@@ -72,8 +72,9 @@ impl Server {
             listener,
             tls,
             app,
-            rating,
+            state,
         } = self;
+        let rating = state.rating.clone();
         let addr = listener.local_addr().ok();
         tracing::info!(
             listen = ?addr,
@@ -85,6 +86,11 @@ impl Server {
             .retention
             .map(|keep| tokio::spawn(enforce_retention(store.clone(), keep)));
         let rating = rating.map(|r| tokio::spawn(crate::rating::run(r, store.clone())));
+        let (stop_consuming, stop) = tokio::sync::watch::channel(false);
+        let consumer = config
+            .consume
+            .clone()
+            .map(|c| tokio::spawn(crate::consume::run(state.clone(), c, stop)));
 
         let mut http = http1::Builder::new();
         http.timer(TokioTimer::new())
@@ -145,8 +151,16 @@ impl Server {
         }
         drop(listener);
         tracing::info!("shutting down: finishing requests in flight");
+        // The consumer takes no more messages; the batches it is storing finish and are
+        // acknowledged (one cut off by the grace period is not, and is delivered again).
+        let _ = stop_consuming.send(true);
+        let consumed = async {
+            if let Some(c) = consumer {
+                let _ = c.await;
+            }
+        };
         tokio::select! {
-            () = graceful.shutdown() => {}
+            ((), ()) = async { tokio::join!(graceful.shutdown(), consumed) } => {}
             () = tokio::time::sleep(config.shutdown_grace) => {
                 tracing::warn!(
                     grace = %humantime::format_duration(config.shutdown_grace),

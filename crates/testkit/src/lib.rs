@@ -1,12 +1,15 @@
 //! What skymeter's tests share. Not published.
 //!
 //! Always there (plain `std`, no feature): [`tool`] (finding an outside program, and the
-//! CI-aware skip when it is missing), [`net`] (a free loopback port), [`rng`] (a seeded
-//! generator for reproducible data sets), [`victoria`] (a VictoriaMetrics of a test's own) and
-//! [`otlp`] (an OTLP/HTTP receiver decoding with the official Python bindings).
+//! CI-aware skip when it is missing), [`net`] (a free loopback port), [`nats`] (the machine's
+//! NATS and a `nats-server` of a test's own), [`rng`] (a seeded generator for reproducible
+//! data sets), [`victoria`] (a VictoriaMetrics of a test's own) and [`otlp`] (an OTLP/HTTP
+//! receiver decoding with the official Python bindings).
 //!
 //! Behind features, so that a crate's tests compile only what they use:
 //! - `records`: [`records`], builders of model records for tests;
+//! - `nats-client`: the NATS client helpers of [`nats`] (the machine's JetStream, streams
+//!   deleted when a test ends);
 //! - `memstore`: [`memstore::MemStore`], an in-memory `Store` with honest semantics;
 //! - `server`: [`server::TestServer`], the real server on 127.0.0.1:0 over a `MemStore`;
 //! - `prometheus`: [`prometheus`], the harness both Prometheus differential tests share;
@@ -21,6 +24,7 @@
 //! integration tests (`tests/*.rs`) instead.
 
 pub mod focus_validator;
+pub mod nats;
 pub mod net;
 pub mod otlp;
 pub mod rng;

@@ -39,6 +39,9 @@ pub struct MemStore {
     /// server's own cost).
     pub discard_points: AtomicBool,
     pub points_seen: AtomicU64,
+    /// When set, `ingest` fails as storage does when a disk or database is away (for the
+    /// NATS consumer's redelivery).
+    pub fail_ingest: AtomicBool,
 }
 
 fn hash(token: &str) -> u64 {
@@ -165,6 +168,12 @@ fn diff(
 
 impl Store for MemStore {
     fn ingest(&self, batch: &Batch) -> Result<IngestOutcome, StoreError> {
+        if self.fail_ingest.load(Ordering::Relaxed) {
+            return Err(StoreError::Io {
+                path: "memstore".into(),
+                source: std::io::Error::other("ingest failure injected by the test"),
+            });
+        }
         let mut d = self.lock();
         let hash = batch.content_hash();
         match d.batches.entry(batch.batch_id) {

@@ -64,6 +64,19 @@ pub fn program(name: &str, debian_package: &str) -> Result<PathBuf, String> {
     })
 }
 
+/// [`program`], or `/usr/sbin/<name>` (where Debian puts daemons such as `mosquitto` and
+/// `nats-server`, often not on a user's PATH).
+pub fn daemon(name: &str, debian_package: &str) -> Result<PathBuf, String> {
+    program(name, debian_package).or_else(|why| {
+        let sbin = PathBuf::from("/usr/sbin").join(name);
+        if sbin.is_file() {
+            Ok(sbin)
+        } else {
+            Err(why)
+        }
+    })
+}
+
 /// Where scripts/test installs tools: `$SKYMETER_CACHE`, else `~/.cache/skymeter`.
 pub fn cache() -> PathBuf {
     std::env::var_os("SKYMETER_CACHE")

@@ -81,6 +81,30 @@ pub fn batch(points: Vec<Point>) -> Batch {
     b
 }
 
+/// A batch of one `cpu.utilization` point of value `v`: tell batches apart by it.
+pub fn batch_of(v: f64) -> Batch {
+    batch(vec![point(
+        "cpu.utilization",
+        v,
+        "2026-11-22T10:00:00Z",
+        &[],
+    )])
+}
+
+/// The message of a build of `text` (one plugin entry's keys) that must fail.
+pub fn build_error<T>(
+    text: &str,
+    build: impl FnOnce(
+        &RawConfig<'_>,
+        &skymeter_plugin_api::BuildContext,
+    ) -> Result<T, skymeter_plugin_api::ConfigError>,
+) -> String {
+    config_err(with_raw(text, |raw| {
+        build(raw, &skymeter_plugin_api::BuildContext::one_shot("t"))
+    }))
+    .to_string()
+}
+
 /// The error of a build that must fail (plugin instances are not `Debug`).
 pub fn config_err<T>(
     r: Result<T, skymeter_plugin_api::ConfigError>,
@@ -239,17 +263,6 @@ pub fn batch_files(dir: &std::path::Path) -> Vec<String> {
 /// The batches' ids, as strings, in order.
 pub fn ids(batches: &[&Batch]) -> Vec<String> {
     batches.iter().map(|b| b.batch_id.to_string()).collect()
-}
-
-/// The message of a publisher config that `build` must refuse (`text`: the entry's keys).
-pub fn publisher_build_error(
-    build: skymeter_plugin_api::BuildFn<dyn skymeter_plugin_api::Publisher>,
-    text: &str,
-) -> String {
-    config_err(with_raw(text, |raw| {
-        build(raw, &skymeter_plugin_api::BuildContext::one_shot("t"))
-    }))
-    .to_string()
 }
 
 /// A buffered publisher to `url` with its buffer in `buffer`, short waits between tries and

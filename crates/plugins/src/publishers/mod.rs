@@ -3,6 +3,7 @@
 pub mod file;
 pub mod http;
 pub mod mqtt;
+pub mod nats;
 pub mod otlp;
 pub mod postgres;
 pub mod remote_write;

@@ -19,6 +19,7 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
+use bytes::Bytes;
 use skymeter_model::api::IngestResponse;
 use skymeter_model::cost_series;
 use skymeter_model::{Batch, FieldError};
@@ -35,9 +36,41 @@ pub async fn ingest(
     body: Body,
 ) -> ApiResult<Json<IngestResponse>> {
     let started = Instant::now();
-    let result = ingest_inner(&st, &headers, body).await;
+    let read = async {
+        body::check_content_type(&headers)?;
+        let enc = Encoding::from_headers(&headers)?;
+        let raw = body::read_raw(&headers, body, enc, st.limits).await?;
+        Ok((raw, enc))
+    };
+    let result = match read.await {
+        Ok((raw, enc)) => return ingest_raw(&st, raw, enc, started).await.map(Json),
+        Err(e) => Err(e),
+    };
+    count(&st, started, &result);
+    result.map(Json)
+}
+
+/// Stores one batch from its body as received (`enc`: its `Content-Encoding`), and counts
+/// it in the metrics: the one way in for batches, whether they came by `POST
+/// /api/v1/ingest` or from a NATS stream (`crate::consume`). `started` is when the batch
+/// arrived, for the ingest duration. `Ok` means the batch is durable in the store (stored
+/// now, or before: `duplicate`).
+pub async fn ingest_raw(
+    st: &AppState,
+    raw: Bytes,
+    enc: Encoding,
+    started: Instant,
+) -> Result<IngestResponse, ApiErr> {
+    let result = store_raw(st, raw, enc).await;
+    count(st, started, &result);
+    result
+}
+
+/// The metrics of one batch's ingest (`ingest_raw` counts its own; this is for the
+/// batches refused before it, e.g. for their encoding).
+pub fn count(st: &AppState, started: Instant, result: &Result<IngestResponse, ApiErr>) {
     st.metrics.ingest_duration.observe(started.elapsed());
-    match &result {
+    match result {
         Ok(r) if r.duplicate => st.metrics.batch(IngestResult::Duplicate),
         Ok(r) => {
             st.metrics.batch(IngestResult::Stored);
@@ -53,17 +86,9 @@ pub async fn ingest(
             tracing::debug!(code = %e.body.code, message = %e.body.message, "batch rejected");
         }
     }
-    result.map(Json)
 }
 
-async fn ingest_inner(
-    st: &AppState,
-    headers: &HeaderMap,
-    body: Body,
-) -> Result<IngestResponse, ApiErr> {
-    body::check_content_type(headers)?;
-    let enc = Encoding::from_headers(headers)?;
-    let raw = body::read_raw(headers, body, enc, st.limits).await?;
+async fn store_raw(st: &AppState, raw: Bytes, enc: Encoding) -> Result<IngestResponse, ApiErr> {
     st.metrics
         .bytes_received
         .fetch_add(raw.len() as u64, Ordering::Relaxed);

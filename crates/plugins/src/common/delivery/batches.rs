@@ -3,11 +3,17 @@
 //! JSON, and the way back from the buffered bytes to the batch.
 
 use super::buffer::Delivery;
+use super::config::{task_buffers, BufferConfig, Terms};
 use super::deliver::{Deliver, Outcome};
 use crate::common::http_post::gzip_json;
 use skymeter_model::Batch;
-use skymeter_plugin_api::{async_trait, PluginError, Publisher};
+use skymeter_plugin_api::retry::RetryPolicy;
+use skymeter_plugin_api::{
+    async_trait, BuildContext, ConfigError, PluginError, Publisher, RawConfig,
+};
 use std::io::Read;
+use std::sync::Arc;
+use std::time::Duration;
 
 /// A publisher whose every batch goes to its buffer (as gzip JSON); `skip` leaves out the
 /// batches that have nothing for the receiver.
@@ -17,6 +23,29 @@ pub struct BufferedPublisher<D: Deliver> {
 }
 
 impl<D: Deliver> BufferedPublisher<D> {
+    /// The publisher of a plugin's `buffer = { … }` (checked; default directory
+    /// `<data_dir>/buffer/<task>/<plugin>`) and `retry`, whose `flush` at shutdown keeps
+    /// delivering for three `timeout`s. Touches neither the disk nor the network.
+    pub fn configured(
+        raw: &RawConfig<'_>,
+        ctx: &BuildContext,
+        terms: Terms,
+        buffer: BufferConfig,
+        retry: RetryPolicy,
+        timeout: Duration,
+        deliver: Arc<D>,
+    ) -> Result<Self, ConfigError> {
+        let settings = buffer.settings(
+            raw,
+            terms,
+            task_buffers(ctx).join(terms.plugin),
+            retry,
+            timeout * 3,
+            &ctx.task,
+        )?;
+        Ok(BufferedPublisher::new(Delivery::new(settings, deliver)))
+    }
+
     pub fn new(delivery: Delivery<D>) -> Self {
         BufferedPublisher {
             delivery,

@@ -16,8 +16,7 @@
 //! broker restart; the MQTT client (rumqttc) still does the protocol.
 
 use crate::common::delivery::{
-    read_batch, task_buffers, BufferConfig, BufferedPublisher, Deliver, Delivery, Failure, Outcome,
-    Terms,
+    read_batch, BufferConfig, BufferedPublisher, Deliver, Failure, Outcome, Terms,
 };
 use rumqttc::{AsyncClient, ConnectReturnCode, Event, Incoming, MqttOptions, Outgoing, QoS};
 use schemars::JsonSchema;
@@ -117,17 +116,15 @@ fn build(raw: &RawConfig<'_>, ctx: &BuildContext) -> Result<Box<dyn Publisher>, 
         prefix: cfg.topic_prefix.clone(),
         timeout: cfg.timeout.0,
     });
-    let settings = cfg.buffer.settings(
+    Ok(Box::new(BufferedPublisher::configured(
         raw,
+        ctx,
         Terms::of_buffer_table("mqtt", "the broker"),
-        task_buffers(ctx).join("mqtt"),
+        cfg.buffer,
         cfg.retry,
-        cfg.timeout.0 * 3,
-        &ctx.task,
-    )?;
-    Ok(Box::new(BufferedPublisher::new(Delivery::new(
-        settings, broker,
-    ))))
+        cfg.timeout.0,
+        broker,
+    )?))
 }
 
 /// `mqtt://host[:port]` → (host, port).

@@ -1,5 +1,5 @@
 use super::*;
-use crate::common::testing::{batch, point, wait_for, with_raw};
+use crate::common::testing::{batch, batch_of, build_error, point, wait_for, with_raw};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -30,7 +30,7 @@ fn broker_urls() {
 
 #[test]
 fn config_mistakes_are_named() {
-    let err = |text: &str| crate::common::testing::publisher_build_error(build, text);
+    let err = |text: &str| build_error(text, build);
     assert!(err("url = \"mqtts://b\"").contains("url"));
     assert!(err("url = \"mqtt://b\"\ntopic_prefix = \"a/#\"").contains("topic_prefix"));
     assert!(err("url = \"mqtt://b\"\npassword = \"p\"").contains("username"));
@@ -138,14 +138,7 @@ impl Drop for Mosquitto {
 }
 
 fn mosquitto_program() -> Result<PathBuf, String> {
-    skymeter_testkit::tool::program("mosquitto", "mosquitto").or_else(|why| {
-        let sbin = PathBuf::from("/usr/sbin/mosquitto");
-        if sbin.is_file() {
-            Ok(sbin)
-        } else {
-            Err(why)
-        }
-    })
+    skymeter_testkit::tool::daemon("mosquitto", "mosquitto")
 }
 
 /// A subscriber to `<prefix>/#` with a persistent session, re-subscribing when its
@@ -199,14 +192,6 @@ async fn batches_published_while_the_broker_is_down_arrive_after_it_is_back() {
     );
     let mut publisher =
         with_raw(&text, |raw| build(raw, &BuildContext::one_shot("agent-1"))).unwrap();
-    let batch_of = |v: f64| {
-        batch(vec![point(
-            "cpu.utilization",
-            v,
-            "2026-11-22T10:00:00Z",
-            &[],
-        )])
-    };
     let (a, b, c) = (batch_of(1.0), batch_of(2.0), batch_of(3.0));
     let ids_seen = |got: &Mutex<Vec<(String, serde_json::Value)>>| -> Vec<String> {
         got.lock()

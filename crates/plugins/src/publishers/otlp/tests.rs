@@ -1,6 +1,6 @@
 use super::*;
 use crate::common::testing::{
-    batch, buffered_files, buffered_publisher, host_record, point, publisher_build_error,
+    batch, buffered_files, buffered_publisher, host_record, point, build_error,
     sample_entries, with_raw,
 };
 use serde_json::Value;
@@ -201,7 +201,7 @@ fn units_are_ucum() {
 
 #[test]
 fn config_mistakes_are_named() {
-    let err = |text: &str| publisher_build_error(build, text);
+    let err = |text: &str| build_error(text, build);
     assert!(err("url = \"udp://x\"").contains("url"));
     assert!(err("url = \"http://x\"\ncompression = \"zstd\"").contains("compression"));
     assert!(err("url = \"http://x\"\nheaders = { content-type = \"a\" }").contains("headers"));

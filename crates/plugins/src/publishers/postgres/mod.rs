@@ -15,8 +15,7 @@
 //! Points are not written: they belong in a time-series store.
 
 use crate::common::delivery::{
-    read_batch, task_buffers, BufferConfig, BufferedPublisher, Deliver, Delivery, Failure, Outcome,
-    Terms,
+    read_batch, BufferConfig, BufferedPublisher, Deliver, Failure, Outcome, Terms,
 };
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -104,19 +103,19 @@ fn build(raw: &RawConfig<'_>, ctx: &BuildContext) -> Result<Box<dyn Publisher>, 
         schema: cfg.schema.clone(),
         timeout: cfg.timeout.0,
     });
-    let settings = cfg.buffer.settings(
+    let publisher = BufferedPublisher::configured(
         raw,
+        ctx,
         Terms::of_buffer_table("postgres", "the database"),
-        task_buffers(ctx).join("postgres"),
+        cfg.buffer,
         cfg.retry,
-        cfg.timeout.0 * 3,
-        &ctx.task,
+        cfg.timeout.0,
+        db,
     )?;
     // A batch with neither resources nor cost lines has nothing for these tables.
-    Ok(Box::new(
-        BufferedPublisher::new(Delivery::new(settings, db))
-            .skipping(|b| b.resources.is_empty() && b.costs.is_empty()),
-    ))
+    Ok(Box::new(publisher.skipping(|b| {
+        b.resources.is_empty() && b.costs.is_empty()
+    })))
 }
 
 /// `postgres://user@host:port/db`, never the password.

@@ -1,11 +1,11 @@
 use super::*;
-use crate::common::testing::{batch, config_err, ts, with_raw};
+use crate::common::testing::{batch, build_error, config_err, ts, with_raw};
 use skymeter_model::{ChargeCategory, Cost, Resource};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 #[test]
 fn config_mistakes_are_named() {
-    let err = |text: &str| crate::common::testing::publisher_build_error(build, text);
+    let err = |text: &str| build_error(text, build);
     assert!(err("url = \"postgres://u@h:notaport/db\"").contains("url"));
     assert!(err("url = \"postgres://u@h/db\"\nschema = \"Drop Table\"").contains("schema"));
     // The message never repeats the URL (it may hold a password; the snippet is the

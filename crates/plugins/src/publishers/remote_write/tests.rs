@@ -1,6 +1,6 @@
 use super::*;
 use crate::common::testing::{
-    batch, buffered_files, buffered_publisher, host_record, point, publisher_build_error, resource,
+    batch, buffered_files, buffered_publisher, host_record, point, build_error, resource,
     sample_entries, wait_for, with_raw,
 };
 use axum::body::Bytes;
@@ -235,7 +235,7 @@ fn a_batch_without_points_or_costs_makes_no_request() {
 
 #[test]
 fn config_mistakes_are_named() {
-    let err = |text: &str| publisher_build_error(build, text);
+    let err = |text: &str| build_error(text, build);
     assert!(err("url = \"ftp://x\"").contains("url"));
     assert!(
         err("url = \"http://x/api/v1/write\"\nmax_samples_per_send = 0")
