@@ -62,10 +62,11 @@ run() {
     local want got
     want=$(sed -n 's/.*"points":\([0-9]*\).*/\1/p' "$OUT/$mode-$load.json")
     for _ in $(seq 600); do
-      curl -sf http://127.0.0.1:18428/internal/force_flush >/dev/null || true
-      got=$(curl -sf 'http://127.0.0.1:18428/api/v1/query?query=sum(count_over_time(cpu_utilization_percent%5B100y%5D))' | sed -n 's/.*"value":\[[0-9.]*,"\([0-9]*\)".*/\1/p')
+      # VictoriaMetrics writes large counts as `1e+06`: parsed as a number.
+      got=$(curl -sf 'http://127.0.0.1:18428/api/v1/query?query=sum(count_over_time(cpu_utilization_percent%5B3650d%5D))' |
+        python3 -c 'import json,sys; r=json.load(sys.stdin)["data"]["result"]; print(int(float(r[0]["value"][1])) if r else 0)' || echo 0)
       [ "${got:-0}" -ge "$want" ] && break
-      sleep 0.5
+      sleep 1
     done
     echo "VictoriaMetrics holds ${got:-0} of $want points" >&2
   fi

@@ -148,7 +148,12 @@ pub struct ServerArgs {
     /// the config file, or set SKYMETER_METADATA, which keeps it out of the process list)
     /// instead of the data dir, so that several servers share them. Needs --tsdb. See
     /// docs/scaling.md.
-    #[arg(long, value_name = "URL", env = "SKYMETER_METADATA", hide_env_values = true)]
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "SKYMETER_METADATA",
+        hide_env_values = true
+    )]
     pub metadata: Option<String>,
     /// Keep points in a Prometheus-compatible TSDB: `remote-write=URL,query=URL` (e.g.
     /// VictoriaMetrics: `remote-write=http://vm:8428/api/v1/write,query=http://vm:8428`).
@@ -212,7 +217,12 @@ pub struct TokenCreateArgs {
     pub data_dir: PathBuf,
     /// The tokens of servers run with --metadata: this PostgreSQL URL instead of the data
     /// dir.
-    #[arg(long, value_name = "URL", env = "SKYMETER_METADATA", hide_env_values = true)]
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "SKYMETER_METADATA",
+        hide_env_values = true
+    )]
     pub metadata: Option<String>,
 }
 
@@ -222,7 +232,12 @@ pub struct TokenListArgs {
     pub data_dir: PathBuf,
     /// The tokens of servers run with --metadata: this PostgreSQL URL instead of the data
     /// dir.
-    #[arg(long, value_name = "URL", env = "SKYMETER_METADATA", hide_env_values = true)]
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "SKYMETER_METADATA",
+        hide_env_values = true
+    )]
     pub metadata: Option<String>,
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     pub format: OutputFormat,
@@ -236,7 +251,12 @@ pub struct TokenRevokeArgs {
     pub data_dir: PathBuf,
     /// The tokens of servers run with --metadata: this PostgreSQL URL instead of the data
     /// dir.
-    #[arg(long, value_name = "URL", env = "SKYMETER_METADATA", hide_env_values = true)]
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "SKYMETER_METADATA",
+        hide_env_values = true
+    )]
     pub metadata: Option<String>,
 }
 

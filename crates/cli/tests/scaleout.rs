@@ -193,7 +193,11 @@ fn two_servers_on_postgresql_and_victoriametrics_answer_as_the_embedded_store() 
         return;
     };
     let db = Db(format!("skymeter_scaleout_{}", std::process::id()));
-    psql("postgres", &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", db.0)).unwrap();
+    psql(
+        "postgres",
+        &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", db.0),
+    )
+    .unwrap();
     psql("postgres", &format!("CREATE DATABASE {}", db.0)).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let vm = skymeter_testkit::victoria::VictoriaMetrics::start(vm_bin, &dir.path().join("vm"));

@@ -25,7 +25,7 @@ use r2d2_postgres::PostgresConnectionManager;
 use serde_json::{json, Value};
 use skymeter_model::api::{AgentRegistration, AgentStatus, Heartbeat};
 use skymeter_model::{Batch, Cost, Resource};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::time::Duration;
 
 mod embedded_migrations {
@@ -195,6 +195,7 @@ impl PgMeta {
         b: &Batch,
         content_hash: &[u8; 32],
         series: &[SeriesExtent<'_>],
+        extents: &[SeriesExtent<'_>],
     ) -> Result<Option<Vec<u8>>, StoreError> {
         let mut c = self.conn()?;
         let mut tx = c.transaction().map_err(db("starting a transaction"))?;
@@ -226,6 +227,7 @@ impl PgMeta {
             ));
         }
         upsert_series(&mut tx, series)?;
+        widen_extents(&mut tx, extents)?;
         for r in &b.resources {
             upsert_resource(&mut tx, r)?;
         }
@@ -981,6 +983,37 @@ fn upsert_series(tx: &mut Transaction<'_>, series: &[SeriesExtent<'_>]) -> Resul
     .map_err(db("recording series"))
 }
 
+/// Widens the extent of series known to be in the catalog (no key written: the rows stay
+/// where they are, and with no indexed column changed PostgreSQL updates them in place).
+fn widen_extents(tx: &mut Transaction<'_>, extents: &[SeriesExtent<'_>]) -> Result<(), StoreError> {
+    if extents.is_empty() {
+        return Ok(());
+    }
+    let mut sorted: Vec<&SeriesExtent<'_>> = extents.iter().collect();
+    sorted.sort_by(|a, b| a.id.cmp(&b.id));
+    let ids: Vec<&str> = sorted.iter().map(|e| e.id.as_str()).collect();
+    let firsts: Vec<i64> = sorted.iter().map(|e| e.first).collect();
+    let lasts: Vec<i64> = sorted.iter().map(|e| e.last).collect();
+    let counts: Vec<i64> = sorted.iter().map(|e| e.points).collect();
+    tx.execute(
+        "UPDATE series SET first_ts = LEAST(series.first_ts, e.f), last_ts = GREATEST(series.last_ts, e.l),
+                           points = series.points + e.n
+         FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[]) AS e(id, f, l, n)
+         WHERE series.id = e.id",
+        &[&ids, &firsts, &lasts, &counts],
+    )
+    .map(|_| ())
+    .map_err(db("widening series extents"))
+}
+
+/// Writes extents gathered since the last batch, in a transaction of their own.
+pub fn flush_extents(meta: &PgMeta, extents: &[SeriesExtent<'_>]) -> Result<(), StoreError> {
+    let mut c = meta.conn()?;
+    let mut tx = c.transaction().map_err(db("starting a transaction"))?;
+    widen_extents(&mut tx, extents)?;
+    tx.commit().map_err(db("committing series extents"))
+}
+
 /// Upserts by key as the embedded store does: the first observation inserts; a newer one
 /// (observed_at ≥ last_seen) replaces the record, moves last_seen and records what
 /// changed; an older one only moves first_seen back. The row is locked (`FOR UPDATE`) so
@@ -1111,22 +1144,39 @@ fn upsert_costs(tx: &mut Transaction<'_>, b: &Batch) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Groups a batch's points by series: each series' id (stable across servers and
-/// versions: SHA-256 of its key's JSON), time extent and point count.
+/// Groups a batch's points by series: each series' key, time extent and point count.
+/// Points are grouped by a 64-bit hash of their identity and the key is built once per
+/// series (a batch is thousands of points of few series); a hash collision is told apart by
+/// comparing the keys.
 pub fn series_extents(b: &Batch) -> Vec<(SeriesKey, i64, i64, i64)> {
-    let mut by_key: BTreeMap<SeriesKey, (i64, i64, i64)> = BTreeMap::new();
+    let hasher = crate::embedded::series::KeyHasher::default();
+    let mut by_hash: HashMap<u64, Vec<usize>> = HashMap::new();
+    let mut out: Vec<(SeriesKey, i64, i64, i64)> = Vec::new();
     for p in &b.points {
         let ts = to_ns_saturating(p.ts);
-        let key = crate::embedded::series::key_of(p);
-        let e = by_key.entry(key).or_insert((ts, ts, 0));
-        e.0 = e.0.min(ts);
-        e.1 = e.1.max(ts);
-        e.2 += 1;
+        let slots = by_hash.entry(hasher.hash_point(p)).or_default();
+        let found = slots.iter().copied().find(|&i| {
+            let k = &out[i].0;
+            k.metric == p.metric.as_str()
+                && k.unit == p.unit
+                && k.stat == p.stat
+                && k.resource == *p.resource
+                && k.labels == *p.labels
+        });
+        match found {
+            Some(i) => {
+                let e = &mut out[i];
+                e.1 = e.1.min(ts);
+                e.2 = e.2.max(ts);
+                e.3 += 1;
+            }
+            None => {
+                slots.push(out.len());
+                out.push((crate::embedded::series::key_of(p), ts, ts, 1));
+            }
+        }
     }
-    by_key
-        .into_iter()
-        .map(|(k, (f, l, n))| (k, f, l, n))
-        .collect()
+    out
 }
 
 /// A series' id in the catalog.

@@ -39,10 +39,12 @@ use crate::types::{
 };
 use chrono::{DateTime, Utc};
 pub use meta::PgMeta;
+use parking_lot::Mutex;
 use skymeter_model::api::{AgentRegistration, Heartbeat};
 use skymeter_model::{Batch, Cost, Stat};
 use skymeter_promql::{Labels, MatchOp, Matcher, QueryError, SelectBudget, Series};
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::time::{Duration, Instant};
 use tsdb::TsdbQuery;
 
 /// Where the points of stored batches go: `write` returns once the batch's points are
@@ -72,17 +74,69 @@ pub struct ScaleOutStore {
     meta: PgMeta,
     tsdb: TsdbQuery,
     writer: Box<dyn PointWriter>,
+    catalog: Mutex<Catalog>,
 }
+
+/// What this server knows of the series catalog: the ids it has seen there (their rows
+/// exist, so a batch of them writes no key), and the extents of those series gathered since
+/// they were last written. A batch of new series inserts them in its own transaction; the
+/// extents of known ones are written with a batch at most every [`EXTENT_FLUSH`], and before
+/// this server answers a series or points read, so that its own answers are exact and other
+/// servers' lag by at most that. Writing every batch's extents made PostgreSQL the
+/// bottleneck: 60 µs of its CPU per series per batch (docs/scaling.md).
+#[derive(Default)]
+struct Catalog {
+    known: HashSet<String>,
+    pending: HashMap<String, (SeriesKey, i64, i64, i64)>,
+    flushed: Option<Instant>,
+}
+
+/// How often a server writes the extents of known series while batches come in.
+const EXTENT_FLUSH: Duration = Duration::from_secs(5);
+
+/// Ids kept in [`Catalog::known`] at most (about 100 bytes each); past it the set starts
+/// over and the next batch of each series writes its key again (`ON CONFLICT`), which is
+/// only slower.
+const KNOWN_MAX: usize = 2_000_000;
 
 impl ScaleOutStore {
     pub fn open(opts: &ScaleOutOptions, writer: Box<dyn PointWriter>) -> Result<Self, StoreError> {
         let tsdb = TsdbQuery::new(&opts.query_url)?;
         let meta = PgMeta::connect(&opts.metadata_url, opts.max_connections)?;
-        Ok(ScaleOutStore { meta, tsdb, writer })
+        Ok(ScaleOutStore {
+            meta,
+            tsdb,
+            writer,
+            catalog: Mutex::new(Catalog::default()),
+        })
     }
 
     pub fn metadata(&self) -> &PgMeta {
         &self.meta
+    }
+
+    /// Adds extents to `pending` (a batch's, or ones whose write failed).
+    fn restore(&self, extents: HashMap<String, (SeriesKey, i64, i64, i64)>) {
+        let mut cat = self.catalog.lock();
+        for (id, (key, first, last, n)) in extents {
+            let e = cat.pending.entry(id).or_insert((key, first, last, 0));
+            e.1 = e.1.min(first);
+            e.2 = e.2.max(last);
+            e.3 += n;
+        }
+    }
+
+    /// Writes the pending extents now (before reads of the catalog, and at shutdown).
+    fn flush_extents(&self) -> Result<(), StoreError> {
+        let due = {
+            let mut cat = self.catalog.lock();
+            cat.flushed = Some(Instant::now());
+            std::mem::take(&mut cat.pending)
+        };
+        if due.is_empty() {
+            return Ok(());
+        }
+        meta::flush_extents(&self.meta, &extents_of(&due)).inspect_err(|_| self.restore(due))
     }
 
     /// The batch as the writer gets it: with the latest stored record of every resource
@@ -136,6 +190,18 @@ impl ScaleOutStore {
     }
 }
 
+fn extents_of(m: &HashMap<String, (SeriesKey, i64, i64, i64)>) -> Vec<meta::SeriesExtent<'_>> {
+    m.iter()
+        .map(|(id, (key, first, last, n))| meta::SeriesExtent {
+            id: id.clone(),
+            key,
+            first: *first,
+            last: *last,
+            points: *n,
+        })
+        .collect()
+}
+
 /// A series' labels without those taken from its resource's record.
 fn without_resource_labels(labels: &Labels) -> Labels {
     Labels::from_pairs(
@@ -181,20 +247,67 @@ impl Store for ScaleOutStore {
                 None => self.writer.write(batch)?,
             }
         }
-        let series: Vec<meta::SeriesExtent<'_>> = extents
+        // New series go in with the batch. The extents of known ones wait in `pending`
+        // once the batch is stored, and are written with a batch when the last write is
+        // old enough (this batch's own with them).
+        type Extents = HashMap<String, (SeriesKey, i64, i64, i64)>;
+        let (new, mut mine, due) = {
+            let mut cat = self.catalog.lock();
+            let mut new = Vec::new();
+            let mut mine: Extents = HashMap::new();
+            for (key, first, last, n) in extents {
+                let id = meta::series_id(&key);
+                if cat.known.contains(&id) {
+                    mine.insert(id, (key, first, last, n));
+                } else {
+                    new.push((id, key, first, last, n));
+                }
+            }
+            let due = cat.flushed.is_none_or(|t| t.elapsed() >= EXTENT_FLUSH);
+            let due: Option<Extents> = due.then(|| {
+                cat.flushed = Some(Instant::now());
+                std::mem::take(&mut cat.pending)
+            });
+            (new, mine, due)
+        };
+        let series: Vec<meta::SeriesExtent<'_>> = new
             .iter()
-            .map(|(k, first, last, n)| meta::SeriesExtent {
-                id: meta::series_id(k),
-                key: k,
+            .map(|(id, key, first, last, n)| meta::SeriesExtent {
+                id: id.clone(),
+                key,
                 first: *first,
                 last: *last,
                 points: *n,
             })
             .collect();
-        Ok(match self.meta.apply_batch(batch, &hash, &series)? {
-            None => IngestOutcome::Stored,
-            Some(stored) => outcome(stored),
-        })
+        let widen = match &due {
+            Some(due) => {
+                let mut all = extents_of(due);
+                all.extend(extents_of(&mine));
+                all
+            }
+            None => Vec::new(),
+        };
+        let applied = self.meta.apply_batch(batch, &hash, &series, &widen);
+        drop(widen);
+        if !matches!(applied, Ok(None)) {
+            // Not stored (another server had it, or the write failed): this batch's
+            // extents do not count; those taken from `pending` go back.
+            if let Some(due) = due {
+                self.restore(due);
+            }
+            return applied.map(|stored| outcome(stored.unwrap_or_default()));
+        }
+        let mut cat = self.catalog.lock();
+        if cat.known.len() + new.len() > KNOWN_MAX {
+            cat.known.clear();
+        }
+        cat.known.extend(new.into_iter().map(|(id, ..)| id));
+        drop(cat);
+        if due.is_none() {
+            self.restore(std::mem::take(&mut mine));
+        }
+        Ok(IngestOutcome::Stored)
     }
 
     fn resources(&self, q: &ResourceQuery) -> Result<Page<StoredResource>, StoreError> {
@@ -210,6 +323,7 @@ impl Store for ScaleOutStore {
     }
 
     fn series(&self, q: &SeriesQuery) -> Result<Page<SeriesInfo>, StoreError> {
+        self.flush_extents()?;
         self.meta.series(q)
     }
 
@@ -238,6 +352,7 @@ impl Store for ScaleOutStore {
             Some(s) => Some(s as i64 * 1_000_000_000),
         };
         let agg = q.agg.unwrap_or(Stat::Avg);
+        self.flush_extents()?;
         let page = self.meta.series(&q.series)?;
         let (start_ms, end_ms) = (q.start.timestamp_millis(), q.end.timestamp_millis() - 1);
         let mut items = Vec::with_capacity(page.items.len());
@@ -366,6 +481,7 @@ impl Store for ScaleOutStore {
     }
 
     fn stats(&self) -> Result<StoreStats, StoreError> {
+        self.flush_extents()?;
         let ([resources, costs, agents, batches], series, points, disk_bytes) =
             self.meta.counts()?;
         Ok(StoreStats {
@@ -413,6 +529,7 @@ impl Store for ScaleOutStore {
     }
 
     fn flush(&self) -> Result<(), StoreError> {
+        self.flush_extents()?;
         self.writer.flush()
     }
 

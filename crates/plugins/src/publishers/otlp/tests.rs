@@ -1,7 +1,7 @@
 use super::*;
 use crate::common::testing::{
-    batch, buffered_files, buffered_publisher, host_record, point, build_error,
-    sample_entries, with_raw,
+    batch, buffered_files, buffered_publisher, build_error, host_record, point, sample_entries,
+    with_raw,
 };
 use serde_json::Value;
 use skymeter_model::{ChargeCategory, Cost};

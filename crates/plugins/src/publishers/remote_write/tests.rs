@@ -1,6 +1,6 @@
 use super::*;
 use crate::common::testing::{
-    batch, buffered_files, buffered_publisher, host_record, point, build_error, resource,
+    batch, buffered_files, buffered_publisher, build_error, host_record, point, resource,
     sample_entries, wait_for, with_raw,
 };
 use axum::body::Bytes;

@@ -20,7 +20,8 @@ CREATE TABLE batches (
 CREATE INDEX batches_received ON batches (received_at);
 
 -- The series catalog: what identifies each series (its skymeter key), for
--- `GET /api/v1/series` and `/api/v1/points`, with its extent.
+-- `GET /api/v1/series` and `/api/v1/points`, with its extent (written by each server every
+-- few seconds: see `ScaleOutStore`).
 CREATE TABLE series (
     id TEXT PRIMARY KEY,
     metric TEXT NOT NULL,
@@ -36,10 +37,11 @@ CREATE TABLE series (
     first_ts BIGINT NOT NULL,
     last_ts BIGINT NOT NULL,
     points BIGINT NOT NULL
-);
+) WITH (fillfactor = 70);
 CREATE INDEX series_metric ON series (metric, id);
 CREATE INDEX series_resource ON series (resource_key, id);
-CREATE INDEX series_last ON series (last_ts);
+-- No index on first_ts, last_ts or points: widening a series' extent, done for every batch,
+-- then updates the row in place (a HOT update) without touching an index.
 CREATE INDEX series_prom_name ON series (prom_name);
 
 CREATE TABLE resources (
