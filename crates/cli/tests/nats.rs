@@ -133,13 +133,23 @@ fn metric(base: &str, name: &str) -> f64 {
         .unwrap_or_else(|| panic!("no {name} in:\n{text}"))
 }
 
-#[test]
-fn two_servers_share_a_stream_and_one_killed_mid_stream_loses_nothing() {
-    let test = "two_servers_share_a_stream_and_one_killed_mid_stream_loses_nothing";
-    if !skymeter_testkit::nats::machine_nats(test) {
-        return;
-    }
-    const N: usize = 500;
+/// What [`kill_mid_stream`] leaves: the resources each server lists, the servers (alive),
+/// and how many batches NATS delivered again.
+struct KillRun {
+    in_a: BTreeSet<String>,
+    in_b: BTreeSet<String>,
+    base_a: String,
+    base_b: String,
+    redelivered: f64,
+    _servers: (Proc, Proc),
+}
+
+const N: usize = 500;
+
+/// N batches wait in a stream; two `skymeter server --consume` (with `extra` arguments)
+/// share its durable consumer; server a is SIGKILLed once it has acknowledged ten, then
+/// started again; returns once the consumer has nothing left to deliver.
+fn kill_mid_stream(extra: &[String]) -> KillRun {
     let (stream, prefix) = unique_stream();
     let _cleanup = DeleteStream(stream.clone());
     let rt = rt();
@@ -167,6 +177,7 @@ fn two_servers_share_a_stream_and_one_killed_mid_stream_loses_nothing() {
             data.to_str().unwrap(),
             "--no-auth",
         ];
+        args.extend(extra.iter().map(String::as_str));
         let conf = dir.path().join(format!("{name}.toml"));
         let conf_arg = conf.display().to_string();
         if name == "a" {
@@ -212,7 +223,7 @@ fn two_servers_share_a_stream_and_one_killed_mid_stream_loses_nothing() {
         format!("http://127.0.0.1:{port_b}"),
     );
     let mut a = start("a", port_a);
-    let _b = start("b", port_b);
+    let b = start("b", port_b);
     wait_healthy(&base_a);
     wait_healthy(&base_b);
 
@@ -246,7 +257,7 @@ fn two_servers_share_a_stream_and_one_killed_mid_stream_loses_nothing() {
     };
     // The survivor goes on alone; then a comes back and joins.
     std::thread::sleep(Duration::from_secs(1));
-    let _a = start("a", port_a);
+    let a = start("a", port_a);
     wait_healthy(&base_a);
 
     // Done when the durable consumer has nothing left to deliver or acknowledge.
@@ -266,41 +277,150 @@ fn two_servers_share_a_stream_and_one_killed_mid_stream_loses_nothing() {
         std::thread::sleep(Duration::from_millis(200));
     }
 
-    let (in_a, in_b) = (stored(&base_a), stored(&base_b));
+    let redelivered = metric(&base_a, "skymeter_nats_consumer_redelivered_total")
+        + metric(&base_b, "skymeter_nats_consumer_redelivered_total");
+    for base in [&base_a, &base_b] {
+        assert_eq!(metric(base, "skymeter_nats_consumer_connected"), 1.0);
+        assert_eq!(metric(base, "skymeter_nats_consumer_terminated_total"), 0.0);
+    }
+    eprintln!("{N} batches: a killed after acknowledging {killed_at}; {redelivered} redelivered");
+    KillRun {
+        in_a: stored(&base_a),
+        in_b: stored(&base_b),
+        base_a,
+        base_b,
+        redelivered,
+        _servers: (a, b),
+    }
+}
+
+#[test]
+fn two_servers_share_a_stream_and_one_killed_mid_stream_loses_nothing() {
+    let test = "two_servers_share_a_stream_and_one_killed_mid_stream_loses_nothing";
+    if !skymeter_testkit::nats::machine_nats(test) {
+        return;
+    }
+    let run = kill_mid_stream(&[]);
+    let (in_a, in_b) = (&run.in_a, &run.in_b);
     let all: BTreeSet<String> = (0..N).map(|i| format!("r-{i}")).collect();
-    let union: BTreeSet<String> = in_a.union(&in_b).cloned().collect();
+    let union: BTreeSet<String> = in_a.union(in_b).cloned().collect();
     assert_eq!(union, all, "every batch is stored");
     assert!(
         !in_a.is_empty() && !in_b.is_empty(),
         "both servers took batches"
     );
-    // SHARED-METADATA VARIANT (issue 16 point 2, not on main yet): start both servers with
-    // `--metadata postgres://127.0.0.1:5432/<fresh db> --tsdb remote-write=…,query=…` (one
-    // VictoriaMetrics); the batch-id dedupe then holds across them, a redelivered batch is
-    // answered `duplicate`, and the check becomes exactly once: both servers answer the same
-    // N series, and `skymeter_ingest_batches_total{result="stored"}` summed over the three
-    // server lives is N. Until then, with one embedded store each, a batch a had stored but
-    // not yet acknowledged when it was killed is redelivered to b and stored there too: at
-    // most what a held in flight (about 2 × max_in_flight).
-    let both: Vec<&String> = in_a.intersection(&in_b).collect();
+    // With one embedded store each, a batch a had stored but not yet acknowledged when it
+    // was killed is redelivered to b and stored there too: at most what a held in flight
+    // (about 2 × max_in_flight). With shared metadata (the next test) that cannot happen.
+    let both: Vec<&String> = in_a.intersection(in_b).collect();
     assert!(
         both.len() <= 8,
         "only batches in flight at the kill may be in both: {both:?}"
     );
-    for base in [&base_a, &base_b] {
-        assert_eq!(metric(base, "skymeter_nats_consumer_connected"), 1.0);
-        assert_eq!(metric(base, "skymeter_nats_consumer_terminated_total"), 0.0);
+    assert!(run.redelivered > 0.0, "a was killed holding batches");
+}
+
+#[test]
+fn two_scale_out_servers_share_a_stream_and_store_every_batch_exactly_once() {
+    let test = "two_scale_out_servers_share_a_stream_and_store_every_batch_exactly_once";
+    if !skymeter_testkit::nats::machine_nats(test) {
+        return;
     }
-    // What a held unacknowledged when it died came back, after ack_wait.
-    let redelivered = metric(&base_a, "skymeter_nats_consumer_redelivered_total")
-        + metric(&base_b, "skymeter_nats_consumer_redelivered_total");
-    eprintln!(
-        "{N} batches: a stored {} (killed after acknowledging {killed_at}), b stored {}, in both {}; {redelivered} redelivered",
-        in_a.len(),
-        in_b.len(),
-        both.len(),
+    if std::net::TcpStream::connect(("127.0.0.1", 5432)).is_err() {
+        skip(
+            test,
+            "no PostgreSQL on 127.0.0.1:5432 (these machines run one)",
+        );
+        return;
+    }
+    let tool = skymeter_testkit::tool::require_tool;
+    if tool(
+        test,
+        skymeter_testkit::tool::program("psql", "postgresql-client"),
+    )
+    .is_none()
+    {
+        return;
+    }
+    let Some(vm_bin) = tool(test, skymeter_testkit::victoria::find()) else {
+        return;
+    };
+    let psql = |db: &str, sql: &str| {
+        let out = std::process::Command::new("psql")
+            .args(["-h", "127.0.0.1", "-U", "postgres", "-d", db, "-tAc", sql])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{sql}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let db = format!("skymeter_nats_{}", std::process::id());
+    psql(
+        "postgres",
+        &format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"),
     );
-    assert!(redelivered > 0.0, "a was killed holding batches");
+    psql("postgres", &format!("CREATE DATABASE {db}"));
+    let vm_dir = tempfile::tempdir().unwrap();
+    let vm = skymeter_testkit::victoria::VictoriaMetrics::start(vm_bin, vm_dir.path());
+    let run = kill_mid_stream(&[
+        "--metadata".into(),
+        format!("postgres://postgres@127.0.0.1:5432/{db}"),
+        "--tsdb".into(),
+        format!("remote-write={0}/api/v1/write,query={0}", vm.url()),
+    ]);
+    let all: BTreeSet<String> = (0..N).map(|i| format!("r-{i}")).collect();
+    // One state: both servers list every batch's resource.
+    assert_eq!(run.in_a, all, "server a sees every batch");
+    assert_eq!(run.in_b, all, "server b sees every batch");
+    assert!(run.redelivered > 0.0, "a was killed holding batches");
+    // Exactly once: N batch ids stored, and every sample once in the TSDB (a batch a had
+    // stored when it died was answered `duplicate` on redelivery, not stored again).
+    let batches = psql(&db, "SELECT count(*) FROM batches");
+    assert_eq!(batches, N.to_string());
+    let samples = eventually(Duration::from_secs(30), || {
+        let body: serde_json::Value = reqwest::blocking::Client::new()
+            .get(format!("{}/api/v1/query", run.base_b))
+            .query(&[
+                ("query", "sum(count_over_time(cpu_utilization_percent[2h]))"),
+                ("time", "2026-11-22T11:00:00Z"),
+            ])
+            .send()
+            .ok()?
+            .json()
+            .ok()?;
+        let n: f64 = body["data"]["result"][0]["value"][1]
+            .as_str()?
+            .parse()
+            .ok()?;
+        (n == (N * 60) as f64).then_some(n)
+    });
+    assert_eq!(
+        samples,
+        Some((N * 60) as f64),
+        "every sample once in VictoriaMetrics"
+    );
+    // The series catalog has each batch's series once (its point counts are statistics,
+    // written every few seconds: a SIGKILL loses the last ones, see docs/scaling.md).
+    let catalog: serde_json::Value = reqwest::blocking::get(format!(
+        "{}/api/v1/series?metric=cpu.utilization&limit=1000",
+        run.base_a
+    ))
+    .unwrap()
+    .json()
+    .unwrap();
+    assert_eq!(
+        catalog["items"].as_array().map(Vec::len),
+        Some(N),
+        "{catalog}"
+    );
+    drop(run);
+    psql(
+        "postgres",
+        &format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"),
+    );
 }
 
 #[test]

@@ -51,6 +51,9 @@ impl VictoriaMetrics {
             .arg("-search.latencyOffset=0s")
             // No result cache: tests write samples into the past and query them at once.
             .arg("-search.disableCache")
+            // Samples of one series at one time kept once, as docs/scaling.md recommends:
+            // a batch two servers took at once is written twice, the same samples.
+            .arg("-dedup.minScrapeInterval=1ms")
             .arg("-loggerLevel=ERROR")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
