@@ -592,32 +592,11 @@ impl Meta {
     // ---- costs ----
 
     pub fn costs(&self, q: &CostQuery) -> Result<Vec<CostGroup>, StoreError> {
-        let mut keys: Vec<&str> = Vec::new();
-        for g in &q.group_by {
-            if !keys.contains(&g.as_str()) {
-                keys.push(g.as_str());
-            }
-        }
-        let mut exprs = Vec::new();
-        for k in &keys {
-            exprs.push(match *k {
-                "provider" => "provider_name",
-                "service" => "service",
-                "account" => "account",
-                "region" => "region",
-                "resource" => "resource",
-                "category" => "category",
-                "source" => "source",
-                "currency" => "currency",
-                "day" => "strftime('%Y-%m-%d', start / 1000000000, 'unixepoch')",
-                "month" => "strftime('%Y-%m', start / 1000000000, 'unixepoch')",
-                other => {
-                    return Err(StoreError::BadRequest(format!(
-                        "cannot group costs by `{other}`; use provider, service, account, region, resource, category, source, currency, day or month"
-                    )))
-                }
-            });
-        }
+        let (keys, exprs) = cost_group_columns(
+            &q.group_by,
+            "strftime('%Y-%m-%d', start / 1000000000, 'unixepoch')",
+            "strftime('%Y-%m', start / 1000000000, 'unixepoch')",
+        )?;
         let mut sql = String::from("SELECT ");
         for e in &exprs {
             sql += e;
@@ -643,8 +622,7 @@ impl Meta {
         group += &format!("{}", exprs.len() + 1);
         sql += &format!(" GROUP BY {group} ORDER BY {group}");
         let n = exprs.len();
-        type Row = (Vec<String>, String, f64, f64, i64, Option<String>);
-        let rows: Vec<Row> = self.read("grouping costs", |c| {
+        let rows: Vec<CostRow> = self.read("grouping costs", |c| {
             let mut st = c.prepare_cached(&sql)?;
             let rows = st.query_map(params_from_iter(args), |r| {
                 let mut vals = Vec::with_capacity(n);
@@ -1203,13 +1181,48 @@ pub fn diff(old: &Resource, new: &Resource) -> std::collections::BTreeMap<String
     out
 }
 
+/// The distinct `group_by` names of a cost query, in order, and the SQL expression of each
+/// (`day` and `month` as the dialect writes them).
+pub(crate) fn cost_group_columns<'a>(
+    group_by: &'a [String],
+    day: &'static str,
+    month: &'static str,
+) -> Result<(Vec<&'a str>, Vec<&'static str>), StoreError> {
+    let mut keys: Vec<&str> = Vec::new();
+    for g in group_by {
+        if !keys.contains(&g.as_str()) {
+            keys.push(g.as_str());
+        }
+    }
+    let exprs = keys
+        .iter()
+        .map(|k| match *k {
+            "provider" => Ok("provider_name"),
+            "service" => Ok("service"),
+            "account" => Ok("account"),
+            "region" => Ok("region"),
+            "resource" => Ok("resource"),
+            "category" => Ok("category"),
+            "source" => Ok("source"),
+            "currency" => Ok("currency"),
+            "day" => Ok(day),
+            "month" => Ok(month),
+            other => Err(StoreError::BadRequest(format!(
+                "cannot group costs by `{other}`; use provider, service, account, region, resource, category, source, currency, day or month"
+            ))),
+        })
+        .collect::<Result<_, _>>()?;
+    Ok((keys, exprs))
+}
+
+/// A row of a cost grouping query: the group's values, currency, billed and effective sums,
+/// line count and oldest price date.
+pub(crate) type CostRow = (Vec<String>, String, f64, f64, i64, Option<String>);
+
 /// One [`CostGroup`] per row of a grouping query (group values, currency, sums, line count,
 /// oldest price date), rows ordered by group values then currency: a run of equal values
 /// with more than one currency is split by currency, each part naming its currency.
-pub(crate) fn cost_groups(
-    keys: &[&str],
-    rows: Vec<(Vec<String>, String, f64, f64, i64, Option<String>)>,
-) -> Vec<CostGroup> {
+pub(crate) fn cost_groups(keys: &[&str], rows: Vec<CostRow>) -> Vec<CostGroup> {
     let mut out = Vec::with_capacity(rows.len());
     let mut i = 0;
     while i < rows.len() {

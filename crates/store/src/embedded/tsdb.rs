@@ -572,22 +572,7 @@ impl Inner {
         q: &PointsQuery,
         max_points: u64,
     ) -> Result<Page<SeriesPoints>, StoreError> {
-        if q.end <= q.start {
-            return Err(StoreError::BadRequest(format!(
-                "end ({}) must be after start ({})",
-                q.end, q.start
-            )));
-        }
-        let step = match q.step_s {
-            None => None,
-            Some(s) if s == 0 || s > 1_000_000_000 => {
-                return Err(StoreError::BadRequest(format!(
-                    "step {s} s: use 1 to 1,000,000,000 seconds"
-                )))
-            }
-            Some(s) => Some(s as i64 * 1_000_000_000),
-        };
-        let agg = q.agg.unwrap_or(Stat::Avg);
+        let (step, agg) = points_step(q)?;
         let (start, end) = (to_ns_saturating(q.start), to_ns_saturating(q.end));
         let mut page_points = 0u64;
         let too_many = |key: &SeriesKey| {
@@ -676,6 +661,27 @@ impl Inner {
             Ok(out)
         })
     }
+}
+
+/// The checked range and bucketing of a points query: the step in nanoseconds (`None`:
+/// raw points) and how buckets combine.
+pub fn points_step(q: &PointsQuery) -> Result<(Option<i64>, Stat), StoreError> {
+    if q.end <= q.start {
+        return Err(StoreError::BadRequest(format!(
+            "end ({}) must be after start ({})",
+            q.end, q.start
+        )));
+    }
+    let step = match q.step_s {
+        None => None,
+        Some(s) if s == 0 || s > 1_000_000_000 => {
+            return Err(StoreError::BadRequest(format!(
+                "step {s} s: use 1 to 1,000,000,000 seconds"
+            )))
+        }
+        Some(s) => Some(s as i64 * 1_000_000_000),
+    };
+    Ok((step, q.agg.unwrap_or(Stat::Avg)))
 }
 
 /// Buckets `(end - step, end]` with `end` a multiple of `step` since the epoch: a point's

@@ -500,32 +500,11 @@ impl PgMeta {
     // ---- costs ----
 
     pub fn costs(&self, q: &CostQuery) -> Result<Vec<CostGroup>, StoreError> {
-        let mut keys: Vec<&str> = Vec::new();
-        for g in &q.group_by {
-            if !keys.contains(&g.as_str()) {
-                keys.push(g.as_str());
-            }
-        }
-        let mut exprs = Vec::new();
-        for k in &keys {
-            exprs.push(match *k {
-                "provider" => "provider_name",
-                "service" => "service",
-                "account" => "account",
-                "region" => "region",
-                "resource" => "resource",
-                "category" => "category",
-                "source" => "source",
-                "currency" => "currency",
-                "day" => "to_char(to_timestamp(start_ns / 1000000000) AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
-                "month" => "to_char(to_timestamp(start_ns / 1000000000) AT TIME ZONE 'UTC', 'YYYY-MM')",
-                other => {
-                    return Err(StoreError::BadRequest(format!(
-                        "cannot group costs by `{other}`; use provider, service, account, region, resource, category, source, currency, day or month"
-                    )))
-                }
-            });
-        }
+        let (keys, exprs) = crate::embedded::meta::cost_group_columns(
+            &q.group_by,
+            "to_char(to_timestamp(start_ns / 1000000000) AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
+            "to_char(to_timestamp(start_ns / 1000000000) AT TIME ZONE 'UTC', 'YYYY-MM')",
+        )?;
         // `COLLATE "C"`: groups in byte order, as the embedded store (SQLite) sorts them.
         let mut sql = String::from("SELECT ");
         for e in &exprs {
@@ -554,8 +533,7 @@ impl PgMeta {
             .map(|a| a.as_ref() as &(dyn ToSql + Sync))
             .collect();
         let rows = c.query(&sql, &refs).map_err(db("grouping costs"))?;
-        type Row = (Vec<String>, String, f64, f64, i64, Option<String>);
-        let rows: Vec<Row> = rows
+        let rows: Vec<crate::embedded::meta::CostRow> = rows
             .into_iter()
             .map(|r| {
                 let vals = (0..n)

@@ -41,7 +41,7 @@ use chrono::{DateTime, Utc};
 pub use meta::PgMeta;
 use parking_lot::Mutex;
 use skymeter_model::api::{AgentRegistration, Heartbeat};
-use skymeter_model::{Batch, Cost, Stat};
+use skymeter_model::{Batch, Cost};
 use skymeter_promql::{Labels, MatchOp, Matcher, QueryError, SelectBudget, Series};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -336,22 +336,7 @@ impl Store for ScaleOutStore {
         q: &PointsQuery,
         max_points: u64,
     ) -> Result<Page<SeriesPoints>, StoreError> {
-        if q.end <= q.start {
-            return Err(StoreError::BadRequest(format!(
-                "end ({}) must be after start ({})",
-                q.end, q.start
-            )));
-        }
-        let step = match q.step_s {
-            None => None,
-            Some(s) if s == 0 || s > 1_000_000_000 => {
-                return Err(StoreError::BadRequest(format!(
-                    "step {s} s: use 1 to 1,000,000,000 seconds"
-                )))
-            }
-            Some(s) => Some(s as i64 * 1_000_000_000),
-        };
-        let agg = q.agg.unwrap_or(Stat::Avg);
+        let (step, agg) = crate::embedded::tsdb::points_step(q)?;
         self.flush_extents()?;
         let page = self.meta.series(&q.series)?;
         let (start_ms, end_ms) = (q.start.timestamp_millis(), q.end.timestamp_millis() - 1);
