@@ -71,7 +71,7 @@ pub enum Command {
     /// Print the JSON Schema of the record format.
     Schema(SchemaArgs),
     /// Run the server: embedded store, ingest and query API, agent registry.
-    Server(ServerArgs),
+    Server(Box<ServerArgs>),
     /// Server plus a local agent collecting this host, in one process, no setup: the
     /// zero-configuration way to try skymeter.
     Up(UpArgs),

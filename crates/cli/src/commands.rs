@@ -22,7 +22,7 @@ pub async fn dispatch(cli: crate::cli::Cli, registry: Registry) -> ExitCode {
         Command::Plugins(a) => plugins(a, &registry),
         Command::Metrics(a) => metrics(a, &registry),
         Command::Schema(a) => schema(a),
-        Command::Server(a) => crate::serve::server(a, &registry).await,
+        Command::Server(a) => crate::serve::server(*a, &registry).await,
         Command::Up(a) => crate::serve::up(a, &registry).await,
         // Blocking (files, or PostgreSQL with --metadata): off the async workers.
         Command::Token(c) => tokio::task::block_in_place(|| crate::serve::token(c)),

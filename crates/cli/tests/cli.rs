@@ -109,6 +109,7 @@ fn every_plugin_sample_config_validates() {
                         ("SKYMETER_TOKEN", "t"),
                         ("HOOK_API_KEY", "t"),
                         ("MQTT_PASSWORD", "t"),
+                        ("NATS_PASSWORD", "t"),
                         ("SKYMETER_PG_URL", "postgres://u@127.0.0.1/db"),
                         ("AZURE_TENANT_ID", "t"),
                         ("AZURE_CLIENT_ID", "t"),

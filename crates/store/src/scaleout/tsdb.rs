@@ -28,6 +28,9 @@ const MAX_BODY: u64 = 2 << 30;
 /// and the engine's "no bound" (`i64::MIN`/`MAX` ms) is not a time a TSDB accepts.
 const HORIZON_MS: i64 = 100 * 365 * 86_400_000;
 
+/// How far back a label or series listing without a start looks.
+const ALL_TIME_MS: i64 = 10 * 365 * 86_400_000;
+
 pub struct TsdbQuery {
     base: String,
     agent: ureq::Agent,
@@ -265,9 +268,10 @@ impl TsdbQuery {
             params.push(("match[]", selector(s)));
         }
         let now = now_ms();
-        if start_ms > now.saturating_sub(HORIZON_MS) {
-            params.push(("start", secs(start_ms)));
-        }
+        // No start means all time, as the embedded store answers it. A TSDB left without one
+        // picks its own default (VictoriaMetrics: the last day), and VictoriaMetrics 1.79
+        // answers nothing from `start=0`: ten years back stands for "all".
+        params.push(("start", secs(start_ms.max(now.saturating_sub(ALL_TIME_MS)))));
         if end_ms < now.saturating_add(HORIZON_MS) {
             params.push(("end", secs(end_ms)));
         }
