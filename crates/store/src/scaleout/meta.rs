@@ -132,6 +132,20 @@ impl PgMeta {
         })
     }
 
+    /// Runs a statement whose arguments were built at run time.
+    fn query(
+        &self,
+        sql: &str,
+        args: &[Arg],
+        context: &str,
+    ) -> Result<Vec<postgres::Row>, StoreError> {
+        let refs: Vec<&(dyn ToSql + Sync)> = args
+            .iter()
+            .map(|a| a.as_ref() as &(dyn ToSql + Sync))
+            .collect();
+        self.conn()?.query(sql, &refs).map_err(db(context))
+    }
+
     fn migrate(&self) -> Result<(), StoreError> {
         let mut c = self.conn()?;
         c.execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
@@ -289,12 +303,7 @@ impl PgMeta {
         }
         let limit = q.page.limit() as usize;
         sql += &format!(" ORDER BY id LIMIT {}", limit + 1);
-        let mut c = self.conn()?;
-        let refs: Vec<&(dyn ToSql + Sync)> = args
-            .iter()
-            .map(|a| a.as_ref() as &(dyn ToSql + Sync))
-            .collect();
-        let mut rows = c.query(&sql, &refs).map_err(db("listing series"))?;
+        let mut rows = self.query(&sql, &args, "listing series")?;
         let next_cursor = (rows.len() > limit).then(|| {
             rows.truncate(limit);
             let id: String = rows.last().unwrap().get(0);
@@ -420,12 +429,7 @@ impl PgMeta {
         }
         let limit = q.page.limit() as usize;
         sql += &format!(" LIMIT {}", limit + 1);
-        let mut c = self.conn()?;
-        let refs: Vec<&(dyn ToSql + Sync)> = args
-            .iter()
-            .map(|a| a.as_ref() as &(dyn ToSql + Sync))
-            .collect();
-        let mut rows = c.query(&sql, &refs).map_err(db("listing resources"))?;
+        let mut rows = self.query(&sql, &args, "listing resources")?;
         let next_cursor = (rows.len() > limit).then(|| {
             rows.truncate(limit);
             let last = rows.last().unwrap();
@@ -527,12 +531,7 @@ impl PgMeta {
         group += &format!("{}", exprs.len() + 1);
         sql += &format!(" GROUP BY {group} ORDER BY {group}");
         let n = exprs.len();
-        let mut c = self.conn()?;
-        let refs: Vec<&(dyn ToSql + Sync)> = args
-            .iter()
-            .map(|a| a.as_ref() as &(dyn ToSql + Sync))
-            .collect();
-        let rows = c.query(&sql, &refs).map_err(db("grouping costs"))?;
+        let rows = self.query(&sql, &args, "grouping costs")?;
         let rows: Vec<crate::embedded::meta::CostRow> = rows
             .into_iter()
             .map(|r| {
@@ -567,12 +566,7 @@ impl PgMeta {
             &mut args,
         )?;
         sql += &format!(" ORDER BY n LIMIT {limit}");
-        let mut c = self.conn()?;
-        let refs: Vec<&(dyn ToSql + Sync)> = args
-            .iter()
-            .map(|a| a.as_ref() as &(dyn ToSql + Sync))
-            .collect();
-        let rows = c.query(&sql, &refs).map_err(db("reading cost lines"))?;
+        let rows = self.query(&sql, &args, "reading cost lines")?;
         let next_cursor = (rows.len() == limit as usize)
             .then(|| rows.last().map(|r| r.get::<_, i64>(0).to_string()))
             .flatten();
