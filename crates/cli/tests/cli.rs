@@ -5,7 +5,7 @@ mod common;
 use common::*;
 use std::time::{Duration, Instant};
 
-const ALL_PLUGINS: [&str; 22] = [
+const ALL_PLUGINS: [&str; 23] = [
     "aws",
     "gcp",
     "azure",
@@ -26,6 +26,7 @@ const ALL_PLUGINS: [&str; 22] = [
     "mqtt",
     "remote_write",
     "otlp",
+    "nats",
     "postgres",
     "server",
 ];
