@@ -115,10 +115,6 @@ impl PgMeta {
         Ok(meta)
     }
 
-    pub fn shown_url(&self) -> &str {
-        &self.shown
-    }
-
     fn conn(&self) -> Result<Conn, StoreError> {
         let pool = self
             .pool
@@ -276,17 +272,16 @@ impl PgMeta {
                 sql += &format!(" AND metric = ${}", args.len());
             }
         }
-        for (col, v) in [
-            ("resource_key", &q.resource),
-            ("provider", &q.provider),
-            ("account", &q.account),
-            ("region", &q.region),
-        ] {
-            if let Some(v) = v {
-                args.push(Box::new(v.clone()));
-                sql += &format!(" AND {col} = ${}", args.len());
-            }
-        }
+        push_equal(
+            &mut sql,
+            &mut args,
+            [
+                ("resource_key", &q.resource),
+                ("provider", &q.provider),
+                ("account", &q.account),
+                ("region", &q.region),
+            ],
+        );
         if let Some(s) = q.stat {
             args.push(Box::new(s.as_str().to_string()));
             sql += &format!(" AND stat = ${}", args.len());
@@ -364,17 +359,16 @@ impl PgMeta {
             "SELECT key, record, first_seen, last_seen, {sort_col} AS sort_value FROM resources r WHERE true"
         );
         let mut args: Vec<Arg> = Vec::new();
-        for (c, v) in [
-            ("provider", &q.provider),
-            ("account", &q.account),
-            ("region", &q.region),
-            ("kind", &q.kind),
-        ] {
-            if let Some(v) = v {
-                args.push(Box::new(v.clone()));
-                sql += &format!(" AND {c} = ${}", args.len());
-            }
-        }
+        push_equal(
+            &mut sql,
+            &mut args,
+            [
+                ("provider", &q.provider),
+                ("account", &q.account),
+                ("region", &q.region),
+                ("kind", &q.kind),
+            ],
+        );
         if !q.tags.is_empty() {
             args.push(Box::new(serde_json::to_value(&q.tags).unwrap()));
             sql += &format!(" AND tags @> ${}", args.len());
@@ -863,6 +857,20 @@ fn stored(key: String, record: Value, first: i64, last: i64) -> Result<StoredRes
         first_seen: from_ns(first),
         last_seen: from_ns(last),
     })
+}
+
+/// `AND column = $n` for each filter that is set.
+fn push_equal<const N: usize>(
+    sql: &mut String,
+    args: &mut Vec<Arg>,
+    filters: [(&str, &Option<String>); N],
+) {
+    for (col, v) in filters {
+        if let Some(v) = v {
+            args.push(Box::new(v.clone()));
+            *sql += &format!(" AND {col} = ${}", args.len());
+        }
+    }
 }
 
 /// The filters cost queries share (see [`CostQuery`]).
