@@ -5,6 +5,7 @@
 
 use crate::traits::PluginError;
 use skymeter_model::provider::Provider;
+use skymeter_model::Resource;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -37,6 +38,36 @@ pub trait PriceTable: Send + Sync {
     fn to_json(&self) -> String;
     /// Keeps the regions `keep` accepts (`show --region`).
     fn retain_regions(&mut self, keep: &dyn Fn(&str) -> bool);
+
+    /// What `resource`, as inventoried, costs per month of [`HOURS_PER_MONTH`] hours at the
+    /// table's list prices (an instance by its type and platform, a volume by size, IOPS and
+    /// throughput, an idle address by the hour), or `None` when the table has no price for
+    /// it. The findings (unused, idle, oversized resources) price what they find with this.
+    fn monthly_usd(&self, _resource: &Resource) -> Option<f64> {
+        None
+    }
+
+    /// The sizes `resource` could run as (instance types of its family in its region, with
+    /// the same platform), each with its capacity and monthly list price, cheapest first;
+    /// empty when the table knows none. Rightsizing picks the cheapest that holds the load.
+    fn size_options(&self, _resource: &Resource) -> Vec<SizeOption> {
+        Vec::new()
+    }
+}
+
+/// Hours in a month for monthly prices and savings (365 × 24 / 12), as the clouds' own
+/// calculators count them.
+pub const HOURS_PER_MONTH: f64 = 730.0;
+
+/// One size a resource could be resized to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SizeOption {
+    /// The provider's type name (`m5.large`, `n2-standard-4`, `Standard_D2s_v5`).
+    pub name: String,
+    pub vcpus: f64,
+    pub memory_mib: f64,
+    /// List price per month of [`HOURS_PER_MONTH`].
+    pub monthly_usd: f64,
 }
 
 /// The options of `prices <cloud> update` that a cloud may take; each [`PriceSource`] lists

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 /// Hours in the month that monthly quantities (GiB-month, disk-month) are priced against,
 /// as both Google and Azure price them.
-pub const HOURS_PER_MONTH: f64 = 730.0;
+pub use skymeter_plugin_api::prices::HOURS_PER_MONTH;
 
 /// One list price.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -8,7 +8,7 @@ use skymeter_plugin_api::{ErrorKind, PluginError};
 use std::collections::{BTreeMap, HashMap};
 
 /// Hours in the month AWS prices monthly quantities (GB-month, IOPS-month) against.
-pub const HOURS_PER_MONTH: f64 = 730.0;
+pub use skymeter_plugin_api::prices::HOURS_PER_MONTH;
 /// gp3 includes 3,000 IOPS and 125 MiB/s; only what is provisioned above them is charged.
 pub const GP3_FREE_IOPS: f64 = 3000.0;
 pub const GP3_FREE_THROUGHPUT_MIBPS: f64 = 125.0;

@@ -1,0 +1,1 @@
+//! Daily cost anomalies (placeholder: filled by the anomaly work).

@@ -1,0 +1,1 @@
+//! Monthly budgets (placeholder: filled by the budget work).
