@@ -20,11 +20,12 @@ use crate::types::{
     TokenInfo,
 };
 use postgres::types::ToSql;
-use postgres::{NoTls, Transaction};
+use postgres::Transaction;
 use r2d2_postgres::PostgresConnectionManager;
 use serde_json::{json, Value};
 use skymeter_model::api::{AgentRegistration, AgentStatus, Heartbeat};
 use skymeter_model::{Batch, Cost, Resource};
+use skymeter_pgconn::{MakeRustlsConnect, PgTarget};
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -35,8 +36,8 @@ mod embedded_migrations {
 /// The advisory lock key servers take while migrating (any constant; "skymeter" in ASCII).
 const MIGRATION_LOCK: i64 = 0x736b_796d_6574_6572;
 
-type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
-type Conn = r2d2::PooledConnection<PostgresConnectionManager<NoTls>>;
+type Pool = r2d2::Pool<PostgresConnectionManager<MakeRustlsConnect>>;
+type Conn = r2d2::PooledConnection<PostgresConnectionManager<MakeRustlsConnect>>;
 
 /// A boxed SQL argument, for statements whose argument list is built at run time.
 type Arg = Box<dyn ToSql + Sync + Send>;
@@ -92,19 +93,23 @@ impl PgMeta {
     /// skymeter's version. Fails with a message naming the database and what to do.
     pub fn connect(url: &str, max_connections: u32) -> Result<PgMeta, StoreError> {
         let shown = redact(url);
-        let config: postgres::Config = url.parse().map_err(|e| {
-            StoreError::BadRequest(format!(
-                "--metadata {shown}: not a PostgreSQL URL ({e}); write postgres://USER:PASSWORD@HOST:PORT/DATABASE"
-            ))
-        })?;
-        let manager = PostgresConnectionManager::new(config, NoTls);
+        let target = PgTarget::parse(url)
+            .map_err(|e| StoreError::BadRequest(format!("--metadata {shown}: {e}")))?;
+        let config = postgres::Config::from(target.config);
+        let manager = PostgresConnectionManager::new(config.clone(), target.tls.clone());
         let pool = r2d2::Pool::builder()
             .max_size(max_connections.max(1))
             .connection_timeout(Duration::from_secs(10))
             .build(manager)
             .map_err(|e| {
+                // r2d2 keeps only the last error's top line ("error performing TLS
+                // handshake"); one direct attempt gives the whole reason.
+                let why = match config.connect(target.tls) {
+                    Err(direct) => skymeter_pgconn::describe(&direct),
+                    Ok(_) => e.to_string(),
+                };
                 StoreError::Database(format!(
-                    "cannot connect to PostgreSQL at {shown}: {e}; check that it runs, that the database exists and that the user may log in"
+                    "cannot connect to PostgreSQL at {shown}: {why}; check that it runs, that the database exists, that the user may log in and, with sslmode=verify-ca/verify-full, that sslrootcert holds the CA of the server's certificate"
                 ))
             })?;
         let meta = PgMeta {
@@ -115,7 +120,7 @@ impl PgMeta {
         Ok(meta)
     }
 
-    fn conn(&self) -> Result<Conn, StoreError> {
+    pub(crate) fn conn(&self) -> Result<Conn, StoreError> {
         let pool = self
             .pool
             .as_ref()

@@ -428,3 +428,48 @@ fn a_bad_url_or_an_absent_database_is_named_without_its_password() {
     assert!(!e.contains("sekret"), "{e}");
     assert!(e.contains("skymeter_no_such_database"), "{e}");
 }
+
+#[test]
+fn metadata_over_tls_checks_the_servers_certificate() {
+    // The machine's PostgreSQL serves Debian's snakeoil certificate, issued to `localhost`.
+    const CERT: &str = "/etc/ssl/certs/ssl-cert-snakeoil.pem";
+    let test = "metadata_over_tls_checks_the_servers_certificate";
+    let Some(db) = TestDb::create(test) else {
+        return;
+    };
+    if !std::path::Path::new(CERT).is_file() {
+        skymeter_testkit::tool::missing_tool(
+            test,
+            "no /etc/ssl/certs/ssl-cert-snakeoil.pem (Debian's ssl-cert)",
+        );
+        return;
+    }
+    let url = format!(
+        "postgres://postgres@localhost:5432/{}?sslmode=verify-full&sslrootcert={CERT}",
+        db.name
+    );
+    let meta = PgMeta::connect(&url, 2).unwrap();
+    let encrypted: bool = meta
+        .conn()
+        .unwrap()
+        .query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(encrypted, "the metadata connection is not encrypted");
+    // 127.0.0.1 is not a name the certificate holds: refused, and the message says why.
+    let e = PgMeta::connect(
+        &format!(
+            "postgres://postgres:sekret@127.0.0.1:5432/{}?sslmode=verify-full&sslrootcert={CERT}",
+            db.name
+        ),
+        1,
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(e.contains("not valid for name"), "{e}");
+    assert!(!e.contains("sekret"), "{e}");
+}

@@ -34,7 +34,9 @@ use std::time::Duration;
 #[serde(deny_unknown_fields)]
 pub struct PostgresConfig {
     /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE` (or key=value form). A secret when
-    /// it carries a password: write `"${SKYMETER_PG_URL}"`. TLS is not supported yet.
+    /// it carries a password: write `"${SKYMETER_PG_URL}"`. TLS as libpq's `sslmode`
+    /// (`disable`, `prefer` by default, `require`, `verify-ca`, `verify-full`), `sslrootcert`
+    /// (a PEM file or `system`), `sslcert` + `sslkey` for a client certificate.
     #[schemars(with = "String")]
     pub url: SecretString,
     /// The schema the tables live in (created when missing).
@@ -74,12 +76,8 @@ pub fn factory() -> PublisherFactory {
 
 fn build(raw: &RawConfig<'_>, ctx: &BuildContext) -> Result<Box<dyn Publisher>, ConfigError> {
     let cfg: PostgresConfig = raw.decode()?;
-    let pg: tokio_postgres::Config = cfg.url.expose_secret().parse().map_err(|e| {
-        raw.error(
-            "url",
-            format!("not a PostgreSQL connection string ({e}); write e.g. \"postgres://skymeter@127.0.0.1:5432/finops\""),
-        )
-    })?;
+    let target = skymeter_pgconn::PgTarget::parse(cfg.url.expose_secret())
+        .map_err(|e| raw.error("url", e.to_string()))?;
     let ident_ok = |s: &str| {
         !s.is_empty()
             && s.len() <= 63
@@ -96,10 +94,10 @@ fn build(raw: &RawConfig<'_>, ctx: &BuildContext) -> Result<Box<dyn Publisher>, 
     if cfg.timeout.0.is_zero() {
         return Err(raw.error("timeout", "must be more than 0"));
     }
-    let shown = shown(&pg);
     let db = Arc::new(Database {
-        config: pg,
-        shown,
+        config: target.config,
+        tls: target.tls,
+        shown: target.shown,
         schema: cfg.schema.clone(),
         timeout: cfg.timeout.0,
     });
@@ -118,27 +116,10 @@ fn build(raw: &RawConfig<'_>, ctx: &BuildContext) -> Result<Box<dyn Publisher>, 
     })))
 }
 
-/// `postgres://user@host:port/db`, never the password.
-fn shown(c: &tokio_postgres::Config) -> String {
-    let host = c
-        .get_hosts()
-        .first()
-        .map(|h| match h {
-            tokio_postgres::config::Host::Tcp(h) => h.clone(),
-            #[cfg(unix)]
-            tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
-        })
-        .unwrap_or_default();
-    let port = c.get_ports().first().copied().unwrap_or(5432);
-    format!(
-        "postgres://{}@{host}:{port}/{}",
-        c.get_user().unwrap_or(""),
-        c.get_dbname().unwrap_or("")
-    )
-}
-
 struct Database {
     config: tokio_postgres::Config,
+    /// TLS as the URL's `sslmode`/`sslrootcert`/`sslcert`/`sslkey` ask (skymeter-pgconn).
+    tls: skymeter_pgconn::MakeRustlsConnect,
     shown: String,
     schema: String,
     timeout: Duration,
@@ -203,29 +184,26 @@ impl Database {
             needs_action,
         };
         let (mut client, connection) =
-            self.config
-                .connect(tokio_postgres::NoTls)
-                .await
-                .map_err(|e| {
-                    let auth = e.code().is_some_and(|c| {
-                        *c == tokio_postgres::error::SqlState::INVALID_PASSWORD
+            self.config.connect(self.tls.clone()).await.map_err(|e| {
+                let auth = e.code().is_some_and(|c| {
+                    *c == tokio_postgres::error::SqlState::INVALID_PASSWORD
                         || *c
                             == tokio_postgres::error::SqlState::INVALID_AUTHORIZATION_SPECIFICATION
-                    });
-                    fail(
-                        format!(
-                            "cannot connect to {}: {}{}",
-                            self.shown,
-                            pg_error(&e),
-                            if auth {
-                                "; check the user and password in `url`"
-                            } else {
-                                ""
-                            }
-                        ),
-                        auth,
-                    )
-                })?;
+                });
+                fail(
+                    format!(
+                        "cannot connect to {}: {}{}",
+                        self.shown,
+                        pg_error(&e),
+                        if auth {
+                            "; check the user and password in `url`"
+                        } else {
+                            ""
+                        }
+                    ),
+                    auth,
+                )
+            })?;
         let conn = tokio::spawn(async move {
             let _ = connection.await;
         });

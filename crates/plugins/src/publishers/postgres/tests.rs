@@ -182,9 +182,15 @@ async fn batches_written_while_the_database_is_away_arrive_whole_once_it_is_back
 
     // A batch delivered twice (its commit acknowledgement lost) changes nothing; an older
     // record of a resource does not replace a newer one.
+    // Straight to the database this time, TLS required (the machine's PostgreSQL has it on;
+    // the relayed deliveries above took it too, as `prefer` does when the server offers it).
+    let target =
+        skymeter_pgconn::PgTarget::parse("postgres://postgres@127.0.0.1:5432/test?sslmode=require")
+            .unwrap();
     let database = Database {
-        config: "postgres://postgres@127.0.0.1:5432/test".parse().unwrap(),
-        shown: "db".into(),
+        config: target.config,
+        tls: target.tls,
+        shown: target.shown,
         schema: schema.clone(),
         timeout: Duration::from_secs(5),
     };
