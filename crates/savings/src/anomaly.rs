@@ -15,7 +15,7 @@
 //!   min_spread_fraction × E_t, 0.01)`, where `k_t = sqrt(1 + π/2 × (1/n_w + 1/n_L +
 //!   1/n_S))` widens it for the baseline's own estimation error (`n_w` days of that weekday,
 //!   `n_L` days in the level, `n_S` days since a level shift of the last `level_days`; π/2
-//!   is the variance of a median over that of a mean): 1.1 to 1.3 in practice;
+//!   is the variance of a median over that of a mean): about 1.1 to 1.5;
 //! - the day is anomalous when `|x_t − E_t| > threshold × σ_t` and `|x_t − E_t| ≥
 //!   min_amount`.
 //!
@@ -800,6 +800,35 @@ mod tests {
         early[45].1 /= 4.0;
         early[30].1 *= 4.0;
         assert_eq!(detect(&early, &AnomalyConfig::default()), vec![]);
+    }
+
+    #[test]
+    fn a_group_that_stops_and_starts_again() {
+        // Cost drops to nothing from day 40 (the fleet was deleted), then comes back on
+        // day 60: one downward shift, one upward shift, and a fresh warm-up after it.
+        let mut series = weekly(90, 100.0, 23);
+        for (_, cost) in &mut series[40..60] {
+            *cost = 0.0;
+        }
+        let found = detect(&series, &AnomalyConfig::default());
+        assert_eq!(
+            summary(&found),
+            vec![
+                (day(40), AnomalyKind::LevelShift, Direction::Down, false),
+                (day(60), AnomalyKind::LevelShift, Direction::Up, false),
+            ]
+        );
+        assert_eq!(found[0].actual, 0.0);
+        // After the restart the group warms up again: a spike 5 days in is not judged,
+        // one 20 days in is.
+        let mut early = series.clone();
+        early[65].1 *= 3.0;
+        assert_eq!(detect(&early, &AnomalyConfig::default()).len(), 2);
+        series[80].1 *= 3.0;
+        assert_eq!(
+            summary(&detect(&series, &AnomalyConfig::default()))[2],
+            (day(80), AnomalyKind::Spike, Direction::Up, false)
+        );
     }
 
     #[test]
