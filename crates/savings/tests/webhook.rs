@@ -270,14 +270,14 @@ async fn a_429_and_a_timeout_are_retried() {
             ..answer(StatusCode::TOO_MANY_REQUESTS)
         },
         1 => Answer {
-            delay: Duration::from_secs(2),
+            delay: Duration::from_secs(10),
             ..answer(StatusCode::OK)
         },
         _ => answer(StatusCode::ACCEPTED),
     })
     .await;
     let mut cfg = config(&url, 5);
-    cfg.timeout = Duration::from_millis(300).into();
+    cfg.timeout = Duration::from_secs(1).into();
     let notifier = WebhookNotifier::new(&cfg, Arc::new(MemorySentLog::default())).unwrap();
     let (budget, daily, today) = forecast_crossing();
     let events = budget_events(&budget, &evaluate(&budget, &daily, today));
@@ -429,4 +429,32 @@ fn the_url_is_checked() {
             .unwrap();
         assert!(err.to_string().starts_with("webhook `url`"), "{err}");
     }
+}
+
+#[test]
+fn the_webhook_and_anomaly_tables_read_from_toml_with_defaults() {
+    let webhook: WebhookConfig = toml::from_str("url = \"https://hooks.example.com/x\"\n").unwrap();
+    assert_eq!(webhook.retry, RetryPolicy::default());
+    assert_eq!(webhook.timeout.0, Duration::from_secs(10));
+    assert!(!webhook.send_provisional);
+    let webhook: WebhookConfig = toml::from_str(
+        "url = \"http://127.0.0.1:9/x\"\nretry = { attempts = 2, initial = \"1s\", max = \"4s\" }\ntimeout = \"3s\"\nsend_provisional = true\n",
+    )
+    .unwrap();
+    assert_eq!(webhook.retry.attempts, 2);
+    assert_eq!(webhook.timeout.0, Duration::from_secs(3));
+    assert!(webhook.send_provisional);
+    assert!(toml::from_str::<WebhookConfig>("url = \"http://x\"\nretries = 3\n").is_err());
+
+    use skymeter_savings::anomaly::AnomalyConfig;
+    let anomalies: AnomalyConfig = toml::from_str("threshold = 4.0\nmin_amount = 5\n").unwrap();
+    assert_eq!(
+        anomalies,
+        AnomalyConfig {
+            threshold: 4.0,
+            min_amount: 5.0,
+            ..AnomalyConfig::default()
+        }
+    );
+    assert!(toml::from_str::<AnomalyConfig>("treshold = 4.0\n").is_err());
 }
