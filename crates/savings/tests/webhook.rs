@@ -411,6 +411,9 @@ fn ids_are_stable() {
     let e = anomaly_event(ymd(2026, 6, 14), false, "111");
     assert_eq!(e.id(), anomaly_event(ymd(2026, 6, 14), true, "111").id());
     assert_eq!(e.id().len(), "anomaly-".len() + 32);
+    // FNV-1a 128 of `7:account;3:111;7:service;28:Amazon Elastic Compute Cloud;10:2026-06-14;`
+    // (checked with an independent implementation).
+    assert_eq!(e.id(), "anomaly-ab3014f2840e1bc92343896a37578ef9");
     assert_ne!(e.id(), anomaly_event(ymd(2026, 6, 14), false, "1111").id());
     let (budget, daily, today) = forecast_crossing();
     let events = budget_events(&budget, &evaluate(&budget, &daily, today));
