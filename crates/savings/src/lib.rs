@@ -8,3 +8,4 @@
 pub mod anomaly;
 pub mod budget;
 pub mod findings;
+pub mod notify;
