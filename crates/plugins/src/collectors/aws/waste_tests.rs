@@ -437,6 +437,73 @@ cost = []"#,
         assert_eq!(api_calls(&out, api), n, "{api}");
     }
 
+    // Estimated cost through the collector, at the shipped table's us-east-1 prices: every
+    // Elastic IP by the hour, NAT gateways by the hour plus the GB the same collection read,
+    // load balancers by the hour, the snapshot by its size.
+    let mut c = collector(
+        r#"services = ["snapshots", "eips", "nat", "elb"]
+delay = "0s"
+cost = ["estimated"]"#,
+    );
+    c.provider_mut().set_sdk(sdk.clone());
+    let mut out = Output::default();
+    c.collect(&req, &mut out).await.unwrap();
+    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    let table = prices::PriceTable::shipped();
+    let use1 = &table.regions["us-east-1"];
+    let hours = period as f64 / 3600.0;
+    let lines = |id: &str| {
+        let mut l: Vec<(String, f64)> = out
+            .costs
+            .iter()
+            .filter(|c| c.resource_id.as_deref() == Some(id))
+            .map(|c| (c.sku_id.clone().unwrap_or_default(), c.billed_cost))
+            .collect();
+        l.sort_by(|a, b| a.0.cmp(&b.0));
+        l
+    };
+    let close = |a: f64, b: f64| (a - b).abs() <= 1e-12 * b.abs().max(1.0);
+    for id in [idle.allocation_id().unwrap(), used.allocation_id().unwrap()] {
+        let l = lines(id);
+        assert_eq!(l.len(), 1, "{id}: {l:?}");
+        assert_eq!(l[0].0, "us-east-1/vpc/public_ipv4");
+        assert!(
+            close(l[0].1, use1.vpc.public_ipv4_hour.unwrap() * hours),
+            "{l:?}"
+        );
+    }
+    let l = lines(&nat_id);
+    assert_eq!(
+        l.iter().map(|x| x.0.as_str()).collect::<Vec<_>>(),
+        [
+            "us-east-1/vpc/nat_gateway",
+            "us-east-1/vpc/nat_gateway/data"
+        ]
+    );
+    assert!(
+        close(l[0].1, use1.vpc.nat_gateway_hour.unwrap() * hours),
+        "{l:?}"
+    );
+    let gb = 4600.0 / (1u64 << 30) as f64;
+    assert!(
+        close(l[1].1, use1.vpc.nat_gateway_gb.unwrap() * gb),
+        "{l:?}"
+    );
+    let l = lines(&arns[0]);
+    assert_eq!(l.len(), 1);
+    assert_eq!(l[0].0, "us-east-1/elb/alb");
+    assert!(close(l[0].1, use1.elb.alb_hour.unwrap() * hours), "{l:?}");
+    assert_eq!(lines(&arns[1])[0].0, "us-east-1/elb/nlb");
+    let l = lines(&snap_id);
+    assert_eq!(l[0].0, "us-east-1/ebs/snapshot/standard");
+    assert!(
+        close(
+            l[0].1,
+            50.0 * hours / 730.0 * use1.ebs.snapshot_gb_month.unwrap()
+        ),
+        "{l:?}"
+    );
+
     // The tag filter: EC2 kinds by `tag:` filters, load balancers by their DescribeTags.
     let mut c = collector(
         r#"services = ["snapshots", "eips", "nat", "elb"]
