@@ -1988,3 +1988,42 @@ async fn an_unreachable_endpoint_is_unavailable() {
     assert_eq!(e.kind, ErrorKind::Unavailable);
     assert!(e.message.starts_with("GetProducts failed"), "{e}");
 }
+
+#[test]
+fn show_rows_and_counts_include_the_waste_prices() {
+    use skymeter_plugin_api::prices::PriceTable as _;
+    let table = waste_table();
+    let rows: Vec<(String, f64, String)> = table
+        .rows("us-east-1")
+        .into_iter()
+        .map(|r| (r.key, r.usd, r.per))
+        .filter(|(k, _, _)| {
+            k.starts_with("ebs/snapshot") || k.starts_with("vpc/") || k.starts_with("elb/")
+        })
+        .collect();
+    let want: Vec<(String, f64, String)> = [
+        ("ebs/snapshot/standard", 0.05, "GB-month"),
+        ("ebs/snapshot/archive", 0.0125, "GB-month"),
+        ("vpc/public_ipv4", 0.005, "hour"),
+        ("vpc/nat_gateway", 0.045, "hour"),
+        ("vpc/nat_gateway/data", 0.045, "GB"),
+        ("elb/alb", 0.0225, "hour"),
+        ("elb/alb/lcu", 0.008, "LCU-hour"),
+        ("elb/nlb", 0.0225, "hour"),
+        ("elb/nlb/lcu", 0.006, "NLCU-hour"),
+    ]
+    .into_iter()
+    .map(|(k, v, p)| (k.to_string(), v, p.to_string()))
+    .collect();
+    assert_eq!(rows, want);
+    let counts = skymeter_plugin_api::prices::PriceTable::counts(&table);
+    let use1 = &counts["us-east-1"];
+    assert_eq!(use1["vpc"], 3);
+    assert_eq!(use1["elb"], 4);
+    // 3 storage, 4 IOPS tiers, 1 throughput, 2 snapshot prices.
+    assert_eq!(use1["ebs"], 10);
+    assert_eq!(counts["eu-west-1"]["vpc"], 0);
+    // The file form keeps every new field.
+    let back: PriceTable = serde_json::from_str(&PriceTable::to_json(&table)).unwrap();
+    assert_eq!(back, table);
+}
