@@ -597,6 +597,8 @@ pub async fn ebs_snapshots(scope: &Scope<'_>) -> Result<Vec<Resource>, PluginErr
     let mut pages = client
         .describe_snapshots()
         .owner_ids("self")
+        // Bounded pages (the API's maximum); without it one answer holds every snapshot.
+        .max_results(1000)
         .set_filters(ec2_filters(scope))
         .into_paginator()
         .send();

@@ -525,3 +525,112 @@ cost = []"#,
     want.sort();
     assert_eq!(ids, want);
 }
+
+/// A stand-in of the ELBv2 Query API: DescribeLoadBalancers answers one application load
+/// balancer; DescribeTags answers AccessDenied when `deny_tags`, and every call does when
+/// `deny_all`.
+async fn elb_stand_in(deny_all: bool, deny_tags: bool) -> String {
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+    let app = axum::Router::new().fallback(move |body: axum::body::Bytes| async move {
+        let body = String::from_utf8_lossy(&body).to_string();
+        let denied = (
+            StatusCode::FORBIDDEN,
+            "<ErrorResponse xmlns=\"http://elasticloadbalancing.amazonaws.com/doc/2015-12-01/\"><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>stand-in says no</Message></Error><RequestId>r1</RequestId></ErrorResponse>",
+        )
+            .into_response();
+        if deny_all || (deny_tags && body.contains("Action=DescribeTags")) {
+            return denied;
+        }
+        if body.contains("Action=DescribeLoadBalancers") {
+            return (
+                StatusCode::OK,
+                "<DescribeLoadBalancersResponse xmlns=\"http://elasticloadbalancing.amazonaws.com/doc/2015-12-01/\"><DescribeLoadBalancersResult><LoadBalancers><member><LoadBalancerArn>arn:aws:elasticloadbalancing:us-east-1:111122223333:loadbalancer/app/web/50dc6c495c0c9188</LoadBalancerArn><LoadBalancerName>web</LoadBalancerName><Type>application</Type><Scheme>internet-facing</Scheme><State><Code>active</Code></State><DNSName>web-1.us-east-1.elb.amazonaws.com</DNSName></member></LoadBalancers></DescribeLoadBalancersResult><ResponseMetadata><RequestId>r2</RequestId></ResponseMetadata></DescribeLoadBalancersResponse>",
+            )
+                .into_response();
+        }
+        if body.contains("Action=DescribeTags") {
+            return (
+                StatusCode::OK,
+                "<DescribeTagsResponse xmlns=\"http://elasticloadbalancing.amazonaws.com/doc/2015-12-01/\"><DescribeTagsResult><TagDescriptions><member><ResourceArn>arn:aws:elasticloadbalancing:us-east-1:111122223333:loadbalancer/app/web/50dc6c495c0c9188</ResourceArn><Tags><member><Key>env</Key><Value>prod</Value></member></Tags></member></TagDescriptions></DescribeTagsResult><ResponseMetadata><RequestId>r3</RequestId></ResponseMetadata></DescribeTagsResponse>",
+            )
+                .into_response();
+        }
+        (StatusCode::BAD_REQUEST, "unexpected").into_response()
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}")
+}
+
+/// A denied DescribeLoadBalancers or DescribeTags names the call and the IAM action to
+/// grant; the load balancer is not reported without the tags it may be filtered by.
+#[tokio::test]
+async fn denied_load_balancer_calls_name_the_iam_action() {
+    for (deny_all, api) in [(true, "DescribeLoadBalancers"), (false, "DescribeTags")] {
+        let url = elb_stand_in(deny_all, true).await;
+        let mut c = collector(
+            r#"regions = ["us-east-1"]
+accounts = [{ id = "111122223333" }]
+services = ["elb"]
+cost = []"#,
+        );
+        c.provider_mut().set_sdk(sdk(&url).await);
+        let req = CollectRequest {
+            window: Window {
+                start: chrono::TimeZone::timestamp_opt(&Utc, 0, 0).unwrap(),
+                end: chrono::TimeZone::timestamp_opt(&Utc, 300, 0).unwrap(),
+            },
+            metrics: MetricSelection::new::<&str>(&[]).unwrap(),
+            task: "t".into(),
+        };
+        let mut out = Output::default();
+        let e = c.collect(&req, &mut out).await.unwrap_err();
+        assert_eq!(e.kind, skymeter_plugin_api::ErrorKind::Permission, "{e:?}");
+        assert!(
+            e.message.starts_with(&format!(
+                "{api} was denied: grant the IAM action elasticloadbalancing:{api}"
+            )),
+            "{}",
+            e.message
+        );
+        assert_eq!(e.context.get("api").map(String::as_str), Some(api));
+        assert!(out.resources.is_empty(), "{:?}", out.resources);
+    }
+    // Allowed: the answer's load balancer, named by its name, with its ARN as id.
+    let url = elb_stand_in(false, false).await;
+    let mut c = collector(
+        r#"regions = ["us-east-1"]
+accounts = [{ id = "111122223333" }]
+services = ["elb"]
+cost = []"#,
+    );
+    c.provider_mut().set_sdk(sdk(&url).await);
+    let req = CollectRequest {
+        window: Window {
+            start: chrono::TimeZone::timestamp_opt(&Utc, 0, 0).unwrap(),
+            end: chrono::TimeZone::timestamp_opt(&Utc, 300, 0).unwrap(),
+        },
+        metrics: MetricSelection::new::<&str>(&["aws.*"]).unwrap(),
+        task: "t".into(),
+    };
+    let mut out = Output::default();
+    c.collect(&req, &mut out).await.unwrap();
+    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    assert_eq!(out.resources.len(), 1);
+    let lb = &out.resources[0];
+    assert_eq!(
+        lb.id,
+        "arn:aws:elasticloadbalancing:us-east-1:111122223333:loadbalancer/app/web/50dc6c495c0c9188"
+    );
+    assert_eq!(lb.name, "web");
+    assert_eq!(lb.tags.get("env").map(String::as_str), Some("prod"));
+    assert_eq!(lb.attributes["scheme"], "internet-facing");
+    assert_eq!(lb.attributes["lb_type"], "application");
+    assert_eq!(
+        api_calls(&out, "elasticloadbalancing:DescribeLoadBalancers"),
+        1.0
+    );
+    assert_eq!(api_calls(&out, "elasticloadbalancing:DescribeTags"), 1.0);
+}
