@@ -17,6 +17,9 @@ pub enum Shape {
     /// A daily level (S3 storage): one `Average` query at a period of one day, emitted as
     /// stat `avg` with `period_s` 86400.
     Daily,
+    /// A level of which only the peak is wanted (NAT gateway ActiveConnectionCount): one
+    /// `Maximum` query whatever `stats` says, emitted as stat `max`.
+    Peak,
 }
 
 /// The AWS services the collector knows; `services = [...]` picks among them.
@@ -28,16 +31,28 @@ pub enum Service {
     Lambda,
     S3,
     Eks,
+    /// EBS snapshots owned by the account.
+    Snapshots,
+    /// Elastic IP addresses.
+    Eips,
+    /// NAT gateways.
+    Nat,
+    /// ELBv2 load balancers (application, network, gateway).
+    Elb,
 }
 
 impl Service {
-    pub const ALL: [Service; 6] = [
+    pub const ALL: [Service; 10] = [
         Service::Ec2,
         Service::Ebs,
         Service::Rds,
         Service::Lambda,
         Service::S3,
         Service::Eks,
+        Service::Snapshots,
+        Service::Eips,
+        Service::Nat,
+        Service::Elb,
     ];
 
     pub fn name(self) -> &'static str {
@@ -48,6 +63,10 @@ impl Service {
             Service::Lambda => "lambda",
             Service::S3 => "s3",
             Service::Eks => "eks",
+            Service::Snapshots => "snapshots",
+            Service::Eips => "eips",
+            Service::Nat => "nat",
+            Service::Elb => "elb",
         }
     }
 
@@ -193,13 +212,49 @@ pub const CWAGENT_MEMORY: CwMetric = CwMetric {
     source: None,
 };
 
+const fn nat(cw: &'static str, name: &'static str, unit: Unit, shape: Shape) -> CwMetric {
+    metric(
+        Service::Nat,
+        "AWS/NATGateway",
+        "NatGatewayId",
+        cw,
+        name,
+        unit,
+        shape,
+    )
+}
+
+/// An ELBv2 metric; the `LoadBalancer` dimension is the ARN's suffix (`app/name/id`).
+const fn elb(
+    namespace: &'static str,
+    cw: &'static str,
+    name: &'static str,
+    unit: Unit,
+) -> CwMetric {
+    metric(
+        Service::Elb,
+        namespace,
+        "LoadBalancer",
+        cw,
+        name,
+        unit,
+        Shape::Total,
+    )
+}
+
+/// The CloudWatch namespace of application load balancers' metrics.
+pub const ALB_NAMESPACE: &str = "AWS/ApplicationELB";
+/// The CloudWatch namespace of network load balancers' metrics.
+pub const NLB_NAMESPACE: &str = "AWS/NetworkELB";
+
 const STANDARD_STORAGE: &[(&str, &str)] = &[("StorageType", "StandardStorage")];
 const ALL_STORAGE_TYPES: &[(&str, &str)] = &[("StorageType", "AllStorageTypes")];
 
 /// Every metric the collector asks CloudWatch for. EC2 Disk* (instance store) and EBS*
 /// (EBS volumes, Nitro) map to the same names with a `source` label, so a dashboard can sum
-/// both or pick one. RDS ReadIOPS/WriteIOPS are already per second.
-pub const CATALOG: [CwMetric; 25] = [
+/// both or pick one. RDS ReadIOPS/WriteIOPS are already per second. NAT gateway bytes and
+/// load balancer counts are totals per period (stat `sum`).
+pub const CATALOG: [CwMetric; 32] = [
     ec2_gauge("CPUUtilization", "cpu.utilization", Unit::Percent),
     ec2_counter(
         "NetworkIn",
@@ -317,7 +372,57 @@ pub const CATALOG: [CwMetric; 25] = [
         Unit::Count,
         ALL_STORAGE_TYPES,
     ),
+    nat(
+        "BytesOutToDestination",
+        "network.sent_bytes",
+        Unit::Bytes,
+        Shape::Total,
+    ),
+    nat(
+        "BytesInFromSource",
+        "network.received_bytes",
+        Unit::Bytes,
+        Shape::Total,
+    ),
+    nat(
+        "ActiveConnectionCount",
+        "network.connections",
+        Unit::Count,
+        Shape::Peak,
+    ),
+    elb(ALB_NAMESPACE, "RequestCount", "lb.requests", Unit::Count),
+    elb(
+        ALB_NAMESPACE,
+        "ProcessedBytes",
+        "network.processed_bytes",
+        Unit::Bytes,
+    ),
+    elb(
+        NLB_NAMESPACE,
+        "NewFlowCount",
+        "lb.new_connections",
+        Unit::Count,
+    ),
+    elb(
+        NLB_NAMESPACE,
+        "ProcessedBytes",
+        "network.processed_bytes",
+        Unit::Bytes,
+    ),
 ];
+
+/// What the metrics of this catalog that the shared normalized catalog lacks mean.
+pub fn own_description(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "network.sent_bytes" => "Bytes sent in the period (NAT gateway: to destinations).",
+        "network.received_bytes" => "Bytes received in the period (NAT gateway: from sources).",
+        "network.connections" => "Concurrent active connections (the period's peak).",
+        "network.processed_bytes" => "Bytes a load balancer processed in the period.",
+        "lb.requests" => "Requests a load balancer received in the period.",
+        "lb.new_connections" => "New connections (flows) a load balancer opened in the period.",
+        _ => return None,
+    })
+}
 
 /// The catalog entries of one service.
 pub fn of(service: Service) -> impl Iterator<Item = &'static CwMetric> {

@@ -10,7 +10,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use serde_json::Value;
 use skymeter_model::{Labels, Resource};
 use skymeter_plugin_api::PluginError;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use tokio::sync::Semaphore;
 
 /// Where a discovery runs: one account and region, with the SDK config for them.
@@ -585,6 +585,263 @@ pub async fn s3_buckets(scope: &Scope<'_>) -> Result<Vec<Resource>, PluginError>
             res.name = name.to_string();
             out.push(res);
         }
+    }
+    Ok(out)
+}
+
+/// EBS snapshots the account owns (DescribeSnapshots with `OwnerIds = ["self"]`, every
+/// page). Snapshots of other owners that an answer still carries (public or shared ones, when
+/// an emulator ignores `OwnerIds`) are left out by their `OwnerId` when the account is known.
+pub async fn ebs_snapshots(scope: &Scope<'_>) -> Result<Vec<Resource>, PluginError> {
+    let client = aws_sdk_ec2::Client::new(scope.sdk);
+    let mut pages = client
+        .describe_snapshots()
+        .owner_ids("self")
+        // Bounded pages (the API's maximum); without it one answer holds every snapshot.
+        .max_results(1000)
+        .set_filters(ec2_filters(scope))
+        .into_paginator()
+        .send();
+    let mut out = Vec::new();
+    while let Some(page) = pages.next().await {
+        scope.calls.count("ec2:DescribeSnapshots");
+        let page = page.map_err(|e| {
+            api_error(
+                "DescribeSnapshots",
+                "ec2:DescribeSnapshots",
+                scope.region,
+                &e,
+            )
+        })?;
+        for s in page.snapshots() {
+            let Some(id) = s.snapshot_id() else { continue };
+            if !scope.account.is_empty() && s.owner_id().is_some_and(|o| o != scope.account) {
+                continue;
+            }
+            let tags = ec2_tags(s.tags());
+            if !scope.wanted(&tags) {
+                continue;
+            }
+            let attrs = Attrs::default()
+                .n("size_gib", s.volume_size())
+                .s("created", s.start_time().and_then(|t| rfc3339(t.secs())))
+                .s("volume_id", s.volume_id())
+                .s("state", s.state().map(|v| v.as_str()))
+                .s(
+                    "storage_tier",
+                    Some(s.storage_tier().map_or("standard", |t| t.as_str())),
+                )
+                .b("encrypted", s.encrypted())
+                .s("description", s.description());
+            out.push(scope.resource(
+                "storage.snapshot",
+                "AWS::EC2::Snapshot",
+                id.to_string(),
+                tags,
+                attrs,
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// Elastic IP addresses (DescribeAddresses: one answer, no pages), associated or not.
+pub async fn elastic_ips(scope: &Scope<'_>) -> Result<Vec<Resource>, PluginError> {
+    let client = aws_sdk_ec2::Client::new(scope.sdk);
+    scope.calls.count("ec2:DescribeAddresses");
+    let answer = client
+        .describe_addresses()
+        .set_filters(ec2_filters(scope))
+        .send()
+        .await
+        .map_err(|e| {
+            api_error(
+                "DescribeAddresses",
+                "ec2:DescribeAddresses",
+                scope.region,
+                &e,
+            )
+        })?;
+    let mut out = Vec::new();
+    for a in answer.addresses() {
+        let Some(id) = a.allocation_id().or(a.public_ip()) else {
+            continue;
+        };
+        let tags = ec2_tags(a.tags());
+        if !scope.wanted(&tags) {
+            continue;
+        }
+        let attrs = Attrs::default()
+            .s("public_ip", a.public_ip())
+            .b(
+                "associated",
+                Some(a.association_id().is_some_and(|i| !i.is_empty())),
+            )
+            .s(
+                "attached_to",
+                // An emulator may answer empty strings for what is not there.
+                a.instance_id()
+                    .or(a.network_interface_id())
+                    .filter(|i| !i.is_empty())
+                    .or(a.network_interface_id().filter(|i| !i.is_empty())),
+            )
+            .s("domain", a.domain().map(|d| d.as_str()));
+        out.push(scope.resource(
+            "network.public_ip",
+            "AWS::EC2::EIP",
+            id.to_string(),
+            tags,
+            attrs,
+        ));
+    }
+    Ok(out)
+}
+
+/// NAT gateways (DescribeNatGateways, every page), in any state (a deleted one stays
+/// listed for about an hour).
+pub async fn nat_gateways(scope: &Scope<'_>) -> Result<Vec<Resource>, PluginError> {
+    let client = aws_sdk_ec2::Client::new(scope.sdk);
+    let mut pages = client
+        .describe_nat_gateways()
+        .set_filter(ec2_filters(scope))
+        .into_paginator()
+        .send();
+    let mut out = Vec::new();
+    while let Some(page) = pages.next().await {
+        scope.calls.count("ec2:DescribeNatGateways");
+        let page = page.map_err(|e| {
+            api_error(
+                "DescribeNatGateways",
+                "ec2:DescribeNatGateways",
+                scope.region,
+                &e,
+            )
+        })?;
+        for n in page.nat_gateways() {
+            let Some(id) = n.nat_gateway_id() else {
+                continue;
+            };
+            let tags = ec2_tags(n.tags());
+            if !scope.wanted(&tags) {
+                continue;
+            }
+            let attrs = Attrs::default()
+                .s("state", n.state().map(|s| s.as_str()))
+                .s("vpc_id", n.vpc_id())
+                .s("subnet_id", n.subnet_id())
+                .s(
+                    "connectivity_type",
+                    n.connectivity_type().map(|c| c.as_str()),
+                )
+                .s("created", n.create_time().and_then(|t| rfc3339(t.secs())));
+            out.push(scope.resource(
+                "network.nat_gateway",
+                "AWS::EC2::NatGateway",
+                id.to_string(),
+                tags,
+                attrs,
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// The most resource ARNs one ELBv2 DescribeTags call takes.
+pub const ELB_TAGS_PER_CALL: usize = 20;
+
+/// ELBv2 load balancers (DescribeLoadBalancers, every page) with their tags (DescribeTags,
+/// 20 ARNs per call, the API's limit). The id is the ARN; `name` is the `Name` tag, else the
+/// load balancer's name.
+pub async fn load_balancers(scope: &Scope<'_>) -> Result<Vec<Resource>, PluginError> {
+    let client = aws_sdk_elasticloadbalancingv2::Client::new(scope.sdk);
+    let mut pages = client.describe_load_balancers().into_paginator().send();
+    let mut found = Vec::new();
+    while let Some(page) = pages.next().await {
+        scope
+            .calls
+            .count("elasticloadbalancing:DescribeLoadBalancers");
+        let page = page.map_err(|e| {
+            api_error(
+                "DescribeLoadBalancers",
+                "elasticloadbalancing:DescribeLoadBalancers",
+                scope.region,
+                &e,
+            )
+        })?;
+        for lb in page.load_balancers() {
+            let Some(arn) = lb.load_balancer_arn() else {
+                continue;
+            };
+            let attrs = Attrs::default()
+                .s("lb_type", lb.r#type().map(|t| t.as_str()))
+                .s("scheme", lb.scheme().map(|s| s.as_str()))
+                .s(
+                    "state",
+                    lb.state().and_then(|s| s.code()).map(|c| c.as_str()),
+                )
+                .s("dns_name", lb.dns_name())
+                .s("arn", Some(arn))
+                .s("vpc_id", lb.vpc_id())
+                .s("created", lb.created_time().and_then(|t| rfc3339(t.secs())));
+            found.push((
+                arn.to_string(),
+                lb.load_balancer_name().unwrap_or(arn).to_string(),
+                attrs,
+            ));
+        }
+    }
+    let mut tags: HashMap<String, Labels> = HashMap::new();
+    for chunk in found.chunks(ELB_TAGS_PER_CALL) {
+        let _permit = scope.limit.acquire().await;
+        scope.calls.count("elasticloadbalancing:DescribeTags");
+        let answer = client
+            .describe_tags()
+            .set_resource_arns(Some(chunk.iter().map(|(arn, _, _)| arn.clone()).collect()))
+            .send()
+            .await
+            .map_err(|e| {
+                api_error(
+                    "DescribeTags",
+                    "elasticloadbalancing:DescribeTags",
+                    scope.region,
+                    &e,
+                )
+            })?;
+        for d in answer.tag_descriptions() {
+            let Some(arn) = d.resource_arn() else {
+                continue;
+            };
+            tags.insert(
+                arn.to_string(),
+                d.tags()
+                    .iter()
+                    .filter_map(|t| {
+                        Some((
+                            t.key()?.to_string(),
+                            t.value().unwrap_or_default().to_string(),
+                        ))
+                    })
+                    .collect(),
+            );
+        }
+    }
+    let mut out = Vec::new();
+    for (arn, name, attrs) in found {
+        let t = tags.remove(&arn).unwrap_or_default();
+        if !scope.wanted(&t) {
+            continue;
+        }
+        let mut res = scope.resource(
+            "network.load_balancer",
+            "AWS::ElasticLoadBalancingV2::LoadBalancer",
+            arn,
+            t,
+            attrs,
+        );
+        if !res.tags.contains_key("Name") {
+            res.name = name;
+        }
+        out.push(res);
     }
     Ok(out)
 }

@@ -98,16 +98,41 @@ pub struct Wanted<'a> {
     pub cwagent: &'a CwAgentDims,
 }
 
+/// The CloudWatch namespace of a resource's own metrics: by kind, and for a load balancer by
+/// its type (gateway load balancers have none asked).
+pub fn namespace_of(r: &Resource) -> Option<&'static str> {
+    Some(match r.kind.as_str() {
+        "compute.instance" => "AWS/EC2",
+        "database.instance" => "AWS/RDS",
+        "function" => "AWS/Lambda",
+        "storage.bucket" => "AWS/S3",
+        "network.nat_gateway" => "AWS/NATGateway",
+        "network.load_balancer" => match r.attributes.get("lb_type").and_then(|v| v.as_str()) {
+            Some("application") => super::catalog::ALB_NAMESPACE,
+            Some("network") => super::catalog::NLB_NAMESPACE,
+            _ => return None,
+        },
+        _ => return None,
+    })
+}
+
+/// The value of the dimension that names `r` in CloudWatch: its id, except for a load
+/// balancer, named by the part of its ARN after `loadbalancer/` (`app/web/50dc6c495c0c9188`).
+pub fn dimension_value(r: &Resource) -> &str {
+    if r.kind == "network.load_balancer" {
+        if let Some((_, suffix)) = r.id.split_once(":loadbalancer/") {
+            return suffix;
+        }
+    }
+    &r.id
+}
+
 /// Every query for `resources`.
 pub fn plan(resources: &[Resource], wanted: &Wanted<'_>) -> Plan {
     let mut plan = Plan::default();
     for (i, r) in resources.iter().enumerate() {
-        let namespace = match r.kind.as_str() {
-            "compute.instance" => "AWS/EC2",
-            "database.instance" => "AWS/RDS",
-            "function" => "AWS/Lambda",
-            "storage.bucket" => "AWS/S3",
-            _ => continue,
+        let Some(namespace) = namespace_of(r) else {
+            continue;
         };
         for m in &wanted.metrics {
             let dims_sets: Vec<Option<Dims>> = if m.namespace == CWAGENT_MEMORY.namespace {
@@ -146,6 +171,7 @@ pub fn plan(resources: &[Resource], wanted: &Wanted<'_>) -> Plan {
                     }
                     Shape::Total => push(&mut plan, Stat::Sum),
                     Shape::Daily => push(&mut plan, Stat::Avg),
+                    Shape::Peak => push(&mut plan, Stat::Max),
                 }
             }
         }
@@ -270,7 +296,7 @@ pub async fn fetch(
                                 metric = metric.dimensions(
                                     Dimension::builder()
                                         .name(q.metric.dimension)
-                                        .value(&r.id)
+                                        .value(dimension_value(r))
                                         .build(),
                                 );
                                 for (n, v) in q.metric.fixed {

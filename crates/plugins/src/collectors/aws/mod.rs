@@ -1,4 +1,5 @@
-//! `aws`: inventory of EC2, EBS, RDS, Lambda, S3 and EKS (every page of every list),
+//! `aws`: inventory of EC2, EBS (volumes and snapshots), RDS, Lambda, S3, EKS, Elastic IPs,
+//! NAT gateways and ELBv2 load balancers (every page of every list),
 //! their metrics from CloudWatch `GetMetricData` only (500 queries per call, the API maximum;
 //! DESIGN §4), and cost: estimated from price tables, billed from Cost Explorer.
 //!
@@ -42,6 +43,8 @@ pub mod standin;
 mod testing;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod waste_tests;
 
 use calls::ApiCalls;
 use catalog::{CwMetric, Service, CATALOG};
@@ -72,7 +75,8 @@ pub struct AwsConfig {
     /// `AWS_ENDPOINT_URL`.
     #[serde(default)]
     pub endpoint_url: Option<String>,
-    /// Services to collect: any of ec2, ebs, rds, lambda, s3, eks. Default: all.
+    /// Services to collect: any of ec2, ebs, rds, lambda, s3, eks, snapshots, eips, nat, elb.
+    /// Default: all.
     #[serde(default)]
     pub services: Option<Vec<String>>,
     /// EC2 CloudWatch metrics to ask for (CloudWatch names, e.g. "CPUUtilization",
@@ -200,7 +204,7 @@ impl CloudProvider for AwsCloud {
     type Prices = prices::PriceTable;
 
     const PROVIDER: &'static skymeter_model::provider::Provider = &skymeter_model::provider::AWS;
-    const SUMMARY: &'static str = "AWS inventory (EC2, EBS, RDS, Lambda, S3, EKS), CloudWatch metrics (GetMetricData, 500 queries per call) and cost (estimated, Cost Explorer)";
+    const SUMMARY: &'static str = "AWS inventory (EC2, EBS volumes and snapshots, RDS, Lambda, S3, EKS, Elastic IPs, NAT gateways, load balancers), CloudWatch metrics (GetMetricData, 500 queries per call) and cost (estimated, Cost Explorer)";
     const STATS: &'static [Stat] = cloud::EVERY_STAT;
     const METRIC_API: &'static str = "cloudwatch:GetMetricData";
     const SCOPE_NOUN: &'static str = "account";
@@ -227,6 +231,7 @@ impl CloudProvider for AwsCloud {
                     stats: match same[0].shape {
                         catalog::Shape::Total => vec![Stat::Sum],
                         catalog::Shape::Daily => vec![Stat::Avg],
+                        catalog::Shape::Peak => vec![Stat::Max],
                         _ => Self::STATS.to_vec(),
                     },
                     labels,
@@ -234,6 +239,12 @@ impl CloudProvider for AwsCloud {
                 }
             },
         );
+        // Names the shared catalog does not have (yet) are described here.
+        for info in out.iter_mut().filter(|i| i.description.is_empty()) {
+            info.description = catalog::own_description(&info.name)
+                .unwrap_or_default()
+                .into();
+        }
         for (name, unit, description) in [
             (
                 METRICS_REQUESTED,
@@ -470,6 +481,18 @@ impl CloudProvider for AwsCloud {
         }
         if on(Service::Eks) {
             out.add(inventory::eks_clusters(&scope).await);
+        }
+        if on(Service::Snapshots) {
+            out.add(inventory::ebs_snapshots(&scope).await);
+        }
+        if on(Service::Eips) {
+            out.add(inventory::elastic_ips(&scope).await);
+        }
+        if on(Service::Nat) {
+            out.add(inventory::nat_gateways(&scope).await);
+        }
+        if on(Service::Elb) {
+            out.add(inventory::load_balancers(&scope).await);
         }
         out
     }

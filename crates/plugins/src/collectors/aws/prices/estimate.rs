@@ -4,6 +4,7 @@ use super::table::{operating_system, PriceTable, RegionPrices, Tier};
 use crate::common::price_list::{estimated_line, number, text, EstimatedLine};
 use chrono::{DateTime, Utc};
 use skymeter_model::{Cost, Point, Resource, Stat};
+use skymeter_plugin_api::prices::SizeOption;
 use skymeter_plugin_api::{ErrorKind, PluginError};
 use std::collections::{BTreeMap, HashMap};
 
@@ -19,6 +20,10 @@ const RDS: &str = "Amazon Relational Database Service";
 const LAMBDA: &str = "AWS Lambda";
 const S3: &str = "Amazon Simple Storage Service";
 const EKS: &str = "Amazon Elastic Kubernetes Service";
+const VPC: &str = "Amazon Virtual Private Cloud";
+const ELB: &str = "Elastic Load Balancing";
+/// Bytes in the GB AWS prices data processing by.
+const GB: f64 = (1u64 << 30) as f64;
 
 /// What [`estimate`] found: cost lines, and one error per price the table lacks.
 #[derive(Debug, Clone, Default)]
@@ -43,6 +48,12 @@ pub struct Estimate {
 /// - `storage.bucket`: the latest `storage.size` StandardStorage point × months.
 /// - `function`: Σ over the window's `function.invocations` sums × the same period's
 ///   `function.duration` average × memory, in GB-seconds, plus the requests.
+/// - `storage.snapshot`: size × months at the standard or archive tier's GB-month price.
+/// - `network.public_ip`: every Elastic IP, associated or not, hours × the public IPv4 price.
+/// - `network.nat_gateway`: hours when `available`, plus the GB of the window's
+///   `network.sent_bytes` and `network.received_bytes` sums × the data processing price.
+/// - `network.load_balancer`: application and network load balancers' hours when `active`
+///   (or `active_impaired`); capacity units (LCU) are not estimated.
 ///
 /// A month is 730 hours. A price absent from the table gives no line and one error per
 /// (region, price) in `missing`.
@@ -112,6 +123,10 @@ impl<'a> Estimator<'a> {
             "k8s.cluster" => self.cluster(r),
             "storage.bucket" => self.bucket(r, points),
             "function" => self.function(r, points),
+            "storage.snapshot" => self.snapshot(r),
+            "network.public_ip" => self.public_ip(r),
+            "network.nat_gateway" => self.nat_gateway(r, points),
+            "network.load_balancer" => self.load_balancer(r),
             _ => {}
         }
     }
@@ -485,6 +500,221 @@ impl<'a> Estimator<'a> {
             || format!("no Lambda {arch} price per request in {region}"),
         );
     }
+}
+
+impl Estimator<'_> {
+    fn snapshot(&mut self, r: &Resource) {
+        let Some(size) = number(r, "size_gib") else {
+            return;
+        };
+        let region = r.region.as_str();
+        let Some(prices) = self.region(region) else {
+            return;
+        };
+        let archive = text(r, "storage_tier") == Some("archive");
+        let (price, tier) = if archive {
+            (prices.ebs.snapshot_archive_gb_month, "archive")
+        } else {
+            (prices.ebs.snapshot_gb_month, "standard")
+        };
+        self.charge(
+            price,
+            Line {
+                resource: r,
+                service: EC2,
+                category: "Storage",
+                key: format!("ebs/snapshot/{tier}"),
+                quantity: size * self.hours / HOURS_PER_MONTH,
+                unit: "GB-Mo",
+            },
+            || format!("no EBS snapshot price per GB-month ({tier} tier) in {region}"),
+        );
+    }
+
+    fn public_ip(&mut self, r: &Resource) {
+        let region = r.region.as_str();
+        let Some(prices) = self.region(region) else {
+            return;
+        };
+        self.charge(
+            prices.vpc.public_ipv4_hour,
+            Line {
+                resource: r,
+                service: VPC,
+                category: "Networking",
+                key: "vpc/public_ipv4".into(),
+                quantity: self.hours,
+                unit: "Hrs",
+            },
+            || format!("no public IPv4 address price per hour in {region}"),
+        );
+    }
+
+    fn nat_gateway(&mut self, r: &Resource, points: &[Point]) {
+        if text(r, "state") != Some("available") {
+            return;
+        }
+        let region = r.region.as_str();
+        let Some(prices) = self.region(region) else {
+            return;
+        };
+        self.charge(
+            prices.vpc.nat_gateway_hour,
+            Line {
+                resource: r,
+                service: EC2,
+                category: "Networking",
+                key: "vpc/nat_gateway".into(),
+                quantity: self.hours,
+                unit: "Hrs",
+            },
+            || format!("no NAT gateway price per hour in {region}"),
+        );
+        let bytes: f64 = points
+            .iter()
+            .filter(|p| {
+                (p.metric == "network.sent_bytes" || p.metric == "network.received_bytes")
+                    && p.stat == Stat::Sum
+                    && p.ts > self.start
+                    && p.ts <= self.end
+                    && belongs_to(p, r)
+            })
+            .map(|p| p.value)
+            .sum();
+        if bytes > 0.0 {
+            self.charge(
+                prices.vpc.nat_gateway_gb,
+                Line {
+                    resource: r,
+                    service: EC2,
+                    category: "Networking",
+                    key: "vpc/nat_gateway/data".into(),
+                    quantity: bytes / GB,
+                    unit: "GB",
+                },
+                || format!("no NAT gateway data processing price per GB in {region}"),
+            );
+        }
+    }
+
+    fn load_balancer(&mut self, r: &Resource) {
+        if !matches!(text(r, "state"), Some("active" | "active_impaired")) {
+            return;
+        }
+        let (name, kind) = match text(r, "lb_type") {
+            Some("application") => ("alb", "application"),
+            Some("network") => ("nlb", "network"),
+            // Gateway load balancers are not in the table.
+            _ => return,
+        };
+        let region = r.region.as_str();
+        let Some(prices) = self.region(region) else {
+            return;
+        };
+        let price = if name == "alb" {
+            prices.elb.alb_hour
+        } else {
+            prices.elb.nlb_hour
+        };
+        self.charge(
+            price,
+            Line {
+                resource: r,
+                service: ELB,
+                category: "Networking",
+                key: format!("elb/{name}"),
+                quantity: self.hours,
+                unit: "Hrs",
+            },
+            || format!("no {kind} load balancer price per hour in {region}"),
+        );
+    }
+}
+
+/// The kinds [`monthly_usd`] prices.
+const MONTHLY_KINDS: [&str; 7] = [
+    "compute.instance",
+    "storage.volume",
+    "storage.snapshot",
+    "network.public_ip",
+    "network.nat_gateway",
+    "network.load_balancer",
+    "database.instance",
+];
+
+/// What `resource` costs in a month of [`HOURS_PER_MONTH`] hours at `table`'s list prices, as
+/// the estimator prices it when it runs (an instance by type and operating system, a volume
+/// by size, IOPS and throughput above the free part, a database by class, engine,
+/// deployment and storage, a NAT gateway or load balancer by the hour, no traffic): the
+/// resource's own state does not matter (a stopped instance is priced as if it ran). `None`
+/// for other kinds, for what the estimator never prices (spot, dedicated, licensed
+/// platforms, gateway load balancers) and when any price it needs is missing.
+pub fn monthly_usd(table: &PriceTable, resource: &Resource) -> Option<f64> {
+    if !MONTHLY_KINDS.contains(&resource.kind.as_str()) || resource.provider != "aws" {
+        return None;
+    }
+    let mut r = resource.clone();
+    let running = match r.kind.as_str() {
+        "compute.instance" => Some(("state", "running")),
+        "database.instance" => Some(("status", "available")),
+        "network.nat_gateway" => Some(("state", "available")),
+        "network.load_balancer" => Some(("state", "active")),
+        _ => None,
+    };
+    if let Some((k, v)) = running {
+        r.attributes.insert(k.into(), v.into());
+    }
+    let start = DateTime::<Utc>::UNIX_EPOCH;
+    let end = start + chrono::Duration::hours(HOURS_PER_MONTH as i64);
+    let e = estimate(table, start, end, std::slice::from_ref(&r), &[]);
+    if !e.missing.is_empty() || e.costs.is_empty() {
+        return None;
+    }
+    Some(e.costs.iter().map(|c| c.billed_cost).sum())
+}
+
+/// The instance types `resource` (a `compute.instance`) could run as: every type of its
+/// family (`m5` of `m5.2xlarge`) with a price for the same operating system in its region and
+/// a spec in `ec2_specs`, its own type included, cheapest first (then by name). Empty for
+/// other kinds, for platforms the table does not price and for regions it does not have.
+pub fn size_options(table: &PriceTable, resource: &Resource) -> Vec<SizeOption> {
+    if resource.kind != "compute.instance" || resource.provider != "aws" {
+        return Vec::new();
+    }
+    let Some(ty) = text(resource, "instance_type") else {
+        return Vec::new();
+    };
+    let Some((family, _)) = ty.split_once('.') else {
+        return Vec::new();
+    };
+    let Some(os) = operating_system(text(resource, "platform").unwrap_or("Linux/UNIX")) else {
+        return Vec::new();
+    };
+    let Some(prices) = table.regions.get(resource.region.as_str()) else {
+        return Vec::new();
+    };
+    let prefix = format!("{family}.");
+    let mut out: Vec<SizeOption> = prices
+        .ec2
+        .range(prefix.clone()..)
+        .take_while(|(name, _)| name.starts_with(&prefix))
+        .filter_map(|(name, oses)| {
+            let hourly = *oses.get(os)?;
+            let spec = table.ec2_specs.get(name)?;
+            Some(SizeOption {
+                name: name.clone(),
+                vcpus: spec.vcpus as f64,
+                memory_mib: spec.memory_mib as f64,
+                monthly_usd: hourly * HOURS_PER_MONTH,
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        a.monthly_usd
+            .total_cmp(&b.monthly_usd)
+            .then_with(|| a.name.cmp(&b.name))
+    });
+    out
 }
 
 fn belongs_to(p: &Point, r: &Resource) -> bool {

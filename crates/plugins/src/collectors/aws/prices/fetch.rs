@@ -1,7 +1,7 @@
 //! A price table read from the AWS Price List Query API (`GetProducts`), narrowed by
 //! TERM_MATCH filters to the products the table holds.
 
-use super::table::{Deployments, PriceTable, RegionPrices, Tier};
+use super::table::{Deployments, InstanceSpec, PriceTable, RegionPrices, Tier};
 use crate::collectors::aws::errors::api_error;
 use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
@@ -31,7 +31,8 @@ pub async fn sdk_config(profile: Option<&str>, endpoint_url: Option<&str>) -> Sd
     loader.load().await
 }
 
-/// Reads the on-demand prices of `regions` (EC2, EBS, RDS, Lambda, S3, EKS) from the Price
+/// Reads the on-demand prices of `regions` (EC2 with the types' vCPUs and memory, EBS volumes
+/// and snapshots, RDS, Lambda, S3, EKS, public IPv4, NAT gateways, ALB/NLB) from the Price
 /// List Query API, every page, counting each call as `pricing:GetProducts` in `calls`.
 /// `progress(what, products)` is called after every page with the products read so far for
 /// `what` (`us-east-1 AmazonEC2`). A region of which the API knows no EC2 price is an error
@@ -63,9 +64,10 @@ pub async fn fetch_price_list(
                 .unwrap_or("https://api.pricing.us-east-1.amazonaws.com")
         ),
         regions: BTreeMap::new(),
+        ec2_specs: BTreeMap::new(),
     };
     for region in regions {
-        let prices = fetcher.region(region).await?;
+        let prices = fetcher.region(region, &mut table.ec2_specs).await?;
         table.regions.insert(region.clone(), prices);
     }
     Ok(table)
@@ -130,7 +132,11 @@ impl Fetcher<'_> {
         Ok(out)
     }
 
-    async fn region(&self, region: &str) -> Result<RegionPrices, PluginError> {
+    async fn region(
+        &self,
+        region: &str,
+        specs: &mut BTreeMap<String, InstanceSpec>,
+    ) -> Result<RegionPrices, PluginError> {
         let mut p = RegionPrices::default();
         let instances = self
             .products(
@@ -147,6 +153,9 @@ impl Fetcher<'_> {
             .await?;
         for doc in &instances {
             if let Some((ty, os, price)) = ec2_price(doc) {
+                if let Some(spec) = ec2_spec(doc) {
+                    specs.entry(ty.clone()).or_insert(spec);
+                }
                 p.ec2.entry(ty).or_default().insert(os, price);
             }
         }
@@ -157,7 +166,12 @@ impl Fetcher<'_> {
             )
             .with("region", region));
         }
-        for family in ["Storage", "System Operation", "Provisioned Throughput"] {
+        for family in [
+            "Storage",
+            "System Operation",
+            "Provisioned Throughput",
+            "Storage Snapshot",
+        ] {
             for doc in self
                 .products("AmazonEC2", region, &[("productFamily", family)])
                 .await?
@@ -190,6 +204,32 @@ impl Fetcher<'_> {
                     p.s3.standard_gb_month = Some(usd);
                 }
             }
+        }
+        for doc in self
+            .products("AmazonEC2", region, &[("productFamily", "NAT Gateway")])
+            .await?
+        {
+            if usage_is(&doc, "NatGateway-Hours") {
+                p.vpc.nat_gateway_hour = first_tier(&doc).map(|(usd, _)| usd);
+            } else if usage_is(&doc, "NatGateway-Bytes") {
+                p.vpc.nat_gateway_gb = first_tier(&doc).map(|(usd, _)| usd);
+            }
+        }
+        // The public IPv4 charge is the VPC service's (usage types PublicIPv4:InUseAddress and
+        // PublicIPv4:IdleAddress, one price).
+        for doc in self.products("AmazonVPC", region, &[]).await? {
+            let usd = first_tier(&doc).map(|(usd, _)| usd);
+            if usage_is(&doc, "PublicIPv4:InUseAddress") {
+                p.vpc.public_ipv4_hour = usd.or(p.vpc.public_ipv4_hour);
+            // Some listings carry the NAT gateway under AmazonVPC rather than AmazonEC2.
+            } else if usage_is(&doc, "NatGateway-Hours") && p.vpc.nat_gateway_hour.is_none() {
+                p.vpc.nat_gateway_hour = usd;
+            } else if usage_is(&doc, "NatGateway-Bytes") && p.vpc.nat_gateway_gb.is_none() {
+                p.vpc.nat_gateway_gb = usd;
+            }
+        }
+        for doc in self.products("AWSELB", region, &[]).await? {
+            elb_price(&doc, &mut p);
         }
         for doc in self.products("AmazonEKS", region, &[]).await? {
             if usage_is(&doc, "AmazonEKS-Hours:perCluster") {
@@ -293,6 +333,40 @@ fn plain_operation(os: &str) -> Option<&'static str> {
     })
 }
 
+/// vCPUs and memory of an instance product (`vcpu` "8", `memory` "32 GiB").
+fn ec2_spec(doc: &Value) -> Option<InstanceSpec> {
+    let vcpus: u32 = attr(doc, "vcpu")?.trim().parse().ok()?;
+    let gib: f64 = attr(doc, "memory")?
+        .trim()
+        .strip_suffix("GiB")?
+        .trim()
+        .replace(',', "")
+        .parse()
+        .ok()?;
+    let memory_mib = (gib * 1024.0).round();
+    (vcpus > 0 && memory_mib >= 1.0).then_some(InstanceSpec {
+        vcpus,
+        memory_mib: memory_mib as u64,
+    })
+}
+
+/// ALB and NLB hours and capacity units (AWSELB, by `operation` and usage type).
+fn elb_price(doc: &Value, p: &mut RegionPrices) {
+    let Some((usd, _)) = first_tier(doc) else {
+        return;
+    };
+    let (hour, lcu) = match attr(doc, "operation") {
+        Some("LoadBalancing:Application") => (&mut p.elb.alb_hour, &mut p.elb.alb_lcu_hour),
+        Some("LoadBalancing:Network") => (&mut p.elb.nlb_hour, &mut p.elb.nlb_lcu_hour),
+        _ => return,
+    };
+    if usage_is(doc, "LoadBalancerUsage") {
+        *hour = Some(usd);
+    } else if usage_is(doc, "LCUUsage") {
+        *lcu = Some(usd);
+    }
+}
+
 fn ec2_price(doc: &Value) -> Option<(String, String, f64)> {
     let ty = attr(doc, "instanceType")?;
     let os = attr(doc, "operatingSystem")?;
@@ -351,6 +425,13 @@ fn ebs_price(doc: &Value, p: &mut RegionPrices) {
                 tiers.retain(|t| t.from != from);
                 tiers.push(Tier { from, usd });
                 tiers.sort_by_key(|t| t.from);
+            }
+        }
+        Some("Storage Snapshot") if unit == "GB-Mo" => {
+            if usage_is(doc, "EBS:SnapshotUsage") {
+                p.ebs.snapshot_gb_month = Some(usd);
+            } else if usage_is(doc, "EBS:SnapshotArchiveStorage") {
+                p.ebs.snapshot_archive_gb_month = Some(usd);
             }
         }
         Some("Provisioned Throughput") if usage_is(doc, "EBS:VolumeP-Throughput.gp3") => {

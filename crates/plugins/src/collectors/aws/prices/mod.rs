@@ -13,10 +13,14 @@ mod table;
 #[cfg(test)]
 mod tests;
 
-pub use estimate::{estimate, Estimate, GP3_FREE_IOPS, GP3_FREE_THROUGHPUT_MIBPS, HOURS_PER_MONTH};
+pub use estimate::{
+    estimate, monthly_usd, size_options, Estimate, GP3_FREE_IOPS, GP3_FREE_THROUGHPUT_MIBPS,
+    HOURS_PER_MONTH,
+};
 pub use fetch::{fetch_price_list, sdk_config, PAGE_SIZE, PRICING_API_REGION};
 pub use source::AwsPriceSource;
 pub use table::{
-    default_path, operating_system, Deployments, EbsPrices, EksPrices, LambdaPrices, PriceCounts,
-    PriceTable, RdsPrices, RegionPrices, S3Prices, Tier, OPERATING_SYSTEMS,
+    default_path, operating_system, Deployments, EbsPrices, EksPrices, ElbPrices, InstanceSpec,
+    LambdaPrices, PriceCounts, PriceTable, RdsPrices, RegionPrices, S3Prices, Tier, VpcPrices,
+    OPERATING_SYSTEMS,
 };

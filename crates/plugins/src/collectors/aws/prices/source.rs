@@ -4,8 +4,11 @@
 use super::fetch::{fetch_price_list, sdk_config};
 use super::table::{PriceTable, RegionPrices};
 use skymeter_model::provider::{Provider, AWS};
+use skymeter_model::Resource;
 use skymeter_plugin_api::api_calls::ApiCallCounts;
-use skymeter_plugin_api::prices::{self, PriceRow, PriceSource, PriceUpdate, UpdateOption};
+use skymeter_plugin_api::prices::{
+    self, PriceRow, PriceSource, PriceUpdate, SizeOption, UpdateOption,
+};
 use skymeter_plugin_api::{async_trait, PluginError};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -35,7 +38,7 @@ impl PriceSource for AwsPriceSource {
         &[UpdateOption::Profile, UpdateOption::EndpointUrl]
     }
     fn update_help(&self) -> &'static str {
-        "Calls pricing:GetProducts (the Price List Query API, in us-east-1) for EC2 instances (shared tenancy, no pre-installed software), EBS volumes, RDS instances and storage, Lambda, S3 Standard and EKS clusters of each region, every page. The Price List API is free; credentials come from the AWS SDK's default chain (environment, profile, SSO, instance role; --profile picks a profile) and need pricing:GetProducts. --endpoint-url (or AWS_ENDPOINT_URL) points it at an emulator or a proxy."
+        "Calls pricing:GetProducts (the Price List Query API, in us-east-1) for EC2 instances (shared tenancy, no pre-installed software; with their vCPUs and memory), EBS volumes and snapshots, RDS instances and storage, Lambda, S3 Standard, EKS clusters, public IPv4 addresses, NAT gateways and application and network load balancers of each region, every page. The Price List API is free; credentials come from the AWS SDK's default chain (environment, profile, SSO, instance role; --profile picks a profile) and need pricing:GetProducts. --endpoint-url (or AWS_ENDPOINT_URL) points it at an emulator or a proxy."
     }
     fn load(
         &self,
@@ -83,6 +86,8 @@ impl prices::PriceTable for PriceTable {
                     ("lambda", c.lambda),
                     ("s3", c.s3),
                     ("eks", c.eks),
+                    ("vpc", c.vpc),
+                    ("elb", c.elb),
                 ]
                 .into_iter()
                 .map(|(k, n)| (k.to_string(), n))
@@ -96,6 +101,12 @@ impl prices::PriceTable for PriceTable {
     }
     fn retain_regions(&mut self, keep: &dyn Fn(&str) -> bool) {
         self.regions.retain(|r, _| keep(r));
+    }
+    fn monthly_usd(&self, resource: &Resource) -> Option<f64> {
+        super::estimate::monthly_usd(self, resource)
+    }
+    fn size_options(&self, resource: &Resource) -> Vec<SizeOption> {
+        super::estimate::size_options(self, resource)
     }
 }
 
@@ -130,6 +141,12 @@ fn rows(p: &RegionPrices) -> Vec<PriceRow> {
     for (ty, v) in &p.ebs.throughput_mibps_month {
         row(format!("ebs/{ty}/throughput"), *v, "MiB/s-month");
     }
+    if let Some(v) = p.ebs.snapshot_gb_month {
+        row("ebs/snapshot/standard".into(), v, "GB-month");
+    }
+    if let Some(v) = p.ebs.snapshot_archive_gb_month {
+        row("ebs/snapshot/archive".into(), v, "GB-month");
+    }
     for (class, engines) in &p.rds.instance_hour {
         for (engine, d) in engines {
             for (dep, v) in [("single_az", d.single_az), ("multi_az", d.multi_az)] {
@@ -157,6 +174,25 @@ fn rows(p: &RegionPrices) -> Vec<PriceRow> {
     }
     if let Some(v) = p.eks.cluster_hour {
         row("eks/cluster".into(), v, "hour");
+    }
+    if let Some(v) = p.vpc.public_ipv4_hour {
+        row("vpc/public_ipv4".into(), v, "hour");
+    }
+    if let Some(v) = p.vpc.nat_gateway_hour {
+        row("vpc/nat_gateway".into(), v, "hour");
+    }
+    if let Some(v) = p.vpc.nat_gateway_gb {
+        row("vpc/nat_gateway/data".into(), v, "GB");
+    }
+    for (key, v, per) in [
+        ("elb/alb", p.elb.alb_hour, "hour"),
+        ("elb/alb/lcu", p.elb.alb_lcu_hour, "LCU-hour"),
+        ("elb/nlb", p.elb.nlb_hour, "hour"),
+        ("elb/nlb/lcu", p.elb.nlb_lcu_hour, "NLCU-hour"),
+    ] {
+        if let Some(v) = v {
+            row(key.into(), v, per);
+        }
     }
     out
 }

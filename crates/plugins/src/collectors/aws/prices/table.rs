@@ -23,6 +23,20 @@ pub struct PriceTable {
     /// Region code (`us-east-1`) → its prices.
     #[serde(default)]
     pub regions: BTreeMap<String, RegionPrices>,
+    /// vCPUs and memory of EC2 instance types, the same in every region: what rightsizing
+    /// compares a type's capacity with.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub ec2_specs: BTreeMap<String, InstanceSpec>,
+}
+
+/// The capacity of one EC2 instance type.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceSpec {
+    /// Default vCPUs.
+    pub vcpus: u32,
+    /// Memory, MiB.
+    pub memory_mib: u64,
 }
 
 /// The prices of one region. Every section may be empty.
@@ -44,6 +58,10 @@ pub struct RegionPrices {
     pub s3: S3Prices,
     #[serde(default, skip_serializing_if = "EksPrices::is_empty")]
     pub eks: EksPrices,
+    #[serde(default, skip_serializing_if = "VpcPrices::is_empty")]
+    pub vpc: VpcPrices,
+    #[serde(default, skip_serializing_if = "ElbPrices::is_empty")]
+    pub elb: ElbPrices,
 }
 
 /// EBS volumes, by EC2 API volume type (`gp2`, `gp3`, `io1`, `io2`, `st1`, `sc1`, `standard`).
@@ -60,6 +78,12 @@ pub struct EbsPrices {
     /// USD per MiB/s-month of provisioned throughput (gp3: above its free 125 MiB/s).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub throughput_mibps_month: BTreeMap<String, f64>,
+    /// USD per GB-month of snapshot data in the standard tier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_gb_month: Option<f64>,
+    /// USD per GB-month of snapshot data in the archive tier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_archive_gb_month: Option<f64>,
 }
 
 /// One tier of a tiered price: `usd` per unit for the units from `from` (inclusive) up to
@@ -136,11 +160,75 @@ pub struct EksPrices {
     pub cluster_hour: Option<f64>,
 }
 
+/// VPC: public IPv4 addresses and NAT gateways.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VpcPrices {
+    /// USD per hour of a public IPv4 address, in use or idle (charged since 2024-02-01).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_ipv4_hour: Option<f64>,
+    /// USD per hour of a NAT gateway.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nat_gateway_hour: Option<f64>,
+    /// USD per GB a NAT gateway processes (both directions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nat_gateway_gb: Option<f64>,
+}
+
+/// Elastic Load Balancing (ELBv2).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ElbPrices {
+    /// USD per hour of an application load balancer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alb_hour: Option<f64>,
+    /// USD per LCU-hour of an application load balancer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alb_lcu_hour: Option<f64>,
+    /// USD per hour of a network load balancer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nlb_hour: Option<f64>,
+    /// USD per NLCU-hour of a network load balancer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nlb_lcu_hour: Option<f64>,
+}
+
 impl EbsPrices {
     pub fn is_empty(&self) -> bool {
         self.storage_gb_month.is_empty()
             && self.iops_month.is_empty()
             && self.throughput_mibps_month.is_empty()
+            && self.snapshot_gb_month.is_none()
+            && self.snapshot_archive_gb_month.is_none()
+    }
+}
+impl VpcPrices {
+    pub fn is_empty(&self) -> bool {
+        self.public_ipv4_hour.is_none()
+            && self.nat_gateway_hour.is_none()
+            && self.nat_gateway_gb.is_none()
+    }
+    /// (field name, value) of every price.
+    pub fn fields(&self) -> [(&'static str, Option<f64>); 3] {
+        [
+            ("public_ipv4_hour", self.public_ipv4_hour),
+            ("nat_gateway_hour", self.nat_gateway_hour),
+            ("nat_gateway_gb", self.nat_gateway_gb),
+        ]
+    }
+}
+impl ElbPrices {
+    pub fn is_empty(&self) -> bool {
+        self.fields().iter().all(|(_, v)| v.is_none())
+    }
+    /// (field name, value) of every price.
+    pub fn fields(&self) -> [(&'static str, Option<f64>); 4] {
+        [
+            ("alb_hour", self.alb_hour),
+            ("alb_lcu_hour", self.alb_lcu_hour),
+            ("nlb_hour", self.nlb_hour),
+            ("nlb_lcu_hour", self.nlb_lcu_hour),
+        ]
     }
 }
 impl RdsPrices {
@@ -178,11 +266,13 @@ pub struct PriceCounts {
     pub lambda: usize,
     pub s3: usize,
     pub eks: usize,
+    pub vpc: usize,
+    pub elb: usize,
 }
 
 impl PriceCounts {
     pub fn total(&self) -> usize {
-        self.ec2 + self.ebs + self.rds + self.lambda + self.s3 + self.eks
+        self.ec2 + self.ebs + self.rds + self.lambda + self.s3 + self.eks + self.vpc + self.elb
     }
 }
 
@@ -194,7 +284,9 @@ impl RegionPrices {
             ec2: self.ec2.values().map(BTreeMap::len).sum(),
             ebs: self.ebs.storage_gb_month.len()
                 + self.ebs.iops_month.values().map(Vec::len).sum::<usize>()
-                + self.ebs.throughput_mibps_month.len(),
+                + self.ebs.throughput_mibps_month.len()
+                + self.ebs.snapshot_gb_month.is_some() as usize
+                + self.ebs.snapshot_archive_gb_month.is_some() as usize,
             rds: self
                 .rds
                 .instance_hour
@@ -211,6 +303,18 @@ impl RegionPrices {
             lambda: self.lambda.gb_second.len() + self.lambda.request.len(),
             s3: self.s3.standard_gb_month.is_some() as usize,
             eks: self.eks.cluster_hour.is_some() as usize,
+            vpc: self
+                .vpc
+                .fields()
+                .iter()
+                .filter(|(_, v)| v.is_some())
+                .count(),
+            elb: self
+                .elb
+                .fields()
+                .iter()
+                .filter(|(_, v)| v.is_some())
+                .count(),
         }
     }
 }
@@ -315,6 +419,22 @@ impl PriceTable {
             for (ty, v) in &p.ebs.throughput_mibps_month {
                 check(at(&format!("ebs.throughput_mibps_month.{ty}")), *v)?;
             }
+            if let Some(v) = p.ebs.snapshot_gb_month {
+                check(at("ebs.snapshot_gb_month"), v)?;
+            }
+            if let Some(v) = p.ebs.snapshot_archive_gb_month {
+                check(at("ebs.snapshot_archive_gb_month"), v)?;
+            }
+            for (name, v) in p.vpc.fields() {
+                if let Some(v) = v {
+                    check(at(&format!("vpc.{name}")), v)?;
+                }
+            }
+            for (name, v) in p.elb.fields() {
+                if let Some(v) = v {
+                    check(at(&format!("elb.{name}")), v)?;
+                }
+            }
             for (class, engines) in &p.rds.instance_hour {
                 for (engine, d) in engines {
                     let path = at(&format!("rds.instance_hour.{class}.{engine}"));
@@ -337,6 +457,14 @@ impl PriceTable {
                 check(at("eks.cluster_hour"), v)?;
             }
         }
+        for (ty, spec) in &self.ec2_specs {
+            if spec.vcpus == 0 || spec.memory_mib == 0 {
+                return Err(format!(
+                    "`ec2_specs.{ty}` has {} vCPUs and {} MiB: both must be above 0",
+                    spec.vcpus, spec.memory_mib
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -352,6 +480,8 @@ impl PriceTable {
                 lambda: a.lambda + c.lambda,
                 s3: a.s3 + c.s3,
                 eks: a.eks + c.eks,
+                vpc: a.vpc + c.vpc,
+                elb: a.elb + c.elb,
             })
     }
 

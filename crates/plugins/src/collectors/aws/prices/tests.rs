@@ -33,10 +33,10 @@ fn shipped_table_is_valid_and_covers_us_east_1() {
     let t = PriceTable::shipped();
     t.validate().unwrap();
     assert_eq!(t.currency, "USD");
-    assert_eq!(t.date, "2026-01-19");
+    assert_eq!(t.date, "2026-07-20");
     assert!(t.source.contains("karpenter-provider-aws"), "{}", t.source);
     let use1 = &t.regions["us-east-1"];
-    assert_eq!(use1.ec2.len(), 401);
+    assert_eq!(use1.ec2.len(), 1367);
     for family in [
         "t2", "t3", "t3a", "t4g", "m5", "m6i", "m6g", "m7i", "m7g", "c5", "c6i", "c6g", "c7g",
         "r5", "r6i", "r6g",
@@ -62,6 +62,30 @@ fn shipped_table_is_valid_and_covers_us_east_1() {
     assert_eq!(use1.ec2["r6i.4xlarge"]["Linux"], 1.008);
     assert_eq!(use1.eks.cluster_hour, Some(0.10));
     assert_eq!(use1.s3.standard_gb_month, Some(0.023));
+    // The waste kinds' prices (see the table's `source`).
+    assert_eq!(use1.ebs.snapshot_gb_month, Some(0.05));
+    assert_eq!(use1.ebs.snapshot_archive_gb_month, Some(0.0125));
+    assert_eq!(use1.vpc.nat_gateway_hour, Some(0.045));
+    assert_eq!(use1.vpc.nat_gateway_gb, Some(0.045));
+    assert_eq!(use1.elb.alb_hour, Some(0.0225));
+    assert_eq!(use1.elb.nlb_lcu_hour, Some(0.006));
+    // Every commercial region has the public IPv4 price (one price everywhere); none of
+    // GovCloud or China.
+    assert_eq!(t.regions.len(), 30);
+    for (region, p) in &t.regions {
+        assert_eq!(p.vpc.public_ipv4_hour, Some(0.005), "{region}");
+        assert!(!region.starts_with("us-gov-") && !region.starts_with("cn-"));
+    }
+    // Every priced type but 22 older ones has its vCPUs and memory.
+    assert_eq!(t.ec2_specs.len(), 1345);
+    assert_eq!(
+        t.ec2_specs["m5.2xlarge"],
+        InstanceSpec {
+            vcpus: 8,
+            memory_mib: 32768
+        }
+    );
+    assert!(t.ec2_specs.keys().all(|ty| use1.ec2.contains_key(ty)));
     let apn1 = &t.regions["ap-northeast-1"];
     assert_eq!(apn1.ebs.throughput_mibps_month["gp3"], 0.048);
     assert_eq!(apn1.ebs.iops_month["io2"].len(), 3);
@@ -162,6 +186,34 @@ fn from_file_names_the_file_and_what_is_wrong() {
         "{e}"
     );
     assert_eq!(e.context["file"], tiers.display().to_string());
+
+    let nat = write(
+        dir.path(),
+        "nat.json",
+        r#"{"date":"2026-01-19","currency":"USD","source":"x","regions":{"r":{"vpc":{"nat_gateway_gb":-0.1}}}}"#,
+    );
+    let e = PriceTable::from_file(&nat).unwrap_err();
+    assert!(
+        e.message.contains("`regions.r.vpc.nat_gateway_gb` is -0.1"),
+        "{e}"
+    );
+    let elb = write(
+        dir.path(),
+        "elb.json",
+        r#"{"date":"2026-01-19","currency":"USD","source":"x","regions":{"r":{"elb":{"glb_hour":0.01}}}}"#,
+    );
+    let e = PriceTable::from_file(&elb).unwrap_err();
+    assert!(e.message.contains("unknown field `glb_hour`"), "{e}");
+    let spec = write(
+        dir.path(),
+        "spec.json",
+        r#"{"date":"2026-01-19","currency":"USD","source":"x","ec2_specs":{"m5.large":{"vcpus":0,"memory_mib":8192}}}"#,
+    );
+    let e = PriceTable::from_file(&spec).unwrap_err();
+    assert!(
+        e.message.contains("`ec2_specs.m5.large` has 0 vCPUs"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -224,6 +276,370 @@ fn small_table() -> PriceTable {
         }
     }))
     .unwrap()
+}
+
+/// `small_table` with the waste kinds' prices in us-east-1 (eu-west-1 has EC2 only).
+fn waste_table() -> PriceTable {
+    let mut t = small_table();
+    let use1 = t.regions.get_mut("us-east-1").unwrap();
+    use1.ebs.snapshot_gb_month = Some(0.05);
+    use1.ebs.snapshot_archive_gb_month = Some(0.0125);
+    use1.vpc = VpcPrices {
+        public_ipv4_hour: Some(0.005),
+        nat_gateway_hour: Some(0.045),
+        nat_gateway_gb: Some(0.045),
+    };
+    use1.elb = ElbPrices {
+        alb_hour: Some(0.0225),
+        alb_lcu_hour: Some(0.008),
+        nlb_hour: Some(0.0225),
+        nlb_lcu_hour: Some(0.006),
+    };
+    t.regions
+        .insert("eu-west-1".into(), RegionPrices::default());
+    t
+}
+
+fn run_waste(resources: &[Resource], points: &[Point]) -> Estimate {
+    estimate(&waste_table(), t(0, 0), t(10, 0), resources, points)
+}
+
+#[test]
+fn snapshots_by_size_and_tier() {
+    let std = resource(
+        "storage.snapshot",
+        "AWS::EC2::Snapshot",
+        "snap-1",
+        json!({"size_gib": 100, "storage_tier": "standard"}),
+    );
+    let arch = resource(
+        "storage.snapshot",
+        "AWS::EC2::Snapshot",
+        "snap-2",
+        json!({"size_gib": 100, "storage_tier": "archive"}),
+    );
+    let e = run_waste(&[std, arch], &[]);
+    assert!(e.missing.is_empty(), "{:?}", e.missing);
+    let months = 10.0 / 730.0;
+    let l = lines(&e, "snap-1");
+    assert_eq!(l.len(), 1);
+    assert_eq!(l[0].0, "us-east-1/ebs/snapshot/standard");
+    assert_close!(l[0].1, 100.0 * months * 0.05);
+    assert_close!(l[0].2, 100.0 * months);
+    assert_eq!(l[0].3, "GB-Mo");
+    let l = lines(&e, "snap-2");
+    assert_eq!(l[0].0, "us-east-1/ebs/snapshot/archive");
+    assert_close!(l[0].1, 100.0 * months * 0.0125);
+    let c = e
+        .costs
+        .iter()
+        .find(|c| c.resource_id.as_deref() == Some("snap-1"))
+        .unwrap();
+    assert_eq!(c.service_name, "Amazon Elastic Compute Cloud");
+    assert_eq!(c.service_category.as_deref(), Some("Storage"));
+    assert_eq!(c.resource_type.as_deref(), Some("AWS::EC2::Snapshot"));
+}
+
+#[test]
+fn every_elastic_ip_is_charged_by_the_hour() {
+    let idle = resource(
+        "network.public_ip",
+        "AWS::EC2::EIP",
+        "eipalloc-1",
+        json!({"associated": false}),
+    );
+    let used = resource(
+        "network.public_ip",
+        "AWS::EC2::EIP",
+        "eipalloc-2",
+        json!({"associated": true, "attached_to": "i-1"}),
+    );
+    let e = run_waste(&[idle, used], &[]);
+    for id in ["eipalloc-1", "eipalloc-2"] {
+        let l = lines(&e, id);
+        assert_eq!(l.len(), 1, "{id}");
+        assert_eq!(l[0].0, "us-east-1/vpc/public_ipv4");
+        assert_close!(l[0].1, 10.0 * 0.005);
+        assert_eq!((l[0].2, l[0].3.as_str()), (10.0, "Hrs"));
+    }
+    let c = &e.costs[0];
+    assert_eq!(c.service_name, "Amazon Virtual Private Cloud");
+    assert_eq!(c.service_category.as_deref(), Some("Networking"));
+}
+
+#[test]
+fn nat_gateways_hours_and_processed_bytes() {
+    let nat = resource(
+        "network.nat_gateway",
+        "AWS::EC2::NatGateway",
+        "nat-1",
+        json!({"state": "available"}),
+    );
+    let gone = resource(
+        "network.nat_gateway",
+        "AWS::EC2::NatGateway",
+        "nat-2",
+        json!({"state": "deleted"}),
+    );
+    let gib = (1u64 << 30) as f64;
+    let points = vec![
+        point(
+            &nat,
+            "network.sent_bytes",
+            Stat::Sum,
+            t(1, 0),
+            3.0 * gib,
+            Labels::new(),
+        ),
+        point(
+            &nat,
+            "network.received_bytes",
+            Stat::Sum,
+            t(2, 0),
+            gib,
+            Labels::new(),
+        ),
+        // Outside the window, or not a sum: not counted.
+        point(
+            &nat,
+            "network.sent_bytes",
+            Stat::Sum,
+            t(11, 0),
+            50.0 * gib,
+            Labels::new(),
+        ),
+        point(
+            &nat,
+            "network.sent_bytes",
+            Stat::Max,
+            t(1, 0),
+            50.0 * gib,
+            Labels::new(),
+        ),
+    ];
+    let e = run_waste(&[nat.clone(), gone], &points);
+    assert!(e.missing.is_empty(), "{:?}", e.missing);
+    let l = lines(&e, "nat-1");
+    assert_eq!(l.len(), 2, "{l:?}");
+    assert_eq!(l[0].0, "us-east-1/vpc/nat_gateway");
+    assert_close!(l[0].1, 10.0 * 0.045);
+    assert_eq!(l[1].0, "us-east-1/vpc/nat_gateway/data");
+    assert_close!(l[1].2, 4.0);
+    assert_close!(l[1].1, 4.0 * 0.045);
+    assert_eq!(l[1].3, "GB");
+    assert!(lines(&e, "nat-2").is_empty());
+    // Without traffic points: hours only.
+    let e = run_waste(&[nat], &[]);
+    assert_eq!(lines(&e, "nat-1").len(), 1);
+}
+
+#[test]
+fn load_balancers_by_type_when_active() {
+    let lb = |id: &str, ty: &str, state: &str| {
+        resource(
+            "network.load_balancer",
+            "AWS::ElasticLoadBalancingV2::LoadBalancer",
+            id,
+            json!({"lb_type": ty, "state": state}),
+        )
+    };
+    let e = run_waste(
+        &[
+            lb("alb", "application", "active"),
+            lb("nlb", "network", "active_impaired"),
+            lb("gwlb", "gateway", "active"),
+            lb("new", "application", "provisioning"),
+        ],
+        &[],
+    );
+    assert!(e.missing.is_empty(), "{:?}", e.missing);
+    let l = lines(&e, "alb");
+    assert_eq!(l.len(), 1);
+    assert_eq!(l[0].0, "us-east-1/elb/alb");
+    assert_close!(l[0].1, 10.0 * 0.0225);
+    assert_eq!(lines(&e, "nlb")[0].0, "us-east-1/elb/nlb");
+    assert!(lines(&e, "gwlb").is_empty());
+    assert!(lines(&e, "new").is_empty());
+    assert_eq!(e.costs[0].service_name, "Elastic Load Balancing");
+}
+
+#[test]
+fn waste_prices_missing_in_a_region_are_reported_once_each() {
+    let mut r = resource(
+        "network.public_ip",
+        "AWS::EC2::EIP",
+        "eipalloc-1",
+        json!({}),
+    );
+    r.region = "eu-west-1".into();
+    let mut r2 = r.clone();
+    r2.id = "eipalloc-2".into();
+    let mut s = resource(
+        "storage.snapshot",
+        "AWS::EC2::Snapshot",
+        "snap-1",
+        json!({"size_gib": 8}),
+    );
+    s.region = "eu-west-1".into();
+    let e = run_waste(&[r, r2, s], &[]);
+    assert!(e.costs.is_empty());
+    let keys: Vec<&str> = e
+        .missing
+        .iter()
+        .map(|m| m.context["price"].as_str())
+        .collect();
+    assert_eq!(keys, ["ebs/snapshot/standard", "vpc/public_ipv4"]);
+    assert!(e.missing[1]
+        .message
+        .contains("no public IPv4 address price per hour in eu-west-1"));
+}
+
+#[test]
+fn monthly_usd_prices_a_resource_for_730_hours_whatever_its_state() {
+    let table = waste_table();
+    let m = |r: &Resource| monthly_usd(&table, r);
+    // A stopped instance is priced as if it ran; Windows at its own price.
+    let i = instance(
+        "i-1",
+        json!({"instance_type": "m5.large", "state": "stopped", "platform": "Windows"}),
+    );
+    assert_close!(m(&i).unwrap(), 0.188 * 730.0);
+    let spot = instance(
+        "i-2",
+        json!({"instance_type": "m5.large", "state": "running", "lifecycle": "spot"}),
+    );
+    assert_eq!(m(&spot), None);
+    let unknown = instance(
+        "i-3",
+        json!({"instance_type": "m9.large", "state": "running"}),
+    );
+    assert_eq!(m(&unknown), None);
+    // gp3: size, IOPS above 3,000 and MiB/s above 125.
+    let v = resource(
+        "storage.volume",
+        "AWS::EC2::Volume",
+        "vol-1",
+        json!({"volume_type": "gp3", "size_gib": 100, "iops": 4000, "throughput_mibps": 225, "state": "available"}),
+    );
+    assert_close!(m(&v).unwrap(), 100.0 * 0.08 + 1000.0 * 0.005 + 100.0 * 0.04);
+    let s = resource(
+        "storage.snapshot",
+        "AWS::EC2::Snapshot",
+        "snap-1",
+        json!({"size_gib": 100}),
+    );
+    assert_close!(m(&s).unwrap(), 5.0);
+    let ip = resource(
+        "network.public_ip",
+        "AWS::EC2::EIP",
+        "eipalloc-1",
+        json!({}),
+    );
+    assert_close!(m(&ip).unwrap(), 3.65);
+    let nat = resource(
+        "network.nat_gateway",
+        "AWS::EC2::NatGateway",
+        "nat-1",
+        json!({"state": "pending"}),
+    );
+    assert_close!(m(&nat).unwrap(), 0.045 * 730.0);
+    let lb = resource(
+        "network.load_balancer",
+        "AWS::ElasticLoadBalancingV2::LoadBalancer",
+        "arn:lb",
+        json!({"lb_type": "network", "state": "provisioning"}),
+    );
+    assert_close!(m(&lb).unwrap(), 0.0225 * 730.0);
+    // A database: instance hours and storage.
+    let db = resource(
+        "database.instance",
+        "AWS::RDS::DBInstance",
+        "orders",
+        json!({"instance_class": "db.m5.large", "engine": "postgres", "multi_az": true, "status": "stopped", "storage_type": "gp2", "allocated_storage_gib": 100}),
+    );
+    assert_close!(m(&db).unwrap(), 0.356 * 730.0 + 100.0 * 0.23);
+    // Another kind, or a price missing: none.
+    let f = resource("function", "AWS::Lambda::Function", "f", json!({}));
+    assert_eq!(m(&f), None);
+    let mut far = ip.clone();
+    far.region = "eu-west-1".into();
+    assert_eq!(m(&far), None);
+}
+
+#[test]
+fn size_options_are_the_family_in_the_region_cheapest_first() {
+    let mut table = small_table();
+    let use1 = table.regions.get_mut("us-east-1").unwrap();
+    for (ty, usd) in [
+        ("m5.xlarge", 0.192),
+        ("m5.2xlarge", 0.384),
+        ("m5a.large", 0.086),
+    ] {
+        use1.ec2
+            .insert(ty.into(), [("Linux".to_string(), usd)].into());
+    }
+    for (ty, vcpus, mib) in [
+        ("m5.large", 2, 8192),
+        ("m5.xlarge", 4, 16384),
+        ("m5a.large", 2, 8192),
+    ] {
+        table.ec2_specs.insert(
+            ty.into(),
+            InstanceSpec {
+                vcpus,
+                memory_mib: mib,
+            },
+        );
+    }
+    let i = instance(
+        "i-1",
+        json!({"instance_type": "m5.2xlarge", "state": "running", "platform": "Linux/UNIX"}),
+    );
+    let got = size_options(&table, &i);
+    // m5.2xlarge has no spec, m5a is another family.
+    let names: Vec<&str> = got.iter().map(|o| o.name.as_str()).collect();
+    assert_eq!(names, ["m5.large", "m5.xlarge"]);
+    assert_close!(got[0].monthly_usd, 0.096 * 730.0);
+    assert_eq!((got[1].vcpus, got[1].memory_mib), (4.0, 16384.0));
+    // Windows: only the types with a Windows price.
+    let w = instance(
+        "i-2",
+        json!({"instance_type": "m5.2xlarge", "platform": "Windows"}),
+    );
+    let got = size_options(&table, &w);
+    assert_eq!(got.len(), 1);
+    assert_close!(got[0].monthly_usd, 0.188 * 730.0);
+    // A platform the table does not price, another region, another kind: none.
+    let sql = instance(
+        "i-3",
+        json!({"instance_type": "m5.2xlarge", "platform": "Windows with SQL Server Standard"}),
+    );
+    assert!(size_options(&table, &sql).is_empty());
+    let mut far = i.clone();
+    far.region = "eu-west-1".into();
+    assert!(size_options(&table, &far).is_empty());
+}
+
+#[test]
+fn the_shipped_table_sizes_an_m5_2xlarge_down_through_the_trait() {
+    use skymeter_plugin_api::prices::PriceTable as _;
+    let table = PriceTable::shipped();
+    let i = instance(
+        "i-1",
+        json!({"instance_type": "m5.2xlarge", "state": "running", "platform": "Linux/UNIX"}),
+    );
+    let options = table.size_options(&i);
+    let large = options
+        .iter()
+        .find(|o| o.name == "m5.large")
+        .expect("m5.large among the options");
+    assert_close!(large.monthly_usd, 70.08);
+    assert_eq!((large.vcpus, large.memory_mib), (2.0, 8192.0));
+    assert!(options.iter().all(|o| o.name.starts_with("m5.")));
+    assert!(options
+        .windows(2)
+        .all(|w| w[0].monthly_usd <= w[1].monthly_usd));
+    assert_close!(table.monthly_usd(&i).unwrap(), 0.384 * 730.0);
 }
 
 fn t(h: u32, m: u32) -> DateTime<Utc> {
@@ -956,6 +1372,109 @@ fn price_list(region: &str) -> Vec<(String, Value)> {
             "31.4640000000",
             json!({"marketoption": "CapacityBlock"}),
         ),
+        // EBS snapshots, NAT gateways, public IPv4, ALB/NLB.
+        product(
+            "AmazonEC2",
+            "Storage Snapshot",
+            with(r, json!({"usagetype": "EBS:SnapshotUsage"})),
+            "GB-Mo",
+            &[("0", "0.0500000000")],
+        ),
+        product(
+            "AmazonEC2",
+            "Storage Snapshot",
+            with(r, json!({"usagetype": "EBS:SnapshotArchiveStorage"})),
+            "GB-Mo",
+            &[("0", "0.0125000000")],
+        ),
+        // Left out: a retrieval fee is per GB, not per GB-month.
+        product(
+            "AmazonEC2",
+            "Storage Snapshot",
+            with(r, json!({"usagetype": "EBS:SnapshotArchiveRetrieval"})),
+            "GB",
+            &[("0", "0.0300000000")],
+        ),
+        product(
+            "AmazonEC2",
+            "NAT Gateway",
+            with(r, json!({"usagetype": "NatGateway-Hours"})),
+            "Hrs",
+            &[("0", "0.0450000000")],
+        ),
+        product(
+            "AmazonEC2",
+            "NAT Gateway",
+            with(r, json!({"usagetype": "NatGateway-Bytes"})),
+            "GB",
+            &[("0", "0.0450000000")],
+        ),
+        product(
+            "AmazonVPC",
+            "VPC Public IPv4 Address",
+            with(r, json!({"usagetype": "PublicIPv4:InUseAddress"})),
+            "Hrs",
+            &[("0", "0.0050000000")],
+        ),
+        // Left out: not a public IPv4 charge.
+        product(
+            "AmazonVPC",
+            "VpcEndpoint",
+            with(r, json!({"usagetype": "VpcEndpoint-Hours"})),
+            "Hrs",
+            &[("0", "0.0100000000")],
+        ),
+        product(
+            "AWSELB",
+            "Load Balancer-Application",
+            with(
+                r,
+                json!({"usagetype": "LoadBalancerUsage", "operation": "LoadBalancing:Application"}),
+            ),
+            "Hrs",
+            &[("0", "0.0225000000")],
+        ),
+        product(
+            "AWSELB",
+            "Load Balancer-Application",
+            with(
+                r,
+                json!({"usagetype": "LCUUsage", "operation": "LoadBalancing:Application"}),
+            ),
+            "LCU-Hrs",
+            &[("0", "0.0080000000")],
+        ),
+        product(
+            "AWSELB",
+            "Load Balancer-Network",
+            with(
+                r,
+                json!({"usagetype": "LoadBalancerUsage", "operation": "LoadBalancing:Network"}),
+            ),
+            "Hrs",
+            &[("0", "0.0225000000")],
+        ),
+        product(
+            "AWSELB",
+            "Load Balancer-Network",
+            with(
+                r,
+                json!({"usagetype": "LCUUsage", "operation": "LoadBalancing:Network"}),
+            ),
+            "LCU-Hrs",
+            &[("0", "0.0060000000")],
+        ),
+        // Left out: a classic load balancer.
+        product(
+            "AWSELB",
+            "Load Balancer",
+            with(
+                r,
+                json!({"usagetype": "LoadBalancerUsage", "operation": "LoadBalancing"}),
+            ),
+            "Hrs",
+            &[("0", "0.0250000000")],
+        ),
         // EBS.
         product(
             "AmazonEC2",
@@ -1290,8 +1809,12 @@ fn expected_region() -> RegionPrices {
                 "io1": [{"from": 0, "usd": 0.065}],
                 "io2": [{"from": 0, "usd": 0.065}, {"from": 32000, "usd": 0.0455}, {"from": 64000, "usd": 0.03185}]
             },
-            "throughput_mibps_month": {"gp3": 0.04}
+            "throughput_mibps_month": {"gp3": 0.04},
+            "snapshot_gb_month": 0.05,
+            "snapshot_archive_gb_month": 0.0125
         },
+        "vpc": {"public_ipv4_hour": 0.005, "nat_gateway_hour": 0.045, "nat_gateway_gb": 0.045},
+        "elb": {"alb_hour": 0.0225, "alb_lcu_hour": 0.008, "nlb_hour": 0.0225, "nlb_lcu_hour": 0.006},
         "rds": {
             "instance_hour": {"db.m5.large": {
                 "mysql": {"single_az": 0.171},
@@ -1344,13 +1867,28 @@ async fn fetch_reads_every_page_of_every_service_into_the_table() {
     ]
     .into();
     assert_eq!(table.regions, expected);
+    // Every priced instance type's vCPUs and memory, from the same products.
+    let spec = InstanceSpec {
+        vcpus: 2,
+        memory_mib: 8192,
+    };
+    assert_eq!(
+        table.ec2_specs,
+        [
+            ("c7g.large".to_string(), spec),
+            ("m5.large".to_string(), spec),
+            ("t3.micro".to_string(), spec)
+        ]
+        .into()
+    );
 
     // Pages of 2 per query, per region: EC2 instances 7 products pass the filters → 4 calls,
-    // EBS storage 3 → 2, system operation 6 → 3, throughput 1 → 1, RDS instances 7 → 4,
-    // storage 4 → 2, Lambda 5 → 3, S3 Standard 1 → 1, EKS 2 → 1: 21 calls per region.
+    // EBS storage 3 → 2, system operation 6 → 3, throughput 1 → 1, snapshots 3 → 2, RDS
+    // instances 7 → 4, storage 4 → 2, Lambda 5 → 3, S3 Standard 1 → 1, NAT gateway 2 → 1,
+    // VPC 2 → 1, ELB 5 → 3, EKS 2 → 1: 28 calls per region.
     let seen = api.seen.lock().unwrap().clone();
-    assert_eq!(calls.get("pricing:GetProducts"), 42);
-    assert_eq!(seen.len(), 42);
+    assert_eq!(calls.get("pricing:GetProducts"), 56);
+    assert_eq!(seen.len(), 56);
     for s in &seen {
         assert_eq!(s.target, "AWSPriceListService.GetProducts");
         assert_eq!(s.body["FormatVersion"], "aws_v1");
@@ -1449,4 +1987,43 @@ async fn an_unreachable_endpoint_is_unavailable() {
     .unwrap_err();
     assert_eq!(e.kind, ErrorKind::Unavailable);
     assert!(e.message.starts_with("GetProducts failed"), "{e}");
+}
+
+#[test]
+fn show_rows_and_counts_include_the_waste_prices() {
+    use skymeter_plugin_api::prices::PriceTable as _;
+    let table = waste_table();
+    let rows: Vec<(String, f64, String)> = table
+        .rows("us-east-1")
+        .into_iter()
+        .map(|r| (r.key, r.usd, r.per))
+        .filter(|(k, _, _)| {
+            k.starts_with("ebs/snapshot") || k.starts_with("vpc/") || k.starts_with("elb/")
+        })
+        .collect();
+    let want: Vec<(String, f64, String)> = [
+        ("ebs/snapshot/standard", 0.05, "GB-month"),
+        ("ebs/snapshot/archive", 0.0125, "GB-month"),
+        ("vpc/public_ipv4", 0.005, "hour"),
+        ("vpc/nat_gateway", 0.045, "hour"),
+        ("vpc/nat_gateway/data", 0.045, "GB"),
+        ("elb/alb", 0.0225, "hour"),
+        ("elb/alb/lcu", 0.008, "LCU-hour"),
+        ("elb/nlb", 0.0225, "hour"),
+        ("elb/nlb/lcu", 0.006, "NLCU-hour"),
+    ]
+    .into_iter()
+    .map(|(k, v, p)| (k.to_string(), v, p.to_string()))
+    .collect();
+    assert_eq!(rows, want);
+    let counts = skymeter_plugin_api::prices::PriceTable::counts(&table);
+    let use1 = &counts["us-east-1"];
+    assert_eq!(use1["vpc"], 3);
+    assert_eq!(use1["elb"], 4);
+    // 3 storage, 4 IOPS tiers, 1 throughput, 2 snapshot prices.
+    assert_eq!(use1["ebs"], 10);
+    assert_eq!(counts["eu-west-1"]["vpc"], 0);
+    // The file form keeps every new field.
+    let back: PriceTable = serde_json::from_str(&PriceTable::to_json(&table)).unwrap();
+    assert_eq!(back, table);
 }
