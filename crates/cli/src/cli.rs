@@ -48,6 +48,7 @@ impl Command {
                 | Command::Validate(_)
                 | Command::Rating(_)
                 | Command::Costs(_)
+                | Command::Findings(_)
                 | Command::Task(_)
                 | Command::Metric(_)
                 | Command::Plugin(_)
@@ -91,6 +92,9 @@ pub enum Command {
     /// 1.2 file (CSV or Parquet).
     #[command(subcommand)]
     Costs(crate::costs::CostsCommand),
+    /// What the server found could be stopped, released or resized: idle, orphaned,
+    /// oversized and untagged resources with the money per month (table, JSON or CSV).
+    Findings(crate::findings::FindingsArgs),
     /// Tasks of a running agent (`skymeter run --api`): create from TOML or a snap
     /// manifest, list, get, start, stop, enable, remove, watch.
     Task(crate::tasks::TaskArgs),
@@ -146,7 +150,8 @@ pub struct ServerArgs {
     /// Keep resources, costs, agents, tokens and batch ids in PostgreSQL
     /// (`postgres://USER:PASSWORD@HOST:PORT/DATABASE`; write the password as `${ENV}` in
     /// the config file, or set SKYMETER_METADATA, which keeps it out of the process list)
-    /// instead of the data dir, so that several servers share them. Needs --tsdb. See
+    /// instead of the data dir, so that several servers share them. TLS as libpq:
+    /// `?sslmode=verify-full&sslrootcert=/ca.pem` (or `sslmode=require`). Needs --tsdb. See
     /// docs/scaling.md.
     #[arg(
         long,

@@ -11,6 +11,7 @@ mod cli;
 mod cloudforet;
 mod commands;
 mod costs;
+mod findings;
 mod logging;
 mod output;
 mod prices;

@@ -29,6 +29,8 @@ struct ServerFile {
     #[serde(default)]
     server: ServerSection,
     rating: Option<RatingSection>,
+    /// Thresholds and exclusions of `/api/v1/findings` (docs/savings.md).
+    findings: Option<skymeter_savings::findings::FindingsConfig>,
 }
 
 /// `[rating]`: the rating job (docs/rating.md). Relative paths are relative to the config
@@ -159,6 +161,7 @@ struct StoreChoice {
 /// The config file (if any) with the command line's flags on top, and the data dir.
 fn server_config(args: &ServerArgs) -> Result<(ServerConfig, StoreChoice), ExitCode> {
     let mut rating = None;
+    let mut findings = None;
     let (file, consume) = match &args.config {
         None => (ServerSection::default(), consume_config(args, None, None)?),
         Some(path) => {
@@ -182,6 +185,13 @@ fn server_config(args: &ServerArgs) -> Result<(ServerConfig, StoreChoice), ExitC
                 Ok(mut f) => {
                     if let Some(r) = f.rating {
                         rating = Some(rating_config(r, path)?);
+                    }
+                    if let Some(fc) = f.findings.take() {
+                        fc.validate().map_err(|e| {
+                            eprintln!("error: {}: {e}", path.display());
+                            ExitCode::from(USAGE)
+                        })?;
+                        findings = Some(fc);
                     }
                     let consume = consume_config(args, f.server.consume.take(), Some(&raw))?;
                     (f.server, consume)
@@ -235,6 +245,10 @@ fn server_config(args: &ServerArgs) -> Result<(ServerConfig, StoreChoice), ExitC
         },
         rating,
         consume,
+        savings: skymeter_server::SavingsConfig {
+            findings: findings.unwrap_or_default(),
+            prices: Default::default(),
+        },
         ..defaults
     };
     let data_dir = args
@@ -381,10 +395,11 @@ fn saturating_usize(n: u64) -> usize {
 }
 
 pub async fn server(args: ServerArgs, registry: &Registry) -> ExitCode {
-    let (config, choice) = match server_config(&args) {
+    let (mut config, choice) = match server_config(&args) {
         Ok(c) => c,
         Err(code) => return code,
     };
+    config.savings.prices = price_tables(registry, &choice.data_dir);
     if let Err(e) = config.validate() {
         eprintln!("error: {e}");
         return ExitCode::from(USAGE);
@@ -428,6 +443,26 @@ pub async fn server(args: ServerArgs, registry: &Registry) -> ExitCode {
         Ok(server) => run_until_signal(server).await,
         Err(code) => code,
     }
+}
+
+/// The price table of every cloud the binary has, as its collectors use them
+/// (`<data_dir>/prices/<cloud>.json` after `skymeter prices <cloud> update`, else the table
+/// shipped): what findings price resources with. A table that cannot be read is left out
+/// with a warning (its findings carry no amount).
+fn price_tables(registry: &Registry, data_dir: &Path) -> skymeter_savings::findings::Prices {
+    let mut out = skymeter_savings::findings::Prices::new();
+    for id in registry.price_sources() {
+        let Some(source) = registry.price_source(id) else {
+            continue;
+        };
+        match source.load(None, data_dir) {
+            Ok(table) => {
+                out.insert(id.to_string(), Arc::from(table));
+            }
+            Err(e) => tracing::warn!(cloud = id, error = %e, "no price table for findings"),
+        }
+    }
+    out
 }
 
 /// Binds the listener first, so that a taken port or a bad TLS file is reported before
@@ -480,6 +515,10 @@ pub async fn up(args: UpArgs, registry: &Registry) -> ExitCode {
     let config = ServerConfig {
         listen: args.listen,
         auth: Auth::Disabled,
+        savings: skymeter_server::SavingsConfig {
+            findings: Default::default(),
+            prices: price_tables(registry, &args.data_dir),
+        },
         ..ServerConfig::default()
     };
     if let Err(e) = config.validate() {

@@ -1,6 +1,7 @@
 //! Scale-out through the binary: two `skymeter server --metadata postgres://… --tsdb …`
 //! on one PostgreSQL (the machine's, 127.0.0.1:5432, a database of the test's own) and one
-//! VictoriaMetrics (Debian's `victoria-metrics`, started by the test), an agent alternating
+//! TSDB started by the test — VictoriaMetrics (Debian's `victoria-metrics`) in one test,
+//! Prometheus 2.42 (Debian's `prometheus`, remote-write receiver on) in the other — an agent alternating
 //! between them, and an embedded server given the same batches: the PromQL API, the series,
 //! points, resources and costs answer the same on all three.
 
@@ -174,9 +175,103 @@ fn prom_data(base: &str, path: &str, query: &[(&str, String)]) -> Value {
     v
 }
 
+/// The TSDB a scale-out test writes to and reads from, started by the test.
+enum Tsdb {
+    Victoria(skymeter_testkit::victoria::VictoriaMetrics),
+    Prometheus(Prometheus),
+}
+
+impl Tsdb {
+    fn base(&self) -> String {
+        match self {
+            Tsdb::Victoria(vm) => vm.url(),
+            Tsdb::Prometheus(p) => p.base.clone(),
+        }
+    }
+}
+
+/// Debian's Prometheus 2.42 as a remote-write receiver, killed when dropped. Cost series
+/// are stamped at the start of their day, older than the head block Prometheus appends to:
+/// it takes them only with an out-of-order window (`storage.tsdb.out_of_order_time_window`,
+/// Prometheus 2.39 and later), as docs/scaling.md says.
+struct Prometheus {
+    child: std::process::Child,
+    base: String,
+}
+
+impl Prometheus {
+    fn start(program: std::path::PathBuf, dir: &std::path::Path) -> Prometheus {
+        let port = skymeter_testkit::net::free_port();
+        let config = dir.join("prometheus.yml");
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(
+            &config,
+            "global:\n  scrape_interval: 1h\nstorage:\n  tsdb:\n    out_of_order_time_window: 30d\n",
+        )
+        .unwrap();
+        let child = Command::new(program)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--web.enable-remote-write-receiver")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let base = format!("http://127.0.0.1:{port}");
+        eventually(Duration::from_secs(30), || {
+            reqwest::blocking::get(format!("{base}/-/ready"))
+                .ok()
+                .filter(|r| r.status().is_success())
+        })
+        .expect("Prometheus gets ready");
+        Prometheus { child, base }
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 #[test]
 fn two_servers_on_postgresql_and_victoriametrics_answer_as_the_embedded_store() {
     let test = "two_servers_on_postgresql_and_victoriametrics_answer_as_the_embedded_store";
+    let Some(vm_bin) =
+        skymeter_testkit::tool::require_tool(test, skymeter_testkit::victoria::find())
+    else {
+        return;
+    };
+    scale_out_answers_as_embedded(test, |dir| {
+        Tsdb::Victoria(skymeter_testkit::victoria::VictoriaMetrics::start(
+            vm_bin,
+            &dir.join("vm"),
+        ))
+    });
+}
+
+#[test]
+fn two_servers_on_postgresql_and_prometheus_answer_as_the_embedded_store() {
+    let test = "two_servers_on_postgresql_and_prometheus_answer_as_the_embedded_store";
+    let Some(prom_bin) = skymeter_testkit::tool::require_tool(
+        test,
+        skymeter_testkit::tool::program("prometheus", "prometheus"),
+    ) else {
+        return;
+    };
+    scale_out_answers_as_embedded(test, |dir| {
+        Tsdb::Prometheus(Prometheus::start(prom_bin, &dir.join("prometheus")))
+    });
+}
+
+/// Two scale-out servers on one PostgreSQL and the TSDB `start` starts, and an embedded
+/// server, given the same batches: every answer is the same.
+fn scale_out_answers_as_embedded(test: &str, start: impl FnOnce(&std::path::Path) -> Tsdb) {
     if std::net::TcpStream::connect(("127.0.0.1", 5432)).is_err() {
         skip(
             test,
@@ -189,10 +284,12 @@ fn two_servers_on_postgresql_and_victoriametrics_answer_as_the_embedded_store() 
     if tool(test, program("psql", "postgresql-client")).is_none() {
         return;
     }
-    let Some(vm_bin) = tool(test, skymeter_testkit::victoria::find()) else {
-        return;
+    let kind = if test.contains("prometheus") {
+        "prom"
+    } else {
+        "vm"
     };
-    let db = Db(format!("skymeter_scaleout_{}", std::process::id()));
+    let db = Db(format!("skymeter_scaleout_{kind}_{}", std::process::id()));
     psql(
         "postgres",
         &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", db.0),
@@ -200,8 +297,8 @@ fn two_servers_on_postgresql_and_victoriametrics_answer_as_the_embedded_store() 
     .unwrap();
     psql("postgres", &format!("CREATE DATABASE {}", db.0)).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let vm = skymeter_testkit::victoria::VictoriaMetrics::start(vm_bin, &dir.path().join("vm"));
-    let vm_base = vm.url();
+    let tsdb_engine = start(dir.path());
+    let vm_base = tsdb_engine.base();
 
     let pg_url = format!("postgres://postgres@127.0.0.1:5432/{}", db.0);
     let tsdb = format!("remote-write={vm_base}/api/v1/write,query={vm_base}");
@@ -262,7 +359,7 @@ fn two_servers_on_postgresql_and_victoriametrics_answer_as_the_embedded_store() 
         .unwrap();
     assert_eq!(resp.status(), 409, "a reused batch id with other content");
 
-    // Remote-write delivery is asynchronous: wait until VictoriaMetrics has every sample
+    // Remote-write delivery is asynchronous: wait until the TSDB has every sample
     // the embedded store has.
     let count = |base: &str| {
         get(
@@ -294,7 +391,7 @@ fn two_servers_on_postgresql_and_victoriametrics_answer_as_the_embedded_store() 
     eventually(Duration::from_secs(30), || {
         (count(&a) == expected).then_some(())
     })
-    .unwrap_or_else(|| panic!("VictoriaMetrics has {} of {expected} samples", count(&a)));
+    .unwrap_or_else(|| panic!("the TSDB has {} of {expected} samples", count(&a)));
 
     // A minute after the last point (the batches hold 30 minutes from 40 minutes ago).
     let t = {
@@ -407,5 +504,5 @@ fn two_servers_on_postgresql_and_victoriametrics_answer_as_the_embedded_store() 
         let health = get(base, "/health", &[]);
         assert_eq!(health["status"], "ok", "{health}");
     }
-    drop(vm);
+    drop(tsdb_engine);
 }

@@ -129,6 +129,37 @@ pub const NORMALIZED: &[MetricDef] = &[
         Unit::CountPerSecond,
         "Receive and transmit errors per second.",
     ),
+    // network services (NAT gateways, load balancers): totals per period
+    m(
+        "network.sent_bytes",
+        Unit::Bytes,
+        "Bytes sent in the period (a NAT gateway: to the destination).",
+    ),
+    m(
+        "network.received_bytes",
+        Unit::Bytes,
+        "Bytes received in the period (a NAT gateway: from the source).",
+    ),
+    m(
+        "network.processed_bytes",
+        Unit::Bytes,
+        "Bytes a load balancer processed in the period.",
+    ),
+    m(
+        "network.connections",
+        Unit::Count,
+        "Connections open at once.",
+    ),
+    m(
+        "lb.requests",
+        Unit::Count,
+        "Requests a load balancer served in the period.",
+    ),
+    m(
+        "lb.new_connections",
+        Unit::Count,
+        "Connections (flows) a load balancer opened in the period.",
+    ),
     m("load.1m", Unit::None, "Load average over 1 minute."),
     m("load.5m", Unit::None, "Load average over 5 minutes."),
     m("load.15m", Unit::None, "Load average over 15 minutes."),

@@ -8,4 +8,5 @@
 pub mod anomaly;
 pub mod budget;
 pub mod findings;
+pub mod findings_read;
 pub mod notify;

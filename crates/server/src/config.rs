@@ -74,6 +74,26 @@ pub struct ServerConfig {
     /// Batches consumed from a NATS JetStream stream (`--consume nats://…`); off when
     /// absent.
     pub consume: Option<NatsConsume>,
+    /// Findings (`[findings]`) and the price tables they price with.
+    pub savings: SavingsConfig,
+}
+
+/// What `/api/v1/findings` computes with.
+#[derive(Clone, Default)]
+pub struct SavingsConfig {
+    pub findings: skymeter_savings::findings::FindingsConfig,
+    /// The price tables, by provider id; a provider without one gets findings without
+    /// amounts.
+    pub prices: skymeter_savings::findings::Prices,
+}
+
+impl std::fmt::Debug for SavingsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SavingsConfig")
+            .field("findings", &self.findings)
+            .field("prices", &self.prices.keys().collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 /// Limits of one PromQL query (`/api/v1/query`, `query_range`), `[server.query]` in the
@@ -125,6 +145,7 @@ impl Default for ServerConfig {
             query: QueryLimits::default(),
             rating: None,
             consume: None,
+            savings: SavingsConfig::default(),
         }
     }
 }

@@ -38,7 +38,9 @@ mod server;
 mod state;
 mod ui;
 
-pub use config::{Auth, NatsConsume, NatsLogin, QueryLimits, ServerConfig, ServerError, TlsFiles};
+pub use config::{
+    Auth, NatsConsume, NatsLogin, QueryLimits, SavingsConfig, ServerConfig, ServerError, TlsFiles,
+};
 pub use docs::openapi;
 pub use handlers::agents::RegisterResponse;
 pub use handlers::ops::HealthBody;

@@ -127,7 +127,8 @@ pub(crate) fn router_with_state(
             Method::POST,
             "/api/v1/rating/rerate",
             handlers::rating::rerate,
-        );
+        )
+        .add(Method::GET, "/api/v1/findings", handlers::savings::list);
     let b = add_prometheus_api(b);
     // CloudKitty's API for its own client (cloudkitty/mod.rs) and the OpenFinOps agents'
     // (openfinops/mod.rs): their own auth (X-Auth-Token; a token in the path) and error
@@ -174,6 +175,10 @@ fn app_state(config: &ServerConfig, store: Arc<dyn Store>) -> AppState {
         ingest_budget: Arc::new(IngestBudget::new(config.ingest_budget_bytes, limits)),
         health: HealthCache::default(),
         rating,
+        savings: Arc::new(handlers::savings::Savings::new(
+            config.savings.findings.clone(),
+            config.savings.prices.clone(),
+        )),
         openfinops_counters: Default::default(),
     })
 }

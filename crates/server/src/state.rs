@@ -79,6 +79,8 @@ pub const ROUTES: &[RouteSpec] = &[
     r("GET", "/api/v1/rating/rules", READ),
     r("POST", "/api/v1/rating/quote", READ),
     r("POST", "/api/v1/rating/rerate", ADMIN),
+    // Findings: idle, orphaned, oversized and untagged resources (handlers/savings.rs).
+    r("GET", "/api/v1/findings", READ),
     // The Prometheus-compatible query API (handlers/prom.rs). GET /api/v1/series above
     // serves both: Prometheus' when the request has `match[]`.
     r("GET", "/api/v1/query", READ),
@@ -112,6 +114,8 @@ pub struct Inner {
     pub health: HealthCache,
     /// The rating job's shared half, when `[rating]` is configured.
     pub rating: Option<Arc<crate::rating::Rating>>,
+    /// The findings' config, price tables and last computation.
+    pub savings: Arc<crate::handlers::savings::Savings>,
     /// The OpenFinOps generic agents' last counters, for rates between posts.
     pub openfinops_counters: crate::openfinops::Counters,
 }

@@ -9,6 +9,7 @@ pub mod prom;
 pub mod query;
 pub mod rating;
 pub mod remote_write;
+pub mod savings;
 
 use crate::body::{self, Encoding};
 use crate::error::ApiErr;

@@ -1,0 +1,445 @@
+//! The findings over a real embedded store and a small price table: a seeded fleet where
+//! exactly the wasteful resources are found, with the right kind, size and money.
+
+use super::*;
+use crate::findings_read::SeriesSummary;
+use chrono::TimeZone;
+use skymeter_model::{Batch, Point, Resource, ResourceRef, Unit};
+use skymeter_plugin_api::prices::{PriceRow, HOURS_PER_MONTH};
+use skymeter_store::{EmbeddedOptions, EmbeddedStore};
+
+/// m5 sizes at us-east-1 list prices, gp3 at 0.08/GiB-month, an address at 0.005/h and
+/// snapshots at 0.05/GiB-month.
+struct Table;
+
+const M5: [(&str, f64, f64, f64); 4] = [
+    ("m5.large", 2.0, 8192.0, 0.096),
+    ("m5.xlarge", 4.0, 16384.0, 0.192),
+    ("m5.2xlarge", 8.0, 32768.0, 0.384),
+    ("m5.4xlarge", 16.0, 65536.0, 0.768),
+];
+
+impl PriceTable for Table {
+    fn date(&self) -> &str {
+        "2026-12-01"
+    }
+    fn currency(&self) -> &str {
+        "USD"
+    }
+    fn source(&self) -> &str {
+        "test"
+    }
+    fn regions(&self) -> Vec<String> {
+        vec!["us-east-1".into()]
+    }
+    fn rows(&self, _region: &str) -> Vec<PriceRow> {
+        Vec::new()
+    }
+    fn counts(&self) -> BTreeMap<String, BTreeMap<String, usize>> {
+        BTreeMap::new()
+    }
+    fn to_json(&self) -> String {
+        String::new()
+    }
+    fn retain_regions(&mut self, _keep: &dyn Fn(&str) -> bool) {}
+    fn monthly_usd(&self, r: &Resource) -> Option<f64> {
+        let a = |n: &str| r.attributes.get(n);
+        match r.kind.as_str() {
+            "compute.instance" => {
+                let ty = a("instance_type")?.as_str()?;
+                M5.iter().find(|m| m.0 == ty).map(|m| m.3 * HOURS_PER_MONTH)
+            }
+            "storage.volume" => Some(a("size_gib")?.as_f64()? * 0.08),
+            "storage.snapshot" => Some(a("size_gib")?.as_f64()? * 0.05),
+            "network.public_ip" => Some(0.005 * HOURS_PER_MONTH),
+            _ => None,
+        }
+    }
+    fn size_options(&self, r: &Resource) -> Vec<SizeOption> {
+        if r.kind != "compute.instance" {
+            return Vec::new();
+        }
+        M5.iter()
+            .map(|m| SizeOption {
+                name: m.0.into(),
+                vcpus: m.1,
+                memory_mib: m.2,
+                monthly_usd: m.3 * HOURS_PER_MONTH,
+            })
+            .collect()
+    }
+}
+
+fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap()
+}
+
+fn resource(kind: &str, id: &str, attrs: serde_json::Value) -> Resource {
+    Resource {
+        provider: "aws".into(),
+        account: "123456789012".into(),
+        region: "us-east-1".into(),
+        kind: kind.into(),
+        native_type: String::new(),
+        id: id.into(),
+        name: id.into(),
+        tags: Labels::new(),
+        attributes: attrs
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        observed_at: now() - Duration::hours(1),
+    }
+}
+
+/// 15 days of 5-minute points of `metric` for `r`: `value(i)` for the i-th period.
+fn series(
+    r: &Resource,
+    metric: &str,
+    unit: Unit,
+    stat: Stat,
+    value: impl Fn(usize) -> f64,
+) -> Vec<Point> {
+    let rr = std::sync::Arc::new(ResourceRef {
+        provider: r.provider.as_str().into(),
+        account: r.account.as_str().into(),
+        region: r.region.as_str().into(),
+        id: r.id.as_str().into(),
+    });
+    let n = 15 * 288;
+    (0..n)
+        .map(|i| Point {
+            metric: metric.into(),
+            unit,
+            stat,
+            period_s: 300,
+            ts: now() - Duration::minutes(5 * (n - i) as i64) + Duration::minutes(5),
+            value: value(i),
+            resource: rr.clone(),
+            labels: Default::default(),
+        })
+        .collect()
+}
+
+struct Fleet {
+    _dir: tempfile::TempDir,
+    store: EmbeddedStore,
+}
+
+/// One idle, one busy and one oversized m5.2xlarge, an unattached and an attached
+/// volume, an unassociated and an associated address, an old and a new snapshot.
+fn fleet() -> Fleet {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(EmbeddedOptions::new(dir.path())).unwrap();
+    let instance = |id: &str| {
+        resource(
+            "compute.instance",
+            id,
+            serde_json::json!({"instance_type": "m5.2xlarge", "state": "running", "vcpus": 8, "memory_mib": 32768}),
+        )
+    };
+    let idle = instance("i-idle");
+    let busy = instance("i-busy");
+    let big = instance("i-oversized");
+    let mut first = Batch::new("agent", "aws", now() - Duration::days(16));
+    for r in [&idle, &busy, &big] {
+        let mut r = r.clone();
+        r.observed_at = now() - Duration::days(16);
+        first.resources.push(r);
+    }
+    store.ingest(&first).unwrap();
+
+    let mut b = Batch::new("agent", "aws", now() - Duration::hours(1));
+    b.resources = vec![
+        idle.clone(),
+        busy.clone(),
+        big.clone(),
+        resource(
+            "storage.volume",
+            "vol-free",
+            serde_json::json!({"size_gib": 100, "volume_type": "gp3", "state": "available"}),
+        ),
+        resource(
+            "storage.volume",
+            "vol-used",
+            serde_json::json!({"size_gib": 50, "volume_type": "gp3", "state": "in-use", "attached_to": "i-busy"}),
+        ),
+        resource(
+            "network.public_ip",
+            "eipalloc-free",
+            serde_json::json!({"public_ip": "203.0.113.9", "associated": false}),
+        ),
+        resource(
+            "network.public_ip",
+            "eipalloc-used",
+            serde_json::json!({"public_ip": "203.0.113.10", "associated": true, "attached_to": "i-busy"}),
+        ),
+        resource(
+            "storage.snapshot",
+            "snap-old",
+            serde_json::json!({"size_gib": 40, "created": "2026-06-01T00:00:00Z"}),
+        ),
+        resource(
+            "storage.snapshot",
+            "snap-new",
+            serde_json::json!({"size_gib": 40, "created": "2026-11-20T00:00:00Z"}),
+        ),
+    ];
+    let pct = Unit::Percent;
+    let bps = Unit::BytesPerSecond;
+    // Idle: CPU ≤ 2 %, a trickle of network.
+    b.points
+        .extend(series(&idle, "cpu.utilization", pct, Stat::Max, |i| {
+            1.0 + (i % 10) as f64 / 10.0
+        }));
+    b.points
+        .extend(series(&idle, "cpu.utilization", pct, Stat::Avg, |_| 0.8));
+    b.points.extend(series(
+        &idle,
+        "network.received_throughput",
+        bps,
+        Stat::Avg,
+        |_| 300.0,
+    ));
+    b.points.extend(series(
+        &idle,
+        "network.sent_throughput",
+        bps,
+        Stat::Avg,
+        |_| 200.0,
+    ));
+    // Busy: CPU up to 90 %, p95 above 60 %.
+    b.points
+        .extend(series(&busy, "cpu.utilization", pct, Stat::Max, |i| {
+            40.0 + (i % 51) as f64
+        }));
+    b.points
+        .extend(series(&busy, "cpu.utilization", pct, Stat::Avg, |i| {
+            30.0 + (i % 41) as f64
+        }));
+    b.points.extend(series(
+        &busy,
+        "network.received_throughput",
+        bps,
+        Stat::Avg,
+        |_| 2e6,
+    ));
+    // Oversized: p95 CPU 10 % (95 % of the periods at 10 % or less), peaks at 30 %.
+    b.points
+        .extend(series(&big, "cpu.utilization", pct, Stat::Max, |i| {
+            if i % 100 == 0 {
+                30.0
+            } else {
+                12.0
+            }
+        }));
+    b.points
+        .extend(series(&big, "cpu.utilization", pct, Stat::Avg, |i| {
+            if i % 25 == 0 {
+                25.0
+            } else {
+                10.0
+            }
+        }));
+    b.points.extend(series(
+        &big,
+        "network.received_throughput",
+        bps,
+        Stat::Avg,
+        |_| 5e5,
+    ));
+    store.ingest(&b).unwrap();
+    Fleet { _dir: dir, store }
+}
+
+fn prices() -> Prices {
+    BTreeMap::from([("aws".to_string(), Arc::new(Table) as Arc<dyn PriceTable>)])
+}
+
+#[test]
+fn exactly_the_wasteful_resources_are_found_with_their_money() {
+    let f = fleet();
+    let found = compute(&f.store, &prices(), &FindingsConfig::default(), now()).unwrap();
+    let got: Vec<(&str, FindingKind, Option<f64>, Option<&str>)> = found
+        .iter()
+        .map(|f| {
+            (
+                f.resource.id.as_str(),
+                f.kind,
+                f.monthly_usd,
+                f.recommended_type.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            // 0.384 × 730
+            ("i-idle", FindingKind::Idle, Some(280.32), None),
+            // (0.384 − 0.096) × 730: 8 vCPU × 10 % × 1.25 = 1 vCPU fits m5.large
+            (
+                "i-oversized",
+                FindingKind::Rightsizing,
+                Some(210.24),
+                Some("m5.large")
+            ),
+            // 100 GiB × 0.08
+            ("vol-free", FindingKind::Orphaned, Some(8.0), None),
+            ("eipalloc-free", FindingKind::Orphaned, Some(3.65), None),
+            // 40 GiB × 0.05
+            ("snap-old", FindingKind::Orphaned, Some(2.0), None),
+        ],
+        "{found:#?}"
+    );
+    let idle = &found[0];
+    assert_eq!(idle.id, "idle/aws/123456789012/us-east-1/i-idle");
+    assert!(
+        idle.reason.contains("CPU peaked at 1.9 %"),
+        "{}",
+        idle.reason
+    );
+    assert_eq!(idle.evidence.series.len(), 2);
+    assert_eq!(idle.evidence.series[0].metric, "cpu.utilization");
+    assert_eq!(idle.evidence.series[0].summary, "max");
+    assert_eq!(idle.evidence.series[1].value, 500.0);
+    let big = &found[1];
+    assert_eq!(big.current_monthly_usd, Some(280.32));
+    assert_eq!(big.evidence.facts["needed_vcpus"], 1.0);
+    assert!(
+        big.notes.iter().any(|n| n.contains("memory not measured")),
+        "{:?}",
+        big.notes
+    );
+    let totals = Totals::of(&found);
+    assert_eq!(totals.count, 5);
+    assert_eq!(totals.monthly_usd, 504.21);
+    assert_eq!(totals.by_kind["orphaned"].count, 3);
+}
+
+#[test]
+fn a_short_history_is_not_called_idle_and_exclusions_hold() {
+    let f = fleet();
+    // 20 days back: the series (15 days) do not cover the window.
+    let cfg = FindingsConfig {
+        idle: IdleConfig {
+            days: 20,
+            ..Default::default()
+        },
+        rightsizing: RightsizingConfig {
+            days: 20,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let found = compute(&f.store, &prices(), &cfg, now()).unwrap();
+    assert!(
+        found.iter().all(|f| f.kind == FindingKind::Orphaned),
+        "{found:#?}"
+    );
+    // A tag exclusion removes a resource; memory measured changes the recommendation.
+    let mut b = Batch::new("agent", "aws", now() - Duration::minutes(30));
+    let mut vol = resource(
+        "storage.volume",
+        "vol-free",
+        serde_json::json!({"size_gib": 100, "volume_type": "gp3", "state": "available"}),
+    );
+    vol.tags.insert("keep".into(), "yes".into());
+    vol.observed_at = now() - Duration::minutes(30);
+    b.resources.push(vol);
+    let big = resource(
+        "compute.instance",
+        "i-oversized",
+        serde_json::json!({"instance_type": "m5.2xlarge", "state": "running", "vcpus": 8, "memory_mib": 32768}),
+    );
+    // 30 % of 32 GiB × 1.25 = 12 GiB: m5.xlarge (16 GiB), not m5.large.
+    b.points.extend(series(
+        &big,
+        "memory.usage",
+        Unit::Percent,
+        Stat::Max,
+        |_| 30.0,
+    ));
+    f.store.ingest(&b).unwrap();
+    let cfg = FindingsConfig {
+        exclude: vec![TagMatch {
+            tag: "keep".into(),
+            value: Some("yes".into()),
+        }],
+        ..Default::default()
+    };
+    let found = compute(&f.store, &prices(), &cfg, now()).unwrap();
+    assert!(
+        !found.iter().any(|f| f.resource.id == "vol-free"),
+        "{found:#?}"
+    );
+    let big = found
+        .iter()
+        .find(|f| f.resource.id == "i-oversized")
+        .unwrap();
+    assert_eq!(big.recommended_type.as_deref(), Some("m5.xlarge"));
+    assert_eq!(big.monthly_usd, Some(140.16)); // (0.384 − 0.192) × 730
+    assert!(big.notes.is_empty(), "{:?}", big.notes);
+}
+
+#[test]
+fn unknown_prices_are_reported_without_money() {
+    let f = fleet();
+    let found = compute(&f.store, &Prices::new(), &FindingsConfig::default(), now()).unwrap();
+    // Without a table: no rightsizing (nothing to size against), the rest without amounts.
+    let kinds: Vec<_> = found
+        .iter()
+        .map(|f| (f.resource.id.as_str(), f.monthly_usd))
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            ("i-idle", None),
+            ("eipalloc-free", None),
+            ("snap-old", None),
+            ("vol-free", None)
+        ]
+    );
+    assert!(
+        found[0].notes[0].contains("no list price"),
+        "{:?}",
+        found[0].notes
+    );
+}
+
+#[test]
+fn config_mistakes_name_the_field() {
+    let mut cfg = FindingsConfig::default();
+    cfg.rightsizing.percentile = 0.0;
+    assert!(cfg
+        .validate()
+        .unwrap_err()
+        .contains("rightsizing.percentile"));
+    let mut cfg = FindingsConfig::default();
+    cfg.idle.days = 0;
+    assert!(cfg.validate().unwrap_err().contains("idle.days"));
+    let parsed: Result<FindingsConfig, _> = toml::from_str("[idle]\ncpu_percnt = 3\n");
+    assert!(parsed.unwrap_err().to_string().contains("cpu_percnt"));
+}
+
+#[test]
+fn percentiles_are_nearest_rank() {
+    use crate::findings_read::percentile;
+    let v: Vec<f64> = (1..=20).map(f64::from).rev().collect();
+    assert_eq!(percentile(v.clone(), 95.0), 19.0);
+    assert_eq!(percentile(v.clone(), 100.0), 20.0);
+    assert_eq!(percentile(v.clone(), 50.0), 10.0);
+    assert_eq!(percentile(Vec::new(), 50.0), 0.0);
+    let t0 = now();
+    let points: Vec<_> = v
+        .iter()
+        .enumerate()
+        .map(|(i, x)| (t0 + Duration::minutes(i as i64), *x))
+        .collect();
+    let s = SeriesSummary::of(Stat::Avg, &points, Some(95.0)).unwrap();
+    assert_eq!(
+        (s.max, s.sum, s.percentile, s.points),
+        (20.0, 210.0, 19.0, 20)
+    );
+}
