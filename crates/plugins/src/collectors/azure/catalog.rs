@@ -17,16 +17,24 @@ pub enum Service {
     Function,
     Sql,
     Storage,
+    Snapshot,
+    PublicIp,
+    LoadBalancer,
+    NatGateway,
 }
 
 impl Service {
-    pub const ALL: [Service; 6] = [
+    pub const ALL: [Service; 10] = [
         Service::Vm,
         Service::Disk,
         Service::Aks,
         Service::Function,
         Service::Sql,
         Service::Storage,
+        Service::Snapshot,
+        Service::PublicIp,
+        Service::LoadBalancer,
+        Service::NatGateway,
     ];
 
     pub fn name(self) -> &'static str {
@@ -37,6 +45,10 @@ impl Service {
             Service::Function => "function",
             Service::Sql => "sql",
             Service::Storage => "storage",
+            Service::Snapshot => "snapshot",
+            Service::PublicIp => "public_ip",
+            Service::LoadBalancer => "load_balancer",
+            Service::NatGateway => "nat_gateway",
         }
     }
 
@@ -53,6 +65,10 @@ impl Service {
             Service::Function => "Microsoft.Web/sites",
             Service::Sql => "Microsoft.Sql/servers/databases",
             Service::Storage => "Microsoft.Storage/storageAccounts",
+            Service::Snapshot => "Microsoft.Compute/snapshots",
+            Service::PublicIp => "Microsoft.Network/publicIPAddresses",
+            Service::LoadBalancer => "Microsoft.Network/loadBalancers",
+            Service::NatGateway => "Microsoft.Network/natGateways",
         }
     }
 
