@@ -297,6 +297,49 @@ fn cluster(est: &mut Estimator<'_>, r: &Resource) {
     });
 }
 
+/// VM series for rightsizing: (name prefix, name suffix, vCPU counts, GiB of memory per
+/// vCPU); a size is `{prefix}{vCPUs}{suffix}`. From Microsoft's size pages
+/// (learn.microsoft.com/azure/virtual-machines/sizes: Dsv5, Dasv5, Dsv3, Esv5, Fsv2 series),
+/// read 2026-12-07. Constrained-vCPU sizes (`E4-2s_v5`) are not listed.
+const SERIES: &[(&str, &str, &[u32], f64)] = &[
+    ("Standard_D", "s_v5", &[2, 4, 8, 16, 32, 48, 64, 96], 4.0),
+    ("Standard_D", "as_v5", &[2, 4, 8, 16, 32, 48, 64, 96], 4.0),
+    ("Standard_D", "s_v3", &[2, 4, 8, 16, 32, 48, 64], 4.0),
+    (
+        "Standard_E",
+        "s_v5",
+        &[2, 4, 8, 16, 20, 32, 48, 64, 96],
+        8.0,
+    ),
+    ("Standard_F", "s_v2", &[2, 4, 8, 16, 32, 48, 64, 72], 2.0),
+];
+
+/// Every size of `size`'s series (`Standard_D4s_v5` → `Standard_D2s_v5` …
+/// `Standard_D96s_v5`), itself included, with (name, vCPUs, memory MiB); empty for a size of
+/// a series not listed.
+pub fn same_series(size: &str) -> Vec<(String, f64, f64)> {
+    for (prefix, suffix, counts, gib) in SERIES {
+        let Some(rest) = size.strip_prefix(prefix) else {
+            continue;
+        };
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 || &rest[digits..] != *suffix {
+            continue;
+        }
+        return counts
+            .iter()
+            .map(|c| {
+                (
+                    format!("{prefix}{c}{suffix}"),
+                    f64::from(*c),
+                    f64::from(*c) * gib * 1024.0,
+                )
+            })
+            .collect();
+    }
+    Vec::new()
+}
+
 /// The Retail Prices queries of one region: the `$filter`s, and what they are for.
 pub fn filters(region: &str) -> Vec<(&'static str, String)> {
     let base = format!("armRegionName eq '{region}' and priceType eq 'Consumption'");
@@ -674,6 +717,22 @@ pub async fn fetch(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn series_of_a_size() {
+        let d = same_series("Standard_D4s_v5");
+        assert_eq!(d.len(), 8);
+        assert_eq!(d[0], ("Standard_D2s_v5".to_string(), 2.0, 8192.0));
+        assert_eq!(d[7], ("Standard_D96s_v5".to_string(), 96.0, 393216.0));
+        assert_eq!(same_series("Standard_D2as_v5")[1].0, "Standard_D4as_v5");
+        assert_eq!(
+            same_series("Standard_E20s_v5")[4],
+            ("Standard_E20s_v5".to_string(), 20.0, 163840.0)
+        );
+        assert!(same_series("Standard_D2ds_v5").is_empty());
+        assert!(same_series("Standard_E4-2s_v5").is_empty());
+        assert!(same_series("Standard_B2s").is_empty());
+    }
 
     fn item(
         service: &str,

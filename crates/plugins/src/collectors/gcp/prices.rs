@@ -310,6 +310,64 @@ fn cluster(est: &mut Estimator<'_>, r: &Resource) {
     });
 }
 
+/// The predefined machine types of the series the table prices, for rightsizing: (series,
+/// vCPU counts, MiB of memory per vCPU). From Google's general-purpose machine family
+/// documentation (cloud.google.com/compute/docs/general-purpose-machines, the N1, N2, N2D,
+/// E2 and Tau T2D tables), read 2026-12-07. E2 shared-core types and custom types are not
+/// listed (they have no fixed ratio).
+const SERIES: &[(&str, &[u32], f64)] = &[
+    ("n1-standard", &[1, 2, 4, 8, 16, 32, 64, 96], 3840.0),
+    ("n1-highmem", &[2, 4, 8, 16, 32, 64, 96], 6656.0),
+    (
+        "n2-standard",
+        &[2, 4, 8, 16, 32, 48, 64, 80, 96, 128],
+        4096.0,
+    ),
+    (
+        "n2-highmem",
+        &[2, 4, 8, 16, 32, 48, 64, 80, 96, 128],
+        8192.0,
+    ),
+    ("n2-highcpu", &[2, 4, 8, 16, 32, 48, 64, 80, 96], 1024.0),
+    (
+        "n2d-standard",
+        &[2, 4, 8, 16, 32, 48, 64, 80, 96, 128, 224],
+        4096.0,
+    ),
+    ("n2d-highmem", &[2, 4, 8, 16, 32, 48, 64, 80, 96], 8192.0),
+    (
+        "n2d-highcpu",
+        &[2, 4, 8, 16, 32, 48, 64, 80, 96, 128, 224],
+        1024.0,
+    ),
+    ("e2-standard", &[2, 4, 8, 16, 32], 4096.0),
+    ("e2-highmem", &[2, 4, 8, 16], 8192.0),
+    ("e2-highcpu", &[2, 4, 8, 16, 32], 1024.0),
+    ("t2d-standard", &[1, 2, 4, 8, 16, 32, 48, 60], 4096.0),
+];
+
+/// Every machine type of `machine_type`'s series (`n2-standard-4` → `n2-standard-2` …
+/// `n2-standard-128`), itself included, with (name, vCPUs, memory MiB); empty for a type of
+/// a series not listed.
+pub fn same_series(machine_type: &str) -> Vec<(String, f64, f64)> {
+    let Some((series, n)) = machine_type.rsplit_once('-') else {
+        return Vec::new();
+    };
+    if n.parse::<u32>().is_err() {
+        return Vec::new();
+    }
+    SERIES
+        .iter()
+        .find(|(s, _, _)| *s == series)
+        .map(|(s, counts, mib)| {
+            counts
+                .iter()
+                .map(|c| (format!("{s}-{c}"), f64::from(*c), f64::from(*c) * mib))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// The table for `skymeter prices gcp show|update`.
 pub fn source() -> FlatPriceSource {
     FlatPriceSource {
@@ -864,6 +922,18 @@ mod tests {
         );
         // A unit that is not the key's is not that price.
         assert_eq!(key("Static Ip Charge", "Network", "GiBy"), None);
+    }
+
+    #[test]
+    fn series_of_a_machine_type() {
+        let n2 = same_series("n2-standard-4");
+        assert_eq!(n2.len(), 10);
+        assert_eq!(n2[0], ("n2-standard-2".to_string(), 2.0, 8192.0));
+        assert_eq!(n2[9], ("n2-standard-128".to_string(), 128.0, 524288.0));
+        assert_eq!(same_series("n1-standard-1")[0].2, 3840.0);
+        assert!(same_series("e2-medium").is_empty());
+        assert!(same_series("custom-4-8192").is_empty());
+        assert!(same_series("c3-standard-4").is_empty());
     }
 
     #[test]
