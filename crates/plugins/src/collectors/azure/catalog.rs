@@ -148,7 +148,7 @@ const fn per_minute(
 /// The normalized name of derived VM memory usage.
 pub const MEMORY_USAGE: &str = "memory.usage";
 
-pub const CATALOG: [AzMetric; 20] = [
+pub const CATALOG: [AzMetric; 24] = [
     m(
         Service::Vm,
         "Percentage CPU",
@@ -287,7 +287,42 @@ pub const CATALOG: [AzMetric; 20] = [
         Unit::Percent,
         Shape::Gauge,
     ),
+    // Load balancers (Standard SKU: Basic ones have no Azure Monitor metrics) and NAT
+    // gateways: bytes and packets processed in the period (aggregation Total).
+    m(
+        Service::LoadBalancer,
+        "ByteCount",
+        PROCESSED_BYTES,
+        Unit::Bytes,
+        Shape::Total,
+    ),
+    m(
+        Service::LoadBalancer,
+        "PacketCount",
+        PROCESSED_PACKETS,
+        Unit::Count,
+        Shape::Total,
+    ),
+    m(
+        Service::NatGateway,
+        "ByteCount",
+        PROCESSED_BYTES,
+        Unit::Bytes,
+        Shape::Total,
+    ),
+    m(
+        Service::NatGateway,
+        "PacketCount",
+        PROCESSED_PACKETS,
+        Unit::Count,
+        Shape::Total,
+    ),
 ];
+
+/// Bytes a load balancer or NAT gateway processed in the period (stat `sum`).
+pub const PROCESSED_BYTES: &str = "network.processed_bytes";
+/// Packets a load balancer or NAT gateway processed in the period (stat `sum`).
+pub const PROCESSED_PACKETS: &str = "network.processed_packets";
 
 /// The metrics of one resource type.
 pub fn of(service: Service) -> impl Iterator<Item = &'static AzMetric> {

@@ -75,6 +75,12 @@ pub fn plan(resources: &[Resource], metrics: &[&'static AzMetric], stats: &[Stat
         else {
             continue;
         };
+        // Basic load balancers publish no Azure Monitor metrics.
+        if service == Service::LoadBalancer
+            && r.attributes.get("sku").and_then(|v| v.as_str()) == Some("Basic")
+        {
+            continue;
+        }
         groups
             .entry((r.account.as_str(), r.region.as_str(), service))
             .or_default()

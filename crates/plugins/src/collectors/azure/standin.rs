@@ -1163,6 +1163,39 @@ fn get_batch(c: &Ctx, path: &str, q: HashMap<String, String>, body: &[u8]) -> Re
         .get("metricnames")
         .map(|s| s.split(',').collect())
         .unwrap_or_default();
+    // The metric definitions of the network namespaces (Azure Monitor's supported-metrics
+    // lists): a name not defined for the namespace is refused as Azure Monitor does.
+    let namespace = q.get("metricnamespace").map(String::as_str).unwrap_or("");
+    let defined: Option<&[&str]> = match namespace {
+        "Microsoft.Network/loadBalancers" => Some(&[
+            "ByteCount",
+            "PacketCount",
+            "SYNCount",
+            "VipAvailability",
+            "DipAvailability",
+            "AllocatedSnatPorts",
+            "UsedSnatPorts",
+            "SnatConnectionCount",
+        ]),
+        "Microsoft.Network/natGateways" => Some(&[
+            "ByteCount",
+            "PacketCount",
+            "DroppedPackets",
+            "SNATConnectionCount",
+            "TotalConnectionCount",
+            "DatapathAvailability",
+        ]),
+        _ => None,
+    };
+    if let Some(defined) = defined {
+        if let Some(bad) = names.iter().find(|n| !defined.contains(n)) {
+            return arm_error(
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                &format!("Failed to find metric configuration for provider: Microsoft.Network, resource Type: {}, metric: {bad}, Valid metrics: {}", namespace.trim_start_matches("Microsoft.Network/"), defined.join(",")),
+            );
+        }
+    }
     let aggs: Vec<&str> = q
         .get("aggregation")
         .map(|s| s.split(',').collect())

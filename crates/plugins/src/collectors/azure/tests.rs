@@ -883,6 +883,41 @@ async fn waste_kinds_are_inventoried_with_the_shared_attributes_and_priced() {
     assert_eq!(nat.attributes["subnets"], 1);
     assert_eq!(nat.attributes["associated"], true);
 
+    // Bytes and packets processed (aggregation total, stat sum): one getBatch per type; the
+    // Basic load balancer has no Azure Monitor metrics and is not asked for.
+    for (ns, id) in [
+        ("Microsoft.Network/loadBalancers", &lb.id),
+        ("Microsoft.Network/natGateways", &nat.id),
+    ] {
+        let batches: Vec<_> = m
+            .seen
+            .lock()
+            .unwrap()
+            .batches
+            .iter()
+            .filter(|(_, q)| q["metricnamespace"] == ns)
+            .cloned()
+            .collect();
+        assert_eq!(batches.len(), 1, "{ns}");
+        assert_eq!(batches[0].0, vec![id.clone()]);
+        assert_eq!(batches[0].1["metricnames"], "ByteCount,PacketCount");
+        assert_eq!(batches[0].1["aggregation"], "total");
+        assert_eq!(
+            point(&out, id, "network.processed_bytes", Stat::Sum),
+            [300.0]
+        );
+        assert_eq!(
+            point(&out, id, "network.processed_packets", Stat::Sum),
+            [300.0]
+        );
+        let p = out
+            .points
+            .iter()
+            .find(|p| p.resource.id == *id && p.metric == "network.processed_bytes")
+            .unwrap();
+        assert_eq!(p.unit, Unit::Bytes);
+    }
+
     // One list call each; 4 public IPs on pages of 2.
     assert_eq!(m.calls("snapshots"), 1);
     assert_eq!(m.calls("publicIps"), 2);
@@ -978,6 +1013,45 @@ async fn waste_services_can_be_picked_and_a_denied_list_names_its_action() {
 
     let err = config_error(&m.config("services = [\"elastic_ip\"]"));
     assert!(err.contains("nat_gateway"), "{err}");
+}
+
+#[tokio::test]
+async fn stand_in_refuses_metric_names_a_network_namespace_does_not_define() {
+    let m = Mock::start(Spec::default()).await;
+    let lb = format!(
+        "/subscriptions/{}/resourceGroups/rg-prod/providers/Microsoft.Network/loadBalancers/lb-web",
+        standin::SUB
+    );
+    let end = Utc::now().timestamp().div_euclid(300) * 300;
+    let iso = |t: i64| {
+        Utc.timestamp_opt(t, 0)
+            .unwrap()
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    };
+    let http = reqwest::Client::new();
+    for (names, want) in [("ByteCount,PacketCount", 200), ("Network In Total", 400)] {
+        let resp = http
+            .post(format!(
+                "{}/metrics/eastus/subscriptions/{}/metrics:getBatch",
+                m.arm,
+                standin::SUB
+            ))
+            .query(&[
+                ("metricnamespace", "Microsoft.Network/loadBalancers"),
+                ("metricnames", names),
+                ("starttime", &iso(end - 600)),
+                ("endtime", &iso(end)),
+                ("interval", "PT5M"),
+                ("aggregation", "total"),
+                ("api-version", "2023-10-01"),
+            ])
+            .bearer_auth(standin::METRICS_TOKEN)
+            .json(&serde_json::json!({ "resourceids": [lb] }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), want, "{names}");
+    }
 }
 
 #[tokio::test]
