@@ -594,6 +594,8 @@ pub async fn nat_gateways(scope: &Scope<'_>) -> Result<Vec<Resource>, PluginErro
                     let name = str_of(&n["name"]).unwrap_or_default();
                     let attrs = Attrs::default()
                         .s("router", Some(router.clone()))
+                        // Cloud Monitoring names the gateway by its router's numeric id.
+                        .s("router_id", str_of(&r["id"]))
                         .s(
                             "network",
                             r["network"].as_str().map(|u| last_segment(u).to_string()),

@@ -83,7 +83,12 @@ pub fn descriptor(metric_type: &str) -> (&'static str, &'static str) {
         | "compute.googleapis.com/instance/network/received_packets_count"
         | "compute.googleapis.com/instance/network/sent_packets_count"
         | "cloudfunctions.googleapis.com/function/execution_count"
-        | "run.googleapis.com/request_count" => ("DELTA", "INT64"),
+        | "run.googleapis.com/request_count"
+        | "loadbalancing.googleapis.com/https/request_count"
+        | "loadbalancing.googleapis.com/https/request_bytes_count"
+        | "loadbalancing.googleapis.com/https/response_bytes_count"
+        | "router.googleapis.com/nat/sent_bytes_count"
+        | "router.googleapis.com/nat/received_bytes_count" => ("DELTA", "INT64"),
         "cloudfunctions.googleapis.com/function/execution_times"
         | "run.googleapis.com/request_latencies" => ("DELTA", "DISTRIBUTION"),
         _ => ("GAUGE", "DOUBLE"),

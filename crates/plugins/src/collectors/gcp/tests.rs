@@ -807,8 +807,9 @@ async fn stand_in_refuses_the_aligners_cloud_monitoring_refuses() {
             asked += 1;
         }
     }
-    // 13 numeric metrics × 6 stats, 2 distributions × 2, 2 totals and 2 levels × 1.
-    assert_eq!(asked, 13 * 6 + 2 * 2 + 2 + 2);
+    // 13 numeric metrics × 6 stats, 2 distributions × 2, 7 totals (2 function, 3 load
+    // balancer, 2 NAT) and 2 levels × 1.
+    assert_eq!(asked, 13 * 6 + 2 * 2 + 7 + 2);
 }
 
 /// p95 of numeric metrics: one ALIGN_NONE call per metric type (no alignment period, no
@@ -1526,6 +1527,134 @@ async fn waste_kinds_are_priced_and_a_denied_list_names_its_permission() {
     );
     assert!(out.resources.iter().any(|r| r.kind == "network.public_ip"));
     assert!(!out.resources.iter().any(|r| r.kind == "storage.snapshot"));
+}
+
+#[tokio::test]
+async fn load_balancer_requests_and_processed_bytes_of_lbs_and_nat() {
+    let e = env();
+    let mut p = waste_project();
+    let rule = json!({"project_id": P, "region": "us-central1", "forwarding_rule_name": "web-https",
+        "url_map_name": "web", "target_proxy_name": "web-proxy", "backend_target_name": "be",
+        "backend_target_type": "BACKEND_SERVICE", "matched_url_path_rule": "UNMATCHED",
+        "backend_name": "ig-1", "backend_type": "INSTANCE_GROUP", "backend_scope": "us-central1-a",
+        "backend_scope_type": "ZONE"});
+    let nat = json!({"project_id": P, "region": "us-central1", "router_id": "6001", "gateway_name": "nat-1"});
+    // A rule of another project's load balancer: not in the inventory, dropped.
+    let mut other = rule.clone();
+    other["forwarding_rule_name"] = json!("elsewhere");
+    for (metric, labels, v) in [
+        (
+            "loadbalancing.googleapis.com/https/request_count",
+            &rule,
+            1200,
+        ),
+        (
+            "loadbalancing.googleapis.com/https/request_count",
+            &other,
+            5,
+        ),
+        (
+            "loadbalancing.googleapis.com/https/request_bytes_count",
+            &rule,
+            50_000,
+        ),
+        (
+            "loadbalancing.googleapis.com/https/response_bytes_count",
+            &rule,
+            2_000_000,
+        ),
+        ("router.googleapis.com/nat/sent_bytes_count", &nat, 7_000),
+        (
+            "router.googleapis.com/nat/received_bytes_count",
+            &nat,
+            9_000,
+        ),
+    ] {
+        p.series
+            .entry((metric.into(), "ALIGN_SUM".into()))
+            .or_default()
+            .push((labels.clone(), int64(v)));
+    }
+    e.server.set_project(P, p);
+    let mut g = e.collector("");
+    let (out, r, end) = collect(&mut g, &["lb.*", "network.processed_bytes"]).await;
+    r.unwrap();
+    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    let value = |id: &str, metric: &str, direction: Option<&str>| -> Vec<f64> {
+        out.points
+            .iter()
+            .filter(|p| {
+                p.resource.id == id
+                    && p.metric == metric
+                    && p.labels.get("direction").map(String::as_str) == direction
+            })
+            .map(|p| {
+                assert_eq!(p.stat, Stat::Sum);
+                assert_eq!(p.ts, ts(end));
+                p.value
+            })
+            .collect()
+    };
+    assert_eq!(value("5001", "lb.requests", None), [1200.0]);
+    assert_eq!(
+        value("5001", "network.processed_bytes", Some("in")),
+        [50_000.0]
+    );
+    assert_eq!(
+        value("5001", "network.processed_bytes", Some("out")),
+        [2_000_000.0]
+    );
+    let nat_id = "us-central1/rt-1/nat-1";
+    assert_eq!(
+        value(nat_id, "network.processed_bytes", Some("out")),
+        [7_000.0]
+    );
+    assert_eq!(
+        value(nat_id, "network.processed_bytes", Some("in")),
+        [9_000.0]
+    );
+    // The internal rule is not an Application load balancer: no https_lb_rule series.
+    assert!(!out.points.iter().any(|p| p.resource.id == "5002"));
+    let unit = out
+        .points
+        .iter()
+        .find(|p| p.metric == "network.processed_bytes")
+        .unwrap()
+        .unit;
+    assert_eq!(unit, Unit::Bytes);
+    // One paged call per metric type, summed per rule / gateway by their key labels.
+    let reqs = e.state().requests();
+    let calls: Vec<&Logged> = reqs
+        .iter()
+        .filter(|r| r.path.ends_with("/timeSeries"))
+        .collect();
+    assert_eq!(calls.len(), 5);
+    let lb = calls
+        .iter()
+        .find(|r| r.param("filter").unwrap().contains("https/request_count"))
+        .unwrap();
+    assert!(lb
+        .param("filter")
+        .unwrap()
+        .contains("resource.type = \"https_lb_rule\""));
+    assert_eq!(lb.param("aggregation.perSeriesAligner"), Some("ALIGN_SUM"));
+    assert_eq!(
+        lb.param("aggregation.crossSeriesReducer"),
+        Some("REDUCE_SUM")
+    );
+    let groups: Vec<&str> = lb
+        .query
+        .iter()
+        .filter(|(k, _)| k == "aggregation.groupByFields")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert_eq!(
+        groups,
+        [
+            "resource.labels.region",
+            "resource.labels.forwarding_rule_name"
+        ]
+    );
 }
 
 #[tokio::test]
