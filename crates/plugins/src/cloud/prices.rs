@@ -472,6 +472,14 @@ mod tests {
             )),
             32.85,
         );
+        // A Gateway load balancer is not estimated: no monthly figure.
+        assert_eq!(
+            t.monthly_usd(&r(
+                "network.load_balancer",
+                serde_json::json!({"sku": "Gateway", "rules": 1}),
+            )),
+            None
+        );
         // A ZRS snapshot: no price in the table.
         assert_eq!(
             t.monthly_usd(&r(

@@ -489,13 +489,24 @@ async fn inventory_reads_every_page_and_maps_to_the_contract() {
 #[tokio::test]
 async fn labels_filter_keeps_only_matching_resources() {
     let e = env();
-    let mut p = small_project();
+    let mut p = waste_project();
     p.instances[1]["labels"] = json!({"env": "dev"});
+    p.addresses[0]["labels"] = json!({"env": "dev"});
     e.server.set_project(P, p);
     let mut g = e.collector("labels = { env = \"prod\" }");
     let (out, r, _) = collect(&mut g, &["none.*"]).await;
     r.unwrap();
     assert!(out.resources.iter().all(|r| r.id != "1002"));
+    // Waste kinds are filtered the same way; NAT gateways (routers have no labels) never
+    // match a label filter, and their list is not even asked.
+    assert!(out.resources.iter().all(|r| r.id != "4001"));
+    assert!(out.resources.iter().any(|r| r.id == "4002"));
+    assert!(out.resources.iter().any(|r| r.kind == "storage.snapshot"));
+    assert!(!out
+        .resources
+        .iter()
+        .any(|r| r.kind == "network.nat_gateway"));
+    assert_eq!(g.calls().get("compute.routers.aggregatedList"), 0);
     assert_eq!(
         out.resources
             .iter()
