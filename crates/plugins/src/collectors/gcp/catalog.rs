@@ -191,6 +191,11 @@ pub const LB_REQUESTS: &str = "lb.requests";
 /// `direction`.
 pub const PROCESSED_BYTES: &str = "network.processed_bytes";
 
+/// Bytes a NAT gateway sent to destinations in the period (stat `sum`).
+pub const SENT_BYTES: &str = "network.sent_bytes";
+/// Bytes a NAT gateway received back in the period (stat `sum`).
+pub const RECEIVED_BYTES: &str = "network.received_bytes";
+
 /// A DELTA count emitted as its period's total (stat `sum`), summed per resource.
 const fn total(
     target: Target,
@@ -411,7 +416,8 @@ pub const CATALOG: [GcpMetric; 24] = [
         )
     },
     // External Application load balancers: requests, and bytes in (requests) and out
-    // (responses), per forwarding rule; Cloud NAT: bytes out (sent) and in (received).
+    // (responses), per forwarding rule; Cloud NAT: bytes sent and received (the names the
+    // aws collector gives NAT gateway bytes).
     // DELTA INT64 counts, one ALIGN_SUM call each, summed over the series of a resource
     // (one per backend, response code, protocol…).
     total(
@@ -438,16 +444,16 @@ pub const CATALOG: [GcpMetric; 24] = [
     total(
         Target::NatGateway,
         "router.googleapis.com/nat/sent_bytes_count",
-        PROCESSED_BYTES,
+        SENT_BYTES,
         Unit::Bytes,
-        "out",
+        "",
     ),
     total(
         Target::NatGateway,
         "router.googleapis.com/nat/received_bytes_count",
-        PROCESSED_BYTES,
+        RECEIVED_BYTES,
         Unit::Bytes,
-        "in",
+        "",
     ),
 ];
 
@@ -596,10 +602,9 @@ mod tests {
     fn every_name_is_in_the_design_catalog() {
         // The load-balancer and NAT names are new with the waste kinds; they belong in
         // skymeter_model::catalog::NORMALIZED (which this change does not touch).
-        for m in CATALOG
-            .iter()
-            .filter(|m| ![LB_REQUESTS, PROCESSED_BYTES].contains(&m.name))
-        {
+        for m in CATALOG.iter().filter(|m| {
+            ![LB_REQUESTS, PROCESSED_BYTES, SENT_BYTES, RECEIVED_BYTES].contains(&m.name)
+        }) {
             assert!(
                 skymeter_model::catalog::lookup(m.name).is_some(),
                 "{} is not a normalized name",

@@ -1588,7 +1588,16 @@ async fn load_balancer_requests_and_processed_bytes_of_lbs_and_nat() {
     }
     e.server.set_project(P, p);
     let mut g = e.collector("");
-    let (out, r, end) = collect(&mut g, &["lb.*", "network.processed_bytes"]).await;
+    let (out, r, end) = collect(
+        &mut g,
+        &[
+            "lb.*",
+            "network.processed_bytes",
+            "network.sent_bytes",
+            "network.received_bytes",
+        ],
+    )
+    .await;
     r.unwrap();
     assert!(out.errors.is_empty(), "{:?}", out.errors);
     let value = |id: &str, metric: &str, direction: Option<&str>| -> Vec<f64> {
@@ -1616,14 +1625,8 @@ async fn load_balancer_requests_and_processed_bytes_of_lbs_and_nat() {
         [2_000_000.0]
     );
     let nat_id = "us-central1/rt-1/nat-1";
-    assert_eq!(
-        value(nat_id, "network.processed_bytes", Some("out")),
-        [7_000.0]
-    );
-    assert_eq!(
-        value(nat_id, "network.processed_bytes", Some("in")),
-        [9_000.0]
-    );
+    assert_eq!(value(nat_id, "network.sent_bytes", None), [7_000.0]);
+    assert_eq!(value(nat_id, "network.received_bytes", None), [9_000.0]);
     // The internal rule is not an Application load balancer: no https_lb_rule series.
     assert!(!out.points.iter().any(|p| p.resource.id == "5002"));
     let unit = out
