@@ -1910,3 +1910,96 @@ async fn prices_update_reads_every_sku_page() {
     assert_eq!(first.path, "/v1/services/6F81-5844-456A/skus");
     assert_eq!(first.param("currencyCode"), Some("USD"));
 }
+
+#[tokio::test]
+async fn prices_update_keeps_snapshot_address_and_forwarding_rule_skus() {
+    let e = env();
+    {
+        let mut skus = e.state().skus.lock().unwrap();
+        let r = &["us-central1"];
+        skus.insert(
+            "6F81-5844-456A".into(),
+            vec![
+                catalog_sku(
+                    "S1",
+                    "Storage PD Snapshot",
+                    "Storage",
+                    "GiBy.mo",
+                    50_000_000,
+                    r,
+                ),
+                catalog_sku(
+                    "S2",
+                    "Storage PD Snapshot in US",
+                    "Storage",
+                    "GiBy.mo",
+                    65_000_000,
+                    r,
+                ),
+                catalog_sku(
+                    "S3",
+                    "Archive Snapshot Early Deletion",
+                    "Storage",
+                    "GiBy.mo",
+                    19_000_000,
+                    r,
+                ),
+                catalog_sku("N1", "Static Ip Charge", "Network", "h", 10_000_000, r),
+                catalog_sku(
+                    "N2",
+                    "External IP Charge on a Standard VM",
+                    "Network",
+                    "h",
+                    5_000_000,
+                    r,
+                ),
+                catalog_sku(
+                    "N3",
+                    "Network Load Balancing: Forwarding Rule Minimum Service Charge in Americas",
+                    "Network",
+                    "h",
+                    25_000_000,
+                    r,
+                ),
+                catalog_sku(
+                    "N4",
+                    "Cloud Load Balancer Forwarding Rule Minimum Global",
+                    "Network",
+                    "h",
+                    25_000_000,
+                    &["global"],
+                ),
+            ],
+        );
+        skus.insert("CCD8-9BF1-090E".into(), vec![]);
+    }
+    let calls = Arc::new(ApiCallCounts::default());
+    let table = prices::fetch_with(
+        Some(e.key.to_str().unwrap()),
+        Some(&e.server.url),
+        &["us-central1".to_string()],
+        "2026-12-07",
+        calls,
+        &|_, _| {},
+    )
+    .await
+    .unwrap();
+    let got: Vec<(String, f64, String)> = table.regions["us-central1"]
+        .iter()
+        .map(|(k, p)| (k.clone(), p.usd, p.per.clone()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("address/in-use".into(), 0.005, "hour".into()),
+            ("address/unused".into(), 0.01, "hour".into()),
+            ("lb/forwarding-rule".into(), 0.025, "hour".into()),
+            ("snapshot/standard".into(), 0.05, "GiB-month".into()),
+            (
+                "snapshot/standard/multiregional".into(),
+                0.065,
+                "GiB-month".into()
+            ),
+        ]
+    );
+}
