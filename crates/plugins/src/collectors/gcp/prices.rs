@@ -459,7 +459,13 @@ pub async fn fetch(
                         let Some(region) = region.as_str() else {
                             continue;
                         };
-                        if region == "global" {
+                        if region == "global" && key.starts_with("lb/") {
+                            // A global forwarding rule's price: the `global` row only (global
+                            // load balancers are inventoried in region `global`).
+                            if let Some(p) = prices.get_mut("global") {
+                                p.insert(key.clone(), price.clone());
+                            }
+                        } else if region == "global" {
                             // The GKE fee is one price for every region.
                             for p in prices.values_mut() {
                                 p.insert(key.clone(), price.clone());
@@ -656,8 +662,9 @@ fn snapshot_key(description: &str) -> Option<String> {
 
 /// External addresses and forwarding rules, per hour: `Static Ip Charge` →
 /// `address/unused`, `External IP Charge on a Standard VM` → `address/in-use`,
-/// `… Forwarding Rule Minimum Service Charge …` (the first five rules; regional SKUs only,
-/// the global rule's SKU would overwrite every region) → `lb/forwarding-rule`.
+/// `… Forwarding Rule Minimum Service Charge …` and `Cloud Load Balancer Forwarding Rule
+/// Minimum Global` (the first five rules) → `lb/forwarding-rule` (a global SKU's price goes
+/// to the `global` row only, see [`fetch`]).
 fn network_key(description: &str) -> Option<String> {
     let d = description.trim();
     if d.starts_with("Static Ip Charge") {
@@ -666,7 +673,7 @@ fn network_key(description: &str) -> Option<String> {
     if d.starts_with("External IP Charge on a Standard VM") {
         return Some("address/in-use".into());
     }
-    if d.contains("Forwarding Rule Minimum Service Charge") && !d.contains("Global") {
+    if d.contains("Forwarding Rule Minimum") {
         return Some("lb/forwarding-rule".into());
     }
     None
@@ -918,7 +925,7 @@ mod tests {
                 "Network",
                 "h"
             ),
-            None
+            k("lb/forwarding-rule", "hour")
         );
         // A unit that is not the key's is not that price.
         assert_eq!(key("Static Ip Charge", "Network", "GiBy"), None);

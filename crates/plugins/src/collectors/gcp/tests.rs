@@ -1966,7 +1966,7 @@ async fn prices_update_keeps_snapshot_address_and_forwarding_rule_skus() {
                     "Cloud Load Balancer Forwarding Rule Minimum Global",
                     "Network",
                     "h",
-                    25_000_000,
+                    26_000_000,
                     &["global"],
                 ),
             ],
@@ -1977,7 +1977,7 @@ async fn prices_update_keeps_snapshot_address_and_forwarding_rule_skus() {
     let table = prices::fetch_with(
         Some(e.key.to_str().unwrap()),
         Some(&e.server.url),
-        &["us-central1".to_string()],
+        &["us-central1".to_string(), "global".to_string()],
         "2026-12-07",
         calls,
         &|_, _| {},
@@ -2002,4 +2002,11 @@ async fn prices_update_keeps_snapshot_address_and_forwarding_rule_skus() {
             ),
         ]
     );
+    // The global rule's SKU (priced apart here to tell them apart) goes to the `global` row
+    // only, not over the regional price.
+    let global: Vec<(String, f64)> = table.regions["global"]
+        .iter()
+        .map(|(k, p)| (k.clone(), p.usd))
+        .collect();
+    assert_eq!(global, vec![("lb/forwarding-rule".to_string(), 0.026)]);
 }
