@@ -171,7 +171,7 @@ fn address(est: &mut Estimator<'_>, r: &Resource) {
         Line {
             resource: r,
             service: COMPUTE_ENGINE,
-            category: "Network",
+            category: "Networking",
             key: key.into(),
             quantity: est.hours,
             unit: "Hours",
@@ -190,7 +190,7 @@ fn forwarding_rule(est: &mut Estimator<'_>, r: &Resource) {
         Line {
             resource: r,
             service: "Cloud Load Balancing",
-            category: "Network",
+            category: "Networking",
             key: "lb/forwarding-rule".into(),
             quantity: est.hours,
             unit: "Hours",
