@@ -103,13 +103,15 @@ fn pricing(provider: &str) -> Option<Pricing> {
     }
 }
 
-/// What `resource` costs per month of [`HOURS_PER_MONTH`](skymeter_plugin_api::prices::HOURS_PER_MONTH) hours at `table`'s list prices:
-/// the sum of the cost lines its cloud's estimator makes over such a month (an instance's
-/// hours × its price or vCPU and memory prices, a volume's or snapshot's GiB × its
-/// GiB-month price, an address, load balancer or NAT gateway's hours). `Some(0.0)` when it
-/// costs nothing as inventoried (a stopped instance, a Basic Azure load balancer, a GCP
-/// address used by a forwarding rule); `None` when the table lacks a price it needs, or its
-/// kind or cloud is not priced by a flat table (GCP Cloud NAT: priced per VM using it).
+/// What `resource` costs per month of [`HOURS_PER_MONTH`](skymeter_plugin_api::prices::HOURS_PER_MONTH)
+/// hours at `table`'s list prices: the sum of the cost lines its cloud's estimator makes over
+/// such a month (an instance's hours × its price or vCPU and memory prices, a volume's or
+/// snapshot's GiB × its GiB-month price, an address, load balancer or NAT gateway's hours),
+/// as the aws table does: an instance is priced as if it ran, whatever its state. `None`
+/// when the table lacks a price it needs, when the estimator makes no line for it (Spot
+/// VMs; a Basic Azure load balancer or a GCP address used by a forwarding rule, which cost
+/// nothing; a resource without its size or type), or when its kind or cloud is not priced by
+/// a flat table (GCP Cloud NAT: priced per VM using it).
 pub fn monthly_usd(table: &PriceList, resource: &Resource) -> Option<f64> {
     if !MONTHLY_KINDS.contains(&resource.kind.as_str()) {
         return None;
@@ -120,6 +122,16 @@ pub fn monthly_usd(table: &PriceList, resource: &Resource) -> Option<f64> {
         if !p.kinds.iter().any(|(k, _)| *k == resource.kind) {
             return None;
         }
+        let running;
+        let resource = if resource.kind == "compute.instance" {
+            let mut r = resource.clone();
+            r.attributes
+                .insert("state".into(), serde_json::json!("running"));
+            running = r;
+            &running
+        } else {
+            resource
+        };
         let start = chrono::DateTime::<chrono::Utc>::UNIX_EPOCH;
         let end =
             start + chrono::Duration::hours(skymeter_plugin_api::prices::HOURS_PER_MONTH as i64);
@@ -131,7 +143,7 @@ pub fn monthly_usd(table: &PriceList, resource: &Resource) -> Option<f64> {
             std::slice::from_ref(resource),
             p.kinds,
         );
-        if !missing.is_empty() {
+        if !missing.is_empty() || costs.is_empty() {
             return None;
         }
         Some(costs.iter().map(|c| c.billed_cost).sum())
@@ -339,7 +351,12 @@ mod tests {
         stopped
             .attributes
             .insert("state".into(), serde_json::json!("stopped"));
-        close(t.monthly_usd(&stopped), 0.0);
+        // A stopped instance is priced as if it ran; a Spot one has no list price.
+        close(t.monthly_usd(&stopped), 141.79228);
+        let mut spot = vm.clone();
+        spot.attributes
+            .insert("lifecycle".into(), serde_json::json!("spot"));
+        assert_eq!(t.monthly_usd(&spot), None);
         // A 100 GiB pd-standard disk: 100 × 0.04.
         let disk = resource(
             "gcp",
@@ -377,9 +394,10 @@ mod tests {
             t.monthly_usd(&ip(true, Some("projects/p/zones/z/instances/vm"))),
             3.65,
         );
-        close(
+        // Used by a forwarding rule: no charge, no line, no monthly figure.
+        assert_eq!(
             t.monthly_usd(&ip(true, Some("projects/p/regions/r/forwardingRules/f"))),
-            0.0,
+            None
         );
         // A forwarding rule: 0.025 × 730; global rules from the `global` row.
         let lb = resource(
@@ -449,7 +467,8 @@ mod tests {
             )),
             3.65,
         );
-        // A Standard load balancer with 7 rules: (0.025 + 2 × 0.01) × 730; Basic: free.
+        // A Standard load balancer with 7 rules: (0.025 + 2 × 0.01) × 730; Basic: free (no
+        // line).
         close(
             t.monthly_usd(&r(
                 "network.load_balancer",
@@ -457,12 +476,12 @@ mod tests {
             )),
             32.85,
         );
-        close(
+        assert_eq!(
             t.monthly_usd(&r(
                 "network.load_balancer",
                 serde_json::json!({"sku": "Basic"}),
             )),
-            0.0,
+            None
         );
         // A NAT gateway: 0.045 × 730.
         close(
