@@ -110,6 +110,9 @@ pub struct AzMetric {
     /// Unit of `sum` for PerMinute metrics.
     pub sum_unit: Unit,
     pub shape: Shape,
+    /// Split by the metric's `Direction` dimension (getBatch `filter=Direction eq '*'`):
+    /// the normalized names of the `Out` and `In` series, which replace `name`.
+    pub by_direction: Option<(&'static str, &'static str)>,
 }
 
 const fn m(
@@ -126,6 +129,7 @@ const fn m(
         unit,
         sum_unit: unit,
         shape,
+        by_direction: None,
     }
 }
 
@@ -142,13 +146,14 @@ const fn per_minute(
         unit,
         sum_unit,
         shape: Shape::PerMinute,
+        by_direction: None,
     }
 }
 
 /// The normalized name of derived VM memory usage.
 pub const MEMORY_USAGE: &str = "memory.usage";
 
-pub const CATALOG: [AzMetric; 24] = [
+pub const CATALOG: [AzMetric; 23] = [
     m(
         Service::Vm,
         "Percentage CPU",
@@ -287,8 +292,8 @@ pub const CATALOG: [AzMetric; 24] = [
         Unit::Percent,
         Shape::Gauge,
     ),
-    // Load balancers (Standard SKU: Basic ones have no Azure Monitor metrics) and NAT
-    // gateways: bytes and packets processed in the period (aggregation Total).
+    // Load balancers (Standard SKU: Basic ones have no Azure Monitor metrics): bytes and
+    // packets processed in the period (aggregation Total).
     m(
         Service::LoadBalancer,
         "ByteCount",
@@ -303,25 +308,27 @@ pub const CATALOG: [AzMetric; 24] = [
         Unit::Count,
         Shape::Total,
     ),
-    m(
-        Service::NatGateway,
-        "ByteCount",
-        PROCESSED_BYTES,
-        Unit::Bytes,
-        Shape::Total,
-    ),
-    m(
-        Service::NatGateway,
-        "PacketCount",
-        PROCESSED_PACKETS,
-        Unit::Count,
-        Shape::Total,
-    ),
+    // NAT gateways: bytes by direction, named as the aws and gcp collectors name NAT bytes.
+    AzMetric {
+        by_direction: Some((SENT_BYTES, RECEIVED_BYTES)),
+        ..m(
+            Service::NatGateway,
+            "ByteCount",
+            SENT_BYTES,
+            Unit::Bytes,
+            Shape::Total,
+        )
+    },
 ];
 
-/// Bytes a load balancer or NAT gateway processed in the period (stat `sum`).
+/// Bytes a NAT gateway sent out (its `Out` direction) in the period (stat `sum`).
+pub const SENT_BYTES: &str = "network.sent_bytes";
+/// Bytes a NAT gateway received back (its `In` direction) in the period (stat `sum`).
+pub const RECEIVED_BYTES: &str = "network.received_bytes";
+
+/// Bytes a load balancer processed in the period (stat `sum`).
 pub const PROCESSED_BYTES: &str = "network.processed_bytes";
-/// Packets a load balancer or NAT gateway processed in the period (stat `sum`).
+/// Packets a load balancer processed in the period (stat `sum`).
 pub const PROCESSED_PACKETS: &str = "network.processed_packets";
 
 /// The metrics of one resource type.

@@ -1187,6 +1187,19 @@ fn get_batch(c: &Ctx, path: &str, q: HashMap<String, String>, body: &[u8]) -> Re
         ]),
         _ => None,
     };
+    // `filter=Direction eq '*'`: one series per direction, each with its metadatavalues
+    // (ByteCount and PacketCount of the network namespaces have the dimension).
+    let split = match q.get("filter").map(String::as_str) {
+        None => false,
+        Some("Direction eq '*'") if defined.is_some() => true,
+        Some(f) => {
+            return arm_error(
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                &format!("Metric filter {f} is not valid for namespace {namespace}"),
+            )
+        }
+    };
     if let Some(defined) = defined {
         if let Some(bad) = names.iter().find(|n| !defined.contains(n)) {
             return arm_error(
@@ -1207,24 +1220,43 @@ fn get_batch(c: &Ctx, path: &str, q: HashMap<String, String>, body: &[u8]) -> Re
             let metrics: Vec<Value> = names
                 .iter()
                 .map(|name| {
-                    let mut data = Vec::new();
-                    let mut t = start;
-                    while t < end {
-                        let mut dp = serde_json::Map::new();
-                        dp.insert("timeStamp".into(), json!(iso(t)));
-                        for a in &aggs {
-                            dp.insert((*a).into(), json!(value(id, name, a)));
+                    let series = |direction: Option<&str>| {
+                        let mut data = Vec::new();
+                        let mut t = start;
+                        while t < end {
+                            let mut dp = serde_json::Map::new();
+                            dp.insert("timeStamp".into(), json!(iso(t)));
+                            for a in &aggs {
+                                // Out carries two thirds of the traffic, In one third.
+                                let v = value(id, name, a);
+                                let v = match direction {
+                                    Some("Out") => v * 2.0 / 3.0,
+                                    Some(_) => v / 3.0,
+                                    None => v,
+                                };
+                                dp.insert((*a).into(), json!(v));
+                            }
+                            data.push(Value::Object(dp));
+                            t += Duration::seconds(step);
                         }
-                        data.push(Value::Object(dp));
-                        t += Duration::seconds(step);
-                    }
+                        let meta: Vec<Value> = direction
+                            .map(|d| json!({"name": {"value": "direction", "localizedValue": "Direction"}, "value": d}))
+                            .into_iter()
+                            .collect();
+                        json!({ "metadatavalues": meta, "data": data })
+                    };
+                    let timeseries: Vec<Value> = if split {
+                        vec![series(Some("Out")), series(Some("In"))]
+                    } else {
+                        vec![series(None)]
+                    };
                     json!({
                         "id": format!("{id}/providers/Microsoft.Insights/metrics/{name}"),
                         "type": "Microsoft.Insights/metrics",
                         "name": { "value": name, "localizedValue": name },
                         "displayDescription": "",
                         "unit": "Unspecified",
-                        "timeseries": [ { "metadatavalues": [], "data": data } ],
+                        "timeseries": timeseries,
                         "errorCode": "Success"
                     })
                 })

@@ -883,12 +883,10 @@ async fn waste_kinds_are_inventoried_with_the_shared_attributes_and_priced() {
     assert_eq!(nat.attributes["subnets"], 1);
     assert_eq!(nat.attributes["associated"], true);
 
-    // Bytes and packets processed (aggregation total, stat sum): one getBatch per type; the
-    // Basic load balancer has no Azure Monitor metrics and is not asked for.
-    for (ns, id) in [
-        ("Microsoft.Network/loadBalancers", &lb.id),
-        ("Microsoft.Network/natGateways", &nat.id),
-    ] {
+    // Bytes and packets processed (aggregation total, stat sum), one getBatch per type; the
+    // Basic load balancer has no Azure Monitor metrics and is not asked for. NAT gateway
+    // bytes are split by direction: Out → network.sent_bytes, In → network.received_bytes.
+    let batch = |ns: &str| {
         let batches: Vec<_> = m
             .seen
             .lock()
@@ -899,24 +897,40 @@ async fn waste_kinds_are_inventoried_with_the_shared_attributes_and_priced() {
             .cloned()
             .collect();
         assert_eq!(batches.len(), 1, "{ns}");
-        assert_eq!(batches[0].0, vec![id.clone()]);
-        assert_eq!(batches[0].1["metricnames"], "ByteCount,PacketCount");
-        assert_eq!(batches[0].1["aggregation"], "total");
-        assert_eq!(
-            point(&out, id, "network.processed_bytes", Stat::Sum),
-            [300.0]
-        );
-        assert_eq!(
-            point(&out, id, "network.processed_packets", Stat::Sum),
-            [300.0]
-        );
-        let p = out
-            .points
-            .iter()
-            .find(|p| p.resource.id == *id && p.metric == "network.processed_bytes")
-            .unwrap();
-        assert_eq!(p.unit, Unit::Bytes);
-    }
+        batches[0].clone()
+    };
+    let (ids, q) = batch("Microsoft.Network/loadBalancers");
+    assert_eq!(ids, vec![lb.id.clone()]);
+    assert_eq!(q["metricnames"], "ByteCount,PacketCount");
+    assert_eq!(q["aggregation"], "total");
+    assert!(!q.contains_key("filter"));
+    assert_eq!(
+        point(&out, &lb.id, "network.processed_bytes", Stat::Sum),
+        [300.0]
+    );
+    assert_eq!(
+        point(&out, &lb.id, "network.processed_packets", Stat::Sum),
+        [300.0]
+    );
+    let (ids, q) = batch("Microsoft.Network/natGateways");
+    assert_eq!(ids, vec![nat.id.clone()]);
+    assert_eq!(q["metricnames"], "ByteCount");
+    assert_eq!(q["filter"], "Direction eq '*'");
+    assert_eq!(
+        point(&out, &nat.id, "network.sent_bytes", Stat::Sum),
+        [200.0]
+    );
+    assert_eq!(
+        point(&out, &nat.id, "network.received_bytes", Stat::Sum),
+        [100.0]
+    );
+    assert!(point(&out, &nat.id, "network.processed_bytes", Stat::Sum).is_empty());
+    let p = out
+        .points
+        .iter()
+        .find(|p| p.resource.id == nat.id && p.metric == "network.sent_bytes")
+        .unwrap();
+    assert_eq!(p.unit, Unit::Bytes);
 
     // One list call each; 4 public IPs on pages of 2.
     assert_eq!(m.calls("snapshots"), 1);
@@ -1029,28 +1043,57 @@ async fn stand_in_refuses_metric_names_a_network_namespace_does_not_define() {
             .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
     };
     let http = reqwest::Client::new();
-    for (names, want) in [("ByteCount,PacketCount", 200), ("Network In Total", 400)] {
+    for (ns, names, filter, want) in [
+        (
+            "Microsoft.Network/loadBalancers",
+            "ByteCount,PacketCount",
+            None,
+            200,
+        ),
+        (
+            "Microsoft.Network/loadBalancers",
+            "Network In Total",
+            None,
+            400,
+        ),
+        (
+            "Microsoft.Network/natGateways",
+            "ByteCount",
+            Some("Direction eq '*'"),
+            200,
+        ),
+        // A dimension filter on a namespace the stand-in has no dimensions for.
+        (
+            "Microsoft.Compute/virtualMachines",
+            "Percentage CPU",
+            Some("Direction eq '*'"),
+            400,
+        ),
+    ] {
+        let mut query = vec![
+            ("metricnamespace", ns),
+            ("metricnames", names),
+            ("interval", "PT5M"),
+            ("aggregation", "total"),
+            ("api-version", "2023-10-01"),
+        ];
+        if let Some(f) = filter {
+            query.push(("filter", f));
+        }
         let resp = http
             .post(format!(
                 "{}/metrics/eastus/subscriptions/{}/metrics:getBatch",
                 m.arm,
                 standin::SUB
             ))
-            .query(&[
-                ("metricnamespace", "Microsoft.Network/loadBalancers"),
-                ("metricnames", names),
-                ("starttime", &iso(end - 600)),
-                ("endtime", &iso(end)),
-                ("interval", "PT5M"),
-                ("aggregation", "total"),
-                ("api-version", "2023-10-01"),
-            ])
+            .query(&query)
+            .query(&[("starttime", iso(end - 600)), ("endtime", iso(end))])
             .bearer_auth(standin::METRICS_TOKEN)
             .json(&serde_json::json!({ "resourceids": [lb] }))
             .send()
             .await
             .unwrap();
-        assert_eq!(resp.status().as_u16(), want, "{names}");
+        assert_eq!(resp.status().as_u16(), want, "{ns} {names} {filter:?}");
     }
 }
 
