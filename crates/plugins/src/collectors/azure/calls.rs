@@ -13,6 +13,10 @@ pub const SITES: &str = "web.sites.list";
 pub const SQL_SERVERS: &str = "sql.servers.list";
 pub const SQL_DATABASES: &str = "sql.databases.listByServer";
 pub const STORAGE: &str = "storage.storageAccounts.list";
+pub const SNAPSHOTS: &str = "compute.snapshots.list";
+pub const PUBLIC_IPS: &str = "network.publicIPAddresses.listAll";
+pub const LOAD_BALANCERS: &str = "network.loadBalancers.listAll";
+pub const NAT_GATEWAYS: &str = "network.natGateways.listAll";
 pub const GET_BATCH: &str = "monitor.metrics.getBatch";
 pub const COST_QUERY: &str = "costManagement.query.usage";
 

@@ -17,16 +17,24 @@ pub enum Service {
     Function,
     Sql,
     Storage,
+    Snapshot,
+    PublicIp,
+    LoadBalancer,
+    NatGateway,
 }
 
 impl Service {
-    pub const ALL: [Service; 6] = [
+    pub const ALL: [Service; 10] = [
         Service::Vm,
         Service::Disk,
         Service::Aks,
         Service::Function,
         Service::Sql,
         Service::Storage,
+        Service::Snapshot,
+        Service::PublicIp,
+        Service::LoadBalancer,
+        Service::NatGateway,
     ];
 
     pub fn name(self) -> &'static str {
@@ -37,6 +45,10 @@ impl Service {
             Service::Function => "function",
             Service::Sql => "sql",
             Service::Storage => "storage",
+            Service::Snapshot => "snapshot",
+            Service::PublicIp => "public_ip",
+            Service::LoadBalancer => "load_balancer",
+            Service::NatGateway => "nat_gateway",
         }
     }
 
@@ -53,6 +65,10 @@ impl Service {
             Service::Function => "Microsoft.Web/sites",
             Service::Sql => "Microsoft.Sql/servers/databases",
             Service::Storage => "Microsoft.Storage/storageAccounts",
+            Service::Snapshot => "Microsoft.Compute/snapshots",
+            Service::PublicIp => "Microsoft.Network/publicIPAddresses",
+            Service::LoadBalancer => "Microsoft.Network/loadBalancers",
+            Service::NatGateway => "Microsoft.Network/natGateways",
         }
     }
 
@@ -94,6 +110,9 @@ pub struct AzMetric {
     /// Unit of `sum` for PerMinute metrics.
     pub sum_unit: Unit,
     pub shape: Shape,
+    /// Split by the metric's `Direction` dimension (getBatch `filter=Direction eq '*'`):
+    /// the normalized names of the `Out` and `In` series, which replace `name`.
+    pub by_direction: Option<(&'static str, &'static str)>,
 }
 
 const fn m(
@@ -110,6 +129,7 @@ const fn m(
         unit,
         sum_unit: unit,
         shape,
+        by_direction: None,
     }
 }
 
@@ -126,13 +146,14 @@ const fn per_minute(
         unit,
         sum_unit,
         shape: Shape::PerMinute,
+        by_direction: None,
     }
 }
 
 /// The normalized name of derived VM memory usage.
 pub const MEMORY_USAGE: &str = "memory.usage";
 
-pub const CATALOG: [AzMetric; 20] = [
+pub const CATALOG: [AzMetric; 23] = [
     m(
         Service::Vm,
         "Percentage CPU",
@@ -271,7 +292,44 @@ pub const CATALOG: [AzMetric; 20] = [
         Unit::Percent,
         Shape::Gauge,
     ),
+    // Load balancers (Standard SKU: Basic ones have no Azure Monitor metrics): bytes and
+    // packets processed in the period (aggregation Total).
+    m(
+        Service::LoadBalancer,
+        "ByteCount",
+        PROCESSED_BYTES,
+        Unit::Bytes,
+        Shape::Total,
+    ),
+    m(
+        Service::LoadBalancer,
+        "PacketCount",
+        PROCESSED_PACKETS,
+        Unit::Count,
+        Shape::Total,
+    ),
+    // NAT gateways: bytes by direction, named as the aws and gcp collectors name NAT bytes.
+    AzMetric {
+        by_direction: Some((SENT_BYTES, RECEIVED_BYTES)),
+        ..m(
+            Service::NatGateway,
+            "ByteCount",
+            SENT_BYTES,
+            Unit::Bytes,
+            Shape::Total,
+        )
+    },
 ];
+
+/// Bytes a NAT gateway sent out (its `Out` direction) in the period (stat `sum`).
+pub const SENT_BYTES: &str = "network.sent_bytes";
+/// Bytes a NAT gateway received back (its `In` direction) in the period (stat `sum`).
+pub const RECEIVED_BYTES: &str = "network.received_bytes";
+
+/// Bytes a load balancer processed in the period (stat `sum`).
+pub const PROCESSED_BYTES: &str = "network.processed_bytes";
+/// Packets a load balancer processed in the period (stat `sum`).
+pub const PROCESSED_PACKETS: &str = "network.processed_packets";
 
 /// The metrics of one resource type.
 pub fn of(service: Service) -> impl Iterator<Item = &'static AzMetric> {

@@ -3,8 +3,8 @@
 //! answers the instance view but not the hardware profile or tags; size → vCPUs and memory
 //! from `locations/{location}/vmSizes`, once per location), managed disks, AKS clusters and their
 //! agent pools (inline in the cluster), Function apps (`Microsoft.Web/sites` whose `kind`
-//! contains `functionapp`), SQL databases (servers, then each server's databases) and
-//! storage accounts.
+//! contains `functionapp`), SQL databases (servers, then each server's databases), storage
+//! accounts, disk snapshots, public IP addresses, load balancers and NAT gateways.
 
 use super::calls;
 use super::catalog::Service;
@@ -22,6 +22,8 @@ pub const API_AKS: &str = "2024-09-01";
 pub const API_WEB: &str = "2023-12-01";
 pub const API_SQL: &str = "2021-11-01";
 pub const API_STORAGE: &str = "2023-05-01";
+/// Public IP addresses, load balancers and NAT gateways (Microsoft.Network).
+pub const API_NETWORK: &str = "2024-05-01";
 
 /// What one subscription's listing needs.
 pub struct Scope<'a> {
@@ -111,6 +113,22 @@ fn set(r: &mut Resource, key: &str, value: Option<Value>) {
 
 fn lower(v: &Value, pointer: &str) -> Option<Value> {
     str_at(v, pointer).map(|s| json!(s.to_ascii_lowercase()))
+}
+
+/// A creation time as RFC 3339 in UTC, whole seconds (`2024-05-01T10:00:00Z`); ARM writes
+/// seven decimals and an offset.
+fn created(v: &Value, pointer: &str) -> Option<Value> {
+    let t = DateTime::parse_from_rfc3339(str_at(v, pointer)?).ok()?;
+    Some(json!(t
+        .with_timezone(&Utc)
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)))
+}
+
+/// The number of items of an array property (0 when absent).
+fn count_at(v: &Value, pointer: &str) -> usize {
+    v.pointer(pointer)
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len)
 }
 
 /// A VM size: vCPUs and memory.
@@ -286,6 +304,186 @@ pub async fn disks(s: &Scope<'_>) -> Result<Vec<Resource>, PluginError> {
                 "attached_to",
                 str_at(v, "/managedBy").map(|t| json!(t)),
             );
+            set(&mut r, "created", created(v, "/properties/timeCreated"));
+            Some(r)
+        })
+        .collect())
+}
+
+/// Managed disk snapshots (Snapshots - List). `size_gib` is diskSizeGB (an incremental
+/// snapshot is billed for the blocks it holds, which ARM does not report); `volume_id` the
+/// source disk's ARM id; `storage_tier` `standard` (Standard_LRS, Standard_ZRS) or `premium`.
+pub async fn snapshots(s: &Scope<'_>) -> Result<Vec<Resource>, PluginError> {
+    let url = s.url("Microsoft.Compute/snapshots", API_DISKS, "");
+    let items = s
+        .list(calls::SNAPSHOTS, "Microsoft.Compute/snapshots/read", &url)
+        .await?;
+    Ok(items
+        .iter()
+        .filter_map(|v| {
+            let mut r = s.resource(v, "storage.snapshot", Service::Snapshot.native_type())?;
+            let sku = str_at(v, "/sku/name");
+            set(
+                &mut r,
+                "size_gib",
+                v.pointer("/properties/diskSizeGB").cloned(),
+            );
+            set(&mut r, "created", created(v, "/properties/timeCreated"));
+            set(
+                &mut r,
+                "volume_id",
+                str_at(v, "/properties/creationData/sourceResourceId").map(|t| json!(t)),
+            );
+            set(&mut r, "state", lower(v, "/properties/provisioningState"));
+            set(
+                &mut r,
+                "storage_tier",
+                sku.map(|k| {
+                    json!(if k.starts_with("Premium") {
+                        "premium"
+                    } else {
+                        "standard"
+                    })
+                }),
+            );
+            set(&mut r, "sku", sku.map(|t| json!(t)));
+            set(
+                &mut r,
+                "incremental",
+                v.pointer("/properties/incremental").cloned(),
+            );
+            Some(r)
+        })
+        .collect())
+}
+
+/// Public IP addresses (Public IP Addresses - List All). `associated`: it has an
+/// ipConfiguration (a NIC, a load balancer frontend, a gateway) or a NAT gateway;
+/// `attached_to` is that ipConfiguration's (or NAT gateway's) id.
+pub async fn public_ips(s: &Scope<'_>) -> Result<Vec<Resource>, PluginError> {
+    let url = s.url("Microsoft.Network/publicIPAddresses", API_NETWORK, "");
+    let items = s
+        .list(
+            calls::PUBLIC_IPS,
+            "Microsoft.Network/publicIPAddresses/read",
+            &url,
+        )
+        .await?;
+    Ok(items
+        .iter()
+        .filter_map(|v| {
+            let mut r = s.resource(v, "network.public_ip", Service::PublicIp.native_type())?;
+            let user = str_at(v, "/properties/ipConfiguration/id")
+                .or_else(|| str_at(v, "/properties/natGateway/id"));
+            set(&mut r, "associated", Some(json!(user.is_some())));
+            set(&mut r, "attached_to", user.map(|t| json!(t)));
+            set(&mut r, "sku", str_at(v, "/sku/name").map(|t| json!(t)));
+            set(&mut r, "sku_tier", str_at(v, "/sku/tier").map(|t| json!(t)));
+            set(
+                &mut r,
+                "allocation",
+                str_at(v, "/properties/publicIPAllocationMethod").map(|t| json!(t)),
+            );
+            set(
+                &mut r,
+                "public_ip",
+                str_at(v, "/properties/ipAddress").map(|t| json!(t)),
+            );
+            set(
+                &mut r,
+                "ip_version",
+                lower(v, "/properties/publicIPAddressVersion"),
+            );
+            set(&mut r, "state", lower(v, "/properties/provisioningState"));
+            Some(r)
+        })
+        .collect())
+}
+
+/// Load balancers (Load Balancers - List All): `lb_type` `network` (Azure Load Balancer is
+/// layer 4), `scheme` external when a frontend has a public IP, `frontends`, `rules`
+/// (load-balancing plus outbound rules, what Azure bills beyond the first five) and
+/// `backend_pools`.
+pub async fn load_balancers(s: &Scope<'_>) -> Result<Vec<Resource>, PluginError> {
+    let url = s.url("Microsoft.Network/loadBalancers", API_NETWORK, "");
+    let items = s
+        .list(
+            calls::LOAD_BALANCERS,
+            "Microsoft.Network/loadBalancers/read",
+            &url,
+        )
+        .await?;
+    Ok(items
+        .iter()
+        .filter_map(|v| {
+            let mut r = s.resource(
+                v,
+                "network.load_balancer",
+                Service::LoadBalancer.native_type(),
+            )?;
+            let frontends = v
+                .pointer("/properties/frontendIPConfigurations")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            let external = frontends
+                .iter()
+                .any(|f| f.pointer("/properties/publicIPAddress/id").is_some());
+            set(&mut r, "sku", str_at(v, "/sku/name").map(|t| json!(t)));
+            set(&mut r, "lb_type", Some(json!("network")));
+            set(
+                &mut r,
+                "scheme",
+                Some(json!(if external { "external" } else { "internal" })),
+            );
+            set(&mut r, "frontends", Some(json!(frontends.len())));
+            set(
+                &mut r,
+                "rules",
+                Some(json!(
+                    count_at(v, "/properties/loadBalancingRules")
+                        + count_at(v, "/properties/outboundRules")
+                )),
+            );
+            set(
+                &mut r,
+                "backend_pools",
+                Some(json!(count_at(v, "/properties/backendAddressPools"))),
+            );
+            set(&mut r, "state", lower(v, "/properties/provisioningState"));
+            Some(r)
+        })
+        .collect())
+}
+
+/// NAT gateways (NAT Gateways - List All): `public_ips` (addresses and prefixes), `subnets`
+/// and `associated` (serves at least one subnet).
+pub async fn nat_gateways(s: &Scope<'_>) -> Result<Vec<Resource>, PluginError> {
+    let url = s.url("Microsoft.Network/natGateways", API_NETWORK, "");
+    let items = s
+        .list(
+            calls::NAT_GATEWAYS,
+            "Microsoft.Network/natGateways/read",
+            &url,
+        )
+        .await?;
+    Ok(items
+        .iter()
+        .filter_map(|v| {
+            let mut r = s.resource(v, "network.nat_gateway", Service::NatGateway.native_type())?;
+            let subnets = count_at(v, "/properties/subnets");
+            set(&mut r, "sku", str_at(v, "/sku/name").map(|t| json!(t)));
+            set(
+                &mut r,
+                "public_ips",
+                Some(json!(
+                    count_at(v, "/properties/publicIpAddresses")
+                        + count_at(v, "/properties/publicIpPrefixes")
+                )),
+            );
+            set(&mut r, "subnets", Some(json!(subnets)));
+            set(&mut r, "associated", Some(json!(subnets > 0)));
+            set(&mut r, "state", lower(v, "/properties/provisioningState"));
             Some(r)
         })
         .collect())

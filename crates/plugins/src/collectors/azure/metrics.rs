@@ -75,6 +75,12 @@ pub fn plan(resources: &[Resource], metrics: &[&'static AzMetric], stats: &[Stat
         else {
             continue;
         };
+        // Basic load balancers publish no Azure Monitor metrics.
+        if service == Service::LoadBalancer
+            && r.attributes.get("sku").and_then(|v| v.as_str()) == Some("Basic")
+        {
+            continue;
+        }
         groups
             .entry((r.account.as_str(), r.region.as_str(), service))
             .or_default()
@@ -170,6 +176,25 @@ struct Localizable {
 struct TimeSeries {
     #[serde(default)]
     data: Vec<DataPoint>,
+    /// The dimension values of a split series (`[{name: {value: "Direction"}, value: "Out"}]`).
+    #[serde(default)]
+    metadatavalues: Vec<MetadataValue>,
+}
+
+#[derive(Debug, Deserialize)]
+struct MetadataValue {
+    name: Localizable,
+    #[serde(default)]
+    value: String,
+}
+
+impl TimeSeries {
+    fn dimension(&self, name: &str) -> Option<&str> {
+        self.metadatavalues
+            .iter()
+            .find(|m| m.name.value.eq_ignore_ascii_case(name))
+            .map(|m| m.value.as_str())
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -248,7 +273,12 @@ impl Fetch {
             .append_pair("starttime", &ts(w.start))
             .append_pair("endtime", &ts(w.end))
             .append_pair("interval", interval(period).unwrap_or("PT5M"))
-            .append_pair("aggregation", &call.aggregations.join(","))
+            .append_pair("aggregation", &call.aggregations.join(","));
+        if call.metrics.iter().any(|m| m.by_direction.is_some()) {
+            url.query_pairs_mut()
+                .append_pair("filter", "Direction eq '*'");
+        }
+        url.query_pairs_mut()
             .append_pair("api-version", API_VERSION);
         url.into()
     }
@@ -364,7 +394,7 @@ impl Fetch {
                     )));
                     continue;
                 }
-                let Some(m) = call
+                let Some(&m) = call
                     .metrics
                     .iter()
                     .find(|m| m.azure.eq_ignore_ascii_case(&mv.name.value))
@@ -372,6 +402,20 @@ impl Fetch {
                     continue;
                 };
                 for ts in &mv.timeseries {
+                    // A series split by direction takes that direction's name.
+                    let split;
+                    let m = match m.by_direction {
+                        Some((out, into)) => {
+                            let name = match ts.dimension("Direction") {
+                                Some(d) if d.eq_ignore_ascii_case("Out") => out,
+                                Some(d) if d.eq_ignore_ascii_case("In") => into,
+                                _ => continue,
+                            };
+                            split = AzMetric { name, ..*m };
+                            &split
+                        }
+                        None => m,
+                    };
                     for dp in &ts.data {
                         let end = dp.time_stamp.timestamp() + period;
                         if !w.emits(end) {

@@ -92,7 +92,8 @@ pub struct AzureConfig {
     /// proxy, Azure Stack, tests).
     #[serde(default)]
     pub ca_file: Option<String>,
-    /// Resource types: any of vm, disk, aks, function, sql, storage. Default: all.
+    /// Resource types: any of vm, disk, aks, function, sql, storage, snapshot, public_ip,
+    /// load_balancer, nat_gateway. Default: all.
     #[serde(default)]
     pub services: Option<Vec<String>>,
     /// ARM list calls in flight at once, per subscription. Default 4.
@@ -191,7 +192,7 @@ impl CloudProvider for AzureCloud {
     type Prices = PriceList;
 
     const PROVIDER: &'static skymeter_model::provider::Provider = &skymeter_model::provider::AZURE;
-    const SUMMARY: &'static str = "Azure inventory (VMs, disks, AKS, Function apps, SQL databases, storage accounts), Azure Monitor metrics (getBatch, 50 resources per call) and billed cost (Cost Management)";
+    const SUMMARY: &'static str = "Azure inventory (VMs, disks, snapshots, public IPs, load balancers, NAT gateways, AKS, Function apps, SQL databases, storage accounts), Azure Monitor metrics (getBatch, 50 resources per call) and billed cost (Cost Management)";
     const STATS: &'static [Stat] = &[Stat::Avg, Stat::Max, Stat::Min, Stat::Sum, Stat::Count];
     const METRIC_API: &'static str = calls::GET_BATCH;
     const SCOPE_NOUN: &'static str = "subscription";
@@ -413,14 +414,80 @@ impl CloudProvider for AzureCloud {
             api_limit: &limit,
             now: ctx.now,
         };
+        // Only the services asked are listed (`if`, not `bool::then_some`, which would make
+        // every call and drop the answer).
         let on = |s: Service| self.services.contains(&s);
-        let (vms, disks, aks, functions, sql, storage) = tokio::join!(
-            async { on(Service::Vm).then_some(inventory::vms(&scope).await) },
-            async { on(Service::Disk).then_some(inventory::disks(&scope).await) },
-            async { on(Service::Aks).then_some(inventory::aks(&scope).await) },
-            async { on(Service::Function).then_some(inventory::functions(&scope).await) },
-            async { on(Service::Sql).then_some(inventory::sql(&scope).await) },
-            async { on(Service::Storage).then_some(inventory::storage(&scope).await) },
+        let (vms, disks, aks, functions, sql, storage, snapshots, ips, lbs, nats) = tokio::join!(
+            async {
+                if on(Service::Vm) {
+                    Some(inventory::vms(&scope).await)
+                } else {
+                    None
+                }
+            },
+            async {
+                if on(Service::Disk) {
+                    Some(inventory::disks(&scope).await)
+                } else {
+                    None
+                }
+            },
+            async {
+                if on(Service::Aks) {
+                    Some(inventory::aks(&scope).await)
+                } else {
+                    None
+                }
+            },
+            async {
+                if on(Service::Function) {
+                    Some(inventory::functions(&scope).await)
+                } else {
+                    None
+                }
+            },
+            async {
+                if on(Service::Sql) {
+                    Some(inventory::sql(&scope).await)
+                } else {
+                    None
+                }
+            },
+            async {
+                if on(Service::Storage) {
+                    Some(inventory::storage(&scope).await)
+                } else {
+                    None
+                }
+            },
+            async {
+                if on(Service::Snapshot) {
+                    Some(inventory::snapshots(&scope).await)
+                } else {
+                    None
+                }
+            },
+            async {
+                if on(Service::PublicIp) {
+                    Some(inventory::public_ips(&scope).await)
+                } else {
+                    None
+                }
+            },
+            async {
+                if on(Service::LoadBalancer) {
+                    Some(inventory::load_balancers(&scope).await)
+                } else {
+                    None
+                }
+            },
+            async {
+                if on(Service::NatGateway) {
+                    Some(inventory::nat_gateways(&scope).await)
+                } else {
+                    None
+                }
+            },
         );
         let mut out = Inventory::default();
         // VMs and SQL are two lists each: listed when nothing failed or something came.
@@ -429,7 +496,10 @@ impl CloudProvider for AzureCloud {
             out.resources.extend(r);
             out.errors.extend(e);
         }
-        for r in [disks, aks, functions, storage].into_iter().flatten() {
+        for r in [disks, aks, functions, storage, snapshots, ips, lbs, nats]
+            .into_iter()
+            .flatten()
+        {
             out.add(r);
         }
         // getBatch calls group resources in this order (as the collection lists them).

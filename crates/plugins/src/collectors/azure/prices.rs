@@ -7,6 +7,13 @@
 //! - `disk/{tier} {redundancy}` (per disk-month): a managed disk's billed tier
 //!   (`disk/P10 LRS`, `disk/E10 ZRS`, `disk/S10 LRS`).
 //! - `aks/Standard`, `aks/Premium` (per cluster-hour): the AKS pricing tier's fee.
+//! - `snapshot/{sku}` (per GiB-month): managed disk snapshots by their SKU
+//!   (`snapshot/Standard_LRS`, `snapshot/Standard_ZRS`, `snapshot/Premium_LRS`).
+//! - `ip/{sku}/{allocation}` (per hour): public IP addresses (`ip/Standard/Static`,
+//!   `ip/Basic/Static`, `ip/Basic/Dynamic`).
+//! - `lb/Standard` (per hour, the first five rules included), `lb/Standard/rule` (per
+//!   rule-hour beyond five), `lb/Standard/data` (per GB processed): Standard load balancers.
+//! - `nat/Standard` (per hour), `nat/Standard/data` (per GB processed): NAT gateways.
 
 use crate::cloud::prices::FlatPriceSource;
 use crate::cloud::rest::{RestCall, RestClient};
@@ -39,6 +46,11 @@ pub const RETAIL_PRICES: &str = "retail.prices.list";
 const VIRTUAL_MACHINES: &str = "Virtual Machines";
 const STORAGE: &str = "Storage";
 const AKS: &str = "Azure Kubernetes Service";
+const LOAD_BALANCER: &str = "Load Balancer";
+const VIRTUAL_NETWORK: &str = "Virtual Network";
+/// The Retail Prices `productName`s of public IPs and NAT gateways.
+const IP_ADDRESSES: &str = "IP Addresses";
+const NAT_GATEWAY: &str = "NAT Gateway";
 
 /// The Retail Prices `productName`s of the managed disks priced per disk-month, and the
 /// letter of their tiers.
@@ -99,11 +111,119 @@ pub fn disk_tier(sku: &str, size_gib: f64) -> Option<String> {
 ///
 /// Function apps, SQL databases and storage accounts are not estimated (their billed cost
 /// comes from Cost Management).
+/// - `storage.snapshot`: `size_gib` × months at its SKU's price per GiB-month (an
+///   incremental snapshot is billed for the data it holds, which ARM does not report: the
+///   disk's size is an upper bound).
+/// - `network.public_ip`: hours at its SKU and allocation's price, whether associated or
+///   not; a Basic dynamic address without an address allocated costs nothing.
+/// - `network.load_balancer`, Standard: hours at the price with five rules included, plus
+///   rule-hours beyond five; Basic costs nothing; data processed is not included.
+/// - `network.nat_gateway`: hours at the gateway's price; data processed is not included.
 pub const PRICED_KINDS: &[PricedKind] = &[
     ("compute.instance", vm),
     ("storage.volume", disk),
     ("k8s.cluster", cluster),
+    ("storage.snapshot", snapshot),
+    ("network.public_ip", public_ip),
+    ("network.load_balancer", load_balancer),
+    ("network.nat_gateway", nat_gateway),
 ];
+
+fn snapshot(est: &mut Estimator<'_>, r: &Resource) {
+    let (Some(sku), Some(size)) = (text(r, "sku"), number(r, "size_gib")) else {
+        return;
+    };
+    let quantity = size * est.months();
+    let region = r.region.clone();
+    est.charge(
+        Line {
+            resource: r,
+            service: STORAGE,
+            category: "Storage",
+            key: format!("snapshot/{sku}"),
+            quantity,
+            unit: "GiB-Months",
+        },
+        || format!("no {sku} snapshot price per GiB-month in {region}"),
+    );
+}
+
+fn network_line<'r>(
+    r: &'r Resource,
+    service: &'static str,
+    key: String,
+    quantity: f64,
+) -> Line<'r> {
+    Line {
+        resource: r,
+        service,
+        category: "Networking",
+        key,
+        quantity,
+        unit: "Hours",
+    }
+}
+
+fn public_ip(est: &mut Estimator<'_>, r: &Resource) {
+    let (Some(sku), Some(allocation)) = (text(r, "sku"), text(r, "allocation")) else {
+        return;
+    };
+    // A dynamic address is allocated only while in use; without one there is nothing billed.
+    if allocation == "Dynamic" && text(r, "public_ip").is_none() {
+        return;
+    }
+    let hours = est.hours;
+    est.charge(
+        network_line(r, VIRTUAL_NETWORK, format!("ip/{sku}/{allocation}"), hours),
+        || {
+            format!(
+                "no {sku} {allocation} public IP price per hour in {}",
+                r.region
+            )
+        },
+    );
+}
+
+fn load_balancer(est: &mut Estimator<'_>, r: &Resource) {
+    match text(r, "sku") {
+        Some("Standard") => {}
+        // Basic load balancers have no charge.
+        Some("Basic") | None => return,
+        Some(other) => {
+            est.report(
+                &r.region,
+                &format!("lb/{other}"),
+                format!("Azure {other} load balancers are not estimated (their cost comes from the billed source)"),
+            );
+            return;
+        }
+    }
+    let hours = est.hours;
+    est.charge(
+        network_line(r, LOAD_BALANCER, "lb/Standard".into(), hours),
+        || format!("no Standard load balancer price per hour in {}", r.region),
+    );
+    let extra = number(r, "rules").unwrap_or(0.0) - 5.0;
+    if extra > 0.0 {
+        let mut line = network_line(r, LOAD_BALANCER, "lb/Standard/rule".into(), extra * hours);
+        line.unit = "Rule-Hours";
+        est.charge(line, || {
+            format!(
+                "no Standard load balancer price per rule-hour beyond five in {}",
+                r.region
+            )
+        });
+    }
+}
+
+fn nat_gateway(est: &mut Estimator<'_>, r: &Resource) {
+    let sku = text(r, "sku").unwrap_or("Standard");
+    let hours = est.hours;
+    est.charge(
+        network_line(r, VIRTUAL_NETWORK, format!("nat/{sku}"), hours),
+        || format!("no {sku} NAT gateway price per hour in {}", r.region),
+    );
+}
 
 fn vm(est: &mut Estimator<'_>, r: &Resource) {
     if text(r, "state") != Some("running") {
@@ -177,6 +297,49 @@ fn cluster(est: &mut Estimator<'_>, r: &Resource) {
     });
 }
 
+/// VM series for rightsizing: (name prefix, name suffix, vCPU counts, GiB of memory per
+/// vCPU); a size is `{prefix}{vCPUs}{suffix}`. From Microsoft's size pages
+/// (learn.microsoft.com/azure/virtual-machines/sizes: Dsv5, Dasv5, Dsv3, Esv5, Fsv2 series),
+/// read 2026-12-07. Constrained-vCPU sizes (`E4-2s_v5`) are not listed.
+const SERIES: &[(&str, &str, &[u32], f64)] = &[
+    ("Standard_D", "s_v5", &[2, 4, 8, 16, 32, 48, 64, 96], 4.0),
+    ("Standard_D", "as_v5", &[2, 4, 8, 16, 32, 48, 64, 96], 4.0),
+    ("Standard_D", "s_v3", &[2, 4, 8, 16, 32, 48, 64], 4.0),
+    (
+        "Standard_E",
+        "s_v5",
+        &[2, 4, 8, 16, 20, 32, 48, 64, 96],
+        8.0,
+    ),
+    ("Standard_F", "s_v2", &[2, 4, 8, 16, 32, 48, 64, 72], 2.0),
+];
+
+/// Every size of `size`'s series (`Standard_D4s_v5` → `Standard_D2s_v5` …
+/// `Standard_D96s_v5`), itself included, with (name, vCPUs, memory MiB); empty for a size of
+/// a series not listed.
+pub fn same_series(size: &str) -> Vec<(String, f64, f64)> {
+    for (prefix, suffix, counts, gib) in SERIES {
+        let Some(rest) = size.strip_prefix(prefix) else {
+            continue;
+        };
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 || &rest[digits..] != *suffix {
+            continue;
+        }
+        return counts
+            .iter()
+            .map(|c| {
+                (
+                    format!("{prefix}{c}{suffix}"),
+                    f64::from(*c),
+                    f64::from(*c) * gib * 1024.0,
+                )
+            })
+            .collect();
+    }
+    Vec::new()
+}
+
 /// The Retail Prices queries of one region: the `$filter`s, and what they are for.
 pub fn filters(region: &str) -> Vec<(&'static str, String)> {
     let base = format!("armRegionName eq '{region}' and priceType eq 'Consumption'");
@@ -191,6 +354,18 @@ pub fn filters(region: &str) -> Vec<(&'static str, String)> {
         ));
     }
     out.push((AKS, format!("serviceName eq '{AKS}' and {base}")));
+    out.push((
+        IP_ADDRESSES,
+        format!("productName eq '{IP_ADDRESSES}' and {base}"),
+    ));
+    out.push((
+        LOAD_BALANCER,
+        format!("serviceName eq '{LOAD_BALANCER}' and {base}"),
+    ));
+    out.push((
+        NAT_GATEWAY,
+        format!("productName eq '{NAT_GATEWAY}' and {base}"),
+    ));
     out
 }
 
@@ -272,6 +447,15 @@ fn price_of(item: &Value) -> Option<(String, ListPrice)> {
         }
         STORAGE => {
             let (_, letter) = DISK_PRODUCTS.iter().find(|(p, _)| *p == product)?;
+            if let Some(key) = snapshot_key(product, meter, unit) {
+                return Some((
+                    key,
+                    ListPrice {
+                        usd,
+                        per: "GiB-month".into(),
+                    },
+                ));
+            }
             if unit != "1/Month" {
                 return None;
             }
@@ -295,8 +479,69 @@ fn price_of(item: &Value) -> Option<(String, ListPrice)> {
             }
             hourly(format!("aks/{sku}"))
         }
+        LOAD_BALANCER => {
+            if sku != "Standard" {
+                return None;
+            }
+            match (meter, unit) {
+                ("Standard Included LB Rules and Outbound Rules", "1 Hour") => {
+                    hourly("lb/Standard".into())
+                }
+                ("Standard Overage LB Rules and Outbound Rules", "1/Hour" | "1 Hour") => {
+                    hourly("lb/Standard/rule".into())
+                }
+                ("Standard Data Processed", "1 GB") => Some((
+                    "lb/Standard/data".into(),
+                    ListPrice {
+                        usd,
+                        per: "GB".into(),
+                    },
+                )),
+                _ => None,
+            }
+        }
+        _ if product == IP_ADDRESSES => {
+            // `Standard IPv4 Static Public IP`, `Basic IPv4 Dynamic Public IP`, …; IPv6,
+            // global (cross-region) and prefix meters are other prices.
+            let key = match meter {
+                "Standard IPv4 Static Public IP" => "ip/Standard/Static",
+                "Basic IPv4 Static Public IP" => "ip/Basic/Static",
+                "Basic IPv4 Dynamic Public IP" => "ip/Basic/Dynamic",
+                _ => return None,
+            };
+            (unit == "1 Hour").then_some(())?;
+            hourly(key.into())
+        }
+        _ if product == NAT_GATEWAY => match (meter, unit) {
+            ("Standard Gateway", "1 Hour") => hourly("nat/Standard".into()),
+            ("Standard Data Processed", "1 GB") => Some((
+                "nat/Standard/data".into(),
+                ListPrice {
+                    usd,
+                    per: "GB".into(),
+                },
+            )),
+            _ => None,
+        },
         _ => None,
     }
+}
+
+/// A snapshot meter of a managed-disk product: `LRS Snapshots` / `ZRS Snapshots` per
+/// GB-month of `Standard HDD Managed Disks` (where standard and incremental snapshots are
+/// stored) → `snapshot/Standard_LRS`, of `Premium SSD Managed Disks` → `snapshot/Premium_…`.
+fn snapshot_key(product: &str, meter: &str, unit: &str) -> Option<String> {
+    let kind = match product {
+        "Standard HDD Managed Disks" => "Standard",
+        "Premium SSD Managed Disks" => "Premium",
+        _ => return None,
+    };
+    let redundancy = match meter {
+        "LRS Snapshots" | "LRS Snapshot" => "LRS",
+        "ZRS Snapshots" | "ZRS Snapshot" => "ZRS",
+        _ => return None,
+    };
+    matches!(unit, "1 GB/Month" | "1 GiB/Month").then(|| format!("snapshot/{kind}_{redundancy}"))
 }
 
 /// `P10 LRS Disk`, `E10 ZRS Disk`, `S10 Disks`: a tier letter and number, an optional
@@ -388,7 +633,7 @@ pub fn source() -> FlatPriceSource {
         api: RETAIL_PRICES,
         noun: "price items",
         options: &[UpdateOption::EndpointUrl, UpdateOption::CaFile],
-        help: "Queries https://prices.azure.com/api/retail/prices (public, no credentials) for the Virtual Machines, managed disk and AKS prices of each region asked, every page. --endpoint-url replaces https://prices.azure.com (a proxy or a test server); --ca-file adds PEM certificates to trust besides the system's.",
+        help: "Queries https://prices.azure.com/api/retail/prices (public, no credentials) for the Virtual Machines, managed disk (and disk snapshot), AKS, public IP, Load Balancer and NAT Gateway prices of each region asked, every page. --endpoint-url replaces https://prices.azure.com (a proxy or a test server); --ca-file adds PEM certificates to trust besides the system's.",
         fetch: |req, calls| {
             Box::pin(async move {
                 fetch(
@@ -472,6 +717,22 @@ pub async fn fetch(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn series_of_a_size() {
+        let d = same_series("Standard_D4s_v5");
+        assert_eq!(d.len(), 8);
+        assert_eq!(d[0], ("Standard_D2s_v5".to_string(), 2.0, 8192.0));
+        assert_eq!(d[7], ("Standard_D96s_v5".to_string(), 96.0, 393216.0));
+        assert_eq!(same_series("Standard_D2as_v5")[1].0, "Standard_D4as_v5");
+        assert_eq!(
+            same_series("Standard_E20s_v5")[4],
+            ("Standard_E20s_v5".to_string(), 20.0, 163840.0)
+        );
+        assert!(same_series("Standard_D2ds_v5").is_empty());
+        assert!(same_series("Standard_E4-2s_v5").is_empty());
+        assert!(same_series("Standard_B2s").is_empty());
+    }
 
     fn item(
         service: &str,

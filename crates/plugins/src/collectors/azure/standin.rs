@@ -45,6 +45,10 @@ pub struct Spec {
     /// The Cost Management query answers `204 No Content` (no body), as it does when there
     /// are no rows.
     pub cost_no_content: bool,
+    /// What waste findings look for: an unattached disk, snapshots, public IPs (in use,
+    /// unused, a Basic dynamic one without an address, one of a NAT gateway), load balancers
+    /// (Standard with 7 rules, Basic internal) and a NAT gateway.
+    pub waste: bool,
 }
 
 impl Default for Spec {
@@ -59,6 +63,7 @@ impl Default for Spec {
             others: true,
             latency_ms: 0,
             cost_no_content: false,
+            waste: false,
         }
     }
 }
@@ -310,6 +315,15 @@ fn handle(c: &Ctx, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) ->
         );
     };
     let others = c.spec.others;
+    let waste = c.spec.waste;
+    // ARM refuses a request without its api-version.
+    if !q.contains_key("api-version") {
+        return arm_error(
+            StatusCode::BAD_REQUEST,
+            "MissingApiVersionParameter",
+            "The api-version query parameter (?api-version=) is required for all requests.",
+        );
+    }
     match rest {
         "Microsoft.Compute/virtualMachines" => {
             let status = q.get("statusOnly").map(String::as_str) == Some("true");
@@ -333,7 +347,32 @@ fn handle(c: &Ctx, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) ->
         }
         "Microsoft.Compute/disks" => {
             count(c, "disks");
-            page(c, &path, &q, if others { vec![disk(c)] } else { vec![] })
+            let mut items = if others { vec![disk(c)] } else { vec![] };
+            if waste {
+                items.push(orphan_disk(c));
+            }
+            page(c, &path, &q, items)
+        }
+        "Microsoft.Compute/snapshots" => {
+            count(c, "snapshots");
+            page(c, &path, &q, if waste { snapshots(c) } else { vec![] })
+        }
+        "Microsoft.Network/publicIPAddresses" => {
+            count(c, "publicIps");
+            page(c, &path, &q, if waste { public_ips(c) } else { vec![] })
+        }
+        "Microsoft.Network/loadBalancers" => {
+            count(c, "loadBalancers");
+            page(c, &path, &q, if waste { load_balancers(c) } else { vec![] })
+        }
+        "Microsoft.Network/natGateways" => {
+            count(c, "natGateways");
+            page(
+                c,
+                &path,
+                &q,
+                if waste { vec![nat_gateway(c)] } else { vec![] },
+            )
         }
         "Microsoft.ContainerService/managedClusters" => {
             count(c, "aks");
@@ -598,6 +637,117 @@ pub fn retail_items(region: &str) -> Vec<Value> {
     ]
 }
 
+/// The Retail Prices items of disk snapshots, public IPs, load balancers and NAT gateways
+/// (with [`Spec::waste`]), meters and units as the API names them; an IPv6 address, a free
+/// data meter and a Standard SSD snapshot meter that the collector must leave out.
+pub fn retail_waste_items(region: &str) -> Vec<Value> {
+    let item = |service: &str, product: &str, sku: &str, meter: &str, unit: &str, price: f64| {
+        json!({
+            "currencyCode": "USD", "tierMinimumUnits": 0.0, "retailPrice": price, "unitPrice": price,
+            "armRegionName": region, "location": "US East", "effectiveStartDate": "2024-03-01T00:00:00Z",
+            "meterId": "00000000-0000-0000-0000-000000000001", "meterName": meter,
+            "productId": "DZH318Z0BNVX", "skuId": "DZH318Z0BNVX/0002", "availabilityId": null,
+            "productName": product, "skuName": sku, "serviceName": service,
+            "serviceId": "DZH313Z7MMC8", "serviceFamily": "Networking", "unitOfMeasure": unit,
+            "type": "Consumption", "isPrimaryMeterRegion": true, "armSkuName": ""
+        })
+    };
+    let mut hdd_snapshot = item(
+        "Storage",
+        "Standard HDD Managed Disks",
+        "Snapshots LRS",
+        "LRS Snapshots",
+        "1 GB/Month",
+        0.05,
+    );
+    hdd_snapshot["serviceFamily"] = json!("Storage");
+    let mut ssd_snapshot = item(
+        "Storage",
+        "Standard SSD Managed Disks",
+        "Snapshots LRS",
+        "LRS Snapshots",
+        "1 GB/Month",
+        0.07,
+    );
+    ssd_snapshot["serviceFamily"] = json!("Storage");
+    vec![
+        hdd_snapshot,
+        ssd_snapshot,
+        item(
+            "Virtual Network",
+            "IP Addresses",
+            "Standard",
+            "Standard IPv4 Static Public IP",
+            "1 Hour",
+            0.005,
+        ),
+        item(
+            "Virtual Network",
+            "IP Addresses",
+            "Basic",
+            "Basic IPv4 Dynamic Public IP",
+            "1 Hour",
+            0.004,
+        ),
+        item(
+            "Virtual Network",
+            "IP Addresses",
+            "Standard",
+            "Standard IPv6 Static Public IP",
+            "1 Hour",
+            0.0,
+        ),
+        item(
+            "Load Balancer",
+            "Load Balancer",
+            "Standard",
+            "Standard Included LB Rules and Outbound Rules",
+            "1 Hour",
+            0.025,
+        ),
+        item(
+            "Load Balancer",
+            "Load Balancer",
+            "Standard",
+            "Standard Overage LB Rules and Outbound Rules",
+            "1/Hour",
+            0.01,
+        ),
+        item(
+            "Load Balancer",
+            "Load Balancer",
+            "Standard",
+            "Standard Data Processed",
+            "1 GB",
+            0.005,
+        ),
+        item(
+            "Load Balancer",
+            "Load Balancer",
+            "Standard",
+            "Standard Data Processed - Free",
+            "1 GB",
+            0.0,
+        ),
+        item(
+            "NAT Gateway",
+            "NAT Gateway",
+            "Standard",
+            "Standard Gateway",
+            "1 Hour",
+            0.045,
+        ),
+        item(
+            "NAT Gateway",
+            "NAT Gateway",
+            "Standard",
+            "Standard Data Processed",
+            "1 GB",
+            0.045,
+        ),
+    ]
+}
+
 /// `GET /api/retail/prices`: no credentials; `$filter` with `field eq 'value'` clauses
 /// joined by `and` (the only form the collector sends); pages of `page_size` items with
 /// `NextPageLink` carrying `$skip`, as the real API pages.
@@ -623,7 +773,11 @@ fn retail_prices(c: &Ctx, q: &HashMap<String, String>) -> Response {
         .find(|(f, _)| f == "armRegionName")
         .map(|(_, v)| v.clone())
         .unwrap_or_else(|| c.spec.region.clone());
-    let items: Vec<Value> = retail_items(&region)
+    let mut all = retail_items(&region);
+    if c.spec.waste {
+        all.extend(retail_waste_items(&region));
+    }
+    let items: Vec<Value> = all
         .into_iter()
         .filter(|i| {
             clauses.iter().all(|(f, v)| {
@@ -673,6 +827,170 @@ fn disk(c: &Ctx) -> Value {
         "properties": { "creationData": { "createOption": "Empty" }, "diskSizeGB": 128,
             "diskIOPSReadWrite": 500, "diskMBpsReadWrite": 100, "timeCreated": "2024-05-01T10:00:00.0000000+00:00",
             "provisioningState": "Succeeded", "diskState": "Attached", "diskSizeBytes": 137438953472u64 }
+    })
+}
+
+/// A Standard HDD disk nobody uses (`diskState` Unattached, no `managedBy`).
+fn orphan_disk(c: &Ctx) -> Value {
+    json!({
+        "name": "orphan-disk",
+        "id": rg_id(c, "Microsoft.Compute/disks/orphan-disk"),
+        "type": "Microsoft.Compute/disks",
+        "location": c.spec.region,
+        "sku": { "name": "Standard_LRS", "tier": "Standard" },
+        "tags": { "env": "dev" },
+        "properties": { "creationData": { "createOption": "Empty" }, "diskSizeGB": 32,
+            "timeCreated": "2023-02-01T08:00:00.1234567+00:00", "provisioningState": "Succeeded",
+            "diskState": "Unattached", "diskSizeBytes": 34359738368u64 }
+    })
+}
+
+pub fn snapshot_id(name: &str) -> String {
+    format!(
+        "/subscriptions/{SUB}/resourceGroups/rg-prod/providers/Microsoft.Compute/snapshots/{name}"
+    )
+}
+
+fn snapshots(c: &Ctx) -> Vec<Value> {
+    let one = |name: &str, sku: &str, gb: u64, created: &str| {
+        json!({
+            "name": name,
+            "id": snapshot_id(name),
+            "type": "Microsoft.Compute/snapshots",
+            "location": c.spec.region,
+            "sku": { "name": sku, "tier": "Standard" },
+            "tags": { "env": "prod" },
+            "properties": {
+                "osType": "Linux",
+                "hyperVGeneration": "V2",
+                "creationData": { "createOption": "Copy",
+                    "sourceResourceId": rg_id(c, "Microsoft.Compute/disks/vm-0000-data"),
+                    "sourceUniqueId": "d1b2c3d4-0000-1111-2222-333344445555" },
+                "diskSizeGB": gb,
+                "diskSizeBytes": gb << 30,
+                "encryption": { "type": "EncryptionAtRestWithPlatformKey" },
+                "incremental": true,
+                "timeCreated": created,
+                "provisioningState": "Succeeded",
+                "diskState": "Unattached",
+                "uniqueId": "a1b2c3d4-0000-1111-2222-333344445555"
+            }
+        })
+    };
+    vec![
+        one(
+            "snap-old",
+            "Standard_LRS",
+            128,
+            "2024-01-01T00:00:00.0000000+00:00",
+        ),
+        one(
+            "snap-zrs",
+            "Standard_ZRS",
+            64,
+            "2025-06-01T12:30:00.5000000+02:00",
+        ),
+    ]
+}
+
+pub fn public_ip_id(name: &str) -> String {
+    format!("/subscriptions/{SUB}/resourceGroups/rg-prod/providers/Microsoft.Network/publicIPAddresses/{name}")
+}
+
+fn public_ips(c: &Ctx) -> Vec<Value> {
+    let nic = rg_id(
+        c,
+        "Microsoft.Network/networkInterfaces/vm-0000-nic/ipConfigurations/ipconfig1",
+    );
+    let nat = rg_id(c, "Microsoft.Network/natGateways/nat-1");
+    let one = |name: &str, sku: &str, alloc: &str, ip: Option<&str>, user: Option<(&str, &str)>| {
+        let mut props = json!({
+            "provisioningState": "Succeeded",
+            "publicIPAddressVersion": "IPv4",
+            "publicIPAllocationMethod": alloc,
+            "idleTimeoutInMinutes": 4,
+            "ipTags": []
+        });
+        if let Some(ip) = ip {
+            props["ipAddress"] = json!(ip);
+        }
+        if let Some((field, id)) = user {
+            props[field] = json!({ "id": id });
+        }
+        json!({
+            "name": name,
+            "id": public_ip_id(name),
+            "type": "Microsoft.Network/publicIPAddresses",
+            "location": c.spec.region,
+            "sku": { "name": sku, "tier": "Regional" },
+            "properties": props
+        })
+    };
+    vec![
+        one(
+            "pip-vm",
+            "Standard",
+            "Static",
+            Some("20.1.2.3"),
+            Some(("ipConfiguration", &nic)),
+        ),
+        one("pip-unused", "Standard", "Static", Some("20.1.2.4"), None),
+        one("pip-basic", "Basic", "Dynamic", None, None),
+        one(
+            "pip-nat",
+            "Standard",
+            "Static",
+            Some("20.1.2.5"),
+            Some(("natGateway", &nat)),
+        ),
+    ]
+}
+
+fn load_balancers(c: &Ctx) -> Vec<Value> {
+    let lb = rg_id(c, "Microsoft.Network/loadBalancers/lb-web");
+    let rules: Vec<Value> = (0..7)
+        .map(|i| json!({ "name": format!("rule-{i}"), "id": format!("{lb}/loadBalancingRules/rule-{i}"),
+            "properties": { "protocol": "Tcp", "frontendPort": 8000 + i, "backendPort": 8000 + i } }))
+        .collect();
+    vec![
+        json!({
+            "name": "lb-web", "id": lb, "type": "Microsoft.Network/loadBalancers",
+            "location": c.spec.region,
+            "sku": { "name": "Standard", "tier": "Regional" },
+            "properties": {
+                "provisioningState": "Succeeded",
+                "frontendIPConfigurations": [{ "name": "fe", "id": format!("{lb}/frontendIPConfigurations/fe"),
+                    "properties": { "publicIPAddress": { "id": public_ip_id("pip-lb") } } }],
+                "backendAddressPools": [{ "name": "be", "id": format!("{lb}/backendAddressPools/be") }],
+                "loadBalancingRules": rules,
+                "probes": [], "inboundNatRules": [], "outboundRules": []
+            }
+        }),
+        json!({
+            "name": "lb-int", "id": rg_id(c, "Microsoft.Network/loadBalancers/lb-int"),
+            "type": "Microsoft.Network/loadBalancers", "location": c.spec.region,
+            "sku": { "name": "Basic", "tier": "Regional" },
+            "properties": {
+                "provisioningState": "Succeeded",
+                "frontendIPConfigurations": [{ "name": "fe", "properties": {
+                    "privateIPAddress": "10.0.0.4", "privateIPAllocationMethod": "Dynamic" } }],
+                "backendAddressPools": [], "loadBalancingRules": [], "probes": [],
+                "inboundNatRules": [], "outboundRules": []
+            }
+        }),
+    ]
+}
+
+fn nat_gateway(c: &Ctx) -> Value {
+    json!({
+        "name": "nat-1", "id": rg_id(c, "Microsoft.Network/natGateways/nat-1"),
+        "type": "Microsoft.Network/natGateways", "location": c.spec.region,
+        "sku": { "name": "Standard" },
+        "properties": {
+            "provisioningState": "Succeeded", "idleTimeoutInMinutes": 4,
+            "publicIpAddresses": [{ "id": public_ip_id("pip-nat") }],
+            "subnets": [{ "id": rg_id(c, "Microsoft.Network/virtualNetworks/vnet/subnets/default") }]
+        }
     })
 }
 
@@ -845,6 +1163,52 @@ fn get_batch(c: &Ctx, path: &str, q: HashMap<String, String>, body: &[u8]) -> Re
         .get("metricnames")
         .map(|s| s.split(',').collect())
         .unwrap_or_default();
+    // The metric definitions of the network namespaces (Azure Monitor's supported-metrics
+    // lists): a name not defined for the namespace is refused as Azure Monitor does.
+    let namespace = q.get("metricnamespace").map(String::as_str).unwrap_or("");
+    let defined: Option<&[&str]> = match namespace {
+        "Microsoft.Network/loadBalancers" => Some(&[
+            "ByteCount",
+            "PacketCount",
+            "SYNCount",
+            "VipAvailability",
+            "DipAvailability",
+            "AllocatedSnatPorts",
+            "UsedSnatPorts",
+            "SnatConnectionCount",
+        ]),
+        "Microsoft.Network/natGateways" => Some(&[
+            "ByteCount",
+            "PacketCount",
+            "DroppedPackets",
+            "SNATConnectionCount",
+            "TotalConnectionCount",
+            "DatapathAvailability",
+        ]),
+        _ => None,
+    };
+    // `filter=Direction eq '*'`: one series per direction, each with its metadatavalues
+    // (ByteCount and PacketCount of the network namespaces have the dimension).
+    let split = match q.get("filter").map(String::as_str) {
+        None => false,
+        Some("Direction eq '*'") if defined.is_some() => true,
+        Some(f) => {
+            return arm_error(
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                &format!("Metric filter {f} is not valid for namespace {namespace}"),
+            )
+        }
+    };
+    if let Some(defined) = defined {
+        if let Some(bad) = names.iter().find(|n| !defined.contains(n)) {
+            return arm_error(
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                &format!("Failed to find metric configuration for provider: Microsoft.Network, resource Type: {}, metric: {bad}, Valid metrics: {}", namespace.trim_start_matches("Microsoft.Network/"), defined.join(",")),
+            );
+        }
+    }
     let aggs: Vec<&str> = q
         .get("aggregation")
         .map(|s| s.split(',').collect())
@@ -856,24 +1220,43 @@ fn get_batch(c: &Ctx, path: &str, q: HashMap<String, String>, body: &[u8]) -> Re
             let metrics: Vec<Value> = names
                 .iter()
                 .map(|name| {
-                    let mut data = Vec::new();
-                    let mut t = start;
-                    while t < end {
-                        let mut dp = serde_json::Map::new();
-                        dp.insert("timeStamp".into(), json!(iso(t)));
-                        for a in &aggs {
-                            dp.insert((*a).into(), json!(value(id, name, a)));
+                    let series = |direction: Option<&str>| {
+                        let mut data = Vec::new();
+                        let mut t = start;
+                        while t < end {
+                            let mut dp = serde_json::Map::new();
+                            dp.insert("timeStamp".into(), json!(iso(t)));
+                            for a in &aggs {
+                                // Out carries two thirds of the traffic, In one third.
+                                let v = value(id, name, a);
+                                let v = match direction {
+                                    Some("Out") => v * 2.0 / 3.0,
+                                    Some(_) => v / 3.0,
+                                    None => v,
+                                };
+                                dp.insert((*a).into(), json!(v));
+                            }
+                            data.push(Value::Object(dp));
+                            t += Duration::seconds(step);
                         }
-                        data.push(Value::Object(dp));
-                        t += Duration::seconds(step);
-                    }
+                        let meta: Vec<Value> = direction
+                            .map(|d| json!({"name": {"value": "direction", "localizedValue": "Direction"}, "value": d}))
+                            .into_iter()
+                            .collect();
+                        json!({ "metadatavalues": meta, "data": data })
+                    };
+                    let timeseries: Vec<Value> = if split {
+                        vec![series(Some("Out")), series(Some("In"))]
+                    } else {
+                        vec![series(None)]
+                    };
                     json!({
                         "id": format!("{id}/providers/Microsoft.Insights/metrics/{name}"),
                         "type": "Microsoft.Insights/metrics",
                         "name": { "value": name, "localizedValue": name },
                         "displayDescription": "",
                         "unit": "Unspecified",
-                        "timeseries": [ { "metadatavalues": [], "data": data } ],
+                        "timeseries": timeseries,
                         "errorCode": "Success"
                     })
                 })

@@ -586,7 +586,7 @@ fn config_is_checked() {
     assert!(config_error(&format!("{base}ca_file = \"/nonexistent.pem\"")).contains("cannot read"));
     let c = collector(base);
     assert_eq!(c.config().stats, [Stat::Avg, Stat::Max]);
-    assert_eq!(c.provider().services().len(), 6);
+    assert_eq!(c.provider().services().len(), 10);
 }
 
 #[test]
@@ -719,10 +719,409 @@ async fn prices_update_reads_every_retail_page() {
         ]
     );
     // Pages of 2: VMs 6 items (the reservation is filtered out by priceType) → 3 pages,
-    // Premium 2 → 1, Standard SSD 1 → 1, Standard HDD 2 → 1, AKS 2 → 1.
-    assert_eq!(m.calls("retailPrices"), 7);
-    assert_eq!(calls.get(prices::RETAIL_PRICES), 7);
+    // Premium 2 → 1, Standard SSD 1 → 1, Standard HDD 2 → 1, AKS 2 → 1, and one (empty) page
+    // each for public IPs, Load Balancer and NAT Gateway.
+    assert_eq!(m.calls("retailPrices"), 10);
+    assert_eq!(calls.get(prices::RETAIL_PRICES), 10);
     assert!(table.source.contains("Retail Prices"));
+}
+
+#[tokio::test]
+async fn prices_update_keeps_snapshot_ip_load_balancer_and_nat_meters() {
+    let m = Mock::start(Spec {
+        waste: true,
+        ..Spec::default()
+    })
+    .await;
+    let calls = Arc::new(crate::common::api_calls::ApiCallCounts::default());
+    let table = prices::fetch(
+        &m.arm,
+        None,
+        &["eastus".to_string()],
+        "2026-12-03",
+        calls.clone(),
+        &|_, _| {},
+    )
+    .await
+    .unwrap();
+    let got: Vec<(String, f64, String)> = table.regions["eastus"]
+        .iter()
+        .filter(|(k, _)| !k.starts_with("vm/") && !k.starts_with("disk/") && !k.starts_with("aks/"))
+        .map(|(k, p)| (k.clone(), p.usd, p.per.clone()))
+        .collect();
+    // The IPv6 meter, the free data meter and the Standard SSD snapshot meter are left out.
+    assert_eq!(
+        got,
+        vec![
+            ("ip/Basic/Dynamic".into(), 0.004, "hour".into()),
+            ("ip/Standard/Static".into(), 0.005, "hour".into()),
+            ("lb/Standard".into(), 0.025, "hour".into()),
+            ("lb/Standard/data".into(), 0.005, "GB".into()),
+            ("lb/Standard/rule".into(), 0.01, "hour".into()),
+            ("nat/Standard".into(), 0.045, "hour".into()),
+            ("nat/Standard/data".into(), 0.045, "GB".into()),
+            ("snapshot/Standard_LRS".into(), 0.05, "GiB-month".into()),
+        ]
+    );
+    // The disk products' pages now hold the snapshot meters too: Standard SSD 2 → 1,
+    // Standard HDD 3 → 2; IPs 3 → 2, Load Balancer 4 → 2, NAT 2 → 1.
+    assert_eq!(m.calls("retailPrices"), 3 + 1 + 1 + 2 + 1 + 2 + 2 + 1);
+    let filters = prices::filters("eastus");
+    assert!(filters.iter().any(|(_, f)| f
+        == "productName eq 'IP Addresses' and armRegionName eq 'eastus' and priceType eq 'Consumption'"));
+    assert!(filters
+        .iter()
+        .any(|(_, f)| f.starts_with("serviceName eq 'Load Balancer' and ")));
+    assert!(filters
+        .iter()
+        .any(|(_, f)| f.starts_with("productName eq 'NAT Gateway' and ")));
+}
+
+/// What the waste findings read, priced from a table of the test's own.
+fn waste_table(dir: &std::path::Path) -> std::path::PathBuf {
+    let file = dir.join("azure-prices.json");
+    let table = serde_json::json!({
+        "date": "2026-11-01", "currency": "USD", "source": "test",
+        "regions": {"eastus": {
+            "vm/Standard_D2s_v3/linux": {"usd": 0.096, "per": "hour"},
+            "disk/P10 LRS": {"usd": 19.71, "per": "month"},
+            "disk/S4 LRS": {"usd": 1.54, "per": "month"},
+            "aks/Standard": {"usd": 0.1, "per": "hour"},
+            "snapshot/Standard_LRS": {"usd": 0.05, "per": "GiB-month"},
+            "ip/Standard/Static": {"usd": 0.005, "per": "hour"},
+            "lb/Standard": {"usd": 0.025, "per": "hour"},
+            "lb/Standard/rule": {"usd": 0.01, "per": "hour"},
+            "nat/Standard": {"usd": 0.045, "per": "hour"}
+        }}
+    });
+    std::fs::write(&file, table.to_string()).unwrap();
+    file
+}
+
+#[tokio::test]
+async fn waste_kinds_are_inventoried_with_the_shared_attributes_and_priced() {
+    let m = Mock::start(Spec {
+        waste: true,
+        ..Spec::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = waste_table(dir.path());
+    let (r, out, _) = run(
+        &m,
+        &format!(
+            "cost = [\"estimated\"]\nprices_file = {:?}",
+            file.to_str().unwrap()
+        ),
+    )
+    .await;
+    r.unwrap();
+
+    // Disks: attached_to from managedBy, absent when unattached; created in UTC.
+    let used = find(&out, "storage.volume", "vm-0000-data");
+    assert_eq!(used.attributes["attached_to"], standin::vm_id(0));
+    assert_eq!(used.attributes["created"], "2024-05-01T10:00:00Z");
+    let orphan = find(&out, "storage.volume", "orphan-disk");
+    assert!(!orphan.attributes.contains_key("attached_to"));
+    assert_eq!(orphan.attributes["state"], "unattached");
+    assert_eq!(orphan.attributes["size_gib"], 32);
+    assert_eq!(orphan.attributes["volume_type"], "Standard_LRS");
+    assert_eq!(orphan.attributes["created"], "2023-02-01T08:00:00Z");
+
+    let snap = find(&out, "storage.snapshot", "snap-old");
+    assert_eq!(snap.native_type, "Microsoft.Compute/snapshots");
+    assert_eq!(snap.id, standin::snapshot_id("snap-old"));
+    assert_eq!(snap.region, "eastus");
+    let a = &snap.attributes;
+    assert_eq!(a["size_gib"], 128);
+    assert_eq!(a["created"], "2024-01-01T00:00:00Z");
+    assert_eq!(a["volume_id"], used.id);
+    assert_eq!(a["state"], "succeeded");
+    assert_eq!(a["storage_tier"], "standard");
+    assert_eq!(a["sku"], "Standard_LRS");
+    assert_eq!(a["incremental"], true);
+    let zrs = find(&out, "storage.snapshot", "snap-zrs");
+    assert_eq!(zrs.attributes["created"], "2025-06-01T10:30:00Z");
+    assert_eq!(zrs.attributes["storage_tier"], "standard");
+
+    let ip = |name: &str| find(&out, "network.public_ip", name);
+    assert_eq!(
+        ip("pip-vm").native_type,
+        "Microsoft.Network/publicIPAddresses"
+    );
+    assert_eq!(ip("pip-vm").attributes["associated"], true);
+    assert!(ip("pip-vm").attributes["attached_to"]
+        .as_str()
+        .unwrap()
+        .ends_with("/networkInterfaces/vm-0000-nic/ipConfigurations/ipconfig1"));
+    assert_eq!(ip("pip-vm").attributes["public_ip"], "20.1.2.3");
+    assert_eq!(ip("pip-unused").attributes["associated"], false);
+    assert!(!ip("pip-unused").attributes.contains_key("attached_to"));
+    assert_eq!(ip("pip-unused").attributes["sku"], "Standard");
+    assert_eq!(ip("pip-unused").attributes["allocation"], "Static");
+    assert_eq!(ip("pip-basic").attributes["allocation"], "Dynamic");
+    assert!(!ip("pip-basic").attributes.contains_key("public_ip"));
+    assert!(ip("pip-nat").attributes["attached_to"]
+        .as_str()
+        .unwrap()
+        .ends_with("/natGateways/nat-1"));
+
+    let lb = find(&out, "network.load_balancer", "lb-web");
+    assert_eq!(lb.native_type, "Microsoft.Network/loadBalancers");
+    assert_eq!(lb.attributes["sku"], "Standard");
+    assert_eq!(lb.attributes["lb_type"], "network");
+    assert_eq!(lb.attributes["scheme"], "external");
+    assert_eq!(lb.attributes["frontends"], 1);
+    assert_eq!(lb.attributes["rules"], 7);
+    let int = find(&out, "network.load_balancer", "lb-int");
+    assert_eq!(int.attributes["scheme"], "internal");
+    assert_eq!(int.attributes["rules"], 0);
+
+    let nat = find(&out, "network.nat_gateway", "nat-1");
+    assert_eq!(nat.native_type, "Microsoft.Network/natGateways");
+    assert_eq!(nat.attributes["public_ips"], 1);
+    assert_eq!(nat.attributes["subnets"], 1);
+    assert_eq!(nat.attributes["associated"], true);
+
+    // Bytes and packets processed (aggregation total, stat sum), one getBatch per type; the
+    // Basic load balancer has no Azure Monitor metrics and is not asked for. NAT gateway
+    // bytes are split by direction: Out → network.sent_bytes, In → network.received_bytes.
+    let batch = |ns: &str| {
+        let batches: Vec<_> = m
+            .seen
+            .lock()
+            .unwrap()
+            .batches
+            .iter()
+            .filter(|(_, q)| q["metricnamespace"] == ns)
+            .cloned()
+            .collect();
+        assert_eq!(batches.len(), 1, "{ns}");
+        batches[0].clone()
+    };
+    let (ids, q) = batch("Microsoft.Network/loadBalancers");
+    assert_eq!(ids, vec![lb.id.clone()]);
+    assert_eq!(q["metricnames"], "ByteCount,PacketCount");
+    assert_eq!(q["aggregation"], "total");
+    assert!(!q.contains_key("filter"));
+    assert_eq!(
+        point(&out, &lb.id, "network.processed_bytes", Stat::Sum),
+        [300.0]
+    );
+    assert_eq!(
+        point(&out, &lb.id, "network.processed_packets", Stat::Sum),
+        [300.0]
+    );
+    let (ids, q) = batch("Microsoft.Network/natGateways");
+    assert_eq!(ids, vec![nat.id.clone()]);
+    assert_eq!(q["metricnames"], "ByteCount");
+    assert_eq!(q["filter"], "Direction eq '*'");
+    assert_eq!(
+        point(&out, &nat.id, "network.sent_bytes", Stat::Sum),
+        [200.0]
+    );
+    assert_eq!(
+        point(&out, &nat.id, "network.received_bytes", Stat::Sum),
+        [100.0]
+    );
+    assert!(point(&out, &nat.id, "network.processed_bytes", Stat::Sum).is_empty());
+    let p = out
+        .points
+        .iter()
+        .find(|p| p.resource.id == nat.id && p.metric == "network.sent_bytes")
+        .unwrap();
+    assert_eq!(p.unit, Unit::Bytes);
+
+    // One list call each; 4 public IPs on pages of 2.
+    assert_eq!(m.calls("snapshots"), 1);
+    assert_eq!(m.calls("publicIps"), 2);
+    assert_eq!(m.calls("loadBalancers"), 1);
+    assert_eq!(m.calls("natGateways"), 1);
+
+    // Cost lines over the 300 s window.
+    let hours = 300.0 / 3600.0;
+    let close = |a: f64, b: f64| assert!((a - b).abs() < 1e-12, "{a} != {b}");
+    let line = |name: &str, sku: &str| -> f64 {
+        let id = out
+            .resources
+            .iter()
+            .find(|r| r.name == name)
+            .map(|r| r.id.clone())
+            .unwrap();
+        out.costs
+            .iter()
+            .find(|c| {
+                c.resource_id.as_deref() == Some(id.as_str()) && c.sku_id.as_deref() == Some(sku)
+            })
+            .unwrap_or_else(|| panic!("no {sku} line for {name}: {:#?}", out.costs))
+            .billed_cost
+    };
+    close(
+        line("snap-old", "eastus/snapshot/Standard_LRS"),
+        128.0 * hours / 730.0 * 0.05,
+    );
+    close(
+        line("orphan-disk", "eastus/disk/S4 LRS"),
+        hours / 730.0 * 1.54,
+    );
+    for name in ["pip-vm", "pip-unused", "pip-nat"] {
+        close(line(name, "eastus/ip/Standard/Static"), hours * 0.005);
+    }
+    close(line("lb-web", "eastus/lb/Standard"), hours * 0.025);
+    close(
+        line("lb-web", "eastus/lb/Standard/rule"),
+        2.0 * hours * 0.01,
+    );
+    close(line("nat-1", "eastus/nat/Standard"), hours * 0.045);
+    // Nothing for the Basic dynamic address without an address, nor the Basic balancer.
+    for name in ["pip-basic", "lb-int"] {
+        let id = &out.resources.iter().find(|r| r.name == name).unwrap().id;
+        assert!(!out.costs.iter().any(|c| c.resource_id.as_ref() == Some(id)));
+    }
+    // The ZRS snapshot's price is not in the table: one error naming the update command.
+    let errors: Vec<String> = out.errors.iter().map(|e| e.to_string()).collect();
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert!(
+        errors[0].contains("no Standard_ZRS snapshot price per GiB-month in eastus")
+            && errors[0].contains("skymeter prices azure update --regions eastus"),
+        "{errors:#?}"
+    );
+}
+
+#[tokio::test]
+async fn waste_services_can_be_picked_and_a_denied_list_names_its_action() {
+    let m = Mock::start(Spec {
+        waste: true,
+        deny: vec!["Microsoft.Network/publicIPAddresses".into()],
+        ..Spec::default()
+    })
+    .await;
+    let (r, out, _) = run(
+        &m,
+        "cost = []\nservices = [\"snapshot\", \"public_ip\", \"nat_gateway\"]",
+    )
+    .await;
+    r.unwrap();
+    assert_eq!(out.errors.len(), 1, "{:?}", out.errors);
+    let e = &out.errors[0];
+    assert_eq!(e.kind, ErrorKind::Permission);
+    assert!(
+        e.message
+            .contains("Microsoft.Network/publicIPAddresses/read"),
+        "{e}"
+    );
+    assert!(e.message.contains("\"Reader\""), "{e}");
+    assert_eq!(e.context["api"], calls::PUBLIC_IPS);
+    let mut kinds: Vec<&str> = out.resources.iter().map(|r| r.kind.as_str()).collect();
+    kinds.sort();
+    assert_eq!(
+        kinds,
+        [
+            "network.nat_gateway",
+            "storage.snapshot",
+            "storage.snapshot"
+        ]
+    );
+    assert_eq!(m.calls("vms"), 0, "{:?}", m.seen.lock().unwrap().calls);
+    assert_eq!(m.calls("loadBalancers"), 0);
+
+    let err = config_error(&m.config("services = [\"elastic_ip\"]"));
+    assert!(err.contains("nat_gateway"), "{err}");
+}
+
+#[tokio::test]
+async fn stand_in_refuses_metric_names_a_network_namespace_does_not_define() {
+    let m = Mock::start(Spec::default()).await;
+    let lb = format!(
+        "/subscriptions/{}/resourceGroups/rg-prod/providers/Microsoft.Network/loadBalancers/lb-web",
+        standin::SUB
+    );
+    let end = Utc::now().timestamp().div_euclid(300) * 300;
+    let iso = |t: i64| {
+        Utc.timestamp_opt(t, 0)
+            .unwrap()
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    };
+    let http = reqwest::Client::new();
+    for (ns, names, filter, want) in [
+        (
+            "Microsoft.Network/loadBalancers",
+            "ByteCount,PacketCount",
+            None,
+            200,
+        ),
+        (
+            "Microsoft.Network/loadBalancers",
+            "Network In Total",
+            None,
+            400,
+        ),
+        (
+            "Microsoft.Network/natGateways",
+            "ByteCount",
+            Some("Direction eq '*'"),
+            200,
+        ),
+        // A dimension filter on a namespace the stand-in has no dimensions for.
+        (
+            "Microsoft.Compute/virtualMachines",
+            "Percentage CPU",
+            Some("Direction eq '*'"),
+            400,
+        ),
+    ] {
+        let mut query = vec![
+            ("metricnamespace", ns),
+            ("metricnames", names),
+            ("interval", "PT5M"),
+            ("aggregation", "total"),
+            ("api-version", "2023-10-01"),
+        ];
+        if let Some(f) = filter {
+            query.push(("filter", f));
+        }
+        let resp = http
+            .post(format!(
+                "{}/metrics/eastus/subscriptions/{}/metrics:getBatch",
+                m.arm,
+                standin::SUB
+            ))
+            .query(&query)
+            .query(&[("starttime", iso(end - 600)), ("endtime", iso(end))])
+            .bearer_auth(standin::METRICS_TOKEN)
+            .json(&serde_json::json!({ "resourceids": [lb] }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), want, "{ns} {names} {filter:?}");
+    }
+}
+
+#[tokio::test]
+async fn stand_in_refuses_arm_calls_without_api_version() {
+    let m = Mock::start(Spec::default()).await;
+    let url = format!(
+        "{}/subscriptions/{}/providers/Microsoft.Network/natGateways",
+        m.arm,
+        standin::SUB
+    );
+    let http = reqwest::Client::new();
+    let resp = http
+        .get(&url)
+        .bearer_auth(standin::ARM_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "MissingApiVersionParameter");
+    let resp = http
+        .get(format!("{url}?api-version={}", inventory::API_NETWORK))
+        .bearer_auth(standin::ARM_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
 }
 
 #[test]

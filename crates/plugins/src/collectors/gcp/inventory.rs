@@ -1,6 +1,7 @@
 //! Discovery, every page of every list, for one project: Compute Engine instances (with the
-//! vCPUs and memory of their machine types) and persistent disks, GKE clusters and their
-//! node pools, Cloud Functions (v2), Cloud SQL instances and Cloud Storage buckets.
+//! vCPUs and memory of their machine types), persistent disks and their snapshots, external
+//! addresses, forwarding rules (load balancers) and Cloud NAT gateways, GKE clusters and
+//! their node pools, Cloud Functions (v2), Cloud SQL instances and Cloud Storage buckets.
 
 use super::client::{Api, Call};
 use crate::cloud::Attrs;
@@ -23,6 +24,26 @@ pub const MACHINE_TYPES: Call = Call {
 pub const DISKS: Call = Call {
     api: "compute.disks.aggregatedList",
     permission: "compute.disks.list",
+    role: "roles/compute.viewer",
+};
+pub const SNAPSHOTS: Call = Call {
+    api: "compute.snapshots.list",
+    permission: "compute.snapshots.list",
+    role: "roles/compute.viewer",
+};
+pub const ADDRESSES: Call = Call {
+    api: "compute.addresses.aggregatedList",
+    permission: "compute.addresses.list",
+    role: "roles/compute.viewer",
+};
+pub const FORWARDING_RULES: Call = Call {
+    api: "compute.forwardingRules.aggregatedList",
+    permission: "compute.forwardingRules.list",
+    role: "roles/compute.viewer",
+};
+pub const ROUTERS: Call = Call {
+    api: "compute.routers.aggregatedList",
+    permission: "compute.routers.list",
     role: "roles/compute.viewer",
 };
 pub const CLUSTERS: Call = Call {
@@ -305,7 +326,10 @@ pub async fn disks(scope: &Scope<'_>) -> Result<Vec<Resource>, PluginError> {
                     )
                     .s("state", d["status"].as_str().map(str::to_ascii_lowercase))
                     .s("availability_zone", zone)
-                    .s("launch_time", str_of(&d["creationTimestamp"]));
+                    .s("launch_time", str_of(&d["creationTimestamp"]))
+                    .s("created", created(&d["creationTimestamp"]))
+                    // The instances using the disk; none: unattached.
+                    .s("attached_to", str_of(&d["users"][0]));
                 let id = str_of(&d["id"]).unwrap_or_default();
                 let name = str_of(&d["name"]).unwrap_or_else(|| id.clone());
                 out.push(scope.resource(
@@ -317,6 +341,293 @@ pub async fn disks(scope: &Scope<'_>) -> Result<Vec<Resource>, PluginError> {
                     tags,
                     attrs,
                 ));
+            }
+        })
+        .await?;
+    Ok(out)
+}
+
+/// A creation time as RFC 3339 in UTC (`2024-01-15T16:30:00Z`), whatever offset the API
+/// wrote it with.
+pub fn created(v: &Value) -> Option<String> {
+    let t = DateTime::parse_from_rfc3339(v.as_str()?).ok()?;
+    Some(
+        t.with_timezone(&Utc)
+            .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+    )
+}
+
+/// The region of a zonal or regional resource URL (`…/zones/us-central1-a/disks/d` →
+/// `us-central1`, `…/regions/europe-west1/…` → `europe-west1`).
+fn region_of_url(url: &str) -> Option<String> {
+    let mut segs = url.split('/');
+    while let Some(s) = segs.next() {
+        match s {
+            "zones" => return segs.next().map(region_of_zone),
+            "regions" => return segs.next().map(str::to_string),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// The query of every Compute Engine list: the API's largest page (500) and the scopes
+/// that answered even when another failed.
+fn compute_query() -> [(&'static str, String); 2] {
+    [
+        ("maxResults", "500".to_string()),
+        ("returnPartialSuccess", "true".to_string()),
+    ]
+}
+
+/// Disk snapshots (snapshots.list, global, every page). A snapshot lives in a storage
+/// location (a region or a multi-region such as `us`), not in a zone; its region is the
+/// source disk's (so it is priced and grouped beside the disk), else its storage location.
+/// `size_gib` is what Google bills, `storageBytes` ÷ 2^30; `source_size_gib` is the disk's.
+pub async fn snapshots(scope: &Scope<'_>) -> Result<Vec<Resource>, PluginError> {
+    let url = scope.api.url(
+        COMPUTE,
+        &format!("/compute/v1{}", scope.path("/global/snapshots")),
+    );
+    let query = compute_query();
+    let mut out = Vec::new();
+    scope
+        .api
+        .pages(&SNAPSHOTS, &url, &query[..1], |page: Value| {
+            for s in page["items"].as_array().into_iter().flatten() {
+                let tags = labels_of(&s["labels"]);
+                if !scope.wanted(&tags) {
+                    continue;
+                }
+                let location = str_of(&s["storageLocations"][0]);
+                let region = s["sourceDisk"]
+                    .as_str()
+                    .and_then(region_of_url)
+                    .or_else(|| location.clone())
+                    .unwrap_or_default();
+                let tier = match s["snapshotType"].as_str() {
+                    Some("ARCHIVE") => "archive",
+                    _ => "standard",
+                };
+                let attrs = Attrs::default()
+                    .n(
+                        "size_gib",
+                        num_of(&s["storageBytes"]).map(|b| b / (1u64 << 30) as f64),
+                    )
+                    .n("source_size_gib", num_of(&s["diskSizeGb"]))
+                    .s("created", created(&s["creationTimestamp"]))
+                    .s("volume_id", str_of(&s["sourceDiskId"]))
+                    .s("source_disk", str_of(&s["sourceDisk"]))
+                    .s("state", s["status"].as_str().map(str::to_ascii_lowercase))
+                    .s("storage_tier", Some(tier))
+                    .s("storage_location", location);
+                let id = str_of(&s["id"]).unwrap_or_default();
+                let name = str_of(&s["name"]).unwrap_or_else(|| id.clone());
+                out.push(scope.resource(
+                    "storage.snapshot",
+                    "compute.googleapis.com/Snapshot",
+                    region,
+                    id,
+                    name,
+                    tags,
+                    attrs,
+                ));
+            }
+        })
+        .await?;
+    Ok(out)
+}
+
+/// External IP addresses, regional and global (addresses.aggregatedList, every page);
+/// internal addresses are left out. `associated` is status IN_USE, `attached_to` the first
+/// user (an instance or a forwarding rule).
+pub async fn addresses(scope: &Scope<'_>) -> Result<Vec<Resource>, PluginError> {
+    let url = scope.api.url(
+        COMPUTE,
+        &format!("/compute/v1{}", scope.path("/aggregated/addresses")),
+    );
+    let query = compute_query();
+    let mut out = Vec::new();
+    scope
+        .api
+        .pages(&ADDRESSES, &url, &query, |page: Value| {
+            for a in aggregated(&page, "addresses") {
+                // addressType is EXTERNAL when absent.
+                if a["addressType"].as_str() == Some("INTERNAL") {
+                    continue;
+                }
+                let tags = labels_of(&a["labels"]);
+                if !scope.wanted(&tags) {
+                    continue;
+                }
+                let region = a["region"]
+                    .as_str()
+                    .map(|r| last_segment(r).to_string())
+                    .unwrap_or_else(|| "global".into());
+                let status = a["status"].as_str().unwrap_or_default();
+                let attrs = Attrs::default()
+                    .s("public_ip", str_of(&a["address"]))
+                    .b("associated", Some(status == "IN_USE"))
+                    .s("attached_to", str_of(&a["users"][0]))
+                    .s(
+                        "state",
+                        Some(status.to_ascii_lowercase()).filter(|s| !s.is_empty()),
+                    )
+                    .s("allocation", Some("static"))
+                    .s(
+                        "network_tier",
+                        a["networkTier"].as_str().map(str::to_ascii_lowercase),
+                    )
+                    .s("created", created(&a["creationTimestamp"]));
+                let id = str_of(&a["id"]).unwrap_or_default();
+                let name = str_of(&a["name"]).unwrap_or_else(|| id.clone());
+                out.push(scope.resource(
+                    "network.public_ip",
+                    "compute.googleapis.com/Address",
+                    region,
+                    id,
+                    name,
+                    tags,
+                    attrs,
+                ));
+            }
+        })
+        .await?;
+    Ok(out)
+}
+
+/// What a forwarding rule's target makes of it: `application` for HTTP(S) proxies (Layer 7
+/// load balancers), `network` for the others (passthrough, TCP/SSL proxies).
+fn lb_type(rule: &Value) -> &'static str {
+    let target = rule["target"].as_str().unwrap_or_default();
+    if target.contains("/targetHttpProxies/") || target.contains("/targetHttpsProxies/") {
+        "application"
+    } else {
+        "network"
+    }
+}
+
+/// Load balancer frontends: forwarding rules, regional and global
+/// (forwardingRules.aggregatedList, every page), those with an EXTERNAL* or INTERNAL*
+/// `loadBalancingScheme` (Private Service Connect rules have none and are left out).
+pub async fn forwarding_rules(scope: &Scope<'_>) -> Result<Vec<Resource>, PluginError> {
+    let url = scope.api.url(
+        COMPUTE,
+        &format!("/compute/v1{}", scope.path("/aggregated/forwardingRules")),
+    );
+    let query = compute_query();
+    let mut out = Vec::new();
+    scope
+        .api
+        .pages(&FORWARDING_RULES, &url, &query, |page: Value| {
+            for f in aggregated(&page, "forwardingRules") {
+                let scheme = f["loadBalancingScheme"].as_str().unwrap_or_default();
+                let side = if scheme.starts_with("EXTERNAL") {
+                    "external"
+                } else if scheme.starts_with("INTERNAL") {
+                    "internal"
+                } else {
+                    continue;
+                };
+                let tags = labels_of(&f["labels"]);
+                if !scope.wanted(&tags) {
+                    continue;
+                }
+                let region = f["region"]
+                    .as_str()
+                    .map(|r| last_segment(r).to_string())
+                    .unwrap_or_else(|| "global".into());
+                let attrs = Attrs::default()
+                    .s("lb_type", Some(lb_type(f)))
+                    .s("scheme", Some(side))
+                    .s("load_balancing_scheme", Some(scheme))
+                    .s("ip_address", str_of(&f["IPAddress"]))
+                    .s(
+                        "public_ip",
+                        str_of(&f["IPAddress"]).filter(|_| side == "external"),
+                    )
+                    .s("protocol", str_of(&f["IPProtocol"]))
+                    .s("port_range", str_of(&f["portRange"]))
+                    .s(
+                        "target",
+                        str_of(&f["target"]).or_else(|| str_of(&f["backendService"])),
+                    )
+                    .n("frontends", Some(1u32))
+                    .s("created", created(&f["creationTimestamp"]));
+                let id = str_of(&f["id"]).unwrap_or_default();
+                let name = str_of(&f["name"]).unwrap_or_else(|| id.clone());
+                out.push(scope.resource(
+                    "network.load_balancer",
+                    "compute.googleapis.com/ForwardingRule",
+                    region,
+                    id,
+                    name,
+                    tags,
+                    attrs,
+                ));
+            }
+        })
+        .await?;
+    Ok(out)
+}
+
+/// Cloud NAT gateways: the `nats[]` of every Cloud Router (routers.aggregatedList, every
+/// page). A NAT gateway has no id of its own: its id is `region/router/nat`. Routers carry no
+/// labels, so a label filter leaves every NAT gateway out.
+pub async fn nat_gateways(scope: &Scope<'_>) -> Result<Vec<Resource>, PluginError> {
+    let url = scope.api.url(
+        COMPUTE,
+        &format!("/compute/v1{}", scope.path("/aggregated/routers")),
+    );
+    let query = compute_query();
+    let mut out = Vec::new();
+    if !scope.labels.is_empty() {
+        return Ok(out);
+    }
+    scope
+        .api
+        .pages(&ROUTERS, &url, &query, |page: Value| {
+            for r in aggregated(&page, "routers") {
+                let region = last_segment(r["region"].as_str().unwrap_or_default()).to_string();
+                let router = str_of(&r["name"]).unwrap_or_default();
+                for n in r["nats"].as_array().into_iter().flatten() {
+                    let name = str_of(&n["name"]).unwrap_or_default();
+                    let attrs = Attrs::default()
+                        .s("router", Some(router.clone()))
+                        // Cloud Monitoring names the gateway by its router's numeric id.
+                        .s("router_id", str_of(&r["id"]))
+                        .s(
+                            "network",
+                            r["network"].as_str().map(|u| last_segment(u).to_string()),
+                        )
+                        .s(
+                            "nat_type",
+                            Some(n["type"].as_str().unwrap_or("PUBLIC").to_ascii_lowercase()),
+                        )
+                        .s(
+                            "allocation",
+                            n["natIpAllocateOption"]
+                                .as_str()
+                                .map(str::to_ascii_lowercase),
+                        )
+                        .n("public_ips", n["natIps"].as_array().map(|a| a.len() as f64))
+                        .s(
+                            "subnets",
+                            n["sourceSubnetworkIpRangesToNat"]
+                                .as_str()
+                                .map(str::to_ascii_lowercase),
+                        )
+                        .s("created", created(&r["creationTimestamp"]));
+                    out.push(scope.resource(
+                        "network.nat_gateway",
+                        "compute.googleapis.com/RouterNat",
+                        region.clone(),
+                        format!("{region}/{router}/{name}"),
+                        name,
+                        Labels::default(),
+                        attrs,
+                    ));
+                }
             }
         })
         .await?;
@@ -580,5 +891,22 @@ mod tests {
         assert_eq!(engine("MYSQL_8_0"), ("mysql".into(), "8.0".into()));
         assert_eq!(gce_state("TERMINATED"), "stopped");
         assert_eq!(gce_state("RUNNING"), "running");
+        assert_eq!(
+            created(&Value::from("2024-01-15T08:30:00.000-08:00")).as_deref(),
+            Some("2024-01-15T16:30:00Z")
+        );
+        assert_eq!(created(&Value::from("yesterday")), None);
+        assert_eq!(
+            region_of_url(
+                "https://www.googleapis.com/compute/v1/projects/p/zones/us-central1-a/disks/d"
+            )
+            .as_deref(),
+            Some("us-central1")
+        );
+        assert_eq!(
+            region_of_url("projects/p/regions/europe-west1/disks/d").as_deref(),
+            Some("europe-west1")
+        );
+        assert_eq!(region_of_url("projects/p/global/images/i"), None);
     }
 }

@@ -51,6 +51,16 @@ pub fn plan(resources: &[Resource], wanted: &[&'static GcpMetric], stats: &[Stat
     out
 }
 
+/// The labels of a metric's points: `direction` when the metric has one.
+fn point_labels(m: &GcpMetric) -> PointLabels {
+    if m.direction.is_empty() {
+        return PointLabels::default();
+    }
+    let mut l = skymeter_model::Labels::new();
+    l.insert("direction".into(), m.direction.into());
+    l.into()
+}
+
 /// The key a resource's series carry (see [`Target::key_labels`]).
 fn resource_key(project: &str, r: &Resource) -> Option<(Target, String)> {
     Some(match r.kind.as_str() {
@@ -62,6 +72,16 @@ fn resource_key(project: &str, r: &Resource) -> Option<(Target, String)> {
         }
         "function" => (Target::Function, format!("{}/{}", r.region, r.name)),
         "storage.bucket" => (Target::Bucket, r.id.clone()),
+        "network.load_balancer" if Target::HttpsLbRule.applies_to(r) => {
+            (Target::HttpsLbRule, format!("{}/{}", r.region, r.name))
+        }
+        "network.nat_gateway" => {
+            let router_id = r.attributes.get("router_id")?.as_str()?;
+            (
+                Target::NatGateway,
+                format!("{}/{router_id}/{}", r.region, r.name),
+            )
+        }
         _ => return None,
     })
 }
@@ -258,7 +278,7 @@ pub async fn fetch(
                 SmolStr::new_static(q.metric.name),
                 q.stat,
                 f.period,
-                PointLabels::default(),
+                point_labels(q.metric),
             );
             let mut points = Vec::new();
             let target = q.metric.target;
@@ -347,7 +367,7 @@ fn percentile_points(
         SmolStr::new_static(q.metric.name),
         q.stat,
         period,
-        PointLabels::default(),
+        point_labels(q.metric),
     );
     let mut out = Vec::new();
     for ((i, period_end), mut values) in periods {

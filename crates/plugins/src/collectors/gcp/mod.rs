@@ -1,4 +1,5 @@
-//! `gcp`: inventory of Compute Engine (instances, persistent disks), GKE (clusters, node
+//! `gcp`: inventory of Compute Engine (instances, persistent disks, snapshots, external
+//! addresses, forwarding rules, Cloud NAT gateways), GKE (clusters, node
 //! pools), Cloud Functions, Cloud SQL and Cloud Storage (every page of every list), their
 //! metrics from Cloud Monitoring `projects.timeSeries.list` (one paged call per metric type
 //! and stat per project), and billed cost from a BigQuery billing export.
@@ -107,7 +108,7 @@ impl CloudProvider for GcpCloud {
     type Prices = PriceList;
 
     const PROVIDER: &'static skymeter_model::provider::Provider = &skymeter_model::provider::GCP;
-    const SUMMARY: &'static str = "GCP inventory (Compute Engine, disks, GKE, Cloud Functions, Cloud SQL, Cloud Storage), Cloud Monitoring metrics (one timeSeries.list per metric type and stat) and billed cost (BigQuery billing export)";
+    const SUMMARY: &'static str = "GCP inventory (Compute Engine, disks, snapshots, addresses, load balancers, Cloud NAT, GKE, Cloud Functions, Cloud SQL, Cloud Storage), Cloud Monitoring metrics (one timeSeries.list per metric type and stat) and billed cost (BigQuery billing export)";
     const STATS: &'static [Stat] = cloud::EVERY_STAT;
     const METRIC_API: &'static str = metrics::TIME_SERIES.api;
     const SCOPE_NOUN: &'static str = "project";
@@ -241,7 +242,7 @@ impl CloudProvider for GcpCloud {
             labels: &ctx.cfg.tags,
             now: ctx.now,
         };
-        let (inst, disks, clusters, functions, sql, buckets) = tokio::join!(
+        let (inst, disks, clusters, functions, sql, buckets, snapshots, addresses, rules, nats) = tokio::join!(
             async {
                 let mut v = inventory::instances(&scope).await?;
                 let types = inventory::machine_types(&scope, &mut v).await;
@@ -252,6 +253,10 @@ impl CloudProvider for GcpCloud {
             inventory::functions(&scope),
             inventory::sql_instances(&scope),
             inventory::buckets(&scope),
+            inventory::snapshots(&scope),
+            inventory::addresses(&scope),
+            inventory::forwarding_rules(&scope),
+            inventory::nat_gateways(&scope),
         );
         let mut out = Inventory::default();
         match inst {
@@ -261,7 +266,9 @@ impl CloudProvider for GcpCloud {
             }
             Err(e) => out.add(Err(e)),
         }
-        for r in [disks, clusters, functions, sql, buckets] {
+        for r in [
+            disks, clusters, functions, sql, buckets, snapshots, addresses, rules, nats,
+        ] {
             out.add(r);
         }
         out

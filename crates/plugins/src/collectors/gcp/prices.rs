@@ -11,6 +11,13 @@
 //!   `pd/{type}/regional` for regional disks (two replicas, twice the price).
 //! - `gke/zonal`, `gke/regional`, `gke/autopilot`: the GKE cluster management fee per
 //!   cluster-hour.
+//! - `snapshot/standard`, `snapshot/archive` (per GiB-month) of snapshots stored in a
+//!   region, `snapshot/{tier}/multiregional` of those stored in a multi-region (`us`, `eu`,
+//!   `asia`), in the row of the source disk's region.
+//! - `address/unused` (a static external address reserved and not in use) and
+//!   `address/in-use` (in use by a VM or a Cloud NAT gateway), per hour.
+//! - `lb/forwarding-rule`: a forwarding rule per hour, at the price of the first five
+//!   (global rules in the `global` row).
 
 use super::calls::ApiCalls;
 use super::client::{Api, Call};
@@ -90,11 +97,107 @@ pub fn machine_family(machine_type: &str) -> String {
 ///
 /// Cloud SQL, Cloud Functions and Cloud Storage are not estimated (their billed cost comes
 /// from the BigQuery export).
+/// - `storage.snapshot`: its billed size (`size_gib`, from storageBytes) × months at its tier's
+///   price (standard or archive; regional or multi-regional by its storage location).
+/// - `network.public_ip`: reserved and unused at the unused price; in use by a VM or a
+///   NAT gateway at the in-use price; in use by a forwarding rule costs nothing.
+/// - `network.load_balancer` (a forwarding rule): hours at the first-five price. Google
+///   charges less for the sixth and later rules of a project and region, so this is an upper
+///   bound; data processed is not included.
+///
+/// Cloud NAT gateways are not estimated: their hourly price depends on the number of VMs
+/// using them, which the inventory does not know.
 pub const PRICED_KINDS: &[PricedKind] = &[
     ("compute.instance", instance),
     ("storage.volume", disk),
     ("k8s.cluster", cluster),
+    ("storage.snapshot", snapshot),
+    ("network.public_ip", address),
+    ("network.load_balancer", forwarding_rule),
 ];
+
+/// A storage location that is a multi-region (`us`, `eu`, `asia`), not a region.
+fn multi_regional(location: &str) -> bool {
+    !location.contains('-')
+}
+
+fn snapshot(est: &mut Estimator<'_>, r: &Resource) {
+    let Some(size) = number(r, "size_gib") else {
+        return;
+    };
+    let tier = match text(r, "storage_tier") {
+        Some("archive") => "archive",
+        _ => "standard",
+    };
+    let multi = text(r, "storage_location").is_some_and(multi_regional);
+    let key = if multi {
+        format!("snapshot/{tier}/multiregional")
+    } else {
+        format!("snapshot/{tier}")
+    };
+    let quantity = size * est.months();
+    let region = r.region.clone();
+    est.charge(
+        Line {
+            resource: r,
+            service: COMPUTE_ENGINE,
+            category: "Storage",
+            key,
+            quantity,
+            unit: "GiB-Months",
+        },
+        || {
+            format!(
+                "no {}{tier} snapshot price per GiB-month for disks in {region}",
+                if multi { "multi-regional " } else { "" }
+            )
+        },
+    );
+}
+
+fn address(est: &mut Estimator<'_>, r: &Resource) {
+    let in_use = r.attributes.get("associated") == Some(&Value::Bool(true));
+    let key = if in_use {
+        // Addresses of forwarding rules are not charged.
+        if text(r, "attached_to").is_some_and(|u| u.contains("/forwardingRules/")) {
+            return;
+        }
+        "address/in-use"
+    } else {
+        "address/unused"
+    };
+    let what = if in_use { "in-use" } else { "unused" };
+    est.charge(
+        Line {
+            resource: r,
+            service: COMPUTE_ENGINE,
+            category: "Networking",
+            key: key.into(),
+            quantity: est.hours,
+            unit: "Hours",
+        },
+        || {
+            format!(
+                "no {what} static external IP price per hour in {}",
+                r.region
+            )
+        },
+    );
+}
+
+fn forwarding_rule(est: &mut Estimator<'_>, r: &Resource) {
+    est.charge(
+        Line {
+            resource: r,
+            service: "Cloud Load Balancing",
+            category: "Networking",
+            key: "lb/forwarding-rule".into(),
+            quantity: est.hours,
+            unit: "Hours",
+        },
+        || format!("no forwarding rule price per hour in {}", r.region),
+    );
+}
 
 fn instance(est: &mut Estimator<'_>, r: &Resource) {
     if text(r, "state") != Some("running") {
@@ -207,6 +310,64 @@ fn cluster(est: &mut Estimator<'_>, r: &Resource) {
     });
 }
 
+/// The predefined machine types of the series the table prices, for rightsizing: (series,
+/// vCPU counts, MiB of memory per vCPU). From Google's general-purpose machine family
+/// documentation (cloud.google.com/compute/docs/general-purpose-machines, the N1, N2, N2D,
+/// E2 and Tau T2D tables), read 2026-12-07. E2 shared-core types and custom types are not
+/// listed (they have no fixed ratio).
+const SERIES: &[(&str, &[u32], f64)] = &[
+    ("n1-standard", &[1, 2, 4, 8, 16, 32, 64, 96], 3840.0),
+    ("n1-highmem", &[2, 4, 8, 16, 32, 64, 96], 6656.0),
+    (
+        "n2-standard",
+        &[2, 4, 8, 16, 32, 48, 64, 80, 96, 128],
+        4096.0,
+    ),
+    (
+        "n2-highmem",
+        &[2, 4, 8, 16, 32, 48, 64, 80, 96, 128],
+        8192.0,
+    ),
+    ("n2-highcpu", &[2, 4, 8, 16, 32, 48, 64, 80, 96], 1024.0),
+    (
+        "n2d-standard",
+        &[2, 4, 8, 16, 32, 48, 64, 80, 96, 128, 224],
+        4096.0,
+    ),
+    ("n2d-highmem", &[2, 4, 8, 16, 32, 48, 64, 80, 96], 8192.0),
+    (
+        "n2d-highcpu",
+        &[2, 4, 8, 16, 32, 48, 64, 80, 96, 128, 224],
+        1024.0,
+    ),
+    ("e2-standard", &[2, 4, 8, 16, 32], 4096.0),
+    ("e2-highmem", &[2, 4, 8, 16], 8192.0),
+    ("e2-highcpu", &[2, 4, 8, 16, 32], 1024.0),
+    ("t2d-standard", &[1, 2, 4, 8, 16, 32, 48, 60], 4096.0),
+];
+
+/// Every machine type of `machine_type`'s series (`n2-standard-4` → `n2-standard-2` …
+/// `n2-standard-128`), itself included, with (name, vCPUs, memory MiB); empty for a type of
+/// a series not listed.
+pub fn same_series(machine_type: &str) -> Vec<(String, f64, f64)> {
+    let Some((series, n)) = machine_type.rsplit_once('-') else {
+        return Vec::new();
+    };
+    if n.parse::<u32>().is_err() {
+        return Vec::new();
+    }
+    SERIES
+        .iter()
+        .find(|(s, _, _)| *s == series)
+        .map(|(s, counts, mib)| {
+            counts
+                .iter()
+                .map(|c| (format!("{s}-{c}"), f64::from(*c), f64::from(*c) * mib))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// The table for `skymeter prices gcp show|update`.
 pub fn source() -> FlatPriceSource {
     FlatPriceSource {
@@ -218,7 +379,7 @@ pub fn source() -> FlatPriceSource {
         api: SKUS.api,
         noun: "SKUs",
         options: &[UpdateOption::CredentialsFile, UpdateOption::EndpointUrl],
-        help: "Lists the SKUs of Compute Engine and Kubernetes Engine (Cloud Billing Catalog services.skus.list, every page, in USD) and keeps, for each region asked, the vCPU and memory prices of every machine family, the f1-micro and g1-small prices, the pd-standard, pd-balanced and pd-ssd prices (zonal and regional) and the GKE cluster fee. Credentials: --credentials-file (a service-account key), else Application Default Credentials; the Cloud Billing API must be enabled in the credentials' project. --endpoint-url replaces https://cloudbilling.googleapis.com.",
+        help: "Lists the SKUs of Compute Engine and Kubernetes Engine (Cloud Billing Catalog services.skus.list, every page, in USD) and keeps, for each region asked, the vCPU and memory prices of every machine family, the f1-micro and g1-small prices, the pd-standard, pd-balanced and pd-ssd prices (zonal and regional), the snapshot storage prices (standard and archive, regional and multi-regional), the static external IP prices (unused, in use by a VM), the regional forwarding rule price and the GKE cluster fee. Credentials: --credentials-file (a service-account key), else Application Default Credentials; the Cloud Billing API must be enabled in the credentials' project. --endpoint-url replaces https://cloudbilling.googleapis.com.",
         fetch: |req, calls| {
             Box::pin(fetch_with(
                 req.credentials_file,
@@ -298,7 +459,13 @@ pub async fn fetch(
                         let Some(region) = region.as_str() else {
                             continue;
                         };
-                        if region == "global" {
+                        if region == "global" && key.starts_with("lb/") {
+                            // A global forwarding rule's price: the `global` row only (global
+                            // load balancers are inventoried in region `global`).
+                            if let Some(p) = prices.get_mut("global") {
+                                p.insert(key.clone(), price.clone());
+                            }
+                        } else if region == "global" {
                             // The GKE fee is one price for every region.
                             for p in prices.values_mut() {
                                 p.insert(key.clone(), price.clone());
@@ -341,10 +508,15 @@ fn price_of(sku: &Value) -> Option<(String, ListPrice)> {
     let usd = unit_price(expression)?;
     let unit = expression["usageUnit"].as_str().unwrap_or_default();
     let (key, per) = match category["resourceFamily"].as_str()? {
-        "Storage" => (disk_key(description)?, "GiB-month"),
-        _ => {
-            compute_key(description, unit).or_else(|| gke_key(description).map(|k| (k, "hour")))?
-        }
+        "Storage" => (
+            disk_key(description).or_else(|| snapshot_key(description))?,
+            "GiB-month",
+        ),
+        _ => compute_key(description, unit).or_else(|| {
+            gke_key(description)
+                .or_else(|| network_key(description))
+                .map(|k| (k, "hour"))
+        })?,
     };
     // The unit must be what the key is priced in; a SKU in another unit is not that price.
     let expected = match per {
@@ -456,6 +628,55 @@ fn disk_key(description: &str) -> Option<String> {
     } else {
         format!("pd/{ty}")
     })
+}
+
+/// Snapshot storage: `Storage PD Snapshot` (a regional location) → `snapshot/standard`,
+/// `Storage PD Snapshot in US` (a multi-region: US, EU, Asia) →
+/// `snapshot/standard/multiregional`; the archive tier's `… Archive Snapshot Data Storage …`
+/// → `snapshot/archive` (`/multiregional` when it says multi-regional). Early-deletion and
+/// retrieval SKUs are one-off charges, not storage prices, and are left out.
+fn snapshot_key(description: &str) -> Option<String> {
+    let lower = description.to_ascii_lowercase();
+    if lower.contains("early deletion") || lower.contains("retrieval") {
+        return None;
+    }
+    if let Some(rest) = description.strip_prefix("Storage PD Snapshot") {
+        let place = rest.trim().strip_prefix("in ").unwrap_or("").trim();
+        let multi = matches!(place, "US" | "EU" | "Asia" | "Europe");
+        return Some(if multi {
+            "snapshot/standard/multiregional".into()
+        } else {
+            "snapshot/standard".into()
+        });
+    }
+    if lower.contains("archive snapshot") && lower.contains("storage") {
+        let multi = lower.contains("multi-regional") || lower.contains("multiregional");
+        return Some(if multi {
+            "snapshot/archive/multiregional".into()
+        } else {
+            "snapshot/archive".into()
+        });
+    }
+    None
+}
+
+/// External addresses and forwarding rules, per hour: `Static Ip Charge` →
+/// `address/unused`, `External IP Charge on a Standard VM` → `address/in-use`,
+/// `… Forwarding Rule Minimum Service Charge …` and `Cloud Load Balancer Forwarding Rule
+/// Minimum Global` (the first five rules) → `lb/forwarding-rule` (a global SKU's price goes
+/// to the `global` row only, see [`fetch`]).
+fn network_key(description: &str) -> Option<String> {
+    let d = description.trim();
+    if d.starts_with("Static Ip Charge") {
+        return Some("address/unused".into());
+    }
+    if d.starts_with("External IP Charge on a Standard VM") {
+        return Some("address/in-use".into());
+    }
+    if d.contains("Forwarding Rule Minimum") {
+        return Some("lb/forwarding-rule".into());
+    }
+    None
 }
 
 /// `Regional Kubernetes Clusters` → `gke/regional`.
@@ -645,6 +866,81 @@ mod tests {
         );
         gke["category"]["resourceFamily"] = json!("Compute");
         assert_eq!(price_of(&gke).unwrap().0, "gke/zonal");
+    }
+
+    #[test]
+    fn waste_skus_map_to_keys() {
+        let key = |d: &str, family: &str, unit: &str| {
+            price_of(&sku(
+                d,
+                family,
+                "G",
+                unit,
+                "0",
+                10_000_000,
+                &["us-central1"],
+            ))
+            .map(|(k, p)| (k, p.per))
+        };
+        let k = |k: &str, per: &str| Some((k.to_string(), per.to_string()));
+        assert_eq!(
+            key("Storage PD Snapshot", "Storage", "GiBy.mo"),
+            k("snapshot/standard", "GiB-month")
+        );
+        assert_eq!(
+            key("Storage PD Snapshot in US", "Storage", "GiBy.mo"),
+            k("snapshot/standard/multiregional", "GiB-month")
+        );
+        assert_eq!(
+            key(
+                "Multi-regional Archive Snapshot Data Storage in US",
+                "Storage",
+                "GiBy.mo"
+            ),
+            k("snapshot/archive/multiregional", "GiB-month")
+        );
+        assert_eq!(
+            key("Archive Snapshot Early Deletion", "Storage", "GiBy.mo"),
+            None
+        );
+        assert_eq!(
+            key("Static Ip Charge", "Network", "h"),
+            k("address/unused", "hour")
+        );
+        assert_eq!(
+            key("External IP Charge on a Standard VM", "Network", "h"),
+            k("address/in-use", "hour")
+        );
+        assert_eq!(
+            key(
+                "Network Load Balancing: Forwarding Rule Minimum Service Charge in Americas",
+                "Network",
+                "h"
+            ),
+            k("lb/forwarding-rule", "hour")
+        );
+        assert_eq!(
+            key(
+                "HTTP Load Balancing: Global Forwarding Rule Minimum Service Charge",
+                "Network",
+                "h"
+            ),
+            k("lb/forwarding-rule", "hour")
+        );
+        // A unit that is not the key's is not that price.
+        assert_eq!(key("Static Ip Charge", "Network", "GiBy"), None);
+    }
+
+    #[test]
+    fn series_of_a_machine_type() {
+        let n2 = same_series("n2-standard-4");
+        assert_eq!(n2.len(), 10);
+        assert_eq!(n2[0], ("n2-standard-2".to_string(), 2.0, 8192.0));
+        assert_eq!(n2[9], ("n2-standard-128".to_string(), 128.0, 524288.0));
+        assert_eq!(same_series("n1-standard-1")[0].2, 3840.0);
+        assert!(same_series("e2-medium").is_empty());
+        assert!(same_series("custom-4-8192").is_empty());
+        assert!(same_series("c3-standard-4").is_empty());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! A local stand-in for the Google APIs the gcp collector calls, answering in the shapes of
 //! the official REST references: the OAuth2 token endpoint (service-account JWT-bearer
-//! grant), Compute Engine `aggregatedList`s, GKE `clusters.list`, Cloud Functions v2
+//! grant), Compute Engine `aggregatedList`s (instances, machine types, disks, addresses,
+//! forwarding rules, routers) and `snapshots.list`, GKE `clusters.list`, Cloud Functions v2
 //! `functions.list`, Cloud SQL Admin `instances.list`, Cloud Storage `buckets.list`, Cloud
 //! Monitoring `timeSeries.list` and BigQuery `jobs.query` / `jobs.getQueryResults`, with
 //! paging, scripted failures (401, 403, 429 with Retry-After) and a log of every request.
@@ -41,6 +42,14 @@ pub struct Project {
     pub functions: Vec<Value>,
     pub sql: Vec<Value>,
     pub buckets: Vec<Value>,
+    /// Disk snapshots (snapshots.list, global).
+    pub snapshots: Vec<Value>,
+    /// Addresses (internal and external), each with its `region` URL or none (global).
+    pub addresses: Vec<Value>,
+    /// Forwarding rules, each with its `region` URL or none (global).
+    pub forwarding_rules: Vec<Value>,
+    /// Cloud Routers with their `nats[]`.
+    pub routers: Vec<Value>,
     /// Series per (metric type, aligner): (resource labels, TypedValue), one point each,
     /// ending at the query's `interval.endTime`. Reduced queries (a `crossSeriesReducer`)
     /// of distributions, asked ALIGN_DELTA, are keyed by the reducer instead.
@@ -74,7 +83,12 @@ pub fn descriptor(metric_type: &str) -> (&'static str, &'static str) {
         | "compute.googleapis.com/instance/network/received_packets_count"
         | "compute.googleapis.com/instance/network/sent_packets_count"
         | "cloudfunctions.googleapis.com/function/execution_count"
-        | "run.googleapis.com/request_count" => ("DELTA", "INT64"),
+        | "run.googleapis.com/request_count"
+        | "loadbalancing.googleapis.com/https/request_count"
+        | "loadbalancing.googleapis.com/https/request_bytes_count"
+        | "loadbalancing.googleapis.com/https/response_bytes_count"
+        | "router.googleapis.com/nat/sent_bytes_count"
+        | "router.googleapis.com/nat/received_bytes_count" => ("DELTA", "INT64"),
         "cloudfunctions.googleapis.com/function/execution_times"
         | "run.googleapis.com/request_latencies" => ("DELTA", "DISTRIBUTION"),
         _ => ("GAUGE", "DOUBLE"),
@@ -434,6 +448,17 @@ fn invalid_argument(message: &str) -> Response {
 }
 
 /// The `valueType` a point's TypedValue has.
+/// Compute Engine lists take `maxResults` from 0 to 500; more is 400 INVALID_ARGUMENT.
+fn max_results_refused(asked: &Option<String>) -> Option<Response> {
+    let n = asked.as_deref()?;
+    match n.parse::<u32>() {
+        Ok(v) if v <= 500 => None,
+        _ => Some(invalid_argument(&format!(
+            "Invalid value for field 'maxResults': '{n}'. Must be less than or equal to 500"
+        ))),
+    }
+}
+
 fn value_type_of(value: &Value) -> &'static str {
     if value.get("doubleValue").is_some() {
         "DOUBLE"
@@ -584,8 +609,18 @@ fn handle(st: Arc<State>, method: Method, uri: Uri, headers: HeaderMap, body: By
                     "compute#machineTypeAggregatedList",
                 ),
                 "disks" => ("disks", &p.disks, "compute#diskAggregatedList"),
+                "addresses" => ("addresses", &p.addresses, "compute#addressAggregatedList"),
+                "forwardingRules" => (
+                    "forwardingRules",
+                    &p.forwarding_rules,
+                    "compute#forwardingRuleAggregatedList",
+                ),
+                "routers" => ("routers", &p.routers, "compute#routerAggregatedList"),
                 _ => return google_error(404, &path, None),
             };
+            if let Some(e) = max_results_refused(&param("maxResults")) {
+                return e;
+            }
             let (slice, next) = page(items);
             let mut scopes = serde_json::Map::new();
             for it in slice {
@@ -613,6 +648,25 @@ fn handle(st: Arc<State>, method: Method, uri: Uri, headers: HeaderMap, body: By
                 "items": scopes,
                 "selfLink": format!("https://www.googleapis.com/compute/v1/projects/{project_id}/aggregated/{what}")
             });
+            if let Some(n) = next {
+                v["nextPageToken"] = json!(n);
+            }
+            json_response(200, v, None)
+        }
+        ("compute", ["global", "snapshots"]) => {
+            if let Some(e) = max_results_refused(&param("maxResults")) {
+                return e;
+            }
+            let (items, next) = page(&p.snapshots);
+            // An empty list has no `items`, as the API answers.
+            let mut v = json!({
+                "kind": "compute#snapshotList",
+                "id": format!("projects/{project_id}/global/snapshots"),
+                "selfLink": format!("https://www.googleapis.com/compute/v1/projects/{project_id}/global/snapshots")
+            });
+            if !items.is_empty() {
+                v["items"] = json!(items);
+            }
             if let Some(n) = next {
                 v["nextPageToken"] = json!(n);
             }
@@ -874,4 +928,110 @@ pub fn distribution(count: i64, mean: f64) -> Value {
         "bucketOptions": {"exponentialBuckets": {"numFiniteBuckets": 64, "growthFactor": 1.4, "scale": 1.0}},
         "bucketCounts": ["0", count.to_string()]
     }})
+}
+
+/// A standard snapshot of a zonal disk as snapshots.list returns it: `storage_bytes` billed,
+/// `disk_gb` the source disk's size, stored in the `us` multi-region.
+pub fn snapshot(
+    project: &str,
+    id: u64,
+    name: &str,
+    disk_id: u64,
+    disk_gb: u64,
+    storage_bytes: u64,
+) -> Value {
+    json!({
+        "kind": "compute#snapshot",
+        "id": id.to_string(),
+        "creationTimestamp": "2025-01-10T01:00:00.000-08:00",
+        "name": name,
+        "status": "READY",
+        "sourceDisk": format!("https://www.googleapis.com/compute/v1/projects/{project}/zones/us-central1-a/disks/disk-{disk_id}"),
+        "sourceDiskId": disk_id.to_string(),
+        "diskSizeGb": disk_gb.to_string(),
+        "storageBytes": storage_bytes.to_string(),
+        "storageBytesStatus": "UP_TO_DATE",
+        "storageLocations": ["us"],
+        "snapshotType": "STANDARD",
+        "labels": {"env": "prod"},
+        "selfLink": format!("https://www.googleapis.com/compute/v1/projects/{project}/global/snapshots/{name}")
+    })
+}
+
+/// A regional external address as addresses.aggregatedList returns it; `user` is the
+/// resource using it (status IN_USE), none: RESERVED.
+pub fn address(
+    project: &str,
+    region: &str,
+    id: u64,
+    name: &str,
+    ip: &str,
+    user: Option<&str>,
+) -> Value {
+    let mut v = json!({
+        "kind": "compute#address",
+        "id": id.to_string(),
+        "creationTimestamp": "2024-03-01T00:00:00.000-08:00",
+        "name": name,
+        "address": ip,
+        "addressType": "EXTERNAL",
+        "networkTier": "PREMIUM",
+        "ipVersion": "IPV4",
+        "status": if user.is_some() { "IN_USE" } else { "RESERVED" },
+        "region": format!("https://www.googleapis.com/compute/v1/projects/{project}/regions/{region}"),
+        "labels": {"env": "prod"},
+        "selfLink": format!("https://www.googleapis.com/compute/v1/projects/{project}/regions/{region}/addresses/{name}")
+    });
+    if let Some(u) = user {
+        v["users"] = json!([u]);
+    }
+    v
+}
+
+/// A regional forwarding rule as forwardingRules.aggregatedList returns it.
+pub fn forwarding_rule(
+    project: &str,
+    region: &str,
+    id: u64,
+    name: &str,
+    scheme: &str,
+    target: &str,
+) -> Value {
+    json!({
+        "kind": "compute#forwardingRule",
+        "id": id.to_string(),
+        "creationTimestamp": "2024-04-01T00:00:00.000-07:00",
+        "name": name,
+        "region": format!("https://www.googleapis.com/compute/v1/projects/{project}/regions/{region}"),
+        "IPAddress": "34.120.1.1",
+        "IPProtocol": "TCP",
+        "portRange": "443-443",
+        "target": format!("https://www.googleapis.com/compute/v1/projects/{project}/regions/{region}/{target}"),
+        "loadBalancingScheme": scheme,
+        "networkTier": "PREMIUM",
+        "labels": {"env": "prod"},
+        "labelFingerprint": "42WmSpB8rSM=",
+        "selfLink": format!("https://www.googleapis.com/compute/v1/projects/{project}/regions/{region}/forwardingRules/{name}")
+    })
+}
+
+/// A Cloud Router with one NAT gateway, as routers.aggregatedList returns it.
+pub fn router(project: &str, region: &str, id: u64, name: &str, nat: &str) -> Value {
+    json!({
+        "kind": "compute#router",
+        "id": id.to_string(),
+        "creationTimestamp": "2024-02-01T00:00:00.000-08:00",
+        "name": name,
+        "region": format!("https://www.googleapis.com/compute/v1/projects/{project}/regions/{region}"),
+        "network": format!("https://www.googleapis.com/compute/v1/projects/{project}/global/networks/default"),
+        "nats": [{
+            "name": nat,
+            "type": "PUBLIC",
+            "natIpAllocateOption": "AUTO_ONLY",
+            "sourceSubnetworkIpRangesToNat": "ALL_SUBNETWORKS_ALL_IP_RANGES",
+            "enableEndpointIndependentMapping": false,
+            "endpointTypes": ["ENDPOINT_TYPE_VM"]
+        }],
+        "selfLink": format!("https://www.googleapis.com/compute/v1/projects/{project}/regions/{region}/routers/{name}")
+    })
 }

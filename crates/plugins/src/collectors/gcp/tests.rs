@@ -169,6 +169,7 @@ fn small_project() -> Project {
         })],
         series: HashMap::new(),
         raw: HashMap::new(),
+        ..Default::default()
     };
     let cpu = "compute.googleapis.com/instance/cpu/utilization";
     for (i, id) in [1001u64, 1002, 1003].iter().enumerate() {
@@ -488,13 +489,24 @@ async fn inventory_reads_every_page_and_maps_to_the_contract() {
 #[tokio::test]
 async fn labels_filter_keeps_only_matching_resources() {
     let e = env();
-    let mut p = small_project();
+    let mut p = waste_project();
     p.instances[1]["labels"] = json!({"env": "dev"});
+    p.addresses[0]["labels"] = json!({"env": "dev"});
     e.server.set_project(P, p);
     let mut g = e.collector("labels = { env = \"prod\" }");
     let (out, r, _) = collect(&mut g, &["none.*"]).await;
     r.unwrap();
     assert!(out.resources.iter().all(|r| r.id != "1002"));
+    // Waste kinds are filtered the same way; NAT gateways (routers have no labels) never
+    // match a label filter, and their list is not even asked.
+    assert!(out.resources.iter().all(|r| r.id != "4001"));
+    assert!(out.resources.iter().any(|r| r.id == "4002"));
+    assert!(out.resources.iter().any(|r| r.kind == "storage.snapshot"));
+    assert!(!out
+        .resources
+        .iter()
+        .any(|r| r.kind == "network.nat_gateway"));
+    assert_eq!(g.calls().get("compute.routers.aggregatedList"), 0);
     assert_eq!(
         out.resources
             .iter()
@@ -806,8 +818,9 @@ async fn stand_in_refuses_the_aligners_cloud_monitoring_refuses() {
             asked += 1;
         }
     }
-    // 13 numeric metrics × 6 stats, 2 distributions × 2, 2 totals and 2 levels × 1.
-    assert_eq!(asked, 13 * 6 + 2 * 2 + 2 + 2);
+    // 13 numeric metrics × 6 stats, 2 distributions × 2, 7 totals (2 function, 3 load
+    // balancer, 2 NAT) and 2 levels × 1.
+    assert_eq!(asked, 13 * 6 + 2 * 2 + 7 + 2);
 }
 
 /// p95 of numeric metrics: one ALIGN_NONE call per metric type (no alignment period, no
@@ -1119,7 +1132,7 @@ async fn unauthorized_401_is_a_clear_auth_error_without_the_token() {
         "/v1/projects/test-project/instances",
         "/storage/",
     ] {
-        e.state().fail(needle, &[(401, None); 4]);
+        e.state().fail(needle, &[(401, None); 8]);
     }
     let mut g = e.collector("");
     let (out, r, _) = collect(&mut g, &["*"]).await;
@@ -1261,6 +1274,420 @@ async fn billed_cost_from_the_bigquery_export_every_page() {
     r.unwrap();
     assert!(out.costs.is_empty());
     assert_eq!(e.state().count("/bigquery/"), 4);
+}
+
+// ------------------------------------------------------------- waste inventory
+
+const GIB: u64 = 1 << 30;
+
+/// small_project plus what waste findings look for: an unattached disk, snapshots, external
+/// addresses (unused, used by a VM, used by a forwarding rule, internal, global), forwarding
+/// rules and a Cloud NAT gateway.
+fn waste_project() -> Project {
+    let mut p = small_project();
+    p.disks[0]["users"] = json!([format!(
+        "https://www.googleapis.com/compute/v1/projects/{P}/zones/us-central1-a/instances/web-1"
+    )]);
+    p.disks.push(json!({
+        "kind": "compute#disk", "id": "2002", "name": "orphan", "sizeGb": "100",
+        "zone": format!("https://www.googleapis.com/compute/v1/projects/{P}/zones/us-central1-a"),
+        "status": "READY",
+        "type": format!("https://www.googleapis.com/compute/v1/projects/{P}/zones/us-central1-a/diskTypes/pd-standard"),
+        "creationTimestamp": "2023-06-01T00:00:00.000-07:00"
+    }));
+    let mut archive = snapshot(P, 3002, "snap-archive", 2002, 100, 2 * GIB);
+    archive["snapshotType"] = json!("ARCHIVE");
+    archive["storageLocations"] = json!(["us-central1"]);
+    p.snapshots = vec![
+        snapshot(P, 3001, "snap-old", 2001, 20, 5 * GIB + GIB / 2),
+        archive,
+    ];
+    let vm = format!(
+        "https://www.googleapis.com/compute/v1/projects/{P}/zones/us-central1-a/instances/web-1"
+    );
+    let rule = format!("https://www.googleapis.com/compute/v1/projects/{P}/regions/us-central1/forwardingRules/web-https");
+    let mut internal = address(P, "us-central1", 4004, "internal", "10.0.0.9", None);
+    internal["addressType"] = json!("INTERNAL");
+    let mut global = address(P, "us-central1", 4005, "global-unused", "34.2.2.2", None);
+    global.as_object_mut().unwrap().remove("region");
+    p.addresses = vec![
+        address(P, "us-central1", 4001, "unused", "34.1.1.9", None),
+        address(P, "us-central1", 4002, "web-ip", "34.1.2.3", Some(&vm)),
+        address(P, "us-central1", 4003, "lb-ip", "34.120.1.1", Some(&rule)),
+        internal,
+        global,
+    ];
+    let mut psc = forwarding_rule(P, "us-central1", 5003, "psc", "", "serviceAttachments/x");
+    psc.as_object_mut().unwrap().remove("loadBalancingScheme");
+    let mut ilb = forwarding_rule(P, "us-central1", 5002, "ilb", "INTERNAL", "x");
+    ilb.as_object_mut().unwrap().remove("target");
+    ilb["backendService"] = json!(format!(
+        "https://www.googleapis.com/compute/v1/projects/{P}/regions/us-central1/backendServices/be"
+    ));
+    p.forwarding_rules = vec![
+        forwarding_rule(
+            P,
+            "us-central1",
+            5001,
+            "web-https",
+            "EXTERNAL_MANAGED",
+            "targetHttpsProxies/web",
+        ),
+        ilb,
+        psc,
+    ];
+    p.routers = vec![router(P, "us-central1", 6001, "rt-1", "nat-1")];
+    p
+}
+
+#[tokio::test]
+async fn waste_kinds_are_inventoried_with_the_shared_attributes() {
+    let e = env();
+    e.server.set_project(P, waste_project());
+    *e.state().page_size.lock().unwrap() = 2;
+    let mut g = e.collector("");
+    let (out, r, _) = collect(&mut g, &["none.*"]).await;
+    r.unwrap();
+    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    let by = |kind: &str, id: &str| {
+        out.resources
+            .iter()
+            .find(|r| r.kind == kind && r.id == id)
+            .unwrap_or_else(|| panic!("no {kind} {id}"))
+    };
+    let ids = |kind: &str| -> Vec<&str> {
+        let mut v: Vec<&str> = out
+            .resources
+            .iter()
+            .filter(|r| r.kind == kind)
+            .map(|r| r.id.as_str())
+            .collect();
+        v.sort();
+        v
+    };
+    // Disks: attached_to is the first user; absent when detached.
+    let web = by("storage.volume", "2001");
+    assert!(attr(web, "attached_to")
+        .as_str()
+        .unwrap()
+        .ends_with("/instances/web-1"));
+    assert_eq!(attr(web, "created"), "2024-01-15T16:30:00Z");
+    let orphan = by("storage.volume", "2002");
+    assert_eq!(attr(orphan, "attached_to"), &Value::Null);
+    assert_eq!(attr(orphan, "size_gib"), 100);
+    assert_eq!(attr(orphan, "volume_type"), "pd-standard");
+
+    // Snapshots: billed size from storageBytes, the disk's size beside it.
+    let snap = by("storage.snapshot", "3001");
+    assert_eq!(snap.native_type, "compute.googleapis.com/Snapshot");
+    assert_eq!(snap.region, "us-central1");
+    assert_eq!(snap.name, "snap-old");
+    assert_eq!(attr(snap, "size_gib"), 5.5);
+    assert_eq!(attr(snap, "source_size_gib"), 20);
+    assert_eq!(attr(snap, "created"), "2025-01-10T09:00:00Z");
+    assert_eq!(attr(snap, "volume_id"), "2001");
+    assert_eq!(attr(snap, "state"), "ready");
+    assert_eq!(attr(snap, "storage_tier"), "standard");
+    assert_eq!(attr(snap, "storage_location"), "us");
+    assert_eq!(snap.tags.get("env").map(String::as_str), Some("prod"));
+    let arch = by("storage.snapshot", "3002");
+    assert_eq!(attr(arch, "storage_tier"), "archive");
+    assert_eq!(attr(arch, "size_gib"), 2);
+
+    // External addresses only; global ones in region `global`.
+    assert_eq!(ids("network.public_ip"), ["4001", "4002", "4003", "4005"]);
+    let unused = by("network.public_ip", "4001");
+    assert_eq!(unused.native_type, "compute.googleapis.com/Address");
+    assert_eq!(attr(unused, "associated"), false);
+    assert_eq!(attr(unused, "attached_to"), &Value::Null);
+    assert_eq!(attr(unused, "public_ip"), "34.1.1.9");
+    assert_eq!(attr(unused, "state"), "reserved");
+    let used = by("network.public_ip", "4002");
+    assert_eq!(attr(used, "associated"), true);
+    assert!(attr(used, "attached_to")
+        .as_str()
+        .unwrap()
+        .ends_with("/instances/web-1"));
+    assert_eq!(by("network.public_ip", "4005").region, "global");
+
+    // Forwarding rules with a load-balancing scheme; the PSC rule is left out.
+    assert_eq!(ids("network.load_balancer"), ["5001", "5002"]);
+    let https = by("network.load_balancer", "5001");
+    assert_eq!(https.native_type, "compute.googleapis.com/ForwardingRule");
+    assert_eq!(attr(https, "lb_type"), "application");
+    assert_eq!(attr(https, "scheme"), "external");
+    assert_eq!(attr(https, "public_ip"), "34.120.1.1");
+    assert_eq!(attr(https, "frontends"), 1);
+    let ilb = by("network.load_balancer", "5002");
+    assert_eq!(attr(ilb, "lb_type"), "network");
+    assert_eq!(attr(ilb, "scheme"), "internal");
+    assert_eq!(attr(ilb, "public_ip"), &Value::Null);
+    assert!(attr(ilb, "target")
+        .as_str()
+        .unwrap()
+        .ends_with("/backendServices/be"));
+
+    // Cloud NAT: one per router NAT.
+    let nat = by("network.nat_gateway", "us-central1/rt-1/nat-1");
+    assert_eq!(nat.name, "nat-1");
+    assert_eq!(attr(nat, "router"), "rt-1");
+    assert_eq!(attr(nat, "allocation"), "auto_only");
+
+    // Every page: 5 addresses at 2 a page = 3 calls; 3 rules = 2; 2 snapshots = 1.
+    assert_eq!(g.calls().get("compute.snapshots.list"), 1);
+    assert_eq!(g.calls().get("compute.addresses.aggregatedList"), 3);
+    assert_eq!(g.calls().get("compute.forwardingRules.aggregatedList"), 2);
+    assert_eq!(g.calls().get("compute.routers.aggregatedList"), 1);
+    let reqs = e.state().requests();
+    let snaps = reqs
+        .iter()
+        .find(|r| r.path.ends_with("/global/snapshots"))
+        .unwrap();
+    assert_eq!(
+        snaps.path,
+        format!("/compute/v1/projects/{P}/global/snapshots")
+    );
+    assert_eq!(snaps.param("maxResults"), Some("500"));
+}
+
+#[tokio::test]
+async fn waste_kinds_are_priced_and_a_denied_list_names_its_permission() {
+    let e = env();
+    e.server.set_project(P, waste_project());
+    let table = json!({
+        "date": "2026-11-01", "currency": "USD", "source": "test",
+        "regions": {
+            "us-central1": {
+                "pd/pd-balanced": {"usd": 0.1, "per": "GiB-month"},
+                "pd/pd-standard": {"usd": 0.04, "per": "GiB-month"},
+                "snapshot/standard/multiregional": {"usd": 0.065, "per": "GiB-month"},
+                "snapshot/archive": {"usd": 0.019, "per": "GiB-month"},
+                "address/unused": {"usd": 0.01, "per": "hour"},
+                "address/in-use": {"usd": 0.005, "per": "hour"},
+                "lb/forwarding-rule": {"usd": 0.025, "per": "hour"}
+            }
+        }
+    });
+    let file = e._dir.path().join("gcp-prices.json");
+    std::fs::write(&file, table.to_string()).unwrap();
+    let mut g = e.collector(&format!(
+        "cost = [\"estimated\"]\nprices_file = {:?}",
+        file.to_str().unwrap()
+    ));
+    let (out, r, _) = collect(&mut g, &["none.*"]).await;
+    r.unwrap();
+    let hours = 300.0 / 3600.0;
+    let cost = |id: &str, sku: &str| -> f64 {
+        out.costs
+            .iter()
+            .find(|c| c.resource_id.as_deref() == Some(id) && c.sku_id.as_deref() == Some(sku))
+            .unwrap_or_else(|| panic!("no {sku} line for {id}: {:#?}", out.costs))
+            .billed_cost
+    };
+    let close = |a: f64, b: f64| assert!((a - b).abs() < 1e-12, "{a} != {b}");
+    close(
+        cost("3001", "us-central1/snapshot/standard/multiregional"),
+        5.5 * hours / 730.0 * 0.065,
+    );
+    close(
+        cost("3002", "us-central1/snapshot/archive"),
+        2.0 * hours / 730.0 * 0.019,
+    );
+    close(cost("4001", "us-central1/address/unused"), hours * 0.01);
+    close(cost("4002", "us-central1/address/in-use"), hours * 0.005);
+    close(
+        cost("5001", "us-central1/lb/forwarding-rule"),
+        hours * 0.025,
+    );
+    close(
+        cost("5002", "us-central1/lb/forwarding-rule"),
+        hours * 0.025,
+    );
+    close(
+        cost("2002", "us-central1/pd/pd-standard"),
+        100.0 * hours / 730.0 * 0.04,
+    );
+    // The address of a forwarding rule is free; NAT gateways are not estimated.
+    assert!(!out
+        .costs
+        .iter()
+        .any(|c| c.resource_id.as_deref() == Some("4003")));
+    assert!(!out
+        .costs
+        .iter()
+        .any(|c| c.resource_id.as_deref() == Some("us-central1/rt-1/nat-1")));
+    // The global address: the table has no `global` row.
+    let errors: Vec<String> = out.errors.iter().map(|e| e.to_string()).collect();
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("no prices for region global at all")),
+        "{errors:#?}"
+    );
+
+    // A denied snapshots list names its permission and role; the rest goes on.
+    e.state().fail("/global/snapshots", &[(403, None)]);
+    let mut g = e.collector("");
+    let (out, r, _) = collect(&mut g, &["none.*"]).await;
+    r.unwrap();
+    let msgs: Vec<String> = out.errors.iter().map(|e| e.to_string()).collect();
+    assert!(
+        msgs.iter()
+            .any(|m| m.contains("compute.snapshots.list") && m.contains("roles/compute.viewer")),
+        "{msgs:#?}"
+    );
+    assert!(out.resources.iter().any(|r| r.kind == "network.public_ip"));
+    assert!(!out.resources.iter().any(|r| r.kind == "storage.snapshot"));
+}
+
+#[tokio::test]
+async fn load_balancer_requests_and_processed_bytes_of_lbs_and_nat() {
+    let e = env();
+    let mut p = waste_project();
+    let rule = json!({"project_id": P, "region": "us-central1", "forwarding_rule_name": "web-https",
+        "url_map_name": "web", "target_proxy_name": "web-proxy", "backend_target_name": "be",
+        "backend_target_type": "BACKEND_SERVICE", "matched_url_path_rule": "UNMATCHED",
+        "backend_name": "ig-1", "backend_type": "INSTANCE_GROUP", "backend_scope": "us-central1-a",
+        "backend_scope_type": "ZONE"});
+    let nat = json!({"project_id": P, "region": "us-central1", "router_id": "6001", "gateway_name": "nat-1"});
+    // A rule of another project's load balancer: not in the inventory, dropped.
+    let mut other = rule.clone();
+    other["forwarding_rule_name"] = json!("elsewhere");
+    for (metric, labels, v) in [
+        (
+            "loadbalancing.googleapis.com/https/request_count",
+            &rule,
+            1200,
+        ),
+        (
+            "loadbalancing.googleapis.com/https/request_count",
+            &other,
+            5,
+        ),
+        (
+            "loadbalancing.googleapis.com/https/request_bytes_count",
+            &rule,
+            50_000,
+        ),
+        (
+            "loadbalancing.googleapis.com/https/response_bytes_count",
+            &rule,
+            2_000_000,
+        ),
+        ("router.googleapis.com/nat/sent_bytes_count", &nat, 7_000),
+        (
+            "router.googleapis.com/nat/received_bytes_count",
+            &nat,
+            9_000,
+        ),
+    ] {
+        p.series
+            .entry((metric.into(), "ALIGN_SUM".into()))
+            .or_default()
+            .push((labels.clone(), int64(v)));
+    }
+    e.server.set_project(P, p);
+    let mut g = e.collector("");
+    let (out, r, end) = collect(
+        &mut g,
+        &[
+            "lb.*",
+            "network.processed_bytes",
+            "network.sent_bytes",
+            "network.received_bytes",
+        ],
+    )
+    .await;
+    r.unwrap();
+    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    let value = |id: &str, metric: &str, direction: Option<&str>| -> Vec<f64> {
+        out.points
+            .iter()
+            .filter(|p| {
+                p.resource.id == id
+                    && p.metric == metric
+                    && p.labels.get("direction").map(String::as_str) == direction
+            })
+            .map(|p| {
+                assert_eq!(p.stat, Stat::Sum);
+                assert_eq!(p.ts, ts(end));
+                p.value
+            })
+            .collect()
+    };
+    assert_eq!(value("5001", "lb.requests", None), [1200.0]);
+    assert_eq!(
+        value("5001", "network.processed_bytes", Some("in")),
+        [50_000.0]
+    );
+    assert_eq!(
+        value("5001", "network.processed_bytes", Some("out")),
+        [2_000_000.0]
+    );
+    let nat_id = "us-central1/rt-1/nat-1";
+    assert_eq!(value(nat_id, "network.sent_bytes", None), [7_000.0]);
+    assert_eq!(value(nat_id, "network.received_bytes", None), [9_000.0]);
+    // The internal rule is not an Application load balancer: no https_lb_rule series.
+    assert!(!out.points.iter().any(|p| p.resource.id == "5002"));
+    let unit = out
+        .points
+        .iter()
+        .find(|p| p.metric == "network.processed_bytes")
+        .unwrap()
+        .unit;
+    assert_eq!(unit, Unit::Bytes);
+    // One paged call per metric type, summed per rule / gateway by their key labels.
+    let reqs = e.state().requests();
+    let calls: Vec<&Logged> = reqs
+        .iter()
+        .filter(|r| r.path.ends_with("/timeSeries"))
+        .collect();
+    assert_eq!(calls.len(), 5);
+    let lb = calls
+        .iter()
+        .find(|r| r.param("filter").unwrap().contains("https/request_count"))
+        .unwrap();
+    assert!(lb
+        .param("filter")
+        .unwrap()
+        .contains("resource.type = \"https_lb_rule\""));
+    assert_eq!(lb.param("aggregation.perSeriesAligner"), Some("ALIGN_SUM"));
+    assert_eq!(
+        lb.param("aggregation.crossSeriesReducer"),
+        Some("REDUCE_SUM")
+    );
+    let groups: Vec<&str> = lb
+        .query
+        .iter()
+        .filter(|(k, _)| k == "aggregation.groupByFields")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert_eq!(
+        groups,
+        [
+            "resource.labels.region",
+            "resource.labels.forwarding_rule_name"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn stand_in_refuses_more_than_500_results_a_page() {
+    let e = env();
+    e.server.set_project(P, waste_project());
+    let http = reqwest::Client::new();
+    for (n, want) in [("500", 200), ("501", 400)] {
+        let resp = http
+            .get(format!(
+                "{}/compute/v1/projects/{P}/aggregated/addresses?maxResults={n}",
+                e.server.url
+            ))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), want, "maxResults={n}");
+    }
 }
 
 // ------------------------------------------------------------- estimated cost
@@ -1482,4 +1909,104 @@ async fn prices_update_reads_every_sku_page() {
     let first = reqs.iter().find(|r| r.path.ends_with("/skus")).unwrap();
     assert_eq!(first.path, "/v1/services/6F81-5844-456A/skus");
     assert_eq!(first.param("currencyCode"), Some("USD"));
+}
+
+#[tokio::test]
+async fn prices_update_keeps_snapshot_address_and_forwarding_rule_skus() {
+    let e = env();
+    {
+        let mut skus = e.state().skus.lock().unwrap();
+        let r = &["us-central1"];
+        skus.insert(
+            "6F81-5844-456A".into(),
+            vec![
+                catalog_sku(
+                    "S1",
+                    "Storage PD Snapshot",
+                    "Storage",
+                    "GiBy.mo",
+                    50_000_000,
+                    r,
+                ),
+                catalog_sku(
+                    "S2",
+                    "Storage PD Snapshot in US",
+                    "Storage",
+                    "GiBy.mo",
+                    65_000_000,
+                    r,
+                ),
+                catalog_sku(
+                    "S3",
+                    "Archive Snapshot Early Deletion",
+                    "Storage",
+                    "GiBy.mo",
+                    19_000_000,
+                    r,
+                ),
+                catalog_sku("N1", "Static Ip Charge", "Network", "h", 10_000_000, r),
+                catalog_sku(
+                    "N2",
+                    "External IP Charge on a Standard VM",
+                    "Network",
+                    "h",
+                    5_000_000,
+                    r,
+                ),
+                catalog_sku(
+                    "N3",
+                    "Network Load Balancing: Forwarding Rule Minimum Service Charge in Americas",
+                    "Network",
+                    "h",
+                    25_000_000,
+                    r,
+                ),
+                catalog_sku(
+                    "N4",
+                    "Cloud Load Balancer Forwarding Rule Minimum Global",
+                    "Network",
+                    "h",
+                    26_000_000,
+                    &["global"],
+                ),
+            ],
+        );
+        skus.insert("CCD8-9BF1-090E".into(), vec![]);
+    }
+    let calls = Arc::new(ApiCallCounts::default());
+    let table = prices::fetch_with(
+        Some(e.key.to_str().unwrap()),
+        Some(&e.server.url),
+        &["us-central1".to_string(), "global".to_string()],
+        "2026-12-07",
+        calls,
+        &|_, _| {},
+    )
+    .await
+    .unwrap();
+    let got: Vec<(String, f64, String)> = table.regions["us-central1"]
+        .iter()
+        .map(|(k, p)| (k.clone(), p.usd, p.per.clone()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("address/in-use".into(), 0.005, "hour".into()),
+            ("address/unused".into(), 0.01, "hour".into()),
+            ("lb/forwarding-rule".into(), 0.025, "hour".into()),
+            ("snapshot/standard".into(), 0.05, "GiB-month".into()),
+            (
+                "snapshot/standard/multiregional".into(),
+                0.065,
+                "GiB-month".into()
+            ),
+        ]
+    );
+    // The global rule's SKU (priced apart here to tell them apart) goes to the `global` row
+    // only, not over the regional price.
+    let global: Vec<(String, f64)> = table.regions["global"]
+        .iter()
+        .map(|(k, p)| (k.clone(), p.usd))
+        .collect();
+    assert_eq!(global, vec![("lb/forwarding-rule".to_string(), 0.026)]);
 }
