@@ -374,8 +374,10 @@ fn two_scale_out_servers_share_a_stream_and_store_every_batch_exactly_once() {
     let all: BTreeSet<String> = (0..N).map(|i| format!("r-{i}")).collect();
     // One state: both servers list every batch's resource, once the remote-write queues
     // have delivered.
+    // Generous: redelivery after the kill waits for ack_wait, and a loaded 2-core CI
+    // machine (builds beside the tests) has taken more than 30 s to drain the queues.
     for base in [&run.base_a, &run.base_b] {
-        let seen = eventually(Duration::from_secs(30), || {
+        let seen = eventually(Duration::from_secs(120), || {
             let s = stored(base);
             (s == all).then_some(s)
         });

@@ -146,6 +146,11 @@ pub const NORMALIZED: &[MetricDef] = &[
         "Bytes a load balancer processed in the period.",
     ),
     m(
+        "network.processed_packets",
+        Unit::Count,
+        "Packets a load balancer processed in the period.",
+    ),
+    m(
         "network.connections",
         Unit::Count,
         "Connections open at once.",

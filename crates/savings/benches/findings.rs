@@ -154,8 +154,18 @@ fn populate(dir: &str, n: usize) {
             for (metric, unit, stat, scale) in [
                 ("cpu.utilization", Unit::Percent, Stat::Avg, 1.0),
                 ("cpu.utilization", Unit::Percent, Stat::Max, 1.3),
-                ("network.received_throughput", Unit::BytesPerSecond, Stat::Avg, 5e4),
-                ("network.sent_throughput", Unit::BytesPerSecond, Stat::Avg, 2e4),
+                (
+                    "network.received_throughput",
+                    Unit::BytesPerSecond,
+                    Stat::Avg,
+                    5e4,
+                ),
+                (
+                    "network.sent_throughput",
+                    Unit::BytesPerSecond,
+                    Stat::Avg,
+                    2e4,
+                ),
             ] {
                 for k in 0..periods {
                     batch.points.push(Point {
@@ -218,7 +228,8 @@ fn peak_rss_mib() -> f64 {
 
 fn compute_findings(dir: &str) {
     let store = EmbeddedStore::open(EmbeddedOptions::new(dir)).unwrap();
-    let prices: Prices = BTreeMap::from([("aws".to_string(), Arc::new(Table) as Arc<dyn PriceTable>)]);
+    let prices: Prices =
+        BTreeMap::from([("aws".to_string(), Arc::new(Table) as Arc<dyn PriceTable>)]);
     let cfg = FindingsConfig {
         required_tags: vec!["owner".into()],
         ..Default::default()
@@ -240,8 +251,16 @@ fn compute_findings(dir: &str) {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
-    match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
         ["populate", dir, n] => populate(dir, n.parse().expect("RESOURCES is a number")),
         ["compute", dir] => compute_findings(dir),
         _ => {

@@ -298,9 +298,10 @@ pub fn buffered_files(dir: &std::path::Path) -> Vec<String> {
     v
 }
 
-/// Polls `f` every 50 ms until it is true; panics after 30 s.
+/// Polls `f` every 50 ms until it is true; panics after 90 s (a broker restarted on a
+/// loaded machine has taken more than 30 s to be back and drained).
 pub async fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-    for _ in 0..600 {
+    for _ in 0..1800 {
         if f() {
             return;
         }
