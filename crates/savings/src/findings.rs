@@ -145,6 +145,20 @@ pub struct TagMatch {
     pub value: Option<String>,
 }
 
+/// The evidence entry of what was read of a series: `summary` names the figure (`max`,
+/// `p95`, `total`), `value` is it.
+fn evidence(s: &SeriesSummary, metric: &str, summary: &str, value: f64) -> EvidenceSeries {
+    EvidenceSeries {
+        metric: metric.to_string(),
+        stat: s.stat,
+        summary: summary.to_string(),
+        value: (value * 1000.0).round() / 1000.0,
+        points: s.points,
+        first_ts: s.first_ts,
+        last_ts: s.last_ts,
+    }
+}
+
 impl TagMatch {
     fn matches(&self, tags: &Labels) -> bool {
         match (tags.get(&self.tag), &self.value) {
@@ -595,9 +609,10 @@ impl Context<'_> {
                 f.evidence.end = Some(self.now);
                 f.evidence
                     .series
-                    .push(cpu.evidence("cpu.utilization", "max", cpu.max));
+                    .push(evidence(cpu, "cpu.utilization", "max", cpu.max));
                 match (load.network, net_top) {
-                    (Some(n), Some(top)) => f.evidence.series.push(n.evidence(
+                    (Some(n), Some(top)) => f.evidence.series.push(evidence(
+                        n,
                         "network.received_throughput+network.sent_throughput",
                         "peak_hourly",
                         top,
@@ -674,7 +689,8 @@ impl Context<'_> {
         f.notes = notes;
         f.evidence.start = Some(self.size_start);
         f.evidence.end = Some(self.now);
-        f.evidence.series.push(cpu.evidence(
+        f.evidence.series.push(evidence(
+            cpu,
             "cpu.utilization",
             &format!("p{}", cfg.percentile),
             p_cpu,
@@ -682,7 +698,7 @@ impl Context<'_> {
         if let (Some(m), Some(_)) = (memory, memory_mib) {
             f.evidence
                 .series
-                .push(m.evidence("memory.usage", "max", m.max));
+                .push(evidence(m, "memory.usage", "max", m.max));
         }
         Self::facts(&mut f, r, &["instance_type"]);
         let facts = &mut f.evidence.facts;
@@ -769,7 +785,7 @@ impl Context<'_> {
         f.evidence.end = Some(self.now);
         f.evidence
             .series
-            .push(c.evidence("database.connections", "max", top));
+            .push(evidence(c, "database.connections", "max", top));
         Self::facts(&mut f, r, &["instance_class", "engine"]);
         Some(f)
     }
@@ -862,7 +878,7 @@ impl Context<'_> {
         f.evidence.end = Some(self.now);
         f.evidence
             .series
-            .push(s.evidence("lb.requests", "total", total));
+            .push(evidence(s, "lb.requests", "total", total));
         Self::facts(&mut f, r, &["lb_type", "scheme"]);
         Some(f)
     }
@@ -889,7 +905,8 @@ impl Context<'_> {
         f.current_monthly_usd = f.monthly_usd;
         f.evidence.start = Some(self.idle_start);
         f.evidence.end = Some(self.now);
-        f.evidence.series.push(sent.evidence(
+        f.evidence.series.push(evidence(
+            sent,
             "network.sent_bytes+network.received_bytes",
             "total",
             total,

@@ -3,7 +3,6 @@
 //! that memory holds one page of points and one summary per resource, never the window's
 //! points of the whole fleet.
 
-use crate::findings::EvidenceSeries;
 use chrono::{DateTime, Utc};
 use skymeter_model::Stat;
 use skymeter_store::{PageQuery, PointsQuery, SeriesQuery, Store, StoreError};
@@ -50,19 +49,6 @@ impl SeriesSummary {
         self.points += o.points;
         self.first_ts = self.first_ts.min(o.first_ts);
         self.last_ts = self.last_ts.max(o.last_ts);
-    }
-
-    /// The evidence entry for this series: `summary` names the figure, `value` is it.
-    pub fn evidence(&self, metric: &str, summary: &str, value: f64) -> EvidenceSeries {
-        EvidenceSeries {
-            metric: metric.to_string(),
-            stat: self.stat,
-            summary: summary.to_string(),
-            value: (value * 1000.0).round() / 1000.0,
-            points: self.points,
-            first_ts: self.first_ts,
-            last_ts: self.last_ts,
-        }
     }
 }
 

@@ -34,6 +34,7 @@ mod openfinops;
 mod params;
 mod rating;
 mod routes;
+mod savings;
 mod server;
 mod state;
 mod ui;

@@ -175,7 +175,7 @@ fn app_state(config: &ServerConfig, store: Arc<dyn Store>) -> AppState {
         ingest_budget: Arc::new(IngestBudget::new(config.ingest_budget_bytes, limits)),
         health: HealthCache::default(),
         rating,
-        savings: Arc::new(handlers::savings::Savings::new(
+        savings: Arc::new(crate::savings::Savings::new(
             config.savings.findings.clone(),
             config.savings.prices.clone(),
         )),

@@ -115,7 +115,7 @@ pub struct Inner {
     /// The rating job's shared half, when `[rating]` is configured.
     pub rating: Option<Arc<crate::rating::Rating>>,
     /// The findings' config, price tables and last computation.
-    pub savings: Arc<crate::handlers::savings::Savings>,
+    pub savings: Arc<crate::savings::Savings>,
     /// The OpenFinOps generic agents' last counters, for rates between posts.
     pub openfinops_counters: crate::openfinops::Counters,
 }

@@ -16,6 +16,7 @@ pub mod attrs;
 pub mod catalog;
 pub mod collector;
 pub mod config;
+pub mod flat_pricing;
 pub mod prices;
 pub mod provider;
 #[cfg(any(feature = "gcp", feature = "azure"))]

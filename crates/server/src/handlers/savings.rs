@@ -14,72 +14,11 @@ use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use skymeter_savings::findings::{self, Finding, FindingKind, FindingsConfig, Prices, Totals};
+use skymeter_savings::findings::{Finding, FindingKind, Totals};
 use skymeter_store::PageQuery;
 use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 type ApiResult<T> = Result<T, ApiErr>;
-
-/// What the findings are computed with, and the last computation (findings read every
-/// series of two weeks: one computation serves the requests of the next minute).
-pub struct Savings {
-    pub config: FindingsConfig,
-    pub prices: Prices,
-    cache: std::sync::Mutex<Option<Cached>>,
-}
-
-struct Cached {
-    at: DateTime<Utc>,
-    computed: Instant,
-    findings: Arc<Vec<Finding>>,
-}
-
-/// How long a computation "as of now" answers later requests.
-const FRESH_FOR: Duration = Duration::from_secs(60);
-
-impl Savings {
-    pub fn new(config: FindingsConfig, prices: Prices) -> Savings {
-        Savings {
-            config,
-            prices,
-            cache: std::sync::Mutex::new(None),
-        }
-    }
-
-    /// The findings as of `at` (`None`: now, or the computation of the last minute).
-    fn findings(
-        &self,
-        store: &dyn skymeter_store::Store,
-        at: Option<DateTime<Utc>>,
-    ) -> Result<(DateTime<Utc>, Arc<Vec<Finding>>), ApiErr> {
-        if at.is_none() {
-            if let Some(c) = self
-                .cache
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .as_ref()
-            {
-                if c.computed.elapsed() < FRESH_FOR {
-                    return Ok((c.at, c.findings.clone()));
-                }
-            }
-        }
-        let when = at.unwrap_or_else(Utc::now);
-        let found = Arc::new(
-            findings::compute(store, &self.prices, &self.config, when).map_err(ApiErr::store)?,
-        );
-        if at.is_none() {
-            *self.cache.lock().unwrap_or_else(|e| e.into_inner()) = Some(Cached {
-                at: when,
-                computed: Instant::now(),
-                findings: found.clone(),
-            });
-        }
-        Ok((when, found))
-    }
-}
 
 /// `GET /api/v1/findings`.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -153,17 +92,6 @@ pub async fn list(State(st): State<AppState>, RawQuery(q): RawQuery) -> ApiResul
     }
     let min_usd = p.take_parsed::<f64>("min_monthly_usd", "use a number of USD, e.g. 10")?;
     let at = p.take_time("at", now)?;
-    // The window reads reach back up to 400 days before `at`; far-off times are refused
-    // rather than computed over nothing.
-    if let Some(t) = at {
-        let earliest = DateTime::<Utc>::from_timestamp(946_684_800, 0).unwrap_or(now); // 2000-01-01
-        if t < earliest || t > now + chrono::Duration::days(366) {
-            return Err(ApiErr::bad_request(format!(
-                "query parameter `at`={}: use a time between 2000-01-01 and a year from now",
-                t.to_rfc3339()
-            )));
-        }
-    }
     let format = p.take("format")?;
     let page = p.take_page()?;
     p.finish()?;
@@ -302,7 +230,7 @@ pub fn describe(spec: &RouteSpec, s: &mut Schemas) -> Option<Op> {
                 query_param(
                     "kind",
                     "Only findings of this kind.",
-                    json!({"type": "string", "enum": ["idle", "orphaned", "rightsizing", "untagged"]}),
+                    json!({"type": "string", "enum": ["", "idle", "orphaned", "rightsizing", "untagged"]}),
                 ),
                 query_param("provider", "Only resources of this provider (`aws`).", string()),
                 query_param("account", "Only resources of this account.", string()),
@@ -315,7 +243,10 @@ pub fn describe(spec: &RouteSpec, s: &mut Schemas) -> Option<Op> {
                 query_param(
                     "group_by",
                     "Money and count per group: comma-separated kind, provider, account, region, resource_kind, action.",
-                    string(),
+                    json!({
+                        "type": "string",
+                        "pattern": "^((kind|provider|account|region|resource_kind|action)(,(kind|provider|account|region|resource_kind|action))*)?$"
+                    }),
                 ),
                 query_param(
                     "min_monthly_usd",
@@ -326,7 +257,7 @@ pub fn describe(spec: &RouteSpec, s: &mut Schemas) -> Option<Op> {
                 query_param(
                     "format",
                     "`json` (default) or `csv` (every matching finding, no paging).",
-                    json!({"type": "string", "enum": ["json", "csv"]}),
+                    json!({"type": "string", "enum": ["", "json", "csv"]}),
                 ),
             ];
             params.extend(page_params());
