@@ -14,73 +14,16 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use skymeter_model::{
     Batch, ChargeCategory, Cost, CostSource, Point, Resource, ResourceRef, Stat, Unit,
 };
-use skymeter_plugin_api::prices::{PriceRow, PriceTable, SizeOption, HOURS_PER_MONTH};
+use skymeter_plugin_api::prices::PriceTable;
 use skymeter_savings::findings::{compute, FindingsConfig, Prices, Totals};
 use skymeter_store::{EmbeddedOptions, EmbeddedStore, Store};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-const M5: [(&str, f64, f64, f64); 4] = [
-    ("m5.large", 2.0, 8192.0, 0.096),
-    ("m5.xlarge", 4.0, 16384.0, 0.192),
-    ("m5.2xlarge", 8.0, 32768.0, 0.384),
-    ("m5.4xlarge", 16.0, 65536.0, 0.768),
-];
-
-/// us-east-1 list prices of what the fleet holds.
-struct Table;
-
-impl PriceTable for Table {
-    fn date(&self) -> &str {
-        "2026-12-01"
-    }
-    fn currency(&self) -> &str {
-        "USD"
-    }
-    fn source(&self) -> &str {
-        "bench"
-    }
-    fn regions(&self) -> Vec<String> {
-        vec!["us-east-1".into()]
-    }
-    fn rows(&self, _: &str) -> Vec<PriceRow> {
-        Vec::new()
-    }
-    fn counts(&self) -> BTreeMap<String, BTreeMap<String, usize>> {
-        BTreeMap::new()
-    }
-    fn to_json(&self) -> String {
-        String::new()
-    }
-    fn retain_regions(&mut self, _: &dyn Fn(&str) -> bool) {}
-    fn monthly_usd(&self, r: &Resource) -> Option<f64> {
-        let a = |n: &str| r.attributes.get(n);
-        match r.kind.as_str() {
-            "compute.instance" => {
-                let ty = a("instance_type")?.as_str()?;
-                M5.iter().find(|m| m.0 == ty).map(|m| m.3 * HOURS_PER_MONTH)
-            }
-            "storage.volume" => Some(a("size_gib")?.as_f64()? * 0.08),
-            "storage.snapshot" => Some(a("size_gib")?.as_f64()? * 0.05),
-            "network.public_ip" => Some(0.005 * HOURS_PER_MONTH),
-            _ => None,
-        }
-    }
-    fn size_options(&self, r: &Resource) -> Vec<SizeOption> {
-        if r.kind != "compute.instance" {
-            return Vec::new();
-        }
-        M5.iter()
-            .map(|m| SizeOption {
-                name: m.0.into(),
-                vcpus: m.1,
-                memory_mib: m.2,
-                monthly_usd: m.3 * HOURS_PER_MONTH,
-            })
-            .collect()
-    }
-}
+#[path = "../src/test_prices.rs"]
+mod test_prices;
+use test_prices::Table;
 
 fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap()

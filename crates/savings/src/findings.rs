@@ -318,6 +318,34 @@ pub struct Finding {
     pub notes: Vec<String>,
 }
 
+impl Finding {
+    /// A finding of `kind` about `r`, with nothing said yet.
+    fn about(kind: FindingKind, r: &StoredResource) -> Finding {
+        let res = &r.resource;
+        Finding {
+            id: format!("{}/{}", kind.name(), r.key),
+            kind,
+            reason: String::new(),
+            action: String::new(),
+            resource: FindingResource {
+                key: r.key.clone(),
+                provider: res.provider.clone(),
+                account: res.account.clone(),
+                region: res.region.clone(),
+                kind: res.kind.clone(),
+                id: res.id.clone(),
+                name: res.name.clone(),
+                tags: res.tags.clone(),
+            },
+            monthly_usd: None,
+            current_monthly_usd: None,
+            recommended_type: None,
+            evidence: Evidence::default(),
+            notes: Vec::new(),
+        }
+    }
+}
+
 /// The price tables, by provider id (`aws`, `gcp`, `azure`).
 pub type Prices = BTreeMap<String, Arc<dyn PriceTable>>;
 
@@ -520,28 +548,29 @@ fn stopped_state(state: &str) -> bool {
 
 impl Context<'_> {
     fn finding(&self, kind: FindingKind, r: &StoredResource) -> Finding {
-        let res = &r.resource;
-        Finding {
-            id: format!("{}/{}", kind.name(), r.key),
-            kind,
-            reason: String::new(),
-            action: String::new(),
-            resource: FindingResource {
-                key: r.key.clone(),
-                provider: res.provider.clone(),
-                account: res.account.clone(),
-                region: res.region.clone(),
-                kind: res.kind.clone(),
-                id: res.id.clone(),
-                name: res.name.clone(),
-                tags: res.tags.clone(),
-            },
-            monthly_usd: None,
-            current_monthly_usd: None,
-            recommended_type: None,
-            evidence: Evidence::default(),
-            notes: Vec::new(),
-        }
+        Finding::about(kind, r)
+    }
+
+    /// A finding whose saving is what the resource costs (stop, delete or release it).
+    fn removable(
+        &self,
+        kind: FindingKind,
+        r: &StoredResource,
+        reason: String,
+        action: &str,
+    ) -> Finding {
+        let mut f = Finding::about(kind, r);
+        f.reason = reason;
+        f.action = action.to_string();
+        f.monthly_usd = self.monthly(r, &mut f.notes);
+        f.current_monthly_usd = f.monthly_usd;
+        f
+    }
+
+    /// The evidence's window is the idle window.
+    fn over_idle_window(&self, f: &mut Finding) {
+        f.evidence.start = Some(self.idle_start);
+        f.evidence.end = Some(self.now);
     }
 
     /// The list price per month of `r`, with a note when the table has none.
@@ -592,21 +621,21 @@ impl Context<'_> {
                 .map(|s| s.max);
             let net_quiet = net_top.is_none_or(|n| n < self.cfg.idle.network_bytes_per_s);
             if cpu.max < self.cfg.idle.cpu_percent && net_quiet {
-                let mut f = self.finding(FindingKind::Idle, r);
                 let days = self.cfg.idle.days;
-                f.reason = match net_top {
-                    Some(n) => format!(
-                        "CPU peaked at {:.1} % and network at {} over {days} days",
-                        cpu.max,
-                        human_rate(n)
-                    ),
-                    None => format!("CPU peaked at {:.1} % over {days} days", cpu.max),
-                };
-                f.action = "stop or terminate".into();
-                f.monthly_usd = self.monthly(r, &mut f.notes);
-                f.current_monthly_usd = f.monthly_usd;
-                f.evidence.start = Some(self.idle_start);
-                f.evidence.end = Some(self.now);
+                let mut f = self.removable(
+                    FindingKind::Idle,
+                    r,
+                    match net_top {
+                        Some(n) => format!(
+                            "CPU peaked at {:.1} % and network at {} over {days} days",
+                            cpu.max,
+                            human_rate(n)
+                        ),
+                        None => format!("CPU peaked at {:.1} % over {days} days", cpu.max),
+                    },
+                    "stop or terminate",
+                );
+                self.over_idle_window(&mut f);
                 f.evidence
                     .series
                     .push(evidence(cpu, "cpu.utilization", "max", cpu.max));
@@ -776,13 +805,13 @@ impl Context<'_> {
         if top > self.cfg.idle.db_connections {
             return None;
         }
-        let mut f = self.finding(FindingKind::Idle, r);
-        f.reason = format!("at most {top} connections over {} days", self.cfg.idle.days);
-        f.action = "snapshot and delete".into();
-        f.monthly_usd = self.monthly(r, &mut f.notes);
-        f.current_monthly_usd = f.monthly_usd;
-        f.evidence.start = Some(self.idle_start);
-        f.evidence.end = Some(self.now);
+        let mut f = self.removable(
+            FindingKind::Idle,
+            r,
+            format!("at most {top} connections over {} days", self.cfg.idle.days),
+            "snapshot and delete",
+        );
+        self.over_idle_window(&mut f);
         f.evidence
             .series
             .push(evidence(c, "database.connections", "max", top));
@@ -801,14 +830,15 @@ impl Context<'_> {
                 return None;
             }
         }
-        let mut f = self.finding(FindingKind::Orphaned, r);
         let size = attr_f64(r, "size_gib")
             .map(|s| format!("{s} GiB "))
             .unwrap_or_default();
-        f.reason = format!("unattached {size}volume");
-        f.action = "snapshot and delete".into();
-        f.monthly_usd = self.monthly(r, &mut f.notes);
-        f.current_monthly_usd = f.monthly_usd;
+        let mut f = self.removable(
+            FindingKind::Orphaned,
+            r,
+            format!("unattached {size}volume"),
+            "snapshot and delete",
+        );
         Self::facts(
             &mut f,
             r,
@@ -828,11 +858,12 @@ impl Context<'_> {
         if days < i64::from(self.cfg.orphaned.snapshot_days) {
             return None;
         }
-        let mut f = self.finding(FindingKind::Orphaned, r);
-        f.reason = format!("snapshot {days} days old");
-        f.action = "delete (or archive)".into();
-        f.monthly_usd = self.monthly(r, &mut f.notes);
-        f.current_monthly_usd = f.monthly_usd;
+        let mut f = self.removable(
+            FindingKind::Orphaned,
+            r,
+            format!("snapshot {days} days old"),
+            "delete (or archive)",
+        );
         Self::facts(
             &mut f,
             r,
@@ -845,16 +876,17 @@ impl Context<'_> {
         if attr(r, "associated").and_then(|v| v.as_bool()) != Some(false) {
             return None;
         }
-        let mut f = self.finding(FindingKind::Orphaned, r);
-        f.reason = format!(
-            "public IP {}attached to nothing",
-            attr_str(r, "public_ip")
-                .map(|ip| format!("{ip} "))
-                .unwrap_or_default()
+        let mut f = self.removable(
+            FindingKind::Orphaned,
+            r,
+            format!(
+                "public IP {}attached to nothing",
+                attr_str(r, "public_ip")
+                    .map(|ip| format!("{ip} "))
+                    .unwrap_or_default()
+            ),
+            "release",
         );
-        f.action = "release".into();
-        f.monthly_usd = self.monthly(r, &mut f.notes);
-        f.current_monthly_usd = f.monthly_usd;
         Self::facts(&mut f, r, &["public_ip", "associated"]);
         Some(f)
     }
@@ -869,13 +901,13 @@ impl Context<'_> {
         if total > 0.0 {
             return None;
         }
-        let mut f = self.finding(FindingKind::Idle, r);
-        f.reason = format!("no requests over {} days", self.cfg.idle.days);
-        f.action = "delete".into();
-        f.monthly_usd = self.monthly(r, &mut f.notes);
-        f.current_monthly_usd = f.monthly_usd;
-        f.evidence.start = Some(self.idle_start);
-        f.evidence.end = Some(self.now);
+        let mut f = self.removable(
+            FindingKind::Idle,
+            r,
+            format!("no requests over {} days", self.cfg.idle.days),
+            "delete",
+        );
+        self.over_idle_window(&mut f);
         f.evidence
             .series
             .push(evidence(s, "lb.requests", "total", total));
@@ -894,17 +926,17 @@ impl Context<'_> {
         if total >= self.cfg.idle.nat_bytes {
             return None;
         }
-        let mut f = self.finding(FindingKind::Idle, r);
-        f.reason = format!(
-            "moved {} over {} days",
-            human_bytes(total),
-            self.cfg.idle.days
+        let mut f = self.removable(
+            FindingKind::Idle,
+            r,
+            format!(
+                "moved {} over {} days",
+                human_bytes(total),
+                self.cfg.idle.days
+            ),
+            "delete",
         );
-        f.action = "delete".into();
-        f.monthly_usd = self.monthly(r, &mut f.notes);
-        f.current_monthly_usd = f.monthly_usd;
-        f.evidence.start = Some(self.idle_start);
-        f.evidence.end = Some(self.now);
+        self.over_idle_window(&mut f);
         f.evidence.series.push(evidence(
             sent,
             "network.sent_bytes+network.received_bytes",
@@ -977,43 +1009,28 @@ fn untagged(
         if amount <= 0.0 {
             continue;
         }
-        let res = &r.resource;
-        out.push(Finding {
-            id: format!("untagged/{}", r.key),
-            kind: FindingKind::Untagged,
-            reason: format!(
-                "missing tag{} {}",
-                if missing.len() > 1 { "s" } else { "" },
-                missing.join(", ")
-            ),
-            action: format!("tag {}", missing.join(", ")),
-            resource: FindingResource {
-                key: r.key.clone(),
-                provider: res.provider.clone(),
-                account: res.account.clone(),
-                region: res.region.clone(),
-                kind: res.kind.clone(),
-                id: res.id.clone(),
-                name: res.name.clone(),
-                tags: res.tags.clone(),
-            },
-            monthly_usd: Some(cents(amount)),
-            current_monthly_usd: Some(cents(amount)),
-            recommended_type: None,
-            evidence: Evidence {
-                start: Some(start),
-                end: Some(now),
-                series: Vec::new(),
-                facts: BTreeMap::from([
-                    ("missing_tags".to_string(), missing.into()),
-                    (
-                        "cost_source".to_string(),
-                        if billed > 0.0 { "billed" } else { "estimated" }.into(),
-                    ),
-                ]),
-            },
-            notes: Vec::new(),
-        });
+        let mut f = Finding::about(FindingKind::Untagged, r);
+        f.reason = format!(
+            "missing tag{} {}",
+            if missing.len() > 1 { "s" } else { "" },
+            missing.join(", ")
+        );
+        f.action = format!("tag {}", missing.join(", "));
+        f.monthly_usd = Some(cents(amount));
+        f.current_monthly_usd = f.monthly_usd;
+        f.evidence = Evidence {
+            start: Some(start),
+            end: Some(now),
+            series: Vec::new(),
+            facts: BTreeMap::from([
+                ("missing_tags".to_string(), missing.into()),
+                (
+                    "cost_source".to_string(),
+                    if billed > 0.0 { "billed" } else { "estimated" }.into(),
+                ),
+            ]),
+        };
+        out.push(f);
     }
     Ok(out)
 }

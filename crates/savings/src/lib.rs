@@ -10,3 +10,5 @@ pub mod budget;
 pub mod findings;
 pub mod findings_read;
 pub mod notify;
+#[cfg(test)]
+mod test_prices;
