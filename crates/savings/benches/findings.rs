@@ -2,13 +2,16 @@
 //!
 //!   cargo bench -p skymeter-savings --bench findings -- populate DIR RESOURCES
 //!   cargo bench -p skymeter-savings --bench findings -- compute DIR
+//!   cargo bench -p skymeter-savings --bench findings -- watch DIR
 //!
 //! `populate` writes an embedded store in DIR: RESOURCES resources (60 % m5 instances with
 //! 14 days of 5-minute CPU `avg` and `max` and network received/sent, 20 % volumes (a tenth
 //! unattached), 10 % public IPs (a tenth unassociated), 10 % snapshots) and a year of daily
 //! estimated cost per resource. `compute` opens it in a fresh process and prints the wall
 //! time of the findings and the process' peak RSS (VmHWM), so that populating does not
-//! count.
+//! count. `watch` times one evaluation round's budgets (one scoped by provider and service,
+//! one by tag: the tag scope reads the cost lines themselves) and anomalies (90 days of
+//! daily cost per provider, account and service) over the same store.
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use skymeter_model::{
@@ -193,6 +196,45 @@ fn compute_findings(dir: &str) {
     );
 }
 
+fn watch_round(dir: &str) {
+    use skymeter_savings::anomaly::AnomalyConfig;
+    use skymeter_savings::budget::BudgetsConfig;
+    use skymeter_savings::watch::{anomalies, budget_reports};
+    let store = EmbeddedStore::open(EmbeddedOptions::new(dir)).unwrap();
+    let budgets: BudgetsConfig = toml::from_str(
+        r#"
+[[budget]]
+name = "ec2"
+amount = 100000
+scope = { provider = "aws", service = "Amazon Elastic Compute Cloud" }
+
+[[budget]]
+name = "eng"
+amount = 1000
+scope = { tags = { team = "eng" } }
+"#,
+    )
+    .unwrap();
+    let today = now().date_naive();
+    let opened_rss = peak_rss_mib();
+    let started = Instant::now();
+    let reports = budget_reports(&store as &dyn Store, &budgets.budgets, today).unwrap();
+    let budgets_took = started.elapsed();
+    let started = Instant::now();
+    let found = anomalies(&store as &dyn Store, &AnomalyConfig::default(), today).unwrap();
+    let anomalies_took = started.elapsed();
+    println!(
+        "budgets: {} (ec2 actual {:.2} USD) in {:.2} s; anomalies: {} in {:.2} s; peak RSS {:.0} MiB (after open {:.0} MiB)",
+        reports.len(),
+        reports[0].status.actual,
+        budgets_took.as_secs_f64(),
+        found.len(),
+        anomalies_took.as_secs_f64(),
+        peak_rss_mib(),
+        opened_rss
+    );
+}
+
 fn main() {
     let args: Vec<String> = std::env::args()
         .skip(1)
@@ -206,8 +248,11 @@ fn main() {
     {
         ["populate", dir, n] => populate(dir, n.parse().expect("RESOURCES is a number")),
         ["compute", dir] => compute_findings(dir),
+        ["watch", dir] => watch_round(dir),
         _ => {
-            eprintln!("usage: findings populate DIR RESOURCES | findings compute DIR");
+            eprintln!(
+                "usage: findings populate DIR RESOURCES | findings compute DIR | findings watch DIR"
+            );
             std::process::exit(2);
         }
     }

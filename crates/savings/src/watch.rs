@@ -13,7 +13,7 @@ use crate::spend::{self, Group};
 use chrono::{DateTime, Days, NaiveDate, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use skymeter_model::{Batch, Labels, Point, Resource, ResourceRef, SmolStr, Stat, Unit};
+use skymeter_model::{Batch, Labels, Point, ResourceRef, SmolStr, Stat, Unit};
 use skymeter_store::{Store, StoreError};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -232,13 +232,13 @@ pub struct KindTotal {
 ///
 /// | point | Prometheus name | resource | labels | value |
 /// |---|---|---|---|---|
-/// | `budget.amount` | `budget_amount_usd` | `skymeter` / `budget` / the budget's name | | the monthly amount |
+/// | `budget.amount` | `budget_amount_usd` | `skymeter`, id = the budget's name | | the monthly amount |
 /// | `budget.actual` | `budget_actual_usd` | 〃 | | the month's spend so far |
 /// | `budget.forecast` | `budget_forecast_usd` | 〃 | | the month's forecast (absent without one) |
 /// | `budget.crossed` | `budget_crossed` | 〃 | `threshold`, `on` | 1 when crossed, else 0 |
 /// | `cost.anomaly` | `cost_anomaly_usd` | the group's provider / account / region, id = the group | `service`, `category` when grouped | size (actual − expected) of the group's latest recent anomaly |
 /// | `cost.anomaly.score` | `cost_anomaly_score` | 〃 | 〃 | its robust sigmas |
-/// | `findings.monthly` | `findings_monthly_usd` | `skymeter` / `findings` / `findings` | `finding_kind` | money per month of that kind's findings |
+/// | `findings.monthly` | `findings_monthly_usd` | `skymeter`, id = `findings` | `finding_kind` | money per month of that kind's findings |
 /// | `findings.count` | `findings_count` | 〃 | `finding_kind` | how many |
 ///
 /// The anomaly series exist only while the group has a recent anomaly: an alert on them
@@ -263,19 +263,9 @@ pub fn series_batch(
             resource: resource.clone(),
             labels: labels.into(),
         };
-    let own = |kind: &str, id: &str, name: &str, batch: &mut Batch| {
-        batch.resources.push(Resource {
-            provider: PROVIDER.into(),
-            account: String::new(),
-            region: String::new(),
-            kind: kind.into(),
-            native_type: format!("skymeter.{kind}"),
-            id: id.into(),
-            name: name.into(),
-            tags: Default::default(),
-            attributes: Default::default(),
-            observed_at: now,
-        });
+    // Refs only, no resource records: budgets and the findings totals are not inventory
+    // (the series carry `resource_id`, without `kind` or `resource_name`).
+    let own = |id: &str| {
         Arc::new(ResourceRef {
             provider: SmolStr::new(PROVIDER),
             account: SmolStr::default(),
@@ -285,7 +275,7 @@ pub fn series_batch(
     };
     for r in reports {
         let s = &r.status;
-        let res = own("budget", &s.name, &s.name, &mut batch);
+        let res = own(&s.name);
         batch.points.push(point(
             &res,
             "budget.amount",
@@ -367,8 +357,8 @@ pub fn series_batch(
             labels,
         ));
     }
-    if let Some(kinds) = findings {
-        let res = own("findings", "findings", "findings", &mut batch);
+    if let Some(kinds) = findings.filter(|k| !k.is_empty()) {
+        let res = own("findings");
         for k in kinds {
             let labels = Labels::from([("finding_kind".to_string(), k.kind.clone())]);
             batch.points.push(point(

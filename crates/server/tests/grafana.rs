@@ -682,7 +682,7 @@ async fn check_dashboard(sky: &Sky, file: &str, d: &Value, end: i64) -> usize {
             }
         }
 
-        for panel in panels(&d) {
+        for panel in panels(d) {
             if panel["type"] == "row" {
                 continue;
             }
