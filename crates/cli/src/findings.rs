@@ -1,5 +1,6 @@
 //! `skymeter findings`: what the server found could be stopped, released or resized, with
-//! the money, through `GET /api/v1/findings` (every page), as a table, JSON or CSV.
+//! the money, and where its estimate and the bill disagree, through `GET /api/v1/findings`
+//! (every page), as a table, JSON or CSV.
 //!
 //! Exit codes: 0 printed (findings or none); 2 the arguments are wrong (here or as the
 //! server says: 400); 1 anything else (server unreachable, auth).
@@ -23,6 +24,8 @@ pub enum Kind {
     Orphaned,
     Rightsizing,
     Untagged,
+    /// Estimated vs billed cost per account and service (not a saving).
+    Reconciliation,
 }
 
 #[derive(Debug, Args)]
@@ -67,6 +70,7 @@ fn query_string(args: &FindingsArgs, cursor: Option<&str>) -> Result<String, Str
                 Kind::Orphaned => "orphaned",
                 Kind::Rightsizing => "rightsizing",
                 Kind::Untagged => "untagged",
+                Kind::Reconciliation => "reconciliation",
             },
         );
     }
@@ -147,7 +151,7 @@ pub async fn findings(args: FindingsArgs) -> ExitCode {
             println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
         }
         FindingsFormat::Csv => print_csv(&items),
-        FindingsFormat::Table => print_table(&first, &items),
+        FindingsFormat::Table => print!("{}", table(&first, &items)),
     }
     ExitCode::SUCCESS
 }
@@ -165,10 +169,10 @@ fn money(v: Option<&Value>) -> String {
         .unwrap_or_else(|| "?".into())
 }
 
-fn print_table(page: &Value, items: &[Value]) {
+/// The table and its totals line, as printed.
+fn table(page: &Value, items: &[Value]) -> String {
     if items.is_empty() {
-        println!("no findings");
-        return;
+        return "no findings\n".to_string();
     }
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED).set_header([
@@ -182,7 +186,15 @@ fn print_table(page: &Value, items: &[Value]) {
     for f in items {
         let name = s(f, &["resource", "name"]);
         let id = s(f, &["resource", "id"]);
-        let resource = if name.is_empty() || name == id {
+        let resource = if let Some(g) = f.get("group").filter(|g| g.is_object()) {
+            // A finding about a service of an account (reconciliation), not a resource.
+            format!(
+                "service {} of {} {}",
+                s(g, &["service"]),
+                s(g, &["provider"]),
+                s(g, &["account"])
+            )
+        } else if name.is_empty() || name == id {
             format!("{} {id}", s(f, &["resource", "kind"]))
         } else {
             format!("{} {id} ({name})", s(f, &["resource", "kind"]))
@@ -196,7 +208,6 @@ fn print_table(page: &Value, items: &[Value]) {
             s(f, &["reason"]).to_string(),
         ]);
     }
-    println!("{t}");
     let totals = page.get("totals");
     let mut line = format!(
         "{} finding(s), {} USD/month",
@@ -206,9 +217,18 @@ fn print_table(page: &Value, items: &[Value]) {
             .unwrap_or(items.len() as u64),
         money(totals.and_then(|t| t.get("monthly_usd")))
     );
+    let mut gap = None;
     if let Some(Value::Array(groups)) = page.get("groups") {
         let parts: Vec<String> = groups
             .iter()
+            .filter(|g| {
+                // The reconciliation gap is not part of the saving: said apart.
+                if s(g, &["group", "kind"]) == "reconciliation" {
+                    gap = Some(money(g.get("monthly_usd")));
+                    return false;
+                }
+                true
+            })
             .map(|g| {
                 format!(
                     "{} {}",
@@ -221,7 +241,12 @@ fn print_table(page: &Value, items: &[Value]) {
             line.push_str(&format!(" ({})", parts.join(", ")));
         }
     }
-    println!("{line}");
+    if let Some(gap) = gap {
+        line.push_str(&format!(
+            "; estimate vs bill: {gap} USD/month of error (reconciliation, not a saving)"
+        ));
+    }
+    format!("{t}\n{line}\n")
 }
 
 fn print_csv(items: &[Value]) {
@@ -240,6 +265,8 @@ fn print_csv(items: &[Value]) {
         "recommended_type",
         "current_monthly_usd",
         "id",
+        "service",
+        "currency",
     ]);
     for f in items {
         let m = |k: &str| {
@@ -262,7 +289,61 @@ fn print_csv(items: &[Value]) {
             s(f, &["recommended_type"]),
             &m("current_monthly_usd"),
             s(f, &["id"]),
+            s(f, &["group", "service"]),
+            s(f, &["group", "currency"]),
         ]);
     }
     let _ = w.flush();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// A page as the server answers it: an orphaned volume and a reconciliation gap.
+    fn page() -> (Value, Vec<Value>) {
+        let items = vec![
+            json!({"kind": "reconciliation", "monthly_usd": 45.63, "action": "reconcile: check",
+                   "reason": "billed 172.80 vs estimated 132.30 USD",
+                   "resource": {"kind": "billing.service", "id": "Amazon Elastic Compute Cloud",
+                                "name": "Amazon Elastic Compute Cloud", "region": "",
+                                "provider": "aws", "account": "111111111111", "key": ""},
+                   "group": {"provider": "aws", "account": "111111111111",
+                             "service": "Amazon Elastic Compute Cloud", "currency": "USD"},
+                   "id": "reconciliation/aws/111111111111/Amazon Elastic Compute Cloud"}),
+            json!({"kind": "orphaned", "monthly_usd": 8.0, "action": "snapshot and delete",
+                   "reason": "unattached 100 GiB volume",
+                   "resource": {"kind": "storage.volume", "id": "vol-1", "name": "vol-1",
+                                "region": "us-east-1", "provider": "aws",
+                                "account": "111111111111", "key": "aws/111111111111/us-east-1/vol-1"},
+                   "id": "orphaned/aws/111111111111/us-east-1/vol-1"}),
+        ];
+        let page = json!({
+            "totals": {"count": 2, "monthly_usd": 8.0},
+            "groups": [
+                {"group": {"kind": "reconciliation"}, "count": 1, "monthly_usd": 45.63},
+                {"group": {"kind": "orphaned"}, "count": 1, "monthly_usd": 8.0}
+            ]
+        });
+        (page, items)
+    }
+
+    #[test]
+    fn the_table_shows_the_group_and_keeps_the_gap_out_of_the_savings() {
+        let (page, items) = page();
+        let text = table(&page, &items);
+        assert!(
+            text.contains("service Amazon Elastic Compute Cloud of aws 111111111111"),
+            "{text}"
+        );
+        assert!(text.contains("storage.volume vol-1"), "{text}");
+        assert!(
+            text.ends_with(
+                "2 finding(s), 8.00 USD/month (orphaned 8.00); estimate vs bill: 45.63 USD/month of error (reconciliation, not a saving)\n"
+            ),
+            "{text}"
+        );
+        assert_eq!(table(&page, &[]), "no findings\n");
+    }
 }

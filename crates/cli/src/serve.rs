@@ -31,6 +31,23 @@ struct ServerFile {
     rating: Option<RatingSection>,
     /// Thresholds and exclusions of `/api/v1/findings` (docs/savings.md).
     findings: Option<skymeter_savings::findings::FindingsConfig>,
+    /// `[[budget]]`: monthly budgets (docs/savings.md).
+    #[serde(default, rename = "budget")]
+    budgets: Vec<skymeter_savings::budget::BudgetConfig>,
+    /// `[anomalies]`: how cost anomalies are found.
+    anomalies: Option<skymeter_savings::anomaly::AnomalyConfig>,
+    /// `[webhook]`: where budget crossings and anomalies are posted.
+    webhook: Option<skymeter_savings::notify::WebhookConfig>,
+    /// `[savings]`: how often budgets and anomalies are evaluated.
+    savings: Option<SavingsSection>,
+}
+
+/// `[savings]`.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SavingsSection {
+    /// How often budgets, anomalies and the findings totals are evaluated (default 15m).
+    every: Option<DurationStr>,
 }
 
 /// `[rating]`: the rating job (docs/rating.md). Relative paths are relative to the config
@@ -151,6 +168,43 @@ fn rating_config(
     Ok(c)
 }
 
+/// `[findings]`, `[[budget]]`, `[anomalies]`, `[webhook]` and `[savings]` of the server's
+/// file, checked: a mistake names the file, the line and the setting (exit status 2).
+fn savings_config(
+    f: &mut ServerFile,
+    raw: &skymeter_plugin_api::RawConfig<'_>,
+) -> Result<skymeter_server::SavingsConfig, ExitCode> {
+    let fail = |key: &str, message: String| report_config_errors(&[raw.error(key, message)]);
+    let mut c = skymeter_server::SavingsConfig::default();
+    if let Some(fc) = f.findings.take() {
+        fc.validate().map_err(|e| fail("findings", e))?;
+        c.findings = fc;
+    }
+    c.budgets = std::mem::take(&mut f.budgets);
+    skymeter_savings::budget::validate_budgets(&c.budgets)
+        .map_err(|e| fail("budget", e.to_string()))?;
+    if let Some(a) = f.anomalies.take() {
+        a.validate()
+            .map_err(|e| fail(&format!("anomalies.{}", e.field), e.to_string()))?;
+        c.anomalies = a;
+    }
+    if let Some(w) = f.webhook.take() {
+        skymeter_savings::notify::WebhookNotifier::new(
+            &w,
+            Arc::new(skymeter_savings::notify::MemorySentLog::default()),
+        )
+        .map_err(|e| fail("webhook.url", e.to_string()))?;
+        c.webhook = Some(w);
+    }
+    if let Some(every) = f.savings.take().and_then(|s| s.every) {
+        if every.0 < std::time::Duration::from_secs(1) {
+            return Err(fail("savings.every", "use at least 1s".into()));
+        }
+        c.every = every.0;
+    }
+    Ok(c)
+}
+
 /// Where a server keeps its data: the embedded store in the data dir, or PostgreSQL and a
 /// TSDB (the data dir then holds the remote-write queue).
 struct StoreChoice {
@@ -161,7 +215,7 @@ struct StoreChoice {
 /// The config file (if any) with the command line's flags on top, and the data dir.
 fn server_config(args: &ServerArgs) -> Result<(ServerConfig, StoreChoice), ExitCode> {
     let mut rating = None;
-    let mut findings = None;
+    let mut savings = skymeter_server::SavingsConfig::default();
     let (file, consume) = match &args.config {
         None => (ServerSection::default(), consume_config(args, None, None)?),
         Some(path) => {
@@ -183,16 +237,10 @@ fn server_config(args: &ServerArgs) -> Result<(ServerConfig, StoreChoice), ExitC
             let raw = skymeter_plugin_api::RawConfig::new(source.clone(), root, Arc::new(secrets));
             match raw.decode::<ServerFile>() {
                 Ok(mut f) => {
-                    if let Some(r) = f.rating {
+                    if let Some(r) = f.rating.take() {
                         rating = Some(rating_config(r, path)?);
                     }
-                    if let Some(fc) = f.findings.take() {
-                        fc.validate().map_err(|e| {
-                            eprintln!("error: {}: {e}", path.display());
-                            ExitCode::from(USAGE)
-                        })?;
-                        findings = Some(fc);
-                    }
+                    savings = savings_config(&mut f, &raw)?;
                     let consume = consume_config(args, f.server.consume.take(), Some(&raw))?;
                     (f.server, consume)
                 }
@@ -245,10 +293,7 @@ fn server_config(args: &ServerArgs) -> Result<(ServerConfig, StoreChoice), ExitC
         },
         rating,
         consume,
-        savings: skymeter_server::SavingsConfig {
-            findings: findings.unwrap_or_default(),
-            prices: Default::default(),
-        },
+        savings,
         ..defaults
     };
     let data_dir = args
@@ -516,8 +561,8 @@ pub async fn up(args: UpArgs, registry: &Registry) -> ExitCode {
         listen: args.listen,
         auth: Auth::Disabled,
         savings: skymeter_server::SavingsConfig {
-            findings: Default::default(),
             prices: price_tables(registry, &args.data_dir),
+            ..Default::default()
         },
         ..ServerConfig::default()
     };

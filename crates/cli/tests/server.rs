@@ -504,6 +504,40 @@ fn server_reads_its_config_file_and_locates_mistakes() {
         "{}",
         stderr(&out)
     );
+
+    // Budgets, anomalies, the webhook: a mistake names the file, the line and the setting.
+    let good = "[server]\nlisten = \"127.0.0.1:1\"\nno_auth = true\n\n[[budget]]\nname = \"eng\"\namount = 100\n";
+    for (extra, wanted) in [
+        (
+            "\n[[budget]]\nname = \"eng\"\namount = 5\n",
+            "`name` is the name of an earlier budget",
+        ),
+        (
+            "\n[[budget]]\nname = \"zero\"\namount = 0\n",
+            "[[budget]] \"zero\": `amount` must be a positive number",
+        ),
+        (
+            "\n[anomalies]\nthreshold = -1\n",
+            "bad.toml:10:13: key `anomalies.threshold`: anomaly setting `threshold`",
+        ),
+        (
+            "\n[anomalies]\ngroup_by = [\"sku\"]\n",
+            "anomaly setting `group_by`: has `sku`",
+        ),
+        (
+            "\n[webhook]\nurl = \"ftp://hooks.example.com\"\n",
+            "bad.toml:10:7: key `webhook.url`: webhook `url`",
+        ),
+        (
+            "\n[savings]\nevery = \"0s\"\n",
+            "bad.toml:10:9: key `savings.every`: use at least 1s",
+        ),
+    ] {
+        std::fs::write(dir.path().join("bad.toml"), format!("{good}{extra}")).unwrap();
+        let out = skymeter_in(dir.path(), &["server", "-c", "bad.toml"]);
+        assert_eq!(out.status.code(), Some(2), "{extra}: {}", stderr(&out));
+        assert!(stderr(&out).contains(wanted), "{extra}: {}", stderr(&out));
+    }
 }
 
 #[test]

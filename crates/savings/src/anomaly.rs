@@ -62,6 +62,19 @@ pub struct AnomalyConfig {
     /// Days after an anomalous day that decide between a spike and a level shift (default
     /// 3): a level shift when all of them stay off the old baseline in the same direction.
     pub confirm_days: usize,
+    /// What a cost group is, by dimensions of the cost lines (default `provider`,
+    /// `account`, `service`; any of those and `region`, `category`; empty: the whole
+    /// spend as one group).
+    pub group_by: Vec<String>,
+    /// Days of daily cost the server reads for each evaluation (default 90): the weekday
+    /// factors and the level of the newest days need `season_days` + `level_days` of it.
+    pub history_days: usize,
+    /// Anomalies of this many last days are current (default 7): the webhook posts them and
+    /// the `cost_anomaly_*` series carry them. Older ones are listed by the API only, so a
+    /// first start does not post a quarter of history.
+    pub recent_days: usize,
+    /// Resources named as each anomaly's drivers, at most (default 5; 0: none).
+    pub drivers: usize,
 }
 
 impl Default for AnomalyConfig {
@@ -74,9 +87,16 @@ impl Default for AnomalyConfig {
             level_days: 28,
             season_days: 56,
             confirm_days: 3,
+            group_by: vec!["provider".into(), "account".into(), "service".into()],
+            history_days: 90,
+            recent_days: 7,
+            drivers: 5,
         }
     }
 }
+
+/// The dimensions an anomaly group may be made of.
+pub const GROUP_DIMENSIONS: [&str; 5] = ["provider", "account", "service", "region", "category"];
 
 /// A setting of [`AnomalyConfig`] out of its range.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -132,6 +152,42 @@ impl AnomalyConfig {
         }
         if self.confirm_days == 0 {
             return err("confirm_days", "must be at least 1 day".to_string());
+        }
+        for (i, d) in self.group_by.iter().enumerate() {
+            if !GROUP_DIMENSIONS.contains(&d.as_str()) {
+                return err(
+                    "group_by",
+                    format!("has `{d}`; use any of {}", GROUP_DIMENSIONS.join(", ")),
+                );
+            }
+            if self.group_by[..i].contains(d) {
+                return err("group_by", format!("has `{d}` twice"));
+            }
+        }
+        let least = self.warmup_days + self.confirm_days;
+        if self.history_days < least || self.history_days > 3660 {
+            return err(
+                "history_days",
+                format!(
+                    "must be from warmup_days + confirm_days ({least}) to 3660 days, got {}",
+                    self.history_days
+                ),
+            );
+        }
+        if self.recent_days == 0 || self.recent_days > self.history_days {
+            return err(
+                "recent_days",
+                format!(
+                    "must be from 1 to history_days ({}), got {}",
+                    self.history_days, self.recent_days
+                ),
+            );
+        }
+        if self.drivers > 100 {
+            return err(
+                "drivers",
+                format!("must be at most 100, got {}", self.drivers),
+            );
         }
         Ok(())
     }

@@ -20,6 +20,9 @@
 //!   (the finding says memory was not measured).
 //! - **untagged** — spend of the last 30 days on resources missing a tag of
 //!   `required_tags`.
+//! - **reconciliation** — a service of an account whose billed and estimated cost differ
+//!   over the days both exist (`findings_recon.rs`); about a group, not a
+//!   resource, and its money is the size of the estimate's error, not a saving.
 //!
 //! The money is the price table's list price per month of 730 hours
 //! ([`PriceTable::monthly_usd`]), so that a finding says what the resource costs whatever
@@ -36,6 +39,10 @@ use skymeter_store::{for_each_resource, CostQuery, Store, StoreError, StoredReso
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+#[path = "findings_recon.rs"]
+mod recon;
+pub use recon::{GapCause, GapDay, GapDriver, ReconciliationConfig, SpendGroup, DAYS_PER_MONTH};
+
 /// Thresholds and exclusions (`[findings]` of the server config). Every field has a default.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
@@ -43,6 +50,7 @@ pub struct FindingsConfig {
     pub idle: IdleConfig,
     pub orphaned: OrphanedConfig,
     pub rightsizing: RightsizingConfig,
+    pub reconciliation: ReconciliationConfig,
     /// Tags every resource must carry (`["owner", "cost-center"]`); empty: no untagged
     /// findings.
     pub required_tags: Vec<String>,
@@ -57,6 +65,7 @@ impl Default for FindingsConfig {
             idle: IdleConfig::default(),
             orphaned: OrphanedConfig::default(),
             rightsizing: RightsizingConfig::default(),
+            reconciliation: ReconciliationConfig::default(),
             required_tags: Vec::new(),
             exclude: vec![TagMatch {
                 tag: "skymeter:ignore".into(),
@@ -205,6 +214,7 @@ impl FindingsConfig {
                 return Err(format!("findings.{name} must be 1 to 400 days, not {days}"));
             }
         }
+        self.reconciliation.validate()?;
         if let Some(t) = self.required_tags.iter().find(|t| t.is_empty()) {
             return Err(format!(
                 "findings.required_tags holds an empty tag name ({t:?})"
@@ -214,7 +224,7 @@ impl FindingsConfig {
     }
 }
 
-/// What kind of waste a finding is.
+/// What kind of waste (or, for `reconciliation`, of cost error) a finding is.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
 )]
@@ -224,14 +234,16 @@ pub enum FindingKind {
     Orphaned,
     Rightsizing,
     Untagged,
+    Reconciliation,
 }
 
 impl FindingKind {
-    pub const ALL: [FindingKind; 4] = [
+    pub const ALL: [FindingKind; 5] = [
         FindingKind::Idle,
         FindingKind::Orphaned,
         FindingKind::Rightsizing,
         FindingKind::Untagged,
+        FindingKind::Reconciliation,
     ];
 
     pub fn name(self) -> &'static str {
@@ -240,7 +252,15 @@ impl FindingKind {
             FindingKind::Orphaned => "orphaned",
             FindingKind::Rightsizing => "rightsizing",
             FindingKind::Untagged => "untagged",
+            FindingKind::Reconciliation => "reconciliation",
         }
+    }
+
+    /// Whether the kind's `monthly_usd` is money a user stops paying by acting. The
+    /// reconciliation's is how far the estimate is from the bill: it counts in its own
+    /// kind's total, never in a total of savings.
+    pub fn is_saving(self) -> bool {
+        self != FindingKind::Reconciliation
     }
 
     pub fn parse(s: &str) -> Option<FindingKind> {
@@ -291,20 +311,31 @@ pub struct Evidence {
     /// figures the decision used (`needed_vcpus`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub facts: BTreeMap<String, serde_json::Value>,
+    /// Reconciliation: the days compared, each with its billed, estimated and gap.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub days: Vec<GapDay>,
 }
 
 /// One thing to act on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Finding {
-    /// Stable across runs: `<kind>/<resource key>`.
+    /// Stable across runs: `<kind>/<resource key>`; for reconciliation
+    /// `reconciliation/<provider>/<account>/<service>` (`/<currency>` after it when not USD).
     pub id: String,
     pub kind: FindingKind,
     /// Why, in a line: "CPU peaked at 1.8 % and network at 310 B/s over 14 days".
     pub reason: String,
     /// What to do: "stop or terminate", "delete", "release", "resize to m5.large", "tag".
     pub action: String,
+    /// The resource; for a finding about a group (reconciliation) the group in its place:
+    /// `kind` `billing.service`, `id` and `name` the service, `key` and `region` empty.
     pub resource: FindingResource,
+    /// Reconciliation: the cost group the finding is about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<SpendGroup>,
     /// USD a month the action saves; `None` when the price table has no price for it.
+    /// Reconciliation: the mean daily |billed − estimated| × 30.42, the estimate's error a
+    /// month (not a saving).
     pub monthly_usd: Option<f64>,
     /// What the resource costs a month now, at list price.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -313,6 +344,10 @@ pub struct Finding {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recommended_type: Option<String>,
     pub evidence: Evidence,
+    /// Reconciliation: the resources that explain the gap, largest |billed − estimated|
+    /// first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drivers: Vec<GapDriver>,
     /// What the finding could not check (no price, memory not measured).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
@@ -337,10 +372,12 @@ impl Finding {
                 name: res.name.clone(),
                 tags: res.tags.clone(),
             },
+            group: None,
             monthly_usd: None,
             current_monthly_usd: None,
             recommended_type: None,
             evidence: Evidence::default(),
+            drivers: Vec::new(),
             notes: Vec::new(),
         }
     }
@@ -487,6 +524,7 @@ pub fn compute(
     if !cfg.required_tags.is_empty() {
         out.extend(untagged(store, &resources, cfg, now)?);
     }
+    out.extend(recon::reconciliation(store, &cfg.reconciliation, now)?);
     out.sort_by(|a, b| {
         b.monthly_usd
             .unwrap_or(0.0)
@@ -1029,6 +1067,7 @@ fn untagged(
                     if billed > 0.0 { "billed" } else { "estimated" }.into(),
                 ),
             ]),
+            days: Vec::new(),
         };
         out.push(f);
     }
@@ -1058,6 +1097,8 @@ fn human_bytes(b: f64) -> String {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Totals {
     pub count: u64,
+    /// USD a month saved by acting on every finding; reconciliation gaps are not savings
+    /// and count only in `by_kind.reconciliation`.
     pub monthly_usd: f64,
     pub by_kind: BTreeMap<String, KindTotal>,
 }
@@ -1074,7 +1115,9 @@ impl Totals {
         for f in findings {
             let m = f.monthly_usd.unwrap_or(0.0);
             t.count += 1;
-            t.monthly_usd += m;
+            if f.kind.is_saving() {
+                t.monthly_usd += m;
+            }
             let k = t.by_kind.entry(f.kind.name().to_string()).or_default();
             k.count += 1;
             k.monthly_usd += m;

@@ -78,13 +78,36 @@ pub struct ServerConfig {
     pub savings: SavingsConfig,
 }
 
-/// What `/api/v1/findings` computes with.
-#[derive(Clone, Default)]
+/// Findings, budgets, anomalies and the webhook (docs/savings.md).
+#[derive(Clone)]
 pub struct SavingsConfig {
+    /// `[findings]`: what `/api/v1/findings` computes with.
     pub findings: skymeter_savings::findings::FindingsConfig,
     /// The price tables, by provider id; a provider without one gets findings without
     /// amounts.
     pub prices: skymeter_savings::findings::Prices,
+    /// `[[budget]]`.
+    pub budgets: Vec<skymeter_savings::budget::BudgetConfig>,
+    /// `[anomalies]`.
+    pub anomalies: skymeter_savings::anomaly::AnomalyConfig,
+    /// `[webhook]`: where budget crossings and anomalies are posted; none: not posted.
+    pub webhook: Option<skymeter_savings::notify::WebhookConfig>,
+    /// How often budgets, anomalies and the findings totals are evaluated, written as
+    /// series and sent to the webhook (`[savings] every`, default 15 minutes).
+    pub every: Duration,
+}
+
+impl Default for SavingsConfig {
+    fn default() -> Self {
+        SavingsConfig {
+            findings: Default::default(),
+            prices: Default::default(),
+            budgets: Vec::new(),
+            anomalies: Default::default(),
+            webhook: None,
+            every: Duration::from_secs(15 * 60),
+        }
+    }
 }
 
 impl std::fmt::Debug for SavingsConfig {
@@ -92,7 +115,43 @@ impl std::fmt::Debug for SavingsConfig {
         f.debug_struct("SavingsConfig")
             .field("findings", &self.findings)
             .field("prices", &self.prices.keys().collect::<Vec<_>>())
+            .field("budgets", &self.budgets)
+            .field("anomalies", &self.anomalies)
+            .field("webhook", &self.webhook.as_ref().map(|w| &w.url))
+            .field("every", &self.every)
             .finish()
+    }
+}
+
+impl SavingsConfig {
+    /// Checks the budgets, the anomaly settings and the webhook URL.
+    pub fn check(&self) -> Result<(), ServerError> {
+        let invalid = |field, message: String| ServerError::Invalid { field, message };
+        self.findings
+            .validate()
+            .map_err(|e| invalid("findings", e.to_string()))?;
+        skymeter_savings::budget::validate_budgets(&self.budgets)
+            .map_err(|e| invalid("budget", e.to_string()))?;
+        self.anomalies
+            .validate()
+            .map_err(|e| invalid("anomalies", e.to_string()))?;
+        if let Some(w) = &self.webhook {
+            skymeter_savings::notify::WebhookNotifier::new(
+                w,
+                std::sync::Arc::new(skymeter_savings::notify::MemorySentLog::default()),
+            )
+            .map_err(|e| invalid("webhook", e.to_string()))?;
+        }
+        if self.every < Duration::from_secs(1) {
+            return Err(invalid(
+                "savings.every",
+                format!(
+                    "is {}; use at least 1s",
+                    humantime::format_duration(self.every)
+                ),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -205,6 +264,7 @@ impl ServerConfig {
                 message,
             })?;
         }
+        self.savings.check()?;
         positive("max_body_bytes", self.max_body_bytes > 0)?;
         positive(
             "max_compressed_body_bytes",

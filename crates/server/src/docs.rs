@@ -9,7 +9,9 @@
 //! the common error answers, operation ids, tags, components).
 
 use crate::apidoc::{string, Op, Schemas};
-use crate::handlers::{agents, export, ingest, ops, prom, query, rating, remote_write, savings};
+use crate::handlers::{
+    agents, budgets, export, ingest, ops, prom, query, rating, remote_write, savings,
+};
 use crate::state::{scope_name, Access, RouteSpec, ROUTES};
 use crate::ui;
 use axum::http::{header, HeaderValue};
@@ -82,6 +84,7 @@ const DESCRIBE: &[fn(&RouteSpec, &mut Schemas) -> Option<Op>] = &[
     prom::describe,
     rating::describe,
     savings::describe,
+    budgets::describe,
 ];
 
 fn describe(spec: &RouteSpec, s: &mut Schemas) -> Option<Op> {
@@ -299,7 +302,7 @@ pub fn openapi() -> Value {
             {"name": "inventory", "description": "Resources and their history."},
             {"name": "metrics", "description": "Series and points."},
             {"name": "costs", "description": "Cost lines, grouped."},
-            {"name": "savings", "description": "Findings: what could be stopped, released or resized, with the money."},
+            {"name": "savings", "description": "Findings (what could be stopped, released or resized, with the money), budgets and cost anomalies."},
             {"name": "prometheus", "description": "The Prometheus-compatible query API (PromQL), for Grafana and promtool."},
             {"name": "operations", "description": "Health and the server's own metrics."},
             {"name": "documentation", "description": "This document and its page."},

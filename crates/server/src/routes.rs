@@ -128,7 +128,13 @@ pub(crate) fn router_with_state(
             "/api/v1/rating/rerate",
             handlers::rating::rerate,
         )
-        .add(Method::GET, "/api/v1/findings", handlers::savings::list);
+        .add(Method::GET, "/api/v1/findings", handlers::savings::list)
+        .add(Method::GET, "/api/v1/budgets", handlers::budgets::budgets)
+        .add(
+            Method::GET,
+            "/api/v1/anomalies",
+            handlers::budgets::anomalies,
+        );
     let b = add_prometheus_api(b);
     // CloudKitty's API for its own client (cloudkitty/mod.rs) and the OpenFinOps agents'
     // (openfinops/mod.rs): their own auth (X-Auth-Token; a token in the path) and error
@@ -175,10 +181,7 @@ fn app_state(config: &ServerConfig, store: Arc<dyn Store>) -> AppState {
         ingest_budget: Arc::new(IngestBudget::new(config.ingest_budget_bytes, limits)),
         health: HealthCache::default(),
         rating,
-        savings: Arc::new(crate::savings::Savings::new(
-            config.savings.findings.clone(),
-            config.savings.prices.clone(),
-        )),
+        savings: Arc::new(crate::savings::Savings::new(&config.savings)),
         openfinops_counters: Default::default(),
     })
 }

@@ -86,6 +86,7 @@ impl Server {
             .retention
             .map(|keep| tokio::spawn(enforce_retention(store.clone(), keep)));
         let rating = rating.map(|r| tokio::spawn(crate::rating::run(r, store.clone())));
+        let savings = tokio::spawn(crate::savings::run(state.savings.clone(), store.clone()));
         let (stop_consuming, stop) = tokio::sync::watch::channel(false);
         let consumer = config
             .consume
@@ -171,6 +172,9 @@ impl Server {
         if let Some(r) = retention {
             r.abort();
         }
+        // A round in progress finishes on its blocking thread (its series batch is stored
+        // whole or not at all; an event not yet posted is posted by the next start).
+        savings.abort();
         if let Some(r) = rating {
             // A round in progress finishes on its blocking thread; its period is stored
             // whole or not at all, and the next start resumes from the saved progress.

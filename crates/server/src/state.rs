@@ -81,6 +81,8 @@ pub const ROUTES: &[RouteSpec] = &[
     r("POST", "/api/v1/rating/rerate", ADMIN),
     // Findings: idle, orphaned, oversized and untagged resources (handlers/savings.rs).
     r("GET", "/api/v1/findings", READ),
+    r("GET", "/api/v1/budgets", READ),
+    r("GET", "/api/v1/anomalies", READ),
     // The Prometheus-compatible query API (handlers/prom.rs). GET /api/v1/series above
     // serves both: Prometheus' when the request has `match[]`.
     r("GET", "/api/v1/query", READ),

@@ -2,6 +2,7 @@
 //! store off the async threads, and shape the answer; they hold no state of their own.
 
 pub mod agents;
+pub mod budgets;
 pub mod export;
 pub mod ingest;
 pub mod ops;

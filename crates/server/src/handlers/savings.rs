@@ -1,6 +1,7 @@
 //! `/api/v1/findings`: what the store's inventory, utilization and cost say a user could
-//! stop paying for (skymeter-savings computes them; this serves them with filters, groups,
-//! totals and cursor pages, as JSON or CSV).
+//! stop paying for, and where the estimate and the bill disagree (skymeter-savings
+//! computes them; this serves them with filters, groups, totals and cursor pages, as JSON
+//! or CSV).
 
 use crate::apidoc::{page_params, query_param, string, time_param, Op, Schemas};
 use crate::error::ApiErr;
@@ -27,7 +28,8 @@ pub struct FindingsPage {
     pub at: DateTime<Utc>,
     /// Money and counts of every finding that matches the filters (all pages).
     pub totals: Totals,
-    /// With `group_by`: money and count per group, largest first.
+    /// With `group_by`: money and count per group, largest first. A group's money is its
+    /// savings; reconciliation gaps count only in groups by `kind` (their own).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub groups: Vec<FindingGroup>,
     /// This page of findings, largest saving first.
@@ -71,7 +73,7 @@ pub async fn list(State(st): State<AppState>, RawQuery(q): RawQuery) -> ApiResul
         None => None,
         Some(k) => Some(FindingKind::parse(&k).ok_or_else(|| {
             ApiErr::bad_request(format!(
-                "query parameter `kind`=`{k}`: use idle, orphaned, rightsizing or untagged"
+                "query parameter `kind`=`{k}`: use idle, orphaned, rightsizing or untagged (savings), or reconciliation (estimate vs bill)"
             ))
         })?),
     };
@@ -123,11 +125,16 @@ pub async fn list(State(st): State<AppState>, RawQuery(q): RawQuery) -> ApiResul
     let totals = Totals::of(selected.iter().copied());
     let mut groups: BTreeMap<Vec<String>, (u64, f64)> = BTreeMap::new();
     if !group_by.is_empty() {
+        // A reconciliation gap is not a saving: it is summed only where its group holds
+        // reconciliation findings alone (grouped by kind), as the totals do.
+        let by_kind = group_by.iter().any(|g| g == "kind");
         for f in &selected {
             let key = group_by.iter().map(|g| group_value(f, g)).collect();
             let e = groups.entry(key).or_default();
             e.0 += 1;
-            e.1 += f.monthly_usd.unwrap_or(0.0);
+            if by_kind || f.kind.is_saving() {
+                e.1 += f.monthly_usd.unwrap_or(0.0);
+            }
         }
     }
     let mut groups: Vec<FindingGroup> = groups
@@ -185,6 +192,8 @@ fn csv_response(findings: &[&Finding]) -> Response {
         "current_monthly_usd",
         "notes",
         "id",
+        "service",
+        "currency",
     ]);
     for f in findings {
         let money = |v: Option<f64>| v.map(|m| format!("{m:.2}")).unwrap_or_default();
@@ -203,6 +212,8 @@ fn csv_response(findings: &[&Finding]) -> Response {
             &money(f.current_monthly_usd),
             &f.notes.join("; "),
             &f.id,
+            f.group.as_ref().map_or("", |g| g.service.as_str()),
+            f.group.as_ref().map_or("", |g| g.currency.as_str()),
         ]);
     }
     let body = w.into_inner().unwrap_or_default();
@@ -230,7 +241,7 @@ pub fn describe(spec: &RouteSpec, s: &mut Schemas) -> Option<Op> {
                 query_param(
                     "kind",
                     "Only findings of this kind.",
-                    json!({"type": "string", "enum": ["", "idle", "orphaned", "rightsizing", "untagged"]}),
+                    json!({"type": "string", "enum": ["", "idle", "orphaned", "rightsizing", "untagged", "reconciliation"]}),
                 ),
                 query_param("provider", "Only resources of this provider (`aws`).", string()),
                 query_param("account", "Only resources of this account.", string()),
@@ -263,13 +274,20 @@ pub fn describe(spec: &RouteSpec, s: &mut Schemas) -> Option<Op> {
             params.extend(page_params());
             Op {
                 tag: "savings",
-                summary: "Idle, orphaned, oversized and untagged resources, with the money",
+                summary: "Idle, orphaned, oversized and untagged resources, with the money; estimate vs bill gaps",
                 description: "Findings computed from the store: idle instances, databases, \
                               load balancers and NAT gateways; unattached volumes, unassociated \
                               public IPs, old snapshots and long-stopped instances; instances \
                               that fit a cheaper size; spend on resources missing required \
                               tags. Each with its monthly amount at list price, the action, \
-                              and the evidence read. `tag.KEY=VALUE` filters by resource tag.",
+                              and the evidence read. `reconciliation` findings are about a \
+                              service of an account (`group`; `resource` stands for it with \
+                              kind `billing.service` and no key) whose billed and estimated \
+                              cost differ over the days both exist: the days, the totals and \
+                              the resources that explain the gap (`drivers`); their \
+                              `monthly_usd` is the estimate's error a month, not a saving, \
+                              and stays out of `totals.monthly_usd`. `tag.KEY=VALUE` filters \
+                              by resource tag.",
                 params,
                 body: None,
                 ok: vec![
