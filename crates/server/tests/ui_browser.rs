@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 
 /// The shared rule for a missing outside tool: `SKIPPED: …` on a laptop, a failure under
 /// `CI=true`.
+use skymeter_savings::budget::{BudgetConfig, BudgetScope, Threshold, ThresholdBasis};
 use skymeter_testkit::tool;
 
 /// The findings' small price table (m5 sizes, gp3 per GiB, an address per hour), shared
@@ -452,7 +453,8 @@ async fn seed(client: &reqwest::Client, url: &str, token: &str) -> Seeded {
         labels: [("site".to_string(), "lab".to_string())].into(),
         heartbeat_interval_s: 30,
     };
-    post(client, url, token, "/api/v1/agents/register", &agent).await;
+    // Registered by the caller once the findings are ready (a minute later): its heartbeat
+    // interval is 30 s, and the Agents page must find it healthy.
     Seeded {
         resources,
         chart,
@@ -673,6 +675,27 @@ async fn seed_savings(client: &reqwest::Client, url: &str, ingest: &str, read: &
             resp
         }
     };
+    // The server computes findings (and budgets) in a round at its start, over the empty
+    // store, and answers "now" from that computation for a minute: wait for one made after
+    // the seed.
+    let seeded_at = Utc::now();
+    let waited = Instant::now();
+    loop {
+        let page: Value = api("limit=1".into()).await.json().await.unwrap();
+        let at: DateTime<Utc> = serde_json::from_value(page["at"].clone()).unwrap();
+        if at >= seeded_at {
+            break;
+        }
+        assert!(
+            waited.elapsed() < Duration::from_secs(120),
+            "findings computed after the seed within 2 minutes: {page}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    println!(
+        "findings computed after the seed: waited {:.1} s for the start round's to expire",
+        waited.elapsed().as_secs_f64()
+    );
     let all: Value = api("limit=1000".into()).await.json().await.unwrap();
     let got: Vec<(String, Option<f64>)> = all["items"]
         .as_array()
@@ -747,6 +770,100 @@ async fn seed_savings(client: &reqwest::Client, url: &str, ingest: &str, read: &
         // The hours with points: newest (Unix seconds) and back SAVINGS_HOURS more.
         "hourly": {"newest": newest.timestamp(), "hours": SAVINGS_HOURS + 1},
     })
+}
+
+/// The Costs page's budgets: one far over its amount (every threshold crossed), one whose
+/// forecast only may cross, and one far under it.
+fn budgets() -> Vec<BudgetConfig> {
+    let t = |percent: f64, on: ThresholdBasis| Threshold { percent, on };
+    let scope = |provider: Option<&str>| BudgetScope {
+        provider: provider.map(String::from),
+        ..Default::default()
+    };
+    vec![
+        BudgetConfig {
+            name: "aws-small".into(),
+            amount: 100.0,
+            scope: scope(Some("aws")),
+            thresholds: vec![
+                t(80.0, ThresholdBasis::Actual),
+                t(100.0, ThresholdBasis::Actual),
+                t(100.0, ThresholdBasis::Forecast),
+            ],
+        },
+        BudgetConfig {
+            name: "gcp-month".into(),
+            amount: 1000.0,
+            scope: scope(Some("gcp")),
+            thresholds: vec![
+                t(90.0, ThresholdBasis::Actual),
+                t(120.0, ThresholdBasis::Forecast),
+            ],
+        },
+        BudgetConfig {
+            name: "everything".into(),
+            amount: 1_000_000.0,
+            scope: scope(None),
+            thresholds: vec![t(50.0, ThresholdBasis::Actual)],
+        },
+    ]
+}
+
+/// `GET /api/v1/budgets` as the page will ask it: what its bars must show. The aws budget's
+/// spend is checked against the seed: the billed AWS lines of this month through today
+/// (each AWS account has billed lines every day, so its rated ones do not count).
+async fn budgets_answer(client: &reqwest::Client, url: &str, token: &str, costs: &[Cost]) -> Value {
+    // Like the findings, the start round's budgets (no cost yet) answer for a minute.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let answer = loop {
+        let resp = client
+            .get(format!("{url}/api/v1/budgets"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            resp.status().is_success(),
+            "GET /api/v1/budgets: {}",
+            resp.status()
+        );
+        let answer: Value = resp.json().await.unwrap();
+        if answer["budgets"][0]["actual"].as_f64().unwrap_or(0.0) > 0.0 {
+            break answer;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "budgets with the seeded costs: {answer}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let names: Vec<&str> = answer["budgets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["aws-small", "gcp-month", "everything"], "{answer}");
+    let today = Utc::now().date_naive();
+    let aws: f64 = costs
+        .iter()
+        .filter(|c| c.provider_name == "Amazon Web Services" && c.x_source == CostSource::Billed)
+        .filter(|c| {
+            let day = c.charge_period_start.date_naive();
+            day <= today && day.format("%Y-%m").to_string() == today.format("%Y-%m").to_string()
+        })
+        .map(|c| c.billed_cost)
+        .sum();
+    let actual = answer["budgets"][0]["actual"].as_f64().unwrap();
+    assert!(
+        (actual - aws).abs() < 1e-6,
+        "aws-small actual {actual}, seeded {aws}"
+    );
+    assert!(
+        answer["budgets"][2]["thresholds"][0]["crossed"] == false,
+        "the large budget is within its threshold: {answer}"
+    );
+    answer
 }
 
 /// What the pages must show, for the script.
@@ -1111,6 +1228,7 @@ async fn every_page_in_headless_chromium() {
         .savings
         .prices
         .insert("aws".into(), Arc::new(test_prices::Table));
+    config.savings.budgets = budgets();
     let server = Server::bind(config, store.clone()).await.unwrap();
     let url = format!("http://{}", server.local_addr());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -1121,8 +1239,8 @@ async fn every_page_in_headless_chromium() {
     let client = reqwest::Client::new();
     let started = Instant::now();
     let seeded = seed(&client, &url, &ingest_token).await;
-    let savings_expect = seed_savings(&client, &url, &ingest_token, &read_token).await;
     let seed_time = started.elapsed();
+    let savings_expect = seed_savings(&client, &url, &ingest_token, &read_token).await;
     // The Rating page's data comes from a second server, with `[rating]`; the first one
     // has none and shows the page's empty state.
     let rating_data = TempDir::new("ui-rating");
@@ -1133,12 +1251,24 @@ async fn every_page_in_headless_chromium() {
     std::fs::create_dir_all(&out).unwrap();
     let mut expect = expectations(&seeded, &read_token);
     expect["rating"] = rating_expect;
-    // The Savings page's resources are in the inventory too.
+    // The Savings page's resources are in the inventory too, and so are those the server's
+    // savings round writes its series on: one per budget and one for the findings totals.
     expect["total"] = json!(
         expect["total"].as_u64().unwrap()
             + savings_expect["items"].as_array().unwrap().len() as u64
+            + budgets().len() as u64
+            + 1
     );
     expect["savings"] = savings_expect;
+    expect["budgets"] = budgets_answer(&client, &url, &read_token, &seeded.costs).await;
+    post(
+        &client,
+        &url,
+        &ingest_token,
+        "/api/v1/agents/register",
+        &seeded.agent,
+    )
+    .await;
     std::fs::write(
         out.join("expect.json"),
         serde_json::to_vec_pretty(&expect).unwrap(),

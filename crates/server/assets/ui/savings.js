@@ -8,6 +8,11 @@
 // A finding's evidence: its window, the inventory facts it read, and for each series it
 // read a chart of that metric for that resource over the window, from GET /api/v1/points
 // with the series' stat in buckets of about the width the finding read them in.
+//
+// Reconciliation findings (a service whose estimated cost is off its bill) are listed
+// too, but their money is the estimate's error a month, not a saving: the API leaves it
+// out of the total, and so does the page, which shows it apart; their evidence is the
+// days compared (charted) and the resources that explain the gap.
 
 import { get, saveBlob } from "./api.js";
 import { h, replace, errorBox, money, int, time, show, unitValue, debounce } from "./dom.js";
@@ -15,12 +20,15 @@ import { lineChart, legend } from "./chart.js";
 import { link, setParams } from "./nav.js";
 import { pick } from "./resource.js";
 
+/** The kinds whose money is a saving; `reconciliation` is the estimate's error. */
 export const KINDS = ["idle", "orphaned", "rightsizing", "untagged"];
+const ALL_KINDS = [...KINDS, "reconciliation"];
 const KIND_TITLE = {
   idle: "Running but unused: CPU, network, connections or requests stayed near zero",
   orphaned: "Attached to nothing or stopped for long, and still billed",
   rightsizing: "Busy, but a cheaper size of its family holds its load",
   untagged: "Spend on resources missing a required tag",
+  reconciliation: "A service whose estimated cost is off its bill: the estimate's error a month, not a saving",
 };
 const FILTERS = [
   ["provider", "Provider", "aws, gcp, azure…"],
@@ -35,7 +43,7 @@ const MAX_BUCKETS = 400;
 /** The query of the findings API for the page's params (empty values are left out). */
 export function findingsQuery(p) {
   return {
-    kind: KINDS.includes(p.kind) ? p.kind : "",
+    kind: ALL_KINDS.includes(p.kind) ? p.kind : "",
     provider: p.provider, account: p.account, region: p.region,
     min_monthly_usd: p.min_usd,
   };
@@ -79,7 +87,7 @@ export function mount(root, params) {
   }, 250);
   const kindSel = h("select", {
     name: "kind", on: { change: () => setParams({ ...state, kind: kindSel.value }, { push: true }) },
-  }, h("option", { value: "" }, "All kinds"), KINDS.map((k) => h("option", { value: k, title: KIND_TITLE[k] }, k)));
+  }, h("option", { value: "" }, "All kinds"), ALL_KINDS.map((k) => h("option", { value: k, title: KIND_TITLE[k] }, k)));
   inputs.min_usd = h("input", {
     name: "min_usd", type: "number", min: "0", step: "any", placeholder: "0", autocomplete: "off", on: { input: onInput },
   });
@@ -120,6 +128,7 @@ export function mount(root, params) {
   );
 
   function totalsPanel(t) {
+    const recon = (t.by_kind || {}).reconciliation;
     return [
       h("h2", {}, "Monthly saving"),
       h("div", { class: "totals" },
@@ -133,7 +142,11 @@ export function mount(root, params) {
             h("span", { class: "stat-label" }, k),
             h("span", { class: "total" }, usd(kt.monthly_usd)),
             h("span", { class: "muted small" }, `${int(kt.count)} finding${kt.count === 1 ? "" : "s"}`));
-        })),
+        }),
+        recon ? h("div", { class: "stat kind-reconciliation", dataset: { kind: "reconciliation" }, title: KIND_TITLE.reconciliation },
+          h("span", { class: "stat-label" }, "estimate vs bill"),
+          h("span", { class: "total" }, usd(recon.monthly_usd)),
+          h("span", { class: "muted small" }, `error a month in ${int(recon.count)} service${recon.count === 1 ? "" : "s"}; not a saving`)) : null),
       h("p", { class: "muted small" }, "At list price per month of 730 hours, whatever discounts the bill applies; untagged is the spend of the last 30 days."),
     ];
   }
@@ -142,16 +155,17 @@ export function mount(root, params) {
     const r = f.resource;
     const selected = state.finding === f.id;
     return h("tr", { dataset: { finding: f.id, kind: f.kind }, class: selected ? "selected" : null },
-      h("td", {}, h("a", { href: link("resource", r.key), title: r.key }, r.name || r.id),
+      h("td", {}, r.key ? h("a", { href: link("resource", r.key), title: r.key }, r.name || r.id) : h("b", {}, r.name || r.id),
         h("span", { class: "sub mono", title: r.id }, `${r.provider} · ${r.account}${r.region ? ` · ${r.region}` : ""} · ${r.kind}`)),
       h("td", {}, h("span", { class: `badge kind-${f.kind}`, title: KIND_TITLE[f.kind] }, f.kind)),
       h("td", {}, f.reason, (f.notes || []).length ? h("span", { class: "sub", title: f.notes.join("\n") }, f.notes.join("; ")) : null),
       h("td", { class: "nowrap" }, f.action),
       h("td", { class: "mono" }, f.recommended_type || ""),
       h("td", {
-        class: "num", dataset: { amount: f.monthly_usd ?? "" },
-        title: f.monthly_usd === null ? "No list price for it: see the note" : `It costs ${usd(f.current_monthly_usd)} a month now`,
-      }, usd(f.monthly_usd)),
+        class: f.kind === "reconciliation" ? "num muted" : "num", dataset: { amount: f.monthly_usd ?? "" },
+        title: f.kind === "reconciliation" ? "The estimate's error a month: not a saving"
+          : f.monthly_usd === null ? "No list price for it: see the note" : `It costs ${usd(f.current_monthly_usd)} a month now`,
+      }, f.kind === "reconciliation" && f.monthly_usd !== null ? `±${usd(f.monthly_usd)}` : usd(f.monthly_usd)),
       h("td", {}, h("button", {
         type: "button", class: "ghost small", dataset: { evidence: f.id },
         on: { click: () => setParams({ ...state, finding: selected ? "" : f.id }, { push: true }) },
@@ -271,9 +285,10 @@ export function mount(root, params) {
     // The window in ms on the panel: what a reader (or a test) needs to know which points
     // the charts should have.
     replace(evidence, h("div", { class: "panel", dataset: { finding: f.id, start: start ?? "", end: end ?? "" } },
-      h("div", { class: "chart-head" }, h("h2", {}, "Evidence: ", h("a", { href: link("resource", r.key) }, r.name || r.id)),
+      h("div", { class: "chart-head" }, h("h2", {}, "Evidence: ", r.key ? h("a", { href: link("resource", r.key) }, r.name || r.id) : r.name || r.id),
         h("span", { class: "muted small" }, f.kind)),
-      h("p", {}, f.reason, " → ", h("b", {}, f.action), f.monthly_usd !== null ? ` saves ${usd(f.monthly_usd)} a month` : ""),
+      h("p", {}, f.reason, " → ", h("b", {}, f.action),
+        f.monthly_usd === null ? "" : f.kind === "reconciliation" ? ` (the estimate is off by ${usd(f.monthly_usd)} a month)` : ` saves ${usd(f.monthly_usd)} a month`),
       (f.notes || []).length ? h("ul", { class: "small", id: "evidence-notes" }, f.notes.map((n) => h("li", {}, n))) : null,
       h("dl", { class: "kv", id: "evidence-window" },
         start !== null && end !== null
@@ -284,6 +299,8 @@ export function mount(root, params) {
         ? h("dl", { class: "kv", id: "evidence-facts" }, facts.map(([k, v]) => [h("dt", { class: "mono" }, k), h("dd", {}, show(v))]))
         : h("p", { class: "muted" }, "No facts recorded."),
       (ev.series || []).length ? [h("h3", { class: "group-title" }, "Series read"), charts] : null,
+      (ev.days || []).length ? reconDays(ev.days, f.group) : null,
+      (f.drivers || []).length ? reconDrivers(f.drivers, f.group) : null,
     ));
     if (!(ev.series || []).length || start === null || end === null) return;
     const stepS = stepFor((end - start) / 1000);
@@ -306,6 +323,44 @@ export function mount(root, params) {
         if (e.name !== "AbortError") replace(box, errorBox(e));
       });
     }
+  }
+
+  /** A reconciliation's compared days: billed and estimated per day, charted and listed. */
+  function reconDays(days, group) {
+    const cur = (group && group.currency) || "USD";
+    const box = h("div", { id: "evidence-days-chart" });
+    const pts = (k) => days.map((d) => [Date.parse(d.day), d[k]]);
+    const x0 = Date.parse(days[0].day);
+    const x1 = Math.max(Date.parse(days[days.length - 1].day), x0 + 86400e3);
+    queueMicrotask(() => lineChart(box, {
+      series: [{ name: "billed", points: pts("billed") }, { name: "estimated", points: pts("estimated") }],
+      x0, x1, step: 86400e3, days: true, format: (v) => money(v, cur),
+    }));
+    return [
+      h("h3", { class: "group-title" }, `Days compared (${days.length})`),
+      legend(["billed", "estimated"]), box,
+      h("div", { class: "table-wrap" }, h("table", { id: "evidence-days" },
+        h("thead", {}, h("tr", {}, h("th", {}, "Day"), h("th", { class: "num" }, "Billed"), h("th", { class: "num" }, "Estimated"), h("th", { class: "num" }, "Gap"))),
+        h("tbody", {}, days.slice().reverse().map((d) => h("tr", {},
+          h("td", {}, d.day), h("td", { class: "num" }, money(d.billed, cur)),
+          h("td", { class: "num" }, money(d.estimated, cur)), h("td", { class: "num" }, money(d.gap, cur))))))),
+    ];
+  }
+
+  /** The resources that explain a reconciliation gap, largest first. */
+  function reconDrivers(drivers, group) {
+    const cur = (group && group.currency) || "USD";
+    return [
+      h("h3", { class: "group-title" }, "Resources that explain it"),
+      h("div", { class: "table-wrap" }, h("table", { id: "evidence-drivers" },
+        h("thead", {}, h("tr", {}, ["Resource", "Cause", "Billed", "Estimated", "Billed − estimated"].map((c, i) => h("th", { class: i > 1 ? "num" : null }, c)))),
+        h("tbody", {}, drivers.map((d) => h("tr", {},
+          h("td", {}, d.key ? h("a", { href: link("resource", d.key) }, d.name || d.resource) : d.resource || "(not itemized)",
+            h("span", { class: "sub mono" }, [d.kind, d.region].filter(Boolean).join(" · "))),
+          h("td", {}, d.why),
+          h("td", { class: "num" }, money(d.billed, cur)), h("td", { class: "num" }, money(d.estimated, cur)),
+          h("td", { class: "num" }, money(d.delta, cur))))))),
+    ];
   }
 
   /** The points of each component metric of an evidence series over its window. */
@@ -332,7 +387,7 @@ export function mount(root, params) {
       if (document.activeElement !== inputs[k]) inputs[k].value = state[k] || "";
     }
     if (document.activeElement !== inputs.min_usd) inputs.min_usd.value = state.min_usd || "";
-    kindSel.value = KINDS.includes(state.kind) ? state.kind : "";
+    kindSel.value = ALL_KINDS.includes(state.kind) ? state.kind : "";
     size.value = String(SIZES.includes(Number(state.limit)) ? Number(state.limit) : 50);
     load();
   }

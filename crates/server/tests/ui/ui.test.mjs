@@ -312,13 +312,83 @@ await step("costs", async () => {
   await shot(page, "costs");
 });
 
-// 6. Savings: the totals, the list (largest first, paged with "More"), filters in the URL,
+// 6. Budgets on the Costs page: one bar per budget of GET /api/v1/budgets, as the API
+// answered the Rust side: actual of amount, the forecast's mark, a tick per threshold,
+// red once one is crossed; positions on a track spanning the largest mark.
+await step("budgets", async () => {
+  const answer = want.budgets;
+  await page.waitForSelector("#budgets .budget");
+  const names = await page.$$eval("#budgets .budget", (els) => els.map((e) => e.dataset.budget));
+  check(JSON.stringify(names) === JSON.stringify(answer.budgets.map((b) => b.name)), `budgets ${JSON.stringify(names)}`);
+  const colors = {};
+  for (const b of answer.budgets) {
+    const sel = `#budgets .budget[data-budget="${b.name}"]`;
+    const shown = await page.$eval(sel, (el) => {
+      const track = el.querySelector(".budget-track").getBoundingClientRect();
+      const x = (q) => {
+        const r = el.querySelector(q)?.getBoundingClientRect();
+        return r ? (r.left - track.left) / track.width : null;
+      };
+      const fill = el.querySelector(".budget-fill");
+      return {
+        actual: el.querySelector(".budget-actual").textContent,
+        head: el.querySelector(".budget-head").textContent,
+        crossed: el.classList.contains("crossed"),
+        fill: fill.getBoundingClientRect().width / track.width,
+        fillColor: getComputedStyle(fill).backgroundColor,
+        forecast: x(".budget-forecast"),
+        ticks: [...el.querySelectorAll(".budget-tick")].map((t) => ({
+          percent: Number(t.dataset.percent), on: t.dataset.on, crossed: t.dataset.crossed === "true",
+          x: (t.getBoundingClientRect().left + t.getBoundingClientRect().width / 2 - track.left) / track.width,
+        })),
+      };
+    });
+    check(shown.actual === money(b.actual), `${b.name}: actual ${shown.actual}, expected ${money(b.actual)}`);
+    check(shown.head.includes(`of ${money(b.amount)}`), `${b.name}: the amount in "${shown.head}"`);
+    const anyCrossed = b.thresholds.some((t) => t.crossed);
+    check(shown.crossed === anyCrossed, `${b.name}: red is ${shown.crossed}, a threshold crossed is ${anyCrossed}`);
+    colors[anyCrossed] = shown.fillColor;
+    // The track spans the largest mark and 4 % more.
+    const hasForecast = b.forecast !== undefined && b.forecast !== null;
+    const span = Math.max(100, b.percent_actual, hasForecast ? b.percent_forecast : 0, ...b.thresholds.map((t) => t.percent)) * 1.04;
+    const near = (got, percent) => got !== null && Math.abs(got - percent / span) < 0.01;
+    check(near(shown.fill, Math.max(b.percent_actual, 0)), `${b.name}: the fill at ${shown.fill}, ${b.percent_actual} % of ${span}`);
+    if (hasForecast) check(near(shown.forecast, b.percent_forecast), `${b.name}: the forecast mark at ${shown.forecast}, ${b.percent_forecast} % of ${span}`);
+    else check(shown.forecast === null, `${b.name}: no forecast, no mark`);
+    check(shown.ticks.length === b.thresholds.length, `${b.name}: ${shown.ticks.length} ticks`);
+    b.thresholds.forEach((t, i) => {
+      const got = shown.ticks[i];
+      check(got.percent === t.percent && got.on === t.on && got.crossed === t.crossed && near(got.x, t.percent),
+        `${b.name}: tick ${JSON.stringify(got)} for ${JSON.stringify(t)}`);
+    });
+  }
+  check(colors.true === "rgb(198, 40, 40)", `a crossed budget is red: ${colors.true}`);
+  check(colors.false && colors.false !== colors.true, `a budget within its thresholds is not: ${colors.false}`);
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await shot(page, "costs-budgets", false);
+});
+
+// 7. Savings: the totals, the list (largest first, paged with "More"), filters in the URL,
 // the CSV download with the same filters, an empty state, and the evidence charts of the
 // idle and the oversized instance.
 const sv = want.savings;
 const KINDS = ["idle", "orphaned", "rightsizing", "untagged"];
 const findingIds = (p) => p.$$eval("#findings tbody tr[data-finding]", (rs) => rs.map((r) => r.dataset.finding));
 const sameList = (a, b) => JSON.stringify(a) === JSON.stringify(b);
+/** The fields of one CSV line (RFC 4180 quoting; no field here holds a line break). */
+function csvFields(line) {
+  const out = [];
+  let cur = "", quoted = false;
+  for (let i = 0; i < line.length; i++) {
+    const ch = line[i];
+    if (quoted) {
+      if (ch === '"' && line[i + 1] === '"') { cur += '"'; i++; } else if (ch === '"') quoted = false; else cur += ch;
+    } else if (ch === '"') quoted = true;
+    else if (ch === ",") { out.push(cur); cur = ""; } else cur += ch;
+  }
+  out.push(cur);
+  return out;
+}
 await step("savings", async () => {
   await page.click("a[data-nav=savings]");
   await waitRows(page, (n) => document.querySelectorAll("#findings tbody tr[data-finding]").length === n, sv.items.length);
@@ -374,7 +444,8 @@ await step("savings filter and CSV", async () => {
   const lines = text.split("\n").filter((l) => l.length);
   check(lines[0] === fl.csv_header, `CSV header "${lines[0]}"`);
   check(lines.length === 1 + fl.ids.length, `CSV has ${lines.length - 1} rows, expected ${fl.ids.length}`);
-  check(sameList(lines.slice(1).map((l) => l.split(",").pop()), fl.ids), `CSV rows are the filtered findings: ${text}`);
+  const idAt = csvFields(lines[0]).indexOf("id");
+  check(sameList(lines.slice(1).map((l) => csvFields(l)[idAt]), fl.ids), `CSV rows are the filtered findings: ${text}`);
   await shot(page, "savings-filtered", false);
 
   // Nothing saves that much: the empty state.
@@ -429,7 +500,7 @@ await step("savings evidence", async () => {
   await shot(page, "savings-evidence-rightsizing");
 });
 
-// 7. Rating on a server without `[rating]`: the page says how to turn it on.
+// 8. Rating on a server without `[rating]`: the page says how to turn it on.
 await step("rating off", async () => {
   await page.click("a[data-nav=rating]");
   await page.waitForSelector("#rating-off");
@@ -439,7 +510,7 @@ await step("rating off", async () => {
   await shot(page, "rating-off", false);
 });
 
-// 8. Rating on the server whose job rated a small fleet (no token there: auth is off).
+// 9. Rating on the server whose job rated a small fleet (no token there: auth is off).
 const r = want.rating;
 const utc = (t) => new Date(t).toISOString().replace("T", " ").replace(/\.\d+Z$/, " UTC");
 // An hour may end while the test runs: the job then rates one more (empty) period.
@@ -511,11 +582,17 @@ await step("rating", async () => {
   await rp.waitForSelector('#rating-body[data-loaded="7d"]');
   check(rp.url().includes("range=7d"), "the range is in the URL");
   check((await rp.textContent("#rating-total .total")) === money(total), "the 7-day rated total");
+
+  // This server has no budgets: its Costs page shows no budget bar.
+  await rp.click("a[data-nav=costs]");
+  await rp.waitForSelector("#budgets-box[data-loaded]", { state: "attached" });
+  await rp.waitForSelector("#cost-total");
+  check((await rp.$("#budgets")) === null, "no budgets, no budget bar");
   await ctx.close();
   current = page;
 });
 
-// 9. Agents.
+// 10. Agents.
 await step("agents", async () => {
   await page.click("a[data-nav=agents]");
   const row = `#agents tr[data-agent="${want.agent.id}"]`;
