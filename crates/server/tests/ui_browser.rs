@@ -431,6 +431,17 @@ async fn seed(client: &reqwest::Client, url: &str, token: &str) -> Seeded {
                 .insert("rating_scope".to_string(), account.to_string());
             costs.push(line);
         }
+        // The estimate of the RDS bill, RECON_GAP a day under it: a reconciliation
+        // finding on the Savings page.
+        costs.push(cost(
+            day,
+            "Amazon Web Services",
+            "222222222222",
+            "Amazon RDS",
+            48.5 + ((d + 2) % 7) as f64 * 0.25 - RECON_GAP,
+            CostSource::Estimated,
+            Some(price_date.as_str()),
+        ));
     }
     let mut b = Batch::new("agent-ui-test", "costs", now);
     b.costs = costs.clone();
@@ -467,6 +478,10 @@ async fn seed(client: &reqwest::Client, url: &str, token: &str) -> Seeded {
 
 /// Unattached aws volumes of the Savings page (10, 20, … GiB at 0.08 USD per GiB-month).
 const ORPHAN_VOLUMES: usize = 28;
+/// USD a day the seeded estimate of one service is under its bill.
+const RECON_GAP: f64 = 5.0;
+/// Days of bill and estimate a reconciliation finding compares (its default window).
+const RECON_DAYS: usize = 30;
 /// Findings a page of the Savings page shows in the test (the rest come with "More").
 const SAVINGS_PAGE: usize = 25;
 /// Hours of hourly points of the idle and the oversized instance: more than the 14 days
@@ -511,6 +526,17 @@ fn hourly(r: &Resource, metric: &str, unit: Unit, stat: Stat, ts: DateTime<Utc>,
         period_s: 3600,
         ..point(r, metric, unit, stat, ts, v)
     }
+}
+
+/// A finding the Savings page must list.
+struct Expected {
+    id: String,
+    /// The inventory key; empty for a reconciliation finding (about a service).
+    key: String,
+    name: String,
+    kind: &'static str,
+    usd: Option<f64>,
+    rec: Option<&'static str>,
 }
 
 /// Seeds what the Savings page shows and returns its expectations: every finding the
@@ -649,14 +675,34 @@ async fn seed_savings(client: &reqwest::Client, url: &str, ingest: &str, read: &
     b.points = points;
     post(client, url, ingest, "/api/v1/ingest", &b).await;
 
-    // The API's order: largest saving first (no amount counts as 0), then id.
-    let id = |e: &(Resource, &str, Option<f64>, Option<&str>)| {
-        format!("{}/{}", e.1, e.0.reference().key())
-    };
+    let mut expected: Vec<Expected> = expected
+        .into_iter()
+        .map(|(r, kind, usd, rec)| Expected {
+            id: format!("{kind}/{}", r.reference().key()),
+            key: r.reference().key(),
+            name: r.name.clone(),
+            kind,
+            usd,
+            rec,
+        })
+        .collect();
+    // The RDS estimate is RECON_GAP a day under its bill on each day compared: an error of
+    // RECON_GAP × 30.42 a month, not a saving, about the service rather than a resource.
+    let recon_id = "reconciliation/aws/222222222222/Amazon RDS";
+    expected.push(Expected {
+        id: recon_id.into(),
+        key: String::new(),
+        name: "Amazon RDS".into(),
+        kind: "reconciliation",
+        usd: Some(cents(RECON_GAP * 30.42)),
+        rec: None,
+    });
+    // The API's order: largest amount first (no amount counts as 0), then id.
     expected.sort_by(|a, b| {
-        b.2.unwrap_or(0.0)
-            .total_cmp(&a.2.unwrap_or(0.0))
-            .then_with(|| id(a).cmp(&id(b)))
+        b.usd
+            .unwrap_or(0.0)
+            .total_cmp(&a.usd.unwrap_or(0.0))
+            .then_with(|| a.id.cmp(&b.id))
     });
     let api = |q: String| {
         let (client, url, read) = (client.clone(), url.to_string(), read.to_string());
@@ -708,15 +754,33 @@ async fn seed_savings(client: &reqwest::Client, url: &str, ingest: &str, read: &
             )
         })
         .collect();
-    let want: Vec<(String, Option<f64>)> = expected.iter().map(|e| (id(e), e.2)).collect();
+    let want: Vec<(String, Option<f64>)> = expected.iter().map(|e| (e.id.clone(), e.usd)).collect();
     assert_eq!(got, want, "the findings of the seed, largest first");
+    let recon = all["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == recon_id)
+        .unwrap();
+    assert_eq!(
+        recon["evidence"]["days"].as_array().unwrap().len(),
+        RECON_DAYS,
+        "{recon}"
+    );
     let mut by_kind: BTreeMap<&str, (u64, f64)> = BTreeMap::new();
     for e in &expected {
-        let k = by_kind.entry(e.1).or_default();
+        let k = by_kind.entry(e.kind).or_default();
         k.0 += 1;
-        k.1 += e.2.unwrap_or(0.0);
+        k.1 += e.usd.unwrap_or(0.0);
     }
-    let total = cents(expected.iter().map(|e| e.2.unwrap_or(0.0)).sum());
+    // The estimate's error is no saving: not in the total.
+    let total = cents(
+        expected
+            .iter()
+            .filter(|e| e.kind != "reconciliation")
+            .map(|e| e.usd.unwrap_or(0.0))
+            .sum(),
+    );
     let by_kind: BTreeMap<&str, Value> = by_kind
         .into_iter()
         .map(|(k, (count, usd))| (k, json!({"count": count, "monthly_usd": cents(usd)})))
@@ -725,9 +789,9 @@ async fn seed_savings(client: &reqwest::Client, url: &str, ingest: &str, read: &
     assert_eq!(all["totals"], totals, "the totals of the seed");
 
     // A filter: orphaned, at least 20 USD a month (the four largest volumes).
-    let filtered: Vec<&(Resource, &str, Option<f64>, Option<&str>)> = expected
+    let filtered: Vec<&Expected> = expected
         .iter()
-        .filter(|e| e.1 == "orphaned" && e.2.unwrap_or(0.0) >= 20.0)
+        .filter(|e| e.kind == "orphaned" && e.usd.unwrap_or(0.0) >= 20.0)
         .collect();
     assert_eq!(filtered.len(), 4);
     let csv = api("kind=orphaned&min_monthly_usd=20&format=csv".into())
@@ -737,10 +801,10 @@ async fn seed_savings(client: &reqwest::Client, url: &str, ingest: &str, read: &
         .unwrap();
     assert_eq!(csv.lines().count(), 1 + filtered.len(), "{csv}");
 
-    let item = |e: &(Resource, &str, Option<f64>, Option<&str>)| {
+    let item = |e: &Expected| {
         json!({
-            "id": id(e), "kind": e.1, "monthly_usd": e.2, "name": e.0.name,
-            "key": e.0.reference().key(), "recommended_type": e.3,
+            "id": e.id, "kind": e.kind, "monthly_usd": e.usd, "name": e.name,
+            "key": e.key, "recommended_type": e.rec,
         })
     };
     json!({
@@ -750,8 +814,8 @@ async fn seed_savings(client: &reqwest::Client, url: &str, ingest: &str, read: &
         "filter": {
             "kind": "orphaned",
             "min_usd": 20,
-            "ids": filtered.iter().map(|e| id(e)).collect::<Vec<_>>(),
-            "monthly_usd": cents(filtered.iter().map(|e| e.2.unwrap_or(0.0)).sum()),
+            "ids": filtered.iter().map(|e| e.id.clone()).collect::<Vec<_>>(),
+            "monthly_usd": cents(filtered.iter().map(|e| e.usd.unwrap_or(0.0)).sum()),
             "csv_header": csv.lines().next().unwrap(),
         },
         "idle": {
@@ -767,6 +831,7 @@ async fn seed_savings(client: &reqwest::Client, url: &str, ingest: &str, read: &
             "id": format!("rightsizing/{}", big.reference().key()),
             "series": {"cpu.utilization": ["cpu.utilization"], "memory.usage": ["memory.usage"]},
         },
+        "reconciliation": {"id": recon_id, "days": RECON_DAYS, "gap": RECON_GAP},
         // The hours with points: newest (Unix seconds) and back SAVINGS_HOURS more.
         "hourly": {"newest": newest.timestamp(), "hours": SAVINGS_HOURS + 1},
     })
@@ -1251,11 +1316,17 @@ async fn every_page_in_headless_chromium() {
     std::fs::create_dir_all(&out).unwrap();
     let mut expect = expectations(&seeded, &read_token);
     expect["rating"] = rating_expect;
-    // The Savings page's resources are in the inventory too, and so are those the server's
-    // savings round writes its series on: one per budget and one for the findings totals.
+    // The Savings page's resources (not the reconciliation's service) are in the inventory
+    // too, and so are those the server's savings round writes its series on: one per
+    // budget and one for the findings totals.
     expect["total"] = json!(
         expect["total"].as_u64().unwrap()
-            + savings_expect["items"].as_array().unwrap().len() as u64
+            + savings_expect["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|f| f["key"] != "")
+                .count() as u64
             + budgets().len() as u64
             + 1
     );

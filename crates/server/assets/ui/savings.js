@@ -129,13 +129,15 @@ export function mount(root, params) {
 
   function totalsPanel(t) {
     const recon = (t.by_kind || {}).reconciliation;
+    // The findings the total is the saving of.
+    const saving = t.count - (recon ? recon.count : 0);
     return [
       h("h2", {}, "Monthly saving"),
       h("div", { class: "totals" },
         h("div", { class: "stat", dataset: { kind: "all" } },
           h("span", { class: "stat-label" }, "total"),
           h("span", { class: "total" }, usd(t.monthly_usd)),
-          h("span", { class: "muted small" }, `${int(t.count)} finding${t.count === 1 ? "" : "s"}`)),
+          h("span", { class: "muted small" }, `${int(saving)} finding${saving === 1 ? "" : "s"}`)),
         KINDS.map((k) => {
           const kt = (t.by_kind || {})[k] || { count: 0, monthly_usd: 0 };
           return h("div", { class: `stat kind-${k}`, dataset: { kind: k }, title: KIND_TITLE[k] },
@@ -159,7 +161,7 @@ export function mount(root, params) {
         h("span", { class: "sub mono", title: r.id }, `${r.provider} · ${r.account}${r.region ? ` · ${r.region}` : ""} · ${r.kind}`)),
       h("td", {}, h("span", { class: `badge kind-${f.kind}`, title: KIND_TITLE[f.kind] }, f.kind)),
       h("td", {}, f.reason, (f.notes || []).length ? h("span", { class: "sub", title: f.notes.join("\n") }, f.notes.join("; ")) : null),
-      h("td", { class: "nowrap" }, f.action),
+      h("td", {}, f.action),
       h("td", { class: "mono" }, f.recommended_type || ""),
       h("td", {
         class: f.kind === "reconciliation" ? "num muted" : "num", dataset: { amount: f.monthly_usd ?? "" },

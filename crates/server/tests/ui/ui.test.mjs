@@ -406,7 +406,14 @@ await step("savings", async () => {
   const ids = await findingIds(page);
   check(sameList(ids, sv.items.map((f) => f.id)), `the list in the API's order: ${JSON.stringify(ids)}`);
   const amounts = await page.$$eval("#findings tbody tr[data-finding] td[data-amount]", (tds) => tds.map((td) => td.textContent));
-  check(sameList(amounts, sv.items.map((f) => (f.monthly_usd === null ? "–" : money(f.monthly_usd)))), `amounts ${JSON.stringify(amounts)}`);
+  // The estimate's error is shown as ± its amount: not a saving.
+  const shownAmount = (f) => (f.monthly_usd === null ? "–" : f.kind === "reconciliation" ? `±${money(f.monthly_usd)}` : money(f.monthly_usd));
+  check(sameList(amounts, sv.items.map(shownAmount)), `amounts ${JSON.stringify(amounts)}`);
+  const rc = sv.totals.by_kind.reconciliation;
+  const savingCount = await page.textContent("#savings-total .stat[data-kind=all] .small");
+  check(savingCount.startsWith(`${sv.totals.count - rc.count} findings`), `the total counts the savings only: "${savingCount}"`);
+  const rcShown = await page.textContent("#savings-total .stat[data-kind=reconciliation] .total");
+  check(rcShown === money(rc.monthly_usd), `the estimate's error apart: ${rcShown}, expected ${money(rc.monthly_usd)}`);
   const first = sv.items[0];
   const href = await page.$eval(`#findings tr[data-finding="${first.id}"] a`, (a) => [a.getAttribute("href"), a.textContent]);
   check(href[0] === `#/resource/${encodeURIComponent(first.key)}` && href[1] === first.name, `the resource links to its page: ${href}`);
@@ -498,6 +505,19 @@ await step("savings evidence", async () => {
   await checkEvidence(sv.rightsizing, "rightsizing");
   check((await page.textContent("#evidence-facts")).includes("recommended_vcpus"), "the sizing figures are facts");
   await shot(page, "savings-evidence-rightsizing");
+
+  // A reconciliation: the days compared, charted and listed, each with its gap.
+  const rc = sv.reconciliation;
+  await page.click(`#findings tr[data-finding="${rc.id}"] button[data-evidence]`);
+  await page.waitForSelector(`#evidence > [data-finding="${rc.id}"] #evidence-days-chart path[data-series=estimated]`);
+  for (const series of ["billed", "estimated"]) {
+    const n = await page.$eval(`#evidence-days-chart path[data-series=${series}]`, (p) => Number(p.dataset.points));
+    check(n === rc.days, `${series}: ${n} days drawn, ${rc.days} compared`);
+  }
+  const gaps = await page.$$eval("#evidence-days tbody tr", (trs) => trs.map((tr) => tr.cells[3].textContent));
+  check(gaps.length === rc.days && gaps.every((g) => g === money(rc.gap)), `a gap of ${money(rc.gap)} on each day: ${JSON.stringify(gaps)}`);
+  check((await page.$$("#evidence-drivers tbody tr")).length >= 1, "the resources that explain it are listed");
+  await shot(page, "savings-evidence-reconciliation");
 });
 
 // 8. Rating on a server without `[rating]`: the page says how to turn it on.
