@@ -327,9 +327,11 @@ pub fn series_batch(
         let id = if a.group.is_empty() {
             "total".to_string()
         } else {
-            a.group
-                .values()
-                .map(String::as_str)
+            // In `group_by`'s order: `aws/111111111111/Amazon Elastic Compute Cloud`.
+            config
+                .group_by
+                .iter()
+                .filter_map(|d| a.group.get(d).map(String::as_str))
                 .collect::<Vec<_>>()
                 .join("/")
         };

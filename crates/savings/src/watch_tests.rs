@@ -364,6 +364,10 @@ fn the_series_batch_is_valid_and_named_for_prometheus() {
         .unwrap();
     assert_eq!(anomaly.resource.provider.as_str(), "aws");
     assert_eq!(anomaly.resource.account.as_str(), "111111111111");
+    assert_eq!(
+        anomaly.resource.id.as_str(),
+        "aws/111111111111/Amazon Elastic Compute Cloud"
+    );
     assert_eq!(anomaly.value, found[0].anomaly.size);
     db.store.ingest(&batch).unwrap();
 }

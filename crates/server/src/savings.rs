@@ -48,7 +48,17 @@ fn cached<T>(
     at: Option<DateTime<Utc>>,
     compute: impl FnOnce(DateTime<Utc>) -> Result<T, ApiErr>,
 ) -> Result<(DateTime<Utc>, Arc<T>), ApiErr> {
-    if at.is_none() {
+    cached_or_fresh(cache, at, false, compute)
+}
+
+/// [`cached`], or with `fresh` a new computation "as of now" that replaces the cached one.
+fn cached_or_fresh<T>(
+    cache: &Mutex<Option<Fresh<T>>>,
+    at: Option<DateTime<Utc>>,
+    fresh: bool,
+    compute: impl FnOnce(DateTime<Utc>) -> Result<T, ApiErr>,
+) -> Result<(DateTime<Utc>, Arc<T>), ApiErr> {
+    if at.is_none() && !fresh {
         if let Some(c) = cache.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
             if c.computed.elapsed() < FRESH_FOR {
                 return Ok((c.at, c.value.clone()));
@@ -91,6 +101,14 @@ impl Savings {
         cached(&self.findings_cache, at, |when| {
             findings::compute(store, &self.prices, &self.config, when).map_err(ApiErr::store)
         })
+    }
+
+    /// The findings computed now, replacing the computation the API reuses.
+    fn refresh_findings(&self, store: &dyn Store) -> Result<Arc<Vec<Finding>>, ApiErr> {
+        cached_or_fresh(&self.findings_cache, None, true, |when| {
+            findings::compute(store, &self.prices, &self.config, when).map_err(ApiErr::store)
+        })
+        .map(|(_, f)| f)
     }
 
     /// Every budget's status on the day of `at` (`None`: today).
@@ -191,8 +209,8 @@ fn evaluate(
     let today: NaiveDate = now.date_naive();
     let reports = watch::budget_reports(store, &savings.budgets, today).map_err(ApiErr::store)?;
     let anomalies = watch::anomalies(store, &savings.anomalies, today).map_err(ApiErr::store)?;
-    let findings = match savings.findings(store, None) {
-        Ok((_, f)) => Some(kind_totals(&f)),
+    let findings = match savings.refresh_findings(store) {
+        Ok(f) => Some(kind_totals(&f)),
         Err(e) => {
             tracing::warn!(error = %e.body.message, "findings totals not written this round");
             None

@@ -40,7 +40,7 @@ fn dashboards() -> BTreeMap<String, Value> {
             out.insert(path.file_name().unwrap().to_string_lossy().into_owned(), v);
         }
     }
-    assert_eq!(out.len(), 4, "expected 4 dashboards in {}", dir.display());
+    assert_eq!(out.len(), 5, "expected 5 dashboards in {}", dir.display());
     out
 }
 
@@ -190,9 +190,15 @@ fn dashboards_and_provisioning_are_well_formed() {
     }
     assert_eq!(
         titles,
-        ["Agent offline", "CPU high", "Daily cost spike"]
-            .map(String::from)
-            .into()
+        [
+            "Agent offline",
+            "Budget threshold crossed",
+            "CPU high",
+            "Cost anomaly",
+            "Daily cost spike"
+        ]
+        .map(String::from)
+        .into()
     );
 }
 
@@ -579,8 +585,53 @@ async fn every_panel_variable_and_alert_rule_returns_data() {
     // After the live agent's heartbeats, which carry the server's clock.
     let end = Utc::now().timestamp() + 1;
     let mut checked = 0;
-
     for (file, d) in dashboards() {
+        if file != SAVINGS_DASHBOARD {
+            checked += check_dashboard(&sky, &file, &d, end).await;
+        }
+    }
+    // Alert rules: the query must return a series past the threshold, since the seed has a
+    // busy instance, an offline agent and an aws cost spike.
+    for (group, rule) in rules() {
+        if group == SAVINGS_RULES {
+            continue;
+        }
+        let title = rule["title"].as_str().unwrap();
+        let expected: BTreeSet<&str> = match title {
+            "CPU high" => ["i-busy"].into(),
+            "Agent offline" => ["agent-gone"].into(),
+            "Daily cost spike" => ["aws"].into(),
+            other => panic!("unknown rule {other}"),
+        };
+        check_rule(&sky, &rule, end, &expected).await;
+        checked += 1;
+    }
+    eprintln!("grafana: {checked} queries checked");
+    sky.stop().await;
+}
+
+/// The dashboard and the rule group of budgets, anomalies and findings: checked against a
+/// server that has them (`savings_dashboard_and_rules_return_data`).
+const SAVINGS_DASHBOARD: &str = "savings.json";
+const SAVINGS_RULES: &str = "skymeter-savings";
+
+/// Every alert rule, with its group's name.
+fn rules() -> Vec<(String, Value)> {
+    let rules = read_yaml(&deploy_dir().join("provisioning/alerting/skymeter-rules.yaml"));
+    let mut out = Vec::new();
+    for g in rules["groups"].as_array().unwrap() {
+        for r in g["rules"].as_array().unwrap() {
+            out.push((g["name"].as_str().unwrap().to_string(), r.clone()));
+        }
+    }
+    out
+}
+
+/// Runs every variable and panel query of a dashboard over its time range ending at `end`:
+/// each must succeed with data. Returns how many queries ran.
+async fn check_dashboard(sky: &Sky, file: &str, d: &Value, end: i64) -> usize {
+    let mut checked = 0;
+    {
         let range_s = range_seconds(d["time"]["from"].as_str().unwrap());
         let start = end - range_s;
         let mut vars: BTreeMap<String, String> = BTreeMap::new();
@@ -686,61 +737,51 @@ async fn every_panel_variable_and_alert_rule_returns_data() {
         }
     }
 
-    // Alert rules: the query must return a series past the threshold, since the seed has a
-    // busy instance, an offline agent and an aws cost spike.
-    let rules = read_yaml(&deploy_dir().join("provisioning/alerting/skymeter-rules.yaml"));
-    for g in rules["groups"].as_array().unwrap() {
-        for r in g["rules"].as_array().unwrap() {
-            let title = r["title"].as_str().unwrap();
-            let data = r["data"].as_array().unwrap();
-            let a = data
-                .iter()
-                .find(|q| q["datasourceUid"] == "skymeter")
-                .unwrap();
-            let c = data
-                .iter()
-                .find(|q| q["model"]["type"] == "threshold")
-                .unwrap();
-            let eval = &c["model"]["conditions"][0]["evaluator"];
-            assert_eq!(eval["type"], "gt", "{title}");
-            let threshold = eval["params"][0].as_f64().unwrap();
-            let expr = a["model"]["expr"].as_str().unwrap();
-            let tm = end.to_string();
-            let (status, body) = sky
-                .post_form("/api/v1/query", &[("query", expr), ("time", &tm)])
-                .await;
-            assert_eq!(status, 200, "rule {title}: {body}");
-            let firing: Vec<&Value> = body["data"]["result"]
-                .as_array()
+    checked
+}
+
+/// Runs an alert rule's query at `end`: the series past its threshold must be exactly
+/// `expected` (by `resource_id`, else `provider`).
+async fn check_rule(sky: &Sky, r: &Value, end: i64, expected: &BTreeSet<&str>) {
+    let title = r["title"].as_str().unwrap();
+    let data = r["data"].as_array().unwrap();
+    let a = data
+        .iter()
+        .find(|q| q["datasourceUid"] == "skymeter")
+        .unwrap();
+    let c = data
+        .iter()
+        .find(|q| q["model"]["type"] == "threshold")
+        .unwrap();
+    let eval = &c["model"]["conditions"][0]["evaluator"];
+    assert_eq!(eval["type"], "gt", "{title}");
+    let threshold = eval["params"][0].as_f64().unwrap();
+    let expr = a["model"]["expr"].as_str().unwrap();
+    let tm = end.to_string();
+    let (status, body) = sky
+        .post_form("/api/v1/query", &[("query", expr), ("time", &tm)])
+        .await;
+    assert_eq!(status, 200, "rule {title}: {body}");
+    let firing: Vec<&Value> = body["data"]["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["value"][1].as_str().unwrap().parse::<f64>().unwrap() > threshold)
+        .collect();
+    assert!(
+        !firing.is_empty(),
+        "rule {title}: nothing past {threshold}: {body}"
+    );
+    let who: BTreeSet<&str> = firing
+        .iter()
+        .map(|s| {
+            s["metric"]["resource_id"]
+                .as_str()
+                .or(s["metric"]["provider"].as_str())
                 .unwrap()
-                .iter()
-                .filter(|s| s["value"][1].as_str().unwrap().parse::<f64>().unwrap() > threshold)
-                .collect();
-            assert!(
-                !firing.is_empty(),
-                "rule {title}: nothing past {threshold}: {body}"
-            );
-            let who: BTreeSet<&str> = firing
-                .iter()
-                .map(|s| {
-                    s["metric"]["resource_id"]
-                        .as_str()
-                        .or(s["metric"]["provider"].as_str())
-                        .unwrap()
-                })
-                .collect();
-            let expected: BTreeSet<&str> = match title {
-                "CPU high" => ["i-busy"].into(),
-                "Agent offline" => ["agent-gone"].into(),
-                "Daily cost spike" => ["aws"].into(),
-                other => panic!("unknown rule {other}"),
-            };
-            assert_eq!(who, expected, "rule {title}: {body}");
-            checked += 1;
-        }
-    }
-    eprintln!("grafana: {checked} queries checked");
-    sky.stop().await;
+        })
+        .collect();
+    assert_eq!(&who, expected, "rule {title}: {body}");
 }
 
 async fn instant(sky: &Sky, q: &str, at: i64) -> Vec<(BTreeMap<String, String>, f64)> {
@@ -890,5 +931,120 @@ async fn cost_lines_and_heartbeats_become_series() {
         "{by_id:?}"
     );
     assert!(by_id["agent-gone"] > 5.0, "{by_id:?}");
+    sky.stop().await;
+}
+
+/// The savings dashboard and rules against a server that evaluates budgets, anomalies and
+/// findings every second: 70 days of an account's EC2 cost with one instance running away
+/// four days ago (an anomaly), a budget whose forecast crosses its amount and one that
+/// stays far from it, and an unattached volume (a finding).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn savings_dashboard_and_rules_return_data() {
+    let budgets: skymeter_savings::budget::BudgetsConfig = toml::from_str(
+        r#"
+[[budget]]
+name = "ec2"
+amount = 100
+scope = { service = "Amazon Elastic Compute Cloud" }
+thresholds = [{ percent = 100, on = "forecast" }]
+
+[[budget]]
+name = "roomy"
+amount = 10000000
+"#,
+    )
+    .unwrap();
+    let sky = Sky::start_with(skymeter_server::ServerConfig {
+        savings: skymeter_server::SavingsConfig {
+            budgets: budgets.budgets,
+            every: std::time::Duration::from_secs(1),
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+    .await;
+    let today = Utc::now().duration_trunc(Duration::days(1)).unwrap();
+    let spike = today - Duration::days(4);
+    let mut b = Batch::new("seed", "costs", Utc::now());
+    for k in 1..=70 {
+        let day = today - Duration::days(k);
+        let weekend = day.format("%u").to_string().parse::<u32>().unwrap() >= 6;
+        let ec2 = if weekend { 40.0 } else { 100.0 };
+        b.costs.push(cost(
+            "Amazon Web Services",
+            "111111111111",
+            "us-east-1",
+            "Amazon Elastic Compute Cloud",
+            Some("i-1"),
+            day,
+            ec2,
+        ));
+        if day == spike {
+            b.costs.push(cost(
+                "Amazon Web Services",
+                "111111111111",
+                "us-east-1",
+                "Amazon Elastic Compute Cloud",
+                Some("i-runaway"),
+                day,
+                400.0,
+            ));
+        }
+    }
+    b.resources.push(Resource {
+        provider: "aws".into(),
+        account: "111111111111".into(),
+        region: "us-east-1".into(),
+        kind: "storage.volume".into(),
+        native_type: "AWS::EC2::Volume".into(),
+        id: "vol-free".into(),
+        name: "scratch".into(),
+        tags: Default::default(),
+        attributes: [
+            ("size_gib".to_string(), json!(100)),
+            ("volume_type".to_string(), json!("gp3")),
+            ("state".to_string(), json!("available")),
+        ]
+        .into(),
+        observed_at: Utc::now(),
+    });
+    sky.ingest(&b).await;
+
+    // The evaluation runs every second: wait for a round that saw the seed.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let now = Utc::now().timestamp();
+        let anomalies = instant(&sky, "cost_anomaly_usd", now).await;
+        let findings = instant(&sky, "findings_count", now).await;
+        if !anomalies.is_empty() && !findings.is_empty() {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            let (_, a) = sky.get("/api/v1/anomalies").await;
+            let (_, f) = sky.get("/api/v1/findings").await;
+            panic!("no anomaly or findings series after 60 s: anomalies {a:#}, findings {f:#}");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    // A step past the data: the series start seconds ago, and a range query's last step
+    // must see them (the 24 h range has 87 s steps).
+    let end = Utc::now().timestamp() + 90;
+    let d = &dashboards()[SAVINGS_DASHBOARD];
+    let checked = check_dashboard(&sky, SAVINGS_DASHBOARD, d, end).await;
+    assert!(checked >= 11, "{checked}");
+    let mut rules_checked = 0;
+    for (group, rule) in rules() {
+        if group != SAVINGS_RULES {
+            continue;
+        }
+        let expected: BTreeSet<&str> = match rule["title"].as_str().unwrap() {
+            "Budget threshold crossed" => ["ec2"].into(),
+            "Cost anomaly" => ["aws/111111111111/Amazon Elastic Compute Cloud"].into(),
+            other => panic!("unknown rule {other}"),
+        };
+        check_rule(&sky, &rule, end, &expected).await;
+        rules_checked += 1;
+    }
+    assert_eq!(rules_checked, 2);
     sky.stop().await;
 }

@@ -22,6 +22,15 @@ pub struct Sky {
 
 impl Sky {
     pub async fn start(auth: Auth) -> Sky {
+        Sky::start_with(ServerConfig {
+            auth,
+            ..Default::default()
+        })
+        .await
+    }
+
+    /// A server with `config` (its `listen` is replaced by 127.0.0.1 and a free port).
+    pub async fn start_with(config: ServerConfig) -> Sky {
         let dir = tempfile::tempdir().unwrap();
         let mut opts = EmbeddedOptions::new(dir.path());
         opts.background = false;
@@ -31,8 +40,7 @@ impl Sky {
             .unwrap();
         let config = ServerConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
-            auth,
-            ..Default::default()
+            ..config
         };
         let server = Server::bind(config, store.clone()).await.unwrap();
         let url = format!("http://{}", server.local_addr());
