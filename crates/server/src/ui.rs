@@ -56,6 +56,7 @@ const ASSETS: &[Asset] = &[
     asset!("inventory.js", JS),
     asset!("resource.js", JS),
     asset!("costs.js", JS),
+    asset!("savings.js", JS),
     asset!("rating.js", JS),
     asset!("agents.js", JS),
     asset!("app.css", CSS),
@@ -241,7 +242,7 @@ pub fn describe(spec: &RouteSpec, _s: &mut Schemas) -> Option<Op> {
             tag: "ui",
             summary: "The web UI",
             description:
-                "Inventory, resource, costs, rating and agents pages. Served from the binary \
+                "Inventory, resource, costs, savings, rating and agents pages. Served from the binary \
                           and loads nothing from other sites; its data comes from this API, \
                           with a token when the server asks for one.",
             params: vec![],

@@ -1,7 +1,9 @@
 //! The web UI in headless Chromium, against a real server on the embedded store (as
 //! `skymeter server` runs it, with tokens on) seeded through `POST /api/v1/ingest`:
 //! 10,000 resources over four providers, a month of points for a few of them, 40 days of
-//! billed, estimated and rated cost lines, and an agent; plus a second server with
+//! billed, estimated and rated cost lines, an agent, and the resources of the Savings page
+//! (unattached volumes, unassociated public IPs, an idle and an oversized instance with
+//! two weeks of hourly points, priced by the findings' test price table); plus a second server with
 //! `[rating]` whose job rates a small fleet, for the Rating page. `tests/ui/ui.test.mjs` (playwright-core driving Debian's
 //! chromium) clicks through every page and checks what it shows against the expectations
 //! this test writes; it saves a screenshot of each page and prints how long the inventory
@@ -23,7 +25,13 @@ use std::time::{Duration, Instant};
 
 /// The shared rule for a missing outside tool: `SKIPPED: …` on a laptop, a failure under
 /// `CI=true`.
+use skymeter_savings::budget::{BudgetConfig, BudgetScope, Threshold, ThresholdBasis};
 use skymeter_testkit::tool;
+
+/// The findings' small price table (m5 sizes, gp3 per GiB, an address per hour), shared
+/// with skymeter-savings' tests and benchmark.
+#[path = "../../savings/src/test_prices.rs"]
+mod test_prices;
 
 const RESOURCES: usize = 10_000;
 /// Minutes of points of the chart resource: 8 days, more than the longest range (7 d).
@@ -423,6 +431,17 @@ async fn seed(client: &reqwest::Client, url: &str, token: &str) -> Seeded {
                 .insert("rating_scope".to_string(), account.to_string());
             costs.push(line);
         }
+        // The estimate of the RDS bill, RECON_GAP a day under it: a reconciliation
+        // finding on the Savings page.
+        costs.push(cost(
+            day,
+            "Amazon Web Services",
+            "222222222222",
+            "Amazon RDS",
+            48.5 + ((d + 2) % 7) as f64 * 0.25 - RECON_GAP,
+            CostSource::Estimated,
+            Some(price_date.as_str()),
+        ));
     }
     let mut b = Batch::new("agent-ui-test", "costs", now);
     b.costs = costs.clone();
@@ -445,7 +464,8 @@ async fn seed(client: &reqwest::Client, url: &str, token: &str) -> Seeded {
         labels: [("site".to_string(), "lab".to_string())].into(),
         heartbeat_interval_s: 30,
     };
-    post(client, url, token, "/api/v1/agents/register", &agent).await;
+    // Registered by the caller once the findings are ready (a minute later): its heartbeat
+    // interval is 30 s, and the Agents page must find it healthy.
     Seeded {
         resources,
         chart,
@@ -454,6 +474,461 @@ async fn seed(client: &reqwest::Client, url: &str, token: &str) -> Seeded {
         price_date,
         agent,
     }
+}
+
+/// Unattached aws volumes of the Savings page (10, 20, … GiB at 0.08 USD per GiB-month).
+const ORPHAN_VOLUMES: usize = 28;
+/// USD a day the seeded estimate of one service is under its bill.
+const RECON_GAP: f64 = 5.0;
+/// Days of bill and estimate a reconciliation finding compares (its default window).
+const RECON_DAYS: usize = 30;
+/// Findings a page of the Savings page shows in the test (the rest come with "More").
+const SAVINGS_PAGE: usize = 25;
+/// Hours of hourly points of the idle and the oversized instance: more than the 14 days
+/// the findings look back.
+const SAVINGS_HOURS: i64 = 15 * 24;
+
+fn cents(v: f64) -> f64 {
+    (v * 100.0).round() / 100.0
+}
+
+fn savings_resource(
+    (provider, account, region): (&str, &str, &str),
+    kind: &str,
+    id: &str,
+    name: &str,
+    attributes: Value,
+    now: DateTime<Utc>,
+) -> Resource {
+    let attributes = attributes
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    Resource {
+        provider: provider.into(),
+        account: account.into(),
+        region: region.into(),
+        kind: kind.into(),
+        native_type: kind.into(),
+        id: id.into(),
+        name: name.into(),
+        tags: [("team".to_string(), "ops".to_string())].into(),
+        attributes,
+        observed_at: now,
+    }
+}
+
+/// An hourly point (`period_s` 3600), stamped with the end of its hour.
+fn hourly(r: &Resource, metric: &str, unit: Unit, stat: Stat, ts: DateTime<Utc>, v: f64) -> Point {
+    Point {
+        period_s: 3600,
+        ..point(r, metric, unit, stat, ts, v)
+    }
+}
+
+/// A finding the Savings page must list.
+struct Expected {
+    id: String,
+    /// The inventory key; empty for a reconciliation finding (about a service).
+    key: String,
+    name: String,
+    kind: &'static str,
+    usd: Option<f64>,
+    rec: Option<&'static str>,
+}
+
+/// Seeds what the Savings page shows and returns its expectations: every finding the
+/// seed implies (id, kind, money), in the API's order, after checking that the API says
+/// exactly that; the totals; a filtered subset and its CSV; the hours of points behind
+/// the idle and oversized instances' evidence.
+async fn seed_savings(client: &reqwest::Client, url: &str, ingest: &str, read: &str) -> Value {
+    let now = Utc::now();
+    let aws = |i: usize| {
+        [
+            ("aws", "111111111111", "us-east-1"),
+            ("aws", "222222222222", "us-west-2"),
+        ][i % 2]
+    };
+    // (resource, kind, monthly USD, recommended type)
+    let mut expected: Vec<(Resource, &str, Option<f64>, Option<&str>)> = Vec::new();
+    for i in 0..ORPHAN_VOLUMES {
+        let gib = 10 * (i + 1);
+        let r = savings_resource(
+            aws(i),
+            "storage.volume",
+            &format!("vol-0{:016x}", 0x5a00 + i),
+            &format!("orphan-vol-{i:02}"),
+            json!({"size_gib": gib, "state": "available", "volume_type": "gp3", "attached_to": null}),
+            now,
+        );
+        expected.push((r, "orphaned", Some(cents(gib as f64 * 0.08)), None));
+    }
+    // No price table for gcp: a finding without an amount (and a note saying so).
+    let r = savings_resource(
+        // Not in europe-west1: the inventory's filter test counts that region.
+        ("gcp", "shop-prod", "us-central1"),
+        "storage.volume",
+        "disk-orphan-1",
+        "orphan-disk-gcp",
+        json!({"size_gib": 50, "state": "READY"}),
+        now,
+    );
+    expected.push((r, "orphaned", None, None));
+    for i in 0..2 {
+        let r = savings_resource(
+            aws(i),
+            "network.public_ip",
+            &format!("eipalloc-0{i}5e1d"),
+            &format!("spare-ip-{i}"),
+            json!({"public_ip": format!("203.0.113.{}", 10 + i), "associated": false}),
+            now,
+        );
+        expected.push((r, "orphaned", Some(cents(0.005 * 730.0)), None));
+    }
+    let price = |ty: &str| {
+        test_prices::M5
+            .iter()
+            .find(|m| m.0 == ty)
+            .map(|m| m.3 * 730.0)
+            .unwrap()
+    };
+    let idle = savings_resource(
+        aws(0),
+        "compute.instance",
+        "i-0d1e0000000000001",
+        "batch-idle-01",
+        json!({"instance_type": "m5.xlarge", "state": "running", "vcpus": 4}),
+        now,
+    );
+    expected.push((idle.clone(), "idle", Some(cents(price("m5.xlarge"))), None));
+    let big = savings_resource(
+        aws(1),
+        "compute.instance",
+        "i-0b16000000000002",
+        "api-oversized-01",
+        json!({"instance_type": "m5.2xlarge", "state": "running", "vcpus": 8, "memory_mib": 32768}),
+        now,
+    );
+    // p95 CPU at most 16 % of 8 vCPUs and memory at most 15 %, with 25 % headroom: 1.6 vCPU
+    // and 4.8 GiB, which m5.large holds.
+    expected.push((
+        big.clone(),
+        "rightsizing",
+        Some(cents(cents(price("m5.2xlarge")) - cents(price("m5.large")))),
+        Some("m5.large"),
+    ));
+    let mut b = Batch::new("agent-ui-test", "inventory", now);
+    b.resources = expected.iter().map(|e| e.0.clone()).collect();
+    post(client, url, ingest, "/api/v1/ingest", &b).await;
+
+    let newest = now.duration_trunc(CDuration::hours(1)).unwrap();
+    let mut points = Vec::new();
+    for h in 0..=SAVINGS_HOURS {
+        let ts = newest - CDuration::hours(h);
+        let m = h * 60;
+        // Idle: CPU peaks under 5 %, network a few hundred bytes a second.
+        points.push(hourly(
+            &idle,
+            "cpu.utilization",
+            Unit::Percent,
+            Stat::Max,
+            ts,
+            wave(m, 1440.0, 2.0, 1.0),
+        ));
+        points.push(hourly(
+            &idle,
+            "network.received_throughput",
+            Unit::BytesPerSecond,
+            Stat::Avg,
+            ts,
+            wave(m, 1440.0, 300.0, 100.0),
+        ));
+        points.push(hourly(
+            &idle,
+            "network.sent_throughput",
+            Unit::BytesPerSecond,
+            Stat::Avg,
+            ts,
+            wave(m, 720.0, 150.0, 50.0),
+        ));
+        // Oversized: busy enough not to be idle, small enough for m5.large.
+        points.push(hourly(
+            &big,
+            "cpu.utilization",
+            Unit::Percent,
+            Stat::Avg,
+            ts,
+            wave(m, 1440.0, 12.0, 4.0),
+        ));
+        points.push(hourly(
+            &big,
+            "memory.usage",
+            Unit::Percent,
+            Stat::Max,
+            ts,
+            wave(m, 1440.0, 12.0, 3.0),
+        ));
+    }
+    let mut b = Batch::new("agent-ui-test", "metrics", now);
+    b.points = points;
+    post(client, url, ingest, "/api/v1/ingest", &b).await;
+
+    let mut expected: Vec<Expected> = expected
+        .into_iter()
+        .map(|(r, kind, usd, rec)| Expected {
+            id: format!("{kind}/{}", r.reference().key()),
+            key: r.reference().key(),
+            name: r.name.clone(),
+            kind,
+            usd,
+            rec,
+        })
+        .collect();
+    // The RDS estimate is RECON_GAP a day under its bill on each day compared: an error of
+    // RECON_GAP × 30.42 a month, not a saving, about the service rather than a resource.
+    let recon_id = "reconciliation/aws/222222222222/Amazon RDS";
+    expected.push(Expected {
+        id: recon_id.into(),
+        key: String::new(),
+        name: "Amazon RDS".into(),
+        kind: "reconciliation",
+        usd: Some(cents(RECON_GAP * 30.42)),
+        rec: None,
+    });
+    // The API's order: largest amount first (no amount counts as 0), then id.
+    expected.sort_by(|a, b| {
+        b.usd
+            .unwrap_or(0.0)
+            .total_cmp(&a.usd.unwrap_or(0.0))
+            .then_with(|| a.id.cmp(&b.id))
+    });
+    let api = |q: String| {
+        let (client, url, read) = (client.clone(), url.to_string(), read.to_string());
+        async move {
+            let resp = client
+                .get(format!("{url}/api/v1/findings?{q}"))
+                .bearer_auth(read)
+                .send()
+                .await
+                .unwrap();
+            assert!(
+                resp.status().is_success(),
+                "GET findings?{q}: {}",
+                resp.status()
+            );
+            resp
+        }
+    };
+    // The server computes findings (and budgets) in a round at its start, over the empty
+    // store, and answers "now" from that computation for a minute: wait for one made after
+    // the seed.
+    let seeded_at = Utc::now();
+    let waited = Instant::now();
+    loop {
+        let page: Value = api("limit=1".into()).await.json().await.unwrap();
+        let at: DateTime<Utc> = serde_json::from_value(page["at"].clone()).unwrap();
+        if at >= seeded_at {
+            break;
+        }
+        assert!(
+            waited.elapsed() < Duration::from_secs(120),
+            "findings computed after the seed within 2 minutes: {page}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    println!(
+        "findings computed after the seed: waited {:.1} s for the start round's to expire",
+        waited.elapsed().as_secs_f64()
+    );
+    let all: Value = api("limit=1000".into()).await.json().await.unwrap();
+    let got: Vec<(String, Option<f64>)> = all["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["id"].as_str().unwrap().to_string(),
+                f["monthly_usd"].as_f64(),
+            )
+        })
+        .collect();
+    let want: Vec<(String, Option<f64>)> = expected.iter().map(|e| (e.id.clone(), e.usd)).collect();
+    assert_eq!(got, want, "the findings of the seed, largest first");
+    let recon = all["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == recon_id)
+        .unwrap();
+    assert_eq!(
+        recon["evidence"]["days"].as_array().unwrap().len(),
+        RECON_DAYS,
+        "{recon}"
+    );
+    let mut by_kind: BTreeMap<&str, (u64, f64)> = BTreeMap::new();
+    for e in &expected {
+        let k = by_kind.entry(e.kind).or_default();
+        k.0 += 1;
+        k.1 += e.usd.unwrap_or(0.0);
+    }
+    // The estimate's error is no saving: not in the total.
+    let total = cents(
+        expected
+            .iter()
+            .filter(|e| e.kind != "reconciliation")
+            .map(|e| e.usd.unwrap_or(0.0))
+            .sum(),
+    );
+    let by_kind: BTreeMap<&str, Value> = by_kind
+        .into_iter()
+        .map(|(k, (count, usd))| (k, json!({"count": count, "monthly_usd": cents(usd)})))
+        .collect();
+    let totals = json!({"count": expected.len(), "monthly_usd": total, "by_kind": by_kind});
+    assert_eq!(all["totals"], totals, "the totals of the seed");
+
+    // A filter: orphaned, at least 20 USD a month (the four largest volumes).
+    let filtered: Vec<&Expected> = expected
+        .iter()
+        .filter(|e| e.kind == "orphaned" && e.usd.unwrap_or(0.0) >= 20.0)
+        .collect();
+    assert_eq!(filtered.len(), 4);
+    let csv = api("kind=orphaned&min_monthly_usd=20&format=csv".into())
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(csv.lines().count(), 1 + filtered.len(), "{csv}");
+
+    let item = |e: &Expected| {
+        json!({
+            "id": e.id, "kind": e.kind, "monthly_usd": e.usd, "name": e.name,
+            "key": e.key, "recommended_type": e.rec,
+        })
+    };
+    json!({
+        "totals": totals,
+        "items": expected.iter().map(item).collect::<Vec<_>>(),
+        "page": SAVINGS_PAGE,
+        "filter": {
+            "kind": "orphaned",
+            "min_usd": 20,
+            "ids": filtered.iter().map(|e| e.id.clone()).collect::<Vec<_>>(),
+            "monthly_usd": cents(filtered.iter().map(|e| e.usd.unwrap_or(0.0)).sum()),
+            "csv_header": csv.lines().next().unwrap(),
+        },
+        "idle": {
+            "id": format!("idle/{}", idle.reference().key()),
+            "instance_type": "m5.xlarge",
+            "series": {
+                "cpu.utilization": ["cpu.utilization"],
+                "network.received_throughput+network.sent_throughput":
+                    ["network.received_throughput", "network.sent_throughput"],
+            },
+        },
+        "rightsizing": {
+            "id": format!("rightsizing/{}", big.reference().key()),
+            "series": {"cpu.utilization": ["cpu.utilization"], "memory.usage": ["memory.usage"]},
+        },
+        "reconciliation": {"id": recon_id, "days": RECON_DAYS, "gap": RECON_GAP},
+        // The hours with points: newest (Unix seconds) and back SAVINGS_HOURS more.
+        "hourly": {"newest": newest.timestamp(), "hours": SAVINGS_HOURS + 1},
+    })
+}
+
+/// The Costs page's budgets: one far over its amount (every threshold crossed), one whose
+/// forecast only may cross, and one far under it.
+fn budgets() -> Vec<BudgetConfig> {
+    let t = |percent: f64, on: ThresholdBasis| Threshold { percent, on };
+    let scope = |provider: Option<&str>| BudgetScope {
+        provider: provider.map(String::from),
+        ..Default::default()
+    };
+    vec![
+        BudgetConfig {
+            name: "aws-small".into(),
+            amount: 100.0,
+            scope: scope(Some("aws")),
+            thresholds: vec![
+                t(80.0, ThresholdBasis::Actual),
+                t(100.0, ThresholdBasis::Actual),
+                t(100.0, ThresholdBasis::Forecast),
+            ],
+        },
+        BudgetConfig {
+            name: "gcp-month".into(),
+            amount: 1000.0,
+            scope: scope(Some("gcp")),
+            thresholds: vec![
+                t(90.0, ThresholdBasis::Actual),
+                t(120.0, ThresholdBasis::Forecast),
+            ],
+        },
+        BudgetConfig {
+            name: "everything".into(),
+            amount: 1_000_000.0,
+            scope: scope(None),
+            thresholds: vec![t(50.0, ThresholdBasis::Actual)],
+        },
+    ]
+}
+
+/// `GET /api/v1/budgets` as the page will ask it: what its bars must show. The aws budget's
+/// spend is checked against the seed: the billed AWS lines of this month through today
+/// (each AWS account has billed lines every day, so its rated ones do not count).
+async fn budgets_answer(client: &reqwest::Client, url: &str, token: &str, costs: &[Cost]) -> Value {
+    // Like the findings, the start round's budgets (no cost yet) answer for a minute.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let answer = loop {
+        let resp = client
+            .get(format!("{url}/api/v1/budgets"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            resp.status().is_success(),
+            "GET /api/v1/budgets: {}",
+            resp.status()
+        );
+        let answer: Value = resp.json().await.unwrap();
+        if answer["budgets"][0]["actual"].as_f64().unwrap_or(0.0) > 0.0 {
+            break answer;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "budgets with the seeded costs: {answer}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let names: Vec<&str> = answer["budgets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["aws-small", "gcp-month", "everything"], "{answer}");
+    let today = Utc::now().date_naive();
+    let aws: f64 = costs
+        .iter()
+        .filter(|c| c.provider_name == "Amazon Web Services" && c.x_source == CostSource::Billed)
+        .filter(|c| {
+            let day = c.charge_period_start.date_naive();
+            day <= today && day.format("%Y-%m").to_string() == today.format("%Y-%m").to_string()
+        })
+        .map(|c| c.billed_cost)
+        .sum();
+    let actual = answer["budgets"][0]["actual"].as_f64().unwrap();
+    assert!(
+        (actual - aws).abs() < 1e-6,
+        "aws-small actual {actual}, seeded {aws}"
+    );
+    assert!(
+        answer["budgets"][2]["thresholds"][0]["crossed"] == false,
+        "the large budget is within its threshold: {answer}"
+    );
+    answer
 }
 
 /// What the pages must show, for the script.
@@ -809,10 +1284,16 @@ async fn every_page_in_headless_chromium() {
     let (ingest_token, _) = store
         .create_token("ui-browser-seed", &[Scope::Ingest])
         .unwrap();
-    let config = ServerConfig {
+    let mut config = ServerConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         ..Default::default()
     };
+    // Findings priced for aws only: the gcp volume's finding has no amount.
+    config
+        .savings
+        .prices
+        .insert("aws".into(), Arc::new(test_prices::Table));
+    config.savings.budgets = budgets();
     let server = Server::bind(config, store.clone()).await.unwrap();
     let url = format!("http://{}", server.local_addr());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -824,6 +1305,7 @@ async fn every_page_in_headless_chromium() {
     let started = Instant::now();
     let seeded = seed(&client, &url, &ingest_token).await;
     let seed_time = started.elapsed();
+    let savings_expect = seed_savings(&client, &url, &ingest_token, &read_token).await;
     // The Rating page's data comes from a second server, with `[rating]`; the first one
     // has none and shows the page's empty state.
     let rating_data = TempDir::new("ui-rating");
@@ -834,6 +1316,30 @@ async fn every_page_in_headless_chromium() {
     std::fs::create_dir_all(&out).unwrap();
     let mut expect = expectations(&seeded, &read_token);
     expect["rating"] = rating_expect;
+    // The Savings page's resources (not the reconciliation's service) are in the inventory
+    // too, and so are those the server's savings round writes its series on: one per
+    // budget and one for the findings totals.
+    expect["total"] = json!(
+        expect["total"].as_u64().unwrap()
+            + savings_expect["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|f| f["key"] != "")
+                .count() as u64
+            + budgets().len() as u64
+            + 1
+    );
+    expect["savings"] = savings_expect;
+    expect["budgets"] = budgets_answer(&client, &url, &read_token, &seeded.costs).await;
+    post(
+        &client,
+        &url,
+        &ingest_token,
+        "/api/v1/agents/register",
+        &seeded.agent,
+    )
+    .await;
     std::fs::write(
         out.join("expect.json"),
         serde_json::to_vec_pretty(&expect).unwrap(),

@@ -107,14 +107,15 @@ export function askToken(reason) {
 }
 
 /**
- * GET `path` with `params`; resolves to the parsed JSON (or text for non-JSON answers).
- * `signal` aborts it when the page that asked is left.
+ * GET `path` with `params`; resolves to the parsed JSON (or text for non-JSON answers), or
+ * with `blob: true` to the body as a Blob (a file to download: a plain link could not
+ * send the token). `signal` aborts it when the page that asked is left.
  */
-export async function get(path, params, { signal } = {}) {
+export async function get(path, params, { signal, blob = false } = {}) {
   const url = path + query(params);
   for (let attempt = 0; ; attempt++) {
     const sent = token();
-    const headers = { Accept: "application/json" };
+    const headers = { Accept: blob ? "*/*" : "application/json" };
     if (sent) headers.Authorization = `Bearer ${sent}`;
     let resp;
     try {
@@ -135,9 +136,27 @@ export async function get(path, params, { signal } = {}) {
       continue;
     }
     if (!resp.ok) throw await errorOf(resp, `GET ${path}`);
+    if (blob) return resp.blob();
     const ct = resp.headers.get("content-type") || "";
     return ct.includes("json") ? resp.json() : resp.text();
   }
+}
+
+/**
+ * Saves `blob` as a file named `name`, through a temporary object URL: the browser's
+ * ordinary download, with no page of its own.
+ */
+export function saveBlob(blob, name) {
+  const href = URL.createObjectURL(blob);
+  const a = document.createElement("a");
+  a.href = href;
+  a.download = name;
+  a.hidden = true;
+  document.body.appendChild(a);
+  a.click();
+  a.remove();
+  // The download has started from the URL; keep it a moment for slow browsers.
+  setTimeout(() => URL.revokeObjectURL(href), 60000);
 }
 
 /** A resource key as one path segment (`aws/1/us-east-1/i-1` → `aws%2F1%2Fus-east-1%2Fi-1`). */

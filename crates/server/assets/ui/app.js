@@ -1,7 +1,7 @@
 // The app shell: hash routing between the pages, the health badge and the token button.
 //
 // Routes: #/inventory?filters, #/resource/<key>?range=6h, #/costs?range=30d,
-// #/rating?range=30d, #/agents.
+// #/savings?filters&finding=<id>, #/rating?range=30d, #/agents.
 // A page module exports `mount(root, params, arg) → {update(params), unmount()}`; moving
 // within a page (a filter, a range) calls `update`, so inputs keep their focus.
 
@@ -11,10 +11,11 @@ import { parseHash } from "./nav.js";
 import * as inventory from "./inventory.js";
 import * as resource from "./resource.js";
 import * as costs from "./costs.js";
+import * as savings from "./savings.js";
 import * as rating from "./rating.js";
 import * as agents from "./agents.js";
 
-const PAGES = { inventory, resource, costs, rating, agents };
+const PAGES = { inventory, resource, costs, savings, rating, agents };
 const main = document.getElementById("main");
 let current = null; // {name, arg, page}
 

@@ -5,6 +5,10 @@
 // rating rules (what skymeter charges its scopes: see the Rating page). Billed and
 // estimated add up to the cloud's cost; rated is a separate, internal price of the same
 // usage, so it is never added to them.
+//
+// Above them, one bar per budget of GET /api/v1/budgets (the `[[budget]]` entries of the
+// server's config): the month's actual spend against the amount, the forecast marked,
+// each threshold ticked, red once one is crossed. No budgets: no bar.
 
 import { get } from "./api.js";
 import { h, replace, errorBox, money, int } from "./dom.js";
@@ -139,18 +143,106 @@ function totalsPanel(range, rows, estDates) {
       : null);
 }
 
+/** `scope` of a budget as chips: `provider=aws`, `tag team=web`; none: every cost line. */
+function scopeChips(scope) {
+  const parts = [];
+  for (const k of ["provider", "account", "service"]) if (scope && scope[k]) parts.push(`${k}=${scope[k]}`);
+  for (const [k, v] of Object.entries((scope && scope.tags) || {})) parts.push(`tag ${k}=${v}`);
+  return parts.length ? parts.map((p) => h("span", { class: "chip" }, p)) : h("span", { class: "muted small" }, "all cost lines");
+}
+
+const pct = (v) => `${v.toLocaleString("en-US", { maximumFractionDigits: 1 })} %`;
+
+/**
+ * One budget's bar. The track spans 0 to the largest of 100 %, the actual, the forecast
+ * and the thresholds (so every mark fits); positions are percents of that span, set
+ * through the CSSOM (the page's policy allows no inline style).
+ */
+function budgetBar(b) {
+  const crossed = b.thresholds.filter((t) => t.crossed);
+  const hasForecast = b.forecast !== undefined && b.forecast !== null;
+  const span = Math.max(100, b.percent_actual, hasForecast ? b.percent_forecast : 0, ...b.thresholds.map((t) => t.percent)) * 1.04;
+  const at = (percent) => `${(Math.max(0, percent) / span) * 100}%`;
+  const fill = h("div", { class: "budget-fill" });
+  fill.style.width = at(b.percent_actual);
+  const track = h("div", {
+    class: "budget-track", role: "img",
+    "aria-label": `${b.name}: ${pct(b.percent_actual)} spent${hasForecast ? `, ${pct(b.percent_forecast)} forecast` : ""}`,
+  }, fill);
+  if (hasForecast) {
+    // The rest of the month at the current rate, then the forecast's mark.
+    const rest = h("div", { class: "budget-projected" });
+    rest.style.left = at(b.percent_actual);
+    rest.style.width = at(b.percent_forecast - b.percent_actual);
+    const mark = h("div", { class: "budget-forecast", title: `Forecast ${money(b.forecast)} (${pct(b.percent_forecast)})` });
+    mark.style.left = at(b.percent_forecast);
+    track.append(rest, mark);
+  }
+  for (const t of b.thresholds) {
+    const tick = h("div", {
+      class: `budget-tick on-${t.on}${t.crossed ? " crossed" : ""}`,
+      dataset: { percent: t.percent, on: t.on, crossed: t.crossed ? "true" : "false" },
+      title: `${pct(t.percent)} of the ${t.on === "forecast" ? "forecast" : "actual spend"}: ${money(t.limit)}${t.crossed ? " (crossed)" : ""}`,
+    });
+    tick.style.left = at(t.percent);
+    track.appendChild(tick);
+  }
+  return h("div", {
+    class: `budget${crossed.length ? " crossed" : ""}`,
+    dataset: { budget: b.name, crossed: String(crossed.length) },
+  },
+  h("div", { class: "budget-head" },
+    h("b", {}, b.name), scopeChips(b.scope), h("span", { class: "spacer" }),
+    h("span", { class: "budget-actual", dataset: { amount: b.actual } }, money(b.actual)),
+    h("span", { class: "muted" }, ` of ${money(b.amount)} · ${pct(b.percent_actual)}`)),
+  track,
+  h("div", { class: "muted small budget-foot" },
+    hasForecast
+      ? h("span", { class: "budget-forecast-text" }, `forecast ${money(b.forecast)} (${pct(b.percent_forecast)}) at ${money(b.daily_rate)} a day over the last ${b.rate_days} day${b.rate_days === 1 ? "" : "s"}`)
+      : h("span", { class: "budget-forecast-text" }, "no forecast yet (no complete day this month)"),
+    " · thresholds: ",
+    b.thresholds.map((t, i) => h("span", { class: t.crossed ? "bad-text" : null },
+      i ? ", " : "", `${pct(t.percent)} ${t.on}${t.crossed ? " crossed" : ""}`))));
+}
+
+/** The budgets panel: hidden when the server has none (or predates budgets). */
+function budgetsPanel(answer) {
+  const budgets = (answer && answer.budgets) || [];
+  if (!budgets.length) return null;
+  const months = [...new Set(budgets.map((b) => b.month))];
+  return h("div", { class: "panel", id: "budgets" },
+    h("div", { class: "chart-head" }, h("h2", {}, `Budgets, ${months.join(", ")}`),
+      h("span", { class: "muted small" }, `as of ${answer.as_of} (UTC), whatever the range below`)),
+    budgets.map(budgetBar));
+}
+
 export function mount(root, params) {
   let range = rangeOf(params.range);
   let ctrl = null;
   const seg = rangeSeg("cost-range", () => params);
+  const budgets = h("div", { id: "budgets-box" });
   const body = h("div");
-  root.append(h("div", { class: "page-head" }, h("h1", {}, "Costs"), h("span", { class: "spacer" }), seg), body);
+  root.append(h("div", { class: "page-head" }, h("h1", {}, "Costs"), h("span", { class: "spacer" }), seg), budgets, body);
+
+  /** The budgets do not depend on the range; a server without the endpoint shows none. */
+  async function loadBudgets(signal) {
+    try {
+      replace(budgets, budgetsPanel(await get("/api/v1/budgets", {}, { signal })));
+    } catch (e) {
+      if (e.name === "AbortError") return;
+      replace(budgets, e.status === 404 ? null : errorBox(e));
+    } finally {
+      if (!signal.aborted) budgets.dataset.loaded = "";
+    }
+  }
 
   async function load() {
     seg.mark(range);
     if (ctrl) ctrl.abort();
     ctrl = new AbortController();
     const signal = ctrl.signal;
+    delete budgets.dataset.loaded;
+    loadBudgets(signal);
     const days = RANGES[range];
     const start = rangeQueryStart(range);
     const ask = (group_by) => get("/api/v1/costs", { group_by, start }, { signal }).then((r) => r.groups);

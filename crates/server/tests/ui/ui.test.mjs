@@ -312,7 +312,215 @@ await step("costs", async () => {
   await shot(page, "costs");
 });
 
-// 6. Rating on a server without `[rating]`: the page says how to turn it on.
+// 6. Budgets on the Costs page: one bar per budget of GET /api/v1/budgets, as the API
+// answered the Rust side: actual of amount, the forecast's mark, a tick per threshold,
+// red once one is crossed; positions on a track spanning the largest mark.
+await step("budgets", async () => {
+  const answer = want.budgets;
+  await page.waitForSelector("#budgets .budget");
+  const names = await page.$$eval("#budgets .budget", (els) => els.map((e) => e.dataset.budget));
+  check(JSON.stringify(names) === JSON.stringify(answer.budgets.map((b) => b.name)), `budgets ${JSON.stringify(names)}`);
+  const colors = {};
+  for (const b of answer.budgets) {
+    const sel = `#budgets .budget[data-budget="${b.name}"]`;
+    const shown = await page.$eval(sel, (el) => {
+      const track = el.querySelector(".budget-track").getBoundingClientRect();
+      const x = (q) => {
+        const r = el.querySelector(q)?.getBoundingClientRect();
+        return r ? (r.left - track.left) / track.width : null;
+      };
+      const fill = el.querySelector(".budget-fill");
+      return {
+        actual: el.querySelector(".budget-actual").textContent,
+        head: el.querySelector(".budget-head").textContent,
+        crossed: el.classList.contains("crossed"),
+        fill: fill.getBoundingClientRect().width / track.width,
+        fillColor: getComputedStyle(fill).backgroundColor,
+        forecast: x(".budget-forecast"),
+        ticks: [...el.querySelectorAll(".budget-tick")].map((t) => ({
+          percent: Number(t.dataset.percent), on: t.dataset.on, crossed: t.dataset.crossed === "true",
+          x: (t.getBoundingClientRect().left + t.getBoundingClientRect().width / 2 - track.left) / track.width,
+        })),
+      };
+    });
+    check(shown.actual === money(b.actual), `${b.name}: actual ${shown.actual}, expected ${money(b.actual)}`);
+    check(shown.head.includes(`of ${money(b.amount)}`), `${b.name}: the amount in "${shown.head}"`);
+    const anyCrossed = b.thresholds.some((t) => t.crossed);
+    check(shown.crossed === anyCrossed, `${b.name}: red is ${shown.crossed}, a threshold crossed is ${anyCrossed}`);
+    colors[anyCrossed] = shown.fillColor;
+    // The track spans the largest mark and 4 % more.
+    const hasForecast = b.forecast !== undefined && b.forecast !== null;
+    const span = Math.max(100, b.percent_actual, hasForecast ? b.percent_forecast : 0, ...b.thresholds.map((t) => t.percent)) * 1.04;
+    const near = (got, percent) => got !== null && Math.abs(got - percent / span) < 0.01;
+    check(near(shown.fill, Math.max(b.percent_actual, 0)), `${b.name}: the fill at ${shown.fill}, ${b.percent_actual} % of ${span}`);
+    if (hasForecast) check(near(shown.forecast, b.percent_forecast), `${b.name}: the forecast mark at ${shown.forecast}, ${b.percent_forecast} % of ${span}`);
+    else check(shown.forecast === null, `${b.name}: no forecast, no mark`);
+    check(shown.ticks.length === b.thresholds.length, `${b.name}: ${shown.ticks.length} ticks`);
+    b.thresholds.forEach((t, i) => {
+      const got = shown.ticks[i];
+      check(got.percent === t.percent && got.on === t.on && got.crossed === t.crossed && near(got.x, t.percent),
+        `${b.name}: tick ${JSON.stringify(got)} for ${JSON.stringify(t)}`);
+    });
+  }
+  check(colors.true === "rgb(198, 40, 40)", `a crossed budget is red: ${colors.true}`);
+  check(colors.false && colors.false !== colors.true, `a budget within its thresholds is not: ${colors.false}`);
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await shot(page, "costs-budgets", false);
+});
+
+// 7. Savings: the totals, the list (largest first, paged with "More"), filters in the URL,
+// the CSV download with the same filters, an empty state, and the evidence charts of the
+// idle and the oversized instance.
+const sv = want.savings;
+const KINDS = ["idle", "orphaned", "rightsizing", "untagged"];
+const findingIds = (p) => p.$$eval("#findings tbody tr[data-finding]", (rs) => rs.map((r) => r.dataset.finding));
+const sameList = (a, b) => JSON.stringify(a) === JSON.stringify(b);
+/** The fields of one CSV line (RFC 4180 quoting; no field here holds a line break). */
+function csvFields(line) {
+  const out = [];
+  let cur = "", quoted = false;
+  for (let i = 0; i < line.length; i++) {
+    const ch = line[i];
+    if (quoted) {
+      if (ch === '"' && line[i + 1] === '"') { cur += '"'; i++; } else if (ch === '"') quoted = false; else cur += ch;
+    } else if (ch === '"') quoted = true;
+    else if (ch === ",") { out.push(cur); cur = ""; } else cur += ch;
+  }
+  out.push(cur);
+  return out;
+}
+await step("savings", async () => {
+  await page.click("a[data-nav=savings]");
+  await waitRows(page, (n) => document.querySelectorAll("#findings tbody tr[data-finding]").length === n, sv.items.length);
+  check(await page.$eval("a[data-nav=savings]", (a) => a.classList.contains("active")), "the nav shows the Savings page");
+  const total = await page.textContent('#savings-total .stat[data-kind=all] .total');
+  check(total === money(sv.totals.monthly_usd), `total ${total}, expected ${money(sv.totals.monthly_usd)}`);
+  for (const k of KINDS) {
+    const t = sv.totals.by_kind[k] || { count: 0, monthly_usd: 0 };
+    const shown = await page.textContent(`#savings-total .stat[data-kind=${k}] .total`);
+    check(shown === money(t.monthly_usd), `${k}: ${shown}, expected ${money(t.monthly_usd)}`);
+    const count = await page.textContent(`#savings-total .stat[data-kind=${k}] .small`);
+    check(count.startsWith(`${t.count} finding`), `${k} count "${count}", expected ${t.count}`);
+  }
+  // Every finding, largest saving first, with its amount (none for the unpriced one).
+  const ids = await findingIds(page);
+  check(sameList(ids, sv.items.map((f) => f.id)), `the list in the API's order: ${JSON.stringify(ids)}`);
+  const amounts = await page.$$eval("#findings tbody tr[data-finding] td[data-amount]", (tds) => tds.map((td) => td.textContent));
+  // The estimate's error is shown as ± its amount: not a saving.
+  const shownAmount = (f) => (f.monthly_usd === null ? "–" : f.kind === "reconciliation" ? `±${money(f.monthly_usd)}` : money(f.monthly_usd));
+  check(sameList(amounts, sv.items.map(shownAmount)), `amounts ${JSON.stringify(amounts)}`);
+  const rc = sv.totals.by_kind.reconciliation;
+  const savingCount = await page.textContent("#savings-total .stat[data-kind=all] .small");
+  check(savingCount.startsWith(`${sv.totals.count - rc.count} findings`), `the total counts the savings only: "${savingCount}"`);
+  const rcShown = await page.textContent("#savings-total .stat[data-kind=reconciliation] .total");
+  check(rcShown === money(rc.monthly_usd), `the estimate's error apart: ${rcShown}, expected ${money(rc.monthly_usd)}`);
+  const first = sv.items[0];
+  const href = await page.$eval(`#findings tr[data-finding="${first.id}"] a`, (a) => [a.getAttribute("href"), a.textContent]);
+  check(href[0] === `#/resource/${encodeURIComponent(first.key)}` && href[1] === first.name, `the resource links to its page: ${href}`);
+  const rs = sv.items.find((f) => f.kind === "rightsizing");
+  const rsCells = await page.$eval(`#findings tr[data-finding="${rs.id}"]`, (tr) => [...tr.cells].map((c) => c.textContent));
+  check(rsCells[4] === rs.recommended_type, `the recommended type of ${rs.id}: ${JSON.stringify(rsCells)}`);
+  check(await page.isHidden("#savings-more"), "no More with every finding shown");
+  await shot(page, "savings");
+
+  // Pages of 25: the first page, then "More" appends the rest.
+  await page.selectOption("select[name=limit]", String(sv.page));
+  await waitRows(page, (n) => document.querySelectorAll("#findings tbody tr[data-finding]").length === n, sv.page);
+  check(sameList(await findingIds(page), sv.items.slice(0, sv.page).map((f) => f.id)), "page 1 is the largest 25");
+  check(page.url().includes(`limit=${sv.page}`), `the page size is in the URL: ${page.url()}`);
+  check((await page.textContent('#savings-total .stat[data-kind=all] .total')) === money(sv.totals.monthly_usd), "the totals cover every page");
+  await page.click("#savings-more");
+  await waitRows(page, (n) => document.querySelectorAll("#findings tbody tr[data-finding]").length === n, sv.items.length);
+  check(sameList(await findingIds(page), sv.items.map((f) => f.id)), "More appends the rest in order");
+  check(await page.isHidden("#savings-more"), "no More after the last page");
+});
+
+await step("savings filter and CSV", async () => {
+  const fl = sv.filter;
+  await page.selectOption("select[name=kind]", fl.kind);
+  await page.fill("input[name=min_usd]", String(fl.min_usd));
+  await waitRows(page, (want) => {
+    const ids = [...document.querySelectorAll("#findings tbody tr[data-finding]")].map((r) => r.dataset.finding);
+    return JSON.stringify(ids) === JSON.stringify(want);
+  }, fl.ids);
+  check(page.url().includes(`kind=${fl.kind}`) && page.url().includes(`min_usd=${fl.min_usd}`), `filters are in the URL: ${page.url()}`);
+  await page.waitForFunction((t) => document.querySelector("#savings-total .stat[data-kind=all] .total").textContent === t, money(fl.monthly_usd));
+  const [dl] = await Promise.all([page.waitForEvent("download"), page.click("#savings-csv")]);
+  check(dl.suggestedFilename() === "skymeter-findings.csv", `file name ${dl.suggestedFilename()}`);
+  const text = fs.readFileSync(await dl.path(), "utf8");
+  const lines = text.split("\n").filter((l) => l.length);
+  check(lines[0] === fl.csv_header, `CSV header "${lines[0]}"`);
+  check(lines.length === 1 + fl.ids.length, `CSV has ${lines.length - 1} rows, expected ${fl.ids.length}`);
+  const idAt = csvFields(lines[0]).indexOf("id");
+  check(sameList(lines.slice(1).map((l) => csvFields(l)[idAt]), fl.ids), `CSV rows are the filtered findings: ${text}`);
+  await shot(page, "savings-filtered", false);
+
+  // Nothing saves that much: the empty state.
+  await page.fill("input[name=min_usd]", "100000");
+  await page.waitForSelector("#savings-empty");
+  check((await page.textContent("#savings-empty")) === "No findings match these filters.", "empty state text");
+  check((await page.textContent('#savings-total .stat[data-kind=all] .total')) === money(0), "total of nothing");
+});
+
+/** Hours of seeded points within the finding's window (start, end]: the API's [start + 1 s, end + 1 s). */
+function hoursIn(startMs, endMs) {
+  let n = 0;
+  for (let i = 0; i < sv.hourly.hours; i++) {
+    const ms = (sv.hourly.newest - 3600 * i) * 1000;
+    if (ms >= startMs + 1000 && ms < endMs + 1000) n++;
+  }
+  return n;
+}
+
+async function checkEvidence(f, name) {
+  await page.click(`#findings tr[data-finding="${f.id}"] button[data-evidence]`);
+  const panel = `#evidence > [data-finding="${f.id}"]`;
+  for (const [metric, components] of Object.entries(f.series)) {
+    for (const c of components) await page.waitForSelector(`${panel} [data-evidence-metric="${metric}"] path[data-series="${c}"]`);
+  }
+  check(decodeURIComponent(page.url()).includes(`finding=${f.id}`), `the open finding is in the URL: ${page.url()}`);
+  const w = await page.$eval(panel, (el) => ({ start: Number(el.dataset.start), end: Number(el.dataset.end) }));
+  check(w.end - w.start === 14 * 86400e3, `a 14-day window: ${JSON.stringify(w)}`);
+  check((await page.textContent("#evidence-window")).includes("14 days"), "the window is shown");
+  const expected = hoursIn(w.start, w.end);
+  check(expected >= 335 && expected <= 336, `${expected} hours of points in the window`);
+  for (const [metric, components] of Object.entries(f.series)) {
+    const sel = `${panel} [data-evidence-metric="${metric}"]`;
+    const read = await page.$eval(sel, (el) => Number(el.dataset.readPoints));
+    check(read === expected, `${name} ${metric}: the finding read ${read} points, ${expected} seeded`);
+    for (const c of components) {
+      const n = await page.$eval(`${sel} path[data-series="${c}"]`, (p) => Number(p.dataset.points));
+      check(n === expected, `${name} ${metric} ${c}: ${n} points drawn, ${expected} expected`);
+    }
+  }
+}
+
+await step("savings evidence", async () => {
+  await page.evaluate(() => { location.hash = "#/savings"; });
+  await waitRows(page, (n) => document.querySelectorAll("#findings tbody tr[data-finding]").length === n, sv.items.length);
+  await checkEvidence(sv.idle, "idle");
+  check((await page.textContent("#evidence-facts")).includes(sv.idle.instance_type), "the facts show the instance type");
+  await page.$eval("#evidence", (el) => el.scrollIntoView());
+  await shot(page, "savings-evidence-idle");
+  await checkEvidence(sv.rightsizing, "rightsizing");
+  check((await page.textContent("#evidence-facts")).includes("recommended_vcpus"), "the sizing figures are facts");
+  await shot(page, "savings-evidence-rightsizing");
+
+  // A reconciliation: the days compared, charted and listed, each with its gap.
+  const rc = sv.reconciliation;
+  await page.click(`#findings tr[data-finding="${rc.id}"] button[data-evidence]`);
+  await page.waitForSelector(`#evidence > [data-finding="${rc.id}"] #evidence-days-chart path[data-series=estimated]`);
+  for (const series of ["billed", "estimated"]) {
+    const n = await page.$eval(`#evidence-days-chart path[data-series=${series}]`, (p) => Number(p.dataset.points));
+    check(n === rc.days, `${series}: ${n} days drawn, ${rc.days} compared`);
+  }
+  const gaps = await page.$$eval("#evidence-days tbody tr", (trs) => trs.map((tr) => tr.cells[3].textContent));
+  check(gaps.length === rc.days && gaps.every((g) => g === money(rc.gap)), `a gap of ${money(rc.gap)} on each day: ${JSON.stringify(gaps)}`);
+  check((await page.$$("#evidence-drivers tbody tr")).length >= 1, "the resources that explain it are listed");
+  await shot(page, "savings-evidence-reconciliation");
+});
+
+// 8. Rating on a server without `[rating]`: the page says how to turn it on.
 await step("rating off", async () => {
   await page.click("a[data-nav=rating]");
   await page.waitForSelector("#rating-off");
@@ -322,7 +530,7 @@ await step("rating off", async () => {
   await shot(page, "rating-off", false);
 });
 
-// 7. Rating on the server whose job rated a small fleet (no token there: auth is off).
+// 9. Rating on the server whose job rated a small fleet (no token there: auth is off).
 const r = want.rating;
 const utc = (t) => new Date(t).toISOString().replace("T", " ").replace(/\.\d+Z$/, " UTC");
 // An hour may end while the test runs: the job then rates one more (empty) period.
@@ -394,11 +602,17 @@ await step("rating", async () => {
   await rp.waitForSelector('#rating-body[data-loaded="7d"]');
   check(rp.url().includes("range=7d"), "the range is in the URL");
   check((await rp.textContent("#rating-total .total")) === money(total), "the 7-day rated total");
+
+  // This server has no budgets: its Costs page shows no budget bar.
+  await rp.click("a[data-nav=costs]");
+  await rp.waitForSelector("#budgets-box[data-loaded]", { state: "attached" });
+  await rp.waitForSelector("#cost-total");
+  check((await rp.$("#budgets")) === null, "no budgets, no budget bar");
   await ctx.close();
   current = page;
 });
 
-// 8. Agents.
+// 10. Agents.
 await step("agents", async () => {
   await page.click("a[data-nav=agents]");
   const row = `#agents tr[data-agent="${want.agent.id}"]`;
