@@ -41,7 +41,12 @@ use std::sync::Arc;
 
 #[path = "findings_recon.rs"]
 mod recon;
-pub use recon::{GapCause, GapDay, GapDriver, ReconciliationConfig, SpendGroup, DAYS_PER_MONTH};
+use crate::finding::cents;
+pub use crate::finding::{
+    Evidence, EvidenceSeries, Finding, FindingKind, FindingResource, GapCause, GapDay, GapDriver,
+    KindTotal, SpendGroup, Totals, DAYS_PER_MONTH,
+};
+pub use recon::ReconciliationConfig;
 
 /// Thresholds and exclusions (`[findings]` of the server config). Every field has a default.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -224,165 +229,6 @@ impl FindingsConfig {
     }
 }
 
-/// What kind of waste (or, for `reconciliation`, of cost error) a finding is.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum FindingKind {
-    Idle,
-    Orphaned,
-    Rightsizing,
-    Untagged,
-    Reconciliation,
-}
-
-impl FindingKind {
-    pub const ALL: [FindingKind; 5] = [
-        FindingKind::Idle,
-        FindingKind::Orphaned,
-        FindingKind::Rightsizing,
-        FindingKind::Untagged,
-        FindingKind::Reconciliation,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            FindingKind::Idle => "idle",
-            FindingKind::Orphaned => "orphaned",
-            FindingKind::Rightsizing => "rightsizing",
-            FindingKind::Untagged => "untagged",
-            FindingKind::Reconciliation => "reconciliation",
-        }
-    }
-
-    /// Whether the kind's `monthly_usd` is money a user stops paying by acting. The
-    /// reconciliation's is how far the estimate is from the bill: it counts in its own
-    /// kind's total, never in a total of savings.
-    pub fn is_saving(self) -> bool {
-        self != FindingKind::Reconciliation
-    }
-
-    pub fn parse(s: &str) -> Option<FindingKind> {
-        FindingKind::ALL.into_iter().find(|k| k.name() == s)
-    }
-}
-
-/// The resource a finding is about, as the inventory has it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct FindingResource {
-    /// `provider/account/region/id`, the key of `/api/v1/resources/{key}`.
-    pub key: String,
-    pub provider: String,
-    pub account: String,
-    pub region: String,
-    /// The resource's kind (`compute.instance`, `storage.volume`, …).
-    pub kind: String,
-    pub id: String,
-    pub name: String,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub tags: Labels,
-}
-
-/// A series a finding read, for the UI to chart and a user to check.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct EvidenceSeries {
-    pub metric: String,
-    pub stat: Stat,
-    /// What the finding took from it (`max`, `p95`, `peak_hourly`, `total`).
-    pub summary: String,
-    pub value: f64,
-    pub points: u64,
-    pub first_ts: DateTime<Utc>,
-    pub last_ts: DateTime<Utc>,
-}
-
-/// What a finding rests on.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct Evidence {
-    /// The window read (metrics findings).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub start: Option<DateTime<Utc>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub end: Option<DateTime<Utc>>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub series: Vec<EvidenceSeries>,
-    /// Inventory facts (`attached_to: null`, `created`, `state`, `instance_type`, …) and
-    /// figures the decision used (`needed_vcpus`).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub facts: BTreeMap<String, serde_json::Value>,
-    /// Reconciliation: the days compared, each with its billed, estimated and gap.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub days: Vec<GapDay>,
-}
-
-/// One thing to act on.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct Finding {
-    /// Stable across runs: `<kind>/<resource key>`; for reconciliation
-    /// `reconciliation/<provider>/<account>/<service>` (`/<currency>` after it when not USD).
-    pub id: String,
-    pub kind: FindingKind,
-    /// Why, in a line: "CPU peaked at 1.8 % and network at 310 B/s over 14 days".
-    pub reason: String,
-    /// What to do: "stop or terminate", "delete", "release", "resize to m5.large", "tag".
-    pub action: String,
-    /// The resource; for a finding about a group (reconciliation) the group in its place:
-    /// `kind` `billing.service`, `id` and `name` the service, `key` and `region` empty.
-    pub resource: FindingResource,
-    /// Reconciliation: the cost group the finding is about.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub group: Option<SpendGroup>,
-    /// USD a month the action saves; `None` when the price table has no price for it.
-    /// Reconciliation: the mean daily |billed − estimated| × 30.42, the estimate's error a
-    /// month (not a saving).
-    pub monthly_usd: Option<f64>,
-    /// What the resource costs a month now, at list price.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub current_monthly_usd: Option<f64>,
-    /// Rightsizing: the size recommended.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub recommended_type: Option<String>,
-    pub evidence: Evidence,
-    /// Reconciliation: the resources that explain the gap, largest |billed − estimated|
-    /// first.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub drivers: Vec<GapDriver>,
-    /// What the finding could not check (no price, memory not measured).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub notes: Vec<String>,
-}
-
-impl Finding {
-    /// A finding of `kind` about `r`, with nothing said yet.
-    fn about(kind: FindingKind, r: &StoredResource) -> Finding {
-        let res = &r.resource;
-        Finding {
-            id: format!("{}/{}", kind.name(), r.key),
-            kind,
-            reason: String::new(),
-            action: String::new(),
-            resource: FindingResource {
-                key: r.key.clone(),
-                provider: res.provider.clone(),
-                account: res.account.clone(),
-                region: res.region.clone(),
-                kind: res.kind.clone(),
-                id: res.id.clone(),
-                name: res.name.clone(),
-                tags: res.tags.clone(),
-            },
-            group: None,
-            monthly_usd: None,
-            current_monthly_usd: None,
-            recommended_type: None,
-            evidence: Evidence::default(),
-            drivers: Vec::new(),
-            notes: Vec::new(),
-        }
-    }
-}
-
 /// The price tables, by provider id (`aws`, `gcp`, `azure`).
 pub type Prices = BTreeMap<String, Arc<dyn PriceTable>>;
 
@@ -553,11 +399,6 @@ struct Context<'a> {
     now: DateTime<Utc>,
     idle_start: DateTime<Utc>,
     size_start: DateTime<Utc>,
-}
-
-/// Rounds to the cent: amounts are shown and compared in cents.
-fn cents(v: f64) -> f64 {
-    (v * 100.0).round() / 100.0
 }
 
 fn attr<'r>(r: &'r StoredResource, name: &str) -> Option<&'r serde_json::Value> {
@@ -1090,43 +931,6 @@ fn human_bytes(b: f64) -> String {
         format!("{v:.0} {}", UNITS[i])
     } else {
         format!("{v:.1} {}", UNITS[i])
-    }
-}
-
-/// Totals of a list of findings: money and count per kind.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct Totals {
-    pub count: u64,
-    /// USD a month saved by acting on every finding; reconciliation gaps are not savings
-    /// and count only in `by_kind.reconciliation`.
-    pub monthly_usd: f64,
-    pub by_kind: BTreeMap<String, KindTotal>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct KindTotal {
-    pub count: u64,
-    pub monthly_usd: f64,
-}
-
-impl Totals {
-    pub fn of<'a>(findings: impl IntoIterator<Item = &'a Finding>) -> Totals {
-        let mut t = Totals::default();
-        for f in findings {
-            let m = f.monthly_usd.unwrap_or(0.0);
-            t.count += 1;
-            if f.kind.is_saving() {
-                t.monthly_usd += m;
-            }
-            let k = t.by_kind.entry(f.kind.name().to_string()).or_default();
-            k.count += 1;
-            k.monthly_usd += m;
-        }
-        t.monthly_usd = cents(t.monthly_usd);
-        for k in t.by_kind.values_mut() {
-            k.monthly_usd = cents(k.monthly_usd);
-        }
-        t
     }
 }
 

@@ -13,15 +13,15 @@
 //! query per run of days over which the same groups are compared, so that memory holds a
 //! run's resources and never the window's resource-days of the whole fleet.
 
-use super::{cents, Evidence, Finding, FindingKind, FindingResource};
+use crate::finding::{
+    cents, Evidence, Finding, FindingKind, FindingResource, GapCause, GapDay, GapDriver,
+    SpendGroup, DAYS_PER_MONTH,
+};
 use chrono::{DateTime, Days, NaiveDate, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use skymeter_store::{CostGroup, CostQuery, Store, StoreError};
 use std::collections::BTreeMap;
-
-/// Days in an average month (365.25 / 12, rounded as the docs state it).
-pub const DAYS_PER_MONTH: f64 = 30.42;
 
 /// `[findings.reconciliation]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -75,72 +75,6 @@ impl ReconciliationConfig {
         }
         Ok(())
     }
-}
-
-/// The cost group a finding is about when it is not one resource: a service of an
-/// account, in one currency.
-#[derive(
-    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
-)]
-pub struct SpendGroup {
-    /// Provider id (`aws`, `gcp`, `azure`), from the lines' `ProviderName`.
-    pub provider: String,
-    /// `SubAccountId`: AWS account, GCP project, Azure subscription.
-    pub account: String,
-    /// `ServiceName`, as the lines write it.
-    pub service: String,
-    /// ISO 4217 code of the amounts.
-    pub currency: String,
-}
-
-/// One compared day of a reconciliation finding.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct GapDay {
-    /// The UTC day (`YYYY-MM-DD`).
-    pub day: NaiveDate,
-    pub billed: f64,
-    pub estimated: f64,
-    /// `billed − estimated`.
-    pub gap: f64,
-}
-
-/// Why a resource's billed and estimated amounts differ.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum GapCause {
-    /// Billed, never estimated: not in the inventory, or no price in the table.
-    NotEstimated,
-    /// Estimated, never billed: deleted before it billed, billed under another id or
-    /// account, or a free tier.
-    NotBilled,
-    /// Both: the price table's price (or the quantity measured) differs from the bill's.
-    PricedDifferently,
-}
-
-/// A resource that explains part of a reconciliation gap.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct GapDriver {
-    /// The resource id as the cost lines write it; empty for billed lines that name no
-    /// resource (a bill not itemized by resource).
-    pub resource: String,
-    pub region: String,
-    /// Its inventory key (`/api/v1/resources/{key}`); absent when the inventory does not
-    /// hold it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub key: Option<String>,
-    /// Its kind and name in the inventory.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kind: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// Over the compared days.
-    pub billed: f64,
-    pub estimated: f64,
-    /// `billed − estimated`.
-    pub delta: f64,
-    pub cause: GapCause,
-    /// The cause in words, with what the inventory says.
-    pub why: String,
 }
 
 /// Billed and estimated amounts and line counts (a day or a resource).

@@ -8,6 +8,7 @@
 
 pub mod anomaly;
 pub mod budget;
+pub mod finding;
 pub mod findings;
 pub mod findings_read;
 pub mod notify;
