@@ -66,8 +66,12 @@ pub struct Fleet {
     /// The value of (resource id, metric name, aggregation) in the interval starting at the
     /// Unix second given; `None` leaves the aggregation out of that data point, as Azure
     /// Monitor does for an interval without data. Unset: [`value`].
-    pub values: Option<fn(&str, &str, &str, i64) -> Option<f64>>,
+    pub values: Option<MetricValues>,
 }
+
+/// A [`Fleet`]'s metric values: (resource id, metric name, aggregation, interval start) →
+/// the value.
+pub type MetricValues = fn(&str, &str, &str, i64) -> Option<f64>;
 
 /// A VM of a [`Fleet`]: Linux, in `rg-prod`, its id [`vm_id_named`].
 #[derive(Debug, Clone)]

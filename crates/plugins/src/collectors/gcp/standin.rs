@@ -509,7 +509,7 @@ pub fn align_raw(raw: &[RawSeries], a: &Alignment<'_>) -> Vec<Aligned> {
         "ALIGN_SUM" | "ALIGN_DELTA" if a.kind == "DELTA" => "DELTA",
         _ => "GAUGE",
     };
-    let (aligned_type, align): (&'static str, fn(&[f64], f64) -> f64) = match a.aligner {
+    let (aligned_type, align): (&'static str, AlignFn) = match a.aligner {
         "ALIGN_MEAN" => ("DOUBLE", |v, _| v.iter().sum::<f64>() / v.len() as f64),
         "ALIGN_MAX" => (static_type(a.value_type), |v, _| {
             v.iter().copied().fold(f64::NEG_INFINITY, f64::max)
@@ -596,6 +596,9 @@ pub fn align_raw(raw: &[RawSeries], a: &Alignment<'_>) -> Vec<Aligned> {
         })
         .collect()
 }
+
+/// An aligner over a period's samples and the period's length in seconds.
+type AlignFn = fn(&[f64], f64) -> f64;
 
 /// A descriptor's numeric value type with a static lifetime.
 fn static_type(value_type: &str) -> &'static str {
