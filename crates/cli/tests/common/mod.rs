@@ -194,3 +194,152 @@ pub fn script_printing(dir: &Path, lines: &str) -> PathBuf {
     std::fs::write(&script, format!("cat <<'EOF'\n{lines}\nEOF\n")).unwrap();
     script
 }
+
+/// The findings end-to-end tests (findings*.rs): a real `skymeter server` whose findings
+/// look back one day (`[findings] idle.days = rightsizing.days = 1`: one collection covers
+/// one day), in a directory of its own.
+pub struct FindingsServer {
+    pub dir: tempfile::TempDir,
+    pub base: String,
+    _server: Proc,
+}
+
+impl FindingsServer {
+    pub fn start() -> FindingsServer {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("server.toml"),
+            "[findings.idle]\ndays = 1\n[findings.rightsizing]\ndays = 1\n",
+        )
+        .unwrap();
+        let port = free_port();
+        let base = format!("http://127.0.0.1:{port}");
+        let server = spawn(
+            &[
+                "server",
+                "-c",
+                "server.toml",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--no-auth",
+                "--data-dir",
+                "server-data",
+            ],
+            dir.path(),
+        );
+        wait_healthy(&base);
+        FindingsServer {
+            dir,
+            base,
+            _server: server,
+        }
+    }
+
+    /// `skymeter run --once` of one task collecting a day (`every = "1d"`, 5-minute
+    /// periods, avg and max) with `collector` (the inline table's other keys, e.g.
+    /// `plugin = "gcp", projects = [...]`) into this server; `env` set, `unset` removed.
+    pub fn collect_a_day(&self, collector: &str, env: &[(&str, &str)], unset: &[&str]) {
+        std::fs::write(
+            self.dir.path().join("task.toml"),
+            format!(
+                r#"[agent]
+data_dir = "agent-data"
+
+[[task]]
+name = "fleet"
+schedule = {{ every = "1d" }}
+collect = [{{ {collector}, delay = "0s", period = "300s", stats = ["avg", "max"] }}]
+publish = [{{ plugin = "server", url = "{}" }}]
+"#,
+                self.base
+            ),
+        )
+        .unwrap();
+        let mut cmd = Command::new(bin());
+        cmd.args(["run", "-c", "task.toml", "--once"])
+            .current_dir(self.dir.path())
+            .env_remove("SKYMETER_LOG");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        for k in unset {
+            cmd.env_remove(k);
+        }
+        let run = cmd.output().unwrap();
+        assert!(run.status.success(), "{}\n{}", stdout(&run), stderr(&run));
+    }
+
+    /// `skymeter findings --format json` as of today 00:00 UTC, the end of the day a
+    /// `run --once` with `every = "1d"` collects (so the day looked back is the day
+    /// collected, whatever the time the test runs at): the answer, and its items as
+    /// (resource id, kind, monthly USD, recommended type) in the answer's order.
+    pub fn findings(&self) -> (serde_json::Value, Vec<FindingRow>) {
+        let findings = Command::new(bin())
+            .args([
+                "findings",
+                "--server",
+                &self.base,
+                "--format",
+                "json",
+                "--at",
+                &midnight(),
+            ])
+            .output()
+            .unwrap();
+        assert!(findings.status.success(), "{}", stderr(&findings));
+        let answer: serde_json::Value = serde_json::from_slice(&findings.stdout).unwrap();
+        let rows = answer["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                (
+                    f["resource"]["id"].as_str().unwrap().to_string(),
+                    f["kind"].as_str().unwrap().to_string(),
+                    f["monthly_usd"].as_f64(),
+                    f["recommended_type"].as_str().map(str::to_string),
+                )
+            })
+            .collect();
+        (answer, rows)
+    }
+}
+
+/// A finding as the findings tests compare it: (resource id, kind, monthly USD,
+/// recommended type).
+pub type FindingRow = (String, String, Option<f64>, Option<String>);
+
+/// Today 00:00 UTC, RFC 3339.
+pub fn midnight() -> String {
+    chrono::Utc::now()
+        .date_naive()
+        .and_hms_opt(0, 0, 0)
+        .unwrap()
+        .and_utc()
+        .to_rfc3339()
+}
+
+/// The price table the binary ships for `cloud` (crates/plugins/src/collectors/<cloud>/
+/// prices.json): `price(region, key)` is its USD figure, so that a test computes the
+/// amounts it expects from the same file.
+pub struct ShippedPrices(serde_json::Value);
+
+impl ShippedPrices {
+    pub fn of(cloud: &str) -> ShippedPrices {
+        let path = repo_root().join(format!("crates/plugins/src/collectors/{cloud}/prices.json"));
+        let text =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        ShippedPrices(serde_json::from_str(&text).unwrap())
+    }
+
+    pub fn price(&self, region: &str, key: &str) -> f64 {
+        self.0["regions"][region][key]["usd"]
+            .as_f64()
+            .unwrap_or_else(|| panic!("no {region} {key} in the shipped table"))
+    }
+}
+
+/// Rounded to the cent, as findings are.
+pub fn cents(v: f64) -> f64 {
+    (v * 100.0).round() / 100.0
+}

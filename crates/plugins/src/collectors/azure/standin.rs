@@ -49,6 +49,38 @@ pub struct Spec {
     /// unused, a Basic dynamic one without an address, one of a NAT gateway), load balancers
     /// (Standard with 7 rules, Basic internal) and a NAT gateway.
     pub waste: bool,
+    /// A fleet of the test's own: when set, the VM, disk, snapshot and public IP lists answer
+    /// exactly its items (`vms` and `waste` do not apply to them), and getBatch its values.
+    pub fleet: Option<Fleet>,
+}
+
+/// What a test puts in the subscription instead of the generated VMs and waste items.
+#[derive(Debug, Clone, Default)]
+pub struct Fleet {
+    pub vms: Vec<FleetVm>,
+    /// Managed disks, snapshots and public IPs as their List answers show them
+    /// ([`disk_json`], [`snapshot_json`], [`public_ip_json`]).
+    pub disks: Vec<Value>,
+    pub snapshots: Vec<Value>,
+    pub public_ips: Vec<Value>,
+    /// The value of (resource id, metric name, aggregation) in the interval starting at the
+    /// Unix second given; `None` leaves the aggregation out of that data point, as Azure
+    /// Monitor does for an interval without data. Unset: [`value`].
+    pub values: Option<MetricValues>,
+}
+
+/// A [`Fleet`]'s metric values: (resource id, metric name, aggregation, interval start) →
+/// the value.
+pub type MetricValues = fn(&str, &str, &str, i64) -> Option<f64>;
+
+/// A VM of a [`Fleet`]: Linux, in `rg-prod`, its id [`vm_id_named`].
+#[derive(Debug, Clone)]
+pub struct FleetVm {
+    pub name: String,
+    /// `hardwareProfile.vmSize` (`Standard_D8s_v5`).
+    pub size: String,
+    /// PowerState/running, else PowerState/deallocated.
+    pub running: bool,
 }
 
 impl Default for Spec {
@@ -64,6 +96,7 @@ impl Default for Spec {
             latency_ms: 0,
             cost_no_content: false,
             waste: false,
+            fleet: None,
         }
     }
 }
@@ -328,12 +361,15 @@ fn handle(c: &Ctx, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) ->
         "Microsoft.Compute/virtualMachines" => {
             let status = q.get("statusOnly").map(String::as_str) == Some("true");
             count(c, if status { "vmStatus" } else { "vms" });
-            page(
-                c,
-                &path,
-                &q,
-                (0..c.spec.vms).map(|i| vm(c, i, status)).collect(),
-            )
+            let items = match &c.spec.fleet {
+                Some(f) => f
+                    .vms
+                    .iter()
+                    .map(|v| vm_json(c, &v.name, &v.size, !v.running, status, None))
+                    .collect(),
+                None => (0..c.spec.vms).map(|i| vm(c, i, status)).collect(),
+            };
+            page(c, &path, &q, items)
         }
         r if r.starts_with("Microsoft.Compute/locations/") && r.ends_with("/vmSizes") => {
             count(c, "vmSizes");
@@ -341,7 +377,15 @@ fn handle(c: &Ctx, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) ->
                 { "name": "Standard_D2s_v3", "numberOfCores": 2, "osDiskSizeInMB": 1047552,
                   "resourceDiskSizeInMB": 16384, "memoryInMB": 8192, "maxDataDiskCount": 4 },
                 { "name": "Standard_B1s", "numberOfCores": 1, "osDiskSizeInMB": 1047552,
-                  "resourceDiskSizeInMB": 4096, "memoryInMB": 1024, "maxDataDiskCount": 2 }
+                  "resourceDiskSizeInMB": 4096, "memoryInMB": 1024, "maxDataDiskCount": 2 },
+                // Dsv5 (learn.microsoft.com/azure/virtual-machines/sizes, Dsv5 series: 4 GiB
+                // per vCPU, no temporary disk).
+                { "name": "Standard_D2s_v5", "numberOfCores": 2, "osDiskSizeInMB": 1047552,
+                  "resourceDiskSizeInMB": 0, "memoryInMB": 8192, "maxDataDiskCount": 4 },
+                { "name": "Standard_D4s_v5", "numberOfCores": 4, "osDiskSizeInMB": 1047552,
+                  "resourceDiskSizeInMB": 0, "memoryInMB": 16384, "maxDataDiskCount": 8 },
+                { "name": "Standard_D8s_v5", "numberOfCores": 8, "osDiskSizeInMB": 1047552,
+                  "resourceDiskSizeInMB": 0, "memoryInMB": 32768, "maxDataDiskCount": 16 }
             ]}))
             .into_response()
         }
@@ -351,15 +395,28 @@ fn handle(c: &Ctx, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) ->
             if waste {
                 items.push(orphan_disk(c));
             }
+            if let Some(f) = &c.spec.fleet {
+                items = f.disks.clone();
+            }
             page(c, &path, &q, items)
         }
         "Microsoft.Compute/snapshots" => {
             count(c, "snapshots");
-            page(c, &path, &q, if waste { snapshots(c) } else { vec![] })
+            let items = match &c.spec.fleet {
+                Some(f) => f.snapshots.clone(),
+                None if waste => snapshots(c),
+                None => vec![],
+            };
+            page(c, &path, &q, items)
         }
         "Microsoft.Network/publicIPAddresses" => {
             count(c, "publicIps");
-            page(c, &path, &q, if waste { public_ips(c) } else { vec![] })
+            let items = match &c.spec.fleet {
+                Some(f) => f.public_ips.clone(),
+                None if waste => public_ips(c),
+                None => vec![],
+            };
+            page(c, &path, &q, items)
         }
         "Microsoft.Network/loadBalancers" => {
             count(c, "loadBalancers");
@@ -468,17 +525,47 @@ fn rg_id(c: &Ctx, rest: &str) -> String {
 }
 
 pub fn vm_id(i: usize) -> String {
-    format!("/subscriptions/{SUB}/resourceGroups/rg-prod/providers/Microsoft.Compute/virtualMachines/vm-{i:04}")
+    vm_id_named(&format!("vm-{i:04}"))
+}
+
+/// The ARM id of the VM `name` in `rg-prod`.
+pub fn vm_id_named(name: &str) -> String {
+    format!("/subscriptions/{SUB}/resourceGroups/rg-prod/providers/Microsoft.Compute/virtualMachines/{name}")
 }
 
 /// A VM as List All answers it; with `statusOnly=true`, the run-time status only (the
 /// instance view, no hardware profile, no tags).
 fn vm(c: &Ctx, i: usize, status_only: bool) -> Value {
     let stopped = i % 10 == 9; // every tenth VM deallocated
+    let env = if i.is_multiple_of(2) { "prod" } else { "dev" };
+    let mut v = vm_json(
+        c,
+        &format!("vm-{i:04}"),
+        "Standard_D2s_v3",
+        stopped,
+        status_only,
+        Some(env),
+    );
+    if !status_only {
+        v["properties"]["vmId"] = json!(format!("0f4c2a7e-0000-4000-8000-{i:012}"));
+    }
+    v
+}
+
+/// The VM `name` (Linux, `size`, tag `env` when given) as List All answers it, or its
+/// `statusOnly=true` view.
+fn vm_json(
+    c: &Ctx,
+    name: &str,
+    size: &str,
+    stopped: bool,
+    status_only: bool,
+    env: Option<&str>,
+) -> Value {
     if status_only {
         return json!({
-            "name": format!("vm-{i:04}"),
-            "id": vm_id(i),
+            "name": name,
+            "id": vm_id_named(name),
             "type": "Microsoft.Compute/virtualMachines",
             "location": c.spec.region,
             "properties": {
@@ -490,21 +577,24 @@ fn vm(c: &Ctx, i: usize, status_only: bool) -> Value {
             }
         });
     }
-    json!({
-        "name": format!("vm-{i:04}"),
-        "id": vm_id(i),
+    let mut v = json!({
+        "name": name,
+        "id": vm_id_named(name),
         "type": "Microsoft.Compute/virtualMachines",
         "location": c.spec.region,
-        "tags": { "env": if i.is_multiple_of(2) { "prod" } else { "dev" } },
         "zones": ["1"],
         "properties": {
-            "vmId": format!("0f4c2a7e-0000-4000-8000-{i:012}"),
-            "hardwareProfile": { "vmSize": "Standard_D2s_v3" },
-            "storageProfile": { "osDisk": { "osType": "Linux", "name": format!("vm-{i:04}-os"), "createOption": "FromImage" } },
+            "vmId": "0f4c2a7e-0000-4000-8000-000000000000",
+            "hardwareProfile": { "vmSize": size },
+            "storageProfile": { "osDisk": { "osType": "Linux", "name": format!("{name}-os"), "createOption": "FromImage" } },
             "provisioningState": "Succeeded",
             "timeCreated": "2024-05-01T10:00:00.0000000+00:00"
         }
-    })
+    });
+    if let Some(env) = env {
+        v["tags"] = json!({ "env": env });
+    }
+    v
 }
 
 /// Items of the Retail Prices API in `region`, as its reference shows them: VM sizes (Linux,
@@ -832,17 +922,44 @@ fn disk(c: &Ctx) -> Value {
 
 /// A Standard HDD disk nobody uses (`diskState` Unattached, no `managedBy`).
 fn orphan_disk(c: &Ctx) -> Value {
-    json!({
-        "name": "orphan-disk",
-        "id": rg_id(c, "Microsoft.Compute/disks/orphan-disk"),
+    let mut d = disk_json(
+        &c.spec.region,
+        "orphan-disk",
+        "Standard_LRS",
+        32,
+        None,
+        "2023-02-01T08:00:00.1234567+00:00",
+    );
+    d["tags"] = json!({ "env": "dev" });
+    d
+}
+
+/// A managed disk in `rg-prod` as Disks - List shows it: attached to the VM `managed_by`
+/// (`diskState` Attached) or to nothing (Unattached, no `managedBy`).
+pub fn disk_json(
+    region: &str,
+    name: &str,
+    sku: &str,
+    gb: u64,
+    managed_by: Option<&str>,
+    created: &str,
+) -> Value {
+    let tier = sku.split('_').next().unwrap_or(sku);
+    let mut d = json!({
+        "name": name,
+        "id": format!("/subscriptions/{SUB}/resourceGroups/rg-prod/providers/Microsoft.Compute/disks/{name}"),
         "type": "Microsoft.Compute/disks",
-        "location": c.spec.region,
-        "sku": { "name": "Standard_LRS", "tier": "Standard" },
-        "tags": { "env": "dev" },
-        "properties": { "creationData": { "createOption": "Empty" }, "diskSizeGB": 32,
-            "timeCreated": "2023-02-01T08:00:00.1234567+00:00", "provisioningState": "Succeeded",
-            "diskState": "Unattached", "diskSizeBytes": 34359738368u64 }
-    })
+        "location": region,
+        "sku": { "name": sku, "tier": tier },
+        "properties": { "creationData": { "createOption": "Empty" }, "diskSizeGB": gb,
+            "timeCreated": created, "provisioningState": "Succeeded",
+            "diskState": if managed_by.is_some() { "Attached" } else { "Unattached" },
+            "diskSizeBytes": gb << 30 }
+    });
+    if let Some(vm) = managed_by {
+        d["managedBy"] = json!(vm);
+    }
+    d
 }
 
 pub fn snapshot_id(name: &str) -> String {
@@ -851,31 +968,37 @@ pub fn snapshot_id(name: &str) -> String {
     )
 }
 
+/// An incremental snapshot of the disk `vm-0000-data` in `rg-prod` as Snapshots - List
+/// shows it, made at `created` (ARM's `timeCreated`, seven decimals and an offset).
+pub fn snapshot_json(region: &str, name: &str, sku: &str, gb: u64, created: &str) -> Value {
+    json!({
+        "name": name,
+        "id": snapshot_id(name),
+        "type": "Microsoft.Compute/snapshots",
+        "location": region,
+        "sku": { "name": sku, "tier": "Standard" },
+        "tags": { "env": "prod" },
+        "properties": {
+            "osType": "Linux",
+            "hyperVGeneration": "V2",
+            "creationData": { "createOption": "Copy",
+                "sourceResourceId": format!("/subscriptions/{SUB}/resourceGroups/rg-prod/providers/Microsoft.Compute/disks/vm-0000-data"),
+                "sourceUniqueId": "d1b2c3d4-0000-1111-2222-333344445555" },
+            "diskSizeGB": gb,
+            "diskSizeBytes": gb << 30,
+            "encryption": { "type": "EncryptionAtRestWithPlatformKey" },
+            "incremental": true,
+            "timeCreated": created,
+            "provisioningState": "Succeeded",
+            "diskState": "Unattached",
+            "uniqueId": "a1b2c3d4-0000-1111-2222-333344445555"
+        }
+    })
+}
+
 fn snapshots(c: &Ctx) -> Vec<Value> {
     let one = |name: &str, sku: &str, gb: u64, created: &str| {
-        json!({
-            "name": name,
-            "id": snapshot_id(name),
-            "type": "Microsoft.Compute/snapshots",
-            "location": c.spec.region,
-            "sku": { "name": sku, "tier": "Standard" },
-            "tags": { "env": "prod" },
-            "properties": {
-                "osType": "Linux",
-                "hyperVGeneration": "V2",
-                "creationData": { "createOption": "Copy",
-                    "sourceResourceId": rg_id(c, "Microsoft.Compute/disks/vm-0000-data"),
-                    "sourceUniqueId": "d1b2c3d4-0000-1111-2222-333344445555" },
-                "diskSizeGB": gb,
-                "diskSizeBytes": gb << 30,
-                "encryption": { "type": "EncryptionAtRestWithPlatformKey" },
-                "incremental": true,
-                "timeCreated": created,
-                "provisioningState": "Succeeded",
-                "diskState": "Unattached",
-                "uniqueId": "a1b2c3d4-0000-1111-2222-333344445555"
-            }
-        })
+        snapshot_json(&c.spec.region, name, sku, gb, created)
     };
     vec![
         one(
@@ -904,27 +1027,7 @@ fn public_ips(c: &Ctx) -> Vec<Value> {
     );
     let nat = rg_id(c, "Microsoft.Network/natGateways/nat-1");
     let one = |name: &str, sku: &str, alloc: &str, ip: Option<&str>, user: Option<(&str, &str)>| {
-        let mut props = json!({
-            "provisioningState": "Succeeded",
-            "publicIPAddressVersion": "IPv4",
-            "publicIPAllocationMethod": alloc,
-            "idleTimeoutInMinutes": 4,
-            "ipTags": []
-        });
-        if let Some(ip) = ip {
-            props["ipAddress"] = json!(ip);
-        }
-        if let Some((field, id)) = user {
-            props[field] = json!({ "id": id });
-        }
-        json!({
-            "name": name,
-            "id": public_ip_id(name),
-            "type": "Microsoft.Network/publicIPAddresses",
-            "location": c.spec.region,
-            "sku": { "name": sku, "tier": "Regional" },
-            "properties": props
-        })
+        public_ip_json(&c.spec.region, name, sku, alloc, ip, user)
     };
     vec![
         one(
@@ -944,6 +1047,40 @@ fn public_ips(c: &Ctx) -> Vec<Value> {
             Some(("natGateway", &nat)),
         ),
     ]
+}
+
+/// A public IP address in `rg-prod` as Public IP Addresses - List All shows it: `ip` its
+/// address (none: a dynamic one not allocated), `user` the property naming what uses it
+/// (`ipConfiguration` of a NIC or frontend, `natGateway`) and that resource's id.
+pub fn public_ip_json(
+    region: &str,
+    name: &str,
+    sku: &str,
+    alloc: &str,
+    ip: Option<&str>,
+    user: Option<(&str, &str)>,
+) -> Value {
+    let mut props = json!({
+        "provisioningState": "Succeeded",
+        "publicIPAddressVersion": "IPv4",
+        "publicIPAllocationMethod": alloc,
+        "idleTimeoutInMinutes": 4,
+        "ipTags": []
+    });
+    if let Some(ip) = ip {
+        props["ipAddress"] = json!(ip);
+    }
+    if let Some((field, id)) = user {
+        props[field] = json!({ "id": id });
+    }
+    json!({
+        "name": name,
+        "id": public_ip_id(name),
+        "type": "Microsoft.Network/publicIPAddresses",
+        "location": region,
+        "sku": { "name": sku, "tier": "Regional" },
+        "properties": props
+    })
 }
 
 fn load_balancers(c: &Ctx) -> Vec<Value> {
@@ -1228,7 +1365,13 @@ fn get_batch(c: &Ctx, path: &str, q: HashMap<String, String>, body: &[u8]) -> Re
                             dp.insert("timeStamp".into(), json!(iso(t)));
                             for a in &aggs {
                                 // Out carries two thirds of the traffic, In one third.
-                                let v = value(id, name, a);
+                                let v = match c.spec.fleet.as_ref().and_then(|f| f.values) {
+                                    Some(f) => match f(id, name, a, t.timestamp()) {
+                                        Some(v) => v,
+                                        None => continue,
+                                    },
+                                    None => value(id, name, a),
+                                };
                                 let v = match direction {
                                     Some("Out") => v * 2.0 / 3.0,
                                     Some(_) => v / 3.0,

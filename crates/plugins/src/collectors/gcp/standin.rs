@@ -56,7 +56,10 @@ pub struct Project {
     pub series: HashMap<(String, String), Vec<(Value, Value)>>,
     /// Raw samples per metric type, answered to ALIGN_NONE: series of (resource labels,
     /// [(seconds before the query's `interval.endTime`, TypedValue)]). Only the samples in
-    /// `(startTime, endTime]` are answered, newest first, as the API does.
+    /// `(startTime, endTime]` are answered, newest first, as the API does. An aligned query
+    /// of a metric type and aligner that `series` has no answer for is answered from these
+    /// samples, aligned to its `alignmentPeriod` (and reduced) as Monitoring does (see
+    /// [`align_raw`]): a point per period, for collections over long windows.
     pub raw: HashMap<String, Vec<RawSeries>>,
 }
 
@@ -447,6 +450,165 @@ fn invalid_argument(message: &str) -> Response {
     )
 }
 
+/// What an aligned `timeSeries.list` asks of the raw samples.
+pub struct Alignment<'a> {
+    /// The metric's kind and value type (its descriptor).
+    pub kind: &'a str,
+    pub value_type: &'a str,
+    pub aligner: &'a str,
+    /// `crossSeriesReducer`, empty for none.
+    pub reducer: &'a str,
+    /// The resource labels of `groupByFields` (without `resource.labels.`).
+    pub group_by: &'a [String],
+    /// `interval.startTime` and `endTime`, Unix seconds; `alignmentPeriod` in seconds.
+    pub start: i64,
+    pub end: i64,
+    pub period: i64,
+}
+
+/// One aligned (or reduced) series: its resource labels, kind, value type and points
+/// (period end, value), newest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Aligned {
+    pub labels: Value,
+    pub kind: &'static str,
+    pub value_type: &'static str,
+    pub points: Vec<(i64, f64)>,
+}
+
+fn numeric(v: &Value) -> Option<f64> {
+    v.get("doubleValue")
+        .and_then(Value::as_f64)
+        .or_else(|| match v.get("int64Value")? {
+            Value::String(s) => s.parse().ok(),
+            n => n.as_f64(),
+        })
+}
+
+/// A TypedValue of `value_type`.
+fn typed(value_type: &str, v: f64) -> Value {
+    if value_type == "INT64" {
+        int64(v.round() as i64)
+    } else {
+        double(v)
+    }
+}
+
+/// The raw samples of numeric series aligned as Cloud Monitoring aligns stored points (the
+/// `Aggregation.Aligner` reference: "each alignment operation replaces the set of data values
+/// in each alignment period with a single value … An aligned time series has a single data
+/// value at the end of each alignment_period"): periods of `period` seconds ending at
+/// `end`, `end − period`, … after `start`, each taking the samples in (its end − period,
+/// its end]; a period without samples has no point. ALIGN_MEAN, MAX, MIN, SUM, DELTA, COUNT
+/// and RATE (a DELTA metric's sum ÷ the period) are computed; other aligners give nothing.
+/// Then, with a reducer (REDUCE_SUM, MEAN, MAX, MIN, COUNT), the aligned series that share
+/// the `group_by` labels are merged per period and keep only those labels, as the
+/// `Aggregation.Reducer` reference describes.
+pub fn align_raw(raw: &[RawSeries], a: &Alignment<'_>) -> Vec<Aligned> {
+    let out_kind = match a.aligner {
+        "ALIGN_SUM" | "ALIGN_DELTA" if a.kind == "DELTA" => "DELTA",
+        _ => "GAUGE",
+    };
+    let (aligned_type, align): (&'static str, AlignFn) = match a.aligner {
+        "ALIGN_MEAN" => ("DOUBLE", |v, _| v.iter().sum::<f64>() / v.len() as f64),
+        "ALIGN_MAX" => (static_type(a.value_type), |v, _| {
+            v.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+        }),
+        "ALIGN_MIN" => (static_type(a.value_type), |v, _| {
+            v.iter().copied().fold(f64::INFINITY, f64::min)
+        }),
+        "ALIGN_SUM" | "ALIGN_DELTA" => (static_type(a.value_type), |v, _| v.iter().sum()),
+        "ALIGN_COUNT" => ("INT64", |v, _| v.len() as f64),
+        "ALIGN_RATE" => ("DOUBLE", |v, period| v.iter().sum::<f64>() / period),
+        _ => return Vec::new(),
+    };
+    let mut series: Vec<Aligned> = raw
+        .iter()
+        .map(|(labels, samples)| {
+            let mut by_period: std::collections::BTreeMap<i64, Vec<f64>> = Default::default();
+            for (ago, value) in samples {
+                let t = a.end - ago;
+                if *ago < 0 || t <= a.start {
+                    continue;
+                }
+                let Some(v) = numeric(value) else { continue };
+                // The period (e − period, e] that holds t, e on the grid ending at `end`.
+                let e = a.end - (a.end - t).div_euclid(a.period) * a.period;
+                by_period.entry(e).or_default().push(v);
+            }
+            Aligned {
+                labels: labels.clone(),
+                kind: out_kind,
+                value_type: aligned_type,
+                points: by_period
+                    .iter()
+                    .rev()
+                    .map(|(e, v)| (*e, align(v, a.period as f64)))
+                    .collect(),
+            }
+        })
+        .collect();
+    if a.reducer.is_empty() || a.reducer == "REDUCE_NONE" {
+        return series;
+    }
+    let (reduced_type, reduce): (&'static str, fn(&[f64]) -> f64) = match a.reducer {
+        "REDUCE_SUM" => (aligned_type, |v| v.iter().sum()),
+        "REDUCE_MEAN" => ("DOUBLE", |v| v.iter().sum::<f64>() / v.len() as f64),
+        "REDUCE_MAX" => (aligned_type, |v| {
+            v.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+        }),
+        "REDUCE_MIN" => (aligned_type, |v| {
+            v.iter().copied().fold(f64::INFINITY, f64::min)
+        }),
+        "REDUCE_COUNT" => ("INT64", |v| v.len() as f64),
+        _ => return Vec::new(),
+    };
+    let mut groups: Vec<(Value, std::collections::BTreeMap<i64, Vec<f64>>)> = Vec::new();
+    for s in series.drain(..) {
+        let kept: serde_json::Map<String, Value> = a
+            .group_by
+            .iter()
+            .filter_map(|l| Some((l.clone(), s.labels.get(l)?.clone())))
+            .collect();
+        let kept = Value::Object(kept);
+        let at = match groups.iter().position(|(l, _)| *l == kept) {
+            Some(i) => i,
+            None => {
+                groups.push((kept, Default::default()));
+                groups.len() - 1
+            }
+        };
+        for (e, v) in s.points {
+            groups[at].1.entry(e).or_default().push(v);
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(labels, by_period)| Aligned {
+            labels,
+            kind: out_kind,
+            value_type: reduced_type,
+            points: by_period
+                .iter()
+                .rev()
+                .map(|(e, v)| (*e, reduce(v)))
+                .collect(),
+        })
+        .collect()
+}
+
+/// An aligner over a period's samples and the period's length in seconds.
+type AlignFn = fn(&[f64], f64) -> f64;
+
+/// A descriptor's numeric value type with a static lifetime.
+fn static_type(value_type: &str) -> &'static str {
+    if value_type == "INT64" {
+        "INT64"
+    } else {
+        "DOUBLE"
+    }
+}
+
 /// The `valueType` a point's TypedValue has.
 /// Compute Engine lists take `maxResults` from 0 to 500; more is 400 INVALID_ARGUMENT.
 fn max_results_refused(asked: &Option<String>) -> Option<Response> {
@@ -765,26 +927,79 @@ fn handle(st: Arc<State>, method: Method, uri: Uri, headers: HeaderMap, body: By
                 // Reduced distributions are asked ALIGN_DELTA + a reducer: keyed by the
                 // reducer.
                 let key = if aligner == "ALIGN_DELTA" && !reducer.is_empty() {
-                    reducer
+                    reducer.clone()
                 } else {
-                    aligner
+                    aligner.clone()
                 };
-                p.series
-                    .get(&(metric_type.clone(), key))
-                    .map(|v| {
-                        v.iter()
-                            .map(|(labels, value)| {
+                match p.series.get(&(metric_type.clone(), key)) {
+                    Some(v) => v
+                        .iter()
+                        .map(|(labels, value)| {
+                            json!({
+                                "metric": {"type": metric_type, "labels": {}},
+                                "resource": {"type": resource_type, "labels": labels},
+                                "metricKind": "GAUGE",
+                                "valueType": value_type_of(value),
+                                "points": [{"interval": {"startTime": end, "endTime": end}, "value": value}]
+                            })
+                        })
+                        .collect(),
+                    // No canned answer: the raw samples aligned (and reduced) as Monitoring
+                    // does with the points it stores.
+                    None => {
+                        let (Some(start_s), Some(end_s)) = (unix_seconds(&start), unix_seconds(&end))
+                        else {
+                            return invalid_argument("Field interval had an invalid value");
+                        };
+                        let Some(period) = param("aggregation.alignmentPeriod")
+                            .and_then(|a| a.strip_suffix('s')?.parse::<i64>().ok())
+                            .filter(|p| *p > 0)
+                        else {
+                            return invalid_argument(
+                                "Field aggregation.alignmentPeriod had an invalid value",
+                            );
+                        };
+                        let group_by: Vec<String> = query
+                            .iter()
+                            .filter(|(n, _)| n == "aggregation.groupByFields")
+                            .filter_map(|(_, v)| v.strip_prefix("resource.labels.").map(str::to_string))
+                            .collect();
+                        let raw = p.raw.get(&metric_type).map(Vec::as_slice).unwrap_or_default();
+                        let asked = Alignment {
+                            kind,
+                            value_type,
+                            aligner: &aligner,
+                            reducer: &reducer,
+                            group_by: &group_by,
+                            start: start_s,
+                            end: end_s,
+                            period,
+                        };
+                        align_raw(raw, &asked)
+                            .into_iter()
+                            .map(|s| {
+                                let points: Vec<Value> = s
+                                    .points
+                                    .iter()
+                                    .map(|(t, v)| {
+                                        let from = if s.kind == "DELTA" { t - period } else { *t };
+                                        json!({
+                                            "interval": {"startTime": rfc3339_utc(from), "endTime": rfc3339_utc(*t)},
+                                            "value": typed(s.value_type, *v)
+                                        })
+                                    })
+                                    .collect();
                                 json!({
                                     "metric": {"type": metric_type, "labels": {}},
-                                    "resource": {"type": resource_type, "labels": labels},
-                                    "metricKind": "GAUGE",
-                                    "valueType": value_type_of(value),
-                                    "points": [{"interval": {"startTime": end, "endTime": end}, "value": value}]
+                                    "resource": {"type": resource_type, "labels": s.labels},
+                                    "metricKind": s.kind,
+                                    "valueType": s.value_type,
+                                    "points": points
                                 })
                             })
                             .collect()
-                    })
-                    .unwrap_or_default()
+                    }
+                }
             };
             let (items, next) = page(&series);
             let mut v = if items.is_empty() {
@@ -903,6 +1118,35 @@ pub fn machine_type(zone: &str, name: &str, cpus: u32, memory_mb: u32) -> Value 
         "guestCpus": cpus, "memoryMb": memory_mb, "maximumPersistentDisks": 128,
         "zone": zone, "isSharedCpu": false
     })
+}
+
+/// A zonal persistent disk as disks.aggregatedList returns it: `users` the instances it is
+/// attached to (their URLs; none: unattached), `disk_type` `pd-balanced`, `pd-ssd`, ….
+pub fn disk(
+    project: &str,
+    zone: &str,
+    id: u64,
+    name: &str,
+    disk_type: &str,
+    size_gb: u64,
+    users: &[&str],
+) -> Value {
+    let mut v = json!({
+        "kind": "compute#disk",
+        "id": id.to_string(),
+        "creationTimestamp": "2024-01-15T08:30:00.000-08:00",
+        "name": name,
+        "sizeGb": size_gb.to_string(),
+        "zone": format!("https://www.googleapis.com/compute/v1/projects/{project}/zones/{zone}"),
+        "status": "READY",
+        "type": format!("https://www.googleapis.com/compute/v1/projects/{project}/zones/{zone}/diskTypes/{disk_type}"),
+        "labels": {"env": "prod"},
+        "selfLink": format!("https://www.googleapis.com/compute/v1/projects/{project}/zones/{zone}/disks/{name}")
+    });
+    if !users.is_empty() {
+        v["users"] = json!(users);
+    }
+    v
 }
 
 /// The Cloud Monitoring resource labels of a GCE instance series.

@@ -2010,3 +2010,71 @@ async fn prices_update_keeps_snapshot_address_and_forwarding_rule_skus() {
         .collect();
     assert_eq!(global, vec![("lb/forwarding-rule".to_string(), 0.026)]);
 }
+
+/// The stand-in aligns raw samples to the asked period as Monitoring does: a point at the
+/// end of each period with samples, newest first; a reducer merges the series that share
+/// the group-by labels and keeps only those labels.
+#[test]
+fn standin_aligns_and_reduces_raw_samples() {
+    // Two series of instance 1 (two interfaces), one of instance 2; one-minute samples over
+    // 600 s, and one at the interval's start (left out: the interval is (start, end]).
+    let nic = |id: u64, nic: &str| {
+        let mut l = gce_labels(P, "us-central1-a", id);
+        l["interface"] = json!(nic);
+        l
+    };
+    let samples = |f: fn(i64) -> i64| (0..=10).map(|k| (60 * k, int64(f(k)))).collect();
+    let raw: Vec<RawSeries> = vec![
+        (nic(1, "nic0"), samples(|k| 60 * (k + 1))),
+        (nic(1, "nic1"), samples(|_| 600)),
+        (nic(2, "nic0"), samples(|_| 6)),
+    ];
+    let group_by = vec!["instance_id".to_string()];
+    let asked = |aligner, reducer| Alignment {
+        kind: "DELTA",
+        value_type: "INT64",
+        aligner,
+        reducer,
+        group_by: &group_by,
+        start: 10_000 - 600,
+        end: 10_000,
+        period: 300,
+    };
+    // ALIGN_RATE per series: nic0 of 1 in (9700, 10000] holds k = 0…4 (60 … 300 bytes),
+    // 900 / 300 s; in (9400, 9700] k = 5…9 (360 … 600), 2400 / 300.
+    let a = align_raw(&raw, &asked("ALIGN_RATE", ""));
+    assert_eq!(a.len(), 3);
+    assert_eq!(a[0].points, vec![(10_000, 3.0), (9_700, 8.0)]);
+    assert_eq!((a[0].kind, a[0].value_type), ("GAUGE", "DOUBLE"));
+    assert_eq!(a[0].labels["interface"], "nic0");
+    // Then summed per instance: 1's two interfaces, 2 alone; labels only instance_id.
+    let r = align_raw(&raw, &asked("ALIGN_RATE", "REDUCE_SUM"));
+    assert_eq!(r.len(), 2);
+    assert_eq!(r[0].labels, json!({"instance_id": "1"}));
+    assert_eq!(r[0].points, vec![(10_000, 3.0 + 10.0), (9_700, 8.0 + 10.0)]);
+    assert_eq!(r[1].points, vec![(10_000, 0.1), (9_700, 0.1)]);
+    // ALIGN_MAX keeps INT64; ALIGN_SUM of a DELTA metric stays DELTA.
+    let m = align_raw(&raw, &asked("ALIGN_MAX", ""));
+    assert_eq!(m[0].points, vec![(10_000, 300.0), (9_700, 600.0)]);
+    assert_eq!((m[0].kind, m[0].value_type), ("GAUGE", "INT64"));
+    let s = align_raw(&raw, &asked("ALIGN_SUM", ""));
+    assert_eq!(s[0].points, vec![(10_000, 900.0), (9_700, 2400.0)]);
+    assert_eq!(s[0].kind, "DELTA");
+    // A gauge's mean; an aligner the stand-in does not compute answers nothing.
+    let g: Vec<RawSeries> = vec![(
+        gce_labels(P, "us-central1-a", 1),
+        (0..5).map(|k| (60 * k, double(k as f64))).collect(),
+    )];
+    let mean = Alignment {
+        kind: "GAUGE",
+        value_type: "DOUBLE",
+        aligner: "ALIGN_MEAN",
+        ..asked("", "")
+    };
+    assert_eq!(align_raw(&g, &mean)[0].points, vec![(10_000, 2.0)]);
+    let stddev = Alignment {
+        aligner: "ALIGN_STDDEV",
+        ..mean
+    };
+    assert!(align_raw(&g, &stddev).is_empty());
+}
