@@ -215,10 +215,17 @@ scope = { tags = { team = "eng" } }
 "#,
     )
     .unwrap();
+    // Budgets on the last day with cost (November 30th: the whole month), anomalies on
+    // December 1st (judging the days through November 30th).
     let today = now().date_naive();
     let opened_rss = peak_rss_mib();
     let started = Instant::now();
-    let reports = budget_reports(&store as &dyn Store, &budgets.budgets, today).unwrap();
+    let reports = budget_reports(
+        &store as &dyn Store,
+        &budgets.budgets,
+        today - chrono::Days::new(1),
+    )
+    .unwrap();
     let budgets_took = started.elapsed();
     let started = Instant::now();
     let found = anomalies(&store as &dyn Store, &AnomalyConfig::default(), today).unwrap();

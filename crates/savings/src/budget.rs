@@ -327,7 +327,9 @@ pub fn evaluate(
             .iter()
             .filter(|(d, a)| *d >= from && *d <= through && a.is_finite())
             .map(|(_, a)| a)
-            .sum()
+            .sum::<f64>()
+            // An empty sum is -0.0 in Rust; a budget with no spend has spent 0.
+            + 0.0
     };
     let actual = amount_on(month_start, today);
 
@@ -637,6 +639,9 @@ mod tests {
             (status.actual, status.forecast, status.rate_days),
             (0.0, Some(0.0), 7)
         );
+        // 0, not -0 (which == 0 but prints and serializes as "-0.0").
+        assert!(status.actual.is_sign_positive());
+        assert!(status.forecast.unwrap().is_sign_positive());
         assert_eq!(crossed(&status), vec![]);
     }
 
