@@ -388,10 +388,31 @@ fn scale_out_answers_as_embedded(test: &str, start: impl FnOnce(&std::path::Path
     };
     let expected = count(&c);
     assert_eq!(expected, 120.0);
+    // The cost lines come in the last batch: their series must have arrived too.
+    let cost_series = |base: &str| {
+        get(
+            base,
+            "/api/v1/query",
+            &[
+                ("query", "count(last_over_time(cost_billed_usd[2d]))".into()),
+                ("time", now.timestamp().to_string()),
+            ],
+        )["data"]["result"][0]["value"][1]
+            .as_str()
+            .unwrap_or("0")
+            .to_string()
+    };
+    assert_eq!(cost_series(&c), "2");
     eventually(Duration::from_secs(30), || {
-        (count(&a) == expected).then_some(())
+        (count(&a) == expected && cost_series(&a) == "2").then_some(())
     })
-    .unwrap_or_else(|| panic!("the TSDB has {} of {expected} samples", count(&a)));
+    .unwrap_or_else(|| {
+        panic!(
+            "the TSDB has {} of {expected} samples and {} of 2 cost series",
+            count(&a),
+            cost_series(&a)
+        )
+    });
 
     // A minute after the last point (the batches hold 30 minutes from 40 minutes ago).
     let t = {

@@ -209,14 +209,18 @@ fn evaluate(
         &savings.anomalies,
         findings.as_deref(),
     );
-    match batch.validate() {
-        Ok(()) => {
-            if let Err(e) = store.ingest(&batch) {
-                tracing::warn!(error = %e, "budget and anomaly series not written this round");
+    // Nothing to chart (no budget, no current anomaly, no finding): no batch, so that a
+    // server without them stores nothing of its own.
+    if !batch.points.is_empty() {
+        match batch.validate() {
+            Ok(()) => {
+                if let Err(e) = store.ingest(&batch) {
+                    tracing::warn!(error = %e, "budget and anomaly series not written this round");
+                }
             }
-        }
-        Err(errs) => {
-            tracing::warn!(?errs, "budget and anomaly series not written: a budget name or group cannot name a series");
+            Err(errs) => {
+                tracing::warn!(?errs, "budget and anomaly series not written: a budget name or group cannot name a series");
+            }
         }
     }
     Ok(watch::events(
