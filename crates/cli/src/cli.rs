@@ -49,6 +49,8 @@ impl Command {
                 | Command::Rating(_)
                 | Command::Costs(_)
                 | Command::Findings(_)
+                | Command::Budgets(_)
+                | Command::Anomalies(_)
                 | Command::Task(_)
                 | Command::Metric(_)
                 | Command::Plugin(_)
@@ -95,6 +97,12 @@ pub enum Command {
     /// What the server found could be stopped, released or resized: idle, orphaned,
     /// oversized and untagged resources with the money per month (table, JSON or CSV).
     Findings(crate::findings::FindingsArgs),
+    /// Each `[[budget]]` of the server: the month's spend so far, its forecast and the
+    /// thresholds crossed (table or JSON).
+    Budgets(crate::budgets::BudgetsArgs),
+    /// Days whose cost left its weekly pattern (spikes and level shifts), per provider,
+    /// account and service, with the resources that drove them (table or JSON).
+    Anomalies(crate::budgets::AnomaliesArgs),
     /// Tasks of a running agent (`skymeter run --api`): create from TOML or a snap
     /// manifest, list, get, start, stop, enable, remove, watch.
     Task(crate::tasks::TaskArgs),

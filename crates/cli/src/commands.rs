@@ -31,6 +31,8 @@ pub async fn dispatch(cli: crate::cli::Cli, registry: Registry) -> ExitCode {
         Command::Rating(c) => crate::rating::rating(c).await,
         Command::Costs(c) => crate::costs::costs(c).await,
         Command::Findings(a) => crate::findings::findings(a).await,
+        Command::Budgets(a) => crate::budgets::budgets(a).await,
+        Command::Anomalies(a) => crate::budgets::anomalies(a).await,
         Command::Task(a) => crate::tasks::task(a).await,
         Command::Metric(a) => crate::tasks::metric(a).await,
         Command::Plugin(a) => crate::tasks::plugin(a).await,

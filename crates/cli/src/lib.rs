@@ -7,6 +7,7 @@
 
 mod agent;
 mod agent_api;
+mod budgets;
 mod cli;
 mod cloudforet;
 mod commands;

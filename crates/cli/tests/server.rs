@@ -633,3 +633,72 @@ fn series_emptied_by_retention_leave_the_server_and_stay_gone_after_restart() {
     assert_eq!(series_count(), Some(1), "a restart does not bring it back");
     assert!(server.stop(Duration::from_secs(15)).success());
 }
+
+/// `skymeter budgets` and `skymeter anomalies` against a server configured with a budget:
+/// cost posted through the API shows in the budget's spend, the table names the threshold
+/// crossed, and a wrong argument exits 2.
+#[test]
+fn budgets_and_anomalies_commands_read_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    std::fs::write(
+        dir.path().join("server.toml"),
+        format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\ndata_dir = \"data\"\nno_auth = true\n\n\
+             [[budget]]\nname = \"ec2\"\namount = 10\nscope = {{ service = \"Amazon EC2\" }}\n\
+             thresholds = [{{ percent = 50 }}]\n"
+        ),
+    )
+    .unwrap();
+    let server = spawn(&["server", "-c", "server.toml"], dir.path());
+    wait_healthy(&base);
+    let today = chrono::Utc::now().date_naive();
+    let start = today.and_hms_opt(0, 0, 0).unwrap().and_utc();
+    let batch = serde_json::json!({
+        "schema": 1,
+        "batch_id": uuid::Uuid::now_v7().to_string(),
+        "agent_id": "agent-1",
+        "task": "billing",
+        "collected_at": chrono::Utc::now().to_rfc3339(),
+        "costs": [{
+            "BilledCost": 7.25, "EffectiveCost": 7.25, "BillingCurrency": "USD",
+            "ChargePeriodStart": start.to_rfc3339(),
+            "ChargePeriodEnd": (start + chrono::Duration::days(1)).to_rfc3339(),
+            "ChargeCategory": "Usage", "ProviderName": "Amazon Web Services",
+            "ServiceName": "Amazon EC2", "SubAccountId": "111", "x_source": "billed"
+        }],
+    });
+    let resp = reqwest::blocking::Client::new()
+        .post(format!("{base}/api/v1/ingest"))
+        .json(&batch)
+        .send()
+        .unwrap();
+    assert!(resp.status().is_success(), "{}", resp.text().unwrap());
+
+    let out = skymeter(&["budgets", "--server", &base, "--format", "json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let answer: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(answer["budgets"][0]["name"], "ec2");
+    assert_eq!(answer["budgets"][0]["actual"], 7.25);
+    assert_eq!(answer["budgets"][0]["thresholds"][0]["crossed"], true);
+    let out = skymeter(&["budgets", "--server", &base]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let table = stdout(&out);
+    for want in ["ec2", "7.25", "10.00", "72.5 %", "50.0 % actual"] {
+        assert!(table.contains(want), "{want} in\n{table}");
+    }
+
+    // One day of cost is no history: no anomaly, said plainly.
+    let out = skymeter(&["anomalies", "--server", &base]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).starts_with("no cost anomalies in the days before"),
+        "{}",
+        stdout(&out)
+    );
+    let out = skymeter(&["anomalies", "--server", &base, "--from", "yesterday"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("YYYY-MM-DD"), "{}", stderr(&out));
+    assert!(server.stop(Duration::from_secs(15)).success());
+}
