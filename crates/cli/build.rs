@@ -29,8 +29,13 @@ fn main() {
     if std::env::var_os("SKYMETER_PLAIN_LINK").is_some() || !default_lld() {
         return;
     }
-    let order =
+    // Linked from a copy in OUT_DIR, not from the source tree: cargo reuses this script's
+    // output for a checkout at another path sharing the target dir (CI clones), and a path
+    // into a clone that was since removed would fail the link.
+    let source =
         std::path::Path::new(&std::env::var("CARGO_MANIFEST_DIR").unwrap()).join("agent.order");
+    let order = std::path::Path::new(&std::env::var("OUT_DIR").unwrap()).join("agent.order");
+    std::fs::copy(&source, &order).expect("crates/cli/agent.order is readable");
     println!(
         "cargo:rustc-link-arg-bins=-Wl,--symbol-ordering-file={}",
         order.display()
