@@ -19,7 +19,6 @@
 mod common;
 
 use common::*;
-use serde_json::Value;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -135,84 +134,22 @@ fn findings_name_exactly_the_wasteful_resources_with_their_money() {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
 
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("server.toml"),
-        "[findings.idle]\ndays = 1\n[findings.rightsizing]\ndays = 1\n",
-    )
-    .unwrap();
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let _server = spawn(
+    let server = FindingsServer::start();
+    server.collect_a_day(
+        r#"plugin = "aws""#,
         &[
-            "server",
-            "-c",
-            "server.toml",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--no-auth",
-            "--data-dir",
-            "server-data",
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_ENDPOINT_URL", &url),
         ],
-        dir.path(),
+        &["AWS_PROFILE"],
     );
-    wait_healthy(&base);
-    std::fs::write(
-        dir.path().join("task.toml"),
-        format!(
-            r#"[agent]
-data_dir = "agent-data"
-
-[[task]]
-name = "aws"
-schedule = {{ every = "1d" }}
-collect = [{{ plugin = "aws", delay = "0s", period = "300s", stats = ["avg", "max"] }}]
-publish = [{{ plugin = "server", url = "{base}" }}]
-"#
-        ),
-    )
-    .unwrap();
-    let run = Command::new(bin())
-        .args(["run", "-c", "task.toml", "--once"])
-        .current_dir(dir.path())
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ENDPOINT_URL", &url)
-        .env_remove("AWS_PROFILE")
-        .output()
-        .unwrap();
-    assert!(run.status.success(), "{}", stderr(&run));
-
+    let base = &server.base;
     // As of the end of the window collected (today 00:00 UTC): the day looked back is the
     // day collected, whatever the time the test runs at.
-    let at = chrono::Utc::now()
-        .date_naive()
-        .and_hms_opt(0, 0, 0)
-        .unwrap()
-        .and_utc()
-        .to_rfc3339();
-    let findings = Command::new(bin())
-        .args([
-            "findings", "--server", &base, "--format", "json", "--at", &at,
-        ])
-        .output()
-        .unwrap();
-    assert!(findings.status.success(), "{}", stderr(&findings));
-    let answer: Value = serde_json::from_slice(&findings.stdout).unwrap();
-    let got: Vec<(String, String, Option<f64>, Option<String>)> = answer["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| {
-            (
-                f["resource"]["id"].as_str().unwrap().to_string(),
-                f["kind"].as_str().unwrap().to_string(),
-                f["monthly_usd"].as_f64(),
-                f["recommended_type"].as_str().map(str::to_string),
-            )
-        })
-        .collect();
+    let at = midnight();
+    let (answer, got) = server.findings();
     let want = |name: &str, kind: &str, usd: f64, ty: Option<&str>| {
         (
             ids[name].clone(),
