@@ -29,14 +29,16 @@
 //! discounts the bill applies; the untagged spend is the stored cost itself. A resource
 //! whose price is unknown is still reported, with no amount and a note.
 
-use crate::findings_read::{hourly_network, read_series, SeriesSummary};
+use crate::findings_read::{
+    hourly_network, read_peaks, read_series, read_windows, SeriesSummary, Window,
+};
 use chrono::{DateTime, Duration, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use skymeter_model::{Labels, Stat};
 use skymeter_plugin_api::prices::{PriceTable, SizeOption};
-use skymeter_store::{for_each_resource, CostQuery, Store, StoreError, StoredResource};
-use std::collections::{BTreeMap, HashMap};
+use skymeter_store::{for_each_resource, CostGroup, CostQuery, Store, StoreError, StoredResource};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 #[path = "findings_recon.rs"]
@@ -239,6 +241,47 @@ pub fn compute(
     cfg: &FindingsConfig,
     now: DateTime<Utc>,
 ) -> Result<Vec<Finding>, StoreError> {
+    // The month of cost lines the cost-based findings need, read once for both groupings
+    // and on a thread of its own while the series are read: SQLite reads on one core, the
+    // series scans on all of them.
+    let mut queries = vec![recon::spend_query(&cfg.reconciliation, now)];
+    if !cfg.required_tags.is_empty() {
+        queries.push(untagged_spend_query(now));
+    }
+    std::thread::scope(|s| {
+        let spend = s.spawn(|| store.costs_many(&queries));
+        let (resources, mut out) = from_inventory_and_series(store, prices, cfg, now)?;
+        let mut answers = spend
+            .join()
+            .expect("the cost grouping thread panicked")?
+            .into_iter();
+        let recon_rows = answers.next().unwrap_or_default();
+        if let Some(spend) = answers.next() {
+            out.extend(untagged(&resources, cfg, now, spend));
+        }
+        out.extend(recon::reconciliation(
+            store,
+            &cfg.reconciliation,
+            now,
+            recon_rows,
+        )?);
+        out.sort_by(|a, b| {
+            b.monthly_usd
+                .unwrap_or(0.0)
+                .total_cmp(&a.monthly_usd.unwrap_or(0.0))
+                .then_with(|| a.id.cmp(&b.id))
+        });
+        Ok(out)
+    })
+}
+
+/// The inventory (latest, without the excluded) and the findings it and the series make.
+fn from_inventory_and_series(
+    store: &dyn Store,
+    prices: &Prices,
+    cfg: &FindingsConfig,
+    now: DateTime<Utc>,
+) -> Result<(Vec<StoredResource>, Vec<Finding>), StoreError> {
     let mut resources = Vec::new();
     // The inventory is the latest (`now` moves the window of the metrics read); a resource
     // not seen for two days before `now` is gone (deleted, or no longer collected).
@@ -252,52 +295,87 @@ pub fn compute(
     let idle_start = now - Duration::days(cfg.idle.days.into());
     let size_start = now - Duration::days(cfg.rightsizing.days.into());
     // Hourly (or daily) buckets keep what the findings take of a series (its largest
-    // value, its total) and read far fewer points; the percentile needs the raw ones.
-    let idle = |metric: &str, stat: Stat, step: u64| {
-        read_series(
-            store,
-            metric,
-            stat,
-            idle_start,
-            now,
-            Some(step),
-            Some(if stat == Stat::Sum {
-                Stat::Sum
-            } else {
-                Stat::Max
-            }),
-            None,
-        )
+    // value, its total); the percentile needs the raw points.
+    let idle_window = |step: u64, agg: Stat| Window {
+        start: idle_start,
+        end: now,
+        buckets: Some((step, agg)),
+        p: None,
     };
-    let cpu_max = idle("cpu.utilization", Stat::Max, 3600)?;
-    let cpu_avg_top = idle("cpu.utilization", Stat::Avg, 3600)?;
-    let network = hourly_network(store, idle_start, now)?;
-    let db_connections = idle("database.connections", Stat::Max, 3600)?;
-    let lb_requests = idle("lb.requests", Stat::Sum, 86_400)?;
-    let nat_sent = idle("network.sent_bytes", Stat::Sum, 86_400)?;
-    let nat_received = idle("network.received_bytes", Stat::Sum, 86_400)?;
+    let idle = |metric: &str, stat: Stat, step: u64| {
+        let agg = if stat == Stat::Sum {
+            Stat::Sum
+        } else {
+            Stat::Max
+        };
+        read_series(store, metric, stat, idle_window(step, agg))
+    };
     let sized = |metric: &str, stat: Stat| {
         read_series(
             store,
             metric,
             stat,
-            size_start,
-            now,
-            Some(3600),
-            Some(Stat::Max),
-            None,
+            Window {
+                start: size_start,
+                end: now,
+                buckets: Some((3600, Stat::Max)),
+                p: None,
+            },
         )
     };
-    let cpu_load = read_series(
+    // CPU `avg` once for both windows: its hourly peaks over the idle window (for the
+    // instances without a `max` series) and its raw percentile over the rightsizing one.
+    let [cpu_avg_top, cpu_load]: [HashMap<String, SeriesSummary>; 2] = read_windows(
         store,
         "cpu.utilization",
         Stat::Avg,
-        size_start,
-        now,
+        &[
+            idle_window(3600, Stat::Max),
+            Window {
+                start: size_start,
+                end: now,
+                buckets: None,
+                p: Some(cfg.rightsizing.percentile),
+            },
+        ],
         None,
-        None,
-        Some(cfg.rightsizing.percentile),
+    )?
+    .try_into()
+    .expect("one map per window");
+    // The `max` series first by their peaks alone (from the store's index); only the
+    // instances quiet on CPU are read point by point (for the evidence), and only theirs
+    // is the network read: at a busy fleet's scale, a small part of either.
+    let cpu_peaks = read_peaks(
+        store,
+        "cpu.utilization",
+        Stat::Max,
+        idle_window(3600, Stat::Max),
     )?;
+    let quiet_cpu: HashSet<String> = resources
+        .iter()
+        .filter(|r| r.resource.kind == "compute.instance")
+        .filter(|r| match cpu_peaks.get(&r.key) {
+            Some(peak) => *peak < cfg.idle.cpu_percent,
+            None => cpu_avg_top
+                .get(&r.key)
+                .is_some_and(|s| s.max < cfg.idle.cpu_percent),
+        })
+        .map(|r| r.key.clone())
+        .collect();
+    let cpu_max = read_windows(
+        store,
+        "cpu.utilization",
+        Stat::Max,
+        &[idle_window(3600, Stat::Max)],
+        Some(&quiet_cpu),
+    )?
+    .pop()
+    .unwrap_or_default();
+    let network = hourly_network(store, idle_start, now, &quiet_cpu)?;
+    let db_connections = idle("database.connections", Stat::Max, 3600)?;
+    let lb_requests = idle("lb.requests", Stat::Sum, 86_400)?;
+    let nat_sent = idle("network.sent_bytes", Stat::Sum, 86_400)?;
+    let nat_received = idle("network.received_bytes", Stat::Sum, 86_400)?;
     let mut mem_peak = sized("memory.usage", Stat::Max)?;
     for (k, v) in sized("memory.usage", Stat::Avg)? {
         mem_peak.entry(k).or_insert(v);
@@ -350,7 +428,13 @@ pub fn compute(
                     r,
                     attached,
                     Load {
-                        cpu_peak: cpu_max.get(key).or(cpu_avg_top.get(key)),
+                        // An instance with a `max` series is judged on it (read only
+                        // when it was quiet: a busy one has no peak to judge idle).
+                        cpu_peak: if cpu_peaks.contains_key(key) {
+                            cpu_max.get(key)
+                        } else {
+                            cpu_avg_top.get(key)
+                        },
                         network: network.get(key),
                         cpu: cpu_load.get(key),
                         memory: mem_peak.get(key),
@@ -367,17 +451,7 @@ pub fn compute(
         };
         out.extend(found);
     }
-    if !cfg.required_tags.is_empty() {
-        out.extend(untagged(store, &resources, cfg, now)?);
-    }
-    out.extend(recon::reconciliation(store, &cfg.reconciliation, now)?);
-    out.sort_by(|a, b| {
-        b.monthly_usd
-            .unwrap_or(0.0)
-            .total_cmp(&a.monthly_usd.unwrap_or(0.0))
-            .then_with(|| a.id.cmp(&b.id))
-    });
-    Ok(out)
+    Ok((resources, out))
 }
 
 /// What was read of an instance's series.
@@ -833,16 +907,10 @@ impl Context<'_> {
     }
 }
 
-/// Spend of the last 30 days on resources missing a required tag.
-fn untagged(
-    store: &dyn Store,
-    resources: &[StoredResource],
-    cfg: &FindingsConfig,
-    now: DateTime<Utc>,
-) -> Result<Vec<Finding>, StoreError> {
-    let start = now - Duration::days(30);
-    let groups = store.costs(&CostQuery {
-        start: Some(start),
+/// The spend [`untagged`] reads: the last 30 days by provider, account, resource and source.
+fn untagged_spend_query(now: DateTime<Utc>) -> CostQuery {
+    CostQuery {
+        start: Some(now - Duration::days(30)),
         end: Some(now),
         group_by: vec![
             "provider".into(),
@@ -851,7 +919,18 @@ fn untagged(
             "source".into(),
         ],
         ..Default::default()
-    })?;
+    }
+}
+
+/// Spend of the last 30 days on resources missing a required tag, from `groups` (the answer
+/// to [`untagged_spend_query`]).
+fn untagged(
+    resources: &[StoredResource],
+    cfg: &FindingsConfig,
+    now: DateTime<Utc>,
+    groups: Vec<CostGroup>,
+) -> Vec<Finding> {
+    let start = now - Duration::days(30);
     // Billed lines when a resource has them, else estimated (never both: they are the same
     // money).
     let mut spend: HashMap<(String, String, String), (f64, f64)> = HashMap::new();
@@ -912,7 +991,7 @@ fn untagged(
         };
         out.push(f);
     }
-    Ok(out)
+    out
 }
 
 fn human_rate(bytes_per_s: f64) -> String {

@@ -1,18 +1,22 @@
-//! How the findings read the store's series: one metric at a time over every resource, a
-//! page of series per call, each series reduced to a few figures as soon as it is read, so
-//! that memory holds one page of points and one summary per resource, never the window's
-//! points of the whole fleet.
+//! How the findings read the store's series: one metric at a time over every resource
+//! (`Store::scan_points`, on every core), each series reduced to a few figures as soon as it
+//! is read, so that memory holds a few series' points and one summary per resource, never
+//! the window's points of the whole fleet. Several windows of one metric (the idle and the
+//! rightsizing windows of CPU) are reduced from a single read.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use skymeter_model::Stat;
-use skymeter_store::{PageQuery, PointsQuery, SeriesQuery, Store, StoreError};
-use std::collections::HashMap;
+use skymeter_store::{each_bucket, SeriesKey, SeriesQuery, SeriesScan, Store, StoreError};
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
 
 /// What the findings need of one metric and stat of one resource over a window.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SeriesSummary {
     pub stat: Stat,
     pub max: f64,
+    /// The total of the points (or buckets); NaN for buckets of `max`, where it would mean
+    /// nothing and is not computed.
     pub sum: f64,
     /// The percentile asked for; with several series of the resource (other labels), the
     /// largest of theirs (a resource is sized for its busiest series).
@@ -42,6 +46,70 @@ impl SeriesSummary {
         })
     }
 
+    /// The summary of raw points (`ts` in nanoseconds, ascending, non-empty).
+    fn of_raw(stat: Stat, ts: &[i64], vals: &[f64], p: Option<f64>) -> Option<SeriesSummary> {
+        Some(SeriesSummary {
+            stat,
+            max: vals.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+            sum: vals.iter().sum(),
+            percentile: p.map(|p| percentile(vals.to_vec(), p)).unwrap_or(0.0),
+            points: vals.len() as u64,
+            first_ts: from_ns(*ts.first()?),
+            last_ts: from_ns(*ts.last()?),
+        })
+    }
+
+    /// The summary of the points' `step`-wide buckets combined with `agg`: what `of` would
+    /// say of the store's downsampled series, without building it.
+    fn of_buckets(
+        stat: Stat,
+        ts: &[i64],
+        vals: &[f64],
+        step_ns: i64,
+        agg: Stat,
+    ) -> Option<SeriesSummary> {
+        let (mut max, mut sum, mut n) = (f64::NEG_INFINITY, 0.0, 0u64);
+        let (mut first, mut last) = (None, 0);
+        if agg == Stat::Max {
+            // The largest bucket peak is the largest point and the peaks' sum is not
+            // asked for (a sum of hourly maxima means nothing): only the buckets are
+            // counted, on the timestamps, without combining values bucket by bucket.
+            let mut i = 0;
+            while i < ts.len() {
+                let end = skymeter_store::bucket_end(ts[i], step_ns);
+                i += ts[i..].partition_point(|t| *t <= end);
+                n += 1;
+                first.get_or_insert(end);
+                last = end;
+            }
+            return Some(SeriesSummary {
+                stat,
+                max: vals.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+                sum: f64::NAN,
+                percentile: 0.0,
+                points: n,
+                first_ts: from_ns(first?),
+                last_ts: from_ns(last),
+            });
+        }
+        each_bucket(ts, vals, step_ns, agg, |end, v| {
+            max = max.max(v);
+            sum += v;
+            n += 1;
+            first.get_or_insert(end);
+            last = end;
+        });
+        Some(SeriesSummary {
+            stat,
+            max,
+            sum,
+            percentile: 0.0,
+            points: n,
+            first_ts: from_ns(first?),
+            last_ts: from_ns(last),
+        })
+    }
+
     fn merge(&mut self, o: &SeriesSummary) {
         self.max = self.max.max(o.max);
         self.sum += o.sum;
@@ -50,6 +118,18 @@ impl SeriesSummary {
         self.first_ts = self.first_ts.min(o.first_ts);
         self.last_ts = self.last_ts.max(o.last_ts);
     }
+}
+
+fn from_ns(ns: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_nanos(ns)
+}
+
+fn to_ns(t: DateTime<Utc>) -> i64 {
+    t.timestamp_nanos_opt().unwrap_or(if t.timestamp() < 0 {
+        i64::MIN
+    } else {
+        i64::MAX
+    })
 }
 
 /// The `p`-th percentile (0-100] of `values`, nearest rank (the value at rank ⌈p/100 × n⌉),
@@ -63,121 +143,206 @@ pub fn percentile(mut values: Vec<f64>, p: f64) -> f64 {
     *values.select_nth_unstable_by(at, f64::total_cmp).1
 }
 
-/// Every series of `metric` with `stat` in `(start, end]` (points are stamped with the end
-/// of their period), downsampled to `step_s` with `agg` when given, summarised by resource
-/// key; `p` asks for a percentile.
-#[allow(clippy::too_many_arguments)]
+/// One window of a metric to summarise: its points in `(start, end]` (points are stamped
+/// with the end of their period), in `step_s` buckets combined with `agg` when given, with
+/// the `p`-th percentile of the raw points when asked.
+#[derive(Debug, Clone, Copy)]
+pub struct Window {
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub buckets: Option<(u64, Stat)>,
+    pub p: Option<f64>,
+}
+
+impl Window {
+    /// The window's nanosecond range `[lo, hi)`: one second on from `(start, end]`, as the
+    /// store's ranges are `[start, end)`, so that a point stamped `start` (the end of the
+    /// period before the window) is left out and one stamped `end` is in.
+    fn range_ns(&self) -> (i64, i64) {
+        (
+            to_ns(self.start + Duration::seconds(1)),
+            to_ns(self.end + Duration::seconds(1)),
+        )
+    }
+}
+
+/// Summaries by resource key of every series of `metric` with `stat`, one map per window,
+/// from one read. Only the resources `want` accepts are read (all when `None`).
+pub fn read_windows(
+    store: &dyn Store,
+    metric: &str,
+    stat: Stat,
+    windows: &[Window],
+    want: Option<&HashSet<String>>,
+) -> Result<Vec<HashMap<String, SeriesSummary>>, StoreError> {
+    let Some(lo) = windows.iter().map(|w| w.range_ns().0).min() else {
+        return Ok(Vec::new());
+    };
+    let hi = windows.iter().map(|w| w.range_ns().1).max().unwrap_or(lo);
+    // Each series' summaries with the series' labels, merged per resource afterwards in
+    // the order of their labels: the threads hand series over in no particular order, and
+    // a resource's sum over several series must not depend on it.
+    type Found = (String, skymeter_model::Labels, Vec<Option<SeriesSummary>>);
+    let found: Mutex<Vec<Found>> = Mutex::new(Vec::new());
+    let accept = |key: &SeriesKey| want.is_none_or(|w| w.contains(&key.resource.key()));
+    store.scan_points(
+        &SeriesScan {
+            series: SeriesQuery {
+                metric: Some(metric.to_string()),
+                stat: Some(stat),
+                ..Default::default()
+            },
+            start: from_ns(lo),
+            end: from_ns(hi),
+            want: want
+                .is_some()
+                .then_some(&accept as &(dyn Fn(&SeriesKey) -> bool + Sync)),
+        },
+        &|key, ts, vals| {
+            let summaries = windows
+                .iter()
+                .map(|w| {
+                    let (lo, hi) = w.range_ns();
+                    let (a, b) = (
+                        ts.partition_point(|t| *t < lo),
+                        ts.partition_point(|t| *t < hi),
+                    );
+                    let (ts, vals) = (&ts[a..b], &vals[a..b]);
+                    match w.buckets {
+                        Some((step, agg)) => SeriesSummary::of_buckets(
+                            stat,
+                            ts,
+                            vals,
+                            step as i64 * 1_000_000_000,
+                            agg,
+                        ),
+                        None => SeriesSummary::of_raw(stat, ts, vals, w.p),
+                    }
+                })
+                .collect();
+            let resource = key.resource.key();
+            let labels = key.labels.clone();
+            found
+                .lock()
+                .expect("not poisoned")
+                .push((resource, labels, summaries));
+        },
+    )?;
+    let mut found = found.into_inner().expect("not poisoned");
+    found.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+    let mut out = vec![HashMap::new(); windows.len()];
+    for (resource, _, summaries) in found {
+        for (map, s) in out.iter_mut().zip(summaries) {
+            let Some(s) = s else { continue };
+            match map.get_mut(&resource) {
+                Some(have) => SeriesSummary::merge(have, &s),
+                None => {
+                    map.insert(resource.clone(), s);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The largest value by resource key of every series of `metric` with `stat` in the
+/// window, from the store's extents (its index, mostly, without decoding a point): a first
+/// look that tells which resources need their points read at all.
+pub fn read_peaks(
+    store: &dyn Store,
+    metric: &str,
+    stat: Stat,
+    window: Window,
+) -> Result<HashMap<String, f64>, StoreError> {
+    let (lo, hi) = window.range_ns();
+    let peaks: Mutex<HashMap<String, f64>> = Mutex::new(HashMap::new());
+    store.scan_extents(
+        &SeriesScan {
+            series: SeriesQuery {
+                metric: Some(metric.to_string()),
+                stat: Some(stat),
+                ..Default::default()
+            },
+            start: from_ns(lo),
+            end: from_ns(hi),
+            want: None,
+        },
+        &|key, extent| {
+            let mut peaks = peaks.lock().expect("not poisoned");
+            let peak = peaks.entry(key.resource.key()).or_insert(f64::NAN);
+            *peak = peak.max(extent.max);
+        },
+    )?;
+    Ok(peaks.into_inner().expect("not poisoned"))
+}
+
+/// One window of one metric: see [`read_windows`].
 pub fn read_series(
     store: &dyn Store,
     metric: &str,
     stat: Stat,
-    start: DateTime<Utc>,
-    end: DateTime<Utc>,
-    step_s: Option<u64>,
-    agg: Option<Stat>,
-    p: Option<f64>,
+    window: Window,
 ) -> Result<HashMap<String, SeriesSummary>, StoreError> {
-    let mut out: HashMap<String, SeriesSummary> = HashMap::new();
-    each_series(
-        store,
-        metric,
-        stat,
-        start,
-        end,
-        step_s,
-        agg,
-        |key, points| {
-            if let Some(s) = SeriesSummary::of(stat, points, p) {
-                match out.get_mut(&key) {
-                    Some(have) => have.merge(&s),
-                    None => {
-                        out.insert(key, s);
-                    }
-                }
-            }
-        },
-    )?;
-    Ok(out)
-}
-
-/// Calls `f` with the resource key and the points in `(start, end]` of every series.
-#[allow(clippy::too_many_arguments)]
-fn each_series(
-    store: &dyn Store,
-    metric: &str,
-    stat: Stat,
-    start: DateTime<Utc>,
-    end: DateTime<Utc>,
-    step_s: Option<u64>,
-    agg: Option<Stat>,
-    mut f: impl FnMut(String, &[(DateTime<Utc>, f64)]),
-) -> Result<(), StoreError> {
-    let mut cursor = None;
-    loop {
-        let page = store.points(&PointsQuery {
-            series: SeriesQuery {
-                metric: Some(metric.to_string()),
-                stat: Some(stat),
-                page: PageQuery {
-                    limit: Some(PageQuery::MAX_LIMIT),
-                    cursor,
-                },
-                ..Default::default()
-            },
-            // The store's range is [start, end): one second on, so that a point stamped
-            // `start` (the end of the period before the window) is left out and one
-            // stamped `end` is in.
-            start: start + chrono::Duration::seconds(1),
-            end: end + chrono::Duration::seconds(1),
-            step_s,
-            agg,
-        })?;
-        for mut s in page.items {
-            s.points.sort_by_key(|p| p.0);
-            f(s.key.resource.key(), &s.points);
-        }
-        match page.next_cursor {
-            Some(c) => cursor = Some(c),
-            None => return Ok(()),
-        }
-    }
+    Ok(read_windows(store, metric, stat, &[window], None)?
+        .pop()
+        .unwrap_or_default())
 }
 
 /// Received + sent network throughput (bytes/s) in hourly averages, summarised by
-/// resource key (`max` is the busiest hour).
+/// resource key (`max` is the busiest hour), of the resources in `of` only.
 pub fn hourly_network(
     store: &dyn Store,
     start: DateTime<Utc>,
     end: DateTime<Utc>,
+    of: &HashSet<String>,
 ) -> Result<HashMap<String, SeriesSummary>, StoreError> {
-    // Hourly buckets of one page's resources only would split a resource across pages, so
-    // each resource's hours are kept for the whole window: as one f64 per hour indexed from
-    // the window's first hour (NaN: no point), 8 bytes an hour. (A map by timestamp took
-    // about 30 bytes an hour and was half the findings' heap at 10,000 resources.)
+    // Hourly buckets of one series only would split a resource's throughput in two, so
+    // each resource's hours are kept for the whole window: one f64 per hour indexed from
+    // the window's first hour (NaN: no point), of the resources asked for (the instances
+    // idle on CPU), not the fleet.
     let base = start.timestamp().div_euclid(3600);
     let len = (end.timestamp().div_euclid(3600) - base + 2).max(1) as usize;
-    let mut hours: HashMap<String, Vec<f64>> = HashMap::new();
+    let window = Window {
+        start,
+        end,
+        buckets: Some((3600, Stat::Avg)),
+        p: None,
+    };
+    let (lo, hi) = window.range_ns();
+    let hours: Mutex<HashMap<String, Vec<f64>>> = Mutex::new(HashMap::new());
+    let accept = |key: &SeriesKey| of.contains(&key.resource.key());
     for metric in ["network.received_throughput", "network.sent_throughput"] {
-        each_series(
-            store,
-            metric,
-            Stat::Avg,
-            start,
-            end,
-            Some(3600),
-            Some(Stat::Avg),
-            |key, points| {
-                let h = hours.entry(key).or_insert_with(|| vec![f64::NAN; len]);
-                for (ts, v) in points {
-                    let i = ts.timestamp().div_euclid(3600) - base;
+        store.scan_points(
+            &SeriesScan {
+                series: SeriesQuery {
+                    metric: Some(metric.to_string()),
+                    stat: Some(Stat::Avg),
+                    ..Default::default()
+                },
+                start: from_ns(lo),
+                end: from_ns(hi),
+                want: Some(&accept),
+            },
+            &|key, ts, vals| {
+                let mut hourly = Vec::new();
+                each_bucket(ts, vals, 3_600_000_000_000, Stat::Avg, |end, v| {
+                    hourly.push((end.div_euclid(1_000_000_000).div_euclid(3600) - base, v));
+                });
+                let mut hours = hours.lock().expect("not poisoned");
+                let h = hours
+                    .entry(key.resource.key())
+                    .or_insert_with(|| vec![f64::NAN; len]);
+                for (i, v) in hourly {
                     if let Some(slot) = usize::try_from(i).ok().and_then(|i| h.get_mut(i)) {
-                        *slot = if slot.is_nan() { *v } else { *slot + v };
+                        *slot = if slot.is_nan() { v } else { *slot + v };
                     }
                 }
             },
         )?;
     }
     Ok(hours
+        .into_inner()
+        .expect("not poisoned")
         .into_iter()
         .filter_map(|(key, h)| {
             let points: Vec<(DateTime<Utc>, f64)> = h

@@ -144,24 +144,36 @@ struct Candidate {
     resources: BTreeMap<String, (String, Pair)>,
 }
 
-/// The reconciliation findings as of `at`: the `cfg.days` whole UTC days before `at`'s day.
+/// The spend the reconciliation compares, as of `at`: the `cfg.days` whole UTC days before
+/// `at`'s day by provider, account, service, category, source and day. Asked for by the
+/// caller together with its other groupings (one read of the lines).
+pub(super) fn spend_query(cfg: &ReconciliationConfig, at: DateTime<Utc>) -> CostQuery {
+    let end_day = at.date_naive();
+    let start_day = end_day - Days::new(cfg.days.into());
+    CostQuery {
+        start: Some(midnight(start_day)),
+        end: Some(midnight(end_day)),
+        group_by: [
+            "provider", "account", "service", "category", "source", "day",
+        ]
+        .iter()
+        .map(|n| n.to_string())
+        .collect(),
+        ..Default::default()
+    }
+}
+
+/// The reconciliation findings as of `at` from `rows`, the answer to [`spend_query`].
 pub(super) fn reconciliation(
     store: &dyn Store,
     cfg: &ReconciliationConfig,
     at: DateTime<Utc>,
+    rows: Vec<CostGroup>,
 ) -> Result<Vec<Finding>, StoreError> {
     let end_day = at.date_naive();
     let start_day = end_day - Days::new(cfg.days.into());
     let (start, end) = (midnight(start_day), midnight(end_day));
     let group_by = |names: &[&str]| names.iter().map(|n| n.to_string()).collect();
-    let rows = store.costs(&CostQuery {
-        start: Some(start),
-        end: Some(end),
-        group_by: group_by(&[
-            "provider", "account", "service", "category", "source", "day",
-        ]),
-        ..Default::default()
-    })?;
     let mut by_group: BTreeMap<SpendGroup, BTreeMap<NaiveDate, Pair>> = BTreeMap::new();
     for g in &rows {
         let Some((key, billed)) = side_of(g) else {

@@ -382,3 +382,60 @@ fn percentiles_are_nearest_rank() {
         (20.0, 210.0, 19.0, 20)
     );
 }
+
+/// An instance whose `max` series peaks high is not idle however low its `avg` series
+/// stays (the peaks are screened from the store's index, the quiet ones read in full), from
+/// the head and from blocks alike; the idle one's evidence is its hourly peaks.
+#[test]
+fn a_peak_in_the_max_series_keeps_an_instance_from_being_idle() {
+    let f = fleet();
+    let spiky = resource(
+        "compute.instance",
+        "i-spiky",
+        serde_json::json!({"instance_type": "m5.2xlarge", "state": "running", "vcpus": 8, "memory_mib": 32768}),
+    );
+    let mut b = Batch::new("test", "aws", now());
+    b.points.extend(series(
+        &spiky,
+        "cpu.utilization",
+        Unit::Percent,
+        Stat::Max,
+        |i| {
+            if i % 288 == 100 {
+                60.0
+            } else {
+                1.5
+            }
+        },
+    ));
+    b.points.extend(series(
+        &spiky,
+        "cpu.utilization",
+        Unit::Percent,
+        Stat::Avg,
+        |_| 1.0,
+    ));
+    b.resources.push(spiky);
+    f.store.ingest(&b).unwrap();
+    for flushed in [false, true] {
+        if flushed {
+            f.store.flush().unwrap();
+        }
+        let found = compute(&f.store, &prices(), &FindingsConfig::default(), now()).unwrap();
+        let spiky: Vec<FindingKind> = found
+            .iter()
+            .filter(|f| f.resource.id == "i-spiky")
+            .map(|f| f.kind)
+            .collect();
+        assert_eq!(spiky, [FindingKind::Rightsizing], "flushed: {flushed}");
+        let idle = found.iter().find(|f| f.kind == FindingKind::Idle).unwrap();
+        assert_eq!(idle.resource.id, "i-idle");
+        let cpu = &idle.evidence.series[0];
+        assert_eq!((cpu.stat, cpu.value, cpu.points), (Stat::Max, 1.9, 14 * 24));
+        assert_eq!(
+            cpu.first_ts,
+            now() - Duration::days(14) + Duration::hours(1)
+        );
+        assert_eq!(cpu.last_ts, now());
+    }
+}

@@ -12,12 +12,14 @@ pub mod scaleout;
 mod store;
 mod types;
 
+pub use embedded::tsdb::{bucket_end, each_bucket};
 pub use embedded::{tokens, EmbeddedOptions, EmbeddedStore, TokenAdmin};
 pub use prom::PromQuerier;
 pub use scaleout::{PgMeta, PointWriter, ScaleOutOptions, ScaleOutStore};
 pub use store::{for_each_resource, Store};
 pub use types::{
-    AgentRecord, CostGroup, CostLineQuery, CostQuery, IngestOutcome, Page, PageQuery, PointsQuery,
-    ResourceChange, ResourceQuery, RetentionReport, Scope, SeriesInfo, SeriesKey, SeriesPoints,
-    SeriesQuery, StoreError, StoreStats, StoredResource, TokenInfo,
+    AgentRecord, CostGroup, CostLineQuery, CostQuery, ExtentFn, IngestOutcome, Page, PageQuery,
+    PointsQuery, ResourceChange, ResourceQuery, RetentionReport, ScanFn, Scope, SeriesExtent,
+    SeriesInfo, SeriesKey, SeriesPoints, SeriesQuery, SeriesScan, StoreError, StoreStats,
+    StoredResource, TokenInfo,
 };

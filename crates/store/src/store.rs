@@ -5,9 +5,10 @@ use crate::prom::{
     label_names_of, label_values_of, matches_any, series_labels, PromMetric, ResourceLabels,
 };
 use crate::types::{
-    AgentRecord, CostGroup, CostLineQuery, CostQuery, IngestOutcome, Page, PageQuery, PointsQuery,
-    ResourceChange, ResourceQuery, RetentionReport, Scope, SeriesInfo, SeriesKey, SeriesPoints,
-    SeriesQuery, StoreError, StoreStats, StoredResource, TokenInfo,
+    AgentRecord, CostGroup, CostLineQuery, CostQuery, ExtentFn, IngestOutcome, Page, PageQuery,
+    PointsQuery, ResourceChange, ResourceQuery, RetentionReport, ScanFn, Scope, SeriesExtent,
+    SeriesInfo, SeriesKey, SeriesPoints, SeriesQuery, SeriesScan, StoreError, StoreStats,
+    StoredResource, TokenInfo,
 };
 use chrono::{DateTime, Utc};
 use skymeter_model::api::{AgentRegistration, Heartbeat};
@@ -52,7 +53,79 @@ pub trait Store: Send + Sync + 'static {
         self.points(q)
     }
 
+    /// Calls `f` with each series matching `scan` that has points in its range and those
+    /// raw points, so that fleet-wide reductions (the savings findings) hold a few series'
+    /// points at a time and no `(DateTime, f64)` pair per point, as the pages of `points`
+    /// do. `f` may be called from several threads at once. The default pages through
+    /// `points`; the embedded store decodes chunks straight into the slices, on every core.
+    fn scan_points(&self, scan: &SeriesScan<'_>, f: ScanFn<'_>) -> Result<(), StoreError> {
+        let mut q = PointsQuery {
+            series: scan.series.clone(),
+            start: scan.start,
+            end: scan.end,
+            step_s: None,
+            agg: None,
+        };
+        q.series.page = PageQuery {
+            limit: Some(PageQuery::MAX_LIMIT),
+            cursor: None,
+        };
+        let (mut ts, mut vals) = (Vec::new(), Vec::new());
+        loop {
+            let page = self.points(&q)?;
+            for mut s in page.items {
+                if scan.want.is_some_and(|want| !want(&s.key)) || s.points.is_empty() {
+                    continue;
+                }
+                s.points.sort_by_key(|p| p.0);
+                s.points.dedup_by_key(|p| p.0);
+                ts.clear();
+                vals.clear();
+                for (t, v) in &s.points {
+                    ts.push(t.timestamp_nanos_opt().unwrap_or(if t.timestamp() < 0 {
+                        i64::MIN
+                    } else {
+                        i64::MAX
+                    }));
+                    vals.push(*v);
+                }
+                f(&s.key, &ts, &vals);
+            }
+            match page.next_cursor {
+                Some(c) => q.series.page.cursor = Some(c),
+                None => return Ok(()),
+            }
+        }
+    }
+
+    /// Each series matching `scan` with points in its range, with what `scan_points` would
+    /// say of its extent there (first and last timestamps, points, largest value), for
+    /// reductions that want only a series' peak (the findings' first look at CPU peaks).
+    /// The embedded store answers from its blocks' index where it can, without decoding;
+    /// the default reads the points.
+    fn scan_extents(&self, scan: &SeriesScan<'_>, f: ExtentFn<'_>) -> Result<(), StoreError> {
+        self.scan_points(scan, &|key, ts, vals| {
+            if let (Some(first), Some(last)) = (ts.first(), ts.last()) {
+                f(
+                    key,
+                    SeriesExtent {
+                        first_ns: *first,
+                        last_ns: *last,
+                        points: ts.len() as u64,
+                        max: vals.iter().copied().fold(f64::NAN, f64::max),
+                    },
+                );
+            }
+        })
+    }
+
     fn costs(&self, q: &CostQuery) -> Result<Vec<CostGroup>, StoreError>;
+    /// The answers to several grouping queries, in order. Backends that can answer them
+    /// from one read of the lines do (the savings findings ask for two groupings of the
+    /// same month); the default asks `costs` once per query.
+    fn costs_many(&self, qs: &[CostQuery]) -> Result<Vec<Vec<CostGroup>>, StoreError> {
+        qs.iter().map(|q| self.costs(q)).collect()
+    }
     /// The stored cost lines matching `q`, in storage order, at most `q.limit()` of them;
     /// `next_cursor` resumes after the last one. Each call reads one page, so a caller walks
     /// any number of lines in flat memory (the FOCUS export, `GET /api/v1/costs/export`).

@@ -157,6 +157,35 @@ pub struct PointsQuery {
     pub agg: Option<Stat>,
 }
 
+/// A read of every series matching `series` (its page is ignored) over `[start, end)`,
+/// reduced by the caller one series at a time (see `Store::scan_points`).
+pub struct SeriesScan<'a> {
+    pub series: SeriesQuery,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    /// Only the series it accepts are read (the others' chunks are not even decoded).
+    pub want: Option<&'a (dyn Fn(&SeriesKey) -> bool + Sync)>,
+}
+
+/// What `Store::scan_points` hands over per series: its key, then its timestamps
+/// (nanoseconds since the epoch, ascending, unique) and their values. Called from several
+/// threads at once, in no particular order.
+pub type ScanFn<'a> = &'a (dyn Fn(&SeriesKey, &[i64], &[f64]) + Sync);
+
+/// What `Store::scan_extents` says of a series over a range: its first and last
+/// timestamps (nanoseconds), how many points and the largest value (NaN values aside; NaN
+/// when all are).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SeriesExtent {
+    pub first_ns: i64,
+    pub last_ns: i64,
+    pub points: u64,
+    pub max: f64,
+}
+
+/// What `Store::scan_extents` hands over per series; called from several threads at once.
+pub type ExtentFn<'a> = &'a (dyn Fn(&SeriesKey, SeriesExtent) + Sync);
+
 /// One series' points in a range, `[ts, value]` pairs ordered by time.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct SeriesPoints {

@@ -5,10 +5,16 @@
 //! chunk*                       (see chunk.rs), in series-id order
 //! meta: varint n_sources, n × u64 source block ids (blocks this one replaces),
 //!       varint n_chunks, n × {series u64, offset u64, len u32, count u32,
-//!                             min_ts i64, max_ts i64, crc32 u32}
+//!                             min_ts i64, max_ts i64, crc32 u32,
+//!                             min_value f64, max_value f64 (version 2 on)}
 //! footer (56 bytes): meta_offset u64, meta_len u32, meta_crc u32, min_seq u64,
 //!       max_seq u64, block_id u64, level u32, version u32, "SKYBLKFT"
 //! ```
+//!
+//! Version 2 added each chunk's smallest and largest value, so that a reduction that wants a
+//! series' peak over a range (the savings findings' screening) reads it from the index
+//! instead of decoding the chunk. Version 1 blocks are read as they are (their chunks'
+//! values unknown, decoded when asked) and gain the values when compaction rewrites them.
 //!
 //! A block holds the points of WAL records `min_seq..=max_seq`; blocks' ranges never
 //! overlap, so "later write wins" across blocks is "higher max_seq wins". A block written by
@@ -27,8 +33,9 @@ use std::path::{Path, PathBuf};
 const MAGIC: &[u8; 8] = b"SKYBLK\0\x01";
 const FOOTER_MAGIC: &[u8; 8] = b"SKYBLKFT";
 const FOOTER: usize = 56;
-const ENTRY: usize = 44;
-const VERSION: u32 = 1;
+const ENTRY_V1: usize = 44;
+const ENTRY: usize = 60;
+const VERSION: u32 = 2;
 
 #[derive(Debug, Clone, Copy)]
 pub struct ChunkMeta {
@@ -39,6 +46,9 @@ pub struct ChunkMeta {
     pub min_ts: i64,
     pub max_ts: i64,
     pub crc: u32,
+    /// The smallest and largest value (NaN values aside; NaN when all are); `None` in
+    /// version 1 blocks.
+    pub value_range: Option<(f64, f64)>,
 }
 
 pub struct Block {
@@ -46,6 +56,8 @@ pub struct Block {
     pub path: PathBuf,
     file: File,
     pub level: u32,
+    /// The format it was written in (1: no values' range in the index).
+    pub version: u32,
     pub min_seq: u64,
     pub max_seq: u64,
     pub min_ts: i64,
@@ -55,6 +67,17 @@ pub struct Block {
     pub sources: Vec<u64>,
     /// Sorted by series id.
     pub chunks: Vec<ChunkMeta>,
+}
+
+/// The smallest and largest of `vals`, NaN aside (NaN, NaN when all are NaN).
+pub fn value_range(vals: &[f64]) -> (f64, f64) {
+    let lo = vals.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = vals.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    if lo > hi {
+        (f64::NAN, f64::NAN)
+    } else {
+        (lo, hi)
+    }
 }
 
 pub fn block_path(dir: &Path, id: u64) -> PathBuf {
@@ -98,7 +121,7 @@ impl Block {
         })()
         .map_err(corrupt)?;
         let (meta_offset, meta_len, meta_crc, min_seq, max_seq, id, level, version, magic) = f;
-        if magic != FOOTER_MAGIC || version != VERSION {
+        if magic != FOOTER_MAGIC || !(1..=VERSION).contains(&version) {
             return Err(corrupt(format!("bad footer (magic or version {version})")));
         }
         // Checked: a damaged footer can hold any offset, and a sum that wraps could pass.
@@ -124,7 +147,8 @@ impl Block {
                 sources.push(r.u64("source id")?);
             }
             let nc = r.uvarint("chunk count")? as usize;
-            if nc.saturating_mul(ENTRY) > r.remaining() {
+            let entry = if version == 1 { ENTRY_V1 } else { ENTRY };
+            if nc.saturating_mul(entry) > r.remaining() {
                 return Err("chunk count larger than the index".into());
             }
             let mut chunks = Vec::with_capacity(nc);
@@ -137,6 +161,11 @@ impl Block {
                     min_ts: r.i64("min ts")?,
                     max_ts: r.i64("max ts")?,
                     crc: r.u32("crc")?,
+                    value_range: if version == 1 {
+                        None
+                    } else {
+                        Some((r.f64("min value")?, r.f64("max value")?))
+                    },
                 });
             }
             Ok((sources, chunks))
@@ -157,6 +186,7 @@ impl Block {
             path: path.to_path_buf(),
             file,
             level,
+            version,
             min_seq,
             max_seq,
             min_ts: chunks.iter().map(|c| c.min_ts).min().unwrap_or(i64::MAX),
@@ -213,6 +243,8 @@ pub struct BlockWriter {
     out: BufWriter<File>,
     offset: u64,
     chunks: Vec<ChunkMeta>,
+    /// The format written: [`VERSION`], or 1 in tests of reading older blocks.
+    version: u32,
 }
 
 impl BlockWriter {
@@ -228,7 +260,15 @@ impl BlockWriter {
             out,
             offset: MAGIC.len() as u64,
             chunks: Vec::new(),
+            version: VERSION,
         })
+    }
+
+    /// Writes the version 1 format (no values' range), as skymeter did before version 2.
+    #[cfg(test)]
+    pub fn version_1(mut self) -> Self {
+        self.version = 1;
+        self
     }
 
     pub fn is_empty(&self) -> bool {
@@ -252,13 +292,23 @@ impl BlockWriter {
             min_ts: ts[0],
             max_ts: ts[ts.len() - 1],
             crc: crc32fast::hash(&enc),
+            value_range: Some(value_range(vals)),
         };
         self.add_raw(meta, &enc)
     }
 
-    /// Copies an already encoded chunk.
+    /// Copies an already encoded chunk (decoding it once when it comes from a version 1
+    /// block, for its values' range).
     pub fn add_raw(&mut self, mut meta: ChunkMeta, raw: &[u8]) -> Result<(), StoreError> {
         debug_assert!(self.chunks.last().is_none_or(|c| c.series < meta.series));
+        if meta.value_range.is_none() {
+            let (_, vals) =
+                chunk::decode(raw, meta.count as usize).map_err(|m| StoreError::Corrupt {
+                    path: self.tmp.display().to_string(),
+                    message: format!("cannot decode the chunk of series {}: {m}", meta.series),
+                })?;
+            meta.value_range = Some(value_range(&vals));
+        }
         meta.offset = self.offset;
         self.out.write_all(raw).map_err(|e| io_err(&self.tmp, e))?;
         self.offset += raw.len() as u64;
@@ -288,6 +338,11 @@ impl BlockWriter {
             meta.extend_from_slice(&c.min_ts.to_le_bytes());
             meta.extend_from_slice(&c.max_ts.to_le_bytes());
             meta.extend_from_slice(&c.crc.to_le_bytes());
+            if self.version >= 2 {
+                let (lo, hi) = c.value_range.unwrap_or((f64::NAN, f64::NAN));
+                meta.extend_from_slice(&lo.to_le_bytes());
+                meta.extend_from_slice(&hi.to_le_bytes());
+            }
         }
         let mut footer = Vec::with_capacity(FOOTER);
         footer.extend_from_slice(&self.offset.to_le_bytes());
@@ -297,7 +352,7 @@ impl BlockWriter {
         footer.extend_from_slice(&max_seq.to_le_bytes());
         footer.extend_from_slice(&self.id.to_le_bytes());
         footer.extend_from_slice(&level.to_le_bytes());
-        footer.extend_from_slice(&VERSION.to_le_bytes());
+        footer.extend_from_slice(&self.version.to_le_bytes());
         footer.extend_from_slice(FOOTER_MAGIC);
         let tmp = self.tmp.clone();
         self.out.write_all(&meta).map_err(|e| io_err(&tmp, e))?;

@@ -39,9 +39,10 @@ mod wal;
 pub(crate) mod tests;
 
 use crate::types::{
-    AgentRecord, CostGroup, CostLineQuery, CostQuery, IngestOutcome, Page, PageQuery, PointsQuery,
-    ResourceChange, ResourceQuery, RetentionReport, Scope, SeriesInfo, SeriesKey, SeriesPoints,
-    SeriesQuery, StoreError, StoreStats, StoredResource, TokenInfo,
+    AgentRecord, CostGroup, CostLineQuery, CostQuery, ExtentFn, IngestOutcome, Page, PageQuery,
+    PointsQuery, ResourceChange, ResourceQuery, RetentionReport, ScanFn, Scope, SeriesInfo,
+    SeriesKey, SeriesPoints, SeriesQuery, SeriesScan, StoreError, StoreStats, StoredResource,
+    TokenInfo,
 };
 use crate::Store;
 use chrono::{DateTime, Utc};
@@ -566,8 +567,20 @@ impl Store for EmbeddedStore {
         self.inner.points_page(q, max_points)
     }
 
+    fn scan_points(&self, scan: &SeriesScan<'_>, f: ScanFn<'_>) -> Result<(), StoreError> {
+        self.inner.scan_points(scan, f)
+    }
+
+    fn scan_extents(&self, scan: &SeriesScan<'_>, f: ExtentFn<'_>) -> Result<(), StoreError> {
+        self.inner.scan_extents(scan, f)
+    }
+
     fn costs(&self, q: &CostQuery) -> Result<Vec<CostGroup>, StoreError> {
         self.inner.meta.costs(q)
+    }
+
+    fn costs_many(&self, qs: &[CostQuery]) -> Result<Vec<Vec<CostGroup>>, StoreError> {
+        self.inner.meta.costs_many(qs)
     }
 
     fn cost_lines(&self, q: &CostLineQuery) -> Result<Page<Cost>, StoreError> {

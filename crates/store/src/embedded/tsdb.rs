@@ -12,7 +12,7 @@
 //! bytes per point fall), up to `max_level` or `max_block_bytes`. Adjacent = consecutive in
 //! WAL order, which keeps blocks' seq ranges disjoint and ordered.
 
-use super::block::{Block, BlockWriter};
+use super::block::{Block, BlockWriter, ChunkMeta};
 use super::codec::{decode_cursor, encode_cursor, from_ns, to_ns_saturating};
 use super::head::{sort_dedup, Head, SeriesBuf};
 use super::index::Index;
@@ -20,8 +20,8 @@ use super::inner::Inner;
 use super::series::IdentityHasher;
 use super::wal::io_err;
 use crate::types::{
-    Page, PointsQuery, RetentionReport, SeriesInfo, SeriesKey, SeriesPoints, SeriesQuery,
-    StoreError, StoreStats,
+    ExtentFn, Page, PointsQuery, RetentionReport, ScanFn, SeriesExtent, SeriesInfo, SeriesKey,
+    SeriesPoints, SeriesQuery, SeriesScan, StoreError, StoreStats,
 };
 use chrono::{DateTime, Utc};
 use serde_json::json;
@@ -217,6 +217,7 @@ impl Inner {
     pub(super) fn compact_all(&self) -> Result<(), StoreError> {
         let _m = self.maintenance.lock();
         while self.compact_once(self.opts.compaction_fan_in.max(2))? {}
+        while self.upgrade_once()? {}
         Ok(())
     }
 
@@ -226,7 +227,33 @@ impl Inner {
     pub(super) fn compact_eagerly(&self) -> Result<(), StoreError> {
         let _m = self.maintenance.lock();
         while self.compact_once(2)? {}
+        while self.upgrade_once()? {}
         Ok(())
+    }
+
+    /// Rewrites one block of the version 1 format (no values' range in its index) as the
+    /// current version, at the same level and sequence range: chunks copied as they are,
+    /// their values decoded once for the range. Part of compaction, so a store written by
+    /// an older skymeter gains the indexed peaks by itself; a crash midway leaves the new
+    /// block naming the old one as replaced, which opening then deletes.
+    fn upgrade_once(&self) -> Result<bool, StoreError> {
+        let blocks = self.blocks.read().clone();
+        let Some(old) = blocks.iter().find(|b| b.version < 2) else {
+            return Ok(false);
+        };
+        let mut w = self.new_block()?;
+        let copied = old
+            .chunks
+            .iter()
+            .try_for_each(|c| w.add_raw(*c, &old.read_raw(c)?));
+        if let Err(e) = copied {
+            w.abandon();
+            return Err(e);
+        }
+        let new = w.finish(old.level, old.min_seq, old.max_seq, &[old.id])?;
+        tracing::info!(old = %old.path.display(), new = %new.path.display(), "rewrote a block of the version 1 format");
+        self.replace(std::slice::from_ref(old), Some(new))?;
+        Ok(true)
     }
 
     /// The first run (oldest first, lowest level first) of at least `min_group` and at most
@@ -663,6 +690,211 @@ impl Inner {
     }
 }
 
+/// A series a scan reads: its id, key and head points in the range.
+type ScanItem = ((u64, SeriesKey), Gathered);
+
+/// What a scan does with one series: given the blocks, the series and buffers the thread
+/// reuses.
+type PerSeries<'a> =
+    &'a (dyn Fn(&[Arc<Block>], &ScanItem, &mut Gathered) -> Result<(), StoreError> + Sync);
+
+impl Inner {
+    /// The matching series a thousand at a time, each thousand with its head points split
+    /// among the cores, `per_series` called for each.
+    fn scan_each(
+        &self,
+        scan: &SeriesScan<'_>,
+        per_series: PerSeries<'_>,
+    ) -> Result<(), StoreError> {
+        const BATCH: usize = 1024;
+        let (start, end) = (to_ns_saturating(scan.start), to_ns_saturating(scan.end));
+        if end <= start {
+            return Ok(());
+        }
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+        let mut after = 0u64;
+        loop {
+            let mut last = None;
+            let cands: Vec<(u64, SeriesKey)> = {
+                let idx = self.index.read();
+                idx.matching(&scan.series, after)
+                    .take(BATCH)
+                    .inspect(|id| last = Some(*id))
+                    .filter_map(|id| Some((id, idx.key(id)?)))
+                    .filter(|(_, key)| scan.want.is_none_or(|want| want(key)))
+                    .collect()
+            };
+            let Some(last) = last else {
+                return Ok(());
+            };
+            after = last;
+            if cands.is_empty() {
+                continue;
+            }
+            // Head first, then blocks (as `points_page`): a seal in between shows points
+            // twice, merged by `sort_dedup`, never not at all.
+            let heads: Vec<Gathered> = {
+                let h = self.head.read();
+                cands
+                    .iter()
+                    .map(|(id, _)| {
+                        let mut g = Gathered {
+                            ts: Vec::new(),
+                            vals: Vec::new(),
+                        };
+                        if let Some(fr) = &h.frozen {
+                            fr.range(*id, start, end, &mut g.ts, &mut g.vals);
+                        }
+                        h.active.range(*id, start, end, &mut g.ts, &mut g.vals);
+                        g
+                    })
+                    .collect()
+            };
+            let blocks = self.blocks.read().clone();
+            let work: Vec<ScanItem> = cands.into_iter().zip(heads).collect();
+            let per_thread = work.len().div_ceil(threads);
+            std::thread::scope(|s| {
+                let running: Vec<_> = work
+                    .chunks(per_thread)
+                    .map(|part| {
+                        let blocks = &blocks;
+                        s.spawn(move || -> Result<(), StoreError> {
+                            let mut buf = Gathered {
+                                ts: Vec::new(),
+                                vals: Vec::new(),
+                            };
+                            part.iter()
+                                .try_for_each(|item| per_series(blocks, item, &mut buf))
+                        })
+                    })
+                    .collect();
+                running
+                    .into_iter()
+                    .try_for_each(|t| t.join().expect("a scan thread panicked"))
+            })?;
+        }
+    }
+
+    /// See `Store::scan_points`.
+    pub(super) fn scan_points(
+        &self,
+        scan: &SeriesScan<'_>,
+        f: ScanFn<'_>,
+    ) -> Result<(), StoreError> {
+        let (start, end) = (to_ns_saturating(scan.start), to_ns_saturating(scan.end));
+        self.scan_each(scan, &|blocks, ((id, key), head), buf| {
+            let mut chunks = in_range(blocks, *id, start, end);
+            let first = chunks.next();
+            let more = chunks.next();
+            if let (Some((b, c)), None, true) = (first, more, head.ts.is_empty()) {
+                // The common case, one compacted chunk and nothing in the head: a chunk is
+                // time-ordered and unique, so its decoded slice goes to `f` as it is.
+                let (t, v) = b.read(c)?;
+                let lo = t.partition_point(|x| *x < start);
+                let hi = t.partition_point(|x| *x < end);
+                if hi > lo {
+                    f(key, &t[lo..hi], &v[lo..hi]);
+                }
+                return Ok(());
+            }
+            buf.ts.clear();
+            buf.vals.clear();
+            for (b, c) in first.into_iter().chain(more).chain(chunks) {
+                let (t, v) = b.read(c)?;
+                let lo = t.partition_point(|x| *x < start);
+                let hi = t.partition_point(|x| *x < end);
+                buf.ts.extend_from_slice(&t[lo..hi]);
+                buf.vals.extend_from_slice(&v[lo..hi]);
+            }
+            buf.ts.extend_from_slice(&head.ts);
+            buf.vals.extend_from_slice(&head.vals);
+            if !buf.ts.is_empty() {
+                sort_dedup(&mut buf.ts, &mut buf.vals);
+                f(key, &buf.ts, &buf.vals);
+            }
+            Ok(())
+        })
+    }
+
+    /// See `Store::scan_extents`: from the blocks' index when every chunk of the series in
+    /// the range lies wholly inside it, carries its values' range, and no two of them (nor
+    /// the head) overlap in time — a later write replacing a point could otherwise hide
+    /// in an older chunk's figures —; else from the decoded points.
+    pub(super) fn scan_extents(
+        &self,
+        scan: &SeriesScan<'_>,
+        f: ExtentFn<'_>,
+    ) -> Result<(), StoreError> {
+        let (start, end) = (to_ns_saturating(scan.start), to_ns_saturating(scan.end));
+        self.scan_each(scan, &|blocks, ((id, key), head), buf| {
+            if head.ts.is_empty() {
+                let mut chunks: Vec<_> =
+                    in_range(blocks, *id, start, end).map(|(_, c)| c).collect();
+                chunks.sort_by_key(|c| c.min_ts);
+                let inside = chunks
+                    .iter()
+                    .all(|c| c.min_ts >= start && c.max_ts < end && c.value_range.is_some());
+                let apart = chunks.windows(2).all(|w| w[0].max_ts < w[1].min_ts);
+                if inside && apart {
+                    if let (Some(first), Some(last)) = (chunks.first(), chunks.last()) {
+                        f(
+                            key,
+                            SeriesExtent {
+                                first_ns: first.min_ts,
+                                last_ns: last.max_ts,
+                                points: chunks.iter().map(|c| u64::from(c.count)).sum(),
+                                max: chunks
+                                    .iter()
+                                    .filter_map(|c| c.value_range)
+                                    .map(|(_, hi)| hi)
+                                    .fold(f64::NAN, f64::max),
+                            },
+                        );
+                    }
+                    return Ok(());
+                }
+            }
+            buf.ts.clear();
+            buf.vals.clear();
+            for (b, c) in in_range(blocks, *id, start, end) {
+                let (t, v) = b.read(c)?;
+                let lo = t.partition_point(|x| *x < start);
+                let hi = t.partition_point(|x| *x < end);
+                buf.ts.extend_from_slice(&t[lo..hi]);
+                buf.vals.extend_from_slice(&v[lo..hi]);
+            }
+            buf.ts.extend_from_slice(&head.ts);
+            buf.vals.extend_from_slice(&head.vals);
+            if !buf.ts.is_empty() {
+                sort_dedup(&mut buf.ts, &mut buf.vals);
+                f(
+                    key,
+                    SeriesExtent {
+                        first_ns: buf.ts[0],
+                        last_ns: buf.ts[buf.ts.len() - 1],
+                        points: buf.ts.len() as u64,
+                        max: buf.vals.iter().copied().fold(f64::NAN, f64::max),
+                    },
+                );
+            }
+            Ok(())
+        })
+    }
+}
+
+/// The chunks of series `id` that have points in `[start, end)`, oldest block first.
+fn in_range(
+    blocks: &[Arc<Block>],
+    id: u64,
+    start: i64,
+    end: i64,
+) -> impl Iterator<Item = (&Block, &ChunkMeta)> {
+    blocks.iter().filter_map(move |b| {
+        let c = b.find(id)?;
+        (c.max_ts >= start && c.min_ts < end).then_some((&**b, c))
+    })
+}
+
 /// The checked range and bucketing of a points query: the step in nanoseconds (`None`:
 /// raw points) and how buckets combine.
 pub fn points_step(q: &PointsQuery) -> Result<(Option<i64>, Stat), StoreError> {
@@ -689,23 +921,37 @@ pub fn points_step(q: &PointsQuery) -> Result<(Option<i64>, Stat), StoreError> {
 /// series lands in the bucket stamped 10:01, and downsampling to its own period changes
 /// nothing.
 pub fn downsample(ts: &[i64], vals: &[f64], step: i64, agg: Stat) -> Vec<(DateTime<Utc>, f64)> {
-    let bucket_end = |t: i64| -> i64 {
-        let (t, s) = (i128::from(t), i128::from(step));
-        let e = (t + s - 1).div_euclid(s) * s;
-        e.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
-    };
     let mut out = Vec::new();
+    each_bucket(ts, vals, step, agg, |end, v| out.push((from_ns(end), v)));
+    out
+}
+
+/// Calls `f` with the end (nanoseconds) and the combined value of each bucket of
+/// [`downsample`], oldest first, without building the list: what a reduction over a fleet's
+/// series (the savings findings) walks instead.
+pub fn each_bucket(ts: &[i64], vals: &[f64], step: i64, agg: Stat, mut f: impl FnMut(i64, f64)) {
     let mut i = 0;
     while i < ts.len() {
-        let e = bucket_end(ts[i]);
+        let e = bucket_end(ts[i], step);
         let mut j = i + 1;
-        while j < ts.len() && bucket_end(ts[j]) == e {
+        while j < ts.len() && ts[j] <= e {
             j += 1;
         }
-        out.push((from_ns(e), combine(&vals[i..j], agg)));
+        f(e, combine(&vals[i..j], agg));
         i = j;
     }
-    out
+}
+
+/// The end of the `step`-wide bucket (aligned to the epoch) that holds `t`: `t` itself when
+/// it is a multiple of `step`, else the next multiple (the last representable for the
+/// bucket holding `i64::MAX`). In i64, not i128: this runs once per point downsampled.
+pub fn bucket_end(t: i64, step: i64) -> i64 {
+    match t.rem_euclid(step) {
+        0 => t,
+        // Below zero, `t - r` could pass i64::MIN; `step - r` is positive and small.
+        r if t < 0 => t + (step - r),
+        r => (t - r).saturating_add(step),
+    }
 }
 
 fn combine(v: &[f64], agg: Stat) -> f64 {

@@ -347,3 +347,85 @@ fn a_database_from_a_newer_skymeter_is_refused_naming_its_version() {
         "{msg}"
     );
 }
+
+/// The grouping sums in Rust what SQLite's `SUM` sums (compensated), groups by day and
+/// month as `strftime` did, and several groupings from one read equal each asked alone.
+#[test]
+fn groupings_equal_sqls_sums_and_each_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    // Awkward figures: tenths, a huge value and its negation, tiny ones, over 40 days and
+    // two services, two sources.
+    let mut costs = Vec::new();
+    for d in 0..40i64 {
+        let day = t("2026-10-15T00:00:00Z") + chrono::Duration::days(d);
+        for (k, v) in [0.1, 0.2, 1e16, -1e16, 3.3, 1e-9, 7.77].iter().enumerate() {
+            let mut c = cost(
+                *v * (1.0 + d as f64 / 7.0),
+                "USD",
+                ["EC2", "S3"][k % 2],
+                day,
+            );
+            c.resource_id = Some(format!("i-{k}"));
+            c.x_source = if d % 3 == 0 {
+                CostSource::Estimated
+            } else {
+                CostSource::Billed
+            };
+            costs.push(c);
+        }
+    }
+    let mut b = batch_at("2026-11-30T00:00:00Z", costs);
+    b.costs.sort_by_key(|c| c.charge_period_start);
+    s.ingest(&b).unwrap();
+    let db = rusqlite::Connection::open(dir.path().join("meta.sqlite")).unwrap();
+    let sql_sum = |service: &str, day: &str| -> f64 {
+        db.query_row(
+            "SELECT SUM(billed) FROM costs WHERE service = ? AND strftime('%Y-%m-%d', start / 1000000000, 'unixepoch') = ?",
+            rusqlite::params![service, day],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    let by_day = grouped(&s, &["service", "day"]);
+    assert_eq!(by_day.len(), 80);
+    for g in &by_day {
+        let want = sql_sum(&g.group["service"], &g.group["day"]);
+        assert_eq!(g.billed_cost.to_bits(), want.to_bits(), "{:?}", g.group);
+    }
+    let months: Vec<(String, u64)> = grouped(&s, &["month"])
+        .into_iter()
+        .map(|g| (g.group["month"].clone(), g.lines))
+        .collect();
+    assert_eq!(
+        months,
+        [
+            ("2026-10".to_string(), 17 * 7),
+            ("2026-11".to_string(), 23 * 7)
+        ]
+    );
+
+    let q = |start: &str, end: &str, by: &[&str]| CostQuery {
+        start: Some(t(start)),
+        end: Some(t(end)),
+        group_by: by.iter().map(|g| g.to_string()).collect(),
+        ..Default::default()
+    };
+    let qs = [
+        q(
+            "2026-10-20T00:00:00Z",
+            "2026-11-05T00:00:00Z",
+            &["service", "source", "day"],
+        ),
+        q(
+            "2026-11-01T12:00:00Z",
+            "2026-11-30T00:00:00Z",
+            &["resource", "source"],
+        ),
+        q("2026-10-01T00:00:00Z", "2026-12-01T00:00:00Z", &[]),
+    ];
+    let together = s.costs_many(&qs).unwrap();
+    let alone: Vec<Vec<CostGroup>> = qs.iter().map(|q| s.costs(q).unwrap()).collect();
+    assert_eq!(together, alone);
+    assert_eq!(together[2][0].lines, 280);
+}

@@ -479,3 +479,283 @@ fn a_points_page_stops_at_its_point_budget_and_resumes_after_it() {
         3
     );
 }
+
+/// Every series `scan_points` hands over, as (resource id, [(ts s, value)]), sorted.
+fn scanned(
+    s: &EmbeddedStore,
+    metric: &str,
+    start: i64,
+    end: i64,
+    want: Option<&str>,
+) -> Vec<(String, Vec<(i64, f64)>)> {
+    let got = std::sync::Mutex::new(Vec::new());
+    let only = |k: &SeriesKey| want.is_none_or(|w| &*k.resource.id == w);
+    s.scan_points(
+        &SeriesScan {
+            series: SeriesQuery {
+                metric: Some(metric.into()),
+                ..Default::default()
+            },
+            start: ts(start),
+            end: ts(end),
+            want: Some(&only),
+        },
+        &|key, t, v| {
+            assert!(t.windows(2).all(|w| w[0] < w[1]), "ascending and unique");
+            let points = t
+                .iter()
+                .zip(v)
+                .map(|(t, v)| (t / 1_000_000_000, *v))
+                .collect();
+            got.lock()
+                .unwrap()
+                .push((key.resource.id.to_string(), points));
+        },
+    )
+    .unwrap();
+    let mut got = got.into_inner().unwrap();
+    got.sort_by(|a, b| a.0.cmp(&b.0));
+    got
+}
+
+#[test]
+fn a_scan_hands_over_what_points_answers_from_head_blocks_and_rewrites() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open_with(dir.path(), |o| o.compaction_fan_in = 2);
+    let ingest = |v: &[(&str, i64, f64)]| {
+        let mut b = batch();
+        b.points = v
+            .iter()
+            .map(|(r, t, x)| point("m", r, ts(*t), *x))
+            .collect();
+        s.ingest(&b).unwrap();
+    };
+    // 3,000 series (more than one batch of the scan, so several threads and batches), one
+    // compacted chunk each; then for h-7 a second block that rewrites a point, and points
+    // in the head; h-8 only in the head.
+    let many: Vec<(String, i64, f64)> = (0..3000)
+        .flat_map(|i| (1..=5).map(move |k| (format!("h-{i}"), k * 60, (i * 10 + k) as f64)))
+        .collect();
+    let refs: Vec<(&str, i64, f64)> = many.iter().map(|(r, t, x)| (r.as_str(), *t, *x)).collect();
+    ingest(&refs);
+    s.flush().unwrap();
+    ingest(&[("h-7", 120, 99.0), ("h-7", 600, 6.0)]);
+    s.flush().unwrap();
+    ingest(&[("h-7", 180, 77.0), ("h-7", 660, 7.0), ("h-3000", 60, 1.0)]);
+
+    let all = scanned(&s, "m", 0, 4_000_000_000, None);
+    assert_eq!(all.len(), 3001);
+    let h7 = all.iter().find(|(r, _)| r == "h-7").unwrap();
+    assert_eq!(
+        h7.1,
+        [
+            (60, 71.0),
+            (120, 99.0),
+            (180, 77.0),
+            (240, 74.0),
+            (300, 75.0),
+            (600, 6.0),
+            (660, 7.0)
+        ]
+    );
+    // The same as `points` for every series, range edges included ([start, end)).
+    for (start, end) in [(0, 4_000_000_000), (120, 300), (121, 600)] {
+        let by_points: Vec<(String, Vec<(i64, f64)>)> = {
+            let mut q = pq("m", start, end, None, None);
+            q.series.page.limit = Some(PageQuery::MAX_LIMIT);
+            let mut out = Vec::new();
+            loop {
+                let page = s.points(&q).unwrap();
+                out.extend(page.items.into_iter().map(|p| {
+                    let pts = p.points.iter().map(|(t, v)| (t.timestamp(), *v)).collect();
+                    (p.key.resource.id.to_string(), pts)
+                }));
+                match page.next_cursor {
+                    Some(c) => q.series.page.cursor = Some(c),
+                    None => break,
+                }
+            }
+            out.sort_by(|a, b| a.0.cmp(&b.0));
+            out.retain(|(_, p): &(String, Vec<(i64, f64)>)| !p.is_empty());
+            out
+        };
+        assert_eq!(
+            scanned(&s, "m", start, end, None),
+            by_points,
+            "[{start}, {end})"
+        );
+    }
+    // `want` picks series; nothing outside the range; other metrics not at all.
+    assert_eq!(
+        scanned(&s, "m", 0, 4_000_000_000, Some("h-3000")),
+        [("h-3000".to_string(), vec![(60, 1.0)])]
+    );
+    assert!(scanned(&s, "m", 1000, 2000, None).is_empty());
+    assert!(scanned(&s, "other", 0, 4_000_000_000, None).is_empty());
+}
+
+#[test]
+fn buckets_end_at_multiples_of_the_step_without_overflow() {
+    use crate::embedded::tsdb::bucket_end;
+    assert_eq!(bucket_end(3600, 3600), 3600);
+    assert_eq!(bucket_end(3601, 3600), 7200);
+    assert_eq!(bucket_end(1, 3600), 3600);
+    assert_eq!(bucket_end(0, 3600), 0);
+    assert_eq!(bucket_end(-1, 3600), 0);
+    assert_eq!(bucket_end(-3601, 3600), -3600);
+    assert_eq!(bucket_end(i64::MAX, 3600), i64::MAX);
+    assert_eq!(bucket_end(i64::MIN, 1_000_000_000), i64::MIN + 854_775_808);
+}
+
+/// (resource id, (first s, last s, points, max)) of every series, sorted: from
+/// `scan_extents`, or from `scan_points` when `decoded`.
+#[allow(clippy::type_complexity)]
+fn extents(
+    s: &EmbeddedStore,
+    start: i64,
+    end: i64,
+    decoded: bool,
+) -> Vec<(String, (i64, i64, u64, f64))> {
+    let scan = SeriesScan {
+        series: SeriesQuery {
+            metric: Some("m".into()),
+            ..Default::default()
+        },
+        start: ts(start),
+        end: ts(end),
+        want: None,
+    };
+    let got = std::sync::Mutex::new(Vec::new());
+    let put = |key: &SeriesKey, e: SeriesExtent| {
+        let e = (
+            e.first_ns / 1_000_000_000,
+            e.last_ns / 1_000_000_000,
+            e.points,
+            e.max,
+        );
+        got.lock().unwrap().push((key.resource.id.to_string(), e));
+    };
+    if decoded {
+        s.scan_points(&scan, &|key, t, v| {
+            let max = v.iter().copied().fold(f64::NAN, f64::max);
+            let extent = SeriesExtent {
+                first_ns: t[0],
+                last_ns: t[t.len() - 1],
+                points: t.len() as u64,
+                max,
+            };
+            put(key, extent)
+        })
+        .unwrap();
+    } else {
+        s.scan_extents(&scan, &put).unwrap();
+    }
+    let mut got = got.into_inner().unwrap();
+    got.sort_by(|a, b| a.0.cmp(&b.0));
+    got
+}
+
+/// Rewrites every block of the store at `dir` in the version 1 format (no values' range).
+fn downgrade_blocks(dir: &Path) {
+    use crate::embedded::block::{Block, BlockWriter};
+    let blocks = dir.join("blocks");
+    for entry in std::fs::read_dir(&blocks).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "blk") {
+            continue;
+        }
+        let old = Block::open(&path).unwrap();
+        let mut w = BlockWriter::create(&blocks, old.id).unwrap().version_1();
+        for c in &old.chunks {
+            w.add_raw(*c, &old.read_raw(c).unwrap()).unwrap();
+        }
+        let new = w
+            .finish(old.level, old.min_seq, old.max_seq, &old.sources)
+            .unwrap();
+        assert!(new.chunks.iter().all(|c| c.value_range.is_none()));
+    }
+}
+
+#[test]
+fn extents_come_from_the_index_where_exact_and_equal_the_points_everywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let ranges = [
+        (0, 4_000_000_000),
+        (60, 600),
+        (120, 300),
+        (61, 241),
+        (3000, 4000),
+    ];
+    {
+        let s = open_with(dir.path(), |o| o.compaction_fan_in = 2);
+        let ingest = |v: &[(&str, i64, f64)]| {
+            let mut b = batch();
+            b.points = v
+                .iter()
+                .map(|(r, t, x)| point("m", r, ts(*t), *x))
+                .collect();
+            s.ingest(&b).unwrap();
+        };
+        // a: one chunk; b: a later block rewrites its peak down (the older chunk's range
+        // must not be believed); c: points in the head too; d: NaN among values, e: only NaN.
+        ingest(&[
+            ("a", 60, 1.0),
+            ("a", 120, 9.0),
+            ("a", 180, 3.0),
+            ("b", 60, 1.0),
+            ("b", 120, 50.0),
+            ("b", 180, 2.0),
+            ("c", 60, 4.0),
+            ("d", 60, f64::NAN),
+            ("d", 120, 5.0),
+            ("e", 60, f64::NAN),
+        ]);
+        s.flush().unwrap();
+        ingest(&[("b", 120, 0.5)]);
+        s.flush().unwrap();
+        ingest(&[("c", 240, 8.0)]);
+        for (start, end) in ranges {
+            let (quick, slow) = (
+                extents(&s, start, end, false),
+                extents(&s, start, end, true),
+            );
+            assert_eq!(
+                format!("{quick:?}"),
+                format!("{slow:?}"),
+                "[{start}, {end})"
+            );
+        }
+        let all = extents(&s, 0, 4_000_000_000, false);
+        assert_eq!(all[0], ("a".to_string(), (60, 180, 3, 9.0)));
+        assert_eq!(all[1], ("b".to_string(), (60, 180, 3, 2.0)));
+        assert_eq!(all[2], ("c".to_string(), (60, 240, 2, 8.0)));
+        assert_eq!(all[3].1 .3, 5.0);
+        assert!(all[4].1 .3.is_nan());
+        s.flush().unwrap();
+    }
+    // Blocks of the version 1 format (no values' range) are decoded, with the same answers.
+    let before: Vec<String> = ranges
+        .iter()
+        .map(|(a, b)| format!("{:?}", extents(&open(dir.path()), *a, *b, true)))
+        .collect();
+    downgrade_blocks(dir.path());
+    let s = open(dir.path());
+    for ((start, end), want) in ranges.iter().zip(&before) {
+        assert_eq!(&format!("{:?}", extents(&s, *start, *end, false)), want);
+    }
+    // Compaction rewrites them in the current format: the same answers, from the index.
+    s.flush().unwrap();
+    drop(s);
+    for entry in std::fs::read_dir(dir.path().join("blocks")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "blk") {
+            let b = crate::embedded::block::Block::open(&path).unwrap();
+            assert_eq!(b.version, 2, "{}", path.display());
+            assert!(b.chunks.iter().all(|c| c.value_range.is_some()));
+        }
+    }
+    let s = open(dir.path());
+    for ((start, end), want) in ranges.iter().zip(&before) {
+        assert_eq!(&format!("{:?}", extents(&s, *start, *end, false)), want);
+    }
+}
