@@ -132,6 +132,25 @@ fn to_ns(t: DateTime<Utc>) -> i64 {
     })
 }
 
+/// A scan of every series of `metric` with `stat` over `[lo, hi)` (nanoseconds).
+fn scan_of<'a>(
+    metric: &str,
+    stat: Stat,
+    (lo, hi): (i64, i64),
+    want: Option<&'a (dyn Fn(&SeriesKey) -> bool + Sync)>,
+) -> SeriesScan<'a> {
+    SeriesScan {
+        series: SeriesQuery {
+            metric: Some(metric.to_string()),
+            stat: Some(stat),
+            ..Default::default()
+        },
+        start: from_ns(lo),
+        end: from_ns(hi),
+        want,
+    }
+}
+
 /// The `p`-th percentile (0-100] of `values`, nearest rank (the value at rank ⌈p/100 × n⌉),
 /// as CloudWatch's and Compute Optimizer's percentiles are read; 0 for none.
 pub fn percentile(mut values: Vec<f64>, p: f64) -> f64 {
@@ -186,18 +205,13 @@ pub fn read_windows(
     let found: Mutex<Vec<Found>> = Mutex::new(Vec::new());
     let accept = |key: &SeriesKey| want.is_none_or(|w| w.contains(&key.resource.key()));
     store.scan_points(
-        &SeriesScan {
-            series: SeriesQuery {
-                metric: Some(metric.to_string()),
-                stat: Some(stat),
-                ..Default::default()
-            },
-            start: from_ns(lo),
-            end: from_ns(hi),
-            want: want
-                .is_some()
+        &scan_of(
+            metric,
+            stat,
+            (lo, hi),
+            want.is_some()
                 .then_some(&accept as &(dyn Fn(&SeriesKey) -> bool + Sync)),
-        },
+        ),
         &|key, ts, vals| {
             let summaries = windows
                 .iter()
@@ -256,23 +270,11 @@ pub fn read_peaks(
 ) -> Result<HashMap<String, f64>, StoreError> {
     let (lo, hi) = window.range_ns();
     let peaks: Mutex<HashMap<String, f64>> = Mutex::new(HashMap::new());
-    store.scan_extents(
-        &SeriesScan {
-            series: SeriesQuery {
-                metric: Some(metric.to_string()),
-                stat: Some(stat),
-                ..Default::default()
-            },
-            start: from_ns(lo),
-            end: from_ns(hi),
-            want: None,
-        },
-        &|key, extent| {
-            let mut peaks = peaks.lock().expect("not poisoned");
-            let peak = peaks.entry(key.resource.key()).or_insert(f64::NAN);
-            *peak = peak.max(extent.max);
-        },
-    )?;
+    store.scan_extents(&scan_of(metric, stat, (lo, hi), None), &|key, extent| {
+        let mut peaks = peaks.lock().expect("not poisoned");
+        let peak = peaks.entry(key.resource.key()).or_insert(f64::NAN);
+        *peak = peak.max(extent.max);
+    })?;
     Ok(peaks.into_inner().expect("not poisoned"))
 }
 
@@ -313,16 +315,7 @@ pub fn hourly_network(
     let accept = |key: &SeriesKey| of.contains(&key.resource.key());
     for metric in ["network.received_throughput", "network.sent_throughput"] {
         store.scan_points(
-            &SeriesScan {
-                series: SeriesQuery {
-                    metric: Some(metric.to_string()),
-                    stat: Some(Stat::Avg),
-                    ..Default::default()
-                },
-                start: from_ns(lo),
-                end: from_ns(hi),
-                want: Some(&accept),
-            },
+            &scan_of(metric, Stat::Avg, (lo, hi), Some(&accept)),
             &|key, ts, vals| {
                 let mut hourly = Vec::new();
                 each_bucket(ts, vals, 3_600_000_000_000, Stat::Avg, |end, v| {

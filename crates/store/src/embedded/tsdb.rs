@@ -617,23 +617,7 @@ impl Inner {
         self.scan(&q.series, "points", |cands| {
             // Head first, then blocks: a seal finishing in between then shows its points
             // twice (identical, merged below) rather than not at all.
-            let heads: Vec<Gathered> = {
-                let h = self.head.read();
-                cands
-                    .iter()
-                    .map(|(id, _)| {
-                        let mut g = Gathered {
-                            ts: Vec::new(),
-                            vals: Vec::new(),
-                        };
-                        if let Some(f) = &h.frozen {
-                            f.range(*id, start, end, &mut g.ts, &mut g.vals);
-                        }
-                        h.active.range(*id, start, end, &mut g.ts, &mut g.vals);
-                        g
-                    })
-                    .collect()
-            };
+            let heads = self.head_points(cands.iter().map(|(id, _)| *id), start, end);
             let blocks = self.blocks.read().clone();
             let mut out = Vec::with_capacity(cands.len());
             for ((id, key), head) in cands.iter().zip(heads) {
@@ -699,6 +683,23 @@ type PerSeries<'a> =
     &'a (dyn Fn(&[Arc<Block>], &ScanItem, &mut Gathered) -> Result<(), StoreError> + Sync);
 
 impl Inner {
+    /// The head's points (frozen, then active) of each series of `ids` in `[start, end)`.
+    fn head_points(&self, ids: impl Iterator<Item = u64>, start: i64, end: i64) -> Vec<Gathered> {
+        let h = self.head.read();
+        ids.map(|id| {
+            let mut g = Gathered {
+                ts: Vec::new(),
+                vals: Vec::new(),
+            };
+            if let Some(frozen) = &h.frozen {
+                frozen.range(id, start, end, &mut g.ts, &mut g.vals);
+            }
+            h.active.range(id, start, end, &mut g.ts, &mut g.vals);
+            g
+        })
+        .collect()
+    }
+
     /// The matching series a thousand at a time, each thousand with its head points split
     /// among the cores, `per_series` called for each.
     fn scan_each(
@@ -733,23 +734,7 @@ impl Inner {
             }
             // Head first, then blocks (as `points_page`): a seal in between shows points
             // twice, merged by `sort_dedup`, never not at all.
-            let heads: Vec<Gathered> = {
-                let h = self.head.read();
-                cands
-                    .iter()
-                    .map(|(id, _)| {
-                        let mut g = Gathered {
-                            ts: Vec::new(),
-                            vals: Vec::new(),
-                        };
-                        if let Some(fr) = &h.frozen {
-                            fr.range(*id, start, end, &mut g.ts, &mut g.vals);
-                        }
-                        h.active.range(*id, start, end, &mut g.ts, &mut g.vals);
-                        g
-                    })
-                    .collect()
-            };
+            let heads = self.head_points(cands.iter().map(|(id, _)| *id), start, end);
             let blocks = self.blocks.read().clone();
             let work: Vec<ScanItem> = cands.into_iter().zip(heads).collect();
             let per_thread = work.len().div_ceil(threads);
@@ -797,19 +782,14 @@ impl Inner {
                 }
                 return Ok(());
             }
-            buf.ts.clear();
-            buf.vals.clear();
-            for (b, c) in first.into_iter().chain(more).chain(chunks) {
-                let (t, v) = b.read(c)?;
-                let lo = t.partition_point(|x| *x < start);
-                let hi = t.partition_point(|x| *x < end);
-                buf.ts.extend_from_slice(&t[lo..hi]);
-                buf.vals.extend_from_slice(&v[lo..hi]);
-            }
-            buf.ts.extend_from_slice(&head.ts);
-            buf.vals.extend_from_slice(&head.vals);
+            merge_range(
+                first.into_iter().chain(more).chain(chunks),
+                head,
+                start,
+                end,
+                buf,
+            )?;
             if !buf.ts.is_empty() {
-                sort_dedup(&mut buf.ts, &mut buf.vals);
                 f(key, &buf.ts, &buf.vals);
             }
             Ok(())
@@ -854,19 +834,8 @@ impl Inner {
                     return Ok(());
                 }
             }
-            buf.ts.clear();
-            buf.vals.clear();
-            for (b, c) in in_range(blocks, *id, start, end) {
-                let (t, v) = b.read(c)?;
-                let lo = t.partition_point(|x| *x < start);
-                let hi = t.partition_point(|x| *x < end);
-                buf.ts.extend_from_slice(&t[lo..hi]);
-                buf.vals.extend_from_slice(&v[lo..hi]);
-            }
-            buf.ts.extend_from_slice(&head.ts);
-            buf.vals.extend_from_slice(&head.vals);
+            merge_range(in_range(blocks, *id, start, end), head, start, end, buf)?;
             if !buf.ts.is_empty() {
-                sort_dedup(&mut buf.ts, &mut buf.vals);
                 f(
                     key,
                     SeriesExtent {
@@ -880,6 +849,30 @@ impl Inner {
             Ok(())
         })
     }
+}
+
+/// Into `buf` (cleared): the points in `[start, end)` of `chunks` and the head's, merged
+/// (time-ordered, the later write of a timestamp kept).
+fn merge_range<'a>(
+    chunks: impl Iterator<Item = (&'a Block, &'a ChunkMeta)>,
+    head: &Gathered,
+    start: i64,
+    end: i64,
+    buf: &mut Gathered,
+) -> Result<(), StoreError> {
+    buf.ts.clear();
+    buf.vals.clear();
+    for (b, c) in chunks {
+        let (t, v) = b.read(c)?;
+        let lo = t.partition_point(|x| *x < start);
+        let hi = t.partition_point(|x| *x < end);
+        buf.ts.extend_from_slice(&t[lo..hi]);
+        buf.vals.extend_from_slice(&v[lo..hi]);
+    }
+    buf.ts.extend_from_slice(&head.ts);
+    buf.vals.extend_from_slice(&head.vals);
+    sort_dedup(&mut buf.ts, &mut buf.vals);
+    Ok(())
 }
 
 /// The chunks of series `id` that have points in `[start, end)`, oldest block first.
