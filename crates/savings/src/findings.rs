@@ -301,6 +301,7 @@ fn from_inventory_and_series(
         end: now,
         buckets: Some((step, agg)),
         p: None,
+        skip: None,
     };
     let idle = |metric: &str, stat: Stat, step: u64| {
         let agg = if stat == Stat::Sum {
@@ -320,37 +321,43 @@ fn from_inventory_and_series(
                 end: now,
                 buckets: Some((3600, Stat::Max)),
                 p: None,
+                skip: None,
             },
         )
     };
-    // CPU `avg` once for both windows: its hourly peaks over the idle window (for the
-    // instances without a `max` series) and its raw percentile over the rightsizing one.
-    let [cpu_avg_top, cpu_load]: [HashMap<String, SeriesSummary>; 2] = read_windows(
-        store,
-        "cpu.utilization",
-        Stat::Avg,
-        &[
-            idle_window(3600, Stat::Max),
-            Window {
-                start: size_start,
-                end: now,
-                buckets: None,
-                p: Some(cfg.rightsizing.percentile),
-            },
-        ],
-        None,
-    )?
-    .try_into()
-    .expect("one map per window");
-    // The `max` series first by their peaks alone (from the store's index); only the
-    // instances quiet on CPU are read point by point (for the evidence), and only theirs
-    // is the network read: at a busy fleet's scale, a small part of either.
+    // The `max` CPU series first, by their peaks alone (from the store's index); only the
+    // instances quiet on CPU are read point by point below (for the evidence), and only
+    // theirs is the network read: at a busy fleet's scale, a small part of either.
     let cpu_peaks = read_peaks(
         store,
         "cpu.utilization",
         Stat::Max,
         idle_window(3600, Stat::Max),
     )?;
+    // CPU `avg` once for both windows: its raw percentile over the rightsizing one, and its
+    // hourly peaks over the idle window for the instances without a `max` series.
+    let has_max = |key: &str| cpu_peaks.contains_key(key);
+    let [cpu_avg_top, cpu_load]: [HashMap<String, SeriesSummary>; 2] = read_windows(
+        store,
+        "cpu.utilization",
+        Stat::Avg,
+        &[
+            Window {
+                skip: Some(&has_max),
+                ..idle_window(3600, Stat::Max)
+            },
+            Window {
+                start: size_start,
+                end: now,
+                buckets: None,
+                p: Some(cfg.rightsizing.percentile),
+                skip: None,
+            },
+        ],
+        None,
+    )?
+    .try_into()
+    .expect("one map per window");
     let quiet_cpu: HashSet<String> = resources
         .iter()
         .filter(|r| r.resource.kind == "compute.instance")

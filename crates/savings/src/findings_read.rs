@@ -165,15 +165,18 @@ pub fn percentile(mut values: Vec<f64>, p: f64) -> f64 {
 /// One window of a metric to summarise: its points in `(start, end]` (points are stamped
 /// with the end of their period), in `step_s` buckets combined with `agg` when given, with
 /// the `p`-th percentile of the raw points when asked.
-#[derive(Debug, Clone, Copy)]
-pub struct Window {
+#[derive(Clone, Copy)]
+pub struct Window<'a> {
     pub start: DateTime<Utc>,
     pub end: DateTime<Utc>,
     pub buckets: Option<(u64, Stat)>,
     pub p: Option<f64>,
+    /// Leaves out the resources (by key) for which it says true, when the window is one of
+    /// several read together and only some resources need it.
+    pub skip: Option<&'a (dyn Fn(&str) -> bool + Sync)>,
 }
 
-impl Window {
+impl Window<'_> {
     /// The window's nanosecond range `[lo, hi)`: one second on from `(start, end]`, as the
     /// store's ranges are `[start, end)`, so that a point stamped `start` (the end of the
     /// period before the window) is left out and one stamped `end` is in.
@@ -213,9 +216,13 @@ pub fn read_windows(
                 .then_some(&accept as &(dyn Fn(&SeriesKey) -> bool + Sync)),
         ),
         &|key, ts, vals| {
+            let resource = key.resource.key();
             let summaries = windows
                 .iter()
                 .map(|w| {
+                    if w.skip.is_some_and(|skip| skip(&resource)) {
+                        return None;
+                    }
                     let (lo, hi) = w.range_ns();
                     let (a, b) = (
                         ts.partition_point(|t| *t < lo),
@@ -234,7 +241,6 @@ pub fn read_windows(
                     }
                 })
                 .collect();
-            let resource = key.resource.key();
             let labels = key.labels.clone();
             found
                 .lock()
@@ -309,6 +315,7 @@ pub fn hourly_network(
         end,
         buckets: Some((3600, Stat::Avg)),
         p: None,
+        skip: None,
     };
     let (lo, hi) = window.range_ns();
     let hours: Mutex<HashMap<String, Vec<f64>>> = Mutex::new(HashMap::new());

@@ -384,8 +384,9 @@ fn percentiles_are_nearest_rank() {
 }
 
 /// An instance whose `max` series peaks high is not idle however low its `avg` series
-/// stays (the peaks are screened from the store's index, the quiet ones read in full), from
-/// the head and from blocks alike; the idle one's evidence is its hourly peaks.
+/// stays (the peaks are screened from the store's index, the quiet ones read in full), one
+/// with an `avg` series only is judged on it, from the head and from blocks alike; the
+/// evidence is the hourly peaks.
 #[test]
 fn a_peak_in_the_max_series_keeps_an_instance_from_being_idle() {
     let f = fleet();
@@ -416,6 +417,20 @@ fn a_peak_in_the_max_series_keeps_an_instance_from_being_idle() {
         |_| 1.0,
     ));
     b.resources.push(spiky);
+    // And one with an `avg` series only: judged on it.
+    let quiet = resource(
+        "compute.instance",
+        "i-avg-only",
+        serde_json::json!({"instance_type": "m5.2xlarge", "state": "running", "vcpus": 8, "memory_mib": 32768}),
+    );
+    b.points.extend(series(
+        &quiet,
+        "cpu.utilization",
+        Unit::Percent,
+        Stat::Avg,
+        |i| 0.5 + (i % 3) as f64 / 10.0,
+    ));
+    b.resources.push(quiet);
     f.store.ingest(&b).unwrap();
     for flushed in [false, true] {
         if flushed {
@@ -428,9 +443,15 @@ fn a_peak_in_the_max_series_keeps_an_instance_from_being_idle() {
             .map(|f| f.kind)
             .collect();
         assert_eq!(spiky, [FindingKind::Rightsizing], "flushed: {flushed}");
-        let idle = found.iter().find(|f| f.kind == FindingKind::Idle).unwrap();
-        assert_eq!(idle.resource.id, "i-idle");
-        let cpu = &idle.evidence.series[0];
+        let idle: Vec<&Finding> = found
+            .iter()
+            .filter(|f| f.kind == FindingKind::Idle)
+            .collect();
+        let ids: Vec<&str> = idle.iter().map(|f| f.resource.id.as_str()).collect();
+        assert_eq!(ids, ["i-avg-only", "i-idle"], "flushed: {flushed}");
+        let avg = &idle[0].evidence.series[0];
+        assert_eq!((avg.stat, avg.value, avg.points), (Stat::Avg, 0.7, 14 * 24));
+        let cpu = &idle[1].evidence.series[0];
         assert_eq!((cpu.stat, cpu.value, cpu.points), (Stat::Max, 1.9, 14 * 24));
         assert_eq!(
             cpu.first_ts,
