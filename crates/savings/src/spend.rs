@@ -14,7 +14,7 @@
 
 use chrono::{Days, NaiveDate, NaiveTime};
 use skymeter_model::{provider, Cost, CostSource};
-use skymeter_store::{CostLineQuery, CostQuery, Store, StoreError};
+use skymeter_store::{CostQuery, Store, StoreError};
 use std::collections::{BTreeMap, HashMap};
 
 /// A cost group: its value of each dimension grouped by (`provider` as the provider id:
@@ -175,28 +175,13 @@ pub fn daily(
 }
 
 /// Every stored cost line whose charge period starts in the days `from` through `through`,
-/// a page at a time, to `each` (for what the grouping query cannot select, such as tags).
+/// to `each` (for what the grouping query cannot select, such as tags), in no particular
+/// order.
 pub fn each_line(
     store: &dyn Store,
     from: NaiveDate,
     through: NaiveDate,
     mut each: impl FnMut(&Cost),
 ) -> Result<(), StoreError> {
-    let mut cursor = None;
-    loop {
-        let page = store.cost_lines(&CostLineQuery {
-            start: Some(start_of(from)),
-            end: Some(start_of(through + Days::new(1))),
-            limit: Some(10_000),
-            cursor,
-            ..Default::default()
-        })?;
-        for line in &page.items {
-            each(line);
-        }
-        match page.next_cursor {
-            Some(c) => cursor = Some(c),
-            None => return Ok(()),
-        }
-    }
+    store.for_each_cost_line(start_of(from), start_of(through + Days::new(1)), &mut each)
 }

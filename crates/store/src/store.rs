@@ -131,6 +131,34 @@ pub trait Store: Send + Sync + 'static {
     /// any number of lines in flat memory (the FOCUS export, `GET /api/v1/costs/export`).
     fn cost_lines(&self, q: &CostLineQuery) -> Result<Page<Cost>, StoreError>;
 
+    /// Calls `f` with every stored cost line whose charge period starts in `[start, end)`, in
+    /// no particular order: for a reduction over a window of lines in flat memory (a budget
+    /// scoped by tags, which a grouping cannot select). The default pages `cost_lines`; the
+    /// embedded store reads the window through its index in one pass instead of walking
+    /// every line stored.
+    fn for_each_cost_line(
+        &self,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        f: &mut dyn FnMut(&Cost),
+    ) -> Result<(), StoreError> {
+        let mut cursor = None;
+        loop {
+            let page = self.cost_lines(&CostLineQuery {
+                start: Some(start),
+                end: Some(end),
+                limit: Some(10_000),
+                cursor,
+                ..Default::default()
+            })?;
+            page.items.iter().for_each(&mut *f);
+            match page.next_cursor {
+                Some(c) => cursor = Some(c),
+                None => return Ok(()),
+            }
+        }
+    }
+
     fn register_agent(&self, a: &AgentRegistration, now: DateTime<Utc>) -> Result<(), StoreError>;
     /// False when the agent is unknown (it should register again).
     fn heartbeat(

@@ -837,6 +837,43 @@ impl Meta {
         Ok(Page { items, next_cursor })
     }
 
+    /// See `Store::for_each_cost_line`: one statement over the `start` range of the covering
+    /// index, each line's record read by rowid and parsed as it comes. (`cost_lines` walks
+    /// rowids from its cursor so that each page costs what it reads; for a month of a year's
+    /// lines that walk reads the whole table.)
+    pub fn for_each_cost_line(
+        &self,
+        start: chrono::DateTime<chrono::Utc>,
+        end: chrono::DateTime<chrono::Utc>,
+        f: &mut dyn FnMut(&Cost),
+    ) -> Result<(), StoreError> {
+        let mut bad: Option<StoreError> = None;
+        self.read("reading cost lines", |c| {
+            let mut st =
+                c.prepare_cached("SELECT n, record FROM costs WHERE start >= ? AND start < ?")?;
+            let mut rows = st.query(params![to_ns_saturating(start), to_ns_saturating(end)])?;
+            while let Some(r) = rows.next()? {
+                let record = r.get_ref(1)?.as_str()?;
+                match serde_json::from_str::<Cost>(record) {
+                    Ok(line) => f(&line),
+                    Err(e) => {
+                        let n: i64 = r.get(0)?;
+                        bad = Some(StoreError::Corrupt {
+                            path: self.path.display().to_string(),
+                            message: format!(
+                                "cost line {n} of table `costs` does not read back ({e}); restore \
+                                 the file from a backup or delete that row"
+                            ),
+                        });
+                        break;
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        bad.map_or(Ok(()), Err)
+    }
+
     // ---- agents ----
 
     pub fn register_agent(&self, a: &AgentRegistration, now: i64) -> Result<(), StoreError> {

@@ -587,6 +587,15 @@ impl Store for EmbeddedStore {
         self.inner.meta.cost_lines(q)
     }
 
+    fn for_each_cost_line(
+        &self,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        f: &mut dyn FnMut(&Cost),
+    ) -> Result<(), StoreError> {
+        self.inner.meta.for_each_cost_line(start, end, f)
+    }
+
     fn register_agent(&self, a: &AgentRegistration, now: DateTime<Utc>) -> Result<(), StoreError> {
         self.inner
             .meta

@@ -429,3 +429,61 @@ fn groupings_equal_sqls_sums_and_each_other() {
     assert_eq!(together, alone);
     assert_eq!(together[2][0].lines, 280);
 }
+
+/// A window of lines read in one pass holds exactly the lines the pages of `cost_lines`
+/// hold for it.
+#[test]
+fn a_window_of_lines_in_one_pass_equals_the_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    // Ingested resource by resource (as collectors do), so a window's lines are spread
+    // over the whole table.
+    for r in 0..30 {
+        let lines = (0..60)
+            .map(|d| {
+                let mut c = cost(
+                    r as f64 + d as f64 / 100.0,
+                    "USD",
+                    "EC2",
+                    t("2026-09-01T00:00:00Z") + chrono::Duration::days(d),
+                );
+                c.resource_id = Some(format!("i-{r}"));
+                c
+            })
+            .collect();
+        s.ingest(&batch_at("2026-11-30T00:00:00Z", lines)).unwrap();
+    }
+    let (start, end) = (t("2026-10-03T00:00:00Z"), t("2026-10-20T00:00:00Z"));
+    let key = |c: &Cost| {
+        (
+            c.resource_id.clone(),
+            c.charge_period_start,
+            c.billed_cost.to_bits(),
+        )
+    };
+    let mut one_pass = Vec::new();
+    s.for_each_cost_line(start, end, &mut |c| one_pass.push(key(c)))
+        .unwrap();
+    let mut paged = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = s
+            .cost_lines(&CostLineQuery {
+                start: Some(start),
+                end: Some(end),
+                limit: Some(100),
+                cursor,
+                ..Default::default()
+            })
+            .unwrap();
+        paged.extend(page.items.iter().map(key));
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    one_pass.sort();
+    paged.sort();
+    assert_eq!(one_pass.len(), 30 * 17);
+    assert_eq!(one_pass, paged);
+}
