@@ -796,10 +796,11 @@ impl Inner {
         })
     }
 
-    /// See `Store::scan_extents`: from the blocks' index when every chunk of the series in
-    /// the range lies wholly inside it, carries its values' range, and no two of them (nor
-    /// the head) overlap in time — a later write replacing a point could otherwise hide
-    /// in an older chunk's figures —; else from the decoded points.
+    /// See `Store::scan_extents`: each chunk of the series that lies wholly inside the range
+    /// and carries its values' range answers from the blocks' index, the others (the ones
+    /// the range's edges cut) are decoded, when no two chunks (nor a chunk and the head)
+    /// overlap in time — a later write replacing a point could otherwise hide in an older
+    /// chunk's figures —; else the series' points are merged and read.
     pub(super) fn scan_extents(
         &self,
         scan: &SeriesScan<'_>,
@@ -807,47 +808,73 @@ impl Inner {
     ) -> Result<(), StoreError> {
         let (start, end) = (to_ns_saturating(scan.start), to_ns_saturating(scan.end));
         self.scan_each(scan, &|blocks, ((id, key), head), buf| {
-            if head.ts.is_empty() {
-                let mut chunks: Vec<_> =
-                    in_range(blocks, *id, start, end).map(|(_, c)| c).collect();
-                chunks.sort_by_key(|c| c.min_ts);
-                let inside = chunks
-                    .iter()
-                    .all(|c| c.min_ts >= start && c.max_ts < end && c.value_range.is_some());
-                let apart = chunks.windows(2).all(|w| w[0].max_ts < w[1].min_ts);
-                if inside && apart {
-                    if let (Some(first), Some(last)) = (chunks.first(), chunks.last()) {
-                        f(
-                            key,
-                            SeriesExtent {
-                                first_ns: first.min_ts,
-                                last_ns: last.max_ts,
-                                points: chunks.iter().map(|c| u64::from(c.count)).sum(),
-                                max: chunks
-                                    .iter()
-                                    .filter_map(|c| c.value_range)
-                                    .map(|(_, hi)| hi)
-                                    .fold(f64::NAN, f64::max),
-                            },
-                        );
+            let mut chunks: Vec<(&Block, &ChunkMeta)> = in_range(blocks, *id, start, end).collect();
+            chunks.sort_by_key(|(_, c)| c.min_ts);
+            // Apart: no timestamp can be in two chunks, nor in a chunk and the head, so no
+            // point is replaced by a later write and each chunk's figures stand.
+            let head_first = head.ts.iter().copied().min().unwrap_or(i64::MAX);
+            let apart = chunks.windows(2).all(|w| w[0].1.max_ts < w[1].1.min_ts)
+                && chunks.last().is_none_or(|(_, c)| c.max_ts < head_first);
+            if apart {
+                // Chunks wholly inside the range answer from the index; the ones the range
+                // cuts (its edges), and those of version 1 blocks, are decoded.
+                let mut acc: Option<SeriesExtent> = None;
+                let mut add = |e: SeriesExtent| {
+                    acc = Some(match acc {
+                        None => e,
+                        Some(a) => SeriesExtent {
+                            first_ns: a.first_ns.min(e.first_ns),
+                            last_ns: a.last_ns.max(e.last_ns),
+                            points: a.points + e.points,
+                            max: a.max.max(e.max),
+                        },
+                    })
+                };
+                for (b, c) in chunks {
+                    match c.value_range {
+                        Some((_, hi)) if c.min_ts >= start && c.max_ts < end => add(SeriesExtent {
+                            first_ns: c.min_ts,
+                            last_ns: c.max_ts,
+                            points: u64::from(c.count),
+                            max: hi,
+                        }),
+                        _ => {
+                            let (t, v) = b.read(c)?;
+                            let lo = t.partition_point(|x| *x < start);
+                            let hi = t.partition_point(|x| *x < end);
+                            if hi > lo {
+                                add(extent_of(&t[lo..hi], &v[lo..hi]));
+                            }
+                        }
                     }
-                    return Ok(());
                 }
+                if !head.ts.is_empty() {
+                    buf.ts.clone_from(&head.ts);
+                    buf.vals.clone_from(&head.vals);
+                    sort_dedup(&mut buf.ts, &mut buf.vals);
+                    add(extent_of(&buf.ts, &buf.vals));
+                }
+                if let Some(e) = acc {
+                    f(key, e);
+                }
+                return Ok(());
             }
             merge_range(in_range(blocks, *id, start, end), head, start, end, buf)?;
             if !buf.ts.is_empty() {
-                f(
-                    key,
-                    SeriesExtent {
-                        first_ns: buf.ts[0],
-                        last_ns: buf.ts[buf.ts.len() - 1],
-                        points: buf.ts.len() as u64,
-                        max: buf.vals.iter().copied().fold(f64::NAN, f64::max),
-                    },
-                );
+                f(key, extent_of(&buf.ts, &buf.vals));
             }
             Ok(())
         })
+    }
+}
+
+/// The extent of time-ordered, unique points (non-empty).
+fn extent_of(ts: &[i64], vals: &[f64]) -> SeriesExtent {
+    SeriesExtent {
+        first_ns: ts[0],
+        last_ns: ts[ts.len() - 1],
+        points: ts.len() as u64,
+        max: vals.iter().copied().fold(f64::NAN, f64::max),
     }
 }
 

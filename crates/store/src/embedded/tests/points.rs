@@ -733,6 +733,47 @@ fn extents_come_from_the_index_where_exact_and_equal_the_points_everywhere() {
         assert!(all[4].1 .3.is_nan());
         s.flush().unwrap();
     }
+    // Several blocks (no compaction): the chunks a range holds whole answer from the index,
+    // the ones it cuts are decoded; the same answers as the points.
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let s = open_with(dir.path(), |o| o.max_level = 0);
+        for part in 0..3i64 {
+            let mut b = batch();
+            b.points = (0..3)
+                .map(|k| {
+                    let at = 60 + part * 180 + k * 60;
+                    point("m", "g", ts(at), (at % 7) as f64 + part as f64)
+                })
+                .collect();
+            s.ingest(&b).unwrap();
+            s.flush().unwrap();
+        }
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("blocks"))
+                .unwrap()
+                .count(),
+            3
+        );
+        for (start, end) in [
+            (0, 1000),
+            (61, 1000),
+            (0, 300),
+            (120, 421),
+            (241, 361),
+            (300, 301),
+        ] {
+            let (quick, slow) = (
+                extents(&s, start, end, false),
+                extents(&s, start, end, true),
+            );
+            assert_eq!(
+                format!("{quick:?}"),
+                format!("{slow:?}"),
+                "[{start}, {end})"
+            );
+        }
+    }
     // Blocks of the version 1 format (no values' range) are decoded, with the same answers.
     let before: Vec<String> = ranges
         .iter()
