@@ -1489,33 +1489,33 @@ pub(crate) type CostRow = (Vec<String>, String, f64, f64, i64, Option<String>);
 /// oldest price date), rows ordered by group values then currency: a run of equal values
 /// with more than one currency is split by currency, each part naming its currency.
 pub(crate) fn cost_groups(keys: &[&str], rows: Vec<CostRow>) -> Vec<CostGroup> {
-    let mut out = Vec::with_capacity(rows.len());
-    let mut i = 0;
-    while i < rows.len() {
-        let mut j = i + 1;
-        while j < rows.len() && rows[j].0 == rows[i].0 {
-            j += 1;
-        }
-        let mixed = j - i > 1;
-        for (vals, currency, billed, effective, lines, price_date) in &rows[i..j] {
-            let mut group: std::collections::BTreeMap<String, String> = keys
-                .iter()
-                .map(|k| k.to_string())
-                .zip(vals.iter().cloned())
-                .collect();
-            if mixed {
-                group.insert("currency".into(), currency.clone());
-            }
-            out.push(CostGroup {
-                group,
-                billed_cost: *billed,
-                effective_cost: *effective,
-                currency: currency.clone(),
-                lines: *lines as u64,
-                oldest_price_date: price_date.clone(),
-            });
-        }
-        i = j;
-    }
-    out
+    // Which rows share their values with a neighbour (a run split by currency), then the
+    // rows moved into groups: a grouping by resource has a row per resource, and cloning
+    // every value would hold the answer twice at its largest.
+    let mixed: Vec<bool> = (0..rows.len())
+        .map(|i| {
+            (i > 0 && rows[i - 1].0 == rows[i].0)
+                || (i + 1 < rows.len() && rows[i + 1].0 == rows[i].0)
+        })
+        .collect();
+    rows.into_iter()
+        .zip(mixed)
+        .map(
+            |((vals, currency, billed, effective, lines, price_date), mixed)| {
+                let mut group: std::collections::BTreeMap<String, String> =
+                    keys.iter().map(|k| k.to_string()).zip(vals).collect();
+                if mixed {
+                    group.insert("currency".into(), currency.clone());
+                }
+                CostGroup {
+                    group,
+                    billed_cost: billed,
+                    effective_cost: effective,
+                    currency,
+                    lines: lines as u64,
+                    oldest_price_date: price_date,
+                }
+            },
+        )
+        .collect()
 }
