@@ -6,7 +6,9 @@
 
 use chrono::{DateTime, Duration, Utc};
 use skymeter_model::Stat;
-use skymeter_store::{each_bucket, SeriesKey, SeriesQuery, SeriesScan, Store, StoreError};
+use skymeter_store::{
+    each_bucket, from_ns, to_ns_saturating, SeriesKey, SeriesQuery, SeriesScan, Store, StoreError,
+};
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
@@ -120,18 +122,6 @@ impl SeriesSummary {
     }
 }
 
-fn from_ns(ns: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_nanos(ns)
-}
-
-fn to_ns(t: DateTime<Utc>) -> i64 {
-    t.timestamp_nanos_opt().unwrap_or(if t.timestamp() < 0 {
-        i64::MIN
-    } else {
-        i64::MAX
-    })
-}
-
 /// A scan of every series of `metric` with `stat` over `[lo, hi)` (nanoseconds).
 fn scan_of<'a>(
     metric: &str,
@@ -182,8 +172,8 @@ impl Window<'_> {
     /// period before the window) is left out and one stamped `end` is in.
     fn range_ns(&self) -> (i64, i64) {
         (
-            to_ns(self.start + Duration::seconds(1)),
-            to_ns(self.end + Duration::seconds(1)),
+            to_ns_saturating(self.start + Duration::seconds(1)),
+            to_ns_saturating(self.end + Duration::seconds(1)),
         )
     }
 }

@@ -17,6 +17,7 @@ use crate::finding::{
     cents, Evidence, Finding, FindingKind, FindingResource, GapCause, GapDay, GapDriver,
     SpendGroup, DAYS_PER_MONTH,
 };
+use crate::spend::start_of;
 use chrono::{DateTime, Days, NaiveDate, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -126,10 +127,6 @@ fn side_of(g: &CostGroup) -> Option<(SpendGroup, bool)> {
     ))
 }
 
-fn midnight(d: NaiveDate) -> DateTime<Utc> {
-    d.and_time(chrono::NaiveTime::MIN).and_utc()
-}
-
 /// A group whose gap crossed the thresholds, before its resources are read.
 struct Candidate {
     group: SpendGroup,
@@ -151,8 +148,8 @@ pub(super) fn spend_query(cfg: &ReconciliationConfig, at: DateTime<Utc>) -> Cost
     let end_day = at.date_naive();
     let start_day = end_day - Days::new(cfg.days.into());
     CostQuery {
-        start: Some(midnight(start_day)),
-        end: Some(midnight(end_day)),
+        start: Some(start_of(start_day)),
+        end: Some(start_of(end_day)),
         group_by: [
             "provider", "account", "service", "category", "source", "day",
         ]
@@ -172,7 +169,7 @@ pub(super) fn reconciliation(
 ) -> Result<Vec<Finding>, StoreError> {
     let end_day = at.date_naive();
     let start_day = end_day - Days::new(cfg.days.into());
-    let (start, end) = (midnight(start_day), midnight(end_day));
+    let (start, end) = (start_of(start_day), start_of(end_day));
     let group_by = |names: &[&str]| names.iter().map(|n| n.to_string()).collect();
     let mut by_group: BTreeMap<SpendGroup, BTreeMap<NaiveDate, Pair>> = BTreeMap::new();
     for g in &rows {
@@ -266,8 +263,8 @@ pub(super) fn reconciliation(
         .collect();
     for (first, last, who) in runs {
         let rows = store.costs(&CostQuery {
-            start: Some(midnight(first)),
-            end: Some(midnight(last + Days::new(1))),
+            start: Some(start_of(first)),
+            end: Some(start_of(last + Days::new(1))),
             group_by: group_by(&[
                 "provider", "account", "service", "category", "source", "region", "resource",
             ]),

@@ -30,21 +30,7 @@ fn line(
     d: NaiveDate,
     amount: f64,
 ) -> Cost {
-    Cost {
-        billed_cost: amount,
-        effective_cost: amount,
-        billing_currency: "USD".into(),
-        charge_period_start: midnight(d),
-        charge_period_end: midnight(d) + Duration::days(1),
-        charge_category: ChargeCategory::Usage,
-        provider_name: "Amazon Web Services".into(),
-        service_name: service.into(),
-        sub_account_id: Some(account.into()),
-        region_id: Some("us-east-1".into()),
-        resource_id: (!resource.is_empty()).then(|| resource.to_string()),
-        x_source: source,
-        ..Cost::default()
-    }
+    crate::test_costs::usd_line(d, account, service, resource, source, amount)
 }
 
 struct Month {

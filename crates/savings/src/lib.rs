@@ -14,6 +14,8 @@ pub mod findings_read;
 pub mod notify;
 pub mod spend;
 #[cfg(test)]
+mod test_costs;
+#[cfg(test)]
 mod test_prices;
 pub mod watch;
 #[cfg(test)]

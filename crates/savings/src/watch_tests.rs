@@ -4,40 +4,15 @@ use crate::anomaly::{AnomalyConfig, AnomalyKind, Direction};
 use crate::budget::{BudgetConfig, BudgetScope, ThresholdBasis};
 use crate::notify::{Event, SentLog};
 use crate::spend;
+use crate::test_costs::usd_line as line;
 use crate::watch::*;
 use chrono::{DateTime, Datelike, Days, NaiveDate, Utc};
-use skymeter_model::{prom, Batch, ChargeCategory, Cost, CostSource, Labels};
+use skymeter_model::{prom, Batch, Cost, CostSource, Labels};
 use skymeter_store::{EmbeddedOptions, EmbeddedStore, Store};
 use std::sync::Arc;
 
 fn day(y: i32, m: u32, d: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(y, m, d).unwrap()
-}
-
-fn line(
-    on: NaiveDate,
-    account: &str,
-    service: &str,
-    resource: &str,
-    source: CostSource,
-    usd: f64,
-) -> Cost {
-    let start = spend::start_of(on);
-    Cost {
-        billed_cost: usd,
-        effective_cost: usd,
-        billing_currency: "USD".into(),
-        charge_period_start: start,
-        charge_period_end: start + chrono::Duration::days(1),
-        charge_category: ChargeCategory::Usage,
-        provider_name: "Amazon Web Services".into(),
-        service_name: service.into(),
-        sub_account_id: Some(account.into()),
-        region_id: Some("us-east-1".into()),
-        resource_id: (!resource.is_empty()).then(|| resource.to_string()),
-        x_source: source,
-        ..Cost::default()
-    }
 }
 
 struct Db {

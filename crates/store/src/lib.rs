@@ -12,6 +12,7 @@ pub mod scaleout;
 mod store;
 mod types;
 
+pub use embedded::codec::{from_ns, to_ns_saturating};
 pub use embedded::tsdb::{bucket_end, each_bucket};
 pub use embedded::{tokens, EmbeddedOptions, EmbeddedStore, TokenAdmin};
 pub use prom::PromQuerier;

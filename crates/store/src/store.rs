@@ -82,11 +82,7 @@ pub trait Store: Send + Sync + 'static {
                 ts.clear();
                 vals.clear();
                 for (t, v) in &s.points {
-                    ts.push(t.timestamp_nanos_opt().unwrap_or(if t.timestamp() < 0 {
-                        i64::MIN
-                    } else {
-                        i64::MAX
-                    }));
+                    ts.push(crate::to_ns_saturating(*t));
                     vals.push(*v);
                 }
                 f(&s.key, &ts, &vals);
