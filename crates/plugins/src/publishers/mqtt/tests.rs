@@ -67,6 +67,21 @@ fn a_message_per_resource_with_the_batch_header() {
     assert_eq!(host["resource"], serde_json::Value::Null);
 }
 
+/// The user the test runs as: mosquitto started as root switches to the user `mosquitto`
+/// unless its configuration names another, and that user cannot write the session store
+/// into the test's directory (sessions were then lost across the restart and the test
+/// passed only when the subscriber happened to resubscribe before the publisher resent).
+fn current_user() -> String {
+    std::process::Command::new("id")
+        .arg("-un")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "root".into())
+}
+
 /// A mosquitto of the test's own on a free port, with persistence (so a subscriber's
 /// session and its queued messages survive a restart), stopped when dropped.
 struct Mosquitto {
@@ -83,8 +98,10 @@ impl Mosquitto {
         std::fs::write(
             &conf,
             format!(
-                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {}/\n",
-                dir.display()
+                "listener {port} 127.0.0.1\nallow_anonymous true\nuser {user}\npersistence true\npersistence_location {dir}/\n\
+                 log_dest file {dir}/mosquitto.log\nlog_type all\nlog_timestamp_format %H:%M:%S\n",
+                dir = dir.display(),
+                user = current_user(),
             ),
         )
         .unwrap();
@@ -107,13 +124,29 @@ impl Mosquitto {
             .spawn()
             .expect("mosquitto starts");
         self.child = Some(child);
-        for _ in 0..100 {
+        for _ in 0..200 {
+            // Its own listener, not another program's that took the port meanwhile.
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
+                panic!("mosquitto exited ({status}) on start:\n{}", self.log_tail());
+            }
             if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("mosquitto did not listen on {}", self.port);
+        panic!(
+            "mosquitto did not listen on {}:\n{}",
+            self.port,
+            self.log_tail()
+        );
+    }
+
+    /// The last lines of the broker's log, for a failure message.
+    fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(self.conf.with_file_name("mosquitto.log"))
+            .unwrap_or_else(|e| format!("(no log: {e})"));
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(60)..].join("\n")
     }
 
     /// SIGTERM (mosquitto saves its sessions), then wait.
@@ -141,10 +174,22 @@ fn mosquitto_program() -> Result<PathBuf, String> {
     skymeter_testkit::tool::daemon("mosquitto", "mosquitto")
 }
 
-/// A subscriber to `<prefix>/#` with a persistent session, re-subscribing when its
-/// session is gone; what it received, by topic.
-fn subscribe(port: u16) -> Arc<Mutex<Vec<(String, serde_json::Value)>>> {
-    let got = Arc::new(Mutex::new(Vec::new()));
+/// What the test's subscriber received (topic, message) and, for a failure message, what
+/// happened to its connection.
+#[derive(Default)]
+struct Received {
+    messages: Vec<(String, serde_json::Value)>,
+    connection: Vec<String>,
+}
+
+/// A subscriber to `<prefix>/#` with a persistent session; what it received.
+///
+/// It subscribes on every connection, also when the broker says the session is still
+/// there: the same filter again replaces the subscription without losing what the session
+/// queued, and a broker that restored the session without its subscription would
+/// otherwise leave the test waiting for messages that are never routed to it.
+fn subscribe(port: u16) -> Arc<Mutex<Received>> {
+    let got = Arc::new(Mutex::new(Received::default()));
     let seen = got.clone();
     let mut options = MqttOptions::new("skymeter-test-sub", "127.0.0.1", port);
     options.set_clean_session(false);
@@ -153,16 +198,33 @@ fn subscribe(port: u16) -> Arc<Mutex<Vec<(String, serde_json::Value)>>> {
         loop {
             match events.poll().await {
                 Ok(Event::Incoming(Incoming::ConnAck(ack))) => {
-                    if !ack.session_present {
-                        let _ = client.subscribe("skymeter/#", QoS::AtLeastOnce).await;
-                    }
+                    seen.lock().unwrap().connection.push(format!(
+                        "connected ({:?}, session present: {})",
+                        ack.code, ack.session_present
+                    ));
+                    let _ = client.subscribe("skymeter/#", QoS::AtLeastOnce).await;
+                }
+                Ok(Event::Incoming(Incoming::SubAck(ack))) => {
+                    seen.lock()
+                        .unwrap()
+                        .connection
+                        .push(format!("subscribed ({:?})", ack.return_codes));
                 }
                 Ok(Event::Incoming(Incoming::Publish(p))) => {
                     let v: serde_json::Value = serde_json::from_slice(&p.payload).unwrap();
-                    seen.lock().unwrap().push((p.topic.clone(), v));
+                    seen.lock().unwrap().messages.push((p.topic.clone(), v));
                 }
                 Ok(_) => {}
-                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                Err(e) => {
+                    {
+                        let mut seen = seen.lock().unwrap();
+                        let line = format!("connection error: {e}");
+                        if seen.connection.last() != Some(&line) {
+                            seen.connection.push(line);
+                        }
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await
+                }
             }
         }
     });
@@ -193,9 +255,10 @@ async fn batches_published_while_the_broker_is_down_arrive_after_it_is_back() {
     let mut publisher =
         with_raw(&text, |raw| build(raw, &BuildContext::one_shot("agent-1"))).unwrap();
     let (a, b, c) = (batch_of(1.0), batch_of(2.0), batch_of(3.0));
-    let ids_seen = |got: &Mutex<Vec<(String, serde_json::Value)>>| -> Vec<String> {
+    let ids_seen = |got: &Mutex<Received>| -> Vec<String> {
         got.lock()
             .unwrap()
+            .messages
             .iter()
             .map(|(_, v)| v["batch_id"].as_str().unwrap().to_string())
             .collect()
@@ -214,14 +277,42 @@ async fn batches_published_while_the_broker_is_down_arrive_after_it_is_back() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(ids_seen(&got), [a.batch_id.to_string()]);
     broker.up();
-    wait_for("batches b and c after the restart", || {
+    let arrived = || {
         let ids = ids_seen(&got);
         ids.contains(&b.batch_id.to_string()) && ids.contains(&c.batch_id.to_string())
-    })
-    .await;
+    };
+    // 90 s: a broker restarted on a loaded machine has taken more than 30 s to be back and
+    // drained. On a timeout, everything that tells where the batches stopped.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    while !arrived() {
+        if tokio::time::Instant::now() > deadline {
+            panic!(
+                "timed out waiting for batches b and c after the restart\n\
+                 received: {:?}\nsubscriber: {:#?}\nstill in the publisher's buffer: {:?}\n\
+                 broker log:\n{}",
+                ids_seen(&got),
+                got.lock().unwrap().connection,
+                crate::common::testing::buffered_files(&buffer),
+                broker.log_tail()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     publisher.flush().await.unwrap();
+    // The premise: the broker kept the subscriber's session (and so the batches it queued
+    // for it) over the restart.
+    let connections = got.lock().unwrap().connection.clone();
+    assert!(
+        connections
+            .iter()
+            .filter(|c| c.starts_with("connected"))
+            .nth(1)
+            .is_some_and(|c| c.contains("session present: true")),
+        "{connections:#?}\nbroker log:\n{}",
+        broker.log_tail()
+    );
 
-    let got = got.lock().unwrap().clone();
+    let got = got.lock().unwrap().messages.clone();
     // In order, each on the resource's topic with its value.
     let firsts: Vec<(String, f64)> = got
         .iter()
