@@ -86,6 +86,104 @@ pub struct EvidenceSeries {
     pub last_ts: DateTime<Utc>,
 }
 
+/// A finding's facts by name, serialized as a JSON object in name order.
+///
+/// A sorted vector rather than a `BTreeMap`: a finding has two to ten facts, and a map's
+/// first node alone is about 630 bytes — 70 MB of the 113,000 findings of a
+/// 100,000-resource fleet, where the vector takes a tenth of that.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Facts(Vec<(String, serde_json::Value)>);
+
+impl Facts {
+    /// Sets `name` to `value`, returning what it held.
+    pub fn insert(&mut self, name: String, value: serde_json::Value) -> Option<serde_json::Value> {
+        match self.0.binary_search_by(|(n, _)| n.as_str().cmp(&name)) {
+            Ok(at) => Some(std::mem::replace(&mut self.0[at].1, value)),
+            Err(at) => {
+                self.0.insert(at, (name, value));
+                None
+            }
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&serde_json::Value> {
+        self.0
+            .binary_search_by(|(n, _)| n.as_str().cmp(name))
+            .ok()
+            .map(|at| &self.0[at].1)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// The facts in name order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &serde_json::Value)> {
+        self.0.iter().map(|(n, v)| (n.as_str(), v))
+    }
+}
+
+impl FromIterator<(String, serde_json::Value)> for Facts {
+    /// As a map is built: a later value of a name replaces an earlier one.
+    fn from_iter<I: IntoIterator<Item = (String, serde_json::Value)>>(items: I) -> Self {
+        let mut facts = Facts::default();
+        for (name, value) in items {
+            facts.insert(name, value);
+        }
+        facts.0.shrink_to_fit();
+        facts
+    }
+}
+
+impl<const N: usize> From<[(String, serde_json::Value); N]> for Facts {
+    fn from(items: [(String, serde_json::Value); N]) -> Self {
+        items.into_iter().collect()
+    }
+}
+
+impl std::ops::Index<&str> for Facts {
+    type Output = serde_json::Value;
+
+    /// Panics when there is no such fact, as a map's index does.
+    fn index(&self, name: &str) -> &serde_json::Value {
+        self.get(name).unwrap_or_else(|| panic!("no fact `{name}`"))
+    }
+}
+
+impl Serialize for Facts {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.0.iter().map(|(n, v)| (n, v)))
+    }
+}
+
+impl<'de> Deserialize<'de> for Facts {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(
+            BTreeMap::<String, serde_json::Value>::deserialize(deserializer)?
+                .into_iter()
+                .collect(),
+        )
+    }
+}
+
+impl JsonSchema for Facts {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        BTreeMap::<String, serde_json::Value>::schema_name()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        BTreeMap::<String, serde_json::Value>::json_schema(generator)
+    }
+
+    fn inline_schema() -> bool {
+        true
+    }
+}
+
 /// What a finding rests on.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Evidence {
@@ -98,8 +196,8 @@ pub struct Evidence {
     pub series: Vec<EvidenceSeries>,
     /// Inventory facts (`attached_to: null`, `created`, `state`, `instance_type`, …) and
     /// figures the decision used (`needed_vcpus`).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub facts: BTreeMap<String, serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Facts::is_empty")]
+    pub facts: Facts,
     /// Reconciliation: the days compared, each with its billed, estimated and gap.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub days: Vec<GapDay>,

@@ -45,8 +45,8 @@ use std::sync::Arc;
 mod recon;
 use crate::finding::cents;
 pub use crate::finding::{
-    Evidence, EvidenceSeries, Finding, FindingKind, FindingResource, GapCause, GapDay, GapDriver,
-    KindTotal, SpendGroup, Totals, DAYS_PER_MONTH,
+    Evidence, EvidenceSeries, Facts, Finding, FindingKind, FindingResource, GapCause, GapDay,
+    GapDriver, KindTotal, SpendGroup, Totals, DAYS_PER_MONTH,
 };
 pub use recon::ReconciliationConfig;
 
@@ -987,7 +987,7 @@ fn untagged(
             start: Some(start),
             end: Some(now),
             series: Vec::new(),
-            facts: BTreeMap::from([
+            facts: Facts::from([
                 ("missing_tags".to_string(), missing.into()),
                 (
                     "cost_source".to_string(),

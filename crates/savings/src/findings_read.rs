@@ -41,7 +41,7 @@ impl SeriesSummary {
             stat,
             max: values.iter().copied().fold(f64::NEG_INFINITY, f64::max),
             sum: values.iter().sum(),
-            percentile: p.map(|p| percentile(values, p)).unwrap_or(0.0),
+            percentile: p.map(|p| percentile(&values, p)).unwrap_or(0.0),
             points: points.len() as u64,
             first_ts: first,
             last_ts: last,
@@ -54,7 +54,7 @@ impl SeriesSummary {
             stat,
             max: vals.iter().copied().fold(f64::NEG_INFINITY, f64::max),
             sum: vals.iter().sum(),
-            percentile: p.map(|p| percentile(vals.to_vec(), p)).unwrap_or(0.0),
+            percentile: p.map(|p| percentile(vals, p)).unwrap_or(0.0),
             points: vals.len() as u64,
             first_ts: from_ns(*ts.first()?),
             last_ts: from_ns(*ts.last()?),
@@ -142,14 +142,52 @@ fn scan_of<'a>(
 }
 
 /// The `p`-th percentile (0-100] of `values`, nearest rank (the value at rank ⌈p/100 × n⌉),
-/// as CloudWatch's and Compute Optimizer's percentiles are read; 0 for none.
-pub fn percentile(mut values: Vec<f64>, p: f64) -> f64 {
-    if values.is_empty() {
+/// as CloudWatch's and Compute Optimizer's percentiles are read; 0 for none. Values are
+/// ordered as `f64::total_cmp` orders them.
+///
+/// A high percentile is the smallest of the values above its rank, a few of many (the 95th
+/// of two weeks of 5-minute points is the least of the top 202 of 4,032): those few are kept
+/// in a heap while the values go by once, most of them turned away by one comparison with
+/// the heap's least. Over a fleet this is what the rightsizing read spends its time on, and
+/// the heap is several times faster than selecting in a copy of every value.
+pub fn percentile(values: &[f64], p: f64) -> f64 {
+    let n = values.len();
+    if n == 0 {
         return 0.0;
     }
-    let rank = ((p / 100.0) * values.len() as f64).ceil() as usize;
-    let at = rank.clamp(1, values.len()) - 1;
-    *values.select_nth_unstable_by(at, f64::total_cmp).1
+    let rank = ((p / 100.0) * n as f64).ceil() as usize;
+    let at = rank.clamp(1, n) - 1;
+    // The answer is the least of the `top` largest values.
+    let top = n - at;
+    if top * 4 > n {
+        let mut keys: Vec<i64> = values.iter().map(|v| order_key(*v)).collect();
+        return from_order_key(*keys.select_nth_unstable(at).1);
+    }
+    let mut heap: std::collections::BinaryHeap<std::cmp::Reverse<i64>> =
+        std::collections::BinaryHeap::with_capacity(top + 1);
+    for v in values {
+        let k = order_key(*v);
+        if heap.len() < top {
+            heap.push(std::cmp::Reverse(k));
+        } else if let Some(mut least) = heap.peek_mut() {
+            if k > least.0 {
+                *least = std::cmp::Reverse(k);
+            }
+        }
+    }
+    heap.peek().map_or(0.0, |least| from_order_key(least.0))
+}
+
+/// An integer that orders as `f64::total_cmp` orders the floats (negative floats' bits
+/// turned around, so that larger magnitudes come first).
+fn order_key(v: f64) -> i64 {
+    let bits = v.to_bits() as i64;
+    bits ^ ((((bits >> 63) as u64) >> 1) as i64)
+}
+
+fn from_order_key(k: i64) -> f64 {
+    // The same flip undoes itself: the sign bit is kept.
+    f64::from_bits((k ^ ((((k >> 63) as u64) >> 1) as i64)) as u64)
 }
 
 /// One window of a metric to summarise: its points in `(start, end]` (points are stamped

@@ -14,7 +14,7 @@
 //! run's resources and never the window's resource-days of the whole fleet.
 
 use crate::finding::{
-    cents, Evidence, Finding, FindingKind, FindingResource, GapCause, GapDay, GapDriver,
+    cents, Evidence, Facts, Finding, FindingKind, FindingResource, GapCause, GapDay, GapDriver,
     SpendGroup, DAYS_PER_MONTH,
 };
 use crate::spend::start_of;
@@ -447,7 +447,7 @@ fn finding(
             start: Some(start),
             end: Some(end),
             series: Vec::new(),
-            facts: BTreeMap::from([
+            facts: Facts::from([
                 ("billed".to_string(), cents(c.billed).into()),
                 ("estimated".to_string(), cents(c.estimated).into()),
                 ("gap".to_string(), cents(c.gap).into()),

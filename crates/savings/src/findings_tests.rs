@@ -366,10 +366,53 @@ fn config_mistakes_name_the_field() {
 fn percentiles_are_nearest_rank() {
     use crate::findings_read::percentile;
     let v: Vec<f64> = (1..=20).map(f64::from).rev().collect();
-    assert_eq!(percentile(v.clone(), 95.0), 19.0);
-    assert_eq!(percentile(v.clone(), 100.0), 20.0);
-    assert_eq!(percentile(v.clone(), 50.0), 10.0);
-    assert_eq!(percentile(Vec::new(), 50.0), 0.0);
+    assert_eq!(percentile(&v, 95.0), 19.0);
+    assert_eq!(percentile(&v, 100.0), 20.0);
+    assert_eq!(percentile(&v, 50.0), 10.0);
+    assert_eq!(percentile(&[], 50.0), 0.0);
+    // Against the definition (sort, take rank ⌈p/100 × n⌉), on sizes, orders and values
+    // that exercise both ways of finding it: ties, negatives, −0.0, infinities, NaN.
+    let by_sorting = |v: &[f64], p: f64| {
+        let mut s = v.to_vec();
+        s.sort_by(f64::total_cmp);
+        let rank = ((p / 100.0) * s.len() as f64).ceil() as usize;
+        s[rank.clamp(1, s.len()) - 1]
+    };
+    let mut seed = 12u64;
+    let mut next = || {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        seed >> 33
+    };
+    for n in [1usize, 2, 3, 7, 20, 100, 4032] {
+        for shape in 0..5 {
+            let v: Vec<f64> = (0..n)
+                .map(|i| match shape {
+                    0 => (next() % 1000) as f64 / 10.0,
+                    1 => i as f64,
+                    2 => (n - i) as f64,
+                    3 => (next() % 5) as f64 - 2.0,
+                    _ => [
+                        f64::NAN,
+                        -0.0,
+                        0.0,
+                        f64::INFINITY,
+                        f64::NEG_INFINITY,
+                        -1.5,
+                        3.25,
+                    ][(next() % 7) as usize],
+                })
+                .collect();
+            for p in [1.0, 50.0, 75.0, 90.0, 95.0, 99.0, 100.0] {
+                assert_eq!(
+                    percentile(&v, p).to_bits(),
+                    by_sorting(&v, p).to_bits(),
+                    "n {n} shape {shape} p {p}"
+                );
+            }
+        }
+    }
     let t0 = now();
     let points: Vec<_> = v
         .iter()
@@ -459,4 +502,37 @@ fn a_peak_in_the_max_series_keeps_an_instance_from_being_idle() {
         );
         assert_eq!(cpu.last_ts, now());
     }
+}
+
+#[test]
+fn facts_are_a_map_in_name_order() {
+    use crate::finding::Facts;
+    use serde_json::json;
+    let mut facts = Facts::from([
+        ("state".to_string(), json!("stopped")),
+        ("size_gib".to_string(), json!(100)),
+        ("state".to_string(), json!("available")),
+    ]);
+    assert_eq!(
+        facts.len(),
+        2,
+        "a later value of a name replaces the earlier"
+    );
+    assert_eq!(facts["state"], "available");
+    assert_eq!(facts.insert("attached_to".into(), json!(null)), None);
+    assert_eq!(
+        facts.insert("size_gib".into(), json!(200)),
+        Some(json!(100))
+    );
+    assert_eq!(facts.get("missing"), None);
+    let text = serde_json::to_string(&facts).unwrap();
+    assert_eq!(
+        text,
+        r#"{"attached_to":null,"size_gib":200,"state":"available"}"#
+    );
+    let back: Facts = serde_json::from_str(&text).unwrap();
+    assert_eq!(back, facts);
+    let names: Vec<&str> = facts.iter().map(|(n, _)| n).collect();
+    assert_eq!(names, ["attached_to", "size_gib", "state"]);
+    assert!(std::panic::catch_unwind(|| facts["nope"].clone()).is_err());
 }

@@ -21,7 +21,7 @@
 //! compaction or retention lists the blocks it replaces (`sources`); after a crash between
 //! writing it and deleting them, opening the store deletes the replaced ones.
 
-use super::chunk;
+use super::chunk::{self, ChunkBuffers};
 use super::codec::{put_uvarint, Reader};
 use super::wal::{io_err, sync_dir};
 use crate::StoreError;
@@ -206,11 +206,19 @@ impl Block {
     }
 
     pub fn read_raw(&self, c: &ChunkMeta) -> Result<Vec<u8>, StoreError> {
-        let mut buf = vec![0u8; c.len as usize];
+        let mut buf = Vec::new();
+        self.read_raw_into(c, &mut buf)?;
+        Ok(buf)
+    }
+
+    /// Chunk `c`'s bytes into `buf` (replacing what it held), checked against its CRC.
+    fn read_raw_into(&self, c: &ChunkMeta, buf: &mut Vec<u8>) -> Result<(), StoreError> {
+        buf.clear();
+        buf.resize(c.len as usize, 0);
         self.file
-            .read_exact_at(&mut buf, c.offset)
+            .read_exact_at(buf, c.offset)
             .map_err(|e| io_err(&self.path, e))?;
-        if crc32fast::hash(&buf) != c.crc {
+        if crc32fast::hash(buf) != c.crc {
             return Err(StoreError::Corrupt {
                 path: self.path.display().to_string(),
                 message: format!(
@@ -220,18 +228,48 @@ impl Block {
                 ),
             });
         }
-        Ok(buf)
+        Ok(())
+    }
+
+    /// Chunk `c`'s points into `bufs.ts` and `bufs.vals`, through buffers the caller reuses.
+    pub fn read_into(&self, c: &ChunkMeta, bufs: &mut ChunkBuffers) -> Result<(), StoreError> {
+        self.read_raw_into(c, &mut bufs.raw)?;
+        bufs.decode(c.count as usize)
+            .map_err(|m| self.corrupt(c, m))
     }
 
     pub fn read(&self, c: &ChunkMeta) -> Result<(Vec<i64>, Vec<f64>), StoreError> {
         let raw = self.read_raw(c)?;
-        chunk::decode(&raw, c.count as usize).map_err(|m| StoreError::Corrupt {
+        chunk::decode(&raw, c.count as usize).map_err(|m| self.corrupt(c, m))
+    }
+
+    /// Chunk `c`'s points at `start` or later as (first timestamp, count), when its
+    /// largest value (from the index) is among them; see [`chunk::tail_from`]. `None`
+    /// when that takes decoding the whole chunk, or the block does not know the chunk's
+    /// values (version 1).
+    pub fn tail_from(
+        &self,
+        c: &ChunkMeta,
+        start: i64,
+        bufs: &mut ChunkBuffers,
+    ) -> Result<Option<(i64, u64)>, StoreError> {
+        let Some((_, top)) = c.value_range else {
+            return Ok(None);
+        };
+        self.read_raw_into(c, &mut bufs.raw)?;
+        Ok(chunk::tail_from(&bufs.raw, c.count as usize, start, top)
+            .map_err(|m| self.corrupt(c, m))?
+            .map(|(first, n)| (first, n as u64)))
+    }
+
+    fn corrupt(&self, c: &ChunkMeta, m: String) -> StoreError {
+        StoreError::Corrupt {
             path: self.path.display().to_string(),
             message: format!(
                 "chunk of series {} at byte offset {}: {m}",
                 c.series, c.offset
             ),
-        })
+        }
     }
 }
 

@@ -13,6 +13,7 @@
 //! WAL order, which keeps blocks' seq ranges disjoint and ordered.
 
 use super::block::{Block, BlockWriter, ChunkMeta};
+use super::chunk::ChunkBuffers;
 use super::codec::{decode_cursor, encode_cursor, from_ns, to_ns_saturating};
 use super::head::{sort_dedup, Head, SeriesBuf};
 use super::index::Index;
@@ -681,7 +682,15 @@ type ScanItem = ((u64, SeriesKey), Gathered);
 /// What a scan does with one series: given the blocks, the series and buffers the thread
 /// reuses.
 type PerSeries<'a> =
-    &'a (dyn Fn(&[Arc<Block>], &ScanItem, &mut Gathered) -> Result<(), StoreError> + Sync);
+    &'a (dyn Fn(&[Arc<Block>], &ScanItem, &mut ScanBuffers) -> Result<(), StoreError> + Sync);
+
+/// A scan thread's buffers, reused from series to series: a series' points merged from its
+/// sources, and one chunk's.
+#[derive(Default)]
+struct ScanBuffers {
+    merged: Gathered,
+    chunk: ChunkBuffers,
+}
 
 impl Inner {
     /// The head's points (frozen, then active) of each series of `ids` in `[start, end)`.
@@ -727,6 +736,12 @@ impl Inner {
                     .collect()
             };
             let Some(last) = last else {
+                // The scan's threads freed their buffers in their own allocator arenas,
+                // around what they handed over (which lives on): without giving those
+                // pages back, a fleet-wide read left the process with two to three times
+                // its live heap resident (the findings at 100,000 resources: ~1 GB for
+                // ~350 MB live).
+                release_freed_memory();
                 return Ok(());
             };
             after = last;
@@ -745,10 +760,7 @@ impl Inner {
                     .map(|part| {
                         let blocks = &blocks;
                         s.spawn(move || -> Result<(), StoreError> {
-                            let mut buf = Gathered {
-                                ts: Vec::new(),
-                                vals: Vec::new(),
-                            };
+                            let mut buf = ScanBuffers::default();
                             part.iter()
                                 .try_for_each(|item| per_series(blocks, item, &mut buf))
                         })
@@ -775,7 +787,8 @@ impl Inner {
             if let (Some((b, c)), None, true) = (first, more, head.ts.is_empty()) {
                 // The common case, one compacted chunk and nothing in the head: a chunk is
                 // time-ordered and unique, so its decoded slice goes to `f` as it is.
-                let (t, v) = b.read(c)?;
+                b.read_into(c, &mut buf.chunk)?;
+                let (t, v) = (&buf.chunk.ts, &buf.chunk.vals);
                 let lo = t.partition_point(|x| *x < start);
                 let hi = t.partition_point(|x| *x < end);
                 if hi > lo {
@@ -790,16 +803,17 @@ impl Inner {
                 end,
                 buf,
             )?;
-            if !buf.ts.is_empty() {
-                f(key, &buf.ts, &buf.vals);
+            if !buf.merged.ts.is_empty() {
+                f(key, &buf.merged.ts, &buf.merged.vals);
             }
             Ok(())
         })
     }
 
     /// See `Store::scan_extents`: each chunk of the series that lies wholly inside the range
-    /// and carries its values' range answers from the blocks' index, the others (the ones
-    /// the range's edges cut) are decoded, when no two chunks (nor a chunk and the head)
+    /// and carries its values' range answers from the blocks' index, one the range's start
+    /// cuts answers from its points before the start when its peak is after them, the
+    /// others (cut by the range's end, or peaking before its start) are decoded, when no two chunks (nor a chunk and the head)
     /// overlap in time — a later write replacing a point could otherwise hide in an older
     /// chunk's figures —; else the series' points are merged and read.
     pub(super) fn scan_extents(
@@ -832,11 +846,27 @@ impl Inner {
                     })
                 };
                 for (b, c) in chunks {
-                    match c.value_range {
-                        Some((_, hi)) if c.min_ts >= start && c.max_ts < end => add(SeriesExtent {
-                            first_ns: c.min_ts,
+                    // A chunk the range's start cuts, whose peak is after the cut.
+                    let tail = match c.value_range {
+                        Some((_, hi)) if c.min_ts < start && c.max_ts < end => b
+                            .tail_from(c, start, &mut buf.chunk)?
+                            .map(|(first, points)| (first, points, hi)),
+                        _ => None,
+                    };
+                    match (c.value_range, tail) {
+                        (Some((_, hi)), _) if c.min_ts >= start && c.max_ts < end => {
+                            add(SeriesExtent {
+                                first_ns: c.min_ts,
+                                last_ns: c.max_ts,
+                                points: u64::from(c.count),
+                                max: hi,
+                            })
+                        }
+                        (_, Some((_, 0, _))) => {}
+                        (_, Some((first, points, hi))) => add(SeriesExtent {
+                            first_ns: first,
                             last_ns: c.max_ts,
-                            points: u64::from(c.count),
+                            points,
                             max: hi,
                         }),
                         _ => {
@@ -851,17 +881,18 @@ impl Inner {
                                 end,
                                 buf,
                             )?;
-                            if !buf.ts.is_empty() {
-                                add(extent_of(&buf.ts, &buf.vals));
+                            if !buf.merged.ts.is_empty() {
+                                add(extent_of(&buf.merged.ts, &buf.merged.vals));
                             }
                         }
                     }
                 }
                 if !head.ts.is_empty() {
-                    buf.ts.clone_from(&head.ts);
-                    buf.vals.clone_from(&head.vals);
-                    sort_dedup(&mut buf.ts, &mut buf.vals);
-                    add(extent_of(&buf.ts, &buf.vals));
+                    let merged = &mut buf.merged;
+                    merged.ts.clone_from(&head.ts);
+                    merged.vals.clone_from(&head.vals);
+                    sort_dedup(&mut merged.ts, &mut merged.vals);
+                    add(extent_of(&merged.ts, &merged.vals));
                 }
                 if let Some(e) = acc {
                     f(key, e);
@@ -869,8 +900,8 @@ impl Inner {
                 return Ok(());
             }
             merge_range(in_range(blocks, *id, start, end), head, start, end, buf)?;
-            if !buf.ts.is_empty() {
-                f(key, extent_of(&buf.ts, &buf.vals));
+            if !buf.merged.ts.is_empty() {
+                f(key, extent_of(&buf.merged.ts, &buf.merged.vals));
             }
             Ok(())
         })
@@ -887,27 +918,28 @@ fn extent_of(ts: &[i64], vals: &[f64]) -> SeriesExtent {
     }
 }
 
-/// Into `buf` (cleared): the points in `[start, end)` of `chunks` and the head's, merged
-/// (time-ordered, the later write of a timestamp kept).
+/// Into `buf.merged` (cleared): the points in `[start, end)` of `chunks` and the head's,
+/// merged (time-ordered, the later write of a timestamp kept).
 fn merge_range<'a>(
     chunks: impl Iterator<Item = (&'a Block, &'a ChunkMeta)>,
     head: &Gathered,
     start: i64,
     end: i64,
-    buf: &mut Gathered,
+    buf: &mut ScanBuffers,
 ) -> Result<(), StoreError> {
-    buf.ts.clear();
-    buf.vals.clear();
+    let ScanBuffers { merged, chunk } = buf;
+    merged.ts.clear();
+    merged.vals.clear();
     for (b, c) in chunks {
-        let (t, v) = b.read(c)?;
-        let lo = t.partition_point(|x| *x < start);
-        let hi = t.partition_point(|x| *x < end);
-        buf.ts.extend_from_slice(&t[lo..hi]);
-        buf.vals.extend_from_slice(&v[lo..hi]);
+        b.read_into(c, chunk)?;
+        let lo = chunk.ts.partition_point(|x| *x < start);
+        let hi = chunk.ts.partition_point(|x| *x < end);
+        merged.ts.extend_from_slice(&chunk.ts[lo..hi]);
+        merged.vals.extend_from_slice(&chunk.vals[lo..hi]);
     }
-    buf.ts.extend_from_slice(&head.ts);
-    buf.vals.extend_from_slice(&head.vals);
-    sort_dedup(&mut buf.ts, &mut buf.vals);
+    merged.ts.extend_from_slice(&head.ts);
+    merged.vals.extend_from_slice(&head.vals);
+    sort_dedup(&mut merged.ts, &mut merged.vals);
     Ok(())
 }
 
