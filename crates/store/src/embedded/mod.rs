@@ -581,7 +581,11 @@ impl Store for EmbeddedStore {
 
     fn costs_many(&self, qs: &[CostQuery]) -> Result<Vec<Vec<CostGroup>>, StoreError> {
         let groups = self.inner.meta.costs_many(qs);
-        // A month of a fleet's lines went through maps that are freed now; see `scan_each`.
+        // A month of a fleet's lines went through SQLite's pages and the grouping's maps,
+        // freed now on this thread's allocator arena around the groups that live on: the
+        // pages go back to the system (findings at 100,000 resources peaked 100–250 MiB
+        // lower with this). Not after each series scan: with the scan threads running,
+        // that cost about a second of page faults and TLB flushes a pass.
         tsdb::release_freed_memory();
         groups
     }
