@@ -64,11 +64,7 @@ fn decode_into(
             vals.resize(n, v);
         }
         VAL_DECIMAL => {
-            let d = r.u8("decimal digits")?;
-            if d > 6 {
-                return Err(format!("bad decimal digits {d}"));
-            }
-            let p = 10f64.powi(i32::from(d));
+            let p = decimal_scale(&mut r)?;
             pco_into(&vals_column[2..], n, ints)?;
             vals.clear();
             vals.extend(ints.iter().map(|i| *i as f64 / p));
@@ -187,6 +183,15 @@ pub fn tail_from(
     }
 }
 
+/// 10^d for a decimal value column's digit count `d` (the byte after its encoding).
+fn decimal_scale(r: &mut Reader) -> Result<f64, String> {
+    let d = r.u8("decimal digits")?;
+    if d > 6 {
+        return Err(format!("bad decimal digits {d}"));
+    }
+    Ok(10f64.powi(i32::from(d)))
+}
+
 /// `Some((first, step))` for a timestamp column in the regular form.
 fn regular_ts(buf: &[u8]) -> Result<Option<(i64, i64)>, String> {
     let mut r = Reader::new(buf);
@@ -228,11 +233,7 @@ fn prefix_max(buf: &[u8], k: usize) -> Result<Option<f64>, String> {
     match r.u8("value encoding")? {
         VAL_CONST => Ok(Some(max_of(&[r.f64("constant value")?]))),
         VAL_DECIMAL => {
-            let d = r.u8("decimal digits")?;
-            if d > 6 {
-                return Err(format!("bad decimal digits {d}"));
-            }
-            let p = 10f64.powi(i32::from(d));
+            let p = decimal_scale(&mut r)?;
             // i / 10^d grows with i: the largest integer is the largest value.
             Ok(first::<i64>(&buf[2..], k)?.map(|ints| {
                 ints.iter()

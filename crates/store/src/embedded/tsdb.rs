@@ -807,9 +807,10 @@ impl Inner {
     /// See `Store::scan_extents`: each chunk of the series that lies wholly inside the range
     /// and carries its values' range answers from the blocks' index, one the range's start
     /// cuts answers from its points before the start when its peak is after them, the
-    /// others (cut by the range's end, or peaking before its start) are decoded, when no two chunks (nor a chunk and the head)
-    /// overlap in time — a later write replacing a point could otherwise hide in an older
-    /// chunk's figures —; else the series' points are merged and read.
+    /// others (cut by the range's end, or peaking before its start) are decoded, when no
+    /// two chunks (nor a chunk and the head) overlap in time — a later write replacing a
+    /// point could otherwise hide in an older chunk's figures —; else the series' points
+    /// are merged and read.
     pub(super) fn scan_extents(
         &self,
         scan: &SeriesScan<'_>,
